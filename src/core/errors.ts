@@ -1,0 +1,101 @@
+/**
+ * Every error muxwire raises is one of these classes, each with a stable `code` to branch on.
+ * A normal, clean close is never an error.
+ * @module
+ */
+
+/** Go Away codes from the yamux specification. */
+export const GoAwayCode = {
+  normal: 0,
+  protocolError: 1,
+  internalError: 2,
+} as const;
+
+/** The base class of all muxwire errors. */
+export class MuxError extends Error {
+  /** A stable identifier such as `ERR_MUX_PROTOCOL`. */
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** The peer broke the wire protocol; the session answered with Go Away code 1 and ended. */
+export class ProtocolError extends MuxError {
+  /** The Go Away code this session sent to the peer. */
+  readonly goAwayCode = GoAwayCode.protocolError;
+  constructor(message: string) {
+    super('ERR_MUX_PROTOCOL', message);
+  }
+}
+
+/** The session is closed (or closing), so the operation cannot proceed. */
+export class SessionClosedError extends MuxError {
+  constructor(message = 'session is closed') {
+    super('ERR_MUX_SESSION_CLOSED', message);
+  }
+}
+
+/** The peer sent Go Away: it takes no new channels. With a non-zero code it is also ending the session. */
+export class GoAwayError extends MuxError {
+  /** The code the peer sent: 0 normal, 1 protocol error, 2 internal error. */
+  readonly goAwayCode: number;
+  constructor(goAwayCode: number, message?: string) {
+    super('ERR_MUX_GO_AWAY', message ?? `peer sent Go Away (code ${goAwayCode}${goAwayName(goAwayCode)})`);
+    this.goAwayCode = goAwayCode;
+  }
+}
+
+function goAwayName(code: number): string {
+  if (code === GoAwayCode.normal) return ': normal';
+  if (code === GoAwayCode.protocolError) return ': protocol error';
+  if (code === GoAwayCode.internalError) return ': internal error';
+  return '';
+}
+
+/** The peer reset (aborted) the channel. */
+export class ChannelResetError extends MuxError {
+  readonly channelId: number;
+  constructor(channelId: number, message?: string, code = 'ERR_MUX_CHANNEL_RESET') {
+    super(code, message ?? `channel ${channelId} was reset by the peer`);
+    this.channelId = channelId;
+  }
+}
+
+/** The peer refused a channel this side dialled (reset before accepting it: backlog full or stream limit). */
+export class ChannelRefusedError extends ChannelResetError {
+  constructor(channelId: number) {
+    super(channelId, `channel ${channelId} was refused by the peer (accept backlog full or stream limit)`,
+      'ERR_MUX_CHANNEL_REFUSED');
+  }
+}
+
+/** A local limit stopped a new channel: `maxStreams` reached, or channel ids exhausted. */
+export class StreamLimitError extends MuxError {
+  constructor(message: string) {
+    super('ERR_MUX_STREAM_LIMIT', message);
+  }
+}
+
+/** Something did not happen in time. `code` tells what: `ERR_MUX_KEEPALIVE_TIMEOUT` (a ping went unanswered) or `ERR_MUX_CLOSE_TIMEOUT`. */
+export class TimeoutError extends MuxError {
+  constructor(code: 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT', message: string) {
+    super(code, message);
+  }
+}
+
+/** The transport ended or failed while channels were still open. `cause` holds the transport's own error. */
+export class TransportClosedError extends MuxError {
+  constructor(message = 'transport closed with channels still open', cause?: unknown) {
+    super('ERR_MUX_TRANSPORT_CLOSED', message, cause === undefined ? undefined : { cause });
+  }
+}
+
+/** The session's bound on buffered memory was exceeded in a way it could not absorb. */
+export class MemoryLimitError extends MuxError {
+  constructor(message: string) {
+    super('ERR_MUX_MEMORY_LIMIT', message);
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * The protocol core of muxwire: no Node-only imports, bytes are `Uint8Array`, so it runs in browsers too.
+ * Adapters give it a transport ({@link Transport}) and wrap its channels ({@link ChannelEndpoint}).
+ * @module
+ */
+export * from './errors.js';
+export * from './options.js';
+export * from './frame.js';
+export { FrameDecoder, type FrameSink, checkYamuxHeader, yamuxPayloadLength } from './decoder.js';
+export { ReceiveWindow, SessionMemory } from './flow.js';
+export { FrameBatch, WriteScheduler, type SchedulerHooks, COPY_LIMIT } from './scheduler.js';
+export { ChannelState, type ChannelStateName, type ChannelEndpoint, type WriteDone } from './channel-state.js';
+export { Emitter } from './emitter.js';
+export type { Transport, TransportEvents } from './transport.js';
+export {
+  MuxSession, type Role, type SessionEvents, type SessionStatus, type EndpointFactory, type AcceptOptions,
+  type CloseOptions,
+} from './session.js';

@@ -1,0 +1,105 @@
+/**
+ * Session options: their defaults and the one function that validates them.
+ * @module
+ */
+
+/** The yamux specification's initial stream window; peers assume it without saying so. */
+export const SPEC_INITIAL_WINDOW = 256 * 1024;
+
+/** Options of a session. Every field is optional; see {@link DEFAULT_OPTIONS} for the defaults. */
+export interface SessionOptions {
+  /** Most channels open at once (both directions together). A dial beyond it throws; an inbound SYN beyond it gets RST. */
+  maxStreams?: number;
+  /** Most inbound channels waiting to be accepted; one more is refused with RST. */
+  acceptBacklog?: number;
+  /** Most dialled channels the peer has not acknowledged yet; further SYNs wait (the libp2p "ACK backlog"). */
+  ackBacklog?: number;
+  /** Receive window each channel starts with, in bytes (at least the spec's 262,144). */
+  initialWindow?: number;
+  /** Largest receive window auto-tuning may grow a channel to, in bytes. */
+  maxWindow?: number;
+  /** Cap on bytes received but not yet read, across all channels of the session. */
+  maxSessionBuffered?: number;
+  /** Largest Data frame payload this side sends; writes are cut into fragments of this size and interleaved. */
+  maxFrameSize?: number;
+  /** Milliseconds between keep-alive pings; 0 turns keep-alive off. */
+  keepAliveInterval?: number;
+  /** Milliseconds to wait for a ping's answer before the session fails. */
+  keepAliveTimeout?: number;
+  /** Milliseconds `close()` waits for open channels to finish before resetting them. */
+  closeTimeout?: number;
+  /** Readable and writable high-water mark of each channel, in bytes. */
+  channelHighWaterMark?: number;
+}
+
+/** The options after defaults are applied. */
+export type ResolvedOptions = Required<SessionOptions>;
+
+/** The defaults, chosen for real networks: large windows that tune themselves, bounded memory, bounded waits. */
+export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
+  maxStreams: 65_536,
+  acceptBacklog: 256,
+  ackBacklog: 256,
+  initialWindow: SPEC_INITIAL_WINDOW,
+  maxWindow: 16 * 1024 * 1024,
+  maxSessionBuffered: 64 * 1024 * 1024,
+  maxFrameSize: 16 * 1024,
+  keepAliveInterval: 30_000,
+  keepAliveTimeout: 10_000,
+  closeTimeout: 30_000,
+  channelHighWaterMark: 64 * 1024,
+});
+
+const MAX_U32 = 0xffff_ffff;
+
+interface Rule {
+  min: number;
+  max: number;
+}
+
+const RULES: Record<keyof ResolvedOptions, Rule> = {
+  maxStreams: { min: 1, max: 0x7fff_ffff },
+  acceptBacklog: { min: 1, max: 1_000_000 },
+  ackBacklog: { min: 1, max: 1_000_000 },
+  initialWindow: { min: SPEC_INITIAL_WINDOW, max: MAX_U32 },
+  maxWindow: { min: SPEC_INITIAL_WINDOW, max: MAX_U32 },
+  maxSessionBuffered: { min: SPEC_INITIAL_WINDOW, max: Number.MAX_SAFE_INTEGER },
+  maxFrameSize: { min: 1024, max: 16 * 1024 * 1024 },
+  keepAliveInterval: { min: 0, max: 0x7fff_ffff },
+  keepAliveTimeout: { min: 1, max: 0x7fff_ffff },
+  closeTimeout: { min: 0, max: 0x7fff_ffff },
+  channelHighWaterMark: { min: 1, max: 1 << 30 },
+};
+
+/**
+ * Applies defaults and checks every option. A value of the wrong type throws `TypeError`, one out of range
+ * `RangeError`; both name the option.
+ */
+export function resolveOptions(options: SessionOptions | undefined): ResolvedOptions {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new TypeError('muxwire: options must be an object');
+  }
+  const resolved = { ...DEFAULT_OPTIONS } as ResolvedOptions;
+  if (options !== undefined) {
+    for (const key of Object.keys(options)) {
+      if (!(key in RULES)) throw new TypeError(`muxwire: unknown option ${key}`);
+    }
+  }
+  for (const key of Object.keys(RULES) as (keyof ResolvedOptions)[]) {
+    const value = options?.[key];
+    if (value === undefined) continue;
+    const rule = RULES[key];
+    if (typeof value !== 'number' || Number.isNaN(value)) {
+      throw new TypeError(`muxwire: option ${key} must be a number, got ${typeof value}`);
+    }
+    if (!Number.isInteger(value) || value < rule.min || value > rule.max) {
+      throw new RangeError(`muxwire: option ${key} must be an integer from ${rule.min} to ${rule.max}, got ${value}`);
+    }
+    resolved[key] = value;
+  }
+  if (resolved.maxWindow < resolved.initialWindow) {
+    throw new RangeError(
+      `muxwire: option maxWindow (${resolved.maxWindow}) must be at least initialWindow (${resolved.initialWindow})`);
+  }
+  return resolved;
+}

@@ -1,0 +1,216 @@
+/**
+ * The write scheduler: decides which frame goes next and packs frames into as few transport writes as it can.
+ *
+ * Order of service in each batch:
+ * 1. session frames (Ping, Go Away, refusals of unwanted SYNs), oldest first;
+ * 2. channel control frames (RST, Window Update, SYN/ACK/FIN without data), oldest first;
+ * 3. data, round-robin between channels, at most `maxFrameSize` bytes per channel per turn, so a bulk
+ *    transfer delays a small message on another channel by at most one fragment per turn.
+ *
+ * A batch copies headers and small payloads into one staging buffer and references large payloads in place
+ * (the caller's bytes are not touched again until the transport reports the batch written).
+ * @module
+ */
+import { type ChannelState, Pending, type WriteDone } from './channel-state.js';
+import { Flag, FrameType, HEADER_SIZE, encodeHeader } from './frame.js';
+
+/** Payloads up to this size are copied next to their header; larger ones are written from the caller's bytes. */
+export const COPY_LIMIT = 2048;
+const STAGING_SIZE = 16 * 1024;
+
+/** One transport write being assembled. */
+export class FrameBatch {
+  readonly parts: Uint8Array[] = [];
+  readonly done: WriteDone[] = [];
+  /** Bytes in the batch so far. */
+  bytes = 0;
+  private staging: Uint8Array | null = null;
+  private stagingStart = 0;
+  private stagingUsed = 0;
+
+  constructor(private readonly allocate: (size: number) => Uint8Array) {}
+
+  /** Appends a frame header. */
+  header(type: number, flags: number, streamId: number, length: number): void {
+    const staging = this.reserve(HEADER_SIZE);
+    encodeHeader(staging, this.stagingUsed, type, flags, streamId, length);
+    this.stagingUsed += HEADER_SIZE;
+    this.bytes += HEADER_SIZE;
+  }
+
+  /** Appends payload bytes: copied when small, referenced when large. */
+  payload(data: Uint8Array): void {
+    const length = data.length;
+    if (length === 0) return;
+    this.bytes += length;
+    if (length <= COPY_LIMIT) {
+      const staging = this.reserve(length);
+      staging.set(data, this.stagingUsed);
+      this.stagingUsed += length;
+      return;
+    }
+    this.cutStaging();
+    this.parts.push(data);
+  }
+
+  /** The batch's parts, in order. */
+  finish(): Uint8Array[] {
+    this.cutStaging();
+    return this.parts;
+  }
+
+  private reserve(length: number): Uint8Array {
+    const staging = this.staging;
+    if (staging !== null && staging.length - this.stagingUsed >= length) return staging;
+    this.cutStaging();
+    const fresh = this.allocate(Math.max(STAGING_SIZE, length));
+    this.staging = fresh;
+    this.stagingStart = 0;
+    this.stagingUsed = 0;
+    return fresh;
+  }
+
+  private cutStaging(): void {
+    if (this.staging !== null && this.stagingUsed > this.stagingStart) {
+      this.parts.push(this.staging.subarray(this.stagingStart, this.stagingUsed));
+      this.stagingStart = this.stagingUsed;
+    }
+  }
+}
+
+/** What the session learns from the scheduler as frames are packed. */
+export interface SchedulerHooks {
+  /** A frame carrying these flags (SYN, ACK, FIN, RST bits) for `channel` was packed. */
+  onFlagsSent(channel: ChannelState, flags: number): void;
+}
+
+/** Flattened session frames: type, flags, stream id, length. */
+const SESSION_FRAME_FIELDS = 4;
+
+export class WriteScheduler {
+  private readonly sessionFrames: number[] = [];
+  private controlHead: ChannelState | null = null;
+  private controlTail: ChannelState | null = null;
+  private dataHead: ChannelState | null = null;
+  private dataTail: ChannelState | null = null;
+
+  constructor(private readonly maxFrameSize: number, private readonly hooks: SchedulerHooks) {}
+
+  /** Session frames waiting (Ping, Go Away, refusals). */
+  get sessionFrameCount(): number {
+    return this.sessionFrames.length / SESSION_FRAME_FIELDS;
+  }
+
+  /** True when nothing at all is waiting to be sent. */
+  get idle(): boolean {
+    return this.sessionFrames.length === 0 && this.controlHead === null && this.dataHead === null;
+  }
+
+  /** Queues a header-only frame that belongs to no live channel. */
+  queueSessionFrame(type: number, flags: number, streamId: number, length: number): void {
+    this.sessionFrames.push(type, flags, streamId, length);
+  }
+
+  /** Puts a channel on the control list (it owes flags or a window increment). */
+  scheduleControl(channel: ChannelState): void {
+    if (channel.inControl) return;
+    channel.inControl = true;
+    channel.nextControl = null;
+    if (this.controlTail === null) this.controlHead = channel;
+    else this.controlTail.nextControl = channel;
+    this.controlTail = channel;
+  }
+
+  /** Puts a channel on the data ring if it can send data now. */
+  scheduleData(channel: ChannelState): void {
+    if (channel.inData || !channel.hasSendableData) return;
+    channel.inData = true;
+    channel.nextData = null;
+    if (this.dataTail === null) this.dataHead = channel;
+    else this.dataTail.nextData = channel;
+    this.dataTail = channel;
+  }
+
+  /** Packs frames into `batch` until it holds at least `limit` bytes or nothing is left. */
+  fill(batch: FrameBatch, limit: number): void {
+    this.fillSessionFrames(batch, limit);
+    while (this.controlHead !== null && batch.bytes < limit) {
+      const channel = this.controlHead;
+      this.controlHead = channel.nextControl;
+      if (this.controlHead === null) this.controlTail = null;
+      channel.nextControl = null;
+      channel.inControl = false;
+      this.packControl(channel, batch);
+    }
+    while (this.dataHead !== null && batch.bytes < limit) {
+      const channel = this.dataHead;
+      this.dataHead = channel.nextData;
+      if (this.dataHead === null) this.dataTail = null;
+      channel.nextData = null;
+      channel.inData = false;
+      if (!channel.hasSendableData) continue;
+      this.packData(channel, batch);
+      this.scheduleData(channel);
+    }
+  }
+
+  private fillSessionFrames(batch: FrameBatch, limit: number): void {
+    const frames = this.sessionFrames;
+    let i = 0;
+    for (; i < frames.length && batch.bytes < limit; i += SESSION_FRAME_FIELDS) {
+      batch.header(frames[i]!, frames[i + 1]!, frames[i + 2]!, frames[i + 3]!);
+    }
+    if (i === frames.length) frames.length = 0;
+    else frames.splice(0, i);
+  }
+
+  private packControl(channel: ChannelState, batch: FrameBatch): void {
+    if ((channel.pending & Pending.rst) !== 0) {
+      channel.pending = 0;
+      channel.pendingIncrement = 0;
+      batch.header(FrameType.windowUpdate, Flag.rst, channel.id, 0);
+      this.hooks.onFlagsSent(channel, Flag.rst);
+      return;
+    }
+    const openFlags = channel.pending & (Pending.syn | Pending.ack);
+    // SYN/ACK ride on the channel's first data frame when there is data to carry them and nothing else to say.
+    if (openFlags !== 0 && channel.pendingIncrement === 0 && channel.hasSendableData) {
+      this.scheduleData(channel);
+      return;
+    }
+    const fin = (channel.pending & Pending.fin) !== 0 && channel.queuedBytes === 0 ? Flag.fin : 0;
+    const flags = openFlags | fin;
+    if (flags !== 0 || channel.pendingIncrement > 0) {
+      batch.header(FrameType.windowUpdate, flags, channel.id, channel.pendingIncrement);
+      channel.pendingIncrement = 0;
+      channel.pending &= ~flags;
+      if (flags !== 0) this.hooks.onFlagsSent(channel, flags);
+    }
+    this.scheduleData(channel);
+  }
+
+  private packData(channel: ChannelState, batch: FrameBatch): void {
+    const size = Math.min(this.maxFrameSize, channel.sendWindow, channel.queuedBytes);
+    let flags = channel.pending & (Pending.syn | Pending.ack);
+    if (size === channel.queuedBytes && (channel.pending & Pending.fin) !== 0) flags |= Flag.fin;
+    channel.pending &= ~flags;
+    batch.header(FrameType.data, flags, channel.id, size);
+    let left = size;
+    const queue = channel.queue;
+    while (left > 0) {
+      const item = queue[0]!;
+      const available = item.data.length - item.offset;
+      const take = available < left ? available : left;
+      batch.payload(take === item.data.length ? item.data : item.data.subarray(item.offset, item.offset + take));
+      item.offset += take;
+      left -= take;
+      if (item.offset === item.data.length) {
+        queue.shift();
+        if (item.done !== null) batch.done.push(item.done);
+      }
+    }
+    channel.sendWindow -= size;
+    channel.queuedBytes -= size;
+    if (flags !== 0) this.hooks.onFlagsSent(channel, flags);
+  }
+}

@@ -1,0 +1,943 @@
+/**
+ * The session: the table of channels, the accept queue, the receive path, keep-alive, Go Away and shutdown.
+ * It speaks to the transport through {@link Transport} and to channels through {@link ChannelEndpoint}, so it
+ * imports nothing Node-only; adapters (src/node/) give it a Node stream and make channels Node `Duplex`es.
+ * @module
+ */
+import { ChannelState, Pending, type ChannelEndpoint, type WriteDone } from './channel-state.js';
+import { FrameDecoder, type FrameSink } from './decoder.js';
+import { Emitter } from './emitter.js';
+import {
+  ChannelRefusedError, ChannelResetError, GoAwayCode, GoAwayError, MuxError, ProtocolError, SessionClosedError,
+  StreamLimitError, TimeoutError, TransportClosedError,
+} from './errors.js';
+import { Flag, type FrameHeader, FrameType, headerBytes } from './frame.js';
+import { SessionMemory } from './flow.js';
+import { type ResolvedOptions, type SessionOptions, SPEC_INITIAL_WINDOW, resolveOptions } from './options.js';
+import { FrameBatch, type SchedulerHooks, WriteScheduler } from './scheduler.js';
+import type { Transport, TransportEvents } from './transport.js';
+
+/** Which end of the session this is: the client dials odd channel ids, the server even ones. */
+export type Role = 'client' | 'server';
+
+/** The events of a session. */
+export interface SessionEvents<C> {
+  /** The peer opened a channel (it is accepted by being handed to this listener). */
+  channel: (channel: C) => void;
+  /** The peer sent Go Away: it takes no new channels (code 0), or is ending on an error (1, 2). */
+  goaway: (code: number) => void;
+  /** The session has ended: cleanly (`error` undefined) or not. Emitted once. */
+  close: (error?: Error) => void;
+}
+
+/** The lifecycle of a session. */
+export type SessionStatus = 'open' | 'closing' | 'closed';
+
+/** Makes the application-facing object for a channel (a Node `Duplex`, a Web stream pair...). */
+export type EndpointFactory<C extends ChannelEndpoint> = (state: ChannelState, session: MuxSession<C>) => C;
+
+/** Options of `accept()`. */
+export interface AcceptOptions {
+  /** Gives up waiting; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** Options of `close()`. */
+export interface CloseOptions {
+  /** Milliseconds to wait for open channels to finish (default: the session's `closeTimeout`). */
+  timeout?: number;
+}
+
+interface AcceptWaiter<C> {
+  resolve(channel: C): void;
+  reject(error: unknown): void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+interface PendingPing {
+  value: number;
+  sentAt: number;
+  resolve: ((rtt: number) => void)[];
+  reject: ((error: Error) => void)[];
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Bytes arrived since the ping went out: the peer is alive even if the answer is late. */
+  heardFrom: boolean;
+}
+
+const MAX_ID = 0xffff_ffff;
+/** A batch stops growing at this many bytes; the transport decides whether more follow at once. */
+const BATCH_LIMIT = 256 * 1024;
+/** Small payload pieces of a large chunk are copied, so a few bytes do not pin the chunk's memory. */
+const PIN_COPY_LIMIT = 1024;
+/** Queued pong answers beyond this are dropped (a ping flood gets no more). */
+const MAX_QUEUED_PONGS = 32;
+/** Refusals (RST for unwanted SYNs) waiting beyond this mean the peer floods without reading: a protocol error. */
+const MAX_QUEUED_SESSION_FRAMES = 4096;
+/** After ending the transport, how long to wait for the peer to end its side before destroying it. */
+const LINGER_MS = 2000;
+
+const noop = (): void => {};
+
+function unref(timer: ReturnType<typeof setTimeout>): ReturnType<typeof setTimeout> {
+  (timer as { unref?: () => void }).unref?.();
+  return timer;
+}
+
+function defaultAllocate(size: number): Uint8Array {
+  return new Uint8Array(size);
+}
+
+/** A first-in first-out queue that does not shift arrays (dial backlogs can hold thousands). */
+class Fifo<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  push(item: T): void {
+    this.items.push(item);
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+  drain(): T[] {
+    const rest = this.items.slice(this.head) as T[];
+    this.items = [];
+    this.head = 0;
+    return rest;
+  }
+}
+
+/**
+ * A multiplexed session over one transport. `C` is the channel type the adapter hands to the application.
+ * Create one with `multiplexedClient` / `multiplexedServer` (Node) rather than directly.
+ */
+export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents<C>>
+  implements FrameSink, SchedulerHooks {
+  /** The options in force, defaults applied. */
+  readonly options: ResolvedOptions;
+  /** `client` (dials odd ids) or `server` (dials even ids). */
+  readonly role: Role;
+  /** Settles when the session has ended: resolves on a clean close, rejects with the error otherwise. */
+  readonly closed: Promise<void>;
+
+  private readonly transport: Transport;
+  private readonly createEndpoint: EndpointFactory<C>;
+  private readonly decoder: FrameDecoder;
+  private readonly scheduler: WriteScheduler;
+  private readonly memory: SessionMemory;
+  private readonly allocate: (size: number) => Uint8Array;
+  private readonly streams = new Map<number, ChannelState>();
+  private readonly acceptQueue = new Fifo<ChannelState>();
+  private readonly acceptWaiters: AcceptWaiter<C>[] = [];
+  private readonly dialBacklog = new Fifo<ChannelState>();
+  private withheld: ChannelState[] = [];
+  private nextId: number;
+  private unacked = 0;
+  private status: SessionStatus = 'open';
+  private localGoAway = false;
+  private remoteGoAway: number | undefined;
+  private error: Error | undefined;
+  private resolveClosed!: () => void;
+  private rejectClosed!: (error: Error) => void;
+  private closingPromise: Promise<void> | undefined;
+  private finished = false;
+  private closeTimer: ReturnType<typeof setTimeout> | undefined;
+  private lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  private endWhenFlushed = false;
+  private transportEnded = false;
+  private transportClosed = false;
+  private flushScheduled = false;
+  private writeBlocked = false;
+  private readPaused = false;
+  private pingInFlight: PendingPing | undefined;
+  private nextPingValue = 1;
+  private keepAliveTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastRtt: number | undefined;
+  // The frame being received: its channel, and whether its payload goes to that channel.
+  private frameChannel: ChannelState | null = null;
+  private payloadTarget: ChannelState | null = null;
+  private readonly flushTask = (): void => this.flush();
+
+  constructor(transport: Transport, role: Role, options: SessionOptions | undefined, createEndpoint: EndpointFactory<C>) {
+    super();
+    if (role !== 'client' && role !== 'server') throw new TypeError(`muxwire: role must be 'client' or 'server'`);
+    this.options = resolveOptions(options);
+    this.role = role;
+    this.nextId = role === 'client' ? 1 : 2;
+    this.transport = transport;
+    this.createEndpoint = createEndpoint;
+    this.decoder = new FrameDecoder(this);
+    this.scheduler = new WriteScheduler(this.options.maxFrameSize, this);
+    this.memory = new SessionMemory(this.options.maxSessionBuffered);
+    this.allocate = transport.allocate?.bind(transport) ?? defaultAllocate;
+    this.closed = new Promise<void>((resolve, reject) => {
+      this.resolveClosed = resolve;
+      this.rejectClosed = reject;
+    });
+    this.closed.catch(noop); // whoever awaits `closed` sees the error; nobody else is bothered by it
+    const events: TransportEvents = {
+      data: (chunk) => this.onTransportData(chunk),
+      drain: () => this.onTransportDrain(),
+      end: () => this.onTransportEnd(),
+      error: (error) => this.onTransportError(error),
+      close: () => this.onTransportClose(),
+    };
+    transport.start(events);
+    // An opening ping measures the round-trip time that window auto-tuning needs.
+    if (this.status === 'open') {
+      this.sendPing();
+      this.armKeepAlive();
+    }
+  }
+
+  // ------------------------------------------------------------------ public API
+
+  /** `open` until `close()` or `destroy()` starts, then `closing` and `closed`. */
+  get state(): SessionStatus {
+    return this.status;
+  }
+
+  /** Channels currently open (dialled or accepted, not yet fully closed or reset). */
+  get channelCount(): number {
+    return this.streams.size;
+  }
+
+  /** The last measured round-trip time in milliseconds, or undefined before the first ping answer. */
+  get rtt(): number | undefined {
+    return this.lastRtt;
+  }
+
+  /** Bytes received and not yet read by the application, across all channels. */
+  get bufferedBytes(): number {
+    return this.memory.buffered;
+  }
+
+  /** The error the session ended with, if it ended abnormally. */
+  get closeError(): Error | undefined {
+    return this.error;
+  }
+
+  /**
+   * Opens a channel and returns it at once: it can be written to before the peer acknowledges it (the
+   * first data frame carries the SYN). Throws `StreamLimitError` at `maxStreams`, `GoAwayError` after the
+   * peer's Go Away, `SessionClosedError` once the session is closing or closed.
+   */
+  dial(): C {
+    if (this.status !== 'open') throw this.error ?? new SessionClosedError(this.status === 'closing'
+      ? 'session is closing: no new channels' : 'session is closed');
+    if (this.remoteGoAway !== undefined) throw new GoAwayError(this.remoteGoAway);
+    if (this.streams.size >= this.options.maxStreams) {
+      throw new StreamLimitError(`maxStreams (${this.options.maxStreams}) channels are open`);
+    }
+    if (this.nextId > MAX_ID) {
+      throw new StreamLimitError('channel ids are exhausted for this session; close it and connect again');
+    }
+    const channel = new ChannelState(this.nextId, true, this.options.initialWindow, this.options.maxWindow);
+    this.nextId += 2;
+    this.streams.set(channel.id, channel);
+    channel.endpoint = this.createEndpoint(channel, this);
+    if (this.unacked < this.options.ackBacklog) this.sendSyn(channel);
+    else this.dialBacklog.push(channel);
+    return channel.endpoint as C;
+  }
+
+  /**
+   * Waits for the next channel the peer opens. Rejects with `SessionClosedError` once the session closes, with
+   * `GoAwayError` after the peer's Go Away (no more channels will come), or with the session's error.
+   */
+  accept(options: AcceptOptions = {}): Promise<C> {
+    const queued = this.takeQueued();
+    if (queued !== undefined) return Promise.resolve(queued);
+    const refusal = this.acceptRefusal();
+    if (refusal !== undefined) return Promise.reject(refusal);
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<C>((resolve, reject) => {
+      const waiter: AcceptWaiter<C> = { resolve, reject, signal, onAbort: undefined };
+      if (signal !== undefined) {
+        waiter.onAbort = () => {
+          const index = this.acceptWaiters.indexOf(waiter);
+          if (index >= 0) this.acceptWaiters.splice(index, 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.acceptWaiters.push(waiter);
+    });
+  }
+
+  /** Iterates over the channels the peer opens; ends when no more can come (close or Go Away). */
+  async *[Symbol.asyncIterator](): AsyncGenerator<C, void, undefined> {
+    for (;;) {
+      let channel: C;
+      try {
+        channel = await this.accept();
+      } catch (error) {
+        if (error instanceof SessionClosedError || (error instanceof GoAwayError && error.goAwayCode === 0)) return;
+        throw error;
+      }
+      yield channel;
+    }
+  }
+
+  /**
+   * Sends a ping and resolves to the round-trip time in milliseconds. Only one ping is in flight at a time:
+   * calls made meanwhile share its answer. If keep-alive is on and no answer comes within
+   * `keepAliveTimeout`, the session fails with `TimeoutError` (`ERR_MUX_KEEPALIVE_TIMEOUT`).
+   */
+  ping(): Promise<number> {
+    if (this.status === 'closed') return Promise.reject(this.error ?? new SessionClosedError());
+    const ping = this.sendPing(true);
+    return new Promise<number>((resolve, reject) => {
+      ping.resolve.push(resolve);
+      ping.reject.push(reject);
+    });
+  }
+
+  /**
+   * Closes gracefully: sends Go Away (the peer opens no new channels), refuses channels not yet accepted,
+   * lets open channels finish both directions, then ends the transport. Resolves once the session is closed.
+   * Channels still open after the timeout are reset, and the session ends with `TimeoutError`
+   * (`ERR_MUX_CLOSE_TIMEOUT`) reported on `closed` and the `close` event.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.status === 'closed') return Promise.resolve();
+    if (this.closingPromise !== undefined) return this.closingPromise;
+    const timeout = options.timeout ?? this.options.closeTimeout;
+    if (typeof timeout !== 'number' || !(timeout >= 0)) throw new RangeError('muxwire: close timeout must be a number >= 0');
+    this.status = 'closing';
+    this.closingPromise = this.closed.then(noop, noop);
+    this.localGoAway = true;
+    this.scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
+    for (const channel of this.acceptQueue.drain()) this.resetChannel(channel, undefined);
+    this.rejectAcceptWaiters(new SessionClosedError());
+    this.closeTimer = unref(setTimeout(() => this.onCloseTimeout(timeout), timeout));
+    this.scheduleFlush();
+    this.checkCloseDone();
+    return this.closingPromise;
+  }
+
+  /**
+   * Ends the session at once: every channel is reset (its pending reads and writes fail with `error`, or with
+   * `SessionClosedError`), pending `accept()` and `ping()` calls reject, and the transport is destroyed.
+   */
+  destroy(error?: Error): void {
+    this.fail(error ?? new SessionClosedError('session was destroyed'));
+  }
+
+  // ------------------------------------------------------------------ channel side (used by endpoints)
+
+  /** Queues bytes on a channel; `done` (if any) is called when they reached the transport, or failed. */
+  writeChannel(channel: ChannelState, data: Uint8Array, done: WriteDone | null): void {
+    if (!channel.live || channel.localFin) {
+      done?.(channel.live ? new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${channel.id} has ended its writing side`)
+        : this.error ?? new ChannelResetError(channel.id, `channel ${channel.id} is closed`));
+      return;
+    }
+    if (data.length === 0) {
+      if (done !== null) queueMicrotask(() => done(null));
+      return;
+    }
+    channel.enqueue(data, done);
+    if (channel.hasSendableData) {
+      this.scheduler.scheduleData(channel);
+      this.scheduleFlush();
+    }
+  }
+
+  /** Half-closes a channel: FIN goes out after everything already queued on it. */
+  endChannel(channel: ChannelState): void {
+    if (!channel.live || channel.localFin) return;
+    channel.localFin = true;
+    channel.pending |= Pending.fin;
+    if (channel.state === 'init' && (channel.pending & Pending.syn) === 0) return; // waits in the dial backlog
+    this.scheduler.scheduleControl(channel);
+    this.scheduleFlush();
+  }
+
+  /** Aborts a channel from this side: RST to the peer, queued writes dropped. */
+  resetChannel(channel: ChannelState, error: Error | undefined): void {
+    if (!channel.live) return;
+    const told = channel.state !== 'init' || (channel.pending & Pending.syn) !== 0;
+    this.removeChannel(channel);
+    channel.state = 'reset';
+    channel.dropQueue(error ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset by this side`));
+    if (told) {
+      channel.pending = Pending.rst;
+      channel.pendingIncrement = 0;
+      this.scheduler.scheduleControl(channel);
+      this.scheduleFlush();
+    }
+  }
+
+  /** The application read some of a channel's data: account for it and grant window when due. */
+  readProgress(channel: ChannelState): void {
+    if (!channel.live) return;
+    const fresh = channel.rx.consume(channel.delivered - channel.endpoint.bufferedBytes);
+    if (fresh > 0) {
+      this.memory.buffered -= fresh;
+      if (!this.memory.underPressure) this.relieveMemory();
+    }
+    if (!channel.remoteFin && channel.rx.updateDue) this.grantWindow(channel);
+  }
+
+  // ------------------------------------------------------------------ receive path (FrameSink)
+
+  /** @internal */
+  onHeader(header: FrameHeader): void {
+    this.frameChannel = null;
+    this.payloadTarget = null;
+    const type = header.type;
+    if (type === FrameType.data || type === FrameType.windowUpdate) {
+      this.onChannelHeader(header);
+      return;
+    }
+    if (header.streamId !== 0) {
+      this.protocolError(`${type === FrameType.ping ? 'Ping' : 'Go Away'} frame on channel ${header.streamId}; it must use 0`);
+      return;
+    }
+    if (type === FrameType.ping) this.onPing(header.flags, header.length);
+    else this.onGoAway(header.length);
+  }
+
+  /** @internal */
+  onPayload(piece: Uint8Array): void {
+    const channel = this.payloadTarget;
+    if (channel === null || !channel.live) return;
+    let data = piece;
+    if (piece.length <= PIN_COPY_LIMIT && piece.buffer.byteLength > 8 * piece.length) {
+      data = new Uint8Array(piece.length);
+      data.set(piece);
+    }
+    channel.delivered += data.length;
+    this.memory.buffered += data.length;
+    channel.endpoint.deliver(data);
+    this.readProgress(channel);
+    if (this.memory.exhausted && !this.readPaused && this.status !== 'closed') {
+      this.readPaused = true;
+      this.transport.pause();
+    }
+  }
+
+  /** @internal */
+  onFrameEnd(header: FrameHeader): void {
+    const channel = this.frameChannel;
+    this.frameChannel = null;
+    this.payloadTarget = null;
+    if (channel === null || !channel.live) return;
+    if ((header.flags & Flag.rst) !== 0) this.onRemoteReset(channel);
+    else if ((header.flags & Flag.fin) !== 0) this.onRemoteFin(channel);
+  }
+
+  /** @internal */
+  onDecodeError(message: string): void {
+    this.protocolError(message);
+  }
+
+  /** @internal A frame with these flags was packed for sending. */
+  onFlagsSent(channel: ChannelState, flags: number): void {
+    if ((flags & Flag.syn) !== 0) channel.markSynSent();
+    if ((flags & Flag.fin) !== 0) {
+      channel.markFinSent();
+      if (channel.bothClosed) this.removeChannel(channel);
+    }
+  }
+
+  private onChannelHeader(header: FrameHeader): void {
+    const id = header.streamId;
+    const flags = header.flags;
+    if (id === 0) {
+      this.protocolError(`${header.type === FrameType.data ? 'Data' : 'Window Update'} frame on channel 0`);
+      return;
+    }
+    let channel = this.streams.get(id);
+    if ((flags & Flag.syn) !== 0) {
+      if (channel !== undefined) {
+        this.protocolError(`SYN for channel ${id}, which is already open`);
+        return;
+      }
+      if ((id & 1) === (this.role === 'client' ? 1 : 0)) {
+        this.protocolError(`the peer opened channel ${id}, an id of this side's parity`);
+        return;
+      }
+      channel = this.openInbound(id);
+      if (channel === undefined || !channel.live) return; // refused: its payload is discarded
+    } else if (channel === undefined) {
+      return; // a late frame for a channel closed here (it crossed our RST or FIN): ignored
+    }
+    if ((flags & Flag.ack) !== 0) this.onAck(channel);
+    if (header.type === FrameType.data) {
+      const length = header.length;
+      if (length > 0) {
+        if (channel.remoteFin) {
+          this.protocolError(`data on channel ${id} after its FIN`);
+          return;
+        }
+        if (!channel.rx.receive(length)) {
+          this.protocolError(`channel ${id}: a ${length}-byte Data frame exceeds the receive window `
+            + `(${channel.rx.credit} bytes left)`);
+          return;
+        }
+        this.payloadTarget = channel;
+      }
+    } else if (header.length > 0) {
+      channel.sendWindow += header.length;
+      if (channel.queuedBytes > 0) {
+        this.scheduler.scheduleData(channel);
+        this.scheduleFlush();
+      }
+    }
+    this.frameChannel = channel;
+  }
+
+  private openInbound(id: number): ChannelState | undefined {
+    if (this.status !== 'open' || this.streams.size >= this.options.maxStreams
+      || this.acceptQueue.length >= this.options.acceptBacklog) {
+      this.refuse(id);
+      return undefined;
+    }
+    const channel = new ChannelState(id, false, this.options.initialWindow, this.options.maxWindow);
+    this.streams.set(id, channel);
+    channel.endpoint = this.createEndpoint(channel, this);
+    const waiter = this.acceptWaiters.shift();
+    if (waiter !== undefined) {
+      this.acknowledge(channel);
+      if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
+      waiter.resolve(channel.endpoint as C);
+    } else if (this.listenerCount('channel') > 0) {
+      this.acknowledge(channel);
+      this.emit('channel', channel.endpoint as C);
+    } else {
+      this.acceptQueue.push(channel);
+    }
+    return channel;
+  }
+
+  private refuse(id: number): void {
+    if (this.scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
+      this.protocolError('the peer keeps opening channels that are refused while not reading the refusals');
+      return;
+    }
+    this.scheduler.queueSessionFrame(FrameType.windowUpdate, Flag.rst, id, 0);
+    this.scheduleFlush();
+  }
+
+  private onAck(channel: ChannelState): void {
+    if (channel.awaitingAck) {
+      channel.awaitingAck = false;
+      this.unacked--;
+      this.releaseDialBacklog();
+    }
+    channel.markEstablished();
+  }
+
+  private onRemoteFin(channel: ChannelState): void {
+    if (channel.remoteFin) return;
+    if (channel.awaitingAck) this.onAck(channel); // a FIN answers the SYN as well
+    channel.markRemoteFin();
+    channel.endpoint.remoteEnded();
+    if (channel.bothClosed) this.removeChannel(channel);
+  }
+
+  private onRemoteReset(channel: ChannelState): void {
+    const refused = channel.outbound && (channel.state === 'syn-sent' || channel.state === 'init');
+    const error = refused ? new ChannelRefusedError(channel.id) : new ChannelResetError(channel.id);
+    this.removeChannel(channel);
+    channel.state = 'reset';
+    channel.dropQueue(error);
+    channel.endpoint.fail(error);
+  }
+
+  private onPing(flags: number, value: number): void {
+    if ((flags & Flag.syn) !== 0) {
+      // Answers pile up only while the transport is blocked; beyond a few, a ping flood gets no more.
+      if (this.scheduler.sessionFrameCount < MAX_QUEUED_PONGS) {
+        this.scheduler.queueSessionFrame(FrameType.ping, Flag.ack, 0, value);
+        this.scheduleFlush();
+      }
+      return;
+    }
+    if ((flags & Flag.ack) !== 0) {
+      const ping = this.pingInFlight;
+      if (ping === undefined || ping.value !== value) return; // stale or unknown answer
+      this.pingInFlight = undefined;
+      if (ping.timer !== undefined) clearTimeout(ping.timer);
+      const rtt = performance.now() - ping.sentAt;
+      this.lastRtt = rtt;
+      for (const resolve of ping.resolve) resolve(rtt);
+    }
+  }
+
+  private onGoAway(code: number): void {
+    if (this.remoteGoAway !== undefined) return;
+    this.remoteGoAway = code;
+    const error = new GoAwayError(code);
+    // Dials still waiting for the ACK backlog would be refused: fail them now.
+    for (const channel of this.dialBacklog.drain()) {
+      this.removeChannel(channel);
+      channel.state = 'reset';
+      channel.dropQueue(error);
+      channel.endpoint.fail(error);
+    }
+    if (this.acceptQueue.length === 0) this.rejectAcceptWaiters(error);
+    this.emit('goaway', code);
+  }
+
+  // ------------------------------------------------------------------ send path
+
+  private sendSyn(channel: ChannelState): void {
+    this.unacked++;
+    channel.awaitingAck = true;
+    channel.pending |= Pending.syn;
+    this.announceWindow(channel);
+    this.scheduler.scheduleControl(channel);
+    this.scheduleFlush();
+  }
+
+  /** The application takes an inbound channel: ACK it (with the window announcement, if larger). */
+  private acknowledge(channel: ChannelState): void {
+    channel.markEstablished();
+    channel.pending |= Pending.ack;
+    this.announceWindow(channel);
+    this.scheduler.scheduleControl(channel);
+    this.scheduleFlush();
+  }
+
+  private announceWindow(channel: ChannelState): void {
+    const now = performance.now();
+    if (channel.rx.size > SPEC_INITIAL_WINDOW) channel.pendingIncrement += channel.rx.takeIncrement(now);
+    else channel.rx.startEpoch(now);
+  }
+
+  private releaseDialBacklog(): void {
+    while (this.unacked < this.options.ackBacklog && this.dialBacklog.length > 0) {
+      const channel = this.dialBacklog.shift()!;
+      if (!channel.live) continue;
+      this.sendSyn(channel);
+    }
+  }
+
+  private grantWindow(channel: ChannelState): void {
+    if (this.memory.underPressure) {
+      if (!channel.withheld) {
+        channel.withheld = true;
+        this.withheld.push(channel);
+      }
+      return;
+    }
+    const now = performance.now();
+    channel.rx.autoTune(now, this.lastRtt, (extra) => this.memory.reserveGrowth(extra));
+    const increment = channel.rx.takeIncrement(now);
+    if (increment > 0) {
+      channel.pendingIncrement += increment;
+      this.scheduler.scheduleControl(channel);
+      this.scheduleFlush();
+    }
+  }
+
+  /** Below the soft limit again: resume reading and grant the updates that were withheld. */
+  private relieveMemory(): void {
+    if (this.readPaused && this.status !== 'closed') {
+      this.readPaused = false;
+      this.transport.resume();
+    }
+    if (this.withheld.length === 0) return;
+    const withheld = this.withheld;
+    this.withheld = [];
+    for (const channel of withheld) {
+      channel.withheld = false;
+      this.readProgress(channel);
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.writeBlocked || this.transportClosed) return;
+    this.flushScheduled = true;
+    queueMicrotask(this.flushTask);
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    while (!this.writeBlocked && !this.transportClosed && !this.scheduler.idle) {
+      const batch = new FrameBatch(this.allocate);
+      this.scheduler.fill(batch, BATCH_LIMIT);
+      if (batch.bytes === 0) break;
+      const done = batch.done;
+      let accepted: boolean;
+      try {
+        accepted = this.transport.write(batch.finish(), done.length === 0 ? noop : (error) => {
+          for (const callback of done) callback(error ?? null);
+        });
+      } catch (error) {
+        this.onTransportError(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      if (!accepted) this.writeBlocked = true;
+    }
+    if (this.endWhenFlushed && !this.writeBlocked && this.scheduler.idle) this.endTransport();
+  }
+
+  private sendPing(forUser = false): PendingPing {
+    if (this.pingInFlight !== undefined) return this.pingInFlight;
+    const ping: PendingPing = {
+      value: this.nextPingValue,
+      sentAt: performance.now(),
+      resolve: [],
+      reject: [],
+      timer: undefined,
+      heardFrom: false,
+    };
+    this.nextPingValue = this.nextPingValue === MAX_ID ? 1 : this.nextPingValue + 1;
+    if (this.options.keepAliveInterval > 0 || forUser) {
+      ping.timer = unref(setTimeout(() => this.onPingTimeout(ping), this.options.keepAliveTimeout));
+    }
+    this.pingInFlight = ping;
+    this.scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, ping.value);
+    this.scheduleFlush();
+    return ping;
+  }
+
+  private onPingTimeout(ping: PendingPing): void {
+    if (this.pingInFlight !== ping) return;
+    // A peer whose bytes keep arriving is alive, just busy (its answer is queued behind data); so is one we
+    // stopped reading ourselves. Wait another period for those.
+    if (ping.heardFrom || this.readPaused) {
+      ping.heardFrom = false;
+      ping.timer = unref(setTimeout(() => this.onPingTimeout(ping), this.options.keepAliveTimeout));
+      return;
+    }
+    this.fail(new TimeoutError('ERR_MUX_KEEPALIVE_TIMEOUT',
+      `the peer did not answer a ping within ${this.options.keepAliveTimeout} ms`));
+  }
+
+  private armKeepAlive(): void {
+    if (this.options.keepAliveInterval <= 0) return;
+    this.keepAliveTimer = unref(setTimeout(() => {
+      this.keepAliveTimer = undefined;
+      if (this.status === 'closed') return;
+      this.sendPing().resolve.push(() => this.armKeepAlive());
+    }, this.options.keepAliveInterval));
+  }
+
+  // ------------------------------------------------------------------ transport events
+
+  private onTransportData(chunk: Uint8Array): void {
+    if (this.status === 'closed') return;
+    if (this.pingInFlight !== undefined) this.pingInFlight.heardFrom = true;
+    try {
+      this.decoder.push(chunk);
+    } catch (error) {
+      // A bug of ours or an endpoint's: end the session rather than leave it half-updated.
+      this.fail(new MuxError('ERR_MUX_INTERNAL', `internal error: ${(error as Error)?.message ?? error}`,
+        { cause: error }), GoAwayCode.internalError);
+    }
+  }
+
+  private onTransportDrain(): void {
+    this.writeBlocked = false;
+    this.scheduleFlush();
+  }
+
+  private onTransportEnd(): void {
+    this.transportEnded = true;
+    if (this.status === 'closed') return;
+    this.decoder.stop();
+    if (this.streams.size === 0) {
+      this.endTransport();
+      this.finish(this.remoteGoAway !== undefined && this.remoteGoAway !== GoAwayCode.normal
+        ? new GoAwayError(this.remoteGoAway) : undefined);
+      return;
+    }
+    this.fail(this.remoteGoAway !== undefined && this.remoteGoAway !== GoAwayCode.normal
+      ? new GoAwayError(this.remoteGoAway)
+      : new TransportClosedError('the transport ended with channels still open'));
+  }
+
+  private onTransportError(error: Error): void {
+    if (this.status === 'closed') return;
+    this.fail(new TransportClosedError(`the transport failed: ${error.message}`, error));
+  }
+
+  private onTransportClose(): void {
+    this.transportClosed = true;
+    if (this.lingerTimer !== undefined) {
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = undefined;
+    }
+    if (this.status === 'closed') return;
+    if (this.streams.size === 0) this.finish(undefined);
+    else this.fail(new TransportClosedError('the transport closed with channels still open'));
+  }
+
+  // ------------------------------------------------------------------ shutdown
+
+  private checkCloseDone(): void {
+    if (this.status !== 'closing' || this.streams.size > 0 || this.endWhenFlushed) return;
+    this.endWhenFlushed = true;
+    this.scheduleFlush();
+    if (!this.flushScheduled && this.scheduler.idle && !this.writeBlocked) this.endTransport();
+  }
+
+  private endTransport(): void {
+    this.endWhenFlushed = false;
+    if (this.transportClosed) return;
+    try {
+      this.transport.end();
+    } catch {
+      // ending a transport that already failed: its close event finishes the session
+    }
+    if (this.lingerTimer === undefined && !this.transportClosed) {
+      this.lingerTimer = unref(setTimeout(() => {
+        this.lingerTimer = undefined;
+        this.transport.destroy();
+      }, LINGER_MS));
+    }
+    // If the peer already ended its side, nothing more is coming: the session is done.
+    if (this.transportEnded && this.status === 'closing') this.finish(undefined);
+  }
+
+  private onCloseTimeout(timeout: number): void {
+    this.closeTimer = undefined;
+    if (this.status !== 'closing') return;
+    this.fail(new TimeoutError('ERR_MUX_CLOSE_TIMEOUT',
+      `close() timed out after ${timeout} ms with ${this.streams.size} channel(s) still open`), GoAwayCode.normal);
+  }
+
+  private protocolError(message: string): void {
+    this.decoder.stop();
+    this.fail(new ProtocolError(message), GoAwayCode.protocolError);
+  }
+
+  /**
+   * Ends the session abnormally. With `goAwayCode`, tells the peer why (Go Away) before ending the
+   * transport; without, destroys the transport at once.
+   */
+  private fail(error: Error, goAwayCode?: number): void {
+    if (this.status === 'closed') return;
+    this.status = 'closed';
+    this.decoder.stop();
+    for (const channel of this.streams.values()) {
+      channel.live = false;
+      channel.state = 'reset';
+      channel.dropQueue(error);
+      if (channel.pending !== 0) channel.pending = 0;
+      channel.endpoint.fail(error);
+    }
+    this.streams.clear();
+    this.acceptQueue.drain();
+    this.dialBacklog.drain();
+    if (!this.transportClosed) {
+      if (goAwayCode !== undefined && !this.localGoAway && !this.transportEnded) {
+        try {
+          this.transport.write([headerBytes(FrameType.goAway, 0, 0, goAwayCode)], noop);
+          this.transport.end();
+          this.lingerTimer = unref(setTimeout(() => {
+            this.lingerTimer = undefined;
+            this.transport.destroy();
+          }, LINGER_MS));
+        } catch {
+          this.transport.destroy();
+        }
+      } else {
+        this.transport.destroy();
+      }
+    }
+    this.finish(error);
+  }
+
+  /** Marks the session closed, settles everything that waits on it, and reports the end, once. */
+  private finish(error: Error | undefined): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.status = 'closed';
+    this.error = error;
+    this.decoder.stop();
+    for (const channel of this.streams.values()) {
+      // Only reached with channels left when the transport closed under them.
+      channel.live = false;
+      channel.state = 'reset';
+      const failure = error ?? new TransportClosedError();
+      channel.dropQueue(failure);
+      channel.endpoint.fail(failure);
+    }
+    this.streams.clear();
+    if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
+    if (this.keepAliveTimer !== undefined) clearTimeout(this.keepAliveTimer);
+    this.closeTimer = undefined;
+    this.keepAliveTimer = undefined;
+    const ping = this.pingInFlight;
+    this.pingInFlight = undefined;
+    if (ping !== undefined) {
+      if (ping.timer !== undefined) clearTimeout(ping.timer);
+      const failure = error ?? new SessionClosedError();
+      for (const reject of ping.reject) reject(failure);
+    }
+    this.rejectAcceptWaiters(error ?? new SessionClosedError());
+    if (error === undefined) this.resolveClosed();
+    else this.rejectClosed(error);
+    this.emit('close', error);
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private takeQueued(): C | undefined {
+    for (;;) {
+      const channel = this.acceptQueue.shift();
+      if (channel === undefined) return undefined;
+      if (!channel.live) continue;
+      this.acknowledge(channel);
+      return channel.endpoint as C;
+    }
+  }
+
+  private acceptRefusal(): Error | undefined {
+    if (this.status === 'closed') return this.error ?? new SessionClosedError();
+    if (this.status === 'closing') return new SessionClosedError('session is closing: no new channels');
+    if (this.remoteGoAway !== undefined) return new GoAwayError(this.remoteGoAway);
+    return undefined;
+  }
+
+  private rejectAcceptWaiters(error: Error): void {
+    const waiters = this.acceptWaiters.splice(0);
+    for (const waiter of waiters) {
+      if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
+      waiter.reject(error);
+    }
+  }
+
+  private removeChannel(channel: ChannelState): void {
+    if (!channel.live) return;
+    channel.live = false;
+    this.streams.delete(channel.id);
+    this.memory.buffered -= channel.delivered - channel.rx.consumed;
+    this.memory.releaseGrowth(channel.rx.size - this.options.initialWindow);
+    if (channel.awaitingAck) {
+      channel.awaitingAck = false;
+      this.unacked--;
+      this.releaseDialBacklog();
+    }
+    if (!this.memory.underPressure) this.relieveMemory();
+    if (this.status === 'closing') this.checkCloseDone();
+  }
+
+  /** Drains queued inbound channels to a newly added `channel` listener. */
+  protected override onListenerAdded(event: keyof SessionEvents<C>): void {
+    if (event !== 'channel' || this.acceptQueue.length === 0) return;
+    queueMicrotask(() => {
+      while (this.listenerCount('channel') > 0) {
+        const channel = this.takeQueued();
+        if (channel === undefined) return;
+        this.emit('channel', channel);
+      }
+    });
+  }
+}

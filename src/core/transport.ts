@@ -1,0 +1,39 @@
+/**
+ * The transport contract between the protocol core and whatever carries its bytes (a Node stream, a
+ * WebSocket, an in-memory pipe). Adapters in `src/node/` (and later for the browser) implement it.
+ * @module
+ */
+
+/** Events a transport reports to the session. */
+export interface TransportEvents {
+  /** Bytes arrived. The session does not keep `chunk` past the call unless it copies it. */
+  data(chunk: Uint8Array): void;
+  /** The transport can take more writes after `write` returned false. */
+  drain(): void;
+  /** The peer ended its side (end of file). */
+  end(): void;
+  /** The transport failed. */
+  error(error: Error): void;
+  /** The transport is closed in both directions; no more events follow. */
+  close(): void;
+}
+
+/** A duplex byte transport. */
+export interface Transport {
+  /** Begins delivering events. Called once, by the session's constructor. */
+  start(events: TransportEvents): void;
+  /**
+   * Writes `parts` in order as one batch; `done` is called once, when the bytes were handed to the operating
+   * system (or failed). Returns false when the caller should wait for `drain` before writing more.
+   */
+  write(parts: Uint8Array[], done: (error?: Error | null) => void): boolean;
+  /** Stops delivering `data` until `resume` (the session's last-resort memory bound). */
+  pause(): void;
+  resume(): void;
+  /** Flushes what was written, then ends this side; `close` follows once the peer ends too. */
+  end(): void;
+  /** Closes at once, dropping anything unwritten. */
+  destroy(error?: Error): void;
+  /** Optional: allocates a buffer for outgoing frames (e.g. Node's `Buffer.allocUnsafe`). */
+  allocate?(size: number): Uint8Array;
+}

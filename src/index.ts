@@ -1,0 +1,22 @@
+/**
+ * muxwire: many independent, bidirectional byte channels over one transport, on the yamux wire protocol.
+ *
+ * ```ts
+ * import { connect, createServer } from 'muxwire';
+ * ```
+ * @module
+ */
+export { Session, multiplexedClient, multiplexedServer } from './node/session.js';
+export { Channel } from './node/channel.js';
+export { connect, createServer, type ConnectOptions, type ServerOptions } from './node/net.js';
+export { duplexTransport } from './node/transport.js';
+export {
+  MuxError, ProtocolError, SessionClosedError, GoAwayError, ChannelResetError, ChannelRefusedError,
+  StreamLimitError, TimeoutError, TransportClosedError, GoAwayCode,
+} from './core/errors.js';
+export { DEFAULT_OPTIONS, type SessionOptions, type ResolvedOptions } from './core/options.js';
+export {
+  MuxSession, type Role, type SessionEvents, type SessionStatus, type AcceptOptions, type CloseOptions,
+} from './core/session.js';
+export type { ChannelStateName } from './core/channel-state.js';
+export type { Transport, TransportEvents } from './core/transport.js';

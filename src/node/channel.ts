@@ -1,0 +1,114 @@
+/**
+ * A channel as a Node `stream.Duplex` of bytes: `write()`/`end()` (FIN, half-close), `destroy()` (RST),
+ * `'end'` when the peer half-closes, `'error'` with a typed error when the channel is reset or its session
+ * fails. Backpressure works as on any Node stream: `write()` returns false until `'drain'`.
+ * @module
+ */
+import { Duplex } from 'node:stream';
+import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
+import type { MuxSession } from '../core/session.js';
+
+type WriteCallback = (error?: Error | null) => void;
+
+export class Channel extends Duplex implements ChannelEndpoint {
+  readonly #state: ChannelState;
+  readonly #session: MuxSession<Channel>;
+  #failure: Error | undefined;
+
+  /** @internal Channels are made by their session (`dial()`, `accept()`), not by hand. */
+  constructor(state: ChannelState, session: MuxSession<Channel>) {
+    const highWaterMark = session.options.channelHighWaterMark;
+    super({
+      allowHalfOpen: true,
+      readableHighWaterMark: highWaterMark,
+      writableHighWaterMark: highWaterMark,
+    });
+    this.#state = state;
+    this.#session = session;
+  }
+
+  /** The channel id on the wire (odd when the client dialled it, even when the server did). */
+  get id(): number {
+    return this.#state.id;
+  }
+
+  /** The session this channel belongs to. */
+  get session(): MuxSession<Channel> {
+    return this.#session;
+  }
+
+  /** The protocol state: `init`, `syn-sent`, `syn-received`, `established`, `local-closed`, `remote-closed`, `closed` or `reset`. */
+  get protocolState(): ChannelStateName {
+    return this.#state.state;
+  }
+
+  /** True if this side dialled the channel, false if the peer did. */
+  get outbound(): boolean {
+    return this.#state.outbound;
+  }
+
+  /**
+   * Why the channel ended abnormally (reset by the peer, session failure), if it did. The same error is
+   * emitted as `'error'` when the channel has an error listener; without one the channel just closes, so an
+   * unobserved reset never crashes the process.
+   */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  /** Half-closes: sends FIN after the data already written; reading goes on until the peer's FIN. Same as `end()`. */
+  closeWrite(): this {
+    this.end();
+    return this;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
+    this.#session.writeChannel(this.#state, chunk, callback);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: WriteCallback): void {
+    const last = chunks.length - 1;
+    for (let i = 0; i < last; i++) this.#session.writeChannel(this.#state, chunks[i]!.chunk, null);
+    this.#session.writeChannel(this.#state, chunks[last]!.chunk, callback);
+  }
+
+  override _final(callback: WriteCallback): void {
+    this.#session.endChannel(this.#state);
+    callback();
+  }
+
+  override _read(): void {
+    this.#session.readProgress(this.#state);
+  }
+
+  override _destroy(error: Error | null, callback: WriteCallback): void {
+    const state = this.#state;
+    // Both halves ended normally (autoDestroy after 'end' and 'finish'): the FINs close it, no RST.
+    const finished = state.localFin && state.remoteFin && error === null;
+    if (state.live && !finished) this.#session.resetChannel(state, error ?? undefined);
+    callback(error);
+  }
+
+  /** @internal */
+  deliver(data: Uint8Array): void {
+    this.push(data);
+  }
+
+  /** @internal */
+  remoteEnded(): void {
+    this.push(null);
+  }
+
+  /** @internal */
+  fail(error: Error): void {
+    if (this.destroyed) return;
+    this.#failure = error;
+    if (this.listenerCount('error') > 0) this.destroy(error);
+    else this.destroy();
+  }
+
+  /** @internal */
+  get bufferedBytes(): number {
+    return this.readableLength;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Convenience over `node:net`: `connect()` a client session, `createServer()` for server sessions.
+ * @module
+ */
+import net from 'node:net';
+import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
+import { Session } from './session.js';
+
+/** Options of `connect()`: where to connect (as for `net.connect`) plus any session option. */
+export type ConnectOptions = net.TcpNetConnectOpts & SessionOptions & { signal?: AbortSignal };
+
+/** Options of `createServer()`: `net.createServer` options plus any session option. */
+export type ServerOptions = net.ServerOpts & SessionOptions;
+
+function splitOptions<T extends object>(options: T): { session: SessionOptions; rest: Record<string, unknown> } {
+  const session: Record<string, unknown> = {};
+  const rest: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (key in DEFAULT_OPTIONS) session[key] = value;
+    else rest[key] = value;
+  }
+  return { session: session as SessionOptions, rest };
+}
+
+/** Connects over TCP and resolves to the client session once the connection is up. */
+export function connect(options: ConnectOptions): Promise<Session> {
+  const { session: sessionOptions, rest } = splitOptions(options);
+  const signal = options.signal;
+  delete rest.signal;
+  return new Promise<Session>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const socket = net.connect(rest as unknown as net.TcpNetConnectOpts);
+    const onAbort = (): void => {
+      socket.destroy();
+      reject(signal!.reason);
+    };
+    const onError = (error: Error): void => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      signal?.removeEventListener('abort', onAbort);
+      socket.off('error', onError);
+      try {
+        resolve(new Session(socket, 'client', sessionOptions));
+      } catch (error) {
+        socket.destroy();
+        reject(error);
+      }
+    });
+  });
+}
+
+/**
+ * Creates a TCP server whose every connection becomes a server session, handed to `onSession`.
+ * Call `listen()` on the result as with any `net.Server`.
+ */
+export function createServer(onSession: (session: Session) => void): net.Server;
+export function createServer(options: ServerOptions, onSession: (session: Session) => void): net.Server;
+export function createServer(
+  optionsOrHandler: ServerOptions | ((session: Session) => void),
+  handler?: (session: Session) => void,
+): net.Server {
+  const onSession = typeof optionsOrHandler === 'function' ? optionsOrHandler : handler;
+  if (typeof onSession !== 'function') throw new TypeError('muxwire: createServer needs an onSession function');
+  const { session: sessionOptions, rest } = splitOptions(typeof optionsOrHandler === 'function' ? {} : optionsOrHandler);
+  resolveOptions(sessionOptions); // a bad option throws here, not on the first connection
+  return net.createServer(rest as net.ServerOpts, (socket) => {
+    onSession(new Session(socket, 'server', sessionOptions));
+  });
+}

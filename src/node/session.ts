@@ -1,0 +1,40 @@
+/**
+ * Sessions over Node streams: `multiplexedClient` / `multiplexedServer` take any `stream.Duplex` of bytes.
+ * @module
+ */
+import type { Duplex } from 'node:stream';
+import type { ChannelState } from '../core/channel-state.js';
+import type { SessionOptions } from '../core/options.js';
+import { MuxSession, type Role } from '../core/session.js';
+import { Channel } from './channel.js';
+import { duplexTransport } from './transport.js';
+
+function createChannel(state: ChannelState, session: MuxSession<Channel>): Channel {
+  return new Channel(state, session);
+}
+
+/**
+ * A multiplexed session over a Node duplex stream. Channels are Node `Duplex` streams ({@link Channel}).
+ * Events: `'channel'` (an inbound channel, accepted by being handed to the listener), `'goaway'` (the peer
+ * sent Go Away), `'close'` (the session ended; the argument is the error, or undefined for a clean close).
+ */
+export class Session extends MuxSession<Channel> {
+  /** Wraps `transport`; `role` decides the channel id parity (client odd, server even). */
+  constructor(transport: Duplex, role: Role, options?: SessionOptions) {
+    if (transport === null || typeof transport !== 'object' || typeof (transport as Duplex).write !== 'function'
+      || typeof (transport as Duplex).on !== 'function') {
+      throw new TypeError('muxwire: transport must be a Node duplex stream (for example a net.Socket)');
+    }
+    super(duplexTransport(transport), role, options, createChannel);
+  }
+}
+
+/** Starts the client end of a session over `transport` (the client dials odd channel ids). */
+export function multiplexedClient(transport: Duplex, options?: SessionOptions): Session {
+  return new Session(transport, 'client', options);
+}
+
+/** Starts the server end of a session over `transport` (the server dials even channel ids). */
+export function multiplexedServer(transport: Duplex, options?: SessionOptions): Session {
+  return new Session(transport, 'server', options);
+}
