@@ -3,7 +3,8 @@
  *
  * Order of service in each batch:
  * 1. session frames (Ping, Go Away, refusals of unwanted SYNs), oldest first;
- * 2. channel control frames (RST, Window Update, SYN/ACK/FIN without data), oldest first;
+ * 2. channel control frames (RST, Window Update, SYN/ACK without data, FIN after a channel's data), oldest
+ *    first;
  * 3. data, round-robin between channels, at most `maxFrameSize` bytes per channel per turn, so a bulk
  *    transfer delays a small message on another channel by at most one fragment per turn.
  *
@@ -191,8 +192,9 @@ export class WriteScheduler {
 
   private packData(channel: ChannelState, batch: FrameBatch): void {
     const size = Math.min(this.maxFrameSize, channel.sendWindow, channel.queuedBytes);
-    let flags = channel.pending & (Pending.syn | Pending.ack);
-    if (size === channel.queuedBytes && (channel.pending & Pending.fin) !== 0) flags |= Flag.fin;
+    // FIN never rides on a Data frame: the Debian Go yamux may drop such a frame's payload. It follows as a
+    // Window Update once the queue is empty.
+    const flags = channel.pending & (Pending.syn | Pending.ack);
     channel.pending &= ~flags;
     batch.header(FrameType.data, flags, channel.id, size);
     let left = size;
@@ -212,5 +214,6 @@ export class WriteScheduler {
     channel.sendWindow -= size;
     channel.queuedBytes -= size;
     if (flags !== 0) this.hooks.onFlagsSent(channel, flags);
+    if (channel.queuedBytes === 0 && (channel.pending & Pending.fin) !== 0) this.scheduleControl(channel);
   }
 }

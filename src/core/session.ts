@@ -79,6 +79,10 @@ const LINGER_MS = 2000;
 
 const noop = (): void => {};
 
+/**
+ * Periodic timers (keep-alive) and the linger after closing do not keep a process alive on their own; timers
+ * of a wait the application started (a ping, a close) do, until they settle.
+ */
 function unref(timer: ReturnType<typeof setTimeout>): ReturnType<typeof setTimeout> {
   (timer as { unref?: () => void }).unref?.();
   return timer;
@@ -320,7 +324,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
     for (const channel of this.acceptQueue.drain()) this.resetChannel(channel, undefined);
     this.rejectAcceptWaiters(new SessionClosedError());
-    this.closeTimer = unref(setTimeout(() => this.onCloseTimeout(timeout), timeout));
+    this.closeTimer = setTimeout(() => this.onCloseTimeout(timeout), timeout);
     this.scheduleFlush();
     this.checkCloseDone();
     return this.closingPromise;
@@ -698,7 +702,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     };
     this.nextPingValue = this.nextPingValue === MAX_ID ? 1 : this.nextPingValue + 1;
     if (this.options.keepAliveInterval > 0 || forUser) {
-      ping.timer = unref(setTimeout(() => this.onPingTimeout(ping), this.options.keepAliveTimeout));
+      ping.timer = setTimeout(() => this.onPingTimeout(ping), this.options.keepAliveTimeout);
     }
     this.pingInFlight = ping;
     this.scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, ping.value);
@@ -712,7 +716,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     // stopped reading ourselves. Wait another period for those.
     if (ping.heardFrom || this.readPaused) {
       ping.heardFrom = false;
-      ping.timer = unref(setTimeout(() => this.onPingTimeout(ping), this.options.keepAliveTimeout));
+      ping.timer = setTimeout(() => this.onPingTimeout(ping), this.options.keepAliveTimeout);
       return;
     }
     this.fail(new TimeoutError('ERR_MUX_KEEPALIVE_TIMEOUT',

@@ -42,6 +42,11 @@ export class Channel extends Duplex implements ChannelEndpoint {
     return this.#state.state;
   }
 
+  /** This side's current receive window in bytes: 256 KiB at first, grown by auto-tuning up to `maxWindow`. */
+  get receiveWindow(): number {
+    return this.#state.rx.size;
+  }
+
   /** True if this side dialled the channel, false if the peer did. */
   get outbound(): boolean {
     return this.#state.outbound;
@@ -79,6 +84,14 @@ export class Channel extends Duplex implements ChannelEndpoint {
 
   override _read(): void {
     this.#session.readProgress(this.#state);
+  }
+
+  // Node calls `_read` only now and then; every consumption of buffered data goes through `read()`
+  // (flowing mode, pipe, async iteration, explicit reads), so window credit is accounted here.
+  override read(size?: number): any {
+    const chunk = super.read(size);
+    if (chunk !== null) this.#session.readProgress(this.#state);
+    return chunk;
   }
 
   override _destroy(error: Error | null, callback: WriteCallback): void {

@@ -1,0 +1,136 @@
+/**
+ * A raw peer sends crafted frames; muxwire must answer each violation with Go Away code 1, end the session
+ * with a ProtocolError naming the fault, and never crash or hang.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Flag, FrameType } from '../src/core/frame.js';
+import { GoAwayCode, ProtocolError, type Session, TimeoutError, multiplexedServer, multiplexedClient } from '../src/index.js';
+import { RawPeer, frame, tcpPair, until } from './helpers.js';
+
+const D = FrameType.data;
+const W = FrameType.windowUpdate;
+
+async function rawAgainstServer(answerPings = true, options = {}): Promise<{ peer: RawPeer; session: Session }> {
+  const [raw, socket] = await tcpPair();
+  const session = multiplexedServer(socket, { keepAliveInterval: 0, ...options });
+  return { peer: new RawPeer(raw, answerPings), session };
+}
+
+const cases: [string, Buffer[], RegExp][] = [
+  ['wrong version', [Buffer.from('010000010000000100000000', 'hex')], /unsupported protocol version 1/],
+  ['unknown frame type', [Buffer.from('000700000000000000000000', 'hex')], /unknown frame type 7/],
+  ['window overrun in one frame', [frame(D, Flag.syn, 1, Buffer.alloc(262145))], /exceeds the receive window/],
+  ['window overrun across frames', [frame(D, Flag.syn, 1, Buffer.alloc(200000)), frame(D, 0, 1, Buffer.alloc(62145))],
+    /exceeds the receive window \(62144 bytes left\)/],
+  ['a 4 GiB length', [frame(D, Flag.syn, 1, 0xffffffff)], /4294967295-byte Data frame exceeds the receive window/],
+  ['SYN on a live id', [frame(W, Flag.syn, 1, 0), frame(W, Flag.syn, 1, 0)], /SYN for channel 1, which is already open/],
+  ['non-zero id on Ping', [frame(FrameType.ping, Flag.syn, 5, 1)], /Ping frame on channel 5/],
+  ['non-zero id on Go Away', [frame(FrameType.goAway, 0, 3, 0)], /Go Away frame on channel 3/],
+  ['Data on channel 0', [frame(D, 0, 0, Buffer.from('x'))], /Data frame on channel 0/],
+  ['data after FIN', [frame(D, Flag.syn | Flag.fin, 1, Buffer.from('a')), frame(D, 0, 1, Buffer.from('b'))],
+    /data on channel 1 after its FIN/],
+  ['a client opening an even (server) id', [frame(W, Flag.syn, 2, 0)], /id of this side's parity/],
+];
+
+describe('bad input is a protocol error answered with Go Away code 1', () => {
+  for (const [name, frames, message] of cases) {
+    test(name, async () => {
+      const { peer, session } = await rawAgainstServer();
+      const channelErrors: Error[] = [];
+      session.on('channel', (c) => c.on('error', (e) => channelErrors.push(e)));
+      const ended = new Promise<Error | undefined>((resolve) => session.on('close', resolve));
+      peer.send(...frames);
+      const error = await ended;
+      assert.ok(error instanceof ProtocolError, String(error));
+      assert.equal(error.code, 'ERR_MUX_PROTOCOL');
+      assert.match(error.message, message);
+      await assert.rejects(session.closed, ProtocolError);
+      await until(() => peer.ended, 3000, 'transport ended');
+      assert.equal(peer.goAwayCode, GoAwayCode.protocolError);
+      for (const e of channelErrors) assert.equal(e, error, 'every channel sees the session error');
+    });
+  }
+
+  test('frames split one byte at a time still decode', async () => {
+    // (no ping answers: they would land between the bytes of the split frames)
+    const { peer, session } = await rawAgainstServer(false);
+    const bytes = Buffer.concat([frame(D, Flag.syn, 1, Buffer.from('hello')), frame(W, Flag.fin, 1, 0)]);
+    const accepted = session.accept();
+    for (const byte of bytes) {
+      peer.send(Buffer.of(byte));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const channel = await accepted;
+    const chunks: Buffer[] = [];
+    for await (const chunk of channel) chunks.push(chunk as Buffer);
+    assert.equal(Buffer.concat(chunks).toString(), 'hello');
+    session.destroy();
+  });
+});
+
+describe('tolerated input', () => {
+  test('late frames for unknown or closed channels are ignored', async () => {
+    const { peer, session } = await rawAgainstServer();
+    peer.send(frame(D, 0, 41, Buffer.from('late data')), frame(W, Flag.rst, 43, 0), frame(W, 0, 45, 1000));
+    peer.send(frame(FrameType.ping, Flag.syn, 0, 77));
+    await until(() => peer.frames.some((f) => f.type === FrameType.ping && f.flags === Flag.ack && f.length === 77),
+      2000, 'pong');
+    assert.equal(session.state, 'open');
+    session.destroy();
+  });
+
+  test('a ping flood is answered without unbounded queues', async () => {
+    const { peer, session } = await rawAgainstServer();
+    const flood = Array.from({ length: 5000 }, (_, i) => frame(FrameType.ping, Flag.syn, 0, i));
+    peer.send(...flood);
+    await until(() => peer.frames.filter((f) => f.type === FrameType.ping && f.flags === Flag.ack).length >= 1, 2000, 'pongs');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(session.state, 'open');
+    session.destroy();
+  });
+
+  test('a SYN flood beyond the backlog is refused with RST, memory stays bounded', async () => {
+    const { peer, session } = await rawAgainstServer(true, { acceptBacklog: 16, maxStreams: 64 });
+    const syns = Array.from({ length: 2000 }, (_, i) => frame(W, Flag.syn, 2 * i + 1, 0));
+    peer.send(...syns);
+    await until(() => peer.frames.filter((f) => (f.flags & Flag.rst) !== 0).length === 2000 - 16, 3000, 'refusals');
+    assert.equal(session.channelCount, 16);
+    assert.equal(session.state, 'open');
+    session.destroy();
+  });
+
+  test('Go Away from the peer, then its new SYNs, are refused without failing the session', async () => {
+    const [raw, socket] = await tcpPair();
+    const client = multiplexedClient(socket, { keepAliveInterval: 0 });
+    const peer = new RawPeer(raw);
+    peer.send(frame(FrameType.goAway, 0, 0, 0));
+    await new Promise<number>((resolve) => client.once('goaway', resolve));
+    await assert.rejects(client.accept(), { code: 'ERR_MUX_GO_AWAY' });
+    assert.throws(() => client.dial(), { code: 'ERR_MUX_GO_AWAY' });
+    client.destroy();
+  });
+});
+
+test('keep-alive: a silent peer fails the session with ERR_MUX_KEEPALIVE_TIMEOUT in time', async () => {
+  const [raw, socket] = await tcpPair();
+  const peer = new RawPeer(raw, false);
+  const started = Date.now();
+  const client = multiplexedClient(socket, { keepAliveInterval: 100, keepAliveTimeout: 200 });
+  const error = await new Promise<Error | undefined>((resolve) => client.on('close', resolve));
+  const elapsed = Date.now() - started;
+  assert.ok(error instanceof TimeoutError);
+  assert.equal(error.code, 'ERR_MUX_KEEPALIVE_TIMEOUT');
+  assert.ok(elapsed >= 190 && elapsed < 2000, `detected after ${elapsed} ms`);
+  assert.ok(peer.frames.some((f) => f.type === FrameType.ping && f.flags === Flag.syn));
+});
+
+test('keep-alive: a live peer that answers is never declared dead', async () => {
+  const [raw, socket] = await tcpPair();
+  new RawPeer(raw, true);
+  const client = multiplexedClient(socket, { keepAliveInterval: 20, keepAliveTimeout: 100 });
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  assert.equal(client.state, 'open');
+  assert.ok(client.rtt !== undefined);
+  client.destroy();
+});

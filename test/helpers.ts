@@ -1,0 +1,172 @@
+/** Test utilities: in-memory and loopback TCP transports, raw frames, readers. */
+import net from 'node:net';
+import { Duplex } from 'node:stream';
+import { once } from 'node:events';
+import { Flag, FrameType, HEADER_SIZE, decodeHeader, headerBytes, type FrameHeader } from '../src/core/frame.js';
+import { type Channel, type Session, type SessionOptions, multiplexedClient, multiplexedServer } from '../src/index.js';
+
+/** One end of an in-memory pipe; `delayMs` delays every chunk (a crude link with latency). */
+class PipeEnd extends Duplex {
+  other!: PipeEnd;
+  writes = 0;
+  constructor(private readonly delayMs: number) {
+    super({ allowHalfOpen: true });
+  }
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.writes++;
+    const copy = Buffer.from(chunk); // the writer may reuse its buffer once called back
+    if (this.delayMs > 0) setTimeout(() => this.other.push(copy), this.delayMs);
+    else this.other.push(copy);
+    callback();
+  }
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.delayMs > 0) setTimeout(() => this.other.push(null), this.delayMs);
+    else this.other.push(null);
+    callback();
+  }
+  override _read(): void {}
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.other.destroyed) setImmediate(() => this.other.destroy());
+    callback(error);
+  }
+}
+
+/** Two connected in-memory duplex streams. */
+export function memoryPipe(delayMs = 0): [PipeEnd, PipeEnd] {
+  const a = new PipeEnd(delayMs);
+  const b = new PipeEnd(delayMs);
+  a.other = b;
+  b.other = a;
+  return [a, b];
+}
+
+/** Two connected loopback TCP sockets. */
+export async function tcpPair(): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  const accepted = once(server, 'connection');
+  const client = net.connect(port, '127.0.0.1');
+  await once(client, 'connect');
+  const [serverSocket] = (await accepted) as [net.Socket];
+  server.close();
+  return [client, serverSocket];
+}
+
+/** A client and a server session over an in-memory pipe or loopback TCP. */
+export async function sessionPair(
+  options: { transport?: 'memory' | 'tcp'; client?: SessionOptions; server?: SessionOptions; delayMs?: number } = {},
+): Promise<{ client: Session; server: Session; close(): Promise<void> }> {
+  const [a, b] = options.transport === 'tcp' ? await tcpPair() : memoryPipe(options.delayMs ?? 0);
+  const client = multiplexedClient(a, { keepAliveInterval: 0, ...options.client });
+  const server = multiplexedServer(b, { keepAliveInterval: 0, ...options.server });
+  return {
+    client,
+    server,
+    async close() {
+      client.destroy();
+      server.destroy();
+      a.destroy();
+      b.destroy();
+    },
+  };
+}
+
+/** Reads a channel to its end; resolves to every byte, rejects on error. */
+export function readAll(channel: Channel): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    channel.on('data', (chunk: Buffer) => chunks.push(chunk));
+    channel.on('end', () => resolve(Buffer.concat(chunks)));
+    channel.on('error', reject);
+  });
+}
+
+/** Resolves once `predicate` is true, polling; rejects after `timeoutMs`. */
+export async function until(predicate: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/** Bytes of a whole frame: header plus payload. */
+export function frame(type: number, flags: number, streamId: number, lengthOrPayload: number | Uint8Array): Buffer {
+  if (typeof lengthOrPayload === 'number') return Buffer.from(headerBytes(type, flags, streamId, lengthOrPayload));
+  return Buffer.concat([headerBytes(type, flags, streamId, lengthOrPayload.length), lengthOrPayload]);
+}
+
+export interface RawFrame extends FrameHeader {
+  payload: Buffer;
+}
+
+/** Parses a byte string into frames (for checking what muxwire put on the wire). */
+export function parseFrames(bytes: Buffer): RawFrame[] {
+  const frames: RawFrame[] = [];
+  let offset = 0;
+  while (bytes.length - offset >= HEADER_SIZE) {
+    const header = decodeHeader(bytes, offset, { version: 0, type: 0, flags: 0, streamId: 0, length: 0 });
+    const payloadLength = header.type === FrameType.data ? header.length : 0;
+    if (bytes.length - offset - HEADER_SIZE < payloadLength) break;
+    frames.push({ ...header, payload: bytes.subarray(offset + HEADER_SIZE, offset + HEADER_SIZE + payloadLength) });
+    offset += HEADER_SIZE + payloadLength;
+  }
+  return frames;
+}
+
+/**
+ * A raw yamux peer on a socket: collects every frame muxwire sends, answers pings unless told not to.
+ */
+export class RawPeer {
+  received = Buffer.alloc(0);
+  ended = false;
+  constructor(readonly socket: net.Socket | Duplex, answerPings = true) {
+    socket.on('data', (chunk: Buffer) => {
+      const before = parseFrames(this.received).length;
+      this.received = Buffer.concat([this.received, chunk]);
+      if (!answerPings) return;
+      for (const f of parseFrames(this.received).slice(before)) {
+        if (f.type === FrameType.ping && (f.flags & Flag.syn) !== 0) {
+          socket.write(frame(FrameType.ping, Flag.ack, 0, f.length));
+        }
+      }
+    });
+    socket.on('end', () => {
+      this.ended = true;
+    });
+    socket.on('error', () => {});
+  }
+  get frames(): RawFrame[] {
+    return parseFrames(this.received);
+  }
+  send(...frames: Buffer[]): void {
+    this.socket.write(Buffer.concat(frames));
+  }
+  /** The Go Away code muxwire sent, if any. */
+  get goAwayCode(): number | undefined {
+    return this.frames.find((f) => f.type === FrameType.goAway)?.length;
+  }
+}
+
+/** Deterministic pseudo-random bytes. */
+export function pseudoRandomBytes(length: number, seed: number): Buffer {
+  const bytes = Buffer.allocUnsafe(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    bytes[i] = x & 0xff;
+  }
+  return bytes;
+}
+
+/** Resolves once the channel has emitted 'close' (at once if it already has). */
+export function whenClosed(channel: Channel): Promise<void> {
+  if (channel.closed) return Promise.resolve();
+  return new Promise((resolve) => channel.once('close', () => resolve()));
+}

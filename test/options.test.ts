@@ -1,0 +1,30 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_OPTIONS, resolveOptions } from '../src/core/options.js';
+
+test('defaults apply and are documented values', () => {
+  const o = resolveOptions(undefined);
+  assert.deepEqual(o, DEFAULT_OPTIONS);
+  assert.equal(o.initialWindow, 262144);
+  assert.equal(o.maxWindow, 16 * 1024 * 1024);
+  assert.equal(o.acceptBacklog, 256);
+});
+
+test('a bad value throws TypeError or RangeError naming the option', () => {
+  assert.throws(() => resolveOptions({ maxStreams: 'many' as unknown as number }), { name: 'TypeError', message: /maxStreams/ });
+  assert.throws(() => resolveOptions({ maxStreams: 0 }), { name: 'RangeError', message: /maxStreams/ });
+  assert.throws(() => resolveOptions({ acceptBacklog: 1.5 }), { name: 'RangeError', message: /acceptBacklog/ });
+  assert.throws(() => resolveOptions({ initialWindow: 1000 }), { name: 'RangeError', message: /initialWindow/ });
+  assert.throws(() => resolveOptions({ maxWindow: 300_000, initialWindow: 400_000 }), { name: 'RangeError', message: /maxWindow/ });
+  assert.throws(() => resolveOptions({ maxFrameSize: 100 }), { name: 'RangeError', message: /maxFrameSize/ });
+  assert.throws(() => resolveOptions({ keepAliveTimeout: Number.NaN }), { name: 'TypeError', message: /keepAliveTimeout/ });
+  assert.throws(() => resolveOptions({ maxStream: 5 } as never), { name: 'TypeError', message: /unknown option maxStream/ });
+  assert.throws(() => resolveOptions(5 as never), { name: 'TypeError' });
+});
+
+test('valid values are kept', () => {
+  const o = resolveOptions({ maxFrameSize: 1024, keepAliveInterval: 0, maxWindow: 1 << 20 });
+  assert.equal(o.maxFrameSize, 1024);
+  assert.equal(o.keepAliveInterval, 0);
+  assert.equal(o.maxWindow, 1 << 20);
+});

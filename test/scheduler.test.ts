@@ -1,0 +1,117 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChannelState, Pending } from '../src/core/channel-state.js';
+import { Flag, FrameType } from '../src/core/frame.js';
+import { COPY_LIMIT, FrameBatch, WriteScheduler } from '../src/core/scheduler.js';
+import { parseFrames } from './helpers.js';
+
+function channel(id: number): ChannelState {
+  const c = new ChannelState(id, true, 262144, 262144);
+  c.state = 'established';
+  return c;
+}
+
+function run(scheduler: WriteScheduler, limit = 1 << 30): { frames: ReturnType<typeof parseFrames>; batch: FrameBatch } {
+  const batch = new FrameBatch((n) => new Uint8Array(n));
+  scheduler.fill(batch, limit);
+  return { frames: parseFrames(Buffer.concat(batch.finish())), batch };
+}
+
+test('data is interleaved round-robin, one fragment per channel per turn', () => {
+  const flags: number[] = [];
+  const s = new WriteScheduler(1024, { onFlagsSent: (_c, f) => flags.push(f) });
+  const bulk = channel(1);
+  const small = channel(3);
+  bulk.enqueue(new Uint8Array(10 * 1024), null);
+  s.scheduleData(bulk);
+  small.enqueue(new Uint8Array(64), null);
+  s.scheduleData(small);
+  const { frames } = run(s);
+  assert.deepEqual(frames.slice(0, 3).map((f) => [f.streamId, f.length]), [[1, 1024], [3, 64], [1, 1024]]);
+  assert.equal(frames.filter((f) => f.streamId === 1).reduce((n, f) => n + f.length, 0), 10 * 1024);
+  assert.ok(s.idle);
+});
+
+test('a small message waits behind at most one fragment of each bulk channel', () => {
+  const s = new WriteScheduler(16 * 1024, { onFlagsSent: () => {} });
+  const bulks = [1, 3, 5].map(channel);
+  for (const b of bulks) {
+    b.enqueue(new Uint8Array(1 << 20), null);
+    s.scheduleData(b);
+  }
+  const first = run(s, 64 * 1024);
+  assert.equal(first.frames.length, 4);
+  const small = channel(7);
+  small.enqueue(new Uint8Array(10), null);
+  s.scheduleData(small);
+  const next = run(s, 1 << 30);
+  const position = next.frames.findIndex((f) => f.streamId === 7);
+  assert.ok(position <= 3, `small frame at position ${position}`);
+});
+
+test('session frames go first, then channel control frames, then data', () => {
+  const s = new WriteScheduler(1024, { onFlagsSent: () => {} });
+  const data = channel(1);
+  data.enqueue(new Uint8Array(100), null);
+  s.scheduleData(data);
+  const control = channel(3);
+  control.pendingIncrement = 5000;
+  s.scheduleControl(control);
+  s.queueSessionFrame(FrameType.ping, Flag.ack, 0, 42);
+  const { frames } = run(s);
+  assert.deepEqual(frames.map((f) => f.type), [FrameType.ping, FrameType.windowUpdate, FrameType.data]);
+  assert.equal(frames[1]!.length, 5000);
+});
+
+test('SYN rides on the first data frame; FIN follows the data as a Window Update', () => {
+  const sent: number[] = [];
+  const s = new WriteScheduler(1024, { onFlagsSent: (_c, f) => sent.push(f) });
+  const c = new ChannelState(1, true, 262144, 262144);
+  c.pending = Pending.syn | Pending.fin;
+  c.enqueue(Buffer.from('hello'), null);
+  s.scheduleControl(c);
+  const first = run(s).frames;
+  const second = run(s).frames;
+  const frames = [...first, ...second];
+  assert.deepEqual(frames.map((f) => [f.type, f.flags]), [[FrameType.data, Flag.syn], [FrameType.windowUpdate, Flag.fin]]);
+  assert.equal(frames[0]!.payload.toString(), 'hello');
+  assert.deepEqual(sent, [Flag.syn, Flag.fin]);
+});
+
+test('a channel never sends beyond its send window', () => {
+  const s = new WriteScheduler(16 * 1024, { onFlagsSent: () => {} });
+  const c = channel(1);
+  c.sendWindow = 5000;
+  c.enqueue(new Uint8Array(20000), null);
+  s.scheduleData(c);
+  const { frames } = run(s);
+  assert.equal(frames.reduce((n, f) => n + f.length, 0), 5000);
+  assert.equal(c.queuedBytes, 15000);
+  assert.ok(s.idle, 'a blocked channel leaves the ring until its window opens');
+});
+
+test('RST drops the channel\'s flags and goes out as a control frame', () => {
+  const s = new WriteScheduler(1024, { onFlagsSent: () => {} });
+  const c = channel(5);
+  c.pending = Pending.rst;
+  s.scheduleControl(c);
+  const { frames } = run(s);
+  assert.deepEqual(frames.map((f) => [f.type, f.flags, f.streamId]), [[FrameType.windowUpdate, Flag.rst, 5]]);
+});
+
+test('completions are collected when a write is fully framed; small payloads are copied, large referenced', () => {
+  const s = new WriteScheduler(64 * 1024, { onFlagsSent: () => {} });
+  const c = channel(1);
+  const done: string[] = [];
+  const small = Buffer.alloc(COPY_LIMIT, 1);
+  const large = Buffer.alloc(COPY_LIMIT + 1, 2);
+  c.enqueue(small, () => done.push('small'));
+  c.enqueue(large, () => done.push('large'));
+  s.scheduleData(c);
+  const { batch } = run(s);
+  const parts = batch.parts;
+  assert.ok(parts.some((p) => p.buffer === large.buffer), 'large payload is referenced');
+  assert.ok(!parts.some((p) => p.buffer === small.buffer), 'small payload is copied');
+  for (const callback of batch.done) callback();
+  assert.deepEqual(done, ['small', 'large']);
+});

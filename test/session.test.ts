@@ -1,0 +1,489 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createHash } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import {
+  type Channel, ChannelRefusedError, ChannelResetError, GoAwayError, SessionClosedError, StreamLimitError,
+  TransportClosedError, multiplexedClient, multiplexedServer,
+} from '../src/index.js';
+import { memoryPipe, pseudoRandomBytes, readAll, sessionPair, tcpPair, until, whenClosed } from './helpers.js';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** Echoes every inbound channel of `session` and half-closes after the peer's FIN. */
+function echo(session: ReturnType<typeof multiplexedServer>): void {
+  session.on('channel', (channel) => {
+    channel.on('error', () => {});
+    channel.pipe(channel);
+  });
+}
+
+for (const transport of ['memory', 'tcp'] as const) {
+  describe(`echo over ${transport}`, () => {
+    test('payloads of many sizes echo exactly, concurrently', async () => {
+      const pair = await sessionPair({ transport });
+      echo(pair.server);
+      const sizes = [0, 1, 1023, 1024, 1025, 65535, 65536, 262144, 262145, 1048576];
+      await Promise.all(sizes.map(async (size, i) => {
+        const payload = pseudoRandomBytes(size, i + 1);
+        const channel = pair.client.dial();
+        const reply = readAll(channel);
+        channel.end(payload);
+        assert.equal(sha(await reply), sha(payload), `size ${size}`);
+      }));
+      await pair.client.close();
+      await pair.server.closed;
+      assert.equal(pair.client.state, 'closed');
+      assert.equal(pair.server.state, 'closed');
+    });
+  });
+}
+
+test('dial() returns a channel that is writable at once: SYN rides on the first data frame', async () => {
+  const [a, b] = memoryPipe();
+  const client = multiplexedClient(a, { keepAliveInterval: 0 });
+  const server = multiplexedServer(b, { keepAliveInterval: 0 });
+  echo(server);
+  const channel = client.dial();
+  assert.equal(channel.protocolState, 'init');
+  assert.equal(channel.id, 1);
+  const reply = readAll(channel);
+  channel.end('hi');
+  assert.equal((await reply).toString(), 'hi');
+  assert.equal(client.dial().id, 3, 'client ids are odd and never reused');
+  const pushed = server.dial();
+  assert.equal(pushed.id, 2, 'server ids are even');
+  client.destroy();
+  server.destroy();
+});
+
+test('channel states: init, syn-sent, established, local-closed, closed', async () => {
+  const pair = await sessionPair();
+  const channel = pair.client.dial();
+  assert.equal(channel.protocolState, 'init');
+  channel.write('x');
+  await until(() => channel.protocolState === 'syn-sent', 1000, 'syn-sent');
+  await until(() => pair.server.channelCount === 1, 1000, 'inbound arrives');
+  assert.equal(channel.protocolState, 'syn-sent', 'no ACK before the server accepts');
+  const inbound = await pair.server.accept();
+  assert.equal(inbound.protocolState, 'established');
+  await until(() => channel.protocolState === 'established', 1000, 'established');
+  channel.end();
+  await until(() => channel.protocolState === 'local-closed', 1000, 'local-closed');
+  inbound.resume();
+  await once(inbound, 'end');
+  assert.equal(inbound.protocolState, 'remote-closed');
+  inbound.end();
+  await until(() => inbound.protocolState === 'closed' && channel.protocolState === 'closed', 1000, 'closed');
+  channel.resume();
+  await whenClosed(channel);
+  assert.equal(pair.client.channelCount, 0);
+  assert.equal(pair.server.channelCount, 0);
+  await pair.close();
+});
+
+test('inbound channel waits in syn-received until accepted', async () => {
+  const pair = await sessionPair();
+  pair.client.dial().write('x');
+  await until(() => pair.server.channelCount === 1, 1000, 'inbound');
+  const inbound = await pair.server.accept();
+  assert.equal(inbound.protocolState, 'established');
+  await pair.close();
+});
+
+describe('half-close', () => {
+  test('client ends first, server keeps writing, then ends', async () => {
+    const pair = await sessionPair({ transport: 'tcp' });
+    const inboundP = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.end('request');
+    const inbound = await inboundP;
+    const request = await readAll(inbound);
+    assert.equal(request.toString(), 'request');
+    const reply = readAll(channel);
+    const big = pseudoRandomBytes(300_000, 9);
+    inbound.write('part one, ');
+    inbound.end(big);
+    assert.equal(sha(await reply), sha(Buffer.concat([Buffer.from('part one, '), big])));
+    await whenClosed(channel);
+    await pair.close();
+  });
+
+  test('server ends first, client keeps writing, then ends', async () => {
+    const pair = await sessionPair({ transport: 'tcp' });
+    const inboundP = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.write('hello');
+    const inbound = await inboundP;
+    const fromClient = readAll(inbound);
+    inbound.end('bye');
+    assert.equal((await readAll(channel)).toString(), 'bye');
+    channel.write(' more');
+    channel.end(' and done');
+    assert.equal((await fromClient).toString(), 'hello more and done');
+    await pair.close();
+  });
+});
+
+describe('reset', () => {
+  test('client destroy() resets the server side with ChannelResetError', async () => {
+    const pair = await sessionPair();
+    const inboundP = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.write('x');
+    const inbound = await inboundP;
+    const error = once(inbound, 'error');
+    channel.destroy();
+    const [e] = await error;
+    assert.ok(e instanceof ChannelResetError);
+    assert.equal(e.code, 'ERR_MUX_CHANNEL_RESET');
+    assert.equal(inbound.protocolState, 'reset');
+    await until(() => pair.client.channelCount === 0 && pair.server.channelCount === 0, 1000, 'both removed');
+    await pair.close();
+  });
+
+  test('server destroy() resets the client side; pending writes fail', async () => {
+    const pair = await sessionPair();
+    const inboundP = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.write('x');
+    const inbound = await inboundP;
+    const error = once(channel, 'error');
+    inbound.destroy();
+    const [e] = await error;
+    assert.ok(e instanceof ChannelResetError);
+    assert.ok(!(e instanceof ChannelRefusedError));
+    await pair.close();
+  });
+
+  test('an unobserved reset does not crash: the channel closes and keeps the reason in .failure', async () => {
+    const pair = await sessionPair();
+    const inboundP = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.write('x');
+    const inbound = await inboundP;
+    channel.destroy();
+    await whenClosed(inbound);
+    assert.ok(inbound.failure instanceof ChannelResetError);
+    await pair.close();
+  });
+
+  test('other channels are unaffected by a reset', async () => {
+    const pair = await sessionPair();
+    echo(pair.server);
+    const doomed = pair.client.dial();
+    doomed.on('error', () => {});
+    doomed.write('x');
+    const fine = pair.client.dial();
+    const reply = readAll(fine);
+    doomed.destroy();
+    fine.end('still here');
+    assert.equal((await reply).toString(), 'still here');
+    await pair.close();
+  });
+});
+
+describe('flow control', () => {
+  test('a slow reader stops its writer at the window while other channels keep flowing', async () => {
+    const pair = await sessionPair({ transport: 'tcp' });
+    const inbound: Channel[] = [];
+    pair.server.on('channel', (c) => inbound.push(c));
+    const slow = pair.client.dial();
+    const payload = pseudoRandomBytes(2 * 1024 * 1024, 3);
+    let writeDone = false;
+    slow.write(payload, () => {
+      writeDone = true;
+    });
+    await until(() => inbound.length === 1 && inbound[0]!.readableLength >= 262144, 5000, 'window filled');
+    const stalled = inbound[0]!;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(stalled.readableLength, 262144, 'exactly one window buffered at the slow reader');
+    assert.equal(writeDone, false, 'the writer is held back');
+    // Another channel flows both ways meanwhile.
+    const other = pair.client.dial();
+    await until(() => inbound.length === 2, 2000, 'second channel');
+    inbound[1]!.pipe(inbound[1]!);
+    const reply = readAll(other);
+    other.end('unaffected');
+    assert.equal((await reply).toString(), 'unaffected');
+    // The slow reader reads: everything arrives, exactly.
+    const all = readAll(stalled);
+    slow.end();
+    assert.equal(sha(await all), sha(payload));
+    assert.ok(writeDone);
+    await pair.close();
+  });
+
+  test('both sides write ten windows at once without reading first: no deadlock', async () => {
+    const pair = await sessionPair({ transport: 'tcp' });
+    const size = 10 * 262144;
+    const a = pseudoRandomBytes(size, 1);
+    const b = pseudoRandomBytes(size, 2);
+    const inboundP = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.end(a);
+    const inbound = await inboundP;
+    inbound.end(b);
+    const [atServer, atClient] = await Promise.all([readAll(inbound), readAll(channel)]);
+    assert.equal(sha(atServer), sha(a));
+    assert.equal(sha(atClient), sha(b));
+    await pair.close();
+  });
+
+  test('windows grow by auto-tuning on a link with latency, up to maxWindow', async () => {
+    const pair = await sessionPair({ delayMs: 10, server: { maxWindow: 4 * 1024 * 1024 } });
+    await pair.server.ping();
+    const inboundP = pair.server.accept();
+    const channel = pair.client.dial();
+    const payload = pseudoRandomBytes(16 * 1024 * 1024, 5);
+    channel.end(payload);
+    const inbound = await inboundP;
+    const received = await readAll(inbound);
+    assert.equal(sha(received), sha(payload));
+    assert.ok(inbound.receiveWindow > 262144, `window grew to ${inbound.receiveWindow}`);
+    assert.ok(inbound.receiveWindow <= 4 * 1024 * 1024);
+    await pair.close();
+  });
+
+  test('the session memory bound caps buffered bytes when readers do not read', async () => {
+    const limit = 512 * 1024;
+    const pair = await sessionPair({ transport: 'tcp', server: { maxSessionBuffered: limit } });
+    const inbound: Channel[] = [];
+    pair.server.on('channel', (c) => inbound.push(c));
+    const payloads = [1, 2, 3, 4].map((i) => pseudoRandomBytes(400 * 1024, i));
+    const channels = payloads.map((p) => {
+      const c = pair.client.dial();
+      c.end(p);
+      return c;
+    });
+    await until(() => pair.server.bufferedBytes >= limit, 5000, 'buffers fill');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(pair.server.bufferedBytes <= limit + 64 * 1024, `buffered ${pair.server.bufferedBytes}`);
+    const received = await Promise.all(inbound.map(readAll));
+    received.forEach((r, i) => assert.equal(sha(r), sha(payloads[i]!)));
+    assert.equal(channels.length, 4);
+    await pair.close();
+  });
+});
+
+describe('limits', () => {
+  test('accept backlog overflow is refused with RST: ChannelRefusedError on the dialler', async () => {
+    const pair = await sessionPair({ server: { acceptBacklog: 2 } });
+    const channels = [0, 1, 2, 3, 4].map(() => {
+      const c = pair.client.dial();
+      c.write('x');
+      return c;
+    });
+    const errors = await Promise.all(channels.slice(2).map((c) => once(c, 'error').then(([e]) => e)));
+    for (const e of errors) {
+      assert.ok(e instanceof ChannelRefusedError);
+      assert.equal(e.code, 'ERR_MUX_CHANNEL_REFUSED');
+    }
+    const first = await pair.server.accept();
+    assert.equal(first.id, 1);
+    await pair.close();
+  });
+
+  test('maxStreams: dial beyond it throws StreamLimitError; inbound beyond it is refused', async () => {
+    const pair = await sessionPair({ client: { maxStreams: 2 }, server: { maxStreams: 1 } });
+    pair.server.on('channel', () => {});
+    const a = pair.client.dial();
+    const b = pair.client.dial();
+    assert.throws(() => pair.client.dial(), StreamLimitError);
+    a.write('a');
+    b.write('b');
+    const [e] = await once(b, 'error');
+    assert.ok(e instanceof ChannelRefusedError);
+    await pair.close();
+  });
+
+  test('the ACK backlog holds further SYNs until the peer accepts', async () => {
+    const pair = await sessionPair({ client: { ackBacklog: 2 } });
+    const channels = [0, 1, 2, 3].map(() => pair.client.dial());
+    for (const c of channels) c.write('x');
+    await until(() => pair.server.channelCount === 2, 1000, 'two inbound');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(pair.server.channelCount, 2, 'no more than the backlog is opened before acceptance');
+    assert.equal(channels[3]!.protocolState, 'init');
+    const accepted = [await pair.server.accept(), await pair.server.accept()];
+    await until(() => pair.server.channelCount === 4, 1000, 'remaining opened after ACKs');
+    assert.deepEqual(accepted.map((c) => c.id), [1, 3]);
+    await pair.close();
+  });
+});
+
+describe('accepting', () => {
+  test('accept(), async iteration and the channel event share one queue, in order', async () => {
+    const pair = await sessionPair();
+    for (let i = 0; i < 3; i++) pair.client.dial().write(String(i));
+    await until(() => pair.server.channelCount === 3, 1000, 'queued');
+    const first = await pair.server.accept();
+    const ids: number[] = [first.id];
+    for await (const channel of pair.server) {
+      ids.push(channel.id);
+      if (ids.length === 2) break;
+    }
+    const third = await new Promise<Channel>((resolve) => pair.server.on('channel', resolve));
+    ids.push(third.id);
+    assert.deepEqual(ids, [1, 3, 5]);
+    await pair.close();
+  });
+
+  test('accept() honours an AbortSignal and leaves no listener', async () => {
+    const pair = await sessionPair();
+    const controller = new AbortController();
+    const pending = pair.server.accept({ signal: controller.signal });
+    controller.abort(new Error('gave up'));
+    await assert.rejects(pending, /gave up/);
+    await pair.close();
+  });
+
+  test('pending accepts settle when the session closes; iteration ends cleanly', async () => {
+    const pair = await sessionPair();
+    const pending = pair.server.accept();
+    const iterated: Channel[] = [];
+    const iteration = (async () => {
+      for await (const c of pair.client) iterated.push(c);
+    })();
+    await pair.server.close();
+    await assert.rejects(pending, SessionClosedError);
+    await iteration;
+    assert.equal(iterated.length, 0);
+  });
+});
+
+describe('go away and close', () => {
+  for (const closer of ['client', 'server'] as const) {
+    test(`graceful close from the ${closer}: Go Away, open channels finish, then both sessions close`, async () => {
+      const pair = await sessionPair({ transport: 'tcp' });
+      const [closing, other] = closer === 'client' ? [pair.client, pair.server] : [pair.server, pair.client];
+      const inboundP = other.accept();
+      const channel = closing.dial();
+      channel.write('before close');
+      const inbound = await inboundP;
+      const goaway = new Promise<number>((resolve) => other.once('goaway', resolve));
+      const closed = closing.close();
+      const code = await goaway;
+      assert.equal(code, 0);
+      assert.throws(() => other.dial(), GoAwayError);
+      assert.throws(() => closing.dial(), SessionClosedError);
+      // The open channel still works both ways.
+      const fromCloser = readAll(inbound);
+      channel.end(' and after');
+      assert.equal((await fromCloser).toString(), 'before close and after');
+      const toCloser = readAll(channel);
+      inbound.end('reply');
+      assert.equal((await toCloser).toString(), 'reply');
+      await closed;
+      await other.closed;
+      assert.equal(closing.state, 'closed');
+      assert.equal(other.state, 'closed');
+      assert.equal(closing.closeError, undefined);
+      assert.equal(other.closeError, undefined);
+    });
+  }
+
+  test('close() times out: remaining channels fail with ERR_MUX_CLOSE_TIMEOUT', async () => {
+    const pair = await sessionPair();
+    const channel = pair.client.dial();
+    channel.write('x');
+    await pair.server.accept();
+    const error = once(channel, 'error');
+    await pair.client.close({ timeout: 50 });
+    const [e] = await error;
+    assert.equal(e.code, 'ERR_MUX_CLOSE_TIMEOUT');
+    await assert.rejects(pair.client.closed, { code: 'ERR_MUX_CLOSE_TIMEOUT' });
+    await pair.close();
+  });
+
+  test('destroy() fails every channel and pending accept', async () => {
+    const pair = await sessionPair();
+    const channel = pair.client.dial();
+    const error = once(channel, 'error');
+    const accepting = pair.client.accept();
+    const boom = new Error('boom');
+    pair.client.destroy(boom);
+    assert.equal((await error)[0], boom);
+    await assert.rejects(accepting, /boom/);
+    await assert.rejects(pair.client.closed, /boom/);
+    await pair.close();
+  });
+
+  test('close event fires once with undefined on a clean close', async () => {
+    const pair = await sessionPair();
+    const events: unknown[] = [];
+    pair.client.on('close', (e) => events.push(e));
+    await pair.client.close();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(events, [undefined]);
+    await pair.close();
+  });
+});
+
+test('ping resolves to the round-trip time', async () => {
+  const pair = await sessionPair({ delayMs: 5 });
+  const rtt = await pair.client.ping();
+  assert.ok(rtt >= 9 && rtt < 1000, `rtt ${rtt}`);
+  assert.equal(pair.client.rtt, rtt);
+  await pair.close();
+});
+
+test('the transport destroyed mid-transfer: every channel errors promptly with TransportClosedError', async () => {
+  const [a, b] = await tcpPair();
+  const client = multiplexedClient(a, { keepAliveInterval: 0 });
+  const server = multiplexedServer(b, { keepAliveInterval: 0 });
+  server.on('channel', (c) => c.resume());
+  const channels = [1, 2, 3].map(() => client.dial());
+  const errors = channels.map((c) => once(c, 'error').then(([e]) => e));
+  for (const c of channels) c.write(pseudoRandomBytes(4 * 1024 * 1024, 1));
+  await until(() => server.channelCount === 3, 2000, 'channels open');
+  b.destroy();
+  const settled = await Promise.race([
+    Promise.all(errors),
+    new Promise((resolve) => setTimeout(() => resolve('timeout'), 1000)),
+  ]);
+  assert.notEqual(settled, 'timeout');
+  for (const e of settled as Error[]) assert.ok(e instanceof TransportClosedError, String(e));
+  await assert.rejects(client.closed, TransportClosedError);
+});
+
+test('pipeline() works end to end through a channel', async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  pair.server.on('channel', (c) => {
+    pipeline(c, c).catch(() => {});
+  });
+  const channel = pair.client.dial();
+  const payload = pseudoRandomBytes(1_000_000, 77);
+  const reply = readAll(channel);
+  await pipeline(async function* () {
+    for (let i = 0; i < payload.length; i += 65536) yield payload.subarray(i, i + 65536);
+  }, channel);
+  assert.equal(sha(await reply), sha(payload));
+  await pair.close();
+});
+
+test('frames queued in one tick leave in one transport write', async () => {
+  const [a, b] = memoryPipe();
+  const client = multiplexedClient(a, { keepAliveInterval: 0 });
+  const server = multiplexedServer(b, { keepAliveInterval: 0 });
+  server.on('channel', () => {});
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const before = a.writes;
+  for (let i = 0; i < 100; i++) client.dial().write('hello');
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(a.writes - before, 1, '100 SYN+data frames in one write');
+  client.destroy();
+  server.destroy();
+});
+
+test('a closed session leaves no timer behind', async () => {
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timers();
+  const pair = await sessionPair({ client: { keepAliveInterval: 1000 }, server: { keepAliveInterval: 1000 } });
+  assert.ok(timers() > before);
+  await pair.client.close();
+  await pair.server.closed;
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(timers(), before);
+});
