@@ -9,14 +9,29 @@ import { type Channel, type Session, type SessionOptions, multiplexedClient, mul
 class PipeEnd extends Duplex {
   other!: PipeEnd;
   writes = 0;
-  constructor(private readonly delayMs: number) {
+  private random: number;
+  /** `splitSeed` cuts every write into pieces of random sizes (deterministic for a seed). */
+  constructor(private readonly delayMs: number, splitSeed = 0) {
     super({ allowHalfOpen: true });
+    this.random = splitSeed >>> 0;
   }
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.writes++;
     const copy = Buffer.from(chunk); // the writer may reuse its buffer once called back
-    if (this.delayMs > 0) setTimeout(() => this.other.push(copy), this.delayMs);
-    else this.other.push(copy);
+    const pieces: Buffer[] = [];
+    if (this.random === 0) pieces.push(copy);
+    else {
+      for (let offset = 0; offset < copy.length;) {
+        this.random = (Math.imul(this.random, 1103515245) + 12345) >>> 0;
+        const size = 1 + ((this.random >>> 8) % 3000);
+        pieces.push(copy.subarray(offset, offset + size));
+        offset += size;
+      }
+    }
+    for (const piece of pieces) {
+      if (this.delayMs > 0) setTimeout(() => this.other.push(piece), this.delayMs);
+      else this.other.push(piece);
+    }
     callback();
   }
   override _final(callback: (error?: Error | null) => void): void {
@@ -32,9 +47,9 @@ class PipeEnd extends Duplex {
 }
 
 /** Two connected in-memory duplex streams. */
-export function memoryPipe(delayMs = 0): [PipeEnd, PipeEnd] {
-  const a = new PipeEnd(delayMs);
-  const b = new PipeEnd(delayMs);
+export function memoryPipe(delayMs = 0, splitSeed = 0): [PipeEnd, PipeEnd] {
+  const a = new PipeEnd(delayMs, splitSeed);
+  const b = new PipeEnd(delayMs, splitSeed === 0 ? 0 : splitSeed + 1);
   a.other = b;
   b.other = a;
   return [a, b];

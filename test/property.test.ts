@@ -1,0 +1,115 @@
+/**
+ * Property: whatever the interleaving of writes, ends and resets over many channels, and however the
+ * transport cuts the byte stream, every byte is delivered exactly and in order on channels that were not
+ * reset, and a reset channel delivered an exact prefix of what was sent.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { type Channel, multiplexedClient, multiplexedServer } from '../src/index.js';
+import { memoryPipe, pseudoRandomBytes } from './helpers.js';
+
+interface ChannelScript {
+  /** Sizes of the client's writes, in order. */
+  writes: number[];
+  /** Sizes of the server's writes, in order (sent after the first client byte arrives). */
+  replies: number[];
+  /** How the client finishes: half-close, or abort after its writes. */
+  finish: 'end' | 'reset';
+  /** Ticks to wait between steps, to vary the interleaving. */
+  pauses: number[];
+}
+
+const scriptArb: fc.Arbitrary<ChannelScript> = fc.record({
+  writes: fc.array(fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 1000, max: 70_000 })), { minLength: 1, maxLength: 6 }),
+  replies: fc.array(fc.integer({ min: 0, max: 40_000 }), { maxLength: 4 }),
+  finish: fc.constantFrom<'end' | 'reset'>('end', 'end', 'end', 'reset'),
+  pauses: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 8, maxLength: 8 }),
+});
+
+const tick = (n: number): Promise<void> =>
+  n === 0 ? Promise.resolve() : new Promise((resolve) => setImmediate(() => resolve(tick(n - 1))));
+
+function collect(channel: Channel): { bytes: () => Buffer; done: Promise<'end' | 'error'> } {
+  const chunks: Buffer[] = [];
+  channel.on('data', (c: Buffer) => chunks.push(c));
+  const done = new Promise<'end' | 'error'>((resolve) => {
+    channel.on('end', () => resolve('end'));
+    channel.on('error', () => resolve('error'));
+    channel.on('close', () => resolve(channel.readableEnded ? 'end' : 'error'));
+  });
+  return { bytes: () => Buffer.concat(chunks), done };
+}
+
+async function runScenario(scripts: ChannelScript[], splitSeed: number, frameSize: number): Promise<void> {
+  const [a, b] = memoryPipe(0, splitSeed);
+  const client = multiplexedClient(a, { keepAliveInterval: 0, maxFrameSize: frameSize });
+  const server = multiplexedServer(b, { keepAliveInterval: 0, maxFrameSize: frameSize });
+  const payloads = scripts.map((s, i) => s.writes.map((n, j) => pseudoRandomBytes(n, i * 100 + j + 1)));
+  const replies = scripts.map((s, i) => s.replies.map((n, j) => pseudoRandomBytes(n, 50_000 + i * 100 + j)));
+  const atServer = new Map<number, ReturnType<typeof collect>>();
+  const serverDone: Promise<void>[] = [];
+  server.on('channel', (channel) => {
+    const index = (channel.id - 1) / 2;
+    const received = collect(channel);
+    atServer.set(index, received);
+    serverDone.push((async () => {
+      for (const reply of replies[index]!) {
+        if (channel.destroyed) return;
+        channel.write(reply);
+        await tick(1);
+      }
+      if (!channel.destroyed) channel.end();
+      await received.done;
+    })());
+  });
+
+  const results = await Promise.all(scripts.map(async (script, i) => {
+    const channel = client.dial();
+    const received = collect(channel);
+    let pause = 0;
+    for (const payload of payloads[i]!) {
+      channel.write(payload);
+      await tick(script.pauses[pause++ % script.pauses.length]!);
+    }
+    if (script.finish === 'end') channel.end();
+    else channel.destroy();
+    const outcome = await received.done;
+    return { channel, received, outcome };
+  }));
+  await Promise.all(serverDone);
+
+  results.forEach(({ received, outcome }, i) => {
+    const sent = Buffer.concat(payloads[i]!);
+    const reply = Buffer.concat(replies[i]!);
+    const server = atServer.get(i);
+    if (scripts[i]!.finish === 'end') {
+      assert.equal(outcome, 'end', `channel ${i} ended cleanly`);
+      assert.ok(server !== undefined, `server saw channel ${i}`);
+      assert.ok(server.bytes().equals(sent), `channel ${i}: server received exactly what the client sent`);
+      assert.ok(received.bytes().equals(reply), `channel ${i}: client received exactly the reply`);
+    } else {
+      const got = server?.bytes() ?? Buffer.alloc(0);
+      assert.ok(sent.subarray(0, got.length).equals(got), `reset channel ${i}: server got a prefix`);
+      const back = received.bytes();
+      assert.ok(reply.subarray(0, back.length).equals(back), `reset channel ${i}: client got a prefix`);
+    }
+  });
+  await client.close({ timeout: 2000 });
+  await server.closed.catch(() => {});
+  assert.equal(client.closeError, undefined);
+}
+
+test('random interleavings of writes, ends and resets deliver exact, ordered bytes', async () => {
+  let runs = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(scriptArb, { minLength: 1, maxLength: 30 }),
+      fc.integer({ min: 0, max: 1000 }),
+      fc.constantFrom(1024, 4096, 16384),
+      async (scripts, splitSeed, frameSize) => { runs++; await runScenario(scripts, splitSeed, frameSize); },
+    ),
+    { numRuns: 100, seed: 20261125, endOnFailure: true },
+  );
+  assert.equal(runs, 100);
+});
