@@ -1,0 +1,44 @@
+// The implementations the harness knows, in table order. Modules are loaded lazily, in the child
+// processes, so that one implementation's load-time side effects (polyfills, module state) never
+// touch another's run.
+import type { Implementation } from './types.js';
+
+export interface ImplEntry {
+  name: string;
+  /** as Implementation.transport, known without loading the module */
+  transport: 'shared' | 'per-channel';
+  load(): Promise<Implementation>;
+  /** Resolves to a reason when the implementation cannot run here (checked by the runner). */
+  unavailable?(): Promise<string | null>;
+}
+
+const def = async (p: Promise<{ default: Implementation }>) => (await p).default;
+
+export const IMPLEMENTATIONS: readonly ImplEntry[] = [
+  { name: 'raw-tcp', transport: 'per-channel', load: () => def(import('./raw-tcp.js')) },
+  {
+    name: 'muxwire',
+    transport: 'shared',
+    load: () => def(import('./muxwire.js')),
+    async unavailable() {
+      const { loadMuxwire } = await import('./muxwire.js');
+      try {
+        await loadMuxwire();
+        return null;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    },
+  },
+  { name: 'http2', transport: 'shared', load: () => def(import('./http2.js')) },
+  { name: 'libp2p-yamux', transport: 'shared', load: () => def(import('./libp2p-yamux.js')) },
+  { name: 'yamux-js', transport: 'shared', load: () => def(import('./yamux-js.js')) },
+  { name: 'multiplex', transport: 'shared', load: () => def(import('./multiplex.js')) },
+  { name: 'mplex', transport: 'shared', load: () => def(import('./mplex.js')) },
+];
+
+export function findImpl(name: string): ImplEntry {
+  const entry = IMPLEMENTATIONS.find((e) => e.name === name);
+  if (!entry) throw new Error(`unknown implementation '${name}' (known: ${IMPLEMENTATIONS.map((e) => e.name).join(', ')})`);
+  return entry;
+}

@@ -1,0 +1,99 @@
+// muxwire (this repository), loaded from its build output through the package's own name
+// ('muxwire' resolves to dist/src/index.js via package.json "exports"). The specifier is kept in a
+// variable so that compiling bench/ never type-checks or compiles src/; run `npm run build` first.
+import type { Socket } from 'node:net';
+import { ImplementationUnavailable, type Implementation, type Channel, type AdapterOptions } from './types.js';
+
+// The slice of the muxwire API this adapter uses.
+interface MuxwireSession {
+  dial(): Channel;
+  close(): Promise<void>;
+  destroy(err?: Error): void;
+  on?(event: 'channel', listener: (ch: Channel) => void): unknown;
+  on?(event: 'error', listener: (err: Error) => void): unknown;
+  accept?(): Promise<Channel | null | undefined>;
+  [Symbol.asyncIterator]?(): AsyncIterator<Channel>;
+}
+interface MuxwireModule {
+  multiplexedServer(socket: Socket, options?: Record<string, unknown>): MuxwireSession;
+  multiplexedClient(socket: Socket, options?: Record<string, unknown>): MuxwireSession;
+}
+
+const SPECIFIER = 'muxwire';
+
+export async function loadMuxwire(): Promise<MuxwireModule> {
+  let mod: Partial<MuxwireModule>;
+  try {
+    mod = (await import(SPECIFIER)) as Partial<MuxwireModule>;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') {
+      throw new ImplementationUnavailable('muxwire not built');
+    }
+    throw new ImplementationUnavailable(`muxwire not importable: ${(err as Error).message}`);
+  }
+  if (typeof mod.multiplexedServer !== 'function' || typeof mod.multiplexedClient !== 'function') {
+    throw new ImplementationUnavailable('muxwire not built (no multiplexedServer/multiplexedClient export)');
+  }
+  return mod as MuxwireModule;
+}
+
+// All option names in one place. A workload that holds many channels at once raises the limits.
+function options(opts: AdapterOptions): Record<string, unknown> {
+  if (opts.maxChannels <= 1000) return {};
+  return { maxStreams: opts.maxChannels * 2, acceptBacklog: opts.maxChannels };
+}
+
+function watchErrors(session: MuxwireSession, onError: (err: Error) => void): void {
+  if (typeof session.on === 'function') session.on('error', onError);
+}
+
+async function acceptLoop(session: MuxwireSession, onChannel: (ch: Channel) => void, onError: (err: Error) => void) {
+  try {
+    if (typeof session[Symbol.asyncIterator] === 'function') {
+      for await (const ch of session as AsyncIterable<Channel>) onChannel(ch);
+    } else if (typeof session.accept === 'function') {
+      for (;;) {
+        const ch = await session.accept();
+        if (!ch) break;
+        onChannel(ch);
+      }
+    }
+  } catch (err) {
+    onError(err as Error);
+  }
+}
+
+const loaded = loadMuxwire();
+loaded.catch(() => {}); // reported when the adapter is used, not at import
+
+const impl: Implementation = {
+  name: 'muxwire',
+  describe: 'muxwire (this repo, dist/src)',
+  transport: 'shared',
+  server(socket, onChannel, opts, hooks) {
+    let session: MuxwireSession | undefined;
+    loaded.then(
+      (mw) => {
+        session = mw.multiplexedServer(socket, options(opts));
+        watchErrors(session, hooks.onError);
+        if (typeof session.on === 'function') session.on('channel', onChannel);
+        else void acceptLoop(session, onChannel, hooks.onError);
+      },
+      (err: Error) => hooks.onError(err),
+    );
+    return { close: async () => session?.close() };
+  },
+  async client(dialer, opts, hooks) {
+    const mw = await loaded;
+    const socket = await dialer.connect();
+    const session = mw.multiplexedClient(socket, options(opts));
+    watchErrors(session, hooks.onError);
+    return {
+      open: () => session.dial(),
+      close: () => session.close(),
+    };
+  },
+};
+
+export default impl;

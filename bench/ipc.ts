@@ -1,0 +1,88 @@
+// Messages between the runner and its child processes (Node IPC, JSON serialisation).
+import type { WorkloadId, WorkloadParams } from './workloads.js';
+
+export interface ServerConfig {
+  impl: string;
+  maxChannels: number;
+}
+
+export interface ClientConfig {
+  impl: string;
+  workload: WorkloadId;
+  params: WorkloadParams;
+  maxChannels: number;
+  port: number;
+}
+
+export interface ProxyConfig {
+  targetPort: number;
+  delayMs: number;
+  /** bytes held per direction before reading pauses */
+  maxBufferedBytes: number;
+}
+
+export interface ClientResult {
+  figures: Record<string, number>;
+  notes: string[];
+  /** for the runner's cross-checks against the server's counters */
+  expect?: { echoChannels?: number; sinkChannels?: number };
+}
+
+export interface MemorySample {
+  heapUsed: number;
+  rss: number;
+  external: number;
+}
+
+export interface ServerStats {
+  connections: number;
+  channels: number;
+  echoChannels: number;
+  sinkChannels: number;
+  channelErrors: number;
+  lastChannelError?: string;
+  sinkStampErrors: number;
+  memory?: { base: MemorySample; now: MemorySample };
+}
+
+export type ChildMessage =
+  | { type: 'listening'; port: number }
+  | { type: 'progress'; text: string }
+  | { type: 'result'; result: ClientResult }
+  | { type: 'stats'; stats: ServerStats }
+  | { type: 'error'; message: string };
+
+export type RunnerMessage = { type: 'stats'; measure: boolean };
+
+export function send(msg: ChildMessage): void {
+  if (process.send) process.send(msg);
+}
+
+export function errorText(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: string }).code;
+    return code && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
+  }
+  return String(err);
+}
+
+/** Exit on any uncaught failure after telling the runner why. */
+export function reportCrashes(role: string): void {
+  const die = (err: unknown): void => {
+    send({ type: 'error', message: `${role}: ${errorText(err)}` });
+    setTimeout(() => process.exit(1), 50).unref();
+  };
+  process.on('uncaughtException', die);
+  process.on('unhandledRejection', die);
+  process.on('disconnect', () => process.exit(0));
+}
+
+export async function measureMemory(): Promise<MemorySample> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 3; i++) {
+    gc?.();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const m = process.memoryUsage();
+  return { heapUsed: m.heapUsed, rss: m.rss, external: m.external };
+}

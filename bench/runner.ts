@@ -1,0 +1,340 @@
+// `npm run bench [-- options]`: for each workload, for each implementation, start a server process,
+// (for long-fat a delay proxy), and a client process over loopback TCP; collect the client's verified
+// figures; kill them; print one table per workload with ratios to raw TCP.
+import { fork, execSync, type ChildProcess } from 'node:child_process';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import os from 'node:os';
+import { IMPLEMENTATIONS, findImpl, type ImplEntry } from './impl/index.js';
+import { WORKLOADS, describeParams, findWorkload, maxChannelsFor, type WorkloadDef, type WorkloadParams } from './workloads.js';
+import type { ChildMessage, ClientConfig, ClientResult, ProxyConfig, ServerConfig, ServerStats } from './ipc.js';
+import { formatMarkdown, formatText, type RunRecord, type Report } from './report.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const CHILD_ARGS = ['--expose-gc', '--max-old-space-size=8192', '--no-deprecation'];
+
+interface Options {
+  quick: boolean;
+  workloads: WorkloadDef[];
+  impls: ImplEntry[];
+  json?: string;
+  markdown?: string;
+  capSeconds?: number;
+  verbose: boolean;
+}
+
+const USAGE = `usage: npm run bench -- [--quick] [--workloads a,b] [--impls x,y] [--json FILE] [--markdown FILE]
+                        [--cap SECONDS] [--verbose]
+  workloads: ${WORKLOADS.map((w) => w.id).join(', ')}
+  impls:     ${IMPLEMENTATIONS.map((i) => i.name).join(', ')}`;
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { quick: false, workloads: [...WORKLOADS], impls: [...IMPLEMENTATIONS], verbose: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--quick':
+        o.quick = true;
+        break;
+      case '--workloads':
+        o.workloads = value().split(',').filter(Boolean).map(findWorkload);
+        break;
+      case '--impls':
+        o.impls = value().split(',').filter(Boolean).map(findImpl);
+        break;
+      case '--json':
+        o.json = value();
+        break;
+      case '--markdown':
+        o.markdown = value();
+        break;
+      case '--cap':
+        o.capSeconds = Number(value());
+        if (!(o.capSeconds > 0)) throw new Error('--cap needs a positive number of seconds');
+        break;
+      case '--verbose':
+        o.verbose = true;
+        break;
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a}\n${USAGE}`);
+    }
+  }
+  return o;
+}
+
+// ---- child processes ----
+
+const live = new Set<ChildProcess>();
+
+interface Child {
+  proc: ChildProcess;
+  role: string;
+  messages: ChildMessage[];
+  lastProgress: string;
+  output: string; // tail of stdout+stderr
+  exited: Promise<number | null>;
+  next(pred: (m: ChildMessage) => boolean): Promise<ChildMessage>;
+}
+
+function spawnChild(role: string, script: string, config: unknown, verbose: boolean): Child {
+  const proc = fork(join(HERE, script), [JSON.stringify(config)], {
+    execArgv: CHILD_ARGS,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  live.add(proc);
+  const waiters: { pred: (m: ChildMessage) => boolean; resolve: (m: ChildMessage) => void }[] = [];
+  const child: Child = {
+    proc,
+    role,
+    messages: [],
+    lastProgress: '',
+    output: '',
+    exited: new Promise((resolve) => {
+      proc.on('exit', (code) => {
+        live.delete(proc);
+        resolve(code);
+      });
+    }),
+    next(pred) {
+      const found = child.messages.find(pred);
+      if (found) {
+        child.messages.splice(child.messages.indexOf(found), 1);
+        return Promise.resolve(found);
+      }
+      return new Promise((resolve) => waiters.push({ pred, resolve }));
+    },
+  };
+  const keep = (chunk: Buffer): void => {
+    if (verbose) process.stderr.write(`[${role}] ${chunk.toString()}`);
+    child.output = (child.output + chunk.toString()).slice(-4000);
+  };
+  proc.stdout?.on('data', keep);
+  proc.stderr?.on('data', keep);
+  proc.on('message', (m: ChildMessage) => {
+    if (m.type === 'progress') {
+      child.lastProgress = m.text;
+      return;
+    }
+    const w = waiters.find((x) => x.pred(m));
+    if (w) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(m);
+    } else child.messages.push(m);
+  });
+  proc.on('error', () => {});
+  return child;
+}
+
+async function killChild(c: Child | undefined): Promise<void> {
+  if (!c) return;
+  if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+  await Promise.race([c.exited, new Promise((r) => setTimeout(r, 5000))]);
+}
+
+/** A child's failure as a rejection: an 'error' message, or exiting. */
+function failureOf(c: Child): Promise<never> {
+  return new Promise<never>((_, reject) => {
+    void c.next((m) => m.type === 'error').then((m) => reject(new Error(m.type === 'error' ? m.message : '?')));
+    void c.exited.then((code) => {
+      const tail = lastLine(c.output);
+      reject(new Error(`${c.role} exited (code ${code})${tail ? `: ${tail}` : ''}`));
+    });
+  });
+}
+
+function lastLine(text: string): string {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const err = [...lines].reverse().find((l) => /error|Error|ERR/.test(l));
+  return (err ?? lines[lines.length - 1] ?? '').slice(0, 300);
+}
+
+class Timeout extends Error {}
+
+// ---- one run ----
+
+function fdLimit(): number {
+  try {
+    return Number(execSync('ulimit -n', { shell: '/bin/sh', encoding: 'utf8' }).trim()) || 1024;
+  } catch {
+    return 1024;
+  }
+}
+
+function paramsFor(w: WorkloadDef, quick: boolean, transport: string): { params: WorkloadParams; note?: string } {
+  const params = { ...(quick ? w.params.quick : w.params.full) };
+  // One socket per channel: each side holds one descriptor per channel, so stay under the fd limit.
+  if (transport === 'per-channel' && w.id === 'idle') {
+    const cap = Math.max(1000, fdLimit() - 2000);
+    if (params.channels > cap) {
+      const note = `${cap} sockets instead of ${params.channels} (fd limit ${fdLimit()})`;
+      params.channels = cap;
+      return { params, note };
+    }
+  }
+  return { params };
+}
+
+async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<RunRecord> {
+  const record: RunRecord = { workload: w.id, impl: entry.name, status: 'ok', figures: {}, notes: [] };
+  const unavailable = entry.unavailable ? await entry.unavailable() : null;
+  if (unavailable) {
+    record.status = 'skipped';
+    record.reason = unavailable;
+    return record;
+  }
+  const { params, note } = paramsFor(w, o.quick, entry.transport);
+  if (note) record.notes.push(note);
+  const capSeconds = o.capSeconds ?? (o.quick ? w.capSeconds.quick : w.capSeconds.full);
+  const maxChannels = maxChannelsFor(params);
+  const started = Date.now();
+  let server: Child | undefined;
+  let proxy: Child | undefined;
+  let client: Child | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Timeout()), capSeconds * 1000);
+  });
+  try {
+    const serverCfg: ServerConfig = { impl: entry.name, maxChannels };
+    server = spawnChild('server', 'server.js', serverCfg, o.verbose);
+    const serverFailed = failureOf(server);
+    serverFailed.catch(() => {});
+    const listening = await Promise.race([server.next((m) => m.type === 'listening'), serverFailed, timeout]);
+    let port = listening.type === 'listening' ? listening.port : 0;
+    let proxyFailed: Promise<never> = new Promise(() => {});
+    if (w.proxy) {
+      const proxyCfg: ProxyConfig = { targetPort: port, delayMs: 25, maxBufferedBytes: 32 * 2 ** 20 };
+      proxy = spawnChild('proxy', 'proxy.js', proxyCfg, o.verbose);
+      proxyFailed = failureOf(proxy);
+      proxyFailed.catch(() => {});
+      const p = await Promise.race([proxy.next((m) => m.type === 'listening'), proxyFailed, timeout]);
+      port = p.type === 'listening' ? p.port : 0;
+    }
+    const clientCfg: ClientConfig = { impl: entry.name, workload: w.id, params, maxChannels, port };
+    client = spawnChild('client', 'client.js', clientCfg, o.verbose);
+    const clientFailed = failureOf(client);
+    clientFailed.catch(() => {});
+    const msg = await Promise.race([client.next((m) => m.type === 'result'), clientFailed, serverFailed, proxyFailed, timeout]);
+    const result = (msg as { result: ClientResult }).result;
+    Object.assign(record.figures, result.figures);
+    record.notes.push(...result.notes);
+
+    // Cross-check with the server's counters (and measure its memory for idle).
+    server.proc.send({ type: 'stats', measure: !!w.measureServer });
+    const s = await Promise.race([server.next((m) => m.type === 'stats'), serverFailed, timeout]);
+    const stats = (s as { stats: ServerStats }).stats;
+    verify(result, stats, record);
+    if (w.measureServer && stats.memory) {
+      const n = result.figures['channels'] ?? params.channels;
+      record.figures['serverHeapB'] = (stats.memory.now.heapUsed - stats.memory.base.heapUsed) / n;
+      record.figures['serverRssB'] = (stats.memory.now.rss - stats.memory.base.rss) / n;
+    }
+  } catch (err) {
+    record.status = 'failed';
+    if (err instanceof Timeout) {
+      const where = client?.lastProgress ? ` (client: ${client.lastProgress})` : '';
+      record.reason = `timeout after ${capSeconds} s${where}`;
+    } else {
+      record.reason = (err as Error).message;
+    }
+  } finally {
+    clearTimeout(timer);
+    await Promise.all([killChild(client), killChild(proxy), killChild(server)]);
+  }
+  record.seconds = (Date.now() - started) / 1000;
+  return record;
+}
+
+function verify(result: ClientResult, stats: ServerStats, record: RunRecord): void {
+  const problems: string[] = [];
+  const e = result.expect ?? {};
+  if (e.echoChannels !== undefined && stats.echoChannels < e.echoChannels) {
+    problems.push(`server saw ${stats.echoChannels} echo channels, client used ${e.echoChannels}`);
+  }
+  if (e.sinkChannels !== undefined && stats.sinkChannels < e.sinkChannels) {
+    problems.push(`server saw ${stats.sinkChannels} sink channels, client used ${e.sinkChannels}`);
+  }
+  if (stats.sinkStampErrors > 0) problems.push(`server found ${stats.sinkStampErrors} corrupt block stamps`);
+  if (problems.length) throw new Error(`verification: ${problems.join('; ')}`);
+  if (stats.channelErrors > 0) {
+    record.notes.push(`server: ${stats.channelErrors} channel errors (last: ${stats.lastChannelError})`);
+  }
+}
+
+// ---- main ----
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const report: Report = {
+    meta: {
+      date: new Date().toISOString(),
+      mode: o.quick ? 'quick' : 'full',
+      node: process.version,
+      platform: `${os.type()} ${os.release()} ${os.arch()}`,
+      cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    },
+    workloads: [],
+    runs: [],
+  };
+  console.log(`muxwire bench (${report.meta.mode}) on Node ${report.meta.node}, ${report.meta.cpus}, ${report.meta.platform}`);
+  console.log('client and server in separate processes over loopback TCP; ratios are to raw-tcp in this run\n');
+  for (const w of o.workloads) {
+    report.workloads.push({
+      id: w.id,
+      title: w.title,
+      sizes: describeParams(w.id, o.quick ? w.params.quick : w.params.full),
+      target: w.target,
+      figures: w.figures,
+    });
+    for (const entry of o.impls) {
+      process.stderr.write(`  ${w.id} / ${entry.name} ... `);
+      const r = await runOne(w, entry, o);
+      report.runs.push(r);
+      process.stderr.write(`${r.status}${r.reason ? `: ${r.reason}` : ''}${r.seconds ? ` (${r.seconds.toFixed(1)} s)` : ''}\n`);
+      await new Promise((res) => setTimeout(res, 200)); // let the previous run's sockets settle
+    }
+    console.log(formatText(report, w.id));
+  }
+  if (o.json) {
+    mkdirSync(dirname(o.json), { recursive: true });
+    writeFileSync(o.json, JSON.stringify(report, null, 2) + '\n');
+    console.log(`JSON written to ${o.json}`);
+  }
+  if (o.markdown) {
+    mkdirSync(dirname(o.markdown), { recursive: true });
+    writeFileSync(o.markdown, formatMarkdown(report));
+    console.log(`Markdown written to ${o.markdown}`);
+  }
+}
+
+const cleanup = (): void => {
+  for (const p of live) p.kill('SIGKILL');
+};
+process.on('exit', cleanup);
+process.on('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+process.on('SIGTERM', () => {
+  cleanup();
+  process.exit(143);
+});
+
+main().catch((err) => {
+  console.error((err as Error).message);
+  cleanup();
+  process.exit(1);
+});
