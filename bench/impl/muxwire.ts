@@ -39,9 +39,12 @@ export async function loadMuxwire(): Promise<MuxwireModule> {
 }
 
 // All option names in one place. A workload that holds many channels at once raises the limits.
+// MUXWIRE_BENCH_OPTIONS (JSON) adds session options, for tuning experiments such as maxFrameSize.
+const extra = JSON.parse(process.env.MUXWIRE_BENCH_OPTIONS ?? '{}') as Record<string, unknown>;
+
 function options(opts: AdapterOptions): Record<string, unknown> {
-  if (opts.maxChannels <= 1000) return {};
-  return { maxStreams: opts.maxChannels * 2, acceptBacklog: opts.maxChannels };
+  if (opts.maxChannels <= 1000) return { ...extra };
+  return { maxStreams: opts.maxChannels * 2, acceptBacklog: opts.maxChannels, ...extra };
 }
 
 function watchErrors(session: MuxwireSession, onError: (err: Error) => void): void {
