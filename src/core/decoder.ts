@@ -1,12 +1,14 @@
 /**
- * The incremental frame decoder: bytes in, frame events out.
+ * The incremental frame decoder: bytes in, frame events out, for any {@link WireCodec}.
  *
- * It never concatenates chunks: a header split across chunks is gathered in a 12-byte scratch array, and a
+ * It never concatenates chunks: a header split across chunks is gathered in a small scratch array, and a
  * payload is handed on as views (`subarray`) of the chunks it arrived in, piece by piece, as soon as each piece
  * arrives. So a decoder holds at most one header's bytes, whatever the frame's announced length.
  * @module
  */
-import { type FrameHeader, FrameType, HEADER_SIZE, PROTOCOL_VERSION, decodeHeader } from './frame.js';
+import type { WireCodec } from './codec.js';
+import { yamuxCodec } from './codecs/yamux.js';
+import type { FrameHeader } from './frame.js';
 
 /** Receives the decoder's events, in wire order. */
 export interface FrameSink {
@@ -16,32 +18,24 @@ export interface FrameSink {
   onPayload(piece: Uint8Array): void;
   /** The current frame, header and payload, has fully arrived. */
   onFrameEnd(header: FrameHeader): void;
-  /** The input is not valid yamux; the decoder has stopped. */
+  /** The input is not valid in the codec's format; the decoder has stopped. */
   onDecodeError(message: string): void;
 }
 
-/** Checks what the header alone can tell: version and type. Returns a description of the fault, or null. */
-export function checkYamuxHeader(header: FrameHeader): string | null {
-  if (header.version !== PROTOCOL_VERSION) return `unsupported protocol version ${header.version}`;
-  if (header.type > FrameType.goAway) return `unknown frame type ${header.type}`;
-  return null;
-}
-
-/** How many payload bytes follow a header: only Data frames carry a payload. */
-export function yamuxPayloadLength(header: FrameHeader): number {
-  return header.type === FrameType.data ? header.length : 0;
-}
-
-/** Decodes a byte stream of yamux frames. */
+/** Decodes a byte stream of frames. */
 export class FrameDecoder {
   private readonly header: FrameHeader = { version: 0, type: 0, flags: 0, streamId: 0, length: 0 };
-  private readonly scratch = new Uint8Array(HEADER_SIZE);
+  private readonly scratch: Uint8Array;
+  private readonly headerSize: number;
   private scratchFill = 0;
   private payloadLeft = 0;
   private inPayload = false;
   private stopped = false;
 
-  constructor(private readonly sink: FrameSink) {}
+  constructor(private readonly sink: FrameSink, private readonly codec: WireCodec = yamuxCodec) {
+    this.headerSize = codec.headerSize;
+    this.scratch = new Uint8Array(codec.headerSize);
+  }
 
   /** True once `stop()` was called or an error was found: further input is ignored. */
   get isStopped(): boolean {
@@ -75,17 +69,18 @@ export class FrameDecoder {
         }
         continue;
       }
-      if (this.scratchFill === 0 && length - offset >= HEADER_SIZE) {
-        decodeHeader(chunk, offset, this.header);
-        offset += HEADER_SIZE;
+      const headerSize = this.headerSize;
+      if (this.scratchFill === 0 && length - offset >= headerSize) {
+        this.codec.decodeHeader(chunk, offset, this.header);
+        offset += headerSize;
       } else {
-        const take = Math.min(HEADER_SIZE - this.scratchFill, length - offset);
+        const take = Math.min(headerSize - this.scratchFill, length - offset);
         this.scratch.set(chunk.subarray(offset, offset + take), this.scratchFill);
         this.scratchFill += take;
         offset += take;
-        if (this.scratchFill < HEADER_SIZE) return;
+        if (this.scratchFill < headerSize) return;
         this.scratchFill = 0;
-        decodeHeader(this.scratch, 0, this.header);
+        this.codec.decodeHeader(this.scratch, 0, this.header);
       }
       this.beginFrame();
     }
@@ -93,7 +88,7 @@ export class FrameDecoder {
 
   private beginFrame(): void {
     const header = this.header;
-    const fault = checkYamuxHeader(header);
+    const fault = this.codec.checkHeader(header);
     if (fault !== null) {
       this.stopped = true;
       this.sink.onDecodeError(fault);
@@ -101,7 +96,7 @@ export class FrameDecoder {
     }
     this.sink.onHeader(header);
     if (this.stopped) return;
-    const payload = yamuxPayloadLength(header);
+    const payload = this.codec.payloadLength(header);
     if (payload > 0) {
       this.inPayload = true;
       this.payloadLeft = payload;

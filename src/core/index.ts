@@ -6,7 +6,10 @@
 export * from './errors.js';
 export * from './options.js';
 export * from './frame.js';
-export { FrameDecoder, type FrameSink, checkYamuxHeader, yamuxPayloadLength } from './decoder.js';
+export { FrameDecoder, type FrameSink } from './decoder.js';
+export type { WireCodec, CodecCapabilities } from './codec.js';
+export { yamuxCodec } from './codecs/yamux.js';
+export { multiplexCodec, MULTIPLEX_HEADER_SIZE, MULTIPLEX_FRAGMENT, MultiplexFlag } from './codecs/multiplex.js';
 export { ReceiveWindow, SessionMemory } from './flow.js';
 export { FrameBatch, WriteScheduler, type SchedulerHooks, COPY_LIMIT } from './scheduler.js';
 export { ChannelState, type ChannelStateName, type ChannelEndpoint, type WriteDone } from './channel-state.js';

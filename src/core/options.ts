@@ -6,8 +6,16 @@
 /** The yamux specification's initial stream window; peers assume it without saying so. */
 export const SPEC_INITIAL_WINDOW = 256 * 1024;
 
+/** The wire formats muxwire speaks. */
+export type WireProtocol = 'yamux' | 'multiplex';
+
 /** Options of a session. Every field is optional; see {@link DEFAULT_OPTIONS} for the defaults. */
 export interface SessionOptions {
+  /**
+   * The wire format: `yamux` (default), or `multiplex` to talk to programs built on the original Go package
+   * `alecthomas/multiplex` (no windows, half-close, ping or Go Away: see docs/multiplex-codec.md).
+   */
+  protocol?: WireProtocol;
   /** Most channels open at once (both directions together). A dial beyond it throws; an inbound SYN beyond it gets RST. */
   maxStreams?: number;
   /** Most inbound channels waiting to be accepted; one more is refused with RST. */
@@ -37,6 +45,7 @@ export type ResolvedOptions = Required<SessionOptions>;
 
 /** The defaults, chosen for real networks: large windows that tune themselves, bounded memory, bounded waits. */
 export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
+  protocol: 'yamux' as WireProtocol,
   maxStreams: 65_536,
   acceptBacklog: 256,
   ackBacklog: 256,
@@ -57,7 +66,7 @@ interface Rule {
   max: number;
 }
 
-const RULES: Record<keyof ResolvedOptions, Rule> = {
+const RULES: Record<Exclude<keyof ResolvedOptions, 'protocol'>, Rule> = {
   maxStreams: { min: 1, max: 0x7fff_ffff },
   acceptBacklog: { min: 1, max: 1_000_000 },
   ackBacklog: { min: 1, max: 1_000_000 },
@@ -82,10 +91,17 @@ export function resolveOptions(options: SessionOptions | undefined): ResolvedOpt
   const resolved = { ...DEFAULT_OPTIONS } as ResolvedOptions;
   if (options !== undefined) {
     for (const key of Object.keys(options)) {
-      if (!(key in RULES)) throw new TypeError(`muxwire: unknown option ${key}`);
+      if (!(key in DEFAULT_OPTIONS)) throw new TypeError(`muxwire: unknown option ${key}`);
+    }
+    const protocol = options.protocol;
+    if (protocol !== undefined) {
+      if (protocol !== 'yamux' && protocol !== 'multiplex') {
+        throw new TypeError(`muxwire: option protocol must be 'yamux' or 'multiplex', got ${String(protocol)}`);
+      }
+      resolved.protocol = protocol;
     }
   }
-  for (const key of Object.keys(RULES) as (keyof ResolvedOptions)[]) {
+  for (const key of Object.keys(RULES) as (keyof typeof RULES)[]) {
     const value = options?.[key];
     if (value === undefined) continue;
     const rule = RULES[key];

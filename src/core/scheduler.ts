@@ -13,7 +13,9 @@
  * @module
  */
 import { type ChannelState, Pending, type WriteDone } from './channel-state.js';
-import { Flag, FrameType, HEADER_SIZE, encodeHeader } from './frame.js';
+import type { WireCodec } from './codec.js';
+import { yamuxCodec } from './codecs/yamux.js';
+import { Flag, FrameType } from './frame.js';
 
 /** Payloads up to this size are copied next to their header; larger ones are written from the caller's bytes. */
 export const COPY_LIMIT = 2048;
@@ -29,14 +31,17 @@ export class FrameBatch {
   private stagingStart = 0;
   private stagingUsed = 0;
 
-  constructor(private readonly allocate: (size: number) => Uint8Array) {}
+  constructor(
+    private readonly allocate: (size: number) => Uint8Array,
+    private readonly codec: WireCodec = yamuxCodec,
+  ) {}
 
-  /** Appends a frame header. */
+  /** Appends a frame header, in the codec's format. */
   header(type: number, flags: number, streamId: number, length: number): void {
-    const staging = this.reserve(HEADER_SIZE);
-    encodeHeader(staging, this.stagingUsed, type, flags, streamId, length);
-    this.stagingUsed += HEADER_SIZE;
-    this.bytes += HEADER_SIZE;
+    const staging = this.reserve(this.codec.maxEncodedHeader);
+    const written = this.codec.encode(staging, this.stagingUsed, type, flags, streamId, length);
+    this.stagingUsed += written;
+    this.bytes += written;
   }
 
   /** Appends payload bytes: copied when small, referenced when large. */

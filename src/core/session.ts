@@ -5,13 +5,16 @@
  * @module
  */
 import { ChannelState, Pending, type ChannelEndpoint, type WriteDone } from './channel-state.js';
+import type { CodecCapabilities, WireCodec } from './codec.js';
+import { multiplexCodec } from './codecs/multiplex.js';
+import { yamuxCodec } from './codecs/yamux.js';
 import { FrameDecoder, type FrameSink } from './decoder.js';
 import { Emitter } from './emitter.js';
 import {
   ChannelRefusedError, ChannelResetError, GoAwayCode, GoAwayError, MuxError, ProtocolError, SessionClosedError,
   StreamLimitError, TimeoutError, TransportClosedError,
 } from './errors.js';
-import { Flag, type FrameHeader, FrameType, headerBytes } from './frame.js';
+import { Flag, type FrameHeader, FrameType } from './frame.js';
 import { SessionMemory } from './flow.js';
 import { type ResolvedOptions, type SessionOptions, SPEC_INITIAL_WINDOW, resolveOptions } from './options.js';
 import { FrameBatch, type SchedulerHooks, WriteScheduler } from './scheduler.js';
@@ -133,6 +136,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /** Settles when the session has ended: resolves on a clean close, rejects with the error otherwise. */
   readonly closed: Promise<void>;
 
+  /** The wire format and what it can express. */
+  private readonly codec: WireCodec;
+  private readonly caps: CodecCapabilities;
   private readonly transport: Transport;
   private readonly createEndpoint: EndpointFactory<C>;
   private readonly decoder: FrameDecoder;
@@ -144,6 +150,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private readonly acceptWaiters: AcceptWaiter<C>[] = [];
   private readonly dialBacklog = new Fifo<ChannelState>();
   private withheld: ChannelState[] = [];
+  /** Channels over their buffer limit on a codec without windows (reading pauses while any is). */
+  private overfull = 0;
   private nextId: number;
   private unacked = 0;
   private status: SessionStatus = 'open';
@@ -176,11 +184,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (role !== 'client' && role !== 'server') throw new TypeError(`muxwire: role must be 'client' or 'server'`);
     this.options = resolveOptions(options);
     this.role = role;
-    this.nextId = role === 'client' ? 1 : 2;
+    this.codec = this.options.protocol === 'multiplex' ? multiplexCodec : yamuxCodec;
+    this.caps = this.codec.capabilities;
+    this.nextId = this.codec.firstId(role);
     this.transport = transport;
     this.createEndpoint = createEndpoint;
-    this.decoder = new FrameDecoder(this);
-    this.scheduler = new WriteScheduler(this.options.maxFrameSize, this);
+    this.decoder = new FrameDecoder(this, this.codec);
+    this.scheduler = new WriteScheduler(Math.min(this.options.maxFrameSize, this.codec.maxFragment), this);
     this.memory = new SessionMemory(this.options.maxSessionBuffered);
     this.allocate = transport.allocate?.bind(transport) ?? defaultAllocate;
     this.closed = new Promise<void>((resolve, reject) => {
@@ -197,7 +207,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     };
     transport.start(events);
     // An opening ping measures the round-trip time that window auto-tuning needs.
-    if (this.status === 'open') {
+    if (this.status === 'open' && this.caps.ping) {
       this.sendPing();
       this.armKeepAlive();
     }
@@ -245,11 +255,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.nextId > MAX_ID) {
       throw new StreamLimitError('channel ids are exhausted for this session; close it and connect again');
     }
-    const channel = new ChannelState(this.nextId, true, this.options.initialWindow, this.options.maxWindow);
+    const channel = this.newChannel(this.nextId, true);
     this.nextId += 2;
     this.streams.set(channel.id, channel);
     channel.endpoint = this.createEndpoint(channel, this);
-    if (this.unacked < this.options.ackBacklog) this.sendSyn(channel);
+    if (!this.caps.acknowledgements || this.unacked < this.options.ackBacklog) this.sendSyn(channel);
     else this.dialBacklog.push(channel);
     return channel.endpoint as C;
   }
@@ -300,6 +310,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    */
   ping(): Promise<number> {
     if (this.status === 'closed') return Promise.reject(this.error ?? new SessionClosedError());
+    if (!this.caps.ping) {
+      return Promise.reject(new MuxError('ERR_MUX_UNSUPPORTED', `the ${this.codec.name} format has no ping`));
+    }
     const ping = this.sendPing(true);
     return new Promise<number>((resolve, reject) => {
       ping.resolve.push(resolve);
@@ -321,7 +334,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.status = 'closing';
     this.closingPromise = this.closed.then(noop, noop);
     this.localGoAway = true;
-    this.scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
+    if (this.caps.goAway) this.scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
     for (const channel of this.acceptQueue.drain()) this.resetChannel(channel, undefined);
     this.rejectAcceptWaiters(new SessionClosedError());
     this.closeTimer = setTimeout(() => this.onCloseTimeout(timeout), timeout);
@@ -343,8 +356,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /** Queues bytes on a channel; `done` (if any) is called when they reached the transport, or failed. */
   writeChannel(channel: ChannelState, data: Uint8Array, done: WriteDone | null): void {
     if (!channel.live || channel.localFin) {
-      done?.(channel.live ? new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${channel.id} has ended its writing side`)
-        : this.error ?? new ChannelResetError(channel.id, `channel ${channel.id} is closed`));
+      done?.(this.writeRefusal(channel));
       return;
     }
     if (data.length === 0) {
@@ -391,7 +403,15 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.memory.buffered -= fresh;
       if (!this.memory.underPressure) this.relieveMemory();
     }
-    if (!channel.remoteFin && channel.rx.updateDue) this.grantWindow(channel);
+    if (!this.caps.flowControl) {
+      if (channel.overfull && channel.rx.buffered <= this.options.initialWindow) {
+        channel.overfull = false;
+        this.overfull--;
+        if (this.overfull === 0 && !this.memory.underPressure) this.relieveMemory();
+      }
+    } else if (!channel.remoteFin && channel.rx.updateDue) {
+      this.grantWindow(channel);
+    }
   }
 
   // ------------------------------------------------------------------ receive path (FrameSink)
@@ -426,7 +446,12 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.memory.buffered += data.length;
     channel.endpoint.deliver(data);
     this.readProgress(channel);
-    if (this.memory.exhausted && !this.readPaused && this.status !== 'closed') {
+    // Without windows, the only backpressure is to stop reading while a channel holds more than a window.
+    if (!this.caps.flowControl && !channel.overfull && channel.rx.buffered > this.options.initialWindow) {
+      channel.overfull = true;
+      this.overfull++;
+    }
+    if ((this.memory.exhausted || this.overfull > 0) && !this.readPaused && this.status !== 'closed') {
       this.readPaused = true;
       this.transport.pause();
     }
@@ -449,7 +474,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   /** @internal A frame with these flags was packed for sending. */
   onFlagsSent(channel: ChannelState, flags: number): void {
-    if ((flags & Flag.syn) !== 0) channel.markSynSent();
+    if ((flags & Flag.syn) !== 0) {
+      channel.markSynSent();
+      if (!this.caps.acknowledgements) channel.markEstablished();
+    }
     if ((flags & Flag.fin) !== 0) {
       channel.markFinSent();
       if (channel.bothClosed) this.removeChannel(channel);
@@ -466,15 +494,19 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     let channel = this.streams.get(id);
     if ((flags & Flag.syn) !== 0) {
       if (channel !== undefined) {
-        this.protocolError(`SYN for channel ${id}, which is already open`);
-        return;
+        if (this.caps.strictOpen) {
+          this.protocolError(`SYN for channel ${id}, which is already open`);
+          return;
+        }
+        // (the original multiplex treats a repeated SYN as data for the open channel)
+      } else {
+        if ((id & 1) === (this.role === 'client' ? 1 : 0)) {
+          this.protocolError(`the peer opened channel ${id}, an id of this side's parity`);
+          return;
+        }
+        channel = this.openInbound(id);
+        if (channel === undefined || !channel.live) return; // refused: its payload is discarded
       }
-      if ((id & 1) === (this.role === 'client' ? 1 : 0)) {
-        this.protocolError(`the peer opened channel ${id}, an id of this side's parity`);
-        return;
-      }
-      channel = this.openInbound(id);
-      if (channel === undefined || !channel.live) return; // refused: its payload is discarded
     } else if (channel === undefined) {
       return; // a late frame for a channel closed here (it crossed our RST or FIN): ignored
     }
@@ -486,7 +518,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
           this.protocolError(`data on channel ${id} after its FIN`);
           return;
         }
-        if (!channel.rx.receive(length)) {
+        if (!this.caps.flowControl) {
+          channel.rx.received += length;
+        } else if (!channel.rx.receive(length)) {
           this.protocolError(`channel ${id}: a ${length}-byte Data frame exceeds the receive window `
             + `(${channel.rx.credit} bytes left)`);
           return;
@@ -509,7 +543,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.refuse(id);
       return undefined;
     }
-    const channel = new ChannelState(id, false, this.options.initialWindow, this.options.maxWindow);
+    const channel = this.newChannel(id, false);
     this.streams.set(id, channel);
     channel.endpoint = this.createEndpoint(channel, this);
     const waiter = this.acceptWaiters.shift();
@@ -549,6 +583,17 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (channel.awaitingAck) this.onAck(channel); // a FIN answers the SYN as well
     channel.markRemoteFin();
     channel.endpoint.remoteEnded();
+    if (!this.caps.halfClose && !channel.localFin) {
+      // No half-close in this format: the peer's close ends both directions, and is answered once, in kind.
+      if (channel.queuedBytes > 0) {
+        channel.dropQueue(new MuxError('ERR_MUX_CHANNEL_CLOSED',
+          `channel ${channel.id} was closed by the peer before this data was sent (the ${this.codec.name} format has no half-close)`));
+      }
+      channel.localFin = true;
+      channel.pending |= Pending.fin;
+      this.scheduler.scheduleControl(channel);
+      this.scheduleFlush();
+    }
     if (channel.bothClosed) this.removeChannel(channel);
   }
 
@@ -599,8 +644,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   // ------------------------------------------------------------------ send path
 
   private sendSyn(channel: ChannelState): void {
-    this.unacked++;
-    channel.awaitingAck = true;
+    if (this.caps.acknowledgements) {
+      this.unacked++;
+      channel.awaitingAck = true;
+    }
     channel.pending |= Pending.syn;
     this.announceWindow(channel);
     this.scheduler.scheduleControl(channel);
@@ -610,6 +657,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /** The application takes an inbound channel: ACK it (with the window announcement, if larger). */
   private acknowledge(channel: ChannelState): void {
     channel.markEstablished();
+    if (!this.caps.acknowledgements) return;
     channel.pending |= Pending.ack;
     this.announceWindow(channel);
     this.scheduler.scheduleControl(channel);
@@ -617,6 +665,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   private announceWindow(channel: ChannelState): void {
+    if (!this.caps.flowControl) return;
     const now = performance.now();
     if (channel.rx.size > SPEC_INITIAL_WINDOW) channel.pendingIncrement += channel.rx.takeIncrement(now);
     else channel.rx.startEpoch(now);
@@ -650,7 +699,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   /** Below the soft limit again: resume reading and grant the updates that were withheld. */
   private relieveMemory(): void {
-    if (this.readPaused && this.status !== 'closed') {
+    if (this.readPaused && this.overfull === 0 && this.status !== 'closed') {
       this.readPaused = false;
       this.transport.resume();
     }
@@ -672,7 +721,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private flush(): void {
     this.flushScheduled = false;
     while (!this.writeBlocked && !this.transportClosed && !this.scheduler.idle) {
-      const batch = new FrameBatch(this.allocate);
+      const batch = new FrameBatch(this.allocate, this.codec);
       this.scheduler.fill(batch, BATCH_LIMIT);
       if (batch.bytes === 0) break;
       const done = batch.done;
@@ -840,9 +889,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.acceptQueue.drain();
     this.dialBacklog.drain();
     if (!this.transportClosed) {
-      if (goAwayCode !== undefined && !this.localGoAway && !this.transportEnded) {
+      if (goAwayCode !== undefined && this.caps.goAway && !this.localGoAway && !this.transportEnded) {
         try {
-          this.transport.write([headerBytes(FrameType.goAway, 0, 0, goAwayCode)], noop);
+          const goAway = this.allocate(this.codec.maxEncodedHeader);
+          const length = this.codec.encode(goAway, 0, FrameType.goAway, 0, 0, goAwayCode);
+          this.transport.write([goAway.subarray(0, length)], noop);
           this.transport.end();
           this.lingerTimer = unref(setTimeout(() => {
             this.lingerTimer = undefined;
@@ -893,6 +944,22 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   // ------------------------------------------------------------------ helpers
 
+  /** Why a write on a channel that can no longer send fails. */
+  private writeRefusal(channel: ChannelState): Error {
+    if (channel.state === 'reset') return this.error ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset`);
+    if (channel.remoteFin && !this.caps.halfClose) {
+      return new MuxError('ERR_MUX_WRITE_AFTER_END',
+        `channel ${channel.id} was closed by the peer (the ${this.codec.name} format has no half-close)`);
+    }
+    return new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${channel.id} has ended its writing side`);
+  }
+
+  private newChannel(id: number, outbound: boolean): ChannelState {
+    const channel = new ChannelState(id, outbound, this.options.initialWindow, this.options.maxWindow);
+    if (!this.caps.flowControl) channel.sendWindow = Number.POSITIVE_INFINITY;
+    return channel;
+  }
+
   private takeQueued(): C | undefined {
     for (;;) {
       const channel = this.acceptQueue.shift();
@@ -924,6 +991,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.streams.delete(channel.id);
     this.memory.buffered -= channel.delivered - channel.rx.consumed;
     this.memory.releaseGrowth(channel.rx.size - this.options.initialWindow);
+    if (channel.overfull) {
+      channel.overfull = false;
+      this.overfull--;
+    }
     if (channel.awaitingAck) {
       channel.awaitingAck = false;
       this.unacked--;

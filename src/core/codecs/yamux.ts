@@ -1,0 +1,33 @@
+/**
+ * The yamux codec: the default wire format (see docs/protocol.md).
+ * @module
+ */
+import type { WireCodec } from '../codec.js';
+import { FrameType, HEADER_SIZE, PROTOCOL_VERSION, decodeHeader, encodeHeader } from '../frame.js';
+
+export const yamuxCodec: WireCodec = {
+  name: 'yamux',
+  capabilities: {
+    flowControl: true,
+    halfClose: true,
+    acknowledgements: true,
+    ping: true,
+    goAway: true,
+    strictOpen: true,
+  },
+  headerSize: HEADER_SIZE,
+  maxEncodedHeader: HEADER_SIZE,
+  maxFragment: Number.POSITIVE_INFINITY,
+  firstId: (role) => (role === 'client' ? 1 : 2),
+  decodeHeader,
+  checkHeader(header) {
+    if (header.version !== PROTOCOL_VERSION) return `unsupported protocol version ${header.version}`;
+    if (header.type > FrameType.goAway) return `unknown frame type ${header.type}`;
+    return null;
+  },
+  payloadLength: (header) => (header.type === FrameType.data ? header.length : 0),
+  encode(target, offset, type, flags, streamId, length) {
+    encodeHeader(target, offset, type, flags, streamId, length);
+    return HEADER_SIZE;
+  },
+};

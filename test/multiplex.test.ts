@@ -1,0 +1,221 @@
+/**
+ * The codec of the original Go package `alecthomas/multiplex`: golden bytes captured from the original,
+ * fragmentation, the full-close semantics of its RST, and backpressure without windows.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
+import { FrameDecoder } from '../src/core/decoder.js';
+import { MULTIPLEX_FRAGMENT, multiplexCodec } from '../src/core/codecs/multiplex.js';
+import { Flag } from '../src/core/frame.js';
+import { type Channel, multiplexedClient, multiplexedServer } from '../src/index.js';
+import { memoryPipe, pseudoRandomBytes, readAll, until } from './helpers.js';
+
+const vectors = fileURLToPath(new URL('../../../shared/vectors/multiplex/', import.meta.url));
+const clientBytes = readFileSync(`${vectors}client-to-server.bin`);
+const serverBytes = readFileSync(`${vectors}server-to-client.bin`);
+const pattern = Buffer.from(Array.from({ length: 1024 }, (_, i) => i % 256));
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+interface MuxFrame {
+  id: number;
+  flags: number;
+  payload: Buffer;
+}
+
+/** Splits bytes of the multiplex format into frames (independently of the codec under test). */
+function muxFrames(bytes: Buffer): MuxFrame[] {
+  const frames: MuxFrame[] = [];
+  for (let offset = 0; offset + 8 <= bytes.length;) {
+    const length = bytes.readUIntBE(offset + 5, 3);
+    frames.push({ id: bytes.readUInt32BE(offset), flags: bytes[offset + 4]!, payload: bytes.subarray(offset + 8, offset + 8 + length) });
+    offset += 8 + length;
+  }
+  return frames;
+}
+
+const OPTIONS = { protocol: 'multiplex' } as const;
+
+describe('golden bytes from the original Go package', () => {
+  test('the vectors decode to the recorded scenario', () => {
+    const events: string[] = [];
+    const decoder = new FrameDecoder({
+      onHeader: (h) => events.push(`${h.flags & Flag.syn ? 'SYN' : h.flags & Flag.fin ? 'RST' : 'DATA'}(${h.streamId},${h.length})`),
+      onPayload: () => {},
+      onFrameEnd: () => {},
+      onDecodeError: (m) => events.push(`error ${m}`),
+    }, multiplexCodec);
+    decoder.push(clientBytes);
+    assert.deepEqual(events, ['SYN(3,0)', 'DATA(3,5)', 'SYN(5,0)', 'DATA(5,1024)', 'RST(3,0)', 'RST(5,0)']);
+    events.length = 0;
+    decoder.push(serverBytes);
+    assert.deepEqual(events, ['DATA(3,5)', 'DATA(5,1024)', 'RST(3,0)', 'RST(5,0)']);
+  });
+
+  test('muxwire as the echo server writes byte for byte what the original server wrote', async () => {
+    const [raw, socket] = memoryPipe();
+    const written: Buffer[] = [];
+    raw.on('data', (chunk: Buffer) => written.push(chunk));
+    const server = multiplexedServer(socket, OPTIONS);
+    server.on('channel', (channel) => channel.pipe(channel));
+    const frames = muxFrames(clientBytes);
+    const bytesOf = (...fs: MuxFrame[]): Buffer =>
+      Buffer.concat(fs.map((f) => Buffer.concat([Buffer.from([0, 0, 0, f.id, f.flags, 0, f.payload.length >> 8, f.payload.length & 0xff]), f.payload])));
+    const total = (): number => Buffer.concat(written).length;
+    raw.write(bytesOf(frames[0]!, frames[1]!));
+    await until(() => total() === 13, 2000, 'echo of hello');
+    raw.write(bytesOf(frames[2]!, frames[3]!));
+    await until(() => total() === 13 + 1032, 2000, 'echo of 1024 bytes');
+    raw.write(bytesOf(frames[4]!, frames[5]!));
+    await until(() => total() === serverBytes.length, 2000, 'closing frames');
+    assert.equal(Buffer.concat(written).toString('hex'), serverBytes.toString('hex'));
+    assert.equal(server.channelCount, 0);
+    server.destroy();
+  });
+
+  test('muxwire as the client writes byte for byte what the original client wrote', async () => {
+    const [raw, socket] = memoryPipe();
+    const written: Buffer[] = [];
+    raw.on('data', (chunk: Buffer) => written.push(chunk));
+    const client = multiplexedClient(socket, OPTIONS);
+    const replies = muxFrames(serverBytes);
+    const total = (): number => Buffer.concat(written).length;
+    const send = (f: MuxFrame): void => {
+      raw.write(Buffer.concat([Buffer.from([0, 0, 0, f.id, f.flags, 0, f.payload.length >> 8, f.payload.length & 0xff]), f.payload]));
+    };
+    const readExactly = (channel: Channel, n: number): Promise<Buffer> => new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      const onData = (c: Buffer): void => {
+        chunks.push(c);
+        if (Buffer.concat(chunks).length >= n) {
+          channel.off('data', onData);
+          resolve(Buffer.concat(chunks));
+        }
+      };
+      channel.on('data', onData);
+    });
+
+    const three = client.dial();
+    assert.equal(three.id, 3, "the original client's first id is 3");
+    const hello = readExactly(three, 5);
+    three.write('hello');
+    await until(() => total() === 21, 2000, 'SYN and hello');
+    send(replies[0]!);
+    assert.equal((await hello).toString(), 'hello');
+
+    const five = client.dial();
+    assert.equal(five.id, 5);
+    const echoed = readExactly(five, 1024);
+    five.write(pattern);
+    await until(() => total() === 21 + 8 + 1032, 2000, 'SYN and 1024 bytes');
+    send(replies[1]!);
+    assert.ok((await echoed).equals(pattern));
+
+    three.end();
+    five.end();
+    await until(() => total() === clientBytes.length, 2000, 'closing frames');
+    send(replies[2]!);
+    send(replies[3]!);
+    three.resume();
+    five.resume();
+    await until(() => client.channelCount === 0, 2000, 'channels closed');
+    assert.equal(Buffer.concat(written).toString('hex'), clientBytes.toString('hex'));
+    client.destroy();
+  });
+});
+
+describe('multiplex codec behaviour', () => {
+  test('writes of any size arrive exactly, in frames of at most 1,024 bytes', async () => {
+    const [a, b] = memoryPipe();
+    const wire: Buffer[] = [];
+    b.on('data', (chunk: Buffer) => wire.push(chunk));
+    const client = multiplexedClient(a, OPTIONS);
+    const server = multiplexedServer(b, OPTIONS);
+    const sizes = [1, 1023, 1024, 1025, 2047, 2048, 2049, 1 << 20];
+    const received = new Map<number, Promise<Buffer>>();
+    server.on('channel', (c) => received.set(c.id, readAll(c)));
+    const payloads = sizes.map((n, i) => pseudoRandomBytes(n, i + 1));
+    const channels = payloads.map((p) => {
+      const c = client.dial();
+      c.write(p);
+      return c;
+    });
+    await until(() => received.size === sizes.length, 2000, 'channels');
+    // The original has no half-close, so the reader learns the end only when the writer closes entirely.
+    for (const c of channels) c.end();
+    for (const [i, c] of channels.entries()) assert.equal(sha(await received.get(c.id)!), sha(payloads[i]!), `size ${sizes[i]}`);
+    const frames = muxFrames(Buffer.concat(wire));
+    assert.ok(frames.every((f) => f.payload.length <= MULTIPLEX_FRAGMENT));
+    assert.equal(frames.filter((f) => f.flags === 0).reduce((n, f) => n + f.payload.length, 0),
+      sizes.reduce((n, s) => n + s, 0));
+    client.destroy();
+    server.destroy();
+  });
+
+  test('end() closes both directions: the peer reads its end and cannot write any more', async () => {
+    const [a, b] = memoryPipe();
+    const client = multiplexedClient(a, OPTIONS);
+    const server = multiplexedServer(b, OPTIONS);
+    const inboundP = new Promise<Channel>((resolve) => server.on('channel', resolve));
+    const channel = client.dial();
+    channel.end('request');
+    const inbound = await inboundP;
+    assert.equal((await readAll(inbound)).toString(), 'request');
+    const failed = new Promise<Error>((resolve) => inbound.on('error', resolve));
+    inbound.write('too late');
+    const error = await failed;
+    assert.equal((error as { code?: string }).code, 'ERR_MUX_WRITE_AFTER_END');
+    assert.match(error.message, /closed by the peer/);
+    channel.resume();
+    await until(() => client.channelCount === 0 && server.channelCount === 0, 2000, 'both forgotten');
+    client.destroy();
+    server.destroy();
+  });
+
+  test('a slow reader pauses the transport (the only backpressure the format has); memory stays bounded', async () => {
+    const [a, b] = memoryPipe();
+    const client = multiplexedClient(a, OPTIONS);
+    const server = multiplexedServer(b, OPTIONS);
+    const inbound: Channel[] = [];
+    server.on('channel', (c) => inbound.push(c));
+    const payload = pseudoRandomBytes(4 << 20, 11);
+    const channel = client.dial();
+    channel.write(payload);
+    await until(() => inbound.length === 1 && inbound[0]!.readableLength > 262144, 2000, 'buffer fills');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(b.isPaused(), 'reading the transport is paused');
+    assert.ok(server.bufferedBytes <= 262144 + 64 * 1024, `buffered ${server.bufferedBytes}`);
+    const all = readAll(inbound[0]!);
+    channel.end();
+    assert.equal(sha(await all), sha(payload));
+    client.destroy();
+    server.destroy();
+  });
+
+  test('ids follow the original (client 3, 5, ...; server 2, 4, ...); no ping; close() without Go Away', async () => {
+    const [a, b] = memoryPipe();
+    const wire: Buffer[] = [];
+    b.on('data', (chunk: Buffer) => wire.push(chunk));
+    const client = multiplexedClient(a, OPTIONS);
+    const server = multiplexedServer(b, OPTIONS);
+    server.on('channel', (c) => c.pipe(c));
+    const c3 = client.dial();
+    const c5 = client.dial();
+    assert.deepEqual([c3.id, c5.id], [3, 5]);
+    assert.equal(server.dial().id, 2);
+    await assert.rejects(client.ping(), { code: 'ERR_MUX_UNSUPPORTED' });
+    const echoed = new Promise<Buffer>((resolve) => c3.once('data', resolve));
+    c3.write('x');
+    assert.equal((await echoed).toString(), 'x');
+    c3.end();
+    c5.destroy();
+    await client.close({ timeout: 2000 });
+    await server.closed;
+    const frames = muxFrames(Buffer.concat(wire));
+    assert.ok(frames.every((f) => f.flags <= 2), 'only SYN, RST and data frames');
+    assert.equal(client.closeError, undefined);
+    server.destroy();
+  });
+});
