@@ -37,11 +37,20 @@ test('auto-tuning doubles the window when a window is read in under two round tr
   w.receive(SPEC_INITIAL_WINDOW);
   w.consume(SPEC_INITIAL_WINDOW);
   const granted: number[] = [];
-  // A whole window read in 10 ms with a 50 ms RTT: the window is the bottleneck.
-  assert.equal(w.autoTune(10, 50, (extra) => (granted.push(extra), true)), SPEC_INITIAL_WINDOW);
+  // A whole window read in 60 ms with a 50 ms RTT (under two round trips): the window is the bottleneck.
+  assert.equal(w.autoTune(60, 50, (extra) => (granted.push(extra), true)), SPEC_INITIAL_WINDOW);
   assert.equal(w.size, 512 * KiB);
   assert.deepEqual(granted, [SPEC_INITIAL_WINDOW]);
-  assert.equal(w.takeIncrement(10), 512 * KiB);
+  assert.equal(w.takeIncrement(60), 512 * KiB);
+});
+
+test('auto-tuning quadruples the window when a window is read far faster than two round trips', () => {
+  const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, 16 * 1024 * KiB);
+  w.startEpoch(0);
+  w.receive(SPEC_INITIAL_WINDOW);
+  w.consume(SPEC_INITIAL_WINDOW);
+  assert.equal(w.autoTune(10, 50, () => true), 3 * SPEC_INITIAL_WINDOW);
+  assert.equal(w.size, 1024 * KiB);
 });
 
 test('auto-tuning leaves the window alone when the reader is the bottleneck', () => {

@@ -52,7 +52,7 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
   initialWindow: SPEC_INITIAL_WINDOW,
   maxWindow: 16 * 1024 * 1024,
   maxSessionBuffered: 64 * 1024 * 1024,
-  maxFrameSize: 16 * 1024,
+  maxFrameSize: 64 * 1024,
   keepAliveInterval: 30_000,
   keepAliveTimeout: 10_000,
   closeTimeout: 30_000,

@@ -19,7 +19,9 @@ import { Flag, FrameType } from './frame.js';
 
 /** Payloads up to this size are copied next to their header; larger ones are written from the caller's bytes. */
 export const COPY_LIMIT = 2048;
-const STAGING_SIZE = 16 * 1024;
+/** The first staging buffer of a batch is small (Node serves it from its pool); later ones double. */
+const FIRST_STAGING = 2048;
+const MAX_STAGING = 64 * 1024;
 
 /** One transport write being assembled. */
 export class FrameBatch {
@@ -69,7 +71,8 @@ export class FrameBatch {
     const staging = this.staging;
     if (staging !== null && staging.length - this.stagingUsed >= length) return staging;
     this.cutStaging();
-    const fresh = this.allocate(Math.max(STAGING_SIZE, length));
+    const next = staging === null ? FIRST_STAGING : Math.min(staging.length * 2, MAX_STAGING);
+    const fresh = this.allocate(Math.max(next, length));
     this.staging = fresh;
     this.stagingStart = 0;
     this.stagingUsed = 0;
