@@ -487,3 +487,16 @@ test('a closed session leaves no timer behind', async () => {
   await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(timers(), before);
 });
+
+test('a closed session leaves no listener on its transport', async () => {
+  const [a, b] = await tcpPair();
+  const before = ['data', 'end', 'drain', 'close'].map((e) => a.listenerCount(e));
+  const client = multiplexedClient(a, { keepAliveInterval: 0 });
+  const server = multiplexedServer(b, { keepAliveInterval: 0 });
+  assert.ok(a.listenerCount('data') > before[0]!);
+  await client.close();
+  await server.closed;
+  await until(() => a.destroyed && b.destroyed, 3000, 'sockets closed');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(['data', 'end', 'drain', 'close'].map((e) => a.listenerCount(e)), before);
+});
