@@ -70,7 +70,7 @@ interface PendingPing {
 
 const MAX_ID = 0xffff_ffff;
 /** A batch stops growing at this many bytes; the transport decides whether more follow at once. */
-const BATCH_LIMIT = 256 * 1024;
+const BATCH_LIMIT = 1024 * 1024;
 /** Small payload pieces of a large chunk are copied, so a few bytes do not pin the chunk's memory. */
 const PIN_COPY_LIMIT = 1024;
 /** Queued pong answers beyond this are dropped (a ping flood gets no more). */
