@@ -13,7 +13,8 @@ import { Flag } from '../src/core/frame.js';
 import { type Channel, multiplexedClient, multiplexedServer } from '../src/index.js';
 import { memoryPipe, pseudoRandomBytes, readAll, until } from './helpers.js';
 
-const vectors = fileURLToPath(new URL('../../../shared/vectors/multiplex/', import.meta.url));
+// (compiled to dist/test/: the fixtures stay in test/fixtures/)
+const vectors = fileURLToPath(new URL('../../test/fixtures/multiplex/', import.meta.url));
 const clientBytes = readFileSync(`${vectors}client-to-server.bin`);
 const serverBytes = readFileSync(`${vectors}server-to-client.bin`);
 const pattern = Buffer.from(Array.from({ length: 1024 }, (_, i) => i % 256));

@@ -439,7 +439,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (channel === null || !channel.live) return;
     let data = piece;
     if (piece.length <= PIN_COPY_LIMIT && piece.buffer.byteLength > 8 * piece.length) {
-      data = new Uint8Array(piece.length);
+      data = this.allocate(piece.length);
       data.set(piece);
     }
     channel.delivered += data.length;
