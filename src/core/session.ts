@@ -727,9 +727,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       const done = batch.done;
       let accepted: boolean;
       try {
-        accepted = this.transport.write(batch.finish(), done.length === 0 ? noop : (error) => {
-          for (const callback of done) callback(error ?? null);
-        });
+        accepted = this.transport.write(batch.finish(), done.length === 0 ? noop : done.length === 1 ? done[0]!
+          : (error) => {
+            for (const callback of done) callback(error ?? null);
+          });
       } catch (error) {
         this.onTransportError(error instanceof Error ? error : new Error(String(error)));
         return;
