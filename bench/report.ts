@@ -1,4 +1,4 @@
-// Tables: plain text for the terminal, Markdown for --markdown; the same data as --json.
+// Tables: plain text for the terminal; the rows also feed the Markdown document (document.ts) and the JSON.
 import type { FigureDef, WorkloadId } from './workloads.js';
 
 export interface RunRecord {
@@ -21,7 +21,7 @@ export interface Report {
 
 export const BASELINE = 'raw-tcp';
 
-function fmt(v: number | undefined, digits = 0): string {
+export function fmt(v: number | undefined, digits = 0): string {
   if (v === undefined || !Number.isFinite(v)) return '-';
   return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
@@ -46,7 +46,7 @@ export function computeRatios(report: Report, id: WorkloadId): void {
   }
 }
 
-function rows(report: Report, id: WorkloadId): { header: string[]; body: string[][]; notes: string[]; title: string; sizes: string; target: string } {
+export function rows(report: Report, id: WorkloadId): { header: string[]; body: string[][]; notes: string[]; title: string; sizes: string; target: string } {
   computeRatios(report, id);
   const w = report.workloads.find((x) => x.id === id)!;
   const ratioFigs = w.figures.filter((f) => f.ratio);
@@ -79,27 +79,6 @@ export function formatText(report: Report, id: WorkloadId): string {
   return out.join('\n') + '\n';
 }
 
-function mdEscape(s: string): string {
+export function mdEscape(s: string): string {
   return s.replace(/\|/g, '\\|');
-}
-
-export function formatMarkdown(report: Report): string {
-  const out: string[] = ['# muxwire benchmark results', ''];
-  const m = report.meta;
-  out.push(`Mode: ${m['mode']}; ${m['date']}; Node ${m['node']}; ${m['cpus']}; ${m['memoryGiB']} GiB; ${m['platform']}.`);
-  out.push('Client and server run in separate processes over loopback TCP; ratios are to raw TCP in the same run.');
-  out.push('');
-  for (const w of report.workloads) {
-    const { header, body, notes, title, sizes, target } = rows(report, w.id);
-    out.push(`## ${mdEscape(title)}`, '', `Sizes: ${mdEscape(sizes)}. Target: ${mdEscape(target)}`, '');
-    out.push(`| ${header.map(mdEscape).join(' | ')} |`);
-    out.push(`|${header.map((_, i) => (i === 0 || i === header.length - 1 ? '---' : '---:')).join('|')}|`);
-    for (const r of body) out.push(`| ${r.map(mdEscape).join(' | ')} |`);
-    if (notes.length) {
-      out.push('');
-      for (const n of notes) out.push(`- ${mdEscape(n)}`);
-    }
-    out.push('');
-  }
-  return out.join('\n');
 }

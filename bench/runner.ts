@@ -1,17 +1,23 @@
 // `npm run bench [-- options]`: for each workload, for each implementation, start a server process,
 // (for long-fat a delay proxy), and a client process over loopback TCP; collect the client's verified
-// figures; kill them; print one table per workload with ratios to raw TCP.
+// figures; kill them; print one table per workload with ratios to raw TCP. Optionally write the JSON, the
+// SVG chart (chart.ts) and the Markdown document (document.ts); --report writes all three under docs/.
 import { fork, execSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { writeFileSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import { IMPLEMENTATIONS, findImpl, type ImplEntry } from './impl/index.js';
 import { WORKLOADS, describeParams, findWorkload, maxChannelsFor, type WorkloadDef, type WorkloadParams } from './workloads.js';
 import type { ChildMessage, ClientConfig, ClientResult, ProxyConfig, ServerConfig, ServerStats } from './ipc.js';
-import { formatMarkdown, formatText, type RunRecord, type Report } from './report.js';
+import { computeRatios, formatText, type RunRecord, type Report } from './report.js';
+import { renderChart } from './chart.js';
+import { writeDocument } from './document.js';
+import { evaluateAll } from './targets.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
+/** The repository root (this file runs from dist/bench/). */
+const ROOT = resolve(HERE, '..', '..');
 const CHILD_ARGS = ['--expose-gc', '--max-old-space-size=8192', '--no-deprecation'];
 
 interface Options {
@@ -20,17 +26,31 @@ interface Options {
   impls: ImplEntry[];
   json?: string;
   markdown?: string;
+  svg?: string;
+  noSvg: boolean;
+  report: boolean;
+  /** re-render from a saved JSON report instead of running */
+  from?: string;
   capSeconds?: number;
   verbose: boolean;
+  /** workloads / impls narrowed on the command line */
+  partial: string[];
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--workloads a,b] [--impls x,y] [--json FILE] [--markdown FILE]
-                        [--cap SECONDS] [--verbose]
+const USAGE = `usage: npm run bench -- [--quick] [--workloads a,b] [--impls x,y] [--cap SECONDS] [--verbose]
+                        [--json FILE] [--markdown FILE] [--svg FILE | --no-svg] [--report] [--from FILE]
+  --markdown FILE  the results document (headline, chart link, tables, targets, kept profiling notes);
+                   the chart goes beside it (FILE with .svg) unless --svg or --no-svg says otherwise
+  --svg FILE       the chart (SVG)
+  --report         the full suite, written to docs/benchmarks.md, docs/benchmarks.svg, docs/benchmarks.json
+  --from FILE      no runs: re-render --markdown / --svg / --report output from a saved --json file
   workloads: ${WORKLOADS.map((w) => w.id).join(', ')}
   impls:     ${IMPLEMENTATIONS.map((i) => i.name).join(', ')}`;
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, workloads: [...WORKLOADS], impls: [...IMPLEMENTATIONS], verbose: false };
+  const o: Options = {
+    quick: false, workloads: [...WORKLOADS], impls: [...IMPLEMENTATIONS], verbose: false, noSvg: false, report: false, partial: [],
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -45,15 +65,29 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--workloads':
         o.workloads = value().split(',').filter(Boolean).map(findWorkload);
+        o.partial.push(`workloads ${o.workloads.map((w) => w.id).join(', ')}`);
         break;
       case '--impls':
         o.impls = value().split(',').filter(Boolean).map(findImpl);
+        o.partial.push(`implementations ${o.impls.map((i) => i.name).join(', ')}`);
         break;
       case '--json':
         o.json = value();
         break;
       case '--markdown':
         o.markdown = value();
+        break;
+      case '--svg':
+        o.svg = value();
+        break;
+      case '--no-svg':
+        o.noSvg = true;
+        break;
+      case '--report':
+        o.report = true;
+        break;
+      case '--from':
+        o.from = value();
         break;
       case '--cap':
         o.capSeconds = Number(value());
@@ -71,7 +105,71 @@ function parseArgs(argv: string[]): Options {
         throw new Error(`unknown option ${a}\n${USAGE}`);
     }
   }
+  if (o.report) {
+    o.markdown ??= join(ROOT, 'docs', 'benchmarks.md');
+    o.json ??= join(ROOT, 'docs', 'benchmarks.json');
+  }
+  if (o.noSvg) delete o.svg;
+  else if (o.svg === undefined && o.markdown) o.svg = o.markdown.replace(/(\.md)?$/, '.svg');
   return o;
+}
+
+// ---- the machine and the command, for the record ----
+
+function osName(): string {
+  try {
+    const m = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(readFileSync('/etc/os-release', 'utf8'));
+    if (m?.[1]) return `${m[1]}, ${os.type()} ${os.release()} ${os.arch()}`;
+  } catch {
+    // not Linux, or no os-release
+  }
+  return `${os.type()} ${os.release()} ${os.arch()}`;
+}
+
+function cpuModel(): string {
+  const model = os.cpus()[0]?.model?.trim() || '?';
+  const mhz = os.cpus()[0]?.speed;
+  return mhz ? `${model} @ ${(mhz / 1000).toFixed(1)} GHz` : model;
+}
+
+function commandLine(): string {
+  const args = process.argv.slice(2).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`));
+  if (process.env['npm_lifecycle_event'] === 'bench') return `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
+  return ['node dist/bench/runner.js', ...args].join(' ');
+}
+
+function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s < 120 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
+/** Writes the outputs the options ask for. */
+function writeOutputs(report: Report, o: Options): void {
+  const write = (file: string, text: string): void => {
+    mkdirSync(dirname(resolve(file)), { recursive: true });
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, text);
+    renameSync(tmp, file);
+  };
+  for (const w of report.workloads) computeRatios(report, w.id);
+  if (o.json) {
+    write(o.json, JSON.stringify({ ...report, targets: evaluateAll(report) }, null, 2) + '\n');
+    console.log(`JSON written to ${o.json}`);
+  }
+  if (o.svg) {
+    write(o.svg, renderChart(report));
+    console.log(`chart written to ${o.svg}`);
+  }
+  if (o.markdown) {
+    mkdirSync(dirname(resolve(o.markdown)), { recursive: true });
+    const { backup } = writeDocument(report, {
+      path: o.markdown,
+      ...(o.svg ? { svgPath: o.svg } : {}),
+      ...(o.json ? { jsonPath: o.json } : {}),
+    });
+    if (backup) console.log(`note: ${o.markdown} had no notes markers; the old file was copied to ${backup}`);
+    console.log(`Markdown written to ${o.markdown}`);
+  }
 }
 
 // ---- child processes ----
@@ -277,6 +375,17 @@ function verify(result: ClientResult, stats: ServerStats, record: RunRecord): vo
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
+  if (o.from) {
+    const saved = JSON.parse(readFileSync(o.from, 'utf8')) as Report & { targets?: unknown };
+    delete saved.targets;
+    if (!o.svg && !o.markdown) throw new Error('--from needs --svg, --markdown or --report');
+    writeOutputs(saved, o);
+    return;
+  }
+  if (o.report && (o.quick || o.partial.length)) {
+    console.warn(`warning: --report with ${[o.quick ? '--quick' : '', ...o.partial].filter(Boolean).join('; ')}: the document will say so`);
+  }
+  const started = Date.now();
   const report: Report = {
     meta: {
       date: new Date().toISOString(),
@@ -285,6 +394,12 @@ async function main(): Promise<void> {
       platform: `${os.type()} ${os.release()} ${os.arch()}`,
       cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
       memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      cpuModel: cpuModel(),
+      cores: os.availableParallelism(),
+      memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+      os: osName(),
+      command: commandLine(),
+      ...(o.partial.length ? { partial: o.partial.join('; ') } : {}),
     },
     workloads: [],
     runs: [],
@@ -308,16 +423,8 @@ async function main(): Promise<void> {
     }
     console.log(formatText(report, w.id));
   }
-  if (o.json) {
-    mkdirSync(dirname(o.json), { recursive: true });
-    writeFileSync(o.json, JSON.stringify(report, null, 2) + '\n');
-    console.log(`JSON written to ${o.json}`);
-  }
-  if (o.markdown) {
-    mkdirSync(dirname(o.markdown), { recursive: true });
-    writeFileSync(o.markdown, formatMarkdown(report));
-    console.log(`Markdown written to ${o.markdown}`);
-  }
+  report.meta['duration'] = duration(Date.now() - started);
+  writeOutputs(report, o);
 }
 
 const cleanup = (): void => {

@@ -134,3 +134,11 @@ test('keep-alive: a live peer that answers is never declared dead', async () => 
   assert.ok(client.rtt !== undefined);
   client.destroy();
 });
+
+test('ping() gets a deadline even with keep-alive off: an unanswered ping fails the session in time', async () => {
+  const [raw, socket] = await tcpPair();
+  new RawPeer(raw, false);
+  const client = multiplexedClient(socket, { keepAliveInterval: 0, keepAliveTimeout: 150 });
+  await assert.rejects(client.ping(), { code: 'ERR_MUX_KEEPALIVE_TIMEOUT' });
+  assert.equal(client.state, 'closed');
+});

@@ -500,3 +500,25 @@ test('a closed session leaves no listener on its transport', async () => {
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(['data', 'end', 'drain', 'close'].map((e) => a.listenerCount(e)), before);
 });
+
+test('a transport reset while no channel is open ends the session cleanly; with channels it is an error', async () => {
+  {
+    const [a, b] = await tcpPair();
+    const client = multiplexedClient(a, { keepAliveInterval: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    b.resetAndDestroy();
+    await client.closed;
+    assert.equal(client.closeError, undefined);
+  }
+  {
+    const [a, b] = await tcpPair();
+    const client = multiplexedClient(a, { keepAliveInterval: 0 });
+    const server = multiplexedServer(b, { keepAliveInterval: 0 });
+    const channel = client.dial();
+    channel.on('error', () => {});
+    channel.write('x');
+    await until(() => server.channelCount === 1, 1000, 'open');
+    b.resetAndDestroy();
+    await assert.rejects(client.closed, TransportClosedError);
+  }
+});

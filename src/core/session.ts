@@ -741,7 +741,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   private sendPing(forUser = false): PendingPing {
-    if (this.pingInFlight !== undefined) return this.pingInFlight;
+    const inFlight = this.pingInFlight;
+    if (inFlight !== undefined) {
+      // A silent opening ping (keep-alive off) gets a deadline once the application waits on it too.
+      if (forUser && inFlight.timer === undefined) {
+        inFlight.timer = setTimeout(() => this.onPingTimeout(inFlight), this.options.keepAliveTimeout);
+      }
+      return inFlight;
+    }
     const ping: PendingPing = {
       value: this.nextPingValue,
       sentAt: performance.now(),
@@ -818,6 +825,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   private onTransportError(error: Error): void {
     if (this.status === 'closed') return;
+    // With no channel open nothing is lost: a peer that resets an idle connection (as hashicorp/yamux's
+    // Session.Close can) ends the session like a plain close.
+    if (this.streams.size === 0 && this.acceptQueue.length === 0) {
+      this.decoder.stop();
+      this.transport.destroy();
+      this.finish(undefined);
+      return;
+    }
     this.fail(new TransportClosedError(`the transport failed: ${error.message}`, error));
   }
 

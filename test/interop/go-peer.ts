@@ -51,7 +51,7 @@ export function prepareGoPeer(): Promise<GoPeerStatus> {
       if (error === null && path !== '' && existsSync(path)) {
         resolvePeer({ kind: 'ready', path });
       } else if (/not found; install it with/.test(stderr)) {
-        resolvePeer({ kind: 'missing', what: stderr.trim() });
+        resolvePeer({ kind: 'missing', what: stderr.trim().replace(/\s+/g, ' ') });
       } else {
         resolvePeer({ kind: 'broken', message: `build.sh failed (${error?.message ?? 'no binary'}):\n${stderr}` });
       }

@@ -119,7 +119,9 @@ function serveChannels(session: Session, handle: (channel: Channel) => Promise<n
   const tasks: Promise<number>[] = [];
   session.on('channel', (channel) => {
     channel.on('error', () => {}); // failures surface through the handler's promise
-    tasks.push(handle(channel));
+    const task = handle(channel);
+    task.catch(() => {}); // reported by done(), even if the test failed before asking
+    tasks.push(task);
   });
   return {
     get count(): number {
@@ -170,7 +172,9 @@ function registerTests(peer: string): void {
           const outcome = await withGo(peer, role, ['-scenario', 'both', '-count', '100', '-expect', '100', '-seed', '5'], {},
             async (session) => {
               const inbound = serveChannels(session, (channel) => serveEcho(channel));
-              const echoed = await within(Promise.all(sizes.map((size) => openEcho(session.dial(), size, true))),
+              // Our FIN goes last on our channels (see README.md: the peer closes TCP as soon as its streams are
+              // done, and frames of ours still in flight then turn that close into a TCP reset).
+              const echoed = await within(Promise.all(sizes.map((size) => openEcho(session.dial(), size, false))),
                 30_000, 'our 100 echoes');
               assert.equal(sum(echoed), sum(sizes));
               await waitUntil(() => inbound.count === 100, 20_000, 'the peer\'s 100 channels');
@@ -332,8 +336,10 @@ function registerTests(peer: string): void {
           });
           const fields = expectOk(outcome);
           for (const rtt of rtts) assert.ok(Number.isFinite(rtt) && rtt >= 0, `rtt ${rtt}`);
+          // Our three answered pings are the proof of answers; the peer's own count of the answers it wrote can
+          // lag by one, since its tap counts a frame after the write returns and our close can come first.
           assert.ok(Number(fields.pings_received) >= 3, outcome.result.line);
-          assert.equal(fields.pings_answered, fields.pings_received);
+          assert.ok(Number(fields.pings_answered) >= Number(fields.pings_received) - 1, outcome.result.line);
         });
 
         test('the peer pings muxwire and gets answers', { timeout: TEST_TIMEOUT }, async () => {
@@ -396,21 +402,19 @@ function registerTests(peer: string): void {
           test(`a slow reader on the peer: muxwire never overruns its window (${label})`, { timeout: TEST_TIMEOUT }, async () => {
             const payloads = [payload(MiB), payload(MiB)];
             const sent = new Map<number, string>(); // channel id -> SHA-256 of its payload
-            let heldBack = false;
+            let firstWrittenMs = 0;
             const outcome = await withGo(peer, role,
               ['-scenario', 'slow-reader', '-role', 'read', '-count', '2', '-chunk', '16384', '-interval', '5ms'],
               frames === undefined ? {} : { maxFrameSize: frames }, async (session) => {
-                let firstWritten = false;
+                const start = performance.now();
                 const channels = payloads.map((data, i) => {
                   const channel = session.dial();
                   sent.set(channel.id, sha256(data));
                   channel.end(message(data), () => {
-                    if (i === 0) firstWritten = true;
+                    if (i === 0) firstWrittenMs = performance.now() - start;
                   });
                   return channel;
                 });
-                await sleep(100);
-                heldBack = !firstWritten;
                 await within(Promise.all(channels.map((channel) => new ByteReader(channel).expectEnd(20_000))),
                   20_000, 'the slow reader to take everything');
                 await within(session.close(), 10_000, 'close()');
@@ -424,7 +428,9 @@ function registerTests(peer: string): void {
             }));
             assert.equal(streams.length, 2, 'two STREAM lines');
             for (const stream of streams) assert.equal(stream.sha, sent.get(stream.id), `stream ${stream.id} arrived intact`);
-            assert.ok(heldBack, 'the writer waited for window updates');
+            // At 16 KiB per 5 ms, the peer needs at least 235 ms to read the 768 KiB beyond its first window: a
+            // writer that finished sooner did not wait for its window updates.
+            assert.ok(firstWrittenMs >= 150, `the first 1 MiB was written after ${firstWrittenMs.toFixed(0)} ms`);
           });
         }
 
