@@ -174,6 +174,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private nextPingValue = 1;
   private keepAliveTimer: ReturnType<typeof setTimeout> | undefined;
   private lastRtt: number | undefined;
+  /** The smallest RTT seen: the path's own delay, without the queueing that data adds to later pings. */
+  private minRtt: number | undefined;
   // The frame being received: its channel, and whether its payload goes to that channel.
   private frameChannel: ChannelState | null = null;
   private payloadTarget: ChannelState | null = null;
@@ -265,8 +267,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   /**
-   * Waits for the next channel the peer opens. Rejects with `SessionClosedError` once the session closes, with
-   * `GoAwayError` after the peer's Go Away (no more channels will come), or with the session's error.
+   * Waits for the next channel the peer opens. Rejects with `SessionClosedError` once the session closes or
+   * starts closing, or with the session's error. (The peer's Go Away does not end accepting: a peer may still
+   * open channels after its own Go Away, as hashicorp/yamux can.)
    */
   accept(options: AcceptOptions = {}): Promise<C> {
     const queued = this.takeQueued();
@@ -289,7 +292,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     });
   }
 
-  /** Iterates over the channels the peer opens; ends when no more can come (close or Go Away). */
+  /** Iterates over the channels the peer opens; ends when the session closes (throws if it failed). */
   async *[Symbol.asyncIterator](): AsyncGenerator<C, void, undefined> {
     for (;;) {
       let channel: C;
@@ -562,8 +565,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   private refuse(id: number): void {
     if (this.scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
-      this.protocolError('the peer keeps opening channels that are refused while not reading the refusals');
-      return;
+      // Many refusals from one read: send them now. Only a peer that does not read its refusals (the
+      // transport stays blocked) makes them pile up.
+      if (!this.writeBlocked) this.flush();
+      if (this.scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
+        this.protocolError('the peer keeps opening channels that are refused while not reading the refusals');
+        return;
+      }
     }
     this.scheduler.queueSessionFrame(FrameType.windowUpdate, Flag.rst, id, 0);
     this.scheduleFlush();
@@ -602,8 +610,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     const error = refused ? new ChannelRefusedError(channel.id) : new ChannelResetError(channel.id);
     this.removeChannel(channel);
     channel.state = 'reset';
+    channel.endpoint.fail(error); // first: the endpoint records the reason before its pending writes fail
     channel.dropQueue(error);
-    channel.endpoint.fail(error);
   }
 
   private onPing(flags: number, value: number): void {
@@ -622,6 +630,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       if (ping.timer !== undefined) clearTimeout(ping.timer);
       const rtt = performance.now() - ping.sentAt;
       this.lastRtt = rtt;
+      if (this.minRtt === undefined || rtt < this.minRtt) this.minRtt = rtt;
       for (const resolve of ping.resolve) resolve(rtt);
     }
   }
@@ -634,10 +643,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     for (const channel of this.dialBacklog.drain()) {
       this.removeChannel(channel);
       channel.state = 'reset';
-      channel.dropQueue(error);
       channel.endpoint.fail(error);
+      channel.dropQueue(error);
     }
-    if (this.acceptQueue.length === 0) this.rejectAcceptWaiters(error);
     this.emit('goaway', code);
   }
 
@@ -688,7 +696,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       return;
     }
     const now = performance.now();
-    channel.rx.autoTune(now, this.lastRtt, (extra) => this.memory.reserveGrowth(extra));
+    // The minimum RTT, not the last: on a slow link a ping waits behind queued data, and a window sized by
+    // that inflated RTT would grow without end (and push window updates apart beyond the keep-alive timeout).
+    channel.rx.autoTune(now, this.minRtt, (extra) => this.memory.reserveGrowth(extra));
     const increment = channel.rx.takeIncrement(now);
     if (increment > 0) {
       channel.pendingIncrement += increment;
@@ -727,10 +737,17 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       const done = batch.done;
       let accepted: boolean;
       try {
-        accepted = this.transport.write(batch.finish(), done.length === 0 ? noop : done.length === 1 ? done[0]!
-          : (error) => {
-            for (const callback of done) callback(error ?? null);
-          });
+        accepted = this.transport.write(batch.finish(), done.length === 0 ? noop : (error) => {
+          if (error) {
+            // Fail the session first, so each channel records why before its write fails; and channels see a
+            // typed error, never the socket's own (EPIPE, ECONNRESET), which becomes the `cause`.
+            this.onTransportError(error);
+            const failure = this.error ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
+            for (const callback of done) callback(failure);
+          } else {
+            for (const callback of done) callback(null);
+          }
+        });
       } catch (error) {
         this.onTransportError(error instanceof Error ? error : new Error(String(error)));
         return;
@@ -773,6 +790,15 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     // stopped reading ourselves. Wait another period for those.
     if (ping.heardFrom || this.readPaused) {
       ping.heardFrom = false;
+      if (this.readPaused) {
+        // Not reading, this side cannot hear the answer, nor the transport's end. Writing a fresh ping
+        // probes the connection instead: on a cut one the write fails, and the session with it.
+        ping.value = this.nextPingValue;
+        ping.sentAt = performance.now();
+        this.nextPingValue = this.nextPingValue === MAX_ID ? 1 : this.nextPingValue + 1;
+        this.scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, ping.value);
+        this.scheduleFlush();
+      }
       ping.timer = setTimeout(() => this.onPingTimeout(ping), this.options.keepAliveTimeout);
       return;
     }
@@ -897,9 +923,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     for (const channel of this.streams.values()) {
       channel.live = false;
       channel.state = 'reset';
-      channel.dropQueue(error);
-      if (channel.pending !== 0) channel.pending = 0;
+      channel.pending = 0;
       channel.endpoint.fail(error);
+      channel.dropQueue(error);
     }
     this.streams.clear();
     this.acceptQueue.drain();
@@ -937,8 +963,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       channel.live = false;
       channel.state = 'reset';
       const failure = error ?? new TransportClosedError();
-      channel.dropQueue(failure);
       channel.endpoint.fail(failure);
+      channel.dropQueue(failure);
     }
     this.streams.clear();
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
@@ -989,7 +1015,6 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private acceptRefusal(): Error | undefined {
     if (this.status === 'closed') return this.error ?? new SessionClosedError();
     if (this.status === 'closing') return new SessionClosedError('session is closing: no new channels');
-    if (this.remoteGoAway !== undefined) return new GoAwayError(this.remoteGoAway);
     return undefined;
   }
 

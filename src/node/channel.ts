@@ -6,6 +6,7 @@
  */
 import { Duplex } from 'node:stream';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
+import { MuxError } from '../core/errors.js';
 import type { MuxSession } from '../core/session.js';
 
 type WriteCallback = (error?: Error | null) => void;
@@ -95,6 +96,8 @@ export class Channel extends Duplex implements ChannelEndpoint {
   }
 
   override _destroy(error: Error | null, callback: WriteCallback): void {
+    // A failed write can destroy the stream before the session reports the failure: keep the reason.
+    if (error instanceof MuxError && this.#failure === undefined) this.#failure = error;
     const state = this.#state;
     // Both halves ended normally (autoDestroy after 'end' and 'finish'): the FINs close it, no RST.
     const finished = state.localFin && state.remoteFin && error === null;
