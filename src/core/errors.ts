@@ -92,10 +92,3 @@ export class TransportClosedError extends MuxError {
     super('ERR_MUX_TRANSPORT_CLOSED', message, cause === undefined ? undefined : { cause });
   }
 }
-
-/** The session's bound on buffered memory was exceeded in a way it could not absorb. */
-export class MemoryLimitError extends MuxError {
-  constructor(message: string) {
-    super('ERR_MUX_MEMORY_LIMIT', message);
-  }
-}

@@ -27,9 +27,6 @@ export const Flag = {
   rst: 0x8,
 } as const;
 
-/** The session itself: Ping and Go Away frames carry stream id 0. */
-export const SESSION_ID = 0;
-
 /** A decoded frame header. The decoder reuses one instance, so copy fields out if you keep them. */
 export interface FrameHeader {
   version: number;
@@ -75,15 +72,4 @@ export function headerBytes(type: number, flags: number, streamId: number, lengt
   const bytes = new Uint8Array(HEADER_SIZE);
   encodeHeader(bytes, 0, type, flags, streamId, length);
   return bytes;
-}
-
-/** Names the type, for error messages. */
-export function frameTypeName(type: number): string {
-  switch (type) {
-    case FrameType.data: return 'Data';
-    case FrameType.windowUpdate: return 'Window Update';
-    case FrameType.ping: return 'Ping';
-    case FrameType.goAway: return 'Go Away';
-    default: return `unknown type ${type}`;
-  }
 }

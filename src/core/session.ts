@@ -854,7 +854,6 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     // With no channel open nothing is lost: a peer that resets an idle connection (as hashicorp/yamux's
     // Session.Close can) ends the session like a plain close.
     if (this.streams.size === 0 && this.acceptQueue.length === 0) {
-      this.decoder.stop();
       this.transport.destroy();
       this.finish(undefined);
       return;
