@@ -63,6 +63,68 @@ test('auto-tuning leaves the window alone when the reader is the bottleneck', ()
   assert.equal(w.size, SPEC_INITIAL_WINDOW);
 });
 
+/**
+ * Simulates one channel for `ms` milliseconds: the sender learns each grant `rttMs / 2` after it is made and
+ * sends at once, the data queues on a link of `bytesPerMs` and arrives `rttMs / 2` later; the reader reads at
+ * once, and an update goes out when due, with auto-tuning first (it sees `reportedRtt`). Returns the window,
+ * every size it had, and the bytes reserved minus released (which must equal the growth in force).
+ */
+function simulate(options: { ms: number; rttMs: number; reportedRtt: number; bytesPerMs: number; maxSize: number }) {
+  const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, options.maxSize);
+  w.startEpoch(0);
+  const grants: { at: number; granted: number }[] = [{ at: 0, granted: SPEC_INITIAL_WINDOW }];
+  const sizes = [w.size];
+  let reserved = 0;
+  let sent = 0;
+  let linkFreeAt = 0;
+  const inFlight: { at: number; bytes: number }[] = [];
+  for (let now = 0; now <= options.ms; now++) {
+    // The sender sends what the grant it knows of allows, in 16 KiB frames, through the link.
+    let known = 0;
+    for (const grant of grants) if (grant.at + options.rttMs / 2 <= now) known = grant.granted;
+    while (sent < known) {
+      const bytes = Math.min(16 * KiB, known - sent);
+      sent += bytes;
+      linkFreeAt = Math.max(linkFreeAt, now) + bytes / options.bytesPerMs;
+      inFlight.push({ at: linkFreeAt + options.rttMs / 2, bytes });
+    }
+    while (inFlight.length > 0 && inFlight[0]!.at <= now) {
+      const { bytes } = inFlight.shift()!;
+      assert.ok(w.receive(bytes), 'the sender never overruns the window');
+      w.consume(w.received);
+      if (w.updateDue) {
+        const resized = w.autoTune(now, options.reportedRtt, (extra) => ((reserved += extra), true));
+        if (resized < 0) reserved += resized;
+        if (w.size !== sizes[sizes.length - 1]) sizes.push(w.size);
+        grants.push({ at: now, granted: w.granted + w.takeIncrement(now) });
+      }
+    }
+  }
+  return { window: w, sizes, reserved };
+}
+
+test('auto-tuning grows the window all the way where the window limits throughput (a long fat link)', () => {
+  const { window, sizes, reserved } = simulate({ ms: 3000, rttMs: 50, reportedRtt: 50, bytesPerMs: 1_000_000, maxSize: 16 * 1024 * KiB });
+  assert.equal(window.size, 16 * 1024 * KiB, `sizes ${sizes.join(' ')}`);
+  assert.ok(sizes.every((size, i) => i === 0 || size > sizes[i - 1]!), `only ever grew: ${sizes.join(' ')}`);
+  assert.equal(reserved, window.size - SPEC_INITIAL_WINDOW);
+});
+
+test('auto-tuning undoes a growth that did not raise the rate (a slow link whose queue inflates the RTT)', () => {
+  // 1 MiB/s with a 20 ms RTT, but pings wait behind the queued data, so the RTT looks like 300 ms and the time
+  // test alone would grow the window. The growth is tried, found useless, and undone.
+  const { window, sizes, reserved } = simulate({ ms: 4000, rttMs: 20, reportedRtt: 300, bytesPerMs: 1024, maxSize: 16 * 1024 * KiB });
+  assert.ok(sizes.length >= 3, `a growth was tried and undone: ${sizes.join(' ')}`);
+  assert.equal(window.size, SPEC_INITIAL_WINDOW, `sizes ${sizes.join(' ')}`);
+  assert.equal(window.ceiling, SPEC_INITIAL_WINDOW);
+  assert.equal(reserved, 0, 'the growth was released');
+  // Later, after many windows read, growth is tried again (the link may have become faster) and undone again.
+  const longer = simulate({ ms: 20_000, rttMs: 20, reportedRtt: 300, bytesPerMs: 1024, maxSize: 16 * 1024 * KiB });
+  assert.ok(longer.sizes.length > sizes.length, `tried again: ${longer.sizes.join(' ')}`);
+  assert.equal(longer.window.size, SPEC_INITIAL_WINDOW);
+  assert.ok(Math.max(...longer.sizes) <= 1024 * KiB, `never bloated: ${longer.sizes.join(' ')}`);
+});
+
 test('auto-tuning needs an RTT, stops at the maximum, and respects a refused reservation', () => {
   const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, 384 * KiB);
   w.startEpoch(0);

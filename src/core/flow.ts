@@ -3,16 +3,38 @@
  *
  * - {@link ReceiveWindow}: one channel's receive side. It counts what the peer was granted, what arrived and
  *   what the application read, decides when a Window Update is worth sending and how large, and grows the
- *   window (auto-tuning) when the window rather than the reader limits throughput.
+ *   window (auto-tuning) when the window rather than the reader or the link limits throughput.
  * - {@link SessionMemory}: the session's bound on bytes received and not yet read, which window growth must
  *   fit under and which decides when updates are withheld and when reading the transport pauses.
  * @module
  */
 import { SPEC_INITIAL_WINDOW } from './options.js';
 
+/** A growth of the window on trial: kept only if the reader's rate rose with it. */
+interface GrowthTrial {
+  /** The size before the growth, restored if the growth does not pay. */
+  readonly fromSize: number;
+  /** The read rate (bytes/ms) over about a window before the growth. */
+  readonly rateBefore: number;
+  /** `consumed` at the growth: the rate after is measured once the old window's bytes are read. */
+  readonly consumedAtGrowth: number;
+  /** When and at what `consumed` the measurement after the growth started (NaN until then). */
+  measureFrom: number;
+  measureConsumed: number;
+}
+
+/**
+ * A doubled window must raise the read rate by at least this factor to be kept. Where the window limits
+ * throughput, doubling it comes close to doubling the rate; where the link does, the rate stays put.
+ */
+const GROWTH_MUST_GAIN = 1.25;
+
+/** After a failed growth trial, growth is tried again once this many windows (times 2^failures) are read. */
+const RETRY_WINDOWS = 8;
+
 /** One channel's receive window. All counters are totals since the channel opened (safe past 2^32). */
 export class ReceiveWindow {
-  /** The window this side aims to keep open for the peer; auto-tuning doubles it up to `maxSize`. */
+  /** The window this side aims to keep open for the peer; auto-tuning grows it up to {@link ceiling}. */
   size: number;
   /** Total payload bytes the peer may send: the spec's 256 KiB plus every increment sent. */
   granted = SPEC_INITIAL_WINDOW;
@@ -20,13 +42,27 @@ export class ReceiveWindow {
   received = 0;
   /** Total payload bytes the application has read. */
   consumed = 0;
+  /**
+   * How large auto-tuning may make the window: `maxSize`, except after a growth failed to raise the read rate
+   * (the link, not the window, is the limit): then the size that growth started from, until the reader has
+   * read {@link RETRY_WINDOWS} windows (doubling after each failure), when growth may be tried again.
+   */
+  ceiling: number;
+  private failedTrials = 0;
+  /** `consumed` from which growth may be tried again after a failed trial. */
+  private retryAt = 0;
   /** When the current auto-tuning epoch started (time of the last update), in ms. */
   private epochStart = Number.NaN;
   /** `consumed` when the current epoch started. */
   private epochConsumed = 0;
+  /** The epoch before the current one, so that a rate is measured over about a whole window. */
+  private previousEpochStart = Number.NaN;
+  private previousEpochConsumed = 0;
+  private trial: GrowthTrial | undefined;
 
   constructor(initialSize: number, readonly maxSize: number) {
     this.size = initialSize;
+    this.ceiling = maxSize;
   }
 
   /** Bytes the peer may still send before it must wait for an update. */
@@ -64,12 +100,34 @@ export class ReceiveWindow {
   }
 
   /**
-   * Grows the window when the last epoch shows the window, not the reader, is the bottleneck: the reader got
-   * through its share of the window in less than about two round trips. `reserve(extra)` asks the session's
-   * memory bound for the extra bytes and may refuse. Returns the bytes the window grew by.
+   * True when an update is due by time: anything was read and the last update is `quietMs` old. On a slow
+   * link half a window can take longer to arrive than the peer's keep-alive waits; an update at least every
+   * `quietMs` while data flows shows the peer that this side is alive and reading.
+   */
+  quietUpdateDue(nowMs: number, quietMs: number): boolean {
+    return this.pendingIncrement > 0 && nowMs - this.epochStart >= quietMs;
+  }
+
+  /**
+   * Auto-tuning, called before each update. Grows the window when the last epoch shows the window, not the
+   * reader, is the bottleneck: the reader got through its share of the window in less than about two round
+   * trips. Each growth is then on trial: once the reader has read a whole grown window, the read rate must
+   * have risen by {@link GROWTH_MUST_GAIN}, or the window goes back to its former size and grows no more.
+   * (On a slow link, data queues and every ping waits behind it, so the RTT looks long and the time test
+   * alone would grow the window without end, only lengthening the queue; the trial undoes that.)
+   *
+   * `reserve(extra)` asks the session's memory bound for extra bytes and may refuse. Returns the change of
+   * size: positive after a growth (reserved), negative after a failed trial (for the caller to release).
    */
   autoTune(nowMs: number, rttMs: number | undefined, reserve: (extra: number) => boolean): number {
-    if (rttMs === undefined || this.size >= this.maxSize || Number.isNaN(this.epochStart)) return 0;
+    if (Number.isNaN(this.epochStart)) return 0;
+    const trial = this.trial;
+    if (trial !== undefined) return this.judge(trial, nowMs);
+    if (rttMs === undefined) return 0;
+    if (this.size >= this.ceiling) {
+      if (this.ceiling >= this.maxSize || this.consumed < this.retryAt) return 0;
+      this.ceiling = this.maxSize;
+    }
     const readInEpoch = this.consumed - this.epochConsumed;
     if (readInEpoch <= 0) return 0;
     const elapsed = nowMs - this.epochStart;
@@ -79,10 +137,42 @@ export class ReceiveWindow {
     if (elapsed >= threshold) return 0;
     // Far below the threshold the link has much more room: grow faster, as slow start would.
     const factor = elapsed < threshold / 4 ? 4 : 2;
-    const grown = Math.min(this.size * factor, this.maxSize) - this.size;
+    const grown = Math.min(this.size * factor, this.ceiling) - this.size;
     if (!reserve(grown)) return 0;
+    const since = Number.isNaN(this.previousEpochStart) ? this.epochStart : this.previousEpochStart;
+    const sinceConsumed = Number.isNaN(this.previousEpochStart) ? this.epochConsumed : this.previousEpochConsumed;
+    this.trial = {
+      fromSize: this.size,
+      rateBefore: (this.consumed - sinceConsumed) / Math.max(nowMs - since, 0.001),
+      consumedAtGrowth: this.consumed,
+      measureFrom: Number.NaN,
+      measureConsumed: 0,
+    };
     this.size += grown;
     return grown;
+  }
+
+  private judge(trial: GrowthTrial, nowMs: number): number {
+    // The first bytes after a growth were sent under the old window; measure from when they are read.
+    if (Number.isNaN(trial.measureFrom)) {
+      if (this.consumed - trial.consumedAtGrowth >= trial.fromSize) {
+        trial.measureFrom = nowMs;
+        trial.measureConsumed = this.consumed;
+      }
+      return 0;
+    }
+    const read = this.consumed - trial.measureConsumed;
+    if (read < this.size) return 0;
+    this.trial = undefined;
+    const rateAfter = read / Math.max(nowMs - trial.measureFrom, 0.001);
+    if (rateAfter >= GROWTH_MUST_GAIN * trial.rateBefore) return 0;
+    const shrunk = trial.fromSize - this.size;
+    this.size = trial.fromSize;
+    this.ceiling = trial.fromSize;
+    // A link's rate may change, and one measurement may be unlucky: try again later, less often each time.
+    this.retryAt = this.consumed + trial.fromSize * RETRY_WINDOWS * 2 ** Math.min(this.failedTrials, 10);
+    this.failedTrials++;
+    return shrunk;
   }
 
   /** Takes the pending increment as sent (starting a new epoch) and returns it. */
@@ -90,13 +180,14 @@ export class ReceiveWindow {
     const increment = this.pendingIncrement;
     if (increment <= 0) return 0;
     this.granted += increment;
-    this.epochStart = nowMs;
-    this.epochConsumed = this.consumed;
+    this.startEpoch(nowMs);
     return increment;
   }
 
-  /** Starts the first epoch without sending anything (when the channel opens at the spec's window). */
+  /** Starts an epoch: at every update, and without sending anything when a channel opens at the spec's window. */
   startEpoch(nowMs: number): void {
+    this.previousEpochStart = this.epochStart;
+    this.previousEpochConsumed = this.epochConsumed;
     this.epochStart = nowMs;
     this.epochConsumed = this.consumed;
   }

@@ -176,6 +176,12 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private lastRtt: number | undefined;
   /** The smallest RTT seen: the path's own delay, without the queueing that data adds to later pings. */
   private minRtt: number | undefined;
+  /**
+   * A reading channel sends a Window Update at least this often (a quarter of the keep-alive timeout), even
+   * before half its window is read, so that a peer whose ping waits behind our data on a slow link keeps
+   * hearing from us.
+   */
+  private readonly quietUpdateMs: number;
   // The frame being received: its channel, and whether its payload goes to that channel.
   private frameChannel: ChannelState | null = null;
   private payloadTarget: ChannelState | null = null;
@@ -194,6 +200,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.decoder = new FrameDecoder(this, this.codec);
     this.scheduler = new WriteScheduler(Math.min(this.options.maxFrameSize, this.codec.maxFragment), this);
     this.memory = new SessionMemory(this.options.maxSessionBuffered);
+    this.quietUpdateMs = Math.max(this.options.keepAliveTimeout / 4, 10);
     this.allocate = transport.allocate?.bind(transport) ?? defaultAllocate;
     this.closed = new Promise<void>((resolve, reject) => {
       this.resolveClosed = resolve;
@@ -412,7 +419,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         this.overfull--;
         if (this.overfull === 0 && !this.memory.underPressure) this.relieveMemory();
       }
-    } else if (!channel.remoteFin && channel.rx.updateDue) {
+    } else if (!channel.remoteFin
+      && (channel.rx.updateDue || channel.rx.quietUpdateDue(performance.now(), this.quietUpdateMs))) {
       this.grantWindow(channel);
     }
   }
@@ -698,7 +706,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     const now = performance.now();
     // The minimum RTT, not the last: on a slow link a ping waits behind queued data, and a window sized by
     // that inflated RTT would grow without end (and push window updates apart beyond the keep-alive timeout).
-    channel.rx.autoTune(now, this.minRtt, (extra) => this.memory.reserveGrowth(extra));
+    const resized = channel.rx.autoTune(now, this.minRtt, (extra) => this.memory.reserveGrowth(extra));
+    if (resized < 0) this.memory.releaseGrowth(-resized);
     const increment = channel.rx.takeIncrement(now);
     if (increment > 0) {
       channel.pendingIncrement += increment;
