@@ -18,7 +18,9 @@ import { evaluateAll } from './targets.js';
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The repository root (this file runs from dist/bench/). */
 const ROOT = resolve(HERE, '..', '..');
-const CHILD_ARGS = ['--expose-gc', '--max-old-space-size=8192', '--no-deprecation'];
+/** Node flags of the server, client and proxy processes; MUXWIRE_BENCH_NODE_ARGS adds more (e.g. `--cpu-prof`). */
+const CHILD_ARGS = ['--expose-gc', '--max-old-space-size=8192', '--no-deprecation',
+  ...(process.env.MUXWIRE_BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '')];
 
 interface Options {
   quick: boolean;
@@ -237,7 +239,13 @@ function spawnChild(role: string, script: string, config: unknown, verbose: bool
 
 async function killChild(c: Child | undefined): Promise<void> {
   if (!c) return;
-  if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+  const running = (): boolean => c.proc.exitCode === null && c.proc.signalCode === null;
+  // Disconnecting lets a child exit by itself (and write a --cpu-prof profile); one that does not is killed.
+  if (running() && c.proc.connected) {
+    c.proc.disconnect();
+    await Promise.race([c.exited, new Promise((r) => setTimeout(r, 2000))]);
+  }
+  if (running()) c.proc.kill('SIGKILL');
   await Promise.race([c.exited, new Promise((r) => setTimeout(r, 5000))]);
 }
 

@@ -122,7 +122,10 @@ export class ReceiveWindow {
   autoTune(nowMs: number, rttMs: number | undefined, reserve: (extra: number) => boolean): number {
     if (Number.isNaN(this.epochStart)) return 0;
     const trial = this.trial;
-    if (trial !== undefined) return this.judge(trial, nowMs);
+    if (trial !== undefined) {
+      const verdict = this.judge(trial, nowMs);
+      if (verdict !== undefined) return verdict;
+    }
     if (rttMs === undefined) return 0;
     if (this.size >= this.ceiling) {
       if (this.ceiling >= this.maxSize || this.consumed < this.retryAt) return 0;
@@ -152,7 +155,11 @@ export class ReceiveWindow {
     return grown;
   }
 
-  private judge(trial: GrowthTrial, nowMs: number): number {
+  /**
+   * Judges the growth on trial: undefined once it has paid (auto-tuning may go on growing), otherwise the
+   * change of size (0 while the verdict is pending, negative when the growth is undone).
+   */
+  private judge(trial: GrowthTrial, nowMs: number): number | undefined {
     // The first bytes after a growth were sent under the old window; measure from when they are read.
     if (Number.isNaN(trial.measureFrom)) {
       if (this.consumed - trial.consumedAtGrowth >= trial.fromSize) {
@@ -162,10 +169,16 @@ export class ReceiveWindow {
       return 0;
     }
     const read = this.consumed - trial.measureConsumed;
+    const paid = read / Math.max(nowMs - trial.measureFrom, 0.001) >= GROWTH_MUST_GAIN * trial.rateBefore;
+    // Success shows early (half a grown window read at the higher rate), so a long link ramps up quickly;
+    // failure is judged on a whole grown window, so one slow moment does not undo a good growth.
+    if (paid && read >= this.size / 2) {
+      this.trial = undefined;
+      return undefined;
+    }
     if (read < this.size) return 0;
     this.trial = undefined;
-    const rateAfter = read / Math.max(nowMs - trial.measureFrom, 0.001);
-    if (rateAfter >= GROWTH_MUST_GAIN * trial.rateBefore) return 0;
+    if (paid) return undefined;
     const shrunk = trial.fromSize - this.size;
     this.size = trial.fromSize;
     this.ceiling = trial.fromSize;

@@ -409,10 +409,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   readProgress(channel: ChannelState): void {
     if (!channel.live) return;
     const fresh = channel.rx.consume(channel.delivered - channel.endpoint.bufferedBytes);
-    if (fresh > 0) {
-      this.memory.buffered -= fresh;
-      if (!this.memory.underPressure) this.relieveMemory();
-    }
+    if (fresh <= 0) return; // nothing newly read (Node asks `_read` for more before anything was read)
+    this.memory.buffered -= fresh;
+    if (!this.memory.underPressure) this.relieveMemory();
+    this.grantIfDue(channel);
+  }
+
+  /** Sends a Window Update when one is due (or, without windows, resumes reading once a channel caught up). */
+  private grantIfDue(channel: ChannelState): void {
     if (!this.caps.flowControl) {
       if (channel.overfull && channel.rx.buffered <= this.options.initialWindow) {
         channel.overfull = false;
@@ -727,7 +731,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.withheld = [];
     for (const channel of withheld) {
       channel.withheld = false;
-      this.readProgress(channel);
+      if (channel.live) this.grantIfDue(channel);
     }
   }
 
