@@ -10,11 +10,11 @@
  */
 import { SPEC_INITIAL_WINDOW } from './options.js';
 
-/** A growth of the window on trial: kept only if the reader's rate rose with it. */
+/** A growth of the window on trial: kept only if the read rate rose with it. */
 interface GrowthTrial {
   /** The size before the growth, restored if the growth does not pay. */
   readonly fromSize: number;
-  /** The read rate (bytes/ms) over about a window before the growth. */
+  /** The read rate (bytes/ms) at the size before the growth. */
   readonly rateBefore: number;
   /** `consumed` at the growth: the rate after is measured once the old window's bytes are read. */
   readonly consumedAtGrowth: number;
@@ -28,9 +28,14 @@ interface GrowthTrial {
  * throughput, doubling it comes close to doubling the rate; where the link does, the rate stays put.
  */
 const GROWTH_MUST_GAIN = 1.25;
-
-/** After a failed growth trial, growth is tried again once this many windows (times 2^failures) are read. */
+/** A trial's rate is measured over at least this long (on a fast link a window is read in microseconds). */
+const MIN_TRIAL_MS = 20;
+/**
+ * After a failed trial, growth is tried again once this many windows were read and this long has passed,
+ * both doubling with each failure (up to 2^6 times).
+ */
 const RETRY_WINDOWS = 8;
+const RETRY_MS = 1000;
 
 /** One channel's receive window. All counters are totals since the channel opened (safe past 2^32). */
 export class ReceiveWindow {
@@ -44,21 +49,20 @@ export class ReceiveWindow {
   consumed = 0;
   /**
    * How large auto-tuning may make the window: `maxSize`, except after a growth failed to raise the read rate
-   * (the link, not the window, is the limit): then the size that growth started from, until the reader has
-   * read {@link RETRY_WINDOWS} windows (doubling after each failure), when growth may be tried again.
+   * (the link, not the window, is the limit): then the size that growth started from, for a while.
    */
   ceiling: number;
-  private failedTrials = 0;
-  /** `consumed` from which growth may be tried again after a failed trial. */
-  private retryAt = 0;
   /** When the current auto-tuning epoch started (time of the last update), in ms. */
   private epochStart = Number.NaN;
   /** `consumed` when the current epoch started. */
   private epochConsumed = 0;
-  /** The epoch before the current one, so that a rate is measured over about a whole window. */
-  private previousEpochStart = Number.NaN;
-  private previousEpochConsumed = 0;
+  /** The read rate (bytes/ms) measured at the current size by the last trial (NaN before any). */
+  private rateAtSize = Number.NaN;
   private trial: GrowthTrial | undefined;
+  private failedTrials = 0;
+  /** Growth may be tried again once `consumed` and the time reach these, after a failed trial. */
+  private retryAtConsumed = 0;
+  private retryAtMs = 0;
 
   constructor(initialSize: number, readonly maxSize: number) {
     this.size = initialSize;
@@ -111,10 +115,14 @@ export class ReceiveWindow {
   /**
    * Auto-tuning, called before each update. Grows the window when the last epoch shows the window, not the
    * reader, is the bottleneck: the reader got through its share of the window in less than about two round
-   * trips. Each growth is then on trial: once the reader has read a whole grown window, the read rate must
-   * have risen by {@link GROWTH_MUST_GAIN}, or the window goes back to its former size and grows no more.
-   * (On a slow link, data queues and every ping waits behind it, so the RTT looks long and the time test
-   * alone would grow the window without end, only lengthening the queue; the trial undoes that.)
+   * trips. Each growth is then on trial: the read rate at the grown size (measured for at least
+   * {@link MIN_TRIAL_MS}, from when the bytes sent under the old window are read) must beat by
+   * {@link GROWTH_MUST_GAIN} the rate at the former size: the one measured there, and at least the former
+   * window per RTT. A growth that pays shows it after half a grown window, so a long
+   * link ramps up quickly; one that does not is judged after a whole grown window and undone: the window goes
+   * back, and growth waits ({@link RETRY_WINDOWS}, {@link RETRY_MS}). On a slow link data queues and every
+   * ping waits behind it, so the RTT looks long and the time test alone would grow the window without end,
+   * only lengthening the queue; the trials undo that.
    *
    * `reserve(extra)` asks the session's memory bound for extra bytes and may refuse. Returns the change of
    * size: positive after a growth (reserved), negative after a failed trial (for the caller to release).
@@ -128,7 +136,7 @@ export class ReceiveWindow {
     }
     if (rttMs === undefined) return 0;
     if (this.size >= this.ceiling) {
-      if (this.ceiling >= this.maxSize || this.consumed < this.retryAt) return 0;
+      if (this.ceiling >= this.maxSize || this.consumed < this.retryAtConsumed || nowMs < this.retryAtMs) return 0;
       this.ceiling = this.maxSize;
     }
     const readInEpoch = this.consumed - this.epochConsumed;
@@ -142,15 +150,11 @@ export class ReceiveWindow {
     const factor = elapsed < threshold / 4 ? 4 : 2;
     const grown = Math.min(this.size * factor, this.ceiling) - this.size;
     if (!reserve(grown)) return 0;
-    const since = Number.isNaN(this.previousEpochStart) ? this.epochStart : this.previousEpochStart;
-    const sinceConsumed = Number.isNaN(this.previousEpochStart) ? this.epochConsumed : this.previousEpochConsumed;
-    this.trial = {
-      fromSize: this.size,
-      rateBefore: (this.consumed - sinceConsumed) / Math.max(nowMs - since, 0.001),
-      consumedAtGrowth: this.consumed,
-      measureFrom: Number.NaN,
-      measureConsumed: 0,
-    };
+    // The rate to beat: the one measured at this size, and at least what this window can carry per round
+    // trip (the first growth has no measurement; a rate taken in the first epoch would be one burst's).
+    const windowRate = this.size / Math.max(rttMs, 0.001);
+    const rateBefore = Number.isNaN(this.rateAtSize) ? windowRate : Math.max(this.rateAtSize, windowRate);
+    this.trial = { fromSize: this.size, rateBefore, consumedAtGrowth: this.consumed, measureFrom: Number.NaN, measureConsumed: 0 };
     this.size += grown;
     return grown;
   }
@@ -168,22 +172,26 @@ export class ReceiveWindow {
       }
       return 0;
     }
+    const elapsed = nowMs - trial.measureFrom;
+    if (elapsed < MIN_TRIAL_MS) return 0;
     const read = this.consumed - trial.measureConsumed;
-    const paid = read / Math.max(nowMs - trial.measureFrom, 0.001) >= GROWTH_MUST_GAIN * trial.rateBefore;
-    // Success shows early (half a grown window read at the higher rate), so a long link ramps up quickly;
-    // failure is judged on a whole grown window, so one slow moment does not undo a good growth.
+    const rate = read / elapsed;
+    const paid = rate >= GROWTH_MUST_GAIN * trial.rateBefore;
     if (paid && read >= this.size / 2) {
       this.trial = undefined;
+      this.rateAtSize = rate;
       return undefined;
     }
     if (read < this.size) return 0;
     this.trial = undefined;
-    if (paid) return undefined;
     const shrunk = trial.fromSize - this.size;
     this.size = trial.fromSize;
     this.ceiling = trial.fromSize;
+    this.rateAtSize = Math.max(trial.rateBefore, rate);
     // A link's rate may change, and one measurement may be unlucky: try again later, less often each time.
-    this.retryAt = this.consumed + trial.fromSize * RETRY_WINDOWS * 2 ** Math.min(this.failedTrials, 10);
+    const backoff = 2 ** Math.min(this.failedTrials, 6);
+    this.retryAtConsumed = this.consumed + trial.fromSize * RETRY_WINDOWS * backoff;
+    this.retryAtMs = nowMs + RETRY_MS * backoff;
     this.failedTrials++;
     return shrunk;
   }
@@ -199,8 +207,6 @@ export class ReceiveWindow {
 
   /** Starts an epoch: at every update, and without sending anything when a channel opens at the spec's window. */
   startEpoch(nowMs: number): void {
-    this.previousEpochStart = this.epochStart;
-    this.previousEpochConsumed = this.epochConsumed;
     this.epochStart = nowMs;
     this.epochConsumed = this.consumed;
   }

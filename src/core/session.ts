@@ -73,6 +73,14 @@ const MAX_ID = 0xffff_ffff;
 const BATCH_LIMIT = 1024 * 1024;
 /** Small payload pieces of a large chunk are copied, so a few bytes do not pin the chunk's memory. */
 const PIN_COPY_LIMIT = 1024;
+/**
+ * After the opening ping, two more pings measure the RTT, this many ms after the previous answer, before
+ * keep-alive takes over. The opening ping often meets a peer that is still starting (its first answer on
+ * loopback can take 3 ms where 0.1 ms is the truth); auto-tuning sizes windows by the smallest RTT seen, and
+ * a window sized by a cold-start RTT is needlessly large, which queues more data ahead of other channels.
+ */
+const RTT_PROBE_DELAYS = [100, 1000];
+
 /** Queued pong answers beyond this are dropped (a ping flood gets no more). */
 const MAX_QUEUED_PONGS = 32;
 /** Refusals (RST for unwanted SYNs) waiting beyond this mean the peer floods without reading: a protocol error. */
@@ -173,6 +181,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private pingInFlight: PendingPing | undefined;
   private nextPingValue = 1;
   private keepAliveTimer: ReturnType<typeof setTimeout> | undefined;
+  /** RTT probes sent so far (of {@link RTT_PROBE_DELAYS}). */
+  private rttProbes = 0;
   private lastRtt: number | undefined;
   /** The smallest RTT seen: the path's own delay, without the queueing that data adds to later pings. */
   private minRtt: number | undefined;
@@ -215,11 +225,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       close: () => this.onTransportClose(),
     };
     transport.start(events);
-    // An opening ping measures the round-trip time that window auto-tuning needs.
-    if (this.status === 'open' && this.caps.ping) {
-      this.sendPing();
-      this.armKeepAlive();
-    }
+    // An opening ping measures the round-trip time that window auto-tuning needs; keep-alive follows.
+    if (this.status === 'open' && this.caps.ping) this.sendPing().resolve.push(() => this.armKeepAlive());
   }
 
   // ------------------------------------------------------------------ public API
@@ -819,13 +826,24 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       `the peer did not answer a ping within ${this.options.keepAliveTimeout} ms`));
   }
 
+  /**
+   * Schedules the next ping: first the RTT probes (see {@link RTT_PROBE_DELAYS}), then one every
+   * `keepAliveInterval` (none if keep-alive is off), each once the previous one was answered.
+   */
   private armKeepAlive(): void {
-    if (this.options.keepAliveInterval <= 0) return;
+    if (this.status === 'closed') return;
+    const interval = this.options.keepAliveInterval;
+    let delay = interval;
+    if (this.rttProbes < RTT_PROBE_DELAYS.length) {
+      const probe = RTT_PROBE_DELAYS[this.rttProbes++]!;
+      delay = interval > 0 ? Math.min(probe, interval) : probe;
+    }
+    if (delay <= 0) return;
     this.keepAliveTimer = unref(setTimeout(() => {
       this.keepAliveTimer = undefined;
       if (this.status === 'closed') return;
       this.sendPing().resolve.push(() => this.armKeepAlive());
-    }, this.options.keepAliveInterval));
+    }, delay));
   }
 
   // ------------------------------------------------------------------ transport events
