@@ -26,6 +26,12 @@ export class Channel extends Duplex implements ChannelEndpoint {
     });
     this.#state = state;
     this.#session = session;
+    // Node's Readable schedules a tick after every push to call `_read` until the high-water mark is reached
+    // (`maybeReadMore`). A channel's data arrives by itself, whether `_read` is called or not, so that tick
+    // (an allocation and a task per chunk, a tenth of a request/response's garbage) does nothing useful.
+    // Marking the read-more pass as already running keeps Node from scheduling it; flowing, 'readable',
+    // pipe and async iteration are driven by their own paths.
+    (this as unknown as { _readableState: { readingMore: boolean } })._readableState.readingMore = true;
   }
 
   /** The channel id on the wire (odd when the client dialled it, even when the server did). */
