@@ -44,13 +44,20 @@ test('auto-tuning doubles the window when a window is read in under two round tr
   assert.equal(w.takeIncrement(60), 512 * KiB);
 });
 
-test('auto-tuning quadruples the window when a window is read far faster than two round trips', () => {
-  const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, 16 * 1024 * KiB);
-  w.startEpoch(0);
-  w.receive(SPEC_INITIAL_WINDOW);
-  w.consume(SPEC_INITIAL_WINDOW);
-  assert.equal(w.autoTune(10, 50, () => true), 3 * SPEC_INITIAL_WINDOW);
-  assert.equal(w.size, 1024 * KiB);
+test('auto-tuning grows faster the further below two round trips a window is read: x4, then x8', () => {
+  const quadruple = new ReceiveWindow(SPEC_INITIAL_WINDOW, 16 * 1024 * KiB);
+  quadruple.startEpoch(0);
+  quadruple.receive(SPEC_INITIAL_WINDOW);
+  quadruple.consume(SPEC_INITIAL_WINDOW);
+  // 20 ms against a threshold of 100 ms (2 x 50 ms RTT): under a quarter of it, not under an eighth.
+  assert.equal(quadruple.autoTune(20, 50, () => true), 3 * SPEC_INITIAL_WINDOW);
+  assert.equal(quadruple.size, 1024 * KiB);
+  const eightfold = new ReceiveWindow(SPEC_INITIAL_WINDOW, 16 * 1024 * KiB);
+  eightfold.startEpoch(0);
+  eightfold.receive(SPEC_INITIAL_WINDOW);
+  eightfold.consume(SPEC_INITIAL_WINDOW);
+  assert.equal(eightfold.autoTune(10, 50, () => true), 7 * SPEC_INITIAL_WINDOW);
+  assert.equal(eightfold.size, 2048 * KiB);
 });
 
 test('auto-tuning leaves the window alone when the reader is the bottleneck', () => {

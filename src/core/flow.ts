@@ -147,7 +147,7 @@ export class ReceiveWindow {
     const threshold = 2 * rttMs * (readInEpoch / this.size);
     if (elapsed >= threshold) return 0;
     // Far below the threshold the link has much more room: grow faster, as slow start would.
-    const factor = elapsed < threshold / 4 ? 4 : 2;
+    const factor = elapsed < threshold / 8 ? 8 : elapsed < threshold / 4 ? 4 : 2;
     const grown = Math.min(this.size * factor, this.ceiling) - this.size;
     if (!reserve(grown)) return 0;
     // The rate to beat: the one measured at this size, and at least what this window can carry per round
