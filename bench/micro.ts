@@ -18,7 +18,7 @@ interface FrameHeader {
 }
 interface FrameSink {
   onHeader(header: FrameHeader): void;
-  onPayload(piece: Uint8Array): void;
+  onPayload(chunk: Uint8Array, start: number, end: number): void;
   onFrameEnd(header: FrameHeader): void;
   onDecodeError(message: string): void;
 }
@@ -182,8 +182,8 @@ function decodeCase(core: Core, name: string, stream: ReturnType<typeof frameStr
       seen.frames++;
       seen.idSum += h.streamId;
     },
-    onPayload(piece) {
-      seen.payload += piece.length;
+    onPayload(_chunk, start, end) {
+      seen.payload += end - start;
     },
     onFrameEnd() {
       seen.ends++;

@@ -49,7 +49,7 @@ function recorder(): { sink: FrameSink; events: Event[] } {
     events,
     sink: {
       onHeader: (h) => events.push({ kind: 'header', header: { ...h } }),
-      onPayload: (p) => events.push({ kind: 'payload', bytes: Buffer.from(p) }),
+      onPayload: (c, start, end) => events.push({ kind: 'payload', bytes: Buffer.from(c.subarray(start, end)) }),
       onFrameEnd: (h) => events.push({ kind: 'end', header: { ...h } }),
       onDecodeError: (message) => events.push({ kind: 'error', message }),
     },
@@ -94,14 +94,15 @@ test('decoder yields the same events whatever the chunk boundaries (split at eve
   assert.deepEqual(normalize(oneByOne.events), expected);
 });
 
-test('decoder hands payload on as views without copying whole frames', () => {
+test('decoder hands payload on as ranges of the input chunk, without copying', () => {
   const r = recorder();
-  const views: Uint8Array[] = [];
-  const decoder = new FrameDecoder({ ...r.sink, onPayload: (p) => views.push(p) });
+  const ranges: [Uint8Array, number, number][] = [];
+  const decoder = new FrameDecoder({ ...r.sink, onPayload: (c, start, end) => ranges.push([c, start, end]) });
   const chunk = Buffer.concat([headerBytes(FrameType.data, 0, 1, 1000), Buffer.alloc(1000, 1)]);
   decoder.push(chunk);
-  assert.equal(views.length, 1);
-  assert.equal(views[0]!.buffer, chunk.buffer, 'payload is a view of the input chunk');
+  assert.equal(ranges.length, 1);
+  assert.equal(ranges[0]![0], chunk, 'the input chunk itself');
+  assert.deepEqual(ranges[0]!.slice(1), [12, 1012]);
 });
 
 test('decoder rejects a wrong version and an unknown type, and stops', () => {

@@ -115,3 +115,44 @@ test('completions are collected when a write is fully framed; small payloads are
   for (const callback of batch.done) callback();
   assert.deepEqual(done, ['small', 'large']);
 });
+
+test('a batch with a scratch buffer: a small write leaves as one exact copy, and reusing the scratch leaves it intact', () => {
+  const scratch = new Uint8Array(2048);
+  const batch = new FrameBatch((n) => new Uint8Array(n), undefined, scratch);
+  batch.header(FrameType.data, 0, 1, 3);
+  batch.payload(Uint8Array.of(1, 2, 3));
+  const first = batch.finish();
+  assert.equal(first.length, 1, 'one part');
+  assert.equal(first[0]!.length, 15, 'exactly the frame');
+  assert.notEqual(first[0]!.buffer, scratch.buffer, 'a copy, not the scratch');
+  const kept = Buffer.from(first[0]!);
+  batch.reset();
+  batch.header(FrameType.data, 0, 3, 2);
+  batch.payload(Uint8Array.of(9, 9));
+  const second = batch.finish();
+  assert.notEqual(second, first, 'a new parts array');
+  assert.deepEqual(Buffer.from(first[0]!), kept, 'the first write is untouched by the second');
+  assert.deepEqual(parseFrames(Buffer.concat(second)).map((f) => [f.streamId, f.length]), [[3, 2]]);
+});
+
+test('a batch larger than its scratch continues in fresh staging buffers, every byte in order', () => {
+  const batch = new FrameBatch((n) => new Uint8Array(n), undefined, new Uint8Array(2048));
+  const payloads = Array.from({ length: 300 }, (_, i) => new Uint8Array(20 + (i % 7)).fill(i & 0xff));
+  payloads.forEach((p, i) => {
+    batch.header(FrameType.data, 0, 2 * i + 1, p.length);
+    batch.payload(p);
+  });
+  const big = new Uint8Array(COPY_LIMIT + 1).fill(7);
+  batch.header(FrameType.data, 0, 999, big.length);
+  batch.payload(big);
+  const parts = batch.finish();
+  assert.ok(parts.length <= 8, `few parts: ${parts.length}`);
+  const frames = parseFrames(Buffer.concat(parts));
+  assert.equal(frames.length, 301);
+  frames.slice(0, 300).forEach((f, i) => {
+    assert.equal(f.streamId, 2 * i + 1);
+    assert.deepEqual(Buffer.from(f.payload), Buffer.from(payloads[i]!));
+  });
+  assert.deepEqual(Buffer.from(frames[300]!.payload), Buffer.from(big));
+  assert.equal(parts[parts.length - 1], big, 'a large payload is referenced, not copied');
+});

@@ -2,8 +2,7 @@
  * The incremental frame decoder: bytes in, frame events out, for any {@link WireCodec}.
  *
  * It never concatenates chunks: a header split across chunks is gathered in a small scratch array, and a
- * payload is handed on as views (`subarray`) of the chunks it arrived in, piece by piece, as soon as each piece
- * arrives. So a decoder holds at most one header's bytes, whatever the frame's announced length.
+ * payload is handed on as ranges of the chunks it arrived in, piece by piece, as soon as each piece arrives. So a decoder holds at most one header's bytes, whatever the frame's announced length.
  * @module
  */
 import type { WireCodec } from './codec.js';
@@ -14,8 +13,11 @@ import type { FrameHeader } from './frame.js';
 export interface FrameSink {
   /** A complete, valid header. For a Data frame, its payload follows through `onPayload`. */
   onHeader(header: FrameHeader): void;
-  /** The next piece of the current frame's payload (a view into the input; copy it to keep it past the call). */
-  onPayload(piece: Uint8Array): void;
+  /**
+   * The next piece of the current frame's payload: bytes `start` to `end` of `chunk`, the input as pushed
+   * (copy them, or take a view, to keep them past the call). No view is made for the sink, which may copy.
+   */
+  onPayload(chunk: Uint8Array, start: number, end: number): void;
   /** The current frame, header and payload, has fully arrived. */
   onFrameEnd(header: FrameHeader): void;
   /** The input is not valid in the codec's format; the decoder has stopped. */
@@ -61,7 +63,7 @@ export class FrameDecoder {
       if (this.inPayload) {
         const take = Math.min(this.payloadLeft, length - offset);
         this.payloadLeft -= take;
-        sink.onPayload(chunk.subarray(offset, offset + take));
+        sink.onPayload(chunk, offset, offset + take);
         offset += take;
         if (this.payloadLeft === 0 && !this.stopped) {
           this.inPayload = false;

@@ -23,20 +23,52 @@ export const COPY_LIMIT = 2048;
 const FIRST_STAGING = 2048;
 const MAX_STAGING = 64 * 1024;
 
-/** One transport write being assembled. */
+/** Bytes copied by hand rather than through a view and `set()` (a view is an allocation of its own). */
+const HAND_COPY_LIMIT = 256;
+
+/** Copies `source[start, end)` into `target` at `at`, without allocating for short runs. */
+export function copyBytes(target: Uint8Array, at: number, source: Uint8Array, start: number, end: number): void {
+  if (end - start <= HAND_COPY_LIMIT) {
+    for (let i = start; i < end; i++) target[at++] = source[i]!;
+  } else {
+    target.set(start === 0 && end === source.length ? source : source.subarray(start, end), at);
+  }
+}
+
+/**
+ * One transport write being assembled. A session keeps one and `reset()`s it for each write: headers and
+ * small payloads first go to a reusable scratch buffer and leave it as one exact-size copy, so a small write
+ * (a request, a window update) costs one buffer; larger batches continue in fresh staging buffers.
+ */
 export class FrameBatch {
-  readonly parts: Uint8Array[] = [];
-  readonly done: WriteDone[] = [];
+  /** The batch's parts so far. A new array after each `reset()` (the transport may not keep it, but a caller may). */
+  parts: Uint8Array[] = [];
+  /** Completions of the writes in this batch. A new array after a `reset()` that follows a non-empty batch. */
+  done: WriteDone[] = [];
   /** Bytes in the batch so far. */
   bytes = 0;
   private staging: Uint8Array | null = null;
   private stagingStart = 0;
   private stagingUsed = 0;
+  private scratchTaken = false;
 
   constructor(
     private readonly allocate: (size: number) => Uint8Array,
     private readonly codec: WireCodec = yamuxCodec,
+    /** Reused between batches; without it every batch starts in a fresh staging buffer. */
+    private readonly scratch: Uint8Array | null = null,
   ) {}
+
+  /** Empties the batch for the next write. The previous `parts` and (if non-empty) `done` stay with their holder. */
+  reset(): void {
+    this.parts = [];
+    if (this.done.length > 0) this.done = [];
+    this.bytes = 0;
+    this.staging = null;
+    this.stagingStart = 0;
+    this.stagingUsed = 0;
+    this.scratchTaken = false;
+  }
 
   /** Appends a frame header, in the codec's format. */
   header(type: number, flags: number, streamId: number, length: number): void {
@@ -53,7 +85,7 @@ export class FrameBatch {
     this.bytes += length;
     if (length <= COPY_LIMIT) {
       const staging = this.reserve(length);
-      staging.set(data, this.stagingUsed);
+      staging.set(data, this.stagingUsed); // the whole array: no view to allocate
       this.stagingUsed += length;
       return;
     }
@@ -71,6 +103,14 @@ export class FrameBatch {
     const staging = this.staging;
     if (staging !== null && staging.length - this.stagingUsed >= length) return staging;
     this.cutStaging();
+    const scratch = this.scratch;
+    if (staging === null && scratch !== null && !this.scratchTaken && scratch.length >= length) {
+      this.scratchTaken = true;
+      this.staging = scratch;
+      this.stagingStart = 0;
+      this.stagingUsed = 0;
+      return scratch;
+    }
     const next = staging === null ? FIRST_STAGING : Math.min(staging.length * 2, MAX_STAGING);
     const fresh = this.allocate(Math.max(next, length));
     this.staging = fresh;
@@ -80,10 +120,17 @@ export class FrameBatch {
   }
 
   private cutStaging(): void {
-    if (this.staging !== null && this.stagingUsed > this.stagingStart) {
-      this.parts.push(this.staging.subarray(this.stagingStart, this.stagingUsed));
-      this.stagingStart = this.stagingUsed;
+    const staging = this.staging;
+    if (staging === null || this.stagingUsed <= this.stagingStart) return;
+    if (staging === this.scratch) {
+      // The scratch is reused by the next batch: what leaves is a copy.
+      const copy = this.allocate(this.stagingUsed - this.stagingStart);
+      copyBytes(copy, 0, staging, this.stagingStart, this.stagingUsed);
+      this.parts.push(copy);
+    } else {
+      this.parts.push(staging.subarray(this.stagingStart, this.stagingUsed));
     }
+    this.stagingStart = this.stagingUsed;
   }
 }
 

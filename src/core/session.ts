@@ -17,7 +17,7 @@ import {
 import { Flag, type FrameHeader, FrameType } from './frame.js';
 import { SessionMemory } from './flow.js';
 import { type ResolvedOptions, type SessionOptions, SPEC_INITIAL_WINDOW, resolveOptions } from './options.js';
-import { FrameBatch, type SchedulerHooks, WriteScheduler } from './scheduler.js';
+import { copyBytes, FrameBatch, type SchedulerHooks, WriteScheduler } from './scheduler.js';
 import type { Transport, TransportEvents } from './transport.js';
 
 /** Which end of the session this is: the client dials odd channel ids, the server even ones. */
@@ -82,6 +82,9 @@ const PIN_COPY_LIMIT = 1024;
 const RTT_PROBE_DELAYS = [100, 1000];
 
 const RESOLVED = Promise.resolve();
+
+/** Size of the scratch buffer a batch starts in (its bytes leave as one exact-size copy). */
+const SCRATCH_STAGING = 2048;
 
 /** Queued pong answers beyond this are dropped (a ping flood gets no more). */
 const MAX_QUEUED_PONGS = 32;
@@ -153,6 +156,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private readonly createEndpoint: EndpointFactory<C>;
   private readonly decoder: FrameDecoder;
   private readonly scheduler: WriteScheduler;
+  /** The batch being assembled, reused for every transport write (with its scratch staging buffer). */
+  private readonly batch: FrameBatch;
   private readonly memory: SessionMemory;
   private readonly allocate: (size: number) => Uint8Array;
   private readonly streams = new Map<number, ChannelState>();
@@ -214,6 +219,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.memory = new SessionMemory(this.options.maxSessionBuffered);
     this.quietUpdateMs = Math.max(this.options.keepAliveTimeout / 4, 10);
     this.allocate = transport.allocate?.bind(transport) ?? defaultAllocate;
+    this.batch = new FrameBatch(this.allocate, this.codec, new Uint8Array(SCRATCH_STAGING));
     this.closed = new Promise<void>((resolve, reject) => {
       this.resolveClosed = resolve;
       this.rejectClosed = reject;
@@ -458,13 +464,16 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   /** @internal */
-  onPayload(piece: Uint8Array): void {
+  onPayload(chunk: Uint8Array, start: number, end: number): void {
     const channel = this.payloadTarget;
     if (channel === null || !channel.live) return;
-    let data = piece;
-    if (piece.length <= PIN_COPY_LIMIT && piece.buffer.byteLength > 8 * piece.length) {
-      data = this.allocate(piece.length);
-      data.set(piece);
+    const length = end - start;
+    let data: Uint8Array;
+    if (length <= PIN_COPY_LIMIT && chunk.buffer.byteLength > 8 * length) {
+      data = this.allocate(length);
+      copyBytes(data, 0, chunk, start, end);
+    } else {
+      data = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
     }
     channel.delivered += data.length;
     this.memory.buffered += data.length;
@@ -755,7 +764,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private flush(): void {
     this.flushScheduled = false;
     while (!this.writeBlocked && !this.transportClosed && !this.scheduler.idle) {
-      const batch = new FrameBatch(this.allocate, this.codec);
+      const batch = this.batch;
+      batch.reset();
       this.scheduler.fill(batch, BATCH_LIMIT);
       if (batch.bytes === 0) break;
       const done = batch.done;

@@ -177,7 +177,8 @@ function incrementalDecode(chunks: Uint8Array[], stopAfterHeader: number): { eve
       events.push({ kind: 'header', header: { ...header } });
       if (++headers === stopAfterHeader) decoder.stop();
     },
-    onPayload(piece) {
+    onPayload(chunk, start, end) {
+      const piece = chunk.subarray(start, end);
       const last = events[events.length - 1];
       if (last?.kind === 'payload') last.bytes = Buffer.concat([last.bytes, piece]);
       else events.push({ kind: 'payload', bytes: Buffer.from(piece) });
