@@ -16,7 +16,7 @@ export {
 } from './core/errors.js';
 export { DEFAULT_OPTIONS, type SessionOptions, type ResolvedOptions } from './core/options.js';
 export {
-  MuxSession, type Role, type SessionEvents, type SessionStatus, type AcceptOptions, type CloseOptions,
+  MuxSession, type Role, type SessionEvents, type SessionStatus, type AcceptOptions, type DialOptions, type CloseOptions,
 } from './core/session.js';
 export type { ChannelStateName } from './core/channel-state.js';
 export type { Transport, TransportEvents } from './core/transport.js';

@@ -1,11 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { getEventListeners, once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import {
   type Channel, ChannelRefusedError, ChannelResetError, GoAwayError, SessionClosedError, StreamLimitError,
-  TransportClosedError, multiplexedClient, multiplexedServer,
+  TimeoutError, TransportClosedError, multiplexedClient, multiplexedServer,
 } from '../src/index.js';
 import { memoryPipe, pseudoRandomBytes, readAll, sessionPair, tcpPair, until, whenClosed } from './helpers.js';
 
@@ -310,6 +310,103 @@ describe('limits', () => {
     await until(() => pair.server.channelCount === 4, 1000, 'remaining opened after ACKs');
     assert.deepEqual(accepted.map((c) => c.id), [1, 3]);
     await pair.close();
+  });
+});
+
+describe('opening', () => {
+  // Over TCP: the open timer does not keep the process alive by itself (like keep-alive's); a socket does.
+  /** Resolves with the channel's failure once it closes. */
+  const failureOf = (channel: Channel): Promise<Error | undefined> =>
+    new Promise((resolve) => channel.once('close', () => resolve(channel.failure)));
+
+  test('a channel the peer never acknowledges fails with ERR_MUX_OPEN_TIMEOUT and is reset', async () => {
+    const pair = await sessionPair({ transport: 'tcp', client: { openTimeout: 100 } });
+    // The server application never accepts: the SYN waits in its accept queue, unacknowledged.
+    const channel = pair.client.dial();
+    channel.on('error', () => {});
+    channel.write('hello');
+    await until(() => pair.server.channelCount === 1, 1000, 'the SYN arrived');
+    const started = performance.now();
+    const failure = await failureOf(channel);
+    const waited = performance.now() - started;
+    assert.equal((failure as { code?: string } | undefined)?.code, 'ERR_MUX_OPEN_TIMEOUT');
+    assert.ok(failure instanceof TimeoutError);
+    assert.ok(waited >= 50 && waited < 1000, `failed after ${waited.toFixed(0)} ms`);
+    assert.equal(channel.protocolState, 'reset');
+    // The RST reached the server, whose queued channel is gone: accept() does not hand it out.
+    await until(() => pair.server.channelCount === 0, 1000, 'the server dropped the channel');
+    const controller = new AbortController();
+    const accepting = pair.server.accept({ signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('nothing to accept')), 50);
+    await assert.rejects(accepting, /nothing to accept/);
+    await pair.close();
+  });
+
+  test('an acknowledged channel is not timed out; a per-dial openTimeout of 0 waits without limit', async () => {
+    const pair = await sessionPair({ transport: 'tcp', client: { openTimeout: 50 } });
+    pair.server.on('channel', (channel) => channel.on('error', () => {}).pipe(channel));
+    const acknowledged = pair.client.dial();
+    const echoed = new Promise((resolve) => acknowledged.once('data', resolve));
+    acknowledged.write('ping');
+    await echoed;
+    const patient = pair.client.dial({ openTimeout: 0 });
+    pair.server.removeAllListeners('channel'); // from now on the server does not accept
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(acknowledged.protocolState, 'established');
+    assert.equal(acknowledged.destroyed, false);
+    assert.equal(patient.destroyed, false, 'no open timeout for this dial');
+    assert.equal(patient.protocolState, 'syn-sent');
+    await pair.close();
+  });
+
+  test('dial({ signal }): aborting before the acknowledgement resets the channel; after it, nothing; no listener is left', async () => {
+    const pair = await sessionPair({ transport: 'tcp' });
+    const early = new AbortController();
+    const channel = pair.client.dial({ signal: early.signal });
+    channel.on('error', () => {});
+    await until(() => pair.server.channelCount === 1, 1000, 'the SYN arrived');
+    const failure = failureOf(channel);
+    early.abort(new Error('no longer needed'));
+    assert.match((await failure)?.message ?? '', /no longer needed/);
+    await until(() => pair.server.channelCount === 0, 1000, 'the server dropped the channel');
+    assert.equal(getEventListeners(early.signal, 'abort').length, 0);
+
+    pair.server.on('channel', (inbound) => inbound.on('error', () => {}).pipe(inbound));
+    const late = new AbortController();
+    const kept = pair.client.dial({ signal: late.signal });
+    const echoed = new Promise((resolve) => kept.once('data', resolve));
+    kept.write('still here');
+    await echoed;
+    assert.equal(getEventListeners(late.signal, 'abort').length, 0, 'the listener went with the acknowledgement');
+    late.abort(new Error('too late'));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(kept.destroyed, false);
+    assert.equal(kept.protocolState, 'established');
+
+    const aborted = AbortSignal.abort(new Error('already aborted'));
+    assert.throws(() => pair.client.dial({ signal: aborted }), /already aborted/);
+    assert.throws(() => pair.client.dial({ openTimeout: -1 }), RangeError);
+    await pair.close();
+  });
+
+  test('a session closed with dials pending fails them and leaves no abort listener', async () => {
+    const pair = await sessionPair({ transport: 'tcp', client: { openTimeout: 60_000 } });
+    try {
+      const controller = new AbortController();
+      const failures = Array.from({ length: 3 }, () => {
+        const channel = pair.client.dial({ signal: controller.signal });
+        channel.on('error', () => {});
+        return failureOf(channel);
+      });
+      assert.equal(getEventListeners(controller.signal, 'abort').length, 3);
+      pair.client.destroy();
+      for (const failure of await Promise.all(failures)) {
+        assert.equal((failure as { code?: string } | undefined)?.code, 'ERR_MUX_SESSION_CLOSED');
+      }
+      assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    } finally {
+      await pair.close();
+    }
   });
 });
 

@@ -91,6 +91,10 @@ export class ChannelState {
   overfull = false;
   /** In the session's table of live channels. */
   live = true;
+  /** Dialled and not yet acknowledged: when the open timeout fails it (ms, `performance.now()`), else 0. */
+  openDeadline = 0;
+  /** Dialled with a signal and not yet acknowledged: the signal and the listener to remove once settled. */
+  openAbort: { signal: AbortSignal; onAbort: () => void } | null = null;
 
   constructor(
     readonly id: number,

@@ -81,7 +81,7 @@ export class StreamLimitError extends MuxError {
 
 /** Something did not happen in time. `code` tells what: `ERR_MUX_KEEPALIVE_TIMEOUT` (a ping went unanswered) or `ERR_MUX_CLOSE_TIMEOUT`. */
 export class TimeoutError extends MuxError {
-  constructor(code: 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT', message: string) {
+  constructor(code: 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT' | 'ERR_MUX_OPEN_TIMEOUT', message: string) {
     super(code, message);
   }
 }

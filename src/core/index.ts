@@ -16,6 +16,6 @@ export { ChannelState, type ChannelStateName, type ChannelEndpoint, type WriteDo
 export { Emitter } from './emitter.js';
 export type { Transport, TransportEvents } from './transport.js';
 export {
-  MuxSession, type Role, type SessionEvents, type SessionStatus, type EndpointFactory, type AcceptOptions,
+  MuxSession, type Role, type SessionEvents, type SessionStatus, type EndpointFactory, type AcceptOptions, type DialOptions,
   type CloseOptions,
 } from './session.js';

@@ -36,6 +36,11 @@ export interface SessionOptions {
   keepAliveTimeout?: number;
   /** Milliseconds `close()` waits for open channels to finish before resetting them. */
   closeTimeout?: number;
+  /**
+   * Milliseconds a dialled channel may wait for the peer's acknowledgement; then it fails with
+   * `ERR_MUX_OPEN_TIMEOUT` and is reset. 0 waits without limit. (Codecs without acknowledgements: no wait.)
+   */
+  openTimeout?: number;
   /** Readable and writable high-water mark of each channel, in bytes. */
   channelHighWaterMark?: number;
 }
@@ -56,6 +61,7 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
   keepAliveInterval: 30_000,
   keepAliveTimeout: 10_000,
   closeTimeout: 30_000,
+  openTimeout: 75_000,
   channelHighWaterMark: 64 * 1024,
 });
 
@@ -77,6 +83,7 @@ const RULES: Record<Exclude<keyof ResolvedOptions, 'protocol'>, Rule> = {
   keepAliveInterval: { min: 0, max: 0x7fff_ffff },
   keepAliveTimeout: { min: 1, max: 0x7fff_ffff },
   closeTimeout: { min: 0, max: 0x7fff_ffff },
+  openTimeout: { min: 0, max: 0x7fff_ffff },
   channelHighWaterMark: { min: 1, max: 1 << 30 },
 };
 

@@ -45,6 +45,17 @@ export interface AcceptOptions {
   signal?: AbortSignal;
 }
 
+/** Options of `dial()`. */
+export interface DialOptions {
+  /**
+   * Gives up opening: until the peer acknowledges the channel, aborting resets it and fails it with the
+   * signal's reason (dialling with an aborted signal throws that reason). Later aborts do nothing.
+   */
+  signal?: AbortSignal;
+  /** This channel's open timeout in ms, instead of the session's `openTimeout` (0: no limit). */
+  openTimeout?: number;
+}
+
 /** Options of `close()`. */
 export interface CloseOptions {
   /** Milliseconds to wait for open channels to finish (default: the session's `closeTimeout`). */
@@ -188,6 +199,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private pingInFlight: PendingPing | undefined;
   private nextPingValue = 1;
   private keepAliveTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Dialled channels waiting for their acknowledgement under an open timeout (settled ones drop out lazily). */
+  private opening: ChannelState[] = [];
+  private openingLive = 0;
+  private openTimer: ReturnType<typeof setTimeout> | undefined;
+  private openTimerAt = 0;
   /** RTT probes sent so far (of {@link RTT_PROBE_DELAYS}). */
   private rttProbes = 0;
   private lastRtt: number | undefined;
@@ -269,7 +285,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * first data frame carries the SYN). Throws `StreamLimitError` at `maxStreams`, `GoAwayError` after the
    * peer's Go Away, `SessionClosedError` once the session is closing or closed.
    */
-  dial(): C {
+  dial(options: DialOptions = {}): C {
+    const { signal } = options;
+    const openTimeout = options.openTimeout ?? this.options.openTimeout;
+    if (typeof openTimeout !== 'number' || !Number.isInteger(openTimeout) || openTimeout < 0 || openTimeout > 0x7fff_ffff) {
+      throw new RangeError(`muxwire: dial option openTimeout must be an integer from 0 to ${0x7fff_ffff}, got ${String(openTimeout)}`);
+    }
+    if (signal?.aborted) throw signal.reason;
     if (this.status !== 'open') throw this.error ?? new SessionClosedError(this.status === 'closing'
       ? 'session is closing: no new channels' : 'session is closed');
     if (this.remoteGoAway !== undefined) throw new GoAwayError(this.remoteGoAway);
@@ -283,6 +305,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.nextId += 2;
     this.streams.set(channel.id, channel);
     channel.endpoint = this.createEndpoint(channel, this);
+    if (this.caps.acknowledgements) {
+      if (openTimeout > 0) this.watchOpen(channel, openTimeout);
+      if (signal !== undefined) {
+        const onAbort = (): void => this.abortOpen(channel, signal.reason);
+        channel.openAbort = { signal, onAbort };
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+    }
     if (!this.caps.acknowledgements || this.unacked < this.options.ackBacklog) this.sendSyn(channel);
     else this.dialBacklog.push(channel);
     return channel.endpoint as C;
@@ -406,12 +436,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   /** Aborts a channel from this side: RST to the peer, queued writes dropped. */
-  resetChannel(channel: ChannelState, error: Error | undefined): void {
+  resetChannel(channel: ChannelState, error: Error | undefined, failEndpoint = false): void {
     if (!channel.live) return;
     const told = channel.state !== 'init' || (channel.pending & Pending.syn) !== 0;
     this.removeChannel(channel);
     channel.state = 'reset';
-    channel.dropQueue(error ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset by this side`));
+    const failure = error ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset by this side`);
+    if (failEndpoint) channel.endpoint.fail(failure); // first: the endpoint records why before its writes fail
+    channel.dropQueue(failure);
     if (told) {
       channel.pending = Pending.rst;
       channel.pendingIncrement = 0;
@@ -608,6 +640,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   private onAck(channel: ChannelState): void {
+    if (channel.openDeadline !== 0 || channel.openAbort !== null) this.openSettled(channel);
     if (channel.awaitingAck) {
       channel.awaitingAck = false;
       this.unacked--;
@@ -1011,6 +1044,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       channel.dropQueue(failure);
     }
     this.streams.clear();
+    for (const channel of this.opening) this.openSettled(channel);
+    this.opening = [];
+    if (this.openTimer !== undefined) clearTimeout(this.openTimer);
+    this.openTimer = undefined;
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
     if (this.keepAliveTimer !== undefined) clearTimeout(this.keepAliveTimer);
     this.closeTimer = undefined;
@@ -1029,6 +1066,74 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   // ------------------------------------------------------------------ helpers
+
+  /**
+   * Watches a dialled channel until the peer acknowledges it. One timer serves all of them: it fires at the
+   * earliest deadline, fails what is due and re-arms; acknowledged channels drop out of the list lazily.
+   */
+  private watchOpen(channel: ChannelState, timeoutMs: number): void {
+    const deadline = performance.now() + timeoutMs;
+    channel.openDeadline = deadline;
+    this.opening.push(channel);
+    this.openingLive++;
+    if (this.openTimer === undefined || deadline < this.openTimerAt) this.armOpenTimer(deadline);
+  }
+
+  private armOpenTimer(deadline: number): void {
+    if (this.openTimer !== undefined) clearTimeout(this.openTimer);
+    this.openTimerAt = deadline;
+    this.openTimer = unref(setTimeout(() => this.sweepOpen(), Math.max(0, deadline - performance.now())));
+  }
+
+  /** The channel no longer waits for its acknowledgement (it came, or the channel ended): stop watching it. */
+  private openSettled(channel: ChannelState): void {
+    if (channel.openDeadline !== 0) {
+      channel.openDeadline = 0;
+      this.openingLive--;
+      // Keep the list from filling with settled channels (each would stay reachable until the next sweep).
+      if (this.openingLive === 0) {
+        this.opening.length = 0;
+      } else if (this.opening.length > 64 && this.opening.length > 4 * this.openingLive) {
+        this.opening = this.opening.filter((c) => c.openDeadline !== 0);
+      }
+    }
+    const abort = channel.openAbort;
+    if (abort !== null) {
+      channel.openAbort = null;
+      abort.signal.removeEventListener('abort', abort.onAbort);
+    }
+  }
+
+  private sweepOpen(): void {
+    this.openTimer = undefined;
+    if (this.status === 'closed') return;
+    const now = performance.now();
+    const due: ChannelState[] = [];
+    const waiting: ChannelState[] = [];
+    let next = Number.POSITIVE_INFINITY;
+    for (const channel of this.opening) {
+      if (channel.openDeadline === 0) continue;
+      if (channel.openDeadline <= now) {
+        due.push(channel);
+      } else {
+        waiting.push(channel);
+        if (channel.openDeadline < next) next = channel.openDeadline;
+      }
+    }
+    this.opening = waiting;
+    for (const channel of due) {
+      this.abortOpen(channel, new TimeoutError('ERR_MUX_OPEN_TIMEOUT',
+        `the peer did not acknowledge channel ${channel.id} within its open timeout`));
+    }
+    if (next !== Number.POSITIVE_INFINITY && this.openTimer === undefined) this.armOpenTimer(next);
+  }
+
+  /** Gives up opening a channel: it fails with `error` and is reset (the peer may hold it in its backlog). */
+  private abortOpen(channel: ChannelState, error: Error): void {
+    if (!channel.live) return;
+    this.openSettled(channel);
+    this.resetChannel(channel, error, true);
+  }
 
   /** Why a write on a channel that can no longer send fails. */
   private writeRefusal(channel: ChannelState): Error {
@@ -1073,6 +1178,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private removeChannel(channel: ChannelState): void {
     if (!channel.live) return;
     channel.live = false;
+    if (channel.openDeadline !== 0 || channel.openAbort !== null) this.openSettled(channel);
     this.streams.delete(channel.id);
     this.memory.buffered -= channel.delivered - channel.rx.consumed;
     this.memory.releaseGrowth(channel.rx.size - this.options.initialWindow);
