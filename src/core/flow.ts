@@ -116,11 +116,11 @@ export class ReceiveWindow {
    * Auto-tuning, called before each update. Grows the window when the last epoch shows the window, not the
    * reader, is the bottleneck: the reader got through its share of the window in less than about two round
    * trips. Each growth is then on trial: the read rate at the grown size (measured for at least
-   * {@link MIN_TRIAL_MS}, from when the bytes sent under the old window are read) must beat by
-   * {@link GROWTH_MUST_GAIN} the rate at the former size: the one measured there, and at least the former
+   * `MIN_TRIAL_MS`, from when the bytes sent under the old window are read) must beat by
+   * `GROWTH_MUST_GAIN` the rate at the former size: the one measured there, and at least the former
    * window per RTT. A growth that pays shows it after half a grown window, so a long
    * link ramps up quickly; one that does not is judged after a whole grown window and undone: the window goes
-   * back, and growth waits ({@link RETRY_WINDOWS}, {@link RETRY_MS}). On a slow link data queues and every
+   * back, and growth waits (`RETRY_WINDOWS`, `RETRY_MS`). On a slow link data queues and every
    * ping waits behind it, so the RTT looks long and the time test alone would grow the window without end,
    * only lengthening the queue; the trials undo that.
    *
