@@ -7,7 +7,8 @@ import {
   type Channel, ChannelRefusedError, ChannelResetError, GoAwayError, SessionClosedError, StreamLimitError,
   TimeoutError, TransportClosedError, multiplexedClient, multiplexedServer,
 } from '../src/index.js';
-import { memoryPipe, pseudoRandomBytes, readAll, sessionPair, tcpPair, until, whenClosed } from './helpers.js';
+import { FrameType } from '../src/core/frame.js';
+import { RawPeer, frame, memoryPipe, pseudoRandomBytes, readAll, sessionPair, tcpPair, until, whenClosed } from './helpers.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -357,6 +358,24 @@ describe('opening', () => {
     assert.equal(patient.destroyed, false, 'no open timeout for this dial');
     assert.equal(patient.protocolState, 'syn-sent');
     await pair.close();
+  });
+
+  test('a peer that answers without the ACK flag (a window update, data) has still taken the channel: no open timeout', async () => {
+    const [ours, theirs] = await tcpPair();
+    const client = multiplexedClient(ours, { keepAliveInterval: 0, openTimeout: 100 });
+    const peer = new RawPeer(theirs);
+    try {
+      const channel = client.dial();
+      channel.write('hi');
+      await until(() => peer.frames.some((f) => f.streamId === 1), 1000, 'the SYN arrived');
+      peer.send(frame(FrameType.windowUpdate, 0, 1, 0), frame(FrameType.data, 0, 1, Buffer.from('yo')));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(channel.destroyed, false, `failed: ${channel.failure?.message}`);
+    } finally {
+      client.destroy();
+      ours.destroy();
+      theirs.destroy();
+    }
   });
 
   test('dial({ signal }): aborting before the acknowledgement resets the channel; after it, nothing; no listener is left', async () => {

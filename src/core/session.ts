@@ -576,6 +576,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       return; // a late frame for a channel closed here (it crossed our RST or FIN): ignored
     }
     if ((flags & Flag.ack) !== 0) this.onAck(channel);
+    // Any frame on the channel shows the peer took it, even one that forgot the ACK flag: the open timeout
+    // and the dial's signal no longer apply.
+    else if (channel.openDeadline !== 0 || channel.openAbort !== null) this.openSettled(channel);
     if (header.type === FrameType.data) {
       const length = header.length;
       if (length > 0) {
