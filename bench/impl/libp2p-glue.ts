@@ -11,7 +11,7 @@
 //   always resolved), so writers wait on the 'drain' event instead.
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import type { Channel } from './types.js';
+import type { Channel, Implementation } from './types.js';
 
 export function installPromiseWithResolvers(): void {
   const P = Promise as unknown as { withResolvers?: unknown };
@@ -230,4 +230,59 @@ export async function socketConnectionClass() {
   }
 
   return SocketMultiaddrConnection;
+}
+
+/** What the adapters use of a libp2p stream muxer. */
+interface MuxerLike {
+  createStream(): Promise<Libp2pStream>;
+  addEventListener(type: 'stream', listener: (evt: CustomEvent<Libp2pStream>) => void): void;
+  close(): Promise<void>;
+}
+
+/** A libp2p muxer package as the bench uses it: a factory of muxer factories, by channel count. */
+export type MuxerFactoryLoader = () => Promise<
+  (maxChannels: number) => { createStreamMuxer(connection: never): unknown }
+>;
+
+/**
+ * A bench implementation of a libp2p stream muxer over a Node socket (the glue above): server and client
+ * differ only in the muxer package, its options and the socket connection's read buffer limit.
+ */
+export function libp2pImplementation(
+  info: { name: string; describe: string; readBuffer: number },
+  loadFactory: MuxerFactoryLoader,
+): Implementation {
+  // Loaded once per process, after the Promise.withResolvers polyfill (socketConnectionClass installs it).
+  const loaded = socketConnectionClass().then(async (Conn) => ({ Conn, factory: await loadFactory() }));
+  const muxerOn = (
+    { Conn, factory }: Awaited<typeof loaded>, socket: Socket, direction: 'inbound' | 'outbound', maxChannels: number,
+  ): MuxerLike => {
+    const conn = new Conn(socket, direction, info.readBuffer);
+    return factory(maxChannels).createStreamMuxer(conn as never) as unknown as MuxerLike;
+  };
+  return {
+    name: info.name,
+    describe: info.describe,
+    transport: 'shared',
+    glueBytesPerChannel: GLUE_BYTES_PER_CHANNEL,
+    server(socket, onChannel, opts, hooks) {
+      let muxer: MuxerLike | undefined;
+      loaded.then(
+        (lib) => {
+          muxer = muxerOn(lib, socket, 'inbound', opts.maxChannels);
+          muxer.addEventListener('stream', (evt) => onChannel(asChannel(evt.detail)));
+        },
+        (err: Error) => hooks.onError(err),
+      );
+      return { close: async () => muxer?.close() };
+    },
+    async client(dialer, opts) {
+      const lib = await loaded;
+      const muxer = muxerOn(lib, await dialer.connect(), 'outbound', opts.maxChannels);
+      return {
+        open: (): Channel => asChannel(muxer.createStream()),
+        close: () => muxer.close(),
+      };
+    },
+  };
 }

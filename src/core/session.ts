@@ -287,9 +287,12 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    */
   dial(options: DialOptions = {}): C {
     const { signal } = options;
-    const openTimeout = options.openTimeout ?? this.options.openTimeout;
-    if (typeof openTimeout !== 'number' || !Number.isInteger(openTimeout) || openTimeout < 0 || openTimeout > 0x7fff_ffff) {
-      throw new RangeError(`muxwire: dial option openTimeout must be an integer from 0 to ${0x7fff_ffff}, got ${String(openTimeout)}`);
+    let openTimeout = this.options.openTimeout;
+    if (options.openTimeout !== undefined) {
+      openTimeout = options.openTimeout;
+      if (typeof openTimeout !== 'number' || !Number.isInteger(openTimeout) || openTimeout < 0 || openTimeout > 0x7fff_ffff) {
+        throw new RangeError(`muxwire: dial option openTimeout must be an integer from 0 to ${0x7fff_ffff}, got ${String(openTimeout)}`);
+      }
     }
     if (signal?.aborted) throw signal.reason;
     if (this.status !== 'open') throw this.error ?? new SessionClosedError(this.status === 'closing'
@@ -575,10 +578,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     } else if (channel === undefined) {
       return; // a late frame for a channel closed here (it crossed our RST or FIN): ignored
     }
+    // Any frame on the channel shows the peer took it, even one without the ACK flag: the open timeout and
+    // the dial's signal no longer apply.
+    if (channel.openDeadline !== 0 || channel.openAbort !== null) this.openSettled(channel);
     if ((flags & Flag.ack) !== 0) this.onAck(channel);
-    // Any frame on the channel shows the peer took it, even one that forgot the ACK flag: the open timeout
-    // and the dial's signal no longer apply.
-    else if (channel.openDeadline !== 0 || channel.openAbort !== null) this.openSettled(channel);
     if (header.type === FrameType.data) {
       const length = header.length;
       if (length > 0) {
@@ -643,7 +646,6 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   private onAck(channel: ChannelState): void {
-    if (channel.openDeadline !== 0 || channel.openAbort !== null) this.openSettled(channel);
     if (channel.awaitingAck) {
       channel.awaitingAck = false;
       this.unacked--;
@@ -836,22 +838,22 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       }
       return inFlight;
     }
-    const ping: PendingPing = {
-      value: this.nextPingValue,
-      sentAt: performance.now(),
-      resolve: [],
-      reject: [],
-      timer: undefined,
-      heardFrom: false,
-    };
-    this.nextPingValue = this.nextPingValue === MAX_ID ? 1 : this.nextPingValue + 1;
+    const ping: PendingPing = { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined, heardFrom: false };
     if (this.options.keepAliveInterval > 0 || forUser) {
       ping.timer = setTimeout(() => this.onPingTimeout(ping), this.options.keepAliveTimeout);
     }
     this.pingInFlight = ping;
+    this.writePing(ping);
+    return ping;
+  }
+
+  /** Writes `ping` with a fresh value (an answer to an earlier value of it no longer counts). */
+  private writePing(ping: PendingPing): void {
+    ping.value = this.nextPingValue;
+    ping.sentAt = performance.now();
+    this.nextPingValue = this.nextPingValue === MAX_ID ? 1 : this.nextPingValue + 1;
     this.scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, ping.value);
     this.scheduleFlush();
-    return ping;
   }
 
   private onPingTimeout(ping: PendingPing): void {
@@ -863,11 +865,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       if (this.readPaused) {
         // Not reading, this side cannot hear the answer, nor the transport's end. Writing a fresh ping
         // probes the connection instead: on a cut one the write fails, and the session with it.
-        ping.value = this.nextPingValue;
-        ping.sentAt = performance.now();
-        this.nextPingValue = this.nextPingValue === MAX_ID ? 1 : this.nextPingValue + 1;
-        this.scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, ping.value);
-        this.scheduleFlush();
+        this.writePing(ping);
       }
       ping.timer = setTimeout(() => this.onPingTimeout(ping), this.options.keepAliveTimeout);
       return;
@@ -1133,9 +1131,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   /** Gives up opening a channel: it fails with `error` and is reset (the peer may hold it in its backlog). */
   private abortOpen(channel: ChannelState, error: Error): void {
-    if (!channel.live) return;
-    this.openSettled(channel);
-    this.resetChannel(channel, error, true);
+    this.resetChannel(channel, error, true); // its removal settles the open watch
   }
 
   /** Why a write on a channel that can no longer send fails. */
