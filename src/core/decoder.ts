@@ -2,7 +2,8 @@
  * The incremental frame decoder: bytes in, frame events out, for any {@link WireCodec}.
  *
  * It never concatenates chunks: a header split across chunks is gathered in a small scratch array, and a
- * payload is handed on as ranges of the chunks it arrived in, piece by piece, as soon as each piece arrives. So a decoder holds at most one header's bytes, whatever the frame's announced length.
+ * payload is handed on as ranges of the chunks it arrived in, piece by piece, as soon as each piece arrives. So
+ * a decoder holds at most one header's bytes, whatever the frame's announced length.
  * @module
  */
 import type { WireCodec } from './codec.js';
