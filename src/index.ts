@@ -15,6 +15,7 @@ export {
   StreamLimitError, TimeoutError, TransportClosedError, GoAwayCode,
 } from './core/errors.js';
 export { DEFAULT_OPTIONS, type SessionOptions, type ResolvedOptions } from './core/options.js';
+export { MemoryBudget, sharedMemoryBudget } from './core/budget.js';
 export {
   MuxSession, type Role, type SessionEvents, type SessionStatus, type AcceptOptions, type DialOptions, type CloseOptions,
 } from './core/session.js';

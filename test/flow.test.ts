@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReceiveWindow, SessionMemory } from '../src/core/flow.js';
+import { MemoryBudget } from '../src/core/budget.js';
 import { SPEC_INITIAL_WINDOW } from '../src/core/options.js';
 
 const KiB = 1024;
@@ -143,6 +144,27 @@ test('auto-tuning needs an RTT, stops at the maximum, and respects a refused res
   assert.equal(w.autoTune(1, 50, () => true), 0);
 });
 
+test('under memory pressure a grown window grants only up to the initial window, and nothing while it holds data', () => {
+  const w = new ReceiveWindow(4096 * KiB, 4096 * KiB);
+  w.startEpoch(0);
+  w.granted = 4096 * KiB;
+  w.receive(4096 * KiB);
+  w.consume(4000 * KiB);
+  // 96 KiB still buffered: topping up to 256 KiB would add 160 KiB, more than half the limit.
+  assert.equal(w.takeIncrementWithin(1, SPEC_INITIAL_WINDOW), 160 * KiB);
+  assert.equal(w.credit, 160 * KiB);
+  w.receive(100 * KiB);
+  w.consume(4100 * KiB);
+  assert.equal(w.takeIncrementWithin(2, SPEC_INITIAL_WINDOW), 0, 'would add 100 KiB: under half the limit');
+  w.consume(4196 * KiB);
+  assert.equal(w.takeIncrementWithin(3, SPEC_INITIAL_WINDOW), 196 * KiB);
+  assert.equal(w.buffered + w.credit, SPEC_INITIAL_WINDOW, 'never more than the initial window outstanding');
+  const stalled = new ReceiveWindow(SPEC_INITIAL_WINDOW, SPEC_INITIAL_WINDOW);
+  stalled.receive(SPEC_INITIAL_WINDOW);
+  stalled.consume(10 * KiB);
+  assert.equal(stalled.takeIncrementWithin(1, SPEC_INITIAL_WINDOW), 0, 'a channel that holds data gets nothing');
+});
+
 test('session memory: growth fits under the limit; pressure at half; exhausted at the limit', () => {
   const m = new SessionMemory(1024 * KiB);
   assert.ok(m.reserveGrowth(256 * KiB));
@@ -155,4 +177,25 @@ test('session memory: growth fits under the limit; pressure at half; exhausted a
   assert.equal(m.reserveGrowth(1), false, 'no growth under pressure');
   m.buffered = 1024 * KiB;
   assert.ok(m.exhausted);
+});
+
+test('a budget shared by sessions bounds their growth together and gets every byte back', () => {
+  const budget = new MemoryBudget(1024 * KiB);
+  const a = new SessionMemory(64 * 1024 * KiB, budget);
+  const b = new SessionMemory(64 * 1024 * KiB, budget);
+  assert.ok(a.reserveGrowth(768 * KiB));
+  assert.equal(b.reserveGrowth(512 * KiB), false, 'the budget, not the session bound, refuses');
+  assert.equal(b.grown, 0, 'a refusal reserves nothing');
+  assert.ok(b.reserveGrowth(256 * KiB));
+  assert.equal(budget.available, 0);
+  a.releaseGrowth(256 * KiB);
+  assert.equal(budget.reserved, 768 * KiB);
+  a.releaseAll();
+  b.releaseAll();
+  assert.equal(budget.reserved, 0);
+  assert.equal(a.grown + b.grown, 0);
+  // A session's own bound still applies under a roomy budget.
+  const small = new SessionMemory(512 * KiB, new MemoryBudget(1 << 30));
+  assert.equal(small.reserveGrowth(768 * KiB), false);
+  assert.equal(small.budget!.reserved, 0);
 });

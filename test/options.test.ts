@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_OPTIONS, resolveOptions } from '../src/core/options.js';
+import { MemoryBudget, sharedMemoryBudget } from '../src/core/budget.js';
 
 test('defaults apply and are documented values', () => {
   const o = resolveOptions(undefined);
@@ -8,6 +9,18 @@ test('defaults apply and are documented values', () => {
   assert.equal(o.initialWindow, 262144);
   assert.equal(o.maxWindow, 16 * 1024 * 1024);
   assert.equal(o.acceptBacklog, 256);
+  assert.equal(o.memoryBudget, sharedMemoryBudget);
+  assert.equal(sharedMemoryBudget.limit, 256 * 1024 * 1024);
+});
+
+test('memoryBudget takes a MemoryBudget or null, and nothing else', () => {
+  const budget = new MemoryBudget(1 << 20);
+  assert.equal(resolveOptions({ memoryBudget: budget }).memoryBudget, budget);
+  assert.equal(resolveOptions({ memoryBudget: null }).memoryBudget, null);
+  assert.throws(() => resolveOptions({ memoryBudget: { limit: 5 } as never }), { name: 'TypeError', message: /memoryBudget/ });
+  assert.throws(() => resolveOptions({ memoryBudget: 1 << 20 } as never), { name: 'TypeError', message: /memoryBudget/ });
+  assert.throws(() => new MemoryBudget(-1), RangeError);
+  assert.throws(() => new MemoryBudget(1.5), RangeError);
 });
 
 test('a bad value throws TypeError or RangeError naming the option', () => {

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import {
   type Channel, ChannelRefusedError, ChannelResetError, GoAwayError, SessionClosedError, StreamLimitError,
-  TimeoutError, TransportClosedError, multiplexedClient, multiplexedServer,
+  MemoryBudget, TimeoutError, TransportClosedError, multiplexedClient, multiplexedServer,
 } from '../src/index.js';
 import { FrameType } from '../src/core/frame.js';
 import { RawPeer, frame, memoryPipe, pseudoRandomBytes, readAll, sessionPair, tcpPair, until, whenClosed } from './helpers.js';
@@ -247,6 +247,36 @@ describe('flow control', () => {
     await pair.close();
   });
 
+  test('a memory budget shared by sessions caps their window growth and is given back when they end', async () => {
+    const budget = new MemoryBudget(1024 * 1024);
+    const pairs = [
+      await sessionPair({ delayMs: 10, server: { maxWindow: 4 * 1024 * 1024, memoryBudget: budget } }),
+      await sessionPair({ delayMs: 10, server: { maxWindow: 4 * 1024 * 1024, memoryBudget: budget } }),
+    ];
+    const transfers = pairs.map(async (pair, i) => {
+      await pair.server.ping();
+      const inboundP = pair.server.accept();
+      const payload = pseudoRandomBytes(8 * 1024 * 1024, 10 + i);
+      pair.client.dial().end(payload);
+      const inbound = await inboundP;
+      assert.equal(sha(await readAll(inbound)), sha(payload));
+      return inbound;
+    });
+    const inbound = await Promise.all(transfers);
+    const growth = inbound.map((c) => c.receiveWindow - 262144);
+    assert.ok(growth[0]! + growth[1]! > 0, `windows grew: ${growth}`);
+    assert.ok(growth[0]! + growth[1]! <= budget.limit, `growth ${growth} within the shared budget`);
+    assert.equal(budget.reserved, growth[0]! + growth[1]!, 'the budget holds exactly the open channels\' growth');
+    // One session ends cleanly, the other has its transport cut: both give their growth back.
+    inbound[0]!.end();
+    await until(() => pairs[0]!.server.channelCount === 0, 2000, 'first channel closed');
+    assert.equal(budget.reserved, growth[1]);
+    await pairs[1]!.close();
+    await until(() => pairs[1]!.server.state === 'closed', 2000, 'second session ended');
+    assert.equal(budget.reserved, 0);
+    await pairs[0]!.close();
+  });
+
   test('the session memory bound caps buffered bytes when readers do not read', async () => {
     const limit = 512 * 1024;
     const pair = await sessionPair({ transport: 'tcp', server: { maxSessionBuffered: limit } });
@@ -264,6 +294,35 @@ describe('flow control', () => {
     const received = await Promise.all(inbound.map(readAll));
     received.forEach((r, i) => assert.equal(sha(r), sha(payloads[i]!)));
     assert.equal(channels.length, 4);
+    await pair.close();
+  });
+
+  test('stalled readers holding half the memory bound do not starve a channel whose reader keeps up', async () => {
+    // Windows of 1 MiB and a 4 MiB bound: two stalled readers fill their windows, which puts the session at
+    // its soft limit (half the bound). A third channel, read as fast as it arrives, must still get updates.
+    const window = 1024 * 1024;
+    const pair = await sessionPair({
+      transport: 'tcp',
+      server: { initialWindow: window, maxWindow: window, maxSessionBuffered: 4 * window },
+    });
+    const inbound: Channel[] = [];
+    pair.server.on('channel', (c) => inbound.push(c));
+    const stalledPayloads = [1, 2].map((seed) => pseudoRandomBytes(2 * window, seed));
+    for (const payload of stalledPayloads) pair.client.dial().end(payload);
+    await until(() => pair.server.bufferedBytes >= 2 * window, 5000, 'the stalled readers fill their windows');
+    const active = pair.client.dial();
+    const payload = pseudoRandomBytes(8 * window, 3);
+    active.end(payload);
+    await until(() => inbound.length === 3, 2000, 'third channel');
+    const received = await Promise.race([
+      readAll(inbound[2]!),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the active channel starved')), 5000)),
+    ]);
+    assert.equal(sha(received), sha(payload));
+    assert.ok(pair.server.bufferedBytes <= 3 * window, `buffered ${pair.server.bufferedBytes}`);
+    // The stalled readers read at last: their data is exact.
+    const late = await Promise.all(inbound.slice(0, 2).map(readAll));
+    late.forEach((r, i) => assert.equal(sha(r), sha(stalledPayloads[i]!)));
     await pair.close();
   });
 });

@@ -5,9 +5,11 @@
  *   what the application read, decides when a Window Update is worth sending and how large, and grows the
  *   window (auto-tuning) when the window rather than the reader or the link limits throughput.
  * - {@link SessionMemory}: the session's bound on bytes received and not yet read, which window growth must
- *   fit under and which decides when updates are withheld and when reading the transport pauses.
+ *   fit under (and the {@link MemoryBudget} shared with other sessions, if any) and which decides when updates
+ *   are limited and when reading the transport pauses.
  * @module
  */
+import type { MemoryBudget } from './budget.js';
 import { SPEC_INITIAL_WINDOW } from './options.js';
 
 /** A growth of the window on trial: kept only if the read rate rose with it. */
@@ -205,6 +207,20 @@ export class ReceiveWindow {
     return increment;
   }
 
+  /**
+   * Under memory pressure: the increment that brings what this channel may hold (buffered plus the peer's
+   * credit) up to `limit` (the initial window), taken as sent; 0 when that would be less than half of
+   * `limit`, so a channel that holds data gets nothing, and one that keeps up gets a few large updates rather
+   * than one per read.
+   */
+  takeIncrementWithin(nowMs: number, limit: number): number {
+    const increment = Math.min(this.consumed + limit, this.consumed + this.size) - this.granted;
+    if (increment < limit / 2) return 0;
+    this.granted += increment;
+    this.startEpoch(nowMs);
+    return increment;
+  }
+
   /** Starts an epoch: at every update, and without sending anything when a channel opens at the spec's window. */
   startEpoch(nowMs: number): void {
     this.epochStart = nowMs;
@@ -214,8 +230,9 @@ export class ReceiveWindow {
 
 /**
  * The session's bound on buffered memory. Below half the limit everything flows; from half the limit on,
- * Window Updates are withheld and windows stop growing; at the limit, the session stops reading the transport
- * until readers catch up below half again.
+ * windows stop growing and a channel gets Window Updates only while it holds less than its initial window
+ * (so readers that keep up go on, and those that hold data get nothing more); at the limit, the session stops
+ * reading the transport until readers catch up below half again.
  */
 export class SessionMemory {
   /** Bytes received and not yet read, across all channels. */
@@ -223,7 +240,11 @@ export class SessionMemory {
   /** Window bytes granted beyond each channel's initial window, across all channels (promised memory). */
   grown = 0;
 
-  constructor(readonly limit: number) {}
+  /**
+   * @param limit The session's bound (`maxSessionBuffered`).
+   * @param budget The budget shared with other sessions that growth is also reserved from (null: none).
+   */
+  constructor(readonly limit: number, readonly budget: MemoryBudget | null = null) {}
 
   /** Soft limit reached: withhold Window Updates, do not grow windows. */
   get underPressure(): boolean {
@@ -238,12 +259,21 @@ export class SessionMemory {
   /** Reserves `extra` window bytes for growth if buffered plus promised memory stays within the limit. */
   reserveGrowth(extra: number): boolean {
     if (this.underPressure || this.buffered + this.grown + extra > this.limit) return false;
+    if (this.budget !== null && !this.budget.tryReserve(extra)) return false;
     this.grown += extra;
     return true;
   }
 
-  /** Gives back a closed channel's growth. */
+  /** Gives back growth: a window shrunk, or a channel closed. */
   releaseGrowth(extra: number): void {
+    if (extra <= 0) return;
     this.grown -= extra;
+    this.budget?.release(extra);
+  }
+
+  /** Gives back all growth (the session ended). */
+  releaseAll(): void {
+    this.budget?.release(this.grown);
+    this.grown = 0;
   }
 }

@@ -11,6 +11,7 @@ export type { WireCodec, CodecCapabilities } from './codec.js';
 export { yamuxCodec } from './codecs/yamux.js';
 export { multiplexCodec, MULTIPLEX_HEADER_SIZE, MULTIPLEX_FRAGMENT, MultiplexFlag } from './codecs/multiplex.js';
 export { ReceiveWindow, SessionMemory } from './flow.js';
+export { MemoryBudget, sharedMemoryBudget } from './budget.js';
 export { FrameBatch, WriteScheduler, type SchedulerHooks, COPY_LIMIT } from './scheduler.js';
 export { ChannelState, type ChannelStateName, type ChannelEndpoint, type WriteDone } from './channel-state.js';
 export { Emitter } from './emitter.js';

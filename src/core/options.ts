@@ -3,6 +3,8 @@
  * @module
  */
 
+import { MemoryBudget, sharedMemoryBudget } from './budget.js';
+
 /** The yamux specification's initial stream window; peers assume it without saying so. */
 export const SPEC_INITIAL_WINDOW = 256 * 1024;
 
@@ -28,6 +30,11 @@ export interface SessionOptions {
   maxWindow?: number;
   /** Cap on bytes received but not yet read, across all channels of the session. */
   maxSessionBuffered?: number;
+  /**
+   * The budget window growth is also reserved from, shared with other sessions: by default
+   * {@link sharedMemoryBudget} (256 MiB per process); `null` for none (only this session's bound applies).
+   */
+  memoryBudget?: MemoryBudget | null;
   /** Largest Data frame payload this side sends; writes are cut into fragments of this size and interleaved. */
   maxFrameSize?: number;
   /** Milliseconds between keep-alive pings; 0 turns keep-alive off. */
@@ -57,6 +64,7 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
   initialWindow: SPEC_INITIAL_WINDOW,
   maxWindow: 16 * 1024 * 1024,
   maxSessionBuffered: 64 * 1024 * 1024,
+  memoryBudget: sharedMemoryBudget as MemoryBudget | null,
   maxFrameSize: 64 * 1024,
   keepAliveInterval: 30_000,
   keepAliveTimeout: 10_000,
@@ -72,7 +80,7 @@ interface Rule {
   max: number;
 }
 
-const RULES: Record<Exclude<keyof ResolvedOptions, 'protocol'>, Rule> = {
+const RULES: Record<Exclude<keyof ResolvedOptions, 'protocol' | 'memoryBudget'>, Rule> = {
   maxStreams: { min: 1, max: 0x7fff_ffff },
   acceptBacklog: { min: 1, max: 1_000_000 },
   ackBacklog: { min: 1, max: 1_000_000 },
@@ -106,6 +114,13 @@ export function resolveOptions(options: SessionOptions | undefined): ResolvedOpt
         throw new TypeError(`muxwire: option protocol must be 'yamux' or 'multiplex', got ${String(protocol)}`);
       }
       resolved.protocol = protocol;
+    }
+    const budget = options.memoryBudget;
+    if (budget !== undefined) {
+      if (budget !== null && !(budget instanceof MemoryBudget)) {
+        throw new TypeError('muxwire: option memoryBudget must be a MemoryBudget or null');
+      }
+      resolved.memoryBudget = budget;
     }
   }
   for (const key of Object.keys(RULES) as (keyof typeof RULES)[]) {

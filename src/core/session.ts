@@ -232,7 +232,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.createEndpoint = createEndpoint;
     this.decoder = new FrameDecoder(this, this.codec);
     this.scheduler = new WriteScheduler(Math.min(this.options.maxFrameSize, this.codec.maxFragment), this);
-    this.memory = new SessionMemory(this.options.maxSessionBuffered);
+    this.memory = new SessionMemory(this.options.maxSessionBuffered, this.options.memoryBudget);
     this.quietUpdateMs = Math.max(this.options.keepAliveTimeout / 4, 10);
     this.allocate = transport.allocate?.bind(transport) ?? defaultAllocate;
     this.batch = new FrameBatch(this.allocate, this.codec, new Uint8Array(SCRATCH_STAGING));
@@ -756,19 +756,27 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   private grantWindow(channel: ChannelState): void {
-    if (this.memory.underPressure) {
-      if (!channel.withheld) {
-        channel.withheld = true;
-        this.withheld.push(channel);
-      }
-      return;
-    }
     const now = performance.now();
-    // The minimum RTT, not the last: on a slow link a ping waits behind queued data, and a window sized by
-    // that inflated RTT would grow without end (and push window updates apart beyond the keep-alive timeout).
-    const resized = channel.rx.autoTune(now, this.minRtt, (extra) => this.memory.reserveGrowth(extra));
-    if (resized < 0) this.memory.releaseGrowth(-resized);
-    const increment = channel.rx.takeIncrement(now);
+    let increment: number;
+    if (this.memory.underPressure) {
+      // Past the soft limit, a channel whose reader keeps up still flows, with no more than the initial
+      // window outstanding; one that holds data gets nothing more until memory is relieved. Withholding from
+      // every channel would let a few stalled readers starve all the others (smux v1's flaw).
+      increment = channel.rx.takeIncrementWithin(now, this.options.initialWindow);
+      if (increment === 0) {
+        if (!channel.withheld) {
+          channel.withheld = true;
+          this.withheld.push(channel);
+        }
+        return;
+      }
+    } else {
+      // The minimum RTT, not the last: on a slow link a ping waits behind queued data, and a window sized by
+      // that inflated RTT would grow without end (and push window updates apart beyond the keep-alive timeout).
+      const resized = channel.rx.autoTune(now, this.minRtt, (extra) => this.memory.reserveGrowth(extra));
+      if (resized < 0) this.memory.releaseGrowth(-resized);
+      increment = channel.rx.takeIncrement(now);
+    }
     if (increment > 0) {
       channel.pendingIncrement += increment;
       this.scheduler.scheduleControl(channel);
@@ -1045,6 +1053,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       channel.dropQueue(failure);
     }
     this.streams.clear();
+    this.memory.releaseAll();
     for (const channel of this.opening) this.openSettled(channel);
     this.opening = [];
     if (this.openTimer !== undefined) clearTimeout(this.openTimer);

@@ -1,0 +1,51 @@
+/**
+ * A memory budget shared by sessions: the bound on window growth across all of them.
+ *
+ * Each session bounds its own buffered bytes (`maxSessionBuffered`), but a server with a thousand sessions
+ * would then promise a thousand times that. Window growth beyond a channel's initial window is the memory a
+ * peer can make this side hold; every session reserves it from its budget as well as from its own bound, and
+ * gives it back when the window shrinks, the channel closes or the session ends. When the budget is spent,
+ * windows stop growing (channels keep their initial windows and go on flowing): throughput degrades,
+ * nothing fails.
+ * @module
+ */
+
+/** A bound on window growth shared by the sessions given it (option `memoryBudget`). */
+export class MemoryBudget {
+  private reservedBytes = 0;
+
+  /** @param limit Bytes of window growth the sessions sharing this budget may hold together. */
+  constructor(readonly limit: number) {
+    if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
+      throw new RangeError(`muxwire: a memory budget's limit must be a non-negative integer, got ${String(limit)}`);
+    }
+  }
+
+  /** Bytes reserved now, across all sessions sharing the budget. */
+  get reserved(): number {
+    return this.reservedBytes;
+  }
+
+  /** Bytes that may still be reserved. */
+  get available(): number {
+    return this.limit - this.reservedBytes;
+  }
+
+  /** Reserves `bytes` if they fit; false (and nothing reserved) if not. */
+  tryReserve(bytes: number): boolean {
+    if (bytes > this.limit - this.reservedBytes) return false;
+    this.reservedBytes += bytes;
+    return true;
+  }
+
+  /** Gives back `bytes` reserved earlier. */
+  release(bytes: number): void {
+    this.reservedBytes = Math.max(0, this.reservedBytes - bytes);
+  }
+}
+
+/**
+ * The budget every session uses unless given another (or `null`): 256 MiB of window growth per process (per
+ * page in a browser), room for sixteen channels at the default 16 MiB `maxWindow`.
+ */
+export const sharedMemoryBudget = new MemoryBudget(256 * 1024 * 1024);
