@@ -165,24 +165,31 @@ test('under memory pressure a grown window grants only up to the initial window,
   assert.equal(stalled.takeIncrementWithin(1, SPEC_INITIAL_WINDOW), 0, 'a channel that holds data gets nothing');
 });
 
-test('session memory: growth fits under the limit; pressure at half; exhausted at the limit', () => {
-  const m = new SessionMemory(1024 * KiB);
+test('session memory: growth fits under half the limit; pressure at half; exhausted at the limit', () => {
+  const m = new SessionMemory(2048 * KiB);
   assert.ok(m.reserveGrowth(256 * KiB));
   assert.ok(m.reserveGrowth(512 * KiB));
-  assert.equal(m.reserveGrowth(512 * KiB), false, 'would promise more than the limit');
-  m.releaseGrowth(512 * KiB);
+  assert.equal(m.reserveGrowth(512 * KiB), false, 'would promise more than half the limit');
+  assert.ok(m.reserveGrowth(256 * KiB), 'exactly half');
+  m.buffered = 1 * KiB;
+  assert.equal(m.reserveGrowth(0), false, 'buffered bytes count');
+  m.releaseGrowth(768 * KiB);
   m.buffered = 512 * KiB;
+  assert.equal(m.reserveGrowth(512 * KiB), false, 'buffered plus promised at most half');
+  assert.ok(m.reserveGrowth(256 * KiB));
+  m.releaseAll();
+  m.buffered = 1024 * KiB;
   assert.ok(m.underPressure);
   assert.equal(m.exhausted, false);
   assert.equal(m.reserveGrowth(1), false, 'no growth under pressure');
-  m.buffered = 1024 * KiB;
+  m.buffered = 2048 * KiB;
   assert.ok(m.exhausted);
 });
 
 test('a budget shared by sessions bounds their growth together and gets every byte back', () => {
   const budget = new MemoryBudget(1024 * KiB);
-  const a = new SessionMemory(64 * 1024 * KiB, budget);
-  const b = new SessionMemory(64 * 1024 * KiB, budget);
+  const a = new SessionMemory(128 * 1024 * KiB, budget);
+  const b = new SessionMemory(128 * 1024 * KiB, budget);
   assert.ok(a.reserveGrowth(768 * KiB));
   assert.equal(b.reserveGrowth(512 * KiB), false, 'the budget, not the session bound, refuses');
   assert.equal(b.grown, 0, 'a refusal reserves nothing');
@@ -195,7 +202,7 @@ test('a budget shared by sessions bounds their growth together and gets every by
   assert.equal(budget.reserved, 0);
   assert.equal(a.grown + b.grown, 0);
   // A session's own bound still applies under a roomy budget.
-  const small = new SessionMemory(512 * KiB, new MemoryBudget(1 << 30));
+  const small = new SessionMemory(1024 * KiB, new MemoryBudget(1 << 30));
   assert.equal(small.reserveGrowth(768 * KiB), false);
   assert.equal(small.budget!.reserved, 0);
 });

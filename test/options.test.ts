@@ -7,7 +7,8 @@ test('defaults apply and are documented values', () => {
   const o = resolveOptions(undefined);
   assert.deepEqual(o, DEFAULT_OPTIONS);
   assert.equal(o.initialWindow, 262144);
-  assert.equal(o.maxWindow, 16 * 1024 * 1024);
+  assert.equal(o.maxWindow, 64 * 1024 * 1024);
+  assert.equal(o.maxSessionBuffered, 128 * 1024 * 1024);
   assert.equal(o.acceptBacklog, 256);
   assert.equal(o.memoryBudget, sharedMemoryBudget);
   assert.equal(sharedMemoryBudget.limit, 256 * 1024 * 1024);

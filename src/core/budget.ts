@@ -46,6 +46,6 @@ export class MemoryBudget {
 
 /**
  * The budget every session uses unless given another (or `null`): 256 MiB of window growth per process (per
- * page in a browser), room for sixteen channels at the default 16 MiB `maxWindow`.
+ * page in a browser): four channels at the default 64 MiB `maxWindow`, sixteen at 16 MiB.
  */
 export const sharedMemoryBudget = new MemoryBudget(256 * 1024 * 1024);

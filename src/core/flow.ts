@@ -38,6 +38,13 @@ const MIN_TRIAL_MS = 20;
  */
 const RETRY_WINDOWS = 8;
 const RETRY_MS = 1000;
+/**
+ * An update is due once half the window was read, or this much for windows larger than 8 MiB. With
+ * half-window updates the peer's data in flight swings between half and all of the window; smaller steps keep
+ * it near the whole. Measured through a 50 ms RTT proxy with a 64 MiB window: 436–591 MB/s at half-window
+ * steps, 637–661 at 4 MiB (one run of eight at 486), for one 12-byte frame per 4 MiB.
+ */
+const UPDATE_STEP = 4 * 1024 * 1024;
 
 /** One channel's receive window. All counters are totals since the channel opened (safe past 2^32). */
 export class ReceiveWindow {
@@ -100,9 +107,12 @@ export class ReceiveWindow {
     return this.consumed + this.size - this.granted;
   }
 
-  /** True when an update is worth a frame: at least half the window has been read since the last one. */
+  /**
+   * True when an update is worth a frame: at least half the window (at most {@link UPDATE_STEP}) has been
+   * read since the last one.
+   */
   get updateDue(): boolean {
-    return this.pendingIncrement >= this.size / 2;
+    return this.pendingIncrement >= Math.min(this.size / 2, UPDATE_STEP);
   }
 
   /**
@@ -256,9 +266,14 @@ export class SessionMemory {
     return this.buffered >= this.limit;
   }
 
-  /** Reserves `extra` window bytes for growth if buffered plus promised memory stays within the limit. */
+  /**
+   * Reserves `extra` window bytes for growth if buffered plus promised memory stays within half the limit
+   * (and the shared budget agrees). Half: readers that stop after their windows grew can then hold at most
+   * half the bound in grown windows, which puts the session under pressure but never, by itself, at the
+   * bound where reading the transport stops for every channel.
+   */
   reserveGrowth(extra: number): boolean {
-    if (this.underPressure || this.buffered + this.grown + extra > this.limit) return false;
+    if (this.buffered + this.grown + extra > this.limit / 2) return false;
     if (this.budget !== null && !this.budget.tryReserve(extra)) return false;
     this.grown += extra;
     return true;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { Channel, Session } from '../../src/index.js';
 import { memoryPipe, pseudoRandomBytes } from '../helpers.js';
-import { multiplexedClient, multiplexedServer } from '../../src/index.js';
+import { multiplexedClient, multiplexedServer, sharedMemoryBudget } from '../../src/index.js';
 import { CODECS } from '../support/codecs.js';
 import { makePlan, runExchange } from '../support/exchange.js';
 import { type ProxiedPair, proxiedPair } from '../support/pairs.js';
@@ -300,4 +300,10 @@ test(`mixed traffic for ${MIXED_SECONDS} s over memory, TCP, a faulty proxy and 
     memory.server.destroy();
     for (const pair of [...pairs, ...exchangePairs]) await pair.close();
   }
+  // Every session gave its window growth back to the process's budget (a leak would stop growth for good).
+  const settleBy = performance.now() + 5000;
+  while (sharedMemoryBudget.reserved !== 0 && performance.now() < settleBy) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.equal(sharedMemoryBudget.reserved, 0, 'the shared memory budget is whole again');
 });
