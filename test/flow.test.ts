@@ -45,7 +45,7 @@ test('auto-tuning doubles the window when a window is read in under two round tr
   assert.equal(w.takeIncrement(60), 512 * KiB);
 });
 
-test('auto-tuning grows faster the further below two round trips a window is read: x4, then x8', () => {
+test('auto-tuning grows faster the further below two round trips a window is read: x4, x8, up to x32', () => {
   /** A window whose first epoch read a whole window in `elapsedMs`, with a 50 ms RTT (threshold 100 ms). */
   const tuned = (elapsedMs: number): { grown: number; size: number } => {
     const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, 16 * 1024 * KiB);
@@ -58,6 +58,30 @@ test('auto-tuning grows faster the further below two round trips a window is rea
   assert.deepEqual(tuned(20), { grown: 3 * SPEC_INITIAL_WINDOW, size: 1024 * KiB });
   assert.deepEqual(tuned(10), { grown: 7 * SPEC_INITIAL_WINDOW, size: 2048 * KiB });
   assert.deepEqual(tuned(60), { grown: SPEC_INITIAL_WINDOW, size: 512 * KiB });
+  // 1 ms: x16 would still leave the window drained in under two RTTs, so x32, the most one growth may give.
+  assert.deepEqual(tuned(1), { grown: 31 * SPEC_INITIAL_WINDOW, size: 8192 * KiB });
+  assert.deepEqual(tuned(0.01), { grown: 31 * SPEC_INITIAL_WINDOW, size: 8192 * KiB });
+});
+
+test('the pace read before the session knows its RTT sizes the first growth once it does', () => {
+  const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, 64 * 1024 * KiB);
+  w.startEpoch(0);
+  // A channel opened with the session: the first window arrives at once and is read in 1 ms, but the
+  // session's first ping is still out, so no growth yet.
+  w.receive(SPEC_INITIAL_WINDOW);
+  w.consume(128 * KiB);
+  assert.equal(w.autoTune(0.5, undefined, () => true), 0);
+  w.takeIncrement(0.5);
+  w.consume(SPEC_INITIAL_WINDOW);
+  assert.equal(w.autoTune(1, undefined, () => true), 0);
+  w.takeIncrement(1);
+  // A round trip later the next bytes arrive; this epoch alone (half a window in 51 ms, 50 ms RTT) would
+  // not grow the window, but the first epochs' pace (a window per millisecond) does.
+  w.receive(128 * KiB);
+  w.consume(384 * KiB);
+  assert.equal(w.autoTune(52, 50, () => true), 31 * SPEC_INITIAL_WINDOW);
+  // Used once: the next epoch is judged on its own (a trial is now running).
+  assert.equal(w.size, 8192 * KiB);
 });
 
 test('auto-tuning leaves the window alone when the reader is the bottleneck', () => {
@@ -81,6 +105,7 @@ function simulate(options: { ms: number; rttMs: number; reportedRtt: number; byt
   w.startEpoch(0);
   const grants: { at: number; granted: number }[] = [{ at: 0, granted: SPEC_INITIAL_WINDOW }];
   const sizes = [w.size];
+  let largestAt = 0;
   let reserved = 0;
   let sent = 0;
   let linkFreeAt = 0;
@@ -102,19 +127,24 @@ function simulate(options: { ms: number; rttMs: number; reportedRtt: number; byt
       if (w.updateDue) {
         const resized = w.autoTune(now, options.reportedRtt, (extra) => ((reserved += extra), true));
         if (resized < 0) reserved += resized;
-        if (w.size !== sizes[sizes.length - 1]) sizes.push(w.size);
+        if (w.size !== sizes[sizes.length - 1]) {
+          sizes.push(w.size);
+          if (w.size >= Math.max(...sizes)) largestAt = now;
+        }
         grants.push({ at: now, granted: w.granted + w.takeIncrement(now) });
       }
     }
   }
-  return { window: w, sizes, reserved };
+  return { window: w, sizes, reserved, largestAt };
 }
 
 test('auto-tuning grows the window all the way where the window limits throughput (a long fat link)', () => {
-  const { window, sizes, reserved } = simulate({ ms: 3000, rttMs: 50, reportedRtt: 50, bytesPerMs: 1_000_000, maxSize: 16 * 1024 * KiB });
-  assert.equal(window.size, 16 * 1024 * KiB, `sizes ${sizes.join(' ')}`);
+  const { window, sizes, reserved, largestAt } = simulate({ ms: 3000, rttMs: 50, reportedRtt: 50, bytesPerMs: 1_000_000, maxSize: 64 * 1024 * KiB });
+  assert.equal(window.size, 64 * 1024 * KiB, `sizes ${sizes.join(' ')}`);
   assert.ok(sizes.every((size, i) => i === 0 || size > sizes[i - 1]!), `only ever grew: ${sizes.join(' ')}`);
   assert.equal(reserved, window.size - SPEC_INITIAL_WINDOW);
+  // Faster than slow start: 256 KiB to 64 MiB (x256) within four round trips.
+  assert.ok(largestAt <= 200, `reached 64 MiB at ${largestAt} ms: ${sizes.join(' ')}`);
 });
 
 test('auto-tuning undoes a growth that did not raise the rate (a slow link whose queue inflates the RTT)', () => {

@@ -18,11 +18,9 @@ interface GrowthTrial {
   readonly fromSize: number;
   /** The read rate (bytes/ms) at the size before the growth. */
   readonly rateBefore: number;
-  /** `consumed` at the growth: the rate after is measured once the old window's bytes are read. */
+  /** When the growth was granted, and `consumed` then: the rate after it is measured from there. */
+  readonly grownAt: number;
   readonly consumedAtGrowth: number;
-  /** When and at what `consumed` the measurement after the growth started (NaN until then). */
-  measureFrom: number;
-  measureConsumed: number;
 }
 
 /**
@@ -45,6 +43,12 @@ const RETRY_MS = 1000;
  * steps, 637–661 at 4 MiB (one run of eight at 486), for one 12-byte frame per 4 MiB.
  */
 const UPDATE_STEP = 4 * 1024 * 1024;
+/**
+ * The most one growth may multiply a window by. On a 50 ms link a reader drains the spec's 256 KiB in well
+ * under a millisecond: the window is far too small, and 32x gets from 256 KiB to 64 MiB in two trials (about
+ * 0.25 s) where 8x took three or four. A growth that does not pay is undone by its trial.
+ */
+const MAX_GROWTH_FACTOR = 32;
 
 /** One channel's receive window. All counters are totals since the channel opened (safe past 2^32). */
 export class ReceiveWindow {
@@ -69,6 +73,8 @@ export class ReceiveWindow {
   private rateAtSize = Number.NaN;
   private trial: GrowthTrial | undefined;
   private failedTrials = 0;
+  /** The fastest drain time (ms per window) seen while the session had no RTT yet. */
+  private drainBeforeRtt = Infinity;
   /** Growth may be tried again once `consumed` and the time reach these, after a failed trial. */
   private retryAtConsumed = 0;
   private retryAtMs = 0;
@@ -126,15 +132,15 @@ export class ReceiveWindow {
 
   /**
    * Auto-tuning, called before each update. Grows the window when the last epoch shows the window, not the
-   * reader, is the bottleneck: the reader got through its share of the window in less than about two round
-   * trips. Each growth is then on trial: the read rate at the grown size (measured for at least
-   * `MIN_TRIAL_MS`, from when the bytes sent under the old window are read) must beat by
-   * `GROWTH_MUST_GAIN` the rate at the former size: the one measured there, and at least the former
-   * window per RTT. A growth that pays shows it after half a grown window, so a long
-   * link ramps up quickly; one that does not is judged after a whole grown window and undone: the window goes
-   * back, and growth waits (`RETRY_WINDOWS`, `RETRY_MS`). On a slow link data queues and every
-   * ping waits behind it, so the RTT looks long and the time test alone would grow the window without end,
-   * only lengthening the queue; the trials undo that.
+   * reader, is the bottleneck: at the epoch's pace the reader drains a whole window in less than two round
+   * trips. The further below, the larger the growth (x2 up to `MAX_GROWTH_FACTOR`). Each growth is then on
+   * trial: the read rate since the growth (measured for at least `MIN_TRIAL_MS`) must beat by
+   * `GROWTH_MUST_GAIN` the rate measured at the former size (before any measurement: the former window per
+   * RTT). A growth that pays shows it after half a grown window, so a long link ramps up quickly; one that
+   * does not is judged after a whole grown window and undone: the window goes back, and growth waits
+   * (`RETRY_WINDOWS`, `RETRY_MS`). On a slow link data queues and every ping waits behind it, so the RTT
+   * looks long and the time test alone would grow the window without end, only lengthening the queue; the
+   * trials undo that.
    *
    * `reserve(extra)` asks the session's memory bound for extra bytes and may refuse. Returns the change of
    * size: positive after a growth (reserved), negative after a failed trial (for the caller to release).
@@ -146,27 +152,37 @@ export class ReceiveWindow {
       const verdict = this.judge(trial, nowMs);
       if (verdict !== undefined) return verdict;
     }
-    if (rttMs === undefined) return 0;
+    // The time the reader would take to drain a whole window at this epoch's pace.
+    const readInEpoch = this.consumed - this.epochConsumed;
+    let drainMs = readInEpoch > 0 ? (nowMs - this.epochStart) * (this.size / readInEpoch) : Infinity;
+    if (rttMs === undefined) {
+      // The session's first ping is still out. The first epochs of a channel opened with the session are
+      // the ones that show the reader's pace before the window throttles it: keep the fastest for the first
+      // update that knows the RTT (by then, epochs last a round trip).
+      this.drainBeforeRtt = Math.min(this.drainBeforeRtt, drainMs);
+      return 0;
+    }
+    drainMs = Math.min(drainMs, this.drainBeforeRtt);
+    this.drainBeforeRtt = Infinity;
     if (this.size >= this.ceiling) {
       if (this.ceiling >= this.maxSize || this.consumed < this.retryAtConsumed || nowMs < this.retryAtMs) return 0;
       this.ceiling = this.maxSize;
     }
-    const readInEpoch = this.consumed - this.epochConsumed;
-    if (readInEpoch <= 0) return 0;
-    const elapsed = nowMs - this.epochStart;
-    // The reader drains `readInEpoch / size` of a window in `elapsed`; a full window in under 2 RTTs means a
-    // larger window would have let the sender go faster.
-    const threshold = 2 * rttMs * (readInEpoch / this.size);
-    if (elapsed >= threshold) return 0;
-    // Far below the threshold the link has much more room: grow faster, as slow start would.
-    const factor = elapsed < threshold / 8 ? 8 : elapsed < threshold / 4 ? 4 : 2;
+    // A window drained in under two round trips means a larger one would have let the sender go faster.
+    if (drainMs >= 2 * rttMs) return 0;
+    // Far below that the link has much more room: grow faster, as slow start would (by the factor that
+    // brings the drain time near two round trips, at most MAX_GROWTH_FACTOR).
+    let factor = 2;
+    while (factor < MAX_GROWTH_FACTOR && drainMs < (2 * rttMs) / (factor * 2)) factor *= 2;
     const grown = Math.min(this.size * factor, this.ceiling) - this.size;
     if (!reserve(grown)) return 0;
-    // The rate to beat: the one measured at this size, and at least what this window can carry per round
-    // trip (the first growth has no measurement; a rate taken in the first epoch would be one burst's).
-    const windowRate = this.size / Math.max(rttMs, 0.001);
-    const rateBefore = Number.isNaN(this.rateAtSize) ? windowRate : Math.max(this.rateAtSize, windowRate);
-    this.trial = { fromSize: this.size, rateBefore, consumedAtGrowth: this.consumed, measureFrom: Number.NaN, measureConsumed: 0 };
+    // The rate to beat: the one measured at this size (by the trial that grew it to this size, or the
+    // one that failed from it); before any measurement, what this window can carry per round trip (a
+    // rate taken in the first epoch would be one burst's). Not that bound once measured: a large window
+    // moves less than size/RTT (updates and the peer's scheduling take their share), and holding a growth
+    // to 1.25x of the bound kept 64 MiB from ever beating 32 MiB on a link that carried more with it.
+    const rateBefore = Number.isNaN(this.rateAtSize) ? this.size / Math.max(rttMs, 0.001) : this.rateAtSize;
+    this.trial = { fromSize: this.size, rateBefore, grownAt: nowMs, consumedAtGrowth: this.consumed };
     this.size += grown;
     return grown;
   }
@@ -176,17 +192,12 @@ export class ReceiveWindow {
    * change of size (0 while the verdict is pending, negative when the growth is undone).
    */
   private judge(trial: GrowthTrial, nowMs: number): number | undefined {
-    // The first bytes after a growth were sent under the old window; measure from when they are read.
-    if (Number.isNaN(trial.measureFrom)) {
-      if (this.consumed - trial.consumedAtGrowth >= trial.fromSize) {
-        trial.measureFrom = nowMs;
-        trial.measureConsumed = this.consumed;
-      }
-      return 0;
-    }
-    const elapsed = nowMs - trial.measureFrom;
+    // Measured from the growth itself: the time includes the round trip before the first bytes sent under
+    // the grown window arrive, and the bytes include those sent under the old one, so the rate is a
+    // conservative one (a burst read at memory speed cannot pass for the link's rate).
+    const elapsed = nowMs - trial.grownAt;
     if (elapsed < MIN_TRIAL_MS) return 0;
-    const read = this.consumed - trial.measureConsumed;
+    const read = this.consumed - trial.consumedAtGrowth;
     const rate = read / elapsed;
     const paid = rate >= GROWTH_MUST_GAIN * trial.rateBefore;
     if (paid && read >= this.size / 2) {
