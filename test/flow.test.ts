@@ -63,6 +63,45 @@ test('auto-tuning grows faster the further below two round trips a window is rea
   assert.deepEqual(tuned(0.01), { grown: 31 * SPEC_INITIAL_WINDOW, size: 8192 * KiB });
 });
 
+test('pace samples find a burst inside an epoch that also waited a round trip for it', () => {
+  const MiB = 1024 * KiB;
+  const w = new ReceiveWindow(8 * MiB, 64 * MiB);
+  w.startEpoch(0);
+  w.granted = 8 * MiB;
+  w.receive(8 * MiB);
+  // Nothing arrives for 50 ms (the round trip), then 4 MiB are read in 3 ms, 1 MiB at a time.
+  for (const [at, total] of [[50, 1], [51, 2], [52, 3], [53, 4]] as const) {
+    w.consume(total * MiB);
+    w.notePace(at);
+  }
+  // The epoch alone (4 MiB in 53 ms: a window in 106 ms, over two 50 ms round trips) would not grow the
+  // window; the burst (a window in 8 ms) shows the link is far faster, and it grows 8x.
+  assert.equal(w.autoTune(53, 50, () => true), 56 * MiB);
+  const epochOnly = new ReceiveWindow(8 * MiB, 64 * MiB);
+  epochOnly.startEpoch(0);
+  epochOnly.granted = 8 * MiB;
+  epochOnly.receive(8 * MiB);
+  epochOnly.consume(4 * MiB);
+  assert.equal(epochOnly.autoTune(53, 50, () => true), 0);
+});
+
+test('a growth memory cannot wholly cover is made as large as it can (down to a doubling)', () => {
+  const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, 64 * 1024 * KiB);
+  w.startEpoch(0);
+  w.receive(SPEC_INITIAL_WINDOW);
+  w.consume(SPEC_INITIAL_WINDOW);
+  // Read in 0.1 ms on a 50 ms link: 32x wanted; memory has room for 1 MiB more.
+  const asked: number[] = [];
+  assert.equal(w.autoTune(0.1, 50, (extra) => (asked.push(extra), extra <= 1024 * KiB)), 3 * SPEC_INITIAL_WINDOW);
+  assert.deepEqual(asked, [31, 15, 7, 3].map((k) => k * SPEC_INITIAL_WINDOW), '32x, 16x, 8x, then 4x fits');
+  assert.equal(w.size, 1024 * KiB);
+  const none = new ReceiveWindow(SPEC_INITIAL_WINDOW, 64 * 1024 * KiB);
+  none.startEpoch(0);
+  none.receive(SPEC_INITIAL_WINDOW);
+  none.consume(SPEC_INITIAL_WINDOW);
+  assert.equal(none.autoTune(0.1, 50, () => false), 0, 'no room at all: no growth');
+});
+
 test('the pace read before the session knows its RTT sizes the first growth once it does', () => {
   const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, 64 * 1024 * KiB);
   w.startEpoch(0);
@@ -75,6 +114,7 @@ test('the pace read before the session knows its RTT sizes the first growth once
   w.consume(SPEC_INITIAL_WINDOW);
   assert.equal(w.autoTune(1, undefined, () => true), 0);
   w.takeIncrement(1);
+  assert.ok(w.pacedBeforeRtt);
   // A round trip later the next bytes arrive; this epoch alone (half a window in 51 ms, 50 ms RTT) would
   // not grow the window, but the first epochs' pace (a window per millisecond) does.
   w.receive(128 * KiB);
@@ -82,6 +122,7 @@ test('the pace read before the session knows its RTT sizes the first growth once
   assert.equal(w.autoTune(52, 50, () => true), 31 * SPEC_INITIAL_WINDOW);
   // Used once: the next epoch is judged on its own (a trial is now running).
   assert.equal(w.size, 8192 * KiB);
+  assert.equal(w.pacedBeforeRtt, false);
 });
 
 test('auto-tuning leaves the window alone when the reader is the bottleneck', () => {
@@ -97,8 +138,9 @@ test('auto-tuning leaves the window alone when the reader is the bottleneck', ()
 /**
  * Simulates one channel for `ms` milliseconds: the sender learns each grant `rttMs / 2` after it is made and
  * sends at once, the data queues on a link of `bytesPerMs` and arrives `rttMs / 2` later; the reader reads at
- * once, and an update goes out when due, with auto-tuning first (it sees `reportedRtt`). Returns the window,
- * every size it had, and the bytes reserved minus released (which must equal the growth in force).
+ * once (its pace sampled, as the session does on every read), and an update goes out when due, with
+ * auto-tuning first (it sees `reportedRtt`). Returns the window, every size it had, the bytes reserved minus
+ * released (which must equal the growth in force), and when the window reached its largest size.
  */
 function simulate(options: { ms: number; rttMs: number; reportedRtt: number; bytesPerMs: number; maxSize: number }) {
   const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, options.maxSize);
@@ -124,6 +166,7 @@ function simulate(options: { ms: number; rttMs: number; reportedRtt: number; byt
       const { bytes } = inFlight.shift()!;
       assert.ok(w.receive(bytes), 'the sender never overruns the window');
       w.consume(w.received);
+      w.notePace(now);
       if (w.updateDue) {
         const resized = w.autoTune(now, options.reportedRtt, (extra) => ((reserved += extra), true));
         if (resized < 0) reserved += resized;

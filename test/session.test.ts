@@ -247,6 +247,32 @@ describe('flow control', () => {
     await pair.close();
   });
 
+  test('a channel read before the session knows its RTT grows as soon as the first RTT is known', async () => {
+    // 30 ms each way. The client dials at once and sends exactly the spec's window; the server reads it all
+    // (at ~30 ms) before its opening ping is answered (~60 ms), so its updates cannot be sized. Nothing more
+    // arrives to read, so only the first RTT itself can grow the window.
+    const pair = await sessionPair({ delayMs: 30 });
+    const inboundP = pair.server.accept();
+    pair.client.dial().write(pseudoRandomBytes(262144, 7));
+    const inbound = await inboundP;
+    let read = 0;
+    let rttWhenRead: number | undefined = -1;
+    let windowWhenRead = 0;
+    inbound.on('data', (chunk: Buffer) => {
+      read += chunk.length;
+      if (read === 262144) {
+        rttWhenRead = pair.server.rtt;
+        windowWhenRead = inbound.receiveWindow;
+      }
+    });
+    await until(() => read === 262144, 2000, 'the first window read');
+    assert.equal(rttWhenRead, undefined, 'read before the first RTT');
+    assert.equal(windowWhenRead, 262144);
+    await until(() => pair.server.rtt !== undefined, 2000, 'the first RTT');
+    assert.ok(inbound.receiveWindow > 262144, `grew at the first RTT: ${inbound.receiveWindow}`);
+    await pair.close();
+  });
+
   test('a memory budget shared by sessions caps their window growth and is given back when they end', async () => {
     const budget = new MemoryBudget(1024 * 1024);
     const pairs = [
@@ -275,6 +301,40 @@ describe('flow control', () => {
     await until(() => pairs[1]!.server.state === 'closed', 2000, 'second session ended');
     assert.equal(budget.reserved, 0);
     await pairs[0]!.close();
+  });
+
+  test('window growth goes back to the budget however a channel ends: FIN both ways, RST from either side', async () => {
+    const budget = new MemoryBudget(64 * 1024 * 1024);
+    const pair = await sessionPair({ delayMs: 10, server: { memoryBudget: budget } });
+    await pair.server.ping();
+    const inbound: Channel[] = [];
+    pair.server.on('channel', (c) => inbound.push(c));
+    // Four channels each send 4 MiB to a fast reader over a 20 ms RTT: their windows grow.
+    const dialled = [0, 1, 2, 3].map((i) => {
+      const c = pair.client.dial();
+      c.on('error', () => {});
+      c.write(pseudoRandomBytes(4 * 1024 * 1024, 20 + i));
+      return c;
+    });
+    await until(() => inbound.length === 4, 2000, 'four channels');
+    const read = inbound.map(() => 0);
+    inbound.forEach((c, i) => {
+      c.on('error', () => {});
+      c.on('data', (chunk: Buffer) => (read[i]! += chunk.length));
+    });
+    await until(() => read.every((n) => n === 4 * 1024 * 1024), 5000, 'all read');
+    const grown = () => inbound.reduce((sum, c) => sum + (c.destroyed ? 0 : c.receiveWindow - 262144), 0);
+    assert.ok(budget.reserved > 0 && budget.reserved === grown(), `reserved ${budget.reserved}, grown ${grown()}`);
+    // Channel 0 ends cleanly both ways; 1 is reset by the dialler, 2 by the acceptor; 3 stays open.
+    dialled[0]!.end();
+    inbound[0]!.end();
+    dialled[1]!.destroy();
+    inbound[2]!.destroy();
+    await until(() => pair.server.channelCount === 1, 2000, 'three channels gone');
+    assert.equal(budget.reserved, inbound[3]!.receiveWindow - 262144, 'only the open channel holds growth');
+    pair.server.destroy();
+    assert.equal(budget.reserved, 0, 'a destroyed session gives back the rest at once');
+    await pair.close();
   });
 
   test('the session memory bound caps buffered bytes when readers do not read', async () => {

@@ -49,6 +49,8 @@ const UPDATE_STEP = 4 * 1024 * 1024;
  * 0.25 s) where 8x took three or four. A growth that does not pay is undone by its trial.
  */
 const MAX_GROWTH_FACTOR = 32;
+/** The largest pace sample (smaller windows sample half the window). */
+const PACE_SAMPLE = 1024 * 1024;
 
 /** One channel's receive window. All counters are totals since the channel opened (safe past 2^32). */
 export class ReceiveWindow {
@@ -73,8 +75,13 @@ export class ReceiveWindow {
   private rateAtSize = Number.NaN;
   private trial: GrowthTrial | undefined;
   private failedTrials = 0;
-  /** The fastest drain time (ms per window) seen while the session had no RTT yet. */
-  private drainBeforeRtt = Infinity;
+  /** The fastest pace (ms per byte read) of the epochs and samples since the window last changed size. */
+  private fastestPace = Infinity;
+  /** Where the current pace sample started (time, `consumed`); NaN before the first read. */
+  private sampleAt = Number.NaN;
+  private sampleConsumed = 0;
+  /** A pace was measured while the session had no RTT yet, and no growth decision has used it. */
+  private pacedWithoutRtt = false;
   /** Growth may be tried again once `consumed` and the time reach these, after a failed trial. */
   private retryAtConsumed = 0;
   private retryAtMs = 0;
@@ -82,6 +89,11 @@ export class ReceiveWindow {
   constructor(initialSize: number, readonly maxSize: number) {
     this.size = initialSize;
     this.ceiling = maxSize;
+  }
+
+  /** True when the reader's pace was seen before the session knew its RTT, and no growth has used it yet. */
+  get pacedBeforeRtt(): boolean {
+    return this.pacedWithoutRtt;
   }
 
   /** Bytes the peer may still send before it must wait for an update. */
@@ -99,6 +111,28 @@ export class ReceiveWindow {
     if (n > this.granted - this.received) return false;
     this.received += n;
     return true;
+  }
+
+  /**
+   * Samples the reader's pace as it reads (call after `consume`): every `min(size / 2, 1 MiB)` bytes, the
+   * time they took, from the end of the previous sample. For windows up to 2 MiB a sample is as long as an
+   * epoch (update to update). In a larger window, whose updates come every 4 MiB, a sample read from a burst
+   * shows the link's rate even where every epoch also spans a wait for the peer's next data; samples that
+   * span such a wait are slower and lose to it. (Samples of a quarter window were tried: on a slow link whose
+   * bytes arrive in pairs of 64 KiB pieces, a one-piece sample timed the gap inside a pair and grew a
+   * 256 KiB window to 8 MiB.)
+   */
+  notePace(nowMs: number): void {
+    const read = this.consumed - this.sampleConsumed;
+    if (Number.isNaN(this.sampleAt)) {
+      this.sampleAt = nowMs; // the first sample starts at the first read
+      this.sampleConsumed = this.consumed;
+      return;
+    }
+    if (read < Math.min(this.size / 2, PACE_SAMPLE)) return;
+    this.fastestPace = Math.min(this.fastestPace, (nowMs - this.sampleAt) / read);
+    this.sampleAt = nowMs;
+    this.sampleConsumed = this.consumed;
   }
 
   /** Records that the application has read up to `totalConsumed` bytes; returns how many are newly read. */
@@ -147,35 +181,43 @@ export class ReceiveWindow {
    */
   autoTune(nowMs: number, rttMs: number | undefined, reserve: (extra: number) => boolean): number {
     if (Number.isNaN(this.epochStart)) return 0;
+    // The pace of the epoch ending now (if it read enough to tell), kept if the fastest at this size.
+    const readInEpoch = this.consumed - this.epochConsumed;
+    if (readInEpoch >= Math.min(this.size / 2, UPDATE_STEP) / 2) {
+      this.fastestPace = Math.min(this.fastestPace, (nowMs - this.epochStart) / readInEpoch);
+    }
     const trial = this.trial;
     if (trial !== undefined) {
       const verdict = this.judge(trial, nowMs);
       if (verdict !== undefined) return verdict;
     }
-    // The time the reader would take to drain a whole window at this epoch's pace.
-    const readInEpoch = this.consumed - this.epochConsumed;
-    let drainMs = readInEpoch > 0 ? (nowMs - this.epochStart) * (this.size / readInEpoch) : Infinity;
     if (rttMs === undefined) {
-      // The session's first ping is still out. The first epochs of a channel opened with the session are
-      // the ones that show the reader's pace before the window throttles it: keep the fastest for the first
-      // update that knows the RTT (by then, epochs last a round trip).
-      this.drainBeforeRtt = Math.min(this.drainBeforeRtt, drainMs);
+      // The session's first ping is still out: the pace waits for it (see `pacedWithoutRtt`).
+      this.pacedWithoutRtt = this.fastestPace !== Infinity;
       return 0;
     }
-    drainMs = Math.min(drainMs, this.drainBeforeRtt);
-    this.drainBeforeRtt = Infinity;
+    this.pacedWithoutRtt = false;
     if (this.size >= this.ceiling) {
       if (this.ceiling >= this.maxSize || this.consumed < this.retryAtConsumed || nowMs < this.retryAtMs) return 0;
       this.ceiling = this.maxSize;
     }
+    // The time the reader would take to drain a whole window at the fastest pace seen at this size. Where
+    // the window limits throughput, an epoch that starts with waiting for the peer's next data lasts a round
+    // trip, while one read from a burst shows the link's rate; the fastest is the one that tells.
+    const drainMs = this.fastestPace * this.size;
     // A window drained in under two round trips means a larger one would have let the sender go faster.
     if (drainMs >= 2 * rttMs) return 0;
     // Far below that the link has much more room: grow faster, as slow start would (by the factor that
     // brings the drain time near two round trips, at most MAX_GROWTH_FACTOR).
     let factor = 2;
     while (factor < MAX_GROWTH_FACTOR && drainMs < (2 * rttMs) / (factor * 2)) factor *= 2;
-    const grown = Math.min(this.size * factor, this.ceiling) - this.size;
-    if (!reserve(grown)) return 0;
+    // Memory may not cover the whole growth: then as large a part of it as it does (down to a doubling).
+    let grown = Math.min(this.size * factor, this.ceiling) - this.size;
+    while (!reserve(grown)) {
+      factor /= 2;
+      if (factor < 2) return 0;
+      grown = Math.min(this.size * factor, this.ceiling) - this.size;
+    }
     // The rate to beat: the one measured at this size (by the trial that grew it to this size, or the
     // one that failed from it); before any measurement, what this window can carry per round trip (a
     // rate taken in the first epoch would be one burst's). Not that bound once measured: a large window
@@ -184,6 +226,7 @@ export class ReceiveWindow {
     const rateBefore = Number.isNaN(this.rateAtSize) ? this.size / Math.max(rttMs, 0.001) : this.rateAtSize;
     this.trial = { fromSize: this.size, rateBefore, grownAt: nowMs, consumedAtGrowth: this.consumed };
     this.size += grown;
+    this.fastestPace = Infinity; // measured afresh at the new size
     return grown;
   }
 
@@ -209,6 +252,7 @@ export class ReceiveWindow {
     this.trial = undefined;
     const shrunk = trial.fromSize - this.size;
     this.size = trial.fromSize;
+    this.fastestPace = Infinity;
     this.ceiling = trial.fromSize;
     this.rateAtSize = Math.max(trial.rateBefore, rate);
     // A link's rate may change, and one measurement may be unlucky: try again later, less often each time.

@@ -473,9 +473,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         this.overfull--;
         if (this.overfull === 0 && !this.memory.underPressure) this.relieveMemory();
       }
-    } else if (!channel.remoteFin
-      && (channel.rx.updateDue || channel.rx.quietUpdateDue(performance.now(), this.quietUpdateMs))) {
-      this.grantWindow(channel);
+    } else if (!channel.remoteFin) {
+      const now = performance.now();
+      channel.rx.notePace(now);
+      if (channel.rx.updateDue || channel.rx.quietUpdateDue(now, this.quietUpdateMs)) this.grantWindow(channel, now);
     }
   }
 
@@ -698,7 +699,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       if (ping.timer !== undefined) clearTimeout(ping.timer);
       const rtt = performance.now() - ping.sentAt;
       this.lastRtt = rtt;
-      if (this.minRtt === undefined || rtt < this.minRtt) this.minRtt = rtt;
+      const first = this.minRtt === undefined;
+      if (first || rtt < this.minRtt!) this.minRtt = rtt;
+      if (first) this.tuneOnFirstRtt();
       for (const resolve of ping.resolve) resolve(rtt);
     }
   }
@@ -755,8 +758,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
   }
 
-  private grantWindow(channel: ChannelState): void {
-    const now = performance.now();
+  private grantWindow(channel: ChannelState, now: number): void {
     let increment: number;
     if (this.memory.underPressure) {
       // Past the soft limit, a channel whose reader keeps up still flows, with no more than the initial
@@ -779,6 +781,25 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
     if (increment > 0) {
       channel.pendingIncrement += increment;
+      this.scheduler.scheduleControl(channel);
+      this.scheduleFlush();
+    }
+  }
+
+  /**
+   * The session's first RTT: channels that read before it could not grow (their updates went out unsized).
+   * Grow those whose pace shows the window is the limit now, rather than a round trip later at their next
+   * update (on a long link, the first growth then comes one round trip sooner).
+   */
+  private tuneOnFirstRtt(): void {
+    if (!this.caps.flowControl || this.memory.underPressure) return;
+    const now = performance.now();
+    for (const channel of this.streams.values()) {
+      if (!channel.rx.pacedBeforeRtt || channel.remoteFin) continue;
+      const grown = channel.rx.autoTune(now, this.minRtt, (extra) => this.memory.reserveGrowth(extra));
+      if (grown < 0) this.memory.releaseGrowth(-grown); // an undone growth (autoTune's contract)
+      if (grown <= 0) continue;
+      channel.pendingIncrement += channel.rx.takeIncrement(now);
       this.scheduler.scheduleControl(channel);
       this.scheduleFlush();
     }
