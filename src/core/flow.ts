@@ -279,7 +279,7 @@ export class ReceiveWindow {
    * than one per read.
    */
   takeIncrementWithin(nowMs: number, limit: number): number {
-    const increment = Math.min(this.consumed + limit, this.consumed + this.size) - this.granted;
+    const increment = this.consumed + Math.min(limit, this.size) - this.granted;
     if (increment < limit / 2) return 0;
     this.granted += increment;
     this.startEpoch(nowMs);

@@ -96,6 +96,21 @@ const RULES: Record<Exclude<keyof ResolvedOptions, 'protocol' | 'memoryBudget'>,
 };
 
 /**
+ * Checks one numeric option (also used for per-call overrides such as `dial({ openTimeout })`): a value of
+ * the wrong type throws `TypeError`, one out of range `RangeError`, both naming the option.
+ */
+export function checkNumberOption(key: keyof typeof RULES, value: unknown): number {
+  const rule = RULES[key];
+  if (typeof value !== 'number' || Number.isNaN(value)) {
+    throw new TypeError(`muxwire: option ${key} must be a number, got ${typeof value}`);
+  }
+  if (!Number.isInteger(value) || value < rule.min || value > rule.max) {
+    throw new RangeError(`muxwire: option ${key} must be an integer from ${rule.min} to ${rule.max}, got ${value}`);
+  }
+  return value;
+}
+
+/**
  * Applies defaults and checks every option. A value of the wrong type throws `TypeError`, one out of range
  * `RangeError`; both name the option.
  */
@@ -125,15 +140,7 @@ export function resolveOptions(options: SessionOptions | undefined): ResolvedOpt
   }
   for (const key of Object.keys(RULES) as (keyof typeof RULES)[]) {
     const value = options?.[key];
-    if (value === undefined) continue;
-    const rule = RULES[key];
-    if (typeof value !== 'number' || Number.isNaN(value)) {
-      throw new TypeError(`muxwire: option ${key} must be a number, got ${typeof value}`);
-    }
-    if (!Number.isInteger(value) || value < rule.min || value > rule.max) {
-      throw new RangeError(`muxwire: option ${key} must be an integer from ${rule.min} to ${rule.max}, got ${value}`);
-    }
-    resolved[key] = value;
+    if (value !== undefined) resolved[key] = checkNumberOption(key, value);
   }
   if (resolved.maxWindow < resolved.initialWindow) {
     throw new RangeError(

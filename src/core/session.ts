@@ -16,7 +16,7 @@ import {
 } from './errors.js';
 import { Flag, type FrameHeader, FrameType } from './frame.js';
 import { SessionMemory } from './flow.js';
-import { type ResolvedOptions, type SessionOptions, SPEC_INITIAL_WINDOW, resolveOptions } from './options.js';
+import { type ResolvedOptions, type SessionOptions, SPEC_INITIAL_WINDOW, checkNumberOption, resolveOptions } from './options.js';
 import { copyBytes, FrameBatch, type SchedulerHooks, WriteScheduler } from './scheduler.js';
 import type { Transport, TransportEvents } from './transport.js';
 
@@ -219,6 +219,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private frameChannel: ChannelState | null = null;
   private payloadTarget: ChannelState | null = null;
   private readonly flushTask = (): void => this.flush();
+  private readonly reserveGrowth = (extra: number): boolean => this.memory.reserveGrowth(extra);
 
   constructor(transport: Transport, role: Role, options: SessionOptions | undefined, createEndpoint: EndpointFactory<C>) {
     super();
@@ -287,13 +288,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    */
   dial(options: DialOptions = {}): C {
     const { signal } = options;
-    let openTimeout = this.options.openTimeout;
-    if (options.openTimeout !== undefined) {
-      openTimeout = options.openTimeout;
-      if (typeof openTimeout !== 'number' || !Number.isInteger(openTimeout) || openTimeout < 0 || openTimeout > 0x7fff_ffff) {
-        throw new RangeError(`muxwire: dial option openTimeout must be an integer from 0 to ${0x7fff_ffff}, got ${String(openTimeout)}`);
-      }
-    }
+    const openTimeout = options.openTimeout === undefined
+      ? this.options.openTimeout : checkNumberOption('openTimeout', options.openTimeout);
     if (signal?.aborted) throw signal.reason;
     if (this.status !== 'open') throw this.error ?? new SessionClosedError(this.status === 'closing'
       ? 'session is closing: no new channels' : 'session is closed');
@@ -773,17 +769,30 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         return;
       }
     } else {
-      // The minimum RTT, not the last: on a slow link a ping waits behind queued data, and a window sized by
-      // that inflated RTT would grow without end (and push window updates apart beyond the keep-alive timeout).
-      const resized = channel.rx.autoTune(now, this.minRtt, (extra) => this.memory.reserveGrowth(extra));
-      if (resized < 0) this.memory.releaseGrowth(-resized);
+      this.autoTune(channel, now);
       increment = channel.rx.takeIncrement(now);
     }
-    if (increment > 0) {
-      channel.pendingIncrement += increment;
-      this.scheduler.scheduleControl(channel);
-      this.scheduleFlush();
-    }
+    this.queueIncrement(channel, increment);
+  }
+
+  /**
+   * Auto-tunes a channel's window (growth reserved from the session's memory, an undone growth released);
+   * returns the change of size. The minimum RTT, not the last: on a slow link a ping waits behind queued data,
+   * and a window sized by that inflated RTT would grow without end (and push window updates apart beyond the
+   * keep-alive timeout).
+   */
+  private autoTune(channel: ChannelState, now: number): number {
+    const resized = channel.rx.autoTune(now, this.minRtt, this.reserveGrowth);
+    if (resized < 0) this.memory.releaseGrowth(-resized);
+    return resized;
+  }
+
+  /** Queues a Window Update of `increment` bytes for the channel (nothing for 0). */
+  private queueIncrement(channel: ChannelState, increment: number): void {
+    if (increment <= 0) return;
+    channel.pendingIncrement += increment;
+    this.scheduler.scheduleControl(channel);
+    this.scheduleFlush();
   }
 
   /**
@@ -795,13 +804,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (!this.caps.flowControl || this.memory.underPressure) return;
     const now = performance.now();
     for (const channel of this.streams.values()) {
-      if (!channel.rx.pacedBeforeRtt || channel.remoteFin) continue;
-      const grown = channel.rx.autoTune(now, this.minRtt, (extra) => this.memory.reserveGrowth(extra));
-      if (grown < 0) this.memory.releaseGrowth(-grown); // an undone growth (autoTune's contract)
-      if (grown <= 0) continue;
-      channel.pendingIncrement += channel.rx.takeIncrement(now);
-      this.scheduler.scheduleControl(channel);
-      this.scheduleFlush();
+      if (channel.rx.pacedBeforeRtt && !channel.remoteFin && this.autoTune(channel, now) > 0) {
+        this.queueIncrement(channel, channel.rx.takeIncrement(now));
+      }
     }
   }
 
