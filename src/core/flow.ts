@@ -176,10 +176,17 @@ export class ReceiveWindow {
    * looks long and the time test alone would grow the window without end, only lengthening the queue; the
    * trials undo that.
    *
+   * `rttMs` is the session's minimum RTT, undefined before its first. `rttAtLeastMs`, given then, is a lower
+   * bound on it (the opening ping's age): growth is sized by the bound, and its trial waits for the RTT.
    * `reserve(extra)` asks the session's memory bound for extra bytes and may refuse. Returns the change of
    * size: positive after a growth (reserved), negative after a failed trial (for the caller to release).
    */
-  autoTune(nowMs: number, rttMs: number | undefined, reserve: (extra: number) => boolean): number {
+  autoTune(
+    nowMs: number,
+    rttMs: number | undefined,
+    reserve: (extra: number) => boolean,
+    rttAtLeastMs?: number,
+  ): number {
     if (Number.isNaN(this.epochStart)) return 0;
     // The pace of the epoch ending now (if it read enough to tell), kept if the fastest at this size.
     const readInEpoch = this.consumed - this.epochConsumed;
@@ -188,15 +195,15 @@ export class ReceiveWindow {
     }
     const trial = this.trial;
     if (trial !== undefined) {
-      const verdict = this.judge(trial, nowMs);
+      const verdict = this.judge(trial, nowMs, rttMs);
       if (verdict !== undefined) return verdict;
     }
-    if (rttMs === undefined) {
-      // The session's first ping is still out: the pace waits for it (see `pacedWithoutRtt`).
-      this.pacedWithoutRtt = this.fastestPace !== Infinity;
-      return 0;
-    }
-    this.pacedWithoutRtt = false;
+    // Before the session's first RTT, the age of its first ping is a lower bound on it: growth sized by the
+    // bound is never larger than the RTT would make it, and the first RTT may grow the window further (see
+    // `pacedWithoutRtt`).
+    const rttOrBound = rttMs ?? rttAtLeastMs;
+    this.pacedWithoutRtt = rttMs === undefined && this.fastestPace !== Infinity;
+    if (rttOrBound === undefined) return 0;
     if (this.size >= this.ceiling) {
       if (this.ceiling >= this.maxSize || this.consumed < this.retryAtConsumed || nowMs < this.retryAtMs) return 0;
       this.ceiling = this.maxSize;
@@ -206,11 +213,11 @@ export class ReceiveWindow {
     // trip, while one read from a burst shows the link's rate; the fastest is the one that tells.
     const drainMs = this.fastestPace * this.size;
     // A window drained in under two round trips means a larger one would have let the sender go faster.
-    if (drainMs >= 2 * rttMs) return 0;
+    if (drainMs >= 2 * rttOrBound) return 0;
     // Far below that the link has much more room: grow faster, as slow start would (by the factor that
     // brings the drain time near two round trips, at most MAX_GROWTH_FACTOR).
     let factor = 2;
-    while (factor < MAX_GROWTH_FACTOR && drainMs < (2 * rttMs) / (factor * 2)) factor *= 2;
+    while (factor < MAX_GROWTH_FACTOR && drainMs < (2 * rttOrBound) / (factor * 2)) factor *= 2;
     // Memory may not cover the whole growth: then as large a part of it as it does (down to a doubling).
     let grown = Math.min(this.size * factor, this.ceiling) - this.size;
     while (!reserve(grown)) {
@@ -220,10 +227,12 @@ export class ReceiveWindow {
     }
     // The rate to beat: the one measured at this size (by the trial that grew it to this size, or the
     // one that failed from it); before any measurement, what this window can carry per round trip (a
-    // rate taken in the first epoch would be one burst's). Not that bound once measured: a large window
-    // moves less than size/RTT (updates and the peer's scheduling take their share), and holding a growth
-    // to 1.25x of the bound kept 64 MiB from ever beating 32 MiB on a link that carried more with it.
-    const rateBefore = Number.isNaN(this.rateAtSize) ? this.size / Math.max(rttMs, 0.001) : this.rateAtSize;
+    // rate taken in the first epoch would be one burst's), left unknown (NaN) until the RTT is. Not that
+    // bound once measured: a large window moves less than size/RTT (updates and the peer's scheduling take
+    // their share), and holding a growth to 1.25x of the bound kept 64 MiB from ever beating 32 MiB on a
+    // link that carried more with it.
+    let rateBefore = this.rateAtSize;
+    if (Number.isNaN(rateBefore) && rttMs !== undefined) rateBefore = this.size / Math.max(rttMs, 0.001);
     this.trial = { fromSize: this.size, rateBefore, grownAt: nowMs, consumedAtGrowth: this.consumed };
     this.size += grown;
     this.fastestPace = Infinity; // measured afresh at the new size
@@ -234,15 +243,22 @@ export class ReceiveWindow {
    * Judges the growth on trial: undefined once it has paid (auto-tuning may go on growing), otherwise the
    * change of size (0 while the verdict is pending, negative when the growth is undone).
    */
-  private judge(trial: GrowthTrial, nowMs: number): number | undefined {
+  private judge(trial: GrowthTrial, nowMs: number, rttMs: number | undefined): number | undefined {
     // Measured from the growth itself: the time includes the round trip before the first bytes sent under
     // the grown window arrive, and the bytes include those sent under the old one, so the rate is a
     // conservative one (a burst read at memory speed cannot pass for the link's rate).
     const elapsed = nowMs - trial.grownAt;
     if (elapsed < MIN_TRIAL_MS) return 0;
+    // A growth made before the first RTT is judged against what the former window carries per round trip
+    // once the RTT is known; until then the verdict waits.
+    let rateBefore = trial.rateBefore;
+    if (Number.isNaN(rateBefore)) {
+      if (rttMs === undefined) return 0;
+      rateBefore = trial.fromSize / Math.max(rttMs, 0.001);
+    }
     const read = this.consumed - trial.consumedAtGrowth;
     const rate = read / elapsed;
-    const paid = rate >= GROWTH_MUST_GAIN * trial.rateBefore;
+    const paid = rate >= GROWTH_MUST_GAIN * rateBefore;
     if (paid && read >= this.size / 2) {
       this.trial = undefined;
       this.rateAtSize = rate;
@@ -254,7 +270,7 @@ export class ReceiveWindow {
     this.size = trial.fromSize;
     this.fastestPace = Infinity;
     this.ceiling = trial.fromSize;
-    this.rateAtSize = Math.max(trial.rateBefore, rate);
+    this.rateAtSize = Math.max(rateBefore, rate);
     // A link's rate may change, and one measurement may be unlucky: try again later, less often each time.
     const backoff = 2 ** Math.min(this.failedTrials, 6);
     this.retryAtConsumed = this.consumed + trial.fromSize * RETRY_WINDOWS * backoff;

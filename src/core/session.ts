@@ -777,12 +777,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   /**
    * Auto-tunes a channel's window (growth reserved from the session's memory, an undone growth released);
-   * returns the change of size. The minimum RTT, not the last: on a slow link a ping waits behind queued data,
+   * returns the change of size. Before the first RTT, the age of the opening ping stands in as a lower bound. The minimum RTT, not the last: on a slow link a ping waits behind queued data,
    * and a window sized by that inflated RTT would grow without end (and push window updates apart beyond the
    * keep-alive timeout).
    */
   private autoTune(channel: ChannelState, now: number): number {
-    const resized = channel.rx.autoTune(now, this.minRtt, this.reserveGrowth);
+    const ping = this.minRtt === undefined ? this.pingInFlight : undefined;
+    const resized = channel.rx.autoTune(now, this.minRtt, this.reserveGrowth, ping && now - ping.sentAt);
     if (resized < 0) this.memory.releaseGrowth(-resized);
     return resized;
   }
@@ -796,9 +797,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   /**
-   * The session's first RTT: channels that read before it could not grow (their updates went out unsized).
-   * Grow those whose pace shows the window is the limit now, rather than a round trip later at their next
-   * update (on a long link, the first growth then comes one round trip sooner).
+   * The session's first RTT: channels that read before it grew only as far as the opening ping's age (a lower
+   * bound on the RTT) allowed, if at all. Grow those whose pace shows the window is the limit now, rather
+   * than a round trip later at their next update (one whose growth is still on trial waits for its verdict).
    */
   private tuneOnFirstRtt(): void {
     if (!this.caps.flowControl || this.memory.underPressure) return;
