@@ -387,6 +387,72 @@ describe('flow control', () => {
     late.forEach((r, i) => assert.equal(sha(r), sha(stalledPayloads[i]!)));
     await pair.close();
   });
+
+  /**
+   * Over loopback TCP: `channels` channels each send `bytes`; counts the receiver's transport writes (it sends
+   * nothing but Window Updates) and checks every byte arrived.
+   */
+  async function receiverWrites(channels: number, bytes: number, server: Parameters<typeof multiplexedServer>[1] = {}) {
+    const [a, b] = await tcpPair();
+    let writes = 0;
+    const write = b.write.bind(b) as (...args: unknown[]) => boolean;
+    (b as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
+      writes++;
+      return write(...args);
+    };
+    const client = multiplexedClient(a, { keepAliveInterval: 0 });
+    const srv = multiplexedServer(b, { keepAliveInterval: 0, ...server });
+    const received: number[] = [];
+    const ended = new Promise<void>((resolve) => {
+      let count = 0;
+      srv.on('channel', (ch: Channel) => {
+        const slot = received.push(0) - 1;
+        ch.on('data', (chunk: Buffer) => (received[slot]! += chunk.length));
+        ch.on('end', () => {
+          if (++count === channels) resolve();
+        });
+      });
+    });
+    const block = Buffer.alloc(64 * 1024, 3);
+    for (let i = 0; i < channels; i++) {
+      const ch = client.dial();
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < bytes) {
+          sent += block.length;
+          if (!ch.write(block)) {
+            ch.once('drain', pump);
+            return;
+          }
+        }
+        ch.end();
+      };
+      pump();
+    }
+    const writesBefore = writes;
+    await ended;
+    client.destroy();
+    srv.destroy();
+    a.destroy();
+    b.destroy();
+    return { writes: writes - writesBefore, received };
+  }
+
+  test('a receiver of many channels at once sends their Window Updates in few transport writes', async () => {
+    // 20 channels x 4 MiB through 256 KiB windows: about 640 updates (one per 128 KiB read). While several
+    // channels receive, updates wait for the end of the event-loop turn and leave together.
+    const { writes, received } = await receiverWrites(20, 4 * 1024 * 1024, { maxWindow: 256 * 1024 });
+    assert.deepEqual(received, new Array(20).fill(4 * 1024 * 1024));
+    assert.ok(writes < 640 / 2, `${writes} transport writes for ~640 Window Updates`);
+  });
+
+  test('a lone receiving channel gets each Window Update at once, not held for the end of the turn', async () => {
+    // One channel, 8 MiB through a 256 KiB window: 64 updates, each flushed as it is due (its sender may be
+    // waiting for it), so about one write per update.
+    const { writes, received } = await receiverWrites(1, 8 * 1024 * 1024, { maxWindow: 256 * 1024 });
+    assert.deepEqual(received, [8 * 1024 * 1024]);
+    assert.ok(writes >= 48, `${writes} transport writes for ~64 Window Updates`);
+  });
 });
 
 describe('limits', () => {

@@ -19,6 +19,7 @@ import { SessionMemory } from './flow.js';
 import { type ResolvedOptions, type SessionOptions, SPEC_INITIAL_WINDOW, checkNumberOption, resolveOptions } from './options.js';
 import { copyBytes, FrameBatch, type SchedulerHooks, WriteScheduler } from './scheduler.js';
 import type { Transport, TransportEvents } from './transport.js';
+import { UpdateTurns } from './update-turns.js';
 
 /** Which end of the session this is: the client dials odd channel ids, the server even ones. */
 export type Role = 'client' | 'server';
@@ -219,6 +220,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private frameChannel: ChannelState | null = null;
   private payloadTarget: ChannelState | null = null;
   private readonly flushTask = (): void => this.flush();
+  /** Holds Window Updates to the end of the event-loop turn while several channels receive. */
+  private readonly updateTurns = new UpdateTurns(() => this.scheduleFlush());
   private readonly reserveGrowth = (extra: number): boolean => this.memory.reserveGrowth(extra);
 
   constructor(transport: Transport, role: Role, options: SessionOptions | undefined, createEndpoint: EndpointFactory<C>) {
@@ -594,6 +597,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
           return;
         }
         this.payloadTarget = channel;
+        channel.lastReceivingTurn = this.updateTurns.noteData(channel.lastReceivingTurn);
       }
     } else if (header.length > 0) {
       channel.sendWindow += header.length;
@@ -788,12 +792,15 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     return resized;
   }
 
-  /** Queues a Window Update of `increment` bytes for the channel (nothing for 0). */
+  /**
+   * Queues a Window Update of `increment` bytes for the channel (nothing for 0). It leaves with the next flush,
+   * which waits for the end of the event-loop turn while several channels receive (see `UpdateTurns`).
+   */
   private queueIncrement(channel: ChannelState, increment: number): void {
     if (increment <= 0) return;
     channel.pendingIncrement += increment;
     this.scheduler.scheduleControl(channel);
-    this.scheduleFlush();
+    if (!this.updateTurns.hold()) this.scheduleFlush();
   }
 
   /**
