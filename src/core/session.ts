@@ -221,7 +221,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private payloadTarget: ChannelState | null = null;
   private readonly flushTask = (): void => this.flush();
   /** Holds Window Updates to the end of the event-loop turn while several channels receive. */
-  private readonly updateTurns = new UpdateTurns(() => this.scheduleFlush());
+  private readonly updateTurns = new UpdateTurns(() => {
+    if (this.status !== 'closed') this.scheduleFlush();
+  });
   private readonly reserveGrowth = (extra: number): boolean => this.memory.reserveGrowth(extra);
 
   constructor(transport: Transport, role: Role, options: SessionOptions | undefined, createEndpoint: EndpointFactory<C>) {
@@ -781,9 +783,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   /**
    * Auto-tunes a channel's window (growth reserved from the session's memory, an undone growth released);
-   * returns the change of size. Before the first RTT, the age of the opening ping stands in as a lower bound. The minimum RTT, not the last: on a slow link a ping waits behind queued data,
-   * and a window sized by that inflated RTT would grow without end (and push window updates apart beyond the
-   * keep-alive timeout).
+   * returns the change of size. The minimum RTT, not the last: on a slow link a ping waits behind queued
+   * data, and a window sized by that inflated RTT would grow without end (and push window updates apart
+   * beyond the keep-alive timeout). Before the first RTT, the opening ping's age stands in as a lower bound.
    */
   private autoTune(channel: ChannelState, now: number): number {
     const ping = this.minRtt === undefined ? this.pingInFlight : undefined;
