@@ -52,6 +52,11 @@ const MAX_GROWTH_FACTOR = 32;
 /** The largest pace sample (smaller windows sample half the window). */
 const PACE_SAMPLE = 1024 * 1024;
 
+/** What a window of `size` bytes carries per round trip (bytes/ms): the rate to beat before any measurement. */
+function ratePerRtt(size: number, rttMs: number): number {
+  return size / Math.max(rttMs, 0.001);
+}
+
 /** One channel's receive window. All counters are totals since the channel opened (safe past 2^32). */
 export class ReceiveWindow {
   /** The window this side aims to keep open for the peer; auto-tuning grows it up to {@link ceiling}. */
@@ -232,7 +237,7 @@ export class ReceiveWindow {
     // their share), and holding a growth to 1.25x of the bound kept 64 MiB from ever beating 32 MiB on a
     // link that carried more with it.
     let rateBefore = this.rateAtSize;
-    if (Number.isNaN(rateBefore) && rttMs !== undefined) rateBefore = this.size / Math.max(rttMs, 0.001);
+    if (Number.isNaN(rateBefore) && rttMs !== undefined) rateBefore = ratePerRtt(this.size, rttMs);
     this.trial = { fromSize: this.size, rateBefore, grownAt: nowMs, consumedAtGrowth: this.consumed };
     this.size += grown;
     this.fastestPace = Infinity; // measured afresh at the new size
@@ -254,7 +259,7 @@ export class ReceiveWindow {
     let rateBefore = trial.rateBefore;
     if (Number.isNaN(rateBefore)) {
       if (rttMs === undefined) return 0;
-      rateBefore = trial.fromSize / Math.max(rttMs, 0.001);
+      rateBefore = ratePerRtt(trial.fromSize, rttMs);
     }
     const read = this.consumed - trial.consumedAtGrowth;
     const rate = read / elapsed;
