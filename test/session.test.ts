@@ -390,9 +390,14 @@ describe('flow control', () => {
 
   /**
    * Over loopback TCP: `channels` channels each send `bytes`; counts the receiver's transport writes (it sends
-   * nothing but Window Updates) and checks every byte arrived.
+   * nothing but Window Updates) and checks every byte arrived. With `busyMsPerChunk` the receiver's handler
+   * spins that long per chunk, so that the receiver is the busy side and data waits in the socket, as in a
+   * bulk transfer on two cores (a receiver with time to spare reads one chunk per turn, and there is nothing
+   * to write together).
    */
-  async function receiverWrites(channels: number, bytes: number, server: Parameters<typeof multiplexedServer>[1] = {}) {
+  async function receiverWrites(
+    channels: number, bytes: number, server: Parameters<typeof multiplexedServer>[1] = {}, busyMsPerChunk = 0,
+  ) {
     const [a, b] = await tcpPair();
     let writes = 0;
     const write = b.write.bind(b) as (...args: unknown[]) => boolean;
@@ -407,7 +412,11 @@ describe('flow control', () => {
       let count = 0;
       srv.on('channel', (ch: Channel) => {
         const slot = received.push(0) - 1;
-        ch.on('data', (chunk: Buffer) => (received[slot]! += chunk.length));
+        ch.on('data', (chunk: Buffer) => {
+          received[slot]! += chunk.length;
+          const until = performance.now() + busyMsPerChunk;
+          while (performance.now() < until); // the receiver's own work
+        });
         ch.on('end', () => {
           if (++count === channels) resolve();
         });
@@ -439,9 +448,10 @@ describe('flow control', () => {
   }
 
   test('a receiver of many channels at once sends their Window Updates in few transport writes', async () => {
-    // 20 channels x 4 MiB through 256 KiB windows: about 640 updates (one per 128 KiB read). While several
-    // channels receive, updates wait for the end of the event-loop turn and leave together.
-    const { writes, received } = await receiverWrites(20, 4 * 1024 * 1024, { maxWindow: 256 * 1024 });
+    // 20 channels x 4 MiB through 256 KiB windows: about 640 updates (one per 128 KiB read), to a busy
+    // receiver. Updates for one channel after another wait for the end of the event-loop turn and leave
+    // together.
+    const { writes, received } = await receiverWrites(20, 4 * 1024 * 1024, { maxWindow: 256 * 1024 }, 0.2);
     assert.deepEqual(received, new Array(20).fill(4 * 1024 * 1024));
     assert.ok(writes < 640 / 2, `${writes} transport writes for ~640 Window Updates`);
   });

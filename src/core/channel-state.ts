@@ -87,8 +87,6 @@ export class ChannelState {
   localFin = false;
   /** Waiting for session memory to allow a Window Update. */
   withheld = false;
-  /** The last event-loop turn in which data arrived for this channel (see `UpdateTurns`). */
-  lastReceivingTurn = 0;
   /** Holds more than a window unread on a codec without windows (the session pauses reading meanwhile). */
   overfull = false;
   /** In the session's table of live channels. */

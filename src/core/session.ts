@@ -220,7 +220,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private frameChannel: ChannelState | null = null;
   private payloadTarget: ChannelState | null = null;
   private readonly flushTask = (): void => this.flush();
-  /** Holds Window Updates to the end of the event-loop turn while several channels receive. */
+  /** Holds Window Updates to the end of the event-loop turn where several channels receive. */
   private readonly updateTurns = new UpdateTurns(() => {
     if (this.status !== 'closed') this.scheduleFlush();
   });
@@ -599,7 +599,6 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
           return;
         }
         this.payloadTarget = channel;
-        channel.lastReceivingTurn = this.updateTurns.noteData(channel.lastReceivingTurn);
       }
     } else if (header.length > 0) {
       channel.sendWindow += header.length;
@@ -796,13 +795,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   /**
    * Queues a Window Update of `increment` bytes for the channel (nothing for 0). It leaves with the next flush,
-   * which waits for the end of the event-loop turn while several channels receive (see `UpdateTurns`).
+   * which waits for the end of the event-loop turn where several channels receive (see `UpdateTurns`).
    */
   private queueIncrement(channel: ChannelState, increment: number): void {
     if (increment <= 0) return;
     channel.pendingIncrement += increment;
     this.scheduler.scheduleControl(channel);
-    if (!this.updateTurns.hold()) this.scheduleFlush();
+    if (!this.updateTurns.hold(channel.id)) this.scheduleFlush();
   }
 
   /**

@@ -3,11 +3,15 @@
  *
  * A receiver that only reads sends nothing but Window Updates, and each flush is one transport write (on a
  * socket, a system call that also wakes the peer). Flushed as soon as each is due, a session receiving
- * 100 bulk channels wrote once per 64 KiB read. While several channels receive at once, the peer's credit
- * on the others keeps the link busy, so an update can wait for the end of the turn (Node's `setImmediate`,
- * after the pending reads), and the turn's updates leave in one write. With one channel receiving, its
- * update goes at once: its peer may be waiting for it. Where there is no `setImmediate` (browsers), updates
- * are never held.
+ * 100 bulk channels wrote once per 64 KiB read. Where updates come for different channels one after
+ * another, several channels receive, and the peer's credit on the others keeps the link busy: an update can
+ * wait for the end of the turn (Node's `setImmediate`, after the pending reads), and the turn's updates leave
+ * in one write. An update for the same channel as the one before goes at once: that channel may be the only
+ * one receiving, and its peer may be waiting for it. Where there is no `setImmediate` (browsers), updates are
+ * never held.
+ *
+ * (A first version counted the channels that received data per turn. Under load a turn often held one read,
+ * so the count said "one channel" for 100 interleaved ones, and most updates went out alone.)
  * @module
  */
 
@@ -17,55 +21,30 @@ type Later = (task: () => void) => unknown;
 const runAfterIo: Later | undefined = (globalThis as { setImmediate?: Later }).setImmediate;
 
 export class UpdateTurns {
-  /**
-   * The current turn's number; a channel remembers the last turn it received data in. Only turns in which an
-   * update was held are ended explicitly (a task scheduled per turn would cost every workload, updates or
-   * not); otherwise a "turn" runs on until then, and counts the channels that received data meanwhile.
-   */
-  private turn = 1;
-  /** Channels that received data in the current turn. */
-  private receiving = 0;
-  /** The last turn that ended had at least two channels receiving. */
-  private busy = false;
+  /** The channel of the last update queued (-1 before any). */
+  private lastChannel = -1;
   private endScheduled = false;
-  private held = false;
 
   /** @param release Called at the end of a turn in which updates were held (to flush them). */
   constructor(private readonly release: () => void) {}
 
   /**
-   * A Data frame arrived for a channel whose last receiving turn is `lastTurn`; returns the turn to remember.
+   * True when a Window Update just queued for `channelId` may wait for the end of the turn (then it is released
+   * with it): the update before it was for another channel.
    */
-  noteData(lastTurn: number): number {
-    if (lastTurn !== this.turn) this.receiving++;
-    return this.turn;
-  }
-
-  /**
-   * True when a Window Update just queued may wait for the end of the turn (then it is released with it):
-   * at least two channels receive, in this turn or the last one.
-   */
-  hold(): boolean {
-    if (runAfterIo === undefined || !(this.busy || this.receiving >= 2)) return false;
-    this.held = true;
-    this.scheduleEnd();
+  hold(channelId: number): boolean {
+    const another = this.lastChannel !== channelId && this.lastChannel !== -1;
+    this.lastChannel = channelId;
+    if (!another || runAfterIo === undefined) return false;
+    if (!this.endScheduled) {
+      this.endScheduled = true;
+      runAfterIo(this.endTurn);
+    }
     return true;
-  }
-
-  private scheduleEnd(): void {
-    if (this.endScheduled) return;
-    this.endScheduled = true;
-    runAfterIo!(this.endTurn);
   }
 
   private readonly endTurn = (): void => {
     this.endScheduled = false;
-    this.busy = this.receiving >= 2;
-    this.receiving = 0;
-    this.turn++;
-    if (this.held) {
-      this.held = false;
-      this.release();
-    }
+    this.release();
   };
 }
