@@ -85,7 +85,8 @@ export function formatDocument(report: Report, o: DocumentOptions): string {
   out.push(`| machine | ${mdEscape(machine)} |`);
   out.push(`| command | \`${String(m['command'] ?? 'npm run bench').replace(/`/g, "'")}\` |`);
   out.push(`| mode | ${m['mode']}${m['duration'] ? `; the run took ${m['duration']}` : ''} |`);
-  out.push('| setup | client and server in two processes over loopback TCP; every ratio is to raw TCP in the same run |');
+  const repeated = report.runs.some((r) => (r.rounds?.length ?? 0) > 1);
+  out.push(`| setup | client and server in two processes over loopback TCP; every ratio is to raw TCP in the same run${repeated ? '; workloads with several rounds (see their sizes) report each figure\'s median, the implementations taking turns' : ''} |`);
   if (o.jsonPath) out.push(`| data | [${link(o.jsonPath)}](${link(o.jsonPath)}) |`);
   out.push('');
 

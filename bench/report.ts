@@ -11,6 +11,8 @@ export interface RunRecord {
   ratios?: Record<string, number>;
   notes: string[];
   seconds?: number;
+  /** each round's figures, in the order run, when the workload ran more than one round */
+  rounds?: Record<string, number>[];
 }
 
 export interface Report {
@@ -20,6 +22,37 @@ export interface Report {
 }
 
 export const BASELINE = 'raw-tcp';
+
+/** The median of some numbers (the mean of the middle two for an even count); NaN for none. */
+export function median(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/**
+ * One record from an implementation's rounds of a workload: each figure is the median of the rounds. A round
+ * that failed fails the whole (a fast wrong answer must not hide behind good rounds); notes are kept once.
+ */
+export function mergeRounds(rounds: RunRecord[]): RunRecord {
+  if (rounds.length === 1) return rounds[0]!;
+  const first = rounds[0]!;
+  const merged: RunRecord = { workload: first.workload, impl: first.impl, status: 'ok', figures: {}, notes: [] };
+  merged.seconds = rounds.reduce((sum, r) => sum + (r.seconds ?? 0), 0);
+  for (const r of rounds) for (const n of r.notes) if (!merged.notes.includes(n)) merged.notes.push(n);
+  const bad = rounds.findIndex((r) => r.status !== 'ok');
+  if (bad >= 0) {
+    merged.status = rounds[bad]!.status;
+    merged.reason = `round ${bad + 1} of ${rounds.length}: ${rounds[bad]!.reason ?? ''}`;
+    return merged;
+  }
+  merged.rounds = rounds.map((r) => r.figures);
+  for (const key of Object.keys(first.figures)) {
+    merged.figures[key] = median(rounds.map((r) => r.figures[key]).filter((v): v is number => v !== undefined));
+  }
+  return merged;
+}
 
 export function fmt(v: number | undefined, digits = 0): string {
   if (v === undefined || !Number.isFinite(v)) return '-';
@@ -50,17 +83,29 @@ export function rows(report: Report, id: WorkloadId): { header: string[]; body: 
   computeRatios(report, id);
   const w = report.workloads.find((x) => x.id === id)!;
   const ratioFigs = w.figures.filter((f) => f.ratio);
+  const runs = report.runs.filter((x) => x.workload === id);
+  // With rounds, the spread of the main figure is shown beside its median.
+  const roundCount = Math.max(0, ...runs.map((r) => r.rounds?.length ?? 0));
+  const spread = roundCount > 1 ? ratioFigs[0] : undefined;
   const header = [
     'implementation',
-    ...w.figures.map((f) => f.label),
+    ...w.figures.flatMap((f) => (f === spread
+      ? [`${f.label} (median)`, `${f.label.replace(/ µs$/, '')} range, ${roundCount} rounds`]
+      : [f.label])),
     `vs ${BASELINE}${ratioFigs.length > 1 ? ` (${ratioFigs.map((f) => f.label.replace(/ µs$/, '')).join(' / ')})` : ''}`,
     'status',
   ];
+  const range = (r: RunRecord): string => {
+    const values = (r.rounds ?? []).map((f) => f[spread!.key]).filter((v): v is number => v !== undefined);
+    if (r.status !== 'ok' || values.length === 0) return '-';
+    return `${fmt(Math.min(...values), spread!.digits)}–${fmt(Math.max(...values), spread!.digits)}`;
+  };
   const body: string[][] = [];
   const notes: string[] = [];
-  for (const r of report.runs.filter((x) => x.workload === id)) {
+  for (const r of runs) {
     const ratio = ratioFigs.map((f) => (r.ratios?.[f.key] !== undefined ? `${r.ratios[f.key]!.toFixed(2)}x` : '-')).join(' / ');
-    body.push([r.impl, ...w.figures.map((f) => (r.status === 'ok' ? fmt(r.figures[f.key], f.digits) : '-')), r.status === 'ok' ? ratio : '-', statusText(r)]);
+    const figure = (f: FigureDef): string => (r.status === 'ok' ? fmt(r.figures[f.key], f.digits) : '-');
+    body.push([r.impl, ...w.figures.flatMap((f) => (f === spread ? [figure(f), range(r)] : [figure(f)])), r.status === 'ok' ? ratio : '-', statusText(r)]);
     for (const n of r.notes) notes.push(`${r.impl}: ${n}`);
   }
   return { header, body, notes, title: w.title, sizes: w.sizes, target: w.target };

@@ -10,7 +10,7 @@ import os from 'node:os';
 import { IMPLEMENTATIONS, findImpl, type ImplEntry } from './impl/index.js';
 import { WORKLOADS, describeParams, findWorkload, maxChannelsFor, type WorkloadDef, type WorkloadParams } from './workloads.js';
 import type { ChildMessage, ClientConfig, ClientResult, ProxyConfig, ServerConfig, ServerStats } from './ipc.js';
-import { computeRatios, formatText, type RunRecord, type Report } from './report.js';
+import { computeRatios, formatText, mergeRounds, type RunRecord, type Report } from './report.js';
 import { renderChart } from './chart.js';
 import { writeDocument } from './document.js';
 import { evaluateAll } from './targets.js';
@@ -34,13 +34,17 @@ interface Options {
   /** re-render from a saved JSON report instead of running */
   from?: string;
   capSeconds?: number;
+  /** rounds per implementation for every workload, instead of each workload's own count */
+  repeats?: number;
   verbose: boolean;
   /** workloads / impls narrowed on the command line */
   partial: string[];
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--workloads a,b] [--impls x,y] [--cap SECONDS] [--verbose]
-                        [--json FILE] [--markdown FILE] [--svg FILE | --no-svg] [--report] [--from FILE]
+const USAGE = `usage: npm run bench -- [--quick] [--workloads a,b] [--impls x,y] [--cap SECONDS] [--repeats N]
+                        [--verbose] [--json FILE] [--markdown FILE] [--svg FILE | --no-svg] [--report] [--from FILE]
+  --repeats N      rounds per implementation for every workload (default: the workload's own count, 1 to 5
+                   in a full run, 1 with --quick); each figure is the median of its rounds
   --markdown FILE  the results document (headline, chart link, tables, targets, kept profiling notes);
                    the chart goes beside it (FILE with .svg) unless --svg or --no-svg says otherwise
   --svg FILE       the chart (SVG)
@@ -94,6 +98,10 @@ function parseArgs(argv: string[]): Options {
       case '--cap':
         o.capSeconds = Number(value());
         if (!(o.capSeconds > 0)) throw new Error('--cap needs a positive number of seconds');
+        break;
+      case '--repeats':
+        o.repeats = Number(value());
+        if (!Number.isInteger(o.repeats) || o.repeats < 1) throw new Error('--repeats needs a whole number >= 1');
         break;
       case '--verbose':
         o.verbose = true;
@@ -415,20 +423,31 @@ async function main(): Promise<void> {
   console.log(`muxwire bench (${report.meta.mode}) on Node ${report.meta.node}, ${report.meta.cpus}, ${report.meta.platform}`);
   console.log('client and server in separate processes over loopback TCP; ratios are to raw-tcp in this run\n');
   for (const w of o.workloads) {
+    const repeats = o.repeats ?? (o.quick ? w.repeats.quick : w.repeats.full);
+    const sizes = describeParams(w.id, o.quick ? w.params.quick : w.params.full);
     report.workloads.push({
       id: w.id,
       title: w.title,
-      sizes: describeParams(w.id, o.quick ? w.params.quick : w.params.full),
+      sizes: repeats > 1 ? `${sizes}; each figure is the median of ${repeats} rounds, the implementations taking turns` : sizes,
       target: w.target,
       figures: w.figures,
     });
-    for (const entry of o.impls) {
-      process.stderr.write(`  ${w.id} / ${entry.name} ... `);
-      const r = await runOne(w, entry, o);
-      report.runs.push(r);
-      process.stderr.write(`${r.status}${r.reason ? `: ${r.reason}` : ''}${r.seconds ? ` (${r.seconds.toFixed(1)} s)` : ''}\n`);
-      await new Promise((res) => setTimeout(res, 200)); // let the previous run's sockets settle
+    const rounds = new Map<string, RunRecord[]>(o.impls.map((entry) => [entry.name, []]));
+    for (let round = 0; round < repeats; round++) {
+      // Each round starts one implementation later, so none is always first (or always after a given one).
+      const order = o.impls.map((_, i) => o.impls[(i + round) % o.impls.length]!);
+      for (const entry of order) {
+        const done = rounds.get(entry.name)!;
+        // An implementation that failed or was skipped is not run again: its result is known.
+        if (done.length > 0 && done[done.length - 1]!.status !== 'ok') continue;
+        process.stderr.write(`  ${w.id} / ${entry.name}${repeats > 1 ? ` (round ${round + 1}/${repeats})` : ''} ... `);
+        const r = await runOne(w, entry, o);
+        done.push(r);
+        process.stderr.write(`${r.status}${r.reason ? `: ${r.reason}` : ''}${r.seconds ? ` (${r.seconds.toFixed(1)} s)` : ''}\n`);
+        await new Promise((res) => setTimeout(res, 200)); // let the previous run's sockets settle
+      }
     }
+    for (const entry of o.impls) report.runs.push(mergeRounds(rounds.get(entry.name)!));
     console.log(formatText(report, w.id));
   }
   report.meta['duration'] = duration(Date.now() - started);

@@ -38,6 +38,12 @@ export interface WorkloadDef {
   title: string;
   target: string;
   capSeconds: { full: number; quick: number };
+  /**
+   * Rounds per implementation (full, quick). Each figure is the median of its rounds, and the rounds of the
+   * implementations alternate, so a drift of the shared machine touches every implementation alike. Short
+   * runs (bulk transfers of under a second) swing the most and get the most rounds.
+   */
+  repeats: { full: number; quick: number };
   params: { full: WorkloadParams; quick: WorkloadParams };
   /** the client goes through the 25 ms-each-way delay proxy */
   proxy?: boolean;
@@ -67,6 +73,7 @@ export const WORKLOADS: readonly WorkloadDef[] = [
     title: 'bulk-1: one channel, 64 KiB writes, server acknowledges the total',
     target: '>= 0.90 x raw TCP, and >= 1.5 x the best other multiplexer',
     capSeconds: { full: 90, quick: 15 },
+    repeats: { full: 5, quick: 1 },
     params: { full: P({ blocks: 512 * MIB_BLOCKS }), quick: P({ blocks: 128 * MIB_BLOCKS }) },
     figures: [{ key: 'MBps', label: 'MB/s', better: 'higher', ratio: true, digits: 0 }],
   },
@@ -75,6 +82,7 @@ export const WORKLOADS: readonly WorkloadDef[] = [
     title: 'bulk-100: channels at once, aggregate throughput',
     target: '>= 0.90 x raw TCP with 100 sockets',
     capSeconds: { full: 90, quick: 15 },
+    repeats: { full: 5, quick: 1 },
     params: { full: P({ channels: 100, blocks: 8 * MIB_BLOCKS }), quick: P({ channels: 100, blocks: 2 * MIB_BLOCKS }) },
     figures: [{ key: 'MBps', label: 'aggregate MB/s', better: 'higher', ratio: true, digits: 0 }],
   },
@@ -83,6 +91,7 @@ export const WORKLOADS: readonly WorkloadDef[] = [
     title: 'open-10k: channels opened at once, each writes "hello", server echoes, client reads and closes',
     target: '>= 3 x raw TCP (10,000 separate connections) and >= 3 x node:http2; no failures',
     capSeconds: { full: 90, quick: 15 },
+    repeats: { full: 3, quick: 1 },
     params: { full: P({ channels: 10_000 }), quick: P({ channels: 2_000 }) },
     figures: [
       { key: 'perSec', label: 'channels/s', better: 'higher', ratio: true, digits: 0 },
@@ -95,6 +104,7 @@ export const WORKLOADS: readonly WorkloadDef[] = [
     title: 'rr-1: one channel, sequential 64-byte request/response round trips',
     target: 'p50 <= 1.15 x raw TCP; p99 <= 1.5 x raw TCP',
     capSeconds: { full: 90, quick: 15 },
+    repeats: { full: 3, quick: 1 },
     params: { full: P({ rounds: 20_000, warmup: 1_000, warmupMs: 1_000 }), quick: P({ rounds: 5_000, warmup: 1_000, warmupMs: 500 }) },
     figures: [
       { key: 'p50', label: 'p50 µs', better: 'lower', ratio: true, digits: 1 },
@@ -106,6 +116,7 @@ export const WORKLOADS: readonly WorkloadDef[] = [
     title: 'rr-100: 100 channels, round trips each, all at once',
     target: '>= 0.8 x raw TCP with 100 sockets',
     capSeconds: { full: 90, quick: 15 },
+    repeats: { full: 3, quick: 1 },
     params: {
       full: P({ channels: 100, rounds: 2_000, warmup: 50, warmupMs: 1_000 }),
       quick: P({ channels: 100, rounds: 300, warmup: 20, warmupMs: 500 }),
@@ -120,6 +131,7 @@ export const WORKLOADS: readonly WorkloadDef[] = [
     title: "fairness: rr-1's latency while another channel runs bulk on the same session",
     target: 'p99 during bulk <= 2 ms and <= 5 x p99 without bulk',
     capSeconds: { full: 90, quick: 15 },
+    repeats: { full: 1, quick: 1 },
     params: {
       full: P({ channels: 2, rounds: 20_000, warmup: 500, warmupMs: 1_000, baselineRounds: 5_000, ackEveryBlocks: MIB_BLOCKS }),
       quick: P({ channels: 2, rounds: 500, warmup: 200, warmupMs: 500, baselineRounds: 500, ackEveryBlocks: MIB_BLOCKS }),
@@ -137,6 +149,7 @@ export const WORKLOADS: readonly WorkloadDef[] = [
     title: 'idle: open idle channels, heap and RSS per channel on each side',
     target: '<= 1.5 KiB of heap per idle channel on each side (a bare Node Duplex is about 0.6 KiB)',
     capSeconds: { full: 300, quick: 20 },
+    repeats: { full: 1, quick: 1 },
     params: { full: P({ channels: 100_000, batch: 1_000 }), quick: P({ channels: 10_000, batch: 1_000 }) },
     measureServer: true,
     figures: [
@@ -152,6 +165,7 @@ export const WORKLOADS: readonly WorkloadDef[] = [
     title: 'long-fat: bulk-1 through a user-space proxy adding 25 ms each way (50 ms RTT)',
     target: '>= 0.8 x raw TCP through the same proxy (a fixed 256 KiB window gives about 5 MB/s there)',
     capSeconds: { full: 60, quick: 15 },
+    repeats: { full: 3, quick: 1 },
     params: {
       full: P({ blocks: 512 * MIB_BLOCKS, deadlineMs: 30_000, ackEveryBlocks: MIB_BLOCKS }),
       quick: P({ blocks: 64 * MIB_BLOCKS, deadlineMs: 8_000, ackEveryBlocks: MIB_BLOCKS }),
