@@ -195,6 +195,35 @@ describe('multiplex codec behaviour', () => {
     server.destroy();
   });
 
+  test('closeRead(): a channel closed for reading discards its data without pausing the transport', async () => {
+    const [a, b] = memoryPipe();
+    const client = multiplexedClient(a, OPTIONS);
+    const server = multiplexedServer(b, OPTIONS);
+    const inbound: Channel[] = [];
+    server.on('channel', (c) => inbound.push(c));
+    const ignored = client.dial();
+    ignored.write('x');
+    await until(() => inbound.length === 1, 2000, 'the first channel');
+    let seen = 0;
+    inbound[0]!.on('data', (chunk: Buffer) => (seen += chunk.length));
+    inbound[0]!.pause();
+    inbound[0]!.closeRead();
+    // Four times the window a channel may hold before the session stops reading: all discarded.
+    ignored.write(pseudoRandomBytes(1 << 20, 12));
+    const other = client.dial();
+    const payload = pseudoRandomBytes(300_000, 13);
+    other.write(payload);
+    await until(() => inbound.length === 2, 2000, 'the second channel');
+    const all = readAll(inbound[1]!);
+    other.end();
+    assert.equal(sha(await all), sha(payload), 'the other channel flows');
+    assert.equal(seen, 0);
+    assert.ok(!b.isPaused(), 'reading the transport is not paused');
+    assert.equal(server.bufferedBytes, 0);
+    client.destroy();
+    server.destroy();
+  });
+
   test('ids follow the original (client 3, 5, ...; server 2, 4, ...); no ping; close() without Go Away', async () => {
     const [a, b] = memoryPipe();
     const wire: Buffer[] = [];

@@ -125,6 +125,89 @@ describe('half-close', () => {
     assert.equal((await fromClient).toString(), 'hello more and done');
     await pair.close();
   });
+
+  test('closeRead(): buffered data is dropped unseen, later data discarded and credited, the writer never stalls; writing goes on', async () => {
+    const pair = await sessionPair({ transport: 'tcp' });
+    const inboundP = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.write(pseudoRandomBytes(200_000, 3));
+    const inbound = await inboundP;
+    await until(() => inbound.readableLength === 200_000, 3000, 'the first bytes are buffered');
+    let seen = 0;
+    inbound.on('data', (chunk: Buffer) => (seen += chunk.length));
+    inbound.pause(); // a listener that is not being fed: closeRead must not feed it either
+    const ended = once(inbound, 'end');
+    const bufferedBefore = pair.server.bufferedBytes;
+    assert.equal(inbound.closeRead(), inbound, 'chainable');
+    await ended;
+    assert.equal(inbound.readableLength, 0);
+    assert.ok(pair.server.bufferedBytes <= bufferedBefore - 200_000, 'the session no longer counts the dropped bytes');
+    // 4 MiB more, sixteen times the spec's window: only returned credit lets the writer finish.
+    const more = pseudoRandomBytes(4 << 20, 4);
+    await new Promise<void>((resolve, reject) => {
+      channel.once('error', reject);
+      channel.end(more, resolve);
+    });
+    // The client's FIN comes behind the discarded bytes. (Had the server let go of the channel before, data
+    // still on the way would have drawn a reset: the next test.)
+    await until(() => inbound.protocolState === 'remote-closed', 3000, "the client's FIN");
+    const reply = readAll(channel);
+    inbound.end('still writing');
+    assert.equal((await reply).toString(), 'still writing');
+    await whenClosed(channel);
+    await whenClosed(inbound);
+    assert.equal(seen, 0, 'no data event after closeRead()');
+    assert.ok(inbound.receiveWindow <= 256 * 1024, `discarded data grows no window (${inbound.receiveWindow})`);
+    assert.equal(channel.protocolState, 'closed');
+    assert.equal(inbound.protocolState, 'closed');
+    assert.equal(channel.failure, undefined);
+    assert.equal(inbound.failure, undefined);
+    assert.equal(pair.server.bufferedBytes, 0);
+    await pair.close();
+  });
+
+  test('closed for reading and writing, a channel that still receives data resets the peer', async () => {
+    const pair = await sessionPair({ transport: 'tcp' });
+    const inboundP = pair.server.accept();
+    const channel = pair.client.dial();
+    const failed = new Promise<Error>((resolve) => channel.once('error', resolve));
+    channel.write('first');
+    const inbound = await inboundP;
+    let serverErrors = 0;
+    inbound.on('error', () => serverErrors++);
+    inbound.closeRead();
+    inbound.end();
+    // The FIN arrives; the peer keeps writing all the same.
+    await until(() => channel.protocolState === 'remote-closed', 3000, "the server's FIN");
+    channel.write('more');
+    const error = await failed;
+    assert.ok(error instanceof ChannelResetError, String(error));
+    await whenClosed(inbound);
+    assert.equal(inbound.protocolState, 'reset');
+    assert.equal(serverErrors, 0, 'the side that closed sees no error');
+    await pair.close();
+  });
+
+  test("closeRead() after the peer's FIN drops what is buffered and closes cleanly", async () => {
+    const pair = await sessionPair({ transport: 'tcp' });
+    const inboundP = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.end('a request nobody reads');
+    const inbound = await inboundP;
+    await until(() => inbound.readableLength > 0 && inbound.protocolState === 'remote-closed', 3000, 'data and FIN');
+    let ends = 0;
+    inbound.on('end', () => ends++);
+    inbound.closeRead();
+    inbound.closeRead(); // twice: nothing more
+    const reply = readAll(channel);
+    inbound.end('done');
+    assert.equal((await reply).toString(), 'done');
+    await whenClosed(inbound);
+    assert.equal(ends, 1);
+    assert.equal(inbound.protocolState, 'closed');
+    assert.equal(inbound.failure, undefined);
+    await pair.close();
+  });
 });
 
 describe('reset', () => {

@@ -31,6 +31,8 @@ export interface ChannelEndpoint {
   fail(error: Error): void;
   /** Bytes delivered and not yet read by the application. */
   readonly bufferedBytes: number;
+  /** True once the application has let go of the channel (a Node stream's `destroy()`, by hand or automatic). */
+  readonly destroyed: boolean;
 }
 
 /** Completion of one queued write: called once, when its bytes reached the transport or failed. */
@@ -85,6 +87,8 @@ export class ChannelState {
   remoteFin = false;
   /** This side asked to end: FIN queued (sent once `finSent`). No more data may be queued. */
   localFin = false;
+  /** The application stopped reading (`closeRead()`): data that arrives is discarded and credited at once. */
+  readClosed = false;
   /** Waiting for session memory to allow a Window Update. */
   withheld = false;
   /** Holds more than a window unread on a codec without windows (the session pauses reading meanwhile). */

@@ -439,6 +439,18 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.scheduleFlush();
   }
 
+  /**
+   * The application reads no more of a channel: data that arrives from now on is discarded, and its window
+   * credit goes back to the peer at once (yamux has no frame to ask a peer to stop sending; the peer learns
+   * when the channel closes). The endpoint drops what it holds itself, which `readProgress` then credits.
+   */
+  closeChannelRead(channel: ChannelState): void {
+    // Once the application also ended writing and let go of the channel, the channel stays in the session
+    // (its FIN sent, waiting for the peer's) until the peer's FIN ends it, or its data draws a reset.
+    if (!channel.live) return;
+    channel.readClosed = true;
+  }
+
   /** Aborts a channel from this side: RST to the peer, queued writes dropped. */
   resetChannel(channel: ChannelState, error: Error | undefined, failEndpoint = false): void {
     if (!channel.live) return;
@@ -505,6 +517,20 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     const channel = this.payloadTarget;
     if (channel === null || !channel.live) return;
     const length = end - start;
+    if (channel.readClosed) {
+      if (channel.endpoint.destroyed) {
+        // The application has let go of a channel it closed for reading (and for writing, or the channel
+        // would be gone): data that still comes is answered with a reset, as TCP answers data for a closed
+        // socket, so the peer stops sending into nothing.
+        this.resetChannel(channel, undefined);
+        return;
+      }
+      // Discarded as it arrives: counted as delivered and read at once, so its credit goes back to the peer.
+      channel.delivered += length;
+      this.memory.buffered += length;
+      this.readProgress(channel);
+      return;
+    }
     let data: Uint8Array;
     if (length <= PIN_COPY_LIMIT && chunk.buffer.byteLength > 8 * length) {
       data = this.allocate(length);
@@ -774,7 +800,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         return;
       }
     } else {
-      this.autoTune(channel, now);
+      // A channel whose data is discarded gains nothing from a larger window.
+      if (!channel.readClosed) this.autoTune(channel, now);
       increment = channel.rx.takeIncrement(now);
     }
     this.queueIncrement(channel, increment);

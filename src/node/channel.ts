@@ -11,6 +11,11 @@ import type { MuxSession } from '../core/session.js';
 
 type WriteCallback = (error?: Error | null) => void;
 
+/** Stands in for a channel's `emit` while `closeRead()` drops what the channel holds: no `'data'` gets out. */
+function emitAllButData(this: Channel, event: string | symbol, ...args: unknown[]): boolean {
+  return event === 'data' ? false : Duplex.prototype.emit.call(this, event, ...args);
+}
+
 export class Channel extends Duplex implements ChannelEndpoint {
   readonly #state: ChannelState;
   readonly #session: MuxSession<Channel>;
@@ -74,6 +79,28 @@ export class Channel extends Duplex implements ChannelEndpoint {
     return this;
   }
 
+  /**
+   * Stops reading: data still buffered is dropped (no `'data'` event sees it), data that arrives later is
+   * discarded as it comes, its window credit going back to the peer at once so the peer's writes never stall
+   * on this channel, and the readable side ends (`'end'`). Writing goes on. The peer is not told (yamux has
+   * no frame for it). Once writing has ended too and the channel has closed here, the session waits for the
+   * peer's FIN; data the peer still sends then draws a reset (the peer's writes fail with
+   * `ChannelResetError`), as TCP answers data for a closed socket.
+   */
+  closeRead(): this {
+    if (this.#state.readClosed || this.destroyed) return this;
+    this.#session.closeChannelRead(this.#state);
+    this.push(null); // (ignored when the peer's FIN already ended the readable side)
+    // Read out what Node holds, so that 'end' follows; `read()` credits it to the peer as read.
+    this.emit = emitAllButData;
+    try {
+      while (this.read() !== null);
+    } finally {
+      Reflect.deleteProperty(this, 'emit');
+    }
+    return this;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
     this.#session.writeChannel(this.#state, chunk, callback);
   }
@@ -105,8 +132,9 @@ export class Channel extends Duplex implements ChannelEndpoint {
     // A failed write can destroy the stream before the session reports the failure: keep the reason.
     if (error instanceof MuxError && this.#failure === undefined) this.#failure = error;
     const state = this.#state;
-    // Both halves ended normally (autoDestroy after 'end' and 'finish'): the FINs close it, no RST.
-    const finished = state.localFin && state.remoteFin && error === null;
+    // Both halves ended normally (autoDestroy after 'end' and 'finish'): the FINs close it, no RST. Closed
+    // for reading, the channel waits in the session for the peer's FIN (its data would draw a reset).
+    const finished = error === null && state.localFin && (state.remoteFin || state.readClosed);
     if (state.live && !finished) this.#session.resetChannel(state, error ?? undefined);
     callback(error);
   }
