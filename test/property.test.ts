@@ -1,7 +1,8 @@
 /**
- * Property: whatever the interleaving of writes, ends and resets over many channels, and however the
- * transport cuts the byte stream, every byte is delivered exactly and in order on channels that were not
- * reset, and a reset channel delivered an exact prefix of what was sent.
+ * Property: whatever the interleaving of writes, ends, resets and closes for reading over many channels, and
+ * however the transport cuts the byte stream, every byte is delivered exactly and in order on channels that
+ * were not reset, a reset channel delivered an exact prefix of what was sent, and a channel closed for
+ * reading got a prefix of its reply while everything it wrote after arrived.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,13 +10,15 @@ import fc from 'fast-check';
 import { type Channel, multiplexedClient, multiplexedServer } from '../src/index.js';
 import { memoryPipe, pseudoRandomBytes } from './helpers.js';
 
+type Finish = 'end' | 'reset' | 'closeRead';
+
 interface ChannelScript {
   /** Sizes of the client's writes, in order. */
   writes: number[];
   /** Sizes of the server's writes, in order (sent after the first client byte arrives). */
   replies: number[];
-  /** How the client finishes: half-close, or abort after its writes. */
-  finish: 'end' | 'reset';
+  /** How the client finishes: half-close, abort after its writes, or close for reading after its first write (then half-close). */
+  finish: Finish;
   /** Ticks to wait between steps, to vary the interleaving. */
   pauses: number[];
 }
@@ -23,9 +26,12 @@ interface ChannelScript {
 const scriptArb: fc.Arbitrary<ChannelScript> = fc.record({
   writes: fc.array(fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 1000, max: 70_000 })), { minLength: 1, maxLength: 6 }),
   replies: fc.array(fc.integer({ min: 0, max: 40_000 }), { maxLength: 4 }),
-  finish: fc.constantFrom<'end' | 'reset'>('end', 'end', 'end', 'reset'),
+  finish: fc.constantFrom<Finish>('end', 'end', 'end', 'reset', 'closeRead'),
   pauses: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 8, maxLength: 8 }),
 });
+
+/** Channels closed for reading over all runs (the property must have exercised some). */
+let closesForReading = 0;
 
 const tick = (n: number): Promise<void> =>
   n === 0 ? Promise.resolve() : new Promise((resolve) => setImmediate(() => resolve(tick(n - 1))));
@@ -70,10 +76,14 @@ async function runScenario(scripts: ChannelScript[], splitSeed: number, frameSiz
     let pause = 0;
     for (const payload of payloads[i]!) {
       channel.write(payload);
+      if (script.finish === 'closeRead' && pause === 0) {
+        channel.closeRead(); // the writes go on
+        closesForReading++;
+      }
       await tick(script.pauses[pause++ % script.pauses.length]!);
     }
-    if (script.finish === 'end') channel.end();
-    else channel.destroy();
+    if (script.finish === 'reset') channel.destroy();
+    else channel.end();
     const outcome = await received.done;
     return { channel, received, outcome };
   }));
@@ -83,11 +93,13 @@ async function runScenario(scripts: ChannelScript[], splitSeed: number, frameSiz
     const sent = Buffer.concat(payloads[i]!);
     const reply = Buffer.concat(replies[i]!);
     const server = atServer.get(i);
-    if (scripts[i]!.finish === 'end') {
+    if (scripts[i]!.finish !== 'reset') {
       assert.equal(outcome, 'end', `channel ${i} ended cleanly`);
       assert.ok(server !== undefined, `server saw channel ${i}`);
       assert.ok(server.bytes().equals(sent), `channel ${i}: server received exactly what the client sent`);
-      assert.ok(received.bytes().equals(reply), `channel ${i}: client received exactly the reply`);
+      const back = received.bytes();
+      if (scripts[i]!.finish === 'end') assert.ok(back.equals(reply), `channel ${i}: client received exactly the reply`);
+      else assert.ok(reply.subarray(0, back.length).equals(back), `channel ${i} closed for reading: it got a prefix`);
     } else {
       const got = server?.bytes() ?? Buffer.alloc(0);
       assert.ok(sent.subarray(0, got.length).equals(got), `reset channel ${i}: server got a prefix`);
@@ -100,7 +112,7 @@ async function runScenario(scripts: ChannelScript[], splitSeed: number, frameSiz
   assert.equal(client.closeError, undefined);
 }
 
-test('random interleavings of writes, ends and resets deliver exact, ordered bytes', async () => {
+test('random interleavings of writes, ends, resets and closes for reading deliver exact, ordered bytes', async () => {
   let runs = 0;
   await fc.assert(
     fc.asyncProperty(
@@ -112,4 +124,5 @@ test('random interleavings of writes, ends and resets deliver exact, ordered byt
     { numRuns: 100, seed: 20261125, endOnFailure: true },
   );
   assert.equal(runs, 100);
+  assert.ok(closesForReading > 50, `channels closed for reading: ${closesForReading}`);
 });
