@@ -131,7 +131,7 @@ export const WORKLOADS: readonly WorkloadDef[] = [
     title: "fairness: rr-1's latency while another channel runs bulk on the same session",
     target: 'p99 during bulk <= 2 ms and <= 5 x p99 without bulk',
     capSeconds: { full: 90, quick: 15 },
-    repeats: { full: 1, quick: 1 },
+    repeats: { full: 3, quick: 1 },
     params: {
       full: P({ channels: 2, rounds: 20_000, warmup: 500, warmupMs: 1_000, baselineRounds: 5_000, ackEveryBlocks: MIB_BLOCKS }),
       quick: P({ channels: 2, rounds: 500, warmup: 200, warmupMs: 500, baselineRounds: 500, ackEveryBlocks: MIB_BLOCKS }),
