@@ -2,6 +2,7 @@
 // the targets as dashed lines, failed and skipped runs named in place of their bar. Plain SVG, written
 // by hand so that the bench needs no charting dependency; text widths are estimated (no font metrics).
 import type { Report, RunRecord } from './report.js';
+import { median } from './stats.js';
 import {
   BASELINE, SUBJECT, axisValue, contextOf, displayValue, evaluate, formatAxis, formatDisplay, measuresOf,
   type Measure, type TargetResult,
@@ -106,11 +107,6 @@ function fmtTick(v: number, step: number): string {
   return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)]! : 0;
-}
-
 function barColor(impl: string): string {
   return impl === SUBJECT ? COLOR.subject : impl === BASELINE ? COLOR.baseline : COLOR.other;
 }
@@ -137,7 +133,7 @@ function panel(measure: Measure, runs: RunRecord[], results: TargetResult[], x: 
 
   // Scale: everything in view unless one bar dwarfs the rest (then it is cut and marked).
   const known = values.filter((v): v is number => v !== undefined);
-  const ref = Math.max(...lines.map((l) => l.value), ...known.filter((_, i) => [BASELINE, SUBJECT].includes(runs[i]!.impl)), median(known), 0);
+  const ref = Math.max(...lines.map((l) => l.value), ...known.filter((_, i) => [BASELINE, SUBJECT].includes(runs[i]!.impl)), known.length ? median(known) : 0, 0);
   let top = Math.max(...known, ...lines.map((l) => l.value), 0);
   if (ref > 0 && top > 3 * ref) top = 2.5 * ref;
   const axis = niceAxis(top * 1.02);

@@ -1,5 +1,6 @@
 // Tables: plain text for the terminal; the rows also feed the Markdown document (document.ts) and the JSON.
 import type { FigureDef, WorkloadId } from './workloads.js';
+import { median } from './stats.js';
 
 export interface RunRecord {
   workload: WorkloadId;
@@ -22,14 +23,6 @@ export interface Report {
 }
 
 export const BASELINE = 'raw-tcp';
-
-/** The median of some numbers (the mean of the middle two for an even count); NaN for none. */
-export function median(values: number[]): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 /**
  * One record from an implementation's rounds of a workload: each figure is the median of the rounds. A round

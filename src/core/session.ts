@@ -443,10 +443,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * The application reads no more of a channel: data that arrives from now on is discarded, and its window
    * credit goes back to the peer at once (yamux has no frame to ask a peer to stop sending; the peer learns
    * when the channel closes). The endpoint drops what it holds itself, which `readProgress` then credits.
+   * Once the application also ended writing and let go of the channel, the channel stays in the session (its
+   * FIN sent, waiting for the peer's) until the peer's FIN ends it, or its data draws a reset (`onPayload`).
    */
   closeChannelRead(channel: ChannelState): void {
-    // Once the application also ended writing and let go of the channel, the channel stays in the session
-    // (its FIN sent, waiting for the peer's) until the peer's FIN ends it, or its data draws a reset.
     if (!channel.live) return;
     channel.readClosed = true;
   }
