@@ -46,6 +46,22 @@ test('a once listener removed before it fires is not called', () => {
   assert.equal(called, false);
 });
 
+test('listeners are called with the emitter as `this`, as Node calls them (once listeners too)', () => {
+  const ticker = new Ticker();
+  const seen: unknown[] = [];
+  ticker.on('tick', function (this: unknown) {
+    seen.push(this);
+  });
+  ticker.once('done', function (this: unknown) {
+    seen.push(this);
+  });
+  ticker.emit('tick', 1);
+  ticker.emit('done');
+  assert.equal(seen.length, 2);
+  assert.equal(seen[0], ticker);
+  assert.equal(seen[1], ticker);
+});
+
 test("events.once() and events.on() take a session (type-checked: this file compiles with Node's types)", async () => {
   const pair = await sessionPair();
   try {

@@ -105,7 +105,7 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
     if (list === undefined) return false;
     for (const listener of list) {
       try {
-        listener(...args);
+        listener.apply(this, args);
       } catch (error) {
         queueMicrotask(() => {
           throw error;
@@ -131,7 +131,7 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
   private onceWrapper<K extends keyof Events>(event: K, listener: Events[K]): OnceWrapper {
     const wrapper = ((...args: unknown[]) => {
       this.off(event, wrapper as unknown as Events[K]);
-      listener(...args);
+      listener.apply(this, args);
     }) as OnceWrapper;
     wrapper.listener = listener;
     return wrapper;
