@@ -4,7 +4,7 @@
 import type { Report, RunRecord } from './report.js';
 import { median } from './stats.js';
 import {
-  BASELINE, SUBJECT, axisValue, contextOf, displayValue, evaluate, formatAxis, formatDisplay, measuresOf,
+  BASELINE, SUBJECT, SUBJECTS, axisValue, contextOf, displayValue, evaluate, formatAxis, formatDisplay, measuresOf,
   type Measure, type TargetResult,
 } from './targets.js';
 
@@ -108,7 +108,7 @@ function fmtTick(v: number, step: number): string {
 }
 
 function barColor(impl: string): string {
-  return impl === SUBJECT ? COLOR.subject : impl === BASELINE ? COLOR.baseline : COLOR.other;
+  return SUBJECTS.includes(impl) ? COLOR.subject : impl === BASELINE ? COLOR.baseline : COLOR.other;
 }
 
 interface Line {
@@ -192,7 +192,7 @@ function panel(measure: Measure, runs: RunRecord[], results: TargetResult[], x: 
   runs.forEach((r, i) => {
     const rowY = barsTop + i * ROW_H;
     const cy = rowY + ROW_H / 2;
-    const isSubject = r.impl === SUBJECT;
+    const isSubject = SUBJECTS.includes(r.impl);
     labels.push(text(plotX - 8, cy + 4, r.impl, { size: 11, anchor: 'end', weight: isSubject ? 'bold' : 'normal' }));
     const v = values[i];
     if (r.status !== 'ok' || v === undefined) {

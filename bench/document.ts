@@ -4,8 +4,9 @@
 import { existsSync, readFileSync, renameSync, writeFileSync, copyFileSync } from 'node:fs';
 import { dirname, relative, sep } from 'node:path';
 import { mdEscape, rows, type Report } from './report.js';
+import { REFERENCES } from './impl/index.js';
 import {
-  BASELINE, SUBJECT, bestOther, contextOf, displayValue, evaluate, formatAxis, formatDisplay, measuresOf, runOf,
+  BASELINE, LIGHT_SUBJECT, SUBJECT, bestOther, contextOf, displayValue, evaluate, formatAxis, formatDisplay, measuresOf, runOf,
   type TargetResult,
 } from './targets.js';
 
@@ -33,25 +34,49 @@ function ratioText(a: number | undefined, b: number | undefined): string {
   return a === undefined || b === undefined || b === 0 ? '-' : `${(a / b).toFixed(2)}x`;
 }
 
-/** One row per measure: muxwire, raw TCP, the best other multiplexer, and muxwire's targets. */
+function verdictOf(results: TargetResult[]): string {
+  const missed = results.filter((r) => r.met === false).length;
+  const unknown = results.filter((r) => r.met === undefined).length;
+  return missed > 0
+    ? `✗ missed${results.length > 1 ? ` ${missed} of ${results.length}` : ''}`
+    : unknown > 0 ? '? unknown' : '✓ met';
+}
+
+/**
+ * One row per measure: muxwire, raw TCP, the best other multiplexer, and muxwire's targets; with columns for
+ * muxwire's light channels when they ran.
+ */
 export function headlineTable(report: Report): string[] {
-  const out = [
-    '| workload | figure | better | muxwire | raw TCP | muxwire / raw TCP | best other multiplexer | muxwire / best other | targets |',
-    '|---|---|---|---:|---:|---:|---|---:|---|',
-  ];
+  const light = report.runs.some((r) => r.impl === LIGHT_SUBJECT);
+  const out = light
+    ? [
+      '| workload | figure | better | muxwire | raw TCP | muxwire / raw TCP | light channels | light / raw TCP | best other multiplexer | muxwire / best other | targets |',
+      '|---|---|---|---:|---:|---:|---:|---:|---|---:|---|',
+    ]
+    : [
+      '| workload | figure | better | muxwire | raw TCP | muxwire / raw TCP | best other multiplexer | muxwire / best other | targets |',
+      '|---|---|---|---:|---:|---:|---|---:|---|',
+    ];
   for (const m of measuresOf(report)) {
     const ctx = contextOf(report, m);
-    const mux = displayValue(m, runOf(ctx.runs, SUBJECT));
+    const cell = (subject: string): [string, number | undefined] => {
+      const v = displayValue(m, runOf(ctx.runs, subject));
+      return [v === undefined ? (runOf(ctx.runs, subject)?.status ?? 'not run') : formatDisplay(m, v), v];
+    };
+    const [muxCell, mux] = cell(SUBJECT);
     const raw = displayValue(m, runOf(ctx.runs, BASELINE));
     const best = bestOther(m, ctx.runs);
-    const results = m.targets.map((t) => evaluate(ctx, t));
-    const missed = results.filter((r) => r.met === false).length;
-    const unknown = results.filter((r) => r.met === undefined).length;
-    const verdict = missed > 0
-      ? `✗ missed${results.length > 1 ? ` ${missed} of ${results.length}` : ''}`
-      : unknown > 0 ? '? unknown' : '✓ met';
-    const muxCell = mux === undefined ? (runOf(ctx.runs, SUBJECT)?.status ?? 'not run') : formatDisplay(m, mux);
-    out.push(`| ${m.workload} | ${mdEscape(m.title.replace(/^[^ ]+:? /, ''))} | ${m.better} | ${muxCell} | ${formatDisplay(m, raw)} | ${ratioText(mux, raw)} | ${best ? `${formatDisplay(m, best.value)} (${best.run.impl})` : '-'} | ${ratioText(mux, best?.value)} | ${verdict} |`);
+    let verdict = verdictOf(m.targets.map((t) => evaluate(ctx, t)));
+    const cells = [m.workload, mdEscape(m.title.replace(/^[^ ]+:? /, '')), m.better, muxCell, formatDisplay(m, raw), ratioText(mux, raw)];
+    if (light) {
+      const [lightCell, lightValue] = cell(LIGHT_SUBJECT);
+      cells.push(lightCell, ratioText(lightValue, raw));
+      if (runOf(ctx.runs, LIGHT_SUBJECT)) {
+        verdict = `${verdict} · light channels ${verdictOf(m.targets.map((t) => evaluate({ ...ctx, subject: LIGHT_SUBJECT }, t)))}`;
+      }
+    }
+    cells.push(best ? `${formatDisplay(m, best.value)} (${best.run.impl})` : '-', ratioText(mux, best?.value), verdict);
+    out.push(`| ${cells.join(' | ')} |`);
   }
   return out;
 }
@@ -94,6 +119,11 @@ export function formatDocument(report: Report, o: DocumentOptions): string {
   out.push('muxwire beside raw TCP and the best of the other multiplexers (`node:http2`, `@chainsafe/libp2p-yamux`,');
   out.push('`yamux-js`, `multiplex`, `@libp2p/mplex`) on each workload; targets from `docs/targets.md`.', '');
   out.push(...headlineTable(report), '');
+  if (report.runs.some((r) => REFERENCES.has(r.impl))) {
+    out.push('The per-workload tables also show `floor` where it ran: a yardstick written for the bench, the least a');
+    out.push('multiplexer over one connection with Node `Duplex` channels has to do (framing only: no flow control,');
+    out.push('fairness, handshake or keep-alive; see `bench/README.md`). It is not one of the other multiplexers.', '');
+  }
 
   if (o.svgPath) {
     out.push('## Chart', '');
@@ -115,19 +145,32 @@ export function formatDocument(report: Report, o: DocumentOptions): string {
       out.push('');
     }
     out.push(`Target (docs/targets.md): ${mdEscape(w.target)}`, '');
-    out.push('| target | muxwire | bound in this run | muxwire meets it |', '|---|---:|---:|---|');
+    const lightRan = report.runs.some((r) => r.workload === w.id && r.impl === LIGHT_SUBJECT);
+    out.push(lightRan
+      ? '| target | muxwire | bound in this run | muxwire meets it | light channels | light channels meet it |'
+      : '| target | muxwire | bound in this run | muxwire meets it |', lightRan ? '|---|---:|---:|---|---:|---|' : '|---|---:|---:|---|');
     for (const meas of measuresOf(report).filter((x) => x.workload === w.id)) {
       const ctx = contextOf(report, meas);
-      const subject = runOf(ctx.runs, SUBJECT);
       for (const t of meas.targets) {
-        const r = evaluate(ctx, t);
-        const value = r.value !== undefined && r.threshold !== undefined ? formatAxis(meas, r.value)
-          : displayValue(meas, subject) !== undefined && !t.check ? formatDisplay(meas, displayValue(meas, subject))
-          : (subject?.status ?? 'not run');
+        const judged = (subjectName: string): { value: string; r: TargetResult; verdict: string } => {
+          const subject = runOf(ctx.runs, subjectName);
+          const r = evaluate({ ...ctx, subject: subjectName }, t);
+          const value = r.value !== undefined && r.threshold !== undefined ? formatAxis(meas, r.value)
+            : displayValue(meas, subject) !== undefined && !t.check ? formatDisplay(meas, displayValue(meas, subject))
+            : (subject?.status ?? 'not run');
+          const why = r.met === true ? '' : / \((.*)\)$/.exec(r.detail)?.[1];
+          return { value, r, verdict: `${resultMark(r)}${why ? ` (${mdEscape(why)})` : ''}` };
+        };
+        const mux = judged(SUBJECT);
+        const r = mux.r;
         const derived = r.thresholdLabel && !/^[\d.]+( \S+)?$/.test(r.thresholdLabel) ? ` (${mdEscape(r.thresholdLabel)})` : '';
         const bound = r.threshold !== undefined ? `${r.op === '<=' ? '<=' : '>='} ${formatAxis(meas, r.threshold)}${derived}` : '-';
-        const why = r.met === true ? '' : / \((.*)\)$/.exec(r.detail)?.[1];
-        out.push(`| ${mdEscape(t.text)} | ${value} | ${bound} | ${resultMark(r)}${why ? ` (${mdEscape(why)})` : ''} |`);
+        const cells = [mdEscape(t.text), mux.value, bound, mux.verdict];
+        if (lightRan) {
+          const light = judged(LIGHT_SUBJECT);
+          cells.push(light.value, light.verdict);
+        }
+        out.push(`| ${cells.join(' | ')} |`);
       }
     }
     out.push('');

@@ -51,7 +51,7 @@ const USAGE = `usage: npm run bench -- [--quick] [--workloads a,b] [--impls x,y]
   --report         the full suite, written to docs/benchmarks.md, docs/benchmarks.svg, docs/benchmarks.json
   --from FILE      no runs: re-render --markdown / --svg / --report output from a saved --json file
   workloads: ${WORKLOADS.map((w) => w.id).join(', ')}
-  impls:     ${IMPLEMENTATIONS.map((i) => i.name).join(', ')}`;
+  impls:     ${IMPLEMENTATIONS.map((i) => (i.workloads ? `${i.name} (${i.reference ? 'a yardstick, ' : ''}only ${i.workloads.join(', ')})` : i.name)).join(', ')}`;
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
@@ -432,10 +432,11 @@ async function main(): Promise<void> {
       target: w.target,
       figures: w.figures,
     });
-    const rounds = new Map<string, RunRecord[]>(o.impls.map((entry) => [entry.name, []]));
+    const impls = o.impls.filter((entry) => entry.workloads === undefined || entry.workloads.includes(w.id));
+    const rounds = new Map<string, RunRecord[]>(impls.map((entry) => [entry.name, []]));
     for (let round = 0; round < repeats; round++) {
       // Each round starts one implementation later, so none is always first (or always after a given one).
-      const order = o.impls.map((_, i) => o.impls[(i + round) % o.impls.length]!);
+      const order = impls.map((_, i) => impls[(i + round) % impls.length]!);
       for (const entry of order) {
         const done = rounds.get(entry.name)!;
         // An implementation that failed or was skipped is not run again: its result is known.
@@ -447,7 +448,7 @@ async function main(): Promise<void> {
         await new Promise((res) => setTimeout(res, 200)); // let the previous run's sockets settle
       }
     }
-    for (const entry of o.impls) report.runs.push(mergeRounds(rounds.get(entry.name)!));
+    for (const entry of impls) report.runs.push(mergeRounds(rounds.get(entry.name)!));
     console.log(formatText(report, w.id));
   }
   report.meta['duration'] = duration(Date.now() - started);

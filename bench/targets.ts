@@ -3,9 +3,14 @@
 // in the same run or, where raw TCP is no fair yardstick (fairness, idle memory), as the figure itself.
 import { BASELINE, type Report, type RunRecord } from './report.js';
 import type { WorkloadId } from './workloads.js';
+import { REFERENCES } from './impl/index.js';
 
 export { BASELINE };
 export const SUBJECT = 'muxwire';
+/** muxwire again, with `LightChannel`s instead of Node `Duplex` channels: judged against the same targets. */
+export const LIGHT_SUBJECT = 'muxwire-light';
+/** The implementations that are muxwire (never "another multiplexer"). */
+export const SUBJECTS: readonly string[] = [SUBJECT, LIGHT_SUBJECT];
 
 export interface Measure {
   id: string;
@@ -31,6 +36,8 @@ export interface Measure {
 export interface Context {
   measure: Measure;
   runs: RunRecord[];
+  /** whose targets are judged: muxwire unless given */
+  subject?: string;
 }
 
 export interface Target {
@@ -52,7 +59,7 @@ export interface TargetResult {
   target: string;
   short: string;
   op?: '>=' | '<=';
-  /** muxwire's value in axis units (undefined when it has none) */
+  /** the subject's value in axis units (undefined when it has none) */
   value?: number;
   threshold?: number;
   /** what the threshold was made of, e.g. "1.5 x http2" */
@@ -60,6 +67,8 @@ export interface TargetResult {
   met: boolean | undefined;
   /** one line for tables: "0.62x >= 0.90x: missed" */
   detail: string;
+  /** whose value it is (muxwire, or muxwire with light channels); set in the JSON's list */
+  subject?: string;
 }
 
 // ---- values ----
@@ -83,11 +92,11 @@ export function axisValue(m: Measure, r: RunRecord | undefined, runs: RunRecord[
   return base === undefined || base === 0 ? undefined : v / base;
 }
 
-/** The best run among the other multiplexers (every implementation but raw TCP and muxwire). */
+/** The best run among the other multiplexers (every implementation but raw TCP, muxwire and the yardsticks). */
 export function bestOther(m: Measure, runs: RunRecord[]): { run: RunRecord; value: number } | undefined {
   let best: { run: RunRecord; value: number } | undefined;
   for (const r of runs) {
-    if (r.impl === BASELINE || r.impl === SUBJECT) continue;
+    if (r.impl === BASELINE || SUBJECTS.includes(r.impl) || REFERENCES.has(r.impl)) continue;
     const v = displayValue(m, r);
     if (v === undefined) continue;
     if (!best || (m.better === 'higher' ? v > best.value : v < best.value)) best = { run: r, value: v };
@@ -134,7 +143,7 @@ function timesBestOther(op: '>=' | '<=', k: number, text: string, short: string)
 const noFailures: Target = {
   text: 'no failures',
   short: 'no failures',
-  check: (ctx) => runOf(ctx.runs, SUBJECT)?.status === 'ok',
+  check: (ctx) => runOf(ctx.runs, ctx.subject ?? SUBJECT)?.status === 'ok',
 };
 
 // ---- the measures ----
@@ -233,12 +242,13 @@ export function formatDisplay(m: Measure, v: number | undefined): string {
 
 export function evaluate(ctx: Context, t: Target): TargetResult {
   const m = ctx.measure;
-  const subject = runOf(ctx.runs, SUBJECT);
+  const subjectName = ctx.subject ?? SUBJECT;
+  const subject = runOf(ctx.runs, subjectName);
   const value = axisValue(m, subject, ctx.runs);
   const base: Omit<TargetResult, 'met' | 'detail'> = { measure: m.id, workload: m.workload, target: t.text, short: t.short };
   if (t.op) base.op = t.op;
   if (value !== undefined) base.value = value;
-  const why = !subject ? 'muxwire not run' : subject.status !== 'ok' ? `muxwire ${subject.status}` : undefined;
+  const why = !subject ? `${subjectName} not run` : subject.status !== 'ok' ? `${subjectName} ${subject.status}` : undefined;
   if (t.check) {
     const met = t.check(ctx);
     return { ...base, met, detail: met === undefined ? 'unknown' : met ? 'met' : `missed${why ? ` (${why})` : ''}` };
@@ -265,7 +275,10 @@ export function evaluateAll(report: Report): TargetResult[] {
   const out: TargetResult[] = [];
   for (const m of measuresOf(report)) {
     const ctx = contextOf(report, m);
-    for (const t of m.targets) out.push(evaluate(ctx, t));
+    for (const subject of SUBJECTS) {
+      if (subject !== SUBJECT && !runOf(ctx.runs, subject)) continue;
+      for (const t of m.targets) out.push({ ...evaluate({ ...ctx, subject }, t), subject });
+    }
   }
   return out;
 }

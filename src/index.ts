@@ -6,8 +6,9 @@
  * ```
  * @module
  */
-export { Session, multiplexedClient, multiplexedServer } from './node/session.js';
+export { Session, multiplexedClient, multiplexedServer, lightClient, lightServer } from './node/session.js';
 export { Channel } from './node/channel.js';
+export { LightChannel, LightSession, type LightChannelEvents } from './core/light-channel.js';
 export { connect, createServer, type ConnectOptions, type ServerOptions } from './node/net.js';
 export { duplexTransport } from './node/transport.js';
 export {

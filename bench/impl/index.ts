@@ -2,14 +2,32 @@
 // processes, so that one implementation's load-time side effects (polyfills, module state) never
 // touch another's run.
 import type { Implementation } from './types.js';
+import type { WorkloadId } from '../workloads.js';
 
 export interface ImplEntry {
   name: string;
   /** as Implementation.transport, known without loading the module */
   transport: 'shared' | 'per-channel';
   load(): Promise<Implementation>;
+  /**
+   * A yardstick written for the bench rather than a multiplexer people use: shown beside the others, left out
+   * of "the best other multiplexer".
+   */
+  reference?: boolean;
+  /** The only workloads it runs (all when absent). */
+  workloads?: readonly WorkloadId[];
   /** Resolves to a reason when the implementation cannot run here (checked by the runner). */
   unavailable?(): Promise<string | null>;
+}
+
+async function muxwireUnavailable(): Promise<string | null> {
+  const { loadMuxwire } = await import('./muxwire.js');
+  try {
+    await loadMuxwire();
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 const def = async (p: Promise<{ default: Implementation }>) => (await p).default;
@@ -20,21 +38,27 @@ export const IMPLEMENTATIONS: readonly ImplEntry[] = [
     name: 'muxwire',
     transport: 'shared',
     load: () => def(import('./muxwire.js')),
-    async unavailable() {
-      const { loadMuxwire } = await import('./muxwire.js');
-      try {
-        await loadMuxwire();
-        return null;
-      } catch (err) {
-        return (err as Error).message;
-      }
-    },
+    unavailable: () => muxwireUnavailable(),
+  },
+  {
+    name: 'muxwire-light',
+    transport: 'shared',
+    load: () => def(import('./muxwire-light.js')),
+    unavailable: () => muxwireUnavailable(),
   },
   { name: 'http2', transport: 'shared', load: () => def(import('./http2.js')) },
   { name: 'libp2p-yamux', transport: 'shared', load: () => def(import('./libp2p-yamux.js')) },
   { name: 'yamux-js', transport: 'shared', load: () => def(import('./yamux-js.js')) },
   { name: 'multiplex', transport: 'shared', load: () => def(import('./multiplex.js')) },
   { name: 'mplex', transport: 'shared', load: () => def(import('./mplex.js')) },
+  // What one connection with Node Duplex channels allows at best, on the workloads whose targets muxwire misses.
+  {
+    name: 'floor',
+    transport: 'shared',
+    reference: true,
+    workloads: ['bulk-1', 'bulk-100', 'open-10k'],
+    load: () => def(import('./floor.js')),
+  },
 ];
 
 export function findImpl(name: string): ImplEntry {
@@ -42,3 +66,6 @@ export function findImpl(name: string): ImplEntry {
   if (!entry) throw new Error(`unknown implementation '${name}' (known: ${IMPLEMENTATIONS.map((e) => e.name).join(', ')})`);
   return entry;
 }
+
+/** Names of the yardsticks ({@link ImplEntry.reference}). */
+export const REFERENCES: ReadonlySet<string> = new Set(IMPLEMENTATIONS.filter((e) => e.reference).map((e) => e.name));

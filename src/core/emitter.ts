@@ -13,7 +13,13 @@ type Listener = (...args: any[]) => void;
 type OnceWrapper = Listener & { listener: Listener };
 
 export class Emitter<Events extends { [K in keyof Events]: Listener }> {
-  private listenerMap: Map<keyof Events, Listener[]> | null = null;
+  /**
+   * Listeners by event: one listener as itself, several as an array replaced (never changed) on each change, so
+   * that emitting while listeners change sees a stable list. Most channels have one listener per event, and a
+   * null-prototype object with functions in it is far lighter than a `Map` of arrays (it is made for every
+   * channel of a session of `LightChannel`s).
+   */
+  private listenerTable: Record<PropertyKey, Listener | Listener[]> | null = null;
   private maxListeners = 10;
 
   /** Adds a listener. */
@@ -43,13 +49,20 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
 
   /** Removes a listener (added with `on` or `once`). */
   off<K extends keyof Events>(event: K, listener: Events[K]): this {
-    const list = this.listenerMap?.get(event);
-    if (list === undefined) return this;
-    const index = list.findIndex((l) => l === listener || (l as Partial<OnceWrapper>).listener === listener);
+    const table = this.listenerTable;
+    if (table === null) return this;
+    const key = event as PropertyKey;
+    const entry = table[key];
+    if (entry === undefined) return this;
+    const matches = (l: Listener): boolean => l === listener || (l as Partial<OnceWrapper>).listener === listener;
+    if (typeof entry === 'function') {
+      if (matches(entry)) delete table[key];
+      return this;
+    }
+    const index = entry.findIndex(matches);
     if (index < 0) return this;
-    const next = list.slice(0, index).concat(list.slice(index + 1));
-    if (next.length === 0) this.listenerMap!.delete(event);
-    else this.listenerMap!.set(event, next);
+    const next = entry.slice(0, index).concat(entry.slice(index + 1));
+    table[key] = next.length === 1 ? next[0]! : next;
     return this;
   }
 
@@ -60,29 +73,30 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
 
   /** Removes every listener of `event`, or of every event. */
   removeAllListeners(event?: keyof Events): this {
-    if (event === undefined) this.listenerMap = null;
-    else this.listenerMap?.delete(event);
+    if (event === undefined) this.listenerTable = null;
+    else if (this.listenerTable !== null) delete this.listenerTable[event as PropertyKey];
     return this;
   }
 
   /** How many listeners `event` has. */
   listenerCount(event: keyof Events): number {
-    return this.listenerMap?.get(event)?.length ?? 0;
+    const entry = this.listenerTable?.[event as PropertyKey];
+    return entry === undefined ? 0 : typeof entry === 'function' ? 1 : entry.length;
   }
 
   /** The listeners of `event`, as they were added (a `once` listener itself, not its wrapper). */
   listeners<K extends keyof Events>(event: K): Events[K][] {
-    return (this.listenerMap?.get(event) ?? []).map((l) => ((l as Partial<OnceWrapper>).listener ?? l) as Events[K]);
+    return this.listOf(event).map((l) => ((l as Partial<OnceWrapper>).listener ?? l) as Events[K]);
   }
 
   /** The listeners of `event`, `once` wrappers included. */
   rawListeners<K extends keyof Events>(event: K): Events[K][] {
-    return [...(this.listenerMap?.get(event) ?? [])] as Events[K][];
+    return [...this.listOf(event)] as Events[K][];
   }
 
   /** The events that have listeners. */
   eventNames(): (keyof Events)[] {
-    return [...(this.listenerMap?.keys() ?? [])];
+    return this.listenerTable === null ? [] : (Reflect.ownKeys(this.listenerTable) as (keyof Events)[]);
   }
 
   /** Kept for Node's `EventEmitter` interface; this emitter never warns about the number of listeners. */
@@ -101,16 +115,12 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
    * session emits its own events, and nothing inside it listens to them.
    */
   emit<K extends keyof Events>(event: K, ...args: Parameters<Events[K]>): boolean {
-    const list = this.listenerMap?.get(event);
-    if (list === undefined) return false;
-    for (const listener of list) {
-      try {
-        listener.apply(this, args);
-      } catch (error) {
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
+    const entry = this.listenerTable?.[event as PropertyKey];
+    if (entry === undefined) return false;
+    if (typeof entry === 'function') {
+      this.call(entry, args);
+    } else {
+      for (const listener of entry) this.call(listener, args);
     }
     return true;
   }
@@ -118,12 +128,28 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
   /** Hook for subclasses: a listener was just added. */
   protected onListenerAdded(_event: keyof Events): void {}
 
+  private call(listener: Listener, args: unknown[]): void {
+    try {
+      listener.apply(this, args);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+
+  private listOf(event: keyof Events): Listener[] {
+    const entry = this.listenerTable?.[event as PropertyKey];
+    return entry === undefined ? [] : typeof entry === 'function' ? [entry] : entry;
+  }
+
   private add(event: keyof Events, listener: Listener, first: boolean): this {
-    this.listenerMap ??= new Map();
-    const list = this.listenerMap.get(event);
-    // Copy on write, so that emitting while listeners change sees a stable list.
-    if (list === undefined) this.listenerMap.set(event, [listener]);
-    else this.listenerMap.set(event, first ? [listener, ...list] : [...list, listener]);
+    const table = (this.listenerTable ??= { __proto__: null } as unknown as Record<PropertyKey, Listener | Listener[]>);
+    const key = event as PropertyKey;
+    const entry = table[key];
+    if (entry === undefined) table[key] = listener;
+    else if (typeof entry === 'function') table[key] = first ? [listener, entry] : [entry, listener];
+    else table[key] = first ? [listener, ...entry] : [...entry, listener];
     this.onListenerAdded(event);
     return this;
   }

@@ -20,3 +20,4 @@ export {
   MuxSession, type Role, type SessionEvents, type SessionStatus, type EndpointFactory, type AcceptOptions, type DialOptions,
   type CloseOptions,
 } from './session.js';
+export { LightChannel, LightSession, type LightChannelEvents } from './light-channel.js';

@@ -6,11 +6,20 @@ import type { Duplex } from 'node:stream';
 import type { ChannelState } from '../core/channel-state.js';
 import type { SessionOptions } from '../core/options.js';
 import { MuxSession, type Role } from '../core/session.js';
+import { LightSession } from '../core/light-channel.js';
 import { Channel } from './channel.js';
 import { duplexTransport } from './transport.js';
 
 function createChannel(state: ChannelState, session: MuxSession<Channel>): Channel {
   return new Channel(state, session);
+}
+
+function nodeTransport(transport: Duplex): ReturnType<typeof duplexTransport> {
+  if (transport === null || typeof transport !== 'object' || typeof (transport as Duplex).write !== 'function'
+    || typeof (transport as Duplex).on !== 'function') {
+    throw new TypeError('muxwire: transport must be a Node duplex stream (for example a net.Socket)');
+  }
+  return duplexTransport(transport);
 }
 
 /**
@@ -21,11 +30,7 @@ function createChannel(state: ChannelState, session: MuxSession<Channel>): Chann
 export class Session extends MuxSession<Channel> {
   /** Wraps `transport`; `role` decides the channel id parity (client odd, server even). */
   constructor(transport: Duplex, role: Role, options?: SessionOptions) {
-    if (transport === null || typeof transport !== 'object' || typeof (transport as Duplex).write !== 'function'
-      || typeof (transport as Duplex).on !== 'function') {
-      throw new TypeError('muxwire: transport must be a Node duplex stream (for example a net.Socket)');
-    }
-    super(duplexTransport(transport), role, options, createChannel);
+    super(nodeTransport(transport), role, options, createChannel);
   }
 }
 
@@ -37,4 +42,18 @@ export function multiplexedClient(transport: Duplex, options?: SessionOptions): 
 /** Starts the server end of a session over `transport` (the server dials even channel ids). */
 export function multiplexedServer(transport: Duplex, options?: SessionOptions): Session {
   return new Session(transport, 'server', options);
+}
+
+/**
+ * Starts the client end of a session over `transport` whose channels are {@link LightChannel}s (events and
+ * async iteration, no Node streams): cheaper to open and to keep than `Channel`s, for sessions with very many
+ * small channels.
+ */
+export function lightClient(transport: Duplex, options?: SessionOptions): LightSession {
+  return new LightSession(nodeTransport(transport), 'client', options);
+}
+
+/** Starts the server end of a session over `transport` whose channels are {@link LightChannel}s. */
+export function lightServer(transport: Duplex, options?: SessionOptions): LightSession {
+  return new LightSession(nodeTransport(transport), 'server', options);
 }

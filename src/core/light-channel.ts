@@ -1,0 +1,392 @@
+/**
+ * A channel without Node streams: `write()` / `end()` / `destroy()`, `'data'` events or `for await`, and the
+ * same backpressure, half-close and errors as the Node `Channel`. It needs nothing but the core, so it is the
+ * channel of browser sessions; in Node it suits sessions with very many small channels, where a `Duplex` per
+ * channel costs time to set up and memory to keep (see `docs/design.md`).
+ *
+ * Reading starts when a `'data'` listener is added (or `resume()` is called, or an async iterator reads) and
+ * stops while `pause()`d; until then data waits in the channel, within its receive window, and the peer gets
+ * no more credit than was read. Writing: `write()` returns false once `channelHighWaterMark` bytes wait to be
+ * sent; `'drain'` says when to go on.
+ *
+ * Events, in order: `'data'` (a `Uint8Array`), `'end'` (the peer half-closed and all its data was read),
+ * `'drain'`, `'finish'` (after `end()`, once everything written reached the transport), `'error'` (the
+ * channel was reset or its session failed; only when there is an `'error'` listener, so an unobserved reset
+ * never crashes), and `'close'` last (both halves ended, or the channel was destroyed or failed).
+ * @module
+ */
+import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
+import { Emitter } from './emitter.js';
+import { MuxError } from './errors.js';
+import type { SessionOptions } from './options.js';
+import { MuxSession, type Role } from './session.js';
+import type { Transport } from './transport.js';
+
+/** The events of a {@link LightChannel}. */
+export interface LightChannelEvents {
+  /** Data from the peer. The array is the channel's to give: keep it or not, it is not reused. */
+  data: (chunk: Uint8Array) => void;
+  /** The peer half-closed and everything it sent was read. */
+  end: () => void;
+  /** Fewer than `channelHighWaterMark` bytes wait to be sent: writing may go on. */
+  drain: () => void;
+  /** After `end()`: everything written has reached the transport, and the FIN follows it. */
+  finish: () => void;
+  /** The channel was reset or its session failed (emitted only when the channel has an `'error'` listener). */
+  error: (error: Error) => void;
+  /** The channel is over: both halves ended, or it was destroyed or failed. The last event. */
+  close: () => void;
+}
+
+/** Why a waiting read of the async iterator settles. */
+interface PendingRead {
+  resolve: (result: IteratorResult<Uint8Array>) => void;
+  reject: (error: Error) => void;
+}
+
+const DONE: IteratorResult<Uint8Array> = { value: undefined, done: true };
+
+const RESOLVED = Promise.resolve();
+/**
+ * Runs `task` from a microtask. A settled promise's `then()` costs less than `queueMicrotask`, which Node wraps
+ * in an `AsyncResource` (and which, with V8 compiling that machinery, showed in the open-10k profile).
+ */
+function defer(task: () => void): void {
+  void RESOLVED.then(task);
+}
+
+// 'end': not yet due, due (emitted from a microtask), emitted.
+const END_NONE = 0;
+const END_DUE = 1;
+const END_EMITTED = 2;
+
+export class LightChannel extends Emitter<LightChannelEvents> implements ChannelEndpoint {
+  readonly #state: ChannelState;
+  readonly #session: MuxSession<LightChannel>;
+  // --- reading ---
+  /** Data delivered and not yet read (null while none waits: most channels never hold any). */
+  #buffer: Uint8Array[] | null = null;
+  #buffered = 0;
+  /** 'data' events flow; false before the first consumer and while paused. */
+  #flowing = false;
+  #paused = false;
+  #iterating = false;
+  #pendingRead: PendingRead | null = null;
+  #remoteEnded = false;
+  #endState = END_NONE;
+  // --- writing ---
+  #writing = 0;
+  #needDrain = false;
+  #writeEnded = false;
+  #finished = false;
+  // --- life ---
+  #closed = false;
+  #failure: Error | undefined;
+
+  /** @internal Channels are made by their session (`dial()`, `accept()`), not by hand. */
+  constructor(state: ChannelState, session: MuxSession<LightChannel>) {
+    super();
+    this.#state = state;
+    this.#session = session;
+  }
+
+  /** The channel id on the wire (odd when the client dialled it, even when the server did). */
+  get id(): number {
+    return this.#state.id;
+  }
+
+  /** The session this channel belongs to. */
+  get session(): MuxSession<LightChannel> {
+    return this.#session;
+  }
+
+  /** The protocol state: `init`, `syn-sent`, `syn-received`, `established`, `local-closed`, `remote-closed`, `closed` or `reset`. */
+  get protocolState(): ChannelStateName {
+    return this.#state.state;
+  }
+
+  /** This side's current receive window in bytes: 256 KiB at first, grown by auto-tuning up to `maxWindow`. */
+  get receiveWindow(): number {
+    return this.#state.rx.size;
+  }
+
+  /** True if this side dialled the channel, false if the peer did. */
+  get outbound(): boolean {
+    return this.#state.outbound;
+  }
+
+  /** Why the channel ended abnormally (reset by the peer, session failure, `destroy(error)`), if it did. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  /** True once the channel is over (`'close'` is emitted or about to be): nothing more is read or written. */
+  get destroyed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes written and not yet handed to the transport. */
+  get writableLength(): number {
+    return this.#writing;
+  }
+
+  /** Bytes received and not yet read. */
+  get readableLength(): number {
+    return this.#buffered;
+  }
+
+  /** True while reading is paused (by `pause()`, or before anything reads). */
+  isPaused(): boolean {
+    return !this.#flowing;
+  }
+
+  /**
+   * Queues `data` to be sent (it is not copied: do not change it until the write completes). Returns false
+   * once `channelHighWaterMark` bytes wait to be sent: wait for `'drain'` before writing more. A channel that
+   * was reset or failed takes no more data (the reason came as `'error'` and `failure`); writing after
+   * `end()` throws `ERR_MUX_WRITE_AFTER_END`.
+   */
+  write(data: Uint8Array): boolean {
+    if (!(data instanceof Uint8Array)) throw new TypeError('muxwire: write() takes a Uint8Array');
+    if (this.#writeEnded) throw new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: write() after end()`);
+    if (this.#closed) return false;
+    const length = data.length;
+    if (length > 0) {
+      this.#writing += length;
+      this.#session.writeChannel(this.#state, data, (error) => this.#written(length, error));
+    }
+    if (this.#writing >= this.#session.options.channelHighWaterMark) {
+      this.#needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  /** Half-closes: sends FIN after `data` (if given) and everything already written. Reading goes on. */
+  end(data?: Uint8Array): this {
+    if (this.#writeEnded || this.#closed) return this;
+    if (data !== undefined) this.write(data);
+    this.#writeEnded = true;
+    this.#session.endChannel(this.#state);
+    if (this.#writing === 0) defer(() => this.#finish());
+    return this;
+  }
+
+  /** Same as `end()`. */
+  closeWrite(): this {
+    return this.end();
+  }
+
+  /**
+   * Stops reading: data still buffered is dropped, data that arrives later is discarded as it comes (its
+   * credit going back to the peer at once, so the peer's writes never stall on this channel), and `'end'`
+   * follows. Writing goes on. As with the Node `Channel`, the peer is not told; once writing has ended too,
+   * the channel waits for the peer's FIN, and data the peer still sends then draws a reset.
+   */
+  closeRead(): this {
+    if (this.#state.readClosed || this.#closed) return this;
+    this.#session.closeChannelRead(this.#state);
+    this.#buffer = null;
+    this.#buffered = 0;
+    this.#session.readProgress(this.#state);
+    this.#remoteEnded = true; // nothing more will be read: 'end' comes now
+    this.#flowing = true;
+    this.#scheduleEnd();
+    return this;
+  }
+
+  /** Stops `'data'` events; data waits in the channel (within its window) until `resume()`. */
+  pause(): this {
+    this.#paused = true;
+    this.#flowing = false;
+    return this;
+  }
+
+  /** Starts or restarts `'data'` events; buffered data comes first, from a microtask. */
+  resume(): this {
+    this.#paused = false;
+    if (this.#flowing || this.#iterating || this.#closed) return this;
+    this.#flowing = true;
+    if (this.#buffered > 0 || this.#remoteEnded) defer(() => this.#flow());
+    return this;
+  }
+
+  /**
+   * Ends the channel at once: a reset (RST) goes to the peer unless both halves had already ended normally,
+   * queued writes are dropped, and `'close'` follows (after `'error'` when `error` is given and listened to).
+   */
+  destroy(error?: Error): this {
+    if (this.#closed) return this;
+    const state = this.#state;
+    const finished = error === undefined && state.localFin && (state.remoteFin || state.readClosed);
+    if (state.live && !finished) this.#session.resetChannel(state, error);
+    this.#close(error);
+    return this;
+  }
+
+  /** Reads the channel chunk by chunk; the loop ends at the peer's FIN. Leaving the loop early destroys it. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array> {
+    this.#iterating = true;
+    this.#flowing = false;
+    const iterator: AsyncIterableIterator<Uint8Array> = {
+      next: () => this.#nextChunk(),
+      return: async () => {
+        if (this.#endState === END_NONE) this.destroy();
+        return DONE;
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  // ------------------------------------------------------------------ ChannelEndpoint (for the session)
+
+  /** @internal */
+  deliver(data: Uint8Array): void {
+    const pending = this.#pendingRead;
+    if (pending !== null) {
+      this.#pendingRead = null;
+      pending.resolve({ value: data, done: false });
+      return;
+    }
+    if (this.#flowing && this.#buffered === 0) {
+      this.emit('data', data);
+      return;
+    }
+    (this.#buffer ??= []).push(data);
+    this.#buffered += data.length;
+  }
+
+  /** @internal */
+  remoteEnded(): void {
+    this.#remoteEnded = true;
+    const pending = this.#pendingRead;
+    if (pending !== null) {
+      this.#pendingRead = null;
+      this.#scheduleEnd();
+      pending.resolve(DONE);
+      return;
+    }
+    if (this.#flowing && this.#buffered === 0) this.#scheduleEnd();
+  }
+
+  /** @internal */
+  fail(error: Error): void {
+    if (this.#closed) return;
+    this.#close(error);
+  }
+
+  /** @internal */
+  get bufferedBytes(): number {
+    return this.#buffered;
+  }
+
+  // ------------------------------------------------------------------ inside
+
+  #written(length: number, error: Error | null | undefined): void {
+    this.#writing -= length;
+    if (error || this.#closed) return;
+    if (this.#needDrain && this.#writing < this.#session.options.channelHighWaterMark) {
+      this.#needDrain = false;
+      this.emit('drain');
+    }
+    if (this.#writeEnded && this.#writing === 0) this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#finished || this.#closed) return;
+    this.#finished = true;
+    this.emit('finish');
+    if (this.#endState === END_EMITTED) this.#close(undefined, false);
+  }
+
+  /** Emits what the buffer holds while flowing, then 'end' if the peer has ended. */
+  #flow(): void {
+    const buffer = this.#buffer;
+    if (buffer !== null) {
+      while (this.#flowing && buffer.length > 0 && !this.#closed) {
+        const chunk = buffer.shift()!;
+        this.#buffered -= chunk.length;
+        this.emit('data', chunk);
+      }
+      if (buffer.length === 0) this.#buffer = null;
+      this.#session.readProgress(this.#state);
+    }
+    if (this.#flowing && this.#buffered === 0 && this.#remoteEnded) this.#scheduleEnd();
+  }
+
+  #nextChunk(): Promise<IteratorResult<Uint8Array>> {
+    const buffer = this.#buffer;
+    if (buffer !== null && buffer.length > 0) {
+      const chunk = buffer.shift()!;
+      this.#buffered -= chunk.length;
+      if (buffer.length === 0) this.#buffer = null;
+      this.#session.readProgress(this.#state);
+      return Promise.resolve({ value: chunk, done: false });
+    }
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#remoteEnded || this.#closed) {
+      this.#scheduleEnd();
+      return Promise.resolve(DONE);
+    }
+    if (this.#pendingRead !== null) return Promise.reject(new TypeError('muxwire: one read at a time'));
+    return new Promise((resolve, reject) => {
+      this.#pendingRead = { resolve, reject };
+    });
+  }
+
+  #scheduleEnd(): void {
+    if (this.#endState !== END_NONE || this.#closed) return;
+    this.#endState = END_DUE;
+    defer(() => {
+      if (this.#closed) return;
+      this.#endState = END_EMITTED;
+      this.emit('end');
+      if (this.#finished) this.#close(undefined, false);
+    });
+  }
+
+  /**
+   * Ends the channel. Its last events come from a microtask when `later` (the caller is the application or the
+   * session), at once otherwise (the caller is already one of the channel's own deferred steps).
+   */
+  #close(error: Error | undefined, later = true): void {
+    this.#closed = true;
+    if (error !== undefined) this.#failure = error;
+    this.#buffer = null;
+    this.#buffered = 0;
+    const pending = this.#pendingRead;
+    this.#pendingRead = null;
+    if (pending !== null) {
+      if (error !== undefined) pending.reject(error);
+      else pending.resolve(DONE);
+    }
+    if (later) defer(() => this.#emitClose(error));
+    else this.#emitClose(error);
+  }
+
+  #emitClose(error: Error | undefined): void {
+    if (error !== undefined && this.listenerCount('error') > 0) this.emit('error', error);
+    this.emit('close');
+  }
+
+  /** A `'data'` listener starts the flow, as on a Node stream (unless paused by hand). */
+  protected override onListenerAdded(event: keyof LightChannelEvents): void {
+    if (event === 'data' && !this.#paused) this.resume();
+  }
+}
+
+function createLightChannel(state: ChannelState, session: MuxSession<LightChannel>): LightChannel {
+  return new LightChannel(state, session);
+}
+
+/**
+ * A session whose channels are {@link LightChannel}s, over any core {@link Transport} (a WebSocket or a
+ * WHATWG stream pair adapted to it, or, in Node, `duplexTransport(socket)`; `lightClient` / `lightServer`
+ * do that for a Node duplex).
+ */
+export class LightSession extends MuxSession<LightChannel> {
+  constructor(transport: Transport, role: Role, options?: SessionOptions) {
+    super(transport, role, options, createLightChannel);
+  }
+}

@@ -1,0 +1,249 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import {
+  ChannelResetError, LightChannel, LightSession, MuxError, lightClient, lightServer, multiplexedServer,
+} from '../src/index.js';
+import { memoryPipe, pseudoRandomBytes, tcpPair, until } from './helpers.js';
+
+async function lightPair(transport: 'memory' | 'tcp' = 'memory', serverOptions = {}) {
+  const [a, b] = transport === 'tcp' ? await tcpPair() : memoryPipe();
+  const client = lightClient(a, { keepAliveInterval: 0 });
+  const server = lightServer(b, { keepAliveInterval: 0, ...serverOptions });
+  return {
+    client,
+    server,
+    close() {
+      client.destroy();
+      server.destroy();
+      a.destroy();
+      b.destroy();
+    },
+  };
+}
+
+/** Reads a light channel with 'data' events to its 'end'. */
+function readAll(channel: LightChannel): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    channel.on('data', (chunk) => chunks.push(chunk));
+    channel.on('end', () => resolve(Buffer.concat(chunks)));
+    channel.on('error', reject);
+  });
+}
+
+/** Writes `data` in `piece`-byte writes, waiting for 'drain' when asked, then ends. */
+async function writeAll(channel: LightChannel, data: Uint8Array, piece = 16 * 1024): Promise<void> {
+  for (let at = 0; at < data.length; at += piece) {
+    if (!channel.write(data.subarray(at, at + piece))) await once(channel, 'drain');
+  }
+  channel.end();
+}
+
+test('light channels carry data both ways over TCP, exact and in order; events end in close', async () => {
+  const { client, server, close } = await lightPair('tcp');
+  try {
+    assert.ok(client instanceof LightSession);
+    const up = pseudoRandomBytes(3 * 1024 * 1024 + 17, 1);
+    const down = pseudoRandomBytes(2 * 1024 * 1024 + 5, 2);
+    let serverRead: Promise<Buffer> = Promise.reject(new Error('no channel reached the server'));
+    serverRead.catch(() => {});
+    server.on('channel', (ch) => {
+      serverRead = readAll(ch);
+      void writeAll(ch, down);
+    });
+    const ch = client.dial();
+    assert.ok(ch instanceof LightChannel);
+    const events: string[] = [];
+    for (const event of ['end', 'finish', 'close'] as const) ch.on(event, () => events.push(event));
+    const closed = once(ch, 'close');
+    const reading = readAll(ch);
+    await writeAll(ch, up, 50_000);
+    assert.ok((await reading).equals(down), 'the client read what the server wrote');
+    assert.ok((await serverRead).equals(up), 'the server read what the client wrote');
+    await closed;
+    assert.equal(events.at(-1), 'close');
+    assert.deepEqual([...events].sort(), ['close', 'end', 'finish']);
+    assert.equal(ch.destroyed, true);
+    assert.equal(ch.failure, undefined);
+    await until(() => ch.protocolState === 'closed', 2000, 'both FINs');
+  } finally {
+    close();
+  }
+});
+
+test('write() returns false at the high-water mark and drain follows; a paused reader holds the writer at its window', async () => {
+  const { client, server, close } = await lightPair('memory', { initialWindow: 256 * 1024 });
+  try {
+    const accepted = once(server, 'channel') as Promise<[LightChannel]>;
+    const ch = client.dial();
+    ch.write(new Uint8Array([1]));
+    const [peer] = await accepted;
+    peer.pause();
+    // The peer reads nothing: the writer can send one window, and the rest waits here.
+    const big = pseudoRandomBytes(1024 * 1024, 3);
+    assert.equal(ch.write(big), false, 'over the high-water mark');
+    await until(() => peer.readableLength >= 256 * 1024, 2000, 'a window buffered at the peer');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(peer.readableLength <= 256 * 1024, `the peer holds ${peer.readableLength} bytes, more than its window`);
+    assert.ok(ch.writableLength > 0, 'the rest waits on the writer');
+    const drained = once(ch, 'drain');
+    const reading = readAll(peer); // adds a 'data' listener, but the channel was paused by hand
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(peer.isPaused(), true, 'a data listener does not undo pause()');
+    peer.resume();
+    await drained;
+    ch.end();
+    const got = await reading;
+    assert.equal(got.length, 1 + big.length);
+    assert.ok(got.subarray(1).equals(big));
+  } finally {
+    close();
+  }
+});
+
+test('for await reads a light channel to its end; leaving the loop early resets the channel', async () => {
+  const { client, server, close } = await lightPair();
+  try {
+    const data = pseudoRandomBytes(600_000, 4);
+    server.once('channel', (ch) => void writeAll(ch, data, 32 * 1024));
+    const ch = client.dial();
+    ch.end(new Uint8Array(0));
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of ch) chunks.push(chunk);
+    assert.ok(Buffer.concat(chunks).equals(data));
+
+    // Early exit: the channel is destroyed, and the peer's writes fail with a reset.
+    const peerError = new Promise<Error>((resolve) => {
+      server.once('channel', (peer) => {
+        peer.on('error', resolve);
+        void writeAll(peer, pseudoRandomBytes(4 * 1024 * 1024, 5), 64 * 1024).catch(() => {});
+      });
+    });
+    const second = client.dial();
+    second.write(new Uint8Array([7]));
+    for await (const chunk of second) {
+      assert.ok(chunk.length > 0);
+      break;
+    }
+    assert.equal(second.destroyed, true);
+    const error = await peerError;
+    assert.ok(error instanceof ChannelResetError, `got ${error}`);
+  } finally {
+    close();
+  }
+});
+
+test('half-close: the client ends writing and still reads the reply', async () => {
+  const { client, server, close } = await lightPair();
+  try {
+    server.on('channel', (ch) => {
+      const chunks: Uint8Array[] = [];
+      ch.on('data', (c) => chunks.push(c));
+      ch.on('end', () => ch.end(Buffer.concat(chunks).reverse()));
+    });
+    const ch = client.dial();
+    const closed = once(ch, 'close');
+    ch.end(Buffer.from('abcdef'));
+    const reply = await readAll(ch);
+    assert.equal(reply.toString(), 'fedcba');
+    await closed;
+  } finally {
+    close();
+  }
+});
+
+test('a reset by the peer fails the light channel with ChannelResetError, listened to or not', async () => {
+  const { client, server, close } = await lightPair();
+  try {
+    server.on('channel', (ch) => ch.destroy());
+    const listened = client.dial();
+    listened.write(Buffer.from('x'));
+    const [error] = (await once(listened, 'error')) as [Error];
+    assert.ok(error instanceof ChannelResetError);
+    assert.equal(listened.failure, error);
+
+    const unlistened = client.dial(); // no 'error' listener: it just closes, the process does not crash
+    unlistened.write(Buffer.from('y'));
+    await new Promise<void>((resolve) => unlistened.on('close', () => resolve())); // (events.once would listen for 'error')
+    assert.ok(unlistened.failure instanceof ChannelResetError);
+    assert.equal(unlistened.write(Buffer.from('z')), false, 'a failed channel takes no more data');
+  } finally {
+    close();
+  }
+});
+
+test('light channel misuse: write after end throws a typed error, a non-Uint8Array a TypeError', async () => {
+  const { client, close } = await lightPair();
+  try {
+    const ch = client.dial();
+    assert.throws(() => ch.write('text' as unknown as Uint8Array), TypeError);
+    ch.end();
+    assert.throws(() => ch.write(new Uint8Array(1)), (e: unknown) => e instanceof MuxError && e.code === 'ERR_MUX_WRITE_AFTER_END');
+    ch.destroy();
+  } finally {
+    close();
+  }
+});
+
+test('closeRead() on a light channel: end follows, and the peer writing 4 MiB never stalls', async () => {
+  const { client, server, close } = await lightPair();
+  try {
+    let peerFinished: Promise<unknown> = Promise.resolve();
+    server.on('channel', (ch) => {
+      ch.on('data', () => {});
+      const finished = once(ch, 'finish');
+      peerFinished = writeAll(ch, pseudoRandomBytes(4 * 1024 * 1024, 6), 64 * 1024).then(() => finished);
+    });
+    const ch = client.dial();
+    ch.write(Buffer.from('go'));
+    await until(() => ch.readableLength > 0 || ch.listenerCount('data') > 0, 2000, 'data at the reader');
+    const ended = once(ch, 'end');
+    ch.closeRead();
+    await ended;
+    await peerFinished;
+    ch.end();
+    await once(ch, 'close');
+    assert.equal(ch.failure, undefined);
+  } finally {
+    close();
+  }
+});
+
+test('a light client talks to a server whose channels are Node streams (the same wire protocol)', async () => {
+  const [a, b] = memoryPipe();
+  const client = lightClient(a, { keepAliveInterval: 0 });
+  const server = multiplexedServer(b, { keepAliveInterval: 0 });
+  try {
+    server.on('channel', (ch) => ch.pipe(ch)); // echo through a Node Duplex
+    const data = pseudoRandomBytes(1024 * 1024, 7);
+    const ch = client.dial();
+    const reading = readAll(ch);
+    await writeAll(ch, data);
+    assert.ok((await reading).equals(data));
+    await client.close();
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
+});
+
+test('a graceful close waits for light channels to finish', async () => {
+  const { client, server, close } = await lightPair();
+  try {
+    const data = pseudoRandomBytes(512 * 1024, 8);
+    const received = new Promise<Buffer>((resolve) => server.on('channel', (ch) => void readAll(ch).then(resolve)));
+    const ch = client.dial();
+    const closing = (async () => {
+      await writeAll(ch, data);
+      ch.on('data', () => {});
+      await client.close();
+    })();
+    server.on('channel', (peer) => peer.end());
+    assert.ok((await received).equals(data));
+    await closing;
+    assert.equal(ch.destroyed, true);
+  } finally {
+    close();
+  }
+});
