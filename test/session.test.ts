@@ -918,3 +918,42 @@ test('a transport reset while no channel is open ends the session cleanly; with 
     await assert.rejects(client.closed, TransportClosedError);
   }
 });
+
+test('a loop dialling thousands of channels sends their SYNs while it runs, not only after it', async () => {
+  const [a, b] = memoryPipe();
+  const writesDuringLoop: number[] = [];
+  let transportWrites = 0;
+  const write = a.write.bind(a);
+  a.write = ((...args: Parameters<typeof a.write>) => {
+    transportWrites++;
+    return write(...args);
+  }) as typeof a.write;
+  const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 5000 });
+  const server = multiplexedServer(b, { keepAliveInterval: 0, acceptBacklog: 5000 });
+  let accepted = 0;
+  server.on('channel', (channel) => {
+    accepted++;
+    channel.resume();
+    channel.on('end', () => channel.end());
+  });
+  try {
+    const before = transportWrites;
+    const channels = [];
+    for (let i = 0; i < 2000; i++) {
+      const channel = client.dial();
+      channel.on('error', () => {});
+      channel.resume();
+      channel.end('hi');
+      channels.push(channel);
+      if (i % 500 === 499) writesDuringLoop.push(transportWrites - before);
+    }
+    // Still inside the synchronous loop's turn: no microtask has run.
+    assert.ok(writesDuringLoop[0]! > 0, `no transport write before 500 dials (${writesDuringLoop.join(', ')})`);
+    assert.ok(writesDuringLoop[3]! > writesDuringLoop[0]!, `writes kept going during the loop (${writesDuringLoop.join(', ')})`);
+    await until(() => accepted === 2000, 5000, 'every channel accepted');
+    await Promise.all(channels.map((channel) => whenClosed(channel)));
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
+});

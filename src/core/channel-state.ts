@@ -53,6 +53,9 @@ export const Pending = {
   rst: 0x8,
 } as const;
 
+/** The queue of every channel with nothing queued; never written to (see {@link ChannelState.queue}). */
+const NO_WRITES: QueuedWrite[] = Object.freeze([]) as unknown as QueuedWrite[];
+
 export class ChannelState {
   state: ChannelStateName;
   /** The endpoint the application holds; set right after construction. */
@@ -61,8 +64,13 @@ export class ChannelState {
   // --- send side ---
   /** Bytes this side may still send (the peer's receive window). */
   sendWindow = SPEC_INITIAL_WINDOW;
-  /** Writes not yet fully framed, oldest first. */
-  queue: QueuedWrite[] = [];
+  /**
+   * Writes not yet fully framed, oldest first. Starts as one shared empty array, and an empty queue takes its
+   * next write as a new one-element array: a channel that writes now and then holds no array grown for 16
+   * (an array literal's first `push` reserves that many), which in a session opening thousands of channels at
+   * once is memory for the young-generation GC to copy.
+   */
+  queue: QueuedWrite[] = NO_WRITES;
   /** Queued bytes not yet framed. */
   queuedBytes = 0;
   /** `Pending` flags to send: SYN/ACK ride on the next frame, FIN after the queue, RST at once. */
@@ -119,14 +127,16 @@ export class ChannelState {
 
   /** Queues bytes to send; `done` is called when they reached the transport. */
   enqueue(data: Uint8Array, done: WriteDone | null): void {
-    this.queue.push({ data, offset: 0, done });
+    const item: QueuedWrite = { data, offset: 0, done };
+    if (this.queue.length === 0) this.queue = [item];
+    else this.queue.push(item);
     this.queuedBytes += data.length;
   }
 
   /** Drops every queued write, failing its completion. */
   dropQueue(error: Error): void {
     const queue = this.queue;
-    this.queue = [];
+    this.queue = NO_WRITES;
     this.queuedBytes = 0;
     for (const item of queue) item.done?.(error);
   }

@@ -83,6 +83,11 @@ interface PendingPing {
 const MAX_ID = 0xffff_ffff;
 /** A batch stops growing at this many bytes; the transport decides whether more follow at once. */
 const BATCH_LIMIT = 1024 * 1024;
+/**
+ * Frames scheduled while a flush is pending (scheduling calls, about two per dialled channel that writes at
+ * once) after which the session writes at once instead of waiting for the microtask.
+ */
+const EARLY_FLUSH_AFTER = 256;
 /** Small payload pieces of a large chunk are copied, so a few bytes do not pin the chunk's memory. */
 const PIN_COPY_LIMIT = 1024;
 /**
@@ -195,6 +200,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private transportEnded = false;
   private transportClosed = false;
   private flushScheduled = false;
+  /** Frames scheduled since the pending flush was: see {@link EARLY_FLUSH_AFTER}. */
+  private scheduledSinceFlush = 0;
+  /** Inside `writeBatches` (an early flush must not start another one from a hook or a write callback). */
+  private writingBatches = false;
   private writeBlocked = false;
   private readPaused = false;
   private pingInFlight: PendingPing | undefined;
@@ -862,8 +871,18 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   private scheduleFlush(): void {
-    if (this.flushScheduled || this.writeBlocked || this.transportClosed) return;
+    if (this.flushScheduled) {
+      // Much queued in one synchronous run (a loop dialling thousands of channels): send what is there now,
+      // so the peer works on it while the loop goes on, rather than after it.
+      if (++this.scheduledSinceFlush >= EARLY_FLUSH_AFTER && !this.writingBatches) {
+        this.scheduledSinceFlush = 0;
+        this.writeBatches(); // the pending flush still comes, for what is queued after this
+      }
+      return;
+    }
+    if (this.writeBlocked || this.transportClosed) return;
     this.flushScheduled = true;
+    this.scheduledSinceFlush = 0;
     // A settled promise's then() costs less than queueMicrotask, which in Node wraps each task in an
     // AsyncResource and a bound function (measured: ~350 bytes per flush, a tenth of a round trip's garbage).
     RESOLVED.then(this.flushTask);
@@ -871,6 +890,20 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   private flush(): void {
     this.flushScheduled = false;
+    this.writeBatches();
+  }
+
+  /** Writes batches until nothing is queued or the transport asks to wait. */
+  private writeBatches(): void {
+    this.writingBatches = true;
+    try {
+      this.writeBatchesNow();
+    } finally {
+      this.writingBatches = false;
+    }
+  }
+
+  private writeBatchesNow(): void {
     while (!this.writeBlocked && !this.transportClosed && !this.scheduler.idle) {
       const batch = this.batch;
       batch.reset();
