@@ -117,7 +117,12 @@ export function formatDocument(report: Report, o: DocumentOptions): string {
 
   out.push('## Headline', '');
   out.push('muxwire beside raw TCP and the best of the other multiplexers (`node:http2`, `@chainsafe/libp2p-yamux`,');
-  out.push('`yamux-js`, `multiplex`, `@libp2p/mplex`) on each workload; targets from `docs/targets.md`.', '');
+  out.push('`yamux-js`, `multiplex`, `@libp2p/mplex`) on each workload; targets from `docs/targets.md`.');
+  if (report.runs.some((r) => r.impl === LIGHT_SUBJECT)) {
+    out.push('"light channels" is muxwire again, the same sessions with `LightChannel`s instead of Node `Duplex`');
+    out.push('channels (`lightClient` / `lightServer`), judged against the same targets.');
+  }
+  out.push('');
   out.push(...headlineTable(report), '');
   if (report.runs.some((r) => REFERENCES.has(r.impl))) {
     out.push('The per-workload tables also show `floor` where it ran: a yardstick written for the bench, the least a');
