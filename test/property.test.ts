@@ -2,15 +2,39 @@
  * Property: whatever the interleaving of writes, ends, resets and closes for reading over many channels, and
  * however the transport cuts the byte stream, every byte is delivered exactly and in order on channels that
  * were not reset, a reset channel delivered an exact prefix of what was sent, and a channel closed for
- * reading got a prefix of its reply while everything it wrote after arrived.
+ * reading got a prefix of its reply while everything it wrote after arrived. Each side's channels are drawn
+ * as Node `Channel`s or as `LightChannel`s.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { type Channel, multiplexedClient, multiplexedServer } from '../src/index.js';
+import { lightClient, lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
 import { memoryPipe, pseudoRandomBytes } from './helpers.js';
 
 type Finish = 'end' | 'reset' | 'closeRead';
+type Kind = 'node' | 'light';
+
+/** What the scenario uses of a channel, `Channel` and `LightChannel` alike. */
+interface AnyChannel {
+  readonly id: number;
+  readonly destroyed: boolean;
+  write(data: Uint8Array): boolean;
+  end(): unknown;
+  destroy(): unknown;
+  closeRead(): unknown;
+  on(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+/** What the scenario uses of a session, whichever its channels. */
+interface AnySession {
+  dial(): AnyChannel;
+  on(event: 'channel', listener: (channel: AnyChannel) => void): unknown;
+  close(options?: { timeout?: number }): Promise<void>;
+  readonly closed: Promise<void>;
+  readonly closeError: Error | undefined;
+}
+
+const kinds = { client: { node: 0, light: 0 }, server: { node: 0, light: 0 } };
 
 interface ChannelScript {
   /** Sizes of the client's writes, in order. */
@@ -36,21 +60,30 @@ let closesForReading = 0;
 const tick = (n: number): Promise<void> =>
   n === 0 ? Promise.resolve() : new Promise((resolve) => setImmediate(() => resolve(tick(n - 1))));
 
-function collect(channel: Channel): { bytes: () => Buffer; done: Promise<'end' | 'error'> } {
-  const chunks: Buffer[] = [];
-  channel.on('data', (c: Buffer) => chunks.push(c));
+function collect(channel: AnyChannel): { bytes: () => Buffer; done: Promise<'end' | 'error'> } {
+  const chunks: Uint8Array[] = [];
+  let ended = false;
+  channel.on('data', (c: Uint8Array) => chunks.push(c));
   const done = new Promise<'end' | 'error'>((resolve) => {
-    channel.on('end', () => resolve('end'));
+    channel.on('end', () => {
+      ended = true;
+      resolve('end');
+    });
     channel.on('error', () => resolve('error'));
-    channel.on('close', () => resolve(channel.readableEnded ? 'end' : 'error'));
+    channel.on('close', () => resolve(ended ? 'end' : 'error'));
   });
   return { bytes: () => Buffer.concat(chunks), done };
 }
 
-async function runScenario(scripts: ChannelScript[], splitSeed: number, frameSize: number): Promise<void> {
+async function runScenario(
+  scripts: ChannelScript[], splitSeed: number, frameSize: number, clientKind: Kind, serverKind: Kind,
+): Promise<void> {
   const [a, b] = memoryPipe(0, splitSeed);
-  const client = multiplexedClient(a, { keepAliveInterval: 0, maxFrameSize: frameSize });
-  const server = multiplexedServer(b, { keepAliveInterval: 0, maxFrameSize: frameSize });
+  const options = { keepAliveInterval: 0, maxFrameSize: frameSize };
+  kinds.client[clientKind]++;
+  kinds.server[serverKind]++;
+  const client = (clientKind === 'light' ? lightClient(a, options) : multiplexedClient(a, options)) as unknown as AnySession;
+  const server = (serverKind === 'light' ? lightServer(b, options) : multiplexedServer(b, options)) as unknown as AnySession;
   const payloads = scripts.map((s, i) => s.writes.map((n, j) => pseudoRandomBytes(n, i * 100 + j + 1)));
   const replies = scripts.map((s, i) => s.replies.map((n, j) => pseudoRandomBytes(n, 50_000 + i * 100 + j)));
   const atServer = new Map<number, ReturnType<typeof collect>>();
@@ -112,17 +145,25 @@ async function runScenario(scripts: ChannelScript[], splitSeed: number, frameSiz
   assert.equal(client.closeError, undefined);
 }
 
-test('random interleavings of writes, ends, resets and closes for reading deliver exact, ordered bytes', async () => {
+test('random interleavings of writes, ends, resets and closes for reading deliver exact, ordered bytes, Node and light channels alike', async () => {
   let runs = 0;
   await fc.assert(
     fc.asyncProperty(
       fc.array(scriptArb, { minLength: 1, maxLength: 30 }),
       fc.integer({ min: 0, max: 1000 }),
       fc.constantFrom(1024, 4096, 16384),
-      async (scripts, splitSeed, frameSize) => { runs++; await runScenario(scripts, splitSeed, frameSize); },
+      fc.constantFrom<Kind>('node', 'light'),
+      fc.constantFrom<Kind>('node', 'light'),
+      async (scripts, splitSeed, frameSize, clientKind, serverKind) => {
+        runs++;
+        await runScenario(scripts, splitSeed, frameSize, clientKind, serverKind);
+      },
     ),
     { numRuns: 100, seed: 20261125, endOnFailure: true },
   );
   assert.equal(runs, 100);
   assert.ok(closesForReading > 50, `channels closed for reading: ${closesForReading}`);
+  for (const side of ['client', 'server'] as const) {
+    assert.ok(kinds[side].node >= 20 && kinds[side].light >= 20, `${side} channels of both kinds: ${JSON.stringify(kinds[side])}`);
+  }
 });

@@ -8,10 +8,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type net from 'node:net';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
-  type Channel, ChannelRefusedError, ChannelResetError, GoAwayError, type Session, type SessionOptions,
-  connect, createServer,
+  type Channel, ChannelRefusedError, ChannelResetError, GoAwayError, type LightSession, type Session, type SessionOptions,
+  connect, createServer, lightClient, lightServer,
 } from '../../src/index.js';
 import { GoPeer, type GoResult, INSTALL_HINT, prepareGoPeer } from './go-peer.js';
 import {
@@ -58,22 +59,38 @@ interface Outcome {
 async function withGo(
   peerPath: string, role: Role, goArgs: string[], options: SessionOptions,
   body: (session: Session, go: GoPeer) => Promise<void>,
+): Promise<Outcome>;
+async function withGo(
+  peerPath: string, role: Role, goArgs: string[], options: SessionOptions,
+  body: (session: LightSession, go: GoPeer) => Promise<void>, channels: 'light',
+): Promise<Outcome>;
+async function withGo(
+  peerPath: string, role: Role, goArgs: string[], options: SessionOptions,
+  body: (session: any, go: GoPeer) => Promise<void>, channels: 'node' | 'light' = 'node',
 ): Promise<Outcome> {
   let go: GoPeer | undefined;
-  let session: Session | undefined;
+  let session: Session | LightSession | undefined;
   let server: net.Server | undefined;
   try {
     const sessionOptions = { ...BASE, ...options };
     if (role === 'client') {
       go = new GoPeer(peerPath, ['-mode', 'listen', '-addr', '127.0.0.1:0', ...goArgs]);
       const port = await within(go.port, 10_000, 'the Go peer to listen');
-      session = await within(connect({ host: '127.0.0.1', port, ...sessionOptions }), 5_000, 'connecting to the Go peer');
+      if (channels === 'light') {
+        const socket = net.connect(port, '127.0.0.1');
+        await within(once(socket, 'connect'), 5_000, 'connecting to the Go peer');
+        session = lightClient(socket, sessionOptions);
+      } else {
+        session = await within(connect({ host: '127.0.0.1', port, ...sessionOptions }), 5_000, 'connecting to the Go peer');
+      }
     } else {
-      let accepted!: (session: Session) => void;
-      const arrived = new Promise<Session>((resolve) => {
+      let accepted!: (session: Session | LightSession) => void;
+      const arrived = new Promise<Session | LightSession>((resolve) => {
         accepted = resolve;
       });
-      server = createServer(sessionOptions, (s) => accepted(s));
+      server = channels === 'light'
+        ? net.createServer((socket) => accepted(lightServer(socket, sessionOptions)))
+        : createServer(sessionOptions, (s) => accepted(s));
       server.listen(0, '127.0.0.1');
       await once(server, 'listening');
       const port = (server.address() as net.AddressInfo).port;
@@ -147,6 +164,20 @@ function registerTests(peer: string): void {
             assert.equal(sum(echoed), sum(sizes));
             await within(session.close(), 10_000, 'close()');
           });
+          const fields = expectOk(outcome);
+          assert.equal(fields.streams, '200');
+          assert.equal(fields.bytes, String(sum(sizes)));
+        });
+
+        test('200 concurrent light channels opened by muxwire echo exactly (LightSession)', { timeout: TEST_TIMEOUT }, async () => {
+          const sizes = payloadSizes(200, 17);
+          const outcome = await withGo(peer, role, ['-scenario', 'echo-server', '-role', 'serve'], {}, async (session) => {
+            // A LightChannel is no Duplex, but it has every method and event the echo helper uses.
+            const echoed = await within(Promise.all(sizes.map((size) => openEcho(session.dial() as unknown as Duplex, size, true))),
+              30_000, '200 echoes');
+            assert.equal(sum(echoed), sum(sizes));
+            await within(session.close(), 10_000, 'close()');
+          }, 'light');
           const fields = expectOk(outcome);
           assert.equal(fields.streams, '200');
           assert.equal(fields.bytes, String(sum(sizes)));
