@@ -16,6 +16,7 @@
  * @module
  */
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
+import { defer } from './defer.js';
 import { Emitter } from './emitter.js';
 import { MuxError } from './errors.js';
 import type { SessionOptions } from './options.js';
@@ -45,15 +46,6 @@ interface PendingRead {
 }
 
 const DONE: IteratorResult<Uint8Array> = { value: undefined, done: true };
-
-const RESOLVED = Promise.resolve();
-/**
- * Runs `task` from a microtask. A settled promise's `then()` costs less than `queueMicrotask`, which Node wraps
- * in an `AsyncResource` (and which, with V8 compiling that machinery, showed in the open-10k profile).
- */
-function defer(task: () => void): void {
-  void RESOLVED.then(task);
-}
 
 // 'end': not yet due, due (emitted from a microtask), emitted.
 const END_NONE = 0;

@@ -9,6 +9,7 @@ import type { CodecCapabilities, WireCodec } from './codec.js';
 import { multiplexCodec } from './codecs/multiplex.js';
 import { yamuxCodec } from './codecs/yamux.js';
 import { FrameDecoder, type FrameSink } from './decoder.js';
+import { defer } from './defer.js';
 import { Emitter } from './emitter.js';
 import {
   ChannelRefusedError, ChannelResetError, GoAwayCode, GoAwayError, MuxError, ProtocolError, SessionClosedError,
@@ -97,8 +98,6 @@ const PIN_COPY_LIMIT = 1024;
  * a window sized by a cold-start RTT is needlessly large, which queues more data ahead of other channels.
  */
 const RTT_PROBE_DELAYS = [100, 1000];
-
-const RESOLVED = Promise.resolve();
 
 /** Size of the scratch buffer a batch starts in (its bytes leave as one exact-size copy). */
 const SCRATCH_STAGING = 2048;
@@ -883,9 +882,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.writeBlocked || this.transportClosed) return;
     this.flushScheduled = true;
     this.scheduledSinceFlush = 0;
-    // A settled promise's then() costs less than queueMicrotask, which in Node wraps each task in an
-    // AsyncResource and a bound function (measured: ~350 bytes per flush, a tenth of a round trip's garbage).
-    RESOLVED.then(this.flushTask);
+    defer(this.flushTask);
   }
 
   private flush(): void {
@@ -897,39 +894,35 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private writeBatches(): void {
     this.writingBatches = true;
     try {
-      this.writeBatchesNow();
+      while (!this.writeBlocked && !this.transportClosed && !this.scheduler.idle) {
+        const batch = this.batch;
+        batch.reset();
+        this.scheduler.fill(batch, BATCH_LIMIT);
+        if (batch.bytes === 0) break;
+        const done = batch.done;
+        let accepted: boolean;
+        try {
+          accepted = this.transport.write(batch.finish(), done.length === 0 ? noop : (error) => {
+            if (error) {
+              // Fail the session first, so each channel records why before its write fails; and channels see a
+              // typed error, never the socket's own (EPIPE, ECONNRESET), which becomes the `cause`.
+              this.onTransportError(error);
+              const failure = this.error ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
+              for (const callback of done) callback(failure);
+            } else {
+              for (const callback of done) callback(null);
+            }
+          });
+        } catch (error) {
+          this.onTransportError(error instanceof Error ? error : new Error(String(error)));
+          return;
+        }
+        if (!accepted) this.writeBlocked = true;
+      }
+      if (this.endWhenFlushed && !this.writeBlocked && this.scheduler.idle) this.endTransport();
     } finally {
       this.writingBatches = false;
     }
-  }
-
-  private writeBatchesNow(): void {
-    while (!this.writeBlocked && !this.transportClosed && !this.scheduler.idle) {
-      const batch = this.batch;
-      batch.reset();
-      this.scheduler.fill(batch, BATCH_LIMIT);
-      if (batch.bytes === 0) break;
-      const done = batch.done;
-      let accepted: boolean;
-      try {
-        accepted = this.transport.write(batch.finish(), done.length === 0 ? noop : (error) => {
-          if (error) {
-            // Fail the session first, so each channel records why before its write fails; and channels see a
-            // typed error, never the socket's own (EPIPE, ECONNRESET), which becomes the `cause`.
-            this.onTransportError(error);
-            const failure = this.error ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
-            for (const callback of done) callback(failure);
-          } else {
-            for (const callback of done) callback(null);
-          }
-        });
-      } catch (error) {
-        this.onTransportError(error instanceof Error ? error : new Error(String(error)));
-        return;
-      }
-      if (!accepted) this.writeBlocked = true;
-    }
-    if (this.endWhenFlushed && !this.writeBlocked && this.scheduler.idle) this.endTransport();
   }
 
   private sendPing(forUser = false): PendingPing {

@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { ChannelState } from '../core/channel-state.js';
 import type { SessionOptions } from '../core/options.js';
 import { MuxSession, type Role } from '../core/session.js';
+import type { Transport } from '../core/transport.js';
 import { LightSession } from '../core/light-channel.js';
 import { Channel } from './channel.js';
 import { duplexTransport } from './transport.js';
@@ -14,7 +15,7 @@ function createChannel(state: ChannelState, session: MuxSession<Channel>): Chann
   return new Channel(state, session);
 }
 
-function nodeTransport(transport: Duplex): ReturnType<typeof duplexTransport> {
+function nodeTransport(transport: Duplex): Transport {
   if (transport === null || typeof transport !== 'object' || typeof (transport as Duplex).write !== 'function'
     || typeof (transport as Duplex).on !== 'function') {
     throw new TypeError('muxwire: transport must be a Node duplex stream (for example a net.Socket)');
