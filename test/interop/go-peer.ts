@@ -1,6 +1,7 @@
 /**
- * Runs the Go hashicorp/yamux peer (test/interop/go, see README-go.md): builds it with build.sh, spawns one
- * run per scenario and parses its LISTENING and RESULT lines.
+ * Runs the Go interop peers: the hashicorp/yamux peer (test/interop/go, see README-go.md) and the peer on the
+ * original alecthomas/multiplex (test/interop/multiplex-go, see README.md). Builds each with its build.sh,
+ * spawns one run per scenario and parses its LISTENING, RESULT and other lines.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
@@ -8,7 +9,10 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const INSTALL_HINT = 'apt-get install -y golang-go golang-github-hashicorp-yamux-dev';
+/** What the peer on the original multiplex needs besides ../shared: Go and the tomb package it imports. */
+export const MULTIPLEX_INSTALL_HINT = 'apt-get install -y golang-go golang-gopkg-tomb.v1-dev';
 const YAMUX_SOURCE = '/usr/share/gocode/src/github.com/hashicorp/yamux/session.go';
+const TOMB_SOURCE = '/usr/share/gocode/src/gopkg.in/tomb.v1/tomb.go';
 const BUILD_TIMEOUT_MS = 180_000;
 
 /** The repository root, from dist/test/interop/ (compiled) or test/interop/ (source). */
@@ -39,21 +43,39 @@ export type GoPeerStatus =
   | { kind: 'missing'; what: string }
   | { kind: 'broken'; message: string };
 
-/** Builds the peer (build.sh skips the build when the binary is up to date). */
+/** Builds the yamux peer (build.sh skips the build when the binary is up to date). */
 export function prepareGoPeer(): Promise<GoPeerStatus> {
   const missing = [!onPath('go') && 'go', !existsSync(YAMUX_SOURCE) && 'hashicorp/yamux (Debian package)']
     .filter((m): m is string => typeof m === 'string');
+  return buildPeer(join(repoRoot(), 'test', 'interop', 'go', 'build.sh'), missing);
+}
+
+/** The original alecthomas/multiplex's source, beside the repository (its README says how it is used). */
+export function multiplexOriginalDir(): string {
+  return process.env.MULTIPLEX_ORIGINAL ?? resolve(repoRoot(), '..', 'shared', 'peers', 'alecthomas-multiplex');
+}
+
+/** Builds the peer on the original alecthomas/multiplex from ../shared (skipped when up to date). */
+export function prepareMultiplexPeer(): Promise<GoPeerStatus> {
+  const missing = [
+    !onPath('go') && 'go',
+    !existsSync(TOMB_SOURCE) && 'gopkg.in/tomb.v1 (Debian package golang-gopkg-tomb.v1-dev)',
+    !existsSync(join(multiplexOriginalDir(), 'multiplex.go')) && `the original's source (${multiplexOriginalDir()})`,
+  ].filter((m): m is string => typeof m === 'string');
+  return buildPeer(join(repoRoot(), 'test', 'interop', 'multiplex-go', 'build.sh'), missing);
+}
+
+function buildPeer(script: string, missing: string[]): Promise<GoPeerStatus> {
   if (missing.length > 0) return Promise.resolve({ kind: 'missing', what: missing.join(' and ') });
-  const script = join(repoRoot(), 'test', 'interop', 'go', 'build.sh');
   return new Promise((resolvePeer) => {
     execFile('/bin/sh', [script], { timeout: BUILD_TIMEOUT_MS, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
       const path = stdout.trim().split('\n').pop() ?? '';
       if (error === null && path !== '' && existsSync(path)) {
         resolvePeer({ kind: 'ready', path });
-      } else if (/not found; install it with/.test(stderr)) {
+      } else if (/^build\.sh: .*not found/m.test(stderr)) {
         resolvePeer({ kind: 'missing', what: stderr.trim().replace(/\s+/g, ' ') });
       } else {
-        resolvePeer({ kind: 'broken', message: `build.sh failed (${error?.message ?? 'no binary'}):\n${stderr}` });
+        resolvePeer({ kind: 'broken', message: `${script} failed (${error?.message ?? 'no binary'}):\n${stderr}` });
       }
     });
   });
@@ -88,9 +110,11 @@ export class GoPeer {
   readonly port: Promise<number>;
   /** Settles when the process exits: its RESULT line (rejects if it printed none). */
   readonly result: Promise<GoResult>;
+  private exited = false;
   private stdout = '';
   private stderr = '';
   private killTimer: ReturnType<typeof setTimeout>;
+  private lineWaiters: (() => void)[] = [];
 
   /** `args` are the peer's flags; the run is bounded by `-timeout` and, as a last resort, a SIGKILL. */
   constructor(path: string, args: string[], timeoutMs = 20_000) {
@@ -109,6 +133,7 @@ export class GoPeer {
       this.stdout += text;
       const match = /^LISTENING (\d+)$/m.exec(this.stdout);
       if (match) resolvePort(Number(match[1]));
+      for (const wake of this.lineWaiters.splice(0)) wake();
     });
     this.child.stderr!.on('data', (text: string) => {
       this.stderr += text;
@@ -120,6 +145,8 @@ export class GoPeer {
       });
       this.child.on('close', (code) => {
         clearTimeout(this.killTimer);
+        this.exited = true;
+        for (const wake of this.lineWaiters.splice(0)) wake();
         rejectPort(new Error(`the Go peer exited before listening:\n${this.output()}`));
         const line = this.stdout.split('\n').filter((l) => l.startsWith('RESULT ')).pop();
         if (line === undefined) rej(new Error(`the Go peer printed no RESULT line (exit ${code}):\n${this.output()}`));
@@ -135,9 +162,22 @@ export class GoPeer {
     return `--- stdout\n${tail(this.stdout)}\n--- stderr\n${tail(this.stderr)}`;
   }
 
-  /** The peer's stdout lines that start with `keyword`. */
+  /**
+   * The first complete stdout line that starts with `keyword` (at once if it was printed already); rejects if
+   * the process exits without printing one.
+   */
+  async line(keyword: string): Promise<string> {
+    for (;;) {
+      const found = this.lines(keyword)[0];
+      if (found !== undefined) return found;
+      if (this.exited) throw new Error(`the Go peer exited without a ${keyword} line:\n${this.output()}`);
+      await new Promise<void>((wake) => this.lineWaiters.push(wake));
+    }
+  }
+
+  /** The peer's complete stdout lines that start with `keyword`. */
   lines(keyword: string): string[] {
-    return this.stdout.split('\n').filter((l) => l.startsWith(`${keyword} `));
+    return this.stdout.split('\n').slice(0, -1).filter((l) => l.startsWith(`${keyword} `) || l === keyword);
   }
 
   kill(): void {
