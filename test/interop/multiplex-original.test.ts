@@ -259,10 +259,10 @@ function registerTests(peer: string): void {
           describe(`muxwire accepts with ${style}`, () => {
             test(`the README example at full scale: ${PEER}'s client dials ${HELLO_CHANNELS.toLocaleString('en')} channels, each writes hello, reads the echo, closes: ${HELLO_CHANNELS.toLocaleString('en')} of ${HELLO_CHANNELS.toLocaleString('en')}`, { timeout: 120_000 }, async () => {
               const results: Promise<boolean>[] = [];
-              const outcome = await withOriginal(peer, role, ['-scenario', 'hello', '-count', String(HELLO_CHANNELS)], 60_000,
+              const outcome = await withOriginal(peer, role, ['-scenario', 'hello', '-count', String(HELLO_CHANNELS)], 40_000,
                 'clean', async (session, go) => {
                   const accepting = acceptChannels(session, style, (channel) => results.push(echoHello(channel)));
-                  const done = await peerDone(go, 65_000);
+                  const done = await peerDone(go, 45_000);
                   assert.equal(done, `DONE ok=${HELLO_CHANNELS}`, 'every channel of the original got its hello back');
                   assert.equal(results.length, HELLO_CHANNELS, 'channels muxwire accepted');
                   const echoed = await within(Promise.all(results), 10_000, 'every echo to finish');
