@@ -19,6 +19,12 @@ export interface CodecCapabilities {
   goAway: boolean;
   /** A SYN for an open id is a protocol error (yamux); without, it is taken as data (the original multiplex). */
   strictOpen: boolean;
+  /**
+   * A RST answering a SYN tells the dialler its channel was refused (yamux). Without (the original multiplex,
+   * where RST is a close), a session never refuses a channel for a full accept queue: it stops reading the
+   * transport until the application takes channels, so the peer is slowed down rather than refused.
+   */
+  refusal: boolean;
 }
 
 export interface WireCodec {

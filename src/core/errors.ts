@@ -64,10 +64,13 @@ export class ChannelResetError extends MuxError {
   }
 }
 
-/** The peer refused a channel this side dialled (reset before accepting it: backlog full or stream limit). */
+/**
+ * The peer refused a channel this side dialled: its application never saw it (backlog full, stream limit, or
+ * the peer closing), so a request sent on it can be retried elsewhere.
+ */
 export class ChannelRefusedError extends ChannelResetError {
-  constructor(channelId: number) {
-    super(channelId, `channel ${channelId} was refused by the peer (accept backlog full or stream limit)`,
+  constructor(channelId: number, message?: string) {
+    super(channelId, message ?? `channel ${channelId} was refused by the peer (accept backlog full or stream limit)`,
       'ERR_MUX_CHANNEL_REFUSED');
   }
 }

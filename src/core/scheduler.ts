@@ -222,10 +222,13 @@ export class WriteScheduler {
 
   private packControl(channel: ChannelState, batch: FrameBatch): void {
     if ((channel.pending & Pending.rst) !== 0) {
+      // An accepted channel reset before its ACK left sends both in one frame, ACK first in meaning: the
+      // dialler learns its channel was taken (then reset), not refused.
+      const flags = (channel.pending & Pending.ack) !== 0 ? Flag.ack | Flag.rst : Flag.rst;
       channel.pending = 0;
       channel.pendingIncrement = 0;
-      batch.header(FrameType.windowUpdate, Flag.rst, channel.id, 0);
-      this.hooks.onFlagsSent(channel, Flag.rst);
+      batch.header(FrameType.windowUpdate, flags, channel.id, 0);
+      this.hooks.onFlagsSent(channel, flags);
       return;
     }
     const openFlags = channel.pending & (Pending.syn | Pending.ack);

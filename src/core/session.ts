@@ -77,8 +77,6 @@ interface PendingPing {
   resolve: ((rtt: number) => void)[];
   reject: ((error: Error) => void)[];
   timer: ReturnType<typeof setTimeout> | undefined;
-  /** Bytes arrived since the ping went out: the peer is alive even if the answer is late. */
-  heardFrom: boolean;
 }
 
 const MAX_ID = 0xffff_ffff;
@@ -108,6 +106,12 @@ const MAX_QUEUED_PONGS = 32;
 const MAX_QUEUED_SESSION_FRAMES = 4096;
 /** After ending the transport, how long to wait for the peer to end its side before destroying it. */
 const LINGER_MS = 2000;
+/**
+ * A session that stopped reading (memory bound, a full accept queue on the multiplex codec, a channel over its
+ * buffer there) reads this many bytes at a time when it probes the transport for a cut: enough to reach an end
+ * of file or a reset behind a little data, little enough to leave the bound nearly where it was.
+ */
+const PROBE_CHUNK = 64 * 1024;
 
 const noop = (): void => {};
 
@@ -118,6 +122,14 @@ const noop = (): void => {};
 function unref(timer: ReturnType<typeof setTimeout>): ReturnType<typeof setTimeout> {
   (timer as { unref?: () => void }).unref?.();
   return timer;
+}
+
+/**
+ * Dialled here and not acknowledged by the peer: its application never took it. (Not the state's name: a
+ * channel half-closed before its ACK came is `local-closed` and still unacknowledged.)
+ */
+function isUnaccepted(channel: ChannelState): boolean {
+  return channel.outbound && (channel.awaitingAck || channel.state === 'init');
 }
 
 function defaultAllocate(size: number): Uint8Array {
@@ -204,7 +216,28 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /** Inside `writeBatches` (an early flush must not start another one from a hook or a write callback). */
   private writingBatches = false;
   private writeBlocked = false;
+  /** Reading is paused for memory or the accept queue; see `updateReading`. */
   private readPaused = false;
+  /**
+   * Reading resumed while paused, to probe the transport: until the probe ping's answer arrives (yamux, bounded
+   * by the window credit already granted), or for `probeBytes` more bytes (multiplex, no windows).
+   */
+  private probing = false;
+  private probeBytes = 0;
+  /** Bytes a multiplex session may still read while paused in this pause (see {@link PROBE_CHUNK}). */
+  private probeBudget = 0;
+  private probeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The accept queue is full on a codec that cannot refuse: reading waits for the application to accept. */
+  private acceptFull = false;
+  /** When bytes last arrived from the peer (`performance.now()`), for the keep-alive deadline. */
+  private lastHeard = 0;
+  /** Ping value sent after this side's Go Away; its answer shows the peer has seen the Go Away. */
+  private goAwayProbe = 0;
+  /** The peer has seen this side's Go Away (or the wait for that ran out): a closing session may end. */
+  private goAwaySeen = false;
+  private goAwayTimer: ReturnType<typeof setTimeout> | undefined;
+  /** This side ended its half of the transport: nothing more can be written. */
+  private writeEnded = false;
   private pingInFlight: PendingPing | undefined;
   private nextPingValue = 1;
   private keepAliveTimer: ReturnType<typeof setTimeout> | undefined;
@@ -402,7 +435,12 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.closingPromise = this.closed.then(noop, noop);
     this.localGoAway = true;
     if (this.caps.goAway) this.scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
+    this.awaitGoAwaySeen();
     for (const channel of this.acceptQueue.drain()) this.resetChannel(channel, undefined);
+    if (this.acceptFull) {
+      this.acceptFull = false;
+      this.resumeReading();
+    }
     this.rejectAcceptWaiters(new SessionClosedError());
     this.closeTimer = setTimeout(() => this.onCloseTimeout(timeout), timeout);
     this.scheduleFlush();
@@ -469,7 +507,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (failEndpoint) channel.endpoint.fail(failure); // first: the endpoint records why before its writes fail
     channel.dropQueue(failure);
     if (told) {
-      channel.pending = Pending.rst;
+      channel.pending = Pending.rst | (channel.pending & Pending.ack); // an owed ACK leaves with the RST
       channel.pendingIncrement = 0;
       this.scheduler.scheduleControl(channel);
       this.scheduleFlush();
@@ -555,10 +593,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       channel.overfull = true;
       this.overfull++;
     }
-    if ((this.memory.exhausted || this.overfull > 0) && !this.readPaused && this.status !== 'closed') {
-      this.readPaused = true;
-      this.transport.pause();
-    }
+    if (this.memory.exhausted || this.overfull > 0) this.pauseReading();
   }
 
   /** @internal */
@@ -646,7 +681,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   private openInbound(id: number): ChannelState | undefined {
     if (this.status !== 'open' || this.streams.size >= this.options.maxStreams
-      || this.acceptQueue.length >= this.options.acceptBacklog) {
+      || (this.caps.refusal && this.acceptQueue.length >= this.options.acceptBacklog)) {
       this.refuse(id);
       return undefined;
     }
@@ -663,11 +698,17 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.emit('channel', channel.endpoint as C);
     } else {
       this.acceptQueue.push(channel);
+      if (!this.caps.refusal && this.acceptQueue.length >= this.options.acceptBacklog) {
+        // This format cannot refuse (its RST is a close): slow the peer down instead, as the original does.
+        this.acceptFull = true;
+        this.pauseReading();
+      }
     }
     return channel;
   }
 
   private refuse(id: number): void {
+    if (this.writeEnded) return; // ended: the peer learns from the transport's end that nothing was accepted
     if (this.scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
       // Many refusals from one read: send them now. Only a peer that does not read its refusals (the
       // transport stays blocked) makes them pile up.
@@ -710,8 +751,15 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   private onRemoteReset(channel: ChannelState): void {
-    const refused = channel.outbound && (channel.state === 'syn-sent' || channel.state === 'init');
-    const error = refused ? new ChannelRefusedError(channel.id) : new ChannelResetError(channel.id);
+    let error: Error;
+    if (!this.caps.refusal || !isUnaccepted(channel)) error = new ChannelResetError(channel.id);
+    else if (this.remoteGoAway === undefined) error = new ChannelRefusedError(channel.id);
+    else error = new ChannelRefusedError(channel.id, `channel ${channel.id} was refused: the peer is closing (Go Away)`);
+    this.abandon(channel, error);
+  }
+
+  /** Ends a channel from the session's side without a frame: it fails with `error` (reads, writes, queue). */
+  private abandon(channel: ChannelState, error: Error): void {
     this.removeChannel(channel);
     channel.state = 'reset';
     channel.endpoint.fail(error); // first: the endpoint records the reason before its pending writes fail
@@ -728,9 +776,15 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       return;
     }
     if ((flags & Flag.ack) !== 0) {
+      if (value === this.goAwayProbe && value !== 0) {
+        this.goAwayProbe = 0;
+        this.onGoAwaySeen();
+        return;
+      }
       const ping = this.pingInFlight;
       if (ping === undefined || ping.value !== value) return; // stale or unknown answer
       this.pingInFlight = undefined;
+      if (this.probing) this.endProbe(); // the answer came: the peer is there
       if (ping.timer !== undefined) clearTimeout(ping.timer);
       const rtt = performance.now() - ping.sentAt;
       this.lastRtt = rtt;
@@ -746,12 +800,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.remoteGoAway = code;
     const error = new GoAwayError(code);
     // Dials still waiting for the ACK backlog would be refused: fail them now.
-    for (const channel of this.dialBacklog.drain()) {
-      this.removeChannel(channel);
-      channel.state = 'reset';
-      channel.endpoint.fail(error);
-      channel.dropQueue(error);
-    }
+    for (const channel of this.dialBacklog.drain()) this.abandon(channel, error);
     this.emit('goaway', code);
   }
 
@@ -856,10 +905,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   /** Below the soft limit again: resume reading and grant the updates that were withheld. */
   private relieveMemory(): void {
-    if (this.readPaused && this.overfull === 0 && this.status !== 'closed') {
-      this.readPaused = false;
-      this.transport.resume();
-    }
+    this.resumeReading();
     if (this.withheld.length === 0) return;
     const withheld = this.withheld;
     this.withheld = [];
@@ -879,7 +925,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       }
       return;
     }
-    if (this.writeBlocked || this.transportClosed) return;
+    if (this.writeBlocked || this.transportClosed || this.writeEnded) return;
     this.flushScheduled = true;
     this.scheduledSinceFlush = 0;
     defer(this.flushTask);
@@ -894,7 +940,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private writeBatches(): void {
     this.writingBatches = true;
     try {
-      while (!this.writeBlocked && !this.transportClosed && !this.scheduler.idle) {
+      while (!this.writeBlocked && !this.transportClosed && !this.writeEnded && !this.scheduler.idle) {
         const batch = this.batch;
         batch.reset();
         this.scheduler.fill(batch, BATCH_LIMIT);
@@ -934,7 +980,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       }
       return inFlight;
     }
-    const ping: PendingPing = { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined, heardFrom: false };
+    const ping: PendingPing = { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined };
     if (this.options.keepAliveInterval > 0 || forUser) {
       ping.timer = setTimeout(() => this.onPingTimeout(ping), this.options.keepAliveTimeout);
     }
@@ -952,22 +998,29 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.scheduleFlush();
   }
 
+  /**
+   * A ping's deadline passed. The session fails once `keepAliveTimeout` has gone by with no byte from the peer
+   * since the ping left: a peer whose bytes keep arriving is alive, just busy (its answer waits behind data), and
+   * its deadline moves to one `keepAliveTimeout` after the last byte. A session that stopped reading hears
+   * nothing, so it writes a fresh ping and reads until the answer comes (a probe): a frozen or vanished peer is
+   * then noticed one `keepAliveTimeout` later, whatever the read state.
+   */
   private onPingTimeout(ping: PendingPing): void {
     if (this.pingInFlight !== ping) return;
-    // A peer whose bytes keep arriving is alive, just busy (its answer is queued behind data); so is one we
-    // stopped reading ourselves. Wait another period for those.
-    if (ping.heardFrom || this.readPaused) {
-      ping.heardFrom = false;
-      if (this.readPaused) {
-        // Not reading, this side cannot hear the answer, nor the transport's end. Writing a fresh ping
-        // probes the connection instead: on a cut one the write fails, and the session with it.
-        this.writePing(ping);
-      }
-      ping.timer = setTimeout(() => this.onPingTimeout(ping), this.options.keepAliveTimeout);
+    const timeout = this.options.keepAliveTimeout;
+    if (this.readPaused && !this.probing) {
+      this.writePing(ping);
+      this.startProbe(0);
+      ping.timer = setTimeout(() => this.onPingTimeout(ping), timeout);
+      return;
+    }
+    const quiet = performance.now() - Math.max(this.lastHeard, ping.sentAt);
+    if (quiet < timeout) {
+      ping.timer = setTimeout(() => this.onPingTimeout(ping), Math.max(1, timeout - quiet));
       return;
     }
     this.fail(new TimeoutError('ERR_MUX_KEEPALIVE_TIMEOUT',
-      `the peer did not answer a ping within ${this.options.keepAliveTimeout} ms`));
+      `the peer did not answer a ping within ${timeout} ms, and sent nothing meanwhile`));
   }
 
   /**
@@ -994,9 +1047,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   private onTransportData(chunk: Uint8Array): void {
     if (this.status === 'closed') return;
-    if (this.pingInFlight !== undefined) this.pingInFlight.heardFrom = true;
+    this.lastHeard = performance.now();
     try {
       this.decoder.push(chunk);
+      if (this.probeBytes > 0 && (this.probeBytes -= chunk.length) <= 0 && this.probing) this.endProbe();
     } catch (error) {
       // A bug of ours or an endpoint's: end the session rather than leave it half-updated.
       this.fail(new MuxError('ERR_MUX_INTERNAL', `internal error: ${(error as Error)?.message ?? error}`,
@@ -1013,15 +1067,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.transportEnded = true;
     if (this.status === 'closed') return;
     this.decoder.stop();
+    const goAwayError = this.remoteGoAway !== undefined && this.remoteGoAway !== GoAwayCode.normal
+      ? new GoAwayError(this.remoteGoAway) : undefined;
     if (this.streams.size === 0) {
       this.endTransport();
-      this.finish(this.remoteGoAway !== undefined && this.remoteGoAway !== GoAwayCode.normal
-        ? new GoAwayError(this.remoteGoAway) : undefined);
+      this.finish(goAwayError);
       return;
     }
-    this.fail(this.remoteGoAway !== undefined && this.remoteGoAway !== GoAwayCode.normal
-      ? new GoAwayError(this.remoteGoAway)
-      : new TransportClosedError('the transport ended with channels still open'));
+    this.loseTransport(goAwayError ?? new TransportClosedError('the transport ended with channels still open'));
   }
 
   private onTransportError(error: Error): void {
@@ -1033,7 +1086,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.finish(undefined);
       return;
     }
-    this.fail(new TransportClosedError(`the transport failed: ${error.message}`, error));
+    this.loseTransport(new TransportClosedError(`the transport failed: ${error.message}`, error));
   }
 
   private onTransportClose(): void {
@@ -1044,13 +1097,122 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
     if (this.status === 'closed') return;
     if (this.streams.size === 0) this.finish(undefined);
-    else this.fail(new TransportClosedError('the transport closed with channels still open'));
+    else this.loseTransport(new TransportClosedError('the transport closed with channels still open'));
+  }
+
+  /**
+   * The transport ended or failed under open channels. After the peer's Go Away code 0, a channel it never
+   * acknowledged was never seen by its application (a closing peer refuses every SYN until it has seen the
+   * dialler's last one): it fails with `ChannelRefusedError`, safe to retry; if no other channel was open, the
+   * session ends cleanly. Anything else fails the session with `error`.
+   */
+  private loseTransport(error: Error): void {
+    if (this.remoteGoAway === GoAwayCode.normal) {
+      for (const channel of [...this.streams.values()]) {
+        if (isUnaccepted(channel)) {
+          this.abandon(channel, new ChannelRefusedError(channel.id,
+            `channel ${channel.id} was not accepted: the peer closed (Go Away) before taking it`));
+        }
+      }
+      if (this.streams.size === 0) {
+        if (!this.transportClosed) this.transport.destroy();
+        this.finish(undefined);
+        return;
+      }
+    }
+    this.fail(error);
+  }
+
+  // ------------------------------------------------------------------ pausing and probing the transport
+
+  /** Stops reading the transport (memory bound, a channel over its buffer, a full accept queue). */
+  private pauseReading(): void {
+    if (this.readPaused || this.status === 'closed') return;
+    this.readPaused = true;
+    this.probeBudget = Math.max(4 * PROBE_CHUNK, this.options.maxSessionBuffered / 4);
+    if (!this.probing) this.transport.pause();
+    this.armProbeTimer();
+  }
+
+  /** Reads again once nothing holds reading back (memory below its soft limit, no channel over, queue not full). */
+  private resumeReading(): void {
+    if (!this.readPaused || this.overfull > 0 || this.acceptFull || this.memory.underPressure
+      || this.status === 'closed') return;
+    this.readPaused = false;
+    if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    const wasProbing = this.probing;
+    this.probing = false;
+    this.probeBytes = 0;
+    if (!wasProbing) this.transport.resume();
+  }
+
+  /**
+   * Reads while paused, to hear the peer: `bytes` more bytes (multiplex), or until the probe ping's answer (0;
+   * yamux: the peer can send no more data than the window credit it already holds).
+   */
+  private startProbe(bytes: number): void {
+    this.probing = true;
+    this.probeBytes = bytes;
+    this.transport.resume();
+  }
+
+  private endProbe(): void {
+    this.probing = false;
+    this.probeBytes = 0;
+    if (!this.readPaused || this.status === 'closed') return;
+    this.transport.pause();
+    this.armProbeTimer();
+  }
+
+  /**
+   * The multiplex format has no ping: a paused session reads {@link PROBE_CHUNK} bytes every `keepAliveTimeout`,
+   * so a cut transport (its end of file or reset behind the data) is noticed; at most a quarter of
+   * `maxSessionBuffered` in one pause, after which it waits for the application. (yamux probes with pings.)
+   */
+  private armProbeTimer(): void {
+    if (this.caps.ping || this.probeTimer !== undefined || this.options.keepAliveInterval === 0) return;
+    this.probeTimer = unref(setTimeout(() => {
+      this.probeTimer = undefined;
+      if (!this.readPaused || this.probing || this.status === 'closed' || this.probeBudget <= 0) return;
+      const bytes = Math.min(PROBE_CHUNK, this.probeBudget);
+      this.probeBudget -= bytes;
+      this.startProbe(bytes);
+    }, this.options.keepAliveTimeout));
   }
 
   // ------------------------------------------------------------------ shutdown
 
+  /**
+   * A closing session ends the transport only once the peer has seen its Go Away: a SYN sent before that would
+   * otherwise meet a closed connection, and its dialler could not tell that it was never accepted. A ping sent
+   * after the Go Away is answered only after it was read; until the answer (or `keepAliveTimeout`, or the
+   * close timeout), late SYNs are refused.
+   */
+  private awaitGoAwaySeen(): void {
+    if (!this.caps.goAway || !this.caps.ping || this.transportEnded || this.transportClosed) {
+      this.goAwaySeen = true;
+      return;
+    }
+    this.goAwayProbe = this.nextPingValue;
+    this.nextPingValue = this.nextPingValue === MAX_ID ? 1 : this.nextPingValue + 1;
+    this.scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, this.goAwayProbe);
+    this.goAwayTimer = unref(setTimeout(() => {
+      this.goAwayTimer = undefined;
+      this.onGoAwaySeen();
+    }, this.options.keepAliveTimeout));
+  }
+
+  private onGoAwaySeen(): void {
+    if (this.goAwaySeen) return;
+    this.goAwaySeen = true;
+    if (this.goAwayTimer !== undefined) clearTimeout(this.goAwayTimer);
+    this.goAwayTimer = undefined;
+    this.checkCloseDone();
+  }
+
   private checkCloseDone(): void {
-    if (this.status !== 'closing' || this.streams.size > 0 || this.endWhenFlushed) return;
+    if (this.status !== 'closing' || this.streams.size > 0 || this.endWhenFlushed || !this.goAwaySeen) return;
     this.endWhenFlushed = true;
     this.scheduleFlush();
     if (!this.flushScheduled && this.scheduler.idle && !this.writeBlocked) this.endTransport();
@@ -1059,6 +1221,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private endTransport(): void {
     this.endWhenFlushed = false;
     if (this.transportClosed) return;
+    this.writeEnded = true;
     try {
       this.transport.end();
     } catch {
@@ -1077,6 +1240,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private onCloseTimeout(timeout: number): void {
     this.closeTimer = undefined;
     if (this.status !== 'closing') return;
+    if (this.streams.size === 0) {
+      this.onGoAwaySeen(); // nothing left to wait for but the peer's answer to the Go Away: end now
+      return;
+    }
     this.fail(new TimeoutError('ERR_MUX_CLOSE_TIMEOUT',
       `close() timed out after ${timeout} ms with ${this.streams.size} channel(s) still open`), GoAwayCode.normal);
   }
@@ -1111,6 +1278,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
           const length = this.codec.encode(goAway, 0, FrameType.goAway, 0, 0, goAwayCode);
           this.transport.write([goAway.subarray(0, length)], noop);
           this.transport.end();
+          this.writeEnded = true;
           this.lingerTimer = unref(setTimeout(() => {
             this.lingerTimer = undefined;
             this.transport.destroy();
@@ -1148,8 +1316,12 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.openTimer = undefined;
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
     if (this.keepAliveTimer !== undefined) clearTimeout(this.keepAliveTimer);
+    if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
+    if (this.goAwayTimer !== undefined) clearTimeout(this.goAwayTimer);
     this.closeTimer = undefined;
     this.keepAliveTimer = undefined;
+    this.probeTimer = undefined;
+    this.goAwayTimer = undefined;
     const ping = this.pingInFlight;
     this.pingInFlight = undefined;
     if (ping !== undefined) {
@@ -1250,6 +1422,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private takeQueued(): C | undefined {
     for (;;) {
       const channel = this.acceptQueue.shift();
+      if (this.acceptFull && this.acceptQueue.length < this.options.acceptBacklog) {
+        this.acceptFull = false;
+        this.resumeReading();
+      }
       if (channel === undefined) return undefined;
       if (!channel.live) continue;
       this.acknowledge(channel);

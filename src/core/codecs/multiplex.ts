@@ -40,6 +40,7 @@ export const multiplexCodec: WireCodec = {
     ping: false,
     goAway: false,
     strictOpen: false,
+    refusal: false,
   },
   headerSize: MULTIPLEX_HEADER_SIZE,
   maxEncodedHeader: 2 * MULTIPLEX_HEADER_SIZE,

@@ -14,6 +14,7 @@ export const yamuxCodec: WireCodec = {
     ping: true,
     goAway: true,
     strictOpen: true,
+    refusal: true,
   },
   headerSize: HEADER_SIZE,
   maxEncodedHeader: HEADER_SIZE,
