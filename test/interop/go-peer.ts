@@ -6,7 +6,9 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
+import type net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { within } from './length-prefixed.js';
 
 export const INSTALL_HINT = 'apt-get install -y golang-go golang-github-hashicorp-yamux-dev';
 /** What the peer on the original multiplex needs besides ../shared: Go and the tomb package it imports. */
@@ -184,4 +186,58 @@ export class GoPeer {
     clearTimeout(this.killTimer);
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
+}
+
+/** How a test opens its muxwire session toward a Go peer, in either role. */
+export interface SessionOpener<S> {
+  /** muxwire as client: connect to the peer listening on `port`. */
+  client(port: number): Promise<S>;
+  /** muxwire as server: a TCP server (not yet listening) that hands its first session to `accepted`. */
+  server(accepted: (session: S) => void): net.Server;
+}
+
+/** A muxwire session facing a running Go peer; the caller destroys the session, closes `server`, kills `go`. */
+export interface GoPeerSession<S> {
+  session: S | undefined;
+  go: GoPeer | undefined;
+  server: net.Server | undefined;
+}
+
+/**
+ * Starts the Go peer at `peerPath` and opens a muxwire session with it on 127.0.0.1: with role 'client' the
+ * peer listens (`-mode listen`) and muxwire connects; with 'server' muxwire listens and the peer dials. Fills
+ * `into` as it goes, so that the caller can clean up whatever was started even when this throws.
+ */
+export async function startGoPeerSession<S>(
+  into: GoPeerSession<S>, peerPath: string, role: 'client' | 'server', goArgs: string[], runMs: number,
+  open: SessionOpener<S>,
+): Promise<{ session: S; go: GoPeer }> {
+  if (role === 'client') {
+    const go = new GoPeer(peerPath, ['-mode', 'listen', '-addr', '127.0.0.1:0', ...goArgs], runMs);
+    into.go = go;
+    const port = await within(go.port, 10_000, 'the Go peer to listen');
+    const session = await within(open.client(port), 5_000, 'connecting to the Go peer');
+    into.session = session;
+    return { session, go };
+  }
+  let accepted!: (session: S) => void;
+  const arrived = new Promise<S>((res) => {
+    accepted = res;
+  });
+  const server = open.server((s) => accepted(s));
+  into.server = server;
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(0, '127.0.0.1', () => res());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const go = new GoPeer(peerPath, ['-mode', 'dial', '-addr', `127.0.0.1:${port}`, ...goArgs], runMs);
+  into.go = go;
+  const exitedFirst = go.result.then((r) => {
+    throw new Error(`the Go peer finished before connecting: ${r.line}`);
+  });
+  const session = await within(Promise.race([arrived, exitedFirst]), 10_000, 'the Go peer to connect');
+  into.session = session;
+  server.close();
+  return { session, go };
 }

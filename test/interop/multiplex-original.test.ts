@@ -9,12 +9,14 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import {
   type Channel, MuxError, type Session, SessionClosedError, type SessionOptions, TransportClosedError, connect,
   createServer,
 } from '../../src/index.js';
-import { GoPeer, type GoResult, MULTIPLEX_INSTALL_HINT, multiplexOriginalDir, prepareMultiplexPeer } from './go-peer.js';
+import {
+  type GoPeer, type GoPeerSession, type GoResult, MULTIPLEX_INSTALL_HINT, multiplexOriginalDir, prepareMultiplexPeer,
+  startGoPeerSession,
+} from './go-peer.js';
 import { ByteReader, MiB, message, payload, payloadSizes, sha256, waitUntil, within } from './length-prefixed.js';
 
 type Role = 'client' | 'server';
@@ -63,32 +65,12 @@ async function withOriginal(
   peerPath: string, role: Role, goArgs: string[], runMs: number, end: 'clean' | 'failed',
   body: (session: Session, go: GoPeer) => Promise<void>,
 ): Promise<Outcome> {
-  let go: GoPeer | undefined;
-  let session: Session | undefined;
-  let server: net.Server | undefined;
+  const started: GoPeerSession<Session> = { session: undefined, go: undefined, server: undefined };
   try {
-    if (role === 'client') {
-      go = new GoPeer(peerPath, ['-mode', 'listen', '-addr', '127.0.0.1:0', ...goArgs], runMs);
-      const port = await within(go.port, 10_000, 'the original\'s peer to listen');
-      session = await within(connect({ host: '127.0.0.1', port, ...OPTIONS }), 5_000, 'connecting to the peer');
-    } else {
-      let accepted!: (session: Session) => void;
-      const arrived = new Promise<Session>((resolve) => {
-        accepted = resolve;
-      });
-      server = createServer(OPTIONS, (s) => accepted(s));
-      server.listen(0, '127.0.0.1');
-      await new Promise((resolve) => server!.once('listening', resolve));
-      const port = (server.address() as net.AddressInfo).port;
-      const peer = new GoPeer(peerPath, ['-mode', 'dial', '-addr', `127.0.0.1:${port}`, ...goArgs], runMs);
-      go = peer;
-      const exitedFirst = peer.result.then((r) => {
-        throw new Error(`the peer finished before connecting: ${r.line}`);
-      });
-      session = await within(Promise.race([arrived, exitedFirst]), 10_000, 'the original\'s peer to connect');
-      server.close();
-    }
-    const s = session;
+    const { session: s, go } = await startGoPeerSession(started, peerPath, role, goArgs, runMs, {
+      client: (port) => connect({ host: '127.0.0.1', port, ...OPTIONS }),
+      server: (accepted) => createServer(OPTIONS, (session) => accepted(session)),
+    });
     await body(s, go);
     const result = await within(go.result, runMs + 5_000, 'the peer\'s RESULT line');
     if (end === 'clean') {
@@ -99,13 +81,13 @@ async function withOriginal(
     }
     return { result, go };
   } catch (error) {
-    const detail = go === undefined ? '' : `\n${go.output()}`;
+    const detail = started.go === undefined ? '' : `\n${started.go.output()}`;
     if (error instanceof Error) error.message += detail;
     throw error;
   } finally {
-    session?.destroy();
-    server?.close();
-    go?.kill();
+    started.session?.destroy();
+    started.server?.close();
+    started.go?.kill();
   }
 }
 
@@ -381,7 +363,12 @@ function registerTests(peer: string): void {
               const outcome = await withOriginal(peer, role,
                 ['-scenario', 'cut', '-how', 'session', '-count', '3', '-after', String(sent)], 30_000, 'failed',
                 async (session, go) => {
-                  const reads: Promise<Error>[] = [];
+                  // A channel of muxwire's own, open at the end too: its pending read must fail as well.
+                  const own = session.dial();
+                  const ownRead = new ByteReader(own).expectError(20_000);
+                  ownRead.catch(() => {});
+                  own.write('x');
+                  const reads: Promise<Error>[] = [ownRead];
                   const accepting = acceptChannels(session, style, (channel) => {
                     const reader = new ByteReader(channel);
                     const task = (async () => {
@@ -392,7 +379,7 @@ function registerTests(peer: string): void {
                     task.catch(() => {});
                     reads.push(task);
                   });
-                  await waitUntil(() => reads.length === 3, 10_000, 'three channels');
+                  await waitUntil(() => reads.length === 4, 10_000, 'the original\'s three channels');
                   // The listener style has no pending accept() of its own: make one, now that the three are in.
                   const pendingAccept = style === '\'channel\' listener' ? session.accept() : accepting;
                   pendingAccept.catch(() => {});
@@ -408,7 +395,9 @@ function registerTests(peer: string): void {
                   assert.throws(() => session.dial(), (error: unknown) => error instanceof MuxError, 'dial() after the end');
                   await assert.rejects(session.accept(), (error: unknown) => error instanceof MuxError, 'accept() after the end');
                 });
-              assert.equal(expectOk(outcome).ready, '3');
+              const fields = expectOk(outcome);
+              assert.equal(fields.ready, '3');
+              assert.equal(fields.inbound, '1', 'muxwire\'s own channel reached the original');
             });
 
             test(`the transport cut mid-transfer (${PEER} resets TCP while muxwire writes): every pending muxwire call settles with a typed error`, { timeout: 60_000 }, async () => {
@@ -416,7 +405,11 @@ function registerTests(peer: string): void {
                 ['-scenario', 'cut', '-how', 'reset', '-count', '3', '-after', String(65_536)], 30_000, 'failed',
                 async (session, go) => {
                   const writes: Promise<unknown>[] = [];
-                  const reads: Promise<Error>[] = [];
+                  const own = session.dial(); // muxwire's own channel, open at the cut too
+                  const ownRead = new ByteReader(own).expectError(20_000);
+                  ownRead.catch(() => {});
+                  own.write('x');
+                  const reads: Promise<Error>[] = [ownRead];
                   const accepting = acceptChannels(session, style, (channel) => {
                     const reader = new ByteReader(channel);
                     const task = (async () => {
@@ -428,7 +421,7 @@ function registerTests(peer: string): void {
                     task.catch(() => {});
                     reads.push(task);
                   });
-                  await waitUntil(() => reads.length === 3, 10_000, 'three channels');
+                  await waitUntil(() => reads.length === 4, 10_000, 'the original\'s three channels');
                   const pendingAccept = style === '\'channel\' listener' ? session.accept() : accepting;
                   pendingAccept.catch(() => {});
                   assert.equal(await peerDone(go, 20_000), 'DONE ready=3');
@@ -445,7 +438,9 @@ function registerTests(peer: string): void {
                     `the pending accept (${style})`);
                   assert.throws(() => session.dial(), (error: unknown) => error instanceof MuxError, 'dial() after the cut');
                 });
-              assert.equal(expectOk(outcome).ready, '3');
+              const fields = expectOk(outcome);
+              assert.equal(fields.ready, '3');
+              assert.equal(fields.inbound, '1', 'muxwire\'s own channel reached the original');
             });
           });
         }

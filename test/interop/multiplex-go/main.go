@@ -664,15 +664,19 @@ func (p *peer) writeUntilClosed() {
 	p.fields = func() string { return old() + " end=" + end }
 }
 
-// cut opens -count channels, writes "go" on each and reads -after bytes from each (the peer sends more), then
-// ends everything with the channels open: -how session calls the original's Close (its connection closes),
-// -how reset resets the TCP connection.
+// cut opens -count channels, writes "go" on each and reads -after bytes from each, then stops reading them
+// (the peer may send more) and ends everything with the channels open: -how session calls the original's
+// Close (its connection closes), -how reset resets the TCP connection. Channels the peer opens meanwhile are
+// accepted and read, so that the peer has its own channels open at the cut too.
 func (p *peer) cut() {
-	var unexpected, ready atomic.Int64
+	var inbound, ready atomic.Int64
 	p.fields = func() string {
-		return fmt.Sprintf("channels=%d ready=%d how=%s unexpected=%d", p.o.count, ready.Load(), p.o.how, unexpected.Load())
+		return fmt.Sprintf("channels=%d ready=%d how=%s inbound=%d", p.o.count, ready.Load(), p.o.how, inbound.Load())
 	}
-	p.refuseInbound(&unexpected)
+	p.acceptAll(&sync.WaitGroup{}, func(c *multiplex.Channel, n int) {
+		inbound.Add(1)
+		readToEnd(c, nil)
+	})
 	var wg sync.WaitGroup
 	for i := 0; i < p.o.count; i++ {
 		wg.Add(1)
@@ -693,8 +697,6 @@ func (p *peer) cut() {
 				return
 			}
 			ready.Add(1)
-			// Keep reading (the session loop must not stop on this channel) until the cut ends the channel.
-			go readToEnd(c, nil)
 		}(i)
 	}
 	if !waitGroup(&wg, p.o.timeout) {
