@@ -36,11 +36,11 @@ if (status.kind === 'missing') {
   if (process.env.CI === 'true') {
     test('original multiplex peer prerequisites', () => {
       assert.fail(`the live tests against the original multiplex cannot run on CI: ${status.what} missing; `
-        + `${MULTIPLEX_INSTALL_HINT} and ${multiplexOriginalDir()} are needed`);
+        + `${MULTIPLEX_INSTALL_HINT} and the original's source in ${multiplexOriginalDir()} are needed`);
     });
   } else {
     test(`live against ${PEER}`, {
-      skip: `${MULTIPLEX_INSTALL_HINT} and ${multiplexOriginalDir()} are needed (missing: ${status.what})`,
+      skip: `${MULTIPLEX_INSTALL_HINT} and the original's source in ${multiplexOriginalDir()} are needed (missing: ${status.what})`,
     }, () => {});
   }
 } else if (status.kind === 'broken') {
