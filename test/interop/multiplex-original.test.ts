@@ -414,7 +414,7 @@ function registerTests(peer: string): void {
                     const reader = new ByteReader(channel);
                     const task = (async () => {
                       assert.equal((await reader.read(2, 10_000)).toString(), 'go');
-                      // Far more than the original takes before the cut (it stops reading after 64 KiB).
+                      // Far more than the original takes before the cut (after 64 KiB it reads 1 KiB per ms).
                       writes.push(new Promise((resolve) => channel.write(Buffer.alloc(16 * MiB, 1), resolve)));
                       return reader.expectError(20_000);
                     })();

@@ -664,8 +664,8 @@ func (p *peer) writeUntilClosed() {
 	p.fields = func() string { return old() + " end=" + end }
 }
 
-// cut opens -count channels, writes "go" on each and reads -after bytes from each, then stops reading them
-// (the peer may send more) and ends everything with the channels open: -how session calls the original's
+// cut opens -count channels, writes "go" on each and reads -after bytes from each, then reads on at a trickle
+// (the peer may send more) and, once every channel is there, ends everything with the channels open: -how session calls the original's
 // Close (its connection closes), -how reset resets the TCP connection. Channels the peer opens meanwhile are
 // accepted and read, so that the peer has its own channels open at the cut too.
 func (p *peer) cut() {
@@ -697,6 +697,18 @@ func (p *peer) cut() {
 				return
 			}
 			ready.Add(1)
+			// From here on, read a fragment per millisecond: slowly enough that the peer's writes are still
+			// under way at the cut, and without stopping, since the original's session loop stops for every
+			// channel while one channel's data waits for its reader (the other channels must still get theirs).
+			go func() {
+				for {
+					b := make([]byte, fragment)
+					if _, err := c.Read(b); err != nil {
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}()
 		}(i)
 	}
 	if !waitGroup(&wg, p.o.timeout) {
