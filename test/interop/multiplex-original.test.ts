@@ -328,7 +328,7 @@ function registerTests(peer: string): void {
             test(`muxwire closes ${PEER}'s channels mid-transfer: the original's writes fail, its session goes on`, { timeout: 60_000 }, async () => {
               const size = 4 * MiB;
               const outcome = await withOriginal(peer, role,
-                ['-scenario', 'write-until-closed', '-count', '3', '-size', String(size), '-interval', '1ms'], 30_000, 'clean',
+                ['-scenario', 'write-until-closed', '-count', '3', '-size', String(size), '-interval', '2ms'], 30_000, 'clean',
                 async (session, go) => {
                   const cut: Promise<number>[] = [];
                   const accepting = acceptChannels(session, style, (channel) => {
