@@ -32,7 +32,7 @@ const standalone: Record<string, { args?: () => string[]; node?: string[]; expec
     expect: [/^GET \/ served on channel 1$/m, /^GET \/a served on channel 1$/m, /^GET \/b served on channel 1$/m,
       /^GET \/p4 served on channel \d+$/m],
   },
-  'server-push': { expect: [/^news 1: .*\nnews 2: /m] },
+  'server-push': { expect: [/^news 1: .*\nnews 2: /m, /^news channel closed at both ends$/m] },
   tls: { args: tlsFiles, expect: [/^hello over TLS \(TLSv1\.[23]\)$/m] },
 };
 /** Examples run in pairs by their own tests below. */
