@@ -12,9 +12,10 @@ import type { AddressInfo } from 'node:net';
 import { text } from 'node:stream/consumers';
 import { connect, createServer, GoAwayError, type Session } from 'muxwire';
 
-let serverSession!: Session;
+let serverSessionReady!: (session: Session) => void;
+const firstServerSession = new Promise<Session>((resolve) => (serverSessionReady = resolve));
 const server = createServer((session) => {
-  serverSession = session;
+  serverSessionReady(session); // (only the first call counts)
   session.on('channel', (channel) => {
     channel.on('error', () => {}); // a reset reaches the client; the server has nothing to add
     // Each channel gets a slow reply: three parts 100 ms apart, then the end.
@@ -40,6 +41,7 @@ const client = await connect({ host: '127.0.0.1', port });
 const download = client.dial();
 download.end('send it');
 const reply = text(download);
+const serverSession = await firstServerSession;
 await new Promise((resolve) => setTimeout(resolve, 50));
 const closing = serverSession.close({ timeout: 5_000 });
 await once(client, 'goaway');

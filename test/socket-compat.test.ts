@@ -227,6 +227,33 @@ test("setTimeout emits 'timeout' after an idle period, not while bytes flow, and
   }
 });
 
+test("a 'timeout' listener that turns the timeout off or destroys the channel hears no further 'timeout'", async () => {
+  const pair = await sessionPair();
+  try {
+    const first = pair.client.dial();
+    let offTimeouts = 0;
+    first.setTimeout(50, () => {
+      offTimeouts++;
+      first.setTimeout(0); // from inside the listener, as http code does
+    });
+    const second = pair.client.dial();
+    second.on('error', () => {});
+    let destroyTimeouts = 0;
+    second.on('timeout', () => {
+      destroyTimeouts++;
+      second.destroy(); // Node's http server does this on its keep-alive timeout
+    });
+    second.setTimeout(50);
+    await until(() => offTimeouts === 1 && destroyTimeouts === 1, 5_000, "the first 'timeout' of each");
+    await new Promise((resolve) => setTimeout(resolve, 400)); // eight more idle periods
+    assert.equal(offTimeouts, 1);
+    assert.equal(destroyTimeouts, 1);
+    assert.equal(second.timeout, undefined, 'a destroyed channel has no timeout');
+  } finally {
+    await pair.close();
+  }
+});
+
 test('setKeepAlive, setNoDelay, ref and unref return the channel, as on a socket', async () => {
   const pair = await sessionPair();
   try {

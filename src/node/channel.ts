@@ -32,6 +32,7 @@ interface SocketAddresses {
 class IdleTimer {
   last = performance.now();
   #timer: ReturnType<typeof setTimeout>;
+  #stopped = false;
 
   constructor(readonly ms: number, private readonly onIdle: () => void) {
     this.#timer = this.#arm(ms);
@@ -44,6 +45,8 @@ class IdleTimer {
       if (idle + 1 >= this.ms) {
         this.last = performance.now();
         this.onIdle();
+        // The listener may have destroyed the channel or set another timeout: this timer is then done.
+        if (this.#stopped) return;
       }
       // 'timeout' does not close the channel: it fires again after another idle period, as on a socket.
       this.#timer = this.#arm(Math.max(1, this.ms - (performance.now() - this.last)));
@@ -51,6 +54,7 @@ class IdleTimer {
   }
 
   stop(): void {
+    this.#stopped = true;
     clearTimeout(this.#timer);
   }
 }
