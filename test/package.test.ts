@@ -79,6 +79,10 @@ import type { Channel } from 'muxwire';
 declare const channel: Channel;
 // @ts-expect-error the session's delivery hook is internal
 channel.deliver(new Uint8Array(1));
+// @ts-expect-error the session's channel-side methods are internal
+channel.session.writeChannel;
+// @ts-expect-error the decoder's callbacks are internal
+channel.session.onHeader;
 export { WriteScheduler, FrameBatch, COPY_LIMIT };
 `;
 

@@ -72,7 +72,7 @@ export class Channel extends Duplex implements ChannelEndpoint {
   #bytesWritten = 0;
   #idle: IdleTimer | undefined;
 
-  /** @internal Channels are made by their session (`dial()`, `accept()`), not by hand. */
+  /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
   constructor(state: ChannelState, session: MuxSession<Channel>) {
     const highWaterMark = session.options.channelHighWaterMark;
     super({
