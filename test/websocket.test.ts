@@ -262,6 +262,58 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
   });
 });
 
+describe('muxwire/web bad input', () => {
+  test('connectWebSocket rejects an unknown or out-of-range option with TypeError / RangeError before connecting', async () => {
+    let constructed = 0;
+    const Counting = class extends WsWebSocket {
+      constructor(url: string) {
+        super(url);
+        constructed++;
+      }
+    } as unknown as WebSocketConstructor;
+    await assert.rejects(connectWebSocket('ws://127.0.0.1:9/', { WebSocket: Counting, bogus: 1 } as never), TypeError);
+    await assert.rejects(connectWebSocket('ws://127.0.0.1:9/', { WebSocket: Counting, maxStreams: -1 }), RangeError);
+    await assert.rejects(connectWebSocket('ws://127.0.0.1:9/', { WebSocket: Counting, highWaterMark: -5 }), RangeError);
+    assert.equal(constructed, 0, 'no socket was opened');
+  });
+
+  test('connectWebSocket without a WebSocket class (Node 20 has no global one) rejects with a TypeError naming the option', async () => {
+    if ((globalThis as { WebSocket?: unknown }).WebSocket !== undefined) return; // Node 22+: there is one
+    await assert.rejects(connectWebSocket('ws://127.0.0.1:9/'), /WebSocket option/);
+  });
+
+  test('createWebSocketServer refuses bad options (neither or both of server and port, a bad session option) at once', () => {
+    const noop = (): void => {};
+    assert.throws(() => createWebSocketServer({} as never, noop), TypeError);
+    assert.throws(() => createWebSocketServer({ port: 0, server: {} as never }, noop), TypeError);
+    assert.throws(() => createWebSocketServer({ port: 0, keepAliveTimeout: 0 }, noop), RangeError);
+    assert.throws(() => createWebSocketServer({ port: 0, lowWaterMark: Number.NaN }, noop), RangeError);
+    assert.throws(() => createWebSocketServer({ port: 0 }, undefined as never), TypeError);
+  });
+
+  test('webSocketTransport and streamTransport refuse what is not a WebSocket or a stream pair with TypeError', () => {
+    for (const bad of [null, undefined, 42, {}, { send() {} }]) {
+      assert.throws(() => webSocketTransport(bad as never), TypeError);
+      assert.throws(() => streamTransport(bad as never), TypeError);
+    }
+  });
+
+  test('a WebChannel writable given something other than a Uint8Array fails with TypeError and resets the channel', async () => {
+    const serverErrors: Error[] = [];
+    const { url } = await serve((session) => session.on('channel', (channel: Channel) => {
+      channel.on('error', (error) => serverErrors.push(error));
+      channel.resume();
+    }));
+    const session = await client(url);
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    await writer.write(new Uint8Array([1]));
+    await assert.rejects(writer.write('text' as never), TypeError);
+    await until(() => serverErrors.length === 1, 5000, 'the server channel to be reset');
+    assert.ok(serverErrors[0] instanceof ChannelResetError);
+  });
+});
+
 describe('muxwire/web over Web Streams (streamTransport)', () => {
   test('two WebSessions over a TransformStream pair exchange 1 MiB each way with half-close', async () => {
     const aToB = new TransformStream<Uint8Array, Uint8Array>();

@@ -8,7 +8,9 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { WebSocketServer } from 'ws';
 import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
-import { type WebSocketLike, type WebSocketTransportOptions, webSocketTransport } from '../web/websocket-transport.js';
+import {
+  type WebSocketLike, type WebSocketTransportOptions, resolveTransportOptions, webSocketTransport,
+} from '../web/websocket-transport.js';
 import { Session } from './session.js';
 
 /** Options of {@link createWebSocketServer}: where to listen, and any session option or transport water mark. */
@@ -46,7 +48,9 @@ export function createWebSocketServer(
     if (TRANSPORT_KEYS.includes(key)) transportOptions[key] = value;
     else if (!SERVER_KEYS.includes(key) || key in DEFAULT_OPTIONS) sessionOptions[key] = value;
   }
-  resolveOptions(sessionOptions as SessionOptions); // a bad option throws here, not on the first connection
+  // A bad option throws here, not on the first connection.
+  resolveOptions(sessionOptions as SessionOptions);
+  resolveTransportOptions(transportOptions);
   const server = new WebSocketServer({
     server: options.server,
     port: options.port,

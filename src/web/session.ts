@@ -9,7 +9,7 @@ import { MuxSession, type Role } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
 import { WebChannel } from './channel.js';
 import {
-  WebSocketClosedError, type WebSocketLike, type WebSocketTransportOptions, webSocketTransport,
+  WebSocketClosedError, type WebSocketLike, type WebSocketTransportOptions, resolveTransportOptions, webSocketTransport,
 } from './websocket-transport.js';
 
 function createWebChannel(state: ChannelState, session: MuxSession<WebChannel>): WebChannel {
@@ -63,7 +63,9 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
   const { signal, protocols } = options;
   const Socket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   return new Promise<WebSession>((resolve, reject) => {
-    resolveOptions(sessionOptions as SessionOptions); // a bad option rejects before connecting
+    // A bad option rejects before any socket exists.
+    resolveOptions(sessionOptions as SessionOptions);
+    resolveTransportOptions(transportOptions);
     if (typeof Socket !== 'function') {
       throw new TypeError('muxwire: no global WebSocket here; pass one as the WebSocket option (in Node 20, the ws package\'s)');
     }

@@ -73,6 +73,16 @@ function checkMark(name: string, value: unknown, fallback: number): number {
   return value;
 }
 
+/** @internal Validates the water marks (a bad one throws `RangeError`), defaults applied. */
+export function resolveTransportOptions(options: WebSocketTransportOptions): Required<WebSocketTransportOptions> {
+  const highWaterMark = checkMark('highWaterMark', options.highWaterMark, 1024 * 1024);
+  return {
+    highWaterMark,
+    lowWaterMark: Math.min(checkMark('lowWaterMark', options.lowWaterMark, 256 * 1024), highWaterMark),
+    pollInterval: checkMark('pollInterval', options.pollInterval, 5),
+  };
+}
+
 /** Joins `parts` into messages: runs of parts up to {@link MERGE_LIMIT} bytes become one array. */
 function toMessages(parts: Uint8Array[]): Uint8Array[] {
   if (parts.length === 1) return parts;
@@ -112,9 +122,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
     || typeof socket.addEventListener !== 'function') {
     throw new TypeError('muxwire: webSocketTransport needs a WebSocket');
   }
-  const highWaterMark = checkMark('highWaterMark', options.highWaterMark, 1024 * 1024);
-  const lowWaterMark = Math.min(checkMark('lowWaterMark', options.lowWaterMark, 256 * 1024), highWaterMark);
-  const pollInterval = checkMark('pollInterval', options.pollInterval, 5);
+  const { highWaterMark, lowWaterMark, pollInterval } = resolveTransportOptions(options);
   socket.binaryType = 'arraybuffer';
   // The `ws` package's `send(data, callback)` says when its bytes reached the TCP socket (until then it holds
   // them by reference); a WHATWG socket copies at `send()`, so its writes are done at once.
