@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,6 +35,15 @@ if (!chromiumAvailable()) {
   }
 } else {
   registerTests();
+}
+
+/** Builds the Go WebSocket peer (test/interop/go/build-ws.sh); its path, or why it cannot be built. */
+function buildGoPeer(): string | { error: string } {
+  try {
+    return execFileSync(path.join(root, 'test/interop/go/build-ws.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (error) {
+    return { error: String((error as { stderr?: string }).stderr || (error as Error).message).trim() };
+  }
 }
 
 type Scenarios = typeof PageScenarios;
@@ -251,6 +260,41 @@ function registerTests(): void {
       assert.equal(outcome, 'TransportClosedError');
       assert.equal(session.channelCount, 0);
       assert.equal(session.bufferedBytes, 0);
+    });
+
+    test('against Go hashicorp/yamux behind a gorilla WebSocket: 200 page channels echoed exactly, and the Go side\'s channel accepted', async (t) => {
+      const peer = buildGoPeer();
+      if (typeof peer !== 'string') {
+        if (process.env.CI === 'true') assert.fail(`the Go WebSocket peer cannot be built on CI: ${peer.error}`);
+        t.skip(peer.error.split('\n').pop() ?? peer.error);
+        return;
+      }
+      const go = spawn(peer, ['-timeout', '60s'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        let output = '';
+        const port = await new Promise<number>((resolve, reject) => {
+          go.stdout!.on('data', (chunk: Buffer) => {
+            output += chunk.toString();
+            const match = /PORT (\d+)/.exec(output);
+            if (match) resolve(Number(match[1]));
+          });
+          go.once('exit', () => reject(new Error(`the Go peer exited: ${output}`)));
+        });
+        const result = await run(page, 'againstGo', `ws://127.0.0.1:${port}/mux`, 200);
+        assert.equal(result.exact, 200);
+        assert.equal(result.greeting, 'hello from Go over a WebSocket');
+        const line = await new Promise<string>((resolve) => {
+          const check = (): void => {
+            const match = /RESULT .*/.exec(output);
+            if (match) resolve(match[0]);
+          };
+          go.stdout!.on('data', check);
+          check();
+        });
+        assert.equal(line, 'RESULT ok echoed=200 pushed=1');
+      } finally {
+        go.kill('SIGKILL');
+      }
     });
 
     test('the README "In the browser" script runs as written and prints the echo', async () => {

@@ -197,6 +197,40 @@ export const scenarios = {
     return session.channelCount;
   },
 
+  /**
+   * Against a non-muxwire server (Go hashicorp/yamux behind a WebSocket): `count` channels echoed exactly
+   * (SHA-256), and the channel the server opens accepted, read, and echoed back to it.
+   */
+  async againstGo(url: string, count: number): Promise<{ exact: number; greeting: string }> {
+    const session = await muxwire.connectWebSocket(url, options);
+    const pushed = (async () => {
+      const channel = await session.accept();
+      // One line, echoed, then FIN (the Go side keeps its half open until it has the echo).
+      const reader = channel.readable.getReader();
+      let text = '';
+      while (!text.endsWith('\n')) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error('the Go side ended before its line');
+        text += new TextDecoder().decode(value);
+      }
+      const writer = channel.writable.getWriter();
+      await writer.write(new TextEncoder().encode(text));
+      await writer.close();
+      await reader.read(); // the Go side's FIN
+      return text.trim();
+    })();
+    const results = await Promise.all(Array.from({ length: count }, async (_, i) => {
+      const data = crypto.getRandomValues(new Uint8Array(1 + ((i * 7919) % 65536)));
+      const channel = session.dial();
+      const writer = channel.writable.getWriter();
+      const [received] = await Promise.all([readAll(channel), writer.write(data).then(() => writer.close())]);
+      return (await sha256(data)) === (await sha256(received));
+    }));
+    const greeting = await pushed;
+    await session.close();
+    return { exact: results.filter(Boolean).length, greeting };
+  },
+
   /** Waits for what `openAndWait` left pending. */
   pendingSettled(): Promise<{ settled: number; errors: ReturnType<typeof describeError>[] }> {
     return kept.pending!;
