@@ -4,7 +4,8 @@
  * messages of 64 KiB, the sender honouring `bufferedAmount` the way muxwire's transport does), and channels
  * opened per second from the page (1,000 and 10,000 at once, each writing one byte and reading its echo).
  * Rounds alternate muxwire and raw; medians are reported with the range. `--write` puts the table into
- * docs/browser.md between the `browser-bench` markers; `--rounds N` (default 5), `--mib N` (default 64).
+ * docs/browser.md between the `browser-bench` markers; `--rounds N` (default 5), `--mib N` (default 64),
+ * `--bulk` (the bulk figures only); MUXWIRE_BENCH_OPTIONS (JSON) adds options to both sides' sessions.
  * @module
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ const option = (name: string, fallback: number): number => {
   return index >= 0 ? Number(args[index + 1]) : fallback;
 };
 const ROUNDS = option('--rounds', 5);
+const ONLY_BULK = args.includes('--bulk');
 const MIB = option('--mib', 64);
 const WRITE = args.includes('--write');
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -36,6 +38,8 @@ const bundle = (await build({
   target: 'es2022', logLevel: 'silent',
 })).outputFiles[0]!.contents;
 
+/** Session (and transport) options for both sides, as JSON: MUXWIRE_BENCH_OPTIONS='{"initialWindow":16777216}'. */
+const EXTRA = JSON.parse(process.env.MUXWIRE_BENCH_OPTIONS ?? '{}') as Record<string, unknown>;
 const TOTAL = MIB * 1024 * 1024;
 const PIECE = 64 * 1024;
 const payload = Buffer.alloc(PIECE, 7);
@@ -45,7 +49,7 @@ const httpServer = http.createServer((request, response) => {
   if (request.url === '/muxwire.js') response.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle);
   else response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><script src="/muxwire.js"></script>');
 });
-const muxServer = muxwire.createWebSocketServer({ port: 0, host: '127.0.0.1', keepAliveInterval: 0 }, (session) => {
+const muxServer = muxwire.createWebSocketServer({ port: 0, host: '127.0.0.1', keepAliveInterval: 0, ...EXTRA }, (session) => {
   session.on('channel', (channel) => {
     channel.once('data', (first: Buffer) => {
       if (first[0] === 0x55 /* U: count, answer the total */) {
@@ -153,8 +157,8 @@ async function rawDownload(): Promise<number> {
 }
 
 async function muxUpload(): Promise<number> {
-  return page.evaluate(async ([url, total, piece]) => {
-    const session = await window.muxwire.connectWebSocket(url, { keepAliveInterval: 0 });
+  return page.evaluate(async ([url, total, piece, extra]) => {
+    const session = await window.muxwire.connectWebSocket(url, { keepAliveInterval: 0, ...extra });
     const channel = session.dial();
     const writer = channel.writable.getWriter();
     const reader = channel.readable.getReader();
@@ -169,12 +173,12 @@ async function muxUpload(): Promise<number> {
     await reader.read();
     await session.close();
     return total / 1000 / ms;
-  }, [muxUrl, TOTAL, PIECE] as const);
+  }, [muxUrl, TOTAL, PIECE, EXTRA] as const);
 }
 
 async function muxDownload(): Promise<number> {
-  return page.evaluate(async ([url, total]) => {
-    const session = await window.muxwire.connectWebSocket(url, { keepAliveInterval: 0 });
+  return page.evaluate(async ([url, total, extra]) => {
+    const session = await window.muxwire.connectWebSocket(url, { keepAliveInterval: 0, ...extra });
     const channel = session.dial();
     const writer = channel.writable.getWriter();
     const started = performance.now();
@@ -191,7 +195,7 @@ async function muxDownload(): Promise<number> {
     if (received !== total) throw new Error(`received ${received}`);
     await session.close();
     return total / 1000 / ms;
-  }, [muxUrl, TOTAL] as const);
+  }, [muxUrl, TOTAL, EXTRA] as const);
 }
 
 /** Channels per second: `count` channels dialled at once, each writing one byte and reading its echo. */
@@ -228,8 +232,10 @@ for (let round = 0; round < ROUNDS; round++) {
   const pairs: [string, () => Promise<number>][] = [['rawUp', rawUpload], ['muxUp', muxUpload], ['rawDown', rawDownload], ['muxDown', muxDownload]];
   if (round % 2 === 1) pairs.reverse();
   for (const [name, fn] of pairs) figures[name]!.push(await fn());
-  figures.open1k!.push(await muxOpen(1000));
-  figures.open10k!.push(await muxOpen(10_000));
+  if (!ONLY_BULK) {
+    figures.open1k!.push(await muxOpen(1000));
+    figures.open10k!.push(await muxOpen(10_000));
+  }
   process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
 }
 const chromiumVersion = await page.evaluate(() => /Chrome\/([\d.]+)/.exec(navigator.userAgent)?.[1] ?? '?');
@@ -246,8 +252,10 @@ const range = (values: number[]): string => `${fmt(Math.min(...values))}–${fmt
 const rows = [
   `| bulk upload, page → Node, ${MIB} MiB | MB/s | ${fmt(median(figures.muxUp!))} (${range(figures.muxUp!)}) | ${fmt(median(figures.rawUp!))} (${range(figures.rawUp!)}) | ${fmt(median(figures.muxUp!) / median(figures.rawUp!), 2)}x |`,
   `| bulk download, Node → page, ${MIB} MiB | MB/s | ${fmt(median(figures.muxDown!))} (${range(figures.muxDown!)}) | ${fmt(median(figures.rawDown!))} (${range(figures.rawDown!)}) | ${fmt(median(figures.muxDown!) / median(figures.rawDown!), 2)}x |`,
-  `| open 1,000 channels from the page | channels/s | ${fmt(median(figures.open1k!))} (${range(figures.open1k!)}) | | |`,
-  `| open 10,000 channels from the page | channels/s | ${fmt(median(figures.open10k!))} (${range(figures.open10k!)}) | | |`,
+  ...(ONLY_BULK ? [] : [
+    `| open 1,000 channels from the page | channels/s | ${fmt(median(figures.open1k!))} (${range(figures.open1k!)}) | | |`,
+    `| open 10,000 channels from the page | channels/s | ${fmt(median(figures.open10k!))} (${range(figures.open10k!)}) | | |`,
+  ]),
 ];
 const table = [
   `${ROUNDS} rounds, ${new Date().toISOString().slice(0, 10)}, Chromium ${chromiumVersion} (Debian), Node ${process.version}, ` +
