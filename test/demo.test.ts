@@ -49,6 +49,25 @@ if (!chromiumAvailable()) {
       assert.equal(await page.textContent('#echo-ok'), '300');
       assert.match(await page.textContent('#rtt') ?? '', /^\d+\.\d\d$/);
       assert.match(await page.textContent('#pushed') ?? '', /server clock/);
+      // The demo server also serves the README's page script: its module, and an echo for other channels.
+      const echoed = await page.evaluate(async () => {
+        const web = await import('/muxwire-web.js' as string) as typeof import('../src/web/index.js');
+        const session = await web.connectWebSocket(`ws://${location.host}/mux`);
+        const channel = session.dial();
+        const writer = channel.writable.getWriter();
+        await writer.write(new TextEncoder().encode('hello'));
+        await writer.close();
+        let text = '';
+        const reader = channel.readable.getReader();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += new TextDecoder().decode(value);
+        }
+        await session.close();
+        return text;
+      });
+      assert.equal(echoed, 'hello');
       await page.screenshot({ path: screenshot, fullPage: true });
       console.log(`  # screenshot: ${path.relative(root, screenshot)}; ticker worst during upload ${status.maxTickDuringUpload.toFixed(1)} ms`);
     } finally {

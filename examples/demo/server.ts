@@ -2,10 +2,10 @@
  * `npm run demo`: one Node process serves a page (bundled by esbuild from page.ts) and accepts muxwire
  * sessions over WebSocket at `/mux`. Everything the page shows travels over that one WebSocket:
  * - channels the page dials start with one byte naming a service: `E` echo (the echo channels and the
- *   ticker), `U` upload (the server counts the bytes and answers the total);
+ *   ticker), `U` upload (the server counts the bytes and answers the total); a channel starting with any
+ *   other byte is echoed whole, that byte included (so the README's page script works here as written);
  * - channels the server pushes: a clock, the server's view of the session, and a greeting.
- * The page is also served the bundled `muxwire/web` at `/muxwire-web.js`, so the README's page script runs
- * here as written.
+ * The bundled `muxwire/web` is also served at `/muxwire-web.js`, for the README's page script.
  * @module
  */
 import http from 'node:http';
@@ -70,7 +70,8 @@ function serveChannel(channel: Channel): void {
       channel.on('data', (chunk: Buffer) => { total += chunk.length; });
       channel.on('end', () => channel.end(String(total)));
     } else {
-      channel.destroy();
+      channel.write(first);
+      channel.pipe(channel);
     }
   });
 }
