@@ -162,6 +162,26 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     assert.equal(confirmed, total);
   });
 
+  test('a WebChannel writer waits for window: with a server that does not read, exactly 256 KiB of writes resolve, then all', async () => {
+    let serverChannel: Channel | undefined;
+    const { url } = await serve((session) => session.on('channel', (channel: Channel) => { serverChannel = channel; }));
+    const session = await client(url);
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    const piece = 64 * KiB;
+    let resolved = 0;
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 16; i++) writes.push(writer.write(new Uint8Array(piece)).then(() => { resolved += piece; }));
+    await until(() => resolved >= 256 * KiB, 5000, 'the first window of writes');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(resolved, 256 * KiB, 'writes beyond the peer\'s window wait');
+    assert.notEqual(writer.desiredSize, 1, 'the writer reports backpressure');
+    const received = readAll(serverChannel!);
+    await Promise.all(writes);
+    await writer.close();
+    assert.equal((await received).length, 16 * piece);
+  });
+
   test('reset() from the web side fails the server channel with ChannelResetError, and the reverse fails the web streams', async () => {
     const serverErrors: Error[] = [];
     let serverChannel: Channel | undefined;
