@@ -39,15 +39,15 @@ function nodeTransport(transport: Duplex | Transport): Transport {
  */
 export class Session extends MuxSession<Channel> {
   /**
-   * The Node stream the session runs over (a `net.Socket`, a `tls.TLSSocket`, a child's stdio...). Channels
-   * read their `remoteAddress`, `localAddress` and ports from it when it has them.
+   * The Node stream the session runs over (a `net.Socket`, a `tls.TLSSocket`, a child's stdio...), or undefined
+   * over a core `Transport`. Channels read their `remoteAddress`, `localAddress` and ports from it when it has them.
    */
-  readonly socket: Duplex;
+  readonly socket: Duplex | undefined;
 
   /** Wraps `transport`; `role` decides the channel id parity (client odd, server even). */
   constructor(transport: Duplex | Transport, role: Role, options?: SessionOptions) {
     super(nodeTransport(transport), role, options, createChannel);
-    this.socket = transport;
+    this.socket = isCoreTransport(transport) ? undefined : transport;
   }
 }
 
