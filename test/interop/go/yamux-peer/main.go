@@ -30,7 +30,7 @@ type options struct {
 	goAwayAfter, perMs              int
 	seed, size, maxSize, resetAfter int64
 	window                          uint
-	keepAlive                       bool
+	keepAlive, confirm              bool
 }
 
 // scenarioSpec gives each scenario its roles and defaults. The first role is the passive one
@@ -78,6 +78,7 @@ func parseFlags() *options {
 	flag.Int64Var(&o.resetAfter, "reset-after", 0, "reset -how raw: payload bytes to read before resetting")
 	flag.IntVar(&o.chunk, "chunk", 16384, "slow-reader: bytes per read")
 	flag.IntVar(&o.goAwayAfter, "goaway-after", 300, "graceful -role serve: streams to accept before GoAway() (0: at once)")
+	flag.BoolVar(&o.confirm, "confirm", false, "graceful -role serve: before closing, Ping() so that the peer has read our Go Away")
 	flag.IntVar(&o.perMs, "per-ms", 5, "graceful -role open: streams opened per millisecond")
 	flag.DurationVar(&o.interval, "interval", 20*time.Millisecond, "slow-reader: pause between reads")
 	flag.IntVar(&o.backlog, "backlog", 0, "yamux AcceptBacklog (0: yamux default 256; 1 for -how backlog)")

@@ -20,7 +20,8 @@ import (
 // gracefulServe echoes every stream it accepts. Once -goaway-after streams are accepted (0: at
 // once) it calls GoAway(): yamux then answers every later SYN with RST. Streams that were already
 // registered (accepted or waiting in the backlog) are still accepted and echoed. When none is left
-// (both FINs passed on each), it closes the session, as a Go server that drains before exiting does.
+// (both FINs passed on each), it closes the session, as a Go server that drains before exiting does;
+// with -confirm it first pings, so that the peer has read the Go Away before the connection closes.
 func (p *peer) gracefulServe() {
 	var accepted, echoed, echoBytes atomic.Int64
 	var mu sync.Mutex
@@ -62,6 +63,15 @@ func (p *peer) gracefulServe() {
 		// After GoAway() returned no SYN can join the stream map, so an empty map means done.
 		p.waitFor("the accepted streams to finish", func() bool { return p.sess.NumStreams() == 0 })
 		p.waitHandlers(time.Until(p.deadline))
+	}
+	if p.o.confirm && !p.failed() {
+		// The peer answers this ping only after reading what came before it, our Go Away included: from then
+		// on it opens nothing, so closing cannot meet a SYN it still means to send. Without it, SYNs sent
+		// before our Go Away arrived reach a closed connection.
+		p.setStage("the peer to answer our ping after the Go Away")
+		if _, err := p.sess.Ping(); err != nil {
+			p.fail("ping", fmt.Sprintf("ping after Go Away: %v", err))
+		}
 	}
 	p.closeSession()
 	mu.Lock()
