@@ -116,13 +116,19 @@ function assertNoProblems(runs: string[][]): void {
     + first.problems.slice(0, 6).join('\n'));
 }
 
-/** The peer's STREAM lines as id -> outcome. */
-function streamOutcomes(go: GoPeer): Map<number, string> {
-  const outcomes = new Map<number, string>();
+/** How one of the peer's streams ended (its STREAM line): `acked` when muxwire's ACK reached it. */
+interface StreamLine {
+  outcome: string;
+  acked: boolean;
+}
+
+/** The peer's STREAM lines by stream id. */
+function streamOutcomes(go: GoPeer): Map<number, StreamLine> {
+  const outcomes = new Map<number, StreamLine>();
   for (const line of go.lines('STREAM')) {
     const id = / id=(\d+)/.exec(line)?.[1];
     const outcome = / outcome=(\S+)/.exec(line)?.[1];
-    if (id !== undefined && outcome !== undefined) outcomes.set(Number(id), outcome);
+    if (id !== undefined && outcome !== undefined) outcomes.set(Number(id), { outcome, acked: / acked=true/.test(line) });
   }
   return outcomes;
 }
@@ -242,18 +248,20 @@ async function closeDuringGoOpens(peer: string): Promise<{ problems: string[]; r
     const result = await within(go.result, 20_000, 'the Go peer\'s RESULT line');
     if (end !== undefined) problems.push(`the session ended with ${describeError(end)}`);
     const outcomes = streamOutcomes(go);
-    for (const [id, outcome] of outcomes) {
+    for (const [id, { outcome, acked }] of outcomes) {
       if (outcome === 'echoed') {
         if (!seen.has(id)) problems.push(`stream ${id} was echoed, but muxwire's application never saw it`);
       } else if (!seen.has(id)) {
-        // Refused by muxwire: Go cannot tell that from a reset (both are ErrConnectionReset), but it must not be
-        // the end of the session, which would leave a client unsure whether the request was taken.
+        // Refused by muxwire: Go's API cannot tell that from a reset (both are ErrConnectionReset), but it must
+        // not be the end of the session, which would leave a client unsure whether the request was taken. On the
+        // wire, a refusal is a RST with no ACK before it.
         if (outcome !== 'reset') problems.push(`stream ${id}, never accepted by muxwire, ended with ${outcome}`);
+        else if (acked) problems.push(`stream ${id}, never accepted by muxwire, was acknowledged before its RST`);
       } else {
         problems.push(`stream ${id}, accepted and echoed by muxwire, ended with ${outcome}`);
       }
     }
-    const echoed = [...outcomes.values()].filter((o) => o === 'echoed').length;
+    const echoed = [...outcomes.values()].filter((o) => o.outcome === 'echoed').length;
     if (echoed !== seen.size) problems.push(`muxwire accepted ${seen.size}, Go saw ${echoed} echoed`);
     if (Number(result.fields.opened) !== outcomes.size) {
       problems.push(`Go opened ${result.fields.opened} streams and reported ${outcomes.size}`);
@@ -370,10 +378,10 @@ function registerTests(peer: string): void {
         }
       });
 
-      test(`muxwire accepts, reads the first data, destroy()s: every Go stream gets a reset (${RUNS} runs, ${PEER})`, { timeout: 120_000 }, async () => {
-        // Go cannot tell a refused stream from a reset one (both are yamux.ErrConnectionReset), so this direction
-        // checks only that each stream sees a reset, not the end of the session. muxwire's ACK leaves with the RST
-        // (one frame, ACK|RST), which Go takes as established, then reset.
+      test(`muxwire accepts, reads the first data, destroy()s: every Go stream gets a reset, acknowledged first on the wire (taken, not refused) (${RUNS} runs, ${PEER})`, { timeout: 120_000 }, async () => {
+        // Go's API cannot tell a refused stream from a reset one (both are yamux.ErrConnectionReset), so the peer's
+        // tap reports whether muxwire acknowledged each stream: the ACK owed when destroy() came leaves with the
+        // RST (one frame, ACK|RST), which Go takes as established, then reset.
         const { go, session, close } = await link(peer, 'server',
           ['-scenario', 'reset', '-role', 'open', '-count', String(RUNS), '-size', '100', '-keepalive=false'],
           { keepAliveInterval: 0 });
@@ -391,8 +399,10 @@ function registerTests(peer: string): void {
           assert.ok(result.ok, result.line);
           assert.equal(result.fields.resets, String(RUNS));
           assert.equal(destroyed, RUNS);
-          const outcomes = go.lines('STREAM').map((line) => / outcome=(\S+)/.exec(line)?.[1]);
-          assert.deepEqual(outcomes, Array<string>(RUNS).fill('reset'));
+          // Every stream was reset after muxwire's ACK (on the RST frame itself or before it): on the wire, taken
+          // by the application and then reset, not refused.
+          const outcomes = [...streamOutcomes(go).values()];
+          assert.deepEqual(outcomes, Array<StreamLine>(RUNS).fill({ outcome: 'reset', acked: true }));
         } catch (error) {
           if (error instanceof Error) error.message += `\n${go.output()}`;
           throw error;

@@ -144,7 +144,8 @@ open:
 			mu.Lock()
 			counts[kind]++
 			mu.Unlock()
-			line := []string{"STREAM", kv("index", i), kv("id", s.StreamID()), kv("outcome", kind)}
+			line := []string{"STREAM", kv("index", i), kv("id", s.StreamID()), kv("outcome", kind),
+				kv("acked", p.tap.acked(s.StreamID()))}
 			if err != nil {
 				line = append(line, kv("error", err.Error()))
 			}
