@@ -217,7 +217,6 @@ func (p *peer) fill() {
 			go func(i int, s *yamux.Stream) { defer p.handlers.Done(); write(i, s) }(i, s)
 		}
 	}
-	out.line("FILLING")
 	p.setStage("the peer to end the session")
 	select {
 	case <-p.endCh:
