@@ -199,6 +199,8 @@ async function goAwayDuringDials(peer: string, goAwayAfter: number, confirm: boo
         problems.push(`a dial threw ${describeError(error)}`);
       }
     }
+    // Go's Go Away comes long before the 200 ms of dials end: the last ones must have thrown.
+    if (dialErrors.length === 0) problems.push('no dial threw after Go\'s Go Away');
     let echoed = 0;
     for (const outcome of outcomes) {
       if (outcome.echoed && outcome.error === undefined) {
