@@ -351,68 +351,71 @@ function registerTests(peer: string): void {
     });
 
     describe('an accepted channel that is read and then reset', () => {
-      test(`Go accepts, reads the first data, resets: muxwire's dialled channel fails with ChannelResetError, never ChannelRefusedError (${RUNS} runs, ${PEER})`, { timeout: 120_000 }, async () => {
-        // This yamux has no Stream.Reset: the peer writes a raw RST frame (-how raw) after reading the header.
-        // AcceptStream() returns only once its ACK (a Window Update with ACK) has been written to the connection,
-        // and the RST is injected later at a frame boundary, so on the wire the ACK always precedes the RST.
-        const { go, session, close } = await link(peer, 'client',
-          ['-scenario', 'reset', '-role', 'accept', '-how', 'raw', '-count', String(RUNS), '-reset-after', '0'],
-          { keepAliveInterval: 0 });
-        try {
-          for (let run = 0; run < RUNS; run++) {
-            const channel = session.dial();
-            channel.on('error', () => {});
-            channel.write(message(payload(100)));
-            // Not once(channel, 'close'): that rejects on the 'error' event that comes first.
-            await within(new Promise((resolve) => channel.on('close', resolve)), 10_000, `run ${run}: the reset`);
-            assert.ok(channel.failure instanceof ChannelResetError, `run ${run}: ${describeError(channel.failure)}`);
-            assert.ok(!(channel.failure instanceof ChannelRefusedError),
-              `run ${run}: reported refused although Go's application took it`);
+      // Both ways with muxwire as the yamux client and as the server (the stream ids' parity differs): cheap runs.
+      for (const role of ['client', 'server'] as const) {
+        test(`Go accepts, reads the first data, resets: muxwire's dialled channel fails with ChannelResetError, never ChannelRefusedError (${RUNS} runs, muxwire as yamux ${role}, ${PEER})`, { timeout: 120_000 }, async () => {
+          // This yamux has no Stream.Reset: the peer writes a raw RST frame (-how raw) after reading the header.
+          // AcceptStream() returns only once its ACK (a Window Update with ACK) has been written to the connection,
+          // and the RST is injected later at a frame boundary, so on the wire the ACK always precedes the RST.
+          const { go, session, close } = await link(peer, role,
+            ['-scenario', 'reset', '-role', 'accept', '-how', 'raw', '-count', String(RUNS), '-reset-after', '0'],
+            { keepAliveInterval: 0 });
+          try {
+            for (let run = 0; run < RUNS; run++) {
+              const channel = session.dial();
+              channel.on('error', () => {});
+              channel.write(message(payload(100)));
+              // Not once(channel, 'close'): that rejects on the 'error' event that comes first.
+              await within(new Promise((resolve) => channel.on('close', resolve)), 10_000, `run ${run}: the reset`);
+              assert.ok(channel.failure instanceof ChannelResetError, `run ${run}: ${describeError(channel.failure)}`);
+              assert.ok(!(channel.failure instanceof ChannelRefusedError),
+                `run ${run}: reported refused although Go's application took it`);
+            }
+            await within(session.close(), 10_000, 'close()');
+            const result = await within(go.result, 20_000, 'the Go peer\'s RESULT line');
+            assert.ok(result.ok, result.line);
+            assert.equal(result.fields.streams, String(RUNS));
+          } catch (error) {
+            if (error instanceof Error) error.message += `\n${go.output()}`;
+            throw error;
+          } finally {
+            close();
           }
-          await within(session.close(), 10_000, 'close()');
-          const result = await within(go.result, 20_000, 'the Go peer\'s RESULT line');
-          assert.ok(result.ok, result.line);
-          assert.equal(result.fields.streams, String(RUNS));
-        } catch (error) {
-          if (error instanceof Error) error.message += `\n${go.output()}`;
-          throw error;
-        } finally {
-          close();
-        }
-      });
+        });
 
-      test(`muxwire accepts, reads the first data, destroy()s: every Go stream gets a reset, acknowledged first on the wire (taken, not refused) (${RUNS} runs, ${PEER})`, { timeout: 120_000 }, async () => {
-        // Go's API cannot tell a refused stream from a reset one (both are yamux.ErrConnectionReset), so the peer's
-        // tap reports whether muxwire acknowledged each stream: the ACK owed when destroy() came leaves with the
-        // RST (one frame, ACK|RST), which Go takes as established, then reset.
-        const { go, session, close } = await link(peer, 'server',
-          ['-scenario', 'reset', '-role', 'open', '-count', String(RUNS), '-size', '100', '-keepalive=false'],
-          { keepAliveInterval: 0 });
-        try {
-          let destroyed = 0;
-          session.on('channel', (channel: Channel) => {
-            channel.on('error', () => {});
-            channel.once('data', () => { // the first data came with the SYN
-              channel.destroy();
-              destroyed++;
+        test(`muxwire accepts, reads the first data, destroy()s: every Go stream gets a reset, acknowledged first on the wire (taken, not refused) (${RUNS} runs, muxwire as yamux ${role}, ${PEER})`, { timeout: 120_000 }, async () => {
+          // Go's API cannot tell a refused stream from a reset one (both are yamux.ErrConnectionReset), so the peer's
+          // tap reports whether muxwire acknowledged each stream: the ACK owed when destroy() came leaves with the
+          // RST (one frame, ACK|RST), which Go takes as established, then reset.
+          const { go, session, close } = await link(peer, role,
+            ['-scenario', 'reset', '-role', 'open', '-count', String(RUNS), '-size', '100', '-keepalive=false'],
+            { keepAliveInterval: 0 });
+          try {
+            let destroyed = 0;
+            session.on('channel', (channel: Channel) => {
+              channel.on('error', () => {});
+              channel.once('data', () => { // the first data came with the SYN
+                channel.destroy();
+                destroyed++;
+              });
             });
-          });
-          await within(session.closed, 20_000, 'the Go peer to finish and close');
-          const result = await within(go.result, 20_000, 'the Go peer\'s RESULT line');
-          assert.ok(result.ok, result.line);
-          assert.equal(result.fields.resets, String(RUNS));
-          assert.equal(destroyed, RUNS);
-          // Every stream was reset after muxwire's ACK (on the RST frame itself or before it): on the wire, taken
-          // by the application and then reset, not refused.
-          const outcomes = [...streamOutcomes(go).values()];
-          assert.deepEqual(outcomes, Array<StreamLine>(RUNS).fill({ outcome: 'reset', acked: true }));
-        } catch (error) {
-          if (error instanceof Error) error.message += `\n${go.output()}`;
-          throw error;
-        } finally {
-          close();
-        }
-      });
+            await within(session.closed, 20_000, 'the Go peer to finish and close');
+            const result = await within(go.result, 20_000, 'the Go peer\'s RESULT line');
+            assert.ok(result.ok, result.line);
+            assert.equal(result.fields.resets, String(RUNS));
+            assert.equal(destroyed, RUNS);
+            // Every stream was reset after muxwire's ACK (on the RST frame itself or before it): on the wire, taken
+            // by the application and then reset, not refused.
+            const outcomes = [...streamOutcomes(go).values()];
+            assert.deepEqual(outcomes, Array<StreamLine>(RUNS).fill({ outcome: 'reset', acked: true }));
+          } catch (error) {
+            if (error instanceof Error) error.message += `\n${go.output()}`;
+            throw error;
+          } finally {
+            close();
+          }
+        });
+      }
     });
 
     describe('keep-alive while reading is paused at the memory bound', () => {
