@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocket as WsWebSocket, WebSocketServer } from 'ws';
 import {
-  type Channel, ChannelResetError, type Session, TransportClosedError, createWebSocketServer, multiplexedClient,
+  type Channel, type MuxWebSocketServer, ChannelResetError, type Session, TransportClosedError, createWebSocketServer, multiplexedClient,
   webSocketTransport as nodeWebSocketTransport,
 } from '../src/index.js';
 import {
@@ -39,7 +39,7 @@ async function writeAllWeb(channel: WebChannel, data: Uint8Array, piece = 64 * K
 
 interface Served {
   url: string;
-  server: WebSocketServer;
+  server: MuxWebSocketServer;
   sessions: Session[];
 }
 

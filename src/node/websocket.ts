@@ -5,6 +5,7 @@
  * @module
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Server as HttpsServer } from 'node:https';
 import { WebSocketServer } from 'ws';
 import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
@@ -29,14 +30,31 @@ const SERVER_KEYS = ['server', 'port', 'host', 'path'];
 const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval'];
 
 /**
+ * What {@link createWebSocketServer} returns: the `ws` package's `WebSocketServer`, typed by the members muxwire
+ * documents, so the package's types need no `@types/ws` (cast it for the rest of `ws`'s API).
+ */
+export interface MuxWebSocketServer {
+  /** Stops accepting connections (open sessions go on until they end); `callback` once it has closed. */
+  close(callback?: (error?: Error) => void): void;
+  /** The address it listens on with `port` (after `'listening'`); null with `server`. */
+  address(): AddressInfo | string | null;
+  /** The connected WebSockets: `terminate()` them to drop every session at once on shutdown. */
+  readonly clients: Set<{ terminate(): void; close(code?: number, reason?: string): void }>;
+  on(event: 'listening', listener: () => void): this;
+  on(event: 'error', listener: (error: Error) => void): this;
+  once(event: 'listening', listener: () => void): this;
+  once(event: 'error', listener: (error: Error) => void): this;
+}
+
+/**
  * Creates a WebSocket server whose every connection becomes a server {@link Session}, handed to `onSession`
- * with the upgrade request. Returns the `ws` package's `WebSocketServer`: `close()` it to stop, and with
- * `port`, wait for its `'listening'` event and read `address()`.
+ * with the upgrade request. `close()` the result to stop; with `port`, wait for its `'listening'` event and
+ * read `address()`.
  */
 export function createWebSocketServer(
   options: WebSocketServerOptions,
   onSession: (session: Session, request: IncomingMessage) => void,
-): WebSocketServer {
+): MuxWebSocketServer {
   if (options === null || typeof options !== 'object') throw new TypeError('muxwire: createWebSocketServer needs options');
   if (typeof onSession !== 'function') throw new TypeError('muxwire: createWebSocketServer needs an onSession function');
   if ((options.server === undefined) === (options.port === undefined)) {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { BrowserContext, Page } from 'playwright-core';
-import type { WebSocketServer } from 'ws';
+import type { MuxWebSocketServer } from '../../src/index.js';
 import { type Channel, ChannelResetError, type Session, createWebSocketServer } from '../../src/index.js';
 import { CHROMIUM, chromiumAvailable, launchChromium } from '../support/chromium.js';
 import { fillPattern } from './pattern.js';
@@ -69,7 +69,7 @@ interface HoldStats {
 function registerTests(): void {
   describe('muxwire/web in Chromium', { timeout: 240_000 }, () => {
     let httpServer: http.Server;
-    let wsServer: WebSocketServer;
+    let wsServer: MuxWebSocketServer;
     let browser: { context: BrowserContext; close: () => Promise<void> };
     let page: Page;
     let base = '';
