@@ -129,7 +129,9 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
   }
 
   async #close(signal: AbortSignal | undefined): Promise<void> {
-    const flushed = Promise.allSettled(this.streams.map((stream) => stream.close({ signal })));
+    // The signal is raced once here, not handed to every stream (a listener each on one signal). A stream
+    // still closing when the signal aborts settles when abort() resets it.
+    const flushed = Promise.allSettled(this.streams.map((stream) => stream.close()));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.#init.session.closeTimeout);
@@ -145,6 +147,10 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
       stream.onTransportClosed();
       stream.sendReset(new MuxerClosedError('the muxer closed before the peer finished this stream'));
     }
+    // The resets leave in a batch of their own, before the Go Away: libp2p's yamux ends every stream without
+    // an error on a Go Away, and would then drop the resets of streams it had already ended (unless the
+    // connection is blocked, a batch goes out within the current turn).
+    await new Promise<void>((resolve) => setTimeout(resolve, 0));
     await raceSignal(this.session.close(), signal);
     this.status = 'closed';
   }

@@ -74,4 +74,12 @@ if (!installed) {
     assert.equal(report.stats.tests, 46);
     assert.equal(report.stats.passes, 46);
   });
+
+  test('real libp2p nodes over TCP: muxwire with muxwire, and with libp2p\'s yamux in both roles (echo, ping, 1,000 streams, 64 MiB, a node stopping)', async () => {
+    const report = await runMocha('nodes.spec.mjs');
+    assert.deepEqual(report.pending.map((p) => p.fullTitle), [], 'no test may be skipped');
+    // 3 pairings x (echo and ping, 1,000 streams, 64 MiB, either node stopping).
+    assert.equal(report.stats.tests, 15);
+    assert.equal(report.stats.passes, 15);
+  });
 }
