@@ -78,6 +78,9 @@ export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
   if (maxStreamWindowSize !== undefined) session.maxWindow = maxStreamWindowSize;
   else session.maxWindow ??= Math.max(LIBP2P_DEFAULTS.maxStreamWindowSize, initialWindow);
   if (init.maxMessageSize !== undefined) session.maxFrameSize = init.maxMessageSize;
+  // A libp2p stream's send() says "wait" only when the peer's window is spent (libp2p's yamux) or the
+  // connection is saturated: a channel may hold a whole initial window unsent before it says so.
+  session.channelHighWaterMark ??= initialWindow;
   // The session's own cap covers both directions; the muxer applies the two libp2p limits itself.
   session.maxStreams ??= Math.min(0x7fff_ffff, Math.max(1, maxInboundStreams + maxOutboundStreams));
   let resolved: ResolvedOptions;
