@@ -6,6 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { MessageStream, Stream, StreamMuxer, StreamMuxerFactory } from '@libp2p/interface';
 import {
   ChannelRefusedError, ChannelResetError, GoAwayError, ProtocolError, SessionClosedError, StreamLimitError, TimeoutError,
@@ -186,4 +189,14 @@ test("a peer that stops answering pings ends the muxer: its streams fail with li
   assert.equal(muxer.status, 'closed');
   assert.equal(muxer.streams.length, 0);
   await inbound.close();
+});
+
+test("the main entry and muxwire/core import no libp2p package: only muxwire/libp2p does", () => {
+  const src = fileURLToPath(new URL('../../src/', import.meta.url));
+  const files = ['index.ts', ...['core', 'core/codecs', 'node'].flatMap((dir) =>
+    readdirSync(join(src, dir)).filter((name) => name.endsWith('.ts')).map((name) => `${dir}/${name}`))];
+  assert.ok(files.length > 20, `found only ${files.length} source files`);
+  const libp2pImport = /(?:from|import)\s*\(?\s*'(?:@libp2p\/|@chainsafe\/|libp2p|uint8arraylist|[./]+\/libp2p\/)/;
+  for (const file of files) assert.doesNotMatch(readFileSync(join(src, file), 'utf8'), libp2pImport, file);
+  assert.match(readFileSync(join(src, 'libp2p/muxer.ts'), 'utf8'), libp2pImport, 'the pattern finds the libp2p entry\'s imports');
 });
