@@ -11,12 +11,12 @@ type Done = (error?: Error | null) => void;
 
 /**
  * Wraps `connection` as a session transport. A batch goes out as one `send()`: its parts as one
- * `Uint8ArrayList`, not copied, which the connection hands on in one piece (a corked socket writes them in one
- * system call; sent apart, a frame's header and payload took two, and the bulk throughput fell by a third). Lists
- * of different `uint8arraylist` versions interoperate (they recognise each other by a registered symbol), so
- * the peer dependency takes 2.x or 3.x. `send()` returning false
- * is libp2p's backpressure: the batch is queued in the connection, and its `done` waits for `'drain'`, so the
- * channels that wrote it stay over their high-water mark until the connection has taken their bytes.
+ * `Uint8ArrayList`, not copied, which the connection hands on in one piece (a corked socket writes them in
+ * one system call; sent apart, a frame's header and payload took two). Lists of different `uint8arraylist`
+ * versions interoperate (they recognise each other by a registered symbol), so the peer dependency takes 2.x
+ * or 3.x. `send()` returning false is libp2p's backpressure: the batch is queued in the connection, and its
+ * `done` waits for `'drain'`, so the channels that wrote it stay over their high-water mark until the
+ * connection has taken their bytes.
  */
 export function messageStreamTransport(connection: MessageStream): Transport {
   let events: TransportEvents | undefined;
