@@ -35,6 +35,12 @@ function nextEvent<E extends Event>(target: EventTarget, type: string, ms = 5_00
   });
 }
 
+/** Waits until `done()` holds, checking every 10 ms for at most 5 s. */
+async function waitFor(done: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.ok(done(), `waited 5 s for ${what}`);
+}
+
 /** Reads what a stream sends until it ends, as text. */
 async function readText(stream: Stream): Promise<string> {
   let text = '';
@@ -199,4 +205,83 @@ test("the main entry and muxwire/core import no libp2p package: only muxwire/lib
   const libp2pImport = /(?:from|import)\s*\(?\s*'(?:@libp2p\/|@chainsafe\/|libp2p|uint8arraylist|[./]+\/libp2p\/)/;
   for (const file of files) assert.doesNotMatch(readFileSync(join(src, file), 'utf8'), libp2pImport, file);
   assert.match(readFileSync(join(src, 'libp2p/muxer.ts'), 'utf8'), libp2pImport, 'the pattern finds the libp2p entry\'s imports');
+});
+
+test("close() flushes every stream's data and FIN, then resets the streams the peer had not finished, before its Go Away (so libp2p's yamux sees the resets)", async () => {
+  for (const peer of ['muxwire', 'yamux'] as const) {
+    const { dialer, listener } = pair(muxwire()() as Factory, (peer === 'muxwire' ? muxwire()() : yamux()()) as Factory);
+    const received: string[] = [];
+    const ended: Promise<Event & { error?: Error }>[] = [];
+    listener.addEventListener('stream', (event) => {
+      const stream = event.detail;
+      // Reads, never closes its own side: the dialer's close() finds these streams unfinished.
+      stream.addEventListener('message', (message) => received.push(Buffer.from(message.data.subarray()).toString()));
+      ended.push(nextEvent(stream, 'close'));
+    });
+    const streams = await Promise.all([1, 2, 3].map(() => dialer.createStream()));
+    streams.forEach((stream, i) => stream.send(Buffer.from(`last words ${i}`)));
+    const ours = streams.map((stream) => nextEvent<Event & { error?: Error }>(stream, 'close'));
+    await dialer.close();
+    assert.equal(dialer.status, 'closed');
+    for (const event of await Promise.all(ours)) assert.equal(event.error, undefined, 'this side ends its streams cleanly');
+    const theirs = await Promise.all(ended);
+    assert.deepEqual(received.sort(), ['last words 0', 'last words 1', 'last words 2'], `${peer}: every stream's data arrived`);
+    for (const event of theirs) assert.equal(event.error?.name, 'StreamResetError', `${peer}: the peer's unfinished stream was reset`);
+    await listener.close();
+  }
+});
+
+test("inbound streams wait for a 'stream' listener, up to maxEarlyStreams; one more aborts the muxer with MaxEarlyStreamsError", async () => {
+  const early = pair(yamux()() as Factory, muxwire({ maxEarlyStreams: 3 })() as Factory);
+  await Promise.all([1, 2].map(async () => (await early.dialer.createStream()).send(Buffer.from('early'))));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const delivered: Stream[] = [];
+  early.listener.addEventListener('stream', (event) => delivered.push(event.detail));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(delivered.length, 2, 'the early streams are delivered once a listener is added');
+  await Promise.all([early.dialer.close(), early.listener.close()]);
+
+  const flooded = pair(muxwire()() as Factory, muxwire({ maxEarlyStreams: 3 })() as Factory);
+  // Their SYNs alone open them at the listener (which may fail them before createStream() has returned).
+  const aborted = new Promise<Error | undefined>((resolve) => {
+    (flooded.listener as InstanceType<typeof MuxwireMuxer>).session.on('close', resolve);
+  });
+  const streams = await Promise.all([1, 2, 3, 4].map(() => flooded.dialer.createStream()));
+  assert.equal((await aborted)?.name, 'MaxEarlyStreamsError');
+  assert.equal(flooded.listener.status, 'closed');
+  assert.equal(flooded.listener.streams.length, 0);
+  await waitFor(() => streams.every((stream) => stream.status !== 'open'), 'the dialer\'s streams to end');
+  await flooded.dialer.close();
+});
+
+test("a paused stream stops its peer at the receive window (libp2p's yamux sending), and resume() brings the rest", async () => {
+  const { dialer, listener } = pair(yamux()() as Factory, muxwire()() as Factory);
+  const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+  const sender = await dialer.createStream();
+  const total = 2 * 1024 * 1024;
+  sender.send(new Uint8Array(1024));
+  const stream = (await accepted).detail;
+  stream.pause();
+  let sent = 1024;
+  while (sent < total) {
+    sender.send(new Uint8Array(64 * 1024));
+    sent += 64 * 1024;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const muxer = listener as InstanceType<typeof MuxwireMuxer>;
+  // Held by this side: what the window allowed (256 KiB), not the 2 MiB sent.
+  const held = muxer.session.bufferedBytes + stream.readBufferLength;
+  assert.ok(held <= 256 * 1024, `${held} bytes held while paused`);
+  assert.ok(sender.writeBufferLength > 0 || sender.writableNeedsDrain, 'the sender was held back');
+  let received = 0;
+  const all = new Promise<void>((resolve) => {
+    stream.addEventListener('message', (event) => {
+      received += event.data.byteLength;
+      if (received === sent) resolve();
+    });
+  });
+  stream.resume();
+  await waitFor(() => received === sent, 'the rest of the data after resume()');
+  await all;
+  await Promise.all([dialer.close(), listener.close()]);
 });
