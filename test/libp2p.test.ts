@@ -285,3 +285,17 @@ test("a paused stream stops its peer at the receive window (libp2p's yamux sendi
   await all;
   await Promise.all([dialer.close(), listener.close()]);
 });
+
+test("close() aborts a stream whose data could not leave within closeTimeout with libp2p's TimeoutError, and still completes", async () => {
+  const { dialer, listener } = pair(muxwire({ session: { closeTimeout: 200 } })() as Factory, yamux()() as Factory);
+  listener.addEventListener('stream', (event) => event.detail.pause()); // never reads: the window runs out
+  const stream = await dialer.createStream();
+  for (let i = 0; i < 16; i++) stream.send(new Uint8Array(64 * 1024));
+  const closed = nextEvent<Event & { error?: Error }>(stream, 'close');
+  const started = Date.now();
+  await dialer.close();
+  assert.equal(dialer.status, 'closed');
+  assert.equal((await closed).error?.name, 'TimeoutError');
+  assert.ok(Date.now() - started < 5_000);
+  await listener.close();
+});

@@ -7,7 +7,7 @@
  */
 import {
   type AbortOptions, type CreateStreamOptions, type Logger, type MessageStream, MuxerClosedError,
-  type StreamMuxer, type StreamMuxerEvents, type StreamMuxerStatus, type StreamOptions,
+  type StreamMuxer, type StreamMuxerEvents, type StreamMuxerStatus, type StreamOptions, TimeoutError,
   TooManyOutboundProtocolStreamsError, TypedEventEmitter,
 } from '@libp2p/interface';
 import { MaxEarlyStreamsError } from '@libp2p/utils';
@@ -113,8 +113,9 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
   /**
    * Closes gracefully, as libp2p's yamux does: every stream ends its writing (FIN after all its data), then
    * Go Away, then the connection is closed. Streams the peer had not finished writing on are reset then (they
-   * end here without an error; the peer's side sees the reset). Rejects with the reason if `signal` aborts
-   * first, after aborting the muxer; streams that do not flush within the session's `closeTimeout` are reset.
+   * end here without an error; the peer's side sees the reset). Streams whose data did not leave within the
+   * session's `closeTimeout` are aborted with libp2p's `TimeoutError`. Rejects with the reason if `signal`
+   * aborts first, after aborting the muxer.
    */
   close(options: AbortOptions = {}): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
@@ -142,6 +143,11 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
       clearTimeout(timer);
     }
     for (const stream of [...this.streams]) {
+      if (stream.writeStatus !== 'closed') {
+        // Its data did not leave within closeTimeout: that loss is this side's, and an error.
+        stream.abort(new TimeoutError(`the stream's data was not sent within closeTimeout (${this.#init.session.closeTimeout} ms)`));
+        continue;
+      }
       // Reset on the wire (the session can then end); here the stream ends as libp2p's do when the
       // connection closes: without an error.
       stream.onTransportClosed();
