@@ -5,6 +5,7 @@
  */
 import type { MessageStream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface';
 import { Uint8ArrayList } from 'uint8arraylist';
+import { defer } from '../core/defer.js';
 import type { Transport, TransportEvents } from '../core/transport.js';
 
 type Done = (error?: Error | null) => void;
@@ -79,7 +80,9 @@ export function messageStreamTransport(connection: MessageStream): Transport {
         queueMicrotask(() => done(error as Error));
         return false;
       }
-      if (accepted) queueMicrotask(done);
+      // Completion from a microtask, as a socket's write callback comes later too (one per batch: the core's
+      // cheap microtask).
+      if (accepted) defer(done);
       else waiting.push(done);
       return accepted;
     },
