@@ -39,6 +39,8 @@ export async function runClient(config: ClientConfig, env: Record<string, string
   ];
   const server = formatAddress(config.server.host, config.server.port);
   const controls = new WeakMap<Session, Channel>();
+  /** Every session not yet closed: the current one and those draining after a Go Away. */
+  const sessions = new Set<Session>();
   let everUp = false;
 
   /** Connects, authenticates, announces the forwards and checks the server's answers. */
@@ -76,7 +78,10 @@ export async function runClient(config: ClientConfig, env: Record<string, string
       if (failed.length > 0 && !everUp) throw failed[0]!;
       for (const error of failed) reporter.event('forward-refused', error.message, { code: error.code });
       control.on('end', () => control.end());
+      control.resume(); // nothing more is read from it, but its end must be seen
       controls.set(session, control);
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
       session.on('channel', (channel) => {
         void answer(channel, 'remote', decideRemote, context);
       });
@@ -177,11 +182,13 @@ export async function runClient(config: ClientConfig, env: Record<string, string
     stop(): Promise<void> {
       stopping ??= (async () => {
         for (const listener of listeners) listener.close();
-        const session = reconnector.stop();
-        if (session !== undefined) {
+        reconnector.stop();
+        if (sessions.size > 0) {
           reporter.event('stopping', `stopping: open connections get ${config.drainTimeout} ms to finish`);
-          controls.get(session)?.end();
-          await session.close({ timeout: config.drainTimeout }).catch(() => {});
+          await Promise.all([...sessions].map((session) => {
+            controls.get(session)?.end();
+            return session.close({ timeout: config.drainTimeout }).catch(() => {});
+          }));
         }
         reporter.event('stopped', 'stopped');
         reporter.stop();

@@ -94,6 +94,7 @@ export async function runServer(config: ServerConfig, env: Record<string, string
     control.write(encode({ type: 'welcome', version: PROTOCOL_VERSION, results }));
     // Either end closing the control channel (the client stopping, or this server) closes it both ways.
     control.on('end', () => control.end());
+    control.resume(); // nothing more is read from it, but its end must be seen
     state.control = control;
     if (stopping) control.end();
     reporter.event('client-up', `client ${remote} authenticated; ${describeResults(hello, results)}`, {
