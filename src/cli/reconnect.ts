@@ -19,6 +19,13 @@ export function backoffDelay(failures: number, initial: number, max: number, ran
   return Math.round(nominal / 2 + random() * (nominal / 2));
 }
 
+/**
+ * The shortest time between two attempts when a forwarded connection is waiting for the session: such a
+ * connection cuts the backoff short (its user is waiting now, and the server may be back), but a burst of
+ * connections still makes at most four attempts a second.
+ */
+export const DEMAND_INTERVAL_MS = 250;
+
 /** What the reconnector tells its owner. */
 export interface ReconnectHooks {
   /** A session is up (after its handshake). */
@@ -47,6 +54,10 @@ export class Reconnector {
   readonly #stopped = new AbortController();
   #current: Session | undefined;
   #reconnects = 0;
+  /** Ends the backoff wait early, while there is one. */
+  #wake: (() => void) | undefined;
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #lastAttempt = 0;
   #loop: Promise<void> | undefined;
 
   constructor(options: {
@@ -87,12 +98,26 @@ export class Reconnector {
         }, timeoutMs),
       };
       this.#waiters.add(waiter);
+      this.#hurry();
     });
+  }
+
+  /** A connection is waiting: ends the backoff wait, at most every {@link DEMAND_INTERVAL_MS}. */
+  #hurry(): void {
+    if (this.#wake === undefined || this.#wakeTimer !== undefined) return;
+    const wait = Math.max(0, this.#lastAttempt + DEMAND_INTERVAL_MS - performance.now());
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeTimer = undefined;
+      this.#wake?.();
+    }, wait);
   }
 
   /** Stops reconnecting; waiting connections get no session. Returns the session that was up, if any. */
   stop(): Session | undefined {
     this.#stopped.abort();
+    clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = undefined;
+    this.#wake?.();
     this.#settleWaiters(undefined);
     const session = this.#current;
     this.#current = undefined;
@@ -114,6 +139,7 @@ export class Reconnector {
     while (!signal.aborted) {
       let session: Session;
       try {
+        this.#lastAttempt = performance.now();
         session = await this.#establish();
       } catch (error) {
         if (signal.aborted) return;
@@ -125,7 +151,18 @@ export class Reconnector {
         }
         const delay = backoffDelay(failures - 1, INITIAL_DELAY_MS, this.#maxDelay);
         this.#hooks.retry(error as Error, delay, failures);
-        await abortableSleep(delay, signal);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(wake, delay);
+          function wake(): void {
+            clearTimeout(timer);
+            resolve();
+          }
+          this.#wake = wake;
+          if (this.#waiters.size > 0) this.#hurry();
+        });
+        this.#wake = undefined;
+        clearTimeout(this.#wakeTimer);
+        this.#wakeTimer = undefined;
         continue;
       }
       if (signal.aborted) {
@@ -163,19 +200,5 @@ function sessionGone(session: Session): Promise<string> {
     }
     session.once('close', onClose);
     session.once('goaway', onGoAway);
-  });
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
   });
 }
