@@ -50,6 +50,8 @@ export interface ServerConfig extends Common {
   command: 'server';
   listen: Address;
   tls: { certFile: string; keyFile: string } | undefined;
+  /** `--ws PATH`: accept clients as WebSocket connections on this HTTP(S) path instead of raw TCP/TLS. */
+  wsPath: string | undefined;
   allow: AllowPattern[];
   allowRemote: AllowPattern[];
   /** `--drain-timeout`: how long a graceful shutdown lets open channels finish, in ms. */
@@ -58,7 +60,11 @@ export interface ServerConfig extends Common {
 
 export interface ClientConfig extends Common {
   command: 'client';
+  /** The server's address (from `--server`, or from the `--ws` URL). */
   server: Address;
+  /** `--ws URL` (ws:// or wss://): connect as a WebSocket client to this URL. */
+  ws: URL | undefined;
+  /** TLS to the server: with `--tls`, or implied by a wss:// URL. */
   tls: { ca: string | undefined; fingerprint: string | undefined } | undefined;
   forwards: ForwardSpec[];
   /** `--retries`: connection attempts after a failure before giving up (Infinity: never give up). */
@@ -85,9 +91,9 @@ export const DEFAULT_BIND = '127.0.0.1';
 export const USAGE = `muxwire: ssh-style port forwarding over one multiplexed (yamux) connection
 
 Usage:
-  muxwire server --listen HOST:PORT --token-file F [--tls-cert F --tls-key F]
+  muxwire server --listen HOST:PORT --token-file F [--tls-cert F --tls-key F] [--ws PATH]
                  [--allow HOST:PORT ...] [--allow-remote HOST:PORT ...] [--json]
-  muxwire client --server HOST:PORT --token-file F [--tls [--ca F | --fingerprint SHA256]]
+  muxwire client (--server HOST:PORT | --ws URL) --token-file F [--tls] [--ca F | --fingerprint SHA256]
                  [-L [BIND:]PORT:HOST:HOSTPORT ...] [-R [BIND:]PORT:HOST:HOSTPORT ...] [--json]
   muxwire token          print a new random token (save it to a file for --token-file)
 
@@ -102,11 +108,13 @@ pattern (HOST:PORT, either may be *; hosts are compared as written, not resolved
 Server options:
   --listen HOST:PORT       address to accept clients on
   --tls-cert F, --tls-key F  serve TLS with this certificate and key (PEM)
+  --ws PATH                accept WebSocket connections on this path (HTTP, or HTTPS with --tls-cert)
   --drain-timeout MS       on SIGINT/SIGTERM, how long open connections may finish (default 5000)
 Client options:
   --server HOST:PORT       the server to connect to
   --tls                    connect with TLS, verified against the system CAs, or --ca F, or
                            --fingerprint SHA256 (the certificate's SHA-256, hex, colons optional)
+  --ws URL                 connect over WebSocket (ws://HOST:PORT/PATH, or wss:// for TLS) instead of --server
   --retries N              give up after N failed attempts in a row (default: never)
   --reconnect-max MS       longest wait between reconnection attempts (default 5000)
   --connect-wait MS        how long a new -L connection waits for the session (default 10000)
@@ -121,6 +129,7 @@ const OPTIONS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   tls: { type: 'boolean' },
+  ws: { type: 'string' },
   ca: { type: 'string' },
   fingerprint: { type: 'string' },
   'token-file': { type: 'string' },
@@ -186,12 +195,15 @@ function serverConfig(values: Values, env: Record<string, string | undefined>): 
   const certFile = values['tls-cert'];
   const keyFile = values['tls-key'];
   if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  const wsPath = values.ws;
+  if (wsPath !== undefined && !/^\/[\x21-\x7e]*$/.test(wsPath)) throw new UsageError(`--ws must be a path starting with /, not '${wsPath}'`);
   return {
     command: 'server',
     token: tokenSource(values, env),
     json: values.json === true,
     listen: parseAddress(values.listen, '--listen'),
     tls: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined,
+    wsPath,
     allow: (values.allow ?? []).map((text) => parseAllow(text, '--allow')),
     allowRemote: (values['allow-remote'] ?? []).map((text) => parseAllow(text, '--allow-remote')),
     drainTimeout: milliseconds(values['drain-timeout'], '--drain-timeout', 5000),
@@ -200,9 +212,12 @@ function serverConfig(values: Values, env: Record<string, string | undefined>): 
 
 function clientConfig(values: Values, env: Record<string, string | undefined>): ClientConfig {
   only(values, 'client', ['listen', 'tls-cert', 'tls-key', 'allow', 'allow-remote']);
-  if (values.server === undefined) throw new UsageError('client needs --server HOST:PORT');
-  if ((values.ca !== undefined || values.fingerprint !== undefined) && values.tls !== true) {
-    throw new UsageError('--ca and --fingerprint need --tls');
+  if ((values.server === undefined) === (values.ws === undefined)) throw new UsageError('client needs --server HOST:PORT or --ws URL (one of them)');
+  const ws = values.ws === undefined ? undefined : parseWsUrl(values.ws);
+  const tls = values.tls === true || ws?.protocol === 'wss:';
+  if (ws?.protocol === 'ws:' && values.tls === true) throw new UsageError('--tls with --ws needs a wss:// URL');
+  if ((values.ca !== undefined || values.fingerprint !== undefined) && !tls) {
+    throw new UsageError('--ca and --fingerprint need --tls (or a wss:// URL)');
   }
   if (values.ca !== undefined && values.fingerprint !== undefined) throw new UsageError('give --ca or --fingerprint, not both');
   const forwards = [
@@ -214,8 +229,9 @@ function clientConfig(values: Values, env: Record<string, string | undefined>): 
     command: 'client',
     token: tokenSource(values, env),
     json: values.json === true,
-    server: parseAddress(values.server, '--server'),
-    tls: values.tls === true
+    server: ws === undefined ? parseAddress(values.server!, '--server') : wsAddress(ws),
+    ws,
+    tls: tls
       ? { ca: values.ca, fingerprint: values.fingerprint === undefined ? undefined : parseFingerprint(values.fingerprint) }
       : undefined,
     forwards,
@@ -266,6 +282,23 @@ function host(text: string, what: string): string {
   if (text === '') throw new UsageError(`${what}: empty host`);
   if (/\s|\//.test(text)) throw new UsageError(`${what}: '${text}' is not a host name or address`);
   return text;
+}
+
+/** A `--ws` URL: ws:// or wss://, with a host. */
+function parseWsUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`--ws must be a URL (ws://HOST:PORT/PATH or wss://...), not '${text}'`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`--ws must be a ws:// or wss:// URL, not '${text}'`);
+  return url;
+}
+
+function wsAddress(url: URL): Address {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  return { host, port: url.port === '' ? (url.protocol === 'wss:' ? 443 : 80) : Number(url.port) };
 }
 
 /** `HOST:PORT` or `[IPV6]:PORT`. */

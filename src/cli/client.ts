@@ -37,7 +37,7 @@ export async function runClient(config: ClientConfig, env: Record<string, string
     ...locals.map((f): AnnouncedForward => ({ kind: 'L', host: f.host, port: f.hostPort })),
     ...remotes.map((f): AnnouncedForward => ({ kind: 'R', bind: f.bind, port: f.port })),
   ];
-  const server = formatAddress(config.server.host, config.server.port);
+  const server = config.ws?.href ?? formatAddress(config.server.host, config.server.port);
   const controls = new WeakMap<Session, Channel>();
   /** Every session not yet closed: the current one and those draining after a Go Away. */
   const sessions = new Set<Session>();
@@ -45,7 +45,7 @@ export async function runClient(config: ClientConfig, env: Record<string, string
 
   /** Connects, authenticates, announces the forwards and checks the server's answers. */
   async function establish(): Promise<Session> {
-    const socket = await dialServer(config.server, tlsOptions, config.tls?.fingerprint);
+    const socket = await dialServer(config.server, tlsOptions, config.tls?.fingerprint, config.ws);
     const session = new Session(socket, 'client', TUNNEL_SESSION_OPTIONS);
     try {
       const control = session.dial();

@@ -5,6 +5,7 @@
  * @module
  */
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Channel, Session, type SessionOptions } from '../index.js';
 import { type ServerConfig, allowed, formatAddress } from './args.js';
@@ -47,13 +48,12 @@ export async function runServer(config: ServerConfig, env: Record<string, string
   const clients = new Set<ClientState>();
   let stopping = false;
 
-  const onConnection = (socket: net.Socket): void => {
-    const remote = formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+  const onConnection = (transport: Duplex, remote: string): void => {
     if (stopping) {
-      socket.destroy();
+      transport.destroy();
       return;
     }
-    const session = new Session(socket, 'server', TUNNEL_SESSION_OPTIONS);
+    const session = new Session(transport, 'server', TUNNEL_SESSION_OPTIONS);
     const state: ClientState = { session, remote, listeners: [] };
     clients.add(state);
     session.once('close', (error?: Error) => {
@@ -154,8 +154,10 @@ export async function runServer(config: ServerConfig, env: Record<string, string
     reporter.event('tls-failed', `TLS handshake with ${remote} failed: ${error.message}`, { remote });
   });
   const port = boundPort(server);
-  reporter.event('listening', `listening on ${formatAddress(config.listen.host, port)}${config.tls === undefined ? '' : ' (TLS)'}`, {
-    host: config.listen.host, port, tls: config.tls !== undefined,
+  const kind = config.wsPath === undefined ? (config.tls === undefined ? '' : ' (TLS)')
+    : ` (WebSocket${config.tls === undefined ? '' : ' over TLS'} on ${config.wsPath})`;
+  reporter.event('listening', `listening on ${formatAddress(config.listen.host, port)}${kind}`, {
+    host: config.listen.host, port, tls: config.tls !== undefined, ws: config.wsPath,
   });
   reporter.startStatus(() => ({ up: clients.size > 0, rtt: undefined, channels: countChannels(clients), reconnects: 0 }), traffic);
 

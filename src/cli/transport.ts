@@ -1,12 +1,17 @@
 /**
- * The connection a tunnel's session runs over: TCP or TLS, opened by the client (`dialServer`) and accepted
- * by the server (`listenTunnel`). Failures become `TunnelError`s a person can act on: an unreachable server,
- * an untrusted certificate, a port in use.
+ * The connection a tunnel's session runs over: TCP, TLS, or a WebSocket (ws:// or wss://, through HTTP
+ * proxies and load balancers that speak HTTP only), opened by the client (`dialServer`) and accepted by the
+ * server (`listenTunnel`). Either way the session gets a Node `Duplex` of bytes. Failures become
+ * `TunnelError`s a person can act on: an unreachable server, an untrusted certificate, a port in use.
  * @module
  */
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
+import { WebSocket, WebSocketServer, createWebSocketStream } from 'ws';
 import type { Address, ClientConfig, ServerConfig } from './args.js';
 import { formatAddress } from './args.js';
 import { TunnelError, describeSocketError } from './errors.js';
@@ -41,11 +46,30 @@ export function clientTlsOptions(config: ClientConfig): tls.ConnectionOptions | 
   return options;
 }
 
+function certificateError(where: string, error: NodeJS.ErrnoException): TunnelError | undefined {
+  if (error.code === undefined || !CERT_CODES.has(error.code)) return undefined;
+  return new TunnelError('ERR_TUNNEL_CERT', `the server ${where} presented a certificate that is not trusted `
+    + `(${error.code}: ${error.message}); check --ca, or use --fingerprint`, { cause: error });
+}
+
+function fingerprintError(where: string, socket: tls.TLSSocket, fingerprint: string): TunnelError | undefined {
+  const actual = socket.getPeerCertificate().fingerprint256;
+  if (actual === fingerprint) return undefined;
+  return new TunnelError('ERR_TUNNEL_CERT', `the server ${where} presented a certificate with SHA-256 `
+    + `fingerprint ${actual}, not the expected ${fingerprint}`);
+}
+
 /**
- * Connects to the server over TCP, or TLS when `tlsOptions` is given, and resolves once the connection (and
- * the handshake) is complete.
+ * Connects to the server: over a WebSocket when `ws` is given, else over TCP, or TLS when `tlsOptions` is
+ * given; resolves once the connection (and the TLS and WebSocket handshakes) is complete.
  */
-export function dialServer(server: Address, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined): Promise<net.Socket> {
+export function dialServer(
+  server: Address, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined, ws?: URL,
+): Promise<Duplex> {
+  return ws === undefined ? dialSocket(server, tlsOptions, fingerprint) : dialWebSocket(ws, tlsOptions, fingerprint);
+}
+
+function dialSocket(server: Address, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined): Promise<net.Socket> {
   const where = formatAddress(server.host, server.port);
   return new Promise((resolve, reject) => {
     const socket: net.Socket = tlsOptions === undefined
@@ -60,9 +84,9 @@ export function dialServer(server: Address, tlsOptions: tls.ConnectionOptions | 
       fail(new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach the server ${where}: no answer in ${DIAL_TIMEOUT_MS / 1000} s`));
     }, DIAL_TIMEOUT_MS);
     socket.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.code !== undefined && CERT_CODES.has(error.code)) {
-        fail(new TunnelError('ERR_TUNNEL_CERT', `the server ${where} presented a certificate that is not trusted `
-          + `(${error.code}: ${error.message}); check --ca, or use --fingerprint`, { cause: error }));
+      const untrusted = certificateError(where, error);
+      if (untrusted !== undefined) {
+        fail(untrusted);
       } else if (tlsOptions !== undefined && (error.code ?? '').startsWith('ERR_SSL')) {
         fail(new TunnelError('ERR_TUNNEL_TLS', `TLS with the server ${where} failed: ${error.message}`, { cause: error }));
       } else {
@@ -70,13 +94,10 @@ export function dialServer(server: Address, tlsOptions: tls.ConnectionOptions | 
       }
     });
     socket.once(tlsOptions === undefined ? 'connect' : 'secureConnect', () => {
-      if (fingerprint !== undefined) {
-        const actual = (socket as tls.TLSSocket).getPeerCertificate().fingerprint256;
-        if (actual !== fingerprint) {
-          fail(new TunnelError('ERR_TUNNEL_CERT', `the server ${where} presented a certificate with SHA-256 `
-            + `fingerprint ${actual}, not the expected ${fingerprint}`));
-          return;
-        }
+      const mismatch = fingerprint === undefined ? undefined : fingerprintError(where, socket as tls.TLSSocket, fingerprint);
+      if (mismatch !== undefined) {
+        fail(mismatch);
+        return;
       }
       clearTimeout(timer);
       socket.removeAllListeners('error');
@@ -86,17 +107,57 @@ export function dialServer(server: Address, tlsOptions: tls.ConnectionOptions | 
   });
 }
 
+/** Connects a WebSocket (binary messages, no compression: the bytes are the session's frames). */
+function dialWebSocket(url: URL, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined): Promise<Duplex> {
+  const where = url.href;
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      handshakeTimeout: DIAL_TIMEOUT_MS,
+      ...(tlsOptions === undefined ? {} : { ca: tlsOptions.ca, rejectUnauthorized: tlsOptions.rejectUnauthorized, servername: tlsOptions.servername }),
+    });
+    let settled = false;
+    const fail = (error: TunnelError): void => {
+      if (settled) return;
+      settled = true;
+      ws.terminate();
+      reject(error);
+    };
+    ws.once('upgrade', (response) => {
+      const mismatch = fingerprint === undefined ? undefined : fingerprintError(where, response.socket as tls.TLSSocket, fingerprint);
+      if (mismatch !== undefined) fail(mismatch);
+    });
+    ws.once('unexpected-response', (_request, response) => {
+      fail(new TunnelError('ERR_TUNNEL_UNREACHABLE', `the server ${where} answered HTTP ${response.statusCode}, not a WebSocket (check the URL's path)`));
+    });
+    ws.once('error', (error: NodeJS.ErrnoException) => {
+      fail(certificateError(where, error)
+        ?? new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach the server ${where}: ${describeSocketError(error)}`, { cause: error }));
+    });
+    ws.once('open', () => {
+      if (settled) return;
+      settled = true;
+      ws.removeAllListeners('error');
+      resolve(createWebSocketStream(ws));
+    });
+  });
+}
+
 /**
- * Listens for clients on `config.listen`, TCP or TLS; `onConnection` gets each connection once it is ready
- * (after the handshake for TLS). `onTlsError` hears of failed handshakes (a client that does not trust the
- * certificate, or not TLS at all).
+ * Listens for clients on `config.listen`: TCP or TLS, or with `--ws` WebSocket connections on an HTTP or
+ * HTTPS server. `onConnection` gets each connection once it is ready (after the TLS and WebSocket
+ * handshakes) with the client's address. `onTlsError` hears of failed TLS handshakes (a client that does
+ * not trust the certificate, or not TLS at all).
  */
 export function listenTunnel(
-  config: ServerConfig, onConnection: (socket: net.Socket) => void, onTlsError: (error: Error, remote: string) => void,
+  config: ServerConfig, onConnection: (transport: Duplex, remote: string) => void, onTlsError: (error: Error, remote: string) => void,
 ): Promise<net.Server> {
+  const remoteOf = (socket: net.Socket): string => formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
   let server: net.Server;
-  if (config.tls === undefined) {
-    server = net.createServer({ noDelay: true }, onConnection);
+  if (config.wsPath !== undefined) {
+    server = webSocketServer(config, onConnection, remoteOf);
+  } else if (config.tls === undefined) {
+    server = net.createServer({ noDelay: true }, (socket) => onConnection(socket, remoteOf(socket)));
   } else {
     const cert = readPem(config.tls.certFile, 'the certificate');
     const key = readPem(config.tls.keyFile, 'the key');
@@ -104,13 +165,16 @@ export function listenTunnel(
     try {
       secure = tls.createServer({ cert, key }, (socket) => {
         socket.setNoDelay(true);
-        onConnection(socket);
+        onConnection(socket, remoteOf(socket));
       });
     } catch (error) {
       throw new TunnelError('ERR_TUNNEL_TLS', `cannot use --tls-cert/--tls-key: ${(error as Error).message}`);
     }
     secure.on('tlsClientError', (error, socket) => onTlsError(error, formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0)));
     server = secure;
+  }
+  if (config.tls !== undefined && config.wsPath !== undefined) {
+    server.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => onTlsError(error, remoteOf(socket)));
   }
   const where = formatAddress(config.listen.host, config.listen.port);
   return new Promise((resolve, reject) => {
@@ -123,4 +187,37 @@ export function listenTunnel(
       resolve(server);
     });
   });
+}
+
+/**
+ * An HTTP (or, with --tls-cert, HTTPS) server whose only resource is the WebSocket on `--ws PATH`; any other
+ * request gets 426 (or 404 for another path), so the port says what it is to a browser or a probe.
+ */
+function webSocketServer(
+  config: ServerConfig, onConnection: (transport: Duplex, remote: string) => void, remoteOf: (socket: net.Socket) => string,
+): net.Server {
+  const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => {
+    const found = new URL(request.url ?? '/', 'http://x').pathname === config.wsPath;
+    response.writeHead(found ? 426 : 404, { 'content-type': 'text/plain', ...(found ? { upgrade: 'websocket' } : {}) });
+    response.end(found ? 'muxwire tunnel: connect with a WebSocket client\n' : 'not found\n');
+  };
+  let server: http.Server;
+  if (config.tls === undefined) {
+    server = http.createServer(onRequest);
+  } else {
+    const cert = readPem(config.tls.certFile, 'the certificate');
+    const key = readPem(config.tls.keyFile, 'the key');
+    try {
+      server = https.createServer({ cert, key }, onRequest);
+    } catch (error) {
+      throw new TunnelError('ERR_TUNNEL_TLS', `cannot use --tls-cert/--tls-key: ${(error as Error).message}`);
+    }
+  }
+  server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
+  const wss = new WebSocketServer({ server, path: config.wsPath, perMessageDeflate: false });
+  wss.on('connection', (ws, request) => {
+    onConnection(createWebSocketStream(ws), remoteOf(request.socket));
+  });
+  wss.on('error', () => {}); // the HTTP server's own errors are reported by listen()
+  return server;
 }

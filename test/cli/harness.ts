@@ -134,9 +134,9 @@ export async function startServer(args: string[], env: Record<string, string> = 
   return { cli, port: listening.port! };
 }
 
-/** Starts a client process and waits for its session (and its -L listeners). */
+/** Starts a client process and waits for its session (and its -L listeners); port 0: `args` say where (--ws). */
 export async function startClient(serverPort: number, args: string[], env: Record<string, string> = {}): Promise<Cli> {
-  const cli = new Cli(['client', '--server', `127.0.0.1:${serverPort}`, ...args], env);
+  const cli = new Cli(['client', ...(serverPort === 0 ? [] : ['--server', `127.0.0.1:${serverPort}`]), ...args], env);
   await cli.waitFor('session-up');
   return cli;
 }

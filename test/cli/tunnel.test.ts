@@ -98,6 +98,40 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       }
     });
 
+    test('over WebSocket (--ws): curl through -L and -R on ws://, and a plain HTTP request to the path gets 426', { timeout: TIMEOUT }, async () => {
+      const s = await server(['--token-file', work.tokenFile, '--ws', '/tunnel', ...allowTarget(), '--allow-remote', '127.0.0.1:*']);
+      assert.equal(s.cli.events.find((e) => e.event === 'listening')!.ws, '/tunnel');
+      const c = await client(0, ['--token-file', work.tokenFile, '--ws', `ws://127.0.0.1:${s.port}/tunnel`,
+        '-L', `0:127.0.0.1:${target.port}`, '-R', `0:127.0.0.1:${target.port}`]);
+      assert.equal(await curl(`http://127.0.0.1:${localPorts(c)[0]}/`), 'hello through the tunnel\n');
+      const remote = await c.waitFor('remote-listening');
+      assert.equal(await curl(`http://127.0.0.1:${remote.port}/`), 'hello through the tunnel\n');
+      const { run } = await import('./harness.js');
+      const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', `http://127.0.0.1:${s.port}/tunnel`]);
+      assert.equal(stdout, '426');
+      await c.stop();
+      await s.cli.stop();
+    });
+
+    test('over WebSocket with TLS (wss://, --ca): curl through -L; a wrong path is a clear error', { timeout: TIMEOUT }, async () => {
+      const s = await server(['--token-file', work.tokenFile, '--ws', '/t', '--tls-cert', certFile, '--tls-key', keyFile, ...allowTarget()]);
+      const c = await client(0, ['--token-file', work.tokenFile, '--ws', `wss://localhost:${s.port}/t`, '--ca', certFile,
+        '-L', `0:127.0.0.1:${target.port}`]);
+      assert.equal(await curl(`http://127.0.0.1:${localPorts(c)[0]}/`), 'hello through the tunnel\n');
+      await c.stop();
+      const lost = new Cli(['client', '--ws', `wss://localhost:${s.port}/elsewhere`, '--ca', certFile, '--retries', '0',
+        '--token-file', work.tokenFile, '-L', `0:127.0.0.1:${target.port}`]);
+      processes.push(lost);
+      const fatal = await lost.waitFor('fatal');
+      assert.equal(fatal.code, 'ERR_TUNNEL_UNREACHABLE');
+      assert.match(fatal.message, /answered HTTP 400, not a WebSocket/);
+      const untrusted = new Cli(['client', '--ws', `wss://localhost:${s.port}/t`, '--ca', otherCertFile,
+        '--token-file', work.tokenFile, '-L', `0:127.0.0.1:${target.port}`]);
+      processes.push(untrusted);
+      assert.equal((await untrusted.waitFor('fatal')).code, 'ERR_TUNNEL_CERT');
+      await s.cli.stop();
+    });
+
     test('TLS with --fingerprint: the right one connects, another is refused as ERR_TUNNEL_CERT', { timeout: TIMEOUT }, async () => {
       const s = await server(['--token-file', work.tokenFile, '--tls-cert', certFile, '--tls-key', keyFile, ...allowTarget()]);
       const { X509Certificate } = await import('node:crypto');
