@@ -159,7 +159,7 @@ export async function runServer(config: ServerConfig, env: Record<string, string
   reporter.event('listening', `listening on ${formatAddress(config.listen.host, port)}${kind}`, {
     host: config.listen.host, port, tls: config.tls !== undefined, ws: config.wsPath,
   });
-  reporter.startStatus(() => ({ up: clients.size > 0, rtt: undefined, channels: countChannels(clients), reconnects: 0 }), traffic);
+  reporter.startStatus(() => ({ up: clients.size > 0, rtt: meanRtt(clients), channels: countChannels(clients), reconnects: 0 }), traffic);
 
   return {
     port,
@@ -185,6 +185,18 @@ function countChannels(clients: Set<ClientState>): number {
   let count = 0;
   for (const { session } of clients) count += session.channelCount;
   return count;
+}
+
+/** The clients' round-trip times averaged, for the status line (undefined before any was measured). */
+function meanRtt(clients: Set<ClientState>): number | undefined {
+  let sum = 0;
+  let count = 0;
+  for (const { session } of clients) {
+    if (session.rtt === undefined) continue;
+    sum += session.rtt;
+    count += 1;
+  }
+  return count === 0 ? undefined : sum / count;
 }
 
 function describeResults(hello: Hello, results: ForwardResult[]): string {

@@ -67,13 +67,19 @@ export class Reporter {
   readonly #json: boolean;
   readonly #out: NodeJS.WritableStream;
   readonly #err: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly #interval: number;
   #timer: NodeJS.Timeout | undefined;
   #line = '';
 
-  constructor(json: boolean, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr) {
+  /**
+   * `out` gets the JSON events, `err` the human lines and the status line (drawn only when `err.isTTY`).
+   * `intervalMs` overrides how often the status is refreshed (tests).
+   */
+  constructor(json: boolean, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr, intervalMs?: number) {
     this.#json = json;
     this.#out = out;
     this.#err = err;
+    this.#interval = intervalMs ?? (json ? JSON_STATUS_INTERVAL_MS : LINE_INTERVAL_MS);
   }
 
   /**
@@ -97,7 +103,6 @@ export class Reporter {
     if (!this.#json && !tty) return;
     let last = traffic.totals();
     let lastTime = performance.now();
-    const interval = this.#json ? JSON_STATUS_INTERVAL_MS : LINE_INTERVAL_MS;
     this.#timer = setInterval(() => {
       const now = performance.now();
       const totals = traffic.totals();
@@ -119,7 +124,7 @@ export class Reporter {
       this.#line = `[${s.up ? 'up' : 'down'}] rtt ${s.rtt === undefined ? '-' : `${s.rtt.toFixed(1)} ms`}`
         + ` · ${s.channels} channels · in ${rate(inRate)} · out ${rate(outRate)} · ${s.reconnects} reconnects`;
       this.#drawLine();
-    }, interval);
+    }, this.#interval);
     this.#timer.unref();
   }
 

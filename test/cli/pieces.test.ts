@@ -10,6 +10,7 @@ import { UsageError, allowed, parseAddress, parseAllow, parseCommand, parseFinge
 import { loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
 import { MAX_MESSAGE_BYTES, encode, readMessage, validate } from '../../src/cli/protocol.js';
 import { backoffDelay } from '../../src/cli/reconnect.js';
+import { Reporter, Traffic } from '../../src/cli/status.js';
 
 describe('command line', () => {
   test('-L/-R specs: PORT:HOST:HOSTPORT binds loopback, BIND:PORT:HOST:HOSTPORT and IPv6 in brackets', () => {
@@ -127,5 +128,68 @@ describe('reconnect backoff', () => {
     assert.equal(backoffDelay(3, 100, 5000, () => 1), 800);
     assert.equal(backoffDelay(20, 100, 5000, () => 0.5), 3750);
     assert.equal(backoffDelay(1000, 100, 5000, () => 1), 5000);
+  });
+});
+
+describe('status', () => {
+  /** A stream that keeps what is written; `isTTY` as a terminal would have it. */
+  function sink(isTTY: boolean): NodeJS.WritableStream & { isTTY: boolean; text: string } {
+    const stream = new PassThrough() as unknown as NodeJS.WritableStream & { isTTY: boolean; text: string };
+    stream.isTTY = isTTY;
+    stream.text = '';
+    (stream as unknown as PassThrough).on('data', (chunk: Buffer) => {
+      stream.text += chunk.toString();
+    });
+    return stream;
+  }
+
+  async function until(check: () => boolean, what: string): Promise<void> {
+    const deadline = performance.now() + 5000;
+    while (!check()) {
+      assert.ok(performance.now() < deadline, what);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  test('on a TTY one status line (up/down, RTT, channels, bytes/s each way, reconnects) is redrawn, and events print above it', async () => {
+    const err = sink(true);
+    const reporter = new Reporter(false, sink(false), err, 20);
+    const traffic = new Traffic();
+    let up = true;
+    reporter.startStatus(() => ({ up, rtt: 1.25, channels: 3, reconnects: 2 }), traffic);
+    try {
+      await until(() => err.text.includes('[up] rtt 1.3 ms · 3 channels · in 0 B/s · out 0 B/s · 2 reconnects'), 'the status line');
+      reporter.event('session-down', 'lost the session');
+      assert.match(err.text, /\r\x1b\[Kmuxwire: lost the session\n/, 'the line is cleared before an event is printed');
+      up = false;
+      await until(() => err.text.includes('[down]'), 'the line shows the session down');
+    } finally {
+      reporter.stop();
+    }
+  });
+
+  test('not on a TTY there is no status line; with --json a status event carries the same figures', async () => {
+    const err = sink(false);
+    const plain = new Reporter(false, sink(false), err, 10);
+    plain.startStatus(() => ({ up: true, rtt: 1, channels: 1, reconnects: 0 }), new Traffic());
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    plain.stop();
+    assert.equal(err.text, '');
+
+    const out = sink(false);
+    const json = new Reporter(true, out, sink(true), 10);
+    json.startStatus(() => ({ up: true, rtt: 0.5, channels: 7, reconnects: 1 }), new Traffic());
+    try {
+      await until(() => out.text.includes('"event":"status"'), 'a status event');
+      const event = JSON.parse(out.text.split('\n')[0]!) as Record<string, unknown>;
+      assert.equal(event.up, true);
+      assert.equal(event.rttMs, 0.5);
+      assert.equal(event.channels, 7);
+      assert.equal(event.reconnects, 1);
+      assert.equal(typeof event.inBytesPerSecond, 'number');
+      assert.equal(typeof event.outBytesPerSecond, 'number');
+    } finally {
+      json.stop();
+    }
   });
 });
