@@ -7,7 +7,7 @@
 //   npm run bench:tunnel                 # prints the table
 //   npm run bench:tunnel -- --report     # and writes it into docs/benchmarks.md (between the tunnel markers)
 //   npm run bench:tunnel -- --seconds 10 --paths direct,ssh,muxwire-tcp
-//   MUXWIRE_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench:tunnel -- --paths muxwire-tcp
+//   MUXWIRE_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench:tunnel -- --paths muxwire-tcp --figures conns
 //
 // Needs iperf3, redis-server, redis-tools, openssh-server and openssh-client (.ci/run installs them), and
 // root for sshd. Not part of `npm test`.
@@ -19,11 +19,10 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { TUNNEL_END, TUNNEL_START, withTunnelSection } from './tunnel-section.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const DOC = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url));
-export const TUNNEL_START = '<!-- tunnel-bench:start (written by bench/tunnel.ts: npm run bench:tunnel -- --report) -->';
-export const TUNNEL_END = '<!-- tunnel-bench:end -->';
 
 const PATHS = ['direct', 'ssh', 'muxwire-tcp', 'muxwire-tls', 'muxwire-ws'] as const;
 type PathName = typeof PATHS[number];
@@ -46,8 +45,10 @@ const { values: args } = parseArgs({
     report: { type: 'boolean' },
     seconds: { type: 'string', default: '5' },
     paths: { type: 'string', default: PATHS.join(',') },
+    figures: { type: 'string', default: 'iperf,redis,conns' },
   },
 });
+const figuresWanted = new Set(args.figures!.split(','));
 const SECONDS = Number(args.seconds);
 const selected = args.paths!.split(',') as PathName[];
 for (const p of selected) if (!PATHS.includes(p)) throw new Error(`unknown path ${p} (known: ${PATHS.join(', ')})`);
@@ -252,10 +253,11 @@ async function connectionsPerSecond(port: number): Promise<number> {
   return count / ((performance.now() - started) / 1000);
 }
 
+/** The figures asked for (`--figures`, for profiling one of them alone); the others are NaN. */
 async function measure(path: Path): Promise<Figures> {
-  const iperf = await iperfGbps(path.iperfPort);
-  const redis = await redisRps(path.redisPort);
-  const conns = await connectionsPerSecond(path.redisPort);
+  const iperf = figuresWanted.has('iperf') ? await iperfGbps(path.iperfPort) : NaN;
+  const redis = figuresWanted.has('redis') ? await redisRps(path.redisPort) : NaN;
+  const conns = figuresWanted.has('conns') ? await connectionsPerSecond(path.redisPort) : NaN;
   return { iperfGbps: iperf, redisRps: redis, connsPerSecond: conns };
 }
 
@@ -354,11 +356,7 @@ async function main(): Promise<void> {
   ].join('\n');
   process.stdout.write(`${section}\n`);
   if (args.report === true) {
-    const doc = existsSync(DOC) ? readFileSync(DOC, 'utf8') : '';
-    const from = doc.indexOf(TUNNEL_START);
-    const to = doc.indexOf(TUNNEL_END);
-    const next = from >= 0 && to > from ? doc.slice(0, from) + section + doc.slice(to + TUNNEL_END.length) : `${doc.trimEnd()}\n\n${section}\n`;
-    writeFileSync(DOC, next);
+    writeFileSync(DOC, withTunnelSection(existsSync(DOC) ? readFileSync(DOC, 'utf8') : '', section));
     process.stderr.write(`written into ${DOC}\n`);
   }
 }

@@ -18,6 +18,11 @@ import { listenTunnel } from './transport.js';
 
 /** How long a new connection has to open its control channel and say hello. */
 export const HELLO_TIMEOUT_MS = 10_000;
+/**
+ * Connections at once that have not finished their handshake (a wrong token holds one for a second).
+ * Beyond it new connections are closed at once, so a flood of guesses costs the server a bounded amount.
+ */
+export const MAX_PENDING_HANDSHAKES = 256;
 
 /**
  * Session options of both ends of a tunnel: keep-alive every 10 s so a dead peer is noticed within about
@@ -47,9 +52,17 @@ export async function runServer(config: ServerConfig, env: Record<string, string
   const context: ForwardContext = { reporter, traffic };
   const clients = new Set<ClientState>();
   let stopping = false;
+  let pendingHandshakes = 0;
 
   const onConnection = (transport: Duplex, remote: string): void => {
     if (stopping) {
+      transport.destroy();
+      return;
+    }
+    if (pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
+      reporter.event('handshake-failed', `client ${remote} refused: ${MAX_PENDING_HANDSHAKES} handshakes already in progress`, {
+        remote, code: 'ERR_TUNNEL_TIMEOUT',
+      });
       transport.destroy();
       return;
     }
@@ -63,9 +76,12 @@ export async function runServer(config: ServerConfig, env: Record<string, string
         reporter.event('client-down', `client ${remote} disconnected${error === undefined ? '' : ` (${error.message})`}`, { remote });
       }
     });
+    pendingHandshakes += 1;
     handshake(state).catch((error: TunnelError) => {
       reporter.event('handshake-failed', `client ${remote}: ${error.message}`, { remote, code: error.code });
       session.destroy();
+    }).finally(() => {
+      pendingHandshakes -= 1;
     });
   };
 
