@@ -72,7 +72,7 @@ export async function runServer(config: ServerConfig, env: Record<string, string
     session.once('close', (error?: Error) => {
       clients.delete(state);
       for (const listener of state.listeners) listener.close();
-      if (state.listeners.length > 0 || error !== undefined) {
+      if (state.control !== undefined || error !== undefined) {
         reporter.event('client-down', `client ${remote} disconnected${error === undefined ? '' : ` (${error.message})`}`, { remote });
       }
     });
