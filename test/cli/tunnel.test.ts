@@ -255,6 +255,47 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       }
     });
 
+    test('a -R port in use on the server and a --listen port in use are clear ERR_TUNNEL_LISTEN errors on the end concerned', { timeout: TIMEOUT }, async () => {
+      const holder = net.createServer();
+      await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+      try {
+        const busy = (holder.address() as net.AddressInfo).port;
+        const taken = new Cli(['server', '--listen', `127.0.0.1:${busy}`, '--token-file', work.tokenFile]);
+        processes.push(taken);
+        const serverFatal = await taken.waitFor('fatal');
+        assert.equal(serverFatal.code, 'ERR_TUNNEL_LISTEN');
+        assert.match(serverFatal.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${busy}: address already in use`));
+        assert.equal(await taken.exited, 1);
+
+        const s = await server(['--token-file', work.tokenFile, '--allow-remote', '127.0.0.1:*']);
+        const c = spawnClient(s.port, ['--token-file', work.tokenFile, '-R', `${busy}:127.0.0.1:${target.port}`]);
+        const fatal = await c.waitFor('fatal');
+        assert.equal(fatal.code, 'ERR_TUNNEL_LISTEN');
+        assert.match(fatal.message, /address already in use/);
+        assert.equal(await c.exited, 1);
+        assert.match((await s.cli.waitFor('listen-failed')).message, /address already in use/);
+        await s.cli.stop();
+      } finally {
+        holder.close();
+      }
+    });
+
+    test('with no session, a -L connection waits --connect-wait, then is reset', { timeout: TIMEOUT }, async () => {
+      const closed = await freePort();
+      const c = spawnClient(closed, ['--token-file', work.tokenFile, '--connect-wait', '300', '-L', `0:127.0.0.1:${target.port}`]);
+      const port = (await c.waitFor('local-listening')).port!;
+      const started = performance.now();
+      const socket = net.connect(port, '127.0.0.1');
+      const outcome = await new Promise<string>((resolve) => {
+        socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+        socket.once('close', () => resolve('closed without error'));
+      });
+      assert.equal(outcome, 'ECONNRESET');
+      assert.ok(performance.now() - started >= 250, 'it waited for the session first');
+      assert.match((await c.waitFor('forward-failed')).message, /no session .* within 300 ms; connection reset/);
+      await c.stop();
+    });
+
     test('an unreachable server is reported with each retry, and --retries bounds them', { timeout: TIMEOUT }, async () => {
       const closed = await freePort();
       const c = spawnClient(closed, ['--token-file', work.tokenFile, '--retries', '2', '-L', `0:127.0.0.1:${target.port}`]);
