@@ -42,6 +42,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
     default:
       break;
   }
+  // A reader of the events that goes away (`muxwire ... --json | head`) must not take the tunnel down.
+  process.stdout.on('error', () => {});
   const reporter = new Reporter(command.json);
   const fail = (error: unknown): number => {
     const message = error instanceof TunnelError ? error.message : `unexpected failure: ${(error as Error)?.stack ?? String(error)}`;

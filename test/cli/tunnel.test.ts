@@ -183,7 +183,7 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       await s.cli.stop();
     });
 
-    test('a denied -L target stops the client with ERR_TUNNEL_DENIED, and the server refuses a channel asking for it anyway', { timeout: TIMEOUT }, async () => {
+    test('a denied -L target or -R bind stops the client with ERR_TUNNEL_DENIED, and the server refuses a channel asking for the target anyway', { timeout: TIMEOUT }, async () => {
       const s = await server(['--token-file', work.tokenFile, '--allow', '127.0.0.1:1']);
       const before = target.connections();
       const c = spawnClient(s.port, ['--token-file', work.tokenFile, '-L', `0:127.0.0.1:${target.port}`]);
@@ -213,6 +213,13 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         session.destroy();
       }
       assert.equal(target.connections(), before, 'nothing was forwarded');
+
+      // -R: a bind no --allow-remote admits is refused the same way, and no listener is opened.
+      const remoteClient = spawnClient(s.port, ['--token-file', work.tokenFile, '-R', `0:127.0.0.1:${target.port}`]);
+      const remoteFatal = await remoteClient.waitFor('fatal');
+      assert.equal(remoteFatal.code, 'ERR_TUNNEL_DENIED');
+      assert.match(remoteFatal.message, /-R bind 127\.0\.0\.1:0 is not allowed by the server \(no --allow-remote admits it\)/);
+      assert.equal(remoteClient.events.some((e) => e.event === 'remote-listening'), false);
       await s.cli.stop();
     });
 
