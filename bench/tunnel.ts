@@ -46,6 +46,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '5' },
     paths: { type: 'string', default: PATHS.join(',') },
     figures: { type: 'string', default: 'iperf,redis,conns' },
+    workers: { type: 'string', default: '16' },
   },
 });
 const figuresWanted = new Set(args.figures!.split(','));
@@ -239,12 +240,12 @@ function pingOnce(port: number): Promise<void> {
   });
 }
 
-/** Connections opened per second by 16 workers in turn for `SECONDS`. */
+/** Connections opened per second by `--workers` (16) workers, each opening one after the other, for `SECONDS`. */
 async function connectionsPerSecond(port: number): Promise<number> {
   const deadline = performance.now() + SECONDS * 1000;
   const started = performance.now();
   let count = 0;
-  await Promise.all(Array.from({ length: 16 }, async () => {
+  await Promise.all(Array.from({ length: Number(args.workers) }, async () => {
     while (performance.now() < deadline) {
       await pingOnce(port);
       count += 1;
@@ -320,6 +321,8 @@ async function main(): Promise<void> {
   await waitForPort(redisTarget, 'redis-server');
   await runProgram('redis-cli', ['-p', String(redisTarget), 'set', 'key:__rand_int__', 'x'.repeat(3)], 10_000);
 
+  // The machine is shared: its load is part of the circumstances of the figures.
+  const loadBefore = os.loadavg()[0]!;
   const results = new Map<PathName, Figures>();
   for (const name of selected) {
     const path: Path = name === 'direct' ? { iperfPort: iperfTarget, redisPort: redisTarget, close: async () => {} }
@@ -346,7 +349,8 @@ async function main(): Promise<void> {
       + `OpenSSH${sshVersion === '' ? '' : ` (${sshVersion.trim()})`} with its default cipher, sshd run as root on a loopback port with keys made for the run. `
       + `iperf3: one stream for ${SECONDS} s. redis: \`redis-benchmark -c 50 -t get\`. connections/s: 16 workers each connecting, `
       + 'sending a Redis PING, reading the PONG and closing, in turn. Every program, both tunnel ends and ssh/sshd share the same cores, '
-      + 'so a tunnel\'s own CPU use shows in every figure.',
+      + 'so a tunnel\'s own CPU use shows in every figure. '
+      + `Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end (other work on the machine).`,
     '',
     table(results),
     '',
