@@ -64,6 +64,8 @@ export interface ClientConfig extends Common {
   server: Address;
   /** `--ws URL` (ws:// or wss://): connect as a WebSocket client to this URL. */
   ws: URL | undefined;
+  /** `--proxy URL`: reach the server through this HTTP proxy (CONNECT). */
+  proxy: URL | undefined;
   /** TLS to the server: with `--tls`, or implied by a wss:// URL. */
   tls: { ca: string | undefined; fingerprint: string | undefined } | undefined;
   forwards: ForwardSpec[];
@@ -115,6 +117,7 @@ Client options:
   --tls                    connect with TLS, verified against the system CAs, or --ca F, or
                            --fingerprint SHA256 (the certificate's SHA-256, hex, colons optional)
   --ws URL                 connect over WebSocket (ws://HOST:PORT/PATH, or wss:// for TLS) instead of --server
+  --proxy URL              reach the server through an HTTP proxy (http://HOST:PORT, CONNECT; any transport)
   --retries N              give up after N failed attempts in a row (default: never)
   --reconnect-max MS       longest wait between reconnection attempts (default 5000)
   --connect-wait MS        how long a new -L connection waits for the session (default 10000)
@@ -130,6 +133,7 @@ const OPTIONS = {
   'tls-key': { type: 'string' },
   tls: { type: 'boolean' },
   ws: { type: 'string' },
+  proxy: { type: 'string' },
   ca: { type: 'string' },
   fingerprint: { type: 'string' },
   'token-file': { type: 'string' },
@@ -190,7 +194,7 @@ function tokenSource(values: Values, env: Record<string, string | undefined>): T
 }
 
 function serverConfig(values: Values, env: Record<string, string | undefined>): ServerConfig {
-  only(values, 'server', ['server', 'tls', 'ca', 'fingerprint', 'local', 'remote', 'retries', 'reconnect-max', 'connect-wait']);
+  only(values, 'server', ['server', 'tls', 'ca', 'fingerprint', 'local', 'remote', 'retries', 'reconnect-max', 'connect-wait', 'proxy']);
   if (values.listen === undefined) throw new UsageError('server needs --listen HOST:PORT');
   const certFile = values['tls-cert'];
   const keyFile = values['tls-key'];
@@ -231,6 +235,7 @@ function clientConfig(values: Values, env: Record<string, string | undefined>): 
     json: values.json === true,
     server: ws === undefined ? parseAddress(values.server!, '--server') : wsAddress(ws),
     ws,
+    proxy: values.proxy === undefined ? undefined : parseProxyUrl(values.proxy),
     tls: tls
       ? { ca: values.ca, fingerprint: values.fingerprint === undefined ? undefined : parseFingerprint(values.fingerprint) }
       : undefined,
@@ -293,6 +298,19 @@ function parseWsUrl(text: string): URL {
     throw new UsageError(`--ws must be a URL (ws://HOST:PORT/PATH or wss://...), not '${text}'`);
   }
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`--ws must be a ws:// or wss:// URL, not '${text}'`);
+  return url;
+}
+
+/** A `--proxy` URL: http://HOST:PORT, without credentials (they would be on argv). */
+function parseProxyUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`--proxy must be a URL (http://HOST:PORT), not '${text}'`);
+  }
+  if (url.protocol !== 'http:') throw new UsageError(`--proxy must be an http:// URL (the proxy is asked for CONNECT), not '${text}'`);
+  if (url.username !== '' || url.password !== '') throw new UsageError('--proxy with credentials is not supported (they would be visible on the command line)');
   return url;
 }
 

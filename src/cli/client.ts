@@ -45,7 +45,7 @@ export async function runClient(config: ClientConfig, env: Record<string, string
 
   /** Connects, authenticates, announces the forwards and checks the server's answers. */
   async function establish(): Promise<Session> {
-    const socket = await dialServer(config.server, tlsOptions, config.tls?.fingerprint, config.ws);
+    const socket = await dialServer(config.server, tlsOptions, config.tls?.fingerprint, config.ws, config.proxy);
     const session = new Session(socket, 'client', TUNNEL_SESSION_OPTIONS);
     try {
       const control = session.dial();

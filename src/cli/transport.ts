@@ -61,20 +61,65 @@ function fingerprintError(where: string, socket: tls.TLSSocket, fingerprint: str
 
 /**
  * Connects to the server: over a WebSocket when `ws` is given, else over TCP, or TLS when `tlsOptions` is
- * given; resolves once the connection (and the TLS and WebSocket handshakes) is complete.
+ * given; through an HTTP proxy's CONNECT tunnel when `proxy` is given. Resolves once the connection (and the
+ * TLS and WebSocket handshakes) is complete.
  */
-export function dialServer(
-  server: Address, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined, ws?: URL,
+export async function dialServer(
+  server: Address, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined, ws?: URL, proxy?: URL,
 ): Promise<Duplex> {
-  return ws === undefined ? dialSocket(server, tlsOptions, fingerprint) : dialWebSocket(ws, tlsOptions, fingerprint);
+  const tunnel = proxy === undefined ? undefined : await proxyConnect(proxy, server);
+  return ws === undefined ? dialSocket(server, tlsOptions, fingerprint, tunnel) : dialWebSocket(ws, tlsOptions, fingerprint, tunnel);
 }
 
-function dialSocket(server: Address, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined): Promise<net.Socket> {
+/**
+ * Asks the HTTP proxy at `proxy` for a CONNECT tunnel to `target`; resolves to the socket that then carries
+ * bytes to and from the target.
+ */
+export function proxyConnect(proxy: URL, target: Address): Promise<net.Socket> {
+  const authority = formatAddress(target.host, target.port);
+  const where = `the proxy ${proxy.host}`;
+  return new Promise((resolve, reject) => {
+    const request = http.request({
+      host: proxy.hostname.replace(/^\[(.*)\]$/, '$1'), port: proxy.port === '' ? 80 : Number(proxy.port), method: 'CONNECT',
+      path: authority, headers: { host: authority }, agent: false,
+    });
+    const timer = setTimeout(() => {
+      request.destroy();
+      reject(new TunnelError('ERR_TUNNEL_UNREACHABLE', `${where} did not answer CONNECT ${authority} in ${DIAL_TIMEOUT_MS / 1000} s`));
+    }, DIAL_TIMEOUT_MS);
+    request.once('connect', (response, socket, head) => {
+      clearTimeout(timer);
+      if (response.statusCode !== 200) {
+        socket.destroy();
+        reject(new TunnelError('ERR_TUNNEL_UNREACHABLE', `${where} refused CONNECT ${authority}: HTTP ${response.statusCode} ${response.statusMessage ?? ''}`.trim()));
+        return;
+      }
+      if (head.length > 0) socket.unshift(head);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+    request.once('response', (response) => {
+      clearTimeout(timer);
+      response.resume();
+      reject(new TunnelError('ERR_TUNNEL_UNREACHABLE', `${where} refused CONNECT ${authority}: HTTP ${response.statusCode}`));
+    });
+    request.once('error', (error) => {
+      clearTimeout(timer);
+      reject(new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach ${where}: ${describeSocketError(error)}`, { cause: error }));
+    });
+    request.end();
+  });
+}
+
+function dialSocket(
+  server: Address, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined, tunnel: net.Socket | undefined,
+): Promise<net.Socket> {
   const where = formatAddress(server.host, server.port);
+  if (tunnel !== undefined && tlsOptions === undefined) return Promise.resolve(tunnel);
   return new Promise((resolve, reject) => {
     const socket: net.Socket = tlsOptions === undefined
       ? net.connect({ host: server.host, port: server.port, noDelay: true })
-      : tls.connect({ ...tlsOptions, port: server.port, host: server.host });
+      : tls.connect({ ...tlsOptions, port: server.port, host: server.host, ...(tunnel === undefined ? {} : { socket: tunnel }) });
     const fail = (error: TunnelError): void => {
       clearTimeout(timer);
       socket.destroy();
@@ -108,13 +153,20 @@ function dialSocket(server: Address, tlsOptions: tls.ConnectionOptions | undefin
 }
 
 /** Connects a WebSocket (binary messages, no compression: the bytes are the session's frames). */
-function dialWebSocket(url: URL, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined): Promise<Duplex> {
+function dialWebSocket(
+  url: URL, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined, tunnel: net.Socket | undefined,
+): Promise<Duplex> {
   const where = url.href;
+  const tlsFields = tlsOptions === undefined ? {} : { ca: tlsOptions.ca, rejectUnauthorized: tlsOptions.rejectUnauthorized, servername: tlsOptions.servername };
+  // Through a proxy the WebSocket runs over the CONNECT tunnel (wrapped in TLS for wss://).
+  const overTunnel = tunnel === undefined ? {}
+    : { createConnection: (() => (tlsOptions === undefined ? tunnel : tls.connect({ ...tlsFields, socket: tunnel }))) as unknown as typeof net.createConnection };
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
       perMessageDeflate: false,
       handshakeTimeout: DIAL_TIMEOUT_MS,
-      ...(tlsOptions === undefined ? {} : { ca: tlsOptions.ca, rejectUnauthorized: tlsOptions.rejectUnauthorized, servername: tlsOptions.servername }),
+      ...tlsFields,
+      ...overTunnel,
     });
     let settled = false;
     const fail = (error: TunnelError): void => {
