@@ -59,6 +59,25 @@ describe('command line', () => {
     assert.equal(parseCommand([], {}).command, 'help');
   });
 
+  test('--ws takes a ws:// or wss:// URL instead of --server (wss implies TLS), and --proxy an http:// URL without credentials', () => {
+    const env = { MUXWIRE_TOKEN: 'x' };
+    const ws = parseCommand(['client', '--ws', 'wss://example.org/t', '--ca', 'f', '-L', '1:h:2'], env) as {
+      server: unknown; ws: URL; tls: unknown;
+    };
+    assert.deepEqual(ws.server, { host: 'example.org', port: 443 });
+    assert.equal(ws.ws.href, 'wss://example.org/t');
+    assert.deepEqual(ws.tls, { ca: 'f', fingerprint: undefined });
+    assert.throws(() => parseCommand(['client', '--ws', 'ws://h:1/t', '--server', 'h:1', '-L', '1:h:2'], env), /one of them/);
+    assert.throws(() => parseCommand(['client', '--ws', 'http://h:1/t', '-L', '1:h:2'], env), /ws:\/\/ or wss:\/\//);
+    assert.throws(() => parseCommand(['client', '--ws', 'ws://h:1/t', '--tls', '-L', '1:h:2'], env), /needs a wss:\/\/ URL/);
+    assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--ws', 'tunnel'], env), /path starting with \//);
+    const proxied = parseCommand(['client', '--server', 'h:1', '--proxy', 'http://proxy:3128', '-L', '1:h:2'], env) as { proxy: URL };
+    assert.equal(proxied.proxy.host, 'proxy:3128');
+    assert.throws(() => parseCommand(['client', '--server', 'h:1', '--proxy', 'http://u:p@proxy:3128', '-L', '1:h:2'], env), /credentials/);
+    assert.throws(() => parseCommand(['client', '--server', 'h:1', '--proxy', 'socks5://proxy:1080', '-L', '1:h:2'], env), /http:\/\/ URL/);
+    assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--proxy', 'http://p:1'], env), /not an option of 'server'/);
+  });
+
   test('fingerprints are normalized to Node\'s form and checked for length', () => {
     const hex = 'ab'.repeat(32);
     assert.equal(parseFingerprint(hex), Array(32).fill('AB').join(':'));
