@@ -10,9 +10,10 @@ import { type ClientConfig, type ForwardSpec, TOKEN_ENV, formatAddress } from '.
 import { loadToken } from './auth.js';
 import { FATAL_CODES, TunnelError } from './errors.js';
 import { type Decision, type ForwardContext, answer, boundPort, carry, listenForward } from './forwards.js';
-import { type AnnouncedForward, type ConnectRequest, PROTOCOL_VERSION, type RemoteRequest, encode, expectMessage } from './protocol.js';
+import {
+  type AnnouncedForward, type ConnectRequest, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, type RemoteRequest, TUNNEL_SESSION_OPTIONS, encode, expectMessage,
+} from './protocol.js';
 import { Reconnector } from './reconnect.js';
-import { HELLO_TIMEOUT_MS, TUNNEL_SESSION_OPTIONS } from './server.js';
 import { type Reporter, Traffic } from './status.js';
 import { clientTlsOptions, dialServer } from './transport.js';
 

@@ -5,12 +5,21 @@
  * @module
  */
 import type { Readable } from 'node:stream';
+import type { SessionOptions } from '../index.js';
 import { TunnelError, type TunnelErrorCode } from './errors.js';
 
 /** The protocol version in `hello` and `welcome`; a server refuses a client of another version. */
 export const PROTOCOL_VERSION = 1;
 /** Largest message accepted: a hello with hundreds of forwards fits; a runaway length does not allocate. */
 export const MAX_MESSAGE_BYTES = 16 * 1024;
+/** How long a new connection has to open its control channel and say hello. */
+export const HELLO_TIMEOUT_MS = 10_000;
+/**
+ * Session options of both ends of a tunnel: keep-alive every 10 s so a dead peer is noticed within about
+ * 20 s (the client then reconnects); an accept backlog large enough for a burst of connections that arrive
+ * before the handshake's listener is installed.
+ */
+export const TUNNEL_SESSION_OPTIONS: SessionOptions = { keepAliveInterval: 10_000, keepAliveTimeout: 10_000, acceptBacklog: 1024 };
 
 /** A forward as the client announces it in `hello`: what the server must allow (-L) or open (-R). */
 export type AnnouncedForward =

@@ -7,29 +7,23 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Channel, Session, type SessionOptions } from '../index.js';
+import { type Channel, Session } from '../index.js';
 import { type ServerConfig, allowed, formatAddress } from './args.js';
 import { AUTH_FAILURE_DELAY_MS, loadToken, tokensMatch } from './auth.js';
 import { TunnelError } from './errors.js';
 import { type Decision, type ForwardContext, answer, boundPort, carry, listenForward } from './forwards.js';
-import { type ConnectRequest, type ForwardResult, type Hello, PROTOCOL_VERSION, type RemoteRequest, encode, expectMessage } from './protocol.js';
+import {
+  type ConnectRequest, type ForwardResult, HELLO_TIMEOUT_MS, type Hello, PROTOCOL_VERSION, type RemoteRequest, TUNNEL_SESSION_OPTIONS, encode,
+  expectMessage,
+} from './protocol.js';
 import { type Reporter, Traffic } from './status.js';
 import { listenTunnel } from './transport.js';
 
-/** How long a new connection has to open its control channel and say hello. */
-export const HELLO_TIMEOUT_MS = 10_000;
 /**
  * Connections at once that have not finished their handshake (a wrong token holds one for a second).
  * Beyond it new connections are closed at once, so a flood of guesses costs the server a bounded amount.
  */
 export const MAX_PENDING_HANDSHAKES = 256;
-
-/**
- * Session options of both ends of a tunnel: keep-alive every 10 s so a dead peer is noticed within about
- * 20 s (the client then reconnects); an accept backlog large enough for a burst of connections that arrive
- * before the handshake's listener is installed.
- */
-export const TUNNEL_SESSION_OPTIONS: SessionOptions = { keepAliveInterval: 10_000, keepAliveTimeout: 10_000, acceptBacklog: 1024 };
 
 /** A running server; `stop()` shuts it down gracefully (Go Away, drain with a timeout). */
 export interface RunningServer {

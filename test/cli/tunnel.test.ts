@@ -338,5 +338,31 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         slow.close();
       }
     });
+
+    test('a second SIGTERM exits at once (status 130) without waiting for the drain', { timeout: TIMEOUT }, async () => {
+      const http = await import('node:http');
+      const hanging = http.createServer((_request, response) => {
+        response.write('never finished');
+      });
+      await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+      try {
+        const hangingPort = (hanging.address() as net.AddressInfo).port;
+        const s = await server(['--token-file', work.tokenFile, '--allow', `127.0.0.1:${hangingPort}`, '--drain-timeout', '30000']);
+        const c = await client(s.port, ['--token-file', work.tokenFile, '-L', `0:127.0.0.1:${hangingPort}`]);
+        const request = curlFails(`http://127.0.0.1:${localPorts(c)[0]}/`, 20);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const started = performance.now();
+        s.cli.child.kill('SIGTERM');
+        await s.cli.waitFor('stopping');
+        s.cli.child.kill('SIGTERM');
+        assert.equal(await s.cli.exited, 130);
+        assert.ok(performance.now() - started < 10_000, 'it did not wait for the 30 s drain');
+        await request;
+        await c.stop();
+      } finally {
+        hanging.closeAllConnections();
+        hanging.close();
+      }
+    });
   });
 }
