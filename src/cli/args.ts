@@ -114,7 +114,7 @@ Server options:
   --drain-timeout MS       on SIGINT/SIGTERM, how long open connections may finish (default 5000)
 Client options:
   --server HOST:PORT       the server to connect to
-  --tls                    connect with TLS, verified against the system CAs, or --ca F, or
+  --tls                    connect with TLS, verified against Node's built-in CAs, or --ca F, or
                            --fingerprint SHA256 (the certificate's SHA-256, hex, colons optional)
   --ws URL                 connect over WebSocket (ws://HOST:PORT/PATH, or wss:// for TLS) instead of --server
   --proxy URL              reach the server through an HTTP proxy (http://HOST:PORT, CONNECT; any transport)
