@@ -6,7 +6,7 @@
 //
 //   npm run bench:tunnel                 # prints the table
 //   npm run bench:tunnel -- --report     # and writes it into docs/benchmarks.md (between the tunnel markers)
-//   npm run bench:tunnel -- --seconds 10 --paths direct,ssh,muxwire-tcp
+//   npm run bench:tunnel -- --seconds 10 --rounds 5 --paths direct,ssh,muxwire-tcp
 //   MUXWIRE_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench:tunnel -- --paths muxwire-tcp --figures conns
 //
 // Needs iperf3, redis-server, redis-tools, openssh-server and openssh-client (.ci/run installs them), and
@@ -47,10 +47,12 @@ const { values: args } = parseArgs({
     paths: { type: 'string', default: PATHS.join(',') },
     figures: { type: 'string', default: 'iperf,redis,conns' },
     workers: { type: 'string', default: '16' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 const figuresWanted = new Set(args.figures!.split(','));
 const SECONDS = Number(args.seconds);
+const ROUNDS = Number(args.rounds);
 const selected = args.paths!.split(',') as PathName[];
 for (const p of selected) if (!PATHS.includes(p)) throw new Error(`unknown path ${p} (known: ${PATHS.join(', ')})`);
 
@@ -158,8 +160,7 @@ async function muxwirePath(kind: 'tcp' | 'tls' | 'ws', iperf: number, redis: num
 /** sshd as root on a loopback port, keys made here, and `ssh -N -L` for both targets with the defaults users get. */
 async function sshPath(iperf: number, redis: number): Promise<Path> {
   if (process.getuid?.() !== 0) throw new Error('ssh -L needs sshd, which this benchmark runs as root');
-  const dir = join(work, 'ssh');
-  mkdirSync(dir, { mode: 0o700 });
+  const dir = mkdtempSync(join(work, 'ssh-'));
   await runProgram('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')], 10_000);
   await runProgram('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'user_key')], 10_000);
   writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'user_key.pub')), { mode: 0o600 });
@@ -262,6 +263,12 @@ async function measure(path: Path): Promise<Figures> {
   return { iperfGbps: iperf, redisRps: redis, connsPerSecond: conns };
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
 function table(results: Map<PathName, Figures>): string {
   const direct = results.get('direct');
   const ssh = results.get('ssh');
@@ -323,19 +330,29 @@ async function main(): Promise<void> {
 
   // The machine is shared: its load is part of the circumstances of the figures.
   const loadBefore = os.loadavg()[0]!;
-  const results = new Map<PathName, Figures>();
-  for (const name of selected) {
-    const path: Path = name === 'direct' ? { iperfPort: iperfTarget, redisPort: redisTarget, close: async () => {} }
-      : name === 'ssh' ? await sshPath(iperfTarget, redisTarget)
-        : await muxwirePath(name.slice('muxwire-'.length) as 'tcp' | 'tls' | 'ws', iperfTarget, redisTarget, tls);
-    try {
-      const figures = await measure(path);
-      results.set(name, figures);
-      process.stderr.write(`${name}: ${figures.iperfGbps.toFixed(2)} Gbit/s, ${Math.round(figures.redisRps)} GET/s, ${Math.round(figures.connsPerSecond)} connections/s\n`);
-    } finally {
-      await path.close();
+  // Rounds in which the paths take turns, so that a change in the machine's load falls on all of them; the
+  // table shows each figure's median over the rounds.
+  const rounds = new Map<PathName, Figures[]>(selected.map((name) => [name, []]));
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const name of selected) {
+      const path: Path = name === 'direct' ? { iperfPort: iperfTarget, redisPort: redisTarget, close: async () => {} }
+        : name === 'ssh' ? await sshPath(iperfTarget, redisTarget)
+          : await muxwirePath(name.slice('muxwire-'.length) as 'tcp' | 'tls' | 'ws', iperfTarget, redisTarget, tls);
+      try {
+        const figures = await measure(path);
+        rounds.get(name)!.push(figures);
+        process.stderr.write(`round ${round} ${name}: ${figures.iperfGbps.toFixed(2)} Gbit/s, ${Math.round(figures.redisRps)} GET/s, `
+          + `${Math.round(figures.connsPerSecond)} connections/s\n`);
+      } finally {
+        await path.close();
+      }
     }
   }
+  const results = new Map<PathName, Figures>([...rounds].map(([name, list]) => [name, {
+    iperfGbps: median(list.map((f) => f.iperfGbps)),
+    redisRps: median(list.map((f) => f.redisRps)),
+    connsPerSecond: median(list.map((f) => f.connsPerSecond)),
+  }]));
 
   const sshVersion = await new Promise<string>((resolve) => {
     execFile('ssh', ['-V'], (_error, stdout, stderr) => resolve(`${stdout}${stderr}`.split(',')[0]!.trim()));
@@ -345,6 +362,7 @@ async function main(): Promise<void> {
     '## The tunnel command against `ssh -L`',
     '',
     `One run of \`npm run bench:tunnel\` (bench/tunnel.ts), ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, `
+      + `medians of ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} in which the paths take turns, `
       + `Node ${process.version}; all on 127.0.0.1. Each path forwards to the same iperf3 and redis-server; \`ssh -L\` is Debian's `
       + `OpenSSH${sshVersion === '' ? '' : ` (${sshVersion.trim()})`} with its default cipher, sshd run as root on a loopback port with keys made for the run. `
       + `iperf3: one stream for ${SECONDS} s. redis: \`redis-benchmark -c 50 -t get\`. connections/s: 16 workers each connecting, `
