@@ -56,8 +56,11 @@ export async function runClient(config: ClientConfig, env: Record<string, string
         if (error.code === 'ERR_TUNNEL_AUTH') {
           throw new TunnelError('ERR_TUNNEL_AUTH', `the server ${server} refused the token (check --token-file or ${TOKEN_ENV})`);
         }
-        if (error.code === 'ERR_TUNNEL_PROTOCOL' && session.state !== 'open') {
-          throw new TunnelError('ERR_TUNNEL_UNREACHABLE', `the server ${server} closed the connection during the handshake`);
+        // The session failing (a transport error, or bytes that are not yamux) or the connection closing
+        // before the welcome: most often a server that speaks TLS or WebSocket to a client that does not.
+        if (!(error instanceof TunnelError) || (error.code === 'ERR_TUNNEL_PROTOCOL' && session.state !== 'open')) {
+          throw new TunnelError('ERR_TUNNEL_UNREACHABLE', `the server ${server} closed the connection during the handshake `
+            + `(check that --tls and --ws match how it listens)${error instanceof TunnelError ? '' : `: ${(error as Error).message}`}`);
         }
         throw error;
       });

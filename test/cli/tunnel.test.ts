@@ -164,6 +164,17 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       await s.cli.stop();
     });
 
+    test('a plain TCP client at a TLS server gets a clear error naming --tls, and the server logs the failed handshake', { timeout: TIMEOUT }, async () => {
+      const s = await server(['--token-file', work.tokenFile, '--tls-cert', certFile, '--tls-key', keyFile, ...allowTarget()]);
+      const c = spawnClient(s.port, ['--token-file', work.tokenFile, '--retries', '0', '-L', `0:127.0.0.1:${target.port}`]);
+      const fatal = await c.waitFor('fatal');
+      assert.equal(fatal.code, 'ERR_TUNNEL_UNREACHABLE');
+      assert.match(fatal.message, /check that --tls and --ws match/);
+      assert.equal(await c.exited, 1);
+      await s.cli.waitFor('tls-failed');
+      await s.cli.stop();
+    });
+
     test('a wrong token is refused after a delay and logged by the server; the client stops; nothing forwarded', { timeout: TIMEOUT }, async () => {
       const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
       const wrongToken = work.write('wrong-token', 'not-the-right-token-at-all\n');
