@@ -66,7 +66,8 @@ export async function runServer(config: ServerConfig, env: Record<string, string
     session.once('close', (error?: Error) => {
       clients.delete(state);
       for (const listener of state.listeners) listener.close();
-      if (state.control !== undefined || error !== undefined) {
+      // Before authentication the handshake's own failure report says what happened.
+      if (state.control !== undefined) {
         reporter.event('client-down', `client ${remote} disconnected${error === undefined ? '' : ` (${error.message})`}`, { remote });
       }
     });
@@ -83,7 +84,9 @@ export async function runServer(config: ServerConfig, env: Record<string, string
   async function handshake(state: ClientState): Promise<void> {
     const { session, remote } = state;
     const control = await session.accept({ signal: AbortSignal.timeout(HELLO_TIMEOUT_MS) }).catch(() => {
-      throw new TunnelError('ERR_TUNNEL_TIMEOUT', `no control channel within ${HELLO_TIMEOUT_MS / 1000} s`);
+      if (session.state === 'open') throw new TunnelError('ERR_TUNNEL_TIMEOUT', `no control channel within ${HELLO_TIMEOUT_MS / 1000} s`);
+      throw new TunnelError('ERR_TUNNEL_PROTOCOL', `the connection ended before the handshake (${session.closeError?.message
+        ?? 'closed'}; a client speaking TLS or WebSocket to a plain TCP server?)`);
     });
     control.on('error', () => {});
     const hello = await expectMessage(control, HELLO_TIMEOUT_MS, 'hello');

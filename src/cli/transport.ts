@@ -133,7 +133,9 @@ function dialSocket(
       if (untrusted !== undefined) {
         fail(untrusted);
       } else if (tlsOptions !== undefined && (error.code ?? '').startsWith('ERR_SSL')) {
-        fail(new TunnelError('ERR_TUNNEL_TLS', `TLS with the server ${where} failed: ${error.message}`, { cause: error }));
+        const reason = (error as { reason?: string }).reason ?? error.message;
+        const hint = error.code === 'ERR_SSL_WRONG_VERSION_NUMBER' ? ' (the server does not speak TLS there: drop --tls, or give the server --tls-cert)' : '';
+        fail(new TunnelError('ERR_TUNNEL_TLS', `TLS with the server ${where} failed: ${reason}${hint}`, { cause: error }));
       } else {
         fail(new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach the server ${where}: ${describeSocketError(error)}`, { cause: error }));
       }

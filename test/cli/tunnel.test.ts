@@ -175,6 +175,19 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       await s.cli.stop();
     });
 
+    test('a TLS client at a plain TCP server gets ERR_TUNNEL_TLS naming the mismatch, and the server says why the connection ended', { timeout: TIMEOUT }, async () => {
+      const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
+      const c = spawnClient(s.port, ['--token-file', work.tokenFile, '--tls', '-L', `0:127.0.0.1:${target.port}`]);
+      const fatal = await c.waitFor('fatal');
+      assert.equal(fatal.code, 'ERR_TUNNEL_TLS');
+      assert.match(fatal.message, /does not speak TLS there/);
+      assert.equal(await c.exited, 1);
+      const failed = await s.cli.waitFor('handshake-failed');
+      assert.match(failed.message, /ended before the handshake .*TLS or WebSocket to a plain TCP server/);
+      assert.equal(s.cli.events.some((e) => e.event === 'client-down'), false);
+      await s.cli.stop();
+    });
+
     test('a wrong token is refused after a delay and logged by the server; the client stops; nothing forwarded', { timeout: TIMEOUT }, async () => {
       const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
       const wrongToken = work.write('wrong-token', 'not-the-right-token-at-all\n');
