@@ -112,6 +112,8 @@ const LINGER_MS = 2000;
  * of file or a reset behind a little data, little enough to leave the bound nearly where it was.
  */
 const PROBE_CHUNK = 64 * 1024;
+/** A closing session ends once the peer, having answered the Go Away's ping, sent no SYN for this long. */
+const GO_AWAY_QUIET_MS = 50;
 
 const noop = (): void => {};
 
@@ -236,6 +238,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /** The peer has seen this side's Go Away (or the wait for that ran out): a closing session may end. */
   private goAwaySeen = false;
   private goAwayTimer: ReturnType<typeof setTimeout> | undefined;
+  /** After the peer answered the Go Away's ping: the wait for it to go quiet (see `awaitQuietAfterGoAway`). */
+  private quietTimer: ReturnType<typeof setTimeout> | undefined;
   /** This side ended its half of the transport: nothing more can be written. */
   private writeEnded = false;
   private pingInFlight: PendingPing | undefined;
@@ -710,6 +714,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   private refuse(id: number): void {
     if (this.writeEnded) return; // ended: the peer learns from the transport's end that nothing was accepted
+    if (this.quietTimer !== undefined) this.awaitQuietAfterGoAway(); // closing: not quiet yet
     if (this.scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
       // Many refusals from one read: send them now. Only a peer that does not read its refusals (the
       // transport stays blocked) makes them pile up.
@@ -779,7 +784,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if ((flags & Flag.ack) !== 0) {
       if (value === this.goAwayProbe && value !== 0) {
         this.goAwayProbe = 0;
-        this.onGoAwaySeen();
+        this.awaitQuietAfterGoAway();
         return;
       }
       const ping = this.pingInFlight;
@@ -1204,8 +1209,26 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }, this.options.keepAliveTimeout));
   }
 
+  /**
+   * The peer answered the ping sent after the Go Away, so it has read the Go Away. A SYN may still follow: a
+   * peer can answer pings out of band (hashicorp/yamux sends each answer from its own goroutine) while a dial
+   * that checked for Go Away just before it arrived is writing its SYN. So the session ends once the peer has
+   * been quiet for a moment ({@link GO_AWAY_QUIET_MS}, or twice the RTT if longer); a late SYN is refused and
+   * starts the wait again. `keepAliveTimeout` from `close()` bounds it all.
+   */
+  private awaitQuietAfterGoAway(): void {
+    if (this.goAwaySeen || this.status !== 'closing') return;
+    if (this.quietTimer !== undefined) clearTimeout(this.quietTimer);
+    this.quietTimer = unref(setTimeout(() => {
+      this.quietTimer = undefined;
+      this.onGoAwaySeen();
+    }, Math.max(GO_AWAY_QUIET_MS, 2 * (this.minRtt ?? 0))));
+  }
+
   private onGoAwaySeen(): void {
     if (this.goAwaySeen) return;
+    if (this.quietTimer !== undefined) clearTimeout(this.quietTimer);
+    this.quietTimer = undefined;
     this.goAwaySeen = true;
     if (this.goAwayTimer !== undefined) clearTimeout(this.goAwayTimer);
     this.goAwayTimer = undefined;
@@ -1319,6 +1342,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.keepAliveTimer !== undefined) clearTimeout(this.keepAliveTimer);
     if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
     if (this.goAwayTimer !== undefined) clearTimeout(this.goAwayTimer);
+    if (this.quietTimer !== undefined) clearTimeout(this.quietTimer);
+    this.quietTimer = undefined;
     this.closeTimer = undefined;
     this.keepAliveTimer = undefined;
     this.probeTimer = undefined;
