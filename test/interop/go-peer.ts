@@ -8,7 +8,13 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const INSTALL_HINT = 'apt-get install -y golang-go golang-github-hashicorp-yamux-dev';
-const YAMUX_SOURCE = '/usr/share/gocode/src/github.com/hashicorp/yamux/session.go';
+/**
+ * Where Debian's golang-github-hashicorp-yamux-dev installs the library's source: Debian packages Go libraries
+ * for GOPATH mode under /usr/share/gocode, and build.sh builds against exactly that tree (there is no module
+ * proxy). The peer is never built against a copy from anywhere else.
+ */
+const DEBIAN_GOCODE = '/usr/share/gocode';
+const YAMUX_SOURCE = `${DEBIAN_GOCODE}/src/github.com/hashicorp/yamux/session.go`;
 const BUILD_TIMEOUT_MS = 180_000;
 
 /** The repository root, from dist/test/interop/ (compiled) or test/interop/ (source). */
@@ -41,7 +47,11 @@ export type GoPeerStatus =
 
 /** Builds the peer (build.sh skips the build when the binary is up to date). */
 export function prepareGoPeer(): Promise<GoPeerStatus> {
-  const missing = [!onPath('go') && 'go', !existsSync(YAMUX_SOURCE) && 'hashicorp/yamux (Debian package)']
+  const missing = [
+    !onPath('go') && 'the go command (Debian package golang-go) on PATH',
+    !existsSync(YAMUX_SOURCE)
+      && `hashicorp/yamux from the Debian package golang-github-hashicorp-yamux-dev (looked for ${YAMUX_SOURCE})`,
+  ]
     .filter((m): m is string => typeof m === 'string');
   if (missing.length > 0) return Promise.resolve({ kind: 'missing', what: missing.join(' and ') });
   const script = join(repoRoot(), 'test', 'interop', 'go', 'build.sh');

@@ -433,7 +433,7 @@ function registerTests(peer: string): void {
         });
 
         for (const frames of [undefined, MiB]) {
-          const label = frames === undefined ? 'default 16 KiB frames' : 'maxFrameSize 1 MiB';
+          const label = frames === undefined ? 'default 64 KiB frames' : 'maxFrameSize 1 MiB';
           test(`a slow reader on the peer: muxwire never overruns its window (${label})`, { timeout: TEST_TIMEOUT }, async () => {
             const payloads = [payload(MiB), payload(MiB)];
             const sent = new Map<number, string>(); // channel id -> SHA-256 of its payload

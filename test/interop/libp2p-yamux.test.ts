@@ -384,7 +384,7 @@ describe('libp2p yamux (@chainsafe/libp2p-yamux 8.0.1, in process)', { timeout: 
       });
 
       for (const frames of [undefined, MiB]) {
-        const label = frames === undefined ? 'default 16 KiB frames' : 'maxFrameSize 1 MiB';
+        const label = frames === undefined ? 'default 64 KiB frames' : 'maxFrameSize 1 MiB';
         test(`a slow reader on the peer: muxwire never overruns its window (${label})`, { timeout: TEST_TIMEOUT }, async () => {
           await withLibp2p(role, frames === undefined ? {} : { maxFrameSize: frames }, async (session, peer) => {
             const reads: Promise<Buffer>[] = [];
