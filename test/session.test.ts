@@ -4,13 +4,15 @@ import { getEventListeners, once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import {
-  type Channel, ChannelRefusedError, ChannelResetError, GoAwayError, SessionClosedError, StreamLimitError,
-  MemoryBudget, TimeoutError, TransportClosedError, multiplexedClient, multiplexedServer,
+  type Channel, ChannelRefusedError, ChannelResetError, GoAwayCode, GoAwayError, MuxError, SessionClosedError,
+  StreamLimitError, MemoryBudget, TimeoutError, TransportClosedError, connect, createServer, multiplexedClient,
+  multiplexedServer, sharedMemoryBudget,
 } from '../src/index.js';
 import { Flag, FrameType } from '../src/core/frame.js';
 import { MuxSession } from '../src/core/session.js';
 import { Channel as ChannelClass } from '../src/node/channel.js';
 import { FakeTransport } from './support/fake-transport.js';
+import { resourceCounts, settleResources } from './support/resources.js';
 import { RawPeer, frame, memoryPipe, parseFrames, pseudoRandomBytes, readAll, sessionPair, tcpPair, until, whenClosed } from './helpers.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -951,4 +953,120 @@ test('a loop dialling thousands of channels sends their SYNs while it runs, not 
     client.destroy();
     server.destroy();
   }
+});
+
+describe('options and entry points', () => {
+  test('channelHighWaterMark is each Channel\'s readable and writable high-water mark', async () => {
+    const pair = await sessionPair({ client: { channelHighWaterMark: 1024 } });
+    try {
+      const channel = pair.client.dial();
+      assert.equal(channel.readableHighWaterMark, 1024);
+      assert.equal(channel.writableHighWaterMark, 1024);
+      assert.equal(channel.write(Buffer.alloc(1023)), true, 'under the mark');
+      assert.equal(channel.write(Buffer.alloc(1)), false, 'at the mark');
+      await once(channel, 'drain');
+      const other = pair.server.dial();
+      assert.equal(other.writableHighWaterMark, 64 * 1024, 'the default elsewhere');
+    } finally {
+      await pair.close();
+    }
+  });
+
+  test('memoryBudget: null grows windows from the session\'s own bound only, reserving nothing from sharedMemoryBudget', async () => {
+    // The same growth as the MemoryBudget test above (four fast readers over a 20 ms RTT), once with the
+    // default budget (it must reserve, or this test proves nothing) and once with none.
+    for (const memoryBudget of [undefined, null]) {
+      const before = sharedMemoryBudget.reserved;
+      const pair = await sessionPair({ delayMs: 10, server: memoryBudget === null ? { memoryBudget } : {} });
+      try {
+        await pair.server.ping();
+        const inbound: Channel[] = [];
+        pair.server.on('channel', (c) => inbound.push(c));
+        for (let i = 0; i < 4; i++) {
+          const c = pair.client.dial();
+          c.on('error', () => {});
+          c.write(pseudoRandomBytes(4 * 1024 * 1024, 40 + i));
+        }
+        await until(() => inbound.length === 4, 2000, 'four channels');
+        const read = inbound.map(() => 0);
+        inbound.forEach((c, i) => c.on('data', (chunk: Buffer) => (read[i]! += chunk.length)));
+        await until(() => read.every((n) => n === 4 * 1024 * 1024), 5000, 'all read');
+        const grown = inbound.reduce((sum, c) => sum + c.receiveWindow - 262144, 0);
+        assert.ok(grown > 0, 'the windows grew');
+        const reserved = sharedMemoryBudget.reserved - before;
+        if (memoryBudget === null) assert.equal(reserved, 0, 'nothing reserved from the shared budget');
+        else assert.equal(reserved, grown, 'the default budget holds the growth');
+      } finally {
+        await pair.close();
+      }
+    }
+  });
+
+  test('connect({ signal }): an abort before the connection is up rejects with its reason and leaves no socket or listener', async () => {
+    const server = createServer((session) => session.on('channel', (channel) => channel.pipe(channel)));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as { port: number }).port;
+    const baseline = resourceCounts();
+    try {
+      const reason = new Error('gave up');
+      await assert.rejects(connect({ host: '127.0.0.1', port, signal: AbortSignal.abort(reason) }), (e) => e === reason);
+      // Aborted while connecting (connecting takes at least one turn of the event loop).
+      const controller = new AbortController();
+      const pending = connect({ host: '127.0.0.1', port, signal: controller.signal });
+      controller.abort(reason);
+      await assert.rejects(pending, (e) => e === reason);
+      assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+      // Connected: the listener is gone, and a later abort does not touch the session.
+      const later = new AbortController();
+      const session = await connect({ host: '127.0.0.1', port, signal: later.signal, keepAliveInterval: 0 });
+      assert.equal(getEventListeners(later.signal, 'abort').length, 0);
+      later.abort();
+      const channel = session.dial();
+      channel.end('still here');
+      assert.equal((await readAll(channel)).toString(), 'still here');
+      await session.close();
+      assert.deepEqual(await settleResources(baseline), {}, 'no socket left: the aborted connections were destroyed');
+    } finally {
+      server.close();
+    }
+  });
+
+  test('Go Away code 1 from the peer: \'goaway\' reports 1, dial() throws it, and the end of the transport fails open channels with it', async () => {
+    const [raw, socket] = await tcpPair();
+    const client = multiplexedClient(socket, { keepAliveInterval: 0 });
+    const peer = new RawPeer(raw);
+    const channel = client.dial();
+    channel.on('error', () => {});
+    channel.write('open before');
+    await until(() => peer.frames.some((f) => (f.flags & Flag.syn) !== 0), 2000, 'the SYN');
+    const goaway = new Promise<number>((resolve) => client.once('goaway', resolve));
+    peer.send(frame(FrameType.windowUpdate, Flag.ack, channel.id, 0), frame(FrameType.goAway, 0, 0, GoAwayCode.protocolError));
+    assert.equal(await goaway, 1);
+    assert.throws(() => client.dial(), (e) => e instanceof GoAwayError && e.goAwayCode === 1);
+    raw.end();
+    await assert.rejects(client.closed, (e) => e instanceof GoAwayError && e.goAwayCode === 1);
+    assert.ok(channel.failure instanceof GoAwayError && channel.failure.goAwayCode === 1, String(channel.failure));
+    raw.destroy();
+  });
+
+  test('an internal error (an endpoint that throws while taking data) ends the session with ERR_MUX_INTERNAL and Go Away code 2', async () => {
+    // The application cannot cause this (listeners' exceptions are not the session's); a faulty endpoint
+    // stands in for a bug of muxwire's own.
+    class FaultyChannel extends ChannelClass {
+      override deliver(): void {
+        throw new Error('endpoint bug');
+      }
+    }
+    const transport = new FakeTransport();
+    const session = new MuxSession<ChannelClass>(transport, 'server', { keepAliveInterval: 0 },
+      (state, s) => new FaultyChannel(state, s));
+    session.on('channel', (c) => c.on('error', () => {}));
+    transport.feed(frame(FrameType.data, Flag.syn, 1, Buffer.from('data')));
+    await assert.rejects(session.closed, (e) => e instanceof MuxError && e.code === 'ERR_MUX_INTERNAL' && /endpoint bug/.test(e.message));
+    await new Promise((resolve) => setImmediate(resolve));
+    const goAway = parseFrames(transport.output()).find((f) => f.type === FrameType.goAway);
+    assert.equal(goAway?.length, GoAwayCode.internalError);
+    assert.equal(GoAwayCode.internalError, 2);
+  });
 });
