@@ -130,11 +130,14 @@ async function upload(options: { rate: number; seconds: number; timeout: number;
   try {
     let received = 0;
     let window = 0;
+    // The largest the window ever was: a growth undone later still queued its bytes on the link meanwhile.
+    let maxWindow = 0;
     pair.server.once('channel', (channel) => {
       channel.on('error', () => {});
       channel.on('data', (chunk: Buffer) => {
         received += chunk.length;
         window = channel.receiveWindow;
+        maxWindow = Math.max(maxWindow, window);
       });
     });
     const channel = pair.client.dial();
@@ -161,7 +164,7 @@ async function upload(options: { rate: number; seconds: number; timeout: number;
     }
     return {
       clientError: pair.client.closeError, serverError: pair.server.closeError,
-      seconds: (performance.now() - started) / 1000, receivedMiB: received / (1024 * 1024), window, maxRttMs: maxRtt,
+      seconds: (performance.now() - started) / 1000, receivedMiB: received / (1024 * 1024), window, maxWindow, maxRttMs: maxRtt,
     };
   } finally {
     await pair.close();
@@ -243,13 +246,19 @@ describe('a slow peer is not declared dead', () => {
 
   test(`the same upload with default window auto-tuning is not declared dead either`, {
     timeout: 60_000 + UPLOAD_SECONDS * 2000,
+    // Found by this audit's soak (docs/reliability.md, bugs): kept running, reported, not counted as failing.
+    todo: 'known bug: a receiver held up for a moment (a busy machine) reads the data the link delivered '
+      + 'meanwhile in one burst, its pace sample says the link is fast, and the window grows up to 32x at once '
+      + '(256 KiB to 8 MiB measured); the trial undoes it only after a whole grown window, and meanwhile pings '
+      + 'wait seconds behind the queued data',
   }, async (t) => {
     const result = await upload({ rate: UPLOAD_RATE, seconds: UPLOAD_SECONDS, timeout: UPLOAD_KEEPALIVE_TIMEOUT });
     t.diagnostic(report('slow upload, auto-tuned windows', { ...result, clientError: result.clientError?.message, serverError: undefined }));
-    assert.equal(result.clientError?.message, undefined, `client failed after ${result.seconds.toFixed(1)} s, window ${result.window}`);
-    assert.equal(result.serverError?.message, undefined);
     // The link, not the window, limits this upload: auto-tuning must not grow the window (which would only
-    // lengthen the queue on the link and the wait of every ping behind it).
-    assert.ok(result.window <= 512 * 1024, `window ${result.window}`);
+    // lengthen the queue on the link and the wait of every ping behind it), not even for a while.
+    assert.ok(result.maxWindow <= 512 * 1024, `the window grew to ${result.maxWindow} (${result.window} at the end)`);
+    assert.equal(result.clientError?.message, undefined,
+      `client failed after ${result.seconds.toFixed(1)} s, window ${result.window}, at most ${result.maxWindow}`);
+    assert.equal(result.serverError?.message, undefined);
   });
 });
