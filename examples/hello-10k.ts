@@ -24,6 +24,12 @@ export interface HelloResult {
   exactHeap: boolean;
   /** Channels still open on the client session after closing (must be 0). */
   leftOpen: number;
+  /** Channels whose exact echo came back to the client (must be `channels`). */
+  echoed: number;
+  /** Channels the server accepted (must be `channels`). */
+  accepted: number;
+  /** Channels still open on the server's session after closing (must be 0). */
+  serverLeftOpen: number;
 }
 
 function heapUsed(): number {
@@ -31,15 +37,18 @@ function heapUsed(): number {
   return process.memoryUsage().heapUsed;
 }
 
-/** Writes "hello" and resolves once the 5-byte echo is back. */
-function hello(channel: Channel): Promise<void> {
+/** Writes "hello" and resolves once the 5-byte echo is back (counted in `counts.echoed`). */
+function hello(channel: Channel, counts: { echoed: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     let received = 0;
     channel.on('error', reject);
     channel.on('data', (data: Buffer) => {
       if (!data.equals(MESSAGE.subarray(received, received + data.length))) reject(new Error('echo differs'));
       received += data.length;
-      if (received === MESSAGE.length) resolve();
+      if (received === MESSAGE.length) {
+        counts.echoed++;
+        resolve();
+      }
     });
     channel.write(MESSAGE);
   });
@@ -56,8 +65,12 @@ function closed(channel: Channel): Promise<void> {
 /** Runs the example with `channels` channels and returns its figures. */
 export async function helloExample(channels: number): Promise<HelloResult> {
   // The server echoes every channel and ends its side when the client ends.
+  const counts = { echoed: 0, accepted: 0 };
+  let serverSession: { channelCount: number } | undefined;
   const server = createServer({ maxStreams: channels + 100 }, (session) => {
+    serverSession = session;
     session.on('channel', (channel) => {
+      counts.accepted++;
       channel.on('data', (data: Buffer) => channel.write(data));
       channel.on('end', () => channel.end());
       channel.on('error', () => {});
@@ -72,7 +85,7 @@ export async function helloExample(channels: number): Promise<HelloResult> {
 
     const open: Channel[] = [];
     for (let i = 0; i < channels; i++) open.push(session.dial());
-    await Promise.all(open.map(hello));
+    await Promise.all(open.map((channel) => hello(channel, counts)));
     const echoed = performance.now();
     const heapOpen = heapUsed();
 
@@ -81,6 +94,8 @@ export async function helloExample(channels: number): Promise<HelloResult> {
     const finished = performance.now();
     const leftOpen = session.channelCount;
     await session.close();
+    // The server's session ends once the client's Go Away and end of transport reach it.
+    const serverLeftOpen = serverSession?.channelCount ?? -1;
 
     return {
       channels,
@@ -90,6 +105,9 @@ export async function helloExample(channels: number): Promise<HelloResult> {
       heapPerChannel: (heapOpen - heapBefore) / channels,
       exactHeap: typeof (globalThis as { gc?: unknown }).gc === 'function',
       leftOpen,
+      echoed: counts.echoed,
+      accepted: counts.accepted,
+      serverLeftOpen,
     };
   } finally {
     server.close();

@@ -4,7 +4,9 @@ import { once } from 'node:events';
 import {
   ChannelResetError, LightChannel, LightSession, MuxError, lightClient, lightServer, multiplexedServer,
 } from '../src/index.js';
+import { LightSession as CoreLightSession } from '../src/core/index.js';
 import { memoryPipe, pseudoRandomBytes, tcpPair, until } from './helpers.js';
+import { corePipe } from './support/core-pipe.js';
 
 async function lightPair(transport: 'memory' | 'tcp' = 'memory', serverOptions = {}) {
   const [a, b] = transport === 'tcp' ? await tcpPair() : memoryPipe();
@@ -246,4 +248,77 @@ test('a graceful close waits for light channels to finish', async () => {
   } finally {
     close();
   }
+});
+
+test('channelHighWaterMark sets where a light channel\'s write() returns false', async () => {
+  for (const mark of [1024, 64 * 1024]) {
+    const [a, b] = memoryPipe();
+    const client = lightClient(a, { keepAliveInterval: 0, channelHighWaterMark: mark });
+    const server = lightServer(b, { keepAliveInterval: 0 });
+    try {
+      const ch = client.dial();
+      assert.equal(ch.write(new Uint8Array(mark - 1)), true, `${mark - 1} bytes waiting: under the mark`);
+      assert.equal(ch.write(new Uint8Array(1)), false, `${mark} bytes waiting: at the mark`);
+      await once(ch, 'drain');
+    } finally {
+      client.destroy();
+      server.destroy();
+      a.destroy();
+      b.destroy();
+    }
+  }
+});
+
+test('LightSession.accept() and for await over a LightSession take inbound channels in order; iteration ends with the session', async () => {
+  const { client, server, close } = await lightPair();
+  try {
+    for (let i = 0; i < 3; i++) {
+      const ch = client.dial();
+      ch.end(new Uint8Array([i]));
+      ch.resume(); // reads the server's end, so that the channel closes
+    }
+    const first = await server.accept();
+    assert.ok(first instanceof LightChannel);
+    assert.deepEqual([...(await readAll(first))], [0]);
+    first.end();
+    const seen: number[] = [];
+    const iterating = (async () => {
+      for await (const ch of server) {
+        assert.ok(ch instanceof LightChannel);
+        seen.push(...(await readAll(ch)));
+        ch.end();
+      }
+    })();
+    await until(() => seen.length === 2, 2000, 'the other two channels');
+    assert.deepEqual(seen, [1, 2]);
+    await client.close();
+    await server.closed;
+    await iterating; // the loop ends by itself once the session has closed
+    await assert.rejects(server.accept(), MuxError);
+  } finally {
+    close();
+  }
+});
+
+test('a LightSession over a core transport that is not a Node stream (a hand-written in-memory pipe) carries channels both ways and closes cleanly', async () => {
+  const [a, b] = corePipe();
+  const client = new CoreLightSession(a, 'client', { keepAliveInterval: 0 });
+  const server = new CoreLightSession(b, 'server', { keepAliveInterval: 0 });
+  const data = pseudoRandomBytes(700_000, 11); // more than one window: flow control runs over it too
+  const echoed = (async () => {
+    const ch = await server.accept();
+    const got = await readAll(ch);
+    await writeAll(ch, got, 50_000);
+  })();
+  const ch = client.dial();
+  const reply = readAll(ch);
+  await writeAll(ch, data, 40_000);
+  assert.ok((await reply).equals(data), 'the echo is exact');
+  await echoed;
+  assert.equal(await client.ping().then((rtt) => typeof rtt), 'number');
+  await client.close();
+  await server.closed;
+  assert.equal(client.closeError, undefined);
+  assert.equal(server.closeError, undefined);
+  assert.ok(a.bytesWritten > data.length && b.bytesWritten > data.length, 'the bytes went through the core pipe');
 });

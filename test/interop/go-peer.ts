@@ -13,8 +13,14 @@ import { within } from './length-prefixed.js';
 export const INSTALL_HINT = 'apt-get install -y golang-go golang-github-hashicorp-yamux-dev';
 /** What the peer on the original multiplex needs besides ../shared: Go and the tomb package it imports. */
 export const MULTIPLEX_INSTALL_HINT = 'apt-get install -y golang-go golang-gopkg-tomb.v1-dev';
-const YAMUX_SOURCE = '/usr/share/gocode/src/github.com/hashicorp/yamux/session.go';
-const TOMB_SOURCE = '/usr/share/gocode/src/gopkg.in/tomb.v1/tomb.go';
+/**
+ * Where Debian's golang-github-hashicorp-yamux-dev installs the library's source: Debian packages Go libraries
+ * for GOPATH mode under /usr/share/gocode, and build.sh builds against exactly that tree (there is no module
+ * proxy). The peer is never built against a copy from anywhere else.
+ */
+const DEBIAN_GOCODE = '/usr/share/gocode';
+const YAMUX_SOURCE = `${DEBIAN_GOCODE}/src/github.com/hashicorp/yamux/session.go`;
+const TOMB_SOURCE = `${DEBIAN_GOCODE}/src/gopkg.in/tomb.v1/tomb.go`;
 const BUILD_TIMEOUT_MS = 180_000;
 
 /** The repository root, from dist/test/interop/ (compiled) or test/interop/ (source). */
@@ -47,7 +53,11 @@ export type GoPeerStatus =
 
 /** Builds the yamux peer (build.sh skips the build when the binary is up to date). */
 export function prepareGoPeer(): Promise<GoPeerStatus> {
-  const missing = [!onPath('go') && 'go', !existsSync(YAMUX_SOURCE) && 'hashicorp/yamux (Debian package)']
+  const missing = [
+    !onPath('go') && 'the go command (Debian package golang-go) on PATH',
+    !existsSync(YAMUX_SOURCE)
+      && `hashicorp/yamux from the Debian package golang-github-hashicorp-yamux-dev (looked for ${YAMUX_SOURCE})`,
+  ]
     .filter((m): m is string => typeof m === 'string');
   return buildPeer(join(repoRoot(), 'test', 'interop', 'go', 'build.sh'), missing);
 }
@@ -60,8 +70,8 @@ export function multiplexOriginalDir(): string {
 /** Builds the peer on the original alecthomas/multiplex from ../shared (skipped when up to date). */
 export function prepareMultiplexPeer(): Promise<GoPeerStatus> {
   const missing = [
-    !onPath('go') && 'go',
-    !existsSync(TOMB_SOURCE) && 'gopkg.in/tomb.v1 (Debian package golang-gopkg-tomb.v1-dev)',
+    !onPath('go') && 'the go command (Debian package golang-go) on PATH',
+    !existsSync(TOMB_SOURCE) && `gopkg.in/tomb.v1 from the Debian package golang-gopkg-tomb.v1-dev (looked for ${TOMB_SOURCE})`,
     !existsSync(join(multiplexOriginalDir(), 'multiplex.go')) && `the original's source (${multiplexOriginalDir()})`,
   ].filter((m): m is string => typeof m === 'string');
   return buildPeer(join(repoRoot(), 'test', 'interop', 'multiplex-go', 'build.sh'), missing);

@@ -28,12 +28,12 @@ after(async () => {
   assert.deepEqual(await settleResources(baseline, 5000), {}, 'no timer, socket or server left after the trials');
 });
 
-/** Known-bug violations the trials saw (checked by the todo tests below). */
+/** Violations of once-known bugs the trials saw (checked by the tests of 'known bugs seen by the trials' below). */
 const knownBugs: string[] = [];
 
 for (const codec of CODECS) {
   // Codecs without flow control pause the whole transport for a reader that does not read: their trials keep
-  // every reader reading (the todo tests below cover the paused case).
+  // every reader reading (the paused case has its own tests below, 'a session that stopped reading ...').
   const flowControl = codec.name === 'yamux';
   const trials = flowControl ? TRIALS : Math.ceil(TRIALS / 2);
   describe(`transport cut at a random byte (${codec.name})`, () => {

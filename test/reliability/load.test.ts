@@ -43,6 +43,42 @@ function echoServer(session: Session): void {
 }
 
 describe('load', () => {
+  test('an idle channel costs about a kilobyte of heap on each side (at most 1.5 KiB: docs/targets.md)', { timeout: 120_000 }, async (t) => {
+    // README: "an idle channel costs about a kilobyte". Both sessions live in this process, so the heap they
+    // add is both ends of every channel: half of it per side. 10,000 channels average out the noise of
+    // the collector; the bench measures the same per process (docs/benchmarks.md, idle).
+    const count = 10_000;
+    const options = { maxStreams: count + 16, acceptBacklog: count + 16, keepAliveInterval: 0 };
+    const pair = await proxiedPair({ proxy: false, client: options, server: options });
+    try {
+      const inbound: Channel[] = [];
+      pair.server.on('channel', (channel) => {
+        channel.on('error', () => {});
+        inbound.push(channel);
+      });
+      const channels: Channel[] = [];
+      const before = await settledMemory();
+      for (let i = 0; i < count; i++) {
+        const channel = pair.client.dial();
+        channel.on('error', () => {});
+        channels.push(channel);
+      }
+      const deadline = performance.now() + 60_000;
+      while (inbound.length < count && pair.server.state === 'open' && performance.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(inbound.length, count, 'every channel open at both ends');
+      const during = await settledMemory();
+      const perSideKiB = (during.heapUsed - before.heapUsed) / count / 2 / 1024;
+      t.diagnostic(report('idle channels', { channels: count, heapPerChannelPerSideKiB: perSideKiB }));
+      assert.ok(perSideKiB > 0.2, `${perSideKiB.toFixed(2)} KiB per side: the measure saw the channels`);
+      assert.ok(perSideKiB <= 1.5, `${perSideKiB.toFixed(2)} KiB of heap per idle channel on each side`);
+      for (const channel of channels) channel.destroy(); // (also keeps them referenced until measured)
+    } finally {
+      await pair.close();
+    }
+  });
+
   test(`${CONCURRENT} concurrent channels on one session, all open at once, each echoing`, { timeout: 600_000 }, async (t) => {
     const options = { maxStreams: CONCURRENT + 16, acceptBacklog: 4096 };
     const pair = await proxiedPair({ proxy: false, client: options, server: options });

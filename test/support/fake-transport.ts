@@ -9,6 +9,8 @@ export class FakeTransport implements Transport {
   events: TransportEvents | undefined;
   readonly written: Uint8Array[] = [];
   writtenBytes = 0;
+  /** Calls of `write` (each is one batch, as one system call on a socket). */
+  writes = 0;
   paused = false;
   ended = false;
   destroyed = false;
@@ -20,6 +22,7 @@ export class FakeTransport implements Transport {
   }
 
   write(parts: Uint8Array[], done: (error?: Error | null) => void): boolean {
+    this.writes++;
     for (const part of parts) {
       this.written.push(Uint8Array.from(part)); // the session may reuse its buffers after `done`
       this.writtenBytes += part.length;

@@ -70,6 +70,10 @@ export interface LinkStats {
   maxQueued: number;
   /** Times the source was paused because the queue was full. */
   pauses: number;
+  /** Writes to the destination (one per piece). */
+  pieces: number;
+  /** The largest of them, in bytes. */
+  maxPiece: number;
 }
 
 /** Reported by the `cut` event. */
@@ -92,7 +96,7 @@ const DEFAULT_HIGH_WATER_MARK = 256 * 1024;
 
 /** One direction of one proxied connection. */
 class Link {
-  readonly stats: LinkStats = { received: 0, forwarded: 0, queued: 0, maxQueued: 0, pauses: 0 };
+  readonly stats: LinkStats = { received: 0, forwarded: 0, queued: 0, maxQueued: 0, pauses: 0, pieces: 0, maxPiece: 0 };
   stalled = false;
   private readonly queue: Piece[] = [];
   private head = 0;
@@ -221,6 +225,8 @@ class Link {
       }
       this.stats.queued -= piece.data.length;
       this.stats.forwarded += piece.data.length;
+      this.stats.pieces++;
+      if (piece.data.length > this.stats.maxPiece) this.stats.maxPiece = piece.data.length;
       wrote = true;
       const last = this.cutPending && this.head === this.queue.length;
       if (last) this.cutWriteIssued = true;
@@ -446,6 +452,8 @@ export class FaultProxy extends EventEmitter {
         total.queued += stats.queued;
         total.maxQueued = Math.max(total.maxQueued, stats.maxQueued);
         total.pauses += stats.pauses;
+        total.pieces += stats.pieces;
+        total.maxPiece = Math.max(total.maxPiece, stats.maxPiece);
       }
       return total;
     };
@@ -453,8 +461,8 @@ export class FaultProxy extends EventEmitter {
   }
 
   private readonly totalsOf: Record<Direction, LinkStats> = {
-    upstream: { received: 0, forwarded: 0, queued: 0, maxQueued: 0, pauses: 0 },
-    downstream: { received: 0, forwarded: 0, queued: 0, maxQueued: 0, pauses: 0 },
+    upstream: { received: 0, forwarded: 0, queued: 0, maxQueued: 0, pauses: 0, pieces: 0, maxPiece: 0 },
+    downstream: { received: 0, forwarded: 0, queued: 0, maxQueued: 0, pauses: 0, pieces: 0, maxPiece: 0 },
   };
 
   /** Stops listening and closes every connection. */
@@ -477,6 +485,8 @@ export class FaultProxy extends EventEmitter {
       total.forwarded += stats.forwarded;
       total.maxQueued = Math.max(total.maxQueued, stats.maxQueued);
       total.pauses += stats.pauses;
+      total.pieces += stats.pieces;
+      total.maxPiece = Math.max(total.maxPiece, stats.maxPiece);
     }
   }
 
