@@ -1,0 +1,611 @@
+/**
+ * One run of the deterministic simulation: two `LightSession`s (client and server) over a {@link SimLink},
+ * every timer on a {@link VirtualClock}, and an application on each side that dials, accepts, writes, ends,
+ * resets, closes for reading, pauses, pings, closes and destroys at drawn virtual times, while faults of the
+ * transport are injected. Everything drawn comes from one seed, so a run replays exactly from it.
+ *
+ * The scheduler: after draining microtasks (promises, `queueMicrotask`, the core's `defer()`), it lists what
+ * may happen now (a piece of bytes arriving, a write callback, `drain`, an end of file or reset, an
+ * immediate, a due timer, a due application action) and runs one, drawn; only when nothing is runnable does
+ * virtual time move, to the next timer, arrival or action.
+ *
+ * After the application's last action, both sides wind down (resume reading, end every channel, `close()`)
+ * and the run goes on until nothing is left to happen; then the invariants are checked (see
+ * {@link checkInvariants} and docs/reliability.md).
+ */
+import { getEventListeners } from 'node:events';
+import { setImmediate as realSetImmediate } from 'node:timers';
+import {
+  ChannelRefusedError, GoAwayError, LightChannel, LightSession, MemoryBudget, MuxError, type SessionOptions,
+} from '../../src/core/index.js';
+import { Rng } from '../support/random.js';
+import { VirtualClock } from './clock.js';
+import { type LinkModel, SimEnd, SimLink, type Step } from './link.js';
+
+/** Steps kept for the failure report (MUXWIRE_SIM_TRACE sets another count). */
+const TRACE_LENGTH = Number(process.env.MUXWIRE_SIM_TRACE ?? 80);
+
+type SideName = 'client' | 'server';
+
+/** What a run is allowed to do, beyond what its seed draws. */
+export interface SimLimits {
+  /** Steps before the run is declared stuck. */
+  maxSteps: number;
+  /** Virtual ms after the wind-down starts before the run is declared stuck. */
+  windDownMs: number;
+  /** Test hook: flip one byte of the stream client -> server at this delivered offset (to prove a check fails). */
+  corruptAt?: number;
+}
+
+export const DEFAULT_LIMITS: SimLimits = { maxSteps: 400_000, windDownMs: 10 * 60_000 };
+
+/** The outcome of one run. */
+export interface SimOutcome {
+  seed: number;
+  steps: number;
+  virtualMs: number;
+  /** Broken invariants; empty when the run passed. */
+  violations: string[];
+  /** The drawn parameters, for the failure report. */
+  params: string;
+  /** The last steps run, for the failure report. */
+  trace: string[];
+  /** A digest of every step's label: equal for two runs of one seed (determinism). */
+  digest: number;
+  stats: Record<string, number>;
+}
+
+/** A pending call of the application (accept, ping, close, `closed`), and how often it settled. */
+interface Call {
+  label: string;
+  settled: number;
+  error?: unknown;
+}
+
+/** A channel as the application on one side saw it. */
+interface ChannelRecord {
+  side: SideName;
+  id: number;
+  channel: LightChannel;
+  sent: number;
+  ended: boolean;
+  received: number;
+  readClosed: boolean;
+  paused: boolean;
+  /** The application reset it (`destroy()`). */
+  reset: boolean;
+  endEvents: number;
+  finishEvents: number;
+  errorEvents: number;
+  closeEvents: number;
+  signal?: AbortSignal;
+}
+
+interface Side {
+  name: SideName;
+  index: number;
+  session: LightSession;
+  end: SimEnd;
+  mode: 'listener' | 'accept';
+  options: SessionOptions;
+  channels: Map<number, ChannelRecord>;
+  closeEvents: number;
+  closeArgument: unknown;
+  closedCall: Call;
+}
+
+type ActionKind =
+  | 'dial' | 'write' | 'end' | 'reset' | 'closeRead' | 'pause' | 'accept' | 'ping' | 'close' | 'destroy'
+  | 'fault';
+
+const ACTION_WEIGHTS: [ActionKind, number][] = [
+  ['dial', 20], ['write', 22], ['end', 10], ['reset', 4], ['closeRead', 2], ['pause', 5], ['accept', 8],
+  ['ping', 4], ['close', 2], ['destroy', 1], ['fault', 1],
+];
+
+interface Action {
+  at: number;
+  seq: number;
+  label: string;
+  run(): void;
+}
+
+/** The byte a side sends at `offset` of channel `id`: any loss, duplication or reordering changes what arrives. */
+function patternByte(sender: number, id: number, offset: number): number {
+  return (Math.imul(offset, 131) + (offset >>> 8) * 7 + id * 29 + sender * 101) & 255;
+}
+
+function draw<T>(rng: Rng, weighted: readonly [T, number][]): T {
+  let total = 0;
+  for (const [, w] of weighted) total += w;
+  let r = rng.float() * total;
+  for (const [item, w] of weighted) {
+    if ((r -= w) < 0) return item;
+  }
+  return weighted[weighted.length - 1]![0];
+}
+
+const describe = (error: unknown): string =>
+  error instanceof MuxError ? `${error.constructor.name}(${error.code}): ${error.message}` : String(error);
+
+/** Runs the simulation for `seed`. The virtual clock is installed for the run and removed after it. */
+export async function runSimulation(seed: number, limits: SimLimits = DEFAULT_LIMITS): Promise<SimOutcome> {
+  const clock = new VirtualClock();
+  clock.install();
+  try {
+    return await new World(seed >>> 0, clock, limits).run();
+  } finally {
+    clock.uninstall();
+  }
+}
+
+/** Lets every queued microtask (and what they queue) run, by yielding one real macrotask. */
+const drainMicrotasks = (): Promise<void> => new Promise((resolve) => realSetImmediate(resolve));
+
+class World {
+  private readonly rng: Rng;
+  private readonly appRng: Rng;
+  private readonly link: SimLink;
+  private readonly sides: Side[] = [];
+  private readonly calls: Call[] = [];
+  private readonly signals: AbortSignal[] = [];
+  private readonly violations: string[] = [];
+  private readonly actions: Action[] = [];
+  private readonly budget = new MemoryBudget(64 * 1024 * 1024);
+  private readonly trace: string[] = [];
+  private readonly params: string[] = [];
+  private actionSeq = 0;
+  private digest = 0x811c9dc5;
+  private steps = 0;
+  private horizon: number;
+  private maxWrite: number;
+  private faults = 0;
+  private sessionDestroys = 0;
+  private windingDown = false;
+  private readonly stats: Record<string, number> = {
+    dials: 0, accepted: 0, bytes: 0, refused: 0, resets: 0, faults: 0, pings: 0,
+  };
+  /** Reactions of an application to its channels, drawn per run. */
+  private readonly react: { reply: number; endAtOnce: number; destroyOnData: number; slowReader: number };
+
+  constructor(private readonly seed: number, private readonly clock: VirtualClock, private readonly limits: SimLimits) {
+    this.rng = new Rng(seed);
+    const model: LinkModel = {
+      latencyMs: this.rng.pick([0, 1, 5, 50]),
+      jitterMs: this.rng.pick([0, 2, 20]),
+      blockChance: this.rng.pick([0, 0.1, 0.5]),
+      splitChance: this.rng.pick([0, 0.3, 0.8]),
+      resetOnDestroyChance: this.rng.pick([0, 0.5, 1]),
+      allowHalfOpen: this.rng.chance(0.5),
+      corruptAt: limits.corruptAt,
+    };
+    this.params.push(`link ${JSON.stringify(model)}`);
+    this.link = new SimLink(clock, this.rng.fork(), model);
+    this.appRng = this.rng.fork();
+    this.horizon = this.rng.pick([20, 200, 2_000, 20_000]);
+    this.maxWrite = this.rng.pick([64, 4096, 70_000, 300_000]);
+    this.react = {
+      reply: this.rng.pick([0, 0.5, 1]),
+      endAtOnce: this.rng.pick([0, 0.3]),
+      destroyOnData: this.rng.pick([0, 0, 0.2]),
+      slowReader: this.rng.pick([0, 0, 0.3, 1]),
+    };
+    this.params.push(`horizon ${this.horizon} ms, maxWrite ${this.maxWrite}, react ${JSON.stringify(this.react)}`);
+    for (const name of ['client', 'server'] as const) this.sides.push(this.makeSide(name));
+    this.planActions();
+  }
+
+  private drawOptions(): SessionOptions {
+    const r = this.rng;
+    const keepAliveTimeout = r.pick([50, 1_000, 10_000]);
+    return {
+      keepAliveInterval: r.pick([0, 200, 5_000, 30_000]),
+      keepAliveTimeout,
+      acceptBacklog: r.pick([1, 2, 4, 256]),
+      ackBacklog: r.pick([1, 4, 256]),
+      maxStreams: r.pick([3, 16, 65_536]),
+      maxSessionBuffered: r.pick([256 * 1024, 512 * 1024, 128 * 1024 * 1024]),
+      maxFrameSize: r.pick([1024, 16_384, 65_536]),
+      closeTimeout: r.pick([100, 3_000, 30_000]),
+      openTimeout: r.pick([0, 300, 75_000]),
+      channelHighWaterMark: r.pick([1024, 65_536]),
+      memoryBudget: this.budget,
+    };
+  }
+
+  private makeSide(name: SideName): Side {
+    const options = this.drawOptions();
+    const mode = this.rng.chance(0.5) ? 'listener' : 'accept';
+    const { memoryBudget: _budget, ...shown } = options;
+    this.params.push(`${name} ${mode} ${JSON.stringify(shown)}`);
+    const end = name === 'client' ? this.link.client : this.link.server;
+    const session = new LightSession(end, name, options);
+    const side: Side = {
+      name, index: name === 'client' ? 0 : 1, session, end, mode, options, channels: new Map(),
+      closeEvents: 0, closeArgument: undefined, closedCall: { label: `${name} closed`, settled: 0 },
+    };
+    this.calls.push(side.closedCall);
+    session.closed.then(() => { side.closedCall.settled++; }, (error) => {
+      side.closedCall.settled++;
+      side.closedCall.error = error;
+    });
+    session.on('close', (error) => {
+      side.closeEvents++;
+      side.closeArgument = error;
+    });
+    session.on('goaway', () => { this.stats.goaways = (this.stats.goaways ?? 0) + 1; });
+    if (mode === 'listener') session.on('channel', (channel) => this.adopt(side, channel));
+    return side;
+  }
+
+  private peerOf(side: Side): Side {
+    return this.sides[1 - side.index]!;
+  }
+
+  // ------------------------------------------------------------------ the application
+
+  private planActions(): void {
+    const count = this.rng.int(3, 60);
+    for (let i = 0; i < count; i++) {
+      const kind = draw(this.rng, ACTION_WEIGHTS);
+      const side = this.rng.chance(0.5) ? 0 : 1;
+      this.schedule(this.rng.int(0, this.horizon), `${this.sides[side]!.name} ${kind}`, () => this.act(kind, this.sides[side]!));
+    }
+    this.schedule(this.horizon, 'wind down', () => this.windDown());
+  }
+
+  private schedule(at: number, label: string, run: () => void): void {
+    const action: Action = { at, seq: ++this.actionSeq, label, run };
+    let i = this.actions.length;
+    while (i > 0 && (this.actions[i - 1]!.at > at)) i--;
+    this.actions.splice(i, 0, action);
+  }
+
+  /** A channel the application holds: listen to everything, count every event, check every byte. */
+  private adopt(side: Side, channel: LightChannel): ChannelRecord {
+    const record: ChannelRecord = {
+      side: side.name, id: channel.id, channel, sent: 0, ended: false, received: 0, readClosed: false,
+      paused: false, reset: false, endEvents: 0, finishEvents: 0, errorEvents: 0, closeEvents: 0,
+    };
+    if (side.channels.has(channel.id)) this.violate(`${side.name}: channel ${channel.id} handed to the application twice`);
+    side.channels.set(channel.id, record);
+    const sender = 1 - side.index;
+    let reacted = false;
+    channel.on('data', (chunk) => {
+      for (let i = 0; i < chunk.length; i++) {
+        if (chunk[i] !== patternByte(sender, channel.id, record.received + i)) {
+          this.violate(`${side.name}: channel ${channel.id} received a wrong byte at offset ${record.received + i}`);
+          break;
+        }
+      }
+      record.received += chunk.length;
+      if (!reacted && !channel.outbound && this.appRng.chance(this.react.destroyOnData)) {
+        reacted = true; // the issue's case 2: read the first data, then reset
+        this.resetChannel(record);
+      }
+    });
+    channel.on('end', () => { record.endEvents++; });
+    channel.on('finish', () => { record.finishEvents++; });
+    channel.on('error', (error) => {
+      record.errorEvents++;
+      if (!(error instanceof MuxError) || error.code === 'ERR_MUX_INTERNAL') {
+        this.violate(`${side.name}: channel ${channel.id} failed with an untyped or internal error: ${describe(error)}`);
+      }
+    });
+    channel.on('close', () => { record.closeEvents++; });
+    if (this.appRng.chance(this.react.slowReader)) {
+      channel.pause();
+      record.paused = true;
+    }
+    return record;
+  }
+
+  /** An inbound channel reached the application (listener or accept). */
+  private takeInbound(side: Side, channel: LightChannel): void {
+    this.stats.accepted!++;
+    const record = this.adopt(side, channel);
+    if (this.appRng.chance(this.react.reply)) this.write(record);
+    if (this.appRng.chance(this.react.endAtOnce)) this.endChannel(record);
+  }
+
+  private live(side: Side, filter: (record: ChannelRecord) => boolean): ChannelRecord | undefined {
+    const candidates = [...side.channels.values()].filter((r) => !r.channel.destroyed && filter(r));
+    return candidates.length === 0 ? undefined : this.appRng.pick(candidates);
+  }
+
+  private write(record: ChannelRecord): void {
+    if (record.ended || record.channel.destroyed) return;
+    const size = Math.max(1, this.appRng.size(this.maxWrite));
+    const data = new Uint8Array(size); // fresh each time: a LightChannel does not copy what it is given
+    const sender = record.side === 'client' ? 0 : 1;
+    for (let i = 0; i < size; i++) data[i] = patternByte(sender, record.id, record.sent + i);
+    record.channel.write(data);
+    record.sent += size;
+    this.stats.bytes! += size;
+  }
+
+  private endChannel(record: ChannelRecord): void {
+    if (record.ended || record.channel.destroyed) return;
+    record.ended = true;
+    record.channel.end();
+  }
+
+  private resetChannel(record: ChannelRecord): void {
+    if (record.channel.destroyed) return;
+    record.reset = true;
+    this.stats.resets!++;
+    record.channel.destroy();
+  }
+
+  private track(label: string, promise: Promise<unknown>, onValue?: (value: unknown) => void): void {
+    const call: Call = { label, settled: 0 };
+    this.calls.push(call);
+    promise.then((value) => {
+      call.settled++;
+      onValue?.(value);
+    }, (error) => {
+      call.settled++;
+      call.error = error;
+    });
+  }
+
+  private act(kind: ActionKind, side: Side): void {
+    const { session } = side;
+    const rng = this.appRng;
+    switch (kind) {
+      case 'dial': {
+        let signal: AbortSignal | undefined;
+        let controller: AbortController | undefined;
+        if (rng.chance(0.15)) {
+          controller = new AbortController();
+          signal = controller.signal;
+          this.signals.push(signal);
+        }
+        const openTimeout = rng.chance(0.1) ? rng.pick([1, 50, 0]) : undefined;
+        let channel: LightChannel;
+        try {
+          channel = session.dial({ signal, openTimeout });
+        } catch (error) {
+          if (!(error instanceof MuxError)) this.violate(`${side.name}: dial threw an untyped error: ${describe(error)}`);
+          return;
+        }
+        this.stats.dials!++;
+        const record = this.adopt(side, channel);
+        record.signal = signal;
+        if (rng.chance(0.7)) this.write(record);
+        if (rng.chance(0.3)) this.endChannel(record);
+        if (controller !== undefined) {
+          const abortAt = this.clock.now + rng.int(0, 100);
+          this.schedule(abortAt, `${side.name} abort dial ${channel.id}`,
+            () => controller.abort(new MuxError('ERR_SIM_ABORTED', 'the simulated application gave up')));
+        }
+        return;
+      }
+      case 'write': {
+        const record = this.live(side, (r) => !r.ended);
+        if (record !== undefined) this.write(record);
+        return;
+      }
+      case 'end': {
+        const record = this.live(side, (r) => !r.ended);
+        if (record !== undefined) this.endChannel(record);
+        return;
+      }
+      case 'reset': {
+        const record = this.live(side, () => true);
+        if (record !== undefined) this.resetChannel(record);
+        return;
+      }
+      case 'closeRead': {
+        const record = this.live(side, (r) => !r.readClosed);
+        if (record !== undefined) {
+          record.readClosed = true;
+          record.channel.closeRead();
+        }
+        return;
+      }
+      case 'pause': {
+        const record = this.live(side, () => true);
+        if (record === undefined) return;
+        if (record.paused) record.channel.resume();
+        else record.channel.pause();
+        record.paused = !record.paused;
+        return;
+      }
+      case 'accept': {
+        if (side.mode === 'listener') return this.act('dial', side);
+        this.accept(side);
+        return;
+      }
+      case 'ping':
+        this.stats.pings!++;
+        this.track(`${side.name} ping`, session.ping());
+        return;
+      case 'close':
+        this.track(`${side.name} close`, session.close({ timeout: rng.pick([0, 50, 1_000, undefined]) as number | undefined }));
+        return;
+      case 'destroy':
+        this.sessionDestroys++;
+        session.destroy(rng.chance(0.5) ? new MuxError('ERR_SIM_DESTROYED', 'the simulated application destroyed it') : undefined);
+        return;
+      case 'fault': {
+        this.faults++;
+        this.stats.faults!++;
+        const fault = rng.pick(['reset', 'blackHole', 'end'] as const);
+        if (fault === 'reset') side.end.injectReset();
+        else if (fault === 'blackHole') side.end.injectBlackHole();
+        else side.end.injectEnd();
+        return;
+      }
+    }
+  }
+
+  /** One `accept()`; on success the application may accept again at once (a standing accept loop). */
+  private accept(side: Side): void {
+    let signal: AbortSignal | undefined;
+    if (this.appRng.chance(0.1)) {
+      const controller = new AbortController();
+      signal = controller.signal;
+      this.signals.push(signal);
+      this.schedule(this.clock.now + this.appRng.int(0, 200), `${side.name} abort accept`,
+        () => controller.abort(new MuxError('ERR_SIM_ABORTED', 'the simulated application gave up')));
+    }
+    this.track(`${side.name} accept`, side.session.accept({ signal }), (channel) => {
+      this.takeInbound(side, channel as LightChannel);
+      if (!this.windingDown && this.appRng.chance(0.7)) this.accept(side);
+    });
+  }
+
+  /** After the last action: read everything, end every channel, close both sessions. */
+  private windDown(): void {
+    this.windingDown = true;
+    for (const side of this.sides) {
+      for (const record of side.channels.values()) {
+        if (record.channel.destroyed) continue;
+        if (record.paused) {
+          record.paused = false;
+          record.channel.resume();
+        }
+        this.endChannel(record);
+      }
+      if (side.session.state !== 'closed') this.track(`${side.name} final close`, side.session.close());
+    }
+  }
+
+  // ------------------------------------------------------------------ the scheduler
+
+  async run(): Promise<SimOutcome> {
+    const started = performance.now();
+    void started;
+    const steps: Step[] = [];
+    let windDownAt = Number.POSITIVE_INFINITY;
+    for (;;) {
+      await drainMicrotasks();
+      if (this.windingDown && windDownAt === Number.POSITIVE_INFINITY) windDownAt = this.clock.now;
+      steps.length = 0;
+      const now = this.clock.now;
+      const immediate = this.clock.nextImmediate();
+      if (immediate !== undefined) steps.push({ label: 'immediate', run: () => this.clock.fire(immediate) });
+      const timer = this.clock.nextTimer();
+      if (timer !== undefined && timer.at <= now) steps.push({ label: `timer@${timer.at}`, run: () => this.clock.fire(timer) });
+      this.link.candidates(now, steps);
+      const action = this.actions[0];
+      if (action !== undefined && action.at <= now) {
+        steps.push({ label: action.label, run: () => { this.actions.shift(); action.run(); } });
+      }
+      if (steps.length === 0) {
+        let next = Number.POSITIVE_INFINITY;
+        if (timer !== undefined) next = Math.min(next, timer.at);
+        if (action !== undefined) next = Math.min(next, action.at);
+        const arrival = this.link.nextArrival(now);
+        if (arrival !== undefined) next = Math.min(next, arrival);
+        if (next === Number.POSITIVE_INFINITY) break; // nothing left to happen
+        if (next - windDownAt > this.limits.windDownMs) {
+          this.violate(`still running ${this.limits.windDownMs} virtual ms after the wind-down began` +
+            ` (next event at ${next} ms: ${timer !== undefined && timer.at === next ? 'a timer' : 'the network'})`);
+          break;
+        }
+        this.clock.advanceTo(next);
+        continue;
+      }
+      if (++this.steps > this.limits.maxSteps) {
+        this.violate(`more than ${this.limits.maxSteps} steps`);
+        break;
+      }
+      const step = steps.length === 1 ? steps[0]! : steps[this.rng.int(0, steps.length - 1)]!;
+      this.record(`${now} ${step.label}`);
+      try {
+        step.run();
+      } catch (error) {
+        this.violate(`step "${step.label}" threw: ${describe(error)}`);
+        break;
+      }
+    }
+    await drainMicrotasks();
+    this.checkInvariants();
+    this.clock.clear();
+    return {
+      seed: this.seed, steps: this.steps, virtualMs: this.clock.now, violations: this.violations,
+      params: this.params.join('\n'), trace: this.trace, digest: this.digest >>> 0, stats: this.stats,
+    };
+  }
+
+  private record(label: string): void {
+    for (let i = 0; i < label.length; i++) this.digest = Math.imul(this.digest ^ label.charCodeAt(i), 0x01000193);
+    this.trace.push(label);
+    if (this.trace.length > TRACE_LENGTH) this.trace.shift();
+  }
+
+  private violate(message: string): void {
+    if (this.violations.length < 20) this.violations.push(message);
+  }
+
+  // ------------------------------------------------------------------ the invariants
+
+  /**
+   * Checked once nothing is left to happen: every pending call settled exactly once, with a typed error when
+   * it failed; bytes exact and in order (checked as they arrive) and complete where the channel ended
+   * cleanly; a channel reported refused never reached the peer's application; no timer, listener or memory
+   * left; both sessions and both transports closed.
+   */
+  private checkInvariants(): void {
+    for (const call of this.calls) {
+      if (call.settled !== 1) this.violate(`${call.label}: settled ${call.settled} times`);
+      if (call.error !== undefined && (!(call.error instanceof MuxError) || call.error.code === 'ERR_MUX_INTERNAL')) {
+        this.violate(`${call.label}: failed with an untyped or internal error: ${describe(call.error)}`);
+      }
+    }
+    const clean = this.faults === 0 && this.sessionDestroys === 0;
+    for (const side of this.sides) {
+      const { session, name } = side;
+      if (session.state !== 'closed') this.violate(`${name}: session is ${session.state} at the end`);
+      if (side.closeEvents !== 1) this.violate(`${name}: 'close' emitted ${side.closeEvents} times`);
+      if (side.closeArgument !== session.closeError) this.violate(`${name}: 'close' and closeError disagree`);
+      const error = session.closeError;
+      if (error !== undefined && (!(error instanceof MuxError) || error.code === 'ERR_MUX_INTERNAL')) {
+        this.violate(`${name}: session ended with an untyped or internal error: ${describe(error)}`);
+      }
+      if (session.channelCount !== 0) this.violate(`${name}: channelCount ${session.channelCount} at the end`);
+      if (session.bufferedBytes !== 0) this.violate(`${name}: bufferedBytes ${session.bufferedBytes} at the end`);
+      if (!side.end.closed) this.violate(`${name}: the transport was never closed`);
+      const peer = this.peerOf(side);
+      for (const record of side.channels.values()) {
+        const { channel, id } = record;
+        const label = `${name}: channel ${id}`;
+        if (record.closeEvents !== 1) this.violate(`${label}: 'close' emitted ${record.closeEvents} times`);
+        if (record.endEvents > 1 || record.finishEvents > 1 || record.errorEvents > 1) {
+          this.violate(`${label}: 'end' ${record.endEvents}, 'finish' ${record.finishEvents}, 'error' ${record.errorEvents} times`);
+        }
+        const failure = channel.failure;
+        const notAccepted = failure instanceof ChannelRefusedError
+          || (failure instanceof GoAwayError && failure.goAwayCode === 0);
+        if (notAccepted) {
+          this.stats.refused!++;
+          if (!channel.outbound) this.violate(`${label}: an inbound channel reported as not accepted`);
+          if (peer.channels.has(id)) {
+            this.violate(`${label}: reported as not accepted (${describe(failure)}), yet the peer's application had it`);
+          }
+        }
+        const from = peer.channels.get(id);
+        const sent = from?.sent ?? 0;
+        if (record.received > sent) this.violate(`${label}: received ${record.received} bytes of ${sent} sent`);
+        if (record.endEvents === 1 && !record.readClosed && record.received !== sent) {
+          this.violate(`${label}: the peer's end arrived after ${record.received} of ${sent} bytes`);
+        }
+        // A channel neither application reset or cut short, in a run without faults, between two sessions
+        // that both closed cleanly, must have finished both ways.
+        if (clean && from !== undefined && session.closeError === undefined && peer.session.closeError === undefined
+          && !record.reset && !from.reset && !record.readClosed && failure === undefined && from.channel.failure === undefined
+          && record.endEvents !== 1) {
+          this.violate(`${label}: never got the peer's end though both sessions closed cleanly`);
+        }
+      }
+    }
+    if (this.budget.reserved !== 0) this.violate(`memory budget: ${this.budget.reserved} bytes still reserved`);
+    for (const signal of this.signals) {
+      const left = getEventListeners(signal, 'abort').length;
+      if (left !== 0) this.violate(`an AbortSignal kept ${left} listener(s)`);
+    }
+    if (this.clock.pending !== 0) this.violate(`timers left: ${this.clock.describePending().join('; ')}`);
+  }
+}
