@@ -202,7 +202,7 @@ export class SimEnd implements Transport {
     const failure = error ?? new Error('transport destroyed');
     for (const task of this.local) if (task.callback !== undefined) task.error ??= failure;
     if (emitError && error !== undefined) {
-      this.local.push({ label: `${this.name} error`, run: () => this.events?.error(error) });
+      this.local.push({ label: `${this.name} transport error`, run: () => this.events?.error(error) });
     }
     this.queueClose();
   }
@@ -219,7 +219,7 @@ export class SimEnd implements Transport {
     if (this.closing) return;
     this.closing = true;
     this.local.push({
-      label: `${this.name} close`,
+      label: `${this.name} transport close`,
       run: () => {
         this.closed = true;
         this.events?.close();

@@ -17,6 +17,7 @@ import { getEventListeners } from 'node:events';
 import { setImmediate as realSetImmediate } from 'node:timers';
 import {
   ChannelRefusedError, GoAwayError, LightChannel, LightSession, MemoryBudget, MuxError, type SessionOptions,
+  TransportClosedError,
 } from '../../src/core/index.js';
 import { Rng } from '../support/random.js';
 import { VirtualClock } from './clock.js';
@@ -162,6 +163,8 @@ class World {
   private faults = 0;
   private sessionDestroys = 0;
   private windingDown = false;
+  /** Dials that threw `TransportClosedError` (wrong after a graceful close: see checkInvariants). */
+  private readonly dialsThrewTransportClosed: string[] = [];
   private readonly stats: Record<string, number> = {
     dials: 0, accepted: 0, bytes: 0, refused: 0, resets: 0, faults: 0, pings: 0,
   };
@@ -367,6 +370,7 @@ class World {
           channel = session.dial({ signal, openTimeout });
         } catch (error) {
           if (!(error instanceof MuxError)) this.violate(`${side.name}: dial threw an untyped error: ${describe(error)}`);
+          if (error instanceof TransportClosedError) this.dialsThrewTransportClosed.push(`${side.name} at ${this.clock.now} ms`);
           return;
         }
         this.stats.dials!++;
@@ -556,6 +560,17 @@ class World {
       }
     }
     const clean = this.faults === 0 && this.sessionDestroys === 0;
+    // Nothing broke the connection: no fault, no destroy, no keep-alive failure (a short keepAliveTimeout on a
+    // slow simulated link may time out for real), no close() that ran out of time (it drops the connection
+    // under open channels). Then every end of the transport came from a graceful close, after a Go Away, and
+    // a channel the peer never took must fail as not accepted (safe to retry).
+    const graceful = clean && this.sides.every((side) => {
+      const code = side.session.closeError instanceof MuxError ? side.session.closeError.code : undefined;
+      return code !== 'ERR_MUX_KEEPALIVE_TIMEOUT' && code !== 'ERR_MUX_CLOSE_TIMEOUT';
+    });
+    if (graceful && this.dialsThrewTransportClosed.length > 0) {
+      this.violate(`dial threw TransportClosedError though nothing broke the connection (${this.dialsThrewTransportClosed.join(', ')})`);
+    }
     for (const side of this.sides) {
       const { session, name } = side;
       if (session.state !== 'closed') this.violate(`${name}: session is ${session.state} at the end`);
@@ -585,6 +600,9 @@ class World {
           if (peer.channels.has(id)) {
             this.violate(`${label}: reported as not accepted (${describe(failure)}), yet the peer's application had it`);
           }
+        }
+        if (graceful && channel.outbound && !peer.channels.has(id) && failure instanceof TransportClosedError) {
+          this.violate(`${label}: never taken by the peer, yet failed as if the transport broke: ${describe(failure)}`);
         }
         const from = peer.channels.get(id);
         const sent = from?.sent ?? 0;
