@@ -124,9 +124,12 @@ function unref(timer: ReturnType<typeof setTimeout>): ReturnType<typeof setTimeo
   return timer;
 }
 
-/** Dialled here and not acknowledged by the peer: its application never took it. */
+/**
+ * Dialled here and not acknowledged by the peer: its application never took it. (Not the state's name: a
+ * channel half-closed before its ACK came is `local-closed` and still unacknowledged.)
+ */
 function isUnaccepted(channel: ChannelState): boolean {
-  return channel.outbound && (channel.state === 'init' || channel.state === 'syn-sent');
+  return channel.outbound && (channel.awaitingAck || channel.state === 'init');
 }
 
 function defaultAllocate(size: number): Uint8Array {
