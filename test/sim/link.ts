@@ -87,6 +87,10 @@ export class SimEnd implements Transport {
   /** Hears nothing and answers nothing (the black hole's far side, seen from here). */
   silent = false;
   bytesWritten = 0;
+  /** Times the session paused reading (memory bound, full accept queue): reported in the run's figures. */
+  pauses = 0;
+  /** Called when the session pauses reading (the simulation may freeze the peer then: issue 17's case 3). */
+  onPause: (() => void) | undefined;
   bytesDelivered = 0;
 
   constructor(
@@ -142,6 +146,10 @@ export class SimEnd implements Transport {
   }
 
   pause(): void {
+    if (!this.paused) {
+      this.pauses++;
+      this.onPause?.();
+    }
     this.paused = true;
   }
 

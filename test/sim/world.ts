@@ -92,6 +92,10 @@ interface Side {
   channels: Map<number, ChannelRecord>;
   closeEvents: number;
   closeArgument: unknown;
+  /** Virtual time of the session's 'close' event. */
+  closedAt: number;
+  /** When the peer fell into a black hole (this side hears nothing from then on), if it did. */
+  silentSince?: number;
   closedCall: Call;
 }
 
@@ -191,10 +195,20 @@ class World {
       reply: this.rng.pick([0, 0.5, 1]),
       endAtOnce: this.rng.pick([0, 0.3]),
       destroyOnData: this.rng.pick([0, 0, 0.2]),
-      slowReader: this.rng.pick([0, 0, 0.3, 1]),
+      slowReader: this.rng.pick([0, 0.3, 0.6, 1]),
     };
     this.params.push(`horizon ${this.horizon} ms, maxWrite ${this.maxWrite}, react ${JSON.stringify(this.react)}`);
     for (const name of ['client', 'server'] as const) this.sides.push(this.makeSide(name));
+    // Issue 17's case 3: the peer of a session that paused reading at its memory bound freezes.
+    const freezeOnPause = this.rng.pick([0, 0, 0.5]);
+    this.params.push(`freezeOnPause ${freezeOnPause}`);
+    for (const side of this.sides) {
+      side.end.onPause = () => {
+        if (this.faults > 0 || this.windingDown || !this.appRng.chance(freezeOnPause)) return;
+        const peer = this.peerOf(side);
+        this.schedule(this.clock.now + this.appRng.int(0, 300), `${peer.name} freezes (black hole)`, () => this.inject(peer, 'blackHole'));
+      };
+    }
     this.planActions();
   }
 
@@ -207,7 +221,7 @@ class World {
       acceptBacklog: r.pick([1, 2, 4, 256]),
       ackBacklog: r.pick([1, 4, 256]),
       maxStreams: r.pick([3, 16, 65_536]),
-      maxSessionBuffered: r.pick([256 * 1024, 512 * 1024, 128 * 1024 * 1024]),
+      maxSessionBuffered: r.pick([256 * 1024, 256 * 1024, 512 * 1024, 128 * 1024 * 1024]),
       maxFrameSize: r.pick([1024, 16_384, 65_536]),
       closeTimeout: r.pick([100, 3_000, 30_000]),
       openTimeout: r.pick([0, 300, 75_000]),
@@ -225,7 +239,7 @@ class World {
     const session = new LightSession(end, name, options);
     const side: Side = {
       name, index: name === 'client' ? 0 : 1, session, end, mode, options, channels: new Map(),
-      closeEvents: 0, closeArgument: undefined, closedCall: { label: `${name} closed`, settled: 0 },
+      closeEvents: 0, closeArgument: undefined, closedAt: -1, closedCall: { label: `${name} closed`, settled: 0 },
     };
     this.calls.push(side.closedCall);
     session.closed.then(() => { side.closedCall.settled++; }, (error) => {
@@ -235,6 +249,7 @@ class World {
     session.on('close', (error) => {
       side.closeEvents++;
       side.closeArgument = error;
+      side.closedAt = this.clock.now;
     });
     session.on('goaway', () => { this.stats.goaways = (this.stats.goaways ?? 0) + 1; });
     if (mode === 'listener') session.on('channel', (channel) => this.adopt(side, channel));
@@ -253,6 +268,10 @@ class World {
       const kind = draw(this.rng, ACTION_WEIGHTS);
       const side = this.rng.chance(0.5) ? 0 : 1;
       this.schedule(this.rng.int(0, this.horizon), `${this.sides[side]!.name} ${kind}`, () => this.act(kind, this.sides[side]!));
+    }
+    for (const side of this.sides) {
+      // Most accepting applications start with an accept() waiting (a server's accept loop).
+      if (side.mode === 'accept' && this.rng.chance(0.8)) this.schedule(0, `${side.name} accept`, () => this.accept(side));
     }
     this.schedule(this.horizon, 'wind down', () => this.windDown());
   }
@@ -318,7 +337,8 @@ class World {
 
   private write(record: ChannelRecord): void {
     if (record.ended || record.channel.destroyed) return;
-    const size = Math.max(1, this.appRng.size(this.maxWrite));
+    // Now and then a bulk write, enough to fill a window and press on the session's memory bound.
+    const size = this.appRng.chance(0.15) ? this.appRng.int(32 * 1024, 400 * 1024) : Math.max(1, this.appRng.size(this.maxWrite));
     const data = new Uint8Array(size); // fresh each time: a LightChannel does not copy what it is given
     const sender = record.side === 'client' ? 0 : 1;
     for (let i = 0; i < size; i++) data[i] = patternByte(sender, record.id, record.sent + i);
@@ -433,16 +453,27 @@ class World {
         session.destroy(rng.chance(0.5) ? new MuxError('ERR_SIM_DESTROYED', 'the simulated application destroyed it') : undefined);
         return;
       case 'fault': {
-        this.faults++;
-        this.stats.faults!++;
-        const fault = rng.pick(['reset', 'blackHole', 'end'] as const);
-        if (fault === 'reset') side.end.injectReset();
-        else if (fault === 'blackHole') side.end.injectBlackHole();
-        else side.end.injectEnd();
+        this.inject(side, rng.pick(['reset', 'blackHole', 'end'] as const));
         return;
       }
     }
   }
+
+  /** Injects a fault of the transport at `side`. */
+  private inject(side: Side, fault: 'reset' | 'blackHole' | 'end'): void {
+    this.faults++;
+    this.stats.faults!++;
+    if (fault === 'reset') {
+      side.end.injectReset();
+    } else if (fault === 'blackHole') {
+      const peer = this.peerOf(side);
+      if (!side.end.closing && !peer.end.closing) peer.silentSince ??= this.clock.now;
+      side.end.injectBlackHole();
+    } else {
+      side.end.injectEnd();
+    }
+  }
+
 
   /** One `accept()`; on success the application may accept again at once (a standing accept loop). */
   private accept(side: Side): void {
@@ -526,6 +557,9 @@ class World {
       }
     }
     await drainMicrotasks();
+    this.stats.pausedReading = this.link.client.pauses + this.link.server.pauses;
+    this.stats.blackHoles = this.sides.filter((side) => side.silentSince !== undefined).length;
+    this.stats.pausedBlackHoles = this.sides.filter((side) => side.silentSince !== undefined && side.end.pauses > 0).length;
     this.checkInvariants();
     this.clock.clear();
     return {
@@ -583,6 +617,17 @@ class World {
       if (session.channelCount !== 0) this.violate(`${name}: channelCount ${session.channelCount} at the end`);
       if (session.bufferedBytes !== 0) this.violate(`${name}: bufferedBytes ${session.bufferedBytes} at the end`);
       if (!side.end.closed) this.violate(`${name}: the transport was never closed`);
+      // Keep-alive: a peer that vanished is noticed within one interval (the next ping) and the ping's timeout;
+      // twice the timeout when reading is paused (the first timeout sends a fresh ping and reads for its
+      // answer: docs/design.md). A close() may end the session sooner; never later.
+      const { keepAliveInterval = 0, keepAliveTimeout = 0 } = side.options;
+      if (side.silentSince !== undefined && keepAliveInterval > 0) {
+        const deadline = side.silentSince + keepAliveInterval + 2 * keepAliveTimeout + 1;
+        if (side.closedAt > deadline) {
+          this.violate(`${name}: the peer vanished at ${side.silentSince} ms and was noticed only at ${side.closedAt} ms`
+            + ` (keepAliveInterval ${keepAliveInterval}, keepAliveTimeout ${keepAliveTimeout}: due by ${deadline} ms)`);
+        }
+      }
       const peer = this.peerOf(side);
       for (const record of side.channels.values()) {
         const { channel, id } = record;
