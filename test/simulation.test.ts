@@ -11,7 +11,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runSimulation, type SimOutcome } from './sim/world.js';
+import { runSimulation, type SimLimits, type SimOutcome } from './sim/world.js';
 import { report, scaled, SOAK } from './support/soak.js';
 import { exitWhenDone } from './support/watchdog.js';
 
@@ -37,7 +37,14 @@ const REGRESSIONS: { seed: number; found: string }[] = [
 
 const FIXED_BASE = 20_261_203;
 const chosenSeed = process.env.MUXWIRE_SIM_SEED;
-const RUNS = scaled('MUXWIRE_SIM_RUNS', chosenSeed !== undefined && chosenSeed !== '' ? 1 : 1_500, 100_000);
+const replaying = chosenSeed !== undefined && chosenSeed !== '';
+/** Set with MUXWIRE_SIM_SEED to replay a run of the multiplex codec (its failure report says so). */
+const chosenProtocol = process.env.MUXWIRE_SIM_PROTOCOL;
+if (chosenProtocol !== undefined && chosenProtocol !== '' && chosenProtocol !== 'yamux' && chosenProtocol !== 'multiplex') {
+  throw new RangeError(`MUXWIRE_SIM_PROTOCOL must be yamux or multiplex, got ${chosenProtocol}`);
+}
+const RUNS = scaled('MUXWIRE_SIM_RUNS', replaying ? 1 : 1_000, 100_000);
+const MULTIPLEX_RUNS = scaled('MUXWIRE_SIM_MULTIPLEX_RUNS', replaying ? 1 : 300, 20_000);
 
 function parseSeed(raw: string): number {
   const seed = Number(raw);
@@ -47,10 +54,11 @@ function parseSeed(raw: string): number {
 
 function explain(outcome: SimOutcome): string {
   return [
-    `simulation seed ${outcome.seed} broke ${outcome.violations.length} invariant(s) after ${outcome.steps} steps,`
+    `simulation seed ${outcome.seed} (${outcome.protocol}) broke ${outcome.violations.length} invariant(s) after ${outcome.steps} steps,`
       + ` ${outcome.virtualMs} virtual ms:`,
     ...outcome.violations.map((v) => `  - ${v}`),
-    `replay: MUXWIRE_SIM_SEED=${outcome.seed} node --test dist/test/simulation.test.js`,
+    `replay: ${outcome.protocol === 'yamux' ? '' : `MUXWIRE_SIM_PROTOCOL=${outcome.protocol} `}`
+      + `MUXWIRE_SIM_SEED=${outcome.seed} node --test dist/test/simulation.test.js`,
     'parameters:',
     ...outcome.params.split('\n').map((line) => `  ${line}`),
     'last steps (virtual ms, step):',
@@ -59,12 +67,12 @@ function explain(outcome: SimOutcome): string {
 }
 
 /** Runs `seeds` in order and fails on the first broken invariant, naming its seed. */
-async function runAll(seeds: number[]): Promise<{ steps: number; virtualMs: number; stats: Record<string, number> }> {
+async function runAll(seeds: number[], protocol: SimLimits['protocol'] = 'yamux'): Promise<{ steps: number; virtualMs: number; stats: Record<string, number> }> {
   let steps = 0;
   let virtualMs = 0;
   const stats: Record<string, number> = {};
   for (const seed of seeds) {
-    const outcome = await runSimulation(seed);
+    const outcome = await runSimulation(seed, { protocol });
     if (outcome.violations.length > 0) assert.fail(explain(outcome));
     steps += outcome.steps;
     virtualMs += outcome.virtualMs;
@@ -97,20 +105,28 @@ test('simulation: regression seeds keep every invariant', async () => {
   await runAll(REGRESSIONS.map((r) => r.seed));
 });
 
-test('simulation: random interleavings keep every invariant (seeds printed)', async (t) => {
-  const started = performance.now();
-  const base = chosenSeed !== undefined && chosenSeed !== ''
-    ? parseSeed(chosenSeed)
-    : SOAK ? Date.now() % 0x1_0000_0000 : FIXED_BASE;
-  const seeds = Array.from({ length: RUNS }, (_, i) => (base + i) >>> 0);
+/** The seeds of a pass: from MUXWIRE_SIM_SEED, else fixed (a clock-derived base in the soak), plus one from the clock. */
+function seedsOf(runs: number): { seeds: number[]; note: string } {
+  const base = replaying ? parseSeed(chosenSeed!) : SOAK ? Date.now() % 0x1_0000_0000 : FIXED_BASE;
+  const seeds = Array.from({ length: runs }, (_, i) => (base + i) >>> 0);
   // One more seed from the clock in every `npm test`, so that each run explores something new.
-  const fresh = Date.now() % 0x1_0000_0000;
-  if (chosenSeed === undefined || chosenSeed === '') seeds.push(fresh);
-  t.diagnostic(`seeds ${base}..${(base + RUNS - 1) >>> 0}${seeds.length > RUNS ? ` and ${fresh} (from the clock)` : ''}`);
-  const totals = await runAll(seeds);
-  const elapsedMs = performance.now() - started;
-  t.diagnostic(report('simulation', {
-    runs: seeds.length, base, steps: totals.steps, virtualSeconds: totals.virtualMs / 1000, elapsedMs,
-    stepsPerSecond: totals.steps / (elapsedMs / 1000), ...totals.stats,
-  }));
-});
+  const fresh = (Date.now() * 7919) % 0x1_0000_0000;
+  if (!replaying) seeds.push(fresh);
+  return { seeds, note: `seeds ${base}..${(base + runs - 1) >>> 0}${replaying ? '' : ` and ${fresh} (from the clock)`}` };
+}
+
+for (const protocol of ['yamux', 'multiplex'] as const) {
+  const runs = protocol === 'yamux' ? RUNS : MULTIPLEX_RUNS;
+  const skip = replaying && (chosenProtocol || 'yamux') !== protocol ? `replaying a ${chosenProtocol || 'yamux'} seed` : false;
+  test(`simulation (${protocol}): random interleavings keep every invariant (seeds printed)`, { skip }, async (t) => {
+    const started = performance.now();
+    const { seeds, note } = seedsOf(runs);
+    t.diagnostic(note);
+    const totals = await runAll(seeds, protocol);
+    const elapsedMs = performance.now() - started;
+    t.diagnostic(report(`simulation ${protocol}`, {
+      runs: seeds.length, first: seeds[0], steps: totals.steps, virtualSeconds: totals.virtualMs / 1000, elapsedMs,
+      stepsPerSecond: totals.steps / (elapsedMs / 1000), ...totals.stats,
+    }));
+  });
+}

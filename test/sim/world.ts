@@ -28,8 +28,10 @@ const TRACE_LENGTH = Number(process.env.MUXWIRE_SIM_TRACE ?? 80);
 
 type SideName = 'client' | 'server';
 
-/** What a run is allowed to do, beyond what its seed draws. */
+/** What a run is set to, beyond what its seed draws. */
 export interface SimLimits {
+  /** The wire format of both sessions (the seed draws everything else). */
+  protocol: 'yamux' | 'multiplex';
   /** Steps before the run is declared stuck. */
   maxSteps: number;
   /** Virtual ms after the wind-down starts before the run is declared stuck. */
@@ -38,11 +40,12 @@ export interface SimLimits {
   corruptAt?: number;
 }
 
-export const DEFAULT_LIMITS: SimLimits = { maxSteps: 400_000, windDownMs: 10 * 60_000 };
+export const DEFAULT_LIMITS: SimLimits = { protocol: 'yamux', maxSteps: 400_000, windDownMs: 10 * 60_000 };
 
 /** The outcome of one run. */
 export interface SimOutcome {
   seed: number;
+  protocol: SimLimits['protocol'];
   steps: number;
   virtualMs: number;
   /** Broken invariants; empty when the run passed. */
@@ -76,6 +79,8 @@ interface ChannelRecord {
   /** The application reset it (`destroy()`). */
   reset: boolean;
   endEvents: number;
+  /** This application had ended the channel when its 'end' came (on multiplex its own end closes both ways). */
+  endedBeforeEnd: boolean;
   finishEvents: number;
   errorEvents: number;
   closeEvents: number;
@@ -162,7 +167,8 @@ const describe = (error: unknown): string =>
   error instanceof MuxError ? `${error.constructor.name}(${error.code}): ${error.message}` : String(error);
 
 /** Runs the simulation for `seed`. The virtual clock is installed for the run and removed after it. */
-export async function runSimulation(seed: number, limits: SimLimits = DEFAULT_LIMITS): Promise<SimOutcome> {
+export async function runSimulation(seed: number, settings: Partial<SimLimits> = {}): Promise<SimOutcome> {
+  const limits = { ...DEFAULT_LIMITS, ...settings };
   const clock = new VirtualClock();
   clock.install();
   try {
@@ -255,6 +261,7 @@ class World {
       openTimeout: r.pick([0, 300, 75_000]),
       channelHighWaterMark: r.pick([1024, 65_536]),
       memoryBudget: this.budget,
+      protocol: this.limits.protocol,
     };
   }
 
@@ -315,7 +322,7 @@ class World {
   private adopt(side: Side, channel: LightChannel): ChannelRecord {
     const record: ChannelRecord = {
       side: side.name, id: channel.id, channel, sent: 0, ended: false, received: 0, readClosed: false,
-      paused: false, reset: false, endEvents: 0, finishEvents: 0, errorEvents: 0, closeEvents: 0,
+      paused: false, reset: false, endEvents: 0, endedBeforeEnd: false, finishEvents: 0, errorEvents: 0, closeEvents: 0,
     };
     if (side.channels.has(channel.id)) this.violate(`${side.name}: channel ${channel.id} handed to the application twice`);
     side.channels.set(channel.id, record);
@@ -330,7 +337,10 @@ class World {
         this.resetChannel(record);
       }
     });
-    channel.on('end', () => { record.endEvents++; });
+    channel.on('end', () => {
+      record.endEvents++;
+      record.endedBeforeEnd = record.ended || record.reset;
+    });
     channel.on('finish', () => { record.finishEvents++; });
     channel.on('error', (error) => {
       record.errorEvents++;
@@ -587,7 +597,7 @@ class World {
     this.checkInvariants();
     this.clock.clear();
     return {
-      seed: this.seed, steps: this.steps, virtualMs: this.clock.now, violations: this.violations,
+      seed: this.seed, protocol: this.limits.protocol, steps: this.steps, virtualMs: this.clock.now, violations: this.violations,
       params: this.params.join('\n'), trace: this.trace, digest: this.digest >>> 0, stats: this.stats,
     };
   }
@@ -622,7 +632,9 @@ class World {
     // slow simulated link may time out for real), no close() that ran out of time (it drops the connection
     // under open channels). Then every end of the transport came from a graceful close, after a Go Away, and
     // a channel the peer never took must fail as not accepted (safe to retry).
-    const graceful = clean && this.sides.every((side) => {
+    const yamux = this.limits.protocol === 'yamux';
+    // (multiplex has no Go Away: a channel the peer never took cannot be told from one it did.)
+    const graceful = yamux && clean && this.sides.every((side) => {
       const code = side.session.closeError instanceof MuxError ? side.session.closeError.code : undefined;
       return code !== 'ERR_MUX_KEEPALIVE_TIMEOUT' && code !== 'ERR_MUX_CLOSE_TIMEOUT';
     });
@@ -645,7 +657,7 @@ class World {
       // twice the timeout when reading is paused (the first timeout sends a fresh ping and reads for its
       // answer: docs/design.md). A close() may end the session sooner; never later.
       const { keepAliveInterval = 0, keepAliveTimeout = 0 } = side.options;
-      if (side.silentSince !== undefined && keepAliveInterval > 0) {
+      if (yamux && side.silentSince !== undefined && keepAliveInterval > 0) { // (multiplex has no ping)
         const deadline = side.silentSince + keepAliveInterval + 2 * keepAliveTimeout + 1;
         if (side.closedAt > deadline) {
           this.violate(`${name}: the peer vanished at ${side.silentSince} ms and was noticed only at ${side.closedAt} ms`
@@ -676,7 +688,11 @@ class World {
         const from = peer.channels.get(id);
         const sent = from?.sent ?? 0;
         if (record.received > sent) this.violate(`${label}: received ${record.received} bytes of ${sent} sent`);
-        if (record.endEvents === 1 && !record.readClosed && record.received !== sent) {
+        // On multiplex the end of a channel is a RST either way: complete only when the sender ended it
+        // (not destroyed) and this side had not closed it first.
+        const complete = yamux || (from !== undefined && from.ended && !from.reset && from.channel.failure === undefined
+          && !record.endedBeforeEnd);
+        if (record.endEvents === 1 && !record.readClosed && complete && record.received !== sent) {
           this.violate(`${label}: the peer's end arrived after ${record.received} of ${sent} bytes`);
         }
         // A channel neither application reset or cut short, in a run without faults, between two sessions
