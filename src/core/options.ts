@@ -20,7 +20,7 @@ export interface SessionOptions {
   protocol?: WireProtocol;
   /** Most channels open at once (both directions together). A dial beyond it throws; an inbound SYN beyond it gets RST. */
   maxStreams?: number;
-  /** Most inbound channels waiting to be accepted; one more is refused with RST. */
+  /** Most inbound channels waiting to be accepted; one more is refused with RST (on the multiplex codec, which cannot refuse, reading pauses until the application takes one). */
   acceptBacklog?: number;
   /** Most dialled channels the peer has not acknowledged yet; further SYNs wait (the libp2p "ACK backlog"). */
   ackBacklog?: number;
