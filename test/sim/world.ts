@@ -78,8 +78,10 @@ interface ChannelRecord {
   received: number;
   readClosed: boolean;
   paused: boolean;
-  /** The application reset it (`destroy()`). */
+  /** The application reset it (`destroy()`, or leaving a `for await` loop early). */
   reset: boolean;
+  /** Read with `for await` rather than 'data' events (pause and resume do not apply). */
+  iterating: boolean;
   endEvents: number;
   /** This application had ended the channel when its 'end' came (on multiplex its own end closes both ways). */
   endedBeforeEnd: boolean;
@@ -211,7 +213,7 @@ class World {
     dials: 0, accepted: 0, bytes: 0, refused: 0, resets: 0, faults: 0, pings: 0,
   };
   /** Reactions of an application to its channels, drawn per run. */
-  private readonly react: { reply: number; endAtOnce: number; destroyOnData: number; slowReader: number };
+  private readonly react: { reply: number; endAtOnce: number; destroyOnData: number; slowReader: number; iterate: number };
 
   constructor(private readonly seed: number, private readonly clock: VirtualClock, private readonly limits: SimLimits) {
     this.rng = new Rng(seed);
@@ -234,6 +236,7 @@ class World {
       reply: this.rng.pick([0, 0.5, 1]),
       endAtOnce: this.rng.pick([0, 0.3]),
       destroyOnData: this.rng.pick([0, 0, 0.2]),
+      iterate: this.rng.pick([0, 0, 0.3, 1]),
       slowReader: this.rng.pick([0, 0.3, 0.6, 1]),
     };
     this.params.push(`horizon ${this.horizon} ms, maxWrite ${this.maxWrite}, react ${JSON.stringify(this.react)}`);
@@ -311,7 +314,11 @@ class World {
     }
     for (const side of this.sides) {
       // Most accepting applications start with an accept() waiting (a server's accept loop).
-      if (side.mode === 'accept' && this.rng.chance(0.8)) this.schedule(0, `${side.name} accept`, () => this.accept(side));
+      // Some take channels with `for await (const channel of session)` instead.
+      if (side.mode !== 'accept') continue;
+      const style = this.rng.pick(['accept', 'accept', 'accept', 'iterate', 'none'] as const);
+      if (style === 'accept') this.schedule(0, `${side.name} accept`, () => this.accept(side));
+      else if (style === 'iterate') this.schedule(0, `${side.name} for await session`, () => void this.acceptAll(side));
     }
     this.schedule(this.horizon, 'wind down', () => this.windDown());
   }
@@ -327,21 +334,25 @@ class World {
   private adopt(side: Side, channel: LightChannel): ChannelRecord {
     const record: ChannelRecord = {
       side: side.name, id: channel.id, channel, sent: 0, ended: false, received: 0, readClosed: false,
-      paused: false, reset: false, endEvents: 0, endedBeforeEnd: false, finishEvents: 0, errorEvents: 0, closeEvents: 0,
+      paused: false, reset: false, iterating: false, endEvents: 0, endedBeforeEnd: false, finishEvents: 0, errorEvents: 0, closeEvents: 0,
     };
     if (side.channels.has(channel.id)) this.violate(`${side.name}: channel ${channel.id} handed to the application twice`);
     side.channels.set(channel.id, record);
     const sender = 1 - side.index;
     let reacted = false;
-    channel.on('data', (chunk) => {
-      const wrong = pattern(sender, channel.id, record.received, chunk, true);
-      if (wrong >= 0) this.violate(`${side.name}: channel ${channel.id} received a wrong byte at offset ${record.received + wrong}`);
-      record.received += chunk.length;
-      if (!reacted && !channel.outbound && this.appRng.chance(this.react.destroyOnData)) {
-        reacted = true; // the issue's case 2: read the first data, then reset
-        this.resetChannel(record);
-      }
-    });
+    const iterate = this.appRng.chance(this.react.iterate);
+    if (iterate) {
+      record.iterating = true;
+      void this.iterate(record, sender);
+    } else {
+      channel.on('data', (chunk) => {
+        this.received(record, sender, chunk);
+        if (!reacted && !channel.outbound && this.appRng.chance(this.react.destroyOnData)) {
+          reacted = true; // the issue's case 2: read the first data, then reset
+          this.resetChannel(record);
+        }
+      });
+    }
     channel.on('end', () => {
       record.endEvents++;
       record.endedBeforeEnd = record.ended || record.reset;
@@ -354,11 +365,39 @@ class World {
       }
     });
     channel.on('close', () => { record.closeEvents++; });
-    if (this.appRng.chance(this.react.slowReader)) {
+    if (!iterate && this.appRng.chance(this.react.slowReader)) {
       channel.pause();
       record.paused = true;
     }
     return record;
+  }
+
+  /** Checks bytes that arrived on a channel against what its peer sends. */
+  private received(record: ChannelRecord, sender: number, chunk: Uint8Array): void {
+    const wrong = pattern(sender, record.id, record.received, chunk, true);
+    if (wrong >= 0) this.violate(`${record.side}: channel ${record.id} received a wrong byte at offset ${record.received + wrong}`);
+    record.received += chunk.length;
+  }
+
+  /** Reads a channel with `for await`; sometimes leaves the loop early, which resets the channel. */
+  private async iterate(record: ChannelRecord, sender: number): Promise<void> {
+    const call: Call = { label: `${record.side}: channel ${record.id} for await`, settled: 0 };
+    this.calls.push(call);
+    const leaveAfter = this.appRng.chance(0.2) ? this.appRng.int(0, 3) : -1;
+    let chunks = 0;
+    try {
+      for await (const chunk of record.channel) {
+        this.received(record, sender, chunk);
+        if (leaveAfter >= 0 && ++chunks > leaveAfter) {
+          record.reset = true;
+          break;
+        }
+      }
+      call.settled++;
+    } catch (error) {
+      call.settled++;
+      call.error = error;
+    }
   }
 
   /** An inbound channel reached the application (listener or accept). */
@@ -376,20 +415,30 @@ class World {
 
   private write(record: ChannelRecord): void {
     if (record.ended || record.channel.destroyed) return;
+    if (this.appRng.chance(0.03)) {
+      record.channel.write(new Uint8Array(0)); // an empty write must change nothing
+      return;
+    }
+    record.channel.write(this.nextData(record));
+  }
+
+  /** The next bytes this side sends on a channel (counted as sent). */
+  private nextData(record: ChannelRecord): Uint8Array {
     // Now and then a bulk write, enough to fill a window and press on the session's memory bound.
     const size = this.appRng.chance(0.15) ? this.appRng.int(32 * 1024, 400 * 1024) : Math.max(1, this.appRng.size(this.maxWrite));
     const data = new Uint8Array(size); // fresh each time: a LightChannel does not copy what it is given
     const sender = record.side === 'client' ? 0 : 1;
     pattern(sender, record.id, record.sent, data, false);
-    record.channel.write(data);
     record.sent += size;
     this.stats.bytes! += size;
+    return data;
   }
 
   private endChannel(record: ChannelRecord): void {
     if (record.ended || record.channel.destroyed) return;
     record.ended = true;
-    record.channel.end();
+    if (this.appRng.chance(0.2)) record.channel.end(this.nextData(record)); // the last bytes with the end
+    else record.channel.end();
   }
 
   private resetChannel(record: ChannelRecord): void {
@@ -468,7 +517,7 @@ class World {
         return;
       }
       case 'pause': {
-        const record = this.live(side, () => true);
+        const record = this.live(side, (r) => !r.iterating);
         if (record === undefined) return;
         if (record.paused) record.channel.resume();
         else record.channel.pause();
@@ -528,6 +577,19 @@ class World {
       this.takeInbound(side, channel as LightChannel);
       if (!this.windingDown && this.appRng.chance(0.7)) this.accept(side);
     });
+  }
+
+  /** Takes every inbound channel with the session's async iterator, which ends when the session closes. */
+  private async acceptAll(side: Side): Promise<void> {
+    const call: Call = { label: `${side.name}: for await (session)`, settled: 0 };
+    this.calls.push(call);
+    try {
+      for await (const channel of side.session) this.takeInbound(side, channel);
+      call.settled++;
+    } catch (error) {
+      call.settled++;
+      call.error = error;
+    }
   }
 
   /** After the last action: read everything, end every channel, close both sessions. */
