@@ -92,6 +92,10 @@ export class SimEnd implements Transport {
   /** Called when the session pauses reading (the simulation may freeze the peer then: issue 17's case 3). */
   onPause: (() => void) | undefined;
   bytesDelivered = 0;
+  /** The session called `end()` or `destroy()` (after which it must not write). */
+  private endedBySession = false;
+  /** Breaches of the transport contract by the session, reported by the simulation as violations. */
+  readonly misuse: string[] = [];
 
   constructor(
     readonly name: string,
@@ -106,6 +110,7 @@ export class SimEnd implements Transport {
   }
 
   write(parts: Uint8Array[], done: (error?: Error | null) => void): boolean {
+    if (this.endedBySession) this.misuse.push(`${this.name}: the session wrote after ending or destroying its transport`);
     if (this.destroyed || this.writeEnded) {
       const error = new Error(this.destroyed ? 'write after destroy' : 'write after end');
       this.queueCallback(done, error);
@@ -158,6 +163,7 @@ export class SimEnd implements Transport {
   }
 
   end(): void {
+    this.endedBySession = true;
     if (this.writeEnded || this.destroyed) return;
     this.writeEnded = true;
     this.send({ kind: 'fin', at: 0 });
@@ -165,6 +171,7 @@ export class SimEnd implements Transport {
   }
 
   destroy(error?: Error): void {
+    this.endedBySession = true;
     if (this.destroyed || this.closed) return;
     const reset = this.rng.chance(this.model.resetOnDestroyChance);
     this.failLocal(error, reset ? 'rst' : 'fin');

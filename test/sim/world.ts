@@ -785,6 +785,7 @@ class World {
         }
       }
     }
+    for (const side of this.sides) for (const misuse of side.end.misuse.slice(0, 3)) this.violate(misuse);
     if (this.budget.reserved !== 0) this.violate(`memory budget: ${this.budget.reserved} bytes still reserved`);
     for (const signal of this.signals) {
       const left = getEventListeners(signal, 'abort').length;
