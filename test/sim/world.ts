@@ -659,6 +659,11 @@ class World {
     }
     await drainMicrotasks();
     this.stats.pausedReading = this.link.client.pauses + this.link.server.pauses;
+    for (const side of this.sides) {
+      const error = side.session.closeError;
+      const key = error === undefined ? 'cleanCloses' : `closed_${error instanceof MuxError ? error.code : 'untyped'}`;
+      this.stats[key] = (this.stats[key] ?? 0) + 1;
+    }
     this.stats.blackHoles = this.sides.filter((side) => side.silentSince !== undefined).length;
     this.stats.pausedBlackHoles = this.sides.filter((side) => side.silentSince !== undefined && side.end.pauses > 0).length;
     this.checkInvariants();
@@ -717,6 +722,11 @@ class World {
         && (side.options.keepAliveTimeout ?? 0) > this.roundTripMs && (!peerPaused || this.limits.strictLiveness)) {
         this.violate(`${side.name}: a live peer was declared dead (keepAliveTimeout ${side.options.keepAliveTimeout} ms,`
           + ` round trip at most ${this.roundTripMs} ms): ${error.message}`);
+      }
+    }
+    for (const side of this.sides) {
+      if (graceful && side.session.closeError instanceof TransportClosedError) {
+        this.violate(`${side.name}: the session failed as if the transport broke, though nothing broke it: ${describe(side.session.closeError)}`);
       }
     }
     if (graceful && this.dialsThrewTransportClosed.length > 0) {
