@@ -33,6 +33,8 @@ const REGRESSIONS: { seed: number; found: string }[] = [
   { seed: 256, found: 'a channel half-closed before its ACK failed with TransportClosedError after Go Away (73bedd2)' },
   { seed: 603, found: 'the same, client side (73bedd2)' },
   { seed: 1, found: 'a session that ended with unread data kept reporting it in bufferedBytes (SessionMemory.releaseAll)' },
+  { seed: 701_280, found: 'a LightChannel whose last write failed after both FINs were exchanged never emitted close' },
+  { seed: 709_974, found: 'the same, with the transport ended under the session (no half-open)' },
 ];
 
 const FIXED_BASE = 20_261_203;

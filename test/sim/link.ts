@@ -94,6 +94,11 @@ export class SimEnd implements Transport {
   bytesDelivered = 0;
   /** The session called `end()` or `destroy()` (after which it must not write). */
   private endedBySession = false;
+  /**
+   * The session destroyed its transport before the peer's end of file arrived (its linger after ending ran out,
+   * or it failed): a reset for the peer, which may then fail as after a broken connection.
+   */
+  abortedEarly = false;
   /** Breaches of the transport contract by the session, reported by the simulation as violations. */
   readonly misuse: string[] = [];
 
@@ -173,6 +178,7 @@ export class SimEnd implements Transport {
   destroy(error?: Error): void {
     this.endedBySession = true;
     if (this.destroyed || this.closed) return;
+    if (!this.readEnded) this.abortedEarly = true;
     const reset = this.rng.chance(this.model.resetOnDestroyChance);
     this.failLocal(error, reset ? 'rst' : 'fin');
   }

@@ -702,11 +702,14 @@ class World {
     const clean = this.faults === 0 && this.sessionDestroys === 0;
     // Nothing broke the connection: no fault, no destroy, no keep-alive failure (a short keepAliveTimeout on a
     // slow simulated link may time out for real), no close() that ran out of time (it drops the connection
-    // under open channels). Then every end of the transport came from a graceful close, after a Go Away, and
-    // a channel the peer never took must fail as not accepted (safe to retry).
+    // under open channels), no transport destroyed before the peer's end arrived (a closing session whose
+    // linger ran out while the peer, paused at its memory bound with keep-alive off, never read the Go Away).
+    // Then every end of the transport came from a graceful close, after a Go Away, and a channel the peer
+    // never took must fail as not accepted (safe to retry).
     const yamux = this.limits.protocol === 'yamux';
     // (multiplex has no Go Away: a channel the peer never took cannot be told from one it did.)
-    const graceful = yamux && clean && this.sides.every((side) => {
+    const graceful = yamux && clean && !this.link.client.abortedEarly && !this.link.server.abortedEarly
+      && this.sides.every((side) => {
       const code = side.session.closeError instanceof MuxError ? side.session.closeError.code : undefined;
       return code !== 'ERR_MUX_KEEPALIVE_TIMEOUT' && code !== 'ERR_MUX_CLOSE_TIMEOUT';
     });
@@ -759,7 +762,9 @@ class World {
       for (const record of side.channels.values()) {
         const { channel, id } = record;
         const label = `${name}: channel ${id}`;
-        if (record.closeEvents !== 1) this.violate(`${label}: 'close' emitted ${record.closeEvents} times`);
+        if (record.closeEvents !== 1) {
+          this.violate(`${label}: 'close' emitted ${record.closeEvents} times (state ${channel.protocolState}, destroyed ${channel.destroyed}, failure ${describe(channel.failure)}, ended ${record.ended}, got end ${record.endEvents}, finish ${record.finishEvents}, paused ${record.paused}, received ${record.received})`);
+        }
         if (record.endEvents > 1 || record.finishEvents > 1 || record.errorEvents > 1) {
           this.violate(`${label}: 'end' ${record.endEvents}, 'finish' ${record.finishEvents}, 'error' ${record.errorEvents} times`);
         }
