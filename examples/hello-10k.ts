@@ -7,7 +7,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import { type Channel, connect, createServer } from '../src/index.js';
+import { type Channel, connect, createServer } from 'muxwire';
 
 const MESSAGE = Buffer.from('hello');
 

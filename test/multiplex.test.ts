@@ -11,7 +11,7 @@ import { FrameDecoder } from '../src/core/decoder.js';
 import { MULTIPLEX_FRAGMENT, multiplexCodec } from '../src/core/codecs/multiplex.js';
 import { Flag } from '../src/core/frame.js';
 import { type Channel, multiplexedClient, multiplexedServer } from '../src/index.js';
-import { memoryPipe, pseudoRandomBytes, readAll, until } from './helpers.js';
+import { memoryPipe, pseudoRandomBytes, readAll, tcpPair, until } from './helpers.js';
 
 // (compiled to dist/test/: the fixtures stay in test/fixtures/)
 const vectors = fileURLToPath(new URL('../../test/fixtures/multiplex/', import.meta.url));
@@ -249,3 +249,62 @@ describe('multiplex codec behaviour', () => {
     server.destroy();
   });
 });
+
+describe('multiplex: a full accept queue slows the dialler down instead of refusing (the format has no refusal)', () => {
+  for (const style of ['for await', 'accept() loop'] as const) {
+    test(`10,000 channels dialled at once, accepted with ${style} (backlog 256): every one echoed, none closed unanswered`, { timeout: 120_000 }, async () => {
+      const [a, b] = await tcpPair();
+      const client = multiplexedClient(a, OPTIONS);
+      const server = multiplexedServer(b, OPTIONS);
+      let pauses = 0;
+      const pause = b.pause.bind(b);
+      b.pause = () => {
+        pauses++;
+        return pause();
+      };
+      const serving = (async () => {
+        // Each request is 10 bytes; a frame may arrive in pieces. No half-close in this format: echo, then close.
+        const echo = (channel: Channel): void => {
+          const chunks: Buffer[] = [];
+          channel.on('error', () => {});
+          channel.on('data', (chunk: Buffer) => {
+            chunks.push(chunk);
+            const request = Buffer.concat(chunks);
+            if (request.length >= 10) channel.end(request);
+          });
+        };
+        if (style === 'for await') {
+          for await (const channel of server) echo(channel);
+        } else {
+          for (;;) {
+            const channel = await server.accept().catch(() => undefined);
+            if (channel === undefined) return;
+            echo(channel);
+          }
+        }
+      })();
+      const replies = await Promise.all(Array.from({ length: 10_000 }, (_, i) => new Promise<string>((resolve) => {
+        const channel = client.dial();
+        const chunks: Buffer[] = [];
+        channel.on('error', () => {});
+        channel.on('data', (chunk: Buffer) => chunks.push(chunk));
+        channel.on('end', () => {
+          channel.end(); // as the original's client: read the echo, then close
+          resolve(Buffer.concat(chunks).toString());
+        });
+        channel.write(request(i));
+      })));
+      const wrong = replies.flatMap((reply, i) => (reply === request(i) ? [] : [`${i}: ${JSON.stringify(reply)}`]));
+      assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} of 10,000 channels were not echoed`);
+      assert.ok(pauses > 0, 'the server paused reading while its accept queue was full');
+      await client.close();
+      await server.closed;
+      await serving;
+    });
+  }
+});
+
+function request(i: number): string {
+  return `hello${String(i).padStart(5, '0')}`;
+}
+

@@ -23,13 +23,13 @@ export type ChannelStateName =
 
 /** What the adapter behind a channel (a Node `Duplex`, a Web stream) must offer the session. */
 export interface ChannelEndpoint {
-  /** Data arrived; keep it until the application reads it. */
+  /** @internal Data arrived; keep it until the application reads it. */
   deliver(data: Uint8Array): void;
-  /** The peer half-closed: no more data will arrive. */
+  /** @internal The peer half-closed: no more data will arrive. */
   remoteEnded(): void;
-  /** The channel ended abnormally (reset by the peer, session failure); fail pending reads and writes. */
+  /** @internal The channel ended abnormally (reset by the peer, session failure); fail pending reads and writes. */
   fail(error: Error): void;
-  /** Bytes delivered and not yet read by the application. */
+  /** @internal Bytes delivered and not yet read by the application. */
   readonly bufferedBytes: number;
   /** True once the application has let go of the channel (a Node stream's `destroy()`, by hand or automatic). */
   readonly destroyed: boolean;

@@ -12,16 +12,17 @@ import type { FrameHeader } from './frame.js';
 
 /** Receives the decoder's events, in wire order. */
 export interface FrameSink {
-  /** A complete, valid header. For a Data frame, its payload follows through `onPayload`. */
+  /** @internal A complete, valid header. For a Data frame, its payload follows through `onPayload`. */
   onHeader(header: FrameHeader): void;
   /**
+   * @internal
    * The next piece of the current frame's payload: bytes `start` to `end` of `chunk`, the input as pushed
    * (copy them, or take a view, to keep them past the call). No view is made for the sink, which may copy.
    */
   onPayload(chunk: Uint8Array, start: number, end: number): void;
-  /** The current frame, header and payload, has fully arrived. */
+  /** @internal The current frame, header and payload, has fully arrived. */
   onFrameEnd(header: FrameHeader): void;
-  /** The input is not valid in the codec's format; the decoder has stopped. */
+  /** @internal The input is not valid in the codec's format; the decoder has stopped. */
   onDecodeError(message: string): void;
 }
 

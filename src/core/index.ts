@@ -6,12 +6,15 @@
 export * from './errors.js';
 export * from './options.js';
 export * from './frame.js';
+/** @internal The incremental decoder: loaded by `npm run bench:micro`, not part of the API. */
 export { FrameDecoder, type FrameSink } from './decoder.js';
 export type { WireCodec, CodecCapabilities } from './codec.js';
 export { yamuxCodec } from './codecs/yamux.js';
 export { multiplexCodec, MULTIPLEX_HEADER_SIZE, MULTIPLEX_FRAGMENT, MultiplexFlag } from './codecs/multiplex.js';
+/** @internal Flow-control state, not part of the API. */
 export { ReceiveWindow, SessionMemory } from './flow.js';
 export { MemoryBudget, sharedMemoryBudget } from './budget.js';
+/** @internal The send queue: loaded by `npm run bench:micro`, not part of the API. */
 export { FrameBatch, WriteScheduler, type SchedulerHooks, COPY_LIMIT } from './scheduler.js';
 export { ChannelState, type ChannelStateName, type ChannelEndpoint, type WriteDone } from './channel-state.js';
 export { Emitter } from './emitter.js';

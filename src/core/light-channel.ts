@@ -75,7 +75,7 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
   #closed = false;
   #failure: Error | undefined;
 
-  /** @internal Channels are made by their session (`dial()`, `accept()`), not by hand. */
+  /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
   constructor(state: ChannelState, session: MuxSession<LightChannel>) {
     super();
     this.#state = state;

@@ -41,7 +41,11 @@ export interface SessionOptions {
   keepAliveInterval?: number;
   /** Milliseconds to wait for a ping's answer before the session fails. */
   keepAliveTimeout?: number;
-  /** Milliseconds `close()` waits for open channels to finish before resetting them. */
+  /**
+   * Milliseconds `close()` waits for open channels to end in both directions (this side's `end()` and the
+   * peer's) before resetting them; default 30 s. A channel read to its end but not ended here still counts
+   * as open. See docs/design.md, "Closing".
+   */
   closeTimeout?: number;
   /**
    * Milliseconds a dialled channel may wait for the peer's acknowledgement; then it fails with

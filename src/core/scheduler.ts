@@ -136,7 +136,7 @@ export class FrameBatch {
 
 /** What the session learns from the scheduler as frames are packed. */
 export interface SchedulerHooks {
-  /** A frame carrying these flags (SYN, ACK, FIN, RST bits) for `channel` was packed. */
+  /** @internal A frame carrying these flags (SYN, ACK, FIN, RST bits) for `channel` was packed. */
   onFlagsSent(channel: ChannelState, flags: number): void;
 }
 

@@ -458,7 +458,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   // ------------------------------------------------------------------ channel side (used by endpoints)
 
-  /** Queues bytes on a channel; `done` (if any) is called when they reached the transport, or failed. */
+  /** @internal Queues bytes on a channel; `done` (if any) is called when they reached the transport, or failed. */
   writeChannel(channel: ChannelState, data: Uint8Array, done: WriteDone | null): void {
     if (!channel.live || channel.localFin) {
       done?.(this.writeRefusal(channel));
@@ -475,7 +475,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
   }
 
-  /** Half-closes a channel: FIN goes out after everything already queued on it. */
+  /** @internal Half-closes a channel: FIN goes out after everything already queued on it. */
   endChannel(channel: ChannelState): void {
     if (!channel.live || channel.localFin) return;
     channel.localFin = true;
@@ -486,6 +486,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   /**
+   * @internal
    * The application reads no more of a channel: data that arrives from now on is discarded, and its window
    * credit goes back to the peer at once (yamux has no frame to ask a peer to stop sending; the peer learns
    * when the channel closes). The endpoint drops what it holds itself, which `readProgress` then credits.
@@ -497,7 +498,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     channel.readClosed = true;
   }
 
-  /** Aborts a channel from this side: RST to the peer, queued writes dropped. */
+  /** @internal Aborts a channel from this side: RST to the peer, queued writes dropped. */
   resetChannel(channel: ChannelState, error: Error | undefined, failEndpoint = false): void {
     if (!channel.live) return;
     const told = channel.state !== 'init' || (channel.pending & Pending.syn) !== 0;
@@ -514,7 +515,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
   }
 
-  /** The application read some of a channel's data: account for it and grant window when due. */
+  /** @internal The application read some of a channel's data: account for it and grant window when due. */
   readProgress(channel: ChannelState): void {
     if (!channel.live) return;
     const fresh = channel.rx.consume(channel.delivered - channel.endpoint.bufferedBytes);

@@ -2,6 +2,10 @@
  * A channel as a Node `stream.Duplex` of bytes: `write()`/`end()` (FIN, half-close), `destroy()` (RST),
  * `'end'` when the peer half-closes, `'error'` with a typed error when the channel is reset or its session
  * fails. Backpressure works as on any Node stream: `write()` returns false until `'drain'`.
+ *
+ * It also has the parts of `net.Socket` that Node's http client and server and libraries such as undici
+ * touch (`setTimeout` and `'timeout'`, `setKeepAlive`, `setNoDelay`, `ref`, `unref`, addresses, byte
+ * counts), so a channel can stand where they expect a socket.
  * @module
  */
 import { Duplex } from 'node:stream';
@@ -10,6 +14,50 @@ import { MuxError } from '../core/errors.js';
 import type { MuxSession } from '../core/session.js';
 
 type WriteCallback = (error?: Error | null) => void;
+
+/** The address fields of a `net.Socket`, which a session's transport has when it is one (or a TLS socket). */
+interface SocketAddresses {
+  remoteAddress?: string;
+  remotePort?: number;
+  remoteFamily?: string;
+  localAddress?: string;
+  localPort?: number;
+}
+
+/**
+ * A channel's idle timer (`setTimeout`), made only for channels that ask for one. One timer per channel, not
+ * re-armed on every byte: activity only stamps the time, and the timer, when it fires early, waits out the
+ * rest (as Node's own socket timeouts do).
+ */
+class IdleTimer {
+  last = performance.now();
+  #timer: ReturnType<typeof setTimeout>;
+  #stopped = false;
+
+  constructor(readonly ms: number, private readonly onIdle: () => void) {
+    this.#timer = this.#arm(ms);
+  }
+
+  #arm(delay: number): ReturnType<typeof setTimeout> {
+    // unref'd as a net.Socket's: a timeout on a channel never keeps the process alive by itself.
+    return setTimeout(() => {
+      const idle = performance.now() - this.last;
+      if (idle + 1 >= this.ms) {
+        this.last = performance.now();
+        this.onIdle();
+        // The listener may have destroyed the channel or set another timeout: this timer is then done.
+        if (this.#stopped) return;
+      }
+      // 'timeout' does not close the channel: it fires again after another idle period, as on a socket.
+      this.#timer = this.#arm(Math.max(1, this.ms - (performance.now() - this.last)));
+    }, delay).unref();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+  }
+}
 
 /** Stands in for a channel's `emit` while `closeRead()` drops what the channel holds: no `'data'` gets out. */
 function emitAllButData(this: Channel, event: string | symbol, ...args: unknown[]): boolean {
@@ -20,8 +68,11 @@ export class Channel extends Duplex implements ChannelEndpoint {
   readonly #state: ChannelState;
   readonly #session: MuxSession<Channel>;
   #failure: Error | undefined;
+  #bytesRead = 0;
+  #bytesWritten = 0;
+  #idle: IdleTimer | undefined;
 
-  /** @internal Channels are made by their session (`dial()`, `accept()`), not by hand. */
+  /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
   constructor(state: ChannelState, session: MuxSession<Channel>) {
     const highWaterMark = session.options.channelHighWaterMark;
     super({
@@ -73,6 +124,108 @@ export class Channel extends Duplex implements ChannelEndpoint {
     return this.#failure;
   }
 
+  // ------------------------------------------------- what Node's http, undici and other socket users touch
+
+  /** Payload bytes received on this channel (as `net.Socket#bytesRead`). */
+  get bytesRead(): number {
+    return this.#bytesRead;
+  }
+
+  /**
+   * Payload bytes this channel has handed to its session to send (as `net.Socket#bytesWritten`): those the
+   * session still queues (behind the peer's window or other channels) and those already sent. Bytes still in
+   * the stream's own buffer (`writableLength`, beyond the high-water mark) are not yet counted.
+   */
+  get bytesWritten(): number {
+    return this.#bytesWritten;
+  }
+
+  #addresses(): SocketAddresses {
+    return (this.#session as { socket?: SocketAddresses }).socket ?? {};
+  }
+
+  /** The peer's address, from the session's transport when it is a TCP or TLS socket; otherwise undefined. */
+  get remoteAddress(): string | undefined {
+    return this.#addresses().remoteAddress;
+  }
+
+  /** The peer's port, from the session's transport when it is a TCP or TLS socket. */
+  get remotePort(): number | undefined {
+    return this.#addresses().remotePort;
+  }
+
+  /** `'IPv4'` or `'IPv6'`, from the session's transport when it is a TCP or TLS socket. */
+  get remoteFamily(): string | undefined {
+    return this.#addresses().remoteFamily;
+  }
+
+  /** This side's address, from the session's transport when it is a TCP or TLS socket. */
+  get localAddress(): string | undefined {
+    return this.#addresses().localAddress;
+  }
+
+  /** This side's port, from the session's transport when it is a TCP or TLS socket. */
+  get localPort(): number | undefined {
+    return this.#addresses().localPort;
+  }
+
+  /** False: a channel is usable as soon as it is returned (present because http checks it on sockets). */
+  get connecting(): boolean {
+    return false;
+  }
+
+  /** The idle timeout set by `setTimeout`, in ms, or undefined (as `net.Socket#timeout`). */
+  get timeout(): number | undefined {
+    return this.#idle?.ms;
+  }
+
+  /**
+   * Emits `'timeout'` after `ms` milliseconds without bytes in either direction, and again after each further
+   * idle period; 0 turns it off. As on a socket, the channel stays open: the listener decides (Node's http
+   * server and keep-alive agent destroy idle sockets this way). `callback` is added as a `'timeout'` listener.
+   */
+  setTimeout(ms: number, callback?: () => void): this {
+    if (typeof ms !== 'number' || !(ms >= 0) || ms > 0x7fff_ffff) {
+      throw new RangeError('muxwire: channel timeout must be a number of ms from 0 to 2^31-1');
+    }
+    this.#idle?.stop();
+    this.#idle = ms > 0 && !this.destroyed ? new IdleTimer(ms, () => this.emit('timeout')) : undefined;
+    if (callback !== undefined) {
+      if (ms > 0) this.once('timeout', callback);
+      else this.off('timeout', callback);
+    }
+    return this;
+  }
+
+  /**
+   * Accepted for socket compatibility; does nothing: the session's keep-alive pings watch the whole
+   * connection (options `keepAliveInterval`, `keepAliveTimeout`), so one channel needs no probes of its own.
+   */
+  setKeepAlive(_enable?: boolean, _initialDelay?: number): this {
+    return this;
+  }
+
+  /**
+   * Accepted for socket compatibility; does nothing: the session already sends what is written within the
+   * same event-loop turn, with Nagle's algorithm off on its socket, so there is no delay to turn off.
+   */
+  setNoDelay(_noDelay?: boolean): this {
+    return this;
+  }
+
+  /**
+   * Accepted for socket compatibility; does nothing: a channel holds no event-loop handle (its idle timer is
+   * unref'd). What keeps the process alive is the session's transport: `ref`/`unref` that socket instead.
+   */
+  ref(): this {
+    return this;
+  }
+
+  /** See `ref()`: a channel never keeps the process alive by itself; the session's socket does. */
+  unref(): this {
+    return this;
+  }
+
   /** Half-closes: sends FIN after the data already written; reading goes on until the peer's FIN. Same as `end()`. */
   closeWrite(): this {
     this.end();
@@ -102,12 +255,19 @@ export class Channel extends Duplex implements ChannelEndpoint {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
+    this.#bytesWritten += chunk.length;
+    if (this.#idle !== undefined) this.#idle.last = performance.now();
     this.#session.writeChannel(this.#state, chunk, callback);
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: WriteCallback): void {
     const last = chunks.length - 1;
-    for (let i = 0; i < last; i++) this.#session.writeChannel(this.#state, chunks[i]!.chunk, null);
+    for (let i = 0; i < last; i++) {
+      this.#bytesWritten += chunks[i]!.chunk.length;
+      this.#session.writeChannel(this.#state, chunks[i]!.chunk, null);
+    }
+    this.#bytesWritten += chunks[last]!.chunk.length;
+    if (this.#idle !== undefined) this.#idle.last = performance.now();
     this.#session.writeChannel(this.#state, chunks[last]!.chunk, callback);
   }
 
@@ -131,6 +291,8 @@ export class Channel extends Duplex implements ChannelEndpoint {
   override _destroy(error: Error | null, callback: WriteCallback): void {
     // A failed write can destroy the stream before the session reports the failure: keep the reason.
     if (error instanceof MuxError && this.#failure === undefined) this.#failure = error;
+    this.#idle?.stop();
+    this.#idle = undefined;
     const state = this.#state;
     // Both halves ended normally (autoDestroy after 'end' and 'finish'): the FINs close it, no RST. Closed
     // for reading, the channel waits in the session for the peer's FIN (its data would draw a reset).
@@ -141,6 +303,8 @@ export class Channel extends Duplex implements ChannelEndpoint {
 
   /** @internal */
   deliver(data: Uint8Array): void {
+    this.#bytesRead += data.length;
+    if (this.#idle !== undefined) this.#idle.last = performance.now();
     this.push(data);
   }
 

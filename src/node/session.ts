@@ -29,9 +29,16 @@ function nodeTransport(transport: Duplex): Transport {
  * sent Go Away), `'close'` (the session ended; the argument is the error, or undefined for a clean close).
  */
 export class Session extends MuxSession<Channel> {
+  /**
+   * The Node stream the session runs over (a `net.Socket`, a `tls.TLSSocket`, a child's stdio...). Channels
+   * read their `remoteAddress`, `localAddress` and ports from it when it has them.
+   */
+  readonly socket: Duplex;
+
   /** Wraps `transport`; `role` decides the channel id parity (client odd, server even). */
   constructor(transport: Duplex, role: Role, options?: SessionOptions) {
     super(nodeTransport(transport), role, options, createChannel);
+    this.socket = transport;
   }
 }
 

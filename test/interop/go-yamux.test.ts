@@ -14,7 +14,7 @@ import {
   type Channel, ChannelRefusedError, ChannelResetError, GoAwayError, type LightSession, type Session, type SessionOptions,
   connect, createServer, lightClient, lightServer,
 } from '../../src/index.js';
-import { GoPeer, type GoResult, INSTALL_HINT, prepareGoPeer } from './go-peer.js';
+import { type GoPeer, type GoPeerSession, type GoResult, INSTALL_HINT, prepareGoPeer, startGoPeerSession } from './go-peer.js';
 import {
   ByteReader, MiB, closedWithin, message, openEcho, payload, payloadSizes, serveEcho, sha256, sleep, waitUntil,
   within,
@@ -68,41 +68,20 @@ async function withGo(
   peerPath: string, role: Role, goArgs: string[], options: SessionOptions,
   body: (session: any, go: GoPeer) => Promise<void>, channels: 'node' | 'light' = 'node',
 ): Promise<Outcome> {
-  let go: GoPeer | undefined;
-  let session: Session | LightSession | undefined;
-  let server: net.Server | undefined;
+  const started: GoPeerSession<Session | LightSession> = { session: undefined, go: undefined, server: undefined };
   try {
     const sessionOptions = { ...BASE, ...options };
-    if (role === 'client') {
-      go = new GoPeer(peerPath, ['-mode', 'listen', '-addr', '127.0.0.1:0', ...goArgs]);
-      const port = await within(go.port, 10_000, 'the Go peer to listen');
-      if (channels === 'light') {
+    const { session: s, go } = await startGoPeerSession(started, peerPath, role, goArgs, 20_000, {
+      client: async (port) => {
+        if (channels !== 'light') return connect({ host: '127.0.0.1', port, ...sessionOptions });
         const socket = net.connect(port, '127.0.0.1');
-        await within(once(socket, 'connect'), 5_000, 'connecting to the Go peer');
-        session = lightClient(socket, sessionOptions);
-      } else {
-        session = await within(connect({ host: '127.0.0.1', port, ...sessionOptions }), 5_000, 'connecting to the Go peer');
-      }
-    } else {
-      let accepted!: (session: Session | LightSession) => void;
-      const arrived = new Promise<Session | LightSession>((resolve) => {
-        accepted = resolve;
-      });
-      server = channels === 'light'
+        await once(socket, 'connect');
+        return lightClient(socket, sessionOptions);
+      },
+      server: (accepted) => (channels === 'light'
         ? net.createServer((socket) => accepted(lightServer(socket, sessionOptions)))
-        : createServer(sessionOptions, (s) => accepted(s));
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      const port = (server.address() as net.AddressInfo).port;
-      const peer = new GoPeer(peerPath, ['-mode', 'dial', '-addr', `127.0.0.1:${port}`, ...goArgs]);
-      go = peer;
-      const exitedFirst = peer.result.then((r) => {
-        throw new Error(`the Go peer finished before connecting: ${r.line}`);
-      });
-      session = await within(Promise.race([arrived, exitedFirst]), 10_000, 'the Go peer to connect');
-      server.close();
-    }
-    const s = session;
+        : createServer(sessionOptions, (session) => accepted(session))),
+    });
     await body(s, go);
     const result = await within(go.result, 30_000, 'the Go peer\'s RESULT line');
     await within(s.closed, 10_000, 'the muxwire session to end').catch((error: Error) => {
@@ -111,13 +90,13 @@ async function withGo(
     assert.equal(s.closeError, undefined);
     return { result, go };
   } catch (error) {
-    const detail = go === undefined ? '' : `\n${go.output()}`;
+    const detail = started.go === undefined ? '' : `\n${started.go.output()}`;
     if (error instanceof Error) error.message += detail;
     throw error;
   } finally {
-    session?.destroy();
-    server?.close();
-    go?.kill();
+    started.session?.destroy();
+    started.server?.close();
+    started.go?.kill();
   }
 }
 

@@ -1,0 +1,62 @@
+/**
+ * Every TypeScript block in README.md is a complete program: this suite type-checks them all against the
+ * package as users import it (`'muxwire'`, resolved by the package's own name to the build), runs each in
+ * its own process, and requires it to exit by itself with code 0, nothing on stderr, and every line that a
+ * `console.log(...); // expected` comment promises.
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, runProgram } from './support/run-program.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** Inside the package (under dist/), so that `import 'muxwire'` resolves to this build. */
+const DIR = join(ROOT, 'dist', 'readme');
+const DEADLINE_MS = 60_000;
+
+const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const blocks = [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m, i) => ({
+  name: `block-${i + 1}`,
+  code: m[1]!,
+  line: readme.slice(0, m.index).split('\n').length + 1,
+}));
+
+before(() => {
+  rmSync(DIR, { recursive: true, force: true });
+  mkdirSync(DIR, { recursive: true });
+  for (const block of blocks) writeFileSync(join(DIR, `${block.name}.ts`), block.code);
+  writeFileSync(join(DIR, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: {
+      target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: true,
+      types: ['node'], rootDir: '.', outDir: 'out',
+    },
+    include: ['*.ts'],
+  }));
+});
+
+test('the README has its programs as ts blocks, each importing muxwire', () => {
+  assert.ok(blocks.length >= 3, `found ${blocks.length} blocks`);
+  for (const block of blocks) assert.match(block.code, /from 'muxwire'/, `README line ${block.line}`);
+});
+
+test('every README program type-checks against the package', { timeout: 2 * DEADLINE_MS }, () => {
+  try {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', DIR],
+      { encoding: 'utf8', timeout: 2 * DEADLINE_MS });
+  } catch (error) {
+    assert.fail(`tsc failed on the README's programs (${DIR}):\n${(error as { stdout?: string }).stdout}`);
+  }
+});
+
+for (const block of blocks) {
+  test(`the README program at line ${block.line} runs, prints what it says and exits by itself`, { timeout: 2 * DEADLINE_MS }, async () => {
+    const result = await runProgram([join(DIR, 'out', `${block.name}.js`)], { timeoutMs: DEADLINE_MS });
+    assert.equal(result.code, 0, describe(result));
+    assert.equal(result.stderr, '', describe(result));
+    const promised = [...block.code.matchAll(/console\.log\(.*\); \/\/ (.+)$/gm)].map((m) => m[1]!);
+    for (const line of promised) assert.ok(result.stdout.split('\n').includes(line), `prints "${line}"\n${describe(result)}`);
+  });
+}

@@ -1,0 +1,268 @@
+/**
+ * Channels where Node code expects a socket: node:http's keep-alive agent and server, undici's `connect`
+ * option, node:http2 (a gRPC-style long-lived bidirectional stream), and the `net.Socket` members they touch.
+ * Every test runs the real client and server from Node or npm over a muxwire session on loopback TCP.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2 from 'node:http2';
+import { once } from 'node:events';
+import { Client } from 'undici';
+import { type Channel, type Session } from '../src/index.js';
+import { memoryPipe, readAll, sessionPair, until } from './helpers.js';
+import { multiplexedClient, multiplexedServer } from '../src/index.js';
+
+/** An HTTP server fed by a muxwire session's channels; records which channel served each request. */
+function httpOverChannels(server: Session, options: http.ServerOptions = {}): { http: http.Server; channelOf: string[] } {
+  const channelOf: string[] = [];
+  const httpServer = http.createServer(options, (req, res) => {
+    channelOf.push(String((req.socket as unknown as Channel).id));
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => res.end(`${req.method} ${req.url} ${body}`));
+  });
+  server.on('channel', (channel) => httpServer.emit('connection', channel));
+  return { http: httpServer, channelOf };
+}
+
+function get(agent: http.Agent, path: string): Promise<{ body: string; connection: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: 'muxwire.invalid', path, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ body, connection: res.headers.connection }));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
+test('http.Agent({ keepAlive: true }) over channels reuses one channel for many requests', async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  const { http: httpServer, channelOf } = httpOverChannels(pair.server);
+  let dials = 0;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  // The agent asks for a socket; a channel is one (setKeepAlive, unref, setTimeout are what it calls).
+  (agent as unknown as { createConnection: () => Channel }).createConnection = () => {
+    dials++;
+    return pair.client.dial();
+  };
+  try {
+    for (let i = 0; i < 20; i++) {
+      const reply = await get(agent, `/r${i}`);
+      assert.equal(reply.body, `GET /r${i} `);
+      assert.equal(reply.connection, 'keep-alive');
+    }
+    assert.equal(dials, 1, 'the agent dialled once');
+    assert.equal(channelOf.length, 20);
+    assert.equal(new Set(channelOf).size, 1, 'every request was served on the same channel');
+    assert.equal(pair.server.channelCount, 1);
+  } finally {
+    agent.destroy();
+    httpServer.close();
+    await pair.close();
+  }
+});
+
+test("http.createServer's keep-alive timeout ends an idle channel through setTimeout and 'timeout'", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  // The server arms the socket's idle timeout after each response and destroys the socket when it fires.
+  const { http: httpServer } = httpOverChannels(pair.server, { keepAliveTimeout: 200 });
+  const agent = new http.Agent({ keepAlive: true });
+  let channel: Channel | undefined;
+  (agent as unknown as { createConnection: () => Channel }).createConnection = () => (channel = pair.client.dial());
+  try {
+    assert.equal((await get(agent, '/once')).body, 'GET /once ');
+    assert.ok(channel !== undefined);
+    await until(() => channel!.destroyed, 10_000, 'the idle channel to close');
+    await until(() => pair.client.channelCount === 0 && pair.server.channelCount === 0, 10_000, 'both sessions to drop it');
+  } finally {
+    agent.destroy();
+    httpServer.close();
+    await pair.close();
+  }
+});
+
+test('undici Client with a connect option sends many requests on one channel', async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  const { http: httpServer, channelOf } = httpOverChannels(pair.server);
+  let dials = 0;
+  const client = new Client('http://muxwire.invalid', {
+    connect(_options, callback) {
+      dials++;
+      const channel = pair.client.dial();
+      // undici expects its connector to call back later, as a real connect does, not synchronously.
+      queueMicrotask(() => callback(null, channel as never));
+    },
+  });
+  try {
+    for (let i = 0; i < 20; i++) {
+      const { statusCode, body } = await client.request({ path: `/u${i}`, method: 'POST', body: `payload ${i}` });
+      assert.equal(statusCode, 200);
+      assert.equal(await body.text(), `POST /u${i} payload ${i}`);
+    }
+    assert.equal(dials, 1);
+    assert.equal(new Set(channelOf).size, 1, 'every request was served on the same channel');
+  } finally {
+    await client.close();
+    httpServer.close();
+    await pair.close();
+  }
+});
+
+test('a gRPC-style long-lived http2 stream over a channel carries messages both ways until both end', async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  const h2 = http2.createServer();
+  h2.on('stream', (stream) => {
+    stream.respond({ ':status': 200 });
+    stream.setEncoding('utf8');
+    // Each message is answered as it arrives, while the request is still open (bidirectional streaming).
+    stream.on('data', (message: string) => stream.write(`ack ${message}`));
+    stream.on('end', () => stream.end('bye'));
+  });
+  pair.server.on('channel', (channel) => h2.emit('connection', channel));
+  const client = http2.connect('http://muxwire.invalid', { createConnection: () => pair.client.dial() });
+  try {
+    const call = client.request({ ':method': 'POST', ':path': '/chat.Chat/Talk' });
+    call.setEncoding('utf8');
+    const answers: string[] = [];
+    call.on('data', (chunk: string) => answers.push(chunk));
+    for (let i = 0; i < 30; i++) {
+      call.write(`m${i};`);
+      // Wait for each answer before the next message: the stream stays open across many round trips.
+      await until(() => answers.join('').includes(`ack m${i};`), 10_000, `the answer to message ${i}`);
+      if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    call.end();
+    await once(call, 'end');
+    const all = answers.join('');
+    assert.equal(all, Array.from({ length: 30 }, (_, i) => `ack m${i};`).join('') + 'bye');
+    assert.equal(pair.client.channelCount, 1, 'the whole conversation used one channel');
+    // http2 closes its connection (the channel) both ways; only then may the session go.
+    client.close();
+    await once(client, 'close');
+    await until(() => pair.server.channelCount === 0 && pair.client.channelCount === 0, 10_000, 'the channel to close');
+  } finally {
+    client.destroy();
+    h2.close();
+    await pair.close();
+  }
+});
+
+test('a channel reports the TCP addresses of its session and counts its payload bytes', async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    const accepted = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.write('hello there'); // 11 bytes
+    const inbound = await accepted;
+    const clientSocket = pair.client.socket as import('node:net').Socket;
+    assert.equal(channel.remoteAddress, '127.0.0.1');
+    assert.equal(channel.remotePort, clientSocket.remotePort);
+    assert.equal(channel.localAddress, '127.0.0.1');
+    assert.equal(channel.localPort, clientSocket.localPort);
+    assert.equal(channel.remoteFamily, 'IPv4');
+    assert.equal(inbound.remotePort, clientSocket.localPort);
+    assert.equal(inbound.localPort, clientSocket.remotePort);
+    inbound.end('and back'); // 8 bytes
+    channel.end();
+    const [atServer, atClient] = await Promise.all([readAll(inbound), readAll(channel)]);
+    assert.equal(atServer.toString(), 'hello there');
+    assert.equal(atClient.toString(), 'and back');
+    assert.equal(channel.bytesWritten, 11);
+    assert.equal(channel.bytesRead, 8);
+    assert.equal(inbound.bytesRead, 11);
+    assert.equal(inbound.bytesWritten, 8);
+  } finally {
+    await pair.close();
+  }
+});
+
+test('over a transport that is not a socket, a channel has no addresses', async () => {
+  const [a, b] = memoryPipe();
+  const client = multiplexedClient(a, { keepAliveInterval: 0 });
+  const server = multiplexedServer(b, { keepAliveInterval: 0 });
+  try {
+    const channel = client.dial();
+    assert.equal(channel.remoteAddress, undefined);
+    assert.equal(channel.remotePort, undefined);
+    assert.equal(channel.localAddress, undefined);
+    assert.equal(channel.connecting, false);
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
+});
+
+test("setTimeout emits 'timeout' after an idle period, not while bytes flow, and 0 turns it off", async () => {
+  const pair = await sessionPair();
+  try {
+    const accepted = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.write('x');
+    const inbound = await accepted;
+    inbound.resume();
+    let timeouts = 0;
+    assert.equal(channel.setTimeout(150, () => timeouts++), channel);
+    assert.equal(channel.timeout, 150);
+    // Bytes every 30 ms for ~450 ms: never idle for 150 ms, so no 'timeout'.
+    for (let i = 0; i < 15; i++) {
+      channel.write('y');
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    assert.equal(timeouts, 0, 'no timeout while writing');
+    await until(() => timeouts === 1, 5_000, "'timeout' once idle");
+    assert.equal(channel.destroyed, false, "'timeout' does not close the channel");
+    let later = 0;
+    channel.on('timeout', () => later++);
+    channel.setTimeout(0);
+    assert.equal(channel.timeout, undefined);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(later, 0, 'no timeout after setTimeout(0)');
+    assert.throws(() => channel.setTimeout(-1), RangeError);
+  } finally {
+    await pair.close();
+  }
+});
+
+test("a 'timeout' listener that turns the timeout off or destroys the channel hears no further 'timeout'", async () => {
+  const pair = await sessionPair();
+  try {
+    const first = pair.client.dial();
+    let offTimeouts = 0;
+    first.setTimeout(50, () => {
+      offTimeouts++;
+      first.setTimeout(0); // from inside the listener, as http code does
+    });
+    const second = pair.client.dial();
+    second.on('error', () => {});
+    let destroyTimeouts = 0;
+    second.on('timeout', () => {
+      destroyTimeouts++;
+      second.destroy(); // Node's http server does this on its keep-alive timeout
+    });
+    second.setTimeout(50);
+    await until(() => offTimeouts === 1 && destroyTimeouts === 1, 5_000, "the first 'timeout' of each");
+    await new Promise((resolve) => setTimeout(resolve, 400)); // eight more idle periods
+    assert.equal(offTimeouts, 1);
+    assert.equal(destroyTimeouts, 1);
+    assert.equal(second.timeout, undefined, 'a destroyed channel has no timeout');
+  } finally {
+    await pair.close();
+  }
+});
+
+test('setKeepAlive, setNoDelay, ref and unref return the channel, as on a socket', async () => {
+  const pair = await sessionPair();
+  try {
+    const channel = pair.client.dial();
+    assert.equal(channel.setKeepAlive(true, 1000), channel);
+    assert.equal(channel.setNoDelay(true), channel);
+    assert.equal(channel.ref(), channel);
+    assert.equal(channel.unref(), channel);
+  } finally {
+    await pair.close();
+  }
+});
