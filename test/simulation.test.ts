@@ -35,6 +35,7 @@ const REGRESSIONS: { seed: number; found: string }[] = [
   { seed: 1, found: 'a session that ended with unread data kept reporting it in bufferedBytes (SessionMemory.releaseAll)' },
   { seed: 701_280, found: 'a LightChannel whose last write failed after both FINs were exchanged never emitted close' },
   { seed: 709_974, found: 'the same, with the transport ended under the session (no half-open)' },
+  { seed: 746_819, found: 'a session declared its live peer dead when its ping deadline came just as it resumed reading' },
 ];
 
 const FIXED_BASE = 20_261_203;
