@@ -77,7 +77,7 @@ async function runAll(seeds: number[], protocol: SimLimits['protocol'] = 'yamux'
   let virtualMs = 0;
   const stats: Record<string, number> = {};
   for (const seed of seeds) {
-    const outcome = await runSimulation(seed, { protocol, strictLiveness: STRICT });
+    const outcome = await runSimulation(seed, { protocol, strictLiveness: STRICT, timerOrigins: replaying });
     if (outcome.violations.length > 0) assert.fail(explain(outcome));
     steps += outcome.steps;
     virtualMs += outcome.virtualMs;

@@ -49,7 +49,7 @@ export class VirtualClock {
   private seq = 0;
   private readonly timers = new Set<VirtualTimer>();
   private saved: SavedGlobals | undefined;
-  /** Kept short: where a timer was armed, for failure reports (a stack per timer would cost too much). */
+  /** Record where each timer was armed (a stack line), for the report of timers left; off by default (costly). */
   origins = false;
 
   /** Timers and immediates armed and not yet fired or cleared. */

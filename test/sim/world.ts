@@ -36,6 +36,8 @@ export interface SimLimits {
   maxSteps: number;
   /** Virtual ms after the wind-down starts before the run is declared stuck. */
   windDownMs: number;
+  /** Record where each timer was armed, so a timer left behind is reported with its origin (slower). */
+  timerOrigins?: boolean;
   /** Also check liveness when the peer paused reading (a known failure: see checkInvariants). */
   strictLiveness?: boolean;
   /** Test hook: flip one byte of the stream client -> server at this delivered offset (to prove a check fails). */
@@ -174,6 +176,7 @@ const describe = (error: unknown): string =>
 export async function runSimulation(seed: number, settings: Partial<SimLimits> = {}): Promise<SimOutcome> {
   const limits = { ...DEFAULT_LIMITS, ...settings };
   const clock = new VirtualClock();
+  clock.origins = limits.timerOrigins === true;
   clock.install();
   try {
     return await new World(seed >>> 0, clock, limits).run();
@@ -611,8 +614,6 @@ class World {
   // ------------------------------------------------------------------ the scheduler
 
   async run(): Promise<SimOutcome> {
-    const started = performance.now();
-    void started;
     const steps: Step[] = [];
     let windDownAt = Number.POSITIVE_INFINITY;
     for (;;) {
