@@ -11,6 +11,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { VirtualClock } from './sim/clock.js';
 import { runSimulation, type SimLimits, type SimOutcome } from './sim/world.js';
 import { report, scaled, SOAK } from './support/soak.js';
 import { exitWhenDone } from './support/watchdog.js';
@@ -94,6 +95,37 @@ test('simulation: the same seed replays the same run step for step', async () =>
     assert.equal(second.steps, first.steps);
     assert.ok(first.steps > 10, `seed ${seed}: a run of only ${first.steps} steps`);
   }
+});
+
+test('simulation: the virtual clock takes over the timers only for the run, even one that throws', async () => {
+  const real = { setTimeout, clearTimeout, setImmediate, clearImmediate, now: performance.now };
+  const clock = new VirtualClock();
+  clock.install();
+  try {
+    const fired: number[] = [];
+    globalThis.setTimeout(() => fired.push(clock.now), 250);
+    const cleared = globalThis.setTimeout(() => fired.push(-1), 100);
+    globalThis.clearTimeout(cleared);
+    assert.equal(performance.now(), 0);
+    assert.equal(clock.pending, 1);
+    const timer = clock.nextTimer()!;
+    clock.fire(timer);
+    assert.deepEqual(fired, [250]);
+    assert.equal(performance.now(), 250);
+  } finally {
+    clock.uninstall();
+  }
+  assert.equal(globalThis.setTimeout, real.setTimeout);
+  assert.equal(globalThis.clearTimeout, real.clearTimeout);
+  assert.equal(globalThis.setImmediate, real.setImmediate);
+  assert.equal(globalThis.clearImmediate, real.clearImmediate);
+  assert.equal(performance.now, real.now);
+  assert.ok(performance.now() > 0 && performance.now() !== 250);
+  await runSimulation(3);
+  assert.equal(globalThis.setTimeout, real.setTimeout);
+  await assert.rejects(runSimulation(4, { protocol: 'nonsense' as 'yamux' }), /protocol/);
+  assert.equal(globalThis.setTimeout, real.setTimeout, 'restored after a run that threw');
+  assert.equal(globalThis.setImmediate, real.setImmediate);
 });
 
 test('simulation: a byte corrupted in transit is reported with its seed', async () => {
