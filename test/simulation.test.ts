@@ -49,8 +49,8 @@ if (chosenProtocol !== undefined && chosenProtocol !== '' && chosenProtocol !== 
 }
 /** MUXWIRE_SIM_STRICT=1 also checks the open liveness case (see LIVENESS_SEEDS) in every run. */
 const STRICT = process.env.MUXWIRE_SIM_STRICT === '1';
-const RUNS = scaled('MUXWIRE_SIM_RUNS', replaying ? 1 : 1_000, 100_000);
-const MULTIPLEX_RUNS = scaled('MUXWIRE_SIM_MULTIPLEX_RUNS', replaying ? 1 : 300, 20_000);
+const RUNS = scaled('MUXWIRE_SIM_RUNS', replaying ? 1 : 1_000, 50_000);
+const MULTIPLEX_RUNS = scaled('MUXWIRE_SIM_MULTIPLEX_RUNS', replaying ? 1 : 300, 10_000);
 
 function parseSeed(raw: string): number {
   const seed = Number(raw);
