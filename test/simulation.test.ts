@@ -51,6 +51,12 @@ if (chosenProtocol !== undefined && chosenProtocol !== '' && chosenProtocol !== 
 const STRICT = process.env.MUXWIRE_SIM_STRICT === '1';
 const RUNS = scaled('MUXWIRE_SIM_RUNS', replaying ? 1 : 1_000, 50_000);
 const MULTIPLEX_RUNS = scaled('MUXWIRE_SIM_MULTIPLEX_RUNS', replaying ? 1 : 300, 10_000);
+const NODE_RUNS = scaled('MUXWIRE_SIM_NODE_RUNS', replaying ? 1 : 300, 10_000);
+/** Set with MUXWIRE_SIM_SEED to replay a run whose channels were the Node adapter's streams. */
+const chosenChannels = process.env.MUXWIRE_SIM_CHANNELS || 'light';
+if (chosenChannels !== 'light' && chosenChannels !== 'node') {
+  throw new RangeError(`MUXWIRE_SIM_CHANNELS must be light or node, got ${chosenChannels}`);
+}
 
 function parseSeed(raw: string): number {
   const seed = Number(raw);
@@ -60,11 +66,11 @@ function parseSeed(raw: string): number {
 
 function explain(outcome: SimOutcome): string {
   return [
-    `simulation seed ${outcome.seed} (${outcome.protocol}) broke ${outcome.violations.length} invariant(s) after ${outcome.steps} steps,`
+    `simulation seed ${outcome.seed} (${outcome.protocol}, ${outcome.channels} channels) broke ${outcome.violations.length} invariant(s) after ${outcome.steps} steps,`
       + ` ${outcome.virtualMs} virtual ms:`,
     ...outcome.violations.map((v) => `  - ${v}`),
     `replay: ${outcome.protocol === 'yamux' ? '' : `MUXWIRE_SIM_PROTOCOL=${outcome.protocol} `}`
-      + `MUXWIRE_SIM_SEED=${outcome.seed} node --test dist/test/simulation.test.js`,
+      + `${outcome.channels === 'light' ? '' : `MUXWIRE_SIM_CHANNELS=${outcome.channels} `}MUXWIRE_SIM_SEED=${outcome.seed} node --test dist/test/simulation.test.js`,
     'parameters:',
     ...outcome.params.split('\n').map((line) => `  ${line}`),
     'last steps (virtual ms, step):',
@@ -73,12 +79,13 @@ function explain(outcome: SimOutcome): string {
 }
 
 /** Runs `seeds` in order and fails on the first broken invariant, naming its seed. */
-async function runAll(seeds: number[], protocol: SimLimits['protocol'] = 'yamux'): Promise<{ steps: number; virtualMs: number; stats: Record<string, number> }> {
+async function runAll(seeds: number[], protocol: SimLimits['protocol'] = 'yamux', channels: SimLimits['channels'] = 'light'):
+  Promise<{ steps: number; virtualMs: number; stats: Record<string, number> }> {
   let steps = 0;
   let virtualMs = 0;
   const stats: Record<string, number> = {};
   for (const seed of seeds) {
-    const outcome = await runSimulation(seed, { protocol, strictLiveness: STRICT, timerOrigins: replaying });
+    const outcome = await runSimulation(seed, { protocol, channels, strictLiveness: STRICT, timerOrigins: replaying });
     if (outcome.violations.length > 0) assert.fail(explain(outcome));
     steps += outcome.steps;
     virtualMs += outcome.virtualMs;
@@ -171,16 +178,24 @@ function seedsOf(runs: number): { seeds: number[]; note: string } {
   return { seeds, note: `seeds ${base}..${(base + runs - 1) >>> 0}${replaying ? '' : ` and ${fresh} (from the clock)`}` };
 }
 
-for (const protocol of ['yamux', 'multiplex'] as const) {
-  const runs = protocol === 'yamux' ? RUNS : MULTIPLEX_RUNS;
-  const skip = replaying && (chosenProtocol || 'yamux') !== protocol ? `replaying a ${chosenProtocol || 'yamux'} seed` : false;
-  test(`simulation (${protocol}): random interleavings keep every invariant (seeds printed)`, { skip }, async (t) => {
+const PASSES = [
+  { protocol: 'yamux', channels: 'light', runs: RUNS },
+  { protocol: 'multiplex', channels: 'light', runs: MULTIPLEX_RUNS },
+  // The Node adapter's `Channel` streams (Duplex) on the same sessions: what most Node applications use.
+  { protocol: 'yamux', channels: 'node', runs: NODE_RUNS },
+] as const;
+
+for (const { protocol, channels, runs } of PASSES) {
+  const name = channels === 'light' ? protocol : `${protocol}, Node channels`;
+  const chosen = (chosenProtocol || 'yamux') === protocol && chosenChannels === channels;
+  const skip = replaying && !chosen ? 'replaying a seed of another pass' : false;
+  test(`simulation (${name}): random interleavings keep every invariant (seeds printed)`, { skip }, async (t) => {
     const started = performance.now();
     const { seeds, note } = seedsOf(runs);
     t.diagnostic(note);
-    const totals = await runAll(seeds, protocol);
+    const totals = await runAll(seeds, protocol, channels);
     const elapsedMs = performance.now() - started;
-    t.diagnostic(report(`simulation ${protocol}`, {
+    t.diagnostic(report(`simulation ${name}`, {
       runs: seeds.length, first: seeds[0], steps: totals.steps, virtualSeconds: totals.virtualMs / 1000, elapsedMs,
       stepsPerSecond: totals.steps / (elapsedMs / 1000), ...totals.stats,
     }));

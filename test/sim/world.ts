@@ -1,5 +1,6 @@
 /**
- * One run of the deterministic simulation: two `LightSession`s (client and server) over a {@link SimLink},
+ * One run of the deterministic simulation: two sessions (client and server; their channels `LightChannel`s, or
+ * the Node adapter's `Channel` streams) over a {@link SimLink},
  * every timer on a {@link VirtualClock}, and an application on each side that dials, accepts, writes, ends,
  * resets, closes for reading, pauses, pings, closes and destroys at drawn virtual times, while faults of the
  * transport are injected. Everything drawn comes from one seed, so a run replays exactly from it.
@@ -16,9 +17,11 @@
 import { getEventListeners } from 'node:events';
 import { setImmediate as realSetImmediate } from 'node:timers';
 import {
-  ChannelRefusedError, GoAwayError, LightChannel, LightSession, MemoryBudget, MuxError, type SessionOptions,
+  type ChannelState, ChannelRefusedError, GoAwayError, LightChannel, LightSession, MemoryBudget, MuxError, MuxSession,
+  type SessionOptions,
   TransportClosedError,
 } from '../../src/core/index.js';
+import { Channel } from '../../src/node/channel.js';
 import { Rng } from '../support/random.js';
 import { VirtualClock } from './clock.js';
 import { type LinkModel, SimEnd, SimLink, type Step } from './link.js';
@@ -28,10 +31,32 @@ const TRACE_LENGTH = Number(process.env.MUXWIRE_SIM_TRACE ?? 80);
 
 type SideName = 'client' | 'server';
 
+/**
+ * What the application uses of a channel: `LightChannel` and the Node adapter's `Channel` (a `Duplex`) alike.
+ * (A test of the Node adapter: the core never imports it.)
+ */
+interface AppChannel {
+  readonly id: number;
+  readonly outbound: boolean;
+  readonly destroyed: boolean;
+  readonly failure: Error | undefined;
+  readonly protocolState: string;
+  write(data: Uint8Array): boolean;
+  end(data?: Uint8Array): unknown;
+  destroy(error?: Error): unknown;
+  closeRead(): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;
+}
+
 /** What a run is set to, beyond what its seed draws. */
 export interface SimLimits {
   /** The wire format of both sessions (the seed draws everything else). */
   protocol: 'yamux' | 'multiplex';
+  /** The channels' kind: the core's `LightChannel`, or the Node adapter's `Channel` stream. */
+  channels: 'light' | 'node';
   /** Steps before the run is declared stuck. */
   maxSteps: number;
   /** Virtual ms after the wind-down starts before the run is declared stuck. */
@@ -44,12 +69,13 @@ export interface SimLimits {
   corruptAt?: number;
 }
 
-export const DEFAULT_LIMITS: SimLimits = { protocol: 'yamux', maxSteps: 400_000, windDownMs: 10 * 60_000 };
+export const DEFAULT_LIMITS: SimLimits = { protocol: 'yamux', channels: 'light', maxSteps: 400_000, windDownMs: 10 * 60_000 };
 
 /** The outcome of one run. */
 export interface SimOutcome {
   seed: number;
   protocol: SimLimits['protocol'];
+  channels: SimLimits['channels'];
   steps: number;
   virtualMs: number;
   /** Broken invariants; empty when the run passed. */
@@ -68,13 +94,26 @@ interface Call {
   label: string;
   settled: number;
   error?: unknown;
+  /** The channel a `for await` read, if this call is one. */
+  record?: ChannelRecord;
+}
+
+/**
+ * Node's own errors for a stream its application destroyed: leaving `for await` early destroys it with an
+ * `AbortError`, and a `for await` over a stream destroyed meanwhile ends with `ERR_STREAM_PREMATURE_CLOSE`.
+ * They are not the session's to type; they are accepted on a Node `Channel` the application reset itself.
+ */
+function nodeOwnAbort(error: unknown, record: ChannelRecord | undefined): boolean {
+  if (record === undefined || !record.reset || !(record.channel instanceof Channel)) return false;
+  const { name, code } = error as { name?: string; code?: string };
+  return name === 'AbortError' || code === 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
 /** A channel as the application on one side saw it. */
 interface ChannelRecord {
   side: SideName;
   id: number;
-  channel: LightChannel;
+  channel: AppChannel;
   sent: number;
   ended: boolean;
   received: number;
@@ -96,7 +135,7 @@ interface ChannelRecord {
 interface Side {
   name: SideName;
   index: number;
-  session: LightSession;
+  session: MuxSession<LightChannel> | MuxSession<Channel>;
   end: SimEnd;
   mode: 'listener' | 'accept';
   options: SessionOptions;
@@ -282,7 +321,9 @@ class World {
     const { memoryBudget: _budget, ...shown } = options;
     this.params.push(`${name} ${mode} ${JSON.stringify(shown)}`);
     const end = name === 'client' ? this.link.client : this.link.server;
-    const session = new LightSession(end, name, options);
+    const session = this.limits.channels === 'node'
+      ? new MuxSession<Channel>(end, name, options, (state: ChannelState, owner: MuxSession<Channel>) => new Channel(state, owner))
+      : new LightSession(end, name, options);
     const side: Side = {
       name, index: name === 'client' ? 0 : 1, session, end, mode, options, channels: new Map(),
       closeEvents: 0, closeArgument: undefined, closedAt: -1, closedCall: { label: `${name} closed`, settled: 0 },
@@ -334,7 +375,7 @@ class World {
   }
 
   /** A channel the application holds: listen to everything, count every event, check every byte. */
-  private adopt(side: Side, channel: LightChannel): ChannelRecord {
+  private adopt(side: Side, channel: AppChannel): ChannelRecord {
     const record: ChannelRecord = {
       side: side.name, id: channel.id, channel, sent: 0, ended: false, received: 0, readClosed: false,
       paused: false, reset: false, iterating: false, endEvents: 0, endedBeforeEnd: false, finishEvents: 0, errorEvents: 0, closeEvents: 0,
@@ -363,7 +404,7 @@ class World {
     channel.on('finish', () => { record.finishEvents++; });
     channel.on('error', (error) => {
       record.errorEvents++;
-      if (!(error instanceof MuxError) || error.code === 'ERR_MUX_INTERNAL') {
+      if ((!(error instanceof MuxError) || error.code === 'ERR_MUX_INTERNAL') && !nodeOwnAbort(error, record)) {
         this.violate(`${side.name}: channel ${channel.id} failed with an untyped or internal error: ${describe(error)}`);
       }
     });
@@ -384,9 +425,12 @@ class World {
 
   /** Reads a channel with `for await`; sometimes leaves the loop early, which resets the channel. */
   private async iterate(record: ChannelRecord, sender: number): Promise<void> {
-    const call: Call = { label: `${record.side}: channel ${record.id} for await`, settled: 0 };
+    const call: Call = { label: `${record.side}: channel ${record.id} for await`, settled: 0, record };
     this.calls.push(call);
     const leaveAfter = this.appRng.chance(0.2) ? this.appRng.int(0, 3) : -1;
+    // Node's rule for a Duplex read with `for await`: when the loop ends, however it ends, the stream is
+    // destroyed (with an AbortError if its writing had not finished). Counted as the application's reset.
+    if (record.channel instanceof Channel) record.reset = true;
     let chunks = 0;
     try {
       for await (const chunk of record.channel) {
@@ -404,7 +448,7 @@ class World {
   }
 
   /** An inbound channel reached the application (listener or accept). */
-  private takeInbound(side: Side, channel: LightChannel): void {
+  private takeInbound(side: Side, channel: AppChannel): void {
     this.stats.accepted!++;
     const record = this.adopt(side, channel);
     if (this.appRng.chance(this.react.reply)) this.write(record);
@@ -476,7 +520,7 @@ class World {
           this.signals.push(signal);
         }
         const openTimeout = rng.chance(0.1) ? rng.pick([1, 50, 0]) : undefined;
-        let channel: LightChannel;
+        let channel: AppChannel;
         try {
           channel = session.dial({ signal, openTimeout });
         } catch (error) {
@@ -577,7 +621,7 @@ class World {
         () => controller.abort(new MuxError('ERR_SIM_ABORTED', 'the simulated application gave up')));
     }
     this.track(`${side.name} accept`, side.session.accept({ signal }), (channel) => {
-      this.takeInbound(side, channel as LightChannel);
+      this.takeInbound(side, channel as AppChannel);
       if (!this.windingDown && this.appRng.chance(0.7)) this.accept(side);
     });
   }
@@ -670,7 +714,7 @@ class World {
     this.checkInvariants();
     this.clock.clear();
     return {
-      seed: this.seed, protocol: this.limits.protocol, steps: this.steps, virtualMs: this.clock.now, violations: this.violations,
+      seed: this.seed, protocol: this.limits.protocol, channels: this.limits.channels, steps: this.steps, virtualMs: this.clock.now, violations: this.violations,
       params: this.params.join('\n'), trace: this.trace, digest: this.digest >>> 0, stats: this.stats,
     };
   }
@@ -696,7 +740,8 @@ class World {
   private checkInvariants(): void {
     for (const call of this.calls) {
       if (call.settled !== 1) this.violate(`${call.label}: settled ${call.settled} times`);
-      if (call.error !== undefined && (!(call.error instanceof MuxError) || call.error.code === 'ERR_MUX_INTERNAL')) {
+      if (call.error !== undefined && (!(call.error instanceof MuxError) || call.error.code === 'ERR_MUX_INTERNAL')
+        && !nodeOwnAbort(call.error, call.record)) {
         this.violate(`${call.label}: failed with an untyped or internal error: ${describe(call.error)}`);
       }
     }
