@@ -5,6 +5,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync, copyFileSync } fro
 import { dirname, relative, sep } from 'node:path';
 import { mdEscape, rows, type Report } from './report.js';
 import { REFERENCES } from './impl/index.js';
+import { keptTunnelSection, withTunnelSection } from './tunnel-section.js';
 import {
   BASELINE, LIGHT_SUBJECT, SUBJECT, bestOther, contextOf, displayValue, evaluate, formatAxis, formatDisplay, measuresOf, runOf,
   type TargetResult,
@@ -192,15 +193,18 @@ export function formatDocument(report: Report, o: DocumentOptions): string {
 export function writeDocument(report: Report, o: DocumentOptions): { backup?: string } {
   let notes: string | undefined;
   let backup: string | undefined;
+  let tunnel: string | undefined;
   if (existsSync(o.path)) {
     const old = readFileSync(o.path, 'utf8');
     notes = keptNotes(old);
+    tunnel = keptTunnelSection(old); // bench/tunnel.ts's section: not this bench's to rewrite
     if (notes === undefined && old.trim() !== '') {
       backup = `${o.path}.bak`;
       copyFileSync(o.path, backup);
     }
   }
-  const text = formatDocument(report, { ...o, ...(notes !== undefined ? { notes } : {}) });
+  const generated = formatDocument(report, { ...o, ...(notes !== undefined ? { notes } : {}) });
+  const text = tunnel === undefined ? generated : withTunnelSection(generated, tunnel);
   const tmp = `${o.path}.tmp-${process.pid}`;
   writeFileSync(tmp, text);
   renameSync(tmp, o.path);

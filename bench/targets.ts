@@ -11,6 +11,8 @@ export const SUBJECT = 'muxwire';
 export const LIGHT_SUBJECT = 'muxwire-light';
 /** The implementations that are muxwire (never "another multiplexer"). */
 export const SUBJECTS: readonly string[] = [SUBJECT, LIGHT_SUBJECT];
+/** muxwire's libp2p muxer: judged against libp2p's yamux (docs/libp2p.md), never "another multiplexer". */
+export const LIBP2P_SUBJECT = 'muxwire-libp2p';
 
 export interface Measure {
   id: string;
@@ -96,7 +98,7 @@ export function axisValue(m: Measure, r: RunRecord | undefined, runs: RunRecord[
 export function bestOther(m: Measure, runs: RunRecord[]): { run: RunRecord; value: number } | undefined {
   let best: { run: RunRecord; value: number } | undefined;
   for (const r of runs) {
-    if (r.impl === BASELINE || SUBJECTS.includes(r.impl) || REFERENCES.has(r.impl)) continue;
+    if (r.impl === BASELINE || SUBJECTS.includes(r.impl) || r.impl === LIBP2P_SUBJECT || REFERENCES.has(r.impl)) continue;
     const v = displayValue(m, r);
     if (v === undefined) continue;
     if (!best || (m.better === 'higher' ? v > best.value : v < best.value)) best = { run: r, value: v };

@@ -156,3 +156,22 @@ test('a batch larger than its scratch continues in fresh staging buffers, every 
   assert.deepEqual(Buffer.from(frames[300]!.payload), Buffer.from(big));
   assert.equal(parts[parts.length - 1], big, 'a large payload is referenced, not copied');
 });
+
+test('consecutive writes share a Data frame, unless the channel frames each write apart (then never more than one write per frame)', () => {
+  const packed = new WriteScheduler(1024, { onFlagsSent: () => {} });
+  const shared = channel(1);
+  for (const size of [5, 5, 3000]) shared.enqueue(new Uint8Array(size), null);
+  packed.scheduleData(shared);
+  assert.deepEqual(run(packed).frames.map((f) => f.length), [1024, 1024, 962]);
+
+  const apart = new WriteScheduler(1024, { onFlagsSent: () => {} });
+  const own = channel(3);
+  own.frameEachWrite = true;
+  for (const size of [5, 5, 3000]) own.enqueue(new Uint8Array(size).fill(size & 0xff), null);
+  apart.scheduleData(own);
+  const { frames } = run(apart);
+  // Each write in frames of its own, still cut at maxFrameSize.
+  assert.deepEqual(frames.map((f) => f.length), [5, 5, 1024, 1024, 952]);
+  assert.ok(frames.every((f) => f.streamId === 3));
+  assert.ok(apart.idle);
+});

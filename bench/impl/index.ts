@@ -48,6 +48,14 @@ export const IMPLEMENTATIONS: readonly ImplEntry[] = [
   },
   { name: 'http2', transport: 'shared', load: () => def(import('./http2.js')) },
   { name: 'libp2p-yamux', transport: 'shared', load: () => def(import('./libp2p-yamux.js')) },
+  // muxwire's libp2p muxer, measured against libp2p-yamux on the libp2p-level workloads (docs/libp2p.md).
+  {
+    name: 'muxwire-libp2p',
+    transport: 'shared',
+    workloads: ['bulk-1', 'open-10k', 'rr-1'],
+    load: () => def(import('./muxwire-libp2p.js')),
+    unavailable: () => muxwireUnavailable(),
+  },
   { name: 'yamux-js', transport: 'shared', load: () => def(import('./yamux-js.js')) },
   { name: 'multiplex', transport: 'shared', load: () => def(import('./multiplex.js')) },
   { name: 'mplex', transport: 'shared', load: () => def(import('./mplex.js')) },

@@ -86,6 +86,12 @@ export class ChannelState {
   awaitingAck = false;
   /** FIN has been packed into a batch. */
   finSent = false;
+  /**
+   * Each write goes out in Data frames of its own, never sharing one with the next write, so the peer can
+   * deliver it as one message. libp2p's streams do so (its compliance suite checks that two `send()`s arrive
+   * as two messages); muxwire's own channels pack consecutive writes together.
+   */
+  frameEachWrite = false;
 
   // --- receive side ---
   readonly rx: ReceiveWindow;

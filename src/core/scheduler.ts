@@ -249,7 +249,11 @@ export class WriteScheduler {
   }
 
   private packData(channel: ChannelState, batch: FrameBatch): void {
-    const size = Math.min(this.maxFrameSize, channel.sendWindow, channel.queuedBytes);
+    let size = Math.min(this.maxFrameSize, channel.sendWindow, channel.queuedBytes);
+    if (channel.frameEachWrite) {
+      const first = channel.queue[0]!;
+      if (first.data.length - first.offset < size) size = first.data.length - first.offset;
+    }
     // FIN never rides on a Data frame: the Debian Go yamux may drop such a frame's payload. It follows as a
     // Window Update once the queue is empty.
     const flags = channel.pending & (Pending.syn | Pending.ack);

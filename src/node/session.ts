@@ -1,5 +1,6 @@
 /**
- * Sessions over Node streams: `multiplexedClient` / `multiplexedServer` take any `stream.Duplex` of bytes.
+ * Sessions over Node streams: `multiplexedClient` / `multiplexedServer` take any `stream.Duplex` of bytes, or
+ * any core `Transport` (a WebSocket through `webSocketTransport`, for one).
  * @module
  */
 import type { Duplex } from 'node:stream';
@@ -15,40 +16,48 @@ function createChannel(state: ChannelState, session: MuxSession<Channel>): Chann
   return new Channel(state, session);
 }
 
-function nodeTransport(transport: Duplex): Transport {
+/** A core transport (it has `start`, which no Node stream has), e.g. `webSocketTransport(ws)`. */
+function isCoreTransport(transport: unknown): transport is Transport {
+  return transport !== null && typeof transport === 'object' && typeof (transport as Transport).start === 'function'
+    && typeof (transport as Duplex).on !== 'function';
+}
+
+function nodeTransport(transport: Duplex | Transport): Transport {
+  if (isCoreTransport(transport)) return transport;
   if (transport === null || typeof transport !== 'object' || typeof (transport as Duplex).write !== 'function'
     || typeof (transport as Duplex).on !== 'function') {
-    throw new TypeError('muxwire: transport must be a Node duplex stream (for example a net.Socket)');
+    throw new TypeError('muxwire: transport must be a Node duplex stream (for example a net.Socket) or a core Transport');
   }
   return duplexTransport(transport);
 }
 
 /**
- * A multiplexed session over a Node duplex stream. Channels are Node `Duplex` streams ({@link Channel}).
+ * A multiplexed session over a Node duplex stream, or a core `Transport` (such as `webSocketTransport(ws)`).
+ * Channels are Node `Duplex` streams ({@link Channel}).
  * Events: `'channel'` (an inbound channel, accepted by being handed to the listener), `'goaway'` (the peer
  * sent Go Away), `'close'` (the session ended; the argument is the error, or undefined for a clean close).
  */
 export class Session extends MuxSession<Channel> {
   /**
-   * The Node stream the session runs over (a `net.Socket`, a `tls.TLSSocket`, a child's stdio...). Channels
-   * read their `remoteAddress`, `localAddress` and ports from it when it has them.
+   * The Node stream the session runs over (a `net.Socket`, a `tls.TLSSocket`, a child's stdio...), or undefined
+   * over a core `Transport`. Channels read their `remoteAddress`, `localAddress` and ports from it when it has them.
    */
-  readonly socket: Duplex;
+  readonly socket: Duplex | undefined;
 
   /** Wraps `transport`; `role` decides the channel id parity (client odd, server even). */
-  constructor(transport: Duplex, role: Role, options?: SessionOptions) {
+  constructor(transport: Duplex | Transport, role: Role, options?: SessionOptions) {
     super(nodeTransport(transport), role, options, createChannel);
-    this.socket = transport;
+    this.socket = isCoreTransport(transport) ? undefined : transport;
   }
 }
 
 /** Starts the client end of a session over `transport` (the client dials odd channel ids). */
-export function multiplexedClient(transport: Duplex, options?: SessionOptions): Session {
+export function multiplexedClient(transport: Duplex | Transport, options?: SessionOptions): Session {
   return new Session(transport, 'client', options);
 }
 
 /** Starts the server end of a session over `transport` (the server dials even channel ids). */
-export function multiplexedServer(transport: Duplex, options?: SessionOptions): Session {
+export function multiplexedServer(transport: Duplex | Transport, options?: SessionOptions): Session {
   return new Session(transport, 'server', options);
 }
 
@@ -57,11 +66,11 @@ export function multiplexedServer(transport: Duplex, options?: SessionOptions): 
  * async iteration, no Node streams): cheaper to open and to keep than `Channel`s, for sessions with very many
  * small channels.
  */
-export function lightClient(transport: Duplex, options?: SessionOptions): LightSession {
+export function lightClient(transport: Duplex | Transport, options?: SessionOptions): LightSession {
   return new LightSession(nodeTransport(transport), 'client', options);
 }
 
 /** Starts the server end of a session over `transport` whose channels are {@link LightChannel}s. */
-export function lightServer(transport: Duplex, options?: SessionOptions): LightSession {
+export function lightServer(transport: Duplex | Transport, options?: SessionOptions): LightSession {
   return new LightSession(nodeTransport(transport), 'server', options);
 }

@@ -12,8 +12,8 @@
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 
-/** Provides `Promise.withResolvers` (ES2024) when the runtime lacks it. */
-function provideWithResolvers(): void {
+/** Provides `Promise.withResolvers` (ES2024) when the runtime lacks it (libp2p's packages call it). */
+export function provideWithResolvers(): void {
   const promise = Promise as unknown as { withResolvers?: unknown };
   if (typeof promise.withResolvers === 'function') return;
   Object.defineProperty(Promise, 'withResolvers', {

@@ -27,9 +27,10 @@ type options struct {
 	keepAliveInterval               time.Duration
 	count, expect, minResets        int
 	chunk, backlog                  int
+	goAwayAfter, perMs              int
 	seed, size, maxSize, resetAfter int64
 	window                          uint
-	keepAlive                       bool
+	keepAlive, confirm              bool
 }
 
 // scenarioSpec gives each scenario its roles and defaults. The first role is the passive one
@@ -49,6 +50,8 @@ var scenarios = map[string]scenarioSpec{
 	"ping":        {[]string{"answer", "ping"}, 10, 0},
 	"goaway":      {[]string{"send", "recv"}, 3, 262145},
 	"slow-reader": {[]string{"read", "write"}, 1, 2 << 20},
+	"graceful":    {[]string{"serve", "open"}, 1000, 16},
+	"fill":        {[]string{"accept", "open"}, 4, 1 << 20},
 }
 
 func usage(format string, a ...interface{}) {
@@ -61,7 +64,7 @@ func parseFlags() *options {
 	o := &options{}
 	flag.StringVar(&o.mode, "mode", "", "listen (yamux.Server) or dial (yamux.Client)")
 	flag.StringVar(&o.addr, "addr", "127.0.0.1:0", "loopback host:port; listen may use port 0")
-	flag.StringVar(&o.scenario, "scenario", "", "echo-server|echo-client|both|half-close|reset|ping|goaway|slow-reader")
+	flag.StringVar(&o.scenario, "scenario", "", "echo-server|echo-client|both|half-close|reset|ping|goaway|slow-reader|graceful|fill")
 	flag.StringVar(&o.role, "role", "", "scenario role (default: passive role when listening, active role when dialling)")
 	flag.StringVar(&o.how, "how", "raw", "reset -role accept: raw (inject an RST frame), backlog (let yamux refuse SYNs), session (close the session)")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "bound on the whole run")
@@ -74,6 +77,9 @@ func parseFlags() *options {
 	flag.Int64Var(&o.maxSize, "max-size", 64<<20, "largest length header the echo side accepts")
 	flag.Int64Var(&o.resetAfter, "reset-after", 0, "reset -how raw: payload bytes to read before resetting")
 	flag.IntVar(&o.chunk, "chunk", 16384, "slow-reader: bytes per read")
+	flag.IntVar(&o.goAwayAfter, "goaway-after", 300, "graceful -role serve: streams to accept before GoAway() (0: at once)")
+	flag.BoolVar(&o.confirm, "confirm", false, "graceful -role serve: before closing, Ping() so that the peer has read our Go Away")
+	flag.IntVar(&o.perMs, "per-ms", 5, "graceful -role open: streams opened per millisecond")
 	flag.DurationVar(&o.interval, "interval", 20*time.Millisecond, "slow-reader: pause between reads")
 	flag.IntVar(&o.backlog, "backlog", 0, "yamux AcceptBacklog (0: yamux default 256; 1 for -how backlog)")
 	flag.UintVar(&o.window, "window", 0, "yamux MaxStreamWindowSize (0: yamux default 262144)")
@@ -127,8 +133,8 @@ func parseFlags() *options {
 	if o.backlog == 0 && o.scenario == "reset" && o.role == "accept" && o.how == "backlog" {
 		o.backlog = 1
 	}
-	if o.count < 0 || o.size < -1 || o.chunk <= 0 || o.timeout <= 0 {
-		usage("-count, -size, -chunk and -timeout must not be negative")
+	if o.count < 0 || o.size < -1 || o.chunk <= 0 || o.timeout <= 0 || o.goAwayAfter < 0 || o.perMs <= 0 {
+		usage("-count, -size, -chunk, -timeout, -goaway-after and -per-ms must not be negative (-chunk, -timeout and -per-ms not zero)")
 	}
 	if err := checkLoopback(o.addr); err != nil {
 		usage("%v", err)
@@ -427,5 +433,11 @@ func run(p *peer) {
 		p.slowRead()
 	case "slow-reader/write":
 		p.slowWrite()
+	case "graceful/serve":
+		p.gracefulServe()
+	case "graceful/open":
+		p.gracefulOpen()
+	case "fill/accept", "fill/open":
+		p.fill()
 	}
 }

@@ -186,7 +186,7 @@ func (p *peer) resetOpen() {
 				kind = "timeout"
 			}
 			out.line(strings.Join([]string{"STREAM", kv("index", i), kv("id", s.StreamID()),
-				kv("outcome", kind), kv("ms", time.Since(start).Milliseconds())}, " "))
+				kv("outcome", kind), kv("acked", p.tap.acked(s.StreamID())), kv("ms", time.Since(start).Milliseconds())}, " "))
 			results <- outcome{kind, err}
 		}(i, s)
 	}

@@ -84,10 +84,11 @@ type tapConn struct {
 	st       tapStats
 	goAwayCh chan struct{} // closed on the first inbound Go Away
 	goOnce   sync.Once
+	ackedIn  map[uint32]bool // streams the peer acknowledged (ACK seen, alone or with RST)
 }
 
 func newTapConn(c net.Conn) *tapConn {
-	t := &tapConn{Conn: c, goAwayCh: make(chan struct{})}
+	t := &tapConn{Conn: c, goAwayCh: make(chan struct{}), ackedIn: map[uint32]bool{}}
 	t.in.onFrame = t.inbound
 	t.out.onFrame = t.outbound
 	return t
@@ -107,6 +108,9 @@ func (t *tapConn) inbound(typ byte, flags uint16, id, length uint32) {
 			if t.st.goAwayOut > 0 {
 				t.st.synInAfterGoAwayOut++
 			}
+		}
+		if flags&flagACK != 0 {
+			t.ackedIn[id] = true
 		}
 		if flags&flagRST != 0 {
 			t.st.rstIn++
@@ -150,6 +154,14 @@ func (t *tapConn) outbound(typ byte, flags uint16, id, length uint32) {
 	case typeGoAway:
 		t.st.goAwayOut++
 	}
+}
+
+// acked tells whether the peer acknowledged stream id (an ACK flag on any frame of it, RST included):
+// on the wire, that is what tells a stream the peer's application took from one it refused.
+func (t *tapConn) acked(id uint32) bool {
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	return t.ackedIn[id]
 }
 
 func (t *tapConn) snapshot() tapStats {

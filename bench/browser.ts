@@ -1,0 +1,277 @@
+/**
+ * `npm run bench:browser`: muxwire/web in Chromium against a Node server, beside raw WebSocket messages in
+ * the same run. Figures: one channel's bulk throughput each way (against the same bytes as raw WebSocket
+ * messages of 64 KiB, the sender honouring `bufferedAmount` the way muxwire's transport does), and channels
+ * opened per second from the page (1,000 and 10,000 at once, each writing one byte and reading its echo).
+ * Rounds alternate muxwire and raw; medians are reported with the range. `--write` puts the table into
+ * docs/browser.md between the `browser-bench` markers; `--rounds N` (default 5), `--mib N` (default 64),
+ * `--bulk` (the bulk figures only); MUXWIRE_BENCH_OPTIONS (JSON) adds options to both sides' sessions.
+ * @module
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { chromium } from 'playwright-core';
+import { WebSocketServer } from 'ws';
+
+const args = process.argv.slice(2);
+const option = (name: string, fallback: number): number => {
+  const index = args.indexOf(name);
+  return index >= 0 ? Number(args[index + 1]) : fallback;
+};
+const ROUNDS = option('--rounds', 5);
+const ONLY_BULK = args.includes('--bulk');
+const MIB = option('--mib', 64);
+const WRITE = args.includes('--write');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const require = createRequire(import.meta.url);
+
+const muxwire = await import('muxwire');
+const webEntry = require.resolve('muxwire/web');
+const bundle = (await build({
+  entryPoints: [webEntry], bundle: true, format: 'iife', globalName: 'muxwire', write: false, platform: 'browser',
+  target: 'es2022', logLevel: 'silent',
+})).outputFiles[0]!.contents;
+
+/** Session (and transport) options for both sides, as JSON: MUXWIRE_BENCH_OPTIONS='{"initialWindow":16777216}'. */
+const EXTRA = JSON.parse(process.env.MUXWIRE_BENCH_OPTIONS ?? '{}') as Record<string, unknown>;
+const TOTAL = MIB * 1024 * 1024;
+const PIECE = 64 * 1024;
+const payload = Buffer.alloc(PIECE, 7);
+
+// --- the servers: the page, a muxwire WebSocket server, a raw WebSocket server ---
+const httpServer = http.createServer((request, response) => {
+  if (request.url === '/muxwire.js') response.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle);
+  else response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><script src="/muxwire.js"></script>');
+});
+const muxServer = muxwire.createWebSocketServer({ port: 0, host: '127.0.0.1', keepAliveInterval: 0, ...EXTRA }, (session) => {
+  session.on('channel', (channel) => {
+    channel.once('data', (first: Buffer) => {
+      if (first[0] === 0x55 /* U: count, answer the total */) {
+        let count = first.length - 1;
+        channel.on('data', (chunk: Buffer) => { count += chunk.length; });
+        channel.on('end', () => channel.end(String(count)));
+      } else if (first[0] === 0x44 /* D: send TOTAL bytes */) {
+        let sent = 0;
+        const pump = (): void => {
+          while (sent < TOTAL) {
+            sent += PIECE;
+            if (!channel.write(payload)) {
+              channel.once('drain', pump);
+              return;
+            }
+          }
+          channel.end();
+        };
+        pump();
+      } else {
+        channel.write(first); // E: echo
+        channel.pipe(channel);
+      }
+    });
+  });
+});
+const rawServer = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+rawServer.on('connection', (socket) => {
+  let count = 0;
+  socket.on('message', (data: Buffer) => {
+    if (data.length === 1 && data[0] === 0x44) {
+      // Download: keep about 1 MiB in flight, as muxwire's transport does.
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < TOTAL && socket.bufferedAmount < 1024 * 1024) {
+          sent += PIECE;
+          socket.send(payload, sent >= TOTAL ? undefined : () => { if (socket.bufferedAmount < 256 * 1024) pump(); });
+        }
+      };
+      pump();
+      return;
+    }
+    count += data.length;
+    if (count >= TOTAL) socket.send(String(count));
+  });
+});
+await Promise.all([
+  new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve)),
+  new Promise<void>((resolve) => muxServer.once('listening', () => resolve())),
+  new Promise<void>((resolve) => rawServer.once('listening', () => resolve())),
+]);
+const muxUrl = `ws://127.0.0.1:${(muxServer.address() as AddressInfo).port}/`;
+const rawUrl = `ws://127.0.0.1:${(rawServer.address() as AddressInfo).port}/`;
+
+const profile = mkdtempSync(path.join(os.tmpdir(), 'muxwire-bench-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.MUXWIRE_CHROMIUM ?? '/usr/bin/chromium', headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const page = await context.newPage();
+await page.goto(`http://127.0.0.1:${(httpServer.address() as AddressInfo).port}/`);
+
+type Mux = typeof import('muxwire/web');
+declare const window: { muxwire: Mux };
+
+/** MB/s (10^6 bytes) of one transfer measured in the page. */
+async function rawUpload(): Promise<number> {
+  return page.evaluate(async ([url, total, piece]) => {
+    const socket = new WebSocket(url);
+    socket.binaryType = 'arraybuffer';
+    await new Promise((resolve) => { socket.onopen = resolve; });
+    const answered = new Promise((resolve) => { socket.onmessage = resolve; });
+    const data = new Uint8Array(piece);
+    const started = performance.now();
+    for (let sent = 0; sent < total; sent += piece) {
+      while (socket.bufferedAmount > 1024 * 1024) await new Promise((resolve) => setTimeout(resolve, 5));
+      socket.send(data);
+    }
+    await answered;
+    const ms = performance.now() - started;
+    socket.close();
+    return total / 1000 / ms;
+  }, [rawUrl, TOTAL, PIECE] as const);
+}
+
+async function rawDownload(): Promise<number> {
+  return page.evaluate(async ([url, total]) => {
+    const socket = new WebSocket(url);
+    socket.binaryType = 'arraybuffer';
+    await new Promise((resolve) => { socket.onopen = resolve; });
+    let received = 0;
+    const started = performance.now();
+    await new Promise<void>((resolve) => {
+      socket.onmessage = (event) => {
+        received += (event.data as ArrayBuffer).byteLength;
+        if (received >= total) resolve();
+      };
+      socket.send(new Uint8Array([0x44]));
+    });
+    const ms = performance.now() - started;
+    socket.close();
+    return total / 1000 / ms;
+  }, [rawUrl, TOTAL] as const);
+}
+
+async function muxUpload(): Promise<number> {
+  return page.evaluate(async ([url, total, piece, extra]) => {
+    const session = await window.muxwire.connectWebSocket(url, { keepAliveInterval: 0, ...extra });
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    const reader = channel.readable.getReader();
+    const answer = reader.read();
+    const started = performance.now();
+    await writer.write(new Uint8Array([0x55]));
+    for (let sent = 0; sent < total; sent += piece) await writer.write(new Uint8Array(piece));
+    await writer.close();
+    const { value } = await answer;
+    const ms = performance.now() - started;
+    if (Number(new TextDecoder().decode(value)) !== total) throw new Error('the server counted other bytes');
+    await reader.read();
+    await session.close();
+    return total / 1000 / ms;
+  }, [muxUrl, TOTAL, PIECE, EXTRA] as const);
+}
+
+async function muxDownload(): Promise<number> {
+  return page.evaluate(async ([url, total, extra]) => {
+    const session = await window.muxwire.connectWebSocket(url, { keepAliveInterval: 0, ...extra });
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    const started = performance.now();
+    await writer.write(new Uint8Array([0x44]));
+    await writer.close();
+    let received = 0;
+    const reader = channel.readable.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received += value.length;
+    }
+    const ms = performance.now() - started;
+    if (received !== total) throw new Error(`received ${received}`);
+    await session.close();
+    return total / 1000 / ms;
+  }, [muxUrl, TOTAL, EXTRA] as const);
+}
+
+/** Channels per second: `count` channels dialled at once, each writing one byte and reading its echo. */
+async function muxOpen(count: number): Promise<number> {
+  return page.evaluate(async ([url, n]) => {
+    const session = await window.muxwire.connectWebSocket(url, {
+      keepAliveInterval: 0, maxStreams: 100_000, acceptBacklog: 100_000, ackBacklog: 100_000,
+    });
+    const started = performance.now();
+    await Promise.all(Array.from({ length: n }, async () => {
+      const channel = session.dial();
+      const writer = channel.writable.getWriter();
+      await writer.write(new Uint8Array([0x45]));
+      await writer.close();
+      const reader = channel.readable.getReader();
+      while (!(await reader.read()).done);
+    }));
+    const ms = performance.now() - started;
+    await session.close();
+    return n / (ms / 1000);
+  }, [muxUrl, count] as const);
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+const figures: Record<string, number[]> = {
+  rawUp: [], muxUp: [], rawDown: [], muxDown: [], open1k: [], open10k: [],
+};
+for (let round = 0; round < ROUNDS; round++) {
+  // Alternate which goes first, so a drift of the shared machine touches both.
+  const pairs: [string, () => Promise<number>][] = [['rawUp', rawUpload], ['muxUp', muxUpload], ['rawDown', rawDownload], ['muxDown', muxDownload]];
+  if (round % 2 === 1) pairs.reverse();
+  for (const [name, fn] of pairs) figures[name]!.push(await fn());
+  if (!ONLY_BULK) {
+    figures.open1k!.push(await muxOpen(1000));
+    figures.open10k!.push(await muxOpen(10_000));
+  }
+  process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
+}
+const chromiumVersion = await page.evaluate(() => /Chrome\/([\d.]+)/.exec(navigator.userAgent)?.[1] ?? '?');
+await context.close();
+rmSync(profile, { recursive: true, force: true });
+for (const client of muxServer.clients) client.terminate();
+muxServer.close();
+rawServer.close();
+httpServer.closeAllConnections();
+httpServer.close();
+
+const fmt = (value: number, digits = 0): string => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const range = (values: number[]): string => `${fmt(Math.min(...values))}–${fmt(Math.max(...values))}`;
+const rows = [
+  `| bulk upload, page → Node, ${MIB} MiB | MB/s | ${fmt(median(figures.muxUp!))} (${range(figures.muxUp!)}) | ${fmt(median(figures.rawUp!))} (${range(figures.rawUp!)}) | ${fmt(median(figures.muxUp!) / median(figures.rawUp!), 2)}x |`,
+  `| bulk download, Node → page, ${MIB} MiB | MB/s | ${fmt(median(figures.muxDown!))} (${range(figures.muxDown!)}) | ${fmt(median(figures.rawDown!))} (${range(figures.rawDown!)}) | ${fmt(median(figures.muxDown!) / median(figures.rawDown!), 2)}x |`,
+  ...(ONLY_BULK ? [] : [
+    `| open 1,000 channels from the page | channels/s | ${fmt(median(figures.open1k!))} (${range(figures.open1k!)}) | | |`,
+    `| open 10,000 channels from the page | channels/s | ${fmt(median(figures.open10k!))} (${range(figures.open10k!)}) | | |`,
+  ]),
+];
+const table = [
+  `${ROUNDS} rounds, ${new Date().toISOString().slice(0, 10)}, Chromium ${chromiumVersion} (Debian), Node ${process.version}, ` +
+    `${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')} at the end; median (range):`,
+  '',
+  '| figure | unit | muxwire/web | raw WebSocket | muxwire / raw |',
+  '|---|---|---:|---:|---:|',
+  ...rows,
+].join('\n');
+console.log(table);
+if (WRITE) {
+  const file = path.join(root, 'docs/browser.md');
+  const text = readFileSync(file, 'utf8');
+  const start = text.indexOf('<!-- browser-bench -->');
+  const end = text.indexOf('<!-- /browser-bench -->');
+  if (start < 0 || end < start) throw new Error('docs/browser.md lacks the browser-bench markers');
+  writeFileSync(file, `${text.slice(0, start)}<!-- browser-bench -->\n${table}\n${text.slice(end)}`);
+  console.log('written to docs/browser.md');
+}

@@ -1,0 +1,63 @@
+/**
+ * The shared secret of a tunnel: reading it (from a file or the environment, never argv), comparing it in
+ * constant time, and making a new one.
+ * @module
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { TokenSource } from './args.js';
+import { TunnelError } from './errors.js';
+
+/**
+ * Shortest token accepted. A token is the only thing between the internet and every --allow target, so
+ * one short enough to guess in the time the failure delay allows is refused outright.
+ */
+export const MIN_TOKEN_LENGTH = 16;
+/** Longest token read (a token file that is really something else should not be read whole). */
+export const MAX_TOKEN_LENGTH = 1024;
+/**
+ * How long the server waits before answering a wrong token. It slows guessing to one try per second per
+ * connection and costs a legitimate user who mistyped only a second.
+ */
+export const AUTH_FAILURE_DELAY_MS = 1000;
+
+/** Reads and checks the token; surrounding whitespace (a file's final newline) is not part of it. */
+export async function loadToken(source: TokenSource, env: Record<string, string | undefined>): Promise<string> {
+  let raw: string;
+  let where: string;
+  if (source.kind === 'file') {
+    where = `token file ${source.path}`;
+    try {
+      raw = await readFile(source.path, 'utf8');
+    } catch (error) {
+      throw new TunnelError('ERR_TUNNEL_TOKEN', `cannot read the ${where}: ${(error as Error).message}`);
+    }
+  } else {
+    where = `environment variable ${source.name}`;
+    raw = env[source.name] ?? '';
+  }
+  const token = raw.trim();
+  if (token.length < MIN_TOKEN_LENGTH) {
+    throw new TunnelError('ERR_TUNNEL_TOKEN', `the ${where} holds ${token.length === 0 ? 'no token' : 'a token shorter '
+      + `than ${MIN_TOKEN_LENGTH} characters`} (make one with: muxwire token > FILE)`);
+  }
+  if (token.length > MAX_TOKEN_LENGTH) {
+    throw new TunnelError('ERR_TUNNEL_TOKEN', `the ${where} holds more than ${MAX_TOKEN_LENGTH} characters: not a token`);
+  }
+  return token;
+}
+
+/**
+ * Compares a presented token with the expected one in time independent of where they differ. Both are
+ * hashed first so that the comparison also takes the same time whatever their lengths.
+ */
+export function tokensMatch(presented: string, expected: string): boolean {
+  const a = createHash('sha256').update(presented, 'utf8').digest();
+  const b = createHash('sha256').update(expected, 'utf8').digest();
+  return timingSafeEqual(a, b);
+}
+
+/** A new token: 32 random bytes, base64url (43 characters). */
+export function newToken(): string {
+  return randomBytes(32).toString('base64url');
+}

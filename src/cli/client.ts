@@ -1,0 +1,204 @@
+/**
+ * `muxwire client`: opens the -L listeners, connects to the server (TCP or TLS), authenticates and announces
+ * its forwards on the control channel, carries each -L connection over a channel and answers the server's
+ * -R channels; reconnects when the session is lost, keeping the -L listeners up meanwhile.
+ * @module
+ */
+import type net from 'node:net';
+import { type Channel, Session } from '../index.js';
+import { type ClientConfig, type ForwardSpec, TOKEN_ENV, formatAddress } from './args.js';
+import { loadToken } from './auth.js';
+import { FATAL_CODES, TunnelError } from './errors.js';
+import { type Decision, type ForwardContext, answer, boundPort, carry, listenForward } from './forwards.js';
+import {
+  type AnnouncedForward, type ConnectRequest, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, type RemoteRequest, TUNNEL_SESSION_OPTIONS, encode, expectMessage,
+} from './protocol.js';
+import { Reconnector } from './reconnect.js';
+import { type Reporter, Traffic } from './status.js';
+import { clientTlsOptions, dialServer } from './transport.js';
+
+/** A running client. `done` settles when it stops by itself (a fatal error, retries exhausted). */
+export interface RunningClient {
+  /** The port each -L listens on, in the order given (the OS's pick where the spec said 0). */
+  localPorts: number[];
+  /** Rejects with the error that stopped the client; resolves after `stop()`. */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts the client: rejects at once when the token or a -L port cannot be had. */
+export async function runClient(config: ClientConfig, env: Record<string, string | undefined>, reporter: Reporter): Promise<RunningClient> {
+  const token = await loadToken(config.token, env);
+  const tlsOptions = clientTlsOptions(config);
+  const traffic = new Traffic();
+  const context: ForwardContext = { reporter, traffic };
+  const locals = config.forwards.filter((f) => f.kind === 'L');
+  const remotes = config.forwards.filter((f) => f.kind === 'R');
+  const announced: AnnouncedForward[] = [
+    ...locals.map((f): AnnouncedForward => ({ kind: 'L', host: f.host, port: f.hostPort })),
+    ...remotes.map((f): AnnouncedForward => ({ kind: 'R', bind: f.bind, port: f.port })),
+  ];
+  const server = config.ws?.href ?? formatAddress(config.server.host, config.server.port);
+  const controls = new WeakMap<Session, Channel>();
+  /** Every session not yet closed: the current one and those draining after a Go Away. */
+  const sessions = new Set<Session>();
+  let everUp = false;
+
+  /** Connects, authenticates, announces the forwards and checks the server's answers. */
+  async function establish(): Promise<Session> {
+    const socket = await dialServer(config.server, tlsOptions, config.tls?.fingerprint, config.ws, config.proxy);
+    const session = new Session(socket, 'client', TUNNEL_SESSION_OPTIONS);
+    try {
+      const control = session.dial();
+      control.on('error', () => {});
+      control.write(encode({ type: 'hello', version: PROTOCOL_VERSION, token, forwards: announced }));
+      const welcome = await expectMessage(control, HELLO_TIMEOUT_MS, 'welcome').catch((error: TunnelError) => {
+        if (error.code === 'ERR_TUNNEL_AUTH') {
+          throw new TunnelError('ERR_TUNNEL_AUTH', `the server ${server} refused the token (check --token-file or ${TOKEN_ENV})`);
+        }
+        // The session failing (a transport error, or bytes that are not yamux) or the connection closing
+        // before the welcome: most often a server that speaks TLS or WebSocket to a client that does not.
+        if (!(error instanceof TunnelError) || (error.code === 'ERR_TUNNEL_PROTOCOL' && session.state !== 'open')) {
+          throw new TunnelError('ERR_TUNNEL_UNREACHABLE', `the server ${server} closed the connection during the handshake `
+            + `(check that --tls and --ws match how it listens)${error instanceof TunnelError ? '' : `: ${(error as Error).message}`}`);
+        }
+        throw error;
+      });
+      const failed: TunnelError[] = [];
+      for (const [index, result] of welcome.results.entries()) {
+        const spec = index < locals.length ? locals[index]! : remotes[index - locals.length];
+        if (spec === undefined) continue;
+        if (!result.ok) {
+          failed.push(new TunnelError(result.code, `-${spec.kind} ${spec.text}: ${result.message}`));
+        } else if (spec.kind === 'R') {
+          reporter.event('remote-listening', `-R ${spec.text}: the server listens on ${formatAddress(spec.bind, result.port ?? spec.port)}`, {
+            forward: spec.text, bind: spec.bind, port: result.port ?? spec.port, host: spec.host, hostPort: spec.hostPort,
+          });
+        }
+      }
+      // Before the first session a refused forward is a mistake in the command line or the server's
+      // allow-lists: stop and say so. After it, keep what works (a refused -R bind may be held by the
+      // server's record of the previous session for a moment) and report the rest.
+      if (failed.length > 0 && !everUp) throw failed[0]!;
+      for (const error of failed) reporter.event('forward-refused', error.message, { code: error.code });
+      control.on('end', () => control.end());
+      control.resume(); // nothing more is read from it, but its end must be seen
+      controls.set(session, control);
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+      session.on('channel', (channel) => {
+        void answer(channel, 'remote', decideRemote, context);
+      });
+      return session;
+    } catch (error) {
+      session.destroy();
+      throw error;
+    }
+  }
+
+  const decideRemote = (request: ConnectRequest | RemoteRequest): Decision => {
+    // The index counts the forwards as announced in hello: the -L ones first, then the -R ones.
+    const { index } = request as RemoteRequest;
+    const spec = index >= locals.length ? remotes[index - locals.length] : undefined;
+    if (spec === undefined) return new TunnelError('ERR_TUNNEL_PROTOCOL', `the server asked for unknown -R number ${index}`);
+    return { host: spec.host, port: spec.hostPort };
+  };
+
+  let settle!: { resolve(): void; reject(error: Error): void };
+  const done = new Promise<void>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+
+  const reconnector = new Reconnector({
+    establish,
+    isFatal: (error) => error instanceof TunnelError && FATAL_CODES.has(error.code)
+      && (!everUp || error.code === 'ERR_TUNNEL_AUTH' || error.code === 'ERR_TUNNEL_CERT'),
+    maxDelay: config.reconnectMax,
+    retries: config.retries,
+    hooks: {
+      up(session, reconnects) {
+        everUp = true;
+        reporter.event('session-up', `connected to ${server}${config.tls === undefined ? '' : ' (TLS)'}${reconnects > 0 ? ` (reconnect ${reconnects})` : ''}`, {
+          server, reconnects,
+        });
+      },
+      down(session, reason) {
+        reporter.event('session-down', `lost the session with ${server}: ${reason}; reconnecting`, { server, reason });
+        // A Go Away leaves the session open for the channels in flight: let them finish, then end it.
+        controls.get(session)?.end();
+        void session.close({ timeout: config.drainTimeout }).catch(() => {});
+      },
+      retry(error, delayMs, failures) {
+        reporter.event('retry', `${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${failures + 1})`, {
+          code: (error as TunnelError).code, delayMs, failures,
+        });
+      },
+      giveUp(error) {
+        settle.reject(error);
+      },
+    },
+  });
+
+  const listeners: net.Server[] = [];
+  const localPorts: number[] = [];
+  try {
+    for (const spec of locals) listeners.push(await openLocal(spec));
+  } catch (error) {
+    for (const listener of listeners) listener.close();
+    throw error;
+  }
+
+  function openLocal(spec: ForwardSpec): Promise<net.Server> {
+    const label = `-L ${spec.text}`;
+    const request = { type: 'connect', host: spec.host, port: spec.hostPort } as const;
+    return listenForward(spec.bind, spec.port, label, (socket) => {
+      socket.on('error', () => {});
+      void reconnector.waitForSession(config.connectWait).then((session) => {
+        if (session === undefined) {
+          reporter.event('forward-failed', `${label}: no session with ${server} within ${config.connectWait} ms; connection reset`, { forward: spec.text });
+          if (!socket.destroyed) socket.resetAndDestroy();
+          return;
+        }
+        if (socket.destroyed) return;
+        void carry(socket, session, request, label, context);
+      });
+    }).then((listener) => {
+      localPorts.push(boundPort(listener));
+      reporter.event('local-listening', `${label}: listening on ${formatAddress(spec.bind, boundPort(listener))}`, {
+        forward: spec.text, bind: spec.bind, port: boundPort(listener), host: spec.host, hostPort: spec.hostPort,
+      });
+      return listener;
+    });
+  }
+
+  reconnector.start();
+  reporter.startStatus(() => ({
+    up: reconnector.current !== undefined,
+    rtt: reconnector.current?.rtt,
+    channels: reconnector.current?.channelCount ?? 0,
+    reconnects: reconnector.reconnects,
+  }), traffic);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    localPorts,
+    done,
+    stop(): Promise<void> {
+      stopping ??= (async () => {
+        for (const listener of listeners) listener.close();
+        reconnector.stop();
+        if (sessions.size > 0) {
+          reporter.event('stopping', `stopping: open connections get ${config.drainTimeout} ms to finish`);
+          await Promise.all([...sessions].map((session) => {
+            controls.get(session)?.end();
+            return session.close({ timeout: config.drainTimeout }).catch(() => {});
+          }));
+        }
+        reporter.event('stopped', 'stopped');
+        reporter.stop();
+        settle.resolve();
+      })();
+      return stopping;
+    },
+  };
+}

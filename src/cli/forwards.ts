@@ -1,0 +1,191 @@
+/**
+ * Forwarded connections: the listeners of -L (client) and -R (server), the channel each accepted connection
+ * becomes, the request that opens it and its answer, and the splice of socket and channel. Either side may
+ * play either part: the end that accepted the TCP connection "carries" it (dials a channel with a request),
+ * the other "answers" (checks the request, connects to the target, replies, splices).
+ * @module
+ */
+import net from 'node:net';
+import type { Channel, Session } from '../index.js';
+import { formatAddress } from './args.js';
+import { TunnelError, describeSocketError } from './errors.js';
+import { type ConnectRequest, type RemoteRequest, encode, expectMessage, readMessage } from './protocol.js';
+import type { Reporter, Traffic } from './status.js';
+
+/** How long the answering side may take to connect to the target and reply. */
+export const ANSWER_TIMEOUT_MS = 15_000;
+/** How long the answering side waits for the request at the start of a channel. */
+export const REQUEST_TIMEOUT_MS = 10_000;
+/** How long a connection to a target may take before it counts as unreachable. */
+export const TARGET_CONNECT_TIMEOUT_MS = 10_000;
+
+/** What the answering side decides for a request: a target to connect to, or a refusal. */
+export type Decision = { host: string; port: number } | TunnelError;
+
+/** Shared by every forwarded connection of one process. */
+export interface ForwardContext {
+  reporter: Reporter;
+  traffic: Traffic;
+}
+
+/**
+ * Joins a forwarded socket and its channel both ways, half-close included (each FIN becomes the other's
+ * end). A failure on either side aborts the other: a reset channel resets the socket (RST, so the program
+ * on the far end sees the break at once rather than a clean end of data), a failed socket resets the channel.
+ */
+function splice(socket: net.Socket, channel: Channel): void {
+  channel.pipe(socket);
+  socket.on('close', (hadError) => {
+    if (hadError && !channel.destroyed) channel.destroy();
+  });
+  channel.on('close', () => {
+    if (channel.failure !== undefined && !socket.destroyed) socket.resetAndDestroy();
+  });
+}
+
+/** Silences a stream's errors: the splice and the close handlers above deal with failures. */
+function ignoreErrors(stream: NodeJS.EventEmitter): void {
+  stream.on('error', () => {});
+}
+
+/**
+ * Carries one accepted connection: dials a channel on `session`, sends `request`, and starts the socket's
+ * data right after it (no round trip before the first bytes); once the answer is `ok`, the channel's data
+ * flows back. A refusal or a timeout resets the socket and is reported with `label`.
+ */
+export async function carry(
+  socket: net.Socket, session: Session, request: ConnectRequest | RemoteRequest, label: string, context: ForwardContext,
+): Promise<void> {
+  ignoreErrors(socket);
+  let channel: Channel;
+  try {
+    channel = session.dial();
+  } catch (error) {
+    context.reporter.event('forward-failed', `${label}: no channel (${(error as Error).message}); connection reset`, {
+      forward: label, code: (error as { code?: string }).code,
+    });
+    socket.resetAndDestroy();
+    return;
+  }
+  ignoreErrors(channel);
+  context.traffic.track(socket);
+  channel.write(encode(request));
+  socket.pipe(channel);
+  socket.on('close', (hadError) => {
+    if (hadError && !channel.destroyed) channel.destroy();
+  });
+  try {
+    await expectMessage(channel, ANSWER_TIMEOUT_MS, 'ok');
+  } catch (error) {
+    const e = error as TunnelError;
+    context.reporter.event('forward-failed', `${label}: ${e.message}; connection reset`, { forward: label, code: e.code });
+    if (!socket.destroyed) socket.resetAndDestroy();
+    channel.destroy();
+    return;
+  }
+  if (socket.destroyed) {
+    channel.destroy();
+    return;
+  }
+  splice(socket, channel);
+}
+
+/** Refuses a request: the reason goes back on the channel, whose further data is dropped. */
+function refuse(channel: Channel, error: TunnelError): void {
+  channel.end(encode({ type: 'error', code: error.code, message: error.message }));
+  channel.closeRead();
+}
+
+/** Connects to a forward's target, with a bound on how long it may take. */
+export function connectTarget(host: string, port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+    const fail = (error: unknown): void => {
+      socket.destroy();
+      reject(new TunnelError('ERR_TUNNEL_CONNECT', `cannot connect to ${formatAddress(host, port)}: ${describeSocketError(error)}`));
+    };
+    const timer = setTimeout(() => fail(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), TARGET_CONNECT_TIMEOUT_MS);
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      fail(error);
+    });
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+  });
+}
+
+/**
+ * Answers a channel the peer opened for a forwarded connection: reads its request, lets `decide` check it
+ * (refusals go back to the peer and are reported here too), connects to the target, replies `ok` and splices.
+ */
+export async function answer(
+  channel: Channel, expected: 'connect' | 'remote', decide: (request: ConnectRequest | RemoteRequest) => Decision,
+  context: ForwardContext,
+): Promise<void> {
+  ignoreErrors(channel);
+  let request: ConnectRequest | RemoteRequest;
+  try {
+    const message = await readMessage(channel, REQUEST_TIMEOUT_MS);
+    if (message.type !== expected) throw new TunnelError('ERR_TUNNEL_PROTOCOL', `control protocol: expected ${expected}, got ${message.type}`);
+    request = message as ConnectRequest | RemoteRequest;
+  } catch (error) {
+    const e = error as TunnelError;
+    context.reporter.event('forward-failed', `a forwarded channel failed: ${e.message}`, { code: e.code });
+    channel.destroy();
+    return;
+  }
+  const decision = decide(request);
+  if (decision instanceof TunnelError) {
+    context.reporter.event(decision.code === 'ERR_TUNNEL_DENIED' ? 'denied' : 'forward-failed', decision.message, {
+      code: decision.code, ...request,
+    });
+    refuse(channel, decision);
+    return;
+  }
+  let socket: net.Socket;
+  try {
+    socket = await connectTarget(decision.host, decision.port);
+  } catch (error) {
+    const e = error as TunnelError;
+    context.reporter.event('forward-failed', e.message, { code: e.code, host: decision.host, port: decision.port });
+    refuse(channel, e);
+    return;
+  }
+  ignoreErrors(socket);
+  if (channel.destroyed) {
+    socket.resetAndDestroy();
+    return;
+  }
+  context.traffic.track(socket);
+  channel.write(encode({ type: 'ok' }));
+  socket.pipe(channel);
+  splice(socket, channel);
+}
+
+/**
+ * Opens a TCP listener for a forward; a port in use (or any other failure) becomes `ERR_TUNNEL_LISTEN`
+ * naming the forward. Sockets keep half-close (`allowHalfOpen`) so that a FIN crosses the tunnel as one.
+ */
+export function listenForward(
+  bind: string, port: number, what: string, onConnection: (socket: net.Socket) => void,
+): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+    server.once('error', (error) => {
+      reject(new TunnelError('ERR_TUNNEL_LISTEN', `cannot listen on ${formatAddress(bind, port)} for ${what}: ${describeSocketError(error)}`));
+    });
+    server.listen({ host: bind, port, backlog: 1024 }, () => {
+      server.removeAllListeners('error');
+      server.on('error', () => {});
+      resolve(server);
+    });
+  });
+}
+
+/** The port a listener got (the one asked for, or the OS's pick for port 0). */
+export function boundPort(server: net.Server): number {
+  return (server.address() as net.AddressInfo).port;
+}

@@ -1,0 +1,83 @@
+/**
+ * The `muxwire` command as a function: parses argv, runs the subcommand, handles SIGINT/SIGTERM (the first
+ * shuts down gracefully, a second exits at once) and returns the exit code: 0 done, 1 failed, 2 usage.
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import { type Command, UsageError, parseCommand } from './args.js';
+import { newToken } from './auth.js';
+import { runClient } from './client.js';
+import { TunnelError } from './errors.js';
+import { runServer } from './server.js';
+import { Reporter } from './status.js';
+
+/** Exit code after a second signal: the conventional 128 + SIGINT. */
+const FORCED_EXIT_CODE = 130;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Runs the command; resolves to the process's exit code. */
+export async function main(argv: string[], env: Record<string, string | undefined>): Promise<number> {
+  let command: Command;
+  try {
+    command = parseCommand(argv, env);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`muxwire: ${error.message}\n(muxwire --help shows the usage)\n`);
+    return 2;
+  }
+  switch (command.command) {
+    case 'help':
+      process.stdout.write(command.text);
+      return 0;
+    case 'version':
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    case 'token':
+      process.stdout.write(`${newToken()}\n`);
+      return 0;
+    default:
+      break;
+  }
+  // A reader of the events that goes away (`muxwire ... --json | head`) must not take the tunnel down.
+  process.stdout.on('error', () => {});
+  const reporter = new Reporter(command.json);
+  const fail = (error: unknown): number => {
+    const message = error instanceof TunnelError ? error.message : `unexpected failure: ${(error as Error)?.stack ?? String(error)}`;
+    reporter.event('fatal', message, { code: (error as { code?: string })?.code });
+    return 1;
+  };
+  let running: { stop(): Promise<void>; done: Promise<void> };
+  try {
+    if (command.command === 'server') {
+      const server = await runServer(command, env, reporter);
+      running = { stop: () => server.stop(), done: new Promise(() => {}) };
+    } else {
+      running = await runClient(command, env, reporter);
+    }
+  } catch (error) {
+    return fail(error);
+  }
+  let signals = 0;
+  const stopped = new Promise<number>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals += 1;
+      if (signals > 1) {
+        reporter.event('forced', `${signal} again: exiting without waiting`);
+        process.exit(FORCED_EXIT_CODE);
+      }
+      reporter.event('signal', `${signal}: shutting down gracefully (${signal} again to exit at once)`, { signal });
+      void running.stop().then(() => resolve(0));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  return Promise.race([stopped, running.done.then(() => 0, async (error) => {
+    const code = fail(error);
+    await running.stop();
+    return code;
+  })]);
+}

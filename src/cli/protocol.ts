@@ -1,0 +1,185 @@
+/**
+ * The tunnel's control protocol (docs/tunnel.md): the messages client and server exchange on top of the
+ * muxwire session, how they are framed (a 2-byte big-endian length, then that many bytes of UTF-8 JSON),
+ * and their validation. Anything malformed becomes a `TunnelError` with code `ERR_TUNNEL_PROTOCOL`.
+ * @module
+ */
+import type { Readable } from 'node:stream';
+import type { SessionOptions } from '../index.js';
+import { TunnelError, type TunnelErrorCode } from './errors.js';
+
+/** The protocol version in `hello` and `welcome`; a server refuses a client of another version. */
+export const PROTOCOL_VERSION = 1;
+/** Largest message accepted: a hello with hundreds of forwards fits; a runaway length does not allocate. */
+export const MAX_MESSAGE_BYTES = 16 * 1024;
+/** How long a new connection has to open its control channel and say hello. */
+export const HELLO_TIMEOUT_MS = 10_000;
+/**
+ * Session options of both ends of a tunnel: keep-alive every 10 s so a dead peer is noticed within about
+ * 20 s (the client then reconnects); an accept backlog large enough for a burst of connections that arrive
+ * before the handshake's listener is installed.
+ */
+export const TUNNEL_SESSION_OPTIONS: SessionOptions = { keepAliveInterval: 10_000, keepAliveTimeout: 10_000, acceptBacklog: 1024 };
+
+/** A forward as the client announces it in `hello`: what the server must allow (-L) or open (-R). */
+export type AnnouncedForward =
+  | { kind: 'L'; host: string; port: number }
+  | { kind: 'R'; bind: string; port: number };
+
+/** The result of one announced forward in `welcome`: for -R, the port the server listens on. */
+export type ForwardResult = { ok: true; port?: number } | { ok: false; code: TunnelErrorCode; message: string };
+
+export interface Hello { type: 'hello'; version: number; token: string; forwards: AnnouncedForward[] }
+export interface Welcome { type: 'welcome'; version: number; results: ForwardResult[] }
+export interface Refusal { type: 'error'; code: TunnelErrorCode; message: string }
+/** First message on a channel the client opens for an -L connection. */
+export interface ConnectRequest { type: 'connect'; host: string; port: number }
+/** First message on a channel the server opens for an -R connection: which announced forward it is. */
+export interface RemoteRequest { type: 'remote'; index: number }
+export interface Accepted { type: 'ok' }
+
+export type Message = Hello | Welcome | Refusal | ConnectRequest | RemoteRequest | Accepted;
+
+/** Encodes one message with its length prefix. */
+export function encode(message: Message): Buffer {
+  const body = Buffer.from(JSON.stringify(message), 'utf8');
+  if (body.length > MAX_MESSAGE_BYTES) throw new RangeError(`control message of ${body.length} bytes is too large`);
+  const frame = Buffer.allocUnsafe(2 + body.length);
+  frame.writeUInt16BE(body.length, 0);
+  body.copy(frame, 2);
+  return frame;
+}
+
+function protocolError(message: string): TunnelError {
+  return new TunnelError('ERR_TUNNEL_PROTOCOL', `control protocol: ${message}`);
+}
+
+/**
+ * Reads exactly one message from the start of `stream` and puts back whatever followed it, so the stream
+ * can then be piped as plain data. Rejects with a `TunnelError` when the stream ends or fails first, the
+ * frame is malformed, or `timeoutMs` passes.
+ */
+export function readMessage(stream: Readable, timeoutMs: number): Promise<Message> {
+  return new Promise<Message>((resolve, reject) => {
+    let buffered: Buffer = Buffer.alloc(0);
+    const finish = (error: Error | undefined, message?: Message): void => {
+      clearTimeout(timer);
+      stream.off('readable', onReadable);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.off('close', onEnd);
+      if (error !== undefined) reject(error);
+      else resolve(message!);
+    };
+    const onReadable = (): void => {
+      let chunk: Buffer | null;
+      while ((chunk = stream.read() as Buffer | null) !== null) {
+        buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+        if (buffered.length < 2) continue;
+        const length = buffered.readUInt16BE(0);
+        if (length > MAX_MESSAGE_BYTES) {
+          finish(protocolError(`message of ${length} bytes exceeds ${MAX_MESSAGE_BYTES}`));
+          return;
+        }
+        if (buffered.length < 2 + length) continue;
+        const rest = buffered.subarray(2 + length);
+        if (rest.length > 0) stream.unshift(rest);
+        let message: Message;
+        try {
+          message = validate(JSON.parse(buffered.toString('utf8', 2, 2 + length)));
+        } catch (error) {
+          finish(error instanceof TunnelError ? error : protocolError('message is not JSON'));
+          return;
+        }
+        finish(undefined, message);
+        return;
+      }
+    };
+    const onEnd = (): void => finish(protocolError('the channel ended before a complete message'));
+    const onError = (error: Error): void => finish(error);
+    const timer = setTimeout(() => finish(new TunnelError('ERR_TUNNEL_TIMEOUT', 'control protocol: no message in time')), timeoutMs);
+    stream.on('readable', onReadable);
+    stream.once('end', onEnd);
+    stream.once('error', onError);
+    stream.once('close', onEnd);
+    if (stream.readableEnded || stream.destroyed) onEnd();
+    else onReadable();
+  });
+}
+
+const CODES: ReadonlySet<string> = new Set<TunnelErrorCode>([
+  'ERR_TUNNEL_TOKEN', 'ERR_TUNNEL_AUTH', 'ERR_TUNNEL_DENIED', 'ERR_TUNNEL_CONNECT', 'ERR_TUNNEL_LISTEN',
+  'ERR_TUNNEL_UNREACHABLE', 'ERR_TUNNEL_CERT', 'ERR_TUNNEL_TLS', 'ERR_TUNNEL_PROTOCOL', 'ERR_TUNNEL_TIMEOUT',
+]);
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function str(value: unknown, what: string, max = 1024): string {
+  if (typeof value !== 'string' || value.length > max) throw protocolError(`${what} must be a string of at most ${max} characters`);
+  return value;
+}
+
+function int(value: unknown, what: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw protocolError(`${what} must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function code(value: unknown): TunnelErrorCode {
+  if (typeof value !== 'string' || !CODES.has(value)) throw protocolError('unknown error code');
+  return value as TunnelErrorCode;
+}
+
+function forward(value: unknown): AnnouncedForward {
+  if (!isRecord(value)) throw protocolError('a forward must be an object');
+  if (value.kind === 'L') return { kind: 'L', host: str(value.host, 'host', 255), port: int(value.port, 'port', 1, 65535) };
+  if (value.kind === 'R') return { kind: 'R', bind: str(value.bind, 'bind', 255), port: int(value.port, 'port', 0, 65535) };
+  throw protocolError('a forward\'s kind must be L or R');
+}
+
+function result(value: unknown): ForwardResult {
+  if (!isRecord(value) || typeof value.ok !== 'boolean') throw protocolError('a result must be an object with ok');
+  if (value.ok) return value.port === undefined ? { ok: true } : { ok: true, port: int(value.port, 'port', 1, 65535) };
+  return { ok: false, code: code(value.code), message: str(value.message, 'message') };
+}
+
+/** Checks a parsed message's shape field by field and returns a clean copy. */
+export function validate(value: unknown): Message {
+  if (!isRecord(value)) throw protocolError('a message must be an object');
+  switch (value.type) {
+    case 'hello': {
+      if (!Array.isArray(value.forwards) || value.forwards.length > 256) throw protocolError('forwards must be a list of at most 256');
+      return {
+        type: 'hello', version: int(value.version, 'version', 0, 1e6), token: str(value.token, 'token'),
+        forwards: value.forwards.map(forward),
+      };
+    }
+    case 'welcome': {
+      if (!Array.isArray(value.results) || value.results.length > 256) throw protocolError('results must be a list of at most 256');
+      return { type: 'welcome', version: int(value.version, 'version', 0, 1e6), results: value.results.map(result) };
+    }
+    case 'error':
+      return { type: 'error', code: code(value.code), message: str(value.message, 'message') };
+    case 'connect':
+      return { type: 'connect', host: str(value.host, 'host', 255), port: int(value.port, 'port', 1, 65535) };
+    case 'remote':
+      return { type: 'remote', index: int(value.index, 'index', 0, 255) };
+    case 'ok':
+      return { type: 'ok' };
+    default:
+      throw protocolError(`unknown message type ${JSON.stringify(String(value.type)).slice(0, 40)}`);
+  }
+}
+
+/** Reads one message and checks it is of one of the `expected` types (an `error` message becomes a rejection). */
+export async function expectMessage<T extends Message['type']>(
+  stream: Readable, timeoutMs: number, expected: T,
+): Promise<Extract<Message, { type: T }>> {
+  const message = await readMessage(stream, timeoutMs);
+  if (message.type === 'error' && expected !== 'error') throw new TunnelError(message.code, message.message);
+  if (message.type !== expected) throw protocolError(`expected ${expected}, got ${message.type}`);
+  return message as Extract<Message, { type: T }>;
+}

@@ -1,0 +1,204 @@
+/**
+ * The client's session over time: connect, keep the session while it lives, and after a failure or a
+ * server's Go Away connect again, waiting between failed attempts with exponential backoff and jitter.
+ * New forwarded connections wait here for a session (up to a timeout) while there is none.
+ * @module
+ */
+import type { Session } from '../index.js';
+
+/** The first wait after a failed attempt; doubling from here reaches a second after four failures. */
+export const INITIAL_DELAY_MS = 100;
+
+/**
+ * The wait before attempt `failures + 1`: exponential (`initial * 2^failures`, capped at `max`), of which
+ * the upper half is random ("equal jitter"), so that many clients cut off at once do not come back in step,
+ * yet none retries sooner than half the nominal delay.
+ */
+export function backoffDelay(failures: number, initial: number, max: number, random: () => number = Math.random): number {
+  const nominal = Math.min(max, initial * 2 ** Math.min(failures, 30));
+  return Math.round(nominal / 2 + random() * (nominal / 2));
+}
+
+/**
+ * The shortest time between two attempts when a forwarded connection is waiting for the session: such a
+ * connection cuts the backoff short (its user is waiting now, and the server may be back), but a burst of
+ * connections still makes at most four attempts a second.
+ */
+export const DEMAND_INTERVAL_MS = 250;
+
+/** What the reconnector tells its owner. */
+export interface ReconnectHooks {
+  /** A session is up (after its handshake). */
+  up(session: Session, reconnects: number): void;
+  /** The session ended or was told to go away; a new one is being made. */
+  down(session: Session, reason: string): void;
+  /** An attempt failed; the next comes after `delayMs`. */
+  retry(error: Error, delayMs: number, failures: number): void;
+  /** The loop stopped for good: the error cannot be fixed by retrying, or the retries ran out. */
+  giveUp(error: Error): void;
+}
+
+interface Waiter {
+  resolve(session: Session | undefined): void;
+  timer: NodeJS.Timeout;
+}
+
+/** Keeps a client session up: `establish` makes one (connect and handshake), or rejects. */
+export class Reconnector {
+  readonly #establish: () => Promise<Session>;
+  readonly #isFatal: (error: Error) => boolean;
+  readonly #hooks: ReconnectHooks;
+  readonly #maxDelay: number;
+  readonly #retries: number;
+  readonly #waiters = new Set<Waiter>();
+  readonly #stopped = new AbortController();
+  #current: Session | undefined;
+  #reconnects = 0;
+  /** Ends the backoff wait early, while there is one. */
+  #wake: (() => void) | undefined;
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #lastAttempt = 0;
+  #loop: Promise<void> | undefined;
+
+  constructor(options: {
+    establish: () => Promise<Session>; isFatal: (error: Error) => boolean; hooks: ReconnectHooks; maxDelay: number; retries: number;
+  }) {
+    this.#establish = options.establish;
+    this.#isFatal = options.isFatal;
+    this.#hooks = options.hooks;
+    this.#maxDelay = options.maxDelay;
+    this.#retries = options.retries;
+  }
+
+  /** The session new connections go to, if one is up. */
+  get current(): Session | undefined {
+    return this.#current;
+  }
+
+  /** Sessions made after the first. */
+  get reconnects(): number {
+    return this.#reconnects;
+  }
+
+  /** Starts the loop (once). */
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Resolves to the current session, or to the next one up within `timeoutMs`, else to undefined. */
+  waitForSession(timeoutMs: number): Promise<Session | undefined> {
+    if (this.#current !== undefined) return Promise.resolve(this.#current);
+    if (this.#stopped.signal.aborted) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        resolve,
+        timer: setTimeout(() => {
+          this.#waiters.delete(waiter);
+          resolve(undefined);
+        }, timeoutMs),
+      };
+      this.#waiters.add(waiter);
+      this.#hurry();
+    });
+  }
+
+  /** A connection is waiting: ends the backoff wait, at most every {@link DEMAND_INTERVAL_MS}. */
+  #hurry(): void {
+    if (this.#wake === undefined || this.#wakeTimer !== undefined) return;
+    const wait = Math.max(0, this.#lastAttempt + DEMAND_INTERVAL_MS - performance.now());
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeTimer = undefined;
+      this.#wake?.();
+    }, wait);
+  }
+
+  /** Stops reconnecting; waiting connections get no session. Returns the session that was up, if any. */
+  stop(): Session | undefined {
+    this.#stopped.abort();
+    clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = undefined;
+    this.#wake?.();
+    this.#settleWaiters(undefined);
+    const session = this.#current;
+    this.#current = undefined;
+    return session;
+  }
+
+  #settleWaiters(session: Session | undefined): void {
+    for (const waiter of this.#waiters) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(session);
+    }
+    this.#waiters.clear();
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#stopped.signal;
+    let failures = 0;
+    let sessions = 0;
+    while (!signal.aborted) {
+      let session: Session;
+      try {
+        this.#lastAttempt = performance.now();
+        session = await this.#establish();
+      } catch (error) {
+        if (signal.aborted) return;
+        failures += 1;
+        if (this.#isFatal(error as Error) || failures > this.#retries) {
+          this.stop();
+          this.#hooks.giveUp(error as Error);
+          return;
+        }
+        const delay = backoffDelay(failures - 1, INITIAL_DELAY_MS, this.#maxDelay);
+        this.#hooks.retry(error as Error, delay, failures);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(wake, delay);
+          function wake(): void {
+            clearTimeout(timer);
+            resolve();
+          }
+          this.#wake = wake;
+          if (this.#waiters.size > 0) this.#hurry();
+        });
+        this.#wake = undefined;
+        clearTimeout(this.#wakeTimer);
+        this.#wakeTimer = undefined;
+        continue;
+      }
+      if (signal.aborted) {
+        session.destroy();
+        return;
+      }
+      failures = 0;
+      if (sessions > 0) this.#reconnects += 1;
+      sessions += 1;
+      this.#current = session;
+      this.#hooks.up(session, this.#reconnects);
+      this.#settleWaiters(session);
+      const reason = await sessionGone(session);
+      if (this.#current === session) this.#current = undefined;
+      if (signal.aborted) return;
+      this.#hooks.down(session, reason);
+    }
+  }
+}
+
+/** Resolves when `session` closes or its peer sends Go Away (it is no use for new channels either way). */
+function sessionGone(session: Session): Promise<string> {
+  return new Promise((resolve) => {
+    const onClose = (error?: Error): void => {
+      session.off('goaway', onGoAway);
+      resolve(error === undefined ? 'the session closed' : error.message);
+    };
+    const onGoAway = (): void => {
+      session.off('close', onClose);
+      resolve('the server sent Go Away (shutting down)');
+    };
+    if (session.state !== 'open') {
+      resolve('the session closed');
+      return;
+    }
+    session.once('close', onClose);
+    session.once('goaway', onGoAway);
+  });
+}

@@ -1,0 +1,222 @@
+/**
+ * `muxwire server`: accepts clients over TCP or TLS, authenticates each on its control channel, opens the
+ * -R listeners it asks for (when --allow-remote admits them), and connects its -L channels to targets that
+ * --allow admits. Nothing is forwarded before authentication, and everything is denied unless allowed.
+ * @module
+ */
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Channel, Session } from '../index.js';
+import { type ServerConfig, allowed, formatAddress } from './args.js';
+import { AUTH_FAILURE_DELAY_MS, loadToken, tokensMatch } from './auth.js';
+import { TunnelError } from './errors.js';
+import { type Decision, type ForwardContext, answer, boundPort, carry, listenForward } from './forwards.js';
+import {
+  type ConnectRequest, type ForwardResult, HELLO_TIMEOUT_MS, type Hello, PROTOCOL_VERSION, type RemoteRequest, TUNNEL_SESSION_OPTIONS, encode,
+  expectMessage,
+} from './protocol.js';
+import { type Reporter, Traffic } from './status.js';
+import { listenTunnel } from './transport.js';
+
+/**
+ * Connections at once that have not finished their handshake (a wrong token holds one for a second).
+ * Beyond it new connections are closed at once, so a flood of guesses costs the server a bounded amount.
+ */
+export const MAX_PENDING_HANDSHAKES = 256;
+
+/** A running server; `stop()` shuts it down gracefully (Go Away, drain with a timeout). */
+export interface RunningServer {
+  port: number;
+  stop(): Promise<void>;
+}
+
+interface ClientState {
+  session: Session;
+  remote: string;
+  listeners: net.Server[];
+  /** The control channel, once authenticated: ended on shutdown so that the session can drain and close. */
+  control?: Channel;
+}
+
+/** Starts the server; rejects with a `TunnelError` when the token cannot be read or the port cannot be bound. */
+export async function runServer(config: ServerConfig, env: Record<string, string | undefined>, reporter: Reporter): Promise<RunningServer> {
+  const token = await loadToken(config.token, env);
+  const traffic = new Traffic();
+  const context: ForwardContext = { reporter, traffic };
+  const clients = new Set<ClientState>();
+  let stopping = false;
+  let pendingHandshakes = 0;
+
+  const onConnection = (transport: Duplex, remote: string): void => {
+    if (stopping) {
+      transport.destroy();
+      return;
+    }
+    if (pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
+      reporter.event('handshake-failed', `client ${remote} refused: ${MAX_PENDING_HANDSHAKES} handshakes already in progress`, {
+        remote, code: 'ERR_TUNNEL_TIMEOUT',
+      });
+      transport.destroy();
+      return;
+    }
+    const session = new Session(transport, 'server', TUNNEL_SESSION_OPTIONS);
+    const state: ClientState = { session, remote, listeners: [] };
+    clients.add(state);
+    session.once('close', (error?: Error) => {
+      clients.delete(state);
+      for (const listener of state.listeners) listener.close();
+      // Before authentication the handshake's own failure report says what happened.
+      if (state.control !== undefined) {
+        reporter.event('client-down', `client ${remote} disconnected${error === undefined ? '' : ` (${error.message})`}`, { remote });
+      }
+    });
+    pendingHandshakes += 1;
+    handshake(state).catch((error: TunnelError) => {
+      reporter.event('handshake-failed', `client ${remote}: ${error.message}`, { remote, code: error.code });
+      session.destroy();
+    }).finally(() => {
+      pendingHandshakes -= 1;
+    });
+  };
+
+  /** Authenticates the client, answers its forwards, then serves its channels. */
+  async function handshake(state: ClientState): Promise<void> {
+    const { session, remote } = state;
+    const control = await session.accept({ signal: AbortSignal.timeout(HELLO_TIMEOUT_MS) }).catch(() => {
+      if (session.state === 'open') throw new TunnelError('ERR_TUNNEL_TIMEOUT', `no control channel within ${HELLO_TIMEOUT_MS / 1000} s`);
+      throw new TunnelError('ERR_TUNNEL_PROTOCOL', `the connection ended before the handshake (${session.closeError?.message
+        ?? 'closed'}; a client speaking TLS or WebSocket to a plain TCP server?)`);
+    });
+    control.on('error', () => {});
+    const hello = await expectMessage(control, HELLO_TIMEOUT_MS, 'hello');
+    if (!tokensMatch(hello.token, token)) {
+      reporter.event('auth-failed', `client ${remote} presented a wrong token; refused after ${AUTH_FAILURE_DELAY_MS} ms`, { remote });
+      await sleep(AUTH_FAILURE_DELAY_MS);
+      control.end(encode({ type: 'error', code: 'ERR_TUNNEL_AUTH', message: 'the server refused the token' }));
+      await session.close({ timeout: 1000 }).catch(() => {});
+      return;
+    }
+    if (hello.version !== PROTOCOL_VERSION) {
+      control.end(encode({ type: 'error', code: 'ERR_TUNNEL_PROTOCOL', message: `protocol version ${hello.version} is not supported (this server speaks ${PROTOCOL_VERSION})` }));
+      await session.close({ timeout: 1000 }).catch(() => {});
+      throw new TunnelError('ERR_TUNNEL_PROTOCOL', `protocol version ${hello.version} is not supported`);
+    }
+    const results = await answerForwards(state, hello);
+    if (session.state !== 'open') return;
+    control.write(encode({ type: 'welcome', version: PROTOCOL_VERSION, results }));
+    // Either end closing the control channel (the client stopping, or this server) closes it both ways.
+    control.on('end', () => control.end());
+    control.resume(); // nothing more is read from it, but its end must be seen
+    state.control = control;
+    if (stopping) control.end();
+    reporter.event('client-up', `client ${remote} authenticated; ${describeResults(hello, results)}`, {
+      remote, forwards: hello.forwards, results,
+    });
+    const decide = (request: ConnectRequest | RemoteRequest): Decision => {
+      const { host, port } = request as ConnectRequest;
+      if (!allowed(config.allow, host, port)) {
+        return new TunnelError('ERR_TUNNEL_DENIED', `client ${remote} asked for ${formatAddress(host, port)}, which no --allow admits`);
+      }
+      return { host, port };
+    };
+    session.on('channel', (channel) => {
+      void answer(channel, 'connect', decide, context);
+    });
+  }
+
+  /** Checks -L targets against --allow, and opens -R listeners that --allow-remote admits. */
+  async function answerForwards(state: ClientState, hello: Hello): Promise<ForwardResult[]> {
+    const results: ForwardResult[] = [];
+    for (const [index, forward] of hello.forwards.entries()) {
+      if (forward.kind === 'L') {
+        results.push(allowed(config.allow, forward.host, forward.port)
+          ? { ok: true }
+          : denied(`-L target ${formatAddress(forward.host, forward.port)} is not allowed by the server (no --allow admits it)`));
+        continue;
+      }
+      if (!allowed(config.allowRemote, forward.bind, forward.port)) {
+        results.push(denied(`-R bind ${formatAddress(forward.bind, forward.port)} is not allowed by the server (no --allow-remote admits it)`));
+        continue;
+      }
+      const label = `-R ${formatAddress(forward.bind, forward.port)} of ${state.remote}`;
+      try {
+        const listener = await listenForward(forward.bind, forward.port, label, (socket) => {
+          void carry(socket, state.session, { type: 'remote', index }, label, context);
+        });
+        if (state.session.state !== 'open') {
+          listener.close();
+          break;
+        }
+        state.listeners.push(listener);
+        results.push({ ok: true, port: boundPort(listener) });
+      } catch (error) {
+        const e = error as TunnelError;
+        reporter.event('listen-failed', e.message, { code: e.code, remote: state.remote });
+        results.push({ ok: false, code: e.code, message: e.message });
+      }
+    }
+    return results;
+  }
+
+  function denied(message: string): ForwardResult {
+    return { ok: false, code: 'ERR_TUNNEL_DENIED', message };
+  }
+
+  const server = await listenTunnel(config, onConnection, (error, remote) => {
+    reporter.event('tls-failed', `TLS handshake with ${remote} failed: ${error.message}`, { remote });
+  });
+  const port = boundPort(server);
+  const kind = config.wsPath === undefined ? (config.tls === undefined ? '' : ' (TLS)')
+    : ` (WebSocket${config.tls === undefined ? '' : ' over TLS'} on ${config.wsPath})`;
+  reporter.event('listening', `listening on ${formatAddress(config.listen.host, port)}${kind}`, {
+    host: config.listen.host, port, tls: config.tls !== undefined, ws: config.wsPath,
+  });
+  reporter.startStatus(() => ({ up: clients.size > 0, rtt: meanRtt(clients), channels: countChannels(clients), reconnects: 0 }), traffic);
+
+  return {
+    port,
+    async stop(): Promise<void> {
+      if (stopping) return;
+      stopping = true;
+      server.close();
+      reporter.event('stopping', `stopping: Go Away sent to ${clients.size} client(s), open connections get ${config.drainTimeout} ms to finish`, {
+        clients: clients.size,
+      });
+      await Promise.all([...clients].map(async ({ session, listeners, control }) => {
+        for (const listener of listeners) listener.close();
+        control?.end();
+        await session.close({ timeout: config.drainTimeout }).catch(() => {});
+      }));
+      reporter.event('stopped', 'stopped');
+      reporter.stop();
+    },
+  };
+}
+
+function countChannels(clients: Set<ClientState>): number {
+  let count = 0;
+  for (const { session } of clients) count += session.channelCount;
+  return count;
+}
+
+/** The clients' round-trip times averaged, for the status line (undefined before any was measured). */
+function meanRtt(clients: Set<ClientState>): number | undefined {
+  let sum = 0;
+  let count = 0;
+  for (const { session } of clients) {
+    if (session.rtt === undefined) continue;
+    sum += session.rtt;
+    count += 1;
+  }
+  return count === 0 ? undefined : sum / count;
+}
+
+function describeResults(hello: Hello, results: ForwardResult[]): string {
+  if (hello.forwards.length === 0) return 'no forwards';
+  return hello.forwards.map((forward, i) => {
+    const result = results[i];
+    const what = forward.kind === 'L' ? `-L to ${formatAddress(forward.host, forward.port)}` : `-R on ${formatAddress(forward.bind, result?.ok === true ? result.port ?? forward.port : forward.port)}`;
+    return `${what} ${result?.ok === true ? 'ok' : 'refused'}`;
+  }).join(', ');
+}

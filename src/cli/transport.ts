@@ -1,0 +1,277 @@
+/**
+ * The connection a tunnel's session runs over: TCP, TLS, or a WebSocket (ws:// or wss://, through HTTP
+ * proxies and load balancers that speak HTTP only), opened by the client (`dialServer`) and accepted by the
+ * server (`listenTunnel`). Either way the session gets a Node `Duplex` of bytes. Failures become
+ * `TunnelError`s a person can act on: an unreachable server, an untrusted certificate, a port in use.
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { WebSocket, WebSocketServer, createWebSocketStream } from 'ws';
+import type { Address, ClientConfig, ServerConfig } from './args.js';
+import { formatAddress } from './args.js';
+import { TunnelError, describeSocketError } from './errors.js';
+
+/** How long connecting to the server (TCP and TLS handshake) may take. */
+export const DIAL_TIMEOUT_MS = 10_000;
+
+/** OpenSSL's verification codes that mean "this certificate is not to be trusted". */
+const CERT_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE', 'CERT_REVOKED', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new TunnelError('ERR_TUNNEL_TLS', `cannot read ${what} ${path}: ${(error as Error).message}`);
+  }
+}
+
+/** Client side TLS options, read once at start (a missing file is an error before any connection). */
+export function clientTlsOptions(config: ClientConfig): tls.ConnectionOptions | undefined {
+  if (config.tls === undefined) return undefined;
+  const host = config.server.host;
+  const options: tls.ConnectionOptions = { host, servername: net.isIP(host) === 0 ? host : undefined };
+  if (config.tls.ca !== undefined) options.ca = readPem(config.tls.ca, 'the CA certificate');
+  // With a fingerprint the certificate is trusted for being that exact certificate, not for its chain, so
+  // the chain check is off and the fingerprint is checked once the handshake is done (dialServer).
+  if (config.tls.fingerprint !== undefined) options.rejectUnauthorized = false;
+  return options;
+}
+
+function certificateError(where: string, error: NodeJS.ErrnoException): TunnelError | undefined {
+  if (error.code === undefined || !CERT_CODES.has(error.code)) return undefined;
+  return new TunnelError('ERR_TUNNEL_CERT', `the server ${where} presented a certificate that is not trusted `
+    + `(${error.code}: ${error.message}); check --ca, or use --fingerprint`, { cause: error });
+}
+
+function fingerprintError(where: string, socket: tls.TLSSocket, fingerprint: string): TunnelError | undefined {
+  const actual = socket.getPeerCertificate().fingerprint256;
+  if (actual === fingerprint) return undefined;
+  return new TunnelError('ERR_TUNNEL_CERT', `the server ${where} presented a certificate with SHA-256 `
+    + `fingerprint ${actual}, not the expected ${fingerprint}`);
+}
+
+/**
+ * Connects to the server: over a WebSocket when `ws` is given, else over TCP, or TLS when `tlsOptions` is
+ * given; through an HTTP proxy's CONNECT tunnel when `proxy` is given. Resolves once the connection (and the
+ * TLS and WebSocket handshakes) is complete.
+ */
+export async function dialServer(
+  server: Address, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined, ws?: URL, proxy?: URL,
+): Promise<Duplex> {
+  const tunnel = proxy === undefined ? undefined : await proxyConnect(proxy, server);
+  return ws === undefined ? dialSocket(server, tlsOptions, fingerprint, tunnel) : dialWebSocket(ws, tlsOptions, fingerprint, tunnel);
+}
+
+/**
+ * Asks the HTTP proxy at `proxy` for a CONNECT tunnel to `target`; resolves to the socket that then carries
+ * bytes to and from the target.
+ */
+export function proxyConnect(proxy: URL, target: Address): Promise<net.Socket> {
+  const authority = formatAddress(target.host, target.port);
+  const where = `the proxy ${proxy.host}`;
+  return new Promise((resolve, reject) => {
+    const request = http.request({
+      host: proxy.hostname.replace(/^\[(.*)\]$/, '$1'), port: proxy.port === '' ? 80 : Number(proxy.port), method: 'CONNECT',
+      path: authority, headers: { host: authority }, agent: false,
+    });
+    const timer = setTimeout(() => {
+      request.destroy();
+      reject(new TunnelError('ERR_TUNNEL_UNREACHABLE', `${where} did not answer CONNECT ${authority} in ${DIAL_TIMEOUT_MS / 1000} s`));
+    }, DIAL_TIMEOUT_MS);
+    request.once('connect', (response, socket, head) => {
+      clearTimeout(timer);
+      if (response.statusCode !== 200) {
+        socket.destroy();
+        reject(new TunnelError('ERR_TUNNEL_UNREACHABLE', `${where} refused CONNECT ${authority}: HTTP ${response.statusCode} ${response.statusMessage ?? ''}`.trim()));
+        return;
+      }
+      if (head.length > 0) socket.unshift(head);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+    request.once('response', (response) => {
+      clearTimeout(timer);
+      response.resume();
+      reject(new TunnelError('ERR_TUNNEL_UNREACHABLE', `${where} refused CONNECT ${authority}: HTTP ${response.statusCode}`));
+    });
+    request.once('error', (error) => {
+      clearTimeout(timer);
+      reject(new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach ${where}: ${describeSocketError(error)}`, { cause: error }));
+    });
+    request.end();
+  });
+}
+
+function dialSocket(
+  server: Address, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined, tunnel: net.Socket | undefined,
+): Promise<net.Socket> {
+  const where = formatAddress(server.host, server.port);
+  if (tunnel !== undefined && tlsOptions === undefined) return Promise.resolve(tunnel);
+  return new Promise((resolve, reject) => {
+    const socket: net.Socket = tlsOptions === undefined
+      ? net.connect({ host: server.host, port: server.port, noDelay: true })
+      : tls.connect({ ...tlsOptions, port: server.port, host: server.host, ...(tunnel === undefined ? {} : { socket: tunnel }) });
+    const fail = (error: TunnelError): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    };
+    const timer = setTimeout(() => {
+      fail(new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach the server ${where}: no answer in ${DIAL_TIMEOUT_MS / 1000} s`));
+    }, DIAL_TIMEOUT_MS);
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      const untrusted = certificateError(where, error);
+      if (untrusted !== undefined) {
+        fail(untrusted);
+      } else if (tlsOptions !== undefined && (error.code ?? '').startsWith('ERR_SSL')) {
+        const reason = (error as { reason?: string }).reason ?? error.message;
+        const hint = error.code === 'ERR_SSL_WRONG_VERSION_NUMBER' ? ' (the server does not speak TLS there: drop --tls, or give the server --tls-cert)' : '';
+        fail(new TunnelError('ERR_TUNNEL_TLS', `TLS with the server ${where} failed: ${reason}${hint}`, { cause: error }));
+      } else {
+        fail(new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach the server ${where}: ${describeSocketError(error)}`, { cause: error }));
+      }
+    });
+    socket.once(tlsOptions === undefined ? 'connect' : 'secureConnect', () => {
+      const mismatch = fingerprint === undefined ? undefined : fingerprintError(where, socket as tls.TLSSocket, fingerprint);
+      if (mismatch !== undefined) {
+        fail(mismatch);
+        return;
+      }
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+  });
+}
+
+/** Connects a WebSocket (binary messages, no compression: the bytes are the session's frames). */
+function dialWebSocket(
+  url: URL, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined, tunnel: net.Socket | undefined,
+): Promise<Duplex> {
+  const where = url.href;
+  const tlsFields = tlsOptions === undefined ? {} : { ca: tlsOptions.ca, rejectUnauthorized: tlsOptions.rejectUnauthorized, servername: tlsOptions.servername };
+  // Through a proxy the WebSocket runs over the CONNECT tunnel (wrapped in TLS for wss://).
+  const overTunnel = tunnel === undefined ? {}
+    : { createConnection: (() => (tlsOptions === undefined ? tunnel : tls.connect({ ...tlsFields, socket: tunnel }))) as unknown as typeof net.createConnection };
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      handshakeTimeout: DIAL_TIMEOUT_MS,
+      ...tlsFields,
+      ...overTunnel,
+    });
+    let settled = false;
+    const fail = (error: TunnelError): void => {
+      if (settled) return;
+      settled = true;
+      ws.terminate();
+      reject(error);
+    };
+    ws.once('upgrade', (response) => {
+      const mismatch = fingerprint === undefined ? undefined : fingerprintError(where, response.socket as tls.TLSSocket, fingerprint);
+      if (mismatch !== undefined) fail(mismatch);
+    });
+    ws.once('unexpected-response', (_request, response) => {
+      fail(new TunnelError('ERR_TUNNEL_UNREACHABLE', `the server ${where} answered HTTP ${response.statusCode}, not a WebSocket (check the URL's path)`));
+    });
+    ws.once('error', (error: NodeJS.ErrnoException) => {
+      fail(certificateError(where, error)
+        ?? new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach the server ${where}: ${describeSocketError(error)}`, { cause: error }));
+    });
+    ws.once('open', () => {
+      if (settled) return;
+      settled = true;
+      ws.removeAllListeners('error');
+      resolve(createWebSocketStream(ws));
+    });
+  });
+}
+
+/**
+ * Listens for clients on `config.listen`: TCP or TLS, or with `--ws` WebSocket connections on an HTTP or
+ * HTTPS server. `onConnection` gets each connection once it is ready (after the TLS and WebSocket
+ * handshakes) with the client's address. `onTlsError` hears of failed TLS handshakes (a client that does
+ * not trust the certificate, or not TLS at all).
+ */
+export function listenTunnel(
+  config: ServerConfig, onConnection: (transport: Duplex, remote: string) => void, onTlsError: (error: Error, remote: string) => void,
+): Promise<net.Server> {
+  const remoteOf = (socket: net.Socket): string => formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+  let server: net.Server;
+  if (config.wsPath !== undefined) {
+    server = webSocketServer(config, onConnection, remoteOf);
+  } else if (config.tls === undefined) {
+    server = net.createServer({ noDelay: true }, (socket) => onConnection(socket, remoteOf(socket)));
+  } else {
+    const cert = readPem(config.tls.certFile, 'the certificate');
+    const key = readPem(config.tls.keyFile, 'the key');
+    let secure: tls.Server;
+    try {
+      secure = tls.createServer({ cert, key }, (socket) => {
+        socket.setNoDelay(true);
+        onConnection(socket, remoteOf(socket));
+      });
+    } catch (error) {
+      throw new TunnelError('ERR_TUNNEL_TLS', `cannot use --tls-cert/--tls-key: ${(error as Error).message}`);
+    }
+    secure.on('tlsClientError', (error, socket) => onTlsError(error, formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0)));
+    server = secure;
+  }
+  if (config.tls !== undefined && config.wsPath !== undefined) {
+    server.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => onTlsError(error, remoteOf(socket)));
+  }
+  const where = formatAddress(config.listen.host, config.listen.port);
+  return new Promise((resolve, reject) => {
+    server.once('error', (error) => {
+      reject(new TunnelError('ERR_TUNNEL_LISTEN', `cannot listen on ${where}: ${describeSocketError(error)}`));
+    });
+    server.listen({ host: config.listen.host, port: config.listen.port, backlog: 1024 }, () => {
+      server.removeAllListeners('error');
+      server.on('error', () => {});
+      resolve(server);
+    });
+  });
+}
+
+/**
+ * An HTTP (or, with --tls-cert, HTTPS) server whose only resource is the WebSocket on `--ws PATH`; any other
+ * request gets 426 (or 404 for another path), so the port says what it is to a browser or a probe.
+ */
+function webSocketServer(
+  config: ServerConfig, onConnection: (transport: Duplex, remote: string) => void, remoteOf: (socket: net.Socket) => string,
+): net.Server {
+  const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => {
+    const found = new URL(request.url ?? '/', 'http://x').pathname === config.wsPath;
+    response.writeHead(found ? 426 : 404, { 'content-type': 'text/plain', ...(found ? { upgrade: 'websocket' } : {}) });
+    response.end(found ? 'muxwire tunnel: connect with a WebSocket client\n' : 'not found\n');
+  };
+  let server: http.Server;
+  if (config.tls === undefined) {
+    server = http.createServer(onRequest);
+  } else {
+    const cert = readPem(config.tls.certFile, 'the certificate');
+    const key = readPem(config.tls.keyFile, 'the key');
+    try {
+      server = https.createServer({ cert, key }, onRequest);
+    } catch (error) {
+      throw new TunnelError('ERR_TUNNEL_TLS', `cannot use --tls-cert/--tls-key: ${(error as Error).message}`);
+    }
+  }
+  server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
+  const wss = new WebSocketServer({ server, path: config.wsPath, perMessageDeflate: false });
+  wss.on('connection', (ws, request) => {
+    onConnection(createWebSocketStream(ws), remoteOf(request.socket));
+  });
+  wss.on('error', () => {}); // the HTTP server's own errors are reported by listen()
+  return server;
+}

@@ -1,0 +1,233 @@
+/**
+ * libp2p's `StreamMuxer` on a muxwire session: the session (the core's `LightSession`) speaks yamux on the
+ * connection libp2p gives it; this class keeps what libp2p asks of a muxer: the list of open streams, the
+ * 'stream' event (holding early streams until a listener comes), the inbound and outbound stream limits,
+ * and libp2p's close and abort.
+ * @module
+ */
+import {
+  type AbortOptions, type CreateStreamOptions, type Logger, type MessageStream, MuxerClosedError,
+  type StreamMuxer, type StreamMuxerEvents, type StreamMuxerStatus, type StreamOptions, TimeoutError,
+  TooManyOutboundProtocolStreamsError, TypedEventEmitter,
+} from '@libp2p/interface';
+import { MaxEarlyStreamsError } from '@libp2p/utils';
+import type { ChannelState } from '../core/channel-state.js';
+import { LightChannel } from '../core/light-channel.js';
+import { MuxSession } from '../core/session.js';
+import { toLibp2pError } from './errors.js';
+import type { ResolvedMuxwireInit } from './options.js';
+import { MuxwireStream } from './stream.js';
+import { messageStreamTransport } from './transport.js';
+
+/** The multistream-select protocol id: muxwire is yamux on the wire. */
+export const YAMUX_PROTOCOL_ID = '/yamux/1.0.0';
+
+/** A stream's channel: a `LightChannel` that frames each write apart (one libp2p `send()`, one message). */
+function createChannel(state: ChannelState, session: MuxSession<LightChannel>): LightChannel {
+  state.frameEachWrite = true;
+  return new LightChannel(state, session);
+}
+
+/** Rejects with `signal`'s reason when it aborts first. */
+function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then((value) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(value);
+    }, (error: unknown) => {
+      signal.removeEventListener('abort', onAbort);
+      reject(error);
+    });
+  });
+}
+
+function streamOptionsOf(options: CreateStreamOptions): StreamOptions {
+  const picked: StreamOptions = {};
+  if (options.maxReadBufferLength !== undefined) picked.maxReadBufferLength = options.maxReadBufferLength;
+  if (options.maxWriteBufferLength !== undefined) picked.maxWriteBufferLength = options.maxWriteBufferLength;
+  if (options.inactivityTimeout !== undefined) picked.inactivityTimeout = options.inactivityTimeout;
+  return picked;
+}
+
+export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStream>>
+  implements StreamMuxer<MuxwireStream> {
+  readonly protocol = YAMUX_PROTOCOL_ID;
+  /** The open streams, oldest first. */
+  readonly streams: MuxwireStream[] = [];
+  status: StreamMuxerStatus = 'open';
+  /** The muxwire session under the streams (its `rtt`, `bufferedBytes`, `channelCount`...). */
+  readonly session: MuxSession<LightChannel>;
+  readonly #init: ResolvedMuxwireInit;
+  readonly #log: Logger;
+  /** Inbound streams that arrived before any 'stream' listener. */
+  #early: MuxwireStream[] = [];
+  #inbound = 0;
+  #outbound = 0;
+  /** close() or abort() was called here: streams the peer opens from now on are refused. */
+  #ending = false;
+  #closing: Promise<void> | undefined;
+
+  /** @internal Made by the factory that `muxwire()` returns, for each connection libp2p upgrades. */
+  constructor(connection: MessageStream, init: ResolvedMuxwireInit) {
+    super();
+    this.#init = init;
+    this.#log = connection.log.newScope('muxwire');
+    // libp2p's yamux convention: the side that dialled the connection is the yamux client (odd ids).
+    const role = connection.direction === 'outbound' ? 'client' : 'server';
+    this.session = new MuxSession(messageStreamTransport(connection), role, init.session, createChannel);
+    this.session.on('channel', (channel) => this.#onInbound(channel));
+    // After the peer's Go Away no stream may be opened; libp2p checks the muxer's status before trying.
+    this.session.on('goaway', () => {
+      if (this.status === 'open') this.status = 'closing';
+    });
+    this.session.on('close', (error) => {
+      if (error !== undefined) this.#log('session ended: %s', error.message);
+      this.status = 'closed';
+    });
+  }
+
+  /**
+   * Opens a stream. Throws libp2p's `MuxerClosedError` once the muxer is closing or closed (or the peer
+   * sent Go Away), and `TooManyOutboundProtocolStreamsError` at `maxOutboundStreams`.
+   */
+  async createStream(options: CreateStreamOptions = {}): Promise<MuxwireStream> {
+    if (this.status !== 'open' || this.#ending) throw new MuxerClosedError(`the muxer is ${this.status}`);
+    options.signal?.throwIfAborted();
+    if (this.#outbound >= this.#init.maxOutboundStreams) {
+      throw new TooManyOutboundProtocolStreamsError(
+        `maxOutboundStreams (${this.#init.maxOutboundStreams}) streams are open`);
+    }
+    let channel: LightChannel;
+    try {
+      channel = this.session.dial();
+    } catch (error) {
+      throw toLibp2pError(error as Error);
+    }
+    return this.#track(channel, 'outbound', streamOptionsOf(options));
+  }
+
+  /**
+   * Closes gracefully, as libp2p's yamux does: every stream ends its writing (FIN after all its data), then
+   * Go Away, then the connection is closed. Streams the peer had not finished writing on are reset then (they
+   * end here without an error; the peer's side sees the reset). Streams whose data did not leave within the
+   * session's `closeTimeout` are aborted with libp2p's `TimeoutError`. Rejects with the reason if `signal`
+   * aborts first, after aborting the muxer.
+   */
+  close(options: AbortOptions = {}): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    if (this.status === 'closed') return Promise.resolve();
+    this.#ending = true;
+    this.status = 'closing';
+    this.#closing = this.#close(options.signal).catch((error: Error) => {
+      this.abort(error);
+      throw error;
+    });
+    return this.#closing;
+  }
+
+  async #close(signal: AbortSignal | undefined): Promise<void> {
+    // The signal is raced once here, not handed to every stream (a listener each on one signal). A stream
+    // still closing when the signal aborts settles when abort() resets it.
+    const flushed = Promise.allSettled(this.streams.map((stream) => stream.close()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#init.session.closeTimeout);
+    });
+    try {
+      await raceSignal(Promise.race([flushed, timeout]), signal);
+    } finally {
+      clearTimeout(timer);
+    }
+    for (const stream of [...this.streams]) {
+      if (stream.writeStatus !== 'closed') {
+        // Its data did not leave within closeTimeout: that loss is this side's, and an error.
+        stream.abort(new TimeoutError(`the stream's data was not sent within closeTimeout (${this.#init.session.closeTimeout} ms)`));
+        continue;
+      }
+      // Reset on the wire (the session can then end); here the stream ends as libp2p's do when the
+      // connection closes: without an error.
+      stream.onTransportClosed();
+      stream.sendReset(new MuxerClosedError('the muxer closed before the peer finished this stream'));
+    }
+    // The resets leave in a batch of their own, before the Go Away: libp2p's yamux ends every stream without
+    // an error on a Go Away, and would then drop the resets of streams it had already ended (unless the
+    // connection is blocked, a batch goes out within the current turn).
+    await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    await raceSignal(this.session.close(), signal);
+    this.status = 'closed';
+  }
+
+  /** Ends at once: every stream is reset and fails with `error`; the connection is aborted. */
+  abort(error: Error): void {
+    if (this.status === 'closed') return;
+    this.#ending = true;
+    this.status = 'closing';
+    for (const stream of [...this.streams]) stream.abort(error);
+    for (const stream of this.#early) stream.abort(error);
+    this.#early = [];
+    this.session.destroy(error);
+    this.status = 'closed';
+  }
+
+  /** Sends a ping and resolves to the round-trip time in milliseconds. */
+  async ping(options: AbortOptions = {}): Promise<number> {
+    try {
+      return await raceSignal(this.session.ping(), options.signal);
+    } catch (error) {
+      throw toLibp2pError(error as Error);
+    }
+  }
+
+  /** Emits streams that arrived early once a 'stream' listener is added (from a microtask, as libp2p does). */
+  override addEventListener(...args: Parameters<TypedEventEmitter<StreamMuxerEvents<MuxwireStream>>['addEventListener']>): void {
+    super.addEventListener(...args);
+    if (args[0] === 'stream' && this.#early.length > 0) {
+      queueMicrotask(() => {
+        const early = this.#early;
+        this.#early = [];
+        for (const stream of early) this.safeDispatchEvent('stream', { detail: stream });
+      });
+    }
+  }
+
+  #onInbound(channel: LightChannel): void {
+    if (this.#ending || this.#inbound >= this.#init.maxInboundStreams) {
+      this.#log('refusing inbound stream %d (%s)', channel.id, this.#ending ? 'closing' : 'maxInboundStreams');
+      channel.destroy();
+      return;
+    }
+    const stream = this.#track(channel, 'inbound', {});
+    if (this.listenerCount('stream') > 0) {
+      this.safeDispatchEvent('stream', { detail: stream });
+      return;
+    }
+    this.#early.push(stream);
+    if (this.#early.length > this.#init.maxEarlyStreams) {
+      this.abort(new MaxEarlyStreamsError(
+        `more than maxEarlyStreams (${this.#init.maxEarlyStreams}) streams arrived before a 'stream' listener`));
+    }
+  }
+
+  #track(channel: LightChannel, direction: 'inbound' | 'outbound', options: StreamOptions): MuxwireStream {
+    const stream = new MuxwireStream(channel, {
+      ...this.#init.streamOptions,
+      ...options,
+      direction,
+      log: this.#log,
+    });
+    this.streams.push(stream);
+    if (direction === 'inbound') this.#inbound++;
+    else this.#outbound++;
+    stream.addEventListener('close', () => {
+      const index = this.streams.indexOf(stream);
+      if (index !== -1) this.streams.splice(index, 1);
+      if (direction === 'inbound') this.#inbound--;
+      else this.#outbound--;
+    }, { once: true });
+    return stream;
+  }
+}

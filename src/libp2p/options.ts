@@ -1,0 +1,94 @@
+/**
+ * The options of `muxwire()` for libp2p: the names `@chainsafe/libp2p-yamux` takes, mapped to muxwire's
+ * session options, and checked once, when the factory is made.
+ * @module
+ */
+import { InvalidParametersError, type StreamMuxerOptions, type StreamOptions } from '@libp2p/interface';
+import { type ResolvedOptions, type SessionOptions, SPEC_INITIAL_WINDOW, resolveOptions } from '../core/options.js';
+
+/** Per-stream options: libp2p's own, plus the yamux window sizes. */
+export interface MuxwireStreamOptions extends StreamOptions {
+  /** Receive window each stream starts with, in bytes (at least 262,144, the spec's). Default 256 KiB. */
+  initialStreamWindowSize?: number;
+  /** Largest receive window auto-tuning may grow a stream to, in bytes. Default 16 MiB, as libp2p's yamux. */
+  maxStreamWindowSize?: number;
+}
+
+/**
+ * What `muxwire()` takes: the options of `yamux()` from `@chainsafe/libp2p-yamux` (same names, same
+ * defaults), plus `session` for muxwire's own session options.
+ */
+export interface MuxwireInit extends StreamMuxerOptions<MuxwireStreamOptions> {
+  /** Send keep-alive pings (default true). Unlike libp2p's yamux, an unanswered ping ends the connection. */
+  enableKeepAlive?: boolean;
+  /** Milliseconds between keep-alive pings (default 30,000). */
+  keepAliveInterval?: number;
+  /**
+   * muxwire's session options beyond the names above (`keepAliveTimeout`, `maxSessionBuffered`,
+   * `memoryBudget`, `closeTimeout`, `openTimeout`, `ackBacklog`, `channelHighWaterMark`...). Where both say
+   * something, the yamux-named option wins.
+   */
+  session?: SessionOptions;
+}
+
+/** The checked options: the session's, and what the muxer and its streams apply themselves. */
+export interface ResolvedMuxwireInit {
+  session: ResolvedOptions;
+  maxInboundStreams: number;
+  maxOutboundStreams: number;
+  maxEarlyStreams: number;
+  /** libp2p's per-stream options (buffer limits, inactivity timeout) passed to every stream. */
+  streamOptions: StreamOptions;
+}
+
+/** libp2p's yamux defaults that muxwire's own defaults differ from. */
+const LIBP2P_DEFAULTS = {
+  maxInboundStreams: 1_000,
+  maxOutboundStreams: 1_000,
+  maxEarlyStreams: 10,
+  maxStreamWindowSize: 16 * 1024 * 1024,
+  keepAliveInterval: 30_000,
+};
+
+function count(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    throw new InvalidParametersError(`muxwire: ${name} must be an integer >= 0, got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Applies defaults and checks `init`. Anything invalid throws libp2p's `InvalidParametersError`, naming the
+ * option (muxwire's own `TypeError` or `RangeError` is its `cause`).
+ */
+export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
+  if (typeof init !== 'object' || init === null) throw new InvalidParametersError('muxwire: init must be an object');
+  const maxInboundStreams = count('maxInboundStreams', init.maxInboundStreams, LIBP2P_DEFAULTS.maxInboundStreams);
+  const maxOutboundStreams = count('maxOutboundStreams', init.maxOutboundStreams, LIBP2P_DEFAULTS.maxOutboundStreams);
+  const maxEarlyStreams = count('maxEarlyStreams', init.maxEarlyStreams, LIBP2P_DEFAULTS.maxEarlyStreams);
+  const { initialStreamWindowSize, maxStreamWindowSize, ...streamOptions } = init.streamOptions ?? {};
+  const session: SessionOptions = { ...init.session };
+  if (init.enableKeepAlive === false) session.keepAliveInterval = 0;
+  else if (init.keepAliveInterval !== undefined || session.keepAliveInterval === undefined) {
+    session.keepAliveInterval = init.keepAliveInterval ?? LIBP2P_DEFAULTS.keepAliveInterval;
+  }
+  if (initialStreamWindowSize !== undefined) session.initialWindow = initialStreamWindowSize;
+  const initialWindow = session.initialWindow ?? SPEC_INITIAL_WINDOW;
+  if (maxStreamWindowSize !== undefined) session.maxWindow = maxStreamWindowSize;
+  else session.maxWindow ??= Math.max(LIBP2P_DEFAULTS.maxStreamWindowSize, initialWindow);
+  if (init.maxMessageSize !== undefined) session.maxFrameSize = init.maxMessageSize;
+  // A libp2p stream's send() says "wait" only when the peer's window is spent (libp2p's yamux) or the
+  // connection is saturated: a channel may hold a whole initial window unsent before it says so.
+  session.channelHighWaterMark ??= initialWindow;
+  // The session's own cap covers both directions; the muxer applies the two libp2p limits itself.
+  session.maxStreams ??= Math.min(0x7fff_ffff, Math.max(1, maxInboundStreams + maxOutboundStreams));
+  let resolved: ResolvedOptions;
+  try {
+    resolved = resolveOptions(session);
+  } catch (error) {
+    throw Object.assign(new InvalidParametersError((error as Error).message), { cause: error });
+  }
+  if (resolved.protocol !== 'yamux') throw new InvalidParametersError('muxwire: libp2p streams speak yamux only');
+  return { session: resolved, maxInboundStreams, maxOutboundStreams, maxEarlyStreams, streamOptions };
+}

@@ -1,0 +1,94 @@
+/**
+ * Sessions over WebSocket on the Node side, built on the `ws` package: `createWebSocketServer()` accepts
+ * WebSocket connections (from pages using `muxwire/web`, or from Node through `webSocketTransport` and a
+ * `ws` client) and makes each an ordinary server `Session` whose channels are Node `Duplex` streams.
+ * @module
+ */
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Server as HttpsServer } from 'node:https';
+import { WebSocketServer } from 'ws';
+import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
+import {
+  type WebSocketLike, type WebSocketTransportOptions, resolveTransportOptions, webSocketTransport,
+} from '../web/websocket-transport.js';
+import { Session } from './session.js';
+
+/** Options of {@link createWebSocketServer}: where to listen, and any session option or transport water mark. */
+export interface WebSocketServerOptions extends SessionOptions, WebSocketTransportOptions {
+  /** An HTTP(S) server to attach to (its other requests are left alone). Give this or `port`. */
+  server?: HttpServer | HttpsServer;
+  /** A port to listen on with a server of its own (0: any free port; see `address()`). */
+  port?: number;
+  /** The address to listen on with `port` (default: every address). */
+  host?: string;
+  /** Only upgrade requests for this path (default: any path). */
+  path?: string;
+}
+
+const SERVER_KEYS = ['server', 'port', 'host', 'path'];
+const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval'];
+
+/**
+ * What {@link createWebSocketServer} returns: the `ws` package's `WebSocketServer`, typed by the members muxwire
+ * documents, so the package's types need no `@types/ws` (cast it for the rest of `ws`'s API).
+ */
+export interface MuxWebSocketServer {
+  /** Stops accepting connections (open sessions go on until they end); `callback` once it has closed. */
+  close(callback?: (error?: Error) => void): void;
+  /** The address it listens on with `port` (after `'listening'`); null with `server`. */
+  address(): AddressInfo | string | null;
+  /** The connected WebSockets: `terminate()` them to drop every session at once on shutdown. */
+  readonly clients: Set<{ terminate(): void; close(code?: number, reason?: string): void }>;
+  on(event: 'listening', listener: () => void): this;
+  on(event: 'error', listener: (error: Error) => void): this;
+  once(event: 'listening', listener: () => void): this;
+  once(event: 'error', listener: (error: Error) => void): this;
+}
+
+/**
+ * Creates a WebSocket server whose every connection becomes a server {@link Session}, handed to `onSession`
+ * with the upgrade request. `close()` the result to stop; with `port`, wait for its `'listening'` event and
+ * read `address()`.
+ */
+export function createWebSocketServer(
+  options: WebSocketServerOptions,
+  onSession: (session: Session, request: IncomingMessage) => void,
+): MuxWebSocketServer {
+  if (options === null || typeof options !== 'object') throw new TypeError('muxwire: createWebSocketServer needs options');
+  if (typeof onSession !== 'function') throw new TypeError('muxwire: createWebSocketServer needs an onSession function');
+  if ((options.server === undefined) === (options.port === undefined)) {
+    throw new TypeError('muxwire: createWebSocketServer needs exactly one of server and port');
+  }
+  const sessionOptions: Record<string, unknown> = {};
+  const transportOptions: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (TRANSPORT_KEYS.includes(key)) transportOptions[key] = value;
+    else if (!SERVER_KEYS.includes(key) || key in DEFAULT_OPTIONS) sessionOptions[key] = value;
+  }
+  // A bad option throws here, not on the first connection.
+  resolveOptions(sessionOptions as SessionOptions);
+  resolveTransportOptions(transportOptions);
+  const server = new WebSocketServer({
+    server: options.server,
+    port: options.port,
+    host: options.host,
+    path: options.path,
+    // Compression would cost CPU on every frame for data that is often already compressed; yamux frames
+    // are binary and the page's bytes are its own business.
+    perMessageDeflate: false,
+  });
+  server.on('connection', (socket, request) => {
+    // The transport listens at once: a page's first frames may already be here.
+    const transport = webSocketTransport(socket as unknown as WebSocketLike, transportOptions as WebSocketTransportOptions);
+    let session: Session;
+    try {
+      session = new Session(transport, 'server', sessionOptions as SessionOptions);
+    } catch {
+      socket.terminate();
+      return;
+    }
+    onSession(session, request);
+  });
+  return server;
+}

@@ -1,0 +1,288 @@
+/**
+ * A channel as Web Streams, shaped like WebTransport's bidirectional stream: `readable` (a
+ * `ReadableStream<Uint8Array>`) and `writable` (a `WritableStream<Uint8Array>`), plus `id`, `closeWrite()`
+ * (FIN) and `reset(reason)` (RST).
+ *
+ * Backpressure is end to end. The readable has a high-water mark of zero: a chunk leaves the channel only
+ * when the page's reader asks for one, and the peer is credited (Window Update) only for what was handed to
+ * the reader; what waits meanwhile stays here, within the receive window, so a reader that stops holds the
+ * peer's writer at the window. The writable's `write()` (and `writer.ready`) waits while
+ * `channelHighWaterMark` bytes are queued and not yet sent, which is while the peer's window is spent.
+ *
+ * Everything the channel asks of its session goes through these calls (issue 14 plans a narrow port between
+ * channels and the session; these are what it must carry):
+ * - `session.writeChannel(state, data, done)`: queue bytes; `done` when they reached the transport.
+ * - `session.endChannel(state)`: half-close (FIN after the queued bytes).
+ * - `session.resetChannel(state, error)`: RST.
+ * - `session.readProgress(state)`: the reader took bytes (the session reads `bufferedBytes` and credits).
+ * - `session.options.channelHighWaterMark`: the write queue bound.
+ * The session calls back through the core's `ChannelEndpoint` (`deliver`, `remoteEnded`, `fail`,
+ * `bufferedBytes`, `destroyed`).
+ * @module
+ */
+import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
+import { ChannelResetError, MuxError } from '../core/errors.js';
+import type { MuxSession } from '../core/session.js';
+
+/** Writes up to this size are copied and resolve at once (while under the high-water mark). */
+const COPY_LIMIT = 16 * 1024;
+
+/** A multiplexed channel as a pair of Web Streams. Made by `WebSession.dial()` / `accept()`. */
+export class WebChannel implements ChannelEndpoint {
+  /** Bytes from the peer, as the reader pulls them. Cancelling it resets the channel. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** Bytes to the peer. Closing it sends FIN; aborting it resets the channel. */
+  readonly writable: WritableStream<Uint8Array>;
+
+  readonly #state: ChannelState;
+  readonly #session: MuxSession<WebChannel>;
+  #readController!: ReadableStreamDefaultController<Uint8Array>;
+  #writeController!: WritableStreamDefaultController;
+  /** Delivered and not yet pulled. */
+  #buffer: Uint8Array[] = [];
+  #buffered = 0;
+  /** The reader waits for a chunk (pull() found nothing). */
+  #pullWaiting = false;
+  #remoteEnded = false;
+  #readableDone = false;
+  // --- writing ---
+  /** Bytes handed to the session and not yet in the transport. */
+  #writing = 0;
+  /** A sink write waiting for `#writing` to fall below the high-water mark. */
+  #writeWaiter: { resolve: () => void; reject: (error: Error) => void } | null = null;
+  /** A sink close waiting for the last bytes to reach the transport. */
+  #closeWaiter: { resolve: () => void; reject: (error: Error) => void } | null = null;
+  #writeEnded = false;
+  #writableDone = false;
+  #failure: Error | undefined;
+
+  /** @internal Made by the session. */
+  constructor(state: ChannelState, session: MuxSession<WebChannel>) {
+    this.#state = state;
+    this.#session = session;
+    this.readable = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#readController = controller;
+      },
+      pull: () => this.#pull(),
+      cancel: (reason) => {
+        this.#readableDone = true;
+        this.#buffer = [];
+        this.#buffered = 0;
+        // After the peer's FIN nothing more can come: dropping what waits is enough (writing goes on).
+        if (this.#remoteEnded) this.#session.readProgress(this.#state);
+        else this.#resetFromHere(reason);
+      },
+    }, { highWaterMark: 0 });
+    this.writable = new WritableStream<Uint8Array>({
+      start: (controller) => {
+        this.#writeController = controller;
+      },
+      write: (chunk) => this.#write(chunk),
+      close: () => this.#close(),
+      abort: (reason) => {
+        this.#writableDone = true;
+        this.#resetFromHere(reason);
+      },
+    });
+  }
+
+  /** The channel id on the wire (odd when the client dialled it, even when the server did). */
+  get id(): number {
+    return this.#state.id;
+  }
+
+  /** True if this side dialled the channel. */
+  get outbound(): boolean {
+    return this.#state.outbound;
+  }
+
+  /** The protocol state (`established`, `local-closed`, `reset`...), as on the Node `Channel`. */
+  get protocolState(): ChannelStateName {
+    return this.#state.state;
+  }
+
+  /** Why the channel failed (reset by the peer or here, or its session failed), if it did. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  /** This side's current receive window in bytes. */
+  get receiveWindow(): number {
+    return this.#state.rx.size;
+  }
+
+  /**
+   * Half-closes: FIN goes after the bytes already written; reading goes on. When the writable is not locked
+   * this is `writable.close()`. When a writer holds it, the FIN follows what the writer already wrote, and
+   * the writable then fails later writes with `ERR_MUX_WRITE_AFTER_END`.
+   */
+  closeWrite(): Promise<void> {
+    if (!this.writable.locked) return this.writable.close();
+    if (this.#writeEnded || this.#writableDone) return Promise.resolve();
+    this.#writeEnded = true;
+    this.#session.endChannel(this.#state);
+    this.#writableDone = true;
+    this.#writeController.error(new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: closeWrite() was called`));
+    return Promise.resolve();
+  }
+
+  /**
+   * Aborts the channel: RST to the peer (whose reads and writes fail with `ChannelResetError`); here the
+   * readable and writable fail with `reason` (by default a `ChannelResetError`).
+   */
+  reset(reason?: unknown): void {
+    this.#resetFromHere(reason);
+  }
+
+  // ------------------------------------------------------------------ ChannelEndpoint (for the session)
+
+  /** @internal */
+  deliver(data: Uint8Array): void {
+    if (this.#readableDone) return;
+    if (this.#pullWaiting && this.#buffered === 0) {
+      // The reader is waiting: the chunk is read now (the session credits it right after this call).
+      this.#pullWaiting = false;
+      this.#readController.enqueue(data);
+      return;
+    }
+    this.#buffer.push(data);
+    this.#buffered += data.length;
+  }
+
+  /** @internal */
+  remoteEnded(): void {
+    this.#remoteEnded = true;
+    if (this.#pullWaiting && this.#buffered === 0) this.#endReadable();
+  }
+
+  /** @internal */
+  fail(error: Error): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = error;
+    this.#buffer = [];
+    this.#buffered = 0;
+    if (!this.#readableDone) {
+      this.#readableDone = true;
+      this.#readController.error(error);
+    }
+    if (!this.#writableDone) {
+      this.#writableDone = true;
+      this.#writeController.error(error);
+    }
+    const waiter = this.#writeWaiter;
+    this.#writeWaiter = null;
+    waiter?.reject(error);
+    const closer = this.#closeWaiter;
+    this.#closeWaiter = null;
+    closer?.reject(error);
+  }
+
+  /** @internal */
+  get bufferedBytes(): number {
+    return this.#buffered;
+  }
+
+  /** @internal True once the page let go of both halves, or the channel failed. */
+  get destroyed(): boolean {
+    return this.#failure !== undefined || (this.#readableDone && this.#writableDone);
+  }
+
+  // ------------------------------------------------------------------ inside
+
+  #pull(): void {
+    const chunk = this.#buffer.shift();
+    if (chunk !== undefined) {
+      this.#buffered -= chunk.length;
+      this.#readController.enqueue(chunk);
+      this.#session.readProgress(this.#state);
+      return;
+    }
+    if (this.#remoteEnded) {
+      this.#endReadable();
+      return;
+    }
+    // Nothing to give yet: the read stays pending and `deliver` answers it (no pull comes meanwhile).
+    this.#pullWaiting = true;
+  }
+
+  #endReadable(): void {
+    if (this.#readableDone) return;
+    this.#readableDone = true;
+    this.#pullWaiting = false;
+    this.#readController.close();
+  }
+
+  #write(chunk: Uint8Array): Promise<void> | void {
+    if (!(chunk instanceof Uint8Array)) {
+      const error = new TypeError('muxwire: a WebChannel writes Uint8Arrays');
+      this.#resetFromHere(error);
+      throw error;
+    }
+    if (this.#failure !== undefined) throw this.#failure;
+    const length = chunk.length;
+    if (length === 0) return;
+    // A small chunk is copied so its write can resolve now (the caller may reuse the array once it does);
+    // a large one is sent in place, and its write resolves once it reached the transport.
+    const copied = length <= COPY_LIMIT;
+    const data = copied ? chunk.slice() : chunk;
+    this.#writing += length;
+    let resolveWrite: (() => void) | undefined;
+    let rejectWrite: ((error: Error) => void) | undefined;
+    const promise = copied ? undefined : new Promise<void>((resolve, reject) => {
+      resolveWrite = resolve;
+      rejectWrite = reject;
+    });
+    this.#session.writeChannel(this.#state, data, (error) => {
+      this.#writing -= length;
+      if (error) {
+        this.fail(error);
+        rejectWrite?.(error);
+        return;
+      }
+      resolveWrite?.();
+      this.#wroteSome();
+    });
+    if (promise !== undefined) return promise;
+    if (this.#writing < this.#session.options.channelHighWaterMark) return;
+    return new Promise<void>((resolve, reject) => {
+      this.#writeWaiter = { resolve, reject };
+    });
+  }
+
+  #wroteSome(): void {
+    const waiter = this.#writeWaiter;
+    if (waiter !== null && this.#writing < this.#session.options.channelHighWaterMark) {
+      this.#writeWaiter = null;
+      waiter.resolve();
+    }
+    const closer = this.#closeWaiter;
+    if (closer !== null && this.#writing === 0) {
+      this.#closeWaiter = null;
+      closer.resolve();
+    }
+  }
+
+  #close(): Promise<void> | void {
+    this.#writableDone = true;
+    if (this.#failure !== undefined) throw this.#failure;
+    if (!this.#writeEnded) {
+      this.#writeEnded = true;
+      this.#session.endChannel(this.#state);
+    }
+    if (this.#writing === 0) return;
+    return new Promise<void>((resolve, reject) => {
+      this.#closeWaiter = { resolve, reject };
+    });
+  }
+
+  #resetFromHere(reason: unknown): void {
+    if (this.#failure !== undefined) return;
+    const error = reason instanceof Error ? reason
+      : new ChannelResetError(this.id, reason === undefined
+        ? `channel ${this.id} was reset by this side` : `channel ${this.id} was reset by this side: ${String(reason)}`);
+    // Record first: the session fails the queued writes with `error` and those callbacks see it recorded.
+    this.fail(error);
+    this.#session.resetChannel(this.#state, error);
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * muxwire for browsers, workers, Deno, Bun and Node alike (no Node imports): sessions over a WebSocket or a
+ * Web Streams pair, with channels as Web Streams.
+ *
+ * ```ts
+ * import { connectWebSocket } from 'muxwire/web';
+ * const session = await connectWebSocket('ws://127.0.0.1:7000/mux');
+ * const channel = session.dial();
+ * ```
+ * @module
+ */
+export { WebSession, connectWebSocket, type ConnectWebSocketOptions, type WebSocketConstructor } from './session.js';
+export { WebChannel } from './channel.js';
+export {
+  webSocketTransport, WebSocketClosedError, type WebSocketLike, type WebSocketTransportOptions,
+} from './websocket-transport.js';
+export { streamTransport, type StreamPair } from './stream-transport.js';
+export {
+  MuxError, ProtocolError, SessionClosedError, GoAwayError, ChannelResetError, ChannelRefusedError,
+  StreamLimitError, TimeoutError, TransportClosedError, GoAwayCode,
+} from '../core/errors.js';
+export { DEFAULT_OPTIONS, type SessionOptions, type ResolvedOptions } from '../core/options.js';
+export { MemoryBudget } from '../core/budget.js';
+export type {
+  Role, SessionEvents, SessionStatus, AcceptOptions, DialOptions, CloseOptions,
+} from '../core/session.js';
+export type { ChannelStateName } from '../core/channel-state.js';
+export type { Transport, TransportEvents } from '../core/transport.js';

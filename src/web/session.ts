@@ -1,0 +1,104 @@
+/**
+ * Sessions without Node: {@link WebSession} over any core transport, and {@link connectWebSocket}, which
+ * opens a WebSocket and resolves to the client session once it is open.
+ * @module
+ */
+import type { ChannelState } from '../core/channel-state.js';
+import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
+import { MuxSession, type Role } from '../core/session.js';
+import type { Transport } from '../core/transport.js';
+import { WebChannel } from './channel.js';
+import {
+  WebSocketClosedError, type WebSocketLike, type WebSocketTransportOptions, resolveTransportOptions, webSocketTransport,
+} from './websocket-transport.js';
+
+function createWebChannel(state: ChannelState, session: MuxSession<WebChannel>): WebChannel {
+  return new WebChannel(state, session);
+}
+
+/**
+ * A multiplexed session whose channels are {@link WebChannel}s (Web Streams). It has the API of every
+ * muxwire session: `dial()`, `accept({ signal })`, `for await (const channel of session)`, `ping()`,
+ * `close()`, `destroy()`, `closed`, the `'channel'` / `'goaway'` / `'close'` events, the same options and
+ * the same typed errors.
+ */
+export class WebSession extends MuxSession<WebChannel> {
+  /**
+   * Starts a session over `transport` (from {@link webSocketTransport} or `streamTransport`); `role` decides
+   * the channel id parity (client odd, server even), so the two ends must differ.
+   */
+  constructor(transport: Transport, role: Role, options?: SessionOptions) {
+    super(transport, role, options, createWebChannel);
+  }
+}
+
+/** A WebSocket constructor: the global one, or for example the `ws` package's in Node 20. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+/** Options of {@link connectWebSocket}: any session option, the transport's water marks, and these. */
+export interface ConnectWebSocketOptions extends SessionOptions, WebSocketTransportOptions {
+  /** WebSocket subprotocols to offer. */
+  protocols?: string | string[];
+  /** Gives up connecting; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** The WebSocket class to use (default: `globalThis.WebSocket`; Node 20 has none: pass `ws`'s). */
+  WebSocket?: WebSocketConstructor;
+}
+
+const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval'] as const;
+const CONNECT_KEYS = ['protocols', 'signal', 'WebSocket'];
+
+/**
+ * Opens a WebSocket to `url` and resolves to the client session once it is open. Rejects with a
+ * `WebSocketClosedError` (a `TransportClosedError`) when the connection fails, with the signal's reason
+ * when aborted, and with `TypeError` / `RangeError` for bad options.
+ */
+export function connectWebSocket(url: string | URL, options: ConnectWebSocketOptions = {}): Promise<WebSession> {
+  const sessionOptions: Record<string, unknown> = {};
+  const transportOptions: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if ((TRANSPORT_KEYS as readonly string[]).includes(key)) transportOptions[key] = value;
+    else if (!CONNECT_KEYS.includes(key) || key in DEFAULT_OPTIONS) sessionOptions[key] = value;
+  }
+  const { signal, protocols } = options;
+  const Socket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  return new Promise<WebSession>((resolve, reject) => {
+    // A bad option rejects before any socket exists.
+    resolveOptions(sessionOptions as SessionOptions);
+    resolveTransportOptions(transportOptions);
+    if (typeof Socket !== 'function') {
+      throw new TypeError('muxwire: no global WebSocket here; pass one as the WebSocket option (in Node 20, the ws package\'s)');
+    }
+    if (signal?.aborted) throw signal.reason;
+    const socket = new Socket(String(url), protocols);
+    // The transport listens from now on, so that nothing the server sends with its 'open' is lost.
+    const transport = webSocketTransport(socket, transportOptions as WebSocketTransportOptions);
+    const cleanup = (): void => {
+      socket.removeEventListener('open', onOpen);
+      socket.removeEventListener('close', onClose);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onOpen = (): void => {
+      cleanup();
+      try {
+        resolve(new WebSession(transport, 'client', sessionOptions as SessionOptions));
+      } catch (error) {
+        transport.destroy();
+        reject(error);
+      }
+    };
+    const onClose = (event: { code?: number; reason?: string }): void => {
+      cleanup();
+      reject(new WebSocketClosedError(event?.code ?? 1006,
+        event?.reason || `the WebSocket to ${String(url)} could not be opened`));
+    };
+    const onAbort = (): void => {
+      cleanup();
+      transport.destroy();
+      reject(signal!.reason);
+    };
+    socket.addEventListener('open', onOpen);
+    socket.addEventListener('close', onClose);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,251 @@
+/**
+ * The page side of the Chromium tests (test/browser/chromium.test.ts): bundled by esbuild with
+ * `muxwire/web` into one script, it puts the scenarios on `window.scenarios`; the test calls them with
+ * `page.evaluate`. The byte pattern comes from pattern.ts, which the Node side uses too. Everything here uses browser APIs only (WebSocket, Web Streams, crypto.subtle).
+ */
+import * as muxwire from '../../src/web/index.js';
+import type { WebChannel, WebSession } from '../../src/web/index.js';
+import { fillPattern } from './pattern.js';
+
+async function readAll(channel: WebChannel): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = channel.readable.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    total += value.length;
+  }
+  const all = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return all;
+}
+
+async function sha256(data: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
+/** A typed error as plain data (errors do not cross `page.evaluate`). */
+function describeError(error: unknown): { name: string; code: string | undefined; muxError: boolean; reset: boolean } {
+  return {
+    name: (error as Error)?.name,
+    code: (error as { code?: string })?.code,
+    muxError: error instanceof muxwire.MuxError,
+    reset: error instanceof muxwire.ChannelResetError,
+  };
+}
+
+/** Things a scenario leaves for a later `page.evaluate` (a session, a held channel, pending calls). */
+const kept: {
+  session?: WebSession;
+  held?: WebChannel;
+  pending?: Promise<{ settled: number; errors: ReturnType<typeof describeError>[] }>;
+} = {};
+
+const options = { keepAliveInterval: 0 };
+
+export const scenarios = {
+  /** Opens `count` channels at once; each sends 1 byte to 16 KiB of random data and checks the echo's SHA-256. */
+  async echoMany(url: string, count: number): Promise<{ exact: number; bytes: number; ms: number }> {
+    const session = await muxwire.connectWebSocket(url, options);
+    const started = performance.now();
+    let bytes = 0;
+    const results = await Promise.all(Array.from({ length: count }, async (_, i) => {
+      const data = crypto.getRandomValues(new Uint8Array(1 + ((i * 7919) % 16384)));
+      bytes += data.length;
+      const channel = session.dial();
+      const writer = channel.writable.getWriter();
+      const [received] = await Promise.all([readAll(channel), writer.write(data).then(() => writer.close())]);
+      return (await sha256(data)) === (await sha256(received)) && received.length === data.length;
+    }));
+    const ms = performance.now() - started;
+    await session.close();
+    return { exact: results.filter(Boolean).length, bytes, ms };
+  },
+
+  /**
+   * Sends `mib` MiB on one channel to an echo server while reading the echo, and checks every byte of it
+   * against the same pattern.
+   */
+  async bulkEcho(url: string, mib: number): Promise<{ sent: number; received: number; mismatches: number; ms: number }> {
+    const session = await muxwire.connectWebSocket(url, options);
+    const channel = session.dial();
+    const total = mib * 1024 * 1024;
+    const piece = 256 * 1024;
+    const started = performance.now();
+    const send = (async () => {
+      const writer = channel.writable.getWriter();
+      const state = { x: 0x9e3779b9 };
+      for (let sent = 0; sent < total; sent += piece) {
+        const chunk = new Uint8Array(piece);
+        fillPattern(state, chunk);
+        await writer.write(chunk);
+      }
+      await writer.close();
+    })();
+    let received = 0;
+    let mismatches = 0;
+    const expected = { x: 0x9e3779b9 };
+    const reader = channel.readable.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const want = new Uint8Array(value.length);
+      fillPattern(expected, want);
+      for (let i = 0; i < value.length; i++) if (value[i] !== want[i]) mismatches++;
+      received += value.length;
+    }
+    await send;
+    const ms = performance.now() - started;
+    await session.close();
+    return { sent: total, received, mismatches, ms };
+  },
+
+  /** Accepts `count` channels the server pushes, by async iteration, and returns what each said. */
+  async acceptPushed(url: string, count: number): Promise<{ texts: string[]; ids: number[] }> {
+    const session = await muxwire.connectWebSocket(url, options);
+    const texts: string[] = [];
+    const ids: number[] = [];
+    for await (const channel of session) {
+      ids.push(channel.id);
+      await channel.writable.close(); // nothing to say back: FIN, so the channel is over once read
+      texts.push(new TextDecoder().decode(await readAll(channel)));
+      if (texts.length === count) break;
+    }
+    await session.close();
+    return { texts: texts.sort(), ids };
+  },
+
+  /** Accepts the channel the server pushes and does not read it (the test measures the server meanwhile). */
+  async holdPushed(url: string): Promise<{ buffered: number }> {
+    const session = await muxwire.connectWebSocket(url, options);
+    kept.session = session;
+    kept.held = await session.accept();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    return { buffered: session.bufferedBytes };
+  },
+
+  /** Reads the held channel to its end: returns the byte count and the mismatches against the pattern. */
+  async readHeld(): Promise<{ received: number; mismatches: number }> {
+    const expected = { x: 12345 };
+    let received = 0;
+    let mismatches = 0;
+    const reader = kept.held!.readable.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const want = new Uint8Array(value.length);
+      fillPattern(expected, want);
+      for (let i = 0; i < value.length; i++) if (value[i] !== want[i]) mismatches++;
+      received += value.length;
+    }
+    await kept.held!.writable.close();
+    await kept.session!.close();
+    return { received, mismatches };
+  },
+
+  /**
+   * Resets both ways: the server resets the first channel (the page's read and write fail), the page resets
+   * the second (the test checks the server's error).
+   */
+  async resets(url: string): Promise<{ read: ReturnType<typeof describeError>; write: ReturnType<typeof describeError>; failure: ReturnType<typeof describeError> }> {
+    const session = await muxwire.connectWebSocket(url, options);
+    const first = session.dial();
+    const writer = first.writable.getWriter();
+    await writer.write(new Uint8Array([1])); // 1: the server answers one byte, then resets this one
+    const reader = first.readable.getReader();
+    const answer = await reader.read();
+    if (answer.value?.[0] !== 1) throw new Error('the server did not answer');
+    const read = await reader.read().then(() => undefined, (error: unknown) => error);
+    const write = await writer.write(new Uint8Array([9])).then(() => undefined, (error: unknown) => error);
+    const second = session.dial();
+    const secondWriter = second.writable.getWriter();
+    await secondWriter.write(new Uint8Array([2])); // 2: the server waits for the page's reset
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    second.reset('the page gave up');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await session.close();
+    return { read: describeError(read), write: describeError(write), failure: describeError(first.failure) };
+  },
+
+  /** Opens `count` echoed channels and leaves them open, with a read, an accept and a ping pending. */
+  async openAndWait(url: string, count: number, keepAliveTimeout: number): Promise<number> {
+    const session = await muxwire.connectWebSocket(url, { keepAliveInterval: 1000, keepAliveTimeout });
+    kept.session = session;
+    const reads: Promise<unknown>[] = [];
+    for (let i = 0; i < count; i++) {
+      const channel = session.dial();
+      const writer = channel.writable.getWriter();
+      await writer.write(new Uint8Array([i & 0xff]));
+      const reader = channel.readable.getReader();
+      await reader.read(); // the echo: the channel is established
+      reads.push(reader.read());
+      writer.releaseLock();
+    }
+    reads.push(session.accept());
+    reads.push(session.closed);
+    kept.pending = Promise.allSettled(reads).then((results) => ({
+      settled: results.length,
+      errors: results.map((result) => describeError(result.status === 'rejected' ? result.reason : undefined)),
+    }));
+    return session.channelCount;
+  },
+
+  /**
+   * Against a non-muxwire server (Go hashicorp/yamux behind a WebSocket): `count` channels echoed exactly
+   * (SHA-256), and the channel the server opens accepted, read, and echoed back to it.
+   */
+  async againstGo(url: string, count: number): Promise<{ exact: number; greeting: string }> {
+    const session = await muxwire.connectWebSocket(url, options);
+    const pushed = (async () => {
+      const channel = await session.accept();
+      // One line, echoed, then FIN (the Go side keeps its half open until it has the echo).
+      const reader = channel.readable.getReader();
+      let text = '';
+      while (!text.endsWith('\n')) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error('the Go side ended before its line');
+        text += new TextDecoder().decode(value);
+      }
+      const writer = channel.writable.getWriter();
+      await writer.write(new TextEncoder().encode(text));
+      await writer.close();
+      await reader.read(); // the Go side's FIN
+      return text.trim();
+    })();
+    const results = await Promise.all(Array.from({ length: count }, async (_, i) => {
+      const data = crypto.getRandomValues(new Uint8Array(1 + ((i * 7919) % 65536)));
+      const channel = session.dial();
+      const writer = channel.writable.getWriter();
+      const [received] = await Promise.all([readAll(channel), writer.write(data).then(() => writer.close())]);
+      return (await sha256(data)) === (await sha256(received));
+    }));
+    const greeting = await pushed;
+    await session.close();
+    return { exact: results.filter(Boolean).length, greeting };
+  },
+
+  /** Waits for what `openAndWait` left pending. */
+  pendingSettled(): Promise<{ settled: number; errors: ReturnType<typeof describeError>[] }> {
+    return kept.pending!;
+  },
+};
+
+declare global {
+  interface Window {
+    scenarios: typeof scenarios;
+    muxwire: typeof muxwire;
+  }
+}
+
+// The Node test runner loads every file under dist/test/ too, where there is no window: nothing to do there.
+if (typeof window !== 'undefined') {
+  window.scenarios = scenarios;
+  window.muxwire = muxwire;
+}

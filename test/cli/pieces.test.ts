@@ -1,0 +1,214 @@
+/**
+ * The command's pure pieces, without processes: argument parsing (forward specs, addresses, allow patterns,
+ * the token never on argv), token checks, the control protocol's framing and validation (bad input gets a
+ * typed error), and the reconnect backoff.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { UsageError, allowed, parseAddress, parseAllow, parseCommand, parseFingerprint, parseForward } from '../../src/cli/args.js';
+import { loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
+import { MAX_MESSAGE_BYTES, encode, readMessage, validate } from '../../src/cli/protocol.js';
+import { backoffDelay } from '../../src/cli/reconnect.js';
+import { Reporter, Traffic } from '../../src/cli/status.js';
+
+describe('command line', () => {
+  test('-L/-R specs: PORT:HOST:HOSTPORT binds loopback, BIND:PORT:HOST:HOSTPORT and IPv6 in brackets', () => {
+    assert.deepEqual(parseForward('8080:example.org:80', 'L'), {
+      kind: 'L', bind: '127.0.0.1', port: 8080, host: 'example.org', hostPort: 80, text: '8080:example.org:80',
+    });
+    const v6 = parseForward('[::1]:0:[fe80::1]:443', 'R');
+    assert.equal(v6.bind, '::1');
+    assert.equal(v6.port, 0);
+    assert.equal(v6.host, 'fe80::1');
+    assert.equal(v6.hostPort, 443);
+    for (const bad of ['8080', '8080:host', 'x:host:80', '8080:host:70000', '1:2:3:4:5', '8080::80', '[::1:80:h:1']) {
+      assert.throws(() => parseForward(bad, 'L'), UsageError, bad);
+    }
+  });
+
+  test('addresses need HOST:PORT and allow patterns take * for either part', () => {
+    assert.deepEqual(parseAddress('[::1]:7000', '--listen'), { host: '::1', port: 7000 });
+    assert.throws(() => parseAddress('7000', '--listen'), UsageError);
+    const patterns = [parseAllow('127.0.0.1:*', '--allow'), parseAllow('*:6379', '--allow'), parseAllow('DB.local:5432', '--allow')];
+    assert.ok(allowed(patterns, '127.0.0.1', 1));
+    assert.ok(allowed(patterns, 'cache', 6379));
+    assert.ok(allowed(patterns, 'db.local', 5432));
+    assert.ok(!allowed(patterns, 'db.local', 5433));
+    assert.ok(!allowed(patterns, 'localhost', 80), 'names are not resolved: localhost is not 127.0.0.1');
+    assert.ok(!allowed([], '127.0.0.1', 80), 'nothing is allowed by default');
+  });
+
+  test('the token is refused on argv, and one is required from a file or MUXWIRE_TOKEN', () => {
+    assert.throws(() => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--token', 'secret'], {}), /never taken from the command line/);
+    assert.throws(() => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--token=secret'], {}), /never taken from the command line/);
+    assert.throws(() => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2'], {}), /a token is needed/);
+    const fromEnv = parseCommand(['client', '--server', 'h:1', '-L', '1:h:2'], { MUXWIRE_TOKEN: 'x' });
+    assert.equal(fromEnv.command, 'client');
+    assert.deepEqual((fromEnv as { token: unknown }).token, { kind: 'env', name: 'MUXWIRE_TOKEN' });
+  });
+
+  test('options of the other subcommand, unknown options and half a TLS pair are usage errors', () => {
+    const env = { MUXWIRE_TOKEN: 'x' };
+    assert.throws(() => parseCommand(['server', '--listen', 'h:1', '-L', '1:h:2'], env), /not an option of 'server'/);
+    assert.throws(() => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--allow', 'h:1'], env), /not an option of 'client'/);
+    assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--tls-cert', 'c'], env), /go together/);
+    assert.throws(() => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--ca', 'f'], env), /need --tls/);
+    assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--bogus'], env), UsageError);
+    assert.throws(() => parseCommand(['client', '--server', 'h:1'], env), /at least one -L or -R/);
+    assert.equal(parseCommand([], {}).command, 'help');
+  });
+
+  test('--ws takes a ws:// or wss:// URL instead of --server (wss implies TLS), and --proxy an http:// URL without credentials', () => {
+    const env = { MUXWIRE_TOKEN: 'x' };
+    const ws = parseCommand(['client', '--ws', 'wss://example.org/t', '--ca', 'f', '-L', '1:h:2'], env) as {
+      server: unknown; ws: URL; tls: unknown;
+    };
+    assert.deepEqual(ws.server, { host: 'example.org', port: 443 });
+    assert.equal(ws.ws.href, 'wss://example.org/t');
+    assert.deepEqual(ws.tls, { ca: 'f', fingerprint: undefined });
+    assert.throws(() => parseCommand(['client', '--ws', 'ws://h:1/t', '--server', 'h:1', '-L', '1:h:2'], env), /one of them/);
+    assert.throws(() => parseCommand(['client', '--ws', 'http://h:1/t', '-L', '1:h:2'], env), /ws:\/\/ or wss:\/\//);
+    assert.throws(() => parseCommand(['client', '--ws', 'ws://h:1/t', '--tls', '-L', '1:h:2'], env), /needs a wss:\/\/ URL/);
+    assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--ws', 'tunnel'], env), /path starting with \//);
+    const proxied = parseCommand(['client', '--server', 'h:1', '--proxy', 'http://proxy:3128', '-L', '1:h:2'], env) as { proxy: URL };
+    assert.equal(proxied.proxy.host, 'proxy:3128');
+    assert.throws(() => parseCommand(['client', '--server', 'h:1', '--proxy', 'http://u:p@proxy:3128', '-L', '1:h:2'], env), /credentials/);
+    assert.throws(() => parseCommand(['client', '--server', 'h:1', '--proxy', 'socks5://proxy:1080', '-L', '1:h:2'], env), /http:\/\/ URL/);
+    assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--proxy', 'http://p:1'], env), /not an option of 'server'/);
+  });
+
+  test('fingerprints are normalized to Node\'s form and checked for length', () => {
+    const hex = 'ab'.repeat(32);
+    assert.equal(parseFingerprint(hex), Array(32).fill('AB').join(':'));
+    assert.equal(parseFingerprint(`sha256:${Array(32).fill('ab').join(':')}`), Array(32).fill('AB').join(':'));
+    assert.throws(() => parseFingerprint('abcd'), UsageError);
+  });
+});
+
+describe('token', () => {
+  test('compares equal tokens true and any other false, whatever the lengths', () => {
+    const token = newToken();
+    assert.equal(token.length, 43);
+    assert.ok(tokensMatch(token, token));
+    assert.ok(!tokensMatch(`${token}x`, token));
+    assert.ok(!tokensMatch('', token));
+    assert.ok(!tokensMatch(token.slice(0, -1), token));
+  });
+
+  test('a missing, empty or short token is ERR_TUNNEL_TOKEN; surrounding whitespace is dropped', async () => {
+    await assert.rejects(loadToken({ kind: 'file', path: '/nonexistent/token' }, {}), { code: 'ERR_TUNNEL_TOKEN' });
+    await assert.rejects(loadToken({ kind: 'env', name: 'T' }, { T: '  short \n' }), { code: 'ERR_TUNNEL_TOKEN' });
+    assert.equal(await loadToken({ kind: 'env', name: 'T' }, { T: ' 0123456789abcdef\n' }), '0123456789abcdef');
+  });
+});
+
+describe('control protocol', () => {
+  test('a message is read whole from split chunks, and what follows it stays in the stream', async () => {
+    const stream = new PassThrough();
+    const frame = Buffer.concat([encode({ type: 'connect', host: '127.0.0.1', port: 80 }), Buffer.from('GET / HTTP/1.0\r\n')]);
+    for (let i = 0; i < frame.length; i += 3) stream.write(frame.subarray(i, i + 3));
+    assert.deepEqual(await readMessage(stream, 1000), { type: 'connect', host: '127.0.0.1', port: 80 });
+    stream.end();
+    const rest: Buffer[] = [];
+    for await (const chunk of stream) rest.push(chunk as Buffer);
+    assert.equal(Buffer.concat(rest).toString(), 'GET / HTTP/1.0\r\n');
+  });
+
+  test('bad input is a typed error: oversized length, not JSON, wrong shapes, early end, silence', async () => {
+    const oversized = new PassThrough();
+    oversized.write(Buffer.from([0xff, 0xff]));
+    await assert.rejects(readMessage(oversized, 1000), { code: 'ERR_TUNNEL_PROTOCOL' });
+    assert.ok(0xffff > MAX_MESSAGE_BYTES);
+
+    const notJson = new PassThrough();
+    notJson.write(Buffer.from([0, 3, 0x7b, 0x7b, 0x7b]));
+    await assert.rejects(readMessage(notJson, 1000), { code: 'ERR_TUNNEL_PROTOCOL' });
+
+    const early = new PassThrough();
+    early.end(Buffer.from([0, 10, 0x7b]));
+    await assert.rejects(readMessage(early, 1000), { code: 'ERR_TUNNEL_PROTOCOL' });
+
+    await assert.rejects(readMessage(new PassThrough(), 50), { code: 'ERR_TUNNEL_TIMEOUT' });
+
+    for (const bad of [null, [], 'x', { type: 'nope' }, { type: 'connect', host: 'h', port: 0 }, { type: 'connect', host: 7, port: 80 },
+      { type: 'hello', version: 1, token: 't', forwards: [{ kind: 'X' }] }, { type: 'error', code: 'ERR_OTHER', message: 'm' },
+      { type: 'remote', index: -1 }, { type: 'welcome', version: 1, results: [{ ok: 'yes' }] }]) {
+      assert.throws(() => validate(bad), { code: 'ERR_TUNNEL_PROTOCOL' }, JSON.stringify(bad));
+    }
+  });
+});
+
+describe('reconnect backoff', () => {
+  test('doubles from 100 ms up to the cap, with the upper half random', () => {
+    assert.equal(backoffDelay(0, 100, 5000, () => 0), 50);
+    assert.equal(backoffDelay(0, 100, 5000, () => 1), 100);
+    assert.equal(backoffDelay(3, 100, 5000, () => 0), 400);
+    assert.equal(backoffDelay(3, 100, 5000, () => 1), 800);
+    assert.equal(backoffDelay(20, 100, 5000, () => 0.5), 3750);
+    assert.equal(backoffDelay(1000, 100, 5000, () => 1), 5000);
+  });
+});
+
+describe('status', () => {
+  /** A stream that keeps what is written; `isTTY` as a terminal would have it. */
+  function sink(isTTY: boolean): NodeJS.WritableStream & { isTTY: boolean; text: string } {
+    const stream = new PassThrough() as unknown as NodeJS.WritableStream & { isTTY: boolean; text: string };
+    stream.isTTY = isTTY;
+    stream.text = '';
+    (stream as unknown as PassThrough).on('data', (chunk: Buffer) => {
+      stream.text += chunk.toString();
+    });
+    return stream;
+  }
+
+  async function until(check: () => boolean, what: string): Promise<void> {
+    const deadline = performance.now() + 5000;
+    while (!check()) {
+      assert.ok(performance.now() < deadline, what);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  test('on a TTY one status line (up/down, RTT, channels, bytes/s each way, reconnects) is redrawn, and events print above it', async () => {
+    const err = sink(true);
+    const reporter = new Reporter(false, sink(false), err, 20);
+    const traffic = new Traffic();
+    let up = true;
+    reporter.startStatus(() => ({ up, rtt: 1.25, channels: 3, reconnects: 2 }), traffic);
+    try {
+      await until(() => err.text.includes('[up] rtt 1.3 ms · 3 channels · in 0 B/s · out 0 B/s · 2 reconnects'), 'the status line');
+      reporter.event('session-down', 'lost the session');
+      assert.match(err.text, /\r\x1b\[Kmuxwire: lost the session\n/, 'the line is cleared before an event is printed');
+      up = false;
+      await until(() => err.text.includes('[down]'), 'the line shows the session down');
+    } finally {
+      reporter.stop();
+    }
+  });
+
+  test('not on a TTY there is no status line; with --json a status event carries the same figures', async () => {
+    const err = sink(false);
+    const plain = new Reporter(false, sink(false), err, 10);
+    plain.startStatus(() => ({ up: true, rtt: 1, channels: 1, reconnects: 0 }), new Traffic());
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    plain.stop();
+    assert.equal(err.text, '');
+
+    const out = sink(false);
+    const json = new Reporter(true, out, sink(true), 10);
+    json.startStatus(() => ({ up: true, rtt: 0.5, channels: 7, reconnects: 1 }), new Traffic());
+    try {
+      await until(() => out.text.includes('"event":"status"'), 'a status event');
+      const event = JSON.parse(out.text.split('\n')[0]!) as Record<string, unknown>;
+      assert.equal(event.up, true);
+      assert.equal(event.rttMs, 0.5);
+      assert.equal(event.channels, 7);
+      assert.equal(event.reconnects, 1);
+      assert.equal(typeof event.inBytesPerSecond, 'number');
+      assert.equal(typeof event.outBytesPerSecond, 'number');
+    } finally {
+      json.stop();
+    }
+  });
+});

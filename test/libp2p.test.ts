@@ -1,0 +1,301 @@
+/**
+ * `muxwire/libp2p` in the package's own suite: its options and error mapping, and its muxer over libp2p's
+ * in-memory connection pair (`@libp2p/utils`), against libp2p's own yamux muxer (`@chainsafe/libp2p-yamux`)
+ * or against a peer that never answers. libp2p's compliance suite and real libp2p nodes run from
+ * test/libp2p-compliance (their own install).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { MessageStream, Stream, StreamMuxer, StreamMuxerFactory } from '@libp2p/interface';
+import {
+  ChannelRefusedError, ChannelResetError, GoAwayError, ProtocolError, SessionClosedError, StreamLimitError, TimeoutError,
+  TransportClosedError,
+} from '../src/core/errors.js';
+import { provideWithResolvers } from './interop/libp2p-glue.js';
+
+provideWithResolvers();
+const { muxwire, MuxwireMuxer, toLibp2pError } = await import('../src/libp2p/index.js');
+const { resolveInit } = await import('../src/libp2p/options.js');
+const { multiaddrConnectionPair } = await import('@libp2p/utils');
+const { yamux } = await import('@chainsafe/libp2p-yamux');
+
+type Factory = StreamMuxerFactory<StreamMuxer<Stream>>;
+
+/** Resolves with the first event of `type`, or rejects after `ms`. */
+function nextEvent<E extends Event>(target: EventTarget, type: string, ms = 5_000): Promise<E> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no '${type}' event within ${ms} ms`)), ms);
+    target.addEventListener(type, (event) => {
+      clearTimeout(timer);
+      resolve(event as E);
+    }, { once: true });
+  });
+}
+
+/** Waits until `done()` holds, checking every 10 ms for at most 5 s. */
+async function waitFor(done: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.ok(done(), `waited 5 s for ${what}`);
+}
+
+/** Reads what a stream sends until it ends, as text. */
+async function readText(stream: Stream): Promise<string> {
+  let text = '';
+  for await (const data of stream) text += Buffer.from(data.subarray()).toString();
+  return text;
+}
+
+/** A muxer on each end of an in-memory libp2p connection pair: `dialer` is the yamux client. */
+function pair(dialer: Factory, listener: Factory) {
+  const [outbound, inbound] = multiaddrConnectionPair();
+  return {
+    dialer: dialer.createStreamMuxer(outbound),
+    listener: listener.createStreamMuxer(inbound),
+    outbound,
+    inbound,
+  };
+}
+
+test('muxwire() is a libp2p stream muxer factory for /yamux/1.0.0 whose muxers are MuxwireMuxers', async () => {
+  const factory = muxwire()();
+  assert.equal(factory.protocol, '/yamux/1.0.0');
+  const { dialer, listener } = pair(factory, factory);
+  assert.ok(dialer instanceof MuxwireMuxer);
+  assert.equal(dialer.session.role, 'client');
+  assert.equal((listener as InstanceType<typeof MuxwireMuxer>).session.role, 'server');
+  await Promise.all([dialer.close(), listener.close()]);
+  assert.equal(dialer.status, 'closed');
+});
+
+test("yamux()'s option names map to muxwire's session options, with libp2p's yamux defaults", () => {
+  const defaults = resolveInit();
+  assert.equal(defaults.session.keepAliveInterval, 30_000);
+  assert.equal(defaults.session.maxWindow, 16 * 1024 * 1024);
+  assert.equal(defaults.session.initialWindow, 256 * 1024);
+  assert.equal(defaults.session.maxStreams, 2_000);
+  assert.deepEqual([defaults.maxInboundStreams, defaults.maxOutboundStreams, defaults.maxEarlyStreams], [1_000, 1_000, 10]);
+
+  const mapped = resolveInit({
+    enableKeepAlive: false,
+    maxMessageSize: 16 * 1024,
+    maxInboundStreams: 5,
+    maxOutboundStreams: 7,
+    streamOptions: { initialStreamWindowSize: 512 * 1024, maxStreamWindowSize: 1024 * 1024, maxReadBufferLength: 1234 },
+    session: { keepAliveTimeout: 2_000, maxSessionBuffered: 8 * 1024 * 1024 },
+  });
+  assert.equal(mapped.session.keepAliveInterval, 0);
+  assert.equal(mapped.session.maxFrameSize, 16 * 1024);
+  assert.equal(mapped.session.initialWindow, 512 * 1024);
+  assert.equal(mapped.session.maxWindow, 1024 * 1024);
+  assert.equal(mapped.session.maxStreams, 12);
+  assert.equal(mapped.session.keepAliveTimeout, 2_000);
+  assert.equal(mapped.session.maxSessionBuffered, 8 * 1024 * 1024);
+  assert.deepEqual(mapped.streamOptions, { maxReadBufferLength: 1234 });
+  assert.equal(resolveInit({ keepAliveInterval: 5_000 }).session.keepAliveInterval, 5_000);
+});
+
+test("invalid options throw libp2p's InvalidParametersError when muxwire() is called, with muxwire's error as the cause", () => {
+  const tooSmall = (): unknown => muxwire({ streamOptions: { initialStreamWindowSize: 1000 } });
+  assert.throws(tooSmall, (error: Error) => {
+    assert.equal(error.name, 'InvalidParametersError');
+    assert.match(error.message, /initialWindow/);
+    assert.ok(error.cause instanceof RangeError);
+    return true;
+  });
+  assert.throws(() => muxwire({ maxInboundStreams: -1 }), { name: 'InvalidParametersError', message: /maxInboundStreams/ });
+  assert.throws(() => muxwire({ session: { protocol: 'multiplex' } }), { name: 'InvalidParametersError' });
+});
+
+test("muxwire's errors become the libp2p errors libp2p branches on, keeping muxwire's as the cause", () => {
+  const cases: [Error, string][] = [
+    [new ChannelResetError(3), 'StreamResetError'],
+    [new ChannelRefusedError(3), 'StreamResetError'],
+    [new GoAwayError(0), 'MuxerClosedError'],
+    [new SessionClosedError(), 'MuxerClosedError'],
+    [new StreamLimitError('full'), 'TooManyOutboundProtocolStreamsError'],
+    [new TransportClosedError(), 'ConnectionClosedError'],
+    [new TimeoutError('ERR_MUX_KEEPALIVE_TIMEOUT', 'no pong'), 'TimeoutError'],
+    [new ProtocolError('bad frame'), 'ProtocolError'],
+  ];
+  for (const [error, name] of cases) {
+    const mapped = toLibp2pError(error);
+    assert.equal(mapped.name, name, error.name);
+    assert.equal(mapped.cause, error);
+    assert.equal(mapped.message, error.message);
+  }
+  const own = new Error('the application aborted');
+  assert.equal(toLibp2pError(own), own);
+});
+
+test("streams flow both ways between muxwire's muxer and libp2p's yamux muxer over libp2p's in-memory connection", async () => {
+  for (const muxwireDials of [true, false]) {
+    const ours = muxwire()() as Factory;
+    const theirs = yamux()() as Factory;
+    const { dialer, listener } = muxwireDials ? pair(ours, theirs) : pair(theirs, ours);
+    const echo = (event: CustomEvent<Stream>): void => {
+      const stream = event.detail;
+      void (async () => {
+        for await (const data of stream) stream.send(data);
+        await stream.close();
+      })();
+    };
+    dialer.addEventListener('stream', echo);
+    listener.addEventListener('stream', echo);
+    for (const [from, name] of [[dialer, 'dialer'], [listener, 'listener']] as const) {
+      const stream = await from.createStream();
+      stream.send(Buffer.from(`hello from the ${name}`));
+      const reply = readText(stream);
+      await stream.close();
+      assert.equal(await reply, `hello from the ${name}`);
+    }
+    await Promise.all([dialer.close(), listener.close()]);
+  }
+});
+
+test('a stream the peer resets fails with StreamResetError; a peer beyond maxInboundStreams is refused with a reset', async () => {
+  const { dialer, listener } = pair(yamux()() as Factory, muxwire({ maxInboundStreams: 2 })() as Factory);
+  const accepted: Stream[] = [];
+  listener.addEventListener('stream', (event) => accepted.push(event.detail));
+  const streams = await Promise.all([1, 2, 3].map(() => dialer.createStream()));
+  for (const stream of streams) stream.send(Buffer.from('x'));
+  const refused = await nextEvent<Event & { error?: Error }>(streams[2]!, 'close');
+  assert.equal(refused.error?.name, 'StreamResetError');
+  assert.equal(accepted.length, 2);
+  assert.equal(listener.streams.length, 2);
+
+  const reset = nextEvent<Event & { error?: Error }>(accepted[0]!, 'close');
+  streams[0]!.abort(new Error('the dialer gave up'));
+  assert.equal((await reset).error?.name, 'StreamResetError');
+  assert.equal(accepted[0]!.status, 'reset');
+  await Promise.all([dialer.close(), listener.close()]);
+});
+
+test('createStream() throws TooManyOutboundProtocolStreamsError at maxOutboundStreams and MuxerClosedError once closed', async () => {
+  const { dialer, listener } = pair(muxwire({ maxOutboundStreams: 1 })() as Factory, yamux()() as Factory);
+  await dialer.createStream();
+  await assert.rejects(dialer.createStream(), { name: 'TooManyOutboundProtocolStreamsError' });
+  await dialer.close();
+  await assert.rejects(dialer.createStream(), { name: 'MuxerClosedError' });
+  assert.equal(dialer.streams.length, 0);
+  await listener.close();
+});
+
+test("a peer that stops answering pings ends the muxer: its streams fail with libp2p's TimeoutError (muxwire's keep-alive timeout)", async () => {
+  const [outbound, inbound] = multiaddrConnectionPair();
+  // The other end reads everything and answers nothing.
+  (inbound as MessageStream).addEventListener('message', () => {});
+  const muxer = muxwire({ keepAliveInterval: 50, session: { keepAliveTimeout: 200 } })().createStreamMuxer(outbound);
+  const stream = await muxer.createStream();
+  const closed = await nextEvent<Event & { error?: Error }>(stream, 'close', 5_000);
+  assert.equal(closed.error?.name, 'TimeoutError');
+  assert.equal((closed.error?.cause as { code?: string } | undefined)?.code, 'ERR_MUX_KEEPALIVE_TIMEOUT');
+  assert.equal(muxer.status, 'closed');
+  assert.equal(muxer.streams.length, 0);
+  await inbound.close();
+});
+
+test("the main entry and muxwire/core import no libp2p package: only muxwire/libp2p does", () => {
+  const src = fileURLToPath(new URL('../../src/', import.meta.url));
+  const files = ['index.ts', ...['core', 'core/codecs', 'node'].flatMap((dir) =>
+    readdirSync(join(src, dir)).filter((name) => name.endsWith('.ts')).map((name) => `${dir}/${name}`))];
+  assert.ok(files.length > 20, `found only ${files.length} source files`);
+  const libp2pImport = /(?:from|import)\s*\(?\s*'(?:@libp2p\/|@chainsafe\/|libp2p|uint8arraylist|[./]+\/libp2p\/)/;
+  for (const file of files) assert.doesNotMatch(readFileSync(join(src, file), 'utf8'), libp2pImport, file);
+  assert.match(readFileSync(join(src, 'libp2p/muxer.ts'), 'utf8'), libp2pImport, 'the pattern finds the libp2p entry\'s imports');
+});
+
+test("close() flushes every stream's data and FIN, then resets the streams the peer had not finished, before its Go Away (so libp2p's yamux sees the resets)", async () => {
+  for (const peer of ['muxwire', 'yamux'] as const) {
+    const { dialer, listener } = pair(muxwire()() as Factory, (peer === 'muxwire' ? muxwire()() : yamux()()) as Factory);
+    const received: string[] = [];
+    const ended: Promise<Event & { error?: Error }>[] = [];
+    listener.addEventListener('stream', (event) => {
+      const stream = event.detail;
+      // Reads, never closes its own side: the dialer's close() finds these streams unfinished.
+      stream.addEventListener('message', (message) => received.push(Buffer.from(message.data.subarray()).toString()));
+      ended.push(nextEvent(stream, 'close'));
+    });
+    const streams = await Promise.all([1, 2, 3].map(() => dialer.createStream()));
+    streams.forEach((stream, i) => stream.send(Buffer.from(`last words ${i}`)));
+    const ours = streams.map((stream) => nextEvent<Event & { error?: Error }>(stream, 'close'));
+    await dialer.close();
+    assert.equal(dialer.status, 'closed');
+    for (const event of await Promise.all(ours)) assert.equal(event.error, undefined, 'this side ends its streams cleanly');
+    const theirs = await Promise.all(ended);
+    assert.deepEqual(received.sort(), ['last words 0', 'last words 1', 'last words 2'], `${peer}: every stream's data arrived`);
+    for (const event of theirs) assert.equal(event.error?.name, 'StreamResetError', `${peer}: the peer's unfinished stream was reset`);
+    await listener.close();
+  }
+});
+
+test("inbound streams wait for a 'stream' listener, up to maxEarlyStreams; one more aborts the muxer with MaxEarlyStreamsError", async () => {
+  const early = pair(yamux()() as Factory, muxwire({ maxEarlyStreams: 3 })() as Factory);
+  await Promise.all([1, 2].map(async () => (await early.dialer.createStream()).send(Buffer.from('early'))));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const delivered: Stream[] = [];
+  early.listener.addEventListener('stream', (event) => delivered.push(event.detail));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(delivered.length, 2, 'the early streams are delivered once a listener is added');
+  await Promise.all([early.dialer.close(), early.listener.close()]);
+
+  const flooded = pair(muxwire()() as Factory, muxwire({ maxEarlyStreams: 3 })() as Factory);
+  // Their SYNs alone open them at the listener (which may fail them before createStream() has returned).
+  const aborted = new Promise<Error | undefined>((resolve) => {
+    (flooded.listener as InstanceType<typeof MuxwireMuxer>).session.on('close', resolve);
+  });
+  const streams = await Promise.all([1, 2, 3, 4].map(() => flooded.dialer.createStream()));
+  assert.equal((await aborted)?.name, 'MaxEarlyStreamsError');
+  assert.equal(flooded.listener.status, 'closed');
+  assert.equal(flooded.listener.streams.length, 0);
+  await waitFor(() => streams.every((stream) => stream.status !== 'open'), 'the dialer\'s streams to end');
+  await flooded.dialer.close();
+});
+
+test("a paused stream stops its peer at the receive window (libp2p's yamux sending), and resume() brings the rest", async () => {
+  const { dialer, listener } = pair(yamux()() as Factory, muxwire()() as Factory);
+  const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+  const sender = await dialer.createStream();
+  const total = 2 * 1024 * 1024;
+  sender.send(new Uint8Array(1024));
+  const stream = (await accepted).detail;
+  stream.pause();
+  let sent = 1024;
+  while (sent < total) {
+    sender.send(new Uint8Array(64 * 1024));
+    sent += 64 * 1024;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const muxer = listener as InstanceType<typeof MuxwireMuxer>;
+  // Held by this side: what the window allowed (256 KiB), not the 2 MiB sent.
+  const held = muxer.session.bufferedBytes + stream.readBufferLength;
+  assert.ok(held <= 256 * 1024, `${held} bytes held while paused`);
+  assert.ok(sender.writeBufferLength > 0 || sender.writableNeedsDrain, 'the sender was held back');
+  let received = 0;
+  const all = new Promise<void>((resolve) => {
+    stream.addEventListener('message', (event) => {
+      received += event.data.byteLength;
+      if (received === sent) resolve();
+    });
+  });
+  stream.resume();
+  await waitFor(() => received === sent, 'the rest of the data after resume()');
+  await all;
+  await Promise.all([dialer.close(), listener.close()]);
+});
+
+test("close() aborts a stream whose data could not leave within closeTimeout with libp2p's TimeoutError, and still completes", async () => {
+  const { dialer, listener } = pair(muxwire({ session: { closeTimeout: 200 } })() as Factory, yamux()() as Factory);
+  listener.addEventListener('stream', (event) => event.detail.pause()); // never reads: the window runs out
+  const stream = await dialer.createStream();
+  for (let i = 0; i < 16; i++) stream.send(new Uint8Array(64 * 1024));
+  const closed = nextEvent<Event & { error?: Error }>(stream, 'close');
+  const started = Date.now();
+  await dialer.close();
+  assert.equal(dialer.status, 'closed');
+  assert.equal((await closed).error?.name, 'TimeoutError');
+  assert.ok(Date.now() - started < 5_000);
+  await listener.close();
+});

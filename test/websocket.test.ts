@@ -1,0 +1,361 @@
+/**
+ * muxwire over WebSocket, in Node: `createWebSocketServer` (the `ws` package's server) against
+ * `muxwire/web`'s `connectWebSocket` / `webSocketTransport` driving the `ws` package's client (Node 20 has no
+ * global WebSocket), and `streamTransport` over Web Streams. The browser runs the same code in
+ * test/browser/chromium.test.ts.
+ */
+import { afterEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { WebSocket as WsWebSocket, WebSocketServer } from 'ws';
+import {
+  type Channel, type MuxWebSocketServer, ChannelResetError, type Session, TransportClosedError, createWebSocketServer, multiplexedClient,
+  webSocketTransport as nodeWebSocketTransport,
+} from '../src/index.js';
+import {
+  type WebChannel, type WebSocketConstructor, WebSession, WebSocketClosedError, connectWebSocket, streamTransport,
+  webSocketTransport,
+} from '../src/web/index.js';
+import { pseudoRandomBytes, readAll, until } from './helpers.js';
+
+const WebSocket = WsWebSocket as unknown as WebSocketConstructor;
+const KiB = 1024;
+const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+/** Reads a WebChannel's readable to its end. */
+async function readAllWeb(channel: WebChannel): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of channel.readable as unknown as AsyncIterable<Uint8Array>) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+/** Writes `data` in `piece`-sized writes, then closes (FIN). */
+async function writeAllWeb(channel: WebChannel, data: Uint8Array, piece = 64 * KiB): Promise<void> {
+  const writer = channel.writable.getWriter();
+  for (let offset = 0; offset < data.length; offset += piece) await writer.write(data.subarray(offset, offset + piece));
+  await writer.close();
+}
+
+interface Served {
+  url: string;
+  server: MuxWebSocketServer;
+  sessions: Session[];
+}
+
+const toClose: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const close of toClose.splice(0).reverse()) await close();
+});
+
+/** A muxwire WebSocket server on a free loopback port; each session is handed to `onSession`. */
+async function serve(onSession: (session: Session) => void, options: Record<string, unknown> = {}): Promise<Served> {
+  const sessions: Session[] = [];
+  const server = createWebSocketServer({ port: 0, host: '127.0.0.1', path: '/mux', keepAliveInterval: 0, ...options },
+    (session) => {
+      sessions.push(session);
+      onSession(session);
+    });
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  toClose.push(async () => {
+    for (const session of sessions) session.destroy();
+    for (const client of server.clients) client.terminate();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { url: `ws://127.0.0.1:${port}/mux`, server, sessions };
+}
+
+const echo = (session: Session): void => {
+  session.on('channel', (channel: Channel) => {
+    channel.on('error', () => {});
+    channel.pipe(channel);
+  });
+};
+
+async function client(url: string, options: Record<string, unknown> = {}): Promise<WebSession> {
+  const session = await connectWebSocket(url, { WebSocket, keepAliveInterval: 0, ...options });
+  toClose.push(() => session.destroy());
+  return session;
+}
+
+describe('muxwire/web over WebSocket (ws client in Node)', () => {
+  test('a WebChannel dialled by connectWebSocket gets its 3 MiB echoed exactly by a createWebSocketServer session', async () => {
+    const { url } = await serve(echo);
+    const session = await client(url);
+    const data = pseudoRandomBytes(3 * 1024 * KiB, 7);
+    const channel = session.dial();
+    const [, received] = await Promise.all([writeAllWeb(channel, data, 100 * KiB), readAllWeb(channel)]);
+    assert.equal(received.length, data.length);
+    assert.equal(sha256(received), sha256(data));
+  });
+
+  test('a channel the server dials and writes in its connection handler reaches the client (frames sent with the open are kept)', async () => {
+    const { url } = await serve((session) => {
+      const pushed = session.dial();
+      pushed.end('pushed at once');
+    });
+    const session = await client(url);
+    const channel = await session.accept({ signal: AbortSignal.timeout(5000) });
+    assert.equal(channel.outbound, false);
+    assert.equal(channel.id % 2, 0, 'the server dials even ids');
+    assert.equal(Buffer.from(await readAllWeb(channel)).toString(), 'pushed at once');
+  });
+
+  test('writes made before the WebSocket opens leave once it opens', async () => {
+    const { url } = await serve(echo);
+    const socket = new WebSocket(url);
+    assert.equal(socket.readyState, 0, 'still connecting');
+    const session = new WebSession(webSocketTransport(socket), 'client', { keepAliveInterval: 0 });
+    toClose.push(() => session.destroy());
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    void writer.write(new TextEncoder().encode('before open'));
+    void writer.close();
+    assert.equal(Buffer.from(await readAllWeb(channel)).toString(), 'before open');
+  });
+
+  test('a Node client over a ws socket (multiplexedClient(webSocketTransport(ws))) gets Duplex channels', async () => {
+    const { url } = await serve(echo);
+    const socket = new WsWebSocket(url);
+    const session = multiplexedClient(nodeWebSocketTransport(socket as never), { keepAliveInterval: 0 });
+    toClose.push(() => session.destroy());
+    const channel = session.dial();
+    const data = pseudoRandomBytes(512 * KiB, 3);
+    channel.end(data);
+    const received = await readAll(channel);
+    assert.equal(sha256(received), sha256(data));
+  });
+
+  test('a page reader that stops reading holds the server writer at the 256 KiB window; reading releases it all', async () => {
+    let confirmed = 0;
+    let serverChannel: Channel | undefined;
+    const total = 4 * 1024 * KiB;
+    const { url } = await serve((session) => {
+      const channel = session.dial();
+      serverChannel = channel;
+      const piece = pseudoRandomBytes(64 * KiB, 11);
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < total) {
+          sent += piece.length;
+          const more = channel.write(piece, () => { confirmed += piece.length; });
+          if (!more) {
+            channel.once('drain', pump);
+            return;
+          }
+        }
+        channel.end();
+      };
+      pump();
+    });
+    const session = await client(url);
+    const channel = await session.accept({ signal: AbortSignal.timeout(5000) });
+    await until(() => confirmed >= 256 * KiB, 5000, 'the first window to be sent');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // A write is confirmed once it reached the transport, which only the peer's window allows.
+    assert.equal(confirmed, 256 * KiB, 'the server sent exactly one window');
+    assert.equal(session.bufferedBytes, 256 * KiB, 'the page side holds the window, unread');
+    assert.ok(serverChannel!.writableLength <= 2 * 64 * KiB + 64 * KiB, 'the server queue stays at its high-water mark');
+    const received = await readAllWeb(channel);
+    assert.equal(received.length, total);
+    assert.equal(confirmed, total);
+  });
+
+  test('a WebChannel writer waits for window: with a server that does not read, exactly 256 KiB of writes resolve, then all', async () => {
+    let serverChannel: Channel | undefined;
+    const { url } = await serve((session) => session.on('channel', (channel: Channel) => { serverChannel = channel; }));
+    const session = await client(url);
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    const piece = 64 * KiB;
+    let resolved = 0;
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 16; i++) writes.push(writer.write(new Uint8Array(piece)).then(() => { resolved += piece; }));
+    await until(() => resolved >= 256 * KiB, 5000, 'the first window of writes');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(resolved, 256 * KiB, 'writes beyond the peer\'s window wait');
+    assert.notEqual(writer.desiredSize, 1, 'the writer reports backpressure');
+    const received = readAll(serverChannel!);
+    await Promise.all(writes);
+    await writer.close();
+    assert.equal((await received).length, 16 * piece);
+  });
+
+  test('reset() from the web side fails the server channel with ChannelResetError, and the reverse fails the web streams', async () => {
+    const serverErrors: Error[] = [];
+    let serverChannel: Channel | undefined;
+    const { url } = await serve((session) => {
+      session.on('channel', (channel: Channel) => {
+        serverChannel = channel;
+        channel.on('error', (error) => serverErrors.push(error));
+        channel.resume();
+      });
+    });
+    const session = await client(url);
+    const first = session.dial();
+    await first.writable.getWriter().write(new Uint8Array([1]));
+    await until(() => serverChannel !== undefined, 5000, 'the server to take the channel');
+    first.reset('done with it');
+    await until(() => serverErrors.length === 1, 5000, 'the server channel to fail');
+    assert.ok(serverErrors[0] instanceof ChannelResetError);
+
+    const second = session.dial();
+    const writer = second.writable.getWriter();
+    await writer.write(new Uint8Array([2]));
+    await until(() => serverChannel !== undefined && serverChannel.id === second.id, 5000, 'the second channel');
+    serverChannel!.destroy();
+    const reader = second.readable.getReader();
+    await assert.rejects(reader.read(), ChannelResetError);
+    await assert.rejects(writer.write(new Uint8Array([3])), ChannelResetError);
+    assert.ok(second.failure instanceof ChannelResetError);
+  });
+
+  test('cancelling the readable or aborting the writable resets the channel at the server', async () => {
+    const serverErrors: Error[] = [];
+    const { url } = await serve((session) => {
+      session.on('channel', (channel: Channel) => {
+        channel.on('error', (error) => serverErrors.push(error));
+        channel.resume();
+      });
+    });
+    const session = await client(url);
+    const a = session.dial();
+    await a.writable.getWriter().write(new Uint8Array([1]));
+    await a.readable.cancel('not interested');
+    const b = session.dial();
+    const writer = b.writable.getWriter();
+    await writer.write(new Uint8Array([1]));
+    await writer.abort(new Error('gave up'));
+    await until(() => serverErrors.length === 2, 5000, 'both server channels to fail');
+    for (const error of serverErrors) assert.ok(error instanceof ChannelResetError);
+  });
+
+  test('the server dropping the connection fails pending web reads with TransportClosedError (cause WebSocketClosedError 1006)', async () => {
+    const { url, server } = await serve((session) => session.on('channel', (channel: Channel) => channel.resume()));
+    const session = await client(url);
+    const channel = session.dial();
+    await channel.writable.getWriter().write(new Uint8Array([1]));
+    const reader = channel.readable.getReader();
+    const read = reader.read();
+    await until(() => server.clients.size === 1, 5000, 'the server socket');
+    for (const socket of server.clients) socket.terminate();
+    const error = await read.then(() => assert.fail('the read should fail'), (e: unknown) => e as Error);
+    assert.ok(error instanceof TransportClosedError, String(error));
+    assert.ok(error.cause instanceof WebSocketClosedError, String(error.cause));
+    assert.equal((error.cause as WebSocketClosedError).closeCode, 1006);
+    await assert.rejects(session.closed, TransportClosedError);
+  });
+
+  test('connectWebSocket rejects with WebSocketClosedError when nothing listens', async () => {
+    const { url, server } = await serve(echo);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await assert.rejects(connectWebSocket(url, { WebSocket }), WebSocketClosedError);
+  });
+
+  test('a text message is refused with a typed error on the channels of that session', async () => {
+    const raw = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise<void>((resolve) => raw.once('listening', () => resolve()));
+    toClose.push(() => new Promise<void>((resolve) => {
+      for (const socket of raw.clients) socket.terminate();
+      raw.close(() => resolve());
+    }));
+    raw.on('connection', (socket) => socket.once('message', () => socket.send('not binary')));
+    const session = await client(`ws://127.0.0.1:${(raw.address() as AddressInfo).port}`);
+    const channel = session.dial();
+    await channel.writable.getWriter().write(new Uint8Array([1]));
+    const error = await channel.readable.getReader().read().then(() => undefined, (e: unknown) => e as Error);
+    assert.ok(error instanceof TransportClosedError, String(error));
+    assert.equal((error.cause as Error & { code?: string })?.code, 'ERR_MUX_PROTOCOL');
+  });
+
+  test('a session closed gracefully from the web side ends the server session cleanly', async () => {
+    const { url, sessions } = await serve(echo);
+    const session = await client(url);
+    const channel = session.dial();
+    const [, received] = await Promise.all([writeAllWeb(channel, new Uint8Array([1, 2, 3])), readAllWeb(channel)]);
+    assert.deepEqual([...received], [1, 2, 3]);
+    await session.close();
+    await session.closed;
+    await sessions[0]!.closed;
+    assert.equal(sessions[0]!.channelCount, 0);
+  });
+});
+
+describe('muxwire/web bad input', () => {
+  test('connectWebSocket rejects an unknown or out-of-range option with TypeError / RangeError before connecting', async () => {
+    let constructed = 0;
+    const Counting = class extends WsWebSocket {
+      constructor(url: string) {
+        super(url);
+        constructed++;
+      }
+    } as unknown as WebSocketConstructor;
+    await assert.rejects(connectWebSocket('ws://127.0.0.1:9/', { WebSocket: Counting, bogus: 1 } as never), TypeError);
+    await assert.rejects(connectWebSocket('ws://127.0.0.1:9/', { WebSocket: Counting, maxStreams: -1 }), RangeError);
+    await assert.rejects(connectWebSocket('ws://127.0.0.1:9/', { WebSocket: Counting, highWaterMark: -5 }), RangeError);
+    assert.equal(constructed, 0, 'no socket was opened');
+  });
+
+  test('connectWebSocket without a WebSocket class (Node 20 has no global one) rejects with a TypeError naming the option', async () => {
+    if ((globalThis as { WebSocket?: unknown }).WebSocket !== undefined) return; // Node 22+: there is one
+    await assert.rejects(connectWebSocket('ws://127.0.0.1:9/'), /WebSocket option/);
+  });
+
+  test('createWebSocketServer refuses bad options (neither or both of server and port, a bad session option) at once', () => {
+    const noop = (): void => {};
+    assert.throws(() => createWebSocketServer({} as never, noop), TypeError);
+    assert.throws(() => createWebSocketServer({ port: 0, server: {} as never }, noop), TypeError);
+    assert.throws(() => createWebSocketServer({ port: 0, keepAliveTimeout: 0 }, noop), RangeError);
+    assert.throws(() => createWebSocketServer({ port: 0, lowWaterMark: Number.NaN }, noop), RangeError);
+    assert.throws(() => createWebSocketServer({ port: 0 }, undefined as never), TypeError);
+  });
+
+  test('webSocketTransport and streamTransport refuse what is not a WebSocket or a stream pair with TypeError', () => {
+    for (const bad of [null, undefined, 42, {}, { send() {} }]) {
+      assert.throws(() => webSocketTransport(bad as never), TypeError);
+      assert.throws(() => streamTransport(bad as never), TypeError);
+    }
+  });
+
+  test('a WebChannel writable given something other than a Uint8Array fails with TypeError and resets the channel', async () => {
+    const serverErrors: Error[] = [];
+    const { url } = await serve((session) => session.on('channel', (channel: Channel) => {
+      channel.on('error', (error) => serverErrors.push(error));
+      channel.resume();
+    }));
+    const session = await client(url);
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    await writer.write(new Uint8Array([1]));
+    await assert.rejects(writer.write('text' as never), TypeError);
+    await until(() => serverErrors.length === 1, 5000, 'the server channel to be reset');
+    assert.ok(serverErrors[0] instanceof ChannelResetError);
+  });
+});
+
+describe('muxwire/web over Web Streams (streamTransport)', () => {
+  test('two WebSessions over a TransformStream pair exchange 1 MiB each way with half-close', async () => {
+    const aToB = new TransformStream<Uint8Array, Uint8Array>();
+    const bToA = new TransformStream<Uint8Array, Uint8Array>();
+    const a = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client',
+      { keepAliveInterval: 0 });
+    const b = new WebSession(streamTransport({ readable: aToB.readable, writable: bToA.writable }), 'server',
+      { keepAliveInterval: 0 });
+    toClose.push(() => { a.destroy(); b.destroy(); });
+    const up = pseudoRandomBytes(1024 * KiB, 5);
+    const down = pseudoRandomBytes(1024 * KiB, 6);
+    const channel = a.dial();
+    const accepted = b.accept();
+    const [, , fromA, fromB] = await Promise.all([
+      writeAllWeb(channel, up),
+      accepted.then((peer) => writeAllWeb(peer, down)),
+      accepted.then((peer) => readAllWeb(peer)),
+      readAllWeb(channel),
+    ]);
+    assert.equal(sha256(fromA), sha256(up));
+    assert.equal(sha256(fromB), sha256(down));
+    assert.equal(typeof await a.ping(), 'number');
+    await Promise.all([a.close(), b.closed]);
+  });
+});
