@@ -4,10 +4,13 @@
  * draws its parameters and an application's operations from its seed, and checks the invariants of
  * docs/reliability.md › "Deterministic simulation" once nothing is left to happen.
  *
- * `npm test` runs the named regression seeds, a fixed set, and one seed taken from the clock (printed).
- * `npm run soak` (MUXWIRE_SOAK=1) runs many more from a clock-derived base. Replay any run:
+ * `npm test` runs the named regression seeds and three passes (yamux and multiplex with LightChannels, yamux with
+ * the Node adapter's Channels), each a fixed set of seeds plus one taken from the clock (printed).
+ * `npm run soak` (MUXWIRE_SOAK=1) runs many more from a clock-derived base. Replay any run with the line its
+ * failure prints, e.g.:
  *   MUXWIRE_SIM_SEED=<seed> node --test dist/test/simulation.test.js
- * (with MUXWIRE_SIM_RUNS=<n>, the n seeds from <seed> on).
+ * (MUXWIRE_SIM_PROTOCOL=multiplex, MUXWIRE_SIM_CHANNELS=node for the other passes; with MUXWIRE_SIM_RUNS=<n>,
+ * the n seeds from <seed> on).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,9 +1,8 @@
 /**
  * One run of the deterministic simulation: two sessions (client and server; their channels `LightChannel`s, or
- * the Node adapter's `Channel` streams) over a {@link SimLink},
- * every timer on a {@link VirtualClock}, and an application on each side that dials, accepts, writes, ends,
- * resets, closes for reading, pauses, pings, closes and destroys at drawn virtual times, while faults of the
- * transport are injected. Everything drawn comes from one seed, so a run replays exactly from it.
+ * the Node adapter's `Channel` streams) over a {@link SimLink}, every timer on a {@link VirtualClock}, and an
+ * application on each side that dials, accepts, writes, ends, resets, closes for reading, pauses, pings,
+ * closes and destroys at drawn virtual times, while faults of the transport are injected. Everything drawn comes from one seed, so a run replays exactly from it.
  *
  * The scheduler: after draining microtasks (promises, `queueMicrotask`, the core's `defer()`), it lists what
  * may happen now (a piece of bytes arriving, a write callback, `drain`, an end of file or reset, an
