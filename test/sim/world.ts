@@ -143,6 +143,8 @@ interface Side {
   closeArgument: unknown;
   /** Virtual time of the session's 'close' event. */
   closedAt: number;
+  /** The scheduler's step at which the session's 'close' came (orders two closes at the same virtual time). */
+  closedStep: number;
   /** When the peer fell into a black hole (this side hears nothing from then on), if it did. */
   silentSince?: number;
   closedCall: Call;
@@ -325,7 +327,7 @@ class World {
       : new LightSession(end, name, options);
     const side: Side = {
       name, index: name === 'client' ? 0 : 1, session, end, mode, options, channels: new Map(),
-      closeEvents: 0, closeArgument: undefined, closedAt: -1, closedCall: { label: `${name} closed`, settled: 0 },
+      closeEvents: 0, closeArgument: undefined, closedAt: -1, closedStep: -1, closedCall: { label: `${name} closed`, settled: 0 },
     };
     this.calls.push(side.closedCall);
     session.closed.then(() => { side.closedCall.settled++; }, (error) => {
@@ -336,6 +338,7 @@ class World {
       side.closeEvents++;
       side.closeArgument = error;
       side.closedAt = this.clock.now;
+      side.closedStep = this.steps;
     });
     session.on('goaway', () => { this.stats.goaways = (this.stats.goaways ?? 0) + 1; });
     if (mode === 'listener') session.on('channel', (channel) => this.adopt(side, channel));
@@ -755,9 +758,9 @@ class World {
     // (multiplex has no Go Away: a channel the peer never took cannot be told from one it did.)
     const graceful = yamux && clean && !this.link.client.abortedEarly && !this.link.server.abortedEarly
       && this.sides.every((side) => {
-      const code = side.session.closeError instanceof MuxError ? side.session.closeError.code : undefined;
-      return code !== 'ERR_MUX_KEEPALIVE_TIMEOUT' && code !== 'ERR_MUX_CLOSE_TIMEOUT';
-    });
+        const code = side.session.closeError instanceof MuxError ? side.session.closeError.code : undefined;
+        return code !== 'ERR_MUX_KEEPALIVE_TIMEOUT' && code !== 'ERR_MUX_CLOSE_TIMEOUT';
+      });
     // A live peer is never declared dead: without faults or destroys, every ping can be answered within the
     // link's round trip, so a keep-alive timeout longer than that must not fire. Known exception, reported
     // (docs/reliability.md, the todo test of simulation.test.ts): a peer paused at its memory bound reads
@@ -765,8 +768,11 @@ class World {
     // `strictLiveness` to check that case too.
     for (const side of this.sides) {
       const error = side.session.closeError;
-      const peerPaused = this.peerOf(side).end.pauses > 0;
-      if (clean && error instanceof MuxError && error.code === 'ERR_MUX_KEEPALIVE_TIMEOUT'
+      const peer = this.peerOf(side);
+      const peerPaused = peer.end.pauses > 0;
+      // (A peer whose session had already ended, its close() out of time, say, was not alive.)
+      const peerAlive = peer.closedStep < 0 || peer.closedStep > side.closedStep;
+      if (clean && peerAlive && error instanceof MuxError && error.code === 'ERR_MUX_KEEPALIVE_TIMEOUT'
         && (side.options.keepAliveTimeout ?? 0) > this.roundTripMs && (!peerPaused || this.limits.strictLiveness)) {
         this.violate(`${side.name}: a live peer was declared dead (keepAliveTimeout ${side.options.keepAliveTimeout} ms,`
           + ` round trip at most ${this.roundTripMs} ms): ${error.message}`);
