@@ -2,9 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import {
-  ChannelResetError, LightChannel, LightSession, MuxError, lightClient, lightServer, multiplexedServer,
+  ChannelResetError, LightChannel, LightSession, MuxError, TransportClosedError, lightClient, lightServer, multiplexedServer,
 } from '../src/index.js';
 import { LightSession as CoreLightSession } from '../src/core/index.js';
+import type { Transport, TransportEvents } from '../src/core/transport.js';
 import { memoryPipe, pseudoRandomBytes, tcpPair, until } from './helpers.js';
 import { corePipe } from './support/core-pipe.js';
 
@@ -321,4 +322,40 @@ test('a LightSession over a core transport that is not a Node stream (a hand-wri
   assert.equal(client.closeError, undefined);
   assert.equal(server.closeError, undefined);
   assert.ok(a.bytesWritten > data.length && b.bytesWritten > data.length, 'the bytes went through the core pipe');
+test('a light channel whose last write fails after both FINs were exchanged still ends: error, then close', async () => {
+  // Found by the simulation (docs/reliability.md): the session no longer holds such a channel, so only the
+  // failed write can end it. A transport whose write callbacks the test calls itself:
+  const writes: ((error?: Error | null) => void)[] = [];
+  let events: TransportEvents | undefined;
+  const transport: Transport = {
+    start(sink) { events = sink; },
+    write(_parts, done) { writes.push(done); return true; },
+    pause() {},
+    resume() {},
+    end() {},
+    destroy() { queueMicrotask(() => events?.close()); },
+  };
+  const session = new LightSession(transport, 'client', { keepAliveInterval: 0 });
+  const channel = session.dial();
+  const seen: string[] = [];
+  let failure: unknown;
+  channel.on('error', (error) => { failure = error; seen.push('error'); });
+  channel.on('finish', () => seen.push('finish'));
+  const closed = new Promise<void>((resolve) => channel.on('close', () => { seen.push('close'); resolve(); }));
+  channel.end(Uint8Array.of(1, 2, 3)); // SYN, data and FIN leave in one batch
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(writes.length > 0, 'the session wrote');
+  // The peer acknowledges and half-closes (Window Update, ACK|FIN, channel 1): both FINs are exchanged.
+  events!.data(Uint8Array.of(0, 1, 0, 0x06, 0, 0, 0, 1, 0, 0, 0, 0));
+  assert.equal(session.channelCount, 0);
+  for (const done of writes.splice(0)) done(new Error('simulated EPIPE'));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<string>((resolve) => { timer = setTimeout(resolve, 2000, 'timeout'); });
+  const outcome = await Promise.race([closed.then(() => 'closed'), timeout]);
+  clearTimeout(timer);
+  assert.equal(outcome, 'closed', `'close' never came (events: ${seen.join(', ')})`);
+  assert.deepEqual(seen, ['error', 'close']);
+  assert.ok(failure instanceof TransportClosedError, `typed failure, got ${String(failure)}`);
+  assert.equal(channel.failure, failure);
+  await session.closed.catch(() => {});
 });

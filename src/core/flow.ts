@@ -362,9 +362,13 @@ export class SessionMemory {
     this.budget?.release(extra);
   }
 
-  /** Gives back all growth (the session ended). */
+  /**
+   * Gives back all growth and forgets what was buffered (the session ended: its channels failed and dropped
+   * their data, so nothing is held any more).
+   */
   releaseAll(): void {
     this.budget?.release(this.grown);
     this.grown = 0;
+    this.buffered = 0;
   }
 }

@@ -211,8 +211,9 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
     if (this.#closed) return this;
     const state = this.#state;
     const finished = error === undefined && state.localFin && (state.remoteFin || state.readClosed);
-    if (state.live && !finished) this.#session.resetChannel(state, error);
-    this.#close(error);
+    const live = state.live;
+    this.#close(error); // first: the writes the reset fails then find the channel closed
+    if (live && !finished) this.#session.resetChannel(state, error);
     return this;
   }
 
@@ -277,7 +278,14 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
 
   #written(length: number, error: Error | null | undefined): void {
     this.#writing -= length;
-    if (error || this.#closed) return;
+    if (this.#closed) return;
+    if (error) {
+      // A live channel is failed by its session before its writes fail. One the session no longer holds (both
+      // FINs exchanged while its last bytes were still in the transport's hands) hears of the failure only here,
+      // and must still end: with the error, as a Node stream whose write failed.
+      if (!this.#state.live) this.#close(error);
+      return;
+    }
     if (this.#needDrain && this.#writing < this.#session.options.channelHighWaterMark) {
       this.#needDrain = false;
       this.emit('drain');

@@ -233,6 +233,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private acceptFull = false;
   /** When bytes last arrived from the peer (`performance.now()`), for the keep-alive deadline. */
   private lastHeard = 0;
+  /** When reading last resumed after a pause: the keep-alive deadline does not count time spent not reading. */
+  private resumedAt = 0;
   /** Ping value sent after this side's Go Away; its answer shows the peer has seen the Go Away. */
   private goAwayProbe = 0;
   /** The peer has seen this side's Go Away (or the wait for that ran out): a closing session may end. */
@@ -1020,7 +1022,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       ping.timer = setTimeout(() => this.onPingTimeout(ping), timeout);
       return;
     }
-    const quiet = performance.now() - Math.max(this.lastHeard, ping.sentAt);
+    const quiet = performance.now() - Math.max(this.lastHeard, ping.sentAt, this.resumedAt);
     if (quiet < timeout) {
       ping.timer = setTimeout(() => this.onPingTimeout(ping), Math.max(1, timeout - quiet));
       return;
@@ -1150,7 +1152,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     const wasProbing = this.probing;
     this.probing = false;
     this.probeBytes = 0;
-    if (!wasProbing) this.transport.resume();
+    if (wasProbing) return;
+    this.resumedAt = performance.now(); // an answer that waited unread may not have arrived yet
+    this.transport.resume();
   }
 
   /**

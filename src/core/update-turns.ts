@@ -17,8 +17,13 @@
 
 type Later = (task: () => void) => unknown;
 
-/** Node's `setImmediate` when present: it runs after the I/O callbacks of the current turn. */
-const runAfterIo: Later | undefined = (globalThis as { setImmediate?: Later }).setImmediate;
+/**
+ * Node's `setImmediate` when present: it runs after the I/O callbacks of the current turn. Looked up at each
+ * use, not once at load, so a test's virtual clock (test/sim/clock.ts) that replaces it is obeyed.
+ */
+function runAfterIo(): Later | undefined {
+  return (globalThis as { setImmediate?: Later }).setImmediate;
+}
 
 export class UpdateTurns {
   /** The channel of the last update queued (-1 before any). */
@@ -35,10 +40,12 @@ export class UpdateTurns {
   hold(channelId: number): boolean {
     const another = this.lastChannel !== channelId && this.lastChannel !== -1;
     this.lastChannel = channelId;
-    if (!another || runAfterIo === undefined) return false;
+    if (!another) return false;
+    const later = runAfterIo();
+    if (later === undefined) return false;
     if (!this.endScheduled) {
       this.endScheduled = true;
-      runAfterIo(this.endTurn);
+      later(this.endTurn);
     }
     return true;
   }
