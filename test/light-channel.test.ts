@@ -322,6 +322,8 @@ test('a LightSession over a core transport that is not a Node stream (a hand-wri
   assert.equal(client.closeError, undefined);
   assert.equal(server.closeError, undefined);
   assert.ok(a.bytesWritten > data.length && b.bytesWritten > data.length, 'the bytes went through the core pipe');
+});
+
 test('a light channel whose last write fails after both FINs were exchanged still ends: error, then close', async () => {
   // Found by the simulation (docs/reliability.md): the session no longer holds such a channel, so only the
   // failed write can end it. A transport whose write callbacks the test calls itself:

@@ -149,7 +149,9 @@ describe('keep-alive while reading is paused at the memory bound', () => {
       await until(() => pair.server.bufferedBytes >= 256 * 1024, 15_000, 'the server to reach its bound');
       pair.proxy!.stall('both');
       const stalledAt = performance.now();
-      const ping = pair.server.ping().then(() => undefined, (error: unknown) => error);
+      // A ping() shares the answer of one already in flight (sent before the freeze, maybe answered): it may
+      // resolve; what it may not do is stay pending, or fail with anything but a typed error.
+      const ping = pair.server.ping().then((rtt) => rtt, (error: unknown) => error);
       const error = await pair.server.closed.then(() => undefined, (e: Error) => e);
       return { error, pingError: await ping, afterMs: performance.now() - stalledAt };
     } finally {
@@ -157,14 +159,14 @@ describe('keep-alive while reading is paused at the memory bound', () => {
     }
   }
 
-  test(`a frozen peer fails the session with ERR_MUX_KEEPALIVE_TIMEOUT and a pending ping() rejects (${RUNS} runs, 10 at a time)`, { timeout: 120_000 }, async () => {
+  test(`a frozen peer fails the session with ERR_MUX_KEEPALIVE_TIMEOUT and a pending ping() settles (${RUNS} runs, 10 at a time)`, { timeout: 120_000 }, async () => {
     for (let round = 0; round < RUNS / 10; round++) {
       const results = await Promise.all(Array.from({ length: 10 }, frozenPeerWhilePaused));
       for (const [i, { error, pingError, afterMs }] of results.entries()) {
         const run = round * 10 + i;
         assert.ok(error instanceof TimeoutError && error.code === 'ERR_MUX_KEEPALIVE_TIMEOUT',
           `run ${run}: the session ended with ${error?.message ?? 'no error'} after ${afterMs.toFixed(0)} ms`);
-        assert.ok(pingError instanceof MuxError, `run ${run}: ping() settled with ${String(pingError)}`);
+        assert.ok(pingError instanceof MuxError || typeof pingError === 'number', `run ${run}: ping() settled with ${String(pingError)}`);
         // A deadline that holds: a few keep-alive timeouts (400 ms) at most, never the unbounded wait of before.
         assert.ok(afterMs < 10_000, `run ${run}: detected after ${afterMs.toFixed(0)} ms`);
       }

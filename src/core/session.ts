@@ -1176,20 +1176,33 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   /**
-   * The multiplex format has no ping: a paused session reads {@link PROBE_CHUNK} bytes every `keepAliveTimeout`,
-   * so a cut transport (its end of file or reset behind the data) is noticed; at most a quarter of
-   * `maxSessionBuffered` in one pause, after which it waits for the application. (yamux probes with pings.)
+   * A paused session probes the transport now and then, so that it hears the peer:
+   * - yamux: every half `keepAliveTimeout`, a ping and reading until its answer. The peer's own pings, waiting
+   *   unread, are answered on the way, so a peer whose deadline comes before ours does not take this session
+   *   for dead; the peer can send no more data than the window credit it already holds.
+   * - multiplex (no ping): {@link PROBE_CHUNK} bytes every `keepAliveTimeout` (unless `keepAliveInterval` is
+   *   0), so a cut transport (its end of file or reset behind the data) is noticed; at most a quarter of
+   *   `maxSessionBuffered` in one pause, after which it waits for the application.
    */
   private armProbeTimer(): void {
-    if (this.caps.ping || this.probeTimer !== undefined || this.options.keepAliveInterval === 0) return;
+    if (this.probeTimer !== undefined) return;
+    if (!this.caps.ping && this.options.keepAliveInterval === 0) return;
+    const period = this.caps.ping ? this.options.keepAliveTimeout / 2 : this.options.keepAliveTimeout;
     this.probeTimer = unref(setTimeout(() => {
       this.probeTimer = undefined;
-      if (!this.readPaused || this.probing || this.status === 'closed' || this.probeBudget <= 0) return;
+      if (!this.readPaused || this.probing || this.status === 'closed') return;
+      if (this.caps.ping) {
+        this.sendPing();
+        this.startProbe(0);
+        return;
+      }
+      if (this.probeBudget <= 0) return;
       const bytes = Math.min(PROBE_CHUNK, this.probeBudget);
       this.probeBudget -= bytes;
       this.startProbe(bytes);
-    }, this.options.keepAliveTimeout));
+    }, period));
   }
+
 
   // ------------------------------------------------------------------ shutdown
 
