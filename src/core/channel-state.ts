@@ -133,6 +133,17 @@ export class ChannelState {
     this.queuedBytes += data.length;
   }
 
+  /**
+   * Ends the channel abnormally on this side's books: `reset`, its endpoint failed with `error` (first, so the
+   * endpoint records the reason before its queued writes fail), its queue dropped. Whether a RST goes to the
+   * peer, and taking it out of the session's table, are the session's business.
+   */
+  fail(error: Error, failEndpoint = true): void {
+    this.state = 'reset';
+    if (failEndpoint) this.endpoint.fail(error);
+    this.dropQueue(error);
+  }
+
   /** Drops every queued write, failing its completion. */
   dropQueue(error: Error): void {
     const queue = this.queue;

@@ -465,7 +465,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       return;
     }
     if (data.length === 0) {
-      if (done !== null) queueMicrotask(() => done(null));
+      if (done !== null) defer(() => done(null));
       return;
     }
     channel.enqueue(data, done);
@@ -503,10 +503,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (!channel.live) return;
     const told = channel.state !== 'init' || (channel.pending & Pending.syn) !== 0;
     this.removeChannel(channel);
-    channel.state = 'reset';
-    const failure = error ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset by this side`);
-    if (failEndpoint) channel.endpoint.fail(failure); // first: the endpoint records why before its writes fail
-    channel.dropQueue(failure);
+    channel.fail(error ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset by this side`), failEndpoint);
     if (told) {
       channel.pending = Pending.rst | (channel.pending & Pending.ack); // an owed ACK leaves with the RST
       channel.pendingIncrement = 0;
@@ -762,9 +759,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /** Ends a channel from the session's side without a frame: it fails with `error` (reads, writes, queue). */
   private abandon(channel: ChannelState, error: Error): void {
     this.removeChannel(channel);
-    channel.state = 'reset';
-    channel.endpoint.fail(error); // first: the endpoint records the reason before its pending writes fail
-    channel.dropQueue(error);
+    channel.fail(error);
   }
 
   private onPing(flags: number, value: number): void {
@@ -1228,12 +1223,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     } catch {
       // ending a transport that already failed: its close event finishes the session
     }
-    if (this.lingerTimer === undefined && !this.transportClosed) {
-      this.lingerTimer = unref(setTimeout(() => {
-        this.lingerTimer = undefined;
-        this.transport.destroy();
-      }, LINGER_MS));
-    }
+    this.linger();
     // If the peer already ended its side, nothing more is coming: the session is done.
     if (this.transportEnded && this.status === 'closing') this.finish(undefined);
   }
@@ -1262,14 +1252,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.status === 'closed') return;
     this.status = 'closed';
     this.decoder.stop();
-    for (const channel of this.streams.values()) {
-      channel.live = false;
-      channel.state = 'reset';
-      channel.pending = 0;
-      channel.endpoint.fail(error);
-      channel.dropQueue(error);
-    }
-    this.streams.clear();
+    this.failChannels(error, true);
     this.acceptQueue.drain();
     this.dialBacklog.drain();
     if (!this.transportClosed) {
@@ -1280,10 +1263,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
           this.transport.write([goAway.subarray(0, length)], noop);
           this.transport.end();
           this.writeEnded = true;
-          this.lingerTimer = unref(setTimeout(() => {
-            this.lingerTimer = undefined;
-            this.transport.destroy();
-          }, LINGER_MS));
+          this.linger();
         } catch {
           this.transport.destroy();
         }
@@ -1294,6 +1274,31 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.finish(error);
   }
 
+  /**
+   * After ending the transport, waits {@link LINGER_MS} for the peer to end its side, then destroys it (the
+   * transport's close event cancels the wait).
+   */
+  private linger(): void {
+    if (this.lingerTimer !== undefined || this.transportClosed) return;
+    this.lingerTimer = unref(setTimeout(() => {
+      this.lingerTimer = undefined;
+      this.transport.destroy();
+    }, LINGER_MS));
+  }
+
+  /**
+   * Fails every channel in the table with `error` (each with its own `TransportClosedError` when undefined) and
+   * empties it, without a frame: the session is ending. `clearPending` drops the flags they still owed the peer.
+   */
+  private failChannels(error: Error | undefined, clearPending: boolean): void {
+    for (const channel of this.streams.values()) {
+      channel.live = false;
+      if (clearPending) channel.pending = 0;
+      channel.fail(error ?? new TransportClosedError());
+    }
+    this.streams.clear();
+  }
+
   /** Marks the session closed, settles everything that waits on it, and reports the end, once. */
   private finish(error: Error | undefined): void {
     if (this.finished) return;
@@ -1301,15 +1306,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.status = 'closed';
     this.error = error;
     this.decoder.stop();
-    for (const channel of this.streams.values()) {
-      // Only reached with channels left when the transport closed under them.
-      channel.live = false;
-      channel.state = 'reset';
-      const failure = error ?? new TransportClosedError();
-      channel.endpoint.fail(failure);
-      channel.dropQueue(failure);
-    }
-    this.streams.clear();
+    // Only reached with channels left when the transport closed under them.
+    this.failChannels(error, false);
     this.memory.releaseAll();
     for (const channel of this.opening) this.openSettled(channel);
     this.opening = [];
@@ -1471,7 +1469,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /** Drains queued inbound channels to a newly added `channel` listener. */
   protected override onListenerAdded(event: keyof SessionEvents<C>): void {
     if (event !== 'channel' || this.acceptQueue.length === 0) return;
-    queueMicrotask(() => {
+    defer(() => {
       while (this.listenerCount('channel') > 0) {
         const channel = this.takeQueued();
         if (channel === undefined) return;
