@@ -4,6 +4,7 @@
  * imports nothing Node-only; adapters (src/node/) give it a Node stream and make channels Node `Duplex`es.
  * @module
  */
+import type { ChannelPort } from './channel-port.js';
 import { ChannelState, Pending, type ChannelEndpoint, type WriteDone } from './channel-state.js';
 import type { CodecCapabilities, WireCodec } from './codec.js';
 import { multiplexCodec } from './codecs/multiplex.js';
@@ -38,8 +39,11 @@ export interface SessionEvents<C> {
 /** The lifecycle of a session. */
 export type SessionStatus = 'open' | 'closing' | 'closed';
 
-/** Makes the application-facing object for a channel (a Node `Duplex`, a Web stream pair...). */
-export type EndpointFactory<C extends ChannelEndpoint> = (state: ChannelState, session: MuxSession<C>) => C;
+/**
+ * Makes the application-facing object for a channel (a Node `Duplex`, a Web stream pair...): it holds the
+ * channel's state and the session's {@link ChannelPort}, through which it writes, ends, resets and reads.
+ */
+export type EndpointFactory<C extends ChannelEndpoint> = (state: ChannelState, port: ChannelPort<C>) => C;
 
 /** Options of `accept()`. */
 export interface AcceptOptions {
@@ -168,8 +172,7 @@ class Fifo<T> {
  * A multiplexed session over one transport. `C` is the channel type the adapter hands to the application.
  * Create one with `multiplexedClient` / `multiplexedServer` (Node) rather than directly.
  */
-export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents<C>>
-  implements FrameSink, SchedulerHooks {
+export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents<C>> {
   /** The options in force, defaults applied. */
   readonly options: ResolvedOptions;
   /** `client` (dials odd ids) or `server` (dials even ids). */
@@ -182,6 +185,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private readonly caps: CodecCapabilities;
   private readonly transport: Transport;
   private readonly createEndpoint: EndpointFactory<C>;
+  /** What channels may ask of the session (one port for all of them). */
+  private readonly port: ChannelPort<C>;
   private readonly decoder: FrameDecoder;
   private readonly scheduler: WriteScheduler;
   /** The batch being assembled, reused for every transport write (with its scratch staging buffer). */
@@ -277,8 +282,25 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.nextId = this.codec.firstId(role);
     this.transport = transport;
     this.createEndpoint = createEndpoint;
-    this.decoder = new FrameDecoder(this, this.codec);
-    this.scheduler = new WriteScheduler(Math.min(this.options.maxFrameSize, this.codec.maxFragment), this);
+    this.port = {
+      session: this,
+      highWaterMark: this.options.channelHighWaterMark,
+      write: (channel, data, done) => this.writeChannel(channel, data, done),
+      end: (channel) => this.endChannel(channel),
+      closeRead: (channel) => this.closeChannelRead(channel),
+      reset: (channel, error) => this.resetChannel(channel, error),
+      readProgress: (channel) => this.readProgress(channel),
+    };
+    // The decoder's and the scheduler's callbacks stay private: they reach the session through these.
+    const sink: FrameSink = {
+      onHeader: (header) => this.onHeader(header),
+      onPayload: (chunk, start, end) => this.onPayload(chunk, start, end),
+      onFrameEnd: (header) => this.onFrameEnd(header),
+      onDecodeError: (message) => this.protocolError(message),
+    };
+    const hooks: SchedulerHooks = { onFlagsSent: (channel, flags) => this.onFlagsSent(channel, flags) };
+    this.decoder = new FrameDecoder(sink, this.codec);
+    this.scheduler = new WriteScheduler(Math.min(this.options.maxFrameSize, this.codec.maxFragment), hooks);
     this.memory = new SessionMemory(this.options.maxSessionBuffered, this.options.memoryBudget);
     this.quietUpdateMs = Math.max(this.options.keepAliveTimeout / 4, 10);
     this.allocate = transport.allocate?.bind(transport) ?? defaultAllocate;
@@ -349,7 +371,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     const channel = this.newChannel(this.nextId, true);
     this.nextId += 2;
     this.streams.set(channel.id, channel);
-    channel.endpoint = this.createEndpoint(channel, this);
+    channel.endpoint = this.createEndpoint(channel, this.port);
     if (this.caps.acknowledgements) {
       if (openTimeout > 0) this.watchOpen(channel, openTimeout);
       if (signal !== undefined) {
@@ -458,8 +480,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   // ------------------------------------------------------------------ channel side (used by endpoints)
 
-  /** @internal Queues bytes on a channel; `done` (if any) is called when they reached the transport, or failed. */
-  writeChannel(channel: ChannelState, data: Uint8Array, done: WriteDone | null): void {
+  /** Queues bytes on a channel (see {@link ChannelPort.write}). */
+  private writeChannel(channel: ChannelState, data: Uint8Array, done: WriteDone | null): void {
     if (!channel.live || channel.localFin) {
       done?.(this.writeRefusal(channel));
       return;
@@ -475,8 +497,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
   }
 
-  /** @internal Half-closes a channel: FIN goes out after everything already queued on it. */
-  endChannel(channel: ChannelState): void {
+  /** Half-closes a channel: FIN goes out after everything already queued on it. */
+  private endChannel(channel: ChannelState): void {
     if (!channel.live || channel.localFin) return;
     channel.localFin = true;
     channel.pending |= Pending.fin;
@@ -486,20 +508,19 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   /**
-   * @internal
    * The application reads no more of a channel: data that arrives from now on is discarded, and its window
    * credit goes back to the peer at once (yamux has no frame to ask a peer to stop sending; the peer learns
    * when the channel closes). The endpoint drops what it holds itself, which `readProgress` then credits.
    * Once the application also ended writing and let go of the channel, the channel stays in the session (its
    * FIN sent, waiting for the peer's) until the peer's FIN ends it, or its data draws a reset (`onPayload`).
    */
-  closeChannelRead(channel: ChannelState): void {
+  private closeChannelRead(channel: ChannelState): void {
     if (!channel.live) return;
     channel.readClosed = true;
   }
 
-  /** @internal Aborts a channel from this side: RST to the peer, queued writes dropped. */
-  resetChannel(channel: ChannelState, error: Error | undefined, failEndpoint = false): void {
+  /** Aborts a channel from this side: RST to the peer, queued writes dropped. */
+  private resetChannel(channel: ChannelState, error: Error | undefined, failEndpoint = false): void {
     if (!channel.live) return;
     const told = channel.state !== 'init' || (channel.pending & Pending.syn) !== 0;
     this.removeChannel(channel);
@@ -512,8 +533,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
   }
 
-  /** @internal The application read some of a channel's data: account for it and grant window when due. */
-  readProgress(channel: ChannelState): void {
+  /** The application read some of a channel's data: account for it and grant window when due. */
+  private readProgress(channel: ChannelState): void {
     if (!channel.live) return;
     const fresh = channel.rx.consume(channel.delivered - channel.endpoint.bufferedBytes);
     if (fresh <= 0) return; // nothing newly read (Node asks `_read` for more before anything was read)
@@ -539,8 +560,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   // ------------------------------------------------------------------ receive path (FrameSink)
 
-  /** @internal */
-  onHeader(header: FrameHeader): void {
+  private onHeader(header: FrameHeader): void {
     this.frameChannel = null;
     this.payloadTarget = null;
     const type = header.type;
@@ -556,8 +576,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     else this.onGoAway(header.length);
   }
 
-  /** @internal */
-  onPayload(chunk: Uint8Array, start: number, end: number): void {
+  private onPayload(chunk: Uint8Array, start: number, end: number): void {
     const channel = this.payloadTarget;
     if (channel === null || !channel.live) return;
     const length = end - start;
@@ -594,8 +613,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.memory.exhausted || this.overfull > 0) this.pauseReading();
   }
 
-  /** @internal */
-  onFrameEnd(header: FrameHeader): void {
+  private onFrameEnd(header: FrameHeader): void {
     const channel = this.frameChannel;
     this.frameChannel = null;
     this.payloadTarget = null;
@@ -604,13 +622,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     else if ((header.flags & Flag.fin) !== 0) this.onRemoteFin(channel);
   }
 
-  /** @internal */
-  onDecodeError(message: string): void {
-    this.protocolError(message);
-  }
-
-  /** @internal A frame with these flags was packed for sending. */
-  onFlagsSent(channel: ChannelState, flags: number): void {
+  /** A frame with these flags was packed for sending. */
+  private onFlagsSent(channel: ChannelState, flags: number): void {
     if ((flags & Flag.syn) !== 0) {
       channel.markSynSent();
       if (!this.caps.acknowledgements) channel.markEstablished();
@@ -685,7 +698,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
     const channel = this.newChannel(id, false);
     this.streams.set(id, channel);
-    channel.endpoint = this.createEndpoint(channel, this);
+    channel.endpoint = this.createEndpoint(channel, this.port);
     const waiter = this.acceptWaiters.shift();
     if (waiter !== undefined) {
       this.acknowledge(channel);
