@@ -178,6 +178,14 @@ export class ChannelState {
     }
   }
 
+  /**
+   * Dialled here and not acknowledged by the peer: its application never took it. (Not the state's name: a
+   * channel half-closed before its ACK came is `local-closed` and still unacknowledged.)
+   */
+  get unaccepted(): boolean {
+    return this.outbound && (this.awaitingAck || this.state === 'init');
+  }
+
   /** True once both sides have sent FIN. */
   get bothClosed(): boolean {
     return this.finSent && this.remoteFin;

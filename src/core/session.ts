@@ -1,38 +1,42 @@
 /**
- * The session: its public API, the table of channels, the receive dispatch (frames to channels), the
- * transport's events and shutdown (Go Away, close, failure). The rest lives in parts it owns, one concern
- * each (see docs/design.md, "A map of the core"):
+ * The session: its public API (dial, accept, ping, close, destroy, events), channel ids, the transport's
+ * events and shutdown (Go Away, a graceful close, failure). Everything else lives in parts it makes and owns,
+ * one concern each (docs/design.md, "A map of the core"):
+ * - `channels.ts`: the table of live channels and the {@link ChannelPort} their endpoints use;
+ * - `receive.ts`: the receive dispatch (frames checked and handed to channels);
  * - `writer.ts`: flushing to the transport, batches, backpressure;
  * - `read-gate.ts`: pausing and probing the transport;
  * - `keepalive.ts`: pings, RTT, the keep-alive deadline;
  * - `window-grants.ts`: Window Updates, auto-tuning, memory relief;
  * - `outgoing.ts`: dialled channels until acknowledged (ACK backlog, open timeouts, abort signals);
  * - `incoming.ts`: channels the peer opens until accepted (accept queue, waiters).
- * It speaks to the transport through {@link Transport} and to channels through {@link ChannelEndpoint} (and
- * they to it through {@link ChannelPort}), so it imports nothing Node-only; adapters (src/node/) give it a
- * Node stream and make channels Node `Duplex`es.
+ * The parts reach the session only through the small host objects it gives them here. It speaks to the
+ * transport through {@link Transport} and to channels through {@link ChannelEndpoint}, so it imports nothing
+ * Node-only; adapters (src/node/) give it a Node stream and make channels Node `Duplex`es.
  * @module
  */
 import type { ChannelPort } from './channel-port.js';
-import { ChannelState, Pending, type ChannelEndpoint, type WriteDone } from './channel-state.js';
+import type { ChannelEndpoint, ChannelState } from './channel-state.js';
+import { ChannelTable } from './channels.js';
 import type { CodecCapabilities, WireCodec } from './codec.js';
 import { multiplexCodec } from './codecs/multiplex.js';
 import { yamuxCodec } from './codecs/yamux.js';
-import { FrameDecoder, type FrameSink } from './decoder.js';
+import { FrameDecoder } from './decoder.js';
 import { defer } from './defer.js';
 import { Emitter } from './emitter.js';
 import {
-  ChannelRefusedError, ChannelResetError, GoAwayCode, GoAwayError, MuxError, ProtocolError, SessionClosedError,
-  StreamLimitError, TimeoutError, TransportClosedError,
+  ChannelRefusedError, GoAwayCode, GoAwayError, MuxError, ProtocolError, SessionClosedError, StreamLimitError,
+  TimeoutError, TransportClosedError,
 } from './errors.js';
-import { Flag, type FrameHeader, FrameType } from './frame.js';
+import { Flag, FrameType } from './frame.js';
 import { SessionMemory } from './flow.js';
 import { Incoming } from './incoming.js';
 import { KeepAlive } from './keepalive.js';
 import { type ResolvedOptions, type SessionOptions, checkNumberOption, resolveOptions } from './options.js';
 import { Outgoing } from './outgoing.js';
 import { ReadGate } from './read-gate.js';
-import { copyBytes, type SchedulerHooks, WriteScheduler } from './scheduler.js';
+import { Receiver } from './receive.js';
+import { type SchedulerHooks, WriteScheduler } from './scheduler.js';
 import { noop, unref } from './timers.js';
 import type { Transport, TransportEvents } from './transport.js';
 import { WindowGrants } from './window-grants.js';
@@ -84,20 +88,8 @@ export interface CloseOptions {
 }
 
 const MAX_ID = 0xffff_ffff;
-/** Small payload pieces of a large chunk are copied, so a few bytes do not pin the chunk's memory. */
-const PIN_COPY_LIMIT = 1024;
-/** Refusals (RST for unwanted SYNs) waiting beyond this mean the peer floods without reading: a protocol error. */
-const MAX_QUEUED_SESSION_FRAMES = 4096;
 /** After ending the transport, how long to wait for the peer to end its side before destroying it. */
 const LINGER_MS = 2000;
-
-/**
- * Dialled here and not acknowledged by the peer: its application never took it. (Not the state's name: a
- * channel half-closed before its ACK came is `local-closed` and still unacknowledged.)
- */
-function isUnaccepted(channel: ChannelState): boolean {
-  return channel.outbound && (channel.awaitingAck || channel.state === 'init');
-}
 
 function defaultAllocate(size: number): Uint8Array {
   return new Uint8Array(size);
@@ -119,9 +111,6 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private readonly codec: WireCodec;
   private readonly caps: CodecCapabilities;
   private readonly transport: Transport;
-  private readonly createEndpoint: EndpointFactory<C>;
-  /** What channels may ask of the session (one port for all of them). */
-  private readonly port: ChannelPort<C>;
   private readonly decoder: FrameDecoder;
   private readonly scheduler: WriteScheduler;
   private readonly memory: SessionMemory;
@@ -132,7 +121,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private readonly grants: WindowGrants;
   private readonly outgoing: Outgoing;
   private readonly incoming: Incoming<C>;
-  private readonly streams = new Map<number, ChannelState>();
+  /** The live channels, and the port their endpoints use. */
+  private readonly streams: ChannelTable<C>;
+  private readonly receiver: Receiver<C>;
   private nextId: number;
   private status: SessionStatus = 'open';
   private localGoAway = false;
@@ -150,9 +141,6 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /** The peer has seen this side's Go Away (or the wait for that ran out): a closing session may end. */
   private goAwaySeen = false;
   private goAwayTimer: ReturnType<typeof setTimeout> | undefined;
-  // The frame being received: its channel, and whether its payload goes to that channel.
-  private frameChannel: ChannelState | null = null;
-  private payloadTarget: ChannelState | null = null;
 
   constructor(transport: Transport, role: Role, options: SessionOptions | undefined, createEndpoint: EndpointFactory<C>) {
     super();
@@ -163,16 +151,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.caps = this.codec.capabilities;
     this.nextId = this.codec.firstId(role);
     this.transport = transport;
-    this.createEndpoint = createEndpoint;
-    // The decoder's and the scheduler's callbacks stay private: they reach the session through these.
-    const sink: FrameSink = {
-      onHeader: (header) => this.onHeader(header),
-      onPayload: (chunk, start, end) => this.onPayload(chunk, start, end),
-      onFrameEnd: (header) => this.onFrameEnd(header),
-      onDecodeError: (message) => this.protocolError(message),
-    };
-    const hooks: SchedulerHooks = { onFlagsSent: (channel, flags) => this.onFlagsSent(channel, flags) };
-    this.decoder = new FrameDecoder(sink, this.codec);
+    // The scheduler's callback reaches the channel table, made below (the table needs the scheduler).
+    const hooks: SchedulerHooks = { onFlagsSent: (channel, flags) => this.streams.onFlagsSent(channel, flags) };
     this.scheduler = new WriteScheduler(Math.min(this.options.maxFrameSize, this.codec.maxFragment), hooks);
     this.memory = new SessionMemory(this.options.maxSessionBuffered, this.options.memoryBudget);
     this.allocate = transport.allocate?.bind(transport) ?? defaultAllocate;
@@ -194,23 +174,30 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.keepAlive, isClosed);
     this.outgoing = new Outgoing(this.options, this.caps, this.scheduler, this.writer, this.grants, {
       isClosed,
-      abortOpen: (channel, error) => this.resetChannel(channel, error, true), // its removal settles the watch
+      abortOpen: (channel, error) => this.streams.reset(channel, error, true), // its removal settles the watch
     });
     this.incoming = new Incoming<C>(this.options, this.caps, this.scheduler, this.writer, this.grants, this.gate, {
       acceptRefusal: () => this.acceptRefusal(),
       hasListener: () => this.listenerCount('channel') > 0,
       emitChannel: (channel) => this.emit('channel', channel),
     });
-    const grants = this.grants;
-    this.port = {
-      session: this,
-      highWaterMark: this.options.channelHighWaterMark,
-      write: (channel, data, done) => this.writeChannel(channel, data, done),
-      end: (channel) => this.endChannel(channel),
-      closeRead: (channel) => this.closeChannelRead(channel),
-      reset: (channel, error) => this.resetChannel(channel, error),
-      readProgress: (channel) => grants.readProgress(channel),
-    };
+    this.streams = new ChannelTable<C>(this, this.options, this.codec, this.memory, this.scheduler, this.writer,
+      this.grants, this.outgoing, createEndpoint, {
+        sessionError: () => this.error,
+        onRemoved: () => {
+          if (this.status === 'closing') this.checkCloseDone();
+        },
+      });
+    // The decoder hands frames to the receive dispatch; none of its callbacks is the session's API.
+    this.receiver = new Receiver<C>(this.streams, this.codec, role === 'client', this.options, this.memory,
+      this.allocate, this.scheduler, this.writer, this.gate, this.grants, this.outgoing, this.incoming, {
+        protocolError: (message) => this.protocolError(message),
+        acceptsChannels: () => this.status === 'open',
+        remoteGoAway: () => this.remoteGoAway,
+        onPing: (flags, value) => this.onPing(flags, value),
+        onGoAway: (code) => this.onGoAway(code),
+      });
+    this.decoder = new FrameDecoder(this.receiver, this.codec);
     this.closed = new Promise<void>((resolve, reject) => {
       this.resolveClosed = resolve;
       this.rejectClosed = reject;
@@ -274,10 +261,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.nextId > MAX_ID) {
       throw new StreamLimitError('channel ids are exhausted for this session; close it and connect again');
     }
-    const channel = this.newChannel(this.nextId, true);
+    const channel = this.streams.add(this.nextId, true);
     this.nextId += 2;
-    this.streams.set(channel.id, channel);
-    channel.endpoint = this.createEndpoint(channel, this.port);
     this.outgoing.open(channel, openTimeout, signal);
     return channel.endpoint as C;
   }
@@ -334,7 +319,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.localGoAway = true;
     if (this.caps.goAway) this.scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
     this.awaitGoAwaySeen();
-    for (const channel of this.incoming.drainQueue()) this.resetChannel(channel, undefined);
+    for (const channel of this.incoming.drainQueue()) this.streams.reset(channel, undefined);
     this.incoming.close(new SessionClosedError());
     this.closeTimer = setTimeout(() => this.onCloseTimeout(timeout), timeout);
     this.writer.schedule();
@@ -351,259 +336,6 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
 
-  // ------------------------------------------------------------------ channel side (used by endpoints)
-
-  /** Queues bytes on a channel (see {@link ChannelPort.write}). */
-  private writeChannel(channel: ChannelState, data: Uint8Array, done: WriteDone | null): void {
-    if (!channel.live || channel.localFin) {
-      done?.(this.writeRefusal(channel));
-      return;
-    }
-    if (data.length === 0) {
-      if (done !== null) defer(() => done(null));
-      return;
-    }
-    channel.enqueue(data, done);
-    if (channel.hasSendableData) {
-      this.scheduler.scheduleData(channel);
-      this.writer.schedule();
-    }
-  }
-
-  /** Half-closes a channel: FIN goes out after everything already queued on it. */
-  private endChannel(channel: ChannelState): void {
-    if (!channel.live || channel.localFin) return;
-    channel.localFin = true;
-    channel.pending |= Pending.fin;
-    if (channel.state === 'init' && (channel.pending & Pending.syn) === 0) return; // waits in the dial backlog
-    this.scheduler.scheduleControl(channel);
-    this.writer.schedule();
-  }
-
-  /**
-   * The application reads no more of a channel: data that arrives from now on is discarded, and its window
-   * credit goes back to the peer at once (yamux has no frame to ask a peer to stop sending; the peer learns
-   * when the channel closes). The endpoint drops what it holds itself, which `readProgress` then credits.
-   * Once the application also ended writing and let go of the channel, the channel stays in the session (its
-   * FIN sent, waiting for the peer's) until the peer's FIN ends it, or its data draws a reset (`onPayload`).
-   */
-  private closeChannelRead(channel: ChannelState): void {
-    if (!channel.live) return;
-    channel.readClosed = true;
-  }
-
-  /** Aborts a channel from this side: RST to the peer, queued writes dropped. */
-  private resetChannel(channel: ChannelState, error: Error | undefined, failEndpoint = false): void {
-    if (!channel.live) return;
-    const told = channel.state !== 'init' || (channel.pending & Pending.syn) !== 0;
-    this.removeChannel(channel);
-    channel.fail(error ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset by this side`), failEndpoint);
-    if (told) {
-      channel.pending = Pending.rst | (channel.pending & Pending.ack); // an owed ACK leaves with the RST
-      channel.pendingIncrement = 0;
-      this.scheduler.scheduleControl(channel);
-      this.writer.schedule();
-    }
-  }
-
-  // ------------------------------------------------------------------ receive path (FrameSink)
-
-  private onHeader(header: FrameHeader): void {
-    this.frameChannel = null;
-    this.payloadTarget = null;
-    const type = header.type;
-    if (type === FrameType.data || type === FrameType.windowUpdate) {
-      this.onChannelHeader(header);
-      return;
-    }
-    if (header.streamId !== 0) {
-      this.protocolError(`${type === FrameType.ping ? 'Ping' : 'Go Away'} frame on channel ${header.streamId}; it must use 0`);
-      return;
-    }
-    if (type === FrameType.ping) this.onPing(header.flags, header.length);
-    else this.onGoAway(header.length);
-  }
-
-  private onPayload(chunk: Uint8Array, start: number, end: number): void {
-    const channel = this.payloadTarget;
-    if (channel === null || !channel.live) return;
-    const length = end - start;
-    if (channel.readClosed) {
-      if (channel.endpoint.destroyed) {
-        // The application has let go of a channel it closed for reading (and for writing, or the channel
-        // would be gone): data that still comes is answered with a reset, as TCP answers data for a closed
-        // socket, so the peer stops sending into nothing.
-        this.resetChannel(channel, undefined);
-        return;
-      }
-      // Discarded as it arrives: counted as delivered and read at once, so its credit goes back to the peer.
-      channel.delivered += length;
-      this.memory.buffered += length;
-      this.grants.readProgress(channel);
-      return;
-    }
-    let data: Uint8Array;
-    if (length <= PIN_COPY_LIMIT && chunk.buffer.byteLength > 8 * length) {
-      data = this.allocate(length);
-      copyBytes(data, 0, chunk, start, end);
-    } else {
-      data = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
-    }
-    channel.delivered += data.length;
-    this.memory.buffered += data.length;
-    channel.endpoint.deliver(data);
-    this.grants.readProgress(channel);
-    // Without windows, the only backpressure is to stop reading while a channel holds more than a window.
-    const gate = this.gate;
-    if (!this.caps.flowControl && !channel.overfull && channel.rx.buffered > this.options.initialWindow) {
-      channel.overfull = true;
-      gate.overfull++;
-    }
-    if (this.memory.exhausted || gate.overfull > 0) gate.pause();
-  }
-
-  private onFrameEnd(header: FrameHeader): void {
-    const channel = this.frameChannel;
-    this.frameChannel = null;
-    this.payloadTarget = null;
-    if (channel === null || !channel.live) return;
-    if ((header.flags & Flag.rst) !== 0) this.onRemoteReset(channel);
-    else if ((header.flags & Flag.fin) !== 0) this.onRemoteFin(channel);
-  }
-
-  /** A frame with these flags was packed for sending. */
-  private onFlagsSent(channel: ChannelState, flags: number): void {
-    if ((flags & Flag.syn) !== 0) {
-      channel.markSynSent();
-      if (!this.caps.acknowledgements) channel.markEstablished();
-    }
-    if ((flags & Flag.fin) !== 0) {
-      channel.markFinSent();
-      if (channel.bothClosed) this.removeChannel(channel);
-    }
-  }
-
-  private onChannelHeader(header: FrameHeader): void {
-    const id = header.streamId;
-    const flags = header.flags;
-    if (id === 0) {
-      this.protocolError(`${header.type === FrameType.data ? 'Data' : 'Window Update'} frame on channel 0`);
-      return;
-    }
-    let channel = this.streams.get(id);
-    if ((flags & Flag.syn) !== 0) {
-      if (channel !== undefined) {
-        if (this.caps.strictOpen) {
-          this.protocolError(`SYN for channel ${id}, which is already open`);
-          return;
-        }
-        // (the original multiplex treats a repeated SYN as data for the open channel)
-      } else {
-        if ((id & 1) === (this.role === 'client' ? 1 : 0)) {
-          this.protocolError(`the peer opened channel ${id}, an id of this side's parity`);
-          return;
-        }
-        channel = this.openInbound(id);
-        if (channel === undefined || !channel.live) return; // refused: its payload is discarded
-      }
-    } else if (channel === undefined) {
-      return; // a late frame for a channel closed here (it crossed our RST or FIN): ignored
-    }
-    // Any frame on the channel shows the peer took it, even one without the ACK flag: the open timeout and
-    // the dial's signal no longer apply.
-    if (channel.openDeadline !== 0 || channel.openAbort !== null) this.outgoing.settled(channel);
-    if ((flags & Flag.ack) !== 0) this.onAck(channel);
-    if (header.type === FrameType.data) {
-      const length = header.length;
-      if (length > 0) {
-        if (channel.remoteFin) {
-          this.protocolError(`data on channel ${id} after its FIN`);
-          return;
-        }
-        if (!this.caps.flowControl) {
-          channel.rx.received += length;
-        } else if (!channel.rx.receive(length)) {
-          this.protocolError(`channel ${id}: a ${length}-byte Data frame exceeds the receive window `
-            + `(${channel.rx.credit} bytes left)`);
-          return;
-        }
-        this.payloadTarget = channel;
-      }
-    } else if (header.length > 0) {
-      channel.sendWindow += header.length;
-      if (channel.queuedBytes > 0) {
-        this.scheduler.scheduleData(channel);
-        this.writer.schedule();
-      }
-    }
-    this.frameChannel = channel;
-  }
-
-  private openInbound(id: number): ChannelState | undefined {
-    if (this.status !== 'open' || this.streams.size >= this.options.maxStreams || this.incoming.full) {
-      this.refuse(id);
-      return undefined;
-    }
-    const channel = this.newChannel(id, false);
-    this.streams.set(id, channel);
-    channel.endpoint = this.createEndpoint(channel, this.port);
-    this.incoming.offer(channel);
-    return channel;
-  }
-
-  private refuse(id: number): void {
-    if (this.writer.ended) return; // ended: the peer learns from the transport's end that nothing was accepted
-    if (this.scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
-      // Many refusals from one read: send them now. Only a peer that does not read its refusals (the
-      // transport stays blocked) makes them pile up.
-      if (!this.writer.blocked) this.writer.flush();
-      if (this.scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
-        this.protocolError('the peer keeps opening channels that are refused while not reading the refusals');
-        return;
-      }
-    }
-    this.scheduler.queueSessionFrame(FrameType.windowUpdate, Flag.rst, id, 0);
-    this.writer.schedule();
-  }
-
-  private onAck(channel: ChannelState): void {
-    this.outgoing.acknowledged(channel);
-    channel.markEstablished();
-  }
-
-  private onRemoteFin(channel: ChannelState): void {
-    if (channel.remoteFin) return;
-    if (channel.awaitingAck) this.onAck(channel); // a FIN answers the SYN as well
-    channel.markRemoteFin();
-    channel.endpoint.remoteEnded();
-    if (!this.caps.halfClose && !channel.localFin) {
-      // No half-close in this format: the peer's close ends both directions, and is answered once, in kind.
-      if (channel.queuedBytes > 0) {
-        channel.dropQueue(new MuxError('ERR_MUX_CHANNEL_CLOSED',
-          `channel ${channel.id} was closed by the peer before this data was sent (the ${this.codec.name} format has no half-close)`));
-      }
-      channel.localFin = true;
-      channel.pending |= Pending.fin;
-      this.scheduler.scheduleControl(channel);
-      this.writer.schedule();
-    }
-    if (channel.bothClosed) this.removeChannel(channel);
-  }
-
-  private onRemoteReset(channel: ChannelState): void {
-    let error: Error;
-    if (!this.caps.refusal || !isUnaccepted(channel)) error = new ChannelResetError(channel.id);
-    else if (this.remoteGoAway === undefined) error = new ChannelRefusedError(channel.id);
-    else error = new ChannelRefusedError(channel.id, `channel ${channel.id} was refused: the peer is closing (Go Away)`);
-    this.abandon(channel, error);
-  }
-
-  /** Ends a channel from the session's side without a frame: it fails with `error` (reads, writes, queue). */
-  private abandon(channel: ChannelState, error: Error): void {
-    this.removeChannel(channel);
-    channel.fail(error);
-  }
-
   private onPing(flags: number, value: number): void {
     if ((flags & Flag.syn) === 0 && (flags & Flag.ack) !== 0 && value === this.goAwayProbe && value !== 0) {
       this.goAwayProbe = 0;
@@ -618,7 +350,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.remoteGoAway = code;
     const error = new GoAwayError(code);
     // Dials still waiting for the ACK backlog would be refused: fail them now.
-    for (const channel of this.outgoing.drainBacklog()) this.abandon(channel, error);
+    for (const channel of this.outgoing.drainBacklog()) this.streams.abandon(channel, error);
     this.emit('goaway', code);
   }
 
@@ -683,8 +415,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private loseTransport(error: Error): void {
     if (this.remoteGoAway === GoAwayCode.normal) {
       for (const channel of [...this.streams.values()]) {
-        if (isUnaccepted(channel)) {
-          this.abandon(channel, new ChannelRefusedError(channel.id,
+        if (channel.unaccepted) {
+          this.streams.abandon(channel, new ChannelRefusedError(channel.id,
             `channel ${channel.id} was not accepted: the peer closed (Go Away) before taking it`));
         }
       }
@@ -769,7 +501,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.status === 'closed') return;
     this.status = 'closed';
     this.decoder.stop();
-    this.failChannels(error, true);
+    this.streams.failAll(error, true);
     this.incoming.drainQueue();
     this.outgoing.drainBacklog();
     if (!this.writer.closed) {
@@ -803,19 +535,6 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }, LINGER_MS));
   }
 
-  /**
-   * Fails every channel in the table with `error` (each with its own `TransportClosedError` when undefined) and
-   * empties it, without a frame: the session is ending. `clearPending` drops the flags they still owed the peer.
-   */
-  private failChannels(error: Error | undefined, clearPending: boolean): void {
-    for (const channel of this.streams.values()) {
-      channel.live = false;
-      if (clearPending) channel.pending = 0;
-      channel.fail(error ?? new TransportClosedError());
-    }
-    this.streams.clear();
-  }
-
   /** Marks the session closed, settles everything that waits on it, and reports the end, once. */
   private finish(error: Error | undefined): void {
     if (this.finished) return;
@@ -824,7 +543,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.error = error;
     this.decoder.stop();
     // Only reached with channels left when the transport closed under them.
-    this.failChannels(error, false);
+    this.streams.failAll(error, false);
     this.memory.releaseAll();
     this.outgoing.stop();
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
@@ -841,37 +560,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   // ------------------------------------------------------------------ helpers
 
-  /** Why a write on a channel that can no longer send fails. */
-  private writeRefusal(channel: ChannelState): Error {
-    if (channel.state === 'reset') return this.error ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset`);
-    if (channel.remoteFin && !this.caps.halfClose) {
-      return new MuxError('ERR_MUX_WRITE_AFTER_END',
-        `channel ${channel.id} was closed by the peer (the ${this.codec.name} format has no half-close)`);
-    }
-    return new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${channel.id} has ended its writing side`);
-  }
-
-  private newChannel(id: number, outbound: boolean): ChannelState {
-    const channel = new ChannelState(id, outbound, this.options.initialWindow, this.options.maxWindow);
-    if (!this.caps.flowControl) channel.sendWindow = Number.POSITIVE_INFINITY;
-    return channel;
-  }
-
   private acceptRefusal(): Error | undefined {
     if (this.status === 'closed') return this.error ?? new SessionClosedError();
     if (this.status === 'closing') return new SessionClosedError('session is closing: no new channels');
     return undefined;
-  }
-
-  private removeChannel(channel: ChannelState): void {
-    if (!channel.live) return;
-    channel.live = false;
-    if (channel.openDeadline !== 0 || channel.openAbort !== null) this.outgoing.settled(channel);
-    this.streams.delete(channel.id);
-    this.grants.release(channel);
-    this.outgoing.acknowledged(channel);
-    if (!this.memory.underPressure) this.grants.relieveMemory();
-    if (this.status === 'closing') this.checkCloseDone();
   }
 
   /** Drains queued inbound channels to a newly added `channel` listener. */
