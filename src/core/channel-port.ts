@@ -24,6 +24,11 @@ export interface ChannelPort<C extends ChannelEndpoint> {
   closeRead(channel: ChannelState): void;
   /** Aborts a channel from this side: RST to the peer (unless it never heard of it), queued writes dropped. */
   reset(channel: ChannelState, error: Error | undefined): void;
+  /**
+   * The application let go of the channel (destroyed it): it is reset with `error`, unless it is already out
+   * of the session or, with no error, it finished cleanly ({@link ChannelState.finishedCleanly}).
+   */
+  release(channel: ChannelState, error: Error | undefined): void;
   /** The application read some of a channel's data (the endpoint's `bufferedBytes` went down): credit it. */
   readProgress(channel: ChannelState): void;
 }

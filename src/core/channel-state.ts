@@ -186,6 +186,15 @@ export class ChannelState {
     return this.outbound && (this.awaitingAck || this.state === 'init');
   }
 
+  /**
+   * The clean-finish rule: this side ended writing, and the peer ended too or this side stopped reading. An
+   * endpoint let go of in this state needs no reset: the FINs close it (closed for reading, it waits in the
+   * session for the peer's FIN, and data the peer still sends draws a reset).
+   */
+  get finishedCleanly(): boolean {
+    return this.localFin && (this.remoteFin || this.readClosed);
+  }
+
   /** True once both sides have sent FIN. */
   get bothClosed(): boolean {
     return this.finSent && this.remoteFin;

@@ -128,6 +128,10 @@ export class ChannelTable<C extends ChannelEndpoint> implements ChannelPort<C> {
     }
   }
 
+  release(channel: ChannelState, error: Error | undefined): void {
+    if (channel.live && (error !== undefined || !channel.finishedCleanly)) this.reset(channel, error);
+  }
+
   readProgress(channel: ChannelState): void {
     this.grants.readProgress(channel);
   }

@@ -210,9 +210,7 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
    */
   destroy(error?: Error): this {
     if (this.#closed) return this;
-    const state = this.#state;
-    const finished = error === undefined && state.localFin && (state.remoteFin || state.readClosed);
-    if (state.live && !finished) this.#port.reset(state, error);
+    this.#port.release(this.#state, error);
     this.#close(error);
     return this;
   }
