@@ -5,12 +5,12 @@
  * private to it. Each call names the channel's {@link ChannelState}, which the adapter holds from its birth.
  * @module
  */
-import type { ChannelEndpoint, ChannelState, WriteDone } from './channel-state.js';
-import type { MuxSession } from './session.js';
+import type { ChannelState, WriteDone } from './channel-state.js';
 
-export interface ChannelPort<C extends ChannelEndpoint> {
+/** `S` is the session's type as the application sees it (a `MuxSession` of the adapter's channels). */
+export interface ChannelPort<S> {
   /** The session, as the application sees it (what `channel.session` returns). */
-  readonly session: MuxSession<C>;
+  readonly session: S;
   /** `channelHighWaterMark`: bytes a channel may have waiting to be sent before its writes say "wait". */
   readonly highWaterMark: number;
   /** Queues bytes on a channel; `done` (if any) is called when they reached the transport, or failed. */

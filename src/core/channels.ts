@@ -19,7 +19,6 @@ import type { SessionMemory } from './flow.js';
 import type { ResolvedOptions } from './options.js';
 import type { Outgoing } from './outgoing.js';
 import type { WriteScheduler } from './scheduler.js';
-import type { EndpointFactory, MuxSession } from './session.js';
 import type { WindowGrants } from './window-grants.js';
 import type { FrameWriter } from './writer.js';
 
@@ -31,12 +30,16 @@ export interface ChannelTableHost {
   onRemoved(): void;
 }
 
-export class ChannelTable<C extends ChannelEndpoint> implements ChannelPort<C> {
+/** Makes a channel's endpoint, given its state and the port (see `EndpointFactory` in session.ts). */
+export type MakeEndpoint<C extends ChannelEndpoint, S> = (state: ChannelState, port: ChannelPort<S>) => C;
+
+/** `C` is the adapter's channel type, `S` the session's type as the application sees it. */
+export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S> {
   readonly highWaterMark: number;
   private readonly streams = new Map<number, ChannelState>();
 
   constructor(
-    readonly session: MuxSession<C>,
+    readonly session: S,
     private readonly options: ResolvedOptions,
     private readonly codec: WireCodec,
     private readonly memory: SessionMemory,
@@ -44,7 +47,7 @@ export class ChannelTable<C extends ChannelEndpoint> implements ChannelPort<C> {
     private readonly writer: FrameWriter,
     private readonly grants: WindowGrants,
     private readonly outgoing: Outgoing,
-    private readonly createEndpoint: EndpointFactory<C>,
+    private readonly createEndpoint: MakeEndpoint<C, S>,
     private readonly host: ChannelTableHost,
   ) {
     this.highWaterMark = options.channelHighWaterMark;

@@ -55,7 +55,7 @@ const END_EMITTED = 2;
 
 export class LightChannel extends Emitter<LightChannelEvents> implements ChannelEndpoint {
   readonly #state: ChannelState;
-  readonly #port: ChannelPort<LightChannel>;
+  readonly #port: ChannelPort<MuxSession<LightChannel>>;
   // --- reading ---
   /** Data delivered and not yet read (null while none waits: most channels never hold any). */
   #buffer: Uint8Array[] | null = null;
@@ -77,7 +77,7 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
   #failure: Error | undefined;
 
   /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
-  constructor(state: ChannelState, port: ChannelPort<LightChannel>) {
+  constructor(state: ChannelState, port: ChannelPort<MuxSession<LightChannel>>) {
     super();
     this.#state = state;
     this.#port = port;
@@ -367,7 +367,7 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
   }
 }
 
-function createLightChannel(state: ChannelState, port: ChannelPort<LightChannel>): LightChannel {
+function createLightChannel(state: ChannelState, port: ChannelPort<MuxSession<LightChannel>>): LightChannel {
   return new LightChannel(state, port);
 }
 

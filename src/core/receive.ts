@@ -41,7 +41,8 @@ export interface ReceiverHost {
   onGoAway(code: number): void;
 }
 
-export class Receiver<C extends ChannelEndpoint> implements FrameSink {
+/** `C` is the adapter's channel type, `S` the session's type as the application sees it. */
+export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   // The frame being received: its channel, and whether its payload goes to that channel.
   private frameChannel: ChannelState | null = null;
   private payloadTarget: ChannelState | null = null;
@@ -50,7 +51,7 @@ export class Receiver<C extends ChannelEndpoint> implements FrameSink {
   private readonly client: boolean;
 
   constructor(
-    private readonly table: ChannelTable<C>,
+    private readonly table: ChannelTable<C, S>,
     private readonly codec: WireCodec,
     client: boolean,
     private readonly options: ResolvedOptions,

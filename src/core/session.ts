@@ -62,7 +62,7 @@ export type SessionStatus = 'open' | 'closing' | 'closed';
  * Makes the application-facing object for a channel (a Node `Duplex`, a Web stream pair...): it holds the
  * channel's state and the session's {@link ChannelPort}, through which it writes, ends, resets and reads.
  */
-export type EndpointFactory<C extends ChannelEndpoint> = (state: ChannelState, port: ChannelPort<C>) => C;
+export type EndpointFactory<C extends ChannelEndpoint> = (state: ChannelState, port: ChannelPort<MuxSession<C>>) => C;
 
 /** Options of `accept()`. */
 export interface AcceptOptions {
@@ -122,8 +122,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private readonly outgoing: Outgoing;
   private readonly incoming: Incoming<C>;
   /** The live channels, and the port their endpoints use. */
-  private readonly streams: ChannelTable<C>;
-  private readonly receiver: Receiver<C>;
+  private readonly streams: ChannelTable<C, MuxSession<C>>;
+  private readonly receiver: Receiver<C, MuxSession<C>>;
   private nextId: number;
   private status: SessionStatus = 'open';
   private localGoAway = false;
@@ -181,7 +181,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       hasListener: () => this.listenerCount('channel') > 0,
       emitChannel: (channel) => this.emit('channel', channel),
     });
-    this.streams = new ChannelTable<C>(this, this.options, this.codec, this.memory, this.scheduler, this.writer,
+    this.streams = new ChannelTable<C, MuxSession<C>>(this, this.options, this.codec, this.memory, this.scheduler, this.writer,
       this.grants, this.outgoing, createEndpoint, {
         sessionError: () => this.error,
         onRemoved: () => {
@@ -189,7 +189,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         },
       });
     // The decoder hands frames to the receive dispatch; none of its callbacks is the session's API.
-    this.receiver = new Receiver<C>(this.streams, this.codec, role === 'client', this.options, this.memory,
+    this.receiver = new Receiver<C, MuxSession<C>>(this.streams, this.codec, role === 'client', this.options, this.memory,
       this.allocate, this.scheduler, this.writer, this.gate, this.grants, this.outgoing, this.incoming, {
         protocolError: (message) => this.protocolError(message),
         acceptsChannels: () => this.status === 'open',

@@ -67,14 +67,14 @@ function emitAllButData(this: Channel, event: string | symbol, ...args: unknown[
 
 export class Channel extends Duplex implements ChannelEndpoint {
   readonly #state: ChannelState;
-  readonly #port: ChannelPort<Channel>;
+  readonly #port: ChannelPort<MuxSession<Channel>>;
   #failure: Error | undefined;
   #bytesRead = 0;
   #bytesWritten = 0;
   #idle: IdleTimer | undefined;
 
   /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
-  constructor(state: ChannelState, port: ChannelPort<Channel>) {
+  constructor(state: ChannelState, port: ChannelPort<MuxSession<Channel>>) {
     const highWaterMark = port.highWaterMark;
     super({
       allowHalfOpen: true,

@@ -12,7 +12,7 @@ import { LightSession } from '../core/light-channel.js';
 import { Channel } from './channel.js';
 import { duplexTransport } from './transport.js';
 
-function createChannel(state: ChannelState, port: ChannelPort<Channel>): Channel {
+function createChannel(state: ChannelState, port: ChannelPort<MuxSession<Channel>>): Channel {
   return new Channel(state, port);
 }
 
