@@ -83,6 +83,10 @@ channel.deliver(new Uint8Array(1));
 channel.session.writeChannel;
 // @ts-expect-error the decoder's callbacks are internal
 channel.session.onHeader;
+// @ts-expect-error what channels ask of the session goes through their port, not the session's API
+channel.session.readProgress;
+// @ts-expect-error the scheduler's callback is internal
+channel.session.onFlagsSent;
 export { WriteScheduler, FrameBatch, COPY_LIMIT };
 `;
 

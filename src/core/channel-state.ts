@@ -139,6 +139,17 @@ export class ChannelState {
     this.queuedBytes += data.length;
   }
 
+  /**
+   * Ends the channel abnormally on this side's books: `reset`, its endpoint failed with `error` (first, so the
+   * endpoint records the reason before its queued writes fail), its queue dropped. Whether a RST goes to the
+   * peer, and taking it out of the session's table, are the session's business.
+   */
+  fail(error: Error, failEndpoint = true): void {
+    this.state = 'reset';
+    if (failEndpoint) this.endpoint.fail(error);
+    this.dropQueue(error);
+  }
+
   /** Drops every queued write, failing its completion. */
   dropQueue(error: Error): void {
     const queue = this.queue;
@@ -171,6 +182,23 @@ export class ChannelState {
     if (this.state === 'syn-sent' || this.state === 'syn-received' || this.state === 'init') {
       this.state = 'established';
     }
+  }
+
+  /**
+   * Dialled here and not acknowledged by the peer: its application never took it. (Not the state's name: a
+   * channel half-closed before its ACK came is `local-closed` and still unacknowledged.)
+   */
+  get unaccepted(): boolean {
+    return this.outbound && (this.awaitingAck || this.state === 'init');
+  }
+
+  /**
+   * The clean-finish rule: this side ended writing, and the peer ended too or this side stopped reading. An
+   * endpoint let go of in this state needs no reset: the FINs close it (closed for reading, it waits in the
+   * session for the peer's FIN, and data the peer still sends draws a reset).
+   */
+  get finishedCleanly(): boolean {
+    return this.localFin && (this.remoteFin || this.readClosed);
   }
 
   /** True once both sides have sent FIN. */

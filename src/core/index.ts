@@ -17,6 +17,7 @@ export { MemoryBudget, sharedMemoryBudget } from './budget.js';
 /** @internal The send queue: loaded by `npm run bench:micro`, not part of the API. */
 export { FrameBatch, WriteScheduler, type SchedulerHooks, COPY_LIMIT } from './scheduler.js';
 export { ChannelState, type ChannelStateName, type ChannelEndpoint, type WriteDone } from './channel-state.js';
+export type { ChannelPort } from './channel-port.js';
 export { Emitter } from './emitter.js';
 export type { Transport, TransportEvents } from './transport.js';
 export {

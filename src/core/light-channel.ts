@@ -15,6 +15,7 @@
  * never crashes), and `'close'` last (both halves ended, or the channel was destroyed or failed).
  * @module
  */
+import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
 import { defer } from './defer.js';
 import { Emitter } from './emitter.js';
@@ -54,7 +55,7 @@ const END_EMITTED = 2;
 
 export class LightChannel extends Emitter<LightChannelEvents> implements ChannelEndpoint {
   readonly #state: ChannelState;
-  readonly #session: MuxSession<LightChannel>;
+  readonly #port: ChannelPort<MuxSession<LightChannel>>;
   // --- reading ---
   /** Data delivered and not yet read (null while none waits: most channels never hold any). */
   #buffer: Uint8Array[] | null = null;
@@ -76,10 +77,10 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
   #failure: Error | undefined;
 
   /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
-  constructor(state: ChannelState, session: MuxSession<LightChannel>) {
+  constructor(state: ChannelState, port: ChannelPort<MuxSession<LightChannel>>) {
     super();
     this.#state = state;
-    this.#session = session;
+    this.#port = port;
   }
 
   /** The channel id on the wire (odd when the client dialled it, even when the server did). */
@@ -89,7 +90,7 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
 
   /** The session this channel belongs to. */
   get session(): MuxSession<LightChannel> {
-    return this.#session;
+    return this.#port.session;
   }
 
   /** The protocol state: `init`, `syn-sent`, `syn-received`, `established`, `local-closed`, `remote-closed`, `closed` or `reset`. */
@@ -145,9 +146,9 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
     const length = data.length;
     if (length > 0) {
       this.#writing += length;
-      this.#session.writeChannel(this.#state, data, (error) => this.#written(length, error));
+      this.#port.write(this.#state, data, (error) => this.#written(length, error));
     }
-    if (this.#writing >= this.#session.options.channelHighWaterMark) {
+    if (this.#writing >= this.#port.highWaterMark) {
       this.#needDrain = true;
       return false;
     }
@@ -159,7 +160,7 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
     if (this.#writeEnded || this.#closed) return this;
     if (data !== undefined) this.write(data);
     this.#writeEnded = true;
-    this.#session.endChannel(this.#state);
+    this.#port.end(this.#state);
     if (this.#writing === 0) defer(() => this.#finish());
     return this;
   }
@@ -177,10 +178,10 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
    */
   closeRead(): this {
     if (this.#state.readClosed || this.#closed) return this;
-    this.#session.closeChannelRead(this.#state);
+    this.#port.closeRead(this.#state);
     this.#buffer = null;
     this.#buffered = 0;
-    this.#session.readProgress(this.#state);
+    this.#port.readProgress(this.#state);
     this.#remoteEnded = true; // nothing more will be read: 'end' comes now
     this.#flowing = true;
     this.#scheduleEnd();
@@ -210,10 +211,8 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
   destroy(error?: Error): this {
     if (this.#closed) return this;
     const state = this.#state;
-    const finished = error === undefined && state.localFin && (state.remoteFin || state.readClosed);
-    const live = state.live;
     this.#close(error); // first: the writes the reset fails then find the channel closed
-    if (live && !finished) this.#session.resetChannel(state, error);
+    this.#port.release(state, error);
     return this;
   }
 
@@ -286,7 +285,7 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
       if (!this.#state.live) this.#close(error);
       return;
     }
-    if (this.#needDrain && this.#writing < this.#session.options.channelHighWaterMark) {
+    if (this.#needDrain && this.#writing < this.#port.highWaterMark) {
       this.#needDrain = false;
       this.emit('drain');
     }
@@ -310,7 +309,7 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
         this.emit('data', chunk);
       }
       if (buffer.length === 0) this.#buffer = null;
-      this.#session.readProgress(this.#state);
+      this.#port.readProgress(this.#state);
     }
     if (this.#flowing && this.#buffered === 0 && this.#remoteEnded) this.#scheduleEnd();
   }
@@ -321,7 +320,7 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
       const chunk = buffer.shift()!;
       this.#buffered -= chunk.length;
       if (buffer.length === 0) this.#buffer = null;
-      this.#session.readProgress(this.#state);
+      this.#port.readProgress(this.#state);
       return Promise.resolve({ value: chunk, done: false });
     }
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
@@ -376,8 +375,8 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
   }
 }
 
-function createLightChannel(state: ChannelState, session: MuxSession<LightChannel>): LightChannel {
-  return new LightChannel(state, session);
+function createLightChannel(state: ChannelState, port: ChannelPort<MuxSession<LightChannel>>): LightChannel {
+  return new LightChannel(state, port);
 }
 
 /**

@@ -12,6 +12,7 @@ import {
 } from '@libp2p/interface';
 import { MaxEarlyStreamsError } from '@libp2p/utils';
 import type { ChannelState } from '../core/channel-state.js';
+import type { ChannelPort } from '../core/channel-port.js';
 import { LightChannel } from '../core/light-channel.js';
 import { MuxSession } from '../core/session.js';
 import { toLibp2pError } from './errors.js';
@@ -23,9 +24,9 @@ import { messageStreamTransport } from './transport.js';
 export const YAMUX_PROTOCOL_ID = '/yamux/1.0.0';
 
 /** A stream's channel: a `LightChannel` that frames each write apart (one libp2p `send()`, one message). */
-function createChannel(state: ChannelState, session: MuxSession<LightChannel>): LightChannel {
+function createChannel(state: ChannelState, port: ChannelPort<MuxSession<LightChannel>>): LightChannel {
   state.frameEachWrite = true;
-  return new LightChannel(state, session);
+  return new LightChannel(state, port);
 }
 
 /** Rejects with `signal`'s reason when it aborts first. */

@@ -9,6 +9,7 @@
  * @module
  */
 import { Duplex } from 'node:stream';
+import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
 import { MuxError } from '../core/errors.js';
 import type { MuxSession } from '../core/session.js';
@@ -66,27 +67,29 @@ function emitAllButData(this: Channel, event: string | symbol, ...args: unknown[
 
 export class Channel extends Duplex implements ChannelEndpoint {
   readonly #state: ChannelState;
-  readonly #session: MuxSession<Channel>;
+  readonly #port: ChannelPort<MuxSession<Channel>>;
   #failure: Error | undefined;
   #bytesRead = 0;
   #bytesWritten = 0;
   #idle: IdleTimer | undefined;
 
   /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
-  constructor(state: ChannelState, session: MuxSession<Channel>) {
-    const highWaterMark = session.options.channelHighWaterMark;
+  constructor(state: ChannelState, port: ChannelPort<MuxSession<Channel>>) {
+    const highWaterMark = port.highWaterMark;
     super({
       allowHalfOpen: true,
       readableHighWaterMark: highWaterMark,
       writableHighWaterMark: highWaterMark,
     });
     this.#state = state;
-    this.#session = session;
+    this.#port = port;
     // Node's Readable schedules a tick after every push to call `_read` until the high-water mark is reached
     // (`maybeReadMore`). A channel's data arrives by itself, whether `_read` is called or not, so that tick
     // (an allocation and a task per chunk, a tenth of a request/response's garbage) does nothing useful.
     // Marking the read-more pass as already running keeps Node from scheduling it; flowing, 'readable',
-    // pipe and async iteration are driven by their own paths.
+    // pipe and async iteration are driven by their own paths. Not public API, kept for its figure: ~300 bytes
+    // less garbage per request/response on rr-1 (measured when it was added, commit eec3eb2). Node has no
+    // public switch for it; test/node-internals.test.ts fails if a Node release renames or ignores the field.
     (this as unknown as { _readableState: { readingMore: boolean } })._readableState.readingMore = true;
   }
 
@@ -97,7 +100,7 @@ export class Channel extends Duplex implements ChannelEndpoint {
 
   /** The session this channel belongs to. */
   get session(): MuxSession<Channel> {
-    return this.#session;
+    return this.#port.session;
   }
 
   /** The protocol state: `init`, `syn-sent`, `syn-received`, `established`, `local-closed`, `remote-closed`, `closed` or `reset`. */
@@ -141,7 +144,7 @@ export class Channel extends Duplex implements ChannelEndpoint {
   }
 
   #addresses(): SocketAddresses {
-    return (this.#session as { socket?: SocketAddresses }).socket ?? {};
+    return (this.#port.session as { socket?: SocketAddresses }).socket ?? {};
   }
 
   /** The peer's address, from the session's transport when it is a TCP or TLS socket; otherwise undefined. */
@@ -242,9 +245,13 @@ export class Channel extends Duplex implements ChannelEndpoint {
    */
   closeRead(): this {
     if (this.#state.readClosed || this.destroyed) return this;
-    this.#session.closeChannelRead(this.#state);
+    this.#port.closeRead(this.#state);
     this.push(null); // (ignored when the peer's FIN already ended the readable side)
-    // Read out what Node holds, so that 'end' follows; `read()` credits it to the peer as read.
+    // Read out what Node holds, so that 'end' follows; `read()` credits it to the peer as read. Node has no
+    // public way to drop a readable's buffer unseen, and `read()` emits 'data' for each chunk: an own `emit`
+    // that swallows 'data' for the length of this loop keeps them from the application (removing and
+    // re-adding the 'data' listeners instead would reorder them and touch the flowing state).
+    // test/node-internals.test.ts fails if `read()` stops emitting through the instance's `emit`.
     this.emit = emitAllButData;
     try {
       while (this.read() !== null);
@@ -257,34 +264,34 @@ export class Channel extends Duplex implements ChannelEndpoint {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
     this.#bytesWritten += chunk.length;
     if (this.#idle !== undefined) this.#idle.last = performance.now();
-    this.#session.writeChannel(this.#state, chunk, callback);
+    this.#port.write(this.#state, chunk, callback);
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: WriteCallback): void {
     const last = chunks.length - 1;
     for (let i = 0; i < last; i++) {
       this.#bytesWritten += chunks[i]!.chunk.length;
-      this.#session.writeChannel(this.#state, chunks[i]!.chunk, null);
+      this.#port.write(this.#state, chunks[i]!.chunk, null);
     }
     this.#bytesWritten += chunks[last]!.chunk.length;
     if (this.#idle !== undefined) this.#idle.last = performance.now();
-    this.#session.writeChannel(this.#state, chunks[last]!.chunk, callback);
+    this.#port.write(this.#state, chunks[last]!.chunk, callback);
   }
 
   override _final(callback: WriteCallback): void {
-    this.#session.endChannel(this.#state);
+    this.#port.end(this.#state);
     callback();
   }
 
   override _read(): void {
-    this.#session.readProgress(this.#state);
+    this.#port.readProgress(this.#state);
   }
 
   // Node calls `_read` only now and then; every consumption of buffered data goes through `read()`
   // (flowing mode, pipe, async iteration, explicit reads), so window credit is accounted here.
   override read(size?: number): any {
     const chunk = super.read(size);
-    if (chunk !== null) this.#session.readProgress(this.#state);
+    if (chunk !== null) this.#port.readProgress(this.#state);
     return chunk;
   }
 
@@ -293,11 +300,8 @@ export class Channel extends Duplex implements ChannelEndpoint {
     if (error instanceof MuxError && this.#failure === undefined) this.#failure = error;
     this.#idle?.stop();
     this.#idle = undefined;
-    const state = this.#state;
-    // Both halves ended normally (autoDestroy after 'end' and 'finish'): the FINs close it, no RST. Closed
-    // for reading, the channel waits in the session for the peer's FIN (its data would draw a reset).
-    const finished = error === null && state.localFin && (state.remoteFin || state.readClosed);
-    if (state.live && !finished) this.#session.resetChannel(state, error ?? undefined);
+    // Both halves ended normally (autoDestroy after 'end' and 'finish'): the FINs close it, no RST.
+    this.#port.release(this.#state, error ?? undefined);
     callback(error);
   }
 

@@ -4,6 +4,7 @@
  * @module
  */
 import type { Duplex } from 'node:stream';
+import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelState } from '../core/channel-state.js';
 import type { SessionOptions } from '../core/options.js';
 import { MuxSession, type Role } from '../core/session.js';
@@ -12,8 +13,8 @@ import { LightSession } from '../core/light-channel.js';
 import { Channel } from './channel.js';
 import { duplexTransport } from './transport.js';
 
-function createChannel(state: ChannelState, session: MuxSession<Channel>): Channel {
-  return new Channel(state, session);
+function createChannel(state: ChannelState, port: ChannelPort<MuxSession<Channel>>): Channel {
+  return new Channel(state, port);
 }
 
 /** A core transport (it has `start`, which no Node stream has), e.g. `webSocketTransport(ws)`. */

@@ -9,19 +9,16 @@
  * peer's writer at the window. The writable's `write()` (and `writer.ready`) waits while
  * `channelHighWaterMark` bytes are queued and not yet sent, which is while the peer's window is spent.
  *
- * Everything the channel asks of its session goes through these calls (issue 14 plans a narrow port between
- * channels and the session; these are what it must carry):
- * - `session.writeChannel(state, data, done)`: queue bytes; `done` when they reached the transport.
- * - `session.endChannel(state)`: half-close (FIN after the queued bytes).
- * - `session.resetChannel(state, error)`: RST.
- * - `session.readProgress(state)`: the reader took bytes (the session reads `bufferedBytes` and credits).
- * - `session.options.channelHighWaterMark`: the write queue bound.
- * The session calls back through the core's `ChannelEndpoint` (`deliver`, `remoteEnded`, `fail`,
- * `bufferedBytes`, `destroyed`).
+ * Everything the channel asks of its session goes through the core's narrow {@link ChannelPort}, as the Node
+ * `Channel` and `LightChannel` do: `write` (queue bytes; `done` when they reached the transport), `end`
+ * (FIN after the queued bytes), `reset` (RST), `readProgress` (the reader took bytes: the session reads
+ * `bufferedBytes` and credits) and `highWaterMark` (the write queue bound). The session calls back through
+ * the core's `ChannelEndpoint` (`deliver`, `remoteEnded`, `fail`, `bufferedBytes`, `destroyed`).
  * @module
  */
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
 import { ChannelResetError, MuxError } from '../core/errors.js';
+import type { ChannelPort } from '../core/channel-port.js';
 import type { MuxSession } from '../core/session.js';
 
 /** Writes up to this size are copied and resolve at once (while under the high-water mark). */
@@ -35,7 +32,7 @@ export class WebChannel implements ChannelEndpoint {
   readonly writable: WritableStream<Uint8Array>;
 
   readonly #state: ChannelState;
-  readonly #session: MuxSession<WebChannel>;
+  readonly #port: ChannelPort<MuxSession<WebChannel>>;
   #readController!: ReadableStreamDefaultController<Uint8Array>;
   #writeController!: WritableStreamDefaultController;
   /** Delivered and not yet pulled. */
@@ -57,9 +54,9 @@ export class WebChannel implements ChannelEndpoint {
   #failure: Error | undefined;
 
   /** @internal Made by the session. */
-  constructor(state: ChannelState, session: MuxSession<WebChannel>) {
+  constructor(state: ChannelState, port: ChannelPort<MuxSession<WebChannel>>) {
     this.#state = state;
-    this.#session = session;
+    this.#port = port;
     this.readable = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#readController = controller;
@@ -70,7 +67,7 @@ export class WebChannel implements ChannelEndpoint {
         this.#buffer = [];
         this.#buffered = 0;
         // After the peer's FIN nothing more can come: dropping what waits is enough (writing goes on).
-        if (this.#remoteEnded) this.#session.readProgress(this.#state);
+        if (this.#remoteEnded) this.#port.readProgress(this.#state);
         else this.#resetFromHere(reason);
       },
     }, { highWaterMark: 0 });
@@ -121,7 +118,7 @@ export class WebChannel implements ChannelEndpoint {
     if (!this.writable.locked) return this.writable.close();
     if (this.#writeEnded || this.#writableDone) return Promise.resolve();
     this.#writeEnded = true;
-    this.#session.endChannel(this.#state);
+    this.#port.end(this.#state);
     this.#writableDone = true;
     this.#writeController.error(new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: closeWrite() was called`));
     return Promise.resolve();
@@ -195,7 +192,7 @@ export class WebChannel implements ChannelEndpoint {
     if (chunk !== undefined) {
       this.#buffered -= chunk.length;
       this.#readController.enqueue(chunk);
-      this.#session.readProgress(this.#state);
+      this.#port.readProgress(this.#state);
       return;
     }
     if (this.#remoteEnded) {
@@ -233,7 +230,7 @@ export class WebChannel implements ChannelEndpoint {
       resolveWrite = resolve;
       rejectWrite = reject;
     });
-    this.#session.writeChannel(this.#state, data, (error) => {
+    this.#port.write(this.#state, data, (error) => {
       this.#writing -= length;
       if (error) {
         this.fail(error);
@@ -244,7 +241,7 @@ export class WebChannel implements ChannelEndpoint {
       this.#wroteSome();
     });
     if (promise !== undefined) return promise;
-    if (this.#writing < this.#session.options.channelHighWaterMark) return;
+    if (this.#writing < this.#port.highWaterMark) return;
     return new Promise<void>((resolve, reject) => {
       this.#writeWaiter = { resolve, reject };
     });
@@ -252,7 +249,7 @@ export class WebChannel implements ChannelEndpoint {
 
   #wroteSome(): void {
     const waiter = this.#writeWaiter;
-    if (waiter !== null && this.#writing < this.#session.options.channelHighWaterMark) {
+    if (waiter !== null && this.#writing < this.#port.highWaterMark) {
       this.#writeWaiter = null;
       waiter.resolve();
     }
@@ -268,7 +265,7 @@ export class WebChannel implements ChannelEndpoint {
     if (this.#failure !== undefined) throw this.#failure;
     if (!this.#writeEnded) {
       this.#writeEnded = true;
-      this.#session.endChannel(this.#state);
+      this.#port.end(this.#state);
     }
     if (this.#writing === 0) return;
     return new Promise<void>((resolve, reject) => {
@@ -283,6 +280,6 @@ export class WebChannel implements ChannelEndpoint {
         ? `channel ${this.id} was reset by this side` : `channel ${this.id} was reset by this side: ${String(reason)}`);
     // Record first: the session fails the queued writes with `error` and those callbacks see it recorded.
     this.fail(error);
-    this.#session.resetChannel(this.#state, error);
+    this.#port.reset(this.#state, error);
   }
 }

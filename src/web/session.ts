@@ -3,6 +3,7 @@
  * opens a WebSocket and resolves to the client session once it is open.
  * @module
  */
+import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelState } from '../core/channel-state.js';
 import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
 import { MuxSession, type Role } from '../core/session.js';
@@ -12,8 +13,8 @@ import {
   WebSocketClosedError, type WebSocketLike, type WebSocketTransportOptions, resolveTransportOptions, webSocketTransport,
 } from './websocket-transport.js';
 
-function createWebChannel(state: ChannelState, session: MuxSession<WebChannel>): WebChannel {
-  return new WebChannel(state, session);
+function createWebChannel(state: ChannelState, port: ChannelPort<MuxSession<WebChannel>>): WebChannel {
+  return new WebChannel(state, port);
 }
 
 /**

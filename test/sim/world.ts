@@ -21,6 +21,7 @@ import {
   TransportClosedError,
 } from '../../src/core/index.js';
 import { Channel } from '../../src/node/channel.js';
+import type { ChannelPort } from '../../src/core/channel-port.js';
 import { Rng } from '../support/random.js';
 import { VirtualClock } from './clock.js';
 import { type LinkModel, SimEnd, SimLink, type Step } from './link.js';
@@ -323,7 +324,7 @@ class World {
     this.params.push(`${name} ${mode} ${JSON.stringify(shown)}`);
     const end = name === 'client' ? this.link.client : this.link.server;
     const session = this.limits.channels === 'node'
-      ? new MuxSession<Channel>(end, name, options, (state: ChannelState, owner: MuxSession<Channel>) => new Channel(state, owner))
+      ? new MuxSession<Channel>(end, name, options, (state: ChannelState, port: ChannelPort<MuxSession<Channel>>) => new Channel(state, port))
       : new LightSession(end, name, options);
     const side: Side = {
       name, index: name === 'client' ? 0 : 1, session, end, mode, options, channels: new Map(),

@@ -1,0 +1,34 @@
+/**
+ * What a channel may ask of its session, and nothing more: the port every channel adapter (the Node
+ * `Channel`, `LightChannel`, a Web Streams channel) is built on. The session hands one port to all its
+ * channels; its own internals (the channel table, the decoder and scheduler callbacks, window grants) stay
+ * private to it. Each call names the channel's {@link ChannelState}, which the adapter holds from its birth.
+ * @module
+ */
+import type { ChannelState, WriteDone } from './channel-state.js';
+
+/** `S` is the session's type as the application sees it (a `MuxSession` of the adapter's channels). */
+export interface ChannelPort<S> {
+  /** The session, as the application sees it (what `channel.session` returns). */
+  readonly session: S;
+  /** `channelHighWaterMark`: bytes a channel may have waiting to be sent before its writes say "wait". */
+  readonly highWaterMark: number;
+  /** Queues bytes on a channel; `done` (if any) is called when they reached the transport, or failed. */
+  write(channel: ChannelState, data: Uint8Array, done: WriteDone | null): void;
+  /** Half-closes a channel: FIN goes out after everything already queued on it. */
+  end(channel: ChannelState): void;
+  /**
+   * The application reads no more of a channel: data that arrives from now on is discarded and its window
+   * credit goes back to the peer at once. The endpoint drops what it holds itself, then calls `readProgress`.
+   */
+  closeRead(channel: ChannelState): void;
+  /** Aborts a channel from this side: RST to the peer (unless it never heard of it), queued writes dropped. */
+  reset(channel: ChannelState, error: Error | undefined): void;
+  /**
+   * The application let go of the channel (destroyed it): it is reset with `error`, unless it is already out
+   * of the session or, with no error, it finished cleanly ({@link ChannelState.finishedCleanly}).
+   */
+  release(channel: ChannelState, error: Error | undefined): void;
+  /** The application read some of a channel's data (the endpoint's `bufferedBytes` went down): credit it. */
+  readProgress(channel: ChannelState): void;
+}

@@ -1,0 +1,198 @@
+/**
+ * The session's table of live channels, and the {@link ChannelPort} their endpoints use: what a channel asks
+ * (write, end, closeRead, reset, readProgress) and how a channel enters and leaves the table (created,
+ * removed once both FINs went by or it was reset, failed with the session).
+ *
+ * It owns the table and each channel's send-side requests (queueing data, FIN and RST on the scheduler). A
+ * channel's leaving is told to the parts that count it (window grants, the dial backlog and open watches);
+ * the session's state (its error, whether it is closing) comes through {@link ChannelTableHost}. It reads no
+ * frames and writes nothing to the transport itself.
+ * @module
+ */
+import type { ChannelPort } from './channel-port.js';
+import { ChannelState, Pending, type ChannelEndpoint, type WriteDone } from './channel-state.js';
+import type { WireCodec } from './codec.js';
+import { defer } from './defer.js';
+import { ChannelResetError, MuxError, TransportClosedError } from './errors.js';
+import { Flag } from './frame.js';
+import type { SessionMemory } from './flow.js';
+import type { ResolvedOptions } from './options.js';
+import type { Outgoing } from './outgoing.js';
+import type { WriteScheduler } from './scheduler.js';
+import type { WindowGrants } from './window-grants.js';
+import type { FrameWriter } from './writer.js';
+
+/** What the table asks of the session. */
+export interface ChannelTableHost {
+  /** The error the session ended with, if any (a write on a channel reset by it fails with it). */
+  sessionError(): Error | undefined;
+  /** A channel left the table (a closing session may be done). */
+  onRemoved(): void;
+}
+
+/** Makes a channel's endpoint, given its state and the port (see `EndpointFactory` in session.ts). */
+export type MakeEndpoint<C extends ChannelEndpoint, S> = (state: ChannelState, port: ChannelPort<S>) => C;
+
+/** `C` is the adapter's channel type, `S` the session's type as the application sees it. */
+export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S> {
+  readonly highWaterMark: number;
+  private readonly streams = new Map<number, ChannelState>();
+
+  constructor(
+    readonly session: S,
+    private readonly options: ResolvedOptions,
+    private readonly codec: WireCodec,
+    private readonly memory: SessionMemory,
+    private readonly scheduler: WriteScheduler,
+    private readonly writer: FrameWriter,
+    private readonly grants: WindowGrants,
+    private readonly outgoing: Outgoing,
+    private readonly createEndpoint: MakeEndpoint<C, S>,
+    private readonly host: ChannelTableHost,
+  ) {
+    this.highWaterMark = options.channelHighWaterMark;
+  }
+
+  /** Live channels. */
+  get size(): number {
+    return this.streams.size;
+  }
+
+  get(id: number): ChannelState | undefined {
+    return this.streams.get(id);
+  }
+
+  values(): IterableIterator<ChannelState> {
+    return this.streams.values();
+  }
+
+  /** Creates a channel, enters it in the table and gives it its endpoint. */
+  add(id: number, outbound: boolean): ChannelState {
+    const channel = new ChannelState(id, outbound, this.options.initialWindow, this.options.maxWindow);
+    if (!this.codec.capabilities.flowControl) channel.sendWindow = Number.POSITIVE_INFINITY;
+    this.streams.set(id, channel);
+    channel.endpoint = this.createEndpoint(channel, this);
+    return channel;
+  }
+
+  // ------------------------------------------------------------------ ChannelPort
+
+  write(channel: ChannelState, data: Uint8Array, done: WriteDone | null): void {
+    if (!channel.live || channel.localFin) {
+      done?.(this.writeRefusal(channel));
+      return;
+    }
+    if (data.length === 0) {
+      if (done !== null) defer(() => done(null));
+      return;
+    }
+    channel.enqueue(data, done);
+    if (channel.hasSendableData) {
+      this.scheduler.scheduleData(channel);
+      this.writer.schedule();
+    }
+  }
+
+  end(channel: ChannelState): void {
+    if (!channel.live || channel.localFin) return;
+    channel.localFin = true;
+    channel.pending |= Pending.fin;
+    if (channel.state === 'init' && (channel.pending & Pending.syn) === 0) return; // waits in the dial backlog
+    this.scheduler.scheduleControl(channel);
+    this.writer.schedule();
+  }
+
+  /**
+   * Data that arrives from now on is discarded, and its window credit goes back to the peer at once (yamux
+   * has no frame to ask a peer to stop sending; the peer learns when the channel closes). Once the
+   * application also ended writing and let go of the channel, the channel stays in the table (its FIN sent,
+   * waiting for the peer's) until the peer's FIN ends it, or its data draws a reset (see the receive path).
+   */
+  closeRead(channel: ChannelState): void {
+    if (!channel.live) return;
+    channel.readClosed = true;
+  }
+
+  /**
+   * Aborts a channel from this side: RST to the peer (unless its SYN never left: the peer never heard of it),
+   * queued writes dropped; `failEndpoint` fails the endpoint too (the session's own resets, not the
+   * application's).
+   */
+  reset(channel: ChannelState, error: Error | undefined, failEndpoint = false): void {
+    if (!channel.live) return;
+    const told = channel.state !== 'init' || (channel.pending & Pending.syn) !== 0;
+    this.remove(channel);
+    channel.fail(error ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset by this side`), failEndpoint);
+    if (told) {
+      channel.pending = Pending.rst | (channel.pending & Pending.ack); // an owed ACK leaves with the RST
+      channel.pendingIncrement = 0;
+      this.scheduler.scheduleControl(channel);
+      this.writer.schedule();
+    }
+  }
+
+  release(channel: ChannelState, error: Error | undefined): void {
+    if (channel.live && (error !== undefined || !channel.finishedCleanly)) this.reset(channel, error);
+  }
+
+  readProgress(channel: ChannelState): void {
+    this.grants.readProgress(channel);
+  }
+
+  // ------------------------------------------------------------------ leaving the table
+
+  /** A frame with these flags was packed for sending (the scheduler's hook): SYN and FIN move the state. */
+  onFlagsSent(channel: ChannelState, flags: number): void {
+    if ((flags & Flag.syn) !== 0) {
+      channel.markSynSent();
+      if (!this.codec.capabilities.acknowledgements) channel.markEstablished();
+    }
+    if ((flags & Flag.fin) !== 0) {
+      channel.markFinSent();
+      if (channel.bothClosed) this.remove(channel);
+    }
+  }
+
+  /** Ends a channel from the session's side without a frame: it fails with `error` (reads, writes, queue). */
+  abandon(channel: ChannelState, error: Error): void {
+    this.remove(channel);
+    channel.fail(error);
+  }
+
+  /** Takes a channel out of the table: what it held goes back to the session's counts. */
+  remove(channel: ChannelState): void {
+    if (!channel.live) return;
+    channel.live = false;
+    if (channel.openDeadline !== 0 || channel.openAbort !== null) this.outgoing.settled(channel);
+    this.streams.delete(channel.id);
+    this.grants.release(channel);
+    this.outgoing.acknowledged(channel);
+    if (!this.memory.underPressure) this.grants.relieveMemory();
+    this.host.onRemoved();
+  }
+
+  /**
+   * Fails every channel with `error` (each with its own `TransportClosedError` when undefined) and empties the
+   * table, without a frame: the session is ending. `clearPending` drops the flags they still owed the peer.
+   */
+  failAll(error: Error | undefined, clearPending: boolean): void {
+    for (const channel of this.streams.values()) {
+      channel.live = false;
+      if (clearPending) channel.pending = 0;
+      channel.fail(error ?? new TransportClosedError());
+    }
+    this.streams.clear();
+  }
+
+  /** Why a write on a channel that can no longer send fails. */
+  private writeRefusal(channel: ChannelState): Error {
+    if (channel.state === 'reset') {
+      return this.host.sessionError() ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset`);
+    }
+    if (channel.remoteFin && !this.codec.capabilities.halfClose) {
+      return new MuxError('ERR_MUX_WRITE_AFTER_END',
+        `channel ${channel.id} was closed by the peer (the ${this.codec.name} format has no half-close)`);
+    }
+    return new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${channel.id} has ended its writing side`);
+  }
+}

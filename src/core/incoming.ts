@@ -1,0 +1,159 @@
+/**
+ * Channels the peer opens, from their SYN until the application takes them: handed to a waiting `accept()`,
+ * to a `'channel'` listener, or queued (at most `acceptBacklog`). Past that, a codec that can refuse refuses
+ * (the session's business, asking `full`); the multiplex format cannot, so reading stops until the
+ * application accepts, as the original does. Taking a channel acknowledges it (ACK with its window).
+ *
+ * It owns the accept queue and the waiting `accept()` calls. It queues only ACKs, sets the {@link ReadGate}'s
+ * accept-queue hold, and reaches the session's events and state through {@link IncomingHost}; it never
+ * creates, resets or removes a channel.
+ * @module
+ */
+import { Pending, type ChannelEndpoint, type ChannelState } from './channel-state.js';
+import type { CodecCapabilities } from './codec.js';
+import { Fifo } from './fifo.js';
+import type { ResolvedOptions } from './options.js';
+import type { ReadGate } from './read-gate.js';
+import type { WriteScheduler } from './scheduler.js';
+import type { WindowGrants } from './window-grants.js';
+import type { FrameWriter } from './writer.js';
+
+/** What the accepting side asks of the session. */
+export interface IncomingHost<C> {
+  /** Why `accept()` cannot wait now (the session is closing or closed), or undefined. */
+  acceptRefusal(): Error | undefined;
+  /** The session has a `'channel'` listener. */
+  hasListener(): boolean;
+  /** Emits `'channel'`. */
+  emitChannel(channel: C): void;
+}
+
+interface AcceptWaiter<C> {
+  resolve(channel: C): void;
+  reject(error: unknown): void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+export class Incoming<C extends ChannelEndpoint> {
+  private readonly queue = new Fifo<ChannelState>();
+  private readonly waiters: AcceptWaiter<C>[] = [];
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly caps: CodecCapabilities,
+    private readonly scheduler: WriteScheduler,
+    private readonly writer: FrameWriter,
+    private readonly grants: WindowGrants,
+    private readonly gate: ReadGate,
+    private readonly host: IncomingHost<C>,
+  ) {}
+
+  /** Channels waiting to be accepted. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** The queue is full and the codec can refuse: a new channel is refused. */
+  get full(): boolean {
+    return this.caps.refusal && this.queue.length >= this.options.acceptBacklog;
+  }
+
+  /** See `MuxSession.accept`. */
+  accept(signal: AbortSignal | undefined): Promise<C> {
+    const queued = this.take();
+    if (queued !== undefined) return Promise.resolve(queued);
+    const refusal = this.host.acceptRefusal();
+    if (refusal !== undefined) return Promise.reject(refusal);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<C>((resolve, reject) => {
+      const waiter: AcceptWaiter<C> = { resolve, reject, signal, onAbort: undefined };
+      if (signal !== undefined) {
+        waiter.onAbort = () => {
+          const index = this.waiters.indexOf(waiter);
+          if (index >= 0) this.waiters.splice(index, 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** A new inbound channel: to a waiting `accept()`, to the `'channel'` listeners, or into the queue. */
+  offer(channel: ChannelState): void {
+    const waiter = this.waiters.shift();
+    if (waiter !== undefined) {
+      this.acknowledge(channel);
+      if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
+      waiter.resolve(channel.endpoint as C);
+    } else if (this.host.hasListener()) {
+      this.acknowledge(channel);
+      this.host.emitChannel(channel.endpoint as C);
+    } else {
+      this.queue.push(channel);
+      if (!this.caps.refusal && this.queue.length >= this.options.acceptBacklog) {
+        // This format cannot refuse (its RST is a close): slow the peer down instead, as the original does.
+        this.gate.acceptFull = true;
+        this.gate.pause();
+      }
+    }
+  }
+
+  /** Takes the oldest queued channel that is still live, acknowledging it; undefined when none waits. */
+  take(): C | undefined {
+    for (;;) {
+      const channel = this.queue.shift();
+      if (this.gate.acceptFull && this.queue.length < this.options.acceptBacklog) {
+        this.gate.acceptFull = false;
+        this.gate.resume();
+      }
+      if (channel === undefined) return undefined;
+      if (!channel.live) continue;
+      this.acknowledge(channel);
+      return channel.endpoint as C;
+    }
+  }
+
+  /** A `'channel'` listener was added: hands it the queued channels, from a microtask. */
+  drainToListeners(): void {
+    while (this.host.hasListener()) {
+      const channel = this.take();
+      if (channel === undefined) return;
+      this.host.emitChannel(channel);
+    }
+  }
+
+  /** Empties the queue, returning its channels (a closing session refuses them, a failing one fails them). */
+  drainQueue(): ChannelState[] {
+    return this.queue.drain();
+  }
+
+  /** The session is closing: reading goes on (no queue to wait for), and waiting `accept()` calls fail. */
+  close(error: Error): void {
+    if (this.gate.acceptFull) {
+      this.gate.acceptFull = false;
+      this.gate.resume();
+    }
+    this.rejectWaiters(error);
+  }
+
+  /** Fails every waiting `accept()` with `error`. */
+  rejectWaiters(error: Error): void {
+    const waiters = this.waiters.splice(0);
+    for (const waiter of waiters) {
+      if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
+      waiter.reject(error);
+    }
+  }
+
+  /** The application takes an inbound channel: ACK it (with the window announcement, if larger). */
+  private acknowledge(channel: ChannelState): void {
+    channel.markEstablished();
+    if (!this.caps.acknowledgements) return;
+    channel.pending |= Pending.ack;
+    this.grants.announceWindow(channel);
+    this.scheduler.scheduleControl(channel);
+    this.writer.schedule();
+  }
+}

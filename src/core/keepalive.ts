@@ -1,0 +1,210 @@
+/**
+ * Pings: the opening ping and the RTT probes that measure the round-trip time for window auto-tuning, the
+ * keep-alive pings that follow, `ping()` from the application, answers to the peer's pings, and the deadline
+ * that fails a session whose peer went silent.
+ *
+ * It owns the ping in flight, the ping values, the RTT figures and the keep-alive timer. It queues only Ping
+ * frames; it reads the {@link ReadGate} to probe a paused transport, and reaches the rest of the session only
+ * through {@link KeepAliveHost} (failing it on a timeout, telling it the first RTT).
+ * @module
+ */
+import { TimeoutError } from './errors.js';
+import { Flag, FrameType } from './frame.js';
+import type { ResolvedOptions } from './options.js';
+import type { ReadGate } from './read-gate.js';
+import type { WriteScheduler } from './scheduler.js';
+import { unref } from './timers.js';
+import type { FrameWriter } from './writer.js';
+
+const MAX_ID = 0xffff_ffff;
+/**
+ * After the opening ping, two more pings measure the RTT, this many ms after the previous answer, before
+ * keep-alive takes over. The opening ping often meets a peer that is still starting (its first answer on
+ * loopback can take 3 ms where 0.1 ms is the truth); auto-tuning sizes windows by the smallest RTT seen, and
+ * a window sized by a cold-start RTT is needlessly large, which queues more data ahead of other channels.
+ */
+const RTT_PROBE_DELAYS = [100, 1000];
+/** Queued pong answers beyond this are dropped (a ping flood gets no more). */
+const MAX_QUEUED_PONGS = 32;
+
+/** The one ping in flight, and who waits for its answer. */
+export interface PendingPing {
+  value: number;
+  sentAt: number;
+  resolve: ((rtt: number) => void)[];
+  reject: ((error: Error) => void)[];
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** What the keep-alive asks of the session. */
+export interface KeepAliveHost {
+  isClosed(): boolean;
+  /** The peer is silent past its deadline: end the session with `error`. */
+  fail(error: Error): void;
+  /** The first RTT was measured (auto-tuning may now grow windows that waited for it). */
+  onFirstRtt(): void;
+}
+
+export class KeepAlive {
+  /** The last measured round-trip time (ms). */
+  lastRtt: number | undefined;
+  /** The smallest RTT seen: the path's own delay, without the queueing that data adds to later pings. */
+  minRtt: number | undefined;
+  /** When bytes last arrived from the peer (`performance.now()`), for the keep-alive deadline. */
+  lastHeard = 0;
+  private inFlight: PendingPing | undefined;
+  private nextValue = 1;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** RTT probes sent so far (of {@link RTT_PROBE_DELAYS}). */
+  private rttProbes = 0;
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly scheduler: WriteScheduler,
+    private readonly writer: FrameWriter,
+    private readonly gate: ReadGate,
+    private readonly host: KeepAliveHost,
+  ) {}
+
+  /** Sends the opening ping (it measures the RTT that window auto-tuning needs); keep-alive follows. */
+  start(): void {
+    this.send().resolve.push(() => this.arm());
+  }
+
+  /** A ping for the application: resolves to the RTT, or rejects when the session ends first. */
+  ping(): Promise<number> {
+    const ping = this.send(true);
+    return new Promise<number>((resolve, reject) => {
+      ping.resolve.push(resolve);
+      ping.reject.push(reject);
+    });
+  }
+
+  /** Takes a ping value for a ping of the session's own (the answer to it is not an RTT). */
+  takeValue(): number {
+    const value = this.nextValue;
+    this.nextValue = this.nextValue === MAX_ID ? 1 : this.nextValue + 1;
+    return value;
+  }
+
+  /**
+   * Before the first RTT, the opening ping's age (ms): a lower bound on the RTT that auto-tuning may use.
+   * Undefined once an RTT is known, or with no ping in flight.
+   */
+  openingPingAge(now: number): number | undefined {
+    const ping = this.minRtt === undefined ? this.inFlight : undefined;
+    return ping && now - ping.sentAt;
+  }
+
+  /** A Ping frame arrived: answer the peer's, or take the answer to ours. */
+  onPing(flags: number, value: number): void {
+    if ((flags & Flag.syn) !== 0) {
+      // Answers pile up only while the transport is blocked; beyond a few, a ping flood gets no more.
+      if (this.scheduler.sessionFrameCount < MAX_QUEUED_PONGS) {
+        this.scheduler.queueSessionFrame(FrameType.ping, Flag.ack, 0, value);
+        this.writer.schedule();
+      }
+      return;
+    }
+    if ((flags & Flag.ack) === 0) return;
+    const ping = this.inFlight;
+    if (ping === undefined || ping.value !== value) return; // stale or unknown answer
+    this.inFlight = undefined;
+    if (this.gate.probing) this.gate.endProbe(); // the answer came: the peer is there
+    if (ping.timer !== undefined) clearTimeout(ping.timer);
+    const rtt = performance.now() - ping.sentAt;
+    this.lastRtt = rtt;
+    const first = this.minRtt === undefined;
+    if (first || rtt < this.minRtt!) this.minRtt = rtt;
+    if (first) this.host.onFirstRtt();
+    for (const resolve of ping.resolve) resolve(rtt);
+  }
+
+  /** The session has ended: stop the timers; a pending ping rejects with `error`. */
+  stop(error: Error): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const ping = this.inFlight;
+    this.inFlight = undefined;
+    if (ping !== undefined) {
+      if (ping.timer !== undefined) clearTimeout(ping.timer);
+      for (const reject of ping.reject) reject(error);
+    }
+  }
+
+  /** A paused session's probe: a ping (or the one in flight) whose answer the read gate reads up to. */
+  probe(): void {
+    this.send();
+  }
+
+  private send(forUser = false): PendingPing {
+    const inFlight = this.inFlight;
+    if (inFlight !== undefined) {
+      // A silent opening ping (keep-alive off) gets a deadline once the application waits on it too.
+      if (forUser && inFlight.timer === undefined) {
+        inFlight.timer = setTimeout(() => this.onTimeout(inFlight), this.options.keepAliveTimeout);
+      }
+      return inFlight;
+    }
+    const ping: PendingPing = { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined };
+    if (this.options.keepAliveInterval > 0 || forUser) {
+      ping.timer = setTimeout(() => this.onTimeout(ping), this.options.keepAliveTimeout);
+    }
+    this.inFlight = ping;
+    this.write(ping);
+    return ping;
+  }
+
+  /** Writes `ping` with a fresh value (an answer to an earlier value of it no longer counts). */
+  private write(ping: PendingPing): void {
+    ping.value = this.takeValue();
+    ping.sentAt = performance.now();
+    this.scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, ping.value);
+    this.writer.schedule();
+  }
+
+  /**
+   * A ping's deadline passed. The session fails once `keepAliveTimeout` has gone by with no byte from the peer
+   * since the ping left: a peer whose bytes keep arriving is alive, just busy (its answer waits behind data), and
+   * its deadline moves to one `keepAliveTimeout` after the last byte. A session that stopped reading hears
+   * nothing, so it writes a fresh ping and reads until the answer comes (a probe): a frozen or vanished peer is
+   * then noticed one `keepAliveTimeout` later, whatever the read state.
+   */
+  private onTimeout(ping: PendingPing): void {
+    if (this.inFlight !== ping) return;
+    const timeout = this.options.keepAliveTimeout;
+    if (this.gate.paused && !this.gate.probing) {
+      this.write(ping);
+      this.gate.startProbe(0);
+      ping.timer = setTimeout(() => this.onTimeout(ping), timeout);
+      return;
+    }
+    const quiet = performance.now() - Math.max(this.lastHeard, ping.sentAt, this.gate.resumedAt);
+    if (quiet < timeout) {
+      ping.timer = setTimeout(() => this.onTimeout(ping), Math.max(1, timeout - quiet));
+      return;
+    }
+    this.host.fail(new TimeoutError('ERR_MUX_KEEPALIVE_TIMEOUT',
+      `the peer did not answer a ping within ${timeout} ms, and sent nothing meanwhile`));
+  }
+
+  /**
+   * Schedules the next ping: first the RTT probes (see {@link RTT_PROBE_DELAYS}), then one every
+   * `keepAliveInterval` (none if keep-alive is off), each once the previous one was answered.
+   */
+  private arm(): void {
+    if (this.host.isClosed()) return;
+    const interval = this.options.keepAliveInterval;
+    let delay = interval;
+    if (this.rttProbes < RTT_PROBE_DELAYS.length) {
+      const probe = RTT_PROBE_DELAYS[this.rttProbes++]!;
+      delay = interval > 0 ? Math.min(probe, interval) : probe;
+    }
+    if (delay <= 0) return;
+    this.timer = unref(setTimeout(() => {
+      this.timer = undefined;
+      if (this.host.isClosed()) return;
+      this.send().resolve.push(() => this.arm());
+    }, delay));
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Channels this side dials, from `dial()` until the peer acknowledges them: the ACK backlog (at most
+ * `ackBacklog` SYNs unacknowledged; later dials wait in a queue), the open timeouts (one timer for all), and
+ * the dial's abort signal.
+ *
+ * It owns the dial backlog, the count of unacknowledged SYNs and the open watches. It queues only SYNs (with
+ * their window announcement); a channel that times out or is aborted is reset by the session, through
+ * {@link OutgoingHost}. It never reads frames: the session tells it of ACKs and of channels that left.
+ * @module
+ */
+import { Pending, type ChannelState } from './channel-state.js';
+import type { CodecCapabilities } from './codec.js';
+import { TimeoutError } from './errors.js';
+import { Fifo } from './fifo.js';
+import type { ResolvedOptions } from './options.js';
+import type { WriteScheduler } from './scheduler.js';
+import { unref } from './timers.js';
+import type { WindowGrants } from './window-grants.js';
+import type { FrameWriter } from './writer.js';
+
+/** What the dial side asks of the session. */
+export interface OutgoingHost {
+  isClosed(): boolean;
+  /** Gives up opening a channel: it fails with `error` and is reset (the peer may hold it in its backlog). */
+  abortOpen(channel: ChannelState, error: Error): void;
+}
+
+export class Outgoing {
+  /** Dials waiting for the ACK backlog to have room. */
+  private readonly backlog = new Fifo<ChannelState>();
+  /** SYNs sent and not yet acknowledged. */
+  private unacked = 0;
+  /** Dialled channels waiting for their acknowledgement under an open timeout (settled ones drop out lazily). */
+  private opening: ChannelState[] = [];
+  private openingLive = 0;
+  private openTimer: ReturnType<typeof setTimeout> | undefined;
+  private openTimerAt = 0;
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly caps: CodecCapabilities,
+    private readonly scheduler: WriteScheduler,
+    private readonly writer: FrameWriter,
+    private readonly grants: WindowGrants,
+    private readonly host: OutgoingHost,
+  ) {}
+
+  /**
+   * Starts opening a dialled channel: watches its open timeout and `signal` (on a codec with acknowledgements),
+   * and sends its SYN, or queues it while `ackBacklog` SYNs are unacknowledged.
+   */
+  open(channel: ChannelState, openTimeout: number, signal: AbortSignal | undefined): void {
+    if (this.caps.acknowledgements) {
+      if (openTimeout > 0) this.watch(channel, openTimeout);
+      if (signal !== undefined) {
+        const onAbort = (): void => this.host.abortOpen(channel, signal.reason);
+        channel.openAbort = { signal, onAbort };
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+    }
+    if (!this.caps.acknowledgements || this.unacked < this.options.ackBacklog) this.sendSyn(channel);
+    else this.backlog.push(channel);
+  }
+
+  /** The channel's SYN was answered (an ACK, or a FIN), or it left the session: it frees its backlog place. */
+  acknowledged(channel: ChannelState): void {
+    if (!channel.awaitingAck) return;
+    channel.awaitingAck = false;
+    this.unacked--;
+    this.releaseBacklog();
+  }
+
+  /** The channel no longer waits for its acknowledgement (it came, or the channel ended): stop watching it. */
+  settled(channel: ChannelState): void {
+    if (channel.openDeadline !== 0) {
+      channel.openDeadline = 0;
+      this.openingLive--;
+      // Keep the list from filling with settled channels (each would stay reachable until the next sweep).
+      if (this.openingLive === 0) {
+        this.opening.length = 0;
+      } else if (this.opening.length > 64 && this.opening.length > 4 * this.openingLive) {
+        this.opening = this.opening.filter((c) => c.openDeadline !== 0);
+      }
+    }
+    const abort = channel.openAbort;
+    if (abort !== null) {
+      channel.openAbort = null;
+      abort.signal.removeEventListener('abort', abort.onAbort);
+    }
+  }
+
+  /** Empties the dial backlog, returning the channels that waited in it (the session fails them). */
+  drainBacklog(): ChannelState[] {
+    return this.backlog.drain();
+  }
+
+  /** The session has ended: every watch is settled, the timer stopped. */
+  stop(): void {
+    for (const channel of this.opening) this.settled(channel);
+    this.opening = [];
+    if (this.openTimer !== undefined) clearTimeout(this.openTimer);
+    this.openTimer = undefined;
+  }
+
+  private sendSyn(channel: ChannelState): void {
+    if (this.caps.acknowledgements) {
+      this.unacked++;
+      channel.awaitingAck = true;
+    }
+    channel.pending |= Pending.syn;
+    this.grants.announceWindow(channel);
+    this.scheduler.scheduleControl(channel);
+    this.writer.schedule();
+  }
+
+  private releaseBacklog(): void {
+    while (this.unacked < this.options.ackBacklog && this.backlog.length > 0) {
+      const channel = this.backlog.shift()!;
+      if (!channel.live) continue;
+      this.sendSyn(channel);
+    }
+  }
+
+  /**
+   * Watches a dialled channel until the peer acknowledges it. One timer serves all of them: it fires at the
+   * earliest deadline, fails what is due and re-arms; acknowledged channels drop out of the list lazily.
+   */
+  private watch(channel: ChannelState, timeoutMs: number): void {
+    const deadline = performance.now() + timeoutMs;
+    channel.openDeadline = deadline;
+    this.opening.push(channel);
+    this.openingLive++;
+    if (this.openTimer === undefined || deadline < this.openTimerAt) this.armTimer(deadline);
+  }
+
+  private armTimer(deadline: number): void {
+    if (this.openTimer !== undefined) clearTimeout(this.openTimer);
+    this.openTimerAt = deadline;
+    this.openTimer = unref(setTimeout(() => this.sweep(), Math.max(0, deadline - performance.now())));
+  }
+
+  private sweep(): void {
+    this.openTimer = undefined;
+    if (this.host.isClosed()) return;
+    const now = performance.now();
+    const due: ChannelState[] = [];
+    const waiting: ChannelState[] = [];
+    let next = Number.POSITIVE_INFINITY;
+    for (const channel of this.opening) {
+      if (channel.openDeadline === 0) continue;
+      if (channel.openDeadline <= now) {
+        due.push(channel);
+      } else {
+        waiting.push(channel);
+        if (channel.openDeadline < next) next = channel.openDeadline;
+      }
+    }
+    this.opening = waiting;
+    for (const channel of due) {
+      this.host.abortOpen(channel, new TimeoutError('ERR_MUX_OPEN_TIMEOUT',
+        `the peer did not acknowledge channel ${channel.id} within its open timeout`));
+    }
+    if (next !== Number.POSITIVE_INFINITY && this.openTimer === undefined) this.armTimer(next);
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * Whether the session reads its transport: it stops while something holds reading back (session memory at
+ * its bound, a channel over its buffer on a codec without windows, a full accept queue on a codec that
+ * cannot refuse) and reads again once nothing does. While stopped it probes, so that a cut transport is
+ * still noticed and the peer's pings are answered: yamux reads until a ping's answer (every half
+ * `keepAliveTimeout`, and at a ping's deadline), the multiplex format, which has no ping, reads
+ * {@link PROBE_CHUNK} bytes every `keepAliveTimeout`.
+ *
+ * It owns the pause, the probe and the counts of what holds reading back; it only pauses and resumes the
+ * transport, and never touches channels or frames.
+ * @module
+ */
+import type { SessionMemory } from './flow.js';
+import type { ResolvedOptions } from './options.js';
+import type { Transport } from './transport.js';
+import { unref } from './timers.js';
+
+/**
+ * A session that stopped reading reads this many bytes at a time when it probes the transport for a cut
+ * (multiplex): enough to reach an end of file or a reset behind a little data, little enough to leave the
+ * bound nearly where it was.
+ */
+const PROBE_CHUNK = 64 * 1024;
+
+export class ReadGate {
+  /** Reading is paused (see `pause`). */
+  paused = false;
+  /**
+   * Reading resumed while paused, to probe the transport: until the probe ping's answer arrives (yamux, bounded
+   * by the window credit already granted), or for `probeBytes` more bytes (multiplex, no windows).
+   */
+  probing = false;
+  /** Channels over their buffer limit on a codec without windows (reading pauses while any is). */
+  overfull = 0;
+  /** The accept queue is full on a codec that cannot refuse: reading waits for the application to accept. */
+  acceptFull = false;
+  private probeBytes = 0;
+  /** Bytes a multiplex session may still read while paused in this pause (see {@link PROBE_CHUNK}). */
+  private probeBudget = 0;
+  private probeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When reading last resumed after a pause: the keep-alive deadline does not count time spent not reading. */
+  resumedAt = 0;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly options: ResolvedOptions,
+    /**
+     * Sends a ping (or keeps the one in flight) for a probe to read up to its answer; null on a codec without
+     * pings (then a probe reads a number of bytes).
+     */
+    private readonly probePing: (() => void) | null,
+    private readonly memory: SessionMemory,
+    private readonly isClosed: () => boolean,
+  ) {}
+
+  /** Stops reading the transport (memory bound, a channel over its buffer, a full accept queue). */
+  pause(): void {
+    if (this.paused || this.isClosed()) return;
+    this.paused = true;
+    this.probeBudget = Math.max(4 * PROBE_CHUNK, this.options.maxSessionBuffered / 4);
+    if (!this.probing) this.transport.pause();
+    this.armProbeTimer();
+  }
+
+  /** Reads again once nothing holds reading back (memory below its soft limit, no channel over, queue not full). */
+  resume(): void {
+    if (!this.paused || this.overfull > 0 || this.acceptFull || this.memory.underPressure || this.isClosed()) return;
+    this.paused = false;
+    if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    const wasProbing = this.probing;
+    this.probing = false;
+    this.probeBytes = 0;
+    if (wasProbing) return;
+    this.resumedAt = performance.now(); // an answer that waited unread may not have arrived yet
+    this.transport.resume();
+  }
+
+  /**
+   * Reads while paused, to hear the peer: `bytes` more bytes (multiplex), or until the probe ping's answer (0;
+   * yamux: the peer can send no more data than the window credit it already holds).
+   */
+  startProbe(bytes: number): void {
+    this.probing = true;
+    this.probeBytes = bytes;
+    this.transport.resume();
+  }
+
+  /** The probe heard what it waited for: pause again if reading is still held back. */
+  endProbe(): void {
+    this.probing = false;
+    this.probeBytes = 0;
+    if (!this.paused || this.isClosed()) return;
+    this.transport.pause();
+    this.armProbeTimer();
+  }
+
+  /** `bytes` arrived from the transport: a byte-counted probe ends once it has read its share. */
+  onRead(bytes: number): void {
+    if (this.probeBytes > 0 && (this.probeBytes -= bytes) <= 0 && this.probing) this.endProbe();
+  }
+
+  /** The session has ended: no more probes. */
+  stop(): void {
+    if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+  }
+
+  /**
+   * A paused session probes the transport now and then, so that it hears the peer:
+   * - yamux: every half `keepAliveTimeout`, a ping and reading until its answer. The peer's own pings, waiting
+   *   unread, are answered on the way, so a peer whose deadline comes before ours does not take this session
+   *   for dead; the peer can send no more data than the window credit it already holds.
+   * - multiplex (no ping): {@link PROBE_CHUNK} bytes every `keepAliveTimeout` (unless `keepAliveInterval` is
+   *   0), so a cut transport (its end of file or reset behind the data) is noticed; at most a quarter of
+   *   `maxSessionBuffered` in one pause, after which it waits for the application.
+   */
+  private armProbeTimer(): void {
+    if (this.probeTimer !== undefined) return;
+    const probePing = this.probePing;
+    if (probePing === null && this.options.keepAliveInterval === 0) return;
+    const period = probePing !== null ? this.options.keepAliveTimeout / 2 : this.options.keepAliveTimeout;
+    this.probeTimer = unref(setTimeout(() => {
+      this.probeTimer = undefined;
+      if (!this.paused || this.probing || this.isClosed()) return;
+      if (probePing !== null) {
+        probePing();
+        this.startProbe(0);
+        return;
+      }
+      if (this.probeBudget <= 0) return;
+      const bytes = Math.min(PROBE_CHUNK, this.probeBudget);
+      this.probeBudget -= bytes;
+      this.startProbe(bytes);
+    }, period));
+  }
+
+}

@@ -1,0 +1,168 @@
+/**
+ * Receive-side credit: when a channel's reading earns the peer a Window Update, how large (auto-tuning, on top
+ * of `flow.ts`'s `ReceiveWindow`), and what the session's memory allows: past its soft limit, updates are
+ * withheld from channels that hold data and granted again once memory is relieved. On a codec without
+ * windows the same accounting decides when a channel that held too much lets reading resume.
+ *
+ * It owns the withheld list, the held-back Window Updates of a turn (`UpdateTurns`) and the memory counts of
+ * what was read. It queues only Window Updates (through a channel's `pendingIncrement`), reads the RTT from
+ * the keep-alive, and asks the {@link ReadGate} to resume; it never opens, closes or fails a channel.
+ * @module
+ */
+import type { ChannelState } from './channel-state.js';
+import type { CodecCapabilities } from './codec.js';
+import type { SessionMemory } from './flow.js';
+import type { KeepAlive } from './keepalive.js';
+import { type ResolvedOptions, SPEC_INITIAL_WINDOW } from './options.js';
+import type { ReadGate } from './read-gate.js';
+import type { WriteScheduler } from './scheduler.js';
+import { UpdateTurns } from './update-turns.js';
+import type { FrameWriter } from './writer.js';
+
+export class WindowGrants {
+  /** Channels owed a Window Update that memory pressure holds back. */
+  private withheld: ChannelState[] = [];
+  /**
+   * A reading channel sends a Window Update at least this often (a quarter of the keep-alive timeout), even
+   * before half its window is read, so that a peer whose ping waits behind our data on a slow link keeps
+   * hearing from us.
+   */
+  private readonly quietUpdateMs: number;
+  /** Holds Window Updates to the end of the event-loop turn where several channels receive. */
+  private readonly updateTurns: UpdateTurns;
+  private readonly reserveGrowth = (extra: number): boolean => this.memory.reserveGrowth(extra);
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly caps: CodecCapabilities,
+    private readonly memory: SessionMemory,
+    private readonly scheduler: WriteScheduler,
+    private readonly writer: FrameWriter,
+    private readonly gate: ReadGate,
+    private readonly keepAlive: KeepAlive,
+    isClosed: () => boolean,
+  ) {
+    this.quietUpdateMs = Math.max(options.keepAliveTimeout / 4, 10);
+    this.updateTurns = new UpdateTurns(() => {
+      if (!isClosed()) writer.schedule();
+    });
+  }
+
+  /** The application read some of a channel's data: account for it and grant window when due. */
+  readProgress(channel: ChannelState): void {
+    if (!channel.live) return;
+    const fresh = channel.rx.consume(channel.delivered - channel.endpoint.bufferedBytes);
+    if (fresh <= 0) return; // nothing newly read (Node asks `_read` for more before anything was read)
+    this.memory.buffered -= fresh;
+    if (!this.memory.underPressure) this.relieveMemory();
+    this.grantIfDue(channel);
+  }
+
+  /**
+   * Announces a new channel's window (on its SYN or ACK): the increment beyond the spec's 256 KiB, if its
+   * window starts larger, or the start of its first measuring epoch.
+   */
+  announceWindow(channel: ChannelState): void {
+    if (!this.caps.flowControl) return;
+    const now = performance.now();
+    if (channel.rx.size > SPEC_INITIAL_WINDOW) channel.pendingIncrement += channel.rx.takeIncrement(now);
+    else channel.rx.startEpoch(now);
+  }
+
+  /** The channel left the session: its unread bytes and its window's growth go back to the session's memory. */
+  release(channel: ChannelState): void {
+    this.memory.buffered -= channel.delivered - channel.rx.consumed;
+    this.memory.releaseGrowth(channel.rx.size - this.options.initialWindow);
+    if (channel.overfull) {
+      channel.overfull = false;
+      this.gate.overfull--;
+    }
+  }
+
+  /** Below the soft limit again: resume reading and grant the updates that were withheld. */
+  relieveMemory(): void {
+    this.gate.resume();
+    if (this.withheld.length === 0) return;
+    const withheld = this.withheld;
+    this.withheld = [];
+    for (const channel of withheld) {
+      channel.withheld = false;
+      if (channel.live) this.grantIfDue(channel);
+    }
+  }
+
+  /**
+   * The session's first RTT: channels that read before it grew only as far as the opening ping's age (a lower
+   * bound on the RTT) allowed, if at all. Grow those whose pace shows the window is the limit now, rather
+   * than a round trip later at their next update (one whose growth is still on trial waits for its verdict).
+   */
+  tuneOnFirstRtt(channels: Iterable<ChannelState>): void {
+    if (!this.caps.flowControl || this.memory.underPressure) return;
+    const now = performance.now();
+    for (const channel of channels) {
+      if (channel.rx.pacedBeforeRtt && !channel.remoteFin && this.autoTune(channel, now) > 0) {
+        this.queueIncrement(channel, channel.rx.takeIncrement(now));
+      }
+    }
+  }
+
+  /** Sends a Window Update when one is due (or, without windows, resumes reading once a channel caught up). */
+  private grantIfDue(channel: ChannelState): void {
+    if (!this.caps.flowControl) {
+      if (channel.overfull && channel.rx.buffered <= this.options.initialWindow) {
+        channel.overfull = false;
+        this.gate.overfull--;
+        if (this.gate.overfull === 0 && !this.memory.underPressure) this.relieveMemory();
+      }
+    } else if (!channel.remoteFin) {
+      const now = performance.now();
+      channel.rx.notePace(now);
+      if (channel.rx.updateDue || channel.rx.quietUpdateDue(now, this.quietUpdateMs)) this.grantWindow(channel, now);
+    }
+  }
+
+  private grantWindow(channel: ChannelState, now: number): void {
+    let increment: number;
+    if (this.memory.underPressure) {
+      // Past the soft limit, a channel whose reader keeps up still flows, with no more than the initial
+      // window outstanding; one that holds data gets nothing more until memory is relieved. Withholding from
+      // every channel would let a few stalled readers starve all the others (smux v1's flaw).
+      increment = channel.rx.takeIncrementWithin(now, this.options.initialWindow);
+      if (increment === 0) {
+        if (!channel.withheld) {
+          channel.withheld = true;
+          this.withheld.push(channel);
+        }
+        return;
+      }
+    } else {
+      // A channel whose data is discarded gains nothing from a larger window.
+      if (!channel.readClosed) this.autoTune(channel, now);
+      increment = channel.rx.takeIncrement(now);
+    }
+    this.queueIncrement(channel, increment);
+  }
+
+  /**
+   * Auto-tunes a channel's window (growth reserved from the session's memory, an undone growth released);
+   * returns the change of size. The minimum RTT, not the last: on a slow link a ping waits behind queued
+   * data, and a window sized by that inflated RTT would grow without end (and push window updates apart
+   * beyond the keep-alive timeout). Before the first RTT, the opening ping's age stands in as a lower bound.
+   */
+  private autoTune(channel: ChannelState, now: number): number {
+    const resized = channel.rx.autoTune(now, this.keepAlive.minRtt, this.reserveGrowth, this.keepAlive.openingPingAge(now));
+    if (resized < 0) this.memory.releaseGrowth(-resized);
+    return resized;
+  }
+
+  /**
+   * Queues a Window Update of `increment` bytes for the channel (nothing for 0). It leaves with the next flush,
+   * which waits for the end of the event-loop turn where several channels receive (see `UpdateTurns`).
+   */
+  private queueIncrement(channel: ChannelState, increment: number): void {
+    if (increment <= 0) return;
+    channel.pendingIncrement += increment;
+    this.scheduler.scheduleControl(channel);
+    if (!this.updateTurns.hold(channel.id)) this.writer.schedule();
+  }
+}

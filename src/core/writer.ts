@@ -1,0 +1,138 @@
+/**
+ * Writing to the transport: when a flush runs, how the scheduler's frames are packed into batches, and the
+ * transport's backpressure. A flush runs from a microtask after the first frame is scheduled (so everything
+ * queued in one synchronous run leaves in one write), or at once after many scheduling calls (early flush).
+ *
+ * It owns the batch, the flush state and the write side's flags (blocked, ended, closed). It decides
+ * nothing about what is sent (that is the scheduler's queues, filled by the session's parts), and it never
+ * ends or destroys the transport itself: a failed write and "everything is written, end now" go back to the
+ * session through {@link WriterHost}.
+ * @module
+ */
+import type { WireCodec } from './codec.js';
+import { defer } from './defer.js';
+import { TransportClosedError } from './errors.js';
+import { FrameBatch, type WriteScheduler } from './scheduler.js';
+import type { Transport } from './transport.js';
+import { noop } from './timers.js';
+
+/** A batch stops growing at this many bytes; the transport decides whether more follow at once. */
+const BATCH_LIMIT = 1024 * 1024;
+/**
+ * Frames scheduled while a flush is pending (scheduling calls, about two per dialled channel that writes at
+ * once) after which the session writes at once instead of waiting for the microtask.
+ */
+const EARLY_FLUSH_AFTER = 256;
+/** Size of the scratch buffer a batch starts in (its bytes leave as one exact-size copy). */
+const SCRATCH_STAGING = 2048;
+
+/** What the writer reports to the session. */
+export interface WriterHost {
+  /**
+   * The transport failed a write (or threw): the session fails, and returns its error, if it has one, which
+   * the writes of that batch then fail with.
+   */
+  onWriteError(error: Error): Error | undefined;
+  /** Asked by `endAfterFlush()`: everything queued is written, the transport may be ended. */
+  onFlushedToEnd(): void;
+}
+
+export class FrameWriter {
+  /** The transport asked to wait (`write()` returned false) until its drain event. */
+  blocked = false;
+  /** This side ended its half of the transport: nothing more can be written. */
+  ended = false;
+  /** The transport has closed. */
+  closed = false;
+  /** The transport is to be ended once everything queued is written (see `endAfterFlush`). */
+  endPending = false;
+  private scheduled = false;
+  /** Frames scheduled since the pending flush was: see {@link EARLY_FLUSH_AFTER}. */
+  private scheduledSinceFlush = 0;
+  /** Inside `writeBatches` (an early flush must not start another one from a hook or a write callback). */
+  private writing = false;
+  /** The batch being assembled, reused for every transport write (with its scratch staging buffer). */
+  private readonly batch: FrameBatch;
+  private readonly flushTask = (): void => this.flush();
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly scheduler: WriteScheduler,
+    codec: WireCodec,
+    allocate: (size: number) => Uint8Array,
+    private readonly host: WriterHost,
+  ) {
+    this.batch = new FrameBatch(allocate, codec, new Uint8Array(SCRATCH_STAGING));
+  }
+
+  /** Something was queued on the scheduler: make sure a flush follows. */
+  schedule(): void {
+    if (this.scheduled) {
+      // Much queued in one synchronous run (a loop dialling thousands of channels): send what is there now,
+      // so the peer works on it while the loop goes on, rather than after it.
+      if (++this.scheduledSinceFlush >= EARLY_FLUSH_AFTER && !this.writing) {
+        this.scheduledSinceFlush = 0;
+        this.writeBatches(); // the pending flush still comes, for what is queued after this
+      }
+      return;
+    }
+    if (this.blocked || this.closed || this.ended) return;
+    this.scheduled = true;
+    this.scheduledSinceFlush = 0;
+    defer(this.flushTask);
+  }
+
+  /** Writes what is queued now. */
+  flush(): void {
+    this.scheduled = false;
+    this.writeBatches();
+  }
+
+  /** The transport drained: go on writing. */
+  onDrain(): void {
+    this.blocked = false;
+    this.schedule();
+  }
+
+  /** Ends the transport (through the host) once everything queued is written: at once if nothing is. */
+  endAfterFlush(): void {
+    this.endPending = true;
+    this.schedule();
+    if (!this.scheduled && this.scheduler.idle && !this.blocked) this.host.onFlushedToEnd();
+  }
+
+  /** Writes batches until nothing is queued or the transport asks to wait. */
+  private writeBatches(): void {
+    this.writing = true;
+    try {
+      while (!this.blocked && !this.closed && !this.ended && !this.scheduler.idle) {
+        const batch = this.batch;
+        batch.reset();
+        this.scheduler.fill(batch, BATCH_LIMIT);
+        if (batch.bytes === 0) break;
+        const done = batch.done;
+        let accepted: boolean;
+        try {
+          accepted = this.transport.write(batch.finish(), done.length === 0 ? noop : (error) => {
+            if (error) {
+              // Fail the session first, so each channel records why before its write fails; and channels see a
+              // typed error, never the socket's own (EPIPE, ECONNRESET), which becomes the `cause`.
+              const failure = this.host.onWriteError(error)
+                ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
+              for (const callback of done) callback(failure);
+            } else {
+              for (const callback of done) callback(null);
+            }
+          });
+        } catch (error) {
+          this.host.onWriteError(error instanceof Error ? error : new Error(String(error)));
+          return;
+        }
+        if (!accepted) this.blocked = true;
+      }
+      if (this.endPending && !this.blocked && this.scheduler.idle) this.host.onFlushedToEnd();
+    } finally {
+      this.writing = false;
+    }
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The Node `Channel` leans on two details of Node's `Readable` that are not public API (see src/node/channel.ts):
+ * these tests fail loudly when a Node release changes them, instead of the Channel going silently wrong.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { setImmediate as tick } from 'node:timers/promises';
+import { sessionPair } from './helpers.js';
+
+interface ReadableInternals {
+  _readableState: { readingMore: boolean };
+}
+
+test("Node's Readable: readingMore set true keeps a push from scheduling _read (the Channel's saved read-more tick)", async () => {
+  const counts: number[] = [];
+  for (const mark of [false, true]) {
+    let reads = 0;
+    const readable = new Readable({ highWaterMark: 1024, read() { reads++; } });
+    const state = (readable as unknown as ReadableInternals)._readableState;
+    assert.equal(typeof state.readingMore, 'boolean', "Node's ReadableState has no boolean readingMore field any more");
+    if (mark) state.readingMore = true;
+    readable.push(Buffer.alloc(16)); // below the high-water mark: Node schedules maybeReadMore, unless marked
+    await tick();
+    await tick();
+    counts.push(reads);
+    readable.destroy();
+  }
+  assert.ok(counts[0]! > 0, 'without the mark Node calls _read after a push below the high-water mark');
+  assert.equal(counts[1], 0, 'with readingMore set, Node no longer skips the read-more pass: Channel must change');
+});
+
+test("Node's Readable: read() emits 'data' through the instance's emit (Channel.closeRead drops buffered data unseen that way)", () => {
+  const readable = new Readable({ read() {} });
+  readable.push(Buffer.from('abc'));
+  const events: (string | symbol)[] = [];
+  readable.emit = function (this: Readable, event: string | symbol, ...args: unknown[]): boolean {
+    events.push(event);
+    return event === 'data' ? false : Readable.prototype.emit.call(this, event, ...args);
+  } as Readable['emit'];
+  assert.notEqual(readable.read(), null);
+  Reflect.deleteProperty(readable, 'emit');
+  assert.ok(events.includes('data'), "read() no longer emits 'data' through this.emit: Channel.closeRead must change");
+  assert.equal(readable.emit, Readable.prototype.emit, 'removing the own emit restores the prototype one');
+  readable.destroy();
+});
+
+test('a Channel starts with Node\'s read-more pass marked as running', async () => {
+  const pair = await sessionPair();
+  try {
+    const channel = pair.client.dial();
+    assert.equal((channel as unknown as ReadableInternals)._readableState.readingMore, true);
+    channel.destroy();
+  } finally {
+    await pair.close();
+  }
+});
