@@ -415,20 +415,12 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   /**
-   * The transport ended or failed under open channels. A channel whose SYN never left fails with
-   * `ChannelRefusedError` (safe to retry). After the peer's Go Away code 0, a channel it never
+   * The transport ended or failed under open channels. After the peer's Go Away code 0, a channel it never
    * acknowledged was never seen by its application (a closing peer refuses every SYN until it has seen the
    * dialler's last one): it fails with `ChannelRefusedError`, safe to retry; if no other channel was open, the
    * session ends cleanly. Anything else fails the session with `error`.
    */
   private loseTransport(error: Error): void {
-    // A dialled channel whose SYN never left (it waited in the ACK backlog) was never seen by the peer.
-    for (const channel of [...this.streams.values()]) {
-      if (channel.outbound && channel.state === 'init') {
-        this.streams.abandon(channel, new ChannelRefusedError(channel.id,
-          `channel ${channel.id} was never sent: the connection ended while it waited for the ACK backlog`));
-      }
-    }
     if (this.remoteGoAway === GoAwayCode.normal) {
       for (const channel of [...this.streams.values()]) {
         if (channel.unaccepted) {
