@@ -18,9 +18,12 @@ interface GrowthTrial {
   readonly fromSize: number;
   /** The read rate (bytes/ms) at the size before the growth. */
   readonly rateBefore: number;
-  /** When the growth was granted, and `consumed` then: the rate after it is measured from there. */
+  /**
+   * When the growth was granted, and `received` then: the rate after it counts only bytes read beyond those
+   * (what was already buffered would be read at memory speed, not the link's).
+   */
   readonly grownAt: number;
-  readonly consumedAtGrowth: number;
+  readonly receivedAtGrowth: number;
 }
 
 /**
@@ -74,17 +77,20 @@ export class ReceiveWindow {
   ceiling: number;
   /** When the current auto-tuning epoch started (time of the last update), in ms. */
   private epochStart = Number.NaN;
-  /** `consumed` when the current epoch started. */
-  private epochConsumed = 0;
+  /**
+   * `received` when the current epoch started: its pace counts only bytes read beyond those, the bytes that
+   * arrived during the epoch (see {@link notePace}).
+   */
+  private epochReceived = 0;
   /** The read rate (bytes/ms) measured at the current size by the last trial (NaN before any). */
   private rateAtSize = Number.NaN;
   private trial: GrowthTrial | undefined;
   private failedTrials = 0;
   /** The fastest pace (ms per byte read) of the epochs and samples since the window last changed size. */
   private fastestPace = Infinity;
-  /** Where the current pace sample started (time, `consumed`); NaN before the first read. */
+  /** Where the current pace sample started (time, `received`); NaN before the first read. */
   private sampleAt = Number.NaN;
-  private sampleConsumed = 0;
+  private sampleReceived = 0;
   /** A pace was measured while the session had no RTT yet, and no growth decision has used it. */
   private pacedWithoutRtt = false;
   /** Growth may be tried again once `consumed` and the time reach these, after a failed trial. */
@@ -126,18 +132,24 @@ export class ReceiveWindow {
    * span such a wait are slower and lose to it. (Samples of a quarter window were tried: on a slow link whose
    * bytes arrive in pairs of 64 KiB pieces, a one-piece sample timed the gap inside a pair and grew a
    * 256 KiB window to 8 MiB.)
+   *
+   * A sample counts only the bytes that arrived after it started: those read beyond what was received then.
+   * A reader held up for a moment (a busy machine) finds the link's bytes waiting and reads them at memory
+   * speed; timed as the link's pace, that backlog grew a 256 KiB window on a 1 MiB/s link to 8 MiB at once,
+   * and every ping then waited seconds behind the queued data. A reader that keeps up has little buffered
+   * when a sample starts, so this costs it little.
    */
   notePace(nowMs: number): void {
-    const read = this.consumed - this.sampleConsumed;
+    const read = this.consumed - this.sampleReceived;
     if (Number.isNaN(this.sampleAt)) {
       this.sampleAt = nowMs; // the first sample starts at the first read
-      this.sampleConsumed = this.consumed;
+      this.sampleReceived = this.received;
       return;
     }
     if (read < Math.min(this.size / 2, PACE_SAMPLE)) return;
     this.fastestPace = Math.min(this.fastestPace, (nowMs - this.sampleAt) / read);
     this.sampleAt = nowMs;
-    this.sampleConsumed = this.consumed;
+    this.sampleReceived = this.received;
   }
 
   /** Records that the application has read up to `totalConsumed` bytes; returns how many are newly read. */
@@ -194,7 +206,7 @@ export class ReceiveWindow {
   ): number {
     if (Number.isNaN(this.epochStart)) return 0;
     // The pace of the epoch ending now (if it read enough to tell), kept if the fastest at this size.
-    const readInEpoch = this.consumed - this.epochConsumed;
+    const readInEpoch = this.consumed - this.epochReceived;
     if (readInEpoch >= Math.min(this.size / 2, UPDATE_STEP) / 2) {
       this.fastestPace = Math.min(this.fastestPace, (nowMs - this.epochStart) / readInEpoch);
     }
@@ -238,7 +250,7 @@ export class ReceiveWindow {
     // link that carried more with it.
     let rateBefore = this.rateAtSize;
     if (Number.isNaN(rateBefore) && rttMs !== undefined) rateBefore = ratePerRtt(this.size, rttMs);
-    this.trial = { fromSize: this.size, rateBefore, grownAt: nowMs, consumedAtGrowth: this.consumed };
+    this.trial = { fromSize: this.size, rateBefore, grownAt: nowMs, receivedAtGrowth: this.received };
     this.size += grown;
     this.fastestPace = Infinity; // measured afresh at the new size
     return grown;
@@ -261,7 +273,7 @@ export class ReceiveWindow {
       if (rttMs === undefined) return 0;
       rateBefore = ratePerRtt(trial.fromSize, rttMs);
     }
-    const read = this.consumed - trial.consumedAtGrowth;
+    const read = this.consumed - trial.receivedAtGrowth;
     const rate = read / elapsed;
     const paid = rate >= GROWTH_MUST_GAIN * rateBefore;
     if (paid && read >= this.size / 2) {
@@ -310,7 +322,7 @@ export class ReceiveWindow {
   /** Starts an epoch: at every update, and without sending anything when a channel opens at the spec's window. */
   startEpoch(nowMs: number): void {
     this.epochStart = nowMs;
-    this.epochConsumed = this.consumed;
+    this.epochReceived = this.received;
   }
 }
 
