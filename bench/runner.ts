@@ -193,6 +193,8 @@ interface Child {
   lastProgress: string;
   output: string; // tail of stdout+stderr
   exited: Promise<number | null>;
+  /** the client's marks of its measured part, passed on to the server at once */
+  onMark?: (phase: 'start' | 'end') => void;
   next(pred: (m: ChildMessage) => boolean): Promise<ChildMessage>;
 }
 
@@ -233,6 +235,10 @@ function spawnChild(role: string, script: string, config: unknown, verbose: bool
   proc.on('message', (m: ChildMessage) => {
     if (m.type === 'progress') {
       child.lastProgress = m.text;
+      return;
+    }
+    if (m.type === 'mark') {
+      child.onMark?.(m.phase);
       return;
     }
     const w = waiters.find((x) => x.pred(m));
@@ -321,7 +327,7 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
     timer = setTimeout(() => reject(new Timeout()), capSeconds * 1000);
   });
   try {
-    const serverCfg: ServerConfig = { impl: entry.name, maxChannels };
+    const serverCfg: ServerConfig = { impl: entry.name, maxChannels, noDelay: w.id !== 'bulk-cold' };
     server = spawnChild('server', 'server.js', serverCfg, o.verbose);
     const serverFailed = failureOf(server);
     serverFailed.catch(() => {});
@@ -338,6 +344,10 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
     }
     const clientCfg: ClientConfig = { impl: entry.name, workload: w.id, params, maxChannels, port };
     client = spawnChild('client', 'client.js', clientCfg, o.verbose);
+    const serverProc = server.proc;
+    client.onMark = (phase) => {
+      if (serverProc.connected) serverProc.send({ type: 'cpu-mark', phase });
+    };
     const clientFailed = failureOf(client);
     clientFailed.catch(() => {});
     const msg = await Promise.race([client.next((m) => m.type === 'result'), clientFailed, serverFailed, proxyFailed, timeout]);
@@ -350,6 +360,7 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
     const s = await Promise.race([server.next((m) => m.type === 'stats'), serverFailed, timeout]);
     const stats = (s as { stats: ServerStats }).stats;
     verify(result, stats, record);
+    if (w.cost) addCost(result, stats, record);
     if (w.measureServer && stats.memory) {
       const n = result.figures['channels'] ?? params.channels;
       record.figures['serverHeapB'] = (stats.memory.now.heapUsed - stats.memory.base.heapUsed) / n;
@@ -369,6 +380,20 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
   }
   record.seconds = (Date.now() - started) / 1000;
   return record;
+}
+
+/**
+ * The CPU-cost figures: client + server CPU time (user + system) over the client's measured part, per cost
+ * unit, in microseconds; and the server's share. Both processes' clocks run over the same marks (the server's
+ * lag by one IPC hop, well under a millisecond, against runs of 100 ms and more).
+ */
+function addCost(result: ClientResult, stats: ServerStats, record: RunRecord): void {
+  if (!result.cost || !stats.cpu) throw new Error('no CPU figures from the client or the server');
+  const client = result.cost.client.userUs + result.cost.client.systemUs;
+  const server = stats.cpu.userUs + stats.cpu.systemUs;
+  if (!(result.cost.units > 0)) throw new Error('no work measured for the CPU cost');
+  record.figures['cpuUs'] = (client + server) / result.cost.units;
+  record.figures['cpuServerPct'] = (100 * server) / (client + server || 1);
 }
 
 function verify(result: ClientResult, stats: ServerStats, record: RunRecord): void {
