@@ -15,6 +15,7 @@
  * never crashes), and `'close'` last (both halves ended, or the channel was destroyed or failed).
  * @module
  */
+import { installChannelFacts } from './channel-facts.js';
 import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
 import { defer } from './defer.js';
@@ -96,30 +97,21 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
     this.#port = port;
   }
 
-  /** The channel id on the wire (odd when the client dialled it, even when the server did). */
-  get id(): number {
-    return this.#state.id;
+  // id, session, protocolState, receiveWindow, outbound: defined once for every kind of channel (channel-facts.ts).
+  static {
+    installChannelFacts(LightChannel.prototype, (channel) => channel.#state, (channel) => channel.#port.session);
   }
 
-  /** The session this channel belongs to. */
-  get session(): MuxSession<LightChannel> {
-    return this.#port.session;
-  }
-
-  /** The protocol state: `init`, `syn-sent`, `syn-received`, `established`, `local-closed`, `remote-closed`, `closed` or `reset`. */
-  get protocolState(): ChannelStateName {
-    return this.#state.state;
-  }
-
-  /** This side's current receive window in bytes: 256 KiB at first, grown by auto-tuning up to `maxWindow`. */
-  get receiveWindow(): number {
-    return this.#state.rx.size;
-  }
-
-  /** True if this side dialled the channel, false if the peer did. */
-  get outbound(): boolean {
-    return this.#state.outbound;
-  }
+  /** {@inheritDoc ChannelFacts.id} */
+  declare readonly id: number;
+  /** {@inheritDoc ChannelFacts.session} */
+  declare readonly session: MuxSession<LightChannel>;
+  /** {@inheritDoc ChannelFacts.protocolState} */
+  declare readonly protocolState: ChannelStateName;
+  /** {@inheritDoc ChannelFacts.receiveWindow} */
+  declare readonly receiveWindow: number;
+  /** {@inheritDoc ChannelFacts.outbound} */
+  declare readonly outbound: boolean;
 
   /** Why the channel ended abnormally (reset by the peer, session failure, `destroy(error)`), if it did. */
   get failure(): Error | undefined {
