@@ -36,15 +36,19 @@ interface Options {
   capSeconds?: number;
   /** rounds per implementation for every workload, instead of each workload's own count */
   repeats?: number;
+  /** channels for every workload that uses several, instead of the workload's own count (e.g. idle with 1,000,000) */
+  channels?: number;
   verbose: boolean;
   /** workloads / impls narrowed on the command line */
   partial: string[];
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--workloads a,b] [--impls x,y] [--cap SECONDS] [--repeats N]
+const USAGE = `usage: npm run bench -- [--quick] [--workloads a,b] [--impls x,y] [--cap SECONDS] [--repeats N] [--channels N]
                         [--verbose] [--json FILE] [--markdown FILE] [--svg FILE | --no-svg] [--report] [--from FILE]
   --repeats N      rounds per implementation for every workload (default: the workload's own count, 1 to 5
                    in a full run, 1 with --quick); each figure is the median of its rounds
+  --channels N     channels for the workloads that use several (bulk-100, open-10k, rr-100, idle) instead of
+                   their own count, e.g. --workloads idle --impls muxwire-light --channels 1000000
   --markdown FILE  the results document (headline, chart link, tables, targets, kept profiling notes);
                    the chart goes beside it (FILE with .svg) unless --svg or --no-svg says otherwise
   --svg FILE       the chart (SVG)
@@ -102,6 +106,11 @@ function parseArgs(argv: string[]): Options {
       case '--repeats':
         o.repeats = Number(value());
         if (!Number.isInteger(o.repeats) || o.repeats < 1) throw new Error('--repeats needs a whole number >= 1');
+        break;
+      case '--channels':
+        o.channels = Number(value());
+        if (!Number.isInteger(o.channels) || o.channels < 1) throw new Error('--channels needs a whole number >= 1');
+        o.partial.push(`${o.channels} channels`);
         break;
       case '--verbose':
         o.verbose = true;
@@ -292,8 +301,9 @@ function fdLimit(): number {
   }
 }
 
-function paramsFor(w: WorkloadDef, quick: boolean, transport: string): { params: WorkloadParams; note?: string } {
-  const params = { ...(quick ? w.params.quick : w.params.full) };
+function paramsFor(w: WorkloadDef, o: Options, transport: string): { params: WorkloadParams; note?: string } {
+  const params = { ...(o.quick ? w.params.quick : w.params.full) };
+  if (o.channels !== undefined && params.channels > 2) params.channels = o.channels;
   // One socket per channel: each side holds one descriptor per channel, so stay under the fd limit.
   if (transport === 'per-channel' && w.id === 'idle') {
     const cap = Math.max(1000, fdLimit() - 2000);
@@ -314,7 +324,7 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
     record.reason = unavailable;
     return record;
   }
-  const { params, note } = paramsFor(w, o.quick, entry.transport);
+  const { params, note } = paramsFor(w, o, entry.transport);
   if (note) record.notes.push(note);
   const capSeconds = o.capSeconds ?? (o.quick ? w.capSeconds.quick : w.capSeconds.full);
   const maxChannels = maxChannelsFor(params);
@@ -449,7 +459,8 @@ async function main(): Promise<void> {
   console.log('client and server in separate processes over loopback TCP; ratios are to raw-tcp in this run\n');
   for (const w of o.workloads) {
     const repeats = o.repeats ?? (o.quick ? w.repeats.quick : w.repeats.full);
-    const sizes = describeParams(w.id, o.quick ? w.params.quick : w.params.full);
+    const base = o.quick ? w.params.quick : w.params.full;
+    const sizes = describeParams(w.id, o.channels !== undefined && base.channels > 2 ? { ...base, channels: o.channels } : base);
     report.workloads.push({
       id: w.id,
       title: w.title,
