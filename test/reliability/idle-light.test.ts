@@ -35,7 +35,8 @@ async function settledHeap(): Promise<number> {
 }
 
 function sessionOptions(channels: number) {
-  return { maxStreams: channels + 16, acceptBacklog: channels + 16, ackBacklog: channels + 16, keepAliveInterval: 0 };
+  // At most one batch is waiting for its ACK or to be accepted at a time.
+  return { maxStreams: channels + 16, acceptBacklog: 2 * BATCH, ackBacklog: 2 * BATCH, keepAliveInterval: 0 };
 }
 
 /** The worker: a light server that echoes every channel; reports its heap growth when asked. */
@@ -83,6 +84,7 @@ if (!isMainThread && (workerData as { role?: string } | null)?.role === 'idle-li
 
   test(`${CHANNELS.toLocaleString('en-US')} idle LightChannels on one session cost at most 0.6 KiB of heap each, on each side${SOAK ? ', and each side at most 1 GiB' : ''}`, { timeout: SOAK ? 1_800_000 : 300_000 }, async (t) => {
     const worker = new Worker(new URL(import.meta.url), { workerData: { role: 'idle-light-server', channels: CHANNELS } });
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
     const messages: ServerMessage[] = [];
     let wake: (() => void) | undefined;
     worker.on('message', (message: ServerMessage) => {
@@ -181,8 +183,9 @@ if (!isMainThread && (workerData as { role?: string } | null)?.role === 'idle-li
     } finally {
       socket.destroy();
       worker.postMessage('stop');
-      const exited = new Promise((resolve) => worker.once('exit', resolve));
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 10_000)))]);
+      clearTimeout(timer);
       await worker.terminate();
     }
   });
