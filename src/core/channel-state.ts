@@ -71,6 +71,8 @@ const FLAG_BITS = {
   live: 1 << 10,
 } as const;
 const LIVE_BIT = FLAG_BITS.live;
+/** `outbound`, fixed at construction (a getter of its own: it has no setter). */
+const OUTBOUND_BIT = 1 << 11;
 
 /** A dial's abort signal and the listener to remove once the dial settles. */
 export interface OpenAbort {
@@ -110,7 +112,8 @@ export class ChannelState {
   pendingIncrement = 0;
   /**
    * The channel's yes/no facts ({@link ChannelState.inControl} ... {@link ChannelState.live}), one bit each
-   * (see `FLAG_BITS`): eleven booleans as one number keep an idle channel 80 bytes lighter than eleven fields.
+   * (see `FLAG_BITS`), and `outbound`: twelve booleans as one number keep an idle channel 88 bytes lighter than
+   * twelve fields.
    */
   flags = LIVE_BIT;
   /** Linked into the scheduler's control list / data ring. */
@@ -154,13 +157,18 @@ export class ChannelState {
 
   constructor(
     readonly id: number,
-    /** Dialled by this side (true) or by the peer (false). */
-    readonly outbound: boolean,
+    outbound: boolean,
     initialWindow: number,
     maxWindow: number,
   ) {
     this.state = outbound ? 'init' : 'syn-received';
+    if (outbound) this.flags |= OUTBOUND_BIT;
     this.rx = new ReceiveWindow(initialWindow, maxWindow);
+  }
+
+  /** Dialled by this side (true) or by the peer (false). */
+  get outbound(): boolean {
+    return (this.flags & OUTBOUND_BIT) !== 0;
   }
 
   /** Dialled and not yet acknowledged: when the open timeout fails it (ms, `performance.now()`), else 0. */
