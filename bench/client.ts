@@ -4,20 +4,22 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { findImpl } from './impl/index.js';
 import type { Channel, ClientSession, Dialer } from './impl/types.js';
-import { BLOCKS_PER_YIELD, ChunkReader, sleep, within, write, yieldToEventLoop } from './channel-io.js';
+import { BLOCKS_PER_YIELD, ChunkReader, drained, sleep, within, write, yieldToEventLoop } from './channel-io.js';
 import {
   ACK_FINAL,
   ACK_LENGTH,
   BLOCK,
   RR_SIZE,
   UNBOUNDED,
+  COUNT_OK,
   blockTemplate,
   decodeAck,
+  encodeCountPreamble,
   encodePreamble,
   makeBlock,
   makeRequest,
 } from './protocol.js';
-import { errorText, measureMemory, reportCrashes, send, type ClientConfig, type ClientResult } from './ipc.js';
+import { cpuSince, errorText, measureMemory, reportCrashes, send, type ClientConfig, type ClientResult, type CpuSample } from './ipc.js';
 import { percentile } from './stats.js';
 
 reportCrashes('client');
@@ -37,16 +39,19 @@ setInterval(() => {
   }
 }, 250).unref();
 
+// bulk-cold keeps Node's default sockets (Nagle on), as a user's first benchmark would.
+const noDelay = config.workload !== 'bulk-cold';
+
 const dialer: Dialer = {
   dial() {
-    const s = net.connect({ host: '127.0.0.1', port: config.port, noDelay: true });
-    s.setNoDelay(true);
+    const s = net.connect({ host: '127.0.0.1', port: config.port, noDelay });
+    if (noDelay) s.setNoDelay(true);
     return s;
   },
   connect() {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ host: '127.0.0.1', port: config.port, noDelay: true });
-      s.setNoDelay(true);
+      const s = net.connect({ host: '127.0.0.1', port: config.port, noDelay });
+      if (noDelay) s.setNoDelay(true);
       s.once('connect', () => {
         s.off('error', reject);
         resolve(s);
@@ -64,6 +69,29 @@ sessionFailed.catch(() => {});
 
 const now = (): number => performance.now();
 const MB = 1e6;
+
+// ---- CPU cost: the measured part of a workload, marked for the server too (through the runner) ----
+
+let cpuMark: CpuSample | undefined;
+let cpuUsed: CpuSample | undefined;
+
+/** The measured part starts: this process's CPU clock, and the server's through the runner. */
+function markStart(): void {
+  send({ type: 'mark', phase: 'start' });
+  cpuMark = cpuSince();
+}
+
+/** The measured part ends. */
+function markEnd(): void {
+  cpuUsed = cpuSince(cpuMark);
+  send({ type: 'mark', phase: 'end' });
+}
+
+/** The cost part of a result: this process's CPU over the marks, and the work done then in cost units. */
+function costOf(units: number): ClientResult['cost'] {
+  if (!cpuUsed) throw new Error('no measured part was marked');
+  return { client: cpuUsed, units };
+}
 
 // ---- bulk (bulk-1, bulk-100, long-fat) ----
 
@@ -131,6 +159,7 @@ async function runSink(session: ClientSession, tag: number, blocks: number, dead
 }
 
 async function bulk(session: ClientSession): Promise<ClientResult> {
+  markStart();
   const start = now();
   const deadlineAt = params.deadlineMs ? start + params.deadlineMs : 0;
   let done = 0;
@@ -143,6 +172,7 @@ async function bulk(session: ClientSession): Promise<ClientResult> {
       }),
     ),
   );
+  markEnd();
   const bytes = outcomes.reduce((s, o) => s + o.bytes, 0);
   const end = Math.max(...outcomes.map((o) => o.endAt));
   const complete = outcomes.every((o) => o.complete);
@@ -154,7 +184,36 @@ async function bulk(session: ClientSession): Promise<ClientResult> {
   return {
     figures: { MBps: bytes / MB / seconds, MiB: bytes / 2 ** 20, seconds },
     notes,
+    cost: costOf(bytes / MB),
     expect: { sinkChannels: params.channels },
+  };
+}
+
+/**
+ * bulk-cold: the same 64 KiB Buffer written again and again, waiting for 'drain' whenever write() returns
+ * false, then the server's "ok"; timed from the first write to the "ok".
+ */
+async function bulkCold(session: ClientSession): Promise<ClientResult> {
+  const total = params.blocks * BLOCK;
+  const ch = session.open();
+  const reader = new ChunkReader(ch);
+  const buf = Buffer.alloc(BLOCK, 0x61);
+  markStart();
+  const start = now();
+  ch.write(encodeCountPreamble(total));
+  for (let b = 0; b < params.blocks; b++) {
+    if (!ch.write(buf)) await drained(ch);
+    if ((b & 255) === 255) progress(`written ${(b + 1) / 16} MiB`);
+  }
+  const answer = await reader.read(COUNT_OK.length);
+  const seconds = (now() - start) / 1000;
+  markEnd();
+  if (answer.toString('latin1') !== COUNT_OK) throw new Error(`server answered ${JSON.stringify(answer.toString('latin1'))}, not "ok"`);
+  ch.end();
+  return {
+    figures: { MBps: total / MB / seconds, MiB: total / 2 ** 20, seconds },
+    notes: [],
+    cost: costOf(total / MB),
   };
 }
 
@@ -222,12 +281,16 @@ async function openRound(session: ClientSession, n: number, round: number): Prom
 // the same session once the code is warm, shows what a long-running process sees.
 async function openMany(session: ClientSession): Promise<ClientResult> {
   const n = params.channels;
+  markStart();
   const cold = await openRound(session, n, 1);
+  // The closes that follow the round are outside it (the round's time is until the last echo).
+  markEnd();
   const warm = await openRound(session, n, 2);
   const notes = cold.allClosed ? [] : [`channels of the first round did not all emit 'close' within ${CLOSE_WAIT_MS / 1000} s after ending`];
   return {
     figures: { perSec: n / cold.seconds, channels: n, seconds: cold.seconds, warmPerSec: n / warm.seconds },
     notes,
+    cost: costOf(n),
     expect: { echoChannels: 2 * n },
   };
 }
@@ -270,9 +333,11 @@ async function rr(session: ClientSession): Promise<ClientResult> {
   const warmed = await Promise.all(chans.map((c, i) => warmUp(c.reader, c.ch, i + 1)));
   progress('warm-up done');
   const samples = chans.map(() => new Float64Array(params.rounds));
+  markStart();
   const start = now();
   await Promise.all(chans.map((c, i) => roundTrips(c.reader, c.ch, i + 1, params.rounds, samples[i]!, warmed[i]!)));
   const seconds = (now() - start) / 1000;
+  markEnd();
   for (const c of chans) c.ch.end();
   const all = new Float64Array(n * params.rounds);
   samples.forEach((s, i) => all.set(s, i * params.rounds));
@@ -285,6 +350,7 @@ async function rr(session: ClientSession): Promise<ClientResult> {
       rtPerSec: all.length / seconds,
     },
     notes: [],
+    cost: costOf(all.length),
     expect: { echoChannels: n },
   };
 }
@@ -429,6 +495,9 @@ async function main(): Promise<void> {
     case 'bulk-100':
     case 'long-fat':
       run = bulk(session);
+      break;
+    case 'bulk-cold':
+      run = bulkCold(session);
       break;
     case 'open-10k':
       run = openMany(session);

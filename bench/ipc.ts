@@ -4,6 +4,8 @@ import type { WorkloadId, WorkloadParams } from './workloads.js';
 export interface ServerConfig {
   impl: string;
   maxChannels: number;
+  /** setNoDelay(true) on every accepted socket (all workloads but bulk-cold, which keeps Node's defaults) */
+  noDelay: boolean;
 }
 
 export interface ClientConfig {
@@ -21,8 +23,20 @@ export interface ProxyConfig {
   maxBufferedBytes: number;
 }
 
+/** CPU time (user + system) of one process, in microseconds, as `process.cpuUsage()` counts it. */
+export interface CpuSample {
+  userUs: number;
+  systemUs: number;
+}
+
 export interface ClientResult {
   figures: Record<string, number>;
+  /**
+   * The client's CPU time over the measured part of the workload (between its two `mark` messages), and the
+   * work done in that part in the workload's cost unit (MB moved, channels opened, round trips), from which
+   * the runner, adding the server's CPU over the same marks, makes the CPU-cost figures.
+   */
+  cost?: { client: CpuSample; units: number };
   notes: string[];
   /** for the runner's cross-checks against the server's counters */
   expect?: { echoChannels?: number; sinkChannels?: number };
@@ -43,6 +57,8 @@ export interface ServerStats {
   lastChannelError?: string;
   sinkStampErrors: number;
   memory?: { base: MemorySample; now: MemorySample };
+  /** the server's CPU time between the runner's two `cpu-mark` messages (the client's measured part) */
+  cpu?: CpuSample;
 }
 
 export type ChildMessage =
@@ -50,9 +66,17 @@ export type ChildMessage =
   | { type: 'progress'; text: string }
   | { type: 'result'; result: ClientResult }
   | { type: 'stats'; stats: ServerStats }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  /** client -> runner: the measured part starts or ends now (the runner passes it on to the server) */
+  | { type: 'mark'; phase: 'start' | 'end' };
 
-export type RunnerMessage = { type: 'stats'; measure: boolean };
+export type RunnerMessage = { type: 'stats'; measure: boolean } | { type: 'cpu-mark'; phase: 'start' | 'end' };
+
+/** CPU time used by this process since `since` (or since it started). */
+export function cpuSince(since?: CpuSample): CpuSample {
+  const u = process.cpuUsage();
+  return { userUs: u.user - (since?.userUs ?? 0), systemUs: u.system - (since?.systemUs ?? 0) };
+}
 
 export function send(msg: ChildMessage): void {
   if (process.send) process.send(msg);

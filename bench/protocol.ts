@@ -9,11 +9,16 @@
 // SINK data: 64 KiB blocks. Block b starts with tag(u32) b(u32) and ends with ~tag(u32) ~b(u32)
 //   (big-endian); the server checks these 16 bytes of every block (wherever chunk boundaries fall),
 //   so lost, duplicated, reordered or misframed bytes show up as stamp errors or a wrong count.
+// COUNT preamble (bulk-cold), also 24 bytes: magic(4) op(1)=2 pad(3) bytesHigh(u32) bytesLow(u32) reserved(8);
+//   then that many bytes of anything; the server counts them in a 'data' listener and writes "ok" and ends.
 // SINK ack (server -> client), 24 bytes: magic(4) kind(u32: 1 progress, 2 final)
 //   bytesHigh(u32) bytesLow(u32) stampErrors(u32) stampsChecked(u32)
 
 export const MAGIC = Buffer.from([0xb3, 0x7c, 0x4d, 0x21]);
 export const OP_SINK = 1;
+export const OP_COUNT = 2;
+/** The COUNT channel's answer once every byte arrived. */
+export const COUNT_OK = 'ok';
 export const PREAMBLE_LENGTH = 24;
 export const ACK_LENGTH = 24;
 export const ACK_PROGRESS = 1;
@@ -43,6 +48,28 @@ export function decodePreamble(b: Buffer): SinkPreamble {
     throw new Error('bad SINK preamble');
   }
   return { tag: b.readUInt32BE(8), blocks: b.readUInt32BE(12), ackEveryBlocks: b.readUInt32BE(16) };
+}
+
+export function encodeCountPreamble(bytes: number): Buffer {
+  const b = Buffer.alloc(PREAMBLE_LENGTH);
+  MAGIC.copy(b, 0);
+  b[4] = OP_COUNT;
+  b.writeUInt32BE(Math.floor(bytes / 2 ** 32), 8);
+  b.writeUInt32BE(bytes % 2 ** 32, 12);
+  return b;
+}
+
+/** The operation of a SINK or COUNT preamble (at least PREAMBLE_LENGTH bytes). */
+export function preambleOp(b: Buffer): number {
+  if (b.length < PREAMBLE_LENGTH || MAGIC.compare(b, 0, 4) !== 0 || (b[4] !== OP_SINK && b[4] !== OP_COUNT)) {
+    throw new Error('bad SINK/COUNT preamble');
+  }
+  return b[4]!;
+}
+
+export function decodeCountPreamble(b: Buffer): number {
+  if (preambleOp(b) !== OP_COUNT) throw new Error('bad COUNT preamble');
+  return b.readUInt32BE(8) * 2 ** 32 + b.readUInt32BE(12);
 }
 
 export interface Ack {

@@ -77,28 +77,28 @@ export function rows(report: Report, id: WorkloadId): { header: string[]; body: 
   const w = report.workloads.find((x) => x.id === id)!;
   const ratioFigs = w.figures.filter((f) => f.ratio);
   const runs = report.runs.filter((x) => x.workload === id);
-  // With rounds, the spread of the main figure is shown beside its median.
+  // With rounds, the spread of the main figure (and of the CPU cost) is shown beside its median.
   const roundCount = Math.max(0, ...runs.map((r) => r.rounds?.length ?? 0));
-  const spread = roundCount > 1 ? ratioFigs[0] : undefined;
+  const spreads = new Set(roundCount > 1 ? w.figures.filter((f) => f === ratioFigs[0] || f.spread) : []);
   const header = [
     'implementation',
-    ...w.figures.flatMap((f) => (f === spread
+    ...w.figures.flatMap((f) => (spreads.has(f)
       ? [`${f.label} (median)`, `${f.label.replace(/ µs$/, '')} range, ${roundCount} rounds`]
       : [f.label])),
     `vs ${BASELINE}${ratioFigs.length > 1 ? ` (${ratioFigs.map((f) => f.label.replace(/ µs$/, '')).join(' / ')})` : ''}`,
     'status',
   ];
-  const range = (r: RunRecord): string => {
-    const values = (r.rounds ?? []).map((f) => f[spread!.key]).filter((v): v is number => v !== undefined);
+  const range = (r: RunRecord, spread: FigureDef): string => {
+    const values = (r.rounds ?? []).map((f) => f[spread.key]).filter((v): v is number => v !== undefined);
     if (r.status !== 'ok' || values.length === 0) return '-';
-    return `${fmt(Math.min(...values), spread!.digits)}–${fmt(Math.max(...values), spread!.digits)}`;
+    return `${fmt(Math.min(...values), spread.digits)}–${fmt(Math.max(...values), spread.digits)}`;
   };
   const body: string[][] = [];
   const notes: string[] = [];
   for (const r of runs) {
     const ratio = ratioFigs.map((f) => (r.ratios?.[f.key] !== undefined ? `${r.ratios[f.key]!.toFixed(2)}x` : '-')).join(' / ');
     const figure = (f: FigureDef): string => (r.status === 'ok' ? fmt(r.figures[f.key], f.digits) : '-');
-    body.push([r.impl, ...w.figures.flatMap((f) => (f === spread ? [figure(f), range(r)] : [figure(f)])), r.status === 'ok' ? ratio : '-', statusText(r)]);
+    body.push([r.impl, ...w.figures.flatMap((f) => (spreads.has(f) ? [figure(f), range(r, f)] : [figure(f)])), r.status === 'ok' ? ratio : '-', statusText(r)]);
     for (const n of r.notes) notes.push(`${r.impl}: ${n}`);
   }
   return { header, body, notes, title: w.title, sizes: w.sizes, target: w.target };

@@ -36,15 +36,19 @@ interface Options {
   capSeconds?: number;
   /** rounds per implementation for every workload, instead of each workload's own count */
   repeats?: number;
+  /** channels for every workload that uses several, instead of the workload's own count (e.g. idle with 1,000,000) */
+  channels?: number;
   verbose: boolean;
   /** workloads / impls narrowed on the command line */
   partial: string[];
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--workloads a,b] [--impls x,y] [--cap SECONDS] [--repeats N]
+const USAGE = `usage: npm run bench -- [--quick] [--workloads a,b] [--impls x,y] [--cap SECONDS] [--repeats N] [--channels N]
                         [--verbose] [--json FILE] [--markdown FILE] [--svg FILE | --no-svg] [--report] [--from FILE]
   --repeats N      rounds per implementation for every workload (default: the workload's own count, 1 to 5
                    in a full run, 1 with --quick); each figure is the median of its rounds
+  --channels N     channels for the workloads that use several (bulk-100, open-10k, rr-100, idle) instead of
+                   their own count, e.g. --workloads idle --impls muxwire-light --channels 1000000
   --markdown FILE  the results document (headline, chart link, tables, targets, kept profiling notes);
                    the chart goes beside it (FILE with .svg) unless --svg or --no-svg says otherwise
   --svg FILE       the chart (SVG)
@@ -102,6 +106,11 @@ function parseArgs(argv: string[]): Options {
       case '--repeats':
         o.repeats = Number(value());
         if (!Number.isInteger(o.repeats) || o.repeats < 1) throw new Error('--repeats needs a whole number >= 1');
+        break;
+      case '--channels':
+        o.channels = Number(value());
+        if (!Number.isInteger(o.channels) || o.channels < 1) throw new Error('--channels needs a whole number >= 1');
+        o.partial.push(`${o.channels} channels`);
         break;
       case '--verbose':
         o.verbose = true;
@@ -193,6 +202,8 @@ interface Child {
   lastProgress: string;
   output: string; // tail of stdout+stderr
   exited: Promise<number | null>;
+  /** the client's marks of its measured part, passed on to the server at once */
+  onMark?: (phase: 'start' | 'end') => void;
   next(pred: (m: ChildMessage) => boolean): Promise<ChildMessage>;
 }
 
@@ -233,6 +244,10 @@ function spawnChild(role: string, script: string, config: unknown, verbose: bool
   proc.on('message', (m: ChildMessage) => {
     if (m.type === 'progress') {
       child.lastProgress = m.text;
+      return;
+    }
+    if (m.type === 'mark') {
+      child.onMark?.(m.phase);
       return;
     }
     const w = waiters.find((x) => x.pred(m));
@@ -286,8 +301,9 @@ function fdLimit(): number {
   }
 }
 
-function paramsFor(w: WorkloadDef, quick: boolean, transport: string): { params: WorkloadParams; note?: string } {
-  const params = { ...(quick ? w.params.quick : w.params.full) };
+function paramsFor(w: WorkloadDef, o: Options, transport: string): { params: WorkloadParams; note?: string } {
+  const params = { ...(o.quick ? w.params.quick : w.params.full) };
+  if (o.channels !== undefined && params.channels > 2) params.channels = o.channels;
   // One socket per channel: each side holds one descriptor per channel, so stay under the fd limit.
   if (transport === 'per-channel' && w.id === 'idle') {
     const cap = Math.max(1000, fdLimit() - 2000);
@@ -308,7 +324,7 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
     record.reason = unavailable;
     return record;
   }
-  const { params, note } = paramsFor(w, o.quick, entry.transport);
+  const { params, note } = paramsFor(w, o, entry.transport);
   if (note) record.notes.push(note);
   const capSeconds = o.capSeconds ?? (o.quick ? w.capSeconds.quick : w.capSeconds.full);
   const maxChannels = maxChannelsFor(params);
@@ -321,7 +337,7 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
     timer = setTimeout(() => reject(new Timeout()), capSeconds * 1000);
   });
   try {
-    const serverCfg: ServerConfig = { impl: entry.name, maxChannels };
+    const serverCfg: ServerConfig = { impl: entry.name, maxChannels, noDelay: w.id !== 'bulk-cold' };
     server = spawnChild('server', 'server.js', serverCfg, o.verbose);
     const serverFailed = failureOf(server);
     serverFailed.catch(() => {});
@@ -338,6 +354,10 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
     }
     const clientCfg: ClientConfig = { impl: entry.name, workload: w.id, params, maxChannels, port };
     client = spawnChild('client', 'client.js', clientCfg, o.verbose);
+    const serverProc = server.proc;
+    client.onMark = (phase) => {
+      if (serverProc.connected) serverProc.send({ type: 'cpu-mark', phase });
+    };
     const clientFailed = failureOf(client);
     clientFailed.catch(() => {});
     const msg = await Promise.race([client.next((m) => m.type === 'result'), clientFailed, serverFailed, proxyFailed, timeout]);
@@ -350,6 +370,7 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
     const s = await Promise.race([server.next((m) => m.type === 'stats'), serverFailed, timeout]);
     const stats = (s as { stats: ServerStats }).stats;
     verify(result, stats, record);
+    if (w.cost) addCost(result, stats, record);
     if (w.measureServer && stats.memory) {
       const n = result.figures['channels'] ?? params.channels;
       record.figures['serverHeapB'] = (stats.memory.now.heapUsed - stats.memory.base.heapUsed) / n;
@@ -369,6 +390,20 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
   }
   record.seconds = (Date.now() - started) / 1000;
   return record;
+}
+
+/**
+ * The CPU-cost figures: client + server CPU time (user + system) over the client's measured part, per cost
+ * unit, in microseconds; and the server's share. Both processes' clocks run over the same marks (the server's
+ * lag by one IPC hop, well under a millisecond, against runs of 100 ms and more).
+ */
+function addCost(result: ClientResult, stats: ServerStats, record: RunRecord): void {
+  if (!result.cost || !stats.cpu) throw new Error('no CPU figures from the client or the server');
+  const client = result.cost.client.userUs + result.cost.client.systemUs;
+  const server = stats.cpu.userUs + stats.cpu.systemUs;
+  if (!(result.cost.units > 0)) throw new Error('no work measured for the CPU cost');
+  record.figures['cpuUs'] = (client + server) / result.cost.units;
+  record.figures['cpuServerPct'] = (100 * server) / (client + server || 1);
 }
 
 function verify(result: ClientResult, stats: ServerStats, record: RunRecord): void {
@@ -424,7 +459,8 @@ async function main(): Promise<void> {
   console.log('client and server in separate processes over loopback TCP; ratios are to raw-tcp in this run\n');
   for (const w of o.workloads) {
     const repeats = o.repeats ?? (o.quick ? w.repeats.quick : w.repeats.full);
-    const sizes = describeParams(w.id, o.quick ? w.params.quick : w.params.full);
+    const base = o.quick ? w.params.quick : w.params.full;
+    const sizes = describeParams(w.id, o.channels !== undefined && base.channels > 2 ? { ...base, channels: o.channels } : base);
     report.workloads.push({
       id: w.id,
       title: w.title,

@@ -9,13 +9,17 @@ import {
   ACK_PROGRESS,
   BLOCK,
   MAGIC,
+  COUNT_OK,
+  OP_COUNT,
   PREAMBLE_LENGTH,
   UNBOUNDED,
   StampChecker,
+  decodeCountPreamble,
   decodePreamble,
   encodeAck,
+  preambleOp,
 } from './protocol.js';
-import { errorText, measureMemory, reportCrashes, send, type MemorySample, type RunnerMessage, type ServerConfig, type ServerStats } from './ipc.js';
+import { cpuSince, errorText, measureMemory, reportCrashes, send, type CpuSample, type MemorySample, type RunnerMessage, type ServerConfig, type ServerStats } from './ipc.js';
 
 reportCrashes('server');
 
@@ -76,6 +80,11 @@ function startSink(ch: Channel, first: Buffer): void {
     if (!checker) {
       head = head === chunk ? chunk : Buffer.concat([head!, chunk]);
       if (head.length < PREAMBLE_LENGTH) return;
+      if (preambleOp(head) === OP_COUNT) {
+        ch.off('data', onData);
+        startCount(ch, decodeCountPreamble(head), head.subarray(PREAMBLE_LENGTH));
+        return;
+      }
       const p = decodePreamble(head);
       checker = new StampChecker(p.tag);
       total = p.blocks === UNBOUNDED ? Infinity : p.blocks * BLOCK;
@@ -107,6 +116,27 @@ function startSink(ch: Channel, first: Buffer): void {
   onData(first);
 }
 
+/**
+ * bulk-cold's server, as a user's first benchmark writes it: count the bytes in a 'data' listener, answer
+ * "ok" once all arrived. (The count is still checked: more bytes than announced is a channel error.)
+ */
+const COUNT_OK_BYTES = Buffer.from(COUNT_OK, 'latin1');
+
+function startCount(ch: Channel, total: number, first: Buffer): void {
+  let received = 0;
+  const onData = (chunk: Buffer): void => {
+    received += chunk.length;
+    if (received === total) ch.end(COUNT_OK_BYTES);
+    else if (received > total) {
+      stats.channelErrors++;
+      stats.lastChannelError = `count channel received ${received} of ${total} bytes`;
+    }
+  };
+  ch.on('data', onData);
+  if (first.length > 0) onData(first);
+  else if (total === 0) ch.end(COUNT_OK_BYTES);
+}
+
 function onChannel(ch: Channel): void {
   stats.channels++;
   ch.on('error', onChannelError);
@@ -121,9 +151,9 @@ async function main(): Promise<void> {
   const sessions: ServerSession[] = [];
   const base: MemorySample = await measureMemory();
 
-  const server = net.createServer({ noDelay: true }, (socket) => {
+  const server = net.createServer({ noDelay: config.noDelay }, (socket) => {
     stats.connections++;
-    socket.setNoDelay(true);
+    if (config.noDelay) socket.setNoDelay(true);
     if (impl.transport === 'shared') socket.on('error', (err) => hooks.onError(err));
     sessions.push(impl.server(socket, onChannel, opts, hooks));
     if (impl.transport === 'per-channel') sessions.pop(); // nothing to keep per socket
@@ -134,10 +164,18 @@ async function main(): Promise<void> {
     send({ type: 'listening', port: addr.port });
   });
 
+  // The CPU time of the client's measured part: the runner passes the client's marks on as they come.
+  let cpuStart: CpuSample | undefined;
+  let cpu: CpuSample | undefined;
   process.on('message', (msg: RunnerMessage) => {
+    if (msg.type === 'cpu-mark') {
+      if (msg.phase === 'start') cpuStart = cpuSince();
+      else if (cpuStart) cpu = cpuSince(cpuStart);
+      return;
+    }
     if (msg.type !== 'stats') return;
     void (async () => {
-      const out: ServerStats = { ...stats };
+      const out: ServerStats = { ...stats, ...(cpu ? { cpu } : {}) };
       if (msg.measure) out.memory = { base, now: await measureMemory() };
       send({ type: 'stats', stats: out });
     })();

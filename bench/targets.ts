@@ -160,6 +160,21 @@ export const MEASURES: readonly Measure[] = [
     ],
   },
   {
+    id: 'bulk-1-cpu', workload: 'bulk-1', title: 'bulk-1 CPU per MB', figure: 'cpuUs', better: 'lower',
+    axis: 'ratio', unit: 'µs/MB', scale: 1, digits: 0,
+    targets: [bound('<=', 1.15, 'CPU per MB <= 1.15 x raw TCP (issue 16)', '1.15', 'CPU/MB <= 1.15 x raw TCP')],
+  },
+  {
+    id: 'bulk-cold', workload: 'bulk-cold', title: 'bulk-cold throughput', figure: 'MBps', better: 'higher',
+    axis: 'ratio', unit: 'MB/s', scale: 1, digits: 0,
+    targets: [bound('>=', 0.9, '>= 0.90 x raw TCP (issue 16)', '0.90', 'throughput >= 0.90 x raw TCP')],
+  },
+  {
+    id: 'bulk-cold-cpu', workload: 'bulk-cold', title: 'bulk-cold CPU per MB', figure: 'cpuUs', better: 'lower',
+    axis: 'ratio', unit: 'µs/MB', scale: 1, digits: 0,
+    targets: [bound('<=', 1.15, 'CPU per MB <= 1.15 x raw TCP (issue 16)', '1.15', 'CPU/MB <= 1.15 x raw TCP')],
+  },
+  {
     id: 'bulk-100', workload: 'bulk-100', title: 'bulk-100 aggregate throughput', figure: 'MBps', better: 'higher',
     axis: 'ratio', unit: 'MB/s', scale: 1, digits: 0,
     targets: [bound('>=', 0.9, '>= 0.90 x raw TCP with 100 sockets', '0.90', 'throughput >= 0.90 x raw TCP')],
@@ -172,6 +187,11 @@ export const MEASURES: readonly Measure[] = [
       timesImpl('>=', 3, 'http2', '>= 3 x node:http2', 'opens/s >= 3 x node:http2'),
       noFailures,
     ],
+  },
+  {
+    id: 'open-10k-cpu', workload: 'open-10k', title: 'open-10k CPU per channel', figure: 'cpuUs', better: 'lower',
+    axis: 'ratio', unit: 'µs/ch', scale: 1, digits: 1,
+    targets: [bound('<=', 0.33, 'CPU per channel opened <= 0.33 x raw TCP per connection (issue 16)', '0.33', 'CPU/channel <= 0.33 x raw TCP')],
   },
   {
     id: 'rr-1-p50', workload: 'rr-1', title: 'rr-1 latency p50', figure: 'p50', better: 'lower',

@@ -18,6 +18,7 @@ export { MemoryBudget, sharedMemoryBudget } from './budget.js';
 export { FrameBatch, WriteScheduler, type SchedulerHooks, COPY_LIMIT } from './scheduler.js';
 export { ChannelState, type ChannelStateName, type ChannelEndpoint, type WriteDone } from './channel-state.js';
 export type { ChannelPort } from './channel-port.js';
+export type { ChannelFacts } from './channel-facts.js';
 export { Emitter } from './emitter.js';
 export type { Transport, TransportEvents } from './transport.js';
 export {

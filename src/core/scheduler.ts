@@ -273,6 +273,7 @@ export class WriteScheduler {
         if (item.done !== null) batch.done.push(item.done);
       }
     }
+    if (queue.length === 0) channel.queueEmptied();
     channel.sendWindow -= size;
     channel.queuedBytes -= size;
     if (flags !== 0) this.hooks.onFlagsSent(channel, flags);

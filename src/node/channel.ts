@@ -9,6 +9,7 @@
  * @module
  */
 import { Duplex } from 'node:stream';
+import { installChannelFacts } from '../core/channel-facts.js';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
 import { MuxError } from '../core/errors.js';
@@ -93,30 +94,21 @@ export class Channel extends Duplex implements ChannelEndpoint {
     (this as unknown as { _readableState: { readingMore: boolean } })._readableState.readingMore = true;
   }
 
-  /** The channel id on the wire (odd when the client dialled it, even when the server did). */
-  get id(): number {
-    return this.#state.id;
+  // id, session, protocolState, receiveWindow, outbound: defined once for every kind of channel (channel-facts.ts).
+  static {
+    installChannelFacts(Channel.prototype, (channel) => channel.#state, (channel) => channel.#port.session);
   }
 
-  /** The session this channel belongs to. */
-  get session(): MuxSession<Channel> {
-    return this.#port.session;
-  }
-
-  /** The protocol state: `init`, `syn-sent`, `syn-received`, `established`, `local-closed`, `remote-closed`, `closed` or `reset`. */
-  get protocolState(): ChannelStateName {
-    return this.#state.state;
-  }
-
-  /** This side's current receive window in bytes: 256 KiB at first, grown by auto-tuning up to `maxWindow`. */
-  get receiveWindow(): number {
-    return this.#state.rx.size;
-  }
-
-  /** True if this side dialled the channel, false if the peer did. */
-  get outbound(): boolean {
-    return this.#state.outbound;
-  }
+  /** {@inheritDoc ChannelFacts.id} */
+  declare readonly id: number;
+  /** {@inheritDoc ChannelFacts.session} */
+  declare readonly session: MuxSession<Channel>;
+  /** {@inheritDoc ChannelFacts.protocolState} */
+  declare readonly protocolState: ChannelStateName;
+  /** {@inheritDoc ChannelFacts.receiveWindow} */
+  declare readonly receiveWindow: number;
+  /** {@inheritDoc ChannelFacts.outbound} */
+  declare readonly outbound: boolean;
 
   /**
    * Why the channel ended abnormally (reset by the peer, session failure), if it did. The same error is
