@@ -8,6 +8,11 @@
 //   npm run bench:tunnel -- --report     # and writes it into docs/benchmarks.md (between the tunnel markers)
 //   npm run bench:tunnel -- --seconds 10 --rounds 5 --paths direct,ssh,muxwire-tcp
 //   MUXWIRE_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench:tunnel -- --paths muxwire-tcp --figures conns
+//   npm run bench:tunnel -- --paths direct,relay,ssh,muxwire-tcp      # with the floor: two minimal Node relays
+//   npm run bench:tunnel -- --baseline ../old --baseline-name 'commit abc1234'   # another build beside this one
+//
+// Beside each figure, the CPU time (user + system) the path's own processes spent per GB, per request and per
+// connection, from /proc: on a shared machine wall-clock figures move with the load, CPU time much less.
 //
 // Needs iperf3, redis-server, redis-tools, openssh-server and openssh-client (.ci/run installs them), and
 // root for sshd. Not part of `npm test`.
@@ -63,6 +68,8 @@ const { values: args } = parseArgs({
     // Another build of muxwire (a directory holding dist/src/cli.js, e.g. an older commit built elsewhere),
     // measured as path `baseline-tcp` beside this one, in the same rounds.
     baseline: { type: 'string' },
+    // How the report names that build (a commit, say); the directory otherwise.
+    'baseline-name': { type: 'string' },
   },
 });
 const figuresWanted = new Set(args.figures!.split(','));
@@ -409,6 +416,20 @@ function targets(results: Map<PathName, Figures>): string {
   const direct = results.get('direct');
   const ssh = results.get('ssh');
   const lines: string[] = [];
+  // What the targets ask, set against what is possible: no relay beats the direct connection, and the
+  // floor shows what two extra Node processes cost by themselves.
+  if (direct !== undefined && ssh !== undefined) {
+    lines.push(`- ceiling: direct itself made ${(direct.connsPerSecond / ssh.connsPerSecond).toFixed(2)}x the connections/s of ssh -L `
+      + `(3x ssh -L means ${(3 * ssh.connsPerSecond / direct.connsPerSecond).toFixed(2)}x direct)`);
+  }
+  const relay = results.get('relay');
+  if (relay !== undefined && direct !== undefined) {
+    lines.push(`- floor (relay): redis ${(relay.redisRps / direct.redisRps).toFixed(2)}x direct; `
+      + `connections/s ${(relay.connsPerSecond / direct.connsPerSecond).toFixed(2)}x direct`
+      + `${ssh === undefined ? '' : `, ${(relay.connsPerSecond / ssh.connsPerSecond).toFixed(2)}x ssh -L`}; `
+      + `throughput ${(relay.iperfGbps / direct.iperfGbps).toFixed(2)}x direct`
+      + `${ssh === undefined ? '' : `, ${(relay.iperfGbps / ssh.iperfGbps).toFixed(2)}x ssh -L`}`);
+  }
   for (const name of ['muxwire-tcp', 'muxwire-tls', 'muxwire-ws', 'baseline-tcp'] as const) {
     const f = results.get(name);
     if (f === undefined) continue;
@@ -494,6 +515,9 @@ async function main(): Promise<void> {
       + `iperf3: one stream for ${SECONDS} s. redis: \`redis-benchmark -c 50 -t get\`. connections/s: 16 workers each connecting, `
       + 'sending a Redis PING, reading the PONG and closing, in turn. Every program, both tunnel ends and ssh/sshd share the same cores, '
       + 'so a tunnel\'s own CPU use shows in every figure. '
+      + (selected.includes('relay') ? '`relay` is the floor: two chained minimal Node relays (bench/tunnel-relay.ts), the tunnel\'s '
+        + 'topology (two extra processes, four extra sockets per connection) without multiplexing, authentication or status. ' : '')
+      + (selected.includes('baseline-tcp') ? `\`baseline-tcp\` is the command of another build (${args['baseline-name'] ?? args.baseline}) over TCP. ` : '')
       + `Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end (other work on the machine).`,
     '',
     table(results),
