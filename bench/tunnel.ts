@@ -378,18 +378,32 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-function table(results: Map<PathName, Figures>): string {
-  const direct = results.get('direct');
-  const ssh = results.get('ssh');
-  const ratio = (value: number, base: number | undefined): string => (base === undefined ? '' : `${(value / base).toFixed(2)}x`);
+type Figure = 'iperfGbps' | 'redisRps' | 'connsPerSecond';
+
+/**
+ * `name`'s figure over `base`'s, taken in each round (the two measured minutes apart, under the same load)
+ * and then the median of those: steadier on a shared machine than the ratio of the two medians.
+ */
+function ratioOf(rounds: Map<PathName, Figures[]>, name: PathName, base: PathName, figure: Figure): number | undefined {
+  const mine = rounds.get(name);
+  const theirs = rounds.get(base);
+  if (mine === undefined || theirs === undefined) return undefined;
+  return median(mine.map((f, i) => f[figure] / theirs[i]![figure]));
+}
+
+function table(results: Map<PathName, Figures>, rounds: Map<PathName, Figures[]>): string {
+  const ratio = (name: PathName, base: PathName, figure: Figure): string => {
+    const r = ratioOf(rounds, name, base, figure);
+    return r === undefined ? '' : `${r.toFixed(2)}x`;
+  };
   const lines = [
     '| path | iperf3 (1 stream) | / direct | / ssh -L | redis GET, 50 clients | / direct | / ssh -L | connections/s | / direct | / ssh -L |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const [name, f] of results) {
-    lines.push(`| ${label(name)} | ${f.iperfGbps.toFixed(2)} Gbit/s | ${ratio(f.iperfGbps, direct?.iperfGbps)} | ${ratio(f.iperfGbps, ssh?.iperfGbps)} `
-      + `| ${Math.round(f.redisRps).toLocaleString('en-US')}/s | ${ratio(f.redisRps, direct?.redisRps)} | ${ratio(f.redisRps, ssh?.redisRps)} `
-      + `| ${Math.round(f.connsPerSecond).toLocaleString('en-US')}/s | ${ratio(f.connsPerSecond, direct?.connsPerSecond)} | ${ratio(f.connsPerSecond, ssh?.connsPerSecond)} |`);
+    lines.push(`| ${label(name)} | ${f.iperfGbps.toFixed(2)} Gbit/s | ${ratio(name, 'direct', 'iperfGbps')} | ${ratio(name, 'ssh', 'iperfGbps')} `
+      + `| ${Math.round(f.redisRps).toLocaleString('en-US')}/s | ${ratio(name, 'direct', 'redisRps')} | ${ratio(name, 'ssh', 'redisRps')} `
+      + `| ${Math.round(f.connsPerSecond).toLocaleString('en-US')}/s | ${ratio(name, 'direct', 'connsPerSecond')} | ${ratio(name, 'ssh', 'connsPerSecond')} |`);
   }
   return lines.join('\n');
 }
@@ -412,36 +426,35 @@ function cpuTable(results: Map<PathName, Figures>): string {
   return lines.join('\n');
 }
 
-function targets(results: Map<PathName, Figures>): string {
-  const direct = results.get('direct');
-  const ssh = results.get('ssh');
+function targets(rounds: Map<PathName, Figures[]>): string {
   const lines: string[] = [];
+  const x = (name: PathName, base: PathName, figure: Figure): number => ratioOf(rounds, name, base, figure)!;
+  const hasSsh = rounds.has('ssh');
+  const hasDirect = rounds.has('direct');
   // What the targets ask, set against what is possible: no relay beats the direct connection, and the
   // floor shows what two extra Node processes cost by themselves.
-  if (direct !== undefined && ssh !== undefined) {
-    lines.push(`- ceiling: direct itself made ${(direct.connsPerSecond / ssh.connsPerSecond).toFixed(2)}x the connections/s of ssh -L `
-      + `(3x ssh -L means ${(3 * ssh.connsPerSecond / direct.connsPerSecond).toFixed(2)}x direct)`);
+  if (hasDirect && hasSsh) {
+    const c = x('direct', 'ssh', 'connsPerSecond');
+    lines.push(`- ceiling: direct itself made ${c.toFixed(2)}x the connections/s of ssh -L (3x ssh -L means ${(3 / c).toFixed(2)}x direct)`);
   }
-  const relay = results.get('relay');
-  if (relay !== undefined && direct !== undefined) {
-    lines.push(`- floor (relay): redis ${(relay.redisRps / direct.redisRps).toFixed(2)}x direct; `
-      + `connections/s ${(relay.connsPerSecond / direct.connsPerSecond).toFixed(2)}x direct`
-      + `${ssh === undefined ? '' : `, ${(relay.connsPerSecond / ssh.connsPerSecond).toFixed(2)}x ssh -L`}; `
-      + `throughput ${(relay.iperfGbps / direct.iperfGbps).toFixed(2)}x direct`
-      + `${ssh === undefined ? '' : `, ${(relay.iperfGbps / ssh.iperfGbps).toFixed(2)}x ssh -L`}`);
+  if (rounds.has('relay') && hasDirect) {
+    lines.push(`- floor (relay): redis ${x('relay', 'direct', 'redisRps').toFixed(2)}x direct; `
+      + `connections/s ${x('relay', 'direct', 'connsPerSecond').toFixed(2)}x direct`
+      + `${hasSsh ? `, ${x('relay', 'ssh', 'connsPerSecond').toFixed(2)}x ssh -L` : ''}; `
+      + `throughput ${x('relay', 'direct', 'iperfGbps').toFixed(2)}x direct`
+      + `${hasSsh ? `, ${x('relay', 'ssh', 'iperfGbps').toFixed(2)}x ssh -L` : ''}`);
   }
   for (const name of ['muxwire-tcp', 'muxwire-tls', 'muxwire-ws', 'baseline-tcp'] as const) {
-    const f = results.get(name);
-    if (f === undefined) continue;
+    if (!rounds.has(name)) continue;
     const checks: string[] = [];
-    if (ssh !== undefined) {
-      const t = f.iperfGbps / ssh.iperfGbps;
+    if (hasSsh) {
+      const t = x(name, 'ssh', 'iperfGbps');
       checks.push(`throughput ${t.toFixed(2)}x ssh -L (target >= 2x) ${t >= 2 ? '✓' : '✗'}`);
-      const c = f.connsPerSecond / ssh.connsPerSecond;
+      const c = x(name, 'ssh', 'connsPerSecond');
       checks.push(`connections/s ${c.toFixed(2)}x ssh -L (target >= 3x) ${c >= 3 ? '✓' : '✗'}`);
     }
-    if (direct !== undefined) {
-      const r = f.redisRps / direct.redisRps;
+    if (hasDirect) {
+      const r = x(name, 'direct', 'redisRps');
       checks.push(`redis ${r.toFixed(2)}x direct (target >= 0.8x) ${r >= 0.8 ? '✓' : '✗'}`);
     }
     lines.push(`- ${name}: ${checks.join('; ')}`);
@@ -509,7 +522,7 @@ async function main(): Promise<void> {
     '## The tunnel command against `ssh -L`',
     '',
     `One run of \`npm run bench:tunnel\` (bench/tunnel.ts), ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, `
-      + `medians of ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} in which the paths take turns, `
+      + `medians of ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} in which the paths take turns (a ratio is the median of the rounds' ratios), `
       + `Node ${process.version}; all on 127.0.0.1. Each path forwards to the same iperf3 and redis-server; \`ssh -L\` is Debian's `
       + `OpenSSH${sshVersion === '' ? '' : ` (${sshVersion.trim()})`} with its default cipher, sshd run as root on a loopback port with keys made for the run. `
       + `iperf3: one stream for ${SECONDS} s. redis: \`redis-benchmark -c 50 -t get\`. connections/s: 16 workers each connecting, `
@@ -520,14 +533,14 @@ async function main(): Promise<void> {
       + (selected.includes('baseline-tcp') ? `\`baseline-tcp\` is the command of another build (${args['baseline-name'] ?? args.baseline}) over TCP. ` : '')
       + `Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end (other work on the machine).`,
     '',
-    table(results),
+    table(results, rounds),
     '',
     'CPU time (user + system) of each path\'s own processes per unit of work, read from `/proc` (both tunnel ends; '
       + '`ssh` and `sshd` with its per-connection children; both relays):',
     '',
     cpuTable(results),
     '',
-    targets(results),
+    targets(rounds),
     '',
     TUNNEL_END,
   ].join('\n');

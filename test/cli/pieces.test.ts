@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
-import { PassThrough } from 'node:stream';
+import { Duplex, PassThrough } from 'node:stream';
 import { UsageError, allowed, parseAddress, parseAllow, parseCommand, parseFingerprint, parseForward } from '../../src/cli/args.js';
 import { loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
 import { DIRECT_WRITE_BYTES, coalescingTransport } from '../../src/cli/coalesce.js';
@@ -292,5 +292,29 @@ describe('session transport', () => {
     } finally {
       pair.close();
     }
+  });
+  test('over a stream without writev (the WebSocket stream), the small writes of one turn reach it joined, as one chunk', async () => {
+    const chunks: string[] = [];
+    const stream = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        chunks.push(chunk.toString());
+        callback();
+      },
+    });
+    const transport = coalescingTransport(stream);
+    transport.start(sink);
+    const done: string[] = [];
+    assert.equal(transport.write([Buffer.from('a')], () => done.push('a')), true);
+    transport.write([Buffer.from('b'), Buffer.from('c')], () => done.push('bc'));
+    assert.deepEqual(chunks, []);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(chunks, ['abc']);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(done, ['a', 'bc']);
+    transport.write([Buffer.from('d')], () => {});
+    transport.write([Buffer.alloc(DIRECT_WRITE_BYTES, 'e')], () => {});
+    assert.deepEqual((chunks as string[]).map((c) => c.slice(0, 2)), ['ab', 'd', 'ee'], 'a bulk write goes at once, after what was held');
+    stream.destroy();
   });
 });
