@@ -8,6 +8,7 @@ import type net from 'node:net';
 import { type Channel, Session } from '../index.js';
 import { type ClientConfig, type ForwardSpec, TOKEN_ENV, formatAddress } from './args.js';
 import { loadToken } from './auth.js';
+import { coalescingTransport } from './coalesce.js';
 import { FATAL_CODES, TunnelError } from './errors.js';
 import { type Decision, type ForwardContext, answer, boundPort, carry, listenForward } from './forwards.js';
 import {
@@ -47,7 +48,7 @@ export async function runClient(config: ClientConfig, env: Record<string, string
   /** Connects, authenticates, announces the forwards and checks the server's answers. */
   async function establish(): Promise<Session> {
     const socket = await dialServer(config.server, tlsOptions, config.tls?.fingerprint, config.ws, config.proxy);
-    const session = new Session(socket, 'client', TUNNEL_SESSION_OPTIONS);
+    const session = new Session(coalescingTransport(socket), 'client', TUNNEL_SESSION_OPTIONS);
     try {
       const control = session.dial();
       control.on('error', () => {});

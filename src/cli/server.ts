@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Channel, Session } from '../index.js';
 import { type ServerConfig, allowed, formatAddress } from './args.js';
 import { AUTH_FAILURE_DELAY_MS, loadToken, tokensMatch } from './auth.js';
+import { coalescingTransport } from './coalesce.js';
 import { TunnelError } from './errors.js';
 import { type Decision, type ForwardContext, answer, boundPort, carry, listenForward } from './forwards.js';
 import {
@@ -60,7 +61,7 @@ export async function runServer(config: ServerConfig, env: Record<string, string
       transport.destroy();
       return;
     }
-    const session = new Session(transport, 'server', TUNNEL_SESSION_OPTIONS);
+    const session = new Session(coalescingTransport(transport), 'server', TUNNEL_SESSION_OPTIONS);
     const state: ClientState = { session, remote, listeners: [] };
     clients.add(state);
     session.once('close', (error?: Error) => {

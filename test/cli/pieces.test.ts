@@ -1,13 +1,16 @@
 /**
  * The command's pure pieces, without processes: argument parsing (forward specs, addresses, allow patterns,
  * the token never on argv), token checks, the control protocol's framing and validation (bad input gets a
- * typed error), and the reconnect backoff.
+ * typed error), the reconnect backoff, and the session transport's write coalescing (on a loopback TCP pair).
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
+import { once } from 'node:events';
+import net from 'node:net';
+import { Duplex, PassThrough } from 'node:stream';
 import { UsageError, allowed, parseAddress, parseAllow, parseCommand, parseFingerprint, parseForward } from '../../src/cli/args.js';
 import { loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
+import { DIRECT_WRITE_BYTES, coalescingTransport } from '../../src/cli/coalesce.js';
 import { MAX_MESSAGE_BYTES, encode, readMessage, validate } from '../../src/cli/protocol.js';
 import { backoffDelay } from '../../src/cli/reconnect.js';
 import { Reporter, Traffic } from '../../src/cli/status.js';
@@ -210,5 +213,108 @@ describe('status', () => {
     } finally {
       json.stop();
     }
+  });
+});
+
+describe('session transport', () => {
+  /** A connected TCP pair on loopback; `calls` records the client socket's `_write` and `_writev` calls. */
+  async function socketPair(): Promise<{ client: net.Socket; server: net.Socket; calls: string[]; received: () => Promise<Buffer>; close(): void }> {
+    const listener = net.createServer({ allowHalfOpen: true });
+    listener.listen(0, '127.0.0.1');
+    await once(listener, 'listening');
+    const client = net.connect((listener.address() as net.AddressInfo).port, '127.0.0.1');
+    const [server] = await once(listener, 'connection') as [net.Socket];
+    await once(client, 'connect');
+    const calls: string[] = [];
+    const socket = client as unknown as { _write: (...a: unknown[]) => void; _writev: (chunks: unknown[], cb: unknown) => void };
+    const write = socket._write.bind(socket);
+    const writev = socket._writev.bind(socket);
+    socket._write = (...a) => {
+      calls.push('write');
+      write(...a);
+    };
+    socket._writev = (chunks, cb) => {
+      calls.push(`writev ${chunks.length}`);
+      writev(chunks, cb);
+    };
+    const chunks: Buffer[] = [];
+    server.on('data', (chunk: Buffer) => chunks.push(chunk));
+    return {
+      client, server, calls,
+      received: async () => {
+        await once(server, 'end');
+        return Buffer.concat(chunks);
+      },
+      close() {
+        client.destroy();
+        server.destroy();
+        listener.close();
+      },
+    };
+  }
+
+  const sink = { data() {}, drain() {}, end() {}, error() {}, close() {} };
+
+  test('small writes of one event-loop turn leave in one writev, after the turn', async () => {
+    const pair = await socketPair();
+    try {
+      const transport = coalescingTransport(pair.client);
+      transport.start(sink);
+      const done: string[] = [];
+      transport.write([Buffer.from('one ')], () => done.push('one'));
+      transport.write([Buffer.from('two '), Buffer.from('three ')], () => done.push('two'));
+      transport.write([Buffer.from('four')], () => done.push('four'));
+      assert.deepEqual(pair.calls, [], 'nothing is written during the turn');
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(pair.calls, ['writev 4']);
+      transport.end();
+      assert.equal((await pair.received()).toString(), 'one two three four');
+      assert.deepEqual(done, ['one', 'two', 'four'], 'every write is reported done, in order');
+    } finally {
+      pair.close();
+    }
+  });
+
+  test(`a write of ${DIRECT_WRITE_BYTES / 1024} KiB or more leaves at once, with the small ones held before it; end() flushes what is held`, async () => {
+    const pair = await socketPair();
+    try {
+      const transport = coalescingTransport(pair.client);
+      transport.start(sink);
+      transport.write([Buffer.from('head ')], () => {});
+      transport.write([Buffer.alloc(DIRECT_WRITE_BYTES, 'x')], () => {});
+      assert.deepEqual(pair.calls, ['writev 2'], 'the bulk write and the one before it leave together, at once');
+      transport.write([Buffer.from(' tail')], () => {});
+      transport.end(); // before the turn ends: the held write must still go out, then the FIN
+      const received = await pair.received();
+      assert.equal(received.length, 5 + DIRECT_WRITE_BYTES + 5);
+      assert.equal(received.subarray(0, 5).toString(), 'head ');
+      assert.equal(received.subarray(-5).toString(), ' tail');
+    } finally {
+      pair.close();
+    }
+  });
+  test('over a stream without writev (the WebSocket stream), the small writes of one turn reach it joined, as one chunk', async () => {
+    const chunks: string[] = [];
+    const stream = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        chunks.push(chunk.toString());
+        callback();
+      },
+    });
+    const transport = coalescingTransport(stream);
+    transport.start(sink);
+    const done: string[] = [];
+    assert.equal(transport.write([Buffer.from('a')], () => done.push('a')), true);
+    transport.write([Buffer.from('b'), Buffer.from('c')], () => done.push('bc'));
+    assert.deepEqual(chunks, []);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(chunks, ['abc']);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(done, ['a', 'bc']);
+    transport.write([Buffer.from('d')], () => {});
+    transport.write([Buffer.alloc(DIRECT_WRITE_BYTES, 'e')], () => {});
+    assert.deepEqual((chunks as string[]).map((c) => c.slice(0, 2)), ['ab', 'd', 'ee'], 'a bulk write goes at once, after what was held');
+    stream.destroy();
   });
 });
