@@ -25,4 +25,7 @@ export {
   MuxSession, type Role, type SessionEvents, type SessionStatus, type AcceptOptions, type DialOptions, type CloseOptions,
 } from './core/session.js';
 export type { ChannelStateName } from './core/channel-state.js';
+export {
+  LOG_LEVELS, type LogLevel, type LogEvent, type LogRecord, type Logger, type SessionStats, type ChannelStats,
+} from './core/observe.js';
 export type { Transport, TransportEvents } from './core/transport.js';

@@ -24,4 +24,7 @@ export {
   MuxSession, type Role, type SessionEvents, type SessionStatus, type EndpointFactory, type AcceptOptions, type DialOptions,
   type CloseOptions,
 } from './session.js';
+export {
+  LOG_LEVELS, type LogLevel, type LogEvent, type LogRecord, type Logger, type SessionStats, type ChannelStats,
+} from './observe.js';
 export { LightChannel, LightSession, type LightChannelEvents } from './light-channel.js';

@@ -12,6 +12,7 @@ import { Duplex } from 'node:stream';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
 import { MuxError } from '../core/errors.js';
+import { type ChannelStats, channelStats } from '../core/observe.js';
 import type { MuxSession } from '../core/session.js';
 
 type WriteCallback = (error?: Error | null) => void;
@@ -116,6 +117,11 @@ export class Channel extends Duplex implements ChannelEndpoint {
   /** True if this side dialled the channel, false if the peer did. */
   get outbound(): boolean {
     return this.#state.outbound;
+  }
+
+  /** A snapshot of this channel's figures: bytes each way, queued and unread bytes, both windows, stalled or not. */
+  stats(): ChannelStats {
+    return channelStats(this.#state);
   }
 
   /**
