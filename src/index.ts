@@ -11,6 +11,7 @@ export { Channel } from './node/channel.js';
 export { LightChannel, LightSession, type LightChannelEvents } from './core/light-channel.js';
 export { connect, createServer, type ConnectOptions, type ServerOptions } from './node/net.js';
 export { duplexTransport } from './node/transport.js';
+export { LOG_CHANNEL, SESSION_CHANNEL } from './node/diagnostics.js';
 export { createWebSocketServer, type MuxWebSocketServer, type WebSocketServerOptions } from './node/websocket.js';
 export {
   webSocketTransport, WebSocketClosedError, type WebSocketLike, type WebSocketTransportOptions,
