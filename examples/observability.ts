@@ -13,7 +13,9 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { type Channel, LOG_LEVELS, type LogRecord, SESSION_CHANNEL, type Session, connect, createServer } from 'muxwire';
+import {
+  type Channel, LOG_LEVELS, type LogRecord, SESSION_CHANNEL, type Session, connect, createServer, formatLogRecord,
+} from 'muxwire';
 
 // Tools (metrics exporters, APM agents) learn of every Node session here, without a hook in the application.
 const seen: Session[] = [];
@@ -22,7 +24,7 @@ diagnostics.subscribe(SESSION_CHANNEL, (message) => seen.push((message as { sess
 // A logger that prints records from `info` up (`debug` adds resets and window stalls, one per channel).
 const atLeastInfo = (record: LogRecord): boolean => LOG_LEVELS.indexOf(record.level) >= LOG_LEVELS.indexOf('info');
 const logger = (record: LogRecord): void => {
-  if (atLeastInfo(record)) console.log(`[${record.role} ${record.level}] ${record.event}: ${record.message}`);
+  if (atLeastInfo(record)) console.log(`[log] ${formatLogRecord(record)}`);
 };
 
 // acceptBacklog 1: while the application has not taken a channel, the next one is refused.

@@ -27,6 +27,6 @@ export {
 } from './core/session.js';
 export type { ChannelStateName } from './core/channel-state.js';
 export {
-  LOG_LEVELS, type LogLevel, type LogEvent, type LogRecord, type Logger, type SessionStats, type ChannelStats,
+  LOG_LEVELS, formatLogRecord, type LogLevel, type RefusalReason, type LogEvent, type LogRecord, type Logger, type SessionStats, type ChannelStats,
 } from './core/observe.js';
 export type { Transport, TransportEvents } from './core/transport.js';

@@ -36,7 +36,7 @@ const standalone: Record<string, { args?: () => string[]; node?: string[]; expec
     expect: [/^answers: one, two, failed: ChannelRefusedError$/m,
       /^client: \d+ bytes in \d+ frames out, \d+ bytes in \d+ frames in; 4 channels dialled, 1 refused, 1 reset$/m,
       /^server: 3 channels opened by the client, 1 refused, 1 reset by the client$/m,
-      /^\[server warn\] channel-refused: refused channel 5 opened by the peer: the accept queue is full/m,
+      /^\[log\] server warn channel-refused channel=5: refused the peer's channel: the accept queue is full/m,
       /^channel 7 closed \(reset\): 10 bytes out, \d+ in, ChannelResetError$/m,
       /^sessions announced on muxwire:session: 2$/m],
   },

@@ -142,12 +142,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       const telemetry = this.telemetry;
       if (refusal) telemetry.refusalsOut++;
       else telemetry.resetsOut++;
-      if (telemetry.logger !== null) {
-        telemetry.log(refusal ? 'info' : 'debug', refusal ? 'channel-refused' : 'channel-reset',
-          refusal ? `refused channel ${channel.id} opened by the peer: ${failure.message}`
-            : `reset channel ${channel.id}: ${failure.message}`,
-          { channel: channel.id, direction: 'out', error: failure });
-      }
+      if (refusal) telemetry.log('info', 'channel-refused', channel.id, 'out', undefined, undefined, 'closing');
+      else telemetry.log('debug', 'channel-reset', channel.id, 'out', failure);
       channel.pending = Pending.rst | (channel.pending & Pending.ack); // an owed ACK leaves with the RST
       channel.pendingIncrement = 0;
       this.scheduler.scheduleControl(channel);

@@ -25,6 +25,6 @@ export {
   type CloseOptions,
 } from './session.js';
 export {
-  LOG_LEVELS, type LogLevel, type LogEvent, type LogRecord, type Logger, type SessionStats, type ChannelStats,
+  LOG_LEVELS, formatLogRecord, type LogLevel, type RefusalReason, type LogEvent, type LogRecord, type Logger, type SessionStats, type ChannelStats,
 } from './observe.js';
 export { LightChannel, LightSession, type LightChannelEvents } from './light-channel.js';

@@ -3,8 +3,9 @@
  * `session.stats()` and `channel.stats()` return.
  *
  * Cost when nobody looks: the counters are plain numbers on one object per session, bumped where the event
- * already happens; a log site is `if (telemetry.logger !== null)` and builds its message and record only
- * inside that branch. Per channel nothing is added but one number (`ChannelState.sent`): the rest of a
+ * already happens; a log call passes its fields positionally (numbers, constant strings, an error that exists
+ * anyway), so with no logger it allocates nothing, and `log()` returns after its one check. No text is built
+ * in the session at all: {@link formatLogRecord} makes a line of a record, for those who want one. Per channel nothing is added but one number (`ChannelState.sent`): the rest of a
  * channel's snapshot is read from what its state already holds.
  * @module
  */
@@ -30,12 +31,16 @@ export type LogEvent =
   | 'session-open' | 'session-close' | 'goaway-sent' | 'goaway-received' | 'keepalive-timeout' | 'close-timeout'
   | 'protocol-error' | 'channel-refused' | 'channel-reset' | 'window-stall';
 
-/** One log record, handed to the `logger` option. */
+/** Why this side refused a channel the peer opened. */
+export type RefusalReason = 'closing' | 'max-streams' | 'accept-backlog';
+
+/**
+ * One log record, handed to the `logger` option: structured, no text built inside the session (so the core
+ * carries no messages; {@link formatLogRecord} makes a line of it).
+ */
 export interface LogRecord {
   level: LogLevel;
   event: LogEvent;
-  /** A sentence for people: what happened, with the figures. */
-  message: string;
   /** The session's role (`client` or `server`): which end of the connection reports. */
   role: 'client' | 'server';
   /** The session that reports (a `MuxSession`: `Session`, `LightSession`, `WebSession`...). */
@@ -46,8 +51,10 @@ export interface LogRecord {
   direction?: 'in' | 'out';
   /** The Go Away code, for `goaway-*` events. */
   code?: number;
-  /** The error behind the event (the session's, or the channel's). */
+  /** The error behind the event (the session's, or the channel's): its message says what happened. */
   error?: Error;
+  /** For `channel-refused` by this side: why. */
+  reason?: RefusalReason;
 }
 
 /**
@@ -57,7 +64,7 @@ export interface LogRecord {
 export type Logger = (record: LogRecord) => void;
 
 /** Ordering of levels, for loggers that filter: `LOG_LEVELS.indexOf(record.level) >= LOG_LEVELS.indexOf('info')`. */
-export const LOG_LEVELS: readonly LogLevel[] = Object.freeze(['debug', 'info', 'warn', 'error'] as LogLevel[]);
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error']; // not frozen: a call would keep it in every bundle
 
 /**
  * A session's counters since it started (`session.stats()`). Bytes and frames are on the wire: `bytesOut`
@@ -124,7 +131,10 @@ export interface ChannelStats {
   stalled: boolean;
 }
 
-/** The session's counters and its logger, shared by the parts that count or report. @internal */
+/**
+ * The session's counters and its logger, shared by the parts that count or report. Its own fields are the
+ * counters alone (the rest is private), so `stats()` copies them with a spread. @internal
+ */
 export class Telemetry {
   bytesIn = 0;
   bytesOut = 0;
@@ -140,18 +150,35 @@ export class Telemetry {
   refusalsOut = 0;
   windowStalls = 0;
 
-  constructor(
-    /** The logger, or null: every log site checks this first. */
-    readonly logger: Logger | null,
-    private readonly session: object,
-    private readonly role: 'client' | 'server',
-  ) {}
+  readonly #logger: Logger | null;
+  readonly #session: object;
+  readonly #role: 'client' | 'server';
 
-  /** Hands a record to the logger; call only after checking `logger !== null`. */
-  log(level: LogLevel, event: LogEvent, message: string, extra?: Pick<LogRecord, 'channel' | 'direction' | 'code' | 'error'>): void {
-    const logger = this.logger;
+  constructor(logger: Logger | null, session: object, role: 'client' | 'server') {
+    this.#logger = logger;
+    this.#session = session;
+    this.#role = role;
+  }
+
+  /** The logger, or null: every log site checks this first. */
+  get logger(): Logger | null {
+    return this.#logger;
+  }
+
+  /**
+   * Hands a record to the logger, if there is one. Positional, so that a call with no logger allocates
+   * nothing: the one check is here. Fields left undefined are left out of the record.
+   */
+  log(level: LogLevel, event: LogEvent, channel?: number, direction?: 'in' | 'out', error?: Error, code?: number,
+    reason?: RefusalReason): void {
+    const logger = this.#logger;
     if (logger === null) return;
-    const record: LogRecord = { level, event, message, role: this.role, session: this.session, ...extra };
+    const record: LogRecord = { level, event, role: this.#role, session: this.#session };
+    if (channel !== undefined) record.channel = channel;
+    if (direction !== undefined) record.direction = direction;
+    if (error !== undefined) record.error = error;
+    if (code !== undefined) record.code = code;
+    if (reason !== undefined) record.reason = reason;
     try {
       logger(record);
     } catch {
@@ -162,11 +189,40 @@ export class Telemetry {
   /** A channel's data now waits for the peer's window. */
   onWindowStall(channel: ChannelState): void {
     this.windowStalls++;
-    if (this.logger !== null) {
-      this.log('debug', 'window-stall', `channel ${channel.id}: ${channel.queuedBytes} bytes wait for the peer's window`,
-        { channel: channel.id });
-    }
+    this.log('debug', 'window-stall', channel.id);
   }
+}
+
+const REFUSAL_REASONS: Record<RefusalReason, string> = {
+  'closing': 'this session is closing',
+  'max-streams': 'maxStreams channels are open',
+  'accept-backlog': 'the accept queue is full (acceptBacklog): the application does not accept fast enough',
+};
+
+/**
+ * A log record as one line for people, e.g. `server warn channel-refused channel=5: refused the peer's
+ * channel: the accept queue is full (acceptBacklog)...`. Not used by the session itself (so it stays out of
+ * bundles that do not call it).
+ */
+export function formatLogRecord(record: LogRecord): string {
+  const { event, error } = record;
+  let text: string;
+  switch (event) {
+    case 'session-open': text = 'session opened'; break;
+    case 'session-close': text = error === undefined ? 'session closed cleanly' : `session failed: ${error.message}`; break;
+    case 'goaway-sent': text = `Go Away (code ${record.code}) sent${error === undefined ? '' : `: ${error.message}`}`; break;
+    case 'goaway-received': text = `the peer sent Go Away (code ${record.code})`; break;
+    case 'window-stall': text = "data waits for the peer's window"; break;
+    case 'channel-refused':
+      text = record.direction === 'in' ? `the peer refused this side's channel` : `refused the peer's channel: ${
+        record.reason === undefined ? error?.message ?? 'refused' : REFUSAL_REASONS[record.reason]}`;
+      break;
+    case 'channel-reset': text = `${record.direction === 'in' ? 'reset by the peer' : 'reset by this side'}${
+      error === undefined ? '' : `: ${error.message}`}`; break;
+    default: text = error?.message ?? event;
+  }
+  const channel = record.channel === undefined ? '' : ` channel=${record.channel}`;
+  return `${record.role} ${record.level} ${event}${channel}: ${text}`;
 }
 
 /** A snapshot of one channel's figures, read from its state. */

@@ -253,30 +253,18 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     else if (this.host.remoteGoAway() === undefined) error = new ChannelRefusedError(channel.id);
     else error = new ChannelRefusedError(channel.id, `channel ${channel.id} was refused: the peer is closing (Go Away)`);
     const telemetry = this.telemetry;
-    if (error instanceof ChannelRefusedError) telemetry.refusalsIn++;
+    const refused = error instanceof ChannelRefusedError;
+    if (refused) telemetry.refusalsIn++;
     else telemetry.resetsIn++;
-    if (telemetry.logger !== null) {
-      const refused = error instanceof ChannelRefusedError;
-      telemetry.log(refused ? 'info' : 'debug', refused ? 'channel-refused' : 'channel-reset', error.message,
-        { channel: channel.id, direction: 'in', error });
-    }
+    telemetry.log(refused ? 'info' : 'debug', refused ? 'channel-refused' : 'channel-reset', channel.id, 'in', error);
     this.table.abandon(channel, error);
   }
 
   /** Says why the peer's SYN for `id` is refused (called only with a logger). */
   private logRefusal(id: number): void {
-    let reason: string;
-    let limit = true;
-    if (!this.host.acceptsChannels()) {
-      reason = 'this session is closing';
-      limit = false;
-    } else if (this.table.size >= this.options.maxStreams) {
-      reason = `maxStreams (${this.options.maxStreams}) channels are open`;
-    } else {
-      reason = `the accept queue is full (acceptBacklog ${this.options.acceptBacklog}): the application does not accept fast enough`;
-    }
-    this.telemetry.log(limit ? 'warn' : 'info', 'channel-refused', `refused channel ${id} opened by the peer: ${reason}`,
-      { channel: id, direction: 'out' });
+    const reason = !this.host.acceptsChannels() ? 'closing'
+      : this.table.size >= this.options.maxStreams ? 'max-streams' : 'accept-backlog';
+    this.telemetry.log(reason === 'closing' ? 'info' : 'warn', 'channel-refused', id, 'out', undefined, undefined, reason);
   }
 
   onDecodeError(message: string): void {

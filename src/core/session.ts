@@ -193,7 +193,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.keepAlive = new KeepAlive(this.options, this.scheduler, this.writer, this.gate, {
       isClosed,
       fail: (error) => {
-        if (telemetry.logger !== null) telemetry.log('warn', 'keepalive-timeout', error.message, { error });
+        telemetry.log('warn', 'keepalive-timeout', undefined, undefined, error);
         this.fail(error);
       },
       onFirstRtt: () => this.grants.tuneOnFirstRtt(this.streams.values()),
@@ -245,9 +245,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       error: (error) => this.onTransportError(error),
       close: () => this.onTransportClose(),
     };
-    if (telemetry.logger !== null) {
-      telemetry.log('debug', 'session-open', `${role} session opened (${this.codec.name})`);
-    }
+    telemetry.log('debug', 'session-open');
     transport.start(events);
     // An opening ping measures the round-trip time that window auto-tuning needs; keep-alive follows.
     if (this.status === 'open' && this.caps.ping) this.keepAlive.start();
@@ -286,24 +284,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * A new object each call; counting costs nothing more when nobody calls it.
    */
   stats(): SessionStats {
-    const t = this.telemetry;
+    // The telemetry's own fields are its counters (its logger is private).
     return {
-      state: this.status,
-      bytesIn: t.bytesIn,
-      bytesOut: t.bytesOut,
-      framesIn: t.framesIn,
-      framesOut: t.framesOut,
-      dataBytesIn: t.dataBytesIn,
-      dataBytesOut: t.dataBytesOut,
-      outboundChannels: t.outboundChannels,
-      inboundChannels: t.inboundChannels,
-      channelsOpen: this.streams.size,
-      resetsIn: t.resetsIn,
-      resetsOut: t.resetsOut,
-      refusalsIn: t.refusalsIn,
-      refusalsOut: t.refusalsOut,
-      windowStalls: t.windowStalls,
-      bufferedBytes: this.memory.buffered,
+      state: this.status, ...this.telemetry, channelsOpen: this.streams.size, bufferedBytes: this.memory.buffered,
       rtt: this.keepAlive.lastRtt,
     };
   }
@@ -386,10 +369,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.caps.goAway) {
       this.scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
       const telemetry = this.telemetry;
-      if (telemetry.logger !== null) {
-        telemetry.log('info', 'goaway-sent', `close(): Go Away sent; waiting for ${this.streams.size} open channel(s)`
-          + ` (timeout ${timeout} ms)`, { direction: 'out', code: GoAwayCode.normal });
-      }
+      telemetry.log('info', 'goaway-sent', undefined, 'out', undefined, GoAwayCode.normal);
     }
     this.awaitGoAwaySeen();
     for (const channel of this.incoming.drainQueue()) this.streams.reset(channel, undefined);
@@ -422,11 +402,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.remoteGoAway !== undefined) return;
     this.remoteGoAway = code;
     const error = new GoAwayError(code);
-    const telemetry = this.telemetry;
-    if (telemetry.logger !== null) {
-      telemetry.log(code === GoAwayCode.normal ? 'info' : 'warn', 'goaway-received', error.message,
-        { direction: 'in', code });
-    }
+    this.telemetry.log(code === GoAwayCode.normal ? 'info' : 'warn', 'goaway-received', undefined, 'in', undefined, code);
     // Dials still waiting for the ACK backlog would be refused: fail them now.
     for (const channel of this.outgoing.drainBacklog()) this.streams.abandon(channel, error);
     this.emit('goaway', code);
@@ -583,14 +559,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
     const error = new TimeoutError('ERR_MUX_CLOSE_TIMEOUT',
       `close() timed out after ${timeout} ms with ${this.streams.size} channel(s) still open`);
-    if (this.telemetry.logger !== null) this.telemetry.log('warn', 'close-timeout', error.message, { error });
+    this.telemetry.log('warn', 'close-timeout', undefined, undefined, error);
     this.fail(error, GoAwayCode.normal);
   }
 
   private protocolError(message: string): void {
     this.decoder.stop();
     const error = new ProtocolError(message);
-    if (this.telemetry.logger !== null) this.telemetry.log('error', 'protocol-error', message, { error });
+    this.telemetry.log('error', 'protocol-error', undefined, undefined, error);
     this.fail(error, GoAwayCode.protocolError);
   }
 
@@ -613,10 +589,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
           const telemetry = this.telemetry;
           telemetry.bytesOut += length;
           telemetry.framesOut++;
-          if (telemetry.logger !== null) {
-            telemetry.log('warn', 'goaway-sent', `Go Away (code ${goAwayCode}) sent: ${error.message}`,
-              { direction: 'out', code: goAwayCode, error });
-          }
+          telemetry.log('warn', 'goaway-sent', undefined, 'out', error, goAwayCode);
           this.transport.write([goAway.subarray(0, length)], noop);
           this.transport.end();
           this.writer.ended = true;
@@ -666,11 +639,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (error === undefined) this.resolveClosed();
     else this.rejectClosed(error);
     const telemetry = this.telemetry;
-    if (telemetry.logger !== null) {
-      telemetry.log(error === undefined ? 'info' : 'warn', 'session-close', error === undefined
-        ? `session closed cleanly (${telemetry.bytesIn} bytes in, ${telemetry.bytesOut} out)`
-        : `session failed: ${error.message}`, { error });
-    }
+    telemetry.log(error === undefined ? 'info' : 'warn', 'session-close', undefined, undefined, error);
     this.emit('close', error);
   }
 

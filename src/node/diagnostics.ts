@@ -11,7 +11,7 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import { debuglog } from 'node:util';
-import type { LogRecord, Logger } from '../core/observe.js';
+import { type LogRecord, type Logger, formatLogRecord } from '../core/observe.js';
 import type { SessionOptions } from '../core/options.js';
 
 /** Every log record of the Node sessions made while it has subscribers (the message is the `LogRecord`). */
@@ -24,14 +24,8 @@ const sessionChannel = diagnostics.channel(SESSION_CHANNEL);
 /** `NODE_DEBUG=muxwire` (or a pattern matching it, such as `mux*`), read by Node on first use. */
 const debug = debuglog('muxwire');
 
-/** A record as one line: `client warn keepalive-timeout: the peer did not answer...`. */
-function formatRecord(record: LogRecord): string {
-  const channel = record.channel === undefined ? '' : ` channel=${record.channel}`;
-  return `${record.role} ${record.level} ${record.event}${channel}: ${record.message}`;
-}
-
 function toNode(record: LogRecord): void {
-  if (debug.enabled) debug('%s', formatRecord(record));
+  if (debug.enabled) debug('%s', formatLogRecord(record));
   if (logChannel.hasSubscribers) logChannel.publish(record);
 }
 
