@@ -15,6 +15,7 @@ import {
   type ChannelStats, lightClient, lightServer, multiplexedClient, multiplexedServer,
 } from '../src/index.js';
 import { FrameType, HEADER_SIZE } from '../src/core/frame.js';
+import { WebSession, streamTransport } from '../src/web/index.js';
 import { RawPeer, frame, memoryPipe, pseudoRandomBytes, readAll, sessionPair, until } from './helpers.js';
 
 function recorder(): { records: LogRecord[]; logger: (record: LogRecord) => void; events: () => string[] } {
@@ -333,6 +334,36 @@ test('NODE_DEBUG=muxwire prints the records on stderr', async () => {
   assert.match(stderr, /^MUXWIRE \d+: client info goaway-sent: /m);
   assert.match(stderr, /^MUXWIRE \d+: server info goaway-received: /m);
   assert.match(stderr, /^MUXWIRE \d+: server info session-close: session closed cleanly$/m);
+});
+
+test('WebSession and WebChannel have the same stats() and logger', async () => {
+  const aToB = new TransformStream<Uint8Array, Uint8Array>();
+  const bToA = new TransformStream<Uint8Array, Uint8Array>();
+  const log = recorder();
+  const a = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client',
+    { keepAliveInterval: 0, logger: log.logger });
+  const b = new WebSession(streamTransport({ readable: aToB.readable, writable: bToA.writable }), 'server',
+    { keepAliveInterval: 0 });
+  try {
+    const channel = a.dial();
+    const accepted = b.accept();
+    const writer = channel.writable.getWriter();
+    await writer.write(new Uint8Array(1000));
+    await writer.close();
+    const peer = await accepted;
+    let received = 0;
+    for await (const chunk of peer.readable as unknown as AsyncIterable<Uint8Array>) received += chunk.length;
+    assert.equal(received, 1000);
+    assert.equal(channel.stats().bytesOut, 1000);
+    assert.equal(peer.stats().bytesIn, 1000);
+    await until(() => b.stats().bytesIn === a.stats().bytesOut, 5000, 'bytes in flight');
+    assert.equal(a.stats().dataBytesOut, 1000);
+    assert.equal(a.stats().bytesOut, a.stats().framesOut * HEADER_SIZE + 1000);
+    assert.deepEqual(log.events(), ['session-open']);
+  } finally {
+    a.destroy();
+    b.destroy();
+  }
 });
 
 test('the logger option must be a function or null', () => {
