@@ -41,6 +41,9 @@ test('after N bytes written, bytes and frames each way match exactly what the ya
       && server.stats().bytesOut === client.stats().bytesIn, 5000, 'bytes in flight');
     const c = client.stats();
     const s = server.stats();
+    assert.deepEqual(Object.keys(c).sort(), ['bufferedBytes', 'bytesIn', 'bytesOut', 'channelsOpen', 'dataBytesIn',
+      'dataBytesOut', 'framesIn', 'framesOut', 'inboundChannels', 'outboundChannels', 'refusalsIn', 'refusalsOut',
+      'resetsIn', 'resetsOut', 'rtt', 'state', 'windowStalls'], 'the counters and nothing else (no logger)');
     assert.equal(c.dataBytesOut, data.length);
     assert.equal(s.dataBytesIn, data.length);
     // yamux: every frame is a 12-byte header plus, for Data, its payload.

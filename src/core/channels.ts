@@ -140,10 +140,13 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     channel.fail(failure, failEndpoint);
     if (told) {
       const telemetry = this.telemetry;
-      if (refusal) telemetry.refusalsOut++;
-      else telemetry.resetsOut++;
-      if (refusal) telemetry.log('info', 'channel-refused', channel.id, 'out', undefined, undefined, 'closing');
-      else telemetry.log('debug', 'channel-reset', channel.id, 'out', failure);
+      if (refusal) {
+        telemetry.refusalsOut++;
+        telemetry.log('info', 'channel-refused', channel.id, 'out', undefined, undefined, 'closing');
+      } else {
+        telemetry.resetsOut++;
+        telemetry.log('debug', 'channel-reset', channel.id, 'out', failure);
+      }
       channel.pending = Pending.rst | (channel.pending & Pending.ack); // an owed ACK leaves with the RST
       channel.pendingIncrement = 0;
       this.scheduler.scheduleControl(channel);

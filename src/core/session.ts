@@ -368,8 +368,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.localGoAway = true;
     if (this.caps.goAway) {
       this.scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
-      const telemetry = this.telemetry;
-      telemetry.log('info', 'goaway-sent', undefined, 'out', undefined, GoAwayCode.normal);
+      this.telemetry.log('info', 'goaway-sent', undefined, 'out', undefined, GoAwayCode.normal);
     }
     this.awaitGoAwaySeen();
     for (const channel of this.incoming.drainQueue()) this.streams.reset(channel, undefined);
