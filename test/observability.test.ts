@@ -198,6 +198,29 @@ test('a protocol error is logged at error level, a keep-alive timeout at warn, e
   }
 });
 
+test('a dial the peer never acknowledges is reset at its open timeout and logged as a warning', async () => {
+  const [raw, socket] = memoryPipe();
+  const log = recorder();
+  const session = multiplexedClient(socket, { keepAliveInterval: 0, logger: log.logger });
+  const peer = new RawPeer(raw); // reads the SYN, never answers it
+  try {
+    const channel = session.dial({ openTimeout: 50 });
+    channel.on('error', () => {});
+    channel.write('hello');
+    // (the open-timeout timer is unref'd: polling keeps the test's event loop alive meanwhile)
+    await until(() => channel.destroyed, 5000, 'the open timeout');
+    const reset = log.records.find((r) => r.event === 'channel-reset');
+    assert.equal(reset?.level, 'warn');
+    assert.equal(reset?.direction, 'out');
+    assert.equal((reset?.error as { code?: string } | undefined)?.code, 'ERR_MUX_OPEN_TIMEOUT');
+    assert.equal(session.stats().resetsOut, 1);
+    await until(() => peer.frames.some((f) => f.streamId === channel.id && (f.flags & 0x8) !== 0), 5000, 'the RST');
+  } finally {
+    session.destroy();
+    raw.destroy();
+  }
+});
+
 test('a logger that throws does not break the session', async () => {
   const pair = await sessionPair({ client: { logger: () => { throw new Error('logger bug'); } } });
   const { client, server } = pair;

@@ -13,7 +13,7 @@ import type { ChannelPort } from './channel-port.js';
 import { ChannelState, Pending, type ChannelEndpoint, type WriteDone } from './channel-state.js';
 import type { WireCodec } from './codec.js';
 import { defer } from './defer.js';
-import { ChannelResetError, MuxError, TransportClosedError } from './errors.js';
+import { ChannelResetError, MuxError, TimeoutError, TransportClosedError } from './errors.js';
 import { Flag } from './frame.js';
 import type { SessionMemory } from './flow.js';
 import type { Telemetry } from './observe.js';
@@ -145,7 +145,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
         telemetry.log('info', 'channel-refused', channel.id, 'out', undefined, undefined, 'closing');
       } else {
         telemetry.resetsOut++;
-        telemetry.log('debug', 'channel-reset', channel.id, 'out', failure);
+        // An open timeout says the peer is stuck or overloaded: worth a warning, unlike an ordinary reset.
+        telemetry.log(failure instanceof TimeoutError ? 'warn' : 'debug', 'channel-reset', channel.id, 'out', failure);
       }
       channel.pending = Pending.rst | (channel.pending & Pending.ack); // an owed ACK leaves with the RST
       channel.pendingIncrement = 0;

@@ -24,7 +24,8 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
  * - `protocol-error` (error): the peer broke the protocol; the session fails.
  * - `channel-refused` (info; warn when this side refuses because a limit is reached): `channel`, and
  *   `direction` (`in`: the peer refused this side's dial; `out`: this side refused the peer's SYN).
- * - `channel-reset` (debug): a channel was reset, by the peer (`in`) or by this side (`out`); `error` is why.
+ * - `channel-reset` (debug; warn for an open timeout): a channel was reset, by the peer (`in`) or by this side
+ *   (`out`); `error` is why.
  * - `window-stall` (debug): a channel has data to send and the peer's window is spent.
  */
 export type LogEvent =
