@@ -11,6 +11,7 @@ export { Channel } from './node/channel.js';
 export { LightChannel, LightSession, type LightChannelEvents } from './core/light-channel.js';
 export { connect, createServer, type ConnectOptions, type ServerOptions } from './node/net.js';
 export { duplexTransport } from './node/transport.js';
+export { LOG_CHANNEL, SESSION_CHANNEL } from './node/diagnostics.js';
 export { createWebSocketServer, type MuxWebSocketServer, type WebSocketServerOptions } from './node/websocket.js';
 export {
   webSocketTransport, WebSocketClosedError, type WebSocketLike, type WebSocketTransportOptions,
@@ -25,4 +26,7 @@ export {
   MuxSession, type Role, type SessionEvents, type SessionStatus, type AcceptOptions, type DialOptions, type CloseOptions,
 } from './core/session.js';
 export type { ChannelStateName } from './core/channel-state.js';
+export {
+  LOG_LEVELS, formatLogRecord, type LogLevel, type RefusalReason, type LogEvent, type LogRecord, type Logger, type SessionStats, type ChannelStats,
+} from './core/observe.js';
 export type { Transport, TransportEvents } from './core/transport.js';

@@ -32,6 +32,14 @@ const standalone: Record<string, { args?: () => string[]; node?: string[]; expec
     expect: [/^GET \/ served on channel 1$/m, /^GET \/a served on channel 1$/m, /^GET \/b served on channel 1$/m,
       /^GET \/p4 served on channel \d+$/m],
   },
+  observability: {
+    expect: [/^answers: one, two, failed: ChannelRefusedError$/m,
+      /^client: \d+ bytes in \d+ frames out, \d+ bytes in \d+ frames in; 4 channels dialled, 1 refused, 1 reset$/m,
+      /^server: 3 channels opened by the client, 1 refused, 1 reset by the client$/m,
+      /^\[log\] server warn channel-refused channel=5: refused the peer's channel: the accept queue is full/m,
+      /^channel 7 closed \(reset\): 10 bytes out, \d+ in, ChannelResetError$/m,
+      /^sessions announced on muxwire:session: 2$/m],
+  },
   'server-push': { expect: [/^news 1: .*\nnews 2: /m, /^news channel closed at both ends$/m] },
   tls: { args: tlsFiles, expect: [/^hello over TLS \(TLSv1\.[23]\)$/m] },
 };

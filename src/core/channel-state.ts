@@ -106,6 +106,8 @@ export class ChannelState {
   queue: QueuedWrite[] = NO_WRITES;
   /** Queued bytes not yet framed. */
   queuedBytes = 0;
+  /** Payload bytes framed for sending so far (`channel.stats().bytesOut`). */
+  sent = 0;
   /** `Pending` flags to send: SYN/ACK ride on the next frame, FIN after the queue, RST at once. */
   pending = 0;
   /** Window increment to announce on the next Window Update. */

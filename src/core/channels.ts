@@ -13,9 +13,10 @@ import type { ChannelPort } from './channel-port.js';
 import { ChannelState, Pending, type ChannelEndpoint, type WriteDone } from './channel-state.js';
 import type { WireCodec } from './codec.js';
 import { defer } from './defer.js';
-import { ChannelResetError, MuxError, TransportClosedError } from './errors.js';
+import { ChannelResetError, MuxError, TimeoutError, TransportClosedError } from './errors.js';
 import { Flag } from './frame.js';
 import type { SessionMemory } from './flow.js';
+import type { Telemetry } from './observe.js';
 import type { ResolvedOptions } from './options.js';
 import type { Outgoing } from './outgoing.js';
 import type { WriteScheduler } from './scheduler.js';
@@ -26,8 +27,13 @@ import type { FrameWriter } from './writer.js';
 export interface ChannelTableHost {
   /** The error the session ended with, if any (a write on a channel reset by it fails with it). */
   sessionError(): Error | undefined;
-  /** A channel left the table (a closing session may be done). */
-  onRemoved(): void;
+  /** A channel entered the table (its endpoint is made). */
+  onAdded(channel: ChannelState): void;
+  /**
+   * A channel left the table (a closing session may be done); `error` when it was reset or failed. Also called
+   * for each channel when the session ends under them (`failAll`).
+   */
+  onRemoved(channel: ChannelState, error: Error | undefined): void;
 }
 
 /** Makes a channel's endpoint, given its state and the port (see `EndpointFactory` in session.ts). */
@@ -49,6 +55,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     private readonly outgoing: Outgoing,
     private readonly createEndpoint: MakeEndpoint<C, S>,
     private readonly host: ChannelTableHost,
+    private readonly telemetry: Telemetry,
   ) {
     this.highWaterMark = options.channelHighWaterMark;
   }
@@ -69,9 +76,12 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   /** Creates a channel, enters it in the table and gives it its endpoint. */
   add(id: number, outbound: boolean): ChannelState {
     const channel = new ChannelState(id, outbound, this.options.initialWindow, this.options.maxWindow);
+    if (outbound) this.telemetry.outboundChannels++;
+    else this.telemetry.inboundChannels++;
     if (!this.codec.capabilities.flowControl) channel.sendWindow = Number.POSITIVE_INFINITY;
     this.streams.set(id, channel);
     channel.endpoint = this.createEndpoint(channel, this);
+    this.host.onAdded(channel);
     return channel;
   }
 
@@ -87,6 +97,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       return;
     }
     channel.enqueue(data, done);
+    // The peer's window was already spent: these bytes wait for its Window Update (a stall begins).
+    if (channel.sendWindow === 0 && channel.queuedBytes === data.length) this.telemetry.onWindowStall(channel);
     if (channel.hasSendableData) {
       this.scheduler.scheduleData(channel);
       this.writer.schedule();
@@ -121,9 +133,21 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   reset(channel: ChannelState, error: Error | undefined, failEndpoint = false): void {
     if (!channel.live) return;
     const told = channel.state !== 'init' || (channel.pending & Pending.syn) !== 0;
-    this.remove(channel);
-    channel.fail(error ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset by this side`), failEndpoint);
+    // An inbound channel the application never took (still `syn-received`): the peer sees a refusal.
+    const refusal = !channel.outbound && channel.state === 'syn-received';
+    const failure = error ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset by this side`);
+    this.remove(channel, failure);
+    channel.fail(failure, failEndpoint);
     if (told) {
+      const telemetry = this.telemetry;
+      if (refusal) {
+        telemetry.refusalsOut++;
+        telemetry.log('info', 'channel-refused', channel.id, 'out', undefined, undefined, 'closing');
+      } else {
+        telemetry.resetsOut++;
+        // An open timeout says the peer is stuck or overloaded: worth a warning, unlike an ordinary reset.
+        telemetry.log(failure instanceof TimeoutError ? 'warn' : 'debug', 'channel-reset', channel.id, 'out', failure);
+      }
       channel.pending = Pending.rst | (channel.pending & Pending.ack); // an owed ACK leaves with the RST
       channel.pendingIncrement = 0;
       this.scheduler.scheduleControl(channel);
@@ -155,12 +179,15 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
 
   /** Ends a channel from the session's side without a frame: it fails with `error` (reads, writes, queue). */
   abandon(channel: ChannelState, error: Error): void {
-    this.remove(channel);
+    this.remove(channel, error);
     channel.fail(error);
   }
 
-  /** Takes a channel out of the table: what it held goes back to the session's counts. */
-  remove(channel: ChannelState): void {
+  /**
+   * Takes a channel out of the table: what it held goes back to the session's counts. `error`: why, when it
+   * ends abnormally (it is failed right after).
+   */
+  remove(channel: ChannelState, error?: Error): void {
     if (!channel.live) return;
     channel.live = false;
     if (channel.openDeadline !== 0 || channel.openAbort !== null) this.outgoing.settled(channel);
@@ -168,7 +195,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     this.grants.release(channel);
     this.outgoing.acknowledged(channel);
     if (!this.memory.underPressure) this.grants.relieveMemory();
-    this.host.onRemoved();
+    this.host.onRemoved(channel, error);
   }
 
   /**
@@ -179,7 +206,9 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     for (const channel of this.streams.values()) {
       channel.live = false;
       if (clearPending) channel.pending = 0;
-      channel.fail(error ?? new TransportClosedError());
+      const failure = error ?? new TransportClosedError();
+      channel.fail(failure);
+      this.host.onRemoved(channel, failure);
     }
     this.streams.clear();
   }

@@ -25,4 +25,7 @@ export {
   MuxSession, type Role, type SessionEvents, type SessionStatus, type EndpointFactory, type AcceptOptions, type DialOptions,
   type CloseOptions,
 } from './session.js';
+export {
+  LOG_LEVELS, formatLogRecord, type LogLevel, type RefusalReason, type LogEvent, type LogRecord, type Logger, type SessionStats, type ChannelStats,
+} from './observe.js';
 export { LightChannel, LightSession, type LightChannelEvents } from './light-channel.js';

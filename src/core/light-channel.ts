@@ -21,6 +21,7 @@ import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-
 import { defer } from './defer.js';
 import { Emitter } from './emitter.js';
 import { MuxError } from './errors.js';
+import { type ChannelStats, channelStats } from './observe.js';
 import type { SessionOptions } from './options.js';
 import { MuxSession, type Role } from './session.js';
 import type { Transport } from './transport.js';
@@ -112,6 +113,11 @@ export class LightChannel extends Emitter<LightChannelEvents> implements Channel
   declare readonly receiveWindow: number;
   /** {@inheritDoc ChannelFacts.outbound} */
   declare readonly outbound: boolean;
+
+  /** A snapshot of this channel's figures: bytes each way, queued and unread bytes, both windows, stalled or not. */
+  stats(): ChannelStats {
+    return channelStats(this.#state);
+  }
 
   /** Why the channel ended abnormally (reset by the peer, session failure, `destroy(error)`), if it did. */
   get failure(): Error | undefined {

@@ -4,6 +4,7 @@
  */
 
 import { MemoryBudget, sharedMemoryBudget } from './budget.js';
+import type { Logger } from './observe.js';
 
 /** The yamux specification's initial stream window; peers assume it without saying so. */
 export const SPEC_INITIAL_WINDOW = 256 * 1024;
@@ -54,6 +55,13 @@ export interface SessionOptions {
   openTimeout?: number;
   /** Readable and writable high-water mark of each channel, in bytes. */
   channelHighWaterMark?: number;
+  /**
+   * Receives the session's log records (lifecycle, Go Away, keep-alive and close timeouts, protocol errors,
+   * refusals, resets, window stalls), each with a level. Off (`null`) by default, and then it costs one check
+   * per event. On Node, `NODE_DEBUG=muxwire` and the `muxwire:log` diagnostics channel also receive them
+   * (see docs/observability.md).
+   */
+  logger?: Logger | null;
 }
 
 /** The options after defaults are applied. */
@@ -75,6 +83,7 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
   closeTimeout: 30_000,
   openTimeout: 75_000,
   channelHighWaterMark: 64 * 1024,
+  logger: null as Logger | null,
 });
 
 const MAX_U32 = 0xffff_ffff;
@@ -84,7 +93,7 @@ interface Rule {
   max: number;
 }
 
-const RULES: Record<Exclude<keyof ResolvedOptions, 'protocol' | 'memoryBudget'>, Rule> = {
+const RULES: Record<Exclude<keyof ResolvedOptions, 'protocol' | 'memoryBudget' | 'logger'>, Rule> = {
   maxStreams: { min: 1, max: 0x7fff_ffff },
   acceptBacklog: { min: 1, max: 1_000_000 },
   ackBacklog: { min: 1, max: 1_000_000 },
@@ -140,6 +149,13 @@ export function resolveOptions(options: SessionOptions | undefined): ResolvedOpt
         throw new TypeError('muxwire: option memoryBudget must be a MemoryBudget or null');
       }
       resolved.memoryBudget = budget;
+    }
+    const logger = options.logger;
+    if (logger !== undefined) {
+      if (logger !== null && typeof logger !== 'function') {
+        throw new TypeError('muxwire: option logger must be a function or null');
+      }
+      resolved.logger = logger;
     }
   }
   for (const key of Object.keys(RULES) as (keyof typeof RULES)[]) {

@@ -17,6 +17,7 @@ import { ChannelRefusedError, ChannelResetError, MuxError } from './errors.js';
 import { Flag, type FrameHeader, FrameType } from './frame.js';
 import type { SessionMemory } from './flow.js';
 import type { Incoming } from './incoming.js';
+import type { Telemetry } from './observe.js';
 import type { ResolvedOptions } from './options.js';
 import type { Outgoing } from './outgoing.js';
 import type { ReadGate } from './read-gate.js';
@@ -66,6 +67,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     private readonly outgoing: Outgoing,
     private readonly incoming: Incoming<C>,
     private readonly host: ReceiverHost,
+    private readonly telemetry: Telemetry,
   ) {
     this.caps = codec.capabilities;
     this.client = client;
@@ -74,6 +76,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   onHeader(header: FrameHeader): void {
     this.frameChannel = null;
     this.payloadTarget = null;
+    this.telemetry.framesIn++;
     const type = header.type;
     if (type === FrameType.data || type === FrameType.windowUpdate) {
       this.onChannelHeader(header);
@@ -88,6 +91,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   }
 
   onPayload(chunk: Uint8Array, start: number, end: number): void {
+    this.telemetry.dataBytesIn += end - start;
     const channel = this.payloadTarget;
     if (channel === null || !channel.live) return;
     const length = end - start;
@@ -203,6 +207,9 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   private refuse(id: number): void {
     if (this.writer.ended) return; // ended: the peer learns from the transport's end that nothing was accepted
     this.host.onRefused();
+    const telemetry = this.telemetry;
+    telemetry.refusalsOut++;
+    if (telemetry.logger !== null) this.logRefusal(id);
     if (this.scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
       // Many refusals from one read: send them now. Only a peer that does not read its refusals (the
       // transport stays blocked) makes them pile up.
@@ -245,7 +252,19 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     if (!this.caps.refusal || !channel.unaccepted) error = new ChannelResetError(channel.id);
     else if (this.host.remoteGoAway() === undefined) error = new ChannelRefusedError(channel.id);
     else error = new ChannelRefusedError(channel.id, `channel ${channel.id} was refused: the peer is closing (Go Away)`);
+    const telemetry = this.telemetry;
+    const refused = error instanceof ChannelRefusedError;
+    if (refused) telemetry.refusalsIn++;
+    else telemetry.resetsIn++;
+    telemetry.log(refused ? 'info' : 'debug', refused ? 'channel-refused' : 'channel-reset', channel.id, 'in', error);
     this.table.abandon(channel, error);
+  }
+
+  /** Says why the peer's SYN for `id` is refused (called only with a logger). */
+  private logRefusal(id: number): void {
+    const reason = !this.host.acceptsChannels() ? 'closing'
+      : this.table.size >= this.options.maxStreams ? 'max-streams' : 'accept-backlog';
+    this.telemetry.log(reason === 'closing' ? 'info' : 'warn', 'channel-refused', id, 'out', undefined, undefined, reason);
   }
 
   onDecodeError(message: string): void {

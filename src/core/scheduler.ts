@@ -47,6 +47,10 @@ export class FrameBatch {
   done: WriteDone[] = [];
   /** Bytes in the batch so far. */
   bytes = 0;
+  /** Frames (headers) in the batch so far. */
+  frames = 0;
+  /** Payload bytes in the batch so far. */
+  payloadBytes = 0;
   private staging: Uint8Array | null = null;
   private stagingStart = 0;
   private stagingUsed = 0;
@@ -64,6 +68,8 @@ export class FrameBatch {
     this.parts = [];
     if (this.done.length > 0) this.done = [];
     this.bytes = 0;
+    this.frames = 0;
+    this.payloadBytes = 0;
     this.staging = null;
     this.stagingStart = 0;
     this.stagingUsed = 0;
@@ -76,6 +82,7 @@ export class FrameBatch {
     const written = this.codec.encode(staging, this.stagingUsed, type, flags, streamId, length);
     this.stagingUsed += written;
     this.bytes += written;
+    if (written > 0) this.frames++;
   }
 
   /** Appends payload bytes: copied when small, referenced when large. */
@@ -83,6 +90,7 @@ export class FrameBatch {
     const length = data.length;
     if (length === 0) return;
     this.bytes += length;
+    this.payloadBytes += length;
     if (length <= COPY_LIMIT) {
       const staging = this.reserve(length);
       staging.set(data, this.stagingUsed); // the whole array: no view to allocate
@@ -138,6 +146,8 @@ export class FrameBatch {
 export interface SchedulerHooks {
   /** @internal A frame carrying these flags (SYN, ACK, FIN, RST bits) for `channel` was packed. */
   onFlagsSent(channel: ChannelState, flags: number): void;
+  /** @internal `channel` spent the peer's window with data still queued (counted by the session's stats). */
+  onWindowStall?(channel: ChannelState): void;
 }
 
 /** Flattened session frames: type, flags, stream id, length. */
@@ -276,6 +286,8 @@ export class WriteScheduler {
     if (queue.length === 0) channel.queueEmptied();
     channel.sendWindow -= size;
     channel.queuedBytes -= size;
+    channel.sent += size;
+    if (channel.sendWindow === 0 && channel.queuedBytes > 0) this.hooks.onWindowStall?.(channel);
     if (flags !== 0) this.hooks.onFlagsSent(channel, flags);
     if (channel.queuedBytes === 0 && (channel.pending & Pending.fin) !== 0) this.scheduleControl(channel);
   }

@@ -32,6 +32,7 @@ import { Flag, FrameType } from './frame.js';
 import { SessionMemory } from './flow.js';
 import { Incoming } from './incoming.js';
 import { KeepAlive } from './keepalive.js';
+import { type ChannelStats, type SessionStats, Telemetry, channelStats } from './observe.js';
 import { type ResolvedOptions, type SessionOptions, checkNumberOption, resolveOptions } from './options.js';
 import { Outgoing } from './outgoing.js';
 import { ReadGate } from './read-gate.js';
@@ -53,6 +54,16 @@ export interface SessionEvents<C> {
   goaway: (code: number) => void;
   /** The session has ended: cleanly (`error` undefined) or not. Emitted once. */
   close: (error?: Error) => void;
+  /**
+   * A channel entered the session: dialled here, or opened by the peer (before it is accepted; a channel the
+   * session refuses at once never enters). For counting and tracing: the figures, not the channel itself.
+   */
+  channelOpen: (stats: ChannelStats) => void;
+  /**
+   * A channel left the session: both sides ended it, it was reset (either way) or it failed with the session
+   * (`error` says why, as `channel.failure` does). `stats` holds its final figures.
+   */
+  channelClose: (stats: ChannelStats, error?: Error) => void;
 }
 
 /** The lifecycle of a session. */
@@ -145,6 +156,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private goAwayTimer: ReturnType<typeof setTimeout> | undefined;
   /** After the peer answered the Go Away's ping: the wait for it to go quiet (see `awaitQuietAfterGoAway`). */
   private quietTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The counters of `stats()` and the `logger` option, shared with the parts that count. */
+  private readonly telemetry: Telemetry;
+  /** A `channelOpen` or `channelClose` listener was added once: only then are channel snapshots made. */
+  private watchChannels = false;
 
   constructor(transport: Transport, role: Role, options: SessionOptions | undefined, createEndpoint: EndpointFactory<C>) {
     super();
@@ -155,8 +170,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.caps = this.codec.capabilities;
     this.nextId = this.codec.firstId(role);
     this.transport = transport;
+    const telemetry = new Telemetry(this.options.logger, this, role);
+    this.telemetry = telemetry;
     // The scheduler's callback reaches the channel table, made below (the table needs the scheduler).
-    const hooks: SchedulerHooks = { onFlagsSent: (channel, flags) => this.streams.onFlagsSent(channel, flags) };
+    const hooks: SchedulerHooks = {
+      onFlagsSent: (channel, flags) => this.streams.onFlagsSent(channel, flags),
+      onWindowStall: (channel) => telemetry.onWindowStall(channel),
+    };
     this.scheduler = new WriteScheduler(Math.min(this.options.maxFrameSize, this.codec.maxFragment), hooks);
     this.memory = new SessionMemory(this.options.maxSessionBuffered, this.options.memoryBudget);
     this.allocate = transport.allocate?.bind(transport) ?? defaultAllocate;
@@ -167,12 +187,15 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         return this.error;
       },
       onFlushedToEnd: () => this.endTransport(),
-    });
+    }, telemetry);
     this.gate = new ReadGate(transport, this.options, this.caps.ping ? () => this.keepAlive.probe() : null,
       this.memory, isClosed);
     this.keepAlive = new KeepAlive(this.options, this.scheduler, this.writer, this.gate, {
       isClosed,
-      fail: (error) => this.fail(error),
+      fail: (error) => {
+        telemetry.log('warn', 'keepalive-timeout', undefined, undefined, error);
+        this.fail(error);
+      },
       onFirstRtt: () => this.grants.tuneOnFirstRtt(this.streams.values()),
     });
     this.grants = new WindowGrants(this.options, this.caps, this.memory, this.scheduler, this.writer, this.gate,
@@ -189,10 +212,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.streams = new ChannelTable<C, MuxSession<C>>(this, this.options, this.codec, this.memory, this.scheduler, this.writer,
       this.grants, this.outgoing, createEndpoint, {
         sessionError: () => this.error,
-        onRemoved: () => {
+        onAdded: (channel) => {
+          if (this.watchChannels && this.listenerCount('channelOpen') > 0) this.emit('channelOpen', channelStats(channel));
+        },
+        onRemoved: (channel, error) => {
+          if (this.watchChannels) this.emitChannelClose(channel, error);
           if (this.status === 'closing') this.checkCloseDone();
         },
-      });
+      }, telemetry);
     // The decoder hands frames to the receive dispatch; none of its callbacks is the session's API.
     this.receiver = new Receiver<C, MuxSession<C>>(this.streams, this.codec, role === 'client', this.options, this.memory,
       this.allocate, this.scheduler, this.writer, this.gate, this.grants, this.outgoing, this.incoming, {
@@ -204,7 +231,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         onRefused: () => {
           if (this.quietTimer !== undefined) this.awaitQuietAfterGoAway(); // closing: the peer is not quiet yet
         },
-      });
+      }, telemetry);
     this.decoder = new FrameDecoder(this.receiver, this.codec);
     this.closed = new Promise<void>((resolve, reject) => {
       this.resolveClosed = resolve;
@@ -218,6 +245,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       error: (error) => this.onTransportError(error),
       close: () => this.onTransportClose(),
     };
+    telemetry.log('debug', 'session-open');
     transport.start(events);
     // An opening ping measures the round-trip time that window auto-tuning needs; keep-alive follows.
     if (this.status === 'open' && this.caps.ping) this.keepAlive.start();
@@ -248,6 +276,19 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /** The error the session ended with, if it ended abnormally. */
   get closeError(): Error | undefined {
     return this.error;
+  }
+
+  /**
+   * A snapshot of the session's counters since it started: bytes and frames each way, channels opened,
+   * resets and refusals each way, window stalls, and the current figures (open channels, unread bytes, RTT).
+   * A new object each call; counting costs nothing more when nobody calls it.
+   */
+  stats(): SessionStats {
+    // The telemetry's own fields are its counters (its logger is private).
+    return {
+      state: this.status, ...this.telemetry, channelsOpen: this.streams.size, bufferedBytes: this.memory.buffered,
+      rtt: this.keepAlive.lastRtt,
+    };
   }
 
   /**
@@ -325,7 +366,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.status = 'closing';
     this.closingPromise = this.closed.then(noop, noop);
     this.localGoAway = true;
-    if (this.caps.goAway) this.scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
+    if (this.caps.goAway) {
+      this.scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
+      this.telemetry.log('info', 'goaway-sent', undefined, 'out', undefined, GoAwayCode.normal);
+    }
     this.awaitGoAwaySeen();
     for (const channel of this.incoming.drainQueue()) this.streams.reset(channel, undefined);
     this.incoming.close(new SessionClosedError());
@@ -357,6 +401,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.remoteGoAway !== undefined) return;
     this.remoteGoAway = code;
     const error = new GoAwayError(code);
+    this.telemetry.log(code === GoAwayCode.normal ? 'info' : 'warn', 'goaway-received', undefined, 'in', undefined, code);
     // Dials still waiting for the ACK backlog would be refused: fail them now.
     for (const channel of this.outgoing.drainBacklog()) this.streams.abandon(channel, error);
     this.emit('goaway', code);
@@ -367,6 +412,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private onTransportData(chunk: Uint8Array): void {
     if (this.status === 'closed') return;
     this.keepAlive.lastHeard = performance.now();
+    this.telemetry.bytesIn += chunk.length;
     try {
       this.decoder.push(chunk);
       this.gate.onRead(chunk.length);
@@ -510,13 +556,17 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.onGoAwaySeen(); // nothing left to wait for but the peer's answer to the Go Away: end now
       return;
     }
-    this.fail(new TimeoutError('ERR_MUX_CLOSE_TIMEOUT',
-      `close() timed out after ${timeout} ms with ${this.streams.size} channel(s) still open`), GoAwayCode.normal);
+    const error = new TimeoutError('ERR_MUX_CLOSE_TIMEOUT',
+      `close() timed out after ${timeout} ms with ${this.streams.size} channel(s) still open`);
+    this.telemetry.log('warn', 'close-timeout', undefined, undefined, error);
+    this.fail(error, GoAwayCode.normal);
   }
 
   private protocolError(message: string): void {
     this.decoder.stop();
-    this.fail(new ProtocolError(message), GoAwayCode.protocolError);
+    const error = new ProtocolError(message);
+    this.telemetry.log('error', 'protocol-error', undefined, undefined, error);
+    this.fail(error, GoAwayCode.protocolError);
   }
 
   /**
@@ -535,6 +585,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         try {
           const goAway = this.allocate(this.codec.maxEncodedHeader);
           const length = this.codec.encode(goAway, 0, FrameType.goAway, 0, 0, goAwayCode);
+          const telemetry = this.telemetry;
+          telemetry.bytesOut += length;
+          telemetry.framesOut++;
+          telemetry.log('warn', 'goaway-sent', undefined, 'out', error, goAwayCode);
           this.transport.write([goAway.subarray(0, length)], noop);
           this.transport.end();
           this.writer.ended = true;
@@ -583,6 +637,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.incoming.rejectWaiters(error ?? new SessionClosedError());
     if (error === undefined) this.resolveClosed();
     else this.rejectClosed(error);
+    const telemetry = this.telemetry;
+    telemetry.log(error === undefined ? 'info' : 'warn', 'session-close', undefined, undefined, error);
     this.emit('close', error);
   }
 
@@ -594,8 +650,17 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     return undefined;
   }
 
+  /** A channel left the session: its final figures to the `channelClose` listeners. */
+  private emitChannelClose(channel: ChannelState, error: Error | undefined): void {
+    if (this.listenerCount('channelClose') === 0) return;
+    const stats = channelStats(channel);
+    if (error !== undefined) stats.state = 'reset'; // removed just before it is failed
+    this.emit('channelClose', stats, error);
+  }
+
   /** Drains queued inbound channels to a newly added `channel` listener. */
   protected override onListenerAdded(event: keyof SessionEvents<C>): void {
+    if (event === 'channelOpen' || event === 'channelClose') this.watchChannels = true;
     if (event !== 'channel' || this.incoming.queued === 0) return;
     defer(() => this.incoming.drainToListeners());
   }

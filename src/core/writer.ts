@@ -12,6 +12,7 @@
 import type { WireCodec } from './codec.js';
 import { defer } from './defer.js';
 import { TransportClosedError } from './errors.js';
+import type { Telemetry } from './observe.js';
 import { FrameBatch, type WriteScheduler } from './scheduler.js';
 import type { Transport } from './transport.js';
 import { noop } from './timers.js';
@@ -61,6 +62,8 @@ export class FrameWriter {
     codec: WireCodec,
     allocate: (size: number) => Uint8Array,
     private readonly host: WriterHost,
+    /** Counts the bytes and frames handed to the transport. */
+    private readonly telemetry: Telemetry,
   ) {
     this.batch = new FrameBatch(allocate, codec, new Uint8Array(SCRATCH_STAGING));
   }
@@ -110,6 +113,10 @@ export class FrameWriter {
         batch.reset();
         this.scheduler.fill(batch, BATCH_LIMIT);
         if (batch.bytes === 0) break;
+        const telemetry = this.telemetry;
+        telemetry.bytesOut += batch.bytes;
+        telemetry.framesOut += batch.frames;
+        telemetry.dataBytesOut += batch.payloadBytes;
         const done = batch.done;
         let accepted: boolean;
         try {

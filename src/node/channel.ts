@@ -13,6 +13,7 @@ import { installChannelFacts } from '../core/channel-facts.js';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
 import { MuxError } from '../core/errors.js';
+import { type ChannelStats, channelStats } from '../core/observe.js';
 import type { MuxSession } from '../core/session.js';
 
 type WriteCallback = (error?: Error | null) => void;
@@ -109,6 +110,11 @@ export class Channel extends Duplex implements ChannelEndpoint {
   declare readonly receiveWindow: number;
   /** {@inheritDoc ChannelFacts.outbound} */
   declare readonly outbound: boolean;
+
+  /** A snapshot of this channel's figures: bytes each way, queued and unread bytes, both windows, stalled or not. */
+  stats(): ChannelStats {
+    return channelStats(this.#state);
+  }
 
   /**
    * Why the channel ended abnormally (reset by the peer, session failure), if it did. The same error is

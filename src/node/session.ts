@@ -11,6 +11,7 @@ import { MuxSession, type Role } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
 import { LightSession } from '../core/light-channel.js';
 import { Channel } from './channel.js';
+import { announceSession, withNodeLogging } from './diagnostics.js';
 import { duplexTransport } from './transport.js';
 
 function createChannel(state: ChannelState, port: ChannelPort<MuxSession<Channel>>): Channel {
@@ -47,8 +48,9 @@ export class Session extends MuxSession<Channel> {
 
   /** Wraps `transport`; `role` decides the channel id parity (client odd, server even). */
   constructor(transport: Duplex | Transport, role: Role, options?: SessionOptions) {
-    super(nodeTransport(transport), role, options, createChannel);
+    super(nodeTransport(transport), role, withNodeLogging(options), createChannel);
     this.socket = isCoreTransport(transport) ? undefined : transport;
+    announceSession(this);
   }
 }
 
@@ -68,10 +70,14 @@ export function multiplexedServer(transport: Duplex | Transport, options?: Sessi
  * small channels.
  */
 export function lightClient(transport: Duplex | Transport, options?: SessionOptions): LightSession {
-  return new LightSession(nodeTransport(transport), 'client', options);
+  const session = new LightSession(nodeTransport(transport), 'client', withNodeLogging(options));
+  announceSession(session);
+  return session;
 }
 
 /** Starts the server end of a session over `transport` whose channels are {@link LightChannel}s. */
 export function lightServer(transport: Duplex | Transport, options?: SessionOptions): LightSession {
-  return new LightSession(nodeTransport(transport), 'server', options);
+  const session = new LightSession(nodeTransport(transport), 'server', withNodeLogging(options));
+  announceSession(session);
+  return session;
 }

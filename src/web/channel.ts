@@ -20,6 +20,7 @@ import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/ch
 import { ChannelResetError, MuxError } from '../core/errors.js';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { MuxSession } from '../core/session.js';
+import { type ChannelStats, channelStats } from '../core/observe.js';
 
 /** Writes up to this size are copied and resolve at once (while under the high-water mark). */
 const COPY_LIMIT = 16 * 1024;
@@ -92,6 +93,11 @@ export class WebChannel implements ChannelEndpoint {
   /** True if this side dialled the channel. */
   get outbound(): boolean {
     return this.#state.outbound;
+  }
+
+  /** A snapshot of this channel's figures: bytes each way, queued and unread bytes, both windows, stalled or not. */
+  stats(): ChannelStats {
+    return channelStats(this.#state);
   }
 
   /** The protocol state (`established`, `local-closed`, `reset`...), as on the Node `Channel`. */

@@ -26,3 +26,6 @@ export type {
 } from '../core/session.js';
 export type { ChannelStateName } from '../core/channel-state.js';
 export type { Transport, TransportEvents } from '../core/transport.js';
+export type {
+  LogLevel, LogEvent, LogRecord, Logger, RefusalReason, SessionStats, ChannelStats,
+} from '../core/observe.js';

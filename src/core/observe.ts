@@ -1,0 +1,245 @@
+/**
+ * Observability: the optional logger hook (`logger` option), the session's counters and the snapshots that
+ * `session.stats()` and `channel.stats()` return.
+ *
+ * Cost when nobody looks: the counters are plain numbers on one object per session, bumped where the event
+ * already happens; a log call passes its fields positionally (numbers, constant strings, an error that exists
+ * anyway), so with no logger it allocates nothing, and `log()` returns after its one check. No text is built
+ * in the session at all: {@link formatLogRecord} makes a line of a record, for those who want one. Per channel nothing is added but one number (`ChannelState.sent`): the rest of a
+ * channel's snapshot is read from what its state already holds.
+ * @module
+ */
+import type { ChannelState, ChannelStateName } from './channel-state.js';
+
+/** How much a log record matters: `debug` (per-channel detail), `info`, `warn`, `error` (protocol errors). */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/**
+ * What a log record reports:
+ * - `session-open` (debug): the session started.
+ * - `session-close` (info when clean, warn otherwise): the session ended; `error` is why.
+ * - `goaway-sent` (info; warn for an error code), `goaway-received` (info; warn for an error code): `code`.
+ * - `keepalive-timeout` (warn): the peer answered no ping and sent nothing within `keepAliveTimeout`.
+ * - `close-timeout` (warn): `close()` gave up on channels still open.
+ * - `protocol-error` (error): the peer broke the protocol; the session fails.
+ * - `channel-refused` (info; warn when this side refuses because a limit is reached): `channel`, and
+ *   `direction` (`in`: the peer refused this side's dial; `out`: this side refused the peer's SYN).
+ * - `channel-reset` (debug; warn for an open timeout): a channel was reset, by the peer (`in`) or by this side
+ *   (`out`); `error` is why.
+ * - `window-stall` (debug): a channel has data to send and the peer's window is spent.
+ */
+export type LogEvent =
+  | 'session-open' | 'session-close' | 'goaway-sent' | 'goaway-received' | 'keepalive-timeout' | 'close-timeout'
+  | 'protocol-error' | 'channel-refused' | 'channel-reset' | 'window-stall';
+
+/** Why this side refused a channel the peer opened. */
+export type RefusalReason = 'closing' | 'max-streams' | 'accept-backlog';
+
+/**
+ * One log record, handed to the `logger` option: structured, no text built inside the session (so the core
+ * carries no messages; {@link formatLogRecord} makes a line of it).
+ */
+export interface LogRecord {
+  level: LogLevel;
+  event: LogEvent;
+  /** The session's role (`client` or `server`): which end of the connection reports. */
+  role: 'client' | 'server';
+  /** The session that reports (a `MuxSession`: `Session`, `LightSession`, `WebSession`...). */
+  session: object;
+  /** The channel id, for channel events. */
+  channel?: number;
+  /** `in`: the peer did it (refused, reset, sent Go Away); `out`: this side did. */
+  direction?: 'in' | 'out';
+  /** The Go Away code, for `goaway-*` events. */
+  code?: number;
+  /** The error behind the event (the session's, or the channel's): its message says what happened. */
+  error?: Error;
+  /** For `channel-refused` by this side: why. */
+  reason?: RefusalReason;
+}
+
+/**
+ * Receives the session's log records. Off by default; called synchronously from inside the session, so it
+ * should be quick (queue or print, not wait). An exception it throws is caught and ignored.
+ */
+export type Logger = (record: LogRecord) => void;
+
+/** Ordering of levels, for loggers that filter: `LOG_LEVELS.indexOf(record.level) >= LOG_LEVELS.indexOf('info')`. */
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error']; // not frozen: a call would keep it in every bundle
+
+/**
+ * A session's counters since it started (`session.stats()`). Bytes and frames are on the wire: `bytesOut`
+ * is every byte handed to the transport, headers included; `dataBytesOut` the payload of Data frames alone.
+ */
+export interface SessionStats {
+  /** `open`, `closing` or `closed`. */
+  state: 'open' | 'closing' | 'closed';
+  /** Bytes read from the transport. */
+  bytesIn: number;
+  /** Bytes written to the transport (frame headers and payloads). */
+  bytesOut: number;
+  /** Frames received (every type: Data, Window Update, Ping, Go Away). */
+  framesIn: number;
+  /** Frames sent (every type). */
+  framesOut: number;
+  /** Payload bytes of the Data frames received. */
+  dataBytesIn: number;
+  /** Payload bytes of the Data frames sent. */
+  dataBytesOut: number;
+  /** Channels this side dialled. */
+  outboundChannels: number;
+  /** Channels the peer opened that entered this session (not those refused at once: see `refusalsOut`). */
+  inboundChannels: number;
+  /** Channels open now. */
+  channelsOpen: number;
+  /** Channels reset by the peer (after it had accepted them, or that it had opened). */
+  resetsIn: number;
+  /** Channels reset by this side (an RST sent; refusals not included). */
+  resetsOut: number;
+  /** This side's dials the peer refused (`ChannelRefusedError`). */
+  refusalsIn: number;
+  /** The peer's channels this side refused (accept queue full, `maxStreams`, closing). */
+  refusalsOut: number;
+  /** Times a channel had data to send and had spent the peer's window (its writes wait for a Window Update). */
+  windowStalls: number;
+  /** Bytes received and not yet read by the application. */
+  bufferedBytes: number;
+  /** The last round-trip time measured (ms), or undefined before the first. */
+  rtt: number | undefined;
+}
+
+/** A channel's figures (`channel.stats()`, and the argument of the session's `channelOpen`/`channelClose`). */
+export interface ChannelStats {
+  /** The channel id on the wire. */
+  id: number;
+  /** Dialled by this side. */
+  outbound: boolean;
+  /** The protocol state (`reset` when it was reset, either way, or failed with its session). */
+  state: ChannelStateName;
+  /** Payload bytes received (discarded ones after `closeRead()` included). */
+  bytesIn: number;
+  /** Payload bytes sent (packed into frames for the transport). */
+  bytesOut: number;
+  /** Bytes written by the application and not sent yet. */
+  queuedBytes: number;
+  /** Bytes received and not read yet. */
+  bufferedBytes: number;
+  /** This side's receive window. */
+  receiveWindow: number;
+  /** The peer's window: bytes this side may still send (Infinity on the multiplex format, which has none). */
+  sendWindow: number;
+  /** Data waits for the peer's window right now. */
+  stalled: boolean;
+}
+
+/**
+ * The session's counters and its logger, shared by the parts that count or report. Its own fields are the
+ * counters alone (the rest is private), so `stats()` copies them with a spread. @internal
+ */
+export class Telemetry {
+  bytesIn = 0;
+  bytesOut = 0;
+  framesIn = 0;
+  framesOut = 0;
+  dataBytesIn = 0;
+  dataBytesOut = 0;
+  outboundChannels = 0;
+  inboundChannels = 0;
+  resetsIn = 0;
+  resetsOut = 0;
+  refusalsIn = 0;
+  refusalsOut = 0;
+  windowStalls = 0;
+
+  readonly #logger: Logger | null;
+  readonly #session: object;
+  readonly #role: 'client' | 'server';
+
+  constructor(logger: Logger | null, session: object, role: 'client' | 'server') {
+    this.#logger = logger;
+    this.#session = session;
+    this.#role = role;
+  }
+
+  /** The logger, or null: every log site checks this first. */
+  get logger(): Logger | null {
+    return this.#logger;
+  }
+
+  /**
+   * Hands a record to the logger, if there is one. Positional, so that a call with no logger allocates
+   * nothing: the one check is here. Fields left undefined are left out of the record.
+   */
+  log(level: LogLevel, event: LogEvent, channel?: number, direction?: 'in' | 'out', error?: Error, code?: number,
+    reason?: RefusalReason): void {
+    const logger = this.#logger;
+    if (logger === null) return;
+    const record: LogRecord = { level, event, role: this.#role, session: this.#session };
+    if (channel !== undefined) record.channel = channel;
+    if (direction !== undefined) record.direction = direction;
+    if (error !== undefined) record.error = error;
+    if (code !== undefined) record.code = code;
+    if (reason !== undefined) record.reason = reason;
+    try {
+      logger(record);
+    } catch {
+      // A logger that throws must not break the session it observes.
+    }
+  }
+
+  /** A channel's data now waits for the peer's window. */
+  onWindowStall(channel: ChannelState): void {
+    this.windowStalls++;
+    this.log('debug', 'window-stall', channel.id);
+  }
+}
+
+const REFUSAL_REASONS: Record<RefusalReason, string> = {
+  'closing': 'this session is closing',
+  'max-streams': 'maxStreams channels are open',
+  'accept-backlog': 'the accept queue is full (acceptBacklog): the application does not accept fast enough',
+};
+
+/**
+ * A log record as one line for people, e.g. `server warn channel-refused channel=5: refused the peer's
+ * channel: the accept queue is full (acceptBacklog)...`. Not used by the session itself (so it stays out of
+ * bundles that do not call it).
+ */
+export function formatLogRecord(record: LogRecord): string {
+  const { event, error } = record;
+  let text: string;
+  switch (event) {
+    case 'session-open': text = 'session opened'; break;
+    case 'session-close': text = error === undefined ? 'session closed cleanly' : `session failed: ${error.message}`; break;
+    case 'goaway-sent': text = `Go Away (code ${record.code}) sent${error === undefined ? '' : `: ${error.message}`}`; break;
+    case 'goaway-received': text = `the peer sent Go Away (code ${record.code})`; break;
+    case 'window-stall': text = "data waits for the peer's window"; break;
+    case 'channel-refused':
+      text = record.direction === 'in' ? `the peer refused this side's channel` : `refused the peer's channel: ${
+        record.reason === undefined ? error?.message ?? 'refused' : REFUSAL_REASONS[record.reason]}`;
+      break;
+    case 'channel-reset': text = `${record.direction === 'in' ? 'reset by the peer' : 'reset by this side'}${
+      error === undefined ? '' : `: ${error.message}`}`; break;
+    default: text = error?.message ?? event;
+  }
+  const channel = record.channel === undefined ? '' : ` channel=${record.channel}`;
+  return `${record.role} ${record.level} ${event}${channel}: ${text}`;
+}
+
+/** A snapshot of one channel's figures, read from its state. */
+export function channelStats(channel: ChannelState): ChannelStats {
+  const queuedBytes = channel.queuedBytes;
+  const sendWindow = channel.sendWindow;
+  return {
+    id: channel.id,
+    outbound: channel.outbound,
+    state: channel.state,
+    bytesIn: channel.delivered,
+    bytesOut: channel.sent,
+    queuedBytes,
+    bufferedBytes: channel.endpoint.bufferedBytes,
+    receiveWindow: channel.rx.size,
+    sendWindow,
+    stalled: queuedBytes > 0 && sendWindow <= 0 && channel.live,
+  };
+}
