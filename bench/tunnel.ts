@@ -50,10 +50,10 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
   },
 });
-const figuresWanted = new Set(args.figures!.split(','));
+const figuresWanted = new Set(args.figures.split(','));
 const SECONDS = Number(args.seconds);
 const ROUNDS = Number(args.rounds);
-const selected = args.paths!.split(',') as PathName[];
+const selected = args.paths.split(',') as PathName[];
 for (const p of selected) if (!PATHS.includes(p)) throw new Error(`unknown path ${p} (known: ${PATHS.join(', ')})`);
 
 const work = mkdtempSync(join(os.tmpdir(), 'muxwire-tunnel-bench-'));

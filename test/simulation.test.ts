@@ -174,7 +174,7 @@ test('simulation: a peer paused at its memory bound is not declared dead', {
 
 /** The seeds of a pass: from MUXWIRE_SIM_SEED, else fixed (a clock-derived base in the soak), plus one from the clock. */
 function seedsOf(runs: number): { seeds: number[]; note: string } {
-  const base = replaying ? parseSeed(chosenSeed!) : SOAK ? Date.now() % 0x1_0000_0000 : FIXED_BASE;
+  const base = replaying ? parseSeed(chosenSeed) : SOAK ? Date.now() % 0x1_0000_0000 : FIXED_BASE;
   const seeds = Array.from({ length: runs }, (_, i) => (base + i) >>> 0);
   // One more seed from the clock in every `npm test`, so that each run explores something new.
   const fresh = (Date.now() * 7919) % 0x1_0000_0000;

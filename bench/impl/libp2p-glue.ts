@@ -258,7 +258,7 @@ export function libp2pImplementation(
     { Conn, factory }: Awaited<typeof loaded>, socket: Socket, direction: 'inbound' | 'outbound', maxChannels: number,
   ): MuxerLike => {
     const conn = new Conn(socket, direction, info.readBuffer);
-    return factory(maxChannels).createStreamMuxer(conn as never) as unknown as MuxerLike;
+    return factory(maxChannels).createStreamMuxer(conn as never) as MuxerLike;
   };
   return {
     name: info.name,

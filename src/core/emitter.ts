@@ -7,6 +7,9 @@
  * @module
  */
 
+// The event name's `as PropertyKey` looks unnecessary to the linter, yet tsc needs it to index the table.
+/* eslint-disable @typescript-eslint/no-unnecessary-type-assertion */
+
 type Listener = (...args: any[]) => void;
 
 /** A `once` listener's wrapper remembers the listener, so that `off` and `listeners` find it. */

@@ -19,7 +19,7 @@ function splitOptions<T extends object>(options: T): { session: SessionOptions; 
     if (key in DEFAULT_OPTIONS) session[key] = value;
     else rest[key] = value;
   }
-  return { session: session as SessionOptions, rest };
+  return { session, rest };
 }
 
 /** Connects over TCP and resolves to the client session once the connection is up. */

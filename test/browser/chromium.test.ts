@@ -273,7 +273,7 @@ function registerTests(): void {
       try {
         let output = '';
         const port = await new Promise<number>((resolve, reject) => {
-          go.stdout!.on('data', (chunk: Buffer) => {
+          go.stdout.on('data', (chunk: Buffer) => {
             output += chunk.toString();
             const match = /PORT (\d+)/.exec(output);
             if (match) resolve(Number(match[1]));
@@ -288,7 +288,7 @@ function registerTests(): void {
             const match = /RESULT .*/.exec(output);
             if (match) resolve(match[0]);
           };
-          go.stdout!.on('data', check);
+          go.stdout.on('data', check);
           check();
         });
         assert.equal(line, 'RESULT ok echoed=200 pushed=1');

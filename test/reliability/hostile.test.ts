@@ -367,7 +367,7 @@ describe('Go Away from the peer, then more frames', () => {
     raw.end();
     await until(() => channel.closed, 2000, 'channel closed');
     assert.ok(channel.failure instanceof GoAwayError);
-    assert.equal((channel.failure as GoAwayError).goAwayCode, 2);
+    assert.equal((channel.failure).goAwayCode, 2);
     await assert.rejects(client.closed, GoAwayError);
     raw.destroy();
   });

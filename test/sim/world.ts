@@ -584,7 +584,7 @@ class World {
         this.track(`${side.name} ping`, session.ping());
         return;
       case 'close':
-        this.track(`${side.name} close`, session.close({ timeout: rng.pick([0, 50, 1_000, undefined]) as number | undefined }));
+        this.track(`${side.name} close`, session.close({ timeout: rng.pick<number | undefined>([0, 50, 1_000, undefined]) }));
         return;
       case 'destroy':
         this.sessionDestroys++;
