@@ -52,7 +52,7 @@ export type ChildMessage =
   | { type: 'stats'; stats: ServerStats }
   | { type: 'error'; message: string };
 
-export type RunnerMessage = { type: 'stats'; measure: boolean };
+export interface RunnerMessage { type: 'stats'; measure: boolean }
 
 export function send(msg: ChildMessage): void {
   if (process.send) process.send(msg);

@@ -22,7 +22,7 @@ const { resolveInit } = await import('../src/libp2p/options.js');
 const { multiaddrConnectionPair } = await import('@libp2p/utils');
 const { yamux } = await import('@chainsafe/libp2p-yamux');
 
-type Factory = StreamMuxerFactory<StreamMuxer<Stream>>;
+type Factory = StreamMuxerFactory;
 
 /** Resolves with the first event of `type`, or rejects after `ms`. */
 function nextEvent<E extends Event>(target: EventTarget, type: string, ms = 5_000): Promise<E> {

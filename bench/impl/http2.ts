@@ -41,7 +41,7 @@ const impl: Implementation = {
     return {
       close: () =>
         new Promise<void>((resolve) => {
-          if (!session) return resolve();
+          if (!session) { resolve(); return; }
           session.close(() => resolve());
         }),
     };

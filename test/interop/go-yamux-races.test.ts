@@ -128,7 +128,7 @@ function streamOutcomes(go: GoPeer): Map<number, StreamLine> {
   for (const line of go.lines('STREAM')) {
     const id = / id=(\d+)/.exec(line)?.[1];
     const outcome = / outcome=(\S+)/.exec(line)?.[1];
-    if (id !== undefined && outcome !== undefined) outcomes.set(Number(id), { outcome, acked: / acked=true/.test(line) });
+    if (id !== undefined && outcome !== undefined) outcomes.set(Number(id), { outcome, acked: line.includes(' acked=true') });
   }
   return outcomes;
 }

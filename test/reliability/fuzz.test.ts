@@ -364,7 +364,7 @@ function checkExchangeError(error: unknown, seed: number): string {
   }
   assert.ok(error instanceof Error, `seed ${seed}: the exchange failed with a non-Error ${String(error)}`);
   assert.match(error.message, EXCHANGE_ERRORS, `seed ${seed}: an untyped error that is not a consequence of corruption`);
-  return /timed out/.test(error.message) ? 'exchange timeout' : 'data corrupted';
+  return error.message.includes('timed out') ? 'exchange timeout' : 'data corrupted';
 }
 
 test(`corruption in flight: ${PROXY_RUNS} session pairs whose bytes the proxy flips end cleanly or with a typed error`, { timeout: 600_000 }, async (t) => {

@@ -575,7 +575,7 @@ class World {
         return;
       }
       case 'accept': {
-        if (side.mode === 'listener') return this.act('dial', side);
+        if (side.mode === 'listener') { this.act('dial', side); return; }
         this.accept(side);
         return;
       }
