@@ -42,7 +42,7 @@ function textWidth(s: string, size: number, bold = false): number {
   let w = 0;
   for (const ch of s) {
     w += /[il.,:;'|!· ]/.test(ch) ? 0.32
-      : /[frtj()\[\]\/-]/.test(ch) ? 0.42
+      : /[frtj()[\]/-]/.test(ch) ? 0.42
       : /[mwMW@%]/.test(ch) ? 0.95
       : /[A-Z≥≤×✓✗]/.test(ch) ? 0.76
       : /[0-9]/.test(ch) ? 0.64

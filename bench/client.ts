@@ -364,7 +364,7 @@ export const retainedForMeasurement = (): unknown => retained;
 async function idle(session: ClientSession, base: Awaited<ReturnType<typeof measureMemory>>, glue: number): Promise<ClientResult> {
   const n = params.channels;
   const batch = params.batch || n;
-  const channels: Channel[] = new Array(n);
+  const channels = new Array<Channel>(n);
   const ping = Buffer.from('i');
   let errors = 0;
   let lastError = '';

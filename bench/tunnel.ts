@@ -212,7 +212,7 @@ async function redisRps(port: number): Promise<number> {
     '-t', 'get', '--csv'], (SECONDS * 10 + 60) * 1000);
   const row = out.split('\n').find((line) => line.startsWith('"GET"'));
   if (row === undefined) throw new Error(`redis-benchmark printed no GET row:\n${out}`);
-  return Number(JSON.parse(`[${row}]`)[1]);
+  return Number((JSON.parse(`[${row}]`) as unknown[])[1]);
 }
 
 /** One connection: connect, PING, read +PONG, close. */

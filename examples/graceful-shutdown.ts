@@ -48,7 +48,7 @@ await once(client, 'goaway');
 try {
   client.dial();
 } catch (error) {
-  console.log(`a new channel after Go Away: ${error instanceof GoAwayError ? 'refused (GoAwayError)' : error}`);
+  console.log(`a new channel after Go Away: ${error instanceof GoAwayError ? 'refused (GoAwayError)' : String(error)}`);
 }
 console.log(`the download in flight: "${await reply}"`);
 await closing;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { MessageStream, Stream, StreamMuxer, StreamMuxerFactory } from '@libp2p/interface';
+import type { MessageStream, Stream, StreamMuxerFactory } from '@libp2p/interface';
 import {
   ChannelRefusedError, ChannelResetError, GoAwayError, ProtocolError, SessionClosedError, StreamLimitError, TimeoutError,
   TransportClosedError,

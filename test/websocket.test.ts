@@ -203,7 +203,7 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     const second = session.dial();
     const writer = second.writable.getWriter();
     await writer.write(new Uint8Array([2]));
-    await until(() => serverChannel !== undefined && serverChannel.id === second.id, 5000, 'the second channel');
+    await until(() => serverChannel?.id === second.id, 5000, 'the second channel');
     serverChannel!.destroy();
     const reader = second.readable.getReader();
     await assert.rejects(reader.read(), ChannelResetError);

@@ -111,7 +111,7 @@ export class Libp2pStreamDuplex extends Duplex {
 
   override _read(): void {
     const s = this.stream;
-    if (s && s.readStatus === 'paused') s.resume();
+    if (s?.readStatus === 'paused') s.resume();
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {

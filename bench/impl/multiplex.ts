@@ -2,7 +2,7 @@
 // channel, no flow control beyond pausing the whole transport. `halfOpen: true` keeps a channel's
 // writable side open after the peer ends (without it, 'end' also ends our side).
 import multiplex from 'multiplex';
-import type { Implementation, Channel } from './types.js';
+import type { Implementation } from './types.js';
 
 const OPTIONS = { halfOpen: true };
 

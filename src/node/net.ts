@@ -12,7 +12,7 @@ export type ConnectOptions = net.TcpNetConnectOpts & SessionOptions & { signal?:
 /** Options of `createServer()`: `net.createServer` options plus any session option. */
 export type ServerOptions = net.ServerOpts & SessionOptions;
 
-function splitOptions<T extends object>(options: T): { session: SessionOptions; rest: Record<string, unknown> } {
+function splitOptions(options: object): { session: SessionOptions; rest: Record<string, unknown> } {
   const session: Record<string, unknown> = {};
   const rest: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {

@@ -10,7 +10,7 @@ import type { Server as HttpsServer } from 'node:https';
 import { WebSocketServer } from 'ws';
 import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
 import {
-  type WebSocketLike, type WebSocketTransportOptions, resolveTransportOptions, webSocketTransport,
+  type WebSocketTransportOptions, resolveTransportOptions, webSocketTransport,
 } from '../web/websocket-transport.js';
 import { Session } from './session.js';
 

@@ -42,7 +42,7 @@ function buildGoPeer(): string | { error: string } {
   try {
     return execFileSync(path.join(root, 'test/interop/go/build-ws.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   } catch (error) {
-    return { error: String((error as { stderr?: string }).stderr || (error as Error).message).trim() };
+    return { error: ((error as { stderr?: string }).stderr || (error as Error).message).trim() };
   }
 }
 

@@ -66,6 +66,7 @@ async function withGo(
 ): Promise<Outcome>;
 async function withGo(
   peerPath: string, role: Role, goArgs: string[], options: SessionOptions,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the overloads above type it; this body serves both
   body: (session: any, go: GoPeer) => Promise<void>, channels: 'node' | 'light' = 'node',
 ): Promise<Outcome> {
   const started: GoPeerSession<Session | LightSession> = { session: undefined, go: undefined, server: undefined };

@@ -392,7 +392,7 @@ class World {
       record.iterating = true;
       void this.iterate(record, sender);
     } else {
-      channel.on('data', (chunk) => {
+      channel.on('data', (chunk: Uint8Array) => {
         this.received(record, sender, chunk);
         if (!reacted && !channel.outbound && this.appRng.chance(this.react.destroyOnData)) {
           reacted = true; // the issue's case 2: read the first data, then reset
@@ -686,7 +686,7 @@ class World {
         if (next === Number.POSITIVE_INFINITY) break; // nothing left to happen
         if (next - windDownAt > this.limits.windDownMs) {
           this.violate(`still running ${this.limits.windDownMs} virtual ms after the wind-down began` +
-            ` (next event at ${next} ms: ${timer !== undefined && timer.at === next ? 'a timer' : 'the network'})`);
+            ` (next event at ${next} ms: ${timer?.at === next ? 'a timer' : 'the network'})`);
           break;
         }
         this.clock.advanceTo(next);

@@ -145,7 +145,7 @@ export async function runExchange(
     clearTimeout(timer);
     server.off('channel', onChannel);
   }
-  if (failures.length > 0) throw failures[0];
+  if (failures.length > 0) throw failures[0]!;
   let bytesUp = 0;
   let bytesDown = 0;
   for (const channel of plan.channels) {
