@@ -121,7 +121,7 @@ interface Case {
   ops: number;
   bytes: number;
   /** one unit of work; throws if the output is wrong */
-  run(): void;
+  run(this: void): void;
   /** a fuller, untimed check of the output, run once first */
   check?(): void;
 }

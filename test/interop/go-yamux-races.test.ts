@@ -42,7 +42,7 @@ interface Link {
   session: Session;
   socket: net.Socket;
   /** Kills the process, destroys the session and the socket; safe to call twice. */
-  close(): void;
+  close: () => void;
 }
 
 /**
