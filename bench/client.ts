@@ -450,7 +450,7 @@ async function main(): Promise<void> {
   send({ type: 'result', result });
 }
 
-main().catch((err) => {
+main().catch((err: unknown) => {
   send({ type: 'error', message: errorText(err) });
   setTimeout(() => process.exit(1), 50).unref();
 });

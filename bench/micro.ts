@@ -433,7 +433,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
+main().catch((err: unknown) => {
   console.error((err as Error).message);
   process.exit(1);
 });

@@ -468,7 +468,7 @@ process.on('SIGTERM', () => {
   process.exit(143);
 });
 
-main().catch((err) => {
+main().catch((err: unknown) => {
   console.error((err as Error).message);
   cleanup();
   process.exit(1);

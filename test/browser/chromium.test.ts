@@ -254,7 +254,7 @@ function registerTests(): void {
       assert.equal(session.channelCount, 50);
       await second.close();
       const outcome = await Promise.race([
-        session.closed.then(() => 'clean', (error: Error) => error.name),
+        session.closed.then(() => 'clean', (error: unknown) => (error as Error).name),
         new Promise((resolve) => setTimeout(() => resolve('still open'), 10_000)),
       ]);
       assert.equal(outcome, 'TransportClosedError');

@@ -85,8 +85,8 @@ async function withGo(
     });
     await body(s, go);
     const result = await within(go.result, 30_000, 'the Go peer\'s RESULT line');
-    await within(s.closed, 10_000, 'the muxwire session to end').catch((error: Error) => {
-      throw new Error(`the muxwire session ended with an error: ${error.name}: ${error.message}`, { cause: error });
+    await within(s.closed, 10_000, 'the muxwire session to end').catch((error: unknown) => {
+      throw new Error(`the muxwire session ended with an error: ${(error as Error).name}: ${(error as Error).message}`, { cause: error });
     });
     assert.equal(s.closeError, undefined);
     return { result, go };

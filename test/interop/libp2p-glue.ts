@@ -237,7 +237,7 @@ export class Libp2pChannel extends Duplex {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.stream.close().then(() => callback(), (error: Error) => callback(error));
+    this.stream.close().then(() => callback(), (error: unknown) => callback(error as Error));
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

@@ -340,9 +340,9 @@ function endedWithin(session: Session, ms: number): Promise<{ error: Error | und
     session.closed.then(() => {
       clearTimeout(timer);
       resolve({ error: undefined });
-    }, (error: Error) => {
+    }, (error: unknown) => {
       clearTimeout(timer);
-      resolve({ error });
+      resolve({ error: error as Error });
     });
   });
 }

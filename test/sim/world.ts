@@ -331,7 +331,7 @@ class World {
       closeEvents: 0, closeArgument: undefined, closedAt: -1, closedStep: -1, closedCall: { label: `${name} closed`, settled: 0 },
     };
     this.calls.push(side.closedCall);
-    session.closed.then(() => { side.closedCall.settled++; }, (error) => {
+    session.closed.then(() => { side.closedCall.settled++; }, (error: unknown) => {
       side.closedCall.settled++;
       side.closedCall.error = error;
     });
@@ -504,7 +504,7 @@ class World {
     promise.then((value) => {
       call.settled++;
       onValue?.(value);
-    }, (error) => {
+    }, (error: unknown) => {
       call.settled++;
       call.error = error;
     });
