@@ -320,8 +320,10 @@ const sessionCaseArb: fc.Arbitrary<SessionCase> = fc.record({
 test(`sessions: ${SESSION_RUNS} random and mutated frame streams never throw, hang or grow without bound`, { timeout: 3_600_000 }, async (t) => {
   const before = await settledMemory();
   const started = performance.now();
-  // eslint-disable-next-line @typescript-eslint/no-deprecated -- moving to the timeout plugin is a change to verify on its own
+  // fast-check's `timeout` option is deprecated for its timeout plugin; moving is a change to verify on its own.
+  /* eslint-disable @typescript-eslint/no-deprecated */
   await fc.assert(fc.asyncProperty(sessionCaseArb, runSessionCase), { numRuns: SESSION_RUNS, seed: SEED, timeout: 5000 });
+  /* eslint-enable @typescript-eslint/no-deprecated */
   const after = await settledMemory();
   const grown = after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers;
   assert.ok(grown < 32 * MiB, `memory grew by ${mib(grown)} MiB over the run`);
