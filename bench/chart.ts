@@ -42,7 +42,7 @@ function textWidth(s: string, size: number, bold = false): number {
   let w = 0;
   for (const ch of s) {
     w += /[il.,:;'|!· ]/.test(ch) ? 0.32
-      : /[frtj()\[\]\/-]/.test(ch) ? 0.42
+      : /[frtj()[\]/-]/.test(ch) ? 0.42
       : /[mwMW@%]/.test(ch) ? 0.95
       : /[A-Z≥≤×✓✗]/.test(ch) ? 0.76
       : /[0-9]/.test(ch) ? 0.64
@@ -295,11 +295,11 @@ export function renderChart(report: Report): string {
   }
   const meta = report.meta;
   const header: string[] = [];
-  const title = `muxwire benchmarks${meta['mode'] === 'quick' ? ' (quick run: smaller sizes)' : ''}`;
+  const title = `muxwire benchmarks${meta.mode === 'quick' ? ' (quick run: smaller sizes)' : ''}`;
   header.push(text(MARGIN, 32, title, { size: 18, weight: 'bold' }));
-  const date = String(meta['date'] ?? '').slice(0, 16).replace('T', ' ');
-  const machine = meta['cpuModel'] ? `${meta['cores']} cores ${meta['cpuModel']}` : String(meta['cpus'] ?? '');
-  const info = [date && `${date} UTC`, `Node ${meta['node']}`, machine, meta['os'] ?? meta['platform']].filter(Boolean).join(' · ');
+  const date = String(meta.date ?? '').slice(0, 16).replace('T', ' ');
+  const machine = meta.cpuModel ? `${meta.cores} cores ${meta.cpuModel}` : String(meta.cpus ?? '');
+  const info = [date && `${date} UTC`, `Node ${meta.node}`, machine, meta.os ?? meta.platform].filter(Boolean).join(' · ');
   header.push(text(MARGIN, 52, truncate(info, 11, WIDTH - 2 * MARGIN), { size: 11, fill: COLOR.muted }));
   header.push(text(MARGIN, 68, 'Client and server in two processes over loopback TCP. Bars are ratios to raw TCP in the same run unless a panel says otherwise.', { size: 11, fill: COLOR.muted }));
   header.push(legend(MARGIN, 92));

@@ -430,7 +430,7 @@ export const retainedForMeasurement = (): unknown => retained;
 async function idle(session: ClientSession, base: Awaited<ReturnType<typeof measureMemory>>, glue: number): Promise<ClientResult> {
   const n = params.channels;
   const batch = params.batch || n;
-  const channels: Channel[] = new Array(n);
+  const channels = new Array<Channel>(n);
   const ping = Buffer.from('i');
   let errors = 0;
   let lastError = '';
@@ -519,7 +519,7 @@ async function main(): Promise<void> {
   send({ type: 'result', result });
 }
 
-main().catch((err) => {
+main().catch((err: unknown) => {
   send({ type: 'error', message: errorText(err) });
   setTimeout(() => process.exit(1), 50).unref();
 });

@@ -97,20 +97,20 @@ export function formatDocument(report: Report, o: DocumentOptions): string {
   const link = (p: string): string => relative(dirname(o.path), p).split(sep).join('/');
   const out: string[] = ['# muxwire benchmarks', ''];
   out.push(`<!-- Written by the bench (bench/document.ts). Regenerate with \`npm run bench -- --report\`; edit only the Profiling notes between the notes markers. -->`, '');
-  if (m['mode'] === 'quick') {
+  if (m.mode === 'quick') {
     out.push('> **Quick run** (`--quick`): smaller sizes and short warm-ups, for checking the tooling. These figures are', '> not the full suite; run `npm run bench -- --report` for the record.', '');
   }
-  const partial = m['partial'];
+  const partial = m.partial;
   if (partial) out.push(`> **Partial run**: ${mdEscape(String(partial))}.`, '');
   out.push('| | |', '|---|---|');
-  out.push(`| date | ${m['date']} |`);
-  out.push(`| Node | ${m['node']} |`);
-  const machine = m['cpuModel']
-    ? `${m['cpuModel']}, ${m['cores']} cores, ${m['memory']} RAM, ${m['os']}`
-    : `${m['cpus']}, ${m['memoryGiB']} GiB, ${m['platform']}`;
+  out.push(`| date | ${m.date} |`);
+  out.push(`| Node | ${m.node} |`);
+  const machine = m.cpuModel
+    ? `${m.cpuModel}, ${m.cores} cores, ${m.memory} RAM, ${m.os}`
+    : `${m.cpus}, ${m.memoryGiB} GiB, ${m.platform}`;
   out.push(`| machine | ${mdEscape(machine)} |`);
-  out.push(`| command | \`${String(m['command'] ?? 'npm run bench').replace(/`/g, "'")}\` |`);
-  out.push(`| mode | ${m['mode']}${m['duration'] ? `; the run took ${m['duration']}` : ''} |`);
+  out.push(`| command | \`${String(m.command ?? 'npm run bench').replace(/`/g, "'")}\` |`);
+  out.push(`| mode | ${m.mode}${m.duration ? `; the run took ${m.duration}` : ''} |`);
   const repeated = report.runs.some((r) => (r.rounds?.length ?? 0) > 1);
   out.push(`| setup | client and server in two processes over loopback TCP; every ratio is to raw TCP in the same run${repeated ? '; workloads with several rounds (see their sizes) report each figure\'s median, the implementations taking turns' : ''} |`);
   if (o.jsonPath) out.push(`| data | [${link(o.jsonPath)}](${link(o.jsonPath)}) |`);

@@ -153,7 +153,7 @@ function cpuModel(): string {
 
 function commandLine(): string {
   const args = process.argv.slice(2).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`));
-  if (process.env['npm_lifecycle_event'] === 'bench') return `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
+  if (process.env.npm_lifecycle_event === 'bench') return `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
   return ['node dist/bench/runner.js', ...args].join(' ');
 }
 
@@ -343,7 +343,7 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
     serverFailed.catch(() => {});
     const listening = await Promise.race([server.next((m) => m.type === 'listening'), serverFailed, timeout]);
     let port = listening.type === 'listening' ? listening.port : 0;
-    let proxyFailed: Promise<never> = new Promise(() => {});
+    let proxyFailed = new Promise<never>(() => {});
     if (w.proxy) {
       const proxyCfg: ProxyConfig = { targetPort: port, delayMs: 25, maxBufferedBytes: 32 * 2 ** 20 };
       proxy = spawnChild('proxy', 'proxy.js', proxyCfg, o.verbose);
@@ -372,9 +372,9 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
     verify(result, stats, record);
     if (w.cost) addCost(result, stats, record);
     if (w.measureServer && stats.memory) {
-      const n = result.figures['channels'] ?? params.channels;
-      record.figures['serverHeapB'] = (stats.memory.now.heapUsed - stats.memory.base.heapUsed) / n;
-      record.figures['serverRssB'] = (stats.memory.now.rss - stats.memory.base.rss) / n;
+      const n = result.figures.channels ?? params.channels;
+      record.figures.serverHeapB = (stats.memory.now.heapUsed - stats.memory.base.heapUsed) / n;
+      record.figures.serverRssB = (stats.memory.now.rss - stats.memory.base.rss) / n;
     }
   } catch (err) {
     record.status = 'failed';
@@ -487,7 +487,7 @@ async function main(): Promise<void> {
     for (const entry of impls) report.runs.push(mergeRounds(rounds.get(entry.name)!));
     console.log(formatText(report, w.id));
   }
-  report.meta['duration'] = duration(Date.now() - started);
+  report.meta.duration = duration(Date.now() - started);
   writeOutputs(report, o);
 }
 
@@ -504,7 +504,7 @@ process.on('SIGTERM', () => {
   process.exit(143);
 });
 
-main().catch((err) => {
+main().catch((err: unknown) => {
   console.error((err as Error).message);
   cleanup();
   process.exit(1);

@@ -182,7 +182,7 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((err) => {
+main().catch((err: unknown) => {
   send({ type: 'error', message: `server: ${errorText(err)}` });
   setTimeout(() => process.exit(1), 50).unref();
 });

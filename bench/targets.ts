@@ -81,7 +81,7 @@ export function runOf(runs: RunRecord[], impl: string): RunRecord | undefined {
 
 /** The figure in the measure's display unit, or undefined when the run failed or lacks it. */
 export function displayValue(m: Measure, r: RunRecord | undefined): number | undefined {
-  if (!r || r.status !== 'ok') return undefined;
+  if (r?.status !== 'ok') return undefined;
   const v = r.figures[m.figure];
   return v === undefined || !Number.isFinite(v) ? undefined : v * m.scale;
 }

@@ -72,10 +72,10 @@ const { values: args } = parseArgs({
     'baseline-name': { type: 'string' },
   },
 });
-const figuresWanted = new Set(args.figures!.split(','));
+const figuresWanted = new Set(args.figures.split(','));
 const SECONDS = Number(args.seconds);
 const ROUNDS = Number(args.rounds);
-const selected = args.paths!.split(',') as PathName[];
+const selected = args.paths.split(',') as PathName[];
 if (args.baseline !== undefined && !selected.includes('baseline-tcp')) selected.push('baseline-tcp');
 if (selected.includes('baseline-tcp') && args.baseline === undefined) throw new Error('path baseline-tcp needs --baseline DIR');
 for (const p of selected) if (!PATHS.includes(p)) throw new Error(`unknown path ${p} (known: ${PATHS.join(', ')})`);
@@ -308,7 +308,7 @@ async function redisRps(port: number): Promise<number> {
     '-t', 'get', '--csv'], (SECONDS * 10 + 60) * 1000);
   const row = out.split('\n').find((line) => line.startsWith('"GET"'));
   if (row === undefined) throw new Error(`redis-benchmark printed no GET row:\n${out}`);
-  return Number(JSON.parse(`[${row}]`)[1]);
+  return Number((JSON.parse(`[${row}]`) as unknown[])[1]);
 }
 
 /** One connection: connect, PING, read +PONG, close. */

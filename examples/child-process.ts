@@ -39,6 +39,6 @@ if (process.argv[2] === 'child') {
   }));
   console.log(answers.join(' '));
   await session.close();
-  const [code] = await once(child, 'exit');
+  const [code] = (await once(child, 'exit')) as [number | null];
   console.log(`child exited with code ${code}`);
 }

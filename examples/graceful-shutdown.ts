@@ -48,7 +48,7 @@ await once(client, 'goaway');
 try {
   client.dial();
 } catch (error) {
-  console.log(`a new channel after Go Away: ${error instanceof GoAwayError ? 'refused (GoAwayError)' : error}`);
+  console.log(`a new channel after Go Away: ${error instanceof GoAwayError ? 'refused (GoAwayError)' : String(error)}`);
 }
 console.log(`the download in flight: "${await reply}"`);
 await closing;
@@ -63,7 +63,7 @@ stuck.write('never ending'); // no end(): this half stays open
 await new Promise((resolve) => setTimeout(resolve, 500)); // the server's reply ends its half meanwhile
 const started = Date.now();
 await second.close({ timeout: 300 });
-const outcome = await second.closed.then(() => 'clean', (error: { code?: string }) => error.code);
+const outcome = await second.closed.then(() => 'clean', (error: unknown) => (error as { code?: string }).code);
 console.log(`close() with a channel left open ended after the timeout: ${outcome}, ${Date.now() - started >= 250 ? 'about 300 ms' : 'early'}`);
 
 server.close();

@@ -51,6 +51,7 @@ if (!chromiumAvailable()) {
       assert.match(await page.textContent('#pushed') ?? '', /server clock/);
       // The demo server also serves the README's page script: its module, and an echo for other channels.
       const echoed = await page.evaluate(async () => {
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- keeps tsc from resolving the page's URL
         const web = await import('/muxwire-web.js' as string) as typeof import('../src/web/index.js');
         const session = await web.connectWebSocket(`ws://${location.host}/mux`);
         const channel = session.dial();

@@ -68,14 +68,14 @@ test("events.once() and events.on() take a session (type-checked: this file comp
     const accepted = once(pair.server, 'channel');
     const channel = pair.client.dial();
     channel.write('x');
-    const [inbound] = await accepted;
+    const [inbound] = (await accepted) as [typeof channel];
     assert.equal(inbound.id, channel.id);
     for (const end of [channel, inbound]) end.resume().end(); // both halves closed: close() has nothing to wait for
     const closed = once(pair.server, 'close');
     const iterator = on(pair.client, 'close');
     await pair.client.close();
     await closed;
-    const { value } = await iterator.next();
+    const { value } = (await iterator.next()) as { value: unknown };
     assert.deepEqual(value, [undefined], 'a clean close carries no error');
     await iterator.return?.();
     assert.equal(pair.client.listenerCount('close'), 0, 'events.on() removed its listener');

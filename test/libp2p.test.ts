@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { MessageStream, Stream, StreamMuxer, StreamMuxerFactory } from '@libp2p/interface';
+import type { MessageStream, Stream, StreamMuxerFactory } from '@libp2p/interface';
 import {
   ChannelRefusedError, ChannelResetError, GoAwayError, ProtocolError, SessionClosedError, StreamLimitError, TimeoutError,
   TransportClosedError,
@@ -22,7 +22,7 @@ const { resolveInit } = await import('../src/libp2p/options.js');
 const { multiaddrConnectionPair } = await import('@libp2p/utils');
 const { yamux } = await import('@chainsafe/libp2p-yamux');
 
-type Factory = StreamMuxerFactory<StreamMuxer<Stream>>;
+type Factory = StreamMuxerFactory;
 
 /** Resolves with the first event of `type`, or rejects after `ms`. */
 function nextEvent<E extends Event>(target: EventTarget, type: string, ms = 5_000): Promise<E> {
@@ -156,7 +156,7 @@ test("streams flow both ways between muxwire's muxer and libp2p's yamux muxer ov
 });
 
 test('a stream the peer resets fails with StreamResetError; a peer beyond maxInboundStreams is refused with a reset', async () => {
-  const { dialer, listener } = pair(yamux()() as Factory, muxwire({ maxInboundStreams: 2 })() as Factory);
+  const { dialer, listener } = pair(yamux()(), muxwire({ maxInboundStreams: 2 })());
   const accepted: Stream[] = [];
   listener.addEventListener('stream', (event) => accepted.push(event.detail));
   const streams = await Promise.all([1, 2, 3].map(() => dialer.createStream()));
@@ -174,7 +174,7 @@ test('a stream the peer resets fails with StreamResetError; a peer beyond maxInb
 });
 
 test('createStream() throws TooManyOutboundProtocolStreamsError at maxOutboundStreams and MuxerClosedError once closed', async () => {
-  const { dialer, listener } = pair(muxwire({ maxOutboundStreams: 1 })() as Factory, yamux()() as Factory);
+  const { dialer, listener } = pair(muxwire({ maxOutboundStreams: 1 })(), yamux()());
   await dialer.createStream();
   await assert.rejects(dialer.createStream(), { name: 'TooManyOutboundProtocolStreamsError' });
   await dialer.close();
@@ -209,7 +209,7 @@ test("the main entry and muxwire/core import no libp2p package: only muxwire/lib
 
 test("close() flushes every stream's data and FIN, then resets the streams the peer had not finished, before its Go Away (so libp2p's yamux sees the resets)", async () => {
   for (const peer of ['muxwire', 'yamux'] as const) {
-    const { dialer, listener } = pair(muxwire()() as Factory, (peer === 'muxwire' ? muxwire()() : yamux()()) as Factory);
+    const { dialer, listener } = pair(muxwire()(), (peer === 'muxwire' ? muxwire()() : yamux()()));
     const received: string[] = [];
     const ended: Promise<Event & { error?: Error }>[] = [];
     listener.addEventListener('stream', (event) => {
@@ -232,7 +232,7 @@ test("close() flushes every stream's data and FIN, then resets the streams the p
 });
 
 test("inbound streams wait for a 'stream' listener, up to maxEarlyStreams; one more aborts the muxer with MaxEarlyStreamsError", async () => {
-  const early = pair(yamux()() as Factory, muxwire({ maxEarlyStreams: 3 })() as Factory);
+  const early = pair(yamux()(), muxwire({ maxEarlyStreams: 3 })());
   await Promise.all([1, 2].map(async () => (await early.dialer.createStream()).send(Buffer.from('early'))));
   await new Promise((resolve) => setTimeout(resolve, 50));
   const delivered: Stream[] = [];
@@ -241,7 +241,7 @@ test("inbound streams wait for a 'stream' listener, up to maxEarlyStreams; one m
   assert.equal(delivered.length, 2, 'the early streams are delivered once a listener is added');
   await Promise.all([early.dialer.close(), early.listener.close()]);
 
-  const flooded = pair(muxwire()() as Factory, muxwire({ maxEarlyStreams: 3 })() as Factory);
+  const flooded = pair(muxwire()(), muxwire({ maxEarlyStreams: 3 })());
   // Their SYNs alone open them at the listener (which may fail them before createStream() has returned).
   const aborted = new Promise<Error | undefined>((resolve) => {
     (flooded.listener as InstanceType<typeof MuxwireMuxer>).session.on('close', resolve);
@@ -255,7 +255,7 @@ test("inbound streams wait for a 'stream' listener, up to maxEarlyStreams; one m
 });
 
 test("a paused stream stops its peer at the receive window (libp2p's yamux sending), and resume() brings the rest", async () => {
-  const { dialer, listener } = pair(yamux()() as Factory, muxwire()() as Factory);
+  const { dialer, listener } = pair(yamux()(), muxwire()());
   const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
   const sender = await dialer.createStream();
   const total = 2 * 1024 * 1024;
@@ -287,7 +287,7 @@ test("a paused stream stops its peer at the receive window (libp2p's yamux sendi
 });
 
 test("close() aborts a stream whose data could not leave within closeTimeout with libp2p's TimeoutError, and still completes", async () => {
-  const { dialer, listener } = pair(muxwire({ session: { closeTimeout: 200 } })() as Factory, yamux()() as Factory);
+  const { dialer, listener } = pair(muxwire({ session: { closeTimeout: 200 } })(), yamux()());
   listener.addEventListener('stream', (event) => event.detail.pause()); // never reads: the window runs out
   const stream = await dialer.createStream();
   for (let i = 0; i < 16; i++) stream.send(new Uint8Array(64 * 1024));

@@ -16,7 +16,7 @@ async function lightPair(transport: 'memory' | 'tcp' = 'memory', serverOptions =
   return {
     client,
     server,
-    close() {
+    close: () => {
       client.destroy();
       server.destroy();
       a.destroy();

@@ -41,6 +41,7 @@ test("Node's Readable: read() emits 'data' through the instance's emit (Channel.
   assert.notEqual(readable.read(), null);
   Reflect.deleteProperty(readable, 'emit');
   assert.ok(events.includes('data'), "read() no longer emits 'data' through this.emit: Channel.closeRead must change");
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- compares the functions themselves
   assert.equal(readable.emit, Readable.prototype.emit, 'removing the own emit restores the prototype one');
   readable.destroy();
 });

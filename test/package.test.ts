@@ -158,7 +158,7 @@ test('the packed package holds its license, changelog, docs and examples, and so
     const map = JSON.parse(readFileSync(join(installed, 'dist', 'src', file), 'utf8')) as
       { sources: string[]; sourcesContent?: (string | null)[] };
     assert.equal(map.sourcesContent?.length, map.sources.length, `${file} carries its sources`);
-    for (const content of map.sourcesContent!) assert.ok(typeof content === 'string' && content.length > 0, file);
+    for (const content of map.sourcesContent) assert.ok(typeof content === 'string' && content.length > 0, file);
   }
   // Tests, benchmarks and the examples' build output stay out of the package.
   assert.equal(existsSync(join(installed, 'dist', 'test')), false);

@@ -66,7 +66,7 @@ async function gracefulCloseDuringDials(closeAfter: number): Promise<string[]> {
     if (seen.size === closeAfter) closing = server.close();
   });
   const { outcomes, dialErrors } = await dialEchoes(client, 1000, 5);
-  const clientEnd = await client.closed.then(() => undefined, (error: Error) => error);
+  const clientEnd = await client.closed.then(() => undefined, (error: unknown) => error as Error);
   await closing;
   if (clientEnd !== undefined) problems.push(`client session ended with ${clientEnd.message}`);
   for (const error of dialErrors) {
@@ -152,7 +152,7 @@ describe('keep-alive while reading is paused at the memory bound', () => {
       // A ping() shares the answer of one already in flight (sent before the freeze, maybe answered): it may
       // resolve; what it may not do is stay pending, or fail with anything but a typed error.
       const ping = pair.server.ping().then((rtt) => rtt, (error: unknown) => error);
-      const error = await pair.server.closed.then(() => undefined, (e: Error) => e);
+      const error = await pair.server.closed.then(() => undefined, (e: unknown) => e as Error);
       return { error, pingError: await ping, afterMs: performance.now() - stalledAt };
     } finally {
       await pair.close();

@@ -108,6 +108,7 @@ test('simulation: the same seed replays the same run step for step', async () =>
 });
 
 test('simulation: the virtual clock takes over the timers only for the run, even one that throws', async () => {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- kept to compare, never called
   const real = { setTimeout, clearTimeout, setImmediate, clearImmediate, now: performance.now };
   const clock = new VirtualClock();
   clock.install();
@@ -129,6 +130,7 @@ test('simulation: the virtual clock takes over the timers only for the run, even
   assert.equal(globalThis.clearTimeout, real.clearTimeout);
   assert.equal(globalThis.setImmediate, real.setImmediate);
   assert.equal(globalThis.clearImmediate, real.clearImmediate);
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- compares the functions themselves
   assert.equal(performance.now, real.now);
   assert.ok(performance.now() > 0 && performance.now() !== 250);
   await runSimulation(3);
@@ -174,7 +176,7 @@ test('simulation: a peer paused at its memory bound is not declared dead', {
 
 /** The seeds of a pass: from MUXWIRE_SIM_SEED, else fixed (a clock-derived base in the soak), plus one from the clock. */
 function seedsOf(runs: number): { seeds: number[]; note: string } {
-  const base = replaying ? parseSeed(chosenSeed!) : SOAK ? Date.now() % 0x1_0000_0000 : FIXED_BASE;
+  const base = replaying ? parseSeed(chosenSeed) : SOAK ? Date.now() % 0x1_0000_0000 : FIXED_BASE;
   const seeds = Array.from({ length: runs }, (_, i) => (base + i) >>> 0);
   // One more seed from the clock in every `npm test`, so that each run explores something new.
   const fresh = (Date.now() * 7919) % 0x1_0000_0000;

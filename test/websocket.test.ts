@@ -118,7 +118,7 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
   test('a Node client over a ws socket (multiplexedClient(webSocketTransport(ws))) gets Duplex channels', async () => {
     const { url } = await serve(echo);
     const socket = new WsWebSocket(url);
-    const session = multiplexedClient(nodeWebSocketTransport(socket as never), { keepAliveInterval: 0 });
+    const session = multiplexedClient(nodeWebSocketTransport(socket), { keepAliveInterval: 0 });
     toClose.push(() => session.destroy());
     const channel = session.dial();
     const data = pseudoRandomBytes(512 * KiB, 3);
@@ -203,7 +203,7 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     const second = session.dial();
     const writer = second.writable.getWriter();
     await writer.write(new Uint8Array([2]));
-    await until(() => serverChannel !== undefined && serverChannel.id === second.id, 5000, 'the second channel');
+    await until(() => serverChannel?.id === second.id, 5000, 'the second channel');
     serverChannel!.destroy();
     const reader = second.readable.getReader();
     await assert.rejects(reader.read(), ChannelResetError);
@@ -243,7 +243,7 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     const error = await read.then(() => assert.fail('the read should fail'), (e: unknown) => e as Error);
     assert.ok(error instanceof TransportClosedError, String(error));
     assert.ok(error.cause instanceof WebSocketClosedError, String(error.cause));
-    assert.equal((error.cause as WebSocketClosedError).closeCode, 1006);
+    assert.equal((error.cause).closeCode, 1006);
     await assert.rejects(session.closed, TransportClosedError);
   });
 
@@ -304,7 +304,7 @@ describe('muxwire/web bad input', () => {
 
   test('createWebSocketServer refuses bad options (neither or both of server and port, a bad session option) at once', () => {
     const noop = (): void => {};
-    assert.throws(() => createWebSocketServer({} as never, noop), TypeError);
+    assert.throws(() => createWebSocketServer({}, noop), TypeError);
     assert.throws(() => createWebSocketServer({ port: 0, server: {} as never }, noop), TypeError);
     assert.throws(() => createWebSocketServer({ port: 0, keepAliveTimeout: 0 }, noop), RangeError);
     assert.throws(() => createWebSocketServer({ port: 0, lowWaterMark: Number.NaN }, noop), RangeError);

@@ -29,7 +29,7 @@ const impl: Implementation = {
     let session: http2.ServerHttp2Session | undefined;
     server.on('session', (s) => {
       session = s;
-      s.on('error', (err) => hooks.onError(err));
+      s.on('error', (err: Error) => hooks.onError(err));
       s.setLocalWindowSize(WINDOW);
     });
     server.on('stream', (stream) => {
@@ -41,7 +41,7 @@ const impl: Implementation = {
     return {
       close: () =>
         new Promise<void>((resolve) => {
-          if (!session) return resolve();
+          if (!session) { resolve(); return; }
           session.close(() => resolve());
         }),
     };
@@ -54,7 +54,7 @@ const impl: Implementation = {
       maxSessionMemory: SESSION_MEMORY_MB,
       peerMaxConcurrentStreams: Math.max(1000, opts.maxChannels * 2),
     });
-    session.on('error', (err) => hooks.onError(err));
+    session.on('error', (err: Error) => hooks.onError(err));
     // Wait for the server's SETTINGS so its stream limit and window apply before the first request.
     await new Promise<void>((resolve, reject) => {
       session.once('remoteSettings', () => resolve());

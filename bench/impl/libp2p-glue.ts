@@ -85,7 +85,7 @@ export class Libp2pStreamDuplex extends Duplex {
     this.ready = Promise.resolve(stream);
     this.ready.then(
       (s) => this.attach(s),
-      (err: Error) => this.destroy(err),
+      (err: unknown) => this.destroy(err as Error),
     );
   }
 
@@ -111,7 +111,7 @@ export class Libp2pStreamDuplex extends Duplex {
 
   override _read(): void {
     const s = this.stream;
-    if (s && s.readStatus === 'paused') s.resume();
+    if (s?.readStatus === 'paused') s.resume();
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -119,7 +119,7 @@ export class Libp2pStreamDuplex extends Duplex {
     if (!s) {
       this.ready.then(
         () => this._write(chunk, _enc, cb),
-        (err: Error) => cb(err),
+        (err: unknown) => cb(err as Error),
       );
       return;
     }
@@ -147,8 +147,8 @@ export class Libp2pStreamDuplex extends Duplex {
 
   override _final(cb: (err?: Error | null) => void): void {
     this.ready.then(
-      (s) => s.close().then(() => cb(), (err: Error) => cb(err)),
-      (err: Error) => cb(err),
+      (s) => s.close().then(() => cb(), (err: unknown) => cb(err as Error)),
+      (err: unknown) => cb(err as Error),
     );
   }
 
@@ -258,7 +258,7 @@ export function libp2pImplementation(
     { Conn, factory }: Awaited<typeof loaded>, socket: Socket, direction: 'inbound' | 'outbound', maxChannels: number,
   ): MuxerLike => {
     const conn = new Conn(socket, direction, info.readBuffer);
-    return factory(maxChannels).createStreamMuxer(conn as never) as unknown as MuxerLike;
+    return factory(maxChannels).createStreamMuxer(conn as never) as MuxerLike;
   };
   return {
     name: info.name,
@@ -272,7 +272,7 @@ export function libp2pImplementation(
           muxer = muxerOn(lib, socket, 'inbound', opts.maxChannels);
           muxer.addEventListener('stream', (evt) => onChannel(asChannel(evt.detail)));
         },
-        (err: Error) => hooks.onError(err),
+        (err: unknown) => hooks.onError(err as Error),
       );
       return { close: async () => muxer?.close() };
     },

@@ -4,6 +4,8 @@
 // (streamOptions.maxReadBufferLength, default 4 MiB) is raised; and it rate-limits NEW_STREAM
 // messages with `disconnectThreshold` (default 5 per second!), aborting the whole connection past it,
 // so the threshold is raised for the many-channel workloads.
+// mplex is deprecated upstream, and measured here on purpose.
+/* eslint-disable @typescript-eslint/no-deprecated */
 import { libp2pImplementation } from './libp2p-glue.js';
 
 const READ_BUFFER = 64 * 1024 * 1024;

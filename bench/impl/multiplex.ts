@@ -2,7 +2,7 @@
 // channel, no flow control beyond pausing the whole transport. `halfOpen: true` keeps a channel's
 // writable side open after the peer ends (without it, 'end' also ends our side).
 import multiplex from 'multiplex';
-import type { Implementation, Channel } from './types.js';
+import type { Implementation } from './types.js';
 
 const OPTIONS = { halfOpen: true };
 
@@ -11,7 +11,7 @@ const impl: Implementation = {
   describe: 'multiplex 6.7.0 (max-mapper)',
   transport: 'shared',
   server(socket, onChannel, _opts, hooks) {
-    const plex = multiplex(OPTIONS, (stream) => onChannel(stream as Channel));
+    const plex = multiplex(OPTIONS, (stream) => onChannel(stream));
     plex.on('error', (err: Error) => hooks.onError(err));
     socket.pipe(plex).pipe(socket);
     return {
@@ -26,7 +26,7 @@ const impl: Implementation = {
     plex.on('error', (err: Error) => hooks.onError(err));
     socket.pipe(plex).pipe(socket);
     return {
-      open: () => plex.createStream() as Channel,
+      open: () => plex.createStream(),
       async close() {
         plex.end();
       },

@@ -97,7 +97,7 @@ export function muxwireImplementation(channels: 'node' | 'light'): Implementatio
           if (typeof session.on === 'function') session.on('channel', onChannel);
           else void acceptLoop(session, onChannel, hooks.onError);
         },
-        (err: Error) => hooks.onError(err),
+        (err: unknown) => hooks.onError(err as Error),
       );
       return { close: async () => session?.close() };
     },

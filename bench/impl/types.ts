@@ -18,7 +18,7 @@ export interface AdapterOptions {
 
 /** Ways for an adapter to report trouble that is not tied to one channel (framing errors, go-away...). */
 export interface AdapterHooks {
-  onError(err: Error): void;
+  onError(this: void, err: Error): void;
 }
 
 /** Dials the server (or the long-fat proxy) over loopback TCP. */

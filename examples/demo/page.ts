@@ -136,7 +136,7 @@ async function upload(session: Awaited<ReturnType<typeof connectWebSocket>>, mib
     sent += piece.length;
     const seconds = (performance.now() - started) / 1000;
     $('upload-done').textContent = String(Math.round(sent / 1048576));
-    ($('upload-bar') as HTMLElement).style.width = `${(100 * sent) / total}%`;
+    ($('upload-bar')).style.width = `${(100 * sent) / total}%`;
     $('upload-rate').textContent = (sent / 1048576 / Math.max(seconds, 0.001)).toFixed(0);
   }
   await writer.close();

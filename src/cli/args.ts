@@ -31,7 +31,7 @@ export interface ForwardSpec {
 
 /** An `--allow` / `--allow-remote` pattern: a host and a port, either of which may be `*`. */
 export interface AllowPattern {
-  host: string | '*';
+  host: string; // or '*'
   port: number | '*';
   text: string;
 }
@@ -183,7 +183,7 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
 
 function only(values: Values, command: string, names: (keyof Values)[]): void {
   for (const name of names) {
-    if (values[name] !== undefined) throw new UsageError(`--${String(name)} is not an option of '${command}'`);
+    if (values[name] !== undefined) throw new UsageError(`--${name} is not an option of '${command}'`);
   }
 }
 

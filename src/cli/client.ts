@@ -53,8 +53,8 @@ export async function runClient(config: ClientConfig, env: Record<string, string
       const control = session.dial();
       control.on('error', () => {});
       control.write(encode({ type: 'hello', version: PROTOCOL_VERSION, token, forwards: announced }));
-      const welcome = await expectMessage(control, HELLO_TIMEOUT_MS, 'welcome').catch((error: TunnelError) => {
-        if (error.code === 'ERR_TUNNEL_AUTH') {
+      const welcome = await expectMessage(control, HELLO_TIMEOUT_MS, 'welcome').catch((error: unknown) => {
+        if ((error as TunnelError).code === 'ERR_TUNNEL_AUTH') {
           throw new TunnelError('ERR_TUNNEL_AUTH', `the server ${server} refused the token (check --token-file or ${TOKEN_ENV})`);
         }
         // The session failing (a transport error, or bytes that are not yamux) or the connection closing

@@ -130,7 +130,7 @@ export async function answer(
   try {
     const message = await readMessage(channel, REQUEST_TIMEOUT_MS);
     if (message.type !== expected) throw new TunnelError('ERR_TUNNEL_PROTOCOL', `control protocol: expected ${expected}, got ${message.type}`);
-    request = message as ConnectRequest | RemoteRequest;
+    request = message;
   } catch (error) {
     const e = error as TunnelError;
     context.reporter.event('forward-failed', `a forwarded channel failed: ${e.message}`, { code: e.code });

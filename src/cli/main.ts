@@ -75,7 +75,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
-  return Promise.race([stopped, running.done.then(() => 0, async (error) => {
+  return Promise.race([stopped, running.done.then(() => 0, async (error: unknown) => {
     const code = fail(error);
     await running.stop();
     return code;

@@ -58,6 +58,8 @@ export class Reconnector {
   #wake: (() => void) | undefined;
   #wakeTimer: NodeJS.Timeout | undefined;
   #lastAttempt = 0;
+  // Read by `??=` in start(), which the rule does not count as a use.
+  // eslint-disable-next-line no-unused-private-class-members
   #loop: Promise<void> | undefined;
 
   constructor(options: {

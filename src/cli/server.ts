@@ -73,8 +73,8 @@ export async function runServer(config: ServerConfig, env: Record<string, string
       }
     });
     pendingHandshakes += 1;
-    handshake(state).catch((error: TunnelError) => {
-      reporter.event('handshake-failed', `client ${remote}: ${error.message}`, { remote, code: error.code });
+    handshake(state).catch((error: unknown) => {
+      reporter.event('handshake-failed', `client ${remote}: ${(error as TunnelError).message}`, { remote, code: (error as TunnelError).code });
       session.destroy();
     }).finally(() => {
       pendingHandshakes -= 1;

@@ -84,6 +84,8 @@ export class StreamLimitError extends MuxError {
 
 /** Something did not happen in time. `code` tells what: `ERR_MUX_KEEPALIVE_TIMEOUT` (a ping went unanswered) or `ERR_MUX_CLOSE_TIMEOUT`. */
 export class TimeoutError extends MuxError {
+  // Not useless: it narrows the codes a TimeoutError may carry.
+  // eslint-disable-next-line @typescript-eslint/no-useless-constructor
   constructor(code: 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT' | 'ERR_MUX_OPEN_TIMEOUT', message: string) {
     super(code, message);
   }

@@ -108,7 +108,7 @@ export class KeepAlive {
     }
     if ((flags & Flag.ack) === 0) return;
     const ping = this.inFlight;
-    if (ping === undefined || ping.value !== value) return; // stale or unknown answer
+    if (ping?.value !== value) return; // stale or unknown answer
     this.inFlight = undefined;
     if (this.gate.probing) this.gate.endProbe(); // the answer came: the peer is there
     if (ping.timer !== undefined) clearTimeout(ping.timer);

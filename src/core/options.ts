@@ -69,14 +69,14 @@ export type ResolvedOptions = Required<SessionOptions>;
 
 /** The defaults, chosen for real networks: large windows that tune themselves, bounded memory, bounded waits. */
 export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
-  protocol: 'yamux' as WireProtocol,
+  protocol: 'yamux',
   maxStreams: 65_536,
   acceptBacklog: 256,
   ackBacklog: 256,
   initialWindow: SPEC_INITIAL_WINDOW,
   maxWindow: 64 * 1024 * 1024,
   maxSessionBuffered: 128 * 1024 * 1024,
-  memoryBudget: sharedMemoryBudget as MemoryBudget | null,
+  memoryBudget: sharedMemoryBudget,
   maxFrameSize: 64 * 1024,
   keepAliveInterval: 30_000,
   keepAliveTimeout: 10_000,

@@ -53,7 +53,7 @@ export class Outgoing {
     if (this.caps.acknowledgements) {
       if (openTimeout > 0) this.watch(channel, openTimeout);
       if (signal !== undefined) {
-        const onAbort = (): void => this.host.abortOpen(channel, signal.reason);
+        const onAbort = (): void => this.host.abortOpen(channel, signal.reason as Error);
         channel.openAbort = { signal, onAbort };
         signal.addEventListener('abort', onAbort, { once: true });
       }

@@ -93,7 +93,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   onPayload(chunk: Uint8Array, start: number, end: number): void {
     this.telemetry.dataBytesIn += end - start;
     const channel = this.payloadTarget;
-    if (channel === null || !channel.live) return;
+    if (!channel?.live) return;
     const length = end - start;
     if (channel.readClosed) {
       if (channel.endpoint.destroyed) {
@@ -133,7 +133,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     const channel = this.frameChannel;
     this.frameChannel = null;
     this.payloadTarget = null;
-    if (channel === null || !channel.live) return;
+    if (!channel?.live) return;
     if ((header.flags & Flag.rst) !== 0) this.onRemoteReset(channel);
     else if ((header.flags & Flag.fin) !== 0) this.onRemoteFin(channel);
   }
@@ -159,7 +159,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
           return;
         }
         channel = this.openInbound(id);
-        if (channel === undefined || !channel.live) return; // refused: its payload is discarded
+        if (!channel?.live) return; // refused: its payload is discarded
       }
     } else if (channel === undefined) {
       return; // a late frame for a channel closed here (it crossed our RST or FIN): ignored

@@ -6,16 +6,17 @@
 
 /** Events a transport reports to the session. */
 export interface TransportEvents {
+  // `this: void`: a transport may hand these on detached (`stream.on('data', events.data)`).
   /** Bytes arrived. The session does not keep `chunk` past the call unless it copies it. */
-  data(chunk: Uint8Array): void;
+  data(this: void, chunk: Uint8Array): void;
   /** The transport can take more writes after `write` returned false. */
-  drain(): void;
+  drain(this: void): void;
   /** The peer ended its side (end of file). */
-  end(): void;
+  end(this: void): void;
   /** The transport failed. */
-  error(error: Error): void;
+  error(this: void, error: Error): void;
   /** The transport is closed in both directions; no more events follow. */
-  close(): void;
+  close(this: void): void;
 }
 
 /** A duplex byte transport. */

@@ -123,8 +123,8 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
     if (this.status === 'closed') return Promise.resolve();
     this.#ending = true;
     this.status = 'closing';
-    this.#closing = this.#close(options.signal).catch((error: Error) => {
-      this.abort(error);
+    this.#closing = this.#close(options.signal).catch((error: unknown) => {
+      this.abort(error as Error);
       throw error;
     });
     return this.#closing;

@@ -103,7 +103,7 @@ export function messageStreamTransport(connection: MessageStream): Transport {
     },
     end() {
       // libp2p connections have no half-close: closing flushes what was sent, then ends both directions.
-      connection.close().catch((error: Error) => connection.abort(error));
+      connection.close().catch((error: unknown) => connection.abort(error as Error));
     },
     destroy(error) {
       connection.abort(error ?? new Error('the muxwire session was destroyed'));

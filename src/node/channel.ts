@@ -171,6 +171,8 @@ export class Channel extends Duplex implements ChannelEndpoint {
   }
 
   /** False: a channel is usable as soon as it is returned (present because http checks it on sockets). */
+  // A getter on the prototype, not a field: a field would cost memory in every channel.
+  // eslint-disable-next-line @typescript-eslint/class-literal-property-style
   get connecting(): boolean {
     return false;
   }
@@ -287,8 +289,9 @@ export class Channel extends Duplex implements ChannelEndpoint {
 
   // Node calls `_read` only now and then; every consumption of buffered data goes through `read()`
   // (flowing mode, pipe, async iteration, explicit reads), so window credit is accounted here.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Readable#read returns any
   override read(size?: number): any {
-    const chunk = super.read(size);
+    const chunk: unknown = super.read(size);
     if (chunk !== null) this.#port.readProgress(this.#state);
     return chunk;
   }

@@ -12,14 +12,14 @@ export type ConnectOptions = net.TcpNetConnectOpts & SessionOptions & { signal?:
 /** Options of `createServer()`: `net.createServer` options plus any session option. */
 export type ServerOptions = net.ServerOpts & SessionOptions;
 
-function splitOptions<T extends object>(options: T): { session: SessionOptions; rest: Record<string, unknown> } {
+function splitOptions(options: object): { session: SessionOptions; rest: Record<string, unknown> } {
   const session: Record<string, unknown> = {};
   const rest: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {
     if (key in DEFAULT_OPTIONS) session[key] = value;
     else rest[key] = value;
   }
-  return { session: session as SessionOptions, rest };
+  return { session, rest };
 }
 
 /** Connects over TCP and resolves to the client session once the connection is up. */

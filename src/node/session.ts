@@ -26,8 +26,8 @@ function isCoreTransport(transport: unknown): transport is Transport {
 
 function nodeTransport(transport: Duplex | Transport): Transport {
   if (isCoreTransport(transport)) return transport;
-  if (transport === null || typeof transport !== 'object' || typeof (transport as Duplex).write !== 'function'
-    || typeof (transport as Duplex).on !== 'function') {
+  if (transport === null || typeof transport !== 'object' || typeof (transport).write !== 'function'
+    || typeof (transport).on !== 'function') {
     throw new TypeError('muxwire: transport must be a Node duplex stream (for example a net.Socket) or a core Transport');
   }
   return duplexTransport(transport);

@@ -10,7 +10,7 @@ import type { Server as HttpsServer } from 'node:https';
 import { WebSocketServer } from 'ws';
 import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
 import {
-  type WebSocketLike, type WebSocketTransportOptions, resolveTransportOptions, webSocketTransport,
+  type WebSocketTransportOptions, resolveTransportOptions, webSocketTransport,
 } from '../web/websocket-transport.js';
 import { Session } from './session.js';
 
@@ -67,7 +67,7 @@ export function createWebSocketServer(
     else if (!SERVER_KEYS.includes(key) || key in DEFAULT_OPTIONS) sessionOptions[key] = value;
   }
   // A bad option throws here, not on the first connection.
-  resolveOptions(sessionOptions as SessionOptions);
+  resolveOptions(sessionOptions);
   resolveTransportOptions(transportOptions);
   const server = new WebSocketServer({
     server: options.server,
@@ -80,10 +80,10 @@ export function createWebSocketServer(
   });
   server.on('connection', (socket, request) => {
     // The transport listens at once: a page's first frames may already be here.
-    const transport = webSocketTransport(socket as unknown as WebSocketLike, transportOptions as WebSocketTransportOptions);
+    const transport = webSocketTransport(socket, transportOptions);
     let session: Session;
     try {
-      session = new Session(transport, 'server', sessionOptions as SessionOptions);
+      session = new Session(transport, 'server', sessionOptions);
     } catch {
       socket.terminate();
       return;

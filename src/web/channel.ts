@@ -281,9 +281,12 @@ export class WebChannel implements ChannelEndpoint {
 
   #resetFromHere(reason: unknown): void {
     if (this.#failure !== undefined) return;
+    // The reason is whatever the application passed; it is shown as JavaScript would show it.
+    /* eslint-disable @typescript-eslint/no-base-to-string */
     const error = reason instanceof Error ? reason
       : new ChannelResetError(this.id, reason === undefined
         ? `channel ${this.id} was reset by this side` : `channel ${this.id} was reset by this side: ${String(reason)}`);
+    /* eslint-enable @typescript-eslint/no-base-to-string */
     // Record first: the session fails the queued writes with `error` and those callbacks see it recorded.
     this.fail(error);
     this.#port.reset(this.#state, error);

@@ -65,7 +65,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
   const Socket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   return new Promise<WebSession>((resolve, reject) => {
     // A bad option rejects before any socket exists.
-    resolveOptions(sessionOptions as SessionOptions);
+    resolveOptions(sessionOptions);
     resolveTransportOptions(transportOptions);
     if (typeof Socket !== 'function') {
       throw new TypeError('muxwire: no global WebSocket here; pass one as the WebSocket option (in Node 20, the ws package\'s)');
@@ -73,7 +73,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     if (signal?.aborted) throw signal.reason;
     const socket = new Socket(String(url), protocols);
     // The transport listens from now on, so that nothing the server sends with its 'open' is lost.
-    const transport = webSocketTransport(socket, transportOptions as WebSocketTransportOptions);
+    const transport = webSocketTransport(socket, transportOptions);
     const cleanup = (): void => {
       socket.removeEventListener('open', onOpen);
       socket.removeEventListener('close', onClose);
@@ -82,7 +82,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     const onOpen = (): void => {
       cleanup();
       try {
-        resolve(new WebSession(transport, 'client', sessionOptions as SessionOptions));
+        resolve(new WebSession(transport, 'client', sessionOptions));
       } catch (error) {
         transport.destroy();
         reject(error);

@@ -90,7 +90,7 @@ export function streamTransport(pair: StreamPair): Transport {
       }
       let last: Promise<void> = Promise.resolve();
       for (const part of parts) last = writer.write(part);
-      last.then(() => done(null), (error) => {
+      last.then(() => done(null), (error: unknown) => {
         const failure = asError(error, 'writable');
         done(failure);
         fail(failure);
@@ -117,7 +117,7 @@ export function streamTransport(pair: StreamPair): Transport {
     end() {
       if (writeDone || closed) return;
       writeDone = true;
-      writer.close().then(closeIfDone, (error) => fail(asError(error, 'writable')));
+      writer.close().then(closeIfDone, (error: unknown) => fail(asError(error, 'writable')));
     },
     destroy(error) {
       if (closed) return;

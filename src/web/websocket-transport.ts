@@ -27,7 +27,10 @@ export interface WebSocketLike {
   binaryType: string;
   send(data: Uint8Array): void;
   close(code?: number, reason?: string): void;
+  // `any`: the browser's WebSocket and ws's each type their events their own way, and both must fit.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   addEventListener(type: string, listener: (event: any) => void): void;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   removeEventListener(type: string, listener: (event: any) => void): void;
 }
 

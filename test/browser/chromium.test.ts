@@ -42,7 +42,7 @@ function buildGoPeer(): string | { error: string } {
   try {
     return execFileSync(path.join(root, 'test/interop/go/build-ws.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   } catch (error) {
-    return { error: String((error as { stderr?: string }).stderr || (error as Error).message).trim() };
+    return { error: ((error as { stderr?: string }).stderr || (error as Error).message).trim() };
   }
 }
 
@@ -254,7 +254,7 @@ function registerTests(): void {
       assert.equal(session.channelCount, 50);
       await second.close();
       const outcome = await Promise.race([
-        session.closed.then(() => 'clean', (error: Error) => error.name),
+        session.closed.then(() => 'clean', (error: unknown) => (error as Error).name),
         new Promise((resolve) => setTimeout(() => resolve('still open'), 10_000)),
       ]);
       assert.equal(outcome, 'TransportClosedError');
@@ -273,7 +273,7 @@ function registerTests(): void {
       try {
         let output = '';
         const port = await new Promise<number>((resolve, reject) => {
-          go.stdout!.on('data', (chunk: Buffer) => {
+          go.stdout.on('data', (chunk: Buffer) => {
             output += chunk.toString();
             const match = /PORT (\d+)/.exec(output);
             if (match) resolve(Number(match[1]));
@@ -288,7 +288,7 @@ function registerTests(): void {
             const match = /RESULT .*/.exec(output);
             if (match) resolve(match[0]);
           };
-          go.stdout!.on('data', check);
+          go.stdout.on('data', check);
           check();
         });
         assert.equal(line, 'RESULT ok echoed=200 pushed=1');

@@ -212,7 +212,8 @@ export function requirePrograms(suite: string, programs: string[], packages: str
 export function run(command: string, args: string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile(command, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error !== null) reject(Object.assign(error, { stdout, stderr }));
+      const failure: Error | null = error === null ? null : Object.assign(error, { stdout, stderr });
+      if (failure !== null) reject(failure);
       else resolve({ stdout, stderr });
     });
   });

@@ -182,7 +182,8 @@ describe('status', () => {
     try {
       await until(() => err.text.includes('[up] rtt 1.3 ms · 3 channels · in 0 B/s · out 0 B/s · 2 reconnects'), 'the status line');
       reporter.event('session-down', 'lost the session');
-      assert.match(err.text, /\r\x1b\[Kmuxwire: lost the session\n/, 'the line is cleared before an event is printed');
+      // eslint-disable-next-line no-control-regex -- the terminal's erase-line sequence is what is checked
+    assert.match(err.text, /\r\x1b\[Kmuxwire: lost the session\n/, 'the line is cleared before an event is printed');
       up = false;
       await until(() => err.text.includes('[down]'), 'the line shows the session down');
     } finally {

@@ -36,7 +36,7 @@ async function startProgram(command: string, args: string[], port: number, timeo
 }
 
 async function stopProgram(child: ChildProcess | undefined): Promise<void> {
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  if (child?.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGKILL');
   await once(child, 'exit');
 }
@@ -114,7 +114,7 @@ describe('muxwire tunnel with real programs', { timeout: TIMEOUT * 6 }, () => {
           '-t', 'set,get', '--csv'], 90_000);
         const rows = stdout.trim().split('\n').filter((line) => /^"(SET|GET)"/.test(line));
         assert.equal(rows.length, 2, `redis-benchmark printed:\n${stdout}`);
-        for (const row of rows) assert.ok(Number(JSON.parse(`[${row}]`)[1]) > 0, row);
+        for (const row of rows) assert.ok(Number((JSON.parse(`[${row}]`) as unknown[])[1]) > 0, row);
         // The keys it set through the tunnel are in redis: read one back directly.
         const { stdout: value } = await run('redis-cli', ['-p', String(redisPort), 'exists', 'key:__rand_int__']);
         assert.equal(value.trim(), '1');

@@ -52,7 +52,7 @@ if (requirePrograms('muxwire tunnel through an HTTP proxy', ['curl', 'tinyproxy'
     });
     after(async () => {
       await Promise.all(processes.map((p) => p.stop('SIGKILL')));
-      if (proxy !== undefined && proxy.exitCode === null) {
+      if (proxy?.exitCode === null) {
         proxy.kill('SIGKILL');
         await once(proxy, 'exit');
       }

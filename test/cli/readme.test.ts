@@ -68,10 +68,10 @@ if (requirePrograms('README tunnel section', ['curl'], 'curl')) {
       const second = spawn('sh', ['-c', terminal2!], { cwd: work.dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
       terminals.push(second);
       let output = '';
-      second.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      second.stdout.setEncoding('utf8').on('data', (chunk: string) => {
         output += chunk;
       });
-      second.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      second.stderr.setEncoding('utf8').on('data', (chunk: string) => {
         output += chunk;
       });
       const answer = await new Promise<string>((resolve, reject) => {
@@ -82,8 +82,8 @@ if (requirePrograms('README tunnel section', ['curl'], 'curl')) {
             resolve(output);
           }
         };
-        second.stdout!.on('data', check);
-        second.stderr!.on('data', check);
+        second.stdout.on('data', check);
+        second.stderr.on('data', check);
       });
       assert.match(answer, /hello through muxwire/);
     } finally {

@@ -42,7 +42,7 @@ interface Link {
   session: Session;
   socket: net.Socket;
   /** Kills the process, destroys the session and the socket; safe to call twice. */
-  close(): void;
+  close: () => void;
 }
 
 /**
@@ -99,8 +99,8 @@ async function loop<T>(count: number, parallel: number, run: (index: number) => 
   const results: T[] = [];
   for (let start = 0; start < count; start += parallel) {
     const batch = Array.from({ length: Math.min(parallel, count - start) }, (_, i) => start + i);
-    results.push(...await Promise.all(batch.map((index) => run(index).catch((error: Error) => {
-      error.message = `run ${index}: ${error.message}`;
+    results.push(...await Promise.all(batch.map((index) => run(index).catch((error: unknown) => {
+      (error as Error).message = `run ${index}: ${(error as Error).message}`;
       throw error;
     }))));
   }
@@ -128,7 +128,7 @@ function streamOutcomes(go: GoPeer): Map<number, StreamLine> {
   for (const line of go.lines('STREAM')) {
     const id = / id=(\d+)/.exec(line)?.[1];
     const outcome = / outcome=(\S+)/.exec(line)?.[1];
-    if (id !== undefined && outcome !== undefined) outcomes.set(Number(id), { outcome, acked: / acked=true/.test(line) });
+    if (id !== undefined && outcome !== undefined) outcomes.set(Number(id), { outcome, acked: line.includes(' acked=true') });
   }
   return outcomes;
 }
@@ -189,7 +189,7 @@ async function goAwayDuringDials(peer: string, goAwayAfter: number, confirm: boo
     { keepAliveInterval: 0 });
   try {
     const { outcomes, dialErrors } = await within(dialEchoes(session, 1000, 5), 30_000, 'the 1,000 dials to settle');
-    const end = await within(session.closed.then(() => undefined, (error: Error) => error), 10_000,
+    const end = await within(session.closed.then(() => undefined, (error: unknown) => error as Error), 10_000,
       'the muxwire session to end');
     const result = await within(go.result, 20_000, 'the Go peer\'s RESULT line');
     if (end !== undefined) problems.push(`the session ended with ${describeError(end)}`);
@@ -245,7 +245,7 @@ async function closeDuringGoOpens(peer: string): Promise<{ problems: string[]; r
       channel.pipe(channel);
       if (seen.size === 300) closing = session.close();
     });
-    const end = await within(session.closed.then(() => undefined, (error: Error) => error), 30_000,
+    const end = await within(session.closed.then(() => undefined, (error: unknown) => error as Error), 30_000,
       'the muxwire session to end');
     await closing;
     const result = await within(go.result, 20_000, 'the Go peer\'s RESULT line');
@@ -302,7 +302,7 @@ async function frozenWhilePaused(peer: string, role: 'client' | 'server'): Promi
     // A ping() shares the answer of one already in flight (a paused session's probe, sent before the freeze and
     // maybe answered): it may resolve; it may not stay pending, or fail with anything but a typed error.
     const ping = l.session.ping().then((rtt) => rtt, (error: unknown) => error);
-    const error = await within(l.session.closed.then(() => undefined, (e: Error) => e), 15_000,
+    const error = await within(l.session.closed.then(() => undefined, (e: unknown) => e as Error), 15_000,
       'the session to notice the frozen peer');
     return { error, pingError: await ping, afterMs: performance.now() - frozenAt };
   } catch (error) {

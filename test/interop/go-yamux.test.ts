@@ -66,6 +66,7 @@ async function withGo(
 ): Promise<Outcome>;
 async function withGo(
   peerPath: string, role: Role, goArgs: string[], options: SessionOptions,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the overloads above type it; this body serves both
   body: (session: any, go: GoPeer) => Promise<void>, channels: 'node' | 'light' = 'node',
 ): Promise<Outcome> {
   const started: GoPeerSession<Session | LightSession> = { session: undefined, go: undefined, server: undefined };
@@ -84,8 +85,8 @@ async function withGo(
     });
     await body(s, go);
     const result = await within(go.result, 30_000, 'the Go peer\'s RESULT line');
-    await within(s.closed, 10_000, 'the muxwire session to end').catch((error: Error) => {
-      throw new Error(`the muxwire session ended with an error: ${error.name}: ${error.message}`, { cause: error });
+    await within(s.closed, 10_000, 'the muxwire session to end').catch((error: unknown) => {
+      throw new Error(`the muxwire session ended with an error: ${(error as Error).name}: ${(error as Error).message}`, { cause: error });
     });
     assert.equal(s.closeError, undefined);
     return { result, go };
@@ -290,7 +291,7 @@ function registerTests(peer: string): void {
               for (const error of errors) {
                 assert.ok(error instanceof ChannelResetError, `${error}`);
                 assert.ok(!(error instanceof ChannelRefusedError), 'an accepted channel is reset, not refused');
-                assert.equal((error as ChannelResetError).code, 'ERR_MUX_CHANNEL_RESET');
+                assert.equal((error).code, 'ERR_MUX_CHANNEL_RESET');
               }
               await waitUntil(() => session.channelCount === 0, 2_000, 'the reset channels to be forgotten');
               await within(session.close(), 10_000, 'close()');

@@ -165,7 +165,7 @@ export async function libp2pYamux(socket: Socket, role: 'client' | 'server', con
   const errorLog: string[] = [];
   const frameErrors: Error[] = [];
   const connection = new SocketConnection(socket, role === 'client' ? 'outbound' : 'inbound', recordingLogger(errorLog));
-  const muxer = yamux(config as never)().createStreamMuxer(connection as never) as unknown as Libp2pMuxer;
+  const muxer = yamux(config)().createStreamMuxer(connection) as unknown as Libp2pMuxer;
   // Record what the muxer throws on incoming frames (it then aborts itself with Go Away).
   const withHandler = muxer as unknown as { onData(data: unknown): void };
   const handle = withHandler.onData.bind(muxer);
@@ -237,7 +237,7 @@ export class Libp2pChannel extends Duplex {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.stream.close().then(() => callback(), (error: Error) => callback(error));
+    this.stream.close().then(() => callback(), (error: unknown) => callback(error as Error));
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

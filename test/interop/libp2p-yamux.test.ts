@@ -45,8 +45,8 @@ async function withLibp2p(
     await body(session, peer);
     assert.deepEqual(peer.frameErrors.map(String), [], 'libp2p rejected frames muxwire sent');
     if (session.state !== 'open') {
-      await within(session.closed, 10_000, 'the muxwire session to end').catch((error: Error) => {
-        throw new Error(`the muxwire session ended with an error: ${error.name}: ${error.message}`, { cause: error });
+      await within(session.closed, 10_000, 'the muxwire session to end').catch((error: unknown) => {
+        throw new Error(`the muxwire session ended with an error: ${(error as Error).name}: ${(error as Error).message}`, { cause: error });
       });
     }
     assert.equal(session.closeError, undefined);

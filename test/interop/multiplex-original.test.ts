@@ -74,8 +74,8 @@ async function withOriginal(
     await body(s, go);
     const result = await within(go.result, runMs + 5_000, 'the peer\'s RESULT line');
     if (end === 'clean') {
-      await within(s.closed, 10_000, 'the muxwire session to end').catch((error: Error) => {
-        throw new Error(`the muxwire session ended with an error: ${error.name}: ${error.message}`, { cause: error });
+      await within(s.closed, 10_000, 'the muxwire session to end').catch((error: unknown) => {
+        throw new Error(`the muxwire session ended with an error: ${(error as Error).name}: ${(error as Error).message}`, { cause: error });
       });
       assert.equal(s.closeError, undefined);
     }
@@ -130,7 +130,7 @@ function acceptChannels(session: Session, style: AcceptStyle, handle: (channel: 
     })();
   }
   session.on('channel', handle);
-  return session.closed.then(() => undefined, (error: Error) => error);
+  return session.closed.then(() => undefined, (error: unknown) => error as Error);
 }
 
 /** Every byte a channel delivers until its end (or error); the channel ends its own side after the peer's. */
@@ -384,7 +384,7 @@ function registerTests(peer: string): void {
                   const pendingAccept = style === '\'channel\' listener' ? session.accept() : accepting;
                   pendingAccept.catch(() => {});
                   assert.equal(await peerDone(go, 20_000), 'DONE ready=3');
-                  const closed = await within(session.closed.then(() => undefined, (e: Error) => e), 10_000, 'the session to end');
+                  const closed = await within(session.closed.then(() => undefined, (e: unknown) => e), 10_000, 'the session to end');
                   assert.ok(closed instanceof TransportClosedError, `the session ended with ${String(closed)}`);
                   for (const error of await within(Promise.all(reads), 5_000, 'the pending reads')) {
                     assertTyped(error, 'a pending read');
@@ -425,7 +425,7 @@ function registerTests(peer: string): void {
                   const pendingAccept = style === '\'channel\' listener' ? session.accept() : accepting;
                   pendingAccept.catch(() => {});
                   assert.equal(await peerDone(go, 20_000), 'DONE ready=3');
-                  const closed = await within(session.closed.then(() => undefined, (e: Error) => e), 10_000, 'the session to end');
+                  const closed = await within(session.closed.then(() => undefined, (e: unknown) => e), 10_000, 'the session to end');
                   assert.ok(closed instanceof TransportClosedError, `the session ended with ${String(closed)}`);
                   for (const error of await within(Promise.all(writes), 5_000, 'the pending writes')) {
                     assertTyped(error, 'a pending write');

@@ -67,7 +67,7 @@ test('a process that ran fault trials exits by itself', { timeout: 60_000 }, asy
   const child = await runChild('fault-trials', { MUXWIRE_CHILD_SEED: '7', MUXWIRE_CHILD_TRIALS: '3' });
   assert.equal(child.signal, null, `the child had to be killed: ${child.stderr}`);
   assert.equal(child.code, 0, child.stderr);
-  assert.deepEqual(JSON.parse(child.stdout.trim().split('\n').pop()!).problems, []);
+  assert.deepEqual((JSON.parse(child.stdout.trim().split('\n').pop()!) as { problems: unknown }).problems, []);
 });
 
 describe('a session that stopped reading its transport still notices when it is cut', () => {
@@ -118,7 +118,7 @@ describe('channels without an error listener', () => {
     test(`${scenario}: the channel closes, keeps its failure, and the process does not crash`, async () => {
       const child = await runChild(scenario);
       assert.equal(child.code, 0, `the process crashed:\n${child.stderr.split('\n').slice(0, 6).join('\n')}`);
-      const result = JSON.parse(child.stdout.trim());
+      const result = JSON.parse(child.stdout.trim()) as { closed: unknown; failure: unknown };
       assert.equal(result.closed, true);
       assert.notEqual(result.failure, null, 'channel.failure holds the reason');
     });

@@ -28,7 +28,7 @@ const faults = (seed: number) => ({
 
 for (const codec of CODECS) {
   describe(`integrity over ${codec.name}`, () => {
-    test(`${CHANNELS} channels, random payloads both ways, through random splits and ${10}-${MAX_LATENCY} ms latency`,
+    test(`${CHANNELS} channels, random payloads both ways, through random splits and 10-${MAX_LATENCY} ms latency`,
       { timeout: TIMEOUT + 10_000 }, async (t) => {
         const seed = 0x5eed + codec.name.length;
         const rng = new Rng(seed);

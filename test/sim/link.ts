@@ -294,7 +294,8 @@ export class SimEnd implements Transport {
     if (corrupt !== undefined && this.name === 'client' && corrupt >= peer.bytesDelivered
       && corrupt < peer.bytesDelivered + bytes.length) {
       bytes = Uint8Array.from(bytes);
-      bytes[corrupt - peer.bytesDelivered] ^= 0xff;
+      const at = corrupt - peer.bytesDelivered;
+      bytes[at] = bytes[at]! ^ 0xff;
     }
     peer.bytesDelivered += bytes.length;
     peer.events?.data(bytes);

@@ -331,7 +331,7 @@ class World {
       closeEvents: 0, closeArgument: undefined, closedAt: -1, closedStep: -1, closedCall: { label: `${name} closed`, settled: 0 },
     };
     this.calls.push(side.closedCall);
-    session.closed.then(() => { side.closedCall.settled++; }, (error) => {
+    session.closed.then(() => { side.closedCall.settled++; }, (error: unknown) => {
       side.closedCall.settled++;
       side.closedCall.error = error;
     });
@@ -392,7 +392,7 @@ class World {
       record.iterating = true;
       void this.iterate(record, sender);
     } else {
-      channel.on('data', (chunk) => {
+      channel.on('data', (chunk: Uint8Array) => {
         this.received(record, sender, chunk);
         if (!reacted && !channel.outbound && this.appRng.chance(this.react.destroyOnData)) {
           reacted = true; // the issue's case 2: read the first data, then reset
@@ -504,7 +504,7 @@ class World {
     promise.then((value) => {
       call.settled++;
       onValue?.(value);
-    }, (error) => {
+    }, (error: unknown) => {
       call.settled++;
       call.error = error;
     });
@@ -575,7 +575,7 @@ class World {
         return;
       }
       case 'accept': {
-        if (side.mode === 'listener') return this.act('dial', side);
+        if (side.mode === 'listener') { this.act('dial', side); return; }
         this.accept(side);
         return;
       }
@@ -584,7 +584,7 @@ class World {
         this.track(`${side.name} ping`, session.ping());
         return;
       case 'close':
-        this.track(`${side.name} close`, session.close({ timeout: rng.pick([0, 50, 1_000, undefined]) as number | undefined }));
+        this.track(`${side.name} close`, session.close({ timeout: rng.pick<number | undefined>([0, 50, 1_000, undefined]) }));
         return;
       case 'destroy':
         this.sessionDestroys++;
@@ -686,7 +686,7 @@ class World {
         if (next === Number.POSITIVE_INFINITY) break; // nothing left to happen
         if (next - windDownAt > this.limits.windDownMs) {
           this.violate(`still running ${this.limits.windDownMs} virtual ms after the wind-down began` +
-            ` (next event at ${next} ms: ${timer !== undefined && timer.at === next ? 'a timer' : 'the network'})`);
+            ` (next event at ${next} ms: ${timer?.at === next ? 'a timer' : 'the network'})`);
           break;
         }
         this.clock.advanceTo(next);

@@ -76,10 +76,10 @@ export async function runChild(scenario: string, env: Record<string, string> = {
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk;
+    stdout += chunk.toString();
   });
   child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk;
+    stderr += chunk.toString();
   });
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {

@@ -14,7 +14,7 @@ export interface CodecUnderTest {
 
 const KNOWN: Record<string, CodecUnderTest> = {
   yamux: { name: 'yamux', options: {}, halfClose: true },
-  multiplex: { name: 'multiplex', options: { protocol: 'multiplex' } as SessionOptions, halfClose: false },
+  multiplex: { name: 'multiplex', options: { protocol: 'multiplex' }, halfClose: false },
 };
 
 const DEFAULT_CODECS = 'yamux,multiplex';

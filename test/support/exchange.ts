@@ -114,7 +114,7 @@ export async function runExchange(
   const serverDone: Promise<void>[] = [];
   const onChannel = (channel: Channel): void => {
     channel.on('error', () => {});
-    serverDone.push(serveChannel(channel, plan, serverRng).catch((error) => {
+    serverDone.push(serveChannel(channel, plan, serverRng).catch((error: unknown) => {
       failures.push(error as Error);
     }));
   };
@@ -145,7 +145,7 @@ export async function runExchange(
     clearTimeout(timer);
     server.off('channel', onChannel);
   }
-  if (failures.length > 0) throw failures[0];
+  if (failures.length > 0) throw failures[0]!;
   let bytesUp = 0;
   let bytesDown = 0;
   for (const channel of plan.channels) {
@@ -177,8 +177,8 @@ async function dialChannel(client: Session, plan: ExchangePlan, index: number, r
   await writeAll(channel, entry.up, rng.fork(), plan.maxWrite);
   await received;
   channel.end();
-  await whenClosed.catch((error: Error) => {
-    throw new Error(`channel ${index} (client side) failed: ${error.message}`, { cause: error });
+  await whenClosed.catch((error: unknown) => {
+    throw new Error(`channel ${index} (client side) failed: ${(error as Error).message}`, { cause: error });
   });
   const got = receiver.bytes();
   if (!got.equals(entry.down)) {
@@ -216,8 +216,8 @@ async function serveChannel(channel: Channel, plan: ExchangePlan, rng: Rng): Pro
   await writeAll(channel, entry.down, rng.fork(), plan.maxWrite);
   await received;
   channel.end();
-  await whenClosed.catch((error: Error) => {
-    throw new Error(`channel ${prelude} (server side) failed: ${error.message}`, { cause: error });
+  await whenClosed.catch((error: unknown) => {
+    throw new Error(`channel ${prelude} (server side) failed: ${(error as Error).message}`, { cause: error });
   });
   const got = receiver.bytes().subarray(PRELUDE);
   if (!got.equals(entry.up)) {

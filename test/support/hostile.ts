@@ -119,7 +119,7 @@ function drained(socket: net.Socket): Promise<void> {
 
 /** A muxwire server session on loopback TCP whose client end is a raw hostile peer. */
 export async function hostilePair(options: SessionOptions = {}, peer: { answerPings?: boolean } = {}): Promise<{
-  session: Session; peer: HostilePeer; socket: net.Socket; close(): void;
+  session: Session; peer: HostilePeer; socket: net.Socket; close: () => void;
 }> {
   const [raw, socket] = await tcpPair();
   const session = multiplexedServer(socket, { keepAliveInterval: 0, ...options });

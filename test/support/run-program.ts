@@ -39,7 +39,7 @@ export function startProgram(
   let stderr = '';
   let timedOut = false;
   const watchers: { pattern: RegExp; resolve(m: RegExpMatchArray): void }[] = [];
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
     stdout += chunk;
     for (const watcher of [...watchers]) {
       const match = stdout.match(watcher.pattern);
@@ -49,7 +49,7 @@ export function startProgram(
       }
     }
   });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const timer = setTimeout(() => {
     timedOut = true;
     child.kill('SIGKILL');
