@@ -64,7 +64,7 @@ export function preambleOp(b: Buffer): number {
   if (b.length < PREAMBLE_LENGTH || MAGIC.compare(b, 0, 4) !== 0 || (b[4] !== OP_SINK && b[4] !== OP_COUNT)) {
     throw new Error('bad SINK/COUNT preamble');
   }
-  return b[4]!;
+  return b[4];
 }
 
 export function decodeCountPreamble(b: Buffer): number {

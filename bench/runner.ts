@@ -402,8 +402,8 @@ function addCost(result: ClientResult, stats: ServerStats, record: RunRecord): v
   const client = result.cost.client.userUs + result.cost.client.systemUs;
   const server = stats.cpu.userUs + stats.cpu.systemUs;
   if (!(result.cost.units > 0)) throw new Error('no work measured for the CPU cost');
-  record.figures['cpuUs'] = (client + server) / result.cost.units;
-  record.figures['cpuServerPct'] = (100 * server) / (client + server || 1);
+  record.figures.cpuUs = (client + server) / result.cost.units;
+  record.figures.cpuServerPct = (100 * server) / (client + server || 1);
 }
 
 function verify(result: ClientResult, stats: ServerStats, record: RunRecord): void {

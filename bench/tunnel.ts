@@ -442,7 +442,7 @@ function targets(rounds: Map<PathName, Figures[]>): string {
       + `connections/s ${x('relay', 'direct', 'connsPerSecond').toFixed(2)}x direct`
       + `${hasSsh ? `, ${x('relay', 'ssh', 'connsPerSecond').toFixed(2)}x ssh -L` : ''}; `
       + `throughput ${x('relay', 'direct', 'iperfGbps').toFixed(2)}x direct`
-      + `${hasSsh ? `, ${x('relay', 'ssh', 'iperfGbps').toFixed(2)}x ssh -L` : ''}`);
+      + (hasSsh ? `, ${x('relay', 'ssh', 'iperfGbps').toFixed(2)}x ssh -L` : ''));
   }
   for (const name of ['muxwire-tcp', 'muxwire-tls', 'muxwire-ws', 'baseline-tcp'] as const) {
     if (!rounds.has(name)) continue;

@@ -284,8 +284,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * A new object each call; counting costs nothing more when nobody calls it.
    */
   stats(): SessionStats {
-    // The telemetry's own fields are its counters (its logger is private).
+    // The telemetry's own fields are its counters (its logger is ES-private): the spread copies just those.
     return {
+      // eslint-disable-next-line @typescript-eslint/no-misused-spread -- a plain copy of the counters is meant
       state: this.status, ...this.telemetry, channelsOpen: this.streams.size, bufferedBytes: this.memory.buffered,
       rtt: this.keepAlive.lastRtt,
     };

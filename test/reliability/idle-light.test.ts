@@ -128,7 +128,7 @@ if (!isMainThread && (workerData as { role?: string } | null)?.role === 'idle-li
       });
       const base = await settledHeap();
       const session = lightClient(socket, sessionOptions(CHANNELS));
-      const channels: LightChannel[] = new Array(CHANNELS);
+      const channels = new Array<LightChannel>(CHANNELS);
       const ping = Buffer.from('i');
       let failure: Error | undefined;
       const onError = (error: Error): void => {
