@@ -27,7 +27,7 @@ import { floorMuxerFactory } from './libp2p-floor.js';
 
 const MAX_WINDOW = 16 * 1024 * 1024;
 const READ_BUFFER = 4 * MAX_WINDOW;
-const IMPLS = ['muxwire-libp2p', 'libp2p-yamux', 'libp2p-floor'] as const;
+const IMPLS = ['muxwire-libp2p', 'libp2p-yamux', 'libp2p-floor', 'muxwire-libp2p-base'] as const;
 const WORKLOADS = ['bulk', 'open', 'rr'] as const;
 type Impl = (typeof IMPLS)[number];
 type Workload = (typeof WORKLOADS)[number];
@@ -240,7 +240,7 @@ async function main(): Promise<void> {
     return;
   }
   const rounds = Number(arg('rounds', '5'));
-  const impls = arg('impls', IMPLS.join(',')).split(',') as Impl[];
+  const impls = arg('impls', IMPLS.slice(0, 3).join(',')).split(',') as Impl[];
   const workloads = arg('workloads', WORKLOADS.join(',')).split(',') as Workload[];
   const size = arg('size', 'full');
   const prof = process.argv.includes('--prof') ? arg('prof', '') : undefined;

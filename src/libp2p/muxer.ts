@@ -38,11 +38,12 @@ function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pr
   });
 }
 
-function streamOptionsOf(options: CreateStreamOptions): StreamOptions {
-  const picked: StreamOptions = {};
-  if (options.maxReadBufferLength !== undefined) picked.maxReadBufferLength = options.maxReadBufferLength;
-  if (options.maxWriteBufferLength !== undefined) picked.maxWriteBufferLength = options.maxWriteBufferLength;
-  if (options.inactivityTimeout !== undefined) picked.inactivityTimeout = options.inactivityTimeout;
+/** The stream options given to `createStream()`, if any (most calls give none: their streams share one init). */
+function streamOptionsOf(options: CreateStreamOptions): StreamOptions | undefined {
+  let picked: StreamOptions | undefined;
+  if (options.maxReadBufferLength !== undefined) (picked ??= {}).maxReadBufferLength = options.maxReadBufferLength;
+  if (options.maxWriteBufferLength !== undefined) (picked ??= {}).maxWriteBufferLength = options.maxWriteBufferLength;
+  if (options.inactivityTimeout !== undefined) (picked ??= {}).inactivityTimeout = options.inactivityTimeout;
   return picked;
 }
 
@@ -57,6 +58,7 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
   /** How the next stream is made: set by `createStream()` around its `dial()`, inbound streams otherwise. */
   #nextInit: MuxwireStreamInit;
   readonly #inboundInit: MuxwireStreamInit;
+  readonly #outboundInit: MuxwireStreamInit;
   readonly #init: ResolvedMuxwireInit;
   readonly #log: Logger;
   /** Inbound streams that arrived before any 'stream' listener. */
@@ -73,6 +75,7 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
     this.#init = init;
     this.#log = connection.log.newScope('muxwire');
     this.#inboundInit = this.#streamInit('inbound', {});
+    this.#outboundInit = this.#streamInit('outbound', {});
     this.#nextInit = this.#inboundInit;
     // libp2p's yamux convention: the side that dialled the connection is the yamux client (odd ids).
     const role = connection.direction === 'outbound' ? 'client' : 'server';
@@ -100,7 +103,8 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
       throw new TooManyOutboundProtocolStreamsError(
         `maxOutboundStreams (${this.#init.maxOutboundStreams}) streams are open`);
     }
-    this.#nextInit = this.#streamInit('outbound', streamOptionsOf(options));
+    const streamOptions = streamOptionsOf(options);
+    this.#nextInit = streamOptions === undefined ? this.#outboundInit : this.#streamInit('outbound', streamOptions);
     let stream: MuxwireStream;
     try {
       stream = this.session.dial();

@@ -7,7 +7,9 @@
  * and per-stream listeners, for nothing libp2p uses (measured in `docs/libp2p.md`, "Speed").
  * @module
  */
-import type { AbortOptions, Logger, MessageStreamDirection, StreamOptions } from '@libp2p/interface';
+import {
+  type AbortOptions, type Logger, type MessageStreamDirection, StreamMessageEvent, type StreamOptions,
+} from '@libp2p/interface';
 import { AbstractStream, type SendResult } from '@libp2p/utils';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState } from '../core/channel-state.js';
@@ -168,11 +170,19 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
 
   // ------------------------------------------------------------------ the session's side (ChannelEndpoint)
 
-  /** @internal Data from the peer. */
+  /**
+   * @internal Data from the peer. While nothing waits in the read buffer and someone listens, it becomes one
+   * 'message' event at once, its bytes as they came (a `Uint8Array`, which the event's type allows): what
+   * `onData()` would do, without passing through the read buffer (a list appended, a sublist made, consumed).
+   */
   deliver(data: Uint8Array): void {
     if (this.readStatus === 'paused' || this.#paused !== null) {
       (this.#paused ??= []).push(data);
       this.#held += data.byteLength;
+      return;
+    }
+    if (this.readStatus === 'readable' && this.readBuffer.byteLength === 0 && this.listenerCount('message') > 0) {
+      this.dispatchEvent(new StreamMessageEvent(data));
       return;
     }
     this.onData(data);
