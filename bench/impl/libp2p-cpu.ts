@@ -3,6 +3,8 @@
 //   npm run build && npx tsc -p bench/tsconfig.json && node dist/bench/impl/libp2p-cpu.js [--rounds 5]
 //     [--impls muxwire-libp2p,libp2p-yamux,libp2p-floor] [--workloads bulk,open,rr] [--size full|quick]
 //     [--prof DIR]   (--cpu-prof of each child, written to DIR)
+//   MUXWIRE_LIBP2P=/abs/path/dist/src/libp2p/index.js: measure that build of muxwire/libp2p instead, and
+//   MUXWIRE_LIBP2P_BASE=... (impl muxwire-libp2p-base, not run by default): another build beside it
 //
 // Each (workload, implementation, round) runs in a fresh child process that holds both ends: two muxers over
 // one loopback TCP connection, through the bench's libp2p glue (libp2p-glue.ts: the same connection class for
@@ -64,15 +66,19 @@ type Factory = () => { createStreamMuxer(connection: never): unknown };
 async function loadFactory(impl: Impl, streams: number): Promise<Factory> {
   const limits = { maxInboundStreams: streams + 16, maxOutboundStreams: streams + 16 };
   const streamOptions = { maxStreamWindowSize: MAX_WINDOW, maxReadBufferLength: READ_BUFFER };
-  if (impl === 'muxwire-libp2p') {
-    const { muxwire } = await import('muxwire/libp2p');
+  if (impl === 'muxwire-libp2p' || impl === 'muxwire-libp2p-base') {
+    // MUXWIRE_LIBP2P / MUXWIRE_LIBP2P_BASE: other builds of the entry (file paths), to compare versions in one run.
+    const specifier = (impl === 'muxwire-libp2p' ? process.env['MUXWIRE_LIBP2P'] : process.env['MUXWIRE_LIBP2P_BASE'])
+      ?? 'muxwire/libp2p';
+    const { muxwire } = (await import(specifier)) as typeof import('muxwire/libp2p');
     return muxwire({ ...limits, streamOptions, session: { ackBacklog: Math.max(256, streams) } }) as unknown as Factory;
   }
   if (impl === 'libp2p-yamux') {
     const { yamux } = await import('@chainsafe/libp2p-yamux');
     return yamux({ ...limits, streamOptions }) as unknown as Factory;
   }
-  return floorMuxerFactory();
+  if (impl === 'libp2p-floor') return floorMuxerFactory();
+  throw new Error(`unknown implementation ${impl as string}`);
 }
 
 const byteLength = (event: Event): number => (event as MsgEvent).data.byteLength;
