@@ -19,17 +19,18 @@
 //         opener reads the echo and closes: CPU µs per stream, streams/s
 //   rr    one stream, 20,000 [5,000] sequential 64-byte round trips after 1,000 warm-up: CPU µs per round
 //         trip, p50 / p99 µs (both ends in one process, so a round trip includes both ends' work)
-// libp2p-floor (libp2p-floor.ts) is a yardstick: libp2p's AbstractStream with framing only.
+// libp2p-floor and libp2p-null (libp2p-floor.ts) are yardsticks: libp2p's AbstractStream with framing only,
+// and with no connection at all (streams paired in memory: the least any muxer on AbstractStream costs).
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { socketConnectionClass } from './libp2p-glue.js';
-import { floorMuxerFactory } from './libp2p-floor.js';
+import { floorMuxerFactory, nullMuxerFactory } from './libp2p-floor.js';
 
 const MAX_WINDOW = 16 * 1024 * 1024;
 const READ_BUFFER = 4 * MAX_WINDOW;
-const IMPLS = ['muxwire-libp2p', 'libp2p-yamux', 'libp2p-floor', 'muxwire-libp2p-base'] as const;
+const IMPLS = ['muxwire-libp2p', 'libp2p-yamux', 'libp2p-floor', 'libp2p-null', 'muxwire-libp2p-base'] as const;
 const WORKLOADS = ['bulk', 'open', 'rr'] as const;
 type Impl = (typeof IMPLS)[number];
 type Workload = (typeof WORKLOADS)[number];
@@ -78,6 +79,7 @@ async function loadFactory(impl: Impl, streams: number): Promise<Factory> {
     return yamux({ ...limits, streamOptions }) as unknown as Factory;
   }
   if (impl === 'libp2p-floor') return floorMuxerFactory();
+  if (impl === 'libp2p-null') return nullMuxerFactory();
   throw new Error(`unknown implementation ${impl as string}`);
 }
 
@@ -246,7 +248,7 @@ async function main(): Promise<void> {
     return;
   }
   const rounds = Number(arg('rounds', '5'));
-  const impls = arg('impls', IMPLS.slice(0, 3).join(',')).split(',') as Impl[];
+  const impls = arg('impls', IMPLS.slice(0, 4).join(',')).split(',') as Impl[];
   const workloads = arg('workloads', WORKLOADS.join(',')).split(',') as Workload[];
   const size = arg('size', 'full');
   const prof = process.argv.includes('--prof') ? arg('prof', '') : undefined;

@@ -6,8 +6,13 @@
 // libp2p's own per-stream and per-message work (AbstractStream, AbstractStreamMuxer, the connection class).
 // bench/impl/libp2p-cpu.ts measures muxwire/libp2p and @chainsafe/libp2p-yamux against it.
 //
+// `nullMuxerFactory()` is a second yardstick, lower still: no connection at all. The two muxers of a pair find
+// each other in memory, and a stream's send() reaches its peer stream's onData() from a microtask, its close
+// the peer's onRemoteCloseWrite(). What it costs is libp2p's stream work and the workload's own, nothing else:
+// a muxer on AbstractStream cannot cost less than it (per stream opened, per message).
+//
 // The classes come from the dynamically loaded @libp2p/utils (after the Promise.withResolvers polyfill),
-// hence the factory function.
+// hence the factory functions.
 
 const OPEN = 0;
 const DATA = 1;
@@ -115,5 +120,83 @@ export async function floorMuxerFactory(): Promise<() => FloorFactory> {
   return () => ({
     protocol: '/floor/1.0.0',
     createStreamMuxer: (connection: never) => new FloorMuxer(connection),
+  });
+}
+
+/**
+ * Loads @libp2p/utils (the polyfill must be installed) and returns the null muxer's factory: each two muxers
+ * made in a row are a pair (the bench's child makes the client's, then the server's), and ignore their
+ * connection.
+ */
+export async function nullMuxerFactory(): Promise<() => FloorFactory> {
+  const utils = await import('@libp2p/utils');
+  type Init = ConstructorParameters<typeof utils.AbstractStream>[0];
+  type ByteList = Parameters<InstanceType<typeof utils.AbstractStream>['sendData']>[0];
+
+  class NullStream extends utils.AbstractStream {
+    peer: NullStream | undefined;
+
+    sendData(data: ByteList) {
+      const peer = this.peer!;
+      queueMicrotask(() => peer.onData(data));
+      return { sentBytes: data.byteLength, canSendMore: true };
+    }
+
+    sendReset(): void {
+      const peer = this.peer!;
+      queueMicrotask(() => peer.onRemoteReset());
+    }
+
+    async sendCloseWrite(): Promise<void> {
+      const peer = this.peer!;
+      queueMicrotask(() => peer.onRemoteCloseWrite());
+    }
+
+    async sendCloseRead(): Promise<void> {}
+
+    sendPause(): void {}
+
+    sendResume(): void {}
+  }
+
+  class NullMuxer extends utils.AbstractStreamMuxer<NullStream> {
+    peer: NullMuxer | undefined;
+    private nextId = 1;
+
+    constructor(connection: ConstructorParameters<typeof utils.AbstractStreamMuxer>[0]) {
+      super(connection, { protocol: '/null/1.0.0', name: 'null' });
+    }
+
+    private make(id: number, direction: 'inbound' | 'outbound'): NullStream {
+      return new NullStream({ id: String(id), direction, log: this.log, maxReadBufferLength: 64 * 1024 * 1024 } as Init);
+    }
+
+    onCreateStream(): NullStream {
+      const id = this.nextId++;
+      const local = this.make(id, 'outbound');
+      const remote = this.make(id, 'inbound');
+      local.peer = remote;
+      remote.peer = local;
+      this.peer!.onRemoteStream(remote);
+      return local;
+    }
+
+    onData(): void {}
+  }
+
+  let waiting: NullMuxer | undefined;
+  return () => ({
+    protocol: '/null/1.0.0',
+    createStreamMuxer: (connection: never) => {
+      const muxer = new NullMuxer(connection);
+      if (waiting === undefined) {
+        waiting = muxer;
+      } else {
+        muxer.peer = waiting;
+        waiting.peer = muxer;
+        waiting = undefined;
+      }
+      return muxer;
+    },
   });
 }
