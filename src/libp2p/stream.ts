@@ -76,7 +76,8 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * As `AbstractStream`'s `send()`, with a shortcut: while nothing waits in the stream's write buffer and the
    * session takes more, the data goes straight to the session (not through the write buffer and its copy of
    * the list; the 'idle' event that the buffer's emptying would fire has no use then: `close()` waits for it
-   * only while the buffer holds data).
+   * only while the buffer holds data). A `maxMessageSize` set on the stream keeps the buffer's path, which
+   * cuts writes to it (libp2p's compliance suite sets it to make data wait in the buffer).
    */
   override send(data: SendData): boolean {
     if (this.writeStatus !== 'writable' || this.writableNeedsDrain || this.sendingData
