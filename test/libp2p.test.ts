@@ -286,6 +286,33 @@ test("a paused stream stops its peer at the receive window (libp2p's yamux sendi
   await Promise.all([dialer.close(), listener.close()]);
 });
 
+test("messages and the peer's FIN that arrive while a stream is paused wait, then come out in order, each a message of its own, before the stream's end", async () => {
+  const { dialer, listener } = pair(yamux()() as Factory, muxwire()() as Factory);
+  try {
+    const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+    const sender = await dialer.createStream();
+    sender.send(new TextEncoder().encode('first'));
+    const stream = (await accepted).detail;
+    const messages: string[] = [];
+    stream.addEventListener('message', (event) => messages.push(Buffer.from(event.data.subarray()).toString()));
+    await waitFor(() => messages.length === 1, 'the first message');
+    stream.pause();
+    for (const text of ['a', 'bb', 'ccc']) sender.send(new TextEncoder().encode(text));
+    await sender.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(messages, ['first'], 'nothing is emitted while paused');
+    assert.equal(stream.remoteWriteStatus, 'writable', "the peer's FIN waits behind the paused data");
+    const ended = nextEvent(stream, 'remoteCloseWrite');
+    stream.resume();
+    await ended;
+    assert.deepEqual(messages, ['first', 'a', 'bb', 'ccc']);
+  } finally {
+    // Aborted, not closed: a failed assertion leaves streams open, and close() would wait for them.
+    dialer.abort(new Error('test over'));
+    listener.abort(new Error('test over'));
+  }
+});
+
 test("close() aborts a stream whose data could not leave within closeTimeout with libp2p's TimeoutError, and still completes", async () => {
   const { dialer, listener } = pair(muxwire({ session: { closeTimeout: 200 } })(), yamux()());
   listener.addEventListener('stream', (event) => event.detail.pause()); // never reads: the window runs out

@@ -12,22 +12,14 @@ import {
 } from '@libp2p/interface';
 import { MaxEarlyStreamsError } from '@libp2p/utils';
 import type { ChannelState } from '../core/channel-state.js';
-import type { ChannelPort } from '../core/channel-port.js';
-import { LightChannel } from '../core/light-channel.js';
 import { MuxSession } from '../core/session.js';
 import { toLibp2pError } from './errors.js';
 import type { ResolvedMuxwireInit } from './options.js';
-import { MuxwireStream } from './stream.js';
+import { MuxwireStream, type MuxwireStreamInit, type StreamPort } from './stream.js';
 import { messageStreamTransport } from './transport.js';
 
 /** The multistream-select protocol id: muxwire is yamux on the wire. */
 export const YAMUX_PROTOCOL_ID = '/yamux/1.0.0';
-
-/** A stream's channel: a `LightChannel` that frames each write apart (one libp2p `send()`, one message). */
-function createChannel(state: ChannelState, port: ChannelPort<MuxSession<LightChannel>>): LightChannel {
-  state.frameEachWrite = true;
-  return new LightChannel(state, port);
-}
 
 /** Rejects with `signal`'s reason when it aborts first. */
 function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
@@ -46,22 +38,27 @@ function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pr
   });
 }
 
-function streamOptionsOf(options: CreateStreamOptions): StreamOptions {
-  const picked: StreamOptions = {};
-  if (options.maxReadBufferLength !== undefined) picked.maxReadBufferLength = options.maxReadBufferLength;
-  if (options.maxWriteBufferLength !== undefined) picked.maxWriteBufferLength = options.maxWriteBufferLength;
-  if (options.inactivityTimeout !== undefined) picked.inactivityTimeout = options.inactivityTimeout;
+/** The stream options given to `createStream()`, if any (most calls give none: their streams share one init). */
+function streamOptionsOf(options: CreateStreamOptions): StreamOptions | undefined {
+  let picked: StreamOptions | undefined;
+  if (options.maxReadBufferLength !== undefined) (picked ??= {}).maxReadBufferLength = options.maxReadBufferLength;
+  if (options.maxWriteBufferLength !== undefined) (picked ??= {}).maxWriteBufferLength = options.maxWriteBufferLength;
+  if (options.inactivityTimeout !== undefined) (picked ??= {}).inactivityTimeout = options.inactivityTimeout;
   return picked;
 }
 
 export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStream>>
   implements StreamMuxer<MuxwireStream> {
   readonly protocol = YAMUX_PROTOCOL_ID;
-  /** The open streams, oldest first. */
-  readonly streams: MuxwireStream[] = [];
   status: StreamMuxerStatus = 'open';
   /** The muxwire session under the streams (its `rtt`, `bufferedBytes`, `channelCount`...). */
-  readonly session: MuxSession<LightChannel>;
+  readonly session: MuxSession<MuxwireStream>;
+  /** The open streams, oldest first (a set: a stream leaves it in constant time, whatever their number). */
+  readonly #open = new Set<MuxwireStream>();
+  /** How the next stream is made: set by `createStream()` around its `dial()`, inbound streams otherwise. */
+  #nextInit: MuxwireStreamInit;
+  readonly #inboundInit: MuxwireStreamInit;
+  readonly #outboundInit: MuxwireStreamInit;
   readonly #init: ResolvedMuxwireInit;
   readonly #log: Logger;
   /** Inbound streams that arrived before any 'stream' listener. */
@@ -77,10 +74,14 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
     super();
     this.#init = init;
     this.#log = connection.log.newScope('muxwire');
+    this.#inboundInit = this.#streamInit('inbound', {});
+    this.#outboundInit = this.#streamInit('outbound', {});
+    this.#nextInit = this.#inboundInit;
     // libp2p's yamux convention: the side that dialled the connection is the yamux client (odd ids).
     const role = connection.direction === 'outbound' ? 'client' : 'server';
-    this.session = new MuxSession(messageStreamTransport(connection), role, init.session, createChannel);
-    this.session.on('channel', (channel) => this.#onInbound(channel));
+    this.session = new MuxSession(messageStreamTransport(connection), role, init.session,
+      (state, port) => this.#createStream(state, port));
+    this.session.on('channel', (stream) => this.#onInbound(stream));
     // After the peer's Go Away no stream may be opened; libp2p checks the muxer's status before trying.
     this.session.on('goaway', () => {
       if (this.status === 'open') this.status = 'closing';
@@ -102,13 +103,23 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
       throw new TooManyOutboundProtocolStreamsError(
         `maxOutboundStreams (${this.#init.maxOutboundStreams}) streams are open`);
     }
-    let channel: LightChannel;
+    const streamOptions = streamOptionsOf(options);
+    this.#nextInit = streamOptions === undefined ? this.#outboundInit : this.#streamInit('outbound', streamOptions);
+    let stream: MuxwireStream;
     try {
-      channel = this.session.dial();
+      stream = this.session.dial();
     } catch (error) {
       throw toLibp2pError(error as Error);
+    } finally {
+      this.#nextInit = this.#inboundInit;
     }
-    return this.#track(channel, 'outbound', streamOptionsOf(options));
+    this.#track(stream);
+    return stream;
+  }
+
+  /** The open streams, oldest first. */
+  get streams(): MuxwireStream[] {
+    return [...this.#open];
   }
 
   /**
@@ -195,13 +206,13 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
     }
   }
 
-  #onInbound(channel: LightChannel): void {
+  #onInbound(stream: MuxwireStream): void {
     if (this.#ending || this.#inbound >= this.#init.maxInboundStreams) {
-      this.#log('refusing inbound stream %d (%s)', channel.id, this.#ending ? 'closing' : 'maxInboundStreams');
-      channel.destroy();
+      this.#log('refusing inbound stream %d (%s)', stream.streamId, this.#ending ? 'closing' : 'maxInboundStreams');
+      stream.release(undefined);
       return;
     }
-    const stream = this.#track(channel, 'inbound', {});
+    this.#track(stream);
     if (this.listenerCount('stream') > 0) {
       this.safeDispatchEvent('stream', { detail: stream });
       return;
@@ -213,22 +224,34 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
     }
   }
 
-  #track(channel: LightChannel, direction: 'inbound' | 'outbound', options: StreamOptions): MuxwireStream {
-    const stream = new MuxwireStream(channel, {
+  /** The session's endpoint factory: each channel's endpoint is its libp2p stream, framing each write apart. */
+  #createStream(state: ChannelState, port: StreamPort): MuxwireStream {
+    // One libp2p send(), one message at the peer (libp2p's compliance suite checks it).
+    state.frameEachWrite = true;
+    return new MuxwireStream(state, port, this.#nextInit);
+  }
+
+  #streamInit(direction: 'inbound' | 'outbound', options: StreamOptions): MuxwireStreamInit {
+    return {
       ...this.#init.streamOptions,
       ...options,
       direction,
       log: this.#log,
-    });
-    this.streams.push(stream);
-    if (direction === 'inbound') this.#inbound++;
+      onClose: direction === 'inbound' ? this.#onInboundClose : this.#onOutboundClose,
+    };
+  }
+
+  readonly #onInboundClose = (stream: MuxwireStream): void => {
+    if (this.#open.delete(stream)) this.#inbound--;
+  };
+
+  readonly #onOutboundClose = (stream: MuxwireStream): void => {
+    if (this.#open.delete(stream)) this.#outbound--;
+  };
+
+  #track(stream: MuxwireStream): void {
+    this.#open.add(stream);
+    if (stream.direction === 'inbound') this.#inbound++;
     else this.#outbound++;
-    stream.addEventListener('close', () => {
-      const index = this.streams.indexOf(stream);
-      if (index !== -1) this.streams.splice(index, 1);
-      if (direction === 'inbound') this.#inbound--;
-      else this.#outbound--;
-    }, { once: true });
-    return stream;
   }
 }

@@ -1,87 +1,132 @@
 /**
- * A libp2p `Stream` on a muxwire channel. libp2p's `AbstractStream` (`@libp2p/utils`) keeps the stream's
- * libp2p-side state (statuses, read and write buffers, 'message'/'drain'/'close' events, the async iterator),
- * exactly as every libp2p muxer's streams do; the channel under it does the yamux part: windows, fragments,
- * half-close, resets. The channel is a core `LightChannel` (events, no Node streams), so this runs in
- * browsers too, and opening one costs no `Duplex`.
+ * A libp2p `Stream` that is itself a muxwire channel's endpoint. libp2p's `AbstractStream` (`@libp2p/utils`)
+ * keeps the stream's libp2p-side state (statuses, read and write buffers, 'message'/'drain'/'close' events,
+ * the async iterator), exactly as every libp2p muxer's streams do; the session under it does the yamux part:
+ * windows, fragments, half-close, resets. The stream talks to the session through the core's channel port,
+ * with no channel object between the two: a `LightChannel` there would be a second set of events, buffers
+ * and per-stream listeners, for nothing libp2p uses (measured in `docs/libp2p.md`, "Speed").
  * @module
  */
-import type { AbortOptions, Logger, MessageStreamDirection, StreamOptions } from '@libp2p/interface';
+import {
+  type AbortOptions, type Logger, type MessageStreamDirection, StreamMessageEvent, type StreamOptions,
+} from '@libp2p/interface';
 import { AbstractStream, type SendResult } from '@libp2p/utils';
+import type { ChannelPort } from '../core/channel-port.js';
+import type { ChannelEndpoint, ChannelState } from '../core/channel-state.js';
+import { defer } from '../core/defer.js';
 import { ChannelResetError } from '../core/errors.js';
-import type { LightChannel } from '../core/light-channel.js';
+import type { MuxSession } from '../core/session.js';
 import { toLibp2pError } from './errors.js';
 
-/** What a {@link MuxwireStream} is made with. */
 /** libp2p's byte list (from the `uint8arraylist` version that `@libp2p/utils` itself uses). */
 type ByteList = Parameters<AbstractStream['sendData']>[0];
+/** What `send()` takes. */
+type SendData = Parameters<AbstractStream['send']>[0];
 
+/** The port a stream's session hands it. */
+export type StreamPort = ChannelPort<MuxSession<MuxwireStream>>;
+
+/** What a {@link MuxwireStream} is made with. */
 export interface MuxwireStreamInit extends StreamOptions {
   direction: MessageStreamDirection;
   log: Logger;
+  /** Called once, as the stream dispatches its `'close'` event (before the listeners): the muxer's books. */
+  onClose?: (stream: MuxwireStream) => void;
 }
 
-export class MuxwireStream extends AbstractStream {
+export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   /** The yamux stream id (odd when the client opened it, even when the server did). */
   readonly streamId: number;
-  readonly #channel: LightChannel;
+  readonly #state: ChannelState;
+  readonly #port: StreamPort;
+  #onClose: ((stream: MuxwireStream) => void) | undefined;
+  /** Bytes handed to the session and not yet taken by the connection. */
+  #writing = 0;
+  /** `sendData` said "wait": 'drain' is due once `#writing` is under the high-water mark. */
+  #needDrain = false;
+  /** `sendCloseWrite` was called: FIN follows the queued data. */
+  #writeEnded = false;
+  /** Settles `sendCloseWrite` once the queued data reached the connection (or the stream failed). */
+  #finished: (() => void) | null = null;
+  /**
+   * Data that arrived while the stream was paused, kept here rather than in `AbstractStream`'s read buffer: it
+   * is the session's "unread" data, so its window is not refilled and the peer stops (the read buffer's
+   * limit, `maxReadBufferLength`, stays for data nobody listens to, as with libp2p's yamux).
+   */
+  #paused: Uint8Array[] | null = null;
+  /** Bytes in `#paused`: what the session counts as delivered and not read. */
+  #held = 0;
+  /** The peer's FIN came while paused data waited: it takes effect once that data is handed on. */
+  #endAfterPaused = false;
+  /** This side let go of the channel (reset) or the session failed it. */
+  #destroyed = false;
 
-  /** @internal Streams are made by the muxer (`createStream()`, or when the peer opens one). */
-  constructor(channel: LightChannel, init: MuxwireStreamInit) {
-    super({ ...init, id: String(channel.id) });
-    this.streamId = channel.id;
-    this.#channel = channel;
-    // Reading flows from the start: data goes to libp2p's read buffer (which emits it, or holds it up to
-    // `maxReadBufferLength`), as with libp2p's yamux; `pause()` pauses the channel, whose window then stops
-    // the peer.
-    channel.on('data', (chunk: Uint8Array) => this.onData(chunk));
-    channel.on('end', () => this.onRemoteCloseWrite());
-    channel.on('drain', () => this.onMuxerDrain());
-    channel.on('error', (error: Error) => this.#onChannelError(error));
+  /** @internal Streams are made by the muxer's session (`createStream()`, or when the peer opens one). */
+  constructor(state: ChannelState, port: StreamPort, init: MuxwireStreamInit) {
+    super({ ...init, id: String(state.id) });
+    this.streamId = state.id;
+    this.#state = state;
+    this.#port = port;
+    this.#onClose = init.onClose;
   }
 
-  /** Reports a channel's failure as libp2p does: a peer's reset, or the connection failing under it. */
-  #onChannelError(error: Error): void {
-    if (this.status !== 'open') return; // this side aborted it (the reason is already reported)
-    if (error instanceof ChannelResetError) this.onRemoteReset();
-    else this.onTransportClosed(toLibp2pError(error));
+  // ------------------------------------------------------------------ libp2p's side
+
+  /**
+   * As `AbstractStream`'s `send()`, with a shortcut: while nothing waits in the stream's write buffer and the
+   * session takes more, the data goes straight to the session (not through the write buffer and its copy of
+   * the list; the 'idle' event that the buffer's emptying would fire has no use then: `close()` waits for it
+   * only while the buffer holds data). A `maxMessageSize` set on the stream keeps the buffer's path, which
+   * cuts writes to it (libp2p's compliance suite sets it to make data wait in the buffer).
+   */
+  override send(data: SendData): boolean {
+    if (this.writeStatus !== 'writable' || this.writableNeedsDrain || this.sendingData
+      || this.writeBuffer.byteLength > 0 || this.maxMessageSize !== undefined) {
+      return super.send(data);
+    }
+    const canSendMore = this.#write(data);
+    if (!canSendMore) this.writableNeedsDrain = true;
+    return canSendMore;
+  }
+
+  /** The session's 'close' bookkeeping runs first, as the muxer's own listener did (it was added first). */
+  override dispatchEvent(event: Event): boolean {
+    if (event.type === 'close') {
+      const onClose = this.#onClose;
+      this.#onClose = undefined;
+      onClose?.(this);
+    }
+    return super.dispatchEvent(event);
   }
 
   /** @internal Queues bytes on the channel; 'drain' follows once it is under its high-water mark again. */
   sendData(data: ByteList): SendResult {
-    const channel = this.#channel;
-    let canSendMore = true;
-    for (const chunk of data) canSendMore = channel.write(chunk);
-    return { sentBytes: data.byteLength, canSendMore };
+    return { sentBytes: data.byteLength, canSendMore: this.#write(data) };
   }
 
   /** @internal RST to the peer; queued bytes are dropped. */
   sendReset(error: Error): void {
-    this.#channel.destroy(error);
+    this.release(error);
   }
 
   /** @internal FIN after everything written; resolves once those bytes reached the connection. */
   async sendCloseWrite(options?: AbortOptions): Promise<void> {
-    const channel = this.#channel;
     const signal = options?.signal;
     signal?.throwIfAborted();
-    if (channel.destroyed) return; // failed meanwhile: its error reaches the stream on its own
+    if (this.#destroyed || this.#writeEnded) return; // failed meanwhile: its error reaches the stream on its own
+    this.#writeEnded = true;
+    this.#port.end(this.#state);
+    if (this.#writing === 0) return;
     await new Promise<void>((resolve, reject) => {
-      const settle = (): void => {
-        channel.off('finish', settle);
-        channel.off('close', settle);
+      const onAbort = (): void => {
+        this.#finished = null;
+        reject(signal!.reason);
+      };
+      this.#finished = () => {
         signal?.removeEventListener('abort', onAbort);
         resolve();
       };
-      const onAbort = (): void => {
-        channel.off('finish', settle);
-        channel.off('close', settle);
-        reject(signal!.reason);
-      };
-      channel.on('finish', settle);
-      channel.on('close', settle);
       signal?.addEventListener('abort', onAbort, { once: true });
-      channel.end();
     });
   }
 
@@ -91,15 +136,150 @@ export class MuxwireStream extends AbstractStream {
    */
   async sendCloseRead(options?: AbortOptions): Promise<void> {
     options?.signal?.throwIfAborted();
+    if (this.#paused !== null) {
+      this.#paused = null;
+      this.#held = 0;
+      this.#port.readProgress(this.#state);
+    }
   }
 
-  /** @internal The channel stops reading: its window, no longer refilled, stops the peer. */
-  sendPause(): void {
-    this.#channel.pause();
-  }
+  /** @internal Data arriving from now on waits in `#paused`; the window, no longer refilled, stops the peer. */
+  sendPause(): void {}
 
-  /** @internal */
+  /** @internal Hands on what arrived while paused (after the read buffer, which `resume()` emptied first). */
   sendResume(): void {
-    this.#channel.resume();
+    const paused = this.#paused;
+    if (paused === null) return;
+    this.#paused = null;
+    this.#held = 0;
+    this.#port.readProgress(this.#state);
+    for (let i = 0; i < paused.length; i++) {
+      if (this.readStatus === 'paused') {
+        // Paused again by a 'message' listener: the rest waits again, in order.
+        const rest = paused.slice(i);
+        this.#paused = rest;
+        for (const chunk of rest) this.#held += chunk.byteLength;
+        return;
+      }
+      this.onData(paused[i]!);
+    }
+    if (this.#endAfterPaused) {
+      this.#endAfterPaused = false;
+      this.onRemoteCloseWrite();
+    }
+  }
+
+  // ------------------------------------------------------------------ the session's side (ChannelEndpoint)
+
+  /**
+   * @internal Data from the peer. While nothing waits in the read buffer and someone listens, it becomes one
+   * 'message' event at once, its bytes as they came (a `Uint8Array`, which the event's type allows): what
+   * `onData()` would do, without passing through the read buffer (a list appended, a sublist made, consumed).
+   */
+  deliver(data: Uint8Array): void {
+    if (this.readStatus === 'paused' || this.#paused !== null) {
+      (this.#paused ??= []).push(data);
+      this.#held += data.byteLength;
+      return;
+    }
+    if (this.readStatus === 'readable' && this.readBuffer.byteLength === 0 && this.listenerCount('message') > 0) {
+      this.dispatchEvent(new StreamMessageEvent(data));
+      return;
+    }
+    this.onData(data);
+  }
+
+  /** @internal The peer's FIN, after all its data (from a microtask: the session is still in its receive step). */
+  remoteEnded(): void {
+    defer(() => {
+      if (this.#paused !== null) this.#endAfterPaused = true;
+      else this.onRemoteCloseWrite();
+    });
+  }
+
+  /** @internal The peer reset the stream, or the session failed: the stream ends with libp2p's error. */
+  fail(error: Error): void {
+    if (this.#destroyed) return;
+    this.#letGo();
+    defer(() => this.#failed(error));
+  }
+
+  /** @internal Bytes delivered and not handed to libp2p yet (held while paused). */
+  get bufferedBytes(): number {
+    return this.#held;
+  }
+
+  /** @internal True once this side reset the stream, or the session failed it. */
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  /**
+   * @internal Lets go of the channel: RST to the peer unless `error` is undefined and both sides had ended
+   * cleanly (the muxer also refuses an inbound stream so). Queued bytes are dropped.
+   */
+  release(error: Error | undefined): void {
+    if (this.#destroyed) return;
+    this.#letGo();
+    this.#port.release(this.#state, error);
+  }
+
+  // ------------------------------------------------------------------ inside
+
+  /** Hands each part to the session; false once `channelHighWaterMark` bytes wait unsent. */
+  #write(data: SendData): boolean {
+    if (this.#destroyed) return false;
+    const port = this.#port;
+    const state = this.#state;
+    if (data instanceof Uint8Array) this.#writePart(port, state, data);
+    else for (const part of data) this.#writePart(port, state, part);
+    if (this.#writing >= port.highWaterMark) {
+      this.#needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  #writePart(port: StreamPort, state: ChannelState, part: Uint8Array): void {
+    const length = part.byteLength;
+    if (length === 0) return;
+    this.#writing += length;
+    port.write(state, part, (error) => this.#written(length, error));
+  }
+
+  #written(length: number, error: Error | null | undefined): void {
+    this.#writing -= length;
+    if (this.#destroyed) return;
+    if (error) {
+      // A live channel is failed by its session before its writes fail. One the session no longer holds (both
+      // FINs exchanged while its last bytes were still in the connection's hands) hears of it only here.
+      if (!this.#state.live) this.fail(error);
+      return;
+    }
+    if (this.#needDrain && this.#writing < this.#port.highWaterMark) {
+      this.#needDrain = false;
+      this.onMuxerDrain();
+    }
+    if (this.#writing === 0) this.#settleFinished();
+  }
+
+  #settleFinished(): void {
+    const finished = this.#finished;
+    this.#finished = null;
+    finished?.();
+  }
+
+  #letGo(): void {
+    this.#destroyed = true;
+    this.#paused = null;
+    this.#held = 0;
+    this.#settleFinished();
+  }
+
+  /** Reports a failure as libp2p does: a peer's reset, or the connection failing under the stream. */
+  #failed(error: Error): void {
+    if (this.status !== 'open') return; // this side aborted it (the reason is already reported)
+    if (error instanceof ChannelResetError) this.onRemoteReset();
+    else this.onTransportClosed(toLibp2pError(error));
   }
 }
