@@ -287,7 +287,7 @@ test("a paused stream stops its peer at the receive window (libp2p's yamux sendi
 });
 
 test("messages and the peer's FIN that arrive while a stream is paused wait, then come out in order, each a message of its own, before the stream's end", async () => {
-  const { dialer, listener } = pair(yamux()() as Factory, muxwire()() as Factory);
+  const { dialer, listener } = pair(yamux()(), muxwire()());
   try {
     const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
     const sender = await dialer.createStream();

@@ -69,14 +69,14 @@ async function loadFactory(impl: Impl, streams: number): Promise<Factory> {
   const streamOptions = { maxStreamWindowSize: MAX_WINDOW, maxReadBufferLength: READ_BUFFER };
   if (impl === 'muxwire-libp2p' || impl === 'muxwire-libp2p-base') {
     // MUXWIRE_LIBP2P / MUXWIRE_LIBP2P_BASE: other builds of the entry (file paths), to compare versions in one run.
-    const specifier = (impl === 'muxwire-libp2p' ? process.env['MUXWIRE_LIBP2P'] : process.env['MUXWIRE_LIBP2P_BASE'])
+    const specifier = (impl === 'muxwire-libp2p' ? process.env.MUXWIRE_LIBP2P : process.env.MUXWIRE_LIBP2P_BASE)
       ?? 'muxwire/libp2p';
     const { muxwire } = (await import(specifier)) as typeof import('muxwire/libp2p');
-    return muxwire({ ...limits, streamOptions, session: { ackBacklog: Math.max(256, streams) } }) as unknown as Factory;
+    return muxwire({ ...limits, streamOptions, session: { ackBacklog: Math.max(256, streams) } });
   }
   if (impl === 'libp2p-yamux') {
     const { yamux } = await import('@chainsafe/libp2p-yamux');
-    return yamux({ ...limits, streamOptions }) as unknown as Factory;
+    return yamux({ ...limits, streamOptions });
   }
   if (impl === 'libp2p-floor') return floorMuxerFactory();
   if (impl === 'libp2p-null') return nullMuxerFactory();

@@ -81,7 +81,7 @@ export async function floorMuxerFactory(): Promise<() => FloorFactory> {
     private track(id: number, direction: 'inbound' | 'outbound'): FloorStream {
       const stream = new FloorStream(this, id, {
         id: String(id), direction, log: this.log, maxReadBufferLength: 64 * 1024 * 1024,
-      } as Init);
+      });
       this.byId.set(id, stream);
       stream.addEventListener('close', () => this.byId.delete(id), { once: true });
       return stream;
@@ -168,7 +168,7 @@ export async function nullMuxerFactory(): Promise<() => FloorFactory> {
     }
 
     private make(id: number, direction: 'inbound' | 'outbound'): NullStream {
-      return new NullStream({ id: String(id), direction, log: this.log, maxReadBufferLength: 64 * 1024 * 1024 } as Init);
+      return new NullStream({ id: String(id), direction, log: this.log, maxReadBufferLength: 64 * 1024 * 1024 });
     }
 
     onCreateStream(): NullStream {
