@@ -130,7 +130,6 @@ export async function floorMuxerFactory(): Promise<() => FloorFactory> {
  */
 export async function nullMuxerFactory(): Promise<() => FloorFactory> {
   const utils = await import('@libp2p/utils');
-  type Init = ConstructorParameters<typeof utils.AbstractStream>[0];
   type ByteList = Parameters<InstanceType<typeof utils.AbstractStream>['sendData']>[0];
 
   class NullStream extends utils.AbstractStream {
