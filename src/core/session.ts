@@ -28,7 +28,7 @@ import {
   ChannelRefusedError, GoAwayCode, GoAwayError, MuxError, ProtocolError, SessionClosedError, StreamLimitError,
   TimeoutError, TransportClosedError,
 } from './errors.js';
-import { Flag, FrameType } from './frame.js';
+import { FrameType } from './frame.js';
 import { SessionMemory } from './flow.js';
 import { Incoming } from './incoming.js';
 import { KeepAlive } from './keepalive.js';
@@ -42,6 +42,7 @@ import { noop, unref } from './timers.js';
 import type { Transport, TransportEvents } from './transport.js';
 import { WindowGrants } from './window-grants.js';
 import { FrameWriter } from './writer.js';
+import { GoAwayHandshake } from './go-away.js';
 
 /** Which end of the session this is: the client dials odd channel ids, the server even ones. */
 export type Role = 'client' | 'server';
@@ -101,8 +102,6 @@ export interface CloseOptions {
 const MAX_ID = 0xffff_ffff;
 /** After ending the transport, how long to wait for the peer to end its side before destroying it. */
 const LINGER_MS = 2000;
-/** A closing session ends once the peer, having answered the Go Away's ping, sent no SYN for this long. */
-const GO_AWAY_QUIET_MS = 50;
 
 function defaultAllocate(size: number): Uint8Array {
   return new Uint8Array(size);
@@ -149,13 +148,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   private closeTimer: ReturnType<typeof setTimeout> | undefined;
   private lingerTimer: ReturnType<typeof setTimeout> | undefined;
   private transportEnded = false;
-  /** Ping value sent after this side's Go Away; its answer shows the peer has seen the Go Away. */
-  private goAwayProbe = 0;
-  /** The peer has seen this side's Go Away (or the wait for that ran out): a closing session may end. */
-  private goAwaySeen = false;
-  private goAwayTimer: ReturnType<typeof setTimeout> | undefined;
-  /** After the peer answered the Go Away's ping: the wait for it to go quiet (see `awaitQuietAfterGoAway`). */
-  private quietTimer: ReturnType<typeof setTimeout> | undefined;
+  /** After this side's Go Away: waits until the peer has seen it (`goAway.seen`) before the transport ends. */
+  private readonly goAway: GoAwayHandshake;
   /** The counters of `stats()` and the `logger` option, shared with the parts that count. */
   private readonly telemetry: Telemetry;
   /** A `channelOpen` or `channelClose` listener was added once: only then are channel snapshots made. */
@@ -198,6 +192,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       },
       onFirstRtt: () => this.grants.tuneOnFirstRtt(this.streams.values()),
     });
+    this.goAway = new GoAwayHandshake(this.keepAlive, this.scheduler, this.options.keepAliveTimeout,
+      () => this.checkCloseDone());
     this.grants = new WindowGrants(this.options, this.caps, this.memory, this.scheduler, this.writer, this.gate,
       this.keepAlive, isClosed);
     this.outgoing = new Outgoing(this.options, this.caps, this.scheduler, this.writer, this.grants, {
@@ -228,9 +224,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         remoteGoAway: () => this.remoteGoAway,
         onPing: (flags, value) => this.onPing(flags, value),
         onGoAway: (code) => this.onGoAway(code),
-        onRefused: () => {
-          if (this.quietTimer !== undefined) this.awaitQuietAfterGoAway(); // closing: the peer is not quiet yet
-        },
+        onRefused: () => this.goAway.onLateSyn(),
       }, telemetry);
     this.decoder = new FrameDecoder(this.receiver, this.codec);
     this.closed = new Promise<void>((resolve, reject) => {
@@ -371,7 +365,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
       this.telemetry.log('info', 'goaway-sent', undefined, 'out', undefined, GoAwayCode.normal);
     }
-    this.awaitGoAwaySeen();
+    this.goAway.start(this.caps.goAway && this.caps.ping && !this.transportEnded && !this.writer.closed);
     for (const channel of this.incoming.drainQueue()) this.streams.reset(channel, undefined);
     this.incoming.close(new SessionClosedError());
     this.closeTimer = setTimeout(() => this.onCloseTimeout(timeout), timeout);
@@ -390,12 +384,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
 
   private onPing(flags: number, value: number): void {
-    if ((flags & Flag.syn) === 0 && (flags & Flag.ack) !== 0 && value === this.goAwayProbe && value !== 0) {
-      this.goAwayProbe = 0;
-      this.awaitQuietAfterGoAway();
-      return;
-    }
-    this.keepAlive.onPing(flags, value);
+    if (!this.goAway.onPing(flags, value)) this.keepAlive.onPing(flags, value);
   }
 
   private onGoAway(code: number): void {
@@ -486,53 +475,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   // ------------------------------------------------------------------ shutdown
 
-  /**
-   * A closing session ends the transport only once the peer has seen its Go Away: a SYN sent before that would
-   * otherwise meet a closed connection, and its dialler could not tell that it was never accepted. A ping sent
-   * after the Go Away is answered only after it was read; until the answer (or `keepAliveTimeout`, or the
-   * close timeout), late SYNs are refused.
-   */
-  private awaitGoAwaySeen(): void {
-    if (!this.caps.goAway || !this.caps.ping || this.transportEnded || this.writer.closed) {
-      this.goAwaySeen = true;
-      return;
-    }
-    this.goAwayProbe = this.keepAlive.takeValue();
-    this.scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, this.goAwayProbe);
-    this.goAwayTimer = unref(setTimeout(() => {
-      this.goAwayTimer = undefined;
-      this.onGoAwaySeen();
-    }, this.options.keepAliveTimeout));
-  }
-
-  /**
-   * The peer answered the ping sent after the Go Away, so it has read the Go Away. A SYN may still follow: a
-   * peer can answer pings out of band (hashicorp/yamux sends each answer from its own goroutine) while a dial
-   * that checked for Go Away just before it arrived is writing its SYN. So the session ends once the peer has
-   * been quiet for a moment ({@link GO_AWAY_QUIET_MS}, or twice the RTT if longer); a late SYN is refused and
-   * starts the wait again. `keepAliveTimeout` from `close()` bounds it all.
-   */
-  private awaitQuietAfterGoAway(): void {
-    if (this.goAwaySeen || this.status !== 'closing') return;
-    if (this.quietTimer !== undefined) clearTimeout(this.quietTimer);
-    this.quietTimer = unref(setTimeout(() => {
-      this.quietTimer = undefined;
-      this.onGoAwaySeen();
-    }, Math.max(GO_AWAY_QUIET_MS, 2 * (this.keepAlive.minRtt ?? 0))));
-  }
-
-  private onGoAwaySeen(): void {
-    if (this.goAwaySeen) return;
-    if (this.quietTimer !== undefined) clearTimeout(this.quietTimer);
-    this.quietTimer = undefined;
-    this.goAwaySeen = true;
-    if (this.goAwayTimer !== undefined) clearTimeout(this.goAwayTimer);
-    this.goAwayTimer = undefined;
-    this.checkCloseDone();
-  }
-
   private checkCloseDone(): void {
-    if (this.status !== 'closing' || this.streams.size > 0 || this.writer.endPending || !this.goAwaySeen) return;
+    if (this.status !== 'closing' || this.streams.size > 0 || this.writer.endPending || !this.goAway.seen) return;
     this.writer.endAfterFlush();
   }
 
@@ -554,7 +498,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.closeTimer = undefined;
     if (this.status !== 'closing') return;
     if (this.streams.size === 0) {
-      this.onGoAwaySeen(); // nothing left to wait for but the peer's answer to the Go Away: end now
+      this.goAway.settle(); // nothing left to wait for but the peer's answer to the Go Away: end now
       return;
     }
     const error = new TimeoutError('ERR_MUX_CLOSE_TIMEOUT',
@@ -628,11 +572,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.memory.releaseAll();
     this.outgoing.stop();
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
-    if (this.goAwayTimer !== undefined) clearTimeout(this.goAwayTimer);
-    if (this.quietTimer !== undefined) clearTimeout(this.quietTimer);
     this.closeTimer = undefined;
-    this.goAwayTimer = undefined;
-    this.quietTimer = undefined;
+    this.goAway.stop();
     this.gate.stop();
     this.keepAlive.stop(error ?? new SessionClosedError());
     this.incoming.rejectWaiters(error ?? new SessionClosedError());
