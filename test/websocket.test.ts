@@ -14,8 +14,8 @@ import {
   webSocketTransport as nodeWebSocketTransport,
 } from '../src/index.js';
 import {
-  type WebChannel, type WebSocketConstructor, WebSession, WebSocketClosedError, connectWebSocket, streamTransport,
-  webSocketTransport,
+  type WebChannel, type WebSocketConstructor, WebSession, WebSocketClosedError, connectWebSocket, multiplexCodec,
+  streamTransport, webSocketTransport,
 } from '../src/web/index.js';
 import { pseudoRandomBytes, readAll, until } from './helpers.js';
 
@@ -113,6 +113,28 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     void writer.write(new TextEncoder().encode('before open'));
     void writer.close();
     assert.equal(Buffer.from(await readAllWeb(channel)).toString(), 'before open');
+  });
+
+  test('protocol multiplex from the web entry: refused with TypeError without multiplexCodec, echoed with it', async () => {
+    const { url } = await serve(echo, { protocol: 'multiplex' });
+    await assert.rejects(connectWebSocket(url, { WebSocket, protocol: 'multiplex' }),
+      (error: Error) => error instanceof TypeError && /multiplexCodec/.test(error.message));
+    const session = await client(url, { protocol: 'multiplex', multiplexCodec });
+    const data = pseudoRandomBytes(300 * KiB, 11);
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    void writer.write(data);
+    // The multiplex format has no half-close: the echo is read up to the length written.
+    const reader = channel.readable.getReader();
+    const chunks: Uint8Array[] = [];
+    let length = 0;
+    while (length < data.length) {
+      const { value, done } = await reader.read();
+      assert.equal(done, false, `the echo ended after ${length} bytes`);
+      chunks.push(value!);
+      length += value!.length;
+    }
+    assert.equal(sha256(Buffer.concat(chunks)), sha256(data));
   });
 
   test('a Node client over a ws socket (multiplexedClient(webSocketTransport(ws))) gets Duplex channels', async () => {

@@ -17,6 +17,7 @@
  */
 import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
+import { multiplexCodec } from './codecs/multiplex.js';
 import { defer } from './defer.js';
 import { Emitter } from './emitter.js';
 import { MuxError } from './errors.js';
@@ -386,6 +387,6 @@ function createLightChannel(state: ChannelState, port: ChannelPort<MuxSession<Li
  */
 export class LightSession extends MuxSession<LightChannel> {
   constructor(transport: Transport, role: Role, options?: SessionOptions) {
-    super(transport, role, options, createLightChannel);
+    super(transport, role, options, createLightChannel, multiplexCodec);
   }
 }

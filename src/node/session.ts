@@ -9,6 +9,7 @@ import type { ChannelState } from '../core/channel-state.js';
 import type { SessionOptions } from '../core/options.js';
 import { MuxSession, type Role } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
+import { multiplexCodec } from '../core/codecs/multiplex.js';
 import { LightSession } from '../core/light-channel.js';
 import { Channel } from './channel.js';
 import { duplexTransport } from './transport.js';
@@ -47,7 +48,7 @@ export class Session extends MuxSession<Channel> {
 
   /** Wraps `transport`; `role` decides the channel id parity (client odd, server even). */
   constructor(transport: Duplex | Transport, role: Role, options?: SessionOptions) {
-    super(nodeTransport(transport), role, options, createChannel);
+    super(nodeTransport(transport), role, options, createChannel, multiplexCodec);
     this.socket = isCoreTransport(transport) ? undefined : transport;
   }
 }
