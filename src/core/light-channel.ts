@@ -19,10 +19,10 @@ import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
 import { multiplexCodec } from './codecs/multiplex.js';
 import { defer } from './defer.js';
-import { Emitter } from './emitter.js';
+import { NodeEmitter, type NodeEmitterMethods, withNodeEmitterMethods } from './emitter.js';
 import { MuxError } from './errors.js';
 import type { SessionOptions } from './options.js';
-import { MuxSession, type Role } from './session.js';
+import { MuxSession, type Role, type SessionEvents } from './session.js';
 import type { Transport } from './transport.js';
 
 /** The events of a {@link LightChannel}. */
@@ -54,7 +54,7 @@ const END_NONE = 0;
 const END_DUE = 1;
 const END_EMITTED = 2;
 
-export class LightChannel extends Emitter<LightChannelEvents> implements ChannelEndpoint {
+export class LightChannel extends NodeEmitter<LightChannelEvents> implements ChannelEndpoint {
   readonly #state: ChannelState;
   readonly #port: ChannelPort<MuxSession<LightChannel>>;
   // --- reading ---
@@ -390,3 +390,5 @@ export class LightSession extends MuxSession<LightChannel> {
     super(transport, role, options, createLightChannel, multiplexCodec);
   }
 }
+withNodeEmitterMethods(LightSession);
+export interface LightSession extends NodeEmitterMethods<SessionEvents<LightChannel>> {}
