@@ -57,8 +57,8 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
     }
     const index = entry.findIndex(matches);
     if (index < 0) return this;
-    const next = entry.slice(0, index).concat(entry.slice(index + 1));
-    table[key] = next.length === 0 ? undefined : next.length === 1 ? next[0]! : next;
+    const next = entry.filter((_, i) => i !== index);
+    table[key] = next.length === 1 ? next[0]! : next;
     return this;
   }
 

@@ -158,7 +158,7 @@ export class Outgoing {
     const now = performance.now();
     const due: ChannelState[] = [];
     const waiting: ChannelState[] = [];
-    let next = Number.POSITIVE_INFINITY;
+    let next = Infinity;
     for (const channel of this.#opening) {
       if (channel.openDeadline === 0) continue;
       if (channel.openDeadline <= now) {
@@ -173,6 +173,6 @@ export class Outgoing {
       this.#host.abortOpen(channel, new TimeoutError('ERR_MUX_OPEN_TIMEOUT',
         `the peer did not acknowledge channel ${channel.id} within its open timeout`));
     }
-    if (next !== Number.POSITIVE_INFINITY && this.#openTimer === undefined) this.#armTimer(next);
+    if (next !== Infinity && this.#openTimer === undefined) this.#armTimer(next);
   }
 }

@@ -275,9 +275,8 @@ export class WebChannel implements ChannelEndpoint {
 
   #resetFromHere(reason: unknown): void {
     if (this.#failure !== undefined) return;
-    const error = reason instanceof Error ? reason
-      : new ChannelResetError(this.id, reason === undefined
-        ? `channel ${this.id} was reset by this side` : `channel ${this.id} was reset by this side: ${String(reason)}`);
+    const error = reason instanceof Error ? reason : new ChannelResetError(this.id,
+      `channel ${this.id} was reset by this side${reason === undefined ? '' : `: ${String(reason)}`}`);
     // Record first: the session fails the queued writes with `error` and those callbacks see it recorded.
     this.fail(error);
     this.#port.reset(this.#state, error);

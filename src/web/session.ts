@@ -5,7 +5,7 @@
  */
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelState } from '../core/channel-state.js';
-import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
+import { type SessionOptions, resolveOptions } from '../core/options.js';
 import { MuxSession, type Role } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
 import type { WireCodec } from '../core/codec.js';
@@ -57,27 +57,20 @@ export interface ConnectWebSocketOptions extends WebSessionOptions, WebSocketTra
   WebSocket?: WebSocketConstructor;
 }
 
-const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval'] as const;
-const CONNECT_KEYS = ['protocols', 'signal', 'WebSocket'];
-
 /**
  * Opens a WebSocket to `url` and resolves to the client session once it is open. Rejects with a
  * `WebSocketClosedError` (a `TransportClosedError`) when the connection fails, with the signal's reason
  * when aborted, and with `TypeError` / `RangeError` for bad options.
  */
 export function connectWebSocket(url: string | URL, options: ConnectWebSocketOptions = {}): Promise<WebSession> {
-  const sessionOptions: Record<string, unknown> = {};
-  const transportOptions: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(options)) {
-    if ((TRANSPORT_KEYS as readonly string[]).includes(key)) transportOptions[key] = value;
-    else if (!CONNECT_KEYS.includes(key) || key in DEFAULT_OPTIONS) sessionOptions[key] = value;
-  }
-  const { signal, protocols } = options;
-  const Socket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  const {
+    protocols, signal, WebSocket: given, highWaterMark, lowWaterMark, pollInterval, multiplexCodec, ...sessionOptions
+  } = options;
+  const transportOptions = { highWaterMark, lowWaterMark, pollInterval };
+  const Socket = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   return new Promise<WebSession>((resolve, reject) => {
     // A bad option rejects before any socket exists.
-    const { multiplexCodec: _codec, ...checked } = sessionOptions;
-    resolveOptions(checked as SessionOptions);
+    resolveOptions(sessionOptions);
     resolveTransportOptions(transportOptions);
     if (typeof Socket !== 'function') {
       throw new TypeError('muxwire: no global WebSocket here; pass one as the WebSocket option (in Node 20, the ws package\'s)');
@@ -85,7 +78,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     if (signal?.aborted) throw signal.reason;
     const socket = new Socket(String(url), protocols);
     // The transport listens from now on, so that nothing the server sends with its 'open' is lost.
-    const transport = webSocketTransport(socket, transportOptions as WebSocketTransportOptions);
+    const transport = webSocketTransport(socket, transportOptions);
     const cleanup = (): void => {
       socket.removeEventListener('open', onOpen);
       socket.removeEventListener('close', onClose);
@@ -94,7 +87,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     const onOpen = (): void => {
       cleanup();
       try {
-        resolve(new WebSession(transport, 'client', sessionOptions as WebSessionOptions));
+        resolve(new WebSession(transport, 'client', { ...sessionOptions, multiplexCodec }));
       } catch (error) {
         transport.destroy();
         reject(error);

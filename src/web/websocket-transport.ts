@@ -193,10 +193,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   const onClose = (event: { code?: number; reason?: string }): void => {
     closed = true;
     stopPolling();
-    socket.removeEventListener('message', onMessage);
-    socket.removeEventListener('open', onOpen);
-    socket.removeEventListener('error', onError);
-    socket.removeEventListener('close', onClose);
+    for (const type in listeners) socket.removeEventListener(type, listeners[type as keyof typeof listeners]);
     const failed = new WebSocketClosedError(1006, 'the WebSocket closed before it opened');
     for (const write of queued.splice(0)) write.done?.(failure ?? failed);
     closeEvent = { code: event?.code ?? 1005, reason: event?.reason ?? '' };
@@ -263,15 +260,13 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   }
 
   // Listening starts now, before the session exists: see the module comment.
-  socket.addEventListener('message', onMessage);
-  socket.addEventListener('open', onOpen);
-  socket.addEventListener('error', onError);
-  socket.addEventListener('close', onClose);
+  const listeners = { message: onMessage, open: onOpen, error: onError, close: onClose };
+  for (const type in listeners) socket.addEventListener(type, listeners[type as keyof typeof listeners]);
   if (socket.readyState > OPEN) {
     // Already closing or closed: no close event may come any more.
     closed = true;
     closeEvent = { code: 1006, reason: 'the WebSocket was already closed' };
-    failure = new WebSocketClosedError(1006, 'the WebSocket was already closed');
+    failure = new WebSocketClosedError(1006, closeEvent.reason);
   }
 
   return {
