@@ -72,9 +72,12 @@ async function run({ url, count, pushed }: WorkerRequest): Promise<WorkerResult>
   };
 }
 
-self.onmessage = (event) => {
-  run(event.data).then(
-    (result) => self.postMessage(result),
-    (error: unknown) => self.postMessage({ inWorker: false, exact: 0, pushedTexts: [], error: String(error) }),
-  );
-};
+// The Node test runner loads every file under dist/test/ too, where there is no worker scope: nothing to do there.
+if (typeof self !== 'undefined') {
+  self.onmessage = (event) => {
+    run(event.data).then(
+      (result) => self.postMessage(result),
+      (error: unknown) => self.postMessage({ inWorker: false, exact: 0, pushedTexts: [], error: String(error) }),
+    );
+  };
+}
