@@ -3,6 +3,10 @@
  * the same run. Figures: one channel's bulk throughput each way (against the same bytes as raw WebSocket
  * messages of 64 KiB, the sender honouring `bufferedAmount` the way muxwire's transport does), and channels
  * opened per second from the page (1,000 and 10,000 at once, each writing one byte and reading its echo).
+ * Each bulk transfer also records CPU time: the Node process's (user + system, `process.cpuUsage()`) and the
+ * page's main thread (Chrome DevTools protocol `Performance.getMetrics`, `TaskDuration`), per MiB moved. On a
+ * shared, loaded machine the rates swing widely between runs; the CPU figures hardly do, so they tell whether
+ * muxwire's own work or the waiting is what differs from raw WebSocket.
  * Rounds alternate muxwire and raw; medians are reported with the range. `--write` puts the table into
  * docs/browser.md between the `browser-bench` markers; `--rounds N` (default 5), `--mib N` (default 64),
  * `--bulk` (the bulk figures only); MUXWIRE_BENCH_OPTIONS (JSON) adds options to both sides' sessions.
@@ -111,6 +115,13 @@ const context = await chromium.launchPersistentContext(profile, {
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const page = await context.newPage();
+const devtools = await context.newCDPSession(page);
+await devtools.send('Performance.enable');
+/** The page main thread's busy time so far, in ms (Chromium's `TaskDuration` metric, in seconds). */
+async function pageTaskMs(): Promise<number> {
+  const { metrics } = await devtools.send('Performance.getMetrics');
+  return (metrics.find((metric) => metric.name === 'TaskDuration')?.value ?? Number.NaN) * 1000;
+}
 await page.goto(`http://127.0.0.1:${(httpServer.address() as AddressInfo).port}/`);
 
 type Mux = typeof import('muxwire/web');
@@ -227,11 +238,21 @@ const median = (values: number[]): number => {
 const figures: Record<string, number[]> = {
   rawUp: [], muxUp: [], rawDown: [], muxDown: [], open1k: [], open10k: [],
 };
+/** CPU ms per MiB of each bulk figure: the Node process's, and the page main thread's. */
+const nodeCpu: Record<string, number[]> = { rawUp: [], muxUp: [], rawDown: [], muxDown: [] };
+const pageCpu: Record<string, number[]> = { rawUp: [], muxUp: [], rawDown: [], muxDown: [] };
 for (let round = 0; round < ROUNDS; round++) {
   // Alternate which goes first, so a drift of the shared machine touches both.
   const pairs: [string, () => Promise<number>][] = [['rawUp', rawUpload], ['muxUp', muxUpload], ['rawDown', rawDownload], ['muxDown', muxDownload]];
   if (round % 2 === 1) pairs.reverse();
-  for (const [name, fn] of pairs) figures[name]!.push(await fn());
+  for (const [name, fn] of pairs) {
+    const pageBefore = await pageTaskMs();
+    const nodeBefore = process.cpuUsage();
+    figures[name]!.push(await fn());
+    const node = process.cpuUsage(nodeBefore);
+    nodeCpu[name]!.push((node.user + node.system) / 1000 / MIB);
+    pageCpu[name]!.push(((await pageTaskMs()) - pageBefore) / MIB);
+  }
   if (!ONLY_BULK) {
     figures.open1k!.push(await muxOpen(1000));
     figures.open10k!.push(await muxOpen(10_000));
@@ -248,10 +269,16 @@ httpServer.closeAllConnections();
 httpServer.close();
 
 const fmt = (value: number, digits = 0): string => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const range2 = (values: number[]): string => `${fmt(Math.min(...values), 2)}–${fmt(Math.max(...values), 2)}`;
 const range = (values: number[]): string => `${fmt(Math.min(...values))}–${fmt(Math.max(...values))}`;
 const rows = [
   `| bulk upload, page → Node, ${MIB} MiB | MB/s | ${fmt(median(figures.muxUp!))} (${range(figures.muxUp!)}) | ${fmt(median(figures.rawUp!))} (${range(figures.rawUp!)}) | ${fmt(median(figures.muxUp!) / median(figures.rawUp!), 2)}x |`,
   `| bulk download, Node → page, ${MIB} MiB | MB/s | ${fmt(median(figures.muxDown!))} (${range(figures.muxDown!)}) | ${fmt(median(figures.rawDown!))} (${range(figures.rawDown!)}) | ${fmt(median(figures.muxDown!) / median(figures.rawDown!), 2)}x |`,
+  ...(['Up', 'Down'] as const).map((way) => {
+    const [mux, raw] = [`mux${way}`, `raw${way}`];
+    const cpu = (values: Record<string, number[]>, name: string): string => `${fmt(median(values[name]!), 2)} (${range2(values[name]!)})`;
+    return `| CPU per MiB ${way === 'Up' ? 'uploaded' : 'downloaded'}: Node process / page main thread | ms | ${cpu(nodeCpu, mux)} / ${cpu(pageCpu, mux)} | ${cpu(nodeCpu, raw)} / ${cpu(pageCpu, raw)} | ${fmt(median(nodeCpu[mux]!) / median(nodeCpu[raw]!), 2)}x / ${fmt(median(pageCpu[mux]!) / median(pageCpu[raw]!), 2)}x |`;
+  }),
   ...(ONLY_BULK ? [] : [
     `| open 1,000 channels from the page | channels/s | ${fmt(median(figures.open1k!))} (${range(figures.open1k!)}) | | |`,
     `| open 10,000 channels from the page | channels/s | ${fmt(median(figures.open10k!))} (${range(figures.open10k!)}) | | |`,

@@ -1,17 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once, on } from 'node:events';
-import { Emitter } from '../src/core/emitter.js';
+import { NodeEmitter } from '../src/core/emitter.js';
 import { sessionPair } from './helpers.js';
+import { LightChannel, LightSession } from '../src/core/light-channel.js';
+import { Session } from '../src/node/session.js';
+import { WebSession } from '../src/web/session.js';
 
 interface Events {
   tick(n: number): void;
   done(): void;
 }
 
-class Ticker extends Emitter<Events> {}
+class Ticker extends NodeEmitter<Events> {}
 
-test("the core emitter has Node's EventEmitter methods: order, once, listeners, names", () => {
+test("the core's NodeEmitter has Node's EventEmitter methods: order, once, listeners, names", () => {
   const ticker = new Ticker();
   const calls: string[] = [];
   const first = (n: number): void => void calls.push(`first ${n}`);
@@ -79,6 +82,41 @@ test("events.once() and events.on() take a session (type-checked: this file comp
     assert.deepEqual(value, [undefined], 'a clean close carries no error');
     await iterator.return?.();
     assert.equal(pair.client.listenerCount('close'), 0, 'events.on() removed its listener');
+  } finally {
+    await pair.close();
+  }
+});
+
+test("Node sessions, light sessions and light channels keep all of Node's EventEmitter methods; a WebSession has the core ones", () => {
+  const nodeMethods = ['addListener', 'prependListener', 'prependOnceListener', 'removeAllListeners', 'listeners',
+    'rawListeners', 'eventNames', 'setMaxListeners', 'getMaxListeners'] as const;
+  const coreMethods = ['on', 'once', 'off', 'removeListener', 'emit', 'listenerCount'] as const;
+  for (const [name, prototype] of [['Session', Session.prototype], ['LightSession', LightSession.prototype],
+    ['LightChannel', LightChannel.prototype]] as const) {
+    for (const method of [...coreMethods, ...nodeMethods]) {
+      assert.equal(typeof (prototype as unknown as Record<string, unknown>)[method], 'function', `${name}.${method}`);
+    }
+  }
+  for (const method of coreMethods) {
+    assert.equal(typeof (WebSession.prototype as unknown as Record<string, unknown>)[method], 'function', `WebSession.${method}`);
+  }
+});
+
+test('a Node session given the copied methods uses them on its own listener table (prepend, listeners, max listeners)', async () => {
+  const pair = await sessionPair();
+  try {
+    const order: string[] = [];
+    const second = (): void => void order.push('second');
+    const first = (): void => void order.push('first');
+    pair.client.on('goaway', second).prependListener('goaway', first);
+    assert.deepEqual(pair.client.listeners('goaway'), [first, second]);
+    assert.ok(pair.client.eventNames().includes('goaway'));
+    assert.equal(pair.client.getMaxListeners(), 10);
+    assert.equal(pair.client.setMaxListeners(3).getMaxListeners(), 3);
+    pair.client.emit('goaway', 0);
+    assert.deepEqual(order, ['first', 'second']);
+    pair.client.removeAllListeners('goaway');
+    assert.equal(pair.client.listenerCount('goaway'), 0);
   } finally {
     await pair.close();
   }

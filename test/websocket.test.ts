@@ -14,8 +14,8 @@ import {
   webSocketTransport as nodeWebSocketTransport,
 } from '../src/index.js';
 import {
-  type WebChannel, type WebSocketConstructor, WebSession, WebSocketClosedError, connectWebSocket, streamTransport,
-  webSocketTransport,
+  type WebChannel, type WebSocketConstructor, type WebSocketLike, WebSession, WebSocketClosedError, connectWebSocket, multiplexCodec,
+  streamTransport, webSocketTransport,
 } from '../src/web/index.js';
 import { pseudoRandomBytes, readAll, until } from './helpers.js';
 
@@ -113,6 +113,28 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     void writer.write(new TextEncoder().encode('before open'));
     void writer.close();
     assert.equal(Buffer.from(await readAllWeb(channel)).toString(), 'before open');
+  });
+
+  test('protocol multiplex from the web entry: refused with TypeError without multiplexCodec, echoed with it', async () => {
+    const { url } = await serve(echo, { protocol: 'multiplex' });
+    await assert.rejects(connectWebSocket(url, { WebSocket, protocol: 'multiplex' }),
+      (error: Error) => error instanceof TypeError && /multiplexCodec/.test(error.message));
+    const session = await client(url, { protocol: 'multiplex', multiplexCodec });
+    const data = pseudoRandomBytes(300 * KiB, 11);
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    void writer.write(data);
+    // The multiplex format has no half-close: the echo is read up to the length written.
+    const reader = channel.readable.getReader();
+    const chunks: Uint8Array[] = [];
+    let length = 0;
+    while (length < data.length) {
+      const { value, done } = await reader.read();
+      assert.equal(done, false, `the echo ended after ${length} bytes`);
+      chunks.push(value!);
+      length += value!.length;
+    }
+    assert.equal(sha256(Buffer.concat(chunks)), sha256(data));
   });
 
   test('a Node client over a ws socket (multiplexedClient(webSocketTransport(ws))) gets Duplex channels', async () => {
@@ -357,5 +379,46 @@ describe('muxwire/web over Web Streams (streamTransport)', () => {
     assert.equal(sha256(fromB), sha256(down));
     assert.equal(typeof await a.ping(), 'number');
     await Promise.all([a.close(), b.closed]);
+  });
+});
+
+describe('muxwire/web WebSocket transport: when a write is done', () => {
+  /** A socket with the `ws` package's `send(data, callback)`, whose callbacks run only when the test says. */
+  function heldSocket(): { socket: WebSocketLike; sent: Uint8Array[]; release: () => void } {
+    const callbacks: (() => void)[] = [];
+    const sent: Uint8Array[] = [];
+    const socket = {
+      readyState: 1, bufferedAmount: 0, binaryType: 'blob',
+      send(data: Uint8Array, callback: (error?: Error) => void): void {
+        sent.push(data);
+        callbacks.push(() => callback());
+      },
+      close(): void {},
+      addEventListener(): void {},
+      removeEventListener(): void {},
+    };
+    return { socket: socket as unknown as WebSocketLike, sent, release: () => { for (const callback of callbacks.splice(0)) callback(); } };
+  }
+  const events = { data() {}, drain() {}, end() {}, error() {}, close() {} };
+  const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+  test('parts joined into one message are done at once; a part sent in place is done only after ws sent it', async () => {
+    const { socket, sent, release } = heldSocket();
+    const transport = webSocketTransport(socket);
+    transport.start(events);
+    let joinedDone = false;
+    transport.write([new Uint8Array(12), new Uint8Array(1000)], () => { joinedDone = true; });
+    await tick();
+    assert.equal(sent.length, 1, 'the two parts left as one message');
+    assert.equal(sent[0]!.length, 1012);
+    assert.equal(joinedDone, true, 'a joined copy is the transport\'s own: done before ws reports it sent');
+    let inPlaceDone = false;
+    const part = new Uint8Array(5000);
+    transport.write([part], () => { inPlaceDone = true; });
+    await tick();
+    assert.equal(sent[1], part, 'a single part is sent in place');
+    assert.equal(inPlaceDone, false, 'ws still holds the caller\'s array');
+    release();
+    assert.equal(inPlaceDone, true);
   });
 });

@@ -12,7 +12,7 @@
 
 /** A bound on window growth shared by the sessions given it (option `memoryBudget`). */
 export class MemoryBudget {
-  private reservedBytes = 0;
+  #reservedBytes = 0;
 
   /** @param limit Bytes of window growth the sessions sharing this budget may hold together. */
   constructor(readonly limit: number) {
@@ -23,24 +23,24 @@ export class MemoryBudget {
 
   /** Bytes reserved now, across all sessions sharing the budget. */
   get reserved(): number {
-    return this.reservedBytes;
+    return this.#reservedBytes;
   }
 
   /** Bytes that may still be reserved. */
   get available(): number {
-    return this.limit - this.reservedBytes;
+    return this.limit - this.#reservedBytes;
   }
 
   /** Reserves `bytes` if they fit; false (and nothing reserved) if not. */
   tryReserve(bytes: number): boolean {
-    if (bytes > this.limit - this.reservedBytes) return false;
-    this.reservedBytes += bytes;
+    if (bytes > this.limit - this.#reservedBytes) return false;
+    this.#reservedBytes += bytes;
     return true;
   }
 
   /** Gives back `bytes` reserved earlier. */
   release(bytes: number): void {
-    this.reservedBytes = Math.max(0, this.reservedBytes - bytes);
+    this.#reservedBytes = Math.max(0, this.#reservedBytes - bytes);
   }
 }
 

@@ -28,84 +28,88 @@ export interface FrameSink {
 
 /** Decodes a byte stream of frames. */
 export class FrameDecoder {
-  private readonly header: FrameHeader = { version: 0, type: 0, flags: 0, streamId: 0, length: 0 };
-  private readonly scratch: Uint8Array;
-  private readonly headerSize: number;
-  private scratchFill = 0;
-  private payloadLeft = 0;
-  private inPayload = false;
-  private stopped = false;
+  readonly #header: FrameHeader = { version: 0, type: 0, flags: 0, streamId: 0, length: 0 };
+  readonly #scratch: Uint8Array;
+  readonly #headerSize: number;
+  #scratchFill = 0;
+  #payloadLeft = 0;
+  #inPayload = false;
+  #stopped = false;
 
-  constructor(private readonly sink: FrameSink, private readonly codec: WireCodec = yamuxCodec) {
-    this.headerSize = codec.headerSize;
-    this.scratch = new Uint8Array(codec.headerSize);
+  readonly #sink: FrameSink;
+  readonly #codec: WireCodec;
+  constructor(sink: FrameSink, codec: WireCodec = yamuxCodec) {
+    this.#sink = sink;
+    this.#codec = codec;
+    this.#headerSize = codec.headerSize;
+    this.#scratch = new Uint8Array(codec.headerSize);
   }
 
   /** True once `stop()` was called or an error was found: further input is ignored. */
   get isStopped(): boolean {
-    return this.stopped;
+    return this.#stopped;
   }
 
   /** Bytes of a partial header held back waiting for the rest. */
   get pendingHeaderBytes(): number {
-    return this.scratchFill;
+    return this.#scratchFill;
   }
 
   /** Stops decoding for good (the session is ending). */
   stop(): void {
-    this.stopped = true;
+    this.#stopped = true;
   }
 
   /** Feeds the next chunk of the byte stream. */
   push(chunk: Uint8Array): void {
-    const sink = this.sink;
+    const sink = this.#sink;
     const length = chunk.length;
     let offset = 0;
-    while (offset < length && !this.stopped) {
-      if (this.inPayload) {
-        const take = Math.min(this.payloadLeft, length - offset);
-        this.payloadLeft -= take;
+    while (offset < length && !this.#stopped) {
+      if (this.#inPayload) {
+        const take = Math.min(this.#payloadLeft, length - offset);
+        this.#payloadLeft -= take;
         sink.onPayload(chunk, offset, offset + take);
         offset += take;
-        if (this.payloadLeft === 0 && !this.stopped) {
-          this.inPayload = false;
-          sink.onFrameEnd(this.header);
+        if (this.#payloadLeft === 0 && !this.#stopped) {
+          this.#inPayload = false;
+          sink.onFrameEnd(this.#header);
         }
         continue;
       }
-      const headerSize = this.headerSize;
-      if (this.scratchFill === 0 && length - offset >= headerSize) {
-        this.codec.decodeHeader(chunk, offset, this.header);
+      const headerSize = this.#headerSize;
+      if (this.#scratchFill === 0 && length - offset >= headerSize) {
+        this.#codec.decodeHeader(chunk, offset, this.#header);
         offset += headerSize;
       } else {
-        const take = Math.min(headerSize - this.scratchFill, length - offset);
-        this.scratch.set(chunk.subarray(offset, offset + take), this.scratchFill);
-        this.scratchFill += take;
+        const take = Math.min(headerSize - this.#scratchFill, length - offset);
+        this.#scratch.set(chunk.subarray(offset, offset + take), this.#scratchFill);
+        this.#scratchFill += take;
         offset += take;
-        if (this.scratchFill < headerSize) return;
-        this.scratchFill = 0;
-        this.codec.decodeHeader(this.scratch, 0, this.header);
+        if (this.#scratchFill < headerSize) return;
+        this.#scratchFill = 0;
+        this.#codec.decodeHeader(this.#scratch, 0, this.#header);
       }
-      this.beginFrame();
+      this.#beginFrame();
     }
   }
 
-  private beginFrame(): void {
-    const header = this.header;
-    const fault = this.codec.checkHeader(header);
+  #beginFrame(): void {
+    const header = this.#header;
+    const fault = this.#codec.checkHeader(header);
     if (fault !== null) {
-      this.stopped = true;
-      this.sink.onDecodeError(fault);
+      this.#stopped = true;
+      this.#sink.onDecodeError(fault);
       return;
     }
-    this.sink.onHeader(header);
-    if (this.stopped) return;
-    const payload = this.codec.payloadLength(header);
+    this.#sink.onHeader(header);
+    if (this.#stopped) return;
+    const payload = this.#codec.payloadLength(header);
     if (payload > 0) {
-      this.inPayload = true;
-      this.payloadLeft = payload;
+      this.#inPayload = true;
+      this.#payloadLeft = payload;
     } else {
-      this.sink.onFrameEnd(header);
+      this.#sink.onFrameEnd(header);
     }
   }
 }

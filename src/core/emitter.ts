@@ -1,7 +1,9 @@
 /**
- * A small typed event emitter for the core (which may not import `node:events`). It has the methods of
- * Node's `EventEmitter` (`on`, `once`, `off`, `prependListener`, `listeners`, ...), so that helpers such as
- * `events.once(session, 'close')` work with it, type-checked too.
+ * A small typed event emitter for the core (which may not import `node:events`). {@link Emitter} has what
+ * the sessions and a page need (`on`, `once`, `off`, `removeListener`, `emit`, `listenerCount`), so that
+ * `events.once(session, 'close')` works with it; {@link NodeEmitter} and {@link withNodeEmitterMethods} add
+ * the rest of Node's `EventEmitter` (`prependListener`, `listeners`, ...) to the Node sessions and the light
+ * channels. The split keeps those methods out of a browser bundle (muxwire/web's budget, issue 15).
  * A listener that throws does not break the session: the error is rethrown from a microtask, where it
  * surfaces as an uncaught exception just as it would from any Node event.
  * @module
@@ -32,32 +34,16 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
    * one listener per event, and such a table is far lighter than a `Map` of arrays (one is made for every
    * channel of a session of `LightChannel`s).
    */
-  private listenerTable: ListenerTable | null = null;
-  private maxListeners = 10;
+  protected listenerTable: ListenerTable | null = null;
 
   /** Adds a listener. */
   on<K extends keyof Events>(event: K, listener: Events[K]): this {
     return this.add(event, listener, false);
   }
 
-  /** Same as `on`. */
-  addListener<K extends keyof Events>(event: K, listener: Events[K]): this {
-    return this.add(event, listener, false);
-  }
-
-  /** Adds a listener before the others. */
-  prependListener<K extends keyof Events>(event: K, listener: Events[K]): this {
-    return this.add(event, listener, true);
-  }
-
   /** Adds a listener that is removed after its first call. */
   once<K extends keyof Events>(event: K, listener: Events[K]): this {
     return this.add(event, this.onceWrapper(event, listener), false);
-  }
-
-  /** Adds a listener before the others, removed after its first call. */
-  prependOnceListener<K extends keyof Events>(event: K, listener: Events[K]): this {
-    return this.add(event, this.onceWrapper(event, listener), true);
   }
 
   /** Removes a listener (added with `on` or `once`). */
@@ -74,8 +60,8 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
     }
     const index = entry.findIndex(matches);
     if (index < 0) return this;
-    const next = entry.slice(0, index).concat(entry.slice(index + 1));
-    table[key] = next.length === 0 ? undefined : next.length === 1 ? next[0]! : next;
+    const next = entry.filter((_, i) => i !== index);
+    table[key] = next.length === 1 ? next[0]! : next;
     return this;
   }
 
@@ -84,44 +70,10 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
     return this.off(event, listener);
   }
 
-  /** Removes every listener of `event`, or of every event. */
-  removeAllListeners(event?: keyof Events): this {
-    if (event === undefined) this.listenerTable = null;
-    else if (this.listenerTable !== null) this.listenerTable[event as PropertyKey] = undefined;
-    return this;
-  }
-
   /** How many listeners `event` has. */
   listenerCount(event: keyof Events): number {
     const entry = this.listenerTable?.[event as PropertyKey];
     return entry === undefined ? 0 : typeof entry === 'function' ? 1 : entry.length;
-  }
-
-  /** The listeners of `event`, as they were added (a `once` listener itself, not its wrapper). */
-  listeners<K extends keyof Events>(event: K): Events[K][] {
-    return this.listOf(event).map((l) => ((l as Partial<OnceWrapper>).listener ?? l) as Events[K]);
-  }
-
-  /** The listeners of `event`, `once` wrappers included. */
-  rawListeners<K extends keyof Events>(event: K): Events[K][] {
-    return [...this.listOf(event)] as Events[K][];
-  }
-
-  /** The events that have listeners. */
-  eventNames(): (keyof Events)[] {
-    const table = this.listenerTable;
-    return table === null ? [] : (Reflect.ownKeys(table).filter((key) => table[key] !== undefined) as (keyof Events)[]);
-  }
-
-  /** Kept for Node's `EventEmitter` interface; this emitter never warns about the number of listeners. */
-  setMaxListeners(n: number): this {
-    this.maxListeners = n;
-    return this;
-  }
-
-  /** The number last given to `setMaxListeners` (10 by default, as in Node); it limits nothing. */
-  getMaxListeners(): number {
-    return this.maxListeners;
   }
 
   /**
@@ -152,12 +104,7 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
     }
   }
 
-  private listOf(event: keyof Events): Listener[] {
-    const entry = this.listenerTable?.[event as PropertyKey];
-    return entry === undefined ? [] : typeof entry === 'function' ? [entry] : entry;
-  }
-
-  private add(event: keyof Events, listener: Listener, first: boolean): this {
+  protected add(event: keyof Events, listener: Listener, first: boolean): this {
     const table = (this.listenerTable ??= Object.create(NO_PROTOTYPE) as ListenerTable);
     const key = event as PropertyKey;
     const entry = table[key];
@@ -168,12 +115,110 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
     return this;
   }
 
-  private onceWrapper<K extends keyof Events>(event: K, listener: Events[K]): OnceWrapper {
+  protected onceWrapper<K extends keyof Events>(event: K, listener: Events[K]): OnceWrapper {
     const wrapper = ((...args: unknown[]) => {
       this.off(event, wrapper as unknown as Events[K]);
       listener.apply(this, args);
     }) as OnceWrapper;
     wrapper.listener = listener;
     return wrapper;
+  }
+}
+
+/**
+ * The rest of Node's `EventEmitter` interface, for the Node sessions and the light channels (code written
+ * for Node's emitters may call any of these). The browser path leaves it out.
+ */
+export class NodeEmitter<Events extends { [K in keyof Events]: Listener }> extends Emitter<Events>
+  implements NodeEmitterMethods<Events> {
+  /** Unset until `setMaxListeners` (no initialiser: {@link withNodeEmitterMethods} copies methods only). */
+  private maxListeners?: number;
+
+  /** Same as `on`. */
+  addListener<K extends keyof Events>(event: K, listener: Events[K]): this {
+    return this.add(event, listener, false);
+  }
+
+  /** Adds a listener before the others. */
+  prependListener<K extends keyof Events>(event: K, listener: Events[K]): this {
+    return this.add(event, listener, true);
+  }
+
+  /** Adds a listener before the others, removed after its first call. */
+  prependOnceListener<K extends keyof Events>(event: K, listener: Events[K]): this {
+    return this.add(event, this.onceWrapper(event, listener), true);
+  }
+
+  /** Removes every listener of `event`, or of every event. */
+  removeAllListeners(event?: keyof Events): this {
+    if (event === undefined) this.listenerTable = null;
+    else if (this.listenerTable !== null) this.listenerTable[event as PropertyKey] = undefined;
+    return this;
+  }
+
+  /** The listeners of `event`, as they were added (a `once` listener itself, not its wrapper). */
+  listeners<K extends keyof Events>(event: K): Events[K][] {
+    return this.listOf(event).map((l) => ((l as Partial<OnceWrapper>).listener ?? l) as Events[K]);
+  }
+
+  /** The listeners of `event`, `once` wrappers included. */
+  rawListeners<K extends keyof Events>(event: K): Events[K][] {
+    return [...this.listOf(event)] as Events[K][];
+  }
+
+  /** The events that have listeners. */
+  eventNames(): (keyof Events)[] {
+    const table = this.listenerTable;
+    return table === null ? [] : (Reflect.ownKeys(table).filter((key) => table[key] !== undefined) as (keyof Events)[]);
+  }
+
+  /** Kept for Node's `EventEmitter` interface; this emitter never warns about the number of listeners. */
+  setMaxListeners(n: number): this {
+    this.maxListeners = n;
+    return this;
+  }
+
+  /** The number last given to `setMaxListeners` (10 by default, as in Node); it limits nothing. */
+  getMaxListeners(): number {
+    return this.maxListeners ?? 10;
+  }
+
+  private listOf(event: keyof Events): Listener[] {
+    const entry = this.listenerTable?.[event as PropertyKey];
+    return entry === undefined ? [] : typeof entry === 'function' ? [entry] : entry;
+  }
+}
+
+/** The methods {@link NodeEmitter} adds to {@link Emitter}: the rest of Node's `EventEmitter`. */
+export interface NodeEmitterMethods<Events extends { [K in keyof Events]: Listener }> {
+  /** Same as `on`. */
+  addListener<K extends keyof Events>(event: K, listener: Events[K]): this;
+  /** Adds a listener before the others. */
+  prependListener<K extends keyof Events>(event: K, listener: Events[K]): this;
+  /** Adds a listener before the others, removed after its first call. */
+  prependOnceListener<K extends keyof Events>(event: K, listener: Events[K]): this;
+  /** Removes every listener of `event`, or of every event. */
+  removeAllListeners(event?: keyof Events): this;
+  /** The listeners of `event`, as they were added (a `once` listener itself, not its wrapper). */
+  listeners<K extends keyof Events>(event: K): Events[K][];
+  /** The listeners of `event`, `once` wrappers included. */
+  rawListeners<K extends keyof Events>(event: K): Events[K][];
+  /** The events that have listeners. */
+  eventNames(): (keyof Events)[];
+  /** Kept for Node's `EventEmitter` interface; this emitter never warns about the number of listeners. */
+  setMaxListeners(n: number): this;
+  /** The number last given to `setMaxListeners` (10 by default, as in Node); it limits nothing. */
+  getMaxListeners(): number;
+}
+
+/**
+ * Gives `target` (a subclass of {@link Emitter} that cannot extend {@link NodeEmitter}, such as a session)
+ * the methods of {@link NodeEmitter}; declare them with `interface Target extends NodeEmitterMethods<...>`.
+ */
+export function withNodeEmitterMethods(target: abstract new (...args: any[]) => Emitter<any>): void {
+  for (const name of Object.getOwnPropertyNames(NodeEmitter.prototype)) {
+    if (name !== 'constructor') {
+      Object.defineProperty(target.prototype, name, Object.getOwnPropertyDescriptor(NodeEmitter.prototype, name)!);
+    }
   }
 }

@@ -48,11 +48,11 @@ export class GoAwayError extends MuxError {
   }
 }
 
+/** The names of the codes in {@link GoAwayCode}, by code. */
+const GO_AWAY_NAMES = [': normal', ': protocol error', ': internal error'];
+
 function goAwayName(code: number): string {
-  if (code === GoAwayCode.normal) return ': normal';
-  if (code === GoAwayCode.protocolError) return ': protocol error';
-  if (code === GoAwayCode.internalError) return ': internal error';
-  return '';
+  return GO_AWAY_NAMES[code] ?? '';
 }
 
 /** The peer reset (aborted) the channel. */

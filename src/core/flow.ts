@@ -76,26 +76,26 @@ export class ReceiveWindow {
    */
   ceiling: number;
   /** When the current auto-tuning epoch started (time of the last update), in ms. */
-  private epochStart = Number.NaN;
+  #epochStart = Number.NaN;
   /**
    * `received` when the current epoch started: its pace counts only bytes read beyond those, the bytes that
    * arrived during the epoch (see {@link notePace}).
    */
-  private epochReceived = 0;
+  #epochReceived = 0;
   /** The read rate (bytes/ms) measured at the current size by the last trial (NaN before any). */
-  private rateAtSize = Number.NaN;
-  private trial: GrowthTrial | undefined;
-  private failedTrials = 0;
+  #rateAtSize = Number.NaN;
+  #trial: GrowthTrial | undefined;
+  #failedTrials = 0;
   /** The fastest pace (ms per byte read) of the epochs and samples since the window last changed size. */
-  private fastestPace = Infinity;
+  #fastestPace = Infinity;
   /** Where the current pace sample started (time, `received`); NaN before the first read. */
-  private sampleAt = Number.NaN;
-  private sampleReceived = 0;
+  #sampleAt = Number.NaN;
+  #sampleReceived = 0;
   /** A pace was measured while the session had no RTT yet, and no growth decision has used it. */
-  private pacedWithoutRtt = false;
+  #pacedWithoutRtt = false;
   /** Growth may be tried again once `consumed` and the time reach these, after a failed trial. */
-  private retryAtConsumed = 0;
-  private retryAtMs = 0;
+  #retryAtConsumed = 0;
+  #retryAtMs = 0;
 
   constructor(initialSize: number, readonly maxSize: number) {
     this.size = initialSize;
@@ -104,7 +104,7 @@ export class ReceiveWindow {
 
   /** True when the reader's pace was seen before the session knew its RTT, and no growth has used it yet. */
   get pacedBeforeRtt(): boolean {
-    return this.pacedWithoutRtt;
+    return this.#pacedWithoutRtt;
   }
 
   /** Bytes the peer may still send before it must wait for an update. */
@@ -140,16 +140,16 @@ export class ReceiveWindow {
    * when a sample starts, so this costs it little.
    */
   notePace(nowMs: number): void {
-    const read = this.consumed - this.sampleReceived;
-    if (Number.isNaN(this.sampleAt)) {
-      this.sampleAt = nowMs; // the first sample starts at the first read
-      this.sampleReceived = this.received;
+    const read = this.consumed - this.#sampleReceived;
+    if (Number.isNaN(this.#sampleAt)) {
+      this.#sampleAt = nowMs; // the first sample starts at the first read
+      this.#sampleReceived = this.received;
       return;
     }
     if (read < Math.min(this.size / 2, PACE_SAMPLE)) return;
-    this.fastestPace = Math.min(this.fastestPace, (nowMs - this.sampleAt) / read);
-    this.sampleAt = nowMs;
-    this.sampleReceived = this.received;
+    this.#fastestPace = Math.min(this.#fastestPace, (nowMs - this.#sampleAt) / read);
+    this.#sampleAt = nowMs;
+    this.#sampleReceived = this.received;
   }
 
   /** Records that the application has read up to `totalConsumed` bytes; returns how many are newly read. */
@@ -178,7 +178,7 @@ export class ReceiveWindow {
    * `quietMs` while data flows shows the peer that this side is alive and reading.
    */
   quietUpdateDue(nowMs: number, quietMs: number): boolean {
-    return this.pendingIncrement > 0 && nowMs - this.epochStart >= quietMs;
+    return this.pendingIncrement > 0 && nowMs - this.#epochStart >= quietMs;
   }
 
   /**
@@ -204,31 +204,31 @@ export class ReceiveWindow {
     reserve: (extra: number) => boolean,
     rttAtLeastMs?: number,
   ): number {
-    if (Number.isNaN(this.epochStart)) return 0;
+    if (Number.isNaN(this.#epochStart)) return 0;
     // The pace of the epoch ending now (if it read enough to tell), kept if the fastest at this size.
-    const readInEpoch = this.consumed - this.epochReceived;
+    const readInEpoch = this.consumed - this.#epochReceived;
     if (readInEpoch >= Math.min(this.size / 2, UPDATE_STEP) / 2) {
-      this.fastestPace = Math.min(this.fastestPace, (nowMs - this.epochStart) / readInEpoch);
+      this.#fastestPace = Math.min(this.#fastestPace, (nowMs - this.#epochStart) / readInEpoch);
     }
-    const trial = this.trial;
+    const trial = this.#trial;
     if (trial !== undefined) {
-      const verdict = this.judge(trial, nowMs, rttMs);
+      const verdict = this.#judge(trial, nowMs, rttMs);
       if (verdict !== undefined) return verdict;
     }
     // Before the session's first RTT, the age of its first ping is a lower bound on it: growth sized by the
     // bound is never larger than the RTT would make it, and the first RTT may grow the window further (see
     // `pacedWithoutRtt`).
     const rttOrBound = rttMs ?? rttAtLeastMs;
-    this.pacedWithoutRtt = rttMs === undefined && this.fastestPace !== Infinity;
+    this.#pacedWithoutRtt = rttMs === undefined && this.#fastestPace !== Infinity;
     if (rttOrBound === undefined) return 0;
     if (this.size >= this.ceiling) {
-      if (this.ceiling >= this.maxSize || this.consumed < this.retryAtConsumed || nowMs < this.retryAtMs) return 0;
+      if (this.ceiling >= this.maxSize || this.consumed < this.#retryAtConsumed || nowMs < this.#retryAtMs) return 0;
       this.ceiling = this.maxSize;
     }
     // The time the reader would take to drain a whole window at the fastest pace seen at this size. Where
     // the window limits throughput, an epoch that starts with waiting for the peer's next data lasts a round
     // trip, while one read from a burst shows the link's rate; the fastest is the one that tells.
-    const drainMs = this.fastestPace * this.size;
+    const drainMs = this.#fastestPace * this.size;
     // A window drained in under two round trips means a larger one would have let the sender go faster.
     if (drainMs >= 2 * rttOrBound) return 0;
     // Far below that the link has much more room: grow faster, as slow start would (by the factor that
@@ -248,11 +248,11 @@ export class ReceiveWindow {
     // bound once measured: a large window moves less than size/RTT (updates and the peer's scheduling take
     // their share), and holding a growth to 1.25x of the bound kept 64 MiB from ever beating 32 MiB on a
     // link that carried more with it.
-    let rateBefore = this.rateAtSize;
+    let rateBefore = this.#rateAtSize;
     if (Number.isNaN(rateBefore) && rttMs !== undefined) rateBefore = ratePerRtt(this.size, rttMs);
-    this.trial = { fromSize: this.size, rateBefore, grownAt: nowMs, receivedAtGrowth: this.received };
+    this.#trial = { fromSize: this.size, rateBefore, grownAt: nowMs, receivedAtGrowth: this.received };
     this.size += grown;
-    this.fastestPace = Infinity; // measured afresh at the new size
+    this.#fastestPace = Infinity; // measured afresh at the new size
     return grown;
   }
 
@@ -260,7 +260,7 @@ export class ReceiveWindow {
    * Judges the growth on trial: undefined once it has paid (auto-tuning may go on growing), otherwise the
    * change of size (0 while the verdict is pending, negative when the growth is undone).
    */
-  private judge(trial: GrowthTrial, nowMs: number, rttMs: number | undefined): number | undefined {
+  #judge(trial: GrowthTrial, nowMs: number, rttMs: number | undefined): number | undefined {
     // Measured from the growth itself: the time includes the round trip before the first bytes sent under
     // the grown window arrive, and the bytes include those sent under the old one, so the rate is a
     // conservative one (a burst read at memory speed cannot pass for the link's rate).
@@ -277,22 +277,22 @@ export class ReceiveWindow {
     const rate = read / elapsed;
     const paid = rate >= GROWTH_MUST_GAIN * rateBefore;
     if (paid && read >= this.size / 2) {
-      this.trial = undefined;
-      this.rateAtSize = rate;
+      this.#trial = undefined;
+      this.#rateAtSize = rate;
       return undefined;
     }
     if (read < this.size) return 0;
-    this.trial = undefined;
+    this.#trial = undefined;
     const shrunk = trial.fromSize - this.size;
     this.size = trial.fromSize;
-    this.fastestPace = Infinity;
+    this.#fastestPace = Infinity;
     this.ceiling = trial.fromSize;
-    this.rateAtSize = Math.max(rateBefore, rate);
+    this.#rateAtSize = Math.max(rateBefore, rate);
     // A link's rate may change, and one measurement may be unlucky: try again later, less often each time.
-    const backoff = 2 ** Math.min(this.failedTrials, 6);
-    this.retryAtConsumed = this.consumed + trial.fromSize * RETRY_WINDOWS * backoff;
-    this.retryAtMs = nowMs + RETRY_MS * backoff;
-    this.failedTrials++;
+    const backoff = 2 ** Math.min(this.#failedTrials, 6);
+    this.#retryAtConsumed = this.consumed + trial.fromSize * RETRY_WINDOWS * backoff;
+    this.#retryAtMs = nowMs + RETRY_MS * backoff;
+    this.#failedTrials++;
     return shrunk;
   }
 
@@ -321,8 +321,8 @@ export class ReceiveWindow {
 
   /** Starts an epoch: at every update, and without sending anything when a channel opens at the spec's window. */
   startEpoch(nowMs: number): void {
-    this.epochStart = nowMs;
-    this.epochReceived = this.received;
+    this.#epochStart = nowMs;
+    this.#epochReceived = this.received;
   }
 }
 

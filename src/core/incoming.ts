@@ -36,66 +36,81 @@ interface AcceptWaiter<C> {
 }
 
 export class Incoming<C extends ChannelEndpoint> {
-  private readonly queue = new Fifo<ChannelState>();
-  private readonly waiters: AcceptWaiter<C>[] = [];
+  readonly #queue = new Fifo<ChannelState>();
+  readonly #waiters: AcceptWaiter<C>[] = [];
 
+  readonly #options: ResolvedOptions;
+  readonly #caps: CodecCapabilities;
+  readonly #scheduler: WriteScheduler;
+  readonly #writer: FrameWriter;
+  readonly #grants: WindowGrants;
+  readonly #gate: ReadGate;
+  readonly #host: IncomingHost<C>;
   constructor(
-    private readonly options: ResolvedOptions,
-    private readonly caps: CodecCapabilities,
-    private readonly scheduler: WriteScheduler,
-    private readonly writer: FrameWriter,
-    private readonly grants: WindowGrants,
-    private readonly gate: ReadGate,
-    private readonly host: IncomingHost<C>,
-  ) {}
+    options: ResolvedOptions,
+    caps: CodecCapabilities,
+    scheduler: WriteScheduler,
+    writer: FrameWriter,
+    grants: WindowGrants,
+    gate: ReadGate,
+    host: IncomingHost<C>,
+  ) {
+    this.#options = options;
+    this.#caps = caps;
+    this.#scheduler = scheduler;
+    this.#writer = writer;
+    this.#grants = grants;
+    this.#gate = gate;
+    this.#host = host;
+  }
 
   /** Channels waiting to be accepted. */
   get queued(): number {
-    return this.queue.length;
+    return this.#queue.length;
   }
 
   /** The queue is full and the codec can refuse: a new channel is refused. */
   get full(): boolean {
-    return this.caps.refusal && this.queue.length >= this.options.acceptBacklog;
+    return this.#caps.refusal && this.#queue.length >= this.#options.acceptBacklog;
   }
 
   /** See `MuxSession.accept`. */
   accept(signal: AbortSignal | undefined): Promise<C> {
     const queued = this.take();
     if (queued !== undefined) return Promise.resolve(queued);
-    const refusal = this.host.acceptRefusal();
+    const refusal = this.#host.acceptRefusal();
     if (refusal !== undefined) return Promise.reject(refusal);
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<C>((resolve, reject) => {
       const waiter: AcceptWaiter<C> = { resolve, reject, signal, onAbort: undefined };
       if (signal !== undefined) {
         waiter.onAbort = () => {
-          const index = this.waiters.indexOf(waiter);
-          if (index >= 0) this.waiters.splice(index, 1);
+          const index = this.#waiters.indexOf(waiter);
+          if (index >= 0) this.#waiters.splice(index, 1);
           reject(signal.reason);
         };
         signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
-      this.waiters.push(waiter);
+      this.#waiters.push(waiter);
     });
   }
 
   /** A new inbound channel: to a waiting `accept()`, to the `'channel'` listeners, or into the queue. */
   offer(channel: ChannelState): void {
-    const waiter = this.waiters.shift();
+    const waiter = this.#waiters.shift();
     if (waiter !== undefined) {
-      this.acknowledge(channel);
+      this.#acknowledge(channel);
       if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
       waiter.resolve(channel.endpoint as C);
-    } else if (this.host.hasListener()) {
-      this.acknowledge(channel);
-      this.host.emitChannel(channel.endpoint as C);
+    } else if (this.#host.hasListener()) {
+      this.#acknowledge(channel);
+      this.#host.emitChannel(channel.endpoint as C);
     } else {
-      this.queue.push(channel);
-      if (!this.caps.refusal && this.queue.length >= this.options.acceptBacklog) {
+      this.#queue.push(channel);
+      if (!this.#caps.refusal && this.#queue.length >= this.#options.acceptBacklog) {
         // This format cannot refuse (its RST is a close): slow the peer down instead, as the original does.
-        this.gate.acceptFull = true;
-        this.gate.pause();
+        this.#gate.acceptFull = true;
+        this.#gate.pause();
       }
     }
   }
@@ -103,44 +118,44 @@ export class Incoming<C extends ChannelEndpoint> {
   /** Takes the oldest queued channel that is still live, acknowledging it; undefined when none waits. */
   take(): C | undefined {
     for (;;) {
-      const channel = this.queue.shift();
-      if (this.gate.acceptFull && this.queue.length < this.options.acceptBacklog) {
-        this.gate.acceptFull = false;
-        this.gate.resume();
+      const channel = this.#queue.shift();
+      if (this.#gate.acceptFull && this.#queue.length < this.#options.acceptBacklog) {
+        this.#gate.acceptFull = false;
+        this.#gate.resume();
       }
       if (channel === undefined) return undefined;
       if (!channel.live) continue;
-      this.acknowledge(channel);
+      this.#acknowledge(channel);
       return channel.endpoint as C;
     }
   }
 
   /** A `'channel'` listener was added: hands it the queued channels, from a microtask. */
   drainToListeners(): void {
-    while (this.host.hasListener()) {
+    while (this.#host.hasListener()) {
       const channel = this.take();
       if (channel === undefined) return;
-      this.host.emitChannel(channel);
+      this.#host.emitChannel(channel);
     }
   }
 
   /** Empties the queue, returning its channels (a closing session refuses them, a failing one fails them). */
   drainQueue(): ChannelState[] {
-    return this.queue.drain();
+    return this.#queue.drain();
   }
 
   /** The session is closing: reading goes on (no queue to wait for), and waiting `accept()` calls fail. */
   close(error: Error): void {
-    if (this.gate.acceptFull) {
-      this.gate.acceptFull = false;
-      this.gate.resume();
+    if (this.#gate.acceptFull) {
+      this.#gate.acceptFull = false;
+      this.#gate.resume();
     }
     this.rejectWaiters(error);
   }
 
   /** Fails every waiting `accept()` with `error`. */
   rejectWaiters(error: Error): void {
-    const waiters = this.waiters.splice(0);
+    const waiters = this.#waiters.splice(0);
     for (const waiter of waiters) {
       if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
       waiter.reject(error);
@@ -148,12 +163,12 @@ export class Incoming<C extends ChannelEndpoint> {
   }
 
   /** The application takes an inbound channel: ACK it (with the window announcement, if larger). */
-  private acknowledge(channel: ChannelState): void {
+  #acknowledge(channel: ChannelState): void {
     channel.markEstablished();
-    if (!this.caps.acknowledgements) return;
+    if (!this.#caps.acknowledgements) return;
     channel.pending |= Pending.ack;
-    this.grants.announceWindow(channel);
-    this.scheduler.scheduleControl(channel);
-    this.writer.schedule();
+    this.#grants.announceWindow(channel);
+    this.#scheduler.scheduleControl(channel);
+    this.#writer.schedule();
   }
 }

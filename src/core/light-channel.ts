@@ -18,12 +18,13 @@
 import { installChannelFacts } from './channel-facts.js';
 import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
+import { multiplexCodec } from './codecs/multiplex.js';
 import { defer } from './defer.js';
-import { Emitter } from './emitter.js';
+import { NodeEmitter, type NodeEmitterMethods, withNodeEmitterMethods } from './emitter.js';
 import { MuxError } from './errors.js';
 import { type ChannelStats, channelStats } from './observe.js';
 import type { SessionOptions } from './options.js';
-import { MuxSession, type Role } from './session.js';
+import { MuxSession, type Role, type SessionEvents } from './session.js';
 import type { Transport } from './transport.js';
 
 /** The events of a {@link LightChannel}. */
@@ -73,7 +74,7 @@ const END_DUE = 1 << 8;
 /** 'end' was emitted. */
 const END_EMITTED = 1 << 9;
 
-export class LightChannel extends Emitter<LightChannelEvents> implements ChannelEndpoint {
+export class LightChannel extends NodeEmitter<LightChannelEvents> implements ChannelEndpoint {
   readonly #state: ChannelState;
   readonly #port: ChannelPort<MuxSession<LightChannel>>;
   // --- reading ---
@@ -394,6 +395,8 @@ function createLightChannel(state: ChannelState, port: ChannelPort<MuxSession<Li
  */
 export class LightSession extends MuxSession<LightChannel> {
   constructor(transport: Transport, role: Role, options?: SessionOptions) {
-    super(transport, role, options, createLightChannel);
+    super(transport, role, options, createLightChannel, multiplexCodec);
   }
 }
+withNodeEmitterMethods(LightSession);
+export interface LightSession extends NodeEmitterMethods<SessionEvents<LightChannel>> {}

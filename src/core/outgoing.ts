@@ -27,59 +27,72 @@ export interface OutgoingHost {
 
 export class Outgoing {
   /** Dials waiting for the ACK backlog to have room. */
-  private readonly backlog = new Fifo<ChannelState>();
+  readonly #backlog = new Fifo<ChannelState>();
   /** SYNs sent and not yet acknowledged. */
-  private unacked = 0;
+  #unacked = 0;
   /** Dialled channels waiting for their acknowledgement under an open timeout (settled ones drop out lazily). */
-  private opening: ChannelState[] = [];
-  private openingLive = 0;
-  private openTimer: ReturnType<typeof setTimeout> | undefined;
-  private openTimerAt = 0;
+  #opening: ChannelState[] = [];
+  #openingLive = 0;
+  #openTimer: ReturnType<typeof setTimeout> | undefined;
+  #openTimerAt = 0;
 
+  readonly #options: ResolvedOptions;
+  readonly #caps: CodecCapabilities;
+  readonly #scheduler: WriteScheduler;
+  readonly #writer: FrameWriter;
+  readonly #grants: WindowGrants;
+  readonly #host: OutgoingHost;
   constructor(
-    private readonly options: ResolvedOptions,
-    private readonly caps: CodecCapabilities,
-    private readonly scheduler: WriteScheduler,
-    private readonly writer: FrameWriter,
-    private readonly grants: WindowGrants,
-    private readonly host: OutgoingHost,
-  ) {}
+    options: ResolvedOptions,
+    caps: CodecCapabilities,
+    scheduler: WriteScheduler,
+    writer: FrameWriter,
+    grants: WindowGrants,
+    host: OutgoingHost,
+  ) {
+    this.#options = options;
+    this.#caps = caps;
+    this.#scheduler = scheduler;
+    this.#writer = writer;
+    this.#grants = grants;
+    this.#host = host;
+  }
 
   /**
    * Starts opening a dialled channel: watches its open timeout and `signal` (on a codec with acknowledgements),
    * and sends its SYN, or queues it while `ackBacklog` SYNs are unacknowledged.
    */
   open(channel: ChannelState, openTimeout: number, signal: AbortSignal | undefined): void {
-    if (this.caps.acknowledgements) {
-      if (openTimeout > 0) this.watch(channel, openTimeout);
+    if (this.#caps.acknowledgements) {
+      if (openTimeout > 0) this.#watch(channel, openTimeout);
       if (signal !== undefined) {
-        const onAbort = (): void => this.host.abortOpen(channel, signal.reason as Error);
+        const onAbort = (): void => this.#host.abortOpen(channel, signal.reason as Error);
         channel.openAbort = { signal, onAbort };
         signal.addEventListener('abort', onAbort, { once: true });
       }
     }
-    if (!this.caps.acknowledgements || this.unacked < this.options.ackBacklog) this.sendSyn(channel);
-    else this.backlog.push(channel);
+    if (!this.#caps.acknowledgements || this.#unacked < this.#options.ackBacklog) this.#sendSyn(channel);
+    else this.#backlog.push(channel);
   }
 
   /** The channel's SYN was answered (an ACK, or a FIN), or it left the session: it frees its backlog place. */
   acknowledged(channel: ChannelState): void {
     if (!channel.awaitingAck) return;
     channel.awaitingAck = false;
-    this.unacked--;
-    this.releaseBacklog();
+    this.#unacked--;
+    this.#releaseBacklog();
   }
 
   /** The channel no longer waits for its acknowledgement (it came, or the channel ended): stop watching it. */
   settled(channel: ChannelState): void {
     if (channel.openDeadline !== 0) {
       channel.openDeadline = 0;
-      this.openingLive--;
+      this.#openingLive--;
       // Keep the list from filling with settled channels (each would stay reachable until the next sweep).
-      if (this.openingLive === 0) {
-        this.opening.length = 0;
-      } else if (this.opening.length > 64 && this.opening.length > 4 * this.openingLive) {
-        this.opening = this.opening.filter((c) => c.openDeadline !== 0);
+      if (this.#openingLive === 0) {
+        this.#opening.length = 0;
+      } else if (this.#opening.length > 64 && this.#opening.length > 4 * this.#openingLive) {
+        this.#opening = this.#opening.filter((c) => c.openDeadline !== 0);
       }
     }
     const abort = channel.openAbort;
@@ -91,33 +104,33 @@ export class Outgoing {
 
   /** Empties the dial backlog, returning the channels that waited in it (the session fails them). */
   drainBacklog(): ChannelState[] {
-    return this.backlog.drain();
+    return this.#backlog.drain();
   }
 
   /** The session has ended: every watch is settled, the timer stopped. */
   stop(): void {
-    for (const channel of this.opening) this.settled(channel);
-    this.opening = [];
-    if (this.openTimer !== undefined) clearTimeout(this.openTimer);
-    this.openTimer = undefined;
+    for (const channel of this.#opening) this.settled(channel);
+    this.#opening = [];
+    if (this.#openTimer !== undefined) clearTimeout(this.#openTimer);
+    this.#openTimer = undefined;
   }
 
-  private sendSyn(channel: ChannelState): void {
-    if (this.caps.acknowledgements) {
-      this.unacked++;
+  #sendSyn(channel: ChannelState): void {
+    if (this.#caps.acknowledgements) {
+      this.#unacked++;
       channel.awaitingAck = true;
     }
     channel.pending |= Pending.syn;
-    this.grants.announceWindow(channel);
-    this.scheduler.scheduleControl(channel);
-    this.writer.schedule();
+    this.#grants.announceWindow(channel);
+    this.#scheduler.scheduleControl(channel);
+    this.#writer.schedule();
   }
 
-  private releaseBacklog(): void {
-    while (this.unacked < this.options.ackBacklog && this.backlog.length > 0) {
-      const channel = this.backlog.shift()!;
+  #releaseBacklog(): void {
+    while (this.#unacked < this.#options.ackBacklog && this.#backlog.length > 0) {
+      const channel = this.#backlog.shift()!;
       if (!channel.live) continue;
-      this.sendSyn(channel);
+      this.#sendSyn(channel);
     }
   }
 
@@ -125,28 +138,28 @@ export class Outgoing {
    * Watches a dialled channel until the peer acknowledges it. One timer serves all of them: it fires at the
    * earliest deadline, fails what is due and re-arms; acknowledged channels drop out of the list lazily.
    */
-  private watch(channel: ChannelState, timeoutMs: number): void {
+  #watch(channel: ChannelState, timeoutMs: number): void {
     const deadline = performance.now() + timeoutMs;
     channel.openDeadline = deadline;
-    this.opening.push(channel);
-    this.openingLive++;
-    if (this.openTimer === undefined || deadline < this.openTimerAt) this.armTimer(deadline);
+    this.#opening.push(channel);
+    this.#openingLive++;
+    if (this.#openTimer === undefined || deadline < this.#openTimerAt) this.#armTimer(deadline);
   }
 
-  private armTimer(deadline: number): void {
-    if (this.openTimer !== undefined) clearTimeout(this.openTimer);
-    this.openTimerAt = deadline;
-    this.openTimer = unref(setTimeout(() => this.sweep(), Math.max(0, deadline - performance.now())));
+  #armTimer(deadline: number): void {
+    if (this.#openTimer !== undefined) clearTimeout(this.#openTimer);
+    this.#openTimerAt = deadline;
+    this.#openTimer = unref(setTimeout(() => this.#sweep(), Math.max(0, deadline - performance.now())));
   }
 
-  private sweep(): void {
-    this.openTimer = undefined;
-    if (this.host.isClosed()) return;
+  #sweep(): void {
+    this.#openTimer = undefined;
+    if (this.#host.isClosed()) return;
     const now = performance.now();
     const due: ChannelState[] = [];
     const waiting: ChannelState[] = [];
-    let next = Number.POSITIVE_INFINITY;
-    for (const channel of this.opening) {
+    let next = Infinity;
+    for (const channel of this.#opening) {
       if (channel.openDeadline === 0) continue;
       if (channel.openDeadline <= now) {
         due.push(channel);
@@ -155,11 +168,11 @@ export class Outgoing {
         if (channel.openDeadline < next) next = channel.openDeadline;
       }
     }
-    this.opening = waiting;
+    this.#opening = waiting;
     for (const channel of due) {
-      this.host.abortOpen(channel, new TimeoutError('ERR_MUX_OPEN_TIMEOUT',
+      this.#host.abortOpen(channel, new TimeoutError('ERR_MUX_OPEN_TIMEOUT',
         `the peer did not acknowledge channel ${channel.id} within its open timeout`));
     }
-    if (next !== Number.POSITIVE_INFINITY && this.openTimer === undefined) this.armTimer(next);
+    if (next !== Infinity && this.#openTimer === undefined) this.#armTimer(next);
   }
 }

@@ -34,46 +34,57 @@ export class ReadGate {
   overfull = 0;
   /** The accept queue is full on a codec that cannot refuse: reading waits for the application to accept. */
   acceptFull = false;
-  private probeBytes = 0;
+  #probeBytes = 0;
   /** Bytes a multiplex session may still read while paused in this pause (see {@link PROBE_CHUNK}). */
-  private probeBudget = 0;
-  private probeTimer: ReturnType<typeof setTimeout> | undefined;
+  #probeBudget = 0;
+  #probeTimer: ReturnType<typeof setTimeout> | undefined;
   /** When reading last resumed after a pause: the keep-alive deadline does not count time spent not reading. */
   resumedAt = 0;
 
+  readonly #transport: Transport;
+  readonly #options: ResolvedOptions;
+  readonly #probePing: (() => void) | null;
+  readonly #memory: SessionMemory;
+  readonly #isClosed: () => boolean;
   constructor(
-    private readonly transport: Transport,
-    private readonly options: ResolvedOptions,
+    transport: Transport,
+    options: ResolvedOptions,
     /**
      * Sends a ping (or keeps the one in flight) for a probe to read up to its answer; null on a codec without
      * pings (then a probe reads a number of bytes).
      */
-    private readonly probePing: (() => void) | null,
-    private readonly memory: SessionMemory,
-    private readonly isClosed: () => boolean,
-  ) {}
+    probePing: (() => void) | null,
+    memory: SessionMemory,
+    isClosed: () => boolean,
+  ) {
+    this.#transport = transport;
+    this.#options = options;
+    this.#probePing = probePing;
+    this.#memory = memory;
+    this.#isClosed = isClosed;
+  }
 
   /** Stops reading the transport (memory bound, a channel over its buffer, a full accept queue). */
   pause(): void {
-    if (this.paused || this.isClosed()) return;
+    if (this.paused || this.#isClosed()) return;
     this.paused = true;
-    this.probeBudget = Math.max(4 * PROBE_CHUNK, this.options.maxSessionBuffered / 4);
-    if (!this.probing) this.transport.pause();
-    this.armProbeTimer();
+    this.#probeBudget = Math.max(4 * PROBE_CHUNK, this.#options.maxSessionBuffered / 4);
+    if (!this.probing) this.#transport.pause();
+    this.#armProbeTimer();
   }
 
   /** Reads again once nothing holds reading back (memory below its soft limit, no channel over, queue not full). */
   resume(): void {
-    if (!this.paused || this.overfull > 0 || this.acceptFull || this.memory.underPressure || this.isClosed()) return;
+    if (!this.paused || this.overfull > 0 || this.acceptFull || this.#memory.underPressure || this.#isClosed()) return;
     this.paused = false;
-    if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
-    this.probeTimer = undefined;
+    if (this.#probeTimer !== undefined) clearTimeout(this.#probeTimer);
+    this.#probeTimer = undefined;
     const wasProbing = this.probing;
     this.probing = false;
-    this.probeBytes = 0;
+    this.#probeBytes = 0;
     if (wasProbing) return;
     this.resumedAt = performance.now(); // an answer that waited unread may not have arrived yet
-    this.transport.resume();
+    this.#transport.resume();
   }
 
   /**
@@ -82,28 +93,28 @@ export class ReadGate {
    */
   startProbe(bytes: number): void {
     this.probing = true;
-    this.probeBytes = bytes;
-    this.transport.resume();
+    this.#probeBytes = bytes;
+    this.#transport.resume();
   }
 
   /** The probe heard what it waited for: pause again if reading is still held back. */
   endProbe(): void {
     this.probing = false;
-    this.probeBytes = 0;
-    if (!this.paused || this.isClosed()) return;
-    this.transport.pause();
-    this.armProbeTimer();
+    this.#probeBytes = 0;
+    if (!this.paused || this.#isClosed()) return;
+    this.#transport.pause();
+    this.#armProbeTimer();
   }
 
   /** `bytes` arrived from the transport: a byte-counted probe ends once it has read its share. */
   onRead(bytes: number): void {
-    if (this.probeBytes > 0 && (this.probeBytes -= bytes) <= 0 && this.probing) this.endProbe();
+    if (this.#probeBytes > 0 && (this.#probeBytes -= bytes) <= 0 && this.probing) this.endProbe();
   }
 
   /** The session has ended: no more probes. */
   stop(): void {
-    if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
-    this.probeTimer = undefined;
+    if (this.#probeTimer !== undefined) clearTimeout(this.#probeTimer);
+    this.#probeTimer = undefined;
   }
 
   /**
@@ -115,22 +126,22 @@ export class ReadGate {
    *   0), so a cut transport (its end of file or reset behind the data) is noticed; at most a quarter of
    *   `maxSessionBuffered` in one pause, after which it waits for the application.
    */
-  private armProbeTimer(): void {
-    if (this.probeTimer !== undefined) return;
-    const probePing = this.probePing;
-    if (probePing === null && this.options.keepAliveInterval === 0) return;
-    const period = probePing !== null ? this.options.keepAliveTimeout / 2 : this.options.keepAliveTimeout;
-    this.probeTimer = unref(setTimeout(() => {
-      this.probeTimer = undefined;
-      if (!this.paused || this.probing || this.isClosed()) return;
+  #armProbeTimer(): void {
+    if (this.#probeTimer !== undefined) return;
+    const probePing = this.#probePing;
+    if (probePing === null && this.#options.keepAliveInterval === 0) return;
+    const period = probePing !== null ? this.#options.keepAliveTimeout / 2 : this.#options.keepAliveTimeout;
+    this.#probeTimer = unref(setTimeout(() => {
+      this.#probeTimer = undefined;
+      if (!this.paused || this.probing || this.#isClosed()) return;
       if (probePing !== null) {
         probePing();
         this.startProbe(0);
         return;
       }
-      if (this.probeBudget <= 0) return;
-      const bytes = Math.min(PROBE_CHUNK, this.probeBudget);
-      this.probeBudget -= bytes;
+      if (this.#probeBudget <= 0) return;
+      const bytes = Math.min(PROBE_CHUNK, this.#probeBudget);
+      this.#probeBudget -= bytes;
       this.startProbe(bytes);
     }, period));
   }

@@ -19,7 +19,6 @@ import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState } from './channel-state.js';
 import { ChannelTable } from './channels.js';
 import type { CodecCapabilities, WireCodec } from './codec.js';
-import { multiplexCodec } from './codecs/multiplex.js';
 import { yamuxCodec } from './codecs/yamux.js';
 import { FrameDecoder } from './decoder.js';
 import { defer } from './defer.js';
@@ -155,12 +154,19 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /** A `channelOpen` or `channelClose` listener was added once: only then are channel snapshots made. */
   private watchChannels = false;
 
-  constructor(transport: Transport, role: Role, options: SessionOptions | undefined, createEndpoint: EndpointFactory<C>) {
+  /**
+   * `multiplex` is the codec of the original multiplex format, needed only with `protocol: 'multiplex'`: the
+   * adapters pass it in (the Node ones always), so that a browser bundle that never speaks it leaves it out.
+   */
+  constructor(transport: Transport, role: Role, options: SessionOptions | undefined, createEndpoint: EndpointFactory<C>,
+    multiplex?: WireCodec) {
     super();
     if (role !== 'client' && role !== 'server') throw new TypeError(`muxwire: role must be 'client' or 'server'`);
     this.options = resolveOptions(options);
     this.role = role;
-    this.codec = this.options.protocol === 'multiplex' ? multiplexCodec : yamuxCodec;
+    const codec = this.options.protocol === 'multiplex' ? multiplex : yamuxCodec;
+    if (codec === undefined) throw new TypeError(`muxwire: protocol 'multiplex' needs the multiplex codec (muxwire/web: option multiplexCodec)`);
+    this.codec = codec;
     this.caps = this.codec.capabilities;
     this.nextId = this.codec.firstId(role);
     this.transport = transport;

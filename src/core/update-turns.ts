@@ -27,31 +27,34 @@ function runAfterIo(): Later | undefined {
 
 export class UpdateTurns {
   /** The channel of the last update queued (-1 before any). */
-  private lastChannel = -1;
-  private endScheduled = false;
+  #lastChannel = -1;
+  #endScheduled = false;
 
   /** @param release Called at the end of a turn in which updates were held (to flush them). */
-  constructor(private readonly release: () => void) {}
+  readonly #release: () => void;
+  constructor(release: () => void) {
+    this.#release = release;
+  }
 
   /**
    * True when a Window Update just queued for `channelId` may wait for the end of the turn (then it is released
    * with it): the update before it was for another channel.
    */
   hold(channelId: number): boolean {
-    const another = this.lastChannel !== channelId && this.lastChannel !== -1;
-    this.lastChannel = channelId;
+    const another = this.#lastChannel !== channelId && this.#lastChannel !== -1;
+    this.#lastChannel = channelId;
     if (!another) return false;
     const later = runAfterIo();
     if (later === undefined) return false;
-    if (!this.endScheduled) {
-      this.endScheduled = true;
-      later(this.endTurn);
+    if (!this.#endScheduled) {
+      this.#endScheduled = true;
+      later(this.#endTurn);
     }
     return true;
   }
 
-  private readonly endTurn = (): void => {
-    this.endScheduled = false;
-    this.release();
+  readonly #endTurn = (): void => {
+    this.#endScheduled = false;
+    this.#release();
   };
 }

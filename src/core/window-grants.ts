@@ -21,29 +21,43 @@ import type { FrameWriter } from './writer.js';
 
 export class WindowGrants {
   /** Channels owed a Window Update that memory pressure holds back. */
-  private withheld: ChannelState[] = [];
+  #withheld: ChannelState[] = [];
   /**
    * A reading channel sends a Window Update at least this often (a quarter of the keep-alive timeout), even
    * before half its window is read, so that a peer whose ping waits behind our data on a slow link keeps
    * hearing from us.
    */
-  private readonly quietUpdateMs: number;
+  readonly #quietUpdateMs: number;
   /** Holds Window Updates to the end of the event-loop turn where several channels receive. */
-  private readonly updateTurns: UpdateTurns;
-  private readonly reserveGrowth = (extra: number): boolean => this.memory.reserveGrowth(extra);
+  readonly #updateTurns: UpdateTurns;
+  readonly #reserveGrowth = (extra: number): boolean => this.#memory.reserveGrowth(extra);
 
+  readonly #options: ResolvedOptions;
+  readonly #caps: CodecCapabilities;
+  readonly #memory: SessionMemory;
+  readonly #scheduler: WriteScheduler;
+  readonly #writer: FrameWriter;
+  readonly #gate: ReadGate;
+  readonly #keepAlive: KeepAlive;
   constructor(
-    private readonly options: ResolvedOptions,
-    private readonly caps: CodecCapabilities,
-    private readonly memory: SessionMemory,
-    private readonly scheduler: WriteScheduler,
-    private readonly writer: FrameWriter,
-    private readonly gate: ReadGate,
-    private readonly keepAlive: KeepAlive,
+    options: ResolvedOptions,
+    caps: CodecCapabilities,
+    memory: SessionMemory,
+    scheduler: WriteScheduler,
+    writer: FrameWriter,
+    gate: ReadGate,
+    keepAlive: KeepAlive,
     isClosed: () => boolean,
   ) {
-    this.quietUpdateMs = Math.max(options.keepAliveTimeout / 4, 10);
-    this.updateTurns = new UpdateTurns(() => {
+    this.#options = options;
+    this.#caps = caps;
+    this.#memory = memory;
+    this.#scheduler = scheduler;
+    this.#writer = writer;
+    this.#gate = gate;
+    this.#keepAlive = keepAlive;
+    this.#quietUpdateMs = Math.max(options.keepAliveTimeout / 4, 10);
+    this.#updateTurns = new UpdateTurns(() => {
       if (!isClosed()) writer.schedule();
     });
   }
@@ -53,9 +67,9 @@ export class WindowGrants {
     if (!channel.live) return;
     const fresh = channel.rx.consume(channel.delivered - channel.endpoint.bufferedBytes);
     if (fresh <= 0) return; // nothing newly read (Node asks `_read` for more before anything was read)
-    this.memory.buffered -= fresh;
-    if (!this.memory.underPressure) this.relieveMemory();
-    this.grantIfDue(channel);
+    this.#memory.buffered -= fresh;
+    if (!this.#memory.underPressure) this.relieveMemory();
+    this.#grantIfDue(channel);
   }
 
   /**
@@ -63,7 +77,7 @@ export class WindowGrants {
    * window starts larger, or the start of its first measuring epoch.
    */
   announceWindow(channel: ChannelState): void {
-    if (!this.caps.flowControl) return;
+    if (!this.#caps.flowControl) return;
     const now = performance.now();
     if (channel.rx.size > SPEC_INITIAL_WINDOW) channel.pendingIncrement += channel.rx.takeIncrement(now);
     else channel.rx.startEpoch(now);
@@ -71,23 +85,23 @@ export class WindowGrants {
 
   /** The channel left the session: its unread bytes and its window's growth go back to the session's memory. */
   release(channel: ChannelState): void {
-    this.memory.buffered -= channel.delivered - channel.rx.consumed;
-    this.memory.releaseGrowth(channel.rx.size - this.options.initialWindow);
+    this.#memory.buffered -= channel.delivered - channel.rx.consumed;
+    this.#memory.releaseGrowth(channel.rx.size - this.#options.initialWindow);
     if (channel.overfull) {
       channel.overfull = false;
-      this.gate.overfull--;
+      this.#gate.overfull--;
     }
   }
 
   /** Below the soft limit again: resume reading and grant the updates that were withheld. */
   relieveMemory(): void {
-    this.gate.resume();
-    if (this.withheld.length === 0) return;
-    const withheld = this.withheld;
-    this.withheld = [];
+    this.#gate.resume();
+    if (this.#withheld.length === 0) return;
+    const withheld = this.#withheld;
+    this.#withheld = [];
     for (const channel of withheld) {
       channel.withheld = false;
-      if (channel.live) this.grantIfDue(channel);
+      if (channel.live) this.#grantIfDue(channel);
     }
   }
 
@@ -97,50 +111,50 @@ export class WindowGrants {
    * than a round trip later at their next update (one whose growth is still on trial waits for its verdict).
    */
   tuneOnFirstRtt(channels: Iterable<ChannelState>): void {
-    if (!this.caps.flowControl || this.memory.underPressure) return;
+    if (!this.#caps.flowControl || this.#memory.underPressure) return;
     const now = performance.now();
     for (const channel of channels) {
-      if (channel.rx.pacedBeforeRtt && !channel.remoteFin && this.autoTune(channel, now) > 0) {
-        this.queueIncrement(channel, channel.rx.takeIncrement(now));
+      if (channel.rx.pacedBeforeRtt && !channel.remoteFin && this.#autoTune(channel, now) > 0) {
+        this.#queueIncrement(channel, channel.rx.takeIncrement(now));
       }
     }
   }
 
   /** Sends a Window Update when one is due (or, without windows, resumes reading once a channel caught up). */
-  private grantIfDue(channel: ChannelState): void {
-    if (!this.caps.flowControl) {
-      if (channel.overfull && channel.rx.buffered <= this.options.initialWindow) {
+  #grantIfDue(channel: ChannelState): void {
+    if (!this.#caps.flowControl) {
+      if (channel.overfull && channel.rx.buffered <= this.#options.initialWindow) {
         channel.overfull = false;
-        this.gate.overfull--;
-        if (this.gate.overfull === 0 && !this.memory.underPressure) this.relieveMemory();
+        this.#gate.overfull--;
+        if (this.#gate.overfull === 0 && !this.#memory.underPressure) this.relieveMemory();
       }
     } else if (!channel.remoteFin) {
       const now = performance.now();
       channel.rx.notePace(now);
-      if (channel.rx.updateDue || channel.rx.quietUpdateDue(now, this.quietUpdateMs)) this.grantWindow(channel, now);
+      if (channel.rx.updateDue || channel.rx.quietUpdateDue(now, this.#quietUpdateMs)) this.#grantWindow(channel, now);
     }
   }
 
-  private grantWindow(channel: ChannelState, now: number): void {
+  #grantWindow(channel: ChannelState, now: number): void {
     let increment: number;
-    if (this.memory.underPressure) {
+    if (this.#memory.underPressure) {
       // Past the soft limit, a channel whose reader keeps up still flows, with no more than the initial
       // window outstanding; one that holds data gets nothing more until memory is relieved. Withholding from
       // every channel would let a few stalled readers starve all the others (smux v1's flaw).
-      increment = channel.rx.takeIncrementWithin(now, this.options.initialWindow);
+      increment = channel.rx.takeIncrementWithin(now, this.#options.initialWindow);
       if (increment === 0) {
         if (!channel.withheld) {
           channel.withheld = true;
-          this.withheld.push(channel);
+          this.#withheld.push(channel);
         }
         return;
       }
     } else {
       // A channel whose data is discarded gains nothing from a larger window.
-      if (!channel.readClosed) this.autoTune(channel, now);
+      if (!channel.readClosed) this.#autoTune(channel, now);
       increment = channel.rx.takeIncrement(now);
     }
-    this.queueIncrement(channel, increment);
+    this.#queueIncrement(channel, increment);
   }
 
   /**
@@ -149,9 +163,9 @@ export class WindowGrants {
    * data, and a window sized by that inflated RTT would grow without end (and push window updates apart
    * beyond the keep-alive timeout). Before the first RTT, the opening ping's age stands in as a lower bound.
    */
-  private autoTune(channel: ChannelState, now: number): number {
-    const resized = channel.rx.autoTune(now, this.keepAlive.minRtt, this.reserveGrowth, this.keepAlive.openingPingAge(now));
-    if (resized < 0) this.memory.releaseGrowth(-resized);
+  #autoTune(channel: ChannelState, now: number): number {
+    const resized = channel.rx.autoTune(now, this.#keepAlive.minRtt, this.#reserveGrowth, this.#keepAlive.openingPingAge(now));
+    if (resized < 0) this.#memory.releaseGrowth(-resized);
     return resized;
   }
 
@@ -159,10 +173,10 @@ export class WindowGrants {
    * Queues a Window Update of `increment` bytes for the channel (nothing for 0). It leaves with the next flush,
    * which waits for the end of the event-loop turn where several channels receive (see `UpdateTurns`).
    */
-  private queueIncrement(channel: ChannelState, increment: number): void {
+  #queueIncrement(channel: ChannelState, increment: number): void {
     if (increment <= 0) return;
     channel.pendingIncrement += increment;
-    this.scheduler.scheduleControl(channel);
-    if (!this.updateTurns.hold(channel.id)) this.writer.schedule();
+    this.#scheduler.scheduleControl(channel);
+    if (!this.#updateTurns.hold(channel.id)) this.#writer.schedule();
   }
 }

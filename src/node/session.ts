@@ -7,8 +7,10 @@ import type { Duplex } from 'node:stream';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelState } from '../core/channel-state.js';
 import type { SessionOptions } from '../core/options.js';
-import { MuxSession, type Role } from '../core/session.js';
+import { MuxSession, type Role, type SessionEvents } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
+import { multiplexCodec } from '../core/codecs/multiplex.js';
+import { type NodeEmitterMethods, withNodeEmitterMethods } from '../core/emitter.js';
 import { LightSession } from '../core/light-channel.js';
 import { Channel } from './channel.js';
 import { announceSession, withNodeLogging } from './diagnostics.js';
@@ -48,11 +50,14 @@ export class Session extends MuxSession<Channel> {
 
   /** Wraps `transport`; `role` decides the channel id parity (client odd, server even). */
   constructor(transport: Duplex | Transport, role: Role, options?: SessionOptions) {
-    super(nodeTransport(transport), role, withNodeLogging(options), createChannel);
+    super(nodeTransport(transport), role, withNodeLogging(options), createChannel, multiplexCodec);
     this.socket = isCoreTransport(transport) ? undefined : transport;
     announceSession(this);
   }
 }
+// Node's whole EventEmitter interface (prependListener, listeners...), which the browser's session leaves out.
+withNodeEmitterMethods(Session);
+export interface Session extends NodeEmitterMethods<SessionEvents<Channel>> {}
 
 /** Starts the client end of a session over `transport` (the client dials odd channel ids). */
 export function multiplexedClient(transport: Duplex | Transport, options?: SessionOptions): Session {

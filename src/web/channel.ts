@@ -281,12 +281,9 @@ export class WebChannel implements ChannelEndpoint {
 
   #resetFromHere(reason: unknown): void {
     if (this.#failure !== undefined) return;
-    // The reason is whatever the application passed; it is shown as JavaScript would show it.
-    /* eslint-disable @typescript-eslint/no-base-to-string */
-    const error = reason instanceof Error ? reason
-      : new ChannelResetError(this.id, reason === undefined
-        ? `channel ${this.id} was reset by this side` : `channel ${this.id} was reset by this side: ${String(reason)}`);
-    /* eslint-enable @typescript-eslint/no-base-to-string */
+    const error = reason instanceof Error ? reason : new ChannelResetError(this.id,
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- shown as JavaScript would show it
+      `channel ${this.id} was reset by this side${reason === undefined ? '' : `: ${String(reason)}`}`);
     // Record first: the session fails the queued writes with `error` and those callbacks see it recorded.
     this.fail(error);
     this.#port.reset(this.#state, error);

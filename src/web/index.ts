@@ -9,7 +9,11 @@
  * ```
  * @module
  */
-export { WebSession, connectWebSocket, type ConnectWebSocketOptions, type WebSocketConstructor } from './session.js';
+export {
+  WebSession, connectWebSocket, type WebSessionOptions, type ConnectWebSocketOptions, type WebSocketConstructor,
+} from './session.js';
+export { multiplexCodec } from '../core/codecs/multiplex.js';
+export type { WireCodec } from '../core/codec.js';
 export { WebChannel } from './channel.js';
 export {
   webSocketTransport, WebSocketClosedError, type WebSocketLike, type WebSocketTransportOptions,

@@ -5,9 +5,10 @@
  */
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelState } from '../core/channel-state.js';
-import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
+import { type SessionOptions, resolveOptions } from '../core/options.js';
 import { MuxSession, type Role } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
+import type { WireCodec } from '../core/codec.js';
 import { WebChannel } from './channel.js';
 import {
   WebSocketClosedError, type WebSocketLike, type WebSocketTransportOptions, resolveTransportOptions, webSocketTransport,
@@ -28,16 +29,26 @@ export class WebSession extends MuxSession<WebChannel> {
    * Starts a session over `transport` (from {@link webSocketTransport} or `streamTransport`); `role` decides
    * the channel id parity (client odd, server even), so the two ends must differ.
    */
-  constructor(transport: Transport, role: Role, options?: SessionOptions) {
-    super(transport, role, options, createWebChannel);
+  constructor(transport: Transport, role: Role, options?: WebSessionOptions) {
+    const { multiplexCodec, ...sessionOptions } = options ?? {};
+    super(transport, role, sessionOptions, createWebChannel, multiplexCodec);
   }
+}
+
+/** Options of {@link WebSession}: the session options, and the codec `protocol: 'multiplex'` needs. */
+export interface WebSessionOptions extends SessionOptions {
+  /**
+   * With `protocol: 'multiplex'` (the original Go multiplex format), pass the `multiplexCodec` this entry
+   * exports: it is left out of a bundle that does not import it.
+   */
+  multiplexCodec?: WireCodec;
 }
 
 /** A WebSocket constructor: the global one, or for example the `ws` package's in Node 20. */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 /** Options of {@link connectWebSocket}: any session option, the transport's water marks, and these. */
-export interface ConnectWebSocketOptions extends SessionOptions, WebSocketTransportOptions {
+export interface ConnectWebSocketOptions extends WebSessionOptions, WebSocketTransportOptions {
   /** WebSocket subprotocols to offer. */
   protocols?: string | string[];
   /** Gives up connecting; the promise rejects with the signal's reason. */
@@ -46,23 +57,17 @@ export interface ConnectWebSocketOptions extends SessionOptions, WebSocketTransp
   WebSocket?: WebSocketConstructor;
 }
 
-const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval'] as const;
-const CONNECT_KEYS = ['protocols', 'signal', 'WebSocket'];
-
 /**
  * Opens a WebSocket to `url` and resolves to the client session once it is open. Rejects with a
  * `WebSocketClosedError` (a `TransportClosedError`) when the connection fails, with the signal's reason
  * when aborted, and with `TypeError` / `RangeError` for bad options.
  */
 export function connectWebSocket(url: string | URL, options: ConnectWebSocketOptions = {}): Promise<WebSession> {
-  const sessionOptions: Record<string, unknown> = {};
-  const transportOptions: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(options)) {
-    if ((TRANSPORT_KEYS as readonly string[]).includes(key)) transportOptions[key] = value;
-    else if (!CONNECT_KEYS.includes(key) || key in DEFAULT_OPTIONS) sessionOptions[key] = value;
-  }
-  const { signal, protocols } = options;
-  const Socket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  const {
+    protocols, signal, WebSocket: given, highWaterMark, lowWaterMark, pollInterval, multiplexCodec, ...sessionOptions
+  } = options;
+  const transportOptions = { highWaterMark, lowWaterMark, pollInterval };
+  const Socket = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   return new Promise<WebSession>((resolve, reject) => {
     // A bad option rejects before any socket exists.
     resolveOptions(sessionOptions);
@@ -82,7 +87,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     const onOpen = (): void => {
       cleanup();
       try {
-        resolve(new WebSession(transport, 'client', sessionOptions));
+        resolve(new WebSession(transport, 'client', { ...sessionOptions, multiplexCodec }));
       } catch (error) {
         transport.destroy();
         reject(error);

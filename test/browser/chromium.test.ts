@@ -19,6 +19,7 @@ import { type Channel, ChannelResetError, type Session, createWebSocketServer } 
 import { CHROMIUM, chromiumAvailable, launchChromium } from '../support/chromium.js';
 import { fillPattern } from './pattern.js';
 import type { scenarios as PageScenarios } from './page.js';
+import type { WorkerRequest, WorkerResult } from './worker.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
@@ -85,9 +86,17 @@ function registerTests(): void {
         target: 'es2022', logLevel: 'silent',
       });
       const pageScript = pageBundle.outputFiles[0]!.contents;
+      // The worker is an ES module (`new Worker(url, { type: 'module' })`), bundled as one.
+      const workerBundle = await build({
+        entryPoints: [path.join(here, 'worker.js')], bundle: true, format: 'esm', write: false, platform: 'browser',
+        target: 'es2022', logLevel: 'silent',
+      });
+      const workerScript = workerBundle.outputFiles[0]!.contents;
       httpServer = http.createServer((request, response) => {
         if (request.url === '/page.js') {
           response.writeHead(200, { 'content-type': 'text/javascript' }).end(pageScript);
+        } else if (request.url === '/worker.js') {
+          response.writeHead(200, { 'content-type': 'text/javascript' }).end(workerScript);
         } else {
           response.writeHead(200, { 'content-type': 'text/html' })
             .end('<!doctype html><title>muxwire test</title><script src="/page.js"></script>');
@@ -201,6 +210,28 @@ function registerTests(): void {
       assert.equal(read.received, 64 * MiB);
       assert.equal(read.mismatches, 0);
       assert.equal(stats.done, true);
+    });
+
+    test('in a module Web Worker: muxwire/web connects, 100 dialled channels echo exactly (SHA-256), 5 pushed channels are accepted', async () => {
+      const result = await page.evaluate(async (request) => {
+        const worker = new Worker('/worker.js', { type: 'module' });
+        try {
+          return await new Promise<WorkerResult>((resolve, reject) => {
+            worker.onmessage = (event: MessageEvent<WorkerResult>) => resolve(event.data);
+            worker.onerror = (event) => reject(new Error(`worker error: ${event.message}`));
+            setTimeout(() => reject(new Error('the worker did not answer within 60 s')), 60_000);
+            worker.postMessage(request);
+          });
+        } finally {
+          worker.terminate();
+        }
+      }, { url: `${wsBase}?tag=worker&mode=push&count=5`, count: 100, pushed: 5 } satisfies WorkerRequest);
+      assert.equal(result.error, undefined);
+      assert.equal(result.inWorker, true, 'the script ran in a worker scope (no document)');
+      assert.equal(result.exact, 100);
+      assert.deepEqual(result.pushedTexts, Array.from({ length: 5 }, (_, i) => `push ${i}`));
+      await sessions.get('worker')!.closed;
+      assert.equal(sessions.get('worker')!.channelCount, 0);
     });
 
     test('resets both ways: the server reset fails the page read and write with ChannelResetError, the page reset fails the server channel', async () => {

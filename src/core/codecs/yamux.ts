@@ -18,7 +18,7 @@ export const yamuxCodec: WireCodec = {
   },
   headerSize: HEADER_SIZE,
   maxEncodedHeader: HEADER_SIZE,
-  maxFragment: Number.POSITIVE_INFINITY,
+  maxFragment: Infinity,
   firstId: (role) => (role === 'client' ? 1 : 2),
   decodeHeader,
   checkHeader(header) {
