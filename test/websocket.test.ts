@@ -118,7 +118,7 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
   test('protocol multiplex from the web entry: refused with TypeError without multiplexCodec, echoed with it', async () => {
     const { url } = await serve(echo, { protocol: 'multiplex' });
     await assert.rejects(connectWebSocket(url, { WebSocket, protocol: 'multiplex' }),
-      (error: Error) => error instanceof TypeError && /multiplexCodec/.test(error.message));
+      (error: Error) => error instanceof TypeError && error.message.includes('multiplexCodec'));
     const session = await client(url, { protocol: 'multiplex', multiplexCodec });
     const data = pseudoRandomBytes(300 * KiB, 11);
     const channel = session.dial();
@@ -131,8 +131,8 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     while (length < data.length) {
       const { value, done } = await reader.read();
       assert.equal(done, false, `the echo ended after ${length} bytes`);
-      chunks.push(value!);
-      length += value!.length;
+      chunks.push(value);
+      length += value.length;
     }
     assert.equal(sha256(Buffer.concat(chunks)), sha256(data));
   });

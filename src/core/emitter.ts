@@ -215,6 +215,7 @@ export interface NodeEmitterMethods<Events extends { [K in keyof Events]: Listen
  * Gives `target` (a subclass of {@link Emitter} that cannot extend {@link NodeEmitter}, such as a session)
  * the methods of {@link NodeEmitter}; declare them with `interface Target extends NodeEmitterMethods<...>`.
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any emitter class, whatever its events
 export function withNodeEmitterMethods(target: abstract new (...args: any[]) => Emitter<any>): void {
   for (const name of Object.getOwnPropertyNames(NodeEmitter.prototype)) {
     if (name !== 'constructor') {

@@ -393,10 +393,12 @@ function createLightChannel(state: ChannelState, port: ChannelPort<MuxSession<Li
  * WHATWG stream pair adapted to it, or, in Node, `duplexTransport(socket)`; `lightClient` / `lightServer`
  * do that for a Node duplex).
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the interface below declares the methods withNodeEmitterMethods installs
 export class LightSession extends MuxSession<LightChannel> {
   constructor(transport: Transport, role: Role, options?: SessionOptions) {
     super(transport, role, options, createLightChannel, multiplexCodec);
   }
 }
 withNodeEmitterMethods(LightSession);
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type -- declares the installed methods
 export interface LightSession extends NodeEmitterMethods<SessionEvents<LightChannel>> {}

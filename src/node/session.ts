@@ -41,6 +41,7 @@ function nodeTransport(transport: Duplex | Transport): Transport {
  * Events: `'channel'` (an inbound channel, accepted by being handed to the listener), `'goaway'` (the peer
  * sent Go Away), `'close'` (the session ended; the argument is the error, or undefined for a clean close).
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the interface below declares the methods withNodeEmitterMethods installs
 export class Session extends MuxSession<Channel> {
   /**
    * The Node stream the session runs over (a `net.Socket`, a `tls.TLSSocket`, a child's stdio...), or undefined
@@ -57,6 +58,7 @@ export class Session extends MuxSession<Channel> {
 }
 // Node's whole EventEmitter interface (prependListener, listeners...), which the browser's session leaves out.
 withNodeEmitterMethods(Session);
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type -- declares the installed methods
 export interface Session extends NodeEmitterMethods<SessionEvents<Channel>> {}
 
 /** Starts the client end of a session over `transport` (the client dials odd channel ids). */

@@ -4,7 +4,8 @@
 // prints one line: RESULT {json}. Plain JavaScript over the built entry (dist/), so no runtime compiles it.
 import { connectWebSocket } from '../../dist/src/web/index.js';
 
-const url = (globalThis.Deno?.args ?? globalThis.process?.argv.slice(2))[0];
+const args = globalThis.Deno?.args ?? globalThis.process?.argv.slice(2) ?? [];
+const url = args[0];
 
 async function hex(data) {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', data));
