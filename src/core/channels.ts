@@ -42,46 +42,66 @@ export type MakeEndpoint<C extends ChannelEndpoint, S> = (state: ChannelState, p
 /** `C` is the adapter's channel type, `S` the session's type as the application sees it. */
 export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S> {
   readonly highWaterMark: number;
-  private readonly streams = new Map<number, ChannelState>();
+  readonly #streams = new Map<number, ChannelState>();
 
+  readonly #options: ResolvedOptions;
+  readonly #codec: WireCodec;
+  readonly #memory: SessionMemory;
+  readonly #scheduler: WriteScheduler;
+  readonly #writer: FrameWriter;
+  readonly #grants: WindowGrants;
+  readonly #outgoing: Outgoing;
+  readonly #createEndpoint: MakeEndpoint<C, S>;
+  readonly #host: ChannelTableHost;
+  readonly #telemetry: Telemetry;
   constructor(
     readonly session: S,
-    private readonly options: ResolvedOptions,
-    private readonly codec: WireCodec,
-    private readonly memory: SessionMemory,
-    private readonly scheduler: WriteScheduler,
-    private readonly writer: FrameWriter,
-    private readonly grants: WindowGrants,
-    private readonly outgoing: Outgoing,
-    private readonly createEndpoint: MakeEndpoint<C, S>,
-    private readonly host: ChannelTableHost,
-    private readonly telemetry: Telemetry,
+    options: ResolvedOptions,
+    codec: WireCodec,
+    memory: SessionMemory,
+    scheduler: WriteScheduler,
+    writer: FrameWriter,
+    grants: WindowGrants,
+    outgoing: Outgoing,
+    createEndpoint: MakeEndpoint<C, S>,
+    host: ChannelTableHost,
+    telemetry: Telemetry,
   ) {
+    this.#options = options;
+    this.#codec = codec;
+    this.#memory = memory;
+    this.#scheduler = scheduler;
+    this.#writer = writer;
+    this.#grants = grants;
+    this.#outgoing = outgoing;
+    this.#createEndpoint = createEndpoint;
+    this.#host = host;
+    this.#telemetry = telemetry;
     this.highWaterMark = options.channelHighWaterMark;
   }
 
   /** Live channels. */
   get size(): number {
-    return this.streams.size;
+    return this.#streams.size;
   }
 
   get(id: number): ChannelState | undefined {
-    return this.streams.get(id);
+    return this.#streams.get(id);
   }
 
   values(): IterableIterator<ChannelState> {
-    return this.streams.values();
+    return this.#streams.values();
   }
 
   /** Creates a channel, enters it in the table and gives it its endpoint. */
   add(id: number, outbound: boolean): ChannelState {
-    const channel = new ChannelState(id, outbound, this.options.initialWindow, this.options.maxWindow);
-    if (outbound) this.telemetry.outboundChannels++;
-    else this.telemetry.inboundChannels++;
-    if (!this.codec.capabilities.flowControl) channel.sendWindow = Number.POSITIVE_INFINITY;
-    this.streams.set(id, channel);
-    channel.endpoint = this.createEndpoint(channel, this);
-    this.host.onAdded(channel);
+    const channel = new ChannelState(id, outbound, this.#options.initialWindow, this.#options.maxWindow);
+    if (outbound) this.#telemetry.outboundChannels++;
+    else this.#telemetry.inboundChannels++;
+    if (!this.#codec.capabilities.flowControl) channel.sendWindow = Number.POSITIVE_INFINITY;
+    this.#streams.set(id, channel);
+    channel.endpoint = this.#createEndpoint(channel, this);
+    this.#host.onAdded(channel);
     return channel;
   }
 
@@ -89,7 +109,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
 
   write(channel: ChannelState, data: Uint8Array, done: WriteDone | null): void {
     if (!channel.live || channel.localFin) {
-      done?.(this.writeRefusal(channel));
+      done?.(this.#writeRefusal(channel));
       return;
     }
     if (data.length === 0) {
@@ -98,10 +118,10 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     }
     channel.enqueue(data, done);
     // The peer's window was already spent: these bytes wait for its Window Update (a stall begins).
-    if (channel.sendWindow === 0 && channel.queuedBytes === data.length) this.telemetry.onWindowStall(channel);
+    if (channel.sendWindow === 0 && channel.queuedBytes === data.length) this.#telemetry.onWindowStall(channel);
     if (channel.hasSendableData) {
-      this.scheduler.scheduleData(channel);
-      this.writer.schedule();
+      this.#scheduler.scheduleData(channel);
+      this.#writer.schedule();
     }
   }
 
@@ -110,8 +130,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     channel.localFin = true;
     channel.pending |= Pending.fin;
     if (channel.state === 'init' && (channel.pending & Pending.syn) === 0) return; // waits in the dial backlog
-    this.scheduler.scheduleControl(channel);
-    this.writer.schedule();
+    this.#scheduler.scheduleControl(channel);
+    this.#writer.schedule();
   }
 
   /**
@@ -139,7 +159,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     this.remove(channel, failure);
     channel.fail(failure, failEndpoint);
     if (told) {
-      const telemetry = this.telemetry;
+      const telemetry = this.#telemetry;
       if (refusal) {
         telemetry.refusalsOut++;
         telemetry.log('info', 'channel-refused', channel.id, 'out', undefined, undefined, 'closing');
@@ -150,8 +170,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       }
       channel.pending = Pending.rst | (channel.pending & Pending.ack); // an owed ACK leaves with the RST
       channel.pendingIncrement = 0;
-      this.scheduler.scheduleControl(channel);
-      this.writer.schedule();
+      this.#scheduler.scheduleControl(channel);
+      this.#writer.schedule();
     }
   }
 
@@ -160,7 +180,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   }
 
   readProgress(channel: ChannelState): void {
-    this.grants.readProgress(channel);
+    this.#grants.readProgress(channel);
   }
 
   // ------------------------------------------------------------------ leaving the table
@@ -169,7 +189,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   onFlagsSent(channel: ChannelState, flags: number): void {
     if ((flags & Flag.syn) !== 0) {
       channel.markSynSent();
-      if (!this.codec.capabilities.acknowledgements) channel.markEstablished();
+      if (!this.#codec.capabilities.acknowledgements) channel.markEstablished();
     }
     if ((flags & Flag.fin) !== 0) {
       channel.markFinSent();
@@ -190,12 +210,12 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   remove(channel: ChannelState, error?: Error): void {
     if (!channel.live) return;
     channel.live = false;
-    if (channel.openDeadline !== 0 || channel.openAbort !== null) this.outgoing.settled(channel);
-    this.streams.delete(channel.id);
-    this.grants.release(channel);
-    this.outgoing.acknowledged(channel);
-    if (!this.memory.underPressure) this.grants.relieveMemory();
-    this.host.onRemoved(channel, error);
+    if (channel.openDeadline !== 0 || channel.openAbort !== null) this.#outgoing.settled(channel);
+    this.#streams.delete(channel.id);
+    this.#grants.release(channel);
+    this.#outgoing.acknowledged(channel);
+    if (!this.#memory.underPressure) this.#grants.relieveMemory();
+    this.#host.onRemoved(channel, error);
   }
 
   /**
@@ -203,24 +223,24 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
    * table, without a frame: the session is ending. `clearPending` drops the flags they still owed the peer.
    */
   failAll(error: Error | undefined, clearPending: boolean): void {
-    for (const channel of this.streams.values()) {
+    for (const channel of this.#streams.values()) {
       channel.live = false;
       if (clearPending) channel.pending = 0;
       const failure = error ?? new TransportClosedError();
       channel.fail(failure);
-      this.host.onRemoved(channel, failure);
+      this.#host.onRemoved(channel, failure);
     }
-    this.streams.clear();
+    this.#streams.clear();
   }
 
   /** Why a write on a channel that can no longer send fails. */
-  private writeRefusal(channel: ChannelState): Error {
+  #writeRefusal(channel: ChannelState): Error {
     if (channel.state === 'reset') {
-      return this.host.sessionError() ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset`);
+      return this.#host.sessionError() ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset`);
     }
-    if (channel.remoteFin && !this.codec.capabilities.halfClose) {
+    if (channel.remoteFin && !this.#codec.capabilities.halfClose) {
       return new MuxError('ERR_MUX_WRITE_AFTER_END',
-        `channel ${channel.id} was closed by the peer (the ${this.codec.name} format has no half-close)`);
+        `channel ${channel.id} was closed by the peer (the ${this.#codec.name} format has no half-close)`);
     }
     return new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${channel.id} has ended its writing side`);
   }

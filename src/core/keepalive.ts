@@ -52,28 +52,39 @@ export class KeepAlive {
   minRtt: number | undefined;
   /** When bytes last arrived from the peer (`performance.now()`), for the keep-alive deadline. */
   lastHeard = 0;
-  private inFlight: PendingPing | undefined;
-  private nextValue = 1;
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  #inFlight: PendingPing | undefined;
+  #nextValue = 1;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   /** RTT probes sent so far (of {@link RTT_PROBE_DELAYS}). */
-  private rttProbes = 0;
+  #rttProbes = 0;
 
+  readonly #options: ResolvedOptions;
+  readonly #scheduler: WriteScheduler;
+  readonly #writer: FrameWriter;
+  readonly #gate: ReadGate;
+  readonly #host: KeepAliveHost;
   constructor(
-    private readonly options: ResolvedOptions,
-    private readonly scheduler: WriteScheduler,
-    private readonly writer: FrameWriter,
-    private readonly gate: ReadGate,
-    private readonly host: KeepAliveHost,
-  ) {}
+    options: ResolvedOptions,
+    scheduler: WriteScheduler,
+    writer: FrameWriter,
+    gate: ReadGate,
+    host: KeepAliveHost,
+  ) {
+    this.#options = options;
+    this.#scheduler = scheduler;
+    this.#writer = writer;
+    this.#gate = gate;
+    this.#host = host;
+  }
 
   /** Sends the opening ping (it measures the RTT that window auto-tuning needs); keep-alive follows. */
   start(): void {
-    this.send().resolve.push(() => this.arm());
+    this.#send().resolve.push(() => this.#arm());
   }
 
   /** A ping for the application: resolves to the RTT, or rejects when the session ends first. */
   ping(): Promise<number> {
-    const ping = this.send(true);
+    const ping = this.#send(true);
     return new Promise<number>((resolve, reject) => {
       ping.resolve.push(resolve);
       ping.reject.push(reject);
@@ -82,8 +93,8 @@ export class KeepAlive {
 
   /** Takes a ping value for a ping of the session's own (the answer to it is not an RTT). */
   takeValue(): number {
-    const value = this.nextValue;
-    this.nextValue = this.nextValue === MAX_ID ? 1 : this.nextValue + 1;
+    const value = this.#nextValue;
+    this.#nextValue = this.#nextValue === MAX_ID ? 1 : this.#nextValue + 1;
     return value;
   }
 
@@ -92,7 +103,7 @@ export class KeepAlive {
    * Undefined once an RTT is known, or with no ping in flight.
    */
   openingPingAge(now: number): number | undefined {
-    const ping = this.minRtt === undefined ? this.inFlight : undefined;
+    const ping = this.minRtt === undefined ? this.#inFlight : undefined;
     return ping && now - ping.sentAt;
   }
 
@@ -100,32 +111,32 @@ export class KeepAlive {
   onPing(flags: number, value: number): void {
     if ((flags & Flag.syn) !== 0) {
       // Answers pile up only while the transport is blocked; beyond a few, a ping flood gets no more.
-      if (this.scheduler.sessionFrameCount < MAX_QUEUED_PONGS) {
-        this.scheduler.queueSessionFrame(FrameType.ping, Flag.ack, 0, value);
-        this.writer.schedule();
+      if (this.#scheduler.sessionFrameCount < MAX_QUEUED_PONGS) {
+        this.#scheduler.queueSessionFrame(FrameType.ping, Flag.ack, 0, value);
+        this.#writer.schedule();
       }
       return;
     }
     if ((flags & Flag.ack) === 0) return;
-    const ping = this.inFlight;
+    const ping = this.#inFlight;
     if (ping?.value !== value) return; // stale or unknown answer
-    this.inFlight = undefined;
-    if (this.gate.probing) this.gate.endProbe(); // the answer came: the peer is there
+    this.#inFlight = undefined;
+    if (this.#gate.probing) this.#gate.endProbe(); // the answer came: the peer is there
     if (ping.timer !== undefined) clearTimeout(ping.timer);
     const rtt = performance.now() - ping.sentAt;
     this.lastRtt = rtt;
     const first = this.minRtt === undefined;
     if (first || rtt < this.minRtt!) this.minRtt = rtt;
-    if (first) this.host.onFirstRtt();
+    if (first) this.#host.onFirstRtt();
     for (const resolve of ping.resolve) resolve(rtt);
   }
 
   /** The session has ended: stop the timers; a pending ping rejects with `error`. */
   stop(error: Error): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    const ping = this.inFlight;
-    this.inFlight = undefined;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const ping = this.#inFlight;
+    this.#inFlight = undefined;
     if (ping !== undefined) {
       if (ping.timer !== undefined) clearTimeout(ping.timer);
       for (const reject of ping.reject) reject(error);
@@ -134,33 +145,33 @@ export class KeepAlive {
 
   /** A paused session's probe: a ping (or the one in flight) whose answer the read gate reads up to. */
   probe(): void {
-    this.send();
+    this.#send();
   }
 
-  private send(forUser = false): PendingPing {
-    const inFlight = this.inFlight;
+  #send(forUser = false): PendingPing {
+    const inFlight = this.#inFlight;
     if (inFlight !== undefined) {
       // A silent opening ping (keep-alive off) gets a deadline once the application waits on it too.
       if (forUser && inFlight.timer === undefined) {
-        inFlight.timer = setTimeout(() => this.onTimeout(inFlight), this.options.keepAliveTimeout);
+        inFlight.timer = setTimeout(() => this.#onTimeout(inFlight), this.#options.keepAliveTimeout);
       }
       return inFlight;
     }
     const ping: PendingPing = { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined };
-    if (this.options.keepAliveInterval > 0 || forUser) {
-      ping.timer = setTimeout(() => this.onTimeout(ping), this.options.keepAliveTimeout);
+    if (this.#options.keepAliveInterval > 0 || forUser) {
+      ping.timer = setTimeout(() => this.#onTimeout(ping), this.#options.keepAliveTimeout);
     }
-    this.inFlight = ping;
-    this.write(ping);
+    this.#inFlight = ping;
+    this.#write(ping);
     return ping;
   }
 
   /** Writes `ping` with a fresh value (an answer to an earlier value of it no longer counts). */
-  private write(ping: PendingPing): void {
+  #write(ping: PendingPing): void {
     ping.value = this.takeValue();
     ping.sentAt = performance.now();
-    this.scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, ping.value);
-    this.writer.schedule();
+    this.#scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, ping.value);
+    this.#writer.schedule();
   }
 
   /**
@@ -170,21 +181,21 @@ export class KeepAlive {
    * nothing, so it writes a fresh ping and reads until the answer comes (a probe): a frozen or vanished peer is
    * then noticed one `keepAliveTimeout` later, whatever the read state.
    */
-  private onTimeout(ping: PendingPing): void {
-    if (this.inFlight !== ping) return;
-    const timeout = this.options.keepAliveTimeout;
-    if (this.gate.paused && !this.gate.probing) {
-      this.write(ping);
-      this.gate.startProbe(0);
-      ping.timer = setTimeout(() => this.onTimeout(ping), timeout);
+  #onTimeout(ping: PendingPing): void {
+    if (this.#inFlight !== ping) return;
+    const timeout = this.#options.keepAliveTimeout;
+    if (this.#gate.paused && !this.#gate.probing) {
+      this.#write(ping);
+      this.#gate.startProbe(0);
+      ping.timer = setTimeout(() => this.#onTimeout(ping), timeout);
       return;
     }
-    const quiet = performance.now() - Math.max(this.lastHeard, ping.sentAt, this.gate.resumedAt);
+    const quiet = performance.now() - Math.max(this.lastHeard, ping.sentAt, this.#gate.resumedAt);
     if (quiet < timeout) {
-      ping.timer = setTimeout(() => this.onTimeout(ping), Math.max(1, timeout - quiet));
+      ping.timer = setTimeout(() => this.#onTimeout(ping), Math.max(1, timeout - quiet));
       return;
     }
-    this.host.fail(new TimeoutError('ERR_MUX_KEEPALIVE_TIMEOUT',
+    this.#host.fail(new TimeoutError('ERR_MUX_KEEPALIVE_TIMEOUT',
       `the peer did not answer a ping within ${timeout} ms, and sent nothing meanwhile`));
   }
 
@@ -192,19 +203,19 @@ export class KeepAlive {
    * Schedules the next ping: first the RTT probes (see {@link RTT_PROBE_DELAYS}), then one every
    * `keepAliveInterval` (none if keep-alive is off), each once the previous one was answered.
    */
-  private arm(): void {
-    if (this.host.isClosed()) return;
-    const interval = this.options.keepAliveInterval;
+  #arm(): void {
+    if (this.#host.isClosed()) return;
+    const interval = this.#options.keepAliveInterval;
     let delay = interval;
-    if (this.rttProbes < RTT_PROBE_DELAYS.length) {
-      const probe = RTT_PROBE_DELAYS[this.rttProbes++]!;
+    if (this.#rttProbes < RTT_PROBE_DELAYS.length) {
+      const probe = RTT_PROBE_DELAYS[this.#rttProbes++]!;
       delay = interval > 0 ? Math.min(probe, interval) : probe;
     }
     if (delay <= 0) return;
-    this.timer = unref(setTimeout(() => {
-      this.timer = undefined;
-      if (this.host.isClosed()) return;
-      this.send().resolve.push(() => this.arm());
+    this.#timer = unref(setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#host.isClosed()) return;
+      this.#send().resolve.push(() => this.#arm());
     }, delay));
   }
 }

@@ -47,52 +47,78 @@ export interface ReceiverHost {
 /** `C` is the adapter's channel type, `S` the session's type as the application sees it. */
 export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   // The frame being received: its channel, and whether its payload goes to that channel.
-  private frameChannel: ChannelState | null = null;
-  private payloadTarget: ChannelState | null = null;
-  private readonly caps: CodecCapabilities;
+  #frameChannel: ChannelState | null = null;
+  #payloadTarget: ChannelState | null = null;
+  readonly #caps: CodecCapabilities;
   /** This side is the client (it dials odd ids; the peer must open even ones). */
-  private readonly client: boolean;
+  readonly #client: boolean;
 
+  readonly #table: ChannelTable<C, S>;
+  readonly #codec: WireCodec;
+  readonly #options: ResolvedOptions;
+  readonly #memory: SessionMemory;
+  readonly #allocate: (size: number) => Uint8Array;
+  readonly #scheduler: WriteScheduler;
+  readonly #writer: FrameWriter;
+  readonly #gate: ReadGate;
+  readonly #grants: WindowGrants;
+  readonly #outgoing: Outgoing;
+  readonly #incoming: Incoming<C>;
+  readonly #host: ReceiverHost;
+  readonly #telemetry: Telemetry;
   constructor(
-    private readonly table: ChannelTable<C, S>,
-    private readonly codec: WireCodec,
+    table: ChannelTable<C, S>,
+    codec: WireCodec,
     client: boolean,
-    private readonly options: ResolvedOptions,
-    private readonly memory: SessionMemory,
-    private readonly allocate: (size: number) => Uint8Array,
-    private readonly scheduler: WriteScheduler,
-    private readonly writer: FrameWriter,
-    private readonly gate: ReadGate,
-    private readonly grants: WindowGrants,
-    private readonly outgoing: Outgoing,
-    private readonly incoming: Incoming<C>,
-    private readonly host: ReceiverHost,
-    private readonly telemetry: Telemetry,
+    options: ResolvedOptions,
+    memory: SessionMemory,
+    allocate: (size: number) => Uint8Array,
+    scheduler: WriteScheduler,
+    writer: FrameWriter,
+    gate: ReadGate,
+    grants: WindowGrants,
+    outgoing: Outgoing,
+    incoming: Incoming<C>,
+    host: ReceiverHost,
+    telemetry: Telemetry,
   ) {
-    this.caps = codec.capabilities;
-    this.client = client;
+    this.#table = table;
+    this.#codec = codec;
+    this.#options = options;
+    this.#memory = memory;
+    this.#allocate = allocate;
+    this.#scheduler = scheduler;
+    this.#writer = writer;
+    this.#gate = gate;
+    this.#grants = grants;
+    this.#outgoing = outgoing;
+    this.#incoming = incoming;
+    this.#host = host;
+    this.#telemetry = telemetry;
+    this.#caps = codec.capabilities;
+    this.#client = client;
   }
 
   onHeader(header: FrameHeader): void {
-    this.frameChannel = null;
-    this.payloadTarget = null;
-    this.telemetry.framesIn++;
+    this.#frameChannel = null;
+    this.#payloadTarget = null;
+    this.#telemetry.framesIn++;
     const type = header.type;
     if (type === FrameType.data || type === FrameType.windowUpdate) {
-      this.onChannelHeader(header);
+      this.#onChannelHeader(header);
       return;
     }
     if (header.streamId !== 0) {
-      this.host.protocolError(`${type === FrameType.ping ? 'Ping' : 'Go Away'} frame on channel ${header.streamId}; it must use 0`);
+      this.#host.protocolError(`${type === FrameType.ping ? 'Ping' : 'Go Away'} frame on channel ${header.streamId}; it must use 0`);
       return;
     }
-    if (type === FrameType.ping) this.host.onPing(header.flags, header.length);
-    else this.host.onGoAway(header.length);
+    if (type === FrameType.ping) this.#host.onPing(header.flags, header.length);
+    else this.#host.onGoAway(header.length);
   }
 
   onPayload(chunk: Uint8Array, start: number, end: number): void {
-    this.telemetry.dataBytesIn += end - start;
-    const channel = this.payloadTarget;
+    this.#telemetry.dataBytesIn += end - start;
+    const channel = this.#payloadTarget;
     if (!channel?.live) return;
     const length = end - start;
     if (channel.readClosed) {
@@ -100,65 +126,65 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
         // The application has let go of a channel it closed for reading (and for writing, or the channel
         // would be gone): data that still comes is answered with a reset, as TCP answers data for a closed
         // socket, so the peer stops sending into nothing.
-        this.table.reset(channel, undefined);
+        this.#table.reset(channel, undefined);
         return;
       }
       // Discarded as it arrives: counted as delivered and read at once, so its credit goes back to the peer.
       channel.delivered += length;
-      this.memory.buffered += length;
-      this.grants.readProgress(channel);
+      this.#memory.buffered += length;
+      this.#grants.readProgress(channel);
       return;
     }
     let data: Uint8Array;
     if (length <= PIN_COPY_LIMIT && chunk.buffer.byteLength > 8 * length) {
-      data = this.allocate(length);
+      data = this.#allocate(length);
       copyBytes(data, 0, chunk, start, end);
     } else {
       data = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
     }
     channel.delivered += data.length;
-    this.memory.buffered += data.length;
+    this.#memory.buffered += data.length;
     channel.endpoint.deliver(data);
-    this.grants.readProgress(channel);
+    this.#grants.readProgress(channel);
     // Without windows, the only backpressure is to stop reading while a channel holds more than a window.
-    const gate = this.gate;
-    if (!this.caps.flowControl && !channel.overfull && channel.rx.buffered > this.options.initialWindow) {
+    const gate = this.#gate;
+    if (!this.#caps.flowControl && !channel.overfull && channel.rx.buffered > this.#options.initialWindow) {
       channel.overfull = true;
       gate.overfull++;
     }
-    if (this.memory.exhausted || gate.overfull > 0) gate.pause();
+    if (this.#memory.exhausted || gate.overfull > 0) gate.pause();
   }
 
   onFrameEnd(header: FrameHeader): void {
-    const channel = this.frameChannel;
-    this.frameChannel = null;
-    this.payloadTarget = null;
+    const channel = this.#frameChannel;
+    this.#frameChannel = null;
+    this.#payloadTarget = null;
     if (!channel?.live) return;
-    if ((header.flags & Flag.rst) !== 0) this.onRemoteReset(channel);
-    else if ((header.flags & Flag.fin) !== 0) this.onRemoteFin(channel);
+    if ((header.flags & Flag.rst) !== 0) this.#onRemoteReset(channel);
+    else if ((header.flags & Flag.fin) !== 0) this.#onRemoteFin(channel);
   }
 
-  private onChannelHeader(header: FrameHeader): void {
+  #onChannelHeader(header: FrameHeader): void {
     const id = header.streamId;
     const flags = header.flags;
     if (id === 0) {
-      this.host.protocolError(`${header.type === FrameType.data ? 'Data' : 'Window Update'} frame on channel 0`);
+      this.#host.protocolError(`${header.type === FrameType.data ? 'Data' : 'Window Update'} frame on channel 0`);
       return;
     }
-    let channel = this.table.get(id);
+    let channel = this.#table.get(id);
     if ((flags & Flag.syn) !== 0) {
       if (channel !== undefined) {
-        if (this.caps.strictOpen) {
-          this.host.protocolError(`SYN for channel ${id}, which is already open`);
+        if (this.#caps.strictOpen) {
+          this.#host.protocolError(`SYN for channel ${id}, which is already open`);
           return;
         }
         // (the original multiplex treats a repeated SYN as data for the open channel)
       } else {
-        if ((id & 1) === (this.client ? 1 : 0)) {
-          this.host.protocolError(`the peer opened channel ${id}, an id of this side's parity`);
+        if ((id & 1) === (this.#client ? 1 : 0)) {
+          this.#host.protocolError(`the peer opened channel ${id}, an id of this side's parity`);
           return;
         }
-        channel = this.openInbound(id);
+        channel = this.#openInbound(id);
         if (!channel?.live) return; // refused: its payload is discarded
       }
     } else if (channel === undefined) {
@@ -166,108 +192,108 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     }
     // Any frame on the channel shows the peer took it, even one without the ACK flag: the open timeout and
     // the dial's signal no longer apply.
-    if (channel.openDeadline !== 0 || channel.openAbort !== null) this.outgoing.settled(channel);
-    if ((flags & Flag.ack) !== 0) this.onAck(channel);
+    if (channel.openDeadline !== 0 || channel.openAbort !== null) this.#outgoing.settled(channel);
+    if ((flags & Flag.ack) !== 0) this.#onAck(channel);
     if (header.type === FrameType.data) {
       const length = header.length;
       if (length > 0) {
         if (channel.remoteFin) {
-          this.host.protocolError(`data on channel ${id} after its FIN`);
+          this.#host.protocolError(`data on channel ${id} after its FIN`);
           return;
         }
-        if (!this.caps.flowControl) {
+        if (!this.#caps.flowControl) {
           channel.rx.received += length;
         } else if (!channel.rx.receive(length)) {
-          this.host.protocolError(`channel ${id}: a ${length}-byte Data frame exceeds the receive window `
+          this.#host.protocolError(`channel ${id}: a ${length}-byte Data frame exceeds the receive window `
             + `(${channel.rx.credit} bytes left)`);
           return;
         }
-        this.payloadTarget = channel;
+        this.#payloadTarget = channel;
       }
     } else if (header.length > 0) {
       channel.sendWindow += header.length;
       if (channel.queuedBytes > 0) {
-        this.scheduler.scheduleData(channel);
-        this.writer.schedule();
+        this.#scheduler.scheduleData(channel);
+        this.#writer.schedule();
       }
     }
-    this.frameChannel = channel;
+    this.#frameChannel = channel;
   }
 
-  private openInbound(id: number): ChannelState | undefined {
-    if (!this.host.acceptsChannels() || this.table.size >= this.options.maxStreams || this.incoming.full) {
-      this.refuse(id);
+  #openInbound(id: number): ChannelState | undefined {
+    if (!this.#host.acceptsChannels() || this.#table.size >= this.#options.maxStreams || this.#incoming.full) {
+      this.#refuse(id);
       return undefined;
     }
-    const channel = this.table.add(id, false);
-    this.incoming.offer(channel);
+    const channel = this.#table.add(id, false);
+    this.#incoming.offer(channel);
     return channel;
   }
 
-  private refuse(id: number): void {
-    if (this.writer.ended) return; // ended: the peer learns from the transport's end that nothing was accepted
-    this.host.onRefused();
-    const telemetry = this.telemetry;
+  #refuse(id: number): void {
+    if (this.#writer.ended) return; // ended: the peer learns from the transport's end that nothing was accepted
+    this.#host.onRefused();
+    const telemetry = this.#telemetry;
     telemetry.refusalsOut++;
-    if (telemetry.logger !== null) this.logRefusal(id);
-    if (this.scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
+    if (telemetry.logger !== null) this.#logRefusal(id);
+    if (this.#scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
       // Many refusals from one read: send them now. Only a peer that does not read its refusals (the
       // transport stays blocked) makes them pile up.
-      if (!this.writer.blocked) this.writer.flush();
-      if (this.scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
-        this.host.protocolError('the peer keeps opening channels that are refused while not reading the refusals');
+      if (!this.#writer.blocked) this.#writer.flush();
+      if (this.#scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
+        this.#host.protocolError('the peer keeps opening channels that are refused while not reading the refusals');
         return;
       }
     }
-    this.scheduler.queueSessionFrame(FrameType.windowUpdate, Flag.rst, id, 0);
-    this.writer.schedule();
+    this.#scheduler.queueSessionFrame(FrameType.windowUpdate, Flag.rst, id, 0);
+    this.#writer.schedule();
   }
 
-  private onAck(channel: ChannelState): void {
-    this.outgoing.acknowledged(channel);
+  #onAck(channel: ChannelState): void {
+    this.#outgoing.acknowledged(channel);
     channel.markEstablished();
   }
 
-  private onRemoteFin(channel: ChannelState): void {
+  #onRemoteFin(channel: ChannelState): void {
     if (channel.remoteFin) return;
-    if (channel.awaitingAck) this.onAck(channel); // a FIN answers the SYN as well
+    if (channel.awaitingAck) this.#onAck(channel); // a FIN answers the SYN as well
     channel.markRemoteFin();
     channel.endpoint.remoteEnded();
-    if (!this.caps.halfClose && !channel.localFin) {
+    if (!this.#caps.halfClose && !channel.localFin) {
       // No half-close in this format: the peer's close ends both directions, and is answered once, in kind.
       if (channel.queuedBytes > 0) {
         channel.dropQueue(new MuxError('ERR_MUX_CHANNEL_CLOSED',
-          `channel ${channel.id} was closed by the peer before this data was sent (the ${this.codec.name} format has no half-close)`));
+          `channel ${channel.id} was closed by the peer before this data was sent (the ${this.#codec.name} format has no half-close)`));
       }
       channel.localFin = true;
       channel.pending |= Pending.fin;
-      this.scheduler.scheduleControl(channel);
-      this.writer.schedule();
+      this.#scheduler.scheduleControl(channel);
+      this.#writer.schedule();
     }
-    if (channel.bothClosed) this.table.remove(channel);
+    if (channel.bothClosed) this.#table.remove(channel);
   }
 
-  private onRemoteReset(channel: ChannelState): void {
+  #onRemoteReset(channel: ChannelState): void {
     let error: Error;
-    if (!this.caps.refusal || !channel.unaccepted) error = new ChannelResetError(channel.id);
-    else if (this.host.remoteGoAway() === undefined) error = new ChannelRefusedError(channel.id);
+    if (!this.#caps.refusal || !channel.unaccepted) error = new ChannelResetError(channel.id);
+    else if (this.#host.remoteGoAway() === undefined) error = new ChannelRefusedError(channel.id);
     else error = new ChannelRefusedError(channel.id, `channel ${channel.id} was refused: the peer is closing (Go Away)`);
-    const telemetry = this.telemetry;
+    const telemetry = this.#telemetry;
     const refused = error instanceof ChannelRefusedError;
     if (refused) telemetry.refusalsIn++;
     else telemetry.resetsIn++;
     telemetry.log(refused ? 'info' : 'debug', refused ? 'channel-refused' : 'channel-reset', channel.id, 'in', error);
-    this.table.abandon(channel, error);
+    this.#table.abandon(channel, error);
   }
 
   /** Says why the peer's SYN for `id` is refused (called only with a logger). */
-  private logRefusal(id: number): void {
-    const reason = !this.host.acceptsChannels() ? 'closing'
-      : this.table.size >= this.options.maxStreams ? 'max-streams' : 'accept-backlog';
-    this.telemetry.log(reason === 'closing' ? 'info' : 'warn', 'channel-refused', id, 'out', undefined, undefined, reason);
+  #logRefusal(id: number): void {
+    const reason = !this.#host.acceptsChannels() ? 'closing'
+      : this.#table.size >= this.#options.maxStreams ? 'max-streams' : 'accept-backlog';
+    this.#telemetry.log(reason === 'closing' ? 'info' : 'warn', 'channel-refused', id, 'out', undefined, undefined, reason);
   }
 
   onDecodeError(message: string): void {
-    this.host.protocolError(message);
+    this.#host.protocolError(message);
   }
 }

@@ -51,17 +51,24 @@ export class FrameBatch {
   frames = 0;
   /** Payload bytes in the batch so far. */
   payloadBytes = 0;
-  private staging: Uint8Array | null = null;
-  private stagingStart = 0;
-  private stagingUsed = 0;
-  private scratchTaken = false;
+  #staging: Uint8Array | null = null;
+  #stagingStart = 0;
+  #stagingUsed = 0;
+  #scratchTaken = false;
 
+  readonly #allocate: (size: number) => Uint8Array;
+  readonly #codec: WireCodec;
+  readonly #scratch: Uint8Array | null;
   constructor(
-    private readonly allocate: (size: number) => Uint8Array,
-    private readonly codec: WireCodec = yamuxCodec,
+    allocate: (size: number) => Uint8Array,
+    codec: WireCodec = yamuxCodec,
     /** Reused between batches; without it every batch starts in a fresh staging buffer. */
-    private readonly scratch: Uint8Array | null = null,
-  ) {}
+    scratch: Uint8Array | null = null,
+  ) {
+    this.#allocate = allocate;
+    this.#codec = codec;
+    this.#scratch = scratch;
+  }
 
   /** Empties the batch for the next write. The previous `parts` and (if non-empty) `done` stay with their holder. */
   reset(): void {
@@ -70,17 +77,17 @@ export class FrameBatch {
     this.bytes = 0;
     this.frames = 0;
     this.payloadBytes = 0;
-    this.staging = null;
-    this.stagingStart = 0;
-    this.stagingUsed = 0;
-    this.scratchTaken = false;
+    this.#staging = null;
+    this.#stagingStart = 0;
+    this.#stagingUsed = 0;
+    this.#scratchTaken = false;
   }
 
   /** Appends a frame header, in the codec's format. */
   header(type: number, flags: number, streamId: number, length: number): void {
-    const staging = this.reserve(this.codec.maxEncodedHeader);
-    const written = this.codec.encode(staging, this.stagingUsed, type, flags, streamId, length);
-    this.stagingUsed += written;
+    const staging = this.#reserve(this.#codec.maxEncodedHeader);
+    const written = this.#codec.encode(staging, this.#stagingUsed, type, flags, streamId, length);
+    this.#stagingUsed += written;
     this.bytes += written;
     if (written > 0) this.frames++;
   }
@@ -92,53 +99,53 @@ export class FrameBatch {
     this.bytes += length;
     this.payloadBytes += length;
     if (length <= COPY_LIMIT) {
-      const staging = this.reserve(length);
-      staging.set(data, this.stagingUsed); // the whole array: no view to allocate
-      this.stagingUsed += length;
+      const staging = this.#reserve(length);
+      staging.set(data, this.#stagingUsed); // the whole array: no view to allocate
+      this.#stagingUsed += length;
       return;
     }
-    this.cutStaging();
+    this.#cutStaging();
     this.parts.push(data);
   }
 
   /** The batch's parts, in order. */
   finish(): Uint8Array[] {
-    this.cutStaging();
+    this.#cutStaging();
     return this.parts;
   }
 
-  private reserve(length: number): Uint8Array {
-    const staging = this.staging;
-    if (staging !== null && staging.length - this.stagingUsed >= length) return staging;
-    this.cutStaging();
-    const scratch = this.scratch;
-    if (staging === null && scratch !== null && !this.scratchTaken && scratch.length >= length) {
-      this.scratchTaken = true;
-      this.staging = scratch;
-      this.stagingStart = 0;
-      this.stagingUsed = 0;
+  #reserve(length: number): Uint8Array {
+    const staging = this.#staging;
+    if (staging !== null && staging.length - this.#stagingUsed >= length) return staging;
+    this.#cutStaging();
+    const scratch = this.#scratch;
+    if (staging === null && scratch !== null && !this.#scratchTaken && scratch.length >= length) {
+      this.#scratchTaken = true;
+      this.#staging = scratch;
+      this.#stagingStart = 0;
+      this.#stagingUsed = 0;
       return scratch;
     }
     const next = staging === null ? FIRST_STAGING : Math.min(staging.length * 2, MAX_STAGING);
-    const fresh = this.allocate(Math.max(next, length));
-    this.staging = fresh;
-    this.stagingStart = 0;
-    this.stagingUsed = 0;
+    const fresh = this.#allocate(Math.max(next, length));
+    this.#staging = fresh;
+    this.#stagingStart = 0;
+    this.#stagingUsed = 0;
     return fresh;
   }
 
-  private cutStaging(): void {
-    const staging = this.staging;
-    if (staging === null || this.stagingUsed <= this.stagingStart) return;
-    if (staging === this.scratch) {
+  #cutStaging(): void {
+    const staging = this.#staging;
+    if (staging === null || this.#stagingUsed <= this.#stagingStart) return;
+    if (staging === this.#scratch) {
       // The scratch is reused by the next batch: what leaves is a copy.
-      const copy = this.allocate(this.stagingUsed - this.stagingStart);
-      copyBytes(copy, 0, staging, this.stagingStart, this.stagingUsed);
+      const copy = this.#allocate(this.#stagingUsed - this.#stagingStart);
+      copyBytes(copy, 0, staging, this.#stagingStart, this.#stagingUsed);
       this.parts.push(copy);
     } else {
-      this.parts.push(staging.subarray(this.stagingStart, this.stagingUsed));
+      this.parts.push(staging.subarray(this.#stagingStart, this.#stagingUsed));
     }
-    this.stagingStart = this.stagingUsed;
+    this.#stagingStart = this.#stagingUsed;
   }
 }
 
@@ -154,27 +161,32 @@ export interface SchedulerHooks {
 const SESSION_FRAME_FIELDS = 4;
 
 export class WriteScheduler {
-  private readonly sessionFrames: number[] = [];
-  private controlHead: ChannelState | null = null;
-  private controlTail: ChannelState | null = null;
-  private dataHead: ChannelState | null = null;
-  private dataTail: ChannelState | null = null;
+  readonly #sessionFrames: number[] = [];
+  #controlHead: ChannelState | null = null;
+  #controlTail: ChannelState | null = null;
+  #dataHead: ChannelState | null = null;
+  #dataTail: ChannelState | null = null;
 
-  constructor(private readonly maxFrameSize: number, private readonly hooks: SchedulerHooks) {}
+  readonly #maxFrameSize: number;
+  readonly #hooks: SchedulerHooks;
+  constructor(maxFrameSize: number, hooks: SchedulerHooks) {
+    this.#maxFrameSize = maxFrameSize;
+    this.#hooks = hooks;
+  }
 
   /** Session frames waiting (Ping, Go Away, refusals). */
   get sessionFrameCount(): number {
-    return this.sessionFrames.length / SESSION_FRAME_FIELDS;
+    return this.#sessionFrames.length / SESSION_FRAME_FIELDS;
   }
 
   /** True when nothing at all is waiting to be sent. */
   get idle(): boolean {
-    return this.sessionFrames.length === 0 && this.controlHead === null && this.dataHead === null;
+    return this.#sessionFrames.length === 0 && this.#controlHead === null && this.#dataHead === null;
   }
 
   /** Queues a header-only frame that belongs to no live channel. */
   queueSessionFrame(type: number, flags: number, streamId: number, length: number): void {
-    this.sessionFrames.push(type, flags, streamId, length);
+    this.#sessionFrames.push(type, flags, streamId, length);
   }
 
   /** Puts a channel on the control list (it owes flags or a window increment). */
@@ -182,9 +194,9 @@ export class WriteScheduler {
     if (channel.inControl) return;
     channel.inControl = true;
     channel.nextControl = null;
-    if (this.controlTail === null) this.controlHead = channel;
-    else this.controlTail.nextControl = channel;
-    this.controlTail = channel;
+    if (this.#controlTail === null) this.#controlHead = channel;
+    else this.#controlTail.nextControl = channel;
+    this.#controlTail = channel;
   }
 
   /** Puts a channel on the data ring if it can send data now. */
@@ -192,36 +204,36 @@ export class WriteScheduler {
     if (channel.inData || !channel.hasSendableData) return;
     channel.inData = true;
     channel.nextData = null;
-    if (this.dataTail === null) this.dataHead = channel;
-    else this.dataTail.nextData = channel;
-    this.dataTail = channel;
+    if (this.#dataTail === null) this.#dataHead = channel;
+    else this.#dataTail.nextData = channel;
+    this.#dataTail = channel;
   }
 
   /** Packs frames into `batch` until it holds at least `limit` bytes or nothing is left. */
   fill(batch: FrameBatch, limit: number): void {
-    this.fillSessionFrames(batch, limit);
-    while (this.controlHead !== null && batch.bytes < limit) {
-      const channel = this.controlHead;
-      this.controlHead = channel.nextControl;
-      if (this.controlHead === null) this.controlTail = null;
+    this.#fillSessionFrames(batch, limit);
+    while (this.#controlHead !== null && batch.bytes < limit) {
+      const channel = this.#controlHead;
+      this.#controlHead = channel.nextControl;
+      if (this.#controlHead === null) this.#controlTail = null;
       channel.nextControl = null;
       channel.inControl = false;
-      this.packControl(channel, batch);
+      this.#packControl(channel, batch);
     }
-    while (this.dataHead !== null && batch.bytes < limit) {
-      const channel = this.dataHead;
-      this.dataHead = channel.nextData;
-      if (this.dataHead === null) this.dataTail = null;
+    while (this.#dataHead !== null && batch.bytes < limit) {
+      const channel = this.#dataHead;
+      this.#dataHead = channel.nextData;
+      if (this.#dataHead === null) this.#dataTail = null;
       channel.nextData = null;
       channel.inData = false;
       if (!channel.hasSendableData) continue;
-      this.packData(channel, batch);
+      this.#packData(channel, batch);
       this.scheduleData(channel);
     }
   }
 
-  private fillSessionFrames(batch: FrameBatch, limit: number): void {
-    const frames = this.sessionFrames;
+  #fillSessionFrames(batch: FrameBatch, limit: number): void {
+    const frames = this.#sessionFrames;
     let i = 0;
     for (; i < frames.length && batch.bytes < limit; i += SESSION_FRAME_FIELDS) {
       batch.header(frames[i]!, frames[i + 1]!, frames[i + 2]!, frames[i + 3]!);
@@ -230,7 +242,7 @@ export class WriteScheduler {
     else frames.splice(0, i);
   }
 
-  private packControl(channel: ChannelState, batch: FrameBatch): void {
+  #packControl(channel: ChannelState, batch: FrameBatch): void {
     if ((channel.pending & Pending.rst) !== 0) {
       // An accepted channel reset before its ACK left sends both in one frame, ACK first in meaning: the
       // dialler learns its channel was taken (then reset), not refused.
@@ -238,7 +250,7 @@ export class WriteScheduler {
       channel.pending = 0;
       channel.pendingIncrement = 0;
       batch.header(FrameType.windowUpdate, flags, channel.id, 0);
-      this.hooks.onFlagsSent(channel, flags);
+      this.#hooks.onFlagsSent(channel, flags);
       return;
     }
     const openFlags = channel.pending & (Pending.syn | Pending.ack);
@@ -253,13 +265,13 @@ export class WriteScheduler {
       batch.header(FrameType.windowUpdate, flags, channel.id, channel.pendingIncrement);
       channel.pendingIncrement = 0;
       channel.pending &= ~flags;
-      if (flags !== 0) this.hooks.onFlagsSent(channel, flags);
+      if (flags !== 0) this.#hooks.onFlagsSent(channel, flags);
     }
     this.scheduleData(channel);
   }
 
-  private packData(channel: ChannelState, batch: FrameBatch): void {
-    let size = Math.min(this.maxFrameSize, channel.sendWindow, channel.queuedBytes);
+  #packData(channel: ChannelState, batch: FrameBatch): void {
+    let size = Math.min(this.#maxFrameSize, channel.sendWindow, channel.queuedBytes);
     if (channel.frameEachWrite) {
       const first = channel.queue[0]!;
       if (first.data.length - first.offset < size) size = first.data.length - first.offset;
@@ -287,8 +299,8 @@ export class WriteScheduler {
     channel.sendWindow -= size;
     channel.queuedBytes -= size;
     channel.sent += size;
-    if (channel.sendWindow === 0 && channel.queuedBytes > 0) this.hooks.onWindowStall?.(channel);
-    if (flags !== 0) this.hooks.onFlagsSent(channel, flags);
+    if (channel.sendWindow === 0 && channel.queuedBytes > 0) this.#hooks.onWindowStall?.(channel);
+    if (flags !== 0) this.#hooks.onFlagsSent(channel, flags);
     if (channel.queuedBytes === 0 && (channel.pending & Pending.fin) !== 0) this.scheduleControl(channel);
   }
 }

@@ -119,40 +119,40 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   readonly closed: Promise<void>;
 
   /** The wire format and what it can express. */
-  private readonly codec: WireCodec;
-  private readonly caps: CodecCapabilities;
-  private readonly transport: Transport;
-  private readonly decoder: FrameDecoder;
-  private readonly scheduler: WriteScheduler;
-  private readonly memory: SessionMemory;
-  private readonly allocate: (size: number) => Uint8Array;
-  private readonly writer: FrameWriter;
-  private readonly gate: ReadGate;
-  private readonly keepAlive: KeepAlive;
-  private readonly grants: WindowGrants;
-  private readonly outgoing: Outgoing;
-  private readonly incoming: Incoming<C>;
+  readonly #codec: WireCodec;
+  readonly #caps: CodecCapabilities;
+  readonly #transport: Transport;
+  readonly #decoder: FrameDecoder;
+  readonly #scheduler: WriteScheduler;
+  readonly #memory: SessionMemory;
+  readonly #allocate: (size: number) => Uint8Array;
+  readonly #writer: FrameWriter;
+  readonly #gate: ReadGate;
+  readonly #keepAlive: KeepAlive;
+  readonly #grants: WindowGrants;
+  readonly #outgoing: Outgoing;
+  readonly #incoming: Incoming<C>;
   /** The live channels, and the port their endpoints use. */
-  private readonly streams: ChannelTable<C, MuxSession<C>>;
-  private readonly receiver: Receiver<C, MuxSession<C>>;
-  private nextId: number;
-  private status: SessionStatus = 'open';
-  private localGoAway = false;
-  private remoteGoAway: number | undefined;
-  private error: Error | undefined;
-  private resolveClosed!: () => void;
-  private rejectClosed!: (error: Error) => void;
-  private closingPromise: Promise<void> | undefined;
-  private finished = false;
-  private closeTimer: ReturnType<typeof setTimeout> | undefined;
-  private lingerTimer: ReturnType<typeof setTimeout> | undefined;
-  private transportEnded = false;
+  readonly #streams: ChannelTable<C, MuxSession<C>>;
+  readonly #receiver: Receiver<C, MuxSession<C>>;
+  #nextId: number;
+  #status: SessionStatus = 'open';
+  #localGoAway = false;
+  #remoteGoAway: number | undefined;
+  #error: Error | undefined;
+  #resolveClosed!: () => void;
+  #rejectClosed!: (error: Error) => void;
+  #closingPromise: Promise<void> | undefined;
+  #finished = false;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  #transportEnded = false;
   /** After this side's Go Away: waits until the peer has seen it (`goAway.seen`) before the transport ends. */
-  private readonly goAway: GoAwayHandshake;
+  readonly #goAway: GoAwayHandshake;
   /** The counters of `stats()` and the `logger` option, shared with the parts that count. */
-  private readonly telemetry: Telemetry;
+  readonly #telemetry: Telemetry;
   /** A `channelOpen` or `channelClose` listener was added once: only then are channel snapshots made. */
-  private watchChannels = false;
+  #watchChannels = false;
 
   /**
    * `multiplex` is the codec of the original multiplex format, needed only with `protocol: 'multiplex'`: the
@@ -166,116 +166,116 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.role = role;
     const codec = this.options.protocol === 'multiplex' ? multiplex : yamuxCodec;
     if (codec === undefined) throw new TypeError(`muxwire: protocol 'multiplex' needs the multiplex codec (muxwire/web: option multiplexCodec)`);
-    this.codec = codec;
-    this.caps = this.codec.capabilities;
-    this.nextId = this.codec.firstId(role);
-    this.transport = transport;
+    this.#codec = codec;
+    this.#caps = this.#codec.capabilities;
+    this.#nextId = this.#codec.firstId(role);
+    this.#transport = transport;
     const telemetry = new Telemetry(this.options.logger, this, role);
-    this.telemetry = telemetry;
+    this.#telemetry = telemetry;
     // The scheduler's callback reaches the channel table, made below (the table needs the scheduler).
     const hooks: SchedulerHooks = {
-      onFlagsSent: (channel, flags) => this.streams.onFlagsSent(channel, flags),
+      onFlagsSent: (channel, flags) => this.#streams.onFlagsSent(channel, flags),
       onWindowStall: (channel) => telemetry.onWindowStall(channel),
     };
-    this.scheduler = new WriteScheduler(Math.min(this.options.maxFrameSize, this.codec.maxFragment), hooks);
-    this.memory = new SessionMemory(this.options.maxSessionBuffered, this.options.memoryBudget);
-    this.allocate = transport.allocate?.bind(transport) ?? defaultAllocate;
-    const isClosed = (): boolean => this.status === 'closed';
-    this.writer = new FrameWriter(transport, this.scheduler, this.codec, this.allocate, {
+    this.#scheduler = new WriteScheduler(Math.min(this.options.maxFrameSize, this.#codec.maxFragment), hooks);
+    this.#memory = new SessionMemory(this.options.maxSessionBuffered, this.options.memoryBudget);
+    this.#allocate = transport.allocate?.bind(transport) ?? defaultAllocate;
+    const isClosed = (): boolean => this.#status === 'closed';
+    this.#writer = new FrameWriter(transport, this.#scheduler, this.#codec, this.#allocate, {
       onWriteError: (error) => {
-        this.onTransportError(error);
-        return this.error;
+        this.#onTransportError(error);
+        return this.#error;
       },
-      onFlushedToEnd: () => this.endTransport(),
+      onFlushedToEnd: () => this.#endTransport(),
     }, telemetry);
-    this.gate = new ReadGate(transport, this.options, this.caps.ping ? () => this.keepAlive.probe() : null,
-      this.memory, isClosed);
-    this.keepAlive = new KeepAlive(this.options, this.scheduler, this.writer, this.gate, {
+    this.#gate = new ReadGate(transport, this.options, this.#caps.ping ? () => this.#keepAlive.probe() : null,
+      this.#memory, isClosed);
+    this.#keepAlive = new KeepAlive(this.options, this.#scheduler, this.#writer, this.#gate, {
       isClosed,
       fail: (error) => {
         telemetry.log('warn', 'keepalive-timeout', undefined, undefined, error);
-        this.fail(error);
+        this.#fail(error);
       },
-      onFirstRtt: () => this.grants.tuneOnFirstRtt(this.streams.values()),
+      onFirstRtt: () => this.#grants.tuneOnFirstRtt(this.#streams.values()),
     });
-    this.goAway = new GoAwayHandshake(this.keepAlive, this.scheduler, this.options.keepAliveTimeout,
-      () => this.checkCloseDone());
-    this.grants = new WindowGrants(this.options, this.caps, this.memory, this.scheduler, this.writer, this.gate,
-      this.keepAlive, isClosed);
-    this.outgoing = new Outgoing(this.options, this.caps, this.scheduler, this.writer, this.grants, {
+    this.#goAway = new GoAwayHandshake(this.#keepAlive, this.#scheduler, this.options.keepAliveTimeout,
+      () => this.#checkCloseDone());
+    this.#grants = new WindowGrants(this.options, this.#caps, this.#memory, this.#scheduler, this.#writer, this.#gate,
+      this.#keepAlive, isClosed);
+    this.#outgoing = new Outgoing(this.options, this.#caps, this.#scheduler, this.#writer, this.#grants, {
       isClosed,
-      abortOpen: (channel, error) => this.streams.reset(channel, error, true), // its removal settles the watch
+      abortOpen: (channel, error) => this.#streams.reset(channel, error, true), // its removal settles the watch
     });
-    this.incoming = new Incoming<C>(this.options, this.caps, this.scheduler, this.writer, this.grants, this.gate, {
-      acceptRefusal: () => this.acceptRefusal(),
+    this.#incoming = new Incoming<C>(this.options, this.#caps, this.#scheduler, this.#writer, this.#grants, this.#gate, {
+      acceptRefusal: () => this.#acceptRefusal(),
       hasListener: () => this.listenerCount('channel') > 0,
       emitChannel: (channel) => this.emit('channel', channel),
     });
-    this.streams = new ChannelTable<C, MuxSession<C>>(this, this.options, this.codec, this.memory, this.scheduler, this.writer,
-      this.grants, this.outgoing, createEndpoint, {
-        sessionError: () => this.error,
+    this.#streams = new ChannelTable<C, MuxSession<C>>(this, this.options, this.#codec, this.#memory, this.#scheduler, this.#writer,
+      this.#grants, this.#outgoing, createEndpoint, {
+        sessionError: () => this.#error,
         onAdded: (channel) => {
-          if (this.watchChannels && this.listenerCount('channelOpen') > 0) this.emit('channelOpen', channelStats(channel));
+          if (this.#watchChannels && this.listenerCount('channelOpen') > 0) this.emit('channelOpen', channelStats(channel));
         },
         onRemoved: (channel, error) => {
-          if (this.watchChannels) this.emitChannelClose(channel, error);
-          if (this.status === 'closing') this.checkCloseDone();
+          if (this.#watchChannels) this.#emitChannelClose(channel, error);
+          if (this.#status === 'closing') this.#checkCloseDone();
         },
       }, telemetry);
     // The decoder hands frames to the receive dispatch; none of its callbacks is the session's API.
-    this.receiver = new Receiver<C, MuxSession<C>>(this.streams, this.codec, role === 'client', this.options, this.memory,
-      this.allocate, this.scheduler, this.writer, this.gate, this.grants, this.outgoing, this.incoming, {
-        protocolError: (message) => this.protocolError(message),
-        acceptsChannels: () => this.status === 'open',
-        remoteGoAway: () => this.remoteGoAway,
-        onPing: (flags, value) => this.onPing(flags, value),
-        onGoAway: (code) => this.onGoAway(code),
-        onRefused: () => this.goAway.onLateSyn(),
+    this.#receiver = new Receiver<C, MuxSession<C>>(this.#streams, this.#codec, role === 'client', this.options, this.#memory,
+      this.#allocate, this.#scheduler, this.#writer, this.#gate, this.#grants, this.#outgoing, this.#incoming, {
+        protocolError: (message) => this.#protocolError(message),
+        acceptsChannels: () => this.#status === 'open',
+        remoteGoAway: () => this.#remoteGoAway,
+        onPing: (flags, value) => this.#onPing(flags, value),
+        onGoAway: (code) => this.#onGoAway(code),
+        onRefused: () => this.#goAway.onLateSyn(),
       }, telemetry);
-    this.decoder = new FrameDecoder(this.receiver, this.codec);
+    this.#decoder = new FrameDecoder(this.#receiver, this.#codec);
     this.closed = new Promise<void>((resolve, reject) => {
-      this.resolveClosed = resolve;
-      this.rejectClosed = reject;
+      this.#resolveClosed = resolve;
+      this.#rejectClosed = reject;
     });
     this.closed.catch(noop); // whoever awaits `closed` sees the error; nobody else is bothered by it
     const events: TransportEvents = {
-      data: (chunk) => this.onTransportData(chunk),
-      drain: () => this.writer.onDrain(),
-      end: () => this.onTransportEnd(),
-      error: (error) => this.onTransportError(error),
-      close: () => this.onTransportClose(),
+      data: (chunk) => this.#onTransportData(chunk),
+      drain: () => this.#writer.onDrain(),
+      end: () => this.#onTransportEnd(),
+      error: (error) => this.#onTransportError(error),
+      close: () => this.#onTransportClose(),
     };
     telemetry.log('debug', 'session-open');
     transport.start(events);
     // An opening ping measures the round-trip time that window auto-tuning needs; keep-alive follows.
-    if (this.status === 'open' && this.caps.ping) this.keepAlive.start();
+    if (this.#status === 'open' && this.#caps.ping) this.#keepAlive.start();
   }
 
   // ------------------------------------------------------------------ public API
 
   /** `open` until `close()` or `destroy()` starts, then `closing` and `closed`. */
   get state(): SessionStatus {
-    return this.status;
+    return this.#status;
   }
 
   /** Channels currently open (dialled or accepted, not yet fully closed or reset). */
   get channelCount(): number {
-    return this.streams.size;
+    return this.#streams.size;
   }
 
   /** The last measured round-trip time in milliseconds, or undefined before the first ping answer. */
   get rtt(): number | undefined {
-    return this.keepAlive.lastRtt;
+    return this.#keepAlive.lastRtt;
   }
 
   /** Bytes received and not yet read by the application, across all channels. */
   get bufferedBytes(): number {
-    return this.memory.buffered;
+    return this.#memory.buffered;
   }
 
   /** The error the session ended with, if it ended abnormally. */
   get closeError(): Error | undefined {
-    return this.error;
+    return this.#error;
   }
 
   /**
@@ -287,8 +287,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     // The telemetry's own fields are its counters (its logger is ES-private): the spread copies just those.
     return {
       // eslint-disable-next-line @typescript-eslint/no-misused-spread -- a plain copy of the counters is meant
-      state: this.status, ...this.telemetry, channelsOpen: this.streams.size, bufferedBytes: this.memory.buffered,
-      rtt: this.keepAlive.lastRtt,
+      state: this.#status, ...this.#telemetry, channelsOpen: this.#streams.size, bufferedBytes: this.#memory.buffered,
+      rtt: this.#keepAlive.lastRtt,
     };
   }
 
@@ -302,18 +302,18 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     const openTimeout = options.openTimeout === undefined
       ? this.options.openTimeout : checkNumberOption('openTimeout', options.openTimeout);
     if (signal?.aborted) throw signal.reason;
-    if (this.status !== 'open') throw this.error ?? new SessionClosedError(this.status === 'closing'
+    if (this.#status !== 'open') throw this.#error ?? new SessionClosedError(this.#status === 'closing'
       ? 'session is closing: no new channels' : 'session is closed');
-    if (this.remoteGoAway !== undefined) throw new GoAwayError(this.remoteGoAway);
-    if (this.streams.size >= this.options.maxStreams) {
+    if (this.#remoteGoAway !== undefined) throw new GoAwayError(this.#remoteGoAway);
+    if (this.#streams.size >= this.options.maxStreams) {
       throw new StreamLimitError(`maxStreams (${this.options.maxStreams}) channels are open`);
     }
-    if (this.nextId > MAX_ID) {
+    if (this.#nextId > MAX_ID) {
       throw new StreamLimitError('channel ids are exhausted for this session; close it and connect again');
     }
-    const channel = this.streams.add(this.nextId, true);
-    this.nextId += 2;
-    this.outgoing.open(channel, openTimeout, signal);
+    const channel = this.#streams.add(this.#nextId, true);
+    this.#nextId += 2;
+    this.#outgoing.open(channel, openTimeout, signal);
     return channel.endpoint as C;
   }
 
@@ -323,7 +323,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * open channels after its own Go Away, as hashicorp/yamux can.)
    */
   accept(options: AcceptOptions = {}): Promise<C> {
-    return this.incoming.accept(options.signal);
+    return this.#incoming.accept(options.signal);
   }
 
   /** Iterates over the channels the peer opens; ends when the session closes (throws if it failed). */
@@ -346,11 +346,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * `keepAliveTimeout`, the session fails with `TimeoutError` (`ERR_MUX_KEEPALIVE_TIMEOUT`).
    */
   ping(): Promise<number> {
-    if (this.status === 'closed') return Promise.reject(this.error ?? new SessionClosedError());
-    if (!this.caps.ping) {
-      return Promise.reject(new MuxError('ERR_MUX_UNSUPPORTED', `the ${this.codec.name} format has no ping`));
+    if (this.#status === 'closed') return Promise.reject(this.#error ?? new SessionClosedError());
+    if (!this.#caps.ping) {
+      return Promise.reject(new MuxError('ERR_MUX_UNSUPPORTED', `the ${this.#codec.name} format has no ping`));
     }
-    return this.keepAlive.ping();
+    return this.#keepAlive.ping();
   }
 
   /**
@@ -360,24 +360,24 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * (`ERR_MUX_CLOSE_TIMEOUT`) reported on `closed` and the `close` event.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    if (this.status === 'closed') return Promise.resolve();
-    if (this.closingPromise !== undefined) return this.closingPromise;
+    if (this.#status === 'closed') return Promise.resolve();
+    if (this.#closingPromise !== undefined) return this.#closingPromise;
     const timeout = options.timeout ?? this.options.closeTimeout;
     if (typeof timeout !== 'number' || !(timeout >= 0)) throw new RangeError('muxwire: close timeout must be a number >= 0');
-    this.status = 'closing';
-    this.closingPromise = this.closed.then(noop, noop);
-    this.localGoAway = true;
-    if (this.caps.goAway) {
-      this.scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
-      this.telemetry.log('info', 'goaway-sent', undefined, 'out', undefined, GoAwayCode.normal);
+    this.#status = 'closing';
+    this.#closingPromise = this.closed.then(noop, noop);
+    this.#localGoAway = true;
+    if (this.#caps.goAway) {
+      this.#scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
+      this.#telemetry.log('info', 'goaway-sent', undefined, 'out', undefined, GoAwayCode.normal);
     }
-    this.goAway.start(this.caps.goAway && this.caps.ping && !this.transportEnded && !this.writer.closed);
-    for (const channel of this.incoming.drainQueue()) this.streams.reset(channel, undefined);
-    this.incoming.close(new SessionClosedError());
-    this.closeTimer = setTimeout(() => this.onCloseTimeout(timeout), timeout);
-    this.writer.schedule();
-    this.checkCloseDone();
-    return this.closingPromise;
+    this.#goAway.start(this.#caps.goAway && this.#caps.ping && !this.#transportEnded && !this.#writer.closed);
+    for (const channel of this.#incoming.drainQueue()) this.#streams.reset(channel, undefined);
+    this.#incoming.close(new SessionClosedError());
+    this.#closeTimer = setTimeout(() => this.#onCloseTimeout(timeout), timeout);
+    this.#writer.schedule();
+    this.#checkCloseDone();
+    return this.#closingPromise;
   }
 
   /**
@@ -385,75 +385,75 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * `SessionClosedError`), pending `accept()` and `ping()` calls reject, and the transport is destroyed.
    */
   destroy(error?: Error): void {
-    this.fail(error ?? new SessionClosedError('session was destroyed'));
+    this.#fail(error ?? new SessionClosedError('session was destroyed'));
   }
 
 
-  private onPing(flags: number, value: number): void {
-    if (!this.goAway.onPing(flags, value)) this.keepAlive.onPing(flags, value);
+  #onPing(flags: number, value: number): void {
+    if (!this.#goAway.onPing(flags, value)) this.#keepAlive.onPing(flags, value);
   }
 
-  private onGoAway(code: number): void {
-    if (this.remoteGoAway !== undefined) return;
-    this.remoteGoAway = code;
+  #onGoAway(code: number): void {
+    if (this.#remoteGoAway !== undefined) return;
+    this.#remoteGoAway = code;
     const error = new GoAwayError(code);
-    this.telemetry.log(code === GoAwayCode.normal ? 'info' : 'warn', 'goaway-received', undefined, 'in', undefined, code);
+    this.#telemetry.log(code === GoAwayCode.normal ? 'info' : 'warn', 'goaway-received', undefined, 'in', undefined, code);
     // Dials still waiting for the ACK backlog would be refused: fail them now.
-    for (const channel of this.outgoing.drainBacklog()) this.streams.abandon(channel, error);
+    for (const channel of this.#outgoing.drainBacklog()) this.#streams.abandon(channel, error);
     this.emit('goaway', code);
   }
 
   // ------------------------------------------------------------------ transport events
 
-  private onTransportData(chunk: Uint8Array): void {
-    if (this.status === 'closed') return;
-    this.keepAlive.lastHeard = performance.now();
-    this.telemetry.bytesIn += chunk.length;
+  #onTransportData(chunk: Uint8Array): void {
+    if (this.#status === 'closed') return;
+    this.#keepAlive.lastHeard = performance.now();
+    this.#telemetry.bytesIn += chunk.length;
     try {
-      this.decoder.push(chunk);
-      this.gate.onRead(chunk.length);
+      this.#decoder.push(chunk);
+      this.#gate.onRead(chunk.length);
     } catch (error) {
       // A bug of ours or an endpoint's: end the session rather than leave it half-updated.
-      this.fail(new MuxError('ERR_MUX_INTERNAL', `internal error: ${(error as Error)?.message ?? error}`,
+      this.#fail(new MuxError('ERR_MUX_INTERNAL', `internal error: ${(error as Error)?.message ?? error}`,
         { cause: error }), GoAwayCode.internalError);
     }
   }
 
-  private onTransportEnd(): void {
-    this.transportEnded = true;
-    if (this.status === 'closed') return;
-    this.decoder.stop();
-    const goAwayError = this.remoteGoAway !== undefined && this.remoteGoAway !== GoAwayCode.normal
-      ? new GoAwayError(this.remoteGoAway) : undefined;
-    if (this.streams.size === 0) {
-      this.endTransport();
-      this.finish(goAwayError);
+  #onTransportEnd(): void {
+    this.#transportEnded = true;
+    if (this.#status === 'closed') return;
+    this.#decoder.stop();
+    const goAwayError = this.#remoteGoAway !== undefined && this.#remoteGoAway !== GoAwayCode.normal
+      ? new GoAwayError(this.#remoteGoAway) : undefined;
+    if (this.#streams.size === 0) {
+      this.#endTransport();
+      this.#finish(goAwayError);
       return;
     }
-    this.loseTransport(goAwayError ?? new TransportClosedError('the transport ended with channels still open'));
+    this.#loseTransport(goAwayError ?? new TransportClosedError('the transport ended with channels still open'));
   }
 
-  private onTransportError(error: Error): void {
-    if (this.status === 'closed') return;
+  #onTransportError(error: Error): void {
+    if (this.#status === 'closed') return;
     // With no channel open nothing is lost: a peer that resets an idle connection (as hashicorp/yamux's
     // Session.Close can) ends the session like a plain close.
-    if (this.streams.size === 0 && this.incoming.queued === 0) {
-      this.transport.destroy();
-      this.finish(undefined);
+    if (this.#streams.size === 0 && this.#incoming.queued === 0) {
+      this.#transport.destroy();
+      this.#finish(undefined);
       return;
     }
-    this.loseTransport(new TransportClosedError(`the transport failed: ${error.message}`, error));
+    this.#loseTransport(new TransportClosedError(`the transport failed: ${error.message}`, error));
   }
 
-  private onTransportClose(): void {
-    this.writer.closed = true;
-    if (this.lingerTimer !== undefined) {
-      clearTimeout(this.lingerTimer);
-      this.lingerTimer = undefined;
+  #onTransportClose(): void {
+    this.#writer.closed = true;
+    if (this.#lingerTimer !== undefined) {
+      clearTimeout(this.#lingerTimer);
+      this.#lingerTimer = undefined;
     }
-    if (this.status === 'closed') return;
-    if (this.streams.size === 0) this.finish(undefined);
-    else this.loseTransport(new TransportClosedError('the transport closed with channels still open'));
+    if (this.#status === 'closed') return;
+    if (this.#streams.size === 0) this.#finish(undefined);
+    else this.#loseTransport(new TransportClosedError('the transport closed with channels still open'));
   }
 
   /**
@@ -462,144 +462,144 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * dialler's last one): it fails with `ChannelRefusedError`, safe to retry; if no other channel was open, the
    * session ends cleanly. Anything else fails the session with `error`.
    */
-  private loseTransport(error: Error): void {
-    if (this.remoteGoAway === GoAwayCode.normal) {
-      for (const channel of [...this.streams.values()]) {
+  #loseTransport(error: Error): void {
+    if (this.#remoteGoAway === GoAwayCode.normal) {
+      for (const channel of [...this.#streams.values()]) {
         if (channel.unaccepted) {
-          this.streams.abandon(channel, new ChannelRefusedError(channel.id,
+          this.#streams.abandon(channel, new ChannelRefusedError(channel.id,
             `channel ${channel.id} was not accepted: the peer closed (Go Away) before taking it`));
         }
       }
-      if (this.streams.size === 0) {
-        if (!this.writer.closed) this.transport.destroy();
-        this.finish(undefined);
+      if (this.#streams.size === 0) {
+        if (!this.#writer.closed) this.#transport.destroy();
+        this.#finish(undefined);
         return;
       }
     }
-    this.fail(error);
+    this.#fail(error);
   }
 
   // ------------------------------------------------------------------ shutdown
 
-  private checkCloseDone(): void {
-    if (this.status !== 'closing' || this.streams.size > 0 || this.writer.endPending || !this.goAway.seen) return;
-    this.writer.endAfterFlush();
+  #checkCloseDone(): void {
+    if (this.#status !== 'closing' || this.#streams.size > 0 || this.#writer.endPending || !this.#goAway.seen) return;
+    this.#writer.endAfterFlush();
   }
 
-  private endTransport(): void {
-    this.writer.endPending = false;
-    if (this.writer.closed) return;
-    this.writer.ended = true;
+  #endTransport(): void {
+    this.#writer.endPending = false;
+    if (this.#writer.closed) return;
+    this.#writer.ended = true;
     try {
-      this.transport.end();
+      this.#transport.end();
     } catch {
       // ending a transport that already failed: its close event finishes the session
     }
-    this.linger();
+    this.#linger();
     // If the peer already ended its side, nothing more is coming: the session is done.
-    if (this.transportEnded && this.status === 'closing') this.finish(undefined);
+    if (this.#transportEnded && this.#status === 'closing') this.#finish(undefined);
   }
 
-  private onCloseTimeout(timeout: number): void {
-    this.closeTimer = undefined;
-    if (this.status !== 'closing') return;
-    if (this.streams.size === 0) {
-      this.goAway.settle(); // nothing left to wait for but the peer's answer to the Go Away: end now
+  #onCloseTimeout(timeout: number): void {
+    this.#closeTimer = undefined;
+    if (this.#status !== 'closing') return;
+    if (this.#streams.size === 0) {
+      this.#goAway.settle(); // nothing left to wait for but the peer's answer to the Go Away: end now
       return;
     }
     const error = new TimeoutError('ERR_MUX_CLOSE_TIMEOUT',
-      `close() timed out after ${timeout} ms with ${this.streams.size} channel(s) still open`);
-    this.telemetry.log('warn', 'close-timeout', undefined, undefined, error);
-    this.fail(error, GoAwayCode.normal);
+      `close() timed out after ${timeout} ms with ${this.#streams.size} channel(s) still open`);
+    this.#telemetry.log('warn', 'close-timeout', undefined, undefined, error);
+    this.#fail(error, GoAwayCode.normal);
   }
 
-  private protocolError(message: string): void {
-    this.decoder.stop();
+  #protocolError(message: string): void {
+    this.#decoder.stop();
     const error = new ProtocolError(message);
-    this.telemetry.log('error', 'protocol-error', undefined, undefined, error);
-    this.fail(error, GoAwayCode.protocolError);
+    this.#telemetry.log('error', 'protocol-error', undefined, undefined, error);
+    this.#fail(error, GoAwayCode.protocolError);
   }
 
   /**
    * Ends the session abnormally. With `goAwayCode`, tells the peer why (Go Away) before ending the
    * transport; without, destroys the transport at once.
    */
-  private fail(error: Error, goAwayCode?: number): void {
-    if (this.status === 'closed') return;
-    this.status = 'closed';
-    this.decoder.stop();
-    this.streams.failAll(error, true);
-    this.incoming.drainQueue();
-    this.outgoing.drainBacklog();
-    if (!this.writer.closed) {
-      if (goAwayCode !== undefined && this.caps.goAway && !this.localGoAway && !this.transportEnded) {
+  #fail(error: Error, goAwayCode?: number): void {
+    if (this.#status === 'closed') return;
+    this.#status = 'closed';
+    this.#decoder.stop();
+    this.#streams.failAll(error, true);
+    this.#incoming.drainQueue();
+    this.#outgoing.drainBacklog();
+    if (!this.#writer.closed) {
+      if (goAwayCode !== undefined && this.#caps.goAway && !this.#localGoAway && !this.#transportEnded) {
         try {
-          const goAway = this.allocate(this.codec.maxEncodedHeader);
-          const length = this.codec.encode(goAway, 0, FrameType.goAway, 0, 0, goAwayCode);
-          const telemetry = this.telemetry;
+          const goAway = this.#allocate(this.#codec.maxEncodedHeader);
+          const length = this.#codec.encode(goAway, 0, FrameType.goAway, 0, 0, goAwayCode);
+          const telemetry = this.#telemetry;
           telemetry.bytesOut += length;
           telemetry.framesOut++;
           telemetry.log('warn', 'goaway-sent', undefined, 'out', error, goAwayCode);
-          this.transport.write([goAway.subarray(0, length)], noop);
-          this.transport.end();
-          this.writer.ended = true;
-          this.linger();
+          this.#transport.write([goAway.subarray(0, length)], noop);
+          this.#transport.end();
+          this.#writer.ended = true;
+          this.#linger();
         } catch {
-          this.transport.destroy();
+          this.#transport.destroy();
         }
       } else {
-        this.transport.destroy();
+        this.#transport.destroy();
       }
     }
-    this.finish(error);
+    this.#finish(error);
   }
 
   /**
    * After ending the transport, waits {@link LINGER_MS} for the peer to end its side, then destroys it (the
    * transport's close event cancels the wait).
    */
-  private linger(): void {
-    if (this.lingerTimer !== undefined || this.writer.closed) return;
-    this.lingerTimer = unref(setTimeout(() => {
-      this.lingerTimer = undefined;
-      this.transport.destroy();
+  #linger(): void {
+    if (this.#lingerTimer !== undefined || this.#writer.closed) return;
+    this.#lingerTimer = unref(setTimeout(() => {
+      this.#lingerTimer = undefined;
+      this.#transport.destroy();
     }, LINGER_MS));
   }
 
   /** Marks the session closed, settles everything that waits on it, and reports the end, once. */
-  private finish(error: Error | undefined): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.status = 'closed';
-    this.error = error;
-    this.decoder.stop();
+  #finish(error: Error | undefined): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#status = 'closed';
+    this.#error = error;
+    this.#decoder.stop();
     // Only reached with channels left when the transport closed under them.
-    this.streams.failAll(error, false);
-    this.memory.releaseAll();
-    this.outgoing.stop();
-    if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
-    this.closeTimer = undefined;
-    this.goAway.stop();
-    this.gate.stop();
-    this.keepAlive.stop(error ?? new SessionClosedError());
-    this.incoming.rejectWaiters(error ?? new SessionClosedError());
-    if (error === undefined) this.resolveClosed();
-    else this.rejectClosed(error);
-    const telemetry = this.telemetry;
+    this.#streams.failAll(error, false);
+    this.#memory.releaseAll();
+    this.#outgoing.stop();
+    if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
+    this.#closeTimer = undefined;
+    this.#goAway.stop();
+    this.#gate.stop();
+    this.#keepAlive.stop(error ?? new SessionClosedError());
+    this.#incoming.rejectWaiters(error ?? new SessionClosedError());
+    if (error === undefined) this.#resolveClosed();
+    else this.#rejectClosed(error);
+    const telemetry = this.#telemetry;
     telemetry.log(error === undefined ? 'info' : 'warn', 'session-close', undefined, undefined, error);
     this.emit('close', error);
   }
 
   // ------------------------------------------------------------------ helpers
 
-  private acceptRefusal(): Error | undefined {
-    if (this.status === 'closed') return this.error ?? new SessionClosedError();
-    if (this.status === 'closing') return new SessionClosedError('session is closing: no new channels');
+  #acceptRefusal(): Error | undefined {
+    if (this.#status === 'closed') return this.#error ?? new SessionClosedError();
+    if (this.#status === 'closing') return new SessionClosedError('session is closing: no new channels');
     return undefined;
   }
 
   /** A channel left the session: its final figures to the `channelClose` listeners. */
-  private emitChannelClose(channel: ChannelState, error: Error | undefined): void {
+  #emitChannelClose(channel: ChannelState, error: Error | undefined): void {
     if (this.listenerCount('channelClose') === 0) return;
     const stats = channelStats(channel);
     if (error !== undefined) stats.state = 'reset'; // removed just before it is failed
@@ -608,8 +608,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   /** Drains queued inbound channels to a newly added `channel` listener. */
   protected override onListenerAdded(event: keyof SessionEvents<C>): void {
-    if (event === 'channelOpen' || event === 'channelClose') this.watchChannels = true;
-    if (event !== 'channel' || this.incoming.queued === 0) return;
-    defer(() => this.incoming.drainToListeners());
+    if (event === 'channelOpen' || event === 'channelClose') this.#watchChannels = true;
+    if (event !== 'channel' || this.#incoming.queued === 0) return;
+    defer(() => this.#incoming.drainToListeners());
   }
 }

@@ -47,48 +47,56 @@ export class FrameWriter {
   closed = false;
   /** The transport is to be ended once everything queued is written (see `endAfterFlush`). */
   endPending = false;
-  private scheduled = false;
+  #scheduled = false;
   /** Frames scheduled since the pending flush was: see {@link EARLY_FLUSH_AFTER}. */
-  private scheduledSinceFlush = 0;
+  #scheduledSinceFlush = 0;
   /** Inside `writeBatches` (an early flush must not start another one from a hook or a write callback). */
-  private writing = false;
+  #writing = false;
   /** The batch being assembled, reused for every transport write (with its scratch staging buffer). */
-  private readonly batch: FrameBatch;
-  private readonly flushTask = (): void => this.flush();
+  readonly #batch: FrameBatch;
+  readonly #flushTask = (): void => this.flush();
 
+  readonly #transport: Transport;
+  readonly #scheduler: WriteScheduler;
+  readonly #host: WriterHost;
+  readonly #telemetry: Telemetry;
   constructor(
-    private readonly transport: Transport,
-    private readonly scheduler: WriteScheduler,
+    transport: Transport,
+    scheduler: WriteScheduler,
     codec: WireCodec,
     allocate: (size: number) => Uint8Array,
-    private readonly host: WriterHost,
+    host: WriterHost,
     /** Counts the bytes and frames handed to the transport. */
-    private readonly telemetry: Telemetry,
+    telemetry: Telemetry,
   ) {
-    this.batch = new FrameBatch(allocate, codec, new Uint8Array(SCRATCH_STAGING));
+    this.#transport = transport;
+    this.#scheduler = scheduler;
+    this.#host = host;
+    this.#telemetry = telemetry;
+    this.#batch = new FrameBatch(allocate, codec, new Uint8Array(SCRATCH_STAGING));
   }
 
   /** Something was queued on the scheduler: make sure a flush follows. */
   schedule(): void {
-    if (this.scheduled) {
+    if (this.#scheduled) {
       // Much queued in one synchronous run (a loop dialling thousands of channels): send what is there now,
       // so the peer works on it while the loop goes on, rather than after it.
-      if (++this.scheduledSinceFlush >= EARLY_FLUSH_AFTER && !this.writing) {
-        this.scheduledSinceFlush = 0;
-        this.writeBatches(); // the pending flush still comes, for what is queued after this
+      if (++this.#scheduledSinceFlush >= EARLY_FLUSH_AFTER && !this.#writing) {
+        this.#scheduledSinceFlush = 0;
+        this.#writeBatches(); // the pending flush still comes, for what is queued after this
       }
       return;
     }
     if (this.blocked || this.closed || this.ended) return;
-    this.scheduled = true;
-    this.scheduledSinceFlush = 0;
-    defer(this.flushTask);
+    this.#scheduled = true;
+    this.#scheduledSinceFlush = 0;
+    defer(this.#flushTask);
   }
 
   /** Writes what is queued now. */
   flush(): void {
-    this.scheduled = false;
-    this.writeBatches();
+    this.#scheduled = false;
+    this.#writeBatches();
   }
 
   /** The transport drained: go on writing. */
@@ -101,30 +109,30 @@ export class FrameWriter {
   endAfterFlush(): void {
     this.endPending = true;
     this.schedule();
-    if (!this.scheduled && this.scheduler.idle && !this.blocked) this.host.onFlushedToEnd();
+    if (!this.#scheduled && this.#scheduler.idle && !this.blocked) this.#host.onFlushedToEnd();
   }
 
   /** Writes batches until nothing is queued or the transport asks to wait. */
-  private writeBatches(): void {
-    this.writing = true;
+  #writeBatches(): void {
+    this.#writing = true;
     try {
-      while (!this.blocked && !this.closed && !this.ended && !this.scheduler.idle) {
-        const batch = this.batch;
+      while (!this.blocked && !this.closed && !this.ended && !this.#scheduler.idle) {
+        const batch = this.#batch;
         batch.reset();
-        this.scheduler.fill(batch, BATCH_LIMIT);
+        this.#scheduler.fill(batch, BATCH_LIMIT);
         if (batch.bytes === 0) break;
-        const telemetry = this.telemetry;
+        const telemetry = this.#telemetry;
         telemetry.bytesOut += batch.bytes;
         telemetry.framesOut += batch.frames;
         telemetry.dataBytesOut += batch.payloadBytes;
         const done = batch.done;
         let accepted: boolean;
         try {
-          accepted = this.transport.write(batch.finish(), done.length === 0 ? noop : (error) => {
+          accepted = this.#transport.write(batch.finish(), done.length === 0 ? noop : (error) => {
             if (error) {
               // Fail the session first, so each channel records why before its write fails; and channels see a
               // typed error, never the socket's own (EPIPE, ECONNRESET), which becomes the `cause`.
-              const failure = this.host.onWriteError(error)
+              const failure = this.#host.onWriteError(error)
                 ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
               for (const callback of done) callback(failure);
             } else {
@@ -132,14 +140,14 @@ export class FrameWriter {
             }
           });
         } catch (error) {
-          this.host.onWriteError(error instanceof Error ? error : new Error(String(error)));
+          this.#host.onWriteError(error instanceof Error ? error : new Error(String(error)));
           return;
         }
         if (!accepted) this.blocked = true;
       }
-      if (this.endPending && !this.blocked && this.scheduler.idle) this.host.onFlushedToEnd();
+      if (this.endPending && !this.blocked && this.#scheduler.idle) this.#host.onFlushedToEnd();
     } finally {
-      this.writing = false;
+      this.#writing = false;
     }
   }
 }

@@ -16,6 +16,7 @@
  * the core's `ChannelEndpoint` (`deliver`, `remoteEnded`, `fail`, `bufferedBytes`, `destroyed`).
  * @module
  */
+import { installChannelFacts } from '../core/channel-facts.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
 import { ChannelResetError, MuxError } from '../core/errors.js';
 import type { ChannelPort } from '../core/channel-port.js';
@@ -54,6 +55,22 @@ export class WebChannel implements ChannelEndpoint {
   #writableDone = false;
   #failure: Error | undefined;
 
+  // id, session, protocolState, receiveWindow, outbound: defined once for every kind of channel (channel-facts.ts).
+  static {
+    installChannelFacts(WebChannel.prototype, (channel) => channel.#state, (channel) => channel.#port.session);
+  }
+
+  /** {@inheritDoc ChannelFacts.id} */
+  declare readonly id: number;
+  /** {@inheritDoc ChannelFacts.session} */
+  declare readonly session: MuxSession<WebChannel>;
+  /** {@inheritDoc ChannelFacts.protocolState} */
+  declare readonly protocolState: ChannelStateName;
+  /** {@inheritDoc ChannelFacts.receiveWindow} */
+  declare readonly receiveWindow: number;
+  /** {@inheritDoc ChannelFacts.outbound} */
+  declare readonly outbound: boolean;
+
   /** @internal Made by the session. */
   constructor(state: ChannelState, port: ChannelPort<MuxSession<WebChannel>>) {
     this.#state = state;
@@ -85,34 +102,14 @@ export class WebChannel implements ChannelEndpoint {
     });
   }
 
-  /** The channel id on the wire (odd when the client dialled it, even when the server did). */
-  get id(): number {
-    return this.#state.id;
-  }
-
-  /** True if this side dialled the channel. */
-  get outbound(): boolean {
-    return this.#state.outbound;
-  }
-
   /** A snapshot of this channel's figures: bytes each way, queued and unread bytes, both windows, stalled or not. */
   stats(): ChannelStats {
     return channelStats(this.#state);
   }
 
-  /** The protocol state (`established`, `local-closed`, `reset`...), as on the Node `Channel`. */
-  get protocolState(): ChannelStateName {
-    return this.#state.state;
-  }
-
   /** Why the channel failed (reset by the peer or here, or its session failed), if it did. */
   get failure(): Error | undefined {
     return this.#failure;
-  }
-
-  /** This side's current receive window in bytes. */
-  get receiveWindow(): number {
-    return this.#state.rx.size;
   }
 
   /**
