@@ -10,9 +10,7 @@ export default defineConfig(
     // A disable comment that no longer suppresses anything is an error, so none outlives its reason.
     linterOptions: { reportUnusedDisableDirectives: 'error' },
   },
-  {
-    ignores: ['dist/', 'node_modules/', '**/node_modules/', 'bench/results/', '.cache/'],
-  },
+  { ignores: ['dist/', 'node_modules/', '**/node_modules/', 'bench/results/', '.cache/'] },
   js.configs.recommended,
   {
     files: ['**/*.ts'],
@@ -50,7 +48,10 @@ export default defineConfig(
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' },
       ],
       // An AbortSignal's reason is `any` by the platform's own typing, and the platform rejects with it as it is.
-      '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingAny: true, allowThrowingUnknown: true }],
+      '@typescript-eslint/prefer-promise-reject-errors': [
+        'error',
+        { allowThrowingAny: true, allowThrowingUnknown: true },
+      ],
       // `async` without `await` is deliberate here: a method that must return a promise rejects instead of throwing
       // synchronously; dropping `async` to please the rule would change how its errors arrive.
       '@typescript-eslint/require-await': 'off',

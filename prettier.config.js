@@ -6,8 +6,4 @@
 // needs a second run to settle, so one `npm run format` would not pass `format:check`; 'collapse' settles
 // in one run and changes 45 lines more.
 /** @type {import('prettier').Config} */
-export default {
-  printWidth: 120,
-  singleQuote: true,
-  objectWrap: 'collapse',
-};
+export default { printWidth: 120, singleQuote: true, objectWrap: 'collapse' };

@@ -37,10 +37,18 @@ const require = createRequire(import.meta.url);
 
 const muxwire = await import('muxwire');
 const webEntry = require.resolve('muxwire/web');
-const bundle = (await build({
-  entryPoints: [webEntry], bundle: true, format: 'iife', globalName: 'muxwire', write: false, platform: 'browser',
-  target: 'es2022', logLevel: 'silent',
-})).outputFiles[0]!.contents;
+const bundle = (
+  await build({
+    entryPoints: [webEntry],
+    bundle: true,
+    format: 'iife',
+    globalName: 'muxwire',
+    write: false,
+    platform: 'browser',
+    target: 'es2022',
+    logLevel: 'silent',
+  })
+).outputFiles[0]!.contents;
 
 /** Session (and transport) options for both sides, as JSON: MUXWIRE_BENCH_OPTIONS='{"initialWindow":16777216}'. */
 const EXTRA = JSON.parse(process.env.MUXWIRE_BENCH_OPTIONS ?? '{}') as Record<string, unknown>;
@@ -51,35 +59,41 @@ const payload = Buffer.alloc(PIECE, 7);
 // --- the servers: the page, a muxwire WebSocket server, a raw WebSocket server ---
 const httpServer = http.createServer((request, response) => {
   if (request.url === '/muxwire.js') response.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle);
-  else response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><script src="/muxwire.js"></script>');
+  else
+    response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><script src="/muxwire.js"></script>');
 });
-const muxServer = muxwire.createWebSocketServer({ port: 0, host: '127.0.0.1', keepAliveInterval: 0, ...EXTRA }, (session) => {
-  session.on('channel', (channel) => {
-    channel.once('data', (first: Buffer) => {
-      if (first[0] === 0x55 /* U: count, answer the total */) {
-        let count = first.length - 1;
-        channel.on('data', (chunk: Buffer) => { count += chunk.length; });
-        channel.on('end', () => channel.end(String(count)));
-      } else if (first[0] === 0x44 /* D: send TOTAL bytes */) {
-        let sent = 0;
-        const pump = (): void => {
-          while (sent < TOTAL) {
-            sent += PIECE;
-            if (!channel.write(payload)) {
-              channel.once('drain', pump);
-              return;
+const muxServer = muxwire.createWebSocketServer(
+  { port: 0, host: '127.0.0.1', keepAliveInterval: 0, ...EXTRA },
+  (session) => {
+    session.on('channel', (channel) => {
+      channel.once('data', (first: Buffer) => {
+        if (first[0] === 0x55 /* U: count, answer the total */) {
+          let count = first.length - 1;
+          channel.on('data', (chunk: Buffer) => {
+            count += chunk.length;
+          });
+          channel.on('end', () => channel.end(String(count)));
+        } else if (first[0] === 0x44 /* D: send TOTAL bytes */) {
+          let sent = 0;
+          const pump = (): void => {
+            while (sent < TOTAL) {
+              sent += PIECE;
+              if (!channel.write(payload)) {
+                channel.once('drain', pump);
+                return;
+              }
             }
-          }
-          channel.end();
-        };
-        pump();
-      } else {
-        channel.write(first); // E: echo
-        channel.pipe(channel);
-      }
+            channel.end();
+          };
+          pump();
+        } else {
+          channel.write(first); // E: echo
+          channel.pipe(channel);
+        }
+      });
     });
-  });
-});
+  },
+);
 const rawServer = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
 rawServer.on('connection', (socket) => {
   let count = 0;
@@ -90,7 +104,14 @@ rawServer.on('connection', (socket) => {
       const pump = (): void => {
         while (sent < TOTAL && socket.bufferedAmount < 1024 * 1024) {
           sent += PIECE;
-          socket.send(payload, sent >= TOTAL ? undefined : () => { if (socket.bufferedAmount < 256 * 1024) pump(); });
+          socket.send(
+            payload,
+            sent >= TOTAL
+              ? undefined
+              : () => {
+                  if (socket.bufferedAmount < 256 * 1024) pump();
+                },
+          );
         }
       };
       pump();
@@ -110,9 +131,18 @@ const rawUrl = `ws://127.0.0.1:${(rawServer.address() as AddressInfo).port}/`;
 
 const profile = mkdtempSync(path.join(os.tmpdir(), 'muxwire-bench-chromium-'));
 const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.MUXWIRE_CHROMIUM ?? '/usr/bin/chromium', headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  executablePath: process.env.MUXWIRE_CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
 });
 const page = await context.newPage();
 const devtools = await context.newCDPSession(page);
@@ -129,105 +159,131 @@ declare const window: { muxwire: Mux };
 
 /** MB/s (10^6 bytes) of one transfer measured in the page. */
 async function rawUpload(): Promise<number> {
-  return page.evaluate(async ([url, total, piece]) => {
-    const socket = new WebSocket(url);
-    socket.binaryType = 'arraybuffer';
-    await new Promise((resolve) => { socket.onopen = resolve; });
-    const answered = new Promise((resolve) => { socket.onmessage = resolve; });
-    const data = new Uint8Array(piece);
-    const started = performance.now();
-    for (let sent = 0; sent < total; sent += piece) {
-      while (socket.bufferedAmount > 1024 * 1024) await new Promise((resolve) => setTimeout(resolve, 5));
-      socket.send(data);
-    }
-    await answered;
-    const ms = performance.now() - started;
-    socket.close();
-    return total / 1000 / ms;
-  }, [rawUrl, TOTAL, PIECE] as const);
+  return page.evaluate(
+    async ([url, total, piece]) => {
+      const socket = new WebSocket(url);
+      socket.binaryType = 'arraybuffer';
+      await new Promise((resolve) => {
+        socket.onopen = resolve;
+      });
+      const answered = new Promise((resolve) => {
+        socket.onmessage = resolve;
+      });
+      const data = new Uint8Array(piece);
+      const started = performance.now();
+      for (let sent = 0; sent < total; sent += piece) {
+        while (socket.bufferedAmount > 1024 * 1024) await new Promise((resolve) => setTimeout(resolve, 5));
+        socket.send(data);
+      }
+      await answered;
+      const ms = performance.now() - started;
+      socket.close();
+      return total / 1000 / ms;
+    },
+    [rawUrl, TOTAL, PIECE] as const,
+  );
 }
 
 async function rawDownload(): Promise<number> {
-  return page.evaluate(async ([url, total]) => {
-    const socket = new WebSocket(url);
-    socket.binaryType = 'arraybuffer';
-    await new Promise((resolve) => { socket.onopen = resolve; });
-    let received = 0;
-    const started = performance.now();
-    await new Promise<void>((resolve) => {
-      socket.onmessage = (event) => {
-        received += (event.data as ArrayBuffer).byteLength;
-        if (received >= total) resolve();
-      };
-      socket.send(new Uint8Array([0x44]));
-    });
-    const ms = performance.now() - started;
-    socket.close();
-    return total / 1000 / ms;
-  }, [rawUrl, TOTAL] as const);
+  return page.evaluate(
+    async ([url, total]) => {
+      const socket = new WebSocket(url);
+      socket.binaryType = 'arraybuffer';
+      await new Promise((resolve) => {
+        socket.onopen = resolve;
+      });
+      let received = 0;
+      const started = performance.now();
+      await new Promise<void>((resolve) => {
+        socket.onmessage = (event) => {
+          received += (event.data as ArrayBuffer).byteLength;
+          if (received >= total) resolve();
+        };
+        socket.send(new Uint8Array([0x44]));
+      });
+      const ms = performance.now() - started;
+      socket.close();
+      return total / 1000 / ms;
+    },
+    [rawUrl, TOTAL] as const,
+  );
 }
 
 async function muxUpload(): Promise<number> {
-  return page.evaluate(async ([url, total, piece, extra]) => {
-    const session = await window.muxwire.connectWebSocket(url, { keepAliveInterval: 0, ...extra });
-    const channel = session.dial();
-    const writer = channel.writable.getWriter();
-    const reader = channel.readable.getReader();
-    const answer = reader.read();
-    const started = performance.now();
-    await writer.write(new Uint8Array([0x55]));
-    for (let sent = 0; sent < total; sent += piece) await writer.write(new Uint8Array(piece));
-    await writer.close();
-    const { value } = await answer;
-    const ms = performance.now() - started;
-    if (Number(new TextDecoder().decode(value)) !== total) throw new Error('the server counted other bytes');
-    await reader.read();
-    await session.close();
-    return total / 1000 / ms;
-  }, [muxUrl, TOTAL, PIECE, EXTRA] as const);
+  return page.evaluate(
+    async ([url, total, piece, extra]) => {
+      const session = await window.muxwire.connectWebSocket(url, { keepAliveInterval: 0, ...extra });
+      const channel = session.dial();
+      const writer = channel.writable.getWriter();
+      const reader = channel.readable.getReader();
+      const answer = reader.read();
+      const started = performance.now();
+      await writer.write(new Uint8Array([0x55]));
+      for (let sent = 0; sent < total; sent += piece) await writer.write(new Uint8Array(piece));
+      await writer.close();
+      const { value } = await answer;
+      const ms = performance.now() - started;
+      if (Number(new TextDecoder().decode(value)) !== total) throw new Error('the server counted other bytes');
+      await reader.read();
+      await session.close();
+      return total / 1000 / ms;
+    },
+    [muxUrl, TOTAL, PIECE, EXTRA] as const,
+  );
 }
 
 async function muxDownload(): Promise<number> {
-  return page.evaluate(async ([url, total, extra]) => {
-    const session = await window.muxwire.connectWebSocket(url, { keepAliveInterval: 0, ...extra });
-    const channel = session.dial();
-    const writer = channel.writable.getWriter();
-    const started = performance.now();
-    await writer.write(new Uint8Array([0x44]));
-    await writer.close();
-    let received = 0;
-    const reader = channel.readable.getReader();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      received += value.length;
-    }
-    const ms = performance.now() - started;
-    if (received !== total) throw new Error(`received ${received}`);
-    await session.close();
-    return total / 1000 / ms;
-  }, [muxUrl, TOTAL, EXTRA] as const);
+  return page.evaluate(
+    async ([url, total, extra]) => {
+      const session = await window.muxwire.connectWebSocket(url, { keepAliveInterval: 0, ...extra });
+      const channel = session.dial();
+      const writer = channel.writable.getWriter();
+      const started = performance.now();
+      await writer.write(new Uint8Array([0x44]));
+      await writer.close();
+      let received = 0;
+      const reader = channel.readable.getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        received += value.length;
+      }
+      const ms = performance.now() - started;
+      if (received !== total) throw new Error(`received ${received}`);
+      await session.close();
+      return total / 1000 / ms;
+    },
+    [muxUrl, TOTAL, EXTRA] as const,
+  );
 }
 
 /** Channels per second: `count` channels dialled at once, each writing one byte and reading its echo. */
 async function muxOpen(count: number): Promise<number> {
-  return page.evaluate(async ([url, n]) => {
-    const session = await window.muxwire.connectWebSocket(url, {
-      keepAliveInterval: 0, maxStreams: 100_000, acceptBacklog: 100_000, ackBacklog: 100_000,
-    });
-    const started = performance.now();
-    await Promise.all(Array.from({ length: n }, async () => {
-      const channel = session.dial();
-      const writer = channel.writable.getWriter();
-      await writer.write(new Uint8Array([0x45]));
-      await writer.close();
-      const reader = channel.readable.getReader();
-      while (!(await reader.read()).done);
-    }));
-    const ms = performance.now() - started;
-    await session.close();
-    return n / (ms / 1000);
-  }, [muxUrl, count] as const);
+  return page.evaluate(
+    async ([url, n]) => {
+      const session = await window.muxwire.connectWebSocket(url, {
+        keepAliveInterval: 0,
+        maxStreams: 100_000,
+        acceptBacklog: 100_000,
+        ackBacklog: 100_000,
+      });
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: n }, async () => {
+          const channel = session.dial();
+          const writer = channel.writable.getWriter();
+          await writer.write(new Uint8Array([0x45]));
+          await writer.close();
+          const reader = channel.readable.getReader();
+          while (!(await reader.read()).done);
+        }),
+      );
+      const ms = performance.now() - started;
+      await session.close();
+      return n / (ms / 1000);
+    },
+    [muxUrl, count] as const,
+  );
 }
 
 const median = (values: number[]): number => {
@@ -235,15 +291,18 @@ const median = (values: number[]): number => {
   const middle = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
-const figures: Record<string, number[]> = {
-  rawUp: [], muxUp: [], rawDown: [], muxDown: [], open1k: [], open10k: [],
-};
+const figures: Record<string, number[]> = { rawUp: [], muxUp: [], rawDown: [], muxDown: [], open1k: [], open10k: [] };
 /** CPU ms per MiB of each bulk figure: the Node process's, and the page main thread's. */
 const nodeCpu: Record<string, number[]> = { rawUp: [], muxUp: [], rawDown: [], muxDown: [] };
 const pageCpu: Record<string, number[]> = { rawUp: [], muxUp: [], rawDown: [], muxDown: [] };
 for (let round = 0; round < ROUNDS; round++) {
   // Alternate which goes first, so a drift of the shared machine touches both.
-  const pairs: [string, () => Promise<number>][] = [['rawUp', rawUpload], ['muxUp', muxUpload], ['rawDown', rawDownload], ['muxDown', muxDownload]];
+  const pairs: [string, () => Promise<number>][] = [
+    ['rawUp', rawUpload],
+    ['muxUp', muxUpload],
+    ['rawDown', rawDownload],
+    ['muxDown', muxDownload],
+  ];
   if (round % 2 === 1) pairs.reverse();
   for (const [name, fn] of pairs) {
     const pageBefore = await pageTaskMs();
@@ -268,7 +327,8 @@ rawServer.close();
 httpServer.closeAllConnections();
 httpServer.close();
 
-const fmt = (value: number, digits = 0): string => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmt = (value: number, digits = 0): string =>
+  value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const range2 = (values: number[]): string => `${fmt(Math.min(...values), 2)}–${fmt(Math.max(...values), 2)}`;
 const range = (values: number[]): string => `${fmt(Math.min(...values))}–${fmt(Math.max(...values))}`;
 const rows = [
@@ -276,17 +336,23 @@ const rows = [
   `| bulk download, Node → page, ${MIB} MiB | MB/s | ${fmt(median(figures.muxDown!))} (${range(figures.muxDown!)}) | ${fmt(median(figures.rawDown!))} (${range(figures.rawDown!)}) | ${fmt(median(figures.muxDown!) / median(figures.rawDown!), 2)}x |`,
   ...(['Up', 'Down'] as const).map((way) => {
     const [mux, raw] = [`mux${way}`, `raw${way}`];
-    const cpu = (values: Record<string, number[]>, name: string): string => `${fmt(median(values[name]!), 2)} (${range2(values[name]!)})`;
+    const cpu = (values: Record<string, number[]>, name: string): string =>
+      `${fmt(median(values[name]!), 2)} (${range2(values[name]!)})`;
     return `| CPU per MiB ${way === 'Up' ? 'uploaded' : 'downloaded'}: Node process / page main thread | ms | ${cpu(nodeCpu, mux)} / ${cpu(pageCpu, mux)} | ${cpu(nodeCpu, raw)} / ${cpu(pageCpu, raw)} | ${fmt(median(nodeCpu[mux]!) / median(nodeCpu[raw]!), 2)}x / ${fmt(median(pageCpu[mux]!) / median(pageCpu[raw]!), 2)}x |`;
   }),
-  ...(ONLY_BULK ? [] : [
-    `| open 1,000 channels from the page | channels/s | ${fmt(median(figures.open1k!))} (${range(figures.open1k!)}) | | |`,
-    `| open 10,000 channels from the page | channels/s | ${fmt(median(figures.open10k!))} (${range(figures.open10k!)}) | | |`,
-  ]),
+  ...(ONLY_BULK
+    ? []
+    : [
+        `| open 1,000 channels from the page | channels/s | ${fmt(median(figures.open1k!))} (${range(figures.open1k!)}) | | |`,
+        `| open 10,000 channels from the page | channels/s | ${fmt(median(figures.open10k!))} (${range(figures.open10k!)}) | | |`,
+      ]),
 ];
 const table = [
   `${ROUNDS} rounds, ${new Date().toISOString().slice(0, 10)}, Chromium ${chromiumVersion} (Debian), Node ${process.version}, ` +
-    `${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')} at the end; median (range):`,
+    `${os.cpus().length} cores, load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' / ')} at the end; median (range):`,
   '',
   '| figure | unit | muxwire/web | raw WebSocket | muxwire / raw |',
   '|---|---|---:|---:|---:|',

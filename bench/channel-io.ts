@@ -57,10 +57,7 @@ export class ChunkReader {
     if (this.failure || this.ended) {
       const reject = this.reject!;
       this.resolve = this.reject = null;
-      reject(
-        this.failure ??
-          new Error(`channel ended after ${this.length} of the ${this.want} bytes awaited`),
-      );
+      reject(this.failure ?? new Error(`channel ended after ${this.length} of the ${this.want} bytes awaited`));
     }
   }
 

@@ -4,8 +4,18 @@
 import type { Report, RunRecord } from './report.js';
 import { median } from './stats.js';
 import {
-  BASELINE, SUBJECT, SUBJECTS, axisValue, contextOf, displayValue, evaluate, formatAxis, formatDisplay, measuresOf,
-  type Measure, type TargetResult,
+  BASELINE,
+  SUBJECT,
+  SUBJECTS,
+  axisValue,
+  contextOf,
+  displayValue,
+  evaluate,
+  formatAxis,
+  formatDisplay,
+  measuresOf,
+  type Measure,
+  type TargetResult,
 } from './targets.js';
 
 const FONT = "'DejaVu Sans', 'Helvetica Neue', Helvetica, Arial, sans-serif";
@@ -41,12 +51,17 @@ const BAND_H = 14; // one row of target labels
 function textWidth(s: string, size: number, bold = false): number {
   let w = 0;
   for (const ch of s) {
-    w += /[il.,:;'|!· ]/.test(ch) ? 0.32
-      : /[frtj()[\]/-]/.test(ch) ? 0.42
-      : /[mwMW@%]/.test(ch) ? 0.95
-      : /[A-Z≥≤×✓✗]/.test(ch) ? 0.76
-      : /[0-9]/.test(ch) ? 0.64
-      : 0.61;
+    w += /[il.,:;'|!· ]/.test(ch)
+      ? 0.32
+      : /[frtj()[\]/-]/.test(ch)
+        ? 0.42
+        : /[mwMW@%]/.test(ch)
+          ? 0.95
+          : /[A-Z≥≤×✓✗]/.test(ch)
+            ? 0.76
+            : /[0-9]/.test(ch)
+              ? 0.64
+              : 0.61;
   }
   return w * size * (bold ? 1.1 : 1);
 }
@@ -118,10 +133,23 @@ interface Line {
 }
 
 /** One panel; returns its SVG and height. */
-function panel(measure: Measure, runs: RunRecord[], results: TargetResult[], x: number, y: number): { svg: string; height: number } {
+function panel(
+  measure: Measure,
+  runs: RunRecord[],
+  results: TargetResult[],
+  x: number,
+  y: number,
+): { svg: string; height: number } {
   // Without a raw TCP figure there are no ratios: show the figures themselves, and no target lines.
-  const noBase = measure.axis === 'ratio' && displayValue(measure, runs.find((r) => r.impl === BASELINE)) === undefined;
-  const m: Measure = noBase ? { ...measure, axis: 'absolute', axisNote: 'no raw TCP figure in this run, so no ratios' } : measure;
+  const noBase =
+    measure.axis === 'ratio' &&
+    displayValue(
+      measure,
+      runs.find((r) => r.impl === BASELINE),
+    ) === undefined;
+  const m: Measure = noBase
+    ? { ...measure, axis: 'absolute', axisNote: 'no raw TCP figure in this run, so no ratios' }
+    : measure;
   const ctx = { measure: m, runs };
   const out: string[] = [];
   const values = runs.map((r) => axisValue(m, r, runs));
@@ -133,7 +161,12 @@ function panel(measure: Measure, runs: RunRecord[], results: TargetResult[], x: 
 
   // Scale: everything in view unless one bar dwarfs the rest (then it is cut and marked).
   const known = values.filter((v): v is number => v !== undefined);
-  const ref = Math.max(...lines.map((l) => l.value), ...known.filter((_, i) => [BASELINE, SUBJECT].includes(runs[i]!.impl)), known.length ? median(known) : 0, 0);
+  const ref = Math.max(
+    ...lines.map((l) => l.value),
+    ...known.filter((_, i) => [BASELINE, SUBJECT].includes(runs[i]!.impl)),
+    known.length ? median(known) : 0,
+    0,
+  );
   let top = Math.max(...known, ...lines.map((l) => l.value), 0);
   if (ref > 0 && top > 3 * ref) top = 2.5 * ref;
   const axis = niceAxis(top * 1.02);
@@ -149,9 +182,19 @@ function panel(measure: Measure, runs: RunRecord[], results: TargetResult[], x: 
   const verdict = decided.length === 0 ? 'target undecided' : allMet ? 'muxwire meets target' : 'muxwire misses target';
   const verdictColor = decided.length === 0 ? COLOR.muted : allMet ? COLOR.met : COLOR.failed;
   const verdictText = `${allMet ? '✓' : decided.length ? '✗' : '?'} ${verdict}`;
-  out.push(text(x + PAD, y + 22, truncate(m.title, 14, PANEL_W - 2 * PAD - textWidth(verdictText, 11) - 12), { size: 14, weight: 'bold' }));
-  out.push(text(x + PANEL_W - PAD, y + 22, verdictText, { size: 11, weight: 'bold', fill: verdictColor, anchor: 'end' }));
-  const what = m.axis === 'ratio' ? `× raw TCP in the same run (${m.unit})` : `${m.unit === 'x' ? 'factor' : m.unit}${m.axisNote ? `; ${m.axisNote}` : ''}`;
+  out.push(
+    text(x + PAD, y + 22, truncate(m.title, 14, PANEL_W - 2 * PAD - textWidth(verdictText, 11) - 12), {
+      size: 14,
+      weight: 'bold',
+    }),
+  );
+  out.push(
+    text(x + PANEL_W - PAD, y + 22, verdictText, { size: 11, weight: 'bold', fill: verdictColor, anchor: 'end' }),
+  );
+  const what =
+    m.axis === 'ratio'
+      ? `× raw TCP in the same run (${m.unit})`
+      : `${m.unit === 'x' ? 'factor' : m.unit}${m.axisNote ? `; ${m.axisNote}` : ''}`;
   out.push(text(x + PAD, y + 40, `${what} · ${m.better} is better`, { size: 11, fill: COLOR.muted }));
 
   // Target labels: one band, a second one when two labels would collide.
@@ -164,7 +207,8 @@ function panel(measure: Measure, runs: RunRecord[], results: TargetResult[], x: 
     const clamp = (x0: number): number => Math.max(plotX - LABEL_W / 2, Math.min(x0, plotX + plotW + VALUE_W - w));
     // Centred on its line, else ending at it, else starting at it; a second row when none fits.
     const candidates = [cx - w / 2, cx - w + 3, cx - 3].map(clamp);
-    const free = (x0: number, row: number): boolean => !placed.some((p) => p.row === row && x0 < p.x1 + 6 && x0 + w > p.x0 - 6);
+    const free = (x0: number, row: number): boolean =>
+      !placed.some((p) => p.row === row && x0 < p.x1 + 6 && x0 + w > p.x0 - 6);
     let row = 0;
     let x0: number | undefined;
     for (; x0 === undefined; row++) x0 = candidates.find((c) => free(c, row));
@@ -179,12 +223,16 @@ function panel(measure: Measure, runs: RunRecord[], results: TargetResult[], x: 
   // Grid and ticks.
   for (let v = 0; v <= axis.max + 1e-9; v += axis.step) {
     const gx = sx(v);
-    out.push(`<line x1="${r1(gx)}" y1="${r1(barsTop - 2)}" x2="${r1(gx)}" y2="${r1(barsBottom + 2)}" stroke="${v === 0 ? COLOR.faint : COLOR.grid}" stroke-width="1"/>`);
+    out.push(
+      `<line x1="${r1(gx)}" y1="${r1(barsTop - 2)}" x2="${r1(gx)}" y2="${r1(barsBottom + 2)}" stroke="${v === 0 ? COLOR.faint : COLOR.grid}" stroke-width="1"/>`,
+    );
     out.push(text(gx, barsBottom + 15, fmtTick(v, axis.step), { size: 10, fill: COLOR.muted, anchor: 'middle' }));
   }
   if (m.axis === 'ratio' && axis.max >= 1) {
     // raw TCP's own level, for reference
-    out.push(`<line x1="${r1(sx(1))}" y1="${r1(barsTop - 2)}" x2="${r1(sx(1))}" y2="${r1(barsBottom + 2)}" stroke="${COLOR.faint}" stroke-width="1" stroke-dasharray="2 3"/>`);
+    out.push(
+      `<line x1="${r1(sx(1))}" y1="${r1(barsTop - 2)}" x2="${r1(sx(1))}" y2="${r1(barsBottom + 2)}" stroke="${COLOR.faint}" stroke-width="1" stroke-dasharray="2 3"/>`,
+    );
   }
 
   // Bars; their labels go on top of the target lines.
@@ -196,27 +244,54 @@ function panel(measure: Measure, runs: RunRecord[], results: TargetResult[], x: 
     labels.push(text(plotX - 8, cy + 4, r.impl, { size: 11, anchor: 'end', weight: isSubject ? 'bold' : 'normal' }));
     const v = values[i];
     if (r.status !== 'ok' || v === undefined) {
-      const msg = r.status === 'ok' ? (m.axis === 'ratio' ? 'no raw TCP figure to compare with' : 'no figure') : `${r.status}: ${r.reason ?? ''}`;
+      const msg =
+        r.status === 'ok'
+          ? m.axis === 'ratio'
+            ? 'no raw TCP figure to compare with'
+            : 'no figure'
+          : `${r.status}: ${r.reason ?? ''}`;
       const color = r.status === 'failed' ? COLOR.failed : COLOR.muted;
       if (r.status === 'failed') {
-        out.push(`<rect x="${r1(plotX)}" y="${r1(cy - BAR_H / 2)}" width="${BAR_H}" height="${BAR_H}" fill="none" stroke="${COLOR.failed}" stroke-width="1.2"/>`);
-        out.push(`<path d="M${r1(plotX + 3)} ${r1(cy - BAR_H / 2 + 3)}l${BAR_H - 6} ${BAR_H - 6}m0 ${-(BAR_H - 6)}l${-(BAR_H - 6)} ${BAR_H - 6}" stroke="${COLOR.failed}" stroke-width="1.4"/>`);
+        out.push(
+          `<rect x="${r1(plotX)}" y="${r1(cy - BAR_H / 2)}" width="${BAR_H}" height="${BAR_H}" fill="none" stroke="${COLOR.failed}" stroke-width="1.2"/>`,
+        );
+        out.push(
+          `<path d="M${r1(plotX + 3)} ${r1(cy - BAR_H / 2 + 3)}l${BAR_H - 6} ${BAR_H - 6}m0 ${-(BAR_H - 6)}l${-(BAR_H - 6)} ${BAR_H - 6}" stroke="${COLOR.failed}" stroke-width="1.4"/>`,
+        );
       }
       const tx = plotX + (r.status === 'failed' ? BAR_H + 6 : 0);
-      labels.push(text(tx, cy + 4, truncate(msg, 11, plotX + plotW + VALUE_W - tx), { size: 11, fill: color, style: 'italic', boxed: true }));
+      labels.push(
+        text(tx, cy + 4, truncate(msg, 11, plotX + plotW + VALUE_W - tx), {
+          size: 11,
+          fill: color,
+          style: 'italic',
+          boxed: true,
+        }),
+      );
       return;
     }
     const x1 = sx(v);
     const w = Math.max(x1 - plotX, 1);
-    out.push(`<rect x="${r1(plotX)}" y="${r1(cy - BAR_H / 2)}" width="${r1(w)}" height="${BAR_H}" fill="${barColor(r.impl)}" rx="1.5"/>`);
+    out.push(
+      `<rect x="${r1(plotX)}" y="${r1(cy - BAR_H / 2)}" width="${r1(w)}" height="${BAR_H}" fill="${barColor(r.impl)}" rx="1.5"/>`,
+    );
     if (v > axis.max) {
       // cut bar: a white break near its end
       const bx = plotX + w - 14;
-      out.push(`<path d="M${r1(bx)} ${r1(cy + BAR_H / 2 + 1)}l5 ${-(BAR_H + 2)}m4 0l-5 ${BAR_H + 2}" stroke="${COLOR.panel}" stroke-width="2"/>`);
+      out.push(
+        `<path d="M${r1(bx)} ${r1(cy + BAR_H / 2 + 1)}l5 ${-(BAR_H + 2)}m4 0l-5 ${BAR_H + 2}" stroke="${COLOR.panel}" stroke-width="2"/>`,
+      );
     }
     const natural = displayValue(m, r);
     const label = m.axis === 'ratio' ? `${formatAxis(m, v)} · ${formatDisplay(m, natural)}` : formatAxis(m, v);
-    labels.push(text(x1 + 5, cy + 4, truncate(label, 10.5, plotX + plotW + VALUE_W - x1 - 5), { size: 10.5, fill: isSubject ? COLOR.text : COLOR.muted, weight: isSubject ? 'bold' : 'normal', boxed: true }));
+    labels.push(
+      text(x1 + 5, cy + 4, truncate(label, 10.5, plotX + plotW + VALUE_W - x1 - 5), {
+        size: 10.5,
+        fill: isSubject ? COLOR.text : COLOR.muted,
+        weight: isSubject ? 'bold' : 'normal',
+        boxed: true,
+      }),
+    );
   });
 
   // Target lines over the bars.
@@ -225,7 +300,9 @@ function panel(measure: Measure, runs: RunRecord[], results: TargetResult[], x: 
     const row = labelRows[i]!;
     const p = placed[i]!;
     const labelY = y + 50 + row * BAND_H + 9;
-    out.push(`<line x1="${r1(lx)}" y1="${r1(labelY + 3)}" x2="${r1(lx)}" y2="${r1(barsBottom + 3)}" stroke="${COLOR.target}" stroke-width="1.5" stroke-dasharray="5 3"/>`);
+    out.push(
+      `<line x1="${r1(lx)}" y1="${r1(labelY + 3)}" x2="${r1(lx)}" y2="${r1(barsBottom + 3)}" stroke="${COLOR.target}" stroke-width="1.5" stroke-dasharray="5 3"/>`,
+    );
     out.push(text(p.x0, labelY, l.label, { size: 10, fill: COLOR.target, weight: 'bold' }));
   });
   out.push(...labels);
@@ -234,11 +311,18 @@ function panel(measure: Measure, runs: RunRecord[], results: TargetResult[], x: 
 }
 
 /** The cell listing every target with muxwire's value and the bound it had to meet in this run. */
-function summaryCell(results: TargetResult[], measures: Measure[], x: number, y: number): { svg: string; height: number } {
+function summaryCell(
+  results: TargetResult[],
+  measures: Measure[],
+  x: number,
+  y: number,
+): { svg: string; height: number } {
   const out: string[] = [];
   const met = results.filter((r) => r.met === true).length;
   out.push(text(x + PAD, y + 22, 'muxwire against docs/targets.md', { size: 14, weight: 'bold' }));
-  out.push(text(x + PAD, y + 40, `${met} of ${results.length} targets met in this run`, { size: 11, fill: COLOR.muted }));
+  out.push(
+    text(x + PAD, y + 40, `${met} of ${results.length} targets met in this run`, { size: 11, fill: COLOR.muted }),
+  );
   const colWork = x + PAD + 14;
   const colTarget = x + PAD + 84;
   const colBound = x + PANEL_W - PAD;
@@ -248,7 +332,9 @@ function summaryCell(results: TargetResult[], measures: Measure[], x: number, y:
   out.push(text(colTarget, ly, 'target', { size: 10, fill: COLOR.muted }));
   out.push(text(colValue, ly, 'muxwire', { size: 10, fill: COLOR.muted, anchor: 'end' }));
   out.push(text(colBound, ly, 'bound', { size: 10, fill: COLOR.muted, anchor: 'end' }));
-  out.push(`<line x1="${r1(x + PAD)}" y1="${r1(ly + 5)}" x2="${r1(colBound)}" y2="${r1(ly + 5)}" stroke="${COLOR.grid}"/>`);
+  out.push(
+    `<line x1="${r1(x + PAD)}" y1="${r1(ly + 5)}" x2="${r1(colBound)}" y2="${r1(ly + 5)}" stroke="${COLOR.grid}"/>`,
+  );
   ly += 20;
   for (const r of results) {
     const m = measures.find((mm) => mm.id === r.measure)!;
@@ -257,9 +343,23 @@ function summaryCell(results: TargetResult[], measures: Measure[], x: number, y:
     out.push(text(x + PAD, ly, mark, { size: 11, fill: color, weight: 'bold' }));
     out.push(text(colWork, ly, m.workload, { size: 11, weight: 'bold' }));
     out.push(text(colTarget, ly, truncate(r.short, 11, targetW), { size: 11 }));
-    const value = r.value !== undefined && r.threshold !== undefined ? formatAxis(m, r.value) : r.met === undefined ? '-' : r.met ? 'ok' : 'failed';
+    const value =
+      r.value !== undefined && r.threshold !== undefined
+        ? formatAxis(m, r.value)
+        : r.met === undefined
+          ? '-'
+          : r.met
+            ? 'ok'
+            : 'failed';
     out.push(text(colValue, ly, value, { size: 11, fill: color, weight: 'bold', anchor: 'end' }));
-    if (r.threshold !== undefined) out.push(text(colBound, ly, `${r.op === '<=' ? '≤' : '≥'} ${formatAxis(m, r.threshold)}`, { size: 11, fill: COLOR.muted, anchor: 'end' }));
+    if (r.threshold !== undefined)
+      out.push(
+        text(colBound, ly, `${r.op === '<=' ? '≤' : '≥'} ${formatAxis(m, r.threshold)}`, {
+          size: 11,
+          fill: COLOR.muted,
+          anchor: 'end',
+        }),
+      );
     ly += 16;
   }
   return { svg: out.join('\n'), height: ly - y };
@@ -276,10 +376,14 @@ function legend(x: number, y: number): string {
   swatch(COLOR.subject, 'muxwire');
   swatch(COLOR.baseline, 'raw TCP');
   swatch(COLOR.other, 'other multiplexers');
-  out.push(`<line x1="${r1(cx)}" y1="${r1(y - 4)}" x2="${r1(cx + 18)}" y2="${r1(y - 4)}" stroke="${COLOR.target}" stroke-width="1.5" stroke-dasharray="5 3"/>`);
+  out.push(
+    `<line x1="${r1(cx)}" y1="${r1(y - 4)}" x2="${r1(cx + 18)}" y2="${r1(y - 4)}" stroke="${COLOR.target}" stroke-width="1.5" stroke-dasharray="5 3"/>`,
+  );
   out.push(text(cx + 23, y, 'target (docs/targets.md)', { size: 11, fill: COLOR.muted }));
   cx += 23 + textWidth('target (docs/targets.md)', 11) + 16;
-  out.push(`<rect x="${r1(cx)}" y="${r1(y - 10)}" width="11" height="11" fill="none" stroke="${COLOR.failed}" stroke-width="1.2"/>`);
+  out.push(
+    `<rect x="${r1(cx)}" y="${r1(y - 10)}" width="11" height="11" fill="none" stroke="${COLOR.failed}" stroke-width="1.2"/>`,
+  );
   out.push(`<path d="M${r1(cx + 2.5)} ${r1(y - 7.5)}l6 6m0 -6l-6 6" stroke="${COLOR.failed}" stroke-width="1.3"/>`);
   out.push(text(cx + 16, y, 'failed run', { size: 11, fill: COLOR.muted }));
   return out.join('\n');
@@ -297,29 +401,52 @@ export function renderChart(report: Report): string {
   const header: string[] = [];
   const title = `muxwire benchmarks${meta.mode === 'quick' ? ' (quick run: smaller sizes)' : ''}`;
   header.push(text(MARGIN, 32, title, { size: 18, weight: 'bold' }));
-  const date = String(meta.date ?? '').slice(0, 16).replace('T', ' ');
+  const date = String(meta.date ?? '')
+    .slice(0, 16)
+    .replace('T', ' ');
   const machine = meta.cpuModel ? `${meta.cores} cores ${meta.cpuModel}` : String(meta.cpus ?? '');
-  const info = [date && `${date} UTC`, `Node ${meta.node}`, machine, meta.os ?? meta.platform].filter(Boolean).join(' · ');
+  const info = [date && `${date} UTC`, `Node ${meta.node}`, machine, meta.os ?? meta.platform]
+    .filter(Boolean)
+    .join(' · ');
   header.push(text(MARGIN, 52, truncate(info, 11, WIDTH - 2 * MARGIN), { size: 11, fill: COLOR.muted }));
-  header.push(text(MARGIN, 68, 'Client and server in two processes over loopback TCP. Bars are ratios to raw TCP in the same run unless a panel says otherwise.', { size: 11, fill: COLOR.muted }));
+  header.push(
+    text(
+      MARGIN,
+      68,
+      'Client and server in two processes over loopback TCP. Bars are ratios to raw TCP in the same run unless a panel says otherwise.',
+      { size: 11, fill: COLOR.muted },
+    ),
+  );
   header.push(legend(MARGIN, 92));
 
   let y = 108;
   const body: string[] = [];
-  const items: ({ kind: 'measure'; m: Measure } | { kind: 'summary' })[] = [...measures.map((m) => ({ kind: 'measure' as const, m })), { kind: 'summary' }];
+  const items: ({ kind: 'measure'; m: Measure } | { kind: 'summary' })[] = [
+    ...measures.map((m) => ({ kind: 'measure' as const, m })),
+    { kind: 'summary' },
+  ];
   for (let i = 0; i < items.length; i += COLUMNS) {
     const row = items.slice(i, i + COLUMNS);
     const drawn = row.map((item, c) => {
       const x = MARGIN + c * (PANEL_W + GAP);
       return item.kind === 'measure'
-        ? panel(item.m, report.runs.filter((r) => r.workload === item.m.workload), results, x, y)
+        ? panel(
+            item.m,
+            report.runs.filter((r) => r.workload === item.m.workload),
+            results,
+            x,
+            y,
+          )
         : summaryCell(results, measures, x, y);
     });
     // Every cell of a row gets the row's height.
     const h = Math.max(...drawn.map((c) => c.height));
     drawn.forEach((c, i) => {
       const x = MARGIN + i * (PANEL_W + GAP);
-      body.push(`<rect x="${r1(x)}" y="${r1(y)}" width="${r1(PANEL_W)}" height="${r1(h)}" rx="6" fill="${COLOR.panel}" stroke="${COLOR.border}"/>`, c.svg);
+      body.push(
+        `<rect x="${r1(x)}" y="${r1(y)}" width="${r1(PANEL_W)}" height="${r1(h)}" rx="6" fill="${COLOR.panel}" stroke="${COLOR.border}"/>`,
+        c.svg,
+      );
     });
     y += h + GAP;
   }

@@ -19,7 +19,16 @@ import {
   makeBlock,
   makeRequest,
 } from './protocol.js';
-import { cpuSince, errorText, measureMemory, reportCrashes, send, type ClientConfig, type ClientResult, type CpuSample } from './ipc.js';
+import {
+  cpuSince,
+  errorText,
+  measureMemory,
+  reportCrashes,
+  send,
+  type ClientConfig,
+  type ClientResult,
+  type CpuSample,
+} from './ipc.js';
 import { percentile } from './stats.js';
 
 reportCrashes('client');
@@ -114,13 +123,16 @@ async function runSink(session: ClientSession, tag: number, blocks: number, dead
   const acks = (async () => {
     for (;;) {
       const ack = decodeAck(await reader.read(ACK_LENGTH));
-      if (ack.stampErrors !== 0) throw new Error(`server found ${ack.stampErrors} corrupt block stamps on channel ${tag}`);
+      if (ack.stampErrors !== 0)
+        throw new Error(`server found ${ack.stampErrors} corrupt block stamps on channel ${tag}`);
       outcome.bytes = ack.bytes;
       outcome.endAt = now();
       acksSeen++;
       if (ack.kind === ACK_FINAL) {
-        if (ack.bytes !== blocks * BLOCK) throw new Error(`server acknowledged ${ack.bytes} bytes, sent ${blocks * BLOCK}`);
-        if (ack.stampsChecked !== blocks * 2) throw new Error(`server checked ${ack.stampsChecked} stamps, expected ${blocks * 2}`);
+        if (ack.bytes !== blocks * BLOCK)
+          throw new Error(`server acknowledged ${ack.bytes} bytes, sent ${blocks * BLOCK}`);
+        if (ack.stampsChecked !== blocks * 2)
+          throw new Error(`server checked ${ack.stampsChecked} stamps, expected ${blocks * 2}`);
         outcome.complete = true;
         return;
       }
@@ -180,7 +192,8 @@ async function bulk(session: ClientSession): Promise<ClientResult> {
   if (bytes === 0) throw new Error('no bytes acknowledged');
   const seconds = (end - start) / 1000;
   const notes: string[] = [];
-  if (!complete) notes.push(`stopped at the ${params.deadlineMs / 1000} s deadline after ${(bytes / 2 ** 20).toFixed(0)} MiB`);
+  if (!complete)
+    notes.push(`stopped at the ${params.deadlineMs / 1000} s deadline after ${(bytes / 2 ** 20).toFixed(0)} MiB`);
   return {
     figures: { MBps: bytes / MB / seconds, MiB: bytes / 2 ** 20, seconds },
     notes,
@@ -208,7 +221,8 @@ async function bulkCold(session: ClientSession): Promise<ClientResult> {
   const answer = await reader.read(COUNT_OK.length);
   const seconds = (now() - start) / 1000;
   markEnd();
-  if (answer.toString('latin1') !== COUNT_OK) throw new Error(`server answered ${JSON.stringify(answer.toString('latin1'))}, not "ok"`);
+  if (answer.toString('latin1') !== COUNT_OK)
+    throw new Error(`server answered ${JSON.stringify(answer.toString('latin1'))}, not "ok"`);
   ch.end();
   return {
     figures: { MBps: total / MB / seconds, MiB: total / 2 ** 20, seconds },
@@ -226,7 +240,11 @@ const CLOSE_WAIT_MS = 5000;
  * Resolves with the round's duration in seconds (until the last echo), and whether every channel then closed
  * within {@link CLOSE_WAIT_MS}.
  */
-async function openRound(session: ClientSession, n: number, round: number): Promise<{ seconds: number; allClosed: boolean }> {
+async function openRound(
+  session: ClientSession,
+  n: number,
+  round: number,
+): Promise<{ seconds: number; allClosed: boolean }> {
   const hello = Buffer.from('hello');
   let echoed = 0;
   let opened = 0;
@@ -286,7 +304,9 @@ async function openMany(session: ClientSession): Promise<ClientResult> {
   // The closes that follow the round are outside it (the round's time is until the last echo).
   markEnd();
   const warm = await openRound(session, n, 2);
-  const notes = cold.allClosed ? [] : [`channels of the first round did not all emit 'close' within ${CLOSE_WAIT_MS / 1000} s after ending`];
+  const notes = cold.allClosed
+    ? []
+    : [`channels of the first round did not all emit 'close' within ${CLOSE_WAIT_MS / 1000} s after ending`];
   return {
     figures: { perSec: n / cold.seconds, channels: n, seconds: cold.seconds, warmPerSec: n / warm.seconds },
     notes,
@@ -299,13 +319,25 @@ async function openMany(session: ClientSession): Promise<ClientResult> {
 
 const STALL_MS = 5000;
 
-async function roundTrips(reader: ChunkReader, ch: Channel, tag: number, count: number, samples: Float64Array | null, at: number) {
+async function roundTrips(
+  reader: ChunkReader,
+  ch: Channel,
+  tag: number,
+  count: number,
+  samples: Float64Array | null,
+  at: number,
+) {
   for (let i = 0; i < count; i++) {
     const req = makeRequest(tag, at + i);
     const t0 = now();
     const p = write(ch, req);
     if (p) await p;
-    const resp = await within(reader.read(RR_SIZE), STALL_MS, () => `channel ${tag}: no response to request ${at + i} within ${STALL_MS / 1000} s (${reader.buffered} bytes buffered)`);
+    const resp = await within(
+      reader.read(RR_SIZE),
+      STALL_MS,
+      () =>
+        `channel ${tag}: no response to request ${at + i} within ${STALL_MS / 1000} s (${reader.buffered} bytes buffered)`,
+    );
     const t1 = now();
     if (!resp.equals(req)) throw new Error(`channel ${tag}: response ${at + i} differs from its request`);
     if (samples) samples[i] = (t1 - t0) * 1000; // µs
@@ -391,7 +423,12 @@ async function fairness(session: ClientSession): Promise<ClientResult> {
     }
   })();
   writer.catch(() => {});
-  await Promise.race([flowing, writer, acks, sleep(5000).then(() => Promise.reject(new Error('bulk channel made no progress in 5 s')))]);
+  await Promise.race([
+    flowing,
+    writer,
+    acks,
+    sleep(5000).then(() => Promise.reject(new Error('bulk channel made no progress in 5 s'))),
+  ]);
 
   const during = new Float64Array(params.rounds);
   const ackedBefore = acked;
@@ -427,7 +464,11 @@ async function fairness(session: ClientSession): Promise<ClientResult> {
 let retained: unknown = null;
 export const retainedForMeasurement = (): unknown => retained;
 
-async function idle(session: ClientSession, base: Awaited<ReturnType<typeof measureMemory>>, glue: number): Promise<ClientResult> {
+async function idle(
+  session: ClientSession,
+  base: Awaited<ReturnType<typeof measureMemory>>,
+  glue: number,
+): Promise<ClientResult> {
   const n = params.channels;
   const batch = params.batch || n;
   const channels = new Array<Channel>(n);
@@ -475,7 +516,9 @@ async function idle(session: ClientSession, base: Awaited<ReturnType<typeof meas
       clientRssB: (after.rss - base.rss) / n,
       clientExternalB: (after.external - base.external) / n,
     },
-    notes: glue ? [`heap figures include about ${glue} B/channel of harness glue (a Duplex wrapper per channel, on each side)`] : [],
+    notes: glue
+      ? [`heap figures include about ${glue} B/channel of harness glue (a Duplex wrapper per channel, on each side)`]
+      : [],
     expect: { echoChannels: n },
   };
 }

@@ -7,7 +7,17 @@ import { mdEscape, rows, type Report } from './report.js';
 import { REFERENCES } from './impl/index.js';
 import { keptTunnelSection, withTunnelSection } from './tunnel-section.js';
 import {
-  BASELINE, LIGHT_SUBJECT, SUBJECT, bestOther, contextOf, displayValue, evaluate, formatAxis, formatDisplay, measuresOf, runOf,
+  BASELINE,
+  LIGHT_SUBJECT,
+  SUBJECT,
+  bestOther,
+  contextOf,
+  displayValue,
+  evaluate,
+  formatAxis,
+  formatDisplay,
+  measuresOf,
+  runOf,
   type TargetResult,
 } from './targets.js';
 
@@ -24,9 +34,13 @@ export function keptNotes(existing: string): string | undefined {
   const ends = existing.split(NOTES_END).length - 1;
   if (starts === 0 && ends === 0) return undefined;
   if (starts !== 1 || ends !== 1 || existing.indexOf(NOTES_START) > existing.indexOf(NOTES_END)) {
-    throw new Error(`expected one "${NOTES_START}" followed by one "${NOTES_END}" (found ${starts} and ${ends}); fix the file by hand so that the notes are not lost`);
+    throw new Error(
+      `expected one "${NOTES_START}" followed by one "${NOTES_END}" (found ${starts} and ${ends}); fix the file by hand so that the notes are not lost`,
+    );
   }
-  return existing.slice(existing.indexOf(NOTES_START) + NOTES_START.length, existing.indexOf(NOTES_END)).replace(/^\n+|\n+$/g, '');
+  return existing
+    .slice(existing.indexOf(NOTES_START) + NOTES_START.length, existing.indexOf(NOTES_END))
+    .replace(/^\n+|\n+$/g, '');
 }
 
 const resultMark = (r: TargetResult): string => (r.met === true ? '✓ met' : r.met === false ? '✗ missed' : '? unknown');
@@ -40,7 +54,9 @@ function verdictOf(results: TargetResult[]): string {
   const unknown = results.filter((r) => r.met === undefined).length;
   return missed > 0
     ? `✗ missed${results.length > 1 ? ` ${missed} of ${results.length}` : ''}`
-    : unknown > 0 ? '? unknown' : '✓ met';
+    : unknown > 0
+      ? '? unknown'
+      : '✓ met';
 }
 
 /**
@@ -51,13 +67,13 @@ export function headlineTable(report: Report): string[] {
   const light = report.runs.some((r) => r.impl === LIGHT_SUBJECT);
   const out = light
     ? [
-      '| workload | figure | better | muxwire | raw TCP | muxwire / raw TCP | light channels | light / raw TCP | best other multiplexer | muxwire / best other | targets |',
-      '|---|---|---|---:|---:|---:|---:|---:|---|---:|---|',
-    ]
+        '| workload | figure | better | muxwire | raw TCP | muxwire / raw TCP | light channels | light / raw TCP | best other multiplexer | muxwire / best other | targets |',
+        '|---|---|---|---:|---:|---:|---:|---:|---|---:|---|',
+      ]
     : [
-      '| workload | figure | better | muxwire | raw TCP | muxwire / raw TCP | best other multiplexer | muxwire / best other | targets |',
-      '|---|---|---|---:|---:|---:|---|---:|---|',
-    ];
+        '| workload | figure | better | muxwire | raw TCP | muxwire / raw TCP | best other multiplexer | muxwire / best other | targets |',
+        '|---|---|---|---:|---:|---:|---|---:|---|',
+      ];
   for (const m of measuresOf(report)) {
     const ctx = contextOf(report, m);
     const cell = (subject: string): [string, number | undefined] => {
@@ -68,7 +84,14 @@ export function headlineTable(report: Report): string[] {
     const raw = displayValue(m, runOf(ctx.runs, BASELINE));
     const best = bestOther(m, ctx.runs);
     let verdict = verdictOf(m.targets.map((t) => evaluate(ctx, t)));
-    const cells = [m.workload, mdEscape(m.title.replace(/^[^ ]+:? /, '')), m.better, muxCell, formatDisplay(m, raw), ratioText(mux, raw)];
+    const cells = [
+      m.workload,
+      mdEscape(m.title.replace(/^[^ ]+:? /, '')),
+      m.better,
+      muxCell,
+      formatDisplay(m, raw),
+      ratioText(mux, raw),
+    ];
     if (light) {
       const [lightCell, lightValue] = cell(LIGHT_SUBJECT);
       cells.push(lightCell, ratioText(lightValue, raw));
@@ -96,9 +119,16 @@ export function formatDocument(report: Report, o: DocumentOptions): string {
   const m = report.meta;
   const link = (p: string): string => relative(dirname(o.path), p).split(sep).join('/');
   const out: string[] = ['# muxwire benchmarks', ''];
-  out.push(`<!-- Written by the bench (bench/document.ts). Regenerate with \`npm run bench -- --report\`; edit only the Profiling notes between the notes markers. -->`, '');
+  out.push(
+    `<!-- Written by the bench (bench/document.ts). Regenerate with \`npm run bench -- --report\`; edit only the Profiling notes between the notes markers. -->`,
+    '',
+  );
   if (m.mode === 'quick') {
-    out.push('> **Quick run** (`--quick`): smaller sizes and short warm-ups, for checking the tooling. These figures are', '> not the full suite; run `npm run bench -- --report` for the record.', '');
+    out.push(
+      '> **Quick run** (`--quick`): smaller sizes and short warm-ups, for checking the tooling. These figures are',
+      '> not the full suite; run `npm run bench -- --report` for the record.',
+      '',
+    );
   }
   const partial = m.partial;
   if (partial) out.push(`> **Partial run**: ${mdEscape(String(partial))}.`, '');
@@ -112,7 +142,9 @@ export function formatDocument(report: Report, o: DocumentOptions): string {
   out.push(`| command | \`${String(m.command ?? 'npm run bench').replace(/`/g, "'")}\` |`);
   out.push(`| mode | ${m.mode}${m.duration ? `; the run took ${m.duration}` : ''} |`);
   const repeated = report.runs.some((r) => (r.rounds?.length ?? 0) > 1);
-  out.push(`| setup | client and server in two processes over loopback TCP; every ratio is to raw TCP in the same run${repeated ? '; workloads with several rounds (see their sizes) report each figure\'s median, the implementations taking turns' : ''} |`);
+  out.push(
+    `| setup | client and server in two processes over loopback TCP; every ratio is to raw TCP in the same run${repeated ? "; workloads with several rounds (see their sizes) report each figure's median, the implementations taking turns" : ''} |`,
+  );
   if (o.jsonPath) out.push(`| data | [${link(o.jsonPath)}](${link(o.jsonPath)}) |`);
   out.push('');
 
@@ -133,9 +165,17 @@ export function formatDocument(report: Report, o: DocumentOptions): string {
 
   if (o.svgPath) {
     out.push('## Chart', '');
-    out.push(`[![muxwire and the baselines on each workload, as bars, with the targets as dashed lines](${link(o.svgPath)})](${link(o.svgPath)})`, '');
-    out.push('Bars are ratios to raw TCP in the same run, except fairness (latency in ms, and the factor by which bulk');
-    out.push('traffic raises it) and idle (heap per channel), where raw TCP is no fair yardstick or the target is absolute.', '');
+    out.push(
+      `[![muxwire and the baselines on each workload, as bars, with the targets as dashed lines](${link(o.svgPath)})](${link(o.svgPath)})`,
+      '',
+    );
+    out.push(
+      'Bars are ratios to raw TCP in the same run, except fairness (latency in ms, and the factor by which bulk',
+    );
+    out.push(
+      'traffic raises it) and idle (heap per channel), where raw TCP is no fair yardstick or the target is absolute.',
+      '',
+    );
   }
 
   out.push('## Results per workload', '');
@@ -152,25 +192,33 @@ export function formatDocument(report: Report, o: DocumentOptions): string {
     }
     out.push(`Target (docs/targets.md): ${mdEscape(w.target)}`, '');
     const lightRan = report.runs.some((r) => r.workload === w.id && r.impl === LIGHT_SUBJECT);
-    out.push(lightRan
-      ? '| target | muxwire | bound in this run | muxwire meets it | light channels | light channels meet it |'
-      : '| target | muxwire | bound in this run | muxwire meets it |', lightRan ? '|---|---:|---:|---|---:|---|' : '|---|---:|---:|---|');
+    out.push(
+      lightRan
+        ? '| target | muxwire | bound in this run | muxwire meets it | light channels | light channels meet it |'
+        : '| target | muxwire | bound in this run | muxwire meets it |',
+      lightRan ? '|---|---:|---:|---|---:|---|' : '|---|---:|---:|---|',
+    );
     for (const meas of measuresOf(report).filter((x) => x.workload === w.id)) {
       const ctx = contextOf(report, meas);
       for (const t of meas.targets) {
         const judged = (subjectName: string): { value: string; r: TargetResult; verdict: string } => {
           const subject = runOf(ctx.runs, subjectName);
           const r = evaluate({ ...ctx, subject: subjectName }, t);
-          const value = r.value !== undefined && r.threshold !== undefined ? formatAxis(meas, r.value)
-            : displayValue(meas, subject) !== undefined && !t.check ? formatDisplay(meas, displayValue(meas, subject))
-            : (subject?.status ?? 'not run');
+          const value =
+            r.value !== undefined && r.threshold !== undefined
+              ? formatAxis(meas, r.value)
+              : displayValue(meas, subject) !== undefined && !t.check
+                ? formatDisplay(meas, displayValue(meas, subject))
+                : (subject?.status ?? 'not run');
           const why = r.met === true ? '' : / \((.*)\)$/.exec(r.detail)?.[1];
           return { value, r, verdict: `${resultMark(r)}${why ? ` (${mdEscape(why)})` : ''}` };
         };
         const mux = judged(SUBJECT);
         const r = mux.r;
-        const derived = r.thresholdLabel && !/^[\d.]+( \S+)?$/.test(r.thresholdLabel) ? ` (${mdEscape(r.thresholdLabel)})` : '';
-        const bound = r.threshold !== undefined ? `${r.op === '<=' ? '<=' : '>='} ${formatAxis(meas, r.threshold)}${derived}` : '-';
+        const derived =
+          r.thresholdLabel && !/^[\d.]+( \S+)?$/.test(r.thresholdLabel) ? ` (${mdEscape(r.thresholdLabel)})` : '';
+        const bound =
+          r.threshold !== undefined ? `${r.op === '<=' ? '<=' : '>='} ${formatAxis(meas, r.threshold)}${derived}` : '-';
         const cells = [mdEscape(t.text), mux.value, bound, mux.verdict];
         if (lightRan) {
           const light = judged(LIGHT_SUBJECT);

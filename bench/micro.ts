@@ -50,7 +50,10 @@ interface Core {
   encodeHeader(target: Uint8Array, offset: number, type: number, flags: number, streamId: number, length: number): void;
   FrameDecoder: new (sink: FrameSink) => FrameDecoder;
   FrameBatch: new (allocate: (size: number) => Uint8Array) => FrameBatch;
-  WriteScheduler: new (maxFrameSize: number, hooks: { onFlagsSent(channel: ChannelState, flags: number): void }) => WriteScheduler;
+  WriteScheduler: new (
+    maxFrameSize: number,
+    hooks: { onFlagsSent(channel: ChannelState, flags: number): void },
+  ) => WriteScheduler;
   ChannelState: new (id: number, outbound: boolean, initialWindow: number, maxWindow: number) => ChannelState;
 }
 
@@ -61,12 +64,16 @@ async function loadCore(): Promise<Core> {
   try {
     mod = (await import(SPECIFIER)) as Partial<Core>;
   } catch (err) {
-    throw new Error(`cannot load ${SPECIFIER} (run \`npm run build\` first): ${(err as Error).message}`, { cause: err });
+    throw new Error(`cannot load ${SPECIFIER} (run \`npm run build\` first): ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const needed = ['encodeHeader', 'FrameDecoder', 'FrameBatch', 'WriteScheduler', 'ChannelState'] as const;
   const missing = needed.filter((k) => typeof mod[k] !== 'function');
   if (missing.length || typeof mod.HEADER_SIZE !== 'number' || !mod.FrameType) {
-    throw new Error(`${SPECIFIER} lacks ${missing.join(', ') || 'HEADER_SIZE/FrameType'}; the micro-benchmarks need updating`);
+    throw new Error(
+      `${SPECIFIER} lacks ${missing.join(', ') || 'HEADER_SIZE/FrameType'}; the micro-benchmarks need updating`,
+    );
   }
   return mod as Core;
 }
@@ -99,13 +106,28 @@ function parseArgs(argv: string[]): Options {
       return n;
     };
     switch (a) {
-      case '--filter': o.filter = new RegExp(value(), 'i'); break;
-      case '--reps': o.reps = Math.round(positive(value())); break;
-      case '--ms': o.sampleMs = positive(value()); break;
-      case '--warmup': o.warmupMs = positive(value()); break;
-      case '--json': o.json = value(); break;
-      case '--help': case '-h': console.log(USAGE); process.exit(0); break;
-      default: throw new Error(`unknown option ${a}\n${USAGE}`);
+      case '--filter':
+        o.filter = new RegExp(value(), 'i');
+        break;
+      case '--reps':
+        o.reps = Math.round(positive(value()));
+        break;
+      case '--ms':
+        o.sampleMs = positive(value());
+        break;
+      case '--warmup':
+        o.warmupMs = positive(value());
+        break;
+      case '--json':
+        o.json = value();
+        break;
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a}\n${USAGE}`);
     }
   }
   return o;
@@ -143,7 +165,12 @@ function fillPattern(n: number, seed: number): Uint8Array {
 }
 
 /** A stream of frames: `count` Data frames of `payload` bytes on ids 1, 3, 5, ...; every `wuEvery`th a Window Update. */
-function frameStream(core: Core, count: number, payload: number, wuEvery: number): { buf: Uint8Array; frames: number; payloadBytes: number; idSum: number } {
+function frameStream(
+  core: Core,
+  count: number,
+  payload: number,
+  wuEvery: number,
+): { buf: Uint8Array; frames: number; payloadBytes: number; idSum: number } {
   const H = core.HEADER_SIZE;
   let size = 0;
   for (let i = 0; i < count; i++) size += H + (wuEvery > 0 && i % wuEvery === wuEvery - 1 ? 0 : payload);
@@ -203,15 +230,29 @@ function decodeCase(core: Core, name: string, stream: ReturnType<typeof frameStr
       // eslint-disable-next-line @typescript-eslint/prefer-for-of -- the timed loop stays as earlier runs measured it
       for (let i = 0; i < pieces.length; i++) decoder.push(pieces[i]!);
       if (seen.error) fail(`${name}: ${seen.error}`);
-      if (seen.frames !== stream.frames || seen.ends !== stream.frames || seen.payload !== stream.payloadBytes || seen.idSum !== stream.idSum) {
-        fail(`${name}: decoded ${seen.frames} frames / ${seen.payload} payload bytes, expected ${stream.frames} / ${stream.payloadBytes}`);
+      if (
+        seen.frames !== stream.frames ||
+        seen.ends !== stream.frames ||
+        seen.payload !== stream.payloadBytes ||
+        seen.idSum !== stream.idSum
+      ) {
+        fail(
+          `${name}: decoded ${seen.frames} frames / ${seen.payload} payload bytes, expected ${stream.frames} / ${stream.payloadBytes}`,
+        );
       }
     },
   };
 }
 
 /** Channels ready to send, with a scheduler; `writes` writes of `size` bytes queued on each per run. */
-function schedulerCase(core: Core, name: string, channels: number, writes: number, size: number, maxFrameSize: number): Case & { record: number[] | null } {
+function schedulerCase(
+  core: Core,
+  name: string,
+  channels: number,
+  writes: number,
+  size: number,
+  maxFrameSize: number,
+): Case & { record: number[] | null } {
   const scheduler = new core.WriteScheduler(maxFrameSize, { onFlagsSent: noop });
   const list: ChannelState[] = [];
   for (let i = 0; i < channels; i++) {
@@ -281,11 +322,15 @@ function buildCases(core: Core): Case[] {
         for (let i = 0; i < n; i++) core.encodeHeader(target, (i & 1023) * H, i & 1, 0, i, i * 7);
         const last = n - 1;
         const at = (last & 1023) * H;
-        if (target.readUInt32BE(at + 4) !== last || target.readUInt32BE(at + 8) !== last * 7) fail('encodeHeader wrote wrong bytes');
+        if (target.readUInt32BE(at + 4) !== last || target.readUInt32BE(at + 8) !== last * 7)
+          fail('encodeHeader wrote wrong bytes');
       },
     });
   }
-  for (const [size, count] of [[64, 10_000], [64 * KiB, 64]] as const) {
+  for (const [size, count] of [
+    [64, 10_000],
+    [64 * KiB, 64],
+  ] as const) {
     const payload = fillPattern(size, 1);
     const label = size >= KiB ? `${size / KiB} KiB` : `${size} B`;
     cases.push({
@@ -323,7 +368,8 @@ function buildCases(core: Core): Case[] {
       // One frame per channel per turn: ids 1, 3, ..., 1999, then again, four times.
       if (ids.length !== 4000) fail(`round-robin: ${ids.length} frames, expected 4,000`);
       for (let i = 0; i < ids.length; i++) {
-        if (ids[i] !== 1 + 2 * (i % 1000)) fail(`round-robin: frame ${i} is on channel ${ids[i]}, expected ${1 + 2 * (i % 1000)}`);
+        if (ids[i] !== 1 + 2 * (i % 1000))
+          fail(`round-robin: frame ${i} is on channel ${ids[i]}, expected ${1 + 2 * (i % 1000)}`);
       }
     };
     cases.push(rr);
@@ -407,7 +453,11 @@ function table(results: Result[]): string {
     `±${fmt((r.spread * 100) / 2, 0)}%`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }
 
@@ -416,9 +466,14 @@ async function main(): Promise<void> {
   const core = await loadCore();
   const cases = buildCases(core).filter((c) => !o.filter || o.filter.test(c.name));
   if (cases.length === 0) throw new Error('no case matches --filter');
-  if (!(globalThis as { gc?: unknown }).gc) console.warn('note: run with --expose-gc to collect garbage between samples');
-  console.log(`muxwire micro-benchmarks on Node ${process.version}: median of ${o.reps} samples of >= ${o.sampleMs} ms after >= ${o.warmupMs} ms warm-up`);
-  console.log('(MB/s counts the bytes encoded, packed or decoded, headers included; spread is half the min-max range of the samples)\n');
+  if (!(globalThis as { gc?: unknown }).gc)
+    console.warn('note: run with --expose-gc to collect garbage between samples');
+  console.log(
+    `muxwire micro-benchmarks on Node ${process.version}: median of ${o.reps} samples of >= ${o.sampleMs} ms after >= ${o.warmupMs} ms warm-up`,
+  );
+  console.log(
+    '(MB/s counts the bytes encoded, packed or decoded, headers included; spread is half the min-max range of the samples)\n',
+  );
   const results: Result[] = [];
   const tty = process.stderr.isTTY;
   for (const c of cases) {
@@ -428,7 +483,19 @@ async function main(): Promise<void> {
   }
   console.log(table(results));
   if (o.json) {
-    writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), node: process.version, options: { reps: o.reps, sampleMs: o.sampleMs, warmupMs: o.warmupMs }, results }, null, 2) + '\n');
+    writeFileSync(
+      o.json,
+      JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          node: process.version,
+          options: { reps: o.reps, sampleMs: o.sampleMs, warmupMs: o.warmupMs },
+          results,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
     console.log(`\nJSON written to ${o.json}`);
   }
 }

@@ -72,7 +72,10 @@ export function computeRatios(report: Report, id: WorkloadId): void {
   }
 }
 
-export function rows(report: Report, id: WorkloadId): { header: string[]; body: string[][]; notes: string[]; title: string; sizes: string; target: string } {
+export function rows(
+  report: Report,
+  id: WorkloadId,
+): { header: string[]; body: string[][]; notes: string[]; title: string; sizes: string; target: string } {
   computeRatios(report, id);
   const w = report.workloads.find((x) => x.id === id)!;
   const ratioFigs = w.figures.filter((f) => f.ratio);
@@ -82,9 +85,11 @@ export function rows(report: Report, id: WorkloadId): { header: string[]; body: 
   const spreads = new Set(roundCount > 1 ? w.figures.filter((f) => f === ratioFigs[0] || f.spread) : []);
   const header = [
     'implementation',
-    ...w.figures.flatMap((f) => (spreads.has(f)
-      ? [`${f.label} (median)`, `${f.label.replace(/ µs$/, '')} range, ${roundCount} rounds`]
-      : [f.label])),
+    ...w.figures.flatMap((f) =>
+      spreads.has(f)
+        ? [`${f.label} (median)`, `${f.label.replace(/ µs$/, '')} range, ${roundCount} rounds`]
+        : [f.label],
+    ),
     `vs ${BASELINE}${ratioFigs.length > 1 ? ` (${ratioFigs.map((f) => f.label.replace(/ µs$/, '')).join(' / ')})` : ''}`,
     'status',
   ];
@@ -96,9 +101,16 @@ export function rows(report: Report, id: WorkloadId): { header: string[]; body: 
   const body: string[][] = [];
   const notes: string[] = [];
   for (const r of runs) {
-    const ratio = ratioFigs.map((f) => (r.ratios?.[f.key] !== undefined ? `${r.ratios[f.key]!.toFixed(2)}x` : '-')).join(' / ');
+    const ratio = ratioFigs
+      .map((f) => (r.ratios?.[f.key] !== undefined ? `${r.ratios[f.key]!.toFixed(2)}x` : '-'))
+      .join(' / ');
     const figure = (f: FigureDef): string => (r.status === 'ok' ? fmt(r.figures[f.key], f.digits) : '-');
-    body.push([r.impl, ...w.figures.flatMap((f) => (spreads.has(f) ? [figure(f), range(r, f)] : [figure(f)])), r.status === 'ok' ? ratio : '-', statusText(r)]);
+    body.push([
+      r.impl,
+      ...w.figures.flatMap((f) => (spreads.has(f) ? [figure(f), range(r, f)] : [figure(f)])),
+      r.status === 'ok' ? ratio : '-',
+      statusText(r),
+    ]);
     for (const n of r.notes) notes.push(`${r.impl}: ${n}`);
   }
   return { header, body, notes, title: w.title, sizes: w.sizes, target: w.target };
@@ -106,13 +118,24 @@ export function rows(report: Report, id: WorkloadId): { header: string[]; body: 
 
 export function formatText(report: Report, id: WorkloadId): string {
   const { header, body, notes, title, sizes, target } = rows(report, id);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (i === header.length - 1 ? 0 : r[i]!.length))));
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...body.map((r) => (i === header.length - 1 ? 0 : r[i]!.length))),
+  );
   const line = (cells: string[]): string =>
     cells
-      .map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(i === cells.length - 1 ? 0 : widths[i]!) : c.padStart(widths[i]!)))
+      .map((c, i) =>
+        i === 0 || i === cells.length - 1 ? c.padEnd(i === cells.length - 1 ? 0 : widths[i]!) : c.padStart(widths[i]!),
+      )
       .join('  ')
       .trimEnd();
-  const out = [`== ${title}`, `   sizes: ${sizes}`, `   target: ${target}`, line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)];
+  const out = [
+    `== ${title}`,
+    `   sizes: ${sizes}`,
+    `   target: ${target}`,
+    line(header),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...body.map(line),
+  ];
   for (const n of notes) out.push(`   note: ${n}`);
   return out.join('\n') + '\n';
 }

@@ -8,7 +8,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import { IMPLEMENTATIONS, findImpl, type ImplEntry } from './impl/index.js';
-import { WORKLOADS, describeParams, findWorkload, maxChannelsFor, type WorkloadDef, type WorkloadParams } from './workloads.js';
+import {
+  WORKLOADS,
+  describeParams,
+  findWorkload,
+  maxChannelsFor,
+  type WorkloadDef,
+  type WorkloadParams,
+} from './workloads.js';
 import type { ChildMessage, ClientConfig, ClientResult, ProxyConfig, ServerConfig, ServerStats } from './ipc.js';
 import { computeRatios, formatText, mergeRounds, type RunRecord, type Report } from './report.js';
 import { renderChart } from './chart.js';
@@ -19,8 +26,12 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 /** The repository root (this file runs from dist/bench/). */
 const ROOT = resolve(HERE, '..', '..');
 /** Node flags of the server, client and proxy processes; MUXWIRE_BENCH_NODE_ARGS adds more (e.g. `--cpu-prof`). */
-const CHILD_ARGS = ['--expose-gc', '--max-old-space-size=8192', '--no-deprecation',
-  ...(process.env.MUXWIRE_BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '')];
+const CHILD_ARGS = [
+  '--expose-gc',
+  '--max-old-space-size=8192',
+  '--no-deprecation',
+  ...(process.env.MUXWIRE_BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== ''),
+];
 
 interface Options {
   quick: boolean;
@@ -59,7 +70,13 @@ const USAGE = `usage: npm run bench -- [--quick] [--workloads a,b] [--impls x,y]
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
-    quick: false, workloads: [...WORKLOADS], impls: [...IMPLEMENTATIONS], verbose: false, noSvg: false, report: false, partial: [],
+    quick: false,
+    workloads: [...WORKLOADS],
+    impls: [...IMPLEMENTATIONS],
+    verbose: false,
+    noSvg: false,
+    report: false,
+    partial: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -284,7 +301,10 @@ function failureOf(c: Child): Promise<never> {
 }
 
 function lastLine(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const err = [...lines].reverse().find((l) => /error|Error|ERR/.test(l));
   return (err ?? lines[lines.length - 1] ?? '').slice(0, 300);
 }
@@ -360,7 +380,13 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
     };
     const clientFailed = failureOf(client);
     clientFailed.catch(() => {});
-    const msg = await Promise.race([client.next((m) => m.type === 'result'), clientFailed, serverFailed, proxyFailed, timeout]);
+    const msg = await Promise.race([
+      client.next((m) => m.type === 'result'),
+      clientFailed,
+      serverFailed,
+      proxyFailed,
+      timeout,
+    ]);
     const result = (msg as { result: ClientResult }).result;
     Object.assign(record.figures, result.figures);
     record.notes.push(...result.notes);
@@ -434,7 +460,9 @@ async function main(): Promise<void> {
     return;
   }
   if (o.report && (o.quick || o.partial.length)) {
-    console.warn(`warning: --report with ${[o.quick ? '--quick' : '', ...o.partial].filter(Boolean).join('; ')}: the document will say so`);
+    console.warn(
+      `warning: --report with ${[o.quick ? '--quick' : '', ...o.partial].filter(Boolean).join('; ')}: the document will say so`,
+    );
   }
   const started = Date.now();
   const report: Report = {
@@ -455,16 +483,24 @@ async function main(): Promise<void> {
     workloads: [],
     runs: [],
   };
-  console.log(`muxwire bench (${report.meta.mode}) on Node ${report.meta.node}, ${report.meta.cpus}, ${report.meta.platform}`);
+  console.log(
+    `muxwire bench (${report.meta.mode}) on Node ${report.meta.node}, ${report.meta.cpus}, ${report.meta.platform}`,
+  );
   console.log('client and server in separate processes over loopback TCP; ratios are to raw-tcp in this run\n');
   for (const w of o.workloads) {
     const repeats = o.repeats ?? (o.quick ? w.repeats.quick : w.repeats.full);
     const base = o.quick ? w.params.quick : w.params.full;
-    const sizes = describeParams(w.id, o.channels !== undefined && base.channels > 2 ? { ...base, channels: o.channels } : base);
+    const sizes = describeParams(
+      w.id,
+      o.channels !== undefined && base.channels > 2 ? { ...base, channels: o.channels } : base,
+    );
     report.workloads.push({
       id: w.id,
       title: w.title,
-      sizes: repeats > 1 ? `${sizes}; each figure is the median of ${repeats} rounds, the implementations taking turns` : sizes,
+      sizes:
+        repeats > 1
+          ? `${sizes}; each figure is the median of ${repeats} rounds, the implementations taking turns`
+          : sizes,
       target: w.target,
       figures: w.figures,
     });
@@ -480,7 +516,9 @@ async function main(): Promise<void> {
         process.stderr.write(`  ${w.id} / ${entry.name}${repeats > 1 ? ` (round ${round + 1}/${repeats})` : ''} ... `);
         const r = await runOne(w, entry, o);
         done.push(r);
-        process.stderr.write(`${r.status}${r.reason ? `: ${r.reason}` : ''}${r.seconds ? ` (${r.seconds.toFixed(1)} s)` : ''}\n`);
+        process.stderr.write(
+          `${r.status}${r.reason ? `: ${r.reason}` : ''}${r.seconds ? ` (${r.seconds.toFixed(1)} s)` : ''}\n`,
+        );
         await new Promise((res) => setTimeout(res, 200)); // let the previous run's sockets settle
       }
     }

@@ -19,7 +19,18 @@ import {
   encodeAck,
   preambleOp,
 } from './protocol.js';
-import { cpuSince, errorText, measureMemory, reportCrashes, send, type CpuSample, type MemorySample, type RunnerMessage, type ServerConfig, type ServerStats } from './ipc.js';
+import {
+  cpuSince,
+  errorText,
+  measureMemory,
+  reportCrashes,
+  send,
+  type CpuSample,
+  type MemorySample,
+  type RunnerMessage,
+  type ServerConfig,
+  type ServerStats,
+} from './ipc.js';
 
 reportCrashes('server');
 
@@ -105,11 +116,15 @@ function startSink(ch: Channel, first: Buffer): void {
     const received = checker.received;
     if (received >= total) {
       done = true;
-      ch.write(encodeAck({ kind: ACK_FINAL, bytes: received, stampErrors: checker.errors, stampsChecked: checker.checked }));
+      ch.write(
+        encodeAck({ kind: ACK_FINAL, bytes: received, stampErrors: checker.errors, stampsChecked: checker.checked }),
+      );
       ch.end();
     } else if (received >= nextAck) {
       while (nextAck <= received) nextAck += ackEvery;
-      ch.write(encodeAck({ kind: ACK_PROGRESS, bytes: received, stampErrors: checker.errors, stampsChecked: checker.checked }));
+      ch.write(
+        encodeAck({ kind: ACK_PROGRESS, bytes: received, stampErrors: checker.errors, stampsChecked: checker.checked }),
+      );
     }
   };
   ch.on('data', onData);

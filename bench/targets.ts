@@ -98,7 +98,8 @@ export function axisValue(m: Measure, r: RunRecord | undefined, runs: RunRecord[
 export function bestOther(m: Measure, runs: RunRecord[]): { run: RunRecord; value: number } | undefined {
   let best: { run: RunRecord; value: number } | undefined;
   for (const r of runs) {
-    if (r.impl === BASELINE || SUBJECTS.includes(r.impl) || r.impl === LIBP2P_SUBJECT || REFERENCES.has(r.impl)) continue;
+    if (r.impl === BASELINE || SUBJECTS.includes(r.impl) || r.impl === LIBP2P_SUBJECT || REFERENCES.has(r.impl))
+      continue;
     const v = displayValue(m, r);
     if (v === undefined) continue;
     if (!best || (m.better === 'higher' ? v > best.value : v < best.value)) best = { run: r, value: v };
@@ -152,36 +153,78 @@ const noFailures: Target = {
 
 export const MEASURES: readonly Measure[] = [
   {
-    id: 'bulk-1', workload: 'bulk-1', title: 'bulk-1 throughput', figure: 'MBps', better: 'higher',
-    axis: 'ratio', unit: 'MB/s', scale: 1, digits: 0,
+    id: 'bulk-1',
+    workload: 'bulk-1',
+    title: 'bulk-1 throughput',
+    figure: 'MBps',
+    better: 'higher',
+    axis: 'ratio',
+    unit: 'MB/s',
+    scale: 1,
+    digits: 0,
     targets: [
       bound('>=', 0.9, '>= 0.90 x raw TCP', '0.90', 'throughput >= 0.90 x raw TCP'),
       timesBestOther('>=', 1.5, '>= 1.5 x the best other multiplexer', '>= 1.5 x best other multiplexer'),
     ],
   },
   {
-    id: 'bulk-1-cpu', workload: 'bulk-1', title: 'bulk-1 CPU per MB', figure: 'cpuUs', better: 'lower',
-    axis: 'ratio', unit: 'µs/MB', scale: 1, digits: 0,
+    id: 'bulk-1-cpu',
+    workload: 'bulk-1',
+    title: 'bulk-1 CPU per MB',
+    figure: 'cpuUs',
+    better: 'lower',
+    axis: 'ratio',
+    unit: 'µs/MB',
+    scale: 1,
+    digits: 0,
     targets: [bound('<=', 1.15, 'CPU per MB <= 1.15 x raw TCP (issue 16)', '1.15', 'CPU/MB <= 1.15 x raw TCP')],
   },
   {
-    id: 'bulk-cold', workload: 'bulk-cold', title: 'bulk-cold throughput', figure: 'MBps', better: 'higher',
-    axis: 'ratio', unit: 'MB/s', scale: 1, digits: 0,
+    id: 'bulk-cold',
+    workload: 'bulk-cold',
+    title: 'bulk-cold throughput',
+    figure: 'MBps',
+    better: 'higher',
+    axis: 'ratio',
+    unit: 'MB/s',
+    scale: 1,
+    digits: 0,
     targets: [bound('>=', 0.9, '>= 0.90 x raw TCP (issue 16)', '0.90', 'throughput >= 0.90 x raw TCP')],
   },
   {
-    id: 'bulk-cold-cpu', workload: 'bulk-cold', title: 'bulk-cold CPU per MB', figure: 'cpuUs', better: 'lower',
-    axis: 'ratio', unit: 'µs/MB', scale: 1, digits: 0,
+    id: 'bulk-cold-cpu',
+    workload: 'bulk-cold',
+    title: 'bulk-cold CPU per MB',
+    figure: 'cpuUs',
+    better: 'lower',
+    axis: 'ratio',
+    unit: 'µs/MB',
+    scale: 1,
+    digits: 0,
     targets: [bound('<=', 1.15, 'CPU per MB <= 1.15 x raw TCP (issue 16)', '1.15', 'CPU/MB <= 1.15 x raw TCP')],
   },
   {
-    id: 'bulk-100', workload: 'bulk-100', title: 'bulk-100 aggregate throughput', figure: 'MBps', better: 'higher',
-    axis: 'ratio', unit: 'MB/s', scale: 1, digits: 0,
+    id: 'bulk-100',
+    workload: 'bulk-100',
+    title: 'bulk-100 aggregate throughput',
+    figure: 'MBps',
+    better: 'higher',
+    axis: 'ratio',
+    unit: 'MB/s',
+    scale: 1,
+    digits: 0,
     targets: [bound('>=', 0.9, '>= 0.90 x raw TCP with 100 sockets', '0.90', 'throughput >= 0.90 x raw TCP')],
   },
   {
-    id: 'open-10k', workload: 'open-10k', title: 'open-10k channels opened/s', figure: 'perSec',
-    better: 'higher', axis: 'ratio', unit: 'ch/s', scale: 1, digits: 0,
+    id: 'open-10k',
+    workload: 'open-10k',
+    title: 'open-10k channels opened/s',
+    figure: 'perSec',
+    better: 'higher',
+    axis: 'ratio',
+    unit: 'ch/s',
+    scale: 1,
+    digits: 0,
     targets: [
       bound('>=', 3, '>= 3 x raw TCP (separate connections)', '3', 'opens/s >= 3 x raw TCP'),
       timesImpl('>=', 3, 'http2', '>= 3 x node:http2', 'opens/s >= 3 x node:http2'),
@@ -189,52 +232,127 @@ export const MEASURES: readonly Measure[] = [
     ],
   },
   {
-    id: 'open-10k-cpu', workload: 'open-10k', title: 'open-10k CPU per channel', figure: 'cpuUs', better: 'lower',
-    axis: 'ratio', unit: 'µs/ch', scale: 1, digits: 1,
-    targets: [bound('<=', 0.33, 'CPU per channel opened <= 0.33 x raw TCP per connection (issue 16)', '0.33', 'CPU/channel <= 0.33 x raw TCP')],
+    id: 'open-10k-cpu',
+    workload: 'open-10k',
+    title: 'open-10k CPU per channel',
+    figure: 'cpuUs',
+    better: 'lower',
+    axis: 'ratio',
+    unit: 'µs/ch',
+    scale: 1,
+    digits: 1,
+    targets: [
+      bound(
+        '<=',
+        0.33,
+        'CPU per channel opened <= 0.33 x raw TCP per connection (issue 16)',
+        '0.33',
+        'CPU/channel <= 0.33 x raw TCP',
+      ),
+    ],
   },
   {
-    id: 'rr-1-p50', workload: 'rr-1', title: 'rr-1 latency p50', figure: 'p50', better: 'lower',
-    axis: 'ratio', unit: 'µs', scale: 1, digits: 1,
+    id: 'rr-1-p50',
+    workload: 'rr-1',
+    title: 'rr-1 latency p50',
+    figure: 'p50',
+    better: 'lower',
+    axis: 'ratio',
+    unit: 'µs',
+    scale: 1,
+    digits: 1,
     targets: [bound('<=', 1.15, 'p50 <= 1.15 x raw TCP', '1.15', 'p50 <= 1.15 x raw TCP')],
   },
   {
-    id: 'rr-1-p99', workload: 'rr-1', title: 'rr-1 latency p99', figure: 'p99', better: 'lower',
-    axis: 'ratio', unit: 'µs', scale: 1, digits: 1,
+    id: 'rr-1-p99',
+    workload: 'rr-1',
+    title: 'rr-1 latency p99',
+    figure: 'p99',
+    better: 'lower',
+    axis: 'ratio',
+    unit: 'µs',
+    scale: 1,
+    digits: 1,
     targets: [bound('<=', 1.5, 'p99 <= 1.5 x raw TCP', '1.5', 'p99 <= 1.5 x raw TCP')],
   },
   {
-    id: 'rr-100', workload: 'rr-100', title: 'rr-100 round trips/s', figure: 'rtPerSec', better: 'higher',
-    axis: 'ratio', unit: 'rt/s', scale: 1, digits: 0,
+    id: 'rr-100',
+    workload: 'rr-100',
+    title: 'rr-100 round trips/s',
+    figure: 'rtPerSec',
+    better: 'higher',
+    axis: 'ratio',
+    unit: 'rt/s',
+    scale: 1,
+    digits: 0,
     targets: [bound('>=', 0.8, '>= 0.8 x raw TCP with 100 sockets', '0.8', 'round trips/s >= 0.8 x raw TCP')],
   },
   {
-    id: 'fairness-p99', workload: 'fairness', title: 'fairness: p99 during bulk', figure: 'p99Bulk',
-    better: 'lower', axis: 'absolute', unit: 'ms', scale: 1 / 1000, digits: 2,
+    id: 'fairness-p99',
+    workload: 'fairness',
+    title: 'fairness: p99 during bulk',
+    figure: 'p99Bulk',
+    better: 'lower',
+    axis: 'absolute',
+    unit: 'ms',
+    scale: 1 / 1000,
+    digits: 2,
     axisNote: 'raw TCP runs the two channels on two sockets',
     targets: [bound('<=', 2, 'p99 during bulk <= 2 ms', '2 ms', 'p99 during bulk <= 2 ms')],
   },
   {
-    id: 'fairness-factor', workload: 'fairness', title: 'fairness: p99 with / without bulk', figure: 'p99Factor',
-    better: 'lower', axis: 'absolute', unit: 'x', scale: 1, digits: 1,
+    id: 'fairness-factor',
+    workload: 'fairness',
+    title: 'fairness: p99 with / without bulk',
+    figure: 'p99Factor',
+    better: 'lower',
+    axis: 'absolute',
+    unit: 'x',
+    scale: 1,
+    digits: 1,
     axisNote: 'a ratio within each run',
     targets: [bound('<=', 5, 'p99 during bulk <= 5 x p99 without bulk', '5 x', 'p99 with bulk <= 5 x without')],
   },
   {
-    id: 'idle-client', workload: 'idle', title: 'idle: client heap/channel', figure: 'clientHeapB',
-    better: 'lower', axis: 'absolute', unit: 'KiB', scale: 1 / 1024, digits: 2,
+    id: 'idle-client',
+    workload: 'idle',
+    title: 'idle: client heap/channel',
+    figure: 'clientHeapB',
+    better: 'lower',
+    axis: 'absolute',
+    unit: 'KiB',
+    scale: 1 / 1024,
+    digits: 2,
     axisNote: 'the target is absolute',
-    targets: [bound('<=', 1.5, '<= 1.5 KiB of heap per idle channel (client)', '1.5 KiB', 'client heap <= 1.5 KiB/channel')],
+    targets: [
+      bound('<=', 1.5, '<= 1.5 KiB of heap per idle channel (client)', '1.5 KiB', 'client heap <= 1.5 KiB/channel'),
+    ],
   },
   {
-    id: 'idle-server', workload: 'idle', title: 'idle: server heap/channel', figure: 'serverHeapB',
-    better: 'lower', axis: 'absolute', unit: 'KiB', scale: 1 / 1024, digits: 2,
+    id: 'idle-server',
+    workload: 'idle',
+    title: 'idle: server heap/channel',
+    figure: 'serverHeapB',
+    better: 'lower',
+    axis: 'absolute',
+    unit: 'KiB',
+    scale: 1 / 1024,
+    digits: 2,
     axisNote: 'the target is absolute',
-    targets: [bound('<=', 1.5, '<= 1.5 KiB of heap per idle channel (server)', '1.5 KiB', 'server heap <= 1.5 KiB/channel')],
+    targets: [
+      bound('<=', 1.5, '<= 1.5 KiB of heap per idle channel (server)', '1.5 KiB', 'server heap <= 1.5 KiB/channel'),
+    ],
   },
   {
-    id: 'long-fat', workload: 'long-fat', title: 'long-fat throughput (50 ms RTT)', figure: 'MBps', better: 'higher',
-    axis: 'ratio', unit: 'MB/s', scale: 1, digits: 1,
+    id: 'long-fat',
+    workload: 'long-fat',
+    title: 'long-fat throughput (50 ms RTT)',
+    figure: 'MBps',
+    better: 'higher',
+    axis: 'ratio',
+    unit: 'MB/s',
+    scale: 1,
+    digits: 1,
     targets: [bound('>=', 0.8, '>= 0.8 x raw TCP through the same proxy', '0.8', 'throughput >= 0.8 x raw TCP')],
   },
 ];
@@ -267,10 +385,19 @@ export function evaluate(ctx: Context, t: Target): TargetResult {
   const subjectName = ctx.subject ?? SUBJECT;
   const subject = runOf(ctx.runs, subjectName);
   const value = axisValue(m, subject, ctx.runs);
-  const base: Omit<TargetResult, 'met' | 'detail'> = { measure: m.id, workload: m.workload, target: t.text, short: t.short };
+  const base: Omit<TargetResult, 'met' | 'detail'> = {
+    measure: m.id,
+    workload: m.workload,
+    target: t.text,
+    short: t.short,
+  };
   if (t.op) base.op = t.op;
   if (value !== undefined) base.value = value;
-  const why = !subject ? `${subjectName} not run` : subject.status !== 'ok' ? `${subjectName} ${subject.status}` : undefined;
+  const why = !subject
+    ? `${subjectName} not run`
+    : subject.status !== 'ok'
+      ? `${subjectName} ${subject.status}`
+      : undefined;
   if (t.check) {
     const met = t.check(ctx);
     return { ...base, met, detail: met === undefined ? 'unknown' : met ? 'met' : `missed${why ? ` (${why})` : ''}` };
@@ -283,12 +410,16 @@ export function evaluate(ctx: Context, t: Target): TargetResult {
   if (value === undefined || !line) {
     // muxwire failing is a miss; a missing baseline leaves the target undecided.
     const met = subject && subject.status !== 'ok' ? false : undefined;
-    const reason = why ?? (m.axis === 'ratio' && !displayValue(m, runOf(ctx.runs, BASELINE)) ? 'no raw TCP figure' : 'no baseline figure');
+    const reason =
+      why ??
+      (m.axis === 'ratio' && !displayValue(m, runOf(ctx.runs, BASELINE)) ? 'no raw TCP figure' : 'no baseline figure');
     return { ...base, met, detail: `${met === false ? 'missed' : 'unknown'} (${reason})` };
   }
   const met = t.op === '<=' ? value <= line.value : value >= line.value;
   const op = t.op === '<=' ? '<=' : '>=';
-  const detail = met ? `met: ${formatAxis(m, value)} ${op} ${formatAxis(m, line.value)}` : `missed: ${formatAxis(m, value)}, needs ${op} ${formatAxis(m, line.value)}`;
+  const detail = met
+    ? `met: ${formatAxis(m, value)} ${op} ${formatAxis(m, line.value)}`
+    : `missed: ${formatAxis(m, value)}, needs ${op} ${formatAxis(m, line.value)}`;
   return { ...base, met, detail };
 }
 

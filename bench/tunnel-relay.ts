@@ -10,7 +10,8 @@ import net from 'node:net';
 
 const pairs = process.argv.slice(2).map((arg) => {
   const [listen, target] = arg.split(':').map(Number);
-  if (!Number.isInteger(listen) || !Number.isInteger(target)) throw new Error(`expected LISTEN_PORT:TARGET_PORT, got ${arg}`);
+  if (!Number.isInteger(listen) || !Number.isInteger(target))
+    throw new Error(`expected LISTEN_PORT:TARGET_PORT, got ${arg}`);
   return { listen: listen!, target: target! };
 });
 
@@ -22,13 +23,18 @@ function join(a: net.Socket, b: net.Socket): void {
   b.on('error', () => a.resetAndDestroy());
 }
 
-const servers = await Promise.all(pairs.map(({ listen, target }) => new Promise<net.Server>((resolve, reject) => {
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-    join(socket, net.connect({ host: '127.0.0.1', port: target, allowHalfOpen: true, noDelay: true }));
-  });
-  server.once('error', reject);
-  server.listen({ host: '127.0.0.1', port: listen, backlog: 1024 }, () => resolve(server));
-})));
+const servers = await Promise.all(
+  pairs.map(
+    ({ listen, target }) =>
+      new Promise<net.Server>((resolve, reject) => {
+        const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+          join(socket, net.connect({ host: '127.0.0.1', port: target, allowHalfOpen: true, noDelay: true }));
+        });
+        server.once('error', reject);
+        server.listen({ host: '127.0.0.1', port: listen, backlog: 1024 }, () => resolve(server));
+      }),
+  ),
+);
 process.stdout.write('ready\n');
 process.once('SIGTERM', () => {
   for (const server of servers) server.close();

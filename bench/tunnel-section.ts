@@ -1,7 +1,8 @@
 // The tunnel command's section of docs/benchmarks.md, between its own markers: written by bench/tunnel.ts,
 // and kept as it is when the main bench regenerates the rest of the document (bench/document.ts).
 
-export const TUNNEL_START = '<!-- tunnel-bench:start (written by bench/tunnel.ts: npm run bench:tunnel -- --report) -->';
+export const TUNNEL_START =
+  '<!-- tunnel-bench:start (written by bench/tunnel.ts: npm run bench:tunnel -- --report) -->';
 export const TUNNEL_END = '<!-- tunnel-bench:end -->';
 
 /** The section with its markers, if `document` has one. */

@@ -36,7 +36,7 @@ const PATHS = ['direct', 'relay', 'ssh', 'muxwire-tcp', 'muxwire-tls', 'muxwire-
  * command of another build, `--baseline`) only with it.
  */
 const DEFAULT_PATHS = PATHS.filter((p) => p !== 'relay' && p !== 'baseline-tcp');
-type PathName = typeof PATHS[number];
+type PathName = (typeof PATHS)[number];
 
 interface Figures {
   iperfGbps: number;
@@ -77,7 +77,8 @@ const SECONDS = Number(args.seconds);
 const ROUNDS = Number(args.rounds);
 const selected = args.paths.split(',') as PathName[];
 if (args.baseline !== undefined && !selected.includes('baseline-tcp')) selected.push('baseline-tcp');
-if (selected.includes('baseline-tcp') && args.baseline === undefined) throw new Error('path baseline-tcp needs --baseline DIR');
+if (selected.includes('baseline-tcp') && args.baseline === undefined)
+  throw new Error('path baseline-tcp needs --baseline DIR');
 for (const p of selected) if (!PATHS.includes(p)) throw new Error(`unknown path ${p} (known: ${PATHS.join(', ')})`);
 
 const work = mkdtempSync(join(os.tmpdir(), 'muxwire-tunnel-bench-'));
@@ -85,10 +86,15 @@ const children: ChildProcess[] = [];
 
 function runProgram(command: string, argv: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(command, argv, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
-      if (error !== null) reject(new Error(`${command} failed: ${error.message}\n${stderr}`));
-      else resolve(stdout);
-    });
+    execFile(
+      command,
+      argv,
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 },
+      (error, stdout, stderr) => {
+        if (error !== null) reject(new Error(`${command} failed: ${error.message}\n${stderr}`));
+        else resolve(stdout);
+      },
+    );
   });
 }
 
@@ -136,14 +142,20 @@ async function waitForPort(port: number, what: string, timeoutMs = 15_000): Prom
 
 /** Starts `muxwire` with --json and resolves to the first event `match` accepts. */
 function muxwire(
-  cli: string, argv: string[], match: (event: { event: string; port?: number }) => boolean, count = 1,
+  cli: string,
+  argv: string[],
+  match: (event: { event: string; port?: number }) => boolean,
+  count = 1,
 ): Promise<{ child: ChildProcess; events: { event: string; port?: number }[] }> {
   const nodeArgs = (process.env.MUXWIRE_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
   const child = start(process.execPath, [...nodeArgs, cli, ...argv, '--json'], 'pipe');
   const events: { event: string; port?: number }[] = [];
   return new Promise((resolve, reject) => {
     let pending = '';
-    const timer = setTimeout(() => reject(new Error(`muxwire ${argv[0]} did not start: ${JSON.stringify(events)}`)), 15_000);
+    const timer = setTimeout(
+      () => reject(new Error(`muxwire ${argv[0]} did not start: ${JSON.stringify(events)}`)),
+      15_000,
+    );
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       pending += chunk;
       let newline: number;
@@ -162,18 +174,35 @@ function muxwire(
 }
 
 async function muxwirePath(
-  kind: 'tcp' | 'tls' | 'ws', iperf: number, redis: number, tls: { certFile: string; keyFile: string }, cli = CLI,
+  kind: 'tcp' | 'tls' | 'ws',
+  iperf: number,
+  redis: number,
+  tls: { certFile: string; keyFile: string },
+  cli = CLI,
 ): Promise<Path> {
   const tokenFile = join(work, 'token');
-  const serverArgs = ['server', '--listen', '127.0.0.1:0', '--token-file', tokenFile, '--allow', `127.0.0.1:${iperf}`, '--allow', `127.0.0.1:${redis}`];
+  const serverArgs = [
+    'server',
+    '--listen',
+    '127.0.0.1:0',
+    '--token-file',
+    tokenFile,
+    '--allow',
+    `127.0.0.1:${iperf}`,
+    '--allow',
+    `127.0.0.1:${redis}`,
+  ];
   if (kind === 'tls') serverArgs.push('--tls-cert', tls.certFile, '--tls-key', tls.keyFile);
   if (kind === 'ws') serverArgs.push('--ws', '/tunnel');
   const server = await muxwire(cli, serverArgs, (e) => e.event === 'listening');
   const port = server.events.find((e) => e.event === 'listening')!.port!;
   const where = kind === 'ws' ? ['--ws', `ws://127.0.0.1:${port}/tunnel`] : ['--server', `127.0.0.1:${port}`];
   if (kind === 'tls') where.push('--tls', '--ca', tls.certFile);
-  const client = await muxwire(cli, ['client', ...where, '--token-file', tokenFile, '-L', `0:127.0.0.1:${iperf}`, '-L', `0:127.0.0.1:${redis}`],
-    (e) => e.event === 'session-up');
+  const client = await muxwire(
+    cli,
+    ['client', ...where, '--token-file', tokenFile, '-L', `0:127.0.0.1:${iperf}`, '-L', `0:127.0.0.1:${redis}`],
+    (e) => e.event === 'session-up',
+  );
   const ports = client.events.filter((e) => e.event === 'local-listening').map((e) => e.port!);
   return {
     iperfPort: ports[0]!,
@@ -194,18 +223,47 @@ async function sshPath(iperf: number, redis: number): Promise<Path> {
   await runProgram('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'user_key')], 10_000);
   writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'user_key.pub')), { mode: 0o600 });
   const port = await freePort();
-  writeFileSync(join(dir, 'sshd_config'), [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(dir, 'host_key')}`, `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-    'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no',
-    'StrictModes no', `PidFile ${join(dir, 'sshd.pid')}`, 'AllowTcpForwarding yes', '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'sshd_config'),
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${join(dir, 'host_key')}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      'AllowTcpForwarding yes',
+      '',
+    ].join('\n'),
+  );
   mkdirSync('/run/sshd', { recursive: true }); // sshd's privilege separation directory
   const sshd = start('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')]);
   await waitForPort(port, 'sshd');
   const [localIperf, localRedis] = [await freePort(), await freePort()];
-  const ssh = start('ssh', ['-N', '-p', String(port), '-i', join(dir, 'user_key'), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no',
-    '-o', `UserKnownHostsFile=${join(dir, 'known_hosts')}`, '-o', 'ExitOnForwardFailure=yes',
-    '-L', `${localIperf}:127.0.0.1:${iperf}`, '-L', `${localRedis}:127.0.0.1:${redis}`, 'root@127.0.0.1']);
+  const ssh = start('ssh', [
+    '-N',
+    '-p',
+    String(port),
+    '-i',
+    join(dir, 'user_key'),
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    `UserKnownHostsFile=${join(dir, 'known_hosts')}`,
+    '-o',
+    'ExitOnForwardFailure=yes',
+    '-L',
+    `${localIperf}:127.0.0.1:${iperf}`,
+    '-L',
+    `${localRedis}:127.0.0.1:${redis}`,
+    'root@127.0.0.1',
+  ]);
   await waitForPort(localIperf, 'ssh -L');
   await waitForPort(localRedis, 'ssh -L');
   return {
@@ -225,10 +283,15 @@ async function sshPath(iperf: number, redis: number): Promise<Path> {
  * floor of what two extra Node processes cost on this machine.
  */
 async function relayPath(iperf: number, redis: number): Promise<Path> {
-  const [innerIperf, innerRedis, outerIperf, outerRedis] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [innerIperf, innerRedis, outerIperf, outerRedis] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const started = async (argv: string[]): Promise<ChildProcess> => {
     const child = start(process.execPath, [RELAY, ...argv], 'pipe');
-    const [chunk] = await once(child.stdout!, 'data') as [Buffer];
+    const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
     if (!chunk.toString().startsWith('ready')) throw new Error(`relay did not start: ${chunk.toString()}`);
     return child;
   };
@@ -296,7 +359,11 @@ async function iperf(port: number): Promise<{ gbps: number; bytes: number }> {
 }
 
 async function iperfOnce(port: number): Promise<{ gbps: number; bytes: number }> {
-  const out = await runProgram('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(SECONDS), '-J'], (SECONDS + 30) * 1000);
+  const out = await runProgram(
+    'iperf3',
+    ['-c', '127.0.0.1', '-p', String(port), '-t', String(SECONDS), '-J'],
+    (SECONDS + 30) * 1000,
+  );
   const report = JSON.parse(out) as { end: { sum_received: { bits_per_second: number; bytes: number } } };
   return { gbps: report.end.sum_received.bits_per_second / 1e9, bytes: report.end.sum_received.bytes };
 }
@@ -304,8 +371,11 @@ async function iperfOnce(port: number): Promise<{ gbps: number; bytes: number }>
 const REDIS_REQUESTS = 40_000 * SECONDS;
 
 async function redisRps(port: number): Promise<number> {
-  const out = await runProgram('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-c', '50', '-n', String(REDIS_REQUESTS),
-    '-t', 'get', '--csv'], (SECONDS * 10 + 60) * 1000);
+  const out = await runProgram(
+    'redis-benchmark',
+    ['-h', '127.0.0.1', '-p', String(port), '-c', '50', '-n', String(REDIS_REQUESTS), '-t', 'get', '--csv'],
+    (SECONDS * 10 + 60) * 1000,
+  );
   const row = out.split('\n').find((line) => line.startsWith('"GET"'));
   if (row === undefined) throw new Error(`redis-benchmark printed no GET row:\n${out}`);
   return Number((JSON.parse(`[${row}]`) as unknown[])[1]);
@@ -342,18 +412,27 @@ async function connectionsPerSecond(port: number): Promise<{ rate: number; count
   const deadline = performance.now() + SECONDS * 1000;
   const started = performance.now();
   let count = 0;
-  await Promise.all(Array.from({ length: Number(args.workers) }, async () => {
-    while (performance.now() < deadline) {
-      await pingOnce(port);
-      count += 1;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Number(args.workers) }, async () => {
+      while (performance.now() < deadline) {
+        await pingOnce(port);
+        count += 1;
+      }
+    }),
+  );
   return { rate: count / ((performance.now() - started) / 1000), count };
 }
 
 /** The figures asked for (`--figures`, for profiling one of them alone); the others are NaN. */
 async function measure(path: Path): Promise<Figures> {
-  const f: Figures = { iperfGbps: NaN, redisRps: NaN, connsPerSecond: NaN, cpuMsPerGB: NaN, cpuUsPerRequest: NaN, cpuUsPerConnection: NaN };
+  const f: Figures = {
+    iperfGbps: NaN,
+    redisRps: NaN,
+    connsPerSecond: NaN,
+    cpuMsPerGB: NaN,
+    cpuUsPerRequest: NaN,
+    cpuUsPerConnection: NaN,
+  };
   if (figuresWanted.has('iperf')) {
     const { result, cpu } = await withCpu(path.pids, () => iperf(path.iperfPort));
     f.iperfGbps = result.gbps;
@@ -401,27 +480,35 @@ function table(results: Map<PathName, Figures>, rounds: Map<PathName, Figures[]>
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const [name, f] of results) {
-    lines.push(`| ${label(name)} | ${f.iperfGbps.toFixed(2)} Gbit/s | ${ratio(name, 'direct', 'iperfGbps')} | ${ratio(name, 'ssh', 'iperfGbps')} `
-      + `| ${Math.round(f.redisRps).toLocaleString('en-US')}/s | ${ratio(name, 'direct', 'redisRps')} | ${ratio(name, 'ssh', 'redisRps')} `
-      + `| ${Math.round(f.connsPerSecond).toLocaleString('en-US')}/s | ${ratio(name, 'direct', 'connsPerSecond')} | ${ratio(name, 'ssh', 'connsPerSecond')} |`);
+    lines.push(
+      `| ${label(name)} | ${f.iperfGbps.toFixed(2)} Gbit/s | ${ratio(name, 'direct', 'iperfGbps')} | ${ratio(name, 'ssh', 'iperfGbps')} ` +
+        `| ${Math.round(f.redisRps).toLocaleString('en-US')}/s | ${ratio(name, 'direct', 'redisRps')} | ${ratio(name, 'ssh', 'redisRps')} ` +
+        `| ${Math.round(f.connsPerSecond).toLocaleString('en-US')}/s | ${ratio(name, 'direct', 'connsPerSecond')} | ${ratio(name, 'ssh', 'connsPerSecond')} |`,
+    );
   }
   return lines.join('\n');
 }
 
 function label(name: PathName): string {
-  return name === 'ssh' ? '`ssh -L`' : name === 'relay' ? 'relay (floor)' : name === 'baseline-tcp' ? 'baseline-tcp (--baseline)' : name;
+  return name === 'ssh'
+    ? '`ssh -L`'
+    : name === 'relay'
+      ? 'relay (floor)'
+      : name === 'baseline-tcp'
+        ? 'baseline-tcp (--baseline)'
+        : name;
 }
 
 /** The CPU time the path's own processes spent per unit of work (medians over the rounds). */
 function cpuTable(results: Map<PathName, Figures>): string {
-  const lines = [
-    '| path | CPU per GB (iperf3) | CPU per redis request | CPU per connection |',
-    '|---|---:|---:|---:|',
-  ];
-  const show = (value: number, unit: string, digits: number): string => (Number.isNaN(value) ? '' : `${value.toFixed(digits)} ${unit}`);
+  const lines = ['| path | CPU per GB (iperf3) | CPU per redis request | CPU per connection |', '|---|---:|---:|---:|'];
+  const show = (value: number, unit: string, digits: number): string =>
+    Number.isNaN(value) ? '' : `${value.toFixed(digits)} ${unit}`;
   for (const [name, f] of results) {
     if (name === 'direct') continue;
-    lines.push(`| ${label(name)} | ${show(f.cpuMsPerGB, 'ms', 0)} | ${show(f.cpuUsPerRequest, 'µs', 1)} | ${show(f.cpuUsPerConnection, 'µs', 0)} |`);
+    lines.push(
+      `| ${label(name)} | ${show(f.cpuMsPerGB, 'ms', 0)} | ${show(f.cpuUsPerRequest, 'µs', 1)} | ${show(f.cpuUsPerConnection, 'µs', 0)} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -435,14 +522,18 @@ function targets(rounds: Map<PathName, Figures[]>): string {
   // floor shows what two extra Node processes cost by themselves.
   if (hasDirect && hasSsh) {
     const c = x('direct', 'ssh', 'connsPerSecond');
-    lines.push(`- ceiling: direct itself made ${c.toFixed(2)}x the connections/s of ssh -L (3x ssh -L means ${(3 / c).toFixed(2)}x direct)`);
+    lines.push(
+      `- ceiling: direct itself made ${c.toFixed(2)}x the connections/s of ssh -L (3x ssh -L means ${(3 / c).toFixed(2)}x direct)`,
+    );
   }
   if (rounds.has('relay') && hasDirect) {
-    lines.push(`- floor (relay): redis ${x('relay', 'direct', 'redisRps').toFixed(2)}x direct; `
-      + `connections/s ${x('relay', 'direct', 'connsPerSecond').toFixed(2)}x direct`
-      + `${hasSsh ? `, ${x('relay', 'ssh', 'connsPerSecond').toFixed(2)}x ssh -L` : ''}; `
-      + `throughput ${x('relay', 'direct', 'iperfGbps').toFixed(2)}x direct`
-      + (hasSsh ? `, ${x('relay', 'ssh', 'iperfGbps').toFixed(2)}x ssh -L` : ''));
+    lines.push(
+      `- floor (relay): redis ${x('relay', 'direct', 'redisRps').toFixed(2)}x direct; ` +
+        `connections/s ${x('relay', 'direct', 'connsPerSecond').toFixed(2)}x direct` +
+        `${hasSsh ? `, ${x('relay', 'ssh', 'connsPerSecond').toFixed(2)}x ssh -L` : ''}; ` +
+        `throughput ${x('relay', 'direct', 'iperfGbps').toFixed(2)}x direct` +
+        (hasSsh ? `, ${x('relay', 'ssh', 'iperfGbps').toFixed(2)}x ssh -L` : ''),
+    );
   }
   for (const name of ['muxwire-tcp', 'muxwire-tls', 'muxwire-ws', 'baseline-tcp'] as const) {
     if (!rounds.has(name)) continue;
@@ -466,7 +557,7 @@ async function main(): Promise<void> {
   const tokenFile = join(work, 'token');
   writeFileSync(tokenFile, `${'bench-token-'.repeat(3)}\n`);
   // The certificate is made by the test suite's generator (compiled into dist/test by `npm run build`).
-  const selfSigned = await import(new URL('../test/support/self-signed.js', import.meta.url).href) as {
+  const selfSigned = (await import(new URL('../test/support/self-signed.js', import.meta.url).href)) as {
     selfSignedCertificate(name: string): { cert: string; key: string };
   };
   const material = selfSigned.selfSignedCertificate('localhost');
@@ -489,30 +580,47 @@ async function main(): Promise<void> {
   const rounds = new Map<PathName, Figures[]>(selected.map((name) => [name, []]));
   for (let round = 1; round <= ROUNDS; round++) {
     for (const name of selected) {
-      const path: Path = name === 'direct' ? { iperfPort: iperfTarget, redisPort: redisTarget, pids: [], close: async () => {} }
-        : name === 'ssh' ? await sshPath(iperfTarget, redisTarget)
-        : name === 'relay' ? await relayPath(iperfTarget, redisTarget)
-        : name === 'baseline-tcp' ? await muxwirePath('tcp', iperfTarget, redisTarget, tls, join(args.baseline!, 'dist/src/cli.js'))
-          : await muxwirePath(name.slice('muxwire-'.length) as 'tcp' | 'tls' | 'ws', iperfTarget, redisTarget, tls);
+      const path: Path =
+        name === 'direct'
+          ? { iperfPort: iperfTarget, redisPort: redisTarget, pids: [], close: async () => {} }
+          : name === 'ssh'
+            ? await sshPath(iperfTarget, redisTarget)
+            : name === 'relay'
+              ? await relayPath(iperfTarget, redisTarget)
+              : name === 'baseline-tcp'
+                ? await muxwirePath('tcp', iperfTarget, redisTarget, tls, join(args.baseline!, 'dist/src/cli.js'))
+                : await muxwirePath(
+                    name.slice('muxwire-'.length) as 'tcp' | 'tls' | 'ws',
+                    iperfTarget,
+                    redisTarget,
+                    tls,
+                  );
       try {
         const figures = await measure(path);
         rounds.get(name)!.push(figures);
-        process.stderr.write(`round ${round} ${name}: ${figures.iperfGbps.toFixed(2)} Gbit/s, ${Math.round(figures.redisRps)} GET/s, `
-          + `${Math.round(figures.connsPerSecond)} connections/s; CPU ${figures.cpuMsPerGB.toFixed(0)} ms/GB, `
-          + `${figures.cpuUsPerRequest.toFixed(1)} µs/request, ${figures.cpuUsPerConnection.toFixed(0)} µs/connection\n`);
+        process.stderr.write(
+          `round ${round} ${name}: ${figures.iperfGbps.toFixed(2)} Gbit/s, ${Math.round(figures.redisRps)} GET/s, ` +
+            `${Math.round(figures.connsPerSecond)} connections/s; CPU ${figures.cpuMsPerGB.toFixed(0)} ms/GB, ` +
+            `${figures.cpuUsPerRequest.toFixed(1)} µs/request, ${figures.cpuUsPerConnection.toFixed(0)} µs/connection\n`,
+        );
       } finally {
         await path.close();
       }
     }
   }
-  const results = new Map<PathName, Figures>([...rounds].map(([name, list]) => [name, {
-    iperfGbps: median(list.map((f) => f.iperfGbps)),
-    redisRps: median(list.map((f) => f.redisRps)),
-    connsPerSecond: median(list.map((f) => f.connsPerSecond)),
-    cpuMsPerGB: median(list.map((f) => f.cpuMsPerGB)),
-    cpuUsPerRequest: median(list.map((f) => f.cpuUsPerRequest)),
-    cpuUsPerConnection: median(list.map((f) => f.cpuUsPerConnection)),
-  }]));
+  const results = new Map<PathName, Figures>(
+    [...rounds].map(([name, list]) => [
+      name,
+      {
+        iperfGbps: median(list.map((f) => f.iperfGbps)),
+        redisRps: median(list.map((f) => f.redisRps)),
+        connsPerSecond: median(list.map((f) => f.connsPerSecond)),
+        cpuMsPerGB: median(list.map((f) => f.cpuMsPerGB)),
+        cpuUsPerRequest: median(list.map((f) => f.cpuUsPerRequest)),
+        cpuUsPerConnection: median(list.map((f) => f.cpuUsPerConnection)),
+      },
+    ]),
+  );
 
   const sshVersion = await new Promise<string>((resolve) => {
     execFile('ssh', ['-V'], (_error, stdout, stderr) => resolve(`${stdout}${stderr}`.split(',')[0]!.trim()));
@@ -521,22 +629,26 @@ async function main(): Promise<void> {
     TUNNEL_START,
     '## The tunnel command against `ssh -L`',
     '',
-    `One run of \`npm run bench:tunnel\` (bench/tunnel.ts), ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, `
-      + `medians of ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} in which the paths take turns (a ratio is the median of the rounds' ratios), `
-      + `Node ${process.version}; all on 127.0.0.1. Each path forwards to the same iperf3 and redis-server; \`ssh -L\` is Debian's `
-      + `OpenSSH${sshVersion === '' ? '' : ` (${sshVersion.trim()})`} with its default cipher, sshd run as root on a loopback port with keys made for the run. `
-      + `iperf3: one stream for ${SECONDS} s. redis: \`redis-benchmark -c 50 -t get\`. connections/s: 16 workers each connecting, `
-      + 'sending a Redis PING, reading the PONG and closing, in turn. Every program, both tunnel ends and ssh/sshd share the same cores, '
-      + 'so a tunnel\'s own CPU use shows in every figure. '
-      + (selected.includes('relay') ? '`relay` is the floor: two chained minimal Node relays (bench/tunnel-relay.ts), the tunnel\'s '
-        + 'topology (two extra processes, four extra sockets per connection) without multiplexing, authentication or status. ' : '')
-      + (selected.includes('baseline-tcp') ? `\`baseline-tcp\` is the command of another build (${args['baseline-name'] ?? args.baseline}) over TCP. ` : '')
-      + `Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end (other work on the machine).`,
+    `One run of \`npm run bench:tunnel\` (bench/tunnel.ts), ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, ` +
+      `medians of ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} in which the paths take turns (a ratio is the median of the rounds' ratios), ` +
+      `Node ${process.version}; all on 127.0.0.1. Each path forwards to the same iperf3 and redis-server; \`ssh -L\` is Debian's ` +
+      `OpenSSH${sshVersion === '' ? '' : ` (${sshVersion.trim()})`} with its default cipher, sshd run as root on a loopback port with keys made for the run. ` +
+      `iperf3: one stream for ${SECONDS} s. redis: \`redis-benchmark -c 50 -t get\`. connections/s: 16 workers each connecting, ` +
+      'sending a Redis PING, reading the PONG and closing, in turn. Every program, both tunnel ends and ssh/sshd share the same cores, ' +
+      "so a tunnel's own CPU use shows in every figure. " +
+      (selected.includes('relay')
+        ? "`relay` is the floor: two chained minimal Node relays (bench/tunnel-relay.ts), the tunnel's " +
+          'topology (two extra processes, four extra sockets per connection) without multiplexing, authentication or status. '
+        : '') +
+      (selected.includes('baseline-tcp')
+        ? `\`baseline-tcp\` is the command of another build (${args['baseline-name'] ?? args.baseline}) over TCP. `
+        : '') +
+      `Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end (other work on the machine).`,
     '',
     table(results, rounds),
     '',
-    'CPU time (user + system) of each path\'s own processes per unit of work, read from `/proc` (both tunnel ends; '
-      + '`ssh` and `sshd` with its per-connection children; both relays):',
+    "CPU time (user + system) of each path's own processes per unit of work, read from `/proc` (both tunnel ends; " +
+      '`ssh` and `sshd` with its per-connection children; both relays):',
     '',
     cpuTable(results),
     '',

@@ -1,5 +1,15 @@
 // The workloads of docs/targets.md: sizes (full and --quick), time caps, and what each reports.
-export const WORKLOAD_IDS = ['bulk-1', 'bulk-cold', 'bulk-100', 'open-10k', 'rr-1', 'rr-100', 'fairness', 'idle', 'long-fat'] as const;
+export const WORKLOAD_IDS = [
+  'bulk-1',
+  'bulk-cold',
+  'bulk-100',
+  'open-10k',
+  'rr-1',
+  'rr-100',
+  'fairness',
+  'idle',
+  'long-fat',
+] as const;
 export type WorkloadId = (typeof WORKLOAD_IDS)[number];
 
 export interface WorkloadParams {
@@ -63,7 +73,14 @@ export interface WorkloadDef {
 function costFigures(unit: 'MB' | 'channel' | 'round trip'): FigureDef[] {
   const short = unit === 'round trip' ? 'rt' : unit === 'channel' ? 'ch' : unit;
   return [
-    { key: 'cpuUs', label: `CPU µs/${short}`, better: 'lower', ratio: true, digits: unit === 'MB' ? 0 : 1, spread: true },
+    {
+      key: 'cpuUs',
+      label: `CPU µs/${short}`,
+      better: 'lower',
+      ratio: true,
+      digits: unit === 'MB' ? 0 : 1,
+      spread: true,
+    },
     { key: 'cpuServerPct', label: 'server % of CPU', better: 'none', digits: 0 },
   ];
 }
@@ -139,7 +156,10 @@ export const WORKLOADS: readonly WorkloadDef[] = [
     target: 'p50 <= 1.15 x raw TCP; p99 <= 1.5 x raw TCP',
     capSeconds: { full: 90, quick: 15 },
     repeats: { full: 3, quick: 1 },
-    params: { full: P({ rounds: 20_000, warmup: 1_000, warmupMs: 1_000 }), quick: P({ rounds: 5_000, warmup: 1_000, warmupMs: 500 }) },
+    params: {
+      full: P({ rounds: 20_000, warmup: 1_000, warmupMs: 1_000 }),
+      quick: P({ rounds: 5_000, warmup: 1_000, warmupMs: 500 }),
+    },
     cost: 'round trip',
     figures: [
       { key: 'p50', label: 'p50 µs', better: 'lower', ratio: true, digits: 1 },
@@ -171,8 +191,22 @@ export const WORKLOADS: readonly WorkloadDef[] = [
     capSeconds: { full: 90, quick: 15 },
     repeats: { full: 3, quick: 1 },
     params: {
-      full: P({ channels: 2, rounds: 20_000, warmup: 500, warmupMs: 1_000, baselineRounds: 5_000, ackEveryBlocks: MIB_BLOCKS }),
-      quick: P({ channels: 2, rounds: 500, warmup: 200, warmupMs: 500, baselineRounds: 500, ackEveryBlocks: MIB_BLOCKS }),
+      full: P({
+        channels: 2,
+        rounds: 20_000,
+        warmup: 500,
+        warmupMs: 1_000,
+        baselineRounds: 5_000,
+        ackEveryBlocks: MIB_BLOCKS,
+      }),
+      quick: P({
+        channels: 2,
+        rounds: 500,
+        warmup: 200,
+        warmupMs: 500,
+        baselineRounds: 500,
+        ackEveryBlocks: MIB_BLOCKS,
+      }),
     },
     figures: [
       { key: 'p99Bulk', label: 'p99 during bulk µs', better: 'lower', ratio: true, digits: 0 },

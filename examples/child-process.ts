@@ -32,11 +32,13 @@ if (process.argv[2] === 'child') {
   });
   const session = multiplexedClient(Duplex.from({ readable: child.stdout, writable: child.stdin }));
   const words = ['alpha', 'beta', 'gamma'];
-  const answers = await Promise.all(words.map((word) => {
-    const channel = session.dial();
-    channel.end(word);
-    return text(channel);
-  }));
+  const answers = await Promise.all(
+    words.map((word) => {
+      const channel = session.dial();
+      channel.end(word);
+      return text(channel);
+    }),
+  );
   console.log(answers.join(' '));
   await session.close();
   const [code] = (await once(child, 'exit')) as [number | null];

@@ -21,7 +21,8 @@ const server = createServer((session) => {
     // pipeline(), unlike pipe(), listens for 'error': a client that resets its channel or drops its
     // connection ends this one channel with a typed error instead of crashing the server.
     pipeline(channel, channel, (error) => {
-      if (error) console.log(`channel ${channel.id} ended early: ${(error as { code?: string }).code ?? error.message}`);
+      if (error)
+        console.log(`channel ${channel.id} ended early: ${(error as { code?: string }).code ?? error.message}`);
     });
   });
 });

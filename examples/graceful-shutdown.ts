@@ -63,7 +63,12 @@ stuck.write('never ending'); // no end(): this half stays open
 await new Promise((resolve) => setTimeout(resolve, 500)); // the server's reply ends its half meanwhile
 const started = Date.now();
 await second.close({ timeout: 300 });
-const outcome = await second.closed.then(() => 'clean', (error: unknown) => (error as { code?: string }).code);
-console.log(`close() with a channel left open ended after the timeout: ${outcome}, ${Date.now() - started >= 250 ? 'about 300 ms' : 'early'}`);
+const outcome = await second.closed.then(
+  () => 'clean',
+  (error: unknown) => (error as { code?: string }).code,
+);
+console.log(
+  `close() with a channel left open ended after the timeout: ${outcome}, ${Date.now() - started >= 250 ? 'about 300 ms' : 'early'}`,
+);
 
 server.close();

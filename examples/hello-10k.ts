@@ -121,9 +121,13 @@ async function main(): Promise<void> {
   console.log(`muxwire hello example: ${channels.toLocaleString('en-US')} channels over one loopback TCP connection`);
   console.log(`  every channel opened, wrote "hello", read the echo: ${r.echoedMs.toFixed(0)} ms`);
   console.log(`  every channel closed at both ends:                  ${r.totalMs.toFixed(0)} ms`);
-  console.log(`  channels per second:                                ${Math.round(r.channelsPerSecond).toLocaleString('en-US')}`);
-  console.log(`  heap per open channel, client and server together:  ${(r.heapPerChannel / 1024).toFixed(2)} KiB`
-    + (r.exactHeap ? '' : ' (approximate: run with --expose-gc)'));
+  console.log(
+    `  channels per second:                                ${Math.round(r.channelsPerSecond).toLocaleString('en-US')}`,
+  );
+  console.log(
+    `  heap per open channel, client and server together:  ${(r.heapPerChannel / 1024).toFixed(2)} KiB` +
+      (r.exactHeap ? '' : ' (approximate: run with --expose-gc)'),
+  );
   console.log(`  channels left open after closing:                   ${r.leftOpen}`);
 }
 

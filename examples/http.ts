@@ -36,13 +36,15 @@ const agent = new ChannelAgent(session);
 function get(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
     // The 'error' listener matters: a request whose channel is reset fails here instead of crashing.
-    http.get({ host: 'muxwire.invalid', path, agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve(body));
-      res.on('error', reject);
-    }).on('error', reject);
+    http
+      .get({ host: 'muxwire.invalid', path, agent }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve(body));
+        res.on('error', reject);
+      })
+      .on('error', reject);
   });
 }
 

@@ -14,7 +14,14 @@ import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import {
-  type Channel, LOG_LEVELS, type LogRecord, SESSION_CHANNEL, type Session, connect, createServer, formatLogRecord,
+  type Channel,
+  LOG_LEVELS,
+  type LogRecord,
+  SESSION_CHANNEL,
+  type Session,
+  connect,
+  createServer,
+  formatLogRecord,
 } from 'muxwire';
 
 // Tools (metrics exporters, APM agents) learn of every Node session here, without a hook in the application.
@@ -42,8 +49,10 @@ await once(server, 'listening');
 
 const session = await connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, logger });
 session.on('channelClose', (stats, error) => {
-  console.log(`channel ${stats.id} closed (${stats.state}): ${stats.bytesOut} bytes out, ${stats.bytesIn} in`
-    + (error ? `, ${error.name}` : ''));
+  console.log(
+    `channel ${stats.id} closed (${stats.state}): ${stats.bytesOut} bytes out, ${stats.bytesIn} in` +
+      (error ? `, ${error.name}` : ''),
+  );
 });
 
 // Three channels at once: the server takes the first, queues the second, refuses the third.
@@ -70,11 +79,15 @@ await session.close();
 server.close();
 
 const stats = session.stats();
-console.log(`client: ${stats.bytesOut} bytes in ${stats.framesOut} frames out, ${stats.bytesIn} bytes in ${stats.framesIn}`
-  + ` frames in; ${stats.outboundChannels} channels dialled, ${stats.refusalsIn} refused, ${stats.resetsOut} reset`);
+console.log(
+  `client: ${stats.bytesOut} bytes in ${stats.framesOut} frames out, ${stats.bytesIn} bytes in ${stats.framesIn}` +
+    ` frames in; ${stats.outboundChannels} channels dialled, ${stats.refusalsIn} refused, ${stats.resetsOut} reset`,
+);
 const serverSession = seen.find((s) => s !== session);
 if (serverSession !== undefined) {
   const s = serverSession.stats();
-  console.log(`server: ${s.inboundChannels} channels opened by the client, ${s.refusalsOut} refused, ${s.resetsIn} reset by the client`);
+  console.log(
+    `server: ${s.inboundChannels} channels opened by the client, ${s.refusalsOut} refused, ${s.resetsIn} reset by the client`,
+  );
 }
 console.log(`sessions announced on ${SESSION_CHANNEL}: ${seen.length}`);

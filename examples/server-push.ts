@@ -17,7 +17,9 @@ const server = createServer((session) => {
   const news = session.dial();
   news.on('error', () => {}); // a client that leaves early resets the channel: reported on 'close' below
   news.resume(); // nothing to read, but a Node stream reports its end (and then 'close') only when read
-  news.on('close', () => console.log(news.failure ? `news channel reset: ${news.failure.message}` : 'news channel closed at both ends'));
+  news.on('close', () =>
+    console.log(news.failure ? `news channel reset: ${news.failure.message}` : 'news channel closed at both ends'),
+  );
   news.write('news 1: the server can dial too\n');
   setTimeout(() => news.end('news 2: and end its side when done\n'), 100);
 });

@@ -16,7 +16,10 @@ if (files.length === 0) {
   process.exit(2);
 }
 const program = ts.createProgram(files, {
-  target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, strict: true,
+  target: ts.ScriptTarget.ES2022,
+  module: ts.ModuleKind.NodeNext,
+  moduleResolution: ts.ModuleResolutionKind.NodeNext,
+  strict: true,
 });
 const checker = program.getTypeChecker();
 const isPrivate = (node) => (ts.getModifiers(node) ?? []).some((m) => m.kind === ts.SyntaxKind.PrivateKeyword);
@@ -34,8 +37,11 @@ for (const file of files) {
   for (const cls of classes) {
     const symbols = new Set();
     for (const member of cls.members) {
-      const named = ts.isPropertyDeclaration(member) || ts.isMethodDeclaration(member) || ts.isGetAccessor(member)
-        || ts.isSetAccessor(member);
+      const named =
+        ts.isPropertyDeclaration(member) ||
+        ts.isMethodDeclaration(member) ||
+        ts.isGetAccessor(member) ||
+        ts.isSetAccessor(member);
       if (named && isPrivate(member) && ts.isIdentifier(member.name)) {
         symbols.add(checker.getSymbolAtLocation(member.name));
         const modifier = ts.getModifiers(member).find((m) => m.kind === ts.SyntaxKind.PrivateKeyword);
@@ -55,7 +61,10 @@ for (const file of files) {
         while (text[end] === ' ') end++;
         edits.push([modifiers[0].getStart(source), end, '']);
         const readonly = modifiers.some((m) => m.kind === ts.SyntaxKind.ReadonlyKeyword) ? 'readonly ' : '';
-        moved.push({ field: `  ${readonly}#${name}${parameter.type ? `: ${parameter.type.getText(source)}` : ''};\n`, name });
+        moved.push({
+          field: `  ${readonly}#${name}${parameter.type ? `: ${parameter.type.getText(source)}` : ''};\n`,
+          name,
+        });
       }
       if (moved.length === 0) continue;
       const lineStart = text.lastIndexOf('\n', member.getStart(source)) + 1;
@@ -66,16 +75,21 @@ for (const file of files) {
         edits.push([body.getStart(source), body.end, `{\n${assignments.map((a) => `    ${a}\n`).join('')}  }`]);
       } else {
         const first = body.statements[0];
-        const callsSuper = ts.isExpressionStatement(first) && ts.isCallExpression(first.expression)
-          && first.expression.expression.kind === ts.SyntaxKind.SuperKeyword;
+        const callsSuper =
+          ts.isExpressionStatement(first) &&
+          ts.isCallExpression(first.expression) &&
+          first.expression.expression.kind === ts.SyntaxKind.SuperKeyword;
         const at = callsSuper ? first.end : body.getStart(source) + 1;
         edits.push([at, at, assignments.map((a) => `\n    ${a}`).join('')]);
       }
     }
     if (symbols.size === 0) continue;
     const rename = (node) => {
-      if (ts.isPropertyAccessExpression(node) && ts.isIdentifier(node.name)
-        && symbols.has(checker.getSymbolAtLocation(node.name))) {
+      if (
+        ts.isPropertyAccessExpression(node) &&
+        ts.isIdentifier(node.name) &&
+        symbols.has(checker.getSymbolAtLocation(node.name))
+      ) {
         edits.push([node.name.getStart(source), node.name.end, `#${node.name.text}`]);
       }
       ts.forEachChild(node, rename);

@@ -14,19 +14,44 @@ export { duplexTransport } from './node/transport.js';
 export { LOG_CHANNEL, SESSION_CHANNEL } from './node/diagnostics.js';
 export { createWebSocketServer, type MuxWebSocketServer, type WebSocketServerOptions } from './node/websocket.js';
 export {
-  webSocketTransport, WebSocketClosedError, type WebSocketLike, type WebSocketTransportOptions,
+  webSocketTransport,
+  WebSocketClosedError,
+  type WebSocketLike,
+  type WebSocketTransportOptions,
 } from './web/websocket-transport.js';
 export {
-  MuxError, ProtocolError, SessionClosedError, GoAwayError, ChannelResetError, ChannelRefusedError,
-  StreamLimitError, TimeoutError, TransportClosedError, GoAwayCode,
+  MuxError,
+  ProtocolError,
+  SessionClosedError,
+  GoAwayError,
+  ChannelResetError,
+  ChannelRefusedError,
+  StreamLimitError,
+  TimeoutError,
+  TransportClosedError,
+  GoAwayCode,
 } from './core/errors.js';
 export { DEFAULT_OPTIONS, type SessionOptions, type ResolvedOptions } from './core/options.js';
 export { MemoryBudget, sharedMemoryBudget } from './core/budget.js';
 export {
-  MuxSession, type Role, type SessionEvents, type SessionStatus, type AcceptOptions, type DialOptions, type CloseOptions,
+  MuxSession,
+  type Role,
+  type SessionEvents,
+  type SessionStatus,
+  type AcceptOptions,
+  type DialOptions,
+  type CloseOptions,
 } from './core/session.js';
 export type { ChannelStateName } from './core/channel-state.js';
 export {
-  LOG_LEVELS, formatLogRecord, type LogLevel, type RefusalReason, type LogEvent, type LogRecord, type Logger, type SessionStats, type ChannelStats,
+  LOG_LEVELS,
+  formatLogRecord,
+  type LogLevel,
+  type RefusalReason,
+  type LogEvent,
+  type LogRecord,
+  type Logger,
+  type SessionStats,
+  type ChannelStats,
 } from './core/observe.js';
 export type { Transport, TransportEvents } from './core/transport.js';

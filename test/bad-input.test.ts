@@ -5,7 +5,14 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Flag, FrameType } from '../src/core/frame.js';
-import { GoAwayCode, ProtocolError, type Session, TimeoutError, multiplexedServer, multiplexedClient } from '../src/index.js';
+import {
+  GoAwayCode,
+  ProtocolError,
+  type Session,
+  TimeoutError,
+  multiplexedServer,
+  multiplexedClient,
+} from '../src/index.js';
 import { MuxSession } from '../src/core/session.js';
 import { Channel } from '../src/node/channel.js';
 import { RawPeer, frame, parseFrames, tcpPair, until } from './helpers.js';
@@ -24,15 +31,25 @@ const cases: [string, Buffer[], RegExp][] = [
   ['wrong version', [Buffer.from('010000010000000100000000', 'hex')], /unsupported protocol version 1/],
   ['unknown frame type', [Buffer.from('000700000000000000000000', 'hex')], /unknown frame type 7/],
   ['window overrun in one frame', [frame(D, Flag.syn, 1, Buffer.alloc(262145))], /exceeds the receive window/],
-  ['window overrun across frames', [frame(D, Flag.syn, 1, Buffer.alloc(200000)), frame(D, 0, 1, Buffer.alloc(62145))],
-    /exceeds the receive window \(62144 bytes left\)/],
+  [
+    'window overrun across frames',
+    [frame(D, Flag.syn, 1, Buffer.alloc(200000)), frame(D, 0, 1, Buffer.alloc(62145))],
+    /exceeds the receive window \(62144 bytes left\)/,
+  ],
   ['a 4 GiB length', [frame(D, Flag.syn, 1, 0xffffffff)], /4294967295-byte Data frame exceeds the receive window/],
-  ['SYN on a live id', [frame(W, Flag.syn, 1, 0), frame(W, Flag.syn, 1, 0)], /SYN for channel 1, which is already open/],
+  [
+    'SYN on a live id',
+    [frame(W, Flag.syn, 1, 0), frame(W, Flag.syn, 1, 0)],
+    /SYN for channel 1, which is already open/,
+  ],
   ['non-zero id on Ping', [frame(FrameType.ping, Flag.syn, 5, 1)], /Ping frame on channel 5/],
   ['non-zero id on Go Away', [frame(FrameType.goAway, 0, 3, 0)], /Go Away frame on channel 3/],
   ['Data on channel 0', [frame(D, 0, 0, Buffer.from('x'))], /Data frame on channel 0/],
-  ['data after FIN', [frame(D, Flag.syn | Flag.fin, 1, Buffer.from('a')), frame(D, 0, 1, Buffer.from('b'))],
-    /data on channel 1 after its FIN/],
+  [
+    'data after FIN',
+    [frame(D, Flag.syn | Flag.fin, 1, Buffer.from('a')), frame(D, 0, 1, Buffer.from('b'))],
+    /data on channel 1 after its FIN/,
+  ],
   ['a client opening an even (server) id', [frame(W, Flag.syn, 2, 0)], /id of this side's parity/],
 ];
 
@@ -77,8 +94,11 @@ describe('tolerated input', () => {
     const { peer, session } = await rawAgainstServer();
     peer.send(frame(D, 0, 41, Buffer.from('late data')), frame(W, Flag.rst, 43, 0), frame(W, 0, 45, 1000));
     peer.send(frame(FrameType.ping, Flag.syn, 0, 77));
-    await until(() => peer.frames.some((f) => f.type === FrameType.ping && f.flags === Flag.ack && f.length === 77),
-      2000, 'pong');
+    await until(
+      () => peer.frames.some((f) => f.type === FrameType.ping && f.flags === Flag.ack && f.length === 77),
+      2000,
+      'pong',
+    );
     assert.equal(session.state, 'open');
     session.destroy();
   });
@@ -87,13 +107,22 @@ describe('tolerated input', () => {
     // A transport driven by hand, so that "blocked" is exact: every write reports backpressure until drain().
     const transport = new FakeTransport();
     transport.blocked = true;
-    const session = new MuxSession<Channel>(transport, 'server', { keepAliveInterval: 0 }, (state, s) => new Channel(state, s));
-    const pongs = (): number[] => parseFrames(transport.output())
-      .filter((f) => f.type === FrameType.ping && f.flags === Flag.ack).map((f) => f.length);
+    const session = new MuxSession<Channel>(
+      transport,
+      'server',
+      { keepAliveInterval: 0 },
+      (state, s) => new Channel(state, s),
+    );
+    const pongs = (): number[] =>
+      parseFrames(transport.output())
+        .filter((f) => f.type === FrameType.ping && f.flags === Flag.ack)
+        .map((f) => f.length);
     try {
       await new Promise((resolve) => setImmediate(resolve)); // the opening ping goes out, and blocks the transport
       for (let i = 0; i < 50; i++) {
-        transport.feed(Buffer.concat(Array.from({ length: 100 }, (_, j) => frame(FrameType.ping, Flag.syn, 0, 100 * i + j))));
+        transport.feed(
+          Buffer.concat(Array.from({ length: 100 }, (_, j) => frame(FrameType.ping, Flag.syn, 0, 100 * i + j))),
+        );
         await new Promise((resolve) => setImmediate(resolve));
       }
       assert.equal(session.state, 'open');
@@ -102,9 +131,15 @@ describe('tolerated input', () => {
       await new Promise((resolve) => setImmediate(resolve));
       const answered = pongs();
       assert.ok(answered.length >= 1 && answered.length <= 32, `${answered.length} answers queued for 5,000 pings`);
-      assert.deepEqual(answered, answered.map((_, i) => i), 'the first pings are answered, in order');
+      assert.deepEqual(
+        answered,
+        answered.map((_, i) => i),
+        'the first pings are answered, in order',
+      );
       // Unblocked, each ping gets its answer again.
-      transport.feed(Buffer.concat([frame(FrameType.ping, Flag.syn, 0, 90_001), frame(FrameType.ping, Flag.syn, 0, 90_002)]));
+      transport.feed(
+        Buffer.concat([frame(FrameType.ping, Flag.syn, 0, 90_001), frame(FrameType.ping, Flag.syn, 0, 90_002)]),
+      );
       await new Promise((resolve) => setImmediate(resolve));
       assert.deepEqual(pongs().slice(-2), [90_001, 90_002]);
     } finally {
@@ -157,8 +192,11 @@ test('keep-alive: a live peer that answers is never declared dead', async () => 
   const client = multiplexedClient(socket, { keepAliveInterval: 20, keepAliveTimeout: timeout });
   const started = performance.now();
   const pings = (): number => peer.frames.filter((f) => f.type === FrameType.ping && f.flags === Flag.syn).length;
-  await until(() => performance.now() - started >= 3 * timeout && pings() >= 10 || client.state !== 'open', 10_000,
-    'three timeouts of pings');
+  await until(
+    () => (performance.now() - started >= 3 * timeout && pings() >= 10) || client.state !== 'open',
+    10_000,
+    'three timeouts of pings',
+  );
   assert.equal(client.state, 'open', client.closeError?.message);
   assert.ok(pings() >= 10, `${pings()} pings answered`);
   assert.ok(client.rtt !== undefined);

@@ -12,8 +12,8 @@ import { startDemo } from '../examples/demo/server.js';
 import { CHROMIUM, chromiumAvailable, launchChromium } from './support/chromium.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const screenshot = process.env.MUXWIRE_SCREENSHOT === 'docs'
-  ? path.join(root, 'docs/demo.png') : path.join(root, 'dist/demo.png');
+const screenshot =
+  process.env.MUXWIRE_SCREENSHOT === 'docs' ? path.join(root, 'docs/demo.png') : path.join(root, 'dist/demo.png');
 
 interface DemoStatus {
   uploadDone: boolean;
@@ -30,50 +30,63 @@ if (!chromiumAvailable()) {
     test('the demo in Chromium', { skip: `${CHROMIUM} is missing (apt-get install chromium)` }, () => {});
   }
 } else {
-  test('the demo page uploads 32 MiB with a live ticker, echoes 300 channels exactly and shows 3 pushed channels', { timeout: 120_000 }, async () => {
-    const demo = await startDemo(0);
-    const browser = await launchChromium();
-    try {
-      const page = await browser.context.newPage();
-      await page.setViewportSize({ width: 1000, height: 720 });
-      await page.goto(`${demo.url}?mib=32&echo=300`);
-      await page.waitForFunction(() => {
-        const status = (window as unknown as { demo: DemoStatus }).demo;
-        return status.uploadDone && status.echoDone && status.pushed >= 3 && status.ticks >= 10;
-      }, undefined, { timeout: 90_000, polling: 100 });
-      // Let the RTT and the pushed channels' next messages show.
-      await page.waitForTimeout(1200);
-      const status = await page.evaluate(() => (window as unknown as { demo: DemoStatus }).demo);
-      assert.ok(status.maxTickDuringUpload < 1000, `ticker latency during the upload: ${status.maxTickDuringUpload} ms`);
-      assert.match(await page.textContent('#upload-state') ?? '', /server received every byte/);
-      assert.equal(await page.textContent('#echo-ok'), '300');
-      assert.match(await page.textContent('#rtt') ?? '', /^\d+\.\d\d$/);
-      assert.match(await page.textContent('#pushed') ?? '', /server clock/);
-      // The demo server also serves the README's page script: its module, and an echo for other channels.
-      const echoed = await page.evaluate(async () => {
-        // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- keeps tsc from resolving the page's URL
-        const web = await import('/muxwire-web.js' as string) as typeof import('../src/web/index.js');
-        const session = await web.connectWebSocket(`ws://${location.host}/mux`);
-        const channel = session.dial();
-        const writer = channel.writable.getWriter();
-        await writer.write(new TextEncoder().encode('hello'));
-        await writer.close();
-        let text = '';
-        const reader = channel.readable.getReader();
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          text += new TextDecoder().decode(value);
-        }
-        await session.close();
-        return text;
-      });
-      assert.equal(echoed, 'hello');
-      await page.screenshot({ path: screenshot, fullPage: true });
-      console.log(`  # screenshot: ${path.relative(root, screenshot)}; ticker worst during upload ${status.maxTickDuringUpload.toFixed(1)} ms`);
-    } finally {
-      await browser.close();
-      await demo.close();
-    }
-  });
+  test(
+    'the demo page uploads 32 MiB with a live ticker, echoes 300 channels exactly and shows 3 pushed channels',
+    { timeout: 120_000 },
+    async () => {
+      const demo = await startDemo(0);
+      const browser = await launchChromium();
+      try {
+        const page = await browser.context.newPage();
+        await page.setViewportSize({ width: 1000, height: 720 });
+        await page.goto(`${demo.url}?mib=32&echo=300`);
+        await page.waitForFunction(
+          () => {
+            const status = (window as unknown as { demo: DemoStatus }).demo;
+            return status.uploadDone && status.echoDone && status.pushed >= 3 && status.ticks >= 10;
+          },
+          undefined,
+          { timeout: 90_000, polling: 100 },
+        );
+        // Let the RTT and the pushed channels' next messages show.
+        await page.waitForTimeout(1200);
+        const status = await page.evaluate(() => (window as unknown as { demo: DemoStatus }).demo);
+        assert.ok(
+          status.maxTickDuringUpload < 1000,
+          `ticker latency during the upload: ${status.maxTickDuringUpload} ms`,
+        );
+        assert.match((await page.textContent('#upload-state')) ?? '', /server received every byte/);
+        assert.equal(await page.textContent('#echo-ok'), '300');
+        assert.match((await page.textContent('#rtt')) ?? '', /^\d+\.\d\d$/);
+        assert.match((await page.textContent('#pushed')) ?? '', /server clock/);
+        // The demo server also serves the README's page script: its module, and an echo for other channels.
+        const echoed = await page.evaluate(async () => {
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- keeps tsc from resolving the page's URL
+          const web = (await import('/muxwire-web.js' as string)) as typeof import('../src/web/index.js');
+          const session = await web.connectWebSocket(`ws://${location.host}/mux`);
+          const channel = session.dial();
+          const writer = channel.writable.getWriter();
+          await writer.write(new TextEncoder().encode('hello'));
+          await writer.close();
+          let text = '';
+          const reader = channel.readable.getReader();
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            text += new TextDecoder().decode(value);
+          }
+          await session.close();
+          return text;
+        });
+        assert.equal(echoed, 'hello');
+        await page.screenshot({ path: screenshot, fullPage: true });
+        console.log(
+          `  # screenshot: ${path.relative(root, screenshot)}; ticker worst during upload ${status.maxTickDuringUpload.toFixed(1)} ms`,
+        );
+      } finally {
+        await browser.close();
+        await demo.close();
+      }
+    },
+  );
 }

@@ -88,17 +88,33 @@ test("events.once() and events.on() take a session (type-checked: this file comp
 });
 
 test("Node sessions, light sessions and light channels keep all of Node's EventEmitter methods; a WebSession has the core ones", () => {
-  const nodeMethods = ['addListener', 'prependListener', 'prependOnceListener', 'removeAllListeners', 'listeners',
-    'rawListeners', 'eventNames', 'setMaxListeners', 'getMaxListeners'] as const;
+  const nodeMethods = [
+    'addListener',
+    'prependListener',
+    'prependOnceListener',
+    'removeAllListeners',
+    'listeners',
+    'rawListeners',
+    'eventNames',
+    'setMaxListeners',
+    'getMaxListeners',
+  ] as const;
   const coreMethods = ['on', 'once', 'off', 'removeListener', 'emit', 'listenerCount'] as const;
-  for (const [name, prototype] of [['Session', Session.prototype], ['LightSession', LightSession.prototype],
-    ['LightChannel', LightChannel.prototype]] as const) {
+  for (const [name, prototype] of [
+    ['Session', Session.prototype],
+    ['LightSession', LightSession.prototype],
+    ['LightChannel', LightChannel.prototype],
+  ] as const) {
     for (const method of [...coreMethods, ...nodeMethods]) {
       assert.equal(typeof (prototype as unknown as Record<string, unknown>)[method], 'function', `${name}.${method}`);
     }
   }
   for (const method of coreMethods) {
-    assert.equal(typeof (WebSession.prototype as unknown as Record<string, unknown>)[method], 'function', `WebSession.${method}`);
+    assert.equal(
+      typeof (WebSession.prototype as unknown as Record<string, unknown>)[method],
+      'function',
+      `WebSession.${method}`,
+    );
   }
 });
 

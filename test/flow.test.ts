@@ -39,7 +39,10 @@ test('auto-tuning doubles the window when a window is read in under two round tr
   w.consume(SPEC_INITIAL_WINDOW);
   const granted: number[] = [];
   // A whole window read in 60 ms with a 50 ms RTT (under two round trips): the window is the bottleneck.
-  assert.equal(w.autoTune(60, 50, (extra) => (granted.push(extra), true)), SPEC_INITIAL_WINDOW);
+  assert.equal(
+    w.autoTune(60, 50, (extra) => (granted.push(extra), true)),
+    SPEC_INITIAL_WINDOW,
+  );
   assert.equal(w.size, 512 * KiB);
   assert.deepEqual(granted, [SPEC_INITIAL_WINDOW]);
   assert.equal(w.takeIncrement(60), 512 * KiB);
@@ -69,20 +72,31 @@ test('pace samples find a burst inside an epoch that also waited a round trip fo
   w.startEpoch(0);
   w.granted = 8 * MiB;
   // Nothing arrives for 50 ms (the round trip), then 4 MiB arrive and are read in 3 ms, 1 MiB at a time.
-  for (const [at, total] of [[50, 1], [51, 2], [52, 3], [53, 4]] as const) {
+  for (const [at, total] of [
+    [50, 1],
+    [51, 2],
+    [52, 3],
+    [53, 4],
+  ] as const) {
     w.receive(MiB);
     w.consume(total * MiB);
     w.notePace(at);
   }
   // The epoch alone (4 MiB in 53 ms: a window in 106 ms, over two 50 ms round trips) would not grow the
   // window; the burst (a window in 8 ms) shows the link is far faster, and it grows 8x.
-  assert.equal(w.autoTune(53, 50, () => true), 56 * MiB);
+  assert.equal(
+    w.autoTune(53, 50, () => true),
+    56 * MiB,
+  );
   const epochOnly = new ReceiveWindow(8 * MiB, 64 * MiB);
   epochOnly.startEpoch(0);
   epochOnly.granted = 8 * MiB;
   epochOnly.receive(8 * MiB);
   epochOnly.consume(4 * MiB);
-  assert.equal(epochOnly.autoTune(53, 50, () => true), 0);
+  assert.equal(
+    epochOnly.autoTune(53, 50, () => true),
+    0,
+  );
 });
 
 test('a growth memory cannot wholly cover is made as large as it can (down to a doubling)', () => {
@@ -92,14 +106,25 @@ test('a growth memory cannot wholly cover is made as large as it can (down to a 
   w.consume(SPEC_INITIAL_WINDOW);
   // Read in 0.1 ms on a 50 ms link: 32x wanted; memory has room for 1 MiB more.
   const asked: number[] = [];
-  assert.equal(w.autoTune(0.1, 50, (extra) => (asked.push(extra), extra <= 1024 * KiB)), 3 * SPEC_INITIAL_WINDOW);
-  assert.deepEqual(asked, [31, 15, 7, 3].map((k) => k * SPEC_INITIAL_WINDOW), '32x, 16x, 8x, then 4x fits');
+  assert.equal(
+    w.autoTune(0.1, 50, (extra) => (asked.push(extra), extra <= 1024 * KiB)),
+    3 * SPEC_INITIAL_WINDOW,
+  );
+  assert.deepEqual(
+    asked,
+    [31, 15, 7, 3].map((k) => k * SPEC_INITIAL_WINDOW),
+    '32x, 16x, 8x, then 4x fits',
+  );
   assert.equal(w.size, 1024 * KiB);
   const none = new ReceiveWindow(SPEC_INITIAL_WINDOW, 64 * 1024 * KiB);
   none.startEpoch(0);
   none.receive(SPEC_INITIAL_WINDOW);
   none.consume(SPEC_INITIAL_WINDOW);
-  assert.equal(none.autoTune(0.1, 50, () => false), 0, 'no room at all: no growth');
+  assert.equal(
+    none.autoTune(0.1, 50, () => false),
+    0,
+    'no room at all: no growth',
+  );
 });
 
 test('the pace read before the session knows its RTT sizes the first growth once it does', () => {
@@ -109,17 +134,26 @@ test('the pace read before the session knows its RTT sizes the first growth once
   // session's first ping is still out, so no growth yet.
   w.receive(SPEC_INITIAL_WINDOW);
   w.consume(128 * KiB);
-  assert.equal(w.autoTune(0.5, undefined, () => true), 0);
+  assert.equal(
+    w.autoTune(0.5, undefined, () => true),
+    0,
+  );
   w.takeIncrement(0.5);
   w.consume(SPEC_INITIAL_WINDOW);
-  assert.equal(w.autoTune(1, undefined, () => true), 0);
+  assert.equal(
+    w.autoTune(1, undefined, () => true),
+    0,
+  );
   w.takeIncrement(1);
   assert.ok(w.pacedBeforeRtt);
   // A round trip later the next bytes arrive; this epoch alone (half a window in 51 ms, 50 ms RTT) would
   // not grow the window, but the first epochs' pace (a window per millisecond) does.
   w.receive(128 * KiB);
   w.consume(384 * KiB);
-  assert.equal(w.autoTune(52, 50, () => true), 31 * SPEC_INITIAL_WINDOW);
+  assert.equal(
+    w.autoTune(52, 50, () => true),
+    31 * SPEC_INITIAL_WINDOW,
+  );
   // Used once: the next epoch is judged on its own (a trial is now running).
   assert.equal(w.size, 8192 * KiB);
   assert.equal(w.pacedBeforeRtt, false);
@@ -132,14 +166,21 @@ test('before the first RTT the ping age bounds it from below: growth sized by th
   // least 35 ms, so the window (drained in 1 ms) is far too small: x32.
   w.receive(SPEC_INITIAL_WINDOW);
   w.consume(128 * KiB);
-  assert.equal(w.autoTune(0.5, undefined, () => true, 35), 31 * SPEC_INITIAL_WINDOW);
+  assert.equal(
+    w.autoTune(0.5, undefined, () => true, 35),
+    31 * SPEC_INITIAL_WINDOW,
+  );
   assert.equal(w.size, 8192 * KiB);
   // A bound of 1.5 ms (a ping only just sent) allows less: the drain time is compared with the bound.
   const near = new ReceiveWindow(SPEC_INITIAL_WINDOW, 64 * 1024 * KiB);
   near.startEpoch(0);
   near.receive(SPEC_INITIAL_WINDOW);
   near.consume(128 * KiB);
-  assert.equal(near.autoTune(0.5, undefined, () => true, 1.5), SPEC_INITIAL_WINDOW, 'x2: a window drains in 1 ms, under 3 ms');
+  assert.equal(
+    near.autoTune(0.5, undefined, () => true, 1.5),
+    SPEC_INITIAL_WINDOW,
+    'x2: a window drains in 1 ms, under 3 ms',
+  );
   // The trial waits for the RTT: a whole grown window read slowly (8 MiB in 30 ms) is not judged without it.
   w.takeIncrement(0.5);
   w.consume(SPEC_INITIAL_WINDOW);
@@ -148,11 +189,19 @@ test('before the first RTT the ping age bounds it from below: growth sized by th
     assert.ok(w.receive(1024 * KiB));
     w.consume(read + 1024 * KiB);
   }
-  assert.equal(w.autoTune(30, undefined, () => true, 65), 0, 'no verdict before the RTT');
+  assert.equal(
+    w.autoTune(30, undefined, () => true, 65),
+    0,
+    'no verdict before the RTT',
+  );
   assert.equal(w.size, 8192 * KiB);
   // With the RTT (50 ms) the former window carried 256 KiB per 50 ms; 8 MiB in 30 ms beats it: kept, and the
   // window grows on (x2: at that pace 8 MiB drains in ~31 ms, under two round trips).
-  assert.equal(w.autoTune(31, 50, () => true), 8192 * KiB, 'paid, then grown further');
+  assert.equal(
+    w.autoTune(31, 50, () => true),
+    8192 * KiB,
+    'paid, then grown further',
+  );
   assert.equal(w.size, 16 * 1024 * KiB);
 });
 
@@ -162,7 +211,10 @@ test('a growth made on the bound that does not pay is undone once the RTT is kno
   w.receive(SPEC_INITIAL_WINDOW);
   w.consume(128 * KiB);
   let reserved = 0;
-  assert.equal(w.autoTune(0.5, undefined, (extra) => ((reserved += extra), true), 35), 31 * SPEC_INITIAL_WINDOW);
+  assert.equal(
+    w.autoTune(0.5, undefined, (extra) => ((reserved += extra), true), 35),
+    31 * SPEC_INITIAL_WINDOW,
+  );
   reserved = w.size - SPEC_INITIAL_WINDOW;
   // The burst was a buffered first window: the link carries 256 KiB per 50 ms RTT, and no more with 8 MiB.
   w.takeIncrement(0.5);
@@ -188,7 +240,10 @@ test('auto-tuning leaves the window alone when the reader is the bottleneck', ()
   w.receive(SPEC_INITIAL_WINDOW);
   w.consume(SPEC_INITIAL_WINDOW);
   // A window read in 500 ms with a 50 ms RTT: a slow reader, a larger window would not help.
-  assert.equal(w.autoTune(500, 50, () => true), 0);
+  assert.equal(
+    w.autoTune(500, 50, () => true),
+    0,
+  );
   assert.equal(w.size, SPEC_INITIAL_WINDOW);
 });
 
@@ -199,8 +254,14 @@ test('auto-tuning leaves the window alone when the reader is the bottleneck', ()
  * auto-tuning first (it sees `reportedRtt`). Returns the window, every size it had, the bytes reserved minus
  * released (which must equal the growth in force), and when the window reached its largest size.
  */
-function simulate(options: { ms: number; rttMs: number; reportedRtt: number; bytesPerMs: number; maxSize: number;
-  stalls?: readonly { from: number; until: number }[] }) {
+function simulate(options: {
+  ms: number;
+  rttMs: number;
+  reportedRtt: number;
+  bytesPerMs: number;
+  maxSize: number;
+  stalls?: readonly { from: number; until: number }[];
+}) {
   const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, options.maxSize);
   w.startEpoch(0);
   const grants: { at: number; granted: number }[] = [{ at: 0, granted: SPEC_INITIAL_WINDOW }];
@@ -249,9 +310,18 @@ function simulate(options: { ms: number; rttMs: number; reportedRtt: number; byt
 }
 
 test('auto-tuning grows the window all the way where the window limits throughput (a long fat link)', () => {
-  const { window, sizes, reserved, largestAt } = simulate({ ms: 3000, rttMs: 50, reportedRtt: 50, bytesPerMs: 1_000_000, maxSize: 64 * 1024 * KiB });
+  const { window, sizes, reserved, largestAt } = simulate({
+    ms: 3000,
+    rttMs: 50,
+    reportedRtt: 50,
+    bytesPerMs: 1_000_000,
+    maxSize: 64 * 1024 * KiB,
+  });
   assert.equal(window.size, 64 * 1024 * KiB, `sizes ${sizes.join(' ')}`);
-  assert.ok(sizes.every((size, i) => i === 0 || size > sizes[i - 1]!), `only ever grew: ${sizes.join(' ')}`);
+  assert.ok(
+    sizes.every((size, i) => i === 0 || size > sizes[i - 1]!),
+    `only ever grew: ${sizes.join(' ')}`,
+  );
   assert.equal(reserved, window.size - SPEC_INITIAL_WINDOW);
   // Faster than slow start: 256 KiB to 64 MiB (x256) within four round trips.
   assert.ok(largestAt <= 200, `reached 64 MiB at ${largestAt} ms: ${sizes.join(' ')}`);
@@ -260,7 +330,13 @@ test('auto-tuning grows the window all the way where the window limits throughpu
 test('auto-tuning undoes a growth that did not raise the rate (a slow link whose queue inflates the RTT)', () => {
   // 1 MiB/s with a 20 ms RTT, but pings wait behind the queued data, so the RTT looks like 300 ms and the time
   // test alone would grow the window. The growth is tried, found useless, and undone.
-  const { window, sizes, reserved } = simulate({ ms: 4000, rttMs: 20, reportedRtt: 300, bytesPerMs: 1024, maxSize: 16 * 1024 * KiB });
+  const { window, sizes, reserved } = simulate({
+    ms: 4000,
+    rttMs: 20,
+    reportedRtt: 300,
+    bytesPerMs: 1024,
+    maxSize: 16 * 1024 * KiB,
+  });
   assert.ok(sizes.length >= 3, `a growth was tried and undone: ${sizes.join(' ')}`);
   assert.equal(window.size, SPEC_INITIAL_WINDOW, `sizes ${sizes.join(' ')}`);
   assert.equal(window.ceiling, SPEC_INITIAL_WINDOW);
@@ -272,14 +348,21 @@ test('auto-tuning undoes a growth that did not raise the rate (a slow link whose
   assert.ok(Math.max(...longer.sizes) <= 1024 * KiB, `never bloated: ${longer.sizes.join(' ')}`);
 });
 
-test('a reader held up for a moment reads the backlog in a burst: that burst is not the link\'s pace', () => {
+test("a reader held up for a moment reads the backlog in a burst: that burst is not the link's pace", () => {
   // The slow link of the test above (1 MiB/s, pings behind the queue so the RTT looks like 300 ms), and a
   // reader held up for 400 ms now and then. The backlog it then reads at memory speed arrived at the link's
   // pace: growth may be tried (the RTT test alone asks for it) but never by more than a doubling, which the
   // trial undoes. Before this rule, such a burst grew 256 KiB to 8 MiB at once, and every ping then waited
   // seconds behind the queued data (the dead-peer soak's auto-tuned upload).
   const stalls = [1000, 3000, 5000, 7000].map((from) => ({ from, until: from + 400 }));
-  const { window, sizes } = simulate({ ms: 9000, rttMs: 20, reportedRtt: 300, bytesPerMs: 1024, maxSize: 16 * 1024 * KiB, stalls });
+  const { window, sizes } = simulate({
+    ms: 9000,
+    rttMs: 20,
+    reportedRtt: 300,
+    bytesPerMs: 1024,
+    maxSize: 16 * 1024 * KiB,
+    stalls,
+  });
   assert.ok(Math.max(...sizes) <= 512 * KiB, `grown by at most a doubling: ${sizes.join(' ')}`);
   assert.equal(window.size, SPEC_INITIAL_WINDOW, `sizes ${sizes.join(' ')}`);
 });
@@ -289,11 +372,26 @@ test('auto-tuning needs an RTT, stops at the maximum, and respects a refused res
   w.startEpoch(0);
   w.receive(SPEC_INITIAL_WINDOW);
   w.consume(SPEC_INITIAL_WINDOW);
-  assert.equal(w.autoTune(1, undefined, () => true), 0, 'no RTT yet');
-  assert.equal(w.autoTune(1, 50, () => false), 0, 'memory bound refused');
-  assert.equal(w.autoTune(1, 50, () => true), 128 * KiB, 'grows only up to the maximum');
+  assert.equal(
+    w.autoTune(1, undefined, () => true),
+    0,
+    'no RTT yet',
+  );
+  assert.equal(
+    w.autoTune(1, 50, () => false),
+    0,
+    'memory bound refused',
+  );
+  assert.equal(
+    w.autoTune(1, 50, () => true),
+    128 * KiB,
+    'grows only up to the maximum',
+  );
   assert.equal(w.size, 384 * KiB);
-  assert.equal(w.autoTune(1, 50, () => true), 0);
+  assert.equal(
+    w.autoTune(1, 50, () => true),
+    0,
+  );
 });
 
 test('under memory pressure a grown window grants only up to the initial window, and nothing while it holds data', () => {

@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Flag, FrameType, HEADER_SIZE, decodeHeader, encodeHeader, headerBytes, type FrameHeader } from '../src/core/frame.js';
+import {
+  Flag,
+  FrameType,
+  HEADER_SIZE,
+  decodeHeader,
+  encodeHeader,
+  headerBytes,
+  type FrameHeader,
+} from '../src/core/frame.js';
 import { FrameDecoder, type FrameSink } from '../src/core/decoder.js';
 
 test('header golden bytes: a Window Update with SYN on channel 1 announcing 65536', () => {
@@ -24,16 +32,21 @@ test('header golden bytes: Ping ACK and Go Away protocol error', () => {
 });
 
 test('header round trip for every field value range', () => {
-  fc.assert(fc.property(
-    fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 0xffff }), fc.nat({ max: 0xffffffff }),
-    fc.nat({ max: 0xffffffff }),
-    (type, flags, id, length) => {
-      const bytes = new Uint8Array(HEADER_SIZE + 3);
-      encodeHeader(bytes, 3, type, flags, id, length);
-      const out = decodeHeader(bytes, 3, { version: 9, type: 0, flags: 0, streamId: 0, length: 0 });
-      assert.deepEqual(out, { version: 0, type, flags, streamId: id, length });
-    },
-  ), { numRuns: 500, seed: 42 });
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 3 }),
+      fc.integer({ min: 0, max: 0xffff }),
+      fc.nat({ max: 0xffffffff }),
+      fc.nat({ max: 0xffffffff }),
+      (type, flags, id, length) => {
+        const bytes = new Uint8Array(HEADER_SIZE + 3);
+        encodeHeader(bytes, 3, type, flags, id, length);
+        const out = decodeHeader(bytes, 3, { version: 9, type: 0, flags: 0, streamId: 0, length: 0 });
+        assert.deepEqual(out, { version: 0, type, flags, streamId: id, length });
+      },
+    ),
+    { numRuns: 500, seed: 42 },
+  );
 });
 
 interface Event {
@@ -69,10 +82,12 @@ function normalize(events: Event[]): unknown[] {
 
 const stream = Buffer.concat([
   headerBytes(FrameType.windowUpdate, Flag.syn, 1, 0),
-  headerBytes(FrameType.data, 0, 1, 5), Buffer.from('hello'),
+  headerBytes(FrameType.data, 0, 1, 5),
+  Buffer.from('hello'),
   headerBytes(FrameType.ping, Flag.syn, 0, 99),
   headerBytes(FrameType.data, Flag.fin, 1, 0),
-  headerBytes(FrameType.data, 0, 3, 300), Buffer.alloc(300, 7),
+  headerBytes(FrameType.data, 0, 3, 300),
+  Buffer.alloc(300, 7),
   headerBytes(FrameType.goAway, 0, 0, 0),
 ]);
 

@@ -11,7 +11,10 @@ class PipeEnd extends Duplex {
   writes = 0;
   private random: number;
   /** `splitSeed` cuts every write into pieces of random sizes (deterministic for a seed). */
-  constructor(private readonly delayMs: number, splitSeed = 0) {
+  constructor(
+    private readonly delayMs: number,
+    splitSeed = 0,
+  ) {
     super({ allowHalfOpen: true });
     this.random = splitSeed >>> 0;
   }
@@ -137,7 +140,10 @@ export function parseFrames(bytes: Buffer): RawFrame[] {
 export class RawPeer {
   received = Buffer.alloc(0);
   ended = false;
-  constructor(readonly socket: net.Socket | Duplex, answerPings = true) {
+  constructor(
+    readonly socket: net.Socket | Duplex,
+    answerPings = true,
+  ) {
     socket.on('data', (chunk: Buffer) => {
       const before = parseFrames(this.received).length;
       this.received = Buffer.concat([this.received, chunk]);

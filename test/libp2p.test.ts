@@ -11,7 +11,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MessageStream, Stream, StreamMuxerFactory } from '@libp2p/interface';
 import {
-  ChannelRefusedError, ChannelResetError, GoAwayError, ProtocolError, SessionClosedError, StreamLimitError, TimeoutError,
+  ChannelRefusedError,
+  ChannelResetError,
+  GoAwayError,
+  ProtocolError,
+  SessionClosedError,
+  StreamLimitError,
+  TimeoutError,
   TransportClosedError,
 } from '../src/core/errors.js';
 import { provideWithResolvers } from './interop/libp2p-glue.js';
@@ -28,10 +34,14 @@ type Factory = StreamMuxerFactory;
 function nextEvent<E extends Event>(target: EventTarget, type: string, ms = 5_000): Promise<E> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no '${type}' event within ${ms} ms`)), ms);
-    target.addEventListener(type, (event) => {
-      clearTimeout(timer);
-      resolve(event as E);
-    }, { once: true });
+    target.addEventListener(
+      type,
+      (event) => {
+        clearTimeout(timer);
+        resolve(event as E);
+      },
+      { once: true },
+    );
   });
 }
 
@@ -76,7 +86,10 @@ test("yamux()'s option names map to muxwire's session options, with libp2p's yam
   assert.equal(defaults.session.maxWindow, 16 * 1024 * 1024);
   assert.equal(defaults.session.initialWindow, 256 * 1024);
   assert.equal(defaults.session.maxStreams, 2_000);
-  assert.deepEqual([defaults.maxInboundStreams, defaults.maxOutboundStreams, defaults.maxEarlyStreams], [1_000, 1_000, 10]);
+  assert.deepEqual(
+    [defaults.maxInboundStreams, defaults.maxOutboundStreams, defaults.maxEarlyStreams],
+    [1_000, 1_000, 10],
+  );
 
   const mapped = resolveInit({
     enableKeepAlive: false,
@@ -105,7 +118,10 @@ test("invalid options throw libp2p's InvalidParametersError when muxwire() is ca
     assert.ok(error.cause instanceof RangeError);
     return true;
   });
-  assert.throws(() => muxwire({ maxInboundStreams: -1 }), { name: 'InvalidParametersError', message: /maxInboundStreams/ });
+  assert.throws(() => muxwire({ maxInboundStreams: -1 }), {
+    name: 'InvalidParametersError',
+    message: /maxInboundStreams/,
+  });
   assert.throws(() => muxwire({ session: { protocol: 'multiplex' } }), { name: 'InvalidParametersError' });
 });
 
@@ -144,7 +160,10 @@ test("streams flow both ways between muxwire's muxer and libp2p's yamux muxer ov
     };
     dialer.addEventListener('stream', echo);
     listener.addEventListener('stream', echo);
-    for (const [from, name] of [[dialer, 'dialer'], [listener, 'listener']] as const) {
+    for (const [from, name] of [
+      [dialer, 'dialer'],
+      [listener, 'listener'],
+    ] as const) {
       const stream = await from.createStream();
       stream.send(Buffer.from(`hello from the ${name}`));
       const reply = readText(stream);
@@ -197,19 +216,29 @@ test("a peer that stops answering pings ends the muxer: its streams fail with li
   await inbound.close();
 });
 
-test("the main entry and muxwire/core import no libp2p package: only muxwire/libp2p does", () => {
+test('the main entry and muxwire/core import no libp2p package: only muxwire/libp2p does', () => {
   const src = fileURLToPath(new URL('../../src/', import.meta.url));
-  const files = ['index.ts', ...['core', 'core/codecs', 'node'].flatMap((dir) =>
-    readdirSync(join(src, dir)).filter((name) => name.endsWith('.ts')).map((name) => `${dir}/${name}`))];
+  const files = [
+    'index.ts',
+    ...['core', 'core/codecs', 'node'].flatMap((dir) =>
+      readdirSync(join(src, dir))
+        .filter((name) => name.endsWith('.ts'))
+        .map((name) => `${dir}/${name}`),
+    ),
+  ];
   assert.ok(files.length > 20, `found only ${files.length} source files`);
   const libp2pImport = /(?:from|import)\s*\(?\s*'(?:@libp2p\/|@chainsafe\/|libp2p|uint8arraylist|[./]+\/libp2p\/)/;
   for (const file of files) assert.doesNotMatch(readFileSync(join(src, file), 'utf8'), libp2pImport, file);
-  assert.match(readFileSync(join(src, 'libp2p/muxer.ts'), 'utf8'), libp2pImport, 'the pattern finds the libp2p entry\'s imports');
+  assert.match(
+    readFileSync(join(src, 'libp2p/muxer.ts'), 'utf8'),
+    libp2pImport,
+    "the pattern finds the libp2p entry's imports",
+  );
 });
 
 test("close() flushes every stream's data and FIN, then resets the streams the peer had not finished, before its Go Away (so libp2p's yamux sees the resets)", async () => {
   for (const peer of ['muxwire', 'yamux'] as const) {
-    const { dialer, listener } = pair(muxwire()(), (peer === 'muxwire' ? muxwire()() : yamux()()));
+    const { dialer, listener } = pair(muxwire()(), peer === 'muxwire' ? muxwire()() : yamux()());
     const received: string[] = [];
     const ended: Promise<Event & { error?: Error }>[] = [];
     listener.addEventListener('stream', (event) => {
@@ -223,10 +252,16 @@ test("close() flushes every stream's data and FIN, then resets the streams the p
     const ours = streams.map((stream) => nextEvent<Event & { error?: Error }>(stream, 'close'));
     await dialer.close();
     assert.equal(dialer.status, 'closed');
-    for (const event of await Promise.all(ours)) assert.equal(event.error, undefined, 'this side ends its streams cleanly');
+    for (const event of await Promise.all(ours))
+      assert.equal(event.error, undefined, 'this side ends its streams cleanly');
     const theirs = await Promise.all(ended);
-    assert.deepEqual(received.sort(), ['last words 0', 'last words 1', 'last words 2'], `${peer}: every stream's data arrived`);
-    for (const event of theirs) assert.equal(event.error?.name, 'StreamResetError', `${peer}: the peer's unfinished stream was reset`);
+    assert.deepEqual(
+      received.sort(),
+      ['last words 0', 'last words 1', 'last words 2'],
+      `${peer}: every stream's data arrived`,
+    );
+    for (const event of theirs)
+      assert.equal(event.error?.name, 'StreamResetError', `${peer}: the peer's unfinished stream was reset`);
     await listener.close();
   }
 });
@@ -250,7 +285,7 @@ test("inbound streams wait for a 'stream' listener, up to maxEarlyStreams; one m
   assert.equal((await aborted)?.name, 'MaxEarlyStreamsError');
   assert.equal(flooded.listener.status, 'closed');
   assert.equal(flooded.listener.streams.length, 0);
-  await waitFor(() => streams.every((stream) => stream.status !== 'open'), 'the dialer\'s streams to end');
+  await waitFor(() => streams.every((stream) => stream.status !== 'open'), "the dialer's streams to end");
   await flooded.dialer.close();
 });
 

@@ -2,7 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import {
-  ChannelResetError, LightChannel, LightSession, MuxError, TransportClosedError, lightClient, lightServer, multiplexedServer,
+  ChannelResetError,
+  LightChannel,
+  LightSession,
+  MuxError,
+  TransportClosedError,
+  lightClient,
+  lightServer,
+  multiplexedServer,
 } from '../src/index.js';
 import { LightSession as CoreLightSession } from '../src/core/index.js';
 import type { Transport, TransportEvents } from '../src/core/transport.js';
@@ -182,7 +189,10 @@ test('light channel misuse: write after end throws a typed error, a non-Uint8Arr
     const ch = client.dial();
     assert.throws(() => ch.write('text' as unknown as Uint8Array), TypeError);
     ch.end();
-    assert.throws(() => ch.write(new Uint8Array(1)), (e: unknown) => e instanceof MuxError && e.code === 'ERR_MUX_WRITE_AFTER_END');
+    assert.throws(
+      () => ch.write(new Uint8Array(1)),
+      (e: unknown) => e instanceof MuxError && e.code === 'ERR_MUX_WRITE_AFTER_END',
+    );
     ch.destroy();
   } finally {
     close();
@@ -251,7 +261,7 @@ test('a graceful close waits for light channels to finish', async () => {
   }
 });
 
-test('channelHighWaterMark sets where a light channel\'s write() returns false', async () => {
+test("channelHighWaterMark sets where a light channel's write() returns false", async () => {
   for (const mark of [1024, 64 * 1024]) {
     const [a, b] = memoryPipe();
     const client = lightClient(a, { keepAliveInterval: 0, channelHighWaterMark: mark });
@@ -330,20 +340,35 @@ test('a light channel whose last write fails after both FINs were exchanged stil
   const writes: ((error?: Error | null) => void)[] = [];
   let events: TransportEvents | undefined;
   const transport: Transport = {
-    start(sink) { events = sink; },
-    write(_parts, done) { writes.push(done); return true; },
+    start(sink) {
+      events = sink;
+    },
+    write(_parts, done) {
+      writes.push(done);
+      return true;
+    },
     pause() {},
     resume() {},
     end() {},
-    destroy() { queueMicrotask(() => events?.close()); },
+    destroy() {
+      queueMicrotask(() => events?.close());
+    },
   };
   const session = new LightSession(transport, 'client', { keepAliveInterval: 0 });
   const channel = session.dial();
   const seen: string[] = [];
   let failure: unknown;
-  channel.on('error', (error) => { failure = error; seen.push('error'); });
+  channel.on('error', (error) => {
+    failure = error;
+    seen.push('error');
+  });
   channel.on('finish', () => seen.push('finish'));
-  const closed = new Promise<void>((resolve) => channel.on('close', () => { seen.push('close'); resolve(); }));
+  const closed = new Promise<void>((resolve) =>
+    channel.on('close', () => {
+      seen.push('close');
+      resolve();
+    }),
+  );
   channel.end(Uint8Array.of(1, 2, 3)); // SYN, data and FIN leave in one batch
   await new Promise((resolve) => setImmediate(resolve));
   assert.ok(writes.length > 0, 'the session wrote');
@@ -352,7 +377,9 @@ test('a light channel whose last write fails after both FINs were exchanged stil
   assert.equal(session.channelCount, 0);
   for (const done of writes.splice(0)) done(new Error('simulated EPIPE'));
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<string>((resolve) => { timer = setTimeout(resolve, 2000, 'timeout'); });
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(resolve, 2000, 'timeout');
+  });
   const outcome = await Promise.race([closed.then(() => 'closed'), timeout]);
   clearTimeout(timer);
   assert.equal(outcome, 'closed', `'close' never came (events: ${seen.join(', ')})`);

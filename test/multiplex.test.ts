@@ -31,7 +31,11 @@ function muxFrames(bytes: Buffer): MuxFrame[] {
   const frames: MuxFrame[] = [];
   for (let offset = 0; offset + 8 <= bytes.length;) {
     const length = bytes.readUIntBE(offset + 5, 3);
-    frames.push({ id: bytes.readUInt32BE(offset), flags: bytes[offset + 4]!, payload: bytes.subarray(offset + 8, offset + 8 + length) });
+    frames.push({
+      id: bytes.readUInt32BE(offset),
+      flags: bytes[offset + 4]!,
+      payload: bytes.subarray(offset + 8, offset + 8 + length),
+    });
     offset += 8 + length;
   }
   return frames;
@@ -42,12 +46,16 @@ const OPTIONS = { protocol: 'multiplex' } as const;
 describe('golden bytes from the original Go package', () => {
   test('the vectors decode to the recorded scenario', () => {
     const events: string[] = [];
-    const decoder = new FrameDecoder({
-      onHeader: (h) => events.push(`${h.flags & Flag.syn ? 'SYN' : h.flags & Flag.fin ? 'RST' : 'DATA'}(${h.streamId},${h.length})`),
-      onPayload: () => {},
-      onFrameEnd: () => {},
-      onDecodeError: (m) => events.push(`error ${m}`),
-    }, multiplexCodec);
+    const decoder = new FrameDecoder(
+      {
+        onHeader: (h) =>
+          events.push(`${h.flags & Flag.syn ? 'SYN' : h.flags & Flag.fin ? 'RST' : 'DATA'}(${h.streamId},${h.length})`),
+        onPayload: () => {},
+        onFrameEnd: () => {},
+        onDecodeError: (m) => events.push(`error ${m}`),
+      },
+      multiplexCodec,
+    );
     decoder.push(clientBytes);
     assert.deepEqual(events, ['SYN(3,0)', 'DATA(3,5)', 'SYN(5,0)', 'DATA(5,1024)', 'RST(3,0)', 'RST(5,0)']);
     events.length = 0;
@@ -63,7 +71,14 @@ describe('golden bytes from the original Go package', () => {
     server.on('channel', (channel) => channel.pipe(channel));
     const frames = muxFrames(clientBytes);
     const bytesOf = (...fs: MuxFrame[]): Buffer =>
-      Buffer.concat(fs.map((f) => Buffer.concat([Buffer.from([0, 0, 0, f.id, f.flags, 0, f.payload.length >> 8, f.payload.length & 0xff]), f.payload])));
+      Buffer.concat(
+        fs.map((f) =>
+          Buffer.concat([
+            Buffer.from([0, 0, 0, f.id, f.flags, 0, f.payload.length >> 8, f.payload.length & 0xff]),
+            f.payload,
+          ]),
+        ),
+      );
     const total = (): number => Buffer.concat(written).length;
     raw.write(bytesOf(frames[0]!, frames[1]!));
     await until(() => total() === 13, 2000, 'echo of hello');
@@ -84,19 +99,25 @@ describe('golden bytes from the original Go package', () => {
     const replies = muxFrames(serverBytes);
     const total = (): number => Buffer.concat(written).length;
     const send = (f: MuxFrame): void => {
-      raw.write(Buffer.concat([Buffer.from([0, 0, 0, f.id, f.flags, 0, f.payload.length >> 8, f.payload.length & 0xff]), f.payload]));
+      raw.write(
+        Buffer.concat([
+          Buffer.from([0, 0, 0, f.id, f.flags, 0, f.payload.length >> 8, f.payload.length & 0xff]),
+          f.payload,
+        ]),
+      );
     };
-    const readExactly = (channel: Channel, n: number): Promise<Buffer> => new Promise((resolve) => {
-      const chunks: Buffer[] = [];
-      const onData = (c: Buffer): void => {
-        chunks.push(c);
-        if (Buffer.concat(chunks).length >= n) {
-          channel.off('data', onData);
-          resolve(Buffer.concat(chunks));
-        }
-      };
-      channel.on('data', onData);
-    });
+    const readExactly = (channel: Channel, n: number): Promise<Buffer> =>
+      new Promise((resolve) => {
+        const chunks: Buffer[] = [];
+        const onData = (c: Buffer): void => {
+          chunks.push(c);
+          if (Buffer.concat(chunks).length >= n) {
+            channel.off('data', onData);
+            resolve(Buffer.concat(chunks));
+          }
+        };
+        channel.on('data', onData);
+      });
 
     const three = client.dial();
     assert.equal(three.id, 3, "the original client's first id is 3");
@@ -146,11 +167,14 @@ describe('multiplex codec behaviour', () => {
     await until(() => received.size === sizes.length, 2000, 'channels');
     // The original has no half-close, so the reader learns the end only when the writer closes entirely.
     for (const c of channels) c.end();
-    for (const [i, c] of channels.entries()) assert.equal(sha(await received.get(c.id)!), sha(payloads[i]!), `size ${sizes[i]}`);
+    for (const [i, c] of channels.entries())
+      assert.equal(sha(await received.get(c.id)!), sha(payloads[i]!), `size ${sizes[i]}`);
     const frames = muxFrames(Buffer.concat(wire));
     assert.ok(frames.every((f) => f.payload.length <= MULTIPLEX_FRAGMENT));
-    assert.equal(frames.filter((f) => f.flags === 0).reduce((n, f) => n + f.payload.length, 0),
-      sizes.reduce((n, s) => n + s, 0));
+    assert.equal(
+      frames.filter((f) => f.flags === 0).reduce((n, f) => n + f.payload.length, 0),
+      sizes.reduce((n, s) => n + s, 0),
+    );
     client.destroy();
     server.destroy();
   });
@@ -244,7 +268,10 @@ describe('multiplex codec behaviour', () => {
     await client.close({ timeout: 2000 });
     await server.closed;
     const frames = muxFrames(Buffer.concat(wire));
-    assert.ok(frames.every((f) => f.flags <= 2), 'only SYN, RST and data frames');
+    assert.ok(
+      frames.every((f) => f.flags <= 2),
+      'only SYN, RST and data frames',
+    );
     assert.equal(client.closeError, undefined);
     server.destroy();
   });
@@ -252,59 +279,68 @@ describe('multiplex codec behaviour', () => {
 
 describe('multiplex: a full accept queue slows the dialler down instead of refusing (the format has no refusal)', () => {
   for (const style of ['for await', 'accept() loop'] as const) {
-    test(`10,000 channels dialled at once, accepted with ${style} (backlog 256): every one echoed, none closed unanswered`, { timeout: 120_000 }, async () => {
-      const [a, b] = await tcpPair();
-      const client = multiplexedClient(a, OPTIONS);
-      const server = multiplexedServer(b, OPTIONS);
-      let pauses = 0;
-      const pause = b.pause.bind(b);
-      b.pause = () => {
-        pauses++;
-        return pause();
-      };
-      const serving = (async () => {
-        // Each request is 10 bytes; a frame may arrive in pieces. No half-close in this format: echo, then close.
-        const echo = (channel: Channel): void => {
-          const chunks: Buffer[] = [];
-          channel.on('error', () => {});
-          channel.on('data', (chunk: Buffer) => {
-            chunks.push(chunk);
-            const request = Buffer.concat(chunks);
-            if (request.length >= 10) channel.end(request);
-          });
+    test(
+      `10,000 channels dialled at once, accepted with ${style} (backlog 256): every one echoed, none closed unanswered`,
+      { timeout: 120_000 },
+      async () => {
+        const [a, b] = await tcpPair();
+        const client = multiplexedClient(a, OPTIONS);
+        const server = multiplexedServer(b, OPTIONS);
+        let pauses = 0;
+        const pause = b.pause.bind(b);
+        b.pause = () => {
+          pauses++;
+          return pause();
         };
-        if (style === 'for await') {
-          for await (const channel of server) echo(channel);
-        } else {
-          for (;;) {
-            const channel = await server.accept().catch(() => undefined);
-            if (channel === undefined) return;
-            echo(channel);
+        const serving = (async () => {
+          // Each request is 10 bytes; a frame may arrive in pieces. No half-close in this format: echo, then close.
+          const echo = (channel: Channel): void => {
+            const chunks: Buffer[] = [];
+            channel.on('error', () => {});
+            channel.on('data', (chunk: Buffer) => {
+              chunks.push(chunk);
+              const request = Buffer.concat(chunks);
+              if (request.length >= 10) channel.end(request);
+            });
+          };
+          if (style === 'for await') {
+            for await (const channel of server) echo(channel);
+          } else {
+            for (;;) {
+              const channel = await server.accept().catch(() => undefined);
+              if (channel === undefined) return;
+              echo(channel);
+            }
           }
-        }
-      })();
-      const replies = await Promise.all(Array.from({ length: 10_000 }, (_, i) => new Promise<string>((resolve) => {
-        const channel = client.dial();
-        const chunks: Buffer[] = [];
-        channel.on('error', () => {});
-        channel.on('data', (chunk: Buffer) => chunks.push(chunk));
-        channel.on('end', () => {
-          channel.end(); // as the original's client: read the echo, then close
-          resolve(Buffer.concat(chunks).toString());
-        });
-        channel.write(request(i));
-      })));
-      const wrong = replies.flatMap((reply, i) => (reply === request(i) ? [] : [`${i}: ${JSON.stringify(reply)}`]));
-      assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} of 10,000 channels were not echoed`);
-      assert.ok(pauses > 0, 'the server paused reading while its accept queue was full');
-      await client.close();
-      await server.closed;
-      await serving;
-    });
+        })();
+        const replies = await Promise.all(
+          Array.from(
+            { length: 10_000 },
+            (_, i) =>
+              new Promise<string>((resolve) => {
+                const channel = client.dial();
+                const chunks: Buffer[] = [];
+                channel.on('error', () => {});
+                channel.on('data', (chunk: Buffer) => chunks.push(chunk));
+                channel.on('end', () => {
+                  channel.end(); // as the original's client: read the echo, then close
+                  resolve(Buffer.concat(chunks).toString());
+                });
+                channel.write(request(i));
+              }),
+          ),
+        );
+        const wrong = replies.flatMap((reply, i) => (reply === request(i) ? [] : [`${i}: ${JSON.stringify(reply)}`]));
+        assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} of 10,000 channels were not echoed`);
+        assert.ok(pauses > 0, 'the server paused reading while its accept queue was full');
+        await client.close();
+        await server.closed;
+        await serving;
+      },
+    );
   }
 });
 
 function request(i: number): string {
   return `hello${String(i).padStart(5, '0')}`;
 }
-

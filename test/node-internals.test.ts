@@ -16,7 +16,12 @@ test("Node's Readable: readingMore set true keeps a push from scheduling _read (
   const counts: number[] = [];
   for (const mark of [false, true]) {
     let reads = 0;
-    const readable = new Readable({ highWaterMark: 1024, read() { reads++; } });
+    const readable = new Readable({
+      highWaterMark: 1024,
+      read() {
+        reads++;
+      },
+    });
     const state = (readable as unknown as ReadableInternals)._readableState;
     assert.equal(typeof state.readingMore, 'boolean', "Node's ReadableState has no boolean readingMore field any more");
     if (mark) state.readingMore = true;
@@ -46,7 +51,7 @@ test("Node's Readable: read() emits 'data' through the instance's emit (Channel.
   readable.destroy();
 });
 
-test('a Channel starts with Node\'s read-more pass marked as running', async () => {
+test("a Channel starts with Node's read-more pass marked as running", async () => {
   const pair = await sessionPair();
   try {
     const channel = pair.client.dial();

@@ -11,8 +11,18 @@ import { once } from 'node:events';
 import diagnostics from 'node:diagnostics_channel';
 import { fileURLToPath } from 'node:url';
 import {
-  ChannelRefusedError, ChannelResetError, LOG_CHANNEL, formatLogRecord, LOG_LEVELS, type LogRecord, SESSION_CHANNEL,
-  type ChannelStats, lightClient, lightServer, multiplexedClient, multiplexedServer,
+  ChannelRefusedError,
+  ChannelResetError,
+  LOG_CHANNEL,
+  formatLogRecord,
+  LOG_LEVELS,
+  type LogRecord,
+  SESSION_CHANNEL,
+  type ChannelStats,
+  lightClient,
+  lightServer,
+  multiplexedClient,
+  multiplexedServer,
 } from '../src/index.js';
 import { FrameType, HEADER_SIZE } from '../src/core/frame.js';
 import { WebSession, streamTransport } from '../src/web/index.js';
@@ -37,13 +47,36 @@ test('after N bytes written, bytes and frames each way match exactly what the ya
     await readAll(channel);
     await until(() => client.channelCount === 0 && server.channelCount === 0, 5000, 'both channels closed');
     // Everything either side wrote has arrived (the transport is an in-memory pipe): the books must agree.
-    await until(() => client.stats().bytesOut === server.stats().bytesIn
-      && server.stats().bytesOut === client.stats().bytesIn, 5000, 'bytes in flight');
+    await until(
+      () => client.stats().bytesOut === server.stats().bytesIn && server.stats().bytesOut === client.stats().bytesIn,
+      5000,
+      'bytes in flight',
+    );
     const c = client.stats();
     const s = server.stats();
-    assert.deepEqual(Object.keys(c).sort(), ['bufferedBytes', 'bytesIn', 'bytesOut', 'channelsOpen', 'dataBytesIn',
-      'dataBytesOut', 'framesIn', 'framesOut', 'inboundChannels', 'outboundChannels', 'refusalsIn', 'refusalsOut',
-      'resetsIn', 'resetsOut', 'rtt', 'state', 'windowStalls'], 'the counters and nothing else (no logger)');
+    assert.deepEqual(
+      Object.keys(c).sort(),
+      [
+        'bufferedBytes',
+        'bytesIn',
+        'bytesOut',
+        'channelsOpen',
+        'dataBytesIn',
+        'dataBytesOut',
+        'framesIn',
+        'framesOut',
+        'inboundChannels',
+        'outboundChannels',
+        'refusalsIn',
+        'refusalsOut',
+        'resetsIn',
+        'resetsOut',
+        'rtt',
+        'state',
+        'windowStalls',
+      ],
+      'the counters and nothing else (no logger)',
+    );
     assert.equal(c.dataBytesOut, data.length);
     assert.equal(s.dataBytesIn, data.length);
     // yamux: every frame is a 12-byte header plus, for Data, its payload.
@@ -51,8 +84,10 @@ test('after N bytes written, bytes and frames each way match exactly what the ya
     assert.equal(s.bytesIn, s.framesIn * HEADER_SIZE + s.dataBytesIn);
     assert.equal(s.framesIn, c.framesOut);
     assert.equal(c.framesIn, s.framesOut);
-    assert.ok(c.bytesOut >= data.length + Math.ceil(data.length / (16 * 1024)) * HEADER_SIZE,
-      'at least one header per 16 KiB fragment');
+    assert.ok(
+      c.bytesOut >= data.length + Math.ceil(data.length / (16 * 1024)) * HEADER_SIZE,
+      'at least one header per 16 KiB fragment',
+    );
     assert.equal(c.outboundChannels, 1);
     assert.equal(s.inboundChannels, 1);
     assert.equal(c.channelsOpen, 0);
@@ -71,15 +106,21 @@ test('after N bytes written, bytes and frames each way match exactly what the ya
 test('resets and refusals are counted on both sides and reported to the logger', async () => {
   const serverLog = recorder();
   const clientLog = recorder();
-  const pair = await sessionPair({ server: { acceptBacklog: 1, logger: serverLog.logger }, client: { logger: clientLog.logger } });
+  const pair = await sessionPair({
+    server: { acceptBacklog: 1, logger: serverLog.logger },
+    client: { logger: clientLog.logger },
+  });
   try {
     const { client, server } = pair;
     // No accept on the server: the first channel waits in its accept queue, the next two are refused.
     const channels = [client.dial(), client.dial(), client.dial()];
-    const failures = channels.map((channel) => new Promise<Error | undefined>((resolve) => {
-      channel.on('error', resolve);
-      channel.on('close', () => resolve(channel.failure));
-    }));
+    const failures = channels.map(
+      (channel) =>
+        new Promise<Error | undefined>((resolve) => {
+          channel.on('error', resolve);
+          channel.on('close', () => resolve(channel.failure));
+        }),
+    );
     for (const channel of channels) channel.write('x');
     const refused = await Promise.all(failures.slice(1));
     for (const error of refused) assert.ok(error instanceof ChannelRefusedError, `refused: ${error}`);
@@ -91,7 +132,10 @@ test('resets and refusals are counted on both sides and reported to the logger',
       assert.equal(r.level, 'warn');
       assert.equal(r.direction, 'out');
       assert.equal(r.reason, 'accept-backlog');
-      assert.match(formatLogRecord(r), /^server warn channel-refused channel=\d+: refused the peer's channel: the accept queue is full/);
+      assert.match(
+        formatLogRecord(r),
+        /^server warn channel-refused channel=\d+: refused the peer's channel: the accept queue is full/,
+      );
     }
     assert.equal(clientLog.records.filter((r) => r.event === 'channel-refused' && r.direction === 'in').length, 2);
 
@@ -222,7 +266,13 @@ test('a dial the peer never acknowledges is reset at its open timeout and logged
 });
 
 test('a logger that throws does not break the session', async () => {
-  const pair = await sessionPair({ client: { logger: () => { throw new Error('logger bug'); } } });
+  const pair = await sessionPair({
+    client: {
+      logger: () => {
+        throw new Error('logger bug');
+      },
+    },
+  });
   const { client, server } = pair;
   server.on('channel', (channel) => channel.end('ok'));
   const channel = client.dial();
@@ -253,7 +303,13 @@ test('channelOpen and channelClose report each channel once, with its final figu
     await until(() => aborted.stats().bytesOut === 3, 5000, 'the write sent');
     aborted.destroy();
     await until(() => closed.length === 2, 5000, 'both closes');
-    assert.deepEqual(opened.map((s) => [s.id, s.outbound, s.bytesOut]), [[clean.id, true, 0], [aborted.id, true, 0]]);
+    assert.deepEqual(
+      opened.map((s) => [s.id, s.outbound, s.bytesOut]),
+      [
+        [clean.id, true, 0],
+        [aborted.id, true, 0],
+      ],
+    );
     const [first, second] = closed;
     assert.equal(first![0].id, clean.id);
     assert.equal(first![0].state, 'closed');
@@ -315,7 +371,11 @@ test('diagnostics_channel: muxwire:session announces each Node session, muxwire:
     channel.write(new Uint8Array(10));
     await until(() => server.stats().dataBytesIn === 10, 5000, 'the bytes');
     channel.destroy();
-    await until(() => records.some((r) => r.session === server && r.event === 'channel-reset'), 5000, 'the reset record');
+    await until(
+      () => records.some((r) => r.session === server && r.event === 'channel-reset'),
+      5000,
+      'the reset record',
+    );
     await client.close();
     const fromClient = records.filter((r) => r.session === client).map((r) => r.event);
     assert.deepEqual(fromClient, ['session-open', 'channel-reset', 'goaway-sent', 'session-close']);
@@ -346,7 +406,8 @@ test('NODE_DEBUG=muxwire prints the records on stderr', async () => {
     await server.closed;
   `;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, NODE_DEBUG: 'muxwire' }, stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_DEBUG: 'muxwire' },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
@@ -366,10 +427,13 @@ test('WebSession and WebChannel have the same stats() and logger', async () => {
   const aToB = new TransformStream<Uint8Array, Uint8Array>();
   const bToA = new TransformStream<Uint8Array, Uint8Array>();
   const log = recorder();
-  const a = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client',
-    { keepAliveInterval: 0, logger: log.logger });
-  const b = new WebSession(streamTransport({ readable: aToB.readable, writable: bToA.writable }), 'server',
-    { keepAliveInterval: 0 });
+  const a = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client', {
+    keepAliveInterval: 0,
+    logger: log.logger,
+  });
+  const b = new WebSession(streamTransport({ readable: aToB.readable, writable: bToA.writable }), 'server', {
+    keepAliveInterval: 0,
+  });
   try {
     const channel = a.dial();
     const accepted = b.accept();

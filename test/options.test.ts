@@ -18,21 +18,39 @@ test('memoryBudget takes a MemoryBudget or null, and nothing else', () => {
   const budget = new MemoryBudget(1 << 20);
   assert.equal(resolveOptions({ memoryBudget: budget }).memoryBudget, budget);
   assert.equal(resolveOptions({ memoryBudget: null }).memoryBudget, null);
-  assert.throws(() => resolveOptions({ memoryBudget: { limit: 5 } as never }), { name: 'TypeError', message: /memoryBudget/ });
-  assert.throws(() => resolveOptions({ memoryBudget: 1 << 20 } as never), { name: 'TypeError', message: /memoryBudget/ });
+  assert.throws(() => resolveOptions({ memoryBudget: { limit: 5 } as never }), {
+    name: 'TypeError',
+    message: /memoryBudget/,
+  });
+  assert.throws(() => resolveOptions({ memoryBudget: 1 << 20 } as never), {
+    name: 'TypeError',
+    message: /memoryBudget/,
+  });
   assert.throws(() => new MemoryBudget(-1), RangeError);
   assert.throws(() => new MemoryBudget(1.5), RangeError);
 });
 
 test('a bad value throws TypeError or RangeError naming the option', () => {
-  assert.throws(() => resolveOptions({ maxStreams: 'many' as unknown as number }), { name: 'TypeError', message: /maxStreams/ });
+  assert.throws(() => resolveOptions({ maxStreams: 'many' as unknown as number }), {
+    name: 'TypeError',
+    message: /maxStreams/,
+  });
   assert.throws(() => resolveOptions({ maxStreams: 0 }), { name: 'RangeError', message: /maxStreams/ });
   assert.throws(() => resolveOptions({ acceptBacklog: 1.5 }), { name: 'RangeError', message: /acceptBacklog/ });
   assert.throws(() => resolveOptions({ initialWindow: 1000 }), { name: 'RangeError', message: /initialWindow/ });
-  assert.throws(() => resolveOptions({ maxWindow: 300_000, initialWindow: 400_000 }), { name: 'RangeError', message: /maxWindow/ });
+  assert.throws(() => resolveOptions({ maxWindow: 300_000, initialWindow: 400_000 }), {
+    name: 'RangeError',
+    message: /maxWindow/,
+  });
   assert.throws(() => resolveOptions({ maxFrameSize: 100 }), { name: 'RangeError', message: /maxFrameSize/ });
-  assert.throws(() => resolveOptions({ keepAliveTimeout: Number.NaN }), { name: 'TypeError', message: /keepAliveTimeout/ });
-  assert.throws(() => resolveOptions({ maxStream: 5 } as never), { name: 'TypeError', message: /unknown option maxStream/ });
+  assert.throws(() => resolveOptions({ keepAliveTimeout: Number.NaN }), {
+    name: 'TypeError',
+    message: /keepAliveTimeout/,
+  });
+  assert.throws(() => resolveOptions({ maxStream: 5 } as never), {
+    name: 'TypeError',
+    message: /unknown option maxStream/,
+  });
   assert.throws(() => resolveOptions(5 as never), { name: 'TypeError' });
 });
 

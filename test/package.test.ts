@@ -16,9 +16,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const DEADLINE_MS = 120_000;
 /** npm as the running Node has it (npm_execpath when run by `npm test`, else the npm beside node). */
-const NPM_CLI = process.env.npm_execpath?.endsWith('.js') || process.env.npm_execpath?.endsWith('.cjs')
-  ? process.env.npm_execpath
-  : join(process.execPath, '..', '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js');
+const NPM_CLI =
+  process.env.npm_execpath?.endsWith('.js') || process.env.npm_execpath?.endsWith('.cjs')
+    ? process.env.npm_execpath
+    : join(process.execPath, '..', '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js');
 
 let work = '';
 let app = '';
@@ -91,59 +92,85 @@ export { WriteScheduler, FrameBatch, COPY_LIMIT };
 `;
 
 for (const resolution of ['nodenext', 'bundler'] as const) {
-  test(`the packed package type-checks in a fresh project (moduleResolution ${resolution}, strict, library checks on)`, { timeout: DEADLINE_MS }, () => {
-    const dir = join(app, `ts-${resolution}`);
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'main.ts'), PROGRAM);
-    writeFileSync(join(dir, 'internals.ts'), INTERNALS);
-    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: {
-        target: 'ES2022',
-        module: resolution === 'nodenext' ? 'NodeNext' : 'ESNext',
-        moduleResolution: resolution,
-        strict: true,
-        skipLibCheck: false, // check the package's own .d.ts files too
-        noEmit: true,
-        types: ['node'],
-        typeRoots: [join(ROOT, 'node_modules', '@types')],
-      },
-      files: ['main.ts', 'internals.ts'],
-    }));
-    try {
-      execFileSync(process.execPath, [TSC, '-p', dir], { encoding: 'utf8', timeout: DEADLINE_MS });
-    } catch (error) {
-      assert.fail(`tsc failed:\n${(error as { stdout?: string }).stdout}`);
-    }
-  });
+  test(
+    `the packed package type-checks in a fresh project (moduleResolution ${resolution}, strict, library checks on)`,
+    { timeout: DEADLINE_MS },
+    () => {
+      const dir = join(app, `ts-${resolution}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'main.ts'), PROGRAM);
+      writeFileSync(join(dir, 'internals.ts'), INTERNALS);
+      writeFileSync(
+        join(dir, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            target: 'ES2022',
+            module: resolution === 'nodenext' ? 'NodeNext' : 'ESNext',
+            moduleResolution: resolution,
+            strict: true,
+            skipLibCheck: false, // check the package's own .d.ts files too
+            noEmit: true,
+            types: ['node'],
+            typeRoots: [join(ROOT, 'node_modules', '@types')],
+          },
+          files: ['main.ts', 'internals.ts'],
+        }),
+      );
+      try {
+        execFileSync(process.execPath, [TSC, '-p', dir], { encoding: 'utf8', timeout: DEADLINE_MS });
+      } catch (error) {
+        assert.fail(`tsc failed:\n${(error as { stdout?: string }).stdout}`);
+      }
+    },
+  );
 }
 
-test('the packed package runs as ESM: a server and a client echo over it and exit', { timeout: DEADLINE_MS }, async () => {
-  // The same program with its types stripped by TypeScript, run by Node from the fresh project.
-  const js = execFileSync(process.execPath, ['-e', `
+test(
+  'the packed package runs as ESM: a server and a client echo over it and exit',
+  { timeout: DEADLINE_MS },
+  async () => {
+    // The same program with its types stripped by TypeScript, run by Node from the fresh project.
+    const js = execFileSync(
+      process.execPath,
+      [
+        '-e',
+        `
     const ts = require(${JSON.stringify(join(ROOT, 'node_modules', 'typescript'))});
     process.stdout.write(ts.transpileModule(process.argv[1], { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText);
-  `, PROGRAM], { encoding: 'utf8' });
-  writeFileSync(join(app, 'main.mjs'), js);
-  const result = await runProgram([join(app, 'main.mjs')], { timeoutMs: DEADLINE_MS, cwd: app });
-  assert.equal(result.code, 0, describe(result));
-  assert.equal(result.stdout, 'packed 127.0.0.1 true function\n', describe(result));
-});
+  `,
+        PROGRAM,
+      ],
+      { encoding: 'utf8' },
+    );
+    writeFileSync(join(app, 'main.mjs'), js);
+    const result = await runProgram([join(app, 'main.mjs')], { timeoutMs: DEADLINE_MS, cwd: app });
+    assert.equal(result.code, 0, describe(result));
+    assert.equal(result.stdout, 'packed 127.0.0.1 true function\n', describe(result));
+  },
+);
 
 const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
 const requireEsm = major > 22 || (major === 22 && minor >= 12) || (major === 20 && minor >= 19);
-test('the packed package loads with require() where Node supports require(esm) (20.19+, 22.12+)', {
-  skip: requireEsm ? false : `Node ${process.versions.node} has no require(esm) without a flag`,
-  timeout: DEADLINE_MS,
-}, async () => {
-  writeFileSync(join(app, 'main.cjs'), `
+test(
+  'the packed package loads with require() where Node supports require(esm) (20.19+, 22.12+)',
+  {
+    skip: requireEsm ? false : `Node ${process.versions.node} has no require(esm) without a flag`,
+    timeout: DEADLINE_MS,
+  },
+  async () => {
+    writeFileSync(
+      join(app, 'main.cjs'),
+      `
     const { multiplexedClient, multiplexedServer, MuxError } = require('muxwire');
     const { LightSession } = require('muxwire/core');
     console.log(typeof multiplexedClient, typeof multiplexedServer, typeof MuxError, typeof LightSession);
-  `);
-  const result = await runProgram([join(app, 'main.cjs')], { timeoutMs: DEADLINE_MS, cwd: app });
-  assert.equal(result.code, 0, describe(result));
-  assert.equal(result.stdout, 'function function function function\n', describe(result));
-});
+  `,
+    );
+    const result = await runProgram([join(app, 'main.cjs')], { timeoutMs: DEADLINE_MS, cwd: app });
+    assert.equal(result.code, 0, describe(result));
+    assert.equal(result.stdout, 'function function function function\n', describe(result));
+  },
+);
 
 test('the packed package holds its license, changelog, docs and examples, and source maps that carry their sources', () => {
   for (const file of ['LICENSE', 'README.md', 'CHANGELOG.md', 'docs/design.md', 'examples/echo-server.ts']) {
@@ -151,12 +178,15 @@ test('the packed package holds its license, changelog, docs and examples, and so
   }
   const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { sideEffects?: unknown };
   assert.equal(pkg.sideEffects, false);
-  const maps = readdirSync(join(installed, 'dist', 'src'), { recursive: true, encoding: 'utf8' })
-    .filter((f) => f.endsWith('.js.map'));
+  const maps = readdirSync(join(installed, 'dist', 'src'), { recursive: true, encoding: 'utf8' }).filter((f) =>
+    f.endsWith('.js.map'),
+  );
   assert.ok(maps.length > 10);
   for (const file of maps) {
-    const map = JSON.parse(readFileSync(join(installed, 'dist', 'src', file), 'utf8')) as
-      { sources: string[]; sourcesContent?: (string | null)[] };
+    const map = JSON.parse(readFileSync(join(installed, 'dist', 'src', file), 'utf8')) as {
+      sources: string[];
+      sourcesContent?: (string | null)[];
+    };
     assert.equal(map.sourcesContent?.length, map.sources.length, `${file} carries its sources`);
     for (const content of map.sourcesContent) assert.ok(typeof content === 'string' && content.length > 0, file);
   }

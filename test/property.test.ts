@@ -48,7 +48,10 @@ interface ChannelScript {
 }
 
 const scriptArb: fc.Arbitrary<ChannelScript> = fc.record({
-  writes: fc.array(fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 1000, max: 70_000 })), { minLength: 1, maxLength: 6 }),
+  writes: fc.array(fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 1000, max: 70_000 })), {
+    minLength: 1,
+    maxLength: 6,
+  }),
   replies: fc.array(fc.integer({ min: 0, max: 40_000 }), { maxLength: 4 }),
   finish: fc.constantFrom<Finish>('end', 'end', 'end', 'reset', 'closeRead'),
   pauses: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 8, maxLength: 8 }),
@@ -76,14 +79,22 @@ function collect(channel: AnyChannel): { bytes: () => Buffer; done: Promise<'end
 }
 
 async function runScenario(
-  scripts: ChannelScript[], splitSeed: number, frameSize: number, clientKind: Kind, serverKind: Kind,
+  scripts: ChannelScript[],
+  splitSeed: number,
+  frameSize: number,
+  clientKind: Kind,
+  serverKind: Kind,
 ): Promise<void> {
   const [a, b] = memoryPipe(0, splitSeed);
   const options = { keepAliveInterval: 0, maxFrameSize: frameSize };
   kinds.client[clientKind]++;
   kinds.server[serverKind]++;
-  const client = (clientKind === 'light' ? lightClient(a, options) : multiplexedClient(a, options)) as unknown as AnySession;
-  const server = (serverKind === 'light' ? lightServer(b, options) : multiplexedServer(b, options)) as unknown as AnySession;
+  const client = (clientKind === 'light'
+    ? lightClient(a, options)
+    : multiplexedClient(a, options)) as unknown as AnySession;
+  const server = (serverKind === 'light'
+    ? lightServer(b, options)
+    : multiplexedServer(b, options)) as unknown as AnySession;
   const payloads = scripts.map((s, i) => s.writes.map((n, j) => pseudoRandomBytes(n, i * 100 + j + 1)));
   const replies = scripts.map((s, i) => s.replies.map((n, j) => pseudoRandomBytes(n, 50_000 + i * 100 + j)));
   const atServer = new Map<number, ReturnType<typeof collect>>();
@@ -102,41 +113,51 @@ async function runScenario(
     const index = (channel.id - 1) / 2;
     const received = collect(channel);
     atServer.set(index, received);
-    serverDone.push((async () => {
-      for (const reply of replies[index]!) {
-        if (channel.destroyed) return;
-        channel.write(reply);
-        await tick(1);
-      }
-      if (!channel.destroyed) channel.end();
-      await received.done;
-    })().finally(() => serverFinished[index]?.resolve()));
+    serverDone.push(
+      (async () => {
+        for (const reply of replies[index]!) {
+          if (channel.destroyed) return;
+          channel.write(reply);
+          await tick(1);
+        }
+        if (!channel.destroyed) channel.end();
+        await received.done;
+      })().finally(() => serverFinished[index]?.resolve()),
+    );
   });
 
-  const results = await Promise.all(scripts.map(async (script, i) => {
-    const channel = client.dial();
-    const received = collect(channel);
-    let pause = 0;
-    for (const payload of payloads[i]!) {
-      channel.write(payload);
-      if (script.finish === 'closeRead' && pause === 0) {
-        channel.closeRead(); // the writes go on
-        closesForReading++;
+  const results = await Promise.all(
+    scripts.map(async (script, i) => {
+      const channel = client.dial();
+      const received = collect(channel);
+      let pause = 0;
+      for (const payload of payloads[i]!) {
+        channel.write(payload);
+        if (script.finish === 'closeRead' && pause === 0) {
+          channel.closeRead(); // the writes go on
+          closesForReading++;
+        }
+        await tick(script.pauses[pause++ % script.pauses.length]!);
       }
-      await tick(script.pauses[pause++ % script.pauses.length]!);
-    }
-    if (script.finish === 'reset') channel.destroy();
-    else channel.end();
-    const outcome = await received.done;
-    // A reset channel may never reach the server (reset before its SYN left); any other one must.
-    if (script.finish !== 'reset') {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([serverFinished[i]!.promise, new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`channel ${i}: the server never saw it or never finished it`)), 10_000);
-      })]).finally(() => clearTimeout(timer));
-    }
-    return { channel, received, outcome };
-  }));
+      if (script.finish === 'reset') channel.destroy();
+      else channel.end();
+      const outcome = await received.done;
+      // A reset channel may never reach the server (reset before its SYN left); any other one must.
+      if (script.finish !== 'reset') {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          serverFinished[i]!.promise,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`channel ${i}: the server never saw it or never finished it`)),
+              10_000,
+            );
+          }),
+        ]).finally(() => clearTimeout(timer));
+      }
+      return { channel, received, outcome };
+    }),
+  );
   await Promise.all(serverDone);
 
   results.forEach(({ received, outcome }, i) => {
@@ -148,7 +169,8 @@ async function runScenario(
       assert.ok(server !== undefined, `server saw channel ${i}`);
       assert.ok(server.bytes().equals(sent), `channel ${i}: server received exactly what the client sent`);
       const back = received.bytes();
-      if (scripts[i]!.finish === 'end') assert.ok(back.equals(reply), `channel ${i}: client received exactly the reply`);
+      if (scripts[i]!.finish === 'end')
+        assert.ok(back.equals(reply), `channel ${i}: client received exactly the reply`);
       else assert.ok(reply.subarray(0, back.length).equals(back), `channel ${i} closed for reading: it got a prefix`);
     } else {
       const got = server?.bytes() ?? Buffer.alloc(0);
@@ -186,11 +208,15 @@ async function checkProperty(seed: number): Promise<void> {
   assert.equal(runs, 100);
   assert.ok(closesForReading > 50, `channels closed for reading: ${closesForReading}`);
   for (const side of ['client', 'server'] as const) {
-    assert.ok(kinds[side].node >= 20 && kinds[side].light >= 20, `${side} channels of both kinds: ${JSON.stringify(kinds[side])}`);
+    assert.ok(
+      kinds[side].node >= 20 && kinds[side].light >= 20,
+      `${side} channels of both kinds: ${JSON.stringify(kinds[side])}`,
+    );
   }
 }
 
-const TITLE = 'random interleavings of writes, ends, resets and closes for reading deliver exact, ordered bytes, Node and light channels alike';
+const TITLE =
+  'random interleavings of writes, ends, resets and closes for reading deliver exact, ordered bytes, Node and light channels alike';
 /** The same 100 cases every run, so a regression shows the same way each time. */
 const FIXED_SEED = 20_261_125;
 /** New cases every run, printed so that a failure can be replayed: MUXWIRE_PROPERTY_SEED=<seed> npm test. */

@@ -28,13 +28,22 @@ before(() => {
   rmSync(DIR, { recursive: true, force: true });
   mkdirSync(DIR, { recursive: true });
   for (const block of blocks) writeFileSync(join(DIR, `${block.name}.ts`), block.code);
-  writeFileSync(join(DIR, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: {
-      target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: true,
-      types: ['node'], rootDir: '.', outDir: 'out',
-    },
-    include: ['*.ts'],
-  }));
+  writeFileSync(
+    join(DIR, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        strict: true,
+        skipLibCheck: true,
+        types: ['node'],
+        rootDir: '.',
+        outDir: 'out',
+      },
+      include: ['*.ts'],
+    }),
+  );
 });
 
 test('the README has its programs as ts blocks, each importing muxwire', () => {
@@ -44,19 +53,26 @@ test('the README has its programs as ts blocks, each importing muxwire', () => {
 
 test('every README program type-checks against the package', { timeout: 2 * DEADLINE_MS }, () => {
   try {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', DIR],
-      { encoding: 'utf8', timeout: 2 * DEADLINE_MS });
+    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', DIR], {
+      encoding: 'utf8',
+      timeout: 2 * DEADLINE_MS,
+    });
   } catch (error) {
     assert.fail(`tsc failed on the README's programs (${DIR}):\n${(error as { stdout?: string }).stdout}`);
   }
 });
 
 for (const block of blocks) {
-  test(`the README program at line ${block.line} runs, prints what it says and exits by itself`, { timeout: 2 * DEADLINE_MS }, async () => {
-    const result = await runProgram([join(DIR, 'out', `${block.name}.js`)], { timeoutMs: DEADLINE_MS });
-    assert.equal(result.code, 0, describe(result));
-    assert.equal(result.stderr, '', describe(result));
-    const promised = [...block.code.matchAll(/console\.log\(.*\); \/\/ (.+)$/gm)].map((m) => m[1]!);
-    for (const line of promised) assert.ok(result.stdout.split('\n').includes(line), `prints "${line}"\n${describe(result)}`);
-  });
+  test(
+    `the README program at line ${block.line} runs, prints what it says and exits by itself`,
+    { timeout: 2 * DEADLINE_MS },
+    async () => {
+      const result = await runProgram([join(DIR, 'out', `${block.name}.js`)], { timeoutMs: DEADLINE_MS });
+      assert.equal(result.code, 0, describe(result));
+      assert.equal(result.stderr, '', describe(result));
+      const promised = [...block.code.matchAll(/console\.log\(.*\); \/\/ (.+)$/gm)].map((m) => m[1]!);
+      for (const line of promised)
+        assert.ok(result.stdout.split('\n').includes(line), `prints "${line}"\n${describe(result)}`);
+    },
+  );
 }

@@ -11,7 +11,10 @@ function channel(id: number): ChannelState {
   return c;
 }
 
-function run(scheduler: WriteScheduler, limit = 1 << 30): { frames: ReturnType<typeof parseFrames>; batch: FrameBatch } {
+function run(
+  scheduler: WriteScheduler,
+  limit = 1 << 30,
+): { frames: ReturnType<typeof parseFrames>; batch: FrameBatch } {
   const batch = new FrameBatch((n) => new Uint8Array(n));
   scheduler.fill(batch, limit);
   return { frames: parseFrames(Buffer.concat(batch.finish())), batch };
@@ -27,8 +30,18 @@ test('data is interleaved round-robin, one fragment per channel per turn', () =>
   small.enqueue(new Uint8Array(64), null);
   s.scheduleData(small);
   const { frames } = run(s);
-  assert.deepEqual(frames.slice(0, 3).map((f) => [f.streamId, f.length]), [[1, 1024], [3, 64], [1, 1024]]);
-  assert.equal(frames.filter((f) => f.streamId === 1).reduce((n, f) => n + f.length, 0), 10 * 1024);
+  assert.deepEqual(
+    frames.slice(0, 3).map((f) => [f.streamId, f.length]),
+    [
+      [1, 1024],
+      [3, 64],
+      [1, 1024],
+    ],
+  );
+  assert.equal(
+    frames.filter((f) => f.streamId === 1).reduce((n, f) => n + f.length, 0),
+    10 * 1024,
+  );
   assert.ok(s.idle);
 });
 
@@ -59,7 +72,10 @@ test('session frames go first, then channel control frames, then data', () => {
   s.scheduleControl(control);
   s.queueSessionFrame(FrameType.ping, Flag.ack, 0, 42);
   const { frames } = run(s);
-  assert.deepEqual(frames.map((f) => f.type), [FrameType.ping, FrameType.windowUpdate, FrameType.data]);
+  assert.deepEqual(
+    frames.map((f) => f.type),
+    [FrameType.ping, FrameType.windowUpdate, FrameType.data],
+  );
   assert.equal(frames[1]!.length, 5000);
 });
 
@@ -73,7 +89,13 @@ test('SYN rides on the first data frame; FIN follows the data as a Window Update
   const first = run(s).frames;
   const second = run(s).frames;
   const frames = [...first, ...second];
-  assert.deepEqual(frames.map((f) => [f.type, f.flags]), [[FrameType.data, Flag.syn], [FrameType.windowUpdate, Flag.fin]]);
+  assert.deepEqual(
+    frames.map((f) => [f.type, f.flags]),
+    [
+      [FrameType.data, Flag.syn],
+      [FrameType.windowUpdate, Flag.fin],
+    ],
+  );
   assert.equal(frames[0]!.payload.toString(), 'hello');
   assert.deepEqual(sent, [Flag.syn, Flag.fin]);
 });
@@ -85,18 +107,24 @@ test('a channel never sends beyond its send window', () => {
   c.enqueue(new Uint8Array(20000), null);
   s.scheduleData(c);
   const { frames } = run(s);
-  assert.equal(frames.reduce((n, f) => n + f.length, 0), 5000);
+  assert.equal(
+    frames.reduce((n, f) => n + f.length, 0),
+    5000,
+  );
   assert.equal(c.queuedBytes, 15000);
   assert.ok(s.idle, 'a blocked channel leaves the ring until its window opens');
 });
 
-test('RST drops the channel\'s flags and goes out as a control frame', () => {
+test("RST drops the channel's flags and goes out as a control frame", () => {
   const s = new WriteScheduler(1024, { onFlagsSent: () => {} });
   const c = channel(5);
   c.pending = Pending.rst;
   s.scheduleControl(c);
   const { frames } = run(s);
-  assert.deepEqual(frames.map((f) => [f.type, f.flags, f.streamId]), [[FrameType.windowUpdate, Flag.rst, 5]]);
+  assert.deepEqual(
+    frames.map((f) => [f.type, f.flags, f.streamId]),
+    [[FrameType.windowUpdate, Flag.rst, 5]],
+  );
 });
 
 test('completions are collected when a write is fully framed; small payloads are copied, large referenced', () => {
@@ -110,7 +138,10 @@ test('completions are collected when a write is fully framed; small payloads are
   s.scheduleData(c);
   const { batch } = run(s);
   const parts = batch.parts;
-  assert.ok(parts.some((p) => p.buffer === large.buffer), 'large payload is referenced');
+  assert.ok(
+    parts.some((p) => p.buffer === large.buffer),
+    'large payload is referenced',
+  );
   assert.ok(!parts.some((p) => p.buffer === small.buffer), 'small payload is copied');
   for (const callback of batch.done) callback();
   assert.deepEqual(done, ['small', 'large']);
@@ -132,7 +163,10 @@ test('a batch with a scratch buffer: a small write leaves as one exact copy, and
   const second = batch.finish();
   assert.notEqual(second, first, 'a new parts array');
   assert.deepEqual(Buffer.from(first[0]!), kept, 'the first write is untouched by the second');
-  assert.deepEqual(parseFrames(Buffer.concat(second)).map((f) => [f.streamId, f.length]), [[3, 2]]);
+  assert.deepEqual(
+    parseFrames(Buffer.concat(second)).map((f) => [f.streamId, f.length]),
+    [[3, 2]],
+  );
 });
 
 test('a batch larger than its scratch continues in fresh staging buffers, every byte in order', () => {
@@ -162,7 +196,10 @@ test('consecutive writes share a Data frame, unless the channel frames each writ
   const shared = channel(1);
   for (const size of [5, 5, 3000]) shared.enqueue(new Uint8Array(size), null);
   packed.scheduleData(shared);
-  assert.deepEqual(run(packed).frames.map((f) => f.length), [1024, 1024, 962]);
+  assert.deepEqual(
+    run(packed).frames.map((f) => f.length),
+    [1024, 1024, 962],
+  );
 
   const apart = new WriteScheduler(1024, { onFlagsSent: () => {} });
   const own = channel(3);
@@ -171,7 +208,10 @@ test('consecutive writes share a Data frame, unless the channel frames each writ
   apart.scheduleData(own);
   const { frames } = run(apart);
   // Each write in frames of its own, still cut at maxFrameSize.
-  assert.deepEqual(frames.map((f) => f.length), [5, 5, 1024, 1024, 952]);
+  assert.deepEqual(
+    frames.map((f) => f.length),
+    [5, 5, 1024, 1024, 952],
+  );
   assert.ok(frames.every((f) => f.streamId === 3));
   assert.ok(apart.idle);
 });

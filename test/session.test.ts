@@ -4,16 +4,40 @@ import { getEventListeners, once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import {
-  type Channel, ChannelRefusedError, ChannelResetError, GoAwayCode, GoAwayError, MuxError, SessionClosedError,
-  StreamLimitError, MemoryBudget, TimeoutError, TransportClosedError, connect, createServer, multiplexedClient,
-  multiplexedServer, sharedMemoryBudget,
+  type Channel,
+  ChannelRefusedError,
+  ChannelResetError,
+  GoAwayCode,
+  GoAwayError,
+  MuxError,
+  SessionClosedError,
+  StreamLimitError,
+  MemoryBudget,
+  TimeoutError,
+  TransportClosedError,
+  connect,
+  createServer,
+  multiplexedClient,
+  multiplexedServer,
+  sharedMemoryBudget,
 } from '../src/index.js';
 import { Flag, FrameType } from '../src/core/frame.js';
 import { MuxSession } from '../src/core/session.js';
 import { Channel as ChannelClass } from '../src/node/channel.js';
 import { FakeTransport } from './support/fake-transport.js';
 import { resourceCounts, settleResources } from './support/resources.js';
-import { RawPeer, frame, memoryPipe, parseFrames, pseudoRandomBytes, readAll, sessionPair, tcpPair, until, whenClosed } from './helpers.js';
+import {
+  RawPeer,
+  frame,
+  memoryPipe,
+  parseFrames,
+  pseudoRandomBytes,
+  readAll,
+  sessionPair,
+  tcpPair,
+  until,
+  whenClosed,
+} from './helpers.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -31,13 +55,15 @@ for (const transport of ['memory', 'tcp'] as const) {
       const pair = await sessionPair({ transport });
       echo(pair.server);
       const sizes = [0, 1, 1023, 1024, 1025, 65535, 65536, 262144, 262145, 1048576];
-      await Promise.all(sizes.map(async (size, i) => {
-        const payload = pseudoRandomBytes(size, i + 1);
-        const channel = pair.client.dial();
-        const reply = readAll(channel);
-        channel.end(payload);
-        assert.equal(sha(await reply), sha(payload), `size ${size}`);
-      }));
+      await Promise.all(
+        sizes.map(async (size, i) => {
+          const payload = pseudoRandomBytes(size, i + 1);
+          const channel = pair.client.dial();
+          const reply = readAll(channel);
+          channel.end(payload);
+          assert.equal(sha(await reply), sha(payload), `size ${size}`);
+        }),
+      );
       await pair.client.close();
       await pair.server.closed;
       assert.equal(pair.client.state, 'closed');
@@ -382,7 +408,7 @@ describe('flow control', () => {
     const growth = inbound.map((c) => c.receiveWindow - 262144);
     assert.ok(growth[0]! + growth[1]! > 0, `windows grew: ${growth.join(',')}`);
     assert.ok(growth[0]! + growth[1]! <= budget.limit, `growth ${growth.join(',')} within the shared budget`);
-    assert.equal(budget.reserved, growth[0]! + growth[1]!, 'the budget holds exactly the open channels\' growth');
+    assert.equal(budget.reserved, growth[0]! + growth[1]!, "the budget holds exactly the open channels' growth");
     // One session ends cleanly, the other has its transport cut: both give their growth back.
     inbound[0]!.end();
     await until(() => pairs[0]!.server.channelCount === 0, 2000, 'first channel closed');
@@ -488,9 +514,12 @@ describe('flow control', () => {
   async function receiverWrites(channels: number, turns: number) {
     const transport = new FakeTransport();
     const window = 256 * 1024;
-    const session = new MuxSession<Channel>(transport, 'server',
+    const session = new MuxSession<Channel>(
+      transport,
+      'server',
       { keepAliveInterval: 0, initialWindow: window, maxWindow: window, memoryBudget: null },
-      (state, s) => new ChannelClass(state, s));
+      (state, s) => new ChannelClass(state, s),
+    );
     const received = new Array<number>(channels).fill(0);
     session.on('channel', (channel) => {
       const slot = (channel.id - 1) / 2;
@@ -499,8 +528,8 @@ describe('flow control', () => {
       });
     });
     const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-    const updates = (): number => parseFrames(transport.output())
-      .filter((f) => f.type === FrameType.windowUpdate && f.flags === 0).length;
+    const updates = (): number =>
+      parseFrames(transport.output()).filter((f) => f.type === FrameType.windowUpdate && f.flags === 0).length;
     const chunk = Buffer.alloc(64 * 1024, 7);
     try {
       for (let i = 0; i < channels; i++) transport.feed(frame(FrameType.windowUpdate, Flag.syn, 2 * i + 1, 0));
@@ -586,7 +615,10 @@ describe('limits', () => {
     assert.equal(channels[3]!.protocolState, 'init');
     const accepted = [await pair.server.accept(), await pair.server.accept()];
     await until(() => pair.server.channelCount === 4, 1000, 'remaining opened after ACKs');
-    assert.deepEqual(accepted.map((c) => c.id), [1, 3]);
+    assert.deepEqual(
+      accepted.map((c) => c.id),
+      [1, 3],
+    );
     await pair.close();
   });
 });
@@ -894,7 +926,10 @@ test('a closed session leaves no listener on its transport', async () => {
   await client.close();
   await server.closed;
   await socketClosed; // the session's own 'close' listener ran right after ours: it lets go of its listeners there
-  assert.deepEqual(['data', 'end', 'drain', 'close'].map((e) => a.listenerCount(e)), before);
+  assert.deepEqual(
+    ['data', 'end', 'drain', 'close'].map((e) => a.listenerCount(e)),
+    before,
+  );
 });
 
 test('a transport reset while no channel is open ends the session cleanly; with channels it is an error', async () => {
@@ -949,7 +984,10 @@ test('a loop dialling thousands of channels sends their SYNs while it runs, not 
     }
     // Still inside the synchronous loop's turn: no microtask has run.
     assert.ok(writesDuringLoop[0]! > 0, `no transport write before 500 dials (${writesDuringLoop.join(', ')})`);
-    assert.ok(writesDuringLoop[3]! > writesDuringLoop[0]!, `writes kept going during the loop (${writesDuringLoop.join(', ')})`);
+    assert.ok(
+      writesDuringLoop[3]! > writesDuringLoop[0]!,
+      `writes kept going during the loop (${writesDuringLoop.join(', ')})`,
+    );
     await until(() => accepted === 2000, 5000, 'every channel accepted');
     await Promise.all(channels.map((channel) => whenClosed(channel)));
   } finally {
@@ -959,7 +997,7 @@ test('a loop dialling thousands of channels sends their SYNs while it runs, not 
 });
 
 describe('options and entry points', () => {
-  test('channelHighWaterMark is each Channel\'s readable and writable high-water mark', async () => {
+  test("channelHighWaterMark is each Channel's readable and writable high-water mark", async () => {
     const pair = await sessionPair({ client: { channelHighWaterMark: 1024 } });
     try {
       const channel = pair.client.dial();
@@ -975,7 +1013,7 @@ describe('options and entry points', () => {
     }
   });
 
-  test('memoryBudget: null grows windows from the session\'s own bound only, reserving nothing from sharedMemoryBudget', async () => {
+  test("memoryBudget: null grows windows from the session's own bound only, reserving nothing from sharedMemoryBudget", async () => {
     // The same growth as the MemoryBudget test above (four fast readers over a 20 ms RTT), once with the
     // default budget (it must reserve, or this test proves nothing) and once with none.
     for (const memoryBudget of [undefined, null]) {
@@ -1013,7 +1051,10 @@ describe('options and entry points', () => {
     const baseline = resourceCounts();
     try {
       const reason = new Error('gave up');
-      await assert.rejects(connect({ host: '127.0.0.1', port, signal: AbortSignal.abort(reason) }), (e) => e === reason);
+      await assert.rejects(
+        connect({ host: '127.0.0.1', port, signal: AbortSignal.abort(reason) }),
+        (e) => e === reason,
+      );
       // Aborted while connecting (connecting takes at least one turn of the event loop).
       const controller = new AbortController();
       const pending = connect({ host: '127.0.0.1', port, signal: controller.signal });
@@ -1035,7 +1076,7 @@ describe('options and entry points', () => {
     }
   });
 
-  test('Go Away code 1 from the peer: \'goaway\' reports 1, dial() throws it, and the end of the transport fails open channels with it', async () => {
+  test("Go Away code 1 from the peer: 'goaway' reports 1, dial() throws it, and the end of the transport fails open channels with it", async () => {
     const [raw, socket] = await tcpPair();
     const client = multiplexedClient(socket, { keepAliveInterval: 0 });
     const peer = new RawPeer(raw);
@@ -1044,9 +1085,15 @@ describe('options and entry points', () => {
     channel.write('open before');
     await until(() => peer.frames.some((f) => (f.flags & Flag.syn) !== 0), 2000, 'the SYN');
     const goaway = new Promise<number>((resolve) => client.once('goaway', resolve));
-    peer.send(frame(FrameType.windowUpdate, Flag.ack, channel.id, 0), frame(FrameType.goAway, 0, 0, GoAwayCode.protocolError));
+    peer.send(
+      frame(FrameType.windowUpdate, Flag.ack, channel.id, 0),
+      frame(FrameType.goAway, 0, 0, GoAwayCode.protocolError),
+    );
     assert.equal(await goaway, 1);
-    assert.throws(() => client.dial(), (e) => e instanceof GoAwayError && e.goAwayCode === 1);
+    assert.throws(
+      () => client.dial(),
+      (e) => e instanceof GoAwayError && e.goAwayCode === 1,
+    );
     raw.end();
     await assert.rejects(client.closed, (e) => e instanceof GoAwayError && e.goAwayCode === 1);
     assert.ok(channel.failure instanceof GoAwayError && channel.failure.goAwayCode === 1, String(channel.failure));
@@ -1062,11 +1109,18 @@ describe('options and entry points', () => {
       }
     }
     const transport = new FakeTransport();
-    const session = new MuxSession<ChannelClass>(transport, 'server', { keepAliveInterval: 0 },
-      (state, s) => new FaultyChannel(state, s));
+    const session = new MuxSession<ChannelClass>(
+      transport,
+      'server',
+      { keepAliveInterval: 0 },
+      (state, s) => new FaultyChannel(state, s),
+    );
     session.on('channel', (c) => c.on('error', () => {}));
     transport.feed(frame(FrameType.data, Flag.syn, 1, Buffer.from('data')));
-    await assert.rejects(session.closed, (e) => e instanceof MuxError && e.code === 'ERR_MUX_INTERNAL' && e.message.includes('endpoint bug'));
+    await assert.rejects(
+      session.closed,
+      (e) => e instanceof MuxError && e.code === 'ERR_MUX_INTERNAL' && e.message.includes('endpoint bug'),
+    );
     await new Promise((resolve) => setImmediate(resolve));
     const goAway = parseFrames(transport.output()).find((f) => f.type === FrameType.goAway);
     assert.equal(goAway?.length, GoAwayCode.internalError);

@@ -28,18 +28,34 @@ exitWhenDone();
  */
 const REGRESSIONS: { seed: number; found: string }[] = [
   { seed: 16, found: 'issue 17 case 1: after a graceful close, later dials threw TransportClosedError (15dfafc)' },
-  { seed: 143, found: 'issue 17 case 1: the same, and a channel never taken failed with TransportClosedError (15dfafc)' },
-  { seed: 49, found: 'issue 17 case 1: a channel never taken failed with TransportClosedError when the closing peer reset the connection (15dfafc)' },
+  {
+    seed: 143,
+    found: 'issue 17 case 1: the same, and a channel never taken failed with TransportClosedError (15dfafc)',
+  },
+  {
+    seed: 49,
+    found:
+      'issue 17 case 1: a channel never taken failed with TransportClosedError when the closing peer reset the connection (15dfafc)',
+  },
   { seed: 52, found: 'issue 17 case 2: a channel accepted, read and reset was reported refused (15dfafc)' },
   { seed: 67, found: 'issue 17 case 2: the same (15dfafc)' },
-  { seed: 4860, found: 'issue 17 case 3: a session paused at its memory bound missed its keep-alive deadline (15dfafc)' },
+  {
+    seed: 4860,
+    found: 'issue 17 case 3: a session paused at its memory bound missed its keep-alive deadline (15dfafc)',
+  },
   { seed: 6424, found: 'issue 17 case 3: the same, with keepAliveTimeout 50 ms (15dfafc)' },
   { seed: 256, found: 'a channel half-closed before its ACK failed with TransportClosedError after Go Away (73bedd2)' },
   { seed: 603, found: 'the same, client side (73bedd2)' },
-  { seed: 1, found: 'a session that ended with unread data kept reporting it in bufferedBytes (SessionMemory.releaseAll)' },
+  {
+    seed: 1,
+    found: 'a session that ended with unread data kept reporting it in bufferedBytes (SessionMemory.releaseAll)',
+  },
   { seed: 701_280, found: 'a LightChannel whose last write failed after both FINs were exchanged never emitted close' },
   { seed: 709_974, found: 'the same, with the transport ended under the session (no half-open)' },
-  { seed: 746_819, found: 'a session declared its live peer dead when its ping deadline came just as it resumed reading' },
+  {
+    seed: 746_819,
+    found: 'a session declared its live peer dead when its ping deadline came just as it resumed reading',
+  },
 ];
 
 const FIXED_BASE = 20_261_203;
@@ -47,7 +63,12 @@ const chosenSeed = process.env.MUXWIRE_SIM_SEED;
 const replaying = chosenSeed !== undefined && chosenSeed !== '';
 /** Set with MUXWIRE_SIM_SEED to replay a run of the multiplex codec (its failure report says so). */
 const chosenProtocol = process.env.MUXWIRE_SIM_PROTOCOL;
-if (chosenProtocol !== undefined && chosenProtocol !== '' && chosenProtocol !== 'yamux' && chosenProtocol !== 'multiplex') {
+if (
+  chosenProtocol !== undefined &&
+  chosenProtocol !== '' &&
+  chosenProtocol !== 'yamux' &&
+  chosenProtocol !== 'multiplex'
+) {
   throw new RangeError(`MUXWIRE_SIM_PROTOCOL must be yamux or multiplex, got ${chosenProtocol}`);
 }
 /** MUXWIRE_SIM_STRICT=1 also checks the open liveness case (see LIVENESS_SEEDS) in every run. */
@@ -63,17 +84,18 @@ if (chosenChannels !== 'light' && chosenChannels !== 'node') {
 
 function parseSeed(raw: string): number {
   const seed = Number(raw);
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) throw new RangeError(`MUXWIRE_SIM_SEED must be a 32-bit unsigned integer, got ${raw}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff)
+    throw new RangeError(`MUXWIRE_SIM_SEED must be a 32-bit unsigned integer, got ${raw}`);
   return seed;
 }
 
 function explain(outcome: SimOutcome): string {
   return [
-    `simulation seed ${outcome.seed} (${outcome.protocol}, ${outcome.channels} channels) broke ${outcome.violations.length} invariant(s) after ${outcome.steps} steps,`
-      + ` ${outcome.virtualMs} virtual ms:`,
+    `simulation seed ${outcome.seed} (${outcome.protocol}, ${outcome.channels} channels) broke ${outcome.violations.length} invariant(s) after ${outcome.steps} steps,` +
+      ` ${outcome.virtualMs} virtual ms:`,
     ...outcome.violations.map((v) => `  - ${v}`),
-    `replay: ${outcome.protocol === 'yamux' ? '' : `MUXWIRE_SIM_PROTOCOL=${outcome.protocol} `}`
-      + `${outcome.channels === 'light' ? '' : `MUXWIRE_SIM_CHANNELS=${outcome.channels} `}MUXWIRE_SIM_SEED=${outcome.seed} node --test dist/test/simulation.test.js`,
+    `replay: ${outcome.protocol === 'yamux' ? '' : `MUXWIRE_SIM_PROTOCOL=${outcome.protocol} `}` +
+      `${outcome.channels === 'light' ? '' : `MUXWIRE_SIM_CHANNELS=${outcome.channels} `}MUXWIRE_SIM_SEED=${outcome.seed} node --test dist/test/simulation.test.js`,
     'parameters:',
     ...outcome.params.split('\n').map((line) => `  ${line}`),
     'last steps (virtual ms, step):',
@@ -82,8 +104,11 @@ function explain(outcome: SimOutcome): string {
 }
 
 /** Runs `seeds` in order and fails on the first broken invariant, naming its seed. */
-async function runAll(seeds: number[], protocol: SimLimits['protocol'] = 'yamux', channels: SimLimits['channels'] = 'light'):
-  Promise<{ steps: number; virtualMs: number; stats: Record<string, number> }> {
+async function runAll(
+  seeds: number[],
+  protocol: SimLimits['protocol'] = 'yamux',
+  channels: SimLimits['channels'] = 'light',
+): Promise<{ steps: number; virtualMs: number; stats: Record<string, number> }> {
   let steps = 0;
   let virtualMs = 0;
   const stats: Record<string, number> = {};
@@ -161,18 +186,25 @@ test('simulation: regression seeds keep every invariant', async () => {
  */
 const LIVENESS_SEEDS = [530, 718, 1086];
 
-test('simulation: a peer paused at its memory bound is not declared dead', {
-  todo: 'open: a session paused at its memory bound answers pings when it probes, every half of its own keepAliveTimeout; '
-    + 'a peer with a much shorter keepAliveTimeout can time out first (docs/reliability.md)',
-}, async () => {
-  for (const seed of LIVENESS_SEEDS) {
-    const outcome = await runSimulation(seed, { strictLiveness: true });
-    // Short: a todo's failure is printed in every `npm test`; the replay line gives the whole report.
-    if (outcome.violations.length > 0) {
-      assert.fail(`seed ${seed}: ${outcome.violations[0]}; replay: MUXWIRE_SIM_STRICT=1 MUXWIRE_SIM_SEED=${seed} node --test dist/test/simulation.test.js`);
+test(
+  'simulation: a peer paused at its memory bound is not declared dead',
+  {
+    todo:
+      'open: a session paused at its memory bound answers pings when it probes, every half of its own keepAliveTimeout; ' +
+      'a peer with a much shorter keepAliveTimeout can time out first (docs/reliability.md)',
+  },
+  async () => {
+    for (const seed of LIVENESS_SEEDS) {
+      const outcome = await runSimulation(seed, { strictLiveness: true });
+      // Short: a todo's failure is printed in every `npm test`; the replay line gives the whole report.
+      if (outcome.violations.length > 0) {
+        assert.fail(
+          `seed ${seed}: ${outcome.violations[0]}; replay: MUXWIRE_SIM_STRICT=1 MUXWIRE_SIM_SEED=${seed} node --test dist/test/simulation.test.js`,
+        );
+      }
     }
-  }
-});
+  },
+);
 
 /** The seeds of a pass: from MUXWIRE_SIM_SEED, else fixed (a clock-derived base in the soak), plus one from the clock. */
 function seedsOf(runs: number): { seeds: number[]; note: string } {
@@ -181,7 +213,10 @@ function seedsOf(runs: number): { seeds: number[]; note: string } {
   // One more seed from the clock in every `npm test`, so that each run explores something new.
   const fresh = (Date.now() * 7919) % 0x1_0000_0000;
   if (!replaying) seeds.push(fresh);
-  return { seeds, note: `seeds ${base}..${(base + runs - 1) >>> 0}${replaying ? '' : ` and ${fresh} (from the clock)`}` };
+  return {
+    seeds,
+    note: `seeds ${base}..${(base + runs - 1) >>> 0}${replaying ? '' : ` and ${fresh} (from the clock)`}`,
+  };
 }
 
 const PASSES = [
@@ -201,9 +236,16 @@ for (const { protocol, channels, runs } of PASSES) {
     t.diagnostic(note);
     const totals = await runAll(seeds, protocol, channels);
     const elapsedMs = performance.now() - started;
-    t.diagnostic(report(`simulation ${name}`, {
-      runs: seeds.length, first: seeds[0], steps: totals.steps, virtualSeconds: totals.virtualMs / 1000, elapsedMs,
-      stepsPerSecond: totals.steps / (elapsedMs / 1000), ...totals.stats,
-    }));
+    t.diagnostic(
+      report(`simulation ${name}`, {
+        runs: seeds.length,
+        first: seeds[0],
+        steps: totals.steps,
+        virtualSeconds: totals.virtualMs / 1000,
+        elapsedMs,
+        stepsPerSecond: totals.steps / (elapsedMs / 1000),
+        ...totals.stats,
+      }),
+    );
   });
 }

@@ -14,7 +14,10 @@ import { memoryPipe, readAll, sessionPair, until } from './helpers.js';
 import { multiplexedClient, multiplexedServer } from '../src/index.js';
 
 /** An HTTP server fed by a muxwire session's channels; records which channel served each request. */
-function httpOverChannels(server: Session, options: http.ServerOptions = {}): { http: http.Server; channelOf: string[] } {
+function httpOverChannels(
+  server: Session,
+  options: http.ServerOptions = {},
+): { http: http.Server; channelOf: string[] } {
   const channelOf: string[] = [];
   const httpServer = http.createServer(options, (req, res) => {
     channelOf.push(String((req.socket as unknown as Channel).id));
@@ -29,13 +32,15 @@ function httpOverChannels(server: Session, options: http.ServerOptions = {}): { 
 
 function get(agent: http.Agent, path: string): Promise<{ body: string; connection: string | undefined }> {
   return new Promise((resolve, reject) => {
-    http.get({ host: 'muxwire.invalid', path, agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ body, connection: res.headers.connection }));
-      res.on('error', reject);
-    }).on('error', reject);
+    http
+      .get({ host: 'muxwire.invalid', path, agent }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ body, connection: res.headers.connection }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
   });
 }
 
@@ -77,7 +82,11 @@ test("http.createServer's keep-alive timeout ends an idle channel through setTim
     assert.equal((await get(agent, '/once')).body, 'GET /once ');
     assert.ok(channel !== undefined);
     await until(() => channel!.destroyed, 10_000, 'the idle channel to close');
-    await until(() => pair.client.channelCount === 0 && pair.server.channelCount === 0, 10_000, 'both sessions to drop it');
+    await until(
+      () => pair.client.channelCount === 0 && pair.server.channelCount === 0,
+      10_000,
+      'both sessions to drop it',
+    );
   } finally {
     agent.destroy();
     httpServer.close();
@@ -205,7 +214,10 @@ test("setTimeout emits 'timeout' after an idle period, not while bytes flow, and
     const inbound = await accepted;
     inbound.resume();
     let timeouts = 0;
-    assert.equal(channel.setTimeout(150, () => timeouts++), channel);
+    assert.equal(
+      channel.setTimeout(150, () => timeouts++),
+      channel,
+    );
     assert.equal(channel.timeout, 150);
     // Bytes every 30 ms for ~450 ms: never idle for 150 ms, so no 'timeout'.
     for (let i = 0; i < 15; i++) {

@@ -10,12 +10,25 @@ import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocket as WsWebSocket, WebSocketServer } from 'ws';
 import {
-  type Channel, type MuxWebSocketServer, ChannelResetError, type Session, TransportClosedError, createWebSocketServer, multiplexedClient,
+  type Channel,
+  type MuxWebSocketServer,
+  ChannelResetError,
+  type Session,
+  TransportClosedError,
+  createWebSocketServer,
+  multiplexedClient,
   webSocketTransport as nodeWebSocketTransport,
 } from '../src/index.js';
 import {
-  type WebChannel, type WebSocketConstructor, type WebSocketLike, WebSession, WebSocketClosedError, connectWebSocket, multiplexCodec,
-  streamTransport, webSocketTransport,
+  type WebChannel,
+  type WebSocketConstructor,
+  type WebSocketLike,
+  WebSession,
+  WebSocketClosedError,
+  connectWebSocket,
+  multiplexCodec,
+  streamTransport,
+  webSocketTransport,
 } from '../src/web/index.js';
 import { pseudoRandomBytes, readAll, until } from './helpers.js';
 
@@ -51,11 +64,13 @@ afterEach(async () => {
 /** A muxwire WebSocket server on a free loopback port; each session is handed to `onSession`. */
 async function serve(onSession: (session: Session) => void, options: Record<string, unknown> = {}): Promise<Served> {
   const sessions: Session[] = [];
-  const server = createWebSocketServer({ port: 0, host: '127.0.0.1', path: '/mux', keepAliveInterval: 0, ...options },
+  const server = createWebSocketServer(
+    { port: 0, host: '127.0.0.1', path: '/mux', keepAliveInterval: 0, ...options },
     (session) => {
       sessions.push(session);
       onSession(session);
-    });
+    },
+  );
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   const { port } = server.address() as AddressInfo;
   toClose.push(async () => {
@@ -117,8 +132,10 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
 
   test('protocol multiplex from the web entry: refused with TypeError without multiplexCodec, echoed with it', async () => {
     const { url } = await serve(echo, { protocol: 'multiplex' });
-    await assert.rejects(connectWebSocket(url, { WebSocket, protocol: 'multiplex' }),
-      (error: Error) => error instanceof TypeError && error.message.includes('multiplexCodec'));
+    await assert.rejects(
+      connectWebSocket(url, { WebSocket, protocol: 'multiplex' }),
+      (error: Error) => error instanceof TypeError && error.message.includes('multiplexCodec'),
+    );
     const session = await client(url, { protocol: 'multiplex', multiplexCodec });
     const data = pseudoRandomBytes(300 * KiB, 11);
     const channel = session.dial();
@@ -161,7 +178,9 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
       const pump = (): void => {
         while (sent < total) {
           sent += piece.length;
-          const more = channel.write(piece, () => { confirmed += piece.length; });
+          const more = channel.write(piece, () => {
+            confirmed += piece.length;
+          });
           if (!more) {
             channel.once('drain', pump);
             return;
@@ -178,7 +197,10 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     // A write is confirmed once it reached the transport, which only the peer's window allows.
     assert.equal(confirmed, 256 * KiB, 'the server sent exactly one window');
     assert.equal(session.bufferedBytes, 256 * KiB, 'the page side holds the window, unread');
-    assert.ok(serverChannel!.writableLength <= 2 * 64 * KiB + 64 * KiB, 'the server queue stays at its high-water mark');
+    assert.ok(
+      serverChannel!.writableLength <= 2 * 64 * KiB + 64 * KiB,
+      'the server queue stays at its high-water mark',
+    );
     const received = await readAllWeb(channel);
     assert.equal(received.length, total);
     assert.equal(confirmed, total);
@@ -186,17 +208,26 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
 
   test('a WebChannel writer waits for window: with a server that does not read, exactly 256 KiB of writes resolve, then all', async () => {
     let serverChannel: Channel | undefined;
-    const { url } = await serve((session) => session.on('channel', (channel: Channel) => { serverChannel = channel; }));
+    const { url } = await serve((session) =>
+      session.on('channel', (channel: Channel) => {
+        serverChannel = channel;
+      }),
+    );
     const session = await client(url);
     const channel = session.dial();
     const writer = channel.writable.getWriter();
     const piece = 64 * KiB;
     let resolved = 0;
     const writes: Promise<void>[] = [];
-    for (let i = 0; i < 16; i++) writes.push(writer.write(new Uint8Array(piece)).then(() => { resolved += piece; }));
+    for (let i = 0; i < 16; i++)
+      writes.push(
+        writer.write(new Uint8Array(piece)).then(() => {
+          resolved += piece;
+        }),
+      );
     await until(() => resolved >= 256 * KiB, 5000, 'the first window of writes');
     await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.equal(resolved, 256 * KiB, 'writes beyond the peer\'s window wait');
+    assert.equal(resolved, 256 * KiB, "writes beyond the peer's window wait");
     assert.notEqual(writer.desiredSize, 1, 'the writer reports backpressure');
     const received = readAll(serverChannel!);
     await Promise.all(writes);
@@ -262,10 +293,13 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     const read = reader.read();
     await until(() => server.clients.size === 1, 5000, 'the server socket');
     for (const socket of server.clients) socket.terminate();
-    const error = await read.then(() => assert.fail('the read should fail'), (e: unknown) => e as Error);
+    const error = await read.then(
+      () => assert.fail('the read should fail'),
+      (e: unknown) => e as Error,
+    );
     assert.ok(error instanceof TransportClosedError, String(error));
     assert.ok(error.cause instanceof WebSocketClosedError, String(error.cause));
-    assert.equal((error.cause).closeCode, 1006);
+    assert.equal(error.cause.closeCode, 1006);
     await assert.rejects(session.closed, TransportClosedError);
   });
 
@@ -278,15 +312,24 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
   test('a text message is refused with a typed error on the channels of that session', async () => {
     const raw = new WebSocketServer({ port: 0, host: '127.0.0.1' });
     await new Promise<void>((resolve) => raw.once('listening', () => resolve()));
-    toClose.push(() => new Promise<void>((resolve) => {
-      for (const socket of raw.clients) socket.terminate();
-      raw.close(() => resolve());
-    }));
+    toClose.push(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const socket of raw.clients) socket.terminate();
+          raw.close(() => resolve());
+        }),
+    );
     raw.on('connection', (socket) => socket.once('message', () => socket.send('not binary')));
     const session = await client(`ws://127.0.0.1:${(raw.address() as AddressInfo).port}`);
     const channel = session.dial();
     await channel.writable.getWriter().write(new Uint8Array([1]));
-    const error = await channel.readable.getReader().read().then(() => undefined, (e: unknown) => e as Error);
+    const error = await channel.readable
+      .getReader()
+      .read()
+      .then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
     assert.ok(error instanceof TransportClosedError, String(error));
     assert.equal((error.cause as Error & { code?: string })?.code, 'ERR_MUX_PROTOCOL');
   });
@@ -342,10 +385,12 @@ describe('muxwire/web bad input', () => {
 
   test('a WebChannel writable given something other than a Uint8Array fails with TypeError and resets the channel', async () => {
     const serverErrors: Error[] = [];
-    const { url } = await serve((session) => session.on('channel', (channel: Channel) => {
-      channel.on('error', (error) => serverErrors.push(error));
-      channel.resume();
-    }));
+    const { url } = await serve((session) =>
+      session.on('channel', (channel: Channel) => {
+        channel.on('error', (error) => serverErrors.push(error));
+        channel.resume();
+      }),
+    );
     const session = await client(url);
     const channel = session.dial();
     const writer = channel.writable.getWriter();
@@ -360,11 +405,16 @@ describe('muxwire/web over Web Streams (streamTransport)', () => {
   test('two WebSessions over a TransformStream pair exchange 1 MiB each way with half-close', async () => {
     const aToB = new TransformStream<Uint8Array, Uint8Array>();
     const bToA = new TransformStream<Uint8Array, Uint8Array>();
-    const a = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client',
-      { keepAliveInterval: 0 });
-    const b = new WebSession(streamTransport({ readable: aToB.readable, writable: bToA.writable }), 'server',
-      { keepAliveInterval: 0 });
-    toClose.push(() => { a.destroy(); b.destroy(); });
+    const a = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client', {
+      keepAliveInterval: 0,
+    });
+    const b = new WebSession(streamTransport({ readable: aToB.readable, writable: bToA.writable }), 'server', {
+      keepAliveInterval: 0,
+    });
+    toClose.push(() => {
+      a.destroy();
+      b.destroy();
+    });
     const up = pseudoRandomBytes(1024 * KiB, 5);
     const down = pseudoRandomBytes(1024 * KiB, 6);
     const channel = a.dial();
@@ -377,7 +427,7 @@ describe('muxwire/web over Web Streams (streamTransport)', () => {
     ]);
     assert.equal(sha256(fromA), sha256(up));
     assert.equal(sha256(fromB), sha256(down));
-    assert.equal(typeof await a.ping(), 'number');
+    assert.equal(typeof (await a.ping()), 'number');
     await Promise.all([a.close(), b.closed]);
   });
 });
@@ -388,7 +438,9 @@ describe('muxwire/web WebSocket transport: when a write is done', () => {
     const callbacks: (() => void)[] = [];
     const sent: Uint8Array[] = [];
     const socket = {
-      readyState: 1, bufferedAmount: 0, binaryType: 'blob',
+      readyState: 1,
+      bufferedAmount: 0,
+      binaryType: 'blob',
       send(data: Uint8Array, callback: (error?: Error) => void): void {
         sent.push(data);
         callbacks.push(() => callback());
@@ -397,7 +449,13 @@ describe('muxwire/web WebSocket transport: when a write is done', () => {
       addEventListener(): void {},
       removeEventListener(): void {},
     };
-    return { socket: socket as unknown as WebSocketLike, sent, release: () => { for (const callback of callbacks.splice(0)) callback(); } };
+    return {
+      socket: socket as unknown as WebSocketLike,
+      sent,
+      release: () => {
+        for (const callback of callbacks.splice(0)) callback();
+      },
+    };
   }
   const events = { data() {}, drain() {}, end() {}, error() {}, close() {} };
   const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -407,17 +465,21 @@ describe('muxwire/web WebSocket transport: when a write is done', () => {
     const transport = webSocketTransport(socket);
     transport.start(events);
     let joinedDone = false;
-    transport.write([new Uint8Array(12), new Uint8Array(1000)], () => { joinedDone = true; });
+    transport.write([new Uint8Array(12), new Uint8Array(1000)], () => {
+      joinedDone = true;
+    });
     await tick();
     assert.equal(sent.length, 1, 'the two parts left as one message');
     assert.equal(sent[0]!.length, 1012);
-    assert.equal(joinedDone, true, 'a joined copy is the transport\'s own: done before ws reports it sent');
+    assert.equal(joinedDone, true, "a joined copy is the transport's own: done before ws reports it sent");
     let inPlaceDone = false;
     const part = new Uint8Array(5000);
-    transport.write([part], () => { inPlaceDone = true; });
+    transport.write([part], () => {
+      inPlaceDone = true;
+    });
     await tick();
     assert.equal(sent[1], part, 'a single part is sent in place');
-    assert.equal(inPlaceDone, false, 'ws still holds the caller\'s array');
+    assert.equal(inPlaceDone, false, "ws still holds the caller's array");
     release();
     assert.equal(inPlaceDone, true);
   });

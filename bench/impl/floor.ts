@@ -122,7 +122,10 @@ class FloorConnection {
 }
 
 class FloorChannel extends Duplex {
-  constructor(private readonly connection: FloorConnection, private readonly id: number) {
+  constructor(
+    private readonly connection: FloorConnection,
+    private readonly id: number,
+  ) {
     super({ allowHalfOpen: true, highWaterMark: HIGH_WATER_MARK });
     this.once('close', () => connection.forget(id));
   }

@@ -9,11 +9,7 @@ const WINDOW = 16 * 1024 * 1024;
 const SESSION_MEMORY_MB = 64 * 1024;
 
 function settings(maxChannels: number): http2.Settings {
-  return {
-    initialWindowSize: WINDOW,
-    maxConcurrentStreams: Math.max(1000, maxChannels * 2),
-    enablePush: false,
-  };
+  return { initialWindowSize: WINDOW, maxConcurrentStreams: Math.max(1000, maxChannels * 2), enablePush: false };
 }
 
 const impl: Implementation = {
@@ -41,7 +37,10 @@ const impl: Implementation = {
     return {
       close: () =>
         new Promise<void>((resolve) => {
-          if (!session) { resolve(); return; }
+          if (!session) {
+            resolve();
+            return;
+          }
           session.close(() => resolve());
         }),
     };

@@ -71,7 +71,8 @@ export const IMPLEMENTATIONS: readonly ImplEntry[] = [
 
 export function findImpl(name: string): ImplEntry {
   const entry = IMPLEMENTATIONS.find((e) => e.name === name);
-  if (!entry) throw new Error(`unknown implementation '${name}' (known: ${IMPLEMENTATIONS.map((e) => e.name).join(', ')})`);
+  if (!entry)
+    throw new Error(`unknown implementation '${name}' (known: ${IMPLEMENTATIONS.map((e) => e.name).join(', ')})`);
   return entry;
 }
 

@@ -35,7 +35,11 @@ const WORKLOADS = ['bulk', 'open', 'rr'] as const;
 type Impl = (typeof IMPLS)[number];
 type Workload = (typeof WORKLOADS)[number];
 
-interface Sizes { bulkBytes: number; streams: number; roundTrips: number }
+interface Sizes {
+  bulkBytes: number;
+  streams: number;
+  roundTrips: number;
+}
 const SIZES: Record<'full' | 'quick', Sizes> = {
   full: { bulkBytes: 512 * 1024 * 1024, streams: 10_000, roundTrips: 20_000 },
   quick: { bulkBytes: 64 * 1024 * 1024, streams: 2_000, roundTrips: 5_000 },
@@ -51,7 +55,9 @@ interface Result {
 }
 
 // ---- a stream and a muxer, as far as the workloads use them ----
-interface MsgEvent extends Event { data: Uint8Array | { byteLength: number; subarray(): Uint8Array } }
+interface MsgEvent extends Event {
+  data: Uint8Array | { byteLength: number; subarray(): Uint8Array };
+}
 interface StreamLike {
   send(data: Uint8Array): boolean;
   close(): Promise<void>;
@@ -69,8 +75,8 @@ async function loadFactory(impl: Impl, streams: number): Promise<Factory> {
   const streamOptions = { maxStreamWindowSize: MAX_WINDOW, maxReadBufferLength: READ_BUFFER };
   if (impl === 'muxwire-libp2p' || impl === 'muxwire-libp2p-base') {
     // MUXWIRE_LIBP2P / MUXWIRE_LIBP2P_BASE: other builds of the entry (file paths), to compare versions in one run.
-    const specifier = (impl === 'muxwire-libp2p' ? process.env.MUXWIRE_LIBP2P : process.env.MUXWIRE_LIBP2P_BASE)
-      ?? 'muxwire/libp2p';
+    const specifier =
+      (impl === 'muxwire-libp2p' ? process.env.MUXWIRE_LIBP2P : process.env.MUXWIRE_LIBP2P_BASE) ?? 'muxwire/libp2p';
     const { muxwire } = (await import(specifier)) as typeof import('muxwire/libp2p');
     return muxwire({ ...limits, streamOptions, session: { ackBacklog: Math.max(256, streams) } });
   }
@@ -110,7 +116,8 @@ async function bulk(client: MuxerLike, server: MuxerLike, total: number): Promis
   });
   const stream = await client.createStream();
   const chunk = new Uint8Array(64 * 1024).fill(7);
-  const drain = (): Promise<void> => new Promise((resolve) => stream.addEventListener('drain', () => resolve(), { once: true }));
+  const drain = (): Promise<void> =>
+    new Promise((resolve) => stream.addEventListener('drain', () => resolve(), { once: true }));
   for (let sent = 0; sent < total; sent += chunk.byteLength) {
     if (!stream.send(chunk)) await drain();
   }
@@ -158,11 +165,12 @@ async function rr(client: MuxerLike, server: MuxerLike, count: number): Promise<
     want -= byteLength(event);
     if (want <= 0) wake?.();
   });
-  const once64 = (): Promise<void> => new Promise((resolve) => {
-    want = 64;
-    wake = resolve;
-    stream.send(request);
-  });
+  const once64 = (): Promise<void> =>
+    new Promise((resolve) => {
+      want = 64;
+      wake = resolve;
+      stream.send(request);
+    });
   for (let i = 0; i < 1000; i++) await once64();
   const times: number[] = [];
   for (let i = 0; i < count; i++) {
@@ -221,7 +229,10 @@ const median = (xs: number[]): number => {
 };
 
 function runChild(impl: Impl, workload: Workload, size: string, prof: string | undefined): Promise<Result> {
-  const execArgv = ['--max-old-space-size=4096', ...(prof !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])];
+  const execArgv = [
+    '--max-old-space-size=4096',
+    ...(prof !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
+  ];
   const proc = fork(fileURLToPath(import.meta.url), ['--child', impl, workload, size], { execArgv });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -270,8 +281,21 @@ async function main(): Promise<void> {
       const range = (xs: number[], digits: number): string =>
         `${median(xs).toFixed(digits)} [${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}]`;
       let line = `${impl.padEnd(15)} CPU µs/${unit}: ${range(cpu, 1)}  (${(median(cpu) / 1000 / base).toFixed(2)}x ${impls[0]})`;
-      line += workload === 'bulk' ? `  MB/s: ${range(rate.map((r) => r * 1.048576), 0)}` : `  ${unit}s/s: ${range(rate, 0)}`;
-      if (workload === 'rr') line += `  p50 µs: ${range(rs.map((r) => r.p50!), 1)}  p99 µs: ${range(rs.map((r) => r.p99!), 1)}`;
+      line +=
+        workload === 'bulk'
+          ? `  MB/s: ${range(
+              rate.map((r) => r * 1.048576),
+              0,
+            )}`
+          : `  ${unit}s/s: ${range(rate, 0)}`;
+      if (workload === 'rr')
+        line += `  p50 µs: ${range(
+          rs.map((r) => r.p50!),
+          1,
+        )}  p99 µs: ${range(
+          rs.map((r) => r.p99!),
+          1,
+        )}`;
       console.log(line);
     }
   }

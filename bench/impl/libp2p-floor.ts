@@ -44,7 +44,11 @@ export async function floorMuxerFactory(): Promise<() => FloorFactory> {
   type ByteList = Parameters<InstanceType<typeof utils.AbstractStream>['sendData']>[0];
 
   class FloorStream extends utils.AbstractStream {
-    constructor(private readonly muxer: FloorMuxer, readonly streamId: number, init: Init) {
+    constructor(
+      private readonly muxer: FloorMuxer,
+      readonly streamId: number,
+      init: Init,
+    ) {
       super(init);
     }
 
@@ -80,7 +84,10 @@ export async function floorMuxerFactory(): Promise<() => FloorFactory> {
 
     private track(id: number, direction: 'inbound' | 'outbound'): FloorStream {
       const stream = new FloorStream(this, id, {
-        id: String(id), direction, log: this.log, maxReadBufferLength: 64 * 1024 * 1024,
+        id: String(id),
+        direction,
+        log: this.log,
+        maxReadBufferLength: 64 * 1024 * 1024,
       });
       this.byId.set(id, stream);
       stream.addEventListener('close', () => this.byId.delete(id), { once: true });
@@ -117,10 +124,7 @@ export async function floorMuxerFactory(): Promise<() => FloorFactory> {
     }
   }
 
-  return () => ({
-    protocol: '/floor/1.0.0',
-    createStreamMuxer: (connection: never) => new FloorMuxer(connection),
-  });
+  return () => ({ protocol: '/floor/1.0.0', createStreamMuxer: (connection: never) => new FloorMuxer(connection) });
 }
 
 /**

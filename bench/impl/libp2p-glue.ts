@@ -139,7 +139,7 @@ export class Libp2pStreamDuplex extends Duplex {
       s.removeEventListener('drain', done);
       s.removeEventListener('close', done);
       const err = (evt as CloseEventLike).error;
-      cb(evt.type === 'close' ? err ?? new Error('stream closed while writing') : null);
+      cb(evt.type === 'close' ? (err ?? new Error('stream closed while writing')) : null);
     };
     s.addEventListener('drain', done);
     s.addEventListener('close', done);
@@ -147,7 +147,11 @@ export class Libp2pStreamDuplex extends Duplex {
 
   override _final(cb: (err?: Error | null) => void): void {
     this.ready.then(
-      (s) => s.close().then(() => cb(), (err: unknown) => cb(err as Error)),
+      (s) =>
+        s.close().then(
+          () => cb(),
+          (err: unknown) => cb(err as Error),
+        ),
       (err: unknown) => cb(err as Error),
     );
   }
@@ -255,7 +259,10 @@ export function libp2pImplementation(
   // Loaded once per process, after the Promise.withResolvers polyfill (socketConnectionClass installs it).
   const loaded = socketConnectionClass().then(async (Conn) => ({ Conn, factory: await loadFactory() }));
   const muxerOn = (
-    { Conn, factory }: Awaited<typeof loaded>, socket: Socket, direction: 'inbound' | 'outbound', maxChannels: number,
+    { Conn, factory }: Awaited<typeof loaded>,
+    socket: Socket,
+    direction: 'inbound' | 'outbound',
+    maxChannels: number,
   ): MuxerLike => {
     const conn = new Conn(socket, direction, info.readBuffer);
     return factory(maxChannels).createStreamMuxer(conn as never) as MuxerLike;
@@ -279,10 +286,7 @@ export function libp2pImplementation(
     async client(dialer, opts) {
       const lib = await loaded;
       const muxer = muxerOn(lib, await dialer.connect(), 'outbound', opts.maxChannels);
-      return {
-        open: (): Channel => asChannel(muxer.createStream()),
-        close: () => muxer.close(),
-      };
+      return { open: (): Channel => asChannel(muxer.createStream()), close: () => muxer.close() };
     },
   };
 }

@@ -16,13 +16,19 @@ interface MuxwireLibp2p {
 }
 
 export default libp2pImplementation(
-  { name: 'muxwire-libp2p', describe: 'muxwire/libp2p (this repo, dist/src) + @libp2p/utils 7.4.1', readBuffer: READ_BUFFER },
+  {
+    name: 'muxwire-libp2p',
+    describe: 'muxwire/libp2p (this repo, dist/src) + @libp2p/utils 7.4.1',
+    readBuffer: READ_BUFFER,
+  },
   async () => {
     let mod: Partial<MuxwireLibp2p>;
     try {
       mod = (await import(SPECIFIER)) as Partial<MuxwireLibp2p>;
     } catch (err) {
-      throw new ImplementationUnavailable(`muxwire/libp2p not importable (run npm run build): ${(err as Error).message}`);
+      throw new ImplementationUnavailable(
+        `muxwire/libp2p not importable (run npm run build): ${(err as Error).message}`,
+      );
     }
     const { muxwire } = mod;
     if (typeof muxwire !== 'function') throw new ImplementationUnavailable('muxwire/libp2p not built');

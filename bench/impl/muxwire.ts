@@ -34,9 +34,15 @@ export async function loadMuxwire(): Promise<MuxwireModule> {
     }
     throw new ImplementationUnavailable(`muxwire not importable: ${(err as Error).message}`);
   }
-  if (typeof mod.multiplexedServer !== 'function' || typeof mod.multiplexedClient !== 'function'
-    || typeof mod.lightServer !== 'function' || typeof mod.lightClient !== 'function') {
-    throw new ImplementationUnavailable('muxwire not built (no multiplexedServer/multiplexedClient/lightServer/lightClient export)');
+  if (
+    typeof mod.multiplexedServer !== 'function' ||
+    typeof mod.multiplexedClient !== 'function' ||
+    typeof mod.lightServer !== 'function' ||
+    typeof mod.lightClient !== 'function'
+  ) {
+    throw new ImplementationUnavailable(
+      'muxwire not built (no multiplexedServer/multiplexedClient/lightServer/lightClient export)',
+    );
   }
   return mod as MuxwireModule;
 }
@@ -106,10 +112,7 @@ export function muxwireImplementation(channels: 'node' | 'light'): Implementatio
       const socket = await dialer.connect();
       const session = light ? mw.lightClient(socket, options(opts)) : mw.multiplexedClient(socket, options(opts));
       watchErrors(session, hooks.onError);
-      return {
-        open: () => session.dial(),
-        close: () => session.close(),
-      };
+      return { open: () => session.dial(), close: () => session.close() };
     },
   };
 }

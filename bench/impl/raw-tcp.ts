@@ -15,10 +15,7 @@ const impl: Implementation = {
     };
   },
   async client(dialer) {
-    return {
-      open: () => dialer.dial(),
-      async close() {},
-    };
+    return { open: () => dialer.dial(), async close() {} };
   },
 };
 

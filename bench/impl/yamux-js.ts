@@ -21,7 +21,8 @@ function config(maxChannels: number, hooks: { onError(err: Error): void }) {
     enableKeepAlive: false,
     logger: (msg: unknown, ...args: unknown[]) => {
       const text = String(msg);
-      if (text.startsWith('[ERR]')) hooks.onError(new Error(`yamux-js: ${text.replace(/%d/g, () => String(args.shift()))}`));
+      if (text.startsWith('[ERR]'))
+        hooks.onError(new Error(`yamux-js: ${text.replace(/%d/g, () => String(args.shift()))}`));
     },
   };
 }
@@ -45,7 +46,10 @@ const impl: Implementation = {
   describe: 'yamux-js 0.2.0 (th-ch)',
   transport: 'shared',
   server(socket, onChannel, opts, hooks) {
-    const server = new yamuxjs.Server((stream: Duplex) => onChannel(withHalfClose(stream)), config(opts.maxChannels, hooks));
+    const server = new yamuxjs.Server(
+      (stream: Duplex) => onChannel(withHalfClose(stream)),
+      config(opts.maxChannels, hooks),
+    );
     server.on('error', (err: Error) => hooks.onError(err));
     socket.pipe(server).pipe(socket);
     return {

@@ -41,14 +41,23 @@ async function main(): Promise<void> {
   $('url').textContent = url;
   const session = await connectWebSocket(url, { keepAliveInterval: 5000 });
   $('state').textContent = 'open';
-  session.on('close', (error) => { $('state').textContent = error ? `failed: ${error.message}` : 'closed'; });
+  session.on('close', (error) => {
+    $('state').textContent = error ? `failed: ${error.message}` : 'closed';
+  });
 
   // RTT and open channels, once a second.
   setInterval(() => {
-    session.ping().then((rtt) => { $('rtt').textContent = rtt.toFixed(2); }, () => {});
+    session.ping().then(
+      (rtt) => {
+        $('rtt').textContent = rtt.toFixed(2);
+      },
+      () => {},
+    );
     $('channels').textContent = String(session.channelCount);
   }, 1000);
-  void session.ping().then((rtt) => { $('rtt').textContent = rtt.toFixed(2); });
+  void session.ping().then((rtt) => {
+    $('rtt').textContent = rtt.toFixed(2);
+  });
 
   void acceptPushed(session);
   let uploading = true;
@@ -81,7 +90,10 @@ async function acceptPushed(session: Awaited<ReturnType<typeof connectWebSocket>
 }
 
 /** Sends a timestamp 10 times a second on its own echo channel and shows each one's round trip. */
-async function runTicker(session: Awaited<ReturnType<typeof connectWebSocket>>, uploading: () => boolean): Promise<void> {
+async function runTicker(
+  session: Awaited<ReturnType<typeof connectWebSocket>>,
+  uploading: () => boolean,
+): Promise<void> {
   const channel = session.dial();
   const writer = channel.writable.getWriter();
   await writer.write(encoder.encode('E'));
@@ -136,12 +148,13 @@ async function upload(session: Awaited<ReturnType<typeof connectWebSocket>>, mib
     sent += piece.length;
     const seconds = (performance.now() - started) / 1000;
     $('upload-done').textContent = String(Math.round(sent / 1048576));
-    ($('upload-bar')).style.width = `${(100 * sent) / total}%`;
+    $('upload-bar').style.width = `${(100 * sent) / total}%`;
     $('upload-rate').textContent = (sent / 1048576 / Math.max(seconds, 0.001)).toFixed(0);
   }
   await writer.close();
   const received = Number(decoder.decode(await answer));
-  $('upload-state').textContent = received === total ? 'done: the server received every byte' : `server received ${received}`;
+  $('upload-state').textContent =
+    received === total ? 'done: the server received every byte' : `server received ${received}`;
   status.uploadDone = received === total;
 }
 
@@ -152,18 +165,20 @@ async function echoMany(session: Awaited<ReturnType<typeof connectWebSocket>>, c
   const squares = Array.from({ length: count }, () => grid.appendChild(document.createElement('span')));
   let ok = 0;
   const started = performance.now();
-  await Promise.all(squares.map(async (square, i) => {
-    const data = crypto.getRandomValues(new Uint8Array(1024 + ((i * 997) % 8192)));
-    const channel = session.dial();
-    const writer = channel.writable.getWriter();
-    const message = new Uint8Array(data.length + 1);
-    message[0] = 0x45; // E
-    message.set(data, 1);
-    const [echoed] = await Promise.all([readAll(channel), writer.write(message).then(() => writer.close())]);
-    const exact = echoed.length === data.length && echoed.every((byte, j) => byte === data[j]);
-    square.className = exact ? 'ok' : 'bad';
-    if (exact) $('echo-ok').textContent = String(++ok);
-  }));
+  await Promise.all(
+    squares.map(async (square, i) => {
+      const data = crypto.getRandomValues(new Uint8Array(1024 + ((i * 997) % 8192)));
+      const channel = session.dial();
+      const writer = channel.writable.getWriter();
+      const message = new Uint8Array(data.length + 1);
+      message[0] = 0x45; // E
+      message.set(data, 1);
+      const [echoed] = await Promise.all([readAll(channel), writer.write(message).then(() => writer.close())]);
+      const exact = echoed.length === data.length && echoed.every((byte, j) => byte === data[j]);
+      square.className = exact ? 'ok' : 'bad';
+      if (exact) $('echo-ok').textContent = String(++ok);
+    }),
+  );
   $('echo-time').textContent = `${count} channels in ${Math.round(performance.now() - started)} ms`;
   status.echoDone = ok === count;
 }

@@ -67,7 +67,9 @@ function serveChannel(channel: Channel): void {
       channel.pipe(channel);
     } else if (service === 0x55 /* U */) {
       let total = rest.length;
-      channel.on('data', (chunk: Buffer) => { total += chunk.length; });
+      channel.on('data', (chunk: Buffer) => {
+        total += chunk.length;
+      });
       channel.on('end', () => channel.end(String(total)));
     } else {
       channel.write(first);
@@ -103,12 +105,24 @@ export interface Demo {
 export async function startDemo(port = 8080, host = '127.0.0.1'): Promise<Demo> {
   const [page, web] = await Promise.all([
     build({
-      entryPoints: [path.join(here, 'page.js')], bundle: true, minify: true, format: 'iife', write: false,
-      platform: 'browser', target: 'es2022', logLevel: 'silent',
+      entryPoints: [path.join(here, 'page.js')],
+      bundle: true,
+      minify: true,
+      format: 'iife',
+      write: false,
+      platform: 'browser',
+      target: 'es2022',
+      logLevel: 'silent',
     }),
     build({
-      entryPoints: [path.resolve(here, '../../src/web/index.js')], bundle: true, minify: true, format: 'esm',
-      write: false, platform: 'browser', target: 'es2022', logLevel: 'silent',
+      entryPoints: [path.resolve(here, '../../src/web/index.js')],
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      write: false,
+      platform: 'browser',
+      target: 'es2022',
+      logLevel: 'silent',
     }),
   ]);
   const pageScript = page.outputFiles[0]!.contents;

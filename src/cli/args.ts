@@ -79,11 +79,7 @@ export interface ClientConfig extends Common {
 }
 
 export type Command =
-  | ServerConfig
-  | ClientConfig
-  | { command: 'token' }
-  | { command: 'help'; text: string }
-  | { command: 'version' };
+  ServerConfig | ClientConfig | { command: 'token' } | { command: 'help'; text: string } | { command: 'version' };
 
 /** The environment variable read when no `--token-file` is given. */
 export const TOKEN_ENV = 'MUXWIRE_TOKEN';
@@ -155,8 +151,10 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositi
 /** Parses the command line (without `node` and the script), or throws {@link UsageError}. */
 export function parseCommand(argv: string[], env: Record<string, string | undefined>): Command {
   if (argv.some((arg) => arg === '--token' || arg.startsWith('--token='))) {
-    throw new UsageError('the token is never taken from the command line (other users can read it in the '
-      + `process list): use --token-file F or the ${TOKEN_ENV} environment variable`);
+    throw new UsageError(
+      'the token is never taken from the command line (other users can read it in the ' +
+        `process list): use --token-file F or the ${TOKEN_ENV} environment variable`,
+    );
   }
   let parsed: { values: Values; positionals: string[] };
   try {
@@ -194,13 +192,26 @@ function tokenSource(values: Values, env: Record<string, string | undefined>): T
 }
 
 function serverConfig(values: Values, env: Record<string, string | undefined>): ServerConfig {
-  only(values, 'server', ['server', 'tls', 'ca', 'fingerprint', 'local', 'remote', 'retries', 'reconnect-max', 'connect-wait', 'proxy']);
+  only(values, 'server', [
+    'server',
+    'tls',
+    'ca',
+    'fingerprint',
+    'local',
+    'remote',
+    'retries',
+    'reconnect-max',
+    'connect-wait',
+    'proxy',
+  ]);
   if (values.listen === undefined) throw new UsageError('server needs --listen HOST:PORT');
   const certFile = values['tls-cert'];
   const keyFile = values['tls-key'];
-  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new UsageError('--tls-cert and --tls-key go together');
   const wsPath = values.ws;
-  if (wsPath !== undefined && !/^\/[\x21-\x7e]*$/.test(wsPath)) throw new UsageError(`--ws must be a path starting with /, not '${wsPath}'`);
+  if (wsPath !== undefined && !/^\/[\x21-\x7e]*$/.test(wsPath))
+    throw new UsageError(`--ws must be a path starting with /, not '${wsPath}'`);
   return {
     command: 'server',
     token: tokenSource(values, env),
@@ -216,14 +227,16 @@ function serverConfig(values: Values, env: Record<string, string | undefined>): 
 
 function clientConfig(values: Values, env: Record<string, string | undefined>): ClientConfig {
   only(values, 'client', ['listen', 'tls-cert', 'tls-key', 'allow', 'allow-remote']);
-  if ((values.server === undefined) === (values.ws === undefined)) throw new UsageError('client needs --server HOST:PORT or --ws URL (one of them)');
+  if ((values.server === undefined) === (values.ws === undefined))
+    throw new UsageError('client needs --server HOST:PORT or --ws URL (one of them)');
   const ws = values.ws === undefined ? undefined : parseWsUrl(values.ws);
   const tls = values.tls === true || ws?.protocol === 'wss:';
   if (ws?.protocol === 'ws:' && values.tls === true) throw new UsageError('--tls with --ws needs a wss:// URL');
   if ((values.ca !== undefined || values.fingerprint !== undefined) && !tls) {
     throw new UsageError('--ca and --fingerprint need --tls (or a wss:// URL)');
   }
-  if (values.ca !== undefined && values.fingerprint !== undefined) throw new UsageError('give --ca or --fingerprint, not both');
+  if (values.ca !== undefined && values.fingerprint !== undefined)
+    throw new UsageError('give --ca or --fingerprint, not both');
   const forwards = [
     ...(values.local ?? []).map((text) => parseForward(text, 'L')),
     ...(values.remote ?? []).map((text) => parseForward(text, 'R')),
@@ -237,7 +250,10 @@ function clientConfig(values: Values, env: Record<string, string | undefined>): 
     ws,
     proxy: values.proxy === undefined ? undefined : parseProxyUrl(values.proxy),
     tls: tls
-      ? { ca: values.ca, fingerprint: values.fingerprint === undefined ? undefined : parseFingerprint(values.fingerprint) }
+      ? {
+          ca: values.ca,
+          fingerprint: values.fingerprint === undefined ? undefined : parseFingerprint(values.fingerprint),
+        }
       : undefined,
     forwards,
     retries: values.retries === undefined ? Infinity : integer(values.retries, '--retries', 0, 1e9),
@@ -297,7 +313,8 @@ function parseWsUrl(text: string): URL {
   } catch {
     throw new UsageError(`--ws must be a URL (ws://HOST:PORT/PATH or wss://...), not '${text}'`);
   }
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`--ws must be a ws:// or wss:// URL, not '${text}'`);
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:')
+    throw new UsageError(`--ws must be a ws:// or wss:// URL, not '${text}'`);
   return url;
 }
 
@@ -309,8 +326,10 @@ function parseProxyUrl(text: string): URL {
   } catch {
     throw new UsageError(`--proxy must be a URL (http://HOST:PORT), not '${text}'`);
   }
-  if (url.protocol !== 'http:') throw new UsageError(`--proxy must be an http:// URL (the proxy is asked for CONNECT), not '${text}'`);
-  if (url.username !== '' || url.password !== '') throw new UsageError('--proxy with credentials is not supported (they would be visible on the command line)');
+  if (url.protocol !== 'http:')
+    throw new UsageError(`--proxy must be an http:// URL (the proxy is asked for CONNECT), not '${text}'`);
+  if (url.username !== '' || url.password !== '')
+    throw new UsageError('--proxy with credentials is not supported (they would be visible on the command line)');
   return url;
 }
 
@@ -364,7 +383,8 @@ export function allowed(patterns: readonly AllowPattern[], host: string, port: n
 /** A SHA-256 fingerprint as 64 hex digits, colons allowed; returned upper-case with colons, as Node prints them. */
 export function parseFingerprint(text: string): string {
   const hex = text.replace(/^sha256:/i, '').replace(/:/g, '');
-  if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new UsageError(`--fingerprint must be a SHA-256 in hex (64 digits), not '${text}'`);
+  if (!/^[0-9a-fA-F]{64}$/.test(hex))
+    throw new UsageError(`--fingerprint must be a SHA-256 in hex (64 digits), not '${text}'`);
   return hex.toUpperCase().match(/../g)!.join(':');
 }
 

@@ -38,11 +38,18 @@ export async function loadToken(source: TokenSource, env: Record<string, string 
   }
   const token = raw.trim();
   if (token.length < MIN_TOKEN_LENGTH) {
-    throw new TunnelError('ERR_TUNNEL_TOKEN', `the ${where} holds ${token.length === 0 ? 'no token' : 'a token shorter '
-      + `than ${MIN_TOKEN_LENGTH} characters`} (make one with: muxwire token > FILE)`);
+    throw new TunnelError(
+      'ERR_TUNNEL_TOKEN',
+      `the ${where} holds ${
+        token.length === 0 ? 'no token' : 'a token shorter ' + `than ${MIN_TOKEN_LENGTH} characters`
+      } (make one with: muxwire token > FILE)`,
+    );
   }
   if (token.length > MAX_TOKEN_LENGTH) {
-    throw new TunnelError('ERR_TUNNEL_TOKEN', `the ${where} holds more than ${MAX_TOKEN_LENGTH} characters: not a token`);
+    throw new TunnelError(
+      'ERR_TUNNEL_TOKEN',
+      `the ${where} holds more than ${MAX_TOKEN_LENGTH} characters: not a token`,
+    );
   }
   return token;
 }

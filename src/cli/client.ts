@@ -12,7 +12,14 @@ import { coalescingTransport } from './coalesce.js';
 import { FATAL_CODES, TunnelError } from './errors.js';
 import { type Decision, type ForwardContext, answer, boundPort, carry, listenForward } from './forwards.js';
 import {
-  type AnnouncedForward, type ConnectRequest, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, type RemoteRequest, TUNNEL_SESSION_OPTIONS, encode, expectMessage,
+  type AnnouncedForward,
+  type ConnectRequest,
+  HELLO_TIMEOUT_MS,
+  PROTOCOL_VERSION,
+  type RemoteRequest,
+  TUNNEL_SESSION_OPTIONS,
+  encode,
+  expectMessage,
 } from './protocol.js';
 import { Reconnector } from './reconnect.js';
 import { type Reporter, Traffic } from './status.js';
@@ -28,7 +35,11 @@ export interface RunningClient {
 }
 
 /** Starts the client: rejects at once when the token or a -L port cannot be had. */
-export async function runClient(config: ClientConfig, env: Record<string, string | undefined>, reporter: Reporter): Promise<RunningClient> {
+export async function runClient(
+  config: ClientConfig,
+  env: Record<string, string | undefined>,
+  reporter: Reporter,
+): Promise<RunningClient> {
   const token = await loadToken(config.token, env);
   const tlsOptions = clientTlsOptions(config);
   const traffic = new Traffic();
@@ -55,13 +66,19 @@ export async function runClient(config: ClientConfig, env: Record<string, string
       control.write(encode({ type: 'hello', version: PROTOCOL_VERSION, token, forwards: announced }));
       const welcome = await expectMessage(control, HELLO_TIMEOUT_MS, 'welcome').catch((error: unknown) => {
         if ((error as TunnelError).code === 'ERR_TUNNEL_AUTH') {
-          throw new TunnelError('ERR_TUNNEL_AUTH', `the server ${server} refused the token (check --token-file or ${TOKEN_ENV})`);
+          throw new TunnelError(
+            'ERR_TUNNEL_AUTH',
+            `the server ${server} refused the token (check --token-file or ${TOKEN_ENV})`,
+          );
         }
         // The session failing (a transport error, or bytes that are not yamux) or the connection closing
         // before the welcome: most often a server that speaks TLS or WebSocket to a client that does not.
         if (!(error instanceof TunnelError) || (error.code === 'ERR_TUNNEL_PROTOCOL' && session.state !== 'open')) {
-          throw new TunnelError('ERR_TUNNEL_UNREACHABLE', `the server ${server} closed the connection during the handshake `
-            + `(check that --tls and --ws match how it listens)${error instanceof TunnelError ? '' : `: ${(error as Error).message}`}`);
+          throw new TunnelError(
+            'ERR_TUNNEL_UNREACHABLE',
+            `the server ${server} closed the connection during the handshake ` +
+              `(check that --tls and --ws match how it listens)${error instanceof TunnelError ? '' : `: ${(error as Error).message}`}`,
+          );
         }
         throw error;
       });
@@ -72,9 +89,17 @@ export async function runClient(config: ClientConfig, env: Record<string, string
         if (!result.ok) {
           failed.push(new TunnelError(result.code, `-${spec.kind} ${spec.text}: ${result.message}`));
         } else if (spec.kind === 'R') {
-          reporter.event('remote-listening', `-R ${spec.text}: the server listens on ${formatAddress(spec.bind, result.port ?? spec.port)}`, {
-            forward: spec.text, bind: spec.bind, port: result.port ?? spec.port, host: spec.host, hostPort: spec.hostPort,
-          });
+          reporter.event(
+            'remote-listening',
+            `-R ${spec.text}: the server listens on ${formatAddress(spec.bind, result.port ?? spec.port)}`,
+            {
+              forward: spec.text,
+              bind: spec.bind,
+              port: result.port ?? spec.port,
+              host: spec.host,
+              hostPort: spec.hostPort,
+            },
+          );
         }
       }
       // Before the first session a refused forward is a mistake in the command line or the server's
@@ -101,7 +126,8 @@ export async function runClient(config: ClientConfig, env: Record<string, string
     // The index counts the forwards as announced in hello: the -L ones first, then the -R ones.
     const { index } = request as RemoteRequest;
     const spec = index >= locals.length ? remotes[index - locals.length] : undefined;
-    if (spec === undefined) return new TunnelError('ERR_TUNNEL_PROTOCOL', `the server asked for unknown -R number ${index}`);
+    if (spec === undefined)
+      return new TunnelError('ERR_TUNNEL_PROTOCOL', `the server asked for unknown -R number ${index}`);
     return { host: spec.host, port: spec.hostPort };
   };
 
@@ -112,16 +138,20 @@ export async function runClient(config: ClientConfig, env: Record<string, string
 
   const reconnector = new Reconnector({
     establish,
-    isFatal: (error) => error instanceof TunnelError && FATAL_CODES.has(error.code)
-      && (!everUp || error.code === 'ERR_TUNNEL_AUTH' || error.code === 'ERR_TUNNEL_CERT'),
+    isFatal: (error) =>
+      error instanceof TunnelError &&
+      FATAL_CODES.has(error.code) &&
+      (!everUp || error.code === 'ERR_TUNNEL_AUTH' || error.code === 'ERR_TUNNEL_CERT'),
     maxDelay: config.reconnectMax,
     retries: config.retries,
     hooks: {
       up(session, reconnects) {
         everUp = true;
-        reporter.event('session-up', `connected to ${server}${config.tls === undefined ? '' : ' (TLS)'}${reconnects > 0 ? ` (reconnect ${reconnects})` : ''}`, {
-          server, reconnects,
-        });
+        reporter.event(
+          'session-up',
+          `connected to ${server}${config.tls === undefined ? '' : ' (TLS)'}${reconnects > 0 ? ` (reconnect ${reconnects})` : ''}`,
+          { server, reconnects },
+        );
       },
       down(session, reason) {
         reporter.event('session-down', `lost the session with ${server}: ${reason}; reconnecting`, { server, reason });
@@ -130,9 +160,11 @@ export async function runClient(config: ClientConfig, env: Record<string, string
         void session.close({ timeout: config.drainTimeout }).catch(() => {});
       },
       retry(error, delayMs, failures) {
-        reporter.event('retry', `${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${failures + 1})`, {
-          code: (error as TunnelError).code, delayMs, failures,
-        });
+        reporter.event(
+          'retry',
+          `${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${failures + 1})`,
+          { code: (error as TunnelError).code, delayMs, failures },
+        );
       },
       giveUp(error) {
         settle.reject(error);
@@ -156,7 +188,11 @@ export async function runClient(config: ClientConfig, env: Record<string, string
       socket.on('error', () => {});
       void reconnector.waitForSession(config.connectWait).then((session) => {
         if (session === undefined) {
-          reporter.event('forward-failed', `${label}: no session with ${server} within ${config.connectWait} ms; connection reset`, { forward: spec.text });
+          reporter.event(
+            'forward-failed',
+            `${label}: no session with ${server} within ${config.connectWait} ms; connection reset`,
+            { forward: spec.text },
+          );
           if (!socket.destroyed) socket.resetAndDestroy();
           return;
         }
@@ -166,19 +202,26 @@ export async function runClient(config: ClientConfig, env: Record<string, string
     }).then((listener) => {
       localPorts.push(boundPort(listener));
       reporter.event('local-listening', `${label}: listening on ${formatAddress(spec.bind, boundPort(listener))}`, {
-        forward: spec.text, bind: spec.bind, port: boundPort(listener), host: spec.host, hostPort: spec.hostPort,
+        forward: spec.text,
+        bind: spec.bind,
+        port: boundPort(listener),
+        host: spec.host,
+        hostPort: spec.hostPort,
       });
       return listener;
     });
   }
 
   reconnector.start();
-  reporter.startStatus(() => ({
-    up: reconnector.current !== undefined,
-    rtt: reconnector.current?.rtt,
-    channels: reconnector.current?.channelCount ?? 0,
-    reconnects: reconnector.reconnects,
-  }), traffic);
+  reporter.startStatus(
+    () => ({
+      up: reconnector.current !== undefined,
+      rtt: reconnector.current?.rtt,
+      channels: reconnector.current?.channelCount ?? 0,
+      reconnects: reconnector.reconnects,
+    }),
+    traffic,
+  );
 
   let stopping: Promise<void> | undefined;
   return {
@@ -190,10 +233,12 @@ export async function runClient(config: ClientConfig, env: Record<string, string
         reconnector.stop();
         if (sessions.size > 0) {
           reporter.event('stopping', `stopping: open connections get ${config.drainTimeout} ms to finish`);
-          await Promise.all([...sessions].map((session) => {
-            controls.get(session)?.end();
-            return session.close({ timeout: config.drainTimeout }).catch(() => {});
-          }));
+          await Promise.all(
+            [...sessions].map((session) => {
+              controls.get(session)?.end();
+              return session.close({ timeout: config.drainTimeout }).catch(() => {});
+            }),
+          );
         }
         reporter.event('stopped', 'stopped');
         reporter.stop();

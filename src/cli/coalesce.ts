@@ -28,7 +28,8 @@ type Done = (error?: Error | null) => void;
 /** Wraps `stream` (the tunnel's TCP, TLS or WebSocket stream) as a session transport that coalesces writes. */
 export function coalescingTransport(stream: Duplex): Transport {
   const base = duplexTransport(stream);
-  const hold = typeof (stream as { _writev?: unknown })._writev === 'function' ? corking(stream, base) : joining(stream, base);
+  const hold =
+    typeof (stream as { _writev?: unknown })._writev === 'function' ? corking(stream, base) : joining(stream, base);
   return {
     ...base,
     write(parts, done) {

@@ -20,29 +20,48 @@ export type TunnelErrorCode =
 /** A tunnel failure with a stable code and a message meant for the person running the command. */
 export class TunnelError extends Error {
   override name = 'TunnelError';
-  constructor(readonly code: TunnelErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly code: TunnelErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
 }
 
 /** Codes after which the client stops instead of reconnecting: retrying cannot fix them. */
 export const FATAL_CODES: ReadonlySet<TunnelErrorCode> = new Set([
-  'ERR_TUNNEL_TOKEN', 'ERR_TUNNEL_AUTH', 'ERR_TUNNEL_DENIED', 'ERR_TUNNEL_LISTEN', 'ERR_TUNNEL_CERT', 'ERR_TUNNEL_TLS',
+  'ERR_TUNNEL_TOKEN',
+  'ERR_TUNNEL_AUTH',
+  'ERR_TUNNEL_DENIED',
+  'ERR_TUNNEL_LISTEN',
+  'ERR_TUNNEL_CERT',
+  'ERR_TUNNEL_TLS',
 ]);
 
 /** A one-line description of a socket error (`ECONNREFUSED`, ...), for messages. */
 export function describeSocketError(error: unknown): string {
   const e = error as NodeJS.ErrnoException;
   switch (e?.code) {
-    case 'ECONNREFUSED': return 'connection refused';
-    case 'EADDRINUSE': return 'address already in use';
-    case 'EADDRNOTAVAIL': return 'address not available on this machine';
-    case 'EACCES': return 'permission denied';
-    case 'ENOTFOUND': return 'host name not found';
-    case 'ETIMEDOUT': return 'timed out';
-    case 'ECONNRESET': return 'connection reset';
-    case 'EHOSTUNREACH': return 'host unreachable';
-    case 'ENETUNREACH': return 'network unreachable';
-    default: return e?.message ?? String(error);
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'EADDRINUSE':
+      return 'address already in use';
+    case 'EADDRNOTAVAIL':
+      return 'address not available on this machine';
+    case 'EACCES':
+      return 'permission denied';
+    case 'ENOTFOUND':
+      return 'host name not found';
+    case 'ETIMEDOUT':
+      return 'timed out';
+    case 'ECONNRESET':
+      return 'connection reset';
+    case 'EHOSTUNREACH':
+      return 'host unreachable';
+    case 'ENETUNREACH':
+      return 'network unreachable';
+    default:
+      return e?.message ?? String(error);
   }
 }

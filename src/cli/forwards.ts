@@ -54,7 +54,11 @@ function ignoreErrors(stream: NodeJS.EventEmitter): void {
  * flows back. A refusal or a timeout resets the socket and is reported with `label`.
  */
 export async function carry(
-  socket: net.Socket, session: Session, request: ConnectRequest | RemoteRequest, label: string, context: ForwardContext,
+  socket: net.Socket,
+  session: Session,
+  request: ConnectRequest | RemoteRequest,
+  label: string,
+  context: ForwardContext,
 ): Promise<void> {
   ignoreErrors(socket);
   let channel: Channel;
@@ -62,7 +66,8 @@ export async function carry(
     channel = session.dial();
   } catch (error) {
     context.reporter.event('forward-failed', `${label}: no channel (${(error as Error).message}); connection reset`, {
-      forward: label, code: (error as { code?: string }).code,
+      forward: label,
+      code: (error as { code?: string }).code,
     });
     socket.resetAndDestroy();
     return;
@@ -78,7 +83,10 @@ export async function carry(
     await expectMessage(channel, ANSWER_TIMEOUT_MS, 'ok');
   } catch (error) {
     const e = error as TunnelError;
-    context.reporter.event('forward-failed', `${label}: ${e.message}; connection reset`, { forward: label, code: e.code });
+    context.reporter.event('forward-failed', `${label}: ${e.message}; connection reset`, {
+      forward: label,
+      code: e.code,
+    });
     if (!socket.destroyed) socket.resetAndDestroy();
     channel.destroy();
     return;
@@ -102,9 +110,17 @@ export function connectTarget(host: string, port: number): Promise<net.Socket> {
     const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
     const fail = (error: unknown): void => {
       socket.destroy();
-      reject(new TunnelError('ERR_TUNNEL_CONNECT', `cannot connect to ${formatAddress(host, port)}: ${describeSocketError(error)}`));
+      reject(
+        new TunnelError(
+          'ERR_TUNNEL_CONNECT',
+          `cannot connect to ${formatAddress(host, port)}: ${describeSocketError(error)}`,
+        ),
+      );
     };
-    const timer = setTimeout(() => fail(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), TARGET_CONNECT_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => fail(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })),
+      TARGET_CONNECT_TIMEOUT_MS,
+    );
     socket.once('error', (error) => {
       clearTimeout(timer);
       fail(error);
@@ -122,14 +138,17 @@ export function connectTarget(host: string, port: number): Promise<net.Socket> {
  * (refusals go back to the peer and are reported here too), connects to the target, replies `ok` and splices.
  */
 export async function answer(
-  channel: Channel, expected: 'connect' | 'remote', decide: (request: ConnectRequest | RemoteRequest) => Decision,
+  channel: Channel,
+  expected: 'connect' | 'remote',
+  decide: (request: ConnectRequest | RemoteRequest) => Decision,
   context: ForwardContext,
 ): Promise<void> {
   ignoreErrors(channel);
   let request: ConnectRequest | RemoteRequest;
   try {
     const message = await readMessage(channel, REQUEST_TIMEOUT_MS);
-    if (message.type !== expected) throw new TunnelError('ERR_TUNNEL_PROTOCOL', `control protocol: expected ${expected}, got ${message.type}`);
+    if (message.type !== expected)
+      throw new TunnelError('ERR_TUNNEL_PROTOCOL', `control protocol: expected ${expected}, got ${message.type}`);
     request = message;
   } catch (error) {
     const e = error as TunnelError;
@@ -140,7 +159,8 @@ export async function answer(
   const decision = decide(request);
   if (decision instanceof TunnelError) {
     context.reporter.event(decision.code === 'ERR_TUNNEL_DENIED' ? 'denied' : 'forward-failed', decision.message, {
-      code: decision.code, ...request,
+      code: decision.code,
+      ...request,
     });
     refuse(channel, decision);
     return;
@@ -170,12 +190,20 @@ export async function answer(
  * naming the forward. Sockets keep half-close (`allowHalfOpen`) so that a FIN crosses the tunnel as one.
  */
 export function listenForward(
-  bind: string, port: number, what: string, onConnection: (socket: net.Socket) => void,
+  bind: string,
+  port: number,
+  what: string,
+  onConnection: (socket: net.Socket) => void,
 ): Promise<net.Server> {
   return new Promise((resolve, reject) => {
     const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
     server.once('error', (error) => {
-      reject(new TunnelError('ERR_TUNNEL_LISTEN', `cannot listen on ${formatAddress(bind, port)} for ${what}: ${describeSocketError(error)}`));
+      reject(
+        new TunnelError(
+          'ERR_TUNNEL_LISTEN',
+          `cannot listen on ${formatAddress(bind, port)} for ${what}: ${describeSocketError(error)}`,
+        ),
+      );
     });
     server.listen({ host: bind, port, backlog: 1024 }, () => {
       server.removeAllListeners('error');

@@ -15,7 +15,9 @@ import { Reporter } from './status.js';
 const FORCED_EXIT_CODE = 130;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -46,7 +48,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
   process.stdout.on('error', () => {});
   const reporter = new Reporter(command.json);
   const fail = (error: unknown): number => {
-    const message = error instanceof TunnelError ? error.message : `unexpected failure: ${(error as Error)?.stack ?? String(error)}`;
+    const message =
+      error instanceof TunnelError ? error.message : `unexpected failure: ${(error as Error)?.stack ?? String(error)}`;
     reporter.event('fatal', message, { code: (error as { code?: string })?.code });
     return 1;
   };
@@ -75,9 +78,15 @@ export async function main(argv: string[], env: Record<string, string | undefine
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
-  return Promise.race([stopped, running.done.then(() => 0, async (error: unknown) => {
-    const code = fail(error);
-    await running.stop();
-    return code;
-  })]);
+  return Promise.race([
+    stopped,
+    running.done.then(
+      () => 0,
+      async (error: unknown) => {
+        const code = fail(error);
+        await running.stop();
+        return code;
+      },
+    ),
+  ]);
 }

@@ -19,24 +19,48 @@ export const HELLO_TIMEOUT_MS = 10_000;
  * 20 s (the client then reconnects); an accept backlog large enough for a burst of connections that arrive
  * before the handshake's listener is installed.
  */
-export const TUNNEL_SESSION_OPTIONS: SessionOptions = { keepAliveInterval: 10_000, keepAliveTimeout: 10_000, acceptBacklog: 1024 };
+export const TUNNEL_SESSION_OPTIONS: SessionOptions = {
+  keepAliveInterval: 10_000,
+  keepAliveTimeout: 10_000,
+  acceptBacklog: 1024,
+};
 
 /** A forward as the client announces it in `hello`: what the server must allow (-L) or open (-R). */
-export type AnnouncedForward =
-  | { kind: 'L'; host: string; port: number }
-  | { kind: 'R'; bind: string; port: number };
+export type AnnouncedForward = { kind: 'L'; host: string; port: number } | { kind: 'R'; bind: string; port: number };
 
 /** The result of one announced forward in `welcome`: for -R, the port the server listens on. */
 export type ForwardResult = { ok: true; port?: number } | { ok: false; code: TunnelErrorCode; message: string };
 
-export interface Hello { type: 'hello'; version: number; token: string; forwards: AnnouncedForward[] }
-export interface Welcome { type: 'welcome'; version: number; results: ForwardResult[] }
-export interface Refusal { type: 'error'; code: TunnelErrorCode; message: string }
+export interface Hello {
+  type: 'hello';
+  version: number;
+  token: string;
+  forwards: AnnouncedForward[];
+}
+export interface Welcome {
+  type: 'welcome';
+  version: number;
+  results: ForwardResult[];
+}
+export interface Refusal {
+  type: 'error';
+  code: TunnelErrorCode;
+  message: string;
+}
 /** First message on a channel the client opens for an -L connection. */
-export interface ConnectRequest { type: 'connect'; host: string; port: number }
+export interface ConnectRequest {
+  type: 'connect';
+  host: string;
+  port: number;
+}
 /** First message on a channel the server opens for an -R connection: which announced forward it is. */
-export interface RemoteRequest { type: 'remote'; index: number }
-export interface Accepted { type: 'ok' }
+export interface RemoteRequest {
+  type: 'remote';
+  index: number;
+}
+export interface Accepted {
+  type: 'ok';
+}
 
 export type Message = Hello | Welcome | Refusal | ConnectRequest | RemoteRequest | Accepted;
 
@@ -97,7 +121,10 @@ export function readMessage(stream: Readable, timeoutMs: number): Promise<Messag
     };
     const onEnd = (): void => finish(protocolError('the channel ended before a complete message'));
     const onError = (error: Error): void => finish(error);
-    const timer = setTimeout(() => finish(new TunnelError('ERR_TUNNEL_TIMEOUT', 'control protocol: no message in time')), timeoutMs);
+    const timer = setTimeout(
+      () => finish(new TunnelError('ERR_TUNNEL_TIMEOUT', 'control protocol: no message in time')),
+      timeoutMs,
+    );
     stream.on('readable', onReadable);
     stream.once('end', onEnd);
     stream.once('error', onError);
@@ -108,8 +135,16 @@ export function readMessage(stream: Readable, timeoutMs: number): Promise<Messag
 }
 
 const CODES: ReadonlySet<string> = new Set<TunnelErrorCode>([
-  'ERR_TUNNEL_TOKEN', 'ERR_TUNNEL_AUTH', 'ERR_TUNNEL_DENIED', 'ERR_TUNNEL_CONNECT', 'ERR_TUNNEL_LISTEN',
-  'ERR_TUNNEL_UNREACHABLE', 'ERR_TUNNEL_CERT', 'ERR_TUNNEL_TLS', 'ERR_TUNNEL_PROTOCOL', 'ERR_TUNNEL_TIMEOUT',
+  'ERR_TUNNEL_TOKEN',
+  'ERR_TUNNEL_AUTH',
+  'ERR_TUNNEL_DENIED',
+  'ERR_TUNNEL_CONNECT',
+  'ERR_TUNNEL_LISTEN',
+  'ERR_TUNNEL_UNREACHABLE',
+  'ERR_TUNNEL_CERT',
+  'ERR_TUNNEL_TLS',
+  'ERR_TUNNEL_PROTOCOL',
+  'ERR_TUNNEL_TIMEOUT',
 ]);
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -117,7 +152,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function str(value: unknown, what: string, max = 1024): string {
-  if (typeof value !== 'string' || value.length > max) throw protocolError(`${what} must be a string of at most ${max} characters`);
+  if (typeof value !== 'string' || value.length > max)
+    throw protocolError(`${what} must be a string of at most ${max} characters`);
   return value;
 }
 
@@ -135,9 +171,11 @@ function code(value: unknown): TunnelErrorCode {
 
 function forward(value: unknown): AnnouncedForward {
   if (!isRecord(value)) throw protocolError('a forward must be an object');
-  if (value.kind === 'L') return { kind: 'L', host: str(value.host, 'host', 255), port: int(value.port, 'port', 1, 65535) };
-  if (value.kind === 'R') return { kind: 'R', bind: str(value.bind, 'bind', 255), port: int(value.port, 'port', 0, 65535) };
-  throw protocolError('a forward\'s kind must be L or R');
+  if (value.kind === 'L')
+    return { kind: 'L', host: str(value.host, 'host', 255), port: int(value.port, 'port', 1, 65535) };
+  if (value.kind === 'R')
+    return { kind: 'R', bind: str(value.bind, 'bind', 255), port: int(value.port, 'port', 0, 65535) };
+  throw protocolError("a forward's kind must be L or R");
 }
 
 function result(value: unknown): ForwardResult {
@@ -151,14 +189,18 @@ export function validate(value: unknown): Message {
   if (!isRecord(value)) throw protocolError('a message must be an object');
   switch (value.type) {
     case 'hello': {
-      if (!Array.isArray(value.forwards) || value.forwards.length > 256) throw protocolError('forwards must be a list of at most 256');
+      if (!Array.isArray(value.forwards) || value.forwards.length > 256)
+        throw protocolError('forwards must be a list of at most 256');
       return {
-        type: 'hello', version: int(value.version, 'version', 0, 1e6), token: str(value.token, 'token'),
+        type: 'hello',
+        version: int(value.version, 'version', 0, 1e6),
+        token: str(value.token, 'token'),
         forwards: value.forwards.map(forward),
       };
     }
     case 'welcome': {
-      if (!Array.isArray(value.results) || value.results.length > 256) throw protocolError('results must be a list of at most 256');
+      if (!Array.isArray(value.results) || value.results.length > 256)
+        throw protocolError('results must be a list of at most 256');
       return { type: 'welcome', version: int(value.version, 'version', 0, 1e6), results: value.results.map(result) };
     }
     case 'error':
@@ -176,7 +218,9 @@ export function validate(value: unknown): Message {
 
 /** Reads one message and checks it is of one of the `expected` types (an `error` message becomes a rejection). */
 export async function expectMessage<T extends Message['type']>(
-  stream: Readable, timeoutMs: number, expected: T,
+  stream: Readable,
+  timeoutMs: number,
+  expected: T,
 ): Promise<Extract<Message, { type: T }>> {
   const message = await readMessage(stream, timeoutMs);
   if (message.type === 'error' && expected !== 'error') throw new TunnelError(message.code, message.message);

@@ -14,7 +14,12 @@ export const INITIAL_DELAY_MS = 100;
  * the upper half is random ("equal jitter"), so that many clients cut off at once do not come back in step,
  * yet none retries sooner than half the nominal delay.
  */
-export function backoffDelay(failures: number, initial: number, max: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  failures: number,
+  initial: number,
+  max: number,
+  random: () => number = Math.random,
+): number {
   const nominal = Math.min(max, initial * 2 ** Math.min(failures, 30));
   return Math.round(nominal / 2 + random() * (nominal / 2));
 }
@@ -63,7 +68,11 @@ export class Reconnector {
   #loop: Promise<void> | undefined;
 
   constructor(options: {
-    establish: () => Promise<Session>; isFatal: (error: Error) => boolean; hooks: ReconnectHooks; maxDelay: number; retries: number;
+    establish: () => Promise<Session>;
+    isFatal: (error: Error) => boolean;
+    hooks: ReconnectHooks;
+    maxDelay: number;
+    retries: number;
   }) {
     this.#establish = options.establish;
     this.#isFatal = options.isFatal;

@@ -14,7 +14,14 @@ import { coalescingTransport } from './coalesce.js';
 import { TunnelError } from './errors.js';
 import { type Decision, type ForwardContext, answer, boundPort, carry, listenForward } from './forwards.js';
 import {
-  type ConnectRequest, type ForwardResult, HELLO_TIMEOUT_MS, type Hello, PROTOCOL_VERSION, type RemoteRequest, TUNNEL_SESSION_OPTIONS, encode,
+  type ConnectRequest,
+  type ForwardResult,
+  HELLO_TIMEOUT_MS,
+  type Hello,
+  PROTOCOL_VERSION,
+  type RemoteRequest,
+  TUNNEL_SESSION_OPTIONS,
+  encode,
   expectMessage,
 } from './protocol.js';
 import { type Reporter, Traffic } from './status.js';
@@ -41,7 +48,11 @@ interface ClientState {
 }
 
 /** Starts the server; rejects with a `TunnelError` when the token cannot be read or the port cannot be bound. */
-export async function runServer(config: ServerConfig, env: Record<string, string | undefined>, reporter: Reporter): Promise<RunningServer> {
+export async function runServer(
+  config: ServerConfig,
+  env: Record<string, string | undefined>,
+  reporter: Reporter,
+): Promise<RunningServer> {
   const token = await loadToken(config.token, env);
   const traffic = new Traffic();
   const context: ForwardContext = { reporter, traffic };
@@ -55,9 +66,11 @@ export async function runServer(config: ServerConfig, env: Record<string, string
       return;
     }
     if (pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
-      reporter.event('handshake-failed', `client ${remote} refused: ${MAX_PENDING_HANDSHAKES} handshakes already in progress`, {
-        remote, code: 'ERR_TUNNEL_TIMEOUT',
-      });
+      reporter.event(
+        'handshake-failed',
+        `client ${remote} refused: ${MAX_PENDING_HANDSHAKES} handshakes already in progress`,
+        { remote, code: 'ERR_TUNNEL_TIMEOUT' },
+      );
       transport.destroy();
       return;
     }
@@ -69,37 +82,61 @@ export async function runServer(config: ServerConfig, env: Record<string, string
       for (const listener of state.listeners) listener.close();
       // Before authentication the handshake's own failure report says what happened.
       if (state.control !== undefined) {
-        reporter.event('client-down', `client ${remote} disconnected${error === undefined ? '' : ` (${error.message})`}`, { remote });
+        reporter.event(
+          'client-down',
+          `client ${remote} disconnected${error === undefined ? '' : ` (${error.message})`}`,
+          { remote },
+        );
       }
     });
     pendingHandshakes += 1;
-    handshake(state).catch((error: unknown) => {
-      reporter.event('handshake-failed', `client ${remote}: ${(error as TunnelError).message}`, { remote, code: (error as TunnelError).code });
-      session.destroy();
-    }).finally(() => {
-      pendingHandshakes -= 1;
-    });
+    handshake(state)
+      .catch((error: unknown) => {
+        reporter.event('handshake-failed', `client ${remote}: ${(error as TunnelError).message}`, {
+          remote,
+          code: (error as TunnelError).code,
+        });
+        session.destroy();
+      })
+      .finally(() => {
+        pendingHandshakes -= 1;
+      });
   };
 
   /** Authenticates the client, answers its forwards, then serves its channels. */
   async function handshake(state: ClientState): Promise<void> {
     const { session, remote } = state;
     const control = await session.accept({ signal: AbortSignal.timeout(HELLO_TIMEOUT_MS) }).catch(() => {
-      if (session.state === 'open') throw new TunnelError('ERR_TUNNEL_TIMEOUT', `no control channel within ${HELLO_TIMEOUT_MS / 1000} s`);
-      throw new TunnelError('ERR_TUNNEL_PROTOCOL', `the connection ended before the handshake (${session.closeError?.message
-        ?? 'closed'}; a client speaking TLS or WebSocket to a plain TCP server?)`);
+      if (session.state === 'open')
+        throw new TunnelError('ERR_TUNNEL_TIMEOUT', `no control channel within ${HELLO_TIMEOUT_MS / 1000} s`);
+      throw new TunnelError(
+        'ERR_TUNNEL_PROTOCOL',
+        `the connection ended before the handshake (${
+          session.closeError?.message ?? 'closed'
+        }; a client speaking TLS or WebSocket to a plain TCP server?)`,
+      );
     });
     control.on('error', () => {});
     const hello = await expectMessage(control, HELLO_TIMEOUT_MS, 'hello');
     if (!tokensMatch(hello.token, token)) {
-      reporter.event('auth-failed', `client ${remote} presented a wrong token; refused after ${AUTH_FAILURE_DELAY_MS} ms`, { remote });
+      reporter.event(
+        'auth-failed',
+        `client ${remote} presented a wrong token; refused after ${AUTH_FAILURE_DELAY_MS} ms`,
+        { remote },
+      );
       await sleep(AUTH_FAILURE_DELAY_MS);
       control.end(encode({ type: 'error', code: 'ERR_TUNNEL_AUTH', message: 'the server refused the token' }));
       await session.close({ timeout: 1000 }).catch(() => {});
       return;
     }
     if (hello.version !== PROTOCOL_VERSION) {
-      control.end(encode({ type: 'error', code: 'ERR_TUNNEL_PROTOCOL', message: `protocol version ${hello.version} is not supported (this server speaks ${PROTOCOL_VERSION})` }));
+      control.end(
+        encode({
+          type: 'error',
+          code: 'ERR_TUNNEL_PROTOCOL',
+          message: `protocol version ${hello.version} is not supported (this server speaks ${PROTOCOL_VERSION})`,
+        }),
+      );
       await session.close({ timeout: 1000 }).catch(() => {});
       throw new TunnelError('ERR_TUNNEL_PROTOCOL', `protocol version ${hello.version} is not supported`);
     }
@@ -112,12 +149,17 @@ export async function runServer(config: ServerConfig, env: Record<string, string
     state.control = control;
     if (stopping) control.end();
     reporter.event('client-up', `client ${remote} authenticated; ${describeResults(hello, results)}`, {
-      remote, forwards: hello.forwards, results,
+      remote,
+      forwards: hello.forwards,
+      results,
     });
     const decide = (request: ConnectRequest | RemoteRequest): Decision => {
       const { host, port } = request as ConnectRequest;
       if (!allowed(config.allow, host, port)) {
-        return new TunnelError('ERR_TUNNEL_DENIED', `client ${remote} asked for ${formatAddress(host, port)}, which no --allow admits`);
+        return new TunnelError(
+          'ERR_TUNNEL_DENIED',
+          `client ${remote} asked for ${formatAddress(host, port)}, which no --allow admits`,
+        );
       }
       return { host, port };
     };
@@ -131,13 +173,21 @@ export async function runServer(config: ServerConfig, env: Record<string, string
     const results: ForwardResult[] = [];
     for (const [index, forward] of hello.forwards.entries()) {
       if (forward.kind === 'L') {
-        results.push(allowed(config.allow, forward.host, forward.port)
-          ? { ok: true }
-          : denied(`-L target ${formatAddress(forward.host, forward.port)} is not allowed by the server (no --allow admits it)`));
+        results.push(
+          allowed(config.allow, forward.host, forward.port)
+            ? { ok: true }
+            : denied(
+                `-L target ${formatAddress(forward.host, forward.port)} is not allowed by the server (no --allow admits it)`,
+              ),
+        );
         continue;
       }
       if (!allowed(config.allowRemote, forward.bind, forward.port)) {
-        results.push(denied(`-R bind ${formatAddress(forward.bind, forward.port)} is not allowed by the server (no --allow-remote admits it)`));
+        results.push(
+          denied(
+            `-R bind ${formatAddress(forward.bind, forward.port)} is not allowed by the server (no --allow-remote admits it)`,
+          ),
+        );
         continue;
       }
       const label = `-R ${formatAddress(forward.bind, forward.port)} of ${state.remote}`;
@@ -168,12 +218,22 @@ export async function runServer(config: ServerConfig, env: Record<string, string
     reporter.event('tls-failed', `TLS handshake with ${remote} failed: ${error.message}`, { remote });
   });
   const port = boundPort(server);
-  const kind = config.wsPath === undefined ? (config.tls === undefined ? '' : ' (TLS)')
-    : ` (WebSocket${config.tls === undefined ? '' : ' over TLS'} on ${config.wsPath})`;
+  const kind =
+    config.wsPath === undefined
+      ? config.tls === undefined
+        ? ''
+        : ' (TLS)'
+      : ` (WebSocket${config.tls === undefined ? '' : ' over TLS'} on ${config.wsPath})`;
   reporter.event('listening', `listening on ${formatAddress(config.listen.host, port)}${kind}`, {
-    host: config.listen.host, port, tls: config.tls !== undefined, ws: config.wsPath,
+    host: config.listen.host,
+    port,
+    tls: config.tls !== undefined,
+    ws: config.wsPath,
   });
-  reporter.startStatus(() => ({ up: clients.size > 0, rtt: meanRtt(clients), channels: countChannels(clients), reconnects: 0 }), traffic);
+  reporter.startStatus(
+    () => ({ up: clients.size > 0, rtt: meanRtt(clients), channels: countChannels(clients), reconnects: 0 }),
+    traffic,
+  );
 
   return {
     port,
@@ -181,14 +241,18 @@ export async function runServer(config: ServerConfig, env: Record<string, string
       if (stopping) return;
       stopping = true;
       server.close();
-      reporter.event('stopping', `stopping: Go Away sent to ${clients.size} client(s), open connections get ${config.drainTimeout} ms to finish`, {
-        clients: clients.size,
-      });
-      await Promise.all([...clients].map(async ({ session, listeners, control }) => {
-        for (const listener of listeners) listener.close();
-        control?.end();
-        await session.close({ timeout: config.drainTimeout }).catch(() => {});
-      }));
+      reporter.event(
+        'stopping',
+        `stopping: Go Away sent to ${clients.size} client(s), open connections get ${config.drainTimeout} ms to finish`,
+        { clients: clients.size },
+      );
+      await Promise.all(
+        [...clients].map(async ({ session, listeners, control }) => {
+          for (const listener of listeners) listener.close();
+          control?.end();
+          await session.close({ timeout: config.drainTimeout }).catch(() => {});
+        }),
+      );
       reporter.event('stopped', 'stopped');
       reporter.stop();
     },
@@ -215,9 +279,14 @@ function meanRtt(clients: Set<ClientState>): number | undefined {
 
 function describeResults(hello: Hello, results: ForwardResult[]): string {
   if (hello.forwards.length === 0) return 'no forwards';
-  return hello.forwards.map((forward, i) => {
-    const result = results[i];
-    const what = forward.kind === 'L' ? `-L to ${formatAddress(forward.host, forward.port)}` : `-R on ${formatAddress(forward.bind, result?.ok === true ? result.port ?? forward.port : forward.port)}`;
-    return `${what} ${result?.ok === true ? 'ok' : 'refused'}`;
-  }).join(', ');
+  return hello.forwards
+    .map((forward, i) => {
+      const result = results[i];
+      const what =
+        forward.kind === 'L'
+          ? `-L to ${formatAddress(forward.host, forward.port)}`
+          : `-R on ${formatAddress(forward.bind, result?.ok === true ? (result.port ?? forward.port) : forward.port)}`;
+      return `${what} ${result?.ok === true ? 'ok' : 'refused'}`;
+    })
+    .join(', ');
 }

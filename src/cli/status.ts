@@ -75,7 +75,12 @@ export class Reporter {
    * `out` gets the JSON events, `err` the human lines and the status line (drawn only when `err.isTTY`).
    * `intervalMs` overrides how often the status is refreshed (tests).
    */
-  constructor(json: boolean, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr, intervalMs?: number) {
+  constructor(
+    json: boolean,
+    out: NodeJS.WritableStream = process.stdout,
+    err: NodeJS.WritableStream = process.stderr,
+    intervalMs?: number,
+  ) {
     this.#json = json;
     this.#out = out;
     this.#err = err;
@@ -114,15 +119,22 @@ export class Reporter {
       const s = sample();
       if (this.#json) {
         this.event('status', 'status', {
-          up: s.up, rttMs: s.rtt, channels: s.channels, connections: traffic.connections,
-          inBytesPerSecond: Math.round(inRate), outBytesPerSecond: Math.round(outRate),
-          inBytes: totals.in, outBytes: totals.out, reconnects: s.reconnects,
+          up: s.up,
+          rttMs: s.rtt,
+          channels: s.channels,
+          connections: traffic.connections,
+          inBytesPerSecond: Math.round(inRate),
+          outBytesPerSecond: Math.round(outRate),
+          inBytes: totals.in,
+          outBytes: totals.out,
+          reconnects: s.reconnects,
         });
         return;
       }
       this.#clearLine();
-      this.#line = `[${s.up ? 'up' : 'down'}] rtt ${s.rtt === undefined ? '-' : `${s.rtt.toFixed(1)} ms`}`
-        + ` · ${s.channels} channels · in ${rate(inRate)} · out ${rate(outRate)} · ${s.reconnects} reconnects`;
+      this.#line =
+        `[${s.up ? 'up' : 'down'}] rtt ${s.rtt === undefined ? '-' : `${s.rtt.toFixed(1)} ms`}` +
+        ` · ${s.channels} channels · in ${rate(inRate)} · out ${rate(outRate)} · ${s.reconnects} reconnects`;
       this.#drawLine();
     }, this.#interval);
     this.#timer.unref();

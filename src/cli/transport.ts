@@ -21,9 +21,18 @@ export const DIAL_TIMEOUT_MS = 10_000;
 
 /** OpenSSL's verification codes that mean "this certificate is not to be trusted". */
 const CERT_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
-  'CERT_SIGNATURE_FAILURE', 'CERT_REVOKED', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'ERR_TLS_CERT_ALTNAME_INVALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
 function readPem(path: string, what: string): Buffer {
@@ -48,15 +57,22 @@ export function clientTlsOptions(config: ClientConfig): tls.ConnectionOptions | 
 
 function certificateError(where: string, error: NodeJS.ErrnoException): TunnelError | undefined {
   if (error.code === undefined || !CERT_CODES.has(error.code)) return undefined;
-  return new TunnelError('ERR_TUNNEL_CERT', `the server ${where} presented a certificate that is not trusted `
-    + `(${error.code}: ${error.message}); check --ca, or use --fingerprint`, { cause: error });
+  return new TunnelError(
+    'ERR_TUNNEL_CERT',
+    `the server ${where} presented a certificate that is not trusted ` +
+      `(${error.code}: ${error.message}); check --ca, or use --fingerprint`,
+    { cause: error },
+  );
 }
 
 function fingerprintError(where: string, socket: tls.TLSSocket, fingerprint: string): TunnelError | undefined {
   const actual = socket.getPeerCertificate().fingerprint256;
   if (actual === fingerprint) return undefined;
-  return new TunnelError('ERR_TUNNEL_CERT', `the server ${where} presented a certificate with SHA-256 `
-    + `fingerprint ${actual}, not the expected ${fingerprint}`);
+  return new TunnelError(
+    'ERR_TUNNEL_CERT',
+    `the server ${where} presented a certificate with SHA-256 ` +
+      `fingerprint ${actual}, not the expected ${fingerprint}`,
+  );
 }
 
 /**
@@ -65,10 +81,16 @@ function fingerprintError(where: string, socket: tls.TLSSocket, fingerprint: str
  * TLS and WebSocket handshakes) is complete.
  */
 export async function dialServer(
-  server: Address, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined, ws?: URL, proxy?: URL,
+  server: Address,
+  tlsOptions: tls.ConnectionOptions | undefined,
+  fingerprint: string | undefined,
+  ws?: URL,
+  proxy?: URL,
 ): Promise<Duplex> {
   const tunnel = proxy === undefined ? undefined : await proxyConnect(proxy, server);
-  return ws === undefined ? dialSocket(server, tlsOptions, fingerprint, tunnel) : dialWebSocket(ws, tlsOptions, fingerprint, tunnel);
+  return ws === undefined
+    ? dialSocket(server, tlsOptions, fingerprint, tunnel)
+    : dialWebSocket(ws, tlsOptions, fingerprint, tunnel);
 }
 
 /**
@@ -80,18 +102,32 @@ export function proxyConnect(proxy: URL, target: Address): Promise<net.Socket> {
   const where = `the proxy ${proxy.host}`;
   return new Promise((resolve, reject) => {
     const request = http.request({
-      host: proxy.hostname.replace(/^\[(.*)\]$/, '$1'), port: proxy.port === '' ? 80 : Number(proxy.port), method: 'CONNECT',
-      path: authority, headers: { host: authority }, agent: false,
+      host: proxy.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: proxy.port === '' ? 80 : Number(proxy.port),
+      method: 'CONNECT',
+      path: authority,
+      headers: { host: authority },
+      agent: false,
     });
     const timer = setTimeout(() => {
       request.destroy();
-      reject(new TunnelError('ERR_TUNNEL_UNREACHABLE', `${where} did not answer CONNECT ${authority} in ${DIAL_TIMEOUT_MS / 1000} s`));
+      reject(
+        new TunnelError(
+          'ERR_TUNNEL_UNREACHABLE',
+          `${where} did not answer CONNECT ${authority} in ${DIAL_TIMEOUT_MS / 1000} s`,
+        ),
+      );
     }, DIAL_TIMEOUT_MS);
     request.once('connect', (response, socket, head) => {
       clearTimeout(timer);
       if (response.statusCode !== 200) {
         socket.destroy();
-        reject(new TunnelError('ERR_TUNNEL_UNREACHABLE', `${where} refused CONNECT ${authority}: HTTP ${response.statusCode} ${response.statusMessage ?? ''}`.trim()));
+        reject(
+          new TunnelError(
+            'ERR_TUNNEL_UNREACHABLE',
+            `${where} refused CONNECT ${authority}: HTTP ${response.statusCode} ${response.statusMessage ?? ''}`.trim(),
+          ),
+        );
         return;
       }
       if (head.length > 0) socket.unshift(head);
@@ -101,32 +137,52 @@ export function proxyConnect(proxy: URL, target: Address): Promise<net.Socket> {
     request.once('response', (response) => {
       clearTimeout(timer);
       response.resume();
-      reject(new TunnelError('ERR_TUNNEL_UNREACHABLE', `${where} refused CONNECT ${authority}: HTTP ${response.statusCode}`));
+      reject(
+        new TunnelError('ERR_TUNNEL_UNREACHABLE', `${where} refused CONNECT ${authority}: HTTP ${response.statusCode}`),
+      );
     });
     request.once('error', (error) => {
       clearTimeout(timer);
-      reject(new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach ${where}: ${describeSocketError(error)}`, { cause: error }));
+      reject(
+        new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach ${where}: ${describeSocketError(error)}`, {
+          cause: error,
+        }),
+      );
     });
     request.end();
   });
 }
 
 function dialSocket(
-  server: Address, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined, tunnel: net.Socket | undefined,
+  server: Address,
+  tlsOptions: tls.ConnectionOptions | undefined,
+  fingerprint: string | undefined,
+  tunnel: net.Socket | undefined,
 ): Promise<net.Socket> {
   const where = formatAddress(server.host, server.port);
   if (tunnel !== undefined && tlsOptions === undefined) return Promise.resolve(tunnel);
   return new Promise((resolve, reject) => {
-    const socket: net.Socket = tlsOptions === undefined
-      ? net.connect({ host: server.host, port: server.port, noDelay: true })
-      : tls.connect({ ...tlsOptions, port: server.port, host: server.host, ...(tunnel === undefined ? {} : { socket: tunnel }) });
+    const socket: net.Socket =
+      tlsOptions === undefined
+        ? net.connect({ host: server.host, port: server.port, noDelay: true })
+        : tls.connect({
+            ...tlsOptions,
+            port: server.port,
+            host: server.host,
+            ...(tunnel === undefined ? {} : { socket: tunnel }),
+          });
     const fail = (error: TunnelError): void => {
       clearTimeout(timer);
       socket.destroy();
       reject(error);
     };
     const timer = setTimeout(() => {
-      fail(new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach the server ${where}: no answer in ${DIAL_TIMEOUT_MS / 1000} s`));
+      fail(
+        new TunnelError(
+          'ERR_TUNNEL_UNREACHABLE',
+          `cannot reach the server ${where}: no answer in ${DIAL_TIMEOUT_MS / 1000} s`,
+        ),
+      );
     }, DIAL_TIMEOUT_MS);
     socket.once('error', (error: NodeJS.ErrnoException) => {
       const untrusted = certificateError(where, error);
@@ -134,14 +190,24 @@ function dialSocket(
         fail(untrusted);
       } else if (tlsOptions !== undefined && (error.code ?? '').startsWith('ERR_SSL')) {
         const reason = (error as { reason?: string }).reason ?? error.message;
-        const hint = error.code === 'ERR_SSL_WRONG_VERSION_NUMBER' ? ' (the server does not speak TLS there: drop --tls, or give the server --tls-cert)' : '';
-        fail(new TunnelError('ERR_TUNNEL_TLS', `TLS with the server ${where} failed: ${reason}${hint}`, { cause: error }));
+        const hint =
+          error.code === 'ERR_SSL_WRONG_VERSION_NUMBER'
+            ? ' (the server does not speak TLS there: drop --tls, or give the server --tls-cert)'
+            : '';
+        fail(
+          new TunnelError('ERR_TUNNEL_TLS', `TLS with the server ${where} failed: ${reason}${hint}`, { cause: error }),
+        );
       } else {
-        fail(new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach the server ${where}: ${describeSocketError(error)}`, { cause: error }));
+        fail(
+          new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach the server ${where}: ${describeSocketError(error)}`, {
+            cause: error,
+          }),
+        );
       }
     });
     socket.once(tlsOptions === undefined ? 'connect' : 'secureConnect', () => {
-      const mismatch = fingerprint === undefined ? undefined : fingerprintError(where, socket as tls.TLSSocket, fingerprint);
+      const mismatch =
+        fingerprint === undefined ? undefined : fingerprintError(where, socket as tls.TLSSocket, fingerprint);
       if (mismatch !== undefined) {
         fail(mismatch);
         return;
@@ -156,13 +222,26 @@ function dialSocket(
 
 /** Connects a WebSocket (binary messages, no compression: the bytes are the session's frames). */
 function dialWebSocket(
-  url: URL, tlsOptions: tls.ConnectionOptions | undefined, fingerprint: string | undefined, tunnel: net.Socket | undefined,
+  url: URL,
+  tlsOptions: tls.ConnectionOptions | undefined,
+  fingerprint: string | undefined,
+  tunnel: net.Socket | undefined,
 ): Promise<Duplex> {
   const where = url.href;
-  const tlsFields = tlsOptions === undefined ? {} : { ca: tlsOptions.ca, rejectUnauthorized: tlsOptions.rejectUnauthorized, servername: tlsOptions.servername };
+  const tlsFields =
+    tlsOptions === undefined
+      ? {}
+      : { ca: tlsOptions.ca, rejectUnauthorized: tlsOptions.rejectUnauthorized, servername: tlsOptions.servername };
   // Through a proxy the WebSocket runs over the CONNECT tunnel (wrapped in TLS for wss://).
-  const overTunnel = tunnel === undefined ? {}
-    : { createConnection: (() => (tlsOptions === undefined ? tunnel : tls.connect({ ...tlsFields, socket: tunnel }))) as unknown as typeof net.createConnection };
+  const overTunnel =
+    tunnel === undefined
+      ? {}
+      : {
+          createConnection: (() =>
+            tlsOptions === undefined
+              ? tunnel
+              : tls.connect({ ...tlsFields, socket: tunnel })) as unknown as typeof net.createConnection,
+        };
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
       perMessageDeflate: false,
@@ -178,15 +257,25 @@ function dialWebSocket(
       reject(error);
     };
     ws.once('upgrade', (response) => {
-      const mismatch = fingerprint === undefined ? undefined : fingerprintError(where, response.socket as tls.TLSSocket, fingerprint);
+      const mismatch =
+        fingerprint === undefined ? undefined : fingerprintError(where, response.socket as tls.TLSSocket, fingerprint);
       if (mismatch !== undefined) fail(mismatch);
     });
     ws.once('unexpected-response', (_request, response) => {
-      fail(new TunnelError('ERR_TUNNEL_UNREACHABLE', `the server ${where} answered HTTP ${response.statusCode}, not a WebSocket (check the URL's path)`));
+      fail(
+        new TunnelError(
+          'ERR_TUNNEL_UNREACHABLE',
+          `the server ${where} answered HTTP ${response.statusCode}, not a WebSocket (check the URL's path)`,
+        ),
+      );
     });
     ws.once('error', (error: NodeJS.ErrnoException) => {
-      fail(certificateError(where, error)
-        ?? new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach the server ${where}: ${describeSocketError(error)}`, { cause: error }));
+      fail(
+        certificateError(where, error) ??
+          new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach the server ${where}: ${describeSocketError(error)}`, {
+            cause: error,
+          }),
+      );
     });
     ws.once('open', () => {
       if (settled) return;
@@ -204,7 +293,9 @@ function dialWebSocket(
  * not trust the certificate, or not TLS at all).
  */
 export function listenTunnel(
-  config: ServerConfig, onConnection: (transport: Duplex, remote: string) => void, onTlsError: (error: Error, remote: string) => void,
+  config: ServerConfig,
+  onConnection: (transport: Duplex, remote: string) => void,
+  onTlsError: (error: Error, remote: string) => void,
 ): Promise<net.Server> {
   const remoteOf = (socket: net.Socket): string => formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
   let server: net.Server;
@@ -224,7 +315,9 @@ export function listenTunnel(
     } catch (error) {
       throw new TunnelError('ERR_TUNNEL_TLS', `cannot use --tls-cert/--tls-key: ${(error as Error).message}`);
     }
-    secure.on('tlsClientError', (error, socket) => onTlsError(error, formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0)));
+    secure.on('tlsClientError', (error, socket) =>
+      onTlsError(error, formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0)),
+    );
     server = secure;
   }
   if (config.tls !== undefined && config.wsPath !== undefined) {
@@ -248,7 +341,9 @@ export function listenTunnel(
  * request gets 426 (or 404 for another path), so the port says what it is to a browser or a probe.
  */
 function webSocketServer(
-  config: ServerConfig, onConnection: (transport: Duplex, remote: string) => void, remoteOf: (socket: net.Socket) => string,
+  config: ServerConfig,
+  onConnection: (transport: Duplex, remote: string) => void,
+  remoteOf: (socket: net.Socket) => string,
 ): net.Server {
   const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => {
     const found = new URL(request.url ?? '/', 'http://x').pathname === config.wsPath;

@@ -18,8 +18,7 @@ import { SPEC_INITIAL_WINDOW } from './options.js';
  * - `reset`: aborted by RST in either direction, or by the session ending.
  */
 export type ChannelStateName =
-  | 'init' | 'syn-sent' | 'syn-received' | 'established'
-  | 'local-closed' | 'remote-closed' | 'closed' | 'reset';
+  'init' | 'syn-sent' | 'syn-received' | 'established' | 'local-closed' | 'remote-closed' | 'closed' | 'reset';
 
 /** What the adapter behind a channel (a Node `Duplex`, a Web stream) must offer the session. */
 export interface ChannelEndpoint {
@@ -46,12 +45,7 @@ export interface QueuedWrite {
 }
 
 /** Flags a channel still owes the peer on its next frame. */
-export const Pending = {
-  syn: 0x1,
-  ack: 0x2,
-  fin: 0x4,
-  rst: 0x8,
-} as const;
+export const Pending = { syn: 0x1, ack: 0x2, fin: 0x4, rst: 0x8 } as const;
 
 /**
  * The bit of each boolean of {@link ChannelState} in its `flags`. Each name gets a getter and a setter on the
@@ -203,8 +197,12 @@ export class ChannelState {
 
   /** True when the channel may carry data frames now: SYN allowed, bytes queued, window open. */
   get hasSendableData(): boolean {
-    return this.queuedBytes > 0 && this.sendWindow > 0 && (this.pending & Pending.rst) === 0
-      && (this.state !== 'init' || (this.pending & Pending.syn) !== 0);
+    return (
+      this.queuedBytes > 0 &&
+      this.sendWindow > 0 &&
+      (this.pending & Pending.rst) === 0 &&
+      (this.state !== 'init' || (this.pending & Pending.syn) !== 0)
+    );
   }
 
   /** Queues bytes to send; `done` is called when they reached the transport. */

@@ -239,8 +239,10 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       return this.#host.sessionError() ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset`);
     }
     if (channel.remoteFin && !this.#codec.capabilities.halfClose) {
-      return new MuxError('ERR_MUX_WRITE_AFTER_END',
-        `channel ${channel.id} was closed by the peer (the ${this.#codec.name} format has no half-close)`);
+      return new MuxError(
+        'ERR_MUX_WRITE_AFTER_END',
+        `channel ${channel.id} was closed by the peer (the ${this.#codec.name} format has no half-close)`,
+      );
     }
     return new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${channel.id} has ended its writing side`);
   }

@@ -129,8 +129,10 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
  * The rest of Node's `EventEmitter` interface, for the Node sessions and the light channels (code written
  * for Node's emitters may call any of these). The browser path leaves it out.
  */
-export class NodeEmitter<Events extends { [K in keyof Events]: Listener }> extends Emitter<Events>
-  implements NodeEmitterMethods<Events> {
+export class NodeEmitter<Events extends { [K in keyof Events]: Listener }>
+  extends Emitter<Events>
+  implements NodeEmitterMethods<Events>
+{
   /** Unset until `setMaxListeners` (no initialiser: {@link withNodeEmitterMethods} copies methods only). */
   private maxListeners?: number;
 

@@ -5,11 +5,7 @@
  */
 
 /** Go Away codes from the yamux specification. */
-export const GoAwayCode = {
-  normal: 0,
-  protocolError: 1,
-  internalError: 2,
-} as const;
+export const GoAwayCode = { normal: 0, protocolError: 1, internalError: 2 } as const;
 
 /** The base class of all muxwire errors. */
 export class MuxError extends Error {
@@ -70,8 +66,11 @@ export class ChannelResetError extends MuxError {
  */
 export class ChannelRefusedError extends ChannelResetError {
   constructor(channelId: number, message?: string) {
-    super(channelId, message ?? `channel ${channelId} was refused by the peer (accept backlog full or stream limit)`,
-      'ERR_MUX_CHANNEL_REFUSED');
+    super(
+      channelId,
+      message ?? `channel ${channelId} was refused by the peer (accept backlog full or stream limit)`,
+      'ERR_MUX_CHANNEL_REFUSED',
+    );
   }
 }
 

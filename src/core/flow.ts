@@ -97,7 +97,10 @@ export class ReceiveWindow {
   #retryAtConsumed = 0;
   #retryAtMs = 0;
 
-  constructor(initialSize: number, readonly maxSize: number) {
+  constructor(
+    initialSize: number,
+    readonly maxSize: number,
+  ) {
     this.size = initialSize;
     this.ceiling = maxSize;
   }
@@ -342,7 +345,10 @@ export class SessionMemory {
    * @param limit The session's bound (`maxSessionBuffered`).
    * @param budget The budget shared with other sessions that growth is also reserved from (null: none).
    */
-  constructor(readonly limit: number, readonly budget: MemoryBudget | null = null) {}
+  constructor(
+    readonly limit: number,
+    readonly budget: MemoryBudget | null = null,
+  ) {}
 
   /** Soft limit reached: withhold Window Updates, do not grow windows. */
   get underPressure(): boolean {

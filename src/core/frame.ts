@@ -11,21 +11,11 @@ export const HEADER_SIZE = 12;
 export const PROTOCOL_VERSION = 0;
 
 /** Frame types. */
-export const FrameType = {
-  data: 0,
-  windowUpdate: 1,
-  ping: 2,
-  goAway: 3,
-} as const;
+export const FrameType = { data: 0, windowUpdate: 1, ping: 2, goAway: 3 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 /** Frame flags (a bit set). */
-export const Flag = {
-  syn: 0x1,
-  ack: 0x2,
-  fin: 0x4,
-  rst: 0x8,
-} as const;
+export const Flag = { syn: 0x1, ack: 0x2, fin: 0x4, rst: 0x8 } as const;
 
 /** A decoded frame header. The decoder reuses one instance, so copy fields out if you keep them. */
 export interface FrameHeader {
@@ -39,7 +29,12 @@ export interface FrameHeader {
 
 /** Writes a header at `offset` of `target` (which must have 12 bytes there). */
 export function encodeHeader(
-  target: Uint8Array, offset: number, type: number, flags: number, streamId: number, length: number,
+  target: Uint8Array,
+  offset: number,
+  type: number,
+  flags: number,
+  streamId: number,
+  length: number,
 ): void {
   target[offset] = PROTOCOL_VERSION;
   target[offset + 1] = type;
@@ -60,10 +55,12 @@ export function decodeHeader(source: Uint8Array, offset: number, out: FrameHeade
   out.version = source[offset]!;
   out.type = source[offset + 1]!;
   out.flags = (source[offset + 2]! << 8) | source[offset + 3]!;
-  out.streamId = ((source[offset + 4]! << 24) | (source[offset + 5]! << 16) | (source[offset + 6]! << 8)
-    | source[offset + 7]!) >>> 0;
-  out.length = ((source[offset + 8]! << 24) | (source[offset + 9]! << 16) | (source[offset + 10]! << 8)
-    | source[offset + 11]!) >>> 0;
+  out.streamId =
+    ((source[offset + 4]! << 24) | (source[offset + 5]! << 16) | (source[offset + 6]! << 8) | source[offset + 7]!) >>>
+    0;
+  out.length =
+    ((source[offset + 8]! << 24) | (source[offset + 9]! << 16) | (source[offset + 10]! << 8) | source[offset + 11]!) >>>
+    0;
   return out;
 }
 

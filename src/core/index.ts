@@ -22,10 +22,24 @@ export type { ChannelFacts } from './channel-facts.js';
 export { Emitter, NodeEmitter, type NodeEmitterMethods, withNodeEmitterMethods } from './emitter.js';
 export type { Transport, TransportEvents } from './transport.js';
 export {
-  MuxSession, type Role, type SessionEvents, type SessionStatus, type EndpointFactory, type AcceptOptions, type DialOptions,
+  MuxSession,
+  type Role,
+  type SessionEvents,
+  type SessionStatus,
+  type EndpointFactory,
+  type AcceptOptions,
+  type DialOptions,
   type CloseOptions,
 } from './session.js';
 export {
-  LOG_LEVELS, formatLogRecord, type LogLevel, type RefusalReason, type LogEvent, type LogRecord, type Logger, type SessionStats, type ChannelStats,
+  LOG_LEVELS,
+  formatLogRecord,
+  type LogLevel,
+  type RefusalReason,
+  type LogEvent,
+  type LogRecord,
+  type Logger,
+  type SessionStats,
+  type ChannelStats,
 } from './observe.js';
 export { LightChannel, LightSession, type LightChannelEvents } from './light-channel.js';

@@ -195,8 +195,12 @@ export class KeepAlive {
       ping.timer = setTimeout(() => this.#onTimeout(ping), Math.max(1, timeout - quiet));
       return;
     }
-    this.#host.fail(new TimeoutError('ERR_MUX_KEEPALIVE_TIMEOUT',
-      `the peer did not answer a ping within ${timeout} ms, and sent nothing meanwhile`));
+    this.#host.fail(
+      new TimeoutError(
+        'ERR_MUX_KEEPALIVE_TIMEOUT',
+        `the peer did not answer a ping within ${timeout} ms, and sent nothing meanwhile`,
+      ),
+    );
   }
 
   /**
@@ -212,10 +216,12 @@ export class KeepAlive {
       delay = interval > 0 ? Math.min(probe, interval) : probe;
     }
     if (delay <= 0) return;
-    this.#timer = unref(setTimeout(() => {
-      this.#timer = undefined;
-      if (this.#host.isClosed()) return;
-      this.#send().resolve.push(() => this.#arm());
-    }, delay));
+    this.#timer = unref(
+      setTimeout(() => {
+        this.#timer = undefined;
+        if (this.#host.isClosed()) return;
+        this.#send().resolve.push(() => this.#arm());
+      }, delay),
+    );
   }
 }

@@ -51,7 +51,6 @@ interface PendingRead {
 
 const DONE: IteratorResult<Uint8Array> = { value: undefined, done: true };
 
-
 // The bits of a LightChannel's #flags.
 /** 'data' events flow; off before the first consumer and while paused. */
 const FLOWING = 1 << 0;
@@ -101,7 +100,11 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
 
   // id, session, protocolState, receiveWindow, outbound: defined once for every kind of channel (channel-facts.ts).
   static {
-    installChannelFacts(LightChannel.prototype, (channel) => channel.#state, (channel) => channel.#port.session);
+    installChannelFacts(
+      LightChannel.prototype,
+      (channel) => channel.#state,
+      (channel) => channel.#port.session,
+    );
   }
 
   /** {@inheritDoc ChannelFacts.id} */
@@ -153,7 +156,8 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
    */
   write(data: Uint8Array): boolean {
     if (!(data instanceof Uint8Array)) throw new TypeError('muxwire: write() takes a Uint8Array');
-    if ((this.#flags & WRITE_ENDED) !== 0) throw new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: write() after end()`);
+    if ((this.#flags & WRITE_ENDED) !== 0)
+      throw new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: write() after end()`);
     if ((this.#flags & CLOSED) !== 0) return false;
     const length = data.length;
     if (length > 0) {
@@ -320,7 +324,8 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
       if (buffer.length === 0) this.#buffer = null;
       this.#port.readProgress(this.#state);
     }
-    if ((this.#flags & FLOWING) !== 0 && this.#buffered === 0 && (this.#flags & REMOTE_ENDED) !== 0) this.#scheduleEnd();
+    if ((this.#flags & FLOWING) !== 0 && this.#buffered === 0 && (this.#flags & REMOTE_ENDED) !== 0)
+      this.#scheduleEnd();
   }
 
   #nextChunk(): Promise<IteratorResult<Uint8Array>> {

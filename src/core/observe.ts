@@ -29,8 +29,16 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
  * - `window-stall` (debug): a channel has data to send and the peer's window is spent.
  */
 export type LogEvent =
-  | 'session-open' | 'session-close' | 'goaway-sent' | 'goaway-received' | 'keepalive-timeout' | 'close-timeout'
-  | 'protocol-error' | 'channel-refused' | 'channel-reset' | 'window-stall';
+  | 'session-open'
+  | 'session-close'
+  | 'goaway-sent'
+  | 'goaway-received'
+  | 'keepalive-timeout'
+  | 'close-timeout'
+  | 'protocol-error'
+  | 'channel-refused'
+  | 'channel-reset'
+  | 'window-stall';
 
 /** Why this side refused a channel the peer opened. */
 export type RefusalReason = 'closing' | 'max-streams' | 'accept-backlog';
@@ -170,8 +178,15 @@ export class Telemetry {
    * Hands a record to the logger, if there is one. Positional, so that a call with no logger allocates
    * nothing: the one check is here. Fields left undefined are left out of the record.
    */
-  log(level: LogLevel, event: LogEvent, channel?: number, direction?: 'in' | 'out', error?: Error, code?: number,
-    reason?: RefusalReason): void {
+  log(
+    level: LogLevel,
+    event: LogEvent,
+    channel?: number,
+    direction?: 'in' | 'out',
+    error?: Error,
+    code?: number,
+    reason?: RefusalReason,
+  ): void {
     const logger = this.#logger;
     if (logger === null) return;
     const record: LogRecord = { level, event, role: this.#role, session: this.#session };
@@ -195,7 +210,7 @@ export class Telemetry {
 }
 
 const REFUSAL_REASONS: Record<RefusalReason, string> = {
-  'closing': 'this session is closing',
+  closing: 'this session is closing',
   'max-streams': 'maxStreams channels are open',
   'accept-backlog': 'the accept queue is full (acceptBacklog): the application does not accept fast enough',
 };
@@ -209,18 +224,36 @@ export function formatLogRecord(record: LogRecord): string {
   const { event, error } = record;
   let text: string;
   switch (event) {
-    case 'session-open': text = 'session opened'; break;
-    case 'session-close': text = error === undefined ? 'session closed cleanly' : `session failed: ${error.message}`; break;
-    case 'goaway-sent': text = `Go Away (code ${record.code}) sent${error === undefined ? '' : `: ${error.message}`}`; break;
-    case 'goaway-received': text = `the peer sent Go Away (code ${record.code})`; break;
-    case 'window-stall': text = "data waits for the peer's window"; break;
-    case 'channel-refused':
-      text = record.direction === 'in' ? `the peer refused this side's channel` : `refused the peer's channel: ${
-        record.reason === undefined ? error?.message ?? 'refused' : REFUSAL_REASONS[record.reason]}`;
+    case 'session-open':
+      text = 'session opened';
       break;
-    case 'channel-reset': text = `${record.direction === 'in' ? 'reset by the peer' : 'reset by this side'}${
-      error === undefined ? '' : `: ${error.message}`}`; break;
-    default: text = error?.message ?? event;
+    case 'session-close':
+      text = error === undefined ? 'session closed cleanly' : `session failed: ${error.message}`;
+      break;
+    case 'goaway-sent':
+      text = `Go Away (code ${record.code}) sent${error === undefined ? '' : `: ${error.message}`}`;
+      break;
+    case 'goaway-received':
+      text = `the peer sent Go Away (code ${record.code})`;
+      break;
+    case 'window-stall':
+      text = "data waits for the peer's window";
+      break;
+    case 'channel-refused':
+      text =
+        record.direction === 'in'
+          ? `the peer refused this side's channel`
+          : `refused the peer's channel: ${
+              record.reason === undefined ? (error?.message ?? 'refused') : REFUSAL_REASONS[record.reason]
+            }`;
+      break;
+    case 'channel-reset':
+      text = `${record.direction === 'in' ? 'reset by the peer' : 'reset by this side'}${
+        error === undefined ? '' : `: ${error.message}`
+      }`;
+      break;
+    default:
+      text = error?.message ?? event;
   }
   const channel = record.channel === undefined ? '' : ` channel=${record.channel}`;
   return `${record.role} ${record.level} ${event}${channel}: ${text}`;

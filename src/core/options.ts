@@ -164,7 +164,8 @@ export function resolveOptions(options: SessionOptions | undefined): ResolvedOpt
   }
   if (resolved.maxWindow < resolved.initialWindow) {
     throw new RangeError(
-      `muxwire: option maxWindow (${resolved.maxWindow}) must be at least initialWindow (${resolved.initialWindow})`);
+      `muxwire: option maxWindow (${resolved.maxWindow}) must be at least initialWindow (${resolved.initialWindow})`,
+    );
   }
   return resolved;
 }

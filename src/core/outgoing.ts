@@ -170,8 +170,13 @@ export class Outgoing {
     }
     this.#opening = waiting;
     for (const channel of due) {
-      this.#host.abortOpen(channel, new TimeoutError('ERR_MUX_OPEN_TIMEOUT',
-        `the peer did not acknowledge channel ${channel.id} within its open timeout`));
+      this.#host.abortOpen(
+        channel,
+        new TimeoutError(
+          'ERR_MUX_OPEN_TIMEOUT',
+          `the peer did not acknowledge channel ${channel.id} within its open timeout`,
+        ),
+      );
     }
     if (next !== Infinity && this.#openTimer === undefined) this.#armTimer(next);
   }

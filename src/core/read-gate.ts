@@ -131,19 +131,20 @@ export class ReadGate {
     const probePing = this.#probePing;
     if (probePing === null && this.#options.keepAliveInterval === 0) return;
     const period = probePing !== null ? this.#options.keepAliveTimeout / 2 : this.#options.keepAliveTimeout;
-    this.#probeTimer = unref(setTimeout(() => {
-      this.#probeTimer = undefined;
-      if (!this.paused || this.probing || this.#isClosed()) return;
-      if (probePing !== null) {
-        probePing();
-        this.startProbe(0);
-        return;
-      }
-      if (this.#probeBudget <= 0) return;
-      const bytes = Math.min(PROBE_CHUNK, this.#probeBudget);
-      this.#probeBudget -= bytes;
-      this.startProbe(bytes);
-    }, period));
+    this.#probeTimer = unref(
+      setTimeout(() => {
+        this.#probeTimer = undefined;
+        if (!this.paused || this.probing || this.#isClosed()) return;
+        if (probePing !== null) {
+          probePing();
+          this.startProbe(0);
+          return;
+        }
+        if (this.#probeBudget <= 0) return;
+        const bytes = Math.min(PROBE_CHUNK, this.#probeBudget);
+        this.#probeBudget -= bytes;
+        this.startProbe(bytes);
+      }, period),
+    );
   }
-
 }

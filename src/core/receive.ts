@@ -109,7 +109,9 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       return;
     }
     if (header.streamId !== 0) {
-      this.#host.protocolError(`${type === FrameType.ping ? 'Ping' : 'Go Away'} frame on channel ${header.streamId}; it must use 0`);
+      this.#host.protocolError(
+        `${type === FrameType.ping ? 'Ping' : 'Go Away'} frame on channel ${header.streamId}; it must use 0`,
+      );
       return;
     }
     if (type === FrameType.ping) this.#host.onPing(header.flags, header.length);
@@ -204,8 +206,10 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
         if (!this.#caps.flowControl) {
           channel.rx.received += length;
         } else if (!channel.rx.receive(length)) {
-          this.#host.protocolError(`channel ${id}: a ${length}-byte Data frame exceeds the receive window `
-            + `(${channel.rx.credit} bytes left)`);
+          this.#host.protocolError(
+            `channel ${id}: a ${length}-byte Data frame exceeds the receive window ` +
+              `(${channel.rx.credit} bytes left)`,
+          );
           return;
         }
         this.#payloadTarget = channel;
@@ -262,8 +266,12 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     if (!this.#caps.halfClose && !channel.localFin) {
       // No half-close in this format: the peer's close ends both directions, and is answered once, in kind.
       if (channel.queuedBytes > 0) {
-        channel.dropQueue(new MuxError('ERR_MUX_CHANNEL_CLOSED',
-          `channel ${channel.id} was closed by the peer before this data was sent (the ${this.#codec.name} format has no half-close)`));
+        channel.dropQueue(
+          new MuxError(
+            'ERR_MUX_CHANNEL_CLOSED',
+            `channel ${channel.id} was closed by the peer before this data was sent (the ${this.#codec.name} format has no half-close)`,
+          ),
+        );
       }
       channel.localFin = true;
       channel.pending |= Pending.fin;
@@ -277,7 +285,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     let error: Error;
     if (!this.#caps.refusal || !channel.unaccepted) error = new ChannelResetError(channel.id);
     else if (this.#host.remoteGoAway() === undefined) error = new ChannelRefusedError(channel.id);
-    else error = new ChannelRefusedError(channel.id, `channel ${channel.id} was refused: the peer is closing (Go Away)`);
+    else
+      error = new ChannelRefusedError(channel.id, `channel ${channel.id} was refused: the peer is closing (Go Away)`);
     const telemetry = this.#telemetry;
     const refused = error instanceof ChannelRefusedError;
     if (refused) telemetry.refusalsIn++;
@@ -288,9 +297,20 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
 
   /** Says why the peer's SYN for `id` is refused (called only with a logger). */
   #logRefusal(id: number): void {
-    const reason = !this.#host.acceptsChannels() ? 'closing'
-      : this.#table.size >= this.#options.maxStreams ? 'max-streams' : 'accept-backlog';
-    this.#telemetry.log(reason === 'closing' ? 'info' : 'warn', 'channel-refused', id, 'out', undefined, undefined, reason);
+    const reason = !this.#host.acceptsChannels()
+      ? 'closing'
+      : this.#table.size >= this.#options.maxStreams
+        ? 'max-streams'
+        : 'accept-backlog';
+    this.#telemetry.log(
+      reason === 'closing' ? 'info' : 'warn',
+      'channel-refused',
+      id,
+      'out',
+      undefined,
+      undefined,
+      reason,
+    );
   }
 
   onDecodeError(message: string): void {

@@ -24,8 +24,15 @@ import { FrameDecoder } from './decoder.js';
 import { defer } from './defer.js';
 import { Emitter } from './emitter.js';
 import {
-  ChannelRefusedError, GoAwayCode, GoAwayError, MuxError, ProtocolError, SessionClosedError, StreamLimitError,
-  TimeoutError, TransportClosedError,
+  ChannelRefusedError,
+  GoAwayCode,
+  GoAwayError,
+  MuxError,
+  ProtocolError,
+  SessionClosedError,
+  StreamLimitError,
+  TimeoutError,
+  TransportClosedError,
 } from './errors.js';
 import { FrameType } from './frame.js';
 import { SessionMemory } from './flow.js';
@@ -158,14 +165,22 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * `multiplex` is the codec of the original multiplex format, needed only with `protocol: 'multiplex'`: the
    * adapters pass it in (the Node ones always), so that a browser bundle that never speaks it leaves it out.
    */
-  constructor(transport: Transport, role: Role, options: SessionOptions | undefined, createEndpoint: EndpointFactory<C>,
-    multiplex?: WireCodec) {
+  constructor(
+    transport: Transport,
+    role: Role,
+    options: SessionOptions | undefined,
+    createEndpoint: EndpointFactory<C>,
+    multiplex?: WireCodec,
+  ) {
     super();
     if (role !== 'client' && role !== 'server') throw new TypeError(`muxwire: role must be 'client' or 'server'`);
     this.options = resolveOptions(options);
     this.role = role;
     const codec = this.options.protocol === 'multiplex' ? multiplex : yamuxCodec;
-    if (codec === undefined) throw new TypeError(`muxwire: protocol 'multiplex' needs the multiplex codec (muxwire/web: option multiplexCodec)`);
+    if (codec === undefined)
+      throw new TypeError(
+        `muxwire: protocol 'multiplex' needs the multiplex codec (muxwire/web: option multiplexCodec)`,
+      );
     this.#codec = codec;
     this.#caps = this.#codec.capabilities;
     this.#nextId = this.#codec.firstId(role);
@@ -181,15 +196,27 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#memory = new SessionMemory(this.options.maxSessionBuffered, this.options.memoryBudget);
     this.#allocate = transport.allocate?.bind(transport) ?? defaultAllocate;
     const isClosed = (): boolean => this.#status === 'closed';
-    this.#writer = new FrameWriter(transport, this.#scheduler, this.#codec, this.#allocate, {
-      onWriteError: (error) => {
-        this.#onTransportError(error);
-        return this.#error;
+    this.#writer = new FrameWriter(
+      transport,
+      this.#scheduler,
+      this.#codec,
+      this.#allocate,
+      {
+        onWriteError: (error) => {
+          this.#onTransportError(error);
+          return this.#error;
+        },
+        onFlushedToEnd: () => this.#endTransport(),
       },
-      onFlushedToEnd: () => this.#endTransport(),
-    }, telemetry);
-    this.#gate = new ReadGate(transport, this.options, this.#caps.ping ? () => this.#keepAlive.probe() : null,
-      this.#memory, isClosed);
+      telemetry,
+    );
+    this.#gate = new ReadGate(
+      transport,
+      this.options,
+      this.#caps.ping ? () => this.#keepAlive.probe() : null,
+      this.#memory,
+      isClosed,
+    );
     this.#keepAlive = new KeepAlive(this.options, this.#scheduler, this.#writer, this.#gate, {
       isClosed,
       fail: (error) => {
@@ -198,40 +225,83 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       },
       onFirstRtt: () => this.#grants.tuneOnFirstRtt(this.#streams.values()),
     });
-    this.#goAway = new GoAwayHandshake(this.#keepAlive, this.#scheduler, this.options.keepAliveTimeout,
-      () => this.#checkCloseDone());
-    this.#grants = new WindowGrants(this.options, this.#caps, this.#memory, this.#scheduler, this.#writer, this.#gate,
-      this.#keepAlive, isClosed);
+    this.#goAway = new GoAwayHandshake(this.#keepAlive, this.#scheduler, this.options.keepAliveTimeout, () =>
+      this.#checkCloseDone(),
+    );
+    this.#grants = new WindowGrants(
+      this.options,
+      this.#caps,
+      this.#memory,
+      this.#scheduler,
+      this.#writer,
+      this.#gate,
+      this.#keepAlive,
+      isClosed,
+    );
     this.#outgoing = new Outgoing(this.options, this.#caps, this.#scheduler, this.#writer, this.#grants, {
       isClosed,
       abortOpen: (channel, error) => this.#streams.reset(channel, error, true), // its removal settles the watch
     });
-    this.#incoming = new Incoming<C>(this.options, this.#caps, this.#scheduler, this.#writer, this.#grants, this.#gate, {
-      acceptRefusal: () => this.#acceptRefusal(),
-      hasListener: () => this.listenerCount('channel') > 0,
-      emitChannel: (channel) => this.emit('channel', channel),
-    });
-    this.#streams = new ChannelTable<C, MuxSession<C>>(this, this.options, this.#codec, this.#memory, this.#scheduler, this.#writer,
-      this.#grants, this.#outgoing, createEndpoint, {
+    this.#incoming = new Incoming<C>(
+      this.options,
+      this.#caps,
+      this.#scheduler,
+      this.#writer,
+      this.#grants,
+      this.#gate,
+      {
+        acceptRefusal: () => this.#acceptRefusal(),
+        hasListener: () => this.listenerCount('channel') > 0,
+        emitChannel: (channel) => this.emit('channel', channel),
+      },
+    );
+    this.#streams = new ChannelTable<C, MuxSession<C>>(
+      this,
+      this.options,
+      this.#codec,
+      this.#memory,
+      this.#scheduler,
+      this.#writer,
+      this.#grants,
+      this.#outgoing,
+      createEndpoint,
+      {
         sessionError: () => this.#error,
         onAdded: (channel) => {
-          if (this.#watchChannels && this.listenerCount('channelOpen') > 0) this.emit('channelOpen', channelStats(channel));
+          if (this.#watchChannels && this.listenerCount('channelOpen') > 0)
+            this.emit('channelOpen', channelStats(channel));
         },
         onRemoved: (channel, error) => {
           if (this.#watchChannels) this.#emitChannelClose(channel, error);
           if (this.#status === 'closing') this.#checkCloseDone();
         },
-      }, telemetry);
+      },
+      telemetry,
+    );
     // The decoder hands frames to the receive dispatch; none of its callbacks is the session's API.
-    this.#receiver = new Receiver<C, MuxSession<C>>(this.#streams, this.#codec, role === 'client', this.options, this.#memory,
-      this.#allocate, this.#scheduler, this.#writer, this.#gate, this.#grants, this.#outgoing, this.#incoming, {
+    this.#receiver = new Receiver<C, MuxSession<C>>(
+      this.#streams,
+      this.#codec,
+      role === 'client',
+      this.options,
+      this.#memory,
+      this.#allocate,
+      this.#scheduler,
+      this.#writer,
+      this.#gate,
+      this.#grants,
+      this.#outgoing,
+      this.#incoming,
+      {
         protocolError: (message) => this.#protocolError(message),
         acceptsChannels: () => this.#status === 'open',
         remoteGoAway: () => this.#remoteGoAway,
         onPing: (flags, value) => this.#onPing(flags, value),
         onGoAway: (code) => this.#onGoAway(code),
         onRefused: () => this.#goAway.onLateSyn(),
-      }, telemetry);
+      },
+      telemetry,
+    );
     this.#decoder = new FrameDecoder(this.#receiver, this.#codec);
     this.closed = new Promise<void>((resolve, reject) => {
       this.#resolveClosed = resolve;
@@ -286,8 +356,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   stats(): SessionStats {
     // The telemetry's own fields are its counters (its logger is ES-private): the spread copies just those.
     return {
+      state: this.#status,
       // eslint-disable-next-line @typescript-eslint/no-misused-spread -- a plain copy of the counters is meant
-      state: this.#status, ...this.#telemetry, channelsOpen: this.#streams.size, bufferedBytes: this.#memory.buffered,
+      ...this.#telemetry,
+      channelsOpen: this.#streams.size,
+      bufferedBytes: this.#memory.buffered,
       rtt: this.#keepAlive.lastRtt,
     };
   }
@@ -299,11 +372,16 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    */
   dial(options: DialOptions = {}): C {
     const { signal } = options;
-    const openTimeout = options.openTimeout === undefined
-      ? this.options.openTimeout : checkNumberOption('openTimeout', options.openTimeout);
+    const openTimeout =
+      options.openTimeout === undefined
+        ? this.options.openTimeout
+        : checkNumberOption('openTimeout', options.openTimeout);
     if (signal?.aborted) throw signal.reason;
-    if (this.#status !== 'open') throw this.#error ?? new SessionClosedError(this.#status === 'closing'
-      ? 'session is closing: no new channels' : 'session is closed');
+    if (this.#status !== 'open')
+      throw (
+        this.#error ??
+        new SessionClosedError(this.#status === 'closing' ? 'session is closing: no new channels' : 'session is closed')
+      );
     if (this.#remoteGoAway !== undefined) throw new GoAwayError(this.#remoteGoAway);
     if (this.#streams.size >= this.options.maxStreams) {
       throw new StreamLimitError(`maxStreams (${this.options.maxStreams}) channels are open`);
@@ -363,7 +441,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#status === 'closed') return Promise.resolve();
     if (this.#closingPromise !== undefined) return this.#closingPromise;
     const timeout = options.timeout ?? this.options.closeTimeout;
-    if (typeof timeout !== 'number' || !(timeout >= 0)) throw new RangeError('muxwire: close timeout must be a number >= 0');
+    if (typeof timeout !== 'number' || !(timeout >= 0))
+      throw new RangeError('muxwire: close timeout must be a number >= 0');
     this.#status = 'closing';
     this.#closingPromise = this.closed.then(noop, noop);
     this.#localGoAway = true;
@@ -388,7 +467,6 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#fail(error ?? new SessionClosedError('session was destroyed'));
   }
 
-
   #onPing(flags: number, value: number): void {
     if (!this.#goAway.onPing(flags, value)) this.#keepAlive.onPing(flags, value);
   }
@@ -397,7 +475,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#remoteGoAway !== undefined) return;
     this.#remoteGoAway = code;
     const error = new GoAwayError(code);
-    this.#telemetry.log(code === GoAwayCode.normal ? 'info' : 'warn', 'goaway-received', undefined, 'in', undefined, code);
+    this.#telemetry.log(
+      code === GoAwayCode.normal ? 'info' : 'warn',
+      'goaway-received',
+      undefined,
+      'in',
+      undefined,
+      code,
+    );
     // Dials still waiting for the ACK backlog would be refused: fail them now.
     for (const channel of this.#outgoing.drainBacklog()) this.#streams.abandon(channel, error);
     this.emit('goaway', code);
@@ -414,8 +499,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#gate.onRead(chunk.length);
     } catch (error) {
       // A bug of ours or an endpoint's: end the session rather than leave it half-updated.
-      this.#fail(new MuxError('ERR_MUX_INTERNAL', `internal error: ${(error as Error)?.message ?? error}`,
-        { cause: error }), GoAwayCode.internalError);
+      this.#fail(
+        new MuxError('ERR_MUX_INTERNAL', `internal error: ${(error as Error)?.message ?? error}`, { cause: error }),
+        GoAwayCode.internalError,
+      );
     }
   }
 
@@ -423,8 +510,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#transportEnded = true;
     if (this.#status === 'closed') return;
     this.#decoder.stop();
-    const goAwayError = this.#remoteGoAway !== undefined && this.#remoteGoAway !== GoAwayCode.normal
-      ? new GoAwayError(this.#remoteGoAway) : undefined;
+    const goAwayError =
+      this.#remoteGoAway !== undefined && this.#remoteGoAway !== GoAwayCode.normal
+        ? new GoAwayError(this.#remoteGoAway)
+        : undefined;
     if (this.#streams.size === 0) {
       this.#endTransport();
       this.#finish(goAwayError);
@@ -466,8 +555,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#remoteGoAway === GoAwayCode.normal) {
       for (const channel of [...this.#streams.values()]) {
         if (channel.unaccepted) {
-          this.#streams.abandon(channel, new ChannelRefusedError(channel.id,
-            `channel ${channel.id} was not accepted: the peer closed (Go Away) before taking it`));
+          this.#streams.abandon(
+            channel,
+            new ChannelRefusedError(
+              channel.id,
+              `channel ${channel.id} was not accepted: the peer closed (Go Away) before taking it`,
+            ),
+          );
         }
       }
       if (this.#streams.size === 0) {
@@ -507,8 +601,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#goAway.settle(); // nothing left to wait for but the peer's answer to the Go Away: end now
       return;
     }
-    const error = new TimeoutError('ERR_MUX_CLOSE_TIMEOUT',
-      `close() timed out after ${timeout} ms with ${this.#streams.size} channel(s) still open`);
+    const error = new TimeoutError(
+      'ERR_MUX_CLOSE_TIMEOUT',
+      `close() timed out after ${timeout} ms with ${this.#streams.size} channel(s) still open`,
+    );
     this.#telemetry.log('warn', 'close-timeout', undefined, undefined, error);
     this.#fail(error, GoAwayCode.normal);
   }
@@ -560,10 +656,12 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    */
   #linger(): void {
     if (this.#lingerTimer !== undefined || this.#writer.closed) return;
-    this.#lingerTimer = unref(setTimeout(() => {
-      this.#lingerTimer = undefined;
-      this.#transport.destroy();
-    }, LINGER_MS));
+    this.#lingerTimer = unref(
+      setTimeout(() => {
+        this.#lingerTimer = undefined;
+        this.#transport.destroy();
+      }, LINGER_MS),
+    );
   }
 
   /** Marks the session closed, settles everything that waits on it, and reports the end, once. */

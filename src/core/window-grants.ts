@@ -164,7 +164,12 @@ export class WindowGrants {
    * beyond the keep-alive timeout). Before the first RTT, the opening ping's age stands in as a lower bound.
    */
   #autoTune(channel: ChannelState, now: number): number {
-    const resized = channel.rx.autoTune(now, this.#keepAlive.minRtt, this.#reserveGrowth, this.#keepAlive.openingPingAge(now));
+    const resized = channel.rx.autoTune(
+      now,
+      this.#keepAlive.minRtt,
+      this.#reserveGrowth,
+      this.#keepAlive.openingPingAge(now),
+    );
     if (resized < 0) this.#memory.releaseGrowth(-resized);
     return resized;
   }

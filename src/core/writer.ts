@@ -128,17 +128,23 @@ export class FrameWriter {
         const done = batch.done;
         let accepted: boolean;
         try {
-          accepted = this.#transport.write(batch.finish(), done.length === 0 ? noop : (error) => {
-            if (error) {
-              // Fail the session first, so each channel records why before its write fails; and channels see a
-              // typed error, never the socket's own (EPIPE, ECONNRESET), which becomes the `cause`.
-              const failure = this.#host.onWriteError(error)
-                ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
-              for (const callback of done) callback(failure);
-            } else {
-              for (const callback of done) callback(null);
-            }
-          });
+          accepted = this.#transport.write(
+            batch.finish(),
+            done.length === 0
+              ? noop
+              : (error) => {
+                  if (error) {
+                    // Fail the session first, so each channel records why before its write fails; and channels see a
+                    // typed error, never the socket's own (EPIPE, ECONNRESET), which becomes the `cause`.
+                    const failure =
+                      this.#host.onWriteError(error) ??
+                      new TransportClosedError(`the transport failed: ${error.message}`, error);
+                    for (const callback of done) callback(failure);
+                  } else {
+                    for (const callback of done) callback(null);
+                  }
+                },
+          );
         } catch (error) {
           this.#host.onWriteError(error instanceof Error ? error : new Error(String(error)));
           return;

@@ -4,11 +4,21 @@
  * @module
  */
 import {
-  ConnectionClosedError, MuxerClosedError, ProtocolError as Libp2pProtocolError, StreamResetError,
-  TimeoutError as Libp2pTimeoutError, TooManyOutboundProtocolStreamsError,
+  ConnectionClosedError,
+  MuxerClosedError,
+  ProtocolError as Libp2pProtocolError,
+  StreamResetError,
+  TimeoutError as Libp2pTimeoutError,
+  TooManyOutboundProtocolStreamsError,
 } from '@libp2p/interface';
 import {
-  ChannelResetError, GoAwayError, MuxError, ProtocolError, SessionClosedError, StreamLimitError, TimeoutError,
+  ChannelResetError,
+  GoAwayError,
+  MuxError,
+  ProtocolError,
+  SessionClosedError,
+  StreamLimitError,
+  TimeoutError,
   TransportClosedError,
 } from '../core/errors.js';
 
@@ -33,7 +43,8 @@ export function toLibp2pError(error: Error): Error {
   if (error instanceof GoAwayError || error instanceof SessionClosedError) {
     return withCause(new MuxerClosedError(error.message), error);
   }
-  if (error instanceof StreamLimitError) return withCause(new TooManyOutboundProtocolStreamsError(error.message), error);
+  if (error instanceof StreamLimitError)
+    return withCause(new TooManyOutboundProtocolStreamsError(error.message), error);
   if (error instanceof TransportClosedError) return withCause(new ConnectionClosedError(error.message), error);
   if (error instanceof TimeoutError) return withCause(new Libp2pTimeoutError(error.message), error);
   if (error instanceof ProtocolError) return withCause(new Libp2pProtocolError(error.message), error);

@@ -6,9 +6,18 @@
  * @module
  */
 import {
-  type AbortOptions, type CreateStreamOptions, type Logger, type MessageStream, MuxerClosedError,
-  type StreamMuxer, type StreamMuxerEvents, type StreamMuxerStatus, type StreamOptions, TimeoutError,
-  TooManyOutboundProtocolStreamsError, TypedEventEmitter,
+  type AbortOptions,
+  type CreateStreamOptions,
+  type Logger,
+  type MessageStream,
+  MuxerClosedError,
+  type StreamMuxer,
+  type StreamMuxerEvents,
+  type StreamMuxerStatus,
+  type StreamOptions,
+  TimeoutError,
+  TooManyOutboundProtocolStreamsError,
+  TypedEventEmitter,
 } from '@libp2p/interface';
 import { MaxEarlyStreamsError } from '@libp2p/utils';
 import type { ChannelState } from '../core/channel-state.js';
@@ -28,13 +37,16 @@ function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pr
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
-    promise.then((value) => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(value);
-    }, (error: unknown) => {
-      signal.removeEventListener('abort', onAbort);
-      reject(error);
-    });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
   });
 }
 
@@ -47,8 +59,10 @@ function streamOptionsOf(options: CreateStreamOptions): StreamOptions | undefine
   return picked;
 }
 
-export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStream>>
-  implements StreamMuxer<MuxwireStream> {
+export class MuxwireMuxer
+  extends TypedEventEmitter<StreamMuxerEvents<MuxwireStream>>
+  implements StreamMuxer<MuxwireStream>
+{
   readonly protocol = YAMUX_PROTOCOL_ID;
   status: StreamMuxerStatus = 'open';
   /** The muxwire session under the streams (its `rtt`, `bufferedBytes`, `channelCount`...). */
@@ -79,8 +93,9 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
     this.#nextInit = this.#inboundInit;
     // libp2p's yamux convention: the side that dialled the connection is the yamux client (odd ids).
     const role = connection.direction === 'outbound' ? 'client' : 'server';
-    this.session = new MuxSession(messageStreamTransport(connection), role, init.session,
-      (state, port) => this.#createStream(state, port));
+    this.session = new MuxSession(messageStreamTransport(connection), role, init.session, (state, port) =>
+      this.#createStream(state, port),
+    );
     this.session.on('channel', (stream) => this.#onInbound(stream));
     // After the peer's Go Away no stream may be opened; libp2p checks the muxer's status before trying.
     this.session.on('goaway', () => {
@@ -101,7 +116,8 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
     options.signal?.throwIfAborted();
     if (this.#outbound >= this.#init.maxOutboundStreams) {
       throw new TooManyOutboundProtocolStreamsError(
-        `maxOutboundStreams (${this.#init.maxOutboundStreams}) streams are open`);
+        `maxOutboundStreams (${this.#init.maxOutboundStreams}) streams are open`,
+      );
     }
     const streamOptions = streamOptionsOf(options);
     this.#nextInit = streamOptions === undefined ? this.#outboundInit : this.#streamInit('outbound', streamOptions);
@@ -157,7 +173,11 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
     for (const stream of [...this.streams]) {
       if (stream.writeStatus !== 'closed') {
         // Its data did not leave within closeTimeout: that loss is this side's, and an error.
-        stream.abort(new TimeoutError(`the stream's data was not sent within closeTimeout (${this.#init.session.closeTimeout} ms)`));
+        stream.abort(
+          new TimeoutError(
+            `the stream's data was not sent within closeTimeout (${this.#init.session.closeTimeout} ms)`,
+          ),
+        );
         continue;
       }
       // Reset on the wire (the session can then end); here the stream ends as libp2p's do when the
@@ -195,7 +215,9 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
   }
 
   /** Emits streams that arrived early once a 'stream' listener is added (from a microtask, as libp2p does). */
-  override addEventListener(...args: Parameters<TypedEventEmitter<StreamMuxerEvents<MuxwireStream>>['addEventListener']>): void {
+  override addEventListener(
+    ...args: Parameters<TypedEventEmitter<StreamMuxerEvents<MuxwireStream>>['addEventListener']>
+  ): void {
     super.addEventListener(...args);
     if (args[0] === 'stream' && this.#early.length > 0) {
       queueMicrotask(() => {
@@ -219,8 +241,11 @@ export class MuxwireMuxer extends TypedEventEmitter<StreamMuxerEvents<MuxwireStr
     }
     this.#early.push(stream);
     if (this.#early.length > this.#init.maxEarlyStreams) {
-      this.abort(new MaxEarlyStreamsError(
-        `more than maxEarlyStreams (${this.#init.maxEarlyStreams}) streams arrived before a 'stream' listener`));
+      this.abort(
+        new MaxEarlyStreamsError(
+          `more than maxEarlyStreams (${this.#init.maxEarlyStreams}) streams arrived before a 'stream' listener`,
+        ),
+      );
     }
   }
 

@@ -8,7 +8,11 @@
  * @module
  */
 import {
-  type AbortOptions, type Logger, type MessageStreamDirection, StreamMessageEvent, type StreamOptions,
+  type AbortOptions,
+  type Logger,
+  type MessageStreamDirection,
+  StreamMessageEvent,
+  type StreamOptions,
 } from '@libp2p/interface';
 import { AbstractStream, type SendResult } from '@libp2p/utils';
 import type { ChannelPort } from '../core/channel-port.js';
@@ -80,8 +84,13 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * cuts writes to it (libp2p's compliance suite sets it to make data wait in the buffer).
    */
   override send(data: SendData): boolean {
-    if (this.writeStatus !== 'writable' || this.writableNeedsDrain || this.sendingData
-      || this.writeBuffer.byteLength > 0 || this.maxMessageSize !== undefined) {
+    if (
+      this.writeStatus !== 'writable' ||
+      this.writableNeedsDrain ||
+      this.sendingData ||
+      this.writeBuffer.byteLength > 0 ||
+      this.maxMessageSize !== undefined
+    ) {
       return super.send(data);
     }
     const canSendMore = this.#write(data);

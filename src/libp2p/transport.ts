@@ -74,7 +74,7 @@ export function messageStreamTransport(connection: MessageStream): Transport {
       }
       let accepted: boolean;
       try {
-        accepted = connection.send(parts.length === 1 ? parts[0]! : new Uint8ArrayList(...parts) as never);
+        accepted = connection.send(parts.length === 1 ? parts[0]! : (new Uint8ArrayList(...parts) as never));
       } catch (error) {
         // A connection that is closing takes nothing more; its 'close' event ends the session.
         queueMicrotask(() => done(error as Error));

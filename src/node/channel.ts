@@ -37,7 +37,10 @@ class IdleTimer {
   #timer: ReturnType<typeof setTimeout>;
   #stopped = false;
 
-  constructor(readonly ms: number, private readonly onIdle: () => void) {
+  constructor(
+    readonly ms: number,
+    private readonly onIdle: () => void,
+  ) {
     this.#timer = this.#arm(ms);
   }
 
@@ -78,11 +81,7 @@ export class Channel extends Duplex implements ChannelEndpoint {
   /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
   constructor(state: ChannelState, port: ChannelPort<MuxSession<Channel>>) {
     const highWaterMark = port.highWaterMark;
-    super({
-      allowHalfOpen: true,
-      readableHighWaterMark: highWaterMark,
-      writableHighWaterMark: highWaterMark,
-    });
+    super({ allowHalfOpen: true, readableHighWaterMark: highWaterMark, writableHighWaterMark: highWaterMark });
     this.#state = state;
     this.#port = port;
     // Node's Readable schedules a tick after every push to call `_read` until the high-water mark is reached
@@ -97,7 +96,11 @@ export class Channel extends Duplex implements ChannelEndpoint {
 
   // id, session, protocolState, receiveWindow, outbound: defined once for every kind of channel (channel-facts.ts).
   static {
-    installChannelFacts(Channel.prototype, (channel) => channel.#state, (channel) => channel.#port.session);
+    installChannelFacts(
+      Channel.prototype,
+      (channel) => channel.#state,
+      (channel) => channel.#port.session,
+    );
   }
 
   /** {@inheritDoc ChannelFacts.id} */

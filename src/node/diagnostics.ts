@@ -37,13 +37,15 @@ export function withNodeLogging(options: SessionOptions | undefined): SessionOpt
   if (!debug.enabled && !logChannel.hasSubscribers) return options;
   const own = options?.logger;
   if (own !== undefined && own !== null && typeof own !== 'function') return options; // resolveOptions says why
-  const logger: Logger = own ? (record) => {
-    try {
-      own(record);
-    } finally {
-      toNode(record);
-    }
-  } : toNode;
+  const logger: Logger = own
+    ? (record) => {
+        try {
+          own(record);
+        } finally {
+          toNode(record);
+        }
+      }
+    : toNode;
   return { ...options, logger };
 }
 

@@ -68,7 +68,9 @@ export function createServer(
 ): net.Server {
   const onSession = typeof optionsOrHandler === 'function' ? optionsOrHandler : handler;
   if (typeof onSession !== 'function') throw new TypeError('muxwire: createServer needs an onSession function');
-  const { session: sessionOptions, rest } = splitOptions(typeof optionsOrHandler === 'function' ? {} : optionsOrHandler);
+  const { session: sessionOptions, rest } = splitOptions(
+    typeof optionsOrHandler === 'function' ? {} : optionsOrHandler,
+  );
   resolveOptions(sessionOptions); // a bad option throws here, not on the first connection
   return net.createServer(rest as net.ServerOpts, (socket) => {
     onSession(new Session(socket, 'server', sessionOptions));

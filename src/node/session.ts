@@ -22,15 +22,25 @@ function createChannel(state: ChannelState, port: ChannelPort<MuxSession<Channel
 
 /** A core transport (it has `start`, which no Node stream has), e.g. `webSocketTransport(ws)`. */
 function isCoreTransport(transport: unknown): transport is Transport {
-  return transport !== null && typeof transport === 'object' && typeof (transport as Transport).start === 'function'
-    && typeof (transport as Duplex).on !== 'function';
+  return (
+    transport !== null &&
+    typeof transport === 'object' &&
+    typeof (transport as Transport).start === 'function' &&
+    typeof (transport as Duplex).on !== 'function'
+  );
 }
 
 function nodeTransport(transport: Duplex | Transport): Transport {
   if (isCoreTransport(transport)) return transport;
-  if (transport === null || typeof transport !== 'object' || typeof (transport).write !== 'function'
-    || typeof (transport).on !== 'function') {
-    throw new TypeError('muxwire: transport must be a Node duplex stream (for example a net.Socket) or a core Transport');
+  if (
+    transport === null ||
+    typeof transport !== 'object' ||
+    typeof transport.write !== 'function' ||
+    typeof transport.on !== 'function'
+  ) {
+    throw new TypeError(
+      'muxwire: transport must be a Node duplex stream (for example a net.Socket) or a core Transport',
+    );
   }
   return duplexTransport(transport);
 }

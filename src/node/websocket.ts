@@ -10,7 +10,9 @@ import type { Server as HttpsServer } from 'node:https';
 import { WebSocketServer } from 'ws';
 import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
 import {
-  type WebSocketTransportOptions, resolveTransportOptions, webSocketTransport,
+  type WebSocketTransportOptions,
+  resolveTransportOptions,
+  webSocketTransport,
 } from '../web/websocket-transport.js';
 import { Session } from './session.js';
 
@@ -55,8 +57,10 @@ export function createWebSocketServer(
   options: WebSocketServerOptions,
   onSession: (session: Session, request: IncomingMessage) => void,
 ): MuxWebSocketServer {
-  if (options === null || typeof options !== 'object') throw new TypeError('muxwire: createWebSocketServer needs options');
-  if (typeof onSession !== 'function') throw new TypeError('muxwire: createWebSocketServer needs an onSession function');
+  if (options === null || typeof options !== 'object')
+    throw new TypeError('muxwire: createWebSocketServer needs options');
+  if (typeof onSession !== 'function')
+    throw new TypeError('muxwire: createWebSocketServer needs an onSession function');
   if ((options.server === undefined) === (options.port === undefined)) {
     throw new TypeError('muxwire: createWebSocketServer needs exactly one of server and port');
   }

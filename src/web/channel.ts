@@ -57,7 +57,11 @@ export class WebChannel implements ChannelEndpoint {
 
   // id, session, protocolState, receiveWindow, outbound: defined once for every kind of channel (channel-facts.ts).
   static {
-    installChannelFacts(WebChannel.prototype, (channel) => channel.#state, (channel) => channel.#port.session);
+    installChannelFacts(
+      WebChannel.prototype,
+      (channel) => channel.#state,
+      (channel) => channel.#port.session,
+    );
   }
 
   /** {@inheritDoc ChannelFacts.id} */
@@ -75,20 +79,23 @@ export class WebChannel implements ChannelEndpoint {
   constructor(state: ChannelState, port: ChannelPort<MuxSession<WebChannel>>) {
     this.#state = state;
     this.#port = port;
-    this.readable = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#readController = controller;
+    this.readable = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.#readController = controller;
+        },
+        pull: () => this.#pull(),
+        cancel: (reason) => {
+          this.#readableDone = true;
+          this.#buffer = [];
+          this.#buffered = 0;
+          // After the peer's FIN nothing more can come: dropping what waits is enough (writing goes on).
+          if (this.#remoteEnded) this.#port.readProgress(this.#state);
+          else this.#resetFromHere(reason);
+        },
       },
-      pull: () => this.#pull(),
-      cancel: (reason) => {
-        this.#readableDone = true;
-        this.#buffer = [];
-        this.#buffered = 0;
-        // After the peer's FIN nothing more can come: dropping what waits is enough (writing goes on).
-        if (this.#remoteEnded) this.#port.readProgress(this.#state);
-        else this.#resetFromHere(reason);
-      },
-    }, { highWaterMark: 0 });
+      { highWaterMark: 0 },
+    );
     this.writable = new WritableStream<Uint8Array>({
       start: (controller) => {
         this.#writeController = controller;
@@ -229,10 +236,12 @@ export class WebChannel implements ChannelEndpoint {
     this.#writing += length;
     let resolveWrite: (() => void) | undefined;
     let rejectWrite: ((error: Error) => void) | undefined;
-    const promise = copied ? undefined : new Promise<void>((resolve, reject) => {
-      resolveWrite = resolve;
-      rejectWrite = reject;
-    });
+    const promise = copied
+      ? undefined
+      : new Promise<void>((resolve, reject) => {
+          resolveWrite = resolve;
+          rejectWrite = reject;
+        });
     this.#port.write(this.#state, data, (error) => {
       this.#writing -= length;
       if (error) {
@@ -278,9 +287,14 @@ export class WebChannel implements ChannelEndpoint {
 
   #resetFromHere(reason: unknown): void {
     if (this.#failure !== undefined) return;
-    const error = reason instanceof Error ? reason : new ChannelResetError(this.id,
-      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- shown as JavaScript would show it
-      `channel ${this.id} was reset by this side${reason === undefined ? '' : `: ${String(reason)}`}`);
+    const error =
+      reason instanceof Error
+        ? reason
+        : new ChannelResetError(
+            this.id,
+            // eslint-disable-next-line @typescript-eslint/no-base-to-string -- shown as JavaScript would show it
+            `channel ${this.id} was reset by this side${reason === undefined ? '' : `: ${String(reason)}`}`,
+          );
     // Record first: the session fails the queued writes with `error` and those callbacks see it recorded.
     this.fail(error);
     this.#port.reset(this.#state, error);

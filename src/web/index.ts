@@ -10,26 +10,45 @@
  * @module
  */
 export {
-  WebSession, connectWebSocket, type WebSessionOptions, type ConnectWebSocketOptions, type WebSocketConstructor,
+  WebSession,
+  connectWebSocket,
+  type WebSessionOptions,
+  type ConnectWebSocketOptions,
+  type WebSocketConstructor,
 } from './session.js';
 export { multiplexCodec } from '../core/codecs/multiplex.js';
 export type { WireCodec } from '../core/codec.js';
 export { WebChannel } from './channel.js';
 export {
-  webSocketTransport, WebSocketClosedError, type WebSocketLike, type WebSocketTransportOptions,
+  webSocketTransport,
+  WebSocketClosedError,
+  type WebSocketLike,
+  type WebSocketTransportOptions,
 } from './websocket-transport.js';
 export { streamTransport, type StreamPair } from './stream-transport.js';
 export {
-  MuxError, ProtocolError, SessionClosedError, GoAwayError, ChannelResetError, ChannelRefusedError,
-  StreamLimitError, TimeoutError, TransportClosedError, GoAwayCode,
+  MuxError,
+  ProtocolError,
+  SessionClosedError,
+  GoAwayError,
+  ChannelResetError,
+  ChannelRefusedError,
+  StreamLimitError,
+  TimeoutError,
+  TransportClosedError,
+  GoAwayCode,
 } from '../core/errors.js';
 export { DEFAULT_OPTIONS, type SessionOptions, type ResolvedOptions } from '../core/options.js';
 export { MemoryBudget } from '../core/budget.js';
-export type {
-  Role, SessionEvents, SessionStatus, AcceptOptions, DialOptions, CloseOptions,
-} from '../core/session.js';
+export type { Role, SessionEvents, SessionStatus, AcceptOptions, DialOptions, CloseOptions } from '../core/session.js';
 export type { ChannelStateName } from '../core/channel-state.js';
 export type { Transport, TransportEvents } from '../core/transport.js';
 export type {
-  LogLevel, LogEvent, LogRecord, Logger, RefusalReason, SessionStats, ChannelStats,
+  LogLevel,
+  LogEvent,
+  LogRecord,
+  Logger,
+  RefusalReason,
+  SessionStats,
+  ChannelStats,
 } from '../core/observe.js';

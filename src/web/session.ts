@@ -11,7 +11,11 @@ import type { Transport } from '../core/transport.js';
 import type { WireCodec } from '../core/codec.js';
 import { WebChannel } from './channel.js';
 import {
-  WebSocketClosedError, type WebSocketLike, type WebSocketTransportOptions, resolveTransportOptions, webSocketTransport,
+  WebSocketClosedError,
+  type WebSocketLike,
+  type WebSocketTransportOptions,
+  resolveTransportOptions,
+  webSocketTransport,
 } from './websocket-transport.js';
 
 function createWebChannel(state: ChannelState, port: ChannelPort<MuxSession<WebChannel>>): WebChannel {
@@ -64,7 +68,14 @@ export interface ConnectWebSocketOptions extends WebSessionOptions, WebSocketTra
  */
 export function connectWebSocket(url: string | URL, options: ConnectWebSocketOptions = {}): Promise<WebSession> {
   const {
-    protocols, signal, WebSocket: given, highWaterMark, lowWaterMark, pollInterval, multiplexCodec, ...sessionOptions
+    protocols,
+    signal,
+    WebSocket: given,
+    highWaterMark,
+    lowWaterMark,
+    pollInterval,
+    multiplexCodec,
+    ...sessionOptions
   } = options;
   const transportOptions = { highWaterMark, lowWaterMark, pollInterval };
   const Socket = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -73,7 +84,9 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     resolveOptions(sessionOptions);
     resolveTransportOptions(transportOptions);
     if (typeof Socket !== 'function') {
-      throw new TypeError('muxwire: no global WebSocket here; pass one as the WebSocket option (in Node 20, the ws package\'s)');
+      throw new TypeError(
+        "muxwire: no global WebSocket here; pass one as the WebSocket option (in Node 20, the ws package's)",
+      );
     }
     if (signal?.aborted) throw signal.reason;
     const socket = new Socket(String(url), protocols);
@@ -95,8 +108,12 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     };
     const onClose = (event: { code?: number; reason?: string }): void => {
       cleanup();
-      reject(new WebSocketClosedError(event?.code ?? 1006,
-        event?.reason || `the WebSocket to ${String(url)} could not be opened`));
+      reject(
+        new WebSocketClosedError(
+          event?.code ?? 1006,
+          event?.reason || `the WebSocket to ${String(url)} could not be opened`,
+        ),
+      );
     };
     const onAbort = (): void => {
       cleanup();

@@ -21,8 +21,12 @@ function asError(reason: unknown, what: string): Error {
 
 /** Wraps a Web Streams byte pair as a session transport. Both streams are locked by it. */
 export function streamTransport(pair: StreamPair): Transport {
-  if (pair === null || typeof pair !== 'object' || typeof pair.readable?.getReader !== 'function'
-    || typeof pair.writable?.getWriter !== 'function') {
+  if (
+    pair === null ||
+    typeof pair !== 'object' ||
+    typeof pair.readable?.getReader !== 'function' ||
+    typeof pair.writable?.getWriter !== 'function'
+  ) {
     throw new TypeError('muxwire: streamTransport needs { readable, writable } Web Streams');
   }
   const reader = pair.readable.getReader();
@@ -53,7 +57,10 @@ export function streamTransport(pair: StreamPair): Transport {
 
   async function readLoop(): Promise<void> {
     for (;;) {
-      if (paused) await new Promise<void>((resolve) => { wake = resolve; });
+      if (paused)
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
       if (closed) return;
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
@@ -90,18 +97,26 @@ export function streamTransport(pair: StreamPair): Transport {
       }
       let last: Promise<void> = Promise.resolve();
       for (const part of parts) last = writer.write(part);
-      last.then(() => done(null), (error: unknown) => {
-        const failure = asError(error, 'writable');
-        done(failure);
-        fail(failure);
-      });
+      last.then(
+        () => done(null),
+        (error: unknown) => {
+          const failure = asError(error, 'writable');
+          done(failure);
+          fail(failure);
+        },
+      );
       if ((writer.desiredSize ?? 0) > 0) return true;
       if (!waitingReady) {
         waitingReady = true;
-        writer.ready.then(() => {
-          waitingReady = false;
-          if (!closed) events?.drain();
-        }, () => { waitingReady = false; });
+        writer.ready.then(
+          () => {
+            waitingReady = false;
+            if (!closed) events?.drain();
+          },
+          () => {
+            waitingReady = false;
+          },
+        );
       }
       return false;
     },

@@ -131,8 +131,12 @@ function toMessages(parts: Uint8Array[]): { messages: Uint8Array[]; inPlace: boo
  * `'arraybuffer'`.
  */
 export function webSocketTransport(socket: WebSocketLike, options: WebSocketTransportOptions = {}): Transport {
-  if (socket === null || typeof socket !== 'object' || typeof socket.send !== 'function'
-    || typeof socket.addEventListener !== 'function') {
+  if (
+    socket === null ||
+    typeof socket !== 'object' ||
+    typeof socket.send !== 'function' ||
+    typeof socket.addEventListener !== 'function'
+  ) {
     throw new TypeError('muxwire: webSocketTransport needs a WebSocket');
   }
   const { highWaterMark, lowWaterMark, pollInterval } = resolveTransportOptions(options);
@@ -299,8 +303,15 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       const last = messages.length - 1;
       if (closed || endCalled) {
         // As a Node stream fails a write after end(): the bytes cannot go (a browser would only warn).
-        queueMicrotask(() => done(failure ?? new WebSocketClosedError(1006, closed
-          ? 'the WebSocket is closed' : 'the transport was ended: no more writes')));
+        queueMicrotask(() =>
+          done(
+            failure ??
+              new WebSocketClosedError(
+                1006,
+                closed ? 'the WebSocket is closed' : 'the transport was ended: no more writes',
+              ),
+          ),
+        );
         return false;
       }
       if (socket.readyState === CONNECTING) {

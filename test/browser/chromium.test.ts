@@ -41,7 +41,10 @@ if (!chromiumAvailable()) {
 /** Builds the Go WebSocket peer (test/interop/go/build-ws.sh); its path, or why it cannot be built. */
 function buildGoPeer(): string | { error: string } {
   try {
-    return execFileSync(path.join(root, 'test/interop/go/build-ws.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    return execFileSync(path.join(root, 'test/interop/go/build-ws.sh'), {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).trim();
   } catch (error) {
     return { error: ((error as { stderr?: string }).stderr || (error as Error).message).trim() };
   }
@@ -52,10 +55,13 @@ type ScenarioName = keyof Scenarios;
 
 /** Runs a page scenario by name and returns its result. */
 function run<N extends ScenarioName>(page: Page, name: N, ...args: Parameters<Scenarios[N]>): ReturnType<Scenarios[N]> {
-  return page.evaluate(([scenario, params]) => {
-    const fn = (window.scenarios as unknown as Record<string, (...a: unknown[]) => unknown>)[scenario as string]!;
-    return fn(...(params as unknown[]));
-  }, [name, args] as const) as ReturnType<Scenarios[N]>;
+  return page.evaluate(
+    ([scenario, params]) => {
+      const fn = (window.scenarios as unknown as Record<string, (...a: unknown[]) => unknown>)[scenario as string]!;
+      return fn(...(params as unknown[]));
+    },
+    [name, args] as const,
+  ) as ReturnType<Scenarios[N]>;
 }
 
 /** What the 'hold' mode's server writer did. */
@@ -82,14 +88,24 @@ function registerTests(): void {
 
     before(async () => {
       const pageBundle = await build({
-        entryPoints: [path.join(here, 'page.js')], bundle: true, format: 'iife', write: false, platform: 'browser',
-        target: 'es2022', logLevel: 'silent',
+        entryPoints: [path.join(here, 'page.js')],
+        bundle: true,
+        format: 'iife',
+        write: false,
+        platform: 'browser',
+        target: 'es2022',
+        logLevel: 'silent',
       });
       const pageScript = pageBundle.outputFiles[0]!.contents;
       // The worker is an ES module (`new Worker(url, { type: 'module' })`), bundled as one.
       const workerBundle = await build({
-        entryPoints: [path.join(here, 'worker.js')], bundle: true, format: 'esm', write: false, platform: 'browser',
-        target: 'es2022', logLevel: 'silent',
+        entryPoints: [path.join(here, 'worker.js')],
+        bundle: true,
+        format: 'esm',
+        write: false,
+        platform: 'browser',
+        target: 'es2022',
+        logLevel: 'silent',
       });
       const workerScript = workerBundle.outputFiles[0]!.contents;
       httpServer = http.createServer((request, response) => {
@@ -98,15 +114,19 @@ function registerTests(): void {
         } else if (request.url === '/worker.js') {
           response.writeHead(200, { 'content-type': 'text/javascript' }).end(workerScript);
         } else {
-          response.writeHead(200, { 'content-type': 'text/html' })
+          response
+            .writeHead(200, { 'content-type': 'text/html' })
             .end('<!doctype html><title>muxwire test</title><script src="/page.js"></script>');
         }
       });
-      wsServer = createWebSocketServer({ server: httpServer, path: '/mux', keepAliveInterval: 0 }, (session, request) => {
-        const query = new URL(request.url!, 'http://x').searchParams;
-        sessions.set(query.get('tag') ?? '', session);
-        serveMode(session, query);
-      });
+      wsServer = createWebSocketServer(
+        { server: httpServer, path: '/mux', keepAliveInterval: 0 },
+        (session, request) => {
+          const query = new URL(request.url!, 'http://x').searchParams;
+          sessions.set(query.get('tag') ?? '', session);
+          serveMode(session, query);
+        },
+      );
       await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
       const { port } = httpServer.address() as AddressInfo;
       base = `http://127.0.0.1:${port}`;
@@ -151,7 +171,13 @@ function registerTests(): void {
 
     /** Dials a channel to the page and writes `total` bytes of the pattern into it, honouring backpressure. */
     function holdWriter(session: Session, total: number): void {
-      const stats: HoldStats = { confirmed: 0, maxQueued: 0, heapBefore: process.memoryUsage().heapUsed, heapPeak: 0, done: false };
+      const stats: HoldStats = {
+        confirmed: 0,
+        maxQueued: 0,
+        heapBefore: process.memoryUsage().heapUsed,
+        heapPeak: 0,
+        done: false,
+      };
       hold = stats;
       const channel = session.dial();
       channel.on('error', () => {});
@@ -162,7 +188,9 @@ function registerTests(): void {
           const piece = Buffer.allocUnsafe(64 * KiB);
           fillPattern(state, piece);
           written += piece.length;
-          const more = channel.write(piece, () => { stats.confirmed += piece.length; });
+          const more = channel.write(piece, () => {
+            stats.confirmed += piece.length;
+          });
           stats.maxQueued = Math.max(stats.maxQueued, channel.writableLength);
           stats.heapPeak = Math.max(stats.heapPeak, process.memoryUsage().heapUsed);
           if (!more) {
@@ -170,7 +198,9 @@ function registerTests(): void {
             return;
           }
         }
-        channel.end(() => { stats.done = true; });
+        channel.end(() => {
+          stats.done = true;
+        });
       };
       pump();
     }
@@ -205,7 +235,10 @@ function registerTests(): void {
       assert.equal(result.buffered, 256 * KiB, 'the page holds one window, unread');
       assert.ok(stats.maxQueued <= 128 * KiB, `the server's queue stayed at its high-water mark (${stats.maxQueued})`);
       const heapGrowth = stats.heapPeak - stats.heapBefore;
-      assert.ok(heapGrowth < 16 * MiB, `server heap grew ${(heapGrowth / MiB).toFixed(1)} MiB while 64 MiB waited to be sent`);
+      assert.ok(
+        heapGrowth < 16 * MiB,
+        `server heap grew ${(heapGrowth / MiB).toFixed(1)} MiB while 64 MiB waited to be sent`,
+      );
       const read = await run(page, 'readHeld');
       assert.equal(read.received, 64 * MiB);
       assert.equal(read.mismatches, 0);
@@ -213,23 +246,29 @@ function registerTests(): void {
     });
 
     test('in a module Web Worker: muxwire/web connects, 100 dialled channels echo exactly (SHA-256), 5 pushed channels are accepted', async () => {
-      const result = await page.evaluate(async (request) => {
-        const worker = new Worker('/worker.js', { type: 'module' });
-        try {
-          return await new Promise<WorkerResult>((resolve, reject) => {
-            worker.onmessage = (event: MessageEvent<WorkerResult>) => resolve(event.data);
-            worker.onerror = (event) => reject(new Error(`worker error: ${event.message}`));
-            setTimeout(() => reject(new Error('the worker did not answer within 60 s')), 60_000);
-            worker.postMessage(request);
-          });
-        } finally {
-          worker.terminate();
-        }
-      }, { url: `${wsBase}?tag=worker&mode=push&count=5`, count: 100, pushed: 5 } satisfies WorkerRequest);
+      const result = await page.evaluate(
+        async (request) => {
+          const worker = new Worker('/worker.js', { type: 'module' });
+          try {
+            return await new Promise<WorkerResult>((resolve, reject) => {
+              worker.onmessage = (event: MessageEvent<WorkerResult>) => resolve(event.data);
+              worker.onerror = (event) => reject(new Error(`worker error: ${event.message}`));
+              setTimeout(() => reject(new Error('the worker did not answer within 60 s')), 60_000);
+              worker.postMessage(request);
+            });
+          } finally {
+            worker.terminate();
+          }
+        },
+        { url: `${wsBase}?tag=worker&mode=push&count=5`, count: 100, pushed: 5 } satisfies WorkerRequest,
+      );
       assert.equal(result.error, undefined);
       assert.equal(result.inWorker, true, 'the script ran in a worker scope (no document)');
       assert.equal(result.exact, 100);
-      assert.deepEqual(result.pushedTexts, Array.from({ length: 5 }, (_, i) => `push ${i}`));
+      assert.deepEqual(
+        result.pushedTexts,
+        Array.from({ length: 5 }, (_, i) => `push ${i}`),
+      );
       await sessions.get('worker')!.closed;
       assert.equal(sessions.get('worker')!.channelCount, 0);
     });
@@ -238,15 +277,21 @@ function registerTests(): void {
       resetErrors.length = 0;
       const result = await run(page, 'resets', `${wsBase}?tag=resets&mode=resets`);
       for (const error of [result.read, result.write, result.failure]) {
-        assert.deepEqual(error, { name: 'ChannelResetError', code: 'ERR_MUX_CHANNEL_RESET', muxError: true, reset: true });
+        assert.deepEqual(error, {
+          name: 'ChannelResetError',
+          code: 'ERR_MUX_CHANNEL_RESET',
+          muxError: true,
+          reset: true,
+        });
       }
       assert.equal(resetErrors.length, 1);
       assert.ok(resetErrors[0] instanceof ChannelResetError);
     });
 
-    test('the server process killed: the page\'s pending reads, accept and closed settle with typed errors within keepAliveTimeout', async () => {
+    test("the server process killed: the page's pending reads, accept and closed settle with typed errors within keepAliveTimeout", async () => {
       const child: ChildProcess = spawn(process.execPath, [path.join(here, 'server-child.js')], {
-        env: { ...process.env, MUXWIRE_WS_CHILD: '1' }, stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, MUXWIRE_WS_CHILD: '1' },
+        stdio: ['ignore', 'pipe', 'inherit'],
       });
       try {
         const port = await new Promise<number>((resolve, reject) => {
@@ -285,7 +330,10 @@ function registerTests(): void {
       assert.equal(session.channelCount, 50);
       await second.close();
       const outcome = await Promise.race([
-        session.closed.then(() => 'clean', (error: unknown) => (error as Error).name),
+        session.closed.then(
+          () => 'clean',
+          (error: unknown) => (error as Error).name,
+        ),
         new Promise((resolve) => setTimeout(() => resolve('still open'), 10_000)),
       ]);
       assert.equal(outcome, 'TransportClosedError');
@@ -293,7 +341,7 @@ function registerTests(): void {
       assert.equal(session.bufferedBytes, 0);
     });
 
-    test('against Go hashicorp/yamux behind a gorilla WebSocket: 200 page channels echoed exactly, and the Go side\'s channel accepted', async (t) => {
+    test("against Go hashicorp/yamux behind a gorilla WebSocket: 200 page channels echoed exactly, and the Go side's channel accepted", async (t) => {
       const peer = buildGoPeer();
       if (typeof peer !== 'string') {
         if (process.env.CI === 'true') assert.fail(`the Go WebSocket peer cannot be built on CI: ${peer.error}`);
@@ -333,8 +381,13 @@ function registerTests(): void {
       const match = /<!-- browser-example -->\s*```html\n([\s\S]*?)```/.exec(readme);
       assert.ok(match, 'README.md has the marked browser example');
       const esm = await build({
-        entryPoints: [path.join(root, 'dist/src/web/index.js')], bundle: true, format: 'esm', write: false,
-        platform: 'browser', target: 'es2022', logLevel: 'silent',
+        entryPoints: [path.join(root, 'dist/src/web/index.js')],
+        bundle: true,
+        format: 'esm',
+        write: false,
+        platform: 'browser',
+        target: 'es2022',
+        logLevel: 'silent',
       });
       const example = match[1]!;
       // The README page is served by the demo server, which also serves the bundle at this path.
@@ -353,7 +406,10 @@ function registerTests(): void {
       try {
         const logged = new Promise<string>((resolve) => third.on('console', (message) => resolve(message.text())));
         await third.goto(`http://127.0.0.1:${(exampleServer.address() as AddressInfo).port}/`);
-        const text = await Promise.race([logged, new Promise((resolve) => setTimeout(() => resolve('(nothing)'), 10_000))]);
+        const text = await Promise.race([
+          logged,
+          new Promise((resolve) => setTimeout(() => resolve('(nothing)'), 10_000)),
+        ]);
         assert.equal(text, 'hello');
       } finally {
         await third.close();

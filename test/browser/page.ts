@@ -56,14 +56,16 @@ export const scenarios = {
     const session = await muxwire.connectWebSocket(url, options);
     const started = performance.now();
     let bytes = 0;
-    const results = await Promise.all(Array.from({ length: count }, async (_, i) => {
-      const data = crypto.getRandomValues(new Uint8Array(1 + ((i * 7919) % 16384)));
-      bytes += data.length;
-      const channel = session.dial();
-      const writer = channel.writable.getWriter();
-      const [received] = await Promise.all([readAll(channel), writer.write(data).then(() => writer.close())]);
-      return (await sha256(data)) === (await sha256(received)) && received.length === data.length;
-    }));
+    const results = await Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const data = crypto.getRandomValues(new Uint8Array(1 + ((i * 7919) % 16384)));
+        bytes += data.length;
+        const channel = session.dial();
+        const writer = channel.writable.getWriter();
+        const [received] = await Promise.all([readAll(channel), writer.write(data).then(() => writer.close())]);
+        return (await sha256(data)) === (await sha256(received)) && received.length === data.length;
+      }),
+    );
     const ms = performance.now() - started;
     await session.close();
     return { exact: results.filter(Boolean).length, bytes, ms };
@@ -73,7 +75,10 @@ export const scenarios = {
    * Sends `mib` MiB on one channel to an echo server while reading the echo, and checks every byte of it
    * against the same pattern.
    */
-  async bulkEcho(url: string, mib: number): Promise<{ sent: number; received: number; mismatches: number; ms: number }> {
+  async bulkEcho(
+    url: string,
+    mib: number,
+  ): Promise<{ sent: number; received: number; mismatches: number; ms: number }> {
     const session = await muxwire.connectWebSocket(url, options);
     const channel = session.dial();
     const total = mib * 1024 * 1024;
@@ -154,7 +159,13 @@ export const scenarios = {
    * Resets both ways: the server resets the first channel (the page's read and write fail), the page resets
    * the second (the test checks the server's error).
    */
-  async resets(url: string): Promise<{ read: ReturnType<typeof describeError>; write: ReturnType<typeof describeError>; failure: ReturnType<typeof describeError> }> {
+  async resets(
+    url: string,
+  ): Promise<{
+    read: ReturnType<typeof describeError>;
+    write: ReturnType<typeof describeError>;
+    failure: ReturnType<typeof describeError>;
+  }> {
     const session = await muxwire.connectWebSocket(url, options);
     const first = session.dial();
     const writer = first.writable.getWriter();
@@ -162,8 +173,14 @@ export const scenarios = {
     const reader = first.readable.getReader();
     const answer = await reader.read();
     if (answer.value?.[0] !== 1) throw new Error('the server did not answer');
-    const read = await reader.read().then(() => undefined, (error: unknown) => error);
-    const write = await writer.write(new Uint8Array([9])).then(() => undefined, (error: unknown) => error);
+    const read = await reader.read().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const write = await writer.write(new Uint8Array([9])).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     const second = session.dial();
     const secondWriter = second.writable.getWriter();
     await secondWriter.write(new Uint8Array([2])); // 2: the server waits for the page's reset
@@ -219,13 +236,15 @@ export const scenarios = {
       await reader.read(); // the Go side's FIN
       return text.trim();
     })();
-    const results = await Promise.all(Array.from({ length: count }, async (_, i) => {
-      const data = crypto.getRandomValues(new Uint8Array(1 + ((i * 7919) % 65536)));
-      const channel = session.dial();
-      const writer = channel.writable.getWriter();
-      const [received] = await Promise.all([readAll(channel), writer.write(data).then(() => writer.close())]);
-      return (await sha256(data)) === (await sha256(received));
-    }));
+    const results = await Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const data = crypto.getRandomValues(new Uint8Array(1 + ((i * 7919) % 65536)));
+        const channel = session.dial();
+        const writer = channel.writable.getWriter();
+        const [received] = await Promise.all([readAll(channel), writer.write(data).then(() => writer.close())]);
+        return (await sha256(data)) === (await sha256(received));
+      }),
+    );
     const greeting = await pushed;
     await session.close();
     return { exact: results.filter(Boolean).length, greeting };

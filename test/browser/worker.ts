@@ -6,7 +6,10 @@
  */
 import { connectWebSocket } from '../../src/web/index.js';
 
-declare const self: { onmessage: ((event: { data: WorkerRequest }) => void) | null; postMessage(message: unknown): void };
+declare const self: {
+  onmessage: ((event: { data: WorkerRequest }) => void) | null;
+  postMessage(message: unknown): void;
+};
 
 /** What the test posts to the worker. */
 export interface WorkerRequest {
@@ -54,19 +57,22 @@ async function run({ url, count, pushed }: WorkerRequest): Promise<WorkerResult>
       await channel.writable.close();
     }
   })();
-  const outcomes = await Promise.all(Array.from({ length: count }, async (_, i) => {
-    const data = crypto.getRandomValues(new Uint8Array(1 + ((i * 4099) % 60_000)));
-    const channel = session.dial();
-    const writer = channel.writable.getWriter();
-    const [echo] = await Promise.all([readAll(channel.readable), writer.write(data).then(() => writer.close())]);
-    return (await hex(echo)) === (await hex(data));
-  }));
+  const outcomes = await Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const data = crypto.getRandomValues(new Uint8Array(1 + ((i * 4099) % 60_000)));
+      const channel = session.dial();
+      const writer = channel.writable.getWriter();
+      const [echo] = await Promise.all([readAll(channel.readable), writer.write(data).then(() => writer.close())]);
+      return (await hex(echo)) === (await hex(data));
+    }),
+  );
   await accepting;
   await session.close();
   return {
     // A module worker's global scope: no document, and `WorkerGlobalScope` exists.
-    inWorker: typeof (globalThis as { document?: unknown }).document === 'undefined'
-      && typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === 'function',
+    inWorker:
+      typeof (globalThis as { document?: unknown }).document === 'undefined' &&
+      typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === 'function',
     exact: outcomes.filter(Boolean).length,
     pushedTexts: pushedTexts.sort(),
   };

@@ -36,7 +36,8 @@ export class Cli {
 
   constructor(args: string[], env: Record<string, string> = {}) {
     this.child = spawn(process.execPath, [CLI, ...args, '--json'], {
-      env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let pending = '';
     this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -75,7 +76,9 @@ export class Cli {
           resolve(found);
         } else if (this.child.exitCode !== null) {
           done();
-          reject(new Error(`muxwire exited (${this.child.exitCode}) before ${String(match)}; events:\n${this.describe()}`));
+          reject(
+            new Error(`muxwire exited (${this.child.exitCode}) before ${String(match)}; events:\n${this.describe()}`),
+          );
         }
       };
       const timer = setTimeout(() => {
@@ -93,7 +96,10 @@ export class Cli {
 
   /** The events so far, one line each, for failure messages. */
   describe(): string {
-    return this.events.map((e) => `  ${e.event}: ${e.message}`).join('\n') + (this.stderr === '' ? '' : `\nstderr: ${this.stderr}`);
+    return (
+      this.events.map((e) => `  ${e.event}: ${e.message}`).join('\n') +
+      (this.stderr === '' ? '' : `\nstderr: ${this.stderr}`)
+    );
   }
 
   /** Sends `signal` and waits for the exit (SIGKILL after `timeoutMs`). */
@@ -109,13 +115,21 @@ export class Cli {
 }
 
 /** A temporary directory with a token file; `remove()` deletes it. */
-export function workDir(): { dir: string; tokenFile: string; token: string; write(name: string, text: string): string; remove(): void } {
+export function workDir(): {
+  dir: string;
+  tokenFile: string;
+  token: string;
+  write(name: string, text: string): string;
+  remove(): void;
+} {
   const dir = mkdtempSync(join(tmpdir(), 'muxwire-cli-'));
   const token = 'test-token-0123456789abcdef';
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, `${token}\n`);
   return {
-    dir, tokenFile, token,
+    dir,
+    tokenFile,
+    token,
     write(name, text) {
       const path = join(dir, name);
       writeFileSync(path, text);
@@ -128,7 +142,10 @@ export function workDir(): { dir: string; tokenFile: string; token: string; writ
 }
 
 /** Starts a server process on a free loopback port and waits until it listens. */
-export async function startServer(args: string[], env: Record<string, string> = {}): Promise<{ cli: Cli; port: number }> {
+export async function startServer(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ cli: Cli; port: number }> {
   const cli = new Cli(['server', '--listen', '127.0.0.1:0', ...args], env);
   const listening = await cli.waitFor('listening');
   return { cli, port: listening.port! };
@@ -147,7 +164,9 @@ export function localPorts(cli: Cli): number[] {
 }
 
 /** An HTTP server on a free loopback port that answers `body` and counts the TCP connections it gets. */
-export async function httpTarget(body = 'hello through the tunnel\n'): Promise<{ port: number; connections(): number; close(): Promise<void> }> {
+export async function httpTarget(
+  body = 'hello through the tunnel\n',
+): Promise<{ port: number; connections(): number; close(): Promise<void> }> {
   let connections = 0;
   const server = http.createServer((request, response) => {
     response.end(body);
@@ -159,10 +178,11 @@ export async function httpTarget(body = 'hello through the tunnel\n'): Promise<{
   return {
     port: (server.address() as AddressInfo).port,
     connections: () => connections,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -211,11 +231,16 @@ export function requirePrograms(suite: string, programs: string[], packages: str
 /** Runs a program to its end; resolves to its output, rejects on a non-zero exit or after `timeoutMs`. */
 export function run(command: string, args: string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(command, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const failure: Error | null = error === null ? null : Object.assign(error, { stdout, stderr });
-      if (failure !== null) reject(failure);
-      else resolve({ stdout, stderr });
-    });
+    execFile(
+      command,
+      args,
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const failure: Error | null = error === null ? null : Object.assign(error, { stdout, stderr });
+        if (failure !== null) reject(failure);
+        else resolve({ stdout, stderr });
+      },
+    );
   });
 }
 

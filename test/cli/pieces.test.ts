@@ -8,7 +8,15 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { Duplex, PassThrough } from 'node:stream';
-import { UsageError, allowed, parseAddress, parseAllow, parseCommand, parseFingerprint, parseForward } from '../../src/cli/args.js';
+import {
+  UsageError,
+  allowed,
+  parseAddress,
+  parseAllow,
+  parseCommand,
+  parseFingerprint,
+  parseForward,
+} from '../../src/cli/args.js';
 import { loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
 import { DIRECT_WRITE_BYTES, coalescingTransport } from '../../src/cli/coalesce.js';
 import { MAX_MESSAGE_BYTES, encode, readMessage, validate } from '../../src/cli/protocol.js';
@@ -18,7 +26,12 @@ import { Reporter, Traffic } from '../../src/cli/status.js';
 describe('command line', () => {
   test('-L/-R specs: PORT:HOST:HOSTPORT binds loopback, BIND:PORT:HOST:HOSTPORT and IPv6 in brackets', () => {
     assert.deepEqual(parseForward('8080:example.org:80', 'L'), {
-      kind: 'L', bind: '127.0.0.1', port: 8080, host: 'example.org', hostPort: 80, text: '8080:example.org:80',
+      kind: 'L',
+      bind: '127.0.0.1',
+      port: 8080,
+      host: 'example.org',
+      hostPort: 80,
+      text: '8080:example.org:80',
     });
     const v6 = parseForward('[::1]:0:[fe80::1]:443', 'R');
     assert.equal(v6.bind, '::1');
@@ -33,7 +46,11 @@ describe('command line', () => {
   test('addresses need HOST:PORT and allow patterns take * for either part', () => {
     assert.deepEqual(parseAddress('[::1]:7000', '--listen'), { host: '::1', port: 7000 });
     assert.throws(() => parseAddress('7000', '--listen'), UsageError);
-    const patterns = [parseAllow('127.0.0.1:*', '--allow'), parseAllow('*:6379', '--allow'), parseAllow('DB.local:5432', '--allow')];
+    const patterns = [
+      parseAllow('127.0.0.1:*', '--allow'),
+      parseAllow('*:6379', '--allow'),
+      parseAllow('DB.local:5432', '--allow'),
+    ];
     assert.ok(allowed(patterns, '127.0.0.1', 1));
     assert.ok(allowed(patterns, 'cache', 6379));
     assert.ok(allowed(patterns, 'db.local', 5432));
@@ -43,8 +60,14 @@ describe('command line', () => {
   });
 
   test('the token is refused on argv, and one is required from a file or MUXWIRE_TOKEN', () => {
-    assert.throws(() => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--token', 'secret'], {}), /never taken from the command line/);
-    assert.throws(() => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--token=secret'], {}), /never taken from the command line/);
+    assert.throws(
+      () => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--token', 'secret'], {}),
+      /never taken from the command line/,
+    );
+    assert.throws(
+      () => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--token=secret'], {}),
+      /never taken from the command line/,
+    );
     assert.throws(() => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2'], {}), /a token is needed/);
     const fromEnv = parseCommand(['client', '--server', 'h:1', '-L', '1:h:2'], { MUXWIRE_TOKEN: 'x' });
     assert.equal(fromEnv.command, 'client');
@@ -54,7 +77,10 @@ describe('command line', () => {
   test('options of the other subcommand, unknown options and half a TLS pair are usage errors', () => {
     const env = { MUXWIRE_TOKEN: 'x' };
     assert.throws(() => parseCommand(['server', '--listen', 'h:1', '-L', '1:h:2'], env), /not an option of 'server'/);
-    assert.throws(() => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--allow', 'h:1'], env), /not an option of 'client'/);
+    assert.throws(
+      () => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--allow', 'h:1'], env),
+      /not an option of 'client'/,
+    );
     assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--tls-cert', 'c'], env), /go together/);
     assert.throws(() => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--ca', 'f'], env), /need --tls/);
     assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--bogus'], env), UsageError);
@@ -65,23 +91,42 @@ describe('command line', () => {
   test('--ws takes a ws:// or wss:// URL instead of --server (wss implies TLS), and --proxy an http:// URL without credentials', () => {
     const env = { MUXWIRE_TOKEN: 'x' };
     const ws = parseCommand(['client', '--ws', 'wss://example.org/t', '--ca', 'f', '-L', '1:h:2'], env) as {
-      server: unknown; ws: URL; tls: unknown;
+      server: unknown;
+      ws: URL;
+      tls: unknown;
     };
     assert.deepEqual(ws.server, { host: 'example.org', port: 443 });
     assert.equal(ws.ws.href, 'wss://example.org/t');
     assert.deepEqual(ws.tls, { ca: 'f', fingerprint: undefined });
-    assert.throws(() => parseCommand(['client', '--ws', 'ws://h:1/t', '--server', 'h:1', '-L', '1:h:2'], env), /one of them/);
+    assert.throws(
+      () => parseCommand(['client', '--ws', 'ws://h:1/t', '--server', 'h:1', '-L', '1:h:2'], env),
+      /one of them/,
+    );
     assert.throws(() => parseCommand(['client', '--ws', 'http://h:1/t', '-L', '1:h:2'], env), /ws:\/\/ or wss:\/\//);
-    assert.throws(() => parseCommand(['client', '--ws', 'ws://h:1/t', '--tls', '-L', '1:h:2'], env), /needs a wss:\/\/ URL/);
+    assert.throws(
+      () => parseCommand(['client', '--ws', 'ws://h:1/t', '--tls', '-L', '1:h:2'], env),
+      /needs a wss:\/\/ URL/,
+    );
     assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--ws', 'tunnel'], env), /path starting with \//);
-    const proxied = parseCommand(['client', '--server', 'h:1', '--proxy', 'http://proxy:3128', '-L', '1:h:2'], env) as { proxy: URL };
+    const proxied = parseCommand(['client', '--server', 'h:1', '--proxy', 'http://proxy:3128', '-L', '1:h:2'], env) as {
+      proxy: URL;
+    };
     assert.equal(proxied.proxy.host, 'proxy:3128');
-    assert.throws(() => parseCommand(['client', '--server', 'h:1', '--proxy', 'http://u:p@proxy:3128', '-L', '1:h:2'], env), /credentials/);
-    assert.throws(() => parseCommand(['client', '--server', 'h:1', '--proxy', 'socks5://proxy:1080', '-L', '1:h:2'], env), /http:\/\/ URL/);
-    assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--proxy', 'http://p:1'], env), /not an option of 'server'/);
+    assert.throws(
+      () => parseCommand(['client', '--server', 'h:1', '--proxy', 'http://u:p@proxy:3128', '-L', '1:h:2'], env),
+      /credentials/,
+    );
+    assert.throws(
+      () => parseCommand(['client', '--server', 'h:1', '--proxy', 'socks5://proxy:1080', '-L', '1:h:2'], env),
+      /http:\/\/ URL/,
+    );
+    assert.throws(
+      () => parseCommand(['server', '--listen', 'h:1', '--proxy', 'http://p:1'], env),
+      /not an option of 'server'/,
+    );
   });
 
-  test('fingerprints are normalized to Node\'s form and checked for length', () => {
+  test("fingerprints are normalized to Node's form and checked for length", () => {
     const hex = 'ab'.repeat(32);
     assert.equal(parseFingerprint(hex), Array(32).fill('AB').join(':'));
     assert.equal(parseFingerprint(`sha256:${Array(32).fill('ab').join(':')}`), Array(32).fill('AB').join(':'));
@@ -109,7 +154,10 @@ describe('token', () => {
 describe('control protocol', () => {
   test('a message is read whole from split chunks, and what follows it stays in the stream', async () => {
     const stream = new PassThrough();
-    const frame = Buffer.concat([encode({ type: 'connect', host: '127.0.0.1', port: 80 }), Buffer.from('GET / HTTP/1.0\r\n')]);
+    const frame = Buffer.concat([
+      encode({ type: 'connect', host: '127.0.0.1', port: 80 }),
+      Buffer.from('GET / HTTP/1.0\r\n'),
+    ]);
     for (let i = 0; i < frame.length; i += 3) stream.write(frame.subarray(i, i + 3));
     assert.deepEqual(await readMessage(stream, 1000), { type: 'connect', host: '127.0.0.1', port: 80 });
     stream.end();
@@ -134,9 +182,18 @@ describe('control protocol', () => {
 
     await assert.rejects(readMessage(new PassThrough(), 50), { code: 'ERR_TUNNEL_TIMEOUT' });
 
-    for (const bad of [null, [], 'x', { type: 'nope' }, { type: 'connect', host: 'h', port: 0 }, { type: 'connect', host: 7, port: 80 },
-      { type: 'hello', version: 1, token: 't', forwards: [{ kind: 'X' }] }, { type: 'error', code: 'ERR_OTHER', message: 'm' },
-      { type: 'remote', index: -1 }, { type: 'welcome', version: 1, results: [{ ok: 'yes' }] }]) {
+    for (const bad of [
+      null,
+      [],
+      'x',
+      { type: 'nope' },
+      { type: 'connect', host: 'h', port: 0 },
+      { type: 'connect', host: 7, port: 80 },
+      { type: 'hello', version: 1, token: 't', forwards: [{ kind: 'X' }] },
+      { type: 'error', code: 'ERR_OTHER', message: 'm' },
+      { type: 'remote', index: -1 },
+      { type: 'welcome', version: 1, results: [{ ok: 'yes' }] },
+    ]) {
       assert.throws(() => validate(bad), { code: 'ERR_TUNNEL_PROTOCOL' }, JSON.stringify(bad));
     }
   });
@@ -144,12 +201,30 @@ describe('control protocol', () => {
 
 describe('reconnect backoff', () => {
   test('doubles from 100 ms up to the cap, with the upper half random', () => {
-    assert.equal(backoffDelay(0, 100, 5000, () => 0), 50);
-    assert.equal(backoffDelay(0, 100, 5000, () => 1), 100);
-    assert.equal(backoffDelay(3, 100, 5000, () => 0), 400);
-    assert.equal(backoffDelay(3, 100, 5000, () => 1), 800);
-    assert.equal(backoffDelay(20, 100, 5000, () => 0.5), 3750);
-    assert.equal(backoffDelay(1000, 100, 5000, () => 1), 5000);
+    assert.equal(
+      backoffDelay(0, 100, 5000, () => 0),
+      50,
+    );
+    assert.equal(
+      backoffDelay(0, 100, 5000, () => 1),
+      100,
+    );
+    assert.equal(
+      backoffDelay(3, 100, 5000, () => 0),
+      400,
+    );
+    assert.equal(
+      backoffDelay(3, 100, 5000, () => 1),
+      800,
+    );
+    assert.equal(
+      backoffDelay(20, 100, 5000, () => 0.5),
+      3750,
+    );
+    assert.equal(
+      backoffDelay(1000, 100, 5000, () => 1),
+      5000,
+    );
   });
 });
 
@@ -180,10 +255,13 @@ describe('status', () => {
     let up = true;
     reporter.startStatus(() => ({ up, rtt: 1.25, channels: 3, reconnects: 2 }), traffic);
     try {
-      await until(() => err.text.includes('[up] rtt 1.3 ms · 3 channels · in 0 B/s · out 0 B/s · 2 reconnects'), 'the status line');
+      await until(
+        () => err.text.includes('[up] rtt 1.3 ms · 3 channels · in 0 B/s · out 0 B/s · 2 reconnects'),
+        'the status line',
+      );
       reporter.event('session-down', 'lost the session');
       // eslint-disable-next-line no-control-regex -- the terminal's erase-line sequence is what is checked
-    assert.match(err.text, /\r\x1b\[Kmuxwire: lost the session\n/, 'the line is cleared before an event is printed');
+      assert.match(err.text, /\r\x1b\[Kmuxwire: lost the session\n/, 'the line is cleared before an event is printed');
       up = false;
       await until(() => err.text.includes('[down]'), 'the line shows the session down');
     } finally {
@@ -219,15 +297,24 @@ describe('status', () => {
 
 describe('session transport', () => {
   /** A connected TCP pair on loopback; `calls` records the client socket's `_write` and `_writev` calls. */
-  async function socketPair(): Promise<{ client: net.Socket; server: net.Socket; calls: string[]; received: () => Promise<Buffer>; close(): void }> {
+  async function socketPair(): Promise<{
+    client: net.Socket;
+    server: net.Socket;
+    calls: string[];
+    received: () => Promise<Buffer>;
+    close(): void;
+  }> {
     const listener = net.createServer({ allowHalfOpen: true });
     listener.listen(0, '127.0.0.1');
     await once(listener, 'listening');
     const client = net.connect((listener.address() as net.AddressInfo).port, '127.0.0.1');
-    const [server] = await once(listener, 'connection') as [net.Socket];
+    const [server] = (await once(listener, 'connection')) as [net.Socket];
     await once(client, 'connect');
     const calls: string[] = [];
-    const socket = client as unknown as { _write: (...a: unknown[]) => void; _writev: (chunks: unknown[], cb: unknown) => void };
+    const socket = client as unknown as {
+      _write: (...a: unknown[]) => void;
+      _writev: (chunks: unknown[], cb: unknown) => void;
+    };
     const write = socket._write.bind(socket);
     const writev = socket._writev.bind(socket);
     socket._write = (...a) => {
@@ -241,7 +328,9 @@ describe('session transport', () => {
     const chunks: Buffer[] = [];
     server.on('data', (chunk: Buffer) => chunks.push(chunk));
     return {
-      client, server, calls,
+      client,
+      server,
+      calls,
       received: async () => {
         await once(server, 'end');
         return Buffer.concat(chunks);
@@ -306,7 +395,10 @@ describe('session transport', () => {
     const transport = coalescingTransport(stream);
     transport.start(sink);
     const done: string[] = [];
-    assert.equal(transport.write([Buffer.from('a')], () => done.push('a')), true);
+    assert.equal(
+      transport.write([Buffer.from('a')], () => done.push('a')),
+      true,
+    );
     transport.write([Buffer.from('b'), Buffer.from('c')], () => done.push('bc'));
     assert.deepEqual(chunks, []);
     await new Promise((resolve) => setImmediate(resolve));
@@ -315,7 +407,11 @@ describe('session transport', () => {
     assert.deepEqual(done, ['a', 'bc']);
     transport.write([Buffer.from('d')], () => {});
     transport.write([Buffer.alloc(DIRECT_WRITE_BYTES, 'e')], () => {});
-    assert.deepEqual((chunks as string[]).map((c) => c.slice(0, 2)), ['ab', 'd', 'ee'], 'a bulk write goes at once, after what was held');
+    assert.deepEqual(
+      (chunks as string[]).map((c) => c.slice(0, 2)),
+      ['ab', 'd', 'ee'],
+      'a bulk write goes at once, after what was held',
+    );
     stream.destroy();
   });
 });

@@ -48,47 +48,64 @@ async function closeTerminal(child: ChildProcess): Promise<void> {
 }
 
 if (requirePrograms('README tunnel section', ['curl'], 'curl')) {
-  test('the README tunnel section works as written: two terminals, and curl prints the answer', { timeout: 60_000 }, async () => {
-    const blocks = shellBlocks(readFileSync(README, 'utf8'), 'Tunnel command');
-    assert.equal(blocks.length, 2, 'two terminals');
-    const ports = new Map<string, string>([['7000', String(await freePort())], ['8000', String(await freePort())], ['8080', String(await freePort())]]);
-    const [terminal1, terminal2] = blocks.map((block) => block.replace(/\b(7000|8000|8080)\b/g, (port) => ports.get(port)!));
-    const work = workDir();
-    symlinkSync(DIST, join(work.dir, 'dist'));
-    const terminals: ChildProcess[] = [];
-    try {
-      const first = spawn('sh', ['-c', terminal1!], { cwd: work.dir, detached: true, stdio: 'ignore' });
-      terminals.push(first);
-      const serverPort = Number(ports.get('7000'));
-      const deadline = performance.now() + 15_000;
-      while (!(await connectable(serverPort))) {
-        assert.ok(performance.now() < deadline, 'the server of terminal 1 listens');
-        await new Promise((resolve) => setTimeout(resolve, 100));
+  test(
+    'the README tunnel section works as written: two terminals, and curl prints the answer',
+    { timeout: 60_000 },
+    async () => {
+      const blocks = shellBlocks(readFileSync(README, 'utf8'), 'Tunnel command');
+      assert.equal(blocks.length, 2, 'two terminals');
+      const ports = new Map<string, string>([
+        ['7000', String(await freePort())],
+        ['8000', String(await freePort())],
+        ['8080', String(await freePort())],
+      ]);
+      const [terminal1, terminal2] = blocks.map((block) =>
+        block.replace(/\b(7000|8000|8080)\b/g, (port) => ports.get(port)!),
+      );
+      const work = workDir();
+      symlinkSync(DIST, join(work.dir, 'dist'));
+      const terminals: ChildProcess[] = [];
+      try {
+        const first = spawn('sh', ['-c', terminal1!], { cwd: work.dir, detached: true, stdio: 'ignore' });
+        terminals.push(first);
+        const serverPort = Number(ports.get('7000'));
+        const deadline = performance.now() + 15_000;
+        while (!(await connectable(serverPort))) {
+          assert.ok(performance.now() < deadline, 'the server of terminal 1 listens');
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        const second = spawn('sh', ['-c', terminal2!], {
+          cwd: work.dir,
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        terminals.push(second);
+        let output = '';
+        second.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          output += chunk;
+        });
+        second.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+          output += chunk;
+        });
+        const answer = await new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`no answer within 20 s; terminal 2 printed:\n${output}`)),
+            20_000,
+          );
+          const check = (): void => {
+            if (output.includes('hello through muxwire\n')) {
+              clearTimeout(timer);
+              resolve(output);
+            }
+          };
+          second.stdout.on('data', check);
+          second.stderr.on('data', check);
+        });
+        assert.match(answer, /hello through muxwire/);
+      } finally {
+        for (const terminal of terminals) await closeTerminal(terminal);
+        work.remove();
       }
-      const second = spawn('sh', ['-c', terminal2!], { cwd: work.dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-      terminals.push(second);
-      let output = '';
-      second.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-        output += chunk;
-      });
-      second.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-        output += chunk;
-      });
-      const answer = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no answer within 20 s; terminal 2 printed:\n${output}`)), 20_000);
-        const check = (): void => {
-          if (output.includes('hello through muxwire\n')) {
-            clearTimeout(timer);
-            resolve(output);
-          }
-        };
-        second.stdout.on('data', check);
-        second.stderr.on('data', check);
-      });
-      assert.match(answer, /hello through muxwire/);
-    } finally {
-      for (const terminal of terminals) await closeTerminal(terminal);
-      work.remove();
-    }
-  });
+    },
+  );
 }

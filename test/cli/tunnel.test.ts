@@ -11,7 +11,16 @@ import { Session } from '../../src/index.js';
 import { encode, expectMessage, readMessage } from '../../src/cli/protocol.js';
 import { selfSignedCertificate } from '../support/self-signed.js';
 import {
-  Cli, curl, curlFails, freePort, httpTarget, localPorts, requirePrograms, startClient, startServer, workDir,
+  Cli,
+  curl,
+  curlFails,
+  freePort,
+  httpTarget,
+  localPorts,
+  requirePrograms,
+  startClient,
+  startServer,
+  workDir,
 } from './harness.js';
 
 const TIMEOUT = 60_000;
@@ -65,24 +74,51 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       assert.equal(await s.cli.stop(), 0);
     });
 
-    test('curl reaches a client-side HTTP server through -R (the server listens), token from the environment', { timeout: TIMEOUT }, async () => {
-      const env = { MUXWIRE_TOKEN: work.token };
-      const s = await server(['--allow-remote', '127.0.0.1:*'], env);
-      const c = await client(s.port, ['-R', `0:127.0.0.1:${target.port}`], env);
-      const remote = await c.waitFor('remote-listening');
-      assert.equal(await curl(`http://127.0.0.1:${remote.port}/`), 'hello through the tunnel\n');
-      await c.stop();
-      await s.cli.stop();
-    });
+    test(
+      'curl reaches a client-side HTTP server through -R (the server listens), token from the environment',
+      { timeout: TIMEOUT },
+      async () => {
+        const env = { MUXWIRE_TOKEN: work.token };
+        const s = await server(['--allow-remote', '127.0.0.1:*'], env);
+        const c = await client(s.port, ['-R', `0:127.0.0.1:${target.port}`], env);
+        const remote = await c.waitFor('remote-listening');
+        assert.equal(await curl(`http://127.0.0.1:${remote.port}/`), 'hello through the tunnel\n');
+        await c.stop();
+        await s.cli.stop();
+      },
+    );
 
     test('-L and -R several at once share one session, over TLS verified with --ca', { timeout: TIMEOUT }, async () => {
       const other = await httpTarget('the other target\n');
       try {
-        const s = await server(['--token-file', work.tokenFile, '--tls-cert', certFile, '--tls-key', keyFile,
-          ...allowTarget(), '--allow', `127.0.0.1:${other.port}`, '--allow-remote', '127.0.0.1:*']);
-        const c = await client(s.port, ['--token-file', work.tokenFile, '--tls', '--ca', certFile,
-          '-L', `0:127.0.0.1:${target.port}`, '-L', `127.0.0.1:0:127.0.0.1:${other.port}`,
-          '-R', `0:127.0.0.1:${target.port}`, '-R', `0:127.0.0.1:${other.port}`]);
+        const s = await server([
+          '--token-file',
+          work.tokenFile,
+          '--tls-cert',
+          certFile,
+          '--tls-key',
+          keyFile,
+          ...allowTarget(),
+          '--allow',
+          `127.0.0.1:${other.port}`,
+          '--allow-remote',
+          '127.0.0.1:*',
+        ]);
+        const c = await client(s.port, [
+          '--token-file',
+          work.tokenFile,
+          '--tls',
+          '--ca',
+          certFile,
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+          '-L',
+          `127.0.0.1:0:127.0.0.1:${other.port}`,
+          '-R',
+          `0:127.0.0.1:${target.port}`,
+          '-R',
+          `0:127.0.0.1:${other.port}`,
+        ]);
         const [first, second] = localPorts(c);
         assert.equal(await curl(`http://127.0.0.1:${first}/`), 'hello through the tunnel\n');
         assert.equal(await curl(`http://127.0.0.1:${second}/`), 'the other target\n');
@@ -90,7 +126,11 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         assert.equal(remotes.length, 2);
         assert.equal(await curl(`http://127.0.0.1:${remotes[0]!.port}/`), 'hello through the tunnel\n');
         assert.equal(await curl(`http://127.0.0.1:${remotes[1]!.port}/`), 'the other target\n');
-        assert.equal(s.cli.events.filter((e) => e.event === 'client-up').length, 1, 'one session carried all four forwards');
+        assert.equal(
+          s.cli.events.filter((e) => e.event === 'client-up').length,
+          1,
+          'one session carried all four forwards',
+        );
         await c.stop();
         await s.cli.stop();
       } finally {
@@ -98,154 +138,316 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       }
     });
 
-    test('over WebSocket (--ws): curl through -L and -R on ws://, and a plain HTTP request to the path gets 426', { timeout: TIMEOUT }, async () => {
-      const s = await server(['--token-file', work.tokenFile, '--ws', '/tunnel', ...allowTarget(), '--allow-remote', '127.0.0.1:*']);
-      assert.equal(s.cli.events.find((e) => e.event === 'listening')!.ws, '/tunnel');
-      const c = await client(0, ['--token-file', work.tokenFile, '--ws', `ws://127.0.0.1:${s.port}/tunnel`,
-        '-L', `0:127.0.0.1:${target.port}`, '-R', `0:127.0.0.1:${target.port}`]);
-      assert.equal(await curl(`http://127.0.0.1:${localPorts(c)[0]}/`), 'hello through the tunnel\n');
-      const remote = await c.waitFor('remote-listening');
-      assert.equal(await curl(`http://127.0.0.1:${remote.port}/`), 'hello through the tunnel\n');
-      const { run } = await import('./harness.js');
-      const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', `http://127.0.0.1:${s.port}/tunnel`]);
-      assert.equal(stdout, '426');
-      await c.stop();
-      await s.cli.stop();
-    });
+    test(
+      'over WebSocket (--ws): curl through -L and -R on ws://, and a plain HTTP request to the path gets 426',
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server([
+          '--token-file',
+          work.tokenFile,
+          '--ws',
+          '/tunnel',
+          ...allowTarget(),
+          '--allow-remote',
+          '127.0.0.1:*',
+        ]);
+        assert.equal(s.cli.events.find((e) => e.event === 'listening')!.ws, '/tunnel');
+        const c = await client(0, [
+          '--token-file',
+          work.tokenFile,
+          '--ws',
+          `ws://127.0.0.1:${s.port}/tunnel`,
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+          '-R',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        assert.equal(await curl(`http://127.0.0.1:${localPorts(c)[0]}/`), 'hello through the tunnel\n');
+        const remote = await c.waitFor('remote-listening');
+        assert.equal(await curl(`http://127.0.0.1:${remote.port}/`), 'hello through the tunnel\n');
+        const { run } = await import('./harness.js');
+        const { stdout } = await run('curl', [
+          '-sS',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '--max-time',
+          '5',
+          `http://127.0.0.1:${s.port}/tunnel`,
+        ]);
+        assert.equal(stdout, '426');
+        await c.stop();
+        await s.cli.stop();
+      },
+    );
 
-    test('over WebSocket with TLS (wss://, --ca): curl through -L; a wrong path is a clear error', { timeout: TIMEOUT }, async () => {
-      const s = await server(['--token-file', work.tokenFile, '--ws', '/t', '--tls-cert', certFile, '--tls-key', keyFile, ...allowTarget()]);
-      const c = await client(0, ['--token-file', work.tokenFile, '--ws', `wss://localhost:${s.port}/t`, '--ca', certFile,
-        '-L', `0:127.0.0.1:${target.port}`]);
-      assert.equal(await curl(`http://127.0.0.1:${localPorts(c)[0]}/`), 'hello through the tunnel\n');
-      await c.stop();
-      const lost = new Cli(['client', '--ws', `wss://localhost:${s.port}/elsewhere`, '--ca', certFile, '--retries', '0',
-        '--token-file', work.tokenFile, '-L', `0:127.0.0.1:${target.port}`]);
-      processes.push(lost);
-      const fatal = await lost.waitFor('fatal');
-      assert.equal(fatal.code, 'ERR_TUNNEL_UNREACHABLE');
-      assert.match(fatal.message, /answered HTTP 400, not a WebSocket/);
-      const untrusted = new Cli(['client', '--ws', `wss://localhost:${s.port}/t`, '--ca', otherCertFile,
-        '--token-file', work.tokenFile, '-L', `0:127.0.0.1:${target.port}`]);
-      processes.push(untrusted);
-      assert.equal((await untrusted.waitFor('fatal')).code, 'ERR_TUNNEL_CERT');
-      await s.cli.stop();
-    });
+    test(
+      'over WebSocket with TLS (wss://, --ca): curl through -L; a wrong path is a clear error',
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server([
+          '--token-file',
+          work.tokenFile,
+          '--ws',
+          '/t',
+          '--tls-cert',
+          certFile,
+          '--tls-key',
+          keyFile,
+          ...allowTarget(),
+        ]);
+        const c = await client(0, [
+          '--token-file',
+          work.tokenFile,
+          '--ws',
+          `wss://localhost:${s.port}/t`,
+          '--ca',
+          certFile,
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        assert.equal(await curl(`http://127.0.0.1:${localPorts(c)[0]}/`), 'hello through the tunnel\n');
+        await c.stop();
+        const lost = new Cli([
+          'client',
+          '--ws',
+          `wss://localhost:${s.port}/elsewhere`,
+          '--ca',
+          certFile,
+          '--retries',
+          '0',
+          '--token-file',
+          work.tokenFile,
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        processes.push(lost);
+        const fatal = await lost.waitFor('fatal');
+        assert.equal(fatal.code, 'ERR_TUNNEL_UNREACHABLE');
+        assert.match(fatal.message, /answered HTTP 400, not a WebSocket/);
+        const untrusted = new Cli([
+          'client',
+          '--ws',
+          `wss://localhost:${s.port}/t`,
+          '--ca',
+          otherCertFile,
+          '--token-file',
+          work.tokenFile,
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        processes.push(untrusted);
+        assert.equal((await untrusted.waitFor('fatal')).code, 'ERR_TUNNEL_CERT');
+        await s.cli.stop();
+      },
+    );
 
-    test('TLS with --fingerprint: the right one connects, another is refused as ERR_TUNNEL_CERT', { timeout: TIMEOUT }, async () => {
-      const s = await server(['--token-file', work.tokenFile, '--tls-cert', certFile, '--tls-key', keyFile, ...allowTarget()]);
-      const { X509Certificate } = await import('node:crypto');
-      const fingerprint = new X509Certificate(goodTls.cert).fingerprint256;
-      const c = await client(s.port, ['--token-file', work.tokenFile, '--tls', '--fingerprint', fingerprint, '-L', `0:127.0.0.1:${target.port}`]);
-      assert.equal(await curl(`http://127.0.0.1:${localPorts(c)[0]}/`), 'hello through the tunnel\n');
-      await c.stop();
-      const wrong = new X509Certificate(otherTls.cert).fingerprint256;
-      const before = target.connections();
-      const bad = spawnClient(s.port, ['--token-file', work.tokenFile, '--tls', '--fingerprint', wrong, '-L', `0:127.0.0.1:${target.port}`]);
-      const fatal = await bad.waitFor('fatal');
-      assert.equal(fatal.code, 'ERR_TUNNEL_CERT');
-      assert.match(fatal.message, /fingerprint/);
-      assert.equal(await bad.exited, 1);
-      assert.equal(target.connections(), before, 'nothing was forwarded');
-      await s.cli.stop();
-    });
+    test(
+      'TLS with --fingerprint: the right one connects, another is refused as ERR_TUNNEL_CERT',
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server([
+          '--token-file',
+          work.tokenFile,
+          '--tls-cert',
+          certFile,
+          '--tls-key',
+          keyFile,
+          ...allowTarget(),
+        ]);
+        const { X509Certificate } = await import('node:crypto');
+        const fingerprint = new X509Certificate(goodTls.cert).fingerprint256;
+        const c = await client(s.port, [
+          '--token-file',
+          work.tokenFile,
+          '--tls',
+          '--fingerprint',
+          fingerprint,
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        assert.equal(await curl(`http://127.0.0.1:${localPorts(c)[0]}/`), 'hello through the tunnel\n');
+        await c.stop();
+        const wrong = new X509Certificate(otherTls.cert).fingerprint256;
+        const before = target.connections();
+        const bad = spawnClient(s.port, [
+          '--token-file',
+          work.tokenFile,
+          '--tls',
+          '--fingerprint',
+          wrong,
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        const fatal = await bad.waitFor('fatal');
+        assert.equal(fatal.code, 'ERR_TUNNEL_CERT');
+        assert.match(fatal.message, /fingerprint/);
+        assert.equal(await bad.exited, 1);
+        assert.equal(target.connections(), before, 'nothing was forwarded');
+        await s.cli.stop();
+      },
+    );
 
-    test('a wrong TLS certificate (not signed by --ca) is refused on both ends, nothing forwarded', { timeout: TIMEOUT }, async () => {
-      const s = await server(['--token-file', work.tokenFile, '--tls-cert', certFile, '--tls-key', keyFile, ...allowTarget()]);
-      const before = target.connections();
-      const c = spawnClient(s.port, ['--token-file', work.tokenFile, '--tls', '--ca', otherCertFile, '-L', `0:127.0.0.1:${target.port}`]);
-      const fatal = await c.waitFor('fatal');
-      assert.equal(fatal.code, 'ERR_TUNNEL_CERT');
-      assert.match(fatal.message, /not trusted/);
-      assert.equal(await c.exited, 1);
-      await s.cli.waitFor('tls-failed');
-      assert.equal(s.cli.events.some((e) => e.event === 'client-up'), false);
-      assert.equal(target.connections(), before, 'nothing was forwarded');
-      await s.cli.stop();
-    });
+    test(
+      'a wrong TLS certificate (not signed by --ca) is refused on both ends, nothing forwarded',
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server([
+          '--token-file',
+          work.tokenFile,
+          '--tls-cert',
+          certFile,
+          '--tls-key',
+          keyFile,
+          ...allowTarget(),
+        ]);
+        const before = target.connections();
+        const c = spawnClient(s.port, [
+          '--token-file',
+          work.tokenFile,
+          '--tls',
+          '--ca',
+          otherCertFile,
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        const fatal = await c.waitFor('fatal');
+        assert.equal(fatal.code, 'ERR_TUNNEL_CERT');
+        assert.match(fatal.message, /not trusted/);
+        assert.equal(await c.exited, 1);
+        await s.cli.waitFor('tls-failed');
+        assert.equal(
+          s.cli.events.some((e) => e.event === 'client-up'),
+          false,
+        );
+        assert.equal(target.connections(), before, 'nothing was forwarded');
+        await s.cli.stop();
+      },
+    );
 
-    test('a plain TCP client at a TLS server gets a clear error naming --tls, and the server logs the failed handshake', { timeout: TIMEOUT }, async () => {
-      const s = await server(['--token-file', work.tokenFile, '--tls-cert', certFile, '--tls-key', keyFile, ...allowTarget()]);
-      const c = spawnClient(s.port, ['--token-file', work.tokenFile, '--retries', '0', '-L', `0:127.0.0.1:${target.port}`]);
-      const fatal = await c.waitFor('fatal');
-      assert.equal(fatal.code, 'ERR_TUNNEL_UNREACHABLE');
-      assert.match(fatal.message, /check that --tls and --ws match/);
-      assert.equal(await c.exited, 1);
-      await s.cli.waitFor('tls-failed');
-      await s.cli.stop();
-    });
+    test(
+      'a plain TCP client at a TLS server gets a clear error naming --tls, and the server logs the failed handshake',
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server([
+          '--token-file',
+          work.tokenFile,
+          '--tls-cert',
+          certFile,
+          '--tls-key',
+          keyFile,
+          ...allowTarget(),
+        ]);
+        const c = spawnClient(s.port, [
+          '--token-file',
+          work.tokenFile,
+          '--retries',
+          '0',
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        const fatal = await c.waitFor('fatal');
+        assert.equal(fatal.code, 'ERR_TUNNEL_UNREACHABLE');
+        assert.match(fatal.message, /check that --tls and --ws match/);
+        assert.equal(await c.exited, 1);
+        await s.cli.waitFor('tls-failed');
+        await s.cli.stop();
+      },
+    );
 
-    test('a TLS client at a plain TCP server gets ERR_TUNNEL_TLS naming the mismatch, and the server says why the connection ended', { timeout: TIMEOUT }, async () => {
-      const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
-      const c = spawnClient(s.port, ['--token-file', work.tokenFile, '--tls', '-L', `0:127.0.0.1:${target.port}`]);
-      const fatal = await c.waitFor('fatal');
-      assert.equal(fatal.code, 'ERR_TUNNEL_TLS');
-      assert.match(fatal.message, /does not speak TLS there/);
-      assert.equal(await c.exited, 1);
-      const failed = await s.cli.waitFor('handshake-failed');
-      assert.match(failed.message, /ended before the handshake .*TLS or WebSocket to a plain TCP server/);
-      assert.equal(s.cli.events.some((e) => e.event === 'client-down'), false);
-      await s.cli.stop();
-    });
+    test(
+      'a TLS client at a plain TCP server gets ERR_TUNNEL_TLS naming the mismatch, and the server says why the connection ended',
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
+        const c = spawnClient(s.port, ['--token-file', work.tokenFile, '--tls', '-L', `0:127.0.0.1:${target.port}`]);
+        const fatal = await c.waitFor('fatal');
+        assert.equal(fatal.code, 'ERR_TUNNEL_TLS');
+        assert.match(fatal.message, /does not speak TLS there/);
+        assert.equal(await c.exited, 1);
+        const failed = await s.cli.waitFor('handshake-failed');
+        assert.match(failed.message, /ended before the handshake .*TLS or WebSocket to a plain TCP server/);
+        assert.equal(
+          s.cli.events.some((e) => e.event === 'client-down'),
+          false,
+        );
+        await s.cli.stop();
+      },
+    );
 
-    test('a wrong token is refused after a delay and logged by the server; the client stops; nothing forwarded', { timeout: TIMEOUT }, async () => {
-      const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
-      const wrongToken = work.write('wrong-token', 'not-the-right-token-at-all\n');
-      const before = target.connections();
-      const started = performance.now();
-      const c = spawnClient(s.port, ['--token-file', wrongToken, '-L', `0:127.0.0.1:${target.port}`]);
-      const port = (await c.waitFor('local-listening')).port!;
-      const fatal = await c.waitFor('fatal');
-      assert.equal(fatal.code, 'ERR_TUNNEL_AUTH');
-      assert.match(fatal.message, /refused the token/);
-      assert.ok(performance.now() - started >= 900, 'the refusal came after the failure delay');
-      assert.equal(await c.exited, 1);
-      const logged = await s.cli.waitFor('auth-failed');
-      assert.match(logged.message, /wrong token/);
-      await curlFails(`http://127.0.0.1:${port}/`, 3);
-      assert.equal(target.connections(), before, 'nothing was forwarded');
-      await s.cli.stop();
-    });
+    test(
+      'a wrong token is refused after a delay and logged by the server; the client stops; nothing forwarded',
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
+        const wrongToken = work.write('wrong-token', 'not-the-right-token-at-all\n');
+        const before = target.connections();
+        const started = performance.now();
+        const c = spawnClient(s.port, ['--token-file', wrongToken, '-L', `0:127.0.0.1:${target.port}`]);
+        const port = (await c.waitFor('local-listening')).port!;
+        const fatal = await c.waitFor('fatal');
+        assert.equal(fatal.code, 'ERR_TUNNEL_AUTH');
+        assert.match(fatal.message, /refused the token/);
+        assert.ok(performance.now() - started >= 900, 'the refusal came after the failure delay');
+        assert.equal(await c.exited, 1);
+        const logged = await s.cli.waitFor('auth-failed');
+        assert.match(logged.message, /wrong token/);
+        await curlFails(`http://127.0.0.1:${port}/`, 3);
+        assert.equal(target.connections(), before, 'nothing was forwarded');
+        await s.cli.stop();
+      },
+    );
 
-    test('a denied -L target or -R bind stops the client with ERR_TUNNEL_DENIED, and the server refuses a channel asking for the target anyway', { timeout: TIMEOUT }, async () => {
-      const s = await server(['--token-file', work.tokenFile, '--allow', '127.0.0.1:1']);
-      const before = target.connections();
-      const c = spawnClient(s.port, ['--token-file', work.tokenFile, '-L', `0:127.0.0.1:${target.port}`]);
-      const fatal = await c.waitFor('fatal');
-      assert.equal(fatal.code, 'ERR_TUNNEL_DENIED');
-      assert.match(fatal.message, /not allowed by the server/);
-      assert.equal(await c.exited, 1);
+    test(
+      'a denied -L target or -R bind stops the client with ERR_TUNNEL_DENIED, and the server refuses a channel asking for the target anyway',
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server(['--token-file', work.tokenFile, '--allow', '127.0.0.1:1']);
+        const before = target.connections();
+        const c = spawnClient(s.port, ['--token-file', work.tokenFile, '-L', `0:127.0.0.1:${target.port}`]);
+        const fatal = await c.waitFor('fatal');
+        assert.equal(fatal.code, 'ERR_TUNNEL_DENIED');
+        assert.match(fatal.message, /not allowed by the server/);
+        assert.equal(await c.exited, 1);
 
-      // A client that ignores the answer to its hello and asks anyway: the server must still refuse.
-      const socket = net.connect(s.port, '127.0.0.1');
-      await new Promise((resolve) => socket.once('connect', resolve));
-      const session = new Session(socket, 'client');
-      try {
-        const control = session.dial();
-        control.write(encode({ type: 'hello', version: 1, token: work.token, forwards: [] }));
-        await expectMessage(control, 5000, 'welcome');
-        const channel = session.dial();
-        channel.on('error', () => {});
-        channel.write(encode({ type: 'connect', host: '127.0.0.1', port: target.port }));
-        channel.write('GET / HTTP/1.0\r\n\r\n');
-        const reply = await readMessage(channel, 5000);
-        assert.equal(reply.type, 'error');
-        assert.equal((reply as { code: string }).code, 'ERR_TUNNEL_DENIED');
-        const denied = await s.cli.waitFor('denied');
-        assert.match(denied.message, /no --allow admits/);
-      } finally {
-        session.destroy();
-      }
-      assert.equal(target.connections(), before, 'nothing was forwarded');
+        // A client that ignores the answer to its hello and asks anyway: the server must still refuse.
+        const socket = net.connect(s.port, '127.0.0.1');
+        await new Promise((resolve) => socket.once('connect', resolve));
+        const session = new Session(socket, 'client');
+        try {
+          const control = session.dial();
+          control.write(encode({ type: 'hello', version: 1, token: work.token, forwards: [] }));
+          await expectMessage(control, 5000, 'welcome');
+          const channel = session.dial();
+          channel.on('error', () => {});
+          channel.write(encode({ type: 'connect', host: '127.0.0.1', port: target.port }));
+          channel.write('GET / HTTP/1.0\r\n\r\n');
+          const reply = await readMessage(channel, 5000);
+          assert.equal(reply.type, 'error');
+          assert.equal((reply as { code: string }).code, 'ERR_TUNNEL_DENIED');
+          const denied = await s.cli.waitFor('denied');
+          assert.match(denied.message, /no --allow admits/);
+        } finally {
+          session.destroy();
+        }
+        assert.equal(target.connections(), before, 'nothing was forwarded');
 
-      // -R: a bind no --allow-remote admits is refused the same way, and no listener is opened.
-      const remoteClient = spawnClient(s.port, ['--token-file', work.tokenFile, '-R', `0:127.0.0.1:${target.port}`]);
-      const remoteFatal = await remoteClient.waitFor('fatal');
-      assert.equal(remoteFatal.code, 'ERR_TUNNEL_DENIED');
-      assert.match(remoteFatal.message, /-R bind 127\.0\.0\.1:0 is not allowed by the server \(no --allow-remote admits it\)/);
-      assert.equal(remoteClient.events.some((e) => e.event === 'remote-listening'), false);
-      await s.cli.stop();
-    });
+        // -R: a bind no --allow-remote admits is refused the same way, and no listener is opened.
+        const remoteClient = spawnClient(s.port, ['--token-file', work.tokenFile, '-R', `0:127.0.0.1:${target.port}`]);
+        const remoteFatal = await remoteClient.waitFor('fatal');
+        assert.equal(remoteFatal.code, 'ERR_TUNNEL_DENIED');
+        assert.match(
+          remoteFatal.message,
+          /-R bind 127\.0\.0\.1:0 is not allowed by the server \(no --allow-remote admits it\)/,
+        );
+        assert.equal(
+          remoteClient.events.some((e) => e.event === 'remote-listening'),
+          false,
+        );
+        await s.cli.stop();
+      },
+    );
 
     test('channels opened before authentication are not served', { timeout: TIMEOUT }, async () => {
       const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
@@ -286,34 +488,48 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       }
     });
 
-    test('a -R port in use on the server and a --listen port in use are clear ERR_TUNNEL_LISTEN errors on the end concerned', { timeout: TIMEOUT }, async () => {
-      const holder = net.createServer();
-      await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
-      try {
-        const busy = (holder.address() as net.AddressInfo).port;
-        const taken = new Cli(['server', '--listen', `127.0.0.1:${busy}`, '--token-file', work.tokenFile]);
-        processes.push(taken);
-        const serverFatal = await taken.waitFor('fatal');
-        assert.equal(serverFatal.code, 'ERR_TUNNEL_LISTEN');
-        assert.match(serverFatal.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${busy}: address already in use`));
-        assert.equal(await taken.exited, 1);
+    test(
+      'a -R port in use on the server and a --listen port in use are clear ERR_TUNNEL_LISTEN errors on the end concerned',
+      { timeout: TIMEOUT },
+      async () => {
+        const holder = net.createServer();
+        await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+        try {
+          const busy = (holder.address() as net.AddressInfo).port;
+          const taken = new Cli(['server', '--listen', `127.0.0.1:${busy}`, '--token-file', work.tokenFile]);
+          processes.push(taken);
+          const serverFatal = await taken.waitFor('fatal');
+          assert.equal(serverFatal.code, 'ERR_TUNNEL_LISTEN');
+          assert.match(
+            serverFatal.message,
+            new RegExp(`cannot listen on 127\\.0\\.0\\.1:${busy}: address already in use`),
+          );
+          assert.equal(await taken.exited, 1);
 
-        const s = await server(['--token-file', work.tokenFile, '--allow-remote', '127.0.0.1:*']);
-        const c = spawnClient(s.port, ['--token-file', work.tokenFile, '-R', `${busy}:127.0.0.1:${target.port}`]);
-        const fatal = await c.waitFor('fatal');
-        assert.equal(fatal.code, 'ERR_TUNNEL_LISTEN');
-        assert.match(fatal.message, /address already in use/);
-        assert.equal(await c.exited, 1);
-        assert.match((await s.cli.waitFor('listen-failed')).message, /address already in use/);
-        await s.cli.stop();
-      } finally {
-        holder.close();
-      }
-    });
+          const s = await server(['--token-file', work.tokenFile, '--allow-remote', '127.0.0.1:*']);
+          const c = spawnClient(s.port, ['--token-file', work.tokenFile, '-R', `${busy}:127.0.0.1:${target.port}`]);
+          const fatal = await c.waitFor('fatal');
+          assert.equal(fatal.code, 'ERR_TUNNEL_LISTEN');
+          assert.match(fatal.message, /address already in use/);
+          assert.equal(await c.exited, 1);
+          assert.match((await s.cli.waitFor('listen-failed')).message, /address already in use/);
+          await s.cli.stop();
+        } finally {
+          holder.close();
+        }
+      },
+    );
 
     test('with no session, a -L connection waits --connect-wait, then is reset', { timeout: TIMEOUT }, async () => {
       const closed = await freePort();
-      const c = spawnClient(closed, ['--token-file', work.tokenFile, '--connect-wait', '300', '-L', `0:127.0.0.1:${target.port}`]);
+      const c = spawnClient(closed, [
+        '--token-file',
+        work.tokenFile,
+        '--connect-wait',
+        '300',
+        '-L',
+        `0:127.0.0.1:${target.port}`,
+      ]);
       const port = (await c.waitFor('local-listening')).port!;
       const started = performance.now();
       const socket = net.connect(port, '127.0.0.1');
@@ -327,66 +543,99 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       await c.stop();
     });
 
-    test('an unreachable server is reported with each retry, and --retries bounds them', { timeout: TIMEOUT }, async () => {
-      const closed = await freePort();
-      const c = spawnClient(closed, ['--token-file', work.tokenFile, '--retries', '2', '-L', `0:127.0.0.1:${target.port}`]);
-      const fatal = await c.waitFor('fatal');
-      assert.equal(fatal.code, 'ERR_TUNNEL_UNREACHABLE');
-      assert.match(fatal.message, /connection refused/);
-      assert.equal(c.events.filter((e) => e.event === 'retry').length, 2);
-      assert.equal(await c.exited, 1);
-    });
+    test(
+      'an unreachable server is reported with each retry, and --retries bounds them',
+      { timeout: TIMEOUT },
+      async () => {
+        const closed = await freePort();
+        const c = spawnClient(closed, [
+          '--token-file',
+          work.tokenFile,
+          '--retries',
+          '2',
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        const fatal = await c.waitFor('fatal');
+        assert.equal(fatal.code, 'ERR_TUNNEL_UNREACHABLE');
+        assert.match(fatal.message, /connection refused/);
+        assert.equal(c.events.filter((e) => e.event === 'retry').length, 2);
+        assert.equal(await c.exited, 1);
+      },
+    );
 
-    test('SIGTERM on the server lets a request in flight finish (Go Away, drain), then exits 0', { timeout: TIMEOUT }, async () => {
-      const slow = await (async () => {
+    test(
+      'SIGTERM on the server lets a request in flight finish (Go Away, drain), then exits 0',
+      { timeout: TIMEOUT },
+      async () => {
+        const slow = await (async () => {
+          const http = await import('node:http');
+          const server = http.createServer((_request, response) => {
+            response.write('first half, ');
+            setTimeout(() => response.end('second half\n'), 700);
+          });
+          await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+          return server;
+        })();
+        try {
+          const slowPort = (slow.address() as net.AddressInfo).port;
+          const s = await server(['--token-file', work.tokenFile, '--allow', `127.0.0.1:${slowPort}`]);
+          const c = await client(s.port, [
+            '--token-file',
+            work.tokenFile,
+            '--retries',
+            '0',
+            '-L',
+            `0:127.0.0.1:${slowPort}`,
+          ]);
+          const request = curl(`http://127.0.0.1:${localPorts(c)[0]}/`);
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          const exit = s.cli.stop('SIGTERM');
+          assert.equal(await request, 'first half, second half\n');
+          assert.equal(await exit, 0);
+          assert.ok(s.cli.events.some((e) => e.event === 'stopped'));
+          await c.stop();
+        } finally {
+          slow.close();
+        }
+      },
+    );
+
+    test(
+      'a second SIGTERM exits at once (status 130) without waiting for the drain',
+      { timeout: TIMEOUT },
+      async () => {
         const http = await import('node:http');
-        const server = http.createServer((_request, response) => {
-          response.write('first half, ');
-          setTimeout(() => response.end('second half\n'), 700);
+        const hanging = http.createServer((_request, response) => {
+          response.write('never finished');
         });
-        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-        return server;
-      })();
-      try {
-        const slowPort = (slow.address() as net.AddressInfo).port;
-        const s = await server(['--token-file', work.tokenFile, '--allow', `127.0.0.1:${slowPort}`]);
-        const c = await client(s.port, ['--token-file', work.tokenFile, '--retries', '0', '-L', `0:127.0.0.1:${slowPort}`]);
-        const request = curl(`http://127.0.0.1:${localPorts(c)[0]}/`);
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        const exit = s.cli.stop('SIGTERM');
-        assert.equal(await request, 'first half, second half\n');
-        assert.equal(await exit, 0);
-        assert.ok(s.cli.events.some((e) => e.event === 'stopped'));
-        await c.stop();
-      } finally {
-        slow.close();
-      }
-    });
-
-    test('a second SIGTERM exits at once (status 130) without waiting for the drain', { timeout: TIMEOUT }, async () => {
-      const http = await import('node:http');
-      const hanging = http.createServer((_request, response) => {
-        response.write('never finished');
-      });
-      await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
-      try {
-        const hangingPort = (hanging.address() as net.AddressInfo).port;
-        const s = await server(['--token-file', work.tokenFile, '--allow', `127.0.0.1:${hangingPort}`, '--drain-timeout', '30000']);
-        const c = await client(s.port, ['--token-file', work.tokenFile, '-L', `0:127.0.0.1:${hangingPort}`]);
-        const request = curlFails(`http://127.0.0.1:${localPorts(c)[0]}/`, 20);
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        const started = performance.now();
-        s.cli.child.kill('SIGTERM');
-        await s.cli.waitFor('stopping');
-        s.cli.child.kill('SIGTERM');
-        assert.equal(await s.cli.exited, 130);
-        assert.ok(performance.now() - started < 10_000, 'it did not wait for the 30 s drain');
-        await request;
-        await c.stop();
-      } finally {
-        hanging.closeAllConnections();
-        hanging.close();
-      }
-    });
+        await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+        try {
+          const hangingPort = (hanging.address() as net.AddressInfo).port;
+          const s = await server([
+            '--token-file',
+            work.tokenFile,
+            '--allow',
+            `127.0.0.1:${hangingPort}`,
+            '--drain-timeout',
+            '30000',
+          ]);
+          const c = await client(s.port, ['--token-file', work.tokenFile, '-L', `0:127.0.0.1:${hangingPort}`]);
+          const request = curlFails(`http://127.0.0.1:${localPorts(c)[0]}/`, 20);
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          const started = performance.now();
+          s.cli.child.kill('SIGTERM');
+          await s.cli.waitFor('stopping');
+          s.cli.child.kill('SIGTERM');
+          assert.equal(await s.cli.exited, 130);
+          assert.ok(performance.now() - started < 10_000, 'it did not wait for the 30 s drain');
+          await request;
+          await c.stop();
+        } finally {
+          hanging.closeAllConnections();
+          hanging.close();
+        }
+      },
+    );
   });
 }

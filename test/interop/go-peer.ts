@@ -47,18 +47,15 @@ function onPath(command: string): boolean {
 }
 
 export type GoPeerStatus =
-  | { kind: 'ready'; path: string }
-  | { kind: 'missing'; what: string }
-  | { kind: 'broken'; message: string };
+  { kind: 'ready'; path: string } | { kind: 'missing'; what: string } | { kind: 'broken'; message: string };
 
 /** Builds the yamux peer (build.sh skips the build when the binary is up to date). */
 export function prepareGoPeer(): Promise<GoPeerStatus> {
   const missing = [
     !onPath('go') && 'the go command (Debian package golang-go) on PATH',
-    !existsSync(YAMUX_SOURCE)
-      && `hashicorp/yamux from the Debian package golang-github-hashicorp-yamux-dev (looked for ${YAMUX_SOURCE})`,
-  ]
-    .filter((m): m is string => typeof m === 'string');
+    !existsSync(YAMUX_SOURCE) &&
+      `hashicorp/yamux from the Debian package golang-github-hashicorp-yamux-dev (looked for ${YAMUX_SOURCE})`,
+  ].filter((m): m is string => typeof m === 'string');
   return buildPeer(join(repoRoot(), 'test', 'interop', 'go', 'build.sh'), missing);
 }
 
@@ -71,7 +68,8 @@ export function multiplexOriginalDir(): string {
 export function prepareMultiplexPeer(): Promise<GoPeerStatus> {
   const missing = [
     !onPath('go') && 'the go command (Debian package golang-go) on PATH',
-    !existsSync(TOMB_SOURCE) && `gopkg.in/tomb.v1 from the Debian package golang-gopkg-tomb.v1-dev (looked for ${TOMB_SOURCE})`,
+    !existsSync(TOMB_SOURCE) &&
+      `gopkg.in/tomb.v1 from the Debian package golang-gopkg-tomb.v1-dev (looked for ${TOMB_SOURCE})`,
     !existsSync(join(multiplexOriginalDir(), 'multiplex.go')) && `the original's source (${multiplexOriginalDir()})`,
   ].filter((m): m is string => typeof m === 'string');
   return buildPeer(join(repoRoot(), 'test', 'interop', 'multiplex-go', 'build.sh'), missing);
@@ -110,7 +108,7 @@ function parseResult(line: string, exitCode: number | null): GoResult {
   const fields: Record<string, string> = {};
   for (const match of line.matchAll(/([a-z_0-9]+)=("(?:[^"\\]|\\.)*"|\S*)/g)) {
     const value = match[2]!;
-    fields[match[1]!] = value.startsWith('"') ? JSON.parse(value) as string : value;
+    fields[match[1]!] = value.startsWith('"') ? (JSON.parse(value) as string) : value;
   }
   return { ok, reason, fields, line, exitCode };
 }
@@ -160,7 +158,10 @@ export class GoPeer {
         this.exited = true;
         for (const wake of this.lineWaiters.splice(0)) wake();
         rejectPort(new Error(`the Go peer exited before listening:\n${this.output()}`));
-        const line = this.stdout.split('\n').filter((l) => l.startsWith('RESULT ')).pop();
+        const line = this.stdout
+          .split('\n')
+          .filter((l) => l.startsWith('RESULT '))
+          .pop();
         if (line === undefined) rej(new Error(`the Go peer printed no RESULT line (exit ${code}):\n${this.output()}`));
         else res(parseResult(line, code));
       });
@@ -189,7 +190,10 @@ export class GoPeer {
 
   /** The peer's complete stdout lines that start with `keyword`. */
   lines(keyword: string): string[] {
-    return this.stdout.split('\n').slice(0, -1).filter((l) => l.startsWith(`${keyword} `) || l === keyword);
+    return this.stdout
+      .split('\n')
+      .slice(0, -1)
+      .filter((l) => l.startsWith(`${keyword} `) || l === keyword);
   }
 
   kill(): void {
@@ -219,7 +223,11 @@ export interface GoPeerSession<S> {
  * `into` as it goes, so that the caller can clean up whatever was started even when this throws.
  */
 export async function startGoPeerSession<S>(
-  into: GoPeerSession<S>, peerPath: string, role: 'client' | 'server', goArgs: string[], runMs: number,
+  into: GoPeerSession<S>,
+  peerPath: string,
+  role: 'client' | 'server',
+  goArgs: string[],
+  runMs: number,
   open: SessionOpener<S>,
 ): Promise<{ session: S; go: GoPeer }> {
   if (role === 'client') {

@@ -9,8 +9,17 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import {
-  type Channel, ChannelRefusedError, ChannelResetError, GoAwayError, MuxError, type Session, SessionClosedError,
-  type SessionOptions, TimeoutError, multiplexedClient, multiplexedServer,
+  type Channel,
+  ChannelRefusedError,
+  ChannelResetError,
+  GoAwayError,
+  MuxError,
+  type Session,
+  SessionClosedError,
+  type SessionOptions,
+  TimeoutError,
+  multiplexedClient,
+  multiplexedServer,
 } from '../../src/index.js';
 import { GoPeer, type GoResult, INSTALL_HINT, prepareGoPeer } from './go-peer.js';
 import { MiB, message, payload, waitUntil, within } from './length-prefixed.js';
@@ -50,8 +59,13 @@ interface Link {
  * 'client' (Go listens), as the server when it is 'server' (Go dials). The socket is ours, not `connect()`'s,
  * so that a test can see whether the session paused reading it.
  */
-async function link(peer: string, role: 'client' | 'server', goArgs: string[], options: SessionOptions,
-  timeoutMs = 20_000): Promise<Link> {
+async function link(
+  peer: string,
+  role: 'client' | 'server',
+  goArgs: string[],
+  options: SessionOptions,
+  timeoutMs = 20_000,
+): Promise<Link> {
   let go: GoPeer | undefined;
   let socket: net.Socket | undefined;
   let listener: net.Server | undefined;
@@ -85,7 +99,9 @@ async function link(peer: string, role: 'client' | 'server', goArgs: string[], o
   const session = role === 'client' ? multiplexedClient(socket, options) : multiplexedServer(socket, options);
   const [g, s] = [go, socket];
   return {
-    go: g, session, socket: s,
+    go: g,
+    session,
+    socket: s,
     close(): void {
       session.destroy();
       s.destroy();
@@ -99,10 +115,16 @@ async function loop<T>(count: number, parallel: number, run: (index: number) => 
   const results: T[] = [];
   for (let start = 0; start < count; start += parallel) {
     const batch = Array.from({ length: Math.min(parallel, count - start) }, (_, i) => start + i);
-    results.push(...await Promise.all(batch.map((index) => run(index).catch((error: unknown) => {
-      (error as Error).message = `run ${index}: ${(error as Error).message}`;
-      throw error;
-    }))));
+    results.push(
+      ...(await Promise.all(
+        batch.map((index) =>
+          run(index).catch((error: unknown) => {
+            (error as Error).message = `run ${index}: ${(error as Error).message}`;
+            throw error;
+          }),
+        ),
+      )),
+    );
   }
   return results;
 }
@@ -112,8 +134,10 @@ function assertNoProblems(runs: string[][]): void {
   const failing = runs.map((problems, run) => ({ run, problems })).filter((r) => r.problems.length > 0);
   if (failing.length === 0) return;
   const first = failing[0]!;
-  assert.fail(`${failing.length} of ${runs.length} runs failed; run ${first.run}, ${first.problems.length} problem(s):\n`
-    + first.problems.slice(0, 6).join('\n'));
+  assert.fail(
+    `${failing.length} of ${runs.length} runs failed; run ${first.run}, ${first.problems.length} problem(s):\n` +
+      first.problems.slice(0, 6).join('\n'),
+  );
 }
 
 /** How one of the peer's streams ended (its STREAM line): `acked` when muxwire's ACK reached it. */
@@ -128,7 +152,8 @@ function streamOutcomes(go: GoPeer): Map<number, StreamLine> {
   for (const line of go.lines('STREAM')) {
     const id = / id=(\d+)/.exec(line)?.[1];
     const outcome = / outcome=(\S+)/.exec(line)?.[1];
-    if (id !== undefined && outcome !== undefined) outcomes.set(Number(id), { outcome, acked: line.includes(' acked=true') });
+    if (id !== undefined && outcome !== undefined)
+      outcomes.set(Number(id), { outcome, acked: line.includes(' acked=true') });
   }
   return outcomes;
 }
@@ -143,9 +168,11 @@ interface DialOutcome {
 }
 
 /** Dials `count` echo channels, `perMs` each millisecond; resolves with how each ended and the dials that threw. */
-async function dialEchoes(session: Session, count: number, perMs: number): Promise<{
-  outcomes: DialOutcome[]; dialErrors: Error[];
-}> {
+async function dialEchoes(
+  session: Session,
+  count: number,
+  perMs: number,
+): Promise<{ outcomes: DialOutcome[]; dialErrors: Error[] }> {
   const outcomes: Promise<DialOutcome>[] = [];
   const dialErrors: Error[] = [];
   for (let i = 0; i < count; i += perMs) {
@@ -158,15 +185,17 @@ async function dialEchoes(session: Session, count: number, perMs: number): Promi
         continue;
       }
       const request = message(Buffer.from(`hello ${j}`));
-      outcomes.push(new Promise<DialOutcome>((resolve) => {
-        const chunks: Buffer[] = [];
-        channel.on('data', (chunk: Buffer) => chunks.push(chunk));
-        channel.on('error', () => {});
-        channel.on('close', () => resolve({
-          id: channel.id, echoed: Buffer.concat(chunks).equals(request), error: channel.failure,
-        }));
-        channel.end(request);
-      }));
+      outcomes.push(
+        new Promise<DialOutcome>((resolve) => {
+          const chunks: Buffer[] = [];
+          channel.on('data', (chunk: Buffer) => chunks.push(chunk));
+          channel.on('error', () => {});
+          channel.on('close', () =>
+            resolve({ id: channel.id, echoed: Buffer.concat(chunks).equals(request), error: channel.failure }),
+          );
+          channel.end(request);
+        }),
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
@@ -184,14 +213,32 @@ async function dialEchoes(session: Session, count: number, perMs: number): Promi
  */
 async function goAwayDuringDials(peer: string, goAwayAfter: number, confirm: boolean): Promise<string[]> {
   const problems: string[] = [];
-  const { go, session, close } = await link(peer, 'client',
-    ['-scenario', 'graceful', '-role', 'serve', '-goaway-after', String(goAwayAfter), `-confirm=${confirm}`, '-keepalive=false'],
-    { keepAliveInterval: 0 });
+  const { go, session, close } = await link(
+    peer,
+    'client',
+    [
+      '-scenario',
+      'graceful',
+      '-role',
+      'serve',
+      '-goaway-after',
+      String(goAwayAfter),
+      `-confirm=${confirm}`,
+      '-keepalive=false',
+    ],
+    { keepAliveInterval: 0 },
+  );
   try {
     const { outcomes, dialErrors } = await within(dialEchoes(session, 1000, 5), 30_000, 'the 1,000 dials to settle');
-    const end = await within(session.closed.then(() => undefined, (error: unknown) => error as Error), 10_000,
-      'the muxwire session to end');
-    const result = await within(go.result, 20_000, 'the Go peer\'s RESULT line');
+    const end = await within(
+      session.closed.then(
+        () => undefined,
+        (error: unknown) => error as Error,
+      ),
+      10_000,
+      'the muxwire session to end',
+    );
+    const result = await within(go.result, 20_000, "the Go peer's RESULT line");
     if (end !== undefined) problems.push(`the session ended with ${describeError(end)}`);
     if (!result.ok) problems.push(`the Go peer failed: ${result.line}`);
     const accepted = streamOutcomes(go);
@@ -201,7 +248,7 @@ async function goAwayDuringDials(peer: string, goAwayAfter: number, confirm: boo
       }
     }
     // Go's Go Away comes long before the 200 ms of dials end: the last ones must have thrown.
-    if (dialErrors.length === 0) problems.push('no dial threw after Go\'s Go Away');
+    if (dialErrors.length === 0) problems.push("no dial threw after Go's Go Away");
     let echoed = 0;
     for (const outcome of outcomes) {
       if (outcome.echoed && outcome.error === undefined) {
@@ -210,7 +257,8 @@ async function goAwayDuringDials(peer: string, goAwayAfter: number, confirm: boo
         continue;
       }
       if (outcome.error instanceof ChannelRefusedError) {
-        if (accepted.has(outcome.id)) problems.push(`channel ${outcome.id} reported refused, but Go's application took it`);
+        if (accepted.has(outcome.id))
+          problems.push(`channel ${outcome.id} reported refused, but Go's application took it`);
         continue;
       }
       problems.push(`channel ${outcome.id}: ${outcome.echoed ? '' : 'echo wrong, '}${describeError(outcome.error)}`);
@@ -233,9 +281,12 @@ async function goAwayDuringDials(peer: string, goAwayAfter: number, confirm: boo
  */
 async function closeDuringGoOpens(peer: string): Promise<{ problems: string[]; result: GoResult }> {
   const problems: string[] = [];
-  const { go, session, close } = await link(peer, 'server',
+  const { go, session, close } = await link(
+    peer,
+    'server',
     ['-scenario', 'graceful', '-role', 'open', '-count', '1000', '-per-ms', '5', '-keepalive=false'],
-    { keepAliveInterval: 0 });
+    { keepAliveInterval: 0 },
+  );
   try {
     const seen = new Set<number>();
     let closing: Promise<void> | undefined;
@@ -245,10 +296,16 @@ async function closeDuringGoOpens(peer: string): Promise<{ problems: string[]; r
       channel.pipe(channel);
       if (seen.size === 300) closing = session.close();
     });
-    const end = await within(session.closed.then(() => undefined, (error: unknown) => error as Error), 30_000,
-      'the muxwire session to end');
+    const end = await within(
+      session.closed.then(
+        () => undefined,
+        (error: unknown) => error as Error,
+      ),
+      30_000,
+      'the muxwire session to end',
+    );
     await closing;
-    const result = await within(go.result, 20_000, 'the Go peer\'s RESULT line');
+    const result = await within(go.result, 20_000, "the Go peer's RESULT line");
     if (end !== undefined) problems.push(`the session ended with ${describeError(end)}`);
     const outcomes = streamOutcomes(go);
     for (const [id, { outcome, acked }] of outcomes) {
@@ -285,14 +342,22 @@ async function closeDuringGoOpens(peer: string): Promise<{ problems: string[]; r
  * its 256 KiB bound, then the Go process is frozen (SIGSTOP): the kernel still takes muxwire's pings, nobody
  * answers. Resolves with how the session ended, how a ping() pending meanwhile settled and after how long.
  */
-async function frozenWhilePaused(peer: string, role: 'client' | 'server'): Promise<{
-  error: Error | undefined; pingError: unknown; afterMs: number;
-}> {
-  const l = await link(peer, role, ['-scenario', 'fill', '-count', '4', '-size', String(MiB), '-keepalive=false'],
-    { maxSessionBuffered: 256 * 1024, keepAliveInterval: 100, keepAliveTimeout: 400 });
+async function frozenWhilePaused(
+  peer: string,
+  role: 'client' | 'server',
+): Promise<{ error: Error | undefined; pingError: unknown; afterMs: number }> {
+  const l = await link(peer, role, ['-scenario', 'fill', '-count', '4', '-size', String(MiB), '-keepalive=false'], {
+    maxSessionBuffered: 256 * 1024,
+    keepAliveInterval: 100,
+    keepAliveTimeout: 400,
+  });
   try {
     if (role === 'client') {
-      for (let i = 0; i < 4; i++) l.session.dial().on('error', () => {}).write(message(Buffer.alloc(0)));
+      for (let i = 0; i < 4; i++)
+        l.session
+          .dial()
+          .on('error', () => {})
+          .write(message(Buffer.alloc(0)));
     } else {
       l.session.on('channel', (channel: Channel) => channel.on('error', () => {})); // never read
     }
@@ -301,9 +366,18 @@ async function frozenWhilePaused(peer: string, role: 'client' | 'server'): Promi
     const frozenAt = performance.now();
     // A ping() shares the answer of one already in flight (a paused session's probe, sent before the freeze and
     // maybe answered): it may resolve; it may not stay pending, or fail with anything but a typed error.
-    const ping = l.session.ping().then((rtt) => rtt, (error: unknown) => error);
-    const error = await within(l.session.closed.then(() => undefined, (e: unknown) => e as Error), 15_000,
-      'the session to notice the frozen peer');
+    const ping = l.session.ping().then(
+      (rtt) => rtt,
+      (error: unknown) => error,
+    );
+    const error = await within(
+      l.session.closed.then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      ),
+      15_000,
+      'the session to notice the frozen peer',
+    );
     return { error, pingError: await ping, afterMs: performance.now() - frozenAt };
   } catch (error) {
     if (error instanceof Error) error.message += `\n${l.go.output()}`;
@@ -318,13 +392,21 @@ function registerTests(peer: string): void {
   describe(`shutdown and keep-alive races, ${PEER} (Debian 0.0+git20190923.df201c7)`, () => {
     describe('a graceful close while the other side opens 1,000 channels', () => {
       // Go confirms, as muxwire's own close() does, that we have read its Go Away before it closes: it pings.
-      test(`Go GoAway()s after accepting 300 of muxwire's 1,000 dials, drains, pings, closes: each channel is echoed or ChannelRefusedError (never seen by Go, never TransportClosedError), muxwire's session ends cleanly, later dials throw Go Away or closed (${RUNS} runs, ${PEER})`, { timeout: 600_000 }, async () => {
-        assertNoProblems(await loop(RUNS, 4, () => goAwayDuringDials(peer, 300, true)));
-      });
+      test(
+        `Go GoAway()s after accepting 300 of muxwire's 1,000 dials, drains, pings, closes: each channel is echoed or ChannelRefusedError (never seen by Go, never TransportClosedError), muxwire's session ends cleanly, later dials throw Go Away or closed (${RUNS} runs, ${PEER})`,
+        { timeout: 600_000 },
+        async () => {
+          assertNoProblems(await loop(RUNS, 4, () => goAwayDuringDials(peer, 300, true)));
+        },
+      );
 
-      test(`Go GoAway()s before any channel arrives, pings, closes: muxwire's 1,000 dials are refused or throw Go Away, none fails as a transport error (${RUNS / 4} runs, ${PEER})`, { timeout: 300_000 }, async () => {
-        assertNoProblems(await loop(RUNS / 4, 4, () => goAwayDuringDials(peer, 0, true)));
-      });
+      test(
+        `Go GoAway()s before any channel arrives, pings, closes: muxwire's 1,000 dials are refused or throw Go Away, none fails as a transport error (${RUNS / 4} runs, ${PEER})`,
+        { timeout: 300_000 },
+        async () => {
+          assertNoProblems(await loop(RUNS / 4, 4, () => goAwayDuringDials(peer, 0, true)));
+        },
+      );
 
       // Without the ping, Go closes as soon as its streams are done, within about a millisecond of its Go Away,
       // while muxwire still dials: its SYNs, unread in Go's socket or arriving after the close, make Go's kernel
@@ -334,108 +416,154 @@ function registerTests(peer: string): void {
       // and its unacknowledged channels with it. Node cannot read what is left after a write error (net.Socket
       // always destroys itself), and writing once per tick does not help (tried), so this stays open (see
       // test/interop/README.md).
-      test(`Go GoAway()s after accepting 300 of muxwire's 1,000 dials, drains and closes at once: the same outcomes (${RUNS} runs, ${PEER})`, { timeout: 600_000, todo: 'muxwire loses the Go Away to its own failed write (EPIPE) when Go closes right after it' }, async () => {
-        assertNoProblems(await loop(RUNS, 4, () => goAwayDuringDials(peer, 300, false)));
-      });
+      test(
+        `Go GoAway()s after accepting 300 of muxwire's 1,000 dials, drains and closes at once: the same outcomes (${RUNS} runs, ${PEER})`,
+        {
+          timeout: 600_000,
+          todo: 'muxwire loses the Go Away to its own failed write (EPIPE) when Go closes right after it',
+        },
+        async () => {
+          assertNoProblems(await loop(RUNS, 4, () => goAwayDuringDials(peer, 300, false)));
+        },
+      );
 
-      test(`muxwire close()s after accepting 300 of Go's 1,000 opens: each Go stream is echoed, reset (never accepted) or not opened (Go Away), none that muxwire never accepted ends with the session (${RUNS} runs, ${PEER})`, { timeout: 600_000 }, async () => {
-        const totals = { echoed: 0, reset: 0, unopened: 0 };
-        assertNoProblems(await loop(RUNS, 4, async () => {
-          const { problems, result } = await closeDuringGoOpens(peer);
-          totals.echoed += Number(result.fields.echoed);
-          totals.reset += Number(result.fields.reset);
-          totals.unopened += Number(result.fields.unopened);
-          return problems;
-        }));
-        if (process.env.INTEROP_VERBOSE === '1') console.log(`Go's streams over ${RUNS} runs: ${JSON.stringify(totals)}`);
-        assert.equal(totals.echoed, RUNS * 300, 'muxwire echoed exactly the 300 it accepted in each run');
-      });
+      test(
+        `muxwire close()s after accepting 300 of Go's 1,000 opens: each Go stream is echoed, reset (never accepted) or not opened (Go Away), none that muxwire never accepted ends with the session (${RUNS} runs, ${PEER})`,
+        { timeout: 600_000 },
+        async () => {
+          const totals = { echoed: 0, reset: 0, unopened: 0 };
+          assertNoProblems(
+            await loop(RUNS, 4, async () => {
+              const { problems, result } = await closeDuringGoOpens(peer);
+              totals.echoed += Number(result.fields.echoed);
+              totals.reset += Number(result.fields.reset);
+              totals.unopened += Number(result.fields.unopened);
+              return problems;
+            }),
+          );
+          if (process.env.INTEROP_VERBOSE === '1')
+            console.log(`Go's streams over ${RUNS} runs: ${JSON.stringify(totals)}`);
+          assert.equal(totals.echoed, RUNS * 300, 'muxwire echoed exactly the 300 it accepted in each run');
+        },
+      );
     });
 
     describe('an accepted channel that is read and then reset', () => {
       // Both ways with muxwire as the yamux client and as the server (the stream ids' parity differs): cheap runs.
       for (const role of ['client', 'server'] as const) {
-        test(`Go accepts, reads the first data, resets: muxwire's dialled channel fails with ChannelResetError, never ChannelRefusedError (${RUNS} runs, muxwire as yamux ${role}, ${PEER})`, { timeout: 120_000 }, async () => {
-          // This yamux has no Stream.Reset: the peer writes a raw RST frame (-how raw) after reading the header.
-          // AcceptStream() returns only once its ACK (a Window Update with ACK) has been written to the connection,
-          // and the RST is injected later at a frame boundary, so on the wire the ACK always precedes the RST.
-          const { go, session, close } = await link(peer, role,
-            ['-scenario', 'reset', '-role', 'accept', '-how', 'raw', '-count', String(RUNS), '-reset-after', '0'],
-            { keepAliveInterval: 0 });
-          try {
-            for (let run = 0; run < RUNS; run++) {
-              const channel = session.dial();
-              channel.on('error', () => {});
-              channel.write(message(payload(100)));
-              // Not once(channel, 'close'): that rejects on the 'error' event that comes first.
-              await within(new Promise((resolve) => channel.on('close', resolve)), 10_000, `run ${run}: the reset`);
-              assert.ok(channel.failure instanceof ChannelResetError, `run ${run}: ${describeError(channel.failure)}`);
-              assert.ok(!(channel.failure instanceof ChannelRefusedError),
-                `run ${run}: reported refused although Go's application took it`);
+        test(
+          `Go accepts, reads the first data, resets: muxwire's dialled channel fails with ChannelResetError, never ChannelRefusedError (${RUNS} runs, muxwire as yamux ${role}, ${PEER})`,
+          { timeout: 120_000 },
+          async () => {
+            // This yamux has no Stream.Reset: the peer writes a raw RST frame (-how raw) after reading the header.
+            // AcceptStream() returns only once its ACK (a Window Update with ACK) has been written to the connection,
+            // and the RST is injected later at a frame boundary, so on the wire the ACK always precedes the RST.
+            const { go, session, close } = await link(
+              peer,
+              role,
+              ['-scenario', 'reset', '-role', 'accept', '-how', 'raw', '-count', String(RUNS), '-reset-after', '0'],
+              { keepAliveInterval: 0 },
+            );
+            try {
+              for (let run = 0; run < RUNS; run++) {
+                const channel = session.dial();
+                channel.on('error', () => {});
+                channel.write(message(payload(100)));
+                // Not once(channel, 'close'): that rejects on the 'error' event that comes first.
+                await within(new Promise((resolve) => channel.on('close', resolve)), 10_000, `run ${run}: the reset`);
+                assert.ok(
+                  channel.failure instanceof ChannelResetError,
+                  `run ${run}: ${describeError(channel.failure)}`,
+                );
+                assert.ok(
+                  !(channel.failure instanceof ChannelRefusedError),
+                  `run ${run}: reported refused although Go's application took it`,
+                );
+              }
+              await within(session.close(), 10_000, 'close()');
+              const result = await within(go.result, 20_000, "the Go peer's RESULT line");
+              assert.ok(result.ok, result.line);
+              assert.equal(result.fields.streams, String(RUNS));
+            } catch (error) {
+              if (error instanceof Error) error.message += `\n${go.output()}`;
+              throw error;
+            } finally {
+              close();
             }
-            await within(session.close(), 10_000, 'close()');
-            const result = await within(go.result, 20_000, 'the Go peer\'s RESULT line');
-            assert.ok(result.ok, result.line);
-            assert.equal(result.fields.streams, String(RUNS));
-          } catch (error) {
-            if (error instanceof Error) error.message += `\n${go.output()}`;
-            throw error;
-          } finally {
-            close();
-          }
-        });
+          },
+        );
 
-        test(`muxwire accepts, reads the first data, destroy()s: every Go stream gets a reset, acknowledged first on the wire (taken, not refused) (${RUNS} runs, muxwire as yamux ${role}, ${PEER})`, { timeout: 120_000 }, async () => {
-          // Go's API cannot tell a refused stream from a reset one (both are yamux.ErrConnectionReset), so the peer's
-          // tap reports whether muxwire acknowledged each stream: the ACK owed when destroy() came leaves with the
-          // RST (one frame, ACK|RST), which Go takes as established, then reset.
-          const { go, session, close } = await link(peer, role,
-            ['-scenario', 'reset', '-role', 'open', '-count', String(RUNS), '-size', '100', '-keepalive=false'],
-            { keepAliveInterval: 0 });
-          try {
-            let destroyed = 0;
-            session.on('channel', (channel: Channel) => {
-              channel.on('error', () => {});
-              channel.once('data', () => { // the first data came with the SYN
-                channel.destroy();
-                destroyed++;
+        test(
+          `muxwire accepts, reads the first data, destroy()s: every Go stream gets a reset, acknowledged first on the wire (taken, not refused) (${RUNS} runs, muxwire as yamux ${role}, ${PEER})`,
+          { timeout: 120_000 },
+          async () => {
+            // Go's API cannot tell a refused stream from a reset one (both are yamux.ErrConnectionReset), so the peer's
+            // tap reports whether muxwire acknowledged each stream: the ACK owed when destroy() came leaves with the
+            // RST (one frame, ACK|RST), which Go takes as established, then reset.
+            const { go, session, close } = await link(
+              peer,
+              role,
+              ['-scenario', 'reset', '-role', 'open', '-count', String(RUNS), '-size', '100', '-keepalive=false'],
+              { keepAliveInterval: 0 },
+            );
+            try {
+              let destroyed = 0;
+              session.on('channel', (channel: Channel) => {
+                channel.on('error', () => {});
+                channel.once('data', () => {
+                  // the first data came with the SYN
+                  channel.destroy();
+                  destroyed++;
+                });
               });
-            });
-            await within(session.closed, 20_000, 'the Go peer to finish and close');
-            const result = await within(go.result, 20_000, 'the Go peer\'s RESULT line');
-            assert.ok(result.ok, result.line);
-            assert.equal(result.fields.resets, String(RUNS));
-            assert.equal(destroyed, RUNS);
-            // Every stream was reset after muxwire's ACK (on the RST frame itself or before it): on the wire, taken
-            // by the application and then reset, not refused.
-            const outcomes = [...streamOutcomes(go).values()];
-            assert.deepEqual(outcomes, Array<StreamLine>(RUNS).fill({ outcome: 'reset', acked: true }));
-          } catch (error) {
-            if (error instanceof Error) error.message += `\n${go.output()}`;
-            throw error;
-          } finally {
-            close();
-          }
-        });
+              await within(session.closed, 20_000, 'the Go peer to finish and close');
+              const result = await within(go.result, 20_000, "the Go peer's RESULT line");
+              assert.ok(result.ok, result.line);
+              assert.equal(result.fields.resets, String(RUNS));
+              assert.equal(destroyed, RUNS);
+              // Every stream was reset after muxwire's ACK (on the RST frame itself or before it): on the wire, taken
+              // by the application and then reset, not refused.
+              const outcomes = [...streamOutcomes(go).values()];
+              assert.deepEqual(outcomes, Array<StreamLine>(RUNS).fill({ outcome: 'reset', acked: true }));
+            } catch (error) {
+              if (error instanceof Error) error.message += `\n${go.output()}`;
+              throw error;
+            } finally {
+              close();
+            }
+          },
+        );
       }
     });
 
     describe('keep-alive while reading is paused at the memory bound', () => {
       for (const role of ['client', 'server'] as const) {
-        const who = role === 'client' ? 'muxwire dials four channels that Go fills' : 'Go opens and fills four channels muxwire accepts';
-        test(`${who}, then Go is frozen: the session fails with ERR_MUX_KEEPALIVE_TIMEOUT and a pending ping() settles (${RUNS} runs, 10 at a time, ${PEER})`, { timeout: 300_000 }, async () => {
-          let slowest = 0;
-          await loop(RUNS, 10, async (run) => {
-            const { error, pingError, afterMs } = await frozenWhilePaused(peer, role);
-            assert.ok(error instanceof TimeoutError && error.code === 'ERR_MUX_KEEPALIVE_TIMEOUT',
-              `run ${run}: the session ended with ${describeError(error)} after ${afterMs.toFixed(0)} ms`);
-            assert.ok(pingError instanceof MuxError || typeof pingError === 'number', `run ${run}: ping() settled with ${String(pingError)}`);
-            // A few keepAliveTimeouts (400 ms), with room for a loaded machine; before the fix it never came.
-            assert.ok(afterMs < 10_000, `run ${run}: detected after ${afterMs.toFixed(0)} ms`);
-            slowest = Math.max(slowest, afterMs);
-          });
-          if (process.env.INTEROP_VERBOSE === '1') console.log(`slowest detection: ${slowest.toFixed(0)} ms`);
-        });
+        const who =
+          role === 'client'
+            ? 'muxwire dials four channels that Go fills'
+            : 'Go opens and fills four channels muxwire accepts';
+        test(
+          `${who}, then Go is frozen: the session fails with ERR_MUX_KEEPALIVE_TIMEOUT and a pending ping() settles (${RUNS} runs, 10 at a time, ${PEER})`,
+          { timeout: 300_000 },
+          async () => {
+            let slowest = 0;
+            await loop(RUNS, 10, async (run) => {
+              const { error, pingError, afterMs } = await frozenWhilePaused(peer, role);
+              assert.ok(
+                error instanceof TimeoutError && error.code === 'ERR_MUX_KEEPALIVE_TIMEOUT',
+                `run ${run}: the session ended with ${describeError(error)} after ${afterMs.toFixed(0)} ms`,
+              );
+              assert.ok(
+                pingError instanceof MuxError || typeof pingError === 'number',
+                `run ${run}: ping() settled with ${String(pingError)}`,
+              );
+              // A few keepAliveTimeouts (400 ms), with room for a loaded machine; before the fix it never came.
+              assert.ok(afterMs < 10_000, `run ${run}: detected after ${afterMs.toFixed(0)} ms`);
+              slowest = Math.max(slowest, afterMs);
+            });
+            if (process.env.INTEROP_VERBOSE === '1') console.log(`slowest detection: ${slowest.toFixed(0)} ms`);
+          },
+        );
       }
     });
   });

@@ -107,7 +107,8 @@ export class ByteReader {
     const deadline = Date.now() + ms;
     while (!done()) {
       if (this.error !== undefined) throw this.error;
-      if (this.ended || this.stream.destroyed) throw new Error(`${what}: the stream ended with ${this.length} bytes buffered`);
+      if (this.ended || this.stream.destroyed)
+        throw new Error(`${what}: the stream ended with ${this.length} bytes buffered`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out after ${ms} ms: ${what} (${this.length} bytes buffered)`);
       await new Promise<void>((resolve) => {

@@ -109,7 +109,11 @@ async function load() {
 
   /** The libp2p connection over a Node socket. */
   class SocketConnection extends AbstractMultiaddrConnection {
-    constructor(private readonly socket: Socket, direction: 'inbound' | 'outbound', log: Logger) {
+    constructor(
+      private readonly socket: Socket,
+      direction: 'inbound' | 'outbound',
+      log: Logger,
+    ) {
       super({
         remoteAddr: multiaddr(`/ip4/127.0.0.1/tcp/${socket.remotePort ?? 0}`),
         direction,
@@ -159,12 +163,20 @@ let loaded: ReturnType<typeof load> | undefined;
  * Runs a libp2p yamux muxer on `socket`. `role` is the yamux role: the client dials odd stream ids (libp2p
  * derives it from the connection's direction: outbound = client).
  */
-export async function libp2pYamux(socket: Socket, role: 'client' | 'server', config: Libp2pYamuxConfig = {}): Promise<Libp2pEnd> {
+export async function libp2pYamux(
+  socket: Socket,
+  role: 'client' | 'server',
+  config: Libp2pYamuxConfig = {},
+): Promise<Libp2pEnd> {
   loaded ??= load();
   const { SocketConnection, yamux } = await loaded;
   const errorLog: string[] = [];
   const frameErrors: Error[] = [];
-  const connection = new SocketConnection(socket, role === 'client' ? 'outbound' : 'inbound', recordingLogger(errorLog));
+  const connection = new SocketConnection(
+    socket,
+    role === 'client' ? 'outbound' : 'inbound',
+    recordingLogger(errorLog),
+  );
   const muxer = yamux(config)().createStreamMuxer(connection) as unknown as Libp2pMuxer;
   // Record what the muxer throws on incoming frames (it then aborts itself with Go Away).
   const withHandler = muxer as unknown as { onData(data: unknown): void };
@@ -230,14 +242,17 @@ export class Libp2pChannel extends Duplex {
       stream.removeEventListener('drain', settle);
       stream.removeEventListener('close', settle);
       const error = (event as Event & { error?: Error }).error;
-      callback(event.type === 'close' ? error ?? new Error('the stream closed while writing') : null);
+      callback(event.type === 'close' ? (error ?? new Error('the stream closed while writing')) : null);
     };
     stream.addEventListener('drain', settle);
     stream.addEventListener('close', settle);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.stream.close().then(() => callback(), (error: unknown) => callback(error as Error));
+    this.stream.close().then(
+      () => callback(),
+      (error: unknown) => callback(error as Error),
+    );
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

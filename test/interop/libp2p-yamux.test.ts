@@ -8,13 +8,35 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  type Channel, ChannelRefusedError, ChannelResetError, GoAwayError, type Session, type SessionOptions,
-  multiplexedClient, multiplexedServer,
+  type Channel,
+  ChannelRefusedError,
+  ChannelResetError,
+  GoAwayError,
+  type Session,
+  type SessionOptions,
+  multiplexedClient,
+  multiplexedServer,
 } from '../../src/index.js';
 import { tcpPair } from '../helpers.js';
-import { type Libp2pEnd, Libp2pChannel, type Libp2pStream, type Libp2pYamuxConfig, libp2pYamux } from './libp2p-glue.js';
 import {
-  ByteReader, MiB, closedWithin, message, openEcho, payload, payloadSizes, serveEcho, sha256, sleep, waitUntil,
+  type Libp2pEnd,
+  Libp2pChannel,
+  type Libp2pStream,
+  type Libp2pYamuxConfig,
+  libp2pYamux,
+} from './libp2p-glue.js';
+import {
+  ByteReader,
+  MiB,
+  closedWithin,
+  message,
+  openEcho,
+  payload,
+  payloadSizes,
+  serveEcho,
+  sha256,
+  sleep,
+  waitUntil,
   within,
 } from './length-prefixed.js';
 
@@ -34,7 +56,9 @@ const LIBP2P: Libp2pYamuxConfig = {
  * checks that libp2p threw on no frame and that the muxwire session ended (or can end) without error.
  */
 async function withLibp2p(
-  role: Role, options: SessionOptions, body: (session: Session, peer: Libp2pEnd) => Promise<void>,
+  role: Role,
+  options: SessionOptions,
+  body: (session: Session, peer: Libp2pEnd) => Promise<void>,
 ): Promise<void> {
   const [ours, theirs] = await tcpPair();
   const sessionOptions = { ...BASE, ...options };
@@ -46,7 +70,10 @@ async function withLibp2p(
     assert.deepEqual(peer.frameErrors.map(String), [], 'libp2p rejected frames muxwire sent');
     if (session.state !== 'open') {
       await within(session.closed, 10_000, 'the muxwire session to end').catch((error: unknown) => {
-        throw new Error(`the muxwire session ended with an error: ${(error as Error).name}: ${(error as Error).message}`, { cause: error });
+        throw new Error(
+          `the muxwire session ended with an error: ${(error as Error).name}: ${(error as Error).message}`,
+          { cause: error },
+        );
       });
     }
     assert.equal(session.closeError, undefined);
@@ -165,24 +192,34 @@ function slowRead(stream: Libp2pStream, intervalMs: number): Promise<Buffer> {
 describe('libp2p yamux (@chainsafe/libp2p-yamux 8.0.1, in process)', { timeout: 120_000 }, () => {
   for (const role of ROLES) {
     describe(`muxwire as ${role}`, () => {
-      test('200 concurrent channels opened by muxwire echo exactly (0 B to 1 MiB, SHA-256)', { timeout: TEST_TIMEOUT }, async () => {
-        await withLibp2p(role, {}, async (session, peer) => {
-          const served = libp2pServes(peer, (channel) => serveEcho(channel));
-          const sizes = payloadSizes(200, 21);
-          const echoed = await within(Promise.all(sizes.map((size) => openEcho(session.dial(), size, true))),
-            30_000, '200 echoes');
-          assert.equal(sum(echoed), sum(sizes));
-          assert.equal(sum(await within(served.done(), 5_000, 'libp2p handlers')), sum(sizes));
-          await within(session.close(), 10_000, 'close()');
-        });
-      });
+      test(
+        '200 concurrent channels opened by muxwire echo exactly (0 B to 1 MiB, SHA-256)',
+        { timeout: TEST_TIMEOUT },
+        async () => {
+          await withLibp2p(role, {}, async (session, peer) => {
+            const served = libp2pServes(peer, (channel) => serveEcho(channel));
+            const sizes = payloadSizes(200, 21);
+            const echoed = await within(
+              Promise.all(sizes.map((size) => openEcho(session.dial(), size, true))),
+              30_000,
+              '200 echoes',
+            );
+            assert.equal(sum(echoed), sum(sizes));
+            assert.equal(sum(await within(served.done(), 5_000, 'libp2p handlers')), sum(sizes));
+            await within(session.close(), 10_000, 'close()');
+          });
+        },
+      );
 
       test('200 concurrent channels opened by the peer are echoed exactly', { timeout: TEST_TIMEOUT }, async () => {
         await withLibp2p(role, {}, async (session, peer) => {
           const served = muxwireServes(session, (channel) => serveEcho(channel));
           const sizes = payloadSizes(200, 22);
-          const echoed = await within(Promise.all(sizes.map(async (size) => openEcho(await libp2pOpen(peer), size, true))),
-            30_000, '200 echoes');
+          const echoed = await within(
+            Promise.all(sizes.map(async (size) => openEcho(await libp2pOpen(peer), size, true))),
+            30_000,
+            '200 echoes',
+          );
           assert.equal(sum(echoed), sum(sizes));
           assert.equal(sum(await within(served.done(), 5_000, 'muxwire handlers')), sum(sizes));
           assert.equal(served.count, 200);
@@ -196,10 +233,14 @@ describe('libp2p yamux (@chainsafe/libp2p-yamux 8.0.1, in process)', { timeout: 
           const atMuxwire = muxwireServes(session, (channel) => serveEcho(channel));
           const ours = payloadSizes(100, 23);
           const theirs = payloadSizes(100, 24);
-          await within(Promise.all([
-            ...ours.map((size) => openEcho(session.dial(), size, true)),
-            ...theirs.map(async (size) => openEcho(await libp2pOpen(peer), size, true)),
-          ]), 30_000, '200 echoes');
+          await within(
+            Promise.all([
+              ...ours.map((size) => openEcho(session.dial(), size, true)),
+              ...theirs.map(async (size) => openEcho(await libp2pOpen(peer), size, true)),
+            ]),
+            30_000,
+            '200 echoes',
+          );
           assert.equal(sum(await atPeer.done()), sum(ours));
           assert.equal(sum(await atMuxwire.done()), sum(theirs));
           await within(session.close(), 10_000, 'close()');
@@ -207,45 +248,53 @@ describe('libp2p yamux (@chainsafe/libp2p-yamux 8.0.1, in process)', { timeout: 
       });
 
       for (const first of ['muxwire', 'peer'] as const) {
-        test(`half-close, ${first} first: the other side still writes after that FIN, then closes`, { timeout: TEST_TIMEOUT }, async () => {
-          await withLibp2p(role, {}, async (session, peer) => {
-            // Each size on a channel muxwire opens and on one libp2p opens; the side that FINs first sends it.
-            const sizes = [0, 1, MiB + 1];
-            let atPeerCount = 0;
-            let atMuxwireCount = 0;
-            const atPeer = libp2pServes(peer, async (channel) => {
-              if (first === 'muxwire') return finSecond(channel);
-              const size = sizes[atPeerCount++]!;
-              await finFirst(channel, size);
-              return size;
+        test(
+          `half-close, ${first} first: the other side still writes after that FIN, then closes`,
+          { timeout: TEST_TIMEOUT },
+          async () => {
+            await withLibp2p(role, {}, async (session, peer) => {
+              // Each size on a channel muxwire opens and on one libp2p opens; the side that FINs first sends it.
+              const sizes = [0, 1, MiB + 1];
+              let atPeerCount = 0;
+              let atMuxwireCount = 0;
+              const atPeer = libp2pServes(peer, async (channel) => {
+                if (first === 'muxwire') return finSecond(channel);
+                const size = sizes[atPeerCount++]!;
+                await finFirst(channel, size);
+                return size;
+              });
+              const atMuxwire = muxwireServes(session, async (channel) => {
+                if (first === 'peer') return finSecond(channel);
+                const size = sizes[atMuxwireCount++]!;
+                await finFirst(channel, size);
+                return size;
+              });
+              const opened = await within(
+                Promise.all([
+                  ...sizes.map(async (size) => {
+                    const channel = session.dial();
+                    const got = first === 'muxwire' ? (await finFirst(channel, size), size) : await finSecond(channel);
+                    await closedWithin(channel, 5_000);
+                    assert.equal(channel.failure, undefined);
+                    return got;
+                  }),
+                  ...sizes.map(async (size) => {
+                    const channel = await libp2pOpen(peer);
+                    return first === 'peer' ? (await finFirst(channel, size), size) : finSecond(channel);
+                  }),
+                ]),
+                20_000,
+                'the half-closed exchanges',
+              );
+              const served = await within(Promise.all([atPeer.done(), atMuxwire.done()]), 10_000, 'the handlers');
+              const bySize = (a: number, b: number): number => a - b;
+              assert.deepEqual(opened.sort(bySize), [...sizes, ...sizes].sort(bySize));
+              assert.deepEqual(served.flat().sort(bySize), [...sizes, ...sizes].sort(bySize));
+              await waitUntil(() => session.channelCount === 0, 5_000, 'every channel closed');
+              await within(session.close(), 10_000, 'close()');
             });
-            const atMuxwire = muxwireServes(session, async (channel) => {
-              if (first === 'peer') return finSecond(channel);
-              const size = sizes[atMuxwireCount++]!;
-              await finFirst(channel, size);
-              return size;
-            });
-            const opened = await within(Promise.all([
-              ...sizes.map(async (size) => {
-                const channel = session.dial();
-                const got = first === 'muxwire' ? (await finFirst(channel, size), size) : await finSecond(channel);
-                await closedWithin(channel, 5_000);
-                assert.equal(channel.failure, undefined);
-                return got;
-              }),
-              ...sizes.map(async (size) => {
-                const channel = await libp2pOpen(peer);
-                return first === 'peer' ? (await finFirst(channel, size), size) : finSecond(channel);
-              }),
-            ]), 20_000, 'the half-closed exchanges');
-            const served = await within(Promise.all([atPeer.done(), atMuxwire.done()]), 10_000, 'the handlers');
-            const bySize = (a: number, b: number): number => a - b;
-            assert.deepEqual(opened.sort(bySize), [...sizes, ...sizes].sort(bySize));
-            assert.deepEqual(served.flat().sort(bySize), [...sizes, ...sizes].sort(bySize));
-            await waitUntil(() => session.channelCount === 0, 5_000, 'every channel closed');
-            await within(session.close(), 10_000, 'close()');
-          });
-        });
+          },
+        );
       }
 
       test('the peer resets channels mid-transfer: ChannelResetError', { timeout: TEST_TIMEOUT }, async () => {
@@ -264,7 +313,7 @@ describe('libp2p yamux (@chainsafe/libp2p-yamux 8.0.1, in process)', { timeout: 
           });
           const theirs = await libp2pOpen(peer);
           theirs.write(message(payload(10)));
-          await waitUntil(() => inbound !== undefined, 5_000, 'the peer\'s channel');
+          await waitUntil(() => inbound !== undefined, 5_000, "the peer's channel");
           const channels = [dialled, inbound!];
           const errors = channels.map((channel) => {
             const reader = new ByteReader(channel);
@@ -282,34 +331,38 @@ describe('libp2p yamux (@chainsafe/libp2p-yamux 8.0.1, in process)', { timeout: 
         });
       });
 
-      test('muxwire resets channels mid-transfer: the peer sees a stream reset', { timeout: TEST_TIMEOUT }, async () => {
-        await withLibp2p(role, {}, async (session, peer) => {
-          const peerErrors: Promise<Error>[] = [];
-          const writeMiB = (channel: Libp2pChannel): void => {
-            const reader = new ByteReader(channel);
-            channel.write(message(payload(MiB)));
-            peerErrors.push(reader.expectError(10_000));
-          };
-          peer.muxer.addEventListener('stream', (event) => writeMiB(new Libp2pChannel(event.detail)));
-          const resetter = async (channel: Channel): Promise<number> => {
-            await new ByteReader(channel).read(8 + 1000);
-            channel.destroy();
-            return 1;
-          };
-          const atMuxwire = muxwireServes(session, resetter);
-          writeMiB(await libp2pOpen(peer));
-          const dialled = session.dial();
-          dialled.write(message(payload(10)));
-          await within(resetter(dialled), 10_000, 'muxwire\'s reader');
-          await waitUntil(() => peerErrors.length === 2, 5_000, 'both channels at the peer');
-          for (const error of await within(Promise.all(peerErrors), 10_000, 'the resets at the peer')) {
-            assert.equal(error.name, 'StreamResetError', `${error}`);
-          }
-          assert.equal(sum(await atMuxwire.done()), 1);
-          await waitUntil(() => peer.muxer.streams.length === 0, 2_000, 'libp2p to forget the streams');
-          await within(session.close(), 10_000, 'close()');
-        });
-      });
+      test(
+        'muxwire resets channels mid-transfer: the peer sees a stream reset',
+        { timeout: TEST_TIMEOUT },
+        async () => {
+          await withLibp2p(role, {}, async (session, peer) => {
+            const peerErrors: Promise<Error>[] = [];
+            const writeMiB = (channel: Libp2pChannel): void => {
+              const reader = new ByteReader(channel);
+              channel.write(message(payload(MiB)));
+              peerErrors.push(reader.expectError(10_000));
+            };
+            peer.muxer.addEventListener('stream', (event) => writeMiB(new Libp2pChannel(event.detail)));
+            const resetter = async (channel: Channel): Promise<number> => {
+              await new ByteReader(channel).read(8 + 1000);
+              channel.destroy();
+              return 1;
+            };
+            const atMuxwire = muxwireServes(session, resetter);
+            writeMiB(await libp2pOpen(peer));
+            const dialled = session.dial();
+            dialled.write(message(payload(10)));
+            await within(resetter(dialled), 10_000, "muxwire's reader");
+            await waitUntil(() => peerErrors.length === 2, 5_000, 'both channels at the peer');
+            for (const error of await within(Promise.all(peerErrors), 10_000, 'the resets at the peer')) {
+              assert.equal(error.name, 'StreamResetError', `${error}`);
+            }
+            assert.equal(sum(await atMuxwire.done()), 1);
+            await waitUntil(() => peer.muxer.streams.length === 0, 2_000, 'libp2p to forget the streams');
+            await within(session.close(), 10_000, 'close()');
+          });
+        },
+      );
 
       test('muxwire pings the peer and gets answers', { timeout: TEST_TIMEOUT }, async () => {
         await withLibp2p(role, {}, async (session) => {
@@ -339,107 +392,131 @@ describe('libp2p yamux (@chainsafe/libp2p-yamux 8.0.1, in process)', { timeout: 
           await openEcho(session.dial(), 1000, true);
           await within(session.close(), 10_000, 'close()');
           await waitUntil(() => peer.muxer.status !== 'open', 5_000, 'libp2p to take the Go Away');
-          await assert.rejects(peer.muxer.createStream(), (error: Error) => /closed/i.test(`${error.name} ${error.message}`));
+          await assert.rejects(peer.muxer.createStream(), (error: Error) =>
+            /closed/i.test(`${error.name} ${error.message}`),
+          );
           await sleep(20);
           assert.equal(inbound, 0, 'no channel opened after Go Away');
         });
       });
 
-      test('the peer\'s Go Away (libp2p close()): dial() throws GoAwayError code 0, the open channel finishes', { timeout: TEST_TIMEOUT }, async () => {
-        await withLibp2p(role, {}, async (session, peer) => {
-          // libp2p echoes the first message, then (after its close) reads the rest of the channel to the end.
-          const atPeer = libp2pServes(peer, async (channel) => {
+      test(
+        "the peer's Go Away (libp2p close()): dial() throws GoAwayError code 0, the open channel finishes",
+        { timeout: TEST_TIMEOUT },
+        async () => {
+          await withLibp2p(role, {}, async (session, peer) => {
+            // libp2p echoes the first message, then (after its close) reads the rest of the channel to the end.
+            const atPeer = libp2pServes(peer, async (channel) => {
+              const reader = new ByteReader(channel);
+              const first = await reader.readMessage();
+              channel.write(message(first));
+              const rest = await reader.readMessage();
+              await reader.expectEnd();
+              return rest.length;
+            });
+            const goaway = new Promise<number>((resolve) => session.on('goaway', resolve));
+            const channel = session.dial();
             const reader = new ByteReader(channel);
-            const first = await reader.readMessage();
-            channel.write(message(first));
-            const rest = await reader.readMessage();
+            const request = payload(262145);
+            channel.write(message(request));
+            assert.equal(sha256(await reader.readMessage()), sha256(request));
+            const closing = peer.muxer.close(); // FIN on its streams, then Go Away (code 0)
+            assert.equal(await within(goaway, 5_000, "the peer's Go Away"), 0);
+            await within(closing, 5_000, 'libp2p close()');
+            assert.throws(
+              () => session.dial(),
+              (error: unknown) =>
+                error instanceof GoAwayError && error.goAwayCode === 0 && error.code === 'ERR_MUX_GO_AWAY',
+            );
+            // The peer may still open channels after its own Go Away (hashicorp/yamux can), so accept() waits on.
+            const stillWaiting = new AbortController();
+            const waiting = session.accept({ signal: stillWaiting.signal });
+            setTimeout(() => stillWaiting.abort(new Error('still waiting')), 50);
+            await assert.rejects(waiting, /still waiting/);
             await reader.expectEnd();
-            return rest.length;
+            // The channel that was open keeps working in the direction still open.
+            const more = payload(MiB);
+            channel.end(message(more));
+            assert.deepEqual(await within(atPeer.done(), 10_000, 'libp2p reading the rest'), [MiB]);
+            await closedWithin(channel, 5_000);
+            assert.equal(channel.failure, undefined);
+            await within(session.close(), 10_000, 'close()');
           });
-          const goaway = new Promise<number>((resolve) => session.on('goaway', resolve));
-          const channel = session.dial();
-          const reader = new ByteReader(channel);
-          const request = payload(262145);
-          channel.write(message(request));
-          assert.equal(sha256(await reader.readMessage()), sha256(request));
-          const closing = peer.muxer.close(); // FIN on its streams, then Go Away (code 0)
-          assert.equal(await within(goaway, 5_000, 'the peer\'s Go Away'), 0);
-          await within(closing, 5_000, 'libp2p close()');
-          assert.throws(() => session.dial(), (error: unknown) => error instanceof GoAwayError
-            && error.goAwayCode === 0 && error.code === 'ERR_MUX_GO_AWAY');
-          // The peer may still open channels after its own Go Away (hashicorp/yamux can), so accept() waits on.
-          const stillWaiting = new AbortController();
-          const waiting = session.accept({ signal: stillWaiting.signal });
-          setTimeout(() => stillWaiting.abort(new Error('still waiting')), 50);
-          await assert.rejects(waiting, /still waiting/);
-          await reader.expectEnd();
-          // The channel that was open keeps working in the direction still open.
-          const more = payload(MiB);
-          channel.end(message(more));
-          assert.deepEqual(await within(atPeer.done(), 10_000, 'libp2p reading the rest'), [MiB]);
-          await closedWithin(channel, 5_000);
-          assert.equal(channel.failure, undefined);
-          await within(session.close(), 10_000, 'close()');
-        });
-      });
+        },
+      );
 
       for (const frames of [undefined, MiB]) {
         const label = frames === undefined ? 'default 64 KiB frames' : 'maxFrameSize 1 MiB';
-        test(`a slow reader on the peer: muxwire never overruns its window (${label})`, { timeout: TEST_TIMEOUT }, async () => {
-          await withLibp2p(role, frames === undefined ? {} : { maxFrameSize: frames }, async (session, peer) => {
-            const reads: Promise<Buffer>[] = [];
-            peer.muxer.addEventListener('stream', (event) => reads.push(slowRead(event.detail, 50)));
-            const payloads = [payload(MiB), payload(MiB)];
-            const start = performance.now();
-            let firstWrittenMs = 0;
-            payloads.forEach((data, i) => session.dial().end(data, () => {
-              if (i === 0) firstWrittenMs = performance.now() - start;
-            }));
-            await waitUntil(() => reads.length === 2, 5_000, 'both channels at the peer');
-            const received = await within(Promise.all(reads), 20_000, 'the slow reads');
-            assert.deepEqual(received.map(sha256).sort(), payloads.map(sha256).sort());
-            // The reader grants nothing beyond its first 256 KiB window before its first resume, 50 ms in.
-            assert.ok(firstWrittenMs >= 45, `the first 1 MiB was written after ${firstWrittenMs.toFixed(0)} ms`);
-            await waitUntil(() => session.channelCount === 0, 5_000, 'the channels to close');
-            await within(session.close(), 10_000, 'close()');
-          });
-        });
+        test(
+          `a slow reader on the peer: muxwire never overruns its window (${label})`,
+          { timeout: TEST_TIMEOUT },
+          async () => {
+            await withLibp2p(role, frames === undefined ? {} : { maxFrameSize: frames }, async (session, peer) => {
+              const reads: Promise<Buffer>[] = [];
+              peer.muxer.addEventListener('stream', (event) => reads.push(slowRead(event.detail, 50)));
+              const payloads = [payload(MiB), payload(MiB)];
+              const start = performance.now();
+              let firstWrittenMs = 0;
+              payloads.forEach((data, i) =>
+                session.dial().end(data, () => {
+                  if (i === 0) firstWrittenMs = performance.now() - start;
+                }),
+              );
+              await waitUntil(() => reads.length === 2, 5_000, 'both channels at the peer');
+              const received = await within(Promise.all(reads), 20_000, 'the slow reads');
+              assert.deepEqual(received.map(sha256).sort(), payloads.map(sha256).sort());
+              // The reader grants nothing beyond its first 256 KiB window before its first resume, 50 ms in.
+              assert.ok(firstWrittenMs >= 45, `the first 1 MiB was written after ${firstWrittenMs.toFixed(0)} ms`);
+              await waitUntil(() => session.channelCount === 0, 5_000, 'the channels to close');
+              await within(session.close(), 10_000, 'close()');
+            });
+          },
+        );
       }
 
-      test('muxwire\'s larger window (1 MiB announced, up to 16 MiB) against the 256 KiB default: the peer fills exactly 1 MiB unread, then all echoes are exact', { timeout: TEST_TIMEOUT }, async () => {
-        // The peer sends beyond its own 256 KiB default only if it took the 1 MiB muxwire announced, and never
-        // more while muxwire does not read. Growth beyond 1 MiB is not asserted: on loopback auto-tuning
-        // rightly keeps the window (flow.test.ts tests growth).
-        await withLibp2p(role, { initialWindow: MiB, maxWindow: 16 * MiB }, async (session, peer) => {
-          // The first channel the peer opens carries 4 MiB (it is the one held until 1 MiB waits in it).
-          const sizes = [4 * MiB, 8 * MiB, 262145];
-          const windows: number[] = [];
-          libp2pServes(peer, (channel) => serveEcho(channel));
-          let first = true;
-          const atMuxwire = muxwireServes(session, async (channel) => {
-            if (first) {
-              first = false;
-              await waitUntil(() => channel.readableLength >= MiB, 20_000, 'the peer to fill the 1 MiB window');
-              await sleep(100);
-              assert.equal(channel.readableLength, MiB, 'exactly one window held unread');
-            }
-            const size = await serveEcho(channel);
-            windows.push(channel.receiveWindow);
-            return size;
-          });
-          await within(Promise.all([
-            ...sizes.map(async (size) => {
-              const channel = session.dial();
-              await openEcho(channel, size, true);
+      test(
+        "muxwire's larger window (1 MiB announced, up to 16 MiB) against the 256 KiB default: the peer fills exactly 1 MiB unread, then all echoes are exact",
+        { timeout: TEST_TIMEOUT },
+        async () => {
+          // The peer sends beyond its own 256 KiB default only if it took the 1 MiB muxwire announced, and never
+          // more while muxwire does not read. Growth beyond 1 MiB is not asserted: on loopback auto-tuning
+          // rightly keeps the window (flow.test.ts tests growth).
+          await withLibp2p(role, { initialWindow: MiB, maxWindow: 16 * MiB }, async (session, peer) => {
+            // The first channel the peer opens carries 4 MiB (it is the one held until 1 MiB waits in it).
+            const sizes = [4 * MiB, 8 * MiB, 262145];
+            const windows: number[] = [];
+            libp2pServes(peer, (channel) => serveEcho(channel));
+            let first = true;
+            const atMuxwire = muxwireServes(session, async (channel) => {
+              if (first) {
+                first = false;
+                await waitUntil(() => channel.readableLength >= MiB, 20_000, 'the peer to fill the 1 MiB window');
+                await sleep(100);
+                assert.equal(channel.readableLength, MiB, 'exactly one window held unread');
+              }
+              const size = await serveEcho(channel);
               windows.push(channel.receiveWindow);
-            }),
-            ...sizes.map(async (size) => openEcho(await libp2pOpen(peer), size, true)),
-          ]), 30_000, 'the echoes');
-          assert.equal(sum(await atMuxwire.done()), sum(sizes));
-          for (const window of windows) assert.ok(window >= MiB && window <= 16 * MiB, `window ${window} within [1 MiB, 16 MiB]`);
-          await within(session.close(), 10_000, 'close()');
-        });
-      });
+              return size;
+            });
+            await within(
+              Promise.all([
+                ...sizes.map(async (size) => {
+                  const channel = session.dial();
+                  await openEcho(channel, size, true);
+                  windows.push(channel.receiveWindow);
+                }),
+                ...sizes.map(async (size) => openEcho(await libp2pOpen(peer), size, true)),
+              ]),
+              30_000,
+              'the echoes',
+            );
+            assert.equal(sum(await atMuxwire.done()), sum(sizes));
+            for (const window of windows)
+              assert.ok(window >= MiB && window <= 16 * MiB, `window ${window} within [1 MiB, 16 MiB]`);
+            await within(session.close(), 10_000, 'close()');
+          });
+        },
+      );
     });
   }
 });

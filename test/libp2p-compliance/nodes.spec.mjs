@@ -24,7 +24,11 @@ const MUXERS = {
   yamux: () => yamux({ maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT }),
 };
 /** [dialling node's muxer, listening node's muxer]. */
-const PAIRS = [['muxwire', 'muxwire'], ['muxwire', 'yamux'], ['yamux', 'muxwire']];
+const PAIRS = [
+  ['muxwire', 'muxwire'],
+  ['muxwire', 'yamux'],
+  ['yamux', 'muxwire'],
+];
 const SINK = '/muxwire-test/sha256/1.0.0';
 const DRAIN = '/muxwire-test/drain/1.0.0';
 const PROTOCOL_LIMITS = { maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT };
@@ -40,23 +44,31 @@ async function startNode(muxer) {
     services: { echo: echo(PROTOCOL_LIMITS), ping: ping() },
   });
   // Reads a stream to its end and answers with the byte count (8 bytes) and the SHA-256 of what it read.
-  await node.handle(SINK, async (stream) => {
-    const hash = createHash('sha256');
-    let length = 0;
-    for await (const data of stream) {
-      for (const chunk of data instanceof Uint8Array ? [data] : data) hash.update(chunk);
-      length += data.byteLength;
-    }
-    const answer = new Uint8Array(40);
-    new DataView(answer.buffer).setBigUint64(0, BigInt(length));
-    answer.set(hash.digest(), 8);
-    stream.send(answer);
-    await stream.close();
-  }, PROTOCOL_LIMITS);
+  await node.handle(
+    SINK,
+    async (stream) => {
+      const hash = createHash('sha256');
+      let length = 0;
+      for await (const data of stream) {
+        for (const chunk of data instanceof Uint8Array ? [data] : data) hash.update(chunk);
+        length += data.byteLength;
+      }
+      const answer = new Uint8Array(40);
+      new DataView(answer.buffer).setBigUint64(0, BigInt(length));
+      answer.set(hash.digest(), 8);
+      stream.send(answer);
+      await stream.close();
+    },
+    PROTOCOL_LIMITS,
+  );
   // Reads and drops everything, never answering.
-  await node.handle(DRAIN, async (stream) => {
-    for await (const data of stream) void data;
-  }, PROTOCOL_LIMITS);
+  await node.handle(
+    DRAIN,
+    async (stream) => {
+      for await (const data of stream) void data;
+    },
+    PROTOCOL_LIMITS,
+  );
   return node;
 }
 
@@ -163,7 +175,9 @@ for (const [dialerMuxer, listenerMuxer] of PAIRS) {
       });
       const echoed = await within(
         Promise.all(messages.map((message) => dialer.services.echo.echo(listener.peerId, message))),
-        60_000, '1,000 concurrent echoes');
+        60_000,
+        '1,000 concurrent echoes',
+      );
       echoed.forEach((bytes, i) => assertSameBytes(bytes.subarray(), messages[i], `stream ${i}`));
       assert.equal(dialer.getConnections(listener.peerId).length, 1, 'one connection carried all the streams');
     });
@@ -180,7 +194,7 @@ for (const [dialerMuxer, listenerMuxer] of PAIRS) {
         if (!stream.send(chunk)) await drained(stream);
       }
       await stream.close();
-      const reply = await within(answer, 60_000, 'the receiver\'s answer');
+      const reply = await within(answer, 60_000, "the receiver's answer");
       assert.equal(reply.byteLength, 40);
       assert.equal(new DataView(reply.buffer, reply.byteOffset).getBigUint64(0), BigInt(total));
       assertSameBytes(reply.subarray(8), hash.digest(), 'the SHA-256 of what arrived');
@@ -189,9 +203,10 @@ for (const [dialerMuxer, listenerMuxer] of PAIRS) {
     for (const stopping of ['listener', 'dialler']) {
       const writing = stopping === 'listener' ? 'dialler' : 'listener';
       const writerMuxer = writing === 'dialler' ? dialerMuxer : listenerMuxer;
-      const outcome = writerMuxer === 'muxwire'
-        ? `fail with ${PEER_GONE.join(' or ')}`
-        : 'end (libp2p\'s yamux reports no error when the connection drops)';
+      const outcome =
+        writerMuxer === 'muxwire'
+          ? `fail with ${PEER_GONE.join(' or ')}`
+          : "end (libp2p's yamux reports no error when the connection drops)";
       it(`when the ${stopping} node stops mid-transfer, the ${writing}'s ${writerMuxer} streams ${outcome}, and nothing is unhandled`, async () => {
         const unhandled = [];
         const onUnhandled = (reason) => unhandled.push(reason);
@@ -200,15 +215,28 @@ for (const [dialerMuxer, listenerMuxer] of PAIRS) {
         try {
           const [writer, stopper] = writing === 'dialler' ? [dialer, listener] : [listener, dialer];
           // Over the connection already open (the listener opens its streams on it too).
-          const streams = await Promise.all(Array.from({ length: 10 }, () => writer.dialProtocol(stopper.peerId, DRAIN)));
+          const streams = await Promise.all(
+            Array.from({ length: 10 }, () => writer.dialProtocol(stopper.peerId, DRAIN)),
+          );
           assert.equal(writer.getConnections(stopper.peerId).length, 1);
-          const closes = streams.map((stream) => new Promise((resolve) => {
-            stream.addEventListener('close', resolve, { once: true });
-          }));
+          const closes = streams.map(
+            (stream) =>
+              new Promise((resolve) => {
+                stream.addEventListener('close', resolve, { once: true });
+              }),
+          );
           const chunk = new Uint8Array(16 * 1024);
-          const pumps = streams.map((stream) => pump(stream, chunk).then(() => undefined, (error) => error));
+          const pumps = streams.map((stream) =>
+            pump(stream, chunk).then(
+              () => undefined,
+              (error) => error,
+            ),
+          );
           await new Promise((resolve) => setTimeout(resolve, 200));
-          assert.ok(streams.every((stream) => stream.status === 'open'), 'every stream was still transferring');
+          assert.ok(
+            streams.every((stream) => stream.status === 'open'),
+            'every stream was still transferring',
+          );
           await stopper.stop();
           const events = await within(Promise.all(closes), 10_000, `the ${writing}'s streams to close`);
           await within(Promise.all(pumps), 10_000, 'the writers to stop');
@@ -216,12 +244,20 @@ for (const [dialerMuxer, listenerMuxer] of PAIRS) {
           if (writerMuxer === 'muxwire') {
             for (const event of events) {
               assert.ok(event.error !== undefined, 'a stream cut off by the peer ended without an error');
-              assert.ok(PEER_GONE.includes(event.error.name), `unexpected error ${event.error.name}: ${event.error.message}`);
+              assert.ok(
+                PEER_GONE.includes(event.error.name),
+                `unexpected error ${event.error.name}: ${event.error.message}`,
+              );
             }
           }
-          await within((async () => {
-            while (writer.getConnections(stopper.peerId).length > 0) await new Promise((resolve) => setTimeout(resolve, 20));
-          })(), 10_000, `the ${writing} to drop the connection`);
+          await within(
+            (async () => {
+              while (writer.getConnections(stopper.peerId).length > 0)
+                await new Promise((resolve) => setTimeout(resolve, 20));
+            })(),
+            10_000,
+            `the ${writing} to drop the connection`,
+          );
           // Let anything left over settle before looking for unhandled rejections.
           await new Promise((resolve) => setTimeout(resolve, 100));
           assert.deepEqual(unhandled.map(String), []);

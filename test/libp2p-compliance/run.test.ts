@@ -30,9 +30,11 @@ async function runMocha(spec: string): Promise<MochaReport> {
   const scratch = mkdtempSync(join(tmpdir(), 'muxwire-libp2p-'));
   const output = join(scratch, 'report.json');
   try {
-    const child = spawn(process.execPath, [
-      MOCHA, '--timeout', '120000', '--reporter', 'json', '--reporter-option', `output=${output}`, spec,
-    ], { cwd: FOLDER, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [MOCHA, '--timeout', '120000', '--reporter', 'json', '--reporter-option', `output=${output}`, spec],
+      { cwd: FOLDER, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let log = '';
     const keep = (chunk: Buffer): void => {
       log = (log + chunk.toString()).slice(-20_000);
@@ -56,8 +58,9 @@ async function runMocha(spec: string): Promise<MochaReport> {
   }
 }
 
-const installed = existsSync(MOCHA)
-  && existsSync(join(FOLDER, 'node_modules', '@libp2p', 'interface-compliance-tests', 'package.json'));
+const installed =
+  existsSync(MOCHA) &&
+  existsSync(join(FOLDER, 'node_modules', '@libp2p', 'interface-compliance-tests', 'package.json'));
 
 if (!installed) {
   if (process.env.CI === 'true') {
@@ -70,14 +73,22 @@ if (!installed) {
 } else {
   test("libp2p's stream-muxer compliance suite passes 46 of 46 tests against muxwire/libp2p, none skipped", async () => {
     const report = await runMocha('stream-muxer.spec.mjs');
-    assert.deepEqual(report.pending.map((p) => p.fullTitle), [], 'no test may be skipped');
+    assert.deepEqual(
+      report.pending.map((p) => p.fullTitle),
+      [],
+      'no test may be skipped',
+    );
     assert.equal(report.stats.tests, 46);
     assert.equal(report.stats.passes, 46);
   });
 
-  test('real libp2p nodes over TCP: muxwire with muxwire, and with libp2p\'s yamux in both roles (echo, ping, 1,000 streams, 64 MiB, a node stopping)', async () => {
+  test("real libp2p nodes over TCP: muxwire with muxwire, and with libp2p's yamux in both roles (echo, ping, 1,000 streams, 64 MiB, a node stopping)", async () => {
     const report = await runMocha('nodes.spec.mjs');
-    assert.deepEqual(report.pending.map((p) => p.fullTitle), [], 'no test may be skipped');
+    assert.deepEqual(
+      report.pending.map((p) => p.fullTitle),
+      [],
+      'no test may be skipped',
+    );
     // 3 pairings x (echo and ping, 1,000 streams, 64 MiB, either node stopping).
     assert.equal(report.stats.tests, 15);
     assert.equal(report.stats.passes, 15);

@@ -23,9 +23,10 @@ async function startTarget(mode: 'echo' | 'sink' = 'echo') {
     socket.on('end', () => socket.end());
     socket.on('error', () => {});
     if (mode === 'echo') socket.pipe(socket);
-    else socket.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-    });
+    else
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+      });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -136,7 +137,10 @@ describe('fault proxy', () => {
     assert.equal(link.target.received(), 0, 'nothing passes a stalled direction');
     const stats = [...link.proxy.connections][0]!.upstream.stats;
     assert.ok(stats.pauses >= 1, 'the source was paused');
-    assert.ok(stats.maxQueued <= highWaterMark + 64 * 1024, `at most the high-water mark and one read queued (${stats.maxQueued})`);
+    assert.ok(
+      stats.maxQueued <= highWaterMark + 64 * 1024,
+      `at most the high-water mark and one read queued (${stats.maxQueued})`,
+    );
     link.proxy.resume('upstream');
     await until(() => link.target.received() === payload.length, 10_000, 'everything after resume');
     await link.close();
@@ -189,9 +193,11 @@ describe('fault proxy', () => {
     await second.close();
   });
 
-  test('rewrites bytes in flight, knowing each chunk\'s stream offset', async () => {
+  test("rewrites bytes in flight, knowing each chunk's stream offset", async () => {
     const link = await through({
-      upstream: { rewrite: (chunk, offset) => Buffer.from(chunk.map((b, i) => ((offset + i) % 2 === 0 ? b ^ 0xff : b))) },
+      upstream: {
+        rewrite: (chunk, offset) => Buffer.from(chunk.map((b, i) => ((offset + i) % 2 === 0 ? b ^ 0xff : b))),
+      },
     });
     const payload = pseudoRandomBytes(10_000, 4);
     link.socket.write(payload);
@@ -211,7 +217,10 @@ describe('fault proxy', () => {
       t.skip('no IPv6 loopback on this machine');
       return;
     }
-    const proxy = await FaultProxy.start({ host: '::1', target: { host: '::1', port: (target.address() as net.AddressInfo).port } });
+    const proxy = await FaultProxy.start({
+      host: '::1',
+      target: { host: '::1', port: (target.address() as net.AddressInfo).port },
+    });
     const socket = net.connect(proxy.port, '::1');
     const data = once(socket, 'data');
     socket.write('v6');

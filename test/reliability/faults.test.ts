@@ -37,29 +37,42 @@ for (const codec of CODECS) {
   const flowControl = codec.name === 'yamux';
   const trials = flowControl ? TRIALS : Math.ceil(TRIALS / 2);
   describe(`transport cut at a random byte (${codec.name})`, () => {
-    test(`${trials} randomized trials: everything settles within 1 s, typed, with exact prefixes`, { timeout: trials * 20_000 }, async (t) => {
-      const problems: string[] = [];
-      const codes: Record<string, number> = {};
-      let operations = 0;
-      let worstSettle = 0;
-      let byByte = 0;
-      for (let seed = FIRST_SEED; seed < FIRST_SEED + trials; seed++) {
-        const outcome = await runFaultTrial(seed, { codec, pausedReaders: flowControl });
-        operations += outcome.operations.length;
-        worstSettle = Math.max(worstSettle, outcome.settleMs);
-        if (outcome.cut?.reason === 'byte') byByte++;
-        for (const [code, n] of Object.entries(outcome.codes)) codes[code] = (codes[code] ?? 0) + n;
-        for (const bug of outcome.knownBugs) knownBugs.push(`${codec.name} seed ${seed}: ${bug}`);
-        for (const problem of outcome.problems) {
-          problems.push(`seed ${seed} (cut ${outcome.cutDirection} at byte ${outcome.cutAtByte}, ${outcome.cutMode}): ${problem}`);
+    test(
+      `${trials} randomized trials: everything settles within 1 s, typed, with exact prefixes`,
+      { timeout: trials * 20_000 },
+      async (t) => {
+        const problems: string[] = [];
+        const codes: Record<string, number> = {};
+        let operations = 0;
+        let worstSettle = 0;
+        let byByte = 0;
+        for (let seed = FIRST_SEED; seed < FIRST_SEED + trials; seed++) {
+          const outcome = await runFaultTrial(seed, { codec, pausedReaders: flowControl });
+          operations += outcome.operations.length;
+          worstSettle = Math.max(worstSettle, outcome.settleMs);
+          if (outcome.cut?.reason === 'byte') byByte++;
+          for (const [code, n] of Object.entries(outcome.codes)) codes[code] = (codes[code] ?? 0) + n;
+          for (const bug of outcome.knownBugs) knownBugs.push(`${codec.name} seed ${seed}: ${bug}`);
+          for (const problem of outcome.problems) {
+            problems.push(
+              `seed ${seed} (cut ${outcome.cutDirection} at byte ${outcome.cutAtByte}, ${outcome.cutMode}): ${problem}`,
+            );
+          }
         }
-      }
-      t.diagnostic(report(`faults ${codec.name}`, {
-        trials, cutAtByte: byByte, cutByHand: trials - byByte, operations,
-        worstSettleMs: worstSettle, codes: JSON.stringify(codes), knownBugViolations: knownBugs.length,
-      }));
-      assert.deepEqual(problems.slice(0, 20), [], `${problems.length} problem(s)`);
-    });
+        t.diagnostic(
+          report(`faults ${codec.name}`, {
+            trials,
+            cutAtByte: byByte,
+            cutByHand: trials - byByte,
+            operations,
+            worstSettleMs: worstSettle,
+            codes: JSON.stringify(codes),
+            knownBugViolations: knownBugs.length,
+          }),
+        );
+        assert.deepEqual(problems.slice(0, 20), [], `${problems.length} problem(s)`);
+      },
+    );
   });
 }
 
@@ -72,11 +85,16 @@ test('a process that ran fault trials exits by itself', { timeout: 60_000 }, asy
 
 describe('a session that stopped reading its transport still notices when it is cut', () => {
   for (const codec of CODECS) {
-    const how = codec.name === 'yamux' ? 'at its memory bound (maxSessionBuffered)' : 'for a channel that does not read';
+    const how =
+      codec.name === 'yamux' ? 'at its memory bound (maxSessionBuffered)' : 'for a channel that does not read';
     test(`${codec.name}: paused ${how}, the transport cut: every pending operation settles`, async () => {
       // yamux probes with a ping at its deadline; multiplex (no ping) reads a little every keepAliveTimeout.
-      const server: SessionOptions = { maxSessionBuffered: 256 * 1024, ...codec.options,
-        keepAliveInterval: 100, keepAliveTimeout: 300 };
+      const server: SessionOptions = {
+        maxSessionBuffered: 256 * 1024,
+        ...codec.options,
+        keepAliveInterval: 100,
+        keepAliveTimeout: 300,
+      };
       const pair = await proxiedPair({ proxy: {}, client: codec.options, server });
       try {
         const inbound: Channel[] = [];
@@ -93,7 +111,10 @@ describe('a session that stopped reading its transport still notices when it is 
         pair.proxy!.cut('reset');
         await until(() => pair.server.state === 'closed', 3000, 'the server session noticed the cut').catch(() => {});
         assert.equal(pair.server.state, 'closed', 'the server session ended within 3 s of the cut');
-        assert.ok(inbound.every((channel) => channel.closed), 'its channels closed');
+        assert.ok(
+          inbound.every((channel) => channel.closed),
+          'its channels closed',
+        );
       } finally {
         await pair.close();
       }

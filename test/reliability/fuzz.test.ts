@@ -41,33 +41,44 @@ interface FrameSpec {
 }
 
 /** Frames that are mostly well-formed, on a few channel ids, with lies and oddities mixed in. */
-const frameArb: fc.Arbitrary<FrameSpec> = fc.record({
-  version: fc.oneof({ weight: 30, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 255 }) }),
-  type: fc.oneof({ weight: 30, arbitrary: fc.integer({ min: 0, max: 3 }) }, { weight: 1, arbitrary: fc.integer({ min: 4, max: 255 }) }),
-  flags: fc.oneof(
-    { weight: 4, arbitrary: fc.constantFrom(0, Flag.syn, Flag.ack, Flag.fin, Flag.rst, Flag.syn | Flag.fin, Flag.ack | Flag.fin) },
-    { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff }) },
-  ),
-  streamId: fc.oneof(
-    { weight: 8, arbitrary: fc.constantFrom(1, 3, 5, 7) },
-    { weight: 2, arbitrary: fc.constantFrom(0, 2, 4) },
-    { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff_ffff }) },
-  ),
-  payload: fc.oneof(
-    { weight: 4, arbitrary: fc.uint8Array({ maxLength: 64 }) },
-    { weight: 1, arbitrary: fc.integer({ min: 0, max: 70_000 }).map((n) => new Uint8Array(n).fill(0x5a)) },
-  ),
-  lengthLie: fc.oneof(
-    { weight: 20, arbitrary: fc.constant(undefined) },
-    { weight: 1, arbitrary: fc.constantFrom(0xffff_ffff, 0x8000_0000, 262_145, 1) },
-    { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff_ffff }) },
-  ),
-}).map(({ lengthLie, ...frame }) => {
-  const isData = frame.type === FrameType.data;
-  const payload = isData ? frame.payload : new Uint8Array(0);
-  const length = lengthLie ?? (isData ? payload.length : frame.payload.length * 997);
-  return { ...frame, payload, length: length >>> 0 };
-});
+const frameArb: fc.Arbitrary<FrameSpec> = fc
+  .record({
+    version: fc.oneof(
+      { weight: 30, arbitrary: fc.constant(0) },
+      { weight: 1, arbitrary: fc.integer({ min: 1, max: 255 }) },
+    ),
+    type: fc.oneof(
+      { weight: 30, arbitrary: fc.integer({ min: 0, max: 3 }) },
+      { weight: 1, arbitrary: fc.integer({ min: 4, max: 255 }) },
+    ),
+    flags: fc.oneof(
+      {
+        weight: 4,
+        arbitrary: fc.constantFrom(0, Flag.syn, Flag.ack, Flag.fin, Flag.rst, Flag.syn | Flag.fin, Flag.ack | Flag.fin),
+      },
+      { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff }) },
+    ),
+    streamId: fc.oneof(
+      { weight: 8, arbitrary: fc.constantFrom(1, 3, 5, 7) },
+      { weight: 2, arbitrary: fc.constantFrom(0, 2, 4) },
+      { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff_ffff }) },
+    ),
+    payload: fc.oneof(
+      { weight: 4, arbitrary: fc.uint8Array({ maxLength: 64 }) },
+      { weight: 1, arbitrary: fc.integer({ min: 0, max: 70_000 }).map((n) => new Uint8Array(n).fill(0x5a)) },
+    ),
+    lengthLie: fc.oneof(
+      { weight: 20, arbitrary: fc.constant(undefined) },
+      { weight: 1, arbitrary: fc.constantFrom(0xffff_ffff, 0x8000_0000, 262_145, 1) },
+      { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff_ffff }) },
+    ),
+  })
+  .map(({ lengthLie, ...frame }) => {
+    const isData = frame.type === FrameType.data;
+    const payload = isData ? frame.payload : new Uint8Array(0);
+    const length = lengthLie ?? (isData ? payload.length : frame.payload.length * 997);
+    return { ...frame, payload, length: length >>> 0 };
+  });
 
 function encode(frames: FrameSpec[]): Uint8Array {
   const parts: Uint8Array[] = [];
@@ -91,7 +102,11 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
   fc.record({ op: fc.constant('set' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
   fc.record({ op: fc.constant('delete' as const), at: fc.nat(), count: fc.integer({ min: 1, max: 16 }) }),
-  fc.record({ op: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
+  fc.record({
+    op: fc.constant('insert' as const),
+    at: fc.nat(),
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }),
+  }),
   fc.record({ op: fc.constant('duplicate' as const), at: fc.nat(), count: fc.integer({ min: 1, max: 40 }) }),
   fc.record({ op: fc.constant('truncate' as const), at: fc.nat() }),
 );
@@ -102,12 +117,24 @@ function mutate(input: Uint8Array, mutations: Mutation[]): Uint8Array {
     if (bytes.length === 0) break;
     const at = m.at % bytes.length;
     switch (m.op) {
-      case 'flip': bytes[at] = bytes[at]! ^ (1 << m.bit); break;
-      case 'set': bytes[at] = m.value; break;
-      case 'delete': bytes = Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + m.count)]); break;
-      case 'insert': bytes = Buffer.concat([bytes.subarray(0, at), m.bytes, bytes.subarray(at)]); break;
-      case 'duplicate': bytes = Buffer.concat([bytes.subarray(0, at + m.count), bytes.subarray(at)]); break;
-      case 'truncate': bytes = bytes.subarray(0, at); break;
+      case 'flip':
+        bytes[at] = bytes[at]! ^ (1 << m.bit);
+        break;
+      case 'set':
+        bytes[at] = m.value;
+        break;
+      case 'delete':
+        bytes = Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + m.count)]);
+        break;
+      case 'insert':
+        bytes = Buffer.concat([bytes.subarray(0, at), m.bytes, bytes.subarray(at)]);
+        break;
+      case 'duplicate':
+        bytes = Buffer.concat([bytes.subarray(0, at + m.count), bytes.subarray(at)]);
+        break;
+      case 'truncate':
+        bytes = bytes.subarray(0, at);
+        break;
     }
   }
   return bytes;
@@ -118,8 +145,12 @@ const streamArb = fc.record({
   bytes: fc.oneof(
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 200 }) },
     { weight: 3, arbitrary: fc.array(frameArb, { maxLength: 30 }).map(encode) },
-    { weight: 3, arbitrary: fc.tuple(fc.array(frameArb, { maxLength: 30 }), fc.array(mutationArb, { minLength: 1, maxLength: 4 }))
-      .map(([frames, mutations]) => mutate(encode(frames), mutations)) },
+    {
+      weight: 3,
+      arbitrary: fc
+        .tuple(fc.array(frameArb, { maxLength: 30 }), fc.array(mutationArb, { minLength: 1, maxLength: 4 }))
+        .map(([frames, mutations]) => mutate(encode(frames), mutations)),
+    },
   ),
   cuts: fc.array(fc.nat(), { maxLength: 12 }),
 });
@@ -153,7 +184,8 @@ function referenceDecode(bytes: Uint8Array, stopAfterHeader: number): DecoderEve
   while (bytes.length - offset >= HEADER_SIZE) {
     const header = decodeHeader(bytes, offset, { version: 0, type: 0, flags: 0, streamId: 0, length: 0 });
     offset += HEADER_SIZE;
-    if (header.version !== 0) return [...events, { kind: 'error', message: `unsupported protocol version ${header.version}` }];
+    if (header.version !== 0)
+      return [...events, { kind: 'error', message: `unsupported protocol version ${header.version}` }];
     if (header.type > 3) return [...events, { kind: 'error', message: `unknown frame type ${header.type}` }];
     events.push({ kind: 'header', header });
     if (++headers === stopAfterHeader) return events;
@@ -168,7 +200,10 @@ function referenceDecode(bytes: Uint8Array, stopAfterHeader: number): DecoderEve
 }
 
 /** Runs the incremental decoder over chunks; merges consecutive payload pieces for comparison. */
-function incrementalDecode(chunks: Uint8Array[], stopAfterHeader: number): { events: DecoderEvent[]; maxPending: number } {
+function incrementalDecode(
+  chunks: Uint8Array[],
+  stopAfterHeader: number,
+): { events: DecoderEvent[]; maxPending: number } {
   const events: DecoderEvent[] = [];
   let headers = 0;
   let maxPending = 0;
@@ -198,19 +233,23 @@ function incrementalDecode(chunks: Uint8Array[], stopAfterHeader: number): { eve
   return { events, maxPending };
 }
 
-test(`decoder: ${DECODER_RUNS} random and mutated streams, any chunking, match a reference decoder`, { timeout: 600_000 }, async (t) => {
-  const started = performance.now();
-  fc.assert(
-    fc.property(streamArb, fc.integer({ min: 0, max: 40 }), ({ bytes, cuts }, stopAfterHeader) => {
-      const expected = referenceDecode(bytes, stopAfterHeader);
-      const { events, maxPending } = incrementalDecode(chunksOf(bytes, cuts), stopAfterHeader);
-      assert.deepEqual(events, expected);
-      assert.ok(maxPending < HEADER_SIZE, 'holds at most a partial header');
-    }),
-    { numRuns: DECODER_RUNS, seed: SEED },
-  );
-  t.diagnostic(report('fuzz decoder', { runs: DECODER_RUNS, seed: SEED, elapsedMs: performance.now() - started }));
-});
+test(
+  `decoder: ${DECODER_RUNS} random and mutated streams, any chunking, match a reference decoder`,
+  { timeout: 600_000 },
+  async (t) => {
+    const started = performance.now();
+    fc.assert(
+      fc.property(streamArb, fc.integer({ min: 0, max: 40 }), ({ bytes, cuts }, stopAfterHeader) => {
+        const expected = referenceDecode(bytes, stopAfterHeader);
+        const { events, maxPending } = incrementalDecode(chunksOf(bytes, cuts), stopAfterHeader);
+        assert.deepEqual(events, expected);
+        assert.ok(maxPending < HEADER_SIZE, 'holds at most a partial header');
+      }),
+      { numRuns: DECODER_RUNS, seed: SEED },
+    );
+    t.diagnostic(report('fuzz decoder', { runs: DECODER_RUNS, seed: SEED, elapsedMs: performance.now() - started }));
+  },
+);
 
 // ----------------------------------------------------------------- whole sessions
 
@@ -231,7 +270,15 @@ interface SessionCase {
 }
 
 /** What the session fuzz reached, to show it is not only bouncing off the first header. */
-const coverage = { cases: 0, withChannels: 0, channels: 0, delivered: 0, protocolErrors: 0, cleanEnds: 0, otherErrors: 0 };
+const coverage = {
+  cases: 0,
+  withChannels: 0,
+  channels: 0,
+  delivered: 0,
+  protocolErrors: 0,
+  cleanEnds: 0,
+  otherErrors: 0,
+};
 
 /** Feeds one stream to a server session and checks every invariant. */
 async function runSessionCase(c: SessionCase): Promise<void> {
@@ -239,11 +286,14 @@ async function runSessionCase(c: SessionCase): Promise<void> {
   const transport = new FakeTransport();
   const session = new MuxSession<Channel>(transport, 'server', FUZZ_OPTIONS, (state, s) => new Channel(state, s));
   let settled = false;
-  session.closed.then(() => {
-    settled = true;
-  }, () => {
-    settled = true;
-  });
+  session.closed.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
   const channels: Channel[] = [];
   let n = 0;
   session.on('channel', (channel) => {
@@ -254,12 +304,25 @@ async function runSessionCase(c: SessionCase): Promise<void> {
     channel.on('error', () => {}); // the session's error is checked below; unobserved channel errors: faults.test.ts
     const behaviour = c.behaviours[n++ % c.behaviours.length]!;
     switch (behaviour) {
-      case 'read': channel.on('data', () => {}); break;
-      case 'destroy': channel.destroy(); break;
-      case 'end': channel.end(); channel.resume(); break;
-      case 'write': channel.write(Buffer.alloc(300_000, 1)); channel.resume(); break;
-      case 'read-later': setImmediate(() => channel.resume()); break;
-      case 'ignore': break;
+      case 'read':
+        channel.on('data', () => {});
+        break;
+      case 'destroy':
+        channel.destroy();
+        break;
+      case 'end':
+        channel.end();
+        channel.resume();
+        break;
+      case 'write':
+        channel.write(Buffer.alloc(300_000, 1));
+        channel.resume();
+        break;
+      case 'read-later':
+        setImmediate(() => channel.resume());
+        break;
+      case 'ignore':
+        break;
     }
   });
   let inputHeaders = 0;
@@ -270,7 +333,10 @@ async function runSessionCase(c: SessionCase): Promise<void> {
     transport.feed(chunk); // must not throw: a fault of the input is the session's error, not an exception
     if (session.state === 'open') {
       assert.ok(session.bufferedBytes >= 0, 'buffered bytes never negative');
-      assert.ok(session.bufferedBytes <= FUZZ_OPTIONS.maxSessionBuffered! + biggestChunk, `buffered ${session.bufferedBytes}`);
+      assert.ok(
+        session.bufferedBytes <= FUZZ_OPTIONS.maxSessionBuffered! + biggestChunk,
+        `buffered ${session.bufferedBytes}`,
+      );
       assert.ok(session.channelCount <= FUZZ_OPTIONS.maxStreams!, `channels ${session.channelCount}`);
     }
     await Promise.resolve();
@@ -308,30 +374,60 @@ async function runSessionCase(c: SessionCase): Promise<void> {
     if (h.type !== FrameType.data) control++;
   }
   assert.equal(offset, output.length, 'the output is whole frames');
-  assert.ok(control <= inputHeaders + 4 * channels.length + 8, `${control} control frames for ${inputHeaders} input headers`);
+  assert.ok(
+    control <= inputHeaders + 4 * channels.length + 8,
+    `${control} control frames for ${inputHeaders} input headers`,
+  );
 }
 
-const sessionCaseArb: fc.Arbitrary<SessionCase> = fc.record({
-  stream: streamArb,
-  behaviours: fc.array(fc.constantFrom<AppBehaviour>('read', 'ignore', 'destroy', 'end', 'write', 'read-later'), { minLength: 1, maxLength: 4 }),
-  closeFirst: fc.constantFrom<'none' | 'close' | 'destroy'>('none', 'none', 'close', 'destroy'),
-}).map(({ stream, behaviours, closeFirst }) => ({ chunks: chunksOf(stream.bytes, stream.cuts), behaviours, closeFirst }));
+const sessionCaseArb: fc.Arbitrary<SessionCase> = fc
+  .record({
+    stream: streamArb,
+    behaviours: fc.array(fc.constantFrom<AppBehaviour>('read', 'ignore', 'destroy', 'end', 'write', 'read-later'), {
+      minLength: 1,
+      maxLength: 4,
+    }),
+    closeFirst: fc.constantFrom<'none' | 'close' | 'destroy'>('none', 'none', 'close', 'destroy'),
+  })
+  .map(({ stream, behaviours, closeFirst }) => ({
+    chunks: chunksOf(stream.bytes, stream.cuts),
+    behaviours,
+    closeFirst,
+  }));
 
-test(`sessions: ${SESSION_RUNS} random and mutated frame streams never throw, hang or grow without bound`, { timeout: 3_600_000 }, async (t) => {
-  const before = await settledMemory();
-  const started = performance.now();
-  // fast-check's `timeout` option is deprecated for its timeout plugin; moving is a change to verify on its own.
-  /* eslint-disable @typescript-eslint/no-deprecated */
-  await fc.assert(fc.asyncProperty(sessionCaseArb, runSessionCase), { numRuns: SESSION_RUNS, seed: SEED, timeout: 5000 });
-  /* eslint-enable @typescript-eslint/no-deprecated */
-  const after = await settledMemory();
-  const grown = after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers;
-  assert.ok(grown < 32 * MiB, `memory grew by ${mib(grown)} MiB over the run`);
-  assert.ok(coverage.withChannels > SESSION_RUNS / 10, 'a good share of cases opened channels');
-  assert.ok(coverage.protocolErrors > 0 && coverage.cleanEnds > 0, 'both clean ends and protocol errors were reached');
-  t.diagnostic(report('fuzz sessions', { runs: SESSION_RUNS, seed: SEED, elapsedMs: performance.now() - started,
-    memoryGrowthMiB: mib(grown), ...coverage }));
-});
+test(
+  `sessions: ${SESSION_RUNS} random and mutated frame streams never throw, hang or grow without bound`,
+  { timeout: 3_600_000 },
+  async (t) => {
+    const before = await settledMemory();
+    const started = performance.now();
+    // fast-check's `timeout` option is deprecated for its timeout plugin; moving is a change to verify on its own.
+    /* eslint-disable @typescript-eslint/no-deprecated */
+    await fc.assert(fc.asyncProperty(sessionCaseArb, runSessionCase), {
+      numRuns: SESSION_RUNS,
+      seed: SEED,
+      timeout: 5000,
+    });
+    /* eslint-enable @typescript-eslint/no-deprecated */
+    const after = await settledMemory();
+    const grown = after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers;
+    assert.ok(grown < 32 * MiB, `memory grew by ${mib(grown)} MiB over the run`);
+    assert.ok(coverage.withChannels > SESSION_RUNS / 10, 'a good share of cases opened channels');
+    assert.ok(
+      coverage.protocolErrors > 0 && coverage.cleanEnds > 0,
+      'both clean ends and protocol errors were reached',
+    );
+    t.diagnostic(
+      report('fuzz sessions', {
+        runs: SESSION_RUNS,
+        seed: SEED,
+        elapsedMs: performance.now() - started,
+        memoryGrowthMiB: mib(grown),
+        ...coverage,
+      }),
+    );
+  },
+);
 
 // ----------------------------------------------------------------- real pairs, corrupted in flight
 
@@ -339,13 +435,16 @@ test(`sessions: ${SESSION_RUNS} random and mutated frame streams never throw, ha
 function endedWithin(session: Session, ms: number): Promise<{ error: Error | undefined } | 'hung'> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve('hung'), ms);
-    session.closed.then(() => {
-      clearTimeout(timer);
-      resolve({ error: undefined });
-    }, (error: unknown) => {
-      clearTimeout(timer);
-      resolve({ error: error as Error });
-    });
+    session.closed.then(
+      () => {
+        clearTimeout(timer);
+        resolve({ error: undefined });
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        resolve({ error: error as Error });
+      },
+    );
   });
 }
 
@@ -356,7 +455,8 @@ function endedWithin(session: Session, ms: number): Promise<{ error: Error | und
  * length, id or window credit can leave a channel waiting for bytes that went elsewhere; that wait is not a
  * hang of the session, which must still end when asked, checked below).
  */
-const EXCHANGE_ERRORS = /received \d+ of \d+ bytes|named plan entry|closed early|closed before its prelude|closed while writing|exchange timed out/;
+const EXCHANGE_ERRORS =
+  /received \d+ of \d+ bytes|named plan entry|closed early|closed before its prelude|closed while writing|exchange timed out/;
 
 function checkExchangeError(error: unknown, seed: number): string {
   let cause: unknown = error;
@@ -366,56 +466,67 @@ function checkExchangeError(error: unknown, seed: number): string {
     return cause.code;
   }
   assert.ok(error instanceof Error, `seed ${seed}: the exchange failed with a non-Error ${String(error)}`);
-  assert.match(error.message, EXCHANGE_ERRORS, `seed ${seed}: an untyped error that is not a consequence of corruption`);
+  assert.match(
+    error.message,
+    EXCHANGE_ERRORS,
+    `seed ${seed}: an untyped error that is not a consequence of corruption`,
+  );
   return error.message.includes('timed out') ? 'exchange timeout' : 'data corrupted';
 }
 
-test(`corruption in flight: ${PROXY_RUNS} session pairs whose bytes the proxy flips end cleanly or with a typed error`, { timeout: 600_000 }, async (t) => {
-  const outcomes: Record<string, number> = {};
-  for (let run = 0; run < PROXY_RUNS; run++) {
-    const seed = SEED + run;
-    const rng = new Rng(seed);
-    const direction = rng.chance(0.5) ? 'upstream' : 'downstream';
-    // Counts the bytes the proxy changed, so that a failed exchange can be told from a muxwire fault.
-    let flipped = 0;
-    const flip = flipBits(seed, rng.pick([1e-4, 1e-3, 1e-2]), rng.int(0, 20_000));
-    const rewrite = (chunk: Buffer, offset: number): Uint8Array => {
-      const out = flip(chunk, offset);
-      for (let i = 0; i < out.length; i++) if (out[i] !== chunk[i]) flipped++;
-      return out;
-    };
-    const pair = await proxiedPair({
-      proxy: { seed, [direction]: { rewrite } },
-      client: { keepAliveInterval: 50, keepAliveTimeout: 1000, closeTimeout: 1000 },
-      server: { keepAliveInterval: 50, keepAliveTimeout: 1000, closeTimeout: 1000 },
-    });
-    try {
-      let outcome: string;
+test(
+  `corruption in flight: ${PROXY_RUNS} session pairs whose bytes the proxy flips end cleanly or with a typed error`,
+  { timeout: 600_000 },
+  async (t) => {
+    const outcomes: Record<string, number> = {};
+    for (let run = 0; run < PROXY_RUNS; run++) {
+      const seed = SEED + run;
+      const rng = new Rng(seed);
+      const direction = rng.chance(0.5) ? 'upstream' : 'downstream';
+      // Counts the bytes the proxy changed, so that a failed exchange can be told from a muxwire fault.
+      let flipped = 0;
+      const flip = flipBits(seed, rng.pick([1e-4, 1e-3, 1e-2]), rng.int(0, 20_000));
+      const rewrite = (chunk: Buffer, offset: number): Uint8Array => {
+        const out = flip(chunk, offset);
+        for (let i = 0; i < out.length; i++) if (out[i] !== chunk[i]) flipped++;
+        return out;
+      };
+      const pair = await proxiedPair({
+        proxy: { seed, [direction]: { rewrite } },
+        client: { keepAliveInterval: 50, keepAliveTimeout: 1000, closeTimeout: 1000 },
+        server: { keepAliveInterval: 50, keepAliveTimeout: 1000, closeTimeout: 1000 },
+      });
       try {
-        await runExchange(pair.client, pair.server, makePlan(rng, 20, 64 * 1024), rng, { timeoutMs: 5000 });
-        outcome = 'completed';
-      } catch (error) {
-        assert.ok(flipped > 0, `seed ${seed}: the exchange failed with no byte corrupted: ${String(error)}`);
-        outcome = `failed (${checkExchangeError(error, seed)})`;
-      }
-      // Whatever the corruption did, each session ends, cleanly or with a typed error: by itself, or when
-      // closed. close() resets what is still open after closeTimeout, so more than a few seconds is a hang.
-      for (const session of [pair.client, pair.server]) {
-        if (session.state === 'open') void session.close().catch(() => {});
-        const ended = await endedWithin(session, 5000);
-        assert.notEqual(ended, 'hung', `seed ${seed}: a session still ${session.state} 5 s after close()`);
-        const error = (ended as { error: Error | undefined }).error;
-        if (error !== undefined) {
-          assert.ok(error instanceof MuxError, `seed ${seed}: typed session error, got ${String(error)}`);
-          assert.notEqual(error.code, 'ERR_MUX_INTERNAL', `seed ${seed}: ${error.message}`);
-          outcome += ` ${error.code}`;
+        let outcome: string;
+        try {
+          await runExchange(pair.client, pair.server, makePlan(rng, 20, 64 * 1024), rng, { timeoutMs: 5000 });
+          outcome = 'completed';
+        } catch (error) {
+          assert.ok(flipped > 0, `seed ${seed}: the exchange failed with no byte corrupted: ${String(error)}`);
+          outcome = `failed (${checkExchangeError(error, seed)})`;
         }
+        // Whatever the corruption did, each session ends, cleanly or with a typed error: by itself, or when
+        // closed. close() resets what is still open after closeTimeout, so more than a few seconds is a hang.
+        for (const session of [pair.client, pair.server]) {
+          if (session.state === 'open') void session.close().catch(() => {});
+          const ended = await endedWithin(session, 5000);
+          assert.notEqual(ended, 'hung', `seed ${seed}: a session still ${session.state} 5 s after close()`);
+          const error = (ended as { error: Error | undefined }).error;
+          if (error !== undefined) {
+            assert.ok(error instanceof MuxError, `seed ${seed}: typed session error, got ${String(error)}`);
+            assert.notEqual(error.code, 'ERR_MUX_INTERNAL', `seed ${seed}: ${error.message}`);
+            outcome += ` ${error.code}`;
+          }
+        }
+        outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+      } finally {
+        await pair.close();
       }
-      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-    } finally {
-      await pair.close();
     }
-  }
-  assert.ok(Object.keys(outcomes).some((o) => o !== 'completed'), 'some corruption was detected (the test corrupts)');
-  t.diagnostic(report('fuzz through the proxy', { runs: PROXY_RUNS, outcomes: JSON.stringify(outcomes) }));
-});
+    assert.ok(
+      Object.keys(outcomes).some((o) => o !== 'completed'),
+      'some corruption was detected (the test corrupts)',
+    );
+    t.diagnostic(report('fuzz through the proxy', { runs: PROXY_RUNS, outcomes: JSON.stringify(outcomes) }));
+  },
+);

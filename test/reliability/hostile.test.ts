@@ -7,7 +7,14 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Flag, FrameType } from '../../src/core/frame.js';
-import { type Channel, ChannelResetError, GoAwayError, ProtocolError, type Session, multiplexedClient } from '../../src/index.js';
+import {
+  type Channel,
+  ChannelResetError,
+  GoAwayError,
+  ProtocolError,
+  type Session,
+  multiplexedClient,
+} from '../../src/index.js';
 import { frame, pseudoRandomBytes, sessionPair, tcpPair, until } from '../helpers.js';
 import { type BystanderReport, HostilePeer, hostilePair, startBystander } from '../support/hostile.js';
 import { MiB, mib, settledMemory } from '../support/resources.js';
@@ -46,8 +53,15 @@ async function withBystander(name: string, attack: () => Promise<Record<string, 
   assert.equal(result.error, undefined, `bystander session failed: ${result.error?.message}`);
   assert.equal(result.corrupted, 0, 'bystander echoes exact');
   assert.ok(result.roundTrips >= 3, `bystander kept going (${result.roundTrips} round trips)`);
-  assert.ok(result.maxLatencyMs < 1000, `bystander round trips stayed under 1 s (worst ${result.maxLatencyMs.toFixed(0)} ms)`);
-  return report(`hostile: ${name}`, { ...figures, bystanderRoundTrips: result.roundTrips, bystanderWorstMs: result.maxLatencyMs });
+  assert.ok(
+    result.maxLatencyMs < 1000,
+    `bystander round trips stayed under 1 s (worst ${result.maxLatencyMs.toFixed(0)} ms)`,
+  );
+  return report(`hostile: ${name}`, {
+    ...figures,
+    bystanderRoundTrips: result.roundTrips,
+    bystanderWorstMs: result.maxLatencyMs,
+  });
 }
 
 /** Heap plus array buffers, after garbage collection. */
@@ -58,29 +72,31 @@ async function memoryNow(): Promise<number> {
 
 describe('window overrun', () => {
   test('exactly the window is taken and held unread; one byte more is a protocol error, before it is stored', async (t) => {
-    t.diagnostic(await withBystander('window overrun', async () => {
-      const { session, peer, close } = await hostilePair();
-      try {
-        const inbound: Channel[] = [];
-        session.on('channel', (channel) => {
-          channel.on('error', () => {});
-          inbound.push(channel); // never read
-        });
-        await peer.send(frame(D, Flag.syn, 1, Buffer.alloc(WINDOW, 1)));
-        await until(() => session.bufferedBytes === WINDOW, 3000, 'a full window buffered');
-        assert.equal(session.state, 'open');
-        const ended = closing(session);
-        await peer.send(frame(D, 0, 1, Buffer.alloc(1)));
-        const error = await ended;
-        assert.ok(error instanceof ProtocolError);
-        assert.match(error.message, /exceeds the receive window \(0 bytes left\)/);
-        await until(() => peer.goAwayCode === 1, 3000, 'Go Away code 1');
-        assert.equal(inbound[0]!.failure, error, 'the channel fails with the session error');
-        return { buffered: WINDOW };
-      } finally {
-        close();
-      }
-    }));
+    t.diagnostic(
+      await withBystander('window overrun', async () => {
+        const { session, peer, close } = await hostilePair();
+        try {
+          const inbound: Channel[] = [];
+          session.on('channel', (channel) => {
+            channel.on('error', () => {});
+            inbound.push(channel); // never read
+          });
+          await peer.send(frame(D, Flag.syn, 1, Buffer.alloc(WINDOW, 1)));
+          await until(() => session.bufferedBytes === WINDOW, 3000, 'a full window buffered');
+          assert.equal(session.state, 'open');
+          const ended = closing(session);
+          await peer.send(frame(D, 0, 1, Buffer.alloc(1)));
+          const error = await ended;
+          assert.ok(error instanceof ProtocolError);
+          assert.match(error.message, /exceeds the receive window \(0 bytes left\)/);
+          await until(() => peer.goAwayCode === 1, 3000, 'Go Away code 1');
+          assert.equal(inbound[0]!.failure, error, 'the channel fails with the session error');
+          return { buffered: WINDOW };
+        } finally {
+          close();
+        }
+      }),
+    );
   });
 });
 
@@ -88,28 +104,34 @@ describe('SYN floods', () => {
   test('beyond maxStreams with an application that takes every channel: the excess is refused with RST', async (t) => {
     const syns = Math.min(FLOOD, 50_000);
     const burst = 1000;
-    t.diagnostic(await withBystander('SYN flood beyond maxStreams', async () => {
-      const { session, peer, close } = await hostilePair({ maxStreams: 64, acceptBacklog: 1000 });
-      try {
-        const kept: Channel[] = [];
-        session.on('channel', (channel) => kept.push(channel));
-        const before = await memoryNow();
-        // In bursts of 1,000 SYNs, each sent once the refusals of the last have arrived (a peer that never reads its refusals is the third test of this group).
-        for (let sent = 0; sent < syns; sent += burst) {
-          await peer.flood(burst, (i) => frame(W, Flag.syn, 2 * (sent + i) + 1, 0), burst);
-          await until(() => peer.count(Flag.rst) >= Math.max(0, sent + burst - 64) || session.state !== 'open', 5000, 'refusals');
+    t.diagnostic(
+      await withBystander('SYN flood beyond maxStreams', async () => {
+        const { session, peer, close } = await hostilePair({ maxStreams: 64, acceptBacklog: 1000 });
+        try {
+          const kept: Channel[] = [];
+          session.on('channel', (channel) => kept.push(channel));
+          const before = await memoryNow();
+          // In bursts of 1,000 SYNs, each sent once the refusals of the last have arrived (a peer that never reads its refusals is the third test of this group).
+          for (let sent = 0; sent < syns; sent += burst) {
+            await peer.flood(burst, (i) => frame(W, Flag.syn, 2 * (sent + i) + 1, 0), burst);
+            await until(
+              () => peer.count(Flag.rst) >= Math.max(0, sent + burst - 64) || session.state !== 'open',
+              5000,
+              'refusals',
+            );
+          }
+          assert.equal(session.state, 'open', session.closeError?.message);
+          assert.equal(peer.count(Flag.rst), syns - 64, 'every excess SYN refused');
+          assert.equal(session.channelCount, 64);
+          assert.equal(kept.length, 64);
+          const grown = (await memoryNow()) - before;
+          assert.ok(grown < 16 * MiB, `memory grew by ${mib(grown)} MiB`);
+          return { syns, refused: peer.count(Flag.rst), memoryGrowthMiB: mib(grown) };
+        } finally {
+          close();
         }
-        assert.equal(session.state, 'open', session.closeError?.message);
-        assert.equal(peer.count(Flag.rst), syns - 64, 'every excess SYN refused');
-        assert.equal(session.channelCount, 64);
-        assert.equal(kept.length, 64);
-        const grown = (await memoryNow()) - before;
-        assert.ok(grown < 16 * MiB, `memory grew by ${mib(grown)} MiB`);
-        return { syns, refused: peer.count(Flag.rst), memoryGrowthMiB: mib(grown) };
-      } finally {
-        close();
-      }
-    }));
+      }),
+    );
   });
 
   test('a burst of 4,200 SYNs in one write, from a peer that reads: refused with RST, the session stays open', async () => {
@@ -126,40 +148,42 @@ describe('SYN floods', () => {
   });
 
   test('beyond the accept backlog from a peer that never reads the refusals: cut off with a protocol error, at most 64 KiB queued', async (t) => {
-    t.diagnostic(await withBystander('SYN flood, refusals unread', async () => {
-      const { session, peer, socket, close } = await hostilePair({ acceptBacklog: 16, maxStreams: 64 });
-      try {
-        peer.stopReading();
-        const ended = closing(session);
-        const before = await memoryNow();
-        // The queue is read after every write muxwire makes to its socket, so no peak goes unseen.
-        let maxQueued = 0;
-        const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
-        (socket as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
-          const accepted = write(...args);
-          maxQueued = Math.max(maxQueued, socket.writableLength);
-          return accepted;
-        };
-        // Refusals fill the kernel's buffers first (tens of MiB on loopback with autotuning), so the flood goes
-        // on until muxwire gives up on the peer, up to a bound far beyond what the buffers hold.
-        const limit = Math.max(FLOOD, 8_000_000);
-        let sent = 0;
-        while (sent < limit && session.state === 'open') {
-          sent += await peer.flood(20_000, (i) => frame(W, Flag.syn, 2 * (sent + i) + 1, 0));
+    t.diagnostic(
+      await withBystander('SYN flood, refusals unread', async () => {
+        const { session, peer, socket, close } = await hostilePair({ acceptBacklog: 16, maxStreams: 64 });
+        try {
+          peer.stopReading();
+          const ended = closing(session);
+          const before = await memoryNow();
+          // The queue is read after every write muxwire makes to its socket, so no peak goes unseen.
+          let maxQueued = 0;
+          const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+          (socket as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
+            const accepted = write(...args);
+            maxQueued = Math.max(maxQueued, socket.writableLength);
+            return accepted;
+          };
+          // Refusals fill the kernel's buffers first (tens of MiB on loopback with autotuning), so the flood goes
+          // on until muxwire gives up on the peer, up to a bound far beyond what the buffers hold.
+          const limit = Math.max(FLOOD, 8_000_000);
+          let sent = 0;
+          while (sent < limit && session.state === 'open') {
+            sent += await peer.flood(20_000, (i) => frame(W, Flag.syn, 2 * (sent + i) + 1, 0));
+          }
+          await until(() => session.state === 'closed', 5000, 'the session cut off');
+          const outcome = await ended;
+          const grown = (await memoryNow()) - before;
+          assert.ok(outcome instanceof ProtocolError, String(outcome));
+          assert.match(outcome.message, /keeps opening channels/);
+          assert.ok(maxQueued <= 64 * 1024, `at most ${maxQueued} bytes of refusals waited in the socket`);
+          assert.ok(session.channelCount <= 16, `${session.channelCount} channels held`);
+          assert.ok(grown < 16 * MiB, `memory grew by ${mib(grown)} MiB`);
+          return { sent, maxSocketQueue: maxQueued, memoryGrowthMiB: mib(grown), outcome: outcome.message };
+        } finally {
+          close();
         }
-        await until(() => session.state === 'closed', 5000, 'the session cut off');
-        const outcome = await ended;
-        const grown = (await memoryNow()) - before;
-        assert.ok(outcome instanceof ProtocolError, String(outcome));
-        assert.match(outcome.message, /keeps opening channels/);
-        assert.ok(maxQueued <= 64 * 1024, `at most ${maxQueued} bytes of refusals waited in the socket`);
-        assert.ok(session.channelCount <= 16, `${session.channelCount} channels held`);
-        assert.ok(grown < 16 * MiB, `memory grew by ${mib(grown)} MiB`);
-        return { sent, maxSocketQueue: maxQueued, memoryGrowthMiB: mib(grown), outcome: outcome.message };
-      } finally {
-        close();
-      }
-    }));
+      }),
+    );
   });
 });
 
@@ -167,128 +191,138 @@ describe('channels that never read', () => {
   test('64 channels of 1 MiB never read: buffered bytes stay under maxSessionBuffered; nothing is lost when reading starts', async (t) => {
     const limit = 2 * MiB;
     const payloads = Array.from({ length: 64 }, (_, i) => pseudoRandomBytes(MiB, i + 1));
-    t.diagnostic(await withBystander('never-reading channels', async () => {
-      const pair = await sessionPair({ transport: 'tcp', server: { maxSessionBuffered: limit } });
-      try {
-        // Nobody reads until `reading` is set; then every channel, present or still to come, is read to its end.
-        let reading = false;
-        const inbound: Channel[] = [];
-        const results: Promise<{ id: number; bytes: Buffer }>[] = [];
-        const read = (channel: Channel): void => {
-          results.push((async () => {
-            const chunks: Buffer[] = [];
-            for await (const chunk of channel) chunks.push(chunk as Buffer);
-            return { id: channel.id, bytes: Buffer.concat(chunks) };
-          })());
-        };
-        pair.server.on('channel', (channel) => {
-          inbound.push(channel);
-          if (reading) read(channel);
-        });
-        const before = await memoryNow();
-        const writes = payloads.map((payload) => {
-          const channel = pair.client.dial();
-          channel.on('error', () => {});
-          return new Promise<void>((resolve) => channel.end(payload, () => resolve()));
-        });
-        let maxBuffered = 0;
-        const sampler = setInterval(() => {
-          maxBuffered = Math.max(maxBuffered, pair.server.bufferedBytes);
-        }, 2);
-        await sleep(1000);
-        clearInterval(sampler);
-        const grown = (await memoryNow()) - before;
-        // At the bound the session stops reading the transport, so later channels wait in the TCP stream.
-        const arrivedWhileBlocked = inbound.length;
-        assert.ok(arrivedWhileBlocked >= 1);
-        assert.ok(maxBuffered <= limit + 64 * 1024, `buffered at most ${maxBuffered} bytes (limit ${limit})`);
-        assert.ok(maxBuffered >= limit / 2, 'the readers really did fall behind');
-        assert.ok(grown < limit + 24 * MiB, `memory grew by ${mib(grown)} MiB`);
-        assert.equal(pair.client.state, 'open');
-        assert.equal(pair.server.state, 'open');
-        reading = true;
-        for (const channel of inbound) read(channel);
-        await until(() => results.length === 64, 20_000, 'every channel arrived once reading resumed');
-        const received = await Promise.all(results);
-        await Promise.all(writes);
-        for (const { id, bytes } of received) assert.ok(bytes.equals(payloads[(id - 1) / 2]!), `channel ${id} exact`);
-        assert.equal(pair.server.bufferedBytes, 0);
-        return { maxBuffered, limit, arrivedWhileBlocked, memoryGrowthMiB: mib(grown) };
-      } finally {
-        await pair.close();
-      }
-    }));
+    t.diagnostic(
+      await withBystander('never-reading channels', async () => {
+        const pair = await sessionPair({ transport: 'tcp', server: { maxSessionBuffered: limit } });
+        try {
+          // Nobody reads until `reading` is set; then every channel, present or still to come, is read to its end.
+          let reading = false;
+          const inbound: Channel[] = [];
+          const results: Promise<{ id: number; bytes: Buffer }>[] = [];
+          const read = (channel: Channel): void => {
+            results.push(
+              (async () => {
+                const chunks: Buffer[] = [];
+                for await (const chunk of channel) chunks.push(chunk as Buffer);
+                return { id: channel.id, bytes: Buffer.concat(chunks) };
+              })(),
+            );
+          };
+          pair.server.on('channel', (channel) => {
+            inbound.push(channel);
+            if (reading) read(channel);
+          });
+          const before = await memoryNow();
+          const writes = payloads.map((payload) => {
+            const channel = pair.client.dial();
+            channel.on('error', () => {});
+            return new Promise<void>((resolve) => channel.end(payload, () => resolve()));
+          });
+          let maxBuffered = 0;
+          const sampler = setInterval(() => {
+            maxBuffered = Math.max(maxBuffered, pair.server.bufferedBytes);
+          }, 2);
+          await sleep(1000);
+          clearInterval(sampler);
+          const grown = (await memoryNow()) - before;
+          // At the bound the session stops reading the transport, so later channels wait in the TCP stream.
+          const arrivedWhileBlocked = inbound.length;
+          assert.ok(arrivedWhileBlocked >= 1);
+          assert.ok(maxBuffered <= limit + 64 * 1024, `buffered at most ${maxBuffered} bytes (limit ${limit})`);
+          assert.ok(maxBuffered >= limit / 2, 'the readers really did fall behind');
+          assert.ok(grown < limit + 24 * MiB, `memory grew by ${mib(grown)} MiB`);
+          assert.equal(pair.client.state, 'open');
+          assert.equal(pair.server.state, 'open');
+          reading = true;
+          for (const channel of inbound) read(channel);
+          await until(() => results.length === 64, 20_000, 'every channel arrived once reading resumed');
+          const received = await Promise.all(results);
+          await Promise.all(writes);
+          for (const { id, bytes } of received) assert.ok(bytes.equals(payloads[(id - 1) / 2]!), `channel ${id} exact`);
+          assert.equal(pair.server.bufferedBytes, 0);
+          return { maxBuffered, limit, arrivedWhileBlocked, memoryGrowthMiB: mib(grown) };
+        } finally {
+          await pair.close();
+        }
+      }),
+    );
   });
 });
 
 describe('ping flood', () => {
   test(`${FLOOD} pings from a peer that never reads the answers: answers are dropped, not queued`, async (t) => {
-    t.diagnostic(await withBystander('ping flood, answers unread', async () => {
-      const { session, peer, socket, close } = await hostilePair();
-      try {
-        peer.stopReading();
-        const before = await memoryNow();
-        let maxQueued = 0;
-        const sampler = setInterval(() => {
-          maxQueued = Math.max(maxQueued, socket.writableLength);
-        }, 2);
-        const sent = await peer.flood(FLOOD, (i) => frame(PING, Flag.syn, 0, i));
-        await sleep(100);
-        clearInterval(sampler);
-        const grown = (await memoryNow()) - before;
-        assert.equal(session.state, 'open', 'a ping flood is tolerated');
-        assert.ok(maxQueued <= 512 * 1024, `at most ${maxQueued} bytes of answers waited in the socket`);
-        assert.ok(grown < 16 * MiB, `memory grew by ${mib(grown)} MiB`);
-        peer.startReading();
-        await sleep(200);
-        const answers = peer.count(Flag.ack, PING);
-        assert.ok(answers < sent, `${answers} answers for ${sent} pings`);
-        return { pings: sent, answers, maxSocketQueue: maxQueued, memoryGrowthMiB: mib(grown) };
-      } finally {
-        close();
-      }
-    }));
+    t.diagnostic(
+      await withBystander('ping flood, answers unread', async () => {
+        const { session, peer, socket, close } = await hostilePair();
+        try {
+          peer.stopReading();
+          const before = await memoryNow();
+          let maxQueued = 0;
+          const sampler = setInterval(() => {
+            maxQueued = Math.max(maxQueued, socket.writableLength);
+          }, 2);
+          const sent = await peer.flood(FLOOD, (i) => frame(PING, Flag.syn, 0, i));
+          await sleep(100);
+          clearInterval(sampler);
+          const grown = (await memoryNow()) - before;
+          assert.equal(session.state, 'open', 'a ping flood is tolerated');
+          assert.ok(maxQueued <= 512 * 1024, `at most ${maxQueued} bytes of answers waited in the socket`);
+          assert.ok(grown < 16 * MiB, `memory grew by ${mib(grown)} MiB`);
+          peer.startReading();
+          await sleep(200);
+          const answers = peer.count(Flag.ack, PING);
+          assert.ok(answers < sent, `${answers} answers for ${sent} pings`);
+          return { pings: sent, answers, maxSocketQueue: maxQueued, memoryGrowthMiB: mib(grown) };
+        } finally {
+          close();
+        }
+      }),
+    );
   });
 });
 
 describe('a 4 GiB length field', () => {
   test('on a SYN: refused from the header alone, without allocating', async (t) => {
-    t.diagnostic(await withBystander('4 GiB length on a SYN', async () => {
-      const { session, peer, close } = await hostilePair();
-      try {
-        const before = await memoryNow();
-        const ended = closing(session);
-        await peer.send(frame(D, Flag.syn, 1, 0xffff_ffff), Buffer.alloc(1000));
-        const error = await ended;
-        assert.ok(error instanceof ProtocolError);
-        const grown = (await memoryNow()) - before;
-        assert.ok(grown < 4 * MiB, `memory grew by ${mib(grown)} MiB`);
-        return { memoryGrowthMiB: mib(grown) };
-      } finally {
-        close();
-      }
-    }));
+    t.diagnostic(
+      await withBystander('4 GiB length on a SYN', async () => {
+        const { session, peer, close } = await hostilePair();
+        try {
+          const before = await memoryNow();
+          const ended = closing(session);
+          await peer.send(frame(D, Flag.syn, 1, 0xffff_ffff), Buffer.alloc(1000));
+          const error = await ended;
+          assert.ok(error instanceof ProtocolError);
+          const grown = (await memoryNow()) - before;
+          assert.ok(grown < 4 * MiB, `memory grew by ${mib(grown)} MiB`);
+          return { memoryGrowthMiB: mib(grown) };
+        } finally {
+          close();
+        }
+      }),
+    );
   });
 
   test('on an unknown channel: the payload is skipped as it streams, never stored', async (t) => {
     const junk = scaled('MUXWIRE_JUNK_BYTES', 64 * MiB, 512 * MiB);
-    t.diagnostic(await withBystander('4 GiB length on an unknown channel', async () => {
-      const { session, peer, close } = await hostilePair();
-      try {
-        const before = await memoryNow();
-        await peer.send(frame(D, 0, 41, 0xffff_ffff));
-        const piece = Buffer.alloc(64 * 1024, 7);
-        for (let sent = 0; sent < junk; sent += piece.length) await peer.send(piece);
-        await sleep(50);
-        const grown = (await memoryNow()) - before;
-        assert.equal(session.state, 'open');
-        assert.equal(session.bufferedBytes, 0);
-        assert.ok(grown < 8 * MiB, `memory grew by ${mib(grown)} MiB while ${mib(junk)} MiB were skipped`);
-        return { skippedMiB: mib(junk), memoryGrowthMiB: mib(grown) };
-      } finally {
-        close();
-      }
-    }));
+    t.diagnostic(
+      await withBystander('4 GiB length on an unknown channel', async () => {
+        const { session, peer, close } = await hostilePair();
+        try {
+          const before = await memoryNow();
+          await peer.send(frame(D, 0, 41, 0xffff_ffff));
+          const piece = Buffer.alloc(64 * 1024, 7);
+          for (let sent = 0; sent < junk; sent += piece.length) await peer.send(piece);
+          await sleep(50);
+          const grown = (await memoryNow()) - before;
+          assert.equal(session.state, 'open');
+          assert.equal(session.bufferedBytes, 0);
+          assert.ok(grown < 8 * MiB, `memory grew by ${mib(grown)} MiB while ${mib(junk)} MiB were skipped`);
+          return { skippedMiB: mib(junk), memoryGrowthMiB: mib(grown) };
+        } finally {
+          close();
+        }
+      }),
+    );
   });
 
   test('as window increments: credit far beyond 4 GiB does not break the channel', async () => {
@@ -309,53 +343,69 @@ describe('a 4 GiB length field', () => {
 
 describe('frames split one byte at a time', () => {
   test('a 16 KiB Data frame, a Ping and a FIN, each byte in its own TCP segment', async (t) => {
-    t.diagnostic(await withBystander('one byte at a time', async () => {
-      const { session, peer, close } = await hostilePair({}, { answerPings: false });
-      try {
-        const payload = pseudoRandomBytes(16 * 1024, 11);
-        const bytes = Buffer.concat([frame(D, Flag.syn, 1, payload), frame(PING, Flag.syn, 0, 4242), frame(W, Flag.fin, 1, 0)]);
-        const accepted = session.accept();
-        for (let i = 0; i < bytes.length; i++) {
-          peer.socket.write(bytes.subarray(i, i + 1));
-          if (i % 4 === 0) await new Promise((resolve) => setImmediate(resolve));
+    t.diagnostic(
+      await withBystander('one byte at a time', async () => {
+        const { session, peer, close } = await hostilePair({}, { answerPings: false });
+        try {
+          const payload = pseudoRandomBytes(16 * 1024, 11);
+          const bytes = Buffer.concat([
+            frame(D, Flag.syn, 1, payload),
+            frame(PING, Flag.syn, 0, 4242),
+            frame(W, Flag.fin, 1, 0),
+          ]);
+          const accepted = session.accept();
+          for (let i = 0; i < bytes.length; i++) {
+            peer.socket.write(bytes.subarray(i, i + 1));
+            if (i % 4 === 0) await new Promise((resolve) => setImmediate(resolve));
+          }
+          const channel = await accepted;
+          const chunks: Buffer[] = [];
+          for await (const chunk of channel) chunks.push(chunk as Buffer);
+          assert.ok(Buffer.concat(chunks).equals(payload));
+          await until(
+            () => peer.frames.some((f) => f.type === PING && f.flags === Flag.ack && f.length === 4242),
+            2000,
+            'pong',
+          );
+          assert.equal(session.state, 'open');
+          return { bytes: bytes.length, reads: chunks.length };
+        } finally {
+          close();
         }
-        const channel = await accepted;
-        const chunks: Buffer[] = [];
-        for await (const chunk of channel) chunks.push(chunk as Buffer);
-        assert.ok(Buffer.concat(chunks).equals(payload));
-        await until(() => peer.frames.some((f) => f.type === PING && f.flags === Flag.ack && f.length === 4242), 2000, 'pong');
-        assert.equal(session.state, 'open');
-        return { bytes: bytes.length, reads: chunks.length };
-      } finally {
-        close();
-      }
-    }));
+      }),
+    );
   });
 });
 
 describe('Go Away from the peer, then more frames', () => {
   test('channels open before the Go Away keep working both ways', async (t) => {
-    t.diagnostic(await withBystander('Go Away, open channels continue', async () => {
-      const [raw, socket] = await tcpPair();
-      const client = multiplexedClient(socket, { keepAliveInterval: 0 });
-      const peer = new HostilePeer(raw);
-      try {
-        const inbound = client.accept();
-        await peer.send(frame(D, Flag.syn, 2, Buffer.from('before')));
-        const channel = await inbound;
-        await peer.send(frame(FrameType.goAway, 0, 0, 0), frame(D, 0, 2, Buffer.from(' and after')));
-        const chunks: Buffer[] = [];
-        channel.on('data', (chunk: Buffer) => chunks.push(chunk));
-        await until(() => Buffer.concat(chunks).toString() === 'before and after', 2000, 'data after Go Away');
-        channel.write('reply');
-        await until(() => peer.frames.some((f) => f.type === D && f.streamId === 2 && f.length === 5), 2000, 'reply sent');
-        assert.throws(() => client.dial(), GoAwayError);
-        assert.equal(client.state, 'open');
-      } finally {
-        client.destroy();
-        raw.destroy();
-      }
-    }));
+    t.diagnostic(
+      await withBystander('Go Away, open channels continue', async () => {
+        const [raw, socket] = await tcpPair();
+        const client = multiplexedClient(socket, { keepAliveInterval: 0 });
+        const peer = new HostilePeer(raw);
+        try {
+          const inbound = client.accept();
+          await peer.send(frame(D, Flag.syn, 2, Buffer.from('before')));
+          const channel = await inbound;
+          await peer.send(frame(FrameType.goAway, 0, 0, 0), frame(D, 0, 2, Buffer.from(' and after')));
+          const chunks: Buffer[] = [];
+          channel.on('data', (chunk: Buffer) => chunks.push(chunk));
+          await until(() => Buffer.concat(chunks).toString() === 'before and after', 2000, 'data after Go Away');
+          channel.write('reply');
+          await until(
+            () => peer.frames.some((f) => f.type === D && f.streamId === 2 && f.length === 5),
+            2000,
+            'reply sent',
+          );
+          assert.throws(() => client.dial(), GoAwayError);
+          assert.equal(client.state, 'open');
+        } finally {
+          client.destroy();
+          raw.destroy();
+        }
+      }),
+    );
   });
 
   test('Go Away with an error code, then the transport ends: open channels fail with that GoAwayError', async () => {
@@ -370,12 +420,12 @@ describe('Go Away from the peer, then more frames', () => {
     raw.end();
     await until(() => channel.closed, 2000, 'channel closed');
     assert.ok(channel.failure instanceof GoAwayError);
-    assert.equal((channel.failure).goAwayCode, 2);
+    assert.equal(channel.failure.goAwayCode, 2);
     await assert.rejects(client.closed, GoAwayError);
     raw.destroy();
   });
 
-  test('after the peer\'s Go Away, a SYN from it is still taken (hashicorp/yamux may open after its own Go Away)', async () => {
+  test("after the peer's Go Away, a SYN from it is still taken (hashicorp/yamux may open after its own Go Away)", async () => {
     const [raw, socket] = await tcpPair();
     const client = multiplexedClient(socket, { keepAliveInterval: 0 });
     const peer = new HostilePeer(raw);
@@ -398,33 +448,35 @@ describe('Go Away from the peer, then more frames', () => {
 });
 
 describe('data after RST and after FIN', () => {
-  test('after the peer\'s RST: further data on that channel is skipped, not stored', async (t) => {
-    t.diagnostic(await withBystander('data after the peer\'s RST', async () => {
-      const { session, peer, close } = await hostilePair();
-      try {
-        const accepted = session.accept();
-        await peer.send(frame(D, Flag.syn, 1, Buffer.alloc(1000, 1)));
-        const channel = await accepted;
-        channel.on('error', () => {});
-        await peer.send(frame(W, Flag.rst, 1, 0));
-        await until(() => channel.closed, 2000, 'channel reset');
-        assert.ok(channel.failure instanceof ChannelResetError);
-        const before = await memoryNow();
-        for (let i = 0; i < 100; i++) await peer.send(frame(D, 0, 1, Buffer.alloc(200 * 1024, 2)));
-        await sleep(50);
-        const grown = (await memoryNow()) - before;
-        assert.equal(session.state, 'open');
-        assert.equal(session.bufferedBytes, 0);
-        assert.equal(session.channelCount, 0);
-        assert.ok(grown < 8 * MiB, `memory grew by ${mib(grown)} MiB for 20 MB of late data`);
-        return { lateBytes: 100 * 200 * 1024, memoryGrowthMiB: mib(grown) };
-      } finally {
-        close();
-      }
-    }));
+  test("after the peer's RST: further data on that channel is skipped, not stored", async (t) => {
+    t.diagnostic(
+      await withBystander("data after the peer's RST", async () => {
+        const { session, peer, close } = await hostilePair();
+        try {
+          const accepted = session.accept();
+          await peer.send(frame(D, Flag.syn, 1, Buffer.alloc(1000, 1)));
+          const channel = await accepted;
+          channel.on('error', () => {});
+          await peer.send(frame(W, Flag.rst, 1, 0));
+          await until(() => channel.closed, 2000, 'channel reset');
+          assert.ok(channel.failure instanceof ChannelResetError);
+          const before = await memoryNow();
+          for (let i = 0; i < 100; i++) await peer.send(frame(D, 0, 1, Buffer.alloc(200 * 1024, 2)));
+          await sleep(50);
+          const grown = (await memoryNow()) - before;
+          assert.equal(session.state, 'open');
+          assert.equal(session.bufferedBytes, 0);
+          assert.equal(session.channelCount, 0);
+          assert.ok(grown < 8 * MiB, `memory grew by ${mib(grown)} MiB for 20 MB of late data`);
+          return { lateBytes: 100 * 200 * 1024, memoryGrowthMiB: mib(grown) };
+        } finally {
+          close();
+        }
+      }),
+    );
   });
 
-  test('after this side\'s RST: data the peer sent before seeing it is skipped', async () => {
+  test("after this side's RST: data the peer sent before seeing it is skipped", async () => {
     const { session, peer, close } = await hostilePair();
     try {
       const accepted = session.accept();
@@ -441,27 +493,29 @@ describe('data after RST and after FIN', () => {
     }
   });
 
-  test('after the peer\'s FIN on an established channel: data is a protocol error; empty frames are tolerated', async (t) => {
-    t.diagnostic(await withBystander('data after FIN', async () => {
-      const { session, peer, close } = await hostilePair();
-      try {
-        const accepted = session.accept();
-        await peer.send(frame(D, Flag.syn, 1, Buffer.from('request')));
-        const channel = await accepted;
-        channel.on('error', () => {});
-        channel.resume();
-        await peer.send(frame(W, Flag.fin, 1, 0), frame(D, 0, 1, Buffer.alloc(0)), frame(W, 0, 1, 4096));
-        await sleep(50);
-        assert.equal(session.state, 'open', 'an empty Data frame and a Window Update after FIN are tolerated');
-        const ended = closing(session);
-        await peer.send(frame(D, 0, 1, Buffer.from('more')));
-        const error = await ended;
-        assert.ok(error instanceof ProtocolError);
-        assert.match(error.message, /after its FIN/);
-        await until(() => peer.goAwayCode === 1, 2000, 'Go Away code 1');
-      } finally {
-        close();
-      }
-    }));
+  test("after the peer's FIN on an established channel: data is a protocol error; empty frames are tolerated", async (t) => {
+    t.diagnostic(
+      await withBystander('data after FIN', async () => {
+        const { session, peer, close } = await hostilePair();
+        try {
+          const accepted = session.accept();
+          await peer.send(frame(D, Flag.syn, 1, Buffer.from('request')));
+          const channel = await accepted;
+          channel.on('error', () => {});
+          channel.resume();
+          await peer.send(frame(W, Flag.fin, 1, 0), frame(D, 0, 1, Buffer.alloc(0)), frame(W, 0, 1, 4096));
+          await sleep(50);
+          assert.equal(session.state, 'open', 'an empty Data frame and a Window Update after FIN are tolerated');
+          const ended = closing(session);
+          await peer.send(frame(D, 0, 1, Buffer.from('more')));
+          const error = await ended;
+          assert.ok(error instanceof ProtocolError);
+          assert.match(error.message, /after its FIN/);
+          await until(() => peer.goAwayCode === 1, 2000, 'Go Away code 1');
+        } finally {
+          close();
+        }
+      }),
+    );
   });
 });

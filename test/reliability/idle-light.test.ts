@@ -82,111 +82,129 @@ if (!isMainThread && (workerData as { role?: string } | null)?.role === 'idle-li
 } else if (isMainThread) {
   exitWhenDone();
 
-  test(`${CHANNELS.toLocaleString('en-US')} idle LightChannels on one session cost at most 0.6 KiB of heap each, on each side${SOAK ? ', and each side at most 1 GiB' : ''}`, { timeout: SOAK ? 1_800_000 : 300_000 }, async (t) => {
-    const worker = new Worker(new URL(import.meta.url), { workerData: { role: 'idle-light-server', channels: CHANNELS } });
-    const exited = new Promise((resolve) => worker.once('exit', resolve));
-    const messages: ServerMessage[] = [];
-    let wake: (() => void) | undefined;
-    worker.on('message', (message: ServerMessage) => {
-      messages.push(message);
-      wake?.();
-    });
-    let workerError: Error | undefined;
-    worker.on('error', (error) => {
-      workerError = error;
-      wake?.();
-    });
-    /** The worker's next message of the kind `pick` accepts, within `ms`. */
-    const next = async <T>(pick: (m: ServerMessage) => T | undefined, ms: number, what: string): Promise<T> => {
-      const deadline = performance.now() + ms;
-      for (;;) {
-        if (workerError) throw workerError;
-        for (const m of messages) {
-          const value = pick(m);
-          if (value !== undefined) {
-            messages.splice(messages.indexOf(m), 1);
-            return value;
-          }
-        }
-        const left = deadline - performance.now();
-        if (left <= 0) throw new Error(`no ${what} from the server worker within ${ms} ms`);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, left);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = undefined;
-      }
-    };
-    const socket = net.connect(await next((m) => ('port' in m ? m.port : undefined), 30_000, 'port'), '127.0.0.1');
-    try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once('connect', resolve);
-        socket.once('error', reject);
+  test(
+    `${CHANNELS.toLocaleString('en-US')} idle LightChannels on one session cost at most 0.6 KiB of heap each, on each side${SOAK ? ', and each side at most 1 GiB' : ''}`,
+    { timeout: SOAK ? 1_800_000 : 300_000 },
+    async (t) => {
+      const worker = new Worker(new URL(import.meta.url), {
+        workerData: { role: 'idle-light-server', channels: CHANNELS },
       });
-      const base = await settledHeap();
-      const session = lightClient(socket, sessionOptions(CHANNELS));
-      const channels = new Array<LightChannel>(CHANNELS);
-      const ping = Buffer.from('i');
-      let failure: Error | undefined;
-      const onError = (error: Error): void => {
-        failure ??= error;
-      };
-      const started = performance.now();
-      for (let offset = 0; offset < CHANNELS; offset += BATCH) {
-        const size = Math.min(BATCH, CHANNELS - offset);
-        await new Promise<void>((resolve, reject) => {
-          let pending = size;
-          const timer = setTimeout(() => reject(new Error(`${pending} of ${size} echoes missing after 30 s (at ${offset})`)), 30_000);
-          const onEcho = (chunk: Uint8Array): void => {
-            if (chunk.length !== 1 || chunk[0] !== ping[0]) {
-              clearTimeout(timer);
-              reject(new Error('wrong echo'));
-            } else if (--pending === 0) {
+      const exited = new Promise((resolve) => worker.once('exit', resolve));
+      const messages: ServerMessage[] = [];
+      let wake: (() => void) | undefined;
+      worker.on('message', (message: ServerMessage) => {
+        messages.push(message);
+        wake?.();
+      });
+      let workerError: Error | undefined;
+      worker.on('error', (error) => {
+        workerError = error;
+        wake?.();
+      });
+      /** The worker's next message of the kind `pick` accepts, within `ms`. */
+      const next = async <T>(pick: (m: ServerMessage) => T | undefined, ms: number, what: string): Promise<T> => {
+        const deadline = performance.now() + ms;
+        for (;;) {
+          if (workerError) throw workerError;
+          for (const m of messages) {
+            const value = pick(m);
+            if (value !== undefined) {
+              messages.splice(messages.indexOf(m), 1);
+              return value;
+            }
+          }
+          const left = deadline - performance.now();
+          if (left <= 0) throw new Error(`no ${what} from the server worker within ${ms} ms`);
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, left);
+            wake = () => {
               clearTimeout(timer);
               resolve();
-            }
-          };
-          for (let i = 0; i < size; i++) {
-            const channel = session.dial();
-            channel.on('error', onError);
-            channel.once('data', onEcho);
-            channel.write(ping);
-            channels[offset + i] = channel;
-          }
+            };
+          });
+          wake = undefined;
+        }
+      };
+      const socket = net.connect(await next((m) => ('port' in m ? m.port : undefined), 30_000, 'port'), '127.0.0.1');
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once('connect', resolve);
+          socket.once('error', reject);
         });
-        if (failure) throw failure;
+        const base = await settledHeap();
+        const session = lightClient(socket, sessionOptions(CHANNELS));
+        const channels = new Array<LightChannel>(CHANNELS);
+        const ping = Buffer.from('i');
+        let failure: Error | undefined;
+        const onError = (error: Error): void => {
+          failure ??= error;
+        };
+        const started = performance.now();
+        for (let offset = 0; offset < CHANNELS; offset += BATCH) {
+          const size = Math.min(BATCH, CHANNELS - offset);
+          await new Promise<void>((resolve, reject) => {
+            let pending = size;
+            const timer = setTimeout(
+              () => reject(new Error(`${pending} of ${size} echoes missing after 30 s (at ${offset})`)),
+              30_000,
+            );
+            const onEcho = (chunk: Uint8Array): void => {
+              if (chunk.length !== 1 || chunk[0] !== ping[0]) {
+                clearTimeout(timer);
+                reject(new Error('wrong echo'));
+              } else if (--pending === 0) {
+                clearTimeout(timer);
+                resolve();
+              }
+            };
+            for (let i = 0; i < size; i++) {
+              const channel = session.dial();
+              channel.on('error', onError);
+              channel.once('data', onEcho);
+              channel.write(ping);
+              channels[offset + i] = channel;
+            }
+          });
+          if (failure) throw failure;
+        }
+        const openSeconds = (performance.now() - started) / 1000;
+        const clientGrowth = (await settledHeap()) - base;
+        worker.postMessage('measure');
+        const server = await next((m) => ('heapGrowth' in m ? m : undefined), 120_000, 'heap figure');
+        assert.equal(server.channels, CHANNELS, 'the server holds every channel');
+        assert.equal(session.channelCount, CHANNELS, 'the client holds every channel');
+        const clientKiB = clientGrowth / CHANNELS / KiB;
+        const serverKiB = server.heapGrowth / CHANNELS / KiB;
+        t.diagnostic(
+          report('idle light channels', {
+            channels: CHANNELS,
+            openSeconds,
+            clientHeapPerChannelKiB: clientKiB,
+            serverHeapPerChannelKiB: serverKiB,
+            clientHeapGrowthMiB: clientGrowth / 1024 ** 2,
+            serverHeapGrowthMiB: server.heapGrowth / 1024 ** 2,
+          }),
+        );
+        assert.ok(
+          clientKiB > 0.2 && serverKiB > 0.2,
+          `${clientKiB.toFixed(3)} / ${serverKiB.toFixed(3)} KiB: the measure saw the channels`,
+        );
+        assert.ok(clientKiB <= 0.6, `client: ${clientKiB.toFixed(3)} KiB of heap per idle light channel`);
+        assert.ok(serverKiB <= 0.6, `server: ${serverKiB.toFixed(3)} KiB of heap per idle light channel`);
+        if (SOAK) {
+          assert.ok(clientGrowth <= GiB, `client heap grew by ${(clientGrowth / GiB).toFixed(2)} GiB`);
+          assert.ok(server.heapGrowth <= GiB, `server heap grew by ${(server.heapGrowth / GiB).toFixed(2)} GiB`);
+        }
+        for (const channel of channels) channel.destroy(); // (also keeps them referenced until measured)
+        session.destroy();
+      } finally {
+        socket.destroy();
+        worker.postMessage('stop');
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 10_000)))]);
+        clearTimeout(timer);
+        await worker.terminate();
       }
-      const openSeconds = (performance.now() - started) / 1000;
-      const clientGrowth = (await settledHeap()) - base;
-      worker.postMessage('measure');
-      const server = await next((m) => ('heapGrowth' in m ? m : undefined), 120_000, 'heap figure');
-      assert.equal(server.channels, CHANNELS, 'the server holds every channel');
-      assert.equal(session.channelCount, CHANNELS, 'the client holds every channel');
-      const clientKiB = clientGrowth / CHANNELS / KiB;
-      const serverKiB = server.heapGrowth / CHANNELS / KiB;
-      t.diagnostic(report('idle light channels', {
-        channels: CHANNELS, openSeconds, clientHeapPerChannelKiB: clientKiB, serverHeapPerChannelKiB: serverKiB,
-        clientHeapGrowthMiB: clientGrowth / 1024 ** 2, serverHeapGrowthMiB: server.heapGrowth / 1024 ** 2,
-      }));
-      assert.ok(clientKiB > 0.2 && serverKiB > 0.2, `${clientKiB.toFixed(3)} / ${serverKiB.toFixed(3)} KiB: the measure saw the channels`);
-      assert.ok(clientKiB <= 0.6, `client: ${clientKiB.toFixed(3)} KiB of heap per idle light channel`);
-      assert.ok(serverKiB <= 0.6, `server: ${serverKiB.toFixed(3)} KiB of heap per idle light channel`);
-      if (SOAK) {
-        assert.ok(clientGrowth <= GiB, `client heap grew by ${(clientGrowth / GiB).toFixed(2)} GiB`);
-        assert.ok(server.heapGrowth <= GiB, `server heap grew by ${(server.heapGrowth / GiB).toFixed(2)} GiB`);
-      }
-      for (const channel of channels) channel.destroy(); // (also keeps them referenced until measured)
-      session.destroy();
-    } finally {
-      socket.destroy();
-      worker.postMessage('stop');
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 10_000)))]);
-      clearTimeout(timer);
-      await worker.terminate();
-    }
-  });
+    },
+  );
 }

@@ -28,8 +28,10 @@ const faults = (seed: number) => ({
 
 for (const codec of CODECS) {
   describe(`integrity over ${codec.name}`, () => {
-    test(`${CHANNELS} channels, random payloads both ways, through random splits and 10-${MAX_LATENCY} ms latency`,
-      { timeout: TIMEOUT + 10_000 }, async (t) => {
+    test(
+      `${CHANNELS} channels, random payloads both ways, through random splits and 10-${MAX_LATENCY} ms latency`,
+      { timeout: TIMEOUT + 10_000 },
+      async (t) => {
         const seed = 0x5eed + codec.name.length;
         const rng = new Rng(seed);
         const pair = await proxiedPair({ proxy: faults(seed), client: codec.options, server: codec.options });
@@ -40,12 +42,18 @@ for (const codec of CODECS) {
           assert.equal(pair.server.closeError, undefined);
           assert.equal(pair.client.bufferedBytes, 0, 'client: nothing left unread');
           assert.equal(pair.server.bufferedBytes, 0, 'server: nothing left unread');
-          t.diagnostic(report(`integrity ${codec.name}`, { seed, ...result,
-            MBps: (result.bytesUp + result.bytesDown) / 1e6 / (result.elapsedMs / 1000) }));
+          t.diagnostic(
+            report(`integrity ${codec.name}`, {
+              seed,
+              ...result,
+              MBps: (result.bytesUp + result.bytesDown) / 1e6 / (result.elapsedMs / 1000),
+            }),
+          );
         } finally {
           await pair.close();
         }
-      });
+      },
+    );
   });
 }
 

@@ -34,13 +34,15 @@ const pushed = session.accept({ signal: AbortSignal.timeout(20_000) }).then(asyn
   await channel.writable.close();
   return text;
 });
-const exact = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
-  const data = crypto.getRandomValues(new Uint8Array(1 + i * 3001));
-  const channel = session.dial();
-  const writer = channel.writable.getWriter();
-  const [echo] = await Promise.all([readAll(channel.readable), writer.write(data).then(() => writer.close())]);
-  return (await hex(echo)) === (await hex(data));
-}));
+const exact = await Promise.all(
+  Array.from({ length: 20 }, async (_, i) => {
+    const data = crypto.getRandomValues(new Uint8Array(1 + i * 3001));
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    const [echo] = await Promise.all([readAll(channel.readable), writer.write(data).then(() => writer.close())]);
+    return (await hex(echo)) === (await hex(data));
+  }),
+);
 const result = { exact: exact.filter(Boolean).length, pushed: await pushed };
 await session.close();
 console.log(`RESULT ${JSON.stringify(result)}`);

@@ -48,7 +48,8 @@ async function runClient(runtime: Runtime, url: string): Promise<{ code: number 
   const scratch = mkdtempSync(join(tmpdir(), 'muxwire-runtime-'));
   try {
     const child = spawn(runtime.binary, runtime.args(join(FOLDER, 'client.mjs'), url, scratch), {
-      env: { ...process.env, ...runtime.env?.(scratch) }, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...runtime.env?.(scratch) },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
     const keep = (chunk: Buffer): void => {

@@ -59,7 +59,9 @@ export class VirtualClock {
 
   /** What is still armed, for a failure report. */
   describePending(): string[] {
-    return [...this.timers].map((t) => `${t.immediate ? 'immediate' : `timer at ${t.at} ms`}${t.origin ? ` from ${t.origin}` : ''}`);
+    return [...this.timers].map(
+      (t) => `${t.immediate ? 'immediate' : `timer at ${t.at} ms`}${t.origin ? ` from ${t.origin}` : ''}`,
+    );
   }
 
   /** The next immediate to run (FIFO), if any. */
@@ -100,8 +102,13 @@ export class VirtualClock {
     if (typeof callback !== 'function') throw new TypeError('virtual clock: callback must be a function');
     const ms = immediate ? 0 : Math.max(1, Math.floor(Number(delay) || 0)); // Node's rule: under 1 is 1
     const origin = this.origins ? (new Error().stack?.split('\n')[3]?.trim() ?? '') : '';
-    const timer = new VirtualTimer(++this.seq, this.now + ms, () => (callback as (...a: unknown[]) => void)(...args),
-      immediate, origin);
+    const timer = new VirtualTimer(
+      ++this.seq,
+      this.now + ms,
+      () => (callback as (...a: unknown[]) => void)(...args),
+      immediate,
+      origin,
+    );
     this.timers.add(timer);
     return timer;
   }

@@ -45,9 +45,7 @@ export interface LinkModel {
 }
 
 type Segment =
-  | { kind: 'data'; bytes: Uint8Array; at: number }
-  | { kind: 'fin'; at: number }
-  | { kind: 'rst'; at: number };
+  { kind: 'data'; bytes: Uint8Array; at: number } | { kind: 'fin'; at: number } | { kind: 'rst'; at: number };
 
 interface LocalTask {
   label: string;
@@ -115,7 +113,8 @@ export class SimEnd implements Transport {
   }
 
   write(parts: Uint8Array[], done: (error?: Error | null) => void): boolean {
-    if (this.endedBySession) this.misuse.push(`${this.name}: the session wrote after ending or destroying its transport`);
+    if (this.endedBySession)
+      this.misuse.push(`${this.name}: the session wrote after ending or destroying its transport`);
     if (this.destroyed || this.writeEnded) {
       const error = new Error(this.destroyed ? 'write after destroy' : 'write after end');
       this.queueCallback(done, error);
@@ -291,8 +290,12 @@ export class SimEnd implements Transport {
       this.outbound.shift();
     }
     const corrupt = this.model.corruptAt;
-    if (corrupt !== undefined && this.name === 'client' && corrupt >= peer.bytesDelivered
-      && corrupt < peer.bytesDelivered + bytes.length) {
+    if (
+      corrupt !== undefined &&
+      this.name === 'client' &&
+      corrupt >= peer.bytesDelivered &&
+      corrupt < peer.bytesDelivered + bytes.length
+    ) {
       bytes = Uint8Array.from(bytes);
       const at = corrupt - peer.bytesDelivered;
       bytes[at] = bytes[at]! ^ 0xff;

@@ -16,7 +16,14 @@
 import { getEventListeners } from 'node:events';
 import { setImmediate as realSetImmediate } from 'node:timers';
 import {
-  type ChannelState, ChannelRefusedError, GoAwayError, LightChannel, LightSession, MemoryBudget, MuxError, MuxSession,
+  type ChannelState,
+  ChannelRefusedError,
+  GoAwayError,
+  LightChannel,
+  LightSession,
+  MemoryBudget,
+  MuxError,
+  MuxSession,
   type SessionOptions,
   TransportClosedError,
 } from '../../src/core/index.js';
@@ -69,7 +76,12 @@ export interface SimLimits {
   corruptAt?: number;
 }
 
-export const DEFAULT_LIMITS: SimLimits = { protocol: 'yamux', channels: 'light', maxSteps: 400_000, windDownMs: 10 * 60_000 };
+export const DEFAULT_LIMITS: SimLimits = {
+  protocol: 'yamux',
+  channels: 'light',
+  maxSteps: 400_000,
+  windDownMs: 10 * 60_000,
+};
 
 /** The outcome of one run. */
 export interface SimOutcome {
@@ -152,12 +164,20 @@ interface Side {
 }
 
 type ActionKind =
-  | 'dial' | 'write' | 'end' | 'reset' | 'closeRead' | 'pause' | 'accept' | 'ping' | 'close' | 'destroy'
-  | 'fault';
+  'dial' | 'write' | 'end' | 'reset' | 'closeRead' | 'pause' | 'accept' | 'ping' | 'close' | 'destroy' | 'fault';
 
 const ACTION_WEIGHTS: [ActionKind, number][] = [
-  ['dial', 20], ['write', 22], ['end', 10], ['reset', 4], ['closeRead', 2], ['pause', 5], ['accept', 8],
-  ['ping', 4], ['close', 2], ['destroy', 1], ['fault', 1],
+  ['dial', 20],
+  ['write', 22],
+  ['end', 10],
+  ['reset', 4],
+  ['closeRead', 2],
+  ['pause', 5],
+  ['accept', 8],
+  ['ping', 4],
+  ['close', 2],
+  ['destroy', 1],
+  ['fault', 1],
 ];
 
 interface Action {
@@ -254,12 +274,28 @@ class World {
   /** Dials that threw `TransportClosedError` (wrong after a graceful close: see checkInvariants). */
   private readonly dialsThrewTransportClosed: string[] = [];
   private readonly stats: Record<string, number> = {
-    dials: 0, accepted: 0, bytes: 0, refused: 0, resets: 0, faults: 0, pings: 0,
+    dials: 0,
+    accepted: 0,
+    bytes: 0,
+    refused: 0,
+    resets: 0,
+    faults: 0,
+    pings: 0,
   };
   /** Reactions of an application to its channels, drawn per run. */
-  private readonly react: { reply: number; endAtOnce: number; destroyOnData: number; slowReader: number; iterate: number };
+  private readonly react: {
+    reply: number;
+    endAtOnce: number;
+    destroyOnData: number;
+    slowReader: number;
+    iterate: number;
+  };
 
-  constructor(private readonly seed: number, private readonly clock: VirtualClock, private readonly limits: SimLimits) {
+  constructor(
+    private readonly seed: number,
+    private readonly clock: VirtualClock,
+    private readonly limits: SimLimits,
+  ) {
     this.rng = new Rng(seed);
     const model: LinkModel = {
       latencyMs: this.rng.pick([0, 1, 5, 50]),
@@ -292,7 +328,9 @@ class World {
       side.end.onPause = () => {
         if (this.faults > 0 || this.windingDown || !this.appRng.chance(freezeOnPause)) return;
         const peer = this.peerOf(side);
-        this.schedule(this.clock.now + this.appRng.int(0, 300), `${peer.name} freezes (black hole)`, () => this.inject(peer, 'blackHole'));
+        this.schedule(this.clock.now + this.appRng.int(0, 300), `${peer.name} freezes (black hole)`, () =>
+          this.inject(peer, 'blackHole'),
+        );
       };
     }
     this.planActions();
@@ -323,25 +361,48 @@ class World {
     const { memoryBudget: _budget, ...shown } = options;
     this.params.push(`${name} ${mode} ${JSON.stringify(shown)}`);
     const end = name === 'client' ? this.link.client : this.link.server;
-    const session = this.limits.channels === 'node'
-      ? new MuxSession<Channel>(end, name, options, (state: ChannelState, port: ChannelPort<MuxSession<Channel>>) => new Channel(state, port))
-      : new LightSession(end, name, options);
+    const session =
+      this.limits.channels === 'node'
+        ? new MuxSession<Channel>(
+            end,
+            name,
+            options,
+            (state: ChannelState, port: ChannelPort<MuxSession<Channel>>) => new Channel(state, port),
+          )
+        : new LightSession(end, name, options);
     const side: Side = {
-      name, index: name === 'client' ? 0 : 1, session, end, mode, options, channels: new Map(),
-      closeEvents: 0, closeArgument: undefined, closedAt: -1, closedStep: -1, closedCall: { label: `${name} closed`, settled: 0 },
+      name,
+      index: name === 'client' ? 0 : 1,
+      session,
+      end,
+      mode,
+      options,
+      channels: new Map(),
+      closeEvents: 0,
+      closeArgument: undefined,
+      closedAt: -1,
+      closedStep: -1,
+      closedCall: { label: `${name} closed`, settled: 0 },
     };
     this.calls.push(side.closedCall);
-    session.closed.then(() => { side.closedCall.settled++; }, (error: unknown) => {
-      side.closedCall.settled++;
-      side.closedCall.error = error;
-    });
+    session.closed.then(
+      () => {
+        side.closedCall.settled++;
+      },
+      (error: unknown) => {
+        side.closedCall.settled++;
+        side.closedCall.error = error;
+      },
+    );
     session.on('close', (error) => {
       side.closeEvents++;
       side.closeArgument = error;
       side.closedAt = this.clock.now;
       side.closedStep = this.steps;
     });
-    session.on('goaway', () => { this.stats.goaways = (this.stats.goaways ?? 0) + 1; });
+    session.on('goaway', () => {
+      this.stats.goaways = (this.stats.goaways ?? 0) + 1;
+    });
     if (mode === 'listener') session.on('channel', (channel) => this.adopt(side, channel));
     return side;
   }
@@ -357,7 +418,9 @@ class World {
     for (let i = 0; i < count; i++) {
       const kind = draw(this.rng, ACTION_WEIGHTS);
       const side = this.rng.chance(0.5) ? 0 : 1;
-      this.schedule(this.rng.int(0, this.horizon), `${this.sides[side]!.name} ${kind}`, () => this.act(kind, this.sides[side]!));
+      this.schedule(this.rng.int(0, this.horizon), `${this.sides[side]!.name} ${kind}`, () =>
+        this.act(kind, this.sides[side]!),
+      );
     }
     for (const side of this.sides) {
       // Most accepting applications start with an accept() waiting (a server's accept loop).
@@ -373,17 +436,31 @@ class World {
   private schedule(at: number, label: string, run: () => void): void {
     const action: Action = { at, seq: ++this.actionSeq, label, run };
     let i = this.actions.length;
-    while (i > 0 && (this.actions[i - 1]!.at > at)) i--;
+    while (i > 0 && this.actions[i - 1]!.at > at) i--;
     this.actions.splice(i, 0, action);
   }
 
   /** A channel the application holds: listen to everything, count every event, check every byte. */
   private adopt(side: Side, channel: AppChannel): ChannelRecord {
     const record: ChannelRecord = {
-      side: side.name, id: channel.id, channel, sent: 0, ended: false, received: 0, readClosed: false,
-      paused: false, reset: false, iterating: false, endEvents: 0, endedBeforeEnd: false, finishEvents: 0, errorEvents: 0, closeEvents: 0,
+      side: side.name,
+      id: channel.id,
+      channel,
+      sent: 0,
+      ended: false,
+      received: 0,
+      readClosed: false,
+      paused: false,
+      reset: false,
+      iterating: false,
+      endEvents: 0,
+      endedBeforeEnd: false,
+      finishEvents: 0,
+      errorEvents: 0,
+      closeEvents: 0,
     };
-    if (side.channels.has(channel.id)) this.violate(`${side.name}: channel ${channel.id} handed to the application twice`);
+    if (side.channels.has(channel.id))
+      this.violate(`${side.name}: channel ${channel.id} handed to the application twice`);
     side.channels.set(channel.id, record);
     const sender = 1 - side.index;
     let reacted = false;
@@ -404,14 +481,20 @@ class World {
       record.endEvents++;
       record.endedBeforeEnd = record.ended || record.reset;
     });
-    channel.on('finish', () => { record.finishEvents++; });
+    channel.on('finish', () => {
+      record.finishEvents++;
+    });
     channel.on('error', (error) => {
       record.errorEvents++;
       if ((!(error instanceof MuxError) || error.code === 'ERR_MUX_INTERNAL') && !nodeOwnAbort(error, record)) {
-        this.violate(`${side.name}: channel ${channel.id} failed with an untyped or internal error: ${describe(error)}`);
+        this.violate(
+          `${side.name}: channel ${channel.id} failed with an untyped or internal error: ${describe(error)}`,
+        );
       }
     });
-    channel.on('close', () => { record.closeEvents++; });
+    channel.on('close', () => {
+      record.closeEvents++;
+    });
     if (!iterate && this.appRng.chance(this.react.slowReader)) {
       channel.pause();
       record.paused = true;
@@ -422,7 +505,8 @@ class World {
   /** Checks bytes that arrived on a channel against what its peer sends. */
   private received(record: ChannelRecord, sender: number, chunk: Uint8Array): void {
     const wrong = pattern(sender, record.id, record.received, chunk, true);
-    if (wrong >= 0) this.violate(`${record.side}: channel ${record.id} received a wrong byte at offset ${record.received + wrong}`);
+    if (wrong >= 0)
+      this.violate(`${record.side}: channel ${record.id} received a wrong byte at offset ${record.received + wrong}`);
     record.received += chunk.length;
   }
 
@@ -475,7 +559,9 @@ class World {
   /** The next bytes this side sends on a channel (counted as sent). */
   private nextData(record: ChannelRecord): Uint8Array {
     // Now and then a bulk write, enough to fill a window and press on the session's memory bound.
-    const size = this.appRng.chance(0.15) ? this.appRng.int(32 * 1024, 400 * 1024) : Math.max(1, this.appRng.size(this.maxWrite));
+    const size = this.appRng.chance(0.15)
+      ? this.appRng.int(32 * 1024, 400 * 1024)
+      : Math.max(1, this.appRng.size(this.maxWrite));
     const data = new Uint8Array(size); // fresh each time: a LightChannel does not copy what it is given
     const sender = record.side === 'client' ? 0 : 1;
     pattern(sender, record.id, record.sent, data, false);
@@ -487,7 +573,8 @@ class World {
   private endChannel(record: ChannelRecord): void {
     if (record.ended || record.channel.destroyed) return;
     record.ended = true;
-    if (this.appRng.chance(0.2)) record.channel.end(this.nextData(record)); // the last bytes with the end
+    if (this.appRng.chance(0.2))
+      record.channel.end(this.nextData(record)); // the last bytes with the end
     else record.channel.end();
   }
 
@@ -501,13 +588,16 @@ class World {
   private track(label: string, promise: Promise<unknown>, onValue?: (value: unknown) => void): void {
     const call: Call = { label, settled: 0 };
     this.calls.push(call);
-    promise.then((value) => {
-      call.settled++;
-      onValue?.(value);
-    }, (error: unknown) => {
-      call.settled++;
-      call.error = error;
-    });
+    promise.then(
+      (value) => {
+        call.settled++;
+        onValue?.(value);
+      },
+      (error: unknown) => {
+        call.settled++;
+        call.error = error;
+      },
+    );
   }
 
   private act(kind: ActionKind, side: Side): void {
@@ -527,8 +617,10 @@ class World {
         try {
           channel = session.dial({ signal, openTimeout });
         } catch (error) {
-          if (!(error instanceof MuxError)) this.violate(`${side.name}: dial threw an untyped error: ${describe(error)}`);
-          if (error instanceof TransportClosedError) this.dialsThrewTransportClosed.push(`${side.name} at ${this.clock.now} ms`);
+          if (!(error instanceof MuxError))
+            this.violate(`${side.name}: dial threw an untyped error: ${describe(error)}`);
+          if (error instanceof TransportClosedError)
+            this.dialsThrewTransportClosed.push(`${side.name} at ${this.clock.now} ms`);
           return;
         }
         this.stats.dials!++;
@@ -538,8 +630,9 @@ class World {
         if (rng.chance(0.3)) this.endChannel(record);
         if (controller !== undefined) {
           const abortAt = this.clock.now + rng.int(0, 100);
-          this.schedule(abortAt, `${side.name} abort dial ${channel.id}`,
-            () => controller.abort(new MuxError('ERR_SIM_ABORTED', 'the simulated application gave up')));
+          this.schedule(abortAt, `${side.name} abort dial ${channel.id}`, () =>
+            controller.abort(new MuxError('ERR_SIM_ABORTED', 'the simulated application gave up')),
+          );
         }
         return;
       }
@@ -575,7 +668,10 @@ class World {
         return;
       }
       case 'accept': {
-        if (side.mode === 'listener') { this.act('dial', side); return; }
+        if (side.mode === 'listener') {
+          this.act('dial', side);
+          return;
+        }
         this.accept(side);
         return;
       }
@@ -584,11 +680,16 @@ class World {
         this.track(`${side.name} ping`, session.ping());
         return;
       case 'close':
-        this.track(`${side.name} close`, session.close({ timeout: rng.pick<number | undefined>([0, 50, 1_000, undefined]) }));
+        this.track(
+          `${side.name} close`,
+          session.close({ timeout: rng.pick<number | undefined>([0, 50, 1_000, undefined]) }),
+        );
         return;
       case 'destroy':
         this.sessionDestroys++;
-        session.destroy(rng.chance(0.5) ? new MuxError('ERR_SIM_DESTROYED', 'the simulated application destroyed it') : undefined);
+        session.destroy(
+          rng.chance(0.5) ? new MuxError('ERR_SIM_DESTROYED', 'the simulated application destroyed it') : undefined,
+        );
         return;
       case 'fault': {
         this.inject(side, rng.pick(['reset', 'blackHole', 'end'] as const));
@@ -612,7 +713,6 @@ class World {
     }
   }
 
-
   /** One `accept()`; on success the application may accept again at once (a standing accept loop). */
   private accept(side: Side): void {
     let signal: AbortSignal | undefined;
@@ -620,8 +720,9 @@ class World {
       const controller = new AbortController();
       signal = controller.signal;
       this.signals.push(signal);
-      this.schedule(this.clock.now + this.appRng.int(0, 200), `${side.name} abort accept`,
-        () => controller.abort(new MuxError('ERR_SIM_ABORTED', 'the simulated application gave up')));
+      this.schedule(this.clock.now + this.appRng.int(0, 200), `${side.name} abort accept`, () =>
+        controller.abort(new MuxError('ERR_SIM_ABORTED', 'the simulated application gave up')),
+      );
     }
     this.track(`${side.name} accept`, side.session.accept({ signal }), (channel) => {
       this.takeInbound(side, channel as AppChannel);
@@ -671,11 +772,18 @@ class World {
       const immediate = this.clock.nextImmediate();
       if (immediate !== undefined) steps.push({ label: 'immediate', run: () => this.clock.fire(immediate) });
       const timer = this.clock.nextTimer();
-      if (timer !== undefined && timer.at <= now) steps.push({ label: `timer@${timer.at}`, run: () => this.clock.fire(timer) });
+      if (timer !== undefined && timer.at <= now)
+        steps.push({ label: `timer@${timer.at}`, run: () => this.clock.fire(timer) });
       this.link.candidates(now, steps);
       const action = this.actions[0];
       if (action !== undefined && action.at <= now) {
-        steps.push({ label: action.label, run: () => { this.actions.shift(); action.run(); } });
+        steps.push({
+          label: action.label,
+          run: () => {
+            this.actions.shift();
+            action.run();
+          },
+        });
       }
       if (steps.length === 0) {
         let next = Number.POSITIVE_INFINITY;
@@ -685,8 +793,10 @@ class World {
         if (arrival !== undefined) next = Math.min(next, arrival);
         if (next === Number.POSITIVE_INFINITY) break; // nothing left to happen
         if (next - windDownAt > this.limits.windDownMs) {
-          this.violate(`still running ${this.limits.windDownMs} virtual ms after the wind-down began` +
-            ` (next event at ${next} ms: ${timer?.at === next ? 'a timer' : 'the network'})`);
+          this.violate(
+            `still running ${this.limits.windDownMs} virtual ms after the wind-down began` +
+              ` (next event at ${next} ms: ${timer?.at === next ? 'a timer' : 'the network'})`,
+          );
           break;
         }
         this.clock.advanceTo(next);
@@ -713,12 +823,22 @@ class World {
       this.stats[key] = (this.stats[key] ?? 0) + 1;
     }
     this.stats.blackHoles = this.sides.filter((side) => side.silentSince !== undefined).length;
-    this.stats.pausedBlackHoles = this.sides.filter((side) => side.silentSince !== undefined && side.end.pauses > 0).length;
+    this.stats.pausedBlackHoles = this.sides.filter(
+      (side) => side.silentSince !== undefined && side.end.pauses > 0,
+    ).length;
     this.checkInvariants();
     this.clock.clear();
     return {
-      seed: this.seed, protocol: this.limits.protocol, channels: this.limits.channels, steps: this.steps, virtualMs: this.clock.now, violations: this.violations,
-      params: this.params.join('\n'), trace: this.trace, digest: this.digest >>> 0, stats: this.stats,
+      seed: this.seed,
+      protocol: this.limits.protocol,
+      channels: this.limits.channels,
+      steps: this.steps,
+      virtualMs: this.clock.now,
+      violations: this.violations,
+      params: this.params.join('\n'),
+      trace: this.trace,
+      digest: this.digest >>> 0,
+      stats: this.stats,
     };
   }
 
@@ -743,8 +863,11 @@ class World {
   private checkInvariants(): void {
     for (const call of this.calls) {
       if (call.settled !== 1) this.violate(`${call.label}: settled ${call.settled} times`);
-      if (call.error !== undefined && (!(call.error instanceof MuxError) || call.error.code === 'ERR_MUX_INTERNAL')
-        && !nodeOwnAbort(call.error, call.record)) {
+      if (
+        call.error !== undefined &&
+        (!(call.error instanceof MuxError) || call.error.code === 'ERR_MUX_INTERNAL') &&
+        !nodeOwnAbort(call.error, call.record)
+      ) {
         this.violate(`${call.label}: failed with an untyped or internal error: ${describe(call.error)}`);
       }
     }
@@ -757,8 +880,12 @@ class World {
     // never took must fail as not accepted (safe to retry).
     const yamux = this.limits.protocol === 'yamux';
     // (multiplex has no Go Away: a channel the peer never took cannot be told from one it did.)
-    const graceful = yamux && clean && !this.link.client.abortedEarly && !this.link.server.abortedEarly
-      && this.sides.every((side) => {
+    const graceful =
+      yamux &&
+      clean &&
+      !this.link.client.abortedEarly &&
+      !this.link.server.abortedEarly &&
+      this.sides.every((side) => {
         const code = side.session.closeError instanceof MuxError ? side.session.closeError.code : undefined;
         return code !== 'ERR_MUX_KEEPALIVE_TIMEOUT' && code !== 'ERR_MUX_CLOSE_TIMEOUT';
       });
@@ -773,19 +900,31 @@ class World {
       const peerPaused = peer.end.pauses > 0;
       // (A peer whose session had already ended, its close() out of time, say, was not alive.)
       const peerAlive = peer.closedStep < 0 || peer.closedStep > side.closedStep;
-      if (clean && peerAlive && error instanceof MuxError && error.code === 'ERR_MUX_KEEPALIVE_TIMEOUT'
-        && (side.options.keepAliveTimeout ?? 0) > this.roundTripMs && (!peerPaused || this.limits.strictLiveness)) {
-        this.violate(`${side.name}: a live peer was declared dead (keepAliveTimeout ${side.options.keepAliveTimeout} ms,`
-          + ` round trip at most ${this.roundTripMs} ms): ${error.message}`);
+      if (
+        clean &&
+        peerAlive &&
+        error instanceof MuxError &&
+        error.code === 'ERR_MUX_KEEPALIVE_TIMEOUT' &&
+        (side.options.keepAliveTimeout ?? 0) > this.roundTripMs &&
+        (!peerPaused || this.limits.strictLiveness)
+      ) {
+        this.violate(
+          `${side.name}: a live peer was declared dead (keepAliveTimeout ${side.options.keepAliveTimeout} ms,` +
+            ` round trip at most ${this.roundTripMs} ms): ${error.message}`,
+        );
       }
     }
     for (const side of this.sides) {
       if (graceful && side.session.closeError instanceof TransportClosedError) {
-        this.violate(`${side.name}: the session failed as if the transport broke, though nothing broke it: ${describe(side.session.closeError)}`);
+        this.violate(
+          `${side.name}: the session failed as if the transport broke, though nothing broke it: ${describe(side.session.closeError)}`,
+        );
       }
     }
     if (graceful && this.dialsThrewTransportClosed.length > 0) {
-      this.violate(`dial threw TransportClosedError though nothing broke the connection (${this.dialsThrewTransportClosed.join(', ')})`);
+      this.violate(
+        `dial threw TransportClosedError though nothing broke the connection (${this.dialsThrewTransportClosed.join(', ')})`,
+      );
     }
     for (const side of this.sides) {
       const { session, name } = side;
@@ -803,11 +942,14 @@ class World {
       // twice the timeout when reading is paused (the first timeout sends a fresh ping and reads for its
       // answer: docs/design.md). A close() may end the session sooner; never later.
       const { keepAliveInterval = 0, keepAliveTimeout = 0 } = side.options;
-      if (yamux && side.silentSince !== undefined && keepAliveInterval > 0) { // (multiplex has no ping)
+      if (yamux && side.silentSince !== undefined && keepAliveInterval > 0) {
+        // (multiplex has no ping)
         const deadline = side.silentSince + keepAliveInterval + 2 * keepAliveTimeout + 1;
         if (side.closedAt > deadline) {
-          this.violate(`${name}: the peer vanished at ${side.silentSince} ms and was noticed only at ${side.closedAt} ms`
-            + ` (keepAliveInterval ${keepAliveInterval}, keepAliveTimeout ${keepAliveTimeout}: due by ${deadline} ms)`);
+          this.violate(
+            `${name}: the peer vanished at ${side.silentSince} ms and was noticed only at ${side.closedAt} ms` +
+              ` (keepAliveInterval ${keepAliveInterval}, keepAliveTimeout ${keepAliveTimeout}: due by ${deadline} ms)`,
+          );
         }
       }
       const peer = this.peerOf(side);
@@ -815,19 +957,25 @@ class World {
         const { channel, id } = record;
         const label = `${name}: channel ${id}`;
         if (record.closeEvents !== 1) {
-          this.violate(`${label}: 'close' emitted ${record.closeEvents} times (state ${channel.protocolState}, destroyed ${channel.destroyed}, failure ${describe(channel.failure)}, ended ${record.ended}, got end ${record.endEvents}, finish ${record.finishEvents}, paused ${record.paused}, received ${record.received})`);
+          this.violate(
+            `${label}: 'close' emitted ${record.closeEvents} times (state ${channel.protocolState}, destroyed ${channel.destroyed}, failure ${describe(channel.failure)}, ended ${record.ended}, got end ${record.endEvents}, finish ${record.finishEvents}, paused ${record.paused}, received ${record.received})`,
+          );
         }
         if (record.endEvents > 1 || record.finishEvents > 1 || record.errorEvents > 1) {
-          this.violate(`${label}: 'end' ${record.endEvents}, 'finish' ${record.finishEvents}, 'error' ${record.errorEvents} times`);
+          this.violate(
+            `${label}: 'end' ${record.endEvents}, 'finish' ${record.finishEvents}, 'error' ${record.errorEvents} times`,
+          );
         }
         const failure = channel.failure;
-        const notAccepted = failure instanceof ChannelRefusedError
-          || (failure instanceof GoAwayError && failure.goAwayCode === 0);
+        const notAccepted =
+          failure instanceof ChannelRefusedError || (failure instanceof GoAwayError && failure.goAwayCode === 0);
         if (notAccepted) {
           this.stats.refused!++;
           if (!channel.outbound) this.violate(`${label}: an inbound channel reported as not accepted`);
           if (peer.channels.has(id)) {
-            this.violate(`${label}: reported as not accepted (${describe(failure)}), yet the peer's application had it`);
+            this.violate(
+              `${label}: reported as not accepted (${describe(failure)}), yet the peer's application had it`,
+            );
           }
         }
         if (graceful && channel.outbound && !peer.channels.has(id) && failure instanceof TransportClosedError) {
@@ -838,16 +986,30 @@ class World {
         if (record.received > sent) this.violate(`${label}: received ${record.received} bytes of ${sent} sent`);
         // On multiplex the end of a channel is a RST either way: complete only when the sender ended it
         // (not destroyed) and this side had not closed it first.
-        const complete = yamux || (from !== undefined && from.ended && !from.reset && from.channel.failure === undefined
-          && !record.endedBeforeEnd);
+        const complete =
+          yamux ||
+          (from !== undefined &&
+            from.ended &&
+            !from.reset &&
+            from.channel.failure === undefined &&
+            !record.endedBeforeEnd);
         if (record.endEvents === 1 && !record.readClosed && complete && record.received !== sent) {
           this.violate(`${label}: the peer's end arrived after ${record.received} of ${sent} bytes`);
         }
         // A channel neither application reset or cut short, in a run without faults, between two sessions
         // that both closed cleanly, must have finished both ways.
-        if (clean && from !== undefined && session.closeError === undefined && peer.session.closeError === undefined
-          && !record.reset && !from.reset && !record.readClosed && failure === undefined && from.channel.failure === undefined
-          && record.endEvents !== 1) {
+        if (
+          clean &&
+          from !== undefined &&
+          session.closeError === undefined &&
+          peer.session.closeError === undefined &&
+          !record.reset &&
+          !from.reset &&
+          !record.readClosed &&
+          failure === undefined &&
+          from.channel.failure === undefined &&
+          record.endEvents !== 1
+        ) {
           this.violate(`${label}: never got the peer's end though both sessions closed cleanly`);
         }
       }

@@ -63,9 +63,11 @@ if (name !== undefined && name !== '') {
 }
 
 /** Runs a scenario in a child process; resolves to its exit code, output and how long it took to exit. */
-export async function runChild(scenario: string, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<{
-  code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number;
-}> {
+export async function runChild(
+  scenario: string,
+  env: Record<string, string> = {},
+  timeoutMs = 30_000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }> {
   const { spawn } = await import('node:child_process');
   const { fileURLToPath } = await import('node:url');
   const started = performance.now();

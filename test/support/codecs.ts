@@ -25,6 +25,7 @@ export const CODECS: CodecUnderTest[] = (process.env.MUXWIRE_CODECS ?? DEFAULT_C
   .filter((name) => name !== '')
   .map((name) => {
     const codec = KNOWN[name];
-    if (codec === undefined) throw new Error(`MUXWIRE_CODECS: unknown codec ${name} (known: ${Object.keys(KNOWN).join(', ')})`);
+    if (codec === undefined)
+      throw new Error(`MUXWIRE_CODECS: unknown codec ${name} (known: ${Object.keys(KNOWN).join(', ')})`);
     return codec;
   });

@@ -105,7 +105,10 @@ function closed(channel: Channel): Promise<void> {
  * write and read, and every byte is compared. Rejects on the first mismatch or channel error, or on timeout.
  */
 export async function runExchange(
-  client: Session, server: Session, plan: ExchangePlan, rng: Rng,
+  client: Session,
+  server: Session,
+  plan: ExchangePlan,
+  rng: Rng,
   options: { concurrency?: number; timeoutMs?: number } = {},
 ): Promise<ExchangeResult> {
   const started = performance.now();
@@ -114,9 +117,11 @@ export async function runExchange(
   const serverDone: Promise<void>[] = [];
   const onChannel = (channel: Channel): void => {
     channel.on('error', () => {});
-    serverDone.push(serveChannel(channel, plan, serverRng).catch((error: unknown) => {
-      failures.push(error as Error);
-    }));
+    serverDone.push(
+      serveChannel(channel, plan, serverRng).catch((error: unknown) => {
+        failures.push(error as Error);
+      }),
+    );
   };
   server.on('channel', onChannel);
   const concurrency = Math.max(1, options.concurrency ?? plan.channels.length);
@@ -132,8 +137,13 @@ export async function runExchange(
   const timeoutMs = options.timeoutMs ?? 60_000;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(
-      `exchange timed out after ${timeoutMs} ms: ${completed} of ${plan.channels.length} channels done`)), timeoutMs);
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(`exchange timed out after ${timeoutMs} ms: ${completed} of ${plan.channels.length} channels done`),
+        ),
+      timeoutMs,
+    );
   });
   try {
     await Promise.race([
@@ -182,8 +192,10 @@ async function dialChannel(client: Session, plan: ExchangePlan, index: number, r
   });
   const got = receiver.bytes();
   if (!got.equals(entry.down)) {
-    throw new Error(`channel ${index}: client received ${got.length} of ${entry.down.length} bytes, `
-      + `first difference at byte ${firstDifference(got, entry.down)}`);
+    throw new Error(
+      `channel ${index}: client received ${got.length} of ${entry.down.length} bytes, ` +
+        `first difference at byte ${firstDifference(got, entry.down)}`,
+    );
   }
 }
 
@@ -199,11 +211,14 @@ async function serveChannel(channel: Channel, plan: ExchangePlan, rng: Rng): Pro
       }
     };
     receiver.onData = check;
-    channel.once('close', () => reject(channel.failure ?? new Error(`channel ${channel.id} closed before its prelude`)));
+    channel.once('close', () =>
+      reject(channel.failure ?? new Error(`channel ${channel.id} closed before its prelude`)),
+    );
     check();
   });
   const entry = plan.channels[prelude];
-  if (entry === undefined) throw new Error(`server: channel ${channel.id} named plan entry ${prelude}, which does not exist`);
+  if (entry === undefined)
+    throw new Error(`server: channel ${channel.id} named plan entry ${prelude}, which does not exist`);
   const received = new Promise<void>((resolve, reject) => {
     const check = (): void => {
       if (receiver.received >= PRELUDE + entry.up.length) resolve();
@@ -221,7 +236,9 @@ async function serveChannel(channel: Channel, plan: ExchangePlan, rng: Rng): Pro
   });
   const got = receiver.bytes().subarray(PRELUDE);
   if (!got.equals(entry.up)) {
-    throw new Error(`channel ${prelude}: server received ${got.length} of ${entry.up.length} bytes, `
-      + `first difference at byte ${firstDifference(got, entry.up)}`);
+    throw new Error(
+      `channel ${prelude}: server received ${got.length} of ${entry.up.length} bytes, ` +
+        `first difference at byte ${firstDifference(got, entry.up)}`,
+    );
   }
 }

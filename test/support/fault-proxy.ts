@@ -142,7 +142,9 @@ class Link {
     let data = chunk;
     if (faults.rewrite !== undefined) {
       const rewritten = faults.rewrite(chunk, offset);
-      data = Buffer.isBuffer(rewritten) ? rewritten : Buffer.from(rewritten.buffer, rewritten.byteOffset, rewritten.length);
+      data = Buffer.isBuffer(rewritten)
+        ? rewritten
+        : Buffer.from(rewritten.buffer, rewritten.byteOffset, rewritten.length);
     }
     if (faults.cutAtByte !== undefined) {
       const room = Math.max(0, faults.cutAtByte - this.accepted);
@@ -230,7 +232,10 @@ class Link {
       wrote = true;
       const last = this.cutPending && this.head === this.queue.length;
       if (last) this.cutWriteIssued = true;
-      const accepted = this.destination.write(piece.data, last ? () => this.connection.cutNow('byte', this.direction) : undefined);
+      const accepted = this.destination.write(
+        piece.data,
+        last ? () => this.connection.cutNow('byte', this.direction) : undefined,
+      );
       if (!accepted) this.waitingDrain = true;
       if (this.pausedSource && this.stats.queued < this.highWaterMark / 2) {
         this.pausedSource = false;
@@ -248,10 +253,13 @@ class Link {
 
   private arm(wait: number): void {
     if (this.timer !== undefined) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.pump();
-    }, Math.max(1, Math.ceil(wait)));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.pump();
+      },
+      Math.max(1, Math.ceil(wait)),
+    );
   }
 
   /** Starts or stops forwarding (queued bytes stay, up to the high-water mark). */
@@ -295,8 +303,24 @@ export class ProxyConnection {
     rng: Rng,
     highWaterMark: number,
   ) {
-    this.upstream = new Link(this, 'upstream', client, server, () => proxy.faultsOf('upstream'), rng.fork(), highWaterMark);
-    this.downstream = new Link(this, 'downstream', server, client, () => proxy.faultsOf('downstream'), rng.fork(), highWaterMark);
+    this.upstream = new Link(
+      this,
+      'upstream',
+      client,
+      server,
+      () => proxy.faultsOf('upstream'),
+      rng.fork(),
+      highWaterMark,
+    );
+    this.downstream = new Link(
+      this,
+      'downstream',
+      server,
+      client,
+      () => proxy.faultsOf('downstream'),
+      rng.fork(),
+      highWaterMark,
+    );
     for (const socket of [client, server]) {
       socket.setNoDelay(true);
       socket.on('error', () => {});
@@ -320,14 +344,21 @@ export class ProxyConnection {
   cutNow(reason: 'byte' | 'manual', direction?: Direction, mode?: CutMode): void {
     if (this.done || this.cut) return;
     this.cut = true;
-    const cutMode = mode ?? (direction !== undefined ? this.proxy.faultsOf(direction).cutMode : undefined) ?? this.proxy.cutMode;
+    const cutMode =
+      mode ?? (direction !== undefined ? this.proxy.faultsOf(direction).cutMode : undefined) ?? this.proxy.cutMode;
     this.upstream.close();
     this.downstream.close();
     for (const socket of [this.client, this.server]) {
       socket.resume(); // what still arrives is discarded
       destroySocket(socket, cutMode);
     }
-    this.proxy.emit('cut', { connection: this, reason, direction, mode: cutMode, at: performance.now() } satisfies CutInfo);
+    this.proxy.emit('cut', {
+      connection: this,
+      reason,
+      direction,
+      mode: cutMode,
+      at: performance.now(),
+    } satisfies CutInfo);
   }
 
   /** Closes both sockets at once (test teardown). */
@@ -509,7 +540,13 @@ export class FaultProxy extends EventEmitter {
         target.destroy();
         return;
       }
-      const connection = new ProxyConnection(this, client, target, this.rng.fork(), this.options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK);
+      const connection = new ProxyConnection(
+        this,
+        client,
+        target,
+        this.rng.fork(),
+        this.options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK,
+      );
       this.connections.add(connection);
       for (const direction of this.stalledDirections) connection.link(direction).setStalled(true);
       client.resume();

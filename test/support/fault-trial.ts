@@ -68,8 +68,12 @@ export interface TrialOptions {
 }
 
 /** The codes a cut transport may legitimately produce. */
-const EXPECTED_CODES = new Set(['ERR_MUX_TRANSPORT_CLOSED', 'ERR_MUX_SESSION_CLOSED', 'ERR_MUX_CHANNEL_RESET',
-  'ERR_MUX_KEEPALIVE_TIMEOUT']);
+const EXPECTED_CODES = new Set([
+  'ERR_MUX_TRANSPORT_CLOSED',
+  'ERR_MUX_SESSION_CLOSED',
+  'ERR_MUX_CHANNEL_RESET',
+  'ERR_MUX_KEEPALIVE_TIMEOUT',
+]);
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -84,12 +88,15 @@ export async function runFaultTrial(seed: number, options: TrialOptions = {}): P
   const track = (kind: Operation['kind'], side: Operation['side'], promise: Promise<unknown>): void => {
     const op: Operation = { kind, side, settledAt: undefined, error: undefined };
     operations.push(op);
-    promise.then(() => {
-      op.settledAt = performance.now();
-    }, (error: unknown) => {
-      op.settledAt = performance.now();
-      op.error = error;
-    });
+    promise.then(
+      () => {
+        op.settledAt = performance.now();
+      },
+      (error: unknown) => {
+        op.settledAt = performance.now();
+        op.error = error;
+      },
+    );
   };
 
   // ---- the plan
@@ -113,14 +120,20 @@ export async function runFaultTrial(seed: number, options: TrialOptions = {}): P
   const pausedShare = (options.pausedReaders ?? true) ? 0.2 : 0;
   const pings = codec === undefined || codec.name === 'yamux';
   const sessionOptions: SessionOptions = {
-    ...(pings ? keepAlive : {}), ackBacklog: rng.int(1, 4), maxFrameSize: rng.pick([1024, 4096, 16384]),
+    ...(pings ? keepAlive : {}),
+    ackBacklog: rng.int(1, 4),
+    maxFrameSize: rng.pick([1024, 4096, 16384]),
     ...codec?.options,
   };
   const split = rng.chance(0.5) ? { split: { maxPiece: rng.int(1, 3000) } } : {};
-  const latency = rng.chance(0.5) ? [0, 3] as const : 0;
+  const latency = rng.chance(0.5) ? ([0, 3] as const) : 0;
 
   const pair = await proxiedPair({
-    proxy: { seed, both: { ...split, latencyMs: latency }, [cutDirection]: { ...split, latencyMs: latency, cutAtByte, cutMode } },
+    proxy: {
+      seed,
+      both: { ...split, latencyMs: latency },
+      [cutDirection]: { ...split, latencyMs: latency, cutAtByte, cutMode },
+    },
     client: sessionOptions,
     server: sessionOptions,
   });
@@ -161,28 +174,40 @@ export async function runFaultTrial(seed: number, options: TrialOptions = {}): P
   };
   const trackDial = (side: Operation['side'], channel: Channel, label: string): void => {
     listen(channel);
-    track('dial', side, new Promise<void>((resolve, reject) => {
-      dialWatch.add({ channel, resolve });
-      channel.once('close', () => reject(failureOf(channel, label)));
-    }));
+    track(
+      'dial',
+      side,
+      new Promise<void>((resolve, reject) => {
+        dialWatch.add({ channel, resolve });
+        channel.once('close', () => reject(failureOf(channel, label)));
+      }),
+    );
   };
 
   /** Reads `incoming` (unless its reader is paused) and writes `outgoing` in random pieces, tracking both. */
   const drive = (channel: Channel, side: Operation['side'], label: string, outgoing: Buffer, incoming: Flow): void => {
     listen(channel);
-    track('read', side, new Promise<void>((resolve, reject) => {
-      channel.once('end', resolve);
-      channel.once('close', () => (channel.readableEnded ? resolve() : reject(failureOf(channel, label))));
-    }));
+    track(
+      'read',
+      side,
+      new Promise<void>((resolve, reject) => {
+        channel.once('end', resolve);
+        channel.once('close', () => (channel.readableEnded ? resolve() : reject(failureOf(channel, label))));
+      }),
+    );
     if (!incoming.paused) channel.on('data', (chunk: Buffer) => incoming.received.push(chunk));
     const writeRng = rng.fork();
     for (let offset = 0; offset < outgoing.length && !channel.destroyed;) {
       const size = Math.min(outgoing.length - offset, writeRng.int(1, 80_000));
       const piece = outgoing.subarray(offset, offset + size);
       offset += size;
-      track('write', side, new Promise<void>((resolve, reject) => {
-        channel.write(piece, (error) => (error ? reject(error) : resolve()));
-      }));
+      track(
+        'write',
+        side,
+        new Promise<void>((resolve, reject) => {
+          channel.write(piece, (error) => (error ? reject(error) : resolve()));
+        }),
+      );
     }
   };
 
@@ -190,8 +215,18 @@ export async function runFaultTrial(seed: number, options: TrialOptions = {}): P
   const dialled = new Map<number, { i: number; toServer: Flow }>();
   for (let i = 0; i < clientChannels; i++) {
     const channel = client.dial();
-    const toServer: Flow = { label: `client channel ${i} up`, sent: up[i]!, received: [], paused: rng.chance(pausedShare) };
-    const toClient: Flow = { label: `client channel ${i} down`, sent: down[i]!, received: [], paused: rng.chance(pausedShare) };
+    const toServer: Flow = {
+      label: `client channel ${i} up`,
+      sent: up[i]!,
+      received: [],
+      paused: rng.chance(pausedShare),
+    };
+    const toClient: Flow = {
+      label: `client channel ${i} down`,
+      sent: down[i]!,
+      received: [],
+      paused: rng.chance(pausedShare),
+    };
     flows.push(toServer, toClient);
     dialled.set(channel.id, { i, toServer });
     trackDial('client', channel, `client dial ${i}`);
@@ -203,11 +238,14 @@ export async function runFaultTrial(seed: number, options: TrialOptions = {}): P
   for (let n = 0; n < accepting; n++) {
     const accepted = server.accept();
     track('accept', 'server', accepted);
-    accepted.then((channel) => {
-      const entry = dialled.get(channel.id);
-      if (entry === undefined) problems.push(`server accepted unknown channel ${channel.id}`);
-      else drive(channel, 'server', `server side of channel ${entry.i}`, down[entry.i]!, entry.toServer);
-    }, () => {});
+    accepted.then(
+      (channel) => {
+        const entry = dialled.get(channel.id);
+        if (entry === undefined) problems.push(`server accepted unknown channel ${channel.id}`);
+        else drive(channel, 'server', `server side of channel ${entry.i}`, down[entry.i]!, entry.toServer);
+      },
+      () => {},
+    );
   }
   if (accepting === clientChannels) track('accept', 'server', server.accept()); // pending until the cut
 
@@ -215,8 +253,18 @@ export async function runFaultTrial(seed: number, options: TrialOptions = {}): P
   const pushedChannels = new Map<number, { j: number; toClient: Flow }>();
   for (let j = 0; j < serverChannels; j++) {
     const channel = server.dial();
-    const toClient: Flow = { label: `pushed channel ${j} down`, sent: pushed[j]!, received: [], paused: rng.chance(pausedShare) };
-    const toServer: Flow = { label: `pushed channel ${j} up`, sent: pushedBack[j]!, received: [], paused: rng.chance(pausedShare) };
+    const toClient: Flow = {
+      label: `pushed channel ${j} down`,
+      sent: pushed[j]!,
+      received: [],
+      paused: rng.chance(pausedShare),
+    };
+    const toServer: Flow = {
+      label: `pushed channel ${j} up`,
+      sent: pushedBack[j]!,
+      received: [],
+      paused: rng.chance(pausedShare),
+    };
     flows.push(toClient, toServer);
     pushedChannels.set(channel.id, { j, toClient });
     trackDial('server', channel, `server dial ${j}`);
@@ -226,11 +274,14 @@ export async function runFaultTrial(seed: number, options: TrialOptions = {}): P
   for (let j = 0; j <= serverChannels; j++) {
     const accepted = client.accept({ signal: abort.signal });
     track('accept', 'client', accepted);
-    accepted.then((channel) => {
-      const entry = pushedChannels.get(channel.id);
-      if (entry === undefined) problems.push(`client accepted unknown channel ${channel.id}`);
-      else drive(channel, 'client', `client side of pushed channel ${entry.j}`, pushedBack[entry.j]!, entry.toClient);
-    }, () => {});
+    accepted.then(
+      (channel) => {
+        const entry = pushedChannels.get(channel.id);
+        if (entry === undefined) problems.push(`client accepted unknown channel ${channel.id}`);
+        else drive(channel, 'client', `client side of pushed channel ${entry.j}`, pushedBack[entry.j]!, entry.toClient);
+      },
+      () => {},
+    );
   }
   if (pings) track('ping', 'client', client.ping());
   track('session', 'client', client.closed);
@@ -287,19 +338,28 @@ export async function runFaultTrial(seed: number, options: TrialOptions = {}): P
       problems.push(`${flow.label}: the ${got.length} bytes received are not a prefix of the ${flow.sent.length} sent`);
     }
   }
-  for (const [side, session] of [['client', client], ['server', server]] as const) {
+  for (const [side, session] of [
+    ['client', client],
+    ['server', server],
+  ] as const) {
     if (session.state !== 'closed') problems.push(`${side} session is ${session.state} after the cut`);
     try {
       session.dial();
       problems.push(`${side}: dial() after the cut did not throw`);
     } catch (error) {
-      if (!(error instanceof MuxError)) problems.push(`${side}: dial() after the cut threw ${String(error)}, not a MuxError`);
+      if (!(error instanceof MuxError))
+        problems.push(`${side}: dial() after the cut threw ${String(error)}, not a MuxError`);
     }
   }
-  if (getEventListeners(abort.signal, 'abort').length !== 0) problems.push('accept() left a listener on its AbortSignal');
+  if (getEventListeners(abort.signal, 'abort').length !== 0)
+    problems.push('accept() left a listener on its AbortSignal');
   const socketsBy = performance.now() + bound;
-  while ((!pair.clientSocket.destroyed || !pair.serverSocket.destroyed) && performance.now() < socketsBy) await sleep(5);
-  for (const [side, socket] of [['client', pair.clientSocket], ['server', pair.serverSocket]] as const) {
+  while ((!pair.clientSocket.destroyed || !pair.serverSocket.destroyed) && performance.now() < socketsBy)
+    await sleep(5);
+  for (const [side, socket] of [
+    ['client', pair.clientSocket],
+    ['server', pair.serverSocket],
+  ] as const) {
     if (!socket.destroyed) problems.push(`${side} socket not destroyed after its session failed`);
     if (socket.listenerCount('data') !== 0) problems.push(`${side} socket still has a data listener`);
   }

@@ -27,7 +27,10 @@ export class HostilePeer {
   private pending = Buffer.alloc(0);
   private payloadLeft = 0;
 
-  constructor(readonly socket: net.Socket, options: { answerPings?: boolean; keep?: number } = {}) {
+  constructor(
+    readonly socket: net.Socket,
+    options: { answerPings?: boolean; keep?: number } = {},
+  ) {
     this.answerPings = options.answerPings ?? true;
     const keep = options.keep ?? 10_000;
     socket.on('data', (chunk: Buffer) => {
@@ -47,7 +50,12 @@ export class HostilePeer {
         const key = `${header.type}:${header.flags}`;
         this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
         if (this.frames.length < keep) {
-          this.frames.push({ type: header.type, flags: header.flags, streamId: header.streamId, length: header.length });
+          this.frames.push({
+            type: header.type,
+            flags: header.flags,
+            streamId: header.streamId,
+            length: header.length,
+          });
         }
         if (this.answerPings && header.type === FrameType.ping && (header.flags & Flag.syn) !== 0) {
           socket.write(frame(FrameType.ping, Flag.ack, 0, header.length));
@@ -118,9 +126,10 @@ function drained(socket: net.Socket): Promise<void> {
 }
 
 /** A muxwire server session on loopback TCP whose client end is a raw hostile peer. */
-export async function hostilePair(options: SessionOptions = {}, peer: { answerPings?: boolean } = {}): Promise<{
-  session: Session; peer: HostilePeer; socket: net.Socket; close: () => void;
-}> {
+export async function hostilePair(
+  options: SessionOptions = {},
+  peer: { answerPings?: boolean } = {},
+): Promise<{ session: Session; peer: HostilePeer; socket: net.Socket; close: () => void }> {
   const [raw, socket] = await tcpPair();
   const session = multiplexedServer(socket, { keepAliveInterval: 0, ...options });
   const hostile = new HostilePeer(raw, peer);

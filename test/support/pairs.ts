@@ -35,20 +35,21 @@ export interface ProxiedPairOptions {
 export async function proxiedPair(options: ProxiedPairOptions = {}): Promise<ProxiedPair> {
   const host = options.host ?? '127.0.0.1';
   const material = options.tls;
-  const listener: net.Server = material !== undefined
-    ? tls.createServer({ key: material.key, cert: material.cert })
-    : net.createServer();
+  const listener: net.Server =
+    material !== undefined ? tls.createServer({ key: material.key, cert: material.cert }) : net.createServer();
   listener.listen(0, host);
   await once(listener, 'listening');
   const targetPort = (listener.address() as net.AddressInfo).port;
   let proxy: FaultProxy | undefined;
   try {
-    if (options.proxy !== false) proxy = await FaultProxy.start({ ...options.proxy, host, target: { host, port: targetPort } });
+    if (options.proxy !== false)
+      proxy = await FaultProxy.start({ ...options.proxy, host, target: { host, port: targetPort } });
     const port = proxy?.port ?? targetPort;
     const accepted = once(listener, material !== undefined ? 'secureConnection' : 'connection');
-    const clientSocket: net.Socket = material !== undefined
-      ? tls.connect({ host, port, ca: material.cert, servername: 'localhost' })
-      : net.connect(port, host);
+    const clientSocket: net.Socket =
+      material !== undefined
+        ? tls.connect({ host, port, ca: material.cert, servername: 'localhost' })
+        : net.connect(port, host);
     await once(clientSocket, material !== undefined ? 'secureConnect' : 'connect');
     const [serverSocket] = (await accepted) as [net.Socket];
     listener.close();

@@ -26,7 +26,10 @@ export function resourcesAbove(baseline: Map<string, number>): Record<string, nu
  * Waits (polling, up to `timeoutMs`) until the process holds no more resources of any kind than in `baseline`;
  * resolves to what is still above it (empty when nothing leaked).
  */
-export async function settleResources(baseline: Map<string, number>, timeoutMs = 3000): Promise<Record<string, number>> {
+export async function settleResources(
+  baseline: Map<string, number>,
+  timeoutMs = 3000,
+): Promise<Record<string, number>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     // the poll itself uses a timer; measure between polls

@@ -65,8 +65,9 @@ function bitString(bytes: Buffer): Buffer {
 /** UTCTime (years 1950 to 2049), as RFC 5280 requires for those years. */
 function utcTime(date: Date): Buffer {
   const two = (n: number): string => String(n).padStart(2, '0');
-  const text = `${two(date.getUTCFullYear() % 100)}${two(date.getUTCMonth() + 1)}${two(date.getUTCDate())}`
-    + `${two(date.getUTCHours())}${two(date.getUTCMinutes())}${two(date.getUTCSeconds())}Z`;
+  const text =
+    `${two(date.getUTCFullYear() % 100)}${two(date.getUTCMonth() + 1)}${two(date.getUTCDate())}` +
+    `${two(date.getUTCHours())}${two(date.getUTCMinutes())}${two(date.getUTCSeconds())}Z`;
   return tlv(0x17, Buffer.from(text, 'ascii'));
 }
 
@@ -112,11 +113,14 @@ export function selfSignedCertificate(commonName = 'localhost', days = 2): TlsMa
     tlv(0x87, ipBytes('127.0.0.1')), // iPAddress [7]
     tlv(0x87, ipBytes('::1')),
   );
-  const extensions = explicit(3, sequence(
-    extension('2.5.29.19', true, sequence(boolean(true))), // basicConstraints: CA, so it can anchor its own chain
-    extension('2.5.29.15', true, tlv(0x03, Buffer.of(2, 0x84))), // keyUsage: digitalSignature, keyCertSign (2 unused bits)
-    extension('2.5.29.17', false, subjectAltName),
-  ));
+  const extensions = explicit(
+    3,
+    sequence(
+      extension('2.5.29.19', true, sequence(boolean(true))), // basicConstraints: CA, so it can anchor its own chain
+      extension('2.5.29.15', true, tlv(0x03, Buffer.of(2, 0x84))), // keyUsage: digitalSignature, keyCertSign (2 unused bits)
+      extension('2.5.29.17', false, subjectAltName),
+    ),
+  );
   const spki = publicKey.export({ type: 'spki', format: 'der' });
   const tbs = sequence(
     explicit(0, integer(Buffer.of(2))), // version 3
@@ -130,8 +134,5 @@ export function selfSignedCertificate(commonName = 'localhost', days = 2): TlsMa
   );
   const signature = sign('sha256', tbs, privateKey); // DER-encoded ECDSA-Sig-Value
   const certificate = sequence(tbs, ecdsaWithSha256, bitString(signature));
-  return {
-    key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-    cert: pem('CERTIFICATE', certificate),
-  };
+  return { key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, cert: pem('CERTIFICATE', certificate) };
 }

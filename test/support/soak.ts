@@ -27,7 +27,9 @@ export function report(test: string, figures: Record<string, unknown>): string {
   const line = { test, soak: SOAK, at: new Date().toISOString(), ...figures };
   const file = process.env.MUXWIRE_REPORT;
   if (file !== undefined && file !== '') appendFileSync(file, `${JSON.stringify(line)}\n`);
-  return `${test}: ${Object.entries(figures).map(([k, v]) => `${k}=${typeof v === 'number' ? round(v) : String(v)}`).join(' ')}`;
+  return `${test}: ${Object.entries(figures)
+    .map(([k, v]) => `${k}=${typeof v === 'number' ? round(v) : String(v)}`)
+    .join(' ')}`;
 }
 
 function round(value: number): string {

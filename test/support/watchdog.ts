@@ -9,7 +9,9 @@ export function exitWhenDone(graceMs = 10_000): void {
   after(() => {
     const timer = setTimeout(() => {
       const left = process.getActiveResourcesInfo().filter((kind) => kind !== 'TTYWrap');
-      process.stderr.write(`muxwire watchdog: the process did not exit ${graceMs} ms after its tests; still open: ${left.join(', ')}\n`);
+      process.stderr.write(
+        `muxwire watchdog: the process did not exit ${graceMs} ms after its tests; still open: ${left.join(', ')}\n`,
+      );
       process.exit(1);
     }, graceMs);
     timer.unref(); // it never keeps the process alive itself

@@ -50,12 +50,14 @@ export const multiplexCodec: WireCodec = {
   decodeHeader(source, offset, out) {
     out.version = 0;
     out.type = FrameType.data;
-    out.streamId = ((source[offset]! << 24) | (source[offset + 1]! << 16) | (source[offset + 2]! << 8)
-      | source[offset + 3]!) >>> 0;
+    out.streamId =
+      ((source[offset]! << 24) | (source[offset + 1]! << 16) | (source[offset + 2]! << 8) | source[offset + 3]!) >>> 0;
     const raw = source[offset + 4]!;
     // Unknown bits are kept (above 0xff) so that checkHeader can name them.
-    out.flags = ((raw & MultiplexFlag.syn) !== 0 ? Flag.syn : 0) | ((raw & MultiplexFlag.rst) !== 0 ? Flag.fin : 0)
-      | ((raw & ~(MultiplexFlag.syn | MultiplexFlag.rst)) << 8);
+    out.flags =
+      ((raw & MultiplexFlag.syn) !== 0 ? Flag.syn : 0) |
+      ((raw & MultiplexFlag.rst) !== 0 ? Flag.fin : 0) |
+      ((raw & ~(MultiplexFlag.syn | MultiplexFlag.rst)) << 8);
     out.length = (source[offset + 5]! << 16) | (source[offset + 6]! << 8) | source[offset + 7]!;
   },
   checkHeader(header) {
