@@ -9,13 +9,14 @@
  * - `keepalive.ts`: pings, RTT, the keep-alive deadline;
  * - `window-grants.ts`: Window Updates, auto-tuning, memory relief;
  * - `outgoing.ts`: dialled channels until acknowledged (ACK backlog, open timeouts, abort signals);
- * - `incoming.ts`: channels the peer opens until accepted (accept queue, waiters).
+ * - `incoming.ts`: channels the peer opens until accepted (accept queue, waiters);
+ * - `go-away.ts`: a closing session's Go Away handshake (the peer has seen the Go Away, then gone quiet).
+ * Its public types are in `session-api.ts`.
  * The parts reach the session only through the small host objects it gives them here. It speaks to the
  * transport through {@link Transport} and to channels through {@link ChannelEndpoint}, so it imports nothing
  * Node-only; adapters (src/node/) give it a Node stream and make channels Node `Duplex`es.
  * @module
  */
-import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState } from './channel-state.js';
 import { ChannelTable } from './channels.js';
 import type { CodecCapabilities, WireCodec } from './codec.js';
@@ -38,7 +39,7 @@ import { FrameType } from './frame.js';
 import { SessionMemory } from './flow.js';
 import { Incoming } from './incoming.js';
 import { KeepAlive } from './keepalive.js';
-import { type ChannelStats, type SessionStats, Telemetry, channelStats } from './observe.js';
+import { type SessionStats, Telemetry, channelStats } from './observe.js';
 import { type ResolvedOptions, type SessionOptions, checkNumberOption, resolveOptions } from './options.js';
 import { Outgoing } from './outgoing.js';
 import { ReadGate } from './read-gate.js';
@@ -49,61 +50,25 @@ import type { Transport, TransportEvents } from './transport.js';
 import { WindowGrants } from './window-grants.js';
 import { FrameWriter } from './writer.js';
 import { GoAwayHandshake } from './go-away.js';
+import type {
+  Role,
+  SessionEvents,
+  SessionStatus,
+  EndpointFactory,
+  AcceptOptions,
+  DialOptions,
+  CloseOptions,
+} from './session-api.js';
 
-/** Which end of the session this is: the client dials odd channel ids, the server even ones. */
-export type Role = 'client' | 'server';
-
-/** The events of a session. */
-export interface SessionEvents<C> {
-  /** The peer opened a channel (it is accepted by being handed to this listener). */
-  channel: (channel: C) => void;
-  /** The peer sent Go Away: it takes no new channels (code 0), or is ending on an error (1, 2). */
-  goaway: (code: number) => void;
-  /** The session has ended: cleanly (`error` undefined) or not. Emitted once. */
-  close: (error?: Error) => void;
-  /**
-   * A channel entered the session: dialled here, or opened by the peer (before it is accepted; a channel the
-   * session refuses at once never enters). For counting and tracing: the figures, not the channel itself.
-   */
-  channelOpen: (stats: ChannelStats) => void;
-  /**
-   * A channel left the session: both sides ended it, it was reset (either way) or it failed with the session
-   * (`error` says why, as `channel.failure` does). `stats` holds its final figures.
-   */
-  channelClose: (stats: ChannelStats, error?: Error) => void;
-}
-
-/** The lifecycle of a session. */
-export type SessionStatus = 'open' | 'closing' | 'closed';
-
-/**
- * Makes the application-facing object for a channel (a Node `Duplex`, a Web stream pair...): it holds the
- * channel's state and the session's {@link ChannelPort}, through which it writes, ends, resets and reads.
- */
-export type EndpointFactory<C extends ChannelEndpoint> = (state: ChannelState, port: ChannelPort<MuxSession<C>>) => C;
-
-/** Options of `accept()`. */
-export interface AcceptOptions {
-  /** Gives up waiting; the promise rejects with the signal's reason. */
-  signal?: AbortSignal;
-}
-
-/** Options of `dial()`. */
-export interface DialOptions {
-  /**
-   * Gives up opening: until the peer acknowledges the channel, aborting resets it and fails it with the
-   * signal's reason (dialling with an aborted signal throws that reason). Later aborts do nothing.
-   */
-  signal?: AbortSignal;
-  /** This channel's open timeout in ms, instead of the session's `openTimeout` (0: no limit). */
-  openTimeout?: number;
-}
-
-/** Options of `close()`. */
-export interface CloseOptions {
-  /** Milliseconds to wait for open channels to finish (default: the session's `closeTimeout`). */
-  timeout?: number;
-}
+export type {
+  Role,
+  SessionEvents,
+  SessionStatus,
+  EndpointFactory,
+  AcceptOptions,
+  DialOptions,
+  CloseOptions,
+} from './session-api.js';
 
 const MAX_ID = 0xffff_ffff;
 /** After ending the transport, how long to wait for the peer to end its side before destroying it. */
