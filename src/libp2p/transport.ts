@@ -45,13 +45,15 @@ export function messageStreamTransport(connection: MessageStream): Transport {
   // The peer ended its side (a TCP FIN): the session learns that no more bytes come.
   const onRemoteCloseWrite = (): void => events!.end();
   const onClose = (event: StreamCloseEvent): void => {
+    finish(event.error);
+  };
+  const finish = (error: Error | undefined): void => {
     if (closed) return;
     closed = true;
     connection.removeEventListener('message', onMessage);
     connection.removeEventListener('drain', onDrain);
     connection.removeEventListener('remoteCloseWrite', onRemoteCloseWrite);
     connection.removeEventListener('close', onClose);
-    const error = event.error;
     settleWaiting(error ?? new Error('the connection closed'));
     if (error !== undefined) events!.error(error);
     events!.close();
@@ -65,7 +67,7 @@ export function messageStreamTransport(connection: MessageStream): Transport {
       connection.addEventListener('remoteCloseWrite', onRemoteCloseWrite);
       connection.addEventListener('close', onClose);
       // A connection that ended before the session started: the session ends at once, cleanly.
-      if (connection.status !== 'open') queueMicrotask(() => onClose({ error: undefined } as StreamCloseEvent));
+      if (connection.status !== 'open') queueMicrotask(() => finish(undefined));
     },
     write(parts, done) {
       if (closed) {
