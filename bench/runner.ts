@@ -66,13 +66,13 @@ const USAGE = `usage: npm run bench -- [--quick] [--workloads a,b] [--impls x,y]
   --report         the full suite, written to docs/benchmarks.md, docs/benchmarks.svg, docs/benchmarks.json
   --from FILE      no runs: re-render --markdown / --svg / --report output from a saved --json file
   workloads: ${WORKLOADS.map((w) => w.id).join(', ')}
-  impls:     ${IMPLEMENTATIONS.map((i) => (i.workloads ? `${i.name} (${i.reference ? 'a yardstick, ' : ''}only ${i.workloads.join(', ')})` : i.name)).join(', ')}`;
+  impls:     ${IMPLEMENTATIONS.map((i) => (i.workloads ? `${i.name} (${i.reference ? 'a yardstick, ' : ''}${i.explicit ? 'by name only, ' : ''}only ${i.workloads.join(', ')})` : i.name)).join(', ')}`;
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     quick: false,
     workloads: [...WORKLOADS],
-    impls: [...IMPLEMENTATIONS],
+    impls: IMPLEMENTATIONS.filter((entry) => entry.explicit !== true),
     verbose: false,
     noSvg: false,
     report: false,
@@ -224,9 +224,19 @@ interface Child {
   next(pred: (m: ChildMessage) => boolean): Promise<ChildMessage>;
 }
 
+/**
+ * MUXWIRE_BENCH_CLIENT_WRAPPER runs the client process under another program, e.g.
+ * `valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p` to count the cold client's instructions
+ * (give a generous `--cap`: the client runs tens of times slower). Only the client: the server stays native.
+ */
+const CLIENT_WRAPPER = (process.env.MUXWIRE_BENCH_CLIENT_WRAPPER ?? '').split(' ').filter((arg) => arg !== '');
+
 function spawnChild(role: string, script: string, config: unknown, verbose: boolean): Child {
+  const wrapped = role === 'client' && CLIENT_WRAPPER.length > 0;
   const proc = fork(join(HERE, script), [JSON.stringify(config)], {
-    execArgv: CHILD_ARGS,
+    // fork() runs `execPath ...execArgv script args`; a wrapper takes node's place and is handed node itself.
+    ...(wrapped ? { execPath: CLIENT_WRAPPER[0] } : {}),
+    execArgv: wrapped ? [...CLIENT_WRAPPER.slice(1), process.execPath, ...CHILD_ARGS] : CHILD_ARGS,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   live.add(proc);

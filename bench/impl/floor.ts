@@ -10,13 +10,16 @@
 //   beyond their framing.
 // The report leaves it out of "the best other multiplexer"; it runs only where a target is missed (see index.ts).
 import type { Socket } from 'node:net';
-import { Duplex } from 'node:stream';
+import { Duplex, type DuplexOptions } from 'node:stream';
 import type { AdapterHooks, Channel, Implementation } from './types.js';
 
 const HEADER = 8;
 const HIGH_WATER_MARK = 64 * 1024;
 
 type Callback = (error?: Error | null) => void;
+
+/** How a connection makes its channels (the plain floor's or a variant's class). */
+type ChannelClass = new (connection: FloorConnection, id: number) => FloorChannel;
 
 class FloorConnection {
   private readonly channels = new Map<number, FloorChannel>();
@@ -32,6 +35,7 @@ class FloorConnection {
     readonly socket: Socket,
     private readonly onChannel: ((ch: Channel) => void) | null,
     private readonly hooks: AdapterHooks,
+    private readonly ChannelType: ChannelClass = FloorChannel,
   ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
@@ -49,7 +53,7 @@ class FloorConnection {
   }
 
   open(id: number): FloorChannel {
-    const ch = new FloorChannel(this, id);
+    const ch = new this.ChannelType(this, id);
     this.channels.set(id, ch);
     return ch;
   }
@@ -123,11 +127,12 @@ class FloorConnection {
 
 class FloorChannel extends Duplex {
   constructor(
-    private readonly connection: FloorConnection,
-    private readonly id: number,
+    protected readonly connection: FloorConnection,
+    protected readonly id: number,
+    options: DuplexOptions = { allowHalfOpen: true, highWaterMark: HIGH_WATER_MARK },
   ) {
-    super({ allowHalfOpen: true, highWaterMark: HIGH_WATER_MARK });
-    this.once('close', () => connection.forget(id));
+    super(options);
+    if (new.target === FloorChannel) this.once('close', () => connection.forget(id));
   }
 
   override _read(): void {
@@ -143,29 +148,72 @@ class FloorChannel extends Duplex {
   }
 }
 
-const impl: Implementation = {
-  name: 'floor',
-  describe: 'one-connection floor (written for this bench: framing only, no flow control; not a library)',
-  transport: 'shared',
-  server(socket, onChannel, _opts, hooks) {
-    new FloorConnection(socket, onChannel, hooks);
-    return {
-      async close() {
-        socket.end();
-      },
-    };
-  },
-  async client(dialer, _opts, hooks) {
-    const socket = await dialer.connect();
-    const connection = new FloorConnection(socket, null, hooks);
-    let nextId = 1;
-    return {
-      open: () => connection.open(nextId++),
-      async close() {
-        socket.end();
-      },
-    };
-  },
-};
+// Issue 16's experiment: what a subclass can leave out of a short-lived Duplex channel. Node's constructor makes
+// both stream states whole (a channel of open-10k uses both: it writes, reads and ends), so what is left to a
+// subclass is its own per-instance work and the options.
 
-export default impl;
+/** `_read`/`_write`/`_final`/`_destroy` on the prototype, no closure or listener of its own per channel. */
+class LeanFloorChannel extends FloorChannel {
+  constructor(connection: FloorConnection, id: number, options: DuplexOptions = LEAN_OPTIONS) {
+    super(connection, id, options);
+  }
+
+  override _destroy(error: Error | null, callback: Callback): void {
+    this.connection.forget(this.id);
+    callback(error);
+  }
+}
+// One options object for all channels (Node reads it and keeps none of it): no object per channel.
+const LEAN_OPTIONS: DuplexOptions = { allowHalfOpen: true, highWaterMark: HIGH_WATER_MARK };
+const DEFAULT_MARK_OPTIONS: DuplexOptions = { allowHalfOpen: true };
+
+/** The lean channel with Node's default high-water marks (16 KiB) instead of muxwire's 64 KiB. */
+class DefaultMarkFloorChannel extends LeanFloorChannel {
+  constructor(connection: FloorConnection, id: number) {
+    super(connection, id, DEFAULT_MARK_OPTIONS);
+  }
+}
+
+function floorImplementation(name: string, describe: string, ChannelType: ChannelClass): Implementation {
+  return {
+    name,
+    describe,
+    transport: 'shared',
+    server(socket, onChannel, _opts, hooks) {
+      new FloorConnection(socket, onChannel, hooks, ChannelType);
+      return {
+        async close() {
+          socket.end();
+        },
+      };
+    },
+    async client(dialer, _opts, hooks) {
+      const socket = await dialer.connect();
+      const connection = new FloorConnection(socket, null, hooks, ChannelType);
+      let nextId = 1;
+      return {
+        open: () => connection.open(nextId++),
+        async close() {
+          socket.end();
+        },
+      };
+    },
+  };
+}
+
+const VARIANTS = {
+  'floor-lean': ['the floor, lean channels: no per-channel listener or closure, cleanup in _destroy', LeanFloorChannel],
+  'floor-hwm': ["floor-lean with Node's default high-water marks (16 KiB)", DefaultMarkFloorChannel],
+} as const satisfies Record<string, readonly [string, ChannelClass]>;
+
+/** One of issue 16's variants of the floor, on both sides of the run (bench/README.md, "The floor"). */
+export function floorVariant(name: keyof typeof VARIANTS): Implementation {
+  const [describe, ChannelType] = VARIANTS[name];
+  return floorImplementation(name, `${describe} (a yardstick written for this bench)`, ChannelType);
+}
+
+export default floorImplementation(
+  'floor',
+  'one-connection floor (written for this bench: framing only, no flow control; not a library)',
+  FloorChannel,
+);

@@ -14,6 +14,8 @@ export interface ImplEntry {
    * of "the best other multiplexer".
    */
   reference?: boolean;
+  /** Run only when named in `--impls` (an experiment, not part of the default set). */
+  explicit?: boolean;
   /** The only workloads it runs (all when absent). */
   workloads?: readonly WorkloadId[];
   /** Resolves to a reason when the implementation cannot run here (checked by the runner). */
@@ -64,8 +66,26 @@ export const IMPLEMENTATIONS: readonly ImplEntry[] = [
     name: 'floor',
     transport: 'shared',
     reference: true,
-    workloads: ['bulk-1', 'bulk-100', 'open-10k'],
+    workloads: ['bulk-1', 'bulk-cold', 'bulk-100', 'open-10k'],
     load: () => def(import('./floor.js')),
+  },
+  // Issue 16's experiment on the floor's channels: the same framing, the Duplex made as cheaply as Node lets a
+  // subclass make it (see floor.ts, FLOOR_VARIANTS). Run by name only (`--impls floor-lean,...`): yardsticks.
+  {
+    name: 'floor-lean',
+    transport: 'shared',
+    reference: true,
+    explicit: true,
+    workloads: ['open-10k'],
+    load: async () => (await import('./floor.js')).floorVariant('floor-lean'),
+  },
+  {
+    name: 'floor-hwm',
+    transport: 'shared',
+    reference: true,
+    explicit: true,
+    workloads: ['open-10k'],
+    load: async () => (await import('./floor.js')).floorVariant('floor-hwm'),
   },
 ];
 

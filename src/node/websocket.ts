@@ -7,7 +7,8 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpsServer } from 'node:https';
-import { WebSocketServer } from 'ws';
+import { createRequire } from 'node:module';
+import type { WebSocketServer as WsServer } from 'ws';
 import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
 import {
   type WebSocketTransportOptions,
@@ -15,6 +16,15 @@ import {
   webSocketTransport,
 } from '../web/websocket-transport.js';
 import { Session } from './session.js';
+
+// `ws` is loaded on the first createWebSocketServer() call, not when 'muxwire' is imported: importing a
+// CommonJS package from ES modules scans and compiles its files (~40 ms of CPU, most of what importing
+// 'muxwire' cost), a cost every program paid even if it never serves WebSockets (issue 16, cold start).
+let ws: { WebSocketServer: typeof WsServer } | undefined;
+function loadWs(): { WebSocketServer: typeof WsServer } {
+  ws ??= createRequire(import.meta.url)('ws') as { WebSocketServer: typeof WsServer };
+  return ws;
+}
 
 /** Options of {@link createWebSocketServer}: where to listen, and any session option or transport water mark. */
 export interface WebSocketServerOptions extends SessionOptions, WebSocketTransportOptions {
@@ -73,7 +83,7 @@ export function createWebSocketServer(
   // A bad option throws here, not on the first connection.
   resolveOptions(sessionOptions);
   resolveTransportOptions(transportOptions);
-  const server = new WebSocketServer({
+  const server = new (loadWs().WebSocketServer)({
     server: options.server,
     port: options.port,
     host: options.host,

@@ -1,0 +1,33 @@
+/**
+ * Importing 'muxwire' leaves the `ws` package unloaded until createWebSocketServer() needs it (issue 16: most
+ * of the import's CPU was `ws` being scanned and compiled, paid by programs that never serve WebSockets).
+ * Run in a fresh process, since this test runner's own process may have loaded `ws` already.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const INDEX = fileURLToPath(new URL('../src/index.js', import.meta.url));
+
+// Prints whether `ws` is in the CommonJS module cache after the import, then after one server is made.
+const SCRIPT = `
+import { createRequire } from 'node:module';
+const cache = createRequire(import.meta.url).cache;
+const wsLoaded = () => Object.keys(cache).some((file) => /[\\\\/]node_modules[\\\\/]ws[\\\\/]/.test(file));
+const { createWebSocketServer } = await import(process.argv[1]);
+const afterImport = wsLoaded();
+const server = createWebSocketServer({ port: 0, host: '127.0.0.1' }, () => {});
+await new Promise((resolve, reject) => { server.once('listening', resolve); server.once('error', reject); });
+const afterServer = wsLoaded();
+await new Promise((resolve) => server.close(() => resolve()));
+console.log(JSON.stringify({ afterImport, afterServer }));
+`;
+
+test('importing muxwire does not load ws; the first createWebSocketServer() does', () => {
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', SCRIPT, INDEX], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.deepEqual(JSON.parse(out.trim()), { afterImport: false, afterServer: true });
+});
