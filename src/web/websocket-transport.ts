@@ -17,6 +17,7 @@
  *   event, fails it with a {@link WebSocketClosedError} holding the code and reason.
  * @module
  */
+import { defer } from '../core/defer.js';
 import { ProtocolError, TransportClosedError } from '../core/errors.js';
 import type { Transport, TransportEvents } from '../core/transport.js';
 
@@ -187,7 +188,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   const scheduleDeliver = (): void => {
     if (deliverScheduled) return;
     deliverScheduled = true;
-    queueMicrotask(deliverHeld);
+    defer(deliverHeld);
   };
 
   const onOpen = (): void => {
@@ -234,7 +235,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
    * Sends one message; `done` (if any) is told once the caller's bytes are no longer needed. `inPlace`: the
    * message may be the caller's own array, which the `ws` package keeps by reference until its bytes are in
    * the socket, so `done` waits for its send callback. A joined copy is the transport's own, so `done` is
-   * told at once (from a microtask), as with a WHATWG socket: the session's writer then goes on within the
+   * told at once (from a microtask, by the core's `defer`), as with a WHATWG socket: the session's writer then goes on within the
    * same turn, up to `highWaterMark` buffered, instead of waiting one event-loop turn per message. A Node →
    * Chromium download's messages had come every 1.1–1.3 ms against raw WebSocket's 0.6; with this change it
    * ran at 68 and 54 MB/s against 64 and 44 before, in two interleaved runs (docs/browser.md, Benchmarks).
@@ -245,7 +246,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
         if (inPlace) done?.(error ?? null);
         if (needDrain) checkDrain();
       });
-      if (!inPlace && done !== null) queueMicrotask(() => done(null));
+      if (!inPlace && done !== null) defer(() => done(null));
       return;
     }
     try {
@@ -254,7 +255,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       if (done !== null) queueMicrotask(() => done(error as Error));
       return;
     }
-    if (done !== null) queueMicrotask(() => done(null));
+    if (done !== null) defer(() => done(null));
   }
 
   function checkDrain(): void {
