@@ -70,8 +70,6 @@ export interface SimLimits {
   windDownMs: number;
   /** Record where each timer was armed, so a timer left behind is reported with its origin (slower). */
   timerOrigins?: boolean;
-  /** Also check liveness when the peer paused reading (a known failure: see checkInvariants). */
-  strictLiveness?: boolean;
   /** Test hook: flip one byte of the stream client -> server at this delivered offset (to prove a check fails). */
   corruptAt?: number;
 }
@@ -281,6 +279,7 @@ class World {
     resets: 0,
     faults: 0,
     pings: 0,
+    livenessWithPausedPeer: 0,
   };
   /** Reactions of an application to its channels, drawn per run. */
   private readonly react: {
@@ -890,27 +889,29 @@ class World {
         return code !== 'ERR_MUX_KEEPALIVE_TIMEOUT' && code !== 'ERR_MUX_CLOSE_TIMEOUT';
       });
     // A live peer is never declared dead: without faults or destroys, every ping can be answered within the
-    // link's round trip, so a keep-alive timeout longer than that must not fire. Known exception, reported
-    // (docs/reliability.md, the todo test of simulation.test.ts): a peer paused at its memory bound reads
-    // the ping only when its own keep-alive probes, which can be later than this side's timeout. Set
-    // `strictLiveness` to check that case too.
+    // link's round trip, so a keep-alive timeout longer than that must not fire. A peer paused at its memory
+    // bound reads (and answers) pings only when it probes, every half its own keepAliveTimeout, and its probe
+    // pings are bytes this side hears at that pace: there the bound is half the peer's keepAliveTimeout plus
+    // a round trip more (the documented rule, docs/reliability.md).
     for (const side of this.sides) {
       const error = side.session.closeError;
       const peer = this.peerOf(side);
       const peerPaused = peer.end.pauses > 0;
       // (A peer whose session had already ended, its close() out of time, say, was not alive.)
       const peerAlive = peer.closedStep < 0 || peer.closedStep > side.closedStep;
+      const timeout = side.options.keepAliveTimeout ?? 0;
+      const bound = this.roundTripMs + (peerPaused ? (peer.options.keepAliveTimeout ?? 0) / 2 + this.roundTripMs : 0);
+      if (clean && peerAlive && peerPaused && timeout > bound) this.stats.livenessWithPausedPeer!++;
       if (
         clean &&
         peerAlive &&
         error instanceof MuxError &&
         error.code === 'ERR_MUX_KEEPALIVE_TIMEOUT' &&
-        (side.options.keepAliveTimeout ?? 0) > this.roundTripMs &&
-        (!peerPaused || this.limits.strictLiveness)
+        timeout > bound
       ) {
         this.violate(
-          `${side.name}: a live peer was declared dead (keepAliveTimeout ${side.options.keepAliveTimeout} ms,` +
-            ` round trip at most ${this.roundTripMs} ms): ${error.message}`,
+          `${side.name}: a live peer was declared dead (keepAliveTimeout ${timeout} ms, round trip at most` +
+            ` ${this.roundTripMs} ms${peerPaused ? `, the peer paused with keepAliveTimeout ${peer.options.keepAliveTimeout} ms` : ''}): ${error.message}`,
         );
       }
     }
