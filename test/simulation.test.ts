@@ -180,7 +180,7 @@ test('simulation: regression seeds keep every invariant', async () => {
 /**
  * A session paused at its memory bound reads (and answers) its peer's pings only when it probes, every half its own
  * keepAliveTimeout; its probe pings are what the peer hears from it meanwhile. So its peer never takes it for dead
- * when the peer's keepAliveTimeout is longer than half the paused side's plus a round trip (the rule in
+ * when the peer's keepAliveTimeout is longer than half the paused side's plus two round trips (the rule in
  * docs/reliability.md and the README's keep-alive notes). Every run checks that rule; these seeds are runs where a
  * peer paused and the other side's keepAliveTimeout was within the rule, so the check had something to hold;
  * 3243 and 5483 fail when a paused session does not probe.
