@@ -16,6 +16,7 @@ import {
   type WebSocketTransportOptions,
   resolveTransportOptions,
   webSocketTransport,
+  withWebSocketWindow,
 } from './websocket-transport.js';
 
 function createWebChannel(state: ChannelState, port: ChannelPort<MuxSession<WebChannel>>): WebChannel {
@@ -100,7 +101,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     const onOpen = (): void => {
       cleanup();
       try {
-        resolve(new WebSession(transport, 'client', { ...sessionOptions, multiplexCodec }));
+        resolve(new WebSession(transport, 'client', { ...withWebSocketWindow(sessionOptions), multiplexCodec }));
       } catch (error) {
         transport.destroy();
         reject(error);
