@@ -10,6 +10,12 @@
  * Rounds alternate muxwire and raw; medians are reported with the range. `--write` puts the table into
  * docs/browser.md between the `browser-bench` markers; `--rounds N` (default 5), `--mib N` (default 64),
  * `--bulk` (the bulk figures only); MUXWIRE_BENCH_OPTIONS (JSON) adds options to both sides' sessions.
+ * `--variant JSON` adds, in every round, one more download whose page session gets those options too (for
+ * example `'{"initialWindow":262144}'`, the window pages had before), so a change is compared within a run.
+ * `--control` adds a second raw WebSocket download to every round: raw against itself shows how far the
+ * shared machine alone moves a ratio.
+ * Each muxwire download also pings once half the bytes were read: what a message on another channel of the
+ * same session waits behind the download's bytes in flight.
  * @module
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,6 +38,10 @@ const ROUNDS = option('--rounds', 5);
 const ONLY_BULK = args.includes('--bulk');
 const MIB = option('--mib', 64);
 const WRITE = args.includes('--write');
+const CONTROL = args.includes('--control');
+const variantIndex = args.indexOf('--variant');
+/** Page-side session options of the extra download (`--variant`), or null. */
+const VARIANT = variantIndex >= 0 ? (JSON.parse(args[variantIndex + 1] ?? '{}') as Record<string, unknown>) : null;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(import.meta.url);
 
@@ -232,8 +242,11 @@ async function muxUpload(): Promise<number> {
   );
 }
 
-async function muxDownload(): Promise<number> {
-  return page.evaluate(
+/** The last muxwire download's ping RTT (ms), sent once half the bytes were read. */
+let downloadPing = Number.NaN;
+
+async function muxDownload(pageOptions: Record<string, unknown> = {}): Promise<number> {
+  const { mbps, ping } = await page.evaluate(
     async ([url, total, extra]) => {
       const session = await window.muxwire.connectWebSocket(url, { keepAliveInterval: 0, ...extra });
       const channel = session.dial();
@@ -242,19 +255,24 @@ async function muxDownload(): Promise<number> {
       await writer.write(new Uint8Array([0x44]));
       await writer.close();
       let received = 0;
+      let ping: Promise<number> | undefined;
       const reader = channel.readable.getReader();
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
         received += value.length;
+        if (ping === undefined && received >= total / 2) ping = session.ping();
       }
       const ms = performance.now() - started;
       if (received !== total) throw new Error(`received ${received}`);
+      const pingMs = await ping!;
       await session.close();
-      return total / 1000 / ms;
+      return { mbps: total / 1000 / ms, ping: pingMs };
     },
-    [muxUrl, TOTAL, EXTRA] as const,
+    [muxUrl, TOTAL, { ...EXTRA, ...pageOptions }] as const,
   );
+  downloadPing = ping;
+  return mbps;
 }
 
 /** Channels per second: `count` channels dialled at once, each writing one byte and reading its echo. */
@@ -286,37 +304,59 @@ async function muxOpen(count: number): Promise<number> {
   );
 }
 
+const fmt = (value: number, digits = 0): string =>
+  value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
-const figures: Record<string, number[]> = { rawUp: [], muxUp: [], rawDown: [], muxDown: [], open1k: [], open10k: [] };
+const figures: Record<string, number[]> = {
+  rawUp: [],
+  muxUp: [],
+  rawDown: [],
+  muxDown: [],
+  variantDown: [],
+  controlDown: [],
+  open1k: [],
+  open10k: [],
+};
+/** Ping RTT (ms) in the middle of each muxwire download, and of each variant download. */
+const pings: Record<string, number[]> = { muxDown: [], variantDown: [] };
 /** CPU ms per MiB of each bulk figure: the Node process's, and the page main thread's. */
-const nodeCpu: Record<string, number[]> = { rawUp: [], muxUp: [], rawDown: [], muxDown: [] };
-const pageCpu: Record<string, number[]> = { rawUp: [], muxUp: [], rawDown: [], muxDown: [] };
+const nodeCpu: Record<string, number[]> = { rawUp: [], muxUp: [], rawDown: [], muxDown: [], variantDown: [] };
+const pageCpu: Record<string, number[]> = { rawUp: [], muxUp: [], rawDown: [], muxDown: [], variantDown: [] };
 for (let round = 0; round < ROUNDS; round++) {
   // Alternate which goes first, so a drift of the shared machine touches both.
   const pairs: [string, () => Promise<number>][] = [
     ['rawUp', rawUpload],
     ['muxUp', muxUpload],
     ['rawDown', rawDownload],
-    ['muxDown', muxDownload],
+    ['muxDown', () => muxDownload()],
+    ...(VARIANT === null ? [] : [['variantDown', () => muxDownload(VARIANT)] as [string, () => Promise<number>]]),
+    ...(CONTROL ? [['controlDown', rawDownload] as [string, () => Promise<number>]] : []),
   ];
   if (round % 2 === 1) pairs.reverse();
   for (const [name, fn] of pairs) {
     const pageBefore = await pageTaskMs();
     const nodeBefore = process.cpuUsage();
     figures[name]!.push(await fn());
+    pings[name]?.push(downloadPing);
     const node = process.cpuUsage(nodeBefore);
-    nodeCpu[name]!.push((node.user + node.system) / 1000 / MIB);
-    pageCpu[name]!.push(((await pageTaskMs()) - pageBefore) / MIB);
+    nodeCpu[name]?.push((node.user + node.system) / 1000 / MIB);
+    pageCpu[name]?.push(((await pageTaskMs()) - pageBefore) / MIB);
   }
   if (!ONLY_BULK) {
     figures.open1k!.push(await muxOpen(1000));
     figures.open10k!.push(await muxOpen(10_000));
   }
-  process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
+  const last = (name: string): number => figures[name]!.at(-1)!;
+  process.stderr.write(
+    `round ${round + 1}/${ROUNDS} done: download muxwire/raw ${fmt(last('muxDown') / last('rawDown'), 2)}x` +
+      (VARIANT === null ? '' : `, variant/raw ${fmt(last('variantDown') / last('rawDown'), 2)}x`) +
+      (CONTROL ? `, raw again/raw ${fmt(last('controlDown') / last('rawDown'), 2)}x` : '') +
+      `, upload ${fmt(last('muxUp') / last('rawUp'), 2)}x\n`,
+  );
 }
 const chromiumVersion = await page.evaluate(() => /Chrome\/([\d.]+)/.exec(navigator.userAgent)?.[1] ?? '?');
 await context.close();
@@ -327,9 +367,8 @@ rawServer.close();
 httpServer.closeAllConnections();
 httpServer.close();
 
-const fmt = (value: number, digits = 0): string =>
-  value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const range2 = (values: number[]): string => `${fmt(Math.min(...values), 2)}–${fmt(Math.max(...values), 2)}`;
+const range1 = (values: number[]): string => `${fmt(Math.min(...values), 1)}–${fmt(Math.max(...values), 1)}`;
 const range = (values: number[]): string => `${fmt(Math.min(...values))}–${fmt(Math.max(...values))}`;
 const rows = [
   `| bulk upload, page → Node, ${MIB} MiB | MB/s | ${fmt(median(figures.muxUp!))} (${range(figures.muxUp!)}) | ${fmt(median(figures.rawUp!))} (${range(figures.rawUp!)}) | ${fmt(median(figures.muxUp!) / median(figures.rawUp!), 2)}x |`,
@@ -340,6 +379,19 @@ const rows = [
       `${fmt(median(values[name]!), 2)} (${range2(values[name]!)})`;
     return `| CPU per MiB ${way === 'Up' ? 'uploaded' : 'downloaded'}: Node process / page main thread | ms | ${cpu(nodeCpu, mux)} / ${cpu(pageCpu, mux)} | ${cpu(nodeCpu, raw)} / ${cpu(pageCpu, raw)} | ${fmt(median(nodeCpu[mux]!) / median(nodeCpu[raw]!), 2)}x / ${fmt(median(pageCpu[mux]!) / median(pageCpu[raw]!), 2)}x |`;
   }),
+  `| ping during the download (page → Node → page) | ms | ${fmt(median(pings.muxDown!), 1)} (${range1(pings.muxDown!)}) | | |`,
+  ...(VARIANT === null
+    ? []
+    : [
+        `| bulk download, page options \`${JSON.stringify(VARIANT)}\` | MB/s | ${fmt(median(figures.variantDown!))} (${range(figures.variantDown!)}) | ${fmt(median(figures.rawDown!))} (${range(figures.rawDown!)}) | ${fmt(median(figures.variantDown!) / median(figures.rawDown!), 2)}x |`,
+        `| CPU per MiB downloaded, page options \`${JSON.stringify(VARIANT)}\`: Node process / page main thread | ms | ${fmt(median(nodeCpu.variantDown!), 2)} (${range2(nodeCpu.variantDown!)}) / ${fmt(median(pageCpu.variantDown!), 2)} (${range2(pageCpu.variantDown!)}) | | |`,
+        `| ping during the download, page options \`${JSON.stringify(VARIANT)}\` | ms | ${fmt(median(pings.variantDown!), 1)} (${range1(pings.variantDown!)}) | | |`,
+      ]),
+  ...(CONTROL
+    ? [
+        `| bulk download, raw WebSocket again (control) | MB/s | ${fmt(median(figures.controlDown!))} (${range(figures.controlDown!)}) | ${fmt(median(figures.rawDown!))} (${range(figures.rawDown!)}) | ${fmt(median(figures.controlDown!) / median(figures.rawDown!), 2)}x |`,
+      ]
+    : []),
   ...(ONLY_BULK
     ? []
     : [

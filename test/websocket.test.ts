@@ -30,6 +30,7 @@ import {
   streamTransport,
   webSocketTransport,
 } from '../src/web/index.js';
+import { WEB_SOCKET_INITIAL_WINDOW } from '../src/web/websocket-transport.js';
 import { pseudoRandomBytes, readAll, until } from './helpers.js';
 
 const WebSocket = WsWebSocket as unknown as WebSocketConstructor;
@@ -166,10 +167,10 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     assert.equal(sha256(received), sha256(data));
   });
 
-  test('a page reader that stops reading holds the server writer at the 256 KiB window; reading releases it all', async () => {
+  test('a page reader that stops reading holds the server writer at its 2 MiB window; reading releases it all', async () => {
     let confirmed = 0;
     let serverChannel: Channel | undefined;
-    const total = 4 * 1024 * KiB;
+    const total = 8 * 1024 * KiB;
     const { url } = await serve((session) => {
       const channel = session.dial();
       serverChannel = channel;
@@ -192,11 +193,11 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     });
     const session = await client(url);
     const channel = await session.accept({ signal: AbortSignal.timeout(5000) });
-    await until(() => confirmed >= 256 * KiB, 5000, 'the first window to be sent');
+    await until(() => confirmed >= WEB_SOCKET_INITIAL_WINDOW, 5000, 'the first window to be sent');
     await new Promise((resolve) => setTimeout(resolve, 300));
     // A write is confirmed once it reached the transport, which only the peer's window allows.
-    assert.equal(confirmed, 256 * KiB, 'the server sent exactly one window');
-    assert.equal(session.bufferedBytes, 256 * KiB, 'the page side holds the window, unread');
+    assert.equal(confirmed, WEB_SOCKET_INITIAL_WINDOW, 'the server sent exactly one window');
+    assert.equal(session.bufferedBytes, WEB_SOCKET_INITIAL_WINDOW, 'the page side holds the window, unread');
     assert.ok(
       serverChannel!.writableLength <= 2 * 64 * KiB + 64 * KiB,
       'the server queue stays at its high-water mark',
@@ -204,6 +205,20 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     const received = await readAllWeb(channel);
     assert.equal(received.length, total);
     assert.equal(confirmed, total);
+  });
+
+  test('connectWebSocket channels start with a 2 MiB receive window; initialWindow, or a smaller maxWindow, sets it', async () => {
+    const { url } = await serve(echo);
+    const windowOf = async (options: Record<string, unknown>): Promise<number> =>
+      (await client(url, options)).dial().receiveWindow;
+    assert.equal(await windowOf({}), 2 * 1024 * KiB);
+    assert.equal(await windowOf({ initialWindow: 256 * KiB }), 256 * KiB);
+    assert.equal(await windowOf({ maxWindow: 512 * KiB }), 512 * KiB);
+    // A WebSession over a transport made by hand keeps the session default (the spec's 256 KiB).
+    const socket = new WsWebSocket(url);
+    const session = new WebSession(webSocketTransport(socket), 'client', { keepAliveInterval: 0 });
+    toClose.push(() => session.destroy());
+    assert.equal(session.dial().receiveWindow, 256 * KiB);
   });
 
   test('a WebChannel writer waits for window: with a server that does not read, exactly 256 KiB of writes resolve, then all', async () => {

@@ -16,6 +16,7 @@ import {
   type WebSocketTransportOptions,
   resolveTransportOptions,
   webSocketTransport,
+  withWebSocketWindow,
 } from './websocket-transport.js';
 
 function createWebChannel(state: ChannelState, port: ChannelPort<MuxSession<WebChannel>>): WebChannel {
@@ -64,7 +65,9 @@ export interface ConnectWebSocketOptions extends WebSessionOptions, WebSocketTra
 /**
  * Opens a WebSocket to `url` and resolves to the client session once it is open. Rejects with a
  * `WebSocketClosedError` (a `TransportClosedError`) when the connection fails, with the signal's reason
- * when aborted, and with `TypeError` / `RangeError` for bad options.
+ * when aborted, and with `TypeError` / `RangeError` for bad options. Its channels start with a 2 MiB receive
+ * window unless `initialWindow` (or a smaller `maxWindow`) is given: a browser's Window Updates take
+ * milliseconds to reach the server, more than the idle RTT that auto-tuning goes by.
  */
 export function connectWebSocket(url: string | URL, options: ConnectWebSocketOptions = {}): Promise<WebSession> {
   const {
@@ -100,7 +103,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     const onOpen = (): void => {
       cleanup();
       try {
-        resolve(new WebSession(transport, 'client', { ...sessionOptions, multiplexCodec }));
+        resolve(new WebSession(transport, 'client', { ...withWebSocketWindow(sessionOptions), multiplexCodec }));
       } catch (error) {
         transport.destroy();
         reject(error);

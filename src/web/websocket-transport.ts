@@ -64,6 +64,27 @@ export class WebSocketClosedError extends TransportClosedError {
 const CONNECTING = 0;
 const OPEN = 1;
 
+/**
+ * The receive window a channel of `connectWebSocket` starts with unless `initialWindow` is given: 2 MiB, not
+ * the spec's 256 KiB. A page's Window Update goes from its renderer through the browser's network process to
+ * the server, and the bytes it allows come back the same way; with Chromium and a Node server on a loaded
+ * machine an update alone took 0.3–6.7 ms (median, by run) to arrive. Auto-tuning goes by the smallest ping
+ * RTT seen, taken while the link was idle, so it kept 256 KiB and the server spent most of a download
+ * waiting for updates. The cost is latency: what the server sends on other channels during a bulk download
+ * waits behind up to a window of it (docs/browser.md, Benchmarks, has both sides).
+ * @internal
+ */
+export const WEB_SOCKET_INITIAL_WINDOW = 2 * 1024 * 1024;
+
+/**
+ * @internal `options` with {@link WEB_SOCKET_INITIAL_WINDOW} as `initialWindow` when none is given (at most
+ * `maxWindow`). Call it on options already validated.
+ */
+export function withWebSocketWindow<T extends { initialWindow?: number; maxWindow?: number }>(options: T): T {
+  if (options.initialWindow !== undefined) return options;
+  return { ...options, initialWindow: Math.min(WEB_SOCKET_INITIAL_WINDOW, options.maxWindow ?? Infinity) };
+}
+
 /** Batches up to this size leave as one message (one copy, one WebSocket frame); larger parts go alone. */
 const MERGE_LIMIT = 256 * 1024;
 

@@ -16,6 +16,7 @@ import { build } from 'esbuild';
 import type { BrowserContext, Page } from 'playwright-core';
 import type { MuxWebSocketServer } from '../../src/index.js';
 import { type Channel, ChannelResetError, type Session, createWebSocketServer } from '../../src/index.js';
+import { WEB_SOCKET_INITIAL_WINDOW } from '../../src/web/websocket-transport.js';
 import { CHROMIUM, chromiumAvailable, launchChromium } from '../support/chromium.js';
 import { fillPattern } from './pattern.js';
 import type { scenarios as PageScenarios } from './page.js';
@@ -231,8 +232,12 @@ function registerTests(): void {
       await new Promise((resolve) => setTimeout(resolve, 500));
       const stats = hold!;
       // A write is confirmed once it reached the WebSocket, which only the page's window allows.
-      assert.equal(stats.confirmed, 256 * KiB, 'the server sent exactly the 256 KiB initial window');
-      assert.equal(result.buffered, 256 * KiB, 'the page holds one window, unread');
+      assert.equal(
+        stats.confirmed,
+        WEB_SOCKET_INITIAL_WINDOW,
+        "the server sent exactly the page's 2 MiB initial window",
+      );
+      assert.equal(result.buffered, WEB_SOCKET_INITIAL_WINDOW, 'the page holds one window, unread');
       assert.ok(stats.maxQueued <= 128 * KiB, `the server's queue stayed at its high-water mark (${stats.maxQueued})`);
       const heapGrowth = stats.heapPeak - stats.heapBefore;
       assert.ok(
