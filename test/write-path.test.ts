@@ -205,3 +205,32 @@ test('a failed direct write fails its write with a typed error, not the transpor
   assert.equal((channel.failure as { code?: string }).code, 'ERR_MUX_TRANSPORT_CLOSED');
   session.destroy();
 });
+
+test('after a direct write, a small message on another channel waits behind at most one frame of the bulk channel’s rest', async () => {
+  const { transport, session, channel } = await openChannel();
+  try {
+    // The peer grants a large window (ACK of the SYN with it), so the bulk write is limited by one batch only.
+    transport.events.data(headerBytes(FrameType.windowUpdate, Flag.ack, channel.id, 16 * 1024 * 1024));
+    await tick();
+    transport.accept = false; // the socket's buffer is full after the direct part
+    channel.write(new Uint8Array(3 * 1024 * 1024));
+    assert.equal(transport.writes.length, 1, 'the direct part left at once');
+    const direct = framesOf(transport.writes[0]!).reduce((sum, f) => sum + f.length, 0);
+    assert.ok(direct <= 1024 * 1024, `the direct part is at most one batch (${direct} bytes)`);
+    assert.ok(channel.stats().queuedBytes > 0, 'the rest is queued');
+    const other = session.dial();
+    other.on('error', () => {});
+    other.write(new Uint8Array(10));
+    await tick();
+    assert.equal(transport.writes.length, 1, 'nothing more while the transport is blocked');
+    transport.accept = true;
+    transport.events.drain();
+    await tick();
+    const next = transport.writes.slice(1).flatMap(framesOf);
+    const data = next.filter((f) => f.type === FrameType.data);
+    const position = data.findIndex((f) => f.streamId === other.id);
+    assert.ok(position >= 0 && position <= 1, `the small message is data frame ${position} after the drain`);
+  } finally {
+    session.destroy();
+  }
+});
