@@ -21,7 +21,7 @@ import type { ResolvedOptions } from './options.js';
 import type { Outgoing } from './outgoing.js';
 import type { WriteScheduler } from './scheduler.js';
 import type { WindowGrants } from './window-grants.js';
-import type { FrameWriter } from './writer.js';
+import { DIRECT_WRITE_MIN, type FrameWriter } from './writer.js';
 
 /** What the table asks of the session. */
 export interface ChannelTableHost {
@@ -112,7 +112,15 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       done?.(this.#writeRefusal(channel));
       return;
     }
-    if (data.length === 0) {
+    if (data.length >= DIRECT_WRITE_MIN && channel.queuedBytes === 0 && channel.pending === 0) {
+      // A large write on an open channel with nothing queued (a bulk transfer's every write): framed and
+      // written at once when the writer has nothing else to send (docs/design.md, "The write path").
+      if (channel.state !== 'init') {
+        const sent = this.#writer.writeNow(channel, data, done);
+        if (sent === data.length) return;
+        if (sent > 0) data = data.subarray(sent); // beyond the peer's window or one batch: queued
+      }
+    } else if (data.length === 0) {
       if (done !== null) defer(() => done(null));
       return;
     }

@@ -167,10 +167,11 @@ export class WriteScheduler {
   #dataHead: ChannelState | null = null;
   #dataTail: ChannelState | null = null;
 
-  readonly #maxFrameSize: number;
+  /** The largest Data frame payload this side sends (`maxFrameSize`, capped by the codec's fragment size). */
+  readonly maxFrameSize: number;
   readonly #hooks: SchedulerHooks;
   constructor(maxFrameSize: number, hooks: SchedulerHooks) {
-    this.#maxFrameSize = maxFrameSize;
+    this.maxFrameSize = maxFrameSize;
     this.#hooks = hooks;
   }
 
@@ -271,7 +272,7 @@ export class WriteScheduler {
   }
 
   #packData(channel: ChannelState, batch: FrameBatch): void {
-    let size = Math.min(this.#maxFrameSize, channel.sendWindow, channel.queuedBytes);
+    let size = Math.min(this.maxFrameSize, channel.sendWindow, channel.queuedBytes);
     if (channel.frameEachWrite) {
       const first = channel.queue[0]!;
       if (first.data.length - first.offset < size) size = first.data.length - first.offset;

@@ -9,9 +9,11 @@
  * session through {@link WriterHost}.
  * @module
  */
+import type { ChannelState, WriteDone } from './channel-state.js';
 import type { WireCodec } from './codec.js';
 import { defer } from './defer.js';
 import { TransportClosedError } from './errors.js';
+import { FrameType } from './frame.js';
 import type { Telemetry } from './observe.js';
 import { FrameBatch, type WriteScheduler } from './scheduler.js';
 import type { Transport } from './transport.js';
@@ -26,6 +28,12 @@ const BATCH_LIMIT = 1024 * 1024;
 const EARLY_FLUSH_AFTER = 256;
 /** Size of the scratch buffer a batch starts in (its bytes leave as one exact-size copy). */
 const SCRATCH_STAGING = 2048;
+/**
+ * Writes of at least this many bytes may take the direct path ({@link FrameWriter.writeNow}): one transport
+ * write of their own at once, as a socket's write would be. Smaller ones wait for the flush, so that the
+ * small writes of one synchronous run (a request's parts, many channels' messages) share a transport write.
+ */
+export const DIRECT_WRITE_MIN = 16 * 1024;
 
 /** What the writer reports to the session. */
 export interface WriterHost {
@@ -58,6 +66,8 @@ export class FrameWriter {
 
   readonly #transport: Transport;
   readonly #scheduler: WriteScheduler;
+  readonly #codec: WireCodec;
+  readonly #allocate: (size: number) => Uint8Array;
   readonly #host: WriterHost;
   readonly #telemetry: Telemetry;
   constructor(
@@ -71,6 +81,8 @@ export class FrameWriter {
   ) {
     this.#transport = transport;
     this.#scheduler = scheduler;
+    this.#codec = codec;
+    this.#allocate = allocate;
     this.#host = host;
     this.#telemetry = telemetry;
     this.#batch = new FrameBatch(allocate, codec, new Uint8Array(SCRATCH_STAGING));
@@ -99,10 +111,67 @@ export class FrameWriter {
     this.#writeBatches();
   }
 
-  /** The transport drained: go on writing. */
+  /** The transport drained: go on writing (a flush only when something waits: a bulk writer drains often). */
   onDrain(): void {
     this.blocked = false;
-    this.schedule();
+    if (this.endPending || !this.#scheduler.idle) this.schedule();
+  }
+
+  /**
+   * The direct path of a large write (the common case of a bulk transfer: one channel, window open, nothing
+   * else to send): frames `data`, as much of it as the peer's window and one batch allow, and hands it to the
+   * transport at once, in one write of its own, without the channel's queue, the scheduler's rings or the
+   * flush's microtask. The caller has checked the channel's side: open (SYN sent, nothing owed), nothing
+   * queued. Returns the bytes written, 0 when the transport's side does not allow it: anything else waiting
+   * in the scheduler (it would be overtaken: fairness and order are the scheduler's), the transport blocked
+   * or gone, a batch being written, frames too small for the path (the multiplex format's). `done` goes with
+   * the write when all of `data` went; otherwise the caller queues the rest with it.
+   */
+  writeNow(channel: ChannelState, data: Uint8Array, done: WriteDone | null): number {
+    if (this.blocked || this.closed || this.ended || this.#writing || !this.#scheduler.idle) return 0;
+    const window = channel.sendWindow;
+    const size = Math.min(data.length, window, BATCH_LIMIT);
+    if (size <= 0) return 0;
+    const maxFrame = this.#scheduler.maxFrameSize;
+    if (maxFrame < DIRECT_WRITE_MIN) return 0;
+    const codec = this.#codec;
+    const parts: Uint8Array[] = [];
+    let bytes = 0;
+    let frames = 0;
+    for (let at = 0; at < size; at += maxFrame) {
+      const length = size - at < maxFrame ? size - at : maxFrame;
+      const header = this.#allocate(codec.maxEncodedHeader);
+      const written = codec.encode(header, 0, FrameType.data, 0, channel.id, length);
+      parts.push(
+        written === header.length ? header : header.subarray(0, written),
+        length === data.length ? data : data.subarray(at, at + length),
+      );
+      bytes += written + length;
+      frames++;
+    }
+    channel.sendWindow = window - size;
+    channel.sent += size;
+    const telemetry = this.#telemetry;
+    telemetry.bytesOut += bytes;
+    telemetry.framesOut += frames;
+    telemetry.dataBytesOut += size;
+    const callback = done === null || size < data.length ? null : done;
+    let accepted: boolean;
+    // As in a flush: a write the transport completes at once must not start another from its callback.
+    this.#writing = true;
+    try {
+      accepted = this.#transport.write(
+        parts,
+        callback === null ? noop : (error) => callback(error ? this.#failure(error) : null),
+      );
+    } catch (error) {
+      this.#host.onWriteError(error instanceof Error ? error : new Error(String(error)));
+      return size;
+    } finally {
+      this.#writing = false;
+    }
+    if (!accepted) this.blocked = true;
+    return size;
   }
 
   /** Ends the transport (through the host) once everything queued is written: at once if nothing is. */
@@ -134,11 +203,7 @@ export class FrameWriter {
               ? noop
               : (error) => {
                   if (error) {
-                    // Fail the session first, so each channel records why before its write fails; and channels see a
-                    // typed error, never the socket's own (EPIPE, ECONNRESET), which becomes the `cause`.
-                    const failure =
-                      this.#host.onWriteError(error) ??
-                      new TransportClosedError(`the transport failed: ${error.message}`, error);
+                    const failure = this.#failure(error);
                     for (const callback of done) callback(failure);
                   } else {
                     for (const callback of done) callback(null);
@@ -155,5 +220,14 @@ export class FrameWriter {
     } finally {
       this.#writing = false;
     }
+  }
+
+  /**
+   * What the writes of a failed transport write fail with. The session fails first, so each channel records
+   * why before its write fails; and channels see a typed error, never the socket's own (EPIPE, ECONNRESET),
+   * which becomes the `cause`.
+   */
+  #failure(error: Error): Error {
+    return this.#host.onWriteError(error) ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
   }
 }

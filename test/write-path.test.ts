@@ -1,0 +1,236 @@
+/**
+ * The write path's direct route (issue 16): a large write on an open channel, with nothing else to send,
+ * leaves in a transport write of its own at once; anything else (small writes, a SYN still owed, other
+ * channels' data waiting, a blocked transport, a spent window) goes through the queue and the scheduler.
+ * Checked on what a recording transport is handed, call by call.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LightSession, type LightChannel } from '../src/core/index.js';
+import { Flag, FrameType, HEADER_SIZE, decodeHeader, headerBytes } from '../src/core/frame.js';
+import type { Transport, TransportEvents } from '../src/core/transport.js';
+import { until } from './helpers.js';
+
+interface Recorded {
+  parts: Uint8Array[];
+  done: (error?: Error | null) => void;
+}
+
+/** A transport that keeps every write (its parts as handed over) and completes it only when told. */
+class RecordingTransport implements Transport {
+  writes: Recorded[] = [];
+  events!: TransportEvents;
+  /** What `write()` answers: false makes the session wait for `drain`. */
+  accept = true;
+  start(events: TransportEvents): void {
+    this.events = events;
+  }
+  write(parts: Uint8Array[], done: (error?: Error | null) => void): boolean {
+    this.writes.push({ parts: [...parts], done });
+    return this.accept;
+  }
+  /** Completes every write so far, as a socket would once the bytes are in the kernel. */
+  completeAll(): void {
+    for (const write of this.writes.splice(0)) write.done(null);
+  }
+  pause(): void {}
+  resume(): void {}
+  end(): void {}
+  destroy(): void {}
+}
+
+interface Frame {
+  type: number;
+  flags: number;
+  streamId: number;
+  length: number;
+}
+
+/** The frame headers of one recorded write, in order (payloads skipped by their lengths). */
+function framesOf(write: Recorded): Frame[] {
+  const bytes = Buffer.concat(write.parts);
+  const frames: Frame[] = [];
+  for (let at = 0; at + HEADER_SIZE <= bytes.length;) {
+    const h = decodeHeader(bytes, at, { version: 0, type: 0, flags: 0, streamId: 0, length: 0 });
+    frames.push({ type: h.type, flags: h.flags, streamId: h.streamId, length: h.length });
+    at += HEADER_SIZE + (h.type === FrameType.data ? h.length : 0);
+  }
+  return frames;
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** A client session on a recording transport, with one channel whose SYN has left (nothing owed, nothing queued). */
+async function openChannel(): Promise<{ transport: RecordingTransport; session: LightSession; channel: LightChannel }> {
+  const transport = new RecordingTransport();
+  const session = new LightSession(transport, 'client', { keepAliveInterval: 0 });
+  const channel = session.dial();
+  channel.on('error', () => {});
+  await tick();
+  assert.equal(transport.writes.length, 1, 'the SYN left in one write');
+  assert.equal(framesOf(transport.writes[0]!)[0]!.flags & Flag.syn, Flag.syn);
+  transport.completeAll();
+  return { transport, session, channel };
+}
+
+test('a large write on an open channel with nothing else queued leaves at once, in a write of its own, its bytes referenced', async () => {
+  const { transport, session, channel } = await openChannel();
+  try {
+    const data = new Uint8Array(64 * 1024).fill(7);
+    channel.write(data);
+    // Synchronously: no flush, no microtask in between.
+    assert.equal(transport.writes.length, 1);
+    const write = transport.writes[0]!;
+    assert.deepEqual(framesOf(write), [{ type: FrameType.data, flags: 0, streamId: channel.id, length: data.length }]);
+    assert.equal(write.parts.length, 2, 'a header, then the payload');
+    assert.equal(write.parts[1], data, 'the payload is the caller’s bytes, not a copy');
+    assert.equal(channel.stats().bytesOut, data.length);
+    assert.equal(session.stats().dataBytesOut, data.length);
+  } finally {
+    session.destroy();
+  }
+});
+
+test('small writes still wait for the flush and share one transport write', async () => {
+  const { transport, session, channel } = await openChannel();
+  try {
+    channel.write(new Uint8Array(100));
+    channel.write(new Uint8Array(200));
+    assert.equal(transport.writes.length, 0, 'nothing leaves before the flush');
+    await tick();
+    assert.equal(transport.writes.length, 1);
+    assert.deepEqual(
+      framesOf(transport.writes[0]!).map((f) => f.length),
+      [300],
+    );
+  } finally {
+    session.destroy();
+  }
+});
+
+test('a large write beyond the peer’s window: the window’s part leaves at once, the rest after its Window Update, and the write completes after both', async () => {
+  const { transport, session, channel } = await openChannel();
+  try {
+    const window = channel.stats().sendWindow;
+    const data = new Uint8Array(window + 10_000);
+    let finished = false;
+    channel.on('drain', () => (finished = true));
+    assert.equal(channel.write(data), false);
+    assert.equal(transport.writes.length, 1, 'the window’s part left at once');
+    const first = framesOf(transport.writes[0]!);
+    assert.equal(
+      first.reduce((sum, f) => sum + f.length, 0),
+      window,
+    );
+    assert.ok(
+      first.every((f) => f.length <= session.options.maxFrameSize),
+      'cut at the largest frame',
+    );
+    assert.equal(channel.stats().queuedBytes, 10_000, 'the rest waits for the window');
+    transport.completeAll();
+    await tick();
+    assert.equal(finished, false, 'the write is not complete while part of it waits');
+    assert.equal(transport.writes.length, 0, 'nothing beyond the window');
+    // The peer grants more window (ACK of the SYN with it).
+    transport.events.data(headerBytes(FrameType.windowUpdate, Flag.ack, channel.id, 20_000));
+    await tick();
+    assert.equal(transport.writes.length, 1);
+    assert.deepEqual(
+      framesOf(transport.writes[0]!).map((f) => f.length),
+      [10_000],
+    );
+    transport.completeAll();
+    await until(() => finished, 2000, "'drain' after the whole write");
+  } finally {
+    session.destroy();
+  }
+});
+
+test('a large write while another channel has data waiting goes through the scheduler, after it', async () => {
+  const { transport, session, channel } = await openChannel();
+  try {
+    const other = session.dial();
+    other.on('error', () => {});
+    other.write(new Uint8Array(10)); // its SYN and data wait for the flush
+    channel.write(new Uint8Array(64 * 1024));
+    assert.equal(transport.writes.length, 0, 'the large write did not overtake what was waiting');
+    await tick();
+    const frames = transport.writes.flatMap(framesOf);
+    assert.deepEqual(
+      frames.map((f) => [f.streamId, f.length]),
+      [
+        [other.id, 10],
+        [channel.id, 64 * 1024],
+      ],
+    );
+  } finally {
+    session.destroy();
+  }
+});
+
+test('a large write on a blocked transport is queued and leaves after drain', async () => {
+  const { transport, session, channel } = await openChannel();
+  try {
+    transport.accept = false;
+    channel.write(new Uint8Array(64 * 1024));
+    assert.equal(transport.writes.length, 1, 'the first large write went at once; the transport asks to wait');
+    transport.accept = true;
+    channel.write(new Uint8Array(32 * 1024));
+    await tick();
+    assert.equal(transport.writes.length, 1, 'nothing more until drain');
+    assert.equal(channel.stats().queuedBytes, 32 * 1024);
+    transport.events.drain();
+    await tick();
+    assert.equal(transport.writes.length, 2);
+    assert.deepEqual(
+      framesOf(transport.writes[1]!).map((f) => f.length),
+      [32 * 1024],
+    );
+  } finally {
+    session.destroy();
+  }
+});
+
+test('a failed direct write fails its write with a typed error, not the transport’s own', async () => {
+  const { transport, session, channel } = await openChannel();
+  const errors: unknown[] = [];
+  channel.on('error', (error) => errors.push(error));
+  channel.write(new Uint8Array(64 * 1024));
+  assert.equal(transport.writes.length, 1);
+  const socketError = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+  transport.writes[0]!.done(socketError);
+  await until(() => channel.destroyed, 2000, 'the channel to fail');
+  assert.ok(channel.failure !== undefined);
+  assert.notEqual(channel.failure, socketError);
+  assert.equal((channel.failure as { code?: string }).code, 'ERR_MUX_TRANSPORT_CLOSED');
+  session.destroy();
+});
+
+test('after a direct write, a small message on another channel waits behind at most one frame of the bulk channel’s rest', async () => {
+  const { transport, session, channel } = await openChannel();
+  try {
+    // The peer grants a large window (ACK of the SYN with it), so the bulk write is limited by one batch only.
+    transport.events.data(headerBytes(FrameType.windowUpdate, Flag.ack, channel.id, 16 * 1024 * 1024));
+    await tick();
+    transport.accept = false; // the socket's buffer is full after the direct part
+    channel.write(new Uint8Array(3 * 1024 * 1024));
+    assert.equal(transport.writes.length, 1, 'the direct part left at once');
+    const direct = framesOf(transport.writes[0]!).reduce((sum, f) => sum + f.length, 0);
+    assert.ok(direct <= 1024 * 1024, `the direct part is at most one batch (${direct} bytes)`);
+    assert.ok(channel.stats().queuedBytes > 0, 'the rest is queued');
+    const other = session.dial();
+    other.on('error', () => {});
+    other.write(new Uint8Array(10));
+    await tick();
+    assert.equal(transport.writes.length, 1, 'nothing more while the transport is blocked');
+    transport.accept = true;
+    transport.events.drain();
+    await tick();
+    const next = transport.writes.slice(1).flatMap(framesOf);
+    const data = next.filter((f) => f.type === FrameType.data);
+    const position = data.findIndex((f) => f.streamId === other.id);
+    assert.ok(position >= 0 && position <= 1, `the small message is data frame ${position} after the drain`);
+  } finally {
+    session.destroy();
+  }
+});
