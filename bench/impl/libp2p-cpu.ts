@@ -31,7 +31,7 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { socketConnectionClass } from './libp2p-glue.js';
+import { keepHeap, releaseHeap, socketConnectionClass } from './libp2p-glue.js';
 import { floorMuxerFactory, nullMuxerFactory } from './libp2p-floor.js';
 
 const MAX_WINDOW = 16 * 1024 * 1024;
@@ -187,19 +187,8 @@ async function rr(client: MuxerLike, server: MuxerLike, count: number): Promise<
   return times;
 }
 
-/** Entries kept by {@link buildHeap}: a stand-in for a real application's long-lived objects. */
-let ballast: unknown[] = [];
-
-/** Grows the retained heap by about `mib` MiB of small objects (each round of 10,000 adds about 2 MiB). */
-function buildHeap(mib: number): void {
-  const target = process.memoryUsage().heapUsed + mib * 1024 * 1024;
-  for (let round = 0; round < mib && process.memoryUsage().heapUsed < target; round++) {
-    for (let i = 0; i < 10_000; i++) ballast.push({ id: i, name: `peer-${round}-${i}`, addrs: [round, i] });
-  }
-}
-
 async function child(impl: Impl, workload: Workload, sizes: Sizes, heapMiB: number): Promise<Result> {
-  if (heapMiB > 0) buildHeap(heapMiB);
+  if (heapMiB > 0) keepHeap(heapMiB);
   const Conn = await socketConnectionClass();
   const factory = await loadFactory(impl, sizes.streams);
   const [clientSocket, serverSocket] = await socketPair();
@@ -231,7 +220,7 @@ async function child(impl: Impl, workload: Workload, sizes: Sizes, heapMiB: numb
   }
   clientSocket.destroy();
   serverSocket.destroy();
-  ballast = [];
+  releaseHeap();
   return result;
 }
 
