@@ -266,10 +266,16 @@ function runChild(
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--child') {
-    const [impl, workload, size, heap] = process.argv.slice(3) as [Impl, Workload, 'full' | 'quick', string];
+    const [impl, workload, size, heap] = process.argv.slice(3) as [Impl, Workload, 'full' | 'quick', string?];
     process.once('disconnect', () => process.exit(1)); // the parent is gone: stop
-    const result = await child(impl, workload, SIZES[size], Number(heap));
-    process.send!(result, () => process.exit(0));
+    const result = await child(impl, workload, SIZES[size], Number(heap ?? '0'));
+    // Run by hand (e.g. `node --trace-gc dist/bench/impl/libp2p-cpu.js --child muxwire-libp2p bulk full 0`), the
+    // child has no parent to tell: it prints its result.
+    if (process.send === undefined) {
+      console.log(JSON.stringify(result));
+      process.exit(0);
+    }
+    process.send(result, () => process.exit(0));
     return;
   }
   const rounds = Number(arg('rounds', '5'));
