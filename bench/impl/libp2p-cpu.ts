@@ -3,6 +3,7 @@
 //   npm run build && npx tsc -p bench/tsconfig.json && node dist/bench/impl/libp2p-cpu.js [--rounds 5]
 //     [--impls muxwire-libp2p,libp2p-yamux,libp2p-floor] [--workloads bulk,open,rr] [--size full|quick]
 //     [--prof DIR]   (--cpu-prof of each child, written to DIR)
+//     [--heap MB]    (each child first builds and keeps about MB MiB of small objects: see "Heap" below)
 //   MUXWIRE_LIBP2P=/abs/path/dist/src/libp2p/index.js: measure that build of muxwire/libp2p instead, and
 //   MUXWIRE_LIBP2P_BASE=... (impl muxwire-libp2p-base, not run by default): another build beside it
 //
@@ -19,13 +20,18 @@
 //         opener reads the echo and closes: CPU µs per stream, streams/s
 //   rr    one stream, 20,000 [5,000] sequential 64-byte round trips after 1,000 warm-up: CPU µs per round
 //         trip, p50 / p99 µs (both ends in one process, so a round trip includes both ends' work)
+// Heap: a bare child's heap is about 8 MiB, and V8 sizes its old-generation limit from it. In bulk, the socket's
+// 64 KiB read buffers (outside the heap) make V8 collect the young generation often, and with so small an
+// old-generation limit V8 then starts full collections over and over: how many depends on how little the muxer
+// allocates on the heap (see docs/benchmarks.md, "libp2p muxers"). A libp2p node's heap is tens of MiB (its
+// peer store, its protocols), so `--heap 32` gives each child a retained heap of that order before it starts.
 // libp2p-floor and libp2p-null (libp2p-floor.ts) are yardsticks: libp2p's AbstractStream with framing only,
 // and with no connection at all (streams paired in memory: the least any muxer on AbstractStream costs).
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { socketConnectionClass } from './libp2p-glue.js';
+import { keepHeap, releaseHeap, socketConnectionClass } from './libp2p-glue.js';
 import { floorMuxerFactory, nullMuxerFactory } from './libp2p-floor.js';
 
 const MAX_WINDOW = 16 * 1024 * 1024;
@@ -181,7 +187,8 @@ async function rr(client: MuxerLike, server: MuxerLike, count: number): Promise<
   return times;
 }
 
-async function child(impl: Impl, workload: Workload, sizes: Sizes): Promise<Result> {
+async function child(impl: Impl, workload: Workload, sizes: Sizes, heapMiB: number): Promise<Result> {
+  if (heapMiB > 0) keepHeap(heapMiB);
   const Conn = await socketConnectionClass();
   const factory = await loadFactory(impl, sizes.streams);
   const [clientSocket, serverSocket] = await socketPair();
@@ -213,6 +220,7 @@ async function child(impl: Impl, workload: Workload, sizes: Sizes): Promise<Resu
   }
   clientSocket.destroy();
   serverSocket.destroy();
+  releaseHeap();
   return result;
 }
 
@@ -228,12 +236,18 @@ const median = (xs: number[]): number => {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-function runChild(impl: Impl, workload: Workload, size: string, prof: string | undefined): Promise<Result> {
+function runChild(
+  impl: Impl,
+  workload: Workload,
+  size: string,
+  prof: string | undefined,
+  heapMiB: number,
+): Promise<Result> {
   const execArgv = [
     '--max-old-space-size=4096',
     ...(prof !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
   ];
-  const proc = fork(fileURLToPath(import.meta.url), ['--child', impl, workload, size], { execArgv });
+  const proc = fork(fileURLToPath(import.meta.url), ['--child', impl, workload, size, String(heapMiB)], { execArgv });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill();
@@ -252,10 +266,16 @@ function runChild(impl: Impl, workload: Workload, size: string, prof: string | u
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--child') {
-    const [impl, workload, size] = process.argv.slice(3) as [Impl, Workload, 'full' | 'quick'];
+    const [impl, workload, size, heap] = process.argv.slice(3) as [Impl, Workload, 'full' | 'quick', string?];
     process.once('disconnect', () => process.exit(1)); // the parent is gone: stop
-    const result = await child(impl, workload, SIZES[size]);
-    process.send!(result, () => process.exit(0));
+    const result = await child(impl, workload, SIZES[size], Number(heap ?? '0'));
+    // Run by hand (e.g. `node --trace-gc dist/bench/impl/libp2p-cpu.js --child muxwire-libp2p bulk full 0`), the
+    // child has no parent to tell: it prints its result.
+    if (process.send === undefined) {
+      console.log(JSON.stringify(result));
+      process.exit(0);
+    }
+    process.send(result, () => process.exit(0));
     return;
   }
   const rounds = Number(arg('rounds', '5'));
@@ -263,16 +283,20 @@ async function main(): Promise<void> {
   const workloads = arg('workloads', WORKLOADS.join(',')).split(',') as Workload[];
   const size = arg('size', 'full');
   const prof = process.argv.includes('--prof') ? arg('prof', '') : undefined;
+  const heapMiB = Number(arg('heap', '0'));
+  if (!(heapMiB >= 0 && heapMiB <= 1024)) throw new Error('--heap needs MiB between 0 and 1024');
   for (const workload of workloads) {
     const results = new Map<Impl, Result[]>(impls.map((impl) => [impl, []]));
     for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < impls.length; k++) {
         const impl = impls[(k + round) % impls.length]!;
-        results.get(impl)!.push(await runChild(impl, workload, size, prof));
+        results.get(impl)!.push(await runChild(impl, workload, size, prof, heapMiB));
       }
     }
     const unit = { bulk: 'MiB', open: 'stream', rr: 'round trip' }[workload];
-    console.log(`\n== ${workload} (${size}, ${rounds} rounds; medians, [min-max])`);
+    console.log(
+      `\n== ${workload} (${size}, ${rounds} rounds${heapMiB > 0 ? `, ${heapMiB} MiB heap kept` : ''}; medians, [min-max])`,
+    );
     const base = median(results.get(impls[0]!)!.map((r) => r.cpuMs / r.ops));
     for (const impl of impls) {
       const rs = results.get(impl)!;

@@ -236,6 +236,36 @@ export async function socketConnectionClass() {
   return SocketMultiaddrConnection;
 }
 
+/** Objects kept by {@link keepHeap} for the life of the process. */
+let kept: unknown[] = [];
+
+/**
+ * Grows the retained heap by about `mib` MiB of small long-lived objects (each round of 10,000 adds about 2 MiB),
+ * a stand-in for a libp2p node's own (its peer store, its protocols). A bench process's bare heap is about
+ * 8 MiB, and V8 sizes its old-generation limit from it: in bulk transfers that limit makes V8 repeat full
+ * collections for the muxer that allocates least (docs/benchmarks.md, "libp2p muxers").
+ */
+export function keepHeap(mib: number): void {
+  const target = process.memoryUsage().heapUsed + mib * 1024 * 1024;
+  for (let round = 0; round < mib && process.memoryUsage().heapUsed < target; round++) {
+    for (let i = 0; i < 10_000; i++) kept.push({ id: i, name: `peer-${round}-${i}`, addrs: [round, i] });
+  }
+}
+
+/** Lets the objects of {@link keepHeap} go. */
+export function releaseHeap(): void {
+  kept = [];
+}
+
+/** `MUXWIRE_BENCH_LIBP2P_HEAP=MB`: each bench process running a libp2p muxer first keeps about MB MiB (once). */
+let heapKept = false;
+function keepHeapOnce(): void {
+  if (heapKept) return;
+  heapKept = true;
+  const mib = Number(process.env.MUXWIRE_BENCH_LIBP2P_HEAP ?? '0');
+  if (mib > 0 && mib <= 1024) keepHeap(mib);
+}
+
 /** What the adapters use of a libp2p stream muxer. */
 interface MuxerLike {
   createStream(): Promise<Libp2pStream>;
@@ -273,6 +303,7 @@ export function libp2pImplementation(
     transport: 'shared',
     glueBytesPerChannel: GLUE_BYTES_PER_CHANNEL,
     server(socket, onChannel, opts, hooks) {
+      keepHeapOnce();
       let muxer: MuxerLike | undefined;
       loaded.then(
         (lib) => {
@@ -284,6 +315,7 @@ export function libp2pImplementation(
       return { close: async () => muxer?.close() };
     },
     async client(dialer, opts) {
+      keepHeapOnce();
       const lib = await loaded;
       const muxer = muxerOn(lib, await dialer.connect(), 'outbound', opts.maxChannels);
       return { open: (): Channel => asChannel(muxer.createStream()), close: () => muxer.close() };
