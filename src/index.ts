@@ -46,6 +46,8 @@ export type { ChannelStateName } from './core/channel-state.js';
 export {
   LOG_LEVELS,
   formatLogRecord,
+  logRecords,
+  type LogRecordMaker,
   type LogLevel,
   type RefusalReason,
   type LogEvent,

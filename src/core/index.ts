@@ -34,6 +34,8 @@ export {
 export {
   LOG_LEVELS,
   formatLogRecord,
+  logRecords,
+  type LogRecordMaker,
   type LogLevel,
   type RefusalReason,
   type LogEvent,

@@ -17,7 +17,8 @@ import { ChannelRefusedError, ChannelResetError, MuxError } from './errors.js';
 import { Flag, type FrameHeader, FrameType } from './frame.js';
 import type { SessionMemory } from './flow.js';
 import type { Incoming } from './incoming.js';
-import type { Telemetry } from './observe.js';
+import { type Telemetry } from './observe.js';
+import { LOG_REFUSED_IN, LOG_REFUSED_OUT, LOG_RESET_IN } from './log-codes.js';
 import type { ResolvedOptions } from './options.js';
 import type { Outgoing } from './outgoing.js';
 import type { ReadGate } from './read-gate.js';
@@ -239,7 +240,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     this.#host.onRefused();
     const telemetry = this.#telemetry;
     telemetry.refusalsOut++;
-    if (telemetry.logger !== null) this.#logRefusal(id);
+    if (telemetry.logging) this.#logRefusal(id);
     if (this.#scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
       // Many refusals from one read: send them now. Only a peer that does not read its refusals (the
       // transport stays blocked) makes them pile up.
@@ -291,7 +292,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     const refused = error instanceof ChannelRefusedError;
     if (refused) telemetry.refusalsIn++;
     else telemetry.resetsIn++;
-    telemetry.log(refused ? 'info' : 'debug', refused ? 'channel-refused' : 'channel-reset', channel.id, 'in', error);
+    telemetry.log(refused ? LOG_REFUSED_IN : LOG_RESET_IN, channel.id, error);
     this.#table.abandon(channel, error);
   }
 
@@ -302,15 +303,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       : this.#table.size >= this.#options.maxStreams
         ? 'max-streams'
         : 'accept-backlog';
-    this.#telemetry.log(
-      reason === 'closing' ? 'info' : 'warn',
-      'channel-refused',
-      id,
-      'out',
-      undefined,
-      undefined,
-      reason,
-    );
+    this.#telemetry.log(LOG_REFUSED_OUT, id, undefined, reason);
   }
 
   onDecodeError(message: string): void {

@@ -39,7 +39,16 @@ import { FrameType } from './frame.js';
 import { SessionMemory } from './flow.js';
 import { Incoming } from './incoming.js';
 import { KeepAlive } from './keepalive.js';
-import { type SessionStats, Telemetry, channelStats } from './observe.js';
+import { type LogRecordMaker, type SessionStats, Telemetry, channelStats } from './observe.js';
+import {
+  LOG_CLOSE_TIMEOUT,
+  LOG_GOAWAY_RECEIVED,
+  LOG_GOAWAY_SENT,
+  LOG_KEEPALIVE_TIMEOUT,
+  LOG_PROTOCOL_ERROR,
+  LOG_SESSION_CLOSE,
+  LOG_SESSION_OPEN,
+} from './log-codes.js';
 import { type ResolvedOptions, type SessionOptions, checkNumberOption, resolveOptions } from './options.js';
 import { Outgoing } from './outgoing.js';
 import { ReadGate } from './read-gate.js';
@@ -129,6 +138,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /**
    * `multiplex` is the codec of the original multiplex format, needed only with `protocol: 'multiplex'`: the
    * adapters pass it in (the Node ones always), so that a browser bundle that never speaks it leaves it out.
+   * `records` ({@link logRecords}) turns the session's reports into records for the `logger` option: needed
+   * only with a logger, and passed in the same way.
    */
   constructor(
     transport: Transport,
@@ -136,6 +147,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     options: SessionOptions | undefined,
     createEndpoint: EndpointFactory<C>,
     multiplex?: WireCodec,
+    records?: LogRecordMaker,
   ) {
     super();
     if (role !== 'client' && role !== 'server') throw new TypeError(`muxwire: role must be 'client' or 'server'`);
@@ -150,7 +162,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#caps = this.#codec.capabilities;
     this.#nextId = this.#codec.firstId(role);
     this.#transport = transport;
-    const telemetry = new Telemetry(this.options.logger, this, role);
+    const logger = this.options.logger;
+    if (logger !== null && records === undefined)
+      throw new TypeError(`muxwire: option logger needs logRecords (muxwire/web: option logRecords)`);
+    const telemetry = new Telemetry(logger === null ? null : records!(logger, this, role));
     this.#telemetry = telemetry;
     // The scheduler's callback reaches the channel table, made below (the table needs the scheduler).
     const hooks: SchedulerHooks = {
@@ -185,7 +200,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#keepAlive = new KeepAlive(this.options, this.#scheduler, this.#writer, this.#gate, {
       isClosed,
       fail: (error) => {
-        telemetry.log('warn', 'keepalive-timeout', undefined, undefined, error);
+        telemetry.log(LOG_KEEPALIVE_TIMEOUT, undefined, error);
         this.#fail(error);
       },
       onFirstRtt: () => this.#grants.tuneOnFirstRtt(this.#streams.values()),
@@ -280,7 +295,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       error: (error) => this.#onTransportError(error),
       close: () => this.#onTransportClose(),
     };
-    telemetry.log('debug', 'session-open');
+    telemetry.log(LOG_SESSION_OPEN);
     transport.start(events);
     // An opening ping measures the round-trip time that window auto-tuning needs; keep-alive follows.
     if (this.#status === 'open' && this.#caps.ping) this.#keepAlive.start();
@@ -413,7 +428,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#localGoAway = true;
     if (this.#caps.goAway) {
       this.#scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
-      this.#telemetry.log('info', 'goaway-sent', undefined, 'out', undefined, GoAwayCode.normal);
+      this.#telemetry.log(LOG_GOAWAY_SENT, undefined, undefined, GoAwayCode.normal);
     }
     this.#goAway.start(this.#caps.goAway && this.#caps.ping && !this.#transportEnded && !this.#writer.closed);
     for (const channel of this.#incoming.drainQueue()) this.#streams.reset(channel, undefined);
@@ -440,14 +455,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#remoteGoAway !== undefined) return;
     this.#remoteGoAway = code;
     const error = new GoAwayError(code);
-    this.#telemetry.log(
-      code === GoAwayCode.normal ? 'info' : 'warn',
-      'goaway-received',
-      undefined,
-      'in',
-      undefined,
-      code,
-    );
+    this.#telemetry.log(LOG_GOAWAY_RECEIVED, undefined, undefined, code);
     // Dials still waiting for the ACK backlog would be refused: fail them now.
     for (const channel of this.#outgoing.drainBacklog()) this.#streams.abandon(channel, error);
     this.emit('goaway', code);
@@ -570,14 +578,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       'ERR_MUX_CLOSE_TIMEOUT',
       `close() timed out after ${timeout} ms with ${this.#streams.size} channel(s) still open`,
     );
-    this.#telemetry.log('warn', 'close-timeout', undefined, undefined, error);
+    this.#telemetry.log(LOG_CLOSE_TIMEOUT, undefined, error);
     this.#fail(error, GoAwayCode.normal);
   }
 
   #protocolError(message: string): void {
     this.#decoder.stop();
     const error = new ProtocolError(message);
-    this.#telemetry.log('error', 'protocol-error', undefined, undefined, error);
+    this.#telemetry.log(LOG_PROTOCOL_ERROR, undefined, error);
     this.#fail(error, GoAwayCode.protocolError);
   }
 
@@ -600,7 +608,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
           const telemetry = this.#telemetry;
           telemetry.bytesOut += length;
           telemetry.framesOut++;
-          telemetry.log('warn', 'goaway-sent', undefined, 'out', error, goAwayCode);
+          telemetry.log(LOG_GOAWAY_SENT, undefined, error, goAwayCode);
           this.#transport.write([goAway.subarray(0, length)], noop);
           this.#transport.end();
           this.#writer.ended = true;
@@ -648,8 +656,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#incoming.rejectWaiters(error ?? new SessionClosedError());
     if (error === undefined) this.#resolveClosed();
     else this.#rejectClosed(error);
-    const telemetry = this.#telemetry;
-    telemetry.log(error === undefined ? 'info' : 'warn', 'session-close', undefined, undefined, error);
+    this.#telemetry.log(LOG_SESSION_CLOSE, undefined, error);
     this.emit('close', error);
   }
 
