@@ -98,7 +98,7 @@ const RANGES: Record<NumberOption, readonly [number, number]> = {
   ackBacklog: [1, 1_000_000],
   initialWindow: [SPEC_INITIAL_WINDOW, MAX_U32],
   maxWindow: [SPEC_INITIAL_WINDOW, MAX_U32],
-  maxSessionBuffered: [SPEC_INITIAL_WINDOW, Number.MAX_SAFE_INTEGER],
+  maxSessionBuffered: [SPEC_INITIAL_WINDOW, 2 ** 53 - 1], // Number.MAX_SAFE_INTEGER, written so that a bundle holds no long name
   maxFrameSize: [1024, 16 * 1024 * 1024],
   keepAliveInterval: [0, MAX_I32],
   keepAliveTimeout: [1, MAX_I32],
