@@ -17,7 +17,7 @@ import { ChannelRefusedError, ChannelResetError, MuxError } from './errors.js';
 import { Flag, type FrameHeader, FrameType } from './frame.js';
 import type { SessionMemory } from './flow.js';
 import type { Incoming } from './incoming.js';
-import { type Telemetry } from './observe.js';
+import type { RefusalReason, Telemetry } from './observe.js';
 import { LOG_REFUSED_IN, LOG_REFUSED_OUT, LOG_RESET_IN } from './log-codes.js';
 import type { ResolvedOptions } from './options.js';
 import type { Outgoing } from './outgoing.js';
@@ -226,8 +226,15 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   }
 
   #openInbound(id: number): ChannelState | undefined {
-    if (!this.#host.acceptsChannels() || this.#table.size >= this.#options.maxStreams || this.#incoming.full) {
-      this.#refuse(id);
+    const refusal: RefusalReason | undefined = !this.#host.acceptsChannels()
+      ? 'closing'
+      : this.#table.size >= this.#options.maxStreams
+        ? 'max-streams'
+        : this.#incoming.full
+          ? 'accept-backlog'
+          : undefined;
+    if (refusal !== undefined) {
+      this.#refuse(id, refusal);
       return undefined;
     }
     const channel = this.#table.add(id, false);
@@ -235,12 +242,12 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     return channel;
   }
 
-  #refuse(id: number): void {
+  #refuse(id: number, reason: RefusalReason): void {
     if (this.#writer.ended) return; // ended: the peer learns from the transport's end that nothing was accepted
     this.#host.onRefused();
     const telemetry = this.#telemetry;
     telemetry.refusalsOut++;
-    if (telemetry.logging) this.#logRefusal(id);
+    telemetry.log(LOG_REFUSED_OUT, id, undefined, reason);
     if (this.#scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
       // Many refusals from one read: send them now. Only a peer that does not read its refusals (the
       // transport stays blocked) makes them pile up.
@@ -294,16 +301,6 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     else telemetry.resetsIn++;
     telemetry.log(refused ? LOG_REFUSED_IN : LOG_RESET_IN, channel.id, error);
     this.#table.abandon(channel, error);
-  }
-
-  /** Says why the peer's SYN for `id` is refused (called only with a logger). */
-  #logRefusal(id: number): void {
-    const reason = !this.#host.acceptsChannels()
-      ? 'closing'
-      : this.#table.size >= this.#options.maxStreams
-        ? 'max-streams'
-        : 'accept-backlog';
-    this.#telemetry.log(LOG_REFUSED_OUT, id, undefined, reason);
   }
 
   onDecodeError(message: string): void {

@@ -230,7 +230,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#grants,
       this.#gate,
       {
-        acceptRefusal: () => this.#acceptRefusal(),
+        acceptRefusal: () => this.#notOpenError(),
         hasListener: () => this.listenerCount('channel') > 0,
         emitChannel: (channel) => this.emit('channel', channel),
       },
@@ -357,11 +357,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         ? this.options.openTimeout
         : checkNumberOption('openTimeout', options.openTimeout);
     if (signal?.aborted) throw signal.reason;
-    if (this.#status !== 'open')
-      throw (
-        this.#error ??
-        new SessionClosedError(this.#status === 'closing' ? 'session is closing: no new channels' : 'session is closed')
-      );
+    const closed = this.#notOpenError();
+    if (closed !== undefined) throw closed;
     if (this.#remoteGoAway !== undefined) throw new GoAwayError(this.#remoteGoAway);
     if (this.#streams.size >= this.options.maxStreams) {
       throw new StreamLimitError(`maxStreams (${this.options.maxStreams}) channels are open`);
@@ -662,7 +659,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   // ------------------------------------------------------------------ helpers
 
-  #acceptRefusal(): Error | undefined {
+  /** Why no channel can open now, in either direction (closing or closed), or undefined while open. */
+  #notOpenError(): Error | undefined {
     if (this.#status === 'closed') return this.#error ?? new SessionClosedError();
     if (this.#status === 'closing') return new SessionClosedError('session is closing: no new channels');
     return undefined;
