@@ -9,11 +9,11 @@
  * that answers a close on a format without half-close, a send-window's data).
  * @module
  */
-import { ChannelState, Pending, type ChannelEndpoint } from './channel-state.js';
+import type { ChannelEndpoint, ChannelState } from './channel-state.js';
 import type { ChannelTable } from './channels.js';
-import type { CodecCapabilities, WireCodec } from './codec.js';
+import type { CodecCapabilities, FormatRules, WireCodec } from './codec.js';
 import type { FrameSink } from './decoder.js';
-import { ChannelRefusedError, ChannelResetError, MuxError } from './errors.js';
+import { ChannelRefusedError, ChannelResetError } from './errors.js';
 import { Flag, type FrameHeader, FrameType } from './frame.js';
 import type { SessionMemory } from './flow.js';
 import type { Incoming } from './incoming.js';
@@ -55,7 +55,6 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   readonly #client: boolean;
 
   readonly #table: ChannelTable<C, S>;
-  readonly #codec: WireCodec;
   readonly #options: ResolvedOptions;
   readonly #memory: SessionMemory;
   readonly #allocate: (size: number) => Uint8Array;
@@ -67,6 +66,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   readonly #incoming: Incoming<C>;
   readonly #host: ReceiverHost;
   readonly #telemetry: Telemetry;
+  /** The format's rules where it lacks windows or half-close (none for yamux). */
+  readonly #rules: FormatRules | undefined;
   constructor(
     table: ChannelTable<C, S>,
     codec: WireCodec,
@@ -82,9 +83,10 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     incoming: Incoming<C>,
     host: ReceiverHost,
     telemetry: Telemetry,
+    rules: FormatRules | undefined,
   ) {
+    this.#rules = rules;
     this.#table = table;
-    this.#codec = codec;
     this.#options = options;
     this.#memory = memory;
     this.#allocate = allocate;
@@ -149,12 +151,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     this.#memory.buffered += data.length;
     channel.endpoint.deliver(data);
     this.#grants.readProgress(channel);
-    // Without windows, the only backpressure is to stop reading while a channel holds more than a window.
+    this.#rules?.delivered(channel); // without windows: may hold reading (gate.overfull)
     const gate = this.#gate;
-    if (!this.#caps.flowControl && !channel.overfull && channel.rx.buffered > this.#options.initialWindow) {
-      channel.overfull = true;
-      gate.overfull++;
-    }
     if (this.#memory.exhausted || gate.overfull > 0) gate.pause();
   }
 
@@ -271,21 +269,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     if (channel.awaitingAck) this.#onAck(channel); // a FIN answers the SYN as well
     channel.markRemoteFin();
     channel.endpoint.remoteEnded();
-    if (!this.#caps.halfClose && !channel.localFin) {
-      // No half-close in this format: the peer's close ends both directions, and is answered once, in kind.
-      if (channel.queuedBytes > 0) {
-        channel.dropQueue(
-          new MuxError(
-            'ERR_MUX_CHANNEL_CLOSED',
-            `channel ${channel.id} was closed by the peer before this data was sent (the ${this.#codec.name} format has no half-close)`,
-          ),
-        );
-      }
-      channel.localFin = true;
-      channel.pending |= Pending.fin;
-      this.#scheduler.scheduleControl(channel);
-      this.#writer.schedule();
-    }
+    this.#rules?.remoteClosed(channel); // without half-close: this side's direction ends too
     if (channel.bothClosed) this.#table.remove(channel);
   }
 

@@ -208,6 +208,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#goAway = new GoAwayHandshake(this.#keepAlive, this.#scheduler, this.options.keepAliveTimeout, () =>
       this.#checkCloseDone(),
     );
+    // A format without windows or half-close brings its own rules for those (the multiplex codec).
+    const rules = codec.rules?.(this.options, this.#memory, this.#gate, this.#scheduler, this.#writer, () =>
+      this.#grants.relieveMemory(),
+    );
     this.#grants = new WindowGrants(
       this.options,
       this.#caps,
@@ -217,6 +221,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#gate,
       this.#keepAlive,
       isClosed,
+      rules,
     );
     this.#outgoing = new Outgoing(this.options, this.#caps, this.#scheduler, this.#writer, this.#grants, {
       isClosed,
@@ -281,6 +286,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         onRefused: () => this.#goAway.onLateSyn(),
       },
       telemetry,
+      rules,
     );
     this.#decoder = new FrameDecoder(this.#receiver, this.#codec);
     this.closed = new Promise<void>((resolve, reject) => {
