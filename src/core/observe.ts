@@ -193,11 +193,6 @@ export class Telemetry {
     this.#sink = sink;
   }
 
-  /** There is a logger: a log site that must work out a field first checks this. */
-  get logging(): boolean {
-    return this.#sink !== null;
-  }
-
   /**
    * Reports to the logger, if there is one. Positional, so that a call with no logger allocates nothing: the
    * one check is here.
