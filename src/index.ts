@@ -48,6 +48,7 @@ export {
   formatLogRecord,
   logRecords,
   type LogRecordMaker,
+  type LogSink,
   type LogLevel,
   type RefusalReason,
   type LogEvent,

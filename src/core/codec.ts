@@ -36,7 +36,7 @@ export interface CodecCapabilities {
 /**
  * What a session does instead where its format has no windows and no half-close: the multiplex format's
  * rules (`codecs/multiplex-rules.ts`), one set per session, made by the codec's `rules`. yamux has both and
- * no rules, so a bundle that speaks only yamux leaves them out.
+ * no rules, so a bundle that speaks only yamux leaves them out. @internal
  */
 export interface FormatRules {
   /** Data was handed to `channel`'s endpoint (without windows, reading may have to stop). */
@@ -49,7 +49,7 @@ export interface FormatRules {
   remoteClosed(channel: ChannelState): void;
 }
 
-/** Makes a session's {@link FormatRules} from the parts they act on; `relieveMemory` is the grants'. */
+/** Makes a session's {@link FormatRules} from the parts they act on; `relieveMemory` is the grants'. @internal */
 export type FormatRulesFactory = (
   options: ResolvedOptions,
   memory: SessionMemory,
@@ -63,7 +63,7 @@ export interface WireCodec {
   /** The format's name, as given in the `protocol` option. */
   readonly name: 'yamux' | 'multiplex';
   readonly capabilities: CodecCapabilities;
-  /** The format's own rules where it lacks windows or half-close (none for yamux). */
+  /** The format's own rules where it lacks windows or half-close (none for yamux). @internal */
   readonly rules?: FormatRulesFactory;
   /** Bytes of one header on the wire. */
   readonly headerSize: number;

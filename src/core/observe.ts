@@ -156,8 +156,9 @@ export interface ChannelStats {
 }
 
 /**
- * Where a part's report goes: the code (`LOG_*`), and the fields that apply: the channel id, the error behind
- * it, and `detail`, the Go Away code or why this side refused a channel. @internal
+ * Where a session's reports go, made by a {@link LogRecordMaker}: the code (one per kind of report: which
+ * event, and which way), and the fields that apply: the channel id, the error behind it, and `detail`, the Go
+ * Away code or why this side refused a channel.
  */
 export type LogSink = (code: number, channel?: number, error?: Error, detail?: number | RefusalReason) => void;
 

@@ -50,6 +50,7 @@ export type {
   LogRecord,
   Logger,
   LogRecordMaker,
+  LogSink,
   RefusalReason,
   SessionStats,
   ChannelStats,
