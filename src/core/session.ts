@@ -138,7 +138,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /**
    * `multiplex` is the codec of the original multiplex format, needed only with `protocol: 'multiplex'`: the
    * adapters pass it in (the Node ones always), so that a browser bundle that never speaks it leaves it out.
-   * `records` ({@link logRecords}) turns the session's reports into records for the `logger` option: needed
+   * `records` (`logRecords`, observe.ts) turns the session's reports into records for the `logger` option: needed
    * only with a logger, and passed in the same way.
    */
   constructor(
