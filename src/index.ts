@@ -46,6 +46,9 @@ export type { ChannelStateName } from './core/channel-state.js';
 export {
   LOG_LEVELS,
   formatLogRecord,
+  logRecords,
+  type LogRecordMaker,
+  type LogSink,
   type LogLevel,
   type RefusalReason,
   type LogEvent,

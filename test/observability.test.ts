@@ -25,7 +25,7 @@ import {
   multiplexedServer,
 } from '../src/index.js';
 import { FrameType, HEADER_SIZE } from '../src/core/frame.js';
-import { WebSession, streamTransport } from '../src/web/index.js';
+import { WebSession, logRecords, streamTransport } from '../src/web/index.js';
 import { RawPeer, frame, memoryPipe, pseudoRandomBytes, readAll, sessionPair, until } from './helpers.js';
 
 function recorder(): { records: LogRecord[]; logger: (record: LogRecord) => void; events: () => string[] } {
@@ -430,6 +430,7 @@ test('WebSession and WebChannel have the same stats() and logger', async () => {
   const a = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client', {
     keepAliveInterval: 0,
     logger: log.logger,
+    logRecords,
   });
   const b = new WebSession(streamTransport({ readable: aToB.readable, writable: bToA.writable }), 'server', {
     keepAliveInterval: 0,
@@ -454,6 +455,16 @@ test('WebSession and WebChannel have the same stats() and logger', async () => {
     a.destroy();
     b.destroy();
   }
+});
+
+test('a WebSession given a logger without logRecords throws a TypeError that names logRecords', () => {
+  const pipe = new TransformStream<Uint8Array, Uint8Array>();
+  const transport = streamTransport({ readable: pipe.readable, writable: pipe.writable });
+  assert.throws(
+    () => new WebSession(transport, 'client', { keepAliveInterval: 0, logger: () => undefined }),
+    (error: unknown) => error instanceof TypeError && error.message.includes('logRecords'),
+  );
+  transport.destroy();
 });
 
 test('the logger option must be a function or null', () => {

@@ -44,8 +44,16 @@ export interface QueuedWrite {
   done: WriteDone | null;
 }
 
-/** Flags a channel still owes the peer on its next frame. */
-export const Pending = { syn: 0x1, ack: 0x2, fin: 0x4, rst: 0x8 } as const;
+/**
+ * Flags a channel still owes the peer on its next frame. A `const enum`, so that the compiler writes the
+ * numbers where the parts use them (no lookups in a browser bundle).
+ */
+export const enum Pending {
+  syn = 0x1,
+  ack = 0x2,
+  fin = 0x4,
+  rst = 0x8,
+}
 
 /**
  * The bit of each boolean of {@link ChannelState} in its `flags`. Each name gets a getter and a setter on the

@@ -13,10 +13,11 @@ import type { ChannelPort } from './channel-port.js';
 import { ChannelState, Pending, type ChannelEndpoint, type WriteDone } from './channel-state.js';
 import type { WireCodec } from './codec.js';
 import { defer } from './defer.js';
-import { ChannelResetError, MuxError, TimeoutError, TransportClosedError } from './errors.js';
+import { ChannelResetError, MuxError, TransportClosedError } from './errors.js';
 import { Flag } from './frame.js';
 import type { SessionMemory } from './flow.js';
-import type { Telemetry } from './observe.js';
+import { type Telemetry } from './observe.js';
+import { LOG_REFUSED_OUT, LOG_RESET_OUT } from './log-codes.js';
 import type { ResolvedOptions } from './options.js';
 import type { Outgoing } from './outgoing.js';
 import type { WriteScheduler } from './scheduler.js';
@@ -170,11 +171,10 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       const telemetry = this.#telemetry;
       if (refusal) {
         telemetry.refusalsOut++;
-        telemetry.log('info', 'channel-refused', channel.id, 'out', undefined, undefined, 'closing');
+        telemetry.log(LOG_REFUSED_OUT, channel.id, undefined, 'closing');
       } else {
         telemetry.resetsOut++;
-        // An open timeout says the peer is stuck or overloaded: worth a warning, unlike an ordinary reset.
-        telemetry.log(failure instanceof TimeoutError ? 'warn' : 'debug', 'channel-reset', channel.id, 'out', failure);
+        telemetry.log(LOG_RESET_OUT, channel.id, failure);
       }
       channel.pending = Pending.rst | (channel.pending & Pending.ack); // an owed ACK leaves with the RST
       channel.pendingIncrement = 0;

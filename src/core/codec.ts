@@ -3,7 +3,13 @@
  * in yamux terms (frame types and flags of `frame.ts`); a codec translates its format to and from them.
  * @module
  */
+import type { ChannelState } from './channel-state.js';
+import type { SessionMemory } from './flow.js';
 import type { FrameHeader } from './frame.js';
+import type { ResolvedOptions } from './options.js';
+import type { ReadGate } from './read-gate.js';
+import type { WriteScheduler } from './scheduler.js';
+import type { FrameWriter } from './writer.js';
 
 /** What a wire format can express. The session degrades, as documented, where a feature is missing. */
 export interface CodecCapabilities {
@@ -27,10 +33,38 @@ export interface CodecCapabilities {
   refusal: boolean;
 }
 
+/**
+ * What a session does instead where its format has no windows and no half-close: the multiplex format's
+ * rules (`codecs/multiplex-rules.ts`), one set per session, made by the codec's `rules`. yamux has both and
+ * no rules, so a bundle that speaks only yamux leaves them out. @internal
+ */
+export interface FormatRules {
+  /** Data was handed to `channel`'s endpoint (without windows, reading may have to stop). */
+  delivered(channel: ChannelState): void;
+  /** The application read from `channel` (reading may resume). */
+  read(channel: ChannelState): void;
+  /** `channel` left the session. */
+  released(channel: ChannelState): void;
+  /** The peer closed `channel` (without half-close, this side's direction ends too). */
+  remoteClosed(channel: ChannelState): void;
+}
+
+/** Makes a session's {@link FormatRules} from the parts they act on; `relieveMemory` is the grants'. @internal */
+export type FormatRulesFactory = (
+  options: ResolvedOptions,
+  memory: SessionMemory,
+  gate: ReadGate,
+  scheduler: WriteScheduler,
+  writer: FrameWriter,
+  relieveMemory: () => void,
+) => FormatRules;
+
 export interface WireCodec {
   /** The format's name, as given in the `protocol` option. */
   readonly name: 'yamux' | 'multiplex';
   readonly capabilities: CodecCapabilities;
+  /** The format's own rules where it lacks windows or half-close (none for yamux). @internal */
+  readonly rules?: FormatRulesFactory;
   /** Bytes of one header on the wire. */
   readonly headerSize: number;
   /** Most bytes `encode` writes for one frame (a codec may need two headers for one yamux frame). */

@@ -38,12 +38,12 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
 
   /** Adds a listener. */
   on<K extends keyof Events>(event: K, listener: Events[K]): this {
-    return this.add(event, listener, false);
+    return this.add(event, listener);
   }
 
   /** Adds a listener that is removed after its first call. */
   once<K extends keyof Events>(event: K, listener: Events[K]): this {
-    return this.add(event, this.onceWrapper(event, listener), false);
+    return this.add(event, this.onceWrapper(event, listener));
   }
 
   /** Removes a listener (added with `on` or `once`). */
@@ -104,13 +104,13 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
     }
   }
 
-  protected add(event: keyof Events, listener: Listener, first: boolean): this {
+  /** Adds a listener after the others (`NodeEmitter`'s prepending methods add theirs before). */
+  protected add(event: keyof Events, listener: Listener): this {
     const table = (this.listenerTable ??= Object.create(NO_PROTOTYPE) as ListenerTable);
     const key = event as PropertyKey;
     const entry = table[key];
-    if (entry === undefined) table[key] = listener;
-    else if (typeof entry === 'function') table[key] = first ? [listener, entry] : [entry, listener];
-    else table[key] = first ? [listener, ...entry] : [...entry, listener];
+    table[key] =
+      entry === undefined ? listener : typeof entry === 'function' ? [entry, listener] : [...entry, listener];
     this.onListenerAdded(event);
     return this;
   }
@@ -138,17 +138,17 @@ export class NodeEmitter<Events extends { [K in keyof Events]: Listener }>
 
   /** Same as `on`. */
   addListener<K extends keyof Events>(event: K, listener: Events[K]): this {
-    return this.add(event, listener, false);
+    return this.add(event, listener);
   }
 
   /** Adds a listener before the others. */
   prependListener<K extends keyof Events>(event: K, listener: Events[K]): this {
-    return this.add(event, listener, true);
+    return this.prepend(event, listener);
   }
 
   /** Adds a listener before the others, removed after its first call. */
   prependOnceListener<K extends keyof Events>(event: K, listener: Events[K]): this {
-    return this.add(event, this.onceWrapper(event, listener), true);
+    return this.prepend(event, this.onceWrapper(event, listener));
   }
 
   /** Removes every listener of `event`, or of every event. */
@@ -183,6 +183,17 @@ export class NodeEmitter<Events extends { [K in keyof Events]: Listener }>
   /** The number last given to `setMaxListeners` (10 by default, as in Node); it limits nothing. */
   getMaxListeners(): number {
     return this.maxListeners ?? 10;
+  }
+
+  /** Adds a listener before the others (see `add`). */
+  private prepend(event: keyof Events, listener: Listener): this {
+    const table = (this.listenerTable ??= Object.create(NO_PROTOTYPE) as ListenerTable);
+    const key = event as PropertyKey;
+    const entry = table[key];
+    table[key] =
+      entry === undefined ? listener : typeof entry === 'function' ? [listener, entry] : [listener, ...entry];
+    this.onListenerAdded(event);
+    return this;
   }
 
   private listOf(event: keyof Events): Listener[] {

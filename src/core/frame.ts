@@ -10,12 +10,25 @@ export const HEADER_SIZE = 12;
 /** The only protocol version. */
 export const PROTOCOL_VERSION = 0;
 
+// FrameType and Flag are `const enum`s: the compiler writes their numbers where the core uses them, so a
+// browser bundle carries no `FrameType.windowUpdate` lookups (issue 15's budget). The public entries export
+// them as plain objects of the same names and values (frame-constants.ts).
+
 /** Frame types. */
-export const FrameType = { data: 0, windowUpdate: 1, ping: 2, goAway: 3 } as const;
-export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+export const enum FrameType {
+  data = 0,
+  windowUpdate = 1,
+  ping = 2,
+  goAway = 3,
+}
 
 /** Frame flags (a bit set). */
-export const Flag = { syn: 0x1, ack: 0x2, fin: 0x4, rst: 0x8 } as const;
+export const enum Flag {
+  syn = 0x1,
+  ack = 0x2,
+  fin = 0x4,
+  rst = 0x8,
+}
 
 /** A decoded frame header. The decoder reuses one instance, so copy fields out if you keep them. */
 export interface FrameHeader {

@@ -6,6 +6,7 @@
 export * from './errors.js';
 export * from './options.js';
 export * from './frame.js';
+export { FrameType, Flag } from './frame-constants.js';
 /** @internal The incremental decoder: loaded by `npm run bench:micro`, not part of the API. */
 export { FrameDecoder, type FrameSink } from './decoder.js';
 export type { WireCodec, CodecCapabilities } from './codec.js';
@@ -34,6 +35,9 @@ export {
 export {
   LOG_LEVELS,
   formatLogRecord,
+  logRecords,
+  type LogRecordMaker,
+  type LogSink,
   type LogLevel,
   type RefusalReason,
   type LogEvent,

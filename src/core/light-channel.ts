@@ -22,7 +22,7 @@ import { multiplexCodec } from './codecs/multiplex.js';
 import { defer } from './defer.js';
 import { NodeEmitter, type NodeEmitterMethods, withNodeEmitterMethods } from './emitter.js';
 import { MuxError } from './errors.js';
-import { type ChannelStats, channelStats } from './observe.js';
+import { type ChannelStats, channelStats, logRecords } from './observe.js';
 import type { SessionOptions } from './options.js';
 import { MuxSession, type Role, type SessionEvents } from './session.js';
 import type { Transport } from './transport.js';
@@ -401,7 +401,7 @@ function createLightChannel(state: ChannelState, port: ChannelPort<MuxSession<Li
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the interface below declares the methods withNodeEmitterMethods installs
 export class LightSession extends MuxSession<LightChannel> {
   constructor(transport: Transport, role: Role, options?: SessionOptions) {
-    super(transport, role, options, createLightChannel, multiplexCodec);
+    super(transport, role, options, createLightChannel, multiplexCodec, logRecords);
   }
 }
 withNodeEmitterMethods(LightSession);

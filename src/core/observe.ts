@@ -3,13 +3,28 @@
  * `session.stats()` and `channel.stats()` return.
  *
  * Cost when nobody looks: the counters are plain numbers on one object per session, bumped where the event
- * already happens; a log call passes its fields positionally (numbers, constant strings, an error that exists
- * anyway), so with no logger it allocates nothing, and `log()` returns after its one check. No text is built
- * in the session at all: {@link formatLogRecord} makes a line of a record, for those who want one. Per channel nothing is added but one number (`ChannelState.sent`): the rest of a
- * channel's snapshot is read from what its state already holds.
+ * already happens; a log call passes a code and its fields positionally (numbers, an error that exists
+ * anyway), so with no logger it allocates nothing, and `log()` returns after its one check. The session
+ * builds no record and no text: {@link logRecords}, given to the session by its adapter, makes records of
+ * the codes, and {@link formatLogRecord} makes a line of a record, for those who want one; a browser bundle
+ * that uses neither leaves both out. Per channel nothing is added but one number (`ChannelState.sent`): the
+ * rest of a channel's snapshot is read from what its state already holds.
  * @module
  */
 import type { ChannelState, ChannelStateName } from './channel-state.js';
+import { GoAwayCode, TimeoutError } from './errors.js';
+import {
+  LOG_GOAWAY_RECEIVED,
+  LOG_GOAWAY_SENT,
+  LOG_PROTOCOL_ERROR,
+  LOG_REFUSED_IN,
+  LOG_REFUSED_OUT,
+  LOG_RESET_IN,
+  LOG_RESET_OUT,
+  LOG_SESSION_CLOSE,
+  LOG_SESSION_OPEN,
+  LOG_WINDOW_STALL,
+} from './log-codes.js';
 
 /** How much a log record matters: `debug` (per-channel detail), `info`, `warn`, `error` (protocol errors). */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -141,8 +156,22 @@ export interface ChannelStats {
 }
 
 /**
- * The session's counters and its logger, shared by the parts that count or report. Its own fields are the
- * counters alone (the rest is private), so `stats()` copies them with a spread. @internal
+ * Where a session's reports go, made by a {@link LogRecordMaker}: the code (one per kind of report: which
+ * event, and which way), and the fields that apply: the channel id, the error behind it, and `detail`, the Go
+ * Away code or why this side refused a channel.
+ */
+export type LogSink = (code: number, channel?: number, error?: Error, detail?: number | RefusalReason) => void;
+
+/**
+ * Makes the sink that turns a session's reports into {@link LogRecord}s for its `logger`: {@link logRecords}.
+ * A session with a logger needs it; the Node sessions are always given it, a `WebSession` when the page
+ * passes it (as the `logRecords` option), so that a page that does not log leaves it out of its bundle.
+ */
+export type LogRecordMaker = (logger: Logger, session: object, role: 'client' | 'server') => LogSink;
+
+/**
+ * The session's counters and its log sink, shared by the parts that count or report. Its own fields are the
+ * counters alone (the sink is private), so `stats()` copies them with a spread. @internal
  */
 export class Telemetry {
   bytesIn = 0;
@@ -159,55 +188,88 @@ export class Telemetry {
   refusalsOut = 0;
   windowStalls = 0;
 
-  readonly #logger: Logger | null;
-  readonly #session: object;
-  readonly #role: 'client' | 'server';
+  readonly #sink: LogSink | null;
 
-  constructor(logger: Logger | null, session: object, role: 'client' | 'server') {
-    this.#logger = logger;
-    this.#session = session;
-    this.#role = role;
-  }
-
-  /** The logger, or null: every log site checks this first. */
-  get logger(): Logger | null {
-    return this.#logger;
+  constructor(sink: LogSink | null) {
+    this.#sink = sink;
   }
 
   /**
-   * Hands a record to the logger, if there is one. Positional, so that a call with no logger allocates
-   * nothing: the one check is here. Fields left undefined are left out of the record.
+   * Reports to the logger, if there is one. Positional, so that a call with no logger allocates nothing: the
+   * one check is here.
    */
-  log(
-    level: LogLevel,
-    event: LogEvent,
-    channel?: number,
-    direction?: 'in' | 'out',
-    error?: Error,
-    code?: number,
-    reason?: RefusalReason,
-  ): void {
-    const logger = this.#logger;
-    if (logger === null) return;
-    const record: LogRecord = { level, event, role: this.#role, session: this.#session };
-    if (channel !== undefined) record.channel = channel;
-    if (direction !== undefined) record.direction = direction;
-    if (error !== undefined) record.error = error;
-    if (code !== undefined) record.code = code;
-    if (reason !== undefined) record.reason = reason;
-    try {
-      logger(record);
-    } catch {
-      // A logger that throws must not break the session it observes.
-    }
+  log(code: number, channel?: number, error?: Error, detail?: number | RefusalReason): void {
+    if (this.#sink !== null) this.#sink(code, channel, error, detail);
   }
 
   /** A channel's data now waits for the peer's window. */
   onWindowStall(channel: ChannelState): void {
     this.windowStalls++;
-    this.log('debug', 'window-stall', channel.id);
+    this.log(LOG_WINDOW_STALL, channel.id);
   }
 }
+
+/** The event of each `LOG_*` code. */
+const EVENTS: readonly LogEvent[] = [
+  'session-open',
+  'session-close',
+  'goaway-sent',
+  'goaway-received',
+  'keepalive-timeout',
+  'close-timeout',
+  'protocol-error',
+  'channel-refused',
+  'channel-refused',
+  'channel-reset',
+  'channel-reset',
+  'window-stall',
+];
+
+/** The level of a report (the table in docs/observability.md). */
+function levelOf(code: number, error: Error | undefined, detail: number | RefusalReason | undefined): LogLevel {
+  switch (code) {
+    case LOG_SESSION_OPEN:
+    case LOG_WINDOW_STALL:
+      return 'debug';
+    case LOG_SESSION_CLOSE:
+      return error === undefined ? 'info' : 'warn';
+    case LOG_GOAWAY_SENT: // code 0 from close() is routine; an error code, or a Go Away sent failing, is not
+      return error === undefined && detail === GoAwayCode.normal ? 'info' : 'warn';
+    case LOG_GOAWAY_RECEIVED:
+      return detail === GoAwayCode.normal ? 'info' : 'warn';
+    case LOG_PROTOCOL_ERROR:
+      return 'error';
+    case LOG_REFUSED_IN:
+      return 'info';
+    case LOG_REFUSED_OUT: // refusing while closing is routine; a limit reached is worth a warning
+      return detail === 'closing' ? 'info' : 'warn';
+    case LOG_RESET_IN:
+    case LOG_RESET_OUT: // an open timeout says the peer is stuck or overloaded, unlike an ordinary reset
+      return error instanceof TimeoutError ? 'warn' : 'debug';
+    default: // keep-alive and close timeouts
+      return 'warn';
+  }
+}
+
+/**
+ * Turns a session's reports into {@link LogRecord}s for `logger` (see {@link LogRecordMaker}). In muxwire/web,
+ * pass it as the `logRecords` option beside `logger`. A logger that throws is ignored: it must not break the
+ * session it observes.
+ */
+export const logRecords: LogRecordMaker = (logger, session, role) => (code, channel, error, detail) => {
+  const record: LogRecord = { level: levelOf(code, error, detail), event: EVENTS[code]!, role, session };
+  if (channel !== undefined) record.channel = channel;
+  if (code === LOG_GOAWAY_SENT || code === LOG_REFUSED_OUT || code === LOG_RESET_OUT) record.direction = 'out';
+  else if (code === LOG_GOAWAY_RECEIVED || code === LOG_REFUSED_IN || code === LOG_RESET_IN) record.direction = 'in';
+  if (error !== undefined) record.error = error;
+  if (typeof detail === 'number') record.code = detail;
+  else if (detail !== undefined) record.reason = detail;
+  try {
+    logger(record);
+  } catch {
+    // A logger that throws must not break the session it observes.
+  }
+};
 
 const REFUSAL_REASONS: Record<RefusalReason, string> = {
   closing: 'this session is closing',

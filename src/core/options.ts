@@ -67,6 +67,11 @@ export interface SessionOptions {
 /** The options after defaults are applied. */
 export type ResolvedOptions = Required<SessionOptions>;
 
+const MAX_U32 = 0xffff_ffff;
+const MAX_I32 = 0x7fff_ffff;
+
+type NumberOption = Exclude<keyof ResolvedOptions, 'protocol' | 'memoryBudget' | 'logger'>;
+
 /** The defaults, chosen for real networks: large windows that tune themselves, bounded memory, bounded waits. */
 export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
   protocol: 'yamux',
@@ -86,39 +91,53 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
   logger: null as Logger | null,
 });
 
-const MAX_U32 = 0xffff_ffff;
-
-interface Rule {
-  min: number;
-  max: number;
-}
-
-const RULES: Record<Exclude<keyof ResolvedOptions, 'protocol' | 'memoryBudget' | 'logger'>, Rule> = {
-  maxStreams: { min: 1, max: 0x7fff_ffff },
-  acceptBacklog: { min: 1, max: 1_000_000 },
-  ackBacklog: { min: 1, max: 1_000_000 },
-  initialWindow: { min: SPEC_INITIAL_WINDOW, max: MAX_U32 },
-  maxWindow: { min: SPEC_INITIAL_WINDOW, max: MAX_U32 },
-  maxSessionBuffered: { min: SPEC_INITIAL_WINDOW, max: Number.MAX_SAFE_INTEGER },
-  maxFrameSize: { min: 1024, max: 16 * 1024 * 1024 },
-  keepAliveInterval: { min: 0, max: 0x7fff_ffff },
-  keepAliveTimeout: { min: 1, max: 0x7fff_ffff },
-  closeTimeout: { min: 0, max: 0x7fff_ffff },
-  openTimeout: { min: 0, max: 0x7fff_ffff },
-  channelHighWaterMark: { min: 1, max: 1 << 30 },
+/** Each numeric option's least and greatest value. */
+const RANGES: Record<NumberOption, readonly [number, number]> = {
+  maxStreams: [1, MAX_I32],
+  acceptBacklog: [1, 1_000_000],
+  ackBacklog: [1, 1_000_000],
+  initialWindow: [SPEC_INITIAL_WINDOW, MAX_U32],
+  maxWindow: [SPEC_INITIAL_WINDOW, MAX_U32],
+  maxSessionBuffered: [SPEC_INITIAL_WINDOW, 2 ** 53 - 1], // Number.MAX_SAFE_INTEGER, written so that a bundle holds no long name
+  maxFrameSize: [1024, 16 * 1024 * 1024],
+  keepAliveInterval: [0, MAX_I32],
+  keepAliveTimeout: [1, MAX_I32],
+  closeTimeout: [0, MAX_I32],
+  openTimeout: [0, MAX_I32],
+  channelHighWaterMark: [1, 1 << 30],
 };
 
 /**
  * Checks one numeric option (also used for per-call overrides such as `dial({ openTimeout })`): a value of
  * the wrong type throws `TypeError`, one out of range `RangeError`, both naming the option.
  */
-export function checkNumberOption(key: keyof typeof RULES, value: unknown): number {
-  const rule = RULES[key];
+export function checkNumberOption(key: NumberOption, value: unknown): number {
+  const [min, max] = RANGES[key];
   if (typeof value !== 'number' || Number.isNaN(value)) {
     throw new TypeError(`muxwire: option ${key} must be a number, got ${typeof value}`);
   }
-  if (!Number.isInteger(value) || value < rule.min || value > rule.max) {
-    throw new RangeError(`muxwire: option ${key} must be an integer from ${rule.min} to ${rule.max}, got ${value}`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`muxwire: option ${key} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+/** Checks one option that is given (not undefined) and returns it. */
+function checkOption(key: keyof ResolvedOptions, value: unknown): unknown {
+  if (key === 'protocol') {
+    if (value !== 'yamux' && value !== 'multiplex') {
+      throw new TypeError(`muxwire: option protocol must be 'yamux' or 'multiplex', got ${String(value)}`);
+    }
+  } else if (key === 'memoryBudget') {
+    if (value !== null && !(value instanceof MemoryBudget)) {
+      throw new TypeError('muxwire: option memoryBudget must be a MemoryBudget or null');
+    }
+  } else if (key === 'logger') {
+    if (value !== null && typeof value !== 'function') {
+      throw new TypeError('muxwire: option logger must be a function or null');
+    }
+  } else {
+    return checkNumberOption(key, value);
   }
   return value;
 }
@@ -131,41 +150,19 @@ export function resolveOptions(options: SessionOptions | undefined): ResolvedOpt
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
     throw new TypeError('muxwire: options must be an object');
   }
-  const resolved = { ...DEFAULT_OPTIONS } as ResolvedOptions;
+  const resolved: Record<string, unknown> = { ...DEFAULT_OPTIONS };
   if (options !== undefined) {
     for (const key of Object.keys(options)) {
       if (!(key in DEFAULT_OPTIONS)) throw new TypeError(`muxwire: unknown option ${key}`);
     }
-    const protocol = options.protocol;
-    if (protocol !== undefined) {
-      if (protocol !== 'yamux' && protocol !== 'multiplex') {
-        throw new TypeError(`muxwire: option protocol must be 'yamux' or 'multiplex', got ${String(protocol)}`);
-      }
-      resolved.protocol = protocol;
-    }
-    const budget = options.memoryBudget;
-    if (budget !== undefined) {
-      if (budget !== null && !(budget instanceof MemoryBudget)) {
-        throw new TypeError('muxwire: option memoryBudget must be a MemoryBudget or null');
-      }
-      resolved.memoryBudget = budget;
-    }
-    const logger = options.logger;
-    if (logger !== undefined) {
-      if (logger !== null && typeof logger !== 'function') {
-        throw new TypeError('muxwire: option logger must be a function or null');
-      }
-      resolved.logger = logger;
+    for (const key of Object.keys(DEFAULT_OPTIONS) as (keyof ResolvedOptions)[]) {
+      const value = options[key];
+      if (value !== undefined) resolved[key] = checkOption(key, value);
     }
   }
-  for (const key of Object.keys(RULES) as (keyof typeof RULES)[]) {
-    const value = options?.[key];
-    if (value !== undefined) resolved[key] = checkNumberOption(key, value);
+  const { maxWindow, initialWindow } = resolved as ResolvedOptions;
+  if (maxWindow < initialWindow) {
+    throw new RangeError(`muxwire: option maxWindow (${maxWindow}) must be at least initialWindow (${initialWindow})`);
   }
-  if (resolved.maxWindow < resolved.initialWindow) {
-    throw new RangeError(
-      `muxwire: option maxWindow (${resolved.maxWindow}) must be at least initialWindow (${resolved.initialWindow})`,
-    );
-  }
-  return resolved;
+  return resolved as ResolvedOptions;
 }

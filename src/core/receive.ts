@@ -9,15 +9,16 @@
  * that answers a close on a format without half-close, a send-window's data).
  * @module
  */
-import { ChannelState, Pending, type ChannelEndpoint } from './channel-state.js';
+import type { ChannelEndpoint, ChannelState } from './channel-state.js';
 import type { ChannelTable } from './channels.js';
-import type { CodecCapabilities, WireCodec } from './codec.js';
+import type { CodecCapabilities, FormatRules, WireCodec } from './codec.js';
 import type { FrameSink } from './decoder.js';
-import { ChannelRefusedError, ChannelResetError, MuxError } from './errors.js';
+import { ChannelRefusedError, ChannelResetError } from './errors.js';
 import { Flag, type FrameHeader, FrameType } from './frame.js';
 import type { SessionMemory } from './flow.js';
 import type { Incoming } from './incoming.js';
-import type { Telemetry } from './observe.js';
+import type { RefusalReason, Telemetry } from './observe.js';
+import { LOG_REFUSED_IN, LOG_REFUSED_OUT, LOG_RESET_IN } from './log-codes.js';
 import type { ResolvedOptions } from './options.js';
 import type { Outgoing } from './outgoing.js';
 import type { ReadGate } from './read-gate.js';
@@ -54,7 +55,6 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   readonly #client: boolean;
 
   readonly #table: ChannelTable<C, S>;
-  readonly #codec: WireCodec;
   readonly #options: ResolvedOptions;
   readonly #memory: SessionMemory;
   readonly #allocate: (size: number) => Uint8Array;
@@ -66,6 +66,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   readonly #incoming: Incoming<C>;
   readonly #host: ReceiverHost;
   readonly #telemetry: Telemetry;
+  /** The format's rules where it lacks windows or half-close (none for yamux). */
+  readonly #rules: FormatRules | undefined;
   constructor(
     table: ChannelTable<C, S>,
     codec: WireCodec,
@@ -81,9 +83,10 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     incoming: Incoming<C>,
     host: ReceiverHost,
     telemetry: Telemetry,
+    rules: FormatRules | undefined,
   ) {
+    this.#rules = rules;
     this.#table = table;
-    this.#codec = codec;
     this.#options = options;
     this.#memory = memory;
     this.#allocate = allocate;
@@ -148,12 +151,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     this.#memory.buffered += data.length;
     channel.endpoint.deliver(data);
     this.#grants.readProgress(channel);
-    // Without windows, the only backpressure is to stop reading while a channel holds more than a window.
+    this.#rules?.delivered(channel); // without windows: may hold reading (gate.overfull)
     const gate = this.#gate;
-    if (!this.#caps.flowControl && !channel.overfull && channel.rx.buffered > this.#options.initialWindow) {
-      channel.overfull = true;
-      gate.overfull++;
-    }
     if (this.#memory.exhausted || gate.overfull > 0) gate.pause();
   }
 
@@ -225,8 +224,15 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   }
 
   #openInbound(id: number): ChannelState | undefined {
-    if (!this.#host.acceptsChannels() || this.#table.size >= this.#options.maxStreams || this.#incoming.full) {
-      this.#refuse(id);
+    const refusal: RefusalReason | undefined = !this.#host.acceptsChannels()
+      ? 'closing'
+      : this.#table.size >= this.#options.maxStreams
+        ? 'max-streams'
+        : this.#incoming.full
+          ? 'accept-backlog'
+          : undefined;
+    if (refusal !== undefined) {
+      this.#refuse(id, refusal);
       return undefined;
     }
     const channel = this.#table.add(id, false);
@@ -234,12 +240,12 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     return channel;
   }
 
-  #refuse(id: number): void {
+  #refuse(id: number, reason: RefusalReason): void {
     if (this.#writer.ended) return; // ended: the peer learns from the transport's end that nothing was accepted
     this.#host.onRefused();
     const telemetry = this.#telemetry;
     telemetry.refusalsOut++;
-    if (telemetry.logger !== null) this.#logRefusal(id);
+    telemetry.log(LOG_REFUSED_OUT, id, undefined, reason);
     if (this.#scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
       // Many refusals from one read: send them now. Only a peer that does not read its refusals (the
       // transport stays blocked) makes them pile up.
@@ -263,21 +269,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     if (channel.awaitingAck) this.#onAck(channel); // a FIN answers the SYN as well
     channel.markRemoteFin();
     channel.endpoint.remoteEnded();
-    if (!this.#caps.halfClose && !channel.localFin) {
-      // No half-close in this format: the peer's close ends both directions, and is answered once, in kind.
-      if (channel.queuedBytes > 0) {
-        channel.dropQueue(
-          new MuxError(
-            'ERR_MUX_CHANNEL_CLOSED',
-            `channel ${channel.id} was closed by the peer before this data was sent (the ${this.#codec.name} format has no half-close)`,
-          ),
-        );
-      }
-      channel.localFin = true;
-      channel.pending |= Pending.fin;
-      this.#scheduler.scheduleControl(channel);
-      this.#writer.schedule();
-    }
+    this.#rules?.remoteClosed(channel); // without half-close: this side's direction ends too
     if (channel.bothClosed) this.#table.remove(channel);
   }
 
@@ -291,26 +283,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     const refused = error instanceof ChannelRefusedError;
     if (refused) telemetry.refusalsIn++;
     else telemetry.resetsIn++;
-    telemetry.log(refused ? 'info' : 'debug', refused ? 'channel-refused' : 'channel-reset', channel.id, 'in', error);
+    telemetry.log(refused ? LOG_REFUSED_IN : LOG_RESET_IN, channel.id, error);
     this.#table.abandon(channel, error);
-  }
-
-  /** Says why the peer's SYN for `id` is refused (called only with a logger). */
-  #logRefusal(id: number): void {
-    const reason = !this.#host.acceptsChannels()
-      ? 'closing'
-      : this.#table.size >= this.#options.maxStreams
-        ? 'max-streams'
-        : 'accept-backlog';
-    this.#telemetry.log(
-      reason === 'closing' ? 'info' : 'warn',
-      'channel-refused',
-      id,
-      'out',
-      undefined,
-      undefined,
-      reason,
-    );
   }
 
   onDecodeError(message: string): void {

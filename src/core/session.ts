@@ -39,7 +39,16 @@ import { FrameType } from './frame.js';
 import { SessionMemory } from './flow.js';
 import { Incoming } from './incoming.js';
 import { KeepAlive } from './keepalive.js';
-import { type SessionStats, Telemetry, channelStats } from './observe.js';
+import { type LogRecordMaker, type SessionStats, Telemetry, channelStats } from './observe.js';
+import {
+  LOG_CLOSE_TIMEOUT,
+  LOG_GOAWAY_RECEIVED,
+  LOG_GOAWAY_SENT,
+  LOG_KEEPALIVE_TIMEOUT,
+  LOG_PROTOCOL_ERROR,
+  LOG_SESSION_CLOSE,
+  LOG_SESSION_OPEN,
+} from './log-codes.js';
 import { type ResolvedOptions, type SessionOptions, checkNumberOption, resolveOptions } from './options.js';
 import { Outgoing } from './outgoing.js';
 import { ReadGate } from './read-gate.js';
@@ -129,6 +138,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /**
    * `multiplex` is the codec of the original multiplex format, needed only with `protocol: 'multiplex'`: the
    * adapters pass it in (the Node ones always), so that a browser bundle that never speaks it leaves it out.
+   * `records` (`logRecords`, observe.ts) turns the session's reports into records for the `logger` option: needed
+   * only with a logger, and passed in the same way.
    */
   constructor(
     transport: Transport,
@@ -136,6 +147,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     options: SessionOptions | undefined,
     createEndpoint: EndpointFactory<C>,
     multiplex?: WireCodec,
+    records?: LogRecordMaker,
   ) {
     super();
     if (role !== 'client' && role !== 'server') throw new TypeError(`muxwire: role must be 'client' or 'server'`);
@@ -150,7 +162,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#caps = this.#codec.capabilities;
     this.#nextId = this.#codec.firstId(role);
     this.#transport = transport;
-    const telemetry = new Telemetry(this.options.logger, this, role);
+    const logger = this.options.logger;
+    if (logger !== null && records === undefined)
+      throw new TypeError(`muxwire: option logger needs logRecords (muxwire/web: option logRecords)`);
+    const telemetry = new Telemetry(logger === null ? null : records!(logger, this, role));
     this.#telemetry = telemetry;
     // The scheduler's callback reaches the channel table, made below (the table needs the scheduler).
     const hooks: SchedulerHooks = {
@@ -185,13 +200,17 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#keepAlive = new KeepAlive(this.options, this.#scheduler, this.#writer, this.#gate, {
       isClosed,
       fail: (error) => {
-        telemetry.log('warn', 'keepalive-timeout', undefined, undefined, error);
+        telemetry.log(LOG_KEEPALIVE_TIMEOUT, undefined, error);
         this.#fail(error);
       },
       onFirstRtt: () => this.#grants.tuneOnFirstRtt(this.#streams.values()),
     });
     this.#goAway = new GoAwayHandshake(this.#keepAlive, this.#scheduler, this.options.keepAliveTimeout, () =>
       this.#checkCloseDone(),
+    );
+    // A format without windows or half-close brings its own rules for those (the multiplex codec).
+    const rules = codec.rules?.(this.options, this.#memory, this.#gate, this.#scheduler, this.#writer, () =>
+      this.#grants.relieveMemory(),
     );
     this.#grants = new WindowGrants(
       this.options,
@@ -202,6 +221,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#gate,
       this.#keepAlive,
       isClosed,
+      rules,
     );
     this.#outgoing = new Outgoing(this.options, this.#caps, this.#scheduler, this.#writer, this.#grants, {
       isClosed,
@@ -215,7 +235,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#grants,
       this.#gate,
       {
-        acceptRefusal: () => this.#acceptRefusal(),
+        acceptRefusal: () => this.#notOpenError(),
         hasListener: () => this.listenerCount('channel') > 0,
         emitChannel: (channel) => this.emit('channel', channel),
       },
@@ -266,6 +286,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         onRefused: () => this.#goAway.onLateSyn(),
       },
       telemetry,
+      rules,
     );
     this.#decoder = new FrameDecoder(this.#receiver, this.#codec);
     this.closed = new Promise<void>((resolve, reject) => {
@@ -280,7 +301,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       error: (error) => this.#onTransportError(error),
       close: () => this.#onTransportClose(),
     };
-    telemetry.log('debug', 'session-open');
+    telemetry.log(LOG_SESSION_OPEN);
     transport.start(events);
     // An opening ping measures the round-trip time that window auto-tuning needs; keep-alive follows.
     if (this.#status === 'open' && this.#caps.ping) this.#keepAlive.start();
@@ -342,11 +363,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         ? this.options.openTimeout
         : checkNumberOption('openTimeout', options.openTimeout);
     if (signal?.aborted) throw signal.reason;
-    if (this.#status !== 'open')
-      throw (
-        this.#error ??
-        new SessionClosedError(this.#status === 'closing' ? 'session is closing: no new channels' : 'session is closed')
-      );
+    const closed = this.#notOpenError();
+    if (closed !== undefined) throw closed;
     if (this.#remoteGoAway !== undefined) throw new GoAwayError(this.#remoteGoAway);
     if (this.#streams.size >= this.options.maxStreams) {
       throw new StreamLimitError(`maxStreams (${this.options.maxStreams}) channels are open`);
@@ -413,7 +431,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#localGoAway = true;
     if (this.#caps.goAway) {
       this.#scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
-      this.#telemetry.log('info', 'goaway-sent', undefined, 'out', undefined, GoAwayCode.normal);
+      this.#telemetry.log(LOG_GOAWAY_SENT, undefined, undefined, GoAwayCode.normal);
     }
     this.#goAway.start(this.#caps.goAway && this.#caps.ping && !this.#transportEnded && !this.#writer.closed);
     for (const channel of this.#incoming.drainQueue()) this.#streams.reset(channel, undefined);
@@ -440,14 +458,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#remoteGoAway !== undefined) return;
     this.#remoteGoAway = code;
     const error = new GoAwayError(code);
-    this.#telemetry.log(
-      code === GoAwayCode.normal ? 'info' : 'warn',
-      'goaway-received',
-      undefined,
-      'in',
-      undefined,
-      code,
-    );
+    this.#telemetry.log(LOG_GOAWAY_RECEIVED, undefined, undefined, code);
     // Dials still waiting for the ACK backlog would be refused: fail them now.
     for (const channel of this.#outgoing.drainBacklog()) this.#streams.abandon(channel, error);
     this.emit('goaway', code);
@@ -570,14 +581,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       'ERR_MUX_CLOSE_TIMEOUT',
       `close() timed out after ${timeout} ms with ${this.#streams.size} channel(s) still open`,
     );
-    this.#telemetry.log('warn', 'close-timeout', undefined, undefined, error);
+    this.#telemetry.log(LOG_CLOSE_TIMEOUT, undefined, error);
     this.#fail(error, GoAwayCode.normal);
   }
 
   #protocolError(message: string): void {
     this.#decoder.stop();
     const error = new ProtocolError(message);
-    this.#telemetry.log('error', 'protocol-error', undefined, undefined, error);
+    this.#telemetry.log(LOG_PROTOCOL_ERROR, undefined, error);
     this.#fail(error, GoAwayCode.protocolError);
   }
 
@@ -600,7 +611,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
           const telemetry = this.#telemetry;
           telemetry.bytesOut += length;
           telemetry.framesOut++;
-          telemetry.log('warn', 'goaway-sent', undefined, 'out', error, goAwayCode);
+          telemetry.log(LOG_GOAWAY_SENT, undefined, error, goAwayCode);
           this.#transport.write([goAway.subarray(0, length)], noop);
           this.#transport.end();
           this.#writer.ended = true;
@@ -648,14 +659,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#incoming.rejectWaiters(error ?? new SessionClosedError());
     if (error === undefined) this.#resolveClosed();
     else this.#rejectClosed(error);
-    const telemetry = this.#telemetry;
-    telemetry.log(error === undefined ? 'info' : 'warn', 'session-close', undefined, undefined, error);
+    this.#telemetry.log(LOG_SESSION_CLOSE, undefined, error);
     this.emit('close', error);
   }
 
   // ------------------------------------------------------------------ helpers
 
-  #acceptRefusal(): Error | undefined {
+  /** Why no channel can open now, in either direction (closing or closed), or undefined while open. */
+  #notOpenError(): Error | undefined {
     if (this.#status === 'closed') return this.#error ?? new SessionClosedError();
     if (this.#status === 'closing') return new SessionClosedError('session is closing: no new channels');
     return undefined;

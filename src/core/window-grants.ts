@@ -2,7 +2,7 @@
  * Receive-side credit: when a channel's reading earns the peer a Window Update, how large (auto-tuning, on top
  * of `flow.ts`'s `ReceiveWindow`), and what the session's memory allows: past its soft limit, updates are
  * withheld from channels that hold data and granted again once memory is relieved. On a codec without
- * windows the same accounting decides when a channel that held too much lets reading resume.
+ * windows the codec's rules ({@link FormatRules}) decide when a channel that held too much lets reading resume.
  *
  * It owns the withheld list, the held-back Window Updates of a turn (`UpdateTurns`) and the memory counts of
  * what was read. It queues only Window Updates (through a channel's `pendingIncrement`), reads the RTT from
@@ -10,7 +10,7 @@
  * @module
  */
 import type { ChannelState } from './channel-state.js';
-import type { CodecCapabilities } from './codec.js';
+import type { CodecCapabilities, FormatRules } from './codec.js';
 import type { SessionMemory } from './flow.js';
 import type { KeepAlive } from './keepalive.js';
 import { type ResolvedOptions, SPEC_INITIAL_WINDOW } from './options.js';
@@ -39,6 +39,7 @@ export class WindowGrants {
   readonly #writer: FrameWriter;
   readonly #gate: ReadGate;
   readonly #keepAlive: KeepAlive;
+  readonly #rules: FormatRules | undefined;
   constructor(
     options: ResolvedOptions,
     caps: CodecCapabilities,
@@ -48,7 +49,9 @@ export class WindowGrants {
     gate: ReadGate,
     keepAlive: KeepAlive,
     isClosed: () => boolean,
+    rules: FormatRules | undefined,
   ) {
+    this.#rules = rules;
     this.#options = options;
     this.#caps = caps;
     this.#memory = memory;
@@ -87,10 +90,7 @@ export class WindowGrants {
   release(channel: ChannelState): void {
     this.#memory.buffered -= channel.delivered - channel.rx.consumed;
     this.#memory.releaseGrowth(channel.rx.size - this.#options.initialWindow);
-    if (channel.overfull) {
-      channel.overfull = false;
-      this.#gate.overfull--;
-    }
+    this.#rules?.released(channel);
   }
 
   /** Below the soft limit again: resume reading and grant the updates that were withheld. */
@@ -123,11 +123,7 @@ export class WindowGrants {
   /** Sends a Window Update when one is due (or, without windows, resumes reading once a channel caught up). */
   #grantIfDue(channel: ChannelState): void {
     if (!this.#caps.flowControl) {
-      if (channel.overfull && channel.rx.buffered <= this.#options.initialWindow) {
-        channel.overfull = false;
-        this.#gate.overfull--;
-        if (this.#gate.overfull === 0 && !this.#memory.underPressure) this.relieveMemory();
-      }
+      this.#rules?.read(channel);
     } else if (!channel.remoteFin) {
       const now = performance.now();
       channel.rx.notePace(now);

@@ -21,6 +21,7 @@ import {
 } from '@libp2p/interface';
 import { MaxEarlyStreamsError } from '@libp2p/utils';
 import type { ChannelState } from '../core/channel-state.js';
+import { logRecords } from '../core/observe.js';
 import { MuxSession } from '../core/session.js';
 import { toLibp2pError } from './errors.js';
 import type { ResolvedMuxwireInit } from './options.js';
@@ -93,8 +94,13 @@ export class MuxwireMuxer
     this.#nextInit = this.#inboundInit;
     // libp2p's yamux convention: the side that dialled the connection is the yamux client (odd ids).
     const role = connection.direction === 'outbound' ? 'client' : 'server';
-    this.session = new MuxSession(messageStreamTransport(connection), role, init.session, (state, port) =>
-      this.#createStream(state, port),
+    this.session = new MuxSession(
+      messageStreamTransport(connection),
+      role,
+      init.session,
+      (state, port) => this.#createStream(state, port),
+      undefined,
+      logRecords,
     );
     this.session.on('channel', (stream) => this.#onInbound(stream));
     // After the peer's Go Away no stream may be opened; libp2p checks the muxer's status before trying.

@@ -17,6 +17,7 @@ export {
   type WebSocketConstructor,
 } from './session.js';
 export { multiplexCodec } from '../core/codecs/multiplex.js';
+export { logRecords, formatLogRecord, LOG_LEVELS } from '../core/observe.js';
 export type { WireCodec } from '../core/codec.js';
 export { WebChannel } from './channel.js';
 export {
@@ -48,6 +49,8 @@ export type {
   LogEvent,
   LogRecord,
   Logger,
+  LogRecordMaker,
+  LogSink,
   RefusalReason,
   SessionStats,
   ChannelStats,

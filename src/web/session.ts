@@ -9,6 +9,7 @@ import { type SessionOptions, resolveOptions } from '../core/options.js';
 import { MuxSession, type Role } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
 import type { WireCodec } from '../core/codec.js';
+import type { LogRecordMaker } from '../core/observe.js';
 import { WebChannel } from './channel.js';
 import {
   WebSocketClosedError,
@@ -35,18 +36,26 @@ export class WebSession extends MuxSession<WebChannel> {
    * the channel id parity (client odd, server even), so the two ends must differ.
    */
   constructor(transport: Transport, role: Role, options?: WebSessionOptions) {
-    const { multiplexCodec, ...sessionOptions } = options ?? {};
-    super(transport, role, sessionOptions, createWebChannel, multiplexCodec);
+    const { multiplexCodec, logRecords, ...sessionOptions } = options ?? {};
+    super(transport, role, sessionOptions, createWebChannel, multiplexCodec, logRecords);
   }
 }
 
-/** Options of {@link WebSession}: the session options, and the codec `protocol: 'multiplex'` needs. */
+/**
+ * Options of {@link WebSession}: the session options, and what `protocol: 'multiplex'` and `logger` need
+ * (each left out of a bundle that does not import it).
+ */
 export interface WebSessionOptions extends SessionOptions {
   /**
    * With `protocol: 'multiplex'` (the original Go multiplex format), pass the `multiplexCodec` this entry
    * exports: it is left out of a bundle that does not import it.
    */
   multiplexCodec?: WireCodec;
+  /**
+   * With a `logger`, pass the `logRecords` this entry exports: it makes the log records of the session's
+   * reports (`{ logger, logRecords }`).
+   */
+  logRecords?: LogRecordMaker;
 }
 
 /** A WebSocket constructor: the global one, or for example the `ws` package's in Node 20. */
@@ -78,6 +87,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     lowWaterMark,
     pollInterval,
     multiplexCodec,
+    logRecords,
     ...sessionOptions
   } = options;
   const transportOptions = { highWaterMark, lowWaterMark, pollInterval };
@@ -103,7 +113,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     const onOpen = (): void => {
       cleanup();
       try {
-        resolve(new WebSession(transport, 'client', { ...withWebSocketWindow(sessionOptions), multiplexCodec }));
+        resolve(new WebSession(transport, 'client', { ...withWebSocketWindow(sessionOptions), multiplexCodec, logRecords }));
       } catch (error) {
         transport.destroy();
         reject(error);

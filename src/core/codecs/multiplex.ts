@@ -11,6 +11,7 @@
  * @module
  */
 import type { WireCodec } from '../codec.js';
+import { MultiplexRules } from './multiplex-rules.js';
 import { Flag, FrameType } from '../frame.js';
 
 /** Header size of the multiplex format. */
@@ -33,6 +34,8 @@ function writeHeader(target: Uint8Array, offset: number, id: number, flags: numb
 
 export const multiplexCodec: WireCodec = {
   name: 'multiplex',
+  rules: (options, memory, gate, scheduler, writer, relieveMemory) =>
+    new MultiplexRules(options, memory, gate, scheduler, writer, relieveMemory),
   capabilities: {
     flowControl: false,
     halfClose: false,
