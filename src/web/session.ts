@@ -113,7 +113,9 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     const onOpen = (): void => {
       cleanup();
       try {
-        resolve(new WebSession(transport, 'client', { ...withWebSocketWindow(sessionOptions), multiplexCodec, logRecords }));
+        resolve(
+          new WebSession(transport, 'client', { ...withWebSocketWindow(sessionOptions), multiplexCodec, logRecords }),
+        );
       } catch (error) {
         transport.destroy();
         reject(error);
