@@ -216,6 +216,8 @@ export class FrameWriter {
         }
         if (!accepted) this.blocked = true;
       }
+      // The last batch's parts are the transport's now: let them go, so an idle session holds no payloads.
+      if (this.#batch.bytes > 0) this.#batch.reset();
       if (this.endPending && !this.blocked && this.#scheduler.idle) this.#host.onFlushedToEnd();
     } finally {
       this.#writing = false;
