@@ -16,7 +16,7 @@ import { defer } from './defer.js';
 import { ChannelResetError, MuxError, TransportClosedError } from './errors.js';
 import { Flag } from './frame.js';
 import type { SessionMemory } from './flow.js';
-import { type Telemetry } from './observe.js';
+import type { Telemetry } from './observe.js';
 import { LOG_REFUSED_OUT, LOG_RESET_OUT } from './log-codes.js';
 import type { ResolvedOptions } from './options.js';
 import type { Outgoing } from './outgoing.js';

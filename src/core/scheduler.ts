@@ -36,7 +36,7 @@ export function copyBytes(target: Uint8Array, at: number, source: Uint8Array, st
 }
 
 /**
- * One transport write being assembled. A session keeps one and `reset()`s it for each write: headers and
+ * One transport write being assembled. A session keeps one and `reset()`s it after each write: headers and
  * small payloads first go to a reusable scratch buffer and leave it as one exact-size copy, so a small write
  * (a request, a window update) costs one buffer; larger batches continue in fresh staging buffers.
  */

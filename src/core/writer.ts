@@ -187,7 +187,6 @@ export class FrameWriter {
     try {
       while (!this.blocked && !this.closed && !this.ended && !this.#scheduler.idle) {
         const batch = this.#batch;
-        batch.reset();
         this.#scheduler.fill(batch, BATCH_LIMIT);
         if (batch.bytes === 0) break;
         const telemetry = this.#telemetry;
@@ -195,10 +194,13 @@ export class FrameWriter {
         telemetry.framesOut += batch.frames;
         telemetry.dataBytesOut += batch.payloadBytes;
         const done = batch.done;
+        const parts = batch.finish();
+        // The parts are the transport's now: the batch lets go of them, so an idle session holds no payloads.
+        batch.reset();
         let accepted: boolean;
         try {
           accepted = this.#transport.write(
-            batch.finish(),
+            parts,
             done.length === 0
               ? noop
               : (error) => {
@@ -216,8 +218,6 @@ export class FrameWriter {
         }
         if (!accepted) this.blocked = true;
       }
-      // The last batch's parts are the transport's now: let them go, so an idle session holds no payloads.
-      if (this.#batch.bytes > 0) this.#batch.reset();
       if (this.endPending && !this.blocked && this.#scheduler.idle) this.#host.onFlushedToEnd();
     } finally {
       this.#writing = false;
