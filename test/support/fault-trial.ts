@@ -353,8 +353,12 @@ export async function runFaultTrial(seed: number, options: TrialOptions = {}): P
   }
   if (getEventListeners(abort.signal, 'abort').length !== 0)
     problems.push('accept() left a listener on its AbortSignal');
+  // A socket is `destroyed` at once, but its 'close' (where the session's transport lets go of its listeners)
+  // comes only once the handle has closed: wait for both, within the bound.
   const socketsBy = performance.now() + bound;
-  while ((!pair.clientSocket.destroyed || !pair.serverSocket.destroyed) && performance.now() < socketsBy)
+  const released = (socket: typeof pair.clientSocket): boolean =>
+    socket.destroyed && socket.listenerCount('data') === 0;
+  while ((!released(pair.clientSocket) || !released(pair.serverSocket)) && performance.now() < socketsBy)
     await sleep(5);
   for (const [side, socket] of [
     ['client', pair.clientSocket],
