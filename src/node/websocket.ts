@@ -14,6 +14,7 @@ import {
   type WebSocketTransportOptions,
   resolveTransportOptions,
   webSocketTransport,
+  withWebSocketWindow,
 } from '../web/websocket-transport.js';
 import { Session } from './session.js';
 
@@ -97,7 +98,9 @@ export function createWebSocketServer(
     const transport = webSocketTransport(socket, transportOptions);
     let session: Session;
     try {
-      session = new Session(transport, 'server', sessionOptions);
+      // Channels start with the 2 MiB window a page's do: this side's Window Updates reach a page's upload
+      // through the browser's network process, milliseconds away (docs/browser.md, Benchmarks).
+      session = new Session(transport, 'server', withWebSocketWindow(sessionOptions as SessionOptions));
     } catch {
       socket.terminate();
       return;

@@ -85,6 +85,21 @@ export function withWebSocketWindow<T extends { initialWindow?: number; maxWindo
   return { ...options, initialWindow: Math.min(WEB_SOCKET_INITIAL_WINDOW, options.maxWindow ?? Infinity) };
 }
 
+/**
+ * Runs `task` after `ms`, with `scheduler.postTask` where there is one (Chromium, Firefox), else `setTimeout`.
+ * The drain poll is a chain of timers each set from the one before (or from the writes that followed its
+ * drain), and browsers stretch such a chain of `setTimeout`s to at least 4 ms once it is five deep (the HTML
+ * standard's nesting clamp); `postTask`'s delays are not stretched. In Chromium, a chain of 1 ms timers fired
+ * every 4.2 ms with `setTimeout` and every 1.2 ms with `postTask`; in a page's upload the poll had fired 5–6
+ * ms after it was set, with the socket's buffer run dry meanwhile (docs/browser.md, Benchmarks).
+ */
+function later(task: () => void, ms: number): void {
+  const scheduler = (globalThis as { scheduler?: { postTask?: (task: () => void, options: object) => unknown } })
+    .scheduler;
+  if (typeof scheduler?.postTask === 'function') void scheduler.postTask(task, { delay: ms });
+  else setTimeout(task, ms);
+}
+
 /** Batches up to this size leave as one message (one copy, one WebSocket frame); larger parts go alone. */
 const MERGE_LIMIT = 256 * 1024;
 
@@ -113,39 +128,39 @@ export function resolveTransportOptions(options: WebSocketTransportOptions): Req
 }
 
 /**
- * Joins `parts` into messages: runs of parts up to {@link MERGE_LIMIT} bytes become one array. `inPlace` says
- * whether any message is one of the caller's arrays itself rather than a joined copy.
+ * Cuts `parts` into messages and hands each to `emit`: a run of parts up to {@link MERGE_LIMIT} bytes is
+ * joined into `joinInto(size)`, a part that stands alone is the message itself. Returns whether any message
+ * was one of the caller's arrays rather than a joined copy.
  */
-function toMessages(parts: Uint8Array[]): { messages: Uint8Array[]; inPlace: boolean } {
-  if (parts.length === 1) return { messages: parts, inPlace: true };
-  const messages: Uint8Array[] = [];
+function eachMessage(
+  parts: Uint8Array[],
+  joinInto: (size: number) => Uint8Array,
+  emit: (message: Uint8Array) => void,
+): boolean {
   let inPlace = false;
-  let run: Uint8Array[] = [];
-  let runBytes = 0;
-  const cut = (): void => {
-    if (run.length === 1) {
-      messages.push(run[0]!);
+  let start = 0;
+  let bytes = 0;
+  const cut = (end: number): void => {
+    if (end - start === 1) {
+      emit(parts[start]!);
       inPlace = true;
-    } else if (run.length > 1) {
-      const joined = new Uint8Array(runBytes);
-      let offset = 0;
-      for (const part of run) {
-        joined.set(part, offset);
-        offset += part.length;
-      }
-      messages.push(joined);
+    } else if (end > start) {
+      const joined = joinInto(bytes);
+      for (let i = start, offset = 0; i < end; offset += parts[i++]!.length) joined.set(parts[i]!, offset);
+      emit(joined);
     }
-    run = [];
-    runBytes = 0;
+    start = end;
+    bytes = 0;
   };
-  for (const part of parts) {
-    if (runBytes + part.length > MERGE_LIMIT) cut();
-    run.push(part);
-    runBytes += part.length;
+  for (let i = 0; i < parts.length; i++) {
+    if (bytes + parts[i]!.length > MERGE_LIMIT) cut(i);
+    bytes += parts[i]!.length;
   }
-  cut();
-  return { messages, inPlace };
+  cut(parts.length);
+  return inPlace;
 }
+
+const fresh = (size: number): Uint8Array => new Uint8Array(size);
 
 /**
  * Wraps a WebSocket as a session transport. Call it as soon as the socket exists (before it opens, or, on a
@@ -179,12 +194,15 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   /** `end()` was called: the socket is closing, nothing more may be sent. */
   let endCalled = false;
   let needDrain = false;
-  let pollTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A drain poll is pending. */
+  let polling = false;
   let failure: Error | undefined;
   let closed = false;
   /** Set when the close event came before `start()`: reported from `start()`. */
   let closeEvent: { code: number; reason: string } | undefined;
   let destroyed = false;
+  /** Where a WHATWG socket's parts are joined (see `write`). */
+  let scratch = new Uint8Array(0);
 
   const onMessage = (event: { data: unknown }): void => {
     const data = event.data;
@@ -228,7 +246,6 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
 
   const onClose = (event: { code?: number; reason?: string }): void => {
     closed = true;
-    stopPolling();
     for (const type in listeners) socket.removeEventListener(type, listeners[type as keyof typeof listeners]);
     const failed = new WebSocketClosedError(1006, 'the WebSocket closed before it opened');
     for (const write of queued.splice(0)) write.done?.(failure ?? failed);
@@ -283,21 +300,19 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
     if (!needDrain || closed) return;
     if (socket.readyState === OPEN && socket.bufferedAmount <= lowWaterMark) {
       needDrain = false;
-      stopPolling();
       events?.drain();
       return;
     }
-    if (pollTimer === undefined && socket.readyState === OPEN) {
-      pollTimer = setTimeout(() => {
-        pollTimer = undefined;
-        checkDrain();
-      }, pollInterval);
+    if (!polling && socket.readyState === OPEN) {
+      polling = true;
+      later(poll, pollInterval);
     }
   }
 
-  function stopPolling(): void {
-    if (pollTimer !== undefined) clearTimeout(pollTimer);
-    pollTimer = undefined;
+  /** A poll is not cancelled: one that fires after drain, a close or `destroy()` finds nothing to do. */
+  function poll(): void {
+    polling = false;
+    checkDrain();
   }
 
   function abort(): void {
@@ -321,8 +336,6 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       if (held.length > 0 || closeEvent !== undefined) scheduleDeliver();
     },
     write(parts, done) {
-      const { messages, inPlace } = toMessages(parts);
-      const last = messages.length - 1;
       if (closed || endCalled) {
         // As a Node stream fails a write after end(): the bytes cannot go (a browser would only warn).
         queueMicrotask(() =>
@@ -336,12 +349,34 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
         );
         return false;
       }
-      if (socket.readyState === CONNECTING) {
-        for (let i = 0; i <= last; i++) queued.push({ data: messages[i]!, done: i === last ? done : null, inPlace });
-        needDrain = true;
-        return false;
+      if (socket.readyState === CONNECTING || sendWithCallback) {
+        // The messages are kept (queued, or referenced by `ws` until sent): each join is a fresh array.
+        const messages: Uint8Array[] = [];
+        const inPlace = eachMessage(parts, fresh, (message) => messages.push(message));
+        const last = messages.length - 1;
+        if (socket.readyState === CONNECTING) {
+          for (let i = 0; i <= last; i++) queued.push({ data: messages[i]!, done: i === last ? done : null, inPlace });
+          needDrain = true;
+          return false;
+        }
+        for (let i = 0; i <= last; i++) send(messages[i]!, i === last ? done : null, inPlace);
+      } else {
+        // A WHATWG `send()` copies what it is given before it returns, so every join goes through one array
+        // of the transport's, grown to the largest join (at most MERGE_LIMIT) and reused: a page uploading in
+        // 64 KiB writes had spent more of its main thread allocating and collecting a fresh array per message
+        // than copying into it (docs/browser.md, Benchmarks).
+        try {
+          eachMessage(
+            parts,
+            (size) => (scratch.length < size ? (scratch = new Uint8Array(size)) : scratch).subarray(0, size),
+            (message) => socket.send(message),
+          );
+        } catch (error) {
+          queueMicrotask(() => done(error as Error));
+          return false;
+        }
+        defer(() => done(null));
       }
-      for (let i = 0; i <= last; i++) send(messages[i]!, i === last ? done : null, inPlace);
       if (socket.bufferedAmount > highWaterMark) {
         needDrain = true;
         checkDrain();
@@ -368,7 +403,6 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       if (destroyed) return;
       destroyed = true;
       held = [];
-      stopPolling();
       if (!closed) {
         if (socket.readyState === CONNECTING) endRequested = true;
         else abort();
