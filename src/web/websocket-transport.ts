@@ -85,21 +85,6 @@ export function withWebSocketWindow<T extends { initialWindow?: number; maxWindo
   return { ...options, initialWindow: Math.min(WEB_SOCKET_INITIAL_WINDOW, options.maxWindow ?? Infinity) };
 }
 
-/**
- * Runs `task` after `ms`, with `scheduler.postTask` where there is one (Chromium, Firefox), else `setTimeout`.
- * The drain poll is a chain of timers each set from the one before (or from the writes that followed its
- * drain), and browsers stretch such a chain of `setTimeout`s to at least 4 ms once it is five deep (the HTML
- * standard's nesting clamp); `postTask`'s delays are not stretched. In Chromium, a chain of 1 ms timers fired
- * every 4.2 ms with `setTimeout` and every 1.2 ms with `postTask`; in a page's upload the poll had fired 5–6
- * ms after it was set, with the socket's buffer run dry meanwhile (docs/browser.md, Benchmarks).
- */
-function later(task: () => void, ms: number): void {
-  const scheduler = (globalThis as { scheduler?: { postTask?: (task: () => void, options: object) => unknown } })
-    .scheduler;
-  if (typeof scheduler?.postTask === 'function') void scheduler.postTask(task, { delay: ms });
-  else setTimeout(task, ms);
-}
-
 /** Batches up to this size leave as one message (one copy, one WebSocket frame); larger parts go alone. */
 const MERGE_LIMIT = 256 * 1024;
 
@@ -128,15 +113,19 @@ export function resolveTransportOptions(options: WebSocketTransportOptions): Req
 }
 
 /**
- * Cuts `parts` into messages and hands each to `emit`: a run of parts up to {@link MERGE_LIMIT} bytes is
- * joined into `joinInto(size)`, a part that stands alone is the message itself. Returns whether any message
- * was one of the caller's arrays rather than a joined copy.
+ * Where parts are joined for a WHATWG socket's `send()`, which copies what it is given before it returns (the
+ * standard's "get a copy of the bytes"): one array for every transport, grown to the largest join (at most
+ * {@link MERGE_LIMIT}) and reused. A page uploading in 64 KiB writes had spent more of its main thread
+ * allocating and collecting a fresh array per message than copying into it (docs/browser.md, Benchmarks).
  */
-function eachMessage(
-  parts: Uint8Array[],
-  joinInto: (size: number) => Uint8Array,
-  emit: (message: Uint8Array) => void,
-): boolean {
+let scratch = new Uint8Array(0);
+
+/**
+ * Cuts `parts` into messages and hands each to `emit`: a run of parts up to {@link MERGE_LIMIT} bytes is
+ * joined (into {@link scratch} when `reuse`, else into a fresh array), a part that stands alone is the
+ * message itself. Returns whether any message was one of the caller's arrays rather than a joined copy.
+ */
+function eachMessage(parts: Uint8Array[], reuse: boolean, emit: (message: Uint8Array) => void): boolean {
   let inPlace = false;
   let start = 0;
   let bytes = 0;
@@ -145,7 +134,9 @@ function eachMessage(
       emit(parts[start]!);
       inPlace = true;
     } else if (end > start) {
-      const joined = joinInto(bytes);
+      const joined = reuse
+        ? (scratch.length < bytes ? (scratch = new Uint8Array(bytes)) : scratch).subarray(0, bytes)
+        : new Uint8Array(bytes);
       for (let i = start, offset = 0; i < end; offset += parts[i++]!.length) joined.set(parts[i]!, offset);
       emit(joined);
     }
@@ -159,8 +150,6 @@ function eachMessage(
   cut(parts.length);
   return inPlace;
 }
-
-const fresh = (size: number): Uint8Array => new Uint8Array(size);
 
 /**
  * Wraps a WebSocket as a session transport. Call it as soon as the socket exists (before it opens, or, on a
@@ -201,8 +190,6 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   /** Set when the close event came before `start()`: reported from `start()`. */
   let closeEvent: { code: number; reason: string } | undefined;
   let destroyed = false;
-  /** Where a WHATWG socket's parts are joined (see `write`). */
-  let scratch = new Uint8Array(0);
 
   const onMessage = (event: { data: unknown }): void => {
     const data = event.data;
@@ -305,7 +292,16 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
     }
     if (!polling && socket.readyState === OPEN) {
       polling = true;
-      later(poll, pollInterval);
+      // `scheduler.postTask` where there is one (Chromium, Firefox), else `setTimeout`. The polls are a chain
+      // of timers each set from the one before (or from the writes that followed its drain), and browsers
+      // stretch such a chain of `setTimeout`s to at least 4 ms once it is five deep (the HTML standard's
+      // nesting clamp); `postTask`'s delays are not stretched. In Chromium, a chain of 1 ms timers fired every
+      // 4.2 ms with `setTimeout` and every 1.2 ms with `postTask`; in a page's upload the poll had fired 5–6
+      // ms after it was set, the socket's buffer running dry meanwhile (docs/browser.md, Benchmarks).
+      const scheduler = (globalThis as { scheduler?: { postTask?: (task: () => void, options: object) => unknown } })
+        .scheduler;
+      if (scheduler?.postTask) void scheduler.postTask(poll, { delay: pollInterval });
+      else setTimeout(poll, pollInterval);
     }
   }
 
@@ -349,34 +345,30 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
         );
         return false;
       }
-      if (socket.readyState === CONNECTING || sendWithCallback) {
-        // The messages are kept (queued, or referenced by `ws` until sent): each join is a fresh array.
-        const messages: Uint8Array[] = [];
-        const inPlace = eachMessage(parts, fresh, (message) => messages.push(message));
-        const last = messages.length - 1;
-        if (socket.readyState === CONNECTING) {
-          for (let i = 0; i <= last; i++) queued.push({ data: messages[i]!, done: i === last ? done : null, inPlace });
-          needDrain = true;
-          return false;
-        }
-        for (let i = 0; i <= last; i++) send(messages[i]!, i === last ? done : null, inPlace);
-      } else {
-        // A WHATWG `send()` copies what it is given before it returns, so every join goes through one array
-        // of the transport's, grown to the largest join (at most MERGE_LIMIT) and reused: a page uploading in
-        // 64 KiB writes had spent more of its main thread allocating and collecting a fresh array per message
-        // than copying into it (docs/browser.md, Benchmarks).
-        try {
-          eachMessage(
-            parts,
-            (size) => (scratch.length < size ? (scratch = new Uint8Array(size)) : scratch).subarray(0, size),
-            (message) => socket.send(message),
-          );
-        } catch (error) {
-          queueMicrotask(() => done(error as Error));
-          return false;
-        }
-        defer(() => done(null));
+      const connecting = socket.readyState === CONNECTING;
+      // An open WHATWG socket copies at `send()`: its messages go at once, joined in the shared array. Queued
+      // ones, and those `ws` holds by reference until sent, are joined into arrays of their own.
+      const now = !connecting && !sendWithCallback;
+      const messages: Uint8Array[] = [];
+      let inPlace: boolean;
+      try {
+        inPlace = eachMessage(
+          parts,
+          now,
+          now ? (message) => socket.send(message) : (message) => messages.push(message),
+        );
+      } catch (error) {
+        queueMicrotask(() => done(error as Error));
+        return false;
       }
+      const last = messages.length - 1;
+      if (connecting) {
+        for (let i = 0; i <= last; i++) queued.push({ data: messages[i]!, done: i === last ? done : null, inPlace });
+        needDrain = true;
+        return false;
+      }
+      for (let i = 0; i <= last; i++) send(messages[i]!, i === last ? done : null, inPlace);
+      if (now) defer(() => done(null));
       if (socket.bufferedAmount > highWaterMark) {
         needDrain = true;
         checkDrain();
