@@ -12,10 +12,12 @@
  * `--bulk` (the bulk figures only); MUXWIRE_BENCH_OPTIONS (JSON) adds options to both sides' sessions.
  * `--variant JSON` adds, in every round, one more download whose page session gets those options too (for
  * example `'{"initialWindow":262144}'`, the window pages had before), so a change is compared within a run.
+ * `--server-variant JSON` adds, in every round, one more upload to a second muxwire server whose sessions get
+ * those options (for example `'{"initialWindow":262144}'`, the window the server gave uploads before).
  * `--control` adds a second raw WebSocket download to every round: raw against itself shows how far the
  * shared machine alone moves a ratio.
- * Each muxwire download also pings once half the bytes were read: what a message on another channel of the
- * same session waits behind the download's bytes in flight.
+ * Each muxwire download also pings once half the bytes were read, and each upload once half were written: what
+ * a message on another channel of the same session waits behind the transfer's bytes in flight.
  * @module
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,6 +45,10 @@ const CONTROL = args.includes('--control');
 const variantIndex = args.indexOf('--variant');
 /** Page-side session options of the extra download (`--variant`), or null. */
 const VARIANT = variantIndex >= 0 ? (JSON.parse(args[variantIndex + 1] ?? '{}') as Record<string, unknown>) : null;
+const serverVariantIndex = args.indexOf('--server-variant');
+/** Server-side session options of the extra upload (`--server-variant`), or null. */
+const SERVER_VARIANT =
+  serverVariantIndex >= 0 ? (JSON.parse(args[serverVariantIndex + 1] ?? '{}') as Record<string, unknown>) : null;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(import.meta.url);
 
@@ -75,41 +81,46 @@ const httpServer = http.createServer((request, response) => {
 });
 /** The receive window the Node side had given the last muxwire upload's channel when it ended. */
 let uploadWindow = Number.NaN;
-const muxServer = muxwire.createWebSocketServer(
-  { port: 0, host: '127.0.0.1', keepAliveInterval: 0, ...EXTRA },
-  (session) => {
-    session.on('channel', (channel) => {
-      channel.once('data', (first: Buffer) => {
-        if (first[0] === 0x55 /* U: count, answer the total */) {
-          let count = first.length - 1;
-          channel.on('data', (chunk: Buffer) => {
-            count += chunk.length;
-          });
-          channel.on('end', () => {
-            uploadWindow = channel.receiveWindow;
-            channel.end(String(count));
-          });
-        } else if (first[0] === 0x44 /* D: send TOTAL bytes */) {
-          let sent = 0;
-          const pump = (): void => {
-            while (sent < TOTAL) {
-              sent += PIECE;
-              if (!channel.write(payload)) {
-                channel.once('drain', pump);
-                return;
+const serveMux = (options: Record<string, unknown>) =>
+  muxwire.createWebSocketServer(
+    { port: 0, host: '127.0.0.1', keepAliveInterval: 0, ...EXTRA, ...options },
+    (session) => {
+      session.on('channel', (channel) => {
+        channel.once('data', (first: Buffer) => {
+          if (first[0] === 0x55 /* U: count, answer the total */) {
+            let count = first.length - 1;
+            channel.on('data', (chunk: Buffer) => {
+              count += chunk.length;
+            });
+            channel.on('end', () => {
+              uploadWindow = channel.receiveWindow;
+              channel.end(String(count));
+            });
+          } else if (first[0] === 0x44 /* D: send TOTAL bytes */) {
+            let sent = 0;
+            const pump = (): void => {
+              while (sent < TOTAL) {
+                sent += PIECE;
+                if (!channel.write(payload)) {
+                  channel.once('drain', pump);
+                  return;
+                }
               }
-            }
-            channel.end();
-          };
-          pump();
-        } else {
-          channel.write(first); // E: echo
-          channel.pipe(channel);
-        }
+              channel.end();
+            };
+            pump();
+          } else {
+            channel.write(first); // E: echo
+            channel.pipe(channel);
+          }
+        });
       });
-    });
-  },
-);
+    },
+  );
+const muxServer = serveMux({});
+/** The server of `--server-variant`'s uploads. */
+const variantServer = serveMux(SERVER_VARIANT ?? {});
+
 const rawServer = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
 rawServer.on('connection', (socket) => {
   let count = 0;
@@ -140,9 +151,11 @@ rawServer.on('connection', (socket) => {
 await Promise.all([
   new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve)),
   new Promise<void>((resolve) => muxServer.once('listening', () => resolve())),
+  new Promise<void>((resolve) => variantServer.once('listening', () => resolve())),
   new Promise<void>((resolve) => rawServer.once('listening', () => resolve())),
 ]);
 const muxUrl = `ws://127.0.0.1:${(muxServer.address() as AddressInfo).port}/`;
+const variantUrl = `ws://127.0.0.1:${(variantServer.address() as AddressInfo).port}/`;
 const rawUrl = `ws://127.0.0.1:${(rawServer.address() as AddressInfo).port}/`;
 
 const profile = mkdtempSync(path.join(os.tmpdir(), 'muxwire-bench-chromium-'));
@@ -225,8 +238,11 @@ async function rawDownload(): Promise<number> {
   );
 }
 
-async function muxUpload(): Promise<number> {
-  return page.evaluate(
+/** The last muxwire upload's ping RTT (ms), sent once half the bytes were written. */
+let uploadPing = Number.NaN;
+
+async function muxUpload(url = muxUrl): Promise<number> {
+  const { mbps, ping } = await page.evaluate(
     async ([url, total, piece, extra]) => {
       const session = await window.muxwire.connectWebSocket(url, { keepAliveInterval: 0, ...extra });
       const channel = session.dial();
@@ -240,7 +256,9 @@ async function muxUpload(): Promise<number> {
       const data = new Uint8Array(piece);
       // Under --profile: the peer's window and the channel's queue at each write.
       const probe = (globalThis as { uploadTrace?: { writes: number[][] } }).uploadTrace?.writes;
+      let ping: Promise<number> | undefined;
       for (let sent = 0; sent < total; sent += piece) {
+        if (ping === undefined && sent >= total / 2) ping = session.ping();
         if (probe !== undefined) {
           const stats = channel.stats();
           probe.push([performance.now(), stats.sendWindow, stats.queuedBytes]);
@@ -252,11 +270,14 @@ async function muxUpload(): Promise<number> {
       const ms = performance.now() - started;
       if (Number(new TextDecoder().decode(value)) !== total) throw new Error('the server counted other bytes');
       await reader.read();
+      const pingMs = await ping!;
       await session.close();
-      return total / 1000 / ms;
+      return { mbps: total / 1000 / ms, ping: pingMs };
     },
-    [muxUrl, TOTAL, PIECE, EXTRA] as const,
+    [url, TOTAL, PIECE, EXTRA] as const,
   );
+  uploadPing = ping;
+  return mbps;
 }
 
 /** The last muxwire download's ping RTT (ms), sent once half the bytes were read. */
@@ -334,6 +355,7 @@ async function profileUploads(): Promise<void> {
     const trace = {
       sends: [] as number[][],
       messages: [] as number[],
+      messageBytes: 0,
       timers: 0,
       delays: [] as number[],
       writes: [] as number[][],
@@ -351,8 +373,9 @@ async function profileUploads(): Promise<void> {
     ) => void;
     prototype.addEventListener = function (this: WebSocket, type: string, listener: unknown) {
       if (type === 'message') {
-        add.call(this, type, () => {
+        add.call(this, type, (event: MessageEvent<ArrayBuffer>) => {
           trace.messages.push(performance.now());
+          trace.messageBytes += event.data.byteLength;
         });
       }
       add.call(this, type, listener);
@@ -366,22 +389,50 @@ async function profileUploads(): Promise<void> {
         handler();
       }, ms);
     }) as typeof setTimeout;
+    const tasks = (
+      globalThis as { scheduler?: { postTask: (task: () => void, options: { delay: number }) => unknown } }
+    ).scheduler;
+    if (tasks !== undefined) {
+      const postTask = tasks.postTask.bind(tasks);
+      tasks.postTask = (task, options) => {
+        trace.timers++;
+        const asked = performance.now();
+        return postTask(() => {
+          trace.delays.push(performance.now() - asked);
+          task();
+        }, options);
+      };
+    }
   });
   await devtools.send('Profiler.enable');
   await devtools.send('Profiler.setSamplingInterval', { interval: 50 });
   for (const [name, fn] of [
     ['raw WebSocket upload', rawUpload],
-    ['muxwire upload', muxUpload],
+    ['muxwire upload', () => muxUpload()],
+    ...(args.includes('--profile-downloads')
+      ? ([
+          ['raw WebSocket download', rawDownload],
+          ['muxwire download', () => muxDownload()],
+        ] as const)
+      : []),
   ] as const) {
     await fn();
     await page.evaluate(() => {
       const trace = (
         globalThis as unknown as {
-          uploadTrace: { sends: number[][]; messages: number[]; timers: number; delays: number[]; writes: number[][] };
+          uploadTrace: {
+            sends: number[][];
+            messages: number[];
+            messageBytes: number;
+            timers: number;
+            delays: number[];
+            writes: number[][];
+          };
         }
       ).uploadTrace;
       trace.sends = [];
       trace.messages = [];
+      trace.messageBytes = 0;
       trace.timers = 0;
       trace.delays = [];
       trace.writes = [];
@@ -398,6 +449,7 @@ async function profileUploads(): Promise<void> {
             uploadTrace: {
               sends: number[][];
               messages: number[];
+              messageBytes: number;
               timers: number;
               delays: number[];
               writes: number[][];
@@ -426,6 +478,15 @@ async function profileUploads(): Promise<void> {
     for (const [key, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
       console.log(`  ${fmt(us / 1000, 1).padStart(8)}  ${key}`);
     }
+    if (name.endsWith('download')) {
+      // The timeline is the upload's; of a download, what came (muxwire's messages) and what the page sent.
+      if (trace.messages.length > 0) {
+        console.log(
+          `messages received: ${trace.messages.length}, ${fmt(trace.messageBytes / trace.messages.length / 1024, 1)} KiB each on average; sends: ${trace.sends.length}`,
+        );
+      }
+      continue;
+    }
     const sends = trace.sends.filter((entry) => entry[1]! > 1024);
     const gaps = sends.slice(1).map((entry, i) => entry[0]! - sends[i]![0]!);
     const sorted = [...gaps].sort((a, b) => a - b);
@@ -449,7 +510,7 @@ async function profileUploads(): Promise<void> {
       );
     }
     console.log(
-      `messages from the server: ${trace.messages.length}; setTimeout calls: ${trace.timers}, fired after ` +
+      `messages from the server: ${trace.messages.length}; timers (setTimeout, scheduler.postTask): ${trace.timers}, fired after ` +
         `${fmt([...trace.delays].sort((a, b) => a - b)[trace.delays.length >> 1] ?? Number.NaN, 2)} ms (median); bufferedAmount at a send: ` +
         `median ${fmt(buffered[buffered.length >> 1]! / 1024)} KiB, p10 ${fmt(buffered[Math.floor(buffered.length / 10)]! / 1024)} KiB, ` +
         `sends with under 64 KiB buffered: ${buffered.filter((b) => b < 65536).length}`,
@@ -471,21 +532,39 @@ const figures: Record<string, number[]> = {
   rawDown: [],
   muxDown: [],
   variantDown: [],
+  variantUp: [],
   controlDown: [],
   open1k: [],
   open10k: [],
 };
 /** Ping RTT (ms) in the middle of each muxwire download, and of each variant download. */
 const pings: Record<string, number[]> = { muxDown: [], variantDown: [] };
+/** Ping RTT (ms) in the middle of each muxwire upload, and of each server-variant upload. */
+const upPings: Record<string, number[]> = { muxUp: [], variantUp: [] };
 /** CPU ms per MiB of each bulk figure: the Node process's, and the page main thread's. */
-const nodeCpu: Record<string, number[]> = { rawUp: [], muxUp: [], rawDown: [], muxDown: [], variantDown: [] };
-const pageCpu: Record<string, number[]> = { rawUp: [], muxUp: [], rawDown: [], muxDown: [], variantDown: [] };
+const nodeCpu: Record<string, number[]> = {
+  rawUp: [],
+  muxUp: [],
+  rawDown: [],
+  muxDown: [],
+  variantDown: [],
+  variantUp: [],
+};
+const pageCpu: Record<string, number[]> = {
+  rawUp: [],
+  muxUp: [],
+  rawDown: [],
+  muxDown: [],
+  variantDown: [],
+  variantUp: [],
+};
 if (PROFILE) await profileUploads();
 for (let round = 0; round < ROUNDS; round++) {
   // Alternate which goes first, so a drift of the shared machine touches both.
   const pairs: [string, () => Promise<number>][] = [
     ['rawUp', rawUpload],
-    ['muxUp', muxUpload],
+    ['muxUp', () => muxUpload()],
+    ...(SERVER_VARIANT === null ? [] : [['variantUp', () => muxUpload(variantUrl)] as [string, () => Promise<number>]]),
     ['rawDown', rawDownload],
     ['muxDown', () => muxDownload()],
     ...(VARIANT === null ? [] : [['variantDown', () => muxDownload(VARIANT)] as [string, () => Promise<number>]]),
@@ -497,6 +576,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const nodeBefore = process.cpuUsage();
     figures[name]!.push(await fn());
     pings[name]?.push(downloadPing);
+    upPings[name]?.push(uploadPing);
     const node = process.cpuUsage(nodeBefore);
     nodeCpu[name]?.push((node.user + node.system) / 1000 / MIB);
     pageCpu[name]?.push(((await pageTaskMs()) - pageBefore) / MIB);
@@ -509,6 +589,7 @@ for (let round = 0; round < ROUNDS; round++) {
   process.stderr.write(
     `round ${round + 1}/${ROUNDS} done: download muxwire/raw ${fmt(last('muxDown') / last('rawDown'), 2)}x` +
       (VARIANT === null ? '' : `, variant/raw ${fmt(last('variantDown') / last('rawDown'), 2)}x`) +
+      (SERVER_VARIANT === null ? '' : `, upload variant/raw ${fmt(last('variantUp') / last('rawUp'), 2)}x`) +
       (CONTROL ? `, raw again/raw ${fmt(last('controlDown') / last('rawDown'), 2)}x` : '') +
       `, upload ${fmt(last('muxUp') / last('rawUp'), 2)}x\n`,
   );
@@ -516,8 +597,10 @@ for (let round = 0; round < ROUNDS; round++) {
 const chromiumVersion = await page.evaluate(() => /Chrome\/([\d.]+)/.exec(navigator.userAgent)?.[1] ?? '?');
 await context.close();
 rmSync(profile, { recursive: true, force: true });
-for (const client of muxServer.clients) client.terminate();
-muxServer.close();
+for (const server of [muxServer, variantServer]) {
+  for (const client of server.clients) client.terminate();
+  server.close();
+}
 rawServer.close();
 httpServer.closeAllConnections();
 httpServer.close();
@@ -538,12 +621,20 @@ function printTable(): void {
       return `| CPU per MiB ${way === 'Up' ? 'uploaded' : 'downloaded'}: Node process / page main thread | ms | ${cpu(nodeCpu, mux)} / ${cpu(pageCpu, mux)} | ${cpu(nodeCpu, raw)} / ${cpu(pageCpu, raw)} | ${fmt(median(nodeCpu[mux]!) / median(nodeCpu[raw]!), 2)}x / ${fmt(median(pageCpu[mux]!) / median(pageCpu[raw]!), 2)}x |`;
     }),
     `| ping during the download (page → Node → page) | ms | ${fmt(median(pings.muxDown!), 1)} (${range1(pings.muxDown!)}) | | |`,
+    `| ping during the upload (page → Node → page) | ms | ${fmt(median(upPings.muxUp!), 1)} (${range1(upPings.muxUp!)}) | | |`,
     ...(VARIANT === null
       ? []
       : [
           `| bulk download, page options \`${JSON.stringify(VARIANT)}\` | MB/s | ${fmt(median(figures.variantDown!))} (${range(figures.variantDown!)}) | ${fmt(median(figures.rawDown!))} (${range(figures.rawDown!)}) | ${fmt(median(figures.variantDown!) / median(figures.rawDown!), 2)}x |`,
           `| CPU per MiB downloaded, page options \`${JSON.stringify(VARIANT)}\`: Node process / page main thread | ms | ${fmt(median(nodeCpu.variantDown!), 2)} (${range2(nodeCpu.variantDown!)}) / ${fmt(median(pageCpu.variantDown!), 2)} (${range2(pageCpu.variantDown!)}) | | |`,
           `| ping during the download, page options \`${JSON.stringify(VARIANT)}\` | ms | ${fmt(median(pings.variantDown!), 1)} (${range1(pings.variantDown!)}) | | |`,
+        ]),
+    ...(SERVER_VARIANT === null
+      ? []
+      : [
+          `| bulk upload, server options \`${JSON.stringify(SERVER_VARIANT)}\` | MB/s | ${fmt(median(figures.variantUp!))} (${range(figures.variantUp!)}) | ${fmt(median(figures.rawUp!))} (${range(figures.rawUp!)}) | ${fmt(median(figures.variantUp!) / median(figures.rawUp!), 2)}x |`,
+          `| CPU per MiB uploaded, server options \`${JSON.stringify(SERVER_VARIANT)}\`: Node process / page main thread | ms | ${fmt(median(nodeCpu.variantUp!), 2)} (${range2(nodeCpu.variantUp!)}) / ${fmt(median(pageCpu.variantUp!), 2)} (${range2(pageCpu.variantUp!)}) | | |`,
+          `| ping during the upload, server options \`${JSON.stringify(SERVER_VARIANT)}\` | ms | ${fmt(median(upPings.variantUp!), 1)} (${range1(upPings.variantUp!)}) | | |`,
         ]),
     ...(CONTROL
       ? [

@@ -62,7 +62,8 @@ export interface MuxWebSocketServer {
 /**
  * Creates a WebSocket server whose every connection becomes a server {@link Session}, handed to `onSession`
  * with the upgrade request. `close()` the result to stop; with `port`, wait for its `'listening'` event and
- * read `address()`.
+ * read `address()`. Channels start with a 2 MiB receive window, as `connectWebSocket`'s do, unless
+ * `initialWindow` (or a smaller `maxWindow`) is given.
  */
 export function createWebSocketServer(
   options: WebSocketServerOptions,

@@ -42,8 +42,9 @@ export interface WebSocketTransportOptions {
   /** After that, drain is reported once `bufferedAmount` is at most this many bytes (default 256 KiB). */
   lowWaterMark?: number;
   /**
-   * How often `bufferedAmount` is polled while waiting for drain, in ms (default 1; browsers stretch a chain
-   * of timers to 4 ms after a few). At 5 ms, a page's upload ran at about 0.6x raw WebSocket; at 1 ms, 1.1x.
+   * How often `bufferedAmount` is polled while waiting for drain, in ms (default 1). Polls use
+   * `scheduler.postTask` where there is one (Chromium, Firefox), since browsers stretch a chain of
+   * `setTimeout`s to 4 ms after five. At 5 ms, a page's upload ran at about 0.6x raw WebSocket; at 1 ms, 1.1x.
    */
   pollInterval?: number;
 }
@@ -65,13 +66,14 @@ const CONNECTING = 0;
 const OPEN = 1;
 
 /**
- * The receive window a channel of `connectWebSocket` starts with unless `initialWindow` is given: 2 MiB, not
- * the spec's 256 KiB. A page's Window Update goes from its renderer through the browser's network process to
- * the server, and the bytes it allows come back the same way; with Chromium and a Node server on a loaded
- * machine an update alone took 0.3–6.7 ms (median, by run) to arrive. Auto-tuning goes by the smallest ping
- * RTT seen, taken while the link was idle, so it kept 256 KiB and the server spent most of a download
- * waiting for updates. The cost is latency: what the server sends on other channels during a bulk download
- * waits behind up to a window of it (docs/browser.md, Benchmarks, has both sides).
+ * The receive window a channel of `connectWebSocket` (and of `createWebSocketServer`) starts with unless
+ * `initialWindow` is given: 2 MiB, not the spec's 256 KiB. A page's Window Update goes from its renderer
+ * through the browser's network process to the server, and the bytes it allows come back the same way; with
+ * Chromium and a Node server on a loaded machine an update alone took 0.3–6.7 ms (median, by run) to
+ * arrive. Auto-tuning goes by the smallest ping RTT seen, taken while the link was idle, so it kept 256 KiB
+ * and the server spent most of a download waiting for updates; a page's upload waited the same way for the
+ * server's. The cost is latency: what is sent on other channels during a bulk transfer waits behind up to a
+ * window of it (docs/browser.md, Benchmarks, has both sides).
  * @internal
  */
 export const WEB_SOCKET_INITIAL_WINDOW = 2 * 1024 * 1024;
