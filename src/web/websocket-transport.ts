@@ -115,9 +115,9 @@ export function resolveTransportOptions(options: WebSocketTransportOptions): Req
 }
 
 /**
- * Where parts are joined for a WHATWG socket's `send()`, which copies what it is given before it returns (the
- * standard's "get a copy of the bytes"): one array for every transport, grown to the largest join (at most
- * {@link MERGE_LIMIT}) and reused. A page uploading in 64 KiB writes had spent more of its main thread
+ * Where parts are joined for a WHATWG socket's `send()`, which copies what it is given before it returns (a
+ * write is done once `send()` returned, see `send`): one array for every transport, grown to the largest
+ * join (at most {@link MERGE_LIMIT}) and reused. A page uploading in 64 KiB writes had spent more of its main thread
  * allocating and collecting a fresh array per message than copying into it (docs/browser.md, Benchmarks).
  */
 let scratch = new Uint8Array(0);
