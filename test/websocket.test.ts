@@ -221,7 +221,7 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     assert.equal(session.dial().receiveWindow, 256 * KiB);
   });
 
-  test('a WebChannel writer waits for window: with a server that does not read, exactly 256 KiB of writes resolve, then all', async () => {
+  test("a WebChannel writer waits for window: with a server that does not read, exactly the server's 2 MiB window of writes resolve, then all", async () => {
     let serverChannel: Channel | undefined;
     const { url } = await serve((session) =>
       session.on('channel', (channel: Channel) => {
@@ -234,20 +234,45 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     const piece = 64 * KiB;
     let resolved = 0;
     const writes: Promise<void>[] = [];
-    for (let i = 0; i < 16; i++)
+    const pieces = WEB_SOCKET_INITIAL_WINDOW / piece + 8;
+    for (let i = 0; i < pieces; i++)
       writes.push(
         writer.write(new Uint8Array(piece)).then(() => {
           resolved += piece;
         }),
       );
-    await until(() => resolved >= 256 * KiB, 5000, 'the first window of writes');
+    await until(() => resolved >= WEB_SOCKET_INITIAL_WINDOW, 5000, 'the first window of writes');
     await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.equal(resolved, 256 * KiB, "writes beyond the peer's window wait");
+    assert.equal(resolved, WEB_SOCKET_INITIAL_WINDOW, "writes beyond the peer's window wait");
     assert.notEqual(writer.desiredSize, 1, 'the writer reports backpressure');
     const received = readAll(serverChannel!);
     await Promise.all(writes);
     await writer.close();
-    assert.equal((await received).length, 16 * piece);
+    assert.equal((await received).length, pieces * piece);
+  });
+
+  test("createWebSocketServer's channels start with a 2 MiB receive window; initialWindow, or a smaller maxWindow, sets it", async () => {
+    const windowOf = async (options: Record<string, unknown>): Promise<number> => {
+      let window = 0;
+      const { url } = await serve(
+        (session) =>
+          session.on('channel', (channel: Channel) => {
+            window = channel.receiveWindow;
+          }),
+        options,
+      );
+      await (
+        await client(url)
+      )
+        .dial()
+        .writable.getWriter()
+        .write(new Uint8Array([1]));
+      await until(() => window > 0, 5000, 'the server to take the channel');
+      return window;
+    };
+    assert.equal(await windowOf({}), WEB_SOCKET_INITIAL_WINDOW);
+    assert.equal(await windowOf({ initialWindow: 256 * KiB }), 256 * KiB);
+    assert.equal(await windowOf({ maxWindow: 512 * KiB }), 512 * KiB);
   });
 
   test('reset() from the web side fails the server channel with ChannelResetError, and the reverse fails the web streams', async () => {
@@ -497,5 +522,95 @@ describe('muxwire/web WebSocket transport: when a write is done', () => {
     assert.equal(inPlaceDone, false, "ws still holds the caller's array");
     release();
     assert.equal(inPlaceDone, true);
+  });
+
+  /** A WHATWG-style socket (`send(data)` copies, as the standard says), open, with a settable `bufferedAmount`. */
+  function copyingSocket(): {
+    socket: WebSocketLike & { bufferedAmount: number };
+    sent: Uint8Array[];
+    views: Uint8Array[];
+  } {
+    const sent: Uint8Array[] = [];
+    const views: Uint8Array[] = [];
+    const socket = {
+      readyState: 1,
+      bufferedAmount: 0,
+      binaryType: 'blob',
+      send(data: Uint8Array): void {
+        views.push(data);
+        sent.push(data.slice());
+        socket.bufferedAmount += data.length;
+      },
+      close(): void {},
+      addEventListener(): void {},
+      removeEventListener(): void {},
+    };
+    return { socket, sent, views };
+  }
+
+  test('a WHATWG socket gets each joined run of parts as one message, joined in one reused array, bytes exact', async () => {
+    const { socket, sent, views } = copyingSocket();
+    const transport = webSocketTransport(socket);
+    transport.start(events);
+    const header = pseudoRandomBytes(12, 1);
+    const first = pseudoRandomBytes(64 * KiB, 2);
+    const second = pseudoRandomBytes(1000, 3);
+    let done = 0;
+    transport.write([header, first], () => done++);
+    transport.write([header, second], () => done++);
+    // Over 256 KiB: two runs, each one message.
+    const big = [pseudoRandomBytes(200 * KiB, 4), pseudoRandomBytes(100 * KiB, 5), pseudoRandomBytes(10, 6)];
+    transport.write(big, () => done++);
+    await tick();
+    assert.equal(done, 3, 'every write is done once its messages were sent');
+    assert.deepEqual(
+      sent.map((message) => sha256(message)),
+      [
+        sha256(Buffer.concat([header, first])),
+        sha256(Buffer.concat([header, second])),
+        sha256(big[0]!),
+        sha256(Buffer.concat([big[1]!, big[2]!])),
+      ],
+    );
+    assert.equal(views[0]!.buffer, views[1]!.buffer, 'the second join reused the first join array');
+    assert.equal(views[2], big[0], 'a part that stands alone is sent as it is');
+  });
+
+  test("the drain poll uses scheduler.postTask where there is one (a browser's), and drain comes once bufferedAmount is low", async () => {
+    const { socket } = copyingSocket();
+    const delays: number[] = [];
+    const global = globalThis as { scheduler?: unknown };
+    const before = global.scheduler;
+    global.scheduler = {
+      postTask(task: () => void, options: { delay: number }): Promise<void> {
+        delays.push(options.delay);
+        return new Promise((resolve) =>
+          setTimeout(() => {
+            task();
+            resolve();
+          }, options.delay),
+        );
+      },
+    };
+    try {
+      let drained = false;
+      const transport = webSocketTransport(socket, { highWaterMark: 100, lowWaterMark: 10, pollInterval: 2 });
+      transport.start({ ...events, drain: () => (drained = true) });
+      assert.equal(
+        transport.write([new Uint8Array(200)], () => {}),
+        false,
+        'above the high-water mark',
+      );
+      await until(() => delays.length >= 3, 5000, 'a few polls');
+      assert.equal(drained, false, 'no drain while bufferedAmount is above the low-water mark');
+      assert.ok(delays.every((delay) => delay === 2));
+      socket.bufferedAmount = 10;
+      await until(() => drained, 5000, 'drain');
+      const polls = delays.length;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(delays.length, polls, 'polling stopped after drain');
+    } finally {
+      global.scheduler = before;
+    }
   });
 });

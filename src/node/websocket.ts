@@ -14,6 +14,7 @@ import {
   type WebSocketTransportOptions,
   resolveTransportOptions,
   webSocketTransport,
+  withWebSocketWindow,
 } from '../web/websocket-transport.js';
 import { Session } from './session.js';
 
@@ -61,7 +62,8 @@ export interface MuxWebSocketServer {
 /**
  * Creates a WebSocket server whose every connection becomes a server {@link Session}, handed to `onSession`
  * with the upgrade request. `close()` the result to stop; with `port`, wait for its `'listening'` event and
- * read `address()`.
+ * read `address()`. Channels start with a 2 MiB receive window, as `connectWebSocket`'s do, unless
+ * `initialWindow` (or a smaller `maxWindow`) is given.
  */
 export function createWebSocketServer(
   options: WebSocketServerOptions,
@@ -97,7 +99,9 @@ export function createWebSocketServer(
     const transport = webSocketTransport(socket, transportOptions);
     let session: Session;
     try {
-      session = new Session(transport, 'server', sessionOptions);
+      // Channels start with the 2 MiB window a page's do: this side's Window Updates reach a page's upload
+      // through the browser's network process, milliseconds away (docs/browser.md, Benchmarks).
+      session = new Session(transport, 'server', withWebSocketWindow(sessionOptions as SessionOptions));
     } catch {
       socket.terminate();
       return;

@@ -42,8 +42,9 @@ export interface WebSocketTransportOptions {
   /** After that, drain is reported once `bufferedAmount` is at most this many bytes (default 256 KiB). */
   lowWaterMark?: number;
   /**
-   * How often `bufferedAmount` is polled while waiting for drain, in ms (default 1; browsers stretch a chain
-   * of timers to 4 ms after a few). At 5 ms, a page's upload ran at about 0.6x raw WebSocket; at 1 ms, 1.1x.
+   * How often `bufferedAmount` is polled while waiting for drain, in ms (default 1). Polls use
+   * `scheduler.postTask` where there is one (Chromium, Firefox), since browsers stretch a chain of
+   * `setTimeout`s to 4 ms after five. At 5 ms, a page's upload ran at about 0.6x raw WebSocket; at 1 ms, 1.1x.
    */
   pollInterval?: number;
 }
@@ -65,13 +66,14 @@ const CONNECTING = 0;
 const OPEN = 1;
 
 /**
- * The receive window a channel of `connectWebSocket` starts with unless `initialWindow` is given: 2 MiB, not
- * the spec's 256 KiB. A page's Window Update goes from its renderer through the browser's network process to
- * the server, and the bytes it allows come back the same way; with Chromium and a Node server on a loaded
- * machine an update alone took 0.3–6.7 ms (median, by run) to arrive. Auto-tuning goes by the smallest ping
- * RTT seen, taken while the link was idle, so it kept 256 KiB and the server spent most of a download
- * waiting for updates. The cost is latency: what the server sends on other channels during a bulk download
- * waits behind up to a window of it (docs/browser.md, Benchmarks, has both sides).
+ * The receive window a channel of `connectWebSocket` (and of `createWebSocketServer`) starts with unless
+ * `initialWindow` is given: 2 MiB, not the spec's 256 KiB. A page's Window Update goes from its renderer
+ * through the browser's network process to the server, and the bytes it allows come back the same way; with
+ * Chromium and a Node server on a loaded machine an update alone took 0.3–6.7 ms (median, by run) to
+ * arrive. Auto-tuning goes by the smallest ping RTT seen, taken while the link was idle, so it kept 256 KiB
+ * and the server spent most of a download waiting for updates; a page's upload waited the same way for the
+ * server's. The cost is latency: what is sent on other channels during a bulk transfer waits behind up to a
+ * window of it (docs/browser.md, Benchmarks, has both sides).
  * @internal
  */
 export const WEB_SOCKET_INITIAL_WINDOW = 2 * 1024 * 1024;
@@ -113,38 +115,42 @@ export function resolveTransportOptions(options: WebSocketTransportOptions): Req
 }
 
 /**
- * Joins `parts` into messages: runs of parts up to {@link MERGE_LIMIT} bytes become one array. `inPlace` says
- * whether any message is one of the caller's arrays itself rather than a joined copy.
+ * Where parts are joined for a WHATWG socket's `send()`, which copies what it is given before it returns (a
+ * write is done once `send()` returned, see `send`): one array for every transport, grown to the largest
+ * join (at most {@link MERGE_LIMIT}) and reused. A page uploading in 64 KiB writes had spent more of its main thread
+ * allocating and collecting a fresh array per message than copying into it (docs/browser.md, Benchmarks).
  */
-function toMessages(parts: Uint8Array[]): { messages: Uint8Array[]; inPlace: boolean } {
-  if (parts.length === 1) return { messages: parts, inPlace: true };
-  const messages: Uint8Array[] = [];
+let scratch = new Uint8Array(0);
+
+/**
+ * Cuts `parts` into messages and hands each to `emit`: a run of parts up to {@link MERGE_LIMIT} bytes is
+ * joined (into {@link scratch} when `reuse`, else into a fresh array), a part that stands alone is the
+ * message itself. Returns whether any message was one of the caller's arrays rather than a joined copy.
+ */
+function eachMessage(parts: Uint8Array[], reuse: boolean, emit: (message: Uint8Array) => void): boolean {
   let inPlace = false;
-  let run: Uint8Array[] = [];
-  let runBytes = 0;
-  const cut = (): void => {
-    if (run.length === 1) {
-      messages.push(run[0]!);
+  let start = 0;
+  let bytes = 0;
+  const cut = (end: number): void => {
+    if (end - start === 1) {
+      emit(parts[start]!);
       inPlace = true;
-    } else if (run.length > 1) {
-      const joined = new Uint8Array(runBytes);
-      let offset = 0;
-      for (const part of run) {
-        joined.set(part, offset);
-        offset += part.length;
-      }
-      messages.push(joined);
+    } else if (end > start) {
+      const joined = reuse
+        ? (scratch.length < bytes ? (scratch = new Uint8Array(bytes)) : scratch).subarray(0, bytes)
+        : new Uint8Array(bytes);
+      for (let i = start, offset = 0; i < end; offset += parts[i++]!.length) joined.set(parts[i]!, offset);
+      emit(joined);
     }
-    run = [];
-    runBytes = 0;
+    start = end;
+    bytes = 0;
   };
-  for (const part of parts) {
-    if (runBytes + part.length > MERGE_LIMIT) cut();
-    run.push(part);
-    runBytes += part.length;
+  for (let i = 0; i < parts.length; i++) {
+    if (bytes + parts[i]!.length > MERGE_LIMIT) cut(i);
+    bytes += parts[i]!.length;
   }
-  cut();
-  return { messages, inPlace };
+  cut(parts.length);
+  return inPlace;
 }
 
 /**
@@ -179,7 +185,8 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   /** `end()` was called: the socket is closing, nothing more may be sent. */
   let endCalled = false;
   let needDrain = false;
-  let pollTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A drain poll is pending. */
+  let polling = false;
   let failure: Error | undefined;
   let closed = false;
   /** Set when the close event came before `start()`: reported from `start()`. */
@@ -228,7 +235,6 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
 
   const onClose = (event: { code?: number; reason?: string }): void => {
     closed = true;
-    stopPolling();
     for (const type in listeners) socket.removeEventListener(type, listeners[type as keyof typeof listeners]);
     const failed = new WebSocketClosedError(1006, 'the WebSocket closed before it opened');
     for (const write of queued.splice(0)) write.done?.(failure ?? failed);
@@ -283,21 +289,28 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
     if (!needDrain || closed) return;
     if (socket.readyState === OPEN && socket.bufferedAmount <= lowWaterMark) {
       needDrain = false;
-      stopPolling();
       events?.drain();
       return;
     }
-    if (pollTimer === undefined && socket.readyState === OPEN) {
-      pollTimer = setTimeout(() => {
-        pollTimer = undefined;
-        checkDrain();
-      }, pollInterval);
+    if (!polling && socket.readyState === OPEN) {
+      polling = true;
+      // `scheduler.postTask` where there is one (Chromium, Firefox), else `setTimeout`. The polls are a chain
+      // of timers each set from the one before (or from the writes that followed its drain), and browsers
+      // stretch such a chain of `setTimeout`s to at least 4 ms once it is five deep (the HTML standard's
+      // nesting clamp); `postTask`'s delays are not stretched. In Chromium, a chain of 1 ms timers fired every
+      // 4.2 ms with `setTimeout` and every 1.2 ms with `postTask`; in a page's upload the poll had fired 5–6
+      // ms after it was set, the socket's buffer running dry meanwhile (docs/browser.md, Benchmarks).
+      const scheduler = (globalThis as { scheduler?: { postTask?: (task: () => void, options: object) => unknown } })
+        .scheduler;
+      if (scheduler?.postTask) void scheduler.postTask(poll, { delay: pollInterval });
+      else setTimeout(poll, pollInterval);
     }
   }
 
-  function stopPolling(): void {
-    if (pollTimer !== undefined) clearTimeout(pollTimer);
-    pollTimer = undefined;
+  /** A poll is not cancelled: one that fires after drain, a close or `destroy()` finds nothing to do. */
+  function poll(): void {
+    polling = false;
+    checkDrain();
   }
 
   function abort(): void {
@@ -321,8 +334,6 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       if (held.length > 0 || closeEvent !== undefined) scheduleDeliver();
     },
     write(parts, done) {
-      const { messages, inPlace } = toMessages(parts);
-      const last = messages.length - 1;
       if (closed || endCalled) {
         // As a Node stream fails a write after end(): the bytes cannot go (a browser would only warn).
         queueMicrotask(() =>
@@ -336,12 +347,30 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
         );
         return false;
       }
-      if (socket.readyState === CONNECTING) {
+      const connecting = socket.readyState === CONNECTING;
+      // An open WHATWG socket copies at `send()`: its messages go at once, joined in the shared array. Queued
+      // ones, and those `ws` holds by reference until sent, are joined into arrays of their own.
+      const now = !connecting && !sendWithCallback;
+      const messages: Uint8Array[] = [];
+      let inPlace: boolean;
+      try {
+        inPlace = eachMessage(
+          parts,
+          now,
+          now ? (message) => socket.send(message) : (message) => messages.push(message),
+        );
+      } catch (error) {
+        queueMicrotask(() => done(error as Error));
+        return false;
+      }
+      const last = messages.length - 1;
+      if (connecting) {
         for (let i = 0; i <= last; i++) queued.push({ data: messages[i]!, done: i === last ? done : null, inPlace });
         needDrain = true;
         return false;
       }
       for (let i = 0; i <= last; i++) send(messages[i]!, i === last ? done : null, inPlace);
+      if (now) defer(() => done(null));
       if (socket.bufferedAmount > highWaterMark) {
         needDrain = true;
         checkDrain();
@@ -368,7 +397,6 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       if (destroyed) return;
       destroyed = true;
       held = [];
-      stopPolling();
       if (!closed) {
         if (socket.readyState === CONNECTING) endRequested = true;
         else abort();
