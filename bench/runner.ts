@@ -2,7 +2,7 @@
 // (for long-fat a delay proxy), and a client process over loopback TCP; collect the client's verified
 // figures; kill them; print one table per workload with ratios to raw TCP. Optionally write the JSON, the
 // SVG chart (chart.ts) and the Markdown document (document.ts); --report writes all three under docs/.
-import { fork, execSync, type ChildProcess } from 'node:child_process';
+import { fork, execFileSync, execSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -227,16 +227,29 @@ interface Child {
 /**
  * MUXWIRE_BENCH_CLIENT_WRAPPER runs the client process under another program, e.g.
  * `valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p` to count the cold client's instructions
- * (give a generous `--cap`: the client runs tens of times slower). Only the client: the server stays native.
+ * (give a generous `--cap`: the client runs tens of times slower); MUXWIRE_BENCH_SERVER_WRAPPER does the same
+ * for the server process (the receive side: decoding, pushes, Window Updates). Each wraps its own role only.
  */
-const CLIENT_WRAPPER = (process.env.MUXWIRE_BENCH_CLIENT_WRAPPER ?? '').split(' ').filter((arg) => arg !== '');
+const WRAPPERS: Readonly<Record<string, readonly string[]>> = {
+  client: (process.env.MUXWIRE_BENCH_CLIENT_WRAPPER ?? '').split(' ').filter((arg) => arg !== ''),
+  server: (process.env.MUXWIRE_BENCH_SERVER_WRAPPER ?? '').split(' ').filter((arg) => arg !== ''),
+};
+
+/**
+ * MUXWIRE_BENCH_MARK_COMMAND runs a command at each mark of the measured part, for the client and the server
+ * process in turn, with `on` (start) or `off` (end) and the process's id as its last two arguments: with
+ * `callgrind_control -i` and both processes under `valgrind --tool=callgrind --instr-atstart=no`, the
+ * instructions counted are the measured part's alone.
+ */
+const MARK_COMMAND = (process.env.MUXWIRE_BENCH_MARK_COMMAND ?? '').split(' ').filter((arg) => arg !== '');
 
 function spawnChild(role: string, script: string, config: unknown, verbose: boolean): Child {
-  const wrapped = role === 'client' && CLIENT_WRAPPER.length > 0;
+  const wrapper = WRAPPERS[role] ?? [];
+  const wrapped = wrapper.length > 0;
   const proc = fork(join(HERE, script), [JSON.stringify(config)], {
     // fork() runs `execPath ...execArgv script args`; a wrapper takes node's place and is handed node itself.
-    ...(wrapped ? { execPath: CLIENT_WRAPPER[0] } : {}),
-    execArgv: wrapped ? [...CLIENT_WRAPPER.slice(1), process.execPath, ...CHILD_ARGS] : CHILD_ARGS,
+    ...(wrapped ? { execPath: wrapper[0] } : {}),
+    execArgv: wrapped ? [...wrapper.slice(1), process.execPath, ...CHILD_ARGS] : CHILD_ARGS,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   live.add(proc);
@@ -385,7 +398,16 @@ async function runOne(w: WorkloadDef, entry: ImplEntry, o: Options): Promise<Run
     const clientCfg: ClientConfig = { impl: entry.name, workload: w.id, params, maxChannels, port };
     client = spawnChild('client', 'client.js', clientCfg, o.verbose);
     const serverProc = server.proc;
+    const clientPid = client.proc.pid;
     client.onMark = (phase) => {
+      if (MARK_COMMAND.length > 0) {
+        for (const pid of [clientPid, serverProc.pid]) {
+          if (pid === undefined) continue;
+          execFileSync(MARK_COMMAND[0]!, [...MARK_COMMAND.slice(1), phase === 'start' ? 'on' : 'off', String(pid)], {
+            stdio: 'ignore',
+          });
+        }
+      }
       if (serverProc.connected) serverProc.send({ type: 'cpu-mark', phase });
     };
     const clientFailed = failureOf(client);
@@ -440,6 +462,13 @@ function addCost(result: ClientResult, stats: ServerStats, record: RunRecord): v
   if (!(result.cost.units > 0)) throw new Error('no work measured for the CPU cost');
   record.figures.cpuUs = (client + server) / result.cost.units;
   record.figures.cpuServerPct = (100 * server) / (client + server || 1);
+  // Each process's user and system time per unit, kept in the JSON (not shown in the tables): where a ratio's
+  // difference lies, in JavaScript and the runtime or in the kernel, and on which side.
+  const units = result.cost.units;
+  record.figures.cpuClientUserUs = result.cost.client.userUs / units;
+  record.figures.cpuClientSystemUs = result.cost.client.systemUs / units;
+  record.figures.cpuServerUserUs = stats.cpu.userUs / units;
+  record.figures.cpuServerSystemUs = stats.cpu.systemUs / units;
 }
 
 function verify(result: ClientResult, stats: ServerStats, record: RunRecord): void {

@@ -161,6 +161,9 @@ function onChannel(ch: Channel): void {
 async function main(): Promise<void> {
   const entry = findImpl(config.impl);
   const impl = await entry.load();
+  // A library the adapter imports in the background (muxwire) is loaded before the port is announced: the
+  // client's measured part could otherwise overlap the server's parsing and compiling of it.
+  await impl.ready?.();
   const opts: AdapterOptions = { maxChannels: config.maxChannels };
   const hooks = { onError: (err: Error) => send({ type: 'error', message: `server session: ${errorText(err)}` }) };
   const sessions: ServerSession[] = [];

@@ -94,6 +94,11 @@ export function muxwireImplementation(channels: 'node' | 'light'): Implementatio
     name: light ? 'muxwire-light' : 'muxwire',
     describe: light ? 'muxwire with LightChannels (this repo, dist/src)' : 'muxwire (this repo, dist/src)',
     transport: 'shared',
+    ready: () =>
+      loaded.then(
+        () => {},
+        () => {},
+      ),
     server(socket, onChannel, opts, hooks) {
       let session: MuxwireSession | undefined;
       loaded.then(

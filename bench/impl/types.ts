@@ -53,6 +53,12 @@ export interface Implementation {
   transport: 'shared' | 'per-channel';
   /** Heap bytes per channel of harness glue (e.g. a Duplex wrapper) included in the idle figures. */
   glueBytesPerChannel?: number;
+  /**
+   * Resolves once the adapter has loaded what its sessions need (a library it imports in the background). The
+   * server waits for it before it listens, so that loading never runs inside a client's measured part. It
+   * never rejects: a load failure is reported as the sessions are made.
+   */
+  ready?(): Promise<void>;
   /** Called for every accepted TCP connection; announce each inbound channel with onChannel. */
   server(socket: Socket, onChannel: (ch: Channel) => void, opts: AdapterOptions, hooks: AdapterHooks): ServerSession;
   /** Called once per client process. */

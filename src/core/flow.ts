@@ -93,7 +93,13 @@ export class ReceiveWindow {
   #sampleReceived = 0;
   /** A pace was measured while the session had no RTT yet, and no growth decision has used it. */
   #pacedWithoutRtt = false;
-  /** Growth may be tried again once `consumed` and the time reach these, after a failed trial. */
+  /**
+   * Growth may be tried again once `consumed` and the time reach these, after a failed trial. Both stay small
+   * integers, as the fields start (the time in whole milliseconds, the back-off a shift): a fraction or a heap
+   * number would change the fields' representation in V8 at the first failed trial, and with it the class of
+   * every window, so the optimised receive path (it reads windows on every frame) would be thrown away and
+   * compiled again mid-transfer (test/window-shape.test.ts).
+   */
   #retryAtConsumed = 0;
   #retryAtMs = 0;
 
@@ -292,9 +298,9 @@ export class ReceiveWindow {
     this.ceiling = trial.fromSize;
     this.#rateAtSize = Math.max(rateBefore, rate);
     // A link's rate may change, and one measurement may be unlucky: try again later, less often each time.
-    const backoff = 2 ** Math.min(this.#failedTrials, 6);
+    const backoff = 1 << Math.min(this.#failedTrials, 6); // (a shift: an integer; `**` gives a heap double)
     this.#retryAtConsumed = this.consumed + trial.fromSize * RETRY_WINDOWS * backoff;
-    this.#retryAtMs = nowMs + RETRY_MS * backoff;
+    this.#retryAtMs = Math.ceil(nowMs) + RETRY_MS * backoff;
     this.#failedTrials++;
     return shrunk;
   }
