@@ -22,7 +22,8 @@ import type { ResolvedOptions } from './options.js';
 import type { Outgoing } from './outgoing.js';
 import type { WriteScheduler } from './scheduler.js';
 import type { WindowGrants } from './window-grants.js';
-import { DIRECT_WRITE_MIN, type FrameWriter } from './writer.js';
+import type { DirectWrite } from './direct-write.js';
+import type { FrameWriter } from './writer.js';
 
 /** What the table asks of the session. */
 export interface ChannelTableHost {
@@ -55,6 +56,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   readonly #createEndpoint: MakeEndpoint<C, S>;
   readonly #host: ChannelTableHost;
   readonly #telemetry: Telemetry;
+  readonly #direct: DirectWrite | undefined;
   constructor(
     readonly session: S,
     options: ResolvedOptions,
@@ -67,6 +69,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     createEndpoint: MakeEndpoint<C, S>,
     host: ChannelTableHost,
     telemetry: Telemetry,
+    /** The direct route of large writes, where the adapter gave the session one (direct-write.ts). */
+    direct: DirectWrite | undefined,
   ) {
     this.#options = options;
     this.#codec = codec;
@@ -78,6 +82,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     this.#createEndpoint = createEndpoint;
     this.#host = host;
     this.#telemetry = telemetry;
+    this.#direct = direct;
     this.highWaterMark = options.channelHighWaterMark;
   }
 
@@ -113,17 +118,16 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       done?.(this.#writeRefusal(channel));
       return;
     }
-    if (data.length >= DIRECT_WRITE_MIN && channel.queuedBytes === 0 && channel.pending === 0) {
-      // A large write on an open channel with nothing queued (a bulk transfer's every write): framed and
-      // written at once when the writer has nothing else to send (docs/design.md, "The write path").
-      if (channel.state !== 'init') {
-        const sent = this.#writer.writeNow(channel, data, done);
-        if (sent === data.length) return;
-        if (sent > 0) data = data.subarray(sent); // beyond the peer's window or one batch: queued
-      }
-    } else if (data.length === 0) {
+    if (data.length === 0) {
       if (done !== null) defer(() => done(null));
       return;
+    }
+    if (this.#direct !== undefined && channel.queuedBytes === 0 && channel.pending === 0 && channel.state !== 'init') {
+      // A large write on an open channel with nothing queued (a bulk transfer's every write): framed and
+      // written at once when the writer has nothing else to send (docs/design.md, "The send path").
+      const sent = this.#direct(channel, data, done);
+      if (sent === data.length) return;
+      if (sent > 0) data = data.subarray(sent); // beyond the peer's window or one batch: queued
     }
     channel.enqueue(data, done);
     // The peer's window was already spent: these bytes wait for its Window Update (a stall begins).

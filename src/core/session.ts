@@ -23,6 +23,7 @@ import type { CodecCapabilities, WireCodec } from './codec.js';
 import { yamuxCodec } from './codecs/yamux.js';
 import { FrameDecoder } from './decoder.js';
 import { defer } from './defer.js';
+import type { DirectWriteRoute } from './direct-write.js';
 import { Emitter } from './emitter.js';
 import {
   ChannelRefusedError,
@@ -139,7 +140,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * `multiplex` is the codec of the original multiplex format, needed only with `protocol: 'multiplex'`: the
    * adapters pass it in (the Node ones always), so that a browser bundle that never speaks it leaves it out.
    * `records` (`logRecords`, observe.ts) turns the session's reports into records for the `logger` option: needed
-   * only with a logger, and passed in the same way.
+   * only with a logger, and passed in the same way. `direct` (`directWrites`, direct-write.ts) lets large
+   * writes skip the queue when nothing else waits: the Node adapters pass it; a page's session goes without.
    */
   constructor(
     transport: Transport,
@@ -148,6 +150,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     createEndpoint: EndpointFactory<C>,
     multiplex?: WireCodec,
     records?: LogRecordMaker,
+    direct?: DirectWriteRoute,
   ) {
     super();
     if (role !== 'client' && role !== 'server') throw new TypeError(`muxwire: role must be 'client' or 'server'`);
@@ -262,6 +265,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         },
       },
       telemetry,
+      direct?.(this.#writer, this.#scheduler, codec, this.#allocate),
     );
     // The decoder hands frames to the receive dispatch; none of its callbacks is the session's API.
     this.#receiver = new Receiver<C, MuxSession<C>>(
