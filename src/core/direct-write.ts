@@ -71,6 +71,6 @@ export const directWrites: DirectWriteRoute = (writer, scheduler, codec, allocat
   }
   channel.sendWindow = window - size;
   channel.sent += size;
-  writer.send(parts, done === null || size < data.length ? null : done, bytes, frames, size);
+  writer.send(parts, done === null || size < data.length ? [] : [done], bytes, frames, size);
   return size;
 };

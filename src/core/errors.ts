@@ -92,7 +92,7 @@ export class TimeoutError extends MuxError {
 
 /** The transport ended or failed while channels were still open. `cause` holds the transport's own error. */
 export class TransportClosedError extends MuxError {
-  constructor(message = 'transport closed with channels still open', cause?: unknown) {
+  constructor(message = 'the transport closed with channels still open', cause?: unknown) {
     super('ERR_MUX_TRANSPORT_CLOSED', message, cause === undefined ? undefined : { cause });
   }
 }

@@ -184,13 +184,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#scheduler,
       this.#codec,
       this.#allocate,
-      {
-        onWriteError: (error) => {
-          this.#onTransportError(error);
-          return this.#error;
-        },
-        onFlushedToEnd: () => this.#endTransport(),
+      (error) => {
+        this.#onTransportError(error);
+        return this.#error;
       },
+      () => this.#endTransport(),
       telemetry,
     );
     this.#gate = new ReadGate(
@@ -200,14 +198,18 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#memory,
       isClosed,
     );
-    this.#keepAlive = new KeepAlive(this.options, this.#scheduler, this.#writer, this.#gate, {
+    this.#keepAlive = new KeepAlive(
+      this.options,
+      this.#scheduler,
+      this.#writer,
+      this.#gate,
       isClosed,
-      fail: (error) => {
+      (error) => {
         telemetry.log(LOG_KEEPALIVE_TIMEOUT, undefined, error);
         this.#fail(error);
       },
-      onFirstRtt: () => this.#grants.tuneOnFirstRtt(this.#streams.values()),
-    });
+      () => this.#grants.tuneOnFirstRtt(this.#streams.values()),
+    );
     this.#goAway = new GoAwayHandshake(this.#keepAlive, this.#scheduler, this.options.keepAliveTimeout, () =>
       this.#checkCloseDone(),
     );
@@ -226,10 +228,15 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       isClosed,
       rules,
     );
-    this.#outgoing = new Outgoing(this.options, this.#caps, this.#scheduler, this.#writer, this.#grants, {
+    this.#outgoing = new Outgoing(
+      this.options,
+      this.#caps,
+      this.#scheduler,
+      this.#writer,
+      this.#grants,
       isClosed,
-      abortOpen: (channel, error) => this.#streams.reset(channel, error, true), // its removal settles the watch
-    });
+      (channel, error) => this.#streams.reset(channel, error, true), // its removal settles the watch
+    );
     this.#incoming = new Incoming<C>(
       this.options,
       this.#caps,
@@ -237,11 +244,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#writer,
       this.#grants,
       this.#gate,
-      {
-        acceptRefusal: () => this.#notOpenError(),
-        hasListener: () => this.listenerCount('channel') > 0,
-        emitChannel: (channel) => this.emit('channel', channel),
-      },
+      this,
+      () => this.#notOpenError(),
     );
     this.#streams = new ChannelTable<C, MuxSession<C>>(
       this,
@@ -253,19 +257,18 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#grants,
       this.#outgoing,
       createEndpoint,
-      {
-        sessionError: () => this.#error,
-        onAdded: (channel) => {
-          if (this.#watchChannels && this.listenerCount('channelOpen') > 0)
-            this.emit('channelOpen', channelStats(channel));
-        },
-        onRemoved: (channel, error) => {
-          if (this.#watchChannels) this.#emitChannelClose(channel, error);
-          if (this.#status === 'closing') this.#checkCloseDone();
-        },
+      () => this.#error,
+      (channel) => {
+        if (this.#watchChannels && this.listenerCount('channelOpen') > 0)
+          this.emit('channelOpen', channelStats(channel));
+      },
+      (channel, error) => {
+        if (this.#watchChannels) this.#emitChannelClose(channel, error);
+        if (this.#status === 'closing') this.#checkCloseDone();
       },
       telemetry,
       direct?.(this.#writer, this.#scheduler, codec, this.#allocate),
+      rules,
     );
     // The decoder hands frames to the receive dispatch; none of its callbacks is the session's API.
     this.#receiver = new Receiver<C, MuxSession<C>>(
@@ -522,7 +525,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
     if (this.#status === 'closed') return;
     if (this.#streams.size === 0) this.#finish(undefined);
-    else this.#loseTransport(new TransportClosedError('the transport closed with channels still open'));
+    else this.#loseTransport(new TransportClosedError());
   }
 
   /**

@@ -6,7 +6,7 @@
  * It owns the batch, the flush state and the write side's flags (blocked, ended, closed). It decides
  * nothing about what is sent (that is the scheduler's queues, filled by the session's parts), and it never
  * ends or destroys the transport itself: a failed write and "everything is written, end now" go back to the
- * session through {@link WriterHost}.
+ * session through the two functions it is given.
  * @module
  */
 import type { WriteDone } from './channel-state.js';
@@ -28,17 +28,6 @@ const EARLY_FLUSH_AFTER = 256;
 /** Size of the scratch buffer a batch starts in (its bytes leave as one exact-size copy). */
 const SCRATCH_STAGING = 2048;
 
-/** What the writer reports to the session. */
-export interface WriterHost {
-  /**
-   * The transport failed a write (or threw): the session fails, and returns its error, if it has one, which
-   * the writes of that batch then fail with.
-   */
-  onWriteError(error: Error): Error | undefined;
-  /** Asked by `endAfterFlush()`: everything queued is written, the transport may be ended. */
-  onFlushedToEnd(): void;
-}
-
 export class FrameWriter {
   /** The transport asked to wait (`write()` returned false) until its drain event. */
   blocked = false;
@@ -59,20 +48,28 @@ export class FrameWriter {
 
   readonly #transport: Transport;
   readonly #scheduler: WriteScheduler;
-  readonly #host: WriterHost;
+  readonly #onWriteError: (error: Error) => Error | undefined;
+  readonly #onFlushedToEnd: () => void;
   readonly #telemetry: Telemetry;
   constructor(
     transport: Transport,
     scheduler: WriteScheduler,
     codec: WireCodec,
     allocate: (size: number) => Uint8Array,
-    host: WriterHost,
+    /**
+     * The transport failed a write (or threw): the session fails, and returns its error, if it has one, which
+     * the writes of that batch then fail with.
+     */
+    onWriteError: (error: Error) => Error | undefined,
+    /** Asked by `endAfterFlush()`: everything queued is written, the transport may be ended. */
+    onFlushedToEnd: () => void,
     /** Counts the bytes and frames handed to the transport. */
     telemetry: Telemetry,
   ) {
     this.#transport = transport;
     this.#scheduler = scheduler;
-    this.#host = host;
+    this.#onWriteError = onWriteError;
+    this.#onFlushedToEnd = onFlushedToEnd;
     this.#telemetry = telemetry;
     this.#batch = new FrameBatch(allocate, codec, new Uint8Array(SCRATCH_STAGING));
   }
@@ -110,7 +107,7 @@ export class FrameWriter {
   endAfterFlush(): void {
     this.endPending = true;
     this.schedule();
-    if (!this.#scheduled && this.#scheduler.idle && !this.blocked) this.#host.onFlushedToEnd();
+    if (!this.#scheduled && this.#scheduler.idle && !this.blocked) this.#onFlushedToEnd();
   }
 
   /** Writes batches until nothing is queued or the transport asks to wait. */
@@ -127,7 +124,7 @@ export class FrameWriter {
         batch.reset();
         if (!this.send(parts, done, bytes, frames, payloadBytes)) return;
       }
-      if (this.endPending && !this.blocked && this.#scheduler.idle) this.#host.onFlushedToEnd();
+      if (this.endPending && !this.blocked && this.#scheduler.idle) this.#onFlushedToEnd();
     } finally {
       this.#writing = false;
     }
@@ -144,17 +141,11 @@ export class FrameWriter {
 
   /**
    * Hands `parts` (`frames` frames, `bytes` bytes of which `payloadBytes` are payload) to the transport in one
-   * write, counts them, and notes backpressure; `done` (one callback, or those of a batch) get the write's
+   * write, counts them, and notes backpressure; `done` (the callbacks of the writes it completes) get its
    * outcome, a failure as the session's typed error. Returns false when the transport threw: the session is
    * failing, and nothing more is written.
    */
-  send(
-    parts: Uint8Array[],
-    done: WriteDone | readonly WriteDone[] | null,
-    bytes: number,
-    frames: number,
-    payloadBytes: number,
-  ): boolean {
+  send(parts: Uint8Array[], done: readonly WriteDone[], bytes: number, frames: number, payloadBytes: number): boolean {
     const telemetry = this.#telemetry;
     telemetry.bytesOut += bytes;
     telemetry.framesOut += frames;
@@ -164,18 +155,17 @@ export class FrameWriter {
     try {
       const accepted = this.#transport.write(
         parts,
-        done === null || (typeof done !== 'function' && done.length === 0)
+        done.length === 0
           ? noop
           : (error) => {
               const outcome = error ? this.#failure(error) : null;
-              if (typeof done === 'function') done(outcome);
-              else for (const callback of done) callback(outcome);
+              for (const callback of done) callback(outcome);
             },
       );
       if (!accepted) this.blocked = true;
       return true;
     } catch (error) {
-      this.#host.onWriteError(error instanceof Error ? error : new Error(String(error)));
+      this.#onWriteError(error instanceof Error ? error : new Error(String(error)));
       return false;
     } finally {
       this.#writing = writing;
@@ -188,6 +178,6 @@ export class FrameWriter {
    * which becomes the `cause`.
    */
   #failure(error: Error): Error {
-    return this.#host.onWriteError(error) ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
+    return this.#onWriteError(error) ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
   }
 }
