@@ -121,7 +121,7 @@ export class KeepAlive {
     if (ping?.value !== value) return; // stale or unknown answer
     this.#inFlight = undefined;
     if (this.#gate.probing) this.#gate.endProbe(); // the answer came: the peer is there
-    if (ping.timer !== undefined) clearTimeout(ping.timer);
+    clearTimeout(ping.timer);
     const rtt = performance.now() - ping.sentAt;
     this.lastRtt = rtt;
     const first = this.minRtt === undefined;
@@ -132,12 +132,12 @@ export class KeepAlive {
 
   /** The session has ended: stop the timers; a pending ping rejects with `error`. */
   stop(error: Error): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    clearTimeout(this.#timer);
     this.#timer = undefined;
     const ping = this.#inFlight;
     this.#inFlight = undefined;
     if (ping !== undefined) {
-      if (ping.timer !== undefined) clearTimeout(ping.timer);
+      clearTimeout(ping.timer);
       for (const reject of ping.reject) reject(error);
     }
   }

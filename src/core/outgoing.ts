@@ -108,7 +108,7 @@ export class Outgoing {
   stop(): void {
     for (const channel of this.#opening) this.settled(channel);
     this.#opening = [];
-    if (this.#openTimer !== undefined) clearTimeout(this.#openTimer);
+    clearTimeout(this.#openTimer);
     this.#openTimer = undefined;
   }
 
@@ -144,7 +144,7 @@ export class Outgoing {
   }
 
   #armTimer(deadline: number): void {
-    if (this.#openTimer !== undefined) clearTimeout(this.#openTimer);
+    clearTimeout(this.#openTimer);
     this.#openTimerAt = deadline;
     this.#openTimer = unref(setTimeout(() => this.#sweep(), Math.max(0, deadline - performance.now())));
   }

@@ -658,7 +658,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#streams.failAll(error, false);
     this.#memory.releaseAll();
     this.#outgoing.stop();
-    if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
+    clearTimeout(this.#closeTimer);
     this.#closeTimer = undefined;
     this.#goAway.stop();
     this.#gate.stop();
