@@ -79,21 +79,12 @@ export interface ConnectWebSocketOptions extends WebSessionOptions, WebSocketTra
  * milliseconds to reach the server, more than the idle RTT that auto-tuning goes by.
  */
 export function connectWebSocket(url: string | URL, options: ConnectWebSocketOptions = {}): Promise<WebSession> {
-  const {
-    protocols,
-    signal,
-    WebSocket: given,
-    highWaterMark,
-    lowWaterMark,
-    pollInterval,
-    multiplexCodec,
-    logRecords,
-    ...sessionOptions
-  } = options;
+  const { protocols, signal, WebSocket: given, highWaterMark, lowWaterMark, pollInterval, ...webOptions } = options;
   const transportOptions = { highWaterMark, lowWaterMark, pollInterval };
   const Socket = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   return new Promise<WebSession>((resolve, reject) => {
     // A bad option rejects before any socket exists.
+    const { multiplexCodec: _codec, logRecords: _records, ...sessionOptions } = webOptions;
     resolveOptions(sessionOptions);
     resolveTransportOptions(transportOptions);
     if (typeof Socket !== 'function') {
@@ -114,7 +105,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
       cleanup();
       try {
         resolve(
-          new WebSession(transport, 'client', { ...withWebSocketWindow(sessionOptions), multiplexCodec, logRecords }),
+          new WebSession(transport, 'client', withWebSocketWindow(webOptions))
         );
       } catch (error) {
         transport.destroy();
