@@ -30,7 +30,7 @@ export type MakeEndpoint<C extends ChannelEndpoint, S> = (state: ChannelState, p
 
 /** `C` is the adapter's channel type, `S` the session's type as the application sees it. */
 export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S> {
-  readonly highWaterMark: number;
+  declare readonly highWaterMark: number;
   readonly #streams = new Map<number, ChannelState>();
 
   readonly #options: ResolvedOptions;

@@ -38,9 +38,9 @@ export interface PendingPing {
 
 export class KeepAlive {
   /** The last measured round-trip time (ms). */
-  lastRtt: number | undefined;
+  declare lastRtt: number | undefined;
   /** The smallest RTT seen: the path's own delay, without the queueing that data adds to later pings. */
-  minRtt: number | undefined;
+  declare minRtt: number | undefined;
   /** When bytes last arrived from the peer (`performance.now()`), for the keep-alive deadline. */
   lastHeard = 0;
   #inFlight: PendingPing | undefined;

@@ -94,11 +94,11 @@ function defaultAllocate(size: number): Uint8Array {
  */
 export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents<C>> {
   /** The options in force, defaults applied. */
-  readonly options: ResolvedOptions;
+  declare readonly options: ResolvedOptions;
   /** `client` (dials odd ids) or `server` (dials even ids). */
-  readonly role: Role;
+  declare readonly role: Role;
   /** Settles when the session has ended: resolves on a clean close, rejects with the error otherwise. */
-  readonly closed: Promise<void>;
+  declare readonly closed: Promise<void>;
 
   /** The wire format and what it can express. */
   readonly #codec: WireCodec;

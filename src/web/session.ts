@@ -104,9 +104,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     const onOpen = (): void => {
       cleanup();
       try {
-        resolve(
-          new WebSession(transport, 'client', withWebSocketWindow(webOptions))
-        );
+        resolve(new WebSession(transport, 'client', withWebSocketWindow(webOptions)));
       } catch (error) {
         transport.destroy();
         reject(error);
