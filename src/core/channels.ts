@@ -107,7 +107,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     const channel = new ChannelState(id, outbound, this.#options.initialWindow, this.#options.maxWindow);
     if (outbound) this.#telemetry.outboundChannels++;
     else this.#telemetry.inboundChannels++;
-    if (!this.#codec.capabilities.flowControl) channel.sendWindow = Number.POSITIVE_INFINITY;
+    if (!this.#codec.capabilities.flowControl) channel.sendWindow = Infinity;
     this.#streams.set(id, channel);
     channel.endpoint = this.#createEndpoint(channel, this);
     this.#onAdded(channel);

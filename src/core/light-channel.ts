@@ -20,6 +20,7 @@ import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
 import { multiplexCodec } from './codecs/multiplex.js';
 import { directWrites } from './direct-write.js';
+import { UpdateTurns } from './update-turns.js';
 import { defer } from './defer.js';
 import { NodeEmitter, type NodeEmitterMethods, withNodeEmitterMethods } from './emitter.js';
 import { MuxError } from './errors.js';
@@ -402,7 +403,7 @@ function createLightChannel(state: ChannelState, port: ChannelPort<MuxSession<Li
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the interface below declares the methods withNodeEmitterMethods installs
 export class LightSession extends MuxSession<LightChannel> {
   constructor(transport: Transport, role: Role, options?: SessionOptions) {
-    super(transport, role, options, createLightChannel, multiplexCodec, logRecords, directWrites);
+    super(transport, role, options, createLightChannel, multiplexCodec, logRecords, directWrites, UpdateTurns);
   }
 }
 withNodeEmitterMethods(LightSession);

@@ -24,6 +24,7 @@ import { yamuxCodec } from './codecs/yamux.js';
 import { FrameDecoder } from './decoder.js';
 import { defer } from './defer.js';
 import type { DirectWriteRoute } from './direct-write.js';
+import type { UpdateTurns } from './update-turns.js';
 import { Emitter } from './emitter.js';
 import {
   ChannelRefusedError,
@@ -141,7 +142,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * adapters pass it in (the Node ones always), so that a browser bundle that never speaks it leaves it out.
    * `records` (`logRecords`, observe.ts) turns the session's reports into records for the `logger` option: needed
    * only with a logger, and passed in the same way. `direct` (`directWrites`, direct-write.ts) lets large
-   * writes skip the queue when nothing else waits: the Node adapters pass it; a page's session goes without.
+   * writes skip the queue when nothing else waits, and `turns` (`UpdateTurns`, update-turns.ts) holds Window
+   * Updates to the end of an event-loop turn where several channels receive: two ways to fewer transport writes
+   * that the Node adapters pass; a page's session goes without (a browser has no `setImmediate` to hold with).
    */
   constructor(
     transport: Transport,
@@ -151,6 +154,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     multiplex?: WireCodec,
     records?: LogRecordMaker,
     direct?: DirectWriteRoute,
+    turns?: typeof UpdateTurns,
   ) {
     super();
     if (role !== 'client' && role !== 'server') throw new TypeError(`muxwire: role must be 'client' or 'server'`);
@@ -227,6 +231,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#keepAlive,
       isClosed,
       rules,
+      turns,
     );
     this.#outgoing = new Outgoing(
       this.options,

@@ -22,6 +22,7 @@ import {
 import { MaxEarlyStreamsError } from '@libp2p/utils';
 import type { ChannelState } from '../core/channel-state.js';
 import { directWrites } from '../core/direct-write.js';
+import { UpdateTurns } from '../core/update-turns.js';
 import { logRecords } from '../core/observe.js';
 import { MuxSession } from '../core/session.js';
 import { toLibp2pError } from './errors.js';
@@ -103,6 +104,7 @@ export class MuxwireMuxer
       undefined,
       logRecords,
       directWrites,
+      UpdateTurns,
     );
     this.session.on('channel', (stream) => this.#onInbound(stream));
     // After the peer's Go Away no stream may be opened; libp2p checks the muxer's status before trying.

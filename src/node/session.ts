@@ -11,6 +11,7 @@ import { MuxSession, type Role, type SessionEvents } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
 import { multiplexCodec } from '../core/codecs/multiplex.js';
 import { directWrites } from '../core/direct-write.js';
+import { UpdateTurns } from '../core/update-turns.js';
 import { logRecords } from '../core/observe.js';
 import { type NodeEmitterMethods, withNodeEmitterMethods } from '../core/emitter.js';
 import { LightSession } from '../core/light-channel.js';
@@ -71,6 +72,7 @@ export class Session extends MuxSession<Channel> {
       multiplexCodec,
       logRecords,
       directWrites,
+      UpdateTurns,
     );
     this.socket = isCoreTransport(transport) ? undefined : transport;
     announceSession(this);

@@ -3,8 +3,6 @@
  * opens a WebSocket and resolves to the client session once it is open.
  * @module
  */
-import type { ChannelPort } from '../core/channel-port.js';
-import type { ChannelState } from '../core/channel-state.js';
 import { type SessionOptions, resolveOptions } from '../core/options.js';
 import { MuxSession, type Role } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
@@ -20,10 +18,6 @@ import {
   withWebSocketWindow,
 } from './websocket-transport.js';
 
-function createWebChannel(state: ChannelState, port: ChannelPort<MuxSession<WebChannel>>): WebChannel {
-  return new WebChannel(state, port);
-}
-
 /**
  * A multiplexed session whose channels are {@link WebChannel}s (Web Streams). It has the API of every
  * muxwire session: `dial()`, `accept({ signal })`, `for await (const channel of session)`, `ping()`,
@@ -37,7 +31,7 @@ export class WebSession extends MuxSession<WebChannel> {
    */
   constructor(transport: Transport, role: Role, options?: WebSessionOptions) {
     const { multiplexCodec, logRecords, ...sessionOptions } = options ?? {};
-    super(transport, role, sessionOptions, createWebChannel, multiplexCodec, logRecords);
+    super(transport, role, sessionOptions, (state, port) => new WebChannel(state, port), multiplexCodec, logRecords);
   }
 }
 
