@@ -28,6 +28,13 @@ import type { FrameWriter } from './writer.js';
 /** Makes a channel's endpoint, given its state and the port (see `EndpointFactory` in session.ts). */
 export type MakeEndpoint<C extends ChannelEndpoint, S> = (state: ChannelState, port: ChannelPort<S>) => C;
 
+/**
+ * Writes of at least this many bytes may take the direct route (direct-write.ts), where the session has it: one
+ * transport write of their own at once, as a socket's write would be. Smaller ones wait for the flush, so that
+ * the small writes of one synchronous run (a request's parts, many channels' messages) share a transport write.
+ */
+export const DIRECT_WRITE_MIN = 16 * 1024;
+
 /** `C` is the adapter's channel type, `S` the session's type as the application sees it. */
 export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S> {
   declare readonly highWaterMark: number;
@@ -125,7 +132,13 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       if (done !== null) defer(() => done(null));
       return;
     }
-    if (this.#direct !== undefined && channel.queuedBytes === 0 && channel.pending === 0 && channel.state !== 'init') {
+    if (
+      data.length >= DIRECT_WRITE_MIN &&
+      this.#direct !== undefined &&
+      channel.queuedBytes === 0 &&
+      channel.pending === 0 &&
+      channel.state !== 'init'
+    ) {
       // A large write on an open channel with nothing queued (a bulk transfer's every write): framed and
       // written at once when the writer has nothing else to send (docs/design.md, "The send path").
       const sent = this.#direct(channel, data, done);

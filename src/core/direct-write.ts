@@ -14,17 +14,11 @@
  * @module
  */
 import type { ChannelState, WriteDone } from './channel-state.js';
+import { DIRECT_WRITE_MIN } from './channels.js';
 import type { WireCodec } from './codec.js';
 import { FrameType } from './frame.js';
 import type { WriteScheduler } from './scheduler.js';
 import { BATCH_LIMIT, type FrameWriter } from './writer.js';
-
-/**
- * Writes of at least this many bytes may take the direct route: one transport write of their own at once, as
- * a socket's write would be. Smaller ones wait for the flush, so that the small writes of one synchronous run
- * (a request's parts, many channels' messages) share a transport write.
- */
-export const DIRECT_WRITE_MIN = 16 * 1024;
 
 /**
  * Writes `data` on `channel` at once, as much of it as the peer's window and one batch allow, and returns the
@@ -43,13 +37,13 @@ export type DirectWriteRoute = (
 ) => DirectWrite;
 
 /**
- * The direct route. A write goes this way only when it is large ({@link DIRECT_WRITE_MIN}) and the writer has
- * nothing else to do: nothing waiting in the scheduler (it would be overtaken: fairness and order are the
+ * The direct route. A write comes this way only when it is large (`DIRECT_WRITE_MIN`, channels.ts), and goes
+ * only when the writer has nothing else to do: nothing waiting in the scheduler (it would be overtaken: fairness and order are the
  * scheduler's), the transport neither blocked nor gone, no batch being written; and only with frames large
  * enough for it (not the multiplex format's).
  */
 export const directWrites: DirectWriteRoute = (writer, scheduler, codec, allocate) => (channel, data, done) => {
-  if (data.length < DIRECT_WRITE_MIN || !writer.ready || !scheduler.idle) return 0;
+  if (!writer.ready || !scheduler.idle) return 0;
   const window = channel.sendWindow;
   const size = Math.min(data.length, window, BATCH_LIMIT);
   if (size <= 0) return 0;
