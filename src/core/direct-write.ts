@@ -10,7 +10,7 @@
  *
  * It owns only the framing of such a write and its window and byte counts. Whether the table may use it is
  * the table's (`ChannelTable.write`: an open channel, nothing queued or owed); handing the parts to the
- * transport, backpressure and failures are the writer's ({@link FrameWriter.send}).
+ * transport, backpressure and failures are the writer's (`FrameWriter.send`).
  * @module
  */
 import type { ChannelState, WriteDone } from './channel-state.js';
@@ -18,7 +18,7 @@ import { DIRECT_WRITE_MIN } from './channels.js';
 import type { WireCodec } from './codec.js';
 import { FrameType } from './frame.js';
 import type { WriteScheduler } from './scheduler.js';
-import { BATCH_LIMIT, type FrameWriter } from './writer.js';
+import { BATCH_LIMIT } from './writer.js';
 
 /**
  * Writes `data` on `channel` at once, as much of it as the peer's window and one batch allow, and returns the
@@ -28,9 +28,18 @@ import { BATCH_LIMIT, type FrameWriter } from './writer.js';
  */
 export type DirectWrite = (channel: ChannelState, data: Uint8Array, done: WriteDone | null) => number;
 
+/**
+ * What the route needs of the session's writer (`FrameWriter`, writer.ts): whether a write may start now, and
+ * the write itself. (Named here so that this module's public type reaches no internal one.)
+ */
+export interface DirectWriteTarget {
+  readonly ready: boolean;
+  send(parts: Uint8Array[], done: readonly WriteDone[], bytes: number, frames: number, payloadBytes: number): boolean;
+}
+
 /** Makes a session's {@link DirectWrite} from its parts: what an adapter passes to `MuxSession` to have one. */
 export type DirectWriteRoute = (
-  writer: FrameWriter,
+  writer: DirectWriteTarget,
   scheduler: WriteScheduler,
   codec: WireCodec,
   allocate: (size: number) => Uint8Array,
