@@ -23,6 +23,8 @@ import {
 } from '../src/index.js';
 import { Flag, FrameType } from '../src/core/frame.js';
 import { MuxSession } from '../src/core/session.js';
+import { directWrites } from '../src/core/direct-write.js';
+import { UpdateTurns } from '../src/core/update-turns.js';
 import { Channel as ChannelClass } from '../src/node/channel.js';
 import { FakeTransport } from './support/fake-transport.js';
 import { resourceCounts, settleResources } from './support/resources.js';
@@ -519,6 +521,10 @@ describe('flow control', () => {
       'server',
       { keepAliveInterval: 0, initialWindow: window, maxWindow: window, memoryBudget: null },
       (state, s) => new ChannelClass(state, s),
+      undefined,
+      undefined,
+      directWrites,
+      UpdateTurns, // as the Node session has it: holding the turn's updates is what is measured
     );
     const received = new Array<number>(channels).fill(0);
     session.on('channel', (channel) => {

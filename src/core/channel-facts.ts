@@ -48,6 +48,6 @@ export function installChannelFacts<C>(
     },
   };
   for (const [name, get] of Object.entries(getters)) {
-    Object.defineProperty(prototype, name, { get, enumerable: false, configurable: true });
+    Object.defineProperty(prototype, name, { get, configurable: true }); // not enumerable: the default
   }
 }

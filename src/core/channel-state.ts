@@ -294,6 +294,7 @@ export class ChannelState {
   }
 }
 
+// Not enumerable, not configurable: `defineProperty`'s defaults.
 for (const [name, bit] of Object.entries(FLAG_BITS)) {
   Object.defineProperty(ChannelState.prototype, name, {
     get(this: ChannelState): boolean {
@@ -302,7 +303,5 @@ for (const [name, bit] of Object.entries(FLAG_BITS)) {
     set(this: ChannelState, on: boolean): void {
       this.flags = on ? this.flags | bit : this.flags & ~bit;
     },
-    enumerable: false,
-    configurable: false,
   });
 }

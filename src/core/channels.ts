@@ -5,13 +5,13 @@
  *
  * It owns the table and each channel's send-side requests (queueing data, FIN and RST on the scheduler). A
  * channel's leaving is told to the parts that count it (window grants, the dial backlog and open watches);
- * the session's state (its error, whether it is closing) comes through {@link ChannelTableHost}. It reads no
+ * the session's state (its error, whether it is closing) comes through the functions it is given. It reads no
  * frames and writes nothing to the transport itself.
  * @module
  */
 import type { ChannelPort } from './channel-port.js';
 import { ChannelState, Pending, type ChannelEndpoint, type WriteDone } from './channel-state.js';
-import type { WireCodec } from './codec.js';
+import type { FormatRules, WireCodec } from './codec.js';
 import { defer } from './defer.js';
 import { ChannelResetError, MuxError, TransportClosedError } from './errors.js';
 import { Flag } from './frame.js';
@@ -22,27 +22,22 @@ import type { ResolvedOptions } from './options.js';
 import type { Outgoing } from './outgoing.js';
 import type { WriteScheduler } from './scheduler.js';
 import type { WindowGrants } from './window-grants.js';
-import { DIRECT_WRITE_MIN, type FrameWriter } from './writer.js';
-
-/** What the table asks of the session. */
-export interface ChannelTableHost {
-  /** The error the session ended with, if any (a write on a channel reset by it fails with it). */
-  sessionError(): Error | undefined;
-  /** A channel entered the table (its endpoint is made). */
-  onAdded(channel: ChannelState): void;
-  /**
-   * A channel left the table (a closing session may be done); `error` when it was reset or failed. Also called
-   * for each channel when the session ends under them (`failAll`).
-   */
-  onRemoved(channel: ChannelState, error: Error | undefined): void;
-}
+import type { DirectWrite } from './direct-write.js';
+import type { FrameWriter } from './writer.js';
 
 /** Makes a channel's endpoint, given its state and the port (see `EndpointFactory` in session.ts). */
 export type MakeEndpoint<C extends ChannelEndpoint, S> = (state: ChannelState, port: ChannelPort<S>) => C;
 
+/**
+ * Writes of at least this many bytes may take the direct route (direct-write.ts), where the session has it: one
+ * transport write of their own at once, as a socket's write would be. Smaller ones wait for the flush, so that
+ * the small writes of one synchronous run (a request's parts, many channels' messages) share a transport write.
+ */
+export const DIRECT_WRITE_MIN = 16 * 1024;
+
 /** `C` is the adapter's channel type, `S` the session's type as the application sees it. */
 export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S> {
-  readonly highWaterMark: number;
+  declare readonly highWaterMark: number;
   readonly #streams = new Map<number, ChannelState>();
 
   readonly #options: ResolvedOptions;
@@ -53,8 +48,13 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   readonly #grants: WindowGrants;
   readonly #outgoing: Outgoing;
   readonly #createEndpoint: MakeEndpoint<C, S>;
-  readonly #host: ChannelTableHost;
+  readonly #sessionError: () => Error | undefined;
+  readonly #onAdded: (channel: ChannelState) => void;
+  readonly #onRemoved: (channel: ChannelState, error: Error | undefined) => void;
   readonly #telemetry: Telemetry;
+  readonly #direct: DirectWrite | undefined;
+  /** The format's rules where it lacks windows or half-close (none for yamux). */
+  readonly #rules: FormatRules | undefined;
   constructor(
     readonly session: S,
     options: ResolvedOptions,
@@ -65,8 +65,19 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     grants: WindowGrants,
     outgoing: Outgoing,
     createEndpoint: MakeEndpoint<C, S>,
-    host: ChannelTableHost,
+    /** The error the session ended with, if any (a write on a channel reset by it fails with it). */
+    sessionError: () => Error | undefined,
+    /** A channel entered the table (its endpoint is made). */
+    onAdded: (channel: ChannelState) => void,
+    /**
+     * A channel left the table (a closing session may be done); `error` when it was reset or failed. Also
+     * called for each channel when the session ends under them (`failAll`).
+     */
+    onRemoved: (channel: ChannelState, error: Error | undefined) => void,
     telemetry: Telemetry,
+    /** The direct route of large writes, where the adapter gave the session one (direct-write.ts). */
+    direct: DirectWrite | undefined,
+    rules: FormatRules | undefined,
   ) {
     this.#options = options;
     this.#codec = codec;
@@ -76,8 +87,12 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     this.#grants = grants;
     this.#outgoing = outgoing;
     this.#createEndpoint = createEndpoint;
-    this.#host = host;
+    this.#sessionError = sessionError;
+    this.#onAdded = onAdded;
+    this.#onRemoved = onRemoved;
     this.#telemetry = telemetry;
+    this.#direct = direct;
+    this.#rules = rules;
     this.highWaterMark = options.channelHighWaterMark;
   }
 
@@ -99,10 +114,10 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     const channel = new ChannelState(id, outbound, this.#options.initialWindow, this.#options.maxWindow);
     if (outbound) this.#telemetry.outboundChannels++;
     else this.#telemetry.inboundChannels++;
-    if (!this.#codec.capabilities.flowControl) channel.sendWindow = Number.POSITIVE_INFINITY;
+    if (!this.#codec.capabilities.flowControl) channel.sendWindow = Infinity;
     this.#streams.set(id, channel);
     channel.endpoint = this.#createEndpoint(channel, this);
-    this.#host.onAdded(channel);
+    this.#onAdded(channel);
     return channel;
   }
 
@@ -113,17 +128,22 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       done?.(this.#writeRefusal(channel));
       return;
     }
-    if (data.length >= DIRECT_WRITE_MIN && channel.queuedBytes === 0 && channel.pending === 0) {
-      // A large write on an open channel with nothing queued (a bulk transfer's every write): framed and
-      // written at once when the writer has nothing else to send (docs/design.md, "The write path").
-      if (channel.state !== 'init') {
-        const sent = this.#writer.writeNow(channel, data, done);
-        if (sent === data.length) return;
-        if (sent > 0) data = data.subarray(sent); // beyond the peer's window or one batch: queued
-      }
-    } else if (data.length === 0) {
+    if (data.length === 0) {
       if (done !== null) defer(() => done(null));
       return;
+    }
+    if (
+      data.length >= DIRECT_WRITE_MIN &&
+      this.#direct !== undefined &&
+      channel.queuedBytes === 0 &&
+      channel.pending === 0 &&
+      channel.state !== 'init'
+    ) {
+      // A large write on an open channel with nothing queued (a bulk transfer's every write): framed and
+      // written at once when the writer has nothing else to send (docs/design.md, "The send path").
+      const sent = this.#direct(channel, data, done);
+      if (sent === data.length) return;
+      if (sent > 0) data = data.subarray(sent); // beyond the peer's window or one batch: queued
     }
     channel.enqueue(data, done);
     // The peer's window was already spent: these bytes wait for its Window Update (a stall begins).
@@ -223,7 +243,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     this.#grants.release(channel);
     this.#outgoing.acknowledged(channel);
     if (!this.#memory.underPressure) this.#grants.relieveMemory();
-    this.#host.onRemoved(channel, error);
+    this.#onRemoved(channel, error);
   }
 
   /**
@@ -236,7 +256,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       if (clearPending) channel.pending = 0;
       const failure = error ?? new TransportClosedError();
       channel.fail(failure);
-      this.#host.onRemoved(channel, failure);
+      this.#onRemoved(channel, failure);
     }
     this.#streams.clear();
   }
@@ -244,14 +264,11 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   /** Why a write on a channel that can no longer send fails. */
   #writeRefusal(channel: ChannelState): Error {
     if (channel.state === 'reset') {
-      return this.#host.sessionError() ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset`);
+      return this.#sessionError() ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset`);
     }
-    if (channel.remoteFin && !this.#codec.capabilities.halfClose) {
-      return new MuxError(
-        'ERR_MUX_WRITE_AFTER_END',
-        `channel ${channel.id} was closed by the peer (the ${this.#codec.name} format has no half-close)`,
-      );
-    }
-    return new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${channel.id} has ended its writing side`);
+    return (
+      this.#rules?.writeRefusal(channel) ??
+      new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${channel.id} has ended its writing side`)
+    );
   }
 }

@@ -47,6 +47,8 @@ export interface FormatRules {
   released(channel: ChannelState): void;
   /** The peer closed `channel` (without half-close, this side's direction ends too). */
   remoteClosed(channel: ChannelState): void;
+  /** Why a write on `channel`, whose writing side has ended, fails, if the format's rules ended it. */
+  writeRefusal(channel: ChannelState): Error | undefined;
 }
 
 /** Makes a session's {@link FormatRules} from the parts they act on; `relieveMemory` is the grants'. @internal */

@@ -9,8 +9,10 @@ export const GoAwayCode = { normal: 0, protocolError: 1, internalError: 2 } as c
 
 /** The base class of all muxwire errors. */
 export class MuxError extends Error {
+  // Fields the constructor assigns are `declare`d (here and in the session's parts): a class field would also be
+  // defined, empty, before the constructor runs, and say its name once more in a page's bundle.
   /** A stable identifier such as `ERR_MUX_PROTOCOL`. */
-  readonly code: string;
+  declare readonly code: string;
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
@@ -37,7 +39,7 @@ export class SessionClosedError extends MuxError {
 /** The peer sent Go Away: it takes no new channels. With a non-zero code it is also ending the session. */
 export class GoAwayError extends MuxError {
   /** The code the peer sent: 0 normal, 1 protocol error, 2 internal error. */
-  readonly goAwayCode: number;
+  declare readonly goAwayCode: number;
   constructor(goAwayCode: number, message?: string) {
     super('ERR_MUX_GO_AWAY', message ?? `peer sent Go Away (code ${goAwayCode}${goAwayName(goAwayCode)})`);
     this.goAwayCode = goAwayCode;
@@ -53,7 +55,7 @@ function goAwayName(code: number): string {
 
 /** The peer reset (aborted) the channel. */
 export class ChannelResetError extends MuxError {
-  readonly channelId: number;
+  declare readonly channelId: number;
   constructor(channelId: number, message?: string, code = 'ERR_MUX_CHANNEL_RESET') {
     super(code, message ?? `channel ${channelId} was reset by the peer`);
     this.channelId = channelId;
@@ -92,7 +94,7 @@ export class TimeoutError extends MuxError {
 
 /** The transport ended or failed while channels were still open. `cause` holds the transport's own error. */
 export class TransportClosedError extends MuxError {
-  constructor(message = 'transport closed with channels still open', cause?: unknown) {
+  constructor(message = 'the transport closed with channels still open', cause?: unknown) {
     super('ERR_MUX_TRANSPORT_CLOSED', message, cause === undefined ? undefined : { cause });
   }
 }

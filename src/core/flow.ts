@@ -76,20 +76,20 @@ export class ReceiveWindow {
    */
   ceiling: number;
   /** When the current auto-tuning epoch started (time of the last update), in ms. */
-  #epochStart = Number.NaN;
+  #epochStart = NaN;
   /**
    * `received` when the current epoch started: its pace counts only bytes read beyond those, the bytes that
    * arrived during the epoch (see {@link notePace}).
    */
   #epochReceived = 0;
   /** The read rate (bytes/ms) measured at the current size by the last trial (NaN before any). */
-  #rateAtSize = Number.NaN;
+  #rateAtSize = NaN;
   #trial: GrowthTrial | undefined;
   #failedTrials = 0;
   /** The fastest pace (ms per byte read) of the epochs and samples since the window last changed size. */
   #fastestPace = Infinity;
   /** Where the current pace sample started (time, `received`); NaN before the first read. */
-  #sampleAt = Number.NaN;
+  #sampleAt = NaN;
   #sampleReceived = 0;
   /** A pace was measured while the session had no RTT yet, and no growth decision has used it. */
   #pacedWithoutRtt = false;

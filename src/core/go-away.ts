@@ -83,15 +83,15 @@ export class GoAwayHandshake {
   stop(): void {
     this.seen = true;
     this.#probe = 0;
-    if (this.#answerTimer !== undefined) clearTimeout(this.#answerTimer);
-    if (this.#quietTimer !== undefined) clearTimeout(this.#quietTimer);
+    clearTimeout(this.#answerTimer);
+    clearTimeout(this.#quietTimer);
     this.#answerTimer = undefined;
     this.#quietTimer = undefined;
   }
 
   #awaitQuiet(): void {
     if (this.seen) return;
-    if (this.#quietTimer !== undefined) clearTimeout(this.#quietTimer);
+    clearTimeout(this.#quietTimer);
     this.#quietTimer = unref(
       setTimeout(
         () => {

@@ -5,28 +5,20 @@
  * application accepts, as the original does. Taking a channel acknowledges it (ACK with its window).
  *
  * It owns the accept queue and the waiting `accept()` calls. It queues only ACKs, sets the {@link ReadGate}'s
- * accept-queue hold, and reaches the session's events and state through {@link IncomingHost}; it never
- * creates, resets or removes a channel.
+ * accept-queue hold, emits the session's `'channel'` events and asks the session only why `accept()` may not
+ * wait; it never creates, resets or removes a channel.
  * @module
  */
 import { Pending, type ChannelEndpoint, type ChannelState } from './channel-state.js';
 import type { CodecCapabilities } from './codec.js';
+import type { Emitter } from './emitter.js';
 import { Fifo } from './fifo.js';
 import type { ResolvedOptions } from './options.js';
 import type { ReadGate } from './read-gate.js';
+import type { SessionEvents } from './session-api.js';
 import type { WriteScheduler } from './scheduler.js';
 import type { WindowGrants } from './window-grants.js';
 import type { FrameWriter } from './writer.js';
-
-/** What the accepting side asks of the session. */
-export interface IncomingHost<C> {
-  /** Why `accept()` cannot wait now (the session is closing or closed), or undefined. */
-  acceptRefusal(): Error | undefined;
-  /** The session has a `'channel'` listener. */
-  hasListener(): boolean;
-  /** Emits `'channel'`. */
-  emitChannel(channel: C): void;
-}
 
 interface AcceptWaiter<C> {
   resolve(channel: C): void;
@@ -45,7 +37,8 @@ export class Incoming<C extends ChannelEndpoint> {
   readonly #writer: FrameWriter;
   readonly #grants: WindowGrants;
   readonly #gate: ReadGate;
-  readonly #host: IncomingHost<C>;
+  readonly #events: Emitter<SessionEvents<C>>;
+  readonly #acceptRefusal: () => Error | undefined;
   constructor(
     options: ResolvedOptions,
     caps: CodecCapabilities,
@@ -53,7 +46,10 @@ export class Incoming<C extends ChannelEndpoint> {
     writer: FrameWriter,
     grants: WindowGrants,
     gate: ReadGate,
-    host: IncomingHost<C>,
+    /** The session, whose `'channel'` listeners take channels as they come. */
+    events: Emitter<SessionEvents<C>>,
+    /** Why `accept()` cannot wait now (the session is closing or closed), or undefined. */
+    acceptRefusal: () => Error | undefined,
   ) {
     this.#options = options;
     this.#caps = caps;
@@ -61,7 +57,8 @@ export class Incoming<C extends ChannelEndpoint> {
     this.#writer = writer;
     this.#grants = grants;
     this.#gate = gate;
-    this.#host = host;
+    this.#events = events;
+    this.#acceptRefusal = acceptRefusal;
   }
 
   /** Channels waiting to be accepted. */
@@ -78,7 +75,7 @@ export class Incoming<C extends ChannelEndpoint> {
   accept(signal: AbortSignal | undefined): Promise<C> {
     const queued = this.take();
     if (queued !== undefined) return Promise.resolve(queued);
-    const refusal = this.#host.acceptRefusal();
+    const refusal = this.#acceptRefusal();
     if (refusal !== undefined) return Promise.reject(refusal);
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<C>((resolve, reject) => {
@@ -102,9 +99,9 @@ export class Incoming<C extends ChannelEndpoint> {
       this.#acknowledge(channel);
       if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
       waiter.resolve(channel.endpoint as C);
-    } else if (this.#host.hasListener()) {
+    } else if (this.#events.listenerCount('channel') > 0) {
       this.#acknowledge(channel);
-      this.#host.emitChannel(channel.endpoint as C);
+      this.#events.emit('channel', channel.endpoint as C);
     } else {
       this.#queue.push(channel);
       if (!this.#caps.refusal && this.#queue.length >= this.#options.acceptBacklog) {
@@ -132,10 +129,10 @@ export class Incoming<C extends ChannelEndpoint> {
 
   /** A `'channel'` listener was added: hands it the queued channels, from a microtask. */
   drainToListeners(): void {
-    while (this.#host.hasListener()) {
+    while (this.#events.listenerCount('channel') > 0) {
       const channel = this.take();
       if (channel === undefined) return;
-      this.#host.emitChannel(channel);
+      this.#events.emit('channel', channel);
     }
   }
 

@@ -5,7 +5,7 @@
  *
  * It owns the ping in flight, the ping values, the RTT figures and the keep-alive timer. It queues only Ping
  * frames; it reads the {@link ReadGate} to probe a paused transport, and reaches the rest of the session only
- * through {@link KeepAliveHost} (failing it on a timeout, telling it the first RTT).
+ * through the functions it is given (failing it on a timeout, telling it the first RTT).
  * @module
  */
 import { TimeoutError } from './errors.js';
@@ -36,20 +36,11 @@ export interface PendingPing {
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
-/** What the keep-alive asks of the session. */
-export interface KeepAliveHost {
-  isClosed(): boolean;
-  /** The peer is silent past its deadline: end the session with `error`. */
-  fail(error: Error): void;
-  /** The first RTT was measured (auto-tuning may now grow windows that waited for it). */
-  onFirstRtt(): void;
-}
-
 export class KeepAlive {
   /** The last measured round-trip time (ms). */
-  lastRtt: number | undefined;
+  declare lastRtt: number | undefined;
   /** The smallest RTT seen: the path's own delay, without the queueing that data adds to later pings. */
-  minRtt: number | undefined;
+  declare minRtt: number | undefined;
   /** When bytes last arrived from the peer (`performance.now()`), for the keep-alive deadline. */
   lastHeard = 0;
   #inFlight: PendingPing | undefined;
@@ -62,19 +53,27 @@ export class KeepAlive {
   readonly #scheduler: WriteScheduler;
   readonly #writer: FrameWriter;
   readonly #gate: ReadGate;
-  readonly #host: KeepAliveHost;
+  readonly #isClosed: () => boolean;
+  readonly #fail: (error: Error) => void;
+  readonly #onFirstRtt: () => void;
   constructor(
     options: ResolvedOptions,
     scheduler: WriteScheduler,
     writer: FrameWriter,
     gate: ReadGate,
-    host: KeepAliveHost,
+    isClosed: () => boolean,
+    /** The peer is silent past its deadline: end the session with `error`. */
+    fail: (error: Error) => void,
+    /** The first RTT was measured (auto-tuning may now grow windows that waited for it). */
+    onFirstRtt: () => void,
   ) {
     this.#options = options;
     this.#scheduler = scheduler;
     this.#writer = writer;
     this.#gate = gate;
-    this.#host = host;
+    this.#isClosed = isClosed;
+    this.#fail = fail;
+    this.#onFirstRtt = onFirstRtt;
   }
 
   /** Sends the opening ping (it measures the RTT that window auto-tuning needs); keep-alive follows. */
@@ -122,23 +121,23 @@ export class KeepAlive {
     if (ping?.value !== value) return; // stale or unknown answer
     this.#inFlight = undefined;
     if (this.#gate.probing) this.#gate.endProbe(); // the answer came: the peer is there
-    if (ping.timer !== undefined) clearTimeout(ping.timer);
+    clearTimeout(ping.timer);
     const rtt = performance.now() - ping.sentAt;
     this.lastRtt = rtt;
     const first = this.minRtt === undefined;
     if (first || rtt < this.minRtt!) this.minRtt = rtt;
-    if (first) this.#host.onFirstRtt();
+    if (first) this.#onFirstRtt();
     for (const resolve of ping.resolve) resolve(rtt);
   }
 
   /** The session has ended: stop the timers; a pending ping rejects with `error`. */
   stop(error: Error): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    clearTimeout(this.#timer);
     this.#timer = undefined;
     const ping = this.#inFlight;
     this.#inFlight = undefined;
     if (ping !== undefined) {
-      if (ping.timer !== undefined) clearTimeout(ping.timer);
+      clearTimeout(ping.timer);
       for (const reject of ping.reject) reject(error);
     }
   }
@@ -195,7 +194,7 @@ export class KeepAlive {
       ping.timer = setTimeout(() => this.#onTimeout(ping), Math.max(1, timeout - quiet));
       return;
     }
-    this.#host.fail(
+    this.#fail(
       new TimeoutError(
         'ERR_MUX_KEEPALIVE_TIMEOUT',
         `the peer did not answer a ping within ${timeout} ms, and sent nothing meanwhile`,
@@ -208,7 +207,7 @@ export class KeepAlive {
    * `keepAliveInterval` (none if keep-alive is off), each once the previous one was answered.
    */
   #arm(): void {
-    if (this.#host.isClosed()) return;
+    if (this.#isClosed()) return;
     const interval = this.#options.keepAliveInterval;
     let delay = interval;
     if (this.#rttProbes < RTT_PROBE_DELAYS.length) {
@@ -219,7 +218,7 @@ export class KeepAlive {
     this.#timer = unref(
       setTimeout(() => {
         this.#timer = undefined;
-        if (this.#host.isClosed()) return;
+        if (this.#isClosed()) return;
         this.#send().resolve.push(() => this.#arm());
       }, delay),
     );

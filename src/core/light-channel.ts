@@ -19,6 +19,8 @@ import { installChannelFacts } from './channel-facts.js';
 import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
 import { multiplexCodec } from './codecs/multiplex.js';
+import { directWrites } from './direct-write.js';
+import { UpdateTurns } from './update-turns.js';
 import { defer } from './defer.js';
 import { NodeEmitter, type NodeEmitterMethods, withNodeEmitterMethods } from './emitter.js';
 import { MuxError } from './errors.js';
@@ -401,7 +403,7 @@ function createLightChannel(state: ChannelState, port: ChannelPort<MuxSession<Li
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the interface below declares the methods withNodeEmitterMethods installs
 export class LightSession extends MuxSession<LightChannel> {
   constructor(transport: Transport, role: Role, options?: SessionOptions) {
-    super(transport, role, options, createLightChannel, multiplexCodec, logRecords);
+    super(transport, role, options, createLightChannel, multiplexCodec, logRecords, directWrites, UpdateTurns);
   }
 }
 withNodeEmitterMethods(LightSession);

@@ -5,7 +5,7 @@
  *
  * It owns the dial backlog, the count of unacknowledged SYNs and the open watches. It queues only SYNs (with
  * their window announcement); a channel that times out or is aborted is reset by the session, through
- * {@link OutgoingHost}. It never reads frames: the session tells it of ACKs and of channels that left.
+ * the `abortOpen` it is given. It never reads frames: the session tells it of ACKs and of channels that left.
  * @module
  */
 import { Pending, type ChannelState } from './channel-state.js';
@@ -17,13 +17,6 @@ import type { WriteScheduler } from './scheduler.js';
 import { unref } from './timers.js';
 import type { WindowGrants } from './window-grants.js';
 import type { FrameWriter } from './writer.js';
-
-/** What the dial side asks of the session. */
-export interface OutgoingHost {
-  isClosed(): boolean;
-  /** Gives up opening a channel: it fails with `error` and is reset (the peer may hold it in its backlog). */
-  abortOpen(channel: ChannelState, error: Error): void;
-}
 
 export class Outgoing {
   /** Dials waiting for the ACK backlog to have room. */
@@ -41,21 +34,25 @@ export class Outgoing {
   readonly #scheduler: WriteScheduler;
   readonly #writer: FrameWriter;
   readonly #grants: WindowGrants;
-  readonly #host: OutgoingHost;
+  readonly #isClosed: () => boolean;
+  readonly #abortOpen: (channel: ChannelState, error: Error) => void;
   constructor(
     options: ResolvedOptions,
     caps: CodecCapabilities,
     scheduler: WriteScheduler,
     writer: FrameWriter,
     grants: WindowGrants,
-    host: OutgoingHost,
+    isClosed: () => boolean,
+    /** Gives up opening a channel: it fails with `error` and is reset (the peer may hold it in its backlog). */
+    abortOpen: (channel: ChannelState, error: Error) => void,
   ) {
     this.#options = options;
     this.#caps = caps;
     this.#scheduler = scheduler;
     this.#writer = writer;
     this.#grants = grants;
-    this.#host = host;
+    this.#isClosed = isClosed;
+    this.#abortOpen = abortOpen;
   }
 
   /**
@@ -66,7 +63,7 @@ export class Outgoing {
     if (this.#caps.acknowledgements) {
       if (openTimeout > 0) this.#watch(channel, openTimeout);
       if (signal !== undefined) {
-        const onAbort = (): void => this.#host.abortOpen(channel, signal.reason as Error);
+        const onAbort = (): void => this.#abortOpen(channel, signal.reason as Error);
         channel.openAbort = { signal, onAbort };
         signal.addEventListener('abort', onAbort, { once: true });
       }
@@ -111,7 +108,7 @@ export class Outgoing {
   stop(): void {
     for (const channel of this.#opening) this.settled(channel);
     this.#opening = [];
-    if (this.#openTimer !== undefined) clearTimeout(this.#openTimer);
+    clearTimeout(this.#openTimer);
     this.#openTimer = undefined;
   }
 
@@ -147,14 +144,14 @@ export class Outgoing {
   }
 
   #armTimer(deadline: number): void {
-    if (this.#openTimer !== undefined) clearTimeout(this.#openTimer);
+    clearTimeout(this.#openTimer);
     this.#openTimerAt = deadline;
     this.#openTimer = unref(setTimeout(() => this.#sweep(), Math.max(0, deadline - performance.now())));
   }
 
   #sweep(): void {
     this.#openTimer = undefined;
-    if (this.#host.isClosed()) return;
+    if (this.#isClosed()) return;
     const now = performance.now();
     const due: ChannelState[] = [];
     const waiting: ChannelState[] = [];
@@ -170,7 +167,7 @@ export class Outgoing {
     }
     this.#opening = waiting;
     for (const channel of due) {
-      this.#host.abortOpen(
+      this.#abortOpen(
         channel,
         new TimeoutError(
           'ERR_MUX_OPEN_TIMEOUT',

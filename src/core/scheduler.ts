@@ -168,7 +168,7 @@ export class WriteScheduler {
   #dataTail: ChannelState | null = null;
 
   /** The largest Data frame payload this side sends (`maxFrameSize`, capped by the codec's fragment size). */
-  readonly maxFrameSize: number;
+  declare readonly maxFrameSize: number;
   readonly #hooks: SchedulerHooks;
   constructor(maxFrameSize: number, hooks: SchedulerHooks) {
     this.maxFrameSize = maxFrameSize;

@@ -23,6 +23,8 @@ import type { CodecCapabilities, WireCodec } from './codec.js';
 import { yamuxCodec } from './codecs/yamux.js';
 import { FrameDecoder } from './decoder.js';
 import { defer } from './defer.js';
+import type { DirectWriteRoute } from './direct-write.js';
+import type { UpdateTurns } from './update-turns.js';
 import { Emitter } from './emitter.js';
 import {
   ChannelRefusedError,
@@ -93,11 +95,11 @@ function defaultAllocate(size: number): Uint8Array {
  */
 export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents<C>> {
   /** The options in force, defaults applied. */
-  readonly options: ResolvedOptions;
+  declare readonly options: ResolvedOptions;
   /** `client` (dials odd ids) or `server` (dials even ids). */
-  readonly role: Role;
+  declare readonly role: Role;
   /** Settles when the session has ended: resolves on a clean close, rejects with the error otherwise. */
-  readonly closed: Promise<void>;
+  declare readonly closed: Promise<void>;
 
   /** The wire format and what it can express. */
   readonly #codec: WireCodec;
@@ -139,7 +141,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * `multiplex` is the codec of the original multiplex format, needed only with `protocol: 'multiplex'`: the
    * adapters pass it in (the Node ones always), so that a browser bundle that never speaks it leaves it out.
    * `records` (`logRecords`, observe.ts) turns the session's reports into records for the `logger` option: needed
-   * only with a logger, and passed in the same way.
+   * only with a logger, and passed in the same way. `direct` (`directWrites`, direct-write.ts) lets large
+   * writes skip the queue when nothing else waits, and `turns` (`UpdateTurns`, update-turns.ts) holds Window
+   * Updates to the end of an event-loop turn where several channels receive: two ways to fewer transport writes
+   * that the Node adapters pass; a page's session goes without (a browser has no `setImmediate` to hold with).
    */
   constructor(
     transport: Transport,
@@ -148,6 +153,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     createEndpoint: EndpointFactory<C>,
     multiplex?: WireCodec,
     records?: LogRecordMaker,
+    direct?: DirectWriteRoute,
+    turns?: typeof UpdateTurns,
   ) {
     super();
     if (role !== 'client' && role !== 'server') throw new TypeError(`muxwire: role must be 'client' or 'server'`);
@@ -181,13 +188,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#scheduler,
       this.#codec,
       this.#allocate,
-      {
-        onWriteError: (error) => {
-          this.#onTransportError(error);
-          return this.#error;
-        },
-        onFlushedToEnd: () => this.#endTransport(),
+      (error) => {
+        this.#onTransportError(error);
+        return this.#error;
       },
+      () => this.#endTransport(),
       telemetry,
     );
     this.#gate = new ReadGate(
@@ -197,14 +202,18 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#memory,
       isClosed,
     );
-    this.#keepAlive = new KeepAlive(this.options, this.#scheduler, this.#writer, this.#gate, {
+    this.#keepAlive = new KeepAlive(
+      this.options,
+      this.#scheduler,
+      this.#writer,
+      this.#gate,
       isClosed,
-      fail: (error) => {
+      (error) => {
         telemetry.log(LOG_KEEPALIVE_TIMEOUT, undefined, error);
         this.#fail(error);
       },
-      onFirstRtt: () => this.#grants.tuneOnFirstRtt(this.#streams.values()),
-    });
+      () => this.#grants.tuneOnFirstRtt(this.#streams.values()),
+    );
     this.#goAway = new GoAwayHandshake(this.#keepAlive, this.#scheduler, this.options.keepAliveTimeout, () =>
       this.#checkCloseDone(),
     );
@@ -222,11 +231,17 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#keepAlive,
       isClosed,
       rules,
+      turns,
     );
-    this.#outgoing = new Outgoing(this.options, this.#caps, this.#scheduler, this.#writer, this.#grants, {
+    this.#outgoing = new Outgoing(
+      this.options,
+      this.#caps,
+      this.#scheduler,
+      this.#writer,
+      this.#grants,
       isClosed,
-      abortOpen: (channel, error) => this.#streams.reset(channel, error, true), // its removal settles the watch
-    });
+      (channel, error) => this.#streams.reset(channel, error, true), // its removal settles the watch
+    );
     this.#incoming = new Incoming<C>(
       this.options,
       this.#caps,
@@ -234,11 +249,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#writer,
       this.#grants,
       this.#gate,
-      {
-        acceptRefusal: () => this.#notOpenError(),
-        hasListener: () => this.listenerCount('channel') > 0,
-        emitChannel: (channel) => this.emit('channel', channel),
-      },
+      this,
+      () => this.#notOpenError(),
     );
     this.#streams = new ChannelTable<C, MuxSession<C>>(
       this,
@@ -250,18 +262,18 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#grants,
       this.#outgoing,
       createEndpoint,
-      {
-        sessionError: () => this.#error,
-        onAdded: (channel) => {
-          if (this.#watchChannels && this.listenerCount('channelOpen') > 0)
-            this.emit('channelOpen', channelStats(channel));
-        },
-        onRemoved: (channel, error) => {
-          if (this.#watchChannels) this.#emitChannelClose(channel, error);
-          if (this.#status === 'closing') this.#checkCloseDone();
-        },
+      () => this.#error,
+      (channel) => {
+        if (this.#watchChannels && this.listenerCount('channelOpen') > 0)
+          this.emit('channelOpen', channelStats(channel));
+      },
+      (channel, error) => {
+        if (this.#watchChannels) this.#emitChannelClose(channel, error);
+        if (this.#status === 'closing') this.#checkCloseDone();
       },
       telemetry,
+      direct?.(this.#writer, this.#scheduler, codec, this.#allocate),
+      rules,
     );
     // The decoder hands frames to the receive dispatch; none of its callbacks is the session's API.
     this.#receiver = new Receiver<C, MuxSession<C>>(
@@ -518,7 +530,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
     if (this.#status === 'closed') return;
     if (this.#streams.size === 0) this.#finish(undefined);
-    else this.#loseTransport(new TransportClosedError('the transport closed with channels still open'));
+    else this.#loseTransport(new TransportClosedError());
   }
 
   /**
@@ -651,7 +663,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#streams.failAll(error, false);
     this.#memory.releaseAll();
     this.#outgoing.stop();
-    if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
+    clearTimeout(this.#closeTimer);
     this.#closeTimer = undefined;
     this.#goAway.stop();
     this.#gate.stop();

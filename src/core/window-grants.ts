@@ -4,7 +4,8 @@
  * withheld from channels that hold data and granted again once memory is relieved. On a codec without
  * windows the codec's rules ({@link FormatRules}) decide when a channel that held too much lets reading resume.
  *
- * It owns the withheld list, the held-back Window Updates of a turn (`UpdateTurns`) and the memory counts of
+ * It owns the withheld list, the held-back Window Updates of a turn (`UpdateTurns`, where the adapter gave
+ * the session it) and the memory counts of
  * what was read. It queues only Window Updates (through a channel's `pendingIncrement`), reads the RTT from
  * the keep-alive, and asks the {@link ReadGate} to resume; it never opens, closes or fails a channel.
  * @module
@@ -16,7 +17,7 @@ import type { KeepAlive } from './keepalive.js';
 import { type ResolvedOptions, SPEC_INITIAL_WINDOW } from './options.js';
 import type { ReadGate } from './read-gate.js';
 import type { WriteScheduler } from './scheduler.js';
-import { UpdateTurns } from './update-turns.js';
+import type { UpdateTurns } from './update-turns.js';
 import type { FrameWriter } from './writer.js';
 
 export class WindowGrants {
@@ -29,7 +30,8 @@ export class WindowGrants {
    */
   readonly #quietUpdateMs: number;
   /** Holds Window Updates to the end of the event-loop turn where several channels receive. */
-  readonly #updateTurns: UpdateTurns;
+  /** Holds Window Updates to the end of a turn, where the adapter gave the session `UpdateTurns` (Node's). */
+  readonly #updateTurns: UpdateTurns | undefined;
   readonly #reserveGrowth = (extra: number): boolean => this.#memory.reserveGrowth(extra);
 
   readonly #options: ResolvedOptions;
@@ -50,6 +52,7 @@ export class WindowGrants {
     keepAlive: KeepAlive,
     isClosed: () => boolean,
     rules: FormatRules | undefined,
+    turns: typeof UpdateTurns | undefined,
   ) {
     this.#rules = rules;
     this.#options = options;
@@ -60,9 +63,11 @@ export class WindowGrants {
     this.#gate = gate;
     this.#keepAlive = keepAlive;
     this.#quietUpdateMs = Math.max(options.keepAliveTimeout / 4, 10);
-    this.#updateTurns = new UpdateTurns(() => {
-      if (!isClosed()) writer.schedule();
-    });
+    this.#updateTurns =
+      turns &&
+      new turns(() => {
+        if (!isClosed()) writer.schedule();
+      });
   }
 
   /** The application read some of a channel's data: account for it and grant window when due. */
@@ -172,12 +177,13 @@ export class WindowGrants {
 
   /**
    * Queues a Window Update of `increment` bytes for the channel (nothing for 0). It leaves with the next flush,
-   * which waits for the end of the event-loop turn where several channels receive (see `UpdateTurns`).
+   * which waits for the end of the event-loop turn where several channels receive (see `UpdateTurns`; only in
+   * the sessions given it, which a page's are not: a browser has no `setImmediate` to wait with).
    */
   #queueIncrement(channel: ChannelState, increment: number): void {
     if (increment <= 0) return;
     channel.pendingIncrement += increment;
     this.#scheduler.scheduleControl(channel);
-    if (!this.#updateTurns.hold(channel.id)) this.#writer.schedule();
+    if (!this.#updateTurns?.hold(channel.id)) this.#writer.schedule();
   }
 }

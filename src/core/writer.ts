@@ -6,21 +6,20 @@
  * It owns the batch, the flush state and the write side's flags (blocked, ended, closed). It decides
  * nothing about what is sent (that is the scheduler's queues, filled by the session's parts), and it never
  * ends or destroys the transport itself: a failed write and "everything is written, end now" go back to the
- * session through {@link WriterHost}.
+ * session through the two functions it is given.
  * @module
  */
-import type { ChannelState, WriteDone } from './channel-state.js';
+import type { WriteDone } from './channel-state.js';
 import type { WireCodec } from './codec.js';
 import { defer } from './defer.js';
 import { TransportClosedError } from './errors.js';
-import { FrameType } from './frame.js';
 import type { Telemetry } from './observe.js';
 import { FrameBatch, type WriteScheduler } from './scheduler.js';
 import type { Transport } from './transport.js';
 import { noop } from './timers.js';
 
 /** A batch stops growing at this many bytes; the transport decides whether more follow at once. */
-const BATCH_LIMIT = 1024 * 1024;
+export const BATCH_LIMIT = 1024 * 1024;
 /**
  * Frames scheduled while a flush is pending (scheduling calls, about two per dialled channel that writes at
  * once) after which the session writes at once instead of waiting for the microtask.
@@ -28,23 +27,6 @@ const BATCH_LIMIT = 1024 * 1024;
 const EARLY_FLUSH_AFTER = 256;
 /** Size of the scratch buffer a batch starts in (its bytes leave as one exact-size copy). */
 const SCRATCH_STAGING = 2048;
-/**
- * Writes of at least this many bytes may take the direct path ({@link FrameWriter.writeNow}): one transport
- * write of their own at once, as a socket's write would be. Smaller ones wait for the flush, so that the
- * small writes of one synchronous run (a request's parts, many channels' messages) share a transport write.
- */
-export const DIRECT_WRITE_MIN = 16 * 1024;
-
-/** What the writer reports to the session. */
-export interface WriterHost {
-  /**
-   * The transport failed a write (or threw): the session fails, and returns its error, if it has one, which
-   * the writes of that batch then fail with.
-   */
-  onWriteError(error: Error): Error | undefined;
-  /** Asked by `endAfterFlush()`: everything queued is written, the transport may be ended. */
-  onFlushedToEnd(): void;
-}
 
 export class FrameWriter {
   /** The transport asked to wait (`write()` returned false) until its drain event. */
@@ -66,24 +48,28 @@ export class FrameWriter {
 
   readonly #transport: Transport;
   readonly #scheduler: WriteScheduler;
-  readonly #codec: WireCodec;
-  readonly #allocate: (size: number) => Uint8Array;
-  readonly #host: WriterHost;
+  readonly #onWriteError: (error: Error) => Error | undefined;
+  readonly #onFlushedToEnd: () => void;
   readonly #telemetry: Telemetry;
   constructor(
     transport: Transport,
     scheduler: WriteScheduler,
     codec: WireCodec,
     allocate: (size: number) => Uint8Array,
-    host: WriterHost,
+    /**
+     * The transport failed a write (or threw): the session fails, and returns its error, if it has one, which
+     * the writes of that batch then fail with.
+     */
+    onWriteError: (error: Error) => Error | undefined,
+    /** Asked by `endAfterFlush()`: everything queued is written, the transport may be ended. */
+    onFlushedToEnd: () => void,
     /** Counts the bytes and frames handed to the transport. */
     telemetry: Telemetry,
   ) {
     this.#transport = transport;
     this.#scheduler = scheduler;
-    this.#codec = codec;
-    this.#allocate = allocate;
-    this.#host = host;
+    this.#onWriteError = onWriteError;
+    this.#onFlushedToEnd = onFlushedToEnd;
     this.#telemetry = telemetry;
     this.#batch = new FrameBatch(allocate, codec, new Uint8Array(SCRATCH_STAGING));
   }
@@ -117,68 +103,11 @@ export class FrameWriter {
     if (this.endPending || !this.#scheduler.idle) this.schedule();
   }
 
-  /**
-   * The direct path of a large write (the common case of a bulk transfer: one channel, window open, nothing
-   * else to send): frames `data`, as much of it as the peer's window and one batch allow, and hands it to the
-   * transport at once, in one write of its own, without the channel's queue, the scheduler's rings or the
-   * flush's microtask. The caller has checked the channel's side: open (SYN sent, nothing owed), nothing
-   * queued. Returns the bytes written, 0 when the transport's side does not allow it: anything else waiting
-   * in the scheduler (it would be overtaken: fairness and order are the scheduler's), the transport blocked
-   * or gone, a batch being written, frames too small for the path (the multiplex format's). `done` goes with
-   * the write when all of `data` went; otherwise the caller queues the rest with it.
-   */
-  writeNow(channel: ChannelState, data: Uint8Array, done: WriteDone | null): number {
-    if (this.blocked || this.closed || this.ended || this.#writing || !this.#scheduler.idle) return 0;
-    const window = channel.sendWindow;
-    const size = Math.min(data.length, window, BATCH_LIMIT);
-    if (size <= 0) return 0;
-    const maxFrame = this.#scheduler.maxFrameSize;
-    if (maxFrame < DIRECT_WRITE_MIN) return 0;
-    const codec = this.#codec;
-    const parts: Uint8Array[] = [];
-    let bytes = 0;
-    let frames = 0;
-    for (let at = 0; at < size; at += maxFrame) {
-      const length = size - at < maxFrame ? size - at : maxFrame;
-      const header = this.#allocate(codec.maxEncodedHeader);
-      const written = codec.encode(header, 0, FrameType.data, 0, channel.id, length);
-      parts.push(
-        written === header.length ? header : header.subarray(0, written),
-        length === data.length ? data : data.subarray(at, at + length),
-      );
-      bytes += written + length;
-      frames++;
-    }
-    channel.sendWindow = window - size;
-    channel.sent += size;
-    const telemetry = this.#telemetry;
-    telemetry.bytesOut += bytes;
-    telemetry.framesOut += frames;
-    telemetry.dataBytesOut += size;
-    const callback = done === null || size < data.length ? null : done;
-    let accepted: boolean;
-    // As in a flush: a write the transport completes at once must not start another from its callback.
-    this.#writing = true;
-    try {
-      accepted = this.#transport.write(
-        parts,
-        callback === null ? noop : (error) => callback(error ? this.#failure(error) : null),
-      );
-    } catch (error) {
-      this.#host.onWriteError(error instanceof Error ? error : new Error(String(error)));
-      return size;
-    } finally {
-      this.#writing = false;
-    }
-    if (!accepted) this.blocked = true;
-    return size;
-  }
-
   /** Ends the transport (through the host) once everything queued is written: at once if nothing is. */
   endAfterFlush(): void {
     this.endPending = true;
     this.schedule();
-    if (!this.#scheduled && this.#scheduler.idle && !this.blocked) this.#host.onFlushedToEnd();
+    if (!this.#scheduled && this.#scheduler.idle && !this.blocked) this.#onFlushedToEnd();
   }
 
   /** Writes batches until nothing is queued or the transport asks to wait. */
@@ -189,38 +118,57 @@ export class FrameWriter {
         const batch = this.#batch;
         this.#scheduler.fill(batch, BATCH_LIMIT);
         if (batch.bytes === 0) break;
-        const telemetry = this.#telemetry;
-        telemetry.bytesOut += batch.bytes;
-        telemetry.framesOut += batch.frames;
-        telemetry.dataBytesOut += batch.payloadBytes;
-        const done = batch.done;
+        const { bytes, frames, payloadBytes, done } = batch;
         const parts = batch.finish();
         // The parts are the transport's now: the batch lets go of them, so an idle session holds no payloads.
         batch.reset();
-        let accepted: boolean;
-        try {
-          accepted = this.#transport.write(
-            parts,
-            done.length === 0
-              ? noop
-              : (error) => {
-                  if (error) {
-                    const failure = this.#failure(error);
-                    for (const callback of done) callback(failure);
-                  } else {
-                    for (const callback of done) callback(null);
-                  }
-                },
-          );
-        } catch (error) {
-          this.#host.onWriteError(error instanceof Error ? error : new Error(String(error)));
-          return;
-        }
-        if (!accepted) this.blocked = true;
+        if (!this.send(parts, done, bytes, frames, payloadBytes)) return;
       }
-      if (this.endPending && !this.blocked && this.#scheduler.idle) this.#host.onFlushedToEnd();
+      if (this.endPending && !this.blocked && this.#scheduler.idle) this.#onFlushedToEnd();
     } finally {
       this.#writing = false;
+    }
+  }
+
+  /**
+   * Nothing stops a write from being handed to the transport now: it is neither blocked nor ended nor
+   * closed, and no batch is being written (a write the transport completes at once must not start another
+   * from its callback). What the direct route of large writes (direct-write.ts) asks before it writes.
+   */
+  get ready(): boolean {
+    return !this.blocked && !this.closed && !this.ended && !this.#writing;
+  }
+
+  /**
+   * Hands `parts` (`frames` frames, `bytes` bytes of which `payloadBytes` are payload) to the transport in one
+   * write, counts them, and notes backpressure; `done` (the callbacks of the writes it completes) get its
+   * outcome, a failure as the session's typed error. Returns false when the transport threw: the session is
+   * failing, and nothing more is written.
+   */
+  send(parts: Uint8Array[], done: readonly WriteDone[], bytes: number, frames: number, payloadBytes: number): boolean {
+    const telemetry = this.#telemetry;
+    telemetry.bytesOut += bytes;
+    telemetry.framesOut += frames;
+    telemetry.dataBytesOut += payloadBytes;
+    const writing = this.#writing;
+    this.#writing = true;
+    try {
+      const accepted = this.#transport.write(
+        parts,
+        done.length === 0
+          ? noop
+          : (error) => {
+              const outcome = error ? this.#failure(error) : null;
+              for (const callback of done) callback(outcome);
+            },
+      );
+      if (!accepted) this.blocked = true;
+      return true;
+    } catch (error) {
+      this.#onWriteError(error instanceof Error ? error : new Error(String(error)));
+      return false;
+    } finally {
+      this.#writing = writing;
     }
   }
 
@@ -230,6 +178,6 @@ export class FrameWriter {
    * which becomes the `cause`.
    */
   #failure(error: Error): Error {
-    return this.#host.onWriteError(error) ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
+    return this.#onWriteError(error) ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
   }
 }

@@ -21,6 +21,8 @@ import {
 } from '@libp2p/interface';
 import { MaxEarlyStreamsError } from '@libp2p/utils';
 import type { ChannelState } from '../core/channel-state.js';
+import { directWrites } from '../core/direct-write.js';
+import { UpdateTurns } from '../core/update-turns.js';
 import { logRecords } from '../core/observe.js';
 import { MuxSession } from '../core/session.js';
 import { toLibp2pError } from './errors.js';
@@ -101,6 +103,8 @@ export class MuxwireMuxer
       (state, port) => this.#createStream(state, port),
       undefined,
       logRecords,
+      directWrites,
+      UpdateTurns,
     );
     this.session.on('channel', (stream) => this.#onInbound(stream));
     // After the peer's Go Away no stream may be opened; libp2p checks the muxer's status before trying.

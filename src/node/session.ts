@@ -10,6 +10,8 @@ import type { SessionOptions } from '../core/options.js';
 import { MuxSession, type Role, type SessionEvents } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
 import { multiplexCodec } from '../core/codecs/multiplex.js';
+import { directWrites } from '../core/direct-write.js';
+import { UpdateTurns } from '../core/update-turns.js';
 import { logRecords } from '../core/observe.js';
 import { type NodeEmitterMethods, withNodeEmitterMethods } from '../core/emitter.js';
 import { LightSession } from '../core/light-channel.js';
@@ -62,7 +64,16 @@ export class Session extends MuxSession<Channel> {
 
   /** Wraps `transport`; `role` decides the channel id parity (client odd, server even). */
   constructor(transport: Duplex | Transport, role: Role, options?: SessionOptions) {
-    super(nodeTransport(transport), role, withNodeLogging(options), createChannel, multiplexCodec, logRecords);
+    super(
+      nodeTransport(transport),
+      role,
+      withNodeLogging(options),
+      createChannel,
+      multiplexCodec,
+      logRecords,
+      directWrites,
+      UpdateTurns,
+    );
     this.socket = isCoreTransport(transport) ? undefined : transport;
     announceSession(this);
   }

@@ -29,9 +29,9 @@ const COPY_LIMIT = 16 * 1024;
 /** A multiplexed channel as a pair of Web Streams. Made by `WebSession.dial()` / `accept()`. */
 export class WebChannel implements ChannelEndpoint {
   /** Bytes from the peer, as the reader pulls them. Cancelling it resets the channel. */
-  readonly readable: ReadableStream<Uint8Array>;
+  declare readonly readable: ReadableStream<Uint8Array>;
   /** Bytes to the peer. Closing it sends FIN; aborting it resets the channel. */
-  readonly writable: WritableStream<Uint8Array>;
+  declare readonly writable: WritableStream<Uint8Array>;
 
   readonly #state: ChannelState;
   readonly #port: ChannelPort<MuxSession<WebChannel>>;

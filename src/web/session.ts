@@ -3,8 +3,6 @@
  * opens a WebSocket and resolves to the client session once it is open.
  * @module
  */
-import type { ChannelPort } from '../core/channel-port.js';
-import type { ChannelState } from '../core/channel-state.js';
 import { type SessionOptions, resolveOptions } from '../core/options.js';
 import { MuxSession, type Role } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
@@ -20,10 +18,6 @@ import {
   withWebSocketWindow,
 } from './websocket-transport.js';
 
-function createWebChannel(state: ChannelState, port: ChannelPort<MuxSession<WebChannel>>): WebChannel {
-  return new WebChannel(state, port);
-}
-
 /**
  * A multiplexed session whose channels are {@link WebChannel}s (Web Streams). It has the API of every
  * muxwire session: `dial()`, `accept({ signal })`, `for await (const channel of session)`, `ping()`,
@@ -37,7 +31,7 @@ export class WebSession extends MuxSession<WebChannel> {
    */
   constructor(transport: Transport, role: Role, options?: WebSessionOptions) {
     const { multiplexCodec, logRecords, ...sessionOptions } = options ?? {};
-    super(transport, role, sessionOptions, createWebChannel, multiplexCodec, logRecords);
+    super(transport, role, sessionOptions, (state, port) => new WebChannel(state, port), multiplexCodec, logRecords);
   }
 }
 
@@ -79,21 +73,12 @@ export interface ConnectWebSocketOptions extends WebSessionOptions, WebSocketTra
  * milliseconds to reach the server, more than the idle RTT that auto-tuning goes by.
  */
 export function connectWebSocket(url: string | URL, options: ConnectWebSocketOptions = {}): Promise<WebSession> {
-  const {
-    protocols,
-    signal,
-    WebSocket: given,
-    highWaterMark,
-    lowWaterMark,
-    pollInterval,
-    multiplexCodec,
-    logRecords,
-    ...sessionOptions
-  } = options;
+  const { protocols, signal, WebSocket: given, highWaterMark, lowWaterMark, pollInterval, ...webOptions } = options;
   const transportOptions = { highWaterMark, lowWaterMark, pollInterval };
   const Socket = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   return new Promise<WebSession>((resolve, reject) => {
     // A bad option rejects before any socket exists.
+    const { multiplexCodec: _codec, logRecords: _records, ...sessionOptions } = webOptions;
     resolveOptions(sessionOptions);
     resolveTransportOptions(transportOptions);
     if (typeof Socket !== 'function') {
@@ -113,9 +98,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     const onOpen = (): void => {
       cleanup();
       try {
-        resolve(
-          new WebSession(transport, 'client', { ...withWebSocketWindow(sessionOptions), multiplexCodec, logRecords }),
-        );
+        resolve(new WebSession(transport, 'client', withWebSocketWindow(webOptions)));
       } catch (error) {
         transport.destroy();
         reject(error);

@@ -52,9 +52,9 @@ export interface WebSocketTransportOptions {
 /** The WebSocket closed abnormally (a close code other than 1000 or 1005, or after an `'error'` event). */
 export class WebSocketClosedError extends TransportClosedError {
   /** The close code (1006 when the connection dropped without a closing handshake). */
-  readonly closeCode: number;
+  declare readonly closeCode: number;
   /** The close reason the peer gave, if any. */
-  readonly reason: string;
+  declare readonly reason: string;
   constructor(closeCode: number, reason: string, cause?: unknown) {
     super(`the WebSocket closed with code ${closeCode}${reason === '' ? '' : ` (${reason})`}`, cause);
     this.closeCode = closeCode;

@@ -29,6 +29,8 @@ import {
 } from '../../src/core/index.js';
 import { Channel } from '../../src/node/channel.js';
 import type { ChannelPort } from '../../src/core/channel-port.js';
+import { directWrites } from '../../src/core/direct-write.js';
+import { UpdateTurns } from '../../src/core/update-turns.js';
 import { Rng } from '../support/random.js';
 import { VirtualClock } from './clock.js';
 import { type LinkModel, SimEnd, SimLink, type Step } from './link.js';
@@ -367,6 +369,10 @@ class World {
             name,
             options,
             (state: ChannelState, port: ChannelPort<MuxSession<Channel>>) => new Channel(state, port),
+            undefined,
+            undefined,
+            directWrites, // the Node session's parts, as `Session` passes them
+            UpdateTurns,
           )
         : new LightSession(end, name, options);
     const side: Side = {

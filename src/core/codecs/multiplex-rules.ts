@@ -76,4 +76,12 @@ export class MultiplexRules implements FormatRules {
     this.#scheduler.scheduleControl(channel);
     this.#writer.schedule();
   }
+
+  writeRefusal(channel: ChannelState): Error | undefined {
+    if (!channel.remoteFin) return undefined;
+    return new MuxError(
+      'ERR_MUX_WRITE_AFTER_END',
+      `channel ${channel.id} was closed by the peer (the multiplex format has no half-close)`,
+    );
+  }
 }
