@@ -342,6 +342,16 @@ async function muxOpen(count: number): Promise<number> {
   );
 }
 
+/** What `--profile` records in the page during one transfer (kept on `globalThis.uploadTrace`). */
+interface UploadTrace {
+  sends: number[][];
+  messages: number[];
+  messageBytes: number;
+  timers: number;
+  delays: number[];
+  writes: number[][];
+}
+
 /**
  * `--profile`: one raw and one muxwire upload (after one of each to warm up), each under the DevTools
  * protocol's CPU profiler (sampled every 50 µs) and with a timeline of the page's `WebSocket.send` calls
@@ -352,15 +362,8 @@ async function muxOpen(count: number): Promise<number> {
  */
 async function profileUploads(): Promise<void> {
   await page.evaluate(() => {
-    const trace = {
-      sends: [] as number[][],
-      messages: [] as number[],
-      messageBytes: 0,
-      timers: 0,
-      delays: [] as number[],
-      writes: [] as number[][],
-    };
-    (globalThis as unknown as { uploadTrace: typeof trace }).uploadTrace = trace;
+    const trace: UploadTrace = { sends: [], messages: [], messageBytes: 0, timers: 0, delays: [], writes: [] };
+    (globalThis as unknown as { uploadTrace: UploadTrace }).uploadTrace = trace;
     const prototype = WebSocket.prototype;
     const send = Object.getOwnPropertyDescriptor(prototype, 'send')!.value as (data: ArrayBufferView) => void;
     prototype.send = function (this: WebSocket, data) {
@@ -418,18 +421,7 @@ async function profileUploads(): Promise<void> {
   ] as const) {
     await fn();
     await page.evaluate(() => {
-      const trace = (
-        globalThis as unknown as {
-          uploadTrace: {
-            sends: number[][];
-            messages: number[];
-            messageBytes: number;
-            timers: number;
-            delays: number[];
-            writes: number[][];
-          };
-        }
-      ).uploadTrace;
+      const trace = (globalThis as unknown as { uploadTrace: UploadTrace }).uploadTrace;
       trace.sends = [];
       trace.messages = [];
       trace.messageBytes = 0;
@@ -442,21 +434,7 @@ async function profileUploads(): Promise<void> {
     const mbps = await fn();
     const { profile } = await devtools.send('Profiler.stop');
     const taskMs = (await pageTaskMs()) - taskBefore;
-    const trace = await page.evaluate(
-      () =>
-        (
-          globalThis as unknown as {
-            uploadTrace: {
-              sends: number[][];
-              messages: number[];
-              messageBytes: number;
-              timers: number;
-              delays: number[];
-              writes: number[][];
-            };
-          }
-        ).uploadTrace,
-    );
+    const trace = await page.evaluate(() => (globalThis as unknown as { uploadTrace: UploadTrace }).uploadTrace);
     // Self time per function, from the samples.
     const byId = new Map(profile.nodes.map((node) => [node.id, node]));
     const self = new Map<string, number>();

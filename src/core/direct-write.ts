@@ -45,6 +45,9 @@ export type DirectWriteRoute = (
   allocate: (size: number) => Uint8Array,
 ) => DirectWrite;
 
+/** A write that completes no caller's write (a part of it is queued, or nobody asked): shared, never written to. */
+const NO_CALLBACKS: readonly WriteDone[] = [];
+
 /**
  * The direct route. A write comes this way only when it is large (`DIRECT_WRITE_MIN`, channels.ts), and goes
  * only when the writer has nothing else to do: nothing waiting in the scheduler (it would be overtaken: fairness and order are the
@@ -74,6 +77,6 @@ export const directWrites: DirectWriteRoute = (writer, scheduler, codec, allocat
   }
   channel.sendWindow = window - size;
   channel.sent += size;
-  writer.send(parts, done === null || size < data.length ? [] : [done], bytes, frames, size);
+  writer.send(parts, done === null || size < data.length ? NO_CALLBACKS : [done], bytes, frames, size);
   return size;
 };
