@@ -190,7 +190,7 @@ export class WebChannel implements ChannelEndpoint {
     return this.#buffered;
   }
 
-  /** @internal True once the page let go of both halves, or the channel failed. */
+  /** True once the page let go of both halves, or the channel failed. */
   get destroyed(): boolean {
     return this.#failure !== undefined || (this.#readableDone && this.#writableDone);
   }
