@@ -60,9 +60,17 @@ export class FrameDecoder {
     this.#stopped = true;
   }
 
-  /** Feeds the next chunk of the byte stream. */
+  /**
+   * Feeds the next chunk of the byte stream. One method for the whole per-frame step (header, checks, the
+   * sink's calls) on purpose: V8 keeps a function in bytecode until it has run enough of its own bytecode,
+   * and a loop that does all of a frame's work gets there after fewer frames than a loop calling a helper
+   * per frame (docs/benchmarks.md, issue 16's fifth session).
+   */
   push(chunk: Uint8Array): void {
     const sink = this.#sink;
+    const codec = this.#codec;
+    const header = this.#header;
+    const headerSize = this.#headerSize;
     const length = chunk.length;
     let offset = 0;
     while (offset < length && !this.#stopped) {
@@ -73,13 +81,13 @@ export class FrameDecoder {
         offset += take;
         if (this.#payloadLeft === 0 && !this.#stopped) {
           this.#inPayload = false;
-          sink.onFrameEnd(this.#header);
+          sink.onFrameEnd(header);
         }
         continue;
       }
-      const headerSize = this.#headerSize;
+      // The header: read in place when the chunk holds all of it, else gathered in the scratch array.
       if (this.#scratchFill === 0 && length - offset >= headerSize) {
-        this.#codec.decodeHeader(chunk, offset, this.#header);
+        codec.decodeHeader(chunk, offset, header);
         offset += headerSize;
       } else {
         const take = Math.min(headerSize - this.#scratchFill, length - offset);
@@ -88,28 +96,24 @@ export class FrameDecoder {
         offset += take;
         if (this.#scratchFill < headerSize) return;
         this.#scratchFill = 0;
-        this.#codec.decodeHeader(this.#scratch, 0, this.#header);
+        codec.decodeHeader(this.#scratch, 0, header);
       }
-      this.#beginFrame();
-    }
-  }
-
-  #beginFrame(): void {
-    const header = this.#header;
-    const fault = this.#codec.checkHeader(header);
-    if (fault !== null) {
-      this.#stopped = true;
-      this.#sink.onDecodeError(fault);
-      return;
-    }
-    this.#sink.onHeader(header);
-    if (this.#stopped) return;
-    const payload = this.#codec.payloadLength(header);
-    if (payload > 0) {
-      this.#inPayload = true;
-      this.#payloadLeft = payload;
-    } else {
-      this.#sink.onFrameEnd(header);
+      // A complete header: checked, announced, then its payload follows (or the frame ends here).
+      const fault = codec.checkHeader(header);
+      if (fault !== null) {
+        this.#stopped = true;
+        sink.onDecodeError(fault);
+        return;
+      }
+      sink.onHeader(header);
+      if (this.#stopped) return;
+      const payload = codec.payloadLength(header);
+      if (payload > 0) {
+        this.#inPayload = true;
+        this.#payloadLeft = payload;
+      } else {
+        sink.onFrameEnd(header);
+      }
     }
   }
 }
