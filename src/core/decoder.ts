@@ -60,17 +60,9 @@ export class FrameDecoder {
     this.#stopped = true;
   }
 
-  /**
-   * Feeds the next chunk of the byte stream. One method for the whole per-frame step (header, checks, the
-   * sink's calls) on purpose: V8 keeps a function in bytecode until it has run enough of its own bytecode,
-   * and a loop that does all of a frame's work gets there after fewer frames than a loop calling a helper
-   * per frame (docs/benchmarks.md, issue 16's fifth session).
-   */
+  /** Feeds the next chunk of the byte stream. */
   push(chunk: Uint8Array): void {
     const sink = this.#sink;
-    const codec = this.#codec;
-    const header = this.#header;
-    const headerSize = this.#headerSize;
     const length = chunk.length;
     let offset = 0;
     while (offset < length && !this.#stopped) {
@@ -81,13 +73,13 @@ export class FrameDecoder {
         offset += take;
         if (this.#payloadLeft === 0 && !this.#stopped) {
           this.#inPayload = false;
-          sink.onFrameEnd(header);
+          sink.onFrameEnd(this.#header);
         }
         continue;
       }
-      // The header: read in place when the chunk holds all of it, else gathered in the scratch array.
+      const headerSize = this.#headerSize;
       if (this.#scratchFill === 0 && length - offset >= headerSize) {
-        codec.decodeHeader(chunk, offset, header);
+        this.#codec.decodeHeader(chunk, offset, this.#header);
         offset += headerSize;
       } else {
         const take = Math.min(headerSize - this.#scratchFill, length - offset);
@@ -96,24 +88,28 @@ export class FrameDecoder {
         offset += take;
         if (this.#scratchFill < headerSize) return;
         this.#scratchFill = 0;
-        codec.decodeHeader(this.#scratch, 0, header);
+        this.#codec.decodeHeader(this.#scratch, 0, this.#header);
       }
-      // A complete header: checked, announced, then its payload follows (or the frame ends here).
-      const fault = codec.checkHeader(header);
-      if (fault !== null) {
-        this.#stopped = true;
-        sink.onDecodeError(fault);
-        return;
-      }
-      sink.onHeader(header);
-      if (this.#stopped) return;
-      const payload = codec.payloadLength(header);
-      if (payload > 0) {
-        this.#inPayload = true;
-        this.#payloadLeft = payload;
-      } else {
-        sink.onFrameEnd(header);
-      }
+      this.#beginFrame();
+    }
+  }
+
+  #beginFrame(): void {
+    const header = this.#header;
+    const fault = this.#codec.checkHeader(header);
+    if (fault !== null) {
+      this.#stopped = true;
+      this.#sink.onDecodeError(fault);
+      return;
+    }
+    this.#sink.onHeader(header);
+    if (this.#stopped) return;
+    const payload = this.#codec.payloadLength(header);
+    if (payload > 0) {
+      this.#inPayload = true;
+      this.#payloadLeft = payload;
+    } else {
+      this.#sink.onFrameEnd(header);
     }
   }
 }

@@ -107,73 +107,10 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     this.#payloadTarget = null;
     this.#telemetry.framesIn++;
     const type = header.type;
-    if (type !== FrameType.data && type !== FrameType.windowUpdate) {
-      this.#onSessionHeader(header);
+    if (type === FrameType.data || type === FrameType.windowUpdate) {
+      this.#onChannelHeader(header);
       return;
     }
-    // A channel's frame (Data, Window Update), handled here rather than in a helper: it is every data
-    // frame's path, and one larger function leaves V8's interpreter after fewer frames than a small one
-    // calling another (docs/benchmarks.md, issue 16's fifth session).
-    const id = header.streamId;
-    const flags = header.flags;
-    if (id === 0) {
-      this.#host.protocolError(`${type === FrameType.data ? 'Data' : 'Window Update'} frame on channel 0`);
-      return;
-    }
-    let channel = this.#table.get(id);
-    if ((flags & Flag.syn) !== 0) {
-      if (channel !== undefined) {
-        if (this.#caps.strictOpen) {
-          this.#host.protocolError(`SYN for channel ${id}, which is already open`);
-          return;
-        }
-        // (the original multiplex treats a repeated SYN as data for the open channel)
-      } else {
-        if ((id & 1) === (this.#client ? 1 : 0)) {
-          this.#host.protocolError(`the peer opened channel ${id}, an id of this side's parity`);
-          return;
-        }
-        channel = this.#openInbound(id);
-        if (!channel?.live) return; // refused: its payload is discarded
-      }
-    } else if (channel === undefined) {
-      return; // a late frame for a channel closed here (it crossed our RST or FIN): ignored
-    }
-    // Any frame on the channel shows the peer took it, even one without the ACK flag: the open timeout and
-    // the dial's signal no longer apply.
-    if (channel.openDeadline !== 0 || channel.openAbort !== null) this.#outgoing.settled(channel);
-    if ((flags & Flag.ack) !== 0) this.#onAck(channel);
-    const length = header.length;
-    if (type === FrameType.data) {
-      if (length > 0) {
-        if (channel.remoteFin) {
-          this.#host.protocolError(`data on channel ${id} after its FIN`);
-          return;
-        }
-        if (!this.#caps.flowControl) {
-          channel.rx.received += length;
-        } else if (!channel.rx.receive(length)) {
-          this.#host.protocolError(
-            `channel ${id}: a ${length}-byte Data frame exceeds the receive window ` +
-              `(${channel.rx.credit} bytes left)`,
-          );
-          return;
-        }
-        this.#payloadTarget = channel;
-      }
-    } else if (length > 0) {
-      channel.sendWindow += length;
-      if (channel.queuedBytes > 0) {
-        this.#scheduler.scheduleData(channel);
-        this.#writer.schedule();
-      }
-    }
-    this.#frameChannel = channel;
-  }
-
-  /** Ping and Go Away: the session's own frames, on channel 0. */
-  #onSessionHeader(header: FrameHeader): void {
-    const type = header.type;
     if (header.streamId !== 0) {
       this.#host.protocolError(
         `${type === FrameType.ping ? 'Ping' : 'Go Away'} frame on channel ${header.streamId}; it must use 0`,
@@ -226,6 +163,64 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     if (!channel?.live) return;
     if ((header.flags & Flag.rst) !== 0) this.#onRemoteReset(channel);
     else if ((header.flags & Flag.fin) !== 0) this.#onRemoteFin(channel);
+  }
+
+  #onChannelHeader(header: FrameHeader): void {
+    const id = header.streamId;
+    const flags = header.flags;
+    if (id === 0) {
+      this.#host.protocolError(`${header.type === FrameType.data ? 'Data' : 'Window Update'} frame on channel 0`);
+      return;
+    }
+    let channel = this.#table.get(id);
+    if ((flags & Flag.syn) !== 0) {
+      if (channel !== undefined) {
+        if (this.#caps.strictOpen) {
+          this.#host.protocolError(`SYN for channel ${id}, which is already open`);
+          return;
+        }
+        // (the original multiplex treats a repeated SYN as data for the open channel)
+      } else {
+        if ((id & 1) === (this.#client ? 1 : 0)) {
+          this.#host.protocolError(`the peer opened channel ${id}, an id of this side's parity`);
+          return;
+        }
+        channel = this.#openInbound(id);
+        if (!channel?.live) return; // refused: its payload is discarded
+      }
+    } else if (channel === undefined) {
+      return; // a late frame for a channel closed here (it crossed our RST or FIN): ignored
+    }
+    // Any frame on the channel shows the peer took it, even one without the ACK flag: the open timeout and
+    // the dial's signal no longer apply.
+    if (channel.openDeadline !== 0 || channel.openAbort !== null) this.#outgoing.settled(channel);
+    if ((flags & Flag.ack) !== 0) this.#onAck(channel);
+    if (header.type === FrameType.data) {
+      const length = header.length;
+      if (length > 0) {
+        if (channel.remoteFin) {
+          this.#host.protocolError(`data on channel ${id} after its FIN`);
+          return;
+        }
+        if (!this.#caps.flowControl) {
+          channel.rx.received += length;
+        } else if (!channel.rx.receive(length)) {
+          this.#host.protocolError(
+            `channel ${id}: a ${length}-byte Data frame exceeds the receive window ` +
+              `(${channel.rx.credit} bytes left)`,
+          );
+          return;
+        }
+        this.#payloadTarget = channel;
+      }
+    } else if (header.length > 0) {
+      channel.sendWindow += header.length;
+      if (channel.queuedBytes > 0) {
+        this.#scheduler.scheduleData(channel);
+        this.#writer.schedule();
+      }
+    }
+    this.#frameChannel = channel;
   }
 
   #openInbound(id: number): ChannelState | undefined {
