@@ -32,22 +32,6 @@ test('an update is due only once half the window has been read, and restores ful
   assert.equal(w.updateDue, false);
 });
 
-test('noteRead says an update is due once half the window was read, or once quietMs passed with anything read', () => {
-  const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, SPEC_INITIAL_WINDOW);
-  w.startEpoch(0);
-  assert.equal(w.noteRead(5000, 100), false, 'nothing read: no update, however long since the last');
-  w.receive(200 * KiB);
-  w.consume(1);
-  assert.equal(w.noteRead(99, 100), false, 'one byte read, 99 ms after the last update');
-  assert.equal(w.noteRead(100, 100), true, 'one byte read, 100 ms after the last update');
-  assert.equal(w.noteRead(100, Infinity), false, 'the same without an update by time');
-  w.consume(128 * KiB);
-  assert.equal(w.noteRead(1, Infinity), true, 'half the window read');
-  assert.equal(w.updateDue, true, 'as updateDue says');
-  w.takeIncrement(2);
-  assert.equal(w.noteRead(50, 100), false, 'all credited at 2 ms, nothing read since');
-});
-
 test('auto-tuning doubles the window when a window is read in under two round trips', () => {
   const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, 1024 * KiB);
   w.startEpoch(0);
@@ -96,7 +80,7 @@ test('pace samples find a burst inside an epoch that also waited a round trip fo
   ] as const) {
     w.receive(MiB);
     w.consume(total * MiB);
-    w.noteRead(at, Infinity);
+    w.notePace(at);
   }
   // The epoch alone (4 MiB in 53 ms: a window in 106 ms, over two 50 ms round trips) would not grow the
   // window; the burst (a window in 8 ms) shows the link is far faster, and it grows 8x.
@@ -303,7 +287,8 @@ function simulate(options: {
     const read = () => {
       while (w.received > w.consumed) {
         w.consume(Math.min(w.received, w.consumed + 64 * KiB));
-        if (w.noteRead(now, Infinity)) {
+        w.notePace(now);
+        if (w.updateDue) {
           const resized = w.autoTune(now, options.reportedRtt, (extra) => ((reserved += extra), true));
           if (resized < 0) reserved += resized;
           if (w.size !== sizes[sizes.length - 1]) {

@@ -79,7 +79,7 @@ export class ReceiveWindow {
   #epochStart = NaN;
   /**
    * `received` when the current epoch started: its pace counts only bytes read beyond those, the bytes that
-   * arrived during the epoch (see {@link noteRead}).
+   * arrived during the epoch (see {@link notePace}).
    */
   #epochReceived = 0;
   /** The read rate (bytes/ms) measured at the current size by the last trial (NaN before any). */
@@ -134,16 +134,7 @@ export class ReceiveWindow {
   }
 
   /**
-   * The receive path's step after each `consume`: samples the reader's pace, and tells whether a Window Update
-   * is due, by amount ({@link updateDue}) or by time: anything was read and the last update is `quietMs` old
-   * (on a slow link half a window can take longer to arrive than the peer's keep-alive waits; an update at
-   * least every `quietMs` while data flows shows the peer that this side is alive and reading).
-   *
-   * One method, not three small ones, on purpose: it runs on every read of a data frame, and V8 keeps a
-   * function in bytecode until it has run enough of its own bytecode, so fewer, larger functions on that
-   * path leave the interpreter sooner (docs/benchmarks.md, issue 16's fifth session).
-   *
-   * The pace: every `min(size / 2, 1 MiB)` bytes, the
+   * Samples the reader's pace as it reads (call after `consume`): every `min(size / 2, 1 MiB)` bytes, the
    * time they took, from the end of the previous sample. For windows up to 2 MiB a sample is as long as an
    * epoch (update to update). In a larger window, whose updates come every 4 MiB, a sample read from a burst
    * shows the link's rate even where every epoch also spans a wait for the peer's next data; samples that
@@ -157,19 +148,17 @@ export class ReceiveWindow {
    * and every ping then waited seconds behind the queued data. A reader that keeps up has little buffered
    * when a sample starts, so this costs it little.
    */
-  noteRead(nowMs: number, quietMs: number): boolean {
+  notePace(nowMs: number): void {
     const read = this.consumed - this.#sampleReceived;
     if (Number.isNaN(this.#sampleAt)) {
       this.#sampleAt = nowMs; // the first sample starts at the first read
       this.#sampleReceived = this.received;
-    } else if (read >= Math.min(this.size / 2, PACE_SAMPLE)) {
-      this.#fastestPace = Math.min(this.#fastestPace, (nowMs - this.#sampleAt) / read);
-      this.#sampleAt = nowMs;
-      this.#sampleReceived = this.received;
+      return;
     }
-    // `updateDue`, and the update due by time, written out here rather than called (see above).
-    const pending = this.consumed + this.size - this.granted;
-    return pending >= Math.min(this.size / 2, UPDATE_STEP) || (pending > 0 && nowMs - this.#epochStart >= quietMs);
+    if (read < Math.min(this.size / 2, PACE_SAMPLE)) return;
+    this.#fastestPace = Math.min(this.#fastestPace, (nowMs - this.#sampleAt) / read);
+    this.#sampleAt = nowMs;
+    this.#sampleReceived = this.received;
   }
 
   /** Records that the application has read up to `totalConsumed` bytes; returns how many are newly read. */
@@ -190,6 +179,15 @@ export class ReceiveWindow {
    */
   get updateDue(): boolean {
     return this.pendingIncrement >= Math.min(this.size / 2, UPDATE_STEP);
+  }
+
+  /**
+   * True when an update is due by time: anything was read and the last update is `quietMs` old. On a slow
+   * link half a window can take longer to arrive than the peer's keep-alive waits; an update at least every
+   * `quietMs` while data flows shows the peer that this side is alive and reading.
+   */
+  quietUpdateDue(nowMs: number, quietMs: number): boolean {
+    return this.pendingIncrement > 0 && nowMs - this.#epochStart >= quietMs;
   }
 
   /**

@@ -75,10 +75,8 @@ export class WindowGrants {
     if (!channel.live) return;
     const fresh = channel.rx.consume(channel.delivered - channel.endpoint.bufferedBytes);
     if (fresh <= 0) return; // nothing newly read (Node asks `_read` for more before anything was read)
-    const memory = this.#memory;
-    memory.buffered -= fresh;
-    // Only when there is something to relieve (reading paused, updates withheld): this runs on every read.
-    if (!memory.underPressure && (this.#gate.paused || this.#withheld.length > 0)) this.relieveMemory();
+    this.#memory.buffered -= fresh;
+    if (!this.#memory.underPressure) this.relieveMemory();
     this.#grantIfDue(channel);
   }
 
@@ -133,7 +131,8 @@ export class WindowGrants {
       this.#rules?.read(channel);
     } else if (!channel.remoteFin) {
       const now = performance.now();
-      if (channel.rx.noteRead(now, this.#quietUpdateMs)) this.#grantWindow(channel, now);
+      channel.rx.notePace(now);
+      if (channel.rx.updateDue || channel.rx.quietUpdateDue(now, this.#quietUpdateMs)) this.#grantWindow(channel, now);
     }
   }
 
