@@ -522,10 +522,7 @@ describe('flow control', () => {
       'server',
       { keepAliveInterval: 0, initialWindow: window, maxWindow: window, memoryBudget: null },
       (state, s) => new ChannelClass(state, s),
-      undefined,
-      undefined,
-      directWrites,
-      UpdateTurns, // as the Node session has it: holding the turn's updates is what is measured
+      { directWrites, updateTurns: UpdateTurns }, // as the Node session has them: holding the turn's updates is what is measured
     );
     const received = new Array<number>(channels).fill(0);
     session.on('channel', (channel) => {

@@ -6,8 +6,9 @@
  */
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { type AddressInfo, connect } from 'node:net';
 import { WebSocket as WsWebSocket, WebSocketServer } from 'ws';
 import {
   type Channel,
@@ -35,6 +36,7 @@ import { pseudoRandomBytes, readAll, until } from './helpers.js';
 
 const WebSocket = WsWebSocket as unknown as WebSocketConstructor;
 const KiB = 1024;
+const MiB = 1024 * KiB;
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 /** Reads a WebChannel's readable to its end. */
@@ -414,6 +416,69 @@ describe('muxwire/web bad input', () => {
     assert.throws(() => createWebSocketServer({ port: 0, keepAliveTimeout: 0 }, noop), RangeError);
     assert.throws(() => createWebSocketServer({ port: 0, lowWaterMark: Number.NaN }, noop), RangeError);
     assert.throws(() => createWebSocketServer({ port: 0 }, undefined as never), TypeError);
+    for (const maxMessageSize of [256 * KiB - 1, 1.5 * MiB + 0.5, Number.NaN, '1048576'])
+      assert.throws(
+        () => createWebSocketServer({ port: 0, maxMessageSize: maxMessageSize as number }, noop),
+        RangeError,
+      );
+  });
+
+  test('a client announcing a WebSocket message over maxMessageSize (default maxWindow + 12) is cut at once with close code 1009, before the server holds any of it', async () => {
+    const { url, server, sessions } = await serve(() => {}, { maxWindow: 8 * MiB });
+    // The default follows maxWindow: a yamux frame as large as the window, with its header, is let through.
+    assert.equal((server as unknown as { options: { maxPayload: number } }).options.maxPayload, 8 * MiB + 12);
+    const { port } = new URL(url);
+    const socket = connect(Number(port), '127.0.0.1');
+    toClose.push(() => void socket.destroy());
+    await once(socket, 'connect');
+    const key = randomBytes(16).toString('base64');
+    socket.write(
+      `GET /mux HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    let received = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+    await until(() => received.includes('\r\n\r\n'), 5000, 'the upgrade response');
+    assert.match(received.toString('latin1'), /^HTTP\/1\.1 101 /);
+    const upgraded = received.indexOf('\r\n\r\n') + 4;
+    // A binary frame, final, masked, with a 64-bit length: 16 MiB announced (under ws's own default limit,
+    // 100 MiB), and not one byte of it sent.
+    const header = Buffer.alloc(14);
+    header[0] = 0x82;
+    header[1] = 0x80 | 127;
+    header.writeBigUInt64BE(BigInt(16 * MiB), 2);
+    randomBytes(4).copy(header, 10);
+    socket.write(header);
+    // The server's frames (unmasked) after the upgrade: its session's opening ping, then a close frame
+    // (opcode 8) whose status code is 1009, message too big.
+    const closeCode = (): number | undefined => {
+      for (let at = upgraded; at + 2 <= received.length;) {
+        let length = received[at + 1]! & 0x7f;
+        let start = at + 2;
+        if (length === 126) [length, start] = [received.readUInt16BE(at + 2), at + 4];
+        else if (length === 127) [length, start] = [Number(received.readBigUInt64BE(at + 2)), at + 10];
+        if (start + length > received.length) return undefined;
+        if ((received[at]! & 0x0f) === 0x8) return received.readUInt16BE(start);
+        at = start + length;
+      }
+      return undefined;
+    };
+    await until(() => closeCode() !== undefined, 5000, "the server's close frame");
+    assert.equal(closeCode(), 1009);
+    await until(
+      () => sessions.length === 1 && sessions[0]!.state === 'closed',
+      5000,
+      "the connection's session to end",
+    );
+  });
+
+  test('maxMessageSize lets a muxwire client through: 3 MiB uploaded and echoed in 64 KiB writes at the smallest limit, 256 KiB', async () => {
+    const { url } = await serve(echo, { maxMessageSize: 256 * KiB });
+    const session = await client(url);
+    const channel = session.dial();
+    const data = pseudoRandomBytes(3 * MiB, 7);
+    const [, echoed] = await Promise.all([writeAllWeb(channel, data), readAllWeb(channel)]);
+    assert.equal(sha256(echoed), sha256(data));
   });
 
   test('webSocketTransport and streamTransport refuse what is not a WebSocket or a stream pair with TypeError', () => {

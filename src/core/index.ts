@@ -28,10 +28,14 @@ export {
   type SessionEvents,
   type SessionStatus,
   type EndpointFactory,
+  type SessionParts,
   type AcceptOptions,
   type DialOptions,
   type CloseOptions,
 } from './session.js';
+export { FULL_PARTS } from './full-parts.js';
+export { directWrites, type DirectWriteRoute, type DirectWrite, type DirectWriteTarget } from './direct-write.js';
+export { UpdateTurns } from './update-turns.js';
 export {
   LOG_LEVELS,
   formatLogRecord,

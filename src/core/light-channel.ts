@@ -18,13 +18,11 @@
 import { installChannelFacts } from './channel-facts.js';
 import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
-import { multiplexCodec } from './codecs/multiplex.js';
-import { directWrites } from './direct-write.js';
-import { UpdateTurns } from './update-turns.js';
+import { FULL_PARTS } from './full-parts.js';
 import { defer } from './defer.js';
 import { NodeEmitter, type NodeEmitterMethods, withNodeEmitterMethods } from './emitter.js';
 import { MuxError } from './errors.js';
-import { type ChannelStats, channelStats, logRecords } from './observe.js';
+import { type ChannelStats, channelStats } from './observe.js';
 import type { SessionOptions } from './options.js';
 import { MuxSession, type Role, type SessionEvents } from './session.js';
 import type { Transport } from './transport.js';
@@ -403,7 +401,7 @@ function createLightChannel(state: ChannelState, port: ChannelPort<MuxSession<Li
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the interface below declares the methods withNodeEmitterMethods installs
 export class LightSession extends MuxSession<LightChannel> {
   constructor(transport: Transport, role: Role, options?: SessionOptions) {
-    super(transport, role, options, createLightChannel, multiplexCodec, logRecords, directWrites, UpdateTurns);
+    super(transport, role, options, createLightChannel, FULL_PARTS);
   }
 }
 withNodeEmitterMethods(LightSession);

@@ -90,6 +90,24 @@ function defaultAllocate(size: number): Uint8Array {
 }
 
 /**
+ * Parts a session's adapter passes in, each needed only by some sessions, so that a browser bundle that does
+ * not import one leaves it out. The Node adapters and `LightSession` pass all four ({@link FULL_PARTS}).
+ */
+export interface SessionParts {
+  /** The codec of the original multiplex format: needed only with `protocol: 'multiplex'`. */
+  multiplexCodec?: WireCodec | undefined;
+  /** Turns the session's reports into records for the `logger` option: needed only with a logger. */
+  logRecords?: LogRecordMaker | undefined;
+  /** Lets large writes skip the queue when nothing else waits (direct-write.ts). */
+  directWrites?: DirectWriteRoute | undefined;
+  /**
+   * Holds Window Updates to the end of an event-loop turn where several channels receive (`UpdateTurns`,
+   * update-turns.ts). A browser has no `setImmediate` to hold with, so a page's session goes without.
+   */
+  updateTurns?: typeof UpdateTurns | undefined;
+}
+
+/**
  * A multiplexed session over one transport. `C` is the channel type the adapter hands to the application.
  * Create one with `multiplexedClient` / `multiplexedServer` (Node) rather than directly.
  */
@@ -138,29 +156,22 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   #watchChannels = false;
 
   /**
-   * `multiplex` is the codec of the original multiplex format, needed only with `protocol: 'multiplex'`: the
-   * adapters pass it in (the Node ones always), so that a browser bundle that never speaks it leaves it out.
-   * `records` (`logRecords`, observe.ts) turns the session's reports into records for the `logger` option: needed
-   * only with a logger, and passed in the same way. `direct` (`directWrites`, direct-write.ts) lets large
-   * writes skip the queue when nothing else waits, and `turns` (`UpdateTurns`, update-turns.ts) holds Window
-   * Updates to the end of an event-loop turn where several channels receive: two ways to fewer transport writes
-   * that the Node adapters pass; a page's session goes without (a browser has no `setImmediate` to hold with).
+   * Starts a session over `transport`. `createEndpoint` makes each channel's endpoint (the adapter's channel
+   * class); `parts` are the optional parts an adapter passes in (see {@link SessionParts}). A `WebSession`
+   * passes its options as `parts`: the two it may hold have the same names.
    */
   constructor(
     transport: Transport,
     role: Role,
     options: SessionOptions | undefined,
     createEndpoint: EndpointFactory<C>,
-    multiplex?: WireCodec,
-    records?: LogRecordMaker,
-    direct?: DirectWriteRoute,
-    turns?: typeof UpdateTurns,
+    parts: SessionParts = {},
   ) {
     super();
     if (role !== 'client' && role !== 'server') throw new TypeError(`muxwire: role must be 'client' or 'server'`);
     this.options = resolveOptions(options);
     this.role = role;
-    const codec = this.options.protocol === 'multiplex' ? multiplex : yamuxCodec;
+    const codec = this.options.protocol === 'multiplex' ? parts.multiplexCodec : yamuxCodec;
     if (codec === undefined)
       throw new TypeError(
         `muxwire: protocol 'multiplex' needs the multiplex codec (muxwire/web: option multiplexCodec)`,
@@ -170,6 +181,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#nextId = this.#codec.firstId(role);
     this.#transport = transport;
     const logger = this.options.logger;
+    const records = parts.logRecords;
     if (logger !== null && records === undefined)
       throw new TypeError(`muxwire: option logger needs logRecords (muxwire/web: option logRecords)`);
     const telemetry = new Telemetry(logger === null ? null : records!(logger, this, role));
@@ -231,7 +243,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#keepAlive,
       isClosed,
       rules,
-      turns,
+      parts.updateTurns,
     );
     this.#outgoing = new Outgoing(
       this.options,
@@ -272,7 +284,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         if (this.#status === 'closing') this.#checkCloseDone();
       },
       telemetry,
-      direct?.(this.#writer, this.#scheduler, codec, this.#allocate),
+      parts.directWrites?.(this.#writer, this.#scheduler, codec, this.#allocate),
       rules,
     );
     // The decoder hands frames to the receive dispatch; none of its callbacks is the session's API.

@@ -101,10 +101,8 @@ export class MuxwireMuxer
       role,
       init.session,
       (state, port) => this.#createStream(state, port),
-      undefined,
-      logRecords,
-      directWrites,
-      UpdateTurns,
+      // Every part but the multiplex codec: libp2p's muxer speaks yamux only.
+      { logRecords, directWrites, updateTurns: UpdateTurns },
     );
     this.session.on('channel', (stream) => this.#onInbound(stream));
     // After the peer's Go Away no stream may be opened; libp2p checks the muxer's status before trying.

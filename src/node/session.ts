@@ -9,10 +9,7 @@ import type { ChannelState } from '../core/channel-state.js';
 import type { SessionOptions } from '../core/options.js';
 import { MuxSession, type Role, type SessionEvents } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
-import { multiplexCodec } from '../core/codecs/multiplex.js';
-import { directWrites } from '../core/direct-write.js';
-import { UpdateTurns } from '../core/update-turns.js';
-import { logRecords } from '../core/observe.js';
+import { FULL_PARTS } from '../core/full-parts.js';
 import { type NodeEmitterMethods, withNodeEmitterMethods } from '../core/emitter.js';
 import { LightSession } from '../core/light-channel.js';
 import { Channel } from './channel.js';
@@ -64,16 +61,7 @@ export class Session extends MuxSession<Channel> {
 
   /** Wraps `transport`; `role` decides the channel id parity (client odd, server even). */
   constructor(transport: Duplex | Transport, role: Role, options?: SessionOptions) {
-    super(
-      nodeTransport(transport),
-      role,
-      withNodeLogging(options),
-      createChannel,
-      multiplexCodec,
-      logRecords,
-      directWrites,
-      UpdateTurns,
-    );
+    super(nodeTransport(transport), role, withNodeLogging(options), createChannel, FULL_PARTS);
     this.socket = isCoreTransport(transport) ? undefined : transport;
     announceSession(this);
   }

@@ -37,9 +37,24 @@ export interface WebSocketServerOptions extends SessionOptions, WebSocketTranspo
   host?: string;
   /** Only upgrade requests for this path (default: any path). */
   path?: string;
+  /**
+   * The largest WebSocket message a client may send, in bytes (default: `maxWindow` plus a frame header, 64
+   * MiB + 12 with the default options). `ws` holds a whole message before it hands it on, outside the
+   * session's `maxSessionBuffered` and `memoryBudget`, so this is what one connection can make the server
+   * hold at once. A client that announces a larger message is disconnected with close code 1009 as soon as
+   * the message's header arrives (its open channels fail with `TransportClosedError`). What a muxwire peer sends fits: messages of at most 256 KiB, or one frame's
+   * payload, which the receive window bounds; a yamux peer writing frames as messages fits as well. At least
+   * 256 KiB.
+   */
+  maxMessageSize?: number;
 }
 
-const SERVER_KEYS = ['server', 'port', 'host', 'path'];
+const SERVER_KEYS = ['server', 'port', 'host', 'path', 'maxMessageSize'];
+
+/** The frame header that may travel in the same message as a payload as large as the window. */
+const HEADER_ALLOWANCE = 12;
+/** A muxwire peer joins small frames into messages of up to 256 KiB (`webSocketTransport`): any limit must let them through. */
+const MIN_MESSAGE_SIZE = 256 * 1024;
 const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval'];
 
 /**
@@ -83,8 +98,14 @@ export function createWebSocketServer(
     else if (!SERVER_KEYS.includes(key) || key in DEFAULT_OPTIONS) sessionOptions[key] = value;
   }
   // A bad option throws here, not on the first connection.
-  resolveOptions(sessionOptions);
+  const resolved = resolveOptions(withWebSocketWindow(sessionOptions as SessionOptions));
   resolveTransportOptions(transportOptions);
+  const { maxMessageSize = resolved.maxWindow + HEADER_ALLOWANCE } = options;
+  if (!Number.isSafeInteger(maxMessageSize) || maxMessageSize < MIN_MESSAGE_SIZE) {
+    throw new RangeError(
+      `muxwire: maxMessageSize must be an integer of at least ${MIN_MESSAGE_SIZE}, got ${String(maxMessageSize)}`,
+    );
+  }
   const server = new (loadWs().WebSocketServer)({
     server: options.server,
     port: options.port,
@@ -93,6 +114,7 @@ export function createWebSocketServer(
     // Compression would cost CPU on every frame for data that is often already compressed; yamux frames
     // are binary and the page's bytes are its own business.
     perMessageDeflate: false,
+    maxPayload: maxMessageSize,
   });
   server.on('connection', (socket, request) => {
     // The transport listens at once: a page's first frames may already be here.

@@ -30,8 +30,9 @@ export class WebSession extends MuxSession<WebChannel> {
    * the channel id parity (client odd, server even), so the two ends must differ.
    */
   constructor(transport: Transport, role: Role, options?: WebSessionOptions) {
-    const { multiplexCodec, logRecords, ...sessionOptions } = options ?? {};
-    super(transport, role, sessionOptions, (state, port) => new WebChannel(state, port), multiplexCodec, logRecords);
+    const { multiplexCodec: _codec, logRecords: _records, ...sessionOptions } = options ?? {};
+    // The options hold the parts a page may pass in, by the same names (`multiplexCodec`, `logRecords`).
+    super(transport, role, sessionOptions, (state, port) => new WebChannel(state, port), options);
   }
 }
 

@@ -369,10 +369,7 @@ class World {
             name,
             options,
             (state: ChannelState, port: ChannelPort<MuxSession<Channel>>) => new Channel(state, port),
-            undefined,
-            undefined,
-            directWrites, // the Node session's parts, as `Session` passes them
-            UpdateTurns,
+            { directWrites, updateTurns: UpdateTurns }, // the Node session's parts, as `Session` passes them
           )
         : new LightSession(end, name, options);
     const side: Side = {
