@@ -1,14 +1,23 @@
 /**
- * The package as a user gets it: `npm pack`, installed from the tarball into a fresh project (offline: the
- * package has no runtime dependencies), then type-checked against its published declarations (strict, with
- * the library checks on) and run, as ESM and through `require`.
+ * The package as a user gets it: `npm pack`, installed from the tarball into a fresh project (offline: its one
+ * runtime dependency, `ws`, comes from npm's cache, filled by `npm ci`), then type-checked against its published
+ * declarations (strict, with the library checks on, every entry point) and run, as ESM and through `require`.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, runProgram } from './support/run-program.js';
 
@@ -70,6 +79,18 @@ await session.close();
 server.close();
 `;
 
+/**
+ * The other entries, for their declarations: each class that implements the core's `ChannelEndpoint` must
+ * keep, after `stripInternal`, every member the interface publishes (a `destroyed` marked internal once broke
+ * `muxwire/web` and `muxwire/libp2p` for every project that checks libraries).
+ */
+const ENTRIES = `
+import { connectWebSocket, WebChannel, WebSession } from 'muxwire/web';
+import { muxwire, type MuxwireInit } from 'muxwire/libp2p';
+const init: MuxwireInit = { maxInboundStreams: 10, session: { closeTimeout: 1000 } };
+export { connectWebSocket, WebChannel, WebSession, muxwire, init };
+`;
+
 /** Lines that must not type-check: internals are not part of the published types. */
 const INTERNALS = `
 // @ts-expect-error the send queue is internal
@@ -100,6 +121,13 @@ for (const resolution of ['nodenext', 'bundler'] as const) {
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'main.ts'), PROGRAM);
       writeFileSync(join(dir, 'internals.ts'), INTERNALS);
+      writeFileSync(join(dir, 'entries.ts'), ENTRIES);
+      // muxwire/libp2p's optional peer dependencies, which the offline install left out: linked from this repo.
+      for (const name of ['@libp2p/interface', '@libp2p/utils', 'uint8arraylist']) {
+        const link = join(app, 'node_modules', name);
+        mkdirSync(dirname(link), { recursive: true });
+        if (!existsSync(link)) symlinkSync(join(ROOT, 'node_modules', name), link, 'dir');
+      }
       writeFileSync(
         join(dir, 'tsconfig.json'),
         JSON.stringify({
@@ -113,7 +141,7 @@ for (const resolution of ['nodenext', 'bundler'] as const) {
             types: ['node'],
             typeRoots: [join(ROOT, 'node_modules', '@types')],
           },
-          files: ['main.ts', 'internals.ts'],
+          files: ['main.ts', 'internals.ts', 'entries.ts'],
         }),
       );
       try {

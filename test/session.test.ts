@@ -13,6 +13,7 @@ import {
   SessionClosedError,
   StreamLimitError,
   MemoryBudget,
+  type Session,
   TimeoutError,
   TransportClosedError,
   connect,
@@ -1075,6 +1076,31 @@ describe('options and entry points', () => {
       await session.close();
       assert.deepEqual(await settleResources(baseline), {}, 'no socket left: the aborted connections were destroyed');
     } finally {
+      server.close();
+    }
+  });
+
+  test('connect() with a bad session option rejects with RangeError before it connects', async () => {
+    const sessions: Session[] = [];
+    const server = createServer({ keepAliveInterval: 0 }, (session) => {
+      sessions.push(session);
+      session.on('channel', (channel) => channel.resume());
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as { port: number }).port;
+    try {
+      await assert.rejects(connect({ host: '127.0.0.1', port, maxStreams: 0 }), (e) => {
+        assert.ok(e instanceof RangeError && e.message.includes('maxStreams'), String(e));
+        return true;
+      });
+      // A good connection after it: the server sees it, and it is the only one it saw.
+      const session = await connect({ host: '127.0.0.1', port, keepAliveInterval: 0 });
+      await until(() => sessions.length >= 1, 5000, 'the good connection arrived');
+      await session.close();
+      assert.equal(sessions.length, 1, 'the rejected connect() made no connection');
+    } finally {
+      for (const session of sessions) session.destroy();
       server.close();
     }
   });

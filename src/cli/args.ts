@@ -107,7 +107,6 @@ Server options:
   --listen HOST:PORT       address to accept clients on
   --tls-cert F, --tls-key F  serve TLS with this certificate and key (PEM)
   --ws PATH                accept WebSocket connections on this path (HTTP, or HTTPS with --tls-cert)
-  --drain-timeout MS       on SIGINT/SIGTERM, how long open connections may finish (default 5000)
 Client options:
   --server HOST:PORT       the server to connect to
   --tls                    connect with TLS, verified against Node's built-in CAs, or --ca F, or
@@ -118,6 +117,7 @@ Client options:
   --reconnect-max MS       longest wait between reconnection attempts (default 5000)
   --connect-wait MS        how long a new -L connection waits for the session (default 10000)
 Both:
+  --drain-timeout MS       on SIGINT/SIGTERM, how long open connections may finish (default 5000)
   --json                   one JSON event per line on stdout instead of a status line and log on stderr
   -h, --help, --version
 `;

@@ -83,7 +83,11 @@ export class StreamLimitError extends MuxError {
   }
 }
 
-/** Something did not happen in time. `code` tells what: `ERR_MUX_KEEPALIVE_TIMEOUT` (a ping went unanswered) or `ERR_MUX_CLOSE_TIMEOUT`. */
+/**
+ * Something did not happen in time. `code` tells what: `ERR_MUX_KEEPALIVE_TIMEOUT` (a ping went unanswered),
+ * `ERR_MUX_CLOSE_TIMEOUT` (`close()` ran out of time) or `ERR_MUX_OPEN_TIMEOUT` (the peer did not acknowledge
+ * a dialled channel within `openTimeout`).
+ */
 export class TimeoutError extends MuxError {
   // Not useless: it narrows the codes a TimeoutError may carry.
   // eslint-disable-next-line @typescript-eslint/no-useless-constructor

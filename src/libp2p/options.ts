@@ -60,7 +60,7 @@ function count(name: string, value: number | undefined, fallback: number): numbe
 
 /**
  * Applies defaults and checks `init`. Anything invalid throws libp2p's `InvalidParametersError`, naming the
- * option (muxwire's own `TypeError` or `RangeError` is its `cause`).
+ * option (for a session option, muxwire's own `TypeError` or `RangeError` is its `cause`).
  */
 export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
   if (typeof init !== 'object' || init === null) throw new InvalidParametersError('muxwire: init must be an object');

@@ -108,17 +108,20 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     return super.dispatchEvent(event);
   }
 
-  /** @internal Queues bytes on the channel; 'drain' follows once it is under its high-water mark again. */
+  // The six hooks below implement AbstractStream's abstract members, so they stay in the published declarations
+  // (stripInternal would leave the class looking abstract to every project that checks libraries).
+
+  /** libp2p's hook: queues bytes on the channel; 'drain' follows once it is under its high-water mark again. */
   sendData(data: ByteList): SendResult {
     return { sentBytes: data.byteLength, canSendMore: this.#write(data) };
   }
 
-  /** @internal RST to the peer; queued bytes are dropped. */
+  /** libp2p's hook: RST to the peer; queued bytes are dropped. */
   sendReset(error: Error): void {
     this.release(error);
   }
 
-  /** @internal FIN after everything written; resolves once those bytes reached the connection. */
+  /** libp2p's hook: FIN after everything written; resolves once those bytes reached the connection. */
   async sendCloseWrite(options?: AbortOptions): Promise<void> {
     const signal = options?.signal;
     signal?.throwIfAborted();
@@ -140,7 +143,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   }
 
   /**
-   * @internal yamux has no frame that asks the peer to stop sending: as with libp2p's yamux, nothing is sent,
+   * libp2p's hook: yamux has no frame that asks the peer to stop sending: as with libp2p's yamux, nothing is sent,
    * and what still arrives is credited and dropped.
    */
   async sendCloseRead(options?: AbortOptions): Promise<void> {
@@ -152,10 +155,10 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     }
   }
 
-  /** @internal Data arriving from now on waits in `#paused`; the window, no longer refilled, stops the peer. */
+  /** libp2p's hook: data arriving from now on waits in `#paused`; the window, no longer refilled, stops the peer. */
   sendPause(): void {}
 
-  /** @internal Hands on what arrived while paused (after the read buffer, which `resume()` emptied first). */
+  /** libp2p's hook: hands on what arrived while paused (after the read buffer, which `resume()` emptied first). */
   sendResume(): void {
     const paused = this.#paused;
     if (paused === null) return;
@@ -218,7 +221,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     return this.#held;
   }
 
-  /** @internal True once this side reset the stream, or the session failed it. */
+  /** True once this side reset the stream, or the session failed it. */
   get destroyed(): boolean {
     return this.#destroyed;
   }

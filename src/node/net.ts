@@ -22,12 +22,18 @@ function splitOptions(options: object): { session: SessionOptions; rest: Record<
   return { session, rest };
 }
 
-/** Connects over TCP and resolves to the client session once the connection is up. */
+/**
+ * Connects over TCP and resolves to the client session once the connection is up. A bad session option
+ * rejects with `TypeError` or `RangeError` before any connection is made; names that are not session options
+ * go to `net.connect`.
+ */
 export function connect(options: ConnectOptions): Promise<Session> {
   const { session: sessionOptions, rest } = splitOptions(options);
   const signal = options.signal;
   delete rest.signal;
   return new Promise<Session>((resolve, reject) => {
+    // A bad option rejects here, before a connection is made only to be dropped.
+    resolveOptions(sessionOptions);
     if (signal?.aborted) {
       reject(signal.reason);
       return;

@@ -64,15 +64,15 @@ export class WebChannel implements ChannelEndpoint {
     );
   }
 
-  /** {@inheritDoc ChannelFacts.id} */
+  /** {@inheritDoc core!ChannelFacts.id} */
   declare readonly id: number;
-  /** {@inheritDoc ChannelFacts.session} */
+  /** {@inheritDoc core!ChannelFacts.session} */
   declare readonly session: MuxSession<WebChannel>;
-  /** {@inheritDoc ChannelFacts.protocolState} */
+  /** {@inheritDoc core!ChannelFacts.protocolState} */
   declare readonly protocolState: ChannelStateName;
-  /** {@inheritDoc ChannelFacts.receiveWindow} */
+  /** {@inheritDoc core!ChannelFacts.receiveWindow} */
   declare readonly receiveWindow: number;
-  /** {@inheritDoc ChannelFacts.outbound} */
+  /** {@inheritDoc core!ChannelFacts.outbound} */
   declare readonly outbound: boolean;
 
   /** @internal Made by the session. */
@@ -190,7 +190,7 @@ export class WebChannel implements ChannelEndpoint {
     return this.#buffered;
   }
 
-  /** @internal True once the page let go of both halves, or the channel failed. */
+  /** True once the page let go of both halves, or the channel failed. */
   get destroyed(): boolean {
     return this.#failure !== undefined || (this.#readableDone && this.#writableDone);
   }

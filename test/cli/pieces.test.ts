@@ -16,6 +16,7 @@ import {
   parseCommand,
   parseFingerprint,
   parseForward,
+  USAGE,
 } from '../../src/cli/args.js';
 import { loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
 import { DIRECT_WRITE_BYTES, coalescingTransport } from '../../src/cli/coalesce.js';
@@ -86,6 +87,21 @@ describe('command line', () => {
     assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--bogus'], env), UsageError);
     assert.throws(() => parseCommand(['client', '--server', 'h:1'], env), /at least one -L or -R/);
     assert.equal(parseCommand([], {}).command, 'help');
+  });
+
+  test('--help lists --drain-timeout under the options of both ends, and both take it', () => {
+    const env = { MUXWIRE_TOKEN: 'x' };
+    const server = parseCommand(['server', '--listen', 'h:1', '--drain-timeout', '100'], env) as {
+      drainTimeout: number;
+    };
+    const client = parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--drain-timeout', '200'], env) as {
+      drainTimeout: number;
+    };
+    assert.equal(server.drainTimeout, 100);
+    assert.equal(client.drainTimeout, 200);
+    const both = USAGE.slice(USAGE.indexOf('\nBoth:\n'));
+    assert.match(both, /^ {2}--drain-timeout MS /m, 'listed under "Both:"');
+    assert.equal(USAGE.split('--drain-timeout').length, 2, 'listed once');
   });
 
   test('--ws takes a ws:// or wss:// URL instead of --server (wss implies TLS), and --proxy an http:// URL without credentials', () => {
