@@ -829,6 +829,14 @@ describe('go away and close', () => {
     await pair.close();
   });
 
+  test("close({ timeout }) is checked as the closeTimeout option is: TypeError for a non-number, RangeError past a timer's reach (Infinity would fire after 1 ms), the session left open", async () => {
+    const pair = await sessionPair();
+    assert.throws(() => pair.client.close({ timeout: '50' as never }), TypeError);
+    for (const timeout of [-1, 1.5, Infinity, 2 ** 31]) assert.throws(() => pair.client.close({ timeout }), RangeError);
+    assert.equal(pair.client.state, 'open');
+    await pair.close();
+  });
+
   test('destroy() fails every channel and pending accept', async () => {
     const pair = await sessionPair();
     const channel = pair.client.dial();

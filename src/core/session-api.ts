@@ -60,6 +60,9 @@ export interface DialOptions {
 
 /** Options of `close()`. */
 export interface CloseOptions {
-  /** Milliseconds to wait for open channels to finish (default: the session's `closeTimeout`). */
+  /**
+   * Milliseconds to wait for open channels to finish (default: the session's `closeTimeout`): an integer from 0
+   * to 2,147,483,647, as that option is.
+   */
   timeout?: number;
 }

@@ -447,9 +447,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#status === 'closed') return Promise.resolve();
     if (this.#closingPromise !== undefined) return this.#closingPromise;
-    const timeout = options.timeout ?? this.options.closeTimeout;
-    if (typeof timeout !== 'number' || !(timeout >= 0))
-      throw new RangeError('muxwire: close timeout must be a number >= 0');
+    // Checked as the closeTimeout option is: a timer cannot wait longer (Node fires a longer one after 1 ms).
+    const timeout =
+      options.timeout === undefined ? this.options.closeTimeout : checkNumberOption('closeTimeout', options.timeout);
     this.#status = 'closing';
     this.#closingPromise = this.closed.then(noop, noop);
     this.#localGoAway = true;

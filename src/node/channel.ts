@@ -103,15 +103,15 @@ export class Channel extends Duplex implements ChannelEndpoint {
     );
   }
 
-  /** {@inheritDoc ChannelFacts.id} */
+  /** {@inheritDoc core!ChannelFacts.id} */
   declare readonly id: number;
-  /** {@inheritDoc ChannelFacts.session} */
+  /** {@inheritDoc core!ChannelFacts.session} */
   declare readonly session: MuxSession<Channel>;
-  /** {@inheritDoc ChannelFacts.protocolState} */
+  /** {@inheritDoc core!ChannelFacts.protocolState} */
   declare readonly protocolState: ChannelStateName;
-  /** {@inheritDoc ChannelFacts.receiveWindow} */
+  /** {@inheritDoc core!ChannelFacts.receiveWindow} */
   declare readonly receiveWindow: number;
-  /** {@inheritDoc ChannelFacts.outbound} */
+  /** {@inheritDoc core!ChannelFacts.outbound} */
   declare readonly outbound: boolean;
 
   /** A snapshot of this channel's figures: bytes each way, queued and unread bytes, both windows, stalled or not. */
