@@ -10,7 +10,9 @@ import type { Server as HttpsServer } from 'node:https';
 import { createRequire } from 'node:module';
 import type { WebSocketServer as WsServer } from 'ws';
 import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
+import { HEADER_SIZE } from '../core/frame.js';
 import {
+  MERGE_LIMIT,
   type WebSocketTransportOptions,
   resolveTransportOptions,
   webSocketTransport,
@@ -42,19 +44,14 @@ export interface WebSocketServerOptions extends SessionOptions, WebSocketTranspo
    * MiB + 12 with the default options). `ws` holds a whole message before it hands it on, outside the
    * session's `maxSessionBuffered` and `memoryBudget`, so this is what one connection can make the server
    * hold at once. A client that announces a larger message is disconnected with close code 1009 as soon as
-   * the message's header arrives (its open channels fail with `TransportClosedError`). What a muxwire peer sends fits: messages of at most 256 KiB, or one frame's
-   * payload, which the receive window bounds; a yamux peer writing frames as messages fits as well. At least
-   * 256 KiB.
+   * the message's header arrives (its open channels fail with `TransportClosedError`). What a muxwire peer
+   * sends fits: messages of at most 256 KiB, or one frame's payload, which the receive window bounds; a yamux
+   * peer writing frames as messages fits as well. At least 256 KiB.
    */
   maxMessageSize?: number;
 }
 
 const SERVER_KEYS = ['server', 'port', 'host', 'path', 'maxMessageSize'];
-
-/** The frame header that may travel in the same message as a payload as large as the window. */
-const HEADER_ALLOWANCE = 12;
-/** A muxwire peer joins small frames into messages of up to 256 KiB (`webSocketTransport`): any limit must let them through. */
-const MIN_MESSAGE_SIZE = 256 * 1024;
 const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval'];
 
 /**
@@ -98,12 +95,14 @@ export function createWebSocketServer(
     else if (!SERVER_KEYS.includes(key) || key in DEFAULT_OPTIONS) sessionOptions[key] = value;
   }
   // A bad option throws here, not on the first connection.
-  const resolved = resolveOptions(withWebSocketWindow(sessionOptions as SessionOptions));
+  const { maxWindow } = resolveOptions(sessionOptions);
   resolveTransportOptions(transportOptions);
-  const { maxMessageSize = resolved.maxWindow + HEADER_ALLOWANCE } = options;
-  if (!Number.isSafeInteger(maxMessageSize) || maxMessageSize < MIN_MESSAGE_SIZE) {
+  // By default a frame as large as the window with its header (a peer may send both as one message). At least
+  // what muxwire's own transport joins into one message.
+  const { maxMessageSize = maxWindow + HEADER_SIZE } = options;
+  if (!Number.isSafeInteger(maxMessageSize) || maxMessageSize < MERGE_LIMIT) {
     throw new RangeError(
-      `muxwire: maxMessageSize must be an integer of at least ${MIN_MESSAGE_SIZE}, got ${String(maxMessageSize)}`,
+      `muxwire: maxMessageSize must be an integer of at least ${MERGE_LIMIT}, got ${String(maxMessageSize)}`,
     );
   }
   const server = new (loadWs().WebSocketServer)({

@@ -87,8 +87,11 @@ export function withWebSocketWindow<T extends { initialWindow?: number; maxWindo
   return { ...options, initialWindow: Math.min(WEB_SOCKET_INITIAL_WINDOW, options.maxWindow ?? Infinity) };
 }
 
-/** Batches up to this size leave as one message (one copy, one WebSocket frame); larger parts go alone. */
-const MERGE_LIMIT = 256 * 1024;
+/**
+ * @internal Batches up to this size leave as one message (one copy, one WebSocket frame); larger parts go
+ * alone. The Node server's `maxMessageSize` is at least this, so such a message always gets through.
+ */
+export const MERGE_LIMIT = 256 * 1024;
 
 interface QueuedWrite {
   data: Uint8Array;
