@@ -1,4 +1,5 @@
 /** Test utilities: in-memory and loopback TCP transports, raw frames, readers. */
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { once } from 'node:events';
@@ -107,6 +108,59 @@ export async function until(predicate: () => boolean, timeoutMs = 5000, what = '
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/**
+ * Opens a WebSocket to `127.0.0.1:port` at `path` by hand and announces one binary message of `length` bytes
+ * (a masked frame's header with a 64-bit length, and not one byte of the payload). Resolves to the close
+ * code of the server's close frame (1009 when the message is over its limit), or rejects after `timeoutMs`
+ * if none came. The server's earlier frames (its session's first ping) are skipped.
+ */
+export async function announceWebSocketMessage(
+  port: number,
+  path: string,
+  length: number,
+  timeoutMs = 5000,
+): Promise<number> {
+  const socket = net.connect(port, '127.0.0.1');
+  try {
+    await once(socket, 'connect');
+    const key = randomBytes(16).toString('base64');
+    socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    let received = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+    await until(() => received.includes('\r\n\r\n'), timeoutMs, 'the upgrade response');
+    if (!received.toString('latin1').startsWith('HTTP/1.1 101 ')) {
+      throw new Error(`no upgrade: ${received.toString('latin1').split('\r\n')[0]}`);
+    }
+    const upgraded = received.indexOf('\r\n\r\n') + 4;
+    const header = Buffer.alloc(14);
+    header[0] = 0x82; // final, binary
+    header[1] = 0x80 | 127; // masked, 64-bit length
+    header.writeBigUInt64BE(BigInt(length), 2);
+    randomBytes(4).copy(header, 10);
+    socket.write(header);
+    // The server's frames are unmasked: find the close frame (opcode 8) and read its status code.
+    const closeCode = (): number | undefined => {
+      for (let at = upgraded; at + 2 <= received.length;) {
+        let size = received[at + 1]! & 0x7f;
+        let start = at + 2;
+        if (size === 126) [size, start] = [received.readUInt16BE(at + 2), at + 4];
+        else if (size === 127) [size, start] = [Number(received.readBigUInt64BE(at + 2)), at + 10];
+        if (start + size > received.length) return undefined;
+        if ((received[at]! & 0x0f) === 0x8) return received.readUInt16BE(start);
+        at = start + size;
+      }
+      return undefined;
+    };
+    await until(() => closeCode() !== undefined, timeoutMs, "the server's close frame");
+    return closeCode()!;
+  } finally {
+    socket.destroy();
   }
 }
 

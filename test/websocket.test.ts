@@ -6,9 +6,8 @@
  */
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { type AddressInfo, connect } from 'node:net';
+import { createHash } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { WebSocket as WsWebSocket, WebSocketServer } from 'ws';
 import {
   type Channel,
@@ -32,7 +31,7 @@ import {
   webSocketTransport,
 } from '../src/web/index.js';
 import { WEB_SOCKET_INITIAL_WINDOW } from '../src/web/websocket-transport.js';
-import { pseudoRandomBytes, readAll, until } from './helpers.js';
+import { announceWebSocketMessage, pseudoRandomBytes, readAll, until } from './helpers.js';
 
 const WebSocket = WsWebSocket as unknown as WebSocketConstructor;
 const KiB = 1024;
@@ -427,44 +426,8 @@ describe('muxwire/web bad input', () => {
     const { url, server, sessions } = await serve(() => {}, { maxWindow: 8 * MiB });
     // The default follows maxWindow: a yamux frame as large as the window, with its header, is let through.
     assert.equal((server as unknown as { options: { maxPayload: number } }).options.maxPayload, 8 * MiB + 12);
-    const { port } = new URL(url);
-    const socket = connect(Number(port), '127.0.0.1');
-    toClose.push(() => void socket.destroy());
-    await once(socket, 'connect');
-    const key = randomBytes(16).toString('base64');
-    socket.write(
-      `GET /mux HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-    );
-    let received = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
-    await until(() => received.includes('\r\n\r\n'), 5000, 'the upgrade response');
-    assert.match(received.toString('latin1'), /^HTTP\/1\.1 101 /);
-    const upgraded = received.indexOf('\r\n\r\n') + 4;
-    // A binary frame, final, masked, with a 64-bit length: 16 MiB announced (under ws's own default limit,
-    // 100 MiB), and not one byte of it sent.
-    const header = Buffer.alloc(14);
-    header[0] = 0x82;
-    header[1] = 0x80 | 127;
-    header.writeBigUInt64BE(BigInt(16 * MiB), 2);
-    randomBytes(4).copy(header, 10);
-    socket.write(header);
-    // The server's frames (unmasked) after the upgrade: its session's opening ping, then a close frame
-    // (opcode 8) whose status code is 1009, message too big.
-    const closeCode = (): number | undefined => {
-      for (let at = upgraded; at + 2 <= received.length;) {
-        let length = received[at + 1]! & 0x7f;
-        let start = at + 2;
-        if (length === 126) [length, start] = [received.readUInt16BE(at + 2), at + 4];
-        else if (length === 127) [length, start] = [Number(received.readBigUInt64BE(at + 2)), at + 10];
-        if (start + length > received.length) return undefined;
-        if ((received[at]! & 0x0f) === 0x8) return received.readUInt16BE(start);
-        at = start + length;
-      }
-      return undefined;
-    };
-    await until(() => closeCode() !== undefined, 5000, "the server's close frame");
-    assert.equal(closeCode(), 1009);
+    // 16 MiB announced (under ws's own default limit, 100 MiB), and not one byte of it sent.
+    assert.equal(await announceWebSocketMessage(Number(new URL(url).port), '/mux', 16 * MiB), 1009);
     await until(
       () => sessions.length === 1 && sessions[0]!.state === 'closed',
       5000,

@@ -19,6 +19,7 @@
 import type { Duplex } from 'node:stream';
 import type { Transport } from '../core/transport.js';
 import { duplexTransport } from '../node/transport.js';
+import { WS_JOIN_BYTES } from './protocol.js';
 
 /** Writes of at least this many bytes go out at once (with what was held before them). */
 export const DIRECT_WRITE_BYTES = 16 * 1024;
@@ -79,7 +80,8 @@ function corking(stream: Duplex, base: Transport): Holder {
 }
 
 /**
- * A stream without `writev` (the WebSocket's): keep the parts, then write them joined, as one chunk. The
+ * A stream without `writev` (the WebSocket's): keep the parts, then write them joined, as one chunk per
+ * {@link WS_JOIN_BYTES} (the other end takes messages up to a frame's size, not a whole turn's writes). The
  * held bytes are at most one turn's small writes; the answer to each write is whether the stream itself
  * still has room, so the session stops when the stream asks it to and resumes on its `'drain'`.
  */
@@ -94,7 +96,7 @@ function joining(stream: Duplex, base: Transport): Holder {
     const dones = waiting;
     held = [];
     waiting = [];
-    base.write([parts.length === 1 ? parts[0]! : Buffer.concat(parts)], (error) => {
+    base.write(joinUpTo(parts, WS_JOIN_BYTES), (error) => {
       for (const done of dones) done(error);
     });
   };
@@ -114,4 +116,26 @@ function joining(stream: Duplex, base: Transport): Holder {
     },
     release,
   };
+}
+
+/**
+ * `parts` as chunks of at most `limit` bytes each, a run of parts joined into one (a part larger than `limit`
+ * stays a chunk of its own), in order.
+ */
+export function joinUpTo(parts: Uint8Array[], limit: number): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  let start = 0;
+  let bytes = 0;
+  const cut = (end: number): void => {
+    if (end - start === 1) chunks.push(parts[start]!);
+    else if (end > start) chunks.push(Buffer.concat(parts.slice(start, end), bytes));
+    start = end;
+    bytes = 0;
+  };
+  for (let i = 0; i < parts.length; i++) {
+    if (bytes + parts[i]!.byteLength > limit) cut(i);
+    bytes += parts[i]!.byteLength;
+  }
+  cut(parts.length);
+  return chunks;
 }

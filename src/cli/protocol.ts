@@ -5,7 +5,8 @@
  * @module
  */
 import type { Readable } from 'node:stream';
-import type { SessionOptions } from '../index.js';
+import { HEADER_SIZE } from '../core/frame.js';
+import { type SessionOptions, resolveOptions } from '../core/options.js';
 import { TunnelError, type TunnelErrorCode } from './errors.js';
 
 /** The protocol version in `hello` and `welcome`; a server refuses a client of another version. */
@@ -24,6 +25,17 @@ export const TUNNEL_SESSION_OPTIONS: SessionOptions = {
   keepAliveTimeout: 10_000,
   acceptBacklog: 1024,
 };
+
+/**
+ * The largest WebSocket message either end of a `--ws` tunnel takes (the `ws` package's `maxPayload`; its own
+ * default is 100 MiB, held whole before the session sees a byte, and outside every bound of the session). A
+ * message is at most one frame, as large as the window with its header, or one turn's small writes joined
+ * (at most {@link WS_JOIN_BYTES}); a message announced larger is refused at once with close code 1009.
+ */
+export const WS_MAX_MESSAGE_BYTES = resolveOptions(TUNNEL_SESSION_OPTIONS).maxWindow + HEADER_SIZE;
+
+/** Small writes of one turn joined into one WebSocket message stop at this many bytes; more go in the next. */
+export const WS_JOIN_BYTES = 256 * 1024;
 
 /** A forward as the client announces it in `hello`: what the server must allow (-L) or open (-R). */
 export type AnnouncedForward = { kind: 'L'; host: string; port: number } | { kind: 'R'; bind: string; port: number };

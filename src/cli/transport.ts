@@ -15,6 +15,7 @@ import { WebSocket, WebSocketServer, createWebSocketStream } from 'ws';
 import type { Address, ClientConfig, ServerConfig } from './args.js';
 import { formatAddress } from './args.js';
 import { TunnelError, describeSocketError } from './errors.js';
+import { WS_MAX_MESSAGE_BYTES } from './protocol.js';
 
 /** How long connecting to the server (TCP and TLS handshake) may take. */
 export const DIAL_TIMEOUT_MS = 10_000;
@@ -246,6 +247,7 @@ function dialWebSocket(
     const ws = new WebSocket(url, {
       perMessageDeflate: false,
       handshakeTimeout: DIAL_TIMEOUT_MS,
+      maxPayload: WS_MAX_MESSAGE_BYTES,
       ...tlsFields,
       ...overTunnel,
     });
@@ -363,7 +365,12 @@ function webSocketServer(
     }
   }
   server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
-  const wss = new WebSocketServer({ server, path: config.wsPath, perMessageDeflate: false });
+  const wss = new WebSocketServer({
+    server,
+    path: config.wsPath,
+    perMessageDeflate: false,
+    maxPayload: WS_MAX_MESSAGE_BYTES,
+  });
   wss.on('connection', (ws, request) => {
     onConnection(createWebSocketStream(ws), remoteOf(request.socket));
   });

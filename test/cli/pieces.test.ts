@@ -19,8 +19,8 @@ import {
   USAGE,
 } from '../../src/cli/args.js';
 import { loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
-import { DIRECT_WRITE_BYTES, coalescingTransport } from '../../src/cli/coalesce.js';
-import { MAX_MESSAGE_BYTES, encode, readMessage, validate } from '../../src/cli/protocol.js';
+import { DIRECT_WRITE_BYTES, coalescingTransport, joinUpTo } from '../../src/cli/coalesce.js';
+import { MAX_MESSAGE_BYTES, WS_JOIN_BYTES, encode, readMessage, validate } from '../../src/cli/protocol.js';
 import { backoffDelay } from '../../src/cli/reconnect.js';
 import { Reporter, Traffic } from '../../src/cli/status.js';
 
@@ -429,5 +429,43 @@ describe('session transport', () => {
       'a bulk write goes at once, after what was held',
     );
     stream.destroy();
+  });
+
+  test(`over a stream without writev, one turn's small writes are joined into chunks of at most ${WS_JOIN_BYTES / 1024} KiB, in order`, async () => {
+    const chunks: Buffer[] = [];
+    const stream = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        chunks.push(chunk);
+        callback();
+      },
+    });
+    const transport = coalescingTransport(stream);
+    transport.start(sink);
+    // 100 writes just under the direct-write size: 1.5 MiB held in one turn.
+    const size = DIRECT_WRITE_BYTES - 1;
+    const sent: Buffer[] = [];
+    for (let i = 0; i < 100; i++) {
+      const part = Buffer.alloc(size, i);
+      sent.push(part);
+      transport.write([part], () => {});
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(chunks.length > 1, `${chunks.length} chunk(s)`);
+    for (const chunk of chunks) assert.ok(chunk.length <= WS_JOIN_BYTES, `a chunk of ${chunk.length} bytes`);
+    assert.ok(Buffer.concat(chunks).equals(Buffer.concat(sent)), 'the bytes, whole and in order');
+    // Full chunks but the last: each holds as many whole writes as fit.
+    for (const chunk of chunks.slice(0, -1)) assert.equal(chunk.length, Math.floor(WS_JOIN_BYTES / size) * size);
+    stream.destroy();
+  });
+
+  test('joinUpTo keeps a part larger than the limit whole, on its own, and joins the runs around it', () => {
+    const parts = [Buffer.from('ab'), Buffer.from('cd'), Buffer.from('efghij'), Buffer.from('k'), Buffer.from('l')];
+    assert.deepEqual(
+      joinUpTo(parts, 4).map((chunk) => Buffer.from(chunk).toString()),
+      ['abcd', 'efghij', 'kl'],
+    );
+    assert.equal(joinUpTo([parts[0]!], 4)[0], parts[0], 'a lone part is passed on, not copied');
+    assert.deepEqual(joinUpTo([], 4), []);
   });
 });

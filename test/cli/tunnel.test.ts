@@ -6,9 +6,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import net from 'node:net';
+import { WebSocketServer } from 'ws';
 import { Session } from '../../src/index.js';
-import { encode, expectMessage, readMessage } from '../../src/cli/protocol.js';
+import { WS_MAX_MESSAGE_BYTES, encode, expectMessage, readMessage } from '../../src/cli/protocol.js';
+import { announceWebSocketMessage } from '../helpers.js';
 import { selfSignedCertificate } from '../support/self-signed.js';
 import {
   Cli,
@@ -179,6 +182,48 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         assert.equal(stdout, '426');
         await c.stop();
         await s.cli.stop();
+      },
+    );
+
+    test(
+      'over WebSocket, a message announced larger than a window and a frame header is refused at once with close code 1009, by the server and by the client',
+      { timeout: TIMEOUT },
+      async () => {
+        // The server: a raw client announces one byte more than the limit (and sends none of it).
+        const s = await server(['--token-file', work.tokenFile, '--ws', '/tunnel', ...allowTarget()]);
+        assert.equal(await announceWebSocketMessage(s.port, '/tunnel', WS_MAX_MESSAGE_BYTES + 1), 1009);
+        await s.cli.stop();
+        // The client: a WebSocket server that announces as much to it.
+        const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+        await once(wss, 'listening');
+        try {
+          const closed = new Promise<number>((resolve) => {
+            wss.on('connection', (ws) => {
+              ws.on('close', (code) => resolve(code));
+              const header = Buffer.alloc(10);
+              header[0] = 0x82; // final, binary; a server's frames are not masked
+              header[1] = 127; // 64-bit length
+              header.writeBigUInt64BE(BigInt(WS_MAX_MESSAGE_BYTES + 1), 2);
+              (ws as unknown as { _socket: net.Socket })._socket.write(header);
+            });
+          });
+          const c = new Cli([
+            'client',
+            '--ws',
+            `ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}/t`,
+            '--retries',
+            '0',
+            '--token-file',
+            work.tokenFile,
+            '-L',
+            `0:127.0.0.1:${target.port}`,
+          ]);
+          processes.push(c);
+          assert.equal(await closed, 1009);
+          await c.waitFor('fatal');
+        } finally {
+          wss.close();
+        }
       },
     );
 
