@@ -41,6 +41,7 @@ export {
   type AcceptOptions,
   type DialOptions,
   type CloseOptions,
+  type PingOptions,
 } from './core/session.js';
 export type { ChannelStateName } from './core/channel-state.js';
 export {

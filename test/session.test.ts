@@ -850,6 +850,48 @@ describe('go away and close', () => {
     await pair.close();
   });
 
+  test('close({ signal }): an abort ends the wait, resets the channels still open with its reason and rejects that call; other close() calls resolve; the listener goes', async () => {
+    const pair = await sessionPair();
+    const channel = pair.client.dial();
+    channel.write('x');
+    await pair.server.accept();
+    const failure = once(channel, 'error');
+    const controller = new AbortController();
+    const reason = new Error('no more waiting');
+    const closing = pair.client.close({ signal: controller.signal });
+    const plain = pair.client.close();
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(pair.client.state, 'closing', 'the open channel holds the close');
+    controller.abort(reason);
+    await assert.rejects(closing, (error) => error === reason);
+    await plain;
+    assert.equal((await failure)[0], reason);
+    await assert.rejects(pair.client.closed, (error) => error === reason);
+    assert.equal(pair.client.state, 'closed');
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    await pair.close();
+  });
+
+  test('close({ signal }) that completes before an abort resolves and leaves no listener; an aborted signal destroys at once', async () => {
+    const pair = await sessionPair();
+    const controller = new AbortController();
+    await pair.client.close({ signal: controller.signal });
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    controller.abort();
+    assert.equal(pair.client.closeError, undefined, 'a later abort changes nothing');
+
+    const other = await sessionPair();
+    const channel = other.client.dial();
+    const failure = once(channel, 'error');
+    const reason = new Error('aborted before');
+    await assert.rejects(other.client.close({ signal: AbortSignal.abort(reason) }), (error) => error === reason);
+    assert.equal(other.client.state, 'closed');
+    assert.equal((await failure)[0], reason);
+    await pair.close();
+    await other.close();
+  });
+
   test('close event fires once with undefined on a clean close', async () => {
     const pair = await sessionPair();
     const events: unknown[] = [];
@@ -866,6 +908,39 @@ test('ping resolves to the round-trip time', async () => {
   const rtt = await pair.client.ping();
   assert.ok(rtt >= 9 && rtt < 1000, `rtt ${rtt}`);
   assert.equal(pair.client.rtt, rtt);
+  await pair.close();
+});
+
+test('ping({ signal }): an abort rejects with its reason while the answer is awaited; a settled ping leaves no listener; an aborted signal sends no ping', async () => {
+  const [ours, theirs] = await tcpPair();
+  const client = multiplexedClient(ours, { keepAliveInterval: 0 });
+  const peer = new RawPeer(theirs, false);
+  try {
+    // The opening ping goes unanswered too: wait for it, then count.
+    await until(() => peer.frames.some((f) => f.type === FrameType.ping), 1000, 'the opening ping');
+    const pings = (): number => peer.frames.filter((f) => f.type === FrameType.ping).length;
+    const before = pings();
+    const reason = new Error('ping abandoned');
+    await assert.rejects(client.ping({ signal: AbortSignal.abort(reason) }), (error) => error === reason);
+    const controller = new AbortController();
+    const pending = client.ping({ signal: controller.signal });
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 1);
+    controller.abort(reason);
+    await assert.rejects(pending, (error) => error === reason);
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(pings(), before, 'no ping of its own: the one in flight is shared');
+    assert.equal(client.state, 'open', 'an abandoned ping leaves the session as it was');
+  } finally {
+    client.destroy();
+    ours.destroy();
+    theirs.destroy();
+  }
+  const pair = await sessionPair();
+  const controller = new AbortController();
+  const rtt = await pair.client.ping({ signal: controller.signal });
+  assert.ok(rtt >= 0);
+  assert.equal(getEventListeners(controller.signal, 'abort').length, 0, 'the listener went with the answer');
   await pair.close();
 });
 

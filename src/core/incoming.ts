@@ -12,6 +12,7 @@
 import { Pending, type ChannelEndpoint, type ChannelState } from './channel-state.js';
 import type { CodecCapabilities } from './codec.js';
 import type { Emitter } from './emitter.js';
+import { abortable } from './abortable.js';
 import { Fifo } from './fifo.js';
 import type { ResolvedOptions } from './options.js';
 import type { ReadGate } from './read-gate.js';
@@ -23,8 +24,6 @@ import type { FrameWriter } from './writer.js';
 interface AcceptWaiter<C> {
   resolve(channel: C): void;
   reject(error: unknown): void;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
 }
 
 export class Incoming<C extends ChannelEndpoint> {
@@ -78,17 +77,12 @@ export class Incoming<C extends ChannelEndpoint> {
     const refusal = this.#acceptRefusal();
     if (refusal !== undefined) return Promise.reject(refusal);
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<C>((resolve, reject) => {
-      const waiter: AcceptWaiter<C> = { resolve, reject, signal, onAbort: undefined };
-      if (signal !== undefined) {
-        waiter.onAbort = () => {
-          const index = this.#waiters.indexOf(waiter);
-          if (index >= 0) this.#waiters.splice(index, 1);
-          reject(signal.reason);
-        };
-        signal.addEventListener('abort', waiter.onAbort, { once: true });
-      }
-      this.#waiters.push(waiter);
+    let waiter!: AcceptWaiter<C>;
+    const accepted = new Promise<C>((resolve, reject) => (waiter = { resolve, reject }));
+    this.#waiters.push(waiter);
+    return abortable(accepted, signal, () => {
+      const index = this.#waiters.indexOf(waiter);
+      if (index >= 0) this.#waiters.splice(index, 1);
     });
   }
 
@@ -97,7 +91,6 @@ export class Incoming<C extends ChannelEndpoint> {
     const waiter = this.#waiters.shift();
     if (waiter !== undefined) {
       this.#acknowledge(channel);
-      if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
       waiter.resolve(channel.endpoint as C);
     } else if (this.#events.listenerCount('channel') > 0) {
       this.#acknowledge(channel);
@@ -153,10 +146,7 @@ export class Incoming<C extends ChannelEndpoint> {
   /** Fails every waiting `accept()` with `error`. */
   rejectWaiters(error: Error): void {
     const waiters = this.#waiters.splice(0);
-    for (const waiter of waiters) {
-      if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
-      waiter.reject(error);
-    }
+    for (const waiter of waiters) waiter.reject(error);
   }
 
   /** The application takes an inbound channel: ACK it (with the window announcement, if larger). */

@@ -32,6 +32,7 @@ export {
   type AcceptOptions,
   type DialOptions,
   type CloseOptions,
+  type PingOptions,
 } from './session.js';
 export { FULL_PARTS } from './full-parts.js';
 export { directWrites, type DirectWriteRoute, type DirectWrite, type DirectWriteTarget } from './direct-write.js';

@@ -65,4 +65,16 @@ export interface CloseOptions {
    * to 2,147,483,647, as that option is.
    */
   timeout?: number;
+  /**
+   * Ends the wait for open channels: when it aborts before the session is closed, the session is destroyed
+   * with the signal's reason (channels still open are reset) and this call's promise rejects with it. Other
+   * calls of `close()` resolve, as they do after a timeout.
+   */
+  signal?: AbortSignal;
+}
+
+/** Options of `ping()`. */
+export interface PingOptions {
+  /** Gives up waiting for the answer; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
 }

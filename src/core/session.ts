@@ -18,6 +18,7 @@
  * @module
  */
 import type { ChannelEndpoint, ChannelState } from './channel-state.js';
+import { abortable } from './abortable.js';
 import { ChannelTable } from './channels.js';
 import type { CodecCapabilities, WireCodec } from './codec.js';
 import { yamuxCodec } from './codecs/yamux.js';
@@ -69,6 +70,7 @@ import type {
   AcceptOptions,
   DialOptions,
   CloseOptions,
+  PingOptions,
 } from './session-api.js';
 
 export type {
@@ -79,6 +81,7 @@ export type {
   AcceptOptions,
   DialOptions,
   CloseOptions,
+  PingOptions,
 } from './session-api.js';
 
 const MAX_ID = 0xffff_ffff;
@@ -430,12 +433,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * calls made meanwhile share its answer. If keep-alive is on and no answer comes within
    * `keepAliveTimeout`, the session fails with `TimeoutError` (`ERR_MUX_KEEPALIVE_TIMEOUT`).
    */
-  ping(): Promise<number> {
+  ping(options: PingOptions = {}): Promise<number> {
+    const { signal } = options;
     if (this.#status === 'closed') return Promise.reject(this.#error ?? new SessionClosedError());
     if (!this.#caps.ping) {
       return Promise.reject(new MuxError('ERR_MUX_UNSUPPORTED', `the ${this.#codec.name} format has no ping`));
     }
-    return this.#keepAlive.ping();
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return abortable(this.#keepAlive.ping(), signal);
   }
 
   /**
@@ -446,10 +451,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#status === 'closed') return Promise.resolve();
-    if (this.#closingPromise !== undefined) return this.#closingPromise;
+    const closing = this.#closingPromise ?? this.#beginClose(options.timeout);
+    const { signal } = options;
+    return abortable(closing, signal, () => this.destroy(signal!.reason as Error));
+  }
+
+  #beginClose(given: number | undefined): Promise<void> {
     // Checked as the closeTimeout option is: a timer cannot wait longer (Node fires a longer one after 1 ms).
-    const timeout =
-      options.timeout === undefined ? this.options.closeTimeout : checkNumberOption('closeTimeout', options.timeout);
+    const timeout = given === undefined ? this.options.closeTimeout : checkNumberOption('closeTimeout', given);
     this.#status = 'closing';
     this.#closingPromise = this.closed.then(noop, noop);
     this.#localGoAway = true;

@@ -41,7 +41,15 @@ export {
 } from '../core/errors.js';
 export { DEFAULT_OPTIONS, type SessionOptions, type ResolvedOptions } from '../core/options.js';
 export { MemoryBudget } from '../core/budget.js';
-export type { Role, SessionEvents, SessionStatus, AcceptOptions, DialOptions, CloseOptions } from '../core/session.js';
+export type {
+  Role,
+  SessionEvents,
+  SessionStatus,
+  AcceptOptions,
+  DialOptions,
+  CloseOptions,
+  PingOptions,
+} from '../core/session.js';
 export type { ChannelStateName } from '../core/channel-state.js';
 export type { Transport, TransportEvents } from '../core/transport.js';
 export type {

@@ -1,0 +1,29 @@
+/**
+ * An `AbortSignal` put on a promise: the calls that wait (`accept()`, `ping()`, `close()`) give up when their
+ * signal aborts, and a long-lived signal keeps no listener of a call that has settled.
+ * @module
+ */
+
+/**
+ * `promise`'s outcome, or a rejection with `signal`'s reason if it aborts first (at once if it already has),
+ * after which `onAbort` runs. The listener on `signal` goes as `promise` settles, before the caller hears. `promise` must not be
+ * left rejected and unheard: it is listened to in every case.
+ */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, onAbort?: () => void): Promise<T> {
+  if (signal === undefined) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const abort = (): void => {
+      reject(signal.reason);
+      onAbort?.();
+    };
+    const settle =
+      <A>(then: (argument: A) => void) =>
+      (argument: A): void => {
+        signal.removeEventListener('abort', abort);
+        then(argument);
+      };
+    promise.then(settle(resolve), settle(reject));
+    if (signal.aborted) abort();
+    else signal.addEventListener('abort', abort, { once: true });
+  });
+}
