@@ -56,6 +56,17 @@ export interface SessionOptions {
   /** Readable and writable high-water mark of each channel, in bytes. */
   channelHighWaterMark?: number;
   /**
+   * How many channels the peer may open and then reset in a burst. Each reset the peer sends for a channel it
+   * opened takes one of these; they come back at `peerResetRate` a second, up to this many. When none is left,
+   * the session fails with a protocol error (Go Away, `ERR_MUX_PROTOCOL`): a peer that opens channels and
+   * resets them at once makes this side start work for each (the "rapid reset" of HTTP/2, CVE-2023-44487).
+   * Default 1,000 with 33 a second, as nghttp2 and `node:http2`. Only yamux has resets (the multiplex
+   * format's RST is its close).
+   */
+  peerResetBurst?: number;
+  /** Resets allowed a second once the `peerResetBurst` is spent. */
+  peerResetRate?: number;
+  /**
    * Receives the session's log records (lifecycle, Go Away, keep-alive and close timeouts, protocol errors,
    * refusals, resets, window stalls), each with a level. Off (`null`) by default, and then it costs one check
    * per event. On Node, `NODE_DEBUG=muxwire` and the `muxwire:log` diagnostics channel also receive them
@@ -88,6 +99,8 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
   closeTimeout: 30_000,
   openTimeout: 75_000,
   channelHighWaterMark: 64 * 1024,
+  peerResetBurst: 1000,
+  peerResetRate: 33,
   logger: null as Logger | null,
 });
 
@@ -105,6 +118,8 @@ const RANGES: Record<NumberOption, readonly [number, number]> = {
   closeTimeout: [0, MAX_I32],
   openTimeout: [0, MAX_I32],
   channelHighWaterMark: [1, 1 << 30],
+  peerResetBurst: [1, MAX_U32],
+  peerResetRate: [0, MAX_U32],
 };
 
 /**

@@ -68,6 +68,12 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   readonly #telemetry: Telemetry;
   /** The format's rules where it lacks windows or half-close (none for yamux). */
   readonly #rules: FormatRules | undefined;
+  /**
+   * Resets the peer may still send for channels it opened (a token bucket: `peerResetBurst`, `peerResetRate`),
+   * and when they were counted (`performance.now()`). An object of its own: its fields turn from small
+   * integers into doubles, which changes its hidden class, and no optimised code of the receive path reads it.
+   */
+  readonly #resets: { tokens: number; at: number };
   constructor(
     table: ChannelTable<C, S>,
     codec: WireCodec,
@@ -100,6 +106,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     this.#telemetry = telemetry;
     this.#caps = codec.capabilities;
     this.#client = client;
+    this.#resets = { tokens: options.peerResetBurst, at: 0 };
   }
 
   onHeader(header: FrameHeader): void {
@@ -274,6 +281,18 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   }
 
   #onRemoteReset(channel: ChannelState): void {
+    if (!channel.outbound) {
+      const { peerResetBurst, peerResetRate } = this.#options;
+      const resets = this.#resets;
+      const now = performance.now();
+      const tokens = Math.min(peerResetBurst, resets.tokens + ((now - resets.at) * peerResetRate) / 1000);
+      resets.at = now;
+      if (tokens < 1) {
+        this.#host.protocolError('the peer resets channels it opened faster than peerResetBurst/peerResetRate allow');
+        return;
+      }
+      resets.tokens = tokens - 1;
+    }
     let error: Error;
     if (!this.#caps.refusal || !channel.unaccepted) error = new ChannelResetError(channel.id);
     else if (this.#host.remoteGoAway() === undefined) error = new ChannelRefusedError(channel.id);

@@ -11,6 +11,7 @@ import {
   type Channel,
   ChannelResetError,
   GoAwayError,
+  type MuxError,
   ProtocolError,
   type Session,
   multiplexedClient,
@@ -184,6 +185,94 @@ describe('SYN floods', () => {
         }
       }),
     );
+  });
+});
+
+describe('open-and-reset churn (rapid reset)', () => {
+  test(`${FLOOD} channels opened and reset at once by the peer, while the application takes each: cut off with a protocol error after peerResetBurst (1,000) and its refill`, async (t) => {
+    t.diagnostic(
+      await withBystander('rapid reset', async () => {
+        const { session, peer, close } = await hostilePair();
+        try {
+          let taken = 0;
+          session.on('channel', (channel) => {
+            taken++;
+            channel.on('error', () => {});
+            channel.pipe(channel); // work started for each channel, as a server does
+          });
+          const started = performance.now();
+          // Each channel opened and reset in one frame: SYN and RST together, as a peer's cancel right after its open.
+          const sent = await peer.flood(FLOOD, (i) => frame(W, Flag.syn | Flag.rst, 2 * i + 1, 0), 500);
+          await until(() => session.state === 'closed', 5000, 'the session to fail');
+          const error = session.closeError as MuxError;
+          const seconds = (performance.now() - started) / 1000;
+          assert.equal(error.code, 'ERR_MUX_PROTOCOL');
+          assert.match(error.message, /peerResetBurst/);
+          await until(() => peer.goAwayCode !== undefined, 2000, 'the Go Away');
+          assert.equal(peer.goAwayCode, 1, 'Go Away with the protocol-error code');
+          // The burst, and what 33 a second gave back while the flood ran.
+          assert.ok(
+            taken >= 1000 && taken <= 1001 + Math.ceil(33 * seconds),
+            `${taken} channels taken in ${seconds} s`,
+          );
+          return { sent, taken, seconds: Number(seconds.toFixed(2)) };
+        } finally {
+          close();
+        }
+      }),
+    );
+  });
+
+  test('resets within the rate are taken: a burst of peerResetBurst, then one reset for each token the rate gives back', async () => {
+    const { session, peer, close } = await hostilePair({ peerResetBurst: 5, peerResetRate: 200 });
+    try {
+      let taken = 0;
+      session.on('channel', (channel) => {
+        taken++;
+        channel.on('error', () => {});
+      });
+      let id = 1;
+      const openAndReset = (): Buffer => frame(W, Flag.syn | Flag.rst, (id += 2), 0);
+      await peer.send(...Array.from({ length: 5 }, openAndReset));
+      await until(() => taken === 5, 2000, 'the burst');
+      // 200 a second: one token every 5 ms. One reset every 10 ms stays within it.
+      for (let i = 0; i < 40; i++) {
+        await sleep(10);
+        await peer.send(openAndReset());
+      }
+      await until(() => taken === 45, 2000, 'the paced resets');
+      assert.equal(session.state, 'open', session.closeError?.message);
+      // Six at once: the tokens the pause gave back (at most five), then one more than is left.
+      await sleep(50);
+      await peer.send(...Array.from({ length: 6 }, openAndReset));
+      await until(() => session.state === 'closed', 2000, 'the session to fail');
+      assert.equal((session.closeError as MuxError | undefined)?.code, 'ERR_MUX_PROTOCOL');
+    } finally {
+      close();
+    }
+  });
+
+  test("the peer's resets of channels this side opened do not count: 50 dials reset by a peer allowed 2", async () => {
+    const { session, peer, close } = await hostilePair({ peerResetBurst: 2, peerResetRate: 0 });
+    try {
+      const failures: Promise<unknown>[] = [];
+      for (let i = 0; i < 50; i++) {
+        const channel = session.dial();
+        failures.push(new Promise((resolve) => channel.on('error', resolve)));
+        channel.write('x');
+      }
+      await until(() => peer.count(Flag.syn, D) === 50, 2000, 'the SYNs');
+      await peer.send(
+        ...peer.frames
+          .filter((f) => f.type === D && (f.flags & Flag.syn) !== 0)
+          .map((f) => frame(W, Flag.rst, f.streamId, 0)),
+      );
+      const errors = (await Promise.all(failures)) as MuxError[];
+      assert.ok(errors.every((e) => e.code === 'ERR_MUX_CHANNEL_REFUSED' || e.code === 'ERR_MUX_CHANNEL_RESET'));
+      assert.equal(session.state, 'open', session.closeError?.message);
+    } finally {
+      close();
+    }
   });
 });
 
