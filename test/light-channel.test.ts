@@ -388,3 +388,35 @@ test('a light channel whose last write fails after both FINs were exchanged stil
   assert.equal(channel.failure, failure);
   await session.closed.catch(() => {});
 });
+
+test("a light channel whose peer sent its data and FIN before the session failed is read whole, then 'end', then the error (users-asks row 26)", async () => {
+  const { client, server, close } = await lightPair('tcp');
+  try {
+    const data = pseudoRandomBytes(200 * 1024, 26);
+    server.on('channel', (inbound) => {
+      inbound.on('error', () => {});
+      inbound.end(data);
+      void (async () => {
+        await until(() => inbound.stats().queuedBytes === 0, 5000, 'the data sent');
+        setTimeout(() => server.destroy(), 20);
+      })();
+    });
+    const channel = client.dial();
+    channel.write(new Uint8Array([1]));
+    channel.pause();
+    await until(() => client.state === 'closed', 5000, 'the client session to fail');
+    assert.equal((channel.failure as MuxError | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+    const events: string[] = [];
+    channel.on('end', () => events.push('end'));
+    channel.on('close', () => events.push('close'));
+    const failed = once(channel, 'error');
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of channel) chunks.push(chunk);
+    assert.ok(Buffer.concat(chunks).equals(data), 'every byte, in order');
+    assert.equal(((await failed)[0] as MuxError).code, 'ERR_MUX_TRANSPORT_CLOSED');
+    await until(() => events.includes('close'), 1000, "'close'");
+    assert.deepEqual(events, ['end', 'close']);
+  } finally {
+    close();
+  }
+});

@@ -911,6 +911,88 @@ test('ping resolves to the round-trip time', async () => {
   await pair.close();
 });
 
+describe('a session that fails after the peer ended its channel (users-asks row 26)', () => {
+  /** A client channel whose peer sends `data` with its FIN, then cuts the connection; read once the session failed. */
+  async function sentThenCut(data: Buffer): Promise<{ channel: Channel; close: () => Promise<void> }> {
+    const pair = await sessionPair({ transport: 'tcp' });
+    pair.server.on('channel', (inbound) => {
+      inbound.on('error', () => {});
+      inbound.end(data, () => setTimeout(() => pair.server.destroy(), 20));
+    });
+    const channel = pair.client.dial();
+    channel.write('request, and this side keeps writing open');
+    channel.pause();
+    await until(() => pair.client.state === 'closed', 5000, 'the client session to fail');
+    return { channel, close: () => pair.close() };
+  }
+
+  test("what the peer sent before its FIN is read whole, then 'end', then the session's error", async () => {
+    const data = pseudoRandomBytes(200 * 1024, 26);
+    const { channel, close } = await sentThenCut(data);
+    try {
+      assert.equal(channel.destroyed, false, 'the channel waits to be read');
+      assert.equal((channel.failure as MuxError | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+      const events: string[] = [];
+      channel.on('end', () => events.push('end'));
+      const failed = once(channel, 'error');
+      const read = readAll(channel);
+      channel.resume(); // paused by hand above, so a 'data' listener alone does not start it
+      assert.ok((await read).equals(data), 'every byte, in order');
+      const [error] = (await failed) as [MuxError];
+      events.push('error');
+      assert.equal(error.code, 'ERR_MUX_TRANSPORT_CLOSED');
+      assert.deepEqual(events, ['end', 'error']);
+      await until(() => channel.destroyed, 1000, 'the channel to close');
+    } finally {
+      await close();
+    }
+  });
+
+  test('without an error listener it closes quietly once read; end() before reading ends it at once, failed', async () => {
+    const data = pseudoRandomBytes(64 * 1024, 27);
+    const first = await sentThenCut(data);
+    try {
+      const chunks: Buffer[] = [];
+      first.channel.on('data', (chunk: Buffer) => chunks.push(chunk));
+      first.channel.resume();
+      // (not `events.once`, which listens for 'error' too)
+      await new Promise((resolve) => first.channel.on('close', resolve));
+      assert.equal(first.channel.listenerCount('error'), 0);
+      assert.ok(Buffer.concat(chunks).equals(data));
+    } finally {
+      await first.close();
+    }
+    const second = await sentThenCut(data);
+    try {
+      const failed = once(second.channel, 'error');
+      second.channel.end();
+      assert.equal(((await failed)[0] as MuxError).code, 'ERR_MUX_TRANSPORT_CLOSED');
+      assert.equal(second.channel.destroyed, true);
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('a channel whose peer had not ended fails at once, its unread data with it (it is incomplete)', async () => {
+    const pair = await sessionPair({ transport: 'tcp' });
+    try {
+      pair.server.on('channel', (inbound) => {
+        inbound.on('error', () => {});
+        inbound.write(Buffer.alloc(64 * 1024, 1), () => setTimeout(() => pair.server.destroy(), 20));
+      });
+      const channel = pair.client.dial();
+      channel.on('error', () => {});
+      channel.write('request');
+      channel.pause();
+      await until(() => pair.client.state === 'closed', 5000, 'the client session to fail');
+      assert.equal(channel.destroyed, true);
+      assert.equal((channel.failure as MuxError | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+    } finally {
+      await pair.close();
+    }
+  });
+});
+
 test('ping({ signal }): an abort rejects with its reason while the answer is awaited; a settled ping leaves no listener; an aborted signal sends no ping', async () => {
   const [ours, theirs] = await tcpPair();
   const client = multiplexedClient(ours, { keepAliveInterval: 0 });

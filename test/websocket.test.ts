@@ -444,6 +444,28 @@ describe('muxwire/web bad input', () => {
     assert.equal(sha256(echoed), sha256(data));
   });
 
+  test('a WebChannel whose server sent its data and FIN before the connection dropped gives every byte and closes its readable; only the writable fails (users-asks row 26)', async () => {
+    const data = pseudoRandomBytes(300 * KiB, 26);
+    const { url, server } = await serve((session) =>
+      session.on('channel', (channel: Channel) => {
+        channel.on('error', () => {});
+        channel.end(data, () =>
+          setTimeout(() => {
+            for (const socket of server.clients) socket.terminate();
+          }, 20),
+        );
+      }),
+    );
+    const session = await client(url);
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    await writer.write(new Uint8Array([1]));
+    await until(() => session.state === 'closed', 5000, 'the page session to fail');
+    assert.ok(channel.failure instanceof TransportClosedError);
+    assert.equal(sha256(await readAllWeb(channel)), sha256(data), 'every byte, then the readable closes');
+    await assert.rejects(writer.write(new Uint8Array([2])), TransportClosedError);
+  });
+
   test('webSocketTransport and streamTransport refuse what is not a WebSocket or a stream pair with TypeError', () => {
     for (const bad of [null, undefined, 42, {}, { send() {} }]) {
       assert.throws(() => webSocketTransport(bad as never), TypeError);

@@ -26,8 +26,11 @@ export interface ChannelEndpoint {
   deliver(data: Uint8Array): void;
   /** @internal The peer half-closed: no more data will arrive. */
   remoteEnded(): void;
-  /** @internal The channel ended abnormally (reset by the peer, session failure); fail pending reads and writes. */
-  fail(error: Error): void;
+  /**
+   * @internal The channel ended abnormally (reset, or its session failed: `sessionEnded`); fail pending reads
+   * and writes. When the session failed after the peer's FIN, what the peer sent may still be read first.
+   */
+  fail(error: Error, sessionEnded?: boolean): void;
   /** @internal Bytes delivered and not yet read by the application. */
   readonly bufferedBytes: number;
   /** True once the application has let go of the channel (a Node stream's `destroy()`, by hand or automatic). */
@@ -224,11 +227,12 @@ export class ChannelState {
   /**
    * Ends the channel abnormally on this side's books: `reset`, its endpoint failed with `error` (first, so the
    * endpoint records the reason before its queued writes fail), its queue dropped. Whether a RST goes to the
-   * peer, and taking it out of the session's table, are the session's business.
+   * peer, and taking it out of the session's table, are the session's business. `sessionEnded`: the session
+   * failed under the channel (told to the endpoint).
    */
-  fail(error: Error, failEndpoint = true): void {
+  fail(error: Error, failEndpoint = true, sessionEnded = false): void {
     this.state = 'reset';
-    if (failEndpoint) this.endpoint.fail(error);
+    if (failEndpoint) this.endpoint.fail(error, sessionEnded);
     this.dropQueue(error);
   }
 

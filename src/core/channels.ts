@@ -255,7 +255,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       channel.live = false;
       if (clearPending) channel.pending = 0;
       const failure = error ?? new TransportClosedError();
-      channel.fail(failure);
+      channel.fail(failure, true, true);
       this.#onRemoved(channel, failure);
     }
     this.#streams.clear();

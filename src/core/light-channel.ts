@@ -72,6 +72,8 @@ const CLOSED = 1 << 7;
 const END_DUE = 1 << 8;
 /** 'end' was emitted. */
 const END_EMITTED = 1 << 9;
+/** The session failed after the peer's FIN: what it sent is read to 'end', then the channel fails (`failure`). */
+const FAIL_AT_END = 1 << 10;
 
 export class LightChannel extends NodeEmitter<LightChannelEvents> implements ChannelEndpoint {
   readonly #state: ChannelState;
@@ -174,6 +176,10 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
   /** Half-closes: sends FIN after `data` (if given) and everything already written. Reading goes on. */
   end(data?: Uint8Array): this {
     if ((this.#flags & (WRITE_ENDED | CLOSED)) !== 0) return this;
+    if ((this.#flags & FAIL_AT_END) !== 0) {
+      this.#close(this.#failure); // no FIN can go: the channel ends now, as a failed one
+      return this;
+    }
     if (data !== undefined) this.write(data);
     this.#flags |= WRITE_ENDED;
     this.#port.end(this.#state);
@@ -275,9 +281,18 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
     if ((this.#flags & FLOWING) !== 0 && this.#buffered === 0) this.#scheduleEnd();
   }
 
-  /** @internal */
-  fail(error: Error): void {
+  /**
+   * @internal The channel failed. When its session failed after the peer had ended its direction (its FIN
+   * came) and nothing written here waits, what the peer sent is whole: it is read to `'end'`, and the channel fails only then
+   * (users-asks row 26).
+   */
+  fail(error: Error, sessionEnded = false): void {
     if ((this.#flags & CLOSED) !== 0) return;
+    if (sessionEnded && (this.#flags & (REMOTE_ENDED | END_EMITTED)) === REMOTE_ENDED && this.#writing === 0) {
+      this.#failure = error;
+      this.#flags |= FAIL_AT_END;
+      return;
+    }
     this.#close(error);
   }
 
@@ -337,7 +352,7 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
       this.#port.readProgress(this.#state);
       return Promise.resolve({ value: chunk, done: false });
     }
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#failure !== undefined && (this.#flags & FAIL_AT_END) === 0) return Promise.reject(this.#failure);
     if ((this.#flags & (REMOTE_ENDED | CLOSED)) !== 0) {
       this.#scheduleEnd();
       return Promise.resolve(DONE);
@@ -356,6 +371,7 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
       this.#flags |= END_EMITTED;
       this.emit('end');
       if ((this.#flags & FINISHED) !== 0) this.#close(undefined, false);
+      else if ((this.#flags & FAIL_AT_END) !== 0) this.#close(this.#failure, false);
     });
   }
 

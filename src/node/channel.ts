@@ -282,6 +282,12 @@ export class Channel extends Duplex implements ChannelEndpoint {
   }
 
   override _final(callback: WriteCallback): void {
+    // The session failed under a channel left to be read (see `fail`): this side's FIN cannot go, and the
+    // channel ends now, as a failed one (an 'error' only for a listener), whatever is left unread.
+    if (this.#failure !== undefined) {
+      this.#destroyFailed(this.#failure);
+      return;
+    }
     this.#port.end(this.#state);
     callback();
   }
@@ -321,10 +327,23 @@ export class Channel extends Duplex implements ChannelEndpoint {
     this.push(null);
   }
 
-  /** @internal */
-  fail(error: Error): void {
+  /**
+   * @internal The channel failed. When its session failed after the peer had ended its direction (its FIN
+   * came) and nothing written here waits, what the peer sent is whole: the application reads the rest of it to `'end'`, and
+   * the channel fails only then (users-asks row 26: a peer that sends, ends and drops the connection must
+   * not lose what it sent).
+   */
+  fail(error: Error, sessionEnded = false): void {
     if (this.destroyed) return;
     this.#failure = error;
+    if (sessionEnded && this.#state.remoteFin && !this.readableEnded && this.writableLength === 0) {
+      this.once('end', () => this.#destroyFailed(error));
+      return;
+    }
+    this.#destroyFailed(error);
+  }
+
+  #destroyFailed(error: Error): void {
     if (this.listenerCount('error') > 0) this.destroy(error);
     else this.destroy();
   }

@@ -163,13 +163,19 @@ export class WebChannel implements ChannelEndpoint {
     if (this.#pullWaiting && this.#buffered === 0) this.#endReadable();
   }
 
-  /** @internal */
-  fail(error: Error): void {
+  /**
+   * @internal The channel failed. When its session failed after the peer had ended its direction (its FIN
+   * came), what the peer sent is whole: the readable gives the rest of it and closes; only the writable
+   * fails (users-asks row 26).
+   */
+  fail(error: Error, sessionEnded = false): void {
     if (this.#failure !== undefined) return;
     this.#failure = error;
-    this.#buffer = [];
-    this.#buffered = 0;
-    if (!this.#readableDone) {
+    // When the session failed after the peer's FIN, the readable is left to be read (`readProgress` ignores a
+    // channel its session no longer holds); otherwise what was delivered goes with the error.
+    if (!(sessionEnded && this.#remoteEnded) && !this.#readableDone) {
+      this.#buffer = [];
+      this.#buffered = 0;
       this.#readableDone = true;
       this.#readController.error(error);
     }
