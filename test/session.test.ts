@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getEventListeners, once } from 'node:events';
 import { createHash } from 'node:crypto';
+import { addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   type Channel,
@@ -740,6 +741,26 @@ describe('opening', () => {
       await pair.close();
     }
   });
+});
+
+test("Node's stream.addAbortSignal on a channel: an abort destroys it with AbortError and resets the peer's channel", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    const peerFailure = new Promise<Error>((resolve) =>
+      pair.server.on('channel', (inbound) => inbound.on('error', resolve)),
+    );
+    const controller = new AbortController();
+    const channel = addAbortSignal(controller.signal, pair.client.dial());
+    const failure = new Promise<Error>((resolve) => channel.on('error', resolve));
+    channel.write('x');
+    await until(() => pair.server.channelCount === 1, 2000, 'the channel accepted');
+    controller.abort();
+    assert.equal((await failure).name, 'AbortError');
+    assert.ok((await peerFailure) instanceof ChannelResetError);
+    await until(() => pair.client.channelCount === 0, 1000, 'the channel gone');
+  } finally {
+    await pair.close();
+  }
 });
 
 describe('accepting', () => {
