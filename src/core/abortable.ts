@@ -6,8 +6,8 @@
 
 /**
  * `promise`'s outcome, or a rejection with `signal`'s reason if it aborts first (at once if it already has),
- * after which `onAbort` runs. The listener on `signal` goes as `promise` settles, before the caller hears. `promise` must not be
- * left rejected and unheard: it is listened to in every case.
+ * after which `onAbort` runs. The listener on `signal` goes as `promise` settles, before the caller hears.
+ * `promise` is listened to in every case, so a rejection of it after an abort is never left unheard.
  */
 export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, onAbort?: () => void): Promise<T> {
   if (signal === undefined) return promise;

@@ -431,7 +431,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /**
    * Sends a ping and resolves to the round-trip time in milliseconds. Only one ping is in flight at a time:
    * calls made meanwhile share its answer. If keep-alive is on and no answer comes within
-   * `keepAliveTimeout`, the session fails with `TimeoutError` (`ERR_MUX_KEEPALIVE_TIMEOUT`).
+   * `keepAliveTimeout`, the session fails with `TimeoutError` (`ERR_MUX_KEEPALIVE_TIMEOUT`). An abort of
+   * `signal` rejects this call with its reason; the ping goes on.
    */
   ping(options: PingOptions = {}): Promise<number> {
     const { signal } = options;
@@ -447,7 +448,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * Closes gracefully: sends Go Away (the peer opens no new channels), refuses channels not yet accepted,
    * lets open channels finish both directions, then ends the transport. Resolves once the session is closed.
    * Channels still open after the timeout are reset, and the session ends with `TimeoutError`
-   * (`ERR_MUX_CLOSE_TIMEOUT`) reported on `closed` and the `close` event.
+   * (`ERR_MUX_CLOSE_TIMEOUT`) reported on `closed` and the `close` event. An abort of `signal` ends the wait
+   * at once: the session is destroyed with its reason, and this call rejects with it.
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#status === 'closed') return Promise.resolve();
