@@ -228,6 +228,34 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     );
 
     test(
+      "forwarded connections that end in a reset, 1,500 in a burst, do not end the session (its reset bound is a tunnel's, not the default 1,000)",
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
+        const c = await client(s.port, ['--token-file', work.tokenFile, '-L', `0:127.0.0.1:${target.port}`]);
+        const [port] = localPorts(c);
+        const abort = async (): Promise<void> => {
+          const socket = net.connect(port!, '127.0.0.1');
+          socket.on('error', () => {});
+          await once(socket, 'connect');
+          socket.write('GET / HTTP/1.1\r\nHost: x\r\n'); // a request cut short: the target waits for the rest
+          await new Promise((resolve) => setTimeout(resolve, 20)); // the channel is open at both ends by now
+          socket.resetAndDestroy();
+        };
+        for (let i = 0; i < 1500; i += 100) await Promise.all(Array.from({ length: 100 }, abort));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        assert.equal(await curl(`http://127.0.0.1:${port}/`), 'hello through the tunnel\n');
+        assert.equal(
+          c.events.some((e) => e.event === 'session-down'),
+          false,
+          c.describe(),
+        );
+        await c.stop();
+        await s.cli.stop();
+      },
+    );
+
+    test(
       'over WebSocket with TLS (wss://, --ca): curl through -L; a wrong path is a clear error',
       { timeout: TIMEOUT },
       async () => {
