@@ -20,7 +20,7 @@ export const HELLO_TIMEOUT_MS = 10_000;
  * 20 s (the client then reconnects); an accept backlog large enough for a burst of connections that arrive
  * before the handshake's listener is installed; and room for resets: every forwarded connection that ends
  * with an error (a browser cancelling, a load test's aborts) resets its channel, and muxwire's defaults
- * (1,000, then 33 a second) are for peers nobody vouched for, where a tunnel's peer holds the token.
+ * (1,000, then 200 a second) are for peers nobody vouched for, where a tunnel's peer holds the token.
  */
 export const TUNNEL_SESSION_OPTIONS: SessionOptions = {
   keepAliveInterval: 10_000,
