@@ -18,16 +18,12 @@ export const HELLO_TIMEOUT_MS = 10_000;
 /**
  * Session options of both ends of a tunnel: keep-alive every 10 s so a dead peer is noticed within about
  * 20 s (the client then reconnects); an accept backlog large enough for a burst of connections that arrive
- * before the handshake's listener is installed; and room for resets: every forwarded connection that ends
- * with an error (a browser cancelling, a load test's aborts) resets its channel, and muxwire's defaults
- * (1,000, then 200 a second) are for peers nobody vouched for, where a tunnel's peer holds the token.
+ * before the handshake's listener is installed.
  */
 export const TUNNEL_SESSION_OPTIONS: SessionOptions = {
   keepAliveInterval: 10_000,
   keepAliveTimeout: 10_000,
   acceptBacklog: 1024,
-  peerResetBurst: 10_000,
-  peerResetRate: 1_000,
 };
 
 /**

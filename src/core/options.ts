@@ -60,10 +60,11 @@ export interface SessionOptions {
    * opened takes one of these; they come back at `peerResetRate` a second, up to this many. When none is left,
    * the session fails with a protocol error (Go Away, `ERR_MUX_PROTOCOL`): a peer that opens channels and
    * resets them at once makes this side start work for each (the "rapid reset" of HTTP/2, CVE-2023-44487).
-   * Default 1,000, then 200 a second: nghttp2 and `node:http2` allow 33 a second to HTTP/2 clients, but a
-   * multiplexer's channels are often cancelled RPCs (the reliability suite's mixed traffic resets 20–90 a
-   * second on one session), and a false alarm ends every channel of the session. Only yamux has resets (the
-   * multiplex format's RST is its close).
+   * Default 1,000, then 1,000 a second: nghttp2 and `node:http2` allow 33 a second to HTTP/2 clients, but a
+   * multiplexer's channels are often cancelled RPCs (the reliability suite's mixed traffic reset 113 a second
+   * on its in-memory session, on two shared cores), and a false alarm ends every channel of the session. An
+   * unbounded peer opened and reset about 50,000 a second (loopback, one process). Only yamux has resets (the multiplex format's
+   * RST is its close).
    */
   peerResetBurst?: number;
   /** Resets allowed a second once the `peerResetBurst` is spent. */
@@ -102,7 +103,7 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
   openTimeout: 75_000,
   channelHighWaterMark: 64 * 1024,
   peerResetBurst: 1000,
-  peerResetRate: 200,
+  peerResetRate: 1000,
   logger: null as Logger | null,
 });
 
