@@ -4,7 +4,7 @@
  * New forwarded connections wait here for a session (up to a timeout) while there is none.
  * @module
  */
-import type { Session } from '../index.js';
+import { GoAwayError, type Session } from '../index.js';
 
 /** The first wait after a failed attempt; doubling from here reaches a second after four failures. */
 export const INITIAL_DELAY_MS = 100;
@@ -194,16 +194,21 @@ export class Reconnector {
   }
 }
 
-/** Resolves when `session` closes or its peer sends Go Away (it is no use for new channels either way). */
-function sessionGone(session: Session): Promise<string> {
+/**
+ * Resolves when `session` closes or its peer sends Go Away (it is no use for new channels either way), to
+ * why: a Go Away with code 0 is the server shutting down; another code is the server ending the session
+ * over an error (a protocol error, an internal error).
+ * @internal
+ */
+export function sessionGone(session: Session): Promise<string> {
   return new Promise((resolve) => {
     const onClose = (error?: Error): void => {
       session.off('goaway', onGoAway);
       resolve(error === undefined ? 'the session closed' : error.message);
     };
-    const onGoAway = (): void => {
+    const onGoAway = (code: number): void => {
       session.off('close', onClose);
-      resolve('the server sent Go Away (shutting down)');
+      resolve(code === 0 ? 'the server sent Go Away (shutting down)' : new GoAwayError(code).message);
     };
     if (session.state !== 'open') {
       resolve('the session closed');

@@ -21,7 +21,10 @@ import {
 import { loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
 import { DIRECT_WRITE_BYTES, coalescingTransport, joinUpTo } from '../../src/cli/coalesce.js';
 import { MAX_MESSAGE_BYTES, WS_JOIN_BYTES, encode, readMessage, validate } from '../../src/cli/protocol.js';
-import { backoffDelay } from '../../src/cli/reconnect.js';
+import { backoffDelay, sessionGone } from '../../src/cli/reconnect.js';
+import { FrameType } from '../../src/core/frame.js';
+import { multiplexedClient } from '../../src/index.js';
+import { frame, tcpPair } from '../helpers.js';
 import { Reporter, Traffic } from '../../src/cli/status.js';
 
 describe('command line', () => {
@@ -213,6 +216,27 @@ describe('control protocol', () => {
       assert.throws(() => validate(bad), { code: 'ERR_TUNNEL_PROTOCOL' }, JSON.stringify(bad));
     }
   });
+});
+
+describe('why a session is gone', () => {
+  for (const [code, expected] of [
+    [0, /shutting down/],
+    [1, /Go Away \(code 1: protocol error\)/],
+    [2, /Go Away \(code 2: internal error\)/],
+  ] as const) {
+    test(`a Go Away with code ${code} from the server is reported as ${String(expected)}`, async () => {
+      const [ours, theirs] = await tcpPair();
+      const session = multiplexedClient(ours, { keepAliveInterval: 0 });
+      try {
+        const gone = sessionGone(session);
+        theirs.write(frame(FrameType.goAway, 0, 0, code));
+        assert.match(await gone, expected);
+      } finally {
+        session.destroy();
+        theirs.destroy();
+      }
+    });
+  }
 });
 
 describe('reconnect backoff', () => {
