@@ -420,3 +420,29 @@ test("a light channel whose peer sent its data and FIN before the session failed
     close();
   }
 });
+
+test('a light channel left to be read after its session failed: end() ends it at once, failed (no FIN can go)', async () => {
+  const { client, server, close } = await lightPair('tcp');
+  try {
+    server.on('channel', (inbound) => {
+      inbound.on('error', () => {});
+      inbound.end(new Uint8Array(1000));
+      void (async () => {
+        await until(() => inbound.stats().queuedBytes === 0, 5000, 'the data sent');
+        setTimeout(() => server.destroy(), 20);
+      })();
+    });
+    const channel = client.dial();
+    channel.write(new Uint8Array([1]));
+    channel.pause();
+    await until(() => client.state === 'closed', 5000, 'the client session to fail');
+    let error: MuxError | undefined;
+    channel.on('error', (e) => (error = e as MuxError));
+    channel.end();
+    await until(() => error !== undefined, 2000, "the channel's error");
+    assert.equal(error?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+    await until(() => channel.destroyed, 1000, 'the channel closed');
+  } finally {
+    close();
+  }
+});
