@@ -389,22 +389,31 @@ test('a light channel whose last write fails after both FINs were exchanged stil
   await session.closed.catch(() => {});
 });
 
-test("a light channel whose peer sent its data and FIN before the session failed is read whole, then 'end', then the error (users-asks row 26)", async () => {
+/**
+ * A light channel on a TCP pair whose peer sends `data` with its FIN, then drops the connection; returned
+ * paused and unread once the client's session has failed.
+ */
+async function sentThenCut(data: Uint8Array): Promise<{ channel: LightChannel; close: () => void }> {
   const { client, server, close } = await lightPair('tcp');
+  server.on('channel', (inbound) => {
+    inbound.on('error', () => {});
+    inbound.end(data);
+    void (async () => {
+      await until(() => inbound.stats().queuedBytes === 0, 5000, 'the data sent');
+      setTimeout(() => server.destroy(), 20);
+    })();
+  });
+  const channel = client.dial();
+  channel.write(new Uint8Array([1]));
+  channel.pause();
+  await until(() => client.state === 'closed', 5000, 'the client session to fail');
+  return { channel, close };
+}
+
+test("a light channel whose peer sent its data and FIN before the session failed is read whole, then 'end', then the error (users-asks row 26)", async () => {
+  const data = pseudoRandomBytes(200 * 1024, 26);
+  const { channel, close } = await sentThenCut(data);
   try {
-    const data = pseudoRandomBytes(200 * 1024, 26);
-    server.on('channel', (inbound) => {
-      inbound.on('error', () => {});
-      inbound.end(data);
-      void (async () => {
-        await until(() => inbound.stats().queuedBytes === 0, 5000, 'the data sent');
-        setTimeout(() => server.destroy(), 20);
-      })();
-    });
-    const channel = client.dial();
-    channel.write(new Uint8Array([1]));
-    channel.pause();
-    await until(() => client.state === 'closed', 5000, 'the client session to fail');
     assert.equal((channel.failure as MuxError | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED');
     const events: string[] = [];
     channel.on('end', () => events.push('end'));
@@ -422,20 +431,8 @@ test("a light channel whose peer sent its data and FIN before the session failed
 });
 
 test('a light channel left to be read after its session failed: end() ends it at once, failed (no FIN can go)', async () => {
-  const { client, server, close } = await lightPair('tcp');
+  const { channel, close } = await sentThenCut(new Uint8Array(1000));
   try {
-    server.on('channel', (inbound) => {
-      inbound.on('error', () => {});
-      inbound.end(new Uint8Array(1000));
-      void (async () => {
-        await until(() => inbound.stats().queuedBytes === 0, 5000, 'the data sent');
-        setTimeout(() => server.destroy(), 20);
-      })();
-    });
-    const channel = client.dial();
-    channel.write(new Uint8Array([1]));
-    channel.pause();
-    await until(() => client.state === 'closed', 5000, 'the client session to fail');
     let error: MuxError | undefined;
     channel.on('error', (e) => (error = e as MuxError));
     channel.end();
