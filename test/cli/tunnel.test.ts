@@ -228,7 +228,7 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     );
 
     test(
-      'forwarded connections that end in a reset, 4,000 as fast as they come, do not end the session (each resets its channel: the reset bound must leave room for them)',
+      "forwarded connections that end in a reset, 4,000 as fast as they come, do not end the session (each resets its channel: a tunnel's reset bound, not the default, which they ran through)",
       { timeout: TIMEOUT },
       async () => {
         const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
