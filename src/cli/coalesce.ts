@@ -19,6 +19,7 @@
 import type { Duplex } from 'node:stream';
 import type { Transport } from '../core/transport.js';
 import { duplexTransport } from '../node/transport.js';
+import { eachMessage } from '../web/websocket-transport.js';
 import { WS_JOIN_BYTES } from './protocol.js';
 
 /** Writes of at least this many bytes go out at once (with what was held before them). */
@@ -120,22 +121,10 @@ function joining(stream: Duplex, base: Transport): Holder {
 
 /**
  * `parts` as chunks of at most `limit` bytes each, a run of parts joined into one (a part larger than `limit`
- * stays a chunk of its own), in order.
+ * stays a chunk of its own), in order: the WebSocket transport's cut, each joined run in a fresh array.
  */
 export function joinUpTo(parts: Uint8Array[], limit: number): Uint8Array[] {
   const chunks: Uint8Array[] = [];
-  let start = 0;
-  let bytes = 0;
-  const cut = (end: number): void => {
-    if (end - start === 1) chunks.push(parts[start]!);
-    else if (end > start) chunks.push(Buffer.concat(parts.slice(start, end), bytes));
-    start = end;
-    bytes = 0;
-  };
-  for (let i = 0; i < parts.length; i++) {
-    if (bytes + parts[i]!.byteLength > limit) cut(i);
-    bytes += parts[i]!.byteLength;
-  }
-  cut(parts.length);
+  eachMessage(parts, false, (chunk) => chunks.push(chunk), limit);
   return chunks;
 }

@@ -6,6 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import { HEADER_SIZE } from '../core/frame.js';
+import { MERGE_LIMIT } from '../web/websocket-transport.js';
 import { type SessionOptions, resolveOptions } from '../core/options.js';
 import { TunnelError, type TunnelErrorCode } from './errors.js';
 
@@ -39,8 +40,11 @@ export const TUNNEL_SESSION_OPTIONS: SessionOptions = {
  */
 export const WS_MAX_MESSAGE_BYTES = resolveOptions(TUNNEL_SESSION_OPTIONS).maxWindow + HEADER_SIZE;
 
-/** Small writes of one turn joined into one WebSocket message stop at this many bytes; more go in the next. */
-export const WS_JOIN_BYTES = 256 * 1024;
+/**
+ * Small writes of one turn joined into one WebSocket message stop at this many bytes; more go in the next.
+ * The WebSocket transport's own limit, which muxwire's WebSocket servers take at the least.
+ */
+export const WS_JOIN_BYTES = MERGE_LIMIT;
 
 /** A forward as the client announces it in `hello`: what the server must allow (-L) or open (-R). */
 export type AnnouncedForward = { kind: 'L'; host: string; port: number } | { kind: 'R'; bind: string; port: number };

@@ -283,8 +283,8 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
 
   /**
    * @internal The channel failed. When its session failed after the peer had ended its direction (its FIN
-   * came) and nothing written here waits, what the peer sent is whole: it is read to `'end'`, and the channel fails only then
-   * (users-asks row 26).
+   * came) and nothing written here waits, what the peer sent is whole: it is read to `'end'`, and the
+   * channel fails only then (users-asks row 26).
    */
   fail(error: Error, sessionEnded = false): void {
     if ((this.#flags & CLOSED) !== 0) return;

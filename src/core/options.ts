@@ -63,8 +63,8 @@ export interface SessionOptions {
    * Default 1,000, then 1,000 a second: nghttp2 and `node:http2` allow 33 a second to HTTP/2 clients, but a
    * multiplexer's channels are often cancelled RPCs (the reliability suite's mixed traffic reset 113 a second
    * on its in-memory session, on two shared cores), and a false alarm ends every channel of the session. An
-   * unbounded peer opened and reset about 50,000 a second (loopback, one process). Only yamux has resets (the multiplex format's
-   * RST is its close).
+   * unbounded peer opened and reset about 50,000 a second (loopback, one process). Only yamux has resets
+   * (the multiplex format's RST is its close).
    */
   peerResetBurst?: number;
   /** Resets allowed a second once the `peerResetBurst` is spent. */

@@ -20,6 +20,7 @@ import {
   TypedEventEmitter,
 } from '@libp2p/interface';
 import { MaxEarlyStreamsError } from '@libp2p/utils';
+import { abortable } from '../core/abortable.js';
 import type { ChannelState } from '../core/channel-state.js';
 import { directWrites } from '../core/direct-write.js';
 import { UpdateTurns } from '../core/update-turns.js';
@@ -32,26 +33,6 @@ import { messageStreamTransport } from './transport.js';
 
 /** The multistream-select protocol id: muxwire is yamux on the wire. */
 export const YAMUX_PROTOCOL_ID = '/yamux/1.0.0';
-
-/** Rejects with `signal`'s reason when it aborts first. */
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
 
 /** The stream options given to `createStream()`, if any (most calls give none: their streams share one init). */
 function streamOptionsOf(options: CreateStreamOptions): StreamOptions | undefined {
@@ -174,7 +155,7 @@ export class MuxwireMuxer
       timer = setTimeout(resolve, this.#init.session.closeTimeout);
     });
     try {
-      await raceSignal(Promise.race([flushed, timeout]), signal);
+      await abortable(Promise.race([flushed, timeout]), signal);
     } finally {
       clearTimeout(timer);
     }
@@ -197,7 +178,7 @@ export class MuxwireMuxer
     // an error on a Go Away, and would then drop the resets of streams it had already ended (unless the
     // connection is blocked, a batch goes out within the current turn).
     await new Promise<void>((resolve) => setTimeout(resolve, 0));
-    await raceSignal(this.session.close(), signal);
+    await abortable(this.session.close(), signal);
     this.status = 'closed';
   }
 
@@ -216,7 +197,7 @@ export class MuxwireMuxer
   /** Sends a ping and resolves to the round-trip time in milliseconds. */
   async ping(options: AbortOptions = {}): Promise<number> {
     try {
-      return await raceSignal(this.session.ping(), options.signal);
+      return await this.session.ping({ signal: options.signal });
     } catch (error) {
       throw toLibp2pError(error as Error);
     }

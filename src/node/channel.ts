@@ -329,9 +329,9 @@ export class Channel extends Duplex implements ChannelEndpoint {
 
   /**
    * @internal The channel failed. When its session failed after the peer had ended its direction (its FIN
-   * came) and nothing written here waits, what the peer sent is whole: the application reads the rest of it to `'end'`, and
-   * the channel fails only then (users-asks row 26: a peer that sends, ends and drops the connection must
-   * not lose what it sent).
+   * came) and nothing written here waits, what the peer sent is whole: the application reads the rest of it
+   * to `'end'`, and the channel fails only then (users-asks row 26: a peer that sends, ends and drops the
+   * connection must not lose what it sent).
    */
   fail(error: Error, sessionEnded = false): void {
     if (this.destroyed) return;

@@ -126,11 +126,17 @@ export function resolveTransportOptions(options: WebSocketTransportOptions): Req
 let scratch = new Uint8Array(0);
 
 /**
- * Cuts `parts` into messages and hands each to `emit`: a run of parts up to {@link MERGE_LIMIT} bytes is
- * joined (into {@link scratch} when `reuse`, else into a fresh array), a part that stands alone is the
- * message itself. Returns whether any message was one of the caller's arrays rather than a joined copy.
+ * @internal Cuts `parts` into messages and hands each to `emit`: a run of parts up to `limit` bytes (this
+ * transport's {@link MERGE_LIMIT}) is joined (into {@link scratch} when `reuse`, else into a fresh array), a
+ * part that stands alone is the message itself. Returns whether any message was one of the caller's arrays
+ * rather than a joined copy. The tunnel's WebSocket stream joins its writes with it too.
  */
-function eachMessage(parts: Uint8Array[], reuse: boolean, emit: (message: Uint8Array) => void): boolean {
+export function eachMessage(
+  parts: Uint8Array[],
+  reuse: boolean,
+  emit: (message: Uint8Array) => void,
+  limit: number,
+): boolean {
   let inPlace = false;
   let start = 0;
   let bytes = 0;
@@ -149,7 +155,7 @@ function eachMessage(parts: Uint8Array[], reuse: boolean, emit: (message: Uint8A
     bytes = 0;
   };
   for (let i = 0; i < parts.length; i++) {
-    if (bytes + parts[i]!.length > MERGE_LIMIT) cut(i);
+    if (bytes + parts[i]!.length > limit) cut(i);
     bytes += parts[i]!.length;
   }
   cut(parts.length);
@@ -361,6 +367,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
           parts,
           now,
           now ? (message) => socket.send(message) : (message) => messages.push(message),
+          MERGE_LIMIT,
         );
       } catch (error) {
         queueMicrotask(() => done(error as Error));
