@@ -14,6 +14,7 @@ import {
   SessionClosedError,
   StreamLimitError,
   MemoryBudget,
+  type LogRecord,
   type Session,
   TimeoutError,
   TransportClosedError,
@@ -28,6 +29,8 @@ import { MuxSession } from '../src/core/session.js';
 import { directWrites } from '../src/core/direct-write.js';
 import { UpdateTurns } from '../src/core/update-turns.js';
 import { Channel as ChannelClass } from '../src/node/channel.js';
+import { duplexTransport } from '../src/node/transport.js';
+import { FULL_PARTS } from '../src/core/full-parts.js';
 import { FakeTransport } from './support/fake-transport.js';
 import { resourceCounts, settleResources } from './support/resources.js';
 import {
@@ -608,6 +611,112 @@ describe('limits', () => {
     const [e] = (await once(b, 'error')) as [Error];
     assert.ok(e instanceof ChannelRefusedError);
     await pair.close();
+  });
+
+  test("maxInboundStreams: the peer's channels beyond it are refused, and this side can still dial (users-asks row 13)", async () => {
+    const records: LogRecord[] = [];
+    const pair = await sessionPair({
+      server: { maxStreams: 10, maxInboundStreams: 2, logger: (record) => records.push(record) },
+    });
+    const accepted: Channel[] = [];
+    pair.server.on('channel', (channel) => accepted.push(channel));
+    const [a, b, c] = [pair.client.dial(), pair.client.dial(), pair.client.dial()];
+    for (const channel of [a, b, c]) channel.write('x');
+    const [refusal] = (await once(c, 'error')) as [Error];
+    assert.ok(refusal instanceof ChannelRefusedError, String(refusal));
+    assert.equal(accepted.length, 2);
+    assert.equal(pair.server.stats().refusalsOut, 1);
+    const refused = records.find((r) => r.event === 'channel-refused');
+    assert.equal(refused?.reason, 'max-inbound-streams');
+    assert.equal(refused?.channel, c.id);
+    // The server's own dials are not held by the peer's channels.
+    const pushed = pair.server.dial();
+    pushed.end('pushed');
+    const [fromServer] = (await once(pair.client, 'channel')) as [Channel];
+    assert.equal((await readAll(fromServer)).toString(), 'pushed');
+    // Once one of the peer's channels has ended both ways, the peer may open another.
+    a.on('error', () => {});
+    a.end();
+    accepted[0]!.resume();
+    accepted[0]!.end();
+    await until(() => pair.server.channelCount === 2, 2000, "the first channel leaves the server's table");
+    const d = pair.client.dial();
+    d.write('y');
+    await until(() => accepted.length === 3, 2000, 'a fourth channel accepted');
+    await pair.close();
+  });
+
+  test('maxInboundStreams 0 refuses every channel the peer opens', async () => {
+    const pair = await sessionPair({ server: { maxInboundStreams: 0 } });
+    let accepted = 0;
+    pair.server.on('channel', () => accepted++);
+    const channel = pair.client.dial();
+    channel.write('x');
+    const [error] = (await once(channel, 'error')) as [Error];
+    assert.ok(error instanceof ChannelRefusedError, String(error));
+    assert.equal(accepted, 0);
+    await pair.close();
+  });
+
+  test("maxOutboundStreams: a dial beyond it throws StreamLimitError; the peer's channels do not count", async () => {
+    const pair = await sessionPair({ client: { maxOutboundStreams: 2 } });
+    echo(pair.server);
+    const inbound: Channel[] = [];
+    pair.client.on('channel', (channel) => inbound.push(channel));
+    for (let i = 0; i < 3; i++) pair.server.dial().write('from the server');
+    await until(() => inbound.length === 3, 2000, "the server's three channels");
+    const a = pair.client.dial();
+    pair.client.dial().on('error', () => {});
+    assert.throws(
+      () => pair.client.dial(),
+      (e) =>
+        e instanceof StreamLimitError &&
+        e.code === 'ERR_MUX_STREAM_LIMIT' &&
+        e.message.includes('maxOutboundStreams (2)'),
+    );
+    // A dialled channel that ended both ways makes room.
+    a.end('bye');
+    assert.equal((await readAll(a)).toString(), 'bye');
+    await until(() => pair.client.channelCount === 4, 2000, 'the first dial leaves the table');
+    const c = pair.client.dial();
+    c.end('again');
+    assert.equal((await readAll(c)).toString(), 'again');
+    await pair.close();
+  });
+
+  test('ids running out: the dial that takes the last id sends Go Away, later dials throw, open channels finish (users-asks row 13)', async () => {
+    const [a, b] = memoryPipe();
+    const client = new MuxSession<ChannelClass>(
+      duplexTransport(a),
+      'client',
+      { keepAliveInterval: 0 },
+      (state, s) => new ChannelClass(state, s),
+      { ...FULL_PARTS, firstChannelId: 0xffff_fffd },
+    );
+    const server = multiplexedServer(b, { keepAliveInterval: 0 });
+    echo(server);
+    const goAway = once(server, 'goaway');
+    const first = client.dial();
+    assert.equal(first.id, 0xffff_fffd);
+    assert.equal(client.state, 'open');
+    const last = client.dial();
+    assert.equal(last.id, 0xffff_ffff);
+    assert.equal(client.state, 'closing', 'the last id starts a graceful close');
+    assert.throws(
+      () => client.dial(),
+      (e) => e instanceof StreamLimitError && e.message.includes('channel ids are exhausted'),
+    );
+    assert.deepEqual(await goAway, [GoAwayCode.normal]);
+    // Both channels still carry their data both ways, and the session then closes cleanly.
+    const payload = pseudoRandomBytes(300_000, 13);
+    first.end(payload);
+    last.end('the last one');
+    assert.equal(sha(await readAll(first)), sha(payload));
+    assert.equal((await readAll(last)).toString(), 'the last one');
+    await client.closed;
+    assert.equal(client.state, 'closed');
+    assert.throws(() => client.dial(), SessionClosedError);
+    await server.closed;
   });
 
   test('the ACK backlog holds further SYNs until the peer accepts', async () => {

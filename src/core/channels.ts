@@ -39,6 +39,8 @@ export const DIRECT_WRITE_MIN = 16 * 1024;
 export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S> {
   declare readonly highWaterMark: number;
   readonly #streams = new Map<number, ChannelState>();
+  /** Live channels this side dialled (`maxOutboundStreams` bounds it). */
+  outboundOpen = 0;
 
   readonly #options: ResolvedOptions;
   readonly #codec: WireCodec;
@@ -101,6 +103,11 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     return this.#streams.size;
   }
 
+  /** Live channels the peer opened. */
+  get inboundOpen(): number {
+    return this.#streams.size - this.outboundOpen;
+  }
+
   get(id: number): ChannelState | undefined {
     return this.#streams.get(id);
   }
@@ -112,8 +119,10 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   /** Creates a channel, enters it in the table and gives it its endpoint. */
   add(id: number, outbound: boolean): ChannelState {
     const channel = new ChannelState(id, outbound, this.#options.initialWindow, this.#options.maxWindow);
-    if (outbound) this.#telemetry.outboundChannels++;
-    else this.#telemetry.inboundChannels++;
+    if (outbound) {
+      this.#telemetry.outboundChannels++;
+      this.outboundOpen++;
+    } else this.#telemetry.inboundChannels++;
     if (!this.#codec.capabilities.flowControl) channel.sendWindow = Infinity;
     this.#streams.set(id, channel);
     channel.endpoint = this.#createEndpoint(channel, this);
@@ -240,6 +249,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     channel.live = false;
     if (channel.openDeadline !== 0 || channel.openAbort !== null) this.#outgoing.settled(channel);
     this.#streams.delete(channel.id);
+    if (channel.outbound) this.outboundOpen--;
     this.#grants.release(channel);
     this.#outgoing.acknowledged(channel);
     if (!this.#memory.underPressure) this.#grants.relieveMemory();
@@ -259,6 +269,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       this.#onRemoved(channel, failure);
     }
     this.#streams.clear();
+    this.outboundOpen = 0;
   }
 
   /** Why a write on a channel that can no longer send fails. */

@@ -56,7 +56,7 @@ export type LogEvent =
   | 'window-stall';
 
 /** Why this side refused a channel the peer opened. */
-export type RefusalReason = 'closing' | 'max-streams' | 'accept-backlog';
+export type RefusalReason = 'closing' | 'max-streams' | 'max-inbound-streams' | 'accept-backlog';
 
 /**
  * One log record, handed to the `logger` option: structured, no text built inside the session (so the core
@@ -121,7 +121,7 @@ export interface SessionStats {
   resetsOut: number;
   /** This side's dials the peer refused (`ChannelRefusedError`). */
   refusalsIn: number;
-  /** The peer's channels this side refused (accept queue full, `maxStreams`, closing). */
+  /** The peer's channels this side refused (accept queue full, `maxStreams`, `maxInboundStreams`, closing). */
   refusalsOut: number;
   /** Times a channel had data to send and had spent the peer's window (its writes wait for a Window Update). */
   windowStalls: number;
@@ -274,6 +274,7 @@ export const logRecords: LogRecordMaker = (logger, session, role) => (code, chan
 const REFUSAL_REASONS: Record<RefusalReason, string> = {
   closing: 'this session is closing',
   'max-streams': 'maxStreams channels are open',
+  'max-inbound-streams': 'maxInboundStreams channels the peer opened are open',
   'accept-backlog': 'the accept queue is full (acceptBacklog): the application does not accept fast enough',
 };
 

@@ -21,6 +21,13 @@ export interface SessionOptions {
   protocol?: WireProtocol;
   /** Most channels open at once (both directions together). A dial beyond it throws; an inbound SYN beyond it gets RST. */
   maxStreams?: number;
+  /**
+   * Most channels the peer opened that are open at once; one more is refused with RST. Keeps room in
+   * `maxStreams` for this side's own dials when the peer opens many. Default: no bound of its own (2,147,483,647).
+   */
+  maxInboundStreams?: number;
+  /** Most channels this side dialled that are open at once; a dial beyond it throws `StreamLimitError`. Default: no bound of its own. */
+  maxOutboundStreams?: number;
   /** Most inbound channels waiting to be accepted; one more is refused with RST (on the multiplex codec, which cannot refuse, reading pauses until the application takes one). */
   acceptBacklog?: number;
   /** Most dialled channels the peer has not acknowledged yet; further SYNs wait (the libp2p "ACK backlog"). */
@@ -90,6 +97,8 @@ type NumberOption = Exclude<keyof ResolvedOptions, 'protocol' | 'memoryBudget' |
 export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
   protocol: 'yamux',
   maxStreams: 65_536,
+  maxInboundStreams: MAX_I32,
+  maxOutboundStreams: MAX_I32,
   acceptBacklog: 256,
   ackBacklog: 256,
   initialWindow: SPEC_INITIAL_WINDOW,
@@ -110,6 +119,8 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
 /** Each numeric option's least and greatest value. */
 const RANGES: Record<NumberOption, readonly [number, number]> = {
   maxStreams: [1, MAX_I32],
+  maxInboundStreams: [0, MAX_I32],
+  maxOutboundStreams: [0, MAX_I32],
   acceptBacklog: [1, 1_000_000],
   ackBacklog: [1, 1_000_000],
   initialWindow: [SPEC_INITIAL_WINDOW, MAX_U32],

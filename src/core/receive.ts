@@ -235,9 +235,11 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       ? 'closing'
       : this.#table.size >= this.#options.maxStreams
         ? 'max-streams'
-        : this.#incoming.full
-          ? 'accept-backlog'
-          : undefined;
+        : this.#table.inboundOpen >= this.#options.maxInboundStreams
+          ? 'max-inbound-streams'
+          : this.#incoming.full
+            ? 'accept-backlog'
+            : undefined;
     if (refusal !== undefined) {
       this.#refuse(id, refusal);
       return undefined;

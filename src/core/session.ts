@@ -108,6 +108,11 @@ export interface SessionParts {
    * update-turns.ts). A browser has no `setImmediate` to hold with, so a page's session goes without.
    */
   updateTurns?: typeof UpdateTurns | undefined;
+  /**
+   * @internal The id of this side's first dial, for tests of what happens when the ids run out (odd for a
+   * client, even for a server). By default the codec's first id.
+   */
+  firstChannelId?: number | undefined;
 }
 
 /**
@@ -181,7 +186,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       );
     this.#codec = codec;
     this.#caps = this.#codec.capabilities;
-    this.#nextId = this.#codec.firstId(role);
+    this.#nextId = parts.firstChannelId ?? this.#codec.firstId(role);
     this.#transport = transport;
     const logger = this.options.logger;
     const records = parts.logRecords;
@@ -380,8 +385,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   /**
    * Opens a channel and returns it at once: it can be written to before the peer acknowledges it (the
-   * first data frame carries the SYN). Throws `StreamLimitError` at `maxStreams`, `GoAwayError` after the
-   * peer's Go Away, `SessionClosedError` once the session is closing or closed.
+   * first data frame carries the SYN). Throws `StreamLimitError` at `maxStreams` or `maxOutboundStreams` and
+   * once this side's channel ids have run out, `GoAwayError` after the peer's Go Away, `SessionClosedError`
+   * once the session is closing or closed. The dial that takes the last id starts a graceful `close()`: the
+   * peer gets Go Away, open channels finish, and `closed` settles, so that the application connects again.
    */
   dial(options: DialOptions = {}): C {
     const { signal } = options;
@@ -390,18 +397,26 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         ? this.options.openTimeout
         : checkNumberOption('openTimeout', options.openTimeout);
     if (signal?.aborted) throw signal.reason;
+    if (this.#nextId > MAX_ID && this.#status !== 'closed') {
+      throw new StreamLimitError('channel ids are exhausted for this session (it is closing): connect again');
+    }
     const closed = this.#notOpenError();
     if (closed !== undefined) throw closed;
     if (this.#remoteGoAway !== undefined) throw new GoAwayError(this.#remoteGoAway);
-    if (this.#streams.size >= this.options.maxStreams) {
-      throw new StreamLimitError(`maxStreams (${this.options.maxStreams}) channels are open`);
-    }
-    if (this.#nextId > MAX_ID) {
-      throw new StreamLimitError('channel ids are exhausted for this session; close it and connect again');
-    }
-    const channel = this.#streams.add(this.#nextId, true);
+    const streams = this.#streams;
+    const limits = this.options;
+    const limit =
+      streams.size >= limits.maxStreams
+        ? 'maxStreams'
+        : streams.outboundOpen >= limits.maxOutboundStreams
+          ? 'maxOutboundStreams'
+          : undefined;
+    if (limit !== undefined) throw new StreamLimitError(`${limit} (${limits[limit]}) channels are open`);
+    const channel = streams.add(this.#nextId, true);
     this.#nextId += 2;
     this.#outgoing.open(channel, openTimeout, signal);
+    // That was the last id: go away gracefully, so that the application moves to a new session.
+    if (this.#nextId > MAX_ID) void this.#beginClose(undefined);
     return channel.endpoint as C;
   }
 
