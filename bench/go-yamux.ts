@@ -261,14 +261,12 @@ async function childClient(transport: string, addr: string, workload: Workload, 
   if (host !== '127.0.0.1') childFail('--addr must be 127.0.0.1:PORT');
   if (!WORKLOADS.includes(workload)) childFail('--workload must be bulk, rr or open');
   let open: () => Duplex;
-  let session: MuxSession | undefined;
   if (transport === 'muxwire') {
     const mw = await loadMuxwire();
     const socket = net.connect({ host, port });
     await once(socket, 'connect');
     const s = mw.multiplexedClient(socket, muxwireOptions());
     s.on('error', (err) => childFail(`session: ${err.message}`));
-    session = s;
     open = () => s.dial();
   } else {
     open = () => net.connect({ host: '127.0.0.1', port, allowHalfOpen: true, noDelay: true });
@@ -281,7 +279,9 @@ async function childClient(transport: string, addr: string, workload: Workload, 
       goSeen = true;
       go?.();
     },
-    () => {},
+    // The runner closes stdin once it has read the server's figures: the client stays until then, so that
+    // closing its session cannot touch the server's count of failed channels.
+    () => process.exit(0),
   );
   const waitForGo = (): Promise<void> => {
     say('READY');
@@ -365,8 +365,6 @@ async function childClient(transport: string, addr: string, workload: Workload, 
     result = { count: done, seconds, cpuUs: cpuMicros() - cpu0 };
   }
   say(`RESULT ${JSON.stringify(result)}`);
-  await session?.close();
-  process.exit(0);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -723,9 +721,10 @@ function ratio(outcome: Outcome | undefined, reference: Outcome | undefined, col
   return Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : '-';
 }
 
-function table(head: string[], rows: string[][]): string {
+/** A Markdown table; the first column left-aligned, the others right-aligned unless `left`. */
+function table(head: string[], rows: string[][], left = false): string {
   const line = (r: string[]): string => `| ${r.join(' | ')} |`.replace(/ {2}/g, ' ');
-  const align = `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`;
+  const align = `|${head.map((_, i) => (i === 0 || left ? '---' : '---:')).join('|')}|`;
   return [line(head), align, ...rows.map(line)].join('\n');
 }
 
@@ -734,8 +733,8 @@ function render(pairs: Pair[], outcomes: Outcome[], meta: Record<string, string>
   const goRef = (w: Workload) => find('go-go', w);
   const nodeRef = (w: Workload) => find('tcp-node', w);
   const lines: string[] = [];
-  lines.push('## muxwire beside Go hashicorp/yamux', '');
-  lines.push(table(['', ''], Object.entries(meta)), '');
+  lines.push("## muxwire beside Go's hashicorp/yamux", '');
+  lines.push(table(['', ''], Object.entries(meta), true), '');
   lines.push(
     `Wall clock: median [range] over ${repeats} round(s), each in fresh processes, the pairs taking turns. ` +
       'Pairs are client → server.',

@@ -12,8 +12,9 @@
 //
 // Control (lines on stdin/stdout, for the runner): the server prints "LISTENING <port>" and answers each
 // "cpu" line with "CPU <user+sys µs> <channels> <errors>"; it exits when stdin closes. The client prints
-// "READY" once set up (rr: after its warm-up), waits for a "go" line, runs the measured part and prints
-// "RESULT <json>" (or "FAIL <reason>" and exits 1). Every process ends itself after -timeout.
+// "READY" once set up (rr: after its warm-up), waits for a "go" line, runs the measured part, prints
+// "RESULT <json>" (or "FAIL <reason>" and exits 1) and exits when stdin closes. Every process ends itself
+// after -timeout.
 package main
 
 import (
@@ -365,9 +366,10 @@ func runClient() {
 	}
 	out, _ := json.Marshal(result)
 	say("RESULT %s", out)
-	if d.sess != nil {
-		d.sess.Close()
-	}
+	// Stay until the runner has read the server's figures and closes stdin: this yamux's Session.Close closes
+	// the connection at once (no Go Away, nothing drained), which the server would see as an error on
+	// channels it had not finished closing.
+	io.Copy(io.Discard, in)
 	os.Exit(0)
 }
 
