@@ -113,7 +113,7 @@ Client options:
                            --fingerprint SHA256 (the certificate's SHA-256, hex, colons optional)
   --ws URL                 connect over WebSocket (ws://HOST:PORT/PATH, or wss:// for TLS) instead of --server
   --proxy URL              reach the server through an HTTP proxy (http://HOST:PORT, CONNECT; any transport)
-  --retries N              give up after N failed attempts in a row (default: never)
+  --retries N              retry at most N times in a row after a failure, then give up (default: never)
   --reconnect-max MS       longest wait between reconnection attempts (default 5000)
   --connect-wait MS        how long a new -L connection waits for the session (default 10000)
 Both:

@@ -106,6 +106,9 @@ export async function runServer(
   /** Authenticates the client, answers its forwards, then serves its channels. */
   async function handshake(state: ClientState): Promise<void> {
     const { session, remote } = state;
+    // One deadline for the control channel and the hello on it: a client cannot stretch it by opening the
+    // channel late and then staying silent.
+    const deadline = performance.now() + HELLO_TIMEOUT_MS;
     const control = await session.accept({ signal: AbortSignal.timeout(HELLO_TIMEOUT_MS) }).catch(() => {
       if (session.state === 'open')
         throw new TunnelError('ERR_TUNNEL_TIMEOUT', `no control channel within ${HELLO_TIMEOUT_MS / 1000} s`);
@@ -117,7 +120,7 @@ export async function runServer(
       );
     });
     control.on('error', () => {});
-    const hello = await expectMessage(control, HELLO_TIMEOUT_MS, 'hello');
+    const hello = await expectMessage(control, Math.max(1, deadline - performance.now()), 'hello');
     if (!tokensMatch(hello.token, token)) {
       reporter.event(
         'auth-failed',

@@ -546,6 +546,33 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       await s.cli.stop();
     });
 
+    test(
+      'a client that opens its control channel late and then says nothing is closed 10 s after it connected, not later',
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server(['--token-file', work.tokenFile]);
+        const socket = net.connect(s.port, '127.0.0.1');
+        await new Promise((resolve) => socket.once('connect', resolve));
+        const connectedAt = performance.now();
+        const session = new Session(socket, 'client', { keepAliveInterval: 0 });
+        try {
+          await new Promise((resolve) => setTimeout(resolve, 6000));
+          const control = session.dial();
+          control.on('error', () => {});
+          control.resume();
+          const failed = await s.cli.waitFor('handshake-failed');
+          assert.match(failed.message, /no message in time/);
+          await session.closed.catch(() => {});
+          const closedAfter = performance.now() - connectedAt;
+          // One 10 s deadline for the channel and the hello: before, the hello had 10 s of its own (16 s here).
+          assert.ok(closedAfter < 12_000, `closed ${Math.round(closedAfter)} ms after connecting`);
+        } finally {
+          session.destroy();
+        }
+        await s.cli.stop();
+      },
+    );
+
     test('a -L port in use is a clear ERR_TUNNEL_LISTEN error', { timeout: TIMEOUT }, async () => {
       const holder = net.createServer();
       await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
