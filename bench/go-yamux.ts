@@ -30,6 +30,7 @@ import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ChunkReader } from './channel-io.js';
 import { median, percentile } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/bench
@@ -97,60 +98,6 @@ function say(line: string): void {
 function childFail(message: string): never {
   say(`FAIL ${message}`);
   process.exit(1);
-}
-
-/** Reads exact byte counts from a Duplex ('data' events, so the stream flows). */
-class Reader {
-  #chunks: Buffer[] = [];
-  #have = 0;
-  #want = 0;
-  #resolve: ((b: Buffer) => void) | undefined;
-  #reject: ((e: Error) => void) | undefined;
-  #ended = false;
-  #error: Error | undefined;
-
-  constructor(stream: Duplex) {
-    stream.on('data', (chunk: Buffer) => {
-      this.#chunks.push(chunk);
-      this.#have += chunk.length;
-      this.#check();
-    });
-    stream.on('end', () => {
-      this.#ended = true;
-      this.#check();
-    });
-    stream.on('error', (err: Error) => {
-      this.#error = err;
-      this.#check();
-    });
-  }
-
-  read(n: number): Promise<Buffer> {
-    this.#want = n;
-    const p = new Promise<Buffer>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-    this.#check();
-    return p;
-  }
-
-  #check(): void {
-    const resolve = this.#resolve;
-    const reject = this.#reject;
-    if (!resolve || !reject) return;
-    if (this.#have >= this.#want) {
-      const all = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#have);
-      const rest = all.subarray(this.#want);
-      this.#chunks = rest.length > 0 ? [rest] : [];
-      this.#have = rest.length;
-      this.#resolve = this.#reject = undefined;
-      resolve(all.subarray(0, this.#want));
-    } else if (this.#error || this.#ended) {
-      this.#resolve = this.#reject = undefined;
-      reject(this.#error ?? new Error(`EOF after ${this.#have} of ${this.#want} bytes`));
-    }
-  }
 }
 
 /** stdin lines for a child: `go` for the client, `cpu` for the server; the server exits when stdin closes. */
@@ -296,7 +243,7 @@ async function childClient(transport: string, addr: string, workload: Workload, 
     const cpu0 = cpuMicros();
     const t0 = process.hrtime.bigint();
     const ch = open();
-    const reader = new Reader(ch);
+    const reader = new ChunkReader(ch);
     ch.write('B');
     await writeBulk(ch, buf, sizes.bytes);
     ch.end();
@@ -308,7 +255,7 @@ async function childClient(transport: string, addr: string, workload: Workload, 
     result = { bytes: sizes.bytes, seconds, cpuUs };
   } else if (workload === 'rr') {
     const ch = open();
-    const reader = new Reader(ch);
+    const reader = new ChunkReader(ch);
     ch.write('R');
     const trip = async (i: number): Promise<void> => {
       const req = Buffer.alloc(sizes.msgSize);
@@ -349,7 +296,7 @@ async function childClient(transport: string, addr: string, workload: Workload, 
       while (next < sizes.openCount) {
         next++;
         const ch = open();
-        const reader = new Reader(ch);
+        const reader = new ChunkReader(ch);
         ch.write('Ohello');
         const got = await reader.read(5);
         if (got.toString('latin1') !== 'hello') throw new Error('the echo is not hello');
