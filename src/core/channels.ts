@@ -39,8 +39,8 @@ export const DIRECT_WRITE_MIN = 16 * 1024;
 export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S> {
   declare readonly highWaterMark: number;
   readonly #streams = new Map<number, ChannelState>();
-  /** Live channels this side dialled (`maxOutboundStreams` bounds it). */
-  outboundOpen = 0;
+  /** Live channels this side dialled. */
+  #outboundOpen = 0;
 
   readonly #options: ResolvedOptions;
   readonly #codec: WireCodec;
@@ -103,9 +103,14 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     return this.#streams.size;
   }
 
-  /** Live channels the peer opened. */
+  /** Live channels this side dialled (`maxOutboundStreams` bounds them). */
+  get outboundOpen(): number {
+    return this.#outboundOpen;
+  }
+
+  /** Live channels the peer opened (`maxInboundStreams` bounds them). */
   get inboundOpen(): number {
-    return this.#streams.size - this.outboundOpen;
+    return this.#streams.size - this.#outboundOpen;
   }
 
   get(id: number): ChannelState | undefined {
@@ -121,7 +126,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     const channel = new ChannelState(id, outbound, this.#options.initialWindow, this.#options.maxWindow);
     if (outbound) {
       this.#telemetry.outboundChannels++;
-      this.outboundOpen++;
+      this.#outboundOpen++;
     } else this.#telemetry.inboundChannels++;
     if (!this.#codec.capabilities.flowControl) channel.sendWindow = Infinity;
     this.#streams.set(id, channel);
@@ -249,7 +254,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     channel.live = false;
     if (channel.openDeadline !== 0 || channel.openAbort !== null) this.#outgoing.settled(channel);
     this.#streams.delete(channel.id);
-    if (channel.outbound) this.outboundOpen--;
+    if (channel.outbound) this.#outboundOpen--;
     this.#grants.release(channel);
     this.#outgoing.acknowledged(channel);
     if (!this.#memory.underPressure) this.#grants.relieveMemory();
@@ -269,7 +274,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       this.#onRemoved(channel, failure);
     }
     this.#streams.clear();
-    this.outboundOpen = 0;
+    this.#outboundOpen = 0;
   }
 
   /** Why a write on a channel that can no longer send fails. */
