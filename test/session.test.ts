@@ -626,6 +626,7 @@ describe('limits', () => {
     assert.ok(refusal instanceof ChannelRefusedError, String(refusal));
     assert.equal(accepted.length, 2);
     assert.equal(pair.server.stats().refusalsOut, 1);
+    assert.deepEqual([pair.server.stats().inboundOpen, pair.server.stats().outboundOpen], [2, 0]);
     const refused = records.find((r) => r.event === 'channel-refused');
     assert.equal(refused?.reason, 'max-inbound-streams');
     assert.equal(refused?.channel, c.id);
@@ -634,6 +635,7 @@ describe('limits', () => {
     pushed.end('pushed');
     const [fromServer] = (await once(pair.client, 'channel')) as [Channel];
     assert.equal((await readAll(fromServer)).toString(), 'pushed');
+    assert.equal(pair.client.stats().inboundOpen, 1, "the server's push, ended by the server only");
     // Once one of the peer's channels has ended both ways, the peer may open another.
     a.on('error', () => {});
     a.end();

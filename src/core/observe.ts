@@ -115,6 +115,10 @@ export interface SessionStats {
   inboundChannels: number;
   /** Channels open now. */
   channelsOpen: number;
+  /** Channels the peer opened that are open now (what `maxInboundStreams` bounds). */
+  inboundOpen: number;
+  /** Channels this side dialled that are open now (what `maxOutboundStreams` bounds). */
+  outboundOpen: number;
   /** Channels reset by the peer (after it had accepted them, or that it had opened). */
   resetsIn: number;
   /** Channels reset by this side (an RST sent; refusals not included). */

@@ -378,6 +378,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       // eslint-disable-next-line @typescript-eslint/no-misused-spread -- a plain copy of the counters is meant
       ...this.#telemetry,
       channelsOpen: this.#streams.size,
+      inboundOpen: this.#streams.inboundOpen,
+      outboundOpen: this.#streams.outboundOpen,
       bufferedBytes: this.#memory.buffered,
       rtt: this.#keepAlive.lastRtt,
     };
