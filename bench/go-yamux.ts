@@ -6,6 +6,7 @@
 //   npm run bench:go -- --quick               # smaller sizes, 1 round
 //   npm run bench:go -- --repeats 3 --markdown out.md --json out.json
 //   npm run bench:go -- --pairs go-go,muxwire-muxwire --workloads bulk --go-window 16777216
+//   npm run bench:go -- --workloads bulk --bulk-mib 32 --rtt 50   # through a proxy adding 25 ms each way
 //
 // Workloads (client -> server), each in fresh processes, the pairs taking turns round by round:
 //   bulk  one channel; the client writes 256 MiB in 64 KiB writes of the same buffer and ends its writing side;
@@ -31,6 +32,7 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ChunkReader } from './channel-io.js';
+import type { ProxyConfig } from './ipc.js';
 import { median, percentile } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/bench
@@ -371,6 +373,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string' },
     'go-window': { type: 'string' },
     'wide-window': { type: 'string' },
+    rtt: { type: 'string' },
     pairs: { type: 'string' },
     workloads: { type: 'string' },
     cap: { type: 'string' },
@@ -406,6 +409,13 @@ const capSeconds = num(args.cap, 120, 'cap');
 const repeats = Math.max(1, Math.round(num(args.repeats, args.quick ? 1 : 5, 'repeats')));
 const goWindow = num(args['go-window'], 0, 'go-window');
 const wideWindow = num(args['wide-window'], 16 * 2 ** 20, 'wide-window');
+/**
+ * `--rtt MS`: every connection goes through bench/proxy.ts, which holds each byte MS/2 ms in each direction
+ * (the long-fat workload's proxy, 32 MiB held at most per direction), so a window smaller than the
+ * bandwidth-delay product shows. 0: client and server connect directly.
+ */
+const rttMs = num(args.rtt, 0, 'rtt');
+const PROXY_BUFFER = 32 * 2 ** 20;
 
 function windowText(bytes: number): string {
   if (bytes === 0) return '256 KiB (default)';
@@ -580,12 +590,37 @@ function parseCpu(text: string): { us: number; channels: number; failures: numbe
   return { us: us ?? NaN, channels: channels ?? NaN, failures: failures ?? NaN };
 }
 
+/** Starts bench/proxy.ts in front of `targetPort` (see `--rtt`); resolves with it and the port it listens on. */
+async function startProxy(targetPort: number, deadline: number): Promise<{ proc: ChildProcess; port: number }> {
+  const config: ProxyConfig = { targetPort, delayMs: rttMs / 2, maxBufferedBytes: PROXY_BUFFER };
+  const proc = spawn(process.execPath, [join(HERE, 'proxy.js'), JSON.stringify(config)], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  live.add(proc);
+  proc.on('exit', () => live.delete(proc));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the proxy did not listen in time')), deadline - Date.now());
+    proc.on('message', (message: { type?: string; port?: number; message?: string }) => {
+      clearTimeout(timer);
+      if (message.type === 'listening' && message.port !== undefined) resolve(message.port);
+      else reject(new Error(message.message ?? `proxy: ${JSON.stringify(message)}`));
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the proxy exited (code ${code})`));
+    });
+  });
+  return { proc, port };
+}
+
 async function runOnce(pair: Pair, workload: Workload): Promise<Round> {
   const deadline = Date.now() + capSeconds * 1000;
   const server = new Child('server', ...command(pair.server, 'server', {}));
   let client: Child | undefined;
+  let proxy: ChildProcess | undefined;
   try {
-    const port = Number(await server.expect('LISTENING', deadline));
+    let port = Number(await server.expect('LISTENING', deadline));
+    if (rttMs > 0) ({ proc: proxy, port } = await startProxy(port, deadline));
     client = new Child('client', ...command(pair.client, 'client', clientFlags(workload, port)));
     await client.expect('READY', deadline);
     server.send('cpu');
@@ -617,6 +652,7 @@ async function runOnce(pair: Pair, workload: Workload): Promise<Round> {
     };
   } finally {
     await Promise.all([client?.stop(), server.stop()]);
+    proxy?.kill('SIGKILL');
   }
 }
 
@@ -882,7 +918,10 @@ async function runner(): Promise<void> {
       (process.env.MUXWIRE_BENCH_OPTIONS ? ` plus MUXWIRE_BENCH_OPTIONS=${process.env.MUXWIRE_BENCH_OPTIONS}` : ''),
     setup:
       'client and server in two processes over 127.0.0.1; raw TCP opens one connection per channel (TCP_NODELAY on both sides); ' +
-      'CPU time from getrusage (Go) and process.cpuUsage() (Node)',
+      'CPU time from getrusage (Go) and process.cpuUsage() (Node)' +
+      (rttMs > 0
+        ? `; every connection through bench/proxy.ts, ${rttMs / 2} ms each way (RTT ${rttMs} ms), at most 32 MiB held per direction`
+        : ''),
   };
   const markdown = render(pairs, outcomes, meta);
   process.stdout.write(markdown);
