@@ -1,22 +1,10 @@
 #!/bin/sh
-# Builds bench/go/yamux-bench (the Go side of bench/go-yamux.ts) with Debian's Go and hashicorp/yamux, in
-# GOPATH mode (there is no module proxy here), through test/interop/go-build.sh.
+# Builds bench/go/yamux-bench (the Go side of bench/go-yamux.ts) with Debian's Go and hashicorp/yamux, as the
+# interop peer is built (test/interop/go/build.sh, which checks for both and says what to install).
 # Usage: build.sh [OUTPUT]  (default: <repo>/.cache/bench/yamux-bench)
 # Rebuilds only when a source file is newer than OUTPUT. Prints OUTPUT's path on success.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-out=${1:-"$repo/.cache/bench/yamux-bench"}
-src="$here/yamux-bench"
-gocode=/usr/share/gocode
-yamux_dir="$gocode/src/github.com/hashicorp/yamux"
-
-die() { echo "build.sh: $*" >&2; exit 1; }
-
-command -v go >/dev/null 2>&1 ||
-	die "go not found; install it with: apt-get install -y golang-go golang-github-hashicorp-yamux-dev"
-[ -f "$yamux_dir/session.go" ] ||
-	die "hashicorp/yamux not found in $yamux_dir; install it with: apt-get install -y golang-github-hashicorp-yamux-dev"
-
-exec "$repo/test/interop/go-build.sh" "$src" "$out" "$yamux_dir"
+exec "$repo/test/interop/go/build.sh" "${1:-"$repo/.cache/bench/yamux-bench"}" "$here/yamux-bench"

@@ -1,13 +1,14 @@
 #!/bin/sh
 # Builds the Go yamux interop peer with Debian's Go and hashicorp/yamux, in GOPATH mode (there is no
-# module proxy here), through ../go-build.sh. Usage: build.sh [OUTPUT]  (default: <repo>/.cache/interop/yamux-peer)
+# module proxy here), through ../go-build.sh. Usage: build.sh [OUTPUT [SOURCE_DIR]]
+# (default: <repo>/.cache/interop/yamux-peer from ./yamux-peer; bench/go/build.sh passes its own program).
 # Rebuilds only when a source file is newer than OUTPUT. Prints OUTPUT's path on success.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 out=${1:-"$repo/.cache/interop/yamux-peer"}
-src="$here/yamux-peer"
+src=${2:-"$here/yamux-peer"}
 gocode=/usr/share/gocode
 yamux_dir="$gocode/src/github.com/hashicorp/yamux"
 
