@@ -918,6 +918,53 @@ describe('accepting', () => {
 });
 
 describe('go away and close', () => {
+  test('goAway(): the peer gets Go Away, queued and new inbound channels are refused, accept() ends; this side still dials and open channels carry on (users-asks row 11)', async () => {
+    const records: LogRecord[] = [];
+    const pair = await sessionPair({ server: { logger: (record) => records.push(record) } });
+    const { client, server } = pair;
+    echo(client);
+    const goaway = once(client, 'goaway');
+    // Two channels the server took, and a third still waiting in its accept queue.
+    const [first, second] = [client.dial(), client.dial()];
+    first.write('first');
+    second.write('second');
+    const firstAtServer = await server.accept();
+    const secondAtServer = await server.accept();
+    assert.deepEqual([firstAtServer.id, secondAtServer.id], [first.id, second.id]);
+    const third = client.dial();
+    third.on('error', () => {});
+    third.write('third');
+    await until(() => server.stats().inboundChannels === 3, 2000, 'the third channel queued at the server');
+
+    server.goAway();
+    server.goAway(); // a second call does nothing
+    assert.deepEqual(await goaway, [GoAwayCode.normal]);
+    const [refused] = (await once(third, 'error')) as [Error];
+    assert.ok(refused instanceof ChannelRefusedError, String(refused));
+    await assert.rejects(server.accept(), (e) => e instanceof SessionClosedError && e.message.includes('goAway()'));
+    assert.throws(() => client.dial(), GoAwayError, "the peer's dials throw once its Go Away arrived");
+    assert.equal(server.state, 'open');
+    assert.equal(server.stats().refusalsOut, 1);
+
+    // This side still dials, and the channels opened before carry data both ways.
+    const pushed = server.dial();
+    pushed.end('pushed after goAway()');
+    assert.equal((await readAll(pushed)).toString(), 'pushed after goAway()');
+    firstAtServer.end('reply');
+    first.end();
+    assert.equal((await readAll(first)).toString(), 'reply');
+    assert.equal((await readAll(firstAtServer)).toString(), 'first');
+
+    // close() later ends cleanly once the rest is done, without a second Go Away.
+    const closing = server.close({ timeout: 2000 });
+    secondAtServer.resume();
+    secondAtServer.end();
+    second.end();
+    await closing;
+    assert.equal(records.filter((r) => r.event === 'goaway-sent').length, 1);
+    await pair.close();
+  });
+
   for (const closer of ['client', 'server'] as const) {
     test(`graceful close from the ${closer}: Go Away, open channels finish, then both sessions close`, async () => {
       const pair = await sessionPair({ transport: 'tcp' });

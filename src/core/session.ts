@@ -270,7 +270,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#grants,
       this.#gate,
       this,
-      () => this.#notOpenError(),
+      () => this.#notOpenError() ?? this.#goneAwayError(),
     );
     this.#streams = new ChannelTable<C, MuxSession<C>>(
       this,
@@ -311,7 +311,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#incoming,
       {
         protocolError: (message) => this.#protocolError(message),
-        acceptsChannels: () => this.#status === 'open',
+        acceptsChannels: () => this.#status === 'open' && !this.#localGoAway,
         remoteGoAway: () => this.#remoteGoAway,
         onPing: (flags, value) => this.#onPing(flags, value),
         onGoAway: (code) => this.#onGoAway(code),
@@ -475,19 +475,41 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     return abortable(closing, signal, () => this.destroy(signal!.reason as Error));
   }
 
+  /**
+   * Stops taking channels from the peer, without closing: sends Go Away (code 0), refuses the channels waiting
+   * to be accepted and those the peer opens from now on, and ends `accept()` (it rejects with
+   * `SessionClosedError`, so `for await` over the session ends). This side may still dial, and open channels
+   * carry on without a deadline; `close()` or `destroy()` ends the session later. Does nothing once closing.
+   */
+  goAway(): void {
+    if (this.#status !== 'open' || this.#localGoAway) return;
+    this.#stopAccepting();
+    this.#writer.schedule();
+  }
+
+  /**
+   * Go Away to the peer (once), and no more channels from it: those queued are refused, and `accept()` ends with
+   * `error` (by default, the error of `goAway()`).
+   */
+  #stopAccepting(error?: Error): void {
+    if (!this.#localGoAway) {
+      this.#localGoAway = true;
+      if (this.#caps.goAway) {
+        this.#scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
+        this.#telemetry.log(LOG_GOAWAY_SENT, undefined, undefined, GoAwayCode.normal);
+      }
+    }
+    for (const channel of this.#incoming.drainQueue()) this.#streams.reset(channel, undefined);
+    this.#incoming.close(error ?? this.#goneAwayError()!);
+  }
+
   #beginClose(given: number | undefined): Promise<void> {
     // Checked as the closeTimeout option is: a timer cannot wait longer (Node fires a longer one after 1 ms).
     const timeout = given === undefined ? this.options.closeTimeout : checkNumberOption('closeTimeout', given);
     this.#status = 'closing';
     this.#closingPromise = this.closed.then(noop, noop);
-    this.#localGoAway = true;
-    if (this.#caps.goAway) {
-      this.#scheduler.queueSessionFrame(FrameType.goAway, 0, 0, GoAwayCode.normal);
-      this.#telemetry.log(LOG_GOAWAY_SENT, undefined, undefined, GoAwayCode.normal);
-    }
+    this.#stopAccepting(new SessionClosedError());
     this.#goAway.start(this.#caps.goAway && this.#caps.ping && !this.#transportEnded && !this.#writer.closed);
-    for (const channel of this.#incoming.drainQueue()) this.#streams.reset(channel, undefined);
-    this.#incoming.close(new SessionClosedError());
     this.#closeTimer = setTimeout(() => this.#onCloseTimeout(timeout), timeout);
     this.#writer.schedule();
     this.#checkCloseDone();
@@ -716,6 +738,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   // ------------------------------------------------------------------ helpers
+
+  /** After `goAway()`: why `accept()` has nothing more to wait for. */
+  #goneAwayError(): Error | undefined {
+    return this.#localGoAway ? new SessionClosedError('this side went away (goAway()): no new channels') : undefined;
+  }
 
   /** Why no channel can open now, in either direction (closing or closed), or undefined while open. */
   #notOpenError(): Error | undefined {

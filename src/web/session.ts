@@ -21,7 +21,7 @@ import {
 /**
  * A multiplexed session whose channels are {@link WebChannel}s (Web Streams). It has the API of every
  * muxwire session: `dial()`, `accept({ signal })`, `for await (const channel of session)`, `ping()`,
- * `close()`, `destroy()`, `closed`, the `'channel'` / `'goaway'` / `'close'` events, the same options and
+ * `goAway()`, `close()`, `destroy()`, `closed`, the `'channel'` / `'goaway'` / `'close'` events, the same options and
  * the same typed errors.
  */
 export class WebSession extends MuxSession<WebChannel> {
