@@ -67,7 +67,7 @@ export interface CloseOptions {
   timeout?: number;
   /**
    * Ends the wait for open channels: when it aborts before the session is closed, the session is destroyed
-   * with the signal's reason (channels still open are reset) and this call's promise rejects with it. Other
+   * with the signal's reason (channels still open fail with it) and this call's promise rejects with it. Other
    * calls of `close()` resolve, as they do after a timeout.
    */
   signal?: AbortSignal;

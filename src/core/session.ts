@@ -464,8 +464,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /**
    * Closes gracefully: sends Go Away (the peer opens no new channels), refuses channels not yet accepted,
    * lets open channels finish both directions, then ends the transport. Resolves once the session is closed.
-   * Channels still open after the timeout are reset, and the session ends with `TimeoutError`
-   * (`ERR_MUX_CLOSE_TIMEOUT`) reported on `closed` and the `close` event. An abort of `signal` ends the wait
+   * At the timeout the transport is dropped: channels still open fail, and the session ends, with `TimeoutError`
+   * (`ERR_MUX_CLOSE_TIMEOUT`), reported on `closed` and the `close` event. An abort of `signal` ends the wait
    * at once: the session is destroyed with its reason, and this call rejects with it.
    */
   close(options: CloseOptions = {}): Promise<void> {
