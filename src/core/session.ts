@@ -517,8 +517,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   /**
-   * Ends the session at once: every channel is reset (its pending reads and writes fail with `error`, or with
-   * `SessionClosedError`), pending `accept()` and `ping()` calls reject, and the transport is destroyed.
+   * Ends the session at once: every channel fails (its pending reads and writes with `error`, or with
+   * `SessionClosedError`), pending `accept()` and `ping()` calls reject, and the transport is destroyed (no
+   * frame is sent: the peer learns from the transport's end).
    */
   destroy(error?: Error): void {
     this.#fail(error ?? new SessionClosedError('session was destroyed'));
