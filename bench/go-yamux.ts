@@ -598,7 +598,12 @@ async function startProxy(targetPort: number, deadline: number): Promise<{ proc:
   });
   live.add(proc);
   proc.on('exit', () => live.delete(proc));
-  const port = await new Promise<number>((resolve, reject) => {
+  // The proxy is not yet the caller's to stop: if it never reports its port, it is killed here.
+  const port = await new Promise<number>((resolve, giveUp) => {
+    const reject = (error: Error): void => {
+      proc.kill('SIGKILL');
+      giveUp(error);
+    };
     const timer = setTimeout(() => reject(new Error('the proxy did not listen in time')), deadline - Date.now());
     proc.on('message', (message: { type?: string; port?: number; message?: string }) => {
       clearTimeout(timer);

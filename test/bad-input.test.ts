@@ -72,6 +72,18 @@ describe('bad input is a protocol error answered with Go Away code 1', () => {
     });
   }
 
+  test('after goAway(), a protocol error still sends Go Away code 1 (the first Go Away said only "no new channels")', async () => {
+    const { peer, session } = await rawAgainstServer();
+    session.goAway();
+    await until(() => peer.goAwayCode === GoAwayCode.normal, 3000, 'the Go Away of goAway()');
+    const ended = new Promise<Error | undefined>((resolve) => session.on('close', resolve));
+    peer.send(frame(FrameType.ping, Flag.syn, 5, 1));
+    assert.ok((await ended) instanceof ProtocolError);
+    await until(() => peer.ended, 3000, 'transport ended');
+    const codes = peer.frames.filter((f) => f.type === FrameType.goAway).map((f) => f.length);
+    assert.deepEqual(codes, [GoAwayCode.normal, GoAwayCode.protocolError]);
+  });
+
   test('frames split one byte at a time still decode', async () => {
     // (no ping answers: they would land between the bytes of the split frames)
     const { peer, session } = await rawAgainstServer(false);

@@ -204,6 +204,29 @@ test('createStream() throws TooManyOutboundProtocolStreamsError at maxOutboundSt
   await listener.close();
 });
 
+test("the stream that takes the session's last id leaves the muxer 'closing': createStream() then throws MuxerClosedError, the stream still works", async () => {
+  const [outbound, inbound] = multiaddrConnectionPair();
+  const dialer = new MuxwireMuxer(outbound, resolveInit(), { firstChannelId: 0xffff_ffff });
+  const listener = yamux()().createStreamMuxer(inbound);
+  listener.addEventListener('stream', (event) => {
+    const stream = event.detail;
+    void (async () => {
+      for await (const data of stream) stream.send(data);
+      await stream.close();
+    })();
+  });
+  const last = await dialer.createStream();
+  assert.equal(last.id, String(0xffff_ffff));
+  assert.equal(dialer.status, 'closing');
+  await assert.rejects(dialer.createStream(), { name: 'MuxerClosedError' });
+  const echoed = readText(last);
+  last.send(new TextEncoder().encode('the last one'));
+  await last.close();
+  assert.equal(await echoed, 'the last one');
+  await waitFor(() => dialer.status === 'closed', 'the muxer to close once its last stream ended');
+  await listener.close();
+});
+
 test("a peer that stops answering pings ends the muxer: its streams fail with libp2p's TimeoutError (muxwire's keep-alive timeout)", async () => {
   const [outbound, inbound] = multiaddrConnectionPair();
   // The other end reads everything and answers nothing.

@@ -248,7 +248,7 @@ describe('multiplex codec behaviour', () => {
     server.destroy();
   });
 
-  test('ids follow the original (client 3, 5, ...; server 2, 4, ...); no ping; close() without Go Away', async () => {
+  test('ids follow the original (client 3, 5, ...; server 2, 4, ...); no ping, no goAway(); close() without Go Away', async () => {
     const [a, b] = memoryPipe();
     const wire: Buffer[] = [];
     b.on('data', (chunk: Buffer) => wire.push(chunk));
@@ -260,9 +260,10 @@ describe('multiplex codec behaviour', () => {
     assert.deepEqual([c3.id, c5.id], [3, 5]);
     assert.equal(server.dial().id, 2);
     await assert.rejects(client.ping(), { code: 'ERR_MUX_UNSUPPORTED' });
+    assert.throws(() => server.goAway(), { code: 'ERR_MUX_UNSUPPORTED' });
     const echoed = new Promise<Buffer>((resolve) => c3.once('data', resolve));
     c3.write('x');
-    assert.equal((await echoed).toString(), 'x');
+    assert.equal((await echoed).toString(), 'x', 'the failed goAway() left the server accepting');
     c3.end();
     c5.destroy();
     await client.close({ timeout: 2000 });

@@ -686,12 +686,12 @@ describe('limits', () => {
     await pair.close();
   });
 
-  test('ids running out: the dial that takes the last id sends Go Away, later dials throw, open channels finish (users-asks row 13)', async () => {
+  test('ids running out: the dial that takes the last id sends Go Away, later dials throw, open channels finish with no deadline (users-asks row 13)', async () => {
     const [a, b] = memoryPipe();
     const client = new MuxSession<ChannelClass>(
       duplexTransport(a),
       'client',
-      { keepAliveInterval: 0 },
+      { keepAliveInterval: 0, closeTimeout: 30 },
       (state, s) => new ChannelClass(state, s),
       { ...FULL_PARTS, firstChannelId: 0xffff_fffd },
     );
@@ -709,6 +709,9 @@ describe('limits', () => {
       (e) => e instanceof StreamLimitError && e.message.includes('channel ids are exhausted'),
     );
     assert.deepEqual(await goAway, [GoAwayCode.normal]);
+    // Well past closeTimeout: no deadline applies to a close the ids started.
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    assert.equal(client.state, 'closing');
     // Both channels still carry their data both ways, and the session then closes cleanly.
     const payload = pseudoRandomBytes(300_000, 13);
     first.end(payload);
@@ -719,6 +722,31 @@ describe('limits', () => {
     assert.equal(client.state, 'closed');
     assert.throws(() => client.dial(), SessionClosedError);
     await server.closed;
+  });
+
+  test('ids running out, then close(): the call sets the deadline the exhaustion left out', async () => {
+    const [a, b] = memoryPipe();
+    const client = new MuxSession<ChannelClass>(
+      duplexTransport(a),
+      'client',
+      { keepAliveInterval: 0 },
+      (state, s) => new ChannelClass(state, s),
+      { ...FULL_PARTS, firstChannelId: 0xffff_ffff },
+    );
+    const server = multiplexedServer(b, { keepAliveInterval: 0 });
+    const serverSide = server.accept();
+    const last = client.dial();
+    last.write('held open');
+    await serverSide;
+    assert.equal(client.state, 'closing');
+    const failed = once(last, 'error');
+    const started = performance.now();
+    await client.close({ timeout: 40 });
+    assert.ok(performance.now() - started < 2000, 'close() ended at its own deadline');
+    const [error] = (await failed) as [TimeoutError];
+    assert.ok(error instanceof TimeoutError);
+    assert.equal(error.code, 'ERR_MUX_CLOSE_TIMEOUT');
+    server.destroy();
   });
 
   test('the ACK backlog holds further SYNs until the peer accepts', async () => {
@@ -963,6 +991,23 @@ describe('go away and close', () => {
     await closing;
     assert.equal(records.filter((r) => r.event === 'goaway-sent').length, 1);
     await pair.close();
+  });
+
+  test('goAway(): an accept() already waiting rejects with its error; a channel whose SYN crosses the Go Away is refused', async () => {
+    const [a, b] = memoryPipe(20);
+    const client = multiplexedClient(a, { keepAliveInterval: 0 });
+    const server = multiplexedServer(b, { keepAliveInterval: 0 });
+    const waiting = server.accept();
+    const crossing = client.dial();
+    crossing.write('sent before the Go Away arrived');
+    server.goAway(); // in the same tick: the SYN is still on its way
+    await assert.rejects(waiting, (e) => e instanceof SessionClosedError && e.message.includes('goAway()'));
+    const [refused] = (await once(crossing, 'error')) as [Error];
+    assert.ok(refused instanceof ChannelRefusedError, String(refused));
+    assert.equal(server.stats().refusalsOut, 1);
+    assert.equal(server.channelCount, 0);
+    client.destroy();
+    server.destroy();
   });
 
   for (const closer of ['client', 'server'] as const) {

@@ -389,8 +389,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * Opens a channel and returns it at once: it can be written to before the peer acknowledges it (the
    * first data frame carries the SYN). Throws `StreamLimitError` at `maxStreams` or `maxOutboundStreams` and
    * once this side's channel ids have run out, `GoAwayError` after the peer's Go Away, `SessionClosedError`
-   * once the session is closing or closed. The dial that takes the last id starts a graceful `close()`: the
-   * peer gets Go Away, open channels finish, and `closed` settles, so that the application connects again.
+   * once the session is closing or closed. The dial that takes the last id starts a graceful close with no
+   * deadline: the peer gets Go Away, open channels finish however long they take (a later `close()` sets a
+   * deadline), and `closed` settles, so that the application connects again.
    */
   dial(options: DialOptions = {}): C {
     const { signal } = options;
@@ -418,7 +419,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#nextId += 2;
     this.#outgoing.open(channel, openTimeout, signal);
     // That was the last id: go away gracefully, so that the application moves to a new session.
-    if (this.#nextId > MAX_ID) void this.#beginClose(undefined);
+    // No deadline: the channels still open may run as long as they need; a later close() sets one.
+    if (this.#nextId > MAX_ID) void this.#beginClose(undefined, false);
     return channel.endpoint as C;
   }
 
@@ -470,7 +472,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#status === 'closed') return Promise.resolve();
-    const closing = this.#closingPromise ?? this.#beginClose(options.timeout);
+    let closing = this.#closingPromise;
+    if (closing === undefined) closing = this.#beginClose(options.timeout, true);
+    else if (this.#closeTimer === undefined && !this.#finished) this.#armCloseTimer(options.timeout); // ids ran out
     const { signal } = options;
     return abortable(closing, signal, () => this.destroy(signal!.reason as Error));
   }
@@ -480,8 +484,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * to be accepted and those the peer opens from now on, and ends `accept()` (it rejects with
    * `SessionClosedError`, so `for await` over the session ends). This side may still dial, and open channels
    * carry on without a deadline; `close()` or `destroy()` ends the session later. Does nothing once closing.
+   * Throws `MuxError` (`ERR_MUX_UNSUPPORTED`) on a format without Go Away (the multiplex codec): its peer
+   * could not tell a refused channel from one that ended empty.
    */
   goAway(): void {
+    if (!this.#caps.goAway) {
+      throw new MuxError('ERR_MUX_UNSUPPORTED', `the ${this.#codec.name} format has no Go Away`);
+    }
     if (this.#status !== 'open' || this.#localGoAway) return;
     this.#stopAccepting();
     this.#writer.schedule();
@@ -503,17 +512,24 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#incoming.close(error ?? this.#goneAwayError()!);
   }
 
-  #beginClose(given: number | undefined): Promise<void> {
-    // Checked as the closeTimeout option is: a timer cannot wait longer (Node fires a longer one after 1 ms).
-    const timeout = given === undefined ? this.options.closeTimeout : checkNumberOption('closeTimeout', given);
+  /** Starts closing; with `deadline`, the close timer too (`given` ms, or the closeTimeout option). */
+  #beginClose(given: number | undefined, deadline: boolean): Promise<void> {
+    // Checked before anything changes, so that a bad timeout leaves the session open.
+    if (given !== undefined) checkNumberOption('closeTimeout', given);
     this.#status = 'closing';
     this.#closingPromise = this.closed.then(noop, noop);
     this.#stopAccepting(new SessionClosedError());
     this.#goAway.start(this.#caps.goAway && this.#caps.ping && !this.#transportEnded && !this.#writer.closed);
-    this.#closeTimer = setTimeout(() => this.#onCloseTimeout(timeout), timeout);
+    if (deadline) this.#armCloseTimer(given);
     this.#writer.schedule();
     this.#checkCloseDone();
     return this.#closingPromise;
+  }
+
+  #armCloseTimer(given: number | undefined): void {
+    // Checked as the closeTimeout option is: a timer cannot wait longer (Node fires a longer one after 1 ms).
+    const timeout = given === undefined ? this.options.closeTimeout : checkNumberOption('closeTimeout', given);
+    this.#closeTimer = setTimeout(() => this.#onCloseTimeout(timeout), timeout);
   }
 
   /**
@@ -679,7 +695,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#incoming.drainQueue();
     this.#outgoing.drainBacklog();
     if (!this.#writer.closed) {
-      if (goAwayCode !== undefined && this.#caps.goAway && !this.#localGoAway && !this.#transportEnded) {
+      // A normal Go Away already sent (goAway(), close()) is not repeated; an error code is news to the peer.
+      const sent = this.#localGoAway && goAwayCode === GoAwayCode.normal;
+      if (goAwayCode !== undefined && this.#caps.goAway && !sent && !this.#transportEnded) {
         try {
           const goAway = this.#allocate(this.#codec.maxEncodedHeader);
           const length = this.#codec.encode(goAway, 0, FrameType.goAway, 0, 0, goAwayCode);

@@ -67,8 +67,11 @@ export class MuxwireMuxer
   #ending = false;
   #closing: Promise<void> | undefined;
 
-  /** @internal Made by the factory that `muxwire()` returns, for each connection libp2p upgrades. */
-  constructor(connection: MessageStream, init: ResolvedMuxwireInit) {
+  /**
+   * @internal Made by the factory that `muxwire()` returns, for each connection libp2p upgrades. Tests may
+   * give `firstChannelId` (the session's first outbound id) to reach the end of the id space.
+   */
+  constructor(connection: MessageStream, init: ResolvedMuxwireInit, testing: { firstChannelId?: number } = {}) {
     super();
     this.#init = init;
     this.#log = connection.log.newScope('muxwire');
@@ -83,7 +86,7 @@ export class MuxwireMuxer
       init.session,
       (state, port) => this.#createStream(state, port),
       // Every part but the multiplex codec: libp2p's muxer speaks yamux only.
-      { logRecords, directWrites, updateTurns: UpdateTurns },
+      { logRecords, directWrites, updateTurns: UpdateTurns, firstChannelId: testing.firstChannelId },
     );
     this.session.on('channel', (stream) => this.#onInbound(stream));
     // After the peer's Go Away no stream may be opened; libp2p checks the muxer's status before trying.
@@ -119,6 +122,8 @@ export class MuxwireMuxer
       this.#nextInit = this.#inboundInit;
     }
     this.#track(stream);
+    // That stream took the session's last id: the session is closing, and libp2p must open no more here.
+    if (this.session.state !== 'open' && this.status === 'open') this.status = 'closing';
     return stream;
   }
 
