@@ -201,7 +201,16 @@ test(
 );
 
 test('the packed package holds its license, changelog, docs and examples, and source maps that carry their sources', () => {
-  for (const file of ['LICENSE', 'README.md', 'CHANGELOG.md', 'docs/design.md', 'examples/echo-server.ts']) {
+  // (README.md links to CONTRIBUTING.md and shows docs/demo.png.)
+  for (const file of [
+    'LICENSE',
+    'README.md',
+    'CHANGELOG.md',
+    'CONTRIBUTING.md',
+    'docs/design.md',
+    'docs/demo.png',
+    'examples/echo-server.ts',
+  ]) {
     assert.ok(existsSync(join(installed, file)), `${file} is in the package`);
   }
   const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { sideEffects?: unknown };

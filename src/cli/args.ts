@@ -79,7 +79,11 @@ export interface ClientConfig extends Common {
 }
 
 export type Command =
-  ServerConfig | ClientConfig | { command: 'token' } | { command: 'help'; text: string } | { command: 'version' };
+  | ServerConfig
+  | ClientConfig
+  | { command: 'token' }
+  | { command: 'help'; text: string; mistake: boolean }
+  | { command: 'version' };
 
 /** The environment variable read when no `--token-file` is given. */
 export const TOKEN_ENV = 'MUXWIRE_TOKEN';
@@ -164,7 +168,10 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
   }
   const { values, positionals } = parsed;
   if (values.version === true) return { command: 'version' };
-  if (values.help === true || positionals.length === 0) return { command: 'help', text: USAGE };
+  // Asked for, the usage is the answer; with no command at all, it is a usage mistake (exit 2, on stderr).
+  if (values.help === true || positionals.length === 0) {
+    return { command: 'help', text: USAGE, mistake: values.help !== true };
+  }
   if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
   const command = positionals[0];
   switch (command) {

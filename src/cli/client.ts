@@ -166,8 +166,17 @@ export async function runClient(
           { code: (error as TunnelError).code, delayMs, failures },
         );
       },
-      giveUp(error) {
-        settle.reject(error);
+      giveUp(error, failures, retriesRanOut) {
+        // Say why this failure is the last: the person sees the retries end, not only the last error.
+        settle.reject(
+          retriesRanOut && error instanceof TunnelError
+            ? new TunnelError(
+                error.code,
+                `${error.message}; giving up after ${failures} failed attempts in a row (--retries ${config.retries})`,
+                { cause: error },
+              )
+            : error,
+        );
       },
     },
   });

@@ -33,8 +33,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
   }
   switch (command.command) {
     case 'help':
-      process.stdout.write(command.text);
-      return 0;
+      (command.mistake ? process.stderr : process.stdout).write(command.text);
+      return command.mistake ? 2 : 0;
     case 'version':
       process.stdout.write(`${version()}\n`);
       return 0;

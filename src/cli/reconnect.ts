@@ -39,8 +39,11 @@ export interface ReconnectHooks {
   down(session: Session, reason: string): void;
   /** An attempt failed; the next comes after `delayMs`. */
   retry(error: Error, delayMs: number, failures: number): void;
-  /** The loop stopped for good: the error cannot be fixed by retrying, or the retries ran out. */
-  giveUp(error: Error): void;
+  /**
+   * The loop stopped for good: the error cannot be fixed by retrying (`retriesRanOut` false), or the retries
+   * ran out after `failures` failed attempts in a row.
+   */
+  giveUp(error: Error, failures: number, retriesRanOut: boolean): void;
 }
 
 interface Waiter {
@@ -155,9 +158,10 @@ export class Reconnector {
       } catch (error) {
         if (signal.aborted) return;
         failures += 1;
-        if (this.#isFatal(error as Error) || failures > this.#retries) {
+        const fatal = this.#isFatal(error as Error);
+        if (fatal || failures > this.#retries) {
           this.stop();
-          this.#hooks.giveUp(error as Error);
+          this.#hooks.giveUp(error as Error, failures, !fatal);
           return;
         }
         const delay = backoffDelay(failures - 1, INITIAL_DELAY_MS, this.#maxDelay);

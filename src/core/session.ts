@@ -389,7 +389,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * Opens a channel and returns it at once: it can be written to before the peer acknowledges it (the
    * first data frame carries the SYN). Throws `StreamLimitError` at `maxStreams` or `maxOutboundStreams` and
    * once this side's channel ids have run out, `GoAwayError` after the peer's Go Away, `SessionClosedError`
-   * once the session is closing or closed. The dial that takes the last id starts a graceful close with no
+   * once the session is closing or closed cleanly, and the session's error once it failed. The dial that takes the last id starts a graceful close with no
    * deadline: the peer gets Go Away, open channels finish however long they take (a later `close()` sets a
    * deadline), and `closed` settles, so that the application connects again.
    */
@@ -465,9 +465,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   /**
    * Closes gracefully: sends Go Away (the peer opens no new channels), refuses channels not yet accepted,
-   * lets open channels finish both directions, then ends the transport. Resolves once the session is closed.
-   * At the timeout the transport is dropped: channels still open fail, and the session ends, with `TimeoutError`
-   * (`ERR_MUX_CLOSE_TIMEOUT`), reported on `closed` and the `close` event. An abort of `signal` ends the wait
+   * lets open channels finish both directions, then ends the transport. Resolves once the session is closed,
+   * at the timeout too: there the transport is dropped, channels still open fail, and the session ends, with
+   * `TimeoutError` (`ERR_MUX_CLOSE_TIMEOUT`), reported on `closed` (which rejects) and the `close` event. An abort of `signal` ends the wait
    * at once: the session is destroyed with its reason, and this call rejects with it.
    */
   close(options: CloseOptions = {}): Promise<void> {
@@ -484,8 +484,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * to be accepted and those the peer opens from now on, and ends `accept()` (it rejects with
    * `SessionClosedError`, so `for await` over the session ends). This side may still dial, and open channels
    * carry on without a deadline; `close()` or `destroy()` ends the session later. Does nothing once closing.
-   * Throws `MuxError` (`ERR_MUX_UNSUPPORTED`) on a format without Go Away (the multiplex codec): its peer
-   * could not tell a refused channel from one that ended empty.
+   * Throws `MuxError` (`ERR_MUX_UNSUPPORTED`) on a format without Go Away (the multiplex codec), in any state:
+   * its peer could not tell a refused channel from one that ended empty.
    */
   goAway(): void {
     if (!this.#caps.goAway) {

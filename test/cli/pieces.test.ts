@@ -1,10 +1,12 @@
 /**
  * The command's pure pieces, without processes: argument parsing (forward specs, addresses, allow patterns,
  * the token never on argv), token checks, the control protocol's framing and validation (bad input gets a
- * typed error), the reconnect backoff, and the session transport's write coalescing (on a loopback TCP pair).
+ * typed error), the reconnect backoff, and the session transport's write coalescing (on a loopback TCP pair);
+ * and, in a child process, the exit status of the command given no command or `--help`.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { Duplex, PassThrough } from 'node:stream';
@@ -89,7 +91,24 @@ describe('command line', () => {
     assert.throws(() => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--ca', 'f'], env), /need --tls/);
     assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--bogus'], env), UsageError);
     assert.throws(() => parseCommand(['client', '--server', 'h:1'], env), /at least one -L or -R/);
-    assert.equal(parseCommand([], {}).command, 'help');
+    assert.deepEqual(
+      [parseCommand([], {}), parseCommand(['--help'], {})].map((c) => c.command === 'help' && c.mistake),
+      [true, false],
+      'no command is a usage mistake; --help is not',
+    );
+  });
+
+  test('the command with no command prints the usage on stderr and exits 2; with --help, on stdout and exits 0', async () => {
+    const cli = new URL('../../src/cli.js', import.meta.url).pathname;
+    const runCli = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (_error, stdout, stderr) =>
+          resolve({ code: child.exitCode, stdout, stderr }),
+        );
+      });
+    const [bare, help] = await Promise.all([runCli([]), runCli(['--help'])]);
+    assert.deepEqual([bare.code, bare.stdout, bare.stderr], [2, '', USAGE]);
+    assert.deepEqual([help.code, help.stdout, help.stderr], [0, USAGE, '']);
   });
 
   test('--help lists --drain-timeout under the options of both ends, and both take it', () => {

@@ -658,7 +658,7 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         ]);
         const fatal = await c.waitFor('fatal');
         assert.equal(fatal.code, 'ERR_TUNNEL_UNREACHABLE');
-        assert.match(fatal.message, /connection refused/);
+        assert.match(fatal.message, /connection refused; giving up after 3 failed attempts in a row \(--retries 2\)/);
         assert.equal(c.events.filter((e) => e.event === 'retry').length, 2);
         assert.equal(await c.exited, 1);
       },
