@@ -10,8 +10,11 @@ import {
   ChannelResetError,
   GoAwayCode,
   GoAwayError,
+  LightSession,
   MuxError,
+  ProtocolError,
   SessionClosedError,
+  type SessionOptions,
   StreamLimitError,
   MemoryBudget,
   type LogRecord,
@@ -1543,5 +1546,83 @@ describe('options and entry points', () => {
     const goAway = parseFrames(transport.output()).find((f) => f.type === FrameType.goAway);
     assert.equal(goAway?.length, GoAwayCode.internalError);
     assert.equal(GoAwayCode.internalError, 2);
+  });
+});
+
+describe('closing: what a review found', () => {
+  /** A transport driven by hand that answers every ping muxwire sends, and never ends its own side. */
+  class AnsweringTransport extends FakeTransport {
+    override write(parts: Uint8Array[], done: (error?: Error | null) => void): boolean {
+      const result = super.write(parts, done);
+      for (const f of parseFrames(Buffer.concat(parts))) {
+        if (f.type === FrameType.ping && (f.flags & Flag.syn) !== 0) {
+          queueMicrotask(() => this.feed(frame(FrameType.ping, Flag.ack, 0, f.length)));
+        }
+      }
+      return result;
+    }
+  }
+
+  const lightSession = (transport: FakeTransport, options: SessionOptions): LightSession =>
+    new LightSession(transport, 'client', options);
+
+  test('close({ timeout }) ends at its timeout when the peer stopped reading and no channel is left: the last frames cannot leave, so the transport is dropped', async () => {
+    const transport = new FakeTransport();
+    transport.blocked = true; // every write asks to wait, and no drain comes
+    const session = lightSession(transport, { keepAliveInterval: 0 });
+    const started = performance.now();
+    await session.close({ timeout: 100 });
+    assert.ok(performance.now() - started < 1500, 'close() ended near its timeout');
+    assert.equal(session.state, 'closed');
+    await assert.rejects(session.closed, { code: 'ERR_MUX_CLOSE_TIMEOUT', message: /did not take the last frames/ });
+    assert.ok(transport.destroyed);
+  });
+
+  test("an abort of close()'s signal once the session has closed (from a 'close' listener) changes nothing: close() resolves", async () => {
+    const pair = await sessionPair();
+    const controller = new AbortController();
+    pair.client.on('close', () => controller.abort(new Error('clean-up')));
+    await pair.client.close({ signal: controller.signal });
+    assert.equal(pair.client.closeError, undefined);
+    await pair.client.closed;
+    await pair.close();
+  });
+
+  test('after this side ended its transport, keep-alive sends nothing and cannot fail the session; ping() rejects with SessionClosedError', async () => {
+    const transport = new AnsweringTransport();
+    const session = lightSession(transport, { keepAliveInterval: 100, keepAliveTimeout: 150 });
+    const closing = session.close({ timeout: 5000 });
+    await until(() => transport.ended, 3000, 'the transport to be ended');
+    await assert.rejects(session.ping(), SessionClosedError);
+    const pingsBefore = parseFrames(transport.output()).filter((f) => f.type === FrameType.ping).length;
+    // The peer holds its side open: the session lingers (2 s) for it, far past keepAliveTimeout.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(session.state, 'closing', 'still lingering, not failed by keep-alive');
+    const pingsAfter = parseFrames(transport.output()).filter((f) => f.type === FrameType.ping).length;
+    assert.equal(pingsAfter, pingsBefore, 'no ping written after the end');
+    transport.peerEnd();
+    await closing;
+    assert.equal(session.closeError, undefined);
+  });
+
+  test("dial({ signal }) with openTimeout 0 leaves no listener on the signal once the session ends before the peer's ACK", async () => {
+    const transport = new FakeTransport();
+    const session = lightSession(transport, { keepAliveInterval: 0 });
+    const controller = new AbortController();
+    for (let i = 0; i < 3; i++) session.dial({ signal: controller.signal, openTimeout: 0 }).on('error', () => {});
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 3);
+    session.destroy();
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+  });
+
+  test('a protocol error while the session lingers after ending its transport writes nothing more (no Go Away after the end)', async () => {
+    const transport = new AnsweringTransport();
+    const session = lightSession(transport, { keepAliveInterval: 0 });
+    void session.close({ timeout: 5000 });
+    await until(() => transport.ended, 3000, 'the transport to be ended');
+    const bytesAtEnd = transport.writtenBytes;
+    transport.feed(Buffer.from('090100010000000100000000', 'hex')); // version 9
+    await assert.rejects(session.closed, ProtocolError);
+    assert.equal(transport.writtenBytes, bytesAtEnd, 'nothing written after end()');
   });
 });

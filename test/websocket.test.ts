@@ -30,7 +30,7 @@ import {
   streamTransport,
   webSocketTransport,
 } from '../src/web/index.js';
-import { WEB_SOCKET_INITIAL_WINDOW } from '../src/web/websocket-transport.js';
+import { MERGE_LIMIT, WEB_SOCKET_INITIAL_WINDOW, eachMessage } from '../src/web/websocket-transport.js';
 import { announceWebSocketMessage, pseudoRandomBytes, readAll, until } from './helpers.js';
 
 const WebSocket = WsWebSocket as unknown as WebSocketConstructor;
@@ -662,5 +662,236 @@ describe('muxwire/web WebSocket transport: when a write is done', () => {
     } finally {
       global.scheduler = before;
     }
+  });
+});
+
+describe('muxwire/web: what a review found (writes, aborts, closeWrite, close codes)', () => {
+  /** Two WebSessions over a TransformStream pair; `sink` may stand between the client and the server. */
+  function streamPair(options: Record<string, unknown> = {}): { a: WebSession; b: WebSession } {
+    const aToB = new TransformStream<Uint8Array, Uint8Array>();
+    const bToA = new TransformStream<Uint8Array, Uint8Array>();
+    const a = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client', {
+      keepAliveInterval: 0,
+      ...options,
+    });
+    const b = new WebSession(streamTransport({ readable: aToB.readable, writable: bToA.writable }), 'server', {
+      keepAliveInterval: 0,
+      ...options,
+    });
+    toClose.push(() => {
+      a.destroy();
+      b.destroy();
+    });
+    return { a, b };
+  }
+
+  test('streamTransport: an array reused once its write resolved does not change what the peer reads', async () => {
+    const { a, b } = streamPair();
+    const channel = a.dial();
+    const accepted = b.accept();
+    const writer = channel.writable.getWriter();
+    const buffer = new Uint8Array(64 * KiB).fill(1); // over the copy limit: sent in place
+    await writer.write(buffer);
+    buffer.fill(2);
+    await writer.close();
+    const received = await readAllWeb(await accepted);
+    assert.equal(received.length, 64 * KiB);
+    assert.ok(
+      received.every((byte) => byte === 1),
+      'the bytes written, not those of the reused array',
+    );
+  });
+
+  /** Runs `body`, then fails if any promise rejection went unhandled meanwhile (50 ms after it, too). */
+  async function noUnhandledRejection(body: () => Promise<void>): Promise<void> {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await body();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  }
+
+  test('streamTransport: a writable whose writes reject fails the session with TransportClosedError, and nothing goes unhandled', () =>
+    noUnhandledRejection(async () => {
+      const readable = new ReadableStream<Uint8Array>({ start() {} });
+      const writable = new WritableStream<Uint8Array>({
+        write() {
+          return Promise.reject(new Error('sink write failed'));
+        },
+      });
+      const session = new WebSession(streamTransport({ readable, writable }), 'client', { keepAliveInterval: 0 });
+      const channel = session.dial();
+      const writer = channel.writable.getWriter();
+      void writer.write(new Uint8Array(100)).catch(() => {});
+      void writer.write(new Uint8Array(64 * KiB)).catch(() => {});
+      await assert.rejects(session.closed, TransportClosedError);
+    }));
+
+  test('streamTransport: destroy() with writes queued in a slow writable leaves no unhandled rejection', () =>
+    noUnhandledRejection(async () => {
+      const readable = new ReadableStream<Uint8Array>({ start() {} });
+      const writable = new WritableStream<Uint8Array>({
+        write: () => new Promise((resolve) => setTimeout(resolve, 50)),
+      });
+      const session = new WebSession(streamTransport({ readable, writable }), 'client', { keepAliveInterval: 0 });
+      for (let i = 0; i < 3; i++) {
+        const writer = session.dial().writable.getWriter();
+        void writer.write(new Uint8Array(64 * KiB)).catch(() => {});
+        writer.releaseLock();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      session.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }));
+
+  test("writer.abort() while a write waits for window resets at once: the write rejects, the peer's readable fails with ChannelResetError", async () => {
+    const { a, b } = streamPair();
+    const channel = a.dial();
+    const accepted = b.accept();
+    const writer = channel.writable.getWriter();
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 12; i++) writes.push(writer.write(new Uint8Array(64 * KiB)));
+    const peer = await accepted; // never read: the window (256 KiB) runs out
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const last = writes.at(-1)!;
+    let lastSettled = false;
+    void last.then(
+      () => (lastSettled = true),
+      () => (lastSettled = true),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(lastSettled, false, 'the last write waits for window');
+    const reason = new Error('give up');
+    const aborted = writer.abort(reason);
+    const settled = await Promise.race([
+      Promise.allSettled(writes).then(() => 'settled'),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting'), 2000)),
+    ]);
+    assert.equal(settled, 'settled');
+    await assert.rejects(last, (error) => error === reason);
+    await aborted;
+    assert.equal(channel.failure, reason);
+    const reader = peer.readable.getReader();
+    await assert.rejects(
+      (async () => {
+        for (;;) if ((await reader.read()).done) return;
+      })(),
+      ChannelResetError,
+    );
+  });
+
+  test('closeWrite() with a writer holding the writable sends the FIN after every write made before it, queued ones too', async () => {
+    const { a, b } = streamPair();
+    const channel = a.dial();
+    const accepted = b.accept();
+    const writer = channel.writable.getWriter();
+    const text = new TextEncoder();
+    const writes = [
+      writer.write(text.encode('one ')),
+      writer.write(text.encode('two ')),
+      writer.write(text.encode('three')),
+    ];
+    await channel.closeWrite();
+    await Promise.all(writes);
+    assert.equal(Buffer.from(await readAllWeb(await accepted)).toString(), 'one two three');
+    await assert.rejects(writer.write(text.encode('late')), { code: 'ERR_MUX_WRITE_AFTER_END' });
+  });
+
+  test('a part held by a SharedArrayBuffer is copied into a message of its own (a browser refuses to send a shared view)', () => {
+    const shared = new Uint8Array(new SharedArrayBuffer(64 * KiB)).fill(7);
+    const messages: Uint8Array[] = [];
+    const inPlace = eachMessage([shared], false, (message) => messages.push(message), MERGE_LIMIT);
+    assert.equal(inPlace, false);
+    assert.equal(messages.length, 1);
+    assert.ok(messages[0]!.buffer instanceof ArrayBuffer);
+    assert.ok(messages[0]!.every((byte) => byte === 7));
+  });
+
+  test('a WebSocket whose send() throws fails the session with TransportClosedError rather than leaving writes waiting', async () => {
+    let closeListener: ((event: { code: number; reason: string }) => void) | undefined;
+    const socket = {
+      readyState: 1,
+      bufferedAmount: 0,
+      binaryType: 'blob',
+      send(): void {
+        throw new TypeError('cannot send this');
+      },
+      close(code: number): void {
+        socket.readyState = 3;
+        queueMicrotask(() => closeListener?.({ code, reason: '' }));
+      },
+      addEventListener(type: string, listener: (event: { code: number; reason: string }) => void): void {
+        if (type === 'close') closeListener = listener;
+      },
+      removeEventListener(): void {},
+    };
+    const session = new WebSession(webSocketTransport(socket), 'client', { keepAliveInterval: 0 });
+    const writer = session.dial().writable.getWriter();
+    void writer.write(new Uint8Array(10)).catch(() => {});
+    const error = await session.closed.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof TransportClosedError, String(error));
+    assert.match((error as Error).message, /send\(\) failed: cannot send this/);
+  });
+
+  test("an 'error' event followed by a close with a code of its own: the session's error carries that code", async () => {
+    const listeners: Record<string, (event: unknown) => void> = {};
+    const socket = {
+      readyState: 1,
+      bufferedAmount: 0,
+      binaryType: 'blob',
+      send(): void {},
+      close(): void {},
+      addEventListener(type: string, listener: (event: unknown) => void): void {
+        listeners[type] = listener;
+      },
+      removeEventListener(): void {},
+    };
+    const session = new WebSession(webSocketTransport(socket), 'client', { keepAliveInterval: 0 });
+    const channel = session.dial();
+    channel.readable
+      .getReader()
+      .read()
+      .catch(() => {});
+    listeners.error!({ error: new Error('invalid frame') });
+    socket.readyState = 3;
+    listeners.close!({ code: 1002, reason: '' });
+    const error = (await session.closed.then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as TransportClosedError;
+    const cause = error.cause as WebSocketClosedError;
+    assert.ok(cause instanceof WebSocketClosedError, String(cause));
+    assert.equal(cause.closeCode, 1002);
+    assert.equal(cause.reason, 'WebSocket error: invalid frame');
+  });
+
+  test("a message over the server's maxMessageSize: the server session's error names ws's reason", async () => {
+    const { url, sessions } = await serve(() => {}, { maxMessageSize: 256 * KiB });
+    const raw = new WsWebSocket(url);
+    toClose.push(() => raw.terminate());
+    await new Promise((resolve, reject) => {
+      raw.once('open', resolve);
+      raw.once('error', reject);
+    });
+    // Open channel 1 (a Window Update with SYN), so that the session has a channel to fail, then too much.
+    raw.send(Buffer.from('000100010000000100000000', 'hex'));
+    await until(() => sessions.length === 1 && sessions[0]!.channelCount === 1, 5000, 'the channel to open');
+    raw.send(new Uint8Array(300 * KiB));
+    const error = (await sessions[0]!.closed.then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as TransportClosedError;
+    assert.ok(error instanceof TransportClosedError, String(error));
+    const cause = error.cause as WebSocketClosedError;
+    assert.ok(cause instanceof WebSocketClosedError, String(cause));
+    assert.match(cause.reason, /^WebSocket error: Max payload size exceeded/);
   });
 });

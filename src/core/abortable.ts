@@ -5,16 +5,21 @@
  */
 
 /**
- * `promise`'s outcome, or a rejection with `signal`'s reason if it aborts first (at once if it already has),
- * after which `onAbort` runs. The listener on `signal` goes as `promise` settles, before the caller hears.
- * `promise` is listened to in every case, so a rejection of it after an abort is never left unheard.
+ * `promise`'s outcome, or a rejection with `signal`'s reason if it aborts first (at once if it already has).
+ * `onAbort` runs first: it returns false when the outcome was already decided (`promise` is settling, its
+ * listener not yet run), and then that outcome stands. The listener on `signal` goes as `promise` settles,
+ * before the caller hears. `promise` is listened to in every case, so a rejection of it after an abort is
+ * never left unheard.
  */
-export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, onAbort?: () => void): Promise<T> {
+export function abortable<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  onAbort?: () => boolean,
+): Promise<T> {
   if (signal === undefined) return promise;
   return new Promise<T>((resolve, reject) => {
     const abort = (): void => {
-      reject(signal.reason);
-      onAbort?.();
+      if (onAbort?.() !== false) reject(signal.reason);
     };
     const settle =
       <A>(then: (argument: A) => void) =>

@@ -269,6 +269,9 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     for (const channel of this.#streams.values()) {
       channel.live = false;
       if (clearPending) channel.pending = 0;
+      // Its open deadline and the listener on its dial's signal go too (a channel without a deadline is on
+      // no list that the outgoing part's stop() would sweep).
+      if (channel.openDeadline !== 0 || channel.openAbort !== null) this.#outgoing.settled(channel);
       const failure = error ?? new TransportClosedError();
       channel.fail(failure, true, true);
       this.#onRemoved(channel, failure);

@@ -82,7 +82,10 @@ export class Incoming<C extends ChannelEndpoint> {
     this.#waiters.push(waiter);
     return abortable(accepted, signal, () => {
       const index = this.#waiters.indexOf(waiter);
-      if (index >= 0) this.#waiters.splice(index, 1);
+      // Not waiting any more: a channel (or the session's end) came first, and the call has it.
+      if (index < 0) return false;
+      this.#waiters.splice(index, 1);
+      return true;
     });
   }
 

@@ -148,6 +148,8 @@ export class KeepAlive {
   }
 
   #send(forUser = false): PendingPing {
+    // Nothing can be written any more: a ping that is never sent, and never times out.
+    if (this.#isClosed()) return { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined };
     const inFlight = this.#inFlight;
     if (inFlight !== undefined) {
       // A silent opening ping (keep-alive off) gets a deadline once the application waits on it too.

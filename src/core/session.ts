@@ -227,7 +227,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#scheduler,
       this.#writer,
       this.#gate,
-      isClosed,
+      // Once this side ended its transport no ping can leave, so none may be sent or time out.
+      () => this.#status === 'closed' || this.#writer.ended,
       (error) => {
         telemetry.log(LOG_KEEPALIVE_TIMEOUT, undefined, error);
         this.#fail(error);
@@ -456,6 +457,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   ping(options: PingOptions = {}): Promise<number> {
     const { signal } = options;
     if (this.#status === 'closed') return Promise.reject(this.#error ?? new SessionClosedError());
+    if (this.#writer.ended) {
+      return Promise.reject(new SessionClosedError('session is closing: its transport was ended, no ping can leave'));
+    }
     if (!this.#caps.ping) {
       return Promise.reject(new MuxError('ERR_MUX_UNSUPPORTED', `the ${this.#codec.name} format has no ping`));
     }
@@ -476,7 +480,12 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (closing === undefined) closing = this.#beginClose(options.timeout, true);
     else if (this.#closeTimer === undefined && !this.#finished) this.#armCloseTimer(options.timeout); // ids ran out
     const { signal } = options;
-    return abortable(closing, signal, () => this.destroy(signal!.reason as Error));
+    // An abort after the session ended (from a 'close' listener, say) changes nothing: the close stands.
+    return abortable(closing, signal, () => {
+      if (this.#status === 'closed') return false;
+      this.destroy(signal!.reason as Error);
+      return true;
+    });
   }
 
   /**
@@ -651,6 +660,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#writer.endPending = false;
     if (this.#writer.closed) return;
     this.#writer.ended = true;
+    this.#keepAlive.stop(new SessionClosedError('session is closing: its transport was ended, no ping can leave'));
     try {
       this.#transport.end();
     } catch {
@@ -664,13 +674,27 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   #onCloseTimeout(timeout: number): void {
     this.#closeTimer = undefined;
     if (this.#status !== 'closing') return;
-    if (this.#streams.size === 0) {
+    const open = this.#streams.size;
+    if (open === 0) {
       this.#goAway.settle(); // nothing left to wait for but the peer's answer to the Go Away: end now
+      // The writer flushes before it ends the transport (a microtask). Not ended by the next task, the last
+      // frames wait for a peer that stopped reading: the transport is dropped, as with channels still open.
+      // (Once ended, the linger bounds the wait for the peer's end.)
+      this.#closeTimer = setTimeout(() => {
+        this.#closeTimer = undefined;
+        if (this.#status === 'closing' && !this.#writer.ended) this.#failClose(timeout, 0);
+      }, 0);
       return;
     }
+    this.#failClose(timeout, open);
+  }
+
+  #failClose(timeout: number, open: number): void {
     const error = new TimeoutError(
       'ERR_MUX_CLOSE_TIMEOUT',
-      `close() timed out after ${timeout} ms with ${this.#streams.size} channel(s) still open`,
+      open > 0
+        ? `close() timed out after ${timeout} ms with ${open} channel(s) still open`
+        : `close() timed out after ${timeout} ms: the peer did not take the last frames`,
     );
     this.#telemetry.log(LOG_CLOSE_TIMEOUT, undefined, error);
     this.#fail(error, GoAwayCode.normal);
@@ -696,8 +720,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#outgoing.drainBacklog();
     if (!this.#writer.closed) {
       // A normal Go Away already sent (goAway(), close()) is not repeated; an error code is news to the peer.
+      // Nor is anything written once this side ended the transport (its linger waits for the peer's end).
       const sent = this.#localGoAway && goAwayCode === GoAwayCode.normal;
-      if (goAwayCode !== undefined && this.#caps.goAway && !sent && !this.#transportEnded) {
+      if (goAwayCode !== undefined && this.#caps.goAway && !sent && !this.#transportEnded && !this.#writer.ended) {
         try {
           const goAway = this.#allocate(this.#codec.maxEncodedHeader);
           const length = this.#codec.encode(goAway, 0, FrameType.goAway, 0, 0, goAwayCode);

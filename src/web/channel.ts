@@ -54,6 +54,13 @@ export class WebChannel implements ChannelEndpoint {
   #writeEnded = false;
   #writableDone = false;
   #failure: Error | undefined;
+  /** A sink write has not settled yet (it waits for the transport or for room under the high-water mark). */
+  #sinkBusy = false;
+  /** Sink writes so far: `closeWrite()` with a writer holding the writable waits until this stops moving. */
+  #sinkWrites = 0;
+  /** `closeWrite()` while a writer holds the writable: settles once the FIN went (or the channel failed). */
+  #finWaiter: { resolve: () => void; reject: (error: Error) => void } | null = null;
+  #finPending: Promise<void> | undefined;
 
   // id, session, protocolState, receiveWindow, outbound: defined once for every kind of channel (channel-facts.ts).
   static {
@@ -99,6 +106,12 @@ export class WebChannel implements ChannelEndpoint {
     this.writable = new WritableStream<Uint8Array>({
       start: (controller) => {
         this.#writeController = controller;
+        // The sink's abort() comes only once a write in flight settled, and that write may be waiting for
+        // window the peer never grants: the writer's abort() resets from its signal, at once.
+        controller.signal?.addEventListener('abort', () => {
+          this.#writableDone = true;
+          this.#resetFromHere(controller.signal.reason);
+        });
       },
       write: (chunk) => this.#write(chunk),
       close: () => this.#close(),
@@ -121,17 +134,17 @@ export class WebChannel implements ChannelEndpoint {
 
   /**
    * Half-closes: FIN goes after the bytes already written; reading goes on. When the writable is not locked
-   * this is `writable.close()`. When a writer holds it, the FIN follows what the writer already wrote, and
-   * the writable then fails later writes with `ERR_MUX_WRITE_AFTER_END`.
+   * this is `writable.close()`. When a writer holds it, the FIN follows every write the writer made before
+   * this call (those still queued in the writable too), and the writable then fails later writes with
+   * `ERR_MUX_WRITE_AFTER_END`. Rejects with the channel's error if it fails first.
    */
   closeWrite(): Promise<void> {
     if (!this.writable.locked) return this.writable.close();
     if (this.#writeEnded || this.#writableDone) return Promise.resolve();
-    this.#writeEnded = true;
-    this.#port.end(this.#state);
-    this.#writableDone = true;
-    this.#writeController.error(new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: closeWrite() was called`));
-    return Promise.resolve();
+    return (this.#finPending ??= new Promise<void>((resolve, reject) => {
+      this.#finWaiter = { resolve, reject };
+      this.#finWhenIdle();
+    }));
   }
 
   /**
@@ -189,6 +202,9 @@ export class WebChannel implements ChannelEndpoint {
     const closer = this.#closeWaiter;
     this.#closeWaiter = null;
     closer?.reject(error);
+    const fin = this.#finWaiter;
+    this.#finWaiter = null;
+    fin?.reject(error);
   }
 
   /** @internal */
@@ -233,6 +249,7 @@ export class WebChannel implements ChannelEndpoint {
       throw error;
     }
     if (this.#failure !== undefined) throw this.#failure;
+    this.#sinkWrites++;
     const length = chunk.length;
     if (length === 0) return;
     // A small chunk is copied so its write can resolve now (the caller may reuse the array once it does);
@@ -258,11 +275,51 @@ export class WebChannel implements ChannelEndpoint {
       resolveWrite?.();
       this.#wroteSome();
     });
-    if (promise !== undefined) return promise;
-    if (this.#writing < this.#port.highWaterMark) return;
-    return new Promise<void>((resolve, reject) => {
-      this.#writeWaiter = { resolve, reject };
-    });
+    const pending =
+      promise ??
+      (this.#writing < this.#port.highWaterMark
+        ? undefined
+        : new Promise<void>((resolve, reject) => {
+            this.#writeWaiter = { resolve, reject };
+          }));
+    if (pending === undefined) return;
+    this.#sinkBusy = true;
+    const settled = (): void => {
+      this.#sinkBusy = false;
+      if (this.#finWaiter !== null) this.#finWhenIdle();
+    };
+    pending.then(settled, settled);
+    return pending;
+  }
+
+  /**
+   * For `closeWrite()` with a writer holding the writable: the writes it queued reach the sink one by one, a
+   * microtask or a settled write apart. So the FIN goes once no sink write is pending and none came for a
+   * task; a write pending calls this again when it settles.
+   */
+  #finWhenIdle(): void {
+    if (this.#sinkBusy) return;
+    const seen = this.#sinkWrites;
+    setTimeout(() => {
+      const waiter = this.#finWaiter;
+      if (waiter === null || this.#sinkBusy) return;
+      if (this.#sinkWrites !== seen) {
+        this.#finWhenIdle();
+        return;
+      }
+      this.#finWaiter = null;
+      if (!this.#writeEnded) {
+        this.#writeEnded = true;
+        this.#port.end(this.#state);
+      }
+      if (!this.#writableDone) {
+        this.#writableDone = true;
+        this.#writeController.error(
+          new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: closeWrite() was called`),
+        );
+      }
+      waiter.resolve();
+    }, 0);
   }
 
   #wroteSome(): void {

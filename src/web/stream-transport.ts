@@ -2,8 +2,10 @@
  * Adapts a WHATWG byte stream pair (`{ readable, writable }`: a WebTransport bidirectional stream, a
  * `Deno.connect` connection, a `TransformStream` pair in tests) to the core's {@link Transport}.
  * Reading is a loop of `reader.read()` that stops while the session pauses (real backpressure, unlike a
- * WebSocket); writes resolve their completion when the writable's sink took them, and drain is reported
- * when the writer's `ready` settles.
+ * WebSocket); each batch of writes is copied into one array of its own and written once (a pair such as a
+ * `TransformStream` hands the very array to the reader, while the session and its callers reuse theirs once
+ * a write is done); a write is done when the writable's sink took it, and drain is reported when the writer's
+ * `ready` settles.
  * @module
  */
 import { TransportClosedError } from '../core/errors.js';
@@ -95,9 +97,11 @@ export function streamTransport(pair: StreamPair): Transport {
         queueMicrotask(() => done(new TransportClosedError('the writable stream is closed')));
         return false;
       }
-      let last: Promise<void> = Promise.resolve();
-      for (const part of parts) last = writer.write(part);
-      last.then(
+      let bytes = 0;
+      for (const part of parts) bytes += part.length;
+      const batch = new Uint8Array(bytes);
+      for (let i = 0, offset = 0; i < parts.length; offset += parts[i++]!.length) batch.set(parts[i]!, offset);
+      writer.write(batch).then(
         () => done(null),
         (error: unknown) => {
           const failure = asError(error, 'writable');

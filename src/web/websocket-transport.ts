@@ -141,7 +141,8 @@ export function eachMessage(
   let start = 0;
   let bytes = 0;
   const cut = (end: number): void => {
-    if (end - start === 1) {
+    // A part alone goes as it is, unless a SharedArrayBuffer holds it: a browser's `send()` refuses those.
+    if (end - start === 1 && parts[start]!.buffer instanceof ArrayBuffer) {
       emit(parts[start]!);
       inPlace = true;
     } else if (end > start) {
@@ -236,10 +237,17 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
     else checkDrain();
   };
 
+  /** The failure an `'error'` event recorded: the close event that follows may tell its code. */
+  let errorFailure: WebSocketClosedError | undefined;
   const onError = (event: unknown): void => {
     // Browsers give no detail and always follow with 'close'; `ws` passes its Error.
     const cause = (event as { error?: unknown })?.error ?? (event instanceof Error ? event : undefined);
-    failure ??= new WebSocketClosedError(1006, 'WebSocket error', cause);
+    const detail = (cause as Error | undefined)?.message;
+    failure ??= errorFailure = new WebSocketClosedError(
+      1006,
+      detail ? `WebSocket error: ${detail}` : 'WebSocket error',
+      cause,
+    );
   };
 
   const onClose = (event: { code?: number; reason?: string }): void => {
@@ -248,6 +256,16 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
     const failed = new WebSocketClosedError(1006, 'the WebSocket closed before it opened');
     for (const write of queued.splice(0)) write.done?.(failure ?? failed);
     closeEvent = { code: event?.code ?? 1005, reason: event?.reason ?? '' };
+    // After an error, a close with a code of its own says more (`ws` closes with 1009 for a message over
+    // its limit, 1002 or 1007 for a bad frame): that code goes with the failure.
+    if (
+      failure === errorFailure &&
+      errorFailure !== undefined &&
+      closeEvent.code !== 1006 &&
+      closeEvent.code !== 1005
+    ) {
+      failure = new WebSocketClosedError(closeEvent.code, closeEvent.reason || errorFailure.reason, errorFailure.cause);
+    }
     // Held messages go first; the close is reported after them.
     if (events !== undefined && held.length === 0) reportClose();
     else if (events !== undefined && !paused) scheduleDeliver();
@@ -288,7 +306,8 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
     try {
       socket.send(data);
     } catch (error) {
-      if (done !== null) queueMicrotask(() => done(error as Error));
+      sendFailed(error);
+      if (done !== null) queueMicrotask(() => done(failure));
       return;
     }
     if (done !== null) defer(() => done(null));
@@ -320,6 +339,12 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   function poll(): void {
     polling = false;
     checkDrain();
+  }
+
+  /** `send()` threw: nothing more can be trusted to go out in order, so the transport fails. */
+  function sendFailed(error: unknown): void {
+    failure ??= new TransportClosedError(`the WebSocket's send() failed: ${(error as Error)?.message ?? error}`, error);
+    abort();
   }
 
   function abort(): void {
@@ -370,7 +395,8 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
           MERGE_LIMIT,
         );
       } catch (error) {
-        queueMicrotask(() => done(error as Error));
+        sendFailed(error);
+        queueMicrotask(() => done(failure));
         return false;
       }
       const last = messages.length - 1;
