@@ -365,7 +365,8 @@ export function parseForward(text: string, kind: 'L' | 'R'): ForwardSpec {
     bind: host(bind!, what),
     port: port(listenPort!, what),
     host: host(target!, what),
-    hostPort: port(targetPort!, what),
+    // The listening port may be 0 (any free one); a target's port may not: nothing can be reached there.
+    hostPort: integer(targetPort!, `the target port in ${what}`, 1, 65535),
     text,
   };
 }

@@ -25,6 +25,12 @@ import { Reconnector } from './reconnect.js';
 import { type Reporter, Traffic } from './status.js';
 import { clientTlsOptions, dialServer } from './transport.js';
 
+/**
+ * After a reconnect, the first wait before a new handshake asks again for a -R port refused as in use; it
+ * doubles each time, up to `--reconnect-max`.
+ */
+const RELISTEN_FIRST_DELAY_MS = 2000;
+
 /** A running client. `done` settles when it stops by itself (a fatal error, retries exhausted). */
 export interface RunningClient {
   /** The port each -L listens on, in the order given (the OS's pick where the spec said 0). */
@@ -55,6 +61,8 @@ export async function runClient(
   /** Every session not yet closed: the current one and those draining after a Go Away. */
   const sessions = new Set<Session>();
   let everUp = false;
+  /** Handshakes in a row that found a -R port in use (see `establish`). */
+  let relistenAttempts = 0;
 
   /** Connects, authenticates, announces the forwards and checks the server's answers. */
   async function establish(): Promise<Session> {
@@ -82,12 +90,12 @@ export async function runClient(
         }
         throw error;
       });
-      const failed: TunnelError[] = [];
+      const failed: { error: TunnelError; spec: ForwardSpec }[] = [];
       for (const [index, result] of welcome.results.entries()) {
         const spec = index < locals.length ? locals[index]! : remotes[index - locals.length];
         if (spec === undefined) continue;
         if (!result.ok) {
-          failed.push(new TunnelError(result.code, `-${spec.kind} ${spec.text}: ${result.message}`));
+          failed.push({ error: new TunnelError(result.code, `-${spec.kind} ${spec.text}: ${result.message}`), spec });
         } else if (spec.kind === 'R') {
           reporter.event(
             'remote-listening',
@@ -105,8 +113,28 @@ export async function runClient(
       // Before the first session a refused forward is a mistake in the command line or the server's
       // allow-lists: stop and say so. After it, keep what works (a refused -R bind may be held by the
       // server's record of the previous session for a moment) and report the rest.
-      if (failed.length > 0 && !everUp) throw failed[0]!;
-      for (const error of failed) reporter.event('forward-refused', error.message, { code: error.code });
+      if (failed.length > 0 && !everUp) throw failed[0]!.error;
+      // A fixed -R port refused as in use after a reconnect is most often still held by the server's record of
+      // the session that was lost (a connection cut on this side only): it is freed once the server notices,
+      // within its keep-alive timeout. So a new handshake asks again, after a backoff.
+      const relisten = failed.some(({ error, spec }) => spec.kind === 'R' && error.code === 'ERR_TUNNEL_LISTEN');
+      const delay = Math.min(RELISTEN_FIRST_DELAY_MS * 2 ** relistenAttempts, config.reconnectMax);
+      relistenAttempts = relisten ? relistenAttempts + 1 : 0;
+      for (const { error, spec } of failed) {
+        const again = relisten && spec.kind === 'R' && error.code === 'ERR_TUNNEL_LISTEN';
+        reporter.event(
+          'forward-refused',
+          `${error.message}${again ? `; asking again in ${(delay / 1000).toFixed(1)} s` : ''}`,
+          { code: error.code, forward: `-${spec.kind} ${spec.text}` },
+        );
+      }
+      if (relisten) {
+        const timer = setTimeout(
+          () => reconnector.renew(session, 'asking the server again for a -R port it refused as in use'),
+          delay,
+        );
+        session.once('close', () => clearTimeout(timer));
+      }
       control.on('end', () => control.end());
       control.resume(); // nothing more is read from it, but its end must be seen
       controls.set(session, control);
@@ -200,7 +228,7 @@ export async function runClient(
           reporter.event(
             'forward-failed',
             `${label}: no session with ${server} within ${config.connectWait} ms; connection reset`,
-            { forward: spec.text },
+            { forward: label, code: 'ERR_TUNNEL_UNREACHABLE' },
           );
           if (!socket.destroyed) socket.resetAndDestroy();
           return;

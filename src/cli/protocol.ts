@@ -16,6 +16,12 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_MESSAGE_BYTES = 16 * 1024;
 /** How long a new connection has to open its control channel and say hello. */
 export const HELLO_TIMEOUT_MS = 10_000;
+
+/**
+ * Connections at once that have not finished their handshake (a wrong token holds one for a second).
+ * Beyond it new connections are closed at once, so a flood of guesses costs the server a bounded amount.
+ */
+export const MAX_PENDING_HANDSHAKES = 256;
 /**
  * Session options of both ends of a tunnel: keep-alive every 10 s so a dead peer is noticed within about
  * 20 s (the client then reconnects); an accept backlog large enough for a burst of connections that arrive

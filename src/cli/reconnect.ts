@@ -61,6 +61,8 @@ export class Reconnector {
   readonly #waiters = new Set<Waiter>();
   readonly #stopped = new AbortController();
   #current: Session | undefined;
+  /** Ends the wait on the current session (see `renew`). */
+  #renewCurrent: ((reason: string) => void) | undefined;
   #reconnects = 0;
   /** Ends the backoff wait early, while there is one. */
   #wake: (() => void) | undefined;
@@ -124,6 +126,15 @@ export class Reconnector {
       this.#wakeTimer = undefined;
       this.#wake?.();
     }, wait);
+  }
+
+  /**
+   * Gives up `session`, if it is the current one, for a new one at once, as when the server sends Go Away: the
+   * `down` hook hears `reason`, and new connections go to the next session. (The client asks again for a
+   * refused -R this way: only a handshake announces forwards.)
+   */
+  renew(session: Session, reason: string): void {
+    if (this.#current === session) this.#renewCurrent?.(reason);
   }
 
   /** Stops reconnecting; waiting connections get no session. Returns the session that was up, if any. */
@@ -190,7 +201,11 @@ export class Reconnector {
       this.#current = session;
       this.#hooks.up(session, this.#reconnects);
       this.#settleWaiters(session);
-      const reason = await sessionGone(session);
+      const reason = await new Promise<string>((resolve) => {
+        this.#renewCurrent = resolve;
+        void sessionGone(session).then(resolve);
+      });
+      this.#renewCurrent = undefined;
       if (this.#current === session) this.#current = undefined;
       if (signal.aborted) return;
       this.#hooks.down(session, reason);

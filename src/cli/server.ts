@@ -17,6 +17,7 @@ import {
   type ConnectRequest,
   type ForwardResult,
   HELLO_TIMEOUT_MS,
+  MAX_PENDING_HANDSHAKES,
   type Hello,
   PROTOCOL_VERSION,
   type RemoteRequest,
@@ -25,13 +26,7 @@ import {
   expectMessage,
 } from './protocol.js';
 import { type Reporter, Traffic } from './status.js';
-import { listenTunnel } from './transport.js';
-
-/**
- * Connections at once that have not finished their handshake (a wrong token holds one for a second).
- * Beyond it new connections are closed at once, so a flood of guesses costs the server a bounded amount.
- */
-export const MAX_PENDING_HANDSHAKES = 256;
+import { type HandshakeOver, listenTunnel } from './transport.js';
 
 /** A running server; `stop()` shuts it down gracefully (Go Away, drain with a timeout). */
 export interface RunningServer {
@@ -60,17 +55,19 @@ export async function runServer(
   let stopping = false;
   let pendingHandshakes = 0;
 
-  const onConnection = (transport: Duplex, remote: string): void => {
+  const refused = (remote: string): void =>
+    reporter.event(
+      'handshake-failed',
+      `client ${remote} refused: ${MAX_PENDING_HANDSHAKES} handshakes already in progress`,
+      { remote, code: 'ERR_TUNNEL_TIMEOUT' },
+    );
+  const onConnection = (transport: Duplex, remote: string, handshakeOver: HandshakeOver): void => {
     if (stopping) {
       transport.destroy();
       return;
     }
     if (pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
-      reporter.event(
-        'handshake-failed',
-        `client ${remote} refused: ${MAX_PENDING_HANDSHAKES} handshakes already in progress`,
-        { remote, code: 'ERR_TUNNEL_TIMEOUT' },
-      );
+      refused(remote);
       transport.destroy();
       return;
     }
@@ -100,12 +97,19 @@ export async function runServer(
       })
       .finally(() => {
         pendingHandshakes -= 1;
+        handshakeOver();
       });
   };
 
   /** Authenticates the client, answers its forwards, then serves its channels. */
   async function handshake(state: ClientState): Promise<void> {
     const { session, remote } = state;
+    // A client opens nothing but its control channel before the welcome. Any other channel is reset as it
+    // comes, so that a connection that has not authenticated holds no more than that one channel's window
+    // (the accept queue would otherwise keep up to acceptBacklog channels, each with a window of data).
+    // The first channel goes to the accept() below, registered in this same turn.
+    const refuse = (channel: Channel): void => void channel.destroy();
+    session.on('channel', refuse);
     // One deadline for the control channel and the hello on it: a client cannot stretch it by opening the
     // channel late and then staying silent.
     const deadline = performance.now() + HELLO_TIMEOUT_MS;
@@ -166,6 +170,7 @@ export async function runServer(
       }
       return { host, port };
     };
+    session.off('channel', refuse);
     session.on('channel', (channel) => {
       void answer(channel, 'connect', decide, context);
     });
@@ -206,7 +211,13 @@ export async function runServer(
         results.push({ ok: true, port: boundPort(listener) });
       } catch (error) {
         const e = error as TunnelError;
-        reporter.event('listen-failed', e.message, { code: e.code, remote: state.remote });
+        reporter.event('listen-failed', e.message, {
+          code: e.code,
+          remote: state.remote,
+          forward: label,
+          bind: forward.bind,
+          port: forward.port,
+        });
         results.push({ ok: false, code: e.code, message: e.message });
       }
     }
@@ -217,9 +228,14 @@ export async function runServer(
     return { ok: false, code: 'ERR_TUNNEL_DENIED', message };
   }
 
-  const server = await listenTunnel(config, onConnection, (error, remote) => {
-    reporter.event('tls-failed', `TLS handshake with ${remote} failed: ${error.message}`, { remote });
-  });
+  const server = await listenTunnel(
+    config,
+    onConnection,
+    (error, remote) => {
+      reporter.event('tls-failed', `TLS handshake with ${remote} failed: ${error.message}`, { remote });
+    },
+    refused,
+  );
   const port = boundPort(server);
   const kind =
     config.wsPath === undefined

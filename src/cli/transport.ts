@@ -15,7 +15,7 @@ import { WebSocket, WebSocketServer, createWebSocketStream } from 'ws';
 import type { Address, ClientConfig, ServerConfig } from './args.js';
 import { formatAddress } from './args.js';
 import { TunnelError, describeSocketError } from './errors.js';
-import { WS_MAX_MESSAGE_BYTES } from './protocol.js';
+import { HELLO_TIMEOUT_MS, MAX_PENDING_HANDSHAKES, WS_MAX_MESSAGE_BYTES } from './protocol.js';
 
 /** How long connecting to the server (TCP and TLS handshake) may take. */
 export const DIAL_TIMEOUT_MS = 10_000;
@@ -288,31 +288,40 @@ function dialWebSocket(
   });
 }
 
+/** Called by the server once the tunnel's handshake on a connection is over (authenticated or failed). */
+export type HandshakeOver = () => void;
+
 /**
  * Listens for clients on `config.listen`: TCP or TLS, or with `--ws` WebSocket connections on an HTTP or
  * HTTPS server. `onConnection` gets each connection once it is ready (after the TLS and WebSocket
- * handshakes) with the client's address. `onTlsError` hears of failed TLS handshakes (a client that does
- * not trust the certificate, or not TLS at all).
+ * handshakes) with the client's address, and a function to call once the tunnel's own handshake is over.
+ * `onTlsError` hears of failed TLS handshakes (a client that does not trust the certificate, or not TLS at
+ * all); `onRefused`, of connections closed at once because {@link MAX_PENDING_HANDSHAKES} are in progress
+ * (TLS and WebSocket: see {@link boundHandshakes}; the server counts plain TCP connections itself).
  */
 export function listenTunnel(
   config: ServerConfig,
-  onConnection: (transport: Duplex, remote: string) => void,
+  onConnection: (transport: Duplex, remote: string, handshakeOver: HandshakeOver) => void,
   onTlsError: (error: Error, remote: string) => void,
+  onRefused: (remote: string) => void,
 ): Promise<net.Server> {
   const remoteOf = (socket: net.Socket): string => formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+  const noop = (): void => {};
   let server: net.Server;
+  let over: (remote: string) => HandshakeOver = () => noop;
+  const ready = (transport: Duplex, remote: string): void => onConnection(transport, remote, over(remote));
   if (config.wsPath !== undefined) {
-    server = webSocketServer(config, onConnection, remoteOf);
+    server = webSocketServer(config, ready, remoteOf);
   } else if (config.tls === undefined) {
-    server = net.createServer({ noDelay: true }, (socket) => onConnection(socket, remoteOf(socket)));
+    server = net.createServer({ noDelay: true }, (socket) => onConnection(socket, remoteOf(socket), noop));
   } else {
     const cert = readPem(config.tls.certFile, 'the certificate');
     const key = readPem(config.tls.keyFile, 'the key');
     let secure: tls.Server;
     try {
-      secure = tls.createServer({ cert, key }, (socket) => {
+      secure = tls.createServer({ cert, key, handshakeTimeout: HELLO_TIMEOUT_MS }, (socket) => {
         socket.setNoDelay(true);
-        onConnection(socket, remoteOf(socket));
+        ready(socket, remoteOf(socket));
       });
     } catch (error) {
       throw new TunnelError('ERR_TUNNEL_TLS', `cannot use --tls-cert/--tls-key: ${(error as Error).message}`);
@@ -325,6 +334,7 @@ export function listenTunnel(
   if (config.tls !== undefined && config.wsPath !== undefined) {
     server.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => onTlsError(error, remoteOf(socket)));
   }
+  if (config.tls !== undefined || config.wsPath !== undefined) over = boundHandshakes(server, remoteOf, onRefused);
   const where = formatAddress(config.listen.host, config.listen.port);
   return new Promise((resolve, reject) => {
     server.once('error', (error) => {
@@ -336,6 +346,45 @@ export function listenTunnel(
       resolve(server);
     });
   });
+}
+
+/**
+ * TLS and WebSocket connections have handshakes of their own before the tunnel's, on a connection the tunnel
+ * server does not see yet: a client that stays silent there would escape its deadline and its count. So each
+ * raw connection is bounded here from the moment it connects: it is closed if it is not ready (its TLS or
+ * WebSocket handshake done) within {@link HELLO_TIMEOUT_MS}, after which the server's own deadline for the
+ * hello runs; and it counts against {@link MAX_PENDING_HANDSHAKES} until the tunnel's handshake is over
+ * (beyond that, new connections are closed at once). A ready connection is matched to its raw one by the
+ * client's address and port. Called as a connection is ready: ends its first deadline, and returns the
+ * function that frees its place once the tunnel's handshake is over.
+ */
+function boundHandshakes(
+  server: net.Server,
+  remoteOf: (socket: net.Socket) => string,
+  onRefused: (remote: string) => void,
+): (remote: string) => HandshakeOver {
+  const waiting = new Map<string, { timer: ReturnType<typeof setTimeout> }>();
+  server.on('connection', (socket: net.Socket) => {
+    const remote = remoteOf(socket);
+    if (waiting.size >= MAX_PENDING_HANDSHAKES) {
+      socket.destroy();
+      onRefused(remote);
+      return;
+    }
+    const entry = { timer: setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS) };
+    waiting.set(remote, entry);
+    socket.once('close', () => {
+      clearTimeout(entry.timer);
+      if (waiting.get(remote) === entry) waiting.delete(remote);
+    });
+  });
+  return (remote) => {
+    const entry = waiting.get(remote);
+    if (entry !== undefined) clearTimeout(entry.timer);
+    return () => {
+      if (entry !== undefined && waiting.get(remote) === entry) waiting.delete(remote);
+    };
+  };
 }
 
 /**

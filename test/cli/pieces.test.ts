@@ -44,7 +44,16 @@ describe('command line', () => {
     assert.equal(v6.port, 0);
     assert.equal(v6.host, 'fe80::1');
     assert.equal(v6.hostPort, 443);
-    for (const bad of ['8080', '8080:host', 'x:host:80', '8080:host:70000', '1:2:3:4:5', '8080::80', '[::1:80:h:1']) {
+    for (const bad of [
+      '8080',
+      '8080:host',
+      'x:host:80',
+      '8080:host:70000',
+      '0:host:0',
+      '1:2:3:4:5',
+      '8080::80',
+      '[::1:80:h:1',
+    ]) {
       assert.throws(() => parseForward(bad, 'L'), UsageError, bad);
     }
   });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { WebSocketServer } from 'ws';
-import { Session } from '../../src/index.js';
+import { ChannelResetError, Session } from '../../src/index.js';
 import { WS_MAX_MESSAGE_BYTES, encode, expectMessage, readMessage } from '../../src/cli/protocol.js';
 import { announceWebSocketMessage } from '../helpers.js';
 import { selfSignedCertificate } from '../support/self-signed.js';
@@ -547,6 +547,128 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     });
 
     test(
+      'before its hello, a client can hold no more than its control channel: every other channel it opens is reset at once',
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server(['--token-file', work.tokenFile]);
+        const socket = net.connect(s.port, '127.0.0.1');
+        await new Promise((resolve) => socket.once('connect', resolve));
+        const session = new Session(socket, 'client', { keepAliveInterval: 0 });
+        try {
+          const control = session.dial();
+          control.on('error', () => {});
+          control.write('{'); // the start of a hello that never comes
+          const started = performance.now();
+          const resets = Array.from({ length: 20 }, () => {
+            const channel = session.dial();
+            channel.write(Buffer.alloc(200 * 1024));
+            return new Promise<Error>((resolve) => channel.once('error', resolve));
+          });
+          for (const error of await Promise.all(resets)) assert.ok(error instanceof ChannelResetError, String(error));
+          // Well before the hello's 10 s deadline: none of the 20 channels waited in the server's accept queue.
+          assert.ok(performance.now() - started < 5000);
+          assert.equal(session.state, 'open', 'the control channel still waits for its hello');
+        } finally {
+          session.destroy();
+        }
+        await s.cli.stop();
+      },
+    );
+
+    test(
+      'TLS and WebSocket listeners: silent connections count against the 256 handshakes (more are closed at once) and are closed 10 s after connecting',
+      { timeout: TIMEOUT },
+      async () => {
+        const tlsServer = await server(['--token-file', work.tokenFile, '--tls-cert', certFile, '--tls-key', keyFile]);
+        const wsServer = await server(['--token-file', work.tokenFile, '--ws', '/t']);
+        /** Opens `count` TCP connections that never send a byte; resolves to when each closed (ms after it opened). */
+        const silent = async (port: number, count: number): Promise<Promise<number>[]> => {
+          const sockets = await Promise.all(
+            Array.from({ length: count }, async () => {
+              const socket = net.connect(port, '127.0.0.1');
+              socket.on('error', () => {});
+              await new Promise((resolve) => socket.once('connect', resolve));
+              return socket;
+            }),
+          );
+          return sockets.map((socket) => {
+            const opened = performance.now();
+            return new Promise<number>((resolve) => socket.once('close', () => resolve(performance.now() - opened)));
+          });
+        };
+        // Both at once: each waits its 10 s.
+        const runs = await Promise.all([tlsServer, wsServer].map(async (s) => Promise.all(await silent(s.port, 300))));
+        for (const [i, closedAfter] of runs.entries()) {
+          const s = [tlsServer, wsServer][i]!;
+          const early = closedAfter.filter((ms) => ms < 2000).length;
+          assert.ok(early >= 300 - 256, `${early} of 300 closed at once (those beyond the 256 in handshake)`);
+          const last = Math.max(...closedAfter);
+          assert.ok(last < 12_000, `the last closed after ${Math.round(last)} ms`);
+          assert.ok(
+            s.cli.events.some(
+              (e) => e.event === 'handshake-failed' && e.message.includes('handshakes already in progress'),
+            ),
+          );
+        }
+        await Promise.all([tlsServer.cli.stop(), wsServer.cli.stop()]);
+      },
+    );
+
+    test(
+      "a fixed -R port refused after a reconnect (the server still held the lost session's listener) is asked for again and served",
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server(['--token-file', work.tokenFile, '--allow-remote', '127.0.0.1:*', ...allowTarget()]);
+        // A relay stands for a NAT or a load balancer: it can cut the client's leg of a connection while the
+        // server's leg stays open and silent, so the server notices only by its keep-alive.
+        const legs: { client: net.Socket; server: net.Socket }[] = [];
+        const relay = net.createServer((clientLeg) => {
+          const serverLeg = net.connect(s.port, '127.0.0.1');
+          clientLeg.on('error', () => {});
+          serverLeg.on('error', () => {});
+          clientLeg.pipe(serverLeg);
+          serverLeg.pipe(clientLeg);
+          legs.push({ client: clientLeg, server: serverLeg });
+        });
+        await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+        try {
+          const remotePort = await freePort();
+          const relayPort = (relay.address() as net.AddressInfo).port;
+          const c = await client(relayPort, [
+            '--token-file',
+            work.tokenFile,
+            '-R',
+            `${remotePort}:127.0.0.1:${target.port}`,
+          ]);
+          assert.equal(await curl(`http://127.0.0.1:${remotePort}/`), 'hello through the tunnel\n');
+          const { client: clientLeg, server: serverLeg } = legs[0]!;
+          clientLeg.unpipe(serverLeg);
+          serverLeg.unpipe(clientLeg);
+          serverLeg.pause();
+          clientLeg.resetAndDestroy();
+          const refused = await c.waitFor('forward-refused', 15_000);
+          assert.equal(refused.code, 'ERR_TUNNEL_LISTEN');
+          assert.match(refused.message, /asking again in \d/);
+          // The server's keep-alive (10 s, then 10 s for the answer) frees the port; a later handshake gets it.
+          const relistened = await c.waitFor(
+            (e) =>
+              e.event === 'remote-listening' && e.port === remotePort && (e.time as string) > (refused.time as string),
+            40_000,
+          );
+          assert.ok(relistened);
+          assert.equal(await curl(`http://127.0.0.1:${remotePort}/`), 'hello through the tunnel\n');
+        } finally {
+          for (const { client: a, server: b } of legs) {
+            a.destroy();
+            b.destroy();
+          }
+          relay.close();
+        }
+        await s.cli.stop();
+      },
+    );
+
+    test(
       'a client that opens its control channel late and then says nothing is closed 10 s after it connected, not later',
       { timeout: TIMEOUT },
       async () => {
@@ -612,7 +734,14 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
           assert.equal(fatal.code, 'ERR_TUNNEL_LISTEN');
           assert.match(fatal.message, /address already in use/);
           assert.equal(await c.exited, 1);
-          assert.match((await s.cli.waitFor('listen-failed')).message, /address already in use/);
+          const listenFailed = await s.cli.waitFor('listen-failed');
+          assert.match(listenFailed.message, /address already in use/);
+          assert.deepEqual(
+            [listenFailed.code, listenFailed.bind, listenFailed.port],
+            ['ERR_TUNNEL_LISTEN', '127.0.0.1', busy],
+            'the fields docs/tunnel.md lists',
+          );
+          assert.match(String(listenFailed.forward), /^-R 127\.0\.0\.1:\d+ of /);
           await s.cli.stop();
         } finally {
           holder.close();
@@ -639,7 +768,10 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       });
       assert.equal(outcome, 'ECONNRESET');
       assert.ok(performance.now() - started >= 250, 'it waited for the session first');
-      assert.match((await c.waitFor('forward-failed')).message, /no session .* within 300 ms; connection reset/);
+      const failed = await c.waitFor('forward-failed');
+      assert.match(failed.message, /no session .* within 300 ms; connection reset/);
+      assert.equal(failed.code, 'ERR_TUNNEL_UNREACHABLE');
+      assert.match(String(failed.forward), /^-L /);
       await c.stop();
     });
 
