@@ -61,6 +61,12 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       processes.push(cli);
       return cli;
     }
+    /** A client session of the test's own over TCP, speaking the tunnel's protocol by hand. */
+    async function rawClient(port: number): Promise<Session> {
+      const socket = net.connect(port, '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      return new Session(socket, 'client', { keepAliveInterval: 0 });
+    }
     function spawnClient(port: number, args: string[]): Cli {
       const cli = new Cli(['client', '--server', `127.0.0.1:${port}`, ...args]);
       processes.push(cli);
@@ -525,9 +531,7 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     test('channels opened before authentication are not served', { timeout: TIMEOUT }, async () => {
       const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
       const before = target.connections();
-      const socket = net.connect(s.port, '127.0.0.1');
-      await new Promise((resolve) => socket.once('connect', resolve));
-      const session = new Session(socket, 'client', { keepAliveInterval: 0 });
+      const session = await rawClient(s.port);
       try {
         // A channel is opened by its first write: the control channel (with a wrong token) goes first,
         // then one asking for an allowed target before any answer came.
@@ -551,9 +555,7 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       { timeout: TIMEOUT },
       async () => {
         const s = await server(['--token-file', work.tokenFile]);
-        const socket = net.connect(s.port, '127.0.0.1');
-        await new Promise((resolve) => socket.once('connect', resolve));
-        const session = new Session(socket, 'client', { keepAliveInterval: 0 });
+        const session = await rawClient(s.port);
         try {
           const control = session.dial();
           control.on('error', () => {});
@@ -673,10 +675,8 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       { timeout: TIMEOUT },
       async () => {
         const s = await server(['--token-file', work.tokenFile]);
-        const socket = net.connect(s.port, '127.0.0.1');
-        await new Promise((resolve) => socket.once('connect', resolve));
+        const session = await rawClient(s.port);
         const connectedAt = performance.now();
-        const session = new Session(socket, 'client', { keepAliveInterval: 0 });
         try {
           await new Promise((resolve) => setTimeout(resolve, 6000));
           const control = session.dial();
