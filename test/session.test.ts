@@ -1578,6 +1578,22 @@ describe('closing: what a review found', () => {
     assert.ok(transport.destroyed);
   });
 
+  test('close() again while closing: a sooner timeout replaces the deadline, a later one does not, a bad one throws', async () => {
+    const pair = await sessionPair();
+    const channel = pair.client.dial();
+    channel.on('error', () => {});
+    channel.write('held open');
+    await pair.server.accept();
+    const started = performance.now();
+    void pair.client.close(); // closeTimeout: 30 s
+    void pair.client.close({ timeout: 60_000 });
+    assert.throws(() => void pair.client.close({ timeout: -5 }), RangeError);
+    await pair.client.close({ timeout: 50 });
+    assert.ok(performance.now() - started < 2000, 'ended at the sooner deadline');
+    await assert.rejects(pair.client.closed, { code: 'ERR_MUX_CLOSE_TIMEOUT', message: /after 50 ms/ });
+    await pair.close();
+  });
+
   test("an abort of close()'s signal once the session has closed (from a 'close' listener) changes nothing: close() resolves", async () => {
     const pair = await sessionPair();
     const controller = new AbortController();

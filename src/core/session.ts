@@ -154,6 +154,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   #closingPromise: Promise<void> | undefined;
   #finished = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the close timer fires (`performance.now()` time). */
+  #closeDeadline = 0;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #transportEnded = false;
   /** After this side's Go Away: waits until the peer has seen it (`goAway.seen`) before the transport ends. */
@@ -471,14 +473,16 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * Closes gracefully: sends Go Away (the peer opens no new channels), refuses channels not yet accepted,
    * lets open channels finish both directions, then ends the transport. Resolves once the session is closed,
    * at the timeout too: there the transport is dropped, channels still open fail, and the session ends, with
-   * `TimeoutError` (`ERR_MUX_CLOSE_TIMEOUT`), reported on `closed` (which rejects) and the `close` event. An abort of `signal` ends the wait
+   * `TimeoutError` (`ERR_MUX_CLOSE_TIMEOUT`), reported on `closed` (which rejects) and the `close` event.
+   * Called again while closing, its `timeout` replaces the deadline if it ends sooner. An abort of `signal` ends the wait
    * at once: the session is destroyed with its reason, and this call rejects with it.
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#status === 'closed') return Promise.resolve();
     let closing = this.#closingPromise;
     if (closing === undefined) closing = this.#beginClose(options.timeout, true);
-    else if (this.#closeTimer === undefined && !this.#finished) this.#armCloseTimer(options.timeout); // ids ran out
+    // Already closing: a deadline sooner than the one set (or the first, after the ids ran out) replaces it.
+    else if (this.#closeTimer === undefined || options.timeout !== undefined) this.#armCloseTimer(options.timeout);
     const { signal } = options;
     // An abort after the session ended (from a 'close' listener, say) changes nothing: the close stands.
     return abortable(closing, signal, () => {
@@ -535,9 +539,16 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     return this.#closingPromise;
   }
 
+  /** Sets the close deadline `given` ms from now (or closeTimeout's), unless one set before comes sooner. */
   #armCloseTimer(given: number | undefined): void {
     // Checked as the closeTimeout option is: a timer cannot wait longer (Node fires a longer one after 1 ms).
     const timeout = given === undefined ? this.options.closeTimeout : checkNumberOption('closeTimeout', given);
+    const deadline = performance.now() + timeout;
+    if (this.#closeTimer !== undefined) {
+      if (deadline >= this.#closeDeadline) return;
+      clearTimeout(this.#closeTimer);
+    }
+    this.#closeDeadline = deadline;
     this.#closeTimer = setTimeout(() => this.#onCloseTimeout(timeout), timeout);
   }
 

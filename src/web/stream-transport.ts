@@ -59,7 +59,8 @@ export function streamTransport(pair: StreamPair): Transport {
 
   async function readLoop(): Promise<void> {
     for (;;) {
-      if (paused)
+      // A loop: a resume() and a pause() in one turn leave it paused when it wakes.
+      while (paused && !closed)
         await new Promise<void>((resolve) => {
           wake = resolve;
         });
