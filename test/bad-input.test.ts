@@ -115,6 +115,33 @@ describe('tolerated input', () => {
     session.destroy();
   });
 
+  test("data on a dialled channel without the ACK flag acknowledges it: after the peer's Go Away and end it is not reported as refused", async () => {
+    const [raw, socket] = await tcpPair();
+    const peer = new RawPeer(raw);
+    const session = multiplexedClient(socket, { keepAliveInterval: 0 });
+    try {
+      const channel = session.dial();
+      const errors: Error[] = [];
+      channel.on('error', (error: Error) => errors.push(error));
+      channel.write('question');
+      await until(() => peer.frames.some((f) => f.streamId === channel.id), 2000, 'the SYN');
+      peer.send(frame(D, 0, channel.id, Buffer.from('answer'))); // no ACK flag: a lenient peer's reply
+      const got = await new Promise<Buffer>((resolve) => channel.once('data', resolve));
+      assert.equal(got.toString(), 'answer');
+      assert.equal(channel.protocolState, 'established');
+      peer.send(frame(FrameType.goAway, 0, 0, GoAwayCode.normal));
+      raw.end();
+      await session.closed.catch(() => {});
+      assert.ok(
+        errors.every((e) => e.name !== 'ChannelRefusedError'),
+        `the peer took the channel: ${errors.map(String).join(', ')}`,
+      );
+    } finally {
+      session.destroy();
+      raw.destroy();
+    }
+  });
+
   test('a ping flood while the transport is blocked queues at most 32 answers; answering resumes after drain', async () => {
     // A transport driven by hand, so that "blocked" is exact: every write reports backpressure until drain().
     const transport = new FakeTransport();

@@ -201,7 +201,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     // Any frame on the channel shows the peer took it, even one without the ACK flag: the open timeout and
     // the dial's signal no longer apply.
     if (channel.openDeadline !== 0 || channel.openAbort !== null) this.#outgoing.settled(channel);
-    if ((flags & Flag.ack) !== 0) this.#onAck(channel);
+    // So the first frame that is not a refusal (RST) acknowledges it, ACK flag or not (a FIN does as well).
+    if ((flags & Flag.ack) !== 0 || (channel.awaitingAck && (flags & Flag.rst) === 0)) this.#onAck(channel);
     if (header.type === FrameType.data) {
       const length = header.length;
       if (length > 0) {
