@@ -443,3 +443,26 @@ test('a light channel left to be read after its session failed: end() ends it at
     close();
   }
 });
+
+test('closeRead() while a for await waits on a light channel ends the loop', async () => {
+  const { client, server, close } = await lightPair();
+  try {
+    server.on('channel', (ch) => ch.on('data', () => {})); // the server never writes
+    const ch = client.dial();
+    ch.write(Buffer.from('hello'));
+    const loop = (async () => {
+      let chunks = 0;
+      for await (const _ of ch) chunks++;
+      return chunks;
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the loop waits for data
+    ch.closeRead();
+    const outcome = await Promise.race([
+      loop,
+      new Promise((resolve) => setTimeout(() => resolve('still waiting'), 2000)),
+    ]);
+    assert.equal(outcome, 0);
+  } finally {
+    close();
+  }
+});

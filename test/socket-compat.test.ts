@@ -278,3 +278,81 @@ test('setKeepAlive, setNoDelay, ref and unref return the channel, as on a socket
     await pair.close();
   }
 });
+
+test("an empty chunk last in a batch of writes does not call the batch's callback before its bytes left (the caller may reuse its buffer then)", async () => {
+  const pair = await sessionPair();
+  let accepted: Channel | undefined;
+  pair.server.on('channel', (channel: Channel) => (accepted = channel)); // not read yet: the window fills
+  const channel = pair.client.dial();
+  await new Promise<void>((resolve) => channel.write(Buffer.alloc(256 * 1024, 0x41), () => resolve()));
+  const buffer = Buffer.alloc(64 * 1024, 0x42);
+  let called = false;
+  channel.cork();
+  channel.write(buffer);
+  channel.write(Buffer.alloc(0), () => (called = true));
+  channel.uncork();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(called, false, 'the 64 KiB still wait for window');
+  assert.ok(channel.writableLength > 0, 'Node still counts them as buffered');
+  const received: Buffer[] = [];
+  accepted!.on('data', (chunk: Buffer) => received.push(chunk));
+  await until(() => called, 3000, 'the callback once the bytes left');
+  buffer.fill(0x58); // reused only now
+  await until(() => Buffer.concat(received).length === 320 * 1024, 3000, 'every byte at the peer');
+  assert.ok(
+    Buffer.concat(received)
+      .subarray(256 * 1024)
+      .every((byte) => byte === 0x42),
+  );
+  await pair.close();
+});
+
+test("a write on a channel kept readable after its session failed (the peer had ended) fails it without an 'error' listener, and the process goes on", async () => {
+  const pair = await sessionPair();
+  pair.server.on('channel', (channel: Channel) => {
+    channel.on('error', () => {});
+    channel.end('reply', () => setTimeout(() => pair.server.destroy(), 20));
+  });
+  const channel = pair.client.dial();
+  channel.write('question');
+  await until(() => pair.client.state === 'closed', 3000, 'the session to fail');
+  let writeError: Error | null | undefined;
+  channel.write('more', (error) => (writeError = error));
+  await until(() => channel.destroyed, 2000, 'the channel to be destroyed');
+  await until(() => writeError !== undefined, 2000, 'the write callback');
+  assert.equal((writeError as { code?: string }).code, 'ERR_MUX_TRANSPORT_CLOSED');
+  await pair.close();
+});
+
+test("unshift() and setEncoding() on a channel never drive the session's count of unread bytes below zero", async () => {
+  const pair = await sessionPair();
+  const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
+  const channel = pair.client.dial();
+  channel.write(Buffer.alloc(1000, 1));
+  const [peer] = await accepted;
+  await until(() => peer.readableLength === 1000, 2000, 'the first 1000 bytes');
+  const chunk = peer.read() as Buffer;
+  peer.unshift(chunk.subarray(500));
+  channel.write(Buffer.alloc(1000, 2));
+  await until(() => peer.readableLength === 1500, 2000, 'the next 1000 bytes');
+  while (peer.read() !== null);
+  assert.equal(pair.server.bufferedBytes, 0);
+  peer.setEncoding('hex');
+  channel.write(Buffer.alloc(1000, 3));
+  await until(() => peer.readableLength > 0, 2000, 'hex text');
+  while (peer.read() !== null);
+  assert.equal(pair.server.bufferedBytes, 0);
+  channel.write(Buffer.alloc(10, 4));
+  await until(() => pair.server.bufferedBytes === 10, 2000, 'unread bytes counted again from zero');
+  await pair.close();
+});
+
+test('setTimeout beyond 2^31-1 ms waits as long as a timer can, as a socket does (Node http server asks for keepAliveTimeout + 1 s)', async () => {
+  const pair = await sessionPair();
+  const channel = pair.client.dial();
+  channel.setTimeout(0x7fff_ffff + 1000);
+  assert.equal(channel.timeout, 0x7fff_ffff);
+  assert.throws(() => channel.setTimeout(Number.NaN), RangeError);
+  channel.setTimeout(0);
+  await pair.close();
+});

@@ -161,8 +161,13 @@ export class ReceiveWindow {
     this.#sampleReceived = this.received;
   }
 
-  /** Records that the application has read up to `totalConsumed` bytes; returns how many are newly read. */
+  /**
+   * Records that the application has read up to `totalConsumed` bytes; returns how many are newly read. The
+   * total only rises: bytes an application puts back (a Node stream's `unshift()`) were counted as read once
+   * and are not counted again when read anew.
+   */
   consume(totalConsumed: number): number {
+    if (totalConsumed <= this.consumed) return 0;
     const fresh = totalConsumed - this.consumed;
     this.consumed = totalConsumed;
     return fresh;

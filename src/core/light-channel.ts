@@ -205,6 +205,10 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
     this.#buffered = 0;
     this.#port.readProgress(this.#state);
     this.#flags |= REMOTE_ENDED | FLOWING; // nothing more will be read: 'end' comes now
+    // A read waiting (an async iteration) ends with the reading.
+    const pending = this.#pendingRead;
+    this.#pendingRead = null;
+    pending?.resolve(DONE);
     this.#scheduleEnd();
     return this;
   }

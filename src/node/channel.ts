@@ -191,9 +191,12 @@ export class Channel extends Duplex implements ChannelEndpoint {
    * server and keep-alive agent destroy idle sockets this way). `callback` is added as a `'timeout'` listener.
    */
   setTimeout(ms: number, callback?: () => void): this {
-    if (typeof ms !== 'number' || !(ms >= 0) || ms > 0x7fff_ffff) {
-      throw new RangeError('muxwire: channel timeout must be a number of ms from 0 to 2^31-1');
+    if (typeof ms !== 'number' || !(ms >= 0)) {
+      throw new RangeError('muxwire: channel timeout must be a number of ms, 0 or more');
     }
+    // As a socket does (Node's http server asks for keepAliveTimeout + 1 s): longer than a timer can wait
+    // is the longest it can wait.
+    if (ms > 0x7fff_ffff) ms = 0x7fff_ffff;
     this.#idle?.stop();
     this.#idle = ms > 0 && !this.destroyed ? new IdleTimer(ms, () => this.emit('timeout')) : undefined;
     if (callback !== undefined) {
@@ -265,20 +268,40 @@ export class Channel extends Duplex implements ChannelEndpoint {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
+    if (this.#refuseWrite(callback)) return;
     this.#bytesWritten += chunk.length;
     if (this.#idle !== undefined) this.#idle.last = performance.now();
     this.#port.write(this.#state, chunk, callback);
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: WriteCallback): void {
-    const last = chunks.length - 1;
+    if (this.#refuseWrite(callback)) return;
+    // The callback goes with the last bytes: an empty chunk's write is done at once, and would tell Node the
+    // whole batch had left while the chunks before it still wait for window.
+    let last = chunks.length - 1;
+    while (last > 0 && chunks[last]!.chunk.length === 0) last--;
     for (let i = 0; i < last; i++) {
-      this.#bytesWritten += chunks[i]!.chunk.length;
-      this.#port.write(this.#state, chunks[i]!.chunk, null);
+      const { chunk } = chunks[i]!;
+      if (chunk.length === 0) continue;
+      this.#bytesWritten += chunk.length;
+      this.#port.write(this.#state, chunk, null);
     }
     this.#bytesWritten += chunks[last]!.chunk.length;
     if (this.#idle !== undefined) this.#idle.last = performance.now();
     this.#port.write(this.#state, chunks[last]!.chunk, callback);
+  }
+
+  /**
+   * A channel whose session failed is left open only for its peer's data to be read to the end (see `fail`):
+   * a write then fails it, as a failed channel (an `'error'` only for a listener; Node would otherwise emit
+   * the write's error with nobody listening, which ends the process). True when the write was refused.
+   */
+  #refuseWrite(callback: WriteCallback): boolean {
+    const failure = this.#failure;
+    if (failure === undefined) return false;
+    this.#destroyFailed(failure);
+    callback(failure);
+    return true;
   }
 
   override _final(callback: WriteCallback): void {
