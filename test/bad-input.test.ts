@@ -142,6 +142,37 @@ describe('tolerated input', () => {
     }
   });
 
+  test('a flood of one-byte Data frames within every window stops the reading at the memory bound: each waiting chunk costs more than its byte', async () => {
+    const { peer, session } = await rawAgainstServer(true, { maxSessionBuffered: 1024 * 1024 });
+    try {
+      session.on('channel', () => {}); // taken, never read
+      const channels = 8;
+      const perChannel = 128 * 1024; // half of each channel's 256 KiB window: the peer breaks no rule
+      const frames = Buffer.alloc(channels * (12 + perChannel * 13));
+      let at = 0;
+      for (let c = 0; c < channels; c++) {
+        const id = 1 + 2 * c;
+        frame(W, Flag.syn, id, 0).copy(frames, at);
+        at += 12;
+        for (let i = 0; i < perChannel; i++, at += 13) {
+          frames.writeUInt8(D, at + 1);
+          frames.writeUInt32BE(id, at + 4);
+          frames.writeUInt32BE(1, at + 8);
+        }
+      }
+      peer.socket.write(frames);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.equal(session.state, 'open');
+      // 1 MiB of chunk costs (128 bytes each, plus the byte) is about 8,100 chunks; without the cost the
+      // session would have taken all 1 MiB of one-byte chunks (about 110 MB of heap).
+      assert.ok(session.bufferedBytes < 16 * 1024, `${session.bufferedBytes} one-byte chunks held`);
+      assert.ok(session.bufferedBytes > 1000, 'it read until the bound');
+    } finally {
+      session.destroy();
+      peer.socket.destroy();
+    }
+  });
+
   test('a ping flood while the transport is blocked queues at most 32 answers; answering resumes after drain', async () => {
     // A transport driven by hand, so that "blocked" is exact: every write reports backpressure until drain().
     const transport = new FakeTransport();

@@ -143,6 +143,8 @@ export class ChannelState {
   readonly rx: ReceiveWindow;
   /** Payload bytes handed to the endpoint. */
   delivered = 0;
+  /** The chunk cost charged to the session's memory for chunks left waiting here (see `SessionMemory.held`). */
+  heldCost = 0;
   /** The peer's FIN arrived. */
   declare remoteFin: boolean;
   /** This side asked to end: FIN queued (sent once `finSent`). No more data may be queued. */

@@ -346,9 +346,22 @@ export class ReceiveWindow {
  * (so readers that keep up go on, and those that hold data get nothing more); at the limit, the session stops
  * reading the transport until readers catch up below half again.
  */
+/**
+ * The memory a chunk waiting to be read takes beyond its bytes, as counted against `maxSessionBuffered`: a
+ * `Uint8Array` and its place in the endpoint's list (a Node stream's buffer list, an array), about 100 bytes
+ * in V8, rounded up.
+ */
+export const CHUNK_COST = 128;
+
 export class SessionMemory {
   /** Bytes received and not yet read, across all channels. */
   buffered = 0;
+  /**
+   * What the chunks waiting to be read cost beyond their bytes (each is an object, with a place in a list:
+   * {@link CHUNK_COST} apiece), counted against the limit with `buffered`: a peer that sends its window in
+   * one-byte frames makes a chunk per byte, and their bytes alone would let the heap grow a hundredfold.
+   */
+  held = 0;
   /** Window bytes granted beyond each channel's initial window, across all channels (promised memory). */
   grown = 0;
 
@@ -363,12 +376,12 @@ export class SessionMemory {
 
   /** Soft limit reached: withhold Window Updates, do not grow windows. */
   get underPressure(): boolean {
-    return this.buffered >= this.limit / 2;
+    return this.buffered + this.held >= this.limit / 2;
   }
 
   /** Hard limit reached: stop reading the transport. */
   get exhausted(): boolean {
-    return this.buffered >= this.limit;
+    return this.buffered + this.held >= this.limit;
   }
 
   /**
@@ -378,7 +391,7 @@ export class SessionMemory {
    * bound where reading the transport stops for every channel.
    */
   reserveGrowth(extra: number): boolean {
-    if (this.buffered + this.grown + extra > this.limit / 2) return false;
+    if (this.buffered + this.held + this.grown + extra > this.limit / 2) return false;
     if (this.budget !== null && !this.budget.tryReserve(extra)) return false;
     this.grown += extra;
     return true;
@@ -399,5 +412,6 @@ export class SessionMemory {
     this.budget?.release(this.grown);
     this.grown = 0;
     this.buffered = 0;
+    this.held = 0;
   }
 }

@@ -15,7 +15,7 @@ import type { CodecCapabilities, FormatRules, WireCodec } from './codec.js';
 import type { FrameSink } from './decoder.js';
 import { ChannelRefusedError, ChannelResetError } from './errors.js';
 import { Flag, type FrameHeader, FrameType } from './frame.js';
-import type { SessionMemory } from './flow.js';
+import { CHUNK_COST, type SessionMemory } from './flow.js';
 import type { Incoming } from './incoming.js';
 import type { RefusalReason, Telemetry } from './observe.js';
 import { LOG_REFUSED_IN, LOG_REFUSED_OUT, LOG_RESET_IN } from './log-codes.js';
@@ -157,6 +157,11 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     channel.delivered += data.length;
     this.#memory.buffered += data.length;
     channel.endpoint.deliver(data);
+    // Left waiting (not read at once): its cost beyond its bytes counts too, until the channel is read empty.
+    if (channel.endpoint.bufferedBytes > 0) {
+      channel.heldCost += CHUNK_COST;
+      this.#memory.held += CHUNK_COST;
+    }
     this.#grants.readProgress(channel);
     this.#rules?.delivered(channel); // without windows: may hold reading (gate.overfull)
     const gate = this.#gate;

@@ -73,8 +73,18 @@ export class WindowGrants {
   /** The application read some of a channel's data: account for it and grant window when due. */
   readProgress(channel: ChannelState): void {
     if (!channel.live) return;
-    const fresh = channel.rx.consume(channel.delivered - channel.endpoint.bufferedBytes);
-    if (fresh <= 0) return; // nothing newly read (Node asks `_read` for more before anything was read)
+    const unread = channel.endpoint.bufferedBytes;
+    const freed = unread === 0 ? channel.heldCost : 0; // read empty: the chunks it held are gone
+    if (freed > 0) {
+      this.#memory.held -= freed;
+      channel.heldCost = 0;
+    }
+    const fresh = channel.rx.consume(channel.delivered - unread);
+    if (fresh <= 0) {
+      // Nothing newly read (Node asks `_read` for more before anything was read); the chunks' cost may be gone.
+      if (freed > 0 && !this.#memory.underPressure) this.relieveMemory();
+      return;
+    }
     this.#memory.buffered -= fresh;
     if (!this.#memory.underPressure) this.relieveMemory();
     this.#grantIfDue(channel);
@@ -94,6 +104,8 @@ export class WindowGrants {
   /** The channel left the session: its unread bytes and its window's growth go back to the session's memory. */
   release(channel: ChannelState): void {
     this.#memory.buffered -= channel.delivered - channel.rx.consumed;
+    this.#memory.held -= channel.heldCost;
+    channel.heldCost = 0;
     this.#memory.releaseGrowth(channel.rx.size - this.#options.initialWindow);
     this.#rules?.released(channel);
   }
