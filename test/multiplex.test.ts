@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { FrameDecoder } from '../src/core/decoder.js';
 import { MULTIPLEX_FRAGMENT, multiplexCodec } from '../src/core/codecs/multiplex.js';
 import { Flag } from '../src/core/frame.js';
-import { type Channel, multiplexedClient, multiplexedServer } from '../src/index.js';
+import { type Channel, lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
 import { memoryPipe, pseudoRandomBytes, readAll, tcpPair, until } from './helpers.js';
 
 // (compiled to dist/test/: the fixtures stay in test/fixtures/)
@@ -246,6 +246,94 @@ describe('multiplex codec behaviour', () => {
     assert.equal(server.bufferedBytes, 0);
     client.destroy();
     server.destroy();
+  });
+
+  test('a channel destroyed before its SYN left puts nothing on the wire (the original ends its session on a RST for an id it never saw)', async () => {
+    const [a, b] = memoryPipe();
+    const wire: Buffer[] = [];
+    b.on('data', (chunk: Buffer) => wire.push(chunk));
+    const client = multiplexedClient(a, OPTIONS);
+    const server = multiplexedServer(b, OPTIONS);
+    server.on('channel', (c) => {
+      c.on('error', () => {});
+      c.pipe(c);
+    });
+    const dropped = client.dial();
+    dropped.on('error', () => {});
+    dropped.destroy();
+    const kept = client.dial();
+    kept.on('error', () => {});
+    kept.write('hello');
+    assert.equal((await new Promise<Buffer>((resolve) => kept.once('data', resolve))).toString(), 'hello');
+    assert.deepEqual(
+      muxFrames(Buffer.concat(wire)).filter((f) => f.id === dropped.id),
+      [],
+      'no frame for the destroyed channel',
+    );
+    client.destroy();
+    server.destroy();
+  });
+
+  test("data the peer sends after its own RST (the original's Write racing its Close) is ignored, not a protocol error", async () => {
+    const [raw, socket] = await tcpPair();
+    const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });
+    try {
+      const accepted = session.accept();
+      const header = (id: number, flags: number, length: number): Buffer => {
+        const bytes = Buffer.alloc(8);
+        bytes.writeUInt32BE(id, 0);
+        bytes[4] = flags;
+        bytes.writeUIntBE(length, 5, 3);
+        return bytes;
+      };
+      // SYN with data on channel 3, then RST, then data that was already on its way; then channel 5.
+      raw.write(
+        Buffer.concat([header(3, 1, 2), Buffer.from('hi'), header(3, 2, 0), header(3, 0, 4), Buffer.from('late')]),
+      );
+      raw.write(Buffer.concat([header(5, 1, 4), Buffer.from('next')]));
+      const first = await accepted;
+      first.on('error', () => {});
+      const second = await session.accept();
+      assert.equal((await new Promise<Buffer>((resolve) => second.once('data', resolve))).toString(), 'next');
+      assert.equal(session.state, 'open');
+    } finally {
+      session.destroy();
+      raw.destroy();
+    }
+  });
+
+  test("after the peer's RST, data still queued behind this side's end() is dropped, not sent (a light channel)", async () => {
+    const [raw, socket] = await tcpPair();
+    const session = lightServer(socket, { ...OPTIONS, keepAliveInterval: 0 });
+    try {
+      raw.pause(); // the peer reads nothing until it has closed the channel
+      const accepted = session.accept();
+      raw.write(Buffer.from('0000000301000000', 'hex')); // SYN on channel 3
+      const channel = await accepted;
+      channel.on('error', () => {});
+      channel.on('data', () => {});
+      const total = 32 * 1024 * 1024;
+      channel.write(new Uint8Array(total).fill(0x41));
+      channel.end();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      raw.write(Buffer.from('0000000302000000', 'hex')); // the peer closes channel 3 (RST)
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const chunks: Buffer[] = [];
+      raw.on('data', (chunk: Buffer) => chunks.push(chunk));
+      raw.resume();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const frames = muxFrames(Buffer.concat(chunks)).filter((f) => f.id === 3);
+      const sent = frames.reduce((sum, f) => sum + f.payload.length, 0);
+      // What the sockets held when the RST came still arrives; the rest of the 32 MiB does not.
+      assert.ok(sent < 12 * 1024 * 1024, `${sent} bytes of ${total} sent after the peer's RST`);
+      assert.ok(
+        frames.some((f) => f.flags === 2),
+        "this side's own RST went",
+      );
+    } finally {
+      session.destroy();
+      raw.destroy();
+    }
   });
 
   test('ids follow the original (client 3, 5, ...; server 2, 4, ...); no ping, no goAway(); close() without Go Away', async () => {

@@ -195,7 +195,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
    */
   reset(channel: ChannelState, error: Error | undefined, failEndpoint = false): void {
     if (!channel.live) return;
-    const told = channel.state !== 'init' || (channel.pending & Pending.syn) !== 0;
+    // Its SYN left once it was packed (the state moves then); a SYN only pending has not, and is dropped below.
+    const told = channel.state !== 'init';
     // An inbound channel the application never took (still `syn-received`): the peer sees a refusal.
     const refusal = !channel.outbound && channel.state === 'syn-received';
     const failure = error ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset by this side`);
@@ -214,6 +215,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       channel.pendingIncrement = 0;
       this.#scheduler.scheduleControl(channel);
       this.#writer.schedule();
+    } else {
+      channel.pending = 0; // nothing goes: a RST for a channel it never heard of ends a multiplex peer's session
     }
   }
 

@@ -212,7 +212,9 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       const length = header.length;
       if (length > 0) {
         if (channel.remoteFin) {
-          this.#host.protocolError(`data on channel ${id} after its FIN`);
+          // Without half-close the peer's close is a RST, and the original multiplex can still send data it
+          // was writing as it closed (its Write races its Close): data for a closed channel, ignored.
+          if (this.#caps.halfClose) this.#host.protocolError(`data on channel ${id} after its FIN`);
           return;
         }
         if (!this.#caps.flowControl) {

@@ -62,7 +62,10 @@ export class MultiplexRules implements FormatRules {
   }
 
   remoteClosed(channel: ChannelState): void {
-    if (channel.localFin) return;
+    // Our close (a RST on this format) already left: nothing more to send. If it only waits behind queued
+    // data (end() came first), that data goes no further: the peer closed, and data after its RST would be
+    // for a closed pipe.
+    if (channel.finSent) return;
     if (channel.queuedBytes > 0) {
       channel.dropQueue(
         new MuxError(
