@@ -439,3 +439,194 @@ test('after a bulk transfer between two muxwire muxers, at most one of the 64 Ki
     listener.abort(new Error('test over'));
   }
 });
+
+/** Resolves with how `promise` settled, or 'pending' if it has not within `ms`. */
+async function settlement(promise: Promise<unknown>, ms = 5_000): Promise<'resolved' | 'pending' | Error> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise.then(
+        () => 'resolved' as const,
+        (error: unknown) => error as Error,
+      ),
+      new Promise<'pending'>((resolve) => {
+        timer = setTimeout(() => resolve('pending'), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+test("a paused stream that gets the peer's FIN closes once this side ends it (close(), closeRead(), or close() before the FIN): it leaves streams and frees its maxInboundStreams place", async () => {
+  for (const peer of ['muxwire', 'yamux'] as const) {
+    for (const variant of ['close', 'closeRead+close', 'close first'] as const) {
+      const what = `${peer}, ${variant}`;
+      const { dialer, listener } = pair(
+        peer === 'muxwire' ? muxwire()() : yamux()(),
+        muxwire({ maxInboundStreams: 1 })(),
+      );
+      try {
+        const inbound: Stream[] = [];
+        listener.addEventListener('stream', (event) => inbound.push(event.detail));
+        const sender = await dialer.createStream();
+        sender.send(new Uint8Array(10));
+        await waitFor(() => inbound.length === 1, 'the inbound stream');
+        const stream = inbound[0]!;
+        let received = 0;
+        stream.addEventListener('message', (event) => (received += event.data.byteLength));
+        await waitFor(() => received === 10, 'the first message');
+        stream.pause();
+        const events: string[] = [];
+        for (const type of ['remoteCloseWrite', 'close'] as const)
+          stream.addEventListener(type, (event) =>
+            events.push(type + ((event as Event & { error?: Error }).error ? ':error' : '')),
+          );
+        if (variant === 'close first') assert.equal(await settlement(stream.close()), 'resolved', `${what}: close()`);
+        sender.send(new Uint8Array(20));
+        assert.equal(await settlement(sender.close()), 'resolved', `${what}: the sender's close()`);
+        await delay(30);
+        if (variant === 'closeRead+close') await stream.closeRead();
+        if (variant !== 'close first') assert.equal(await settlement(stream.close()), 'resolved', `${what}: close()`);
+        await waitFor(() => stream.status === 'closed', `${what}: the paused stream to close`);
+        assert.deepEqual(events, ['remoteCloseWrite', 'close'], what);
+        assert.equal(listener.streams.length, 0, `${what}: the stream left the muxer's streams`);
+        if (variant !== 'closeRead+close') {
+          // As with libp2p's yamux, what was held stays readable.
+          stream.resume();
+          await waitFor(() => received === 30, `${what}: the held data after resume()`);
+        }
+        const next = await dialer.createStream();
+        next.send(new Uint8Array(1));
+        await waitFor(() => inbound.length === 2, `${what}: the next stream to be accepted`);
+        assert.equal(next.status, 'open', what);
+      } finally {
+        dialer.abort(new Error('test over'));
+        listener.abort(new Error('test over'));
+      }
+    }
+  }
+});
+
+test("stream.close() rejects when its queued data is dropped: the peer resets the stream, or the muxer is aborted, while the data waits for the peer's window", async () => {
+  for (const peer of ['muxwire', 'yamux'] as const) {
+    for (const how of ['peer reset', 'muxer abort'] as const) {
+      const what = `${peer}, ${how}`;
+      const { dialer, listener } = pair(muxwire()(), peer === 'muxwire' ? muxwire()() : yamux()());
+      try {
+        const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+        const stream = await dialer.createStream();
+        stream.send(new Uint8Array(1));
+        const receiver = (await accepted).detail;
+        receiver.pause();
+        await delay(10);
+        for (let i = 0; i < 6; i++) stream.send(new Uint8Array(64 * 1024)); // 384 KiB: more than the window
+        await delay(50);
+        const closing = settlement(stream.close());
+        await delay(50);
+        assert.equal(stream.writeStatus, 'closing', `${what}: close() waits for the data`);
+        if (how === 'peer reset') receiver.abort(new Error('the receiver gave up'));
+        else dialer.abort(new Error('the muxer was aborted'));
+        const result = await closing;
+        assert.ok(result instanceof Error, `${what}: close() ${String(result)}`);
+        if (how === 'peer reset') assert.equal(result.name, 'StreamResetError', what);
+        else assert.equal(result.message, 'the muxer was aborted', what);
+      } finally {
+        dialer.abort(new Error('test over'));
+        listener.abort(new Error('test over'));
+      }
+    }
+  }
+});
+
+test('close() waits up to closeTimeout for a stream that the application is already closing: its data all arrives, nothing is aborted', async () => {
+  for (const peer of ['muxwire', 'yamux'] as const) {
+    const { dialer, listener } = pair(muxwire()(), peer === 'muxwire' ? muxwire()() : yamux()());
+    try {
+      const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+      const stream = await dialer.createStream();
+      stream.send(new Uint8Array(1));
+      const receiver = (await accepted).detail;
+      let received = 0;
+      receiver.addEventListener('message', (event) => (received += event.data.byteLength));
+      await waitFor(() => received === 1, 'the first byte');
+      receiver.pause();
+      for (let i = 0; i < 6; i++) stream.send(new Uint8Array(64 * 1024)); // 384 KiB: more than the window
+      await delay(20);
+      const closed = nextEvent<Event & { error?: Error }>(stream, 'close');
+      const ownClose = settlement(stream.close()); // the application's: pending while the receiver is paused
+      let resumeError: unknown;
+      const resumed = delay(300).then(() => {
+        try {
+          receiver.resume();
+        } catch (error) {
+          resumeError = error;
+        }
+      });
+      assert.equal(await settlement(dialer.close()), 'resolved', `${peer}: muxer.close()`);
+      await resumed;
+      assert.equal(resumeError, undefined, `${peer}: the receiver's resume()`);
+      assert.equal((await closed).error, undefined, `${peer}: the stream ended without an error`);
+      assert.equal(await ownClose, 'resolved', `${peer}: the application's close()`);
+      await waitFor(() => received === 1 + 6 * 64 * 1024, `${peer}: all the data at the receiver`);
+    } finally {
+      dialer.abort(new Error('test over'));
+      listener.abort(new Error('test over'));
+    }
+  }
+});
+
+test("data waiting at a paused reader survives the peer's graceful close (FIN, then reset): resume() hands it on, then the end", async () => {
+  for (const peer of ['muxwire', 'yamux'] as const) {
+    const { dialer, listener } = pair(muxwire()(), peer === 'muxwire' ? muxwire()() : yamux()());
+    try {
+      const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+      const stream = await dialer.createStream();
+      stream.send(new Uint8Array(1));
+      const receiver = (await accepted).detail;
+      let received = 0;
+      receiver.addEventListener('message', (event) => (received += event.data.byteLength));
+      await waitFor(() => received === 1, 'the first byte');
+      receiver.pause();
+      const events: string[] = [];
+      for (const type of ['remoteCloseWrite', 'close'] as const)
+        receiver.addEventListener(type, () => events.push(type));
+      stream.send(new Uint8Array(1000));
+      assert.equal(await settlement(dialer.close()), 'resolved', `${peer}: muxer.close()`);
+      await delay(100);
+      try {
+        receiver.resume();
+      } catch (error) {
+        // libp2p's yamux hands the data on, then throws: its window update goes to the closed connection.
+        if (peer === 'muxwire') throw error;
+      }
+      await waitFor(() => received === 1001, `${peer}: the 1000 bytes after resume() (${received - 1} arrived)`);
+      assert.deepEqual(events, ['remoteCloseWrite', 'close'], peer);
+      assert.equal(receiver.status, 'reset', peer);
+    } finally {
+      dialer.abort(new Error('test over'));
+      listener.abort(new Error('test over'));
+    }
+  }
+});
+
+test("maxReadBufferLength holds while a stream is paused: more data than that aborts it with StreamBufferError, as libp2p's yamux does", async () => {
+  const { dialer, listener } = pair(yamux()(), muxwire({ streamOptions: { maxReadBufferLength: 100_000 } })());
+  try {
+    const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+    const sender = await dialer.createStream();
+    sender.send(new Uint8Array(1));
+    const receiver = (await accepted).detail;
+    receiver.addEventListener('message', () => {});
+    receiver.pause();
+    const closed = nextEvent<Event & { error?: Error }>(receiver, 'close');
+    for (let i = 0; i < 4; i++) sender.send(new Uint8Array(50_000));
+    assert.equal((await closed).error?.name, 'StreamBufferError');
+    assert.equal(receiver.status, 'aborted');
+  } finally {
+    dialer.abort(new Error('test over'));
+    listener.abort(new Error('test over'));
+  }
+});

@@ -153,8 +153,15 @@ export class MuxwireMuxer
 
   async #close(signal: AbortSignal | undefined): Promise<void> {
     // The signal is raced once here, not handed to every stream (a listener each on one signal). A stream
-    // still closing when the signal aborts settles when abort() resets it.
-    const flushed = Promise.allSettled(this.streams.map((stream) => stream.close()));
+    // still closing when the signal aborts settles when abort() resets it. Each stream is waited on through
+    // writeFinished(), not close()'s promise: close() returns at once for a stream that the application is
+    // already closing (its data still leaving), and its rejection is the application's to handle.
+    const flushed = Promise.all(
+      this.streams.map((stream) => {
+        stream.close().catch(() => {});
+        return stream.writeFinished();
+      }),
+    );
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.#init.session.closeTimeout);
@@ -165,7 +172,7 @@ export class MuxwireMuxer
       clearTimeout(timer);
     }
     for (const stream of [...this.streams]) {
-      if (stream.writeStatus !== 'closed') {
+      if (!stream.writeFlushed) {
         // Its data did not leave within closeTimeout: that loss is this side's, and an error.
         stream.abort(
           new TimeoutError(

@@ -11,8 +11,10 @@ import {
   type AbortOptions,
   type Logger,
   type MessageStreamDirection,
+  StreamBufferError,
   StreamMessageEvent,
   type StreamOptions,
+  StreamResetError,
 } from '@libp2p/interface';
 import { AbstractStream, type SendResult } from '@libp2p/utils';
 import type { ChannelPort } from '../core/channel-port.js';
@@ -50,12 +52,21 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   #needDrain = false;
   /** `sendCloseWrite` was called: FIN follows the queued data. */
   #writeEnded = false;
-  /** Settles `sendCloseWrite` once the queued data reached the connection (or the stream failed). */
-  #finished: (() => void) | null = null;
+  /**
+   * Settles `sendCloseWrite` once the queued data reached the connection; rejects it if the stream is reset or
+   * fails first (that data is lost, and `close()` must say so).
+   */
+  #finished: { resolve: () => void; reject: (error: Error) => void } | null = null;
+  /** The FIN is queued and every byte written before it reached the connection. */
+  #flushed = false;
+  /** Waiters of {@link writeFinished} (the muxer's `close()`). */
+  #onFlushed: (() => void)[] | null = null;
+  /** Why the stream was let go of (reset by either side, or the session failed), as libp2p's error. */
+  #failure: Error | undefined;
   /**
    * Data that arrived while the stream was paused, kept here rather than in `AbstractStream`'s read buffer: it
-   * is the session's "unread" data, so its window is not refilled and the peer stops (the read buffer's
-   * limit, `maxReadBufferLength`, stays for data nobody listens to, as with libp2p's yamux).
+   * is the session's "unread" data, so its window is not refilled and the peer stops. It counts against
+   * `maxReadBufferLength` with the read buffer, as it would in the read buffer of libp2p's yamux.
    */
   #paused: Uint8Array[] | null = null;
   /** Bytes in `#paused`: what the session counts as delivered and not read. */
@@ -104,6 +115,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       const onClose = this.#onClose;
       this.#onClose = undefined;
       onClose?.(this);
+      this.#settleFlushed();
     }
     return super.dispatchEvent(event);
   }
@@ -121,30 +133,46 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     this.release(error);
   }
 
-  /** libp2p's hook: FIN after everything written; resolves once those bytes reached the connection. */
+  /**
+   * libp2p's hook: FIN after everything written; resolves once those bytes reached the connection. Rejects if
+   * the stream was reset or failed before (or while) they left: they are lost. The peer's FIN, if it waits
+   * behind paused data, is passed on then (with this side's end, the stream can close: see `#endHeld`).
+   */
   async sendCloseWrite(options?: AbortOptions): Promise<void> {
     const signal = options?.signal;
     signal?.throwIfAborted();
-    if (this.#destroyed || this.#writeEnded) return; // failed meanwhile: its error reaches the stream on its own
+    if (this.#destroyed) throw this.#failure ?? new StreamResetError('the stream was reset');
+    if (this.#writeEnded) return;
     this.#writeEnded = true;
     this.#port.end(this.#state);
-    if (this.#writing === 0) return;
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        this.#finished = null;
-        reject(signal!.reason);
-      };
-      this.#finished = () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    if (this.#writing === 0) {
+      this.#settleFinished();
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => {
+          this.#finished = null;
+          reject(signal!.reason);
+        };
+        this.#finished = {
+          resolve: () => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+          },
+          reject: (error) => {
+            signal?.removeEventListener('abort', onAbort);
+            reject(error);
+          },
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+    if (this.#endAfterPaused) this.#endHeld();
   }
 
   /**
    * libp2p's hook: yamux has no frame that asks the peer to stop sending: as with libp2p's yamux, nothing is sent,
-   * and what still arrives is credited and dropped.
+   * and what still arrives is credited and dropped. Held data is dropped too, and the peer's FIN that waited
+   * behind it is passed on (nobody will read up to it now): with this side's end, the stream closes.
    */
   async sendCloseRead(options?: AbortOptions): Promise<void> {
     options?.signal?.throwIfAborted();
@@ -152,6 +180,10 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       this.#paused = null;
       this.#held = 0;
       this.#port.readProgress(this.#state);
+    }
+    if (this.#endAfterPaused) {
+      this.#endAfterPaused = false;
+      this.onRemoteCloseWrite();
     }
   }
 
@@ -192,6 +224,16 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     if (this.readStatus === 'paused' || this.#paused !== null) {
       (this.#paused ??= []).push(data);
       this.#held += data.byteLength;
+      // As libp2p's yamux, whose paused data waits in the read buffer and is held to its limit: only a window
+      // larger than maxReadBufferLength (auto-tuned up to maxStreamWindowSize) lets this much arrive.
+      const buffered = this.#held + this.readBuffer.byteLength;
+      if (buffered > this.maxReadBufferLength) {
+        this.abort(
+          new StreamBufferError(
+            `Read buffer length of ${buffered} exceeded limit of ${this.maxReadBufferLength}, read status is ${this.readStatus}`,
+          ),
+        );
+      }
       return;
     }
     if (this.readStatus === 'readable' && this.readBuffer.byteLength === 0 && this.listenerCount('message') > 0) {
@@ -201,19 +243,51 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     this.onData(data);
   }
 
-  /** @internal The peer's FIN, after all its data (from a microtask: the session is still in its receive step). */
+  /**
+   * @internal The peer's FIN, after all its data (from a microtask: the session is still in its receive step).
+   * While paused data waits, the FIN waits behind it, unless this side has ended its writing: the stream can
+   * then close at once, the held data staying readable in the read buffer (as with libp2p's yamux).
+   */
   remoteEnded(): void {
     defer(() => {
-      if (this.#paused !== null) this.#endAfterPaused = true;
-      else this.onRemoteCloseWrite();
+      if (this.#paused === null) this.onRemoteCloseWrite();
+      else {
+        this.#endAfterPaused = true;
+        if (this.writeStatus === 'closed') this.#endHeld();
+      }
     });
   }
 
-  /** @internal The peer reset the stream, or the session failed: the stream ends with libp2p's error. */
+  /**
+   * @internal The peer reset the stream, or the session failed: the stream ends with libp2p's error. Data held
+   * while paused survives a peer's reset in the read buffer, as the read buffer's own data does (libp2p's
+   * yamux keeps both: a peer's graceful close resets streams after their data and FIN).
+   */
   fail(error: Error): void {
     if (this.#destroyed) return;
-    this.#letGo();
-    defer(() => this.#failed(error));
+    let ended = false;
+    if (this.#paused !== null && error instanceof ChannelResetError) {
+      // Moved now, before a FIN delivered in the same receive step is passed on (from a microtask).
+      for (const chunk of this.#paused) this.readBuffer.append(chunk);
+      ended = this.#endAfterPaused;
+    }
+    this.#endAfterPaused = false;
+    this.#letGo(toLibp2pError(error));
+    defer(() => this.#failed(error, ended));
+  }
+
+  /**
+   * @internal Settles once this side's FIN is queued behind data that all reached the connection, or the stream
+   * ended (the muxer's `close()` waits on it: `close()` itself returns at once for a stream already closing).
+   */
+  writeFinished(): Promise<void> {
+    if (this.#flushed || this.#destroyed || this.status !== 'open') return Promise.resolve();
+    return new Promise((resolve) => (this.#onFlushed ??= []).push(resolve));
+  }
+
+  /** @internal True once this side's FIN is queued behind data that all reached the connection. */
+  get writeFlushed(): boolean {
+    return this.#flushed;
   }
 
   /** @internal Bytes delivered and not handed to libp2p yet (held while paused). */
@@ -232,7 +306,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    */
   release(error: Error | undefined): void {
     if (this.#destroyed) return;
-    this.#letGo();
+    this.#letGo(error === undefined ? undefined : toLibp2pError(error));
     this.#port.release(this.#state, error);
   }
 
@@ -272,26 +346,67 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       this.#needDrain = false;
       this.onMuxerDrain();
     }
-    if (this.#writing === 0) this.#settleFinished();
+    if (this.#writing === 0 && this.#writeEnded) this.#settleFinished();
   }
 
+  /** The FIN and everything before it reached the connection: `sendCloseWrite` resolves. */
   #settleFinished(): void {
+    this.#flushed = true;
     const finished = this.#finished;
     this.#finished = null;
-    finished?.();
+    finished?.resolve();
+    this.#settleFlushed();
   }
 
-  #letGo(): void {
+  #settleFlushed(): void {
+    const waiters = this.#onFlushed;
+    this.#onFlushed = null;
+    if (waiters !== null) for (const resolve of waiters) resolve();
+  }
+
+  /** The stream is gone (`failure`: why, as libp2p's error): a pending `sendCloseWrite` rejects, its data lost. */
+  #letGo(failure: Error | undefined): void {
     this.#destroyed = true;
+    this.#failure = failure;
     this.#paused = null;
     this.#held = 0;
-    this.#settleFinished();
+    const finished = this.#finished;
+    this.#finished = null;
+    finished?.reject(failure ?? new StreamResetError('the stream was reset before its data was sent'));
+    this.#settleFlushed();
   }
 
-  /** Reports a failure as libp2p does: a peer's reset, or the connection failing under the stream. */
-  #failed(error: Error): void {
+  /**
+   * The peer's FIN waited behind paused data, and this side's writing has ended: the held data moves to the
+   * read buffer (a later `resume()` still hands it on, after the stream closed) and the FIN is passed on.
+   */
+  #endHeld(): void {
+    this.#endAfterPaused = false;
+    const paused = this.#paused;
+    if (paused !== null) {
+      this.#paused = null;
+      this.#held = 0;
+      for (const chunk of paused) this.readBuffer.append(chunk);
+      this.#port.readProgress(this.#state);
+    }
+    this.onRemoteCloseWrite();
+  }
+
+  /**
+   * Reports a failure as libp2p does: a peer's reset, or the connection failing under the stream. On a reset,
+   * the peer's FIN that waited behind paused data (`ended`: the data is in the read buffer now) is passed on
+   * first.
+   */
+  #failed(error: Error, ended: boolean): void {
     if (this.status !== 'open') return; // this side aborted it (the reason is already reported)
-    if (error instanceof ChannelResetError) this.onRemoteReset();
-    else this.onTransportClosed(toLibp2pError(error));
+    if (error instanceof ChannelResetError) {
+      if (ended) {
+        this.onRemoteCloseWrite();
+        if (this.status !== 'open') return; // both sides had ended: the stream closed cleanly
+      }
+      this.onRemoteReset();
+    } else {
+      this.onTransportClosed(toLibp2pError(error));
+    }
   }
 }
