@@ -34,6 +34,7 @@ import { UpdateTurns } from '../src/core/update-turns.js';
 import { Channel as ChannelClass } from '../src/node/channel.js';
 import { duplexTransport } from '../src/node/transport.js';
 import { FULL_PARTS } from '../src/core/full-parts.js';
+import type { Transport, TransportEvents } from '../src/core/transport.js';
 import { FakeTransport } from './support/fake-transport.js';
 import { resourceCounts, settleResources } from './support/resources.js';
 import {
@@ -1641,4 +1642,37 @@ describe('closing: what a review found', () => {
     await assert.rejects(session.closed, ProtocolError);
     assert.equal(transport.writtenBytes, bytesAtEnd, 'nothing written after end()');
   });
+});
+
+test('a transport whose write() throws fails the session, and the channel writes of that batch hear of it', async () => {
+  let events: TransportEvents | undefined;
+  const transport: Transport = {
+    start(sink) {
+      events = sink;
+    },
+    write() {
+      throw new Error('this transport cannot write');
+    },
+    pause() {},
+    resume() {},
+    end() {},
+    destroy() {
+      queueMicrotask(() => events?.close());
+    },
+  };
+  const session = new MuxSession<ChannelClass>(
+    transport,
+    'client',
+    { keepAliveInterval: 0 },
+    (state, s) => new ChannelClass(state, s),
+    FULL_PARTS,
+  );
+  const channel = session.dial();
+  channel.on('error', () => {});
+  const outcome = await new Promise<Error | null | undefined>((resolve) => {
+    channel.write(Buffer.alloc(64 * 1024), (error) => resolve(error));
+    setTimeout(() => resolve(undefined), 2000);
+  });
+  assert.ok(outcome instanceof Error, `the write's callback heard: ${String(outcome)}`);
+  await assert.rejects(session.closed);
 });

@@ -165,7 +165,9 @@ export class FrameWriter {
       if (!accepted) this.blocked = true;
       return true;
     } catch (error) {
-      this.#onWriteError(error instanceof Error ? error : new Error(String(error)));
+      // A transport that throws (against its contract) took nothing: the batch's writes fail with the session.
+      const failure = this.#failure(error instanceof Error ? error : new Error(String(error)));
+      for (const callback of done) callback(failure);
       return false;
     } finally {
       this.#writing = writing;
