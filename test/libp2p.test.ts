@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { MessageStream, Stream, StreamMuxerFactory } from '@libp2p/interface';
+import type { MessageStream, Stream, StreamMuxer, StreamMuxerFactory } from '@libp2p/interface';
 import {
   ChannelRefusedError,
   ChannelResetError,
@@ -58,6 +58,22 @@ async function readText(stream: Stream): Promise<string> {
   let text = '';
   for await (const data of stream) text += Buffer.from(data.subarray()).toString();
   return text;
+}
+
+/**
+ * A stream opened by `dialer` whose end at `listener` has taken one byte and is paused; `received()` counts
+ * the bytes that end has had since.
+ */
+async function pausedStream(dialer: StreamMuxer, listener: StreamMuxer) {
+  const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+  const stream = await dialer.createStream();
+  stream.send(new Uint8Array(1));
+  const receiver = (await accepted).detail;
+  let received = 0;
+  receiver.addEventListener('message', (event) => (received += event.data.byteLength));
+  await waitFor(() => received === 1, 'the first byte');
+  receiver.pause();
+  return { stream, receiver, received: () => received };
 }
 
 /** A muxer on each end of an in-memory libp2p connection pair: `dialer` is the yamux client. */
@@ -545,14 +561,7 @@ test('close() waits up to closeTimeout for a stream that the application is alre
   for (const peer of ['muxwire', 'yamux'] as const) {
     const { dialer, listener } = pair(muxwire()(), peer === 'muxwire' ? muxwire()() : yamux()());
     try {
-      const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
-      const stream = await dialer.createStream();
-      stream.send(new Uint8Array(1));
-      const receiver = (await accepted).detail;
-      let received = 0;
-      receiver.addEventListener('message', (event) => (received += event.data.byteLength));
-      await waitFor(() => received === 1, 'the first byte');
-      receiver.pause();
+      const { stream, receiver, received } = await pausedStream(dialer, listener);
       for (let i = 0; i < 6; i++) stream.send(new Uint8Array(64 * 1024)); // 384 KiB: more than the window
       await delay(20);
       const closed = nextEvent<Event & { error?: Error }>(stream, 'close');
@@ -570,7 +579,7 @@ test('close() waits up to closeTimeout for a stream that the application is alre
       assert.equal(resumeError, undefined, `${peer}: the receiver's resume()`);
       assert.equal((await closed).error, undefined, `${peer}: the stream ended without an error`);
       assert.equal(await ownClose, 'resolved', `${peer}: the application's close()`);
-      await waitFor(() => received === 1 + 6 * 64 * 1024, `${peer}: all the data at the receiver`);
+      await waitFor(() => received() === 1 + 6 * 64 * 1024, `${peer}: all the data at the receiver`);
     } finally {
       dialer.abort(new Error('test over'));
       listener.abort(new Error('test over'));
@@ -582,14 +591,7 @@ test("data waiting at a paused reader survives the peer's graceful close (FIN, t
   for (const peer of ['muxwire', 'yamux'] as const) {
     const { dialer, listener } = pair(muxwire()(), peer === 'muxwire' ? muxwire()() : yamux()());
     try {
-      const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
-      const stream = await dialer.createStream();
-      stream.send(new Uint8Array(1));
-      const receiver = (await accepted).detail;
-      let received = 0;
-      receiver.addEventListener('message', (event) => (received += event.data.byteLength));
-      await waitFor(() => received === 1, 'the first byte');
-      receiver.pause();
+      const { stream, receiver, received } = await pausedStream(dialer, listener);
       const events: string[] = [];
       for (const type of ['remoteCloseWrite', 'close'] as const)
         receiver.addEventListener(type, () => events.push(type));
@@ -602,7 +604,7 @@ test("data waiting at a paused reader survives the peer's graceful close (FIN, t
         // libp2p's yamux hands the data on, then throws: its window update goes to the closed connection.
         if (peer === 'muxwire') throw error;
       }
-      await waitFor(() => received === 1001, `${peer}: the 1000 bytes after resume() (${received - 1} arrived)`);
+      await waitFor(() => received() === 1001, `${peer}: the 1000 bytes after resume() (${received() - 1} arrived)`);
       assert.deepEqual(events, ['remoteCloseWrite', 'close'], peer);
       assert.equal(receiver.status, 'reset', peer);
     } finally {
