@@ -173,6 +173,26 @@ describe('tolerated input', () => {
     }
   });
 
+  test("a peer's ping that arrives behind 40 refused SYNs in one read is still answered (the bound on queued answers counts answers only)", async () => {
+    const { peer, session } = await rawAgainstServer();
+    try {
+      session.goAway(); // every SYN from now on is refused
+      await until(() => peer.goAwayCode === GoAwayCode.normal, 2000, 'the Go Away');
+      const frames: Buffer[] = [];
+      for (let i = 0; i < 40; i++) frames.push(frame(W, Flag.syn, 1 + 2 * i, 0));
+      frames.push(frame(FrameType.ping, Flag.syn, 0, 777));
+      peer.send(...frames);
+      await until(
+        () => peer.frames.some((f) => f.type === FrameType.ping && f.flags === Flag.ack && f.length === 777),
+        2000,
+        'the answer to ping 777',
+      );
+      assert.equal(peer.frames.filter((f) => (f.flags & Flag.rst) !== 0).length, 40, 'every SYN refused');
+    } finally {
+      session.destroy();
+    }
+  });
+
   test('a ping flood while the transport is blocked queues at most 32 answers; answering resumes after drain', async () => {
     // A transport driven by hand, so that "blocked" is exact: every write reports backpressure until drain().
     const transport = new FakeTransport();

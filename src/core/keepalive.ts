@@ -110,7 +110,7 @@ export class KeepAlive {
   onPing(flags: number, value: number): void {
     if ((flags & Flag.syn) !== 0) {
       // Answers pile up only while the transport is blocked; beyond a few, a ping flood gets no more.
-      if (this.#scheduler.sessionFrameCount < MAX_QUEUED_PONGS) {
+      if (this.#scheduler.queuedPongs < MAX_QUEUED_PONGS) {
         this.#scheduler.queueSessionFrame(FrameType.ping, Flag.ack, 0, value);
         this.#writer.schedule();
       }

@@ -180,6 +180,12 @@ export class WriteScheduler {
     return this.#sessionFrames.length / SESSION_FRAME_FIELDS;
   }
 
+  /**
+   * Answers to the peer's pings among them: keep-alive bounds these alone (a ping flood), so that refusals
+   * and Go Away queued at the same moment never cost a live peer its answer.
+   */
+  queuedPongs = 0;
+
   /** True when nothing at all is waiting to be sent. */
   get idle(): boolean {
     return this.#sessionFrames.length === 0 && this.#controlHead === null && this.#dataHead === null;
@@ -187,6 +193,7 @@ export class WriteScheduler {
 
   /** Queues a header-only frame that belongs to no live channel. */
   queueSessionFrame(type: number, flags: number, streamId: number, length: number): void {
+    if (type === FrameType.ping && flags === Flag.ack) this.queuedPongs++;
     this.#sessionFrames.push(type, flags, streamId, length);
   }
 
@@ -237,6 +244,7 @@ export class WriteScheduler {
     const frames = this.#sessionFrames;
     let i = 0;
     for (; i < frames.length && batch.bytes < limit; i += SESSION_FRAME_FIELDS) {
+      if (frames[i] === FrameType.ping && frames[i + 1] === Flag.ack) this.queuedPongs--;
       batch.header(frames[i]!, frames[i + 1]!, frames[i + 2]!, frames[i + 3]!);
     }
     if (i === frames.length) frames.length = 0;
