@@ -117,11 +117,12 @@ export async function runClient(
       // A fixed -R port refused as in use after a reconnect is most often still held by the server's record of
       // the session that was lost (a connection cut on this side only): it is freed once the server notices,
       // within its keep-alive timeout. So a new handshake asks again, after a backoff.
-      const relisten = failed.some(({ error, spec }) => spec.kind === 'R' && error.code === 'ERR_TUNNEL_LISTEN');
+      const inUse = failed.map(({ error, spec }) => spec.kind === 'R' && error.code === 'ERR_TUNNEL_LISTEN');
+      const relisten = inUse.includes(true);
       const delay = Math.min(RELISTEN_FIRST_DELAY_MS * 2 ** relistenAttempts, config.reconnectMax);
       relistenAttempts = relisten ? relistenAttempts + 1 : 0;
-      for (const { error, spec } of failed) {
-        const again = relisten && spec.kind === 'R' && error.code === 'ERR_TUNNEL_LISTEN';
+      for (const [i, { error, spec }] of failed.entries()) {
+        const again = inUse[i];
         reporter.event(
           'forward-refused',
           `${error.message}${again ? `; asking again in ${(delay / 1000).toFixed(1)} s` : ''}`,

@@ -341,18 +341,18 @@ export class ReceiveWindow {
 }
 
 /**
- * The session's bound on buffered memory. Below half the limit everything flows; from half the limit on,
- * windows stop growing and a channel gets Window Updates only while it holds less than its initial window
- * (so readers that keep up go on, and those that hold data get nothing more); at the limit, the session stops
- * reading the transport until readers catch up below half again.
- */
-/**
  * The memory a chunk waiting to be read takes beyond its bytes, as counted against `maxSessionBuffered`: a
  * `Uint8Array` and its place in the endpoint's list (a Node stream's buffer list, an array), about 100 bytes
  * in V8, rounded up.
  */
 export const CHUNK_COST = 128;
 
+/**
+ * The session's bound on buffered memory. Below half the limit everything flows; from half the limit on,
+ * windows stop growing and a channel gets Window Updates only while it holds less than its initial window
+ * (so readers that keep up go on, and those that hold data get nothing more); at the limit, the session stops
+ * reading the transport until readers catch up below half again.
+ */
 export class SessionMemory {
   /** Bytes received and not yet read, across all channels. */
   buffered = 0;

@@ -115,6 +115,10 @@ export interface SessionParts {
   firstChannelId?: number | undefined;
 }
 
+/** Why a ping cannot go once this side has ended its transport (a closing session waiting for the peer's end). */
+const noPingAfterEnd = (): SessionClosedError =>
+  new SessionClosedError('session is closing: its transport was ended, no ping can leave');
+
 /**
  * A multiplexed session over one transport. `C` is the channel type the adapter hands to the application.
  * Create one with `multiplexedClient` / `multiplexedServer` (Node) rather than directly.
@@ -392,9 +396,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * Opens a channel and returns it at once: it can be written to before the peer acknowledges it (the
    * first data frame carries the SYN). Throws `StreamLimitError` at `maxStreams` or `maxOutboundStreams` and
    * once this side's channel ids have run out, `GoAwayError` after the peer's Go Away, `SessionClosedError`
-   * once the session is closing or closed cleanly, and the session's error once it failed. The dial that takes the last id starts a graceful close with no
-   * deadline: the peer gets Go Away, open channels finish however long they take (a later `close()` sets a
-   * deadline), and `closed` settles, so that the application connects again.
+   * once the session is closing or closed cleanly, and the session's error once it failed. The dial that
+   * takes the last id starts a graceful close with no deadline: the peer gets Go Away, open channels finish
+   * however long they take (a later `close()` sets a deadline), and `closed` settles, so that the application
+   * connects again.
    */
   dial(options: DialOptions = {}): C {
     const { signal } = options;
@@ -459,9 +464,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   ping(options: PingOptions = {}): Promise<number> {
     const { signal } = options;
     if (this.#status === 'closed') return Promise.reject(this.#error ?? new SessionClosedError());
-    if (this.#writer.ended) {
-      return Promise.reject(new SessionClosedError('session is closing: its transport was ended, no ping can leave'));
-    }
+    if (this.#writer.ended) return Promise.reject(noPingAfterEnd());
     if (!this.#caps.ping) {
       return Promise.reject(new MuxError('ERR_MUX_UNSUPPORTED', `the ${this.#codec.name} format has no ping`));
     }
@@ -474,8 +477,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * lets open channels finish both directions, then ends the transport. Resolves once the session is closed,
    * at the timeout too: there the transport is dropped, channels still open fail, and the session ends, with
    * `TimeoutError` (`ERR_MUX_CLOSE_TIMEOUT`), reported on `closed` (which rejects) and the `close` event.
-   * Called again while closing, its `timeout` replaces the deadline if it ends sooner. An abort of `signal` ends the wait
-   * at once: the session is destroyed with its reason, and this call rejects with it.
+   * Called again while closing, its `timeout` replaces the deadline if it ends sooner. An abort of `signal`
+   * ends the wait at once: the session is destroyed with its reason, and this call rejects with it.
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#status === 'closed') return Promise.resolve();
@@ -671,7 +674,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#writer.endPending = false;
     if (this.#writer.closed) return;
     this.#writer.ended = true;
-    this.#keepAlive.stop(new SessionClosedError('session is closing: its transport was ended, no ping can leave'));
+    this.#keepAlive.stop(noPingAfterEnd());
     try {
       this.#transport.end();
     } catch {

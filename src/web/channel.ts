@@ -54,8 +54,11 @@ export class WebChannel implements ChannelEndpoint {
   #writeEnded = false;
   #writableDone = false;
   #failure: Error | undefined;
-  /** A sink write has not settled yet (it waits for the transport or for room under the high-water mark). */
-  #sinkBusy = false;
+  /**
+   * The promise of the last sink write that waited (for the transport, or for room under the high-water
+   * mark), until `closeWrite()` with a writer holding the writable takes it to wait on.
+   */
+  #sinkPending: Promise<void> | undefined;
   /** Sink writes so far: `closeWrite()` with a writer holding the writable waits until this stops moving. */
   #sinkWrites = 0;
   /** `closeWrite()` while a writer holds the writable: settles once the FIN went (or the channel failed). */
@@ -282,28 +285,28 @@ export class WebChannel implements ChannelEndpoint {
         : new Promise<void>((resolve, reject) => {
             this.#writeWaiter = { resolve, reject };
           }));
-    if (pending === undefined) return;
-    this.#sinkBusy = true;
-    const settled = (): void => {
-      this.#sinkBusy = false;
-      if (this.#finWaiter !== null) this.#finWhenIdle();
-    };
-    pending.then(settled, settled);
+    if (pending !== undefined) this.#sinkPending = pending;
     return pending;
   }
 
   /**
    * For `closeWrite()` with a writer holding the writable: the writes it queued reach the sink one by one, a
-   * microtask or a settled write apart. So the FIN goes once no sink write is pending and none came for a
-   * task; a write pending calls this again when it settles.
+   * microtask or a settled write apart. So the FIN goes once the last write that waited has settled and no
+   * write came for a task.
    */
   #finWhenIdle(): void {
-    if (this.#sinkBusy) return;
+    const pending = this.#sinkPending;
+    if (pending !== undefined) {
+      this.#sinkPending = undefined;
+      const again = (): void => this.#finWhenIdle();
+      pending.then(again, again);
+      return;
+    }
     const seen = this.#sinkWrites;
     setTimeout(() => {
       const waiter = this.#finWaiter;
-      if (waiter === null || this.#sinkBusy) return;
-      if (this.#sinkWrites !== seen) {
+      if (waiter === null) return;
+      if (this.#sinkWrites !== seen || this.#sinkPending !== undefined) {
         this.#finWhenIdle();
         return;
       }
