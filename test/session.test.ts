@@ -1139,6 +1139,40 @@ test('ping resolves to the round-trip time', async () => {
   await pair.close();
 });
 
+test('a ping answered while reading was paused reports the round-trip time, not the pause', async () => {
+  // The server stops reading at its memory bound; the answer to its ping then waits unread for ~600 ms. Counted
+  // from the ping's departure, that wait would be reported as the RTT (and would size auto-tuned windows).
+  const pair = await sessionPair({ delayMs: 5, server: { maxSessionBuffered: 262144 } });
+  await pair.server.ping();
+  const inboundP = pair.server.accept();
+  pair.client.dial().end(pseudoRandomBytes(262144, 11));
+  const inbound = await inboundP;
+  await until(() => pair.server.bufferedBytes >= 262144, 2000, 'the server at its memory bound');
+  const rttP = pair.server.ping();
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  const read = readAll(inbound);
+  const rtt = await rttP;
+  assert.equal((await read).length, 262144);
+  assert.ok(rtt >= 9 && rtt < 400, `ping() after the pause: ${rtt} ms`);
+  assert.equal(pair.server.rtt, rtt);
+  await pair.close();
+});
+
+test("a paused session's probe measures the round-trip time, not the time since its ping first left", async () => {
+  // Paused at its memory bound and never read again, the server reads only when it probes (every half
+  // keepAliveTimeout): the ping sent while paused goes again with the probe, so its answer is an RTT.
+  const pair = await sessionPair({ delayMs: 5, server: { maxSessionBuffered: 262144, keepAliveTimeout: 1200 } });
+  await pair.server.ping();
+  const inboundP = pair.server.accept();
+  pair.client.dial().write(pseudoRandomBytes(262144, 12));
+  await inboundP;
+  await until(() => pair.server.bufferedBytes >= 262144, 2000, 'the server at its memory bound');
+  const rtt = await pair.server.ping();
+  assert.ok(rtt >= 9 && rtt < 300, `ping() answered at the probe: ${rtt} ms`);
+  assert.equal(pair.server.state, 'open');
+  await pair.close();
+});
+
 describe('a session that fails after the peer ended its channel (users-asks row 26)', () => {
   /** A client channel whose peer sends `data` with its FIN, then cuts the connection; read once the session failed. */
   async function sentThenCut(data: Buffer): Promise<{ channel: Channel; close: () => Promise<void> }> {

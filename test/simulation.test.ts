@@ -183,9 +183,9 @@ test('simulation: regression seeds keep every invariant', async () => {
  * when the peer's keepAliveTimeout is longer than half the paused side's plus two round trips (the rule in
  * docs/reliability.md and the README's keep-alive notes). Every run checks that rule; these seeds are runs where a
  * peer paused and the other side's keepAliveTimeout was within the rule, so the check had something to hold;
- * 3243 and 5483 fail when a paused session does not probe.
+ * 3243, 14998 and 19709 fail when a paused session does not probe.
  */
-const PAUSED_PEER_SEEDS = [12, 71, 225, 312, 3243, 5483];
+const PAUSED_PEER_SEEDS = [12, 71, 225, 312, 3243, 14998, 19709];
 
 test('simulation: a peer paused at its memory bound is not declared dead by a side whose keepAliveTimeout exceeds half its own', async () => {
   for (const seed of PAUSED_PEER_SEEDS) {

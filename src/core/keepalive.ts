@@ -24,6 +24,8 @@ const MAX_ID = 0xffff_ffff;
  * a window sized by a cold-start RTT is needlessly large, which queues more data ahead of other channels.
  */
 const RTT_PROBE_DELAYS = [100, 1000];
+/** A ping whose answer came after a pause in reading goes again at most this many times (see `onPing`). */
+const MAX_RESENDS = 3;
 /** Queued pong answers beyond this are dropped (a ping flood gets no more). */
 const MAX_QUEUED_PONGS = 32;
 
@@ -34,6 +36,8 @@ export interface PendingPing {
   resolve: ((rtt: number) => void)[];
   reject: ((error: Error) => void)[];
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** Times it went again because its answer came after a pause in reading (see `onPing`). */
+  resends: number;
 }
 
 export class KeepAlive {
@@ -119,14 +123,24 @@ export class KeepAlive {
     if ((flags & Flag.ack) === 0) return;
     const ping = this.#inFlight;
     if (ping?.value !== value) return; // stale or unknown answer
+    // An answer that may have waited unread while reading was paused measures the pause, not the RTT: the same
+    // ping goes again (a few times at most, as reading may keep pausing), and its next answer is the RTT.
+    const measured = ping.sentAt >= this.#gate.readingSince;
+    if (!measured && ping.resends < MAX_RESENDS && !this.#isClosed()) {
+      ping.resends++;
+      this.#write(ping);
+      return;
+    }
     this.#inFlight = undefined;
     if (this.#gate.probing) this.#gate.endProbe(); // the answer came: the peer is there
     clearTimeout(ping.timer);
     const rtt = performance.now() - ping.sentAt;
-    this.lastRtt = rtt;
-    const first = this.minRtt === undefined;
-    if (first || rtt < this.minRtt!) this.minRtt = rtt;
-    if (first) this.#onFirstRtt();
+    if (measured) {
+      this.lastRtt = rtt;
+      const first = this.minRtt === undefined;
+      if (first || rtt < this.minRtt!) this.minRtt = rtt;
+      if (first) this.#onFirstRtt();
+    }
     for (const resolve of ping.resolve) resolve(rtt);
   }
 
@@ -142,14 +156,19 @@ export class KeepAlive {
     }
   }
 
-  /** A paused session's probe: a ping (or the one in flight) whose answer the read gate reads up to. */
+  /**
+   * A paused session's probe: a ping whose answer the read gate reads up to. A ping in flight that left before
+   * the probe began goes again, so that its answer measures the RTT and not the pause.
+   */
   probe(): void {
-    this.#send();
+    const inFlight = this.#inFlight;
+    if (inFlight !== undefined && inFlight.sentAt < this.#gate.readingSince && !this.#isClosed()) this.#write(inFlight);
+    else this.#send();
   }
 
   #send(forUser = false): PendingPing {
     // Nothing can be written any more: a ping that is never sent, and never times out.
-    if (this.#isClosed()) return { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined };
+    if (this.#isClosed()) return { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined, resends: 0 };
     const inFlight = this.#inFlight;
     if (inFlight !== undefined) {
       // A silent opening ping (keep-alive off) gets a deadline once the application waits on it too.
@@ -158,7 +177,7 @@ export class KeepAlive {
       }
       return inFlight;
     }
-    const ping: PendingPing = { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined };
+    const ping: PendingPing = { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined, resends: 0 };
     if (this.#options.keepAliveInterval > 0 || forUser) {
       ping.timer = setTimeout(() => this.#onTimeout(ping), this.#options.keepAliveTimeout);
     }
@@ -186,8 +205,8 @@ export class KeepAlive {
     if (this.#inFlight !== ping) return;
     const timeout = this.#options.keepAliveTimeout;
     if (this.#gate.paused && !this.#gate.probing) {
-      this.#write(ping);
       this.#gate.startProbe(0);
+      this.#write(ping);
       ping.timer = setTimeout(() => this.#onTimeout(ping), timeout);
       return;
     }

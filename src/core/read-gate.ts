@@ -40,6 +40,12 @@ export class ReadGate {
   #probeTimer: ReturnType<typeof setTimeout> | undefined;
   /** When reading last resumed after a pause: the keep-alive deadline does not count time spent not reading. */
   resumedAt = 0;
+  /**
+   * Since when the transport has been read without a break (`performance.now()`; Infinity while it is not read):
+   * a ping's answer is an RTT only if the ping left after this, since an answer that waited unread measures the
+   * pause.
+   */
+  readingSince = 0;
 
   readonly #transport: Transport;
   readonly #options: ResolvedOptions;
@@ -69,7 +75,7 @@ export class ReadGate {
     if (this.paused || this.#isClosed()) return;
     this.paused = true;
     this.#probeBudget = Math.max(4 * PROBE_CHUNK, this.#options.maxSessionBuffered / 4);
-    if (!this.probing) this.#transport.pause();
+    if (!this.probing) this.#stopReading();
     this.#armProbeTimer();
   }
 
@@ -83,7 +89,7 @@ export class ReadGate {
     this.probing = false;
     this.#probeBytes = 0;
     if (wasProbing) return;
-    this.resumedAt = performance.now(); // an answer that waited unread may not have arrived yet
+    this.resumedAt = this.readingSince = performance.now(); // an answer that waited unread may not have arrived yet
     this.#transport.resume();
   }
 
@@ -94,6 +100,7 @@ export class ReadGate {
   startProbe(bytes: number): void {
     this.probing = true;
     this.#probeBytes = bytes;
+    this.readingSince = performance.now();
     this.#transport.resume();
   }
 
@@ -102,8 +109,13 @@ export class ReadGate {
     this.probing = false;
     this.#probeBytes = 0;
     if (!this.paused || this.#isClosed()) return;
-    this.#transport.pause();
+    this.#stopReading();
     this.#armProbeTimer();
+  }
+
+  #stopReading(): void {
+    this.readingSince = Infinity;
+    this.#transport.pause();
   }
 
   /** `bytes` arrived from the transport: a byte-counted probe ends once it has read its share. */
@@ -136,8 +148,8 @@ export class ReadGate {
         this.#probeTimer = undefined;
         if (!this.paused || this.probing || this.#isClosed()) return;
         if (probePing !== null) {
-          probePing();
           this.startProbe(0);
+          probePing(); // after the start: the ping it sends (or sends again) leaves while the transport is read
           return;
         }
         if (this.#probeBudget <= 0) return;
