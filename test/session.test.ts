@@ -1556,6 +1556,23 @@ describe('options and entry points', () => {
     raw.destroy();
   });
 
+  for (const cut of ['end', 'reset'] as const) {
+    test(`Go Away code 1 from the peer while this side closes with no channel open, then the peer's ${cut}: closed rejects with it`, async () => {
+      const [raw, socket] = await tcpPair();
+      const client = multiplexedClient(socket, { keepAliveInterval: 0 });
+      const peer = new RawPeer(raw);
+      const closing = client.close();
+      await until(() => peer.frames.some((f) => f.type === FrameType.goAway), 2000, "the client's Go Away");
+      peer.send(frame(FrameType.goAway, 0, 0, GoAwayCode.protocolError));
+      if (cut === 'end') raw.end();
+      else raw.resetAndDestroy();
+      await assert.rejects(client.closed, (e) => e instanceof GoAwayError && e.goAwayCode === 1);
+      await closing;
+      assert.ok(client.closeError instanceof GoAwayError, String(client.closeError));
+      raw.destroy();
+    });
+  }
+
   test('an internal error (an endpoint that throws while taking data) ends the session with ERR_MUX_INTERNAL and Go Away code 2', async () => {
     // The application cannot cause this (listeners' exceptions are not the session's); a faulty endpoint
     // stands in for a bug of muxwire's own.

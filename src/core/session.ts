@@ -600,10 +600,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#transportEnded = true;
     if (this.#status === 'closed') return;
     this.#decoder.stop();
-    const goAwayError =
-      this.#remoteGoAway !== undefined && this.#remoteGoAway !== GoAwayCode.normal
-        ? new GoAwayError(this.#remoteGoAway)
-        : undefined;
+    const goAwayError = this.#peerReportedError();
     if (this.#streams.size === 0) {
       this.#endTransport();
       this.#finish(goAwayError);
@@ -618,7 +615,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     // Session.Close can) ends the session like a plain close.
     if (this.#streams.size === 0 && this.#incoming.queued === 0) {
       this.#transport.destroy();
-      this.#finish(undefined);
+      this.#finish(this.#peerReportedError());
       return;
     }
     this.#loseTransport(new TransportClosedError(`the transport failed: ${error.message}`, error));
@@ -631,8 +628,17 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#lingerTimer = undefined;
     }
     if (this.#status === 'closed') return;
-    if (this.#streams.size === 0) this.#finish(undefined);
+    if (this.#streams.size === 0) this.#finish(this.#peerReportedError());
     else this.#loseTransport(new TransportClosedError());
+  }
+
+  /**
+   * The peer's Go Away with an error code (it saw a protocol error, or failed itself), as the error that the
+   * session ends with when the transport goes next, even with no channel open; undefined for none or code 0.
+   */
+  #peerReportedError(): GoAwayError | undefined {
+    const code = this.#remoteGoAway;
+    return code !== undefined && code !== GoAwayCode.normal ? new GoAwayError(code) : undefined;
   }
 
   /**
@@ -682,7 +688,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
     this.#linger();
     // If the peer already ended its side, nothing more is coming: the session is done.
-    if (this.#transportEnded && this.#status === 'closing') this.#finish(undefined);
+    if (this.#transportEnded && this.#status === 'closing') this.#finish(this.#peerReportedError());
   }
 
   #onCloseTimeout(timeout: number): void {
