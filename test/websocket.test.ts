@@ -685,6 +685,40 @@ describe('muxwire/web: what a review found (writes, aborts, closeWrite, close co
     return { a, b };
   }
 
+  test('a reader released during a pending read: the next chunk is credited to the peer only once a reader takes it', async () => {
+    const { a, b } = streamPair();
+    const channel = a.dial();
+    const writer = channel.writable.getWriter();
+    const first = pseudoRandomBytes(100 * KiB, 21);
+    const rest = pseudoRandomBytes(1024 * KiB, 22);
+    void writer.write(first);
+    const peer = await b.accept();
+    const reader = peer.readable.getReader();
+    const received: Uint8Array[] = [];
+    for (let got = 0; got < first.length;) {
+      const { value } = await reader.read();
+      received.push(value!);
+      got += value!.length;
+    }
+    const pending = reader.read();
+    reader.releaseLock();
+    await assert.rejects(pending, TypeError);
+    const restWritten = writer.write(rest);
+    // Nobody reads: the writer stops at the 256 KiB window (100 KiB read is below the update threshold).
+    await until(() => channel.stats().stalled, 5000, 'the writer at the window');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(channel.stats().bytesOut, 256 * KiB, 'sent no more than the window');
+    const again = peer.readable.getReader();
+    for (let got = first.length; got < first.length + rest.length;) {
+      const { value, done } = await again.read();
+      assert.equal(done, false);
+      received.push(value);
+      got += value.length;
+    }
+    await restWritten;
+    assert.equal(sha256(Buffer.concat(received)), sha256(Buffer.concat([first, rest])));
+  });
+
   test('streamTransport: an array reused once its write resolved does not change what the peer reads', async () => {
     const { a, b } = streamPair();
     const channel = a.dial();

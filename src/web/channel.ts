@@ -42,6 +42,11 @@ export class WebChannel implements ChannelEndpoint {
   #buffered = 0;
   /** The reader waits for a chunk (pull() found nothing). */
   #pullWaiting = false;
+  /**
+   * Bytes of a chunk that `deliver` handed to the readable for a read that was gone (its reader released while
+   * the read was pending): it waits in the readable's own queue, uncredited, until the next pull shows it read.
+   */
+  #unclaimed = 0;
   #remoteEnded = false;
   #readableDone = false;
   // --- writing ---
@@ -99,6 +104,7 @@ export class WebChannel implements ChannelEndpoint {
           this.#readableDone = true;
           this.#buffer = [];
           this.#buffered = 0;
+          this.#unclaimed = 0;
           // After the peer's FIN nothing more can come: dropping what waits is enough (writing goes on).
           if (this.#remoteEnded) this.#port.readProgress(this.#state);
           else this.#resetFromHere(reason);
@@ -167,6 +173,11 @@ export class WebChannel implements ChannelEndpoint {
       // The reader is waiting: the chunk is read now (the session credits it right after this call).
       this.#pullWaiting = false;
       this.#readController.enqueue(data);
+      // With no read left to take it (the reader was released), the chunk waits in the readable's queue.
+      if (this.#readController.desiredSize! < 0) {
+        this.#unclaimed = data.length;
+        this.#buffered += data.length;
+      }
       return;
     }
     this.#buffer.push(data);
@@ -192,6 +203,7 @@ export class WebChannel implements ChannelEndpoint {
     if (!(sessionEnded && this.#remoteEnded) && !this.#readableDone) {
       this.#buffer = [];
       this.#buffered = 0;
+      this.#unclaimed = 0;
       this.#readableDone = true;
       this.#readController.error(error);
     }
@@ -223,6 +235,12 @@ export class WebChannel implements ChannelEndpoint {
   // ------------------------------------------------------------------ inside
 
   #pull(): void {
+    if (this.#unclaimed > 0) {
+      // A pull comes only once the readable's queue is empty: the chunk that waited there was read.
+      this.#buffered -= this.#unclaimed;
+      this.#unclaimed = 0;
+      if (this.#buffer.length === 0) this.#port.readProgress(this.#state);
+    }
     const chunk = this.#buffer.shift();
     if (chunk !== undefined) {
       this.#buffered -= chunk.length;
