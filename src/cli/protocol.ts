@@ -23,6 +23,11 @@ export const HELLO_TIMEOUT_MS = 10_000;
  */
 export const MAX_PENDING_HANDSHAKES = 256;
 /**
+ * Of those, at most this many from one client address: one host that opens connections and stays silent
+ * cannot take every place. Clients behind one NAT each hold a place only while they connect.
+ */
+export const MAX_PENDING_HANDSHAKES_PER_ADDRESS = 32;
+/**
  * Session options of both ends of a tunnel: keep-alive every 10 s so a dead peer is noticed within about
  * 20 s (the client then reconnects); an accept backlog large enough for a burst of connections that arrive
  * before the handshake's listener is installed; and room for resets. Every forwarded connection that ends

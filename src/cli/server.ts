@@ -12,12 +12,12 @@ import { type ServerConfig, allowed, formatAddress } from './args.js';
 import { AUTH_FAILURE_DELAY_MS, loadToken, tokensMatch } from './auth.js';
 import { coalescingTransport } from './coalesce.js';
 import { TunnelError } from './errors.js';
+import { HandshakeSlots } from './handshake-slots.js';
 import { type Decision, type ForwardContext, answer, boundPort, carry, listenForward } from './forwards.js';
 import {
   type ConnectRequest,
   type ForwardResult,
   HELLO_TIMEOUT_MS,
-  MAX_PENDING_HANDSHAKES,
   type Hello,
   PROTOCOL_VERSION,
   type RemoteRequest,
@@ -53,21 +53,18 @@ export async function runServer(
   const context: ForwardContext = { reporter, traffic };
   const clients = new Set<ClientState>();
   let stopping = false;
-  let pendingHandshakes = 0;
+  const slots = new HandshakeSlots();
 
-  const refused = (remote: string): void =>
-    reporter.event(
-      'handshake-failed',
-      `client ${remote} refused: ${MAX_PENDING_HANDSHAKES} handshakes already in progress`,
-      { remote, code: 'ERR_TUNNEL_TIMEOUT' },
-    );
+  const refused = (remote: string, why: string): void =>
+    reporter.event('handshake-failed', `client ${remote} refused: ${why}`, { remote, code: 'ERR_TUNNEL_TIMEOUT' });
   const onConnection = (transport: Duplex, remote: string, handshakeOver: HandshakeOver): void => {
     if (stopping) {
       transport.destroy();
       return;
     }
-    if (pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
-      refused(remote);
+    const full = slots.take(remote);
+    if (full !== undefined) {
+      refused(remote, full);
       transport.destroy();
       return;
     }
@@ -86,7 +83,6 @@ export async function runServer(
         );
       }
     });
-    pendingHandshakes += 1;
     handshake(state)
       .catch((error: unknown) => {
         reporter.event('handshake-failed', `client ${remote}: ${(error as TunnelError).message}`, {
@@ -96,7 +92,7 @@ export async function runServer(
         session.destroy();
       })
       .finally(() => {
-        pendingHandshakes -= 1;
+        slots.give(remote);
         handshakeOver();
       });
   };

@@ -15,7 +15,8 @@ import { WebSocket, WebSocketServer, createWebSocketStream } from 'ws';
 import type { Address, ClientConfig, ServerConfig } from './args.js';
 import { formatAddress } from './args.js';
 import { TunnelError, describeSocketError } from './errors.js';
-import { HELLO_TIMEOUT_MS, MAX_PENDING_HANDSHAKES, WS_MAX_MESSAGE_BYTES } from './protocol.js';
+import { HandshakeSlots } from './handshake-slots.js';
+import { HELLO_TIMEOUT_MS, WS_MAX_MESSAGE_BYTES } from './protocol.js';
 
 /** How long connecting to the server (TCP and TLS handshake) may take. */
 export const DIAL_TIMEOUT_MS = 10_000;
@@ -296,14 +297,15 @@ export type HandshakeOver = () => void;
  * HTTPS server. `onConnection` gets each connection once it is ready (after the TLS and WebSocket
  * handshakes) with the client's address, and a function to call once the tunnel's own handshake is over.
  * `onTlsError` hears of failed TLS handshakes (a client that does not trust the certificate, or not TLS at
- * all); `onRefused`, of connections closed at once because {@link MAX_PENDING_HANDSHAKES} are in progress
- * (TLS and WebSocket: see {@link boundHandshakes}; the server counts plain TCP connections itself).
+ * all); `onRefused`, of connections closed at once because too many are in their handshake, in all or
+ * from the client's address (see {@link HandshakeSlots}; TLS and WebSocket: see {@link boundHandshakes}; the
+ * server counts plain TCP connections itself).
  */
 export function listenTunnel(
   config: ServerConfig,
   onConnection: (transport: Duplex, remote: string, handshakeOver: HandshakeOver) => void,
   onTlsError: (error: Error, remote: string) => void,
-  onRefused: (remote: string) => void,
+  onRefused: (remote: string, why: string) => void,
 ): Promise<net.Server> {
   const remoteOf = (socket: net.Socket): string => formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
   const noop = (): void => {};
@@ -353,36 +355,43 @@ export function listenTunnel(
  * server does not see yet: a client that stays silent there would escape its deadline and its count. So each
  * raw connection is bounded here from the moment it connects: it is closed if it is not ready (its TLS or
  * WebSocket handshake done) within {@link HELLO_TIMEOUT_MS}, after which the server's own deadline for the
- * hello runs; and it counts against {@link MAX_PENDING_HANDSHAKES} until the tunnel's handshake is over
- * (beyond that, new connections are closed at once). A ready connection is matched to its raw one by the
+ * hello runs; and it holds a place of {@link HandshakeSlots} until the tunnel's handshake is over (with no
+ * place left, in all or for the client's address, new connections are closed at once). A ready connection is matched to its raw one by the
  * client's address and port. Called as a connection is ready: ends its first deadline, and returns the
  * function that frees its place once the tunnel's handshake is over.
  */
 function boundHandshakes(
   server: net.Server,
   remoteOf: (socket: net.Socket) => string,
-  onRefused: (remote: string) => void,
+  onRefused: (remote: string, why: string) => void,
 ): (remote: string) => HandshakeOver {
+  const slots = new HandshakeSlots();
   const waiting = new Map<string, { timer: ReturnType<typeof setTimeout> }>();
+  const free = (remote: string, entry: { timer: ReturnType<typeof setTimeout> }): void => {
+    if (waiting.get(remote) !== entry) return;
+    waiting.delete(remote);
+    slots.give(remote);
+  };
   server.on('connection', (socket: net.Socket) => {
     const remote = remoteOf(socket);
-    if (waiting.size >= MAX_PENDING_HANDSHAKES) {
+    const full = slots.take(remote);
+    if (full !== undefined) {
       socket.destroy();
-      onRefused(remote);
+      onRefused(remote, full);
       return;
     }
     const entry = { timer: setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS) };
     waiting.set(remote, entry);
     socket.once('close', () => {
       clearTimeout(entry.timer);
-      if (waiting.get(remote) === entry) waiting.delete(remote);
+      free(remote, entry);
     });
   });
   return (remote) => {
     const entry = waiting.get(remote);
     if (entry !== undefined) clearTimeout(entry.timer);
     return () => {
-      if (entry !== undefined && waiting.get(remote) === entry) waiting.delete(remote);
+      if (entry !== undefined) free(remote, entry);
     };
   };
 }

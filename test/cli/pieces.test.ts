@@ -24,6 +24,7 @@ import { loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
 import { DIRECT_WRITE_BYTES, coalescingTransport, joinUpTo } from '../../src/cli/coalesce.js';
 import { MAX_MESSAGE_BYTES, WS_JOIN_BYTES, encode, readMessage, validate } from '../../src/cli/protocol.js';
 import { backoffDelay, sessionGone } from '../../src/cli/reconnect.js';
+import { HandshakeSlots, addressOf } from '../../src/cli/handshake-slots.js';
 import { FrameType } from '../../src/core/frame.js';
 import { multiplexedClient } from '../../src/index.js';
 import { frame, tcpPair } from '../helpers.js';
@@ -265,6 +266,30 @@ describe('why a session is gone', () => {
       }
     });
   }
+});
+
+describe('handshake places', () => {
+  test('the client address of host:port and [v6]:port', () => {
+    assert.equal(addressOf('127.0.0.1:4000'), '127.0.0.1');
+    assert.equal(addressOf('[::1]:4000'), '::1');
+    assert.equal(addressOf('[::ffff:10.0.0.1]:1'), '::ffff:10.0.0.1');
+  });
+
+  test('32 places for one address and 256 in all; a place given back is free again', () => {
+    const slots = new HandshakeSlots();
+    for (let port = 1; port <= 32; port++) assert.equal(slots.take(`10.0.0.1:${port}`), undefined);
+    assert.match(slots.take('10.0.0.1:33') ?? '', /32 handshakes from 10\.0\.0\.1/);
+    assert.equal(slots.take('[::1]:1'), undefined, 'another address still has places');
+    slots.give('10.0.0.1:5');
+    assert.equal(slots.take('10.0.0.1:34'), undefined);
+    for (let i = 0; i < 7; i++) for (let port = 1; port <= 32; port++) slots.take(`10.0.1.${i}:${port}`);
+    // 32 + 1 + 7 x 32 = 257 asked, 256 held: the last one of 10.0.1.6 was refused for the total.
+    assert.match(slots.take('10.0.2.1:1') ?? '', /^256 handshakes already in progress/);
+    slots.give('[::1]:1');
+    assert.equal(slots.take('10.0.2.1:1'), undefined);
+    slots.give('192.0.2.1:1'); // never taken: changes nothing
+    assert.match(slots.take('10.0.2.2:1') ?? '', /^256 handshakes/);
+  });
 });
 
 describe('reconnect backoff', () => {

@@ -583,11 +583,14 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       async () => {
         const tlsServer = await server(['--token-file', work.tokenFile, '--tls-cert', certFile, '--tls-key', keyFile]);
         const wsServer = await server(['--token-file', work.tokenFile, '--ws', '/t']);
-        /** Opens `count` TCP connections that never send a byte; resolves to when each closed (ms after it opened). */
+        /**
+         * Opens `count` TCP connections that never send a byte, from 10 loopback addresses (30 each: within the
+         * 32 a single address may hold); resolves to when each closed (ms after it opened).
+         */
         const silent = async (port: number, count: number): Promise<Promise<number>[]> => {
           const sockets = await Promise.all(
-            Array.from({ length: count }, async () => {
-              const socket = net.connect(port, '127.0.0.1');
+            Array.from({ length: count }, async (_, i) => {
+              const socket = net.connect({ port, host: '127.0.0.1', localAddress: `127.0.0.${1 + (i % 10)}` });
               socket.on('error', () => {});
               await new Promise((resolve) => socket.once('connect', resolve));
               return socket;
@@ -613,6 +616,45 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
           );
         }
         await Promise.all([tlsServer.cli.stop(), wsServer.cli.stop()]);
+      },
+    );
+
+    test(
+      'one address holds at most 32 connections in their handshake: 260 silent ones from it do not lock out a client from another',
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
+        const opened: net.Socket[] = [];
+        const closedAt: Promise<number>[] = [];
+        try {
+          for (let i = 0; i < 260; i++) {
+            const socket = net.connect({ port: s.port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+            socket.on('error', () => {});
+            await new Promise((resolve) => socket.once('connect', resolve));
+            const started = performance.now();
+            closedAt.push(new Promise((resolve) => socket.once('close', () => resolve(performance.now() - started))));
+            opened.push(socket);
+          }
+          await s.cli.waitFor('handshake-failed');
+          // While 127.0.0.2's silent connections hold their places, a client from 127.0.0.1 authenticates and forwards.
+          const c = await client(s.port, ['--token-file', work.tokenFile, '-L', `0:127.0.0.1:${target.port}`]);
+          const [port] = localPorts(c);
+          assert.equal(await curl(`http://127.0.0.1:${port}/`), 'hello through the tunnel\n');
+          await c.stop();
+          const refusals = s.cli.events.filter(
+            (e) =>
+              e.event === 'handshake-failed' && e.message.includes('32 handshakes from 127.0.0.2 already in progress'),
+          );
+          assert.equal(refusals.length, 228, 'the 228 connections beyond 32 were refused');
+          const closed = await Promise.race([
+            Promise.all(closedAt.slice(32)),
+            new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000)),
+          ]);
+          assert.ok(closed !== null, 'the refused connections were closed at once');
+        } finally {
+          for (const socket of opened) socket.destroy();
+        }
+        await s.cli.stop();
       },
     );
 
