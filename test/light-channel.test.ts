@@ -430,19 +430,28 @@ test("a light channel whose peer sent its data and FIN before the session failed
   }
 });
 
-test('a light channel left to be read after its session failed: end() ends it at once, failed (no FIN can go)', async () => {
-  const { channel, close } = await sentThenCut(new Uint8Array(1000));
-  try {
-    let error: MuxError | undefined;
-    channel.on('error', (e) => (error = e as MuxError));
-    channel.end();
-    await until(() => error !== undefined, 2000, "the channel's error");
-    assert.equal(error?.code, 'ERR_MUX_TRANSPORT_CLOSED');
-    await until(() => channel.destroyed, 1000, 'the channel closed');
-  } finally {
-    close();
-  }
-});
+for (const before of ['end', 'write'] as const) {
+  test(`a light channel left to be read after its session failed: ${before}() first, then every byte is still read, then the error`, async () => {
+    const data = pseudoRandomBytes(100 * 1024, 28);
+    const { channel, close } = await sentThenCut(data);
+    try {
+      let error: MuxError | undefined;
+      channel.on('error', (e) => (error = e as MuxError));
+      if (before === 'end') channel.end();
+      else assert.equal(channel.write(new Uint8Array(10)), false, 'the write cannot go');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(channel.destroyed, false, 'left to be read');
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of channel) chunks.push(chunk);
+      assert.ok(Buffer.concat(chunks).equals(data), 'every byte, in order');
+      await until(() => error !== undefined, 2000, "the channel's error");
+      assert.equal(error?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+      await until(() => channel.destroyed, 1000, 'the channel closed');
+    } finally {
+      close();
+    }
+  });
+}
 
 test('closeRead() while a for await waits on a light channel ends the loop', async () => {
   const { client, server, close } = await lightPair();

@@ -1210,7 +1210,7 @@ describe('a session that fails after the peer ended its channel (users-asks row 
     }
   });
 
-  test('without an error listener it closes quietly once read; end() before reading ends it at once, failed', async () => {
+  test('without an error listener it closes quietly once read; end() or a write before reading waits, and fails with it', async () => {
     const data = pseudoRandomBytes(64 * 1024, 27);
     const first = await sentThenCut(data);
     try {
@@ -1224,14 +1224,37 @@ describe('a session that fails after the peer ended its channel (users-asks row 
     } finally {
       await first.close();
     }
-    const second = await sentThenCut(data);
-    try {
-      const failed = once(second.channel, 'error');
-      second.channel.end();
-      assert.equal(((await failed)[0] as MuxError).code, 'ERR_MUX_TRANSPORT_CLOSED');
-      assert.equal(second.channel.destroyed, true);
-    } finally {
-      await second.close();
+    for (const before of ['end', 'closeWrite', 'write'] as const) {
+      // README's own order (end the writing side, then read): what the peer sent is still read whole.
+      const second = await sentThenCut(data);
+      try {
+        const failed = once(second.channel, 'error');
+        let callbackError: Error | null | undefined;
+        const called = new Promise<void>((resolve) => {
+          const done = (error?: Error | null): void => {
+            callbackError = error;
+            resolve();
+          };
+          if (before === 'end') second.channel.end(done);
+          else if (before === 'write') second.channel.write('more', done);
+          else {
+            second.channel.closeWrite();
+            resolve();
+          }
+        });
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        assert.equal(second.channel.destroyed, false, `${before}() left the channel to be read`);
+        const read = readAll(second.channel);
+        second.channel.resume();
+        assert.ok((await read).equals(data), `${before}(): every byte, in order`);
+        assert.equal(((await failed)[0] as MuxError).code, 'ERR_MUX_TRANSPORT_CLOSED');
+        await called;
+        if (before !== 'closeWrite')
+          assert.equal((callbackError as MuxError | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+        assert.equal(second.channel.destroyed, true);
+      } finally {
+        await second.close();
+      }
     }
   });
 

@@ -160,7 +160,8 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
     if (!(data instanceof Uint8Array)) throw new TypeError('muxwire: write() takes a Uint8Array');
     if ((this.#flags & WRITE_ENDED) !== 0)
       throw new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: write() after end()`);
-    if ((this.#flags & CLOSED) !== 0) return false;
+    // Closed, or left only to be read to its end (its session failed after the peer's FIN): nothing can go.
+    if ((this.#flags & (CLOSED | FAIL_AT_END)) !== 0) return false;
     const length = data.length;
     if (length > 0) {
       this.#writing += length;
@@ -177,7 +178,8 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
   end(data?: Uint8Array): this {
     if ((this.#flags & (WRITE_ENDED | CLOSED)) !== 0) return this;
     if ((this.#flags & FAIL_AT_END) !== 0) {
-      this.#close(this.#failure); // no FIN can go: the channel ends now, as a failed one
+      // No FIN can go; what the peer sent is still read to its 'end', and the channel then fails.
+      this.#flags |= WRITE_ENDED;
       return this;
     }
     if (data !== undefined) this.write(data);

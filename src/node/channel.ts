@@ -77,6 +77,11 @@ export class Channel extends Duplex implements ChannelEndpoint {
   #bytesRead = 0;
   #bytesWritten = 0;
   #idle: IdleTimer | undefined;
+  /**
+   * While a failed channel is left to be read to its end (see `fail`): the callbacks of writes and of `end()`
+   * made meanwhile, called with the failure once the channel is destroyed.
+   */
+  #heldCallbacks: WriteCallback[] | undefined;
 
   /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
   constructor(state: ChannelState, port: ChannelPort<MuxSession<Channel>>) {
@@ -299,16 +304,23 @@ export class Channel extends Duplex implements ChannelEndpoint {
   #refuseWrite(callback: WriteCallback): boolean {
     const failure = this.#failure;
     if (failure === undefined) return false;
+    if (this.#heldCallbacks !== undefined) {
+      // Left to be read to its end: the write fails with the channel, after the peer's data was read.
+      this.#heldCallbacks.push(callback);
+      return true;
+    }
     this.#destroyFailed(failure);
     callback(failure);
     return true;
   }
 
   override _final(callback: WriteCallback): void {
-    // The session failed under a channel left to be read (see `fail`): this side's FIN cannot go, and the
-    // channel ends now, as a failed one (an 'error' only for a listener), whatever is left unread.
+    // The session failed under a channel left to be read (see `fail`): this side's FIN cannot go. What the
+    // peer sent is still read to 'end', after which the channel fails; otherwise it fails now, as a failed one
+    // (an 'error' only for a listener).
     if (this.#failure !== undefined) {
-      this.#destroyFailed(this.#failure);
+      if (this.#heldCallbacks !== undefined) this.#heldCallbacks.push(callback);
+      else this.#destroyFailed(this.#failure);
       return;
     }
     this.#port.end(this.#state);
@@ -336,6 +348,9 @@ export class Channel extends Duplex implements ChannelEndpoint {
     // Both halves ended normally (autoDestroy after 'end' and 'finish'): the FINs close it, no RST.
     this.#port.release(this.#state, error ?? undefined);
     callback(error);
+    const held = this.#heldCallbacks;
+    this.#heldCallbacks = undefined;
+    if (held !== undefined) for (const write of held) write(this.#failure); // set by `fail`, which held them
   }
 
   /** @internal */
@@ -360,6 +375,8 @@ export class Channel extends Duplex implements ChannelEndpoint {
     if (this.destroyed) return;
     this.#failure = error;
     if (sessionEnded && this.#state.remoteFin && !this.readableEnded && this.writableLength === 0) {
+      // Writes and end() from now on wait here, and fail with the channel (Node would end it at once).
+      this.#heldCallbacks = [];
       this.once('end', () => this.#destroyFailed(error));
       return;
     }
