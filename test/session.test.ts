@@ -2,6 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getEventListeners, once } from 'node:events';
 import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -1131,6 +1133,41 @@ describe('go away and close', () => {
   });
 });
 
+test("the session's own pings do not keep the process alive; a ping() the application waits on does", async () => {
+  // A peer that takes the connection and never answers; the child's socket is unref'd, so only timers can hold it.
+  const silent = net.createServer((socket) => socket.on('data', () => {}));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const port = (silent.address() as net.AddressInfo).port;
+  const entry = new URL('../src/index.js', import.meta.url).href;
+  /** Runs a child that connects and unrefs its socket; resolves to how long it lived (ms) and what it printed. */
+  const lifetime = (userPing: boolean): Promise<{ ms: number; out: string }> => {
+    const code = `
+      import net from 'node:net';
+      import { multiplexedClient } from ${JSON.stringify(entry)};
+      const socket = net.connect(${port}, '127.0.0.1', () => {
+        socket.unref();
+        const session = multiplexedClient(socket, { keepAliveInterval: 30000, keepAliveTimeout: 2000 });
+        if (${userPing}) session.ping().catch((e) => console.log(e.code));
+      });`;
+    const started = performance.now();
+    return new Promise((resolve, reject) =>
+      execFile(process.execPath, ['--input-type=module', '-e', code], { timeout: 20_000 }, (error, stdout) =>
+        error === null
+          ? resolve({ ms: performance.now() - started, out: stdout.trim() })
+          : reject(new Error(error.message)),
+      ),
+    );
+  };
+  try {
+    const [quiet, waiting] = await Promise.all([lifetime(false), lifetime(true)]);
+    assert.ok(quiet.ms < waiting.ms - 1000, `the opening ping held the process ${Math.round(quiet.ms)} ms`);
+    assert.equal(quiet.out, '');
+    assert.equal(waiting.out, 'ERR_MUX_KEEPALIVE_TIMEOUT', 'ping() kept the process alive to its deadline');
+  } finally {
+    silent.close();
+  }
+});
+
 test('ping resolves to the round-trip time', async () => {
   const pair = await sessionPair({ delayMs: 5 });
   const rtt = await pair.client.ping();
@@ -1363,7 +1400,10 @@ test('a closed session leaves no timer behind', async () => {
   const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
   const before = timers();
   const pair = await sessionPair({ client: { keepAliveInterval: 1000 }, server: { keepAliveInterval: 1000 } });
+  await pair.client.ping(); // a ping the application waits on holds a timer the process sees
+  const pinging = pair.client.ping();
   assert.ok(timers() > before);
+  await pinging;
   await pair.client.close();
   await pair.server.closed;
   await new Promise((resolve) => setTimeout(resolve, 20));
@@ -1595,6 +1635,25 @@ describe('options and entry points', () => {
       raw.destroy();
     });
   }
+
+  test('Go Away code 2 from the peer, then its reset under an open channel: the channel and the session fail with that GoAwayError', async () => {
+    const [raw, socket] = await tcpPair();
+    const client = multiplexedClient(socket, { keepAliveInterval: 0 });
+    const peer = new RawPeer(raw);
+    const channel = client.dial();
+    channel.on('error', () => {});
+    channel.write('open');
+    await until(() => peer.frames.some((f) => (f.flags & Flag.syn) !== 0), 2000, 'the SYN');
+    const goaway = new Promise<number>((resolve) => client.once('goaway', resolve));
+    peer.send(
+      frame(FrameType.windowUpdate, Flag.ack, channel.id, 0),
+      frame(FrameType.goAway, 0, 0, GoAwayCode.internalError),
+    );
+    assert.equal(await goaway, 2);
+    raw.resetAndDestroy();
+    await assert.rejects(client.closed, (e) => e instanceof GoAwayError && e.goAwayCode === 2);
+    assert.ok(channel.failure instanceof GoAwayError && channel.failure.goAwayCode === 2, String(channel.failure));
+  });
 
   test('an internal error (an endpoint that throws while taking data) ends the session with ERR_MUX_INTERNAL and Go Away code 2', async () => {
     // The application cannot cause this (listeners' exceptions are not the session's); a faulty endpoint

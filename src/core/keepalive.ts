@@ -38,6 +38,8 @@ export interface PendingPing {
   timer: ReturnType<typeof setTimeout> | undefined;
   /** Times it went again because its answer came after a pause in reading (see `onPing`). */
   resends: number;
+  /** `ping()` waits on it: its deadline keeps the process alive. */
+  userWaits: boolean;
 }
 
 export class KeepAlive {
@@ -168,22 +170,41 @@ export class KeepAlive {
 
   #send(forUser = false): PendingPing {
     // Nothing can be written any more: a ping that is never sent, and never times out.
-    if (this.#isClosed()) return { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined, resends: 0 };
+    if (this.#isClosed())
+      return { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined, resends: 0, userWaits: false };
     const inFlight = this.#inFlight;
     if (inFlight !== undefined) {
-      // A silent opening ping (keep-alive off) gets a deadline once the application waits on it too.
-      if (forUser && inFlight.timer === undefined) {
-        inFlight.timer = setTimeout(() => this.#onTimeout(inFlight), this.#options.keepAliveTimeout);
+      if (forUser && !inFlight.userWaits) {
+        // The application waits on it too: its deadline now keeps the process alive (a silent opening ping,
+        // with keep-alive off, gets one only now).
+        inFlight.userWaits = true;
+        if (inFlight.timer === undefined) this.#armDeadline(inFlight, this.#options.keepAliveTimeout);
+        else (inFlight.timer as { ref?: () => void }).ref?.();
       }
       return inFlight;
     }
-    const ping: PendingPing = { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined, resends: 0 };
-    if (this.#options.keepAliveInterval > 0 || forUser) {
-      ping.timer = setTimeout(() => this.#onTimeout(ping), this.#options.keepAliveTimeout);
-    }
+    const ping: PendingPing = {
+      value: 0,
+      sentAt: 0,
+      resolve: [],
+      reject: [],
+      timer: undefined,
+      resends: 0,
+      userWaits: forUser,
+    };
+    if (this.#options.keepAliveInterval > 0 || forUser) this.#armDeadline(ping, this.#options.keepAliveTimeout);
     this.#inFlight = ping;
     this.#write(ping);
     return ping;
+  }
+
+  /**
+   * Sets `ping`'s deadline. The session's own pings do not keep the process alive (the transport does, while it
+   * is open); a ping the application waits on does, until it settles.
+   */
+  #armDeadline(ping: PendingPing, delay: number): void {
+    const timer = setTimeout(() => this.#onTimeout(ping), delay);
+    ping.timer = ping.userWaits ? timer : unref(timer);
   }
 
   /** Writes `ping` with a fresh value (an answer to an earlier value of it no longer counts). */
@@ -207,12 +228,12 @@ export class KeepAlive {
     if (this.#gate.paused && !this.#gate.probing) {
       this.#gate.startProbe(0);
       this.#write(ping);
-      ping.timer = setTimeout(() => this.#onTimeout(ping), timeout);
+      this.#armDeadline(ping, timeout);
       return;
     }
     const quiet = performance.now() - Math.max(this.lastHeard, ping.sentAt, this.#gate.resumedAt);
     if (quiet < timeout) {
-      ping.timer = setTimeout(() => this.#onTimeout(ping), Math.max(1, timeout - quiet));
+      this.#armDeadline(ping, Math.max(1, timeout - quiet));
       return;
     }
     this.#fail(

@@ -618,7 +618,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#finish(this.#peerReportedError());
       return;
     }
-    this.#loseTransport(new TransportClosedError(`the transport failed: ${error.message}`, error));
+    this.#loseTransport(
+      this.#peerReportedError() ?? new TransportClosedError(`the transport failed: ${error.message}`, error),
+    );
   }
 
   #onTransportClose(): void {
@@ -629,7 +631,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
     if (this.#status === 'closed') return;
     if (this.#streams.size === 0) this.#finish(this.#peerReportedError());
-    else this.#loseTransport(new TransportClosedError());
+    else this.#loseTransport(this.#peerReportedError() ?? new TransportClosedError());
   }
 
   /**
