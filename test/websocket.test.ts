@@ -836,6 +836,93 @@ describe('muxwire/web: what a review found (writes, aborts, closeWrite, close co
     await assert.rejects(writer.write(text.encode('late')), { code: 'ERR_MUX_WRITE_AFTER_END' });
   });
 
+  /** Settles as `promise` does, or rejects once `ms` passed (so a hang fails the test instead of stalling it). */
+  function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
+    });
+    return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+  }
+
+  test('closeWrite() with a writer holding the writable: a write made right after the call is refused with ERR_MUX_WRITE_AFTER_END and never sent', async () => {
+    const { a, b } = streamPair();
+    const channel = a.dial();
+    const accepted = b.accept();
+    const writer = channel.writable.getWriter();
+    const text = new TextEncoder();
+    // Before the call: a small write, an empty one, one larger than the peer's window (256 KiB; it waits for
+    // the reader) and one queued behind it.
+    const large = pseudoRandomBytes(300 * KiB, 31);
+    const parts = [text.encode('before|'), new Uint8Array(0), large, text.encode('|end')];
+    const before = parts.map((part) => writer.write(part));
+    const fin = channel.closeWrite();
+    const after = writer.write(text.encode('|AFTER-closeWrite'));
+    after.catch(() => {});
+    const received = readAllWeb(await accepted);
+    await within(fin, 5000, 'closeWrite()');
+    await within(Promise.all(before), 5000, 'the writes made before closeWrite()');
+    await assert.rejects(after, { code: 'ERR_MUX_WRITE_AFTER_END' });
+    assert.equal(sha256(await within(received, 5000, "the peer's readable")), sha256(Buffer.concat(parts)));
+  });
+
+  test('closeWrite() while another task writes in a loop: it settles at once, the FIN follows the writes made before it, and the loop stops at ERR_MUX_WRITE_AFTER_END', async () => {
+    const { a, b } = streamPair();
+    const channel = a.dial();
+    const accepted = b.accept();
+    const writer = channel.writable.getWriter();
+    const chunk = new Uint8Array(KiB).fill(7);
+    let calls = 0;
+    let resolved = 0;
+    let reached!: () => void;
+    const fiftyWrites = new Promise<void>((resolve) => (reached = resolve));
+    // Small writes resolve at once, so this loop may hold the thread (microtasks only) until it stops: it is
+    // bounded in count and time, and the FIN must come between its writes, not after it.
+    const deadline = Date.now() + 3000;
+    const loop = (async () => {
+      for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
+        calls++;
+        if (calls === 50) reached();
+        await writer.write(chunk);
+        resolved++;
+      }
+    })();
+    loop.catch(() => {});
+    const received = readAllWeb(await accepted);
+    await fiftyWrites;
+    const callsBefore = calls;
+    let callsWhenSettled = -1;
+    const fin = channel.closeWrite().then(() => void (callsWhenSettled = calls));
+    await assert.rejects(loop, { code: 'ERR_MUX_WRITE_AFTER_END' });
+    await within(fin, 1000, 'closeWrite() with a writer writing in a loop');
+    assert.ok(callsWhenSettled - callsBefore <= 1, `${callsWhenSettled - callsBefore} writes made before it settled`);
+    assert.equal(resolved, callsBefore, 'every write made before closeWrite() succeeded, none after');
+    assert.equal((await within(received, 2000, "the peer's readable")).length, callsBefore * KiB);
+  });
+
+  test("closeWrite() and the writer's close() in either order: both resolve, and the peer gets the data once, then the end", async () => {
+    const { a, b } = streamPair();
+    const text = new TextEncoder();
+    // The writer's close() first, then a write the writable refuses (it was closing), then closeWrite().
+    const first = a.dial();
+    const firstWriter = first.writable.getWriter();
+    const firstWritten = firstWriter.write(text.encode('first'));
+    const firstClosed = firstWriter.close();
+    await assert.rejects(firstWriter.write(text.encode('refused')), TypeError);
+    await within(first.closeWrite(), 2000, 'closeWrite() after close()');
+    await within(Promise.all([firstWritten, firstClosed]), 2000, "the first writer's write and close()");
+    // closeWrite() first (its FIN goes at once: nothing is queued), then the writer's close().
+    const second = a.dial();
+    const secondWriter = second.writable.getWriter();
+    const secondWritten = secondWriter.write(text.encode('second'));
+    await within(second.closeWrite(), 2000, 'closeWrite() before close()');
+    await within(Promise.all([secondWritten, secondWriter.close()]), 2000, "the second writer's write and close()");
+    for (const expected of ['first', 'second']) {
+      const peer = await b.accept();
+      assert.equal(Buffer.from(await within(readAllWeb(peer), 2000, "the peer's readable")).toString(), expected);
+    }
+  });
+
   test('a part held by a SharedArrayBuffer is copied into a message of its own (a browser refuses to send a shared view)', () => {
     const shared = new Uint8Array(new SharedArrayBuffer(64 * KiB)).fill(7);
     const messages: Uint8Array[] = [];

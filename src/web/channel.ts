@@ -59,13 +59,12 @@ export class WebChannel implements ChannelEndpoint {
   #writeEnded = false;
   #writableDone = false;
   #failure: Error | undefined;
-  /**
-   * The promise of the last sink write that waited (for the transport, or for room under the high-water
-   * mark), until `closeWrite()` with a writer holding the writable takes it to wait on.
-   */
-  #sinkPending: Promise<void> | undefined;
-  /** Sink writes so far: `closeWrite()` with a writer holding the writable waits until this stops moving. */
+  /** `writer.write()` calls so far, counted by the writable's size(), which runs within each call, in call order. */
+  #writes = 0;
+  /** Writes the sink has taken (in the same order), those it refused too. */
   #sinkWrites = 0;
+  /** `closeWrite()` with a writer holding the writable: the FIN goes once the sink took this many writes. */
+  #finAt = -1;
   /** `closeWrite()` while a writer holds the writable: settles once the FIN went (or the channel failed). */
   #finWaiter: { resolve: () => void; reject: (error: Error) => void } | null = null;
   #finPending: Promise<void> | undefined;
@@ -112,23 +111,40 @@ export class WebChannel implements ChannelEndpoint {
       },
       { highWaterMark: 0 },
     );
-    this.writable = new WritableStream<Uint8Array>({
-      start: (controller) => {
-        this.#writeController = controller;
-        // The sink's abort() comes only once a write in flight settled, and that write may be waiting for
-        // window the peer never grants: the writer's abort() resets from its signal, at once.
-        controller.signal?.addEventListener('abort', () => {
+    this.writable = new WritableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.#writeController = controller;
+          // The sink's abort() comes only once a write in flight settled, and that write may be waiting for
+          // window the peer never grants: the writer's abort() resets from its signal, at once.
+          controller.signal?.addEventListener('abort', () => {
+            this.#writableDone = true;
+            this.#resetFromHere(controller.signal.reason);
+          });
+        },
+        write: (chunk) => {
+          // Every write the sink takes counts towards closeWrite()'s, an empty one too.
+          this.#sinkWrites++;
+          const pending = this.#write(chunk);
+          this.#finIfDue();
+          return pending;
+        },
+        close: () => this.#close(),
+        abort: (reason) => {
           this.#writableDone = true;
-          this.#resetFromHere(controller.signal.reason);
-        });
+          this.#resetFromHere(reason);
+        },
       },
-      write: (chunk) => this.#write(chunk),
-      close: () => this.#close(),
-      abort: (reason) => {
-        this.#writableDone = true;
-        this.#resetFromHere(reason);
+      // The default strategy (one chunk; every chunk counts 1), its size() also counting the writes for
+      // closeWrite(): the Streams standard calls it within each `writer.write()`, in call order.
+      {
+        highWaterMark: 1,
+        size: () => {
+          this.#writes++;
+          return 1;
+        },
       },
-    });
+    );
   }
 
   /** A snapshot of this channel's figures: bytes each way, queued and unread bytes, both windows, stalled or not. */
@@ -144,15 +160,17 @@ export class WebChannel implements ChannelEndpoint {
   /**
    * Half-closes: FIN goes after the bytes already written; reading goes on. When the writable is not locked
    * this is `writable.close()`. When a writer holds it, the FIN follows every write the writer made before
-   * this call (those still queued in the writable too), and the writable then fails later writes with
-   * `ERR_MUX_WRITE_AFTER_END`. Rejects with the channel's error if it fails first.
+   * this call (those still queued in the writable too), and later writes fail with `ERR_MUX_WRITE_AFTER_END`
+   * (the first to reach the sink errors the writable with it); the writer's `close()` still resolves.
+   * Rejects with the channel's error if it fails first.
    */
   closeWrite(): Promise<void> {
     if (!this.writable.locked) return this.writable.close();
     if (this.#writeEnded || this.#writableDone) return Promise.resolve();
     return (this.#finPending ??= new Promise<void>((resolve, reject) => {
       this.#finWaiter = { resolve, reject };
-      this.#finWhenIdle();
+      this.#finAt = this.#writes;
+      this.#finIfDue();
     }));
   }
 
@@ -270,7 +288,8 @@ export class WebChannel implements ChannelEndpoint {
       throw error;
     }
     if (this.#failure !== undefined) throw this.#failure;
-    this.#sinkWrites++;
+    // Made after closeWrite(), whose FIN went: refused, and the writable fails with this error.
+    if (this.#writeEnded) throw new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: closeWrite() was called`);
     const length = chunk.length;
     if (length === 0) return;
     // A small chunk is copied so its write can resolve now (the caller may reuse the array once it does);
@@ -303,44 +322,16 @@ export class WebChannel implements ChannelEndpoint {
         : new Promise<void>((resolve, reject) => {
             this.#writeWaiter = { resolve, reject };
           }));
-    if (pending !== undefined) this.#sinkPending = pending;
     return pending;
   }
 
   /**
-   * For `closeWrite()` with a writer holding the writable: the writes it queued reach the sink one by one, a
-   * microtask or a settled write apart. So the FIN goes once the last write that waited has settled and no
-   * write came for a task.
+   * For `closeWrite()` with a writer holding the writable: once the sink has taken every write made before
+   * the call (the writable hands them on in that order), the FIN goes, behind their bytes. The next write
+   * the sink gets is refused.
    */
-  #finWhenIdle(): void {
-    const pending = this.#sinkPending;
-    if (pending !== undefined) {
-      this.#sinkPending = undefined;
-      const again = (): void => this.#finWhenIdle();
-      pending.then(again, again);
-      return;
-    }
-    const seen = this.#sinkWrites;
-    setTimeout(() => {
-      const waiter = this.#finWaiter;
-      if (waiter === null) return;
-      if (this.#sinkWrites !== seen || this.#sinkPending !== undefined) {
-        this.#finWhenIdle();
-        return;
-      }
-      this.#finWaiter = null;
-      if (!this.#writeEnded) {
-        this.#writeEnded = true;
-        this.#port.end(this.#state);
-      }
-      if (!this.#writableDone) {
-        this.#writableDone = true;
-        this.#writeController.error(
-          new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: closeWrite() was called`),
-        );
-      }
-      waiter.resolve();
-    }, 0);
+  #finIfDue(): void {
+    if (this.#sinkWrites === this.#finAt && this.#finWaiter !== null) this.#end();
   }
 
   #wroteSome(): void {
@@ -359,14 +350,23 @@ export class WebChannel implements ChannelEndpoint {
   #close(): Promise<void> | void {
     this.#writableDone = true;
     if (this.#failure !== undefined) throw this.#failure;
-    if (!this.#writeEnded) {
-      this.#writeEnded = true;
-      this.#port.end(this.#state);
-    }
+    // This also settles a closeWrite() that waits for writes made after the writer's close() (the writable
+    // refused those, so the sink never takes them).
+    this.#end();
     if (this.#writing === 0) return;
     return new Promise<void>((resolve, reject) => {
       this.#closeWaiter = { resolve, reject };
     });
+  }
+
+  /** FIN, once, after the bytes queued; a waiting `closeWrite()` resolves. */
+  #end(): void {
+    if (!this.#writeEnded) {
+      this.#writeEnded = true;
+      this.#port.end(this.#state);
+    }
+    this.#finWaiter?.resolve();
+    this.#finWaiter = null;
   }
 
   #resetFromHere(reason: unknown): void {
