@@ -235,7 +235,10 @@ test('a protocol error is logged at error level, a keep-alive timeout at warn, e
     const log = recorder();
     const session = multiplexedClient(socket, { keepAliveInterval: 50, keepAliveTimeout: 100, logger: log.logger });
     new RawPeer(raw, false); // answers no ping
+    // (the session's own ping deadline is unref'd and a memory pipe holds no handle: keep the loop alive)
+    const alive = setInterval(() => {}, 1000);
     await session.closed.catch(() => {});
+    clearInterval(alive);
     const timeout = log.records.find((r) => r.event === 'keepalive-timeout');
     assert.equal(timeout?.level, 'warn');
     assert.equal((timeout?.error as { code?: string } | undefined)?.code, 'ERR_MUX_KEEPALIVE_TIMEOUT');

@@ -255,6 +255,27 @@ describe('half-close', () => {
 });
 
 describe('reset', () => {
+  test("a write pending when this side destroys its channel fails with ERR_MUX_CHANNEL_ABORTED; the peer's side with ERR_MUX_CHANNEL_RESET", async () => {
+    const pair = await sessionPair();
+    const inboundP = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.write('x');
+    const inbound = await inboundP;
+    const peerError = once(inbound, 'error');
+    // Beyond the peer's 256 KiB window, nobody reading: the write waits.
+    const written = new Promise<Error | null | undefined>((resolve) =>
+      channel.write(Buffer.alloc(512 * 1024), resolve),
+    );
+    await until(() => channel.stats().stalled, 2000, 'the write waiting for window');
+    channel.destroy();
+    const local = (await written) as MuxError;
+    assert.ok(local instanceof ChannelResetError);
+    assert.equal(local.code, 'ERR_MUX_CHANNEL_ABORTED');
+    const [remote] = (await peerError) as [MuxError];
+    assert.equal(remote.code, 'ERR_MUX_CHANNEL_RESET');
+    await pair.close();
+  });
+
   test('client destroy() resets the server side with ChannelResetError', async () => {
     const pair = await sessionPair();
     const inboundP = pair.server.accept();

@@ -199,7 +199,9 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     const told = channel.state !== 'init';
     // An inbound channel the application never took (still `syn-received`): the peer sees a refusal.
     const refusal = !channel.outbound && channel.state === 'syn-received';
-    const failure = error ?? new ChannelResetError(channel.id, `channel ${channel.id} was reset by this side`);
+    const failure =
+      error ??
+      new ChannelResetError(channel.id, `channel ${channel.id} was reset by this side`, 'ERR_MUX_CHANNEL_ABORTED');
     this.remove(channel, failure);
     channel.fail(failure, failEndpoint);
     if (told) {

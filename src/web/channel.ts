@@ -378,6 +378,7 @@ export class WebChannel implements ChannelEndpoint {
             this.id,
             // eslint-disable-next-line @typescript-eslint/no-base-to-string -- shown as JavaScript would show it
             `channel ${this.id} was reset by this side${reason === undefined ? '' : `: ${String(reason)}`}`,
+            'ERR_MUX_CHANNEL_ABORTED',
           );
     // Record first: the session fails the queued writes with `error` and those callbacks see it recorded.
     this.fail(error);
