@@ -239,6 +239,26 @@ test("setTimeout emits 'timeout' after an idle period, not while bytes flow, and
   }
 });
 
+test("'timeout' comes once per idle period, as on a socket: again only after bytes moved", async () => {
+  const pair = await sessionPair();
+  try {
+    const channel = pair.client.dial();
+    channel.write('x');
+    let timeouts = 0;
+    channel.on('timeout', () => timeouts++);
+    channel.setTimeout(100);
+    await until(() => timeouts === 1, 5000, "the first 'timeout'");
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    assert.equal(timeouts, 1, 'no more while the channel stays idle');
+    channel.write('y');
+    await until(() => timeouts === 2, 5000, "one more 'timeout' after the byte");
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    assert.equal(timeouts, 2);
+  } finally {
+    await pair.close();
+  }
+});
+
 test("a 'timeout' listener that turns the timeout off or destroys the channel hears no further 'timeout'", async () => {
   const pair = await sessionPair();
   try {

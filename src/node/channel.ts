@@ -34,6 +34,8 @@ interface SocketAddresses {
  */
 class IdleTimer {
   last = performance.now();
+  /** `last` as it was when 'timeout' was last emitted: one 'timeout' per idle period, as on a socket. */
+  #firedFor = -1;
   #timer: ReturnType<typeof setTimeout>;
   #stopped = false;
 
@@ -48,14 +50,16 @@ class IdleTimer {
     // unref'd as a net.Socket's: a timeout on a channel never keeps the process alive by itself.
     return setTimeout(() => {
       const idle = performance.now() - this.last;
-      if (idle + 1 >= this.ms) {
-        this.last = performance.now();
+      if (idle + 1 >= this.ms && this.#firedFor !== this.last) {
+        this.#firedFor = this.last;
         this.onIdle();
         // The listener may have destroyed the channel or set another timeout: this timer is then done.
         if (this.#stopped) return;
       }
-      // 'timeout' does not close the channel: it fires again after another idle period, as on a socket.
-      this.#timer = this.#arm(Math.max(1, this.ms - (performance.now() - this.last)));
+      // 'timeout' does not close the channel. As on a socket, it comes again only after activity and another
+      // idle period: while the channel stays idle, the timer only looks every `ms`.
+      const wait = this.#firedFor === this.last ? this.ms : this.ms - (performance.now() - this.last);
+      this.#timer = this.#arm(Math.max(1, wait));
     }, delay).unref();
   }
 
