@@ -24,7 +24,7 @@ import {
   multiplexedClient,
   multiplexedServer,
 } from '../src/index.js';
-import { FrameType, HEADER_SIZE } from '../src/core/frame.js';
+import { Flag, FrameType, HEADER_SIZE } from '../src/core/frame.js';
 import { WebSession, logRecords, streamTransport } from '../src/web/index.js';
 import { RawPeer, frame, memoryPipe, pseudoRandomBytes, readAll, sessionPair, until } from './helpers.js';
 
@@ -228,6 +228,18 @@ test('a protocol error is logged at error level, a keep-alive timeout at warn, e
     assert.equal(goAway!.code, 1);
     assert.equal(closed!.level, 'warn');
     assert.equal(closed!.error, session.closeError);
+    raw.destroy();
+  }
+  {
+    // A rule of one channel broken (its window overrun): the record names the channel.
+    const [raw, socket] = memoryPipe();
+    const log = recorder();
+    const session = multiplexedServer(socket, { keepAliveInterval: 0, logger: log.logger });
+    const peer = new RawPeer(raw);
+    peer.send(frame(FrameType.data, Flag.syn, 7, 262145));
+    await session.closed.catch(() => {});
+    const protocolError = log.records.find((r) => r.event === 'protocol-error');
+    assert.equal(protocolError?.channel, 7);
     raw.destroy();
   }
   {

@@ -34,7 +34,8 @@ const MAX_QUEUED_SESSION_FRAMES = 4096;
 /** What the receive dispatch asks of the session. */
 export interface ReceiverHost {
   /** The peer broke the protocol: the session fails (Go Away code 1). */
-  protocolError(message: string): void;
+  /** The peer broke the protocol (on `channel`, when the broken rule is one channel's). */
+  protocolError(message: string, channel?: number): void;
   /** The session takes new inbound channels (it is open: not closing, not closed). */
   acceptsChannels(): boolean;
   /** The code of the peer's Go Away, if it sent one. */
@@ -121,6 +122,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     if (header.streamId !== 0) {
       this.#host.protocolError(
         `${type === FrameType.ping ? 'Ping' : 'Go Away'} frame on channel ${header.streamId}; it must use 0`,
+        header.streamId,
       );
       return;
     }
@@ -188,13 +190,13 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     if ((flags & Flag.syn) !== 0) {
       if (channel !== undefined) {
         if (this.#caps.strictOpen) {
-          this.#host.protocolError(`SYN for channel ${id}, which is already open`);
+          this.#host.protocolError(`SYN for channel ${id}, which is already open`, id);
           return;
         }
         // (the original multiplex treats a repeated SYN as data for the open channel)
       } else {
         if ((id & 1) === (this.#client ? 1 : 0)) {
-          this.#host.protocolError(`the peer opened channel ${id}, an id of this side's parity`);
+          this.#host.protocolError(`the peer opened channel ${id}, an id of this side's parity`, id);
           return;
         }
         channel = this.#openInbound(id);
@@ -214,7 +216,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
         if (channel.remoteFin) {
           // Without half-close the peer's close is a RST, and the original multiplex can still send data it
           // was writing as it closed (its Write races its Close): data for a closed channel, ignored.
-          if (this.#caps.halfClose) this.#host.protocolError(`data on channel ${id} after its FIN`);
+          if (this.#caps.halfClose) this.#host.protocolError(`data on channel ${id} after its FIN`, id);
           return;
         }
         if (!this.#caps.flowControl) {
@@ -223,6 +225,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
           this.#host.protocolError(
             `channel ${id}: a ${length}-byte Data frame exceeds the receive window ` +
               `(${channel.rx.credit} bytes left)`,
+            id,
           );
           return;
         }

@@ -317,7 +317,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#outgoing,
       this.#incoming,
       {
-        protocolError: (message) => this.#protocolError(message),
+        protocolError: (message, channel) => this.#protocolError(message, channel),
         acceptsChannels: () => this.#status === 'open' && !this.#localGoAway,
         remoteGoAway: () => this.#remoteGoAway,
         onPing: (flags, value) => this.#onPing(flags, value),
@@ -722,10 +722,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#fail(error, GoAwayCode.normal);
   }
 
-  #protocolError(message: string): void {
+  #protocolError(message: string, channel?: number): void {
     this.#decoder.stop();
     const error = new ProtocolError(message);
-    this.#telemetry.log(LOG_PROTOCOL_ERROR, undefined, error);
+    this.#telemetry.log(LOG_PROTOCOL_ERROR, channel, error);
     this.#fail(error, GoAwayCode.protocolError);
   }
 
