@@ -393,11 +393,12 @@ test('a light channel whose last write fails after both FINs were exchanged stil
  * A light channel on a TCP pair whose peer sends `data` with its FIN, then drops the connection; returned
  * paused and unread once the client's session has failed.
  */
-async function sentThenCut(data: Uint8Array): Promise<{ channel: LightChannel; close: () => void }> {
+async function sentThenCut(data: Uint8Array, fin = true): Promise<{ channel: LightChannel; close: () => void }> {
   const { client, server, close } = await lightPair('tcp');
   server.on('channel', (inbound) => {
     inbound.on('error', () => {});
-    inbound.end(data);
+    if (fin) inbound.end(data);
+    else inbound.write(data);
     void (async () => {
       await until(() => inbound.stats().queuedBytes === 0, 5000, 'the data sent');
       setTimeout(() => server.destroy(), 20);
@@ -429,6 +430,39 @@ test("a light channel whose peer sent its data and FIN before the session failed
     close();
   }
 });
+
+for (const mode of ['for await', "'data'"] as const) {
+  test(`a light channel whose peer had not ended keeps what arrived (${mode}): read whole, then the error, no 'end'`, async () => {
+    const data = pseudoRandomBytes(100 * 1024, 30);
+    const { channel, close } = await sentThenCut(data, false);
+    try {
+      assert.equal(channel.destroyed, false, 'kept to be read');
+      let ended = false;
+      let emitted: Error | undefined;
+      channel.on('end', () => (ended = true));
+      channel.on('error', (error) => (emitted = error));
+      const chunks: Uint8Array[] = [];
+      if (mode === 'for await') {
+        await assert.rejects(
+          (async () => {
+            for await (const chunk of channel) chunks.push(chunk);
+          })(),
+          (error: MuxError) => error.code === 'ERR_MUX_TRANSPORT_CLOSED',
+        );
+      } else {
+        channel.on('data', (chunk) => chunks.push(chunk));
+        channel.resume();
+        await until(() => emitted !== undefined, 2000, "the channel's error");
+      }
+      assert.ok(Buffer.concat(chunks).equals(data), 'every byte that arrived, in order');
+      await until(() => channel.destroyed, 1000, 'the channel closed');
+      assert.equal((emitted as MuxError | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+      assert.equal(ended, false);
+    } finally {
+      close();
+    }
+  });
+}
 
 for (const before of ['end', 'write'] as const) {
   test(`a light channel left to be read after its session failed: ${before}() first, then every byte is still read, then the error`, async () => {

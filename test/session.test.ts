@@ -1316,20 +1316,49 @@ describe('a session that fails after the peer ended its channel (users-asks row 
     }
   });
 
-  test('a channel whose peer had not ended fails at once, its unread data with it (it is incomplete)', async () => {
+  test("a channel whose peer had not ended keeps what arrived: it is read, then the error comes instead of 'end'", async () => {
+    const pair = await sessionPair({ transport: 'tcp' });
+    const data = pseudoRandomBytes(64 * 1024, 29);
+    try {
+      pair.server.on('channel', (inbound) => {
+        inbound.on('error', () => {});
+        inbound.write(data, () => setTimeout(() => pair.server.destroy(), 20));
+      });
+      const channel = pair.client.dial();
+      channel.write('request');
+      channel.pause();
+      await until(() => pair.client.state === 'closed', 5000, 'the client session to fail');
+      assert.equal(channel.destroyed, false, 'kept to be read');
+      assert.equal((channel.failure as MuxError | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+      const chunks: Buffer[] = [];
+      let ended = false;
+      channel.on('data', (chunk: Buffer) => chunks.push(chunk));
+      channel.on('end', () => (ended = true));
+      const failed = once(channel, 'error');
+      channel.resume(); // paused by hand above
+      const [error] = (await failed) as [MuxError];
+      assert.equal(error.code, 'ERR_MUX_TRANSPORT_CLOSED');
+      assert.ok(Buffer.concat(chunks).equals(data), 'every byte that arrived, in order, before the error');
+      assert.equal(ended, false, "no 'end': the data may be cut short");
+      assert.equal(channel.destroyed, true);
+    } finally {
+      await pair.close();
+    }
+  });
+
+  test('a channel that had nothing unread when its session failed fails at once', async () => {
     const pair = await sessionPair({ transport: 'tcp' });
     try {
       pair.server.on('channel', (inbound) => {
         inbound.on('error', () => {});
-        inbound.write(Buffer.alloc(64 * 1024, 1), () => setTimeout(() => pair.server.destroy(), 20));
+        inbound.resume();
+        setTimeout(() => pair.server.destroy(), 20);
       });
       const channel = pair.client.dial();
       channel.on('error', () => {});
       channel.write('request');
-      channel.pause();
       await until(() => pair.client.state === 'closed', 5000, 'the client session to fail');
       assert.equal(channel.destroyed, true);
-      assert.equal((channel.failure as MuxError | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED');
     } finally {
       await pair.close();
     }

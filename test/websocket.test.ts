@@ -466,6 +466,40 @@ describe('muxwire/web bad input', () => {
     await assert.rejects(writer.write(new Uint8Array([2])), TransportClosedError);
   });
 
+  test('a WebChannel whose server had not ended when the connection dropped gives every byte that arrived, then its readable fails', async () => {
+    const data = pseudoRandomBytes(300 * KiB, 27);
+    const { url, server } = await serve((session) =>
+      session.on('channel', (channel: Channel) => {
+        channel.on('error', () => {});
+        channel.write(data, () =>
+          setTimeout(() => {
+            for (const socket of server.clients) socket.terminate();
+          }, 20),
+        );
+      }),
+    );
+    const session = await client(url);
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    await writer.write(new Uint8Array([1]));
+    await until(() => session.state === 'closed', 5000, 'the page session to fail');
+    const reader = channel.readable.getReader();
+    const chunks: Uint8Array[] = [];
+    const failure = await (async () => {
+      for (;;) {
+        try {
+          const { value, done } = await reader.read();
+          if (done) return undefined;
+          chunks.push(value);
+        } catch (error) {
+          return error;
+        }
+      }
+    })();
+    assert.equal(sha256(Buffer.concat(chunks)), sha256(data), 'every byte that arrived, in order');
+    assert.ok(failure instanceof TransportClosedError, String(failure));
+  });
+
   test('webSocketTransport and streamTransport refuse what is not a WebSocket or a stream pair with TypeError', () => {
     for (const bad of [null, undefined, 42, {}, { send() {} }]) {
       assert.throws(() => webSocketTransport(bad as never), TypeError);

@@ -72,7 +72,10 @@ const CLOSED = 1 << 7;
 const END_DUE = 1 << 8;
 /** 'end' was emitted. */
 const END_EMITTED = 1 << 9;
-/** The session failed after the peer's FIN: what it sent is read to 'end', then the channel fails (`failure`). */
+/**
+ * The session failed: what arrived is read, then the channel fails (`failure`): after 'end' when the peer's FIN
+ * came, at once when the buffer empties otherwise.
+ */
 const FAIL_AT_END = 1 << 10;
 
 export class LightChannel extends NodeEmitter<LightChannelEvents> implements ChannelEndpoint {
@@ -288,13 +291,15 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
   }
 
   /**
-   * @internal The channel failed. When its session failed after the peer had ended its direction (its FIN
-   * came) and nothing written here waits, what the peer sent is whole: it is read to `'end'`, and the
-   * channel fails only then (users-asks row 26).
+   * @internal The channel failed. When its session failed (not a reset) and nothing written here waits, what
+   * arrived is still read (users-asks row 26). After the peer's FIN it is whole: it is read to `'end'`, and
+   * the channel fails only then. Without the FIN it may be cut short: once the last of it is read, the
+   * channel fails, with no `'end'`.
    */
   fail(error: Error, sessionEnded = false): void {
     if ((this.#flags & CLOSED) !== 0) return;
-    if (sessionEnded && (this.#flags & (REMOTE_ENDED | END_EMITTED)) === REMOTE_ENDED && this.#writing === 0) {
+    const ended = this.#flags & (REMOTE_ENDED | END_EMITTED);
+    if (sessionEnded && this.#writing === 0 && (ended === REMOTE_ENDED || (ended === 0 && this.#buffered > 0))) {
       this.#failure = error;
       this.#flags |= FAIL_AT_END;
       return;
@@ -345,8 +350,10 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
       if (buffer.length === 0) this.#buffer = null;
       this.#port.readProgress(this.#state);
     }
-    if ((this.#flags & FLOWING) !== 0 && this.#buffered === 0 && (this.#flags & REMOTE_ENDED) !== 0)
-      this.#scheduleEnd();
+    if ((this.#flags & FLOWING) !== 0 && this.#buffered === 0) {
+      if ((this.#flags & REMOTE_ENDED) !== 0) this.#scheduleEnd();
+      else if ((this.#flags & FAIL_AT_END) !== 0) this.#close(this.#failure); // read out, no FIN: the error
+    }
   }
 
   #nextChunk(): Promise<IteratorResult<Uint8Array>> {
@@ -358,7 +365,11 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
       this.#port.readProgress(this.#state);
       return Promise.resolve({ value: chunk, done: false });
     }
-    if (this.#failure !== undefined && (this.#flags & FAIL_AT_END) === 0) return Promise.reject(this.#failure);
+    if (this.#failure !== undefined && (this.#flags & (FAIL_AT_END | REMOTE_ENDED)) !== (FAIL_AT_END | REMOTE_ENDED)) {
+      // Failed; or, with no FIN to read up to, what arrived has been read: the error.
+      if ((this.#flags & CLOSED) === 0) this.#close(this.#failure);
+      return Promise.reject(this.#failure);
+    }
     if ((this.#flags & (REMOTE_ENDED | CLOSED)) !== 0) {
       this.#scheduleEnd();
       return Promise.resolve(DONE);

@@ -86,6 +86,8 @@ export class Channel extends Duplex implements ChannelEndpoint {
    * made meanwhile, called with the failure once the channel is destroyed.
    */
   #heldCallbacks: WriteCallback[] | undefined;
+  /** The session failed before the peer's FIN, with data unread: the channel fails once that is read. */
+  #failWhenRead = false;
 
   /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
   constructor(state: ChannelState, port: ChannelPort<MuxSession<Channel>>) {
@@ -341,6 +343,8 @@ export class Channel extends Duplex implements ChannelEndpoint {
   override read(size?: number): any {
     const chunk: unknown = super.read(size);
     if (chunk !== null) this.#port.readProgress(this.#state);
+    // The session failed before the peer's FIN: the last byte that arrived has been read, the error follows.
+    if (this.#failWhenRead && this.readableLength === 0 && !this.destroyed) this.#destroyFailed(this.#failure!);
     return chunk;
   }
 
@@ -374,18 +378,26 @@ export class Channel extends Duplex implements ChannelEndpoint {
   }
 
   /**
-   * @internal The channel failed. When its session failed after the peer had ended its direction (its FIN
-   * came) and nothing written here waits, what the peer sent is whole: the application reads the rest of it
-   * to `'end'`, and the channel fails only then (users-asks row 26: a peer that sends, ends and drops the
-   * connection must not lose what it sent).
+   * @internal The channel failed. When its session failed (not a reset) and nothing written here waits, what
+   * arrived is still read (users-asks row 26: a peer that sends and drops the connection must not lose what
+   * this side received). After the peer's FIN it is whole: the application reads it to `'end'`, and the
+   * channel fails only then. Without the FIN the data may be cut short: the channel fails once the last of it
+   * was read, with the error instead of `'end'`.
    */
   fail(error: Error, sessionEnded = false): void {
     if (this.destroyed) return;
     this.#failure = error;
-    if (sessionEnded && this.#state.remoteFin && !this.readableEnded && this.writableLength === 0) {
+    if (sessionEnded && !this.readableEnded && this.writableLength === 0) {
+      if (this.#state.remoteFin) {
+        this.once('end', () => this.#destroyFailed(error));
+      } else if (this.readableLength > 0) {
+        this.#failWhenRead = true;
+      } else {
+        this.#destroyFailed(error);
+        return;
+      }
       // Writes and end() from now on wait here, and fail with the channel (Node would end it at once).
       this.#heldCallbacks = [];
-      this.once('end', () => this.#destroyFailed(error));
       return;
     }
     this.#destroyFailed(error);

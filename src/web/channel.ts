@@ -209,16 +209,16 @@ export class WebChannel implements ChannelEndpoint {
   }
 
   /**
-   * @internal The channel failed. When its session failed after the peer had ended its direction (its FIN
-   * came), what the peer sent is whole: the readable gives the rest of it and closes; only the writable
-   * fails (users-asks row 26).
+   * @internal The channel failed. When its session failed (not a reset), what arrived is still read
+   * (users-asks row 26). After the peer's FIN it is whole: the readable gives the rest of it and closes, and
+   * only the writable fails. Without the FIN it may be cut short: the readable fails once it was read.
    */
   fail(error: Error, sessionEnded = false): void {
     if (this.#failure !== undefined) return;
     this.#failure = error;
-    // When the session failed after the peer's FIN, the readable is left to be read (`readProgress` ignores a
-    // channel its session no longer holds); otherwise what was delivered goes with the error.
-    if (!(sessionEnded && this.#remoteEnded) && !this.#readableDone) {
+    // The readable is left to be read (`readProgress` ignores a channel its session no longer holds); after a
+    // reset, what was delivered goes with the error.
+    if (!(sessionEnded && (this.#remoteEnded || this.#buffered > 0)) && !this.#readableDone) {
       this.#buffer = [];
       this.#buffered = 0;
       this.#unclaimed = 0;
@@ -268,6 +268,12 @@ export class WebChannel implements ChannelEndpoint {
     }
     if (this.#remoteEnded) {
       this.#endReadable();
+      return;
+    }
+    if (this.#failure !== undefined) {
+      // The session failed before the peer's FIN, and what arrived has been read: the error follows.
+      this.#readableDone = true;
+      this.#readController.error(this.#failure);
       return;
     }
     // Nothing to give yet: the read stays pending and `deliver` answers it (no pull comes meanwhile).
