@@ -56,6 +56,11 @@ const REGRESSIONS: { seed: number; found: string }[] = [
     seed: 746_819,
     found: 'a session declared its live peer dead when its ping deadline came just as it resumed reading',
   },
+  {
+    seed: 20_261_228,
+    found:
+      "a light channel kept to be read after its session failed emitted 'close' twice when a 'data' listener destroyed it",
+  },
 ];
 
 const FIXED_BASE = 20_261_203;

@@ -352,7 +352,7 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
     }
     if ((this.#flags & FLOWING) !== 0 && this.#buffered === 0) {
       if ((this.#flags & REMOTE_ENDED) !== 0) this.#scheduleEnd();
-      else if ((this.#flags & FAIL_AT_END) !== 0) this.#close(this.#failure); // read out, no FIN: the error
+      else if ((this.#flags & (FAIL_AT_END | CLOSED)) === FAIL_AT_END) this.#close(this.#failure); // read out, no FIN
     }
   }
 

@@ -118,10 +118,10 @@ describe('a session that stopped reading its transport still notices when it is 
         pair.proxy!.cut('reset');
         await until(() => pair.server.state === 'closed', 5000, 'the server session noticed the cut').catch(() => {});
         assert.equal(pair.server.state, 'closed', 'the server session ended within 5 s of the cut');
-        assert.ok(
-          inbound.every((channel) => channel.closed),
-          'its channels closed',
-        );
+        // Each channel keeps what arrived until it is read (README, "Closing"): read, they close with the error.
+        for (const channel of inbound) channel.resume();
+        await until(() => inbound.every((channel) => channel.closed), 5000, 'its channels closed once read');
+        assert.ok(inbound.every((channel) => channel.failure !== undefined));
       } finally {
         await pair.close();
       }

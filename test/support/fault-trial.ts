@@ -195,7 +195,12 @@ export async function runFaultTrial(seed: number, options: TrialOptions = {}): P
         channel.once('close', () => (channel.readableEnded ? resolve() : reject(failureOf(channel, label))));
       }),
     );
-    if (!incoming.paused) channel.on('data', (chunk: Buffer) => incoming.received.push(chunk));
+    const read = (): void => void channel.on('data', (chunk: Buffer) => incoming.received.push(chunk));
+    // A paused reader is an application not reading for now: it comes back to read once the session has
+    // ended, and gets what arrived, then the error (README, "Closing": a failed session's channels keep it).
+    if (!incoming.paused) read();
+    else if (channel.session.state === 'closed') setImmediate(read);
+    else channel.session.once('close', () => setImmediate(read));
     const writeRng = rng.fork();
     for (let offset = 0; offset < outgoing.length && !channel.destroyed;) {
       const size = Math.min(outgoing.length - offset, writeRng.int(1, 80_000));
