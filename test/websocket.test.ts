@@ -697,6 +697,64 @@ describe('muxwire/web WebSocket transport: when a write is done', () => {
       global.scheduler = before;
     }
   });
+
+  test("a ws socket's drain is checked by its send callbacks, not polled; polled once every send reported and bytes ws wrote on its own stay", async () => {
+    const callbacks: (() => void)[] = [];
+    let buffered = 0;
+    let reads = 0;
+    const socket = {
+      readyState: 1,
+      get bufferedAmount(): number {
+        reads++;
+        return buffered;
+      },
+      binaryType: 'blob',
+      send(data: Uint8Array, callback: (error?: Error) => void): void {
+        buffered += data.length;
+        callbacks.push(() => callback());
+      },
+      close(): void {},
+      addEventListener(): void {},
+      removeEventListener(): void {},
+    };
+    // Closed at the end, so that a poll chain (the former code's) stops even if an assertion failed.
+    toClose.push(() => {
+      socket.readyState = 3;
+    });
+    let drained = 0;
+    const transport = webSocketTransport(socket as unknown as WebSocketLike, {
+      highWaterMark: 100,
+      lowWaterMark: 10,
+      pollInterval: 1,
+    });
+    transport.start({ ...events, drain: () => drained++ });
+    assert.equal(
+      transport.write([new Uint8Array(150)], () => {}),
+      false,
+      'above the high-water mark',
+    );
+    assert.equal(
+      transport.write([new Uint8Array(150)], () => {}),
+      false,
+      'a write while blocked',
+    );
+    reads = 0;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(reads, 0, 'no poll while ws has sends to report');
+    // The first send reports; the second still holds 150 bytes: checked once, still blocked.
+    buffered -= 150;
+    callbacks.shift()!();
+    assert.equal(drained, 0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(reads <= 1, `read ${reads} times`);
+    // The last send reports, but 50 bytes ws wrote on its own (pongs, say) stay: polled from now on.
+    buffered = 50;
+    callbacks.shift()!();
+    await until(() => reads >= 5, 5000, 'polls once no send is to report');
+    assert.equal(drained, 0, 'no drain above the low-water mark');
+    buffered = 10;
+    await until(() => drained === 1, 5000, 'drain');
+  });
 });
 
 describe('muxwire/web: what a review found (writes, aborts, closeWrite, close codes)', () => {
@@ -1048,5 +1106,58 @@ describe('muxwire/web: what a review found (writes, aborts, closeWrite, close co
     const cause = error.cause as WebSocketClosedError;
     assert.ok(cause instanceof WebSocketClosedError, String(cause));
     assert.match(cause.reason, /^WebSocket error: Max payload size exceeded/);
+  });
+});
+
+describe('createWebSocketServer against a ws peer that stops reading', () => {
+  test('the blocked server transport does not poll bufferedAmount while the peer reads nothing; once it reads again, every byte arrives', async () => {
+    const total = 24 * MiB;
+    const data = pseudoRandomBytes(total, 21);
+    const { url, server } = await serve((session) =>
+      session.on('channel', (channel: Channel) => {
+        channel.on('error', () => {});
+        channel.end(data);
+      }),
+    );
+    const socket = new WsWebSocket(url);
+    const session = multiplexedClient(nodeWebSocketTransport(socket), {
+      keepAliveInterval: 0,
+      initialWindow: 32 * MiB,
+    });
+    toClose.push(() => session.destroy());
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    // The client stops reading its TCP socket before the server has sent anything.
+    const tcp = (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    tcp.pause();
+    toClose.push(() => tcp.resume());
+    const serverSocket = [...server.clients][0] as unknown as WsWebSocket;
+    assert.ok(serverSocket, "the server's socket");
+    // ws's own getter, and a count of the transport's reads of it.
+    const buffered = (): number =>
+      Reflect.get<WsWebSocket, 'bufferedAmount'>(WsWebSocket.prototype, 'bufferedAmount', serverSocket);
+    let reads = 0;
+    Object.defineProperty(serverSocket, 'bufferedAmount', {
+      configurable: true,
+      get(): number {
+        reads++;
+        return buffered();
+      },
+    });
+    const channel = session.dial();
+    const received = readAll(channel);
+    channel.end();
+    // Over the transport's 1 MiB high-water mark: write() returned false and the session waits for drain.
+    await until(() => buffered() > MiB, 10_000, 'the server transport to block');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    reads = 0;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const stalledReads = reads;
+    assert.ok(buffered() > 256 * KiB, 'still blocked: nothing drained while the peer reads nothing');
+    assert.ok(stalledReads <= 5, `bufferedAmount was read ${stalledReads} times in 300 ms while blocked`);
+    tcp.resume();
+    assert.equal(sha256(await received), sha256(data));
   });
 });
