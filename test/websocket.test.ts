@@ -7,7 +7,10 @@
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { type IncomingMessage, type Server as HttpServer, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { WebSocket as WsWebSocket, WebSocketServer } from 'ws';
 import {
   type Channel,
@@ -1159,5 +1162,148 @@ describe('createWebSocketServer against a ws peer that stops reading', () => {
     assert.ok(stalledReads <= 5, `bufferedAmount was read ${stalledReads} times in 300 ms while blocked`);
     tcp.resume();
     assert.equal(sha256(await received), sha256(data));
+  });
+});
+
+describe('createWebSocketServer sharing an HTTP server with other WebSocket endpoints', () => {
+  /** An HTTP server on a free loopback port (started by `listen`), closed after the test; 404 to plain requests. */
+  function httpServer(): { server: HttpServer; listen: () => Promise<string> } {
+    const server = createServer((_request, response) => response.writeHead(404).end());
+    toClose.push(async () => {
+      server.closeAllConnections();
+      if (server.listening) await new Promise((resolve) => server.close(resolve));
+    });
+    const listen = async (): Promise<string> => {
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      return `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    };
+    return { server, listen };
+  }
+
+  /** A muxwire server attached to `server` at `path`, echoing every channel; closed after the test. */
+  function attachMux(server: HttpServer, path: string): MuxWebSocketServer {
+    const sessions: Session[] = [];
+    const mux = createWebSocketServer({ server, path, keepAliveInterval: 0 }, (session) => {
+      sessions.push(session);
+      echo(session);
+    });
+    toClose.push(async () => {
+      for (const session of sessions) session.destroy();
+      for (const client of mux.clients) client.terminate();
+      await new Promise<void>((resolve) => mux.close(() => resolve()));
+    });
+    return mux;
+  }
+
+  /** Opens a ws client; rejects with the HTTP status if the server answered the upgrade with one. */
+  async function open(url: string): Promise<WsWebSocket> {
+    const socket = new WsWebSocket(url);
+    toClose.push(() => socket.terminate());
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+      socket.once('unexpected-response', (_request, response: IncomingMessage) =>
+        reject(new Error(`unexpected response ${response.statusCode}`)),
+      );
+    });
+    return socket;
+  }
+
+  /** The HTTP status the server answers a WebSocket upgrade for `url` with (a refused one). */
+  async function refusal(url: string): Promise<number> {
+    const socket = new WsWebSocket(url);
+    toClose.push(() => socket.terminate());
+    return new Promise((resolve, reject) => {
+      socket.once('open', () => reject(new Error(`${url} opened`)));
+      socket.once('error', () => {});
+      socket.once('unexpected-response', (_request, response: IncomingMessage) => resolve(response.statusCode!));
+    });
+  }
+
+  /** Sends `text` on a chat socket and returns what comes back. */
+  async function say(socket: WsWebSocket, text: string): Promise<string> {
+    if (socket.readyState !== WsWebSocket.OPEN) throw new Error('the chat socket is not open');
+    const reply = new Promise<string>((resolve, reject) => {
+      socket.once('message', (data: Buffer) => resolve(data.toString()));
+      socket.once('error', reject);
+      socket.once('close', (code: number) => reject(new Error(`the chat socket closed with ${code}`)));
+    });
+    socket.send(text);
+    return reply;
+  }
+
+  /** A muxwire client session over a ws socket at `url`: a channel's 256 KiB come back exactly. */
+  async function echoedOver(url: string, seed: number): Promise<void> {
+    const session = multiplexedClient(nodeWebSocketTransport(new WsWebSocket(url)), { keepAliveInterval: 0 });
+    toClose.push(() => session.destroy());
+    const channel = session.dial();
+    const data = pseudoRandomBytes(256 * KiB, seed);
+    channel.end(data);
+    assert.equal(sha256(await readAll(channel)), sha256(data));
+  }
+
+  for (const muxFirst of [true, false]) {
+    test(`a ws noServer endpoint on /chat and createWebSocketServer on /mux share one HTTP server (${muxFirst ? 'muxwire' : 'chat'} listening first): both work`, async () => {
+      const { server, listen } = httpServer();
+      // ws's documented way to serve several paths: a noServer WebSocketServer per path and an 'upgrade'
+      // listener that takes its own path and leaves the others alone.
+      const chat = new WebSocketServer({ noServer: true });
+      chat.on('connection', (socket) => socket.on('message', (data, binary) => socket.send(data, { binary })));
+      toClose.push(async () => {
+        for (const client of chat.clients) client.terminate();
+        await new Promise((resolve) => chat.close(resolve));
+      });
+      const chatUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+        if (new URL(request.url!, 'http://localhost').pathname !== '/chat') return;
+        chat.handleUpgrade(request, socket, head, (client) => chat.emit('connection', client, request));
+      };
+      if (muxFirst) attachMux(server, '/mux');
+      server.on('upgrade', chatUpgrade);
+      if (!muxFirst) attachMux(server, '/mux');
+      const base = await listen();
+      const chatSocket = await open(`${base}/chat`);
+      assert.equal(await say(chatSocket, 'hello, chat'), 'hello, chat');
+      await echoedOver(`${base}/mux`, 31);
+      // A query string does not change the path.
+      await echoedOver(`${base}/mux?token=abc`, 32);
+      assert.equal(await say(chatSocket, 'still here'), 'still here', 'the chat socket still works');
+    });
+  }
+
+  test('two createWebSocketServer on one HTTP server (/a, /b) both work; a path neither takes is answered with 400', async () => {
+    const { server, listen } = httpServer();
+    attachMux(server, '/a');
+    attachMux(server, '/b');
+    const base = await listen();
+    await echoedOver(`${base}/a`, 33);
+    await echoedOver(`${base}/b`, 34);
+    assert.equal(await refusal(`${base}/c`), 400);
+    assert.equal(await refusal(`${base}/a/more`), 400);
+  });
+
+  test("close() takes createWebSocketServer's listeners off the HTTP server; until then it reports the server's address and 'listening'", async () => {
+    const { server, listen } = httpServer();
+    const counts = (): number[] => ['upgrade', 'listening', 'error'].map((event) => server.listenerCount(event));
+    const before = counts();
+    const mux = attachMux(server, '/mux');
+    assert.deepEqual(
+      counts(),
+      before.map((count) => count + 1),
+    );
+    const listening = once(mux as unknown as NodeJS.EventEmitter, 'listening');
+    const base = await listen();
+    await listening;
+    assert.deepEqual(mux.address(), server.address());
+    await echoedOver(`${base}/mux`, 35);
+    // The only 'upgrade' listener: another path gets 400 rather than a socket nobody answers.
+    assert.equal(await refusal(`${base}/other`), 400);
+    const closed = new Promise<void>((resolve) => mux.close(() => resolve()));
+    assert.deepEqual(counts(), before, 'no listener left on the HTTP server');
+    assert.equal(mux.address(), null);
+    // With no 'upgrade' listener, Node hands the request to the request handler: its 404.
+    assert.equal(await refusal(`${base}/mux`), 404);
+    for (const client of mux.clients) client.terminate();
+    await closed;
   });
 });
