@@ -7,7 +7,10 @@
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { type IncomingMessage, type Server as HttpServer, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { WebSocket as WsWebSocket, WebSocketServer } from 'ws';
 import {
   type Channel,
@@ -697,6 +700,64 @@ describe('muxwire/web WebSocket transport: when a write is done', () => {
       global.scheduler = before;
     }
   });
+
+  test("a ws socket's drain is checked by its send callbacks, not polled; polled once every send reported and bytes ws wrote on its own stay", async () => {
+    const callbacks: (() => void)[] = [];
+    let buffered = 0;
+    let reads = 0;
+    const socket = {
+      readyState: 1,
+      get bufferedAmount(): number {
+        reads++;
+        return buffered;
+      },
+      binaryType: 'blob',
+      send(data: Uint8Array, callback: (error?: Error) => void): void {
+        buffered += data.length;
+        callbacks.push(() => callback());
+      },
+      close(): void {},
+      addEventListener(): void {},
+      removeEventListener(): void {},
+    };
+    // Closed at the end, so that a poll chain (the former code's) stops even if an assertion failed.
+    toClose.push(() => {
+      socket.readyState = 3;
+    });
+    let drained = 0;
+    const transport = webSocketTransport(socket as unknown as WebSocketLike, {
+      highWaterMark: 100,
+      lowWaterMark: 10,
+      pollInterval: 1,
+    });
+    transport.start({ ...events, drain: () => drained++ });
+    assert.equal(
+      transport.write([new Uint8Array(150)], () => {}),
+      false,
+      'above the high-water mark',
+    );
+    assert.equal(
+      transport.write([new Uint8Array(150)], () => {}),
+      false,
+      'a write while blocked',
+    );
+    reads = 0;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(reads, 0, 'no poll while ws has sends to report');
+    // The first send reports; the second still holds 150 bytes: checked once, still blocked.
+    buffered -= 150;
+    callbacks.shift()!();
+    assert.equal(drained, 0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(reads <= 1, `read ${reads} times`);
+    // The last send reports, but 50 bytes ws wrote on its own (pongs, say) stay: polled from now on.
+    buffered = 50;
+    callbacks.shift()!();
+    await until(() => reads >= 5, 5000, 'polls once no send is to report');
+    assert.equal(drained, 0, 'no drain above the low-water mark');
+    buffered = 10;
+    await until(() => drained === 1, 5000, 'drain');
+  });
 });
 
 describe('muxwire/web: what a review found (writes, aborts, closeWrite, close codes)', () => {
@@ -1048,5 +1109,201 @@ describe('muxwire/web: what a review found (writes, aborts, closeWrite, close co
     const cause = error.cause as WebSocketClosedError;
     assert.ok(cause instanceof WebSocketClosedError, String(cause));
     assert.match(cause.reason, /^WebSocket error: Max payload size exceeded/);
+  });
+});
+
+describe('createWebSocketServer against a ws peer that stops reading', () => {
+  test('the blocked server transport does not poll bufferedAmount while the peer reads nothing; once it reads again, every byte arrives', async () => {
+    const total = 24 * MiB;
+    const data = pseudoRandomBytes(total, 21);
+    const { url, server } = await serve((session) =>
+      session.on('channel', (channel: Channel) => {
+        channel.on('error', () => {});
+        channel.end(data);
+      }),
+    );
+    const socket = new WsWebSocket(url);
+    const session = multiplexedClient(nodeWebSocketTransport(socket), {
+      keepAliveInterval: 0,
+      initialWindow: 32 * MiB,
+    });
+    toClose.push(() => session.destroy());
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    // The client stops reading its TCP socket before the server has sent anything.
+    const tcp = (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    tcp.pause();
+    toClose.push(() => tcp.resume());
+    const serverSocket = [...server.clients][0] as unknown as WsWebSocket;
+    assert.ok(serverSocket, "the server's socket");
+    // ws's own getter, and a count of the transport's reads of it.
+    const buffered = (): number =>
+      Reflect.get<WsWebSocket, 'bufferedAmount'>(WsWebSocket.prototype, 'bufferedAmount', serverSocket);
+    let reads = 0;
+    Object.defineProperty(serverSocket, 'bufferedAmount', {
+      configurable: true,
+      get(): number {
+        reads++;
+        return buffered();
+      },
+    });
+    const channel = session.dial();
+    const received = readAll(channel);
+    channel.end();
+    // Over the transport's 1 MiB high-water mark: write() returned false and the session waits for drain.
+    await until(() => buffered() > MiB, 10_000, 'the server transport to block');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    reads = 0;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const stalledReads = reads;
+    assert.ok(buffered() > 256 * KiB, 'still blocked: nothing drained while the peer reads nothing');
+    assert.ok(stalledReads <= 5, `bufferedAmount was read ${stalledReads} times in 300 ms while blocked`);
+    tcp.resume();
+    assert.equal(sha256(await received), sha256(data));
+  });
+});
+
+describe('createWebSocketServer sharing an HTTP server with other WebSocket endpoints', () => {
+  /** An HTTP server on a free loopback port (started by `listen`), closed after the test; 404 to plain requests. */
+  function httpServer(): { server: HttpServer; listen: () => Promise<string> } {
+    const server = createServer((_request, response) => response.writeHead(404).end());
+    toClose.push(async () => {
+      server.closeAllConnections();
+      if (server.listening) await new Promise((resolve) => server.close(resolve));
+    });
+    const listen = async (): Promise<string> => {
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      return `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    };
+    return { server, listen };
+  }
+
+  /** A muxwire server attached to `server` at `path`, echoing every channel; closed after the test. */
+  function attachMux(server: HttpServer, path: string): MuxWebSocketServer {
+    const sessions: Session[] = [];
+    const mux = createWebSocketServer({ server, path, keepAliveInterval: 0 }, (session) => {
+      sessions.push(session);
+      echo(session);
+    });
+    toClose.push(async () => {
+      for (const session of sessions) session.destroy();
+      for (const client of mux.clients) client.terminate();
+      await new Promise<void>((resolve) => mux.close(() => resolve()));
+    });
+    return mux;
+  }
+
+  /** Opens a ws client; rejects with the HTTP status if the server answered the upgrade with one. */
+  async function open(url: string): Promise<WsWebSocket> {
+    const socket = new WsWebSocket(url);
+    toClose.push(() => socket.terminate());
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+      socket.once('unexpected-response', (_request, response: IncomingMessage) =>
+        reject(new Error(`unexpected response ${response.statusCode}`)),
+      );
+    });
+    return socket;
+  }
+
+  /** The HTTP status the server answers a WebSocket upgrade for `url` with (a refused one). */
+  async function refusal(url: string): Promise<number> {
+    const socket = new WsWebSocket(url);
+    toClose.push(() => socket.terminate());
+    return new Promise((resolve, reject) => {
+      socket.once('open', () => reject(new Error(`${url} opened`)));
+      socket.once('error', () => {});
+      socket.once('unexpected-response', (_request, response: IncomingMessage) => resolve(response.statusCode!));
+    });
+  }
+
+  /** Sends `text` on a chat socket and returns what comes back. */
+  async function say(socket: WsWebSocket, text: string): Promise<string> {
+    if (socket.readyState !== WsWebSocket.OPEN) throw new Error('the chat socket is not open');
+    const reply = new Promise<string>((resolve, reject) => {
+      socket.once('message', (data: Buffer) => resolve(data.toString()));
+      socket.once('error', reject);
+      socket.once('close', (code: number) => reject(new Error(`the chat socket closed with ${code}`)));
+    });
+    socket.send(text);
+    return reply;
+  }
+
+  /** A muxwire client session over a ws socket at `url`: a channel's 256 KiB come back exactly. */
+  async function echoedOver(url: string, seed: number): Promise<void> {
+    const session = multiplexedClient(nodeWebSocketTransport(new WsWebSocket(url)), { keepAliveInterval: 0 });
+    toClose.push(() => session.destroy());
+    const channel = session.dial();
+    const data = pseudoRandomBytes(256 * KiB, seed);
+    channel.end(data);
+    assert.equal(sha256(await readAll(channel)), sha256(data));
+  }
+
+  for (const muxFirst of [true, false]) {
+    test(`a ws noServer endpoint on /chat and createWebSocketServer on /mux share one HTTP server (${muxFirst ? 'muxwire' : 'chat'} listening first): both work`, async () => {
+      const { server, listen } = httpServer();
+      // ws's documented way to serve several paths: a noServer WebSocketServer per path and an 'upgrade'
+      // listener that takes its own path and leaves the others alone.
+      const chat = new WebSocketServer({ noServer: true });
+      chat.on('connection', (socket) => socket.on('message', (data, binary) => socket.send(data, { binary })));
+      toClose.push(async () => {
+        for (const client of chat.clients) client.terminate();
+        await new Promise((resolve) => chat.close(resolve));
+      });
+      const chatUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+        if (new URL(request.url!, 'http://localhost').pathname !== '/chat') return;
+        chat.handleUpgrade(request, socket, head, (client) => chat.emit('connection', client, request));
+      };
+      if (muxFirst) attachMux(server, '/mux');
+      server.on('upgrade', chatUpgrade);
+      if (!muxFirst) attachMux(server, '/mux');
+      const base = await listen();
+      const chatSocket = await open(`${base}/chat`);
+      assert.equal(await say(chatSocket, 'hello, chat'), 'hello, chat');
+      await echoedOver(`${base}/mux`, 31);
+      // A query string does not change the path.
+      await echoedOver(`${base}/mux?token=abc`, 32);
+      assert.equal(await say(chatSocket, 'still here'), 'still here', 'the chat socket still works');
+    });
+  }
+
+  test('two createWebSocketServer on one HTTP server (/a, /b) both work; a path neither takes is answered with 400', async () => {
+    const { server, listen } = httpServer();
+    attachMux(server, '/a');
+    attachMux(server, '/b');
+    const base = await listen();
+    await echoedOver(`${base}/a`, 33);
+    await echoedOver(`${base}/b`, 34);
+    assert.equal(await refusal(`${base}/c`), 400);
+    assert.equal(await refusal(`${base}/a/more`), 400);
+  });
+
+  test("close() takes createWebSocketServer's listeners off the HTTP server; until then it reports the server's address and 'listening'", async () => {
+    const { server, listen } = httpServer();
+    const counts = (): number[] => ['upgrade', 'listening', 'error'].map((event) => server.listenerCount(event));
+    const before = counts();
+    const mux = attachMux(server, '/mux');
+    assert.deepEqual(
+      counts(),
+      before.map((count) => count + 1),
+    );
+    const listening = once(mux as unknown as NodeJS.EventEmitter, 'listening');
+    const base = await listen();
+    await listening;
+    assert.deepEqual(mux.address(), server.address());
+    await echoedOver(`${base}/mux`, 35);
+    // The only 'upgrade' listener: another path gets 400 rather than a socket nobody answers.
+    assert.equal(await refusal(`${base}/other`), 400);
+    const closed = new Promise<void>((resolve) => mux.close(() => resolve()));
+    assert.deepEqual(counts(), before, 'no listener left on the HTTP server');
+    assert.equal(mux.address(), null);
+    // With no 'upgrade' listener, Node hands the request to the request handler: its 404.
+    assert.equal(await refusal(`${base}/mux`), 404);
+    for (const client of mux.clients) client.terminate();
+    await closed;
   });
 });

@@ -19,6 +19,7 @@ import {
   withWebSocketWindow,
 } from '../web/websocket-transport.js';
 import { Session } from './session.js';
+import { attachToHttpServer } from './websocket-attach.js';
 
 // `ws` is loaded on the first createWebSocketServer() call, not when 'muxwire' is imported: importing a
 // CommonJS package from ES modules scans and compiles its files (~40 ms of CPU, most of what importing
@@ -31,13 +32,24 @@ function loadWs(): { WebSocketServer: typeof WsServer } {
 
 /** Options of {@link createWebSocketServer}: where to listen, and any session option or transport water mark. */
 export interface WebSocketServerOptions extends SessionOptions, WebSocketTransportOptions {
-  /** An HTTP(S) server to attach to (its other requests are left alone). Give this or `port`. */
+  /**
+   * An HTTP(S) server to attach to. Give this or `port`. Its upgrade requests for `path` (every one without
+   * `path`) become sessions; the rest are left to its other `'upgrade'` listeners (another WebSocket server,
+   * say, in ws's `noServer` pattern), which must in turn leave `path`'s requests alone (not destroy their
+   * sockets). One that no other listener is there to take (every `'upgrade'` listener is a
+   * `createWebSocketServer`'s, and none has its path) is answered with 400. Plain HTTP requests are never
+   * touched. With a listener of your own there too, a request neither takes is yours to answer (say,
+   * `socket.destroy()` for a path that is neither yours nor `path`): Node answers no upgrade by itself.
+   */
   server?: HttpServer | HttpsServer;
   /** A port to listen on with a server of its own (0: any free port; see `address()`). */
   port?: number;
   /** The address to listen on with `port` (default: every address). */
   host?: string;
-  /** Only upgrade requests for this path (default: any path). */
+  /**
+   * Only upgrade requests for this path, compared without the query string (`/mux?token=…` is `/mux`;
+   * default: any path). With `port`, requests for other paths are answered with 400; with `server`, see there.
+   */
   path?: string;
   /**
    * The largest WebSocket message a client may send, in bytes (default: `maxWindow` plus a frame header, 64
@@ -59,12 +71,16 @@ const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval'];
  * documents, so the package's types need no `@types/ws` (cast it for the rest of `ws`'s API).
  */
 export interface MuxWebSocketServer {
-  /** Stops accepting connections (open sessions go on until they end); `callback` once it has closed. */
+  /**
+   * Stops accepting connections (open sessions go on until they end), and takes its listeners off `server`;
+   * `callback` once it has closed.
+   */
   close(callback?: (error?: Error) => void): void;
-  /** The address it listens on with `port` (after `'listening'`); null with `server`. */
+  /** The address it listens on (after `'listening'`; with `server`, that server's), null once closed. */
   address(): AddressInfo | string | null;
   /** The connected WebSockets: `terminate()` them to drop every session at once on shutdown. */
   readonly clients: Set<{ terminate(): void; close(code?: number, reason?: string): void }>;
+  /** `'listening'` and `'error'`: its own server's with `port`; with `server`, that server's, emitted again here. */
   on(event: 'listening', listener: () => void): this;
   on(event: 'error', listener: (error: Error) => void): this;
   once(event: 'listening', listener: () => void): this;
@@ -106,7 +122,9 @@ export function createWebSocketServer(
     );
   }
   const server = new (loadWs().WebSocketServer)({
-    server: options.server,
+    // With `server`, ws's own 'upgrade' listener would answer every other path with 400, also the requests
+    // another listener had taken: muxwire's own hands it only the requests for `path` (websocket-attach.ts).
+    noServer: options.server !== undefined,
     port: options.port,
     host: options.host,
     path: options.path,
@@ -115,6 +133,7 @@ export function createWebSocketServer(
     perMessageDeflate: false,
     maxPayload: maxMessageSize,
   });
+  if (options.server !== undefined) attachToHttpServer(server, options.server);
   server.on('connection', (socket, request) => {
     // The transport listens at once: a page's first frames may already be here.
     const transport = webSocketTransport(socket, transportOptions);

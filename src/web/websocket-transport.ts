@@ -8,8 +8,9 @@
  * - `send()` throws while the socket is connecting: writes wait in order until `'open'`.
  * - A server-side socket is already open and never fires `'open'`: `readyState` decides.
  * - There is no `'drain'`, only `bufferedAmount`: a write returns false above a high-water mark, and drain
- *   is reported once `bufferedAmount` falls to a low-water mark (polled, and checked at once when a `ws`
- *   socket reports a send complete).
+ *   is reported once `bufferedAmount` falls to a low-water mark. A `ws` socket reports each send complete,
+ *   and that is when it is checked; it is polled only while no send of its is still to report (a WHATWG
+ *   socket, which reports nothing, always).
  * - A browser WebSocket cannot be paused: while the session asks for a pause, messages are held here (the
  *   `ws` package's socket has `pause()`/`resume()`, which stop reading its TCP socket, and those are used).
  * - Binary messages only, as `ArrayBuffer`s (`binaryType` is set); a text message is a protocol error.
@@ -197,6 +198,8 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   let needDrain = false;
   /** A drain poll is pending. */
   let polling = false;
+  /** `ws` sends whose callback has not come yet: each checks for drain when it comes. */
+  let sending = 0;
   let failure: Error | undefined;
   let closed = false;
   /** Set when the close event came before `start()`: reported from `start()`. */
@@ -296,7 +299,9 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
    */
   function send(data: Uint8Array, done: ((error?: Error | null) => void) | null, inPlace: boolean): void {
     if (sendWithCallback) {
+      sending++;
       (socket.send as (data: Uint8Array, callback: (error?: Error) => void) => void)(data, (error) => {
+        sending--;
         if (inPlace) done?.(error ?? null);
         if (needDrain) checkDrain();
       });
@@ -320,7 +325,11 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       events?.drain();
       return;
     }
-    if (!polling && socket.readyState === OPEN) {
+    // While a `ws` send is still to report, its callback checks again: a poll would only spin (a peer that
+    // stopped reading had a blocked server poll every 1 ms, 4% of a core per connection, for as long as it
+    // stayed so). With every send reported, what is left in `bufferedAmount` is what `ws` wrote on its own
+    // (pongs, say), which reports nothing: that is polled, as a WHATWG socket always is.
+    if (!polling && socket.readyState === OPEN && sending === 0) {
       polling = true;
       // `scheduler.postTask` where there is one (Chromium, Firefox), else `setTimeout`. The polls are a chain
       // of timers each set from the one before (or from the writes that followed its drain), and browsers
