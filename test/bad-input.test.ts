@@ -17,6 +17,7 @@ import { MuxSession } from '../src/core/session.js';
 import { Channel } from '../src/node/channel.js';
 import { RawPeer, frame, parseFrames, tcpPair, until } from './helpers.js';
 import { FakeTransport } from './support/fake-transport.js';
+import { MiB, mib, settledMemory } from './support/resources.js';
 
 const D = FrameType.data;
 const W = FrameType.windowUpdate;
@@ -104,6 +105,15 @@ describe('bad input is a protocol error answered with Go Away code 1', () => {
 describe('tolerated input', () => {
   test('late frames for unknown or closed channels are ignored', async () => {
     const { peer, session } = await rawAgainstServer();
+    // Channel 1 is opened and closed both ways, and forgotten.
+    const accepted = session.accept();
+    peer.send(frame(W, Flag.syn, 1, 0));
+    const closed = await accepted;
+    closed.resume();
+    closed.end();
+    peer.send(frame(W, Flag.fin, 1, 0));
+    await until(() => session.channelCount === 0, 2000, 'channel 1 closed and forgotten');
+    peer.send(frame(D, 0, 1, Buffer.from('late data')), frame(W, 0, 1, 1000), frame(W, Flag.rst, 1, 0));
     peer.send(frame(D, 0, 41, Buffer.from('late data')), frame(W, Flag.rst, 43, 0), frame(W, 0, 45, 1000));
     peer.send(frame(FrameType.ping, Flag.syn, 0, 77));
     await until(
@@ -240,10 +250,19 @@ describe('tolerated input', () => {
   test('a SYN flood beyond the backlog is refused with RST, memory stays bounded', async () => {
     const { peer, session } = await rawAgainstServer(true, { acceptBacklog: 16, maxStreams: 64 });
     const syns = Array.from({ length: 2000 }, (_, i) => frame(W, Flag.syn, 2 * i + 1, 0));
+    const memory = async (): Promise<number> => {
+      const { heapUsed, arrayBuffers } = await settledMemory();
+      return heapUsed + arrayBuffers;
+    };
+    const before = await memory();
     peer.send(...syns);
     await until(() => peer.frames.filter((f) => (f.flags & Flag.rst) !== 0).length === 2000 - 16, 3000, 'refusals');
     assert.equal(session.channelCount, 16);
     assert.equal(session.state, 'open');
+    // What is left of 1,984 refusals once answered: nothing but the 16 channels waiting in the backlog (the
+    // raw peer keeps the 24 KB of RSTs it received). A refusal that kept 3 KiB would pass 4 MiB.
+    const grown = (await memory()) - before;
+    assert.ok(grown < 4 * MiB, `memory grew by ${mib(grown)} MiB`);
     session.destroy();
   });
 

@@ -8,5 +8,4 @@ test('the original README example: 10,000 channels over one TCP connection echo 
   assert.equal(result.echoed, 10_000, 'every channel got its exact echo');
   assert.equal(result.leftOpen, 0, 'no channel left open on the client');
   assert.equal(result.serverLeftOpen, 0, 'no channel left open on the server');
-  assert.ok(result.echoedMs <= result.totalMs, 'the echoes came back before the channels were closed');
 });

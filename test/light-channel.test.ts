@@ -500,10 +500,11 @@ test('closeRead() while a for await waits on a light channel ends the loop', asy
     })();
     await new Promise((resolve) => setTimeout(resolve, 50)); // the loop waits for data
     ch.closeRead();
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const outcome = await Promise.race([
       loop,
-      new Promise((resolve) => setTimeout(() => resolve('still waiting'), 2000)),
-    ]);
+      new Promise((resolve) => (timer = setTimeout(() => resolve('still waiting'), 2000))),
+    ]).finally(() => clearTimeout(timer));
     assert.equal(outcome, 0);
   } finally {
     close();

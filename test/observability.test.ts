@@ -320,6 +320,10 @@ test('channelOpen and channelClose report each channel once, with its final figu
     await until(() => aborted.stats().bytesOut === 3, 5000, 'the write sent');
     aborted.destroy();
     await until(() => closed.length === 2, 5000, 'both closes');
+    // Once: the session's close reports neither channel again, and no report comes late.
+    await client.close();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(closed.length, 2, 'two channels, two channelClose events');
     assert.deepEqual(
       opened.map((s) => [s.id, s.outbound, s.bytesOut]),
       [

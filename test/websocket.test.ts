@@ -897,10 +897,11 @@ describe('muxwire/web: what a review found (writes, aborts, closeWrite, close co
     assert.equal(lastSettled, false, 'the last write waits for window');
     const reason = new Error('give up');
     const aborted = writer.abort(reason);
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const settled = await Promise.race([
       Promise.allSettled(writes).then(() => 'settled'),
-      new Promise((resolve) => setTimeout(() => resolve('still waiting'), 2000)),
-    ]);
+      new Promise((resolve) => (timer = setTimeout(() => resolve('still waiting'), 2000))),
+    ]).finally(() => clearTimeout(timer));
     assert.equal(settled, 'settled');
     await assert.rejects(last, (error) => error === reason);
     await aborted;

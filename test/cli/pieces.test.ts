@@ -190,6 +190,14 @@ describe('token', () => {
     assert.ok(!tokensMatch(`${token}x`, token));
     assert.ok(!tokensMatch('', token));
     assert.ok(!tokensMatch(token.slice(0, -1), token));
+    // Of the same length: another token, and the token with its first or its last character changed.
+    const other = newToken();
+    assert.equal(other.length, token.length);
+    assert.ok(!tokensMatch(other, token));
+    const flip = (c: string): string => (c === 'A' ? 'B' : 'A');
+    assert.ok(!tokensMatch(flip(token[0]!) + token.slice(1), token));
+    assert.ok(!tokensMatch(token.slice(0, -1) + flip(token.at(-1)!), token));
+    assert.ok(tokensMatch(`${token.slice(0, 20)}${token.slice(20)}`, token), 'an equal string built apart matches');
   });
 
   test('a missing, empty or short token is ERR_TUNNEL_TOKEN; surrounding whitespace is dropped', async () => {

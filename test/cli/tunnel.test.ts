@@ -460,7 +460,11 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       { timeout: TIMEOUT },
       async () => {
         const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
-        const wrongToken = work.write('wrong-token', 'not-the-right-token-at-all\n');
+        // As long as the right token, and differing only in its last character: only a comparison of the
+        // contents refuses it.
+        const wrong = `${work.token.slice(0, -1)}${work.token.endsWith('x') ? 'y' : 'x'}`;
+        assert.equal(wrong.length, work.token.length);
+        const wrongToken = work.write('wrong-token', `${wrong}\n`);
         const before = target.connections();
         const started = performance.now();
         const c = spawnClient(s.port, ['--token-file', wrongToken, '-L', `0:127.0.0.1:${target.port}`]);

@@ -23,6 +23,8 @@ import {
   lightClient,
   lightServer,
 } from '../../src/index.js';
+import { Flag, FrameType } from '../../src/core/frame.js';
+import { FrameTap } from '../support/frame-tap.js';
 import {
   type GoPeer,
   type GoPeerSession,
@@ -496,11 +498,17 @@ function registerTests(peer: string): void {
         test('muxwire pings the peer and gets answers', { timeout: TEST_TIMEOUT }, async () => {
           const rtts: number[] = [];
           const outcome = await withGo(peer, role, ['-scenario', 'ping', '-role', 'answer'], {}, async (session) => {
-            for (let i = 0; i < 3; i++) rtts.push(await within(session.ping(), 5_000, `ping ${i}`));
+            // Each ping() settles on an answer from the peer: one arrives on muxwire's socket while the call waits.
+            const answers = new FrameTap(session.socket!);
+            for (let i = 0; i < 3; i++) {
+              const before = answers.count(FrameType.ping, Flag.ack);
+              rtts.push(await within(session.ping(), 5_000, `ping ${i}`));
+              assert.ok(answers.count(FrameType.ping, Flag.ack) > before, `ping ${i} resolved before an answer came`);
+            }
             await within(session.close(), 10_000, 'close()');
           });
           const fields = expectOk(outcome);
-          for (const rtt of rtts) assert.ok(Number.isFinite(rtt) && rtt >= 0, `rtt ${rtt}`);
+          for (const rtt of rtts) assert.ok(Number.isFinite(rtt) && rtt > 0, `rtt ${rtt}`);
           // Our three answered pings are the proof of answers; the peer's own count of the answers it wrote can
           // lag by one, since its tap counts a frame after the write returns and our close can come first.
           assert.ok(Number(fields.pings_received) >= 3, outcome.result.line);

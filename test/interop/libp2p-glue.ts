@@ -50,6 +50,8 @@ export interface Libp2pStream {
 /** What the tests use of a libp2p yamux muxer. */
 export interface Libp2pMuxer {
   status: string;
+  /** The code of the Go Away the peer sent, once one came (the muxer's own record; undefined before). */
+  readonly remoteGoAway: number | undefined;
   readonly streams: Libp2pStream[];
   createStream(): Promise<Libp2pStream>;
   ping(): Promise<number>;

@@ -17,7 +17,9 @@ import {
   multiplexedClient,
   multiplexedServer,
 } from '../../src/index.js';
+import { Flag, FrameType } from '../../src/core/frame.js';
 import { tcpPair } from '../helpers.js';
+import { FrameTap } from '../support/frame-tap.js';
 import {
   type Libp2pEnd,
   Libp2pChannel,
@@ -366,9 +368,13 @@ describe('libp2p yamux (@chainsafe/libp2p-yamux 8.0.1, in process)', { timeout: 
 
       test('muxwire pings the peer and gets answers', { timeout: TEST_TIMEOUT }, async () => {
         await withLibp2p(role, {}, async (session) => {
+          // Each ping() settles on an answer from libp2p: one arrives on muxwire's socket while the call waits.
+          const answers = new FrameTap(session.socket!);
           for (let i = 0; i < 3; i++) {
+            const before = answers.count(FrameType.ping, Flag.ack);
             const rtt = await within(session.ping(), 5_000, `ping ${i}`);
-            assert.ok(Number.isFinite(rtt) && rtt >= 0, `rtt ${rtt}`);
+            assert.ok(answers.count(FrameType.ping, Flag.ack) > before, `ping ${i} resolved before an answer came`);
+            assert.ok(Number.isFinite(rtt) && rtt > 0, `rtt ${rtt}`);
           }
           await within(session.close(), 10_000, 'close()');
         });
@@ -392,6 +398,8 @@ describe('libp2p yamux (@chainsafe/libp2p-yamux 8.0.1, in process)', { timeout: 
           await openEcho(session.dial(), 1000, true);
           await within(session.close(), 10_000, 'close()');
           await waitUntil(() => peer.muxer.status !== 'open', 5_000, 'libp2p to take the Go Away');
+          // libp2p closes on the end of the transport too: only its record of a Go Away shows one came.
+          assert.equal(peer.muxer.remoteGoAway, 0, 'libp2p received Go Away code 0 (normal)');
           await assert.rejects(peer.muxer.createStream(), (error: Error) =>
             /closed/i.test(`${error.name} ${error.message}`),
           );
