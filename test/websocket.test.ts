@@ -447,16 +447,24 @@ describe('muxwire/web bad input', () => {
     assert.equal(sha256(echoed), sha256(data));
   });
 
-  test('a WebChannel whose server sent its data and FIN before the connection dropped gives every byte and closes its readable; only the writable fails (users-asks row 26)', async () => {
-    const data = pseudoRandomBytes(300 * KiB, 26);
+  /**
+   * A WebChannel whose server sends `data` (and its FIN with `fin`), then drops the connection: returned once
+   * the page's session has failed, unread.
+   */
+  async function sentThenDropped(
+    data: Uint8Array,
+    fin: boolean,
+  ): Promise<{ channel: WebChannel; writer: WritableStreamDefaultWriter<Uint8Array> }> {
     const { url, server } = await serve((session) =>
       session.on('channel', (channel: Channel) => {
         channel.on('error', () => {});
-        channel.end(data, () =>
+        const drop = (): void => {
           setTimeout(() => {
             for (const socket of server.clients) socket.terminate();
-          }, 20),
-        );
+          }, 20);
+        };
+        if (fin) channel.end(data, drop);
+        else channel.write(data, drop);
       }),
     );
     const session = await client(url);
@@ -464,6 +472,12 @@ describe('muxwire/web bad input', () => {
     const writer = channel.writable.getWriter();
     await writer.write(new Uint8Array([1]));
     await until(() => session.state === 'closed', 5000, 'the page session to fail');
+    return { channel, writer };
+  }
+
+  test('a WebChannel whose server sent its data and FIN before the connection dropped gives every byte and closes its readable; only the writable fails (users-asks row 26)', async () => {
+    const data = pseudoRandomBytes(300 * KiB, 26);
+    const { channel, writer } = await sentThenDropped(data, true);
     assert.ok(channel.failure instanceof TransportClosedError);
     assert.equal(sha256(await readAllWeb(channel)), sha256(data), 'every byte, then the readable closes');
     await assert.rejects(writer.write(new Uint8Array([2])), TransportClosedError);
@@ -471,21 +485,7 @@ describe('muxwire/web bad input', () => {
 
   test('a WebChannel whose server had not ended when the connection dropped gives every byte that arrived, then its readable fails', async () => {
     const data = pseudoRandomBytes(300 * KiB, 27);
-    const { url, server } = await serve((session) =>
-      session.on('channel', (channel: Channel) => {
-        channel.on('error', () => {});
-        channel.write(data, () =>
-          setTimeout(() => {
-            for (const socket of server.clients) socket.terminate();
-          }, 20),
-        );
-      }),
-    );
-    const session = await client(url);
-    const channel = session.dial();
-    const writer = channel.writable.getWriter();
-    await writer.write(new Uint8Array([1]));
-    await until(() => session.state === 'closed', 5000, 'the page session to fail');
+    const { channel } = await sentThenDropped(data, false);
     const reader = channel.readable.getReader();
     const chunks: Uint8Array[] = [];
     const failure = await (async () => {
