@@ -1433,10 +1433,12 @@ test('the transport destroyed mid-transfer: every channel errors promptly with T
   for (const c of channels) c.write(pseudoRandomBytes(4 * 1024 * 1024, 1));
   await until(() => server.channelCount === 3, 2000, 'channels open');
   b.destroy();
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const settled = await Promise.race([
     Promise.all(errors),
-    new Promise((resolve) => setTimeout(() => resolve('timeout'), 1000)),
+    new Promise((resolve) => (timer = setTimeout(() => resolve('timeout'), 1000))),
   ]);
+  clearTimeout(timer);
   assert.notEqual(settled, 'timeout');
   for (const e of settled as Error[]) assert.ok(e instanceof TransportClosedError, String(e));
   await assert.rejects(client.closed, TransportClosedError);

@@ -541,7 +541,9 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         // then one asking for an allowed target before any answer came.
         const control = session.dial();
         control.on('error', () => {});
-        control.write(encode({ type: 'hello', version: 1, token: 'a-wrong-token-0123456789', forwards: [] }));
+        // A wrong token of the right length (a check of lengths alone would let it in).
+        const wrong = `${work.token.slice(0, -1)}${work.token.endsWith('x') ? 'y' : 'x'}`;
+        control.write(encode({ type: 'hello', version: 1, token: wrong, forwards: [] }));
         const channel = session.dial();
         channel.on('error', () => {});
         channel.write(encode({ type: 'connect', host: '127.0.0.1', port: target.port }));
