@@ -464,6 +464,27 @@ for (const mode of ['for await', "'data'"] as const) {
   });
 }
 
+test("a light channel kept without a FIN, whose 'data' listener pauses on the last chunk and resumes later, still gets its error", async () => {
+  const data = pseudoRandomBytes(3000, 31);
+  const { channel, close } = await sentThenCut(data, false);
+  try {
+    let error: MuxError | undefined;
+    channel.on('error', (e) => (error = e as MuxError));
+    let read = 0;
+    channel.on('data', (chunk) => {
+      read += chunk.length;
+      channel.pause();
+      setTimeout(() => channel.resume(), 20);
+    });
+    channel.resume();
+    await until(() => channel.destroyed, 3000, 'the channel closed');
+    assert.equal(read, data.length);
+    assert.equal(error?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+  } finally {
+    close();
+  }
+});
+
 for (const before of ['end', 'write'] as const) {
   test(`a light channel left to be read after its session failed: ${before}() first, then every byte is still read, then the error`, async () => {
     const data = pseudoRandomBytes(100 * 1024, 28);

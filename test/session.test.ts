@@ -1371,6 +1371,50 @@ describe('a session that fails after the peer ended its channel (users-asks row 
     }
   });
 
+  test('kept without a FIN: a reader of fixed-size records gets the error when what is left is too short; data unshifted is kept', async () => {
+    for (const mode of ['records', 'unshift'] as const) {
+      const pair = await sessionPair({ transport: 'tcp' });
+      try {
+        pair.server.on('channel', (inbound) => {
+          inbound.on('error', () => {});
+          inbound.write(Buffer.from('abcdef'), () => setTimeout(() => pair.server.destroy(), 20));
+        });
+        const channel = pair.client.dial();
+        channel.write('request');
+        channel.pause();
+        await until(() => pair.client.state === 'closed', 5000, 'the client session to fail');
+        const failed = once(channel, 'error');
+        const got: string[] = [];
+        if (mode === 'records') {
+          // read(4) in paused mode: 'abcd', then 2 bytes that no record can complete.
+          const take = (): void => {
+            for (
+              let record = channel.read(4) as Buffer | null;
+              record !== null;
+              record = channel.read(4) as Buffer | null
+            )
+              got.push(record.toString());
+          };
+          channel.on('readable', take);
+          take();
+        } else {
+          // A parser takes the whole chunk, keeps 2 bytes and gives the rest back; it reads that later.
+          const chunk = channel.read() as Buffer;
+          got.push(chunk.subarray(0, 2).toString());
+          channel.unshift(chunk.subarray(2));
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          assert.equal(channel.destroyed, false, 'the unshifted bytes are still there to read');
+          got.push((channel.read() as Buffer).toString());
+        }
+        const [error] = (await failed) as [MuxError];
+        assert.equal(error.code, 'ERR_MUX_TRANSPORT_CLOSED');
+        assert.deepEqual(got, mode === 'records' ? ['abcd'] : ['ab', 'cdef']);
+      } finally {
+        await pair.close();
+      }
+    }
+  });
+
   test('a channel that had nothing unread when its session failed fails at once', async () => {
     const pair = await sessionPair({ transport: 'tcp' });
     try {

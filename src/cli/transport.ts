@@ -366,11 +366,19 @@ function boundHandshakes(
   onRefused: (remote: string, why: string) => void,
 ): (remote: string) => HandshakeOver {
   const slots = new HandshakeSlots();
-  const waiting = new Map<string, { timer: ReturnType<typeof setTimeout> }>();
-  const free = (remote: string, entry: { timer: ReturnType<typeof setTimeout> }): void => {
-    if (waiting.get(remote) !== entry) return;
-    waiting.delete(remote);
+  interface Waiting {
+    timer: ReturnType<typeof setTimeout>;
+    /** Its place was given back (each connection gives back its own once, whatever the map holds). */
+    given: boolean;
+  }
+  // A connection reset before it was accepted has no address ('?:0'): such entries share a key, so the map
+  // only matches a ready connection to its raw one; the places are counted per entry.
+  const waiting = new Map<string, Waiting>();
+  const free = (remote: string, entry: Waiting): void => {
+    if (entry.given) return;
+    entry.given = true;
     slots.give(remote);
+    if (waiting.get(remote) === entry) waiting.delete(remote);
   };
   server.on('connection', (socket: net.Socket) => {
     const remote = remoteOf(socket);
@@ -380,7 +388,7 @@ function boundHandshakes(
       onRefused(remote, full);
       return;
     }
-    const entry = { timer: setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS) };
+    const entry: Waiting = { timer: setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS), given: false };
     waiting.set(remote, entry);
     socket.once('close', () => {
       clearTimeout(entry.timer);

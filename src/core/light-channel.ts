@@ -229,7 +229,8 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
     this.#flags &= ~PAUSED;
     if ((this.#flags & (FLOWING | ITERATING | CLOSED)) !== 0) return this;
     this.#flags |= FLOWING;
-    if (this.#buffered > 0 || (this.#flags & REMOTE_ENDED) !== 0) defer(() => this.#flow());
+    // (a channel kept after its session failed may have been read out while paused: its error is due)
+    if (this.#buffered > 0 || (this.#flags & (REMOTE_ENDED | FAIL_AT_END)) !== 0) defer(() => this.#flow());
     return this;
   }
 

@@ -88,6 +88,10 @@ export class Channel extends Duplex implements ChannelEndpoint {
   #heldCallbacks: WriteCallback[] | undefined;
   /** The session failed before the peer's FIN, with data unread: the channel fails once that is read. */
   #failWhenRead = false;
+  /** A check for that is due on the next tick. */
+  #failPending = false;
+  /** The last read asked for more bytes than are left (`read(n)`): with no more to come, it never gets them. */
+  #askedTooMuch = false;
 
   /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
   constructor(state: ChannelState, port: ChannelPort<MuxSession<Channel>>) {
@@ -343,9 +347,23 @@ export class Channel extends Duplex implements ChannelEndpoint {
   override read(size?: number): any {
     const chunk: unknown = super.read(size);
     if (chunk !== null) this.#port.readProgress(this.#state);
-    // The session failed before the peer's FIN: the last byte that arrived has been read, the error follows.
-    if (this.#failWhenRead && this.readableLength === 0 && !this.destroyed) this.#destroyFailed(this.#failure!);
+    // The session failed before the peer's FIN: once what arrived has been read (or a read asked for more than
+    // is left), the error follows, as 'end' would (on the next tick: a parser may unshift part of the last chunk).
+    if (this.#failWhenRead) {
+      this.#askedTooMuch = chunk === null && size !== 0; // (Node's own read(0) calls ask for nothing)
+      if (this.readableLength === 0 || this.#askedTooMuch) this.#failSoon();
+    }
     return chunk;
+  }
+
+  #failSoon(): void {
+    if (this.#failPending) return;
+    this.#failPending = true;
+    process.nextTick(() => {
+      this.#failPending = false;
+      // Still nothing left, or the last read wanted more than is left (no more can come): the error.
+      if (!this.destroyed && (this.readableLength === 0 || this.#askedTooMuch)) this.#destroyFailed(this.#failure!);
+    });
   }
 
   override _destroy(error: Error | null, callback: WriteCallback): void {

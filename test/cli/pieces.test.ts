@@ -25,6 +25,8 @@ import { DIRECT_WRITE_BYTES, coalescingTransport, joinUpTo } from '../../src/cli
 import { MAX_MESSAGE_BYTES, WS_JOIN_BYTES, encode, readMessage, validate } from '../../src/cli/protocol.js';
 import { backoffDelay, sessionGone } from '../../src/cli/reconnect.js';
 import { HandshakeSlots, addressOf } from '../../src/cli/handshake-slots.js';
+import { listenTunnel } from '../../src/cli/transport.js';
+import type { ServerConfig } from '../../src/cli/args.js';
 import { FrameType } from '../../src/core/frame.js';
 import { multiplexedClient } from '../../src/index.js';
 import { frame, tcpPair } from '../helpers.js';
@@ -298,6 +300,48 @@ describe('handshake places', () => {
     slots.give('192.0.2.1:1'); // never taken: changes nothing
     assert.match(slots.take('10.0.2.2:1') ?? '', /^256 handshakes/);
   });
+});
+
+test('a WebSocket listener gives back the place of every connection reset before it was accepted (they share no address)', async () => {
+  const refusals: string[] = [];
+  const config = { listen: { host: '127.0.0.1', port: 0 }, wsPath: '/t' } as unknown as ServerConfig;
+  const server = await listenTunnel(
+    config,
+    (transport) => transport.destroy(),
+    () => {},
+    (_remote, why) => refusals.push(why),
+  );
+  const port = (server.address() as net.AddressInfo).port;
+  let unaddressed = 0;
+  server.prependListener('connection', (socket: net.Socket) => {
+    if (socket.remoteAddress === undefined) unaddressed++;
+  });
+  /** Opens `n` connections, each reset as soon as it connects (the server accepts most of them afterwards). */
+  const burst = (n: number): Promise<unknown> =>
+    Promise.all(
+      Array.from(
+        { length: n },
+        () =>
+          new Promise<void>((resolve) => {
+            const socket = net.connect(port, '127.0.0.1', () => {
+              socket.resetAndDestroy();
+              resolve();
+            });
+            socket.on('error', () => resolve());
+          }),
+      ),
+    );
+  try {
+    for (let round = 0; round < 4; round++) {
+      await burst(20);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await burst(5);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(refusals, [], `${unaddressed} connections came without an address`);
+  } finally {
+    server.close();
+  }
 });
 
 describe('reconnect backoff', () => {
