@@ -371,11 +371,7 @@ export class Channel extends Duplex implements ChannelEndpoint {
     if (error instanceof MuxError && this.#failure === undefined) this.#failure = error;
     this.#idle?.stop();
     this.#idle = undefined;
-    // destroy() once this side's writing has finished and nothing is left unread (`end(data, () =>
-    // destroy())`, as ws answers a bad handshake): a close, as on a socket. What was written still goes, the
-    // FIN after it, and data the peer sends from now on draws a reset (closeRead).
-    if (error === null && this.writableFinished && this.readableLength === 0) this.#port.closeRead(this.#state);
-    // Both halves ended normally (autoDestroy after 'end' and 'finish'), or as above: the FINs close it, no RST.
+    // Both halves ended normally (autoDestroy after 'end' and 'finish'): the FINs close it, no RST.
     this.#port.release(this.#state, error ?? undefined);
     callback(error);
     const held = this.#heldCallbacks;
