@@ -1754,7 +1754,13 @@ describe('options and entry points', () => {
     }
   });
 
-  test("Go Away code 1 from the peer: 'goaway' reports 1, dial() throws it, and the end of the transport fails open channels with it", async () => {
+  /**
+   * A client with one open channel whose raw peer acknowledges it and sends Go Away with `code`; resolves to what
+   * the client's 'goaway' event reported.
+   */
+  async function channelThenGoAway(
+    code: number,
+  ): Promise<{ raw: net.Socket; client: Session; channel: Channel; reported: number }> {
     const [raw, socket] = await tcpPair();
     const client = multiplexedClient(socket, { keepAliveInterval: 0 });
     const peer = new RawPeer(raw);
@@ -1763,11 +1769,13 @@ describe('options and entry points', () => {
     channel.write('open before');
     await until(() => peer.frames.some((f) => (f.flags & Flag.syn) !== 0), 2000, 'the SYN');
     const goaway = new Promise<number>((resolve) => client.once('goaway', resolve));
-    peer.send(
-      frame(FrameType.windowUpdate, Flag.ack, channel.id, 0),
-      frame(FrameType.goAway, 0, 0, GoAwayCode.protocolError),
-    );
-    assert.equal(await goaway, 1);
+    peer.send(frame(FrameType.windowUpdate, Flag.ack, channel.id, 0), frame(FrameType.goAway, 0, 0, code));
+    return { raw, client, channel, reported: await goaway };
+  }
+
+  test("Go Away code 1 from the peer: 'goaway' reports 1, dial() throws it, and the end of the transport fails open channels with it", async () => {
+    const { raw, client, channel, reported } = await channelThenGoAway(GoAwayCode.protocolError);
+    assert.equal(reported, 1);
     assert.throws(
       () => client.dial(),
       (e) => e instanceof GoAwayError && e.goAwayCode === 1,
@@ -1796,19 +1804,8 @@ describe('options and entry points', () => {
   }
 
   test('Go Away code 2 from the peer, then its reset under an open channel: the channel and the session fail with that GoAwayError', async () => {
-    const [raw, socket] = await tcpPair();
-    const client = multiplexedClient(socket, { keepAliveInterval: 0 });
-    const peer = new RawPeer(raw);
-    const channel = client.dial();
-    channel.on('error', () => {});
-    channel.write('open');
-    await until(() => peer.frames.some((f) => (f.flags & Flag.syn) !== 0), 2000, 'the SYN');
-    const goaway = new Promise<number>((resolve) => client.once('goaway', resolve));
-    peer.send(
-      frame(FrameType.windowUpdate, Flag.ack, channel.id, 0),
-      frame(FrameType.goAway, 0, 0, GoAwayCode.internalError),
-    );
-    assert.equal(await goaway, 2);
+    const { raw, client, channel, reported } = await channelThenGoAway(GoAwayCode.internalError);
+    assert.equal(reported, 2);
     raw.resetAndDestroy();
     await assert.rejects(client.closed, (e) => e instanceof GoAwayError && e.goAwayCode === 2);
     assert.ok(channel.failure instanceof GoAwayError && channel.failure.goAwayCode === 2, String(channel.failure));

@@ -42,6 +42,10 @@ export interface PendingPing {
   userWaits: boolean;
 }
 
+function pendingPing(userWaits: boolean): PendingPing {
+  return { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined, resends: 0, userWaits };
+}
+
 export class KeepAlive {
   /** The last measured round-trip time (ms). */
   declare lastRtt: number | undefined;
@@ -170,8 +174,7 @@ export class KeepAlive {
 
   #send(forUser = false): PendingPing {
     // Nothing can be written any more: a ping that is never sent, and never times out.
-    if (this.#isClosed())
-      return { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined, resends: 0, userWaits: false };
+    if (this.#isClosed()) return pendingPing(false);
     const inFlight = this.#inFlight;
     if (inFlight !== undefined) {
       if (forUser && !inFlight.userWaits) {
@@ -183,15 +186,7 @@ export class KeepAlive {
       }
       return inFlight;
     }
-    const ping: PendingPing = {
-      value: 0,
-      sentAt: 0,
-      resolve: [],
-      reject: [],
-      timer: undefined,
-      resends: 0,
-      userWaits: forUser,
-    };
+    const ping = pendingPing(forUser);
     if (this.#options.keepAliveInterval > 0 || forUser) this.#armDeadline(ping, this.#options.keepAliveTimeout);
     this.#inFlight = ping;
     this.#write(ping);

@@ -69,6 +69,18 @@ class IdleTimer {
   }
 }
 
+/** A failed channel left to be read: what it waits for, and what waits on it. */
+interface KeptToRead {
+  /** Callbacks of writes and of `end()` made meanwhile: called with the failure once the channel is destroyed. */
+  held: WriteCallback[];
+  /** No FIN came: the channel fails once what arrived is read (with the FIN it fails after 'end'). */
+  failWhenRead: boolean;
+  /** A check for that is due on the next tick. */
+  checkDue: boolean;
+  /** The last read asked for more bytes than are left (`read(n)`): with no more to come, it never gets them. */
+  askedTooMuch: boolean;
+}
+
 /** Stands in for a channel's `emit` while `closeRead()` drops what the channel holds: no `'data'` gets out. */
 function emitAllButData(this: Channel, event: string | symbol, ...args: unknown[]): boolean {
   return event === 'data' ? false : Duplex.prototype.emit.call(this, event, ...args);
@@ -81,17 +93,8 @@ export class Channel extends Duplex implements ChannelEndpoint {
   #bytesRead = 0;
   #bytesWritten = 0;
   #idle: IdleTimer | undefined;
-  /**
-   * While a failed channel is left to be read to its end (see `fail`): the callbacks of writes and of `end()`
-   * made meanwhile, called with the failure once the channel is destroyed.
-   */
-  #heldCallbacks: WriteCallback[] | undefined;
-  /** The session failed before the peer's FIN, with data unread: the channel fails once that is read. */
-  #failWhenRead = false;
-  /** A check for that is due on the next tick. */
-  #failPending = false;
-  /** The last read asked for more bytes than are left (`read(n)`): with no more to come, it never gets them. */
-  #askedTooMuch = false;
+  /** Set only while a failed channel is left to be read (see `fail`): one field, so other channels pay one slot. */
+  #kept: KeptToRead | undefined;
 
   /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
   constructor(state: ChannelState, port: ChannelPort<MuxSession<Channel>>) {
@@ -314,9 +317,9 @@ export class Channel extends Duplex implements ChannelEndpoint {
   #refuseWrite(callback: WriteCallback): boolean {
     const failure = this.#failure;
     if (failure === undefined) return false;
-    if (this.#heldCallbacks !== undefined) {
+    if (this.#kept !== undefined) {
       // Left to be read to its end: the write fails with the channel, after the peer's data was read.
-      this.#heldCallbacks.push(callback);
+      this.#kept.held.push(callback);
       return true;
     }
     this.#destroyFailed(failure);
@@ -329,7 +332,7 @@ export class Channel extends Duplex implements ChannelEndpoint {
     // peer sent is still read to 'end', after which the channel fails; otherwise it fails now, as a failed one
     // (an 'error' only for a listener).
     if (this.#failure !== undefined) {
-      if (this.#heldCallbacks !== undefined) this.#heldCallbacks.push(callback);
+      if (this.#kept !== undefined) this.#kept.held.push(callback);
       else this.#destroyFailed(this.#failure);
       return;
     }
@@ -349,20 +352,21 @@ export class Channel extends Duplex implements ChannelEndpoint {
     if (chunk !== null) this.#port.readProgress(this.#state);
     // The session failed before the peer's FIN: once what arrived has been read (or a read asked for more than
     // is left), the error follows, as 'end' would (on the next tick: a parser may unshift part of the last chunk).
-    if (this.#failWhenRead) {
-      this.#askedTooMuch = chunk === null && size !== 0; // (Node's own read(0) calls ask for nothing)
-      if (this.readableLength === 0 || this.#askedTooMuch) this.#failSoon();
+    const kept = this.#kept;
+    if (kept?.failWhenRead) {
+      kept.askedTooMuch = chunk === null && size !== 0; // (Node's own read(0) calls ask for nothing)
+      if (this.readableLength === 0 || kept.askedTooMuch) this.#failSoon(kept);
     }
     return chunk;
   }
 
-  #failSoon(): void {
-    if (this.#failPending) return;
-    this.#failPending = true;
+  #failSoon(kept: KeptToRead): void {
+    if (kept.checkDue) return;
+    kept.checkDue = true;
     process.nextTick(() => {
-      this.#failPending = false;
+      kept.checkDue = false;
       // Still nothing left, or the last read wanted more than is left (no more can come): the error.
-      if (!this.destroyed && (this.readableLength === 0 || this.#askedTooMuch)) this.#destroyFailed(this.#failure!);
+      if (!this.destroyed && (this.readableLength === 0 || kept.askedTooMuch)) this.#destroyFailed(this.#failure!);
     });
   }
 
@@ -374,9 +378,9 @@ export class Channel extends Duplex implements ChannelEndpoint {
     // Both halves ended normally (autoDestroy after 'end' and 'finish'): the FINs close it, no RST.
     this.#port.release(this.#state, error ?? undefined);
     callback(error);
-    const held = this.#heldCallbacks;
-    this.#heldCallbacks = undefined;
-    if (held !== undefined) for (const write of held) write(this.#failure); // set by `fail`, which held them
+    const kept = this.#kept;
+    this.#kept = undefined;
+    if (kept !== undefined) for (const write of kept.held) write(this.#failure); // set by `fail`, which kept it
   }
 
   /** @internal */
@@ -402,16 +406,14 @@ export class Channel extends Duplex implements ChannelEndpoint {
     if (this.destroyed) return;
     this.#failure = error;
     if (sessionEnded && !this.readableEnded && this.writableLength === 0) {
-      if (this.#state.remoteFin) {
-        this.once('end', () => this.#destroyFailed(error));
-      } else if (this.readableLength > 0) {
-        this.#failWhenRead = true;
-      } else {
+      const failWhenRead = !this.#state.remoteFin;
+      if (!failWhenRead) this.once('end', () => this.#destroyFailed(error));
+      else if (this.readableLength === 0) {
         this.#destroyFailed(error);
         return;
       }
       // Writes and end() from now on wait here, and fail with the channel (Node would end it at once).
-      this.#heldCallbacks = [];
+      this.#kept = { held: [], failWhenRead, checkDue: false, askedTooMuch: false };
       return;
     }
     this.#destroyFailed(error);
