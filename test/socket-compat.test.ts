@@ -9,7 +9,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { once } from 'node:events';
 import { Client } from 'undici';
-import { type Channel, type Session } from '../src/index.js';
+import { type Channel, GoAwayError, type Session } from '../src/index.js';
 import { memoryPipe, readAll, sessionPair, until } from './helpers.js';
 import { multiplexedClient, multiplexedServer } from '../src/index.js';
 
@@ -90,6 +90,108 @@ test("http.createServer's keep-alive timeout ends an idle channel through setTim
   } finally {
     agent.destroy();
     httpServer.close();
+    await pair.close();
+  }
+});
+
+/** The README's `createConnection` for a keep-alive agent: channels that end on the server's FIN, and no throw. */
+function agentOver(session: Session, options: http.AgentOptions = {}): http.Agent & { dials: number } {
+  const agent = Object.assign(new http.Agent({ keepAlive: true, ...options }), { dials: 0 });
+  agent.createConnection = (_options, callback) => {
+    try {
+      const channel = session.dial();
+      channel.allowHalfOpen = false;
+      agent.dials++;
+      return channel;
+    } catch (error) {
+      process.nextTick(() => callback?.(error as Error, undefined as never));
+      return undefined;
+    }
+  };
+  return agent;
+}
+
+/** Rejects after `ms`: a request that neither answers nor fails is a hang. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no outcome in ${ms} ms`)), ms)),
+    ),
+  ]).finally(() => clearTimeout(timer));
+}
+
+test("a keep-alive agent's channel that the server ended (FIN) leaves the pool: the next request gets a new one", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  let served = 0;
+  const httpServer = http.createServer((req, res) => {
+    res.end(`reply ${++served}`);
+    // As a proxy or another server closing an idle connection: a FIN, not a reset.
+    if (served === 1) setTimeout(() => req.socket.end(), 50);
+  });
+  pair.server.on('channel', (channel) => httpServer.emit('connection', channel));
+  const agent = agentOver(pair.client);
+  try {
+    assert.equal((await get(agent, '/1')).body, 'reply 1');
+    await until(
+      () => pair.server.channelCount === 0 && pair.client.channelCount === 0,
+      5000,
+      'the ended channel closed',
+    );
+    assert.equal((await within(get(agent, '/2'), 5000, 'the second request')).body, 'reply 2');
+    assert.equal(agent.dials, 2);
+  } finally {
+    agent.destroy();
+    await pair.close();
+  }
+});
+
+test("an http server that emitted 'listening' times out a channel's unfinished headers and closes idle channels", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  const httpServer = http.createServer(
+    { headersTimeout: 300, requestTimeout: 600, connectionsCheckingInterval: 50 },
+    (_req, res) => res.end('ok'),
+  );
+  httpServer.emit('listening');
+  pair.server.on('channel', (channel) => httpServer.emit('connection', channel));
+  const agent = agentOver(pair.client);
+  try {
+    // Headers begun and never finished (slowloris): the server gives up on the channel.
+    const slow = pair.client.dial();
+    slow.on('error', () => {});
+    slow.resume();
+    slow.write('GET / HTTP/1.1\r\nHost: muxwire.invalid\r\n');
+    await until(() => slow.destroyed, 5000, 'the channel with unfinished headers closed by headersTimeout');
+    // An idle keep-alive channel: closeIdleConnections() ends it, as it would a socket.
+    assert.equal((await get(agent, '/')).body, 'ok');
+    await until(() => pair.server.channelCount === 1, 5000, 'one idle channel');
+    httpServer.closeIdleConnections();
+    await until(() => pair.server.channelCount === 0, 5000, 'the idle channel closed');
+  } finally {
+    agent.destroy();
+    httpServer.close(() => {});
+    await pair.close();
+  }
+});
+
+test('a request queued on the agent while the server goes away fails with GoAwayError, not the process', async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  const httpServer = http.createServer((_req, res) => {
+    // A server draining before a deploy: no new channels, and the request in flight answered with a close.
+    pair.server.goAway();
+    res.setHeader('connection', 'close');
+    setTimeout(() => res.end('last'), 50);
+  });
+  pair.server.on('channel', (channel) => httpServer.emit('connection', channel));
+  const agent = agentOver(pair.client, { maxSockets: 1 });
+  try {
+    const first = get(agent, '/first');
+    const queued = get(agent, '/queued');
+    assert.equal((await first).body, 'last');
+    await assert.rejects(within(queued, 5000, 'the queued request'), GoAwayError);
+  } finally {
+    agent.destroy();
     await pair.close();
   }
 });
@@ -234,6 +336,37 @@ test("setTimeout emits 'timeout' after an idle period, not while bytes flow, and
     await new Promise((resolve) => setTimeout(resolve, 400));
     assert.equal(later, 0, 'no timeout after setTimeout(0)');
     assert.throws(() => channel.setTimeout(-1), RangeError);
+  } finally {
+    await pair.close();
+  }
+});
+
+test("no 'timeout' while one large write is still leaving as the peer reads it, as on a socket", async () => {
+  const pair = await sessionPair();
+  try {
+    const accepted = pair.server.accept();
+    const channel = pair.client.dial();
+    const size = 4 * 1024 * 1024;
+    let written = false;
+    // One write: nothing stamps the channel as active after it but the bytes that leave as the window opens.
+    channel.write(Buffer.alloc(size, 7), () => (written = true));
+    const inbound = await accepted;
+    let timeouts = 0;
+    channel.setTimeout(150, () => timeouts++);
+    // The peer reads a chunk every 20 ms: the write drains for well over 150 ms.
+    let got = 0;
+    const start = performance.now();
+    inbound.on('data', (chunk: Buffer) => {
+      got += chunk.length;
+      inbound.pause();
+      setTimeout(() => inbound.resume(), 20);
+    });
+    await until(() => got === size, 20_000, 'the peer read the whole write');
+    const drained = performance.now() - start;
+    assert.ok(drained > 600, `the write drained in ${drained.toFixed(0)} ms: too fast to test the timeout`);
+    assert.equal(timeouts, 0, `'timeout' while the write was leaving (after ${drained.toFixed(0)} ms)`);
+    await until(() => written, 5000, 'the write done');
+    await until(() => timeouts === 1, 5000, "'timeout' once nothing moves");
   } finally {
     await pair.close();
   }

@@ -38,10 +38,14 @@ class IdleTimer {
   #firedFor = -1;
   #timer: ReturnType<typeof setTimeout>;
   #stopped = false;
+  /** The channel's queued bytes when the timer last looked. */
+  #queuedWhenLooked = 0;
 
   constructor(
     readonly ms: number,
     private readonly onIdle: () => void,
+    /** Bytes written to the channel and not yet sent (its `queuedBytes`). */
+    private readonly queued: () => number,
   ) {
     this.#timer = this.#arm(ms);
   }
@@ -49,6 +53,14 @@ class IdleTimer {
   #arm(delay: number): ReturnType<typeof setTimeout> {
     // unref'd as a net.Socket's: a timeout on a channel never keeps the process alive by itself.
     return setTimeout(() => {
+      // One large write leaving bit by bit as the peer's window allows is activity too, though no new write
+      // or data stamped it: as a socket compares its write queue's size, a queue that moved since the last
+      // look counts as a byte sent now.
+      const queued = this.queued();
+      if (queued !== this.#queuedWhenLooked) {
+        this.#queuedWhenLooked = queued;
+        this.last = performance.now();
+      }
       const idle = performance.now() - this.last;
       if (idle + 1 >= this.ms && this.#firedFor !== this.last) {
         this.#firedFor = this.last;
@@ -216,7 +228,14 @@ export class Channel extends Duplex implements ChannelEndpoint {
     // is the longest it can wait.
     if (ms > 0x7fff_ffff) ms = 0x7fff_ffff;
     this.#idle?.stop();
-    this.#idle = ms > 0 && !this.destroyed ? new IdleTimer(ms, () => this.emit('timeout')) : undefined;
+    this.#idle =
+      ms > 0 && !this.destroyed
+        ? new IdleTimer(
+            ms,
+            () => this.emit('timeout'),
+            () => this.#state.queuedBytes,
+          )
+        : undefined;
     if (callback !== undefined) {
       if (ms > 0) this.once('timeout', callback);
       else this.off('timeout', callback);
