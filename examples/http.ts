@@ -19,14 +19,30 @@ const server = createServer((session) => {
 });
 server.listen(0, '127.0.0.1');
 await once(server, 'listening');
+// Its request timeouts and the bookkeeping of closeIdleConnections() start on 'listening', which a server that
+// never listens must be given.
+httpServer.emit('listening');
 
 /** An agent whose connections are channels of one session; keepAlive keeps a channel for the next request. */
 class ChannelAgent extends http.Agent {
   constructor(private readonly session: Session) {
     super({ keepAlive: true, maxSockets: 4 });
   }
-  override createConnection(): Channel {
-    return this.session.dial();
+  override createConnection(
+    _options: http.ClientRequestArgs,
+    callback?: (error: Error | null, socket: Channel) => void,
+  ): Channel | undefined {
+    try {
+      const channel = this.session.dial();
+      // As a socket from net.connect: it ends its side on the server's FIN, so the agent drops it from its pool
+      // instead of sending the next request into a channel nobody reads.
+      channel.allowHalfOpen = false;
+      return channel;
+    } catch (error) {
+      // The session is going away or failed: the request fails with the reason; a throw here would end the process.
+      process.nextTick(() => callback?.(error as Error, undefined as never));
+      return undefined;
+    }
   }
 }
 
