@@ -16,6 +16,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,7 +46,11 @@ function npm(args: string[], cwd: string): string {
 
 before(() => {
   work = mkdtempSync(join(tmpdir(), 'muxwire-pack-'));
-  const [packed] = JSON.parse(npm(['pack', '--json', '--pack-destination', work], ROOT)) as { filename: string }[];
+  // Packed as built by this run: its `prepack` (which builds from a clean dist/src, for a fresh clone's pack)
+  // would rebuild dist/ under the test files running beside this one.
+  const [packed] = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', work], ROOT)) as {
+    filename: string;
+  }[];
   app = join(work, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
@@ -213,8 +218,19 @@ test('the packed package holds its license, changelog, docs and examples, and so
   ]) {
     assert.ok(existsSync(join(installed, file)), `${file} is in the package`);
   }
-  const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { sideEffects?: unknown };
+  const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as {
+    sideEffects?: unknown;
+    version: string;
+    scripts: Record<string, string>;
+  };
   assert.equal(pkg.sideEffects, false);
+  // Tools read a package's version through its exports.
+  assert.equal(
+    (createRequire(join(app, 'index.js'))('muxwire/package.json') as { version: string }).version,
+    pkg.version,
+  );
+  // `npm pack` or `npm publish` from a fresh clone (no dist/ yet) builds first, and never ships a deleted source.
+  assert.match(pkg.scripts.prepack ?? '', /rm -rf dist\/src && npm run build/);
   const maps = readdirSync(join(installed, 'dist', 'src'), { recursive: true, encoding: 'utf8' }).filter((f) =>
     f.endsWith('.js.map'),
   );

@@ -1292,7 +1292,7 @@ describe('createWebSocketServer sharing an HTTP server with other WebSocket endp
       counts(),
       before.map((count) => count + 1),
     );
-    const listening = once(mux as unknown as NodeJS.EventEmitter, 'listening');
+    const listening = once(mux, 'listening');
     const base = await listen();
     await listening;
     assert.deepEqual(mux.address(), server.address());

@@ -1,21 +1,8 @@
 /**
- * A channel without Node streams: `write()` / `end()` / `destroy()`, `'data'` events or `for await`, and the
- * same backpressure, half-close and errors as the Node `Channel`. It needs nothing but the core, so it is the
- * channel of browser sessions; in Node it suits sessions with very many small channels, where a `Duplex` per
- * channel costs time to set up and memory to keep (see `docs/design.md`).
- *
- * Reading starts when a `'data'` listener is added (or `resume()` is called, or an async iterator reads) and
- * stops while `pause()`d; until then data waits in the channel, within its receive window, and the peer gets
- * no more credit than was read. Writing: `write()` returns false once `channelHighWaterMark` bytes wait to be
- * sent; `'drain'` says when to go on.
- *
- * Events, in order: `'data'` (a `Uint8Array`), `'end'` (the peer half-closed and all its data was read),
- * `'drain'`, `'finish'` (after `end()`, once everything written reached the transport), `'error'` (the
- * channel was reset or its session failed; only when there is an `'error'` listener, so an unobserved reset
- * never crashes), and `'close'` last (both halves ended, or the channel was destroyed or failed).
+ * `LightChannel`, a channel without Node streams (see the class), and `LightSession`, whose channels they are.
  * @module
  */
-import { installChannelFacts } from './channel-facts.js';
+import { type ChannelFacts, installChannelFacts } from './channel-facts.js';
 import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
 import { FULL_PARTS } from './full-parts.js';
@@ -78,7 +65,26 @@ const END_EMITTED = 1 << 9;
  */
 const FAIL_AT_END = 1 << 10;
 
-export class LightChannel extends NodeEmitter<LightChannelEvents> implements ChannelEndpoint {
+/**
+ * A channel without Node streams: `write()` / `end()` / `destroy()`, `'data'` events or `for await`, and the
+ * same backpressure, half-close and errors as the Node `Channel`. It needs nothing but the core, so it is the
+ * channel of browser sessions; in Node it suits sessions with very many small channels, where a `Duplex` per
+ * channel costs time to set up and memory to keep (see `docs/design.md`).
+ *
+ * Reading starts when a `'data'` listener is added (or `resume()` is called, or an async iterator reads) and
+ * stops while `pause()`d; until then data waits in the channel, within its receive window, and the peer gets
+ * no more credit than was read. Writing: `write()` returns false once `channelHighWaterMark` bytes wait to be
+ * sent; `'drain'` says when to go on.
+ *
+ * Events, in order: `'data'` (a `Uint8Array`), `'end'` (the peer half-closed and all its data was read),
+ * `'drain'`, `'finish'` (after `end()`, once everything written reached the transport), `'error'` (the
+ * channel was reset or its session failed; only when there is an `'error'` listener, so an unobserved reset
+ * never crashes), and `'close'` last (both halves ended, or the channel was destroyed or failed).
+ */
+export class LightChannel
+  extends NodeEmitter<LightChannelEvents>
+  implements ChannelEndpoint, ChannelFacts<MuxSession<LightChannel>>
+{
   readonly #state: ChannelState;
   readonly #port: ChannelPort<MuxSession<LightChannel>>;
   // --- reading ---
@@ -112,15 +118,11 @@ export class LightChannel extends NodeEmitter<LightChannelEvents> implements Cha
     );
   }
 
-  /** {@inheritDoc core!ChannelFacts.id} */
+  // Their documentation is ChannelFacts' (editors and TypeDoc take it from the interface this class implements).
   declare readonly id: number;
-  /** {@inheritDoc core!ChannelFacts.session} */
   declare readonly session: MuxSession<LightChannel>;
-  /** {@inheritDoc core!ChannelFacts.protocolState} */
   declare readonly protocolState: ChannelStateName;
-  /** {@inheritDoc core!ChannelFacts.receiveWindow} */
   declare readonly receiveWindow: number;
-  /** {@inheritDoc core!ChannelFacts.outbound} */
   declare readonly outbound: boolean;
 
   /** A snapshot of this channel's figures: bytes each way, queued and unread bytes, both windows, stalled or not. */

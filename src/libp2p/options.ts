@@ -50,6 +50,25 @@ const LIBP2P_DEFAULTS = {
   keepAliveInterval: 30_000,
 };
 
+/** The names `muxwire()` takes; any other is a mistake (a misspelling, or a name that goes elsewhere). */
+const INIT_KEYS = new Set([
+  'streamOptions',
+  'maxEarlyStreams',
+  'maxMessageSize',
+  'maxInboundStreams',
+  'maxOutboundStreams',
+  'enableKeepAlive',
+  'keepAliveInterval',
+  'session',
+]);
+
+/** Where a name given at the top level belongs, if it belongs anywhere. */
+function misplaced(key: string): string {
+  if (key === 'initialStreamWindowSize' || key === 'maxStreamWindowSize') return ` (it goes in streamOptions)`;
+  if (key === 'protocol' || key === 'logger') return ` (muxwire's session options go in session)`;
+  return '';
+}
+
 function count(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
@@ -64,6 +83,9 @@ function count(name: string, value: number | undefined, fallback: number): numbe
  */
 export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
   if (typeof init !== 'object' || init === null) throw new InvalidParametersError('muxwire: init must be an object');
+  for (const key of Object.keys(init)) {
+    if (!INIT_KEYS.has(key)) throw new InvalidParametersError(`muxwire: unknown option ${key}${misplaced(key)}`);
+  }
   const maxInboundStreams = count('maxInboundStreams', init.maxInboundStreams, LIBP2P_DEFAULTS.maxInboundStreams);
   const maxOutboundStreams = count('maxOutboundStreams', init.maxOutboundStreams, LIBP2P_DEFAULTS.maxOutboundStreams);
   const maxEarlyStreams = count('maxEarlyStreams', init.maxEarlyStreams, LIBP2P_DEFAULTS.maxEarlyStreams);
@@ -83,11 +105,19 @@ export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
   session.channelHighWaterMark ??= initialWindow;
   // The session's own cap covers both directions; the muxer applies the two libp2p limits itself.
   session.maxStreams ??= Math.min(0x7fff_ffff, Math.max(1, maxInboundStreams + maxOutboundStreams));
+  // The yamux names given, with the session option each became: an error about one names what the user wrote.
+  const given: [string, string][] = [];
+  if (initialStreamWindowSize !== undefined) given.push(['streamOptions.initialStreamWindowSize', 'initialWindow']);
+  if (maxStreamWindowSize !== undefined) given.push(['streamOptions.maxStreamWindowSize', 'maxWindow']);
+  if (init.maxMessageSize !== undefined) given.push(['maxMessageSize', 'maxFrameSize']);
   let resolved: ResolvedOptions;
   try {
     resolved = resolveOptions(session);
   } catch (error) {
-    throw Object.assign(new InvalidParametersError((error as Error).message), { cause: error });
+    const message = (error as Error).message;
+    const named = given.find(([, option]) => message.includes(`option ${option} `));
+    const text = named === undefined ? message : `muxwire: ${named[0]} (the session option ${named[1]}): ${message}`;
+    throw Object.assign(new InvalidParametersError(text), { cause: error });
   }
   if (resolved.protocol !== 'yamux') throw new InvalidParametersError('muxwire: libp2p streams speak yamux only');
   return { session: resolved, maxInboundStreams, maxOutboundStreams, maxEarlyStreams, streamOptions };

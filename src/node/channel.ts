@@ -1,15 +1,9 @@
 /**
- * A channel as a Node `stream.Duplex` of bytes: `write()`/`end()` (FIN, half-close), `destroy()` (RST),
- * `'end'` when the peer half-closes, `'error'` with a typed error when the channel is reset or its session
- * fails. Backpressure works as on any Node stream: `write()` returns false until `'drain'`.
- *
- * It also has the parts of `net.Socket` that Node's http client and server and libraries such as undici
- * touch (`setTimeout` and `'timeout'`, `setKeepAlive`, `setNoDelay`, `ref`, `unref`, addresses, byte
- * counts), so a channel can stand where they expect a socket.
+ * The Node `Channel`: a channel as a `stream.Duplex` with a socket's parts (see the class).
  * @module
  */
 import { Duplex } from 'node:stream';
-import { installChannelFacts } from '../core/channel-facts.js';
+import { type ChannelFacts, installChannelFacts } from '../core/channel-facts.js';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
 import { MuxError } from '../core/errors.js';
@@ -98,7 +92,16 @@ function emitAllButData(this: Channel, event: string | symbol, ...args: unknown[
   return event === 'data' ? false : Duplex.prototype.emit.call(this, event, ...args);
 }
 
-export class Channel extends Duplex implements ChannelEndpoint {
+/**
+ * A channel as a Node `stream.Duplex` of bytes: `write()`/`end()` (FIN, half-close), `destroy()` (RST),
+ * `'end'` when the peer half-closes, `'error'` with a typed error when the channel is reset or its session
+ * fails. Backpressure works as on any Node stream: `write()` returns false until `'drain'`.
+ *
+ * It also has the parts of `net.Socket` that Node's http client and server and libraries such as undici
+ * touch (`setTimeout` and `'timeout'`, `setKeepAlive`, `setNoDelay`, `ref`, `unref`, addresses, byte
+ * counts), so a channel can stand where they expect a socket.
+ */
+export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<MuxSession<Channel>> {
   readonly #state: ChannelState;
   readonly #port: ChannelPort<MuxSession<Channel>>;
   #failure: Error | undefined;
@@ -133,15 +136,11 @@ export class Channel extends Duplex implements ChannelEndpoint {
     );
   }
 
-  /** {@inheritDoc core!ChannelFacts.id} */
+  // Their documentation is ChannelFacts' (editors and TypeDoc take it from the interface this class implements).
   declare readonly id: number;
-  /** {@inheritDoc core!ChannelFacts.session} */
   declare readonly session: MuxSession<Channel>;
-  /** {@inheritDoc core!ChannelFacts.protocolState} */
   declare readonly protocolState: ChannelStateName;
-  /** {@inheritDoc core!ChannelFacts.receiveWindow} */
   declare readonly receiveWindow: number;
-  /** {@inheritDoc core!ChannelFacts.outbound} */
   declare readonly outbound: boolean;
 
   /** A snapshot of this channel's figures: bytes each way, queued and unread bytes, both windows, stalled or not. */

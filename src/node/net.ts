@@ -7,7 +7,11 @@ import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/op
 import { Session } from './session.js';
 
 /** Options of `connect()`: where to connect (as for `net.connect`) plus any session option. */
-export type ConnectOptions = net.TcpNetConnectOpts & SessionOptions & { signal?: AbortSignal };
+export type ConnectOptions = net.TcpNetConnectOpts &
+  SessionOptions & {
+    /** Gives up connecting: the socket is destroyed and `connect()` rejects with the signal's reason. Once the session is made it does nothing. */
+    signal?: AbortSignal;
+  };
 
 /** Options of `createServer()`: `net.createServer` options plus any session option. */
 export type ServerOptions = net.ServerOpts & SessionOptions;

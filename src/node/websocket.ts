@@ -4,6 +4,7 @@
  * `ws` client) and makes each an ordinary server `Session` whose channels are Node `Duplex` streams.
  * @module
  */
+import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpsServer } from 'node:https';
@@ -68,9 +69,10 @@ const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval'];
 
 /**
  * What {@link createWebSocketServer} returns: the `ws` package's `WebSocketServer`, typed by the members muxwire
- * documents, so the package's types need no `@types/ws` (cast it for the rest of `ws`'s API).
+ * documents and as the `EventEmitter` it is (so `events.once(server, 'listening')` type-checks), so the
+ * package's types need no `@types/ws` (cast it for the rest of `ws`'s API).
  */
-export interface MuxWebSocketServer {
+export interface MuxWebSocketServer extends EventEmitter {
   /**
    * Stops accepting connections (open sessions go on until they end), and takes its listeners off `server`;
    * `callback` once it has closed.
@@ -83,8 +85,10 @@ export interface MuxWebSocketServer {
   /** `'listening'` and `'error'`: its own server's with `port`; with `server`, that server's, emitted again here. */
   on(event: 'listening', listener: () => void): this;
   on(event: 'error', listener: (error: Error) => void): this;
+  on(event: string | symbol, listener: (...args: unknown[]) => void): this;
   once(event: 'listening', listener: () => void): this;
   once(event: 'error', listener: (error: Error) => void): this;
+  once(event: string | symbol, listener: (...args: unknown[]) => void): this;
 }
 
 /**

@@ -16,7 +16,7 @@
  * the core's `ChannelEndpoint` (`deliver`, `remoteEnded`, `fail`, `bufferedBytes`, `destroyed`).
  * @module
  */
-import { installChannelFacts } from '../core/channel-facts.js';
+import { type ChannelFacts, installChannelFacts } from '../core/channel-facts.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
 import { ChannelResetError, MuxError } from '../core/errors.js';
 import type { ChannelPort } from '../core/channel-port.js';
@@ -27,7 +27,7 @@ import { type ChannelStats, channelStats } from '../core/observe.js';
 const COPY_LIMIT = 16 * 1024;
 
 /** A multiplexed channel as a pair of Web Streams. Made by `WebSession.dial()` / `accept()`. */
-export class WebChannel implements ChannelEndpoint {
+export class WebChannel implements ChannelEndpoint, ChannelFacts<MuxSession<WebChannel>> {
   /** Bytes from the peer, as the reader pulls them. Cancelling it resets the channel. */
   declare readonly readable: ReadableStream<Uint8Array>;
   /** Bytes to the peer. Closing it sends FIN; aborting it resets the channel. */
@@ -78,15 +78,11 @@ export class WebChannel implements ChannelEndpoint {
     );
   }
 
-  /** {@inheritDoc core!ChannelFacts.id} */
+  // Their documentation is ChannelFacts' (editors and TypeDoc take it from the interface this class implements).
   declare readonly id: number;
-  /** {@inheritDoc core!ChannelFacts.session} */
   declare readonly session: MuxSession<WebChannel>;
-  /** {@inheritDoc core!ChannelFacts.protocolState} */
   declare readonly protocolState: ChannelStateName;
-  /** {@inheritDoc core!ChannelFacts.receiveWindow} */
   declare readonly receiveWindow: number;
-  /** {@inheritDoc core!ChannelFacts.outbound} */
   declare readonly outbound: boolean;
 
   /** @internal Made by the session. */
@@ -161,7 +157,8 @@ export class WebChannel implements ChannelEndpoint {
    * Half-closes: FIN goes after the bytes already written; reading goes on. When the writable is not locked
    * this is `writable.close()`. When a writer holds it, the FIN follows every write the writer made before
    * this call (those still queued in the writable too), and later writes fail with `ERR_MUX_WRITE_AFTER_END`
-   * (the first to reach the sink errors the writable with it); the writer's `close()` still resolves.
+   * (the first to reach the sink errors the writable with it). The writer's `close()` resolves when no write
+   * followed this call; after one, the writable is errored and it rejects.
    * Rejects with the channel's error if it fails first.
    */
   closeWrite(): Promise<void> {
