@@ -41,6 +41,7 @@ class IdleTimer {
     /** Bytes written to the channel and not yet sent (its `queuedBytes`). */
     private readonly queued: () => number,
   ) {
+    this.#queuedWhenLooked = queued();
     this.#timer = this.#arm(ms);
   }
 
