@@ -179,7 +179,7 @@ describe('multiplex codec behaviour', () => {
     server.destroy();
   });
 
-  test('end() closes both directions: the peer reads its end and cannot write any more', async () => {
+  test('end() closes both directions: the peer reads its end, its channel closes, and it cannot write any more', async () => {
     const [a, b] = memoryPipe();
     const client = multiplexedClient(a, OPTIONS);
     const server = multiplexedServer(b, OPTIONS);
@@ -187,16 +187,94 @@ describe('multiplex codec behaviour', () => {
     const channel = client.dial();
     channel.end('request');
     const inbound = await inboundP;
+    const events: string[] = [];
+    for (const event of ['end', 'finish', 'close']) inbound.on(event, () => events.push(event));
     assert.equal((await readAll(inbound)).toString(), 'request');
-    const failed = new Promise<Error>((resolve) => inbound.on('error', resolve));
-    inbound.write('too late');
-    const error = await failed;
-    assert.equal((error as { code?: string }).code, 'ERR_MUX_WRITE_AFTER_END');
-    assert.match(error.message, /closed by the peer/);
+    // As a socket without allowHalfOpen: its writing ends after 'end', and the channel closes.
+    await until(() => inbound.destroyed, 2000, "the peer's channel closed");
+    assert.deepEqual(events, ['end', 'finish', 'close']);
+    const writeError = await new Promise<Error | null | undefined>((resolve) => inbound.write('too late', resolve));
+    assert.ok(writeError instanceof Error, 'a write after the close fails');
     channel.resume();
     await until(() => client.channelCount === 0 && server.channelCount === 0, 2000, 'both forgotten');
     client.destroy();
     server.destroy();
+  });
+
+  test("a write before the peer's close was read fails the channel as a reset: 'error' only for a listener, no crash", async () => {
+    for (const listening of [true, false]) {
+      const [raw, socket] = await tcpPair();
+      const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });
+      try {
+        const accepted = new Promise<Channel>((resolve) => session.on('channel', resolve));
+        // SYN, "hello" and the peer's close (RST) in one write, as the original's Write racing its Close.
+        raw.write(Buffer.from('0000000301000000' + '0000000300000005' + '68656c6c6f' + '0000000302000000', 'hex'));
+        const channel = await accepted;
+        const errors: Error[] = [];
+        if (listening) channel.on('error', (error) => errors.push(error));
+        const replied = new Promise<Error | null | undefined>((resolve) =>
+          channel.once('data', (data: Buffer) => channel.write(data, resolve)),
+        );
+        const writeError = await replied;
+        assert.equal((writeError as { code?: string } | null | undefined)?.code, 'ERR_MUX_WRITE_AFTER_END');
+        await until(() => channel.destroyed, 2000, 'the channel closed');
+        if (listening) {
+          assert.equal(errors.length, 1);
+          assert.match(errors[0]!.message, /closed by the peer/);
+        }
+        assert.equal(session.state, 'open');
+      } finally {
+        session.destroy();
+        raw.destroy();
+      }
+    }
+  });
+
+  test("a channel the peer closed closes here once read (Node and light channels), and its 'close' comes", async () => {
+    for (const kind of ['node', 'light'] as const) {
+      const [raw, socket] = await tcpPair();
+      const session =
+        kind === 'node'
+          ? multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 })
+          : lightServer(socket, { ...OPTIONS, keepAliveInterval: 0 });
+      try {
+        const accepted = session.accept();
+        raw.write(Buffer.from('0000000301000000' + '0000000300000002' + '6869' + '0000000302000000', 'hex'));
+        const channel = await accepted;
+        const events: string[] = [];
+        for (const event of ['end', 'finish', 'close', 'error'] as const) {
+          (channel as Channel).on(event, () => events.push(event));
+        }
+        (channel as Channel).on('data', () => {});
+        await until(() => events.includes('close'), 2000, `the ${kind} channel's 'close'`);
+        assert.deepEqual(events, ['end', 'finish', 'close'], kind);
+        assert.equal(session.channelCount, 0);
+      } finally {
+        session.destroy();
+        raw.destroy();
+      }
+    }
+  });
+
+  test('a frame far larger than one read is delivered whole: reading does not wait for bytes still to come', async () => {
+    const [raw, socket] = await tcpPair();
+    const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });
+    try {
+      const accepted = new Promise<Channel>((resolve) => session.on('channel', resolve));
+      const size = 4 * 1024 * 1024; // the format allows frames up to 16 MiB
+      const payload = pseudoRandomBytes(size, 5);
+      const header = Buffer.from([0, 0, 0, 3, 0, size >> 16, (size >> 8) & 0xff, size & 0xff]);
+      raw.write(Buffer.from('0000000301000000', 'hex'));
+      raw.write(Buffer.concat([header, payload]));
+      const channel = await accepted;
+      const chunks: Buffer[] = [];
+      channel.on('data', (chunk: Buffer) => chunks.push(chunk));
+      await until(() => chunks.reduce((sum, c) => sum + c.length, 0) === size, 10_000, 'the whole frame');
+      assert.equal(sha(Buffer.concat(chunks)), sha(payload));
+    } finally {
+      session.destroy();
+      raw.destroy();
+    }
   });
 
   test('a slow reader pauses the transport (the only backpressure the format has); memory stays bounded', async () => {

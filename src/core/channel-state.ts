@@ -27,6 +27,11 @@ export interface ChannelEndpoint {
   /** @internal The peer half-closed: no more data will arrive. */
   remoteEnded(): void;
   /**
+   * @internal The peer's close ended this side's writing too (a format without half-close), with nothing
+   * queued: end the writing side as `end()` would (its FIN is the session's to send).
+   */
+  writingEnded?(): void;
+  /**
    * @internal The channel ended abnormally (reset, or its session failed: `sessionEnded`); fail pending reads
    * and writes. When the session failed after the peer's FIN, what the peer sent may still be read first.
    */

@@ -280,6 +280,15 @@ export class LightChannel
     this.#buffered += data.length;
   }
 
+  /**
+   * @internal The peer's close ended this side's writing too (the multiplex format): as a socket without
+   * `allowHalfOpen`, it ends once the reading side has (`'end'`), and the channel then closes.
+   */
+  writingEnded(): void {
+    if ((this.#flags & END_EMITTED) !== 0) this.end();
+    else this.once('end', () => this.end());
+  }
+
   /** @internal */
   remoteEnded(): void {
     this.#flags |= REMOTE_ENDED;

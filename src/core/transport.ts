@@ -7,7 +7,11 @@
 /** Events a transport reports to the session. */
 export interface TransportEvents {
   // `this: void`: a transport may hand these on detached (`stream.on('data', events.data)`).
-  /** Bytes arrived. The session does not keep `chunk` past the call unless it copies it. */
+  /**
+   * Bytes arrived. `chunk` becomes the session's: it may hand views of it to channels, which keep them until
+   * the application reads them, so a transport must not reuse or change it afterwards (hand over a fresh
+   * array each time, as Node streams, WebSockets and Web Streams do).
+   */
   data(this: void, chunk: Uint8Array): void;
   /** The transport can take more writes after `write` returned false. */
   drain(this: void): void;

@@ -335,7 +335,21 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
    */
   #refuseWrite(callback: WriteCallback): boolean {
     const failure = this.#failure;
-    if (failure === undefined) return false;
+    if (failure === undefined) {
+      // Writing ended before the application's end() (which comes after every write): the peer closed the
+      // channel both ways (the multiplex format has no half-close), and takes nothing more. The write fails the
+      // channel as a reset would, with an 'error' only for a listener: an echo that answers a peer which wrote
+      // and closed at once must not end the process.
+      if (!this.#state.localFin) return false;
+      const error = new MuxError(
+        'ERR_MUX_WRITE_AFTER_END',
+        `channel ${this.id} was closed by the peer (the multiplex format has no half-close)`,
+      );
+      this.#failure = error;
+      this.#destroyFailed(error);
+      callback(error);
+      return true;
+    }
     if (this.#kept !== undefined) {
       // Left to be read to its end: the write fails with the channel, after the peer's data was read.
       this.#kept.held.push(callback);
@@ -412,6 +426,18 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
   /** @internal */
   remoteEnded(): void {
     this.push(null);
+  }
+
+  /**
+   * @internal The peer's close ended this side's writing too (the multiplex format). As on a socket without
+   * `allowHalfOpen`, the writing side ends once the reading side has (`'end'`), and the channel then closes.
+   */
+  writingEnded(): void {
+    const end = (): void => {
+      if (!this.writableEnded && !this.destroyed) this.end();
+    };
+    if (this.readableEnded) end();
+    else this.once('end', end);
   }
 
   /**

@@ -39,15 +39,24 @@ export class MultiplexRules implements FormatRules {
     this.#relieveMemory = relieveMemory;
   }
 
+  /**
+   * Bytes handed to the application and not read yet. Not `rx.buffered`: that counts a frame's whole length
+   * from its header on, and a frame may be up to 16 MiB, most of it still to arrive, which reading would then
+   * wait for while it waits for reading.
+   */
+  #unread(channel: ChannelState): number {
+    return channel.delivered - channel.rx.consumed;
+  }
+
   delivered(channel: ChannelState): void {
-    if (!channel.overfull && channel.rx.buffered > this.#options.initialWindow) {
+    if (!channel.overfull && this.#unread(channel) > this.#options.initialWindow) {
       channel.overfull = true;
       this.#gate.overfull++;
     }
   }
 
   read(channel: ChannelState): void {
-    if (channel.overfull && channel.rx.buffered <= this.#options.initialWindow) {
+    if (channel.overfull && this.#unread(channel) <= this.#options.initialWindow) {
       channel.overfull = false;
       this.#gate.overfull--;
       if (this.#gate.overfull === 0 && !this.#memory.underPressure) this.#relieveMemory();
@@ -66,18 +75,24 @@ export class MultiplexRules implements FormatRules {
     // data (end() came first), that data goes no further: the peer closed, and data after its RST would be
     // for a closed pipe.
     if (channel.finSent) return;
-    if (channel.queuedBytes > 0) {
-      channel.dropQueue(
-        new MuxError(
-          'ERR_MUX_CHANNEL_CLOSED',
-          `channel ${channel.id} was closed by the peer before this data was sent (the multiplex format has no half-close)`,
-        ),
+    const lost = channel.queuedBytes > 0;
+    if (lost) {
+      // Writes the peer will never take fail the channel, as a reset would (the endpoint first, so that it
+      // fails as a channel does, with an 'error' only for a listener, and not by a write's error).
+      const error = new MuxError(
+        'ERR_MUX_CHANNEL_CLOSED',
+        `channel ${channel.id} was closed by the peer before this data was sent (the multiplex format has no half-close)`,
       );
+      channel.endpoint.fail(error);
+      channel.dropQueue(error);
     }
     channel.localFin = true;
     channel.pending |= Pending.fin;
     this.#scheduler.scheduleControl(channel);
     this.#writer.schedule();
+    // Nothing was lost: the endpoint's writing ends as end() would end it (its close is on its way already), so
+    // the channel closes once what arrived is read.
+    if (!lost) channel.endpoint.writingEnded?.();
   }
 
   writeRefusal(channel: ChannelState): Error | undefined {
