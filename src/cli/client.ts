@@ -10,7 +10,15 @@ import { type ClientConfig, type ForwardSpec, TOKEN_ENV, formatAddress } from '.
 import { loadToken } from './auth.js';
 import { coalescingTransport } from './coalesce.js';
 import { FATAL_CODES, TunnelError } from './errors.js';
-import { type Decision, type ForwardContext, answer, boundPort, carry, listenForward } from './forwards.js';
+import {
+  type Decision,
+  type ForwardContext,
+  ForwardedSockets,
+  answer,
+  boundPort,
+  carry,
+  listenForward,
+} from './forwards.js';
 import {
   type AnnouncedForward,
   type ConnectRequest,
@@ -22,7 +30,7 @@ import {
   expectMessage,
 } from './protocol.js';
 import { Reconnector } from './reconnect.js';
-import { type Reporter, Traffic } from './status.js';
+import { type Reporter, Traffic, reportStopped } from './status.js';
 import { clientTlsOptions, dialServer } from './transport.js';
 
 /**
@@ -37,7 +45,10 @@ export interface RunningClient {
   localPorts: number[];
   /** Rejects with the error that stopped the client; resolves after `stop()`. */
   done: Promise<void>;
+  /** Shuts down gracefully: what the drain leaves unfinished is reset. */
   stop(): Promise<void>;
+  /** Resets every forwarded connection not finished, at once (before a forced exit). */
+  abort(): void;
 }
 
 /** Starts the client: rejects at once when the token or a -L port cannot be had. */
@@ -49,7 +60,7 @@ export async function runClient(
   const token = await loadToken(config.token, env);
   const tlsOptions = clientTlsOptions(config);
   const traffic = new Traffic();
-  const context: ForwardContext = { reporter, traffic };
+  const context: ForwardContext = { reporter, traffic, sockets: new ForwardedSockets() };
   const locals = config.forwards.filter((f) => f.kind === 'L');
   const remotes = config.forwards.filter((f) => f.kind === 'R');
   const announced: AnnouncedForward[] = [
@@ -224,6 +235,7 @@ export async function runClient(
     const request = { type: 'connect', host: spec.host, port: spec.hostPort } as const;
     return listenForward(spec.bind, spec.port, label, (socket) => {
       socket.on('error', () => {});
+      context.sockets.add(socket);
       void reconnector.waitForSession(config.connectWait).then((session) => {
         if (session === undefined) {
           reporter.event(
@@ -278,11 +290,13 @@ export async function runClient(
             }),
           );
         }
-        reporter.event('stopped', 'stopped');
-        reporter.stop();
+        reportStopped(reporter, context.sockets.resetUnfinished());
         settle.resolve();
       })();
       return stopping;
+    },
+    abort(): void {
+      context.sockets.resetUnfinished();
     },
   };
 }

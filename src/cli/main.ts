@@ -53,11 +53,11 @@ export async function main(argv: string[], env: Record<string, string | undefine
     reporter.event('fatal', message, { code: (error as { code?: string })?.code });
     return 1;
   };
-  let running: { stop(): Promise<void>; done: Promise<void> };
+  let running: { stop(): Promise<void>; abort(): void; done: Promise<void> };
   try {
     if (command.command === 'server') {
       const server = await runServer(command, env, reporter);
-      running = { stop: () => server.stop(), done: new Promise(() => {}) };
+      running = { stop: () => server.stop(), abort: () => server.abort(), done: new Promise(() => {}) };
     } else {
       running = await runClient(command, env, reporter);
     }
@@ -70,6 +70,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
       signals += 1;
       if (signals > 1) {
         reporter.event('forced', `${signal} again: exiting without waiting`);
+        // Reset what is still open: the exit alone would close it with a FIN, as if its data were complete.
+        running.abort();
         process.exit(FORCED_EXIT_CODE);
       }
       reporter.event('signal', `${signal}: shutting down gracefully (${signal} again to exit at once)`, { signal });

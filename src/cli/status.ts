@@ -156,3 +156,18 @@ export class Reporter {
     if (this.#line !== '') this.#err.write(this.#line);
   }
 }
+
+/**
+ * The last event of a shutdown, `stopped` (with `reset`: how many forwarded connections the drain left
+ * unfinished, reset rather than ended), then the status stops.
+ */
+export function reportStopped(reporter: Reporter, reset: number): void {
+  reporter.event(
+    'stopped',
+    reset === 0
+      ? 'stopped'
+      : `stopped; ${reset} forwarded connection(s) not finished within the drain timeout were reset`,
+    { reset },
+  );
+  reporter.stop();
+}

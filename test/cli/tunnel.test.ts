@@ -21,6 +21,7 @@ import {
   httpTarget,
   localPorts,
   requirePrograms,
+  run,
   startClient,
   startServer,
   workDir,
@@ -877,6 +878,113 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
           await c.stop();
         } finally {
           slow.close();
+        }
+      },
+    );
+
+    /**
+     * An HTTP target that announces a 1 TB body and sends it in 64 KiB chunks for as long as the connection
+     * takes them (at most 30 s): a reader slower than that leaves data in every buffer along the way.
+     */
+    async function streamingTarget(): Promise<{ port: number; close(): void }> {
+      const sockets = new Set<net.Socket>();
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      const streamer = net.createServer((socket) => {
+        sockets.add(socket);
+        socket.on('error', () => {});
+        socket.write('HTTP/1.1 200 OK\r\ncontent-length: 1000000000000\r\n\r\n');
+        const stopAt = performance.now() + 30_000;
+        const pump = (): void => {
+          while (!socket.destroyed && performance.now() < stopAt) if (!socket.write(chunk)) return;
+        };
+        socket.on('drain', pump);
+        pump();
+      });
+      await new Promise<void>((resolve) => streamer.listen(0, '127.0.0.1', resolve));
+      return {
+        port: (streamer.address() as net.AddressInfo).port,
+        close() {
+          for (const socket of sockets) socket.destroy();
+          streamer.close();
+        },
+      };
+    }
+
+    /**
+     * A curl that reads `url` at 2 MB/s; `done` resolves to its exit code: 56 when the connection is reset,
+     * 18 when it ends with a FIN before the announced length (a Node socket cannot tell: libuv reports a
+     * reset that follows unread data as an end).
+     */
+    function slowCurl(url: string): { done: Promise<number> } {
+      return {
+        done: run('curl', ['-sS', '--limit-rate', '2M', '--max-time', '20', '-o', '/dev/null', url], 30_000).then(
+          () => 0,
+          (error: unknown) => (error as { code: number }).code,
+        ),
+      };
+    }
+
+    test(
+      'a forwarded connection that the drain leaves unfinished is reset at shutdown, not ended with a FIN: -L, the client stopped',
+      { timeout: TIMEOUT },
+      async () => {
+        const streamer = await streamingTarget();
+        try {
+          const s = await server(['--token-file', work.tokenFile, '--allow', `127.0.0.1:${streamer.port}`]);
+          const c = await client(s.port, [
+            '--token-file',
+            work.tokenFile,
+            '--drain-timeout',
+            '300',
+            '-L',
+            `0:127.0.0.1:${streamer.port}`,
+          ]);
+          const reader = slowCurl(`http://127.0.0.1:${localPorts(c)[0]!}/`);
+          await new Promise((resolve) => setTimeout(resolve, 1000)); // the buffers along the way fill
+          assert.equal(await c.stop('SIGTERM'), 0);
+          assert.equal(await reader.done, 56, `curl's exit code (18: a FIN); ${c.describe()}`);
+          const stopped = c.events.find((e) => e.event === 'stopped')!;
+          assert.equal(stopped.reset, 1, c.describe());
+          await s.cli.stop();
+        } finally {
+          streamer.close();
+        }
+      },
+    );
+
+    test(
+      'a forwarded connection that the drain leaves unfinished is reset at shutdown, not ended with a FIN: -R, the server stopped, and on a forced exit',
+      { timeout: TIMEOUT },
+      async () => {
+        const streamer = await streamingTarget();
+        try {
+          for (const forced of [false, true]) {
+            const s = await server([
+              '--token-file',
+              work.tokenFile,
+              '--allow-remote',
+              '127.0.0.1:*',
+              '--drain-timeout',
+              forced ? '30000' : '300',
+            ]);
+            const c = await client(s.port, ['--token-file', work.tokenFile, '-R', `0:127.0.0.1:${streamer.port}`]);
+            const remote = await c.waitFor('remote-listening');
+            const reader = slowCurl(`http://127.0.0.1:${remote.port!}/`);
+            await new Promise((resolve) => setTimeout(resolve, 1000));
+            if (forced) {
+              s.cli.child.kill('SIGTERM');
+              await s.cli.waitFor('stopping');
+              await new Promise((resolve) => setTimeout(resolve, 700)); // a second signal, not a repeat of the first
+              s.cli.child.kill('SIGTERM');
+              assert.notEqual(await s.cli.exited, 0);
+            } else {
+              assert.equal(await s.cli.stop('SIGTERM'), 0);
+            }
+            assert.equal(await reader.done, 56, `curl's exit code (18: a FIN), forced exit: ${forced}`);
+            await c.stop();
+          }
+        } finally {
+          streamer.close();
         }
       },
     );
