@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
+import { INITIAL_DELAY_MS } from './reconnect.js';
 
 /** A mistake on the command line; the command prints its message and exits with code 2. */
 export class UsageError extends Error {
@@ -118,7 +119,7 @@ Client options:
   --ws URL                 connect over WebSocket (ws://HOST:PORT/PATH, or wss:// for TLS) instead of --server
   --proxy URL              reach the server through an HTTP proxy (http://HOST:PORT, CONNECT; any transport)
   --retries N              retry at most N times in a row after a failure, then give up (default: never)
-  --reconnect-max MS       longest wait between reconnection attempts (default 5000)
+  --reconnect-max MS       longest wait between reconnection attempts (default 5000, at least 100)
   --connect-wait MS        how long a new -L connection waits for the session (default 10000)
 Both:
   --drain-timeout MS       on SIGINT/SIGTERM, how long open connections may finish (default 5000)
@@ -264,7 +265,7 @@ function clientConfig(values: Values, env: Record<string, string | undefined>): 
       : undefined,
     forwards,
     retries: values.retries === undefined ? Infinity : integer(values.retries, '--retries', 0, 1e9),
-    reconnectMax: milliseconds(values['reconnect-max'], '--reconnect-max', 5000),
+    reconnectMax: reconnectMax(values['reconnect-max']),
     connectWait: milliseconds(values['connect-wait'], '--connect-wait', 10_000),
     drainTimeout: milliseconds(values['drain-timeout'], '--drain-timeout', 5000),
   };
@@ -279,6 +280,21 @@ function integer(text: string, what: string, min: number, max: number): number {
 
 function milliseconds(text: string | undefined, what: string, fallback: number): number {
   return text === undefined ? fallback : integer(text, what, 0, 86_400_000);
+}
+
+/**
+ * `--reconnect-max`: at least the first wait between attempts ({@link INITIAL_DELAY_MS}). Below it the waits
+ * would all be shorter than the first, down to none at 0: a busy loop of attempts against a server that is down.
+ */
+function reconnectMax(text: string | undefined): number {
+  if (text === undefined) return 5000;
+  const value = milliseconds(text, '--reconnect-max', 5000);
+  if (value < INITIAL_DELAY_MS) {
+    throw new UsageError(
+      `--reconnect-max must be at least ${INITIAL_DELAY_MS} (ms, the first wait between attempts), not ${value}`,
+    );
+  }
+  return value;
 }
 
 function port(text: string, what: string): number {

@@ -92,6 +92,20 @@ describe('command line', () => {
     assert.deepEqual((fromEnv as { token: unknown }).token, { kind: 'env', name: 'MUXWIRE_TOKEN' });
   });
 
+  test('--reconnect-max below the first wait between attempts (100 ms) is a usage error naming the minimum', () => {
+    const env = { MUXWIRE_TOKEN: 'x' };
+    const client = (max: string) =>
+      parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--reconnect-max', max], env);
+    for (const max of ['0', '99']) {
+      assert.throws(() => client(max), {
+        name: 'UsageError',
+        message: `--reconnect-max must be at least 100 (ms, the first wait between attempts), not ${max}`,
+      });
+    }
+    assert.equal((client('100') as { reconnectMax: number }).reconnectMax, 100);
+    assert.equal((client('60000') as { reconnectMax: number }).reconnectMax, 60000);
+  });
+
   test('options of the other subcommand, unknown options and half a TLS pair are usage errors', () => {
     const env = { MUXWIRE_TOKEN: 'x' };
     assert.throws(() => parseCommand(['server', '--listen', 'h:1', '-L', '1:h:2'], env), /not an option of 'server'/);
