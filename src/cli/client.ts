@@ -29,7 +29,7 @@ import {
   encode,
   expectMessage,
 } from './protocol.js';
-import { Reconnector } from './reconnect.js';
+import { Reconnector, STABLE_SESSION_MS } from './reconnect.js';
 import { type Reporter, Traffic, reportStopped } from './status.js';
 import { clientTlsOptions, dialServer } from './transport.js';
 
@@ -193,8 +193,16 @@ export async function runClient(
           { server, reconnects },
         );
       },
-      down(session, reason) {
-        reporter.event('session-down', `lost the session with ${server}: ${reason}; reconnecting`, { server, reason });
+      down(session, reason, delayMs) {
+        reporter.event(
+          'session-down',
+          `lost the session with ${server}: ${reason}; ${
+            delayMs === 0
+              ? 'reconnecting'
+              : `it lasted less than ${STABLE_SESSION_MS / 1000} s: reconnecting in ${(delayMs / 1000).toFixed(1)} s`
+          }`,
+          { server, reason, delayMs },
+        );
         // A Go Away leaves the session open for the channels in flight: let them finish, then end it.
         controls.get(session)?.end();
         void session.close({ timeout: config.drainTimeout }).catch(() => {});

@@ -23,13 +23,13 @@ import {
 import { loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
 import { DIRECT_WRITE_BYTES, coalescingTransport, joinUpTo } from '../../src/cli/coalesce.js';
 import { MAX_MESSAGE_BYTES, WS_JOIN_BYTES, encode, readMessage, validate } from '../../src/cli/protocol.js';
-import { backoffDelay, sessionGone } from '../../src/cli/reconnect.js';
+import { Reconnector, backoffDelay, sessionGone } from '../../src/cli/reconnect.js';
 import { HandshakeSlots, addressOf } from '../../src/cli/handshake-slots.js';
 import { listenTunnel } from '../../src/cli/transport.js';
 import type { ServerConfig } from '../../src/cli/args.js';
 import { FrameType } from '../../src/core/frame.js';
 import { multiplexedClient } from '../../src/index.js';
-import { frame, tcpPair } from '../helpers.js';
+import { frame, sessionPair, tcpPair } from '../helpers.js';
 import { Reporter, Traffic } from '../../src/cli/status.js';
 
 describe('command line', () => {
@@ -383,6 +383,61 @@ describe('reconnect backoff', () => {
     assert.equal(
       backoffDelay(1000, 100, 5000, () => 1),
       5000,
+    );
+  });
+});
+
+describe('reconnecting after a session lost soon after it came up', () => {
+  /**
+   * Runs a reconnector for `runMs` whose every session is lost 30 ms after it comes up; resolves to the
+   * sessions made and the delays the `down` hook heard.
+   */
+  async function cutSessions(stableMs: number, runMs: number): Promise<{ sessions: number; delays: number[] }> {
+    const pairs: Awaited<ReturnType<typeof sessionPair>>[] = [];
+    const delays: number[] = [];
+    const options = {
+      async establish() {
+        const pair = await sessionPair();
+        pairs.push(pair);
+        setTimeout(() => void pair.close(), 30);
+        return pair.client;
+      },
+      isFatal: () => false,
+      maxDelay: 5000,
+      retries: Infinity,
+      stableMs,
+      hooks: {
+        up() {},
+        down(_session: unknown, _reason: string, delayMs: number) {
+          delays.push(delayMs);
+        },
+        retry() {},
+        giveUp() {},
+      },
+    };
+    const reconnector = new Reconnector(options);
+    reconnector.start();
+    await new Promise((resolve) => setTimeout(resolve, runMs));
+    reconnector.stop();
+    for (const pair of pairs) await pair.close();
+    return { sessions: pairs.length, delays };
+  }
+
+  test('the next attempt backs off (doubling) as after a failed one, instead of coming at once', async () => {
+    const { sessions, delays } = await cutSessions(1000, 1500);
+    // 30 ms a session, then waits of 50-100, 100-200, 200-400, 400-800 ms: at most 6 sessions in 1.5 s
+    // (without the backoff, one every 30 ms or so).
+    assert.ok(sessions >= 3 && sessions <= 6, `${sessions} sessions in 1.5 s`);
+    assert.ok(delays.length >= 2 && delays.every((d) => d > 0), `delays ${delays.join(', ')}`);
+    assert.ok(delays[1]! >= 100 && delays[1]! <= 200, `the second wait doubled: ${delays.join(', ')}`);
+  });
+
+  test('a session that lasted the stable time starts the backoff over: no wait', async () => {
+    const { sessions, delays } = await cutSessions(10, 500);
+    assert.ok(sessions >= 8, `${sessions} sessions in 0.5 s`);
+    assert.ok(
+      delays.every((d) => d === 0),
+      `delays ${delays.join(', ')}`,
     );
   });
 });
