@@ -98,7 +98,8 @@ Usage:
                  [--allow HOST:PORT ...] [--allow-remote HOST:PORT ...] [--json]
   muxwire client (--server HOST:PORT | --ws URL) --token-file F [--tls] [--ca F | --fingerprint SHA256]
                  [-L [BIND:]PORT:HOST:HOSTPORT ...] [-R [BIND:]PORT:HOST:HOSTPORT ...] [--json]
-  muxwire token          print a new random token (save it to a file for --token-file)
+  muxwire token          print a new random token; save it where only you can read it, for --token-file:
+                         (umask 077; muxwire token > tunnel.token)
 
   -L  the client listens on BIND:PORT; each connection is carried to the server, which connects to HOST:HOSTPORT
   -R  the server listens on BIND:PORT; each connection is carried to the client, which connects to HOST:HOSTPORT

@@ -57,7 +57,9 @@ export async function runClient(
   env: Record<string, string | undefined>,
   reporter: Reporter,
 ): Promise<RunningClient> {
-  const token = await loadToken(config.token, env);
+  const token = await loadToken(config.token, env, (message) =>
+    reporter.event('token-readable', message, { path: config.token.kind === 'file' ? config.token.path : undefined }),
+  );
   const tlsOptions = clientTlsOptions(config);
   const traffic = new Traffic();
   const context: ForwardContext = { reporter, traffic, sockets: new ForwardedSockets() };

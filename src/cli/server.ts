@@ -59,7 +59,9 @@ export async function runServer(
   env: Record<string, string | undefined>,
   reporter: Reporter,
 ): Promise<RunningServer> {
-  const token = await loadToken(config.token, env);
+  const token = await loadToken(config.token, env, (message) =>
+    reporter.event('token-readable', message, { path: config.token.kind === 'file' ? config.token.path : undefined }),
+  );
   const traffic = new Traffic();
   const context: ForwardContext = { reporter, traffic, sockets: new ForwardedSockets() };
   const clients = new Set<ClientState>();

@@ -9,6 +9,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
 import {
   UsageError,
@@ -214,6 +217,33 @@ describe('token', () => {
     assert.ok(!tokensMatch(flip(token[0]!) + token.slice(1), token));
     assert.ok(!tokensMatch(token.slice(0, -1) + flip(token.at(-1)!), token));
     assert.ok(tokensMatch(`${token.slice(0, 20)}${token.slice(20)}`, token), 'an equal string built apart matches');
+  });
+
+  test('a token file its group or other users can read is used, with a warning naming chmod 600', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'muxwire-token-'));
+    try {
+      const path = join(dir, 'token');
+      writeFileSync(path, '0123456789abcdef\n');
+      const heard = async (mode: number): Promise<string[]> => {
+        chmodSync(path, mode);
+        const warnings: string[] = [];
+        const load = loadToken as (
+          source: { kind: 'file'; path: string },
+          env: Record<string, string>,
+          warn: (message: string) => void,
+        ) => Promise<string>;
+        assert.equal(await load({ kind: 'file', path }, {}, (message) => warnings.push(message)), '0123456789abcdef');
+        return warnings;
+      };
+      assert.deepEqual(await heard(0o600), []);
+      assert.deepEqual(await heard(0o400), []);
+      const [others] = await heard(0o644);
+      assert.match(others ?? '', /can be read by other users \(mode 644\).*chmod 600 /);
+      const [group] = await heard(0o640);
+      assert.match(group ?? '', /can be read by its group \(mode 640\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a missing, empty or short token is ERR_TUNNEL_TOKEN; surrounding whitespace is dropped', async () => {
