@@ -492,7 +492,7 @@ describe('status', () => {
     }
   }
 
-  test('on a TTY one status line (up/down, RTT, channels, bytes/s each way, reconnects) is redrawn, and events print above it', async () => {
+  test('on a TTY one status line (up/down, RTT, forwarded connections, bytes/s each way, reconnects) is redrawn, and events print above it', async () => {
     const err = sink(true);
     const reporter = new Reporter(false, sink(false), err, 20);
     const traffic = new Traffic();
@@ -500,8 +500,9 @@ describe('status', () => {
     reporter.startStatus(() => ({ up, rtt: 1.25, channels: 3, reconnects: 2 }), traffic);
     try {
       await until(
-        () => err.text.includes('[up] rtt 1.3 ms · 3 channels · in 0 B/s · out 0 B/s · 2 reconnects'),
-        'the status line',
+        // The session's 3 channels (a control channel among them) are not connections: none is forwarded.
+        () => err.text.includes('[up] rtt 1.3 ms · 0 connections · in 0 B/s · out 0 B/s · 2 reconnects'),
+        `the status line: ${JSON.stringify(err.text)}`,
       );
       reporter.event('session-down', 'lost the session');
       // eslint-disable-next-line no-control-regex -- the terminal's erase-line sequence is what is checked
