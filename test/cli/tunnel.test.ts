@@ -319,6 +319,8 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         ]);
         processes.push(untrusted);
         assert.equal((await untrusted.waitFor('fatal')).code, 'ERR_TUNNEL_CERT');
+        const failed = await s.cli.waitFor('tls-failed');
+        assert.match(String(failed.remote), /^127\.0\.0\.1:[1-9]\d*$/, 'the client is named by its address');
         await s.cli.stop();
       },
     );
@@ -396,7 +398,9 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         assert.equal(fatal.code, 'ERR_TUNNEL_CERT');
         assert.match(fatal.message, /not trusted/);
         assert.equal(await c.exited, 1);
-        await s.cli.waitFor('tls-failed');
+        const failed = await s.cli.waitFor('tls-failed');
+        assert.match(String(failed.remote), /^127\.0\.0\.1:[1-9]\d*$/, 'the client is named by its address');
+        assert.match(failed.message, /^TLS handshake with 127\.0\.0\.1:[1-9]\d* failed/);
         assert.equal(
           s.cli.events.some((e) => e.event === 'client-up'),
           false,
