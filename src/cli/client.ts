@@ -250,8 +250,10 @@ export async function runClient(
         if (session === undefined) {
           reporter.event(
             'forward-failed',
-            `${label}: no session with ${server} within ${config.connectWait} ms; connection reset`,
-            { forward: label, code: 'ERR_TUNNEL_UNREACHABLE' },
+            reconnector.stopped
+              ? `${label}: the client is shutting down before it had a session; connection reset`
+              : `${label}: no session with ${server} within ${config.connectWait} ms; connection reset`,
+            { forward: label, code: reconnector.stopped ? undefined : 'ERR_TUNNEL_UNREACHABLE' },
           );
           if (!socket.destroyed) socket.resetAndDestroy();
           return;
@@ -291,6 +293,9 @@ export async function runClient(
       stopping ??= (async () => {
         for (const listener of listeners) listener.close();
         reconnector.stop();
+        // The connections waiting for a session heard "none" from stop(): their handlers, queued then, run
+        // before this continuation (promise jobs run in order), so their reports come before 'stopped'.
+        await Promise.resolve();
         if (sessions.size > 0) {
           reporter.event('stopping', `stopping: open connections get ${config.drainTimeout} ms to finish`);
           await Promise.all(

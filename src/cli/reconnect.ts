@@ -107,6 +107,11 @@ export class Reconnector {
     return this.#current;
   }
 
+  /** True once `stop()` was called (a wait that ends with no session then ends for that reason). */
+  get stopped(): boolean {
+    return this.#stopped.signal.aborted;
+  }
+
   /** Sessions made after the first. */
   get reconnects(): number {
     return this.#reconnects;
@@ -117,7 +122,10 @@ export class Reconnector {
     this.#loop ??= this.#run();
   }
 
-  /** Resolves to the current session, or to the next one up within `timeoutMs`, else to undefined. */
+  /**
+   * Resolves to the current session, or to the next one up within `timeoutMs`, else to undefined: after the
+   * timeout, or at once when the reconnector stops (see {@link stopped}).
+   */
   waitForSession(timeoutMs: number): Promise<Session | undefined> {
     if (this.#current !== undefined) return Promise.resolve(this.#current);
     if (this.#stopped.signal.aborted) return Promise.resolve(undefined);

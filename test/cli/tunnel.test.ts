@@ -829,6 +829,42 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     });
 
     test(
+      'stopping the client resets a -L connection waiting for a session, saying it is shutting down, before stopped',
+      { timeout: TIMEOUT },
+      async () => {
+        const closed = await freePort();
+        const c = spawnClient(closed, [
+          '--token-file',
+          work.tokenFile,
+          '--connect-wait',
+          '20000',
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        const port = (await c.waitFor('local-listening')).port!;
+        const socket = net.connect(port, '127.0.0.1');
+        const outcome = new Promise<string>((resolve) => {
+          socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+          socket.once('close', () => resolve('closed without error'));
+        });
+        await once(socket, 'connect');
+        await c.waitFor('retry'); // the connection waits while the attempts fail
+        assert.equal(await c.stop('SIGINT'), 0);
+        assert.equal(await outcome, 'ECONNRESET');
+        const failed = c.events.findIndex((e) => e.event === 'forward-failed');
+        assert.ok(failed >= 0, c.describe());
+        assert.match(
+          c.events[failed]!.message,
+          /the client is shutting down before it had a session; connection reset/,
+        );
+        assert.ok(
+          failed < c.events.findIndex((e) => e.event === 'stopped'),
+          `forward-failed before stopped:\n${c.describe()}`,
+        );
+      },
+    );
+
+    test(
       'an unreachable server is reported with each retry, and --retries bounds them',
       { timeout: TIMEOUT },
       async () => {
