@@ -90,6 +90,8 @@ export type Command =
 export const TOKEN_ENV = 'MUXWIRE_TOKEN';
 /** Where an `-L` or `-R` listens when the spec names no bind address: loopback only, as ssh does. */
 export const DEFAULT_BIND = '127.0.0.1';
+/** Where an `-L` or `-R` listens when its bind address is `*` or empty (as ssh's): every IPv4 interface. */
+export const ALL_INTERFACES = '0.0.0.0';
 
 export const USAGE = `muxwire: ssh-style port forwarding over one multiplexed (yamux) connection
 
@@ -103,7 +105,8 @@ Usage:
 
   -L  the client listens on BIND:PORT; each connection is carried to the server, which connects to HOST:HOSTPORT
   -R  the server listens on BIND:PORT; each connection is carried to the client, which connects to HOST:HOSTPORT
-      BIND defaults to 127.0.0.1; PORT 0 picks a free port (reported in the log).
+      BIND defaults to 127.0.0.1 (* or empty: every IPv4 interface, 0.0.0.0; an -R bind must still match
+      an --allow-remote pattern, as 0.0.0.0); PORT 0 picks a free port (reported in the log).
 
 The token is read from --token-file, else from the ${TOKEN_ENV} environment variable; never from argv.
 The server is deny-by-default: -L targets must match an --allow pattern, -R binds an --allow-remote
@@ -190,7 +193,10 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
 
 function only(values: Values, command: string, names: (keyof Values)[]): void {
   for (const name of names) {
-    if (values[name] !== undefined) throw new UsageError(`--${name} is not an option of '${command}'`);
+    if (values[name] === undefined) continue;
+    // Named in both its forms where it has two: the user may have typed either (-L or --local).
+    const short = (OPTIONS[name] as { short?: string }).short;
+    throw new UsageError(`${short === undefined ? '' : `-${short}/`}--${name} is not an option of '${command}'`);
   }
 }
 
@@ -379,7 +385,8 @@ export function parseForward(text: string, kind: 'L' | 'R'): ForwardSpec {
   const [bind, listenPort, target, targetPort] = parts.length === 4 ? parts : [DEFAULT_BIND, ...parts];
   return {
     kind,
-    bind: host(bind!, what),
+    // As ssh: an empty bind address or '*' listens on every interface.
+    bind: bind === '' || bind === '*' ? ALL_INTERFACES : host(bind!, what),
     port: port(listenPort!, what),
     host: host(target!, what),
     // The listening port may be 0 (any free one); a target's port may not: nothing can be reached there.

@@ -45,6 +45,9 @@ describe('command line', () => {
       hostPort: 80,
       text: '8080:example.org:80',
     });
+    // As ssh: '*' or an empty bind address is every interface.
+    assert.equal(parseForward('*:8080:example.org:80', 'L').bind, '0.0.0.0');
+    assert.equal(parseForward(':8080:example.org:80', 'R').bind, '0.0.0.0');
     const v6 = parseForward('[::1]:0:[fe80::1]:443', 'R');
     assert.equal(v6.bind, '::1');
     assert.equal(v6.port, 0);
@@ -111,7 +114,19 @@ describe('command line', () => {
 
   test('options of the other subcommand, unknown options and half a TLS pair are usage errors', () => {
     const env = { MUXWIRE_TOKEN: 'x' };
-    assert.throws(() => parseCommand(['server', '--listen', 'h:1', '-L', '1:h:2'], env), /not an option of 'server'/);
+    // Named in both forms, whichever the user typed.
+    for (const [flag, both] of [
+      ['-L', '-L/--local'],
+      ['--local', '-L/--local'],
+      ['-R', '-R/--remote'],
+    ]) {
+      assert.throws(() => parseCommand(['server', '--listen', 'h:1', flag!, '1:h:2'], env), {
+        message: `${both} is not an option of 'server'`,
+      });
+    }
+    assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--retries', '3'], env), {
+      message: "--retries is not an option of 'server'",
+    });
     assert.throws(
       () => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--allow', 'h:1'], env),
       /not an option of 'client'/,
