@@ -39,6 +39,9 @@ import { clientTlsOptions, dialServer } from './transport.js';
  */
 const RELISTEN_FIRST_DELAY_MS = 2000;
 
+/** How long a session whose forwards the server refused at the first handshake may take to close gracefully. */
+const REFUSED_CLOSE_TIMEOUT_MS = 1000;
+
 /** A running client. `done` settles when it stops by itself (a fatal error, retries exhausted). */
 export interface RunningClient {
   /** The port each -L listens on, in the order given (the OS's pick where the spec said 0). */
@@ -81,28 +84,16 @@ export async function runClient(
   async function establish(): Promise<Session> {
     const socket = await dialServer(config.server, tlsOptions, config.tls?.fingerprint, config.ws, config.proxy);
     const session = new Session(coalescingTransport(socket), 'client', TUNNEL_SESSION_OPTIONS);
+    const control = session.dial();
+    /** Set once the server answered the hello: a failure after it closes the session gracefully. */
+    let welcomed = false;
     try {
-      const control = session.dial();
       control.on('error', () => {});
       control.write(encode({ type: 'hello', version: PROTOCOL_VERSION, token, forwards: announced }));
       const welcome = await expectMessage(control, HELLO_TIMEOUT_MS, 'welcome').catch((error: unknown) => {
-        if ((error as TunnelError).code === 'ERR_TUNNEL_AUTH') {
-          throw new TunnelError(
-            'ERR_TUNNEL_AUTH',
-            `the server ${server} refused the token (check --token-file or ${TOKEN_ENV})`,
-          );
-        }
-        // The session failing (a transport error, or bytes that are not yamux) or the connection closing
-        // before the welcome: most often a server that speaks TLS or WebSocket to a client that does not.
-        if (!(error instanceof TunnelError) || (error.code === 'ERR_TUNNEL_PROTOCOL' && session.state !== 'open')) {
-          throw new TunnelError(
-            'ERR_TUNNEL_UNREACHABLE',
-            `the server ${server} closed the connection during the handshake ` +
-              `(check that --tls and --ws match how it listens)${error instanceof TunnelError ? '' : `: ${(error as Error).message}`}`,
-          );
-        }
-        throw error;
+        throw handshakeError(error, session);
       });
+      welcomed = true;
       const failed: { error: TunnelError; spec: ForwardSpec }[] = [];
       for (const [index, result] of welcome.results.entries()) {
         const spec = index < locals.length ? locals[index]! : remotes[index - locals.length];
@@ -159,9 +150,55 @@ export async function runClient(
       });
       return session;
     } catch (error) {
-      session.destroy();
+      if (welcomed && session.state === 'open') {
+        // A refusal in the welcome: the server is fine, so leave as a client that is done, not one that broke.
+        control.end();
+        await session.close({ timeout: REFUSED_CLOSE_TIMEOUT_MS }).catch(() => {});
+      } else {
+        session.destroy();
+      }
       throw error;
     }
+  }
+
+  /**
+   * What a failure before the welcome tells the user. The session's own errors (a keep-alive ping unanswered,
+   * bytes that are not yamux) are not theirs to act on: what they can check is the server and how it listens.
+   */
+  function handshakeError(error: unknown, session: Session): Error {
+    const code = (error as TunnelError).code;
+    if (code === 'ERR_TUNNEL_AUTH') {
+      return new TunnelError(
+        'ERR_TUNNEL_AUTH',
+        `the server ${server} refused the token (check --token-file or ${TOKEN_ENV})`,
+      );
+    }
+    const hint = 'check that --tls and --ws match how it listens, and that it is a muxwire server';
+    const sessionCode = (session.closeError as { code?: string } | undefined)?.code;
+    if (code === 'ERR_TUNNEL_TIMEOUT' || sessionCode === 'ERR_MUX_KEEPALIVE_TIMEOUT') {
+      return new TunnelError(
+        'ERR_TUNNEL_TIMEOUT',
+        `the server ${server} did not complete the handshake: no answer within ${HELLO_TIMEOUT_MS / 1000} s (${hint})`,
+        { cause: error },
+      );
+    }
+    if (sessionCode === 'ERR_MUX_PROTOCOL') {
+      return new TunnelError(
+        'ERR_TUNNEL_UNREACHABLE',
+        `the server ${server} did not answer in muxwire's protocol (${hint})`,
+        { cause: error },
+      );
+    }
+    // The session failing otherwise (a transport error) or the connection closing before the welcome: most
+    // often a server that speaks TLS or WebSocket to a client that does not.
+    if (!(error instanceof TunnelError) || (code === 'ERR_TUNNEL_PROTOCOL' && session.state !== 'open')) {
+      return new TunnelError(
+        'ERR_TUNNEL_UNREACHABLE',
+        `the server ${server} closed the connection during the handshake (${hint})`,
+        { cause: error },
+      );
+    }
+    return error;
   }
 
   const decideRemote = (request: ConnectRequest | RemoteRequest): Decision => {

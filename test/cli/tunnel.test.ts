@@ -441,6 +441,50 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     );
 
     test(
+      'a server that accepts and stays silent, and a --ws server reached without --ws: the client says the handshake failed, without the session-level detail',
+      { timeout: TIMEOUT },
+      async () => {
+        const silent = net.createServer((socket) => socket.on('error', () => {}));
+        await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+        try {
+          const c = spawnClient((silent.address() as net.AddressInfo).port, [
+            '--token-file',
+            work.tokenFile,
+            '--retries',
+            '0',
+            '-L',
+            `0:127.0.0.1:${target.port}`,
+          ]);
+          const fatal = await c.waitFor('fatal', 30_000);
+          assert.match(
+            fatal.message,
+            /did not complete the handshake: no answer within 10 s \(check that --tls and --ws match how it listens, and that it is a muxwire server\)/,
+          );
+          assert.doesNotMatch(fatal.message, /ping|closed the connection/);
+        } finally {
+          silent.close();
+        }
+        const s = await server(['--token-file', work.tokenFile, '--ws', '/t', ...allowTarget()]);
+        const plain = spawnClient(s.port, [
+          '--token-file',
+          work.tokenFile,
+          '--retries',
+          '0',
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        const fatal = await plain.waitFor('fatal');
+        assert.equal(fatal.code, 'ERR_TUNNEL_UNREACHABLE');
+        assert.match(
+          fatal.message,
+          /did not answer in muxwire's protocol \(check that --tls and --ws match how it listens, and that it is a muxwire server\)/,
+        );
+        assert.doesNotMatch(fatal.message, /protocol version/);
+        await s.cli.stop();
+      },
+    );
+
+    test(
       'a TLS client at a plain TCP server gets ERR_TUNNEL_TLS naming the mismatch, and the server says why the connection ended',
       { timeout: TIMEOUT },
       async () => {
@@ -498,6 +542,9 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         assert.equal(fatal.code, 'ERR_TUNNEL_DENIED');
         assert.match(fatal.message, /not allowed by the server/);
         assert.equal(await c.exited, 1);
+        // The client leaves gracefully: the server sees a client that disconnected, not a broken transport.
+        const down = await s.cli.waitFor('client-down');
+        assert.match(down.message, /^client 127\.0\.0\.1:\d+ disconnected$/);
 
         // A client that ignores the answer to its hello and asks anyway: the server must still refuse.
         const socket = net.connect(s.port, '127.0.0.1');
