@@ -246,10 +246,11 @@ export async function runClient(
         controls.get(session)?.end();
         void session.close({ timeout: config.drainTimeout }).catch(() => {});
       },
-      retry(error, delayMs, failures) {
+      retry(error, delayMs, failures, waiting) {
         reporter.event(
           'retry',
-          `${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${failures + 1})`,
+          `${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${failures + 1}` +
+            `${waiting ? ', a connection is waiting' : ''})`,
           { code: (error as TunnelError).code, delayMs, failures },
         );
       },

@@ -49,8 +49,11 @@ export interface ReconnectHooks {
    * did not last {@link STABLE_SESSION_MS}.
    */
   down(session: Session, reason: string, delayMs: number): void;
-  /** An attempt failed; the next comes after `delayMs`. */
-  retry(error: Error, delayMs: number, failures: number): void;
+  /**
+   * An attempt failed; the next comes after `delayMs` (shortened to the demand interval when `waiting`: a
+   * forwarded connection is waiting for the session).
+   */
+  retry(error: Error, delayMs: number, failures: number, waiting: boolean): void;
   /**
    * The loop stopped for good: the error cannot be fixed by retrying (`retriesRanOut` false), or the retries
    * ran out after `failures` failed attempts in a row.
@@ -142,6 +145,12 @@ export class Reconnector {
     });
   }
 
+  /** The wait before the next attempt that connections waiting now would leave of `delay`. */
+  #demandWait(delay: number): number {
+    if (this.#waiters.size === 0) return delay;
+    return Math.min(delay, Math.max(0, Math.round(this.#lastAttempt + DEMAND_INTERVAL_MS - performance.now())));
+  }
+
   /** A connection is waiting: ends the backoff wait, at most every {@link DEMAND_INTERVAL_MS}. */
   #hurry(): void {
     if (this.#wake === undefined || this.#wakeTimer !== undefined) return;
@@ -220,7 +229,8 @@ export class Reconnector {
         }
         const delay = backoffDelay(steps, INITIAL_DELAY_MS, this.#maxDelay);
         steps += 1;
-        this.#hooks.retry(error as Error, delay, failures);
+        // Reported as it will be: connections waiting now cut it short (one arriving later may still).
+        this.#hooks.retry(error as Error, this.#demandWait(delay), failures, this.#waiters.size > 0);
         await this.#pause(delay);
         continue;
       }
@@ -255,7 +265,7 @@ export class Reconnector {
         delay = backoffDelay(steps, INITIAL_DELAY_MS, this.#maxDelay);
         steps += 1;
       }
-      this.#hooks.down(session, reason, delay);
+      this.#hooks.down(session, reason, this.#demandWait(delay));
       if (delay > 0) await this.#pause(delay);
     }
   }

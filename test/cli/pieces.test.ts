@@ -26,7 +26,7 @@ import {
 import { loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
 import { DIRECT_WRITE_BYTES, coalescingTransport, joinUpTo } from '../../src/cli/coalesce.js';
 import { MAX_MESSAGE_BYTES, WS_JOIN_BYTES, encode, readMessage, validate } from '../../src/cli/protocol.js';
-import { Reconnector, backoffDelay, sessionGone } from '../../src/cli/reconnect.js';
+import { DEMAND_INTERVAL_MS, Reconnector, backoffDelay, sessionGone } from '../../src/cli/reconnect.js';
 import { HandshakeSlots, addressOf } from '../../src/cli/handshake-slots.js';
 import { listenTunnel } from '../../src/cli/transport.js';
 import type { ServerConfig } from '../../src/cli/args.js';
@@ -485,6 +485,44 @@ describe('reconnecting after a session lost soon after it came up', () => {
       `delays ${delays.join(', ')}`,
     );
   });
+});
+
+test('while a connection waits for the session, each retry reports the wait it really has (the demand interval), not the backoff it cuts short', async () => {
+  const attempts: number[] = [];
+  const reported: number[] = [];
+  const options = {
+    async establish(): Promise<never> {
+      attempts.push(performance.now());
+      throw new Error('connection refused');
+    },
+    isFatal: () => false,
+    maxDelay: 5000,
+    retries: Infinity,
+    hooks: {
+      up() {},
+      down() {},
+      retry(_error: Error, delayMs: number) {
+        reported.push(delayMs);
+      },
+      giveUp() {},
+    },
+  };
+  const reconnector = new Reconnector(options);
+  reconnector.start();
+  const waiting = reconnector.waitForSession(10_000);
+  await new Promise((resolve) => setTimeout(resolve, 1600));
+  reconnector.stop();
+  assert.equal(await waiting, undefined);
+  // Without the waiting connection, the backoff would have reached 400-800 ms by the fourth failure.
+  assert.ok(attempts.length >= 5, `${attempts.length} attempts`);
+  for (const [i, delay] of reported.entries()) {
+    assert.ok(delay <= DEMAND_INTERVAL_MS, `retry ${i + 1} reported ${delay} ms`);
+    const next = attempts[i + 1];
+    if (next !== undefined) {
+      const gap = next - attempts[i]!;
+      assert.ok(gap <= delay + 150, `retry ${i + 1} reported ${delay} ms, came after ${Math.round(gap)} ms`);
+    }
+  }
 });
 
 describe('status', () => {
