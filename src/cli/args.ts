@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
+import { INITIAL_DELAY_MS } from './reconnect.js';
 
 /** A mistake on the command line; the command prints its message and exits with code 2. */
 export class UsageError extends Error {
@@ -89,6 +90,8 @@ export type Command =
 export const TOKEN_ENV = 'MUXWIRE_TOKEN';
 /** Where an `-L` or `-R` listens when the spec names no bind address: loopback only, as ssh does. */
 export const DEFAULT_BIND = '127.0.0.1';
+/** Where an `-L` or `-R` listens when its bind address is `*` or empty (as ssh's): every IPv4 interface. */
+export const ALL_INTERFACES = '0.0.0.0';
 
 export const USAGE = `muxwire: ssh-style port forwarding over one multiplexed (yamux) connection
 
@@ -97,11 +100,13 @@ Usage:
                  [--allow HOST:PORT ...] [--allow-remote HOST:PORT ...] [--json]
   muxwire client (--server HOST:PORT | --ws URL) --token-file F [--tls] [--ca F | --fingerprint SHA256]
                  [-L [BIND:]PORT:HOST:HOSTPORT ...] [-R [BIND:]PORT:HOST:HOSTPORT ...] [--json]
-  muxwire token          print a new random token (save it to a file for --token-file)
+  muxwire token          print a new random token; save it where only you can read it, for --token-file:
+                         (umask 077; muxwire token > tunnel.token)
 
   -L  the client listens on BIND:PORT; each connection is carried to the server, which connects to HOST:HOSTPORT
   -R  the server listens on BIND:PORT; each connection is carried to the client, which connects to HOST:HOSTPORT
-      BIND defaults to 127.0.0.1; PORT 0 picks a free port (reported in the log).
+      BIND defaults to 127.0.0.1 (* or empty: every IPv4 interface, 0.0.0.0; an -R bind must still match
+      an --allow-remote pattern, as 0.0.0.0); PORT 0 picks a free port (reported in the log).
 
 The token is read from --token-file, else from the ${TOKEN_ENV} environment variable; never from argv.
 The server is deny-by-default: -L targets must match an --allow pattern, -R binds an --allow-remote
@@ -118,7 +123,7 @@ Client options:
   --ws URL                 connect over WebSocket (ws://HOST:PORT/PATH, or wss:// for TLS) instead of --server
   --proxy URL              reach the server through an HTTP proxy (http://HOST:PORT, CONNECT; any transport)
   --retries N              retry at most N times in a row after a failure, then give up (default: never)
-  --reconnect-max MS       longest wait between reconnection attempts (default 5000)
+  --reconnect-max MS       longest wait between reconnection attempts (default 5000, at least 100)
   --connect-wait MS        how long a new -L connection waits for the session (default 10000)
 Both:
   --drain-timeout MS       on SIGINT/SIGTERM, how long open connections may finish (default 5000)
@@ -188,7 +193,10 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
 
 function only(values: Values, command: string, names: (keyof Values)[]): void {
   for (const name of names) {
-    if (values[name] !== undefined) throw new UsageError(`--${name} is not an option of '${command}'`);
+    if (values[name] === undefined) continue;
+    // Named in both its forms where it has two: the user may have typed either (-L or --local).
+    const short = (OPTIONS[name] as { short?: string }).short;
+    throw new UsageError(`${short === undefined ? '' : `-${short}/`}--${name} is not an option of '${command}'`);
   }
 }
 
@@ -264,7 +272,7 @@ function clientConfig(values: Values, env: Record<string, string | undefined>): 
       : undefined,
     forwards,
     retries: values.retries === undefined ? Infinity : integer(values.retries, '--retries', 0, 1e9),
-    reconnectMax: milliseconds(values['reconnect-max'], '--reconnect-max', 5000),
+    reconnectMax: reconnectMax(values['reconnect-max']),
     connectWait: milliseconds(values['connect-wait'], '--connect-wait', 10_000),
     drainTimeout: milliseconds(values['drain-timeout'], '--drain-timeout', 5000),
   };
@@ -279,6 +287,21 @@ function integer(text: string, what: string, min: number, max: number): number {
 
 function milliseconds(text: string | undefined, what: string, fallback: number): number {
   return text === undefined ? fallback : integer(text, what, 0, 86_400_000);
+}
+
+/**
+ * `--reconnect-max`: at least the first wait between attempts ({@link INITIAL_DELAY_MS}). Below it the waits
+ * would all be shorter than the first, down to none at 0: a busy loop of attempts against a server that is down.
+ */
+function reconnectMax(text: string | undefined): number {
+  if (text === undefined) return 5000;
+  const value = milliseconds(text, '--reconnect-max', 5000);
+  if (value < INITIAL_DELAY_MS) {
+    throw new UsageError(
+      `--reconnect-max must be at least ${INITIAL_DELAY_MS} (ms, the first wait between attempts), not ${value}`,
+    );
+  }
+  return value;
 }
 
 function port(text: string, what: string): number {
@@ -362,7 +385,8 @@ export function parseForward(text: string, kind: 'L' | 'R'): ForwardSpec {
   const [bind, listenPort, target, targetPort] = parts.length === 4 ? parts : [DEFAULT_BIND, ...parts];
   return {
     kind,
-    bind: host(bind!, what),
+    // As ssh: an empty bind address or '*' listens on every interface.
+    bind: bind === '' || bind === '*' ? ALL_INTERFACES : host(bind!, what),
     port: port(listenPort!, what),
     host: host(target!, what),
     // The listening port may be 0 (any free one); a target's port may not: nothing can be reached there.

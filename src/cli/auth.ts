@@ -4,7 +4,7 @@
  * @module
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { TokenSource } from './args.js';
 import { TunnelError } from './errors.js';
 
@@ -21,14 +21,38 @@ export const MAX_TOKEN_LENGTH = 1024;
  */
 export const AUTH_FAILURE_DELAY_MS = 1000;
 
-/** Reads and checks the token; surrounding whitespace (a file's final newline) is not part of it. */
-export async function loadToken(source: TokenSource, env: Record<string, string | undefined>): Promise<string> {
+/** How to make a token file that only its owner can read, whatever the umask. */
+export const TOKEN_RECIPE = '(umask 077; muxwire token > FILE)';
+
+/**
+ * Reads and checks the token; surrounding whitespace (a file's final newline) is not part of it. A token file
+ * that its group or other users may read is used, but `warn` hears of it (as ssh warns of a key file), since
+ * anyone who can read it can use the tunnel (not checked on Windows, whose files have no such mode bits).
+ */
+export async function loadToken(
+  source: TokenSource,
+  env: Record<string, string | undefined>,
+  warn: (message: string) => void = () => {},
+): Promise<string> {
   let raw: string;
   let where: string;
   if (source.kind === 'file') {
     where = `token file ${source.path}`;
     try {
-      raw = await readFile(source.path, 'utf8');
+      const file = await open(source.path, 'r');
+      try {
+        const { mode } = await file.stat();
+        if ((mode & 0o077) !== 0 && process.platform !== 'win32') {
+          const who = (mode & 0o007) !== 0 ? 'other users' : 'its group';
+          warn(
+            `the ${where} can be read by ${who} (mode ${(mode & 0o777).toString(8)}), who can then use the tunnel: ` +
+              `chmod 600 ${source.path}`,
+          );
+        }
+        raw = await file.readFile('utf8');
+      } finally {
+        await file.close();
+      }
     } catch (error) {
       throw new TunnelError('ERR_TUNNEL_TOKEN', `cannot read the ${where}: ${(error as Error).message}`);
     }
@@ -42,7 +66,7 @@ export async function loadToken(source: TokenSource, env: Record<string, string 
       'ERR_TUNNEL_TOKEN',
       `the ${where} holds ${
         token.length === 0 ? 'no token' : 'a token shorter ' + `than ${MIN_TOKEN_LENGTH} characters`
-      } (make one with: muxwire token > FILE)`,
+      } (make one with: ${TOKEN_RECIPE})`,
     );
   }
   if (token.length > MAX_TOKEN_LENGTH) {

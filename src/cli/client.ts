@@ -10,7 +10,15 @@ import { type ClientConfig, type ForwardSpec, TOKEN_ENV, formatAddress } from '.
 import { loadToken } from './auth.js';
 import { coalescingTransport } from './coalesce.js';
 import { FATAL_CODES, TunnelError } from './errors.js';
-import { type Decision, type ForwardContext, answer, boundPort, carry, listenForward } from './forwards.js';
+import {
+  type Decision,
+  type ForwardContext,
+  ForwardedSockets,
+  answer,
+  boundPort,
+  carry,
+  listenForward,
+} from './forwards.js';
 import {
   type AnnouncedForward,
   type ConnectRequest,
@@ -21,8 +29,8 @@ import {
   encode,
   expectMessage,
 } from './protocol.js';
-import { Reconnector } from './reconnect.js';
-import { type Reporter, Traffic } from './status.js';
+import { Reconnector, STABLE_SESSION_MS } from './reconnect.js';
+import { type Reporter, Traffic, reportStopped } from './status.js';
 import { clientTlsOptions, dialServer } from './transport.js';
 
 /**
@@ -31,13 +39,19 @@ import { clientTlsOptions, dialServer } from './transport.js';
  */
 const RELISTEN_FIRST_DELAY_MS = 2000;
 
+/** How long a session whose forwards the server refused at the first handshake may take to close gracefully. */
+const REFUSED_CLOSE_TIMEOUT_MS = 1000;
+
 /** A running client. `done` settles when it stops by itself (a fatal error, retries exhausted). */
 export interface RunningClient {
   /** The port each -L listens on, in the order given (the OS's pick where the spec said 0). */
   localPorts: number[];
   /** Rejects with the error that stopped the client; resolves after `stop()`. */
   done: Promise<void>;
+  /** Shuts down gracefully: what the drain leaves unfinished is reset. */
   stop(): Promise<void>;
+  /** Resets every forwarded connection not finished, at once (before a forced exit). */
+  abort(): void;
 }
 
 /** Starts the client: rejects at once when the token or a -L port cannot be had. */
@@ -46,10 +60,12 @@ export async function runClient(
   env: Record<string, string | undefined>,
   reporter: Reporter,
 ): Promise<RunningClient> {
-  const token = await loadToken(config.token, env);
+  const token = await loadToken(config.token, env, (message) =>
+    reporter.event('token-readable', message, { path: config.token.kind === 'file' ? config.token.path : undefined }),
+  );
   const tlsOptions = clientTlsOptions(config);
   const traffic = new Traffic();
-  const context: ForwardContext = { reporter, traffic };
+  const context: ForwardContext = { reporter, traffic, sockets: new ForwardedSockets() };
   const locals = config.forwards.filter((f) => f.kind === 'L');
   const remotes = config.forwards.filter((f) => f.kind === 'R');
   const announced: AnnouncedForward[] = [
@@ -68,28 +84,16 @@ export async function runClient(
   async function establish(): Promise<Session> {
     const socket = await dialServer(config.server, tlsOptions, config.tls?.fingerprint, config.ws, config.proxy);
     const session = new Session(coalescingTransport(socket), 'client', TUNNEL_SESSION_OPTIONS);
+    const control = session.dial();
+    /** Set once the server answered the hello: a failure after it closes the session gracefully. */
+    let welcomed = false;
     try {
-      const control = session.dial();
       control.on('error', () => {});
       control.write(encode({ type: 'hello', version: PROTOCOL_VERSION, token, forwards: announced }));
       const welcome = await expectMessage(control, HELLO_TIMEOUT_MS, 'welcome').catch((error: unknown) => {
-        if ((error as TunnelError).code === 'ERR_TUNNEL_AUTH') {
-          throw new TunnelError(
-            'ERR_TUNNEL_AUTH',
-            `the server ${server} refused the token (check --token-file or ${TOKEN_ENV})`,
-          );
-        }
-        // The session failing (a transport error, or bytes that are not yamux) or the connection closing
-        // before the welcome: most often a server that speaks TLS or WebSocket to a client that does not.
-        if (!(error instanceof TunnelError) || (error.code === 'ERR_TUNNEL_PROTOCOL' && session.state !== 'open')) {
-          throw new TunnelError(
-            'ERR_TUNNEL_UNREACHABLE',
-            `the server ${server} closed the connection during the handshake ` +
-              `(check that --tls and --ws match how it listens)${error instanceof TunnelError ? '' : `: ${(error as Error).message}`}`,
-          );
-        }
-        throw error;
+        throw handshakeError(error, session);
       });
+      welcomed = true;
       const failed: { error: TunnelError; spec: ForwardSpec }[] = [];
       for (const [index, result] of welcome.results.entries()) {
         const spec = index < locals.length ? locals[index]! : remotes[index - locals.length];
@@ -146,9 +150,55 @@ export async function runClient(
       });
       return session;
     } catch (error) {
-      session.destroy();
+      if (welcomed && session.state === 'open') {
+        // A refusal in the welcome: the server is fine, so leave as a client that is done, not one that broke.
+        control.end();
+        await session.close({ timeout: REFUSED_CLOSE_TIMEOUT_MS }).catch(() => {});
+      } else {
+        session.destroy();
+      }
       throw error;
     }
+  }
+
+  /**
+   * What a failure before the welcome tells the user. The session's own errors (a keep-alive ping unanswered,
+   * bytes that are not yamux) are not theirs to act on: what they can check is the server and how it listens.
+   */
+  function handshakeError(error: unknown, session: Session): Error {
+    const code = (error as TunnelError).code;
+    if (code === 'ERR_TUNNEL_AUTH') {
+      return new TunnelError(
+        'ERR_TUNNEL_AUTH',
+        `the server ${server} refused the token (check --token-file or ${TOKEN_ENV})`,
+      );
+    }
+    const hint = 'check that --tls and --ws match how it listens, and that it is a muxwire server';
+    const sessionCode = (session.closeError as { code?: string } | undefined)?.code;
+    if (code === 'ERR_TUNNEL_TIMEOUT' || sessionCode === 'ERR_MUX_KEEPALIVE_TIMEOUT') {
+      return new TunnelError(
+        'ERR_TUNNEL_TIMEOUT',
+        `the server ${server} did not complete the handshake: no answer within ${HELLO_TIMEOUT_MS / 1000} s (${hint})`,
+        { cause: error },
+      );
+    }
+    if (sessionCode === 'ERR_MUX_PROTOCOL') {
+      return new TunnelError(
+        'ERR_TUNNEL_UNREACHABLE',
+        `the server ${server} did not answer in muxwire's protocol (${hint})`,
+        { cause: error },
+      );
+    }
+    // The session failing otherwise (a transport error) or the connection closing before the welcome: most
+    // often a server that speaks TLS or WebSocket to a client that does not.
+    if (!(error instanceof TunnelError) || (code === 'ERR_TUNNEL_PROTOCOL' && session.state !== 'open')) {
+      return new TunnelError(
+        'ERR_TUNNEL_UNREACHABLE',
+        `the server ${server} closed the connection during the handshake (${hint})`,
+        { cause: error },
+      );
+    }
+    return error;
   }
 
   const decideRemote = (request: ConnectRequest | RemoteRequest): Decision => {
@@ -182,16 +232,25 @@ export async function runClient(
           { server, reconnects },
         );
       },
-      down(session, reason) {
-        reporter.event('session-down', `lost the session with ${server}: ${reason}; reconnecting`, { server, reason });
+      down(session, reason, delayMs) {
+        reporter.event(
+          'session-down',
+          `lost the session with ${server}: ${reason}; ${
+            delayMs === 0
+              ? 'reconnecting'
+              : `it lasted less than ${STABLE_SESSION_MS / 1000} s: reconnecting in ${(delayMs / 1000).toFixed(1)} s`
+          }`,
+          { server, reason, delayMs },
+        );
         // A Go Away leaves the session open for the channels in flight: let them finish, then end it.
         controls.get(session)?.end();
         void session.close({ timeout: config.drainTimeout }).catch(() => {});
       },
-      retry(error, delayMs, failures) {
+      retry(error, delayMs, failures, waiting) {
         reporter.event(
           'retry',
-          `${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${failures + 1})`,
+          `${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${failures + 1}` +
+            `${waiting ? ', a connection is waiting' : ''})`,
           { code: (error as TunnelError).code, delayMs, failures },
         );
       },
@@ -224,12 +283,15 @@ export async function runClient(
     const request = { type: 'connect', host: spec.host, port: spec.hostPort } as const;
     return listenForward(spec.bind, spec.port, label, (socket) => {
       socket.on('error', () => {});
+      context.sockets.add(socket);
       void reconnector.waitForSession(config.connectWait).then((session) => {
         if (session === undefined) {
           reporter.event(
             'forward-failed',
-            `${label}: no session with ${server} within ${config.connectWait} ms; connection reset`,
-            { forward: label, code: 'ERR_TUNNEL_UNREACHABLE' },
+            reconnector.stopped
+              ? `${label}: the client is shutting down before it had a session; connection reset`
+              : `${label}: no session with ${server} within ${config.connectWait} ms; connection reset`,
+            { forward: label, code: reconnector.stopped ? undefined : 'ERR_TUNNEL_UNREACHABLE' },
           );
           if (!socket.destroyed) socket.resetAndDestroy();
           return;
@@ -269,6 +331,9 @@ export async function runClient(
       stopping ??= (async () => {
         for (const listener of listeners) listener.close();
         reconnector.stop();
+        // The connections waiting for a session heard "none" from stop(): their handlers, queued then, run
+        // before this continuation (promise jobs run in order), so their reports come before 'stopped'.
+        await Promise.resolve();
         if (sessions.size > 0) {
           reporter.event('stopping', `stopping: open connections get ${config.drainTimeout} ms to finish`);
           await Promise.all(
@@ -278,11 +343,13 @@ export async function runClient(
             }),
           );
         }
-        reporter.event('stopped', 'stopped');
-        reporter.stop();
+        reportStopped(reporter, context.sockets.resetUnfinished());
         settle.resolve();
       })();
       return stopping;
+    },
+    abort(): void {
+      context.sockets.resetUnfinished();
     },
   };
 }

@@ -26,6 +26,41 @@ export type Decision = { host: string; port: number } | TunnelError;
 export interface ForwardContext {
   reporter: Reporter;
   traffic: Traffic;
+  sockets: ForwardedSockets;
+}
+
+/**
+ * The forwarded sockets of this end that are still open (accepted on a forward's port, or connected to a
+ * target), so that a shutdown can reset what its drain left instead of letting the process's exit close them
+ * with a FIN, which would pass a stream cut short for a complete one.
+ */
+export class ForwardedSockets {
+  readonly #open = new Set<net.Socket>();
+
+  /** Keeps `socket` until it closes. */
+  add(socket: net.Socket): void {
+    if (socket.destroyed || this.#open.has(socket)) return;
+    this.#open.add(socket);
+    socket.once('close', () => this.#open.delete(socket));
+  }
+
+  /**
+   * Resets (TCP RST) every socket whose writing side has not finished; returns how many. A socket that has
+   * handed all its data and its FIN to the kernel is left alone: the kernel delivers them after the exit, and
+   * a reset would throw away what it still holds of a complete stream.
+   */
+  resetUnfinished(): number {
+    let reset = 0;
+    for (const socket of this.#open) {
+      if (socket.destroyed || socket.writableFinished) continue;
+      reset += 1;
+      this.#open.delete(socket);
+      // A socket still connecting has sent nothing: closing it is enough (a reset waits for the connection).
+      if (socket.connecting) socket.destroy();
+      else socket.resetAndDestroy();
+    }
+    return reset;
+  }
 }
 
 /**
@@ -61,6 +96,7 @@ export async function carry(
   context: ForwardContext,
 ): Promise<void> {
   ignoreErrors(socket);
+  context.sockets.add(socket);
   let channel: Channel;
   try {
     channel = session.dial();
@@ -179,6 +215,7 @@ export async function answer(
     socket.resetAndDestroy();
     return;
   }
+  context.sockets.add(socket);
   context.traffic.track(socket);
   channel.write(encode({ type: 'ok' }));
   socket.pipe(channel);

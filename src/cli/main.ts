@@ -1,9 +1,11 @@
 /**
  * The `muxwire` command as a function: parses argv, runs the subcommand, handles SIGINT/SIGTERM (the first
- * shuts down gracefully, a second exits at once) and returns the exit code: 0 done, 1 failed, 2 usage.
+ * shuts down gracefully, a second exits at once with 128 + its number) and returns the exit code: 0 done,
+ * 1 failed, 2 usage.
  * @module
  */
 import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { type Command, UsageError, parseCommand } from './args.js';
 import { newToken } from './auth.js';
 import { runClient } from './client.js';
@@ -11,8 +13,17 @@ import { TunnelError } from './errors.js';
 import { runServer } from './server.js';
 import { Reporter } from './status.js';
 
-/** Exit code after a second signal: the conventional 128 + SIGINT. */
-const FORCED_EXIT_CODE = 130;
+/**
+ * A repeat of the first signal within this time is the same request delivered twice, not a second one: GNU
+ * `timeout` signals its child and then its own process group (the child again), and a terminal's Ctrl-C
+ * reaches every process of the foreground group, wrappers such as `npm exec` that pass it on included.
+ */
+const REPEAT_WINDOW_MS = 500;
+
+/** Exit code after a second signal: the shell's convention for death by a signal, 128 + its number. */
+function forcedExitCode(signal: NodeJS.Signals): number {
+  return 128 + (constants.signals[signal] ?? 0);
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
@@ -53,25 +64,29 @@ export async function main(argv: string[], env: Record<string, string | undefine
     reporter.event('fatal', message, { code: (error as { code?: string })?.code });
     return 1;
   };
-  let running: { stop(): Promise<void>; done: Promise<void> };
+  let running: { stop(): Promise<void>; abort(): void; done: Promise<void> };
   try {
     if (command.command === 'server') {
       const server = await runServer(command, env, reporter);
-      running = { stop: () => server.stop(), done: new Promise(() => {}) };
+      running = { stop: () => server.stop(), abort: () => server.abort(), done: new Promise(() => {}) };
     } else {
       running = await runClient(command, env, reporter);
     }
   } catch (error) {
     return fail(error);
   }
-  let signals = 0;
+  let first: { signal: NodeJS.Signals; at: number } | undefined;
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
-      signals += 1;
-      if (signals > 1) {
-        reporter.event('forced', `${signal} again: exiting without waiting`);
-        process.exit(FORCED_EXIT_CODE);
+      const now = performance.now();
+      if (first !== undefined) {
+        if (signal === first.signal && now - first.at < REPEAT_WINDOW_MS) return;
+        reporter.event('forced', `${signal} again: exiting without waiting`, { signal });
+        // Reset what is still open: the exit alone would close it with a FIN, as if its data were complete.
+        running.abort();
+        process.exit(forcedExitCode(signal));
       }
+      first = { signal, at: now };
       reporter.event('signal', `${signal}: shutting down gracefully (${signal} again to exit at once)`, { signal });
       void running.stop().then(() => resolve(0));
     };

@@ -1,6 +1,7 @@
 /**
  * The client's session over time: connect, keep the session while it lives, and after a failure or a
- * server's Go Away connect again, waiting between failed attempts with exponential backoff and jitter.
+ * server's Go Away connect again, waiting between failed attempts (and after sessions lost soon after they
+ * came up) with exponential backoff and jitter.
  * New forwarded connections wait here for a session (up to a timeout) while there is none.
  * @module
  */
@@ -25,6 +26,14 @@ export function backoffDelay(
 }
 
 /**
+ * How long a session must have lasted for the backoff to start again from the first wait. One that is lost
+ * sooner (a middlebox that cuts every connection, a server that drops the client just after the handshake)
+ * counts as a failure for the backoff: the next attempt waits, as after a failed one, instead of coming at
+ * once, again and again.
+ */
+export const STABLE_SESSION_MS = 5000;
+
+/**
  * The shortest time between two attempts when a forwarded connection is waiting for the session: such a
  * connection cuts the backoff short (its user is waiting now, and the server may be back), but a burst of
  * connections still makes at most four attempts a second.
@@ -35,10 +44,16 @@ export const DEMAND_INTERVAL_MS = 250;
 export interface ReconnectHooks {
   /** A session is up (after its handshake). */
   up(session: Session, reconnects: number): void;
-  /** The session ended or was told to go away; a new one is being made. */
-  down(session: Session, reason: string): void;
-  /** An attempt failed; the next comes after `delayMs`. */
-  retry(error: Error, delayMs: number, failures: number): void;
+  /**
+   * The session ended or was told to go away; a new one is being made, after `delayMs` when the session
+   * did not last {@link STABLE_SESSION_MS}.
+   */
+  down(session: Session, reason: string, delayMs: number): void;
+  /**
+   * An attempt failed; the next comes after `delayMs` (shortened to the demand interval when `waiting`: a
+   * forwarded connection is waiting for the session).
+   */
+  retry(error: Error, delayMs: number, failures: number, waiting: boolean): void;
   /**
    * The loop stopped for good: the error cannot be fixed by retrying (`retriesRanOut` false), or the retries
    * ran out after `failures` failed attempts in a row.
@@ -58,6 +73,7 @@ export class Reconnector {
   readonly #hooks: ReconnectHooks;
   readonly #maxDelay: number;
   readonly #retries: number;
+  readonly #stableMs: number;
   readonly #waiters = new Set<Waiter>();
   readonly #stopped = new AbortController();
   #current: Session | undefined;
@@ -78,17 +94,25 @@ export class Reconnector {
     hooks: ReconnectHooks;
     maxDelay: number;
     retries: number;
+    /** How long a session must last for the backoff to start over (default {@link STABLE_SESSION_MS}). */
+    stableMs?: number;
   }) {
     this.#establish = options.establish;
     this.#isFatal = options.isFatal;
     this.#hooks = options.hooks;
     this.#maxDelay = options.maxDelay;
     this.#retries = options.retries;
+    this.#stableMs = options.stableMs ?? STABLE_SESSION_MS;
   }
 
   /** The session new connections go to, if one is up. */
   get current(): Session | undefined {
     return this.#current;
+  }
+
+  /** True once `stop()` was called (a wait that ends with no session then ends for that reason). */
+  get stopped(): boolean {
+    return this.#stopped.signal.aborted;
   }
 
   /** Sessions made after the first. */
@@ -101,7 +125,10 @@ export class Reconnector {
     this.#loop ??= this.#run();
   }
 
-  /** Resolves to the current session, or to the next one up within `timeoutMs`, else to undefined. */
+  /**
+   * Resolves to the current session, or to the next one up within `timeoutMs`, else to undefined: after the
+   * timeout, or at once when the reconnector stops (see {@link stopped}).
+   */
   waitForSession(timeoutMs: number): Promise<Session | undefined> {
     if (this.#current !== undefined) return Promise.resolve(this.#current);
     if (this.#stopped.signal.aborted) return Promise.resolve(undefined);
@@ -116,6 +143,12 @@ export class Reconnector {
       this.#waiters.add(waiter);
       this.#hurry();
     });
+  }
+
+  /** The wait before the next attempt that connections waiting now would leave of `delay`. */
+  #demandWait(delay: number): number {
+    if (this.#waiters.size === 0) return delay;
+    return Math.min(delay, Math.max(0, Math.round(this.#lastAttempt + DEMAND_INTERVAL_MS - performance.now())));
   }
 
   /** A connection is waiting: ends the backoff wait, at most every {@link DEMAND_INTERVAL_MS}. */
@@ -157,9 +190,28 @@ export class Reconnector {
     this.#waiters.clear();
   }
 
+  /** Waits `delay` ms before the next attempt; a waiting connection cuts it short (see `#hurry`). */
+  async #pause(delay: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(wake, delay);
+      function wake(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = wake;
+      if (this.#waiters.size > 0) this.#hurry();
+    });
+    this.#wake = undefined;
+    clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = undefined;
+  }
+
   async #run(): Promise<void> {
     const signal = this.#stopped.signal;
+    /** Failed attempts in a row (what `--retries` bounds). */
     let failures = 0;
+    /** The backoff's step: failed attempts and sessions lost before {@link STABLE_SESSION_MS}, in a row. */
+    let steps = 0;
     let sessions = 0;
     while (!signal.aborted) {
       let session: Session;
@@ -175,20 +227,11 @@ export class Reconnector {
           this.#hooks.giveUp(error as Error, failures, !fatal);
           return;
         }
-        const delay = backoffDelay(failures - 1, INITIAL_DELAY_MS, this.#maxDelay);
-        this.#hooks.retry(error as Error, delay, failures);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(wake, delay);
-          function wake(): void {
-            clearTimeout(timer);
-            resolve();
-          }
-          this.#wake = wake;
-          if (this.#waiters.size > 0) this.#hurry();
-        });
-        this.#wake = undefined;
-        clearTimeout(this.#wakeTimer);
-        this.#wakeTimer = undefined;
+        const delay = backoffDelay(steps, INITIAL_DELAY_MS, this.#maxDelay);
+        steps += 1;
+        // Reported as it will be: connections waiting now cut it short (one arriving later may still).
+        this.#hooks.retry(error as Error, this.#demandWait(delay), failures, this.#waiters.size > 0);
+        await this.#pause(delay);
         continue;
       }
       if (signal.aborted) {
@@ -198,17 +241,32 @@ export class Reconnector {
       failures = 0;
       if (sessions > 0) this.#reconnects += 1;
       sessions += 1;
+      const upAt = performance.now();
       this.#current = session;
       this.#hooks.up(session, this.#reconnects);
       this.#settleWaiters(session);
+      let renewed = false;
       const reason = await new Promise<string>((resolve) => {
-        this.#renewCurrent = resolve;
+        this.#renewCurrent = (why) => {
+          renewed = true;
+          resolve(why);
+        };
         void sessionGone(session).then(resolve);
       });
       this.#renewCurrent = undefined;
       if (this.#current === session) this.#current = undefined;
       if (signal.aborted) return;
-      this.#hooks.down(session, reason);
+      // A renewal is this side's own choice, made after a wait of its own; a session lost soon after it came up
+      // backs off as a failed attempt does.
+      let delay = 0;
+      if (renewed || performance.now() - upAt >= this.#stableMs) {
+        steps = 0;
+      } else {
+        delay = backoffDelay(steps, INITIAL_DELAY_MS, this.#maxDelay);
+        steps += 1;
+      }
+      this.#hooks.down(session, reason, this.#demandWait(delay));
+      if (delay > 0) await this.#pause(delay);
     }
   }
 }

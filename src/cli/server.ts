@@ -13,7 +13,15 @@ import { AUTH_FAILURE_DELAY_MS, loadToken, tokensMatch } from './auth.js';
 import { coalescingTransport } from './coalesce.js';
 import { TunnelError } from './errors.js';
 import { HandshakeSlots } from './handshake-slots.js';
-import { type Decision, type ForwardContext, answer, boundPort, carry, listenForward } from './forwards.js';
+import {
+  type Decision,
+  type ForwardContext,
+  ForwardedSockets,
+  answer,
+  boundPort,
+  carry,
+  listenForward,
+} from './forwards.js';
 import {
   type ConnectRequest,
   type ForwardResult,
@@ -25,13 +33,16 @@ import {
   encode,
   expectMessage,
 } from './protocol.js';
-import { type Reporter, Traffic } from './status.js';
+import { type Reporter, Traffic, reportStopped } from './status.js';
 import { type HandshakeOver, listenTunnel } from './transport.js';
 
-/** A running server; `stop()` shuts it down gracefully (Go Away, drain with a timeout). */
+/** A running server. */
 export interface RunningServer {
   port: number;
+  /** Shuts down gracefully (Go Away, drain with a timeout); what the drain leaves unfinished is reset. */
   stop(): Promise<void>;
+  /** Resets every forwarded connection not finished, at once (before a forced exit). */
+  abort(): void;
 }
 
 interface ClientState {
@@ -48,9 +59,11 @@ export async function runServer(
   env: Record<string, string | undefined>,
   reporter: Reporter,
 ): Promise<RunningServer> {
-  const token = await loadToken(config.token, env);
+  const token = await loadToken(config.token, env, (message) =>
+    reporter.event('token-readable', message, { path: config.token.kind === 'file' ? config.token.path : undefined }),
+  );
   const traffic = new Traffic();
-  const context: ForwardContext = { reporter, traffic };
+  const context: ForwardContext = { reporter, traffic, sockets: new ForwardedSockets() };
   const clients = new Set<ClientState>();
   let stopping = false;
   const slots = new HandshakeSlots();
@@ -268,8 +281,10 @@ export async function runServer(
           await session.close({ timeout: config.drainTimeout }).catch(() => {});
         }),
       );
-      reporter.event('stopped', 'stopped');
-      reporter.stop();
+      reportStopped(reporter, context.sockets.resetUnfinished());
+    },
+    abort(): void {
+      context.sockets.resetUnfinished();
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * What the command tells its user: events (a line on stderr each, or with `--json` one JSON object per line
- * on stdout), and a live status line refreshed on a TTY (session up/down, RTT, open channels, bytes/s each
- * way, reconnects), which `--json` replaces with a periodic `status` event.
+ * on stdout), and a live status line refreshed on a TTY (session up/down, RTT, forwarded connections open,
+ * bytes/s each way, reconnects), which `--json` replaces with a periodic `status` event.
  * @module
  */
 import type { Socket } from 'node:net';
@@ -10,6 +10,10 @@ import type { Socket } from 'node:net';
 export interface StatusSample {
   up: boolean;
   rtt: number | undefined;
+  /**
+   * The sessions' open channels, control channels included (`--json` only: the line counts forwarded
+   * connections, from the {@link Traffic}).
+   */
   channels: number;
   reconnects: number;
 }
@@ -134,7 +138,7 @@ export class Reporter {
       this.#clearLine();
       this.#line =
         `[${s.up ? 'up' : 'down'}] rtt ${s.rtt === undefined ? '-' : `${s.rtt.toFixed(1)} ms`}` +
-        ` · ${s.channels} channels · in ${rate(inRate)} · out ${rate(outRate)} · ${s.reconnects} reconnects`;
+        ` · ${traffic.connections} connections · in ${rate(inRate)} · out ${rate(outRate)} · ${s.reconnects} reconnects`;
       this.#drawLine();
     }, this.#interval);
     this.#timer.unref();
@@ -155,4 +159,19 @@ export class Reporter {
   #drawLine(): void {
     if (this.#line !== '') this.#err.write(this.#line);
   }
+}
+
+/**
+ * The last event of a shutdown, `stopped` (with `reset`: how many forwarded connections the drain left
+ * unfinished, reset rather than ended), then the status stops.
+ */
+export function reportStopped(reporter: Reporter, reset: number): void {
+  reporter.event(
+    'stopped',
+    reset === 0
+      ? 'stopped'
+      : `stopped; ${reset} forwarded connection(s) not finished within the drain timeout were reset`,
+    { reset },
+  );
+  reporter.stop();
 }

@@ -328,13 +328,19 @@ export function listenTunnel(
     } catch (error) {
       throw new TunnelError('ERR_TUNNEL_TLS', `cannot use --tls-cert/--tls-key: ${(error as Error).message}`);
     }
-    secure.on('tlsClientError', (error, socket) =>
-      onTlsError(error, formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0)),
-    );
     server = secure;
   }
-  if (config.tls !== undefined && config.wsPath !== undefined) {
-    server.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => onTlsError(error, remoteOf(socket)));
+  if (config.tls !== undefined) {
+    // A client that rejects the certificate closes the connection, and by the time the failure is told the
+    // socket has forgotten its peer: the address is taken as the connection arrives. The TLS socket's
+    // `_parent` is that connection (Node has no public link between them); without it, what the TLS socket
+    // still knows is used.
+    const remotes = new WeakMap<net.Socket, string>();
+    server.on('connection', (socket: net.Socket) => remotes.set(socket, remoteOf(socket)));
+    server.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => {
+      const raw = (socket as unknown as { _parent?: net.Socket })._parent;
+      onTlsError(error, (raw === undefined ? undefined : remotes.get(raw)) ?? remoteOf(socket));
+    });
   }
   if (config.tls !== undefined || config.wsPath !== undefined) over = boundHandshakes(server, remoteOf, onRefused);
   const where = formatAddress(config.listen.host, config.listen.port);

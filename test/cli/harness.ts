@@ -125,7 +125,7 @@ export function workDir(): {
   const dir = mkdtempSync(join(tmpdir(), 'muxwire-cli-'));
   const token = 'test-token-0123456789abcdef';
   const tokenFile = join(dir, 'token');
-  writeFileSync(tokenFile, `${token}\n`);
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
   return {
     dir,
     tokenFile,

@@ -9,6 +9,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
 import {
   UsageError,
@@ -23,13 +26,13 @@ import {
 import { loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
 import { DIRECT_WRITE_BYTES, coalescingTransport, joinUpTo } from '../../src/cli/coalesce.js';
 import { MAX_MESSAGE_BYTES, WS_JOIN_BYTES, encode, readMessage, validate } from '../../src/cli/protocol.js';
-import { backoffDelay, sessionGone } from '../../src/cli/reconnect.js';
+import { DEMAND_INTERVAL_MS, Reconnector, backoffDelay, sessionGone } from '../../src/cli/reconnect.js';
 import { HandshakeSlots, addressOf } from '../../src/cli/handshake-slots.js';
 import { listenTunnel } from '../../src/cli/transport.js';
 import type { ServerConfig } from '../../src/cli/args.js';
 import { FrameType } from '../../src/core/frame.js';
 import { multiplexedClient } from '../../src/index.js';
-import { frame, tcpPair } from '../helpers.js';
+import { frame, sessionPair, tcpPair } from '../helpers.js';
 import { Reporter, Traffic } from '../../src/cli/status.js';
 
 describe('command line', () => {
@@ -42,6 +45,9 @@ describe('command line', () => {
       hostPort: 80,
       text: '8080:example.org:80',
     });
+    // As ssh: '*' or an empty bind address is every interface.
+    assert.equal(parseForward('*:8080:example.org:80', 'L').bind, '0.0.0.0');
+    assert.equal(parseForward(':8080:example.org:80', 'R').bind, '0.0.0.0');
     const v6 = parseForward('[::1]:0:[fe80::1]:443', 'R');
     assert.equal(v6.bind, '::1');
     assert.equal(v6.port, 0);
@@ -92,9 +98,35 @@ describe('command line', () => {
     assert.deepEqual((fromEnv as { token: unknown }).token, { kind: 'env', name: 'MUXWIRE_TOKEN' });
   });
 
+  test('--reconnect-max below the first wait between attempts (100 ms) is a usage error naming the minimum', () => {
+    const env = { MUXWIRE_TOKEN: 'x' };
+    const client = (max: string) =>
+      parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--reconnect-max', max], env);
+    for (const max of ['0', '99']) {
+      assert.throws(() => client(max), {
+        name: 'UsageError',
+        message: `--reconnect-max must be at least 100 (ms, the first wait between attempts), not ${max}`,
+      });
+    }
+    assert.equal((client('100') as { reconnectMax: number }).reconnectMax, 100);
+    assert.equal((client('60000') as { reconnectMax: number }).reconnectMax, 60000);
+  });
+
   test('options of the other subcommand, unknown options and half a TLS pair are usage errors', () => {
     const env = { MUXWIRE_TOKEN: 'x' };
-    assert.throws(() => parseCommand(['server', '--listen', 'h:1', '-L', '1:h:2'], env), /not an option of 'server'/);
+    // Named in both forms, whichever the user typed.
+    for (const [flag, both] of [
+      ['-L', '-L/--local'],
+      ['--local', '-L/--local'],
+      ['-R', '-R/--remote'],
+    ]) {
+      assert.throws(() => parseCommand(['server', '--listen', 'h:1', flag!, '1:h:2'], env), {
+        message: `${both} is not an option of 'server'`,
+      });
+    }
+    assert.throws(() => parseCommand(['server', '--listen', 'h:1', '--retries', '3'], env), {
+      message: "--retries is not an option of 'server'",
+    });
     assert.throws(
       () => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--allow', 'h:1'], env),
       /not an option of 'client'/,
@@ -200,6 +232,33 @@ describe('token', () => {
     assert.ok(!tokensMatch(flip(token[0]!) + token.slice(1), token));
     assert.ok(!tokensMatch(token.slice(0, -1) + flip(token.at(-1)!), token));
     assert.ok(tokensMatch(`${token.slice(0, 20)}${token.slice(20)}`, token), 'an equal string built apart matches');
+  });
+
+  test('a token file its group or other users can read is used, with a warning naming chmod 600', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'muxwire-token-'));
+    try {
+      const path = join(dir, 'token');
+      writeFileSync(path, '0123456789abcdef\n');
+      const heard = async (mode: number): Promise<string[]> => {
+        chmodSync(path, mode);
+        const warnings: string[] = [];
+        const load = loadToken as (
+          source: { kind: 'file'; path: string },
+          env: Record<string, string>,
+          warn: (message: string) => void,
+        ) => Promise<string>;
+        assert.equal(await load({ kind: 'file', path }, {}, (message) => warnings.push(message)), '0123456789abcdef');
+        return warnings;
+      };
+      assert.deepEqual(await heard(0o600), []);
+      assert.deepEqual(await heard(0o400), []);
+      const [others] = await heard(0o644);
+      assert.match(others ?? '', /can be read by other users \(mode 644\).*chmod 600 /);
+      const [group] = await heard(0o640);
+      assert.match(group ?? '', /can be read by its group \(mode 640\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a missing, empty or short token is ERR_TUNNEL_TOKEN; surrounding whitespace is dropped', async () => {
@@ -373,6 +432,99 @@ describe('reconnect backoff', () => {
   });
 });
 
+describe('reconnecting after a session lost soon after it came up', () => {
+  /**
+   * Runs a reconnector for `runMs` whose every session is lost 30 ms after it comes up; resolves to the
+   * sessions made and the delays the `down` hook heard.
+   */
+  async function cutSessions(stableMs: number, runMs: number): Promise<{ sessions: number; delays: number[] }> {
+    const pairs: Awaited<ReturnType<typeof sessionPair>>[] = [];
+    const delays: number[] = [];
+    const options = {
+      async establish() {
+        const pair = await sessionPair();
+        pairs.push(pair);
+        setTimeout(() => void pair.close(), 30);
+        return pair.client;
+      },
+      isFatal: () => false,
+      maxDelay: 5000,
+      retries: Infinity,
+      stableMs,
+      hooks: {
+        up() {},
+        down(_session: unknown, _reason: string, delayMs: number) {
+          delays.push(delayMs);
+        },
+        retry() {},
+        giveUp() {},
+      },
+    };
+    const reconnector = new Reconnector(options);
+    reconnector.start();
+    await new Promise((resolve) => setTimeout(resolve, runMs));
+    reconnector.stop();
+    for (const pair of pairs) await pair.close();
+    return { sessions: pairs.length, delays };
+  }
+
+  test('the next attempt backs off (doubling) as after a failed one, instead of coming at once', async () => {
+    const { sessions, delays } = await cutSessions(1000, 1500);
+    // 30 ms a session, then waits of 50-100, 100-200, 200-400, 400-800 ms: at most 6 sessions in 1.5 s
+    // (without the backoff, one every 30 ms or so).
+    assert.ok(sessions >= 3 && sessions <= 6, `${sessions} sessions in 1.5 s`);
+    assert.ok(delays.length >= 2 && delays.every((d) => d > 0), `delays ${delays.join(', ')}`);
+    assert.ok(delays[1]! >= 100 && delays[1]! <= 200, `the second wait doubled: ${delays.join(', ')}`);
+  });
+
+  test('a session that lasted the stable time starts the backoff over: no wait', async () => {
+    const { sessions, delays } = await cutSessions(10, 500);
+    assert.ok(sessions >= 8, `${sessions} sessions in 0.5 s`);
+    assert.ok(
+      delays.every((d) => d === 0),
+      `delays ${delays.join(', ')}`,
+    );
+  });
+});
+
+test('while a connection waits for the session, each retry reports the wait it really has (the demand interval), not the backoff it cuts short', async () => {
+  const attempts: number[] = [];
+  const reported: number[] = [];
+  const options = {
+    async establish(): Promise<never> {
+      attempts.push(performance.now());
+      throw new Error('connection refused');
+    },
+    isFatal: () => false,
+    maxDelay: 5000,
+    retries: Infinity,
+    hooks: {
+      up() {},
+      down() {},
+      retry(_error: Error, delayMs: number) {
+        reported.push(delayMs);
+      },
+      giveUp() {},
+    },
+  };
+  const reconnector = new Reconnector(options);
+  reconnector.start();
+  const waiting = reconnector.waitForSession(10_000);
+  await new Promise((resolve) => setTimeout(resolve, 1600));
+  reconnector.stop();
+  assert.equal(await waiting, undefined);
+  // Without the waiting connection, the backoff would have reached 400-800 ms by the fourth failure.
+  assert.ok(attempts.length >= 5, `${attempts.length} attempts`);
+  for (const [i, delay] of reported.entries()) {
+    assert.ok(delay <= DEMAND_INTERVAL_MS, `retry ${i + 1} reported ${delay} ms`);
+    const next = attempts[i + 1];
+    if (next !== undefined) {
+      const gap = next - attempts[i]!;
+      assert.ok(gap <= delay + 150, `retry ${i + 1} reported ${delay} ms, came after ${Math.round(gap)} ms`);
+    }
+  }
+});
+
 describe('status', () => {
   /** A stream that keeps what is written; `isTTY` as a terminal would have it. */
   function sink(isTTY: boolean): NodeJS.WritableStream & { isTTY: boolean; text: string } {
@@ -393,7 +545,7 @@ describe('status', () => {
     }
   }
 
-  test('on a TTY one status line (up/down, RTT, channels, bytes/s each way, reconnects) is redrawn, and events print above it', async () => {
+  test('on a TTY one status line (up/down, RTT, forwarded connections, bytes/s each way, reconnects) is redrawn, and events print above it', async () => {
     const err = sink(true);
     const reporter = new Reporter(false, sink(false), err, 20);
     const traffic = new Traffic();
@@ -401,8 +553,9 @@ describe('status', () => {
     reporter.startStatus(() => ({ up, rtt: 1.25, channels: 3, reconnects: 2 }), traffic);
     try {
       await until(
-        () => err.text.includes('[up] rtt 1.3 ms · 3 channels · in 0 B/s · out 0 B/s · 2 reconnects'),
-        'the status line',
+        // The session's 3 channels (a control channel among them) are not connections: none is forwarded.
+        () => err.text.includes('[up] rtt 1.3 ms · 0 connections · in 0 B/s · out 0 B/s · 2 reconnects'),
+        `the status line: ${JSON.stringify(err.text)}`,
       );
       reporter.event('session-down', 'lost the session');
       // eslint-disable-next-line no-control-regex -- the terminal's erase-line sequence is what is checked

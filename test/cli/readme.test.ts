@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync, symlinkSync } from 'node:fs';
+import { readFileSync, statSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,7 +66,12 @@ if (requirePrograms('README tunnel section', ['curl'], 'curl')) {
       symlinkSync(DIST, join(work.dir, 'dist'));
       const terminals: ChildProcess[] = [];
       try {
-        const first = spawn('sh', ['-c', terminal1!], { cwd: work.dir, detached: true, stdio: 'ignore' });
+        // Under the usual umask, which would leave a file every local user can read.
+        const first = spawn('sh', ['-c', `umask 022\n${terminal1!}`], {
+          cwd: work.dir,
+          detached: true,
+          stdio: 'ignore',
+        });
         terminals.push(first);
         const serverPort = Number(ports.get('7000'));
         const deadline = performance.now() + 15_000;
@@ -74,6 +79,11 @@ if (requirePrograms('README tunnel section', ['curl'], 'curl')) {
           assert.ok(performance.now() < deadline, 'the server of terminal 1 listens');
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
+        assert.equal(
+          statSync(join(work.dir, 'tunnel.token')).mode & 0o077,
+          0,
+          'the token file is readable by its owner only',
+        );
         const second = spawn('sh', ['-c', terminal2!], {
           cwd: work.dir,
           detached: true,

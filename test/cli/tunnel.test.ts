@@ -21,6 +21,7 @@ import {
   httpTarget,
   localPorts,
   requirePrograms,
+  run,
   startClient,
   startServer,
   workDir,
@@ -318,6 +319,8 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         ]);
         processes.push(untrusted);
         assert.equal((await untrusted.waitFor('fatal')).code, 'ERR_TUNNEL_CERT');
+        const failed = await s.cli.waitFor('tls-failed');
+        assert.match(String(failed.remote), /^127\.0\.0\.1:[1-9]\d*$/, 'the client is named by its address');
         await s.cli.stop();
       },
     );
@@ -395,7 +398,9 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         assert.equal(fatal.code, 'ERR_TUNNEL_CERT');
         assert.match(fatal.message, /not trusted/);
         assert.equal(await c.exited, 1);
-        await s.cli.waitFor('tls-failed');
+        const failed = await s.cli.waitFor('tls-failed');
+        assert.match(String(failed.remote), /^127\.0\.0\.1:[1-9]\d*$/, 'the client is named by its address');
+        assert.match(failed.message, /^TLS handshake with 127\.0\.0\.1:[1-9]\d* failed/);
         assert.equal(
           s.cli.events.some((e) => e.event === 'client-up'),
           false,
@@ -431,6 +436,50 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         assert.match(fatal.message, /check that --tls and --ws match/);
         assert.equal(await c.exited, 1);
         await s.cli.waitFor('tls-failed');
+        await s.cli.stop();
+      },
+    );
+
+    test(
+      'a server that accepts and stays silent, and a --ws server reached without --ws: the client says the handshake failed, without the session-level detail',
+      { timeout: TIMEOUT },
+      async () => {
+        const silent = net.createServer((socket) => socket.on('error', () => {}));
+        await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+        try {
+          const c = spawnClient((silent.address() as net.AddressInfo).port, [
+            '--token-file',
+            work.tokenFile,
+            '--retries',
+            '0',
+            '-L',
+            `0:127.0.0.1:${target.port}`,
+          ]);
+          const fatal = await c.waitFor('fatal', 30_000);
+          assert.match(
+            fatal.message,
+            /did not complete the handshake: no answer within 10 s \(check that --tls and --ws match how it listens, and that it is a muxwire server\)/,
+          );
+          assert.doesNotMatch(fatal.message, /ping|closed the connection/);
+        } finally {
+          silent.close();
+        }
+        const s = await server(['--token-file', work.tokenFile, '--ws', '/t', ...allowTarget()]);
+        const plain = spawnClient(s.port, [
+          '--token-file',
+          work.tokenFile,
+          '--retries',
+          '0',
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        const fatal = await plain.waitFor('fatal');
+        assert.equal(fatal.code, 'ERR_TUNNEL_UNREACHABLE');
+        assert.match(
+          fatal.message,
+          /did not answer in muxwire's protocol \(check that --tls and --ws match how it listens, and that it is a muxwire server\)/,
+        );
+        assert.doesNotMatch(fatal.message, /protocol version/);
         await s.cli.stop();
       },
     );
@@ -493,6 +542,9 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         assert.equal(fatal.code, 'ERR_TUNNEL_DENIED');
         assert.match(fatal.message, /not allowed by the server/);
         assert.equal(await c.exited, 1);
+        // The client leaves gracefully: the server sees a client that disconnected, not a broken transport.
+        const down = await s.cli.waitFor('client-down');
+        assert.match(down.message, /^client 127\.0\.0\.1:\d+ disconnected$/);
 
         // A client that ignores the answer to its hello and asks anyway: the server must still refuse.
         const socket = net.connect(s.port, '127.0.0.1');
@@ -824,6 +876,42 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     });
 
     test(
+      'stopping the client resets a -L connection waiting for a session, saying it is shutting down, before stopped',
+      { timeout: TIMEOUT },
+      async () => {
+        const closed = await freePort();
+        const c = spawnClient(closed, [
+          '--token-file',
+          work.tokenFile,
+          '--connect-wait',
+          '20000',
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        const port = (await c.waitFor('local-listening')).port!;
+        const socket = net.connect(port, '127.0.0.1');
+        const outcome = new Promise<string>((resolve) => {
+          socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+          socket.once('close', () => resolve('closed without error'));
+        });
+        await once(socket, 'connect');
+        await c.waitFor('retry'); // the connection waits while the attempts fail
+        assert.equal(await c.stop('SIGINT'), 0);
+        assert.equal(await outcome, 'ECONNRESET');
+        const failed = c.events.findIndex((e) => e.event === 'forward-failed');
+        assert.ok(failed >= 0, c.describe());
+        assert.match(
+          c.events[failed]!.message,
+          /the client is shutting down before it had a session; connection reset/,
+        );
+        assert.ok(
+          failed < c.events.findIndex((e) => e.event === 'stopped'),
+          `forward-failed before stopped:\n${c.describe()}`,
+        );
+      },
+    );
+
+    test(
       'an unreachable server is reported with each retry, and --retries bounds them',
       { timeout: TIMEOUT },
       async () => {
@@ -881,8 +969,115 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       },
     );
 
+    /**
+     * An HTTP target that announces a 1 TB body and sends it in 64 KiB chunks for as long as the connection
+     * takes them (at most 30 s): a reader slower than that leaves data in every buffer along the way.
+     */
+    async function streamingTarget(): Promise<{ port: number; close(): void }> {
+      const sockets = new Set<net.Socket>();
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      const streamer = net.createServer((socket) => {
+        sockets.add(socket);
+        socket.on('error', () => {});
+        socket.write('HTTP/1.1 200 OK\r\ncontent-length: 1000000000000\r\n\r\n');
+        const stopAt = performance.now() + 30_000;
+        const pump = (): void => {
+          while (!socket.destroyed && performance.now() < stopAt) if (!socket.write(chunk)) return;
+        };
+        socket.on('drain', pump);
+        pump();
+      });
+      await new Promise<void>((resolve) => streamer.listen(0, '127.0.0.1', resolve));
+      return {
+        port: (streamer.address() as net.AddressInfo).port,
+        close() {
+          for (const socket of sockets) socket.destroy();
+          streamer.close();
+        },
+      };
+    }
+
+    /**
+     * A curl that reads `url` at 2 MB/s; `done` resolves to its exit code: 56 when the connection is reset,
+     * 18 when it ends with a FIN before the announced length (a Node socket cannot tell: libuv reports a
+     * reset that follows unread data as an end).
+     */
+    function slowCurl(url: string): { done: Promise<number> } {
+      return {
+        done: run('curl', ['-sS', '--limit-rate', '2M', '--max-time', '20', '-o', '/dev/null', url], 30_000).then(
+          () => 0,
+          (error: unknown) => (error as { code: number }).code,
+        ),
+      };
+    }
+
     test(
-      'a second SIGTERM exits at once (status 130) without waiting for the drain',
+      'a forwarded connection that the drain leaves unfinished is reset at shutdown, not ended with a FIN: -L, the client stopped',
+      { timeout: TIMEOUT },
+      async () => {
+        const streamer = await streamingTarget();
+        try {
+          const s = await server(['--token-file', work.tokenFile, '--allow', `127.0.0.1:${streamer.port}`]);
+          const c = await client(s.port, [
+            '--token-file',
+            work.tokenFile,
+            '--drain-timeout',
+            '300',
+            '-L',
+            `0:127.0.0.1:${streamer.port}`,
+          ]);
+          const reader = slowCurl(`http://127.0.0.1:${localPorts(c)[0]!}/`);
+          await new Promise((resolve) => setTimeout(resolve, 1000)); // the buffers along the way fill
+          assert.equal(await c.stop('SIGTERM'), 0);
+          assert.equal(await reader.done, 56, `curl's exit code (18: a FIN); ${c.describe()}`);
+          const stopped = c.events.find((e) => e.event === 'stopped')!;
+          assert.equal(stopped.reset, 1, c.describe());
+          await s.cli.stop();
+        } finally {
+          streamer.close();
+        }
+      },
+    );
+
+    test(
+      'a forwarded connection that the drain leaves unfinished is reset at shutdown, not ended with a FIN: -R, the server stopped, and on a forced exit',
+      { timeout: TIMEOUT },
+      async () => {
+        const streamer = await streamingTarget();
+        try {
+          for (const forced of [false, true]) {
+            const s = await server([
+              '--token-file',
+              work.tokenFile,
+              '--allow-remote',
+              '127.0.0.1:*',
+              '--drain-timeout',
+              forced ? '30000' : '300',
+            ]);
+            const c = await client(s.port, ['--token-file', work.tokenFile, '-R', `0:127.0.0.1:${streamer.port}`]);
+            const remote = await c.waitFor('remote-listening');
+            const reader = slowCurl(`http://127.0.0.1:${remote.port!}/`);
+            await new Promise((resolve) => setTimeout(resolve, 1000));
+            if (forced) {
+              s.cli.child.kill('SIGTERM');
+              await s.cli.waitFor('stopping');
+              await new Promise((resolve) => setTimeout(resolve, 700)); // a second signal, not a repeat of the first
+              s.cli.child.kill('SIGTERM');
+              assert.equal(await s.cli.exited, 143);
+            } else {
+              assert.equal(await s.cli.stop('SIGTERM'), 0);
+            }
+            assert.equal(await reader.done, 56, `curl's exit code (18: a FIN), forced exit: ${forced}`);
+            await c.stop();
+          }
+        } finally {
+          streamer.close();
+        }
+      },
+    );
+
+    test(
+      'a second SIGTERM exits at once (status 143, 128 + SIGTERM) without waiting for the drain; the same signal repeated within 0.5 s is not a second',
       { timeout: TIMEOUT },
       async () => {
         const http = await import('node:http');
@@ -901,13 +1096,21 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
             '30000',
           ]);
           const c = await client(s.port, ['--token-file', work.tokenFile, '-L', `0:127.0.0.1:${hangingPort}`]);
-          const request = curlFails(`http://127.0.0.1:${localPorts(c)[0]}/`, 20);
+          const request = curlFails(`http://127.0.0.1:${localPorts(c)[0]}/`, 25);
           await new Promise((resolve) => setTimeout(resolve, 300));
           const started = performance.now();
           s.cli.child.kill('SIGTERM');
           await s.cli.waitFor('stopping');
+          // As GNU timeout delivers it (to the child, then to its process group): one request, not two.
           s.cli.child.kill('SIGTERM');
-          assert.equal(await s.cli.exited, 130);
+          await new Promise((resolve) => setTimeout(resolve, 700));
+          assert.equal(s.cli.child.exitCode, null, 'a repeat at once is not a second signal');
+          assert.equal(
+            s.cli.events.some((e) => e.event === 'forced'),
+            false,
+          );
+          s.cli.child.kill('SIGTERM');
+          assert.equal(await s.cli.exited, 143);
           assert.ok(performance.now() - started < 10_000, 'it did not wait for the 30 s drain');
           await request;
           await c.stop();
