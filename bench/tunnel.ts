@@ -555,7 +555,7 @@ function targets(rounds: Map<PathName, Figures[]>): string {
 
 async function main(): Promise<void> {
   const tokenFile = join(work, 'token');
-  writeFileSync(tokenFile, `${'bench-token-'.repeat(3)}\n`);
+  writeFileSync(tokenFile, `${'bench-token-'.repeat(3)}\n`, { mode: 0o600 });
   // The certificate is made by the test suite's generator (compiled into dist/test by `npm run build`).
   const selfSigned = (await import(new URL('../test/support/self-signed.js', import.meta.url).href)) as {
     selfSignedCertificate(name: string): { cert: string; key: string };
