@@ -256,6 +256,108 @@ describe('multiplex codec behaviour', () => {
     }
   });
 
+  /** A multiplex frame: id, flags (1 SYN, 2 RST), 24-bit length, payload. */
+  const frame = (id: number, flags: number, payload: Buffer = Buffer.alloc(0)): Buffer =>
+    Buffer.concat([
+      Buffer.from([id >>> 24, (id >> 16) & 0xff, (id >> 8) & 0xff, id & 0xff, flags]),
+      Buffer.from([payload.length >> 16, (payload.length >> 8) & 0xff, payload.length & 0xff]),
+      payload,
+    ]);
+
+  test('channels the peer opened, wrote to and closed before the application took them are handed over with their data', async () => {
+    for (const kind of ['node', 'light'] as const) {
+      const [raw, socket] = await tcpPair();
+      const options = { ...OPTIONS, keepAliveInterval: 0 };
+      const session = kind === 'node' ? multiplexedServer(socket, options) : lightServer(socket, options);
+      try {
+        // The original's README client: Dial, Write, Close at once, three times.
+        raw.write(
+          Buffer.concat([3, 5, 7].flatMap((id) => [frame(id, 1), frame(id, 0, Buffer.from(`hi ${id}`)), frame(id, 2)])),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 200)); // the application comes late
+        const got: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          const channel = (await Promise.race([
+            session.accept(),
+            new Promise<never>((_, reject) =>
+              setTimeout(() => reject(new Error(`${kind}: channel ${i + 1} of 3 never came`)), 2000).unref(),
+            ),
+          ])) as Channel;
+          const chunks: Buffer[] = [];
+          for await (const chunk of channel) chunks.push(Buffer.from(chunk as Uint8Array));
+          got.push(Buffer.concat(chunks).toString());
+        }
+        assert.deepEqual(got, ['hi 3', 'hi 5', 'hi 7'], kind);
+        await until(() => session.channelCount === 0, 2000, `the ${kind} channels leave once read`);
+      } finally {
+        session.destroy();
+        raw.destroy();
+      }
+    }
+  });
+
+  test("after this side's close (a RST on this format), no second RST: not on destroy(), nor for data still in flight", async () => {
+    for (const how of ['destroy after finish', 'closeRead and end'] as const) {
+      const [raw, socket] = await tcpPair();
+      const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });
+      const seen: Buffer[] = [];
+      raw.on('data', (chunk: Buffer) => seen.push(chunk));
+      try {
+        const accepted = new Promise<Channel>((resolve) => session.on('channel', resolve));
+        raw.write(Buffer.concat([frame(3, 1), frame(3, 0, Buffer.from('x'))]));
+        const channel = await accepted;
+        channel.on('error', () => {});
+        if (how === 'destroy after finish') {
+          channel.end('bye', () => channel.destroy());
+        } else {
+          channel.closeRead();
+          channel.end();
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          raw.write(frame(3, 0, Buffer.alloc(4096, 1))); // the peer's data, sent before it heard of the close
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const resets = muxFrames(Buffer.concat(seen)).filter((f) => f.id === 3 && f.flags === 2);
+        assert.equal(resets.length, 1, `${how}: one RST for channel 3`);
+        assert.equal(session.state, 'open');
+      } finally {
+        session.destroy();
+        raw.destroy();
+      }
+    }
+  });
+
+  test('unread bytes of channels the peer closed still count against maxSessionBuffered: reading pauses, memory stays bounded', async () => {
+    const [raw, socket] = await tcpPair();
+    const maxSessionBuffered = 2 * 1024 * 1024;
+    const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0, maxSessionBuffered });
+    const held: Channel[] = [];
+    session.on('channel', (channel) => held.push(channel)); // taken, never read
+    try {
+      const chunk = Buffer.alloc(200_000, 7);
+      // 100 channels of 200 kB each, every one closed by the peer at once: 20 MB in all.
+      const flood = Buffer.concat(
+        Array.from({ length: 100 }, (_, i) => 3 + 2 * i).flatMap((id) => [
+          frame(id, 1),
+          frame(id, 0, chunk),
+          frame(id, 2),
+        ]),
+      );
+      raw.write(flood);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const unread = held.reduce((sum, c) => sum + c.readableLength, 0);
+      assert.ok(unread <= maxSessionBuffered + 256 * 1024, `${unread} bytes held unread`);
+      assert.equal(session.bufferedBytes, unread, 'the session counts what its channels hold');
+      assert.ok(held.length < 100, `${held.length} channels taken: reading paused`);
+      // Reading them lets the rest in, and each leaves once read.
+      for (const c of held) c.resume();
+      session.on('channel', (c) => c.resume());
+      await until(() => held.length === 100 && session.channelCount === 0, 10_000, 'every channel read and gone');
+    } finally {
+      session.destroy();
+      raw.destroy();
+    }
+  });
+
   test('a frame far larger than one read is delivered whole: reading does not wait for bytes still to come', async () => {
     const [raw, socket] = await tcpPair();
     const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });

@@ -79,6 +79,7 @@ const FLAG_BITS = {
   withheld: 1 << 8,
   overfull: 1 << 9,
   live: 1 << 10,
+  awaitingAccept: 1 << 12,
 } as const;
 const LIVE_BIT = FLAG_BITS.live;
 /** `outbound`, fixed at construction (a getter of its own: it has no setter). */
@@ -162,6 +163,8 @@ export class ChannelState {
   declare overfull: boolean;
   /** In the session's table of live channels. */
   declare live: boolean;
+  /** Opened by the peer and waiting in the accept queue: the application has not taken it yet. */
+  declare awaitingAccept: boolean;
   /**
    * What a dialled channel holds only until the peer acknowledges it ({@link ChannelState.openDeadline},
    * {@link ChannelState.openAbort}); null otherwise. One field for both, and no boxed number for the deadline

@@ -196,7 +196,9 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   reset(channel: ChannelState, error: Error | undefined, failEndpoint = false): void {
     if (!channel.live) return;
     // Its SYN left once it was packed (the state moves then); a SYN only pending has not, and is dropped below.
-    const told = channel.state !== 'init';
+    // Without half-close, this side's close is already a RST: the peer has forgotten the channel, and a second
+    // one would be for an id it does not know (the original ends its whole session on that).
+    const told = channel.state !== 'init' && (this.#codec.capabilities.halfClose || !channel.finSent);
     // An inbound channel the application never took (still `syn-received`): the peer sees a refusal.
     const refusal = !channel.outbound && channel.state === 'syn-received';
     const failure =
@@ -223,11 +225,27 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   }
 
   release(channel: ChannelState, error: Error | undefined): void {
-    if (channel.live && (error !== undefined || !channel.finishedCleanly)) this.reset(channel, error);
+    if (!channel.live) return;
+    if (error !== undefined || !channel.finishedCleanly) this.reset(channel, error);
+    else if (channel.bothClosed) this.remove(channel);
   }
 
   readProgress(channel: ChannelState): void {
     this.#grants.readProgress(channel);
+    if (channel.bothClosed) this.leaveIfClosed(channel);
+  }
+
+  /**
+   * Takes a channel closed both ways out of the table, unless something still holds it there. With half-close
+   * nothing does: each side's FIN came from its application. Without (the multiplex format), this side's close
+   * answered the peer's at once, so a channel the application has not taken yet, or not read to the end, stays:
+   * it is handed over and read as any other, and its unread bytes still count against the session's bound.
+   */
+  leaveIfClosed(channel: ChannelState): void {
+    if (!channel.live || !channel.bothClosed) return;
+    if (this.#codec.capabilities.halfClose || (!channel.awaitingAccept && channel.endpoint.bufferedBytes === 0)) {
+      this.remove(channel);
+    }
   }
 
   // ------------------------------------------------------------------ leaving the table
@@ -240,7 +258,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     }
     if ((flags & Flag.fin) !== 0) {
       channel.markFinSent();
-      if (channel.bothClosed) this.remove(channel);
+      this.leaveIfClosed(channel);
     }
   }
 

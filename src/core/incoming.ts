@@ -38,6 +38,7 @@ export class Incoming<C extends ChannelEndpoint> {
   readonly #gate: ReadGate;
   readonly #events: Emitter<SessionEvents<C>>;
   readonly #acceptRefusal: () => Error | undefined;
+  readonly #leaveIfClosed: (channel: ChannelState) => void;
   constructor(
     options: ResolvedOptions,
     caps: CodecCapabilities,
@@ -49,6 +50,8 @@ export class Incoming<C extends ChannelEndpoint> {
     events: Emitter<SessionEvents<C>>,
     /** Why `accept()` cannot wait now (the session is closing or closed), or undefined. */
     acceptRefusal: () => Error | undefined,
+    /** Takes a channel closed both ways out of the table once nothing holds it there (the channel table's). */
+    leaveIfClosed: (channel: ChannelState) => void,
   ) {
     this.#options = options;
     this.#caps = caps;
@@ -58,6 +61,7 @@ export class Incoming<C extends ChannelEndpoint> {
     this.#gate = gate;
     this.#events = events;
     this.#acceptRefusal = acceptRefusal;
+    this.#leaveIfClosed = leaveIfClosed;
   }
 
   /** Channels waiting to be accepted. */
@@ -99,6 +103,7 @@ export class Incoming<C extends ChannelEndpoint> {
       this.#acknowledge(channel);
       this.#events.emit('channel', channel.endpoint as C);
     } else {
+      channel.awaitingAccept = true;
       this.#queue.push(channel);
       if (!this.#caps.refusal && this.#queue.length >= this.#options.acceptBacklog) {
         // This format cannot refuse (its RST is a close): slow the peer down instead, as the original does.
@@ -117,8 +122,12 @@ export class Incoming<C extends ChannelEndpoint> {
         this.#gate.resume();
       }
       if (channel === undefined) return undefined;
+      channel.awaitingAccept = false;
       if (!channel.live) continue;
       this.#acknowledge(channel);
+      // A channel its peer closed while it waited (without half-close, this side's close answered at once) was
+      // kept for this: taken, it may leave the table once it holds nothing unread.
+      this.#leaveIfClosed(channel);
       return channel.endpoint as C;
     }
   }
@@ -134,7 +143,9 @@ export class Incoming<C extends ChannelEndpoint> {
 
   /** Empties the queue, returning its channels (a closing session refuses them, a failing one fails them). */
   drainQueue(): ChannelState[] {
-    return this.#queue.drain();
+    const drained = this.#queue.drain();
+    for (const channel of drained) channel.awaitingAccept = false;
+    return drained;
   }
 
   /** The session is closing: reading goes on (no queue to wait for), and waiting `accept()` calls fail. */

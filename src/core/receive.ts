@@ -290,7 +290,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     channel.markRemoteFin();
     channel.endpoint.remoteEnded();
     this.#rules?.remoteClosed(channel); // without half-close: this side's direction ends too
-    if (channel.bothClosed) this.#table.remove(channel);
+    this.#table.leaveIfClosed(channel);
   }
 
   #onRemoteReset(channel: ChannelState): void {

@@ -278,6 +278,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#gate,
       this,
       () => this.#notOpenError() ?? this.#goneAwayError(),
+      (channel) => this.#streams.leaveIfClosed(channel),
     );
     this.#streams = new ChannelTable<C, MuxSession<C>>(
       this,
