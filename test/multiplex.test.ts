@@ -358,6 +358,39 @@ describe('multiplex codec behaviour', () => {
     }
   });
 
+  test('a channel the peer closed and this side has not read yet does not hold close(), nor fail when the transport ends', async () => {
+    for (const ending of ['close()', 'the peer ends the transport'] as const) {
+      const [raw, socket] = await tcpPair();
+      const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0, closeTimeout: 5000 });
+      try {
+        const accepted = new Promise<Channel>((resolve) => session.on('channel', resolve));
+        raw.write(Buffer.concat([frame(3, 1), frame(3, 0, Buffer.from('kept')), frame(3, 2)]));
+        const channel = await accepted;
+        const errors: Error[] = [];
+        channel.on('error', (error) => errors.push(error));
+        await until(() => session.channelCount === 1, 1000, 'the channel held');
+        const started = performance.now();
+        if (ending === 'close()') {
+          raw.on('data', () => {});
+          raw.on('end', () => raw.end());
+          await session.close();
+        } else {
+          raw.end();
+        }
+        await session.closed; // resolves: nothing was open on the wire
+        assert.ok(
+          performance.now() - started < 2000,
+          `${ending}: ended in ${(performance.now() - started).toFixed(0)} ms`,
+        );
+        assert.equal((await readAll(channel)).toString(), 'kept', ending);
+        assert.deepEqual(errors, [], ending);
+      } finally {
+        session.destroy();
+        raw.destroy();
+      }
+    }
+  });
+
   test('a frame far larger than one read is delivered whole: reading does not wait for bytes still to come', async () => {
     const [raw, socket] = await tcpPair();
     const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });

@@ -80,6 +80,7 @@ const FLAG_BITS = {
   overfull: 1 << 9,
   live: 1 << 10,
   awaitingAccept: 1 << 12,
+  heldClosed: 1 << 13,
 } as const;
 const LIVE_BIT = FLAG_BITS.live;
 /** `outbound`, fixed at construction (a getter of its own: it has no setter). */
@@ -165,6 +166,8 @@ export class ChannelState {
   declare live: boolean;
   /** Opened by the peer and waiting in the accept queue: the application has not taken it yet. */
   declare awaitingAccept: boolean;
+  /** Closed both ways on the wire, and kept in the table until taken and read (a format without half-close). */
+  declare heldClosed: boolean;
   /**
    * What a dialled channel holds only until the peer acknowledges it ({@link ChannelState.openDeadline},
    * {@link ChannelState.openAbort}); null otherwise. One field for both, and no boxed number for the deadline

@@ -41,6 +41,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   readonly #streams = new Map<number, ChannelState>();
   /** Live channels this side dialled. */
   #outboundOpen = 0;
+  /** Live channels closed both ways and kept until read (see `leaveIfClosed`). */
+  #heldClosed = 0;
 
   readonly #options: ResolvedOptions;
   readonly #codec: WireCodec;
@@ -245,7 +247,19 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     if (!channel.live || !channel.bothClosed) return;
     if (this.#codec.capabilities.halfClose || (!channel.awaitingAccept && channel.endpoint.bufferedBytes === 0)) {
       this.remove(channel);
+    } else if (!channel.heldClosed) {
+      channel.heldClosed = true;
+      this.#heldClosed++;
+      this.onHeldClosed?.();
     }
+  }
+
+  /** Called when a channel is kept closed (`stillOpen` went down without a removal): a closing session looks again. */
+  onHeldClosed: (() => void) | undefined;
+
+  /** Live channels not yet closed both ways on the wire: those a closing session waits for. */
+  get stillOpen(): number {
+    return this.#streams.size - this.#heldClosed;
   }
 
   // ------------------------------------------------------------------ leaving the table
@@ -278,6 +292,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     if (channel.openDeadline !== 0 || channel.openAbort !== null) this.#outgoing.settled(channel);
     this.#streams.delete(channel.id);
     if (channel.outbound) this.#outboundOpen--;
+    if (channel.heldClosed) this.#heldClosed--;
     this.#grants.release(channel);
     this.#outgoing.acknowledged(channel);
     if (!this.#memory.underPressure) this.#grants.relieveMemory();
@@ -291,6 +306,11 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   failAll(error: Error | undefined, clearPending: boolean): void {
     for (const channel of this.#streams.values()) {
       channel.live = false;
+      if (channel.heldClosed) {
+        // Closed both ways, all of it here: it is read to its end as any closed channel, and does not fail.
+        this.#onRemoved(channel, undefined);
+        continue;
+      }
       if (clearPending) channel.pending = 0;
       // Its open deadline and the listener on its dial's signal go too (a channel without a deadline is on
       // no list that the outgoing part's stop() would sweep).
@@ -301,6 +321,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     }
     this.#streams.clear();
     this.#outboundOpen = 0;
+    this.#heldClosed = 0;
   }
 
   /** Why a write on a channel that can no longer send fails. */

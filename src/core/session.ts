@@ -303,6 +303,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       parts.directWrites?.(this.#writer, this.#scheduler, codec, this.#allocate),
       rules,
     );
+    this.#streams.onHeldClosed = () => {
+      if (this.#status === 'closing') this.#checkCloseDone();
+    };
     // The decoder hands frames to the receive dispatch; none of its callbacks is the session's API.
     this.#receiver = new Receiver<C, MuxSession<C>>(
       this.#streams,
@@ -602,7 +605,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#status === 'closed') return;
     this.#decoder.stop();
     const goAwayError = this.#peerReportedError();
-    if (this.#streams.size === 0) {
+    if (this.#streams.stillOpen === 0) {
       this.#endTransport();
       this.#finish(goAwayError);
       return;
@@ -614,7 +617,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#status === 'closed') return;
     // With no channel open nothing is lost: a peer that resets an idle connection (as hashicorp/yamux's
     // Session.Close can) ends the session like a plain close.
-    if (this.#streams.size === 0 && this.#incoming.queued === 0) {
+    if (this.#streams.stillOpen === 0 && this.#incoming.queued === 0) {
       this.#transport.destroy();
       this.#finish(this.#peerReportedError());
       return;
@@ -631,7 +634,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#lingerTimer = undefined;
     }
     if (this.#status === 'closed') return;
-    if (this.#streams.size === 0) this.#finish(this.#peerReportedError());
+    if (this.#streams.stillOpen === 0) this.#finish(this.#peerReportedError());
     else this.#loseTransport(this.#peerReportedError() ?? new TransportClosedError());
   }
 
@@ -663,7 +666,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
           );
         }
       }
-      if (this.#streams.size === 0) {
+      if (this.#streams.stillOpen === 0) {
         if (!this.#writer.closed) this.#transport.destroy();
         this.#finish(undefined);
         return;
@@ -675,7 +678,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   // ------------------------------------------------------------------ shutdown
 
   #checkCloseDone(): void {
-    if (this.#status !== 'closing' || this.#streams.size > 0 || this.#writer.endPending || !this.#goAway.seen) return;
+    if (this.#status !== 'closing' || this.#streams.stillOpen > 0 || this.#writer.endPending || !this.#goAway.seen)
+      return;
     this.#writer.endAfterFlush();
   }
 
@@ -697,7 +701,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   #onCloseTimeout(timeout: number): void {
     this.#closeTimer = undefined;
     if (this.#status !== 'closing') return;
-    const open = this.#streams.size;
+    const open = this.#streams.stillOpen;
     if (open === 0) {
       this.#goAway.settle(); // nothing left to wait for but the peer's answer to the Go Away: end now
       // The writer flushes before it ends the transport (a microtask). Not ended by the next task, the last
