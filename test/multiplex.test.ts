@@ -11,6 +11,8 @@ import { FrameDecoder } from '../src/core/decoder.js';
 import { MULTIPLEX_FRAGMENT, multiplexCodec } from '../src/core/codecs/multiplex.js';
 import { Flag } from '../src/core/frame.js';
 import { type Channel, lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
+import { Duplex } from 'node:stream';
+import { WebSession, streamTransport } from '../src/web/index.js';
 import { memoryPipe, pseudoRandomBytes, readAll, tcpPair, until } from './helpers.js';
 
 // (compiled to dist/test/: the fixtures stay in test/fixtures/)
@@ -384,6 +386,88 @@ describe('multiplex codec behaviour', () => {
         );
         assert.equal((await readAll(channel)).toString(), 'kept', ending);
         assert.deepEqual(errors, [], ending);
+      } finally {
+        session.destroy();
+        raw.destroy();
+      }
+    }
+  });
+
+  test('a channel kept after both closes leaves when destroyed unread, even with its own close still queued', async () => {
+    const [raw, socket] = await tcpPair();
+    const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });
+    const channels: Channel[] = [];
+    session.on('channel', (c) => channels.push(c.on('error', () => {})));
+    try {
+      raw.pause(); // the peer reads nothing for now: this side's frames back up
+      raw.write(Buffer.concat([frame(3, 1), frame(5, 1)]));
+      await until(() => channels.length === 2, 2000, 'two channels');
+      channels[0]!.write(Buffer.alloc(32 * 1024 * 1024, 1)); // fills the transport
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      raw.write(Buffer.concat([frame(5, 0, Buffer.alloc(5000, 2)), frame(5, 2)])); // data and the peer's close
+      await until(() => channels[1]!.readableLength === 5000, 2000, 'the data arrived');
+      channels[1]!.destroy(); // unread, while this side's close still waits behind channel 3's bytes
+      channels[0]!.destroy();
+      raw.resume();
+      raw.on('data', () => {});
+      await until(() => session.channelCount === 0 && session.bufferedBytes === 0, 5000, 'both gone, nothing counted');
+    } finally {
+      session.destroy();
+      raw.destroy();
+    }
+  });
+
+  test("a write to a kept channel fails it and takes it out of the session (light channel; a WebChannel's write too)", async () => {
+    const [raw, socket] = await tcpPair();
+    const session = lightServer(socket, { ...OPTIONS, keepAliveInterval: 0 });
+    try {
+      const accepted = session.accept();
+      raw.write(Buffer.concat([frame(3, 1), frame(3, 0, Buffer.from('request')), frame(3, 2)]));
+      const channel = await accepted;
+      const errors: string[] = [];
+      channel.on('error', (error) => errors.push((error as { code?: string }).code ?? ''));
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the peer's close has arrived
+      assert.equal(channel.write(Buffer.from('reply')), false);
+      await until(() => session.channelCount === 0, 2000, 'the channel out of the session');
+      assert.deepEqual(errors, ['ERR_MUX_WRITE_AFTER_END'], 'the write failed the channel, not in silence');
+    } finally {
+      session.destroy();
+      raw.destroy();
+    }
+    // The same for a WebChannel (a page's session speaking the original's format).
+    const [raw2, socket2] = await tcpPair();
+    const web = new WebSession(
+      streamTransport(Duplex.toWeb(socket2) as unknown as Parameters<typeof streamTransport>[0]),
+      'server',
+      { ...OPTIONS, multiplexCodec, keepAliveInterval: 0 },
+    );
+    try {
+      raw2.write(Buffer.concat([frame(3, 1), frame(3, 0, Buffer.from('request')), frame(3, 2)]));
+      const channel = await web.accept();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const writer = channel.writable.getWriter();
+      await writer.write(new TextEncoder().encode('reply')).catch(() => {});
+      await until(() => web.channelCount === 0 && web.bufferedBytes === 0, 2000, 'the WebChannel out of the session');
+      assert.equal((channel.failure as { code?: string } | undefined)?.code, 'ERR_MUX_WRITE_AFTER_END');
+    } finally {
+      web.destroy();
+      raw2.destroy();
+    }
+  });
+
+  test('a channel the peer closed that waits in the accept queue when the transport ends can still be accepted and read', async () => {
+    for (const ending of ['end', 'reset'] as const) {
+      const [raw, socket] = await tcpPair();
+      const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });
+      session.closed.catch(() => {});
+      try {
+        raw.write(Buffer.concat([frame(3, 1), frame(3, 0, Buffer.from('one-shot')), frame(3, 2)]));
+        await until(() => session.channelCount === 1, 2000, 'queued');
+        if (ending === 'end') raw.end();
+        else raw.resetAndDestroy();
+        await until(() => session.state === 'closed', 2000, 'the session ended');
+        const channel = await session.accept();
+        assert.equal((await readAll(channel)).toString(), 'one-shot', ending);
       } finally {
         session.destroy();
         raw.destroy();

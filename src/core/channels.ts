@@ -245,7 +245,11 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
    */
   leaveIfClosed(channel: ChannelState): void {
     if (!channel.live || !channel.bothClosed) return;
-    if (this.#codec.capabilities.halfClose || (!channel.awaitingAccept && channel.endpoint.bufferedBytes === 0)) {
+    const endpoint = channel.endpoint;
+    if (
+      this.#codec.capabilities.halfClose ||
+      (!channel.awaitingAccept && (endpoint.destroyed || endpoint.bufferedBytes === 0))
+    ) {
       this.remove(channel);
     } else if (!channel.heldClosed) {
       channel.heldClosed = true;

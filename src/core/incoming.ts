@@ -123,7 +123,11 @@ export class Incoming<C extends ChannelEndpoint> {
       }
       if (channel === undefined) return undefined;
       channel.awaitingAccept = false;
-      if (!channel.live) continue;
+      // Closed both ways and whole (multiplex): handed over even once the session has ended, to be read out.
+      if (!channel.live) {
+        if (channel.heldClosed) return channel.endpoint as C;
+        continue;
+      }
       this.#acknowledge(channel);
       // A channel its peer closed while it waited (without half-close, this side's close answered at once) was
       // kept for this: taken, it may leave the table once it holds nothing unread.
@@ -143,8 +147,17 @@ export class Incoming<C extends ChannelEndpoint> {
 
   /** Empties the queue, returning its channels (a closing session refuses them, a failing one fails them). */
   drainQueue(): ChannelState[] {
-    const drained = this.#queue.drain();
-    for (const channel of drained) channel.awaitingAccept = false;
+    const drained: ChannelState[] = [];
+    const held: ChannelState[] = [];
+    for (const channel of this.#queue.drain()) {
+      // A channel closed both ways (multiplex) is complete: it stays to be accepted and read.
+      if (channel.heldClosed) held.push(channel);
+      else {
+        channel.awaitingAccept = false;
+        drained.push(channel);
+      }
+    }
+    for (const channel of held) this.#queue.push(channel);
     return drained;
   }
 

@@ -167,6 +167,17 @@ export class LightChannel
       throw new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: write() after end()`);
     // Closed, or left only to be read to its end (its session failed after the peer's FIN): nothing can go.
     if ((this.#flags & (CLOSED | FAIL_AT_END)) !== 0) return false;
+    if (this.#state.localFin) {
+      // Writing ended before end(): the peer closed the channel both ways (multiplex) and takes nothing more.
+      // The channel fails as a reset does ('error' only for a listener), as a Node channel's write does.
+      this.destroy(
+        new MuxError(
+          'ERR_MUX_WRITE_AFTER_END',
+          `channel ${this.id} was closed by the peer (the multiplex format has no half-close)`,
+        ),
+      );
+      return false;
+    }
     const length = data.length;
     if (length > 0) {
       this.#writing += length;

@@ -312,6 +312,9 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<MuxSession<WebC
       this.#writing -= length;
       if (error) {
         this.fail(error);
+        // Still in the session (a multiplex channel kept after both closes until it is read): out of it now.
+        // No frame goes once this side's close has.
+        if (this.#state.live) this.#port.reset(this.#state, error);
         rejectWrite?.(error);
         return;
       }
