@@ -102,6 +102,15 @@ export function readAll(channel: Channel): Promise<Buffer> {
   });
 }
 
+/** Settles as `promise` does, or rejects naming `what` once `ms` passed (so a hang fails the test instead of stalling it). */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /** Resolves once `predicate` is true, polling; rejects after `timeoutMs`. */
 export async function until(predicate: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -10,10 +10,10 @@ import { createHash } from 'node:crypto';
 import { FrameDecoder } from '../src/core/decoder.js';
 import { MULTIPLEX_FRAGMENT, multiplexCodec } from '../src/core/codecs/multiplex.js';
 import { Flag } from '../src/core/frame.js';
-import { type Channel, lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
+import { type Channel, type LightChannel, lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
 import { Duplex } from 'node:stream';
 import { WebSession, streamTransport } from '../src/web/index.js';
-import { memoryPipe, pseudoRandomBytes, readAll, tcpPair, until } from './helpers.js';
+import { memoryPipe, pseudoRandomBytes, readAll, tcpPair, until, within } from './helpers.js';
 
 // (compiled to dist/test/: the fixtures stay in test/fixtures/)
 const vectors = fileURLToPath(new URL('../../test/fixtures/multiplex/', import.meta.url));
@@ -279,12 +279,11 @@ describe('multiplex codec behaviour', () => {
         await new Promise((resolve) => setTimeout(resolve, 200)); // the application comes late
         const got: string[] = [];
         for (let i = 0; i < 3; i++) {
-          const channel = (await Promise.race([
+          const channel = (await within<Channel | LightChannel>(
             session.accept(),
-            new Promise<never>((_, reject) =>
-              setTimeout(() => reject(new Error(`${kind}: channel ${i + 1} of 3 never came`)), 2000).unref(),
-            ),
-          ])) as Channel;
+            2000,
+            `${kind}: channel ${i + 1} of 3`,
+          )) as Channel;
           const chunks: Buffer[] = [];
           for await (const chunk of channel) chunks.push(Buffer.from(chunk as Uint8Array));
           got.push(Buffer.concat(chunks).toString());

@@ -10,7 +10,7 @@ import http2 from 'node:http2';
 import { once } from 'node:events';
 import { Client } from 'undici';
 import { type Channel, GoAwayError, type Session } from '../src/index.js';
-import { memoryPipe, readAll, sessionPair, until } from './helpers.js';
+import { memoryPipe, readAll, sessionPair, until, within } from './helpers.js';
 import { multiplexedClient, multiplexedServer } from '../src/index.js';
 
 /** An HTTP server fed by a muxwire session's channels; records which channel served each request. */
@@ -109,17 +109,6 @@ function agentOver(session: Session, options: http.AgentOptions = {}): http.Agen
     }
   };
   return agent;
-}
-
-/** Rejects after `ms`: a request that neither answers nor fails is a hang. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>(
-      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no outcome in ${ms} ms`)), ms)),
-    ),
-  ]).finally(() => clearTimeout(timer));
 }
 
 test("a keep-alive agent's channel that the server ended (FIN) leaves the pool: the next request gets a new one", async () => {

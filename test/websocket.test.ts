@@ -34,7 +34,7 @@ import {
   webSocketTransport,
 } from '../src/web/index.js';
 import { MERGE_LIMIT, WEB_SOCKET_INITIAL_WINDOW, eachMessage } from '../src/web/websocket-transport.js';
-import { announceWebSocketMessage, pseudoRandomBytes, readAll, until } from './helpers.js';
+import { announceWebSocketMessage, pseudoRandomBytes, readAll, until, within } from './helpers.js';
 
 const WebSocket = WsWebSocket as unknown as WebSocketConstructor;
 const KiB = 1024;
@@ -931,15 +931,6 @@ describe('muxwire/web: what a review found (writes, aborts, closeWrite, close co
     assert.equal(Buffer.from(await readAllWeb(await accepted)).toString(), 'one two three');
     await assert.rejects(writer.write(text.encode('late')), { code: 'ERR_MUX_WRITE_AFTER_END' });
   });
-
-  /** Settles as `promise` does, or rejects once `ms` passed (so a hang fails the test instead of stalling it). */
-  function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
-    });
-    return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-  }
 
   test('closeWrite() with a writer holding the writable: a write made right after the call is refused with ERR_MUX_WRITE_AFTER_END and never sent', async () => {
     const { a, b } = streamPair();

@@ -234,22 +234,18 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
 
   readProgress(channel: ChannelState): void {
     this.#grants.readProgress(channel);
-    if (channel.bothClosed) this.leaveIfClosed(channel);
+    if (channel.heldClosed) this.leaveIfClosed(channel); // one bit on the read path; only a kept channel may go
   }
 
   /**
-   * Takes a channel closed both ways out of the table, unless something still holds it there. With half-close
+   * Takes a channel closed both ways out of the table, unless the format's rules keep it. With half-close
    * nothing does: each side's FIN came from its application. Without (the multiplex format), this side's close
    * answered the peer's at once, so a channel the application has not taken yet, or not read to the end, stays:
    * it is handed over and read as any other, and its unread bytes still count against the session's bound.
    */
   leaveIfClosed(channel: ChannelState): void {
     if (!channel.live || !channel.bothClosed) return;
-    const endpoint = channel.endpoint;
-    if (
-      this.#codec.capabilities.halfClose ||
-      (!channel.awaitingAccept && (endpoint.destroyed || endpoint.bufferedBytes === 0))
-    ) {
+    if (this.#rules?.keepsClosed(channel) !== true) {
       this.remove(channel);
     } else if (!channel.heldClosed) {
       channel.heldClosed = true;

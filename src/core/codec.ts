@@ -49,6 +49,11 @@ export interface FormatRules {
   remoteClosed(channel: ChannelState): void;
   /** Why a write on `channel`, whose writing side has ended, fails, if the format's rules ended it. */
   writeRefusal(channel: ChannelState): Error | undefined;
+  /**
+   * `channel` is closed both ways, and must stay in the session until the application has taken it and read
+   * it (this side's close answered the peer's at once, not the application's `end()`).
+   */
+  keepsClosed(channel: ChannelState): boolean;
 }
 
 /** Makes a session's {@link FormatRules} from the parts they act on; `relieveMemory` is the grants'. @internal */

@@ -20,6 +20,17 @@ export class MuxError extends Error {
   }
 }
 
+/**
+ * A write to a channel its peer closed on a format without half-close (multiplex), where the peer's close
+ * ends both directions: the same error from the session's refusal and from each kind of channel.
+ */
+export function writeAfterPeerClose(id: number): MuxError {
+  return new MuxError(
+    'ERR_MUX_WRITE_AFTER_END',
+    `channel ${id} was closed by the peer (the multiplex format has no half-close)`,
+  );
+}
+
 /** The peer broke the wire protocol; the session answered with Go Away code 1 and ended. */
 export class ProtocolError extends MuxError {
   /** The Go Away code this session sent to the peer. */

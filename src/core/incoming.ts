@@ -148,16 +148,14 @@ export class Incoming<C extends ChannelEndpoint> {
   /** Empties the queue, returning its channels (a closing session refuses them, a failing one fails them). */
   drainQueue(): ChannelState[] {
     const drained: ChannelState[] = [];
-    const held: ChannelState[] = [];
     for (const channel of this.#queue.drain()) {
-      // A channel closed both ways (multiplex) is complete: it stays to be accepted and read.
-      if (channel.heldClosed) held.push(channel);
+      // A channel closed both ways (multiplex) is complete: it goes back, to be accepted and read.
+      if (channel.heldClosed) this.#queue.push(channel);
       else {
         channel.awaitingAccept = false;
         drained.push(channel);
       }
     }
-    for (const channel of held) this.#queue.push(channel);
     return drained;
   }
 

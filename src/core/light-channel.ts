@@ -8,7 +8,7 @@ import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-
 import { FULL_PARTS } from './full-parts.js';
 import { defer } from './defer.js';
 import { NodeEmitter, type NodeEmitterMethods, withNodeEmitterMethods } from './emitter.js';
-import { MuxError } from './errors.js';
+import { MuxError, writeAfterPeerClose } from './errors.js';
 import { type ChannelStats, channelStats } from './observe.js';
 import type { SessionOptions } from './options.js';
 import { MuxSession, type Role, type SessionEvents } from './session.js';
@@ -170,12 +170,7 @@ export class LightChannel
     if (this.#state.localFin) {
       // Writing ended before end(): the peer closed the channel both ways (multiplex) and takes nothing more.
       // The channel fails as a reset does ('error' only for a listener), as a Node channel's write does.
-      this.destroy(
-        new MuxError(
-          'ERR_MUX_WRITE_AFTER_END',
-          `channel ${this.id} was closed by the peer (the multiplex format has no half-close)`,
-        ),
-      );
+      this.destroy(writeAfterPeerClose(this.id));
       return false;
     }
     const length = data.length;

@@ -6,7 +6,7 @@ import { Duplex } from 'node:stream';
 import { type ChannelFacts, installChannelFacts } from '../core/channel-facts.js';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
-import { MuxError } from '../core/errors.js';
+import { MuxError, writeAfterPeerClose } from '../core/errors.js';
 import { type ChannelStats, channelStats } from '../core/observe.js';
 import type { MuxSession } from '../core/session.js';
 
@@ -341,10 +341,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
       // channel as a reset would, with an 'error' only for a listener: an echo that answers a peer which wrote
       // and closed at once must not end the process.
       if (!this.#state.localFin) return false;
-      const error = new MuxError(
-        'ERR_MUX_WRITE_AFTER_END',
-        `channel ${this.id} was closed by the peer (the multiplex format has no half-close)`,
-      );
+      const error = writeAfterPeerClose(this.id);
       this.#failure = error;
       this.#destroyFailed(error);
       callback(error);

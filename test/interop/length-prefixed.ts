@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import { within } from '../helpers.js';
 
 export const KiB = 1024;
 export const MiB = 1024 * 1024;
@@ -44,14 +45,7 @@ export function lengthHeader(size: number): Buffer {
 /** Header and payload as one message. */
 export const message = (data: Buffer): Buffer => Buffer.concat([lengthHeader(data.length), data]);
 
-/** Rejects with a message naming `what` if `promise` has not settled within `ms`. */
-export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+export { within };
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -9,7 +9,7 @@
  */
 import { type ChannelState, Pending } from '../channel-state.js';
 import type { FormatRules } from '../codec.js';
-import { MuxError } from '../errors.js';
+import { MuxError, writeAfterPeerClose } from '../errors.js';
 import type { SessionMemory } from '../flow.js';
 import type { ResolvedOptions } from '../options.js';
 import type { ReadGate } from '../read-gate.js';
@@ -95,11 +95,12 @@ export class MultiplexRules implements FormatRules {
     if (!lost) channel.endpoint.writingEnded?.();
   }
 
+  keepsClosed(channel: ChannelState): boolean {
+    const endpoint = channel.endpoint;
+    return channel.awaitingAccept || (!endpoint.destroyed && endpoint.bufferedBytes > 0);
+  }
+
   writeRefusal(channel: ChannelState): Error | undefined {
-    if (!channel.remoteFin) return undefined;
-    return new MuxError(
-      'ERR_MUX_WRITE_AFTER_END',
-      `channel ${channel.id} was closed by the peer (the multiplex format has no half-close)`,
-    );
+    return channel.remoteFin ? writeAfterPeerClose(channel.id) : undefined;
   }
 }
