@@ -290,9 +290,122 @@ test('over a transport that is not a socket, a channel has no addresses', async 
     assert.equal(channel.remotePort, undefined);
     assert.equal(channel.localAddress, undefined);
     assert.equal(channel.connecting, false);
+    assert.deepEqual(channel.address(), {});
   } finally {
     client.destroy();
     server.destroy();
+  }
+});
+
+test("pending, readyState and address() answer as a connected socket's, direction by direction", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    const accepted = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.write('x');
+    const inbound = await within(accepted, 5000, 'accept');
+    assert.equal(channel.pending, false);
+    assert.equal(channel.readyState, 'open');
+    const local = channel.address() as { address: string; port: number; family: string };
+    assert.equal(local.address, '127.0.0.1');
+    assert.equal(local.family, 'IPv4');
+    assert.equal(local.port, channel.localPort);
+    assert.equal((inbound.address() as { port: number }).port, inbound.localPort);
+    channel.end();
+    await within(once(channel, 'finish'), 5000, "the client's finish");
+    assert.equal(channel.readyState, 'readOnly');
+    inbound.resume();
+    await within(once(inbound, 'end'), 5000, "the server's end");
+    assert.equal(inbound.readyState, 'writeOnly');
+    inbound.end();
+    await within(once(inbound, 'close'), 5000, "the server's close");
+    assert.equal(inbound.readyState, 'closed');
+  } finally {
+    await pair.close();
+  }
+});
+
+test('destroySoon() closes as a socket does: everything written arrives, then the peer ends cleanly', async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    const accepted = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.write('hello');
+    const inbound = await within(accepted, 5000, 'accept');
+    // More than the peer's window, so most of it is still queued when destroySoon() is called.
+    const body = Buffer.alloc(4 * 1024 * 1024, 7);
+    const errors: Error[] = [];
+    inbound.on('error', (error) => errors.push(error));
+    const closed = once(inbound, 'close');
+    inbound.write(body);
+    inbound.destroySoon();
+    const received = await within(readAll(channel), 10_000, "the client's read");
+    assert.equal(received.length, body.length, 'every byte written before destroySoon() arrived');
+    assert.ok(received.equals(body));
+    await within(closed, 5000, "the server's channel closed");
+    assert.equal(inbound.readyState, 'closed');
+    assert.deepEqual(errors, []);
+    assert.equal(inbound.failure, undefined);
+  } finally {
+    await pair.close();
+  }
+});
+
+test("a Node http server's last response (Connection: close) arrives whole over a channel", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  const body = Buffer.alloc(3 * 1024 * 1024, 5);
+  let destroySoonCalls = 0;
+  const server = http.createServer((_req, res) => {
+    res.setHeader('connection', 'close');
+    res.end(body);
+  });
+  pair.server.on('channel', (channel: Channel) => {
+    const destroySoon = channel.destroySoon.bind(channel);
+    channel.destroySoon = () => {
+      destroySoonCalls++;
+      destroySoon();
+    };
+    server.emit('connection', channel);
+  });
+  try {
+    const reply = await within(
+      new Promise<Buffer>((resolve, reject) => {
+        http
+          .get({ host: 'muxwire.invalid', path: '/', createConnection: () => pair.client.dial() }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('end', () => resolve(Buffer.concat(chunks)));
+            res.on('error', reject);
+          })
+          .on('error', reject);
+      }),
+      10_000,
+      'the response',
+    );
+    assert.equal(reply.length, body.length);
+    assert.ok(reply.equals(body));
+    assert.equal(destroySoonCalls, 1, 'the server closed the channel with destroySoon(), as it closes sockets');
+  } finally {
+    server.close();
+    await pair.close();
+  }
+});
+
+test("resetAndDestroy() resets the channel: the peer's channel fails with ERR_MUX_CHANNEL_RESET", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    const accepted = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.write('x');
+    const inbound = await within(accepted, 5000, 'accept');
+    const failed = once(inbound, 'error');
+    inbound.resume();
+    assert.equal(channel.resetAndDestroy(), channel);
+    assert.equal(channel.destroyed, true);
+    const [error] = (await within(failed, 5000, "the peer's error")) as [{ code: string }];
+    assert.equal(error.code, 'ERR_MUX_CHANNEL_RESET');
+  } finally {
+    await pair.close();
   }
 });
 
@@ -305,6 +418,7 @@ test("setTimeout emits 'timeout' after an idle period, not while bytes flow, and
     const inbound = await accepted;
     inbound.resume();
     let timeouts = 0;
+    assert.equal(channel.timeout, undefined, 'no timeout set yet');
     assert.equal(
       channel.setTimeout(150, () => timeouts++),
       channel,
@@ -321,7 +435,7 @@ test("setTimeout emits 'timeout' after an idle period, not while bytes flow, and
     let later = 0;
     channel.on('timeout', () => later++);
     channel.setTimeout(0);
-    assert.equal(channel.timeout, undefined);
+    assert.equal(channel.timeout, 0, 'a socket says 0 once its timeout is off');
     await new Promise((resolve) => setTimeout(resolve, 400));
     assert.equal(later, 0, 'no timeout after setTimeout(0)');
     assert.throws(() => channel.setTimeout(-1), RangeError);
@@ -402,7 +516,7 @@ test("a 'timeout' listener that turns the timeout off or destroys the channel he
     await new Promise((resolve) => setTimeout(resolve, 400)); // eight more idle periods
     assert.equal(offTimeouts, 1);
     assert.equal(destroyTimeouts, 1);
-    assert.equal(second.timeout, undefined, 'a destroyed channel has no timeout');
+    assert.equal(second.timeout, 50, 'a destroyed channel still says what was set, as a socket does');
   } finally {
     await pair.close();
   }

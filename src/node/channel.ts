@@ -108,7 +108,8 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
   #failure: Error | undefined;
   #bytesRead = 0;
   #bytesWritten = 0;
-  #idle: IdleTimer | undefined;
+  /** The idle timer; 0 once `setTimeout(0)` turned it off (the `timeout` a socket reports then), in one slot. */
+  #idle: IdleTimer | 0 | undefined;
   /** Set only while a failed channel is left to be read (see `fail`): one field, so other channels pay one slot. */
   #kept: KeptToRead | undefined;
 
@@ -210,9 +211,57 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
     return false;
   }
 
-  /** The idle timeout set by `setTimeout`, in ms, or undefined (as `net.Socket#timeout`). */
+  /** False, as `connecting`: a channel is never waiting to connect (as `net.Socket#pending`). */
+  // eslint-disable-next-line @typescript-eslint/class-literal-property-style
+  get pending(): boolean {
+    return false;
+  }
+
+  /**
+   * As `net.Socket#readyState`: `'open'` while both directions are, `'readOnly'` once writing ended,
+   * `'writeOnly'` once reading ended, `'closed'` when neither is left.
+   */
+  get readyState(): 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+    if (this.readable) return this.writable ? 'open' : 'readOnly';
+    return this.writable ? 'writeOnly' : 'closed';
+  }
+
+  /**
+   * This side's address as `net.Socket#address()` gives it (`{ address, family, port }`), from the session's
+   * transport when it is a TCP or TLS socket; otherwise `{}`, as a socket without a connection.
+   */
+  address(): { address?: string; family?: string; port?: number } {
+    const socket = (this.#port.session as { socket?: { address?: () => object } }).socket;
+    return typeof socket?.address === 'function' ? socket.address() : {};
+  }
+
+  /**
+   * Closes the channel as closing a TCP socket does (`net.Socket#destroySoon()`, which Node's http server calls
+   * after a connection's last response): writing ends (FIN after everything written, none of it lost) and
+   * reading stops (`closeRead()`: what is unread is dropped, and data the peer still sends draws a reset, as
+   * a closed socket's kernel answers it). The channel closes once its FIN has been handed to the session.
+   * Unlike `destroy()`, it never cuts short what was written.
+   */
+  destroySoon(): void {
+    if (this.destroyed) return;
+    if (this.writable) this.end();
+    this.closeRead();
+  }
+
+  /**
+   * Resets the channel (RST) and destroys it, as `net.Socket#resetAndDestroy()` does to a TCP connection: the
+   * peer's reads and writes on it fail with `ChannelResetError`. Today the same as `destroy()` on a channel
+   * that has not closed both ways; code that means an abort should call this one.
+   */
+  resetAndDestroy(): this {
+    this.destroy();
+    return this;
+  }
+
+  /** The idle timeout set by `setTimeout`, in ms (0 once turned off), or undefined if never set (as `net.Socket#timeout`). */
   get timeout(): number | undefined {
-    return this.#idle?.ms;
+    const idle = this.#idle;
+    return idle === undefined || idle === 0 ? idle : idle.ms;
   }
 
   /**
@@ -227,15 +276,17 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
     // As a socket does (Node's http server asks for keepAliveTimeout + 1 s): longer than a timer can wait
     // is the longest it can wait.
     if (ms > 0x7fff_ffff) ms = 0x7fff_ffff;
-    this.#idle?.stop();
+    // A destroyed socket takes no timeout and no listener either.
+    if (this.destroyed) return this;
+    if (this.#idle) this.#idle.stop();
     this.#idle =
-      ms > 0 && !this.destroyed
+      ms > 0
         ? new IdleTimer(
             ms,
             () => this.emit('timeout'),
             () => this.#state.queuedBytes,
           )
-        : undefined;
+        : 0;
     if (callback !== undefined) {
       if (ms > 0) this.once('timeout', callback);
       else this.off('timeout', callback);
@@ -307,7 +358,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
     if (this.#refuseWrite(callback)) return;
     this.#bytesWritten += chunk.length;
-    if (this.#idle !== undefined) this.#idle.last = performance.now();
+    if (this.#idle) this.#idle.last = performance.now();
     this.#port.write(this.#state, chunk, callback);
   }
 
@@ -324,7 +375,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
       this.#port.write(this.#state, chunk, null);
     }
     this.#bytesWritten += chunks[last]!.chunk.length;
-    if (this.#idle !== undefined) this.#idle.last = performance.now();
+    if (this.#idle) this.#idle.last = performance.now();
     this.#port.write(this.#state, chunks[last]!.chunk, callback);
   }
 
@@ -403,8 +454,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
   override _destroy(error: Error | null, callback: WriteCallback): void {
     // A failed write can destroy the stream before the session reports the failure: keep the reason.
     if (error instanceof MuxError && this.#failure === undefined) this.#failure = error;
-    this.#idle?.stop();
-    this.#idle = undefined;
+    if (this.#idle) this.#idle.stop(); // (kept stopped: `timeout` still says what was set, as a socket's)
     // Both halves ended normally (autoDestroy after 'end' and 'finish'): the FINs close it, no RST.
     this.#port.release(this.#state, error ?? undefined);
     callback(error);
@@ -416,7 +466,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
   /** @internal */
   deliver(data: Uint8Array): void {
     this.#bytesRead += data.length;
-    if (this.#idle !== undefined) this.#idle.last = performance.now();
+    if (this.#idle) this.#idle.last = performance.now();
     this.push(data);
   }
 
