@@ -13,7 +13,7 @@ import { Flag, FrameType } from './frame.js';
 import type { ResolvedOptions } from './options.js';
 import type { ReadGate } from './read-gate.js';
 import type { WriteScheduler } from './scheduler.js';
-import { unref } from './timers.js';
+import { afterPendingReads, unref } from './timers.js';
 import type { FrameWriter } from './writer.js';
 
 const MAX_ID = 0xffff_ffff;
@@ -215,9 +215,10 @@ export class KeepAlive {
    * since the ping left: a peer whose bytes keep arriving is alive, just busy (its answer waits behind data), and
    * its deadline moves to one `keepAliveTimeout` after the last byte. A session that stopped reading hears
    * nothing, so it writes a fresh ping and reads until the answer comes (a probe): a frozen or vanished peer is
-   * then noticed one `keepAliveTimeout` later, whatever the read state.
+   * then noticed one `keepAliveTimeout` later, whatever the read state. The verdict waits for the bytes
+   * already received (`confirmed`): after a busy event loop, the answer may be there, unread.
    */
-  #onTimeout(ping: PendingPing): void {
+  #onTimeout(ping: PendingPing, confirmed = false): void {
     if (this.#inFlight !== ping) return;
     const timeout = this.#options.keepAliveTimeout;
     if (this.#gate.paused && !this.#gate.probing) {
@@ -229,6 +230,10 @@ export class KeepAlive {
     const quiet = performance.now() - Math.max(this.lastHeard, ping.sentAt, this.#gate.resumedAt);
     if (quiet < timeout) {
       this.#armDeadline(ping, Math.max(1, timeout - quiet));
+      return;
+    }
+    if (!confirmed) {
+      afterPendingReads(() => this.#onTimeout(ping, true));
       return;
     }
     this.#fail(

@@ -14,7 +14,7 @@ import { TimeoutError } from './errors.js';
 import { Fifo } from './fifo.js';
 import type { ResolvedOptions } from './options.js';
 import type { WriteScheduler } from './scheduler.js';
-import { unref } from './timers.js';
+import { afterPendingReads, unref } from './timers.js';
 import type { WindowGrants } from './window-grants.js';
 import type { FrameWriter } from './writer.js';
 
@@ -134,6 +134,8 @@ export class Outgoing {
   /**
    * Watches a dialled channel until the peer acknowledges it. One timer serves all of them: it fires at the
    * earliest deadline, fails what is due and re-arms; acknowledged channels drop out of the list lazily.
+   * Channels are failed only once the bytes already received were read (`confirmed`): after a busy event
+   * loop, their ACKs may be there, unread.
    */
   #watch(channel: ChannelState, timeoutMs: number): void {
     const deadline = performance.now() + timeoutMs;
@@ -149,10 +151,18 @@ export class Outgoing {
     this.#openTimer = unref(setTimeout(() => this.#sweep(), Math.max(0, deadline - performance.now())));
   }
 
-  #sweep(): void {
+  #sweep(confirmed = false): void {
     this.#openTimer = undefined;
     if (this.#isClosed()) return;
     const now = performance.now();
+    if (!confirmed) {
+      for (const channel of this.#opening) {
+        if (channel.openDeadline !== 0 && channel.openDeadline <= now) {
+          afterPendingReads(() => this.#sweep(true));
+          return;
+        }
+      }
+    }
     const due: ChannelState[] = [];
     const waiting: ChannelState[] = [];
     let next = Infinity;

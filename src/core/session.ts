@@ -57,7 +57,7 @@ import { Outgoing } from './outgoing.js';
 import { ReadGate } from './read-gate.js';
 import { Receiver } from './receive.js';
 import { type SchedulerHooks, WriteScheduler } from './scheduler.js';
-import { noop, unref } from './timers.js';
+import { afterPendingReads, noop, unref } from './timers.js';
 import type { Transport, TransportEvents } from './transport.js';
 import { WindowGrants } from './window-grants.js';
 import { FrameWriter } from './writer.js';
@@ -698,9 +698,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#transportEnded && this.#status === 'closing') this.#finish(this.#peerReportedError());
   }
 
-  #onCloseTimeout(timeout: number): void {
+  #onCloseTimeout(timeout: number, confirmed = false): void {
     this.#closeTimer = undefined;
     if (this.#status !== 'closing') return;
+    // The peer's last frames may be there, unread, after a busy event loop: judged once they were read.
+    if (!confirmed) {
+      afterPendingReads(() => this.#onCloseTimeout(timeout, true));
+      return;
+    }
     const open = this.#streams.stillOpen;
     if (open === 0) {
       this.#goAway.settle(); // nothing left to wait for but the peer's answer to the Go Away: end now

@@ -13,3 +13,18 @@ export function unref(timer: ReturnType<typeof setTimeout>): ReturnType<typeof s
 }
 
 export const noop = (): void => {};
+
+type Immediate = (task: () => void) => unknown;
+
+/**
+ * Runs `task` once the bytes already waiting on the transport have been read. A deadline's timer can fire
+ * late, after the event loop was busy, with the peer's answer sitting unread: Node runs expired timers before
+ * it reads the sockets of that turn. Node reads them in the turn's poll phase, before `setImmediate`'s tasks;
+ * elsewhere a new task comes after the messages already queued. A deadline is judged from there.
+ */
+export function afterPendingReads(task: () => void): void {
+  // Looked up at each call, as `setTimeout` is: a test's virtual clock may stand in for both.
+  const immediate = (globalThis as { setImmediate?: Immediate }).setImmediate;
+  if (immediate !== undefined) immediate(task);
+  else setTimeout(task, 0);
+}
