@@ -28,6 +28,12 @@ export class Fifo<T> {
     return item;
   }
 
+  /** Keeps only the items `keep` accepts, in order (entries that left meanwhile, dropped at once). */
+  retain(keep: (item: T) => boolean): void {
+    this.#items = (this.#items.slice(this.#head) as T[]).filter(keep);
+    this.#head = 0;
+  }
+
   /** Empties the queue, returning what it held, oldest first. */
   drain(): T[] {
     const rest = this.#items.slice(this.#head) as T[];

@@ -28,6 +28,8 @@ interface AcceptWaiter<C> {
 
 export class Incoming<C extends ChannelEndpoint> {
   readonly #queue = new Fifo<ChannelState>();
+  /** Channels in the queue still waiting to be accepted (`awaitingAccept`): those that left it do not count. */
+  #waiting = 0;
   readonly #waiters: AcceptWaiter<C>[] = [];
 
   readonly #options: ResolvedOptions;
@@ -66,12 +68,25 @@ export class Incoming<C extends ChannelEndpoint> {
 
   /** Channels waiting to be accepted. */
   get queued(): number {
-    return this.#queue.length;
+    return this.#waiting;
   }
 
   /** The queue is full and the codec can refuse: a new channel is refused. */
   get full(): boolean {
-    return this.#caps.refusal && this.#queue.length >= this.#options.acceptBacklog;
+    return this.#caps.refusal && this.#waiting >= this.#options.acceptBacklog;
+  }
+
+  /**
+   * A queued channel left the session before it was accepted (the peer reset it): it no longer counts against
+   * `acceptBacklog`, and once most of the queue is such channels, they are dropped from it.
+   */
+  left(channel: ChannelState): void {
+    if (!channel.awaitingAccept || channel.heldClosed) return;
+    channel.awaitingAccept = false;
+    this.#waiting--;
+    if (this.#queue.length > 64 && this.#queue.length > 2 * this.#waiting) {
+      this.#queue.retain((queued) => queued.awaitingAccept);
+    }
   }
 
   /** See `MuxSession.accept`. */
@@ -104,8 +119,9 @@ export class Incoming<C extends ChannelEndpoint> {
       this.#events.emit('channel', channel.endpoint as C);
     } else {
       channel.awaitingAccept = true;
+      this.#waiting++;
       this.#queue.push(channel);
-      if (!this.#caps.refusal && this.#queue.length >= this.#options.acceptBacklog) {
+      if (!this.#caps.refusal && this.#waiting >= this.#options.acceptBacklog) {
         // This format cannot refuse (its RST is a close): slow the peer down instead, as the original does.
         this.#gate.acceptFull = true;
         this.#gate.pause();
@@ -117,12 +133,12 @@ export class Incoming<C extends ChannelEndpoint> {
   take(): C | undefined {
     for (;;) {
       const channel = this.#queue.shift();
-      if (this.#gate.acceptFull && this.#queue.length < this.#options.acceptBacklog) {
-        this.#gate.acceptFull = false;
-        this.#gate.resume();
-      }
       if (channel === undefined) return undefined;
+      // One that left the session while queued was already uncounted (see `left`).
+      if (!channel.awaitingAccept) continue;
       channel.awaitingAccept = false;
+      this.#waiting--;
+      this.#resumeIfRoom();
       // Closed both ways and whole (multiplex): handed over even once the session has ended, to be read out.
       if (!channel.live) {
         if (channel.heldClosed) return channel.endpoint as C;
@@ -148,10 +164,14 @@ export class Incoming<C extends ChannelEndpoint> {
   /** Empties the queue, returning its channels (a closing session refuses them, a failing one fails them). */
   drainQueue(): ChannelState[] {
     const drained: ChannelState[] = [];
+    this.#waiting = 0;
     for (const channel of this.#queue.drain()) {
+      if (!channel.awaitingAccept) continue;
       // A channel closed both ways (multiplex) is complete: it goes back, to be accepted and read.
-      if (channel.heldClosed) this.#queue.push(channel);
-      else {
+      if (channel.heldClosed) {
+        this.#queue.push(channel);
+        this.#waiting++;
+      } else {
         channel.awaitingAccept = false;
         drained.push(channel);
       }
@@ -172,6 +192,14 @@ export class Incoming<C extends ChannelEndpoint> {
   rejectWaiters(error: Error): void {
     const waiters = this.#waiters.splice(0);
     for (const waiter of waiters) waiter.reject(error);
+  }
+
+  /** Reading paused for a full queue (a format that cannot refuse) goes on once there is room. */
+  #resumeIfRoom(): void {
+    if (this.#gate.acceptFull && this.#waiting < this.#options.acceptBacklog) {
+      this.#gate.acceptFull = false;
+      this.#gate.resume();
+    }
   }
 
   /** The application takes an inbound channel: ACK it (with the window announcement, if larger). */

@@ -19,8 +19,10 @@ import type { WindowGrants } from './window-grants.js';
 import type { FrameWriter } from './writer.js';
 
 export class Outgoing {
-  /** Dials waiting for the ACK backlog to have room. */
+  /** Dials waiting for the ACK backlog to have room (those that left meanwhile are skipped when their turn comes). */
   readonly #backlog = new Fifo<ChannelState>();
+  /** The backlog's length past which the dials that left it are dropped (see `open`). */
+  #compactAt = 64;
   /** SYNs sent and not yet acknowledged. */
   #unacked = 0;
   /** Dialled channels waiting for their acknowledgement under an open timeout (settled ones drop out lazily). */
@@ -68,8 +70,18 @@ export class Outgoing {
         signal.addEventListener('abort', onAbort, { once: true });
       }
     }
-    if (!this.#caps.acknowledgements || this.#unacked < this.#options.ackBacklog) this.#sendSyn(channel);
-    else this.#backlog.push(channel);
+    if (!this.#caps.acknowledgements || this.#unacked < this.#options.ackBacklog) {
+      this.#sendSyn(channel);
+      return;
+    }
+    this.#backlog.push(channel);
+    // Dials destroyed, aborted or timed out while they wait stay in the backlog until their turn, which never
+    // comes while the peer acknowledges nothing: a client retrying against a stalled peer would grow without
+    // bound. Once the backlog doubles, those are dropped (amortized: at most half of it is ever gone).
+    if (this.#backlog.length > this.#compactAt) {
+      this.#backlog.retain((waiting) => waiting.live);
+      this.#compactAt = Math.max(64, 2 * this.#backlog.length);
+    }
   }
 
   /** The channel's SYN was answered (an ACK, or a FIN), or it left the session: it frees its backlog place. */

@@ -296,6 +296,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
           this.emit('channelOpen', channelStats(channel));
       },
       (channel, error) => {
+        this.#incoming.left(channel);
         if (this.#watchChannels) this.#emitChannelClose(channel, error);
         if (this.#status === 'closing') this.#checkCloseDone();
       },

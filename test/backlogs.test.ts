@@ -1,0 +1,101 @@
+/**
+ * The session's two backlogs when channels leave them early: dials waiting for the ACK backlog (`ackBacklog`)
+ * that are destroyed, aborted or time out while the peer acknowledges nothing, and channels waiting in the
+ * accept queue (`acceptBacklog`) that the peer resets before the application takes them. Neither may hold
+ * memory for the channels that left, nor count them against its bound.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { type Channel, lightClient, lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
+import { collectGarbage } from './support/resources.js';
+import { memoryPipe, until, within } from './helpers.js';
+
+const noop = (): void => {};
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Collects garbage over a few turns (a WeakRef's target lives until the end of the job that made it). */
+async function collected(refs: WeakRef<object>[]): Promise<number> {
+  for (let i = 0; i < 5; i++) {
+    await turn();
+    collectGarbage();
+  }
+  return refs.filter((ref) => ref.deref() === undefined).length;
+}
+
+for (const kind of ['node', 'light'] as const) {
+  for (const how of ['destroy', 'signal', 'timeout'] as const) {
+    test(`${kind} dials given up (${how}) while the peer acknowledges nothing are not kept in the ACK backlog`, async () => {
+      const [a, b] = memoryPipe();
+      const options = { keepAliveInterval: 0, ackBacklog: 16, openTimeout: 0 };
+      // The peer's application never accepts: its accept queue holds every SYN unacknowledged.
+      const client = kind === 'node' ? multiplexedClient(a, options) : lightClient(a, options);
+      const server =
+        kind === 'node' ? multiplexedServer(b, { keepAliveInterval: 0 }) : lightServer(b, { keepAliveInterval: 0 });
+      try {
+        const stuck: { on(event: string, listener: () => void): unknown }[] = [];
+        for (let i = 0; i < 16; i++) stuck.push(client.dial());
+        for (const channel of stuck) channel.on('error', noop);
+        await until(() => server.stats().channelsOpen === 16, 5000, 'the 16 SYNs at the peer');
+        const refs: WeakRef<object>[] = [];
+        const given = 3000;
+        for (let round = 0; round < given / 100; round++) {
+          const controller = new AbortController();
+          for (let i = 0; i < 100; i++) {
+            const channel = client.dial(
+              how === 'signal' ? { signal: controller.signal } : how === 'timeout' ? { openTimeout: 1 } : {},
+            ) as Channel;
+            channel.on('error', noop);
+            refs.push(new WeakRef(channel));
+            if (how === 'destroy') channel.destroy();
+          }
+          if (how === 'signal') controller.abort(new Error('given up'));
+          if (how === 'timeout') await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        await until(() => client.stats().channelsOpen === 16, 10_000, 'the dials given up left the session');
+        const gone = await collected(refs);
+        // Before: every one was held by the backlog until the peer acknowledged something (0 of 3,000).
+        assert.ok(gone >= given / 2, `${gone} of ${given} dials given up were collected`);
+      } finally {
+        client.destroy();
+        server.destroy();
+      }
+    });
+  }
+}
+
+test('channels the peer reset while they waited in the accept queue leave room in it', async () => {
+  const [a, b] = memoryPipe();
+  const client = multiplexedClient(a, { keepAliveInterval: 0 });
+  const server = multiplexedServer(b, { keepAliveInterval: 0, acceptBacklog: 16 }); // accepted later
+  try {
+    const gaveUp: Channel[] = [];
+    for (let i = 0; i < 16; i++) {
+      const channel = client.dial();
+      channel.on('error', noop);
+      channel.write('x');
+      gaveUp.push(channel);
+    }
+    await until(() => server.stats().channelsOpen === 16, 5000, 'sixteen channels queued');
+    for (const channel of gaveUp) channel.destroy(); // the client gives up on them (a request timeout, say)
+    await until(() => server.stats().channelsOpen === 0, 5000, 'the reset channels left the table');
+    const fresh = client.dial();
+    let failure: Error | undefined;
+    fresh.on('error', (error) => (failure = error));
+    fresh.write('hello');
+    // Arrived (queued) or refused, before the application asks: accept() itself drops the reset ones it meets.
+    await until(
+      () => server.stats().channelsOpen === 1 || server.stats().refusalsOut > 0,
+      5000,
+      'the new channel at the peer',
+    );
+    assert.equal(server.stats().refusalsOut, 0, 'the new channel was not refused');
+    const accepted = await within(server.accept(), 5000, 'accept() of the new channel');
+    assert.equal(accepted.id, fresh.id, 'the new channel, not one that was reset, is accepted');
+    assert.equal(failure, undefined, 'the new channel was not refused');
+    assert.equal(server.stats().refusalsOut, 0);
+    accepted.resume();
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
+});
