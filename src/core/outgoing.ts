@@ -164,6 +164,8 @@ export class Outgoing {
   }
 
   #sweep(confirmed = false): void {
+    // A dial between the timer and its confirmed pass may have armed another: this pass re-arms as needed.
+    if (confirmed) clearTimeout(this.#openTimer);
     this.#openTimer = undefined;
     if (this.#isClosed()) return;
     const now = performance.now();

@@ -700,6 +700,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   #onCloseTimeout(timeout: number, confirmed = false): void {
+    // A close() between the timer and its confirmed pass may have armed another: this verdict replaces it.
+    if (confirmed) clearTimeout(this.#closeTimer);
     this.#closeTimer = undefined;
     if (this.#status !== 'closing') return;
     // The peer's last frames may be there, unread, after a busy event loop: judged once they were read.

@@ -3,11 +3,90 @@
  * by itself (nothing left holding it open), and bugs that crash the process. It does nothing unless
  * MUXWIRE_CHILD names a scenario (the test runner also loads every file under test/, as a test file).
  */
-import { multiplexedClient, multiplexedServer } from '../../src/index.js';
+import net from 'node:net';
+import { once } from 'node:events';
+import { connect, createServer, multiplexedClient, multiplexedServer } from '../../src/index.js';
 import { memoryPipe } from '../helpers.js';
 import { runFaultTrial } from './fault-trial.js';
 
+/** Busy from now for `ms`, as a long synchronous job or a GC pause. */
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
 const scenarios: Record<string, () => Promise<void>> = {
+  /**
+   * `close({ timeout })` times out, and the application calls `close()` again in the turn between the deadline's
+   * timer and its verdict: the process must exit once the session has failed, not `closeTimeout` later.
+   */
+  async 'close-again-before-the-verdict'() {
+    const server = createServer((session) => {
+      session.on('channel', (channel) => {
+        channel.on('error', () => {});
+        channel.resume(); // never ended here: the client's close() must time out
+      });
+    }).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const session = await connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port });
+    const channel = session.dial();
+    channel.on('error', () => {});
+    channel.end('x');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const first = session.close({ timeout: 100 });
+    // Due with the close deadline's timer, made right after it: runs in the same timers phase, before the verdict.
+    setTimeout(() => void session.close(), 100);
+    await first;
+    const outcome = await session.closed.then(
+      () => 'clean',
+      (error: unknown) => (error as { code?: string }).code,
+    );
+    server.close();
+    console.log(JSON.stringify({ outcome }));
+  },
+
+  /**
+   * A dial in the turn between an open deadline's timer and its verdict: once the session is destroyed, no
+   * timer of its own runs any more (an untracked one would, and would keep the session reachable until then).
+   */
+  async 'dial-before-the-open-verdict'() {
+    const late: string[] = [];
+    let destroyedAt = Infinity;
+    const realSetTimeout = globalThis.setTimeout;
+    // Every timer made from here on reports a callback that runs after the session was destroyed.
+    globalThis.setTimeout = ((callback: () => void, ms?: number) =>
+      realSetTimeout(() => {
+        if (performance.now() >= destroyedAt) late.push(`a ${ms} ms timer`);
+        callback();
+      }, ms)) as typeof setTimeout;
+    const peer = net
+      .createServer((socket) => {
+        socket.on('error', () => {});
+        socket.resume(); // never answers
+      })
+      .listen(0, '127.0.0.1');
+    await once(peer, 'listening');
+    const session = await connect({
+      host: '127.0.0.1',
+      port: (peer.address() as net.AddressInfo).port,
+      keepAliveInterval: 0,
+    });
+    const dial = (openTimeout: number): void => {
+      const channel = session.dial({ openTimeout });
+      channel.on('error', () => {});
+      channel.write('x');
+    };
+    dial(100);
+    realSetTimeout(() => dial(1000), 100); // right after the open deadline's timer, before its verdict
+    realSetTimeout(() => busy(100), 50); // both overdue together, as after a busy spell
+    await new Promise((resolve) => realSetTimeout(resolve, 300));
+    session.destroy();
+    destroyedAt = performance.now();
+    await new Promise((resolve) => realSetTimeout(resolve, 1200));
+    peer.close();
+    console.log(JSON.stringify({ late }));
+  },
+
   /** Fault trials, then return: the process must exit on its own. */
   async 'fault-trials'() {
     const first = Number(process.env.MUXWIRE_CHILD_SEED ?? 1);
