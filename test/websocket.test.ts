@@ -135,6 +135,46 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
     assert.equal(Buffer.from(await readAllWeb(channel)).toString(), 'before open');
   });
 
+  test('a session destroyed while its WebSocket connects gives the connection up: nothing it wrote reaches the server', async () => {
+    // The server answers the upgrade only after the client gave up.
+    const http = createServer();
+    const emit = http.emit.bind(http) as (event: string, ...args: unknown[]) => boolean;
+    http.emit = ((event: string, ...args: unknown[]) => {
+      if (event !== 'upgrade') return emit(event, ...args);
+      setTimeout(() => emit(event, ...args), 300);
+      return true;
+    }) as typeof http.emit;
+    const seen: string[] = [];
+    const server = createWebSocketServer({ server: http, keepAliveInterval: 0 }, (session) => {
+      seen.push('session');
+      session.on('channel', (channel: Channel) => {
+        seen.push(`channel ${channel.id}`);
+        channel.on('error', () => {});
+        channel.resume();
+      });
+    });
+    http.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    toClose.push(async () => {
+      for (const socket of server.clients) socket.terminate();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    });
+    const socket = new WebSocket(`ws://127.0.0.1:${(http.address() as AddressInfo).port}/`);
+    (socket as unknown as WsWebSocket).on('error', () => {}); // "closed before the connection was established"
+    const session = new WebSession(webSocketTransport(socket), 'client', { keepAliveInterval: 0 });
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    const written = writer.write(new TextEncoder().encode('transfer $100 to bob'));
+    written.catch(() => {});
+    session.destroy();
+    await until(() => socket.readyState === 3, 5000, 'the WebSocket closed');
+    await new Promise((resolve) => setTimeout(resolve, 600)); // past the server's late answer
+    assert.deepEqual(seen, [], 'the server never saw a session or a channel');
+    await assert.rejects(written);
+  });
+
   test('protocol multiplex from the web entry: refused with TypeError without multiplexCodec, echoed with it', async () => {
     const { url } = await serve(echo, { protocol: 'multiplex' });
     await assert.rejects(

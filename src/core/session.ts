@@ -462,9 +462,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   /**
    * Sends a ping and resolves to the round-trip time in milliseconds. Only one ping is in flight at a time:
-   * calls made meanwhile share its answer. If keep-alive is on and no answer comes within
-   * `keepAliveTimeout`, the session fails with `TimeoutError` (`ERR_MUX_KEEPALIVE_TIMEOUT`). An abort of
-   * `signal` rejects this call with its reason; the ping goes on.
+   * calls made meanwhile share its answer. If no answer comes within `keepAliveTimeout` (keep-alive on or
+   * off: a peer that does not answer is taken for gone), the session fails with `TimeoutError`
+   * (`ERR_MUX_KEEPALIVE_TIMEOUT`). An abort of `signal` rejects this call with its reason; the ping goes on,
+   * with its deadline.
    */
   ping(options: PingOptions = {}): Promise<number> {
     const { signal } = options;

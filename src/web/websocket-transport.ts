@@ -442,10 +442,14 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       if (destroyed) return;
       destroyed = true;
       held = [];
-      if (!closed) {
-        if (socket.readyState === CONNECTING) endRequested = true;
-        else abort();
-      }
+      if (closed) return;
+      // Still connecting: the connection is given up (nothing written meanwhile may reach the peer later), and
+      // the writes waiting for it fail.
+      const waiting = queued;
+      queued = [];
+      const gone = failure ?? new WebSocketClosedError(1006, 'the transport was destroyed before the WebSocket opened');
+      for (const write of waiting) write.done?.(gone);
+      abort();
     },
   };
 }
