@@ -18,6 +18,8 @@ export const ANSWER_TIMEOUT_MS = 15_000;
 export const REQUEST_TIMEOUT_MS = 10_000;
 /** How long a connection to a target may take before it counts as unreachable. */
 export const TARGET_CONNECT_TIMEOUT_MS = 10_000;
+/** How long a reset waits for a socket's pending FIN to leave before it closes the socket without a reset. */
+export const RESET_FIN_WAIT_MS = 1_000;
 
 /** What the answering side decides for a request: a target to connect to, or a refusal. */
 export type Decision = { host: string; port: number } | TunnelError;
@@ -45,14 +47,15 @@ export class ForwardedSockets {
   }
 
   /**
-   * Resets (TCP RST) every socket whose writing side has not finished; returns how many. A socket that has
-   * handed all its data and its FIN to the kernel is left alone: the kernel delivers them after the exit, and
-   * a reset would throw away what it still holds of a complete stream.
+   * Resets (TCP RST) every socket whose stream is unfinished; returns how many. A socket that has handed all
+   * its data to the kernel and was ended is left alone: the kernel delivers the data and the FIN after the
+   * exit (closing the socket sends the FIN if its shutdown has not run yet), and a reset would throw away
+   * what it still holds of a complete stream.
    */
   resetUnfinished(): number {
     let reset = 0;
     for (const socket of this.#open) {
-      if (socket.destroyed || socket.writableFinished) continue;
+      if (socket.destroyed || socket.writableFinished || endedAndWritten(socket)) continue;
       reset += 1;
       this.#open.delete(socket);
       // A socket still connecting has sent nothing: closing it is enough (a reset waits for the connection).
@@ -61,6 +64,35 @@ export class ForwardedSockets {
     }
     return reset;
   }
+}
+
+/**
+ * Whether `socket` was ended and everything written before the end is with the kernel: its shutdown (the
+ * FIN) is then pending or about to be, until the next turn of the event loop. libuv refuses to reset a
+ * socket while its shutdown is pending (EINVAL), and Node's `resetAndDestroy()` then drops the handle without
+ * closing it (Node 20): no 'close', and the file descriptor stays open for good.
+ */
+function endedAndWritten(socket: net.Socket): boolean {
+  return socket.writableEnded && !socket.writableFinished && socket.writableLength === 0;
+}
+
+/**
+ * Resets `socket` (TCP RST) and destroys it. One whose FIN is pending is reset once the FIN is out: current
+ * libuv sends it on the next turn of the event loop whatever the peer does (nothing is left to write before
+ * it); an older one waits for room in the socket's send buffer, so after {@link RESET_FIN_WAIT_MS} the socket
+ * is closed instead (its data and FIN still go, as after a complete stream).
+ */
+function resetSocket(socket: net.Socket): void {
+  if (!endedAndWritten(socket)) {
+    socket.resetAndDestroy();
+    return;
+  }
+  const timer = setTimeout(() => socket.destroy(), RESET_FIN_WAIT_MS);
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('finish', () => {
+    clearTimeout(timer);
+    if (!socket.destroyed) socket.resetAndDestroy();
+  });
 }
 
 /**
@@ -74,7 +106,7 @@ function splice(socket: net.Socket, channel: Channel): void {
     if (hadError && !channel.destroyed) channel.destroy();
   });
   channel.on('close', () => {
-    if (channel.failure !== undefined && !socket.destroyed) socket.resetAndDestroy();
+    if (channel.failure !== undefined && !socket.destroyed) resetSocket(socket);
   });
 }
 
