@@ -10,7 +10,14 @@ import { createHash } from 'node:crypto';
 import { FrameDecoder } from '../src/core/decoder.js';
 import { MULTIPLEX_FRAGMENT, multiplexCodec } from '../src/core/codecs/multiplex.js';
 import { Flag } from '../src/core/frame.js';
-import { type Channel, type LightChannel, lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
+import {
+  type Channel,
+  type LightChannel,
+  lightClient,
+  lightServer,
+  multiplexedClient,
+  multiplexedServer,
+} from '../src/index.js';
 import { Duplex } from 'node:stream';
 import { WebSession, streamTransport } from '../src/web/index.js';
 import { memoryPipe, pseudoRandomBytes, readAll, tcpPair, until, within } from './helpers.js';
@@ -254,6 +261,72 @@ describe('multiplex codec behaviour', () => {
       } finally {
         session.destroy();
         raw.destroy();
+      }
+    }
+  });
+
+  test("a write after the peer's close ended writing here (before the channel closed) fails the channel as a reset: no throw, no untyped 'error'", async () => {
+    // A transport whose writes complete 30 ms late (a TLS socket, a slow stream): the channel is between 'end'
+    // and 'close' for that long, its earlier write still waiting.
+    const slowPair = (): [Duplex, Duplex] => {
+      const ends: Duplex[] = [];
+      for (const delay of [30, 0]) {
+        const index = ends.length;
+        ends.push(
+          new Duplex({
+            read() {},
+            write(chunk: Buffer, _encoding, callback) {
+              ends[1 - index]!.push(chunk);
+              setTimeout(callback, delay);
+            },
+            final(callback) {
+              ends[1 - index]!.push(null);
+              callback();
+            },
+          }),
+        );
+      }
+      return [ends[0]!, ends[1]!];
+    };
+    for (const kind of ['node', 'light'] as const) {
+      for (const listening of [true, false]) {
+        const [a, b] = slowPair();
+        const client = kind === 'node' ? multiplexedClient(a, OPTIONS) : lightClient(a, OPTIONS);
+        const server = multiplexedServer(b, OPTIONS);
+        server.on('channel', (channel: Channel) => channel.on('data', () => channel.end())); // read, then close
+        try {
+          const channel = client.dial();
+          const errors: string[] = [];
+          if (listening) channel.on('error', (error: unknown) => errors.push((error as { code: string }).code));
+          channel.on('data', () => {});
+          channel.write(Buffer.from('request')); // its transport callback comes 30 ms later
+          await within(new Promise<void>((resolve) => channel.once('end', () => resolve())), 2000, "the peer's close");
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          assert.equal(channel.destroyed, false, `${kind}: still waiting for the earlier write`);
+          const callbacks: (string | undefined)[] = [];
+          let returned: boolean | undefined;
+          assert.doesNotThrow(() => {
+            returned =
+              kind === 'node'
+                ? (channel as Channel).write('more', (error) => callbacks.push((error as { code?: string })?.code))
+                : (channel as LightChannel).write(Buffer.from('more'));
+          }, `${kind}: the write does not throw`);
+          assert.equal(returned, false);
+          await until(() => channel.destroyed, 2000, `${kind}: the channel closed`);
+          await new Promise((resolve) => setImmediate(resolve));
+          assert.equal((channel.failure as { code?: string } | undefined)?.code, 'ERR_MUX_WRITE_AFTER_END', kind);
+          assert.deepEqual(
+            errors,
+            listening ? ['ERR_MUX_WRITE_AFTER_END'] : [],
+            `${kind}: 'error' only for a listener`,
+          );
+          if (kind === 'node') assert.deepEqual(callbacks, ['ERR_MUX_WRITE_AFTER_END']);
+        } finally {
+          client.destroy();
+          server.destroy();
+          a.destroy();
+          b.destroy();
+        }
       }
     }
   });

@@ -218,6 +218,8 @@ const PASSES = [
   { protocol: 'multiplex', channels: 'light', runs: MULTIPLEX_RUNS },
   // The Node adapter's `Channel` streams (Duplex) on the same sessions: what most Node applications use.
   { protocol: 'yamux', channels: 'node', runs: NODE_RUNS },
+  // The multiplex format with the Node adapter's channels (its writing ends when the peer closes).
+  { protocol: 'multiplex', channels: 'node', runs: NODE_RUNS },
 ] as const;
 
 for (const { protocol, channels, runs } of PASSES) {

@@ -64,6 +64,8 @@ const END_EMITTED = 1 << 9;
  * came, at once when the buffer empties otherwise.
  */
 const FAIL_AT_END = 1 << 10;
+/** Writing was ended by the peer's close (multiplex: no half-close), not by the application's `end()`. */
+const ENDED_BY_PEER = 1 << 11;
 
 /**
  * A channel without Node streams: `write()` / `end()` / `destroy()`, `'data'` events or `for await`, and the
@@ -163,8 +165,14 @@ export class LightChannel
    */
   write(data: Uint8Array): boolean {
     if (!(data instanceof Uint8Array)) throw new TypeError('muxwire: write() takes a Uint8Array');
-    if ((this.#flags & WRITE_ENDED) !== 0)
-      throw new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: write() after end()`);
+    if ((this.#flags & WRITE_ENDED) !== 0) {
+      // Ended for the peer's close, not by the application: the write fails the channel as one made just before
+      // would (below), or, once it closed, is refused as on any closed channel; it never throws.
+      if ((this.#flags & ENDED_BY_PEER) === 0)
+        throw new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: write() after end()`);
+      if ((this.#flags & CLOSED) === 0) this.destroy(writeAfterPeerClose(this.id));
+      return false;
+    }
     // Closed, or left only to be read to its end (its session failed after the peer's FIN): nothing can go.
     if ((this.#flags & (CLOSED | FAIL_AT_END)) !== 0) return false;
     if (this.#state.localFin) {
@@ -291,8 +299,13 @@ export class LightChannel
    * `allowHalfOpen`, it ends once the reading side has (`'end'`), and the channel then closes.
    */
   writingEnded(): void {
-    if ((this.#flags & END_EMITTED) !== 0) this.end();
-    else this.once('end', () => this.end());
+    const end = (): void => {
+      if ((this.#flags & (WRITE_ENDED | CLOSED)) !== 0) return;
+      this.#flags |= ENDED_BY_PEER;
+      this.end();
+    };
+    if ((this.#flags & END_EMITTED) !== 0) end();
+    else this.once('end', end);
   }
 
   /** @internal */

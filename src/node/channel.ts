@@ -408,6 +408,18 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
     return true;
   }
 
+  /** A write after the peer's close ended writing (see `writingEnded`): fails the channel, calls `callback` later. */
+  #refuseAfterPeerClose(encoding: unknown, callback: unknown): false {
+    const done = (typeof encoding === 'function' ? encoding : callback) as WriteCallback | undefined;
+    if (!this.destroyed) {
+      this.#failure ??= writeAfterPeerClose(this.id);
+      this.#destroyFailed(this.#failure);
+    }
+    const error = this.#failure ?? writeAfterPeerClose(this.id);
+    if (done !== undefined) process.nextTick(done, error);
+    return false;
+  }
+
   override _final(callback: WriteCallback): void {
     // The session failed under a channel left to be read (see `fail`): this side's FIN cannot go. What the
     // peer sent is still read to 'end', after which the channel fails; otherwise it fails now, as a failed one
@@ -481,7 +493,23 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
    */
   writingEnded(): void {
     const end = (): void => {
-      if (!this.writableEnded && !this.destroyed) this.end();
+      if (this.writableEnded || this.destroyed) return;
+      this.end();
+      // Node's Writable would answer a later write (or `end(data)`) with its own untyped `'error'`, emitted with
+      // or without a listener, until the channel closes (while earlier writes wait for the transport). Here,
+      // as before 'end': the write fails the channel as a reset does, with an 'error' only for a listener. Only
+      // such channels carry these two own properties, as a socket that ended for its peer's FIN does.
+      Object.assign(this, {
+        write: (_chunk: unknown, encoding?: unknown, callback?: unknown): boolean =>
+          this.#refuseAfterPeerClose(encoding, callback),
+        end: (chunk?: unknown, encoding?: unknown, callback?: unknown): Channel => {
+          if (chunk === undefined || chunk === null || typeof chunk === 'function') {
+            return super.end(chunk as (() => void) | undefined);
+          }
+          this.#refuseAfterPeerClose(encoding, callback);
+          return this;
+        },
+      });
     };
     if (this.readableEnded) end();
     else this.once('end', end);

@@ -92,6 +92,8 @@ export class SimEnd implements Transport {
   bytesDelivered = 0;
   /** The session called `end()` or `destroy()` (after which it must not write). */
   private endedBySession = false;
+  /** Virtual time of the session's first `end()`: the linger that follows bounds its wait for the peer's end. */
+  endedAt: number | undefined;
   /**
    * The session destroyed its transport before the peer's end of file arrived (its linger after ending ran out,
    * or it failed): a reset for the peer, which may then fail as after a broken connection.
@@ -168,6 +170,7 @@ export class SimEnd implements Transport {
 
   end(): void {
     this.endedBySession = true;
+    this.endedAt ??= this.clock.now;
     if (this.writeEnded || this.destroyed) return;
     this.writeEnded = true;
     this.send({ kind: 'fin', at: 0 });

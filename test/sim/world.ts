@@ -29,8 +29,7 @@ import {
 } from '../../src/core/index.js';
 import { Channel } from '../../src/node/channel.js';
 import type { ChannelPort } from '../../src/core/channel-port.js';
-import { directWrites } from '../../src/core/direct-write.js';
-import { UpdateTurns } from '../../src/core/update-turns.js';
+import { FULL_PARTS } from '../../src/core/full-parts.js';
 import { Rng } from '../support/random.js';
 import { VirtualClock } from './clock.js';
 import { type LinkModel, SimEnd, SimLink, type Step } from './link.js';
@@ -192,6 +191,8 @@ interface Action {
  * a point set by the channel and the side: any loss, duplication or reordering changes what arrives (a shift
  * by a multiple of the table's length aside), and both filling and checking are native copies and compares.
  */
+/** How long a session waits for the peer's end after ending its transport (`LINGER_MS` in core/session.ts). */
+const LINGER_MS = 2000;
 const PATTERN_LENGTH = 65_521;
 const PATTERN = (() => {
   const rng = new Rng(0x5eed);
@@ -369,7 +370,7 @@ class World {
             name,
             options,
             (state: ChannelState, port: ChannelPort<MuxSession<Channel>>) => new Channel(state, port),
-            { directWrites, updateTurns: UpdateTurns }, // the Node session's parts, as `Session` passes them
+            FULL_PARTS, // the Node session's parts, as `Session` passes them (the multiplex codec among them)
           )
         : new LightSession(end, name, options);
     const side: Side = {
@@ -948,7 +949,12 @@ class World {
       const { keepAliveInterval = 0, keepAliveTimeout = 0 } = side.options;
       if (yamux && side.silentSince !== undefined && keepAliveInterval > 0) {
         // (multiplex has no ping)
-        const deadline = side.silentSince + keepAliveInterval + 2 * keepAliveTimeout + 1;
+        let deadline = side.silentSince + keepAliveInterval + 2 * keepAliveTimeout + 1;
+        // A session that ended its transport meanwhile stops keep-alive: the 2 s linger then bounds its wait
+        // for the peer's end instead.
+        if (side.end.endedAt !== undefined && side.end.endedAt < deadline) {
+          deadline = Math.max(deadline, side.end.endedAt + LINGER_MS + 1);
+        }
         if (side.closedAt > deadline) {
           this.violate(
             `${name}: the peer vanished at ${side.silentSince} ms and was noticed only at ${side.closedAt} ms` +
