@@ -325,28 +325,73 @@ test("pending, readyState and address() answer as a connected socket's, directio
   }
 });
 
-test('destroySoon() closes as a socket does: everything written arrives, then the peer ends cleanly', async () => {
+test("destroySoon(): everything written arrives, and the channel closes once the peer's FIN came, with no reset", async () => {
   const pair = await sessionPair({ transport: 'tcp' });
   try {
     const accepted = pair.server.accept();
     const channel = pair.client.dial();
     channel.write('hello');
     const inbound = await within(accepted, 5000, 'accept');
+    inbound.resume();
     // More than the peer's window, so most of it is still queued when destroySoon() is called.
     const body = Buffer.alloc(4 * 1024 * 1024, 7);
     const errors: Error[] = [];
     inbound.on('error', (error) => errors.push(error));
+    channel.on('error', (error) => errors.push(error));
     const closed = once(inbound, 'close');
     inbound.write(body);
     inbound.destroySoon();
+    assert.equal(inbound.readyState, 'readOnly');
+    // The peer still writes after the close began: taken, not answered with a reset.
+    channel.write('still coming');
     const received = await within(readAll(channel), 10_000, "the client's read");
     assert.equal(received.length, body.length, 'every byte written before destroySoon() arrived');
     assert.ok(received.equals(body));
+    channel.end();
     await within(closed, 5000, "the server's channel closed");
     assert.equal(inbound.readyState, 'closed');
+    assert.equal(inbound.pending, true, 'a closed socket is pending again');
+    assert.deepEqual(inbound.address(), {});
     assert.deepEqual(errors, []);
     assert.equal(inbound.failure, undefined);
+    assert.equal(channel.failure, undefined);
   } finally {
+    await pair.close();
+  }
+});
+
+test('an early reply to an upload (413 before the body was read, Connection: close) reaches the client whole', async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  const server = http.createServer((_req, res) => {
+    res.statusCode = 413;
+    res.setHeader('connection', 'close');
+    res.end('too large'); // the request's body is never read
+  });
+  pair.server.on('channel', (channel: Channel) => server.emit('connection', channel));
+  try {
+    for (let i = 0; i < 5; i++) {
+      const reply = await within(
+        new Promise<string>((resolve, reject) => {
+          const req = http.request(
+            { host: 'muxwire.invalid', method: 'POST', path: '/upload', createConnection: () => pair.client.dial() },
+            (res) => {
+              let text = `${res.statusCode} `;
+              res.setEncoding('utf8');
+              res.on('data', (chunk: string) => (text += chunk));
+              res.on('end', () => resolve(text));
+              res.on('error', reject);
+            },
+          );
+          req.on('error', reject);
+          req.end(Buffer.alloc(1024 * 1024, 1));
+        }),
+        10_000,
+        'the reply',
+      );
+      assert.equal(reply, '413 too large');
+    }
+  } finally {
+    server.close();
     await pair.close();
   }
 });

@@ -211,10 +211,9 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
     return false;
   }
 
-  /** False, as `connecting`: a channel is never waiting to connect (as `net.Socket#pending`). */
-  // eslint-disable-next-line @typescript-eslint/class-literal-property-style
+  /** False while the channel is open (it never waits to connect), true once destroyed, as `net.Socket#pending`. */
   get pending(): boolean {
-    return false;
+    return this.destroyed;
   }
 
   /**
@@ -228,24 +227,23 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
 
   /**
    * This side's address as `net.Socket#address()` gives it (`{ address, family, port }`), from the session's
-   * transport when it is a TCP or TLS socket; otherwise `{}`, as a socket without a connection.
+   * transport when it is a TCP or TLS socket; otherwise, and once destroyed, `{}`, as a socket without a
+   * connection.
    */
   address(): { address?: string; family?: string; port?: number } {
     const socket = (this.#port.session as { socket?: { address?: () => object } }).socket;
-    return typeof socket?.address === 'function' ? socket.address() : {};
+    return typeof socket?.address === 'function' && !this.destroyed ? socket.address() : {};
   }
 
   /**
-   * Closes the channel as closing a TCP socket does (`net.Socket#destroySoon()`, which Node's http server calls
-   * after a connection's last response): writing ends (FIN after everything written, none of it lost) and
-   * reading stops (`closeRead()`: what is unread is dropped, and data the peer still sends draws a reset, as
-   * a closed socket's kernel answers it). The channel closes once its FIN has been handed to the session.
-   * Unlike `destroy()`, it never cuts short what was written.
+   * Ends writing (FIN after everything written, none of it cut short), as `net.Socket#destroySoon()` does
+   * before it closes; Node's http client and server call it after a connection's last response. The channel
+   * then closes as after `end()`: once the peer's FIN has come and what arrived was read. Unlike a socket, it
+   * does not drop what still arrives: a channel answers such data with a reset, which would fail the peer's
+   * channel before it read this side's last bytes (an early reply to an upload, say).
    */
   destroySoon(): void {
-    if (this.destroyed) return;
-    if (this.writable) this.end();
-    this.closeRead();
+    if (!this.destroyed && this.writable) this.end();
   }
 
   /**
