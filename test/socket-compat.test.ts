@@ -540,6 +540,38 @@ test("'timeout' comes once per idle period, as on a socket: again only after byt
   }
 });
 
+test("after 'timeout', a channel that stays idle arms no timer until bytes move again, as a socket", async () => {
+  const pair = await sessionPair();
+  const realSetTimeout = globalThis.setTimeout;
+  let armed = 0;
+  try {
+    const accepted = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.write('x');
+    const inbound = await accepted;
+    inbound.resume();
+    let timeouts = 0;
+    channel.on('timeout', () => timeouts++);
+    channel.setTimeout(20);
+    await until(() => timeouts === 1, 5000, "the first 'timeout'");
+    // Count the timers armed from here on while the channel stays idle for twenty periods.
+    globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+      armed++;
+      return realSetTimeout(...args);
+    }) as typeof setTimeout;
+    await new Promise((resolve) => realSetTimeout(resolve, 400));
+    globalThis.setTimeout = realSetTimeout;
+    assert.equal(timeouts, 1);
+    // Before: the idle timer looked again every 20 ms (about 20 timers, CPU for every idle channel).
+    assert.ok(armed <= 2, `${armed} timers armed while the channel stayed idle`);
+    channel.write('y'); // bytes move: the timer is armed again, and 'timeout' comes after another idle period
+    await until(() => timeouts === 2, 5000, "'timeout' after the next idle period");
+  } finally {
+    globalThis.setTimeout = realSetTimeout;
+    await pair.close();
+  }
+});
+
 test("a 'timeout' listener that turns the timeout off or destroys the channel hears no further 'timeout'", async () => {
   const pair = await sessionPair();
   try {

@@ -27,7 +27,10 @@ interface SocketAddresses {
  * rest (as Node's own socket timeouts do).
  */
 class IdleTimer {
+  /** When bytes last moved (`performance.now()`): set through `touch()`. */
   last = performance.now();
+  /** No timer is armed: 'timeout' came and nothing moved since (the next activity arms it again). */
+  #sleeping = false;
   /** `last` as it was when 'timeout' was last emitted: one 'timeout' per idle period, as on a socket. */
   #firedFor = -1;
   #timer: ReturnType<typeof setTimeout>;
@@ -64,10 +67,25 @@ class IdleTimer {
         if (this.#stopped) return;
       }
       // 'timeout' does not close the channel. As on a socket, it comes again only after activity and another
-      // idle period: while the channel stays idle, the timer only looks every `ms`.
+      // idle period: a channel that stays idle arms no timer until bytes move (`touch()`). Only one with a
+      // write still queued keeps looking, every `ms`, since nothing touches it when that write moves on.
+      if (this.#firedFor === this.last && this.queued() === 0) {
+        this.#sleeping = true;
+        return;
+      }
       const wait = this.#firedFor === this.last ? this.ms : this.ms - (performance.now() - this.last);
       this.#timer = this.#arm(Math.max(1, wait));
     }, delay).unref();
+  }
+
+  /** Bytes moved now; a timer asleep since the last 'timeout' is armed again. */
+  touch(): void {
+    this.last = performance.now();
+    if (this.#sleeping && !this.#stopped) {
+      this.#sleeping = false;
+      this.#queuedWhenLooked = this.queued();
+      this.#timer = this.#arm(this.ms);
+    }
   }
 
   stop(): void {
@@ -356,7 +374,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
     if (this.#refuseWrite(callback)) return;
     this.#bytesWritten += chunk.length;
-    if (this.#idle) this.#idle.last = performance.now();
+    if (this.#idle) this.#idle.touch();
     this.#port.write(this.#state, chunk, callback);
   }
 
@@ -373,7 +391,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
       this.#port.write(this.#state, chunk, null);
     }
     this.#bytesWritten += chunks[last]!.chunk.length;
-    if (this.#idle) this.#idle.last = performance.now();
+    if (this.#idle) this.#idle.touch();
     this.#port.write(this.#state, chunks[last]!.chunk, callback);
   }
 
@@ -476,7 +494,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
   /** @internal */
   deliver(data: Uint8Array): void {
     this.#bytesRead += data.length;
-    if (this.#idle) this.#idle.last = performance.now();
+    if (this.#idle) this.#idle.touch();
     this.push(data);
   }
 
