@@ -26,3 +26,12 @@ test("a dial made before the open deadline's verdict leaves no timer running aft
   assert.equal(child.code, 0, child.stderr);
   assert.deepEqual(lastLine(child.stdout), { late: [] });
 });
+
+test('an aborted ping() leaves no deadline holding the process once nobody waits on it', async () => {
+  const child = await runChild('aborted-ping-over-an-unrefd-socket', {}, 20_000);
+  assert.equal(child.signal, null, `the child had to be killed: ${child.stderr}`);
+  assert.equal(child.code, 0, child.stderr);
+  assert.deepEqual(lastLine(child.stdout), { outcome: 'TimeoutError' });
+  // Before: the ping's deadline (keepAliveTimeout, 5 s) held the process after the call gave up.
+  assert.ok(child.ms < 3000, `the process exited ${Math.round(child.ms)} ms after it started`);
+});

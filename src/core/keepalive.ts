@@ -8,6 +8,7 @@
  * through the functions it is given (failing it on a timeout, telling it the first RTT).
  * @module
  */
+import { abortable } from './abortable.js';
 import { TimeoutError } from './errors.js';
 import { Flag, FrameType } from './frame.js';
 import type { ResolvedOptions } from './options.js';
@@ -38,12 +39,12 @@ export interface PendingPing {
   timer: ReturnType<typeof setTimeout> | undefined;
   /** Times it went again because its answer came after a pause in reading (see `onPing`). */
   resends: number;
-  /** `ping()` waits on it: its deadline keeps the process alive. */
-  userWaits: boolean;
+  /** `ping()` calls waiting on it (not aborted): while any does, its deadline keeps the process alive. */
+  users: number;
 }
 
-function pendingPing(userWaits: boolean): PendingPing {
-  return { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined, resends: 0, userWaits };
+function pendingPing(users: number): PendingPing {
+  return { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined, resends: 0, users };
 }
 
 export class KeepAlive {
@@ -91,12 +92,20 @@ export class KeepAlive {
     this.#send().resolve.push(() => this.#arm());
   }
 
-  /** A ping for the application: resolves to the RTT, or rejects when the session ends first. */
-  ping(): Promise<number> {
+  /**
+   * A ping for the application: resolves to the RTT, or rejects when the session ends first, or with `signal`'s
+   * reason when it aborts (the ping goes on with its deadline, which keeps the process alive only while some
+   * call still waits).
+   */
+  ping(signal: AbortSignal | undefined): Promise<number> {
     const ping = this.#send(true);
-    return new Promise<number>((resolve, reject) => {
+    const answer = new Promise<number>((resolve, reject) => {
       ping.resolve.push(resolve);
       ping.reject.push(reject);
+    });
+    return abortable(answer, signal, () => {
+      if (--ping.users === 0 && ping.timer !== undefined) unref(ping.timer);
+      return true;
     });
   }
 
@@ -174,19 +183,18 @@ export class KeepAlive {
 
   #send(forUser = false): PendingPing {
     // Nothing can be written any more: a ping that is never sent, and never times out.
-    if (this.#isClosed()) return pendingPing(false);
+    if (this.#isClosed()) return pendingPing(0);
     const inFlight = this.#inFlight;
     if (inFlight !== undefined) {
-      if (forUser && !inFlight.userWaits) {
+      if (forUser && inFlight.users++ === 0) {
         // The application waits on it too: its deadline now keeps the process alive (a silent opening ping,
         // with keep-alive off, gets one only now).
-        inFlight.userWaits = true;
         if (inFlight.timer === undefined) this.#armDeadline(inFlight, this.#options.keepAliveTimeout);
         else (inFlight.timer as { ref?: () => void }).ref?.();
       }
       return inFlight;
     }
-    const ping = pendingPing(forUser);
+    const ping = pendingPing(forUser ? 1 : 0);
     if (this.#options.keepAliveInterval > 0 || forUser) this.#armDeadline(ping, this.#options.keepAliveTimeout);
     this.#inFlight = ping;
     this.#write(ping);
@@ -199,7 +207,7 @@ export class KeepAlive {
    */
   #armDeadline(ping: PendingPing, delay: number): void {
     const timer = setTimeout(() => this.#onTimeout(ping), delay);
-    ping.timer = ping.userWaits ? timer : unref(timer);
+    ping.timer = ping.users > 0 ? timer : unref(timer);
   }
 
   /** Writes `ping` with a fresh value (an answer to an earlier value of it no longer counts). */

@@ -475,7 +475,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       return Promise.reject(new MuxError('ERR_MUX_UNSUPPORTED', `the ${this.#codec.name} format has no ping`));
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return abortable(this.#keepAlive.ping(), signal);
+    return this.#keepAlive.ping(signal);
   }
 
   /**

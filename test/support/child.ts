@@ -46,6 +46,32 @@ const scenarios: Record<string, () => Promise<void>> = {
   },
 
   /**
+   * An aborted `ping()` to a peer that never answers, over a socket the application unref'd: with nobody
+   * waiting, the ping's deadline must not keep the process alive (it exits at once, not `keepAliveTimeout`
+   * later).
+   */
+  async 'aborted-ping-over-an-unrefd-socket'() {
+    const peer = net
+      .createServer((socket) => {
+        socket.on('error', () => {});
+        socket.resume(); // reads, never answers
+        socket.unref();
+      })
+      .listen(0, '127.0.0.1');
+    await once(peer, 'listening');
+    peer.unref();
+    const socket = net.connect((peer.address() as net.AddressInfo).port, '127.0.0.1');
+    await once(socket, 'connect');
+    const session = multiplexedClient(socket, { keepAliveInterval: 0, keepAliveTimeout: 5000 });
+    socket.unref();
+    const outcome = await session.ping({ signal: AbortSignal.timeout(100) }).then(
+      () => 'answered',
+      (error: unknown) => (error as Error).name,
+    );
+    console.log(JSON.stringify({ outcome }));
+  },
+
+  /**
    * A dial in the turn between an open deadline's timer and its verdict: once the session is destroyed, no
    * timer of its own runs any more (an untracked one would, and would keep the session reachable until then).
    */
