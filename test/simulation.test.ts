@@ -4,7 +4,7 @@
  * draws its parameters and an application's operations from its seed, and checks the invariants of
  * docs/reliability.md › "Deterministic simulation" once nothing is left to happen.
  *
- * `npm test` runs the named regression seeds and three passes (yamux and multiplex with LightChannels, yamux with
+ * `npm test` runs the named regression seeds and four passes (yamux and multiplex with LightChannels, yamux and multiplex with
  * the Node adapter's Channels), each a fixed set of seeds plus one taken from the clock (printed).
  * `npm run soak` (MUXWIRE_SOAK=1) runs many more from a clock-derived base. Replay any run with the line its
  * failure prints, e.g.:
