@@ -3,7 +3,18 @@
  * Adapters give it a transport ({@link Transport}) and wrap its channels ({@link ChannelEndpoint}).
  * @module
  */
-export * from './errors.js';
+export {
+  ChannelRefusedError,
+  ChannelResetError,
+  GoAwayCode,
+  GoAwayError,
+  MuxError,
+  ProtocolError,
+  SessionClosedError,
+  StreamLimitError,
+  TimeoutError,
+  TransportClosedError,
+} from './errors.js';
 export * from './options.js';
 export * from './frame.js';
 export { FrameType, Flag } from './frame-constants.js';
