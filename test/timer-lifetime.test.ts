@@ -7,31 +7,29 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runChild } from './support/child.js';
 
-function lastLine(stdout: string): unknown {
-  return JSON.parse(stdout.trim().split('\n').pop()!);
+/** Runs `scenario` in a child that must exit by itself with code 0; its last line (JSON) and how long it ran. */
+async function exitedByItself(scenario: string): Promise<{ result: unknown; ms: number }> {
+  const child = await runChild(scenario, {}, 20_000);
+  assert.equal(child.signal, null, `the child had to be killed: ${child.stderr}`);
+  assert.equal(child.code, 0, child.stderr);
+  return { result: JSON.parse(child.stdout.trim().split('\n').pop()!), ms: child.ms };
 }
 
 test("a close() made before the close deadline's verdict leaves no timer holding the process", async () => {
-  const child = await runChild('close-again-before-the-verdict', {}, 20_000);
-  assert.equal(child.signal, null, `the child had to be killed: ${child.stderr}`);
-  assert.equal(child.code, 0, child.stderr);
-  assert.deepEqual(lastLine(child.stdout), { outcome: 'ERR_MUX_CLOSE_TIMEOUT' });
+  const { result, ms } = await exitedByItself('close-again-before-the-verdict');
+  assert.deepEqual(result, { outcome: 'ERR_MUX_CLOSE_TIMEOUT' });
   // Before: the second close() armed a 30 s deadline that the verdict lost track of, and the process waited.
-  assert.ok(child.ms < 10_000, `the process exited ${Math.round(child.ms)} ms after it started`);
+  assert.ok(ms < 10_000, `the process exited ${Math.round(ms)} ms after it started`);
 });
 
 test("a dial made before the open deadline's verdict leaves no timer running after the session is destroyed", async () => {
-  const child = await runChild('dial-before-the-open-verdict', {}, 20_000);
-  assert.equal(child.signal, null, `the child had to be killed: ${child.stderr}`);
-  assert.equal(child.code, 0, child.stderr);
-  assert.deepEqual(lastLine(child.stdout), { late: [] });
+  const { result } = await exitedByItself('dial-before-the-open-verdict');
+  assert.deepEqual(result, { late: [] });
 });
 
 test('an aborted ping() leaves no deadline holding the process once nobody waits on it', async () => {
-  const child = await runChild('aborted-ping-over-an-unrefd-socket', {}, 20_000);
-  assert.equal(child.signal, null, `the child had to be killed: ${child.stderr}`);
-  assert.equal(child.code, 0, child.stderr);
-  assert.deepEqual(lastLine(child.stdout), { outcome: 'TimeoutError' });
+  const { result, ms } = await exitedByItself('aborted-ping-over-an-unrefd-socket');
+  assert.deepEqual(result, { outcome: 'TimeoutError' });
   // Before: the ping's deadline (keepAliveTimeout, 5 s) held the process after the call gave up.
-  assert.ok(child.ms < 3000, `the process exited ${Math.round(child.ms)} ms after it started`);
+  assert.ok(ms < 3000, `the process exited ${Math.round(ms)} ms after it started`);
 });

@@ -168,15 +168,11 @@ export class Outgoing {
     if (confirmed) clearTimeout(this.#openTimer);
     this.#openTimer = undefined;
     if (this.#isClosed()) return;
-    const now = performance.now();
     if (!confirmed) {
-      for (const channel of this.#opening) {
-        if (channel.openDeadline !== 0 && channel.openDeadline <= now) {
-          afterPendingReads(() => this.#sweep(true));
-          return;
-        }
-      }
+      afterPendingReads(() => this.#sweep(true));
+      return;
     }
+    const now = performance.now();
     const due: ChannelState[] = [];
     const waiting: ChannelState[] = [];
     let next = Infinity;

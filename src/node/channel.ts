@@ -408,10 +408,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
       // channel as a reset would, with an 'error' only for a listener: an echo that answers a peer which wrote
       // and closed at once must not end the process.
       if (!this.#state.localFin) return false;
-      const error = writeAfterPeerClose(this.id);
-      this.#failure = error;
-      this.#destroyFailed(error);
-      callback(error);
+      callback(this.#failAfterPeerClose());
       return true;
     }
     if (this.#kept !== undefined) {
@@ -424,14 +421,18 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
     return true;
   }
 
+  /** Fails the channel for a write its peer's close refused (a closed one only says why); returns the error. */
+  #failAfterPeerClose(): Error {
+    if (this.destroyed) return this.#failure ?? writeAfterPeerClose(this.id);
+    const error = (this.#failure ??= writeAfterPeerClose(this.id));
+    this.#destroyFailed(error);
+    return error;
+  }
+
   /** A write after the peer's close ended writing (see `writingEnded`): fails the channel, calls `callback` later. */
   #refuseAfterPeerClose(encoding: unknown, callback: unknown): false {
     const done = (typeof encoding === 'function' ? encoding : callback) as WriteCallback | undefined;
-    if (!this.destroyed) {
-      this.#failure ??= writeAfterPeerClose(this.id);
-      this.#destroyFailed(this.#failure);
-    }
-    const error = this.#failure ?? writeAfterPeerClose(this.id);
+    const error = this.#failAfterPeerClose();
     if (done !== undefined) process.nextTick(done, error);
     return false;
   }
