@@ -527,6 +527,75 @@ describe('multiplex codec behaviour', () => {
     }
   });
 
+  test("a WebChannel's write after the peer's close is refused (the write rejects, typed), not taken and dropped", async () => {
+    const [raw, socket] = await tcpPair();
+    const received: Buffer[] = [];
+    raw.on('data', (chunk: Buffer) => received.push(chunk));
+    const web = new WebSession(
+      streamTransport(Duplex.toWeb(socket) as unknown as Parameters<typeof streamTransport>[0]),
+      'server',
+      { ...OPTIONS, multiplexCodec, keepAliveInterval: 0 },
+    );
+    try {
+      raw.write(Buffer.concat([frame(3, 1), frame(3, 0, Buffer.from('request')), frame(3, 2)]));
+      const channel = await within(web.accept(), 2000, 'the channel');
+      const reader = channel.readable.getReader();
+      assert.equal(Buffer.from((await reader.read()).value!).toString(), 'request');
+      assert.equal((await reader.read()).done, true, "the peer's close ends the readable");
+      const writer = channel.writable.getWriter();
+      // A write before the peer's close was seen would have gone out; this one cannot, and says so.
+      const outcome = await within(
+        writer.write(new TextEncoder().encode('reply')).then(
+          () => 'resolved',
+          (error: unknown) => (error as { code?: string }).code,
+        ),
+        2000,
+        'the write to settle',
+      );
+      assert.equal(outcome, 'ERR_MUX_WRITE_AFTER_END');
+      assert.equal((channel.failure as { code?: string } | undefined)?.code, 'ERR_MUX_WRITE_AFTER_END');
+      await until(() => web.channelCount === 0, 2000, 'the channel out of the session');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const frames = muxFrames(Buffer.concat(received));
+      assert.deepEqual(
+        frames.map((f) => [f.id, f.flags, f.payload.length]),
+        [[3, 2, 0]],
+        "this side's close, once, and no data",
+      );
+    } finally {
+      web.destroy();
+      raw.destroy();
+    }
+  });
+
+  test('a WebChannel the peer closed: writer.close() without a write resolves, and only one close goes', async () => {
+    const [raw, socket] = await tcpPair();
+    const received: Buffer[] = [];
+    raw.on('data', (chunk: Buffer) => received.push(chunk));
+    const web = new WebSession(
+      streamTransport(Duplex.toWeb(socket) as unknown as Parameters<typeof streamTransport>[0]),
+      'server',
+      { ...OPTIONS, multiplexCodec, keepAliveInterval: 0 },
+    );
+    try {
+      raw.write(Buffer.concat([frame(3, 1), frame(3, 0, Buffer.from('request')), frame(3, 2)]));
+      const channel = await within(web.accept(), 2000, 'the channel');
+      const reader = channel.readable.getReader();
+      while (!(await reader.read()).done);
+      await within(channel.writable.getWriter().close(), 2000, "the writer's close");
+      assert.equal(channel.failure, undefined);
+      await until(() => web.channelCount === 0, 2000, 'the channel out of the session');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(
+        muxFrames(Buffer.concat(received)).map((f) => [f.id, f.flags]),
+        [[3, 2]],
+      );
+    } finally {
+      web.destroy();
+      raw.destroy();
+    }
+  });
+
   test('a channel the peer closed that waits in the accept queue when the transport ends can still be accepted and read', async () => {
     for (const ending of ['end', 'reset'] as const) {
       const [raw, socket] = await tcpPair();

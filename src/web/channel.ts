@@ -321,6 +321,10 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<MuxSession<WebC
       resolveWrite?.();
       this.#wroteSome();
     });
+    // Refused at once (the peer closed the channel both ways, on the multiplex format): the write failed the
+    // channel just now; a copied write rejects too rather than resolve as if taken.
+    const refused = copied ? this.failure : undefined;
+    if (refused !== undefined) throw refused;
     const pending =
       promise ??
       (this.#writing < this.#port.highWaterMark
