@@ -4,6 +4,7 @@ import { getEventListeners, once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import net from 'node:net';
+import readline from 'node:readline';
 import { addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -50,6 +51,7 @@ import {
   tcpPair,
   until,
   whenClosed,
+  within,
 } from './helpers.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -1290,6 +1292,38 @@ describe('a session that fails after the peer ended its channel (users-asks row 
       await until(() => channel.destroyed, 1000, 'the channel to close');
     } finally {
       await close();
+    }
+  });
+
+  test("a consumer that listens for 'error' only until 'end' (events.once, readline) reads it all, and no 'error' comes unheard", async () => {
+    for (const consumer of ['events.once', 'readline'] as const) {
+      const { channel, close } = await sentThenCut(Buffer.from('hello\nworld\n'));
+      const uncaught: unknown[] = [];
+      const onUncaught = (error: unknown): number => uncaught.push(error);
+      process.on('uncaughtException', onUncaught);
+      try {
+        assert.equal(channel.listenerCount('error'), 0, 'attached only after the failure');
+        if (consumer === 'events.once') {
+          let bytes = 0;
+          channel.on('data', (chunk: Buffer) => (bytes += chunk.length));
+          channel.resume();
+          await within(once(channel, 'end'), 2000, "'end'"); // listens for 'error' too, until 'end'
+          assert.equal(bytes, 12);
+        } else {
+          const lines: string[] = [];
+          const reader = readline.createInterface({ input: channel });
+          reader.on('line', (line) => lines.push(line));
+          await within(once(reader, 'close'), 2000, "readline's close"); // lets go of the channel at 'end'
+          assert.deepEqual(lines, ['hello', 'world']);
+        }
+        await until(() => channel.destroyed, 1000, `${consumer}: the channel to close`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        assert.deepEqual(uncaught, [], `${consumer}: no 'error' emitted to a channel nobody listens on`);
+        assert.equal((channel.failure as MuxError | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED', 'still reported');
+      } finally {
+        process.off('uncaughtException', onUncaught);
+        await close();
+      }
     }
   });
 

@@ -694,3 +694,85 @@ test('setTimeout beyond 2^31-1 ms waits as long as a timer can, as a socket does
   channel.setTimeout(0);
   await pair.close();
 });
+
+test('with setEncoding(), unread bytes are counted in bytes, not characters: a stopped reader holds the peer at its window', async () => {
+  const window = 256 * 1024;
+  for (const [encoding, text] of [
+    ['utf8', '日本語'],
+    ['utf8', '🎉'],
+    ['utf16le', 'ab'],
+    ['hex', 'ab'],
+  ] as const) {
+    const pair = await sessionPair({ transport: 'tcp' });
+    try {
+      const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
+      const channel = pair.client.dial();
+      const block = Buffer.from(text.repeat(Math.ceil(16384 / Buffer.byteLength(text))));
+      channel.write(block);
+      const [peer] = await accepted;
+      peer.pause();
+      peer.setEncoding(encoding);
+      let stop = false;
+      const pump = (): void => {
+        while (!stop) if (!channel.write(block)) return void channel.once('drain', pump);
+      };
+      pump();
+      await until(() => peer.bytesRead >= window, 3000, `${encoding}: the window's worth`);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // time for any credit given too soon to be used
+      stop = true;
+      assert.equal(peer.bytesRead, window, `${encoding} ${text}: the peer sent exactly the window, no more`);
+      assert.equal(pair.server.bufferedBytes, window, `${encoding}: the session counts the unread bytes`);
+      assert.equal(peer.stats().bufferedBytes, window);
+    } finally {
+      await pair.close();
+    }
+  }
+});
+
+test('with setEncoding(), text read in every way arrives whole and the window keeps moving (no stall, nothing left counted)', async () => {
+  const text = 'żółw 日本語 🎉 '.repeat(60_000); // about 1.4 MB, characters cut at every frame boundary
+  for (const how of ['data', 'read', 'iterate', 'paused-data'] as const) {
+    const pair = await sessionPair({ transport: 'tcp', client: { maxFrameSize: 1025 } });
+    try {
+      const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
+      const channel = pair.client.dial();
+      channel.end(text);
+      const [peer] = await accepted;
+      peer.setEncoding('utf8');
+      let got = '';
+      const done = within(
+        (async () => {
+          if (how === 'iterate') {
+            for await (const chunk of peer) got += chunk as string;
+            return;
+          }
+          if (how === 'paused-data') {
+            peer.pause();
+            await new Promise((resolve) => setTimeout(resolve, 50)); // a window's worth waits, decoded
+          }
+          await new Promise<void>((resolve, reject) => {
+            peer.on('error', reject);
+            peer.on('end', resolve);
+            if (how === 'read') {
+              peer.on('readable', () => {
+                let chunk: string | null;
+                while ((chunk = peer.read(1000) as string | null) !== null) got += chunk;
+              });
+            } else {
+              peer.on('data', (chunk: string) => (got += chunk));
+              peer.resume();
+            }
+          });
+        })(),
+        10_000,
+        `${how}: the whole text`,
+      );
+      await done;
+      assert.equal(got.length, text.length, how);
+      assert.ok(got === text, `${how}: the same text`);
+      assert.equal(pair.server.bufferedBytes, 0, `${how}: nothing left counted as unread`);
+    } finally {
+      await pair.close();
+    }
+  }
+});

@@ -126,6 +126,11 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
   #failure: Error | undefined;
   #bytesRead = 0;
   #bytesWritten = 0;
+  /**
+   * With an encoding set (`setEncoding()`), the bytes delivered and not yet read: `readableLength` counts the
+   * decoded characters then, which are fewer (UTF-8 text) or more (hex) than the bytes the window credits.
+   */
+  #unreadEncoded = 0;
   /** The idle timer; 0 once `setTimeout(0)` turned it off (the `timeout` a socket reports then), in one slot. */
   #idle: IdleTimer | 0 | undefined;
   /** Set only while a failed channel is left to be read (see `fail`): one field, so other channels pay one slot. */
@@ -459,7 +464,10 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Readable#read returns any
   override read(size?: number): any {
     const chunk: unknown = super.read(size);
-    if (chunk !== null) this.#port.readProgress(this.#state);
+    if (chunk !== null) {
+      if (typeof chunk === 'string') this.#readEncoded(chunk);
+      this.#port.readProgress(this.#state);
+    }
     // The session failed before the peer's FIN: once what arrived has been read (or a read asked for more than
     // is left), the error follows, as 'end' would (on the next tick: a parser may unshift part of the last chunk).
     const kept = this.#kept;
@@ -496,7 +504,35 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
   deliver(data: Uint8Array): void {
     this.#bytesRead += data.length;
     if (this.#idle) this.#idle.touch();
+    if (this.readableEncoding === null) {
+      this.push(data);
+      return;
+    }
+    this.#unreadEncoded += data.length;
     this.push(data);
+    if (this.readableLength === 0) this.#unreadEncoded = 0; // handed to a 'data' listener at once
+  }
+
+  override setEncoding(encoding: BufferEncoding): this {
+    // What waits is decoded now and counted in characters from here on: count its bytes here instead.
+    if (this.readableEncoding === null) this.#unreadEncoded = this.readableLength;
+    return super.setEncoding(encoding);
+  }
+
+  override unshift(chunk: unknown, encoding?: BufferEncoding): void {
+    super.unshift(chunk, encoding);
+    const decoding = this.readableEncoding;
+    if (decoding === null || chunk === null || chunk === undefined) return;
+    this.#unreadEncoded +=
+      typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding ?? decoding) : (chunk as Uint8Array).length;
+  }
+
+  /** A decoded chunk was read: its bytes are (a character cut at a chunk's end is counted once it is whole). */
+  #readEncoded(chunk: string): void {
+    this.#unreadEncoded =
+      this.readableLength === 0
+        ? 0
+        : Math.max(0, this.#unreadEncoded - Buffer.byteLength(chunk, this.readableEncoding ?? 'utf8'));
   }
 
   /** @internal */
@@ -544,7 +580,9 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
     this.#failure = error;
     if (sessionEnded && !this.readableEnded && this.writableLength === 0) {
       const failWhenRead = !this.#state.remoteFin;
-      if (!failWhenRead) this.once('end', () => this.#destroyFailed(error));
+      // After 'end' has reached every listener: a consumer's own 'error' listener may go with its 'end'
+      // (events.once, readline), and the error must not come to a channel nobody listens on any more.
+      if (!failWhenRead) this.once('end', () => process.nextTick(() => this.destroyed || this.#destroyFailed(error)));
       else if (this.readableLength === 0) {
         this.#destroyFailed(error);
         return;
@@ -563,6 +601,6 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
 
   /** @internal */
   get bufferedBytes(): number {
-    return this.readableLength;
+    return this.readableEncoding === null || this.readableLength === 0 ? this.readableLength : this.#unreadEncoded;
   }
 }
