@@ -1763,6 +1763,54 @@ describe('options and entry points', () => {
     }
   });
 
+  test('a stream paused by hand is read by its session: pauseOnConnect, or paused to read a preamble first', async () => {
+    const sessions: Session[] = [];
+    const server = createServer({ keepAliveInterval: 0, pauseOnConnect: true }, (session) => {
+      sessions.push(session);
+      session.on('channel', (channel) => channel.pipe(channel));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as { port: number }).port;
+    try {
+      const session = await connect({ host: '127.0.0.1', port, keepAliveInterval: 0 });
+      sessions.push(session);
+      const channel = session.dial();
+      channel.end('echo me');
+      assert.equal((await within(readAll(channel), 2000, 'the echo (pauseOnConnect)')).toString(), 'echo me');
+    } finally {
+      for (const session of sessions) session.destroy();
+      server.close();
+    }
+    // An application reads its own preamble, pauses, puts back what followed it, and hands the socket over.
+    const [raw, socket] = await tcpPair();
+    const client = multiplexedClient(raw, { keepAliveInterval: 0 });
+    try {
+      raw.write('HELLO\n');
+      const first = new Promise<Buffer>((resolve) => socket.once('data', resolve));
+      const preamble = await first;
+      socket.pause();
+      assert.ok(preamble.toString().startsWith('HELLO\n'));
+      socket.unshift(preamble.subarray(6));
+      const server2 = multiplexedServer(socket, { keepAliveInterval: 0 });
+      server2.on('channel', (channel: Channel) => channel.pipe(channel));
+      const channel = client.dial();
+      channel.end('after the preamble');
+      assert.equal((await within(readAll(channel), 2000, 'the echo (paused socket)')).toString(), 'after the preamble');
+      server2.destroy();
+    } finally {
+      client.destroy();
+      raw.destroy();
+      socket.destroy();
+    }
+  });
+
+  test('connect({ onread }) rejects with TypeError: Node would hand the bytes to the callback, not the session', async () => {
+    const onread = { buffer: Buffer.alloc(1024), callback: () => true };
+    // @ts-expect-error -- not in ConnectOptions' type either
+    await assert.rejects(connect({ host: '127.0.0.1', port: 9, onread }), TypeError);
+  });
+
   test('connect() with a bad session option rejects with RangeError before it connects', async () => {
     const sessions: Session[] = [];
     const server = createServer({ keepAliveInterval: 0 }, (session) => {

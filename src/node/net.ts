@@ -7,7 +7,7 @@ import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/op
 import { Session } from './session.js';
 
 /** Options of `connect()`: where to connect (as for `net.connect`) plus any session option. */
-export type ConnectOptions = net.TcpNetConnectOpts &
+export type ConnectOptions = Omit<net.TcpNetConnectOpts, 'onread'> &
   SessionOptions & {
     /** Gives up connecting: the socket is destroyed and `connect()` rejects with the signal's reason. Once the session is made it does nothing. */
     signal?: AbortSignal;
@@ -38,6 +38,10 @@ export function connect(options: ConnectOptions): Promise<Session> {
   return new Promise<Session>((resolve, reject) => {
     // A bad option rejects here, before a connection is made only to be dropped.
     resolveOptions(sessionOptions);
+    if (rest.onread !== undefined) {
+      // Node would hand every byte to the callback and none to the session.
+      throw new TypeError('muxwire: connect() takes no onread option: the session reads the socket');
+    }
     if (signal?.aborted) {
       reject(signal.reason);
       return;

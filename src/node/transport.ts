@@ -32,6 +32,9 @@ export function duplexTransport(stream: Duplex): Transport {
       stream.on('error', sink.error);
       stream.on('close', onClose);
       if (stream.destroyed) queueMicrotask(onClose);
+      // A 'data' listener does not restart a stream paused by hand (`pauseOnConnect`, or paused to read a
+      // preamble first): the session reads it from now on.
+      else stream.resume();
     },
     write(parts, done) {
       const last = parts.length - 1;
