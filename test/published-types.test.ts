@@ -9,7 +9,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, runProgram } from './support/run-program.js';
@@ -311,7 +311,16 @@ test(
 );
 
 test('every option given as undefined takes its default at run time', { timeout: 2 * DEADLINE_MS }, async () => {
-  const result = await runProgram([join(nodeDir, 'out', 'undefined-options.js')], { timeoutMs: DEADLINE_MS });
+  const program = join(nodeDir, 'out', 'undefined-options.js');
+  // The type check above emits it (type errors and all); built here when that test was filtered out.
+  if (!existsSync(program)) {
+    try {
+      execFileSync(process.execPath, [TSC, '-p', nodeDir], { encoding: 'utf8', timeout: DEADLINE_MS });
+    } catch {
+      // its type errors are the other test's to report
+    }
+  }
+  const result = await runProgram([program], { timeoutMs: DEADLINE_MS });
   assert.equal(result.code, 0, describe(result));
   assert.equal(result.stderr, '', describe(result));
   assert.equal(result.stdout, 'tcp web\n', describe(result));
