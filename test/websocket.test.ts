@@ -453,8 +453,9 @@ describe('muxwire/web bad input', () => {
 
   test('createWebSocketServer refuses bad options (neither or both of server and port, a bad session option) at once', () => {
     const noop = (): void => {};
-    assert.throws(() => createWebSocketServer({}, noop), TypeError);
-    assert.throws(() => createWebSocketServer({ port: 0, server: {} as never }, noop), TypeError);
+    // The types take exactly one of them (published-types.test.ts); a JavaScript caller hears it at run time.
+    assert.throws(() => createWebSocketServer({} as never, noop), TypeError);
+    assert.throws(() => createWebSocketServer({ port: 0, server: {} } as never, noop), TypeError);
     assert.throws(() => createWebSocketServer({ port: 0, keepAliveTimeout: 0 }, noop), RangeError);
     assert.throws(() => createWebSocketServer({ port: 0, lowWaterMark: Number.NaN }, noop), RangeError);
     assert.throws(() => createWebSocketServer({ port: 0 }, undefined as never), TypeError);
@@ -595,6 +596,51 @@ describe('muxwire/web over Web Streams (streamTransport)', () => {
     assert.equal(sha256(fromA), sha256(up));
     assert.equal(sha256(fromB), sha256(down));
     assert.equal(typeof (await a.ping()), 'number');
+    await Promise.all([a.close(), b.closed]);
+  });
+
+  test("a transport that reads into a SharedArrayBuffer: the readable's chunks are still on an ArrayBuffer, as its type says", async () => {
+    const aToB = new TransformStream<Uint8Array, Uint8Array>();
+    const bToA = new TransformStream<Uint8Array, Uint8Array>();
+    // What b reads arrives in views of SharedArrayBuffers (a worker's shared ring, say).
+    const shared = aToB.readable.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          const view = new Uint8Array(new SharedArrayBuffer(chunk.length));
+          view.set(chunk);
+          controller.enqueue(view);
+        },
+      }),
+    );
+    const a = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client', {
+      keepAliveInterval: 0,
+    });
+    const b = new WebSession(streamTransport({ readable: shared, writable: bToA.writable }), 'server', {
+      keepAliveInterval: 0,
+    });
+    toClose.push(() => {
+      a.destroy();
+      b.destroy();
+    });
+    const sent = pseudoRandomBytes(300 * KiB, 7); // large chunks (not copied out of the frame) and small ones
+    const channel = a.dial();
+    const accepted = b.accept();
+    const buffers: string[] = [];
+    const received: Uint8Array[] = [];
+    await Promise.all([
+      writeAllWeb(channel, sent, 100 * KiB),
+      accepted.then(async (peer) => {
+        await writeAllWeb(peer, new Uint8Array(0));
+        for await (const chunk of peer.readable as unknown as AsyncIterable<Uint8Array>) {
+          buffers.push(Object.prototype.toString.call(chunk.buffer));
+          received.push(chunk);
+        }
+      }),
+      readAllWeb(channel),
+    ]);
+    assert.ok(buffers.length > 1);
+    assert.deepEqual(new Set(buffers), new Set(['[object ArrayBuffer]']));
+    assert.equal(sha256(Buffer.concat(received)), sha256(sent));
     await Promise.all([a.close(), b.closed]);
   });
 });

@@ -85,7 +85,7 @@ const ENDED_BY_PEER = 1 << 11;
  */
 export class LightChannel
   extends NodeEmitter<LightChannelEvents>
-  implements ChannelEndpoint, ChannelFacts<MuxSession<LightChannel>>
+  implements ChannelEndpoint, ChannelFacts<LightSession>
 {
   readonly #state: ChannelState;
   readonly #port: ChannelPort<MuxSession<LightChannel>>;
@@ -122,7 +122,7 @@ export class LightChannel
 
   // Their documentation is ChannelFacts' (editors and TypeDoc take it from the interface this class implements).
   declare readonly id: number;
-  declare readonly session: MuxSession<LightChannel>;
+  declare readonly session: LightSession;
   declare readonly protocolState: ChannelStateName;
   declare readonly receiveWindow: number;
   declare readonly outbound: boolean;

@@ -12,56 +12,59 @@ export const SPEC_INITIAL_WINDOW = 256 * 1024;
 /** The wire formats muxwire speaks. */
 export type WireProtocol = 'yamux' | 'multiplex';
 
-/** Options of a session. Every field is optional; see {@link DEFAULT_OPTIONS} for the defaults. */
+/**
+ * Options of a session. Every field is optional, and `undefined` is taken as leaving it out; see
+ * {@link DEFAULT_OPTIONS} for the defaults.
+ */
 export interface SessionOptions {
   /**
    * The wire format: `yamux` (default), or `multiplex` to talk to programs built on the original Go package
    * `alecthomas/multiplex` (no windows, half-close, ping or Go Away: see docs/multiplex-codec.md).
    */
-  protocol?: WireProtocol;
+  protocol?: WireProtocol | undefined;
   /** Most channels open at once (both directions together). A dial beyond it throws; an inbound SYN beyond it gets RST. */
-  maxStreams?: number;
+  maxStreams?: number | undefined;
   /**
    * Most channels the peer opened that are open at once; one more is refused with RST. Keeps room in
    * `maxStreams` for this side's own dials when the peer opens many. Default: no bound of its own (2,147,483,647).
    */
-  maxInboundStreams?: number;
+  maxInboundStreams?: number | undefined;
   /** Most channels this side dialled that are open at once; a dial beyond it throws `StreamLimitError`. Default: no bound of its own. */
-  maxOutboundStreams?: number;
+  maxOutboundStreams?: number | undefined;
   /** Most inbound channels waiting to be accepted; one more is refused with RST (on the multiplex codec, which cannot refuse, reading pauses until the application takes one). */
-  acceptBacklog?: number;
+  acceptBacklog?: number | undefined;
   /** Most dialled channels the peer has not acknowledged yet; further SYNs wait (the libp2p "ACK backlog"). */
-  ackBacklog?: number;
+  ackBacklog?: number | undefined;
   /** Receive window each channel starts with, in bytes (at least the spec's 262,144). */
-  initialWindow?: number;
+  initialWindow?: number | undefined;
   /** Largest receive window auto-tuning may grow a channel to, in bytes. */
-  maxWindow?: number;
+  maxWindow?: number | undefined;
   /** Cap on bytes received but not yet read, across all channels of the session. */
-  maxSessionBuffered?: number;
+  maxSessionBuffered?: number | undefined;
   /**
    * The budget window growth is also reserved from, shared with other sessions: by default
    * {@link sharedMemoryBudget} (256 MiB per process); `null` for none (only this session's bound applies).
    */
-  memoryBudget?: MemoryBudget | null;
+  memoryBudget?: MemoryBudget | null | undefined;
   /** Largest Data frame payload this side sends; writes are cut into fragments of this size and interleaved. */
-  maxFrameSize?: number;
+  maxFrameSize?: number | undefined;
   /** Milliseconds between keep-alive pings; 0 turns keep-alive off. */
-  keepAliveInterval?: number;
+  keepAliveInterval?: number | undefined;
   /** Milliseconds to wait for a ping's answer before the session fails. */
-  keepAliveTimeout?: number;
+  keepAliveTimeout?: number | undefined;
   /**
    * Milliseconds `close()` waits for open channels to end in both directions (this side's `end()` and the
    * peer's) before resetting them; default 30 s. A channel read to its end but not ended here still counts
    * as open. See docs/design.md, "Closing".
    */
-  closeTimeout?: number;
+  closeTimeout?: number | undefined;
   /**
    * Milliseconds a dialled channel may wait for the peer's acknowledgement; then it fails with
    * `ERR_MUX_OPEN_TIMEOUT` and is reset. 0 waits without limit. (Codecs without acknowledgements: no wait.)
    */
-  openTimeout?: number;
+  openTimeout?: number | undefined;
   /** Readable and writable high-water mark of each channel, in bytes. */
-  channelHighWaterMark?: number;
+  channelHighWaterMark?: number | undefined;
   /**
    * How many channels the peer may open and then reset in a burst. Each reset the peer sends for a channel it
    * opened takes one of these; they come back at `peerResetRate` a second, up to this many. When none is left,
@@ -73,20 +76,23 @@ export interface SessionOptions {
    * unbounded peer opened and reset about 50,000 a second (loopback, one process). Only yamux has resets
    * (the multiplex format's RST is its close).
    */
-  peerResetBurst?: number;
+  peerResetBurst?: number | undefined;
   /** Resets allowed a second once the `peerResetBurst` is spent. */
-  peerResetRate?: number;
+  peerResetRate?: number | undefined;
   /**
    * Receives the session's log records (lifecycle, Go Away, keep-alive and close timeouts, protocol errors,
    * refusals, resets, window stalls), each with a level. Off (`null`) by default, and then it costs one check
    * per event. On Node, `NODE_DEBUG=muxwire` and the `muxwire:log` diagnostics channel also receive them
    * (see docs/observability.md).
    */
-  logger?: Logger | null;
+  logger?: Logger | null | undefined;
 }
 
-/** The options after defaults are applied. */
-export type ResolvedOptions = Required<SessionOptions>;
+/**
+ * The options after defaults are applied: each one present, none undefined. (Not `Required<SessionOptions>`:
+ * under `exactOptionalPropertyTypes` that keeps the `| undefined` the options declare.)
+ */
+export type ResolvedOptions = { [K in keyof SessionOptions]-?: Exclude<SessionOptions[K], undefined> };
 
 const MAX_U32 = 0xffff_ffff;
 const MAX_I32 = 0x7fff_ffff;

@@ -44,7 +44,7 @@ export type EndpointFactory<C extends ChannelEndpoint> = (state: ChannelState, p
 /** Options of `accept()`. */
 export interface AcceptOptions {
   /** Gives up waiting; the promise rejects with the signal's reason. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** Options of `dial()`. */
@@ -53,9 +53,9 @@ export interface DialOptions {
    * Gives up opening: until the peer acknowledges the channel, aborting resets it and fails it with the
    * signal's reason (dialling with an aborted signal throws that reason). Later aborts do nothing.
    */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** This channel's open timeout in ms, instead of the session's `openTimeout` (0: no limit). */
-  openTimeout?: number;
+  openTimeout?: number | undefined;
 }
 
 /** Options of `close()`. */
@@ -64,17 +64,17 @@ export interface CloseOptions {
    * Milliseconds to wait for open channels to finish (default: the session's `closeTimeout`): an integer from 0
    * to 2,147,483,647, as that option is.
    */
-  timeout?: number;
+  timeout?: number | undefined;
   /**
    * Ends the wait for open channels: when it aborts before the session is closed, the session is destroyed
    * with the signal's reason (channels still open fail with it) and this call's promise rejects with it. Other
    * calls of `close()` resolve, as they do after a timeout.
    */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** Options of `ping()`. */
 export interface PingOptions {
   /** Gives up waiting for the answer; the promise rejects with the signal's reason. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }

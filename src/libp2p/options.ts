@@ -9,9 +9,9 @@ import { type ResolvedOptions, type SessionOptions, SPEC_INITIAL_WINDOW, resolve
 /** Per-stream options: libp2p's own, plus the yamux window sizes. */
 export interface MuxwireStreamOptions extends StreamOptions {
   /** Receive window each stream starts with, in bytes (at least 262,144, the spec's). Default 256 KiB. */
-  initialStreamWindowSize?: number;
+  initialStreamWindowSize?: number | undefined;
   /** Largest receive window auto-tuning may grow a stream to, in bytes. Default 16 MiB, as libp2p's yamux. */
-  maxStreamWindowSize?: number;
+  maxStreamWindowSize?: number | undefined;
 }
 
 /**
@@ -20,15 +20,15 @@ export interface MuxwireStreamOptions extends StreamOptions {
  */
 export interface MuxwireInit extends StreamMuxerOptions<MuxwireStreamOptions> {
   /** Send keep-alive pings (default true). Unlike libp2p's yamux, an unanswered ping ends the connection. */
-  enableKeepAlive?: boolean;
+  enableKeepAlive?: boolean | undefined;
   /** Milliseconds between keep-alive pings (default 30,000). */
-  keepAliveInterval?: number;
+  keepAliveInterval?: number | undefined;
   /**
    * muxwire's session options beyond the names above (`keepAliveTimeout`, `maxSessionBuffered`,
    * `memoryBudget`, `closeTimeout`, `openTimeout`, `ackBacklog`, `channelHighWaterMark`...). Where both say
    * something, the yamux-named option wins.
    */
-  session?: SessionOptions;
+  session?: SessionOptions | undefined;
 }
 
 /** The checked options: the session's, and what the muxer and its streams apply themselves. */

@@ -9,6 +9,8 @@ import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/ch
 import { MuxError, writeAfterPeerClose } from '../core/errors.js';
 import { type ChannelStats, channelStats } from '../core/observe.js';
 import type { MuxSession } from '../core/session.js';
+// Types only: session.ts makes the channels, so a value import here would be a cycle.
+import type { Session } from './session.js';
 
 type WriteCallback = (error?: Error | null) => void;
 
@@ -120,7 +122,7 @@ function emitAllButData(this: Channel, event: string | symbol, ...args: unknown[
  * touch (`setTimeout` and `'timeout'`, `setKeepAlive`, `setNoDelay`, `ref`, `unref`, addresses, byte
  * counts), so a channel can stand where they expect a socket.
  */
-export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<MuxSession<Channel>> {
+export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Session> {
   readonly #state: ChannelState;
   readonly #port: ChannelPort<MuxSession<Channel>>;
   #failure: Error | undefined;
@@ -163,7 +165,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Mux
 
   // Their documentation is ChannelFacts' (editors and TypeDoc take it from the interface this class implements).
   declare readonly id: number;
-  declare readonly session: MuxSession<Channel>;
+  declare readonly session: Session;
   declare readonly protocolState: ChannelStateName;
   declare readonly receiveWindow: number;
   declare readonly outbound: boolean;

@@ -10,7 +10,7 @@ import { Session } from './session.js';
 export type ConnectOptions = Omit<net.TcpNetConnectOpts, 'onread'> &
   SessionOptions & {
     /** Gives up connecting: the socket is destroyed and `connect()` rejects with the signal's reason. Once the session is made it does nothing. */
-    signal?: AbortSignal;
+    signal?: AbortSignal | undefined;
   };
 
 /** Options of `createServer()`: `net.createServer` options plus any session option. */

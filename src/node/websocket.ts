@@ -31,27 +31,19 @@ function loadWs(): { WebSocketServer: typeof WsServer } {
   return ws;
 }
 
-/** Options of {@link createWebSocketServer}: where to listen, and any session option or transport water mark. */
-export interface WebSocketServerOptions extends SessionOptions, WebSocketTransportOptions {
-  /**
-   * An HTTP(S) server to attach to. Give this or `port`. Its upgrade requests for `path` (every one without
-   * `path`) become sessions; the rest are left to its other `'upgrade'` listeners (another WebSocket server,
-   * say, in ws's `noServer` pattern), which must in turn leave `path`'s requests alone (not destroy their
-   * sockets). One that no other listener is there to take (every `'upgrade'` listener is a
-   * `createWebSocketServer`'s, and none has its path) is answered with 400. Plain HTTP requests are never
-   * touched. With a listener of your own there too, a request neither takes is yours to answer (say,
-   * `socket.destroy()` for a path that is neither yours nor `path`): Node answers no upgrade by itself.
-   */
-  server?: HttpServer | HttpsServer;
-  /** A port to listen on with a server of its own (0: any free port; see `address()`). */
-  port?: number;
-  /** The address to listen on with `port` (default: every address). */
-  host?: string;
+/**
+ * Options of {@link createWebSocketServer}: where to listen (an HTTP(S) `server` to attach to, or a `port` of
+ * its own: exactly one of them), and any session option or transport water mark.
+ */
+export type WebSocketServerOptions = WebSocketServerOnServer | WebSocketServerOnPort;
+
+/** What the two shapes of {@link WebSocketServerOptions} share. */
+interface WebSocketServerCommonOptions extends SessionOptions, WebSocketTransportOptions {
   /**
    * Only upgrade requests for this path, compared without the query string (`/mux?token=…` is `/mux`;
    * default: any path). With `port`, requests for other paths are answered with 400; with `server`, see there.
    */
-  path?: string;
+  path?: string | undefined;
   /**
    * The largest WebSocket message a client may send, in bytes (default: `maxWindow` plus a frame header, 64
    * MiB + 12 with the default options). `ws` holds a whole message before it hands it on, outside the
@@ -61,7 +53,35 @@ export interface WebSocketServerOptions extends SessionOptions, WebSocketTranspo
    * sends fits: messages of at most 256 KiB, or one frame's payload, which the receive window bounds; a yamux
    * peer writing frames as messages fits as well. At least 256 KiB.
    */
-  maxMessageSize?: number;
+  maxMessageSize?: number | undefined;
+}
+
+/** {@link WebSocketServerOptions} attached to an HTTP(S) server of the application's. */
+interface WebSocketServerOnServer extends WebSocketServerCommonOptions {
+  /**
+   * An HTTP(S) server to attach to. Its upgrade requests for `path` (every one without `path`) become
+   * sessions; the rest are left to its other `'upgrade'` listeners (another WebSocket server, say, in ws's
+   * `noServer` pattern), which must in turn leave `path`'s requests alone (not destroy their sockets). One
+   * that no other listener is there to take (every `'upgrade'` listener is a `createWebSocketServer`'s, and
+   * none has its path) is answered with 400. Plain HTTP requests are never touched. With a listener of your
+   * own there too, a request neither takes is yours to answer (say, `socket.destroy()` for a path that is
+   * neither yours nor `path`): Node answers no upgrade by itself.
+   */
+  server: HttpServer | HttpsServer;
+  /** Not with `server`. */
+  port?: undefined;
+  /** Not with `server` (it listens where that server does). */
+  host?: undefined;
+}
+
+/** {@link WebSocketServerOptions} listening with a server of its own. */
+interface WebSocketServerOnPort extends WebSocketServerCommonOptions {
+  /** A port to listen on with a server of its own (0: any free port; see `address()`). */
+  port: number;
+  /** The address to listen on (default: every address). */
+  host?: string | undefined;
+  /** Not with `port`. */
+  server?: undefined;
 }
 
 const SERVER_KEYS = ['server', 'port', 'host', 'path', 'maxMessageSize'];
@@ -105,6 +125,7 @@ export function createWebSocketServer(
     throw new TypeError('muxwire: createWebSocketServer needs options');
   if (typeof onSession !== 'function')
     throw new TypeError('muxwire: createWebSocketServer needs an onSession function');
+  // The types say so; JavaScript callers hear it here.
   if ((options.server === undefined) === (options.port === undefined)) {
     throw new TypeError('muxwire: createWebSocketServer needs exactly one of server and port');
   }

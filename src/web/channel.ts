@@ -1,7 +1,7 @@
 /**
  * A channel as Web Streams, shaped like WebTransport's bidirectional stream: `readable` (a
- * `ReadableStream<Uint8Array>`) and `writable` (a `WritableStream<Uint8Array>`), plus `id`, `closeWrite()`
- * (FIN) and `reset(reason)` (RST).
+ * `ReadableStream` of Uint8Arrays, each on an `ArrayBuffer`) and `writable` (a `WritableStream<Uint8Array>`),
+ * plus `id`, `closeWrite()` (FIN) and `reset(reason)` (RST).
  *
  * Backpressure is end to end. The readable has a high-water mark of zero: a chunk leaves the channel only
  * when the page's reader asks for one, and the peer is credited (Window Update) only for what was handed to
@@ -21,24 +21,37 @@ import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/ch
 import { ChannelResetError, MuxError } from '../core/errors.js';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { MuxSession } from '../core/session.js';
+// Types only: session.ts makes the channels, so a value import here would be a cycle.
+import type { WebSession } from './session.js';
 import { type ChannelStats, channelStats } from '../core/observe.js';
 
 /** Writes up to this size are copied and resolve at once (while under the high-water mark). */
 const COPY_LIMIT = 16 * 1024;
 
+/**
+ * A Uint8Array on an `ArrayBuffer` (not a `SharedArrayBuffer`), what the readable gives: since TypeScript 5.7
+ * that is `Uint8Array<ArrayBuffer>`, which `TextDecoderStream`, `Blob`, `Response` and `crypto.subtle` take
+ * where a plain `Uint8Array` (`Uint8Array<ArrayBufferLike>`) does not compile; before 5.7, `Uint8Array`.
+ * Written as the return type of `slice()`, which names it in both.
+ */
+type Bytes = ReturnType<Uint8Array['slice']>;
+
 /** A multiplexed channel as a pair of Web Streams. Made by `WebSession.dial()` / `accept()`. */
-export class WebChannel implements ChannelEndpoint, ChannelFacts<MuxSession<WebChannel>> {
-  /** Bytes from the peer, as the reader pulls them. Cancelling it resets the channel. */
-  declare readonly readable: ReadableStream<Uint8Array>;
+export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
+  /**
+   * Bytes from the peer, as the reader pulls them, each chunk a Uint8Array on an `ArrayBuffer` (so
+   * `readable.pipeThrough(new TextDecoderStream())` type-checks). Cancelling it resets the channel.
+   */
+  declare readonly readable: ReadableStream<ReturnType<Uint8Array['slice']>>;
   /** Bytes to the peer. Closing it sends FIN; aborting it resets the channel. */
   declare readonly writable: WritableStream<Uint8Array>;
 
   readonly #state: ChannelState;
   readonly #port: ChannelPort<MuxSession<WebChannel>>;
-  #readController!: ReadableStreamDefaultController<Uint8Array>;
+  #readController!: ReadableStreamDefaultController<Bytes>;
   #writeController!: WritableStreamDefaultController;
   /** Delivered and not yet pulled. */
-  #buffer: Uint8Array[] = [];
+  #buffer: Bytes[] = [];
   #buffered = 0;
   /** The reader waits for a chunk (pull() found nothing). */
   #pullWaiting = false;
@@ -80,7 +93,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<MuxSession<WebC
 
   // Their documentation is ChannelFacts' (editors and TypeDoc take it from the interface this class implements).
   declare readonly id: number;
-  declare readonly session: MuxSession<WebChannel>;
+  declare readonly session: WebSession;
   declare readonly protocolState: ChannelStateName;
   declare readonly receiveWindow: number;
   declare readonly outbound: boolean;
@@ -89,7 +102,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<MuxSession<WebC
   constructor(state: ChannelState, port: ChannelPort<MuxSession<WebChannel>>) {
     this.#state = state;
     this.#port = port;
-    this.readable = new ReadableStream<Uint8Array>(
+    this.readable = new ReadableStream<Bytes>(
       {
         start: (controller) => {
           this.#readController = controller;
@@ -182,8 +195,11 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<MuxSession<WebC
   // ------------------------------------------------------------------ ChannelEndpoint (for the session)
 
   /** @internal */
-  deliver(data: Uint8Array): void {
+  deliver(chunk: Uint8Array): void {
     if (this.#readableDone) return;
+    // The readable's chunks are on an ArrayBuffer, as its type says: a view of a SharedArrayBuffer (from a
+    // transport of the application's) is copied, since TextDecoder and Blob refuse one.
+    const data = (chunk.buffer instanceof ArrayBuffer ? chunk : chunk.slice()) as Bytes;
     if (this.#pullWaiting && this.#buffered === 0) {
       // The reader is waiting: the chunk is read now (the session credits it right after this call).
       this.#pullWaiting = false;

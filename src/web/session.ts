@@ -45,12 +45,12 @@ export interface WebSessionOptions extends SessionOptions {
    * With `protocol: 'multiplex'` (the original Go multiplex format), pass the `multiplexCodec` this entry
    * exports: it is left out of a bundle that does not import it.
    */
-  multiplexCodec?: WireCodec;
+  multiplexCodec?: WireCodec | undefined;
   /**
    * With a `logger`, pass the `logRecords` this entry exports: it makes the log records of the session's
    * reports (`{ logger, logRecords }`).
    */
-  logRecords?: LogRecordMaker;
+  logRecords?: LogRecordMaker | undefined;
 }
 
 /** A WebSocket constructor: the global one, or for example the `ws` package's in Node 20. */
@@ -59,11 +59,11 @@ export type WebSocketConstructor = new (url: string, protocols?: string | string
 /** Options of {@link connectWebSocket}: any session option, the transport's water marks, and these. */
 export interface ConnectWebSocketOptions extends WebSessionOptions, WebSocketTransportOptions {
   /** WebSocket subprotocols to offer. */
-  protocols?: string | string[];
+  protocols?: string | string[] | undefined;
   /** Gives up connecting; the promise rejects with the signal's reason. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** The WebSocket class to use (default: `globalThis.WebSocket`; Node 20 has none: pass `ws`'s). */
-  WebSocket?: WebSocketConstructor;
+  WebSocket?: WebSocketConstructor | undefined;
 }
 
 /**

@@ -39,15 +39,15 @@ export interface WebSocketLike {
 /** Options of {@link webSocketTransport}. */
 export interface WebSocketTransportOptions {
   /** `write()` returns false once `bufferedAmount` exceeds this many bytes (default 1 MiB). */
-  highWaterMark?: number;
+  highWaterMark?: number | undefined;
   /** After that, drain is reported once `bufferedAmount` is at most this many bytes (default 256 KiB). */
-  lowWaterMark?: number;
+  lowWaterMark?: number | undefined;
   /**
    * How often `bufferedAmount` is polled while waiting for drain, in ms (default 1). Polls use
    * `scheduler.postTask` where there is one (Chromium, Firefox), since browsers stretch a chain of
    * `setTimeout`s to 4 ms after five. At 5 ms, a page's upload ran at about 0.6x raw WebSocket; at 1 ms, 1.1x.
    */
-  pollInterval?: number;
+  pollInterval?: number | undefined;
 }
 
 /** The WebSocket closed abnormally (a close code other than 1000 or 1005, or after an `'error'` event). */
