@@ -28,6 +28,8 @@ import {
   createServer,
   multiplexedClient,
   multiplexedServer,
+  lightClient,
+  lightServer,
   sharedMemoryBudget,
 } from '../src/index.js';
 import { Flag, FrameType } from '../src/core/frame.js';
@@ -1149,6 +1151,60 @@ describe('go away and close', () => {
     assert.equal(pair.client.state, 'closed');
     assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
     await pair.close();
+  });
+
+  test("an abort reason that is not an Error (abort('gone'), abort(42)) reaches failure, 'error', closeError and closed as a typed Error that says it", async () => {
+    const pair = await sessionPair({ transport: 'tcp' });
+    try {
+      const dialAbort = new AbortController();
+      const dialled = pair.client.dial({ signal: dialAbort.signal });
+      const failed = once(dialled, 'error');
+      dialAbort.abort('gone');
+      const [error] = (await failed) as [MuxError];
+      assert.ok(error instanceof ChannelResetError, String(error));
+      assert.equal(error.code, 'ERR_MUX_CHANNEL_ABORTED');
+      assert.match(error.message, /gone/);
+      assert.equal(dialled.failure, error);
+      const channel = pair.client.dial();
+      channel.write('x');
+      channel.on('error', () => {});
+      await pair.server.accept();
+      const controller = new AbortController();
+      const closing = pair.client.close({ signal: controller.signal });
+      const closeEvent = new Promise<unknown>((resolve) => pair.client.once('close', resolve));
+      controller.abort(42);
+      await assert.rejects(
+        closing,
+        (reason) => reason === 42,
+        'the call itself rejects with the reason, as fetch() does',
+      );
+      const closeError = pair.client.closeError;
+      assert.ok(closeError instanceof SessionClosedError, String(closeError));
+      assert.match(closeError.message, /42/);
+      assert.equal(await closeEvent, closeError);
+      await assert.rejects(pair.client.closed, (error) => error === closeError);
+      assert.ok(channel.failure instanceof Error);
+    } finally {
+      await pair.close();
+    }
+    // A light channel's dial.
+    const [a, b] = await tcpPair();
+    const client = lightClient(a, { keepAliveInterval: 0 });
+    const server = lightServer(b, { keepAliveInterval: 0 });
+    try {
+      const controller = new AbortController();
+      const channel = client.dial({ signal: controller.signal });
+      const failed = new Promise<unknown>((resolve) => channel.on('error', resolve));
+      controller.abort('nope');
+      const error = (await failed) as MuxError;
+      assert.ok(error instanceof ChannelResetError, String(error));
+      assert.equal(error.code, 'ERR_MUX_CHANNEL_ABORTED');
+    } finally {
+      client.destroy();
+      server.destroy();
+      a.destroy();
+      b.destroy();
+    }
   });
 
   test('close({ signal }) that completes before an abort resolves and leaves no listener; an aborted signal destroys at once', async () => {

@@ -16,7 +16,11 @@ export class MuxError extends Error {
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
-    this.name = new.target.name;
+  }
+  // Each class names itself in words (its prototype's `name`): a minifier renames the classes of a page's bundle,
+  // so a name taken from the class (`new.target.name`) printed as `l: ...`.
+  static {
+    this.prototype.name = 'MuxError';
   }
 }
 
@@ -33,6 +37,9 @@ export function writeAfterPeerClose(id: number): MuxError {
 
 /** The peer broke the wire protocol; the session answered with Go Away code 1 and ended. */
 export class ProtocolError extends MuxError {
+  static {
+    this.prototype.name = 'ProtocolError';
+  }
   /** The Go Away code this session sent to the peer. */
   readonly goAwayCode = GoAwayCode.protocolError;
   constructor(message: string) {
@@ -42,6 +49,9 @@ export class ProtocolError extends MuxError {
 
 /** The session is closed (or closing), so the operation cannot proceed. */
 export class SessionClosedError extends MuxError {
+  static {
+    this.prototype.name = 'SessionClosedError';
+  }
   constructor(message = 'session is closed') {
     super('ERR_MUX_SESSION_CLOSED', message);
   }
@@ -49,6 +59,9 @@ export class SessionClosedError extends MuxError {
 
 /** The peer sent Go Away: it takes no new channels. With a non-zero code it is also ending the session. */
 export class GoAwayError extends MuxError {
+  static {
+    this.prototype.name = 'GoAwayError';
+  }
   /** The code the peer sent: 0 normal, 1 protocol error, 2 internal error. */
   declare readonly goAwayCode: number;
   constructor(goAwayCode: number, message?: string) {
@@ -66,6 +79,9 @@ function goAwayName(code: number): string {
 
 /** The peer reset (aborted) the channel. */
 export class ChannelResetError extends MuxError {
+  static {
+    this.prototype.name = 'ChannelResetError';
+  }
   declare readonly channelId: number;
   constructor(channelId: number, message?: string, code = 'ERR_MUX_CHANNEL_RESET') {
     super(code, message ?? `channel ${channelId} was reset by the peer`);
@@ -74,10 +90,29 @@ export class ChannelResetError extends MuxError {
 }
 
 /**
+ * Why this side reset a channel: `reason` itself when it is an `Error` (an `AbortSignal`'s default reason is
+ * one), else a `ChannelResetError` (`ERR_MUX_CHANNEL_ABORTED`) that says it, for the places typed `Error`
+ * (`failure`, `'error'`).
+ */
+export function resetHere(channelId: number, reason: unknown): Error {
+  return reason instanceof Error
+    ? reason
+    : new ChannelResetError(
+        channelId,
+        // eslint-disable-next-line @typescript-eslint/no-base-to-string -- shown as JavaScript would show it
+        `channel ${channelId} was reset by this side${reason === undefined ? '' : `: ${String(reason)}`}`,
+        'ERR_MUX_CHANNEL_ABORTED',
+      );
+}
+
+/**
  * The peer refused a channel this side dialled: its application never saw it (backlog full, stream limit, or
  * the peer closing), so a request sent on it can be retried elsewhere.
  */
 export class ChannelRefusedError extends ChannelResetError {
+  static {
+    this.prototype.name = 'ChannelRefusedError';
+  }
   constructor(channelId: number, message?: string) {
     super(
       channelId,
@@ -89,6 +124,9 @@ export class ChannelRefusedError extends ChannelResetError {
 
 /** A local limit stopped a new channel: `maxStreams` reached, or channel ids exhausted. */
 export class StreamLimitError extends MuxError {
+  static {
+    this.prototype.name = 'StreamLimitError';
+  }
   constructor(message: string) {
     super('ERR_MUX_STREAM_LIMIT', message);
   }
@@ -100,6 +138,9 @@ export class StreamLimitError extends MuxError {
  * a dialled channel within `openTimeout`).
  */
 export class TimeoutError extends MuxError {
+  static {
+    this.prototype.name = 'TimeoutError';
+  }
   // Not useless: it narrows the codes a TimeoutError may carry.
   // eslint-disable-next-line @typescript-eslint/no-useless-constructor
   constructor(code: 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT' | 'ERR_MUX_OPEN_TIMEOUT', message: string) {
@@ -109,6 +150,9 @@ export class TimeoutError extends MuxError {
 
 /** The transport ended or failed while channels were still open. `cause` holds the transport's own error. */
 export class TransportClosedError extends MuxError {
+  static {
+    this.prototype.name = 'TransportClosedError';
+  }
   constructor(message = 'the transport closed with channels still open', cause?: unknown) {
     super('ERR_MUX_TRANSPORT_CLOSED', message, cause === undefined ? undefined : { cause });
   }

@@ -10,7 +10,7 @@
  */
 import { Pending, type ChannelState } from './channel-state.js';
 import type { CodecCapabilities } from './codec.js';
-import { TimeoutError } from './errors.js';
+import { TimeoutError, resetHere } from './errors.js';
 import { Fifo } from './fifo.js';
 import type { ResolvedOptions } from './options.js';
 import type { WriteScheduler } from './scheduler.js';
@@ -65,7 +65,7 @@ export class Outgoing {
     if (this.#caps.acknowledgements) {
       if (openTimeout > 0) this.#watch(channel, openTimeout);
       if (signal !== undefined) {
-        const onAbort = (): void => this.#abortOpen(channel, signal.reason as Error);
+        const onAbort = (): void => this.#abortOpen(channel, resetHere(channel.id, signal.reason));
         channel.openAbort = { signal, onAbort };
         signal.addEventListener('abort', onAbort, { once: true });
       }

@@ -496,7 +496,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     // An abort after the session ended (from a 'close' listener, say) changes nothing: the close stands.
     return abortable(closing, signal, () => {
       if (this.#status === 'closed') return false;
-      this.destroy(signal!.reason as Error);
+      const reason: unknown = signal!.reason;
+      // Kept as the session's error (typed Error): a reason that is not one is said by one.
+      this.destroy(reason instanceof Error ? reason : new SessionClosedError(`close() was aborted: ${String(reason)}`));
       return true;
     });
   }

@@ -18,7 +18,7 @@
  */
 import { type ChannelFacts, installChannelFacts } from '../core/channel-facts.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
-import { ChannelResetError, MuxError } from '../core/errors.js';
+import { MuxError, resetHere } from '../core/errors.js';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { MuxSession } from '../core/session.js';
 // Types only: session.ts makes the channels, so a value import here would be a cycle.
@@ -397,15 +397,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
 
   #resetFromHere(reason: unknown): void {
     if (this.#failure !== undefined) return;
-    const error =
-      reason instanceof Error
-        ? reason
-        : new ChannelResetError(
-            this.id,
-            // eslint-disable-next-line @typescript-eslint/no-base-to-string -- shown as JavaScript would show it
-            `channel ${this.id} was reset by this side${reason === undefined ? '' : `: ${String(reason)}`}`,
-            'ERR_MUX_CHANNEL_ABORTED',
-          );
+    const error = resetHere(this.id, reason);
     // Record first: the session fails the queued writes with `error` and those callbacks see it recorded.
     this.fail(error);
     this.#port.reset(this.#state, error);

@@ -52,6 +52,9 @@ export interface WebSocketTransportOptions {
 
 /** The WebSocket closed abnormally (a close code other than 1000 or 1005, or after an `'error'` event). */
 export class WebSocketClosedError extends TransportClosedError {
+  static {
+    this.prototype.name = 'WebSocketClosedError';
+  }
   /** The close code (1006 when the connection dropped without a closing handshake). */
   declare readonly closeCode: number;
   /** The close reason the peer gave, if any. */
