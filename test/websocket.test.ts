@@ -645,6 +645,99 @@ describe('muxwire/web over Web Streams (streamTransport)', () => {
   });
 });
 
+describe('muxwire/web: chunks a page reads own their buffers', () => {
+  test("transferring a chunk's buffer (postMessage to a worker) takes nothing of another channel's data", async () => {
+    // One transport chunk carries frames of two channels: a Node session writes both at once.
+    const aToB = new TransformStream<Uint8Array, Uint8Array>();
+    const bToA = new TransformStream<Uint8Array, Uint8Array>();
+    const a = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client', {
+      keepAliveInterval: 0,
+    });
+    const b = new WebSession(streamTransport({ readable: aToB.readable, writable: bToA.writable }), 'server', {
+      keepAliveInterval: 0,
+    });
+    try {
+      const one = a.dial();
+      const two = a.dial();
+      const firstBytes = pseudoRandomBytes(8 * KiB, 31);
+      const secondBytes = pseudoRandomBytes(8 * KiB, 32);
+      // Small writes are copied, so both channels' frames go out in one batch, one transport chunk.
+      const [w1, w2] = [one.writable.getWriter(), two.writable.getWriter()];
+      void w1.write(firstBytes.subarray(0, 4 * KiB));
+      void w1.write(firstBytes.subarray(4 * KiB));
+      void w2.write(secondBytes.subarray(0, 4 * KiB));
+      void w2.write(secondBytes.subarray(4 * KiB));
+      await Promise.all([w1.close(), w2.close()]);
+      const [p1, p2] = [await b.accept(), await b.accept()];
+      const reader1 = p1.readable.getReader();
+      const { value } = await reader1.read();
+      assert.ok(value !== undefined && value.length > 0);
+      assert.equal(value.byteOffset, 0, 'the chunk starts its buffer');
+      assert.equal(value.byteLength, value.buffer.byteLength, 'and is all of it');
+      const firstLength = value.length;
+      // The usual zero-copy hand-off to a worker detaches the chunk's buffer.
+      structuredClone(value, { transfer: [value.buffer] });
+      const rest: Uint8Array[] = [];
+      for (;;) {
+        const next = await within(reader1.read(), 2000, 'the first channel');
+        if (next.done) break;
+        rest.push(next.value);
+      }
+      const second = await within(readAllWeb(p2), 2000, 'the second channel, whole');
+      assert.equal(sha256(second), sha256(secondBytes), "the other channel's bytes are all there");
+      assert.equal(
+        rest.reduce((n, c) => n + c.length, 0),
+        firstBytes.length - firstLength,
+        'the rest of the first',
+      );
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+});
+
+describe('muxwire/web WebSocket transport: a WHATWG socket whose peer never answers its close', () => {
+  test('destroy() and close({ timeout }) end the session at once, not when the browser gives up the close handshake', async () => {
+    // A WHATWG socket (no terminate()): close() starts the handshake, and no 'close' event ever comes.
+    const deadPeerSocket = (): { socket: WebSocketLike; closes: number[] } => {
+      const closes: number[] = [];
+      const socket = {
+        readyState: 1,
+        bufferedAmount: 0,
+        binaryType: 'blob',
+        send(): void {},
+        close(code: number): void {
+          closes.push(code);
+          socket.readyState = 2; // CLOSING, for good
+        },
+        addEventListener(): void {},
+        removeEventListener(): void {},
+      };
+      return { socket, closes };
+    };
+    const first = deadPeerSocket();
+    const destroyed = new WebSession(webSocketTransport(first.socket), 'client', { keepAliveInterval: 0 });
+    const channel = destroyed.dial();
+    destroyed.destroy();
+    await within(
+      destroyed.closed.catch(() => {}),
+      1000,
+      'the destroyed session to close',
+    );
+    assert.equal(destroyed.state, 'closed');
+    assert.deepEqual(first.closes, [1000]);
+    assert.ok(channel.failure !== undefined);
+
+    const second = deadPeerSocket();
+    const closing = new WebSession(webSocketTransport(second.socket), 'client', { keepAliveInterval: 0 });
+    const started = Date.now();
+    await within(closing.close({ timeout: 200 }), 5000, 'close() within its timeout and the linger');
+    assert.equal(closing.state, 'closed');
+    assert.ok(Date.now() - started < 4000, `${Date.now() - started} ms`);
+  });
+});
+
 describe('muxwire/web WebSocket transport: when a write is done', () => {
   /** A socket with the `ws` package's `send(data, callback)`, whose callbacks run only when the test says. */
   function heldSocket(): { socket: WebSocketLike; sent: Uint8Array[]; release: () => void } {

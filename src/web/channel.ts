@@ -197,9 +197,15 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
   /** @internal */
   deliver(chunk: Uint8Array): void {
     if (this.#readableDone) return;
-    // The readable's chunks are on an ArrayBuffer, as its type says: a view of a SharedArrayBuffer (from a
-    // transport of the application's) is copied, since TextDecoder and Blob refuse one.
-    const data = (chunk.buffer instanceof ArrayBuffer ? chunk : chunk.slice()) as Bytes;
+    // Each chunk the readable gives owns its ArrayBuffer, as a fetch() body's do: a view into a larger buffer
+    // (a WebSocket message holds frames of many channels) is copied, since a page that transfers a chunk's
+    // buffer (postMessage to a worker) would detach the other channels' bytes with it, and a copy of it would
+    // carry them along; so is a view of a SharedArrayBuffer (TextDecoder and Blob refuse one).
+    const data = (
+      chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer
+        ? chunk
+        : new Uint8Array(chunk)
+    ) as Bytes; // (a copy, a plain Uint8Array: a Node Buffer's slice() would be a view)
     if (this.#pullWaiting && this.#buffered === 0) {
       // The reader is waiting: the chunk is read now (the session credits it right after this call).
       this.#pullWaiting = false;

@@ -453,6 +453,10 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       const gone = failure ?? new WebSocketClosedError(1006, 'the transport was destroyed before the WebSocket opened');
       for (const write of waiting) write.done?.(gone);
       abort();
+      // A WHATWG socket's close() waits for the peer's answer (a browser gives a peer that is gone a minute or
+      // more), and so would the session's close deadline: the transport is closed for the session now, and the
+      // handshake ends, or not, without it.
+      if (typeof pausable.terminate !== 'function') defer(() => closed || onClose({ code: 1006 }));
     },
   };
 }
