@@ -531,3 +531,89 @@ test('closeRead() while a for await waits on a light channel ends the loop', asy
     close();
   }
 });
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+test("closeRead() in a 'data' listener drops what was buffered: no more 'data', and the unread count stays at 0", async () => {
+  const { client, server, close } = await lightPair('tcp');
+  let peer: LightChannel | undefined;
+  try {
+    server.on('channel', (channel: LightChannel) => {
+      peer = channel;
+      channel.on('error', () => {});
+      void (async () => {
+        for (let i = 0; i < 4; i++) {
+          channel.write(new Uint8Array(1000).fill(i + 1));
+          await sleep(15); // four frames, four chunks
+        }
+      })();
+    });
+    const channel = client.dial();
+    channel.write(new Uint8Array([0]));
+    await until(() => channel.readableLength === 4000, 2000, 'four chunks waiting, no reader yet');
+    const events: string[] = [];
+    channel.on('data', (chunk: Uint8Array) => {
+      events.push(`data:${chunk[0]}`);
+      if (events.length === 1) channel.closeRead();
+    });
+    channel.on('end', () => events.push('end'));
+    await until(() => events.includes('end'), 2000, "'end'");
+    assert.deepEqual(events, ['data:1', 'end']);
+    assert.equal(channel.readableLength, 0);
+    assert.equal(channel.stats().bufferedBytes, 0);
+    assert.equal(client.bufferedBytes, 0);
+    await sleep(50); // the credit the closeRead() gave has reached the peer
+    assert.ok(peer !== undefined && peer.stats().sendWindow <= channel.receiveWindow, 'no credit beyond the window');
+  } finally {
+    close();
+  }
+});
+
+test("destroy() in the 'end' or 'finish' listener that finishes a channel: 'close' once, no 'error' after it", async () => {
+  for (const last of ['end', 'finish'] as const) {
+    for (const withError of [false, true]) {
+      const { client, server, close } = await lightPair('tcp');
+      try {
+        server.on('channel', (channel: LightChannel) => {
+          channel.on('error', () => {});
+          channel.on('data', () => {});
+          // 'end' last: the peer's FIN comes after this side's 'finish'; 'finish' last: the other way round.
+          if (last === 'end') setTimeout(() => channel.end(new TextEncoder().encode('bye')), 40);
+          else channel.end(new TextEncoder().encode('bye'));
+        });
+        const channel = client.dial();
+        const events: string[] = [];
+        for (const name of ['end', 'finish', 'close'] as const) channel.on(name, () => events.push(name));
+        channel.on('error', (error: Error) => events.push(`error:${error.message}`));
+        channel.on('data', () => {});
+        channel.on(last, () => channel.destroy(withError ? new Error('mine') : undefined));
+        if (last === 'end') channel.end(new TextEncoder().encode('hi'));
+        else {
+          channel.write(new TextEncoder().encode('hi'));
+          channel.on('end', () => setTimeout(() => channel.end(), 20));
+        }
+        await until(() => events.includes('close'), 2000, "'close'");
+        await sleep(50);
+        assert.equal(events.filter((e) => e === 'close').length, 1, `${last} ${withError}: ${events.join(' ')}`);
+        assert.equal(events.at(-1), 'close', `${last} ${withError}: 'close' last (${events.join(' ')})`);
+      } finally {
+        close();
+      }
+    }
+  }
+});
+
+test('end(data) after end() throws ERR_MUX_WRITE_AFTER_END, as write() does, instead of dropping data', async () => {
+  const { client, close } = await lightPair();
+  try {
+    const channel = client.dial();
+    channel.end(new TextEncoder().encode('first'));
+    assert.throws(
+      () => channel.end(new TextEncoder().encode('second')),
+      (error: unknown) => (error as { code?: string }).code === 'ERR_MUX_WRITE_AFTER_END',
+    );
+    channel.end(); // without data: nothing to refuse
+  } finally {
+    close();
+  }
+});

@@ -158,7 +158,8 @@ export class LightChannel
   }
 
   /**
-   * Queues `data` to be sent (it is not copied: do not change it until the write completes). Returns false
+   * Queues `data` to be sent (it is not copied: do not change it until `writableLength` is 0 or `'finish'`
+   * came; `'drain'` comes once fewer than `channelHighWaterMark` bytes wait, with earlier writes still queued). Returns false
    * once `channelHighWaterMark` bytes wait to be sent: wait for `'drain'` before writing more. A channel that
    * was reset or failed takes no more data (the reason came as `'error'` and `failure`); writing after
    * `end()` throws `ERR_MUX_WRITE_AFTER_END`.
@@ -195,7 +196,11 @@ export class LightChannel
 
   /** Half-closes: sends FIN after `data` (if given) and everything already written. Reading goes on. */
   end(data?: Uint8Array): this {
-    if ((this.#flags & (WRITE_ENDED | CLOSED)) !== 0) return this;
+    if ((this.#flags & (WRITE_ENDED | CLOSED)) !== 0) {
+      // Data given after end() is refused as a write() of it would be (not dropped in silence).
+      if (data !== undefined) this.write(data);
+      return this;
+    }
     if ((this.#flags & FAIL_AT_END) !== 0) {
       // No FIN can go; what the peer sent is still read to its 'end', and the channel then fails.
       this.#flags |= WRITE_ENDED;
@@ -373,13 +378,21 @@ export class LightChannel
   #flow(): void {
     const buffer = this.#buffer;
     if (buffer !== null) {
-      while ((this.#flags & FLOWING) !== 0 && buffer.length > 0 && (this.#flags & CLOSED) === 0) {
+      // A 'data' listener's closeRead() or destroy() lets go of the buffer: what is left in it was dropped.
+      while (
+        (this.#flags & FLOWING) !== 0 &&
+        buffer.length > 0 &&
+        (this.#flags & CLOSED) === 0 &&
+        this.#buffer === buffer
+      ) {
         const chunk = buffer.shift()!;
         this.#buffered -= chunk.length;
         this.emit('data', chunk);
       }
-      if (buffer.length === 0) this.#buffer = null;
-      this.#port.readProgress(this.#state);
+      if (this.#buffer === buffer) {
+        if (buffer.length === 0) this.#buffer = null;
+        this.#port.readProgress(this.#state);
+      }
     }
     if ((this.#flags & FLOWING) !== 0 && this.#buffered === 0) {
       if ((this.#flags & REMOTE_ENDED) !== 0) this.#scheduleEnd();
@@ -428,6 +441,8 @@ export class LightChannel
    * session), at once otherwise (the caller is already one of the channel's own deferred steps).
    */
   #close(error: Error | undefined, later = true): void {
+    // (An 'end' or 'finish' listener may have destroyed the channel before the step that called this.)
+    if ((this.#flags & CLOSED) !== 0) return;
     this.#flags |= CLOSED;
     if (error !== undefined) this.#failure = error;
     this.#buffer = null;
