@@ -508,11 +508,11 @@ describe('multiplex codec behaviour', () => {
     }
     // The same for a WebChannel (a page's session speaking the original's format).
     const [raw2, socket2] = await tcpPair();
-    const web = new WebSession(
-      streamTransport(Duplex.toWeb(socket2) as unknown as Parameters<typeof streamTransport>[0]),
-      'server',
-      { ...OPTIONS, multiplexCodec, keepAliveInterval: 0 },
-    );
+    const web = new WebSession(streamTransport(Duplex.toWeb(socket2)), 'server', {
+      ...OPTIONS,
+      multiplexCodec,
+      keepAliveInterval: 0,
+    });
     try {
       raw2.write(Buffer.concat([frame(3, 1), frame(3, 0, Buffer.from('request')), frame(3, 2)]));
       const channel = await web.accept();
@@ -531,11 +531,11 @@ describe('multiplex codec behaviour', () => {
     const [raw, socket] = await tcpPair();
     const received: Buffer[] = [];
     raw.on('data', (chunk: Buffer) => received.push(chunk));
-    const web = new WebSession(
-      streamTransport(Duplex.toWeb(socket) as unknown as Parameters<typeof streamTransport>[0]),
-      'server',
-      { ...OPTIONS, multiplexCodec, keepAliveInterval: 0 },
-    );
+    const web = new WebSession(streamTransport(Duplex.toWeb(socket)), 'server', {
+      ...OPTIONS,
+      multiplexCodec,
+      keepAliveInterval: 0,
+    });
     try {
       raw.write(Buffer.concat([frame(3, 1), frame(3, 0, Buffer.from('request')), frame(3, 2)]));
       const channel = await within(web.accept(), 2000, 'the channel');
@@ -572,11 +572,11 @@ describe('multiplex codec behaviour', () => {
     const [raw, socket] = await tcpPair();
     const received: Buffer[] = [];
     raw.on('data', (chunk: Buffer) => received.push(chunk));
-    const web = new WebSession(
-      streamTransport(Duplex.toWeb(socket) as unknown as Parameters<typeof streamTransport>[0]),
-      'server',
-      { ...OPTIONS, multiplexCodec, keepAliveInterval: 0 },
-    );
+    const web = new WebSession(streamTransport(Duplex.toWeb(socket)), 'server', {
+      ...OPTIONS,
+      multiplexCodec,
+      keepAliveInterval: 0,
+    });
     try {
       raw.write(Buffer.concat([frame(3, 1), frame(3, 0, Buffer.from('request')), frame(3, 2)]));
       const channel = await within(web.accept(), 2000, 'the channel');

@@ -7,6 +7,7 @@ import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
 import { FULL_PARTS } from './full-parts.js';
 import { defer } from './defer.js';
+import { Fifo } from './fifo.js';
 import { NodeEmitter, type NodeEmitterMethods, withNodeEmitterMethods } from './emitter.js';
 import { MuxError, writeAfterPeerClose } from './errors.js';
 import { type ChannelStats, channelStats } from './observe.js';
@@ -91,7 +92,7 @@ export class LightChannel
   readonly #port: ChannelPort<MuxSession<LightChannel>>;
   // --- reading ---
   /** Data delivered and not yet read (null while none waits: most channels never hold any). */
-  #buffer: Uint8Array[] | null = null;
+  #buffer: Fifo<Uint8Array> | null = null;
   #buffered = 0;
   /**
    * The channel's yes/no facts and where its 'end' is (not yet due, `END_DUE`, `END_EMITTED`), one bit each:
@@ -295,7 +296,7 @@ export class LightChannel
       this.emit('data', data);
       return;
     }
-    (this.#buffer ??= []).push(data);
+    (this.#buffer ??= new Fifo()).push(data);
     this.#buffered += data.length;
   }
 

@@ -623,7 +623,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     // Session.Close can) ends the session like a plain close.
     if (this.#streams.stillOpen === 0 && this.#incoming.queued === 0) {
       this.#transport.destroy();
-      this.#finish(this.#peerReportedError());
+      // Unless the transport was given what is not this protocol at all (a WebSocket's text message, a stream's
+      // string): that is said even with nothing open.
+      this.#finish(error instanceof ProtocolError || error instanceof TypeError ? error : this.#peerReportedError());
       return;
     }
     this.#loseTransport(

@@ -11,10 +11,26 @@
 import { TransportClosedError } from '../core/errors.js';
 import type { Transport, TransportEvents } from '../core/transport.js';
 
-/** A readable and a writable stream of bytes, as WebTransport's `WebTransportBidirectionalStream` has. */
+/**
+ * A readable and a writable stream of bytes, as WebTransport's `WebTransportBidirectionalStream` has. Typed by
+ * what the transport uses of them, so that Node's `Duplex.toWeb()` and `Readable.toWeb()` / `Writable.toWeb()`
+ * (typed by `node:stream/web`, not the DOM) fit as the DOM's streams do.
+ */
 export interface StreamPair {
-  readable: ReadableStream<Uint8Array>;
-  writable: WritableStream<Uint8Array>;
+  readable: {
+    readonly locked: boolean;
+    getReader(): { read(): Promise<{ done: boolean; value?: unknown }>; cancel(reason?: unknown): Promise<void> };
+  };
+  writable: {
+    readonly locked: boolean;
+    getWriter(): {
+      write(chunk: Uint8Array): Promise<void>;
+      close(): Promise<void>;
+      abort(reason?: unknown): Promise<void>;
+      readonly desiredSize: number | null;
+      readonly ready: Promise<void>;
+    };
+  };
 }
 
 function asError(reason: unknown, what: string): Error {
@@ -31,8 +47,12 @@ export function streamTransport(pair: StreamPair): Transport {
   ) {
     throw new TypeError('muxwire: streamTransport needs { readable, writable } Web Streams');
   }
-  const reader = pair.readable.getReader();
-  const writer = pair.writable.getWriter();
+  if (pair.readable.locked || pair.writable.locked) {
+    throw new TypeError('muxwire: streamTransport needs streams no one else reads or writes (one is locked)');
+  }
+  // Both are locked from start(): a session that refused its options leaves the streams free for another try.
+  let reader: ReturnType<StreamPair['readable']['getReader']> | undefined;
+  let writer: ReturnType<StreamPair['writable']['getWriter']> | undefined;
   let events: TransportEvents | undefined;
   let paused = false;
   let wake: (() => void) | undefined;
@@ -51,8 +71,9 @@ export function streamTransport(pair: StreamPair): Transport {
     if (closed) return;
     closed = true;
     readDone = writeDone = true;
-    reader.cancel(error).catch(() => {});
-    writer.abort(error).catch(() => {});
+    // (Not started, nothing was taken: the streams stay as they were.)
+    reader?.cancel(error).catch(() => {});
+    writer?.abort(error).catch(() => {});
     events?.error(error);
     events?.close();
   };
@@ -65,9 +86,9 @@ export function streamTransport(pair: StreamPair): Transport {
           wake = resolve;
         });
       if (closed) return;
-      let result: ReadableStreamReadResult<Uint8Array>;
+      let result: { done: boolean; value?: unknown };
       try {
-        result = await reader.read();
+        result = await reader!.read(); // (the loop starts in start(), once there is a reader)
       } catch (error) {
         fail(asError(error, 'readable'));
         return;
@@ -80,17 +101,25 @@ export function streamTransport(pair: StreamPair): Transport {
         return;
       }
       const value = result.value;
-      if (!(value instanceof Uint8Array)) {
-        fail(new TransportClosedError('the readable stream gave something other than a Uint8Array'));
+      // Bytes in any binary shape (an ArrayBuffer, a DataView, another typed array) are taken as they are.
+      if (value instanceof Uint8Array) events?.data(value);
+      else if (value instanceof ArrayBuffer) events?.data(new Uint8Array(value));
+      else if (ArrayBuffer.isView(value))
+        events?.data(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+      else {
+        // Not bytes (a string, say): a mistake in the application's stream, which the session reports even
+        // with no channel open (a transport's failure would end an idle session cleanly).
+        fail(new TypeError(`muxwire: the readable stream gave a ${typeof value}, not bytes`));
         return;
       }
-      events?.data(value);
     }
   }
 
   return {
     start(sink) {
       events = sink;
+      reader = pair.readable.getReader();
+      writer = pair.writable.getWriter();
       void readLoop();
     },
     write(parts, done) {
@@ -102,7 +131,8 @@ export function streamTransport(pair: StreamPair): Transport {
       for (const part of parts) bytes += part.length;
       const batch = new Uint8Array(bytes);
       for (let i = 0, offset = 0; i < parts.length; offset += parts[i++]!.length) batch.set(parts[i]!, offset);
-      writer.write(batch).then(
+      const written = writer!.write(batch).then(
+        // (writes come after start())
         () => done(null),
         (error: unknown) => {
           const failure = asError(error, 'writable');
@@ -110,10 +140,12 @@ export function streamTransport(pair: StreamPair): Transport {
           fail(failure);
         },
       );
-      if ((writer.desiredSize ?? 0) > 0) return true;
+      if ((writer!.desiredSize ?? 0) > 0) return true;
       if (!waitingReady) {
         waitingReady = true;
-        writer.ready.then(
+        // Drain when the writer is ready again, or once this write was taken: a writable whose high-water mark
+        // is 0 (a `TransformStream` made so, a socket with `writableHighWaterMark: 0`) is never "ready".
+        Promise.race([writer!.ready, written]).then(
           () => {
             waitingReady = false;
             if (!closed) events?.drain();
@@ -137,6 +169,7 @@ export function streamTransport(pair: StreamPair): Transport {
     end() {
       if (writeDone || closed) return;
       writeDone = true;
+      if (writer === undefined) return; // (not started: nothing to end)
       writer.close().then(closeIfDone, (error: unknown) => fail(asError(error, 'writable')));
     },
     destroy(error) {

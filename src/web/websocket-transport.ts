@@ -19,6 +19,7 @@
  * @module
  */
 import { defer } from '../core/defer.js';
+import { Fifo } from '../core/fifo.js';
 import { ProtocolError, TransportClosedError } from '../core/errors.js';
 import type { Transport, TransportEvents } from '../core/transport.js';
 
@@ -190,7 +191,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
 
   let events: TransportEvents | undefined;
   /** Messages that came before `start()` or while paused (or while those are being delivered). */
-  let held: Uint8Array[] = [];
+  let held = new Fifo<Uint8Array>();
   let paused = false;
   let deliverScheduled = false;
   /** Writes made while connecting. */
@@ -444,7 +445,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
     destroy() {
       if (destroyed) return;
       destroyed = true;
-      held = [];
+      held = new Fifo();
       if (closed) return;
       // Still connecting: the connection is given up (nothing written meanwhile may reach the peer later), and
       // the writes waiting for it fail.
