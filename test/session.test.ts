@@ -1187,6 +1187,24 @@ describe('go away and close', () => {
     } finally {
       await pair.close();
     }
+    // A reason that cannot become a string at all.
+    const odd = await sessionPair({ transport: 'tcp' });
+    try {
+      const controller = new AbortController();
+      const channel = odd.client.dial({ signal: controller.signal });
+      const failed = once(channel, 'error');
+      controller.abort(Object.create(null));
+      const [error] = (await failed) as [MuxError];
+      assert.equal(error.code, 'ERR_MUX_CHANNEL_ABORTED');
+      assert.match(error.message, /\[object Object\]/);
+      const closing = new AbortController();
+      const closed = odd.client.close({ signal: closing.signal }).catch((reason: unknown) => reason);
+      closing.abort(Object.create(null));
+      await within(closed, 2000, 'close() to settle');
+      assert.equal(odd.client.state, 'closed');
+    } finally {
+      await odd.close();
+    }
     // A light channel's dial.
     const [a, b] = await tcpPair();
     const client = lightClient(a, { keepAliveInterval: 0 });
@@ -1859,6 +1877,32 @@ describe('options and entry points', () => {
       raw.destroy();
       socket.destroy();
     }
+  });
+
+  test("a stream with a 'readable' listener (which keeps it from flowing) is refused with TypeError, not left unread", async () => {
+    const [raw, socket] = await tcpPair();
+    try {
+      const onReadable = (): void => {};
+      socket.on('readable', onReadable);
+      assert.throws(() => multiplexedServer(socket, { keepAliveInterval: 0 }), TypeError);
+      socket.off('readable', onReadable);
+      const session = multiplexedServer(socket, { keepAliveInterval: 0 });
+      session.destroy();
+    } finally {
+      raw.destroy();
+      socket.destroy();
+    }
+  });
+
+  test("muxwire's errors carry their name as an own property; a subclass of the application's has its own name", () => {
+    class AppTimeout extends TimeoutError {}
+    const mine = new AppTimeout('ERR_MUX_OPEN_TIMEOUT', 'late');
+    assert.equal(mine.name, 'AppTimeout');
+    assert.match(String(mine), /^AppTimeout: late/);
+    const ours = new TimeoutError('ERR_MUX_OPEN_TIMEOUT', 'late');
+    assert.equal(ours.name, 'TimeoutError');
+    assert.deepEqual(JSON.parse(JSON.stringify(ours)), { code: 'ERR_MUX_OPEN_TIMEOUT', name: 'TimeoutError' });
+    assert.equal(new ChannelRefusedError(3).name, 'ChannelRefusedError');
   });
 
   test('connect({ onread }) rejects with TypeError: Node would hand the bytes to the callback, not the session', async () => {

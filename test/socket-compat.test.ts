@@ -776,3 +776,35 @@ test('with setEncoding(), text read in every way arrives whole and the window ke
     }
   }
 });
+
+test('with setEncoding(), bytes that are not UTF-8 (one character each, three when re-encoded) are counted as they came: a slow reader holds the peer at its window', async () => {
+  const window = 256 * 1024;
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
+    const channel = pair.client.dial();
+    const block = Buffer.alloc(16384, 0xff);
+    channel.write(block);
+    const [peer] = await accepted;
+    peer.pause();
+    peer.setEncoding('utf8');
+    let stop = false;
+    const pump = (): void => {
+      while (!stop) if (!channel.write(block)) return void channel.once('drain', pump);
+    };
+    pump();
+    let readByApp = 0;
+    let mostHeld = 0;
+    for (let i = 0; i < 60; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 15));
+      const text = peer.read(4096) as string | null; // one character per byte here
+      if (text !== null) readByApp += text.length;
+      mostHeld = Math.max(mostHeld, peer.bytesRead - readByApp);
+    }
+    stop = true;
+    assert.ok(readByApp > 0);
+    assert.ok(mostHeld <= window, `held ${mostHeld} bytes unread against a ${window}-byte window`);
+  } finally {
+    await pair.close();
+  }
+});

@@ -16,6 +16,10 @@ export class MuxError extends Error {
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
+    // An own `name` (in JSON and spreads, as it always was): muxwire's classes give theirs in words (below),
+    // a subclass of the application's its class name.
+    const proto = new.target.prototype as { name: string };
+    this.name = Object.hasOwn(proto, 'name') ? proto.name : new.target.name;
   }
   // Each class names itself in words (its prototype's `name`): a minifier renames the classes of a page's bundle,
   // so a name taken from the class (`new.target.name`) printed as `l: ...`.
@@ -99,10 +103,18 @@ export function resetHere(channelId: number, reason: unknown): Error {
     ? reason
     : new ChannelResetError(
         channelId,
-        // eslint-disable-next-line @typescript-eslint/no-base-to-string -- shown as JavaScript would show it
-        `channel ${channelId} was reset by this side${reason === undefined ? '' : `: ${String(reason)}`}`,
+        `channel ${channelId} was reset by this side${reason === undefined ? '' : `: ${shown(reason)}`}`,
         'ERR_MUX_CHANNEL_ABORTED',
       );
+}
+
+/** A value as a message shows it; one that cannot become a string (`Object.create(null)`) by its kind. */
+export function shown(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
 }
 
 /**

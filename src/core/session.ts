@@ -33,6 +33,7 @@ import {
   GoAwayError,
   MuxError,
   ProtocolError,
+  shown,
   SessionClosedError,
   StreamLimitError,
   TimeoutError,
@@ -498,7 +499,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       if (this.#status === 'closed') return false;
       const reason: unknown = signal!.reason;
       // Kept as the session's error (typed Error): a reason that is not one is said by one.
-      this.destroy(reason instanceof Error ? reason : new SessionClosedError(`close() was aborted: ${String(reason)}`));
+      this.destroy(reason instanceof Error ? reason : new SessionClosedError(`close() was aborted: ${shown(reason)}`));
       return true;
     });
   }

@@ -9,6 +9,7 @@ import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/ch
 import { MuxError, writeAfterPeerClose } from '../core/errors.js';
 import { type ChannelStats, channelStats } from '../core/observe.js';
 import type { MuxSession } from '../core/session.js';
+import { EncodedCount } from './encoded-count.js';
 // Types only: session.ts makes the channels, so a value import here would be a cycle.
 import type { Session } from './session.js';
 
@@ -129,10 +130,10 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   #bytesRead = 0;
   #bytesWritten = 0;
   /**
-   * With an encoding set (`setEncoding()`), the bytes delivered and not yet read: `readableLength` counts the
-   * decoded characters then, which are fewer (UTF-8 text) or more (hex) than the bytes the window credits.
+   * With an encoding set (`setEncoding()`), the bytes behind what waits: `readableLength` counts the decoded
+   * characters then, which are fewer (UTF-8 text) or more (hex) than the bytes the window credits.
    */
-  #unreadEncoded = 0;
+  #encoded: EncodedCount | undefined;
   /** The idle timer; 0 once `setTimeout(0)` turned it off (the `timeout` a socket reports then), in one slot. */
   #idle: IdleTimer | 0 | undefined;
   /** Set only while a failed channel is left to be read (see `fail`): one field, so other channels pay one slot. */
@@ -465,9 +466,11 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   // (flowing mode, pipe, async iteration, explicit reads), so window credit is accounted here.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Readable#read returns any
   override read(size?: number): any {
+    const encoded = this.#encoded;
+    const waiting = encoded === undefined ? 0 : this.readableLength;
     const chunk: unknown = super.read(size);
     if (chunk !== null) {
-      if (typeof chunk === 'string') this.#readEncoded(chunk);
+      if (encoded !== undefined) this.#readEncoded(encoded, waiting - this.readableLength);
       this.#port.readProgress(this.#state);
     }
     // The session failed before the peer's FIN: once what arrived has been read (or a read asked for more than
@@ -506,35 +509,44 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   deliver(data: Uint8Array): void {
     this.#bytesRead += data.length;
     if (this.#idle) this.#idle.touch();
-    if (this.readableEncoding === null) {
+    const encoded = this.#encoded;
+    if (encoded === undefined) {
       this.push(data);
       return;
     }
-    this.#unreadEncoded += data.length;
+    const waiting = this.readableLength;
     this.push(data);
-    if (this.readableLength === 0) this.#unreadEncoded = 0; // handed to a 'data' listener at once
+    // (Nothing waits when a 'data' listener took it at once.)
+    if (this.readableLength === 0) encoded.clear();
+    else encoded.added(this.readableLength - waiting, data.length);
   }
 
   override setEncoding(encoding: BufferEncoding): this {
-    // What waits is decoded now and counted in characters from here on: count its bytes here instead.
-    if (this.readableEncoding === null) this.#unreadEncoded = this.readableLength;
-    return super.setEncoding(encoding);
+    // What waits is decoded now and counted in characters from here on: its bytes are kept beside.
+    const bytes = this.#encoded?.bytes ?? this.readableLength;
+    super.setEncoding(encoding);
+    const encoded = (this.#encoded ??= new EncodedCount());
+    encoded.clear();
+    encoded.added(this.readableLength, bytes);
+    return this;
   }
 
   override unshift(chunk: unknown, encoding?: BufferEncoding): void {
+    const encoded = this.#encoded;
+    const waiting = this.readableLength;
     super.unshift(chunk, encoding);
-    const decoding = this.readableEncoding;
-    if (decoding === null || chunk === null || chunk === undefined) return;
-    this.#unreadEncoded +=
-      typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding ?? decoding) : (chunk as Uint8Array).length;
+    if (encoded === undefined || chunk === null || chunk === undefined) return;
+    const bytes =
+      typeof chunk === 'string'
+        ? Buffer.byteLength(chunk, encoding ?? this.readableEncoding ?? 'utf8')
+        : (chunk as Uint8Array).length;
+    encoded.added(this.readableLength - waiting, bytes, true);
   }
 
-  /** A decoded chunk was read: its bytes are (a character cut at a chunk's end is counted once it is whole). */
-  #readEncoded(chunk: string): void {
-    this.#unreadEncoded =
-      this.readableLength === 0
-        ? 0
-        : Math.max(0, this.#unreadEncoded - Buffer.byteLength(chunk, this.readableEncoding ?? 'utf8'));
+  /** `chars` characters were read: the bytes behind them go with them. */
+  #readEncoded(encoded: EncodedCount, chars: number): void {
+    if (this.readableLength === 0) encoded.clear();
+    else encoded.read(chars);
   }
 
   /** @internal */
@@ -603,6 +615,6 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   /** @internal */
   get bufferedBytes(): number {
-    return this.readableEncoding === null || this.readableLength === 0 ? this.readableLength : this.#unreadEncoded;
+    return this.#encoded === undefined || this.readableLength === 0 ? this.readableLength : this.#encoded.bytes;
   }
 }

@@ -42,6 +42,10 @@ function nodeTransport(transport: Duplex | Transport): Transport {
       'muxwire: transport must be a Node duplex stream (for example a net.Socket) or a core Transport',
     );
   }
+  if (transport.listenerCount('readable') > 0) {
+    // A stream with a 'readable' listener does not flow: the session would never read it.
+    throw new TypeError("muxwire: remove the stream's 'readable' listeners before a session reads it");
+  }
   return duplexTransport(transport);
 }
 

@@ -1,0 +1,75 @@
+/**
+ * The bytes behind the characters a `Readable` holds once `setEncoding()` was called: Node then counts what
+ * waits in decoded characters (`readableLength`), which are fewer than the bytes for UTF-8 text and more for
+ * hex, while a channel's window must credit bytes. Each addition is kept as a pair (its characters, its
+ * bytes); reading takes characters from the oldest pairs and the bytes go with them, in proportion within a
+ * pair read in part. So the count never goes below what is still held, whatever the text decodes to (bytes
+ * that are not UTF-8 become one character each, which re-encodes to three bytes).
+ * @module
+ */
+export class EncodedCount {
+  /** Characters and bytes of each addition not yet read, oldest first, from `#head`. */
+  #chars: number[] = [];
+  #bytes: number[] = [];
+  #head = 0;
+  /** Bytes held in the decoder (part of a character) until characters come with them. */
+  #carry = 0;
+  #total = 0;
+
+  /** Bytes behind the characters still held. */
+  get bytes(): number {
+    return this.#total;
+  }
+
+  /** `chars` characters came from `bytes` bytes; `front`: put back before the rest (`unshift`). */
+  added(chars: number, bytes: number, front = false): void {
+    this.#total += bytes;
+    if (chars <= 0) {
+      this.#carry += bytes;
+      return;
+    }
+    if (front) {
+      this.#chars.splice(this.#head, 0, chars);
+      this.#bytes.splice(this.#head, 0, bytes);
+      return;
+    }
+    this.#chars.push(chars);
+    this.#bytes.push(bytes + this.#carry);
+    this.#carry = 0;
+  }
+
+  /** `chars` characters were read. */
+  read(chars: number): void {
+    const allChars = this.#chars;
+    const allBytes = this.#bytes;
+    while (chars > 0 && this.#head < allChars.length) {
+      const i = this.#head;
+      const held = allChars[i]!;
+      if (held <= chars) {
+        chars -= held;
+        this.#total -= allBytes[i]!;
+        this.#head++;
+        continue;
+      }
+      const taken = Math.floor((allBytes[i]! * chars) / held);
+      allChars[i] = held - chars;
+      allBytes[i] = allBytes[i]! - taken;
+      this.#total -= taken;
+      chars = 0;
+    }
+    if (this.#head > 64 && this.#head * 2 > allChars.length) {
+      this.#chars = allChars.slice(this.#head);
+      this.#bytes = allBytes.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Nothing is held any more. */
+  clear(): void {
+    this.#chars = [];
+    this.#bytes = [];
+    this.#head = 0;
+    this.#carry = 0;
+    this.#total = 0;
+  }
+}
