@@ -25,7 +25,8 @@ import {
   multiplexedServer,
 } from '../src/index.js';
 import { Flag, FrameType, HEADER_SIZE } from '../src/core/frame.js';
-import { WebSession, logRecords, streamTransport } from '../src/web/index.js';
+import { WebSession, connectWebSocket, logRecords, streamTransport } from '../src/web/index.js';
+import { WebSocket as WsWebSocket, WebSocketServer } from 'ws';
 import { RawPeer, frame, memoryPipe, pseudoRandomBytes, readAll, sessionPair, until } from './helpers.js';
 
 function recorder(): { records: LogRecord[]; logger: (record: LogRecord) => void; events: () => string[] } {
@@ -282,6 +283,83 @@ test('a dial the peer never acknowledges is reset at its open timeout and logged
   }
 });
 
+test('dials that time out still waiting in the ACK backlog (their SYN never left) are logged as open timeouts too', async () => {
+  const [raw, socket] = memoryPipe();
+  const log = recorder();
+  const session = multiplexedClient(socket, { keepAliveInterval: 0, logger: log.logger, ackBacklog: 1 });
+  const peer = new RawPeer(raw); // never acknowledges
+  try {
+    const channels = [0, 1, 2].map(() => session.dial({ openTimeout: 50 }).on('error', () => {}));
+    for (const channel of channels) channel.write('x');
+    await until(() => channels.every((c) => c.destroyed), 5000, 'the open timeouts');
+    const resets = log.records.filter((r) => r.event === 'channel-reset');
+    assert.deepEqual(
+      resets.map((r) => [r.channel, r.level, (r.error as { code?: string } | undefined)?.code]),
+      channels.map((c) => [c.id, 'warn', 'ERR_MUX_OPEN_TIMEOUT']),
+    );
+    assert.equal(session.stats().resetsOut, 1, 'one RST went: the others never reached the peer');
+    assert.equal(peer.frames.filter((f) => (f.flags & Flag.syn) !== 0 && f.type !== FrameType.ping).length, 1);
+  } finally {
+    session.destroy();
+    raw.destroy();
+  }
+});
+
+test('a dial the peer never took before it closed after its Go Away 0 is counted and logged as refused', async () => {
+  const [raw, socket] = memoryPipe();
+  const log = recorder();
+  const session = multiplexedClient(socket, { keepAliveInterval: 0, logger: log.logger });
+  const peer = new RawPeer(raw);
+  try {
+    const channel = session.dial();
+    const failed = once(channel, 'error');
+    channel.write('x');
+    await until(() => peer.frames.some((f) => (f.flags & Flag.syn) !== 0), 2000, 'the SYN');
+    peer.send(frame(FrameType.goAway, 0, 0, 0));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    raw.end();
+    const [error] = (await failed) as [Error];
+    assert.ok(error instanceof ChannelRefusedError);
+    assert.equal(session.stats().refusalsIn, 1);
+    const refused = log.records.find((r) => r.event === 'channel-refused');
+    assert.equal(refused?.direction, 'in');
+    assert.equal(refused?.channel, channel.id);
+  } finally {
+    session.destroy();
+    raw.destroy();
+  }
+});
+
+test("a Go Away with an error code after a normal one (a peer that failed while closing) is heard: logged, and the session's error", async () => {
+  const [raw, socket] = memoryPipe();
+  const log = recorder();
+  const session = multiplexedClient(socket, { keepAliveInterval: 0, logger: log.logger });
+  const peer = new RawPeer(raw);
+  try {
+    const channel = session.dial();
+    channel.on('error', () => {});
+    channel.write('x');
+    await until(() => peer.frames.some((f) => (f.flags & Flag.syn) !== 0), 2000, 'the SYN');
+    peer.send(frame(FrameType.windowUpdate, Flag.ack, channel.id, 0), frame(FrameType.goAway, 0, 0, 0));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    peer.send(frame(FrameType.goAway, 0, 0, 1));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    raw.end();
+    await session.closed.catch(() => {});
+    assert.deepEqual(
+      log.records.filter((r) => r.event === 'goaway-received').map((r) => [r.code, r.level]),
+      [
+        [0, 'info'],
+        [1, 'warn'],
+      ],
+    );
+    assert.equal((session.closeError as { goAwayCode?: number } | undefined)?.goAwayCode, 1);
+  } finally {
+    session.destroy();
+    raw.destroy();
+  }
+});
+
 test('a logger that throws does not break the session', async () => {
   const pair = await sessionPair({
     client: {
@@ -475,6 +553,25 @@ test('WebSession and WebChannel have the same stats() and logger', async () => {
   } finally {
     a.destroy();
     b.destroy();
+  }
+});
+
+test('connectWebSocket with a logger but no logRecords, or multiplex without its codec, rejects before it connects', async () => {
+  let connections = 0;
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  server.on('connection', (socket) => {
+    connections++;
+    socket.terminate();
+  });
+  await once(server, 'listening');
+  try {
+    const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/`;
+    await assert.rejects(connectWebSocket(url, { WebSocket: WsWebSocket, logger: () => {} }), /logRecords/);
+    await assert.rejects(connectWebSocket(url, { WebSocket: WsWebSocket, protocol: 'multiplex' }), /multiplex codec/);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(connections, 0, 'no connection made only to be dropped');
+  } finally {
+    server.close();
   }
 });
 

@@ -223,6 +223,10 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       this.#writer.schedule();
     } else {
       channel.pending = 0; // nothing goes: a RST for a channel it never heard of ends a multiplex peer's session
+      // A dial that timed out before its SYN left (the ACK backlog full: a sign of overload) is logged all the
+      // same, as open timeouts are; no reset is counted.
+      if ((failure as { code?: string }).code === 'ERR_MUX_OPEN_TIMEOUT')
+        this.#telemetry.log(LOG_RESET_OUT, channel.id, failure);
     }
   }
 

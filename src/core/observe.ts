@@ -276,7 +276,7 @@ export const logRecords: LogRecordMaker = (logger, session, role) => (code, chan
 };
 
 const REFUSAL_REASONS: Record<RefusalReason, string> = {
-  closing: 'this session is closing',
+  closing: 'this session is closing or sent Go Away',
   'max-streams': 'maxStreams channels are open',
   'max-inbound-streams': 'maxInboundStreams channels the peer opened are open',
   'accept-backlog': 'the accept queue is full (acceptBacklog): the application does not accept fast enough',

@@ -50,6 +50,7 @@ import {
   LOG_GOAWAY_SENT,
   LOG_KEEPALIVE_TIMEOUT,
   LOG_PROTOCOL_ERROR,
+  LOG_REFUSED_IN,
   LOG_SESSION_CLOSE,
   LOG_SESSION_OPEN,
 } from './log-codes.js';
@@ -114,6 +115,19 @@ export interface SessionParts {
    * client, even for a server). By default the codec's first id.
    */
   firstChannelId?: number | undefined;
+}
+
+/**
+ * The codec `options` speak, and a check that the parts they need were given (the multiplex codec for its
+ * protocol, the log records for a logger): `TypeError` otherwise. `connectWebSocket` checks before it connects.
+ */
+export function codecFor(options: ResolvedOptions, parts: SessionParts): WireCodec {
+  const codec = options.protocol === 'multiplex' ? parts.multiplexCodec : yamuxCodec;
+  if (codec === undefined)
+    throw new TypeError(`muxwire: protocol 'multiplex' needs the multiplex codec (muxwire/web: option multiplexCodec)`);
+  if (options.logger !== null && parts.logRecords === undefined)
+    throw new TypeError(`muxwire: option logger needs logRecords (muxwire/web: option logRecords)`);
+  return codec;
 }
 
 /** Why a ping cannot go once this side has ended its transport (a closing session waiting for the peer's end). */
@@ -186,19 +200,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (role !== 'client' && role !== 'server') throw new TypeError(`muxwire: role must be 'client' or 'server'`);
     this.options = resolveOptions(options);
     this.role = role;
-    const codec = this.options.protocol === 'multiplex' ? parts.multiplexCodec : yamuxCodec;
-    if (codec === undefined)
-      throw new TypeError(
-        `muxwire: protocol 'multiplex' needs the multiplex codec (muxwire/web: option multiplexCodec)`,
-      );
+    const codec = codecFor(this.options, parts);
     this.#codec = codec;
     this.#caps = this.#codec.capabilities;
     this.#nextId = parts.firstChannelId ?? this.#codec.firstId(role);
     this.#transport = transport;
     const logger = this.options.logger;
     const records = parts.logRecords;
-    if (logger !== null && records === undefined)
-      throw new TypeError(`muxwire: option logger needs logRecords (muxwire/web: option logRecords)`);
     const telemetry = new Telemetry(logger === null ? null : records!(logger, this, role));
     this.#telemetry = telemetry;
     // The scheduler's callback reaches the channel table, made below (the table needs the scheduler).
@@ -578,7 +586,16 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   #onGoAway(code: number): void {
-    if (this.#remoteGoAway !== undefined) return;
+    // A second Go Away matters only when it brings an error code after a normal one (a peer that failed while
+    // closing, as this session's own does): the session ends with that error then.
+    const before = this.#remoteGoAway;
+    if (before !== undefined) {
+      if (before === GoAwayCode.normal && code !== GoAwayCode.normal) {
+        this.#remoteGoAway = code;
+        this.#telemetry.log(LOG_GOAWAY_RECEIVED, undefined, undefined, code);
+      }
+      return;
+    }
     this.#remoteGoAway = code;
     const error = new GoAwayError(code);
     this.#telemetry.log(LOG_GOAWAY_RECEIVED, undefined, undefined, code);
@@ -664,13 +681,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#remoteGoAway === GoAwayCode.normal) {
       for (const channel of [...this.#streams.values()]) {
         if (channel.unaccepted) {
-          this.#streams.abandon(
-            channel,
-            new ChannelRefusedError(
-              channel.id,
-              `channel ${channel.id} was not accepted: the peer closed (Go Away) before taking it`,
-            ),
+          const refused = new ChannelRefusedError(
+            channel.id,
+            `channel ${channel.id} was not accepted: the peer closed (Go Away) before taking it`,
           );
+          // A refusal like one the peer sends: counted and logged as one.
+          this.#telemetry.refusalsIn++;
+          this.#telemetry.log(LOG_REFUSED_IN, channel.id, refused);
+          this.#streams.abandon(channel, refused);
         }
       }
       if (this.#streams.stillOpen === 0) {

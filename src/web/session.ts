@@ -4,7 +4,7 @@
  * @module
  */
 import { type SessionOptions, resolveOptions } from '../core/options.js';
-import { MuxSession, type Role } from '../core/session.js';
+import { MuxSession, type Role, codecFor } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
 import type { WireCodec } from '../core/codec.js';
 import type { LogRecordMaker } from '../core/observe.js';
@@ -80,7 +80,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
   return new Promise<WebSession>((resolve, reject) => {
     // A bad option rejects before any socket exists.
     const { multiplexCodec: _codec, logRecords: _records, ...sessionOptions } = webOptions;
-    resolveOptions(sessionOptions);
+    codecFor(resolveOptions(sessionOptions), webOptions);
     resolveTransportOptions(transportOptions);
     if (typeof Socket !== 'function') {
       throw new TypeError(
