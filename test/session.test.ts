@@ -1205,6 +1205,24 @@ describe('go away and close', () => {
     } finally {
       await odd.close();
     }
+    // Nor even a type tag (a getter that throws).
+    const hostile = await sessionPair({ transport: 'tcp' });
+    try {
+      const reason = Object.create(null) as object;
+      Object.defineProperty(reason, Symbol.toStringTag, {
+        get() {
+          throw new Error('no tag');
+        },
+      });
+      const controller = new AbortController();
+      const channel = hostile.client.dial({ signal: controller.signal });
+      const failed = once(channel, 'error');
+      controller.abort(reason);
+      const [error] = (await failed) as [MuxError];
+      assert.equal(error.code, 'ERR_MUX_CHANNEL_ABORTED');
+    } finally {
+      await hostile.close();
+    }
     // A light channel's dial.
     const [a, b] = await tcpPair();
     const client = lightClient(a, { keepAliveInterval: 0 });
@@ -1876,6 +1894,27 @@ describe('options and entry points', () => {
       client.destroy();
       raw.destroy();
       socket.destroy();
+    }
+  });
+
+  test("an idle session whose transport fails ends cleanly, whatever the error's class (undici says TypeError('terminated')); not this protocol at all (ProtocolError) is said", async () => {
+    for (const [error, clean] of [
+      [new TypeError('terminated'), true],
+      [new Error('read ECONNRESET'), true],
+      [new ProtocolError('the readable stream gave a string, not bytes'), false],
+    ] as const) {
+      const transport = new FakeTransport();
+      const session = new MuxSession<ChannelClass>(
+        transport,
+        'client',
+        { keepAliveInterval: 0 },
+        (state, s) => new ChannelClass(state, s),
+        FULL_PARTS,
+      );
+      transport.events!.error(error);
+      transport.events!.close();
+      if (clean) await within(session.closed, 2000, `${error.message}: a clean close`);
+      else await assert.rejects(session.closed, (e) => e === error);
     }
   });
 

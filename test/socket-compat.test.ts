@@ -808,3 +808,57 @@ test('with setEncoding(), bytes that are not UTF-8 (one character each, three wh
     await pair.close();
   }
 });
+
+test("with setEncoding(), a 'data' listener that reads or puts back part of its chunk leaves the count of unread bytes exact", async () => {
+  for (const kind of ['unshift', 'read'] as const) {
+    const pair = await sessionPair();
+    try {
+      const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
+      const channel = pair.client.dial();
+      channel.write(Buffer.alloc(1000, 'a'));
+      const [peer] = await accepted;
+      peer.setEncoding('utf8');
+      peer.pause();
+      await until(() => peer.bytesRead === 1000, 2000, 'the first chunk');
+      channel.write(Buffer.alloc(1000, 'b'));
+      await until(() => peer.bytesRead === 2000, 2000, 'the second chunk');
+      let consumed = 0;
+      peer.once('data', (chunk: string) => {
+        peer.pause();
+        if (kind === 'unshift') {
+          peer.unshift(chunk.slice(500)); // a parser's peek: half of it back
+          consumed += 500;
+        } else {
+          consumed += chunk.length + (peer.read(300) as string).length; // and a little more, from within
+        }
+      });
+      peer.resume();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(peer.stats().bufferedBytes, peer.bytesRead - consumed, kind);
+    } finally {
+      await pair.close();
+    }
+  }
+});
+
+test('with setEncoding(), a chunk read in part counts at most a byte per UTF-8 character read: ASCII then CJK in one frame', async () => {
+  const pair = await sessionPair({ client: { maxFrameSize: 1024 * 1024 } });
+  try {
+    const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
+    const channel = pair.client.dial();
+    const block = Buffer.concat([Buffer.alloc(65536, 'a'), Buffer.from('日'.repeat(65536))]); // 256 KiB
+    channel.write(block);
+    const [peer] = await accepted;
+    peer.setEncoding('utf8');
+    peer.pause();
+    await until(() => peer.bytesRead === block.length, 3000, 'the block');
+    const text = peer.read(65536) as string;
+    assert.equal(Buffer.byteLength(text), 65536);
+    assert.ok(
+      peer.stats().bufferedBytes >= block.length - 65536,
+      `${peer.stats().bufferedBytes} counted, ${block.length - 65536} held`,
+    );
+  } finally {
+    await pair.close();
+  }
+});

@@ -8,6 +8,8 @@ import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { type IncomingMessage, type Server as HttpServer, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -25,7 +27,9 @@ import {
 import {
   type WebChannel,
   type WebSocketConstructor,
+  type StreamPair,
   type WebSocketLike,
+  ProtocolError,
   WebSession,
   WebSocketClosedError,
   connectWebSocket,
@@ -728,14 +732,14 @@ describe('streamTransport: what a review of it found', () => {
     }
   });
 
-  test('chunks as ArrayBuffer or any typed array are bytes; a string fails the session with TypeError, even idle', async () => {
+  test('chunks as ArrayBuffer or any typed array are bytes; a string fails the session with ProtocolError, even idle', async () => {
     for (const shape of ['ArrayBuffer', 'DataView', 'Uint16Array', 'string'] as const) {
       const toWeb = new TransformStream<unknown, unknown>();
       const fromWeb = new TransformStream<Uint8Array, Uint8Array>();
       fromWeb.readable.pipeTo(new WritableStream()).catch(() => {});
-      const web = new WebSession(streamTransport({ readable: toWeb.readable, writable: fromWeb.writable }), 'server', {
-        keepAliveInterval: 0,
-      });
+      // (A JavaScript caller's stream: its type would not let a string through.)
+      const pair = { readable: toWeb.readable, writable: fromWeb.writable } as unknown as StreamPair;
+      const web = new WebSession(streamTransport(pair), 'server', { keepAliveInterval: 0 });
       try {
         const bytes = yamuxFrame(1, 1, new TextEncoder().encode('hi'));
         const chunk =
@@ -748,7 +752,7 @@ describe('streamTransport: what a review of it found', () => {
                 : 'not bytes';
         void toWeb.writable.getWriter().write(chunk);
         if (shape === 'string') {
-          await assert.rejects(within(web.closed, 2000, 'the session to fail'), TypeError);
+          await assert.rejects(within(web.closed, 2000, 'the session to fail'), ProtocolError);
           continue;
         }
         const channel = await within(web.accept(), 2000, `${shape}: the channel`);
@@ -757,6 +761,56 @@ describe('streamTransport: what a review of it found', () => {
       } finally {
         web.destroy();
       }
+    }
+  });
+
+  test('a transport destroyed before its session started: the session closes, and the streams stay free', async () => {
+    const pair = new TransformStream<Uint8Array, Uint8Array>();
+    const transport = streamTransport({ readable: pair.readable, writable: pair.writable });
+    transport.destroy();
+    const session = new WebSession(transport, 'client', { keepAliveInterval: 0 });
+    await within(
+      session.closed.catch(() => {}),
+      2000,
+      'the session to close',
+    );
+    assert.equal(session.state, 'closed');
+    assert.equal(pair.readable.locked, false);
+  });
+
+  test('a writable with a high-water mark of 0: its one ready promise is watched once, not once a write (memory stays flat)', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const aToB = new TransformStream<Uint8Array, Uint8Array>(undefined, { highWaterMark: 0 });
+    const bToA = new TransformStream<Uint8Array, Uint8Array>(undefined, { highWaterMark: 0 });
+    const a = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client', {
+      keepAliveInterval: 0,
+    });
+    const b = new WebSession(streamTransport({ readable: aToB.readable, writable: bToA.writable }), 'server', {
+      keepAliveInterval: 0,
+    });
+    try {
+      const channel = a.dial();
+      const writer = channel.writable.getWriter();
+      const peer = await b.accept();
+      const reader = peer.readable.getReader();
+      const message = new Uint8Array(8);
+      const round = async (count: number): Promise<void> => {
+        for (let i = 0; i < count; i++) {
+          await writer.write(message);
+          await reader.read();
+        }
+      };
+      await round(2000);
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      await round(50_000); // each a batch of its own (about 300 bytes kept per batch before)
+      gc();
+      const grown = process.memoryUsage().heapUsed - before;
+      assert.ok(grown < 5 * 1024 * 1024, `heap grew ${(grown / 1048576).toFixed(1)} MiB over 50,000 writes`);
+    } finally {
+      a.destroy();
+      b.destroy();
     }
   });
 

@@ -113,7 +113,11 @@ export function shown(value: unknown): string {
   try {
     return String(value);
   } catch {
-    return Object.prototype.toString.call(value);
+    try {
+      return Object.prototype.toString.call(value);
+    } catch {
+      return typeof value; // (a Symbol.toStringTag getter that throws)
+    }
   }
 }
 

@@ -642,8 +642,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#streams.stillOpen === 0 && this.#incoming.queued === 0) {
       this.#transport.destroy();
       // Unless the transport was given what is not this protocol at all (a WebSocket's text message, a stream's
-      // string): that is said even with nothing open.
-      this.#finish(error instanceof ProtocolError || error instanceof TypeError ? error : this.#peerReportedError());
+      // string: a `ProtocolError`): that is said even with nothing open.
+      this.#finish(error instanceof ProtocolError ? error : this.#peerReportedError());
       return;
     }
     this.#loseTransport(

@@ -3,11 +3,23 @@
  * waits in decoded characters (`readableLength`), which are fewer than the bytes for UTF-8 text and more for
  * hex, while a channel's window must credit bytes. Each addition is kept as a pair (its characters, its
  * bytes); reading takes characters from the oldest pairs and the bytes go with them, in proportion within a
- * pair read in part. So the count never goes below what is still held, whatever the text decodes to (bytes
- * that are not UTF-8 become one character each, which re-encodes to three bytes).
+ * pair read in part (for UTF-8, at most a byte per character until the pair is read whole). So the count
+ * never goes below what is still held, whatever the text decodes to (bytes that are not UTF-8 become one
+ * character each, which re-encodes to three bytes).
  * @module
  */
 export class EncodedCount {
+  /**
+   * UTF-8: characters of one to three bytes (a surrogate pair, four, is two characters): a pair read in part
+   * gives up at most one byte per character read, the rest once it is read whole. Other encodings have one
+   * width (latin1, hex, utf16le, base64), and the proportion is exact.
+   */
+  readonly #variable: boolean;
+
+  constructor(encoding: string) {
+    this.#variable = encoding === 'utf8' || encoding === 'utf-8';
+  }
+
   /** Characters and bytes of each addition not yet read, oldest first, from `#head`. */
   #chars: number[] = [];
   #bytes: number[] = [];
@@ -29,8 +41,14 @@ export class EncodedCount {
       return;
     }
     if (front) {
-      this.#chars.splice(this.#head, 0, chars);
-      this.#bytes.splice(this.#head, 0, bytes);
+      if (this.#head > 0) {
+        this.#head--;
+        this.#chars[this.#head] = chars;
+        this.#bytes[this.#head] = bytes;
+      } else {
+        this.#chars.unshift(chars);
+        this.#bytes.unshift(bytes);
+      }
       return;
     }
     this.#chars.push(chars);
@@ -51,7 +69,8 @@ export class EncodedCount {
         this.#head++;
         continue;
       }
-      const taken = Math.floor((allBytes[i]! * chars) / held);
+      const proportion = Math.floor((allBytes[i]! * chars) / held);
+      const taken = this.#variable ? Math.min(proportion, chars) : proportion;
       allChars[i] = held - chars;
       allBytes[i] = allBytes[i]! - taken;
       this.#total -= taken;

@@ -8,7 +8,7 @@
  * `ready` settles.
  * @module
  */
-import { TransportClosedError } from '../core/errors.js';
+import { ProtocolError, TransportClosedError } from '../core/errors.js';
 import type { Transport, TransportEvents } from '../core/transport.js';
 
 /**
@@ -19,7 +19,10 @@ import type { Transport, TransportEvents } from '../core/transport.js';
 export interface StreamPair {
   readable: {
     readonly locked: boolean;
-    getReader(): { read(): Promise<{ done: boolean; value?: unknown }>; cancel(reason?: unknown): Promise<void> };
+    getReader(): {
+      read(): Promise<{ done: boolean; value?: ArrayBuffer | ArrayBufferView }>;
+      cancel(reason?: unknown): Promise<void>;
+    };
   };
   writable: {
     readonly locked: boolean;
@@ -59,7 +62,15 @@ export function streamTransport(pair: StreamPair): Transport {
   let readDone = false;
   let writeDone = false;
   let closed = false;
-  let waitingReady = false;
+  /** The writer's `ready` promise already watched for drain. */
+  let watchedReady: Promise<void> | undefined;
+  /** Owed once a write returned false; reported by whichever of `ready` and that write settles first. */
+  let drainOwed = false;
+  const drained = (): void => {
+    if (!drainOwed || closed) return;
+    drainOwed = false;
+    events?.drain();
+  };
 
   const closeIfDone = (): void => {
     if (closed || !readDone || !writeDone) return;
@@ -86,7 +97,7 @@ export function streamTransport(pair: StreamPair): Transport {
           wake = resolve;
         });
       if (closed) return;
-      let result: { done: boolean; value?: unknown };
+      let result: { done: boolean; value?: unknown }; // (checked below: JavaScript callers may give anything)
       try {
         result = await reader!.read(); // (the loop starts in start(), once there is a reader)
       } catch (error) {
@@ -107,9 +118,9 @@ export function streamTransport(pair: StreamPair): Transport {
       else if (ArrayBuffer.isView(value))
         events?.data(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
       else {
-        // Not bytes (a string, say): a mistake in the application's stream, which the session reports even
-        // with no channel open (a transport's failure would end an idle session cleanly).
-        fail(new TypeError(`muxwire: the readable stream gave a ${typeof value}, not bytes`));
+        // Not bytes (a string, say): not this protocol, which the session reports even with no channel open (a
+        // transport's failure would end an idle session cleanly).
+        fail(new ProtocolError(`the readable stream gave a ${typeof value}, not bytes`));
         return;
       }
     }
@@ -118,6 +129,11 @@ export function streamTransport(pair: StreamPair): Transport {
   return {
     start(sink) {
       events = sink;
+      if (closed) {
+        // Destroyed before the session started: nothing taken, and the session hears the close.
+        queueMicrotask(() => sink.close());
+        return;
+      }
       reader = pair.readable.getReader();
       writer = pair.writable.getWriter();
       void readLoop();
@@ -141,20 +157,16 @@ export function streamTransport(pair: StreamPair): Transport {
         },
       );
       if ((writer!.desiredSize ?? 0) > 0) return true;
-      if (!waitingReady) {
-        waitingReady = true;
-        // Drain when the writer is ready again, or once this write was taken: a writable whose high-water mark
-        // is 0 (a `TransformStream` made so, a socket with `writableHighWaterMark: 0`) is never "ready".
-        Promise.race([writer!.ready, written]).then(
-          () => {
-            waitingReady = false;
-            if (!closed) events?.drain();
-          },
-          () => {
-            waitingReady = false;
-          },
-        );
+      // Drain when the writer is ready again, or once this write was taken: a writable whose high-water mark is
+      // 0 (a `TransformStream` made so, a socket with `writableHighWaterMark: 0`) is never "ready", and its one
+      // `ready` promise is watched once (a reaction added per write would be kept until the session ends).
+      drainOwed = true;
+      const ready = writer!.ready;
+      if (ready !== watchedReady) {
+        watchedReady = ready;
+        ready.then(drained, () => {});
       }
+      written.then(drained, () => {});
       return false;
     },
     pause() {
