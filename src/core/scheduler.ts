@@ -292,19 +292,24 @@ export class WriteScheduler {
     batch.header(FrameType.data, flags, channel.id, size);
     let left = size;
     const queue = channel.queue;
+    // Writes framed whole leave the queue together after the loop: a shift() each copies the rest of a long
+    // queue in V8 (100,000 one-byte writes queued behind a full window took 5 s to frame).
+    let framed = 0;
     while (left > 0) {
-      const item = queue[0]!;
+      const item = queue[framed]!;
       const available = item.data.length - item.offset;
       const take = available < left ? available : left;
       batch.payload(take === item.data.length ? item.data : item.data.subarray(item.offset, item.offset + take));
       item.offset += take;
       left -= take;
       if (item.offset === item.data.length) {
-        queue.shift();
+        framed++;
         if (item.done !== null) batch.done.push(item.done);
       }
     }
-    if (queue.length === 0) channel.queueEmptied();
+    if (framed === queue.length) channel.queueEmptied();
+    else if (framed === 1) queue.shift();
+    else if (framed > 1) queue.splice(0, framed);
     channel.sendWindow -= size;
     channel.queuedBytes -= size;
     channel.sent += size;
