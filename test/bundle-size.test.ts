@@ -20,7 +20,16 @@ const entry = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src
 export async function webBundleSize(
   code = "export { connectWebSocket } from './index.js';",
 ): Promise<{ minified: number; gzipped: number; nodeImports: string[]; inputs: string[] }> {
-  const result = await build({
+  const result = await webBundle(code);
+  const bytes = result.outputFiles[0]!.contents;
+  const inputs = Object.keys(result.metafile.inputs);
+  const nodeImports = inputs.filter((input) => input.startsWith('node:'));
+  return { minified: bytes.length, gzipped: gzipSync(bytes, { level: 9 }).length, nodeImports, inputs };
+}
+
+/** `code` (an ES module importing from the web entry) bundled and minified for browsers by esbuild. */
+function webBundle(code: string) {
+  return build({
     stdin: { contents: code, resolveDir: path.dirname(entry), loader: 'js' },
     bundle: true,
     minify: true,
@@ -31,10 +40,6 @@ export async function webBundleSize(
     metafile: true,
     logLevel: 'silent',
   });
-  const bytes = result.outputFiles[0]!.contents;
-  const inputs = Object.keys(result.metafile.inputs);
-  const nodeImports = inputs.filter((input) => input.startsWith('node:'));
-  return { minified: bytes.length, gzipped: gzipSync(bytes, { level: 9 }).length, nodeImports, inputs };
 }
 
 test('muxwire/web (core included, every export) bundles for the browser with no Node module in it', async () => {
@@ -88,9 +93,8 @@ test(
 );
 
 test('errors keep their class names in a minified page bundle (a minifier renames the classes themselves)', async () => {
-  const result = await build({
-    stdin: {
-      contents: `import * as web from './index.js';
+  const result = await webBundle(
+    `import * as web from './index.js';
         const made = {
           MuxError: new web.MuxError('ERR_MUX_INTERNAL', 'm'),
           ProtocolError: new web.ProtocolError('m'),
@@ -104,17 +108,7 @@ test('errors keep their class names in a minified page bundle (a minifier rename
           WebSocketClosedError: new web.WebSocketClosedError(1006, ''),
         };
         export const names = Object.entries(made).map(([name, error]) => [name, error.name, String(error).split(':')[0]]);`,
-      resolveDir: path.dirname(entry),
-      loader: 'js',
-    },
-    bundle: true,
-    minify: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    write: false,
-    logLevel: 'silent',
-  });
+  );
   const code = result.outputFiles[0]!.text;
   const { names } = (await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`)) as {
     names: [string, string, string][];

@@ -160,8 +160,9 @@ export class LightChannel
 
   /**
    * Queues `data` to be sent (it is not copied: do not change it until `writableLength` is 0 or `'finish'`
-   * came; `'drain'` comes once fewer than `channelHighWaterMark` bytes wait, with earlier writes still queued). Returns false
-   * once `channelHighWaterMark` bytes wait to be sent: wait for `'drain'` before writing more. A channel that
+   * came; `'drain'` comes once fewer than `channelHighWaterMark` bytes wait, with earlier writes still
+   * queued). Returns false once `channelHighWaterMark` bytes wait to be sent: wait for `'drain'` before
+   * writing more. A channel that
    * was reset or failed takes no more data (the reason came as `'error'` and `failure`); writing after
    * `end()` throws `ERR_MUX_WRITE_AFTER_END`.
    */

@@ -134,9 +134,6 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * characters then, which are fewer (UTF-8 text) or more (hex) than the bytes the window credits.
    */
   #encoded: EncodedCount | undefined;
-  /** `read()` calls on the stack (with an encoding), and what their 'data' listeners put back meanwhile. */
-  #reading = 0;
-  #putBack: [chars: number, bytes: number][] | undefined;
   /** The idle timer; 0 once `setTimeout(0)` turned it off (the `timeout` a socket reports then), in one slot. */
   #idle: IdleTimer | 0 | undefined;
   /** Set only while a failed channel is left to be read (see `fail`): one field, so other channels pay one slot. */
@@ -470,17 +467,10 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Readable#read returns any
   override read(size?: number): any {
     const encoded = this.#encoded;
-    if (encoded !== undefined) this.#reading++;
+    encoded?.readStarted();
     const chunk: unknown = super.read(size);
-    if (encoded !== undefined) {
-      // What this call took, by its own length: a 'data' listener (called within it) may read or unshift too.
-      if (chunk !== null) this.#readEncoded(encoded, (chunk as { length: number }).length);
-      const putBack = this.#putBack;
-      if (--this.#reading === 0 && putBack !== undefined) {
-        this.#putBack = undefined;
-        for (const [chars, bytes] of putBack.reverse()) encoded.added(chars, bytes, true);
-      }
-    }
+    // What this call took, by its own length: a 'data' listener (called within it) may read or unshift too.
+    encoded?.readEnded(chunk === null ? 0 : (chunk as { length: number }).length, this.readableLength === 0);
     if (chunk !== null) this.#port.readProgress(this.#state);
     // The session failed before the peer's FIN: once what arrived has been read (or a read asked for more than
     // is left), the error follows, as 'end' would (on the next tick: a parser may unshift part of the last chunk).
@@ -548,16 +538,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
       typeof chunk === 'string'
         ? Buffer.byteLength(chunk, encoding ?? this.readableEncoding ?? 'utf8')
         : (chunk as Uint8Array).length;
-    const chars = this.readableLength - waiting;
-    // Put back from within a read (its 'data' listener): counted once that read has counted what it took.
-    if (this.#reading > 0) (this.#putBack ??= []).push([chars, bytes]);
-    else encoded.added(chars, bytes, true);
-  }
-
-  /** `chars` characters were read: the bytes behind them go with them. */
-  #readEncoded(encoded: EncodedCount, chars: number): void {
-    if (this.readableLength === 0) encoded.clear();
-    else encoded.read(chars);
+    encoded.putBack(this.readableLength - waiting, bytes);
   }
 
   /** @internal */

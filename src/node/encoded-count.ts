@@ -20,6 +20,10 @@ export class EncodedCount {
     this.#variable = encoding === 'utf8' || encoding === 'utf-8';
   }
 
+  /** `read()` calls on the stack, and what their 'data' listeners put back meanwhile (counted after them). */
+  #reading = 0;
+  #putBack: [chars: number, bytes: number][] | undefined;
+
   /** Characters and bytes of each addition not yet read, oldest first, from `#head`. */
   #chars: number[] = [];
   #bytes: number[] = [];
@@ -54,6 +58,28 @@ export class EncodedCount {
     this.#chars.push(chars);
     this.#bytes.push(bytes + this.#carry);
     this.#carry = 0;
+  }
+
+  /** A `read()` starts: what its 'data' listeners put back is counted once it has counted what it took. */
+  readStarted(): void {
+    this.#reading++;
+  }
+
+  /** That `read()` took `chars` characters (`empty`: nothing waits any more). */
+  readEnded(chars: number, empty: boolean): void {
+    if (empty) this.clear();
+    else this.read(chars);
+    const putBack = this.#putBack;
+    if (--this.#reading === 0 && putBack !== undefined) {
+      this.#putBack = undefined;
+      for (const [back, bytes] of putBack.reverse()) this.added(back, bytes, true);
+    }
+  }
+
+  /** `chars` characters came back from `bytes` bytes (`unshift`), before the rest. */
+  putBack(chars: number, bytes: number): void {
+    if (this.#reading > 0) (this.#putBack ??= []).push([chars, bytes]);
+    else this.added(chars, bytes, true);
   }
 
   /** `chars` characters were read. */

@@ -51,8 +51,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
   readonly #port: ChannelPort<MuxSession<WebChannel>>;
   #readController!: ReadableStreamDefaultController<Bytes>;
   #writeController!: WritableStreamDefaultController;
-  /** Delivered and not yet pulled. */
-  /** (A `Fifo`: an array's `shift()` copies the rest in V8, so many small chunks waiting made reading quadratic.) */
+  /** Delivered and not yet pulled (a `Fifo`: an array's `shift()` copies the rest in V8, so many small chunks waiting made reading quadratic). */
   #buffer = new Fifo<Bytes>();
   #buffered = 0;
   /** The reader waits for a chunk (pull() found nothing). */

@@ -147,8 +147,8 @@ export function streamTransport(pair: StreamPair): Transport {
       for (const part of parts) bytes += part.length;
       const batch = new Uint8Array(bytes);
       for (let i = 0, offset = 0; i < parts.length; offset += parts[i++]!.length) batch.set(parts[i]!, offset);
+      // (Writes come after start(), which took the writer.)
       const written = writer!.write(batch).then(
-        // (writes come after start())
         () => done(null),
         (error: unknown) => {
           const failure = asError(error, 'writable');
