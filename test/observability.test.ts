@@ -516,10 +516,13 @@ test('NODE_DEBUG=muxwire prints the records on stderr', async () => {
   const [code] = (await once(child, 'exit')) as [number];
   clearTimeout(timer);
   assert.equal(code, 0, stderr);
-  assert.match(stderr, /^MUXWIRE \d+: client debug session-open: session opened$/m);
-  assert.match(stderr, /^MUXWIRE \d+: client info goaway-sent: /m);
-  assert.match(stderr, /^MUXWIRE \d+: server info goaway-received: /m);
-  assert.match(stderr, /^MUXWIRE \d+: server info session-close: session closed cleanly$/m);
+  // Each session's lines carry its number, in the order the sessions logged first.
+  assert.match(stderr, /^MUXWIRE \d+: session 1 client debug session-open: session opened$/m);
+  assert.match(stderr, /^MUXWIRE \d+: session 2 server debug session-open: session opened$/m);
+  assert.match(stderr, /^MUXWIRE \d+: session 1 client info goaway-sent: /m);
+  assert.match(stderr, /^MUXWIRE \d+: session 2 server info goaway-received: /m);
+  assert.match(stderr, /^MUXWIRE \d+: session 2 server info session-close: session closed cleanly$/m);
+  assert.match(stderr, /^MUXWIRE \d+: session 1 client info session-close: session closed cleanly$/m);
 });
 
 test('WebSession and WebChannel have the same stats() and logger', async () => {

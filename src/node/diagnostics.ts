@@ -24,8 +24,18 @@ const sessionChannel = diagnostics.channel(SESSION_CHANNEL);
 /** `NODE_DEBUG=muxwire` (or a pattern matching it, such as `mux*`), read by Node on first use. */
 const debug = debuglog('muxwire');
 
+/** The number each session's lines carry, so that many sessions' lines can be told apart (1 for the first). */
+const sessionNumbers = new WeakMap<object, number>();
+let sessionsNumbered = 0;
+
+function sessionNumber(session: object): number {
+  let number = sessionNumbers.get(session);
+  if (number === undefined) sessionNumbers.set(session, (number = ++sessionsNumbered));
+  return number;
+}
+
 function toNode(record: LogRecord): void {
-  if (debug.enabled) debug('%s', formatLogRecord(record));
+  if (debug.enabled) debug('session %d %s', sessionNumber(record.session), formatLogRecord(record));
   if (logChannel.hasSubscribers) logChannel.publish(record);
 }
 
