@@ -593,3 +593,65 @@ test('the logger option must be a function or null', () => {
   assert.throws(() => multiplexedClient(a, { logger: 'yes' as unknown as () => void }), TypeError);
   a.destroy();
 });
+
+test("a destroyed channel's stats() show no buffered bytes: what it held was dropped (Channel, light, WebChannel)", async () => {
+  const data = pseudoRandomBytes(5000, 11);
+  // Node's Duplex channels.
+  {
+    const pair = await sessionPair();
+    try {
+      const accepted = pair.server.accept();
+      const channel = pair.client.dial();
+      channel.write(data);
+      const inbound = await accepted;
+      await until(() => inbound.stats().bufferedBytes === data.length, 5000, 'the data to arrive unread');
+      inbound.destroy();
+      assert.equal(inbound.stats().bufferedBytes, 0);
+      assert.equal(pair.server.stats().bufferedBytes, 0);
+    } finally {
+      await pair.close();
+    }
+  }
+  // Light channels.
+  {
+    const [a, b] = memoryPipe();
+    const client = lightClient(a, { keepAliveInterval: 0 });
+    const server = lightServer(b, { keepAliveInterval: 0 });
+    try {
+      const accepted = server.accept();
+      client.dial().write(data);
+      const inbound = await accepted;
+      await until(() => inbound.stats().bufferedBytes === data.length, 5000, 'the data to arrive unread');
+      inbound.destroy();
+      assert.equal(inbound.stats().bufferedBytes, 0);
+      assert.equal(server.stats().bufferedBytes, 0);
+    } finally {
+      client.destroy();
+      server.destroy();
+    }
+  }
+  // Web Streams channels: the readable cancelled and the writable aborted.
+  {
+    const aToB = new TransformStream<Uint8Array, Uint8Array>();
+    const bToA = new TransformStream<Uint8Array, Uint8Array>();
+    const a = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client', {
+      keepAliveInterval: 0,
+    });
+    const b = new WebSession(streamTransport({ readable: aToB.readable, writable: bToA.writable }), 'server', {
+      keepAliveInterval: 0,
+    });
+    try {
+      const accepted = b.accept();
+      const writer = a.dial().writable.getWriter();
+      await writer.write(data);
+      const inbound = await accepted;
+      await until(() => inbound.stats().bufferedBytes === data.length, 5000, 'the data to arrive unread');
+      inbound.reset();
+      assert.equal(inbound.stats().bufferedBytes, 0);
+      assert.equal(b.stats().bufferedBytes, 0);
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  }
+});

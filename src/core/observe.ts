@@ -149,7 +149,7 @@ export interface ChannelStats {
   bytesOut: number;
   /** Bytes written by the application and not sent yet. */
   queuedBytes: number;
-  /** Bytes received and not read yet. */
+  /** Bytes received and not read yet (0 once the channel is destroyed, which drops them). */
   bufferedBytes: number;
   /** This side's receive window. */
   receiveWindow: number;
@@ -337,7 +337,7 @@ export function channelStats(channel: ChannelState): ChannelStats {
     bytesIn: channel.delivered,
     bytesOut: channel.sent,
     queuedBytes,
-    bufferedBytes: channel.endpoint.bufferedBytes,
+    bufferedBytes: channel.endpoint.destroyed ? 0 : channel.endpoint.bufferedBytes, // a destroyed one dropped it
     receiveWindow: channel.rx.size,
     sendWindow,
     stalled: queuedBytes > 0 && sendWindow <= 0 && channel.live,
