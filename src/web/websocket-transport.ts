@@ -202,6 +202,10 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   let needDrain = false;
   /** A drain poll is pending. */
   let polling = false;
+  /** The next poll's delay: `pollInterval` while `bufferedAmount` falls, doubled (up to 32 of them) while not. */
+  let pollDelay = pollInterval;
+  /** `bufferedAmount` at the last poll (Infinity when no poll has run since the last drain). */
+  let polledAmount = Infinity;
   /** `ws` sends whose callback has not come yet: each checks for drain when it comes. */
   let sending = 0;
   let failure: Error | undefined;
@@ -326,6 +330,8 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
     if (!needDrain || closed) return;
     if (socket.readyState === OPEN && socket.bufferedAmount <= lowWaterMark) {
       needDrain = false;
+      pollDelay = pollInterval;
+      polledAmount = Infinity;
       events?.drain();
       return;
     }
@@ -343,14 +349,21 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       // ms after it was set, the socket's buffer running dry meanwhile (docs/browser.md, Benchmarks).
       const scheduler = (globalThis as { scheduler?: { postTask?: (task: () => void, options: object) => unknown } })
         .scheduler;
-      if (scheduler?.postTask) void scheduler.postTask(poll, { delay: pollInterval });
-      else setTimeout(poll, pollInterval);
+      if (scheduler?.postTask) void scheduler.postTask(poll, { delay: pollDelay });
+      else setTimeout(poll, pollDelay);
     }
   }
 
-  /** A poll is not cancelled: one that fires after drain, a close or `destroy()` finds nothing to do. */
+  /**
+   * A poll is not cancelled: one that fires after drain, a close or `destroy()` finds nothing to do. While
+   * `bufferedAmount` does not fall (a peer or network that stopped), the polls back off to 32 intervals apart:
+   * a page whose server stopped polled about 830 times a second until keep-alive failed the session.
+   */
   function poll(): void {
     polling = false;
+    const amount = socket.bufferedAmount;
+    pollDelay = amount < polledAmount ? pollInterval : Math.min(pollDelay * 2, pollInterval * 32);
+    polledAmount = amount;
     checkDrain();
   }
 
