@@ -3,6 +3,7 @@
  * window. The session drives the transitions; the write scheduler reads and drains the send side.
  * @module
  */
+import { callBack } from './defer.js';
 import { ReceiveWindow } from './flow.js';
 import { SPEC_INITIAL_WINDOW } from './options.js';
 
@@ -254,7 +255,7 @@ export class ChannelState {
     const queue = this.queue;
     this.queue = NO_WRITES;
     this.queuedBytes = 0;
-    for (const item of queue) item.done?.(error);
+    for (const item of queue) if (item.done) callBack(item.done, error);
   }
 
   /** The scheduler framed the last queued write: the emptied array goes, so an idle channel holds none. */

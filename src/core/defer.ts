@@ -13,3 +13,19 @@ const RESOLVED = Promise.resolve();
 export function defer(task: () => void): void {
   void RESOLVED.then(task);
 }
+
+/**
+ * Calls an application's callback (a write's completion, which Node's streams run synchronously together with
+ * the caller's own callback and listeners). An exception it throws is rethrown from a microtask, where it
+ * surfaces as uncaught as it would from a socket's, instead of breaking off the session's work half done (the
+ * other channels' completions, a session's failure, a sweep of timeouts).
+ */
+export function callBack<T>(callback: (arg: T) => void, arg: T): void {
+  try {
+    callback(arg);
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error;
+    });
+  }
+}

@@ -195,6 +195,7 @@ export class Outgoing {
         ),
       );
     }
-    if (next !== Infinity && this.#openTimer === undefined) this.#armTimer(next);
+    // A dial from a listener the failures ran may have armed the timer for its own, later, deadline.
+    if (next !== Infinity && (this.#openTimer === undefined || next < this.#openTimerAt)) this.#armTimer(next);
   }
 }

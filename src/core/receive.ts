@@ -256,6 +256,11 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       return undefined;
     }
     const channel = this.#table.add(id, false);
+    // A 'channelOpen' listener may have closed the session or sent Go Away: refused as those queued were.
+    if (!this.#host.acceptsChannels()) {
+      this.#table.reset(channel, undefined);
+      return undefined;
+    }
     this.#incoming.offer(channel);
     return channel;
   }

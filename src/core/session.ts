@@ -437,8 +437,12 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
           ? 'maxOutboundStreams'
           : undefined;
     if (limit !== undefined) throw new StreamLimitError(`${limit} (${limits[limit]}) channels are open`);
-    const channel = streams.add(this.#nextId, true);
+    // The id is taken before the channel is entered: a 'channelOpen' listener may dial too.
+    const id = this.#nextId;
     this.#nextId += 2;
+    const channel = streams.add(id, true);
+    // That listener may have destroyed the session, failing the channel with it.
+    if (!channel.live) throw this.#notOpenError() ?? new SessionClosedError();
     this.#outgoing.open(channel, openTimeout, signal);
     // That was the last id: go away gracefully, so that the application moves to a new session.
     // No deadline: the channels still open may run as long as they need; a later close() sets one.

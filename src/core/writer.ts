@@ -11,7 +11,7 @@
  */
 import type { WriteDone } from './channel-state.js';
 import type { WireCodec } from './codec.js';
-import { defer } from './defer.js';
+import { callBack, defer } from './defer.js';
 import { TransportClosedError } from './errors.js';
 import type { Telemetry } from './observe.js';
 import { FrameBatch, type WriteScheduler } from './scheduler.js';
@@ -159,7 +159,7 @@ export class FrameWriter {
           ? noop
           : (error) => {
               const outcome = error ? this.#failure(error) : null;
-              for (const callback of done) callback(outcome);
+              for (const callback of done) callBack(callback, outcome);
             },
       );
       if (!accepted) this.blocked = true;
@@ -167,7 +167,7 @@ export class FrameWriter {
     } catch (error) {
       // A transport that throws (against its contract) took nothing: the batch's writes fail with the session.
       const failure = this.#failure(error instanceof Error ? error : new Error(String(error)));
-      for (const callback of done) callback(failure);
+      for (const callback of done) callBack(callback, failure);
       return false;
     } finally {
       this.#writing = writing;

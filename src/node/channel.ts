@@ -6,6 +6,7 @@ import { Duplex } from 'node:stream';
 import { type ChannelFacts, installChannelFacts } from '../core/channel-facts.js';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
+import { callBack } from '../core/defer.js';
 import { MuxError, writeAfterPeerClose } from '../core/errors.js';
 import { type ChannelStats, channelStats } from '../core/observe.js';
 import type { MuxSession } from '../core/session.js';
@@ -65,7 +66,14 @@ class IdleTimer {
       const idle = performance.now() - this.last;
       if (idle + 1 >= this.ms && this.#firedFor !== this.last) {
         this.#firedFor = this.last;
-        this.onIdle();
+        try {
+          this.onIdle();
+        } catch (error) {
+          // Surfaces as uncaught, as from a socket's 'timeout' listener; the timer still goes on below.
+          process.nextTick(() => {
+            throw error;
+          });
+        }
         // The listener may have destroyed the channel or set another timeout: this timer is then done.
         if (this.#stopped) return;
       }
@@ -501,7 +509,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     callback(error);
     const kept = this.#kept;
     this.#kept = undefined;
-    if (kept !== undefined) for (const write of kept.held) write(this.#failure); // set by `fail`, which kept it
+    if (kept !== undefined) for (const write of kept.held) callBack(write, this.#failure); // `fail` set it, keeping it
   }
 
   /** @internal */
@@ -510,14 +518,29 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     if (this.#idle) this.#idle.touch();
     const encoded = this.#encoded;
     if (encoded === undefined) {
-      this.push(data);
+      this.#push(data);
       return;
     }
     const waiting = this.readableLength;
-    this.push(data);
+    this.#push(data);
     // (Nothing waits when a 'data' listener took it at once.)
     if (this.readableLength === 0) encoded.clear();
     else encoded.added(this.readableLength - waiting, data.length);
+  }
+
+  /**
+   * `push()`, which runs the 'data' listeners of a flowing channel: one that throws surfaces as an uncaught
+   * exception, as from a socket's, instead of inside the session, which took it for its own failure and ended
+   * every channel with `ERR_MUX_INTERNAL`.
+   */
+  #push(data: Uint8Array): void {
+    try {
+      this.push(data);
+    } catch (error) {
+      process.nextTick(() => {
+        throw error;
+      });
+    }
   }
 
   override setEncoding(encoding: BufferEncoding): this {

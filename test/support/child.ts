@@ -113,6 +113,153 @@ const scenarios: Record<string, () => Promise<void>> = {
     console.log(JSON.stringify({ late }));
   },
 
+  /**
+   * Application callbacks that throw, run from inside the session (a flowing channel's 'data' listener, write
+   * callbacks, a 'timeout' listener): each throw must surface as an uncaught exception, as from a socket's,
+   * and leave the session and its other channels working. The process lives on through the throws.
+   */
+  async 'throwing-application-callbacks'() {
+    const uncaught: string[] = [];
+    process.on('uncaughtException', (error) => uncaught.push(error.message));
+    const report: Record<string, unknown> = {};
+    const settle = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+    const pair = (): { client: ReturnType<typeof multiplexedClient>; server: ReturnType<typeof multiplexedServer> } => {
+      const [a, b] = memoryPipe();
+      return {
+        client: multiplexedClient(a, { keepAliveInterval: 0 }),
+        server: multiplexedServer(b, { keepAliveInterval: 0 }),
+      };
+    };
+
+    // A 'data' listener that throws once.
+    {
+      const { client, server } = pair();
+      server.on('channel', (channel) => {
+        channel.on('error', () => {});
+        channel.write('one');
+        setTimeout(() => channel.end('two'), 20);
+        channel.resume();
+      });
+      const a = client.dial();
+      const b = client.dial();
+      const got = { a: '', b: '' };
+      let thrown = false;
+      a.on('data', (chunk: Buffer) => {
+        got.a += chunk.toString();
+        if (!thrown) {
+          thrown = true;
+          throw new Error('data listener');
+        }
+      });
+      b.on('data', (chunk: Buffer) => (got.b += chunk.toString()));
+      a.write('x');
+      b.write('y');
+      await settle(150);
+      report.data = { got, state: client.state, closeError: client.closeError?.message, uncaught: uncaught.splice(0) };
+      client.destroy();
+      server.destroy();
+    }
+
+    // A write callback that throws, in the same batch as other channels' writes.
+    {
+      const { client, server } = pair();
+      server.on('channel', (channel) => {
+        channel.on('error', () => {});
+        channel.resume();
+      });
+      const a = client.dial();
+      const b = client.dial();
+      const events: string[] = [];
+      a.write('a', () => {
+        throw new Error('write callback');
+      });
+      b.write('b', () => events.push('b written'));
+      b.end(() => events.push('b finished'));
+      await settle(100);
+      report.batch = { events, uncaught: uncaught.splice(0) };
+      client.destroy();
+      server.destroy();
+    }
+
+    // `destroy()` with a queued write whose callback throws its error.
+    {
+      const { client, server } = pair();
+      const a = client.dial();
+      const b = client.dial();
+      for (const channel of [a, b]) channel.on('error', () => {});
+      a.write('queued', (error) => {
+        if (error) throw error;
+      });
+      let closeEvents = 0;
+      client.on('close', () => closeEvents++);
+      client.destroy();
+      const closed = await Promise.race([
+        client.closed.then(
+          () => 'settled',
+          () => 'settled',
+        ),
+        settle(200),
+      ]);
+      await settle(20);
+      report.destroy = {
+        closed: closed ?? 'pending',
+        closeEvents,
+        channelCount: client.channelCount,
+        bDestroyed: b.destroyed,
+        uncaught: uncaught.splice(0).length,
+      };
+      server.destroy();
+    }
+
+    // Open timeouts failing two dials, the first with a queued write whose callback throws its error.
+    {
+      const [a, b] = memoryPipe();
+      b.on('data', () => {}); // a peer that reads and never answers
+      const client = multiplexedClient(a, { keepAliveInterval: 0 });
+      const started = performance.now();
+      const failedAt: Record<string, number> = {};
+      for (const [name, openTimeout] of [
+        ['A', 100],
+        ['B', 100],
+        ['C', 300],
+      ] as const) {
+        const channel = client.dial({ openTimeout });
+        channel.on('error', () => (failedAt[name] = Math.round(performance.now() - started)));
+        // More than the peer's window, so that part of the write is still queued when the deadline fails it.
+        if (name === 'A')
+          channel.write(Buffer.alloc(300 * 1024), (error) => {
+            if (error) throw error;
+          });
+      }
+      await settle(600);
+      report.openTimeout = { failedAt, uncaught: uncaught.splice(0).length };
+      client.destroy();
+      b.destroy();
+    }
+
+    // A 'timeout' listener that throws the first time.
+    {
+      const { client, server } = pair();
+      server.on('channel', (channel) => {
+        channel.on('error', () => {});
+        channel.resume();
+      });
+      const channel = client.dial();
+      let timeouts = 0;
+      channel.setTimeout(40);
+      channel.on('timeout', () => {
+        if (++timeouts === 1) throw new Error('timeout listener');
+      });
+      await settle(100); // the first 'timeout'
+      channel.write('activity');
+      await settle(120); // idle again: a second one
+      report.timeout = { timeouts, uncaught: uncaught.splice(0) };
+      client.destroy();
+      server.destroy();
+    }
+    console.log(JSON.stringify(report));
+  },
+
   /** Fault trials, then return: the process must exit on its own. */
   async 'fault-trials'() {
     const first = Number(process.env.MUXWIRE_CHILD_SEED ?? 1);
