@@ -22,6 +22,23 @@ import { MiB, mib, settledMemory } from './support/resources.js';
 const D = FrameType.data;
 const W = FrameType.windowUpdate;
 
+/** SYNs for `channels` channels, each followed by `perChannel` Data frames of one byte (zero). */
+function oneByteFlood(channels: number, perChannel: number): Buffer {
+  const frames = Buffer.alloc(channels * (12 + perChannel * 13));
+  let at = 0;
+  for (let c = 0; c < channels; c++) {
+    const id = 1 + 2 * c;
+    frame(W, Flag.syn, id, 0).copy(frames, at);
+    at += 12;
+    for (let i = 0; i < perChannel; i++, at += 13) {
+      frames.writeUInt8(D, at + 1);
+      frames.writeUInt32BE(id, at + 4);
+      frames.writeUInt32BE(1, at + 8);
+    }
+  }
+  return frames;
+}
+
 async function rawAgainstServer(answerPings = true, options = {}): Promise<{ peer: RawPeer; session: Session }> {
   const [raw, socket] = await tcpPair();
   const session = multiplexedServer(socket, { keepAliveInterval: 0, ...options });
@@ -156,27 +173,32 @@ describe('tolerated input', () => {
     const { peer, session } = await rawAgainstServer(true, { maxSessionBuffered: 1024 * 1024 });
     try {
       session.on('channel', () => {}); // taken, never read
-      const channels = 8;
-      const perChannel = 128 * 1024; // half of each channel's 256 KiB window: the peer breaks no rule
-      const frames = Buffer.alloc(channels * (12 + perChannel * 13));
-      let at = 0;
-      for (let c = 0; c < channels; c++) {
-        const id = 1 + 2 * c;
-        frame(W, Flag.syn, id, 0).copy(frames, at);
-        at += 12;
-        for (let i = 0; i < perChannel; i++, at += 13) {
-          frames.writeUInt8(D, at + 1);
-          frames.writeUInt32BE(id, at + 4);
-          frames.writeUInt32BE(1, at + 8);
-        }
-      }
-      peer.socket.write(frames);
+      peer.socket.write(oneByteFlood(8, 128 * 1024)); // half of each channel's 256 KiB window: no rule broken
       await new Promise((resolve) => setTimeout(resolve, 1000));
       assert.equal(session.state, 'open');
       // 1 MiB of chunk costs (128 bytes each, plus the byte) is about 8,100 chunks; without the cost the
       // session would have taken all 1 MiB of one-byte chunks (about 110 MB of heap).
       assert.ok(session.bufferedBytes < 16 * 1024, `${session.bufferedBytes} one-byte chunks held`);
       assert.ok(session.bufferedBytes > 1000, 'it read until the bound');
+    } finally {
+      session.destroy();
+      peer.socket.destroy();
+    }
+  });
+
+  test("the keep-alive probes of a paused session read a one-byte-frame flood only so far: unread chunks' costs stay bounded", async () => {
+    // A probe reads until its ping's answer, which this peer puts behind its flood: the flood is read, at most a
+    // quarter of maxSessionBuffered more in chunk costs per pause; the session neither fails nor takes it all.
+    const { peer, session } = await rawAgainstServer(true, { maxSessionBuffered: 1024 * 1024, keepAliveTimeout: 300 });
+    try {
+      session.on('channel', () => {}); // taken, never read
+      peer.socket.write(oneByteFlood(8, 128 * 1024));
+      await new Promise((resolve) => setTimeout(resolve, 2000)); // several probes (every 150 ms)
+      assert.equal(session.state, 'open');
+      // 1 MiB of chunk costs at the pause, a quarter more from the probes: about 10,000 chunks of a byte. The
+      // probes took all 1 MiB before (about 110 MB of heap).
+      assert.ok(session.bufferedBytes < 16 * 1024, `${session.bufferedBytes} one-byte chunks held`);
+      assert.ok(session.bufferedBytes > 8500, `${session.bufferedBytes}: the probes read`);
     } finally {
       session.destroy();
       peer.socket.destroy();

@@ -215,3 +215,42 @@ test('consecutive writes share a Data frame, unless the channel frames each writ
   assert.ok(frames.every((f) => f.streamId === 3));
   assert.ok(apart.idle);
 });
+
+test('a frame per write (libp2p) or a byte of window at a time frames a long queue in linear time, in order', () => {
+  const count = 200_000;
+  for (const mode of ['frame each write', 'a byte of window at a time'] as const) {
+    const s = new WriteScheduler(16 * 1024, { onFlagsSent: () => {} });
+    const c = channel(1);
+    if (mode === 'frame each write') {
+      c.frameEachWrite = true;
+      c.sendWindow = 1 << 30;
+    } else c.sendWindow = 0;
+    const completed: number[] = [];
+    for (let i = 0; i < count; i++) c.enqueue(new Uint8Array([i & 255]), () => completed.push(i));
+    const payload: number[] = [];
+    const started = performance.now();
+    for (let turn = 0; turn < 2 * count && c.queuedBytes > 0; turn++) {
+      if (mode === 'a byte of window at a time') c.sendWindow += 1;
+      s.scheduleData(c);
+      const batch = new FrameBatch((n) => new Uint8Array(n));
+      s.fill(batch, 1 << 30);
+      const bytes = Buffer.concat(batch.finish());
+      for (const frame of parseFrames(bytes)) for (const byte of frame.payload) payload.push(byte);
+      for (const done of batch.done) done(null);
+    }
+    const elapsed = performance.now() - started;
+    assert.equal(payload.length, count, mode);
+    assert.ok(
+      payload.every((byte, i) => byte === (i & 255)),
+      `${mode}: every byte in order`,
+    );
+    assert.equal(completed.length, count);
+    assert.ok(
+      completed.every((n, i) => n === i),
+      `${mode}: completions in order`,
+    );
+    assert.equal(c.queue.length, 0, `${mode}: the emptied queue let go`);
+    // A shift() per frame copied the rest of the queue: 128,000 such frames took seconds.
+    assert.ok(elapsed < 5_000, `${mode}: framing took ${Math.round(elapsed)} ms: quadratic`);
+  }
+});

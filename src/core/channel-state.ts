@@ -99,6 +99,9 @@ interface OpeningWatch {
   abort: OpenAbort | null;
 }
 
+/** What a framed write's place in a queue holds until the place goes: its bytes are let go at once. */
+const FRAMED: QueuedWrite = { data: new Uint8Array(0), offset: 0, done: null };
+
 /** The queue of every channel with nothing queued; never written to (see {@link ChannelState.queue}). */
 const NO_WRITES: QueuedWrite[] = Object.freeze([]) as unknown as QueuedWrite[];
 
@@ -117,6 +120,11 @@ export class ChannelState {
    * once is memory for the young-generation GC to copy.
    */
   queue: QueuedWrite[] = NO_WRITES;
+  /**
+   * Where the writes not yet fully framed start in `queue`: those before it were framed and are dropped from
+   * the array only in bulk (a `shift()` per frame copies the rest of a long queue in V8).
+   */
+  queueHead = 0;
   /** Queued bytes not yet framed. */
   queuedBytes = 0;
   /** Payload bytes framed for sending so far (`channel.stats().bytesOut`). */
@@ -253,14 +261,37 @@ export class ChannelState {
   /** Drops every queued write, failing its completion. */
   dropQueue(error: Error): void {
     const queue = this.queue;
-    this.queue = NO_WRITES;
+    const head = this.queueHead;
+    this.queueEmptied();
     this.queuedBytes = 0;
-    for (const item of queue) if (item.done) callBack(item.done, error);
+    for (let i = head; i < queue.length; i++) {
+      const done = queue[i]!.done;
+      if (done) callBack(done, error);
+    }
   }
 
-  /** The scheduler framed the last queued write: the emptied array goes, so an idle channel holds none. */
+  /**
+   * The scheduler framed `framed` more writes. The last framed: the emptied array goes, so an idle channel holds
+   * none. Otherwise the head moves on, and the framed writes leave the array once they are most of it.
+   */
+  framedWrites(framed: number): void {
+    const queue = this.queue;
+    const head = this.queueHead + framed;
+    if (head === queue.length) {
+      this.queueEmptied();
+    } else if (head > 32 && head * 2 > queue.length) {
+      queue.splice(0, head);
+      this.queueHead = 0;
+    } else {
+      for (let i = this.queueHead; i < head; i++) queue[i] = FRAMED;
+      this.queueHead = head;
+    }
+  }
+
+  /** No write is left queued: back to the shared empty queue. */
   queueEmptied(): void {
     this.queue = NO_WRITES;
+    this.queueHead = 0;
   }
 
   /** Records that this side's FIN went out. */

@@ -230,8 +230,8 @@ export class KeepAlive {
     if (this.#inFlight !== ping) return;
     const timeout = this.#options.keepAliveTimeout;
     if (this.#gate.paused && !this.#gate.probing) {
-      this.#gate.startProbe(0);
-      this.#write(ping);
+      // With the pause's probes spent, reading waits for the application, and no verdict can be reached.
+      if (this.#gate.startProbe(0)) this.#write(ping);
       this.#armDeadline(ping, timeout);
       return;
     }

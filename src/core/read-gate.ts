@@ -37,6 +37,12 @@ export class ReadGate {
   #probeBytes = 0;
   /** Bytes a multiplex session may still read while paused in this pause (see {@link PROBE_CHUNK}). */
   #probeBudget = 0;
+  /**
+   * The chunks' cost beyond their bytes (`memory.held`) at which this pause's probes stop reading: a peer can
+   * send no more bytes than its window credit, but as many frames of one byte each as that allows, and each
+   * chunk left unread costs ~100-200 bytes of its own (see `CHUNK_COST`).
+   */
+  #probeHeldCap = 0;
   #probeTimer: ReturnType<typeof setTimeout> | undefined;
   /** When reading last resumed after a pause: the keep-alive deadline does not count time spent not reading. */
   resumedAt = 0;
@@ -75,6 +81,7 @@ export class ReadGate {
     if (this.paused || this.#isClosed()) return;
     this.paused = true;
     this.#probeBudget = Math.max(4 * PROBE_CHUNK, this.#options.maxSessionBuffered / 4);
+    this.#probeHeldCap = this.#memory.held + this.#probeBudget;
     if (!this.probing) this.#stopReading();
     this.#armProbeTimer();
   }
@@ -97,14 +104,24 @@ export class ReadGate {
    * Reads while paused, to hear the peer: `bytes` more bytes (multiplex), or until the probe ping's answer (0;
    * yamux: the peer can send no more data than the window credit it already holds).
    */
-  startProbe(bytes: number): void {
+  startProbe(bytes: number): boolean {
+    if (this.probeSpent) return false;
     this.probing = true;
     this.#probeBytes = bytes;
     this.readingSince = performance.now();
     this.#transport.resume();
+    return true;
   }
 
-  /** The probe heard what it waited for: pause again if reading is still held back. */
+  /**
+   * This pause's probes may read no more: unread chunks cost a quarter of `maxSessionBuffered` more than when
+   * it began. Reading waits for the application then; nothing can be judged of the peer meanwhile.
+   */
+  get probeSpent(): boolean {
+    return this.#memory.held >= this.#probeHeldCap;
+  }
+
+  /** The probe heard what it waited for (or spent its share): pause again if reading is still held back. */
   endProbe(): void {
     this.probing = false;
     this.#probeBytes = 0;
@@ -148,8 +165,8 @@ export class ReadGate {
         this.#probeTimer = undefined;
         if (!this.paused || this.probing || this.#isClosed()) return;
         if (probePing !== null) {
-          this.startProbe(0);
-          probePing(); // after the start: the ping it sends (or sends again) leaves while the transport is read
+          // After the start: the ping it sends (or sends again) leaves while the transport is read.
+          if (this.startProbe(0)) probePing();
           return;
         }
         if (this.#probeBudget <= 0) return;

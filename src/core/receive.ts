@@ -168,6 +168,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     this.#rules?.delivered(channel); // without windows: may hold reading (gate.overfull)
     const gate = this.#gate;
     if (this.#memory.exhausted || gate.overfull > 0) gate.pause();
+    if (gate.probing && gate.probeSpent) gate.endProbe(); // tiny frames while paused: see ReadGate.probeSpent
   }
 
   onFrameEnd(header: FrameHeader): void {

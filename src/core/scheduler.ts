@@ -282,7 +282,7 @@ export class WriteScheduler {
   #packData(channel: ChannelState, batch: FrameBatch): void {
     let size = Math.min(this.maxFrameSize, channel.sendWindow, channel.queuedBytes);
     if (channel.frameEachWrite) {
-      const first = channel.queue[0]!;
+      const first = channel.queue[channel.queueHead]!;
       if (first.data.length - first.offset < size) size = first.data.length - first.offset;
     }
     // FIN never rides on a Data frame: the Debian Go yamux may drop such a frame's payload. It follows as a
@@ -292,11 +292,13 @@ export class WriteScheduler {
     batch.header(FrameType.data, flags, channel.id, size);
     let left = size;
     const queue = channel.queue;
-    // Writes framed whole leave the queue together after the loop: a shift() each copies the rest of a long
-    // queue in V8 (100,000 one-byte writes queued behind a full window took 5 s to frame).
+    const head = channel.queueHead;
+    // Writes framed whole leave the queue in bulk (`framedWrites`): a shift() each copies the rest of a long
+    // queue in V8 (100,000 one-byte writes queued behind a full window took 5 s to frame; a frame per write,
+    // as libp2p's messages or a peer granting a byte at a time make, took as long).
     let framed = 0;
     while (left > 0) {
-      const item = queue[framed]!;
+      const item = queue[head + framed]!;
       const available = item.data.length - item.offset;
       const take = available < left ? available : left;
       batch.payload(take === item.data.length ? item.data : item.data.subarray(item.offset, item.offset + take));
@@ -307,9 +309,7 @@ export class WriteScheduler {
         if (item.done !== null) batch.done.push(item.done);
       }
     }
-    if (framed === queue.length) channel.queueEmptied();
-    else if (framed === 1) queue.shift();
-    else if (framed > 1) queue.splice(0, framed);
+    if (framed > 0) channel.framedWrites(framed);
     channel.sendWindow -= size;
     channel.queuedBytes -= size;
     channel.sent += size;
