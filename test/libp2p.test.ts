@@ -156,6 +156,38 @@ test("invalid options throw libp2p's InvalidParametersError when muxwire() is ca
     message: /maxInboundStreams/,
   });
   assert.throws(() => muxwire({ session: { protocol: 'multiplex' } }), { name: 'InvalidParametersError' });
+  // libp2p's own stream limits and the keep-alive switch are checked too: a negative read limit aborted every
+  // paused stream at its first bytes, a string meant none, and `enableKeepAlive: 0` left keep-alive on.
+  for (const name of ['maxReadBufferLength', 'maxWriteBufferLength', 'inactivityTimeout']) {
+    for (const value of [-1, 'x', Number.NaN]) {
+      assert.throws(() => muxwire({ streamOptions: { [name]: value } }), {
+        name: 'InvalidParametersError',
+        message: new RegExp(`streamOptions\\.${name} must be a number >= 0`),
+      });
+    }
+  }
+  assert.equal(
+    resolveInit({ streamOptions: { maxReadBufferLength: Infinity } }).streamOptions.maxReadBufferLength,
+    Infinity,
+  );
+  assert.throws(() => muxwire({ enableKeepAlive: 0 as never }), {
+    name: 'InvalidParametersError',
+    message: /enableKeepAlive must be true or false/,
+  });
+  // As yamux: 0 is refused (`enableKeepAlive: false` is the way to turn it off).
+  assert.throws(() => muxwire({ keepAliveInterval: 0 }), {
+    name: 'InvalidParametersError',
+    message: /keepAliveInterval must be above 0/,
+  });
+  assert.equal(resolveInit({ enableKeepAlive: false, keepAliveInterval: 0 }).session.keepAliveInterval, 0);
+  // NaN is said as NaN, not as "a number".
+  assert.throws(
+    () => muxwire({ keepAliveInterval: Number.NaN }),
+    (error: Error) => {
+      assert.match((error.cause as Error).message, /must be a number, got NaN$/);
+      return true;
+    },
+  );
 });
 
 test("muxwire's errors become the libp2p errors libp2p branches on, keeping muxwire's as the cause", () => {

@@ -149,7 +149,7 @@ const RANGES: Record<NumberOption, readonly [number, number]> = {
 export function checkNumberOption(key: NumberOption, value: unknown): number {
   const [min, max] = RANGES[key];
   if (typeof value !== 'number' || Number.isNaN(value)) {
-    throw new TypeError(`muxwire: option ${key} must be a number, got ${typeof value}`);
+    throw new TypeError(`muxwire: option ${key} must be a number, got ${value === value ? typeof value : 'NaN'}`);
   }
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new RangeError(`muxwire: option ${key} must be an integer from ${min} to ${max}, got ${value}`);

@@ -4,6 +4,7 @@
  * @module
  */
 import { InvalidParametersError, type StreamMuxerOptions, type StreamOptions } from '@libp2p/interface';
+import { shown } from '../core/errors.js';
 import { type ResolvedOptions, type SessionOptions, SPEC_INITIAL_WINDOW, resolveOptions } from '../core/options.js';
 
 /** Per-stream options: libp2p's own, plus the yamux window sizes. */
@@ -77,6 +78,13 @@ function count(name: string, value: number | undefined, fallback: number): numbe
   return value;
 }
 
+/** A libp2p stream limit (`maxReadBufferLength`...): a number from 0 (Infinity: none), or not given. */
+function limit(name: string, value: unknown): void {
+  if (value !== undefined && !(typeof value === 'number' && value >= 0)) {
+    throw new InvalidParametersError(`muxwire: streamOptions.${name} must be a number >= 0, got ${shown(value)}`);
+  }
+}
+
 /**
  * Applies defaults and checks `init`. Anything invalid throws libp2p's `InvalidParametersError`, naming the
  * option (for a session option, muxwire's own `TypeError` or `RangeError` is its `cause`).
@@ -90,8 +98,21 @@ export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
   const maxOutboundStreams = count('maxOutboundStreams', init.maxOutboundStreams, LIBP2P_DEFAULTS.maxOutboundStreams);
   const maxEarlyStreams = count('maxEarlyStreams', init.maxEarlyStreams, LIBP2P_DEFAULTS.maxEarlyStreams);
   const { initialStreamWindowSize, maxStreamWindowSize, ...streamOptions } = init.streamOptions ?? {};
+  for (const name of ['maxReadBufferLength', 'maxWriteBufferLength', 'inactivityTimeout'] as const) {
+    limit(name, streamOptions[name]);
+  }
+  const { enableKeepAlive, keepAliveInterval } = init;
+  if (enableKeepAlive !== undefined && typeof enableKeepAlive !== 'boolean') {
+    throw new InvalidParametersError(`muxwire: enableKeepAlive must be true or false, got ${String(enableKeepAlive)}`);
+  }
+  // As yamux: an interval of 0 is a mistake here (`enableKeepAlive: false` turns keep-alive off).
+  if (keepAliveInterval === 0 && enableKeepAlive !== false) {
+    throw new InvalidParametersError(
+      'muxwire: keepAliveInterval must be above 0 (enableKeepAlive: false turns it off)',
+    );
+  }
   const session: SessionOptions = { ...init.session };
-  if (init.enableKeepAlive === false) session.keepAliveInterval = 0;
+  if (enableKeepAlive === false) session.keepAliveInterval = 0;
   else if (init.keepAliveInterval !== undefined || session.keepAliveInterval === undefined) {
     session.keepAliveInterval = init.keepAliveInterval ?? LIBP2P_DEFAULTS.keepAliveInterval;
   }
