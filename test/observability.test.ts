@@ -289,13 +289,15 @@ test('dials that time out still waiting in the ACK backlog (their SYN never left
   const session = multiplexedClient(socket, { keepAliveInterval: 0, logger: log.logger, ackBacklog: 1 });
   const peer = new RawPeer(raw); // never acknowledges
   try {
-    const channels = [0, 1, 2].map(() => session.dial({ openTimeout: 50 }).on('error', () => {}));
+    // The first holds the backlog's one slot past the others' deadlines, so theirs never leave (with the same
+    // deadline, one freed by the first's reset could leave before its own sweep on a busy machine).
+    const channels = [80, 30, 30].map((openTimeout) => session.dial({ openTimeout }).on('error', () => {}));
     for (const channel of channels) channel.write('x');
     await until(() => channels.every((c) => c.destroyed), 5000, 'the open timeouts');
     const resets = log.records.filter((r) => r.event === 'channel-reset');
     assert.deepEqual(
       resets.map((r) => [r.channel, r.level, (r.error as { code?: string } | undefined)?.code]),
-      channels.map((c) => [c.id, 'warn', 'ERR_MUX_OPEN_TIMEOUT']),
+      [channels[1]!, channels[2]!, channels[0]!].map((c) => [c.id, 'warn', 'ERR_MUX_OPEN_TIMEOUT']),
     );
     assert.equal(session.stats().resetsOut, 1, 'one RST went: the others never reached the peer');
     assert.equal(peer.frames.filter((f) => (f.flags & Flag.syn) !== 0 && f.type !== FrameType.ping).length, 1);

@@ -17,7 +17,10 @@ type Listener = (...args: any[]) => void;
 /** A `once` listener's wrapper remembers the listener, so that `off` and `listeners` find it. */
 type OnceWrapper = Listener & { listener: Listener };
 
-type ListenerTable = Record<PropertyKey, Listener | Listener[] | undefined>;
+/** Several listeners of one event; `emitting` is true while an `emit` goes through them. */
+type Listeners = Listener[] & { emitting?: boolean };
+
+type ListenerTable = Record<PropertyKey, Listener | Listeners | undefined>;
 
 /**
  * The prototype of every listener table: it has no properties and no prototype, so no event name finds
@@ -26,13 +29,23 @@ type ListenerTable = Record<PropertyKey, Listener | Listener[] | undefined>;
  */
 const NO_PROTOTYPE: object = Object.freeze(Object.create(null) as object);
 
+/**
+ * The listener array of `key`, ready to change: itself, or, while an `emit` goes through it, a copy put in its
+ * place (copy-on-write), so that the emit calls the listeners it started with.
+ */
+function changeable(table: ListenerTable, key: PropertyKey, entry: Listeners): Listener[] {
+  return entry.emitting ? (table[key] = entry.slice()) : entry;
+}
+
 export class Emitter<Events extends { [K in keyof Events]: Listener }> {
   /**
-   * Listeners by event: one listener as itself, several as an array replaced (never changed) on each change, so
-   * that emitting while listeners change sees a stable list; an event whose listeners are all gone keeps its
-   * key, set to undefined (deleting a key would turn the object into a slow dictionary). Most channels have
-   * one listener per event, and such a table is far lighter than a `Map` of arrays (one is made for every
-   * channel of a session of `LightChannel`s).
+   * Listeners by event: one listener as itself, several as an array, changed in place (adding or removing one
+   * costs no copy of the others) except while an `emit` goes through it: then a change copies it first, and
+   * the emit goes on through the list it started with, as Node's does (a listener added during an emit is not
+   * called by it, one removed is still called). An event whose listeners are all gone keeps its key, set to
+   * undefined (deleting a key would turn the object into a slow dictionary). Most channels have one listener
+   * per event, and such a table is far lighter than a `Map` of arrays (one is made for every channel of a
+   * session of `LightChannel`s).
    */
   protected listenerTable: ListenerTable | null = null;
 
@@ -46,7 +59,10 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
     return this.add(event, this.onceWrapper(event, listener));
   }
 
-  /** Removes a listener (added with `on` or `once`). */
+  /**
+   * Removes a listener (added with `on` or `once`); if it is there more than once, the one called last (the
+   * most recently added, unless prepended), as Node's `removeListener` does.
+   */
   off<K extends keyof Events>(event: K, listener: Events[K]): this {
     const table = this.listenerTable;
     if (table === null) return this;
@@ -58,10 +74,11 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
       if (matches(entry)) table[key] = undefined;
       return this;
     }
-    const index = entry.findIndex(matches);
+    let index = entry.length - 1;
+    while (index >= 0 && !matches(entry[index]!)) index--;
     if (index < 0) return this;
-    const next = entry.filter((_, i) => i !== index);
-    table[key] = next.length === 1 ? next[0]! : next;
+    if (entry.length === 2) table[key] = entry[1 - index];
+    else changeable(table, key, entry).splice(index, 1);
     return this;
   }
 
@@ -86,7 +103,10 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
     if (typeof entry === 'function') {
       this.call(entry, args);
     } else {
+      const outer = entry.emitting; // an emit of this event from one of its listeners leaves it set
+      entry.emitting = true;
       for (const listener of entry) this.call(listener, args);
+      entry.emitting = outer;
     }
     return true;
   }
@@ -109,8 +129,9 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
     const table = (this.listenerTable ??= Object.create(NO_PROTOTYPE) as ListenerTable);
     const key = event as PropertyKey;
     const entry = table[key];
-    table[key] =
-      entry === undefined ? listener : typeof entry === 'function' ? [entry, listener] : [...entry, listener];
+    if (entry === undefined) table[key] = listener;
+    else if (typeof entry === 'function') table[key] = [entry, listener];
+    else changeable(table, key, entry).push(listener);
     this.onListenerAdded(event);
     return this;
   }
@@ -190,8 +211,9 @@ export class NodeEmitter<Events extends { [K in keyof Events]: Listener }>
     const table = (this.listenerTable ??= Object.create(NO_PROTOTYPE) as ListenerTable);
     const key = event as PropertyKey;
     const entry = table[key];
-    table[key] =
-      entry === undefined ? listener : typeof entry === 'function' ? [listener, entry] : [listener, ...entry];
+    if (entry === undefined) table[key] = listener;
+    else if (typeof entry === 'function') table[key] = [listener, entry];
+    else changeable(table, key, entry).unshift(listener);
     this.onListenerAdded(event);
     return this;
   }

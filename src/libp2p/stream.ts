@@ -21,6 +21,7 @@ import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState } from '../core/channel-state.js';
 import { defer } from '../core/defer.js';
 import { ChannelResetError } from '../core/errors.js';
+import { Fifo } from '../core/fifo.js';
 import type { MuxSession } from '../core/session.js';
 import { toLibp2pError } from './errors.js';
 
@@ -68,9 +69,11 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * is the session's "unread" data, so its window is not refilled and the peer stops. It counts against
    * `maxReadBufferLength` with the read buffer, as it would in the read buffer of libp2p's yamux.
    */
-  #paused: Uint8Array[] | null = null;
+  #paused: Fifo<Uint8Array> | null = null;
   /** Bytes in `#paused`: what the session counts as delivered and not read. */
   #held = 0;
+  /** `sendResume` is handing `#paused` on (a listener's `resume()` meanwhile leaves the work to it). */
+  #handingOn = false;
   /** The peer's FIN came while paused data waited: it takes effect once that data is handed on. */
   #endAfterPaused = false;
   /** This side let go of the channel (reset) or the session failed it. */
@@ -190,23 +193,30 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   /** libp2p's hook: data arriving from now on waits in `#paused`; the window, no longer refilled, stops the peer. */
   sendPause(): void {}
 
-  /** libp2p's hook: hands on what arrived while paused (after the read buffer, which `resume()` emptied first). */
+  /**
+   * libp2p's hook: hands on what arrived while paused (after the read buffer, which `resume()` emptied first),
+   * oldest first, each chunk leaving `#held` as it goes; the session credits the peer for those once they are
+   * handed on. A 'message' listener that pauses again leaves the rest waiting where it is, still unread (its
+   * window not refilled), and data that arrives meanwhile waits behind it.
+   */
   sendResume(): void {
     const paused = this.#paused;
-    if (paused === null) return;
-    this.#paused = null;
-    this.#held = 0;
-    this.#port.readProgress(this.#state);
-    for (let i = 0; i < paused.length; i++) {
-      if (this.readStatus === 'paused') {
-        // Paused again by a 'message' listener: the rest waits again, in order.
-        const rest = paused.slice(i);
-        this.#paused = rest;
-        for (const chunk of rest) this.#held += chunk.byteLength;
-        return;
+    if (paused === null || this.#handingOn) return;
+    this.#handingOn = true;
+    try {
+      while (this.#paused === paused && this.readStatus !== 'paused' && paused.length > 0) {
+        const chunk = paused.shift()!;
+        this.#held -= chunk.byteLength;
+        this.onData(chunk);
       }
-      this.onData(paused[i]!);
+    } finally {
+      this.#handingOn = false;
     }
+    // A listener may have let go of the rest (closeRead, a reset) or moved it to the read buffer (`#endHeld`).
+    if (this.#paused !== paused) return;
+    this.#port.readProgress(this.#state);
+    if (paused.length > 0) return; // paused again: the rest waits
+    this.#paused = null;
     if (this.#endAfterPaused) {
       this.#endAfterPaused = false;
       this.onRemoteCloseWrite();
@@ -222,7 +232,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    */
   deliver(data: Uint8Array): void {
     if (this.readStatus === 'paused' || this.#paused !== null) {
-      (this.#paused ??= []).push(data);
+      (this.#paused ??= new Fifo()).push(data);
       this.#held += data.byteLength;
       // As libp2p's yamux, whose paused data waits in the read buffer and is held to its limit: only a window
       // larger than maxReadBufferLength (auto-tuned up to maxStreamWindowSize) lets this much arrive.
@@ -268,7 +278,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     let ended = false;
     if (this.#paused !== null && error instanceof ChannelResetError) {
       // Moved now, before a FIN delivered in the same receive step is passed on (from a microtask).
-      for (const chunk of this.#paused) this.readBuffer.append(chunk);
+      for (const chunk of this.#paused.drain()) this.readBuffer.append(chunk);
       ended = this.#endAfterPaused;
     }
     this.#endAfterPaused = false;
@@ -386,7 +396,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     if (paused !== null) {
       this.#paused = null;
       this.#held = 0;
-      for (const chunk of paused) this.readBuffer.append(chunk);
+      for (const chunk of paused.drain()) this.readBuffer.append(chunk);
       this.#port.readProgress(this.#state);
     }
     this.onRemoteCloseWrite();
