@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import net from 'node:net';
 import readline from 'node:readline';
-import { addAbortSignal } from 'node:stream';
+import tls from 'node:tls';
+import { Duplex, addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   type Channel,
@@ -42,6 +43,7 @@ import { FULL_PARTS } from '../src/core/full-parts.js';
 import type { Transport, TransportEvents } from '../src/core/transport.js';
 import { FakeTransport } from './support/fake-transport.js';
 import { resourceCounts, settleResources } from './support/resources.js';
+import { selfSignedCertificate } from './support/self-signed.js';
 import {
   RawPeer,
   frame,
@@ -2186,4 +2188,235 @@ test('a transport whose write() throws fails the session, and the channel writes
   }).finally(() => clearTimeout(timer));
   assert.ok(outcome instanceof Error, `the write's callback heard: ${String(outcome)}`);
   await assert.rejects(session.closed);
+});
+
+describe('sessions over Node transports: what a review of them found', () => {
+  /** A loopback port nobody listens on (a server's, closed again). */
+  async function deadPort(): Promise<number> {
+    const server = net.createServer().listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+
+  /** The error `session.closed` rejected with (undefined for a clean close), within 5 s. */
+  function closeError(session: { closed: Promise<void> }): Promise<unknown> {
+    return within(
+      session.closed.then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+      5000,
+      'the session to end',
+    );
+  }
+
+  /** Whether `error` is a TransportClosedError whose cause has `code`. */
+  function causedBy(error: unknown, code: RegExp): boolean {
+    return error instanceof TransportClosedError && code.test(String((error.cause as { code?: string })?.code));
+  }
+
+  test('a socket that never connects (refused, or a TLS certificate not trusted) fails an idle session with its error as cause; once connected, an idle reset still ends it cleanly', async () => {
+    const port = await deadPort();
+    for (const start of [multiplexedClient, lightClient]) {
+      const session = start(net.connect(port, '127.0.0.1'), { keepAliveInterval: 0 });
+      let heard: unknown = 'no close event';
+      session.on('close', (error) => (heard = error));
+      const error = await closeError(session);
+      assert.ok(causedBy(error, /^ECONNREFUSED$/), `${start.name}: ${String(error)}`);
+      assert.equal(heard, error, "the 'close' event's error");
+      assert.equal(session.closeError, error);
+      assert.throws(
+        () => session.dial(),
+        (e) => e === error,
+      );
+      await assert.rejects(session.accept(), (e) => e === error);
+    }
+
+    const { key, cert } = selfSignedCertificate();
+    const server = tls.createServer({ key, cert }, (socket) => socket.on('error', () => {}));
+    server.on('tlsClientError', () => {});
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port: tlsPort } = server.address() as net.AddressInfo;
+    try {
+      // Not trusted: the handshake fails after TCP connected.
+      const untrusted = multiplexedClient(tls.connect({ port: tlsPort, host: '127.0.0.1' }), { keepAliveInterval: 0 });
+      const error = await closeError(untrusted);
+      assert.ok(causedBy(error, /SELF_SIGNED|UNABLE_TO_VERIFY/), String(error));
+
+      // Handed over while connecting, then up: an error after that is an idle connection's, a clean end.
+      const trusted = tls.connect({ port: tlsPort, host: '127.0.0.1', ca: cert, servername: 'localhost' });
+      const overTls = multiplexedClient(trusted, { keepAliveInterval: 0 });
+      await once(trusted, 'secureConnect');
+      trusted.destroy(new Error('reset (test)'));
+      assert.equal(await closeError(overTls), undefined, 'an established TLS connection reset while idle');
+    } finally {
+      server.close();
+    }
+    const plain = net.createServer((socket) => socket.on('error', () => {}).resume());
+    plain.listen(0, '127.0.0.1');
+    await once(plain, 'listening');
+    try {
+      const socket = net.connect((plain.address() as net.AddressInfo).port, '127.0.0.1');
+      const session = multiplexedClient(socket, { keepAliveInterval: 0 });
+      await once(socket, 'connect');
+      socket.destroy(new Error('reset (test)'));
+      assert.equal(await closeError(session), undefined, 'an established TCP connection reset while idle');
+    } finally {
+      plain.close();
+    }
+  });
+
+  test('a socket destroyed with an error before its session started: the session fails with that error as cause, idle or with a channel dialled', async () => {
+    for (const dial of [false, true]) {
+      const [a, b] = await tcpPair();
+      const gone = new Error('gone before the session (test)');
+      a.on('error', () => {});
+      const closed = new Promise((resolve) => a.on('close', resolve));
+      a.destroy(gone);
+      await closed;
+      const session = multiplexedClient(a, { keepAliveInterval: 0 });
+      const channelError = dial
+        ? new Promise((resolve) => session.dial().on('error', resolve).write('x'))
+        : Promise.resolve(undefined);
+      const error = await closeError(session);
+      assert.ok(error instanceof TransportClosedError, String(error));
+      assert.equal(error.cause, gone);
+      if (dial) assert.equal(((await channelError) as Error).cause, gone, "the channel's error");
+      b.destroy();
+    }
+  });
+
+  test("a half-open socket whose 'end' came before its session: the session hears the end at once (with keep-alive off it waited for ever)", async () => {
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => socket.resume().end());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      for (const dial of [false, true]) {
+        const socket = net.connect({
+          port: (server.address() as net.AddressInfo).port,
+          host: '127.0.0.1',
+          allowHalfOpen: true,
+        });
+        socket.resume();
+        await once(socket, 'end');
+        socket.pause();
+        const session = multiplexedClient(socket, { keepAliveInterval: 0 });
+        if (dial) {
+          const channel = session.dial();
+          const failed = new Promise((resolve) => channel.on('error', resolve));
+          channel.write('x');
+          assert.ok((await within(failed, 2000, 'the channel to fail')) instanceof TransportClosedError);
+          assert.ok((await closeError(session)) instanceof TransportClosedError);
+        } else {
+          assert.equal(await closeError(session), undefined, 'an idle session ends cleanly');
+        }
+        socket.destroy();
+      }
+    } finally {
+      server.close();
+    }
+  });
+
+  test('a stream that decodes to strings is refused at once; one that gives objects fails the session with ProtocolError; an object-mode stream of bytes works', async () => {
+    const [a, b] = await tcpPair();
+    try {
+      a.setEncoding('utf8');
+      assert.throws(() => multiplexedClient(a), TypeError);
+      assert.throws(() => lightClient(a), TypeError);
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+
+    for (const dial of [false, true]) {
+      const stream = new Duplex({
+        readableObjectMode: true,
+        read() {},
+        write(_chunk, _encoding, callback) {
+          callback();
+        },
+      });
+      const session = multiplexedClient(stream, { keepAliveInterval: 0 });
+      const failed = dial ? new Promise((resolve) => session.dial().on('error', resolve)) : undefined;
+      stream.push({ bytes: 'not really' });
+      const error = await closeError(session);
+      const said = (e: unknown): boolean =>
+        e instanceof ProtocolError && e.message.includes('gave an object, not bytes');
+      // With a channel open the transport's failure is a TransportClosedError that holds it; idle, it is itself.
+      assert.ok(dial ? error instanceof TransportClosedError && said(error.cause) : said(error), String(error));
+      if (dial) assert.ok((await within(failed!, 2000, 'the channel to fail')) instanceof TransportClosedError);
+      assert.equal(session.stats().bytesIn, 0);
+    }
+
+    // Duplex.fromWeb({ objectMode: true }) over Web Streams carries Uint8Arrays: that is bytes.
+    const ab = new TransformStream<Uint8Array, Uint8Array>();
+    const ba = new TransformStream<Uint8Array, Uint8Array>();
+    type WebPair = Parameters<typeof Duplex.fromWeb>[0]; // node:stream/web's types, not the DOM's
+    const overWeb = (pair: { readable: unknown; writable: unknown }): Duplex =>
+      Duplex.fromWeb(pair as WebPair, { objectMode: true });
+    const client = multiplexedClient(overWeb({ readable: ba.readable, writable: ab.writable }), {
+      keepAliveInterval: 0,
+    });
+    const server = multiplexedServer(overWeb({ readable: ab.readable, writable: ba.writable }), {
+      keepAliveInterval: 0,
+    });
+    try {
+      server.on('channel', (channel: Channel) => void pipeline(channel, channel).catch(() => {}));
+      const channel = client.dial();
+      channel.end('over an object-mode pair');
+      assert.equal((await within(readAll(channel), 2000, 'the echo')).toString(), 'over an object-mode pair');
+    } finally {
+      client.destroy();
+      server.destroy();
+    }
+  });
+
+  test("a stream that never emits 'close' (emitClose: false) keeps no listener of the session once it ended, cleanly or destroyed", async () => {
+    /** Two connected duplexes that emit no 'close'. */
+    function quietPair(): [Duplex, Duplex] {
+      const ends: Duplex[] = [];
+      for (const other of [1, 0]) {
+        ends.push(
+          new Duplex({
+            emitClose: false,
+            read() {},
+            write(chunk: Buffer, _encoding, callback) {
+              ends[other]!.push(chunk);
+              callback();
+            },
+            final(callback) {
+              ends[other]!.push(null);
+              callback();
+            },
+          }),
+        );
+      }
+      return [ends[0]!, ends[1]!];
+    }
+    const events = ['data', 'end', 'drain', 'close', 'finish', 'error'];
+    const counts = (stream: Duplex): number[] => events.map((event) => stream.listenerCount(event));
+    for (const how of ['close', 'destroy'] as const) {
+      const [a, b] = quietPair();
+      const before = [counts(a), counts(b)];
+      const client = multiplexedClient(a, { keepAliveInterval: 0 });
+      const server = multiplexedServer(b, { keepAliveInterval: 0 });
+      if (how === 'close') {
+        await within(client.close(), 2000, 'the close');
+        assert.equal(await closeError(server), undefined);
+      } else {
+        client.destroy();
+        server.destroy();
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+      // What is left: one listener that keeps a late 'error' from crashing the process.
+      for (const [i, stream] of [a, b].entries()) {
+        const after = counts(stream);
+        assert.deepEqual(after.slice(0, -1), before[i]!.slice(0, -1), `${how}: listeners on end ${i}`);
+        assert.ok(after.at(-1)! <= before[i]!.at(-1)! + 1, `${how}: 'error' listeners on end ${i}`);
+      }
+    }
+  });
 });

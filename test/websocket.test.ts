@@ -1492,6 +1492,63 @@ describe('muxwire/web: what a review found (writes, aborts, closeWrite, close co
   });
 });
 
+describe('a WebSocket that never opens, and one that opened', () => {
+  /** The error `session.closed` rejected with (undefined for a clean close), within 5 s. */
+  function closeError(session: { closed: Promise<void> }): Promise<unknown> {
+    return within(
+      session.closed.then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+      5000,
+      'the session to end',
+    );
+  }
+
+  test("nothing listening, or HTTP 404 on the upgrade: an idle session fails with TransportClosedError, the WebSocket's error in its cause (Node and web sessions)", async () => {
+    const gone = createServer().listen(0, '127.0.0.1');
+    await once(gone, 'listening');
+    const deadPort = (gone.address() as AddressInfo).port;
+    await new Promise((resolve) => gone.close(resolve));
+    const notFound = createServer((_request, response) => {
+      response.statusCode = 404;
+      response.end();
+    });
+    notFound.listen(0, '127.0.0.1');
+    await once(notFound, 'listening');
+    toClose.push(() => void notFound.close());
+    const cases = [
+      [`ws://127.0.0.1:${deadPort}/mux`, /ECONNREFUSED/],
+      [`ws://127.0.0.1:${(notFound.address() as AddressInfo).port}/mux`, /404/],
+    ] as const;
+    for (const [url, says] of cases) {
+      for (const kind of ['node', 'web'] as const) {
+        const session =
+          kind === 'node'
+            ? multiplexedClient(nodeWebSocketTransport(new WsWebSocket(url)), { keepAliveInterval: 0 })
+            : new WebSession(webSocketTransport(new WebSocket(url)), 'client', { keepAliveInterval: 0 });
+        const error = await closeError(session);
+        assert.ok(error instanceof TransportClosedError, `${kind} ${url}: ${String(error)}`);
+        const cause = error.cause as WebSocketClosedError;
+        assert.ok(cause instanceof WebSocketClosedError, String(cause));
+        assert.equal(cause.closeCode, 1006);
+        assert.match((cause.cause as Error | undefined)?.message ?? '', says);
+        await assert.rejects(session.accept(), (e) => e === error);
+      }
+    }
+  });
+
+  test('an open idle session whose server closes the WebSocket with code 4000 still ends cleanly (nothing was lost)', async () => {
+    const raw = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise<void>((resolve) => raw.once('listening', () => resolve()));
+    toClose.push(() => new Promise<void>((resolve) => raw.close(() => resolve())));
+    raw.on('connection', (socket) => setTimeout(() => socket.close(4000, 'go away'), 20));
+    const url = `ws://127.0.0.1:${(raw.address() as AddressInfo).port}`;
+    const session = multiplexedClient(nodeWebSocketTransport(new WsWebSocket(url)), { keepAliveInterval: 0 });
+    assert.equal(await closeError(session), undefined);
+  });
+});
+
 describe('createWebSocketServer against a ws peer that stops reading', () => {
   test('the blocked server transport does not poll bufferedAmount while the peer reads nothing; once it reads again, every byte arrives', async () => {
     const total = 24 * MiB;

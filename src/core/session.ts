@@ -351,7 +351,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       data: (chunk) => this.#onTransportData(chunk),
       drain: () => this.#writer.onDrain(),
       end: () => this.#onTransportEnd(),
-      error: (error) => this.#onTransportError(error),
+      error: (error, beforeOpen) => this.#onTransportError(error, beforeOpen),
       close: () => this.#onTransportClose(),
     };
     telemetry.log(LOG_SESSION_OPEN);
@@ -639,11 +639,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#loseTransport(goAwayError ?? new TransportClosedError('the transport ended with channels still open'));
   }
 
-  #onTransportError(error: Error): void {
+  #onTransportError(error: Error, beforeOpen?: boolean): void {
     if (this.#status === 'closed') return;
     // With no channel open nothing is lost: a peer that resets an idle connection (as hashicorp/yamux's
-    // Session.Close can) ends the session like a plain close.
-    if (this.#streams.stillOpen === 0 && this.#incoming.queued === 0) {
+    // Session.Close can) ends the session like a plain close. A connection that never opened is a failure.
+    if (!beforeOpen && this.#streams.stillOpen === 0 && this.#incoming.queued === 0) {
       this.#transport.destroy();
       // Unless the transport was given what is not this protocol at all (a WebSocket's text message, a stream's
       // string: a `ProtocolError`): that is said even with nothing open.

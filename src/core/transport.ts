@@ -17,8 +17,12 @@ export interface TransportEvents {
   drain(this: void): void;
   /** The peer ended its side (end of file). */
   end(this: void): void;
-  /** The transport failed. */
-  error(this: void, error: Error): void;
+  /**
+   * The transport failed. With `beforeOpen`, it failed before its connection was up (refused, a TLS handshake
+   * that failed, a WebSocket that never opened): the session fails with it even with no channel open, where
+   * the failure of an open connection (a peer that resets it) ends an idle session cleanly.
+   */
+  error(this: void, error: Error, beforeOpen?: boolean): void;
   /** The transport is closed in both directions; no more events follow. */
   close(this: void): void;
 }

@@ -46,6 +46,12 @@ function nodeTransport(transport: Duplex | Transport): Transport {
     // A stream with a 'readable' listener does not flow: the session would never read it.
     throw new TypeError("muxwire: remove the stream's 'readable' listeners before a session reads it");
   }
+  if (transport.readableEncoding !== null && transport.readableEncoding !== undefined) {
+    // It would hand the session strings: bytes decoded as text are no longer the frames the peer sent.
+    throw new TypeError(
+      `muxwire: the stream decodes what it reads as ${transport.readableEncoding} (setEncoding()): a session reads bytes`,
+    );
+  }
   return duplexTransport(transport);
 }
 

@@ -3,20 +3,77 @@
  * into a duplex, an in-memory pair) to the core's {@link Transport}.
  * @module
  */
-import type { Duplex } from 'node:stream';
+import { type Duplex, finished } from 'node:stream';
+import { ProtocolError } from '../core/errors.js';
 import type { Transport, TransportEvents } from '../core/transport.js';
 
 const ignore = (): void => {};
 
+/** What the transport reads of a `net.Socket` or a `tls.TLSSocket`, when the stream is one. */
+interface SocketFacts {
+  /** A `net.Socket` still connecting. */
+  connecting?: boolean;
+  /** A `tls.TLSSocket`. */
+  encrypted?: boolean;
+  /** A TLS socket's: undefined until the peer's Finished message came, the last of its handshake. */
+  getPeerFinished?: () => unknown;
+  setNoDelay?: (on: boolean) => void;
+}
+
+/**
+ * Whether the connection under `stream` is up: not a socket still connecting, nor a TLS socket whose
+ * handshake has not finished (handed over at once after `tls.connect()`). Any other duplex is.
+ */
+function isOpen(stream: Duplex & SocketFacts): boolean {
+  if (stream.connecting === true) return false;
+  return stream.encrypted !== true || typeof stream.getPeerFinished !== 'function' || !!stream.getPeerFinished();
+}
+
 /** Wraps a Node duplex stream as a session transport. */
 export function duplexTransport(stream: Duplex): Transport {
+  const socket = stream as Duplex & SocketFacts;
   let events: TransportEvents | undefined;
+  /** The session heard the close: no more events go to it. */
+  let closed = false;
+  /**
+   * The connection was up when the session started, or came up since. An error before that (a refused
+   * connection, an untrusted certificate) fails the session even with nothing open: it never connected.
+   */
+  let opened = false;
+  /** Takes `finished()`'s listeners off. */
+  let unwatch = ignore;
+  // A TLS socket emits 'secure' once its handshake is done (either side; a client's 'secureConnect' follows
+  // from it); its own 'connect' says only that TCP is up.
+  const openEvent = socket.encrypted === true ? 'secure' : 'connect';
+  const onOpen = (): void => {
+    // A TLS client's own 'secure' listener, added before this one, destroys a socket whose certificate it
+    // refused: that connection never opened.
+    opened = !stream.destroyed;
+  };
+  const onData = (chunk: unknown): void => {
+    if (chunk instanceof Uint8Array) events!.data(chunk);
+    // A string (`setEncoding()` called after the session started) or an object (an object-mode stream) is not
+    // this protocol, which the session reports even with nothing open; it destroys the stream.
+    else {
+      const type = typeof chunk;
+      events!.error(new ProtocolError(`the stream gave ${type === 'object' ? 'an' : 'a'} ${type}, not bytes`));
+    }
+  };
+  const onError = (error: Error): void => events!.error(error, !opened);
+  const onEnd = (): void => {
+    if (!closed) events!.end();
+  };
+  const onDrain = (): void => events!.drain();
   const onClose = (): void => {
-    stream.off('data', events!.data);
-    stream.off('end', events!.end);
-    stream.off('drain', events!.drain);
-    stream.off('error', events!.error);
+    if (closed) return;
+    closed = true;
+    stream.off('data', onData);
+    stream.off('end', onEnd);
+    stream.off('drain', onDrain);
+    stream.off('error', onError);
     stream.off('close', onClose);
+    stream.off(openEvent, onOpen);
+    unwatch();
     // A late error from a closed stream must not become an uncaught exception.
     stream.on('error', ignore);
     events!.close();
@@ -25,13 +82,27 @@ export function duplexTransport(stream: Duplex): Transport {
     start(sink) {
       events = sink;
       // The session batches frames itself; Nagle's algorithm would only add delay.
-      (stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
-      stream.on('data', sink.data);
-      stream.on('end', sink.end);
-      stream.on('drain', sink.drain);
-      stream.on('error', sink.error);
+      socket.setNoDelay?.(true);
+      stream.on('data', onData);
+      stream.on('end', onEnd);
+      stream.on('drain', onDrain);
+      stream.on('error', onError);
       stream.on('close', onClose);
-      if (stream.destroyed) queueMicrotask(onClose);
+      if (stream.destroyed) {
+        // Handed over dead: a stream destroyed with an error never worked for this session, which fails with
+        // that error as the cause (its 'error' event, if still to come, says the same).
+        queueMicrotask(() => {
+          if (stream.errored) onError(stream.errored);
+          onClose();
+        });
+        return;
+      }
+      opened = isOpen(socket);
+      if (!opened) stream.on(openEvent, onOpen);
+      // A stream that emits no 'close' (`emitClose: false`) lets go of the listeners once it is done both ways.
+      unwatch = finished(stream, onClose);
+      // Its 'end' came before the session existed (a half-open socket whose peer had ended): no more is coming.
+      if (stream.readableEnded) queueMicrotask(onEnd);
       // A 'data' listener does not restart a stream paused by hand (`pauseOnConnect`, or paused to read a
       // preamble first): the session reads it from now on.
       else stream.resume();
@@ -56,6 +127,8 @@ export function duplexTransport(stream: Duplex): Transport {
     },
     destroy(error) {
       stream.destroy(error);
+      // The session is done with the stream: its listeners go now, also from one that never emits 'close'.
+      if (events !== undefined) queueMicrotask(onClose);
     },
     allocate(size) {
       return Buffer.allocUnsafe(size);

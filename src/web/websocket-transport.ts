@@ -15,7 +15,9 @@
  *   `ws` package's socket has `pause()`/`resume()`, which stop reading its TCP socket, and those are used).
  * - Binary messages only, as `ArrayBuffer`s (`binaryType` is set); a text message is a protocol error.
  * - Close codes: 1000 (and 1005, no code) end the transport cleanly; any other close, or an `'error'`
- *   event, fails it with a {@link WebSocketClosedError} holding the code and reason.
+ *   event, fails it with a {@link WebSocketClosedError} holding the code and reason. A socket that closes
+ *   before it opened (nothing listening, an upgrade refused) is reported as such: a failure of the session
+ *   even with no channel open.
  * @module
  */
 import { defer } from '../core/defer.js';
@@ -213,6 +215,8 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   /** Set when the close event came before `start()`: reported from `start()`. */
   let closeEvent: { code: number; reason: string } | undefined;
   let destroyed = false;
+  /** It opened (a server's socket is open from the start): a failure before that fails even an idle session. */
+  let opened = socket.readyState !== CONNECTING;
 
   const onMessage = (event: { data: unknown }): void => {
     const data = event.data;
@@ -241,6 +245,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   };
 
   const onOpen = (): void => {
+    opened = true;
     const writes = queued;
     queued = [];
     for (const write of writes) send(write.data, write.done, write.inPlace);
@@ -292,7 +297,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       return;
     }
     if (failure === undefined && (code === 1000 || code === 1005)) sink.end();
-    else sink.error(failure ?? new WebSocketClosedError(code, reason));
+    else sink.error(failure ?? new WebSocketClosedError(code, reason), !opened);
     sink.close();
   }
 
