@@ -18,19 +18,15 @@ import type { ResolvedOptions } from './options.js';
 import type { ReadGate } from './read-gate.js';
 import type { SessionEvents } from './session-api.js';
 import type { WriteScheduler } from './scheduler.js';
+import { type Waiter, Waiters } from './waiters.js';
 import type { WindowGrants } from './window-grants.js';
 import type { FrameWriter } from './writer.js';
-
-interface AcceptWaiter<C> {
-  resolve(channel: C): void;
-  reject(error: unknown): void;
-}
 
 export class Incoming<C extends ChannelEndpoint> {
   readonly #queue = new Fifo<ChannelState>();
   /** Channels in the queue still waiting to be accepted (`awaitingAccept`): those that left it do not count. */
   #waiting = 0;
-  readonly #waiters: AcceptWaiter<C>[] = [];
+  readonly #waiters = new Waiters<C>();
 
   readonly #options: ResolvedOptions;
   readonly #caps: CodecCapabilities;
@@ -96,24 +92,18 @@ export class Incoming<C extends ChannelEndpoint> {
     const refusal = this.#acceptRefusal();
     if (refusal !== undefined) return Promise.reject(refusal);
     if (signal?.aborted) return Promise.reject(signal.reason);
-    let waiter!: AcceptWaiter<C>;
-    const accepted = new Promise<C>((resolve, reject) => (waiter = { resolve, reject }));
-    this.#waiters.push(waiter);
-    return abortable(accepted, signal, () => {
-      const index = this.#waiters.indexOf(waiter);
-      // Not waiting any more: a channel (or the session's end) came first, and the call has it.
-      if (index < 0) return false;
-      this.#waiters.splice(index, 1);
-      return true;
-    });
+    let waiter!: Waiter<C>;
+    const accepted = new Promise<C>((resolve, reject) => (waiter = this.#waiters.add(resolve, reject)));
+    // False when the call is not waiting any more: a channel (or the session's end) came first, and it has that.
+    return abortable(accepted, signal, () => this.#waiters.drop(waiter));
   }
 
   /** A new inbound channel: to a waiting `accept()`, to the `'channel'` listeners, or into the queue. */
   offer(channel: ChannelState): void {
-    const waiter = this.#waiters.shift();
-    if (waiter !== undefined) {
+    const resolve = this.#waiters.shift();
+    if (resolve !== undefined) {
       this.#acknowledge(channel);
-      waiter.resolve(channel.endpoint as C);
+      resolve(channel.endpoint as C);
     } else if (this.#events.listenerCount('channel') > 0) {
       this.#acknowledge(channel);
       this.#events.emit('channel', channel.endpoint as C);
@@ -190,8 +180,7 @@ export class Incoming<C extends ChannelEndpoint> {
 
   /** Fails every waiting `accept()` with `error`. */
   rejectWaiters(error: Error): void {
-    const waiters = this.#waiters.splice(0);
-    for (const waiter of waiters) waiter.reject(error);
+    this.#waiters.rejectAll(error);
   }
 
   /** Reading paused for a full queue (a format that cannot refuse) goes on once there is room. */

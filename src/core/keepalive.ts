@@ -14,7 +14,8 @@ import { Flag, FrameType } from './frame.js';
 import type { ResolvedOptions } from './options.js';
 import type { ReadGate } from './read-gate.js';
 import type { WriteScheduler } from './scheduler.js';
-import { afterPendingReads, unref } from './timers.js';
+import { afterPendingReads, noop, unref } from './timers.js';
+import { type Waiter, Waiters } from './waiters.js';
 import type { FrameWriter } from './writer.js';
 
 const MAX_ID = 0xffff_ffff;
@@ -34,8 +35,8 @@ const MAX_QUEUED_PONGS = 32;
 export interface PendingPing {
   value: number;
   sentAt: number;
-  resolve: ((rtt: number) => void)[];
-  reject: ((error: Error) => void)[];
+  /** `ping()` calls and the session's own next step, waiting for its answer (aborted calls let go at once). */
+  waiters: Waiters<number>;
   timer: ReturnType<typeof setTimeout> | undefined;
   /** Times it went again because its answer came after a pause in reading (see `onPing`). */
   resends: number;
@@ -44,7 +45,7 @@ export interface PendingPing {
 }
 
 function pendingPing(users: number): PendingPing {
-  return { value: 0, sentAt: 0, resolve: [], reject: [], timer: undefined, resends: 0, users };
+  return { value: 0, sentAt: 0, waiters: new Waiters(), timer: undefined, resends: 0, users };
 }
 
 export class KeepAlive {
@@ -89,7 +90,7 @@ export class KeepAlive {
 
   /** Sends the opening ping (it measures the RTT that window auto-tuning needs); keep-alive follows. */
   start(): void {
-    this.#send().resolve.push(() => this.#arm());
+    this.#send().waiters.add(() => this.#arm(), noop);
   }
 
   /**
@@ -99,11 +100,11 @@ export class KeepAlive {
    */
   ping(signal: AbortSignal | undefined): Promise<number> {
     const ping = this.#send(true);
-    const answer = new Promise<number>((resolve, reject) => {
-      ping.resolve.push(resolve);
-      ping.reject.push(reject);
-    });
+    let waiter!: Waiter<number>;
+    const answer = new Promise<number>((resolve, reject) => (waiter = ping.waiters.add(resolve, reject)));
     return abortable(answer, signal, () => {
+      // False when the answer (or the session's end) came first: the call has that.
+      if (!ping.waiters.drop(waiter)) return false;
       if (--ping.users === 0 && ping.timer !== undefined) unref(ping.timer);
       return true;
     });
@@ -156,7 +157,7 @@ export class KeepAlive {
       if (first || rtt < this.minRtt!) this.minRtt = rtt;
       if (first) this.#onFirstRtt();
     }
-    for (const resolve of ping.resolve) resolve(rtt);
+    ping.waiters.resolveAll(rtt);
   }
 
   /** The session has ended: stop the timers; a pending ping rejects with `error`. */
@@ -167,7 +168,7 @@ export class KeepAlive {
     this.#inFlight = undefined;
     if (ping !== undefined) {
       clearTimeout(ping.timer);
-      for (const reject of ping.reject) reject(error);
+      ping.waiters.rejectAll(error);
     }
   }
 
@@ -269,7 +270,7 @@ export class KeepAlive {
       setTimeout(() => {
         this.#timer = undefined;
         if (this.#isClosed()) return;
-        this.#send().resolve.push(() => this.#arm());
+        this.#send().waiters.add(() => this.#arm(), noop);
       }, delay),
     );
   }

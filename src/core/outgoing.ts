@@ -10,6 +10,7 @@
  */
 import { Pending, type ChannelState } from './channel-state.js';
 import type { CodecCapabilities } from './codec.js';
+import { DeadlineHeap } from './deadline-heap.js';
 import { TimeoutError, resetHere } from './errors.js';
 import { Fifo } from './fifo.js';
 import type { ResolvedOptions } from './options.js';
@@ -25,8 +26,8 @@ export class Outgoing {
   #compactAt = 64;
   /** SYNs sent and not yet acknowledged. */
   #unacked = 0;
-  /** Dialled channels waiting for their acknowledgement under an open timeout (settled ones drop out lazily). */
-  #opening: ChannelState[] = [];
+  /** Dials awaiting their acknowledgement under an open timeout, by deadline (settled ones drop out lazily). */
+  readonly #opening = new DeadlineHeap<ChannelState>();
   #openingLive = 0;
   #openTimer: ReturnType<typeof setTimeout> | undefined;
   #openTimerAt = 0;
@@ -97,11 +98,11 @@ export class Outgoing {
     if (channel.openDeadline !== 0) {
       channel.openDeadline = 0;
       this.#openingLive--;
-      // Keep the list from filling with settled channels (each would stay reachable until the next sweep).
+      // Keep the heap from filling with settled channels (each would stay reachable until its deadline).
       if (this.#openingLive === 0) {
-        this.#opening.length = 0;
+        this.#opening.drain();
       } else if (this.#opening.length > 64 && this.#opening.length > 4 * this.#openingLive) {
-        this.#opening = this.#opening.filter((c) => c.openDeadline !== 0);
+        this.#opening.retain((c) => c.openDeadline !== 0);
       }
     }
     const abort = channel.openAbort;
@@ -118,8 +119,7 @@ export class Outgoing {
 
   /** The session has ended: every watch is settled, the timer stopped. */
   stop(): void {
-    for (const channel of this.#opening) this.settled(channel);
-    this.#opening = [];
+    for (const channel of this.#opening.drain()) this.settled(channel);
     clearTimeout(this.#openTimer);
     this.#openTimer = undefined;
   }
@@ -145,14 +145,14 @@ export class Outgoing {
 
   /**
    * Watches a dialled channel until the peer acknowledges it. One timer serves all of them: it fires at the
-   * earliest deadline, fails what is due and re-arms; acknowledged channels drop out of the list lazily.
-   * Channels are failed only once the bytes already received were read (`confirmed`): after a busy event
-   * loop, their ACKs may be there, unread.
+   * earliest deadline, takes what is due out of the heap, fails it and re-arms; acknowledged channels drop out
+   * lazily (as they reach the heap's front, or as it is compacted). Channels are failed only once the bytes
+   * already received were read (`confirmed`): after a busy event loop, their ACKs may be there, unread.
    */
   #watch(channel: ChannelState, timeoutMs: number): void {
     const deadline = performance.now() + timeoutMs;
     channel.openDeadline = deadline;
-    this.#opening.push(channel);
+    this.#opening.push(channel, deadline);
     this.#openingLive++;
     if (this.#openTimer === undefined || deadline < this.#openTimerAt) this.#armTimer(deadline);
   }
@@ -173,19 +173,12 @@ export class Outgoing {
       return;
     }
     const now = performance.now();
+    const opening = this.#opening;
     const due: ChannelState[] = [];
-    const waiting: ChannelState[] = [];
-    let next = Infinity;
-    for (const channel of this.#opening) {
-      if (channel.openDeadline === 0) continue;
-      if (channel.openDeadline <= now) {
-        due.push(channel);
-      } else {
-        waiting.push(channel);
-        if (channel.openDeadline < next) next = channel.openDeadline;
-      }
+    while (opening.first <= now) {
+      const channel = opening.pop()!;
+      if (channel.openDeadline !== 0) due.push(channel);
     }
-    this.#opening = waiting;
     for (const channel of due) {
       this.#abortOpen(
         channel,
@@ -195,6 +188,9 @@ export class Outgoing {
         ),
       );
     }
+    // Settled channels at the front would wake the timer for nothing.
+    while (opening.top?.openDeadline === 0) opening.pop();
+    const next = opening.first;
     // A dial from a listener the failures ran may have armed the timer for its own, later, deadline.
     if (next !== Infinity && (this.#openTimer === undefined || next < this.#openTimerAt)) this.#armTimer(next);
   }
