@@ -2320,6 +2320,25 @@ describe('sessions over Node transports: what a review of them found', () => {
     }
   });
 
+  test("a stream that already carries a session is refused for a second one (it would read the first one's frames); a session refused for its options leaves it free", async () => {
+    const [a, b] = await tcpPair();
+    try {
+      assert.throws(() => multiplexedClient(a, { maxFrameSize: -1 }), RangeError);
+      const first = multiplexedClient(a, { keepAliveInterval: 0 });
+      assert.throws(() => multiplexedClient(a), { name: 'TypeError', message: /already carries a session/ });
+      assert.throws(() => lightClient(a), { name: 'TypeError', message: /already carries a session/ });
+      assert.equal(first.state, 'open');
+      first.destroy();
+      const [c, d] = await tcpPair();
+      lightServer(c, { keepAliveInterval: 0 }).destroy();
+      assert.throws(() => multiplexedServer(c), { name: 'TypeError', message: /already carries a session/ });
+      d.destroy();
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+
   test('a stream that decodes to strings is refused at once; one that gives objects fails the session with ProtocolError; an object-mode stream of bytes works', async () => {
     const [a, b] = await tcpPair();
     try {

@@ -30,6 +30,14 @@ function isCoreTransport(transport: unknown): transport is Transport {
   );
 }
 
+/** Streams a session reads: a second session over one would take the first's frames for its own. */
+const carried = new WeakSet();
+
+/** `transport` now carries a session (marked once the session was made: one refused for its options does not). */
+function carry(transport: Duplex | Transport): void {
+  if (!isCoreTransport(transport)) carried.add(transport);
+}
+
 function nodeTransport(transport: Duplex | Transport): Transport {
   if (isCoreTransport(transport)) return transport;
   if (
@@ -52,6 +60,7 @@ function nodeTransport(transport: Duplex | Transport): Transport {
       `muxwire: the stream decodes what it reads as ${transport.readableEncoding} (setEncoding()): a session reads bytes`,
     );
   }
+  if (carried.has(transport)) throw new TypeError('muxwire: the stream already carries a session (one per stream)');
   return duplexTransport(transport);
 }
 
@@ -73,6 +82,7 @@ export class Session extends MuxSession<Channel> {
   constructor(transport: Duplex | Transport, role: Role, options?: SessionOptions) {
     super(nodeTransport(transport), role, withNodeLogging(options), createChannel, FULL_PARTS);
     this.socket = isCoreTransport(transport) ? undefined : transport;
+    carry(transport);
     announceSession(this);
   }
 }
@@ -98,6 +108,7 @@ export function multiplexedServer(transport: Duplex | Transport, options?: Sessi
  */
 export function lightClient(transport: Duplex | Transport, options?: SessionOptions): LightSession {
   const session = new LightSession(nodeTransport(transport), 'client', withNodeLogging(options));
+  carry(transport);
   announceSession(session);
   return session;
 }
@@ -105,6 +116,7 @@ export function lightClient(transport: Duplex | Transport, options?: SessionOpti
 /** Starts the server end of a session over `transport` whose channels are {@link LightChannel}s. */
 export function lightServer(transport: Duplex | Transport, options?: SessionOptions): LightSession {
   const session = new LightSession(nodeTransport(transport), 'server', withNodeLogging(options));
+  carry(transport);
   announceSession(session);
   return session;
 }
