@@ -15,7 +15,7 @@ import {
 } from '../src/index.js';
 import { MuxSession } from '../src/core/session.js';
 import { Channel } from '../src/node/channel.js';
-import { RawPeer, frame, parseFrames, tcpPair, until } from './helpers.js';
+import { RawPeer, frame, parseFrames, tcpPair, until, within } from './helpers.js';
 import { FakeTransport } from './support/fake-transport.js';
 import { MiB, mib, settledMemory } from './support/resources.js';
 
@@ -195,10 +195,37 @@ describe('tolerated input', () => {
       peer.socket.write(oneByteFlood(8, 128 * 1024));
       await new Promise((resolve) => setTimeout(resolve, 2000)); // several probes (every 150 ms)
       assert.equal(session.state, 'open');
-      // 1 MiB of chunk costs at the pause, a quarter more from the probes: about 5,800 chunks of a byte. The
-      // probes took all 1 MiB before (about 110 MB of heap).
-      assert.ok(session.bufferedBytes < 16 * 1024, `${session.bufferedBytes} one-byte chunks held`);
+      // 1 MiB of chunk costs at the pause (about 4,650 chunks of a byte), then as much as eight times the credit
+      // the peer held at the pause (one channel's window: the other SYNs were still unread): about 15,000
+      // chunks in all. The probes took all 1 MiB before (1,048,576 chunks, about 110 MB of heap).
+      assert.ok(session.bufferedBytes < 64 * 1024, `${session.bufferedBytes} one-byte chunks held`);
       assert.ok(session.bufferedBytes > 5000, `${session.bufferedBytes}: the probes read`);
+    } finally {
+      session.destroy();
+      peer.socket.destroy();
+    }
+  });
+
+  test("a peer whose one-byte frames spend the probes' share and that answers no ping fails the session, saying why, and ping() with it", async () => {
+    const { peer, session } = await rawAgainstServer(false, {
+      maxSessionBuffered: 256 * 1024,
+      keepAliveInterval: 200,
+      keepAliveTimeout: 1000,
+    });
+    try {
+      session.on('channel', () => {}); // taken, never read
+      peer.socket.write(oneByteFlood(1, 200_000));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const started = performance.now();
+      const answer = session.ping().then(
+        () => undefined,
+        (error: unknown) => error as Error & { code?: string },
+      );
+      const error = await within(answer, 5000, 'the ping to settle');
+      assert.equal(error?.code, 'ERR_MUX_KEEPALIVE_TIMEOUT');
+      assert.match(error?.message ?? '', /maxSessionBuffered/);
+      assert.ok(performance.now() - started < 3000, 'within about keepAliveTimeout');
+      assert.ok(session.bufferedBytes < 64 * 1024, `${session.bufferedBytes} one-byte chunks held`);
     } finally {
       session.destroy();
       peer.socket.destroy();

@@ -49,6 +49,21 @@ test('a once listener removed before it fires is not called', () => {
   assert.equal(called, false);
 });
 
+test('a once listener reached again by an emit from an earlier listener runs once, as with Node', () => {
+  for (const emitter of [new Ticker(), new EventEmitter()] as const) {
+    const calls: number[] = [];
+    const on = emitter.on.bind(emitter) as (event: 'tick', listener: (n: number) => void) => void;
+    const once = emitter.once.bind(emitter) as (event: 'tick', listener: (n: number) => void) => void;
+    const emit = emitter.emit.bind(emitter) as (event: 'tick', n: number) => void;
+    on('tick', (n) => {
+      if (n === 1) emit('tick', 2);
+    });
+    once('tick', (n) => calls.push(n));
+    emit('tick', 1);
+    assert.deepEqual(calls, [2], emitter.constructor.name);
+  }
+});
+
 test('listeners are called with the emitter as `this`, as Node calls them (once listeners too)', () => {
   const ticker = new Ticker();
   const seen: unknown[] = [];

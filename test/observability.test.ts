@@ -28,6 +28,7 @@ import { Flag, FrameType, HEADER_SIZE } from '../src/core/frame.js';
 import { WebSession, connectWebSocket, logRecords, streamTransport } from '../src/web/index.js';
 import { WebSocket as WsWebSocket, WebSocketServer } from 'ws';
 import { RawPeer, frame, memoryPipe, pseudoRandomBytes, readAll, sessionPair, until } from './helpers.js';
+import { corePipe } from './support/core-pipe.js';
 
 function recorder(): { records: LogRecord[]; logger: (record: LogRecord) => void; events: () => string[] } {
   const records: LogRecord[] = [];
@@ -656,4 +657,22 @@ test("a destroyed channel's stats() show no buffered bytes: what it held was dro
       b.destroy();
     }
   }
+});
+
+test('a WebChannel kept readable after its session failed shows what it still holds in stats().bufferedBytes', async () => {
+  const [a, b] = corePipe();
+  const client = new WebSession(a, 'client', { keepAliveInterval: 0 });
+  const server = new WebSession(b, 'server', { keepAliveInterval: 0 });
+  client.closed.catch(() => {});
+  server.closed.catch(() => {});
+  const accepted = server.accept();
+  const writer = client.dial().writable.getWriter();
+  await writer.write(new TextEncoder().encode('hello, kept data'));
+  const inbound = await accepted;
+  await until(() => inbound.stats().bufferedBytes === 16, 5000, 'the data to arrive unread');
+  a.destroy(); // no FIN: the server's session fails with the channel open, which keeps its data to be read
+  await server.closed.catch(() => {});
+  assert.equal(inbound.stats().bufferedBytes, 16);
+  const { value } = await inbound.readable.getReader().read();
+  assert.equal(new TextDecoder().decode(value), 'hello, kept data');
 });

@@ -15,6 +15,7 @@ import {
   GoAwayCode,
   GoAwayError,
   LightSession,
+  type LightChannel,
   MuxError,
   ProtocolError,
   SessionClosedError,
@@ -1350,6 +1351,40 @@ test("a paused session's probe measures the round-trip time, not the time since 
   assert.ok(rtt >= 9 && rtt < 300, `ping() answered at the probe: ${rtt} ms`);
   assert.equal(pair.server.state, 'open');
   await pair.close();
+});
+
+test('a slow consumer of many small messages stays reachable: its probes read them on, and neither side takes the other for dead', async () => {
+  // 16 channels of 100-byte messages, not read for 3 s, past a 1 MiB bound: each unread chunk costs 224 bytes
+  // besides its own, so the probes must read well past a quarter of the bound to reach the peer's pings.
+  const [a, b] = await tcpPair();
+  const keepAlive = { keepAliveInterval: 200, keepAliveTimeout: 1000 };
+  const client = lightClient(a, keepAlive);
+  const server = lightServer(b, { ...keepAlive, maxSessionBuffered: 1 << 20 });
+  try {
+    const held: LightChannel[] = [];
+    server.on('channel', (channel) => {
+      channel.pause();
+      held.push(channel);
+    });
+    const channels = Array.from({ length: 16 }, () => client.dial());
+    const message = new Uint8Array(100).fill(7);
+    for (let round = 0; round < 500; round++) {
+      for (const channel of channels) channel.write(message); // 8,000 messages in all
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    assert.equal(client.state, 'open', `client: ${client.closeError?.message}`);
+    assert.equal(server.state, 'open', `server: ${server.closeError?.message}`);
+    let read = 0;
+    for (const channel of held) {
+      channel.on('data', (chunk: Uint8Array) => (read += chunk.length));
+      channel.resume();
+    }
+    await until(() => read === 800_000, 5000, 'every message read');
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
 });
 
 describe('a session that fails after the peer ended its channel (users-asks row 26)', () => {

@@ -1538,6 +1538,24 @@ describe('a WebSocket that never opens, and one that opened', () => {
     }
   });
 
+  test('a WebSocket handed over after it failed to connect fails the session too, idle (as a refused socket does)', async () => {
+    const gone = createServer().listen(0, '127.0.0.1');
+    await once(gone, 'listening');
+    const url = `ws://127.0.0.1:${(gone.address() as AddressInfo).port}/mux`;
+    await new Promise((resolve) => gone.close(resolve));
+    for (const kind of ['node', 'web'] as const) {
+      const socket = kind === 'node' ? new WsWebSocket(url) : new WebSocket(url);
+      socket.addEventListener('error', () => {});
+      await new Promise((resolve) => socket.addEventListener('close', resolve));
+      const session =
+        kind === 'node'
+          ? multiplexedClient(nodeWebSocketTransport(socket), { keepAliveInterval: 0 })
+          : new WebSession(webSocketTransport(socket), 'client', { keepAliveInterval: 0 });
+      const error = await closeError(session);
+      assert.ok(error instanceof TransportClosedError, `${kind}: ${String(error)}`);
+    }
+  });
+
   test('an open idle session whose server closes the WebSocket with code 4000 still ends cleanly (nothing was lost)', async () => {
     const raw = new WebSocketServer({ port: 0, host: '127.0.0.1' });
     await new Promise<void>((resolve) => raw.once('listening', () => resolve()));

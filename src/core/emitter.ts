@@ -137,7 +137,10 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
   }
 
   protected onceWrapper<K extends keyof Events>(event: K, listener: Events[K]): OnceWrapper {
+    let fired = false; // an emit from within an earlier listener may reach it first: it runs once all the same
     const wrapper = ((...args: unknown[]) => {
+      if (fired) return;
+      fired = true;
       this.off(event, wrapper as unknown as Events[K]);
       listener.apply(this, args);
     }) as OnceWrapper;

@@ -230,9 +230,10 @@ export class KeepAlive {
   #onTimeout(ping: PendingPing, confirmed = false): void {
     if (this.#inFlight !== ping) return;
     const timeout = this.#options.keepAliveTimeout;
-    if (this.#gate.paused && !this.#gate.probing) {
-      // With the pause's probes spent, reading waits for the application, and no verdict can be reached.
-      if (this.#gate.startProbe(0)) this.#write(ping);
+    // Paused: a fresh ping, and reading until its answer; unless the probes' share of this pause is spent, when
+    // the verdict below comes as for a peer that sent nothing (nothing more can be read to hear it).
+    if (this.#gate.paused && !this.#gate.probing && this.#gate.startProbe(0)) {
+      this.#write(ping);
       this.#armDeadline(ping, timeout);
       return;
     }
@@ -248,7 +249,10 @@ export class KeepAlive {
     this.#fail(
       new TimeoutError(
         'ERR_MUX_KEEPALIVE_TIMEOUT',
-        `the peer did not answer a ping within ${timeout} ms, and sent nothing meanwhile`,
+        this.#gate.probeSpent
+          ? `no answer to a ping could be read within ${timeout} ms: reading stopped at maxSessionBuffered, and ` +
+              "the peer's frames ahead of the answer were too small to hold (read the channels, or raise the bound)"
+          : `the peer did not answer a ping within ${timeout} ms, and sent nothing meanwhile`,
       ),
     );
   }

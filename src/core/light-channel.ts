@@ -347,7 +347,7 @@ export class LightChannel
 
   /** @internal */
   get bufferedBytes(): number {
-    return this.#buffered;
+    return this.destroyed ? 0 : this.#buffered; // (destroyed: dropped)
   }
 
   // ------------------------------------------------------------------ inside

@@ -337,7 +337,7 @@ export function channelStats(channel: ChannelState): ChannelStats {
     bytesIn: channel.delivered,
     bytesOut: channel.sent,
     queuedBytes,
-    bufferedBytes: channel.endpoint.destroyed ? 0 : channel.endpoint.bufferedBytes, // a destroyed one dropped it
+    bufferedBytes: channel.endpoint.bufferedBytes,
     receiveWindow: channel.rx.size,
     sendWindow,
     stalled: queuedBytes > 0 && sendWindow <= 0 && channel.live,

@@ -40,7 +40,9 @@ export class ReadGate {
   /**
    * The chunks' cost beyond their bytes (`memory.held`) at which this pause's probes stop reading: a peer can
    * send no more bytes than its window credit, but as many frames of one byte each as that allows, and each
-   * chunk left unread costs ~100-200 bytes of its own (see `CHUNK_COST`).
+   * chunk left unread costs ~100-200 bytes of its own (see `CHUNK_COST`). The share is eight times the credit
+   * the peer held at the pause (a quarter of `maxSessionBuffered` at least): all of it in frames of 28 bytes or
+   * more fits, and frames of a byte stop at a thirtieth of what they would cost.
    */
   #probeHeldCap = 0;
   #probeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -58,6 +60,7 @@ export class ReadGate {
   readonly #probePing: (() => void) | null;
   readonly #memory: SessionMemory;
   readonly #isClosed: () => boolean;
+  readonly #credit: () => number;
   constructor(
     transport: Transport,
     options: ResolvedOptions,
@@ -68,12 +71,15 @@ export class ReadGate {
     probePing: (() => void) | null,
     memory: SessionMemory,
     isClosed: () => boolean,
+    /** The window credit the peer holds now, every channel's together (read when reading pauses). */
+    credit: () => number,
   ) {
     this.#transport = transport;
     this.#options = options;
     this.#probePing = probePing;
     this.#memory = memory;
     this.#isClosed = isClosed;
+    this.#credit = credit;
   }
 
   /** Stops reading the transport (memory bound, a channel over its buffer, a full accept queue). */
@@ -81,7 +87,7 @@ export class ReadGate {
     if (this.paused || this.#isClosed()) return;
     this.paused = true;
     this.#probeBudget = Math.max(4 * PROBE_CHUNK, this.#options.maxSessionBuffered / 4);
-    this.#probeHeldCap = this.#memory.held + this.#probeBudget;
+    this.#probeHeldCap = this.#memory.held + Math.max(this.#probeBudget, 8 * this.#credit());
     if (!this.probing) this.#stopReading();
     this.#armProbeTimer();
   }
@@ -114,11 +120,11 @@ export class ReadGate {
   }
 
   /**
-   * This pause's probes may read no more: unread chunks cost a quarter of `maxSessionBuffered` more than when
-   * it began. Reading waits for the application then; nothing can be judged of the peer meanwhile.
+   * This pause's probes may read no more (see `#probeHeldCap`): reading waits for the application, and a ping's
+   * answer behind what the peer sent can no longer be read (keep-alive then fails the session, saying so).
    */
   get probeSpent(): boolean {
-    return this.#memory.held >= this.#probeHeldCap;
+    return this.paused && this.#memory.held >= this.#probeHeldCap;
   }
 
   /** The probe heard what it waited for (or spent its share): pause again if reading is still held back. */
@@ -165,8 +171,10 @@ export class ReadGate {
         this.#probeTimer = undefined;
         if (!this.paused || this.probing || this.#isClosed()) return;
         if (probePing !== null) {
-          // After the start: the ping it sends (or sends again) leaves while the transport is read.
+          // After the start: the ping it sends (or sends again) leaves while the transport is read. Refused while
+          // the probes' share is spent: looked at again later (the application may read meanwhile).
           if (this.startProbe(0)) probePing();
+          else this.#armProbeTimer();
           return;
         }
         if (this.#probeBudget <= 0) return;

@@ -236,6 +236,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#caps.ping ? () => this.#keepAlive.probe() : null,
       this.#memory,
       isClosed,
+      () => {
+        let credit = 0;
+        for (const channel of this.#streams.values()) credit += channel.rx.credit;
+        return credit;
+      },
     );
     this.#keepAlive = new KeepAlive(
       this.options,

@@ -630,6 +630,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   /** @internal */
   get bufferedBytes(): number {
+    if (this.destroyed) return 0; // what it held is dropped (Node keeps it in the buffer)
     return this.#encoded === undefined || this.readableLength === 0 ? this.readableLength : this.#encoded.bytes;
   }
 }

@@ -51,7 +51,9 @@ export function duplexTransport(stream: Duplex): Transport {
     opened = !stream.destroyed;
   };
   const onData = (chunk: unknown): void => {
+    // (Any realm's bytes: a test environment may bring its own Uint8Array.)
     if (chunk instanceof Uint8Array) events!.data(chunk);
+    else if (ArrayBuffer.isView(chunk)) events!.data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     // A string (`setEncoding()` called after the session started) or an object (an object-mode stream) is not
     // this protocol, which the session reports even with nothing open; it destroys the stream.
     else {

@@ -215,8 +215,11 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   /** Set when the close event came before `start()`: reported from `start()`. */
   let closeEvent: { code: number; reason: string } | undefined;
   let destroyed = false;
-  /** It opened (a server's socket is open from the start): a failure before that fails even an idle session. */
-  let opened = socket.readyState !== CONNECTING;
+  /**
+   * It opened (a server's socket is open from the start): a failure before that fails even an idle session. One
+   * handed over already closed counts as never opened: the session never had it.
+   */
+  let opened = socket.readyState === OPEN;
 
   const onMessage = (event: { data: unknown }): void => {
     const data = event.data;
