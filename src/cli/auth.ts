@@ -4,7 +4,7 @@
  * @module
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import type { TokenSource } from './args.js';
 import { TunnelError } from './errors.js';
 
@@ -13,8 +13,14 @@ import { TunnelError } from './errors.js';
  * one short enough to guess in the time the failure delay allows is refused outright.
  */
 export const MIN_TOKEN_LENGTH = 16;
-/** Longest token read (a token file that is really something else should not be read whole). */
+/** Longest token accepted, in characters. */
 export const MAX_TOKEN_LENGTH = 1024;
+/**
+ * Most bytes read of a token file: room for the longest token in any UTF-8 and surrounding whitespace. A file
+ * with more is refused unread beyond that, so that a path to something else (a large file, `/dev/zero`, a
+ * pipe that never ends) costs a few KiB, not the memory of reading it whole.
+ */
+export const MAX_TOKEN_FILE_BYTES = 8 * 1024;
 /**
  * How long the server waits before answering a wrong token. It slows guessing to one try per second per
  * connection and costs a legitimate user who mistyped only a second.
@@ -49,11 +55,12 @@ export async function loadToken(
               `chmod 600 ${source.path}`,
           );
         }
-        raw = await file.readFile('utf8');
+        raw = await readAtMost(file, MAX_TOKEN_FILE_BYTES, where);
       } finally {
         await file.close();
       }
     } catch (error) {
+      if (error instanceof TunnelError) throw error;
       throw new TunnelError('ERR_TUNNEL_TOKEN', `cannot read the ${where}: ${(error as Error).message}`);
     }
   } else {
@@ -76,6 +83,24 @@ export async function loadToken(
     );
   }
   return token;
+}
+
+/**
+ * Reads `file` to its end as UTF-8, or throws `ERR_TUNNEL_TOKEN` as soon as it has more than `limit` bytes.
+ * Read in a loop: a pipe or a terminal gives its bytes in pieces.
+ */
+async function readAtMost(file: FileHandle, limit: number, where: string): Promise<string> {
+  const buffer = Buffer.alloc(limit + 1);
+  let length = 0;
+  for (;;) {
+    const { bytesRead } = await file.read(buffer, length, buffer.length - length, null);
+    if (bytesRead === 0) break;
+    length += bytesRead;
+    if (length > limit) {
+      throw new TunnelError('ERR_TUNNEL_TOKEN', `the ${where} holds more than ${limit} bytes: not a token file`);
+    }
+  }
+  return buffer.toString('utf8', 0, length);
 }
 
 /**

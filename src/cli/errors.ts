@@ -61,6 +61,10 @@ export function describeSocketError(error: unknown): string {
       return 'host unreachable';
     case 'ENETUNREACH':
       return 'network unreachable';
+    case 'EMFILE':
+      return "too many open files (the process's file descriptor limit)";
+    case 'ENFILE':
+      return "too many open files (the system's limit)";
     default:
       return e?.message ?? String(error);
   }

@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { HEADER_SIZE } from '../core/frame.js';
 import { MERGE_LIMIT } from '../web/websocket-transport.js';
 import { type SessionOptions, resolveOptions } from '../core/options.js';
+import { isHostText } from './args.js';
 import { TunnelError, type TunnelErrorCode } from './errors.js';
 
 /** The protocol version in `hello` and `welcome`; a server refuses a client of another version. */
@@ -44,18 +45,25 @@ export const TUNNEL_SESSION_OPTIONS: SessionOptions = {
 };
 
 /**
- * The largest WebSocket message either end of a `--ws` tunnel takes (the `ws` package's `maxPayload`; its own
- * default is 100 MiB, held whole before the session sees a byte, and outside every bound of the session). A
- * message is at most one frame, as large as the window with its header, or one turn's small writes joined
- * (at most {@link WS_JOIN_BYTES}); a message announced larger is refused at once with close code 1009.
- */
-export const WS_MAX_MESSAGE_BYTES = resolveOptions(TUNNEL_SESSION_OPTIONS).maxWindow + HEADER_SIZE;
-
-/**
  * Small writes of one turn joined into one WebSocket message stop at this many bytes; more go in the next.
  * The WebSocket transport's own limit, which muxwire's WebSocket servers take at the least.
  */
 export const WS_JOIN_BYTES = MERGE_LIMIT;
+
+/**
+ * The largest WebSocket message either end of a `--ws` tunnel takes (the `ws` package's `maxPayload`; its own
+ * default is 100 MiB). `ws` holds a message whole, its fragments included, before the session sees a byte, so
+ * this is what a connection can make the other end hold before it has said a word of the tunnel's protocol.
+ * An end with these session options never sends more in one message: each part of a session write is a
+ * frame's payload (at most `maxFrameSize`) or its headers and small payloads copied together (at most 64 KiB),
+ * and each goes as a message of its own (`ws`'s stream has no `writev`), or joined with the other small writes
+ * of its turn up to {@link WS_JOIN_BYTES} (coalesce.ts); muxwire's own WebSocket transport joins up to the same
+ * limit. A message announced larger, or fragments adding up to more, is refused at once with close code 1009.
+ */
+export const WS_MAX_MESSAGE_BYTES = Math.max(
+  WS_JOIN_BYTES,
+  resolveOptions(TUNNEL_SESSION_OPTIONS).maxFrameSize + HEADER_SIZE,
+);
 
 /** A forward as the client announces it in `hello`: what the server must allow (-L) or open (-R). */
 export type AnnouncedForward = { kind: 'L'; host: string; port: number } | { kind: 'R'; bind: string; port: number };
@@ -189,6 +197,14 @@ function str(value: unknown, what: string, max = 1024): string {
   return value;
 }
 
+/** A host or a bind address: written as one (see {@link isHostText}), never free text. */
+function hostField(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !isHostText(value)) {
+    throw protocolError(`${what} must be a host name or address (letters, digits and - . _ : %, at most 255)`);
+  }
+  return value;
+}
+
 function int(value: unknown, what: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw protocolError(`${what} must be an integer from ${min} to ${max}`);
@@ -204,9 +220,9 @@ function code(value: unknown): TunnelErrorCode {
 function forward(value: unknown): AnnouncedForward {
   if (!isRecord(value)) throw protocolError('a forward must be an object');
   if (value.kind === 'L')
-    return { kind: 'L', host: str(value.host, 'host', 255), port: int(value.port, 'port', 1, 65535) };
+    return { kind: 'L', host: hostField(value.host, 'host'), port: int(value.port, 'port', 1, 65535) };
   if (value.kind === 'R')
-    return { kind: 'R', bind: str(value.bind, 'bind', 255), port: int(value.port, 'port', 0, 65535) };
+    return { kind: 'R', bind: hostField(value.bind, 'bind'), port: int(value.port, 'port', 0, 65535) };
   throw protocolError("a forward's kind must be L or R");
 }
 
@@ -238,7 +254,7 @@ export function validate(value: unknown): Message {
     case 'error':
       return { type: 'error', code: code(value.code), message: str(value.message, 'message') };
     case 'connect':
-      return { type: 'connect', host: str(value.host, 'host', 255), port: int(value.port, 'port', 1, 65535) };
+      return { type: 'connect', host: hostField(value.host, 'host'), port: int(value.port, 'port', 1, 65535) };
     case 'remote':
       return { type: 'remote', index: int(value.index, 'index', 0, 255) };
     case 'ok':

@@ -7,11 +7,11 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Channel, Session } from '../index.js';
+import { type Channel, type LogRecord, Session, type SessionOptions } from '../index.js';
 import { type ServerConfig, allowed, formatAddress } from './args.js';
 import { AUTH_FAILURE_DELAY_MS, loadToken, tokensMatch } from './auth.js';
 import { coalescingTransport } from './coalesce.js';
-import { TunnelError } from './errors.js';
+import { TunnelError, describeSocketError } from './errors.js';
 import { HandshakeSlots } from './handshake-slots.js';
 import {
   type Decision,
@@ -33,6 +33,7 @@ import {
   encode,
   expectMessage,
 } from './protocol.js';
+import { RepeatedReport } from './repeats.js';
 import { type Reporter, Traffic, reportStopped } from './status.js';
 import { type HandshakeOver, listenTunnel } from './transport.js';
 
@@ -68,8 +69,11 @@ export async function runServer(
   let stopping = false;
   const slots = new HandshakeSlots();
 
-  const refused = (remote: string, why: string): void =>
-    reporter.event('handshake-failed', `client ${remote} refused: ${why}`, { remote, code: 'ERR_TUNNEL_TIMEOUT' });
+  const refused = (remote: string, why: string, timedOut = false): void =>
+    reporter.event('handshake-failed', `client ${remote} ${timedOut ? 'closed' : 'refused'}: ${why}`, {
+      remote,
+      code: 'ERR_TUNNEL_TIMEOUT',
+    });
   const onConnection = (transport: Duplex, remote: string, handshakeOver: HandshakeOver): void => {
     if (stopping) {
       transport.destroy();
@@ -81,11 +85,26 @@ export async function runServer(
       transport.destroy();
       return;
     }
-    const session = new Session(coalescingTransport(transport), 'server', TUNNEL_SESSION_OPTIONS);
+    const refusals = new RepeatedReport((count, first) => {
+      const limit = config.maxChannels;
+      reporter.event(
+        'channels-refused',
+        first
+          ? `client ${remote} has ${limit} forwarded connections open (--max-channels ${limit}): its next ones are refused`
+          : `client ${remote}: ${count} more forwarded connection(s) refused at --max-channels ${limit}`,
+        { remote, count, limit },
+      );
+    });
+    const session = new Session(
+      coalescingTransport(transport),
+      'server',
+      clientSessionOptions(config.maxChannels, refusals),
+    );
     const state: ClientState = { session, remote, listeners: [] };
     clients.add(state);
     session.once('close', (error?: Error) => {
       clients.delete(state);
+      refusals.flush();
       for (const listener of state.listeners) listener.close();
       // Before authentication the handshake's own failure report says what happened.
       if (state.control !== undefined) {
@@ -127,9 +146,7 @@ export async function runServer(
         throw new TunnelError('ERR_TUNNEL_TIMEOUT', `no control channel within ${HELLO_TIMEOUT_MS / 1000} s`);
       throw new TunnelError(
         'ERR_TUNNEL_PROTOCOL',
-        `the connection ended before the handshake (${
-          session.closeError?.message ?? 'closed'
-        }; a client speaking TLS or WebSocket to a plain TCP server?)`,
+        `the connection ended before the handshake (${session.closeError?.message ?? 'closed'}; ${mismatchHint})`,
       );
     });
     control.on('error', () => {});
@@ -237,14 +254,31 @@ export async function runServer(
     return { ok: false, code: 'ERR_TUNNEL_DENIED', message };
   }
 
-  const server = await listenTunnel(
-    config,
-    onConnection,
-    (error, remote) => {
+  const mismatchHint =
+    config.wsPath !== undefined
+      ? 'a WebSocket client that is not a muxwire tunnel client?'
+      : config.tls !== undefined
+        ? 'a client speaking WebSocket (wss://) to a server without --ws?'
+        : 'a client speaking TLS or WebSocket to a plain TCP server?';
+  let listenerFailure: NodeJS.ErrnoException | undefined;
+  const acceptFailures = new RepeatedReport((count, first) => {
+    const why = describeSocketError(listenerFailure);
+    reporter.event(
+      'accept-failed',
+      first ? `could not accept a connection: ${why}` : `${count} more connection(s) could not be accepted: ${why}`,
+      { count, code: listenerFailure?.code },
+    );
+  });
+  const server = await listenTunnel(config, onConnection, {
+    tlsFailed(error, remote) {
       reporter.event('tls-failed', `TLS handshake with ${remote} failed: ${error.message}`, { remote });
     },
     refused,
-  );
+    acceptFailed(error) {
+      listenerFailure = error;
+      acceptFailures.add();
+    },
+  });
   const port = boundPort(server);
   const kind =
     config.wsPath === undefined
@@ -285,6 +319,22 @@ export async function runServer(
     },
     abort(): void {
       context.sockets.resetUnfinished();
+    },
+  };
+}
+
+/**
+ * The session options of one client's connection: the tunnel's, with at most `maxChannels` forwarded
+ * connections open at once and the control channel (a channel beyond it is refused with RST, and an -R
+ * connection finds no channel), and refusals at that bound counted in `refusals`.
+ */
+function clientSessionOptions(maxChannels: number, refusals: RepeatedReport): SessionOptions {
+  return {
+    ...TUNNEL_SESSION_OPTIONS,
+    maxStreams: maxChannels + 1,
+    logger: (record: LogRecord) => {
+      if (record.event === 'channel-refused' && record.direction === 'out' && record.reason === 'max-streams')
+        refusals.add();
     },
   };
 }

@@ -66,6 +66,26 @@ function rate(bytesPerSecond: number): string {
   return `${Math.round(bytesPerSecond)} B/s`;
 }
 
+/**
+ * Characters a human log line must not carry as they are: C0 controls (a newline would forge a line of its
+ * own, ESC starts a terminal's escape sequences), DEL, the C1 controls (some terminals take U+009B as ESC [),
+ * the line and paragraph separators, and the bidirectional overrides and isolates (they reorder what a
+ * terminal shows). Peers' strings reach messages: a host asked for, a refusal's message.
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** `text` with every {@link UNSAFE} character written as an escape (`\n`, `\x1b`, `\u202e`), for one log line. */
+export function escapeControls(text: string): string {
+  return text.replace(UNSAFE, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
 /** Writes events and the status line; one per process. */
 export class Reporter {
   readonly #json: boolean;
@@ -93,7 +113,8 @@ export class Reporter {
 
   /**
    * Reports one event. `message` is the human sentence; `fields` are the structured details (in `--json`
-   * mode they are written with `event`, `time` and `message`).
+   * mode they are written with `event`, `time` and `message`, JSON escaping every control character). On
+   * stderr the message's control characters are escaped ({@link escapeControls}): it may quote a peer.
    */
   event(event: string, message: string, fields: Record<string, unknown> = {}): void {
     if (this.#json) {
@@ -101,7 +122,7 @@ export class Reporter {
       return;
     }
     this.#clearLine();
-    this.#err.write(`muxwire: ${message}\n`);
+    this.#err.write(`muxwire: ${escapeControls(message)}\n`);
     this.#drawLine();
   }
 

@@ -234,7 +234,11 @@ function dialWebSocket(
     tlsOptions === undefined
       ? {}
       : { ca: tlsOptions.ca, rejectUnauthorized: tlsOptions.rejectUnauthorized, servername: tlsOptions.servername };
-  // Through a proxy the WebSocket runs over the CONNECT tunnel (wrapped in TLS for wss://).
+  // Through a proxy the WebSocket runs over the CONNECT tunnel (wrapped in TLS for wss://). The certificate
+  // is checked against the URL's host, as without a proxy: given only the socket, Node would check it against
+  // the host that socket was opened to, the proxy's, which a proxy that answers TLS itself could hold a
+  // certificate for. An IP address goes as `host` (Node then checks the certificate's IP addresses), a name
+  // also as `servername` (clientTlsOptions).
   const overTunnel =
     tunnel === undefined
       ? {}
@@ -242,7 +246,11 @@ function dialWebSocket(
           createConnection: (() =>
             tlsOptions === undefined
               ? tunnel
-              : tls.connect({ ...tlsFields, socket: tunnel })) as unknown as typeof net.createConnection,
+              : tls.connect({
+                  ...tlsFields,
+                  host: tlsOptions.host,
+                  socket: tunnel,
+                })) as unknown as typeof net.createConnection,
         };
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
@@ -292,20 +300,35 @@ function dialWebSocket(
 /** Called by the server once the tunnel's handshake on a connection is over (authenticated or failed). */
 export type HandshakeOver = () => void;
 
+/** What the listener tells of the connections it closes before the server sees them, and of its own failures. */
+export interface ListenerReports {
+  /** A TLS handshake failed: a client that does not trust the certificate, or not TLS at all. */
+  tlsFailed(error: Error, remote: string): void;
+  /**
+   * A connection was closed by the listener: at once, for too many connections in their handshake, in all or
+   * from the client's address (see {@link HandshakeSlots}); or for not finishing its TLS or WebSocket handshake
+   * within {@link HELLO_TIMEOUT_MS} (`timedOut`).
+   */
+  refused(remote: string, why: string, timedOut: boolean): void;
+  /**
+   * The listener could not accept a connection: what Node is told of (`ENFILE`, `ENOMEM`, ..., and `EMFILE`
+   * when libuv has no spare descriptor left: while it has one, libuv accepts and closes the connections it
+   * has no descriptor for by itself, and Node hears nothing).
+   */
+  acceptFailed(error: Error): void;
+}
+
 /**
  * Listens for clients on `config.listen`: TCP or TLS, or with `--ws` WebSocket connections on an HTTP or
  * HTTPS server. `onConnection` gets each connection once it is ready (after the TLS and WebSocket
  * handshakes) with the client's address, and a function to call once the tunnel's own handshake is over.
- * `onTlsError` hears of failed TLS handshakes (a client that does not trust the certificate, or not TLS at
- * all); `onRefused`, of connections closed at once because too many are in their handshake, in all or
- * from the client's address (see {@link HandshakeSlots}; TLS and WebSocket: see {@link boundHandshakes}; the
- * server counts plain TCP connections itself).
+ * `reports` hears of what the listener closed itself (TLS and WebSocket: see {@link boundHandshakes}; the
+ * server counts plain TCP connections itself), each once, and of connections it could not accept.
  */
 export function listenTunnel(
   config: ServerConfig,
   onConnection: (transport: Duplex, remote: string, handshakeOver: HandshakeOver) => void,
-  onTlsError: (error: Error, remote: string) => void,
-  onRefused: (remote: string, why: string) => void,
+  reports: ListenerReports,
 ): Promise<net.Server> {
   const remoteOf = (socket: net.Socket): string => formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
   const noop = (): void => {};
@@ -330,6 +353,12 @@ export function listenTunnel(
     }
     server = secure;
   }
+  /**
+   * Connections whose end was reported: one line each, whichever comes first of a failed TLS handshake and
+   * the listener's own closing (its refusal, whose TLS socket then fails too, or its deadline, which the TLS
+   * server's own handshake timeout may meet in the same turn).
+   */
+  const told = new WeakSet<net.Socket>();
   if (config.tls !== undefined) {
     // A client that rejects the certificate closes the connection, and by the time the failure is told the
     // socket has forgotten its peer: the address is taken as the connection arrives. The TLS socket's
@@ -339,10 +368,26 @@ export function listenTunnel(
     server.on('connection', (socket: net.Socket) => remotes.set(socket, remoteOf(socket)));
     server.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => {
       const raw = (socket as unknown as { _parent?: net.Socket })._parent;
-      onTlsError(error, (raw === undefined ? undefined : remotes.get(raw)) ?? remoteOf(socket));
+      if (raw !== undefined) {
+        if (told.has(raw)) return;
+        told.add(raw);
+      }
+      reports.tlsFailed(error, (raw === undefined ? undefined : remotes.get(raw)) ?? remoteOf(socket));
     });
   }
-  if (config.tls !== undefined || config.wsPath !== undefined) over = boundHandshakes(server, remoteOf, onRefused);
+  if (config.tls !== undefined || config.wsPath !== undefined) {
+    const what =
+      config.wsPath === undefined
+        ? 'TLS handshake'
+        : config.tls === undefined
+          ? 'WebSocket handshake'
+          : 'TLS and WebSocket handshakes';
+    over = boundHandshakes(server, remoteOf, what, (socket, remote, why, timedOut) => {
+      if (told.has(socket)) return;
+      told.add(socket);
+      reports.refused(remote, why, timedOut);
+    });
+  }
   const where = formatAddress(config.listen.host, config.listen.port);
   return new Promise((resolve, reject) => {
     server.once('error', (error) => {
@@ -350,7 +395,8 @@ export function listenTunnel(
     });
     server.listen({ host: config.listen.host, port: config.listen.port, backlog: 1024 }, () => {
       server.removeAllListeners('error');
-      server.on('error', () => {});
+      // Once listening, an error is a connection that could not be accepted (the server goes on listening).
+      server.on('error', (error) => reports.acceptFailed(error));
       resolve(server);
     });
   });
@@ -360,16 +406,18 @@ export function listenTunnel(
  * TLS and WebSocket connections have handshakes of their own before the tunnel's, on a connection the tunnel
  * server does not see yet: a client that stays silent there would escape its deadline and its count. So each
  * raw connection is bounded here from the moment it connects: it is closed if it is not ready (its TLS or
- * WebSocket handshake done) within {@link HELLO_TIMEOUT_MS}, after which the server's own deadline for the
- * hello runs; and it holds a place of {@link HandshakeSlots} until the tunnel's handshake is over (with no
- * place left, in all or for the client's address, new connections are closed at once). A ready connection is matched to its raw one by the
- * client's address and port. Called as a connection is ready: ends its first deadline, and returns the
- * function that frees its place once the tunnel's handshake is over.
+ * WebSocket handshake done, `what`) within {@link HELLO_TIMEOUT_MS}, after which the server's own deadline for
+ * the hello runs; and it holds a place of {@link HandshakeSlots} until the tunnel's handshake is over (with no
+ * place left, in all or for the client's address, new connections are closed at once). Either closing is
+ * told to `onClosed`. A ready connection is matched to its raw one by the client's address and port. Called
+ * as a connection is ready: ends its first deadline, and returns the function that frees its place once the
+ * tunnel's handshake is over.
  */
 function boundHandshakes(
   server: net.Server,
   remoteOf: (socket: net.Socket) => string,
-  onRefused: (remote: string, why: string) => void,
+  what: string,
+  onClosed: (socket: net.Socket, remote: string, why: string, timedOut: boolean) => void,
 ): (remote: string) => HandshakeOver {
   const slots = new HandshakeSlots();
   interface Waiting {
@@ -391,10 +439,14 @@ function boundHandshakes(
     const full = slots.take(remote);
     if (full !== undefined) {
       socket.destroy();
-      onRefused(remote, full);
+      onClosed(socket, remote, full, false);
       return;
     }
-    const entry: Waiting = { timer: setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS), given: false };
+    const deadline = (): void => {
+      socket.destroy();
+      onClosed(socket, remote, `its ${what} did not finish within ${HELLO_TIMEOUT_MS / 1000} s`, true);
+    };
+    const entry: Waiting = { timer: setTimeout(deadline, HELLO_TIMEOUT_MS), given: false };
     waiting.set(remote, entry);
     socket.once('close', () => {
       clearTimeout(entry.timer);
@@ -411,8 +463,21 @@ function boundHandshakes(
 }
 
 /**
+ * The path of a request's target: what precedes its query, compared as it is (no decoding, no `..`), as the
+ * `ws` package compares it with its `path` for an upgrade, so both answers agree. Never parsed as a URL: Node
+ * takes targets that `new URL()` refuses (`GET http://a:99999/ HTTP/1.1`), and one request must not be able to
+ * throw from the server's handler and end the process.
+ */
+export function requestPath(target: string | undefined): string {
+  if (target === undefined) return '/';
+  const query = target.indexOf('?');
+  return query < 0 ? target : target.slice(0, query);
+}
+
+/**
  * An HTTP (or, with --tls-cert, HTTPS) server whose only resource is the WebSocket on `--ws PATH`; any other
- * request gets 426 (or 404 for another path), so the port says what it is to a browser or a probe.
+ * request gets 426 (or 404 for another path), so the port says what it is to a browser or a probe. The `ws`
+ * package answers an upgrade to another path with 400 (the same comparison: {@link requestPath}).
  */
 function webSocketServer(
   config: ServerConfig,
@@ -420,7 +485,7 @@ function webSocketServer(
   remoteOf: (socket: net.Socket) => string,
 ): net.Server {
   const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => {
-    const found = new URL(request.url ?? '/', 'http://x').pathname === config.wsPath;
+    const found = requestPath(request.url) === config.wsPath;
     response.writeHead(found ? 426 : 404, { 'content-type': 'text/plain', ...(found ? { upgrade: 'websocket' } : {}) });
     response.end(found ? 'muxwire tunnel: connect with a WebSocket client\n' : 'not found\n');
   };

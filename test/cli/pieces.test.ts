@@ -23,17 +23,25 @@ import {
   parseForward,
   USAGE,
 } from '../../src/cli/args.js';
-import { loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
+import { MAX_TOKEN_FILE_BYTES, loadToken, newToken, tokensMatch } from '../../src/cli/auth.js';
 import { DIRECT_WRITE_BYTES, coalescingTransport, joinUpTo } from '../../src/cli/coalesce.js';
-import { MAX_MESSAGE_BYTES, WS_JOIN_BYTES, encode, readMessage, validate } from '../../src/cli/protocol.js';
+import {
+  MAX_MESSAGE_BYTES,
+  WS_JOIN_BYTES,
+  WS_MAX_MESSAGE_BYTES,
+  encode,
+  readMessage,
+  validate,
+} from '../../src/cli/protocol.js';
+import { RepeatedReport } from '../../src/cli/repeats.js';
 import { DEMAND_INTERVAL_MS, Reconnector, backoffDelay, sessionGone } from '../../src/cli/reconnect.js';
 import { HandshakeSlots, addressOf } from '../../src/cli/handshake-slots.js';
-import { listenTunnel } from '../../src/cli/transport.js';
+import { listenTunnel, requestPath } from '../../src/cli/transport.js';
 import type { ServerConfig } from '../../src/cli/args.js';
 import { FrameType } from '../../src/core/frame.js';
 import { multiplexedClient } from '../../src/index.js';
 import { frame, sessionPair, tcpPair } from '../helpers.js';
-import { Reporter, Traffic } from '../../src/cli/status.js';
+import { Reporter, Traffic, escapeControls } from '../../src/cli/status.js';
 
 describe('command line', () => {
   test('-L/-R specs: PORT:HOST:HOSTPORT binds loopback, BIND:PORT:HOST:HOSTPORT and IPv6 in brackets', () => {
@@ -155,6 +163,20 @@ describe('command line', () => {
     assert.deepEqual([help.code, help.stdout, help.stderr], [0, USAGE, '']);
   });
 
+  test('--max-channels: a server option (default 4,096, from 1 to 65,535), listed by --help', () => {
+    const env = { MUXWIRE_TOKEN: 'x' };
+    const server = (...args: string[]): { maxChannels: number } =>
+      parseCommand(['server', '--listen', 'h:1', ...args], env) as unknown as { maxChannels: number };
+    assert.equal(server().maxChannels, 4096);
+    assert.equal(server('--max-channels', '5').maxChannels, 5);
+    for (const bad of ['0', '65536', 'x']) assert.throws(() => server('--max-channels', bad), UsageError, bad);
+    assert.throws(() => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--max-channels', '5'], env), {
+      message: "--max-channels is not an option of 'client'",
+    });
+    assert.match(USAGE, /\[--max-channels N\]/);
+    assert.match(USAGE, /--max-channels N {9}most forwarded connections one client may have open at once/);
+  });
+
   test('--help lists --drain-timeout under the options of both ends, and both take it', () => {
     const env = { MUXWIRE_TOKEN: 'x' };
     const server = parseCommand(['server', '--listen', 'h:1', '--drain-timeout', '100'], env) as {
@@ -261,6 +283,29 @@ describe('token', () => {
     }
   });
 
+  test(`a token file is read up to ${MAX_TOKEN_FILE_BYTES / 1024} KiB: one with more (/dev/zero, a large file) is refused without being read whole`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'muxwire-token-'));
+    try {
+      const started = performance.now();
+      // Before, /dev/zero was read until the string could not be made (about 600 MB, "Invalid string length").
+      await assert.rejects(loadToken({ kind: 'file', path: '/dev/zero' }, {}), {
+        code: 'ERR_TUNNEL_TOKEN',
+        message: `the token file /dev/zero holds more than ${MAX_TOKEN_FILE_BYTES} bytes: not a token file`,
+      });
+      assert.ok(performance.now() - started < 1000, 'refused at once');
+      const large = join(dir, 'large');
+      writeFileSync(large, Buffer.alloc(MAX_TOKEN_FILE_BYTES + 1, 'a'), { mode: 0o600 });
+      await assert.rejects(loadToken({ kind: 'file', path: large }, {}), /holds more than 8192 bytes/);
+      // The longest token with surrounding whitespace is read whole.
+      const padded = join(dir, 'padded');
+      const token = 'x'.repeat(1024);
+      writeFileSync(padded, `\n${token}${' '.repeat(MAX_TOKEN_FILE_BYTES - 1025)}`, { mode: 0o600 });
+      assert.equal(await loadToken({ kind: 'file', path: padded }, {}), token);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a missing, empty or short token is ERR_TUNNEL_TOKEN; surrounding whitespace is dropped', async () => {
     await assert.rejects(loadToken({ kind: 'file', path: '/nonexistent/token' }, {}), { code: 'ERR_TUNNEL_TOKEN' });
     await assert.rejects(loadToken({ kind: 'env', name: 'T' }, { T: '  short \n' }), { code: 'ERR_TUNNEL_TOKEN' });
@@ -314,6 +359,81 @@ describe('control protocol', () => {
       assert.throws(() => validate(bad), { code: 'ERR_TUNNEL_PROTOCOL' }, JSON.stringify(bad));
     }
   });
+
+  test("a peer's hosts and binds are host names or addresses: a line break, an escape, a space or a slash is a protocol error", () => {
+    for (const host of ['example.org', 'db_1.internal', '127.0.0.1', '::1', 'fe80::1%eth0', 'A-Z.0-9']) {
+      assert.deepEqual(validate({ type: 'connect', host, port: 80 }), { type: 'connect', host, port: 80 });
+      const hello = { type: 'hello', version: 1, token: 't', forwards: [{ kind: 'R', bind: host, port: 0 }] };
+      assert.deepEqual(validate(hello), hello);
+    }
+    const forged = 'x\nmuxwire: client 203.0.113.9:4444 presented a wrong token\n\x1b[2K';
+    for (const host of [forged, '', 'a b', 'a/b', 'h\u202e', 'bücher.example', 'x'.repeat(256)]) {
+      assert.throws(() => validate({ type: 'connect', host, port: 80 }), { code: 'ERR_TUNNEL_PROTOCOL' }, host);
+      assert.throws(
+        () => validate({ type: 'hello', version: 1, token: 't', forwards: [{ kind: 'L', host, port: 80 }] }),
+        { code: 'ERR_TUNNEL_PROTOCOL' },
+      );
+      assert.throws(
+        () => validate({ type: 'hello', version: 1, token: 't', forwards: [{ kind: 'R', bind: host, port: 0 }] }),
+        { code: 'ERR_TUNNEL_PROTOCOL' },
+      );
+    }
+    // The command line takes the same hosts, so a client never announces one its server refuses.
+    assert.throws(() => parseForward('8080:a\u001bb:80', 'L'), UsageError);
+    assert.throws(() => parseAddress('a\nb:80', '--server'), UsageError);
+  });
+
+  test(`a --ws tunnel takes WebSocket messages of at most ${WS_MAX_MESSAGE_BYTES / 1024} KiB: the most one turn's writes are joined into, more than a frame`, () => {
+    assert.equal(WS_MAX_MESSAGE_BYTES, 256 * 1024);
+    assert.equal(WS_MAX_MESSAGE_BYTES, WS_JOIN_BYTES);
+  });
+});
+
+describe('what the log shows', () => {
+  test("on stderr an event's control characters are escaped: a peer's string cannot start a line or an escape sequence", () => {
+    assert.equal(
+      escapeControls('no\nmuxwire: connected\r\t\x1b[2K\x00\x7f\u009b\u2028\u202e end'),
+      'no\\nmuxwire: connected\\r\\t\\x1b[2K\\x00\\x7f\\x9b\\u2028\\u202e end',
+    );
+    assert.equal(escapeControls('plain: été, 東京, 127.0.0.1:80'), 'plain: été, 東京, 127.0.0.1:80');
+    const err = new PassThrough();
+    let text = '';
+    err.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    const reporter = new Reporter(false, new PassThrough(), err);
+    reporter.event('forward-refused', '-L 1:h:2: no\nmuxwire: connected to 127.0.0.1:7000\n\x1b[1A');
+    assert.equal(text, 'muxwire: -L 1:h:2: no\\nmuxwire: connected to 127.0.0.1:7000\\n\\x1b[1A\n');
+    // --json writes the message as JSON, which escapes them already.
+    const out = new PassThrough();
+    let json = '';
+    out.on('data', (chunk: Buffer) => (json += chunk.toString()));
+    new Reporter(true, out, new PassThrough()).event('x', 'a\nb\x1b');
+    assert.equal((JSON.parse(json) as { message: string }).message, 'a\nb\x1b');
+    assert.equal(json.split('\n').length, 2, 'one line');
+  });
+
+  test('a repeating event is reported at once, then at most once per interval with the count since, and flushed at the end', async () => {
+    const reports: [number, boolean][] = [];
+    const repeated = new RepeatedReport((count, first) => reports.push([count, first]), 100);
+    repeated.add();
+    repeated.add();
+    repeated.add();
+    assert.deepEqual(reports, [[1, true]]);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.deepEqual(reports, [
+      [1, true],
+      [2, false],
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    repeated.add(); // after a quiet interval: at once again
+    repeated.add();
+    assert.deepEqual(reports.slice(2), [[1, false]]);
+    repeated.flush();
+    assert.deepEqual(reports.slice(2), [
+      [1, false],
+      [1, false],
+    ]);
+    assert.equal(repeated.total, 5);
+  });
 });
 
 describe('why a session is gone', () => {
@@ -361,15 +481,45 @@ describe('handshake places', () => {
   });
 });
 
+test('a listening tunnel listener reports the connections it could not accept, where it dropped them before', async () => {
+  const failures: Error[] = [];
+  const config = {
+    listen: { host: '127.0.0.1', port: 0 },
+    tls: undefined,
+    wsPath: undefined,
+  } as unknown as ServerConfig;
+  const server = await listenTunnel(config, (transport) => transport.destroy(), {
+    tlsFailed: () => {},
+    refused: () => {},
+    acceptFailed: (error) => failures.push(error),
+  });
+  try {
+    // What Node emits when accept() fails (libuv closes the connections itself on EMFILE while it holds a spare
+    // descriptor, and passes the error on when it does not).
+    const error = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' });
+    server.emit('error', error);
+    assert.deepEqual(failures, [error]);
+  } finally {
+    server.close();
+  }
+});
+
+test("the --ws server reads a request's path as ws does, without parsing a URL", () => {
+  assert.equal(requestPath('/t'), '/t');
+  assert.equal(requestPath('/t?x=1'), '/t');
+  assert.equal(requestPath(undefined), '/');
+  assert.equal(requestPath('http://a:99999/'), 'http://a:99999/', 'a target new URL() throws on');
+  assert.equal(requestPath('/a/../t'), '/a/../t', 'not normalized: ws compares it as it is');
+});
+
 test('a WebSocket listener gives back the place of every connection reset before it was accepted (they share no address)', async () => {
   const refusals: string[] = [];
   const config = { listen: { host: '127.0.0.1', port: 0 }, wsPath: '/t' } as unknown as ServerConfig;
-  const server = await listenTunnel(
-    config,
-    (transport) => transport.destroy(),
-    () => {},
-    (_remote, why) => refusals.push(why),
-  );
+  const server = await listenTunnel(config, (transport) => transport.destroy(), {
+    tlsFailed: () => {},
+    refused: (_remote, why) => refusals.push(why),
+    acceptFailed: () => {},
+  });
   const port = (server.address() as net.AddressInfo).port;
   let unaddressed = 0;
   server.prependListener('connection', (socket: net.Socket) => {

@@ -1,12 +1,17 @@
 /**
  * The client reaching its server through an HTTP proxy (`--proxy`, CONNECT), with Debian's tinyproxy as
  * the proxy: over TCP and over WebSocket with TLS, curl through -L; a proxy that refuses is a clear error.
+ * And with proxies of the test's own: a wss:// URL with an IP address through a relaying proxy, and through
+ * one that answers TLS itself with a certificate for its own name (the client must refuse it).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import { WebSocketServer } from 'ws';
 import { selfSignedCertificate } from '../support/self-signed.js';
 import {
   Cli,
@@ -167,3 +172,144 @@ if (requirePrograms('muxwire tunnel through an HTTP proxy', ['curl', 'tinyproxy'
     );
   });
 }
+
+describe("wss:// through a proxy: the certificate is checked against the URL's host, not the proxy's", () => {
+  const work = workDir();
+  // For DNS:localhost, 127.0.0.1 and ::1 (test/support/self-signed.ts).
+  const material = selfSignedCertificate('localhost');
+  const processes: Cli[] = [];
+  after(async () => {
+    await Promise.all(processes.map((p) => p.stop('SIGKILL')));
+    work.remove();
+  });
+
+  /** An HTTP proxy on `localhost` whose CONNECT handler is `onConnect`; resolves to its port. */
+  async function proxyServer(
+    onConnect: (request: http.IncomingMessage, socket: net.Socket) => void,
+  ): Promise<{ port: number; close(): void }> {
+    const proxy = http.createServer();
+    const sockets = new Set<net.Socket>();
+    proxy.on('connect', (request: http.IncomingMessage, socket: net.Socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => sockets.delete(socket));
+      onConnect(request, socket);
+    });
+    // The client resolves the proxy's name as this does: the same address.
+    await new Promise<void>((resolve) => proxy.listen(0, 'localhost', resolve));
+    return {
+      port: (proxy.address() as net.AddressInfo).port,
+      close() {
+        for (const socket of sockets) socket.destroy();
+        proxy.close();
+      },
+    };
+  }
+
+  test(
+    'a proxy that answers TLS itself with a certificate for its own name (trusted by --ca) is refused for wss://IP, and never sees the token',
+    { timeout: TIMEOUT },
+    async () => {
+      const ca = work.write('ca.pem', material.cert);
+      let seen = '';
+      const impostor = https.createServer({ cert: material.cert, key: material.key });
+      impostor.on('tlsClientError', () => {});
+      new WebSocketServer({ server: impostor }).on('connection', (ws) => {
+        ws.on('message', (data: Buffer) => (seen += data.toString('latin1')));
+      });
+      const proxy = await proxyServer((_request, socket) => {
+        socket.write('HTTP/1.1 200 Connection established\r\n\r\n');
+        impostor.emit('connection', socket);
+      });
+      try {
+        // 127.0.0.2 is not in the certificate; the proxy's name, localhost, is.
+        const c = new Cli([
+          'client',
+          '--ws',
+          'wss://127.0.0.2:1/t',
+          '--proxy',
+          `http://localhost:${proxy.port}`,
+          '--ca',
+          ca,
+          '--retries',
+          '0',
+          '--token-file',
+          work.tokenFile,
+          '-L',
+          '0:127.0.0.1:9',
+        ]);
+        processes.push(c);
+        const fatal = await c.waitFor('fatal', 20_000);
+        assert.equal(fatal.code, 'ERR_TUNNEL_CERT', c.describe());
+        assert.match(fatal.message, /IP: 127\.0\.0\.2 is not in the cert's list/);
+        assert.equal(await c.exited, 1);
+        assert.ok(!seen.includes(work.token), 'the token did not reach the proxy');
+      } finally {
+        proxy.close();
+      }
+    },
+  );
+
+  test(
+    'wss://127.0.0.1 through a relaying proxy connects (the certificate names 127.0.0.1) and carries -L',
+    { timeout: TIMEOUT },
+    async () => {
+      const cert = work.write('cert.pem', material.cert);
+      const key = work.write('key.pem', material.key);
+      const echo = net.createServer((socket) => {
+        socket.on('error', () => {});
+        socket.pipe(socket);
+      });
+      await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+      const echoPort = (echo.address() as net.AddressInfo).port;
+      const relay = await proxyServer((request, socket) => {
+        const [host, port] = [request.url!.slice(0, request.url!.lastIndexOf(':')), request.url!.split(':').pop()];
+        const upstream = net.connect(Number(port), host);
+        upstream.on('error', () => socket.destroy());
+        upstream.once('connect', () => {
+          socket.write('HTTP/1.1 200 Connection established\r\n\r\n');
+          socket.pipe(upstream);
+          upstream.pipe(socket);
+        });
+      });
+      try {
+        const s = await startServer([
+          '--token-file',
+          work.tokenFile,
+          '--ws',
+          '/t',
+          '--tls-cert',
+          cert,
+          '--tls-key',
+          key,
+          '--allow',
+          `127.0.0.1:${echoPort}`,
+        ]);
+        processes.push(s.cli);
+        const c = await startClient(0, [
+          '--token-file',
+          work.tokenFile,
+          '--ws',
+          `wss://127.0.0.1:${s.port}/t`,
+          '--ca',
+          cert,
+          '--proxy',
+          `http://localhost:${relay.port}`,
+          '-L',
+          `0:127.0.0.1:${echoPort}`,
+        ]);
+        processes.push(c);
+        const socket = net.connect(localPorts(c)[0]!, '127.0.0.1');
+        socket.write('through the proxy');
+        const [reply] = (await once(socket, 'data')) as [Buffer];
+        assert.equal(reply.toString(), 'through the proxy');
+        socket.destroy();
+        await c.stop();
+        await s.cli.stop();
+      } finally {
+        relay.close();
+        echo.close();
+      }
+    },
+  );
+});

@@ -8,10 +8,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { ChannelResetError, Session } from '../../src/index.js';
 import { WS_MAX_MESSAGE_BYTES, encode, expectMessage, readMessage } from '../../src/cli/protocol.js';
-import { announceWebSocketMessage } from '../helpers.js';
+import { announceWebSocketMessage, pseudoRandomBytes } from '../helpers.js';
 import { selfSignedCertificate } from '../support/self-signed.js';
 import {
   Cli,
@@ -193,12 +193,23 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     );
 
     test(
-      'over WebSocket, a message announced larger than a window and a frame header is refused at once with close code 1009, by the server and by the client',
+      'over WebSocket, a message announced larger than 256 KiB (the most a tunnel end sends in one), or fragments adding up to more, is refused at once with close code 1009, by the server and by the client',
       { timeout: TIMEOUT },
       async () => {
-        // The server: a raw client announces one byte more than the limit (and sends none of it).
+        // Before, each end took messages up to a window and a frame header (64 MiB + 12), which `ws` holds
+        // whole: 32 unauthenticated connections from one address could make the server hold 2 GiB.
+        assert.equal(WS_MAX_MESSAGE_BYTES, 256 * 1024);
+        // The server: a raw client announces one byte more than the limit (and sends none of it), or 1 MiB.
         const s = await server(['--token-file', work.tokenFile, '--ws', '/tunnel', ...allowTarget()]);
         assert.equal(await announceWebSocketMessage(s.port, '/tunnel', WS_MAX_MESSAGE_BYTES + 1), 1009);
+        assert.equal(await announceWebSocketMessage(s.port, '/tunnel', 1024 * 1024), 1009);
+        // A message in 64 KiB fragments, never finished: closed once they add up to more than the limit.
+        const fragmenter = new WebSocket(`ws://127.0.0.1:${s.port}/tunnel`, { perMessageDeflate: false });
+        fragmenter.on('error', () => {});
+        await once(fragmenter, 'open');
+        const closedWith = new Promise<number>((resolve) => fragmenter.once('close', (code: number) => resolve(code)));
+        for (let i = 0; i < 5; i++) fragmenter.send(Buffer.alloc(64 * 1024), { binary: true, fin: false });
+        assert.equal(await closedWith, 1009);
         await s.cli.stop();
         // The client: a WebSocket server that announces as much to it.
         const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
@@ -230,6 +241,50 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
           await c.waitFor('fatal');
         } finally {
           wss.close();
+        }
+      },
+    );
+
+    test(
+      'over WebSocket, 32 MiB cross -L each way whole (every message within the 256 KiB the other end takes)',
+      { timeout: TIMEOUT },
+      async () => {
+        const echo = net.createServer({ allowHalfOpen: true }, (socket) => {
+          socket.on('error', () => {});
+          socket.pipe(socket);
+        });
+        await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+        const echoPort = (echo.address() as net.AddressInfo).port;
+        try {
+          const s = await server(['--token-file', work.tokenFile, '--ws', '/t', '--allow', `127.0.0.1:${echoPort}`]);
+          const c = await client(0, [
+            '--token-file',
+            work.tokenFile,
+            '--ws',
+            `ws://127.0.0.1:${s.port}/t`,
+            '-L',
+            `0:127.0.0.1:${echoPort}`,
+          ]);
+          const data = pseudoRandomBytes(32 * 1024 * 1024, 7);
+          const socket = net.connect({ port: localPorts(c)[0]!, host: '127.0.0.1', allowHalfOpen: true });
+          const chunks: Buffer[] = [];
+          socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+          await once(socket, 'connect');
+          socket.end(data);
+          await once(socket, 'end');
+          const back = Buffer.concat(chunks);
+          assert.equal(back.length, data.length);
+          assert.ok(back.equals(data), 'the bytes came back whole and in order');
+          socket.destroy();
+          assert.equal(
+            c.events.some((e) => e.event === 'session-down'),
+            false,
+            c.describe(),
+          );
+          await c.stop();
+          await s.cli.stop();
+        } finally {
+          echo.close();
         }
       },
     );
