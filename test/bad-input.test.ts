@@ -232,6 +232,38 @@ describe('tolerated input', () => {
     }
   });
 
+  test("channels opened only to raise the peer's credit do not raise the probes' share past twice the bound", async () => {
+    const { peer, session } = await rawAgainstServer(false, {
+      maxSessionBuffered: 1024 * 1024,
+      keepAliveInterval: 200,
+      keepAliveTimeout: 1000,
+    });
+    try {
+      session.on('channel', () => {}); // taken, never read
+      // 256 idle channels (64 MiB of credit), then one channel's one-byte frames.
+      const idle = Array.from({ length: 256 }, (_, i) => frame(W, Flag.syn, 3 + 2 * i, 0));
+      peer.socket.write(Buffer.concat([...idle, oneByteFlood(1, 300_000)]));
+      let peak = 0;
+      const watch = setInterval(() => (peak = Math.max(peak, session.bufferedBytes)), 10);
+      const ended = await within(
+        session.closed.then(
+          () => undefined,
+          (error: unknown) => error as Error & { code?: string },
+        ),
+        8000,
+        'the keep-alive verdict',
+      );
+      clearInterval(watch);
+      assert.equal(ended?.code, 'ERR_MUX_KEEPALIVE_TIMEOUT');
+      // At most the bound, and twice the bound from the probes, in chunk costs (224 bytes each): under 15,000
+      // chunks of a byte. Eight times the credit of 256 channels was a share of 512 MiB (2,000,000 chunks read).
+      assert.ok(peak < 20_000, `${peak} one-byte chunks held`);
+    } finally {
+      session.destroy();
+      peer.socket.destroy();
+    }
+  });
+
   test("a peer's ping that arrives behind 40 refused SYNs in one read is still answered (the bound on queued answers counts answers only)", async () => {
     const { peer, session } = await rawAgainstServer();
     try {

@@ -41,10 +41,14 @@ export class ReadGate {
    * The chunks' cost beyond their bytes (`memory.held`) at which this pause's probes stop reading: a peer can
    * send no more bytes than its window credit, but as many frames of one byte each as that allows, and each
    * chunk left unread costs ~100-200 bytes of its own (see `CHUNK_COST`). The share is eight times the credit
-   * the peer held at the pause (a quarter of `maxSessionBuffered` at least): all of it in frames of 28 bytes or
-   * more fits, and frames of a byte stop at a thirtieth of what they would cost.
+   * the peer held at the pause's first probe, between a quarter of `maxSessionBuffered` and twice it: credit in
+   * frames of 28 bytes or more fits (up to that ceiling), frames of a byte stop at a thirtieth of what they would
+   * cost, and channels opened only to raise the credit raise it no further than the ceiling. Worked out at the
+   * first probe (-1 until then: a pause that never probes never sums the channels' credit).
    */
-  #probeHeldCap = 0;
+  #probeHeldCap = -1;
+  /** `memory.held` when reading paused. */
+  #heldAtPause = 0;
   #probeTimer: ReturnType<typeof setTimeout> | undefined;
   /** When reading last resumed after a pause: the keep-alive deadline does not count time spent not reading. */
   resumedAt = 0;
@@ -87,7 +91,8 @@ export class ReadGate {
     if (this.paused || this.#isClosed()) return;
     this.paused = true;
     this.#probeBudget = Math.max(4 * PROBE_CHUNK, this.#options.maxSessionBuffered / 4);
-    this.#probeHeldCap = this.#memory.held + Math.max(this.#probeBudget, 8 * this.#credit());
+    this.#heldAtPause = this.#memory.held;
+    this.#probeHeldCap = -1;
     if (!this.probing) this.#stopReading();
     this.#armProbeTimer();
   }
@@ -124,7 +129,12 @@ export class ReadGate {
    * answer behind what the peer sent can no longer be read (keep-alive then fails the session, saying so).
    */
   get probeSpent(): boolean {
-    return this.paused && this.#memory.held >= this.#probeHeldCap;
+    if (!this.paused) return false;
+    if (this.#probeHeldCap < 0) {
+      const bound = this.#options.maxSessionBuffered;
+      this.#probeHeldCap = this.#heldAtPause + Math.max(bound / 4, Math.min(8 * this.#credit(), 2 * bound));
+    }
+    return this.#memory.held >= this.#probeHeldCap;
   }
 
   /** The probe heard what it waited for (or spent its share): pause again if reading is still held back. */

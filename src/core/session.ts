@@ -237,8 +237,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#memory,
       isClosed,
       () => {
-        let credit = 0;
-        for (const channel of this.#streams.values()) credit += channel.rx.credit;
+        let credit = 0; // (none without windows: the multiplex format's probes are counted in bytes)
+        if (this.#caps.flowControl) for (const channel of this.#streams.values()) credit += channel.rx.credit;
         return credit;
       },
     );
