@@ -24,8 +24,13 @@ export function callBack<T>(callback: (arg: T) => void, arg: T): void {
   try {
     callback(arg);
   } catch (error) {
-    queueMicrotask(() => {
-      throw error;
-    });
+    rethrowLater(error);
   }
+}
+
+/** Throws `error` again from a microtask: an application's exception, surfacing as uncaught. */
+export function rethrowLater(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
 }

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { rethrowLater } from './defer.js';
+
 // The event name's `as PropertyKey` looks unnecessary to the linter, yet tsc needs it to index the table.
 /* eslint-disable @typescript-eslint/no-unnecessary-type-assertion */
 
@@ -118,9 +120,7 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
     try {
       listener.apply(this, args);
     } catch (error) {
-      queueMicrotask(() => {
-        throw error;
-      });
+      rethrowLater(error);
     }
   }
 

@@ -6,7 +6,7 @@ import { Duplex } from 'node:stream';
 import { type ChannelFacts, installChannelFacts } from '../core/channel-facts.js';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
-import { callBack } from '../core/defer.js';
+import { callBack, rethrowLater } from '../core/defer.js';
 import { MuxError, writeAfterPeerClose } from '../core/errors.js';
 import { type ChannelStats, channelStats } from '../core/observe.js';
 import type { MuxSession } from '../core/session.js';
@@ -69,10 +69,7 @@ class IdleTimer {
         try {
           this.onIdle();
         } catch (error) {
-          // Surfaces as uncaught, as from a socket's 'timeout' listener; the timer still goes on below.
-          process.nextTick(() => {
-            throw error;
-          });
+          rethrowLater(error); // uncaught, as from a socket's 'timeout' listener; the timer still goes on below
         }
         // The listener may have destroyed the channel or set another timeout: this timer is then done.
         if (this.#stopped) return;
@@ -537,9 +534,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     try {
       this.push(data);
     } catch (error) {
-      process.nextTick(() => {
-        throw error;
-      });
+      rethrowLater(error);
     }
   }
 
