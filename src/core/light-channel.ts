@@ -2,6 +2,7 @@
  * `LightChannel`, a channel without Node streams (see the class), and `LightSession`, whose channels they are.
  * @module
  */
+import { asUint8Array } from './bytes.js';
 import { type ChannelFacts, installChannelFacts } from './channel-facts.js';
 import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
@@ -167,7 +168,11 @@ export class LightChannel
    * `end()` throws `ERR_MUX_WRITE_AFTER_END`.
    */
   write(data: Uint8Array): boolean {
-    if (!(data instanceof Uint8Array)) throw new TypeError('muxwire: write() takes a Uint8Array');
+    if (!(data instanceof Uint8Array)) {
+      const bytes = asUint8Array(data); // (one made in another realm: a test runner's sandbox, a vm context)
+      if (bytes === undefined) throw new TypeError('muxwire: write() takes a Uint8Array');
+      data = bytes;
+    }
     if ((this.#flags & WRITE_ENDED) !== 0) {
       // Ended for the peer's close, not by the application: the write fails the channel as one made just before
       // would (below), or, once it closed, is refused as on any closed channel; it never throws.

@@ -19,6 +19,7 @@ import {
 import { AbstractStream, type SendResult } from '@libp2p/utils';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState } from '../core/channel-state.js';
+import { asUint8Array } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
 import { ChannelResetError } from '../core/errors.js';
 import { Fifo } from '../core/fifo.js';
@@ -327,8 +328,9 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     if (this.#destroyed) return false;
     const port = this.#port;
     const state = this.#state;
-    if (data instanceof Uint8Array) this.#writePart(port, state, data);
-    else for (const part of data) this.#writePart(port, state, part);
+    const bytes = asUint8Array(data); // (one made in another realm too: iterated, it would give numbers)
+    if (bytes !== undefined) this.#writePart(port, state, bytes);
+    else for (const part of data as Exclude<SendData, Uint8Array>) this.#writePart(port, state, part);
     if (this.#writing >= port.highWaterMark) {
       this.#needDrain = true;
       return false;

@@ -5,6 +5,7 @@
  */
 import type { MessageStream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface';
 import { Uint8ArrayList } from 'uint8arraylist';
+import { asUint8Array } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
 import type { Transport, TransportEvents } from '../core/transport.js';
 
@@ -32,11 +33,12 @@ export function messageStreamTransport(connection: MessageStream): Transport {
   };
   const onMessage = (event: StreamMessageEvent): void => {
     const data = event.data;
-    if (data instanceof Uint8Array) {
-      events!.data(data);
+    const bytes = asUint8Array(data); // (one made in another realm too: iterated, it would give numbers)
+    if (bytes !== undefined) {
+      events!.data(bytes);
       return;
     }
-    for (const chunk of data) events!.data(chunk);
+    for (const chunk of data as Exclude<typeof data, Uint8Array>) events!.data(chunk);
   };
   const onDrain = (): void => {
     settleWaiting();

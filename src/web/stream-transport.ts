@@ -8,6 +8,7 @@
  * `ready` settles.
  * @module
  */
+import { isArrayBuffer } from '../core/bytes.js';
 import { ProtocolError, TransportClosedError } from '../core/errors.js';
 import type { Transport, TransportEvents } from '../core/transport.js';
 
@@ -114,7 +115,7 @@ export function streamTransport(pair: StreamPair): Transport {
       const value = result.value;
       // Bytes in any binary shape (an ArrayBuffer, a DataView, another typed array) are taken as they are.
       if (value instanceof Uint8Array) events?.data(value);
-      else if (value instanceof ArrayBuffer) events?.data(new Uint8Array(value));
+      else if (isArrayBuffer(value)) events?.data(new Uint8Array(value));
       else if (ArrayBuffer.isView(value))
         events?.data(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
       else {

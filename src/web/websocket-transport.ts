@@ -20,6 +20,7 @@
  *   even with no channel open.
  * @module
  */
+import { isArrayBuffer } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
 import { Fifo } from '../core/fifo.js';
 import { ProtocolError, TransportClosedError } from '../core/errors.js';
@@ -224,7 +225,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   const onMessage = (event: { data: unknown }): void => {
     const data = event.data;
     let chunk: Uint8Array;
-    if (data instanceof ArrayBuffer) chunk = new Uint8Array(data);
+    if (isArrayBuffer(data)) chunk = new Uint8Array(data);
     else if (ArrayBuffer.isView(data)) chunk = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     else {
       failure ??= new ProtocolError('the WebSocket received a text message; muxwire sends binary messages only');

@@ -1,0 +1,151 @@
+/**
+ * Bytes made in another realm. Jest runs each test file in a `vm` context, where Node's own `Buffer`s (and a
+ * WebSocket's or a stream's ArrayBuffers made outside it) are not instances of the file's `Uint8Array` or
+ * `ArrayBuffer`; a page's iframe is another realm too. Node's streams take such bytes; so must every writer and
+ * transport of muxwire's that checks what it was given.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import vm from 'node:vm';
+import { WebSocket as WsWebSocket } from 'ws';
+import { type Session, createWebSocketServer, lightClient, lightServer } from '../src/index.js';
+import { type WebChannel, WebSession, streamTransport, webSocketTransport } from '../src/web/index.js';
+import { provideWithResolvers } from './interop/libp2p-glue.js';
+import { memoryPipe, within } from './helpers.js';
+
+const realm = vm.createContext({});
+const ForeignUint8Array = vm.runInContext('Uint8Array', realm) as Uint8ArrayConstructor;
+/** The same bytes in a Uint8Array of the other realm. */
+const foreign = (bytes: Uint8Array): Uint8Array => new ForeignUint8Array(bytes);
+/** The same bytes in an ArrayBuffer of the other realm. */
+const foreignBuffer = (bytes: Uint8Array): ArrayBuffer => new ForeignUint8Array(bytes).buffer;
+
+test('the other realm is one: its arrays fail instanceof here', () => {
+  assert.equal(foreign(new Uint8Array(1)) instanceof Uint8Array, false);
+  assert.equal(foreignBuffer(new Uint8Array(1)) instanceof ArrayBuffer, false);
+});
+
+async function readAllWeb(channel: WebChannel): Promise<string> {
+  let text = '';
+  for await (const chunk of channel.readable as unknown as AsyncIterable<Uint8Array>)
+    text += Buffer.from(chunk).toString();
+  return text;
+}
+
+test("a LightChannel writes another realm's Uint8Array", async () => {
+  const [a, b] = memoryPipe();
+  const client = lightClient(a, { keepAliveInterval: 0 });
+  const server = lightServer(b, { keepAliveInterval: 0 });
+  try {
+    const channel = client.dial();
+    const accepted = server.accept();
+    channel.write(foreign(Buffer.from('from ')));
+    channel.end(foreign(Buffer.from('elsewhere')));
+    const peer = await accepted;
+    const chunks: Uint8Array[] = [];
+    peer.on('data', (chunk: Uint8Array) => chunks.push(chunk));
+    await within(once(peer, 'end'), 5000, 'the end');
+    assert.equal(Buffer.concat(chunks).toString(), 'from elsewhere');
+    // Still refused: what is no Uint8Array in any realm.
+    const other = client.dial();
+    assert.throws(() => other.write(new Uint16Array(2) as never), TypeError);
+    assert.throws(() => other.write(vm.runInContext('new Uint16Array(2)', realm) as never), TypeError);
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
+});
+
+test("a WebChannel writes another realm's Uint8Array, and streamTransport reads another realm's ArrayBuffers", async () => {
+  const aToB = new TransformStream<Uint8Array, Uint8Array>();
+  // What b reads arrives as ArrayBuffers of the other realm (a stream made there).
+  const foreignChunks = new TransformStream<Uint8Array, ArrayBuffer>({
+    transform: (chunk, controller) => controller.enqueue(foreignBuffer(chunk)),
+  });
+  void aToB.readable.pipeTo(foreignChunks.writable).catch(() => {});
+  const bToA = new TransformStream<Uint8Array, Uint8Array>();
+  const a = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client', {
+    keepAliveInterval: 0,
+  });
+  const b = new WebSession(streamTransport({ readable: foreignChunks.readable, writable: bToA.writable }), 'server', {
+    keepAliveInterval: 0,
+  });
+  try {
+    const channel = a.dial();
+    const accepted = b.accept();
+    const writer = channel.writable.getWriter();
+    await writer.write(foreign(Buffer.from('from ')));
+    await writer.write(foreign(Buffer.alloc(100_000, 'x'))); // past the copy limit: sent in place
+    await writer.close();
+    const text = await within(readAllWeb(await accepted), 5000, 'the channel read');
+    assert.equal(text, 'from ' + 'x'.repeat(100_000));
+  } finally {
+    a.destroy();
+    b.destroy();
+  }
+});
+
+test("webSocketTransport reads another realm's ArrayBuffers as binary messages", async () => {
+  const sessions: Session[] = [];
+  const server = createWebSocketServer({ port: 0, host: '127.0.0.1', keepAliveInterval: 0 }, (session) => {
+    sessions.push(session);
+    void (async () => {
+      for await (const channel of session) channel.end('pushed from the server');
+    })();
+  });
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const socket = new WsWebSocket(`ws://127.0.0.1:${port}/`);
+  // The page's WebSocket in another realm: its messages' data are that realm's ArrayBuffers.
+  const inOtherRealm = new Proxy(socket, {
+    get(target, key, receiver) {
+      if (key !== 'addEventListener') return Reflect.get(target, key, receiver) as unknown;
+      return (type: string, listener: (event: { data: unknown }) => void) =>
+        target.addEventListener(type as 'message', (event: { data: unknown }) =>
+          listener(type === 'message' ? { data: foreignBuffer(new Uint8Array(event.data as ArrayBuffer)) } : event),
+        );
+    },
+  });
+  const session = new WebSession(webSocketTransport(inOtherRealm), 'client', { keepAliveInterval: 0 });
+  try {
+    const channel = session.dial();
+    await channel.writable.getWriter().close();
+    assert.equal(await within(readAllWeb(channel), 5000, 'the server'), 'pushed from the server');
+  } finally {
+    session.destroy();
+    for (const each of sessions) each.destroy();
+    server.close();
+  }
+});
+
+test("a libp2p stream sends another realm's Uint8Array, and the muxer reads one from its connection", async () => {
+  provideWithResolvers();
+  const { muxwire } = await import('../src/libp2p/index.js');
+  const { multiaddrConnectionPair } = await import('@libp2p/utils');
+  const [outbound, inbound] = multiaddrConnectionPair();
+  // What the listener's connection delivers is made in the other realm.
+  inbound.addEventListener('message', (event) => {
+    const data = event.data;
+    const bytes = data instanceof Uint8Array ? data : data.subarray();
+    Object.defineProperty(event, 'data', { value: foreign(bytes) });
+  });
+  const dialer = muxwire()().createStreamMuxer(outbound);
+  const listener = muxwire()().createStreamMuxer(inbound);
+  try {
+    const accepted = new Promise<import('@libp2p/interface').Stream>((resolve) =>
+      listener.addEventListener('stream', (event) => resolve(event.detail), { once: true }),
+    );
+    const stream = await dialer.createStream();
+    stream.send(foreign(Buffer.from('from elsewhere')));
+    await stream.close();
+    const peer = await within(accepted, 5000, 'the stream');
+    let text = '';
+    for await (const data of peer) text += Buffer.from(data.subarray()).toString();
+    assert.equal(text, 'from elsewhere');
+  } finally {
+    dialer.abort(new Error('done'));
+    listener.abort(new Error('done'));
+  }
+});
