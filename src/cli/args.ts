@@ -123,7 +123,7 @@ Usage:
 
 The token is read from --token-file, else from the ${TOKEN_ENV} environment variable; never from argv.
 The server is deny-by-default: -L targets must match an --allow pattern, -R binds an --allow-remote
-pattern (HOST:PORT, either may be *; hosts are compared as written, not resolved).
+pattern (HOST:PORT, either may be *; hosts are compared as written, ignoring case, not resolved).
 
 Server options:
   --listen HOST:PORT       address to accept clients on
