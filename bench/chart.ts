@@ -14,6 +14,7 @@ import {
   formatAxis,
   formatDisplay,
   measuresOf,
+  targetsFor,
   type Measure,
   type TargetResult,
 } from './targets.js';
@@ -154,7 +155,7 @@ function panel(
   const out: string[] = [];
   const values = runs.map((r) => axisValue(m, r, runs));
   const lines: Line[] = [];
-  for (const t of noBase ? [] : m.targets) {
+  for (const t of noBase ? [] : targetsFor(m, SUBJECT)) {
     const l = t.line?.(ctx);
     if (l) lines.push({ value: l.value, label: `${t.op === '<=' ? '≤' : '≥'} ${l.label.replace(/ x /g, ' × ')}` });
   }
@@ -395,7 +396,7 @@ export function renderChart(report: Report): string {
   const results: TargetResult[] = [];
   for (const m of measures) {
     const ctx = contextOf(report, m);
-    for (const t of m.targets) results.push(evaluate(ctx, t));
+    for (const t of targetsFor(m, SUBJECT)) results.push(evaluate(ctx, t));
   }
   const meta = report.meta;
   const header: string[] = [];

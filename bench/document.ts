@@ -18,6 +18,7 @@ import {
   formatDisplay,
   measuresOf,
   runOf,
+  targetsFor,
   type TargetResult,
 } from './targets.js';
 
@@ -83,7 +84,7 @@ export function headlineTable(report: Report): string[] {
     const [muxCell, mux] = cell(SUBJECT);
     const raw = displayValue(m, runOf(ctx.runs, BASELINE));
     const best = bestOther(m, ctx.runs);
-    let verdict = verdictOf(m.targets.map((t) => evaluate(ctx, t)));
+    let verdict = verdictOf(targetsFor(m, SUBJECT).map((t) => evaluate(ctx, t)));
     const cells = [
       m.workload,
       mdEscape(m.title.replace(/^[^ ]+:? /, '')),
@@ -96,7 +97,7 @@ export function headlineTable(report: Report): string[] {
       const [lightCell, lightValue] = cell(LIGHT_SUBJECT);
       cells.push(lightCell, ratioText(lightValue, raw));
       if (runOf(ctx.runs, LIGHT_SUBJECT)) {
-        verdict = `${verdict} · light channels ${verdictOf(m.targets.map((t) => evaluate({ ...ctx, subject: LIGHT_SUBJECT }, t)))}`;
+        verdict = `${verdict} · light channels ${verdictOf(targetsFor(m, LIGHT_SUBJECT).map((t) => evaluate({ ...ctx, subject: LIGHT_SUBJECT }, t)))}`;
       }
     }
     cells.push(best ? `${formatDisplay(m, best.value)} (${best.run.impl})` : '-', ratioText(mux, best?.value), verdict);
@@ -201,6 +202,7 @@ export function formatDocument(report: Report, o: DocumentOptions): string {
     for (const meas of measuresOf(report).filter((x) => x.workload === w.id)) {
       const ctx = contextOf(report, meas);
       for (const t of meas.targets) {
+        if (t.only !== undefined && t.only !== SUBJECT && !(lightRan && t.only === LIGHT_SUBJECT)) continue;
         const judged = (subjectName: string): { value: string; r: TargetResult; verdict: string } => {
           const subject = runOf(ctx.runs, subjectName);
           const r = evaluate({ ...ctx, subject: subjectName }, t);
@@ -213,13 +215,14 @@ export function formatDocument(report: Report, o: DocumentOptions): string {
           const why = r.met === true ? '' : / \((.*)\)$/.exec(r.detail)?.[1];
           return { value, r, verdict: `${resultMark(r)}${why ? ` (${mdEscape(why)})` : ''}` };
         };
-        const mux = judged(SUBJECT);
-        const r = mux.r;
+        // A light channels' target has no muxwire cells: its bound is the light channels'.
+        const mux = t.only === undefined || t.only === SUBJECT ? judged(SUBJECT) : undefined;
+        const r = mux?.r ?? judged(LIGHT_SUBJECT).r;
         const derived =
           r.thresholdLabel && !/^[\d.]+( \S+)?$/.test(r.thresholdLabel) ? ` (${mdEscape(r.thresholdLabel)})` : '';
         const bound =
           r.threshold !== undefined ? `${r.op === '<=' ? '<=' : '>='} ${formatAxis(meas, r.threshold)}${derived}` : '-';
-        const cells = [mdEscape(t.text), mux.value, bound, mux.verdict];
+        const cells = [mdEscape(t.text), mux?.value ?? '-', bound, mux?.verdict ?? '-'];
         if (lightRan) {
           const light = judged(LIGHT_SUBJECT);
           cells.push(light.value, light.verdict);

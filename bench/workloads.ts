@@ -219,7 +219,8 @@ export const WORKLOADS: readonly WorkloadDef[] = [
   {
     id: 'idle',
     title: 'idle: open idle channels, heap and RSS per channel on each side',
-    target: '<= 1.5 KiB of heap per idle channel on each side (a bare Node Duplex is about 0.6 KiB)',
+    target:
+      '<= 1.5 KiB of heap per idle channel on each side (a bare Node Duplex is about 0.6 KiB); <= 0.6 KiB per idle LightChannel',
     capSeconds: { full: 300, quick: 20 },
     repeats: { full: 1, quick: 1 },
     params: { full: P({ channels: 100_000, batch: 1_000 }), quick: P({ channels: 10_000, batch: 1_000 }) },

@@ -302,6 +302,12 @@ export function libp2pImplementation(
     describe: info.describe,
     transport: 'shared',
     glueBytesPerChannel: GLUE_BYTES_PER_CHANNEL,
+    // The server listens once the libraries are loaded, as muxwire's does: no loading inside a measured part.
+    ready: () =>
+      loaded.then(
+        () => {},
+        () => {},
+      ),
     server(socket, onChannel, opts, hooks) {
       keepHeapOnce();
       let muxer: MuxerLike | undefined;
