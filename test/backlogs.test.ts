@@ -99,3 +99,49 @@ test('channels the peer reset while they waited in the accept queue leave room i
     server.destroy();
   }
 });
+
+for (const kind of ['node', 'light'] as const) {
+  test(`${kind} channels the peer reset while they waited in the accept queue let go of what they received`, async () => {
+    const [a, b] = memoryPipe();
+    const [makeClient, makeServer] =
+      kind === 'node' ? [multiplexedClient, multiplexedServer] : [lightClient, lightServer];
+    const client = makeClient(a, { keepAliveInterval: 0 });
+    // Accepts nothing for now: the peer's channels wait in the queue, counted against maxSessionBuffered.
+    const server = makeServer(b, { keepAliveInterval: 0, maxSessionBuffered: 1024 * 1024 });
+    try {
+      const arrayBuffers = (): number => {
+        collectGarbage();
+        return process.memoryUsage().arrayBuffers;
+      };
+      const before = arrayBuffers();
+      // Rounds of four channels of 200 KB each (within the bound), each round reset by the peer once its data
+      // arrived: 3.2 MB in all that the session no longer counts.
+      for (let round = 0; round < 4; round++) {
+        const channels = Array.from({ length: 4 }, () => {
+          const channel = client.dial();
+          channel.on('error', noop);
+          channel.write(new Uint8Array(200 * 1024).fill(7));
+          return channel;
+        });
+        await until(() => server.bufferedBytes === 4 * 200 * 1024, 5000, 'the round queued at the server');
+        for (const channel of channels) channel.destroy();
+        await until(() => server.stats().channelsOpen === 0, 5000, 'the reset channels left the table');
+      }
+      assert.equal(server.bufferedBytes, 0);
+      const held = arrayBuffers() - before;
+      assert.ok(held < 1024 * 1024, `the accept queue holds ${held} bytes of channels that left (3.2 MB were sent)`);
+      // The queue still works: the next channel is the one accepted.
+      const fresh = client.dial();
+      fresh.write(new Uint8Array([1]));
+      const accepted: { id: number } = await within<{ id: number }>(
+        server.accept(),
+        5000,
+        'accept() of the new channel',
+      );
+      assert.equal(accepted.id, fresh.id);
+    } finally {
+      client.destroy();
+      server.destroy();
+    }
+  });
+}

@@ -22,6 +22,9 @@ import { type Waiter, Waiters } from './waiters.js';
 import type { WindowGrants } from './window-grants.js';
 import type { FrameWriter } from './writer.js';
 
+/** The endpoint of a queued channel that left the session before it was accepted (see `Incoming.left`). */
+const LEFT: ChannelEndpoint = { deliver() {}, remoteEnded() {}, fail() {}, bufferedBytes: 0, destroyed: true };
+
 export class Incoming<C extends ChannelEndpoint> {
   readonly #queue = new Fifo<ChannelState>();
   /** Channels in the queue still waiting to be accepted (`awaitingAccept`): those that left it do not count. */
@@ -74,11 +77,15 @@ export class Incoming<C extends ChannelEndpoint> {
 
   /**
    * A queued channel left the session before it was accepted (the peer reset it): it no longer counts against
-   * `acceptBacklog`, and once most of the queue is such channels, they are dropped from it.
+   * `acceptBacklog`, and once most of the queue is such channels, they are dropped from it. Its endpoint goes
+   * at once: until then the entry holds {@link LEFT}, and not what the peer had sent it, which no longer counts
+   * against `maxSessionBuffered` (a peer that fills channels and resets them while the application does not
+   * accept would have the queue keep megabytes).
    */
   left(channel: ChannelState): void {
     if (!channel.awaitingAccept || channel.heldClosed) return;
     channel.awaitingAccept = false;
+    channel.endpoint = LEFT;
     this.#waiting--;
     if (this.#queue.length > 64 && this.#queue.length > 2 * this.#waiting) {
       this.#queue.retain((queued) => queued.awaitingAccept);
