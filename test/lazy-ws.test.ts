@@ -31,3 +31,21 @@ test('importing muxwire does not load ws; the first createWebSocketServer() does
   });
   assert.deepEqual(JSON.parse(out.trim()), { afterImport: false, afterServer: true });
 });
+
+test("createWebSocketServer() given ws's browser build (a runner resolving for a browser) says so", () => {
+  // Jest's jsdom environment resolves packages with the 'browser' condition; Node's --conditions does the same.
+  const script = `
+const { createWebSocketServer } = await import(process.argv[1]);
+try {
+  createWebSocketServer({ port: 0, host: '127.0.0.1' }, () => {});
+  console.log('made');
+} catch (error) {
+  console.log(error.name + ': ' + error.message);
+}`;
+  const out = execFileSync(process.execPath, ['--conditions=browser', '--input-type=module', '-e', script, INDEX], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.match(out, /^TypeError: muxwire: createWebSocketServer\(\) needs the 'ws' package's Node build/);
+  assert.match(out, /customExportConditions/);
+});

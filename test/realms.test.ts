@@ -149,3 +149,53 @@ test("a libp2p stream sends another realm's Uint8Array, and the muxer reads one 
     listener.abort(new Error('done'));
   }
 });
+
+test("an abort reason that is another realm's Error is kept as it is, not wrapped as a value that is none", async () => {
+  const foreignError = (message: string): Error =>
+    vm.runInContext(`new Error(${JSON.stringify(message)})`, realm) as Error;
+  assert.equal(foreignError('x') instanceof Error, false);
+  const [a, b] = memoryPipe();
+  const client = lightClient(a, { keepAliveInterval: 0 });
+  const server = lightServer(b, { keepAliveInterval: 0 });
+  try {
+    // A dial aborted before the peer's ACK fails with the reason itself.
+    const controller = new AbortController();
+    const channel = client.dial({ signal: controller.signal });
+    channel.on('error', () => {});
+    const dialReason = foreignError('the dial was given up');
+    controller.abort(dialReason);
+    assert.equal(channel.failure, dialReason);
+    // close({ signal }) aborted: the session ends with the reason itself, and close() rejects with it.
+    const open = client.dial();
+    open.on('error', () => {});
+    open.write(new Uint8Array([1]));
+    const closing = new AbortController();
+    const closed = client.close({ signal: closing.signal });
+    const closeReason = foreignError('shutting down now');
+    closing.abort(closeReason);
+    await assert.rejects(closed, (error) => error === closeReason);
+    await assert.rejects(client.closed, (error) => error === closeReason);
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
+  // A WebChannel reset with such a reason fails with it.
+  const aToB = new TransformStream<Uint8Array, Uint8Array>();
+  const bToA = new TransformStream<Uint8Array, Uint8Array>();
+  const web = new WebSession(streamTransport({ readable: bToA.readable, writable: aToB.writable }), 'client', {
+    keepAliveInterval: 0,
+  });
+  const peer = new WebSession(streamTransport({ readable: aToB.readable, writable: bToA.writable }), 'server', {
+    keepAliveInterval: 0,
+  });
+  try {
+    const channel = web.dial();
+    const resetReason = foreignError('the page gave up');
+    channel.reset(resetReason);
+    assert.equal(channel.failure, resetReason);
+    await assert.rejects(channel.readable.getReader().read(), (error) => error === resetReason);
+  } finally {
+    web.destroy();
+    peer.destroy();
+  }
+});

@@ -99,13 +99,24 @@ export class ChannelResetError extends MuxError {
  * (`failure`, `'error'`).
  */
 export function resetHere(channelId: number, reason: unknown): Error {
-  return reason instanceof Error
+  return isError(reason)
     ? reason
     : new ChannelResetError(
         channelId,
         `channel ${channelId} was reset by this side${reason === undefined ? '' : `: ${shown(reason)}`}`,
         'ERR_MUX_CHANNEL_ABORTED',
       );
+}
+
+/**
+ * Whether `value` is an error, of any realm: an `AbortSignal`'s default reason is Node's `DOMException`, which a
+ * test runner's sandbox (Jest, Vitest's jsdom) does not count as one of its own `Error`s, though it is one.
+ */
+export function isError(value: unknown): value is Error {
+  if (value instanceof Error) return true;
+  if (typeof value !== 'object' || value === null) return false;
+  const tag = Object.prototype.toString.call(value);
+  return tag === '[object Error]' || tag === '[object DOMException]';
 }
 
 /** A value as a message shows it; one that cannot become a string (`Object.create(null)`) by its kind. */

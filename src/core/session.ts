@@ -31,6 +31,7 @@ import {
   ChannelRefusedError,
   GoAwayCode,
   GoAwayError,
+  isError,
   MuxError,
   ProtocolError,
   shown,
@@ -516,7 +517,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       if (this.#status === 'closed') return false;
       const reason: unknown = signal!.reason;
       // Kept as the session's error (typed Error): a reason that is not one is said by one.
-      this.destroy(reason instanceof Error ? reason : new SessionClosedError(`close() was aborted: ${shown(reason)}`));
+      this.destroy(isError(reason) ? reason : new SessionClosedError(`close() was aborted: ${shown(reason)}`));
       return true;
     });
   }

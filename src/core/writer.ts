@@ -12,7 +12,7 @@
 import type { WriteDone } from './channel-state.js';
 import type { WireCodec } from './codec.js';
 import { callBack, defer } from './defer.js';
-import { TransportClosedError } from './errors.js';
+import { TransportClosedError, isError } from './errors.js';
 import type { Telemetry } from './observe.js';
 import { FrameBatch, type WriteScheduler } from './scheduler.js';
 import type { Transport } from './transport.js';
@@ -166,7 +166,7 @@ export class FrameWriter {
       return true;
     } catch (error) {
       // A transport that throws (against its contract) took nothing: the batch's writes fail with the session.
-      const failure = this.#failure(error instanceof Error ? error : new Error(String(error)));
+      const failure = this.#failure(isError(error) ? error : new Error(String(error)));
       for (const callback of done) callBack(callback, failure);
       return false;
     } finally {

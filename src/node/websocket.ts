@@ -27,8 +27,18 @@ import { attachToHttpServer } from './websocket-attach.js';
 // 'muxwire' cost), a cost every program paid even if it never serves WebSockets (issue 16, cold start).
 let ws: { WebSocketServer: typeof WsServer } | undefined;
 function loadWs(): { WebSocketServer: typeof WsServer } {
-  ws ??= createRequire(import.meta.url)('ws') as { WebSocketServer: typeof WsServer };
-  return ws;
+  if (ws !== undefined) return ws;
+  const loaded = createRequire(import.meta.url)('ws') as Partial<{ WebSocketServer: typeof WsServer }>;
+  // A test runner that resolves packages for a browser (Jest's jsdom environment) gives `ws`'s browser build,
+  // which has no server: say so, rather than "is not a constructor".
+  if (typeof loaded.WebSocketServer !== 'function') {
+    throw new TypeError(
+      "muxwire: createWebSocketServer() needs the 'ws' package's Node build, and got its browser build " +
+        "(a test runner resolving packages for a browser: under Jest's jsdom environment, set " +
+        "testEnvironmentOptions: { customExportConditions: ['node', 'node-addons'] })",
+    );
+  }
+  return (ws = loaded as { WebSocketServer: typeof WsServer });
 }
 
 /**
