@@ -1762,3 +1762,76 @@ describe('createWebSocketServer sharing an HTTP server with other WebSocket endp
     await closed;
   });
 });
+
+describe("a WebSocket whose send() reads the bytes a tick later (jsdom's, in Jest's jsdom environment)", () => {
+  /**
+   * Shaped as jsdom's WebSocket: a wrapper with its implementation under an own `Symbol('impl')`, whose
+   * `send(data)` (one argument) reads `data` on the next tick, where a browser copies it at the call.
+   */
+  class LateReadingWebSocket {
+    readonly #inner: WsWebSocket;
+    constructor(url: string) {
+      this.#inner = new WsWebSocket(url);
+      Object.defineProperty(this, Symbol('impl'), { value: this.#inner });
+    }
+    get readyState(): number {
+      return this.#inner.readyState;
+    }
+    get bufferedAmount(): number {
+      return this.#inner.bufferedAmount;
+    }
+    get binaryType(): string {
+      return this.#inner.binaryType;
+    }
+    set binaryType(type: string) {
+      this.#inner.binaryType = type as 'arraybuffer';
+    }
+    send(data: Uint8Array): void {
+      process.nextTick(() => this.#inner.send(Buffer.from(data)));
+    }
+    close(code?: number, reason?: string): void {
+      this.#inner.close(code, reason);
+    }
+    addEventListener(type: string, listener: (event: unknown) => void): void {
+      this.#inner.addEventListener(type as 'message', listener);
+    }
+    removeEventListener(type: string, listener: (event: unknown) => void): void {
+      this.#inner.removeEventListener(type as 'message', listener);
+    }
+  }
+
+  test('its messages are arrays of their own: 200 channels and 2 MiB each way arrive exactly', async () => {
+    const { url } = await serve(echo);
+    const socket = new LateReadingWebSocket(url);
+    assert.equal(
+      Object.getOwnPropertySymbols(socket).some((symbol) => symbol.description === 'impl'),
+      true,
+      'shaped as jsdom',
+    );
+    const session = new WebSession(webSocketTransport(socket), 'client', { keepAliveInterval: 0 });
+    toClose.push(() => session.destroy());
+    const small = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const channel = session.dial();
+        const data = pseudoRandomBytes(100 + i, i);
+        const [, received] = await Promise.all([writeAllWeb(channel, data), readAllWeb(channel)]);
+        return sha256(received) === sha256(data);
+      }),
+    );
+    assert.equal(small.filter(Boolean).length, 200);
+    // A large write goes as one message of its own: the writer reuses its array once the write resolved.
+    const channel = session.dial();
+    const data = pseudoRandomBytes(2 * 1024 * KiB, 99);
+    const reused = new Uint8Array(64 * KiB);
+    const writing = (async () => {
+      const writer = channel.writable.getWriter();
+      for (let offset = 0; offset < data.length; offset += reused.length) {
+        reused.set(data.subarray(offset, offset + reused.length));
+        await writer.write(reused);
+      }
+      await writer.close();
+    })();
+    const [, received] = await Promise.all([writing, readAllWeb(channel)]);
+    assert.equal(sha256(received), sha256(data));
+  });
+});

@@ -113,10 +113,7 @@ export function resetHere(channelId: number, reason: unknown): Error {
  * test runner's sandbox (Jest, Vitest's jsdom) does not count as one of its own `Error`s, though it is one.
  */
 export function isError(value: unknown): value is Error {
-  if (value instanceof Error) return true;
-  if (typeof value !== 'object' || value === null) return false;
-  const tag = Object.prototype.toString.call(value);
-  return tag === '[object Error]' || tag === '[object DOMException]';
+  return value instanceof Error || /^\[object (Error|DOMException)]$/.test(Object.prototype.toString.call(value));
 }
 
 /** A value as a message shows it; one that cannot become a string (`Object.create(null)`) by its kind. */

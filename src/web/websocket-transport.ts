@@ -136,21 +136,22 @@ let scratch = new Uint8Array(0);
 /**
  * @internal Cuts `parts` into messages and hands each to `emit`: a run of parts up to `limit` bytes (this
  * transport's {@link MERGE_LIMIT}) is joined (into {@link scratch} when `reuse`, else into a fresh array), a
- * part that stands alone is the message itself. Returns whether any message was one of the caller's arrays
- * rather than a joined copy. The tunnel's WebSocket stream joins its writes with it too.
+ * part that stands alone is the message itself unless `copyAlone`. Returns whether any message was one of the
+ * caller's arrays rather than a copy. The tunnel's WebSocket stream joins its writes with it too.
  */
 export function eachMessage(
   parts: Uint8Array[],
   reuse: boolean,
   emit: (message: Uint8Array) => void,
   limit: number,
+  copyAlone = false,
 ): boolean {
   let inPlace = false;
   let start = 0;
   let bytes = 0;
   const cut = (end: number): void => {
     // A part alone goes as it is, unless a SharedArrayBuffer holds it: a browser's `send()` refuses those.
-    if (end - start === 1 && parts[start]!.buffer instanceof ArrayBuffer) {
+    if (end - start === 1 && !copyAlone && parts[start]!.buffer instanceof ArrayBuffer) {
       emit(parts[start]!);
       inPlace = true;
     } else if (end > start) {
@@ -188,8 +189,10 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   const { highWaterMark, lowWaterMark, pollInterval } = resolveTransportOptions(options);
   socket.binaryType = 'arraybuffer';
   // The `ws` package's `send(data, callback)` says when its bytes reached the TCP socket (until then it holds
-  // them by reference); a WHATWG socket copies at `send()`, so its writes are done at once.
+  // them by reference); a WHATWG socket copies at `send()`, so its writes are done at once. Not jsdom's (Jest's
+  // jsdom environment): it reads them a tick after `send()` returned, so each message is an array of its own.
   const sendWithCallback = socket.send.length >= 2;
+  const sendCopies = !sendWithCallback && !Object.getOwnPropertySymbols(socket).some((s) => s.description === 'impl');
   const pausable = socket as unknown as { pause?: () => void; resume?: () => void; terminate?: () => void };
 
   let events: TransportEvents | undefined;
@@ -420,14 +423,16 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       // An open WHATWG socket copies at `send()`: its messages go at once, joined in the shared array. Queued
       // ones, and those `ws` holds by reference until sent, are joined into arrays of their own.
       const now = !connecting && !sendWithCallback;
+      const reuse = now && sendCopies;
       const messages: Uint8Array[] = [];
       let inPlace: boolean;
       try {
         inPlace = eachMessage(
           parts,
-          now,
+          reuse,
           now ? (message) => socket.send(message) : (message) => messages.push(message),
           MERGE_LIMIT,
+          !sendWithCallback && !sendCopies,
         );
       } catch (error) {
         sendFailed(error);
