@@ -199,3 +199,57 @@ test("an abort reason that is another realm's Error is kept as it is, not wrappe
     peer.destroy();
   }
 });
+
+test('what only claims to be bytes or an error is refused, and a reason that throws when asked still ends what it aborts', async () => {
+  const [a, b] = memoryPipe();
+  const client = lightClient(a, { keepAliveInterval: 0 });
+  const server = lightServer(b, { keepAliveInterval: 0 });
+  try {
+    const channel = client.dial();
+    // Views that are no Uint8Array, whatever their own Symbol.toStringTag says.
+    for (const view of [new DataView(new ArrayBuffer(4)), new Uint16Array(2)]) {
+      Object.defineProperty(view, Symbol.toStringTag, { value: 'Uint8Array' });
+      assert.throws(() => channel.write(view as never), { name: 'TypeError', message: /takes a Uint8Array/ });
+    }
+    // A detached array of another realm holds no bytes: written as nothing, as a detached one of this realm.
+    const detached = foreign(new Uint8Array(8));
+    structuredClone(detached.buffer, { transfer: [detached.buffer] });
+    assert.equal(detached.byteLength, 0);
+    assert.equal(channel.write(detached), true);
+    // An abort reason whose Symbol.toStringTag getter throws, and one that only claims to be an Error.
+    const throwing = {
+      get [Symbol.toStringTag](): string {
+        throw new Error('the getter threw');
+      },
+    };
+    const claiming = { [Symbol.toStringTag]: 'Error' };
+    for (const reason of [throwing, claiming]) {
+      const controller = new AbortController();
+      const dialled = client.dial({ signal: controller.signal });
+      dialled.on('error', () => {});
+      controller.abort(reason);
+      assert.equal(dialled.destroyed, true);
+      assert.equal((dialled.failure as { code?: string }).code, 'ERR_MUX_CHANNEL_ABORTED');
+    }
+    const closing = new AbortController();
+    const closed = client.close({ signal: closing.signal });
+    closing.abort(throwing);
+    await assert.rejects(closed, (error) => error === throwing);
+    await assert.rejects(client.closed, { name: 'SessionClosedError', message: /close\(\) was aborted/ });
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
+});
+
+test('streamTransport refuses an object that only claims to be an ArrayBuffer', async () => {
+  const fake = { [Symbol.toStringTag]: 'ArrayBuffer', length: 12, 0: 0, 1: 0 };
+  const readable = new ReadableStream<unknown>({ start: (controller) => controller.enqueue(fake) });
+  const session = new WebSession(
+    streamTransport({ readable: readable as ReadableStream<Uint8Array>, writable: new WritableStream() }),
+    'server',
+    { keepAliveInterval: 0 },
+  );
+  await assert.rejects(within(session.closed, 5000, 'the session'), { name: 'ProtocolError' });
+  assert.equal(session.stats().bytesIn, 0);
+});

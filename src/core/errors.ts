@@ -110,10 +110,19 @@ export function resetHere(channelId: number, reason: unknown): Error {
 
 /**
  * Whether `value` is an error, of any realm: an `AbortSignal`'s default reason is Node's `DOMException`, which a
- * test runner's sandbox (Jest, Vitest's jsdom) does not count as one of its own `Error`s, though it is one.
+ * test runner's sandbox (Jest, Vitest's jsdom) does not count as one of its own `Error`s, though it is one. One
+ * of another realm is told by its built-in type and a `message`.
  */
 export function isError(value: unknown): value is Error {
-  return value instanceof Error || /^\[object (Error|DOMException)]$/.test(Object.prototype.toString.call(value));
+  try {
+    if (value instanceof Error) return true;
+    const tag = Object.prototype.toString.call(value);
+    return (
+      (tag === '[object Error]' || tag === '[object DOMException]') && typeof (value as Error).message === 'string'
+    );
+  } catch {
+    return false; // (a revoked Proxy, a Symbol.toStringTag getter that throws: no error of ours to keep)
+  }
 }
 
 /** A value as a message shows it; one that cannot become a string (`Object.create(null)`) by its kind. */

@@ -44,7 +44,7 @@ import { FrameType } from './frame.js';
 import { SessionMemory } from './flow.js';
 import { Incoming } from './incoming.js';
 import { KeepAlive } from './keepalive.js';
-import { type LogRecordMaker, type SessionStats, Telemetry, channelStats } from './observe.js';
+import { type ChannelStats, type LogRecordMaker, type SessionStats, Telemetry, channelStats } from './observe.js';
 import {
   LOG_CLOSE_TIMEOUT,
   LOG_GOAWAY_RECEIVED,
@@ -311,8 +311,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
           this.emit('channelOpen', channelStats(channel));
       },
       (channel, error) => {
+        // Its snapshot is taken first: the accept queue lets go of a channel that waited there (its endpoint).
+        const snapshot = this.#watchChannels ? this.#closeSnapshot(channel, error) : undefined;
         this.#incoming.left(channel);
-        if (this.#watchChannels) this.#emitChannelClose(channel, error);
+        if (snapshot !== undefined) this.emit('channelClose', snapshot, error);
         if (this.#status === 'closing') this.#checkCloseDone();
       },
       telemetry,
@@ -864,12 +866,12 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     return undefined;
   }
 
-  /** A channel left the session: its final figures to the `channelClose` listeners. */
-  #emitChannelClose(channel: ChannelState, error: Error | undefined): void {
-    if (this.listenerCount('channelClose') === 0) return;
+  /** A channel that left the session: its final figures, for the `channelClose` listeners (none: undefined). */
+  #closeSnapshot(channel: ChannelState, error: Error | undefined): ChannelStats | undefined {
+    if (this.listenerCount('channelClose') === 0) return undefined;
     const stats = channelStats(channel);
     if (error !== undefined) stats.state = 'reset'; // removed just before it is failed
-    this.emit('channelClose', stats, error);
+    return stats;
   }
 
   /** Drains queued inbound channels to a newly added `channel` listener. */
