@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChannelState, Pending } from '../src/core/channel-state.js';
 import { Flag, FrameType } from '../src/core/frame.js';
-import { COPY_LIMIT, FrameBatch, WriteScheduler } from '../src/core/scheduler.js';
+import { COPY_LIMIT, FrameBatch, Scratch, WriteScheduler } from '../src/core/scheduler.js';
 import { parseFrames } from './helpers.js';
 
 function channel(id: number): ChannelState {
@@ -148,14 +148,14 @@ test('completions are collected when a write is fully framed; small payloads are
 });
 
 test('a batch with a scratch buffer: a small write leaves as one exact copy, and reusing the scratch leaves it intact', () => {
-  const scratch = new Uint8Array(2048);
+  const scratch = new Scratch(2048);
   const batch = new FrameBatch((n) => new Uint8Array(n), undefined, scratch);
   batch.header(FrameType.data, 0, 1, 3);
   batch.payload(Uint8Array.of(1, 2, 3));
   const first = batch.finish();
   assert.equal(first.length, 1, 'one part');
   assert.equal(first[0]!.length, 15, 'exactly the frame');
-  assert.notEqual(first[0]!.buffer, scratch.buffer, 'a copy, not the scratch');
+  assert.notEqual(first[0]!.buffer, scratch.lend(batch)!.buffer, 'a copy, not the scratch');
   const kept = Buffer.from(first[0]!);
   batch.reset();
   batch.header(FrameType.data, 0, 3, 2);
@@ -170,7 +170,7 @@ test('a batch with a scratch buffer: a small write leaves as one exact copy, and
 });
 
 test('a batch larger than its scratch continues in fresh staging buffers, every byte in order', () => {
-  const batch = new FrameBatch((n) => new Uint8Array(n), undefined, new Uint8Array(2048));
+  const batch = new FrameBatch((n) => new Uint8Array(n), undefined, new Scratch(2048));
   const payloads = Array.from({ length: 300 }, (_, i) => new Uint8Array(20 + (i % 7)).fill(i & 0xff));
   payloads.forEach((p, i) => {
     batch.header(FrameType.data, 0, 2 * i + 1, p.length);
@@ -253,4 +253,45 @@ test('a frame per write (libp2p) or a byte of window at a time frames a long que
     // A shift() per frame copied the rest of the queue: 128,000 such frames took seconds.
     assert.ok(elapsed < 5_000, `${mode}: framing took ${Math.round(elapsed)} ms: quadratic`);
   }
+});
+
+test("one scratch for every session's batch: one built while another holds it starts in a buffer of its own", () => {
+  const scratch = new Scratch(2048);
+  const allocated: number[] = [];
+  const allocate = (n: number): Uint8Array => {
+    allocated.push(n);
+    return new Uint8Array(n);
+  };
+  const outer = new FrameBatch(allocate, undefined, scratch);
+  const inner = new FrameBatch(allocate, undefined, scratch);
+  outer.header(FrameType.data, 0, 1, 3);
+  outer.payload(Uint8Array.of(1, 2, 3));
+  // A batch made meanwhile (another session written to from inside this one's write): its own staging.
+  inner.header(FrameType.data, 0, 5, 2);
+  inner.payload(Uint8Array.of(8, 8));
+  outer.header(FrameType.data, 0, 1, 1);
+  outer.payload(Uint8Array.of(4));
+  const innerParts = inner.finish();
+  inner.reset();
+  const outerParts = outer.finish();
+  outer.reset();
+  assert.deepEqual(
+    parseFrames(Buffer.concat(outerParts)).map((f) => [f.streamId, [...f.payload]]),
+    [
+      [1, [1, 2, 3]],
+      [1, [4]],
+    ],
+  );
+  assert.deepEqual(
+    parseFrames(Buffer.concat(innerParts)).map((f) => [f.streamId, [...f.payload]]),
+    [[5, [8, 8]]],
+  );
+  // Given back at reset(): the next batch of either starts in the scratch again (one exact copy leaves it).
+  allocated.length = 0;
+  inner.header(FrameType.data, 0, 7, 1);
+  inner.payload(Uint8Array.of(9));
+  const again = inner.finish();
+  inner.reset();
+  assert.deepEqual(allocated, [13], 'one exact-size copy out of the scratch, no staging buffer');
+  assert.equal(again.length, 1);
 });

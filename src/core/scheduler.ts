@@ -36,9 +36,33 @@ export function copyBytes(target: Uint8Array, at: number, source: Uint8Array, st
 }
 
 /**
+ * The staging buffer batches start in, shared by every session's batch (2 KiB that an idle session would
+ * otherwise hold each): lent to one batch at a time, from its first bytes to its `reset()`. A batch built while
+ * another holds it (a session written to from inside another's write) starts in a fresh buffer instead.
+ */
+export class Scratch {
+  #bytes: Uint8Array | null = null;
+  #holder: FrameBatch | null = null;
+
+  constructor(readonly size: number) {}
+
+  /** The buffer, lent to `batch`; null while another batch holds it. */
+  lend(batch: FrameBatch): Uint8Array | null {
+    if (this.#holder !== null && this.#holder !== batch) return null;
+    this.#holder = batch;
+    return (this.#bytes ??= new Uint8Array(this.size));
+  }
+
+  /** `batch` is done with the buffer. */
+  giveBack(batch: FrameBatch): void {
+    if (this.#holder === batch) this.#holder = null;
+  }
+}
+
+/**
  * One transport write being assembled. A session keeps one and `reset()`s it after each write: headers and
- * small payloads first go to a reusable scratch buffer and leave it as one exact-size copy, so a small write
- * (a request, a window update) costs one buffer; larger batches continue in fresh staging buffers.
+ * small payloads first go to a scratch buffer (a {@link Scratch}) and leave it as one exact-size copy, so a
+ * small write (a request, a window update) costs one buffer; larger batches continue in fresh staging buffers.
  */
 export class FrameBatch {
   /** The batch's parts so far. A new array after each `reset()` (the transport may not keep it, but a caller may). */
@@ -55,15 +79,17 @@ export class FrameBatch {
   #stagingStart = 0;
   #stagingUsed = 0;
   #scratchTaken = false;
+  /** The scratch's buffer while this batch holds it. */
+  #scratchBytes: Uint8Array | null = null;
 
   readonly #allocate: (size: number) => Uint8Array;
   readonly #codec: WireCodec;
-  readonly #scratch: Uint8Array | null;
+  readonly #scratch: Scratch | null;
   constructor(
     allocate: (size: number) => Uint8Array,
     codec: WireCodec = yamuxCodec,
     /** Reused between batches; without it every batch starts in a fresh staging buffer. */
-    scratch: Uint8Array | null = null,
+    scratch: Scratch | null = null,
   ) {
     this.#allocate = allocate;
     this.#codec = codec;
@@ -81,6 +107,10 @@ export class FrameBatch {
     this.#stagingStart = 0;
     this.#stagingUsed = 0;
     this.#scratchTaken = false;
+    if (this.#scratchBytes !== null) {
+      this.#scratchBytes = null;
+      this.#scratch!.giveBack(this);
+    }
   }
 
   /** Appends a frame header, in the codec's format. */
@@ -119,12 +149,16 @@ export class FrameBatch {
     if (staging !== null && staging.length - this.#stagingUsed >= length) return staging;
     this.#cutStaging();
     const scratch = this.#scratch;
-    if (staging === null && scratch !== null && !this.#scratchTaken && scratch.length >= length) {
+    if (staging === null && scratch !== null && !this.#scratchTaken && scratch.size >= length) {
       this.#scratchTaken = true;
-      this.#staging = scratch;
-      this.#stagingStart = 0;
-      this.#stagingUsed = 0;
-      return scratch;
+      const bytes = scratch.lend(this);
+      if (bytes !== null) {
+        this.#scratchBytes = bytes;
+        this.#staging = bytes;
+        this.#stagingStart = 0;
+        this.#stagingUsed = 0;
+        return bytes;
+      }
     }
     const next = staging === null ? FIRST_STAGING : Math.min(staging.length * 2, MAX_STAGING);
     const fresh = this.#allocate(Math.max(next, length));
@@ -137,7 +171,7 @@ export class FrameBatch {
   #cutStaging(): void {
     const staging = this.#staging;
     if (staging === null || this.#stagingUsed <= this.#stagingStart) return;
-    if (staging === this.#scratch) {
+    if (staging === this.#scratchBytes) {
       // The scratch is reused by the next batch: what leaves is a copy.
       const copy = this.#allocate(this.#stagingUsed - this.#stagingStart);
       copyBytes(copy, 0, staging, this.#stagingStart, this.#stagingUsed);

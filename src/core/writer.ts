@@ -14,7 +14,7 @@ import type { WireCodec } from './codec.js';
 import { callBack, defer } from './defer.js';
 import { TransportClosedError, isError } from './errors.js';
 import type { Telemetry } from './observe.js';
-import { FrameBatch, type WriteScheduler } from './scheduler.js';
+import { FrameBatch, Scratch, type WriteScheduler } from './scheduler.js';
 import type { Transport } from './transport.js';
 import { noop } from './timers.js';
 
@@ -25,8 +25,8 @@ export const BATCH_LIMIT = 1024 * 1024;
  * once) after which the session writes at once instead of waiting for the microtask.
  */
 const EARLY_FLUSH_AFTER = 256;
-/** Size of the scratch buffer a batch starts in (its bytes leave as one exact-size copy). */
-const SCRATCH_STAGING = 2048;
+/** The scratch buffer batches start in (their bytes leave it as one exact-size copy), shared by all sessions. */
+const SCRATCH = new Scratch(2048);
 
 export class FrameWriter {
   /** The transport asked to wait (`write()` returned false) until its drain event. */
@@ -71,7 +71,7 @@ export class FrameWriter {
     this.#onWriteError = onWriteError;
     this.#onFlushedToEnd = onFlushedToEnd;
     this.#telemetry = telemetry;
-    this.#batch = new FrameBatch(allocate, codec, new Uint8Array(SCRATCH_STAGING));
+    this.#batch = new FrameBatch(allocate, codec, SCRATCH);
   }
 
   /** Something was queued on the scheduler: make sure a flush follows. */
