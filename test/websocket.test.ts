@@ -1835,3 +1835,37 @@ describe("a WebSocket whose send() reads the bytes a tick later (jsdom's, in Jes
     assert.equal(sha256(received), sha256(data));
   });
 });
+
+describe("a WebSocket that fails before it opens and fires no 'close' (Node 22's, undici 6)", () => {
+  /** Fires 'error' on the next turn, then nothing: readyState stays CONNECTING, as Node 22's does. */
+  class ErrorOnlyWebSocket extends EventTarget {
+    readyState = 0;
+    bufferedAmount = 0;
+    binaryType = 'blob';
+    constructor(_url: string, _protocols?: string | string[]) {
+      super();
+      setTimeout(() => this.dispatchEvent(new Event('error')), 5);
+    }
+    send(_data: Uint8Array): void {
+      throw new Error('send() while connecting');
+    }
+    close(): void {}
+  }
+
+  test('connectWebSocket rejects with WebSocketClosedError 1006', async () => {
+    const connecting = connectWebSocket('ws://127.0.0.1:9/', {
+      WebSocket: ErrorOnlyWebSocket as unknown as WebSocketConstructor,
+    });
+    await assert.rejects(within(connecting, 2000, 'the rejection'), { name: 'WebSocketClosedError', closeCode: 1006 });
+  });
+
+  test('a session over webSocketTransport fails, and its pending calls settle', async () => {
+    const socket = new ErrorOnlyWebSocket('ws://127.0.0.1:9/');
+    const session = new WebSession(webSocketTransport(socket), 'client', { keepAliveInterval: 0 });
+    const channel = session.dial();
+    const read = channel.readable.getReader().read();
+    await assert.rejects(within(session.closed, 2000, 'the session'), { name: 'TransportClosedError' });
+    await assert.rejects(within(read, 2000, 'the read'), { name: 'TransportClosedError' });
+    await assert.rejects(within(session.ping(), 2000, 'a ping'));
+  });
+});

@@ -91,9 +91,12 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     const socket = new Socket(String(url), protocols);
     // The transport listens from now on, so that nothing the server sends with its 'open' is lost.
     const transport = webSocketTransport(socket, transportOptions);
+    let settled = false;
     const cleanup = (): void => {
+      settled = true;
       socket.removeEventListener('open', onOpen);
       socket.removeEventListener('close', onClose);
+      socket.removeEventListener('error', onError);
       signal?.removeEventListener('abort', onAbort);
     };
     const onOpen = (): void => {
@@ -114,6 +117,8 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
         ),
       );
     };
+    // A socket that fails before opening may fire no 'close' (Node 22's: see the transport's 'error').
+    const onError = (): void => void setTimeout(() => settled || onClose({ code: 1006 }), 0);
     const onAbort = (): void => {
       cleanup();
       transport.destroy();
@@ -121,6 +126,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
     };
     socket.addEventListener('open', onOpen);
     socket.addEventListener('close', onClose);
+    socket.addEventListener('error', onError);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -271,6 +271,9 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       detail ? `WebSocket error: ${detail}` : 'WebSocket error',
       cause,
     );
+    // One that fails before it opens is closed at once, by the standard; Node 22's (undici 6) fires no 'close'
+    // then and stays CONNECTING for good: its close is taken as said once the turn has passed without one.
+    if (!opened) setTimeout(() => closed || onClose({ code: 1006 }), 0);
   };
 
   const onClose = (event: { code?: number; reason?: string }): void => {
