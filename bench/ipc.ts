@@ -34,8 +34,8 @@ export interface ClientResult {
   /**
    * The client's CPU time over the measured part of the workload (between its two `mark` messages), and the
    * work done in that part in the workload's cost unit (MB moved, channels opened, round trips), from which
-   * the runner, adding the server's CPU over the same marks, makes the CPU-cost figures. `client` leaves out
-   * `harness`, what the bench itself spent in that part making fresh blocks to write.
+   * the runner, adding the server's CPU over the same marks, makes the CPU-cost figures. `harness` is what the
+   * bench itself spent in that part making fresh blocks to write (counted in `client` too).
    */
   cost?: { client: CpuSample; units: number; harness?: CpuSample };
   notes: string[];

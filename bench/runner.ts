@@ -469,7 +469,7 @@ function addCost(result: ClientResult, stats: ServerStats, record: RunRecord): v
   record.figures.cpuClientSystemUs = result.cost.client.systemUs / units;
   record.figures.cpuServerUserUs = stats.cpu.userUs / units;
   record.figures.cpuServerSystemUs = stats.cpu.systemUs / units;
-  // What the harness spent making fresh blocks in the client, left out of the figures above.
+  // What the harness spent making fresh blocks in the client (part of the figures above; bench/README.md).
   const harness = result.cost.harness;
   if (harness && harness.userUs + harness.systemUs > 0)
     record.figures.cpuClientHarnessUs = (harness.userUs + harness.systemUs) / units;
