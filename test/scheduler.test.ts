@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { ChannelState, Pending } from '../src/core/channel-state.js';
 import { Flag, FrameType } from '../src/core/frame.js';
 import { COPY_LIMIT, FrameBatch, Scratch, WriteScheduler } from '../src/core/scheduler.js';
-import { parseFrames } from './helpers.js';
+import { lightClient, lightServer } from '../src/index.js';
+import { memoryPipe, parseFrames } from './helpers.js';
+import { collectGarbage } from './support/resources.js';
 
 function channel(id: number): ChannelState {
   const c = new ChannelState(id, true, 262144, 262144);
@@ -294,4 +296,40 @@ test("one scratch for every session's batch: one built while another holds it st
   inner.reset();
   assert.deepEqual(allocated, [13], 'one exact-size copy out of the scratch, no staging buffer');
   assert.equal(again.length, 1);
+});
+
+test('sessions that have written hold no scratch buffer of their own: one is shared by all', async () => {
+  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  const arrayBuffers = async (): Promise<number> => {
+    for (let i = 0; i < 5; i++) {
+      await turn();
+      collectGarbage();
+    }
+    return process.memoryUsage().arrayBuffers;
+  };
+  const before = await arrayBuffers();
+  const pairs = Array.from({ length: 300 }, () => {
+    const [a, b] = memoryPipe();
+    return { client: lightClient(a, { keepAliveInterval: 0 }), server: lightServer(b, { keepAliveInterval: 0 }) };
+  });
+  try {
+    // Every session writes (a SYN and a byte one way, the ACK the other), so every writer made a batch.
+    await Promise.all(
+      pairs.map(async ({ client, server }) => {
+        const accepted = server.accept();
+        client.dial().end(new Uint8Array([1]));
+        const channel = await accepted;
+        channel.resume();
+        await new Promise<void>((resolve) => channel.once('end', () => resolve()));
+      }),
+    );
+    const perSession = ((await arrayBuffers()) - before) / (2 * pairs.length);
+    // One 2 KiB scratch per session was 2,048 bytes each.
+    assert.ok(perSession < 512, `${perSession.toFixed(0)} bytes of ArrayBuffers per idle session`);
+  } finally {
+    for (const { client, server } of pairs) {
+      client.destroy();
+      server.destroy();
+    }
+  }
 });

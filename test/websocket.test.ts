@@ -1859,6 +1859,35 @@ describe("a WebSocket that fails before it opens and fires no 'close' (Node 22's
     await assert.rejects(within(connecting, 2000, 'the rejection'), { name: 'WebSocketClosedError', closeCode: 1006 });
   });
 
+  test("a close code outside 1000-4999 after the error (Deno's 0) is reported as 1006", async () => {
+    class ZeroCodeWebSocket extends ErrorOnlyWebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        this.addEventListener('error', () => {
+          this.readyState = 3;
+          this.dispatchEvent(Object.assign(new Event('close'), { code: 0, reason: '' }));
+        });
+      }
+    }
+    const connecting = connectWebSocket('ws://127.0.0.1:9/', {
+      WebSocket: ZeroCodeWebSocket as unknown as WebSocketConstructor,
+    });
+    await assert.rejects(within(connecting, 2000, 'the rejection'), { name: 'WebSocketClosedError', closeCode: 1006 });
+    const session = new WebSession(webSocketTransport(new ZeroCodeWebSocket('ws://127.0.0.1:9/')), 'client', {
+      keepAliveInterval: 0,
+    });
+    session.dial();
+    const failure = await within(
+      session.closed.then(
+        () => undefined,
+        (error: unknown) => error as Error,
+      ),
+      2000,
+      'the session',
+    );
+    assert.equal((failure?.cause as WebSocketClosedError | undefined)?.closeCode, 1006, String(failure?.cause));
+  });
+
   test('a session over webSocketTransport fails, and its pending calls settle', async () => {
     const socket = new ErrorOnlyWebSocket('ws://127.0.0.1:9/');
     const session = new WebSession(webSocketTransport(socket), 'client', { keepAliveInterval: 0 });

@@ -117,7 +117,10 @@ export class FrameWriter {
       while (!this.blocked && !this.closed && !this.ended && !this.#scheduler.idle) {
         const batch = this.#batch;
         this.#scheduler.fill(batch, BATCH_LIMIT);
-        if (batch.bytes === 0) break;
+        if (batch.bytes === 0) {
+          batch.reset(); // (gives back the scratch, should it have been lent for frames of no bytes)
+          break;
+        }
         const { bytes, frames, payloadBytes, done } = batch;
         const parts = batch.finish();
         // The parts are the transport's now: the batch lets go of them, so an idle session holds no payloads.

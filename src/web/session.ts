@@ -13,6 +13,7 @@ import {
   WebSocketClosedError,
   type WebSocketLike,
   type WebSocketTransportOptions,
+  closeCodeOf,
   resolveTransportOptions,
   webSocketTransport,
   withWebSocketWindow,
@@ -112,7 +113,7 @@ export function connectWebSocket(url: string | URL, options: ConnectWebSocketOpt
       cleanup();
       reject(
         new WebSocketClosedError(
-          event?.code ?? 1006,
+          closeCodeOf(event?.code, 1006),
           event?.reason || `the WebSocket to ${String(url)} could not be opened`,
         ),
       );

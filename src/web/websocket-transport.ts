@@ -134,6 +134,14 @@ export function resolveTransportOptions(options: WebSocketTransportOptions): Req
 let scratch = new Uint8Array(0);
 
 /**
+ * @internal A close event's code, `missing` when it has none; one outside 1000-4999 is 1006 (a connection that
+ * closed abnormally): Deno gives 0 for a connection that failed.
+ */
+export function closeCodeOf(code: number | undefined, missing: number): number {
+  return code === undefined ? missing : code >= 1000 && code <= 4999 ? code : 1006;
+}
+
+/**
  * @internal Cuts `parts` into messages and hands each to `emit`: a run of parts up to `limit` bytes (this
  * transport's {@link MERGE_LIMIT}) is joined (into {@link scratch} when `reuse`, else into a fresh array), a
  * part that stands alone is the message itself unless `copyAlone`. Returns whether any message was one of the
@@ -281,7 +289,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
     for (const type in listeners) socket.removeEventListener(type, listeners[type as keyof typeof listeners]);
     const failed = new WebSocketClosedError(1006, 'the WebSocket closed before it opened');
     for (const write of queued.splice(0)) write.done?.(failure ?? failed);
-    closeEvent = { code: event?.code ?? 1005, reason: event?.reason ?? '' };
+    closeEvent = { code: closeCodeOf(event?.code, 1005), reason: event?.reason ?? '' };
     // After an error, a close with a code of its own says more (`ws` closes with 1009 for a message over
     // its limit, 1002 or 1007 for a bad frame): that code goes with the failure.
     if (

@@ -1,6 +1,6 @@
 // The muxwire/web client that runtimes.test.ts runs under Bun, Deno, Node 22 and Node 24: with the runtime's own
-// global WebSocket, it first connects to a port where nothing listens (its second argument: the connection must
-// fail with WebSocketClosedError, where Node 22's WebSocket fires no 'close'), then to the Node server at the
+// global WebSocket, it first connects to a server that drops every connection (its second argument: the connection
+// must fail with WebSocketClosedError 1006, where Node 22's WebSocket fires no 'close' and Deno's gives code 0), then to the Node server at the
 // URL given as its first argument, echoes 20 channels it dials (SHA-256 of each checked), reads the one
 // channel the server pushes, closes the session gracefully and prints one line: RESULT {json}. Plain
 // JavaScript over the built entry (dist/), so no runtime compiles it.
@@ -36,7 +36,7 @@ const refused = await connectWebSocket(nobodyThere, { keepAliveInterval: 0 }).th
     session.destroy();
     return 'connected';
   },
-  (error) => error.name,
+  (error) => `${error.name} ${error.closeCode}`,
 );
 const session = await connectWebSocket(url, { keepAliveInterval: 0 });
 const pushed = session.accept({ signal: AbortSignal.timeout(20_000) }).then(async (channel) => {

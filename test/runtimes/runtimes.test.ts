@@ -25,7 +25,7 @@ const RUN_LIMIT_MS = 60_000;
 interface Runtime {
   name: string;
   binary: string;
-  /** The runtime's arguments; the URL where nothing listens goes after them. */
+  /** The runtime's arguments; the URL of a server that drops every connection goes after them. */
   args: (script: string, url: string, scratch: string) => string[];
   env?: (scratch: string) => Record<string, string>;
 }
@@ -48,24 +48,26 @@ const RUNTIMES: Runtime[] = [
   { name: 'Node 24', binary: join(FOLDER, 'node_modules/node24/bin/node'), args: (script, url) => [script, url] },
 ];
 
-/** A WebSocket URL on a loopback port where nothing listens (one just let go of). */
-async function closedPort(): Promise<string> {
-  const probe = createNetServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return `ws://127.0.0.1:${port}/`;
+/**
+ * A loopback server that drops every connection at once (no WebSocket can open there; a port merely let go of
+ * could be taken meanwhile by another test); `close` stops it.
+ */
+async function droppingServer(): Promise<{ url: string; close: () => void }> {
+  const server = createNetServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `ws://127.0.0.1:${port}/`, close: () => server.close() };
 }
 
 /** Runs `runtime` on client.mjs against `url`; resolves to its output once it exits (killed after the limit). */
 async function runClient(runtime: Runtime, url: string): Promise<{ code: number | null; output: string }> {
   const scratch = mkdtempSync(join(tmpdir(), 'muxwire-runtime-'));
+  const dropping = await droppingServer();
   try {
-    const child = spawn(
-      runtime.binary,
-      [...runtime.args(join(FOLDER, 'client.mjs'), url, scratch), await closedPort()],
-      { env: { ...process.env, ...runtime.env?.(scratch) }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(runtime.binary, [...runtime.args(join(FOLDER, 'client.mjs'), url, scratch), dropping.url], {
+      env: { ...process.env, ...runtime.env?.(scratch) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     const keep = (chunk: Buffer): void => {
       output = (output + chunk.toString()).slice(-20_000);
@@ -77,12 +79,13 @@ async function runClient(runtime: Runtime, url: string): Promise<{ code: number 
     clearTimeout(timer);
     return { code, output };
   } finally {
+    dropping.close();
     rmSync(scratch, { recursive: true, force: true });
   }
 }
 
 for (const runtime of RUNTIMES) {
-  const title = `muxwire/web under ${runtime.name}: a connection where nothing listens fails with WebSocketClosedError; it connects to a Node createWebSocketServer, 20 dialled channels echo exactly, a pushed channel is read, the session closes cleanly`;
+  const title = `muxwire/web under ${runtime.name}: a connection dropped before it opens fails with WebSocketClosedError 1006; it connects to a Node createWebSocketServer, 20 dialled channels echo exactly, a pushed channel is read, the session closes cleanly`;
   if (!existsSync(runtime.binary)) {
     if (process.env.CI === 'true') {
       test(title, () => assert.fail(`${runtime.name} is not installed on CI: ${INSTALL_HINT} is needed`));
@@ -108,7 +111,7 @@ for (const runtime of RUNTIMES) {
       const line = /^RESULT (.*)$/m.exec(output);
       assert.ok(line, `${runtime.name} printed no result (exit code ${code}); its output:\n${output}`);
       assert.deepEqual(JSON.parse(line[1]!), {
-        refused: 'WebSocketClosedError',
+        refused: 'WebSocketClosedError 1006',
         exact: 20,
         pushed: `pushed to ${runtime.name}`,
       });
