@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type Channel, lightClient, lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
-import { collectGarbage } from './support/resources.js';
+import { collectGarbage, settledMemory } from './support/resources.js';
 import { memoryPipe, until, within } from './helpers.js';
 
 const noop = (): void => {};
@@ -110,13 +110,7 @@ for (const kind of ['node', 'light'] as const) {
     const server = makeServer(b, { keepAliveInterval: 0, maxSessionBuffered: 1024 * 1024 });
     try {
       // Over a few turns: what the last round's frames were read from is let go of only after the turn.
-      const arrayBuffers = async (): Promise<number> => {
-        for (let i = 0; i < 5; i++) {
-          await turn();
-          collectGarbage();
-        }
-        return process.memoryUsage().arrayBuffers;
-      };
+      const arrayBuffers = async (): Promise<number> => (await settledMemory(5)).arrayBuffers;
       const before = await arrayBuffers();
       // Rounds of four channels of 200 KB each (within the bound), each round reset by the peer once its data
       // arrived: 3.2 MB in all that the session no longer counts.

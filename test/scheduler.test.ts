@@ -5,7 +5,7 @@ import { Flag, FrameType } from '../src/core/frame.js';
 import { COPY_LIMIT, FrameBatch, Scratch, WriteScheduler } from '../src/core/scheduler.js';
 import { lightClient, lightServer } from '../src/index.js';
 import { memoryPipe, parseFrames } from './helpers.js';
-import { collectGarbage } from './support/resources.js';
+import { settledMemory } from './support/resources.js';
 
 function channel(id: number): ChannelState {
   const c = new ChannelState(id, true, 262144, 262144);
@@ -299,14 +299,7 @@ test("one scratch for every session's batch: one built while another holds it st
 });
 
 test('sessions that have written hold no scratch buffer of their own: one is shared by all', async () => {
-  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-  const arrayBuffers = async (): Promise<number> => {
-    for (let i = 0; i < 5; i++) {
-      await turn();
-      collectGarbage();
-    }
-    return process.memoryUsage().arrayBuffers;
-  };
+  const arrayBuffers = async (): Promise<number> => (await settledMemory(5)).arrayBuffers;
   const before = await arrayBuffers();
   const pairs = Array.from({ length: 300 }, () => {
     const [a, b] = memoryPipe();

@@ -61,9 +61,9 @@ export interface MemoryFigures {
   arrayBuffers: number;
 }
 
-/** Memory after letting pending work finish and collecting garbage twice, in bytes. */
-export async function settledMemory(): Promise<MemoryFigures> {
-  for (let i = 0; i < 2; i++) {
+/** Memory after letting pending work finish and collecting garbage `turns` times (a turn between each), in bytes. */
+export async function settledMemory(turns = 2): Promise<MemoryFigures> {
+  for (let i = 0; i < turns; i++) {
     await new Promise((resolve) => setImmediate(resolve));
     collectGarbage();
   }
