@@ -78,8 +78,7 @@ export class FrameBatch {
   #staging: Uint8Array | null = null;
   #stagingStart = 0;
   #stagingUsed = 0;
-  #scratchTaken = false;
-  /** The scratch's buffer while this batch holds it. */
+  /** The scratch's buffer while this batch holds it (a batch asks for it once: at its first bytes). */
   #scratchBytes: Uint8Array | null = null;
 
   readonly #allocate: (size: number) => Uint8Array;
@@ -106,7 +105,6 @@ export class FrameBatch {
     this.#staging = null;
     this.#stagingStart = 0;
     this.#stagingUsed = 0;
-    this.#scratchTaken = false;
     if (this.#scratchBytes !== null) {
       this.#scratchBytes = null;
       this.#scratch!.giveBack(this);
@@ -149,8 +147,7 @@ export class FrameBatch {
     if (staging !== null && staging.length - this.#stagingUsed >= length) return staging;
     this.#cutStaging();
     const scratch = this.#scratch;
-    if (staging === null && scratch !== null && !this.#scratchTaken && scratch.size >= length) {
-      this.#scratchTaken = true;
+    if (staging === null && scratch !== null && scratch.size >= length) {
       const bytes = scratch.lend(this);
       if (bytes !== null) {
         this.#scratchBytes = bytes;

@@ -200,7 +200,8 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   // them by reference); a WHATWG socket copies at `send()`, so its writes are done at once. Not jsdom's (Jest's
   // jsdom environment): it reads them a tick after `send()` returned, so each message is an array of its own.
   const sendWithCallback = socket.send.length >= 2;
-  const sendCopies = !sendWithCallback && !Object.getOwnPropertySymbols(socket).some((s) => s.description === 'impl');
+  const readsAfterSend =
+    !sendWithCallback && Object.getOwnPropertySymbols(socket).some((s) => s.description === 'impl');
   const pausable = socket as unknown as { pause?: () => void; resume?: () => void; terminate?: () => void };
 
   let events: TransportEvents | undefined;
@@ -434,16 +435,15 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
       // An open WHATWG socket copies at `send()`: its messages go at once, joined in the shared array. Queued
       // ones, and those `ws` holds by reference until sent, are joined into arrays of their own.
       const now = !connecting && !sendWithCallback;
-      const reuse = now && sendCopies;
       const messages: Uint8Array[] = [];
       let inPlace: boolean;
       try {
         inPlace = eachMessage(
           parts,
-          reuse,
+          now && !readsAfterSend,
           now ? (message) => socket.send(message) : (message) => messages.push(message),
           MERGE_LIMIT,
-          !sendWithCallback && !sendCopies,
+          readsAfterSend,
         );
       } catch (error) {
         sendFailed(error);
