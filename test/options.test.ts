@@ -60,3 +60,24 @@ test('valid values are kept', () => {
   assert.equal(o.keepAliveInterval, 0);
   assert.equal(o.maxWindow, 1 << 20);
 });
+
+test("a session's options are frozen: they say what it runs with, and a write throws instead of half taking effect", async () => {
+  const { sessionPair } = await import('./helpers.js');
+  const pair = await sessionPair({ client: { maxStreams: 5, maxFrameSize: 4096 } });
+  try {
+    const { options } = pair.client;
+    assert.ok(Object.isFrozen(options));
+    assert.equal(options.maxStreams, 5);
+    // (maxStreams was read at each dial, maxFrameSize once: a write took effect for one and not the other.)
+    assert.throws(() => {
+      (options as { maxStreams: number }).maxStreams = 1;
+    }, TypeError);
+    assert.throws(() => {
+      (options as { protocol: string }).protocol = 'multiplex';
+    }, TypeError);
+    assert.equal(options.maxStreams, 5);
+    assert.equal(options.protocol, 'yamux');
+  } finally {
+    await pair.close();
+  }
+});

@@ -41,8 +41,11 @@ import { pipeline } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { WebSocket as WsWebSocket } from 'ws';
 import {
+  ChannelResetError,
   DEFAULT_OPTIONS,
+  MuxError,
   SessionClosedError,
+  TimeoutError,
   connect,
   createServer,
   createWebSocketServer,
@@ -76,6 +79,19 @@ const unset = {
   logger: undefined,
 } satisfies Record<keyof SessionOptions, undefined>;
 const sessionOptions: SessionOptions = unset;
+
+// Each error class says its codes: a branch on one narrows, a code it cannot carry does not compile.
+function codeOf(error: unknown): string {
+  if (error instanceof TimeoutError) {
+    const code: 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT' | 'ERR_MUX_OPEN_TIMEOUT' = error.code;
+    // @ts-expect-error -- a TimeoutError never carries ERR_MUX_PROTOCOL
+    if (error.code === 'ERR_MUX_PROTOCOL') return 'never';
+    return code;
+  }
+  if (error instanceof ChannelResetError && error.code === 'ERR_MUX_CHANNEL_ABORTED') return 'aborted here';
+  return error instanceof MuxError ? error.code : 'other';
+}
+assert.equal(codeOf(new TimeoutError('ERR_MUX_OPEN_TIMEOUT', 'late')), 'ERR_MUX_OPEN_TIMEOUT');
 const transportOptions: WebSocketTransportOptions = {
   highWaterMark: undefined,
   lowWaterMark: undefined,
@@ -207,12 +223,17 @@ import {
   WebChannel,
   WebSession,
   connectWebSocket,
+  streamTransport,
   webSocketTransport,
   type ConnectWebSocketOptions,
   type WebSocketTransportOptions,
 } from 'muxwire/web';
 
 declare const channel: WebChannel;
+
+// A standard Web Streams byte pair is a stream transport (the DOM's read() result says \`value: T | undefined\`).
+const pair = new TransformStream<Uint8Array, Uint8Array>();
+const overStreams = new WebSession(streamTransport({ readable: pair.readable, writable: pair.writable }), 'client');
 
 // The readable's chunks are Uint8Arrays on an ArrayBuffer: the standard transforms and sinks take them.
 const text: ReadableStream<string> = channel.readable.pipeThrough(new TextDecoderStream());

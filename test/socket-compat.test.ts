@@ -862,3 +862,88 @@ test('with setEncoding(), a chunk read in part counts at most a byte per UTF-8 c
     await pair.close();
   }
 });
+
+/**
+ * Reads records of `sizes` bytes with `read(n)` in `'readable'`, as a parser of length-prefixed records does, the
+ * peer writing them all and leaving its side open. Resolves to the lengths read.
+ */
+async function readRecords(channel: Channel, sizes: readonly number[]): Promise<number[]> {
+  const got: number[] = [];
+  await new Promise<void>((resolve) => {
+    const onReadable = (): void => {
+      let record: Buffer | null;
+      while (got.length < sizes.length && (record = channel.read(sizes[got.length]) as Buffer | null) !== null) {
+        got.push(record.length);
+      }
+      if (got.length === sizes.length) {
+        channel.off('readable', onReadable);
+        resolve();
+      }
+    };
+    channel.on('readable', onReadable);
+  });
+  return got;
+}
+
+for (const protocol of ['yamux', 'multiplex'] as const) {
+  const options = { client: { protocol }, server: { protocol } };
+
+  test(`${protocol}: read(n) of records below the window: what was read goes back to the peer when the reader waits for more (no stall at less than half a window read)`, async () => {
+    const pair = await sessionPair({ transport: 'tcp', ...options });
+    try {
+      const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
+      const channel = pair.client.dial();
+      // 100,000 bytes read leave the update short of half the 256 KiB window; the next record needs 37,856 more
+      // bytes than the window let arrive.
+      const sizes = [100_000, 200_000, 150_000];
+      for (const size of sizes) channel.write(Buffer.alloc(size, size % 251));
+      const [peer] = await accepted;
+      const got = await within(readRecords(peer, sizes), 5000, 'three records read with read(n)');
+      assert.deepEqual(got, sizes);
+      assert.equal(peer.readableLength, 0);
+      assert.ok(!peer.readableEnded, 'the writer left its side open');
+    } finally {
+      await pair.close();
+    }
+  });
+
+  test(`${protocol}: read(n) beyond the receive window (a multiplex channel's held-reading mark): the record arrives`, async () => {
+    const pair = await sessionPair({ transport: 'tcp', ...options });
+    try {
+      const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
+      const channel = pair.client.dial();
+      const sizes = [300_000, 1_000_000];
+      for (const size of sizes) channel.write(Buffer.alloc(size, 7));
+      const [peer] = await accepted;
+      const got = await within(readRecords(peer, sizes), 5000, 'records larger than the window read with read(n)');
+      assert.deepEqual(got, sizes);
+      if (protocol === 'yamux') assert.ok(peer.receiveWindow >= 1_000_000, `the window grew (${peer.receiveWindow})`);
+    } finally {
+      await pair.close();
+    }
+  });
+}
+
+test('read(n) of UTF-8 text with setEncoding(): n characters of three bytes each, more bytes than the window', async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
+    const channel = pair.client.dial();
+    channel.write('語'.repeat(100_000)); // 300,000 bytes
+    const [peer] = await accepted;
+    peer.setEncoding('utf8');
+    const text = await within(
+      new Promise<string>((resolve) => {
+        peer.on('readable', () => {
+          const record = peer.read(100_000) as string | null;
+          if (record !== null) resolve(record);
+        });
+      }),
+      5000,
+      '100,000 characters read with read(n)',
+    );
+    assert.equal(text, '語'.repeat(100_000));
+  } finally {
+    await pair.close();
+  }
+});

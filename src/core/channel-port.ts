@@ -29,6 +29,10 @@ export interface ChannelPort<S> {
    * of the session or, with no error, it finished cleanly ({@link ChannelState.finishedCleanly}).
    */
   release(channel: ChannelState, error: Error | undefined): void;
-  /** The application read some of a channel's data (the endpoint's `bufferedBytes` went down): credit it. */
-  readProgress(channel: ChannelState): void;
+  /**
+   * The application read some of a channel's data (the endpoint's `bufferedBytes` went down): credit it.
+   * `wanted`, from a reader that waits for that many bytes to be buffered before it reads (Node's `_read`
+   * with its high-water mark), has the window grow and credit go back at once where they fall short of it.
+   */
+  readProgress(channel: ChannelState, wanted?: number): void;
 }

@@ -236,8 +236,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     else if (channel.bothClosed) this.remove(channel);
   }
 
-  readProgress(channel: ChannelState): void {
-    this.#grants.readProgress(channel);
+  readProgress(channel: ChannelState, wanted?: number): void {
+    this.#grants.readProgress(channel, wanted);
     if (channel.heldClosed) this.leaveIfClosed(channel); // one bit on the read path; only a kept channel may go
   }
 

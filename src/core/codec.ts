@@ -41,8 +41,11 @@ export interface CodecCapabilities {
 export interface FormatRules {
   /** Data was handed to `channel`'s endpoint (without windows, reading may have to stop). */
   delivered(channel: ChannelState): void;
-  /** The application read from `channel` (reading may resume). */
-  read(channel: ChannelState): void;
+  /**
+   * The application read from `channel`, or waits for `wanted` bytes buffered (a Node `read(n)`): reading may
+   * resume.
+   */
+  read(channel: ChannelState, wanted?: number): void;
   /** `channel` left the session. */
   released(channel: ChannelState): void;
   /** The peer closed `channel` (without half-close, this side's direction ends too). */

@@ -44,6 +44,8 @@ export class ProtocolError extends MuxError {
   static {
     this.prototype.name = 'ProtocolError';
   }
+  // (`declare`: types only. Each class says its codes, so that `error.code` narrows and a misspelt code is an error.)
+  declare readonly code: 'ERR_MUX_PROTOCOL';
   /** The Go Away code this session sent to the peer. */
   readonly goAwayCode = GoAwayCode.protocolError;
   constructor(message: string) {
@@ -56,6 +58,7 @@ export class SessionClosedError extends MuxError {
   static {
     this.prototype.name = 'SessionClosedError';
   }
+  declare readonly code: 'ERR_MUX_SESSION_CLOSED';
   constructor(message = 'session is closed') {
     super('ERR_MUX_SESSION_CLOSED', message);
   }
@@ -66,6 +69,7 @@ export class GoAwayError extends MuxError {
   static {
     this.prototype.name = 'GoAwayError';
   }
+  declare readonly code: 'ERR_MUX_GO_AWAY';
   /** The code the peer sent: 0 normal, 1 protocol error, 2 internal error. */
   declare readonly goAwayCode: number;
   constructor(goAwayCode: number, message?: string) {
@@ -86,8 +90,17 @@ export class ChannelResetError extends MuxError {
   static {
     this.prototype.name = 'ChannelResetError';
   }
+  /**
+   * `ERR_MUX_CHANNEL_RESET` (the peer reset it), `ERR_MUX_CHANNEL_ABORTED` (this side did), or
+   * `ERR_MUX_CHANNEL_REFUSED` (a {@link ChannelRefusedError}).
+   */
+  declare readonly code: 'ERR_MUX_CHANNEL_RESET' | 'ERR_MUX_CHANNEL_ABORTED' | 'ERR_MUX_CHANNEL_REFUSED';
   declare readonly channelId: number;
-  constructor(channelId: number, message?: string, code = 'ERR_MUX_CHANNEL_RESET') {
+  constructor(
+    channelId: number,
+    message?: string,
+    code: 'ERR_MUX_CHANNEL_RESET' | 'ERR_MUX_CHANNEL_ABORTED' | 'ERR_MUX_CHANNEL_REFUSED' = 'ERR_MUX_CHANNEL_RESET',
+  ) {
     super(code, message ?? `channel ${channelId} was reset by the peer`);
     this.channelId = channelId;
   }
@@ -146,6 +159,7 @@ export class ChannelRefusedError extends ChannelResetError {
   static {
     this.prototype.name = 'ChannelRefusedError';
   }
+  declare readonly code: 'ERR_MUX_CHANNEL_REFUSED';
   constructor(channelId: number, message?: string) {
     super(
       channelId,
@@ -160,6 +174,7 @@ export class StreamLimitError extends MuxError {
   static {
     this.prototype.name = 'StreamLimitError';
   }
+  declare readonly code: 'ERR_MUX_STREAM_LIMIT';
   constructor(message: string) {
     super('ERR_MUX_STREAM_LIMIT', message);
   }
@@ -174,6 +189,7 @@ export class TimeoutError extends MuxError {
   static {
     this.prototype.name = 'TimeoutError';
   }
+  declare readonly code: 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT' | 'ERR_MUX_OPEN_TIMEOUT';
   // Not useless: it narrows the codes a TimeoutError may carry.
   // eslint-disable-next-line @typescript-eslint/no-useless-constructor
   constructor(code: 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT' | 'ERR_MUX_OPEN_TIMEOUT', message: string) {
@@ -186,6 +202,7 @@ export class TransportClosedError extends MuxError {
   static {
     this.prototype.name = 'TransportClosedError';
   }
+  declare readonly code: 'ERR_MUX_TRANSPORT_CLOSED';
   constructor(message = 'the transport closed with channels still open', cause?: unknown) {
     super('ERR_MUX_TRANSPORT_CLOSED', message, cause === undefined ? undefined : { cause });
   }

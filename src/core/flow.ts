@@ -310,6 +310,15 @@ export class ReceiveWindow {
     return shrunk;
   }
 
+  /**
+   * Makes the window `size` bytes (larger), outside auto-tuning: a reader waits for that many bytes buffered.
+   * The growth is reserved by the caller; a trial under way still judges its own growth.
+   */
+  resize(size: number): void {
+    this.size = size;
+    this.#fastestPace = Infinity; // measured afresh at the new size
+  }
+
   /** Takes the pending increment as sent (starting a new epoch) and returns it. */
   takeIncrement(nowMs: number): number {
     const increment = this.pendingIncrement;

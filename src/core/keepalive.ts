@@ -28,8 +28,13 @@ const MAX_ID = 0xffff_ffff;
 const RTT_PROBE_DELAYS = [100, 1000];
 /** A ping whose answer came after a pause in reading goes again at most this many times (see `onPing`). */
 const MAX_RESENDS = 3;
-/** Queued pong answers beyond this are dropped (a ping flood gets no more). */
+/** Answers to pings that wait while the transport is blocked; beyond this many, a ping flood gets no more. */
 const MAX_QUEUED_PONGS = 32;
+/**
+ * While the transport takes writes, answers waiting for the next flush are written at once when this many
+ * wait: many pings in one read (a peer's concurrent pings) are each answered, a flood in writes of 12 KiB.
+ */
+const PONG_BATCH = 1024;
 
 /** The one ping in flight, and who waits for its answer. */
 export interface PendingPing {
@@ -129,8 +134,12 @@ export class KeepAlive {
   /** A Ping frame arrived: answer the peer's, or take the answer to ours. */
   onPing(flags: number, value: number): void {
     if ((flags & Flag.syn) !== 0) {
-      // Answers pile up only while the transport is blocked; beyond a few, a ping flood gets no more.
-      if (this.#scheduler.queuedPongs < MAX_QUEUED_PONGS) {
+      // Answers leave with the next flush, or at once once a batch of them waits; while the transport is
+      // blocked, only a few wait.
+      const scheduler = this.#scheduler;
+      const writer = this.#writer;
+      if (scheduler.queuedPongs >= PONG_BATCH && writer.ready) writer.flush();
+      if (scheduler.queuedPongs < (writer.blocked ? MAX_QUEUED_PONGS : PONG_BATCH)) {
         this.#scheduler.queueSessionFrame(FrameType.ping, Flag.ack, 0, value);
         this.#writer.schedule();
       }

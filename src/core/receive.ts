@@ -214,13 +214,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     if (header.type === FrameType.data) {
       const length = header.length;
       if (length > 0) {
-        if (channel.remoteFin) {
-          // Without half-close the peer's close is a RST, and the original multiplex can still send data it
-          // was writing as it closed (its Write races its Close): data for a closed channel, ignored.
-          if (this.#caps.halfClose) this.#host.protocolError(`data on channel ${id} after its FIN`, id);
-          return;
-        }
         if (!this.#caps.flowControl) {
+          if (channel.remoteFin) return; // (dropped: see below)
           channel.rx.received += length;
         } else if (!channel.rx.receive(length)) {
           this.#host.protocolError(
@@ -230,6 +225,11 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
           );
           return;
         }
+        // Data after the peer's close: its writer raced its own close. Go's yamux checks a stream's state and
+        // then queues the frame, with no lock between, so a Close() from elsewhere can get its FIN out first;
+        // the original multiplex's Write races its Close (a RST) the same way. Nothing can be read past the
+        // end: the payload is dropped, within the window, and the channel and the session go on.
+        if (channel.remoteFin) return;
         this.#payloadTarget = channel;
       }
     } else if (header.length > 0) {

@@ -140,8 +140,8 @@ const noPingAfterEnd = (): SessionClosedError =>
  * Create one with `multiplexedClient` / `multiplexedServer` (Node) rather than directly.
  */
 export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents<C>> {
-  /** The options in force, defaults applied. */
-  declare readonly options: ResolvedOptions;
+  /** The options in force, defaults applied (frozen: they are read as the session was made). */
+  declare readonly options: Readonly<ResolvedOptions>;
   /** `client` (dials odd ids) or `server` (dials even ids). */
   declare readonly role: Role;
   /** Settles when the session has ended: resolves on a clean close, rejects with the error otherwise. */
@@ -199,7 +199,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   ) {
     super();
     if (role !== 'client' && role !== 'server') throw new TypeError(`muxwire: role must be 'client' or 'server'`);
-    this.options = resolveOptions(options);
+    this.options = Object.freeze(resolveOptions(options));
     this.role = role;
     const codec = codecFor(this.options, parts);
     this.#codec = codec;

@@ -70,8 +70,11 @@ export class WindowGrants {
       });
   }
 
-  /** The application read some of a channel's data: account for it and grant window when due. */
-  readProgress(channel: ChannelState): void {
+  /**
+   * The application read some of a channel's data: account for it and grant window when due. `wanted` (a Node
+   * channel's `read(n)` that found less than n) is how many bytes its reader waits for: see {@link #meetDemand}.
+   */
+  readProgress(channel: ChannelState, wanted = 0): void {
     if (!channel.live) return;
     const unread = channel.endpoint.bufferedBytes;
     const freed = unread === 0 ? channel.heldCost : 0; // read empty: the chunks it held are gone
@@ -80,14 +83,31 @@ export class WindowGrants {
       channel.heldCost = 0;
     }
     const fresh = channel.rx.consume(channel.delivered - unread);
-    if (fresh <= 0) {
-      // Nothing newly read (Node asks `_read` for more before anything was read); the chunks' cost may be gone.
-      if (freed > 0 && !this.#memory.underPressure) this.relieveMemory();
-      return;
+    if (fresh > 0) {
+      this.#memory.buffered -= fresh;
+      if (!this.#memory.underPressure) this.relieveMemory();
+      this.#grantIfDue(channel);
+    } else if (freed > 0 && !this.#memory.underPressure) {
+      // Nothing newly read (Node asks `_read` for more before anything was read); the chunks' cost is gone.
+      this.relieveMemory();
     }
-    this.#memory.buffered -= fresh;
-    if (!this.#memory.underPressure) this.relieveMemory();
-    this.#grantIfDue(channel);
+    if (wanted > 0) this.#meetDemand(channel, wanted);
+  }
+
+  /**
+   * The reader waits until `wanted` bytes are buffered before it reads again (a Node `read(n)`). Only bytes
+   * read earn the peer credit, and an update waits until half a window was read: when what is buffered and
+   * what the peer may still send fall short of `wanted`, the reader would wait for the peer and the peer for
+   * credit. The window grows to `wanted` (up to `maxWindow`, as memory allows) and what was read goes back to
+   * the peer now. Without windows, the format's rules let reading go on while the channel holds less.
+   */
+  #meetDemand(channel: ChannelState, wanted: number): void {
+    if (!this.#caps.flowControl) return this.#rules?.read(channel, wanted);
+    const rx = channel.rx;
+    if (channel.remoteFin || !channel.live || rx.granted - rx.consumed >= wanted) return;
+    const size = Math.min(wanted, rx.maxSize);
+    if (size > rx.size && !this.#memory.underPressure && this.#memory.reserveGrowth(size - rx.size)) rx.resize(size);
+    this.#grantWindow(channel, performance.now());
   }
 
   /**
@@ -116,9 +136,11 @@ export class WindowGrants {
     if (this.#withheld.length === 0) return;
     const withheld = this.#withheld;
     this.#withheld = [];
+    // Each was owed an update when it was withheld (due, or asked for by a waiting reader): it goes now.
+    const now = performance.now();
     for (const channel of withheld) {
       channel.withheld = false;
-      if (channel.live) this.#grantIfDue(channel);
+      if (channel.live && !channel.remoteFin) this.#grantWindow(channel, now);
     }
   }
 

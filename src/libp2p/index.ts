@@ -6,7 +6,7 @@
  * import { createLibp2p } from 'libp2p';
  * import { muxwire } from 'muxwire/libp2p';
  *
- * const node = await createLibp2p({ streamMuxers: [muxwire()], ... });
+ * const node = await createLibp2p({ streamMuxers: [muxwire()] }); // with the node's other options
  * ```
  *
  * This entry needs `@libp2p/interface`, `@libp2p/utils` and `uint8arraylist` (peer dependencies, present in

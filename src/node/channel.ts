@@ -477,6 +477,13 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     // What this call took, by its own length: a 'data' listener (called within it) may read or unshift too.
     encoded?.readEnded(chunk === null ? 0 : (chunk as { length: number }).length, this.readableLength === 0);
     if (chunk !== null) this.#port.readProgress(this.#state);
+    // A `read(n)` that waits for more than is buffered (a parser's record): only bytes read earn the peer
+    // credit, so the session makes sure n bytes can arrive (the window grows to n, credit for what was read
+    // goes back now). With an encoding, n counts characters: up to 4 bytes each.
+    else if (size !== undefined && size > this.readableLength) {
+      const wanted = encoded === undefined ? size : encoded.bytes + (size - this.readableLength) * 4;
+      this.#port.readProgress(this.#state, wanted);
+    }
     // The session failed before the peer's FIN: once what arrived has been read (or a read asked for more than
     // is left), the error follows, as 'end' would (on the next tick: a parser may unshift part of the last chunk).
     const kept = this.#kept;

@@ -21,7 +21,7 @@ export interface StreamPair {
   readable: {
     readonly locked: boolean;
     getReader(): {
-      read(): Promise<{ done: boolean; value?: ArrayBuffer | ArrayBufferView }>;
+      read(): Promise<{ done: boolean; value?: ArrayBuffer | ArrayBufferView | undefined }>;
       cancel(reason?: unknown): Promise<void>;
     };
   };

@@ -55,8 +55,10 @@ export class MultiplexRules implements FormatRules {
     }
   }
 
-  read(channel: ChannelState): void {
-    if (channel.overfull && this.#unread(channel) <= this.#options.initialWindow) {
+  read(channel: ChannelState, wanted = 0): void {
+    // (A reader waiting for a record larger than a window has reading go on until it holds the record.)
+    const unread = this.#unread(channel);
+    if (channel.overfull && (unread <= this.#options.initialWindow || unread < wanted)) {
       channel.overfull = false;
       this.#gate.overfull--;
       if (this.#gate.overfull === 0 && !this.#memory.underPressure) this.#relieveMemory();
