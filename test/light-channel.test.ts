@@ -645,3 +645,28 @@ test('200,000 one-byte writes queued behind a full window are framed in linear t
     close();
   }
 });
+
+test('write(data, callback) and end(callback), as a Node stream takes them, throw TypeError instead of never calling the callback', async () => {
+  const { client, server, close } = await lightPair();
+  try {
+    const channel = client.dial();
+    const untyped = channel as unknown as {
+      write(data: Uint8Array, callback: () => void): boolean;
+      end(callback: () => void): unknown;
+    };
+    assert.throws(() => untyped.write(new Uint8Array([1]), () => {}), {
+      name: 'TypeError',
+      message: /take no callback/,
+    });
+    assert.throws(() => untyped.end(() => {}), { name: 'TypeError', message: /take no callback/ });
+    assert.equal(channel.writableLength, 0, 'nothing was queued by the refused calls');
+    channel.end(new Uint8Array([2])); // still usable
+    const [peer] = (await once(server, 'channel')) as [LightChannel];
+    const chunks: Uint8Array[] = [];
+    peer.on('data', (chunk: Uint8Array) => chunks.push(chunk));
+    await once(peer, 'end');
+    assert.deepEqual([...Buffer.concat(chunks)], [2]);
+  } finally {
+    close();
+  }
+});

@@ -1303,6 +1303,38 @@ describe('muxwire/web: what a review found (writes, aborts, closeWrite, close co
     );
   });
 
+  test("closeWrite() after the channel failed rejects with the channel's error, locked or not; after a clean FIN it resolves again", async () => {
+    for (const locked of [false, true]) {
+      const { a, b } = streamPair();
+      const channel = a.dial();
+      const accepted = b.accept();
+      const writer = channel.writable.getWriter();
+      await writer.write(new Uint8Array([1]));
+      if (!locked) writer.releaseLock();
+      const peer = await accepted;
+      const failed = channel.readable
+        .getReader()
+        .read()
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      peer.reset();
+      await within(failed, 2000, 'the reset to arrive');
+      await assert.rejects(
+        channel.closeWrite(),
+        (error) => error === channel.failure && error instanceof ChannelResetError,
+      );
+      const { a: c, b: d } = streamPair();
+      const clean = c.dial();
+      const taken = d.accept();
+      if (locked) clean.writable.getWriter();
+      await clean.closeWrite();
+      await clean.closeWrite();
+      assert.equal((await readAllWeb(await taken)).length, 0, `locked ${locked}: FIN, no data`);
+    }
+  });
+
   test('closeWrite() with a writer holding the writable sends the FIN after every write made before it, queued ones too', async () => {
     const { a, b } = streamPair();
     const channel = a.dial();

@@ -234,3 +234,76 @@ test('after a direct write, a small message on another channel waits behind at m
     session.destroy();
   }
 });
+
+test('a queued write whose buffer was transferred (detached) before it left resets only its channel: no frame announces bytes that do not follow, the session and its other channels go on', async () => {
+  const { lightClient, lightServer } = await import('../src/index.js');
+  const { tcpPair, within } = await import('./helpers.js');
+  const [a, b] = await tcpPair();
+  const client = lightClient(a, { keepAliveInterval: 0 });
+  const server = lightServer(b, { keepAliveInterval: 0 });
+  const accepted: LightChannel[] = [];
+  server.on('channel', (channel) => accepted.push(channel));
+  try {
+    const channel = client.dial();
+    const failed = new Promise<Error>((resolve) => channel.once('error', resolve));
+    // The peer does not read: the window (256 KiB) is spent, and the next write waits in the queue, in place.
+    channel.write(new Uint8Array(256 * 1024));
+    const queued = new Uint8Array(100_000).fill(7);
+    channel.write(queued);
+    await until(() => accepted.length === 1, 2000, 'the channel at the peer');
+    const peer = accepted[0]!;
+    peer.pause();
+    const peerFailed = new Promise<Error>((resolve) => peer.once('error', resolve));
+    await until(() => channel.stats().sendWindow === 0, 2000, 'the window spent');
+    structuredClone(queued.buffer, { transfer: [queued.buffer] }); // as a postMessage to a worker would
+    assert.equal(queued.length, 0, 'detached');
+    peer.resume(); // the Window Update comes, and the detached write is next to frame
+    const error = await within(failed, 2000, 'the channel to fail');
+    assert.ok(error instanceof TypeError && error.message.includes('detached'), String(error));
+    assert.equal((await within(peerFailed, 2000, 'the peer to see the reset')).name, 'ChannelResetError');
+    // The connection is intact: another channel echoes exactly.
+    const other = client.dial();
+    const payload = new Uint8Array(300_000).map((_, i) => i % 251);
+    other.end(payload);
+    await until(() => accepted.length === 2, 2000, 'the second channel');
+    const echo = accepted[1]!;
+    echo.on('data', (chunk: Uint8Array) => echo.write(chunk.slice()));
+    echo.on('end', () => echo.end());
+    const chunks: Uint8Array[] = [];
+    other.on('data', (chunk: Uint8Array) => chunks.push(chunk));
+    await within(new Promise<void>((resolve) => other.once('end', () => resolve())), 3000, 'the echo');
+    assert.deepEqual(Buffer.concat(chunks), Buffer.from(payload));
+    assert.equal(client.state, 'open');
+    assert.equal(server.state, 'open');
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
+});
+
+test('an exception while writing a batch (here, the transport’s allocate() throws) fails the session with ERR_MUX_INTERNAL, not an unhandled rejection from the flush', async () => {
+  class ThrowingAllocate extends RecordingTransport {
+    allocate(): Uint8Array {
+      throw new Error('allocate broke');
+    }
+  }
+  const transport = new ThrowingAllocate();
+  const rejections: unknown[] = [];
+  const onRejection = (reason: unknown): void => void rejections.push(reason);
+  process.on('unhandledRejection', onRejection);
+  const session = new LightSession(transport, 'client', { keepAliveInterval: 0 });
+  try {
+    session.dial().write(new Uint8Array(10)); // small: framed by the flush, in a batch its transport allocates
+    const error = await session.closed.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.equal((error as { code?: string }).code, 'ERR_MUX_INTERNAL');
+    assert.match(String(error), /allocate broke/);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(rejections, []);
+  } finally {
+    process.off('unhandledRejection', onRejection);
+    session.destroy();
+  }
+});

@@ -85,6 +85,11 @@ const ENDED_BY_PEER = 1 << 11;
  * channel was reset or its session failed; only when there is an `'error'` listener, so an unobserved reset
  * never crashes), and `'close'` last (both halves ended, or the channel was destroyed or failed).
  */
+/** What `write()` and `end()` say when given a callback, as a Node stream's take one. */
+const NO_CALLBACK =
+  "muxwire: LightChannel's write() and end() take no callback: wait for 'drain' after a write() that returned " +
+  "false, and for 'finish' after end()";
+
 export class LightChannel
   extends NodeEmitter<LightChannelEvents>
   implements ChannelEndpoint, ChannelFacts<LightSession>
@@ -168,6 +173,8 @@ export class LightChannel
    * `end()` throws `ERR_MUX_WRITE_AFTER_END`.
    */
   write(data: Uint8Array): boolean {
+    // A Node stream's `write(data, callback)` moved over as it was: its callback would never be called.
+    if (arguments.length > 1) throw new TypeError(NO_CALLBACK);
     if (!(data instanceof Uint8Array)) {
       const bytes = asUint8Array(data); // (one made in another realm: a test runner's sandbox, a vm context)
       if (bytes === undefined) throw new TypeError('muxwire: write() takes a Uint8Array');
@@ -203,6 +210,7 @@ export class LightChannel
 
   /** Half-closes: sends FIN after `data` (if given) and everything already written. Reading goes on. */
   end(data?: Uint8Array): this {
+    if (typeof data === 'function' || arguments.length > 1) throw new TypeError(NO_CALLBACK);
     if ((this.#flags & (WRITE_ENDED | CLOSED)) !== 0) {
       // Data given after end() is refused as a write() of it would be (not dropped in silence).
       if (data !== undefined) this.write(data);

@@ -12,7 +12,7 @@
  * (the caller's bytes are not touched again until the transport reports the batch written).
  * @module
  */
-import { type ChannelState, Pending, type WriteDone } from './channel-state.js';
+import { type ChannelState, Pending, type QueuedWrite, type WriteDone } from './channel-state.js';
 import type { WireCodec } from './codec.js';
 import { yamuxCodec } from './codecs/yamux.js';
 import { Flag, FrameType } from './frame.js';
@@ -186,6 +186,26 @@ export interface SchedulerHooks {
   onFlagsSent(channel: ChannelState, flags: number): void;
   /** @internal `channel` spent the peer's window with data still queued (counted by the session's stats). */
   onWindowStall?(channel: ChannelState): void;
+  /**
+   * @internal A write of `channel`'s, queued in place, no longer holds the bytes it was queued with (its buffer
+   * was transferred, which detaches it, or resized): nothing of it was framed; the channel is to be reset.
+   */
+  onBrokenWrite?(channel: ChannelState): void;
+}
+
+/**
+ * Whether the queued writes from `head` on still hold the `size` bytes a frame is to carry. Writes are queued
+ * in place (an application's array, not a copy): one whose buffer was transferred since (to a worker, by
+ * `postMessage` or `structuredClone`) is detached and holds no bytes, and a view of a resizable buffer may
+ * shrink. A frame whose header announced bytes that do not follow would corrupt the whole connection.
+ */
+function holdsFrame(queue: readonly QueuedWrite[], head: number, size: number): boolean {
+  for (let i = head, left = size; left > 0; i++) {
+    const item = queue[i];
+    if (item === undefined || item.data.length <= item.offset) return false;
+    left -= item.data.length - item.offset;
+  }
+  return true;
 }
 
 /** Flattened session frames: type, flags, stream id, length. */
@@ -266,8 +286,7 @@ export class WriteScheduler {
       channel.nextData = null;
       channel.inData = false;
       if (!channel.hasSendableData) continue;
-      this.#packData(channel, batch);
-      this.scheduleData(channel);
+      if (this.#packData(channel, batch)) this.scheduleData(channel);
     }
   }
 
@@ -310,11 +329,16 @@ export class WriteScheduler {
     this.scheduleData(channel);
   }
 
-  #packData(channel: ChannelState, batch: FrameBatch): void {
+  /** Packs one Data frame of `channel`'s; false when its queue no longer holds the bytes (see `holdsFrame`). */
+  #packData(channel: ChannelState, batch: FrameBatch): boolean {
     let size = Math.min(this.maxFrameSize, channel.sendWindow, channel.queuedBytes);
     if (channel.frameEachWrite) {
       const first = channel.queue[channel.queueHead]!;
       if (first.data.length - first.offset < size) size = first.data.length - first.offset;
+    }
+    if (size <= 0 || !holdsFrame(channel.queue, channel.queueHead, size)) {
+      this.#hooks.onBrokenWrite?.(channel); // (not scheduled again: the reset drops the queue)
+      return false;
     }
     // FIN never rides on a Data frame: the Debian Go yamux may drop such a frame's payload. It follows as a
     // Window Update once the queue is empty.
@@ -347,5 +371,6 @@ export class WriteScheduler {
     if (channel.sendWindow === 0 && channel.queuedBytes > 0) this.#hooks.onWindowStall?.(channel);
     if (flags !== 0) this.#hooks.onFlagsSent(channel, flags);
     if (channel.queuedBytes === 0 && (channel.pending & Pending.fin) !== 0) this.scheduleControl(channel);
+    return true;
   }
 }

@@ -214,6 +214,17 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     const hooks: SchedulerHooks = {
       onFlagsSent: (channel, flags) => this.#streams.onFlagsSent(channel, flags),
       onWindowStall: (channel) => telemetry.onWindowStall(channel),
+      // Found while a batch is being filled: the reset (which changes the scheduler's queues) comes after it.
+      onBrokenWrite: (channel) =>
+        defer(() =>
+          this.#streams.reset(
+            channel,
+            new TypeError(
+              `muxwire: channel ${channel.id} reset: a write's array was detached or shrunk before it was sent`,
+            ),
+            true,
+          ),
+        ),
     };
     this.#scheduler = new WriteScheduler(Math.min(this.options.maxFrameSize, this.#codec.maxFragment), hooks);
     this.#memory = new SessionMemory(this.options.maxSessionBuffered, this.options.memoryBudget);
@@ -230,6 +241,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       },
       () => this.#endTransport(),
       telemetry,
+      (error) => this.#internalError(error),
     );
     this.#gate = new ReadGate(
       transport,
@@ -626,12 +638,17 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#decoder.push(chunk);
       this.#gate.onRead(chunk.length);
     } catch (error) {
-      // A bug of ours or an endpoint's: end the session rather than leave it half-updated.
-      this.#fail(
-        new MuxError('ERR_MUX_INTERNAL', `internal error: ${(error as Error)?.message ?? error}`, { cause: error }),
-        GoAwayCode.internalError,
-      );
+      this.#internalError(error);
     }
+  }
+
+  /** A bug of ours or an endpoint's: end the session rather than leave it half-updated. */
+  #internalError(error: unknown): void {
+    if (this.#status === 'closed') return;
+    this.#fail(
+      new MuxError('ERR_MUX_INTERNAL', `internal error: ${(error as Error)?.message ?? error}`, { cause: error }),
+      GoAwayCode.internalError,
+    );
   }
 
   #onTransportEnd(): void {

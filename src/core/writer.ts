@@ -50,6 +50,7 @@ export class FrameWriter {
   readonly #scheduler: WriteScheduler;
   readonly #onWriteError: (error: Error) => Error | undefined;
   readonly #onFlushedToEnd: () => void;
+  readonly #onInternalError: (error: unknown) => void;
   readonly #telemetry: Telemetry;
   constructor(
     transport: Transport,
@@ -65,11 +66,14 @@ export class FrameWriter {
     onFlushedToEnd: () => void,
     /** Counts the bytes and frames handed to the transport. */
     telemetry: Telemetry,
+    /** Writing threw (a bug of ours): the session fails, as it does for one on the read path. */
+    onInternalError: (error: unknown) => void,
   ) {
     this.#transport = transport;
     this.#scheduler = scheduler;
     this.#onWriteError = onWriteError;
     this.#onFlushedToEnd = onFlushedToEnd;
+    this.#onInternalError = onInternalError;
     this.#telemetry = telemetry;
     this.#batch = new FrameBatch(allocate, codec, SCRATCH);
   }
@@ -81,7 +85,7 @@ export class FrameWriter {
       // so the peer works on it while the loop goes on, rather than after it.
       if (++this.#scheduledSinceFlush >= EARLY_FLUSH_AFTER && !this.#writing) {
         this.#scheduledSinceFlush = 0;
-        this.#writeBatches(); // the pending flush still comes, for what is queued after this
+        this.#writeGuarded(); // the pending flush still comes, for what is queued after this
       }
       return;
     }
@@ -94,7 +98,19 @@ export class FrameWriter {
   /** Writes what is queued now. */
   flush(): void {
     this.#scheduled = false;
-    this.#writeBatches();
+    this.#writeGuarded();
+  }
+
+  /**
+   * Writes batches; an exception (a bug) fails the session instead of escaping from a microtask, where it would
+   * end the process as an unhandled rejection and leave the session stuck.
+   */
+  #writeGuarded(): void {
+    try {
+      this.#writeBatches();
+    } catch (error) {
+      this.#onInternalError(error);
+    }
   }
 
   /** The transport drained: go on writing (a flush only when something waits: a bulk writer drains often). */

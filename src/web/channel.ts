@@ -174,11 +174,13 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
    * this call (those still queued in the writable too), and later writes fail with `ERR_MUX_WRITE_AFTER_END`
    * (the first to reach the sink errors the writable with it). The writer's `close()` resolves when no write
    * followed this call; after one, the writable is errored and it rejects.
-   * Rejects with the channel's error if it fails first.
+   * Rejects with the channel's error if it fails first; resolves again once the FIN went.
    */
   closeWrite(): Promise<void> {
+    if (this.#writeEnded) return Promise.resolve();
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
     if (!this.writable.locked) return this.writable.close();
-    if (this.#writeEnded || this.#writableDone) return Promise.resolve();
+    if (this.#writableDone) return Promise.resolve();
     return (this.#finPending ??= new Promise<void>((resolve, reject) => {
       this.#finWaiter = { resolve, reject };
       this.#finAt = this.#writes;
