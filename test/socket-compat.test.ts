@@ -12,6 +12,7 @@ import { Client } from 'undici';
 import { type Channel, GoAwayError, type Session } from '../src/index.js';
 import { memoryPipe, readAll, sessionPair, until, within } from './helpers.js';
 import { multiplexedClient, multiplexedServer } from '../src/index.js';
+import { ReceiveWindow } from '../src/core/flow.js';
 
 /** An HTTP server fed by a muxwire session's channels; records which channel served each request. */
 function httpOverChannels(
@@ -944,6 +945,90 @@ test('read(n) of UTF-8 text with setEncoding(): n characters of three bytes each
     );
     assert.equal(text, '語'.repeat(100_000));
   } finally {
+    await pair.close();
+  }
+});
+
+test('read(n) when judging a growth on trial undoes it: the window still covers what the reader waits for (the undo left the peer without credit)', async () => {
+  // A window grown by auto-tuning on a 60 ms link, on trial; the reader lags, pauses once a grown window was
+  // read since the growth, then asks read(n) for more than is buffered. Judged inside that read(n), the growth
+  // does not pay and is undone, which left nothing to grant and the peer without credit: nothing more came.
+  const maxWindow = 1024 * 1024;
+  const changes: string[] = [];
+  let rx: InstanceType<typeof ReceiveWindow> | undefined;
+  let receivedAtGrowth: number | undefined;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as it was, called with its own `this`
+  const autoTune = ReceiveWindow.prototype.autoTune;
+  ReceiveWindow.prototype.autoTune = function (this: InstanceType<typeof ReceiveWindow>, ...args) {
+    const resized = autoTune.apply(this, args);
+    if (resized !== 0 && this.maxSize === maxWindow) {
+      // eslint-disable-next-line @typescript-eslint/no-this-alias -- the window under test, recorded
+      rx = this;
+      receivedAtGrowth ??= this.received;
+      changes.push(resized > 0 ? 'grown' : 'undone');
+    }
+    return resized;
+  };
+  const pair = await sessionPair({
+    delayMs: 30,
+    server: { maxWindow, memoryBudget: null },
+    client: { memoryBudget: null },
+  });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the opening ping's RTT
+    const total = 6 * 1024 * 1024;
+    let got = 0;
+    let phase: 'lagging' | 'paused' | 'asking' = 'lagging';
+    let want = 0;
+    const ended = new Promise<void>((resolve) =>
+      pair.server.once('channel', (channel: Channel) => {
+        const drain = (): void => {
+          for (;;) {
+            let n: number;
+            if (phase === 'lagging') {
+              if (rx !== undefined && receivedAtGrowth !== undefined && rx.consumed >= receivedAtGrowth + rx.size) {
+                phase = 'paused';
+                setTimeout(() => {
+                  phase = 'asking';
+                  want = rx!.size - 1;
+                  drain();
+                }, 1000);
+                return;
+              }
+              const limit = receivedAtGrowth === undefined ? Infinity : receivedAtGrowth + rx!.size - rx!.consumed;
+              n = Math.min(channel.readableLength - 40_000, limit); // 40,000 bytes left unread: a reader that lags
+              if (n <= 0) return;
+            } else if (phase === 'paused') return;
+            else n = want;
+            const chunk = channel.read(n) as Buffer | null;
+            if (chunk === null) return;
+            got += chunk.length;
+            if (phase === 'asking') want = 4096;
+          }
+        };
+        channel.on('readable', () => {
+          if (phase === 'asking') drain();
+        });
+        const poll = setInterval(() => (phase === 'lagging' ? drain() : clearInterval(poll)), 5);
+        channel.on('end', () => resolve());
+      }),
+    );
+    const channel = pair.client.dial();
+    channel.resume();
+    const block = Buffer.alloc(16384, 1);
+    for (let at = 0; at < total; at += block.length) {
+      channel.write(block);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    channel.end();
+    await within(ended, 10_000, `the records read to the end (${got} of ${total} bytes; window ${changes.join(', ')})`);
+    assert.equal(got, total);
+    assert.ok(
+      changes.includes('grown') && changes.includes('undone'),
+      `the growth was tried and undone: ${changes.join(', ')}`,
+    );
+  } finally {
+    ReceiveWindow.prototype.autoTune = autoTune;
     await pair.close();
   }
 });

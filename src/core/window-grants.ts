@@ -102,12 +102,24 @@ export class WindowGrants {
    * the peer now. Without windows, the format's rules let reading go on while the channel holds less.
    */
   #meetDemand(channel: ChannelState, wanted: number): void {
-    if (!this.#caps.flowControl) return this.#rules?.read(channel, wanted);
+    if (!this.#caps.flowControl) {
+      this.#rules?.read(channel, wanted);
+      return;
+    }
     const rx = channel.rx;
     if (channel.remoteFin || !channel.live || rx.granted - rx.consumed >= wanted) return;
+    const now = performance.now();
+    // Under pressure, the usual rule: a channel that holds data gets nothing until memory is relieved.
+    if (this.#memory.underPressure) {
+      this.#grantWindow(channel, now);
+      return;
+    }
+    // A growth on trial is judged first (it may be undone, shrinking the window), then the window covers what
+    // the reader waits for.
+    if (!channel.readClosed) this.#autoTune(channel, now);
     const size = Math.min(wanted, rx.maxSize);
-    if (size > rx.size && !this.#memory.underPressure && this.#memory.reserveGrowth(size - rx.size)) rx.resize(size);
-    this.#grantWindow(channel, performance.now());
+    if (size > rx.size && this.#memory.reserveGrowth(size - rx.size)) rx.resize(size);
+    this.#queueIncrement(channel, rx.takeIncrement(now));
   }
 
   /**
