@@ -1335,6 +1335,53 @@ describe('muxwire/web: what a review found (writes, aborts, closeWrite, close co
     }
   });
 
+  test("a large write transferred (detached) while it waited in the writable's own queue resets the channel with the TypeError: not dropped in silence", async () => {
+    const { a, b } = streamPair();
+    const channel = a.dial();
+    const accepted = b.accept();
+    const writer = channel.writable.getWriter();
+    const first = writer.write(new Uint8Array(300 * 1024).fill(1)); // in place, beyond the window: it waits
+    const later = new Uint8Array(100_000).fill(2);
+    const second = writer.write(later); // waits in the writable's queue behind it
+    const peer = await accepted;
+    const reader = peer.readable.getReader();
+    structuredClone(later.buffer, { transfer: [later.buffer] });
+    let received = 0;
+    const peerOutcome = (async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return 'end';
+        received += value.length;
+      }
+    })().catch((error: unknown) => (error as Error).name);
+    await first.catch(() => {});
+    await assert.rejects(second, (error) => error instanceof TypeError && error.message.includes('detached'));
+    assert.ok(channel.failure instanceof TypeError);
+    assert.equal(await within(peerOutcome, 3000, 'the peer to see the reset'), 'ChannelResetError');
+    assert.ok(received <= 300 * 1024, `${received} bytes: none of the detached write`);
+  });
+
+  test('closeWrite() after the channel failed with its FIN still queued behind data rejects with the failure', async () => {
+    const { a, b } = streamPair();
+    const channel = a.dial();
+    const accepted = b.accept();
+    const writer = channel.writable.getWriter();
+    const written = writer.write(new Uint8Array(400 * 1024)); // beyond the window: the FIN waits behind it
+    await channel.closeWrite(); // (resolves once the FIN is asked for)
+    const peer = await accepted;
+    peer.reset();
+    await within(
+      written.then(
+        () => undefined,
+        () => undefined,
+      ),
+      3000,
+      'the reset to fail the write',
+    );
+    assert.ok(channel.failure instanceof ChannelResetError);
+    await assert.rejects(channel.closeWrite(), (error) => error === channel.failure);
+  });
+
   test('closeWrite() with a writer holding the writable sends the FIN after every write made before it, queued ones too', async () => {
     const { a, b } = streamPair();
     const channel = a.dial();

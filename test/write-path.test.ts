@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { LightSession, type LightChannel } from '../src/core/index.js';
 import { Flag, FrameType, HEADER_SIZE, decodeHeader, headerBytes } from '../src/core/frame.js';
 import type { Transport, TransportEvents } from '../src/core/transport.js';
+import type { Channel } from '../src/index.js';
 import { until } from './helpers.js';
 
 interface Recorded {
@@ -305,5 +306,93 @@ test('an exception while writing a batch (here, the transport’s allocate() thr
   } finally {
     process.off('unhandledRejection', onRejection);
     session.destroy();
+  }
+});
+
+test('a queued write on a resizable buffer: grown, only the bytes it had when written are sent; shrunk, its channel is reset before any of it goes', async () => {
+  const { lightClient, lightServer } = await import('../src/index.js');
+  const { tcpPair, within } = await import('./helpers.js');
+  for (const resize of ['grown', 'shrunk'] as const) {
+    const [a, b] = await tcpPair();
+    const client = lightClient(a, { keepAliveInterval: 0 });
+    const server = lightServer(b, { keepAliveInterval: 0 });
+    try {
+      const accepted = new Promise<LightChannel>((resolve) => server.once('channel', resolve));
+      const channel = client.dial();
+      const errors: Error[] = [];
+      channel.on('error', (error: Error) => errors.push(error));
+      const first = new Uint8Array(256 * 1024).fill(1); // the whole window: what follows waits in the queue
+      channel.write(first);
+      // (ES2024's resizable ArrayBuffer: in Node 20, not yet in the TypeScript lib this project compiles with)
+      const Resizable = ArrayBuffer as unknown as new (
+        length: number,
+        options: { maxByteLength: number },
+      ) => ArrayBuffer & { resize(length: number): void };
+      const buffer = new Resizable(100_000, { maxByteLength: 200_000 });
+      const tracking = new Uint8Array(buffer).fill(2); // a view that follows the buffer's length
+      channel.write(tracking);
+      channel.end(new Uint8Array(50_000).fill(3));
+      const peer = await within(accepted, 2000, 'the channel at the peer');
+      peer.pause();
+      await until(() => channel.stats().sendWindow === 0, 2000, 'the window spent');
+      buffer.resize(resize === 'grown' ? 150_000 : 50_000);
+      if (resize === 'grown') tracking.fill(9, 100_000);
+      const received: Uint8Array[] = [];
+      peer.on('data', (chunk: Uint8Array) => received.push(chunk));
+      const peerEnded = new Promise<string>((resolve) => {
+        peer.once('end', () => resolve('end'));
+        peer.once('error', (error: Error) => resolve(error.name));
+      });
+      peer.resume();
+      const outcome = await within(peerEnded, 3000, "the peer's end or reset");
+      const bytes = Buffer.concat(received);
+      if (resize === 'grown') {
+        assert.equal(outcome, 'end');
+        assert.equal(bytes.length, 256 * 1024 + 100_000 + 50_000, 'the 100,000 bytes written, not the 150,000 now');
+        assert.ok(bytes.subarray(256 * 1024, 256 * 1024 + 100_000).every((byte) => byte === 2));
+        assert.ok(
+          bytes.subarray(256 * 1024 + 100_000).every((byte) => byte === 3),
+          'then the last write',
+        );
+        assert.deepEqual(errors, []);
+      } else {
+        assert.equal(outcome, 'ChannelResetError');
+        assert.equal(bytes.length, 256 * 1024, 'nothing of the shrunk write, nor of what followed it');
+        assert.ok(errors[0] instanceof TypeError && errors[0].message.includes('shrunk'), String(errors[0]));
+      }
+      assert.equal(client.state, 'open');
+    } finally {
+      client.destroy();
+      server.destroy();
+    }
+  }
+});
+
+test("a Node Channel's write transferred (detached) while it waited in the stream's own buffer fails the channel with the TypeError: no silent loss, no end that never finishes", async () => {
+  const { sessionPair, within } = await import('./helpers.js');
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    const accepted = new Promise<Channel>((resolve) => pair.server.once('channel', resolve));
+    const channel = pair.client.dial();
+    const failed = new Promise<Error>((resolve) => channel.once('error', resolve));
+    channel.write(Buffer.alloc(300 * 1024, 1)); // beyond the window: its callback waits, later writes stay in Node's buffer
+    const later = new Uint8Array(100_000).fill(2);
+    channel.write(later);
+    channel.end();
+    const peer = await within(accepted, 2000, 'the channel at the peer');
+    peer.pause();
+    await until(() => channel.stats().sendWindow === 0, 2000, 'the window spent');
+    structuredClone(later.buffer, { transfer: [later.buffer] });
+    const peerOutcome = new Promise<string>((resolve) => {
+      peer.once('end', () => resolve('end'));
+      peer.once('error', (error: Error) => resolve(error.name));
+    });
+    peer.resume();
+    const error = await within(failed, 3000, 'the channel to fail');
+    assert.ok(error instanceof TypeError && error.message.includes('detached'), String(error));
+    assert.equal(await within(peerOutcome, 3000, 'the peer to see it'), 'ChannelResetError');
+    assert.equal(pair.client.state, 'open');
+  } finally {
+    await pair.close();
   }
 });

@@ -36,3 +36,18 @@ export function isArrayBuffer(value: unknown): value is ArrayBuffer {
     return false;
   }
 }
+
+/**
+ * Whether an empty-looking `view` is one whose buffer was detached (transferred: to a worker by `postMessage`,
+ * by `structuredClone`), which reads as empty too, where an application wrote bytes. No view can be made of a
+ * detached buffer (`ArrayBuffer.prototype.detached` is newer than some runtimes muxwire runs on).
+ */
+export function isDetached(view: ArrayBufferView): boolean {
+  if (view.byteLength !== 0) return false;
+  try {
+    new Uint8Array(view.buffer);
+    return false;
+  } catch {
+    return true;
+  }
+}

@@ -49,6 +49,12 @@ export type WriteDone = (error?: Error | null) => void;
 /** One write waiting in a channel's send queue. */
 export interface QueuedWrite {
   data: Uint8Array;
+  /**
+   * `data`'s length when it was queued: what is sent of it, and what `queuedBytes` counted. The array is the
+   * application's (not a copy) until it is sent: a view of a resizable buffer may grow or shrink meanwhile,
+   * and one whose buffer is transferred is detached (its length 0).
+   */
+  length: number;
   offset: number;
   done: WriteDone | null;
 }
@@ -100,7 +106,7 @@ interface OpeningWatch {
 }
 
 /** What a framed write's place in a queue holds until the place goes: its bytes are let go at once. */
-const FRAMED: QueuedWrite = { data: new Uint8Array(0), offset: 0, done: null };
+const FRAMED: QueuedWrite = { data: new Uint8Array(0), length: 0, offset: 0, done: null };
 
 /** The queue of every channel with nothing queued; never written to (see {@link ChannelState.queue}). */
 const NO_WRITES: QueuedWrite[] = Object.freeze([]) as unknown as QueuedWrite[];
@@ -240,7 +246,7 @@ export class ChannelState {
 
   /** Queues bytes to send; `done` is called when they reached the transport. */
   enqueue(data: Uint8Array, done: WriteDone | null): void {
-    const item: QueuedWrite = { data, offset: 0, done };
+    const item: QueuedWrite = { data, length: data.length, offset: 0, done };
     if (this.queue.length === 0) this.queue = [item];
     else this.queue.push(item);
     this.queuedBytes += data.length;

@@ -39,6 +39,14 @@ export function writeAfterPeerClose(id: number): MuxError {
   );
 }
 
+/**
+ * A write whose array no longer held its bytes when they were to be sent: detached (its buffer transferred) or
+ * shrunk (a resizable buffer's view). Writes are not copied; the channel is reset with this error.
+ */
+export function brokenWrite(id: number): TypeError {
+  return new TypeError(`muxwire: channel ${id} reset: a write's array was detached or shrunk before it was sent`);
+}
+
 /** The peer broke the wire protocol; the session answered with Go Away code 1 and ended. */
 export class ProtocolError extends MuxError {
   static {

@@ -2,7 +2,7 @@
  * `LightChannel`, a channel without Node streams (see the class), and `LightSession`, whose channels they are.
  * @module
  */
-import { asUint8Array } from './bytes.js';
+import { asUint8Array, isDetached } from './bytes.js';
 import { type ChannelFacts, installChannelFacts } from './channel-facts.js';
 import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
@@ -197,6 +197,8 @@ export class LightChannel
       return false;
     }
     const length = data.length;
+    // (An array whose buffer was transferred before the call: the bytes meant are gone, which is no empty write.)
+    if (length === 0 && isDetached(data)) throw new TypeError('muxwire: write() was given a detached array');
     if (length > 0) {
       this.#writing += length;
       this.#port.write(this.#state, data, (error) => this.#written(length, error));

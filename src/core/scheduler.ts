@@ -202,8 +202,9 @@ export interface SchedulerHooks {
 function holdsFrame(queue: readonly QueuedWrite[], head: number, size: number): boolean {
   for (let i = head, left = size; left > 0; i++) {
     const item = queue[i];
-    if (item === undefined || item.data.length <= item.offset) return false;
-    left -= item.data.length - item.offset;
+    // (Shrunk or detached: what was queued is no longer all there. Grown: only what was queued is sent.)
+    if (item === undefined || item.data.length < item.length) return false;
+    left -= item.length - item.offset;
   }
   return true;
 }
@@ -334,7 +335,7 @@ export class WriteScheduler {
     let size = Math.min(this.maxFrameSize, channel.sendWindow, channel.queuedBytes);
     if (channel.frameEachWrite) {
       const first = channel.queue[channel.queueHead]!;
-      if (first.data.length - first.offset < size) size = first.data.length - first.offset;
+      if (first.length - first.offset < size) size = first.length - first.offset;
     }
     if (size <= 0 || !holdsFrame(channel.queue, channel.queueHead, size)) {
       this.#hooks.onBrokenWrite?.(channel); // (not scheduled again: the reset drops the queue)
@@ -354,12 +355,12 @@ export class WriteScheduler {
     let framed = 0;
     while (left > 0) {
       const item = queue[head + framed]!;
-      const available = item.data.length - item.offset;
+      const available = item.length - item.offset;
       const take = available < left ? available : left;
       batch.payload(take === item.data.length ? item.data : item.data.subarray(item.offset, item.offset + take));
       item.offset += take;
       left -= take;
-      if (item.offset === item.data.length) {
+      if (item.offset === item.length) {
         framed++;
         if (item.done !== null) batch.done.push(item.done);
       }

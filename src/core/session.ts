@@ -28,6 +28,7 @@ import type { DirectWriteRoute } from './direct-write.js';
 import type { UpdateTurns } from './update-turns.js';
 import { Emitter } from './emitter.js';
 import {
+  brokenWrite,
   ChannelRefusedError,
   GoAwayCode,
   GoAwayError,
@@ -215,16 +216,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       onFlagsSent: (channel, flags) => this.#streams.onFlagsSent(channel, flags),
       onWindowStall: (channel) => telemetry.onWindowStall(channel),
       // Found while a batch is being filled: the reset (which changes the scheduler's queues) comes after it.
-      onBrokenWrite: (channel) =>
-        defer(() =>
-          this.#streams.reset(
-            channel,
-            new TypeError(
-              `muxwire: channel ${channel.id} reset: a write's array was detached or shrunk before it was sent`,
-            ),
-            true,
-          ),
-        ),
+      onBrokenWrite: (channel) => defer(() => this.#streams.reset(channel, brokenWrite(channel.id), true)),
     };
     this.#scheduler = new WriteScheduler(Math.min(this.options.maxFrameSize, this.#codec.maxFragment), hooks);
     this.#memory = new SessionMemory(this.options.maxSessionBuffered, this.options.memoryBudget);

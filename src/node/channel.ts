@@ -7,7 +7,8 @@ import { type ChannelFacts, installChannelFacts } from '../core/channel-facts.js
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
 import { callBack, rethrowLater } from '../core/defer.js';
-import { MuxError, writeAfterPeerClose } from '../core/errors.js';
+import { isDetached } from '../core/bytes.js';
+import { MuxError, brokenWrite, writeAfterPeerClose } from '../core/errors.js';
 import { type ChannelStats, channelStats } from '../core/observe.js';
 import type { MuxSession } from '../core/session.js';
 import { EncodedCount } from './encoded-count.js';
@@ -386,6 +387,11 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
     if (this.#refuseWrite(callback)) return;
+    // Transferred (to a worker) while it waited in the stream's buffer: its bytes are gone (Node counted them).
+    if (chunk.length === 0 && isDetached(chunk)) {
+      callback(brokenWrite(this.id));
+      return;
+    }
     this.#bytesWritten += chunk.length;
     if (this.#idle) this.#idle.touch();
     this.#port.write(this.#state, chunk, callback);
@@ -393,6 +399,10 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   override _writev(chunks: { chunk: Buffer }[], callback: WriteCallback): void {
     if (this.#refuseWrite(callback)) return;
+    if (chunks.some(({ chunk }) => chunk.length === 0 && isDetached(chunk))) {
+      callback(brokenWrite(this.id));
+      return;
+    }
     // The callback goes with the last bytes: an empty chunk's write is done at once, and would tell Node the
     // whole batch had left while the chunks before it still wait for window.
     let last = chunks.length - 1;

@@ -16,10 +16,10 @@
  * the core's `ChannelEndpoint` (`deliver`, `remoteEnded`, `fail`, `bufferedBytes`, `destroyed`).
  * @module
  */
-import { asUint8Array } from '../core/bytes.js';
+import { asUint8Array, isDetached } from '../core/bytes.js';
 import { type ChannelFacts, installChannelFacts } from '../core/channel-facts.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
-import { MuxError, resetHere } from '../core/errors.js';
+import { MuxError, brokenWrite, resetHere } from '../core/errors.js';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { MuxSession } from '../core/session.js';
 // Types only: session.ts makes the channels, so a value import here would be a cycle.
@@ -177,8 +177,9 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
    * Rejects with the channel's error if it fails first; resolves again once the FIN went.
    */
   closeWrite(): Promise<void> {
+    // (A FIN asked for but not yet sent when the channel failed never goes: the failure is the answer.)
+    if (this.#failure !== undefined && !this.#state.finSent) return Promise.reject(this.#failure);
     if (this.#writeEnded) return Promise.resolve();
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
     if (!this.writable.locked) return this.writable.close();
     if (this.#writableDone) return Promise.resolve();
     return (this.#finPending ??= new Promise<void>((resolve, reject) => {
@@ -321,7 +322,13 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
     // Made after closeWrite(), whose FIN went: refused, and the writable fails with this error.
     if (this.#writeEnded) throw new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: closeWrite() was called`);
     const length = chunk.length;
-    if (length === 0) return;
+    if (length === 0) {
+      // Transferred (to a worker) after its write() while it waited in the writable's queue: its bytes are gone.
+      if (!isDetached(chunk)) return;
+      const error = brokenWrite(this.id);
+      this.#resetFromHere(error);
+      throw error;
+    }
     // A small chunk is copied so its write can resolve now (the caller may reuse the array once it does);
     // a large one is sent in place, and its write resolves once it reached the transport.
     const copied = length <= COPY_LIMIT;
