@@ -794,3 +794,20 @@ test('a paused stream whose consumer takes its messages one at a time (pausing i
   t.diagnostic(report);
   assert.ok(large < 10 * Math.max(small, 1), report);
 });
+
+test('a send whose array lost its bytes before muxwire took them (transferred to a worker) aborts the stream: it does not close as if they went', async () => {
+  const { dialer, listener } = pair(muxwire()(), muxwire()());
+  const accepted: Stream[] = [];
+  listener.addEventListener('stream', (event) => accepted.push(event.detail));
+  const stream = await dialer.createStream();
+  stream.send(Buffer.from('first'));
+  const lost = new Uint8Array(100).fill(7);
+  structuredClone(lost.buffer, { transfer: [lost.buffer] });
+  const closed = nextEvent<Event & { error?: Error }>(stream, 'close');
+  stream.send(lost);
+  const event = await closed;
+  assert.ok(event.error instanceof TypeError && event.error.message.includes('detached'), String(event.error));
+  assert.equal(stream.status, 'aborted');
+  dialer.abort(new Error('test over'));
+  listener.abort(new Error('test over'));
+});

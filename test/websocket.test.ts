@@ -1361,6 +1361,46 @@ describe('muxwire/web: what a review found (writes, aborts, closeWrite, close co
     assert.ok(received <= 300 * 1024, `${received} bytes: none of the detached write`);
   });
 
+  test("a large write resized while it waited in the writable's own queue: shrunk, the channel is reset; grown, what it held when written is sent; one of another realm transferred, reset too", async () => {
+    const { runInNewContext } = await import('node:vm');
+    const Resizable = ArrayBuffer as unknown as new (
+      length: number,
+      options: { maxByteLength: number },
+    ) => ArrayBuffer & { resize(length: number): void };
+    for (const change of ['shrunk', 'grown', 'foreign detached'] as const) {
+      const { a, b } = streamPair();
+      const channel = a.dial();
+      const accepted = b.accept();
+      const writer = channel.writable.getWriter();
+      const first = writer.write(new Uint8Array(300 * 1024).fill(1));
+      const buffer = new Resizable(100_000, { maxByteLength: 200_000 });
+      const later =
+        change === 'foreign detached'
+          ? (runInNewContext('new Uint8Array(100000).fill(2)') as Uint8Array)
+          : new Uint8Array(buffer).fill(2);
+      const second = writer.write(later);
+      const closing = writer.close();
+      const peer = await accepted;
+      if (change === 'shrunk') buffer.resize(50_000);
+      else if (change === 'grown') buffer.resize(150_000);
+      else structuredClone(later.buffer, { transfer: [later.buffer] });
+      const received = readAllWeb(peer).then(
+        (bytes) => bytes.length,
+        (error: unknown) => (error as Error).name,
+      );
+      await first.catch(() => {});
+      if (change === 'grown') {
+        await within(second, 3000, 'the grown write');
+        await closing;
+        assert.equal(await within(received, 3000, 'the peer to read'), 300 * 1024 + 100_000, change);
+      } else {
+        await assert.rejects(second, (error) => error instanceof TypeError, change);
+        await closing.catch(() => {});
+        assert.equal(await within(received, 3000, 'the peer to see the reset'), 'ChannelResetError', change);
+      }
+    }
+  });
+
   test('closeWrite() after the channel failed with its FIN still queued behind data rejects with the failure', async () => {
     const { a, b } = streamPair();
     const channel = a.dial();

@@ -396,3 +396,45 @@ test("a Node Channel's write transferred (detached) while it waited in the strea
     await pair.close();
   }
 });
+
+test("a Node Channel's write over a resizable buffer shrunk while it waited in the stream's buffer fails the channel (Node's Buffer view of it reads empty)", async () => {
+  const { sessionPair, within } = await import('./helpers.js');
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    const accepted = new Promise<Channel>((resolve) => pair.server.once('channel', resolve));
+    const channel = pair.client.dial();
+    const failed = new Promise<Error>((resolve) => channel.once('error', resolve));
+    channel.write(Buffer.alloc(300 * 1024, 1));
+    const Resizable = ArrayBuffer as unknown as new (
+      length: number,
+      options: { maxByteLength: number },
+    ) => ArrayBuffer & { resize(length: number): void };
+    const buffer = new Resizable(100_000, { maxByteLength: 200_000 });
+    channel.write(new Uint8Array(buffer).fill(2));
+    channel.end();
+    const peer = await within(accepted, 2000, 'the channel at the peer');
+    peer.pause();
+    await until(() => channel.stats().sendWindow === 0, 2000, 'the window spent');
+    buffer.resize(50_000);
+    peer.resume();
+    const error = await within(failed, 3000, 'the channel to fail');
+    assert.ok(error instanceof TypeError && error.message.includes('shrunk'), String(error));
+    assert.equal(pair.client.channelCount, 0);
+  } finally {
+    await pair.close();
+  }
+});
+
+test('LightChannel.write() of an array of another realm whose buffer was transferred throws, as one of this realm does', async () => {
+  const { runInNewContext } = await import('node:vm');
+  const session = new LightSession(new RecordingTransport(), 'client', { keepAliveInterval: 0 });
+  try {
+    const channel = session.dial();
+    const foreign = runInNewContext('new Uint8Array(8)') as Uint8Array;
+    structuredClone(foreign.buffer, { transfer: [foreign.buffer] });
+    assert.throws(() => channel.write(foreign), { name: 'TypeError', message: /detached/ });
+    assert.equal(channel.write(runInNewContext('new Uint8Array(0)') as Uint8Array), true, 'an empty one is empty');
+  } finally {
+    session.destroy();
+  }
+});

@@ -37,15 +37,20 @@ export function isArrayBuffer(value: unknown): value is ArrayBuffer {
   }
 }
 
+/** `%TypedArray%.prototype.at`: it throws for a view whose buffer is detached or that a resize left out of bounds. */
+// eslint-disable-next-line @typescript-eslint/unbound-method -- always called with .call(view)
+const typedArrayAt = (Object.getPrototypeOf(Uint8Array.prototype) as Uint8Array).at;
+
 /**
- * Whether an empty-looking `view` is one whose buffer was detached (transferred: to a worker by `postMessage`,
- * by `structuredClone`), which reads as empty too, where an application wrote bytes. No view can be made of a
- * detached buffer (`ArrayBuffer.prototype.detached` is newer than some runtimes muxwire runs on).
+ * Whether an empty-looking `view` is one that lost its bytes: its buffer was detached (transferred to a worker
+ * by `postMessage`, by `structuredClone`), or resized so that the view is out of bounds. Both read as empty, as
+ * an empty array does, where an application wrote bytes. (Of any realm; `ArrayBuffer.prototype.detached` is
+ * newer than some runtimes muxwire runs on.)
  */
-export function isDetached(view: ArrayBufferView): boolean {
-  if (view.byteLength !== 0) return false;
+export function lostBytes(view: unknown): boolean {
+  if ((view as ArrayBufferView | null | undefined)?.byteLength !== 0) return false;
   try {
-    new Uint8Array(view.buffer);
+    typedArrayAt.call(view, 0);
     return false;
   } catch {
     return true;

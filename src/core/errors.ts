@@ -43,7 +43,7 @@ export function writeAfterPeerClose(id: number): MuxError {
  * A write whose array no longer held its bytes when they were to be sent: detached (its buffer transferred) or
  * shrunk (a resizable buffer's view). Writes are not copied; the channel is reset with this error.
  */
-export function brokenWrite(id: number): TypeError {
+export function brokenWrite(id: number | string): TypeError {
   return new TypeError(`muxwire: channel ${id} reset: a write's array was detached or shrunk before it was sent`);
 }
 

@@ -2,7 +2,7 @@
  * `LightChannel`, a channel without Node streams (see the class), and `LightSession`, whose channels they are.
  * @module
  */
-import { asUint8Array, isDetached } from './bytes.js';
+import { asUint8Array, lostBytes } from './bytes.js';
 import { type ChannelFacts, installChannelFacts } from './channel-facts.js';
 import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
@@ -175,6 +175,9 @@ export class LightChannel
   write(data: Uint8Array): boolean {
     // A Node stream's `write(data, callback)` moved over as it was: its callback would never be called.
     if (arguments.length > 1) throw new TypeError(NO_CALLBACK);
+    // (An array whose buffer was transferred or shrunk before the call: the bytes meant are gone, which is no
+    // empty write. Asked of the array given, of whatever realm, before it is taken as this realm's.)
+    if (lostBytes(data)) throw new TypeError('muxwire: write() was given a detached array');
     if (!(data instanceof Uint8Array)) {
       const bytes = asUint8Array(data); // (one made in another realm: a test runner's sandbox, a vm context)
       if (bytes === undefined) throw new TypeError('muxwire: write() takes a Uint8Array');
@@ -197,8 +200,6 @@ export class LightChannel
       return false;
     }
     const length = data.length;
-    // (An array whose buffer was transferred before the call: the bytes meant are gone, which is no empty write.)
-    if (length === 0 && isDetached(data)) throw new TypeError('muxwire: write() was given a detached array');
     if (length > 0) {
       this.#writing += length;
       this.#port.write(this.#state, data, (error) => this.#written(length, error));

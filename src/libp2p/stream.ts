@@ -19,9 +19,9 @@ import {
 import { AbstractStream, type SendResult } from '@libp2p/utils';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState } from '../core/channel-state.js';
-import { asUint8Array } from '../core/bytes.js';
+import { asUint8Array, lostBytes } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
-import { ChannelResetError } from '../core/errors.js';
+import { ChannelResetError, brokenWrite } from '../core/errors.js';
 import { Fifo } from '../core/fifo.js';
 import type { MuxSession } from '../core/session.js';
 import { toLibp2pError } from './errors.js';
@@ -329,7 +329,8 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     const port = this.#port;
     const state = this.#state;
     const bytes = asUint8Array(data); // (one made in another realm too: iterated, it would give numbers)
-    if (bytes !== undefined) this.#writePart(port, state, bytes);
+    // (An empty one as given, so that one of another realm that lost its bytes is told from an empty one.)
+    if (bytes !== undefined) this.#writePart(port, state, bytes.length === 0 ? (data as Uint8Array) : bytes);
     else for (const part of data as Exclude<SendData, Uint8Array>) this.#writePart(port, state, part);
     if (this.#writing >= port.highWaterMark) {
       this.#needDrain = true;
@@ -340,7 +341,15 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
 
   #writePart(port: StreamPort, state: ChannelState, part: Uint8Array): void {
     const length = part.byteLength;
-    if (length === 0) return;
+    if (length === 0) {
+      // Transferred (to a worker) or shrunk while it waited in libp2p's own write buffer, or before `send()`:
+      // its bytes are gone. The stream is aborted, after this hook returns, rather than end as if they went.
+      if (lostBytes(part)) {
+        const error = brokenWrite(this.id);
+        defer(() => this.abort(error));
+      }
+      return;
+    }
     this.#writing += length;
     port.write(state, part, (error) => this.#written(length, error));
   }

@@ -7,7 +7,7 @@ import { type ChannelFacts, installChannelFacts } from '../core/channel-facts.js
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
 import { callBack, rethrowLater } from '../core/defer.js';
-import { isDetached } from '../core/bytes.js';
+import { lostBytes } from '../core/bytes.js';
 import { MuxError, brokenWrite, writeAfterPeerClose } from '../core/errors.js';
 import { type ChannelStats, channelStats } from '../core/observe.js';
 import type { MuxSession } from '../core/session.js';
@@ -387,8 +387,9 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
     if (this.#refuseWrite(callback)) return;
-    // Transferred (to a worker) while it waited in the stream's buffer: its bytes are gone (Node counted them).
-    if (chunk.length === 0 && isDetached(chunk)) {
+    // Transferred (to a worker) or shrunk while it waited in the stream's buffer: its bytes are gone (Node counted
+    // them: a Buffer's length is fixed, so it reads 0).
+    if (chunk.length === 0 && lostBytes(chunk)) {
       callback(brokenWrite(this.id));
       return;
     }
@@ -399,7 +400,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   override _writev(chunks: { chunk: Buffer }[], callback: WriteCallback): void {
     if (this.#refuseWrite(callback)) return;
-    if (chunks.some(({ chunk }) => chunk.length === 0 && isDetached(chunk))) {
+    if (chunks.some(({ chunk }) => chunk.length === 0 && lostBytes(chunk))) {
       callback(brokenWrite(this.id));
       return;
     }

@@ -16,7 +16,7 @@
  * the core's `ChannelEndpoint` (`deliver`, `remoteEnded`, `fail`, `bufferedBytes`, `destroyed`).
  * @module
  */
-import { asUint8Array, isDetached } from '../core/bytes.js';
+import { asUint8Array } from '../core/bytes.js';
 import { type ChannelFacts, installChannelFacts } from '../core/channel-facts.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
 import { MuxError, brokenWrite, resetHere } from '../core/errors.js';
@@ -76,6 +76,11 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
   #failure: Error | undefined;
   /** `writer.write()` calls so far, counted by the writable's size(), which runs within each call, in call order. */
   #writes = 0;
+  /**
+   * Each write's length when `writer.write()` took it (noted by size(), in call order; the sink takes them in
+   * the same order): a chunk waits in the writable's own queue, where its buffer may be transferred or resized.
+   */
+  #writtenLengths = new Fifo<number>();
   /** Writes the sink has taken (in the same order), those it refused too. */
   #sinkWrites = 0;
   /** `closeWrite()` with a writer holding the writable: the FIN goes once the sink took this many writes. */
@@ -136,7 +141,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
         write: (chunk) => {
           // Every write the sink takes counts towards closeWrite()'s, an empty one too.
           this.#sinkWrites++;
-          const pending = this.#write(chunk);
+          const pending = this.#write(chunk, this.#writtenLengths.shift() ?? 0);
           this.#finIfDue();
           return pending;
         },
@@ -150,8 +155,10 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
       // closeWrite(): the Streams standard calls it within each `writer.write()`, in call order.
       {
         highWaterMark: 1,
-        size: () => {
+        size: (chunk) => {
           this.#writes++;
+          const length = (chunk as ArrayBufferView | null | undefined)?.byteLength;
+          this.#writtenLengths.push(typeof length === 'number' ? length : 0);
           return 1;
         },
       },
@@ -311,7 +318,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
     this.#readController.close();
   }
 
-  #write(given: Uint8Array): Promise<void> | void {
+  #write(given: Uint8Array, written: number): Promise<void> | void {
     const chunk = asUint8Array(given); // (one made in another realm too: a test runner's sandbox, a vm context)
     if (chunk === undefined) {
       const error = new TypeError('muxwire: a WebChannel writes Uint8Arrays');
@@ -321,18 +328,20 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
     if (this.#failure !== undefined) throw this.#failure;
     // Made after closeWrite(), whose FIN went: refused, and the writable fails with this error.
     if (this.#writeEnded) throw new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: closeWrite() was called`);
-    const length = chunk.length;
-    if (length === 0) {
-      // Transferred (to a worker) after its write() while it waited in the writable's queue: its bytes are gone.
-      if (!isDetached(chunk)) return;
+    // Transferred (to a worker) or shrunk after its write() while it waited in the writable's queue: its bytes
+    // are gone. Grown (a view that follows a resizable buffer): what it held when written is sent.
+    if (chunk.length < written) {
       const error = brokenWrite(this.id);
       this.#resetFromHere(error);
       throw error;
     }
+    const length = written;
+    if (length === 0) return;
     // A small chunk is copied so its write can resolve now (the caller may reuse the array once it does);
     // a large one is sent in place, and its write resolves once it reached the transport.
     const copied = length <= COPY_LIMIT;
-    const data = copied ? chunk.slice() : chunk;
+    const held = chunk.length === length ? chunk : chunk.subarray(0, length);
+    const data = copied ? held.slice() : held;
     this.#writing += length;
     let resolveWrite: (() => void) | undefined;
     let rejectWrite: ((error: Error) => void) | undefined;
