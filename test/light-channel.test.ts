@@ -670,3 +670,16 @@ test('write(data, callback) and end(callback), as a Node stream takes them, thro
     close();
   }
 });
+
+test('write() of empty things that are not Uint8Arrays says it takes a Uint8Array (not that the array was detached)', async () => {
+  const { client, close } = await lightPair();
+  try {
+    const channel = client.dial();
+    for (const value of [new ArrayBuffer(0), new DataView(new ArrayBuffer(0)), { byteLength: 0 }]) {
+      assert.throws(() => channel.write(value as never), { name: 'TypeError', message: /takes a Uint8Array/ });
+    }
+    assert.equal(channel.write(new Uint8Array(0)), true);
+  } finally {
+    close();
+  }
+});

@@ -1401,6 +1401,33 @@ describe('muxwire/web: what a review found (writes, aborts, closeWrite, close co
     }
   });
 
+  test('a write of an array that had already lost its bytes when written resets the channel; one whose own byteLength lies is sent whole', async () => {
+    for (const kind of ['detached', 'own byteLength'] as const) {
+      const { a, b } = streamPair();
+      const channel = a.dial();
+      const accepted = b.accept();
+      const writer = channel.writable.getWriter();
+      await writer.write(new Uint8Array(10).fill(1));
+      const array = new Uint8Array(100).fill(2);
+      if (kind === 'detached') structuredClone(array.buffer, { transfer: [array.buffer] });
+      else Object.defineProperty(array, 'byteLength', { value: 0 });
+      const written = writer.write(array);
+      const peer = await accepted;
+      const received = readAllWeb(peer).then(
+        (bytes) => bytes.length,
+        (error: unknown) => (error as Error).name,
+      );
+      if (kind === 'detached') {
+        await assert.rejects(written, (error) => error instanceof TypeError && error.message.includes('detached'));
+        assert.equal(await within(received, 3000, 'the peer to see the reset'), 'ChannelResetError');
+      } else {
+        await written;
+        await writer.close();
+        assert.equal(await within(received, 3000, 'the peer to read'), 110);
+      }
+    }
+  });
+
   test('closeWrite() after the channel failed with its FIN still queued behind data rejects with the failure', async () => {
     const { a, b } = streamPair();
     const channel = a.dial();

@@ -37,6 +37,22 @@ export function isArrayBuffer(value: unknown): value is ArrayBuffer {
   }
 }
 
+/** `%TypedArray%.prototype.byteLength`'s getter: it throws for anything but a typed array (a DataView too). */
+// eslint-disable-next-line @typescript-eslint/unbound-method -- a getter, always called with .call(value)
+const typedArrayByteLength = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype) as object,
+  'byteLength',
+)!.get!;
+
+/** A typed array's length in bytes, as the built-in says (whatever its own properties claim); else undefined. */
+export function byteLengthOf(value: unknown): number | undefined {
+  try {
+    return typedArrayByteLength.call(value) as number;
+  } catch {
+    return undefined;
+  }
+}
+
 /** `%TypedArray%.prototype.at`: it throws for a view whose buffer is detached or that a resize left out of bounds. */
 // eslint-disable-next-line @typescript-eslint/unbound-method -- always called with .call(view)
 const typedArrayAt = (Object.getPrototypeOf(Uint8Array.prototype) as Uint8Array).at;
@@ -48,7 +64,7 @@ const typedArrayAt = (Object.getPrototypeOf(Uint8Array.prototype) as Uint8Array)
  * newer than some runtimes muxwire runs on.)
  */
 export function lostBytes(view: unknown): boolean {
-  if ((view as ArrayBufferView | null | undefined)?.byteLength !== 0) return false;
+  if (byteLengthOf(view) !== 0) return false; // (not a typed array, or one with bytes)
   try {
     typedArrayAt.call(view, 0);
     return false;

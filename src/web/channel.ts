@@ -16,7 +16,7 @@
  * the core's `ChannelEndpoint` (`deliver`, `remoteEnded`, `fail`, `bufferedBytes`, `destroyed`).
  * @module
  */
-import { asUint8Array } from '../core/bytes.js';
+import { asUint8Array, byteLengthOf, lostBytes } from '../core/bytes.js';
 import { type ChannelFacts, installChannelFacts } from '../core/channel-facts.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
 import { MuxError, brokenWrite, resetHere } from '../core/errors.js';
@@ -157,8 +157,8 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
         highWaterMark: 1,
         size: (chunk) => {
           this.#writes++;
-          const length = (chunk as ArrayBufferView | null | undefined)?.byteLength;
-          this.#writtenLengths.push(typeof length === 'number' ? length : 0);
+          // (-1: it had already lost its bytes, detached or out of bounds; 0 for what is no typed array.)
+          this.#writtenLengths.push(lostBytes(chunk) ? -1 : (byteLengthOf(chunk) ?? 0));
           return 1;
         },
       },
@@ -330,7 +330,8 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
     if (this.#writeEnded) throw new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: closeWrite() was called`);
     // Transferred (to a worker) or shrunk after its write() while it waited in the writable's queue: its bytes
     // are gone. Grown (a view that follows a resizable buffer): what it held when written is sent.
-    if (chunk.length < written) {
+    const now = byteLengthOf(chunk)!; // (by the built-in: an own `byteLength` property may say otherwise)
+    if (written < 0 || now < written) {
       const error = brokenWrite(this.id);
       this.#resetFromHere(error);
       throw error;
@@ -340,7 +341,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
     // A small chunk is copied so its write can resolve now (the caller may reuse the array once it does);
     // a large one is sent in place, and its write resolves once it reached the transport.
     const copied = length <= COPY_LIMIT;
-    const held = chunk.length === length ? chunk : chunk.subarray(0, length);
+    const held = now === length && chunk.length === length ? chunk : chunk.subarray(0, length);
     const data = copied ? held.slice() : held;
     this.#writing += length;
     let resolveWrite: (() => void) | undefined;
