@@ -140,8 +140,8 @@ export class KeepAlive {
       const writer = this.#writer;
       if (scheduler.queuedPongs >= PONG_BATCH && writer.ready) writer.flush();
       if (scheduler.queuedPongs < (writer.blocked ? MAX_QUEUED_PONGS : PONG_BATCH)) {
-        this.#scheduler.queueSessionFrame(FrameType.ping, Flag.ack, 0, value);
-        this.#writer.schedule();
+        scheduler.queueSessionFrame(FrameType.ping, Flag.ack, 0, value);
+        writer.schedule();
       }
       return;
     }

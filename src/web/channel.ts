@@ -328,8 +328,8 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
     if (this.#failure !== undefined) throw this.#failure;
     // Made after closeWrite(), whose FIN went: refused, and the writable fails with this error.
     if (this.#writeEnded) throw new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: closeWrite() was called`);
-    // Transferred (to a worker) or shrunk after its write() while it waited in the writable's queue: its bytes
-    // are gone. Grown (a view that follows a resizable buffer): what it held when written is sent.
+    // Transferred (to a worker) or shrunk, before its write() (-1) or while it waited in the writable's queue:
+    // its bytes are gone. Grown (a view that follows a resizable buffer): what it held when written is sent.
     const now = byteLengthOf(chunk)!; // (by the built-in: an own `byteLength` property may say otherwise)
     if (written < 0 || now < written) {
       const error = brokenWrite(this.id);
