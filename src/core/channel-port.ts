@@ -31,8 +31,8 @@ export interface ChannelPort<S> {
   release(channel: ChannelState, error: Error | undefined): void;
   /**
    * The application read some of a channel's data (the endpoint's `bufferedBytes` went down): credit it.
-   * `wanted`, from a reader that waits for that many bytes to be buffered before it reads (Node's `_read`
-   * with its high-water mark), has the window grow and credit go back at once where they fall short of it.
+   * `wanted`, from a reader that waits for that many bytes to be buffered before it reads (a Node `read(n)`
+   * that found fewer), has the window grow and credit go back at once where they fall short of it.
    */
   readProgress(channel: ChannelState, wanted?: number): void;
 }

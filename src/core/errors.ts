@@ -7,6 +7,11 @@
 /** Go Away codes from the yamux specification. */
 export const GoAwayCode = { normal: 0, protocolError: 1, internalError: 2 } as const;
 
+/** The codes a {@link ChannelResetError} carries. */
+type ChannelResetCode = 'ERR_MUX_CHANNEL_RESET' | 'ERR_MUX_CHANNEL_ABORTED' | 'ERR_MUX_CHANNEL_REFUSED';
+/** The codes a {@link TimeoutError} carries. */
+type TimeoutCode = 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT' | 'ERR_MUX_OPEN_TIMEOUT';
+
 /** The base class of all muxwire errors. */
 export class MuxError extends Error {
   // Fields the constructor assigns are `declare`d (here and in the session's parts): a class field would also be
@@ -102,13 +107,9 @@ export class ChannelResetError extends MuxError {
    * `ERR_MUX_CHANNEL_RESET` (the peer reset it), `ERR_MUX_CHANNEL_ABORTED` (this side did), or
    * `ERR_MUX_CHANNEL_REFUSED` (a {@link ChannelRefusedError}).
    */
-  declare readonly code: 'ERR_MUX_CHANNEL_RESET' | 'ERR_MUX_CHANNEL_ABORTED' | 'ERR_MUX_CHANNEL_REFUSED';
+  declare readonly code: ChannelResetCode;
   declare readonly channelId: number;
-  constructor(
-    channelId: number,
-    message?: string,
-    code: 'ERR_MUX_CHANNEL_RESET' | 'ERR_MUX_CHANNEL_ABORTED' | 'ERR_MUX_CHANNEL_REFUSED' = 'ERR_MUX_CHANNEL_RESET',
-  ) {
+  constructor(channelId: number, message?: string, code: ChannelResetCode = 'ERR_MUX_CHANNEL_RESET') {
     super(code, message ?? `channel ${channelId} was reset by the peer`);
     this.channelId = channelId;
   }
@@ -197,10 +198,10 @@ export class TimeoutError extends MuxError {
   static {
     this.prototype.name = 'TimeoutError';
   }
-  declare readonly code: 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT' | 'ERR_MUX_OPEN_TIMEOUT';
+  declare readonly code: TimeoutCode;
   // Not useless: it narrows the codes a TimeoutError may carry.
   // eslint-disable-next-line @typescript-eslint/no-useless-constructor
-  constructor(code: 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT' | 'ERR_MUX_OPEN_TIMEOUT', message: string) {
+  constructor(code: TimeoutCode, message: string) {
     super(code, message);
   }
 }

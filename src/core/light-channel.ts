@@ -69,6 +69,11 @@ const FAIL_AT_END = 1 << 10;
 /** Writing was ended by the peer's close (multiplex: no half-close), not by the application's `end()`. */
 const ENDED_BY_PEER = 1 << 11;
 
+/** What `write()` and `end()` say when given a callback, as a Node stream's take one. */
+const NO_CALLBACK =
+  "muxwire: LightChannel's write() and end() take no callback: wait for 'drain' after a write() that returned " +
+  "false, and for 'finish' after end()";
+
 /**
  * A channel without Node streams: `write()` / `end()` / `destroy()`, `'data'` events or `for await`, and the
  * same backpressure, half-close and errors as the Node `Channel`. It needs nothing but the core, so it is the
@@ -85,11 +90,6 @@ const ENDED_BY_PEER = 1 << 11;
  * channel was reset or its session failed; only when there is an `'error'` listener, so an unobserved reset
  * never crashes), and `'close'` last (both halves ended, or the channel was destroyed or failed).
  */
-/** What `write()` and `end()` say when given a callback, as a Node stream's take one. */
-const NO_CALLBACK =
-  "muxwire: LightChannel's write() and end() take no callback: wait for 'drain' after a write() that returned " +
-  "false, and for 'finish' after end()";
-
 export class LightChannel
   extends NodeEmitter<LightChannelEvents>
   implements ChannelEndpoint, ChannelFacts<LightSession>

@@ -120,6 +120,12 @@ function emitAllButData(this: Channel, event: string | symbol, ...args: unknown[
   return event === 'data' ? false : Duplex.prototype.emit.call(this, event, ...args);
 }
 
+/** Whether a batch of writes holds one that lost its bytes while it waited (see `Channel#_write`). */
+function anyLostBytes(chunks: readonly { chunk: Buffer }[]): boolean {
+  for (const { chunk } of chunks) if (chunk.length === 0 && lostBytes(chunk)) return true;
+  return false;
+}
+
 /**
  * A channel as a Node `stream.Duplex` of bytes: `write()`/`end()` (FIN, half-close), `destroy()` (RST),
  * `'end'` when the peer half-closes, `'error'` with a typed error when the channel is reset or its session
@@ -400,7 +406,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   override _writev(chunks: { chunk: Buffer }[], callback: WriteCallback): void {
     if (this.#refuseWrite(callback)) return;
-    if (chunks.some(({ chunk }) => chunk.length === 0 && lostBytes(chunk))) {
+    if (anyLostBytes(chunks)) {
       callback(brokenWrite(this.id));
       return;
     }

@@ -158,7 +158,8 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
         size: (chunk) => {
           this.#writes++;
           // (-1: it had already lost its bytes, detached or out of bounds; 0 for what is no typed array.)
-          this.#writtenLengths.push(lostBytes(chunk) ? -1 : (byteLengthOf(chunk) ?? 0));
+          const length = byteLengthOf(chunk) ?? 0;
+          this.#writtenLengths.push(length === 0 && lostBytes(chunk) ? -1 : length);
           return 1;
         },
       },
