@@ -20,6 +20,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { brokenLinks, markdownFiles } from './support/markdown-links.js';
 import { describe, runProgram } from './support/run-program.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -243,6 +244,8 @@ test('the packed package holds its license, changelog, docs and examples, and so
     assert.equal(map.sourcesContent?.length, map.sources.length, `${file} carries its sources`);
     for (const content of map.sourcesContent) assert.ok(typeof content === 'string' && content.length > 0, file);
   }
+  // What the README and docs link to is in the package too (an installed copy read in an editor).
+  assert.deepEqual(brokenLinks(installed, markdownFiles(installed)), []);
   // Tests, benchmarks and the examples' build output stay out of the package.
   assert.equal(existsSync(join(installed, 'dist', 'test')), false);
   assert.equal(existsSync(join(installed, 'dist', 'bench')), false);

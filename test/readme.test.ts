@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { brokenLinks, markdownFiles } from './support/markdown-links.js';
 import { describe, runProgram } from './support/run-program.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -76,3 +77,9 @@ for (const block of blocks) {
     },
   );
 }
+
+test("every relative link in the repository's Markdown leads to a file, and a heading, that exist", () => {
+  const files = markdownFiles(ROOT);
+  assert.ok(files.length > 10, 'the Markdown files are found');
+  assert.deepEqual(brokenLinks(ROOT, files), []);
+});
