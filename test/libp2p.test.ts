@@ -134,6 +134,7 @@ test("invalid options throw libp2p's InvalidParametersError when muxwire() is ca
     assert.equal(error.name, 'InvalidParametersError');
     // Named as the user wrote it, and as the session option it became.
     assert.match(error.message, /streamOptions\.initialStreamWindowSize \(the session option initialWindow\)/);
+    assert.equal(error.message.match(/muxwire: /g)?.length, 1, 'one prefix, not two');
     assert.ok(error.cause instanceof RangeError);
     return true;
   });
@@ -156,6 +157,10 @@ test("invalid options throw libp2p's InvalidParametersError when muxwire() is ca
     message: /maxInboundStreams/,
   });
   assert.throws(() => muxwire({ session: { protocol: 'multiplex' } }), { name: 'InvalidParametersError' });
+  assert.throws(() => muxwire({ session: 5 as never }), {
+    name: 'InvalidParametersError',
+    message: 'muxwire: session must be an object of session options, got 5',
+  });
   // libp2p's own stream limits and the keep-alive switch are checked too: a negative read limit aborted every
   // paused stream at its first bytes, a string meant none, and `enableKeepAlive: 0` left keep-alive on.
   for (const name of ['maxReadBufferLength', 'maxWriteBufferLength', 'inactivityTimeout']) {

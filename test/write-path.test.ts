@@ -90,7 +90,11 @@ test('a large write on an open channel with nothing else queued leaves at once, 
     const write = transport.writes[0]!;
     assert.deepEqual(framesOf(write), [{ type: FrameType.data, flags: 0, streamId: channel.id, length: data.length }]);
     assert.equal(write.parts.length, 2, 'a header, then the payload');
-    assert.equal(write.parts[1], data, 'the payload is the caller’s bytes, not a copy');
+    // The caller's bytes, not a copy: a view of the same memory (made by the built-ins, whatever the array claims).
+    const payload = write.parts[1]!;
+    assert.equal(payload.buffer, data.buffer, 'the payload is the caller’s bytes, not a copy');
+    assert.equal(payload.byteOffset, data.byteOffset);
+    assert.equal(payload.byteLength, data.byteLength);
     assert.equal(channel.stats().bytesOut, data.length);
     assert.equal(session.stats().dataBytesOut, data.length);
   } finally {
@@ -369,9 +373,10 @@ test('a queued write on a resizable buffer: grown, only the bytes it had when wr
   }
 });
 
-test("a Node Channel's write transferred (detached) or shrunk (a resizable buffer; Node's Buffer view of it then reads empty) while it waited in the stream's own buffer fails the channel with the TypeError: no silent loss, no end that never finishes", async () => {
+test("a Node Channel's write transferred (detached) or shrunk (a resizable buffer; Node's Buffer view of it then reads empty) while it waited in the stream's own buffer, alone or in a batch (_writev), fails the channel with the TypeError: no silent loss, no end that never finishes", async () => {
   const { sessionPair, within } = await import('./helpers.js');
-  for (const change of ['detached', 'shrunk'] as const) {
+  // (Two writes waiting in the buffer reach the channel together, through _writev: the first one transferred.)
+  for (const change of ['detached', 'shrunk', 'detached, first of a batch'] as const) {
     const pair = await sessionPair({ transport: 'tcp' });
     try {
       const accepted = new Promise<Channel>((resolve) => pair.server.once('channel', resolve));
@@ -381,6 +386,7 @@ test("a Node Channel's write transferred (detached) or shrunk (a resizable buffe
       const buffer =
         change === 'shrunk' ? new Resizable(100_000, { maxByteLength: 200_000 }) : new ArrayBuffer(100_000);
       channel.write(new Uint8Array(buffer).fill(2));
+      if (change === 'detached, first of a batch') channel.write(Buffer.alloc(1000, 3));
       channel.end();
       const peer = await within(accepted, 2000, 'the channel at the peer');
       peer.pause();

@@ -32,3 +32,38 @@ export function abortable<T>(
     else signal.addEventListener('abort', abort, { once: true });
   });
 }
+
+/**
+ * Throws `TypeError` unless `signal` is undefined or an `AbortSignal` (of any realm), before a call changes
+ * anything: the `AbortController` itself given in its place is the usual slip, and the message names it.
+ */
+export function checkSignal(signal: unknown): void {
+  const given = signal as Partial<AbortSignal & AbortController> | null | undefined;
+  if (signal !== undefined && (typeof given?.addEventListener !== 'function' || typeof given.aborted !== 'boolean')) {
+    throw new TypeError(
+      `muxwire: signal must be an AbortSignal${typeof given?.abort === 'function' ? ' (pass controller.signal, not the controller)' : ''}`,
+    );
+  }
+}
+
+/** A call's options, checked: undefined is none, anything but an object (or a bad `signal`) a `TypeError`. */
+export function callOptions<T extends { signal?: AbortSignal | undefined }>(options: T | undefined): T {
+  if (options === undefined) return {} as T;
+  if (typeof options !== 'object' || options === null) throw new TypeError('muxwire: options must be an object');
+  checkSignal(options.signal);
+  return options;
+}
+
+/** `call` with its options checked (`callOptions`): bad ones reject the promise it returns. */
+export function withCallOptions<T extends { signal?: AbortSignal | undefined }, R>(
+  options: T | undefined,
+  call: (options: T) => Promise<R>,
+): Promise<R> {
+  let checked: T;
+  try {
+    checked = callOptions(options);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return call(checked);
+}

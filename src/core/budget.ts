@@ -16,8 +16,11 @@ export class MemoryBudget {
 
   /** @param limit Bytes of window growth the sessions sharing this budget may hold together. */
   constructor(readonly limit: number) {
-    if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
-      throw new RangeError(`muxwire: a memory budget's limit must be a non-negative integer, got ${String(limit)}`);
+    if (typeof limit !== 'number') {
+      throw new TypeError(`muxwire: a memory budget's limit must be a number, got ${typeof limit}`);
+    }
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new RangeError(`muxwire: a memory budget's limit must be a non-negative integer, got ${limit}`);
     }
   }
 

@@ -17,13 +17,34 @@ const typedArrayKind = Object.getOwnPropertyDescriptor(
 // eslint-disable-next-line @typescript-eslint/unbound-method -- a getter, always called with .call(value)
 const arrayBufferLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')!.get!;
 
-/** `value` as a `Uint8Array` of this realm (itself when it is one), or undefined when it is no `Uint8Array`. */
+/** A getter of `%TypedArray%.prototype`: it reads a typed array's internal slots, and throws for anything else. */
+function typedArrayGetter(name: 'buffer' | 'byteOffset' | 'byteLength'): (this: unknown) => unknown {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- a getter, always called with .call(value)
+  return Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, name)!.get!;
+}
+const typedArrayBuffer = typedArrayGetter('buffer');
+const typedArrayOffset = typedArrayGetter('byteOffset');
+const typedArrayByteLength = typedArrayGetter('byteLength');
+
+/** Whether `value` is a `Uint8Array` (a `Buffer` too), of any realm. */
+export function isUint8Array(value: unknown): value is Uint8Array {
+  return typedArrayKind.call(value) === 'Uint8Array';
+}
+
+/**
+ * `value`'s bytes as a plain `Uint8Array` view of this realm, made from what the built-ins say of it (its
+ * buffer, offset and length), or undefined when it is no `Uint8Array` (a `Proxy` of one is not one). What an
+ * adapter hands the session: the frame header's length and the bytes the transport sends are then the same
+ * bytes, whatever the array's realm, own properties or subclass claim (a Node `Buffer`'s `slice()` is a view,
+ * not a copy).
+ */
 export function asUint8Array(value: unknown): Uint8Array | undefined {
-  if (value instanceof Uint8Array) return value;
-  if (typedArrayKind.call(value) !== 'Uint8Array') return undefined;
-  const view = value as Uint8Array;
+  if (!isUint8Array(value)) return undefined;
+  const length = typedArrayByteLength.call(value) as number;
   // (A detached one has no bytes left, and no view can be made of its buffer.)
-  return view.byteLength === 0 ? new Uint8Array(0) : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  return length === 0
+    ? new Uint8Array(0)
+    : new Uint8Array(typedArrayBuffer.call(value) as ArrayBuffer, typedArrayOffset.call(value) as number, length);
 }
 
 /** Whether `value` is an `ArrayBuffer`, of any realm (a `SharedArrayBuffer` is not one). */
@@ -36,13 +57,6 @@ export function isArrayBuffer(value: unknown): value is ArrayBuffer {
     return false;
   }
 }
-
-/** `%TypedArray%.prototype.byteLength`'s getter: it throws for anything but a typed array (a DataView too). */
-// eslint-disable-next-line @typescript-eslint/unbound-method -- a getter, always called with .call(value)
-const typedArrayByteLength = Object.getOwnPropertyDescriptor(
-  Object.getPrototypeOf(Uint8Array.prototype) as object,
-  'byteLength',
-)!.get!;
 
 /** A typed array's length in bytes, as the built-in says (whatever its own properties claim); else undefined. */
 export function byteLengthOf(value: unknown): number | undefined {

@@ -178,11 +178,9 @@ export class LightChannel
     // (An array whose buffer was transferred or shrunk before the call: the bytes meant are gone, which is no
     // empty write. Asked of the array given, of whatever realm, before it is taken as this realm's.)
     if (lostBytes(data)) throw new TypeError('muxwire: write() was given a detached array');
-    if (!(data instanceof Uint8Array)) {
-      const bytes = asUint8Array(data); // (one made in another realm: a test runner's sandbox, a vm context)
-      if (bytes === undefined) throw new TypeError('muxwire: write() takes a Uint8Array');
-      data = bytes;
-    }
+    // Its bytes as the built-ins see them, of any realm (a test runner's sandbox, a vm context).
+    const bytes = asUint8Array(data);
+    if (bytes === undefined) throw new TypeError('muxwire: write() takes a Uint8Array');
     if ((this.#flags & WRITE_ENDED) !== 0) {
       // Ended for the peer's close, not by the application: the write fails the channel as one made just before
       // would (below), or, once it closed, is refused as on any closed channel; it never throws.
@@ -199,10 +197,10 @@ export class LightChannel
       this.destroy(writeAfterPeerClose(this.id));
       return false;
     }
-    const length = data.length;
+    const length = bytes.length;
     if (length > 0) {
       this.#writing += length;
-      this.#port.write(this.#state, data, (error) => this.#written(length, error));
+      this.#port.write(this.#state, bytes, (error) => this.#written(length, error));
     }
     if (this.#writing >= this.#port.highWaterMark) {
       this.#flags |= NEED_DRAIN;

@@ -188,7 +188,7 @@ export function resolveOptions(options: SessionOptions | undefined): ResolvedOpt
   const resolved: Record<string, unknown> = { ...DEFAULT_OPTIONS };
   if (options !== undefined) {
     for (const key of Object.keys(options)) {
-      if (!(key in DEFAULT_OPTIONS)) throw new TypeError(`muxwire: unknown option ${key}`);
+      if (!Object.hasOwn(DEFAULT_OPTIONS, key)) throw new TypeError(`muxwire: unknown option ${key}`);
     }
     for (const key of Object.keys(DEFAULT_OPTIONS) as (keyof ResolvedOptions)[]) {
       const value = options[key];

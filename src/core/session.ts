@@ -18,7 +18,7 @@
  * @module
  */
 import type { ChannelEndpoint, ChannelState } from './channel-state.js';
-import { abortable } from './abortable.js';
+import { abortable, callOptions, withCallOptions } from './abortable.js';
 import { ChannelTable } from './channels.js';
 import type { CodecCapabilities, WireCodec } from './codec.js';
 import { yamuxCodec } from './codecs/yamux.js';
@@ -427,7 +427,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * however long they take (a later `close()` sets a deadline), and `closed` settles, so that the application
    * connects again.
    */
-  dial(options: DialOptions = {}): C {
+  dial(given?: DialOptions): C {
+    const options = callOptions(given);
     const { signal } = options;
     const openTimeout =
       options.openTimeout === undefined
@@ -467,8 +468,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * starts closing, or with the session's error. (The peer's Go Away does not end accepting: a peer may still
    * open channels after its own Go Away, as hashicorp/yamux can.)
    */
-  accept(options: AcceptOptions = {}): Promise<C> {
-    return this.#incoming.accept(options.signal);
+  accept(options?: AcceptOptions): Promise<C> {
+    return withCallOptions(options, ({ signal }) => this.#incoming.accept(signal));
   }
 
   /** Iterates over the channels the peer opens; ends when the session closes (throws if it failed). */
@@ -492,8 +493,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * (`ERR_MUX_KEEPALIVE_TIMEOUT`). An abort of `signal` rejects this call with its reason; the ping goes on,
    * with its deadline.
    */
-  ping(options: PingOptions = {}): Promise<number> {
-    const { signal } = options;
+  ping(options?: PingOptions): Promise<number> {
+    return withCallOptions(options, ({ signal }) => this.#ping(signal));
+  }
+
+  #ping(signal: AbortSignal | undefined): Promise<number> {
     if (this.#status === 'closed') return Promise.reject(this.#error ?? new SessionClosedError());
     if (this.#writer.ended) return Promise.reject(noPingAfterEnd());
     if (!this.#caps.ping) {
@@ -511,7 +515,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * Called again while closing, its `timeout` replaces the deadline if it ends sooner. An abort of `signal`
    * ends the wait at once: the session is destroyed with its reason, and this call rejects with it.
    */
-  close(options: CloseOptions = {}): Promise<void> {
+  close(options?: CloseOptions): Promise<void> {
+    return withCallOptions(options, (checked) => this.#close(checked));
+  }
+
+  #close(options: CloseOptions): Promise<void> {
     if (this.#status === 'closed') return Promise.resolve();
     let closing = this.#closingPromise;
     if (closing === undefined) closing = this.#beginClose(options.timeout, true);
@@ -594,7 +602,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * frame is sent: the peer learns from the transport's end).
    */
   destroy(error?: Error): void {
-    this.#fail(error ?? new SessionClosedError('session was destroyed'));
+    // Kept as the session's error (typed Error): a value that is not one is said by one.
+    this.#fail(
+      error === undefined
+        ? new SessionClosedError('session was destroyed')
+        : isError(error)
+          ? error
+          : new SessionClosedError(`session was destroyed: ${shown(error)}`),
+    );
   }
 
   #onPing(flags: number, value: number): void {

@@ -111,6 +111,11 @@ export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
       'muxwire: keepAliveInterval must be above 0 (enableKeepAlive: false turns it off)',
     );
   }
+  if (init.session !== undefined && (typeof init.session !== 'object' || init.session === null)) {
+    throw new InvalidParametersError(
+      `muxwire: session must be an object of session options, got ${shown(init.session)}`,
+    );
+  }
   const session: SessionOptions = { ...init.session };
   if (enableKeepAlive === false) session.keepAliveInterval = 0;
   else if (init.keepAliveInterval !== undefined || session.keepAliveInterval === undefined) {
@@ -137,7 +142,10 @@ export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
   } catch (error) {
     const message = (error as Error).message;
     const named = given.find(([, option]) => message.includes(`option ${option} `));
-    const text = named === undefined ? message : `muxwire: ${named[0]} (the session option ${named[1]}): ${message}`;
+    const text =
+      named === undefined
+        ? message
+        : `muxwire: ${named[0]} (the session option ${named[1]}): ${message.replace(/^muxwire: /, '')}`;
     throw Object.assign(new InvalidParametersError(text), { cause: error });
   }
   if (resolved.protocol !== 'yamux') throw new InvalidParametersError('muxwire: libp2p streams speak yamux only');

@@ -19,7 +19,7 @@ import {
 import { AbstractStream, type SendResult } from '@libp2p/utils';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState } from '../core/channel-state.js';
-import { asUint8Array, lostBytes } from '../core/bytes.js';
+import { asUint8Array, isUint8Array, lostBytes } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
 import { ChannelResetError, brokenWrite } from '../core/errors.js';
 import { Fifo } from '../core/fifo.js';
@@ -328,10 +328,9 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     if (this.#destroyed) return false;
     const port = this.#port;
     const state = this.#state;
-    const bytes = asUint8Array(data); // (one made in another realm too: iterated, it would give numbers)
-    // (An empty one as given, so that one of another realm that lost its bytes is told from an empty one.)
-    if (bytes !== undefined) this.#writePart(port, state, bytes.length === 0 ? (data as Uint8Array) : bytes);
-    else for (const part of data as Exclude<SendData, Uint8Array>) this.#writePart(port, state, part);
+    // A Uint8Array, of any realm (iterated, one of another realm would give numbers), or a Uint8ArrayList.
+    if (isUint8Array(data)) this.#writePart(port, state, data);
+    else for (const part of data) this.#writePart(port, state, part);
     if (this.#writing >= port.highWaterMark) {
       this.#needDrain = true;
       return false;
@@ -340,7 +339,9 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   }
 
   #writePart(port: StreamPort, state: ChannelState, part: Uint8Array): void {
-    const length = part.byteLength;
+    // Its bytes as the built-ins see them (whatever its realm or own properties claim).
+    const bytes = asUint8Array(part) ?? part;
+    const length = bytes.length;
     if (length === 0) {
       // Transferred (to a worker) or shrunk while it waited in libp2p's own write buffer, or before `send()`:
       // its bytes are gone. The stream is aborted, after this hook returns, rather than end as if they went.
@@ -351,7 +352,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       return;
     }
     this.#writing += length;
-    port.write(state, part, (error) => this.#written(length, error));
+    port.write(state, bytes, (error) => this.#written(length, error));
   }
 
   #written(length: number, error: Error | null | undefined): void {

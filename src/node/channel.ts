@@ -7,8 +7,8 @@ import { type ChannelFacts, installChannelFacts } from '../core/channel-facts.js
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/channel-state.js';
 import { callBack, rethrowLater } from '../core/defer.js';
-import { lostBytes } from '../core/bytes.js';
-import { MuxError, brokenWrite, writeAfterPeerClose } from '../core/errors.js';
+import { asUint8Array, lostBytes } from '../core/bytes.js';
+import { brokenWrite, isError, writeAfterPeerClose } from '../core/errors.js';
 import { type ChannelStats, channelStats } from '../core/observe.js';
 import type { MuxSession } from '../core/session.js';
 import { EncodedCount } from './encoded-count.js';
@@ -122,7 +122,7 @@ function emitAllButData(this: Channel, event: string | symbol, ...args: unknown[
 
 /** Whether a batch of writes holds one that lost its bytes while it waited (see `Channel#_write`). */
 function anyLostBytes(chunks: readonly { chunk: Buffer }[]): boolean {
-  for (const { chunk } of chunks) if (chunk.length === 0 && lostBytes(chunk)) return true;
+  for (const { chunk } of chunks) if (lostBytes(chunk)) return true;
   return false;
 }
 
@@ -306,9 +306,8 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * server and keep-alive agent destroy idle sockets this way). `callback` is added as a `'timeout'` listener.
    */
   setTimeout(ms: number, callback?: () => void): this {
-    if (typeof ms !== 'number' || !(ms >= 0)) {
-      throw new RangeError('muxwire: channel timeout must be a number of ms, 0 or more');
-    }
+    if (typeof ms !== 'number') throw new TypeError(`muxwire: channel timeout must be a number, got ${typeof ms}`);
+    if (!(ms >= 0)) throw new RangeError(`muxwire: channel timeout must be a number of ms, 0 or more, got ${ms}`);
     // As a socket does (Node's http server asks for keepAliveTimeout + 1 s): longer than a timer can wait
     // is the longest it can wait.
     if (ms > 0x7fff_ffff) ms = 0x7fff_ffff;
@@ -395,13 +394,16 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     if (this.#refuseWrite(callback)) return;
     // Transferred (to a worker) or shrunk while it waited in the stream's buffer: its bytes are gone (Node counted
     // them: a Buffer's length is fixed, so it reads 0).
-    if (chunk.length === 0 && lostBytes(chunk)) {
+    if (lostBytes(chunk)) {
       callback(brokenWrite(this.id));
       return;
     }
-    this.#bytesWritten += chunk.length;
+    // Its bytes as the built-ins see them: the frame's length and the bytes the socket sends are then the same,
+    // whatever an own `length` property says.
+    const bytes = asUint8Array(chunk)!;
+    this.#bytesWritten += bytes.length;
     if (this.#idle) this.#idle.touch();
-    this.#port.write(this.#state, chunk, callback);
+    this.#port.write(this.#state, bytes, callback);
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: WriteCallback): void {
@@ -411,18 +413,20 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
       return;
     }
     // The callback goes with the last bytes: an empty chunk's write is done at once, and would tell Node the
-    // whole batch had left while the chunks before it still wait for window.
+    // whole batch had left while the chunks before it still wait for window. (Each chunk's bytes as the
+    // built-ins see them, as in _write.)
     let last = chunks.length - 1;
-    while (last > 0 && chunks[last]!.chunk.length === 0) last--;
+    let lastBytes = asUint8Array(chunks[last]!.chunk)!;
+    while (last > 0 && lastBytes.length === 0) lastBytes = asUint8Array(chunks[--last]!.chunk)!;
     for (let i = 0; i < last; i++) {
-      const { chunk } = chunks[i]!;
-      if (chunk.length === 0) continue;
-      this.#bytesWritten += chunk.length;
-      this.#port.write(this.#state, chunk, null);
+      const bytes = asUint8Array(chunks[i]!.chunk)!;
+      if (bytes.length === 0) continue;
+      this.#bytesWritten += bytes.length;
+      this.#port.write(this.#state, bytes, null);
     }
-    this.#bytesWritten += chunks[last]!.chunk.length;
+    this.#bytesWritten += lastBytes.length;
     if (this.#idle) this.#idle.touch();
-    this.#port.write(this.#state, chunks[last]!.chunk, callback);
+    this.#port.write(this.#state, lastBytes, callback);
   }
 
   /**
@@ -523,7 +527,8 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   override _destroy(error: Error | null, callback: WriteCallback): void {
     // A failed write can destroy the stream before the session reports the failure: keep the reason.
-    if (error instanceof MuxError && this.#failure === undefined) this.#failure = error;
+    // A local destroy(error) too, as a LightChannel keeps it.
+    if (isError(error) && this.#failure === undefined) this.#failure = error;
     if (this.#idle) this.#idle.stop(); // (kept stopped: `timeout` still says what was set, as a socket's)
     // Both halves ended normally (autoDestroy after 'end' and 'finish'): the FINs close it, no RST.
     this.#port.release(this.#state, error ?? undefined);

@@ -3,6 +3,7 @@
  * @module
  */
 import net from 'node:net';
+import { checkSignal } from '../core/abortable.js';
 import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
 import { Session } from './session.js';
 
@@ -16,12 +17,42 @@ export type ConnectOptions = Omit<net.TcpNetConnectOpts, 'onread'> &
 /** Options of `createServer()`: `net.createServer` options plus any session option. */
 export type ServerOptions = net.ServerOpts & SessionOptions;
 
-function splitOptions(options: object): { session: SessionOptions; rest: Record<string, unknown> } {
+const SESSION_KEYS = Object.keys(DEFAULT_OPTIONS);
+
+/** Edits (insertions, deletions, substitutions) between `a` and `b`, letter case aside. */
+function editDistance(a: string, b: string): number {
+  a = a.toLowerCase();
+  b = b.toLowerCase();
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/**
+ * Session options apart from the rest (for `node:net`). A name that is not a session option but nearly is one
+ * (letter case aside, up to two edits: `keepaliveInterval`, `maxInboundStream`) throws `TypeError`: passed to
+ * `node:net`, which ignores what it does not know, the typo would leave a bound unset without a word. No
+ * option of `net.connect` or `net.createServer` is that near a session option (the nearest, `backlog`, is
+ * three edits from `ackBacklog`).
+ */
+function splitOptions(options: unknown): { session: SessionOptions; rest: Record<string, unknown> } {
+  if (typeof options !== 'object' || options === null) throw new TypeError('muxwire: options must be an object');
   const session: Record<string, unknown> = {};
   const rest: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {
-    if (key in DEFAULT_OPTIONS) session[key] = value;
-    else rest[key] = value;
+    if (Object.hasOwn(DEFAULT_OPTIONS, key)) {
+      session[key] = value;
+      continue;
+    }
+    const near = SESSION_KEYS.find((name) => editDistance(key, name) <= 2);
+    if (near !== undefined) throw new TypeError(`muxwire: unknown option ${key} (did you mean ${near}?)`);
+    rest[key] = value;
   }
   return { session, rest };
 }
@@ -32,11 +63,12 @@ function splitOptions(options: object): { session: SessionOptions; rest: Record<
  * go to `net.connect`.
  */
 export function connect(options: ConnectOptions): Promise<Session> {
-  const { session: sessionOptions, rest } = splitOptions(options);
-  const signal = options.signal;
-  delete rest.signal;
   return new Promise<Session>((resolve, reject) => {
     // A bad option rejects here, before a connection is made only to be dropped.
+    const { session: sessionOptions, rest } = splitOptions(options);
+    const signal = options.signal;
+    delete rest.signal;
+    checkSignal(signal);
     resolveOptions(sessionOptions);
     if (rest.onread !== undefined) {
       // Node would hand every byte to the callback and none to the session.

@@ -143,7 +143,7 @@ export function createWebSocketServer(
   const transportOptions: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {
     if (TRANSPORT_KEYS.includes(key)) transportOptions[key] = value;
-    else if (!SERVER_KEYS.includes(key) || key in DEFAULT_OPTIONS) sessionOptions[key] = value;
+    else if (!SERVER_KEYS.includes(key) || Object.hasOwn(DEFAULT_OPTIONS, key)) sessionOptions[key] = value;
   }
   // A bad option throws here, not on the first connection.
   const { maxWindow } = resolveOptions(sessionOptions);

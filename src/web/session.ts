@@ -3,6 +3,7 @@
  * opens a WebSocket and resolves to the client session once it is open.
  * @module
  */
+import { callOptions } from '../core/abortable.js';
 import { type SessionOptions, resolveOptions } from '../core/options.js';
 import { MuxSession, type Role, codecFor } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
@@ -31,9 +32,10 @@ export class WebSession extends MuxSession<WebChannel> {
    * the channel id parity (client odd, server even), so the two ends must differ.
    */
   constructor(transport: Transport, role: Role, options?: WebSessionOptions) {
-    const { multiplexCodec: _codec, logRecords: _records, ...sessionOptions } = options ?? {};
+    const given = options ?? {};
+    const { multiplexCodec: _codec, logRecords: _records, ...sessionOptions } = given;
     // The options hold the parts a page may pass in, by the same names (`multiplexCodec`, `logRecords`).
-    super(transport, role, sessionOptions, (state, port) => new WebChannel(state, port), options);
+    super(transport, role, sessionOptions, (state, port) => new WebChannel(state, port), given);
   }
 }
 
@@ -74,12 +76,20 @@ export interface ConnectWebSocketOptions extends WebSessionOptions, WebSocketTra
  * window unless `initialWindow` (or a smaller `maxWindow`) is given: a browser's Window Updates take
  * milliseconds to reach the server, more than the idle RTT that auto-tuning goes by.
  */
-export function connectWebSocket(url: string | URL, options: ConnectWebSocketOptions = {}): Promise<WebSession> {
-  const { protocols, signal, WebSocket: given, highWaterMark, lowWaterMark, pollInterval, ...webOptions } = options;
-  const transportOptions = { highWaterMark, lowWaterMark, pollInterval };
-  const Socket = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+export function connectWebSocket(url: string | URL, options?: ConnectWebSocketOptions): Promise<WebSession> {
   return new Promise<WebSession>((resolve, reject) => {
     // A bad option rejects before any socket exists.
+    const {
+      protocols,
+      signal,
+      WebSocket: given,
+      highWaterMark,
+      lowWaterMark,
+      pollInterval,
+      ...webOptions
+    } = callOptions(options);
+    const transportOptions = { highWaterMark, lowWaterMark, pollInterval };
+    const Socket = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     const { multiplexCodec: _codec, logRecords: _records, ...sessionOptions } = webOptions;
     codecFor(resolveOptions(sessionOptions), webOptions);
     resolveTransportOptions(transportOptions);

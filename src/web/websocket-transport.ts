@@ -109,9 +109,9 @@ interface QueuedWrite {
 
 function checkMark(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new RangeError(`muxwire: ${name} must be a number >= 0`);
-  }
+  if (typeof value !== 'number') throw new TypeError(`muxwire: ${name} must be a number, got ${typeof value}`);
+  if (!Number.isFinite(value) || value < 0)
+    throw new RangeError(`muxwire: ${name} must be a number >= 0, got ${value}`);
   return value;
 }
 

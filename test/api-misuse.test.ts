@@ -1,0 +1,209 @@
+/**
+ * The API used wrongly, as users do: the `AbortController` passed where its `signal` goes, options that are no
+ * object, a misspelt option given to `connect()` or `createServer()` (which pass other names to `node:net`),
+ * values of the wrong type. Each is a `TypeError` (or `RangeError` for a value out of range) that says what was
+ * wrong, thrown by the synchronous calls and a rejection of the promise-returning ones, before anything changed:
+ * no channel entered, no socket made, no waiter left to take a channel or to throw later.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import {
+  type Channel,
+  MemoryBudget,
+  SessionClosedError,
+  connect,
+  createServer,
+  lightClient,
+  lightServer,
+  multiplexedClient,
+} from '../src/index.js';
+import { connectWebSocket, webSocketTransport } from '../src/web/index.js';
+import { memoryPipe, sessionPair, within } from './helpers.js';
+
+const CONTROLLER = { name: 'TypeError', message: /signal must be an AbortSignal \(pass controller\.signal/ };
+const NOT_OBJECT = { name: 'TypeError', message: /options must be an object/ };
+
+test('an AbortController given as the signal: dial() throws, accept(), ping() and close() reject, each before anything changed', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  const [a, b] = memoryPipe();
+  const client = lightClient(a, { keepAliveInterval: 0 });
+  const server = lightServer(b, { keepAliveInterval: 0 });
+  try {
+    const controller = new AbortController() as unknown as AbortSignal;
+    assert.throws(() => client.dial({ signal: controller }), CONTROLLER);
+    assert.equal(client.channelCount, 0, 'no channel entered');
+    await assert.rejects(server.accept({ signal: controller }), CONTROLLER);
+    await assert.rejects(client.ping({ signal: controller }), CONTROLLER);
+    await assert.rejects(client.close({ signal: controller }), CONTROLLER);
+    assert.equal(client.state, 'open', 'close() did not begin');
+    // Nothing left waiting: the next channel goes to the next accept(), and the ping's answer throws nowhere.
+    const channel = client.dial();
+    channel.end(new Uint8Array([1]));
+    const accepted = await within(server.accept(), 2000, 'the channel');
+    assert.equal(accepted.id, channel.id);
+    assert.ok((await within(client.ping(), 2000, 'a ping')) >= 0);
+    // Not a signal at all.
+    assert.throws(() => client.dial({ signal: 'soon' as unknown as AbortSignal }), {
+      name: 'TypeError',
+      message: 'muxwire: signal must be an AbortSignal',
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    client.destroy();
+    server.destroy();
+  }
+});
+
+test('options that are no object: dial() throws, accept(), ping() and close() reject with a TypeError that says so', async () => {
+  const [a, b] = memoryPipe();
+  const client = lightClient(a, { keepAliveInterval: 0 });
+  const server = lightServer(b, { keepAliveInterval: 0 });
+  try {
+    assert.throws(() => client.dial(null as never), NOT_OBJECT);
+    const calls = [
+      () => server.accept(null as never),
+      () => client.ping(5 as never),
+      () => client.close('soon' as never),
+    ];
+    for (const call of calls) {
+      let result: Promise<unknown> | undefined;
+      assert.doesNotThrow(() => (result = call()), 'rejects rather than throws');
+      await assert.rejects(result!, NOT_OBJECT);
+    }
+    assert.equal(client.state, 'open');
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
+});
+
+test('connect() with an AbortController as its signal, or without options, rejects before any connection is made', async () => {
+  const server = net.createServer();
+  let connections = 0;
+  server.on('connection', (socket) => {
+    connections++;
+    socket.destroy();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  try {
+    const controller = new AbortController() as unknown as AbortSignal;
+    await assert.rejects(connect({ host: '127.0.0.1', port, signal: controller }), CONTROLLER);
+    await assert.rejects(connect(undefined as never), NOT_OBJECT);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(connections, 0);
+  } finally {
+    server.close();
+  }
+});
+
+test('connectWebSocket() with an AbortController as its signal, or null options, rejects before any socket is made', async () => {
+  let made = 0;
+  const WebSocket = function CountingWebSocket() {
+    made++;
+  } as never;
+  const controller = new AbortController() as unknown as AbortSignal;
+  await assert.rejects(connectWebSocket('ws://127.0.0.1:9/', { WebSocket, signal: controller }), CONTROLLER);
+  let result: Promise<unknown> | undefined;
+  assert.doesNotThrow(() => (result = connectWebSocket('ws://127.0.0.1:9/', null as never)));
+  await assert.rejects(result!, NOT_OBJECT);
+  assert.equal(made, 0);
+});
+
+test('a misspelt session option given to connect() or createServer() is a TypeError that names the option meant', async () => {
+  await assert.rejects(connect({ host: '127.0.0.1', port: 9, keepaliveInterval: 0 } as never), {
+    name: 'TypeError',
+    message: 'muxwire: unknown option keepaliveInterval (did you mean keepAliveInterval?)',
+  });
+  assert.throws(() => createServer({ maxInboundStream: 0 } as never, () => {}), {
+    name: 'TypeError',
+    message: 'muxwire: unknown option maxInboundStream (did you mean maxInboundStreams?)',
+  });
+  // net's own options still go to net.
+  const server = createServer({ pauseOnConnect: false, noDelay: true, keepAlive: true }, () => {});
+  server.close();
+});
+
+test('names on Object.prototype are no session options (toString, constructor, hasOwnProperty)', () => {
+  const [a] = memoryPipe();
+  try {
+    for (const name of ['toString', 'constructor', 'hasOwnProperty']) {
+      assert.throws(() => multiplexedClient(a, { [name]: 1 }), {
+        name: 'TypeError',
+        message: `muxwire: unknown option ${name}`,
+      });
+    }
+  } finally {
+    a.destroy();
+  }
+});
+
+test('session.destroy() with a value that is not an Error ends the session with a SessionClosedError that says it', async () => {
+  const pair = await sessionPair();
+  try {
+    const channel = pair.client.dial();
+    const failed = new Promise<unknown>((resolve) => channel.once('error', resolve));
+    pair.client.destroy('shutting down' as never);
+    const error = await within(failed, 2000, "the channel's error");
+    assert.ok(error instanceof SessionClosedError, String(error));
+    assert.match(error.message, /shutting down/);
+    assert.equal(pair.client.closeError, error);
+    await assert.rejects(pair.client.closed, (reason) => reason === error);
+  } finally {
+    await pair.close();
+  }
+});
+
+test('a Channel destroyed with an error keeps it as failure, as a LightChannel does', async () => {
+  const pair = await sessionPair();
+  try {
+    const channel: Channel = pair.client.dial();
+    channel.on('error', () => {});
+    const reason = new Error('app gave up');
+    channel.destroy(reason);
+    assert.equal(channel.failure, reason);
+  } finally {
+    await pair.close();
+  }
+});
+
+test('a value of the wrong type is a TypeError that names its type; one out of range a RangeError that shows it', async () => {
+  assert.throws(() => new MemoryBudget('5' as never), {
+    name: 'TypeError',
+    message: "muxwire: a memory budget's limit must be a number, got string",
+  });
+  assert.throws(() => new MemoryBudget(-1), { name: 'RangeError', message: /got -1/ });
+  const socket = {
+    readyState: 1,
+    binaryType: 'arraybuffer',
+    send() {},
+    addEventListener() {},
+    removeEventListener() {},
+  };
+  assert.throws(() => webSocketTransport(socket as never, { highWaterMark: '1' as never }), {
+    name: 'TypeError',
+    message: 'muxwire: highWaterMark must be a number, got string',
+  });
+  assert.throws(() => webSocketTransport(socket as never, { lowWaterMark: -1 }), {
+    name: 'RangeError',
+    message: /lowWaterMark must be a number >= 0, got -1/,
+  });
+  const pair = await sessionPair();
+  try {
+    const channel = pair.client.dial();
+    assert.throws(() => channel.setTimeout('100' as never), {
+      name: 'TypeError',
+      message: 'muxwire: channel timeout must be a number, got string',
+    });
+    assert.throws(() => channel.setTimeout(-5), { name: 'RangeError', message: /got -5/ });
+  } finally {
+    await pair.close();
+  }
+});
