@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import {
   type Channel,
+  ChannelResetError,
   MemoryBudget,
   SessionClosedError,
   connect,
@@ -19,7 +20,8 @@ import {
   lightServer,
   multiplexedClient,
 } from '../src/index.js';
-import { connectWebSocket, webSocketTransport } from '../src/web/index.js';
+import { WebSession, connectWebSocket, webSocketTransport } from '../src/web/index.js';
+import { provideWithResolvers } from './interop/libp2p-glue.js';
 import { memoryPipe, sessionPair, within } from './helpers.js';
 
 const CONTROLLER = { name: 'TypeError', message: /signal must be an AbortSignal \(pass controller\.signal/ };
@@ -46,6 +48,11 @@ test('an AbortController given as the signal: dial() throws, accept(), ping() an
     const accepted = await within(server.accept(), 2000, 'the channel');
     assert.equal(accepted.id, channel.id);
     assert.ok((await within(client.ping(), 2000, 'a ping')) >= 0);
+    // An EventTarget that is no AbortSignal (no `aborted`).
+    assert.throws(() => client.dial({ signal: new EventTarget() as AbortSignal }), {
+      name: 'TypeError',
+      message: 'muxwire: signal must be an AbortSignal',
+    });
     // Not a signal at all.
     assert.throws(() => client.dial({ signal: 'soon' as unknown as AbortSignal }), {
       name: 'TypeError',
@@ -126,6 +133,15 @@ test('a misspelt session option given to connect() or createServer() is a TypeEr
     name: 'TypeError',
     message: 'muxwire: unknown option maxInboundStream (did you mean maxInboundStreams?)',
   });
+  // Two edits away, and letter case aside.
+  assert.throws(() => createServer({ maxInbundStream: 0 } as never, () => {}), {
+    name: 'TypeError',
+    message: 'muxwire: unknown option maxInbundStream (did you mean maxInboundStreams?)',
+  });
+  assert.throws(() => createServer({ KEEPALIVEINTERVAL: 0 } as never, () => {}), {
+    name: 'TypeError',
+    message: 'muxwire: unknown option KEEPALIVEINTERVAL (did you mean keepAliveInterval?)',
+  });
   // net's own options still go to net.
   const server = createServer({ pauseOnConnect: false, noDelay: true, keepAlive: true }, () => {});
   server.close();
@@ -205,5 +221,70 @@ test('a value of the wrong type is a TypeError that names its type; one out of r
     assert.throws(() => channel.setTimeout(-5), { name: 'RangeError', message: /got -5/ });
   } finally {
     await pair.close();
+  }
+});
+
+test('a WebSession and webSocketTransport refuse options that are no object, as every session does', () => {
+  const socket = {
+    readyState: 1,
+    binaryType: 'arraybuffer',
+    send() {},
+    addEventListener() {},
+    removeEventListener() {},
+  };
+  assert.throws(() => webSocketTransport(socket as never, null as never), NOT_OBJECT);
+  const transport = webSocketTransport(socket as never);
+  assert.throws(() => new WebSession(transport, 'client', null as never), NOT_OBJECT);
+  const [a] = memoryPipe();
+  try {
+    assert.throws(() => lightClient(a, null as never), NOT_OBJECT);
+  } finally {
+    a.destroy();
+  }
+});
+
+test('LightChannel.destroy() with a value that is not an Error fails the channel with a ChannelResetError that says it', async () => {
+  const [a, b] = memoryPipe();
+  const client = lightClient(a, { keepAliveInterval: 0 });
+  const server = lightServer(b, { keepAliveInterval: 0 });
+  try {
+    const channel = client.dial();
+    const failed = new Promise<unknown>((resolve) => channel.once('error', resolve));
+    channel.destroy('gave up' as never);
+    const error = await within(failed, 2000, "the channel's error");
+    assert.ok(error instanceof ChannelResetError, String(error));
+    assert.equal(error.code, 'ERR_MUX_CHANNEL_ABORTED');
+    assert.match(error.message, /gave up/);
+    assert.equal(channel.failure, error);
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
+});
+
+test('the libp2p muxer: an AbortController as the signal of close() or createStream() is refused before anything changes', async () => {
+  provideWithResolvers();
+  const { muxwire } = await import('../src/libp2p/index.js');
+  const { multiaddrConnectionPair } = await import('@libp2p/utils');
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  const [outbound, inbound] = multiaddrConnectionPair();
+  const dialer = muxwire()().createStreamMuxer(outbound);
+  const listener = muxwire()().createStreamMuxer(inbound);
+  try {
+    const controller = new AbortController() as unknown as AbortSignal;
+    await assert.rejects(dialer.createStream({ signal: controller }), CONTROLLER);
+    const stream = await dialer.createStream();
+    await assert.rejects(dialer.close({ signal: controller }), CONTROLLER);
+    assert.equal(dialer.status, 'open', 'closing did not begin');
+    assert.equal(stream.status, 'open', 'the stream is untouched');
+    await dialer.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    dialer.abort(new Error('done'));
+    listener.abort(new Error('done'));
   }
 });

@@ -101,8 +101,14 @@ test('a LightChannel over TCP sends the bytes an array holds, whatever it claims
   }
 });
 
-test('a Node Channel sends the bytes a Buffer holds, whatever its own length says', async () => {
-  for (const claimed of [0, 50 * SIZE]) {
+test('a Node Channel sends the bytes a Buffer holds, whatever its own length says, alone (_write) or corked with another (_writev)', async () => {
+  for (const [claimed, corked] of [
+    [0, false],
+    [50 * SIZE, false],
+    [0, true],
+    [50 * SIZE, true],
+  ] as const) {
+    const what = `own length ${claimed}${corked ? ', corked' : ''}`;
     const pair = await sessionPair({ transport: 'tcp' });
     try {
       const accepted = new Promise<Channel>((resolve) => pair.server.once('channel', resolve));
@@ -110,9 +116,14 @@ test('a Node Channel sends the bytes a Buffer holds, whatever its own length say
         value: claimed,
       });
       const channel = pair.client.dial();
-      channel.end(data);
+      if (corked) {
+        channel.cork();
+        channel.write(data);
+        channel.end(Buffer.alloc(SIZE, 2)); // (end() uncorks: both reach the channel in one _writev)
+      } else channel.end(data);
       const peer = await within(accepted, 3000, 'the channel');
-      assert.deepEqual(await within(readAll(peer), 3000, 'its bytes'), twos, `own length ${claimed}`);
+      const expected = corked ? Buffer.alloc(2 * SIZE, 2) : twos;
+      assert.deepEqual(await within(readAll(peer), 3000, 'its bytes'), expected, what);
       const next = pair.client.dial();
       const nextAccepted = new Promise<Channel>((resolve) => pair.server.once('channel', resolve));
       next.end('after');

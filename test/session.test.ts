@@ -2473,4 +2473,23 @@ describe('sessions over Node transports: what a review of them found', () => {
       }
     }
   });
+  test("a failed write reports the stream's own error when it has one (Bun fails a write before a TLS handshake with 'Socket is closed', and holds why in errored)", async () => {
+    const why = Object.assign(new Error('self signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+    class RefusedTls extends Duplex {
+      override _read(): void {}
+      override _write(_chunk: unknown, _encoding: string, callback: (error?: Error) => void): void {
+        callback(Object.assign(new Error('Socket is closed'), { code: 'ERR_SOCKET_CLOSED' }));
+      }
+    }
+    const stream = new RefusedTls();
+    Object.defineProperty(stream, 'errored', { get: () => why });
+    stream.on('error', () => {});
+    const session = multiplexedClient(stream, { keepAliveInterval: 0 });
+    const channel = session.dial();
+    channel.on('error', () => {});
+    channel.write('hello');
+    const error = await closeError(session);
+    assert.ok(error instanceof TransportClosedError, String(error));
+    assert.equal(error.cause, why);
+  });
 });

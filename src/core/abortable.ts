@@ -47,15 +47,15 @@ export function checkSignal(signal: unknown): void {
 }
 
 /** A call's options, checked: undefined is none, anything but an object (or a bad `signal`) a `TypeError`. */
-export function callOptions<T extends { signal?: AbortSignal | undefined }>(options: T | undefined): T {
+export function callOptions<T extends object>(options: T | undefined): T {
   if (options === undefined) return {} as T;
   if (typeof options !== 'object' || options === null) throw new TypeError('muxwire: options must be an object');
-  checkSignal(options.signal);
+  checkSignal((options as { signal?: unknown }).signal);
   return options;
 }
 
 /** `call` with its options checked (`callOptions`): bad ones reject the promise it returns. */
-export function withCallOptions<T extends { signal?: AbortSignal | undefined }, R>(
+export function withCallOptions<T extends object, R>(
   options: T | undefined,
   call: (options: T) => Promise<R>,
 ): Promise<R> {

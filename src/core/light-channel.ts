@@ -10,7 +10,7 @@ import { FULL_PARTS } from './full-parts.js';
 import { defer } from './defer.js';
 import { Fifo } from './fifo.js';
 import { NodeEmitter, type NodeEmitterMethods, withNodeEmitterMethods } from './emitter.js';
-import { MuxError, writeAfterPeerClose } from './errors.js';
+import { MuxError, resetHere, writeAfterPeerClose } from './errors.js';
 import { type ChannelStats, channelStats } from './observe.js';
 import type { SessionOptions } from './options.js';
 import { MuxSession, type Role, type SessionEvents } from './session.js';
@@ -275,9 +275,11 @@ export class LightChannel
    * Ends the channel at once: a reset (RST) goes to the peer unless both halves had already ended normally,
    * queued writes are dropped, and `'close'` follows (after `'error'` when `error` is given and listened to).
    */
-  destroy(error?: Error): this {
+  destroy(given?: Error): this {
     if ((this.#flags & CLOSED) !== 0) return this;
     const state = this.#state;
+    // A value that is not an Error is said by one (`failure` and `'error'` are typed Error), as a WebChannel's reset.
+    const error = given === undefined ? undefined : resetHere(this.id, given);
     this.#close(error); // first: the writes the reset fails then find the channel closed
     this.#port.release(state, error);
     return this;

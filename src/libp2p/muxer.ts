@@ -20,7 +20,7 @@ import {
   TypedEventEmitter,
 } from '@libp2p/interface';
 import { MaxEarlyStreamsError } from '@libp2p/utils';
-import { abortable } from '../core/abortable.js';
+import { abortable, checkSignal } from '../core/abortable.js';
 import type { ChannelState } from '../core/channel-state.js';
 import { directWrites } from '../core/direct-write.js';
 import { UpdateTurns } from '../core/update-turns.js';
@@ -104,6 +104,7 @@ export class MuxwireMuxer
    * sent Go Away), and `TooManyOutboundProtocolStreamsError` at `maxOutboundStreams`.
    */
   async createStream(options: CreateStreamOptions = {}): Promise<MuxwireStream> {
+    checkSignal(options.signal); // (the AbortController given in its place: a TypeError that says so)
     if (this.status !== 'open' || this.#ending) throw new MuxerClosedError(`the muxer is ${this.status}`);
     options.signal?.throwIfAborted();
     if (this.#outbound >= this.#init.maxOutboundStreams) {
@@ -140,6 +141,12 @@ export class MuxwireMuxer
    * aborts first, after aborting the muxer.
    */
   close(options: AbortOptions = {}): Promise<void> {
+    // A signal that is no AbortSignal is refused before closing begins (it would fail the close half-way).
+    try {
+      checkSignal(options.signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#closing !== undefined) return this.#closing;
     if (this.status === 'closed') return Promise.resolve();
     this.#ending = true;

@@ -19,6 +19,7 @@ import {
 import { AbstractStream, type SendResult } from '@libp2p/utils';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState } from '../core/channel-state.js';
+import { checkSignal } from '../core/abortable.js';
 import { asUint8Array, isUint8Array, lostBytes } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
 import { ChannelResetError, brokenWrite } from '../core/errors.js';
@@ -144,6 +145,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    */
   async sendCloseWrite(options?: AbortOptions): Promise<void> {
     const signal = options?.signal;
+    checkSignal(signal);
     signal?.throwIfAborted();
     if (this.#destroyed) throw this.#failure ?? new StreamResetError('the stream was reset');
     if (this.#writeEnded) return;
@@ -179,6 +181,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * behind it is passed on (nobody will read up to it now): with this side's end, the stream closes.
    */
   async sendCloseRead(options?: AbortOptions): Promise<void> {
+    checkSignal(options?.signal);
     options?.signal?.throwIfAborted();
     if (this.#paused !== null) {
       this.#paused = null;

@@ -109,7 +109,11 @@ export function duplexTransport(stream: Duplex): Transport {
       // preamble first): the session reads it from now on.
       else stream.resume();
     },
-    write(parts, done) {
+    write(parts, given) {
+      // A failed write reports the stream's own error where it has one: Bun fails a write made before a TLS
+      // handshake with "Socket is closed" while `errored` already holds why (the certificate refused), and only
+      // then emits 'error'; the session takes the first error it hears as the cause.
+      const done = (error?: Error | null): void => given(error && (stream.errored ?? error));
       const last = parts.length - 1;
       if (last === 0) return stream.write(parts[0], done);
       stream.cork();

@@ -32,7 +32,7 @@ export class WebSession extends MuxSession<WebChannel> {
    * the channel id parity (client odd, server even), so the two ends must differ.
    */
   constructor(transport: Transport, role: Role, options?: WebSessionOptions) {
-    const given = options ?? {};
+    const given = callOptions(options);
     const { multiplexCodec: _codec, logRecords: _records, ...sessionOptions } = given;
     // The options hold the parts a page may pass in, by the same names (`multiplexCodec`, `logRecords`).
     super(transport, role, sessionOptions, (state, port) => new WebChannel(state, port), given);

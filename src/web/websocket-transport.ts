@@ -20,6 +20,7 @@
  *   even with no channel open.
  * @module
  */
+import { callOptions } from '../core/abortable.js';
 import { isArrayBuffer } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
 import { Fifo } from '../core/fifo.js';
@@ -185,7 +186,7 @@ export function eachMessage(
  * server, in the connection handler): from then on no message is lost. The socket's `binaryType` becomes
  * `'arraybuffer'`.
  */
-export function webSocketTransport(socket: WebSocketLike, options: WebSocketTransportOptions = {}): Transport {
+export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTransportOptions): Transport {
   if (
     socket === null ||
     typeof socket !== 'object' ||
@@ -194,7 +195,7 @@ export function webSocketTransport(socket: WebSocketLike, options: WebSocketTran
   ) {
     throw new TypeError('muxwire: webSocketTransport needs a WebSocket');
   }
-  const { highWaterMark, lowWaterMark, pollInterval } = resolveTransportOptions(options);
+  const { highWaterMark, lowWaterMark, pollInterval } = resolveTransportOptions(callOptions(options));
   socket.binaryType = 'arraybuffer';
   // The `ws` package's `send(data, callback)` says when its bytes reached the TCP socket (until then it holds
   // them by reference); a WHATWG socket copies at `send()`, so its writes are done at once. Not jsdom's (Jest's
