@@ -52,14 +52,18 @@ export function brokenWrite(id: number | string): TypeError {
   return new TypeError(`muxwire: channel ${id} reset: a write's array was detached or shrunk before it was sent`);
 }
 
-/** The peer broke the wire protocol; the session answered with Go Away code 1 and ended. */
+/**
+ * The peer broke the wire protocol; the session answered with Go Away code 1 and ended. (Also, with no Go Away
+ * and with no channel open, a Node stream in object mode that gave the session something other than bytes: with
+ * channels open, that is the `cause` of their `TransportClosedError`.)
+ */
 export class ProtocolError extends MuxError {
   static {
     this.prototype.name = 'ProtocolError';
   }
   // (`declare`: types only. Each class says its codes, so that `error.code` narrows and a misspelt code is an error.)
   declare readonly code: 'ERR_MUX_PROTOCOL';
-  /** The Go Away code this session sent to the peer. */
+  /** The Go Away code this session sent to the peer (when it broke the protocol). */
   readonly goAwayCode = GoAwayCode.protocolError;
   constructor(message: string) {
     super('ERR_MUX_PROTOCOL', message);
@@ -206,7 +210,10 @@ export class TimeoutError extends MuxError {
   }
 }
 
-/** The transport ended or failed while channels were still open. `cause` holds the transport's own error. */
+/**
+ * The transport ended or failed while channels were still open, or failed before its connection was up, with
+ * or without channels. `cause` holds the transport's own error.
+ */
 export class TransportClosedError extends MuxError {
   static {
     this.prototype.name = 'TransportClosedError';

@@ -51,7 +51,8 @@ export interface AcceptOptions {
 export interface DialOptions {
   /**
    * Gives up opening: until the peer acknowledges the channel, aborting resets it and fails it with the
-   * signal's reason (dialling with an aborted signal throws that reason). Later aborts do nothing.
+   * signal's reason (a reason that is not an `Error` is said by a `ChannelResetError`, `ERR_MUX_CHANNEL_ABORTED`;
+   * dialling with an aborted signal throws the reason as it is). Later aborts do nothing.
    */
   signal?: AbortSignal | undefined;
   /** This channel's open timeout in ms, instead of the session's `openTimeout` (0: no limit). */
@@ -67,7 +68,8 @@ export interface CloseOptions {
   timeout?: number | undefined;
   /**
    * Ends the wait for open channels: when it aborts before the session is closed, the session is destroyed
-   * with the signal's reason (channels still open fail with it) and this call's promise rejects with it. Other
+   * with the signal's reason (channels still open fail with it; a reason that is not an `Error` is said by a
+   * `SessionClosedError` there) and this call's promise rejects with the reason itself. Other
    * calls of `close()` resolve, as they do after a timeout.
    */
   signal?: AbortSignal | undefined;
