@@ -256,6 +256,11 @@ test('LightChannel.destroy() with a value that is not an Error fails the channel
     assert.equal(error.code, 'ERR_MUX_CHANNEL_ABORTED');
     assert.match(error.message, /gave up/);
     assert.equal(channel.failure, error);
+    // null is none, as for a Node stream.
+    const quiet = client.dial();
+    quiet.on('error', () => assert.fail('no error for destroy(null)'));
+    quiet.destroy(null as never);
+    assert.equal(quiet.failure, undefined);
   } finally {
     client.destroy();
     server.destroy();
@@ -279,7 +284,20 @@ test('the libp2p muxer: an AbortController as the signal of close() or createStr
     await assert.rejects(dialer.close({ signal: controller }), CONTROLLER);
     assert.equal(dialer.status, 'open', 'closing did not begin');
     assert.equal(stream.status, 'open', 'the stream is untouched');
-    await dialer.close();
+    // A stream's close() and closeRead() too: refused before libp2p marks the stream closing, so it still closes.
+    await assert.rejects(stream.close({ signal: controller }), CONTROLLER);
+    await assert.rejects(stream.closeRead({ signal: controller }), CONTROLLER);
+    assert.equal(stream.writeStatus, 'writable');
+    assert.equal(stream.readStatus, 'readable');
+    // null is none, as libp2p's own code takes it.
+    const nulled = { signal: null as unknown as AbortSignal };
+    const other = await dialer.createStream(nulled);
+    await other.close(nulled);
+    assert.equal(other.writeStatus, 'closed');
+    assert.ok((await dialer.ping(nulled)) >= 0);
+    await stream.close();
+    assert.equal(stream.writeStatus, 'closed', 'the FIN went');
+    await dialer.close(nulled);
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.deepEqual(unhandled, []);
   } finally {

@@ -278,8 +278,9 @@ export class LightChannel
   destroy(given?: Error): this {
     if ((this.#flags & CLOSED) !== 0) return this;
     const state = this.#state;
-    // A value that is not an Error is said by one (`failure` and `'error'` are typed Error), as a WebChannel's reset.
-    const error = given === undefined ? undefined : resetHere(this.id, given);
+    // A value that is not an Error is said by one (`failure` and `'error'` are typed Error), as a WebChannel's reset;
+    // null is none, as for a Node stream.
+    const error = given === undefined || given === null ? undefined : resetHere(this.id, given);
     this.#close(error); // first: the writes the reset fails then find the channel closed
     this.#port.release(state, error);
     return this;

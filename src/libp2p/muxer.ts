@@ -104,9 +104,11 @@ export class MuxwireMuxer
    * sent Go Away), and `TooManyOutboundProtocolStreamsError` at `maxOutboundStreams`.
    */
   async createStream(options: CreateStreamOptions = {}): Promise<MuxwireStream> {
-    checkSignal(options.signal); // (the AbortController given in its place: a TypeError that says so)
+    // (libp2p's own code takes a null signal for none; the AbortController given in its place is a TypeError.)
+    const signal = options.signal ?? undefined;
+    checkSignal(signal);
     if (this.status !== 'open' || this.#ending) throw new MuxerClosedError(`the muxer is ${this.status}`);
-    options.signal?.throwIfAborted();
+    signal?.throwIfAborted();
     if (this.#outbound >= this.#init.maxOutboundStreams) {
       throw new TooManyOutboundProtocolStreamsError(
         `maxOutboundStreams (${this.#init.maxOutboundStreams}) streams are open`,
@@ -140,10 +142,12 @@ export class MuxwireMuxer
    * session's `closeTimeout` are aborted with libp2p's `TimeoutError`. Rejects with the reason if `signal`
    * aborts first, after aborting the muxer.
    */
-  close(options: AbortOptions = {}): Promise<void> {
-    // A signal that is no AbortSignal is refused before closing begins (it would fail the close half-way).
+  close(options?: AbortOptions): Promise<void> {
+    // A signal that is no AbortSignal is refused before closing begins (it would fail the close half-way);
+    // null is none, as libp2p's own code takes it.
+    const signal = options?.signal ?? undefined;
     try {
-      checkSignal(options.signal);
+      checkSignal(signal);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -151,7 +155,7 @@ export class MuxwireMuxer
     if (this.status === 'closed') return Promise.resolve();
     this.#ending = true;
     this.status = 'closing';
-    this.#closing = this.#close(options.signal).catch((error: unknown) => {
+    this.#closing = this.#close(signal).catch((error: unknown) => {
       this.abort(error as Error);
       throw error;
     });
@@ -214,9 +218,9 @@ export class MuxwireMuxer
   }
 
   /** Sends a ping and resolves to the round-trip time in milliseconds. */
-  async ping(options: AbortOptions = {}): Promise<number> {
+  async ping(options?: AbortOptions): Promise<number> {
     try {
-      return await this.session.ping({ signal: options.signal });
+      return await this.session.ping({ signal: options?.signal ?? undefined });
     } catch (error) {
       throw toLibp2pError(error as Error);
     }

@@ -114,6 +114,21 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     return canSendMore;
   }
 
+  /**
+   * libp2p's `close()`, with its signal checked first: `AbstractStream` marks the stream closing before it calls
+   * the hook, so a signal refused there would leave it closing for good, its FIN never sent. (null is none.)
+   */
+  override async close(options?: AbortOptions): Promise<void> {
+    checkSignal(options?.signal ?? undefined);
+    return super.close(options);
+  }
+
+  /** libp2p's `closeRead()`, with its signal checked first (it drops the read buffer before the hook). */
+  override async closeRead(options?: AbortOptions): Promise<void> {
+    checkSignal(options?.signal ?? undefined);
+    return super.closeRead(options);
+  }
+
   /** The session's 'close' bookkeeping runs first, as the muxer's own listener did (it was added first). */
   override dispatchEvent(event: Event): boolean {
     if (event.type === 'close') {
@@ -145,7 +160,6 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    */
   async sendCloseWrite(options?: AbortOptions): Promise<void> {
     const signal = options?.signal;
-    checkSignal(signal);
     signal?.throwIfAborted();
     if (this.#destroyed) throw this.#failure ?? new StreamResetError('the stream was reset');
     if (this.#writeEnded) return;
@@ -181,7 +195,6 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * behind it is passed on (nobody will read up to it now): with this side's end, the stream closes.
    */
   async sendCloseRead(options?: AbortOptions): Promise<void> {
-    checkSignal(options?.signal);
     options?.signal?.throwIfAborted();
     if (this.#paused !== null) {
       this.#paused = null;
