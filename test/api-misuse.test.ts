@@ -22,7 +22,7 @@ import {
 } from '../src/index.js';
 import { WebSession, connectWebSocket, webSocketTransport } from '../src/web/index.js';
 import { provideWithResolvers } from './interop/libp2p-glue.js';
-import { memoryPipe, sessionPair, within } from './helpers.js';
+import { memoryPipe, sessionPair, until, within } from './helpers.js';
 
 const CONTROLLER = { name: 'TypeError', message: /signal must be an AbortSignal \(pass controller\.signal/ };
 const NOT_OBJECT = { name: 'TypeError', message: /options must be an object/ };
@@ -295,8 +295,23 @@ test('the libp2p muxer: an AbortController as the signal of close() or createStr
     await other.close(nulled);
     assert.equal(other.writeStatus, 'closed');
     assert.ok((await dialer.ping(nulled)) >= 0);
+    // An aborted signal: refused before libp2p marks the stream closing, so close() works afterwards.
+    await assert.rejects(stream.close({ signal: AbortSignal.abort() }), { name: 'AbortError' });
+    assert.equal(stream.writeStatus, 'writable');
     await stream.close();
     assert.equal(stream.writeStatus, 'closed', 'the FIN went');
+    // One that aborts once the FIN is queued changes nothing: the close goes through (as libp2p's yamux).
+    const third = await dialer.createStream();
+    third.send(new Uint8Array(100 * 1024)); // (under the stream's mark: close() goes straight to the hook, which waits for it)
+    const aborting = new AbortController();
+    const closing = third.close({ signal: aborting.signal });
+    aborting.abort();
+    await closing.catch(() => {});
+    await within(
+      until(() => third.writeStatus === 'closed'),
+      3000,
+      'the stream to close its writing',
+    );
     await dialer.close(nulled);
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.deepEqual(unhandled, []);

@@ -273,7 +273,8 @@ export class LightChannel
 
   /**
    * Ends the channel at once: a reset (RST) goes to the peer unless both halves had already ended normally,
-   * queued writes are dropped, and `'close'` follows (after `'error'` when `error` is given and listened to).
+   * queued writes are dropped, and `'close'` follows (after `'error'` when `error` is given and listened to). A
+   * value that is not an `Error` is said by a `ChannelResetError` (`ERR_MUX_CHANNEL_ABORTED`); null is none.
    */
   destroy(given?: Error): this {
     if ((this.#flags & CLOSED) !== 0) return this;

@@ -119,13 +119,18 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * the hook, so a signal refused there would leave it closing for good, its FIN never sent. (null is none.)
    */
   override async close(options?: AbortOptions): Promise<void> {
-    checkSignal(options?.signal ?? undefined);
+    const signal = options?.signal ?? undefined;
+    checkSignal(signal);
+    // Aborted already: given up before anything changed (a stream already closing goes on).
+    if (this.writeStatus === 'writable') signal?.throwIfAborted();
     return super.close(options);
   }
 
   /** libp2p's `closeRead()`, with its signal checked first (it drops the read buffer before the hook). */
   override async closeRead(options?: AbortOptions): Promise<void> {
-    checkSignal(options?.signal ?? undefined);
+    const signal = options?.signal ?? undefined;
+    checkSignal(signal);
+    if (this.readStatus === 'readable') signal?.throwIfAborted();
     return super.closeRead(options);
   }
 
@@ -158,9 +163,9 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * the stream was reset or failed before (or while) they left: they are lost. The peer's FIN, if it waits
    * behind paused data, is passed on then (with this side's end, the stream can close: see `#endHeld`).
    */
-  async sendCloseWrite(options?: AbortOptions): Promise<void> {
-    const signal = options?.signal;
-    signal?.throwIfAborted();
+  async sendCloseWrite(): Promise<void> {
+    // (No signal here, as in libp2p's yamux: `close()` marked the stream closing before this hook, so giving up
+    // now would leave it closing for good; an aborted signal is refused by `close()` before that.)
     if (this.#destroyed) throw this.#failure ?? new StreamResetError('the stream was reset');
     if (this.#writeEnded) return;
     this.#writeEnded = true;
@@ -169,21 +174,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       this.#settleFinished();
     } else {
       await new Promise<void>((resolve, reject) => {
-        const onAbort = (): void => {
-          this.#finished = null;
-          reject(signal!.reason);
-        };
-        this.#finished = {
-          resolve: () => {
-            signal?.removeEventListener('abort', onAbort);
-            resolve();
-          },
-          reject: (error) => {
-            signal?.removeEventListener('abort', onAbort);
-            reject(error);
-          },
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
+        this.#finished = { resolve, reject };
       });
     }
     if (this.#endAfterPaused) this.#endHeld();
@@ -194,8 +185,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * and what still arrives is credited and dropped. Held data is dropped too, and the peer's FIN that waited
    * behind it is passed on (nobody will read up to it now): with this side's end, the stream closes.
    */
-  async sendCloseRead(options?: AbortOptions): Promise<void> {
-    options?.signal?.throwIfAborted();
+  async sendCloseRead(): Promise<void> {
     if (this.#paused !== null) {
       this.#paused = null;
       this.#held = 0;
