@@ -89,4 +89,44 @@ if (!chromiumAvailable()) {
       }
     },
   );
+
+  test(
+    "the demo page fits a phone's width, and when its server goes away it says so, stops its timers and offers to reconnect",
+    { timeout: 60_000 },
+    async () => {
+      const demo = await startDemo(0);
+      const browser = await launchChromium();
+      let stopped = false;
+      try {
+        const page = await browser.context.newPage();
+        const errors: string[] = [];
+        page.on('pageerror', (error) => errors.push(error.message));
+        await page.setViewportSize({ width: 390, height: 844 });
+        await page.goto(`${demo.url}?mib=1024&echo=10`); // an upload still running when the server goes
+        await page.waitForFunction(() => (window as unknown as { demo: DemoStatus }).demo.ticks >= 5, undefined, {
+          timeout: 30_000,
+        });
+        const widths = await page.evaluate(() => ({
+          inner: window.innerWidth,
+          scroll: document.documentElement.scrollWidth,
+        }));
+        assert.equal(widths.inner, 390, 'laid out at the device width (a viewport meta tag)');
+        assert.ok(widths.scroll <= widths.inner, `nothing runs off screen: ${widths.scroll} px wide`);
+        await demo.close();
+        stopped = true;
+        await page.waitForFunction(() => document.getElementById('reconnect')?.hidden === false, undefined, {
+          timeout: 10_000,
+        });
+        assert.match((await page.textContent('#state')) ?? '', /^disconnected: /);
+        assert.match((await page.textContent('#upload-state')) ?? '', /stopped: the connection ended/);
+        const ticks = await page.evaluate(() => (window as unknown as { demo: DemoStatus }).demo.ticks);
+        await page.waitForTimeout(1000);
+        assert.equal(await page.evaluate(() => (window as unknown as { demo: DemoStatus }).demo.ticks), ticks);
+        assert.deepEqual(errors, [], 'no uncaught error in the page');
+      } finally {
+        await browser.close();
+        if (!stopped) await demo.close();
+      }
+    },
+  );
 }

@@ -32,6 +32,8 @@ async function readAll(channel: WebChannel): Promise<Uint8Array> {
 /** The page's whole state of the demo, for the screenshot test to wait on. */
 const status = { uploadDone: false, echoDone: false, pushed: 0, ticks: 0, maxTickDuringUpload: 0 };
 (window as unknown as { demo: typeof status }).demo = status;
+/** The page's timers, stopped when the session ends. */
+const timers: ReturnType<typeof setInterval>[] = [];
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
@@ -39,33 +41,48 @@ async function main(): Promise<void> {
   const echoCount = Number(params.get('echo') ?? 300);
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/mux`;
   $('url').textContent = url;
-  const session = await connectWebSocket(url, { keepAliveInterval: 5000 });
+  // The transport's water marks lowered from 1 MiB / 256 KiB: a tick then waits behind at most 64 KiB of the
+  // upload in the browser's own WebSocket buffer (which no scheduler can reorder), and the upload keeps its pace.
+  const session = await connectWebSocket(url, {
+    keepAliveInterval: 5000,
+    highWaterMark: 64 * 1024,
+    lowWaterMark: 16 * 1024,
+  });
   $('state').textContent = 'open';
   session.on('close', (error) => {
-    $('state').textContent = error ? `failed: ${error.message}` : 'closed';
+    // The figures on screen are the last ones measured: greyed out, the timers stopped, a way back offered.
+    for (const timer of timers) clearInterval(timer);
+    document.body.classList.add('stale');
+    $('state').textContent = error ? `disconnected: ${error.message}` : 'closed';
+    if (!status.uploadDone) $('upload-state').textContent = 'stopped: the connection ended';
+    const again = $('reconnect');
+    again.hidden = false;
+    again.onclick = () => location.reload();
   });
 
   // RTT and open channels, once a second.
-  setInterval(() => {
-    session.ping().then(
-      (rtt) => {
-        $('rtt').textContent = rtt.toFixed(2);
-      },
-      () => {},
-    );
-    $('channels').textContent = String(session.channelCount);
-  }, 1000);
+  timers.push(
+    setInterval(() => {
+      session.ping().then(
+        (rtt) => {
+          $('rtt').textContent = rtt.toFixed(2);
+        },
+        () => {},
+      );
+      $('channels').textContent = String(session.channelCount);
+    }, 1000),
+  );
   void session.ping().then((rtt) => {
     $('rtt').textContent = rtt.toFixed(2);
   });
 
-  void acceptPushed(session);
+  // (Each ends with the session; its 'close' listener tells the page why.)
+  acceptPushed(session).catch(() => {});
   let uploading = true;
-  const ticker = runTicker(session, () => uploading);
+  runTicker(session, () => uploading).catch(() => {});
   await upload(session, mib);
   uploading = false;
   await echoMany(session, echoCount);
-  void ticker;
 }
 
 /** Shows every channel the server opens, with the last thing it said. */
@@ -77,7 +94,7 @@ async function acceptPushed(session: Awaited<ReturnType<typeof connectWebSocket>
     const row = table.insertRow();
     row.insertCell().textContent = `channel ${channel.id}`;
     const text = row.insertCell();
-    void channel.writable.close(); // the page has nothing to send on these
+    channel.writable.close().catch(() => {}); // the page has nothing to send on these
     void (async () => {
       const reader = channel.readable.getReader();
       for (;;) {
@@ -100,13 +117,15 @@ async function runTicker(
   const reader = channel.readable.getReader();
   const sentAt = new Map<number, number>();
   let next = 0;
-  setInterval(() => {
-    const id = next++;
-    sentAt.set(id, performance.now());
-    const message = new Uint8Array(4);
-    new DataView(message.buffer).setUint32(0, id);
-    void writer.write(message);
-  }, 100);
+  timers.push(
+    setInterval(() => {
+      const id = next++;
+      sentAt.set(id, performance.now());
+      const message = new Uint8Array(4);
+      new DataView(message.buffer).setUint32(0, id);
+      writer.write(message).catch(() => {}); // (once the session ended, the 'close' listener says so)
+    }, 100),
+  );
   let pending = new Uint8Array(0);
   for (;;) {
     const { value, done } = await reader.read();
@@ -139,6 +158,7 @@ async function upload(session: Awaited<ReturnType<typeof connectWebSocket>>, mib
   const writer = channel.writable.getWriter();
   await writer.write(encoder.encode('U'));
   const answer = readAll(channel);
+  answer.catch(() => {}); // (heard below; a write failing first leaves the function before that)
   const piece = new Uint8Array(256 * 1024);
   crypto.getRandomValues(piece.subarray(0, 65536));
   const started = performance.now();
@@ -179,10 +199,16 @@ async function echoMany(session: Awaited<ReturnType<typeof connectWebSocket>>, c
       if (exact) $('echo-ok').textContent = String(++ok);
     }),
   );
-  $('echo-time').textContent = `${count} channels in ${Math.round(performance.now() - started)} ms`;
+  $('echo-time').textContent = ` · ${count} channels in ${Math.round(performance.now() - started)} ms`;
   status.echoDone = ok === count;
 }
 
 main().catch((error: unknown) => {
-  $('state').textContent = `error: ${(error as Error)?.message ?? String(error)}`;
+  // (A session that ended has said so already: its 'close' listener keeps its words.)
+  if (!document.body.classList.contains('stale')) {
+    $('state').textContent = `error: ${(error as Error)?.message ?? String(error)}`;
+  }
+  const again = $('reconnect');
+  again.hidden = false;
+  again.onclick = () => location.reload();
 });

@@ -19,10 +19,14 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 const PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>muxwire in the browser</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
 <style>
   body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1b1f24; background: #f6f7f9; }
   h1 { font-size: 20px; margin: 0 0 4px; } .sub { color: #57606a; margin-bottom: 16px; }
-  .grid { display: grid; grid-template-columns: repeat(2, minmax(320px, 1fr)); gap: 14px; }
+  .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(320px, 100%), 1fr)); gap: 14px; }
+  .wide { grid-column: 1 / -1; } @media (max-width: 480px) { body { margin: 12px; } }
+  .stale .num, .stale #tick-max-upload, .stale #pushed td { color: #8c959f; }
+  button { font: inherit; padding: 2px 10px; margin-left: 6px; }
   .card { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 12px 14px; }
   .card h2 { font-size: 15px; margin: 0 0 8px; } .num { font: 600 22px ui-monospace, monospace; }
   .bar { height: 14px; background: #eaeef2; border-radius: 7px; overflow: hidden; margin: 6px 0; }
@@ -38,7 +42,8 @@ const PAGE = `<!doctype html>
 <div class="sub">Every box below is one or more channels of <b>one</b> WebSocket (<span id="url"></span>).</div>
 <div class="grid">
   <div class="card"><h2>Session</h2>
-    <div>state <b id="state">connecting</b> · channels open <b id="channels">0</b></div>
+    <div role="status">state <b id="state">connecting</b><button id="reconnect" hidden>Reconnect</button>
+      · channels open <b id="channels">0</b></div>
     <div>round-trip time <span class="num" id="rtt">–</span> ms</div></div>
   <div class="card"><h2>Upload (one channel)</h2>
     <div class="bar"><div id="upload-bar"></div></div>
@@ -48,9 +53,9 @@ const PAGE = `<!doctype html>
     <div>latency now <span class="num" id="tick-now">–</span> ms · worst during the upload
       <b id="tick-max-upload">–</b> ms · ticks <b id="ticks">0</b></div></div>
   <div class="card"><h2>Echo channels</h2>
-    <div><b id="echo-ok">0</b> of <b id="echo-count">0</b> channels echoed exactly ·
-      <span id="echo-time" class="muted"></span></div><div id="echo-grid"></div></div>
-  <div class="card" style="grid-column: 1 / span 2"><h2>Channels the server pushed</h2>
+    <div><b id="echo-ok">0</b> of <b id="echo-count">0</b> channels echoed exactly<span id="echo-time"
+      class="muted"></span></div><div id="echo-grid"></div></div>
+  <div class="card wide"><h2>Channels the server pushed</h2>
     <table id="pushed"><tr><td class="muted">waiting…</td></tr></table></div>
 </div>
 <script src="/demo.js"></script>
@@ -86,10 +91,16 @@ function pushChannels(session: Session): void {
   const clock = session.dial();
   const view = session.dial();
   for (const channel of [clock, view]) channel.on('error', () => {});
+  // The server's own ping, as the page's: the keep-alive's last RTT would be one measured up to 30 s ago.
+  let rtt: number | undefined;
   const timer = setInterval(() => {
+    session.ping().then(
+      (measured) => (rtt = measured),
+      () => {},
+    );
     if (!clock.destroyed) clock.write(`server clock ${new Date().toISOString().slice(11, 19)} UTC`);
     if (!view.destroyed) {
-      view.write(`server view: ${session.channelCount} channels open, RTT ${session.rtt?.toFixed(2) ?? '–'} ms`);
+      view.write(`server view: ${session.channelCount} channels open, its ping's RTT ${rtt?.toFixed(2) ?? '–'} ms`);
     }
   }, 500);
   session.once('close', () => clearInterval(timer));
@@ -142,6 +153,8 @@ export async function startDemo(port = 8080, host = '127.0.0.1'): Promise<Demo> 
     pushChannels(session);
   });
   await new Promise<void>((resolve, reject) => {
+    // (The WebSocket server passes the HTTP server's errors on, as ws does: a port in use reaches both.)
+    wss.once('error', reject);
     server.once('error', reject);
     server.listen(port, host, resolve);
   });
@@ -160,6 +173,20 @@ export async function startDemo(port = 8080, host = '127.0.0.1'): Promise<Demo> 
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const port = Number(process.env.PORT ?? 8080);
-  const demo = await startDemo(port);
-  console.log(`muxwire demo: open ${demo.url} (Ctrl-C to stop)`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`muxwire demo: PORT must be a port number (0 for any free one), got ${process.env.PORT}`);
+    process.exit(1);
+  }
+  try {
+    const demo = await startDemo(port);
+    console.log(`muxwire demo: open ${demo.url} (Ctrl-C to stop)`);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    console.error(
+      code === 'EADDRINUSE'
+        ? `muxwire demo: port ${port} is in use; run it with PORT set to another (PORT=0 picks a free one)`
+        : `muxwire demo: ${(error as Error).message}`,
+    );
+    process.exit(1);
+  }
 }
