@@ -122,6 +122,10 @@ if (!chromiumAvailable()) {
         const ticks = await page.evaluate(() => (window as unknown as { demo: DemoStatus }).demo.ticks);
         await page.waitForTimeout(1000);
         assert.equal(await page.evaluate(() => (window as unknown as { demo: DemoStatus }).demo.ticks), ticks);
+        // Reconnect with the server still down keeps the page (and says so) rather than load an error page.
+        await page.click('#reconnect');
+        await page.waitForFunction(() => document.getElementById('state')?.textContent?.includes('still unreachable'));
+        assert.match(page.url(), /^http:/);
         assert.deepEqual(errors, [], 'no uncaught error in the page');
       } finally {
         await browser.close();

@@ -609,6 +609,28 @@ test("stream.close() rejects when its queued data is dropped: the peer resets th
   }
 });
 
+test("a stream's close({ signal }) whose signal aborts while its data waits for the peer's window releases the caller at once, and the close goes on to send the FIN", async () => {
+  const { dialer, listener } = pair(muxwire()(), muxwire()());
+  try {
+    const { stream, receiver, received } = await pausedStream(dialer, listener);
+    for (let i = 0; i < 6; i++) stream.send(new Uint8Array(64 * 1024)); // 384 KiB: more than the window
+    await delay(20);
+    const started = Date.now();
+    const giveUp = new AbortController();
+    setTimeout(() => giveUp.abort(new Error('gave up')), 200); // (AbortSignal.timeout's timer keeps no test alive)
+    await assert.rejects(stream.close({ signal: giveUp.signal }), { message: 'gave up' });
+    assert.ok(Date.now() - started < 2_000, `released after ${Date.now() - started} ms`);
+    assert.equal(stream.writeStatus, 'closing');
+    receiver.resume();
+    await waitFor(() => stream.writeStatus === 'closed', 'the close to finish once the peer reads');
+    await waitFor(() => receiver.remoteWriteStatus === 'closed', 'the FIN at the peer');
+    assert.equal(received(), 1 + 6 * 64 * 1024);
+  } finally {
+    dialer.abort(new Error('test over'));
+    listener.abort(new Error('test over'));
+  }
+});
+
 test('close() waits up to closeTimeout for a stream that the application is already closing: its data all arrives, nothing is aborted', async () => {
   for (const peer of ['muxwire', 'yamux'] as const) {
     const { dialer, listener } = pair(muxwire()(), peer === 'muxwire' ? muxwire()() : yamux()());

@@ -37,8 +37,13 @@ const timers: ReturnType<typeof setInterval>[] = [];
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
-  const mib = Number(params.get('mib') ?? 64);
-  const echoCount = Number(params.get('echo') ?? 300);
+  // (Sizes that are no positive numbers are taken as the defaults.)
+  const given = (name: string, fallback: number): number => {
+    const value = Number(params.get(name) ?? fallback);
+    return Number.isFinite(value) && value > 0 ? value : fallback;
+  };
+  const mib = given('mib', 64);
+  const echoCount = Math.round(given('echo', 300));
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/mux`;
   $('url').textContent = url;
   // The transport's water marks lowered from 1 MiB / 256 KiB: a tick then waits behind at most 64 KiB of the
@@ -55,9 +60,7 @@ async function main(): Promise<void> {
     document.body.classList.add('stale');
     $('state').textContent = error ? `disconnected: ${error.message}` : 'closed';
     if (!status.uploadDone) $('upload-state').textContent = 'stopped: the connection ended';
-    const again = $('reconnect');
-    again.hidden = false;
-    again.onclick = () => location.reload();
+    offerReconnect();
   });
 
   // RTT and open channels, once a second.
@@ -152,7 +155,7 @@ async function runTicker(
 
 /** Uploads `mib` MiB on one channel with a progress bar; the server answers the byte count it received. */
 async function upload(session: Awaited<ReturnType<typeof connectWebSocket>>, mib: number): Promise<void> {
-  const total = mib * 1024 * 1024;
+  const total = Math.round(mib * 1024 * 1024);
   $('upload-total').textContent = String(mib);
   const channel = session.dial();
   const writer = channel.writable.getWriter();
@@ -164,10 +167,12 @@ async function upload(session: Awaited<ReturnType<typeof connectWebSocket>>, mib
   const started = performance.now();
   $('upload-state').textContent = 'uploading';
   for (let sent = 0; sent < total;) {
-    await writer.write(piece.slice()); // each write its own array: the channel sends large writes in place
-    sent += piece.length;
+    // Each write its own array (the channel sends large writes in place); the last one cut to what is left.
+    const part = piece.slice(0, Math.min(piece.length, total - sent));
+    await writer.write(part);
+    sent += part.length;
     const seconds = (performance.now() - started) / 1000;
-    $('upload-done').textContent = String(Math.round(sent / 1048576));
+    $('upload-done').textContent = String(+(sent / 1048576).toFixed(1));
     $('upload-bar').style.width = `${(100 * sent) / total}%`;
     $('upload-rate').textContent = (sent / 1048576 / Math.max(seconds, 0.001)).toFixed(0);
   }
@@ -208,7 +213,21 @@ main().catch((error: unknown) => {
   if (!document.body.classList.contains('stale')) {
     $('state').textContent = `error: ${(error as Error)?.message ?? String(error)}`;
   }
-  const again = $('reconnect');
-  again.hidden = false;
-  again.onclick = () => location.reload();
+  offerReconnect();
 });
+
+/** Shows the Reconnect button: it reloads the page once the server answers again (else says it does not). */
+function offerReconnect(): void {
+  const again = $('reconnect') as HTMLButtonElement;
+  again.hidden = false;
+  again.onclick = () => {
+    again.disabled = true;
+    fetch(location.href, { method: 'HEAD', cache: 'no-store' }).then(
+      () => location.reload(),
+      () => {
+        $('state').textContent = 'the server is still unreachable';
+        again.disabled = false;
+      },
+    );
+  };
+}

@@ -25,7 +25,8 @@ const PAGE = `<!doctype html>
   h1 { font-size: 20px; margin: 0 0 4px; } .sub { color: #57606a; margin-bottom: 16px; }
   .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(320px, 100%), 1fr)); gap: 14px; }
   .wide { grid-column: 1 / -1; } @media (max-width: 480px) { body { margin: 12px; } }
-  .stale .num, .stale #channels, .stale #ticks, .stale #tick-max-upload, .stale #pushed td { color: #8c959f; }
+  .stale .card b, .stale .num, .stale #upload-done, .stale #upload-total, .stale #pushed td { color: #8c959f; }
+  .stale .bar > div { background: #8c959f; }
   button { font: inherit; padding: 2px 10px; margin-left: 6px; }
   .card { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 12px 14px; }
   .card h2 { font-size: 15px; margin: 0 0 8px; } .num { font: 600 22px ui-monospace, monospace; }

@@ -19,7 +19,7 @@ import {
 import { AbstractStream, type SendResult } from '@libp2p/utils';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState } from '../core/channel-state.js';
-import { checkSignal } from '../core/abortable.js';
+import { abortable, checkSignal } from '../core/abortable.js';
 import { asUint8Array, isUint8Array, lostBytes } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
 import { ChannelResetError, brokenWrite } from '../core/errors.js';
@@ -115,23 +115,30 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   }
 
   /**
-   * libp2p's `close()`, with its signal checked first: `AbstractStream` marks the stream closing before it calls
-   * the hook, so a signal refused there would leave it closing for good, its FIN never sent. (null is none.)
+   * libp2p's `close()`. `AbstractStream` marks the stream closing before it waits (for its buffer to empty, then
+   * for the bytes to leave), so a close that gave up half-way would leave it closing for good, its FIN never
+   * sent. So the signal is checked first (an aborted one gives up before anything changed; null is none), the
+   * close itself runs to its end without it, and an abort releases only the caller, with the signal's reason.
    */
   override async close(options?: AbortOptions): Promise<void> {
     const signal = options?.signal ?? undefined;
     checkSignal(signal);
-    // Aborted already: given up before anything changed (a stream already closing goes on).
     if (this.writeStatus === 'writable') signal?.throwIfAborted();
-    return super.close(options);
+    const closing = super.close();
+    if (signal === undefined) return closing;
+    closing.catch(() => {}); // (a caller released by its signal does not hear how the close ended)
+    return abortable(closing, signal);
   }
 
-  /** libp2p's `closeRead()`, with its signal checked first (it drops the read buffer before the hook). */
+  /** libp2p's `closeRead()`, in the same way as `close()` (it drops the read buffer before the hook). */
   override async closeRead(options?: AbortOptions): Promise<void> {
     const signal = options?.signal ?? undefined;
     checkSignal(signal);
-    if (this.readStatus === 'readable') signal?.throwIfAborted();
-    return super.closeRead(options);
+    if (this.readStatus !== 'closing' && this.readStatus !== 'closed') signal?.throwIfAborted();
+    const closing = super.closeRead();
+    if (signal === undefined) return closing;
+    closing.catch(() => {});
+    return abortable(closing, signal);
   }
 
   /** The session's 'close' bookkeeping runs first, as the muxer's own listener did (it was added first). */
