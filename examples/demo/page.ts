@@ -37,13 +37,13 @@ const timers: ReturnType<typeof setInterval>[] = [];
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
-  // (Sizes that are no positive numbers are taken as the defaults.)
-  const given = (name: string, fallback: number): number => {
-    const value = Number(params.get(name) ?? fallback);
-    return Number.isFinite(value) && value > 0 ? value : fallback;
+  // (Sizes are whole bytes and channels, at least one and at most a sane bound; anything else is the default.)
+  const given = (name: string, fallback: number, unit: number, most: number): number => {
+    const value = Math.round(Number(params.get(name) ?? fallback) * unit);
+    return Number.isFinite(value) && value >= 1 && value <= most ? value / unit : fallback;
   };
-  const mib = given('mib', 64);
-  const echoCount = Math.round(given('echo', 300));
+  const mib = given('mib', 64, 1024 * 1024, 2 ** 40);
+  const echoCount = given('echo', 300, 1, 10_000);
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/mux`;
   $('url').textContent = url;
   // The transport's water marks lowered from 1 MiB / 256 KiB: a tick then waits behind at most 64 KiB of the
@@ -222,12 +222,17 @@ function offerReconnect(): void {
   again.hidden = false;
   again.onclick = () => {
     again.disabled = true;
+    // (Any answer is not the demo's: a proxy in front of a server that is down answers 502.)
     fetch(location.href, { method: 'HEAD', cache: 'no-store' }).then(
-      () => location.reload(),
-      () => {
-        $('state').textContent = 'the server is still unreachable';
-        again.disabled = false;
+      (response) => {
+        if (response.ok) location.reload();
+        else unreachable(`HTTP ${response.status}`);
       },
+      () => unreachable('no answer'),
     );
+  };
+  const unreachable = (why: string): void => {
+    $('state').textContent = `the server is still unreachable (${why})`;
+    again.disabled = false;
   };
 }

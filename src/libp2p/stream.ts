@@ -123,7 +123,9 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   override async close(options?: AbortOptions): Promise<void> {
     const signal = options?.signal ?? undefined;
     checkSignal(signal);
-    if (this.writeStatus === 'writable') signal?.throwIfAborted();
+    // Already closing or closed: libp2p's close() returns at once, and so does this one, whatever the signal.
+    if (this.writeStatus !== 'writable') return super.close();
+    signal?.throwIfAborted();
     const closing = super.close();
     if (signal === undefined) return closing;
     closing.catch(() => {}); // (a caller released by its signal does not hear how the close ended)
@@ -134,7 +136,8 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   override async closeRead(options?: AbortOptions): Promise<void> {
     const signal = options?.signal ?? undefined;
     checkSignal(signal);
-    if (this.readStatus !== 'closing' && this.readStatus !== 'closed') signal?.throwIfAborted();
+    if (this.readStatus === 'closing' || this.readStatus === 'closed') return super.closeRead();
+    signal?.throwIfAborted();
     const closing = super.closeRead();
     if (signal === undefined) return closing;
     closing.catch(() => {});
