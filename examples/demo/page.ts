@@ -156,7 +156,7 @@ async function runTicker(
 /** Uploads `mib` MiB on one channel with a progress bar; the server answers the byte count it received. */
 async function upload(session: Awaited<ReturnType<typeof connectWebSocket>>, mib: number): Promise<void> {
   const total = Math.round(mib * 1024 * 1024);
-  $('upload-total').textContent = String(mib);
+  $('upload-total').textContent = String(+(total / 1048576).toPrecision(3));
   const channel = session.dial();
   const writer = channel.writable.getWriter();
   await writer.write(encoder.encode('U'));
