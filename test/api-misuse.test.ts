@@ -27,10 +27,16 @@ import { memoryPipe, sessionPair, until, within } from './helpers.js';
 const CONTROLLER = { name: 'TypeError', message: /signal must be an AbortSignal \(pass controller\.signal/ };
 const NOT_OBJECT = { name: 'TypeError', message: /options must be an object/ };
 
-test('an AbortController given as the signal: dial() throws, accept(), ping() and close() reject, each before anything changed', async () => {
-  const unhandled: unknown[] = [];
-  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+/** The promise rejections no one handled, from now until `stop()`. */
+function unhandledRejections(): { seen: unknown[]; stop(): void } {
+  const seen: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void seen.push(reason);
   process.on('unhandledRejection', onUnhandled);
+  return { seen, stop: () => process.off('unhandledRejection', onUnhandled) };
+}
+
+test('an AbortController given as the signal: dial() throws, accept(), ping() and close() reject, each before anything changed', async () => {
+  const unhandled = unhandledRejections();
   const [a, b] = memoryPipe();
   const client = lightClient(a, { keepAliveInterval: 0 });
   const server = lightServer(b, { keepAliveInterval: 0 });
@@ -59,9 +65,9 @@ test('an AbortController given as the signal: dial() throws, accept(), ping() an
       message: 'muxwire: signal must be an AbortSignal',
     });
     await new Promise((resolve) => setImmediate(resolve));
-    assert.deepEqual(unhandled, []);
+    assert.deepEqual(unhandled.seen, []);
   } finally {
-    process.off('unhandledRejection', onUnhandled);
+    unhandled.stop();
     client.destroy();
     server.destroy();
   }
@@ -271,9 +277,7 @@ test('the libp2p muxer: an AbortController as the signal of close() or createStr
   provideWithResolvers();
   const { muxwire } = await import('../src/libp2p/index.js');
   const { multiaddrConnectionPair } = await import('@libp2p/utils');
-  const unhandled: unknown[] = [];
-  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
-  process.on('unhandledRejection', onUnhandled);
+  const unhandled = unhandledRejections();
   const [outbound, inbound] = multiaddrConnectionPair();
   const dialer = muxwire()().createStreamMuxer(outbound);
   const listener = muxwire()().createStreamMuxer(inbound);
@@ -316,9 +320,9 @@ test('the libp2p muxer: an AbortController as the signal of close() or createStr
     );
     await dialer.close(nulled);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.deepEqual(unhandled, []);
+    assert.deepEqual(unhandled.seen, []);
   } finally {
-    process.off('unhandledRejection', onUnhandled);
+    unhandled.stop();
     dialer.abort(new Error('done'));
     listener.abort(new Error('done'));
   }

@@ -1,6 +1,7 @@
 /**
  * An `AbortSignal` put on a promise: the calls that wait (`accept()`, `ping()`, `close()`) give up when their
- * signal aborts, and a long-lived signal keeps no listener of a call that has settled.
+ * signal aborts, and a long-lived signal keeps no listener of a call that has settled. Also the check of a
+ * call's options and signal, made before the call changes anything.
  * @module
  */
 

@@ -175,11 +175,13 @@ export class LightChannel
   write(data: Uint8Array): boolean {
     // A Node stream's `write(data, callback)` moved over as it was: its callback would never be called.
     if (arguments.length > 1) throw new TypeError(NO_CALLBACK);
-    // (An array whose buffer was transferred or shrunk before the call: the bytes meant are gone, which is no
-    // empty write. Asked of the array given, of whatever realm, before it is taken as this realm's.)
-    if (lostBytes(data)) throw new TypeError('muxwire: write() was given a detached array');
-    // Its bytes as the built-ins see them, of any realm (a test runner's sandbox, a vm context).
+    // Its bytes as the built-ins see them, of any realm (a test runner's sandbox, a vm context). (An array whose
+    // buffer was transferred or shrunk before the call, which reads empty: the bytes meant are gone, which is no
+    // empty write; asked of the array given.)
     const bytes = asUint8Array(data);
+    if ((bytes === undefined || bytes.length === 0) && lostBytes(data)) {
+      throw new TypeError('muxwire: write() was given a detached array');
+    }
     if (bytes === undefined) throw new TypeError('muxwire: write() takes a Uint8Array');
     if ((this.#flags & WRITE_ENDED) !== 0) {
       // Ended for the peer's close, not by the application: the write fails the channel as one made just before

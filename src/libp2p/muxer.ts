@@ -20,14 +20,14 @@ import {
   TypedEventEmitter,
 } from '@libp2p/interface';
 import { MaxEarlyStreamsError } from '@libp2p/utils';
-import { abortable, checkSignal } from '../core/abortable.js';
+import { abortable } from '../core/abortable.js';
 import type { ChannelState } from '../core/channel-state.js';
 import { directWrites } from '../core/direct-write.js';
 import { UpdateTurns } from '../core/update-turns.js';
 import { logRecords } from '../core/observe.js';
 import { MuxSession } from '../core/session.js';
 import { toLibp2pError } from './errors.js';
-import type { ResolvedMuxwireInit } from './options.js';
+import { type ResolvedMuxwireInit, signalOf } from './options.js';
 import { MuxwireStream, type MuxwireStreamInit, type StreamPort } from './stream.js';
 import { messageStreamTransport } from './transport.js';
 
@@ -104,9 +104,7 @@ export class MuxwireMuxer
    * sent Go Away), and `TooManyOutboundProtocolStreamsError` at `maxOutboundStreams`.
    */
   async createStream(options: CreateStreamOptions = {}): Promise<MuxwireStream> {
-    // (libp2p's own code takes a null signal for none; the AbortController given in its place is a TypeError.)
-    const signal = options.signal ?? undefined;
-    checkSignal(signal);
+    const signal = signalOf(options);
     if (this.status !== 'open' || this.#ending) throw new MuxerClosedError(`the muxer is ${this.status}`);
     signal?.throwIfAborted();
     if (this.#outbound >= this.#init.maxOutboundStreams) {
@@ -143,11 +141,10 @@ export class MuxwireMuxer
    * aborts first, after aborting the muxer.
    */
   close(options?: AbortOptions): Promise<void> {
-    // A signal that is no AbortSignal is refused before closing begins (it would fail the close half-way);
-    // null is none, as libp2p's own code takes it.
-    const signal = options?.signal ?? undefined;
+    // A signal that is no AbortSignal is refused before closing begins (it would fail the close half-way).
+    let signal: AbortSignal | undefined;
     try {
-      checkSignal(signal);
+      signal = signalOf(options);
     } catch (error) {
       return Promise.reject(error);
     }

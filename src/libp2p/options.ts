@@ -3,7 +3,13 @@
  * session options, and checked once, when the factory is made.
  * @module
  */
-import { InvalidParametersError, type StreamMuxerOptions, type StreamOptions } from '@libp2p/interface';
+import {
+  type AbortOptions,
+  InvalidParametersError,
+  type StreamMuxerOptions,
+  type StreamOptions,
+} from '@libp2p/interface';
+import { checkSignal } from '../core/abortable.js';
 import { shown } from '../core/errors.js';
 import { type ResolvedOptions, type SessionOptions, SPEC_INITIAL_WINDOW, resolveOptions } from '../core/options.js';
 
@@ -150,4 +156,14 @@ export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
   }
   if (resolved.protocol !== 'yamux') throw new InvalidParametersError('muxwire: libp2p streams speak yamux only');
   return { session: resolved, maxInboundStreams, maxOutboundStreams, maxEarlyStreams, streamOptions };
+}
+
+/**
+ * A libp2p call's signal, checked: libp2p's own code takes a null one for none; one that is no `AbortSignal`
+ * (the `AbortController` given in its place) is a `TypeError`, before the call changes anything.
+ */
+export function signalOf(options: AbortOptions | undefined): AbortSignal | undefined {
+  const signal = options?.signal ?? undefined;
+  checkSignal(signal);
+  return signal;
 }

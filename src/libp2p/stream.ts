@@ -19,13 +19,14 @@ import {
 import { AbstractStream, type SendResult } from '@libp2p/utils';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState } from '../core/channel-state.js';
-import { abortable, checkSignal } from '../core/abortable.js';
+import { abortable } from '../core/abortable.js';
 import { asUint8Array, isUint8Array, lostBytes } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
 import { ChannelResetError, brokenWrite } from '../core/errors.js';
 import { Fifo } from '../core/fifo.js';
 import type { MuxSession } from '../core/session.js';
 import { toLibp2pError } from './errors.js';
+import { signalOf } from './options.js';
 
 /** libp2p's byte list (from the `uint8arraylist` version that `@libp2p/utils` itself uses). */
 type ByteList = Parameters<AbstractStream['sendData']>[0];
@@ -41,6 +42,16 @@ export interface MuxwireStreamInit extends StreamOptions {
   log: Logger;
   /** Called once, as the stream dispatches its `'close'` event (before the listeners): the muxer's books. */
   onClose?: (stream: MuxwireStream) => void;
+}
+
+/**
+ * A close that runs to its end whatever `signal` does, its caller released (with the signal's reason) when the
+ * signal aborts first; the caller so released does not hear how the close ended.
+ */
+function released(closing: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return closing;
+  closing.catch(() => {});
+  return abortable(closing, signal);
 }
 
 export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
@@ -121,27 +132,19 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * close itself runs to its end without it, and an abort releases only the caller, with the signal's reason.
    */
   override async close(options?: AbortOptions): Promise<void> {
-    const signal = options?.signal ?? undefined;
-    checkSignal(signal);
+    const signal = signalOf(options);
     // Already closing or closed: libp2p's close() returns at once, and so does this one, whatever the signal.
     if (this.writeStatus !== 'writable') return super.close();
     signal?.throwIfAborted();
-    const closing = super.close();
-    if (signal === undefined) return closing;
-    closing.catch(() => {}); // (a caller released by its signal does not hear how the close ended)
-    return abortable(closing, signal);
+    return released(super.close(), signal);
   }
 
   /** libp2p's `closeRead()`, in the same way as `close()` (it drops the read buffer before the hook). */
   override async closeRead(options?: AbortOptions): Promise<void> {
-    const signal = options?.signal ?? undefined;
-    checkSignal(signal);
+    const signal = signalOf(options);
     if (this.readStatus === 'closing' || this.readStatus === 'closed') return super.closeRead();
     signal?.throwIfAborted();
-    const closing = super.closeRead();
-    if (signal === undefined) return closing;
-    closing.catch(() => {});
-    return abortable(closing, signal);
+    return released(super.closeRead(), signal);
   }
 
   /** The session's 'close' bookkeeping runs first, as the muxer's own listener did (it was added first). */

@@ -120,12 +120,6 @@ function emitAllButData(this: Channel, event: string | symbol, ...args: unknown[
   return event === 'data' ? false : Duplex.prototype.emit.call(this, event, ...args);
 }
 
-/** Whether a batch of writes holds one that lost its bytes while it waited (see `Channel#_write`). */
-function anyLostBytes(chunks: readonly { chunk: Buffer }[]): boolean {
-  for (const { chunk } of chunks) if (lostBytes(chunk)) return true;
-  return false;
-}
-
 /**
  * A channel as a Node `stream.Duplex` of bytes: `write()`/`end()` (FIN, half-close), `destroy()` (RST),
  * `'end'` when the peer half-closes, `'error'` with a typed error when the channel is reset or its session
@@ -392,15 +386,14 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
     if (this.#refuseWrite(callback)) return;
-    // Transferred (to a worker) or shrunk while it waited in the stream's buffer: its bytes are gone (Node counted
-    // them: a Buffer's length is fixed, so it reads 0).
-    if (lostBytes(chunk)) {
+    // Its bytes as the built-ins see them: the frame's length and the bytes the socket sends are then the same,
+    // whatever an own `length` property says. Transferred (to a worker) or shrunk while it waited in the stream's
+    // buffer: its bytes are gone (Node counted them: a Buffer's length is fixed, so it reads 0).
+    const bytes = asUint8Array(chunk)!;
+    if (bytes.length === 0 && lostBytes(chunk)) {
       callback(brokenWrite(this.id));
       return;
     }
-    // Its bytes as the built-ins see them: the frame's length and the bytes the socket sends are then the same,
-    // whatever an own `length` property says.
-    const bytes = asUint8Array(chunk)!;
     this.#bytesWritten += bytes.length;
     if (this.#idle) this.#idle.touch();
     this.#port.write(this.#state, bytes, callback);
@@ -408,25 +401,29 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   override _writev(chunks: { chunk: Buffer }[], callback: WriteCallback): void {
     if (this.#refuseWrite(callback)) return;
-    if (anyLostBytes(chunks)) {
-      callback(brokenWrite(this.id));
-      return;
+    // Each chunk's bytes as the built-ins see them, and none that lost its bytes, as in _write.
+    const views: Uint8Array[] = [];
+    for (const { chunk } of chunks) {
+      const bytes = asUint8Array(chunk)!;
+      if (bytes.length === 0 && lostBytes(chunk)) {
+        callback(brokenWrite(this.id));
+        return;
+      }
+      views.push(bytes);
     }
     // The callback goes with the last bytes: an empty chunk's write is done at once, and would tell Node the
-    // whole batch had left while the chunks before it still wait for window. (Each chunk's bytes as the
-    // built-ins see them, as in _write.)
-    let last = chunks.length - 1;
-    let lastBytes = asUint8Array(chunks[last]!.chunk)!;
-    while (last > 0 && lastBytes.length === 0) lastBytes = asUint8Array(chunks[--last]!.chunk)!;
+    // whole batch had left while the chunks before it still wait for window.
+    let last = views.length - 1;
+    while (last > 0 && views[last]!.length === 0) last--;
     for (let i = 0; i < last; i++) {
-      const bytes = asUint8Array(chunks[i]!.chunk)!;
+      const bytes = views[i]!;
       if (bytes.length === 0) continue;
       this.#bytesWritten += bytes.length;
       this.#port.write(this.#state, bytes, null);
     }
-    this.#bytesWritten += lastBytes.length;
+    this.#bytesWritten += views[last]!.length;
     if (this.#idle) this.#idle.touch();
-    this.#port.write(this.#state, lastBytes, callback);
+    this.#port.write(this.#state, views[last]!, callback);
   }
 
   /**

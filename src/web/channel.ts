@@ -331,7 +331,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
     if (this.#writeEnded) throw new MuxError('ERR_MUX_WRITE_AFTER_END', `channel ${this.id}: closeWrite() was called`);
     // Transferred (to a worker) or shrunk, before its write() (-1) or while it waited in the writable's queue:
     // its bytes are gone. Grown (a view that follows a resizable buffer): what it held when written is sent.
-    const now = byteLengthOf(chunk)!; // (by the built-in: an own `byteLength` property may say otherwise)
+    const now = chunk.length; // (a view made by the built-ins: no own property can say otherwise)
     if (written < 0 || now < written) {
       const error = brokenWrite(this.id);
       this.#resetFromHere(error);
@@ -342,7 +342,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
     // A small chunk is copied so its write can resolve now (the caller may reuse the array once it does);
     // a large one is sent in place, and its write resolves once it reached the transport.
     const copied = length <= COPY_LIMIT;
-    const held = now === length && chunk.length === length ? chunk : chunk.subarray(0, length);
+    const held = now === length ? chunk : chunk.subarray(0, length);
     const data = copied ? held.slice() : held;
     this.#writing += length;
     let resolveWrite: (() => void) | undefined;

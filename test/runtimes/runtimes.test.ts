@@ -101,17 +101,20 @@ function resultOf(runtime: Runtime, { code, output }: { code: number | null; out
   return JSON.parse(line[1]!) as unknown;
 }
 
+/**
+ * `test(title, body)` when `runtime` is installed; else skipped with a note, or, on CI (where `.ci/run` installs
+ * it), failed.
+ */
+function runtimeTest(runtime: Runtime, title: string, body: () => Promise<void>): void {
+  if (existsSync(runtime.binary)) test(title, body);
+  else if (process.env.CI === 'true') {
+    test(title, () => assert.fail(`${runtime.name} is not installed on CI: ${INSTALL_HINT} is needed`));
+  } else test(title, { skip: `${runtime.name} is not installed (${INSTALL_HINT})` }, () => {});
+}
+
 for (const runtime of RUNTIMES) {
   const title = `muxwire/web under ${runtime.name}: a connection dropped before it opens fails with WebSocketClosedError 1006; it connects to a Node createWebSocketServer, 20 dialled channels echo exactly, a pushed channel is read, the session closes cleanly`;
-  if (!existsSync(runtime.binary)) {
-    if (process.env.CI === 'true') {
-      test(title, () => assert.fail(`${runtime.name} is not installed on CI: ${INSTALL_HINT} is needed`));
-    } else {
-      test(title, { skip: `${runtime.name} is not installed (${INSTALL_HINT})` }, () => {});
-    }
-    continue;
-  }
-  test(title, async () => {
+  runtimeTest(runtime, title, async () => {
     const sessions: Session[] = [];
     const server = createWebSocketServer({ port: 0, host: '127.0.0.1', keepAliveInterval: 0 }, (session) => {
       sessions.push(session);
@@ -145,15 +148,7 @@ for (const runtime of RUNTIMES) {
 
 for (const runtime of RUNTIMES) {
   const title = `the Node entry under ${runtime.name}: a TCP session to a Node createServer, 50 channels of 64 KiB and one of 8 MiB echo exactly, a reset by the server is a ChannelResetError, close() ends both sides cleanly`;
-  if (!existsSync(runtime.binary)) {
-    if (process.env.CI === 'true') {
-      test(title, () => assert.fail(`${runtime.name} is not installed on CI: ${INSTALL_HINT} is needed`));
-    } else {
-      test(title, { skip: `${runtime.name} is not installed (${INSTALL_HINT})` }, () => {});
-    }
-    continue;
-  }
-  test(title, async () => {
+  runtimeTest(runtime, title, async () => {
     const sessions: Session[] = [];
     const server = createServer({ keepAliveInterval: 0 }, (session) => {
       sessions.push(session);
