@@ -20,12 +20,19 @@ import {
   lightServer,
   multiplexedClient,
 } from '../src/index.js';
+import type { LightSession } from '../src/core/index.js';
 import { WebSession, connectWebSocket, webSocketTransport } from '../src/web/index.js';
 import { provideWithResolvers } from './interop/libp2p-glue.js';
 import { memoryPipe, sessionPair, until, within } from './helpers.js';
 
 const CONTROLLER = { name: 'TypeError', message: /signal must be an AbortSignal \(pass controller\.signal/ };
 const NOT_OBJECT = { name: 'TypeError', message: /options must be an object/ };
+
+/** A light client and server over an in-memory pipe, keep-alive off. */
+function lightPair(): { client: LightSession; server: LightSession } {
+  const [a, b] = memoryPipe();
+  return { client: lightClient(a, { keepAliveInterval: 0 }), server: lightServer(b, { keepAliveInterval: 0 }) };
+}
 
 /** The promise rejections no one handled, from now until `stop()`. */
 function unhandledRejections(): { seen: unknown[]; stop(): void } {
@@ -37,9 +44,7 @@ function unhandledRejections(): { seen: unknown[]; stop(): void } {
 
 test('an AbortController given as the signal: dial() throws, accept(), ping() and close() reject, each before anything changed', async () => {
   const unhandled = unhandledRejections();
-  const [a, b] = memoryPipe();
-  const client = lightClient(a, { keepAliveInterval: 0 });
-  const server = lightServer(b, { keepAliveInterval: 0 });
+  const { client, server } = lightPair();
   try {
     const controller = new AbortController() as unknown as AbortSignal;
     assert.throws(() => client.dial({ signal: controller }), CONTROLLER);
@@ -74,9 +79,7 @@ test('an AbortController given as the signal: dial() throws, accept(), ping() an
 });
 
 test('options that are no object: dial() throws, accept(), ping() and close() reject with a TypeError that says so', async () => {
-  const [a, b] = memoryPipe();
-  const client = lightClient(a, { keepAliveInterval: 0 });
-  const server = lightServer(b, { keepAliveInterval: 0 });
+  const { client, server } = lightPair();
   try {
     assert.throws(() => client.dial(null as never), NOT_OBJECT);
     const calls = [
@@ -250,9 +253,7 @@ test('a WebSession and webSocketTransport refuse options that are no object, as 
 });
 
 test('LightChannel.destroy() with a value that is not an Error fails the channel with a ChannelResetError that says it', async () => {
-  const [a, b] = memoryPipe();
-  const client = lightClient(a, { keepAliveInterval: 0 });
-  const server = lightServer(b, { keepAliveInterval: 0 });
+  const { client, server } = lightPair();
   try {
     const channel = client.dial();
     const failed = new Promise<unknown>((resolve) => channel.once('error', resolve));
