@@ -6,10 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { text } from 'node:stream/consumers';
 import { multiplexedClient } from '../src/index.js';
@@ -74,6 +75,31 @@ test('every example is run by this suite', () => {
   const unknown = programs.filter((name) => !(name in standalone) && !paired.has(name));
   assert.deepEqual(unknown, [], 'add the new example to test/examples.test.ts');
   for (const name of [...Object.keys(standalone), ...paired]) assert.ok(programs.includes(name), `${name} is built`);
+});
+
+test("npm start's build (tsconfig.examples.json) compiles the library and every example, and no test", () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const listed = execFileSync(
+    process.execPath,
+    [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.examples.json', '--listFilesOnly'],
+    { cwd: root, encoding: 'utf8', timeout: DEADLINE_MS },
+  );
+  const ours = listed
+    .split('\n')
+    .map((file) => relative(root, file.trim()).split(sep).join('/'))
+    .filter((file) => file !== '' && !file.startsWith('..') && !file.startsWith('node_modules/'));
+  const examples = readdirSync(join(root, 'examples'), { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.ts'))
+    .map((file) => `examples/${file.split(sep).join('/')}`);
+  assert.ok(examples.length >= programs.length, 'the examples are found');
+  for (const file of [...examples, 'src/index.ts', 'src/web/index.ts', 'src/libp2p/index.ts', 'src/cli.ts']) {
+    assert.ok(ours.includes(file), `${file} is built by npm start`);
+  }
+  assert.deepEqual(
+    ours.filter((file) => !file.startsWith('src/') && !file.startsWith('examples/')),
+    [],
+    'npm start builds nothing but the library and its examples',
+  );
 });
 
 for (const [name, how] of Object.entries(standalone)) {

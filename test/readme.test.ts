@@ -83,3 +83,17 @@ test("every relative link in the repository's Markdown leads to a file, and a he
   assert.ok(files.length > 10, 'the Markdown files are found');
   assert.deepEqual(brokenLinks(ROOT, files), []);
 });
+
+test("docs/design.md's table of the core's files gives each file's length within a tenth of what it is", () => {
+  const design = readFileSync(join(ROOT, 'docs', 'design.md'), 'utf8');
+  const rows = [...design.matchAll(/^\| `([\w-]+\.ts)` \|.*\| ~(\d+) \|$/gm)];
+  assert.ok(rows.length >= 10, 'the rows with a length are found');
+  const off = rows
+    .map(([, file, said]) => ({ file: file!, said: Number(said), lines: lineCount(join('src', 'core', file!)) }))
+    .filter(({ said, lines }) => Math.abs(lines - said) > lines / 10);
+  assert.deepEqual(off, [], 'update the lengths in docs/design.md');
+});
+
+function lineCount(file: string): number {
+  return readFileSync(join(ROOT, file), 'utf8').trimEnd().split('\n').length;
+}
