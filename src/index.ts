@@ -12,7 +12,14 @@ export { LightChannel, LightSession, type LightChannelEvents } from './core/ligh
 export { connect, createServer, type ConnectOptions, type ServerOptions } from './node/net.js';
 export { duplexTransport } from './node/transport.js';
 export { LOG_CHANNEL, SESSION_CHANNEL } from './node/diagnostics.js';
-export { createWebSocketServer, type MuxWebSocketServer, type WebSocketServerOptions } from './node/websocket.js';
+export {
+  createWebSocketServer,
+  type MuxWebSocketServer,
+  type WebSocketServerOptions,
+  type WebSocketServerCommonOptions,
+  type WebSocketServerOnServer,
+  type WebSocketServerOnPort,
+} from './node/websocket.js';
 export {
   webSocketTransport,
   WebSocketClosedError,
@@ -30,6 +37,8 @@ export {
   TimeoutError,
   TransportClosedError,
   GoAwayCode,
+  type ChannelResetCode,
+  type TimeoutCode,
 } from './core/errors.js';
 export { DEFAULT_OPTIONS, type SessionOptions, type ResolvedOptions } from './core/options.js';
 export { MemoryBudget, sharedMemoryBudget } from './core/budget.js';

@@ -274,6 +274,41 @@ test('createStream() throws TooManyOutboundProtocolStreamsError at maxOutboundSt
   await listener.close();
 });
 
+test("stream counts given both at the top level and in session: the yamux-named one wins; one given only in session is the muxer's", async () => {
+  const both = resolveInit({
+    maxInboundStreams: 100,
+    maxOutboundStreams: 100,
+    session: { maxInboundStreams: 2, maxOutboundStreams: 2 },
+  });
+  assert.deepEqual([both.maxInboundStreams, both.maxOutboundStreams], [100, 100]);
+  assert.deepEqual([both.session.maxInboundStreams, both.session.maxOutboundStreams], [0x7fff_ffff, 0x7fff_ffff]);
+  const sessionOnly = resolveInit({ session: { maxInboundStreams: 3, maxOutboundStreams: 4 } });
+  assert.deepEqual([sessionOnly.maxInboundStreams, sessionOnly.maxOutboundStreams], [3, 4]);
+  assert.equal(sessionOnly.session.maxStreams, 7);
+  assert.throws(() => muxwire({ session: { maxOutboundStreams: -1 } }), {
+    name: 'InvalidParametersError',
+    message: /session\.maxOutboundStreams must be an integer >= 0, got -1/,
+  });
+
+  // On the wire: three streams each way where the session said 2 and the yamux names said 100.
+  const options = {
+    maxInboundStreams: 100,
+    maxOutboundStreams: 100,
+    session: { maxInboundStreams: 2, maxOutboundStreams: 2 },
+  };
+  const { dialer, listener } = pair(muxwire(options)(), muxwire(options)());
+  const accepted: Stream[] = [];
+  listener.addEventListener('stream', (event) => accepted.push(event.detail));
+  const streams = await Promise.all([1, 2, 3].map(() => dialer.createStream()));
+  for (const stream of streams) stream.send(Buffer.from('x'));
+  await waitFor(() => accepted.length === 3, 'the listener to take three streams');
+  assert.deepEqual(
+    streams.map((stream) => stream.status),
+    ['open', 'open', 'open'],
+  );
+  await Promise.all([dialer.close(), listener.close()]);
+});
+
 test("the stream that takes the session's last id leaves the muxer 'closing': createStream() then throws MuxerClosedError, the stream still works", async () => {
   const [outbound, inbound] = multiaddrConnectionPair();
   const dialer = new MuxwireMuxer(outbound, resolveInit(), { firstChannelId: 0xffff_ffff });

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { DEFAULT_OPTIONS, resolveOptions } from '../src/core/options.js';
 import { MemoryBudget, sharedMemoryBudget } from '../src/core/budget.js';
 
@@ -12,6 +13,22 @@ test('defaults apply and are documented values', () => {
   assert.equal(o.acceptBacklog, 256);
   assert.equal(o.memoryBudget, sharedMemoryBudget);
   assert.equal(sharedMemoryBudget.limit, 256 * 1024 * 1024);
+});
+
+test("the API reference states every option's default, as DEFAULT_OPTIONS has it", () => {
+  const source = readFileSync(new URL('../../src/core/options.ts', import.meta.url), 'utf8');
+  const body = source.slice(source.indexOf('export interface SessionOptions {'));
+  const stated = new Map(
+    [...body.matchAll(/@defaultValue ([^\n]*)\n(?:\s*\*[^\n]*\n)*?\s*\*\/\n\s*(\w+)\?:/g)].map((m) => [m[2]!, m[1]!]),
+  );
+  assert.deepEqual([...stated.keys()].sort(), Object.keys(DEFAULT_OPTIONS).sort(), 'each option has a @defaultValue');
+  for (const [key, value] of Object.entries(DEFAULT_OPTIONS)) {
+    const text = stated.get(key)!;
+    if (typeof value === 'number') assert.equal(Number(/^[\d,]+/.exec(text)?.[0].replaceAll(',', '')), value, key);
+    else if (value === null) assert.equal(text, '`null`', key);
+    else if (typeof value === 'string') assert.equal(text, `\`'${value}'\``, key);
+    else assert.equal(text, '{@link sharedMemoryBudget}', key);
+  }
 });
 
 test('memoryBudget takes a MemoryBudget or null, and nothing else', () => {

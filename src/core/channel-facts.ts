@@ -7,7 +7,7 @@
  */
 import type { ChannelState, ChannelStateName } from './channel-state.js';
 
-/** What {@link installChannelFacts} adds to a channel class. */
+/** What every kind of channel tells of itself: its id, session, protocol state, receive window and direction. */
 export interface ChannelFacts<Session> {
   /** The channel id on the wire (odd when the client dialled it, even when the server did). */
   readonly id: number;

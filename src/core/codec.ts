@@ -69,9 +69,15 @@ export type FormatRulesFactory = (
   relieveMemory: () => void,
 ) => FormatRules;
 
+/**
+ * A wire format: how frames are written and read. The session speaks yamux's terms; a codec maps them to its
+ * format. `yamuxCodec` is built in; `multiplexCodec` is passed in where a page's bundle should carry it only
+ * when used (`WebSession`'s `multiplexCodec` option).
+ */
 export interface WireCodec {
   /** The format's name, as given in the `protocol` option. */
   readonly name: 'yamux' | 'multiplex';
+  /** What the format can express (windows, half-close, ping, Go Away...). */
   readonly capabilities: CodecCapabilities;
   /** The format's own rules where it lacks windows or half-close (none for yamux). @internal */
   readonly rules?: FormatRulesFactory;

@@ -8,11 +8,16 @@
 export const GoAwayCode = { normal: 0, protocolError: 1, internalError: 2 } as const;
 
 /** The codes a {@link ChannelResetError} carries. */
-type ChannelResetCode = 'ERR_MUX_CHANNEL_RESET' | 'ERR_MUX_CHANNEL_ABORTED' | 'ERR_MUX_CHANNEL_REFUSED';
+export type ChannelResetCode = 'ERR_MUX_CHANNEL_RESET' | 'ERR_MUX_CHANNEL_ABORTED' | 'ERR_MUX_CHANNEL_REFUSED';
 /** The codes a {@link TimeoutError} carries. */
-type TimeoutCode = 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT' | 'ERR_MUX_OPEN_TIMEOUT';
+export type TimeoutCode = 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT' | 'ERR_MUX_OPEN_TIMEOUT';
 
-/** The base class of all muxwire errors. */
+/**
+ * The base class of all muxwire errors. Raised as itself (no subclass) with these codes: `ERR_MUX_WRITE_AFTER_END`
+ * (a write after `end()`, or on the multiplex format to a channel its peer closed), `ERR_MUX_UNSUPPORTED`
+ * (`ping()` or `goAway()` on the multiplex format), `ERR_MUX_CHANNEL_CLOSED` (data still queued when a multiplex
+ * peer closed the channel) and `ERR_MUX_INTERNAL` (a bug in muxwire, which ends the session).
+ */
 export class MuxError extends Error {
   // Fields the constructor assigns are `declare`d (here and in the session's parts): a class field would also be
   // defined, empty, before the constructor runs, and say its name once more in a page's bundle.
@@ -102,7 +107,11 @@ function goAwayName(code: number): string {
   return GO_AWAY_NAMES[code] ?? '';
 }
 
-/** The peer reset (aborted) the channel. */
+/**
+ * A channel was reset: by the peer (`ERR_MUX_CHANNEL_RESET`), by this side (`ERR_MUX_CHANNEL_ABORTED`:
+ * `destroy()` with an error, `reset()`, a cancelled readable or aborted writable), or refused by the peer
+ * (`ERR_MUX_CHANNEL_REFUSED`, as its subclass {@link ChannelRefusedError}).
+ */
 export class ChannelResetError extends MuxError {
   static {
     this.prototype.name = 'ChannelResetError';
@@ -112,6 +121,7 @@ export class ChannelResetError extends MuxError {
    * `ERR_MUX_CHANNEL_REFUSED` (a {@link ChannelRefusedError}).
    */
   declare readonly code: ChannelResetCode;
+  /** The id of the channel that was reset. */
   declare readonly channelId: number;
   constructor(channelId: number, message?: string, code: ChannelResetCode = 'ERR_MUX_CHANNEL_RESET') {
     super(code, message ?? `channel ${channelId} was reset by the peer`);
@@ -182,7 +192,10 @@ export class ChannelRefusedError extends ChannelResetError {
   }
 }
 
-/** A local limit stopped a new channel: `maxStreams` reached, or channel ids exhausted. */
+/**
+ * A local limit stopped a new channel: `maxStreams` or `maxOutboundStreams` channels are open, or this side's
+ * channel ids ran out (the session is then closing).
+ */
 export class StreamLimitError extends MuxError {
   static {
     this.prototype.name = 'StreamLimitError';

@@ -32,9 +32,13 @@ export const enum Flag {
 
 /** A decoded frame header. The decoder reuses one instance, so copy fields out if you keep them. */
 export interface FrameHeader {
+  /** The protocol version (0). */
   version: number;
+  /** Data, Window Update, Ping or Go Away ({@link FrameType}). */
   type: number;
+  /** SYN, ACK, FIN and RST bits ({@link Flag}). */
   flags: number;
+  /** The channel id (0 for the session's own Ping and Go Away). */
   streamId: number;
   /** Payload length (Data), window increment (Window Update), opaque value (Ping) or code (Go Away). */
   length: number;

@@ -14,6 +14,8 @@ export {
   StreamLimitError,
   TimeoutError,
   TransportClosedError,
+  type ChannelResetCode,
+  type TimeoutCode,
 } from './errors.js';
 export * from './options.js';
 export * from './frame.js';

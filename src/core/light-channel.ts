@@ -76,8 +76,9 @@ const NO_CALLBACK =
 
 /**
  * A channel without Node streams: `write()` / `end()` / `destroy()`, `'data'` events or `for await`, and the
- * same backpressure, half-close and errors as the Node `Channel`. It needs nothing but the core, so it is the
- * channel of browser sessions; in Node it suits sessions with very many small channels, where a `Duplex` per
+ * same backpressure, half-close and errors as the Node `Channel`. It needs nothing but the core, so it runs
+ * anywhere (a page's sessions give Web Streams channels instead: `WebChannel`, from `muxwire/web`); in Node it
+ * suits sessions with very many small channels, where a `Duplex` per
  * channel costs time to set up and memory to keep (see `docs/design.md`).
  *
  * Reading starts when a `'data'` listener is added (or `resume()` is called, or an async iterator reads) and
@@ -159,7 +160,10 @@ export class LightChannel
     return this.#buffered;
   }
 
-  /** True while reading is paused (by `pause()`, or before anything reads). */
+  /**
+   * True while no `'data'` listener or `resume()` keeps data flowing: after `pause()`, before anything reads,
+   * and while only an async iterator reads (it takes data a chunk at a time, as on a Node `Readable`).
+   */
   isPaused(): boolean {
     return (this.#flags & FLOWING) === 0;
   }

@@ -63,7 +63,9 @@ export type RefusalReason = 'closing' | 'max-streams' | 'max-inbound-streams' | 
  * carries no messages; {@link formatLogRecord} makes a line of it).
  */
 export interface LogRecord {
+  /** How much it matters (see {@link LOG_LEVELS}). */
   level: LogLevel;
+  /** What happened (see {@link LogEvent}). */
   event: LogEvent;
   /** The session's role (`client` or `server`): which end of the connection reports. */
   role: 'client' | 'server';

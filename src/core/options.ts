@@ -20,50 +20,95 @@ export interface SessionOptions {
   /**
    * The wire format: `yamux` (default), or `multiplex` to talk to programs built on the original Go package
    * `alecthomas/multiplex` (no windows, half-close, ping or Go Away: see docs/multiplex-codec.md).
+   * @defaultValue `'yamux'`
    */
   protocol?: WireProtocol | undefined;
-  /** Most channels open at once (both directions together). A dial beyond it throws; an inbound SYN beyond it gets RST. */
+  /**
+   * Most channels open at once (both directions together). A dial beyond it throws; an inbound SYN beyond it
+   * gets RST.
+   * @defaultValue 65,536
+   */
   maxStreams?: number | undefined;
   /**
    * Most channels the peer opened that are open at once; one more is refused with RST. Keeps room in
-   * `maxStreams` for this side's own dials when the peer opens many. Default: no bound of its own (2,147,483,647).
+   * `maxStreams` for this side's own dials when the peer opens many.
+   * @defaultValue 2,147,483,647 (no bound of its own)
    */
   maxInboundStreams?: number | undefined;
-  /** Most channels this side dialled that are open at once; a dial beyond it throws `StreamLimitError`. Default: no bound of its own. */
+  /**
+   * Most channels this side dialled that are open at once; a dial beyond it throws `StreamLimitError`.
+   * @defaultValue 2,147,483,647 (no bound of its own)
+   */
   maxOutboundStreams?: number | undefined;
-  /** Most inbound channels waiting to be accepted; one more is refused with RST (on the multiplex codec, which cannot refuse, reading pauses until the application takes one). */
+  /**
+   * Most inbound channels waiting to be accepted; one more is refused with RST (on the multiplex codec, which
+   * cannot refuse, reading pauses until the application takes one).
+   * @defaultValue 256
+   */
   acceptBacklog?: number | undefined;
-  /** Most dialled channels the peer has not acknowledged yet; further SYNs wait (the libp2p "ACK backlog"). */
+  /**
+   * Most dialled channels the peer has not acknowledged yet; further SYNs wait (the libp2p "ACK backlog").
+   * @defaultValue 256
+   */
   ackBacklog?: number | undefined;
-  /** Receive window each channel starts with, in bytes (at least the spec's 262,144). */
+  /**
+   * Receive window each channel starts with, in bytes (at least the spec's 262,144).
+   * @defaultValue 262,144 (256 KiB)
+   */
   initialWindow?: number | undefined;
-  /** Largest receive window auto-tuning may grow a channel to, in bytes. */
+  /**
+   * Largest receive window auto-tuning may grow a channel to, in bytes.
+   * @defaultValue 67,108,864 (64 MiB)
+   */
   maxWindow?: number | undefined;
-  /** Cap on bytes received but not yet read, across all channels of the session. */
+  /**
+   * Cap on bytes received but not yet read, across all channels of the session.
+   * @defaultValue 134,217,728 (128 MiB)
+   */
   maxSessionBuffered?: number | undefined;
   /**
    * The budget window growth is also reserved from, shared with other sessions: by default
    * {@link sharedMemoryBudget} (256 MiB per process); `null` for none (only this session's bound applies).
+   * @defaultValue {@link sharedMemoryBudget}
    */
   memoryBudget?: MemoryBudget | null | undefined;
-  /** Largest Data frame payload this side sends; writes are cut into fragments of this size and interleaved. */
+  /**
+   * Largest Data frame payload this side sends; writes are cut into fragments of this size and interleaved.
+   * @defaultValue 65,536 (64 KiB)
+   */
   maxFrameSize?: number | undefined;
-  /** Milliseconds between keep-alive pings; 0 turns keep-alive off. */
+  /**
+   * Milliseconds between keep-alive pings; 0 turns keep-alive off.
+   * @defaultValue 30,000
+   */
   keepAliveInterval?: number | undefined;
-  /** Milliseconds to wait for a ping's answer before the session fails. */
+  /**
+   * Milliseconds a ping may wait for its answer while nothing at all arrives from the peer; then the session
+   * fails (`TimeoutError`, `ERR_MUX_KEEPALIVE_TIMEOUT`). A peer whose bytes keep arriving is alive, just busy
+   * (its answer may wait behind its data), so each byte from it moves the deadline to one `keepAliveTimeout`
+   * later.
+   * @defaultValue 10,000
+   */
   keepAliveTimeout?: number | undefined;
   /**
    * Milliseconds `close()` waits for open channels to end in both directions (this side's `end()` and the
-   * peer's) before resetting them; default 30 s. A channel read to its end but not ended here still counts
+   * peer's) before resetting them. A channel read to its end but not ended here still counts
    * as open. See docs/design.md, "Closing".
+   * @defaultValue 30,000
    */
   closeTimeout?: number | undefined;
   /**
    * Milliseconds a dialled channel may wait for the peer's acknowledgement; then it fails with
    * `ERR_MUX_OPEN_TIMEOUT` and is reset. 0 waits without limit. (Codecs without acknowledgements: no wait.)
+   * @defaultValue 75,000
    */
   openTimeout?: number | undefined;
-  /** Readable and writable high-water mark of each channel, in bytes. */
+  /**
+   * How many bytes a channel holds before it says to wait: a Node `Channel`'s readable and writable
+   * high-water mark, a `LightChannel`'s and a `WebChannel`'s write queue (a `WebChannel`'s readable holds
+   * nothing the page has not asked for: its window credits only what was read).
+   * @defaultValue 65,536 (64 KiB)
+   */
   channelHighWaterMark?: number | undefined;
   /**
    * How many channels the peer may open and then reset in a burst. Each reset the peer sends for a channel it
@@ -75,15 +120,20 @@ export interface SessionOptions {
    * on its in-memory session, on two shared cores), and a false alarm ends every channel of the session. An
    * unbounded peer opened and reset about 50,000 a second (loopback, one process). Only yamux has resets
    * (the multiplex format's RST is its close).
+   * @defaultValue 1,000
    */
   peerResetBurst?: number | undefined;
-  /** Resets allowed a second once the `peerResetBurst` is spent. */
+  /**
+   * Resets allowed a second once the `peerResetBurst` is spent.
+   * @defaultValue 1,000
+   */
   peerResetRate?: number | undefined;
   /**
    * Receives the session's log records (lifecycle, Go Away, keep-alive and close timeouts, protocol errors,
    * refusals, resets, window stalls), each with a level. Off (`null`) by default, and then it costs one check
    * per event. On Node, `NODE_DEBUG=muxwire` and the `muxwire:log` diagnostics channel also receive them
    * (see docs/observability.md).
+   * @defaultValue `null`
    */
   logger?: Logger | null | undefined;
 }

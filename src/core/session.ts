@@ -374,12 +374,18 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   // ------------------------------------------------------------------ public API
 
-  /** `open` until `close()` or `destroy()` starts, then `closing` and `closed`. */
+  /**
+   * `open` until `close()` starts (`closing`, then `closed`) or the session ends at once (`closed`: `destroy()`,
+   * a failure).
+   */
   get state(): SessionStatus {
     return this.#status;
   }
 
-  /** Channels currently open (dialled or accepted, not yet fully closed or reset). */
+  /**
+   * Channels currently open: dialled, or opened by the peer (accepted or still waiting to be), and not yet fully
+   * closed or reset.
+   */
   get channelCount(): number {
     return this.#streams.size;
   }
@@ -488,10 +494,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   /**
    * Sends a ping and resolves to the round-trip time in milliseconds. Only one ping is in flight at a time:
-   * calls made meanwhile share its answer. If no answer comes within `keepAliveTimeout` (keep-alive on or
-   * off: a peer that does not answer is taken for gone), the session fails with `TimeoutError`
-   * (`ERR_MUX_KEEPALIVE_TIMEOUT`). An abort of `signal` rejects this call with its reason; the ping goes on,
-   * with its deadline.
+   * calls made meanwhile share its answer. If `keepAliveTimeout` passes with no answer and nothing else from the
+   * peer either (keep-alive on or off: a silent peer is taken for gone), the session fails with `TimeoutError`
+   * (`ERR_MUX_KEEPALIVE_TIMEOUT`). A peer whose bytes keep arriving is alive, and its answer may wait behind its
+   * data, so the call waits as long as it keeps sending: give a `signal` to bound the wait. An abort of `signal`
+   * rejects this call with its reason; the ping goes on, with its deadline.
    */
   ping(options?: PingOptions): Promise<number> {
     return withCallOptions(options, ({ signal }) => this.#ping(signal));

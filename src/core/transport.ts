@@ -38,6 +38,7 @@ export interface Transport {
   write(parts: Uint8Array[], done: (error?: Error | null) => void): boolean;
   /** Stops delivering `data` until `resume` (the session's last-resort memory bound). */
   pause(): void;
+  /** Delivers `data` again after `pause`. */
   resume(): void;
   /** Flushes what was written, then ends this side; `close` follows once the peer ends too. */
   end(): void;

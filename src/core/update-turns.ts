@@ -30,8 +30,8 @@ export class UpdateTurns {
   #lastChannel = -1;
   #endScheduled = false;
 
-  /** @param release Called at the end of a turn in which updates were held (to flush them). */
   readonly #release: () => void;
+  /** @param release Called at the end of a turn in which updates were held (to flush them). */
   constructor(release: () => void) {
     this.#release = release;
   }

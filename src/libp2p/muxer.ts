@@ -1,5 +1,5 @@
 /**
- * libp2p's `StreamMuxer` on a muxwire session: the session (the core's `LightSession`) speaks yamux on the
+ * libp2p's `StreamMuxer` on a muxwire session: the session (the core's `MuxSession`) speaks yamux on the
  * connection libp2p gives it; this class keeps what libp2p asks of a muxer: the list of open streams, the
  * 'stream' event (holding early streams until a listener comes), the inbound and outbound stream limits,
  * and libp2p's close and abort.
@@ -43,6 +43,10 @@ function streamOptionsOf(options: CreateStreamOptions): StreamOptions | undefine
   return picked;
 }
 
+/**
+ * libp2p's `StreamMuxer` for one connection, made by the factory that `muxwire()` returns: libp2p calls
+ * `createStream()` and listens for `'stream'`; `session` is the muxwire session underneath.
+ */
 export class MuxwireMuxer
   extends TypedEventEmitter<StreamMuxerEvents<MuxwireStream>>
   implements StreamMuxer<MuxwireStream>

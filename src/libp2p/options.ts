@@ -33,7 +33,8 @@ export interface MuxwireInit extends StreamMuxerOptions<MuxwireStreamOptions> {
   /**
    * muxwire's session options beyond the names above (`keepAliveTimeout`, `maxSessionBuffered`,
    * `memoryBudget`, `closeTimeout`, `openTimeout`, `ackBacklog`, `channelHighWaterMark`...). Where both say
-   * something, the yamux-named option wins.
+   * something, the yamux-named option wins (`maxInboundStreams` and `maxOutboundStreams` given here count as
+   * the yamux-named ones when those are not given: the muxer applies them, with libp2p's errors).
    */
   session?: SessionOptions | undefined;
 }
@@ -100,8 +101,6 @@ export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
   for (const key of Object.keys(init)) {
     if (!INIT_KEYS.has(key)) throw new InvalidParametersError(`muxwire: unknown option ${key}${misplaced(key)}`);
   }
-  const maxInboundStreams = count('maxInboundStreams', init.maxInboundStreams, LIBP2P_DEFAULTS.maxInboundStreams);
-  const maxOutboundStreams = count('maxOutboundStreams', init.maxOutboundStreams, LIBP2P_DEFAULTS.maxOutboundStreams);
   const maxEarlyStreams = count('maxEarlyStreams', init.maxEarlyStreams, LIBP2P_DEFAULTS.maxEarlyStreams);
   const { initialStreamWindowSize, maxStreamWindowSize, ...streamOptions } = init.streamOptions ?? {};
   for (const name of ['maxReadBufferLength', 'maxWriteBufferLength', 'inactivityTimeout'] as const) {
@@ -122,7 +121,28 @@ export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
       `muxwire: session must be an object of session options, got ${shown(init.session)}`,
     );
   }
-  const session: SessionOptions = { ...init.session };
+  // The stream counts are the muxer's to apply (with libp2p's errors); one given in `session` counts as the
+  // yamux-named one where that is not given.
+  const {
+    maxInboundStreams: inboundInSession,
+    maxOutboundStreams: outboundInSession,
+    ...sessionOptions
+  } = init.session ?? {};
+  const maxInboundStreams = count(
+    init.maxInboundStreams === undefined && inboundInSession !== undefined
+      ? 'session.maxInboundStreams'
+      : 'maxInboundStreams',
+    init.maxInboundStreams ?? inboundInSession,
+    LIBP2P_DEFAULTS.maxInboundStreams,
+  );
+  const maxOutboundStreams = count(
+    init.maxOutboundStreams === undefined && outboundInSession !== undefined
+      ? 'session.maxOutboundStreams'
+      : 'maxOutboundStreams',
+    init.maxOutboundStreams ?? outboundInSession,
+    LIBP2P_DEFAULTS.maxOutboundStreams,
+  );
+  const session: SessionOptions = sessionOptions;
   if (enableKeepAlive === false) session.keepAliveInterval = 0;
   else if (init.keepAliveInterval !== undefined || session.keepAliveInterval === undefined) {
     session.keepAliveInterval = init.keepAliveInterval ?? LIBP2P_DEFAULTS.keepAliveInterval;

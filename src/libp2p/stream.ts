@@ -325,7 +325,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     return this.#held;
   }
 
-  /** True once this side reset the stream, or the session failed it. */
+  /** True once the stream was reset (by this side or the peer), or the session failed it. */
   get destroyed(): boolean {
     return this.#destroyed;
   }

@@ -297,7 +297,8 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   /**
    * Emits `'timeout'` after `ms` milliseconds without bytes in either direction, and again after each further
    * idle period; 0 turns it off. As on a socket, the channel stays open: the listener decides (Node's http
-   * server and keep-alive agent destroy idle sockets this way). `callback` is added as a `'timeout'` listener.
+   * server and keep-alive agent destroy idle sockets this way). `callback` is added as a one-time `'timeout'`
+   * listener (`once`), as a socket adds it; `setTimeout(0, callback)` removes it.
    */
   setTimeout(ms: number, callback?: () => void): this {
     if (typeof ms !== 'number') throw new TypeError(`muxwire: channel timeout must be a number, got ${typeof ms}`);
@@ -384,6 +385,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     return this;
   }
 
+  /** @hidden Node's `Duplex` calls it. */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
     if (this.#refuseWrite(callback)) return;
     // Its bytes as the built-ins see them: the frame's length and the bytes the socket sends are then the same,
@@ -399,6 +401,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     this.#port.write(this.#state, bytes, callback);
   }
 
+  /** @hidden Node's `Duplex` calls it. */
   override _writev(chunks: { chunk: Buffer }[], callback: WriteCallback): void {
     if (this.#refuseWrite(callback)) return;
     // Each chunk's bytes as the built-ins see them, and none that lost its bytes, as in _write.
@@ -468,6 +471,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     return false;
   }
 
+  /** @hidden Node's `Duplex` calls it. */
   override _final(callback: WriteCallback): void {
     // The session failed under a channel left to be read (see `fail`): this side's FIN cannot go. What the
     // peer sent is still read to 'end', after which the channel fails; otherwise it fails now, as a failed one
@@ -481,6 +485,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     callback();
   }
 
+  /** @hidden Node's `Duplex` calls it. */
   override _read(): void {
     this.#port.readProgress(this.#state);
   }
@@ -522,6 +527,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     });
   }
 
+  /** @hidden Node's `Duplex` calls it. */
   override _destroy(error: Error | null, callback: WriteCallback): void {
     // A failed write can destroy the stream before the session reports the failure: keep the reason.
     // A local destroy(error) too, as a LightChannel keeps it.

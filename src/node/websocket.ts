@@ -48,7 +48,7 @@ function loadWs(): { WebSocketServer: typeof WsServer } {
 export type WebSocketServerOptions = WebSocketServerOnServer | WebSocketServerOnPort;
 
 /** What the two shapes of {@link WebSocketServerOptions} share. */
-interface WebSocketServerCommonOptions extends SessionOptions, WebSocketTransportOptions {
+export interface WebSocketServerCommonOptions extends SessionOptions, WebSocketTransportOptions {
   /**
    * Only upgrade requests for this path, compared without the query string (`/mux?token=…` is `/mux`;
    * default: any path). With `port`, requests for other paths are answered with 400; with `server`, see there.
@@ -67,7 +67,7 @@ interface WebSocketServerCommonOptions extends SessionOptions, WebSocketTranspor
 }
 
 /** {@link WebSocketServerOptions} attached to an HTTP(S) server of the application's. */
-interface WebSocketServerOnServer extends WebSocketServerCommonOptions {
+export interface WebSocketServerOnServer extends WebSocketServerCommonOptions {
   /**
    * An HTTP(S) server to attach to. Its upgrade requests for `path` (every one without `path`) become
    * sessions; the rest are left to its other `'upgrade'` listeners (another WebSocket server, say, in ws's
@@ -85,7 +85,7 @@ interface WebSocketServerOnServer extends WebSocketServerCommonOptions {
 }
 
 /** {@link WebSocketServerOptions} listening with a server of its own. */
-interface WebSocketServerOnPort extends WebSocketServerCommonOptions {
+export interface WebSocketServerOnPort extends WebSocketServerCommonOptions {
   /** A port to listen on with a server of its own (0: any free port; see `address()`). */
   port: number;
   /** The address to listen on (default: every address). */

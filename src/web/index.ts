@@ -38,6 +38,8 @@ export {
   TimeoutError,
   TransportClosedError,
   GoAwayCode,
+  type ChannelResetCode,
+  type TimeoutCode,
 } from '../core/errors.js';
 export { DEFAULT_OPTIONS, type SessionOptions, type ResolvedOptions } from '../core/options.js';
 export { MemoryBudget } from '../core/budget.js';

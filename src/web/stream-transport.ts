@@ -18,6 +18,7 @@ import type { Transport, TransportEvents } from '../core/transport.js';
  * (typed by `node:stream/web`, not the DOM) fit as the DOM's streams do.
  */
 export interface StreamPair {
+  /** The bytes from the peer; the transport reads it with one reader to its end. */
   readable: {
     readonly locked: boolean;
     getReader(): {
@@ -25,6 +26,7 @@ export interface StreamPair {
       cancel(reason?: unknown): Promise<void>;
     };
   };
+  /** The bytes to the peer; the transport writes with one writer and waits on its `ready`. */
   writable: {
     readonly locked: boolean;
     getWriter(): {

@@ -32,6 +32,10 @@ function writeHeader(target: Uint8Array, offset: number, id: number, flags: numb
   target[offset + 7] = length & 0xff;
 }
 
+/**
+ * The original Go package's format (`alecthomas/multiplex`, docs/multiplex-codec.md), for `protocol: 'multiplex'`;
+ * a page's `WebSession` needs it passed as the `multiplexCodec` option.
+ */
 export const multiplexCodec: WireCodec = {
   name: 'multiplex',
   rules: (options, memory, gate, scheduler, writer, relieveMemory) =>

@@ -5,6 +5,7 @@
 import type { WireCodec } from '../codec.js';
 import { FrameType, HEADER_SIZE, PROTOCOL_VERSION, decodeHeader, encodeHeader } from '../frame.js';
 
+/** The yamux wire format (docs/protocol.md): the default `protocol`. */
 export const yamuxCodec: WireCodec = {
   name: 'yamux',
   capabilities: {
