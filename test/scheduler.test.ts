@@ -24,7 +24,7 @@ function run(
 
 test('data is interleaved round-robin, one fragment per channel per turn', () => {
   const flags: number[] = [];
-  const s = new WriteScheduler(1024, { onFlagsSent: (_c, f) => flags.push(f) });
+  const s = new WriteScheduler(1024, { onFlagsSent: (_c, f) => void flags.push(f) });
   const bulk = channel(1);
   const small = channel(3);
   bulk.enqueue(new Uint8Array(10 * 1024), null);
@@ -48,7 +48,7 @@ test('data is interleaved round-robin, one fragment per channel per turn', () =>
 });
 
 test('a small message waits behind at most one fragment of each bulk channel', () => {
-  const s = new WriteScheduler(16 * 1024, { onFlagsSent: () => {} });
+  const s = new WriteScheduler(16 * 1024, { onFlagsSent: () => undefined });
   const bulks = [1, 3, 5].map(channel);
   for (const b of bulks) {
     b.enqueue(new Uint8Array(1 << 20), null);
@@ -65,7 +65,7 @@ test('a small message waits behind at most one fragment of each bulk channel', (
 });
 
 test('session frames go first, then channel control frames, then data', () => {
-  const s = new WriteScheduler(1024, { onFlagsSent: () => {} });
+  const s = new WriteScheduler(1024, { onFlagsSent: () => undefined });
   const data = channel(1);
   data.enqueue(new Uint8Array(100), null);
   s.scheduleData(data);
@@ -83,7 +83,7 @@ test('session frames go first, then channel control frames, then data', () => {
 
 test('SYN rides on the first data frame; FIN follows the data as a Window Update', () => {
   const sent: number[] = [];
-  const s = new WriteScheduler(1024, { onFlagsSent: (_c, f) => sent.push(f) });
+  const s = new WriteScheduler(1024, { onFlagsSent: (_c, f) => void sent.push(f) });
   const c = new ChannelState(1, true, 262144, 262144);
   c.pending = Pending.syn | Pending.fin;
   c.enqueue(Buffer.from('hello'), null);
@@ -103,7 +103,7 @@ test('SYN rides on the first data frame; FIN follows the data as a Window Update
 });
 
 test('a channel never sends beyond its send window', () => {
-  const s = new WriteScheduler(16 * 1024, { onFlagsSent: () => {} });
+  const s = new WriteScheduler(16 * 1024, { onFlagsSent: () => undefined });
   const c = channel(1);
   c.sendWindow = 5000;
   c.enqueue(new Uint8Array(20000), null);
@@ -118,7 +118,7 @@ test('a channel never sends beyond its send window', () => {
 });
 
 test("RST drops the channel's flags and goes out as a control frame", () => {
-  const s = new WriteScheduler(1024, { onFlagsSent: () => {} });
+  const s = new WriteScheduler(1024, { onFlagsSent: () => undefined });
   const c = channel(5);
   c.pending = Pending.rst;
   s.scheduleControl(c);
@@ -130,7 +130,7 @@ test("RST drops the channel's flags and goes out as a control frame", () => {
 });
 
 test('completions are collected when a write is fully framed; small payloads are copied, large referenced', () => {
-  const s = new WriteScheduler(64 * 1024, { onFlagsSent: () => {} });
+  const s = new WriteScheduler(64 * 1024, { onFlagsSent: () => undefined });
   const c = channel(1);
   const done: string[] = [];
   const small = Buffer.alloc(COPY_LIMIT, 1);
@@ -194,7 +194,7 @@ test('a batch larger than its scratch continues in fresh staging buffers, every 
 });
 
 test('consecutive writes share a Data frame, unless the channel frames each write apart (then never more than one write per frame)', () => {
-  const packed = new WriteScheduler(1024, { onFlagsSent: () => {} });
+  const packed = new WriteScheduler(1024, { onFlagsSent: () => undefined });
   const shared = channel(1);
   for (const size of [5, 5, 3000]) shared.enqueue(new Uint8Array(size), null);
   packed.scheduleData(shared);
@@ -203,7 +203,7 @@ test('consecutive writes share a Data frame, unless the channel frames each writ
     [1024, 1024, 962],
   );
 
-  const apart = new WriteScheduler(1024, { onFlagsSent: () => {} });
+  const apart = new WriteScheduler(1024, { onFlagsSent: () => undefined });
   const own = channel(3);
   own.frameEachWrite = true;
   for (const size of [5, 5, 3000]) own.enqueue(new Uint8Array(size).fill(size & 0xff), null);
@@ -221,7 +221,7 @@ test('consecutive writes share a Data frame, unless the channel frames each writ
 test('a frame per write (libp2p) or a byte of window at a time frames a long queue in linear time, in order', () => {
   const count = 200_000;
   for (const mode of ['frame each write', 'a byte of window at a time'] as const) {
-    const s = new WriteScheduler(16 * 1024, { onFlagsSent: () => {} });
+    const s = new WriteScheduler(16 * 1024, { onFlagsSent: () => undefined });
     const c = channel(1);
     if (mode === 'frame each write') {
       c.frameEachWrite = true;

@@ -15,8 +15,12 @@ export interface ChannelPort<S> {
   readonly highWaterMark: number;
   /** Queues bytes on a channel; `done` (if any) is called when they reached the transport, or failed. */
   write(channel: ChannelState, data: Uint8Array, done: WriteDone | null): void;
-  /** Half-closes a channel: FIN goes out after everything already queued on it. */
-  end(channel: ChannelState): void;
+  /**
+   * Half-closes a channel: FIN goes out after everything already queued on it. `done` (if any) is called once
+   * the FIN reached the transport (what a `'finish'` waits for: a transport ended or a session destroyed
+   * after it keeps the FIN); not at all if the channel fails first (its endpoint hears of that).
+   */
+  end(channel: ChannelState, done?: WriteDone): void;
   /**
    * The application reads no more of a channel: data that arrives from now on is discarded and its window
    * credit goes back to the peer at once. The endpoint drops what it holds itself, then calls `readProgress`.

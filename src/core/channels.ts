@@ -12,7 +12,7 @@
 import type { ChannelPort } from './channel-port.js';
 import { ChannelState, Pending, type ChannelEndpoint, type WriteDone } from './channel-state.js';
 import type { FormatRules, WireCodec } from './codec.js';
-import { defer } from './defer.js';
+import { callBack, defer } from './defer.js';
 import { ChannelResetError, MuxError, TransportClosedError } from './errors.js';
 import { Flag } from './frame.js';
 import type { SessionMemory } from './flow.js';
@@ -41,6 +41,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   readonly #streams = new Map<number, ChannelState>();
   /** Live channels this side dialled. */
   #outboundOpen = 0;
+  /** The completions `end()` was given, of channels whose FIN has not been packed yet. */
+  readonly #finishing = new Map<ChannelState, WriteDone>();
   /** Live channels closed both ways and kept until read (see `leaveIfClosed`). */
   #heldClosed = 0;
 
@@ -170,8 +172,12 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     }
   }
 
-  end(channel: ChannelState): void {
-    if (!channel.live || channel.localFin) return;
+  end(channel: ChannelState, done?: WriteDone): void {
+    if (!channel.live || channel.localFin) {
+      if (done !== undefined) defer(() => callBack(done, undefined));
+      return;
+    }
+    if (done !== undefined) this.#finishing.set(channel, done);
     channel.localFin = true;
     channel.pending |= Pending.fin;
     if (channel.state === 'init' && (channel.pending & Pending.syn) === 0) return; // waits in the dial backlog
@@ -269,15 +275,18 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   // ------------------------------------------------------------------ leaving the table
 
   /** A frame with these flags was packed for sending (the scheduler's hook): SYN and FIN move the state. */
-  onFlagsSent(channel: ChannelState, flags: number): void {
+  onFlagsSent(channel: ChannelState, flags: number): WriteDone | undefined {
     if ((flags & Flag.syn) !== 0) {
       channel.markSynSent();
       if (!this.#codec.capabilities.acknowledgements) channel.markEstablished();
     }
-    if ((flags & Flag.fin) !== 0) {
-      channel.markFinSent();
-      this.leaveIfClosed(channel);
-    }
+    if ((flags & Flag.fin) === 0) return undefined;
+    const finishing = this.#finishing;
+    const done = finishing.size === 0 ? undefined : finishing.get(channel);
+    if (done !== undefined) finishing.delete(channel);
+    channel.markFinSent();
+    this.leaveIfClosed(channel);
+    return done;
   }
 
   /** Ends a channel from the session's side without a frame: it fails with `error` (reads, writes, queue). */
@@ -295,6 +304,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     channel.live = false;
     if (channel.openDeadline !== 0 || channel.openAbort !== null) this.#outgoing.settled(channel);
     this.#streams.delete(channel.id);
+    // A FIN not packed yet is not going: the channel fails (reset), and its endpoint hears of that instead.
+    if (this.#finishing.size !== 0) this.#finishing.delete(channel);
     if (channel.outbound) this.#outboundOpen--;
     if (channel.heldClosed) this.#heldClosed--;
     this.#grants.release(channel);
@@ -324,6 +335,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       this.#onRemoved(channel, failure);
     }
     this.#streams.clear();
+    this.#finishing.clear();
     this.#outboundOpen = 0;
     this.#heldClosed = 0;
   }

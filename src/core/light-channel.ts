@@ -68,6 +68,8 @@ const END_EMITTED = 1 << 9;
 const FAIL_AT_END = 1 << 10;
 /** Writing was ended by the peer's close (multiplex: no half-close), not by the application's `end()`. */
 const ENDED_BY_PEER = 1 << 11;
+/** The FIN reached the transport (or could not go, the channel having left the session cleanly). */
+const FIN_SENT = 1 << 12;
 
 /** What `write()` and `end()` say when given a callback, as a Node stream's take one. */
 const NO_CALLBACK =
@@ -230,8 +232,12 @@ export class LightChannel
     }
     if (data !== undefined) this.write(data);
     this.#flags |= WRITE_ENDED;
-    this.#port.end(this.#state);
-    if (this.#writing === 0) defer(() => this.#finish());
+    // 'finish' waits for the FIN too, as a socket's waits for its shutdown: a transport ended (or a session
+    // destroyed) in a 'finish' listener still sends it.
+    this.#port.end(this.#state, (error) => {
+      if (!error) this.#flags |= FIN_SENT;
+      this.#written(0, error);
+    });
     return this;
   }
 
@@ -390,7 +396,7 @@ export class LightChannel
       this.#flags &= ~NEED_DRAIN;
       this.emit('drain');
     }
-    if ((this.#flags & WRITE_ENDED) !== 0 && this.#writing === 0) this.#finish();
+    if ((this.#flags & (WRITE_ENDED | FIN_SENT)) === (WRITE_ENDED | FIN_SENT) && this.#writing === 0) this.#finish();
   }
 
   #finish(): void {

@@ -182,8 +182,11 @@ export class FrameBatch {
 
 /** What the session learns from the scheduler as frames are packed. */
 export interface SchedulerHooks {
-  /** @internal A frame carrying these flags (SYN, ACK, FIN, RST bits) for `channel` was packed. */
-  onFlagsSent(channel: ChannelState, flags: number): void;
+  /**
+   * @internal A frame carrying these flags (SYN, ACK, FIN, RST bits) for `channel` was packed. For a FIN, returns
+   * the completion the channel's `end()` asked for, if any: it is called with the batch's.
+   */
+  onFlagsSent(channel: ChannelState, flags: number): WriteDone | undefined;
   /** @internal `channel` spent the peer's window with data still queued (counted by the session's stats). */
   onWindowStall?(channel: ChannelState): void;
   /**
@@ -325,7 +328,10 @@ export class WriteScheduler {
       batch.header(FrameType.windowUpdate, flags, channel.id, channel.pendingIncrement);
       channel.pendingIncrement = 0;
       channel.pending &= ~flags;
-      if (flags !== 0) this.#hooks.onFlagsSent(channel, flags);
+      if (flags !== 0) {
+        const finished = this.#hooks.onFlagsSent(channel, flags);
+        if (finished !== undefined) batch.done.push(finished);
+      }
     }
     this.scheduleData(channel);
   }

@@ -71,8 +71,10 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * fails first (that data is lost, and `close()` must say so).
    */
   #finished: { resolve: () => void; reject: (error: Error) => void } | null = null;
-  /** The FIN is queued and every byte written before it reached the connection. */
+  /** The FIN and every byte written before it reached the connection. */
   #flushed = false;
+  /** The FIN reached the connection. */
+  #finSent = false;
   /** Waiters of {@link writeFinished} (the muxer's `close()`). */
   #onFlushed: (() => void)[] | null = null;
   /** Why the stream was let go of (reset by either side, or the session failed), as libp2p's error. */
@@ -182,10 +184,14 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     if (this.#destroyed) throw this.#failure ?? new StreamResetError('the stream was reset');
     if (this.#writeEnded) return;
     this.#writeEnded = true;
-    this.#port.end(this.#state);
-    if (this.#writing === 0) {
-      this.#settleFinished();
-    } else {
+    // Settled once the FIN, behind every byte written, reached the connection: a connection closed right after
+    // still carries it.
+    this.#port.end(this.#state, (error) => {
+      if (error) return; // (the stream failed first, which rejects the wait)
+      this.#finSent = true;
+      if (this.#writing === 0) this.#settleFinished();
+    });
+    if (!this.#flushed) {
       await new Promise<void>((resolve, reject) => {
         this.#finished = { resolve, reject };
       });
@@ -387,7 +393,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       this.#needDrain = false;
       this.onMuxerDrain();
     }
-    if (this.#writing === 0 && this.#writeEnded) this.#settleFinished();
+    if (this.#writing === 0 && this.#finSent) this.#settleFinished();
   }
 
   /** The FIN and everything before it reached the connection: `sendCloseWrite` resolves. */

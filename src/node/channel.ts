@@ -481,8 +481,9 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
       else this.#destroyFailed(this.#failure);
       return;
     }
-    this.#port.end(this.#state);
-    callback();
+    // 'finish' once the FIN reached the transport, as a socket's comes after its shutdown: ending the transport
+    // (or destroying the session) from a 'finish' listener still sends it.
+    this.#port.end(this.#state, callback);
   }
 
   /** @hidden Node's `Duplex` calls it. */

@@ -69,9 +69,11 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
   #writing = 0;
   /** A sink write waiting for `#writing` to fall below the high-water mark. */
   #writeWaiter: { resolve: () => void; reject: (error: Error) => void } | null = null;
-  /** A sink close waiting for the last bytes to reach the transport. */
+  /** A sink close waiting for the FIN, behind the last bytes, to reach the transport. */
   #closeWaiter: { resolve: () => void; reject: (error: Error) => void } | null = null;
   #writeEnded = false;
+  /** The FIN reached the transport (or could not go, the channel having left the session cleanly). */
+  #finGone = false;
   #writableDone = false;
   #failure: Error | undefined;
   /** `writer.write()` calls so far, counted by the writable's size(), which runs within each call, in call order. */
@@ -180,8 +182,9 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
    * Half-closes: FIN goes after the bytes already written; reading goes on. When the writable is not locked
    * this is `writable.close()`. When a writer holds it, the FIN follows every write the writer made before
    * this call (those still queued in the writable too), and later writes fail with `ERR_MUX_WRITE_AFTER_END`
-   * (the first to reach the sink errors the writable with it). The writer's `close()` resolves when no write
-   * followed this call; after one, the writable is errored and it rejects.
+   * (the first to reach the sink errors the writable with it); it then resolves once the FIN is queued behind
+   * them. The writer's `close()` resolves when no write followed this call, once the FIN reached the
+   * transport; after one, the writable is errored and it rejects.
    * Rejects with the channel's error if it fails first; resolves again once the FIN went.
    */
   closeWrite(): Promise<void> {
@@ -395,11 +398,6 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
       this.#writeWaiter = null;
       waiter.resolve();
     }
-    const closer = this.#closeWaiter;
-    if (closer !== null && this.#writing === 0) {
-      this.#closeWaiter = null;
-      closer.resolve();
-    }
   }
 
   #close(): Promise<void> | void {
@@ -408,17 +406,27 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
     // This also settles a closeWrite() that waits for writes made after the writer's close() (the writable
     // refused those, so the sink never takes them).
     this.#end();
-    if (this.#writing === 0) return;
+    if (this.#finGone) return;
     return new Promise<void>((resolve, reject) => {
       this.#closeWaiter = { resolve, reject };
     });
   }
 
-  /** FIN, once, after the bytes queued; a waiting `closeWrite()` resolves. */
+  /**
+   * FIN, once, after the bytes queued; a waiting `closeWrite()` resolves. The writable's close resolves once the
+   * FIN reached the transport (a transport ended, or a session destroyed, right after still sends it), and
+   * rejects if the channel fails first.
+   */
   #end(): void {
     if (!this.#writeEnded) {
       this.#writeEnded = true;
-      this.#port.end(this.#state);
+      this.#port.end(this.#state, (error) => {
+        if (error) return; // (the channel failed first, which settled the close)
+        this.#finGone = true;
+        const closer = this.#closeWaiter;
+        this.#closeWaiter = null;
+        closer?.resolve();
+      });
     }
     this.#finWaiter?.resolve();
     this.#finWaiter = null;

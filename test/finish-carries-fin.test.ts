@@ -1,0 +1,110 @@
+/**
+ * A channel's end is complete, for the application, only once its FIN reached the transport: `'finish'` (Node
+ * `Channel`, `LightChannel`), the writable's `close()` (`WebChannel`) and libp2p's `close()` wait for it, as a
+ * socket's `'finish'` waits for its shutdown. So "send the file, end the channel, then end the connection" (in
+ * the `'finish'` listener, or right after the close resolves) gives the peer every byte and then the end, never
+ * a cut connection. (Destroying a TCP connection instead of ending it may still lose what the kernel holds: with
+ * bytes unread on it, the kernel resets the connection.)
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Duplex } from 'node:stream';
+import { lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
+import { duplexTransport } from '../src/node/transport.js';
+import { WebSession } from '../src/web/session.js';
+import { Flag } from '../src/core/frame.js';
+import { memoryPipe, parseFrames, pseudoRandomBytes, tcpPair, within } from './helpers.js';
+
+const FILE = pseudoRandomBytes(1 << 20, 26);
+const WAIT_MS = 10_000;
+
+type ServerKind = 'Node Channel' | 'LightChannel' | 'WebChannel';
+const KINDS: ServerKind[] = ['Node Channel', 'LightChannel', 'WebChannel'];
+
+/**
+ * A server session on `socket` that answers the first channel's first bytes with FILE and ends the channel;
+ * `ended` is called once the channel's end is complete ('finish', or the writable's close resolved).
+ */
+function fileServer(kind: ServerKind, socket: Duplex, ended: (channelId: number) => void): { destroy(): void } {
+  if (kind === 'Node Channel') {
+    const session = multiplexedServer(socket);
+    session.on('channel', (channel) => {
+      channel.on('error', () => {});
+      channel.once('data', () => channel.end(FILE, () => ended(channel.id)));
+    });
+    return session;
+  }
+  if (kind === 'LightChannel') {
+    const session = lightServer(socket);
+    session.on('channel', (channel) => {
+      channel.on('error', () => {});
+      channel.once('data', () => {
+        channel.once('finish', () => ended(channel.id));
+        channel.end(FILE);
+      });
+    });
+    return session;
+  }
+  const session = new WebSession(duplexTransport(socket), 'server');
+  session.on('channel', (channel) => {
+    void (async () => {
+      await channel.readable.getReader().read();
+      const writer = channel.writable.getWriter();
+      void writer.write(FILE);
+      await writer.close();
+      ended(channel.id);
+    })().catch(() => {});
+  });
+  return session;
+}
+
+/** What the client reads from one channel it dials: the bytes, and how the channel ended. */
+async function clientReads(socket: Duplex): Promise<{ bytes: Buffer; outcome: string }> {
+  const session = multiplexedClient(socket);
+  const channel = session.dial();
+  channel.write('GET');
+  const chunks: Buffer[] = [];
+  const outcome = await within(
+    new Promise<string>((resolve) => {
+      channel.on('data', (chunk: Buffer) => chunks.push(chunk));
+      channel.on('end', () => resolve('end'));
+      channel.on('error', (error: Error & { code?: string }) => resolve(`error ${error.code ?? error.message}`));
+    }),
+    WAIT_MS,
+    'the channel to end',
+  );
+  session.destroy();
+  return { bytes: Buffer.concat(chunks), outcome };
+}
+
+for (const kind of KINDS) {
+  test(`${kind}: the file, the channel's end, then the socket's end at once: the peer reads the file and the end`, async () => {
+    const [clientSocket, serverSocket] = await tcpPair();
+    const server = fileServer(kind, serverSocket, () => serverSocket.end());
+    const { bytes, outcome } = await clientReads(clientSocket);
+    assert.equal(outcome, 'end');
+    assert.ok(bytes.equals(FILE), 'every byte, in order');
+    server.destroy();
+  });
+
+  test(`${kind}: when the end is complete, the FIN has been written to the transport`, async () => {
+    const [clientEnd, serverEnd] = memoryPipe();
+    const written: Buffer[] = [];
+    const write = serverEnd._write.bind(serverEnd);
+    serverEnd._write = (chunk: Buffer, encoding, callback) => {
+      written.push(Buffer.from(chunk));
+      write(chunk, encoding, callback);
+    };
+    let finWritten: boolean | undefined;
+    const server = fileServer(kind, serverEnd, (id) => {
+      finWritten = parseFrames(Buffer.concat(written)).some(
+        (frame) => frame.streamId === id && (frame.flags & Flag.fin) !== 0,
+      );
+      server.destroy(); // abrupt: what the transport has not been given is lost
+    });
+    const { bytes, outcome } = await clientReads(clientEnd);
+    assert.equal(finWritten, true, 'the FIN was written before the end was reported');
+    assert.equal(outcome, 'end');
+    assert.ok(bytes.equals(FILE), 'every byte, in order');
+  });
+}
