@@ -2044,3 +2044,77 @@ describe("a WebSocket that fails before it opens and fires no 'close' (Node 22's
     await assert.rejects(within(session.ping(), 2000, 'a ping'));
   });
 });
+
+describe('what a peer sends over a WebSocket, taken in bounded turns (a review of hostile peers)', () => {
+  /** A WHATWG-style socket, open, whose listeners the test calls to play the peer. */
+  function playedSocket(): { socket: WebSocketLike; message: (data: unknown) => void } {
+    const listeners = new Map<string, (event: unknown) => void>();
+    const socket = {
+      readyState: 1,
+      bufferedAmount: 0,
+      binaryType: 'blob',
+      send(): void {},
+      close(): void {},
+      addEventListener(type: string, listener: (event: unknown) => void): void {
+        listeners.set(type, listener);
+      },
+      removeEventListener(): void {},
+    };
+    return { socket, message: (data) => listeners.get('message')!({ data }) };
+  }
+  const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  const noop = (): void => {};
+
+  test('one large message reaches the session at most 256 KiB a turn, in order and whole', async () => {
+    const { socket, message } = playedSocket();
+    const transport = webSocketTransport(socket);
+    const pieces: Uint8Array[] = [];
+    transport.start({ data: (chunk) => pieces.push(chunk), drain: noop, end: noop, error: noop, close: noop });
+    const sent = pseudoRandomBytes(4 * 1024 * KiB, 7);
+    message(new Uint8Array(sent).buffer);
+    assert.equal(
+      pieces.reduce((sum, piece) => sum + piece.length, 0),
+      256 * KiB,
+      'what the message event handed on before returning',
+    );
+    await until(() => pieces.reduce((sum, piece) => sum + piece.length, 0) === sent.length, 5000, 'the rest');
+    assert.ok(pieces.length >= 16);
+    assert.ok(Buffer.concat(pieces).equals(sent), 'every byte, in order');
+  });
+
+  test('while the session is paused, at most 1 MiB is held: beyond, messages reach the session all the same', async () => {
+    const { socket, message } = playedSocket();
+    const transport = webSocketTransport(socket);
+    let delivered = 0;
+    transport.start({ data: (chunk) => (delivered += chunk.length), drain: noop, end: noop, error: noop, close: noop });
+    transport.pause(); // a WHATWG socket cannot stop the peer: its messages keep coming
+    const total = 16 * 256 * KiB;
+    for (let i = 0; i < 16; i++) {
+      message(new Uint8Array(256 * KiB).buffer);
+      await tick();
+    }
+    assert.ok(delivered >= total - 1024 * KiB - 256 * KiB, `${delivered} of ${total} bytes reached the session`);
+    transport.resume();
+    await until(() => delivered === total, 5000, 'the rest once resumed');
+  });
+
+  test('nothing after a text message reaches the session: it fails once, with ProtocolError', async () => {
+    const { socket, message } = playedSocket();
+    const transport = webSocketTransport(socket);
+    let delivered = 0;
+    const errors: Error[] = [];
+    transport.start({
+      data: (chunk) => (delivered += chunk.length),
+      drain: noop,
+      end: noop,
+      error: (error) => errors.push(error),
+      close: noop,
+    });
+    message('hello');
+    for (let i = 0; i < 10; i++) message(new Uint8Array(100).buffer);
+    await tick();
+    assert.equal(delivered, 0);
+    assert.equal(errors.length <= 1, true);
+    transport.destroy();
+  });
+});

@@ -26,8 +26,12 @@ import { copyBytes, type WriteScheduler } from './scheduler.js';
 import type { WindowGrants } from './window-grants.js';
 import type { FrameWriter } from './writer.js';
 
-/** Small payload pieces of a large chunk are copied, so a few bytes do not pin the chunk's memory. */
-const PIN_COPY_LIMIT = 1024;
+/**
+ * A payload is copied out of its chunk when the chunk's buffer is more than this many times what the payload
+ * is charged (its bytes and {@link CHUNK_COST}): a few bytes must not pin a large buffer (a WebSocket message
+ * of up to `maxMessageSize`, a socket's 64 KiB read) outside the session's bound.
+ */
+const PIN_RATIO = 8;
 /** Refusals (RST for unwanted SYNs) waiting beyond this mean the peer floods without reading: a protocol error. */
 const MAX_QUEUED_SESSION_FRAMES = 4096;
 
@@ -150,7 +154,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       return;
     }
     let data: Uint8Array;
-    if (length <= PIN_COPY_LIMIT && chunk.buffer.byteLength > 8 * length) {
+    if (chunk.buffer.byteLength > PIN_RATIO * (length + CHUNK_COST)) {
       data = this.#allocate(length);
       copyBytes(data, 0, chunk, start, end);
     } else {

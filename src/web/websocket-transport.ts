@@ -12,7 +12,12 @@
  *   and that is when it is checked; it is polled only while no send of its is still to report (a WHATWG
  *   socket, which reports nothing, always).
  * - A browser WebSocket cannot be paused: while the session asks for a pause, messages are held here (the
- *   `ws` package's socket has `pause()`/`resume()`, which stop reading its TCP socket, and those are used).
+ *   `ws` package's socket has `pause()`/`resume()`, which stop reading its TCP socket, and those are used), up
+ *   to {@link HOLD_BYTES}; beyond that they go to the session all the same, whose windows then bound what it
+ *   keeps (a peer sending beyond them breaks the protocol), rather than this transport holding without bound.
+ * - A message is one chunk of up to the peer's choosing (`maxMessageSize` on a server): the session gets at
+ *   most {@link TURN_BYTES} a turn, the rest in later turns, so that one large message of cheap frames cannot
+ *   hold the event loop (and every other session on it) for seconds.
  * - Binary messages only, as `ArrayBuffer`s (`binaryType` is set); a text message is a protocol error.
  * - Close codes: 1000 (and 1005, no code) end the transport cleanly; any other close, or an `'error'`
  *   event, fails it with a {@link WebSocketClosedError} holding the code and reason. A socket that closes
@@ -26,6 +31,22 @@ import { defer } from '../core/defer.js';
 import { Fifo } from '../core/fifo.js';
 import { ProtocolError, TransportClosedError } from '../core/errors.js';
 import type { Transport, TransportEvents } from '../core/transport.js';
+
+/**
+ * Received bytes handed to the session in one turn (one task, up to its microtasks' end); the rest waits for a
+ * later task. muxwire's own messages are at most {@link MERGE_LIMIT}: they are never cut.
+ */
+const TURN_BYTES = 256 * 1024;
+/** Received bytes held while the session is paused; beyond this, they are handed to it all the same. */
+const HOLD_BYTES = 1024 * 1024;
+
+/** Runs `task` in a later task: `scheduler.postTask` where there is one (its delays are not stretched), else `setTimeout`. */
+function later(task: () => void, delay: number): void {
+  const scheduler = (globalThis as { scheduler?: { postTask?: (task: () => void, options: object) => unknown } })
+    .scheduler;
+  if (scheduler?.postTask) void scheduler.postTask(task, { delay });
+  else setTimeout(task, delay);
+}
 
 /** The parts of the WHATWG `WebSocket` interface the transport uses (any implementation has them). */
 export interface WebSocketLike {
@@ -214,8 +235,18 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   const pausable = socket as unknown as { pause?: () => void; resume?: () => void; terminate?: () => void };
 
   let events: TransportEvents | undefined;
-  /** Messages that came before `start()` or while paused (or while those are being delivered). */
+  /** Messages that came before `start()`, while paused, or beyond this turn's share (after `current`). */
   let held = new Fifo<Uint8Array>();
+  /** What is left of the message being handed on, when a turn's share ended inside it. */
+  let current: Uint8Array | null = null;
+  /** Bytes in `held` and `current`. */
+  let heldBytes = 0;
+  /** Bytes handed to the session in this turn (set back to 0 by a microtask at its end). */
+  let turnBytes = 0;
+  /** A later task will go on handing held messages on. */
+  let turnPending = false;
+  /** Inside `deliver()`: a message that comes meanwhile is held, and the loop takes it. */
+  let delivering = false;
   let paused = false;
   let deliverScheduled = false;
   /** Writes made while connecting. */
@@ -244,6 +275,8 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   let opened = socket.readyState === OPEN;
 
   const onMessage = (event: { data: unknown }): void => {
+    // (`ws` goes on emitting what it already read after `terminate()`: nothing more counts once failed.)
+    if (failure !== undefined || destroyed) return;
     const data = event.data;
     let chunk: Uint8Array;
     if (isArrayBuffer(data)) chunk = new Uint8Array(data);
@@ -253,14 +286,54 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       abort();
       return;
     }
-    if (events === undefined || paused || held.length > 0) held.push(chunk);
-    else events.data(chunk);
+    held.push(chunk);
+    heldBytes += chunk.length;
+    deliver();
+  };
+
+  const endTurn = (): void => {
+    turnBytes = 0;
+  };
+
+  /**
+   * Hands held messages to the session, oldest first, while it is not paused (or holds more than
+   * {@link HOLD_BYTES}), up to {@link TURN_BYTES} a turn; then the close, if it came and nothing is left.
+   */
+  const deliver = (): void => {
+    if (events === undefined || destroyed || turnPending || delivering) return;
+    delivering = true;
+    try {
+      while ((current !== null || held.length > 0) && (!paused || heldBytes > HOLD_BYTES)) {
+        if (turnBytes >= TURN_BYTES) {
+          turnPending = true;
+          later(() => {
+            turnPending = false;
+            deliver();
+          }, 0);
+          return;
+        }
+        let chunk = current ?? held.shift()!;
+        current = null;
+        const room = TURN_BYTES - turnBytes;
+        if (chunk.length > room) {
+          current = chunk.subarray(room);
+          chunk = chunk.subarray(0, room);
+        }
+        heldBytes -= chunk.length;
+        if (turnBytes === 0) queueMicrotask(endTurn);
+        turnBytes += chunk.length;
+        events.data(chunk);
+        if (events === undefined || destroyed) return;
+      }
+    } finally {
+      delivering = false;
+    }
+    if (current === null && held.length === 0 && closeEvent !== undefined) reportClose();
   };
 
   const deliverHeld = (): void => {
     deliverScheduled = false;
-    while (events !== undefined && !paused && held.length > 0 && !destroyed) events.data(held.shift()!);
-    if (held.length === 0 && closeEvent !== undefined) reportClose();
+    deliver();
   };
 
   const scheduleDeliver = (): void => {
@@ -311,7 +384,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       failure = new WebSocketClosedError(closeEvent.code, closeEvent.reason || errorFailure.reason, errorFailure.cause);
     }
     // Held messages go first; the close is reported after them.
-    if (events !== undefined && held.length === 0) reportClose();
+    if (events !== undefined && current === null && held.length === 0) reportClose();
     else if (events !== undefined && !paused) scheduleDeliver();
   };
 
@@ -380,10 +453,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       // nesting clamp); `postTask`'s delays are not stretched. In Chromium, a chain of 1 ms timers fired every
       // 4.2 ms with `setTimeout` and every 1.2 ms with `postTask`; in a page's upload the poll had fired 5–6
       // ms after it was set, the socket's buffer running dry meanwhile (docs/browser.md, Benchmarks).
-      const scheduler = (globalThis as { scheduler?: { postTask?: (task: () => void, options: object) => unknown } })
-        .scheduler;
-      if (scheduler?.postTask) void scheduler.postTask(poll, { delay: pollDelay });
-      else setTimeout(poll, pollDelay);
+      later(poll, pollDelay);
     }
   }
 
@@ -424,7 +494,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   return {
     start(sink) {
       events = sink;
-      if (held.length > 0 || closeEvent !== undefined) scheduleDeliver();
+      if (current !== null || held.length > 0 || closeEvent !== undefined) scheduleDeliver();
     },
     write(parts, done) {
       if (closed || endCalled) {
@@ -481,7 +551,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     resume() {
       paused = false;
       pausable.resume?.();
-      if (held.length > 0 || closeEvent !== undefined) scheduleDeliver();
+      if (current !== null || held.length > 0 || closeEvent !== undefined) scheduleDeliver();
     },
     end() {
       endCalled = true;
@@ -493,6 +563,8 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       if (destroyed) return;
       destroyed = true;
       held = new Fifo();
+      current = null;
+      heldBytes = 0;
       if (closed) return;
       // Still connecting: the connection is given up (nothing written meanwhile may reach the peer later), and
       // the writes waiting for it fail.
