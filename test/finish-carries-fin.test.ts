@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Duplex } from 'node:stream';
-import { lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
+import { type Channel, type LightChannel, lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
 import { duplexTransport } from '../src/node/transport.js';
 import { WebSession } from '../src/web/session.js';
 import { Flag } from '../src/core/frame.js';
@@ -108,3 +108,71 @@ for (const kind of KINDS) {
     assert.ok(bytes.equals(FILE), 'every byte, in order');
   });
 }
+
+/** A pipe whose server end's writes fail (EPIPE, a tick later) once `fail()` was called. */
+function failingPipe(): { client: Duplex; server: Duplex; fail: () => void } {
+  const [client, server] = memoryPipe();
+  let failing = false;
+  const write = server._write.bind(server);
+  server._write = (chunk: Buffer, encoding, callback) => {
+    if (failing) setImmediate(() => callback(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })));
+    else write(chunk, encoding, callback);
+  };
+  return { client, server, fail: () => (failing = true) };
+}
+
+for (const kind of ['Node Channel', 'LightChannel'] as const) {
+  test(`${kind}: the peer's data and FIN came, then the write of this side's FIN fails: the data is still read to its end, then the error`, async () => {
+    const { client, server, fail } = failingPipe();
+    const dialler = multiplexedClient(client, { keepAliveInterval: 0 });
+    const options = { keepAliveInterval: 0 };
+    const session = kind === 'Node Channel' ? multiplexedServer(server, options) : lightServer(server, options);
+    const seen: string[] = [];
+    const closed = new Promise<void>((resolve) => {
+      session.on('channel', (channel: Channel | LightChannel) => {
+        channel.on('error', (error: Error & { code?: string }) => seen.push(`error ${error.code}`));
+        channel.on('finish', () => seen.push('finish'));
+        channel.on('close', () => resolve());
+        fail(); // the transport fails from here on
+        channel.end();
+        setTimeout(() => {
+          // Read only later: what arrived waits for the reader.
+          channel.on('data', (data: Uint8Array) => seen.push(`data ${Buffer.from(data).toString()}`));
+          channel.on('end', () => seen.push('end'));
+        }, 50);
+      });
+    });
+    const channel = dialler.dial();
+    channel.on('error', () => {});
+    channel.end('hello');
+    await within(closed, WAIT_MS, 'the channel to close');
+    assert.deepEqual(seen, ['data hello', 'end', 'error ERR_MUX_TRANSPORT_CLOSED']);
+  });
+}
+
+test("WebChannel: the write of this side's FIN fails after the channel left its session: the writable's close() rejects (it had never settled)", async () => {
+  const { client, server, fail } = failingPipe();
+  const dialler = multiplexedClient(client, { keepAliveInterval: 0 });
+  const session = new WebSession(duplexTransport(server), 'server', { keepAliveInterval: 0 });
+  session.closed.catch(() => {});
+  const outcome = new Promise<string>((resolve) => {
+    session.on('channel', (channel) => {
+      void (async () => {
+        const reader = channel.readable.getReader();
+        let text = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += Buffer.from(value).toString();
+        }
+        fail();
+        await channel.writable.getWriter().close();
+        return `read ${text}; close() resolved`;
+      })().then(resolve, (error: unknown) => resolve(`close() rejected ${(error as { code?: string }).code}`));
+    });
+  });
+  const channel = dialler.dial();
+  channel.on('error', () => {});
+  channel.end('hello');
+  assert.equal(await within(outcome, WAIT_MS, "the writable's close()"), 'close() rejected ERR_MUX_TRANSPORT_CLOSED');
+});

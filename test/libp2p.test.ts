@@ -257,7 +257,10 @@ test('a stream the peer resets fails with StreamResetError; a peer beyond maxInb
 
   const reset = nextEvent<Event & { error?: Error }>(accepted[0]!, 'close');
   streams[0]!.abort(new Error('the dialer gave up'));
-  assert.equal((await reset).error?.name, 'StreamResetError');
+  const resetError = (await reset).error;
+  assert.equal(resetError?.name, 'StreamResetError');
+  // muxwire's error as the cause (docs/libp2p.md, "Errors"), with its stable code.
+  assert.equal((resetError?.cause as { code?: string } | undefined)?.code, 'ERR_MUX_CHANNEL_RESET');
   assert.equal(accepted[0]!.status, 'reset');
   // Aborted, not closed: streams[1] is open both ways (see the paused-stream test below).
   dialer.abort(new Error('test over'));

@@ -2098,6 +2098,34 @@ describe('what a peer sends over a WebSocket, taken in bounded turns (a review o
     await until(() => delivered === total, 5000, 'the rest once resumed');
   });
 
+  test('messages that come faster than the turns take them are not held without bound: beyond 1 MiB, they go on at once', () => {
+    const { socket, message } = playedSocket();
+    const transport = webSocketTransport(socket);
+    let delivered = 0;
+    transport.start({ data: (chunk) => (delivered += chunk.length), drain: noop, end: noop, error: noop, close: noop });
+    let sent = 0;
+    for (let i = 0; i < 24; i++) {
+      message(new Uint8Array(1024 * KiB).buffer);
+      sent += 1024 * KiB;
+      assert.ok(sent - delivered <= 2 * 1024 * KiB, `${sent - delivered} bytes held after ${i + 1} messages`);
+    }
+    transport.destroy();
+  });
+
+  test('a ws socket (it can pause) stops reading while more than 1 MiB is held, and reads again once the turns caught up', async () => {
+    const { socket, message } = playedSocket();
+    const calls: string[] = [];
+    Object.assign(socket, { pause: () => calls.push('pause'), resume: () => calls.push('resume') });
+    const transport = webSocketTransport(socket);
+    let delivered = 0;
+    transport.start({ data: (chunk) => (delivered += chunk.length), drain: noop, end: noop, error: noop, close: noop });
+    message(new Uint8Array(4 * 1024 * KiB).buffer);
+    assert.deepEqual(calls, ['pause']);
+    await until(() => delivered === 4 * 1024 * KiB, 5000, 'the message, in turns');
+    assert.deepEqual(calls, ['pause', 'resume']);
+    transport.destroy();
+  });
+
   test('nothing after a text message reaches the session: it fails once, with ProtocolError', async () => {
     const { socket, message } = playedSocket();
     const transport = webSocketTransport(socket);

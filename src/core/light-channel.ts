@@ -387,9 +387,13 @@ export class LightChannel
     if ((this.#flags & CLOSED) !== 0) return;
     if (error) {
       // A live channel is failed by its session before its writes fail. One the session no longer holds (both
-      // FINs exchanged while its last bytes were still in the transport's hands) hears of the failure only here,
-      // and must still end: with the error, as a Node stream whose write failed.
-      if (!this.#state.live) this.#close(error);
+      // FINs exchanged while its last bytes, or its FIN, were still in the transport's hands) hears of the
+      // failure only here, and must still end: with the error, once what the peer sent and this side has not
+      // read yet was read (as when its session fails under it); at once when nothing waits to be read.
+      if (!this.#state.live) {
+        if (this.#buffered > 0) this.fail(error, true);
+        else this.#close(error);
+      }
       return;
     }
     if ((this.#flags & NEED_DRAIN) !== 0 && this.#writing < this.#port.highWaterMark) {

@@ -53,7 +53,7 @@ export interface SessionOptions {
   ackBacklog?: number | undefined;
   /**
    * Receive window each channel starts with, in bytes (at least the spec's 262,144).
-   * @defaultValue 262,144 (256 KiB)
+   * @defaultValue 262,144 (256 KiB); 2 MiB for `connectWebSocket` and `createWebSocketServer` sessions
    */
   initialWindow?: number | undefined;
   /**

@@ -75,6 +75,8 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   #flushed = false;
   /** The FIN reached the connection. */
   #finSent = false;
+  /** While libp2p reports the peer's reset: muxwire's error, the cause of libp2p's. */
+  #resetCause: Error | undefined;
   /** Waiters of {@link writeFinished} (the muxer's `close()`). */
   #onFlushed: (() => void)[] | null = null;
   /** Why the stream was let go of (reset by either side, or the session failed), as libp2p's error. */
@@ -151,6 +153,9 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
 
   /** The session's 'close' bookkeeping runs first, as the muxer's own listener did (it was added first). */
   override dispatchEvent(event: Event): boolean {
+    const cause = this.#resetCause;
+    const error = (event as { error?: unknown }).error;
+    if (cause !== undefined && error instanceof Error && error.cause === undefined) error.cause = cause;
     if (event.type === 'close') {
       const onClose = this.#onClose;
       this.#onClose = undefined;
@@ -187,7 +192,14 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     // Settled once the FIN, behind every byte written, reached the connection: a connection closed right after
     // still carries it.
     this.#port.end(this.#state, (error) => {
-      if (error) return; // (the stream failed first, which rejects the wait)
+      if (error) {
+        // A live stream was failed by its session first, which rejected the wait. One that had left its
+        // session (both FINs exchanged) hears only here: its FIN may not have reached the peer.
+        const finished = this.#finished;
+        this.#finished = null;
+        finished?.reject(toLibp2pError(error));
+        return;
+      }
       this.#finSent = true;
       if (this.#writing === 0) this.#settleFinished();
     });
@@ -451,7 +463,13 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
         this.onRemoteCloseWrite();
         if (this.status !== 'open') return; // both sides had ended: the stream closed cleanly
       }
-      this.onRemoteReset();
+      // libp2p makes its StreamResetError itself: muxwire's error goes with it as its cause (see dispatchEvent).
+      this.#resetCause = error;
+      try {
+        this.onRemoteReset();
+      } finally {
+        this.#resetCause = undefined;
+      }
     } else {
       this.onTransportClosed(toLibp2pError(error));
     }

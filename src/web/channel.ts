@@ -421,7 +421,14 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
     if (!this.#writeEnded) {
       this.#writeEnded = true;
       this.#port.end(this.#state, (error) => {
-        if (error) return; // (the channel failed first, which settled the close)
+        if (error) {
+          // A live channel was failed by its session first, which settled the close. One that had left its
+          // session (both FINs exchanged) hears only here: the writable fails; the readable keeps what came.
+          const closer = this.#closeWaiter;
+          this.#closeWaiter = null;
+          closer?.reject(error);
+          return;
+        }
         this.#finGone = true;
         const closer = this.#closeWaiter;
         this.#closeWaiter = null;

@@ -247,6 +247,8 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   let turnPending = false;
   /** Inside `deliver()`: a message that comes meanwhile is held, and the loop takes it. */
   let delivering = false;
+  /** A `ws` socket paused by this transport (more than {@link HOLD_BYTES} held), not by the session. */
+  let throttled = false;
   let paused = false;
   let deliverScheduled = false;
   /** Writes made while connecting. */
@@ -288,6 +290,11 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     }
     held.push(chunk);
     heldBytes += chunk.length;
+    // Beyond the bound, a `ws` socket stops reading its TCP socket until the turns caught up.
+    if (heldBytes > HOLD_BYTES && !throttled && pausable.pause !== undefined) {
+      throttled = true;
+      pausable.pause();
+    }
     deliver();
   };
 
@@ -300,21 +307,26 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
    * {@link HOLD_BYTES}), up to {@link TURN_BYTES} a turn; then the close, if it came and nothing is left.
    */
   const deliver = (): void => {
-    if (events === undefined || destroyed || turnPending || delivering) return;
+    if (events === undefined || destroyed || delivering || (turnPending && !flooded())) return;
     delivering = true;
     try {
       while ((current !== null || held.length > 0) && (!paused || heldBytes > HOLD_BYTES)) {
-        if (turnBytes >= TURN_BYTES) {
-          turnPending = true;
-          later(() => {
-            turnPending = false;
-            deliver();
-          }, 0);
+        // Messages that keep coming faster than the turns take them (a flood, not one large message) are handed
+        // on at once, the transport then reading no faster than the session decodes.
+        const flood = flooded();
+        if (turnBytes >= TURN_BYTES && !flood) {
+          if (!turnPending) {
+            turnPending = true;
+            later(() => {
+              turnPending = false;
+              deliver();
+            }, 0);
+          }
           return;
         }
         let chunk = current ?? held.shift()!;
         current = null;
-        const room = TURN_BYTES - turnBytes;
+        const room = flood ? chunk.length : TURN_BYTES - turnBytes;
         if (chunk.length > room) {
           current = chunk.subarray(room);
           chunk = chunk.subarray(0, room);
@@ -327,9 +339,16 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       }
     } finally {
       delivering = false;
+      if (throttled && heldBytes <= HOLD_BYTES && !destroyed) {
+        throttled = false;
+        if (!paused) pausable.resume?.();
+      }
     }
     if (current === null && held.length === 0 && closeEvent !== undefined) reportClose();
   };
+
+  /** More than {@link HOLD_BYTES} waits, in more than one message. */
+  const flooded = (): boolean => heldBytes > HOLD_BYTES && held.length + (current === null ? 0 : 1) > 1;
 
   const deliverHeld = (): void => {
     deliverScheduled = false;
@@ -550,7 +569,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     },
     resume() {
       paused = false;
-      pausable.resume?.();
+      if (!throttled) pausable.resume?.();
       if (current !== null || held.length > 0 || closeEvent !== undefined) scheduleDeliver();
     },
     end() {
