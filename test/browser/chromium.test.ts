@@ -228,7 +228,7 @@ function registerTests(): void {
     });
 
     test('a page reader that stops reading holds the server writer at the window, server memory bounded, then all 64 MiB arrive', async () => {
-      const result = await run(page, 'holdPushed', `${wsBase}?tag=hold&mode=hold&mib=64`);
+      const result = await run(page, 'holdPushed', `${wsBase}?tag=hold&mode=hold&mib=64`, WEB_SOCKET_INITIAL_WINDOW);
       await new Promise((resolve) => setTimeout(resolve, 500));
       const stats = hold!;
       // A write is confirmed once it reached the WebSocket, which only the page's window allows.
@@ -334,13 +334,14 @@ function registerTests(): void {
       const session = sessions.get('closing')!;
       assert.equal(session.channelCount, 50);
       await second.close();
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const outcome = await Promise.race([
         session.closed.then(
           () => 'clean',
           (error: unknown) => (error as Error).name,
         ),
-        new Promise((resolve) => setTimeout(() => resolve('still open'), 10_000)),
-      ]);
+        new Promise((resolve) => (timer = setTimeout(() => resolve('still open'), 10_000))),
+      ]).finally(() => clearTimeout(timer)); // (a timer left set kept the test process 10 s after its tests)
       assert.equal(outcome, 'TransportClosedError');
       assert.equal(session.channelCount, 0);
       assert.equal(session.bufferedBytes, 0);
@@ -411,10 +412,11 @@ function registerTests(): void {
       try {
         const logged = new Promise<string>((resolve) => third.on('console', (message) => resolve(message.text())));
         await third.goto(`http://127.0.0.1:${(exampleServer.address() as AddressInfo).port}/`);
+        let timer: ReturnType<typeof setTimeout> | undefined;
         const text = await Promise.race([
           logged,
-          new Promise((resolve) => setTimeout(() => resolve('(nothing)'), 10_000)),
-        ]);
+          new Promise((resolve) => (timer = setTimeout(() => resolve('(nothing)'), 10_000))),
+        ]).finally(() => clearTimeout(timer));
         assert.equal(text, 'hello');
       } finally {
         await third.close();

@@ -127,11 +127,18 @@ export const scenarios = {
     return { texts: texts.sort(), ids };
   },
 
-  /** Accepts the channel the server pushes and does not read it (the test measures the server meanwhile). */
-  async holdPushed(url: string): Promise<{ buffered: number }> {
+  /**
+   * Accepts the channel the server pushes and does not read it (the test measures the server meanwhile): waits
+   * (up to 20 s) until `expected` bytes are held, then 200 ms more, in which nothing beyond them may come.
+   */
+  async holdPushed(url: string, expected: number): Promise<{ buffered: number }> {
     const session = await muxwire.connectWebSocket(url, options);
     kept.session = session;
     kept.held = await session.accept();
+    const deadline = performance.now() + 20_000;
+    while (session.bufferedBytes < expected && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     await new Promise((resolve) => setTimeout(resolve, 200));
     return { buffered: session.bufferedBytes };
   },
