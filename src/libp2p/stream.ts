@@ -71,10 +71,8 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * fails first (that data is lost, and `close()` must say so).
    */
   #finished: { resolve: () => void; reject: (error: Error) => void } | null = null;
-  /** The FIN and every byte written before it reached the connection. */
+  /** The FIN is queued and every byte written before it reached the connection. */
   #flushed = false;
-  /** The FIN reached the connection. */
-  #finSent = false;
   /** While libp2p reports the peer's reset: muxwire's error, the cause of libp2p's. */
   #resetCause: Error | undefined;
   /** Waiters of {@link writeFinished} (the muxer's `close()`). */
@@ -189,21 +187,14 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     if (this.#destroyed) throw this.#failure ?? new StreamResetError('the stream was reset');
     if (this.#writeEnded) return;
     this.#writeEnded = true;
-    // Settled once the FIN, behind every byte written, reached the connection: a connection closed right after
-    // still carries it.
-    this.#port.end(this.#state, (error) => {
-      if (error) {
-        // A live stream was failed by its session first, which rejected the wait. One that had left its
-        // session (both FINs exchanged) hears only here: its FIN may not have reached the peer.
-        const finished = this.#finished;
-        this.#finished = null;
-        finished?.reject(toLibp2pError(error));
-        return;
-      }
-      this.#finSent = true;
-      if (this.#writing === 0) this.#settleFinished();
-    });
-    if (!this.#flushed) {
+    // Settled once the bytes written before reached the connection, with the FIN queued behind them (as libp2p's
+    // yamux, whose close resolves once its FIN is written to the connection, and no later: libp2p's compliance
+    // suite reads the peer's messages one by one after a close, and a close that also waited for the FIN's
+    // write let them arrive first, to be read as one).
+    this.#port.end(this.#state);
+    if (this.#writing === 0) {
+      this.#settleFinished();
+    } else {
       await new Promise<void>((resolve, reject) => {
         this.#finished = { resolve, reject };
       });
@@ -405,7 +396,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       this.#needDrain = false;
       this.onMuxerDrain();
     }
-    if (this.#writing === 0 && this.#finSent) this.#settleFinished();
+    if (this.#writing === 0 && this.#writeEnded) this.#settleFinished();
   }
 
   /** The FIN and everything before it reached the connection: `sendCloseWrite` resolves. */
