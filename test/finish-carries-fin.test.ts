@@ -176,3 +176,91 @@ test("WebChannel: the write of this side's FIN fails after the channel left its 
   channel.end('hello');
   assert.equal(await within(outcome, WAIT_MS, "the writable's close()"), 'close() rejected ERR_MUX_TRANSPORT_CLOSED');
 });
+
+test("Node Channel without an 'error' listener, read to its end, whose FIN's write fails after it left its session: it closes with the failure, and nothing is thrown", async () => {
+  const { client, server, fail } = failingPipe();
+  const dialler = multiplexedClient(client, { keepAliveInterval: 0 });
+  const session = multiplexedServer(server, { keepAliveInterval: 0 });
+  const uncaught: unknown[] = [];
+  const onUncaught = (error: unknown): void => void uncaught.push(error);
+  process.on('uncaughtException', onUncaught);
+  try {
+    const closed = new Promise<Channel>((resolve) => {
+      session.on('channel', (channel) => {
+        channel.resume();
+        channel.on('end', () => {
+          fail();
+          channel.end(); // its FIN leaves the channel's session (both FINs exchanged), then its write fails
+        });
+        channel.on('close', () => resolve(channel));
+      });
+    });
+    const channel = dialler.dial();
+    channel.on('error', () => {});
+    channel.end('request');
+    const done = await within(closed, WAIT_MS, 'the channel to close');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(uncaught, []);
+    assert.equal((done.failure as { code?: string } | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+  } finally {
+    process.off('uncaughtException', onUncaught);
+  }
+});
+
+test('LightChannel: several writes then the FIN, all failing after the channel left its session: what came is still read, then the error', async () => {
+  const { client, server, fail } = failingPipe();
+  const dialler = multiplexedClient(client, { keepAliveInterval: 0 });
+  const session = lightServer(server, { keepAliveInterval: 0 });
+  const seen: string[] = [];
+  const closed = new Promise<void>((resolve) => {
+    session.on('channel', (channel) => {
+      channel.on('error', (error: Error & { code?: string }) => seen.push(`error ${error.code}`));
+      channel.on('close', () => resolve());
+      setTimeout(() => {
+        fail();
+        channel.write(new Uint8Array([1]));
+        channel.write(new Uint8Array([2]));
+        channel.end();
+        setTimeout(() => {
+          channel.on('data', (data: Uint8Array) => seen.push(`data ${Buffer.from(data).toString()}`));
+          channel.on('end', () => seen.push('end'));
+        }, 50);
+      }, 20);
+    });
+  });
+  const channel = dialler.dial();
+  channel.on('error', () => {});
+  channel.end('hello');
+  await within(closed, WAIT_MS, 'the channel to close');
+  assert.deepEqual(seen, ['data hello', 'end', 'error ERR_MUX_TRANSPORT_CLOSED']);
+});
+
+test("WebChannel: closeWrite() with a writer holding the writable, then the FIN's write fails: closeWrite() again and the writer's close() reject", async () => {
+  const { client, server, fail } = failingPipe();
+  const dialler = multiplexedClient(client, { keepAliveInterval: 0 });
+  const session = new WebSession(duplexTransport(server), 'server', { keepAliveInterval: 0 });
+  session.closed.catch(() => {});
+  const outcome = new Promise<string[]>((resolve) => {
+    session.on('channel', (channel) => {
+      void (async () => {
+        const reader = channel.readable.getReader();
+        while (!(await reader.read()).done);
+        const writer = channel.writable.getWriter();
+        fail();
+        await channel.closeWrite();
+        await new Promise((r) => setTimeout(r, 50)); // the FIN's write has failed by now
+        const code = (error: unknown): string => `rejected ${(error as { code?: string }).code}`;
+        const again = await channel.closeWrite().then(() => 'resolved', code);
+        const closing = await within(writer.close(), WAIT_MS, "the writer's close()").then(() => 'resolved', code);
+        return [again, closing];
+      })().then(resolve);
+    });
+  });
+  const channel = dialler.dial();
+  channel.on('error', () => {});
+  channel.end('hello');
+  assert.deepEqual(await within(outcome, WAIT_MS, 'the outcome'), [
+    'rejected ERR_MUX_TRANSPORT_CLOSED',
+    'rejected ERR_MUX_TRANSPORT_CLOSED',
+  ]);
+});

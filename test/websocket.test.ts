@@ -2126,6 +2126,26 @@ describe('what a peer sends over a WebSocket, taken in bounded turns (a review o
     transport.destroy();
   });
 
+  for (const pausable of [false, true]) {
+    test(`a large message with a small one behind it is still cut into turns (${pausable ? 'a ws socket' : 'a WHATWG socket'})`, async () => {
+      const { socket, message } = playedSocket();
+      if (pausable) Object.assign(socket, { pause: noop, resume: noop });
+      const transport = webSocketTransport(socket);
+      const pieces: number[] = [];
+      transport.start({ data: (chunk) => pieces.push(chunk.length), drain: noop, end: noop, error: noop, close: noop });
+      message(new Uint8Array(16 * 1024 * KiB).buffer);
+      message(new Uint8Array(1).buffer);
+      assert.equal(
+        pieces.reduce((sum, n) => sum + n, 0),
+        256 * KiB,
+        'handed on in the first turn',
+      );
+      await until(() => pieces.reduce((sum, n) => sum + n, 0) === 16 * 1024 * KiB + 1, 10_000, 'the rest');
+      assert.ok(Math.max(...pieces) <= 256 * KiB);
+      transport.destroy();
+    });
+  }
+
   test('nothing after a text message reaches the session: it fails once, with ProtocolError', async () => {
     const { socket, message } = playedSocket();
     const transport = webSocketTransport(socket);

@@ -390,7 +390,8 @@ export class LightChannel
       // FINs exchanged while its last bytes, or its FIN, were still in the transport's hands) hears of the
       // failure only here, and must still end: with the error, once what the peer sent and this side has not
       // read yet was read (as when its session fails under it); at once when nothing waits to be read.
-      if (!this.#state.live) {
+      // (Decided once the last write in the transport's hands has failed too, whatever their number.)
+      if (!this.#state.live && this.#writing === 0) {
         if (this.#buffered > 0) this.fail(error, true);
         else this.#close(error);
       }

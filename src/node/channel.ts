@@ -484,17 +484,23 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     // 'finish' once the FIN reached the transport, as a socket's comes after its shutdown: ending the transport
     // (or destroying the session) from a 'finish' listener still sends it.
     this.#port.end(this.#state, (error) => {
-      // The FIN's write failed after the channel had left its session (both FINs exchanged): no failure of the
-      // session's reaches it. What the peer sent and this side has not read yet is still read to its end, then
-      // the channel fails, as when its session fails under it; a live channel was failed by its session first.
-      if (error && !this.#state.live && !this.destroyed && this.readableLength > 0) {
-        this.fail(error, true);
-        if (this.#kept !== undefined) {
-          this.#kept.held.push(callback);
-          return;
+      if (!error) {
+        callback();
+        return;
+      }
+      // The FIN's write failed. A channel still in its session was failed by it first; one that had left it
+      // (both FINs exchanged) hears only here: what the peer sent and this side has not read yet is still read to
+      // its end, then it fails, as when its session fails under it; with nothing to read, it fails now, with an
+      // 'error' only for a listener (never Node's own unhandled one).
+      if (this.#failure === undefined && !this.destroyed) {
+        if (this.readableLength > 0) this.fail(error, true);
+        else {
+          this.#failure = error;
+          this.#destroyFailed(error);
         }
       }
-      callback(error);
+      if (this.#kept !== undefined) this.#kept.held.push(callback);
+      else callback();
     });
   }
 

@@ -74,6 +74,8 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
   #writeEnded = false;
   /** The FIN reached the transport (or could not go, the channel having left the session cleanly). */
   #finGone = false;
+  /** The FIN's write failed after the channel had left its session. */
+  #finFailure: Error | undefined;
   #writableDone = false;
   #failure: Error | undefined;
   /** `writer.write()` calls so far, counted by the writable's size(), which runs within each call, in call order. */
@@ -190,6 +192,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
   closeWrite(): Promise<void> {
     // (A FIN asked for but not yet sent when the channel failed never goes: the failure is the answer.)
     if (this.#failure !== undefined && !this.#state.finSent) return Promise.reject(this.#failure);
+    if (this.#finFailure !== undefined) return Promise.reject(this.#finFailure);
     if (this.#writeEnded) return Promise.resolve();
     if (!this.writable.locked) return this.writable.close();
     if (this.#writableDone) return Promise.resolve();
@@ -403,6 +406,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
   #close(): Promise<void> | void {
     this.#writableDone = true;
     if (this.#failure !== undefined) throw this.#failure;
+    if (this.#finFailure !== undefined) throw this.#finFailure;
     // This also settles a closeWrite() that waits for writes made after the writer's close() (the writable
     // refused those, so the sink never takes them).
     this.#end();
@@ -423,7 +427,9 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
       this.#port.end(this.#state, (error) => {
         if (error) {
           // A live channel was failed by its session first, which settled the close. One that had left its
-          // session (both FINs exchanged) hears only here: the writable fails; the readable keeps what came.
+          // session (both FINs exchanged) hears only here: the writable's close fails, now or when it comes, and
+          // so does `closeWrite()`; the readable keeps what came.
+          this.#finFailure = error;
           const closer = this.#closeWaiter;
           this.#closeWaiter = null;
           closer?.reject(error);

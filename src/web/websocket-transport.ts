@@ -313,6 +313,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       while ((current !== null || held.length > 0) && (!paused || heldBytes > HOLD_BYTES)) {
         // Messages that keep coming faster than the turns take them (a flood, not one large message) are handed
         // on at once, the transport then reading no faster than the session decodes.
+        current ??= held.shift()!; // (the message being handed on, cut or not)
         const flood = flooded();
         if (turnBytes >= TURN_BYTES && !flood) {
           if (!turnPending) {
@@ -324,7 +325,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
           }
           return;
         }
-        let chunk = current ?? held.shift()!;
+        let chunk = current;
         current = null;
         const room = flood ? chunk.length : TURN_BYTES - turnBytes;
         if (chunk.length > room) {
@@ -347,8 +348,14 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     if (current === null && held.length === 0 && closeEvent !== undefined) reportClose();
   };
 
-  /** More than {@link HOLD_BYTES} waits, in more than one message. */
-  const flooded = (): boolean => heldBytes > HOLD_BYTES && held.length + (current === null ? 0 : 1) > 1;
+  /**
+   * More than {@link HOLD_BYTES} waits behind the message being cut, on a socket that cannot pause (a `ws`
+   * socket stops reading instead: see `throttled`).
+   */
+  const flooded = (): boolean =>
+    pausable.pause === undefined &&
+    held.length > (current === null ? 1 : 0) &&
+    heldBytes - (current?.length ?? 0) > HOLD_BYTES;
 
   const deliverHeld = (): void => {
     deliverScheduled = false;
