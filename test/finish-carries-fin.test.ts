@@ -1,7 +1,8 @@
 /**
  * A channel's end is complete, for the application, only once its FIN reached the transport: `'finish'` (Node
- * `Channel`, `LightChannel`), the writable's `close()` (`WebChannel`) and libp2p's `close()` wait for it, as a
- * socket's `'finish'` waits for its shutdown. So "send the file, end the channel, then end the connection" (in
+ * `Channel`, `LightChannel`) and the writable's `close()` (`WebChannel`) wait for it, as a socket's `'finish'`
+ * waits for its shutdown (libp2p's `close()` resolves once the data reached the connection with the FIN queued,
+ * as libp2p's yamux does). So "send the file, end the channel, then end the connection" (in
  * the `'finish'` listener, or right after the close resolves) gives the peer every byte and then the end, never
  * a cut connection. (Destroying a TCP connection instead of ending it may still lose what the kernel holds: with
  * bytes unread on it, the kernel resets the connection.)
@@ -182,6 +183,7 @@ test("Node Channel without an 'error' listener, read to its end, whose FIN's wri
   const dialler = multiplexedClient(client, { keepAliveInterval: 0 });
   const session = multiplexedServer(server, { keepAliveInterval: 0 });
   const uncaught: unknown[] = [];
+  let endError: Error | undefined;
   const onUncaught = (error: unknown): void => void uncaught.push(error);
   process.on('uncaughtException', onUncaught);
   try {
@@ -190,7 +192,8 @@ test("Node Channel without an 'error' listener, read to its end, whose FIN's wri
         channel.resume();
         channel.on('end', () => {
           fail();
-          channel.end(); // its FIN leaves the channel's session (both FINs exchanged), then its write fails
+          // Its FIN leaves the channel's session (both FINs exchanged), then its write fails.
+          channel.end((error?: Error | null) => (endError = error ?? undefined));
         });
         channel.on('close', () => resolve(channel));
       });
@@ -202,6 +205,7 @@ test("Node Channel without an 'error' listener, read to its end, whose FIN's wri
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(uncaught, []);
     assert.equal((done.failure as { code?: string } | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+    assert.equal((endError as { code?: string } | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED', "end()'s callback");
   } finally {
     process.off('uncaughtException', onUncaught);
   }
@@ -247,12 +251,14 @@ test("WebChannel: closeWrite() with a writer holding the writable, then the FIN'
         while (!(await reader.read()).done);
         const writer = channel.writable.getWriter();
         fail();
-        await channel.closeWrite();
-        await new Promise((r) => setTimeout(r, 50)); // the FIN's write has failed by now
         const code = (error: unknown): string => `rejected ${(error as { code?: string }).code}`;
+        const first = channel.closeWrite();
+        const meanwhile = channel.closeWrite().then(() => 'resolved', code); // (while the first is pending)
+        await first;
+        await new Promise((r) => setTimeout(r, 50)); // the FIN's write has failed by now
         const again = await channel.closeWrite().then(() => 'resolved', code);
         const closing = await within(writer.close(), WAIT_MS, "the writer's close()").then(() => 'resolved', code);
-        return [again, closing];
+        return [await meanwhile, again, closing, `failure ${(channel.failure as { code?: string } | undefined)?.code}`];
       })().then(resolve);
     });
   });
@@ -260,7 +266,9 @@ test("WebChannel: closeWrite() with a writer holding the writable, then the FIN'
   channel.on('error', () => {});
   channel.end('hello');
   assert.deepEqual(await within(outcome, WAIT_MS, 'the outcome'), [
+    'resolved', // as the first: once the FIN was queued behind the writes made before it
     'rejected ERR_MUX_TRANSPORT_CLOSED',
     'rejected ERR_MUX_TRANSPORT_CLOSED',
+    'failure ERR_MUX_TRANSPORT_CLOSED',
   ]);
 });

@@ -42,7 +42,10 @@ export interface Transport {
   resume(): void;
   /** Flushes what was written, then ends this side; `close` follows once the peer ends too. */
   end(): void;
-  /** Closes at once, dropping anything unwritten. */
+  /**
+   * Closes at once, dropping anything unwritten; the `done` of every write not yet reported should still be called,
+   * with an error (a channel whose last bytes were in the transport's hands hears of its end only so).
+   */
   destroy(error?: Error): void;
   /** Optional: allocates a buffer for outgoing frames (e.g. Node's `Buffer.allocUnsafe`). */
   allocate?(size: number): Uint8Array;

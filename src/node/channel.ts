@@ -499,8 +499,9 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
           this.#destroyFailed(error);
         }
       }
+      // (On a stream already destroyed, Node only hands the error on to `end()`'s callback and `finished()`.)
       if (this.#kept !== undefined) this.#kept.held.push(callback);
-      else callback();
+      else callback(error);
     });
   }
 

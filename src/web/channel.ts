@@ -177,7 +177,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
 
   /** Why the channel failed (reset by the peer or here, or its session failed), if it did. */
   get failure(): Error | undefined {
-    return this.#failure;
+    return this.#failure ?? this.#finFailure;
   }
 
   /**
@@ -193,7 +193,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
     // (A FIN asked for but not yet sent when the channel failed never goes: the failure is the answer.)
     if (this.#failure !== undefined && !this.#state.finSent) return Promise.reject(this.#failure);
     if (this.#finFailure !== undefined) return Promise.reject(this.#finFailure);
-    if (this.#writeEnded) return Promise.resolve();
+    if (this.#writeEnded) return this.#finPending ?? Promise.resolve();
     if (!this.writable.locked) return this.writable.close();
     if (this.#writableDone) return Promise.resolve();
     return (this.#finPending ??= new Promise<void>((resolve, reject) => {
