@@ -89,7 +89,7 @@ const NO_CALLBACK =
  * sent; `'drain'` says when to go on.
  *
  * Events, in order: `'data'` (a `Uint8Array`), `'end'` (the peer half-closed and all its data was read),
- * `'drain'`, `'finish'` (after `end()`, once everything written reached the transport), `'error'` (the
+ * `'drain'`, `'finish'` (after `end()`, once everything written and the FIN reached the transport), `'error'` (the
  * channel was reset or its session failed; only when there is an `'error'` listener, so an unobserved reset
  * never crashes), and `'close'` last (both halves ended, or the channel was destroyed or failed).
  */
