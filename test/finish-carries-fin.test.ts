@@ -110,6 +110,13 @@ for (const kind of KINDS) {
   });
 }
 
+/** The peer (a Node session on `client`) dials a channel and sends `text` with its FIN. */
+function peerSends(client: Duplex, text: string): void {
+  const channel = multiplexedClient(client, { keepAliveInterval: 0 }).dial();
+  channel.on('error', () => {});
+  channel.end(text);
+}
+
 /** A pipe whose server end's writes fail (EPIPE, a tick later) once `fail()` was called. */
 function failingPipe(): { client: Duplex; server: Duplex; fail: () => void } {
   const [client, server] = memoryPipe();
@@ -125,7 +132,6 @@ function failingPipe(): { client: Duplex; server: Duplex; fail: () => void } {
 for (const kind of ['Node Channel', 'LightChannel'] as const) {
   test(`${kind}: the peer's data and FIN came, then the write of this side's FIN fails: the data is still read to its end, then the error`, async () => {
     const { client, server, fail } = failingPipe();
-    const dialler = multiplexedClient(client, { keepAliveInterval: 0 });
     const options = { keepAliveInterval: 0 };
     const session = kind === 'Node Channel' ? multiplexedServer(server, options) : lightServer(server, options);
     const seen: string[] = [];
@@ -143,9 +149,7 @@ for (const kind of ['Node Channel', 'LightChannel'] as const) {
         }, 50);
       });
     });
-    const channel = dialler.dial();
-    channel.on('error', () => {});
-    channel.end('hello');
+    peerSends(client, 'hello');
     await within(closed, WAIT_MS, 'the channel to close');
     assert.deepEqual(seen, ['data hello', 'end', 'error ERR_MUX_TRANSPORT_CLOSED']);
   });
@@ -153,7 +157,6 @@ for (const kind of ['Node Channel', 'LightChannel'] as const) {
 
 test("WebChannel: the write of this side's FIN fails after the channel left its session: the writable's close() rejects (it had never settled)", async () => {
   const { client, server, fail } = failingPipe();
-  const dialler = multiplexedClient(client, { keepAliveInterval: 0 });
   const session = new WebSession(duplexTransport(server), 'server', { keepAliveInterval: 0 });
   session.closed.catch(() => {});
   const outcome = new Promise<string>((resolve) => {
@@ -172,15 +175,12 @@ test("WebChannel: the write of this side's FIN fails after the channel left its 
       })().then(resolve, (error: unknown) => resolve(`close() rejected ${(error as { code?: string }).code}`));
     });
   });
-  const channel = dialler.dial();
-  channel.on('error', () => {});
-  channel.end('hello');
+  peerSends(client, 'hello');
   assert.equal(await within(outcome, WAIT_MS, "the writable's close()"), 'close() rejected ERR_MUX_TRANSPORT_CLOSED');
 });
 
 test("Node Channel without an 'error' listener, read to its end, whose FIN's write fails after it left its session: it closes with the failure, and nothing is thrown", async () => {
   const { client, server, fail } = failingPipe();
-  const dialler = multiplexedClient(client, { keepAliveInterval: 0 });
   const session = multiplexedServer(server, { keepAliveInterval: 0 });
   const uncaught: unknown[] = [];
   let endError: Error | undefined;
@@ -198,9 +198,7 @@ test("Node Channel without an 'error' listener, read to its end, whose FIN's wri
         channel.on('close', () => resolve(channel));
       });
     });
-    const channel = dialler.dial();
-    channel.on('error', () => {});
-    channel.end('request');
+    peerSends(client, 'request');
     const done = await within(closed, WAIT_MS, 'the channel to close');
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(uncaught, []);
@@ -213,7 +211,6 @@ test("Node Channel without an 'error' listener, read to its end, whose FIN's wri
 
 test('LightChannel: several writes then the FIN, all failing after the channel left its session: what came is still read, then the error', async () => {
   const { client, server, fail } = failingPipe();
-  const dialler = multiplexedClient(client, { keepAliveInterval: 0 });
   const session = lightServer(server, { keepAliveInterval: 0 });
   const seen: string[] = [];
   const closed = new Promise<void>((resolve) => {
@@ -232,16 +229,13 @@ test('LightChannel: several writes then the FIN, all failing after the channel l
       }, 20);
     });
   });
-  const channel = dialler.dial();
-  channel.on('error', () => {});
-  channel.end('hello');
+  peerSends(client, 'hello');
   await within(closed, WAIT_MS, 'the channel to close');
   assert.deepEqual(seen, ['data hello', 'end', 'error ERR_MUX_TRANSPORT_CLOSED']);
 });
 
 test("WebChannel: closeWrite() with a writer holding the writable, then the FIN's write fails: closeWrite() again and the writer's close() reject", async () => {
   const { client, server, fail } = failingPipe();
-  const dialler = multiplexedClient(client, { keepAliveInterval: 0 });
   const session = new WebSession(duplexTransport(server), 'server', { keepAliveInterval: 0 });
   session.closed.catch(() => {});
   const outcome = new Promise<string[]>((resolve) => {
@@ -262,9 +256,7 @@ test("WebChannel: closeWrite() with a writer holding the writable, then the FIN'
       })().then(resolve);
     });
   });
-  const channel = dialler.dial();
-  channel.on('error', () => {});
-  channel.end('hello');
+  peerSends(client, 'hello');
   assert.deepEqual(await within(outcome, WAIT_MS, 'the outcome'), [
     'resolved', // as the first: once the FIN was queued behind the writes made before it
     'rejected ERR_MUX_TRANSPORT_CLOSED',

@@ -7,31 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LightSession, type LightChannel } from '../src/core/light-channel.js';
-import type { Transport, TransportEvents } from '../src/core/transport.js';
 import { Flag, FrameType } from '../src/core/frame.js';
 import { frame } from './helpers.js';
-
-/** A server session on a transport whose incoming chunks the test hands over itself. */
-function serverSession(): { session: LightSession; deliver: (chunk: Uint8Array) => void } {
-  let events: TransportEvents | undefined;
-  const transport: Transport = {
-    start(sink) {
-      events = sink;
-    },
-    write(_parts, done) {
-      queueMicrotask(() => done());
-      return true;
-    },
-    pause() {},
-    resume() {},
-    end() {},
-    destroy() {
-      queueMicrotask(() => events?.close());
-    },
-  };
-  const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
-  return { session, deliver: (chunk) => events!.data(chunk) };
-}
+import { FakeTransport } from './support/fake-transport.js';
 
 /** One chunk of `size` bytes: a SYN with a Data frame of `payload` bytes on channel 1, padded with Window Updates of 0. */
 function paddedChunk(payload: number, size: number): Uint8Array {
@@ -46,9 +24,10 @@ function paddedChunk(payload: number, size: number): Uint8Array {
 
 /** The chunks channel 1 hands to the application, once `chunk` was received. */
 async function chunksOf(chunk: Uint8Array): Promise<Uint8Array[]> {
-  const { session, deliver } = serverSession();
+  const transport = new FakeTransport(); // its incoming chunks handed over by the test
+  const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
   const accepted = new Promise<LightChannel>((resolve) => session.once('channel', resolve));
-  deliver(chunk);
+  transport.feed(chunk);
   const channel = await accepted;
   const chunks: Uint8Array[] = [];
   channel.on('data', (data) => chunks.push(data));

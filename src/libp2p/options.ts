@@ -85,6 +85,16 @@ function count(name: string, value: number | undefined, fallback: number): numbe
   return value;
 }
 
+/** A stream count: the yamux-named one, else the one given in `session` (named so in an error), else libp2p's. */
+function streamCount(
+  name: 'maxInboundStreams' | 'maxOutboundStreams',
+  value: number | undefined,
+  inSession: number | undefined,
+): number {
+  if (value === undefined && inSession !== undefined) return count(`session.${name}`, inSession, 0);
+  return count(name, value, LIBP2P_DEFAULTS[name]);
+}
+
 /** A libp2p stream limit (`maxReadBufferLength`...): a number from 0 (Infinity: none), or not given. */
 function limit(name: string, value: unknown): void {
   if (value !== undefined && !(typeof value === 'number' && value >= 0)) {
@@ -128,20 +138,8 @@ export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
     maxOutboundStreams: outboundInSession,
     ...sessionOptions
   } = init.session ?? {};
-  const maxInboundStreams = count(
-    init.maxInboundStreams === undefined && inboundInSession !== undefined
-      ? 'session.maxInboundStreams'
-      : 'maxInboundStreams',
-    init.maxInboundStreams ?? inboundInSession,
-    LIBP2P_DEFAULTS.maxInboundStreams,
-  );
-  const maxOutboundStreams = count(
-    init.maxOutboundStreams === undefined && outboundInSession !== undefined
-      ? 'session.maxOutboundStreams'
-      : 'maxOutboundStreams',
-    init.maxOutboundStreams ?? outboundInSession,
-    LIBP2P_DEFAULTS.maxOutboundStreams,
-  );
+  const maxInboundStreams = streamCount('maxInboundStreams', init.maxInboundStreams, inboundInSession);
+  const maxOutboundStreams = streamCount('maxOutboundStreams', init.maxOutboundStreams, outboundInSession);
   const session: SessionOptions = sessionOptions;
   if (enableKeepAlive === false) session.keepAliveInterval = 0;
   else if (init.keepAliveInterval !== undefined || session.keepAliveInterval === undefined) {
