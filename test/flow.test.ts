@@ -258,10 +258,15 @@ function simulate(options: {
   ms: number;
   rttMs: number;
   reportedRtt: number;
-  bytesPerMs: number;
+  /** The link's rate, or its rate at each moment. */
+  bytesPerMs: number | ((nowMs: number) => number);
   maxSize: number;
+  /** While the reader is held up, the session still receives (the reader's data waits in the session). */
   stalls?: readonly { from: number; until: number }[];
+  /** While the whole process is held up, nothing is received either (the data waits in the socket). */
+  processStalls?: readonly { from: number; until: number }[];
 }) {
+  const rate = options.bytesPerMs;
   const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, options.maxSize);
   w.startEpoch(0);
   const grants: { at: number; granted: number }[] = [{ at: 0, granted: SPEC_INITIAL_WINDOW }];
@@ -278,7 +283,7 @@ function simulate(options: {
     while (sent < known) {
       const bytes = Math.min(16 * KiB, known - sent);
       sent += bytes;
-      linkFreeAt = Math.max(linkFreeAt, now) + bytes / options.bytesPerMs;
+      linkFreeAt = Math.max(linkFreeAt, now) + bytes / (typeof rate === 'number' ? rate : rate(now));
       inFlight.push({ at: linkFreeAt + options.rttMs / 2, bytes });
     }
     // While the reader is held up (a busy machine), data still arrives and waits; once it is free again it
@@ -299,6 +304,7 @@ function simulate(options: {
         }
       }
     };
+    if (options.processStalls?.some((stall) => now >= stall.from && now < stall.until)) continue;
     if (!stalled) read();
     while (inFlight.length > 0 && inFlight[0]!.at <= now) {
       const { bytes } = inFlight.shift()!;
@@ -331,7 +337,7 @@ test('auto-tuning undoes a growth that did not raise the rate (a slow link whose
   // 1 MiB/s with a 20 ms RTT, but pings wait behind the queued data, so the RTT looks like 300 ms and the time
   // test alone would grow the window. The growth is tried, found useless, and undone.
   const { window, sizes, reserved } = simulate({
-    ms: 4000,
+    ms: 3000,
     rttMs: 20,
     reportedRtt: 300,
     bytesPerMs: 1024,
@@ -355,7 +361,7 @@ test("a reader held up for a moment reads the backlog in a burst: that burst is 
   // trial undoes. Before this rule, such a burst grew 256 KiB to 8 MiB at once, and every ping then waited
   // seconds behind the queued data (the dead-peer soak's auto-tuned upload).
   const stalls = [1000, 3000, 5000, 7000].map((from) => ({ from, until: from + 400 }));
-  const { window, sizes } = simulate({
+  const { sizes } = simulate({
     ms: 9000,
     rttMs: 20,
     reportedRtt: 300,
@@ -364,7 +370,64 @@ test("a reader held up for a moment reads the backlog in a burst: that burst is 
     stalls,
   });
   assert.ok(Math.max(...sizes) <= 512 * KiB, `grown by at most a doubling: ${sizes.join(' ')}`);
-  assert.equal(window.size, SPEC_INITIAL_WINDOW, `sizes ${sizes.join(' ')}`);
+  assertEveryGrowthUndone(sizes);
+});
+
+/** Every growth was undone, but for a last one whose trial may still be running. */
+function assertEveryGrowthUndone(sizes: readonly number[]): void {
+  const settled = sizes.length % 2 === 1 ? sizes : sizes.slice(0, -1);
+  assert.ok(
+    settled.every((size, i) => (i % 2 === 0 ? size === SPEC_INITIAL_WINDOW : size > SPEC_INITIAL_WINDOW)),
+    `every growth undone: ${sizes.join(' ')}`,
+  );
+}
+
+test('a whole process held up now and then finds the link waiting in its socket: no growth beyond a doubling', () => {
+  // The slow link again, but now the whole process is held up (150 ms every 700 ms, or 400 ms a second):
+  // what the link delivers meanwhile waits in the socket, arrives after any pace sample or trial began, and
+  // is read at memory speed. Before the cautious rule, one such burst grew 256 KiB to 8 MiB at once (the
+  // peer then queued 8 s of data ahead of every ping), and a burst during a doubling's trial made it pay.
+  for (const reportedRtt of [20, 300]) {
+    for (const [period, length] of [
+      [700, 150],
+      [1000, 400],
+    ] as const) {
+      for (const first of [1000, 1077, 1311]) {
+        const processStalls = Array.from({ length: 40 }, (_, i) => ({
+          from: first + i * period,
+          until: first + i * period + length,
+        }));
+        const { sizes } = simulate({
+          ms: 30_000,
+          rttMs: 20,
+          reportedRtt,
+          bytesPerMs: 1024,
+          maxSize: 16 * 1024 * KiB,
+          processStalls,
+        });
+        const context = `RTT ${reportedRtt} ms, held ${length} ms every ${period} from ${first}: ${sizes.join(' ')}`;
+        assert.ok(Math.max(...sizes) <= 512 * KiB, `grown by at most a doubling: ${context}`);
+        assertEveryGrowthUndone(sizes);
+      }
+    }
+  }
+});
+
+test('after a failed trial, growth is cautious until a doubling pays; a link that became fast then grows boldly', () => {
+  // 1 MiB/s for 5 s (growth tried and undone), then 100 MB/s with a 50 ms RTT: the window limits now. A
+  // doubling shows its gain twice, then the next growth is as large as the pace asks.
+  const { window, sizes, reserved } = simulate({
+    ms: 8000,
+    rttMs: 50,
+    reportedRtt: 50,
+    bytesPerMs: (now) => (now < 5000 ? 1024 : 100_000),
+    maxSize: 16 * 1024 * KiB,
+  });
+  assert.equal(window.size, 16 * 1024 * KiB, `sizes ${sizes.join(' ')}`);
+  const fast = sizes.slice(sizes.lastIndexOf(SPEC_INITIAL_WINDOW));
+  assert.equal(fast[1], 512 * KiB, `a doubling first: ${sizes.join(' ')}`);
+  assert.ok(fast[2]! >= 4 * (fast[1] ?? 0), `then a bold growth: ${sizes.join(' ')}`);
+  assert.equal(reserved, window.size - SPEC_INITIAL_WINDOW);
 });
 
 test('auto-tuning needs an RTT, stops at the maximum, and respects a refused reservation', () => {

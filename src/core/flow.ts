@@ -18,12 +18,43 @@ interface GrowthTrial {
   readonly fromSize: number;
   /** The read rate (bytes/ms) at the size before the growth. */
   readonly rateBefore: number;
-  /**
-   * When the growth was granted, and `received` then: the rate after it counts only bytes read beyond those
-   * (what was already buffered would be read at memory speed, not the link's).
-   */
+  /** When the growth was granted. */
   readonly grownAt: number;
-  readonly receivedAtGrowth: number;
+  /**
+   * How long after the growth its measurement starts: 0 for a bold growth; for a cautious one the RTT (NaN
+   * while the session has none yet), as only then do bytes sent under the grown window arrive.
+   */
+  rttMs: number;
+  /**
+   * Where the current measurement of the rate after the growth started (time, `received` then; NaN until it
+   * starts): it counts only the bytes read beyond those (what was already buffered would be read at memory
+   * speed, not the link's).
+   */
+  measuredFrom: number;
+  receivedAtMeasure: number;
+  /** Measurements that showed the gain so far, and how many in a row the growth needs to pay. */
+  gains: number;
+  readonly gainsNeeded: number;
+}
+
+/**
+ * What auto-tuning learned from the window's growths. Made at its first growth: a channel whose window never
+ * grows (most are idle or short) does without the fields (test/reliability/idle-light.test.ts counts them).
+ */
+interface GrowthHistory {
+  /** The growth on trial, if one is. */
+  trial: GrowthTrial | undefined;
+  /** The read rate (bytes/ms) measured at the current size by the last trial (NaN before any). */
+  rateAtSize: number;
+  failedTrials: number;
+  /**
+   * Growth may be tried again once `consumed` and the time reach these, after a failed trial (the time in
+   * whole milliseconds, the back-off a shift: integers, as the fields start).
+   */
+  retryAtConsumed: number;
+  retryAtMs: number;
+  /** The most a growth may multiply the window by: 2 until a growth paid, MAX_GROWTH_FACTOR until one fails. */
+  growthLimit: number;
 }
 
 /**
@@ -31,6 +62,19 @@ interface GrowthTrial {
  * throughput, doubling it comes close to doubling the rate; where the link does, the rate stays put.
  */
 const GROWTH_MUST_GAIN = 1.25;
+/**
+ * How many measurements in a row must show a doubling's gain (see {@link ReceiveWindow.autoTune}). A
+ * backlog that waited in the socket while the whole process was busy is read at memory speed and can make
+ * one measurement look fast; it cannot make two in a row look fast, as the one after it sees the link's pace.
+ */
+const CAUTIOUS_GAINS = 2;
+/**
+ * A channel's first epochs: its opening (at the spec's window, or with the update announcing a larger one)
+ * and its first two Window Updates. Growth decided in them may be large on the strength of one burst (the
+ * peer's first window, sent at once, read as it arrives: on a long link the ramp depends on it); later, only
+ * once a growth has paid.
+ */
+const YOUNG_EPOCHS = 3;
 /** A trial's rate is measured over at least this long (on a fast link a window is read in microseconds). */
 const MIN_TRIAL_MS = 20;
 /**
@@ -82,10 +126,8 @@ export class ReceiveWindow {
    * arrived during the epoch (see {@link notePace}).
    */
   #epochReceived = 0;
-  /** The read rate (bytes/ms) measured at the current size by the last trial (NaN before any). */
-  #rateAtSize = NaN;
-  #trial: GrowthTrial | undefined;
-  #failedTrials = 0;
+  /** Null until the first growth. */
+  #history: GrowthHistory | null = null;
   /** The fastest pace (ms per byte read) of the epochs and samples since the window last changed size. */
   #fastestPace = Infinity;
   /** Where the current pace sample started (time, `received`); NaN before the first read. */
@@ -93,15 +135,10 @@ export class ReceiveWindow {
   #sampleReceived = 0;
   /** A pace was measured while the session had no RTT yet, and no growth decision has used it. */
   #pacedWithoutRtt = false;
-  /**
-   * Growth may be tried again once `consumed` and the time reach these, after a failed trial. Both stay small
-   * integers, as the fields start (the time in whole milliseconds, the back-off a shift): a fraction or a heap
-   * number would change the fields' representation in V8 at the first failed trial, and with it the class of
-   * every window, so the optimised receive path (it reads windows on every frame) would be thrown away and
-   * compiled again mid-transfer (test/window-shape.test.ts).
-   */
-  #retryAtConsumed = 0;
-  #retryAtMs = 0;
+  /** Epochs started so far, counted up to YOUNG_EPOCHS. */
+  #epochs = 0;
+  /** The fastest pace was seen in the channel's first epochs (a growth on it may be bold, even if decided later). */
+  #fastestWhenYoung = false;
 
   constructor(
     initialSize: number,
@@ -149,6 +186,11 @@ export class ReceiveWindow {
    * when a sample starts, so this costs it little.
    */
   notePace(nowMs: number): void {
+    const trial = this.#history?.trial;
+    if (trial !== undefined && Number.isNaN(trial.measuredFrom) && nowMs >= trial.grownAt + trial.rttMs) {
+      trial.measuredFrom = nowMs;
+      trial.receivedAtMeasure = this.received;
+    }
     const read = this.consumed - this.#sampleReceived;
     if (Number.isNaN(this.#sampleAt)) {
       this.#sampleAt = nowMs; // the first sample starts at the first read
@@ -156,9 +198,16 @@ export class ReceiveWindow {
       return;
     }
     if (read < Math.min(this.size / 2, PACE_SAMPLE)) return;
-    this.#fastestPace = Math.min(this.#fastestPace, (nowMs - this.#sampleAt) / read);
+    this.#notePaceOf((nowMs - this.#sampleAt) / read);
     this.#sampleAt = nowMs;
     this.#sampleReceived = this.received;
+  }
+
+  /** Keeps a pace (ms per byte) if the fastest at this size, and whether it was seen in the first epochs. */
+  #notePaceOf(pace: number): void {
+    if (pace >= this.#fastestPace) return;
+    this.#fastestPace = pace;
+    this.#fastestWhenYoung = this.#epochs < YOUNG_EPOCHS;
   }
 
   /**
@@ -207,6 +256,17 @@ export class ReceiveWindow {
    * looks long and the time test alone would grow the window without end, only lengthening the queue; the
    * trials undo that.
    *
+   * A growth grants the peer its credit at once, and no verdict takes that back: the peer may queue the whole
+   * grown window on the link, and every ping then waits behind it. So only the channel's first epochs
+   * (`YOUNG_EPOCHS`) and a window whose last growth paid grow by more than a doubling; otherwise a growth
+   * doubles. A doubling's trial is cautious: measured from one round trip after the growth (the first bytes
+   * sent under the grown window arrive no sooner), over at least a round trip, counting only bytes that
+   * arrived after the measurement started, and paying only when two such measurements in a row show the
+   * gain (measured from the growth, a doubling could rarely show its gain: the round trip weighs too much). A
+   * whole process held up for a moment (a busy machine) finds the link's bytes waiting in the socket, after
+   * any sample or measurement began, and reads them at memory speed: a single fast pace sample must not grow
+   * a 256 KiB window on a 1 MiB/s link to 8 MiB (8 s of queue before every ping), nor a backlog unlock that.
+   *
    * `rttMs` is the session's minimum RTT, undefined before its first. `rttAtLeastMs`, given then, is a lower
    * bound on it (the opening ping's age): growth is sized by the bound, and its trial waits for the RTT.
    * `reserve(extra)` asks the session's memory bound for extra bytes and may refuse. Returns the change of
@@ -222,11 +282,12 @@ export class ReceiveWindow {
     // The pace of the epoch ending now (if it read enough to tell), kept if the fastest at this size.
     const readInEpoch = this.consumed - this.#epochReceived;
     if (readInEpoch >= Math.min(this.size / 2, UPDATE_STEP) / 2) {
-      this.#fastestPace = Math.min(this.#fastestPace, (nowMs - this.#epochStart) / readInEpoch);
+      this.#notePaceOf((nowMs - this.#epochStart) / readInEpoch);
     }
-    const trial = this.#trial;
+    const history = this.#history;
+    const trial = history?.trial;
     if (trial !== undefined) {
-      const verdict = this.#judge(trial, nowMs, rttMs);
+      const verdict = this.#judge(history!, trial, nowMs, rttMs);
       if (verdict !== undefined) return verdict;
     }
     // Before the session's first RTT, the age of its first ping is a lower bound on it: growth sized by the
@@ -236,7 +297,10 @@ export class ReceiveWindow {
     this.#pacedWithoutRtt = rttMs === undefined && this.#fastestPace !== Infinity;
     if (rttOrBound === undefined) return 0;
     if (this.size >= this.ceiling) {
-      if (this.ceiling >= this.maxSize || this.consumed < this.#retryAtConsumed || nowMs < this.#retryAtMs) return 0;
+      // (the ceiling is below the maximum only after a failed trial: there is a history)
+      if (this.ceiling >= this.maxSize || this.consumed < history!.retryAtConsumed || nowMs < history!.retryAtMs) {
+        return 0;
+      }
       this.ceiling = this.maxSize;
     }
     // The time the reader would take to drain a whole window at the fastest pace seen at this size. Where
@@ -248,7 +312,9 @@ export class ReceiveWindow {
     // Far below that the link has much more room: grow faster, as slow start would (by the factor that
     // brings the drain time near two round trips, at most MAX_GROWTH_FACTOR).
     let factor = 2;
-    while (factor < MAX_GROWTH_FACTOR && drainMs < (2 * rttOrBound) / (factor * 2)) factor *= 2;
+    const young = this.#fastestWhenYoung && (history === null || history.failedTrials === 0);
+    const limit = young ? MAX_GROWTH_FACTOR : (history?.growthLimit ?? 2);
+    while (factor < limit && drainMs < (2 * rttOrBound) / (factor * 2)) factor *= 2;
     // Memory may not cover the whole growth: then as large a part of it as it does (down to a doubling).
     let grown = Math.min(this.size * factor, this.ceiling) - this.size;
     while (!reserve(grown)) {
@@ -262,9 +328,27 @@ export class ReceiveWindow {
     // bound once measured: a large window moves less than size/RTT (updates and the peer's scheduling take
     // their share), and holding a growth to 1.25x of the bound kept 64 MiB from ever beating 32 MiB on a
     // link that carried more with it.
-    let rateBefore = this.#rateAtSize;
+    const record = (this.#history ??= {
+      trial: undefined,
+      rateAtSize: NaN,
+      failedTrials: 0,
+      retryAtConsumed: 0,
+      retryAtMs: 0,
+      growthLimit: 2,
+    });
+    let rateBefore = record.rateAtSize;
     if (Number.isNaN(rateBefore) && rttMs !== undefined) rateBefore = ratePerRtt(this.size, rttMs);
-    this.#trial = { fromSize: this.size, rateBefore, grownAt: nowMs, receivedAtGrowth: this.received };
+    const cautious = factor === 2;
+    record.trial = {
+      fromSize: this.size,
+      rateBefore,
+      grownAt: nowMs,
+      rttMs: cautious ? (rttMs ?? NaN) : 0,
+      measuredFrom: cautious ? NaN : nowMs,
+      receivedAtMeasure: this.received,
+      gains: 0,
+      gainsNeeded: cautious ? CAUTIOUS_GAINS : 1,
+    };
     this.size += grown;
     this.#fastestPace = Infinity; // measured afresh at the new size
     return grown;
@@ -274,12 +358,17 @@ export class ReceiveWindow {
    * Judges the growth on trial: undefined once it has paid (auto-tuning may go on growing), otherwise the
    * change of size (0 while the verdict is pending, negative when the growth is undone).
    */
-  #judge(trial: GrowthTrial, nowMs: number, rttMs: number | undefined): number | undefined {
-    // Measured from the growth itself: the time includes the round trip before the first bytes sent under
-    // the grown window arrive, and the bytes include those sent under the old one, so the rate is a
-    // conservative one (a burst read at memory speed cannot pass for the link's rate).
-    const elapsed = nowMs - trial.grownAt;
-    if (elapsed < MIN_TRIAL_MS) return 0;
+  #judge(history: GrowthHistory, trial: GrowthTrial, nowMs: number, rttMs: number | undefined): number | undefined {
+    // A bold growth is measured from the growth itself: the time includes the round trip before the first
+    // bytes sent under the grown window arrive, and the bytes include those sent under the old one, a
+    // conservative rate that shows a growth that pays quickly. A cautious one is measured from a round trip
+    // after (once the RTT is known, for a growth made before it) over at least a round trip, twice.
+    if (Number.isNaN(trial.measuredFrom)) {
+      if (Number.isNaN(trial.rttMs) && rttMs !== undefined) trial.rttMs = rttMs;
+      return 0;
+    }
+    const elapsed = nowMs - trial.measuredFrom;
+    if (elapsed < Math.max(MIN_TRIAL_MS, trial.rttMs)) return 0;
     // A growth made before the first RTT is judged against what the former window carries per round trip
     // once the RTT is known; until then the verdict waits.
     let rateBefore = trial.rateBefore;
@@ -287,26 +376,33 @@ export class ReceiveWindow {
       if (rttMs === undefined) return 0;
       rateBefore = ratePerRtt(trial.fromSize, rttMs);
     }
-    const read = this.consumed - trial.receivedAtGrowth;
+    const read = this.consumed - trial.receivedAtMeasure;
     const rate = read / elapsed;
     const paid = rate >= GROWTH_MUST_GAIN * rateBefore;
     if (paid && read >= this.size / 2) {
-      this.#trial = undefined;
-      this.#rateAtSize = rate;
+      if (++trial.gains < trial.gainsNeeded) {
+        trial.measuredFrom = nowMs;
+        trial.receivedAtMeasure = this.received;
+        return 0;
+      }
+      history.trial = undefined;
+      history.rateAtSize = rate;
+      history.growthLimit = MAX_GROWTH_FACTOR;
       return undefined;
     }
     if (read < this.size) return 0;
-    this.#trial = undefined;
+    history.trial = undefined;
     const shrunk = trial.fromSize - this.size;
     this.size = trial.fromSize;
     this.#fastestPace = Infinity;
     this.ceiling = trial.fromSize;
-    this.#rateAtSize = Math.max(rateBefore, rate);
+    history.rateAtSize = Math.max(rateBefore, rate);
+    history.growthLimit = 2;
     // A link's rate may change, and one measurement may be unlucky: try again later, less often each time.
-    const backoff = 1 << Math.min(this.#failedTrials, 6); // (a shift: an integer; `**` gives a heap double)
-    this.#retryAtConsumed = this.consumed + trial.fromSize * RETRY_WINDOWS * backoff;
-    this.#retryAtMs = Math.ceil(nowMs) + RETRY_MS * backoff;
-    this.#failedTrials++;
+    const backoff = 1 << Math.min(history.failedTrials, 6); // (a shift: an integer; `**` gives a heap double)
+    history.retryAtConsumed = this.consumed + trial.fromSize * RETRY_WINDOWS * backoff;
+    history.retryAtMs = Math.ceil(nowMs) + RETRY_MS * backoff;
+    history.failedTrials++;
     return shrunk;
   }
 
@@ -344,6 +440,7 @@ export class ReceiveWindow {
 
   /** Starts an epoch: at every update, and without sending anything when a channel opens at the spec's window. */
   startEpoch(nowMs: number): void {
+    if (this.#epochs < YOUNG_EPOCHS) this.#epochs++;
     this.#epochStart = nowMs;
     this.#epochReceived = this.received;
   }
