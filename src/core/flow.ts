@@ -16,15 +16,27 @@ import { SPEC_INITIAL_WINDOW } from './options.js';
 interface GrowthTrial {
   /** The size before the growth, restored if the growth does not pay. */
   readonly fromSize: number;
-  /** The read rate (bytes/ms) at the size before the growth. */
-  readonly rateBefore: number;
-  /** When the growth was granted. */
-  readonly grownAt: number;
   /**
-   * How long after the growth its measurement starts: 0 for a bold growth; for a cautious one the RTT (NaN
-   * while the session has none yet), as only then do bytes sent under the grown window arrive.
+   * The read rate (bytes/ms) at the size before the growth: a bold growth's rate to beat; for a doubling in a
+   * ramp, the most its baseline may ask.
+   */
+  readonly rateBefore: number;
+  /** When the growth was granted, and `received` then. */
+  readonly grownAt: number;
+  readonly receivedAtGrowth: number;
+  /**
+   * For a doubling, the session's RTT when the growth was made (NaN while it has none yet); 0 for a bold
+   * growth. A doubling's measurements start one RTT after it (only then do bytes sent under the grown window
+   * arrive) and last at least an RTT.
    */
   rttMs: number;
+  /** When the next measurement may start: at the growth (bold), an RTT after it (a doubling; NaN without one). */
+  startAt: number;
+  /**
+   * A doubling's rate to beat, measured in the round trip between the growth and its first measurement: the
+   * rate at which the bytes sent under the former window were read. NaN until then.
+   */
+  baseline: number;
   /**
    * Where the current measurement of the rate after the growth started (time, `received` then; NaN until it
    * starts): it counts only the bytes read beyond those (what was already buffered would be read at memory
@@ -32,6 +44,8 @@ interface GrowthTrial {
    */
   measuredFrom: number;
   receivedAtMeasure: number;
+  /** The doubling was made where a bold growth was allowed (the channel's first epochs, or a ramp). */
+  readonly inRamp: boolean;
   /** Measurements that showed the gain so far, and how many in a row the growth needs to pay. */
   gains: number;
   readonly gainsNeeded: number;
@@ -53,8 +67,8 @@ interface GrowthHistory {
    */
   retryAtConsumed: number;
   retryAtMs: number;
-  /** The most a growth may multiply the window by: 2 until a growth paid, MAX_GROWTH_FACTOR until one fails. */
-  growthLimit: number;
+  /** The most a growth in the epochs after a paid one may multiply the window by: twice that growth's factor. */
+  rampLimit: number;
 }
 
 /**
@@ -75,6 +89,12 @@ const CAUTIOUS_GAINS = 2;
  * once a growth has paid.
  */
 const YOUNG_EPOCHS = 3;
+/**
+ * The least rate a doubling's trial is held to beat (by `GROWTH_MUST_GAIN`), as a share of what the former
+ * window carries per round trip, whatever its baseline says: a whole process held up in the round trip after
+ * the growth reads little then, and a baseline that low would let the link's own pace pass for a gain.
+ */
+const BASELINE_FLOOR = 0.5;
 /** A trial's rate is measured over at least this long (on a fast link a window is read in microseconds). */
 const MIN_TRIAL_MS = 20;
 /**
@@ -187,7 +207,10 @@ export class ReceiveWindow {
    */
   notePace(nowMs: number): void {
     const trial = this.#history?.trial;
-    if (trial !== undefined && Number.isNaN(trial.measuredFrom) && nowMs >= trial.grownAt + trial.rttMs) {
+    if (trial !== undefined && Number.isNaN(trial.measuredFrom) && nowMs >= trial.startAt) {
+      if (trial.gainsNeeded > 1 && Number.isNaN(trial.baseline) && nowMs > trial.grownAt) {
+        trial.baseline = (this.consumed - trial.receivedAtGrowth) / (nowMs - trial.grownAt);
+      }
       trial.measuredFrom = nowMs;
       trial.receivedAtMeasure = this.received;
     }
@@ -257,12 +280,15 @@ export class ReceiveWindow {
    * trials undo that.
    *
    * A growth grants the peer its credit at once, and no verdict takes that back: the peer may queue the whole
-   * grown window on the link, and every ping then waits behind it. So only the channel's first epochs
-   * (`YOUNG_EPOCHS`) and a window whose last growth paid grow by more than a doubling; otherwise a growth
-   * doubles. A doubling's trial is cautious: measured from one round trip after the growth (the first bytes
-   * sent under the grown window arrive no sooner), over at least a round trip, counting only bytes that
-   * arrived after the measurement started, and paying only when two such measurements in a row show the
-   * gain (measured from the growth, a doubling could rarely show its gain: the round trip weighs too much). A
+   * grown window on the link, and every ping then waits behind it. So a growth is bold (more than a
+   * doubling) only on a pace seen in the channel's first epochs (`YOUNG_EPOCHS`), or in a ramp: the trial of
+   * a growth that paid and the epochs after it, by up to twice that growth's factor. Any other growth doubles,
+   * and a doubling's trial is cautious: measured from one round trip after the growth (the first bytes sent
+   * under the grown window arrive no sooner), over at least a round trip, counting only bytes that arrived
+   * after the measurement started, and paying only when two such measurements in a row (the second starting
+   * a while after the first) beat by `GROWTH_MUST_GAIN` the baseline: the rate at which the former window's
+   * bytes were read in the round trip after the growth (at least half the former window per RTT; in a ramp,
+   * at most the rate its last paid growth measured). A
    * whole process held up for a moment (a busy machine) finds the link's bytes waiting in the socket, after
    * any sample or measurement began, and reads them at memory speed: a single fast pace sample must not grow
    * a 256 KiB window on a 1 MiB/s link to 8 MiB (8 s of queue before every ping), nor a backlog unlock that.
@@ -312,8 +338,7 @@ export class ReceiveWindow {
     // Far below that the link has much more room: grow faster, as slow start would (by the factor that
     // brings the drain time near two round trips, at most MAX_GROWTH_FACTOR).
     let factor = 2;
-    const young = this.#fastestWhenYoung && (history === null || history.failedTrials === 0);
-    const limit = young ? MAX_GROWTH_FACTOR : (history?.growthLimit ?? 2);
+    const limit = this.#fastestWhenYoung ? (history?.rampLimit ?? MAX_GROWTH_FACTOR) : 2;
     while (factor < limit && drainMs < (2 * rttOrBound) / (factor * 2)) factor *= 2;
     // Memory may not cover the whole growth: then as large a part of it as it does (down to a doubling).
     let grown = Math.min(this.size * factor, this.ceiling) - this.size;
@@ -334,7 +359,7 @@ export class ReceiveWindow {
       failedTrials: 0,
       retryAtConsumed: 0,
       retryAtMs: 0,
-      growthLimit: 2,
+      rampLimit: MAX_GROWTH_FACTOR,
     });
     let rateBefore = record.rateAtSize;
     if (Number.isNaN(rateBefore) && rttMs !== undefined) rateBefore = ratePerRtt(this.size, rttMs);
@@ -343,10 +368,14 @@ export class ReceiveWindow {
       fromSize: this.size,
       rateBefore,
       grownAt: nowMs,
+      receivedAtGrowth: this.received,
+      startAt: cautious ? nowMs + (rttMs ?? NaN) : nowMs,
+      baseline: NaN,
       rttMs: cautious ? (rttMs ?? NaN) : 0,
       measuredFrom: cautious ? NaN : nowMs,
       receivedAtMeasure: this.received,
       gains: 0,
+      inRamp: limit > 2,
       gainsNeeded: cautious ? CAUTIOUS_GAINS : 1,
     };
     this.size += grown;
@@ -361,18 +390,28 @@ export class ReceiveWindow {
   #judge(history: GrowthHistory, trial: GrowthTrial, nowMs: number, rttMs: number | undefined): number | undefined {
     // A bold growth is measured from the growth itself: the time includes the round trip before the first
     // bytes sent under the grown window arrive, and the bytes include those sent under the old one, a
-    // conservative rate that shows a growth that pays quickly. A cautious one is measured from a round trip
-    // after (once the RTT is known, for a growth made before it) over at least a round trip, twice.
+    // conservative rate that shows a growth that pays quickly. A doubling is measured from a round trip after
+    // (once the RTT is known, for a growth made before it) over at least a round trip, twice, against its
+    // baseline: measured from the growth, the round trip would weigh too much for a doubling to show a gain.
     if (Number.isNaN(trial.measuredFrom)) {
-      if (Number.isNaN(trial.rttMs) && rttMs !== undefined) trial.rttMs = rttMs;
+      if (Number.isNaN(trial.rttMs) && rttMs !== undefined) {
+        trial.rttMs = rttMs;
+        trial.startAt = trial.grownAt + rttMs;
+      }
       return 0;
     }
     const elapsed = nowMs - trial.measuredFrom;
     if (elapsed < Math.max(MIN_TRIAL_MS, trial.rttMs)) return 0;
-    // A growth made before the first RTT is judged against what the former window carries per round trip
-    // once the RTT is known; until then the verdict waits.
+    // A bold growth made before the first RTT is judged against what the former window carries per round
+    // trip once the RTT is known; until then the verdict waits.
     let rateBefore = trial.rateBefore;
-    if (Number.isNaN(rateBefore)) {
+    if (trial.gainsNeeded > 1) {
+      rateBefore = Math.max(trial.baseline, BASELINE_FLOOR * ratePerRtt(trial.fromSize, trial.rttMs));
+      // In a ramp, no more than the rate its last paid growth measured (or, in the channel's first epochs, the
+      // former window per RTT): near the link's capacity a doubling gains little over the baseline, and
+      // holding it to that undid 32 -> 16 MiB on the long-fat bench in 7 runs of 9.
+      if (trial.inRamp && !Number.isNaN(trial.rateBefore)) rateBefore = Math.min(rateBefore, trial.rateBefore);
+    } else if (Number.isNaN(rateBefore)) {
       if (rttMs === undefined) return 0;
       rateBefore = ratePerRtt(trial.fromSize, rttMs);
     }
@@ -381,13 +420,20 @@ export class ReceiveWindow {
     const paid = rate >= GROWTH_MUST_GAIN * rateBefore;
     if (paid && read >= this.size / 2) {
       if (++trial.gains < trial.gainsNeeded) {
-        trial.measuredFrom = nowMs;
-        trial.receivedAtMeasure = this.received;
+        // The next measurement starts a while later: a backlog read when the process resumed is read at once,
+        // and one that the last measurement ended in must not start the next one too.
+        trial.measuredFrom = NaN;
+        trial.startAt = nowMs + Math.max(MIN_TRIAL_MS, trial.rttMs);
         return 0;
       }
       history.trial = undefined;
       history.rateAtSize = rate;
-      history.growthLimit = MAX_GROWTH_FACTOR;
+      // A growth that paid starts a ramp: the paces of its trial and of the next epochs may grow the window
+      // boldly again, by up to twice this growth's factor (so a doubling that a backlog made pay leads to
+      // x4 at most, a trial undoing that).
+      this.#epochs = 0;
+      this.#fastestWhenYoung = true;
+      history.rampLimit = Math.min(MAX_GROWTH_FACTOR, 2 * Math.round(this.size / trial.fromSize));
       return undefined;
     }
     if (read < this.size) return 0;
@@ -397,7 +443,8 @@ export class ReceiveWindow {
     this.#fastestPace = Infinity;
     this.ceiling = trial.fromSize;
     history.rateAtSize = Math.max(rateBefore, rate);
-    history.growthLimit = 2;
+    this.#epochs = YOUNG_EPOCHS;
+    this.#fastestWhenYoung = false;
     // A link's rate may change, and one measurement may be unlucky: try again later, less often each time.
     const backoff = 1 << Math.min(history.failedTrials, 6); // (a shift: an integer; `**` gives a heap double)
     history.retryAtConsumed = this.consumed + trial.fromSize * RETRY_WINDOWS * backoff;
