@@ -456,6 +456,31 @@ test('a window that grew and paid is not grown boldly by a backlog long after: i
   }
 });
 
+test("ramps do not chain on backlogs: a doubling that beat only its ramp's cap opens no new ramp", () => {
+  // 4 and 8 MiB/s with a 200 ms RTT, the process held up 400 ms every second. The window ramps up from the
+  // first window (young growth); a doubling in that ramp may pay against the ramp's cap (a rate the stalls
+  // depressed) without beating its own baseline. Had that opened a new ramp, the next backlog's pace would
+  // have grown the window x4 and x8 more: 64 MiB (13-16 s of queue ahead of every ping) in the first version
+  // of ramps. Now those runs stay within 8 MiB.
+  for (const mibs of [4, 8]) {
+    for (const first of [1000, 1077]) {
+      const processStalls = Array.from({ length: 12 }, (_, i) => ({
+        from: first + i * 1000,
+        until: first + i * 1000 + 400,
+      }));
+      const { sizes } = simulate({
+        ms: 12_000,
+        rttMs: 200,
+        reportedRtt: 200,
+        bytesPerMs: mibs * 1048.576,
+        maxSize: 64 * 1024 * KiB,
+        processStalls,
+      });
+      assert.ok(Math.max(...sizes) <= 8192 * KiB, `${mibs} MiB/s, held from ${first}: ${sizes.join(' ')}`);
+    }
+  }
+});
+
 test('auto-tuning needs an RTT, stops at the maximum, and respects a refused reservation', () => {
   const w = new ReceiveWindow(SPEC_INITIAL_WINDOW, 384 * KiB);
   w.startEpoch(0);

@@ -405,8 +405,11 @@ export class ReceiveWindow {
     // A bold growth made before the first RTT is judged against what the former window carries per round
     // trip once the RTT is known; until then the verdict waits.
     let rateBefore = trial.rateBefore;
+    // A doubling's own bar, before a ramp's cap: a doubling that beats only the cap keeps its growth but opens
+    // no ramp (paces read from backlogs would otherwise grow the window boldly from there, ramp after ramp).
+    let ownBar = 0;
     if (trial.gainsNeeded > 1) {
-      rateBefore = Math.max(trial.baseline, BASELINE_FLOOR * ratePerRtt(trial.fromSize, trial.rttMs));
+      rateBefore = ownBar = Math.max(trial.baseline, BASELINE_FLOOR * ratePerRtt(trial.fromSize, trial.rttMs));
       // In a ramp, no more than the rate its last paid growth measured (or, in the channel's first epochs, the
       // former window per RTT): near the link's capacity a doubling gains little over the baseline, and
       // holding it to that undid 32 -> 16 MiB on the long-fat bench in 7 runs of 9.
@@ -428,9 +431,13 @@ export class ReceiveWindow {
       }
       history.trial = undefined;
       history.rateAtSize = rate;
+      if (rate < GROWTH_MUST_GAIN * ownBar) {
+        this.#epochs = YOUNG_EPOCHS;
+        this.#fastestWhenYoung = false;
+        return undefined;
+      }
       // A growth that paid starts a ramp: the paces of its trial and of the next epochs may grow the window
-      // boldly again, by up to twice this growth's factor (so a doubling that a backlog made pay leads to
-      // x4 at most, a trial undoing that).
+      // boldly again, by up to twice this growth's factor.
       this.#epochs = 0;
       this.#fastestWhenYoung = true;
       history.rampLimit = Math.min(MAX_GROWTH_FACTOR, 2 * Math.round(this.size / trial.fromSize));
