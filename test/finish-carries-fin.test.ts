@@ -117,6 +117,14 @@ function peerSends(client: Duplex, text: string): void {
   channel.end(text);
 }
 
+/** Starts reading `channel` only 50 ms from now (what arrived waits for the reader), recording it in `seen`. */
+function readLater(channel: Channel | LightChannel, seen: string[]): void {
+  setTimeout(() => {
+    channel.on('data', (data: Uint8Array) => seen.push(`data ${Buffer.from(data).toString()}`));
+    channel.on('end', () => seen.push('end'));
+  }, 50);
+}
+
 /** A pipe whose server end's writes fail (EPIPE, a tick later) once `fail()` was called. */
 function failingPipe(): { client: Duplex; server: Duplex; fail: () => void } {
   const [client, server] = memoryPipe();
@@ -142,11 +150,7 @@ for (const kind of ['Node Channel', 'LightChannel'] as const) {
         channel.on('close', () => resolve());
         fail(); // the transport fails from here on
         channel.end();
-        setTimeout(() => {
-          // Read only later: what arrived waits for the reader.
-          channel.on('data', (data: Uint8Array) => seen.push(`data ${Buffer.from(data).toString()}`));
-          channel.on('end', () => seen.push('end'));
-        }, 50);
+        readLater(channel, seen);
       });
     });
     peerSends(client, 'hello');
@@ -222,10 +226,7 @@ test('LightChannel: several writes then the FIN, all failing after the channel l
         channel.write(new Uint8Array([1]));
         channel.write(new Uint8Array([2]));
         channel.end();
-        setTimeout(() => {
-          channel.on('data', (data: Uint8Array) => seen.push(`data ${Buffer.from(data).toString()}`));
-          channel.on('end', () => seen.push('end'));
-        }, 50);
+        readLater(channel, seen);
       }, 20);
     });
   });

@@ -431,16 +431,11 @@ export class ReceiveWindow {
       }
       history.trial = undefined;
       history.rateAtSize = rate;
-      if (rate < GROWTH_MUST_GAIN * ownBar) {
-        this.#epochs = YOUNG_EPOCHS;
-        this.#fastestWhenYoung = false;
-        return undefined;
-      }
-      // A growth that paid starts a ramp: the paces of its trial and of the next epochs may grow the window
-      // boldly again, by up to twice this growth's factor.
-      this.#epochs = 0;
-      this.#fastestWhenYoung = true;
-      history.rampLimit = Math.min(MAX_GROWTH_FACTOR, 2 * Math.round(this.size / trial.fromSize));
+      // A growth that paid starts a ramp (unless it beat only a ramp's cap, above): the paces of its trial and
+      // of the next epochs may grow the window boldly again, by up to twice this growth's factor.
+      const ramps = rate >= GROWTH_MUST_GAIN * ownBar;
+      this.#setRamp(ramps);
+      if (ramps) history.rampLimit = Math.min(MAX_GROWTH_FACTOR, 2 * Math.round(this.size / trial.fromSize));
       return undefined;
     }
     if (read < this.size) return 0;
@@ -450,14 +445,22 @@ export class ReceiveWindow {
     this.#fastestPace = Infinity;
     this.ceiling = trial.fromSize;
     history.rateAtSize = Math.max(rateBefore, rate);
-    this.#epochs = YOUNG_EPOCHS;
-    this.#fastestWhenYoung = false;
+    this.#setRamp(false);
     // A link's rate may change, and one measurement may be unlucky: try again later, less often each time.
     const backoff = 1 << Math.min(history.failedTrials, 6); // (a shift: an integer; `**` gives a heap double)
     history.retryAtConsumed = this.consumed + trial.fromSize * RETRY_WINDOWS * backoff;
     history.retryAtMs = Math.ceil(nowMs) + RETRY_MS * backoff;
     history.failedTrials++;
     return shrunk;
+  }
+
+  /**
+   * Opens a ramp (the paces seen from now on, until `YOUNG_EPOCHS` epochs have passed, may size a bold growth,
+   * as in a channel's first epochs; those of the paid trial too) or ends any (growth doubles from now on).
+   */
+  #setRamp(open: boolean): void {
+    this.#epochs = open ? 0 : YOUNG_EPOCHS;
+    this.#fastestWhenYoung = open;
   }
 
   /**
