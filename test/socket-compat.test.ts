@@ -950,13 +950,16 @@ test('read(n) of UTF-8 text with setEncoding(): n characters of three bytes each
 });
 
 test('read(n) when judging a growth on trial undoes it: the window still covers what the reader waits for (the undo left the peer without credit)', async () => {
-  // A window grown by auto-tuning on a 60 ms link, on trial; the reader lags, pauses once a grown window was
-  // read since the growth, then asks read(n) for more than is buffered. Judged inside that read(n), the growth
-  // does not pay and is undone, which left nothing to grant and the peer without credit: nothing more came.
-  const maxWindow = 1024 * 1024;
+  // A window grown by auto-tuning on a 60 ms link, on trial. The reader then reads in steps, far below any rate
+  // a growth must beat: each time all the peer may send has arrived, 32 KiB, and then read(n) of a grown
+  // window less a byte, more than is buffered (a parser's record). The trial fails once a grown window was
+  // read, and the verdict falls inside such a read(n). Undone there after the window was sized to n, the undo
+  // left nothing to grant: the peer had no credit, nothing more arrived, and the reader waited for good.
+  const maxWindow = 512 * 1024;
   const changes: string[] = [];
+  let mode: 'fast' | 'slow' | 'record' | 'drain' = 'fast';
+  let asking = false;
   let rx: InstanceType<typeof ReceiveWindow> | undefined;
-  let receivedAtGrowth: number | undefined;
   // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as it was, called with its own `this`
   const autoTune = ReceiveWindow.prototype.autoTune;
   ReceiveWindow.prototype.autoTune = function (this: InstanceType<typeof ReceiveWindow>, ...args) {
@@ -964,8 +967,9 @@ test('read(n) when judging a growth on trial undoes it: the window still covers 
     if (resized !== 0 && this.maxSize === maxWindow) {
       // eslint-disable-next-line @typescript-eslint/no-this-alias -- the window under test, recorded
       rx = this;
-      receivedAtGrowth ??= this.received;
-      changes.push(resized > 0 ? 'grown' : 'undone');
+      changes.push(resized > 0 ? `grown to ${this.size}` : `undone to ${this.size}${asking ? ' in read(n)' : ''}`);
+      if (resized > 0 && mode === 'fast') mode = 'slow';
+      else if (resized < 0) mode = 'record';
     }
     return resized;
   };
@@ -974,60 +978,51 @@ test('read(n) when judging a growth on trial undoes it: the window still covers 
     server: { maxWindow, memoryBudget: null },
     client: { memoryBudget: null },
   });
+  let step: ReturnType<typeof setInterval> | undefined;
   try {
     await new Promise((resolve) => setTimeout(resolve, 300)); // the opening ping's RTT
     const total = 6 * 1024 * 1024;
+    const want = maxWindow - 1;
     let got = 0;
-    let phase: 'lagging' | 'paused' | 'asking' = 'lagging';
-    let want = 0;
+    let steps = 0;
     const ended = new Promise<void>((resolve) =>
       pair.server.once('channel', (channel: Channel) => {
-        const drain = (): void => {
+        const readSome = (): void => {
           for (;;) {
-            let n: number;
-            if (phase === 'lagging') {
-              if (rx !== undefined && receivedAtGrowth !== undefined && rx.consumed >= receivedAtGrowth + rx.size) {
-                phase = 'paused';
-                setTimeout(() => {
-                  phase = 'asking';
-                  want = rx!.size - 1;
-                  drain();
-                }, 1000);
-                return;
-              }
-              const limit = receivedAtGrowth === undefined ? Infinity : receivedAtGrowth + rx!.size - rx!.consumed;
-              n = Math.min(channel.readableLength - 40_000, limit); // 40,000 bytes left unread: a reader that lags
-              if (n <= 0) return;
-            } else if (phase === 'paused') return;
-            else n = want;
-            const chunk = channel.read(n) as Buffer | null;
+            if (mode === 'slow') return;
+            const chunk = (mode === 'record' ? channel.read(want) : channel.read()) as Buffer | null;
             if (chunk === null) return;
             got += chunk.length;
-            if (phase === 'asking') want = 4096;
+            if (mode === 'record') mode = 'drain'; // the record came: read on as it comes
           }
         };
-        channel.on('readable', () => {
-          if (phase === 'asking') drain();
-        });
-        const poll = setInterval(() => (phase === 'lagging' ? drain() : clearInterval(poll)), 5);
+        channel.on('readable', readSome);
+        step = setInterval(() => {
+          // A step once the peer has no credit left: all it may send is here.
+          if (mode !== 'slow' || rx === undefined || channel.readableLength < rx.granted - rx.consumed) return;
+          if (++steps > 100) return;
+          const chunk = channel.read(Math.min(32768, channel.readableLength)) as Buffer | null;
+          if (chunk !== null) got += chunk.length;
+          if (channel.readableLength < want) {
+            asking = true;
+            const record = channel.read(want) as Buffer | null; // less is buffered: null, and the window covers it
+            asking = false;
+            if (record !== null) got += record.length;
+          }
+        }, 10);
         channel.on('end', () => resolve());
       }),
     );
     const channel = pair.client.dial();
     channel.resume();
-    const block = Buffer.alloc(16384, 1);
-    for (let at = 0; at < total; at += block.length) {
-      channel.write(block);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    channel.end();
-    await within(ended, 10_000, `the records read to the end (${got} of ${total} bytes; window ${changes.join(', ')})`);
+    channel.end(Buffer.alloc(total, 1));
+    await within(ended, 15_000, 'the records read to the end').catch((error: unknown) => {
+      throw new Error(`${String(error)}: ${got} of ${total} bytes read; window ${changes.join(', ')}`);
+    });
     assert.equal(got, total);
-    assert.ok(
-      changes.includes('grown') && changes.includes('undone'),
-      `the growth was tried and undone: ${changes.join(', ')}`,
-    );
+    assert.deepEqual(changes.slice(0, 2), [`grown to ${maxWindow}`, 'undone to 262144 in read(n)'], changes.join(', '));
   } finally {
+    clearInterval(step);
     ReceiveWindow.prototype.autoTune = autoTune;
     await pair.close();
   }
