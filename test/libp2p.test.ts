@@ -616,32 +616,39 @@ test("a paused stream that gets the peer's FIN closes once this side ends it (cl
   }
 });
 
-test("stream.close() rejects when its queued data is dropped: the peer resets the stream, or the muxer is aborted, while the data waits for the peer's window", async () => {
+test("stream.close() rejects with an Error when its queued data is dropped: the peer resets the stream, or the muxer is aborted, while the data waits for the peer's window (sent within the high-water mark, or beyond it)", async () => {
+  // Beyond the high-water mark, libp2p's AbstractStream waits for 'drain' in close() and rejected with the
+  // stream's 'close' event (a StreamAbortEvent: no message, no stack); close() now rejects with its error.
   for (const peer of ['muxwire', 'yamux'] as const) {
     for (const how of ['peer reset', 'muxer abort'] as const) {
-      const what = `${peer}, ${how}`;
-      const { dialer, listener } = pair(muxwire()(), peer === 'muxwire' ? muxwire()() : yamux()());
-      try {
-        const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
-        const stream = await dialer.createStream();
-        stream.send(new Uint8Array(1));
-        const receiver = (await accepted).detail;
-        receiver.pause();
-        await delay(10);
-        for (let i = 0; i < 6; i++) stream.send(new Uint8Array(64 * 1024)); // 384 KiB: more than the window
-        await delay(50);
-        const closing = settlement(stream.close());
-        await delay(50);
-        assert.equal(stream.writeStatus, 'closing', `${what}: close() waits for the data`);
-        if (how === 'peer reset') receiver.abort(new Error('the receiver gave up'));
-        else dialer.abort(new Error('the muxer was aborted'));
-        const result = await closing;
-        assert.ok(result instanceof Error, `${what}: close() ${String(result)}`);
-        if (how === 'peer reset') assert.equal(result.name, 'StreamResetError', what);
-        else assert.equal(result.message, 'the muxer was aborted', what);
-      } finally {
-        dialer.abort(new Error('test over'));
-        listener.abort(new Error('test over'));
+      for (const sends of [6, 1] as const) {
+        const what = `${peer}, ${how}, ${sends === 6 ? 'six sends of 64 KiB' : 'one send of 1 MiB'}`;
+        const { dialer, listener } = pair(muxwire()(), peer === 'muxwire' ? muxwire()() : yamux()());
+        try {
+          const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+          const stream = await dialer.createStream();
+          stream.send(new Uint8Array(1));
+          const receiver = (await accepted).detail;
+          receiver.pause();
+          await delay(10);
+          // 384 KiB or 1 MiB: more than the window.
+          for (let i = 0; i < sends; i++) stream.send(new Uint8Array(sends === 6 ? 64 * 1024 : 1024 * 1024));
+          await delay(50);
+          // Six sends drained within the window's 256 KiB; 1 MiB at once did not: close() waits for 'drain'.
+          assert.equal(stream.writableNeedsDrain, sends === 1, `${what}: needs drain`);
+          const closing = settlement(stream.close());
+          await delay(50);
+          assert.equal(stream.writeStatus, 'closing', `${what}: close() waits for the data`);
+          if (how === 'peer reset') receiver.abort(new Error('the receiver gave up'));
+          else dialer.abort(new Error('the muxer was aborted'));
+          const result = await closing;
+          assert.ok(result instanceof Error, `${what}: close() ${String(result)}`);
+          if (how === 'peer reset') assert.equal(result.name, 'StreamResetError', what);
+          else assert.equal(result.message, 'the muxer was aborted', what);
+        } finally {
+          dialer.abort(new Error('test over'));
+          listener.abort(new Error('test over'));
+        }
       }
     }
   }

@@ -15,6 +15,7 @@ import {
   StreamMessageEvent,
   type StreamOptions,
   StreamResetError,
+  StreamStateError,
 } from '@libp2p/interface';
 import { AbstractStream, type SendResult } from '@libp2p/utils';
 import type { ChannelPort } from '../core/channel-port.js';
@@ -48,10 +49,23 @@ export interface MuxwireStreamInit extends StreamOptions {
  * A close that runs to its end whatever `signal` does, its caller released (with the signal's reason) when the
  * signal aborts first; the caller so released does not hear how the close ended.
  */
-function released(closing: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+function released(close: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  const closing = close.catch(closeEventAsError);
   if (signal === undefined) return closing;
   closing.catch(() => {});
   return abortable(closing, signal);
+}
+
+/**
+ * `AbstractStream`'s close waits for its buffer to drain and rejects with the stream's `'close'` event when the
+ * stream ends first (aborted, reset): an `Event`, with no message or stack. The caller gets the event's error
+ * instead, the reason the stream ended (libp2p's `StreamStateError` if it carries none that is an `Error`).
+ */
+function closeEventAsError(reason: unknown): never {
+  if (!(reason instanceof Event) || reason.type !== 'close') throw reason;
+  const { error } = reason as Event & { error?: unknown };
+  if (error instanceof Error) throw error;
+  throw new StreamStateError('The stream closed before its data was sent');
 }
 
 export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
