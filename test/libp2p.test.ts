@@ -654,6 +654,116 @@ test("stream.close() rejects with an Error when its queued data is dropped: the 
   }
 });
 
+test("stream.close() settles with an Error however the stream ends while its data waits both for 'drain' and in libp2p's write buffer (aborted, muxer aborted, reset, closeTimeout, connection lost)", async () => {
+  // libp2p's abort() empties its write buffer and fires 'idle' before 'close': AbstractStream's close() then
+  // waited for 'drain' after 'close' had come, and never settled.
+  const cases = [
+    'stream abort',
+    'muxer abort',
+    'peer reset',
+    'muxer close(): closeTimeout',
+    'connection aborted',
+  ] as const;
+  for (const peer of ['muxwire', 'yamux'] as const) {
+    for (const how of cases) {
+      const what = `${peer}, ${how}`;
+      const dialerInit = how === 'muxer close(): closeTimeout' ? { session: { closeTimeout: 300 } } : {};
+      const { dialer, listener, outbound } = pair(muxwire(dialerInit)(), peer === 'muxwire' ? muxwire()() : yamux()());
+      try {
+        const { stream, receiver } = await pausedStream(dialer, listener);
+        assert.equal(stream.send(new Uint8Array(1024 * 1024)), false, `${what}: beyond the high-water mark`);
+        stream.send(new Uint8Array(10)); // waits in libp2p's write buffer
+        assert.equal(stream.writeBufferLength, 10, what);
+        const closing = settlement(stream.close());
+        await delay(50);
+        assert.equal(stream.writeStatus, 'closing', `${what}: close() waits for the data`);
+        let muxerClosing: Promise<unknown> | undefined;
+        if (how === 'stream abort') stream.abort(new Error('the stream was given up'));
+        else if (how === 'muxer abort') dialer.abort(new Error('the muxer was given up'));
+        else if (how === 'peer reset') receiver.abort(new Error('the receiver gave up'));
+        else if (how === 'connection aborted') outbound.abort(new Error('the connection was lost'));
+        else muxerClosing = settlement(dialer.close());
+        const result = await closing;
+        assert.ok(result instanceof Error, `${what}: close() ${String(result)}`);
+        const expected = {
+          'stream abort': { message: 'the stream was given up' },
+          'muxer abort': { message: 'the muxer was given up' },
+          'peer reset': { name: 'StreamResetError' },
+          'muxer close(): closeTimeout': { name: 'TimeoutError' },
+          'connection aborted': { name: 'ConnectionClosedError' },
+        }[how];
+        for (const [key, value] of Object.entries(expected)) assert.equal(result[key as 'name'], value, what);
+        if (muxerClosing !== undefined) assert.equal(await muxerClosing, 'resolved', `${what}: the muxer's close()`);
+      } finally {
+        dialer.abort(new Error('test over'));
+        listener.abort(new Error('test over'));
+      }
+    }
+  }
+});
+
+test("an abort whose reason is no Error (a string given to abort(), the reason of close()'s signal) fails the streams with libp2p's StreamAbortedError, which says it", async () => {
+  for (const how of ['stream.abort', 'muxer.abort', "muxer.close()'s signal"] as const) {
+    for (const sends of [6, 1] as const) {
+      const what = `${how}, ${sends === 6 ? 'six sends of 64 KiB' : 'one send of 1 MiB'}`;
+      const { dialer, listener } = pair(muxwire()(), muxwire()());
+      try {
+        const { stream } = await pausedStream(dialer, listener);
+        for (let i = 0; i < sends; i++) stream.send(new Uint8Array(sends === 6 ? 64 * 1024 : 1024 * 1024));
+        await delay(50);
+        const closing = settlement(stream.close());
+        await delay(20);
+        let muxerClosing: Promise<unknown> | undefined;
+        // (JavaScript callers may give anything: the types say Error.)
+        if (how === 'stream.abort') stream.abort('a string' as unknown as Error);
+        else if (how === 'muxer.abort') dialer.abort('a string' as unknown as Error);
+        else {
+          const controller = new AbortController();
+          muxerClosing = dialer.close({ signal: controller.signal }).then(
+            () => 'resolved',
+            (reason: unknown) => reason,
+          );
+          await delay(10);
+          controller.abort('a string');
+        }
+        const result = await closing;
+        assert.ok(result instanceof Error, `${what}: close() ${String(result)}`);
+        assert.equal(result.name, 'StreamAbortedError', what);
+        assert.equal(result.message, 'The stream was aborted: a string', what);
+        assert.equal(result.cause, 'a string', what);
+        // The muxer's own close() rejects with its signal's reason, as documented.
+        if (muxerClosing !== undefined) assert.equal(await muxerClosing, 'a string', what);
+      } finally {
+        dialer.abort(new Error('test over'));
+        listener.abort(new Error('test over'));
+      }
+    }
+  }
+});
+
+test("the muxer's close() takes at most closeTimeout in all against a peer that never answers, not closeTimeout for its streams and again for the session", async () => {
+  for (const data of [false, true]) {
+    const [outbound, inbound] = multiaddrConnectionPair();
+    inbound.addEventListener('message', () => {}); // taken, never answered
+    const dialer = muxwire({ session: { closeTimeout: 500 } })().createStreamMuxer(outbound);
+    try {
+      const stream = await dialer.createStream();
+      if (data) stream.send(new Uint8Array(1024 * 1024)); // beyond the spec's window: it cannot all leave
+      const streamClosing = settlement(stream.close());
+      const started = performance.now();
+      await dialer.close();
+      const took = performance.now() - started;
+      assert.ok(took >= 490 && took < 900, `${data ? 'with data' : 'no data'}: the close took ${took.toFixed(0)} ms`);
+      const result = await streamClosing;
+      if (data) assert.equal(result instanceof Error && result.name, 'TimeoutError');
+      else assert.equal(result, 'resolved');
+    } finally {
+      outbound.abort(new Error('test over'));
+      inbound.abort(new Error('test over'));
+    }
+  }
+});
+
 test("a stream's close({ signal }) whose signal aborts while its data waits for the peer's window releases the caller at once, and the close goes on to send the FIN", async () => {
   const { dialer, listener } = pair(muxwire()(), muxwire()());
   try {

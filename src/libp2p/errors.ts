@@ -7,6 +7,7 @@ import {
   ConnectionClosedError,
   MuxerClosedError,
   ProtocolError as Libp2pProtocolError,
+  StreamAbortedError,
   StreamResetError,
   TimeoutError as Libp2pTimeoutError,
   TooManyOutboundProtocolStreamsError,
@@ -20,9 +21,10 @@ import {
   StreamLimitError,
   TimeoutError,
   TransportClosedError,
+  shown,
 } from '../core/errors.js';
 
-function withCause<E extends Error>(error: E, cause: Error): E {
+function withCause<E extends Error>(error: E, cause: unknown): E {
   Object.defineProperty(error, 'cause', { value: cause, configurable: true, writable: true, enumerable: false });
   return error;
 }
@@ -49,4 +51,12 @@ export function toLibp2pError(error: Error): Error {
   if (error instanceof TimeoutError) return withCause(new Libp2pTimeoutError(error.message), error);
   if (error instanceof ProtocolError) return withCause(new Libp2pProtocolError(error.message), error);
   return error;
+}
+
+/**
+ * The error for an abort whose reason is no `Error` (a string given to `abort()`, an abort signal's reason): libp2p's
+ * `StreamAbortedError`, saying the reason, which is also its `cause`.
+ */
+export function abortedWith(reason: unknown): Error {
+  return withCause(new StreamAbortedError(`The stream was aborted: ${shown(reason)}`), reason);
 }

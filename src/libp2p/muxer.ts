@@ -26,7 +26,8 @@ import { directWrites } from '../core/direct-write.js';
 import { UpdateTurns } from '../core/update-turns.js';
 import { logRecords } from '../core/observe.js';
 import { MuxSession } from '../core/session.js';
-import { toLibp2pError } from './errors.js';
+import { isError } from '../core/errors.js';
+import { abortedWith, toLibp2pError } from './errors.js';
 import { type ResolvedMuxwireInit, signalOf } from './options.js';
 import { MuxwireStream, type MuxwireStreamInit, type StreamPort } from './stream.js';
 import { messageStreamTransport } from './transport.js';
@@ -174,9 +175,11 @@ export class MuxwireMuxer
         return stream.writeFinished();
       }),
     );
+    const closeTimeout = this.#init.session.closeTimeout;
+    const deadline = performance.now() + closeTimeout;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.#init.session.closeTimeout);
+      timer = setTimeout(resolve, closeTimeout);
     });
     try {
       await abortable(Promise.race([flushed, timeout]), signal);
@@ -186,11 +189,7 @@ export class MuxwireMuxer
     for (const stream of [...this.streams]) {
       if (!stream.writeFlushed) {
         // Its data did not leave within closeTimeout: that loss is this side's, and an error.
-        stream.abort(
-          new TimeoutError(
-            `the stream's data was not sent within closeTimeout (${this.#init.session.closeTimeout} ms)`,
-          ),
-        );
+        stream.abort(new TimeoutError(`the stream's data was not sent within closeTimeout (${closeTimeout} ms)`));
         continue;
       }
       // Reset on the wire (the session can then end); here the stream ends as libp2p's do when the
@@ -202,7 +201,9 @@ export class MuxwireMuxer
     // an error on a Go Away, and would then drop the resets of streams it had already ended (unless the
     // connection is blocked, a batch goes out within the current turn).
     await new Promise<void>((resolve) => setTimeout(resolve, 0));
-    await abortable(this.session.close(), signal);
+    // What is left of closeTimeout: the whole close is bounded by it, not each of its two waits.
+    const timeLeft = Math.max(0, Math.ceil(deadline - performance.now()));
+    await abortable(this.session.close({ timeout: timeLeft }), signal);
     this.status = 'closed';
   }
 
@@ -211,10 +212,12 @@ export class MuxwireMuxer
     if (this.status === 'closed') return;
     this.#ending = true;
     this.status = 'closing';
-    for (const stream of [...this.streams]) stream.abort(error);
-    for (const stream of this.#early) stream.abort(error);
+    // (A reason that is no Error, from JavaScript or close()'s signal: the streams fail with an Error that says it.)
+    const failure = isError(error) ? error : abortedWith(error);
+    for (const stream of [...this.streams]) stream.abort(failure);
+    for (const stream of this.#early) stream.abort(failure);
     this.#early = [];
-    this.session.destroy(error);
+    this.session.destroy(failure);
     this.status = 'closed';
   }
 

@@ -23,10 +23,10 @@ import type { ChannelEndpoint, ChannelState } from '../core/channel-state.js';
 import { abortable } from '../core/abortable.js';
 import { asUint8Array, isUint8Array, lostBytes } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
-import { ChannelResetError, brokenWrite } from '../core/errors.js';
+import { ChannelResetError, brokenWrite, isError } from '../core/errors.js';
 import { Fifo } from '../core/fifo.js';
 import type { MuxSession } from '../core/session.js';
-import { toLibp2pError } from './errors.js';
+import { abortedWith, toLibp2pError } from './errors.js';
 import { signalOf } from './options.js';
 
 /** libp2p's byte list (from the `uint8arraylist` version that `@libp2p/utils` itself uses). */
@@ -49,23 +49,10 @@ export interface MuxwireStreamInit extends StreamOptions {
  * A close that runs to its end whatever `signal` does, its caller released (with the signal's reason) when the
  * signal aborts first; the caller so released does not hear how the close ended.
  */
-function released(close: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-  const closing = close.catch(closeEventAsError);
+function released(closing: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
   if (signal === undefined) return closing;
   closing.catch(() => {});
   return abortable(closing, signal);
-}
-
-/**
- * `AbstractStream`'s close waits for its buffer to drain and rejects with the stream's `'close'` event when the
- * stream ends first (aborted, reset): an `Event`, with no message or stack. The caller gets the event's error
- * instead, the reason the stream ended (libp2p's `StreamStateError` if it carries none that is an `Error`).
- */
-function closeEventAsError(reason: unknown): never {
-  if (!(reason instanceof Event) || reason.type !== 'close') throw reason;
-  const { error } = reason as Event & { error?: unknown };
-  if (error instanceof Error) throw error;
-  throw new StreamStateError('The stream closed before its data was sent');
 }
 
 export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
@@ -152,7 +139,12 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     // Already closing or closed: libp2p's close() returns at once, and so does this one, whatever the signal.
     if (this.writeStatus !== 'writable') return super.close();
     signal?.throwIfAborted();
-    return released(super.close(), signal);
+    return released(
+      super.close().catch((reason: unknown) => {
+        throw this.#closeFailure(reason);
+      }),
+      signal,
+    );
   }
 
   /** libp2p's `closeRead()`, in the same way as `close()` (it drops the read buffer before the hook). */
@@ -161,6 +153,20 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     if (this.readStatus === 'closing' || this.readStatus === 'closed') return super.closeRead();
     signal?.throwIfAborted();
     return released(super.closeRead(), signal);
+  }
+
+  /**
+   * Why a close failed. `AbstractStream`'s close waits for its buffer to drain and rejects with the stream's
+   * `'close'` event when the stream ends first (aborted, reset): an `Event`, with no message or stack. The
+   * caller gets the reason the stream ended instead, as an `Error` (libp2p's `StreamStateError` if none is
+   * known).
+   */
+  #closeFailure(reason: unknown): unknown {
+    if (!(reason instanceof Event) || reason.type !== 'close') return reason;
+    const { error } = reason as Event & { error?: unknown };
+    return (
+      this.#failure ?? (isError(error) ? error : new StreamStateError('The stream closed before its data was sent'))
+    );
   }
 
   /** The session's 'close' bookkeeping runs first, as the muxer's own listener did (it was added first). */
@@ -359,8 +365,10 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    */
   release(error: Error | undefined): void {
     if (this.#destroyed) return;
-    this.#letGo(error === undefined ? undefined : toLibp2pError(error));
-    this.#port.release(this.#state, error);
+    // (Typed Error, but JavaScript callers and an abort signal's reason may give anything: an Error that says it.)
+    const failure = error === undefined || isError(error) ? error : abortedWith(error);
+    this.#letGo(failure === undefined ? undefined : toLibp2pError(failure));
+    this.#port.release(this.#state, failure);
   }
 
   // ------------------------------------------------------------------ inside
@@ -432,6 +440,10 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   #letGo(failure: Error | undefined): void {
     this.#destroyed = true;
     this.#failure = failure;
+    // No 'drain' comes any more: a close() that would wait for one goes on to `sendCloseWrite`, which fails with
+    // `failure`. (`abort()` empties libp2p's write buffer and fires 'idle' before 'close': a close() waiting for
+    // 'idle' then waited for 'drain' after 'close' had come, and never settled.)
+    this.writableNeedsDrain = false;
     this.#paused = null;
     this.#held = 0;
     const finished = this.#finished;
