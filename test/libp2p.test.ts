@@ -745,7 +745,7 @@ test("the muxer's close() takes at most closeTimeout in all against a peer that 
   for (const data of [false, true]) {
     const [outbound, inbound] = multiaddrConnectionPair();
     inbound.addEventListener('message', () => {}); // taken, never answered
-    const dialer = muxwire({ session: { closeTimeout: 500 } })().createStreamMuxer(outbound);
+    const dialer = muxwire({ session: { closeTimeout: 1000 } })().createStreamMuxer(outbound);
     try {
       const stream = await dialer.createStream();
       if (data) stream.send(new Uint8Array(1024 * 1024)); // beyond the spec's window: it cannot all leave
@@ -753,7 +753,8 @@ test("the muxer's close() takes at most closeTimeout in all against a peer that 
       const started = performance.now();
       await dialer.close();
       const took = performance.now() - started;
-      assert.ok(took >= 490 && took < 900, `${data ? 'with data' : 'no data'}: the close took ${took.toFixed(0)} ms`);
+      // (Twice closeTimeout before; the bound leaves room for a busy machine's late timers.)
+      assert.ok(took >= 990 && took < 1800, `${data ? 'with data' : 'no data'}: the close took ${took.toFixed(0)} ms`);
       const result = await streamClosing;
       if (data) assert.equal(result instanceof Error && result.name, 'TimeoutError');
       else assert.equal(result, 'resolved');
