@@ -54,9 +54,10 @@ export function toLibp2pError(error: Error): Error {
 }
 
 /**
- * The error for an abort whose reason is no `Error` (a string given to `abort()`, an abort signal's reason): libp2p's
- * `StreamAbortedError`, saying the reason, which is also its `cause`.
+ * The error for an abort whose reason is no `Error` (a string given to `abort()`, an abort signal's reason, none):
+ * libp2p's `StreamAbortedError`, saying the reason, which is also its `cause`.
  */
 export function abortedWith(reason: unknown): Error {
+  if (reason === undefined) return new StreamAbortedError('The stream was aborted');
   return withCause(new StreamAbortedError(`The stream was aborted: ${shown(reason)}`), reason);
 }

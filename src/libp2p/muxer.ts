@@ -176,7 +176,6 @@ export class MuxwireMuxer
       }),
     );
     const closeTimeout = this.#init.session.closeTimeout;
-    const deadline = performance.now() + closeTimeout;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, closeTimeout);
@@ -201,9 +200,9 @@ export class MuxwireMuxer
     // an error on a Go Away, and would then drop the resets of streams it had already ended (unless the
     // connection is blocked, a batch goes out within the current turn).
     await new Promise<void>((resolve) => setTimeout(resolve, 0));
-    // What is left of closeTimeout: the whole close is bounded by it, not each of its two waits.
-    const timeLeft = Math.max(0, Math.ceil(deadline - performance.now()));
-    await abortable(this.session.close({ timeout: timeLeft }), signal);
+    // The session's own end (Go Away, the peer's answer) has a closeTimeout of its own: on a slow link the last
+    // data may leave just before the streams' deadline, and what was left of it would cut a graceful end short.
+    await abortable(this.session.close(), signal);
     this.status = 'closed';
   }
 
@@ -217,7 +216,7 @@ export class MuxwireMuxer
     for (const stream of [...this.streams]) stream.abort(failure);
     for (const stream of this.#early) stream.abort(failure);
     this.#early = [];
-    this.session.destroy(failure);
+    this.session.destroy(error); // (which says a reason that is no Error in its own SessionClosedError)
     this.status = 'closed';
   }
 

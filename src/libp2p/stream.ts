@@ -169,6 +169,27 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     );
   }
 
+  /**
+   * libp2p's `abort()`. A reason that is no `Error` (JavaScript callers may give anything, or nothing) becomes
+   * libp2p's `StreamAbortedError`, which says it: the stream's `'close'` event, its readers and its `close()`
+   * all get an `Error`.
+   */
+  override abort(error: Error): void {
+    super.abort(isError(error) ? error : abortedWith(error));
+  }
+
+  /**
+   * The peer's FIN. libp2p hands data buffered before a `'message'` listener came (a `for await` that starts
+   * after the data arrived) in a microtask after that listener was added; an end that came first ended the
+   * iteration, and the data was dropped without a word. What is buffered goes to the listeners first.
+   */
+  override onRemoteCloseWrite(): void {
+    if (this.readBuffer.byteLength > 0 && this.readStatus === 'readable' && this.listenerCount('message') > 0) {
+      this.dispatchReadBuffer();
+    }
+    super.onRemoteCloseWrite();
+  }
+
   /** The session's 'close' bookkeeping runs first, as the muxer's own listener did (it was added first). */
   override dispatchEvent(event: Event): boolean {
     const cause = this.#resetCause;
