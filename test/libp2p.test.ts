@@ -802,6 +802,69 @@ test("a for await that starts after a stream's data arrived gets that data even 
   }
 });
 
+test("a for await over a stream ends at its end: begun after the peer's FIN (data waiting, or none), or paused by its reader while the FIN came behind held data", async () => {
+  for (const sender of ['muxwire', 'yamux'] as const) {
+    const { dialer, listener } = pair((sender === 'muxwire' ? muxwire() : yamux())(), muxwire()());
+    try {
+      // The data waits unread, the FIN is passed on, then the reading begins: the data, then the end.
+      let accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+      let stream = await dialer.createStream();
+      stream.send(new Uint8Array(100).fill(2));
+      await stream.close();
+      let peer = (await accepted).detail;
+      await waitFor(() => peer.remoteWriteStatus === 'closed', `${sender}: the FIN passed on`);
+      let chunks: Uint8Array[] = [];
+      const late = (async () => {
+        for await (const chunk of peer) chunks.push(chunk.subarray());
+      })();
+      assert.equal(await settlement(late, 2_000), 'resolved', `${sender}, data waiting: the reading ends`);
+      assert.deepEqual(Buffer.concat(chunks), Buffer.alloc(100, 2), sender);
+      // Nothing came but the FIN, and it was passed on: the reading ends at once.
+      accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+      stream = await dialer.createStream();
+      stream.send(new Uint8Array(1));
+      peer = (await accepted).detail;
+      for await (const chunk of peer) if (chunk.byteLength > 0) break; // the byte, read
+      await stream.close();
+      await waitFor(() => peer.remoteWriteStatus === 'closed', `${sender}: the second FIN`);
+      let nothing = 0;
+      const empty = (async () => {
+        for await (const chunk of peer) nothing += chunk.byteLength;
+      })();
+      assert.equal(await settlement(empty, 2_000), 'resolved', `${sender}, nothing waiting: the reading ends`);
+      assert.equal(nothing, 0);
+      // The reader pauses in its loop; this side ends its writing; more data and the FIN come while paused
+      // (held, then moved to the read buffer as the FIN is passed on). Once resumed: all of it, then the end.
+      accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+      stream = await dialer.createStream();
+      stream.send(new Uint8Array(10).fill(1));
+      peer = (await accepted).detail;
+      chunks = [];
+      const reader = peer;
+      const reading = (async () => {
+        for await (const chunk of reader) {
+          chunks.push(chunk.subarray());
+          if (chunks.length === 1) {
+            reader.pause();
+            setTimeout(() => reader.resume(), 100);
+          }
+        }
+      })();
+      await delay(20);
+      await peer.close();
+      stream.send(new Uint8Array(10).fill(2));
+      await delay(10);
+      stream.send(new Uint8Array(10).fill(3));
+      await stream.close();
+      assert.equal(await settlement(reading, 2_000), 'resolved', `${sender}, paused: the reading ends`);
+      assert.deepEqual(Buffer.concat(chunks), Buffer.concat([1, 2, 3].map((n) => Buffer.alloc(10, n))), sender);
+    } finally {
+      dialer.abort(new Error('test over'));
+      listener.abort(new Error('test over'));
+    }
+  }
+});
+
 test("a stream's close({ signal }) whose signal aborts while its data waits for the peer's window releases the caller at once, and the close goes on to send the FIN", async () => {
   const { dialer, listener } = pair(muxwire()(), muxwire()());
   try {

@@ -170,6 +170,61 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   }
 
   /**
+   * Reads the stream's messages until its end. libp2p's own iterator ends at the peer's FIN (`'remoteCloseWrite'`),
+   * which can come before the data that waited for a reader is handed on: a reader that started after the FIN
+   * got that data and then waited for ever, and one whose stream was paused with data held lost what was held.
+   * This one ends at the stream's `'end'` (everything handed on, no more to come) or `'close'` (with its error),
+   * and at once when the stream had already ended.
+   */
+  override async *[Symbol.asyncIterator](): AsyncGenerator<StreamMessageEvent['data']> {
+    if (this.readStatus !== 'readable' && this.readStatus !== 'paused') return;
+    const queue: StreamMessageEvent['data'][] = [];
+    let ended = false;
+    let failure: unknown;
+    let wake: (() => void) | undefined;
+    const onMessage = (event: StreamMessageEvent): void => {
+      queue.push(event.data);
+      wake?.();
+    };
+    const onEnd = (): void => {
+      // (An abort or a reset ends the readable side too, just before its 'close' says why.)
+      if (this.status === 'aborted' || this.status === 'reset') return;
+      ended = true;
+      wake?.();
+    };
+    // Closed before its end (a reset, an abort, the connection lost): its error, after what came before it. One
+    // that closes after its end ends as read.
+    const onClose = (event: Event): void => {
+      const error = (event as Event & { error?: unknown }).error;
+      // (Closed cleanly with data still to hand on, held while paused: it can still be read, then 'end' comes.)
+      if (ended || (error === undefined && this.readBuffer.byteLength > 0)) return;
+      ended = true;
+      failure = error;
+      wake?.();
+    };
+    this.addEventListener('message', onMessage);
+    this.addEventListener('end', onEnd);
+    this.addEventListener('close', onClose);
+    // Ended before this reader came, with nothing left to hand on: no 'end' comes again.
+    if (this.remoteWriteStatus === 'closed' && this.readBuffer.byteLength === 0 && this.#paused === null) ended = true;
+    try {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift()!;
+        if (ended) {
+          if (failure !== undefined) throw failure as Error;
+          return;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      this.removeEventListener('message', onMessage);
+      this.removeEventListener('end', onEnd);
+      this.removeEventListener('close', onClose);
+    }
+  }
+
+  /**
    * libp2p's `abort()`. A reason that is no `Error` (JavaScript callers may give anything, or nothing) becomes
    * libp2p's `StreamAbortedError`, which says it: the stream's `'close'` event, its readers and its `close()`
    * all get an `Error`.
