@@ -865,6 +865,54 @@ test("a for await over a stream ends at its end: begun after the peer's FIN (dat
   }
 });
 
+test("a for await over a stream the peer wrote, ended and then reset (its muxer's close()) ends with all the data: begun late, or paused while it came", async () => {
+  // Late: the data and the FIN wait unread when the peer's muxer closes and resets the stream.
+  let { dialer, listener } = pair(muxwire()(), muxwire()());
+  try {
+    const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+    const stream = await dialer.createStream();
+    stream.send(new Uint8Array(100).fill(2));
+    const peer = (await accepted).detail;
+    await dialer.close();
+    await waitFor(() => peer.status === 'reset', 'the reset');
+    const chunks: Uint8Array[] = [];
+    const late = (async () => {
+      for await (const chunk of peer) chunks.push(chunk.subarray());
+    })();
+    assert.equal(await settlement(late, 2_000), 'resolved', 'late: the reading ends');
+    assert.deepEqual(Buffer.concat(chunks), Buffer.alloc(100, 2), 'late');
+  } finally {
+    dialer.abort(new Error('test over'));
+    listener.abort(new Error('test over'));
+  }
+  // Paused: the reader pauses after the first byte; 50 more bytes, the FIN and the reset come meanwhile.
+  ({ dialer, listener } = pair(muxwire()(), muxwire()()));
+  try {
+    const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+    const stream = await dialer.createStream();
+    stream.send(new Uint8Array(1).fill(1));
+    const peer = (await accepted).detail;
+    const chunks: Uint8Array[] = [];
+    const reading = (async () => {
+      for await (const chunk of peer) {
+        chunks.push(chunk.subarray());
+        if (chunks.length === 1) peer.pause();
+      }
+    })();
+    await waitFor(() => chunks.length === 1, 'the first byte');
+    stream.send(new Uint8Array(50).fill(2));
+    await delay(20);
+    await dialer.close();
+    await waitFor(() => peer.status === 'reset', 'the reset');
+    peer.resume();
+    assert.equal(await settlement(reading, 2_000), 'resolved', 'paused: the reading ends');
+    assert.deepEqual(Buffer.concat(chunks), Buffer.concat([Buffer.alloc(1, 1), Buffer.alloc(50, 2)]), 'paused');
+  } finally {
+    dialer.abort(new Error('test over'));
+    listener.abort(new Error('test over'));
+  }
+});
+
 test("a stream's close({ signal }) whose signal aborts while its data waits for the peer's window releases the caller at once, and the close goes on to send the FIN", async () => {
   const { dialer, listener } = pair(muxwire()(), muxwire()());
   try {

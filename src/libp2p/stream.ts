@@ -76,6 +76,8 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   #flushed = false;
   /** While libp2p reports the peer's reset: muxwire's error, the cause of libp2p's. */
   #resetCause: Error | undefined;
+  /** The peer's FIN was passed on before its reset: everything it sent arrived (for the iterator's end). */
+  #finBeforeReset = false;
   /** Waiters of {@link writeFinished} (the muxer's `close()`). */
   #onFlushed: (() => void)[] | null = null;
   /** Why the stream was let go of (reset by either side, or the session failed), as libp2p's error. */
@@ -180,7 +182,10 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     if (this.readStatus !== 'readable' && this.readStatus !== 'paused') return;
     const queue: StreamMessageEvent['data'][] = [];
     let ended = false;
-    let failure: unknown;
+    // The stream's 'close' came (before this reader, if it is reset or aborted now), and the error to end with
+    // once what it still holds was handed on: none when the peer's FIN came before its reset (all arrived).
+    let closed = this.status === 'reset' || this.status === 'aborted';
+    let failure: unknown = closed && !this.#finBeforeReset ? (this.#failure ?? new StreamResetError()) : undefined;
     let wake: (() => void) | undefined;
     const onMessage = (event: StreamMessageEvent): void => {
       queue.push(event.data);
@@ -188,18 +193,19 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     };
     const onEnd = (): void => {
       // (An abort or a reset ends the readable side too, just before its 'close' says why.)
-      if (this.status === 'aborted' || this.status === 'reset') return;
+      if (!closed && (this.status === 'aborted' || this.status === 'reset')) return;
       ended = true;
       wake?.();
     };
     // Closed before its end (a reset, an abort, the connection lost): its error, after what came before it. One
-    // that closes after its end ends as read.
+    // that closes after its end ends as read. Data still held to be handed on (muxwire keeps what a paused reader
+    // had not taken, after a reset too) comes first: 'end' follows it.
     const onClose = (event: Event): void => {
+      closed = true;
       const error = (event as Event & { error?: unknown }).error;
-      // (Closed cleanly with data still to hand on, held while paused: it can still be read, then 'end' comes.)
-      if (ended || (error === undefined && this.readBuffer.byteLength > 0)) return;
+      if (error !== undefined && !this.#finBeforeReset) failure = error;
+      if (ended || this.readBuffer.byteLength > 0) return;
       ended = true;
-      failure = error;
       wake?.();
     };
     this.addEventListener('message', onMessage);
@@ -556,6 +562,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
         this.onRemoteCloseWrite();
         if (this.status !== 'open') return; // both sides had ended: the stream closed cleanly
       }
+      this.#finBeforeReset = this.remoteWriteStatus === 'closed';
       // libp2p makes its StreamResetError itself: muxwire's error goes with it as its cause (see dispatchEvent).
       this.#resetCause = error;
       try {
