@@ -61,15 +61,24 @@ async function readText(stream: Stream): Promise<string> {
   return text;
 }
 
+/** A stream opened by `dialer` that has sent `first`, and its end at `listener`. */
+async function openStream(
+  dialer: StreamMuxer,
+  listener: StreamMuxer,
+  first: Uint8Array,
+): Promise<{ stream: Stream; peer: Stream }> {
+  const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+  const stream = await dialer.createStream();
+  stream.send(first);
+  return { stream, peer: (await accepted).detail };
+}
+
 /**
  * A stream opened by `dialer` whose end at `listener` has taken one byte and is paused; `received()` counts
  * the bytes that end has had since.
  */
 async function pausedStream(dialer: StreamMuxer, listener: StreamMuxer) {
-  const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
-  const stream = await dialer.createStream();
-  stream.send(new Uint8Array(1));
-  const receiver = (await accepted).detail;
+  const { stream, peer: receiver } = await openStream(dialer, listener, new Uint8Array(1));
   let received = 0;
   receiver.addEventListener('message', (event) => (received += event.data.byteLength));
   await waitFor(() => received === 1, 'the first byte');
@@ -626,10 +635,7 @@ test("stream.close() rejects with an Error when its queued data is dropped: the 
         const what = `${peer}, ${how}, ${sends === 6 ? 'six sends of 64 KiB' : 'one send of 1 MiB'}`;
         const { dialer, listener } = pair(muxwire()(), peer === 'muxwire' ? muxwire()() : yamux()());
         try {
-          const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
-          const stream = await dialer.createStream();
-          stream.send(new Uint8Array(1));
-          const receiver = (await accepted).detail;
+          const { stream, peer: receiver } = await openStream(dialer, listener, new Uint8Array(1));
           receiver.pause();
           await delay(10);
           // 384 KiB or 1 MiB: more than the window.
@@ -785,10 +791,9 @@ test("a for await that starts after a stream's data arrived gets that data even 
       })();
     });
     try {
-      const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
-      const stream = await dialer.createStream();
-      stream.send(new Uint8Array(100).fill(2));
-      peer = (await accepted).detail;
+      const opened = await openStream(dialer, listener, new Uint8Array(100).fill(2));
+      const stream = opened.stream;
+      peer = opened.peer;
       await waitFor(() => peer!.readBufferLength === 100, `${sender}: the data buffered`);
       finSent = true;
       await stream.close();
@@ -807,11 +812,8 @@ test("a for await over a stream ends at its end: begun after the peer's FIN (dat
     const { dialer, listener } = pair((sender === 'muxwire' ? muxwire() : yamux())(), muxwire()());
     try {
       // The data waits unread, the FIN is passed on, then the reading begins: the data, then the end.
-      let accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
-      let stream = await dialer.createStream();
-      stream.send(new Uint8Array(100).fill(2));
+      let { stream, peer } = await openStream(dialer, listener, new Uint8Array(100).fill(2));
       await stream.close();
-      let peer = (await accepted).detail;
       await waitFor(() => peer.remoteWriteStatus === 'closed', `${sender}: the FIN passed on`);
       let chunks: Uint8Array[] = [];
       const late = (async () => {
@@ -820,10 +822,7 @@ test("a for await over a stream ends at its end: begun after the peer's FIN (dat
       assert.equal(await settlement(late, 2_000), 'resolved', `${sender}, data waiting: the reading ends`);
       assert.deepEqual(Buffer.concat(chunks), Buffer.alloc(100, 2), sender);
       // Nothing came but the FIN, and it was passed on: the reading ends at once.
-      accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
-      stream = await dialer.createStream();
-      stream.send(new Uint8Array(1));
-      peer = (await accepted).detail;
+      ({ stream, peer } = await openStream(dialer, listener, new Uint8Array(1)));
       for await (const chunk of peer) if (chunk.byteLength > 0) break; // the byte, read
       await stream.close();
       await waitFor(() => peer.remoteWriteStatus === 'closed', `${sender}: the second FIN`);
@@ -835,10 +834,7 @@ test("a for await over a stream ends at its end: begun after the peer's FIN (dat
       assert.equal(nothing, 0);
       // The reader pauses in its loop; this side ends its writing; more data and the FIN come while paused
       // (held, then moved to the read buffer as the FIN is passed on). Once resumed: all of it, then the end.
-      accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
-      stream = await dialer.createStream();
-      stream.send(new Uint8Array(10).fill(1));
-      peer = (await accepted).detail;
+      ({ stream, peer } = await openStream(dialer, listener, new Uint8Array(10).fill(1)));
       chunks = [];
       const reader = peer;
       const reading = (async () => {
@@ -869,10 +865,7 @@ test("a for await over a stream the peer wrote, ended and then reset (its muxer'
   // Late: the data and the FIN wait unread when the peer's muxer closes and resets the stream.
   let { dialer, listener } = pair(muxwire()(), muxwire()());
   try {
-    const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
-    const stream = await dialer.createStream();
-    stream.send(new Uint8Array(100).fill(2));
-    const peer = (await accepted).detail;
+    const { peer } = await openStream(dialer, listener, new Uint8Array(100).fill(2));
     await dialer.close();
     await waitFor(() => peer.status === 'reset', 'the reset');
     const chunks: Uint8Array[] = [];
@@ -888,10 +881,7 @@ test("a for await over a stream the peer wrote, ended and then reset (its muxer'
   // Paused: the reader pauses after the first byte; 50 more bytes, the FIN and the reset come meanwhile.
   ({ dialer, listener } = pair(muxwire()(), muxwire()()));
   try {
-    const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
-    const stream = await dialer.createStream();
-    stream.send(new Uint8Array(1).fill(1));
-    const peer = (await accepted).detail;
+    const { stream, peer } = await openStream(dialer, listener, new Uint8Array(1).fill(1));
     const chunks: Uint8Array[] = [];
     const reading = (async () => {
       for await (const chunk of peer) {

@@ -26,8 +26,7 @@ import { directWrites } from '../core/direct-write.js';
 import { UpdateTurns } from '../core/update-turns.js';
 import { logRecords } from '../core/observe.js';
 import { MuxSession } from '../core/session.js';
-import { isError } from '../core/errors.js';
-import { abortedWith, toLibp2pError } from './errors.js';
+import { toLibp2pError } from './errors.js';
 import { type ResolvedMuxwireInit, signalOf } from './options.js';
 import { MuxwireStream, type MuxwireStreamInit, type StreamPort } from './stream.js';
 import { messageStreamTransport } from './transport.js';
@@ -211,12 +210,12 @@ export class MuxwireMuxer
     if (this.status === 'closed') return;
     this.#ending = true;
     this.status = 'closing';
-    // (A reason that is no Error, from JavaScript or close()'s signal: the streams fail with an Error that says it.)
-    const failure = isError(error) ? error : abortedWith(error);
-    for (const stream of [...this.streams]) stream.abort(failure);
-    for (const stream of this.#early) stream.abort(failure);
+    // (A reason that is no Error, from JavaScript or close()'s signal: each stream's abort() and the session say
+    // it in an Error of their own.)
+    for (const stream of [...this.streams]) stream.abort(error);
+    for (const stream of this.#early) stream.abort(error);
     this.#early = [];
-    this.session.destroy(error); // (which says a reason that is no Error in its own SessionClosedError)
+    this.session.destroy(error);
     this.status = 'closed';
   }
 

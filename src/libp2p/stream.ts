@@ -447,10 +447,8 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    */
   release(error: Error | undefined): void {
     if (this.#destroyed) return;
-    // (Typed Error, but JavaScript callers and an abort signal's reason may give anything: an Error that says it.)
-    const failure = error === undefined || isError(error) ? error : abortedWith(error);
-    this.#letGo(failure === undefined ? undefined : toLibp2pError(failure));
-    this.#port.release(this.#state, failure);
+    this.#letGo(error === undefined ? undefined : toLibp2pError(error));
+    this.#port.release(this.#state, error);
   }
 
   // ------------------------------------------------------------------ inside
