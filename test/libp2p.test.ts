@@ -982,6 +982,51 @@ test("data waiting at a paused reader survives the peer's graceful close (FIN, t
   }
 });
 
+test("data held by a paused reader survives its own muxer's close(): resume() and a for await hand it on, then a clean end", async () => {
+  for (const peer of ['muxwire', 'yamux'] as const) {
+    for (const reader of ['listener', 'iterator'] as const) {
+      const what = `${reader}, ${peer} peer`;
+      const { dialer, listener } = pair(peer === 'muxwire' ? muxwire()() : yamux()(), muxwire()());
+      try {
+        const { stream, peer: receiver } = await openStream(dialer, listener, new Uint8Array(1));
+        const chunks: Uint8Array[] = [];
+        const events: string[] = [];
+        for (const type of ['end', 'close'] as const) receiver.addEventListener(type, () => events.push(type));
+        let reading: Promise<unknown>;
+        const take = (data: Uint8Array): void => {
+          chunks.push(data);
+          if (chunks.length === 1) receiver.pause();
+        };
+        if (reader === 'iterator') {
+          reading = (async () => {
+            for await (const data of receiver) take(data.subarray());
+          })();
+        } else {
+          receiver.addEventListener('message', (event) => take(event.data.subarray()));
+          reading = nextEvent(receiver, 'close');
+        }
+        await waitFor(() => chunks.length === 1, `${what}: the first byte`);
+        stream.send(new Uint8Array(1000).fill(7)); // arrives while the reader is paused: held
+        await waitFor(
+          () => (receiver as unknown as { bufferedBytes: number }).bufferedBytes === 1000,
+          `${what}: the 1000 bytes held`,
+        );
+        assert.equal(await settlement(listener.close()), 'resolved', `${what}: the reader's own muxer.close()`);
+        assert.deepEqual(events, ['close'], `${what}: closed, with no 'end' before the held data`);
+        receiver.resume();
+        assert.equal(await settlement(reading), 'resolved', `${what}: the reading ends without an error`);
+        const got = Buffer.concat(chunks);
+        assert.equal(got.byteLength, 1001, `${what}: every byte that arrived`);
+        assert.ok(got.subarray(1).every((byte) => byte === 7), what);
+        assert.deepEqual(events, ['close', 'end'], what);
+      } finally {
+        dialer.abort(new Error('test over'));
+        listener.abort(new Error('test over'));
+      }
+    }
+  }
+});
+
 test("maxReadBufferLength holds while a stream is paused: more data than that aborts it with StreamBufferError, as libp2p's yamux does", async () => {
   const { dialer, listener } = pair(yamux()(), muxwire({ streamOptions: { maxReadBufferLength: 100_000 } })());
   try {

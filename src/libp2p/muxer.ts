@@ -191,7 +191,8 @@ export class MuxwireMuxer
         continue;
       }
       // Reset on the wire (the session can then end); here the stream ends as libp2p's do when the
-      // connection closes: without an error.
+      // connection closes: without an error, after what a paused reader holds (kept for its resume()).
+      stream.keepHeld();
       stream.onTransportClosed();
       stream.sendReset(new MuxerClosedError('the muxer closed before the peer finished this stream'));
     }

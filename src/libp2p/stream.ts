@@ -409,12 +409,25 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     let ended = false;
     if (this.#paused !== null && error instanceof ChannelResetError) {
       // Moved now, before a FIN delivered in the same receive step is passed on (from a microtask).
-      for (const chunk of this.#paused.drain()) this.readBuffer.append(chunk);
       ended = this.#endAfterPaused;
+      this.keepHeld();
     }
     this.#endAfterPaused = false;
     this.#letGo(toLibp2pError(error));
     defer(() => this.#failed(error, ended));
+  }
+
+  /**
+   * @internal The stream is about to end without the rest of the peer's data (the muxer's own `close()`): data
+   * held while paused moves to the read buffer, where a later `resume()` or reader still finds it, and no
+   * `'end'` comes before it is handed on.
+   */
+  keepHeld(): void {
+    const paused = this.#paused;
+    if (paused === null) return;
+    this.#paused = null;
+    this.#held = 0;
+    for (const chunk of paused.drain()) this.readBuffer.append(chunk);
   }
 
   /**
@@ -538,11 +551,8 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    */
   #endHeld(): void {
     this.#endAfterPaused = false;
-    const paused = this.#paused;
-    if (paused !== null) {
-      this.#paused = null;
-      this.#held = 0;
-      for (const chunk of paused.drain()) this.readBuffer.append(chunk);
+    if (this.#paused !== null) {
+      this.keepHeld();
       this.#port.readProgress(this.#state);
     }
     this.onRemoteCloseWrite();
