@@ -1017,7 +1017,10 @@ test("data held by a paused reader survives its own muxer's close(): resume() an
         assert.equal(await settlement(reading), 'resolved', `${what}: the reading ends without an error`);
         const got = Buffer.concat(chunks);
         assert.equal(got.byteLength, 1001, `${what}: every byte that arrived`);
-        assert.ok(got.subarray(1).every((byte) => byte === 7), what);
+        assert.ok(
+          got.subarray(1).every((byte) => byte === 7),
+          what,
+        );
         assert.deepEqual(events, ['close', 'end'], what);
       } finally {
         dialer.abort(new Error('test over'));
