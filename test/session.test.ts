@@ -987,6 +987,48 @@ describe('accepting', () => {
     }
   });
 
+  test("a channel the peer reset in the same read as its SYN is not handed to a waiting accept(): its 'close' came before the caller could listen; the call gets the next channel", async () => {
+    for (const kind of ['Channel', 'LightChannel'] as const) {
+      const transport = new FakeTransport();
+      const options = { keepAliveInterval: 0 };
+      const session =
+        kind === 'Channel'
+          ? new MuxSession<ChannelClass>(transport, 'server', options, (state, s) => new ChannelClass(state, s))
+          : new LightSession(transport, 'server', options);
+      const accepting = session.accept();
+      // Its SYN, data and RST in one read (a busy loop, a slow link), then the next channel's SYN.
+      transport.feed(
+        Buffer.concat([
+          frame(FrameType.data, Flag.syn, 1, Buffer.from('gone')),
+          frame(FrameType.windowUpdate, Flag.rst, 1, 0),
+        ]),
+      );
+      transport.feed(frame(FrameType.data, Flag.syn, 3, Buffer.from('next')));
+      const channel = await accepting;
+      assert.equal(channel.id, 3, kind);
+      assert.equal(channel.destroyed, false, kind);
+      const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
+      transport.feed(frame(FrameType.windowUpdate, Flag.rst, 3, 0));
+      await closed; // a listener added as the call returned hears the channel's end
+      session.destroy();
+    }
+  });
+
+  test('a burst of SYNs in one read goes to as many waiting accept() calls, none refused for the accept backlog', async () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0, acceptBacklog: 2 });
+    const accepting = Array.from({ length: 8 }, () => session.accept());
+    transport.feed(
+      Buffer.concat(Array.from({ length: 8 }, (_, i) => frame(FrameType.data, Flag.syn, 1 + 2 * i, Buffer.from('x')))),
+    );
+    const ids = (await Promise.all(accepting)).map((channel) => channel.id);
+    assert.deepEqual(ids, [1, 3, 5, 7, 9, 11, 13, 15]);
+    await new Promise((resolve) => setImmediate(resolve));
+    const resets = parseFrames(transport.output()).filter((f) => (f.flags & Flag.rst) !== 0);
+    assert.equal(resets.length, 0);
+    session.destroy();
+  });
+
   test('pending accepts settle when the session closes; iteration ends cleanly', async () => {
     const pair = await sessionPair();
     const pending = pair.server.accept();
@@ -2124,6 +2166,19 @@ describe('closing: what a review found', () => {
     assert.equal(session.state, 'closed');
     await assert.rejects(session.closed, { code: 'ERR_MUX_CLOSE_TIMEOUT', message: /did not take the last frames/ });
     assert.ok(transport.destroyed);
+  });
+
+  test('close({ timeout }) with no channel left and a peer that took the last frames but never ends its side resolves at the timeout, cleanly; the transport is dropped after the linger', async () => {
+    const transport = new FakeTransport(); // takes every write; never answers the Go Away's ping, never ends
+    const session = lightSession(transport, { keepAliveInterval: 0 });
+    const started = performance.now();
+    await session.close({ timeout: 100 });
+    const took = performance.now() - started;
+    assert.ok(took < 1000, `close() took ${took.toFixed(0)} ms (it waited out the 2 s linger after its timeout)`);
+    await session.closed;
+    assert.equal(session.state, 'closed');
+    assert.ok(transport.ended, 'the transport was ended');
+    await until(() => transport.destroyed, 4000, 'the transport destroyed after the linger');
   });
 
   test('close() again while closing: a sooner timeout replaces the deadline, a later one does not, a bad one throws', async () => {

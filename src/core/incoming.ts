@@ -13,6 +13,7 @@ import { Pending, type ChannelEndpoint, type ChannelState } from './channel-stat
 import type { CodecCapabilities } from './codec.js';
 import type { Emitter } from './emitter.js';
 import { abortable } from './abortable.js';
+import { defer } from './defer.js';
 import { Fifo } from './fifo.js';
 import type { ResolvedOptions } from './options.js';
 import type { ReadGate } from './read-gate.js';
@@ -30,6 +31,8 @@ export class Incoming<C extends ChannelEndpoint> {
   /** Channels in the queue still waiting to be accepted (`awaitingAccept`): those that left it do not count. */
   #waiting = 0;
   readonly #waiters = new Waiters<C>();
+  /** Channels queued for the waiting `accept()` calls, which `#serve` hands them from a microtask. */
+  #reserved = 0;
 
   readonly #options: ResolvedOptions;
   readonly #caps: CodecCapabilities;
@@ -72,7 +75,7 @@ export class Incoming<C extends ChannelEndpoint> {
 
   /** The queue is full and the codec can refuse: a new channel is refused. */
   get full(): boolean {
-    return this.#caps.refusal && this.#waiting >= this.#options.acceptBacklog;
+    return this.#caps.refusal && this.#waiting - this.#reserved >= this.#options.acceptBacklog;
   }
 
   /**
@@ -94,7 +97,8 @@ export class Incoming<C extends ChannelEndpoint> {
 
   /** See `MuxSession.accept`. */
   accept(signal: AbortSignal | undefined): Promise<C> {
-    const queued = this.take();
+    // (Calls already waiting come first: the channels queued for them are theirs.)
+    const queued = this.#waiters.size === 0 ? this.take() : undefined;
     if (queued !== undefined) return Promise.resolve(queued);
     const refusal = this.#acceptRefusal();
     if (refusal !== undefined) return Promise.reject(refusal);
@@ -107,24 +111,36 @@ export class Incoming<C extends ChannelEndpoint> {
 
   /** A new inbound channel: to a waiting `accept()`, to the `'channel'` listeners, or into the queue. */
   offer(channel: ChannelState): void {
-    const resolve = this.#waiters.shift();
-    if (resolve !== undefined) {
-      this.#acknowledge(channel);
-      resolve(channel.endpoint as C);
-    } else if (this.#events.listenerCount('channel') > 0) {
+    const forWaiter = this.#reserved < this.#waiters.size;
+    if (!forWaiter && this.#events.listenerCount('channel') > 0) {
       this.#acknowledge(channel);
       this.#events.emit('channel', channel.endpoint as C);
     } else {
       channel.awaitingAccept = true;
       this.#waiting++;
       this.#queue.push(channel);
-      if (!this.#caps.refusal && this.#waiting >= this.#options.acceptBacklog) {
+      if (forWaiter) {
+        // Handed over from a microtask, once the frames read with its SYN were dispatched: a reset (or the
+        // session's end) among them takes it out of the queue first, and the call waits on. Handed over at once,
+        // the caller got a channel whose 'close' had come before it could listen.
+        if (this.#reserved++ === 0) defer(this.#serve);
+      } else if (!this.#caps.refusal && this.#waiting >= this.#options.acceptBacklog) {
         // This format cannot refuse (its RST is a close): slow the peer down instead, as the original does.
         this.#gate.acceptFull = true;
         this.#gate.pause();
       }
     }
   }
+
+  /** Hands the queued channels to the waiting `accept()` calls, oldest first. */
+  readonly #serve = (): void => {
+    this.#reserved = 0;
+    while (this.#waiters.size > 0) {
+      const channel = this.take();
+      if (channel === undefined) return;
+      this.#waiters.shift()!(channel);
+    }
+  };
 
   /** Takes the oldest queued channel that is still live, acknowledging it; undefined when none waits. */
   take(): C | undefined {

@@ -781,10 +781,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#goAway.settle(); // nothing left to wait for but the peer's answer to the Go Away: end now
       // The writer flushes before it ends the transport (a microtask). Not ended by the next task, the last
       // frames wait for a peer that stopped reading: the transport is dropped, as with channels still open.
-      // (Once ended, the linger bounds the wait for the peer's end.)
+      // Ended, everything went: the session ends now, at its deadline, without waiting for the peer's end (the
+      // linger still gives the peer that long to end its side before the transport is destroyed).
       this.#closeTimer = setTimeout(() => {
         this.#closeTimer = undefined;
-        if (this.#status === 'closing' && !this.#writer.ended) this.#failClose(timeout, 0);
+        if (this.#status !== 'closing') return;
+        if (this.#writer.ended) this.#finish(this.#peerReportedError());
+        else this.#failClose(timeout, 0);
       }, 0);
       return;
     }

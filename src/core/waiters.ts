@@ -18,6 +18,11 @@ export class Waiters<T> {
   /** Records in the queue whose call gave up. */
   #dead = 0;
 
+  /** Calls still waiting. */
+  get size(): number {
+    return this.#queue.length - this.#dead;
+  }
+
   add(resolve: (value: T) => void, reject: (error: Error) => void): Waiter<T> {
     const waiter: Waiter<T> = { resolve, reject };
     this.#queue.push(waiter);
