@@ -11,6 +11,7 @@ import { loadToken } from './auth.js';
 import { coalescingTransport } from './coalesce.js';
 import { FATAL_CODES, TunnelError } from './errors.js';
 import {
+  ANSWER_TIMEOUT_MS,
   type Decision,
   type ForwardContext,
   ForwardedSockets,
@@ -101,17 +102,7 @@ export async function runClient(
         if (!result.ok) {
           failed.push({ error: new TunnelError(result.code, `-${spec.kind} ${spec.text}: ${result.message}`), spec });
         } else if (spec.kind === 'R') {
-          reporter.event(
-            'remote-listening',
-            `-R ${spec.text}: the server listens on ${formatAddress(spec.bind, result.port ?? spec.port)}`,
-            {
-              forward: spec.text,
-              bind: spec.bind,
-              port: result.port ?? spec.port,
-              host: spec.host,
-              hostPort: spec.hostPort,
-            },
-          );
+          reportListening(spec, result.port);
         }
       }
       // Before the first session a refused forward is a mistake in the command line or the server's
@@ -120,11 +111,12 @@ export async function runClient(
       if (failed.length > 0 && !everUp) throw failed[0]!.error;
       // A fixed -R port refused as in use after a reconnect is most often still held by the server's record of
       // the session that was lost (a connection cut on this side only): it is freed once the server notices,
-      // within its keep-alive timeout. So a new handshake asks again, after a backoff.
+      // within its keep-alive timeout. So it is asked for again, after a backoff: on this session when the
+      // server answers such requests (nothing else is disturbed), else by a new handshake.
       const inUse = failed.map(({ error, spec }) => spec.kind === 'R' && error.code === 'ERR_TUNNEL_LISTEN');
       const relisten = inUse.includes(true);
       const delay = Math.min(RELISTEN_FIRST_DELAY_MS * 2 ** relistenAttempts, config.reconnectMax);
-      relistenAttempts = relisten ? relistenAttempts + 1 : 0;
+      relistenAttempts = relisten && welcome.listen !== true ? relistenAttempts + 1 : 0;
       for (const [i, { error, spec }] of failed.entries()) {
         const again = inUse[i];
         reporter.event(
@@ -133,7 +125,9 @@ export async function runClient(
           { code: error.code, forward: `-${spec.kind} ${spec.text}` },
         );
       }
-      if (relisten) {
+      if (relisten && welcome.listen === true) {
+        for (const [i, { spec }] of failed.entries()) if (inUse[i]) listenAgain(session, spec, delay);
+      } else if (relisten) {
         const timer = setTimeout(
           () => reconnector.renew(session, 'asking the server again for a -R port it refused as in use'),
           delay,
@@ -159,6 +153,54 @@ export async function runClient(
       }
       throw error;
     }
+  }
+
+  function reportListening(spec: ForwardSpec, port: number | undefined): void {
+    reporter.event(
+      'remote-listening',
+      `-R ${spec.text}: the server listens on ${formatAddress(spec.bind, port ?? spec.port)}`,
+      { forward: spec.text, bind: spec.bind, port: port ?? spec.port, host: spec.host, hostPort: spec.hostPort },
+    );
+  }
+
+  /**
+   * Asks the server again, on `session`, for the -R forward `spec` that it refused as in use, after `delayMs`;
+   * refused as in use again, after twice that (up to `--reconnect-max`), for as long as the session lasts (a
+   * new session's handshake asks for every forward anyway).
+   */
+  function listenAgain(session: Session, spec: ForwardSpec, delayMs: number): void {
+    const timer = setTimeout(() => {
+      session.off('close', cancel);
+      void (async () => {
+        let channel: Channel;
+        try {
+          channel = session.dial();
+        } catch {
+          return; // the session is ending: the next one asks for the forward in its handshake
+        }
+        channel.on('error', () => {});
+        channel.end(encode({ type: 'listen', index: locals.length + remotes.indexOf(spec) }));
+        try {
+          const answer = await expectMessage(channel, ANSWER_TIMEOUT_MS, 'ok');
+          channel.resume(); // its end must be seen for the channel to close
+          reportListening(spec, answer.port);
+        } catch (error) {
+          channel.destroy();
+          if (session.state !== 'open') return;
+          const e = error as TunnelError;
+          const again = e.code === 'ERR_TUNNEL_LISTEN';
+          const next = Math.min(delayMs * 2, config.reconnectMax);
+          reporter.event(
+            'forward-refused',
+            `-R ${spec.text}: ${e.message}${again ? `; asking again in ${(next / 1000).toFixed(1)} s` : ''}`,
+            { code: e.code, forward: `-R ${spec.text}` },
+          );
+          if (again) listenAgain(session, spec, next);
+        }
+      })();
+    }, delayMs);
+    const cancel = (): void => clearTimeout(timer);
+    session.once('close', cancel);
   }
 
   /**
@@ -334,6 +376,7 @@ export async function runClient(
         // The connections waiting for a session heard "none" from stop(): their handlers, queued then, run
         // before this continuation (promise jobs run in order), so their reports come before 'stopped'.
         await Promise.resolve();
+        context.sockets.stopping();
         if (sessions.size > 0) {
           reporter.event('stopping', `stopping: open connections get ${config.drainTimeout} ms to finish`);
           await Promise.all(

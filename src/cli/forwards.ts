@@ -6,10 +6,18 @@
  * @module
  */
 import net from 'node:net';
-import type { Channel, Session } from '../index.js';
+import { type Channel, ChannelResetError, type Session } from '../index.js';
 import { formatAddress } from './args.js';
 import { TunnelError, describeSocketError } from './errors.js';
-import { type ConnectRequest, type RemoteRequest, encode, expectMessage, readMessage } from './protocol.js';
+import {
+  type ConnectRequest,
+  type ForwardResult,
+  type ListenRequest,
+  type RemoteRequest,
+  encode,
+  expectMessage,
+  readMessage,
+} from './protocol.js';
 import type { Reporter, Traffic } from './status.js';
 
 /** How long the answering side may take to connect to the target and reply. */
@@ -23,6 +31,9 @@ export const RESET_FIN_WAIT_MS = 1_000;
 
 /** What the answering side decides for a request: a target to connect to, or a refusal. */
 export type Decision = { host: string; port: number } | TunnelError;
+
+/** The server's answer to a client asking again for an -R forward (see `ListenRequest`). */
+export type ListenHandler = (request: ListenRequest) => Promise<ForwardResult>;
 
 /** Shared by every forwarded connection of one process. */
 export interface ForwardContext {
@@ -38,6 +49,18 @@ export interface ForwardContext {
  */
 export class ForwardedSockets {
   readonly #open = new Set<net.Socket>();
+  /** Set by `stopping()`: the sockets reset since then because their channel failed, for the stop's count. */
+  #resetWhileStopping: number | undefined;
+
+  /** A shutdown's drain begins: sockets reset from now on count in `resetUnfinished()`'s result. */
+  stopping(): void {
+    this.#resetWhileStopping ??= 0;
+  }
+
+  /** `socket` is being reset because its channel failed (the drain's deadline, a lost session). */
+  resetting(socket: net.Socket): void {
+    if (this.#resetWhileStopping !== undefined && this.#open.delete(socket)) this.#resetWhileStopping++;
+  }
 
   /** Keeps `socket` until it closes. */
   add(socket: net.Socket): void {
@@ -47,13 +70,15 @@ export class ForwardedSockets {
   }
 
   /**
-   * Resets (TCP RST) every socket whose stream is unfinished; returns how many. A socket that has handed all
+   * Resets (TCP RST) every socket whose stream is unfinished; returns how many, with those reset since
+   * `stopping()` because their channel failed (the drain's deadline). A socket that has handed all
    * its data to the kernel and was ended is left alone: the kernel delivers the data and the FIN after the
    * exit (closing the socket sends the FIN if its shutdown has not run yet), and a reset would throw away
    * what it still holds of a complete stream.
    */
   resetUnfinished(): number {
-    let reset = 0;
+    let reset = this.#resetWhileStopping ?? 0;
+    if (this.#resetWhileStopping !== undefined) this.#resetWhileStopping = 0;
     for (const socket of this.#open) {
       if (socket.destroyed || socket.writableFinished || endedAndWritten(socket)) continue;
       reset += 1;
@@ -100,13 +125,16 @@ function resetSocket(socket: net.Socket): void {
  * end). A failure on either side aborts the other: a reset channel resets the socket (RST, so the program
  * on the far end sees the break at once rather than a clean end of data), a failed socket resets the channel.
  */
-function splice(socket: net.Socket, channel: Channel): void {
+function splice(socket: net.Socket, channel: Channel, sockets: ForwardedSockets): void {
   channel.pipe(socket);
   socket.on('close', (hadError) => {
     if (hadError && !channel.destroyed) channel.destroy();
   });
   channel.on('close', () => {
-    if (channel.failure !== undefined && !socket.destroyed) resetSocket(socket);
+    if (channel.failure !== undefined && !socket.destroyed) {
+      sockets.resetting(socket);
+      resetSocket(socket);
+    }
   });
 }
 
@@ -144,13 +172,19 @@ export async function carry(
   context.traffic.track(socket);
   channel.write(encode(request));
   socket.pipe(channel);
+  /** The local program's connection failed (it reset it) before the answer: no failure of the tunnel's. */
+  let droppedHere = false;
   socket.on('close', (hadError) => {
-    if (hadError && !channel.destroyed) channel.destroy();
+    if (hadError && !channel.destroyed) {
+      droppedHere = true;
+      channel.destroy();
+    }
   });
   try {
     await expectMessage(channel, ANSWER_TIMEOUT_MS, 'ok');
   } catch (error) {
     const e = error as TunnelError;
+    if (droppedHere) return; // (its channel was reset, which the other end does not report either)
     context.reporter.event('forward-failed', `${label}: ${e.message}; connection reset`, {
       forward: label,
       code: e.code,
@@ -163,7 +197,7 @@ export async function carry(
     channel.destroy();
     return;
   }
-  splice(socket, channel);
+  splice(socket, channel, context.sockets);
 }
 
 /** Refuses a request: the reason goes back on the channel, whose further data is dropped. */
@@ -204,24 +238,39 @@ export function connectTarget(host: string, port: number): Promise<net.Socket> {
 /**
  * Answers a channel the peer opened for a forwarded connection: reads its request, lets `decide` check it
  * (refusals go back to the peer and are reported here too), connects to the target, replies `ok` and splices.
+ * With `listen` (the server's), a channel may instead ask again for an -R forward: its result goes back.
  */
 export async function answer(
   channel: Channel,
   expected: 'connect' | 'remote',
   decide: (request: ConnectRequest | RemoteRequest) => Decision,
   context: ForwardContext,
+  listen?: ListenHandler,
 ): Promise<void> {
   ignoreErrors(channel);
   let request: ConnectRequest | RemoteRequest;
   try {
     const message = await readMessage(channel, REQUEST_TIMEOUT_MS);
+    if (message.type === 'listen' && listen !== undefined) {
+      const result = await listen(message);
+      if (result.ok) {
+        channel.end(encode({ type: 'ok', port: result.port }));
+        channel.resume(); // its end must be seen for the channel to close
+      } else {
+        refuse(channel, new TunnelError(result.code, result.message));
+      }
+      return;
+    }
     if (message.type !== expected)
       throw new TunnelError('ERR_TUNNEL_PROTOCOL', `control protocol: expected ${expected}, got ${message.type}`);
     request = message;
   } catch (error) {
+    channel.destroy();
+    // Reset before its request was complete: the connection it stood for went away at the other end (a
+    // program that aborted it), which is no failure of the tunnel's.
+    if (error instanceof ChannelResetError) return;
     const e = error as TunnelError;
     context.reporter.event('forward-failed', `a forwarded channel failed: ${e.message}`, { code: e.code });
-    channel.destroy();
     return;
   }
   const decision = decide(request);
@@ -251,7 +300,7 @@ export async function answer(
   context.traffic.track(socket);
   channel.write(encode({ type: 'ok' }));
   socket.pipe(channel);
-  splice(socket, channel);
+  splice(socket, channel, context.sockets);
 }
 
 /**

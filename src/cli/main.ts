@@ -81,7 +81,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
       const now = performance.now();
       if (first !== undefined) {
         if (signal === first.signal && now - first.at < REPEAT_WINDOW_MS) return;
-        reporter.event('forced', `${signal} again: exiting without waiting`, { signal });
+        const again = signal === first.signal ? `${signal} again` : `${signal} after ${first.signal}`;
+        reporter.event('forced', `${again}: exiting without waiting`, { signal });
         // Reset what is still open: the exit alone would close it with a FIN, as if its data were complete.
         running.abort();
         process.exit(forcedExitCode(signal));

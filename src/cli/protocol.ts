@@ -81,6 +81,8 @@ export interface Welcome {
   type: 'welcome';
   version: number;
   results: ForwardResult[];
+  /** The server answers `listen` requests (a server that does not leaves the field out). */
+  listen?: true;
 }
 export interface Refusal {
   type: 'error';
@@ -98,11 +100,21 @@ export interface RemoteRequest {
   type: 'remote';
   index: number;
 }
+/**
+ * First message on a channel the client opens to ask again for an announced -R forward that the welcome
+ * refused (its port in use): which one. Answered by `ok` with the port, or `error`.
+ */
+export interface ListenRequest {
+  type: 'listen';
+  index: number;
+}
 export interface Accepted {
   type: 'ok';
+  /** In the answer to a `listen`: the port the server now listens on. */
+  port?: number;
 }
 
-export type Message = Hello | Welcome | Refusal | ConnectRequest | RemoteRequest | Accepted;
+export type Message = Hello | Welcome | Refusal | ConnectRequest | RemoteRequest | ListenRequest | Accepted;
 
 /** Encodes one message with its length prefix. */
 export function encode(message: Message): Buffer {
@@ -249,7 +261,12 @@ export function validate(value: unknown): Message {
     case 'welcome': {
       if (!Array.isArray(value.results) || value.results.length > 256)
         throw protocolError('results must be a list of at most 256');
-      return { type: 'welcome', version: int(value.version, 'version', 0, 1e6), results: value.results.map(result) };
+      return {
+        type: 'welcome',
+        version: int(value.version, 'version', 0, 1e6),
+        results: value.results.map(result),
+        ...(value.listen === true ? { listen: true as const } : {}),
+      };
     }
     case 'error':
       return { type: 'error', code: code(value.code), message: str(value.message, 'message') };
@@ -257,8 +274,10 @@ export function validate(value: unknown): Message {
       return { type: 'connect', host: hostField(value.host, 'host'), port: int(value.port, 'port', 1, 65535) };
     case 'remote':
       return { type: 'remote', index: int(value.index, 'index', 0, 255) };
+    case 'listen':
+      return { type: 'listen', index: int(value.index, 'index', 0, 255) };
     case 'ok':
-      return { type: 'ok' };
+      return value.port === undefined ? { type: 'ok' } : { type: 'ok', port: int(value.port, 'port', 1, 65535) };
     default:
       throw protocolError(`unknown message type ${JSON.stringify(String(value.type)).slice(0, 40)}`);
   }

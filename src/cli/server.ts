@@ -25,6 +25,8 @@ import {
 import {
   type ConnectRequest,
   type ForwardResult,
+  type AnnouncedForward,
+  type ListenRequest,
   HELLO_TIMEOUT_MS,
   type Hello,
   PROTOCOL_VERSION,
@@ -49,7 +51,12 @@ export interface RunningServer {
 interface ClientState {
   session: Session;
   remote: string;
-  listeners: net.Server[];
+  /** The -R listeners, by their forward's index in the client's hello. */
+  listeners: Map<number, net.Server>;
+  /** The -R forwards whose listener is being opened. */
+  opening: Set<number>;
+  /** The client sent Go Away: its -R listeners are closed, and none opens any more. */
+  goneAway: boolean;
   /** The control channel, once authenticated: ended on shutdown so that the session can drain and close. */
   control?: Channel;
 }
@@ -100,12 +107,18 @@ export async function runServer(
       'server',
       clientSessionOptions(config.maxChannels, refusals),
     );
-    const state: ClientState = { session, remote, listeners: [] };
+    const state: ClientState = { session, remote, listeners: new Map(), opening: new Set(), goneAway: false };
     clients.add(state);
+    // The client's Go Away (it stops, or moves to a new session): its -R ports are free for the next one at
+    // once, and a connection to them is refused rather than taken and reset while the old session drains.
+    session.once('goaway', () => {
+      state.goneAway = true;
+      for (const listener of state.listeners.values()) listener.close();
+    });
     session.once('close', (error?: Error) => {
       clients.delete(state);
       refusals.flush();
-      for (const listener of state.listeners) listener.close();
+      for (const listener of state.listeners.values()) listener.close();
       // Before authentication the handshake's own failure report says what happened.
       if (state.control !== undefined) {
         reporter.event(
@@ -175,7 +188,7 @@ export async function runServer(
     }
     const results = await answerForwards(state, hello);
     if (session.state !== 'open') return;
-    control.write(encode({ type: 'welcome', version: PROTOCOL_VERSION, results }));
+    control.write(encode({ type: 'welcome', version: PROTOCOL_VERSION, results, listen: true }));
     // Either end closing the control channel (the client stopping, or this server) closes it both ways.
     control.on('end', () => control.end());
     control.resume(); // nothing more is read from it, but its end must be seen
@@ -197,8 +210,26 @@ export async function runServer(
       return { host, port };
     };
     session.off('channel', refuse);
+    // A client whose welcome refused an -R port as in use asks for it again on a channel of its own.
+    const listen = async (request: ListenRequest): Promise<ForwardResult> => {
+      const forward = hello.forwards[request.index];
+      if (forward?.kind !== 'R') {
+        return {
+          ok: false,
+          code: 'ERR_TUNNEL_PROTOCOL',
+          message: `control protocol: forward ${request.index} is not an -R forward of this client`,
+        };
+      }
+      return (
+        (await openRemote(state, request.index, forward)) ?? {
+          ok: false,
+          code: 'ERR_TUNNEL_LISTEN',
+          message: `-R ${formatAddress(forward.bind, forward.port)}: the session is ending`,
+        }
+      );
+    };
     session.on('channel', (channel) => {
-      void answer(channel, 'connect', decide, context);
+      void answer(channel, 'connect', decide, context, listen);
     });
   }
 
@@ -216,38 +247,57 @@ export async function runServer(
         );
         continue;
       }
-      if (!allowed(config.allowRemote, forward.bind, forward.port)) {
-        results.push(
-          denied(
-            `-R bind ${formatAddress(forward.bind, forward.port)} is not allowed by the server (no --allow-remote admits it)`,
-          ),
-        );
-        continue;
-      }
-      const label = `-R ${formatAddress(forward.bind, forward.port)} of ${state.remote}`;
-      try {
-        const listener = await listenForward(forward.bind, forward.port, label, (socket) => {
-          void carry(socket, state.session, { type: 'remote', index }, label, context);
-        });
-        if (state.session.state !== 'open') {
-          listener.close();
-          break;
-        }
-        state.listeners.push(listener);
-        results.push({ ok: true, port: boundPort(listener) });
-      } catch (error) {
-        const e = error as TunnelError;
-        reporter.event('listen-failed', e.message, {
-          code: e.code,
-          remote: state.remote,
-          forward: label,
-          bind: forward.bind,
-          port: forward.port,
-        });
-        results.push({ ok: false, code: e.code, message: e.message });
-      }
+      const result = await openRemote(state, index, forward);
+      if (result === undefined) break;
+      results.push(result);
     }
     return results;
+  }
+
+  /**
+   * Opens the listener of the client's -R forward `index`, if --allow-remote admits it (one already open
+   * answers with its port); undefined when the session ended or the client went away meanwhile.
+   */
+  async function openRemote(
+    state: ClientState,
+    index: number,
+    forward: Extract<AnnouncedForward, { kind: 'R' }>,
+  ): Promise<ForwardResult | undefined> {
+    if (!allowed(config.allowRemote, forward.bind, forward.port)) {
+      return denied(
+        `-R bind ${formatAddress(forward.bind, forward.port)} is not allowed by the server (no --allow-remote admits it)`,
+      );
+    }
+    const open = state.listeners.get(index);
+    if (open !== undefined) return { ok: true, port: boundPort(open) };
+    const label = `-R ${formatAddress(forward.bind, forward.port)} of ${state.remote}`;
+    if (state.opening.has(index)) {
+      return { ok: false, code: 'ERR_TUNNEL_LISTEN', message: `${label}: its listener is being opened` };
+    }
+    state.opening.add(index);
+    try {
+      const listener = await listenForward(forward.bind, forward.port, label, (socket) => {
+        void carry(socket, state.session, { type: 'remote', index }, label, context);
+      });
+      if (state.session.state !== 'open' || state.goneAway) {
+        listener.close();
+        return undefined;
+      }
+      state.listeners.set(index, listener);
+      return { ok: true, port: boundPort(listener) };
+    } catch (error) {
+      const e = error as TunnelError;
+      reporter.event('listen-failed', e.message, {
+        code: e.code,
+        remote: state.remote,
+        forward: label,
+        bind: forward.bind,
+        port: forward.port,
+      });
+      return { ok: false, code: e.code, message: e.message };
+    } finally {
+      state.opening.delete(index);
+    }
   }
 
   function denied(message: string): ForwardResult {
@@ -308,9 +358,10 @@ export async function runServer(
         `stopping: Go Away sent to ${clients.size} client(s), open connections get ${config.drainTimeout} ms to finish`,
         { clients: clients.size },
       );
+      context.sockets.stopping();
       await Promise.all(
         [...clients].map(async ({ session, listeners, control }) => {
-          for (const listener of listeners) listener.close();
+          for (const listener of listeners.values()) listener.close();
           control?.end();
           await session.close({ timeout: config.drainTimeout }).catch(() => {});
         }),

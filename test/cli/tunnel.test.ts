@@ -11,7 +11,7 @@ import net from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ChannelResetError, Session } from '../../src/index.js';
 import { WS_MAX_MESSAGE_BYTES, encode, expectMessage, readMessage } from '../../src/cli/protocol.js';
-import { announceWebSocketMessage, pseudoRandomBytes } from '../helpers.js';
+import { announceWebSocketMessage, pseudoRandomBytes, until } from '../helpers.js';
 import { selfSignedCertificate } from '../support/self-signed.js';
 import {
   Cli,
@@ -772,10 +772,25 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     );
 
     test(
-      "a fixed -R port refused after a reconnect (the server still held the lost session's listener) is asked for again and served",
+      "a fixed -R port refused after a reconnect (the server still held the lost session's listener) is asked for again on the same session and served; a connection through the tunnel meanwhile is not disturbed",
       { timeout: TIMEOUT },
       async () => {
-        const s = await server(['--token-file', work.tokenFile, '--allow-remote', '127.0.0.1:*', ...allowTarget()]);
+        // An echo target for a long-lived connection through -L (the HTTP target closes idle connections).
+        const echo = net.createServer((socket) => {
+          socket.on('error', () => {});
+          socket.pipe(socket);
+        });
+        await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+        const echoPort = (echo.address() as net.AddressInfo).port;
+        const s = await server([
+          '--token-file',
+          work.tokenFile,
+          '--allow-remote',
+          '127.0.0.1:*',
+          ...allowTarget(),
+          '--allow',
+          `127.0.0.1:${echoPort}`,
+        ]);
         // A relay stands for a NAT or a load balancer: it can cut the client's leg of a connection while the
         // server's leg stays open and silent, so the server notices only by its keep-alive.
         const legs: { client: net.Socket; server: net.Socket }[] = [];
@@ -788,6 +803,7 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
           legs.push({ client: clientLeg, server: serverLeg });
         });
         await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+        let longLived: net.Socket | undefined;
         try {
           const remotePort = await freePort();
           const relayPort = (relay.address() as net.AddressInfo).port;
@@ -796,7 +812,10 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
             work.tokenFile,
             '-R',
             `${remotePort}:127.0.0.1:${target.port}`,
+            '-L',
+            `0:127.0.0.1:${echoPort}`,
           ]);
+          const [echoThrough] = localPorts(c);
           assert.equal(await curl(`http://127.0.0.1:${remotePort}/`), 'hello through the tunnel\n');
           const { client: clientLeg, server: serverLeg } = legs[0]!;
           clientLeg.unpipe(serverLeg);
@@ -806,7 +825,19 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
           const refused = await c.waitFor('forward-refused', 15_000);
           assert.equal(refused.code, 'ERR_TUNNEL_LISTEN');
           assert.match(refused.message, /asking again in \d/);
-          // The server's keep-alive (10 s, then 10 s for the answer) frees the port; a later handshake gets it.
+          // (The reconnect's session-up follows its refusal: the handshake reports what it was refused first.)
+          await c.waitFor((e) => e.event === 'session-up' && Number(e.reconnects) > 0, 15_000);
+          const sessionsUp = c.events.filter((e) => e.event === 'session-up').length;
+          // A connection through the new session while the port is asked for again.
+          longLived = net.connect(echoThrough!, '127.0.0.1');
+          longLived.on('error', () => {});
+          let echoed = '';
+          let ended: string | undefined;
+          longLived.on('data', (data: Buffer) => (echoed += data.toString()));
+          longLived.on('close', (hadError) => (ended ??= hadError ? 'reset' : 'closed'));
+          longLived.write('first ');
+          await until(() => echoed === 'first ', 5000, 'the first echo');
+          // The server's keep-alive (10 s, then 10 s for the answer) frees the port; a later request gets it.
           const relistened = await c.waitFor(
             (e) =>
               e.event === 'remote-listening' && e.port === remotePort && (e.time as string) > (refused.time as string),
@@ -814,13 +845,139 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
           );
           assert.ok(relistened);
           assert.equal(await curl(`http://127.0.0.1:${remotePort}/`), 'hello through the tunnel\n');
+          longLived.write('second');
+          await until(() => echoed === 'first second', 5000, 'the second echo on the same connection');
+          assert.equal(ended, undefined, 'the connection through -L was not cut while the port was asked for again');
+          assert.equal(
+            c.events.filter((e) => e.event === 'session-up').length,
+            sessionsUp,
+            'no new session was made to ask for the port',
+          );
         } finally {
+          longLived?.destroy();
           for (const { client: a, server: b } of legs) {
             a.destroy();
             b.destroy();
           }
           relay.close();
+          echo.close();
         }
+        await s.cli.stop();
+      },
+    );
+
+    test(
+      "a stopping client's -R port is closed on the server at its Go Away: while a connection in flight drains, new ones are refused, not taken and reset",
+      { timeout: TIMEOUT },
+      async () => {
+        const echo = net.createServer((socket) => {
+          socket.on('error', () => {});
+          socket.pipe(socket);
+        });
+        await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+        const echoPort = (echo.address() as net.AddressInfo).port;
+        const s = await server(['--token-file', work.tokenFile, '--allow-remote', '127.0.0.1:*']);
+        let inFlight: net.Socket | undefined;
+        try {
+          const remotePort = await freePort();
+          const c = await client(s.port, ['--token-file', work.tokenFile, '-R', `${remotePort}:127.0.0.1:${echoPort}`]);
+          await c.waitFor('remote-listening');
+          inFlight = net.connect(remotePort, '127.0.0.1');
+          inFlight.on('error', () => {});
+          let echoed = '';
+          inFlight.on('data', (data: Buffer) => (echoed += data.toString()));
+          inFlight.write('held open');
+          await until(() => echoed === 'held open', 5000, 'the echo through -R');
+          const stopped = c.stop('SIGTERM', 20_000); // drains: the connection in flight keeps the session
+          await c.waitFor('signal');
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          const outcome = await new Promise<string>((resolve) => {
+            const probe = net.connect(remotePort, '127.0.0.1');
+            probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+            probe.once('connect', () => {
+              probe.destroy();
+              resolve('connected');
+            });
+          });
+          assert.equal(outcome, 'ECONNREFUSED', "the -R port after the client's Go Away");
+          inFlight.end();
+          await stopped;
+        } finally {
+          inFlight?.destroy();
+          echo.close();
+        }
+        await s.cli.stop();
+      },
+    );
+
+    test(
+      "a stop whose drain deadline passes counts every connection it cut, on the end that holds the target's socket too",
+      { timeout: TIMEOUT },
+      async () => {
+        const echo = net.createServer((socket) => {
+          socket.on('error', () => {});
+          socket.pipe(socket);
+        });
+        await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+        const echoPort = (echo.address() as net.AddressInfo).port;
+        const s = await server([
+          '--token-file',
+          work.tokenFile,
+          '--allow',
+          `127.0.0.1:${echoPort}`,
+          '--drain-timeout',
+          '300',
+        ]);
+        const held: net.Socket[] = [];
+        try {
+          const c = await client(s.port, ['--token-file', work.tokenFile, '-L', `0:127.0.0.1:${echoPort}`]);
+          const [port] = localPorts(c);
+          for (let i = 0; i < 2; i++) {
+            const socket = net.connect(port!, '127.0.0.1');
+            socket.on('error', () => {});
+            let echoed = '';
+            socket.on('data', (data: Buffer) => (echoed += data.toString()));
+            socket.write('unfinished');
+            await until(() => echoed === 'unfinished', 5000, 'the echo through -L');
+            held.push(socket);
+          }
+          await s.cli.stop('SIGTERM', 20_000);
+          const stopped = s.cli.events.find((e) => e.event === 'stopped');
+          assert.equal(stopped?.reset, 2, `the server's report: ${stopped?.message}`);
+          await c.stop();
+        } finally {
+          for (const socket of held) socket.destroy();
+          echo.close();
+        }
+      },
+    );
+
+    test(
+      'connections that local programs reset at once, before or after their first bytes, are not reported as failures of the tunnel on either end',
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server(['--token-file', work.tokenFile, ...allowTarget()]);
+        const c = await client(s.port, ['--token-file', work.tokenFile, '-L', `0:127.0.0.1:${target.port}`]);
+        const [port] = localPorts(c);
+        await Promise.all(
+          Array.from({ length: 40 }, async (_, i) => {
+            const socket = net.connect(port!, '127.0.0.1');
+            socket.on('error', () => {});
+            await new Promise((resolve) => socket.once('connect', resolve));
+            if (i % 2 === 0) socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+            socket.resetAndDestroy();
+            await new Promise((resolve) => socket.once('close', resolve));
+          }),
+        );
+        // Each end would have reported within a turn or two of the resets; a connection after them shows the
+        // tunnel still serves.
+        assert.equal(await curl(`http://127.0.0.1:${port}/`), 'hello through the tunnel\n');
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const failures = (cli: Cli): string[] =>
+          cli.events.filter((e) => e.event === 'forward-failed').map((e) => e.message);
+        assert.deepEqual(failures(c), [], 'the client reported');
+        assert.deepEqual(failures(s.cli), [], 'the server reported');
+        await c.stop();
         await s.cli.stop();
       },
     );
