@@ -214,8 +214,9 @@ describe('tolerated input', () => {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       assert.equal(session.state, 'open');
       // 1 MiB of chunk costs (224 bytes each, plus the byte) is about 4,650 chunks; without the cost the
-      // session would have taken all 1 MiB of one-byte chunks (about 110 MB of heap).
-      assert.ok(session.bufferedBytes < 16 * 1024, `${session.bufferedBytes} one-byte chunks held`);
+      // session would have taken all 1 MiB of one-byte chunks (about 110 MB of heap). (The first reads, while
+      // nothing waited unread, came joined per channel: a few kilobytes more, in a chunk per channel and read.)
+      assert.ok(session.bufferedBytes < 64 * 1024, `${session.bufferedBytes} one-byte chunks held`);
       assert.ok(session.bufferedBytes > 1000, 'it read until the bound');
     } finally {
       session.destroy();

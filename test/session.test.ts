@@ -1014,6 +1014,51 @@ describe('accepting', () => {
     }
   });
 
+  test("a waiting accept() that gives up in the same task as its channel's SYN leaves the channel to the 'channel' listener, in order", async () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
+    const got: number[] = [];
+    session.on('channel', (channel) => got.push(channel.id));
+    const giveUp = new AbortController();
+    const accepting = session.accept({ signal: giveUp.signal });
+    transport.feed(frame(FrameType.data, Flag.syn, 1, Buffer.from('a')));
+    giveUp.abort();
+    await assert.rejects(accepting, { name: 'AbortError' });
+    transport.feed(frame(FrameType.data, Flag.syn, 3, Buffer.from('b')));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(got, [1, 3]);
+    const acknowledged = parseFrames(transport.output())
+      .filter((f) => (f.flags & Flag.ack) !== 0)
+      .map((f) => f.streamId);
+    assert.deepEqual(acknowledged, [1, 3]);
+    session.destroy();
+  });
+
+  test('a channel whose SYN came for a waiting accept() is still handed to it when the session closes or fails in the same task (multiplex: a complete request)', async () => {
+    const multiplexFrame = (id: number, flags: number, payload = Buffer.alloc(0)): Buffer =>
+      Buffer.concat([
+        Buffer.from([id >>> 24, (id >> 16) & 0xff, (id >> 8) & 0xff, id & 0xff, flags]),
+        Buffer.from([payload.length >> 16, (payload.length >> 8) & 0xff, payload.length & 0xff]),
+        payload,
+      ]);
+    for (const ending of ['close()', "the peer's end"] as const) {
+      const transport = new FakeTransport();
+      const session = new LightSession(transport, 'server', { protocol: 'multiplex', keepAliveInterval: 0 });
+      const accepting = session.accept();
+      // open, data, close: the original's whole request, then the session's end, all in one task
+      transport.feed(
+        Buffer.concat([multiplexFrame(3, 1), multiplexFrame(3, 0, Buffer.from('request')), multiplexFrame(3, 2)]),
+      );
+      if (ending === 'close()') void session.close({ timeout: 200 }).catch(() => {});
+      else transport.peerEnd();
+      const channel = await within(accepting, 2000, `${ending}: the accept()`);
+      const chunks: Buffer[] = [];
+      for await (const chunk of channel) chunks.push(Buffer.from(chunk));
+      assert.equal(Buffer.concat(chunks).toString(), 'request', ending);
+      session.destroy();
+    }
+  });
+
   test('a burst of SYNs in one read goes to as many waiting accept() calls, none refused for the accept backlog', async () => {
     const transport = new FakeTransport();
     const session = new LightSession(transport, 'server', { keepAliveInterval: 0, acceptBacklog: 2 });

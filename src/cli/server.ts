@@ -48,6 +48,9 @@ export interface RunningServer {
   abort(): void;
 }
 
+/** How soon a client's -R port that failed to bind may be tried again (its `listen` requests meanwhile get that answer). */
+const RELISTEN_MIN_INTERVAL_MS = 1000;
+
 interface ClientState {
   session: Session;
   remote: string;
@@ -55,6 +58,8 @@ interface ClientState {
   listeners: Map<number, net.Server>;
   /** The -R forwards whose listener is being opened. */
   opening: Set<number>;
+  /** The last failed bind of each -R forward: when, and the answer it gave. */
+  failedBinds: Map<number, { at: number; result: ForwardResult }>;
   /** The client sent Go Away: its -R listeners are closed, and none opens any more. */
   goneAway: boolean;
   /** The control channel, once authenticated: ended on shutdown so that the session can drain and close. */
@@ -107,13 +112,21 @@ export async function runServer(
       'server',
       clientSessionOptions(config.maxChannels, refusals),
     );
-    const state: ClientState = { session, remote, listeners: new Map(), opening: new Set(), goneAway: false };
+    const state: ClientState = {
+      session,
+      remote,
+      listeners: new Map(),
+      opening: new Set(),
+      failedBinds: new Map(),
+      goneAway: false,
+    };
     clients.add(state);
     // The client's Go Away (it stops, or moves to a new session): its -R ports are free for the next one at
     // once, and a connection to them is refused rather than taken and reset while the old session drains.
     session.once('goaway', () => {
       state.goneAway = true;
       for (const listener of state.listeners.values()) listener.close();
+      state.listeners.clear();
     });
     session.once('close', (error?: Error) => {
       clients.delete(state);
@@ -263,6 +276,13 @@ export async function runServer(
     index: number,
     forward: Extract<AnnouncedForward, { kind: 'R' }>,
   ): Promise<ForwardResult | undefined> {
+    if (state.goneAway) {
+      return {
+        ok: false,
+        code: 'ERR_TUNNEL_LISTEN',
+        message: `-R ${formatAddress(forward.bind, forward.port)}: the client sent Go Away`,
+      };
+    }
     if (!allowed(config.allowRemote, forward.bind, forward.port)) {
       return denied(
         `-R bind ${formatAddress(forward.bind, forward.port)} is not allowed by the server (no --allow-remote admits it)`,
@@ -274,6 +294,9 @@ export async function runServer(
     if (state.opening.has(index)) {
       return { ok: false, code: 'ERR_TUNNEL_LISTEN', message: `${label}: its listener is being opened` };
     }
+    // A failed bind is not tried again (nor logged again) for a second: a client asking in a loop costs little.
+    const failed = state.failedBinds.get(index);
+    if (failed !== undefined && performance.now() - failed.at < RELISTEN_MIN_INTERVAL_MS) return failed.result;
     state.opening.add(index);
     try {
       const listener = await listenForward(forward.bind, forward.port, label, (socket) => {
@@ -294,7 +317,9 @@ export async function runServer(
         bind: forward.bind,
         port: forward.port,
       });
-      return { ok: false, code: e.code, message: e.message };
+      const result: ForwardResult = { ok: false, code: e.code, message: e.message };
+      state.failedBinds.set(index, { at: performance.now(), result });
+      return result;
     } finally {
       state.opening.delete(index);
     }

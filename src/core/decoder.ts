@@ -24,6 +24,8 @@ export interface FrameSink {
   onFrameEnd(header: FrameHeader): void;
   /** @internal The input is not valid in the codec's format; the decoder has stopped. */
   onDecodeError(message: string): void;
+  /** @internal The chunk given to `push()` was decoded (to its end, or to where decoding stopped). */
+  onChunkEnd?(): void;
 }
 
 /** Decodes a byte stream of frames. */
@@ -92,6 +94,7 @@ export class FrameDecoder {
       }
       this.#beginFrame();
     }
+    sink.onChunkEnd?.();
   }
 
   #beginFrame(): void {

@@ -134,13 +134,27 @@ export class Incoming<C extends ChannelEndpoint> {
 
   /** Hands the queued channels to the waiting `accept()` calls, oldest first. */
   readonly #serve = (): void => {
+    this.#serveWaiters();
+    // Calls that gave up meanwhile leave their channels to the 'channel' listeners, if any.
+    if (this.#waiting > 0) this.drainToListeners();
+  };
+
+  /**
+   * The session is ending: the channels queued for waiting calls are theirs now (as if handed over at once, as
+   * they were before the session failed them or refused its queue), unless they left meanwhile.
+   */
+  handOverReserved(): void {
+    if (this.#reserved > 0) this.#serveWaiters();
+  }
+
+  #serveWaiters(): void {
     this.#reserved = 0;
     while (this.#waiters.size > 0) {
       const channel = this.take();
       if (channel === undefined) return;
       this.#waiters.shift()!(channel);
     }
-  };
+  }
 
   /** Takes the oldest queued channel that is still live, acknowledging it; undefined when none waits. */
   take(): C | undefined {
@@ -176,6 +190,7 @@ export class Incoming<C extends ChannelEndpoint> {
 
   /** Empties the queue, returning its channels (a closing session refuses them, a failing one fails them). */
   drainQueue(): ChannelState[] {
+    this.handOverReserved();
     const drained: ChannelState[] = [];
     this.#waiting = 0;
     for (const channel of this.#queue.drain()) {

@@ -32,6 +32,12 @@ import type { FrameWriter } from './writer.js';
  * of up to `maxMessageSize`, a socket's 64 KiB read) outside the session's bound.
  */
 const PIN_RATIO = 8;
+/**
+ * Payloads of at most this many bytes are joined with the same channel's other payloads of one transport read
+ * before they are handed on: a peer that sends its data in one-byte frames would otherwise make each byte a
+ * chunk of its own (some 150 bytes of heap each, again in the send queue of an application that echoes them).
+ */
+const JOIN_LIMIT = 1024;
 /** Refusals (RST for unwanted SYNs) waiting beyond this mean the peer floods without reading: a protocol error. */
 const MAX_QUEUED_SESSION_FRAMES = 4096;
 
@@ -79,6 +85,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
    * integers into doubles, which changes its hidden class, and no optimised code of the receive path reads it.
    */
   readonly #resets: { tokens: number; at: number };
+  /** The small payloads of the current read not handed on yet, by channel: one view, or views to join. */
+  readonly #joins = new Map<ChannelState, Uint8Array | Uint8Array[]>();
   constructor(
     table: ChannelTable<C, S>,
     codec: WireCodec,
@@ -115,6 +123,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   }
 
   onHeader(header: FrameHeader): void {
+    // The peer's first Go Away may end channels (or the session): what arrived before it is handed on first.
+    if (header.type === FrameType.goAway && this.#host.remoteGoAway() === undefined) this.#handOnJoined();
     this.#frameChannel = null;
     this.#payloadTarget = null;
     this.#telemetry.framesIn++;
@@ -124,7 +134,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       return;
     }
     if (header.streamId !== 0) {
-      this.#host.protocolError(
+      this.#protocolError(
         `${type === FrameType.ping ? 'Ping' : 'Go Away'} frame on channel ${header.streamId}; it must use 0`,
         header.streamId,
       );
@@ -140,26 +150,95 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     if (!channel?.live) return;
     const length = end - start;
     if (channel.readClosed) {
-      if (channel.endpoint.destroyed) {
-        // The application has let go of a channel it closed for reading (and for writing, or the channel
-        // would be gone): data that still comes is answered with a reset, as TCP answers data for a closed
-        // socket, so the peer stops sending into nothing.
-        this.#table.reset(channel, undefined);
-        return;
-      }
-      // Discarded as it arrives: counted as delivered and read at once, so its credit goes back to the peer.
-      channel.delivered += length;
-      this.#memory.buffered += length;
-      this.#grants.readProgress(channel);
+      this.#discard(channel, length);
       return;
     }
-    let data: Uint8Array;
-    if (chunk.buffer.byteLength > PIN_RATIO * (length + CHUNK_COST)) {
-      data = this.#allocate(length);
-      copyBytes(data, 0, chunk, start, end);
-    } else {
-      data = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
+    const joins = this.#joins;
+    // A small payload for a channel whose reader keeps up (nothing of it waits unread) is handed on at the end
+    // of the read (or before what ends the channel), joined with the channel's other small payloads of the
+    // read. A channel whose data waits unread takes each payload as it comes, charged as a chunk of its own.
+    if (length <= JOIN_LIMIT && channel.endpoint.bufferedBytes === 0) {
+      const view = chunk.subarray(start, end);
+      const parts = joins.get(channel);
+      if (parts === undefined) joins.set(channel, view);
+      else if (Array.isArray(parts)) parts.push(view);
+      else joins.set(channel, [parts, view]);
+      return;
     }
+    if (joins.size > 0 && joins.has(channel)) {
+      this.#handOnJoinedFor(channel);
+      if (!channel.live || channel.readClosed) {
+        if (channel.live) this.#discard(channel, length);
+        return; // (its reader let go of it, or closed it for reading, on what was handed on)
+      }
+    }
+    this.#handOn(channel, this.#unpinned(chunk, start, end));
+  }
+
+  /** The decoder's input chunk is done: the small payloads of this read are handed on. */
+  onChunkEnd(): void {
+    this.#handOnJoined();
+  }
+
+  /** Bytes `start` to `end` of `chunk`: a view, or a copy when the view would pin a much larger buffer. */
+  #unpinned(chunk: Uint8Array, start: number, end: number): Uint8Array {
+    const length = end - start;
+    if (chunk.buffer.byteLength > PIN_RATIO * (length + CHUNK_COST)) {
+      const data = this.#allocate(length);
+      copyBytes(data, 0, chunk, start, end);
+      return data;
+    }
+    return start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
+  }
+
+  /** Hands on the small payloads held for this read, joined per channel. */
+  #handOnJoined(): void {
+    const joins = this.#joins;
+    if (joins.size === 0) return;
+    for (const channel of joins.keys()) this.#handOnJoinedFor(channel);
+  }
+
+  /** Hands on the small payloads of `channel` held for this read, joined, in the order they came. */
+  #handOnJoinedFor(channel: ChannelState): void {
+    const parts = this.#joins.get(channel);
+    if (parts === undefined) return;
+    this.#joins.delete(channel);
+    if (channel.live) {
+      let data: Uint8Array;
+      if (Array.isArray(parts)) {
+        let total = 0;
+        for (const part of parts) total += part.length;
+        data = this.#allocate(total);
+        let at = 0;
+        for (const part of parts) {
+          copyBytes(data, at, part, 0, part.length);
+          at += part.length;
+        }
+      } else {
+        data = this.#unpinned(parts, 0, parts.length);
+      }
+      if (channel.readClosed) this.#discard(channel, data.length);
+      else this.#handOn(channel, data);
+    }
+  }
+
+  /** Data for a channel this side closed for reading. */
+  #discard(channel: ChannelState, length: number): void {
+    if (channel.endpoint.destroyed) {
+      // The application has let go of a channel it closed for reading (and for writing, or the channel
+      // would be gone): data that still comes is answered with a reset, as TCP answers data for a closed
+      // socket, so the peer stops sending into nothing.
+      this.#table.reset(channel, undefined);
+      return;
+    }
+    // Discarded as it arrives: counted as delivered and read at once, so its credit goes back to the peer.
+    channel.delivered += length;
+    this.#memory.buffered += length;
+    this.#grants.readProgress(channel);
+  }
+
+  /** Hands `data` to the channel's endpoint, counting it as delivered. */
+  #handOn(channel: ChannelState, data: Uint8Array): void {
     channel.delivered += data.length;
     this.#memory.buffered += data.length;
     channel.endpoint.deliver(data);
@@ -177,6 +256,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
 
   onFrameEnd(header: FrameHeader): void {
     const channel = this.#frameChannel;
+    // The channel's data before its end first.
+    if ((header.flags & (Flag.rst | Flag.fin)) !== 0 && channel !== null) this.#handOnJoinedFor(channel);
     this.#frameChannel = null;
     this.#payloadTarget = null;
     if (!channel?.live) return;
@@ -188,20 +269,20 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     const id = header.streamId;
     const flags = header.flags;
     if (id === 0) {
-      this.#host.protocolError(`${header.type === FrameType.data ? 'Data' : 'Window Update'} frame on channel 0`);
+      this.#protocolError(`${header.type === FrameType.data ? 'Data' : 'Window Update'} frame on channel 0`);
       return;
     }
     let channel = this.#table.get(id);
     if ((flags & Flag.syn) !== 0) {
       if (channel !== undefined) {
         if (this.#caps.strictOpen) {
-          this.#host.protocolError(`SYN for channel ${id}, which is already open`, id);
+          this.#protocolError(`SYN for channel ${id}, which is already open`, id);
           return;
         }
         // (the original multiplex treats a repeated SYN as data for the open channel)
       } else {
         if ((id & 1) === (this.#client ? 1 : 0)) {
-          this.#host.protocolError(`the peer opened channel ${id}, an id of this side's parity`, id);
+          this.#protocolError(`the peer opened channel ${id}, an id of this side's parity`, id);
           return;
         }
         channel = this.#openInbound(id);
@@ -222,7 +303,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
           if (channel.remoteFin) return; // (dropped: see below)
           channel.rx.received += length;
         } else if (!channel.rx.receive(length)) {
-          this.#host.protocolError(
+          this.#protocolError(
             `channel ${id}: a ${length}-byte Data frame exceeds the receive window ` +
               `(${channel.rx.credit} bytes left)`,
             id,
@@ -281,7 +362,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       // transport stays blocked) makes them pile up.
       if (!this.#writer.blocked) this.#writer.flush();
       if (this.#scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
-        this.#host.protocolError('the peer keeps opening channels that are refused while not reading the refusals');
+        this.#protocolError('the peer keeps opening channels that are refused while not reading the refusals');
         return;
       }
     }
@@ -311,7 +392,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       const tokens = Math.min(peerResetBurst, resets.tokens + ((now - resets.at) * peerResetRate) / 1000);
       resets.at = now;
       if (tokens < 1) {
-        this.#host.protocolError('the peer resets channels it opened faster than peerResetBurst/peerResetRate allow');
+        this.#protocolError('the peer resets channels it opened faster than peerResetBurst/peerResetRate allow');
         return;
       }
       resets.tokens = tokens - 1;
@@ -330,6 +411,12 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   }
 
   onDecodeError(message: string): void {
-    this.#host.protocolError(message);
+    this.#protocolError(message);
+  }
+
+  /** The peer broke the protocol: the data that came before the break is handed on first. */
+  #protocolError(message: string, channel?: number): void {
+    this.#handOnJoined();
+    this.#host.protocolError(message, channel);
   }
 }

@@ -818,6 +818,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    */
   #fail(error: Error, goAwayCode?: number): void {
     if (this.#status === 'closed') return;
+    this.#incoming.handOverReserved();
     this.#status = 'closed';
     this.#decoder.stop();
     this.#streams.failAll(error, true);
@@ -866,6 +867,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /** Marks the session closed, settles everything that waits on it, and reports the end, once. */
   #finish(error: Error | undefined): void {
     if (this.#finished) return;
+    this.#incoming.handOverReserved();
     this.#finished = true;
     this.#status = 'closed';
     this.#error = error;

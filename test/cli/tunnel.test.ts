@@ -983,6 +983,70 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     );
 
     test(
+      "listen requests: a failed bind is not tried again (nor logged) more than once a second, and after the client's Go Away each is refused plainly",
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server(['--token-file', work.tokenFile, '--allow-remote', '127.0.0.1:*']);
+        const holder = net.createServer(); // holds a port, so that the welcome refuses it as in use
+        await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+        const busy = (holder.address() as net.AddressInfo).port;
+        const session = await rawClient(s.port);
+        try {
+          const control = session.dial();
+          control.on('error', () => {});
+          control.write(
+            encode({
+              type: 'hello',
+              version: 1,
+              token: work.token,
+              forwards: [
+                { kind: 'R', bind: '127.0.0.1', port: 0 },
+                { kind: 'R', bind: '127.0.0.1', port: busy },
+              ],
+            }),
+          );
+          const welcome = await expectMessage(control, 5000, 'welcome');
+          control.resume();
+          assert.equal(welcome.listen, true);
+          assert.equal(welcome.results[1]?.ok, false);
+          const listen = async (index: number): Promise<string> => {
+            const channel = session.dial();
+            channel.on('error', () => {});
+            channel.end(encode({ type: 'listen', index }));
+            try {
+              const answer = await readMessage(channel, 5000);
+              channel.resume();
+              return answer.type === 'error' ? answer.code : answer.type;
+            } catch (error) {
+              return `failed: ${(error as Error).message}`;
+            }
+          };
+          const asked: string[] = [];
+          for (let i = 0; i < 100; i++) asked.push(await listen(1)); // one after the other, within a second or so
+          assert.ok(
+            asked.every((answer) => answer === 'ERR_TUNNEL_LISTEN'),
+            [...new Set(asked)].join(', '),
+          );
+          const failures = s.cli.events.filter((e) => e.event === 'listen-failed').length;
+          assert.ok(failures <= 3, `${failures} listen-failed events for 101 attempts`);
+          session.goAway();
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          holder.close();
+          assert.equal(await listen(0), 'ERR_TUNNEL_LISTEN', 'a port it had, after its Go Away');
+          assert.equal(await listen(1), 'ERR_TUNNEL_LISTEN', 'a port now free, after its Go Away');
+          assert.deepEqual(
+            s.cli.events.filter((e) => e.event === 'forward-failed').map((e) => e.message),
+            [],
+          );
+        } finally {
+          holder.close();
+          session.destroy();
+        }
+        await s.cli.stop();
+      },
+    );
+
+    test(
       'a client that opens its control channel late and then says nothing is closed 10 s after it connected, not later',
       { timeout: TIMEOUT },
       async () => {
