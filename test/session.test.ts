@@ -948,6 +948,65 @@ test("Node's stream.addAbortSignal on a channel: an abort destroys it with Abort
   }
 });
 
+describe('small payloads joined per read', () => {
+  const D = FrameType.data;
+
+  test('one-byte frames spread over many channels in one read reach each channel as one chunk, in order (an echo queues one write per read, not one a byte)', () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
+    const chunks = new Map<number, string[]>();
+    session.on('channel', (channel) => {
+      const list: string[] = [];
+      chunks.set(channel.id, list);
+      channel.on('data', (data) => list.push(Buffer.from(data).toString()));
+    });
+    const opens = Array.from({ length: 100 }, (_, i) => frame(FrameType.windowUpdate, Flag.syn, 1 + 2 * i, 0));
+    transport.feed(Buffer.concat(opens));
+    const frames: Buffer[] = [];
+    for (let round = 0; round < 50; round++) {
+      for (let i = 0; i < 100; i++) frames.push(frame(D, 0, 1 + 2 * i, Buffer.from(String(round % 10))));
+    }
+    transport.feed(Buffer.concat(frames)); // one read
+    const expected = Array.from({ length: 50 }, (_, round) => String(round % 10)).join('');
+    assert.equal(chunks.size, 100);
+    for (const [id, list] of chunks) assert.deepEqual(list, [expected], `channel ${id}`);
+    session.destroy();
+  });
+
+  test('a read that ends inside the next frame header still hands on what it brought, at once', () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
+    const seen: string[] = [];
+    session.on('channel', (channel) => channel.on('data', (data) => seen.push(Buffer.from(data).toString())));
+    const ping = frame(FrameType.ping, Flag.syn, 0, 7);
+    transport.feed(
+      Buffer.concat([
+        frame(D, Flag.syn, 1, Buffer.from('he')),
+        frame(D, 0, 1, Buffer.from('llo')),
+        ping.subarray(0, 4),
+      ]),
+    );
+    assert.deepEqual(seen, ['hello']);
+    transport.feed(ping.subarray(4));
+    assert.deepEqual(seen, ['hello']);
+    session.destroy();
+  });
+
+  test("what a read brings before a SYN reaches its channel before the new channel's listeners run", () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
+    const events: string[] = [];
+    session.on('channel', (channel) => {
+      events.push(`channel ${channel.id}`);
+      channel.on('data', (data) => events.push(`data ${channel.id} ${Buffer.from(data).toString()}`));
+    });
+    transport.feed(frame(FrameType.windowUpdate, Flag.syn, 1, 0));
+    transport.feed(Buffer.concat([frame(D, 0, 1, Buffer.from('x')), frame(D, Flag.syn, 3, Buffer.from('y'))]));
+    assert.deepEqual(events, ['channel 1', 'data 1 x', 'channel 3', 'data 3 y']);
+    session.destroy();
+  });
+});
+
 describe('accepting', () => {
   test('accept(), async iteration and the channel event share one queue, in order', async () => {
     const pair = await sessionPair();

@@ -88,7 +88,7 @@ export class FrameDecoder {
         this.#scratch.set(chunk.subarray(offset, offset + take), this.#scratchFill);
         this.#scratchFill += take;
         offset += take;
-        if (this.#scratchFill < headerSize) return;
+        if (this.#scratchFill < headerSize) break; // (the rest of the header comes with the next chunk)
         this.#scratchFill = 0;
         this.#codec.decodeHeader(this.#scratch, 0, this.#header);
       }

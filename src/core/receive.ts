@@ -87,6 +87,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   readonly #resets: { tokens: number; at: number };
   /** The small payloads of the current read not handed on yet, by channel: one view, or views to join. */
   readonly #joins = new Map<ChannelState, Uint8Array | Uint8Array[]>();
+  /** Payloads up to this length are joined ({@link JOIN_LIMIT}), or -1: none is. */
+  readonly #joinLimit: number;
   constructor(
     table: ChannelTable<C, S>,
     codec: WireCodec,
@@ -103,7 +105,10 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     host: ReceiverHost,
     telemetry: Telemetry,
     rules: FormatRules | undefined,
+    /** Small payloads of one read are joined per channel (see {@link JOIN_LIMIT}). */
+    join: boolean,
   ) {
+    this.#joinLimit = join ? JOIN_LIMIT : -1;
     this.#rules = rules;
     this.#table = table;
     this.#options = options;
@@ -155,9 +160,10 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     }
     const joins = this.#joins;
     // A small payload for a channel whose reader keeps up (nothing of it waits unread) is handed on at the end
-    // of the read (or before what ends the channel), joined with the channel's other small payloads of the
-    // read. A channel whose data waits unread takes each payload as it comes, charged as a chunk of its own.
-    if (length <= JOIN_LIMIT && channel.endpoint.bufferedBytes === 0) {
+    // of the read (or before anything else the application sees, or what ends the channel), joined with the
+    // channel's other small payloads of the read. A channel whose data waits unread takes each payload as it
+    // comes, charged as a chunk of its own. (One that ends the read, with nothing held, goes at once.)
+    if (length <= this.#joinLimit && channel.endpoint.bufferedBytes === 0 && (end < chunk.length || joins.size > 0)) {
       const view = chunk.subarray(start, end);
       const parts = joins.get(channel);
       if (parts === undefined) joins.set(channel, view);
@@ -165,11 +171,12 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       else joins.set(channel, [parts, view]);
       return;
     }
-    if (joins.size > 0 && joins.has(channel)) {
-      this.#handOnJoinedFor(channel);
+    if (joins.size > 0) {
+      // What came before it, on every channel, first: the application sees the read in its order.
+      this.#handOnJoined();
       if (!channel.live || channel.readClosed) {
         if (channel.live) this.#discard(channel, length);
-        return; // (its reader let go of it, or closed it for reading, on what was handed on)
+        return; // (a listener let go of it, or closed it for reading, on what was handed on)
       }
     }
     this.#handOn(channel, this.#unpinned(chunk, start, end));
@@ -256,7 +263,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
 
   onFrameEnd(header: FrameHeader): void {
     const channel = this.#frameChannel;
-    // The channel's data before its end first.
+    // The channel's data before its end (the end's events come later, after the read: other channels' data
+    // still comes first).
     if ((header.flags & (Flag.rst | Flag.fin)) !== 0 && channel !== null) this.#handOnJoinedFor(channel);
     this.#frameChannel = null;
     this.#payloadTarget = null;
@@ -328,6 +336,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   }
 
   #openInbound(id: number): ChannelState | undefined {
+    this.#handOnJoined(); // the data before the SYN first: its listeners may act on it
     const refusal: RefusalReason | undefined = !this.#host.acceptsChannels()
       ? 'closing'
       : this.#table.size >= this.#options.maxStreams

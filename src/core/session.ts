@@ -113,6 +113,11 @@ export interface SessionParts {
    */
   updateTurns?: typeof UpdateTurns | undefined;
   /**
+   * Each Data frame's payload handed on as a chunk of its own, never joined with others of the same read
+   * (libp2p's streams carry messages: its muxer tests and protocols read a chunk for each message sent).
+   */
+  framesAsChunks?: boolean | undefined;
+  /**
    * @internal The id of this side's first dial, for tests of what happens when the ids run out (odd for a
    * client, even for a server). By default the codec's first id.
    */
@@ -352,6 +357,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       },
       telemetry,
       rules,
+      parts.framesAsChunks !== true,
     );
     this.#decoder = new FrameDecoder(this.#receiver, this.#codec);
     this.closed = new Promise<void>((resolve, reject) => {

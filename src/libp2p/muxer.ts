@@ -89,8 +89,15 @@ export class MuxwireMuxer
       role,
       init.session,
       (state, port) => this.#createStream(state, port),
-      // Every part but the multiplex codec: libp2p's muxer speaks yamux only.
-      { logRecords, directWrites, updateTurns: UpdateTurns, firstChannelId: testing.firstChannelId },
+      // Every part but the multiplex codec: libp2p's muxer speaks yamux only. Each Data frame is a message, as
+      // in libp2p's yamux (libp2p's compliance suite reads a message for each one sent).
+      {
+        logRecords,
+        directWrites,
+        updateTurns: UpdateTurns,
+        framesAsChunks: true,
+        firstChannelId: testing.firstChannelId,
+      },
     );
     this.session.on('channel', (stream) => this.#onInbound(stream));
     // After the peer's Go Away no stream may be opened; libp2p checks the muxer's status before trying.
