@@ -190,9 +190,9 @@ test('simulation: regression seeds keep every invariant', async () => {
  * peer paused and the other side's keepAliveTimeout was within the rule, so the check had something to hold;
  * 3243, 14998 and 19709 fail when a paused session does not probe. (71 was one until close({ timeout }) with no
  * channel left ended at its deadline instead of waiting out the linger, and small payloads of one read came
- * joined per channel: those moved that run so that no side paused; 19 took its place.)
+ * joined per channel: those moved that run so that no side paused; 508 took its place.)
  */
-const PAUSED_PEER_SEEDS = [12, 19, 225, 312, 3243, 14998, 19709];
+const PAUSED_PEER_SEEDS = [12, 225, 312, 508, 3243, 14998, 19709];
 
 test('simulation: a peer paused at its memory bound is not declared dead by a side whose keepAliveTimeout exceeds half its own', async () => {
   for (const seed of PAUSED_PEER_SEEDS) {
