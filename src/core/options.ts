@@ -42,7 +42,8 @@ export interface SessionOptions {
   maxOutboundStreams?: number | undefined;
   /**
    * Most inbound channels waiting to be accepted; one more is refused with RST (on the multiplex codec, which
-   * cannot refuse, reading pauses until the application takes one).
+   * cannot refuse, reading pauses until the application takes one; keep-alive's probes still read, and queue
+   * the channels they find: `maxInboundStreams` is the hard bound there).
    * @defaultValue 256
    */
   acceptBacklog?: number | undefined;
