@@ -51,6 +51,12 @@ export interface RunningServer {
 /** How soon a client's -R port that failed to bind may be tried again (its `listen` requests meanwhile get that answer). */
 const RELISTEN_MIN_INTERVAL_MS = 1000;
 
+/** Closes a client's -R listeners (connections they took go on). */
+function closeListeners(state: ClientState): void {
+  for (const listener of state.listeners.values()) listener.close();
+  state.listeners.clear();
+}
+
 interface ClientState {
   session: Session;
   remote: string;
@@ -125,13 +131,12 @@ export async function runServer(
     // once, and a connection to them is refused rather than taken and reset while the old session drains.
     session.once('goaway', () => {
       state.goneAway = true;
-      for (const listener of state.listeners.values()) listener.close();
-      state.listeners.clear();
+      closeListeners(state);
     });
     session.once('close', (error?: Error) => {
       clients.delete(state);
       refusals.flush();
-      for (const listener of state.listeners.values()) listener.close();
+      closeListeners(state);
       // Before authentication the handshake's own failure report says what happened.
       if (state.control !== undefined) {
         reporter.event(
@@ -385,8 +390,9 @@ export async function runServer(
       );
       context.sockets.stopping();
       await Promise.all(
-        [...clients].map(async ({ session, listeners, control }) => {
-          for (const listener of listeners.values()) listener.close();
+        [...clients].map(async (state) => {
+          const { session, control } = state;
+          closeListeners(state);
           control?.end();
           await session.close({ timeout: config.drainTimeout }).catch(() => {});
         }),

@@ -180,7 +180,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    */
   override async *[Symbol.asyncIterator](): AsyncGenerator<StreamMessageEvent['data']> {
     if (this.readStatus !== 'readable' && this.readStatus !== 'paused') return;
-    const queue: StreamMessageEvent['data'][] = [];
+    const queue = new Fifo<StreamMessageEvent['data']>();
     let ended = false;
     // The stream's 'close' came (before this reader, if it is reset or aborted now), and the error to end with
     // once what it still holds was handed on: none when the peer's FIN came before its reset (all arrived).

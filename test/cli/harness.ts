@@ -186,6 +186,35 @@ export async function httpTarget(
   };
 }
 
+/**
+ * An echo server on a free loopback port: every connection gets back what it sends, and ends when its peer does
+ * (half-close kept). `close()` destroys the connections still open and closes the server.
+ */
+export async function echoTarget(): Promise<{
+  port: number;
+  server: net.Server;
+  sockets: Set<net.Socket>;
+  close(): void;
+}> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+    socket.pipe(socket);
+  });
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 2048 }, resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    server,
+    sockets,
+    close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
 /** A TCP port free at the time of asking (for programs that cannot take port 0). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

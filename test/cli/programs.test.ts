@@ -11,6 +11,7 @@ import net from 'node:net';
 import {
   Cli,
   curl,
+  echoTarget,
   freePort,
   httpTarget,
   localPorts,
@@ -48,19 +49,6 @@ async function stopProgram(child: ChildProcess | undefined): Promise<void> {
   if (child?.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGKILL');
   await once(child, 'exit');
-}
-
-/** An echo server in this process: every connection gets back what it sends, and ends when its peer does. */
-async function echoTarget(): Promise<{ port: number; server: net.Server; sockets: Set<net.Socket> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    sockets.add(socket);
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-    socket.pipe(socket);
-  });
-  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 2048 }, resolve));
-  return { port: (server.address() as net.AddressInfo).port, server, sockets };
 }
 
 /** Sends `message` on a new connection to `port`, half-closes, and resolves to everything read back. */

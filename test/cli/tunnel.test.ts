@@ -17,6 +17,7 @@ import {
   Cli,
   curl,
   curlFails,
+  echoTarget,
   freePort,
   httpTarget,
   localPorts,
@@ -249,12 +250,8 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       'over WebSocket, 32 MiB cross -L each way whole (every message within the 256 KiB the other end takes)',
       { timeout: TIMEOUT },
       async () => {
-        const echo = net.createServer({ allowHalfOpen: true }, (socket) => {
-          socket.on('error', () => {});
-          socket.pipe(socket);
-        });
-        await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-        const echoPort = (echo.address() as net.AddressInfo).port;
+        const echo = await echoTarget();
+        const echoPort = echo.port;
         try {
           const s = await server(['--token-file', work.tokenFile, '--ws', '/t', '--allow', `127.0.0.1:${echoPort}`]);
           const c = await client(0, [
@@ -776,12 +773,8 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       { timeout: TIMEOUT },
       async () => {
         // An echo target for a long-lived connection through -L (the HTTP target closes idle connections).
-        const echo = net.createServer((socket) => {
-          socket.on('error', () => {});
-          socket.pipe(socket);
-        });
-        await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-        const echoPort = (echo.address() as net.AddressInfo).port;
+        const echo = await echoTarget();
+        const echoPort = echo.port;
         const s = await server([
           '--token-file',
           work.tokenFile,
@@ -870,12 +863,8 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       "a stopping client's -R port is closed on the server at its Go Away: while a connection in flight drains, new ones are refused, not taken and reset",
       { timeout: TIMEOUT },
       async () => {
-        const echo = net.createServer((socket) => {
-          socket.on('error', () => {});
-          socket.pipe(socket);
-        });
-        await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-        const echoPort = (echo.address() as net.AddressInfo).port;
+        const echo = await echoTarget();
+        const echoPort = echo.port;
         const s = await server(['--token-file', work.tokenFile, '--allow-remote', '127.0.0.1:*']);
         let inFlight: net.Socket | undefined;
         try {
@@ -914,12 +903,8 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       "a stop whose drain deadline passes counts every connection it cut, on the end that holds the target's socket too",
       { timeout: TIMEOUT },
       async () => {
-        const echo = net.createServer((socket) => {
-          socket.on('error', () => {});
-          socket.pipe(socket);
-        });
-        await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-        const echoPort = (echo.address() as net.AddressInfo).port;
+        const echo = await echoTarget();
+        const echoPort = echo.port;
         const s = await server([
           '--token-file',
           work.tokenFile,
