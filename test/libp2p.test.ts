@@ -28,6 +28,7 @@ import { provideWithResolvers } from './interop/libp2p-glue.js';
 provideWithResolvers();
 const { muxwire, MuxwireMuxer, toLibp2pError } = await import('../src/libp2p/index.js');
 const { resolveInit } = await import('../src/libp2p/options.js');
+const { CHUNK_COST } = await import('../src/core/flow.js');
 const { multiaddrConnectionPair } = await import('@libp2p/utils');
 const { yamux } = await import('@chainsafe/libp2p-yamux');
 
@@ -463,6 +464,30 @@ test("a paused stream stops its peer at the receive window (libp2p's yamux sendi
   await all;
   // Aborted, not closed: both streams are still open for writing, and closing both muxers at once races
   // (muxwire's close() resets a stream its peer has not ended, which fails yamux's close() of it).
+  dialer.abort(new Error('test over'));
+  listener.abort(new Error('test over'));
+});
+
+test("send() of one byte at a time says false after about channelHighWaterMark / (1 + CHUNK_COST) sends, not one per byte of it; 'drain' follows and the bytes arrive in order", async () => {
+  const { dialer, listener } = pair(muxwire()(), muxwire()());
+  const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+  const sender = await dialer.createStream();
+  const total = 20_000;
+  const bytes = new Uint8Array(total).map((_, i) => i % 251);
+  let firstStop = -1;
+  for (let i = 0; i < total; i++) {
+    if (sender.send(bytes.subarray(i, i + 1))) continue;
+    if (firstStop < 0) firstStop = i + 1;
+    await nextEvent(sender, 'drain');
+  }
+  // libp2p's streams: channelHighWaterMark is the initial window, 256 KiB (1,165 one-byte writes with their cost).
+  const most = Math.ceil((256 * 1024) / (1 + CHUNK_COST)) + 2;
+  assert.ok(firstStop > 0 && firstStop <= most, `first false after ${firstStop} one-byte sends`);
+  const stream = (await accepted).detail;
+  const parts: Uint8Array[] = [];
+  stream.addEventListener('message', (event) => parts.push(event.data.subarray()));
+  await waitFor(() => parts.reduce((sum, part) => sum + part.length, 0) >= total, 'every byte');
+  assert.deepEqual(new Uint8Array(Buffer.concat(parts)), bytes);
   dialer.abort(new Error('test over'));
   listener.abort(new Error('test over'));
 });

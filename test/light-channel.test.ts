@@ -15,6 +15,7 @@ import { LightSession as CoreLightSession } from '../src/core/index.js';
 import type { Transport, TransportEvents } from '../src/core/transport.js';
 import { memoryPipe, pseudoRandomBytes, tcpPair, until } from './helpers.js';
 import { corePipe } from './support/core-pipe.js';
+import { CHUNK_COST } from '../src/core/flow.js';
 
 async function lightPair(transport: 'memory' | 'tcp' = 'memory', serverOptions = {}) {
   const [a, b] = transport === 'tcp' ? await tcpPair() : memoryPipe();
@@ -261,15 +262,16 @@ test('a graceful close waits for light channels to finish', async () => {
   }
 });
 
-test("channelHighWaterMark sets where a light channel's write() returns false", async () => {
+test("channelHighWaterMark sets where a light channel's write() returns false: the bytes waiting and CHUNK_COST for each write", async () => {
   for (const mark of [1024, 64 * 1024]) {
     const [a, b] = memoryPipe();
     const client = lightClient(a, { keepAliveInterval: 0, channelHighWaterMark: mark });
     const server = lightServer(b, { keepAliveInterval: 0 });
     try {
       const ch = client.dial();
-      assert.equal(ch.write(new Uint8Array(mark - 1)), true, `${mark - 1} bytes waiting: under the mark`);
-      assert.equal(ch.write(new Uint8Array(1)), false, `${mark} bytes waiting: at the mark`);
+      const first = mark - 1 - CHUNK_COST;
+      assert.equal(ch.write(new Uint8Array(first)), true, `${first} bytes in one write waiting: under the mark`);
+      assert.equal(ch.write(new Uint8Array(1)), false, `${first + 1} bytes in two writes waiting: at the mark`);
       await once(ch, 'drain');
     } finally {
       client.destroy();

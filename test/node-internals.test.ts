@@ -1,10 +1,11 @@
 /**
- * The Node `Channel` leans on two details of Node's `Readable` that are not public API (see src/node/channel.ts):
+ * The Node `Channel` leans on two details of Node's `Readable` and one of its `Writable` that are not public API
+ * (see src/node/channel.ts):
  * these tests fail loudly when a Node release changes them, instead of the Channel going silently wrong.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
 import { sessionPair } from './helpers.js';
 
@@ -49,6 +50,35 @@ test("Node's Readable: read() emits 'data' through the instance's emit (Channel.
   // eslint-disable-next-line @typescript-eslint/unbound-method -- compares the functions themselves
   assert.equal(readable.emit, Readable.prototype.emit, 'removing the own emit restores the prototype one');
   readable.destroy();
+});
+
+test("Node's Writable: needDrain set true while a write is in flight makes writableNeedDrain true and brings 'drain' once the buffer empties (Channel.write's per-write cost)", async () => {
+  const pending: (() => void)[] = [];
+  const writable = new Writable({
+    highWaterMark: 1024,
+    write(_chunk, _encoding, callback) {
+      pending.push(callback);
+    },
+  });
+  assert.equal(writable.write(Buffer.alloc(1)), true);
+  assert.equal(writable.write(Buffer.alloc(1)), true);
+  const state = (writable as unknown as { _writableState: { needDrain: boolean } })._writableState;
+  assert.equal(state.needDrain, false, "Node's WritableState has no boolean needDrain any more");
+  state.needDrain = true;
+  assert.equal(writable.writableNeedDrain, true, 'needDrain set is what writableNeedDrain reports');
+  let drains = 0;
+  writable.on('drain', () => drains++);
+  for (let turn = 0; turn < 4 && writable.writableLength > 0; turn++) {
+    pending.shift()?.();
+    await tick();
+  }
+  assert.equal(writable.writableLength, 0);
+  assert.equal(
+    drains,
+    1,
+    "with needDrain set, Node no longer emits 'drain' when its buffer empties: Channel must change",
+  );
+  writable.destroy();
 });
 
 test("a Channel starts with Node's read-more pass marked as running", async () => {

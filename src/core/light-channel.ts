@@ -6,6 +6,7 @@ import { asUint8Array, lostBytes } from './bytes.js';
 import { type ChannelFacts, installChannelFacts } from './channel-facts.js';
 import type { ChannelPort } from './channel-port.js';
 import type { ChannelEndpoint, ChannelState, ChannelStateName } from './channel-state.js';
+import { CHUNK_COST } from './flow.js';
 import { FULL_PARTS } from './full-parts.js';
 import { defer } from './defer.js';
 import { Fifo } from './fifo.js';
@@ -110,7 +111,10 @@ export class LightChannel
   #flags = 0;
   #pendingRead: PendingRead | null = null;
   // --- writing ---
+  /** Bytes written and not yet handed to the transport. */
   #writing = 0;
+  /** The writes those bytes came in (each costs {@link CHUNK_COST} beyond its bytes: see `#writeCost`). */
+  #writes = 0;
   // --- life ---
   #failure: Error | undefined;
 
@@ -172,9 +176,10 @@ export class LightChannel
 
   /**
    * Queues `data` to be sent (it is not copied: do not change it until `writableLength` is 0 or `'finish'`
-   * came; `'drain'` comes once fewer than `channelHighWaterMark` bytes wait, with earlier writes still
-   * queued). Returns false once `channelHighWaterMark` bytes wait to be sent: wait for `'drain'` before
-   * writing more. A channel that
+   * came; `'drain'` comes once what waits, counted as below, is under `channelHighWaterMark`, with earlier
+   * writes still queued). Returns false once what waits to be sent reaches `channelHighWaterMark`: its bytes, and 224
+   * bytes for each write among them (what a queued write costs beyond its bytes, so that writes of a few bytes
+   * each stop at a bounded memory too): wait for `'drain'` before writing more. A channel that
    * was reset or failed takes no more data (the reason came as `'error'` and `failure`); writing after
    * `end()` throws `ERR_MUX_WRITE_AFTER_END`.
    */
@@ -208,9 +213,10 @@ export class LightChannel
     const length = bytes.length;
     if (length > 0) {
       this.#writing += length;
+      this.#writes++;
       this.#port.write(this.#state, bytes, (error) => this.#written(length, error));
     }
-    if (this.#writing >= this.#port.highWaterMark) {
+    if (this.#writeCost() >= this.#port.highWaterMark) {
       this.#flags |= NEED_DRAIN;
       return false;
     }
@@ -384,6 +390,7 @@ export class LightChannel
 
   #written(length: number, error: Error | null | undefined): void {
     this.#writing -= length;
+    this.#writes--;
     if ((this.#flags & CLOSED) !== 0) return;
     if (error) {
       // A live channel is failed by its session before its writes fail. One the session no longer holds (both
@@ -397,11 +404,16 @@ export class LightChannel
       }
       return;
     }
-    if ((this.#flags & NEED_DRAIN) !== 0 && this.#writing < this.#port.highWaterMark) {
+    if ((this.#flags & NEED_DRAIN) !== 0 && this.#writeCost() < this.#port.highWaterMark) {
       this.#flags &= ~NEED_DRAIN;
       this.emit('drain');
     }
     if ((this.#flags & (WRITE_ENDED | FIN_SENT)) === (WRITE_ENDED | FIN_SENT) && this.#writing === 0) this.#finish();
+  }
+
+  /** What the writes waiting to reach the transport hold: their bytes, and each write's own objects. */
+  #writeCost(): number {
+    return this.#writing + this.#writes * CHUNK_COST;
   }
 
   #finish(): void {

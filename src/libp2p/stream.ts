@@ -25,6 +25,7 @@ import { asUint8Array, isUint8Array, lostBytes } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
 import { ChannelResetError, brokenWrite, isError } from '../core/errors.js';
 import { Fifo } from '../core/fifo.js';
+import { CHUNK_COST } from '../core/flow.js';
 import type { MuxSession } from '../core/session.js';
 import { abortedWith, toLibp2pError } from './errors.js';
 import { signalOf } from './options.js';
@@ -61,7 +62,10 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   readonly #state: ChannelState;
   readonly #port: StreamPort;
   #onClose: ((stream: MuxwireStream) => void) | undefined;
-  /** Bytes handed to the session and not yet taken by the connection. */
+  /**
+   * Bytes handed to the session and not yet taken by the connection, and {@link CHUNK_COST} for each write among
+   * them (its own objects, beyond its bytes).
+   */
   #writing = 0;
   /** `sendData` said "wait": 'drain' is due once `#writing` is under the high-water mark. */
   #needDrain = false;
@@ -466,7 +470,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
 
   // ------------------------------------------------------------------ inside
 
-  /** Hands each part to the session; false once `channelHighWaterMark` bytes wait unsent. */
+  /** Hands each part to the session; false once what waits unsent reaches `channelHighWaterMark` (see `#writing`). */
   #write(data: SendData): boolean {
     if (this.#destroyed) return false;
     const port = this.#port;
@@ -494,12 +498,14 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       }
       return;
     }
-    this.#writing += length;
-    port.write(state, bytes, (error) => this.#written(length, error));
+    // Counted with what a queued write costs beyond its bytes: writes of a few bytes each stop at a bound too.
+    const cost = length + CHUNK_COST;
+    this.#writing += cost;
+    port.write(state, bytes, (error) => this.#written(cost, error));
   }
 
-  #written(length: number, error: Error | null | undefined): void {
-    this.#writing -= length;
+  #written(cost: number, error: Error | null | undefined): void {
+    this.#writing -= cost;
     if (this.#destroyed) return;
     if (error) {
       // A live channel is failed by its session before its writes fail. One the session no longer holds (both

@@ -9,6 +9,7 @@ import type { ChannelEndpoint, ChannelState, ChannelStateName } from '../core/ch
 import { callBack, rethrowLater } from '../core/defer.js';
 import { asUint8Array, lostBytes } from '../core/bytes.js';
 import { brokenWrite, isError, writeAfterPeerClose } from '../core/errors.js';
+import { CHUNK_COST } from '../core/flow.js';
 import { type ChannelStats, channelStats } from '../core/observe.js';
 import type { MuxSession } from '../core/session.js';
 import { EncodedCount } from './encoded-count.js';
@@ -16,6 +17,10 @@ import { EncodedCount } from './encoded-count.js';
 import type { Session } from './session.js';
 
 type WriteCallback = (error?: Error | null) => void;
+/** The one field of Node's `WritableState` that `write()` sets (not public API; test/node-internals.test.ts). */
+interface WritableInternals {
+  _writableState: { needDrain: boolean };
+}
 
 /** The address fields of a `net.Socket`, which a session's transport has when it is one (or a TLS socket). */
 interface SocketAddresses {
@@ -135,6 +140,8 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   #failure: Error | undefined;
   #bytesRead = 0;
   #bytesWritten = 0;
+  /** Writes Node's `Writable` holds for `_write`/`_writev` (see `write()`); below 0 after `end(data)`, harmless. */
+  #waitingWrites = 0;
   /**
    * With an encoding set (`setEncoding()`), the bytes behind what waits: `readableLength` counts the decoded
    * characters then, which are fewer (UTF-8 text) or more (hex) than the bytes the window credits.
@@ -385,8 +392,31 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     return this;
   }
 
+  /**
+   * Node's `write()`, with a cost for each write that waits: besides its bytes, a write held in the stream's
+   * buffer is an object or two (~150 bytes), so a writer of a few bytes at a time (an echo of a peer's one-byte
+   * frames) would hold 30 times the high-water mark in memory before `write()` said false. Here a waiting write
+   * counts {@link CHUNK_COST} bytes beside its own: `write()` returns false once they reach the high-water mark,
+   * and `'drain'` comes, as always, once everything written has left.
+   */
+  override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
+    // Node refuses (with an error) a write after end() or destroy(): nothing waits then.
+    const taken = !this.writableEnded && !this.destroyed;
+    const ok = super.write(chunk, encoding as BufferEncoding, callback);
+    if (!taken) return ok;
+    // (When nothing was in flight, `_write` took it within the call and counted it taken.)
+    const waiting = ++this.#waitingWrites;
+    if (ok && waiting > 0 && this.writableLength + waiting * CHUNK_COST >= this.writableHighWaterMark) {
+      // Node's own flag: its 'drain' comes when the buffer empties (test/node-internals.test.ts checks it).
+      (this as unknown as WritableInternals)._writableState.needDrain = true;
+      return false;
+    }
+    return ok;
+  }
+
   /** @hidden Node's `Duplex` calls it. */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
+    this.#waitingWrites--;
     if (this.#refuseWrite(callback)) return;
     // Its bytes as the built-ins see them: the frame's length and the bytes the socket sends are then the same,
     // whatever an own `length` property says. Transferred (to a worker) or shrunk while it waited in the stream's
@@ -403,6 +433,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   /** @hidden Node's `Duplex` calls it. */
   override _writev(chunks: { chunk: Buffer }[], callback: WriteCallback): void {
+    this.#waitingWrites -= chunks.length;
     if (this.#refuseWrite(callback)) return;
     // Each chunk's bytes as the built-ins see them, and none that lost its bytes, as in _write.
     const views: Uint8Array[] = [];

@@ -26,6 +26,7 @@ import type { MuxSession } from '../core/session.js';
 import type { WebSession } from './session.js';
 import { type ChannelStats, channelStats } from '../core/observe.js';
 import { Fifo } from '../core/fifo.js';
+import { CHUNK_COST } from '../core/flow.js';
 
 /** Writes up to this size are copied and resolve at once (while under the high-water mark). */
 const COPY_LIMIT = 16 * 1024;
@@ -65,7 +66,10 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
   #remoteEnded = false;
   #readableDone = false;
   // --- writing ---
-  /** Bytes handed to the session and not yet in the transport. */
+  /**
+   * Bytes handed to the session and not yet in the transport, and {@link CHUNK_COST} for each write among them
+   * (its own objects, beyond its bytes): writes of a few bytes each stop at a bounded memory too.
+   */
   #writing = 0;
   /** A sink write waiting for `#writing` to fall below the high-water mark. */
   #writeWaiter: { resolve: () => void; reject: (error: Error) => void } | null = null;
@@ -350,7 +354,9 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
     const copied = length <= COPY_LIMIT;
     const held = now === length ? chunk : chunk.subarray(0, length);
     const data = copied ? held.slice() : held;
-    this.#writing += length;
+    // Counted with what the write costs beyond its bytes (a copy, a queued write: see `#writing`).
+    const cost = length + CHUNK_COST;
+    this.#writing += cost;
     let resolveWrite: (() => void) | undefined;
     let rejectWrite: ((error: Error) => void) | undefined;
     const promise = copied
@@ -360,7 +366,7 @@ export class WebChannel implements ChannelEndpoint, ChannelFacts<WebSession> {
           rejectWrite = reject;
         });
     this.#port.write(this.#state, data, (error) => {
-      this.#writing -= length;
+      this.#writing -= cost;
       if (error) {
         this.fail(error);
         // Still in the session (a multiplex channel kept after both closes until it is read): out of it now.

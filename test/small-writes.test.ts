@@ -1,0 +1,162 @@
+/**
+ * Backpressure counts a waiting write's own memory, not only its bytes: a writer of a few bytes at a time (an
+ * echo of a peer's one-byte frames, spread over many channels) holds an object or two per write, so a bound in
+ * bytes alone let each channel hold its high-water mark in writes of a few bytes, 30 times the mark in memory.
+ * Each kind of channel says "wait" once its waiting writes' bytes and a cost per write (`CHUNK_COST`) reach the
+ * mark, and the bytes still arrive exactly.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { lightClient, lightServer } from '../src/index.js';
+import { CHUNK_COST } from '../src/core/flow.js';
+import { WebSession, streamTransport, type WebChannel } from '../src/web/index.js';
+import { memoryPipe, readAll, sessionPair } from './helpers.js';
+
+const MARK = 64 * 1024; // channelHighWaterMark's default
+/** Writes of one byte each that may wait before "wait": the mark over what each costs, and a few in flight. */
+const MOST_WAITING = Math.ceil(MARK / (1 + CHUNK_COST)) + 2;
+
+/** Bytes 0, 1, 2, ... (mod 251) of `length`: a reorder or a loss shows. */
+function counting(length: number, from = 0): Uint8Array {
+  const bytes = new Uint8Array(length);
+  for (let i = 0; i < length; i++) bytes[i] = (from + i) % 251;
+  return bytes;
+}
+
+test("a Node Channel's write() of one byte at a time says false after about mark / (1 + CHUNK_COST) writes, not mark writes; 'drain' follows and every byte arrives in order", async () => {
+  const pair = await sessionPair();
+  try {
+    const channel = pair.client.dial();
+    const received = pair.server.accept().then(readAll);
+    const bytes = counting(200_000);
+    let written = 0;
+    let stops = 0;
+    let firstStop = -1;
+    while (written < bytes.length) {
+      const ok = channel.write(bytes.subarray(written, written + 1));
+      written++;
+      if (ok) continue;
+      stops++;
+      if (firstStop < 0) firstStop = written;
+      assert.equal(channel.writableNeedDrain, true, 'write() said false: writableNeedDrain says so too');
+      await once(channel, 'drain');
+    }
+    channel.end();
+    assert.ok(firstStop > 0 && firstStop <= MOST_WAITING, `first false after ${firstStop} one-byte writes`);
+    assert.ok(stops >= bytes.length / MOST_WAITING - 1, `${stops} stops for ${bytes.length} writes`);
+    assert.deepEqual(new Uint8Array(await received), bytes);
+  } finally {
+    await pair.close();
+  }
+});
+
+test("a Node Channel: large writes still say false at the mark in bytes, and write(), cork() and end(data) keep Node's semantics", async () => {
+  const pair = await sessionPair();
+  try {
+    const channel = pair.client.dial();
+    const received = pair.server.accept().then(readAll);
+    assert.equal(channel.write(counting(MARK - 1)), true, 'one write under the mark: true, as on any Node stream');
+    assert.equal(channel.write(counting(1, MARK - 1)), false, 'the mark reached: false');
+    await once(channel, 'drain');
+    channel.cork();
+    for (let i = 0; i < 10; i++) assert.equal(channel.write(counting(10, MARK + 10 * i)), true);
+    channel.uncork();
+    channel.end(counting(5, MARK + 100));
+    await once(channel, 'finish');
+    assert.deepEqual(new Uint8Array(await received), counting(MARK + 105));
+  } finally {
+    await pair.close();
+  }
+});
+
+test("a LightChannel's write() of one byte at a time says false after about mark / (1 + CHUNK_COST) writes; 'drain' follows, bytes exact", async () => {
+  const [a, b] = memoryPipe();
+  const client = lightClient(a, { keepAliveInterval: 0 });
+  const server = lightServer(b, { keepAliveInterval: 0 });
+  try {
+    const channel = client.dial();
+    const chunks: Uint8Array[] = [];
+    const ended = server.accept().then(
+      (peer) =>
+        new Promise<void>((resolve) => {
+          peer.on('data', (chunk) => chunks.push(chunk));
+          peer.on('end', resolve);
+        }),
+    );
+    const bytes = counting(100_000);
+    let written = 0;
+    let firstStop = -1;
+    while (written < bytes.length) {
+      const ok = channel.write(bytes.subarray(written, written + 1));
+      written++;
+      if (ok) continue;
+      if (firstStop < 0) firstStop = written;
+      await once(channel, 'drain');
+    }
+    channel.end();
+    await ended;
+    assert.ok(firstStop > 0 && firstStop <= MOST_WAITING, `first false after ${firstStop} one-byte writes`);
+    assert.deepEqual(new Uint8Array(Buffer.concat(chunks)), bytes);
+  } finally {
+    client.destroy();
+    server.destroy();
+    a.destroy();
+    b.destroy();
+  }
+});
+
+test('a WebChannel: one-byte writes resolve at once only while what waits is under the mark with its per-write cost; awaited, the bytes arrive exactly', async () => {
+  const aToB = new TransformStream<Uint8Array, Uint8Array>();
+  const bToA = new TransformStream<Uint8Array, Uint8Array>();
+  // a's transport takes nothing until `open()`: its session's writes wait, as on a link that stalls.
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  const toB = aToB.writable.getWriter();
+  const gated = new WritableStream<Uint8Array>({
+    async write(chunk) {
+      await opened;
+      await toB.write(chunk);
+    },
+    close: () => toB.close(),
+  });
+  const a = new WebSession(streamTransport({ readable: bToA.readable, writable: gated }), 'client', {
+    keepAliveInterval: 0,
+  });
+  const b = new WebSession(streamTransport({ readable: aToB.readable, writable: bToA.writable }), 'server', {
+    keepAliveInterval: 0,
+  });
+  try {
+    const channel: WebChannel = a.dial();
+    const received = b.accept().then(async (peer) => {
+      const parts: Uint8Array[] = [];
+      const reader = peer.readable.getReader();
+      for (let read = await reader.read(); !read.done; read = await reader.read()) parts.push(read.value);
+      return new Uint8Array(Buffer.concat(parts));
+    });
+    const writer = channel.writable.getWriter();
+    const bytes = counting(50_000);
+    // Written without waiting: how many resolve while the transport takes nothing.
+    let resolved = 0;
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 4 * MOST_WAITING; i++)
+      writes.push(
+        writer.write(bytes.subarray(i, i + 1)).then(() => {
+          resolved++;
+        }),
+      );
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.ok(
+      resolved > 0 && resolved <= MOST_WAITING,
+      `${resolved} one-byte writes resolved with the transport stalled`,
+    );
+    open();
+    await Promise.all(writes);
+    for (let i = 4 * MOST_WAITING; i < bytes.length; i++) await writer.write(bytes.subarray(i, i + 1));
+    await writer.close();
+    assert.deepEqual(await received, bytes);
+  } finally {
+    a.destroy();
+    b.destroy();
+  }
+});
