@@ -188,18 +188,36 @@ test('simulation: regression seeds keep every invariant', async () => {
  * when the peer's keepAliveTimeout is longer than half the paused side's plus two round trips (the rule in
  * docs/reliability.md and the README's keep-alive notes). Every run checks that rule; these seeds are runs where a
  * peer paused and the other side's keepAliveTimeout was within the rule, so the check had something to hold;
- * 3243, 14998 and 19709 fail when a paused session does not probe. (71 was one until close({ timeout }) with no
- * channel left ended at its deadline instead of waiting out the linger, and small payloads of one read came
- * joined per channel: those moved that run so that no side paused; 508 took its place.)
+ * 3243, 14998 and 19709 failed when a paused session did not probe. Which runs pause moves with any change of the
+ * sessions' timing (71 stopped pausing when close({ timeout }) ended at its deadline, 166 and 19 with the joining
+ * of small payloads): the test runs all of these and, should fewer than PAUSED_RUNS_WANTED of them pause, looks
+ * further (seeds 1 up), so a change of timing costs a search, not a failure; it prints the seeds that paused, to
+ * put here.
  */
 const PAUSED_PEER_SEEDS = [12, 225, 312, 508, 3243, 14998, 19709];
+const PAUSED_RUNS_WANTED = 5;
+/** Seeds 1 to this many are searched when the list above falls short (about one run in a hundred pauses). */
+const PAUSED_SEARCH_LIMIT = 2_000;
 
-test('simulation: a peer paused at its memory bound is not declared dead by a side whose keepAliveTimeout exceeds half its own', async () => {
-  for (const seed of PAUSED_PEER_SEEDS) {
+test('simulation: a peer paused at its memory bound is not declared dead by a side whose keepAliveTimeout exceeds half its own', async (t) => {
+  const paused: number[] = [];
+  const tried = new Set<number>();
+  const candidates = [...PAUSED_PEER_SEEDS, ...Array.from({ length: PAUSED_SEARCH_LIMIT }, (_, i) => i + 1)];
+  for (const seed of candidates) {
+    // Every listed seed runs (some fail where a paused session does not probe); the search only makes up a shortfall.
+    if (tried.size >= PAUSED_PEER_SEEDS.length && paused.length >= PAUSED_RUNS_WANTED) break;
+    if (tried.has(seed)) continue;
+    tried.add(seed);
     const outcome = await runSimulation(seed);
     if (outcome.violations.length > 0) assert.fail(explain(outcome));
-    assert.ok((outcome.stats.livenessWithPausedPeer ?? 0) > 0, `seed ${seed}: no side checked against a paused peer`);
+    if ((outcome.stats.livenessWithPausedPeer ?? 0) > 0) paused.push(seed);
   }
+  const listed = paused.filter((seed) => PAUSED_PEER_SEEDS.includes(seed)).length;
+  t.diagnostic(`runs with a paused peer: seeds ${paused.join(', ')} (${tried.size} tried; ${listed} from the list)`);
+  assert.ok(
+    paused.length >= PAUSED_RUNS_WANTED,
+    `only ${paused.length} of ${tried.size} runs had a paused peer to check against (seeds ${paused.join(', ')})`,
+  );
 });
 
 /** The seeds of a pass: from MUXWIRE_SIM_SEED, else fixed (a clock-derived base in the soak), plus one from the clock. */
