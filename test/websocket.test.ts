@@ -2166,3 +2166,120 @@ describe('what a peer sends over a WebSocket, taken in bounded turns (a review o
     transport.destroy();
   });
 });
+
+describe('createWebSocketServer: origins (which pages may open sessions)', () => {
+  /** The status a WebSocket upgrade for `url` gets with `origin` as its Origin header (none: no header). */
+  function upgradeStatus(url: string, origin?: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const socket = new WsWebSocket(url, origin === undefined ? {} : { origin });
+      socket.on('open', () => {
+        socket.terminate();
+        resolve(101);
+      });
+      socket.on('unexpected-response', (_request, response) => {
+        socket.terminate();
+        resolve(response.statusCode ?? 0);
+      });
+      socket.on('error', (error) => {
+        if (socket.readyState !== socket.CLOSED) reject(error);
+      });
+    });
+  }
+
+  /** connectWebSocket with a `ws` client that sends `origin` as its Origin header, as a page of that origin would. */
+  function fromOrigin(origin: string): WebSocketConstructor {
+    return class extends WsWebSocket {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols, { origin });
+      }
+    };
+  }
+
+  test('a list lets in the pages of its origins (normalised as new URL().origin writes them) and programs that send no Origin; other pages get 403 and no session exists', async () => {
+    const { url, sessions } = await serve(echo, {
+      origins: ['http://App.Example:8080/some/page', 'https://app.example'],
+    });
+    assert.equal(await upgradeStatus(url, 'http://evil.example'), 403);
+    assert.equal(await upgradeStatus(url, 'http://app.example:8081'), 403, 'another port is another origin');
+    assert.equal(await upgradeStatus(url, 'http://app.example'), 403, 'another scheme is another origin');
+    assert.equal(await upgradeStatus(url, 'null'), 403, 'a page without an origin (file:, sandboxed)');
+    assert.equal(sessions.length, 0, 'no session for a refused page');
+    // A page of a listed origin: a session, and its channels work.
+    const session = await client(url, { WebSocket: fromOrigin('http://app.example:8080') });
+    const channel = session.dial();
+    const [, echoed] = await Promise.all([writeAllWeb(channel, Buffer.from('from the page')), readAllWeb(channel)]);
+    assert.equal(Buffer.from(echoed).toString(), 'from the page');
+    assert.equal(await upgradeStatus(url, 'https://app.example'), 101);
+    assert.equal(await upgradeStatus(url), 101, 'no Origin header: not a page');
+    // connectWebSocket from a page the list does not name fails with the typed error, and no session exists.
+    const before = sessions.length;
+    await assert.rejects(
+      connectWebSocket(url, { WebSocket: fromOrigin('https://evil.example'), keepAliveInterval: 0 }),
+      (error) => error instanceof WebSocketClosedError || error instanceof TransportClosedError,
+    );
+    assert.equal(sessions.length, before);
+  });
+
+  test('a function decides from the Origin header (undefined without one) and the request; false answers 403, a throw 500', async () => {
+    const seen: (string | undefined)[] = [];
+    const { url, sessions } = await serve(echo, {
+      origins: (origin: string | undefined, request: IncomingMessage) => {
+        seen.push(origin);
+        if (origin === 'http://throws.example') throw new Error('a bug in the check');
+        return origin === undefined ? request.url!.includes('key=program') : origin.endsWith('.trusted.example');
+      },
+    });
+    assert.equal(await upgradeStatus(url, 'https://a.trusted.example'), 101);
+    assert.equal(await upgradeStatus(url, 'https://trusted.example.evil.example'), 403);
+    assert.equal(await upgradeStatus(url, 'http://throws.example'), 500);
+    assert.equal(await upgradeStatus(url), 403);
+    assert.equal(await upgradeStatus(`${url}?key=program`), 101);
+    assert.deepEqual(seen, [
+      'https://a.trusted.example',
+      'https://trusted.example.evil.example',
+      'http://throws.example',
+      undefined,
+      undefined,
+    ]);
+    await until(() => sessions.length === 2, 5000, 'two sessions');
+    // Only true lets a page in: an async function (a JavaScript caller's) gives a promise, which refuses.
+    const asyncCheck = await serve(echo, { origins: async () => Promise.resolve(true) });
+    assert.equal(await upgradeStatus(asyncCheck.url, 'https://a.trusted.example'), 403);
+    assert.equal(asyncCheck.sessions.length, 0);
+  });
+
+  test('with server: a refused page gets 403 there too, and the HTTP server goes on serving', async () => {
+    const server = createServer((_request, response) => response.writeHead(204).end());
+    const sessions: Session[] = [];
+    const mux = createWebSocketServer(
+      { server, path: '/mux', keepAliveInterval: 0, origins: ['https://app.example'] },
+      (session) => {
+        sessions.push(session);
+      },
+    );
+    toClose.push(async () => {
+      for (const session of sessions) session.destroy();
+      for (const socket of mux.clients) socket.terminate();
+      await new Promise<void>((resolve) => mux.close(() => resolve()));
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/mux`;
+    assert.equal(await upgradeStatus(url, 'https://evil.example'), 403);
+    assert.equal(await upgradeStatus(url, 'https://app.example'), 101);
+    await until(() => sessions.length === 1, 5000, 'one session');
+  });
+
+  test('origins that are no list of origins nor a function throw TypeError at once', () => {
+    const noop = (): void => {};
+    for (const origins of ['https://app.example', ['not an origin'], ['file:///home/page.html'], [42], {}]) {
+      assert.throws(
+        () => createWebSocketServer({ port: 0, origins: origins as string[] }, noop),
+        TypeError,
+        JSON.stringify(origins),
+      );
+    }
+  });
+});

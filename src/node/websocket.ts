@@ -64,6 +64,20 @@ export interface WebSocketServerCommonOptions extends SessionOptions, WebSocketT
    * peer writing frames as messages fits as well. At least 256 KiB.
    */
   maxMessageSize?: number | undefined;
+  /**
+   * Which web pages may open sessions, by the `Origin` header a browser sends with its upgrade request: a list
+   * of origins (`'https://app.example.com'`, `'http://localhost:5173'`: scheme, host and a port other than the
+   * scheme's own, as `new URL(...).origin` writes them, which each entry is checked and normalised with), or a
+   * function of the header's value (and the request) that returns whether to take it. A request refused is
+   * answered with 403 before any session exists; a function that throws refuses it too (500).
+   *
+   * A browser lets any page open a WebSocket to any server, and sends the cookies it holds for that server:
+   * a server that relies on cookies, or on being reachable only from this machine or this network, is open to
+   * every site its users visit unless it checks the origin (cross-site WebSocket hijacking). Requests without
+   * an `Origin` header do not come from pages (Node, Go, curl: anyone can send any header, so the check
+   * authenticates nobody): a list lets them through, a function gets `undefined`. Default: every origin.
+   */
+  origins?: readonly string[] | ((origin: string | undefined, request: IncomingMessage) => boolean) | undefined;
 }
 
 /** {@link WebSocketServerOptions} attached to an HTTP(S) server of the application's. */
@@ -94,7 +108,7 @@ export interface WebSocketServerOnPort extends WebSocketServerCommonOptions {
   server?: undefined;
 }
 
-const SERVER_KEYS = ['server', 'port', 'host', 'path', 'maxMessageSize'];
+const SERVER_KEYS = ['server', 'port', 'host', 'path', 'maxMessageSize', 'origins'];
 const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval'];
 
 /**
@@ -156,6 +170,7 @@ export function createWebSocketServer(
       `muxwire: maxMessageSize must be an integer of at least ${MERGE_LIMIT}, got ${String(maxMessageSize)}`,
     );
   }
+  const verifyClient = originCheck(options.origins);
   const server = new (loadWs().WebSocketServer)({
     // With `server`, ws's own 'upgrade' listener would answer every other path with 400, also the requests
     // another listener had taken: muxwire's own hands it only the requests for `path` (websocket-attach.ts).
@@ -167,6 +182,8 @@ export function createWebSocketServer(
     // are binary and the page's bytes are its own business.
     perMessageDeflate: false,
     maxPayload: maxMessageSize,
+    // (`ws` calls it with the request before it answers the upgrade, also for `handleUpgrade` with `noServer`.)
+    ...(verifyClient !== undefined && { verifyClient }),
   });
   if (options.server !== undefined) attachToHttpServer(server, options.server);
   server.on('connection', (socket, request) => {
@@ -184,4 +201,53 @@ export function createWebSocketServer(
     onSession(session, request);
   });
   return server;
+}
+
+/** What `ws` calls to verify an upgrade request (its two-argument form, which can say which status to answer). */
+type VerifyClient = (
+  info: { origin: string | undefined; req: IncomingMessage },
+  callback: (verified: boolean, code?: number, message?: string) => void,
+) => void;
+
+/** `origins` as `ws`'s `verifyClient` (undefined: every origin); a list is checked and normalised here. */
+function originCheck(origins: WebSocketServerCommonOptions['origins']): VerifyClient | undefined {
+  if (origins === undefined) return undefined;
+  let allowed: (origin: string | undefined, request: IncomingMessage) => boolean;
+  if (typeof origins === 'function') {
+    allowed = origins;
+  } else if (Array.isArray(origins)) {
+    const list = new Set(origins.map(normalOrigin));
+    allowed = (origin) => origin === undefined || list.has(origin);
+  } else {
+    throw new TypeError('muxwire: origins must be an array of origins or a function');
+  }
+  return (info, callback) => {
+    // Only true lets a page in: an async function's promise (truthy) must not open the server to every page.
+    let verdict: unknown;
+    try {
+      verdict = allowed(info.origin, info.req);
+    } catch {
+      callback(false, 500, 'Internal Server Error');
+      return;
+    }
+    if (verdict === true) callback(true);
+    else callback(false, 403, 'Forbidden');
+  };
+}
+
+/** An entry of `origins` as a browser writes its `Origin` header (`new URL(entry).origin`), or a TypeError. */
+function normalOrigin(entry: unknown): string {
+  let origin: string | undefined;
+  try {
+    if (typeof entry === 'string') origin = new URL(entry).origin;
+  } catch {
+    // (said below)
+  }
+  // 'null' is what a URL without an origin (file:, data:) gives: no entry of a list can mean that.
+  if (origin === undefined || origin === 'null') {
+    throw new TypeError(
+      `muxwire: origins takes origins such as 'https://app.example.com', got ${JSON.stringify(entry)}`,
+    );
+  }
+  return origin;
 }

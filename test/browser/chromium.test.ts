@@ -347,6 +347,40 @@ function registerTests(): void {
       assert.equal(session.bufferedBytes, 0);
     });
 
+    test("origins: the page's own origin opens a session; a page of another origin (localhost for 127.0.0.1) is refused with 403 before any session, and its connectWebSocket rejects with a typed error", async () => {
+      // A second endpoint on the same HTTP server, open to the test page's origin only (base is known once listening).
+      const origins: (string | undefined)[] = [];
+      const guarded = createWebSocketServer(
+        {
+          server: httpServer,
+          path: '/guarded',
+          keepAliveInterval: 0,
+          origins: (origin) => {
+            origins.push(origin);
+            return origin === base;
+          },
+        },
+        (session) => session.on('channel', (channel: Channel) => channel.pipe(channel)),
+      );
+      const other = await browser.context.newPage();
+      try {
+        const guardedUrl = wsBase.replace('/mux', '/guarded');
+        assert.deepEqual(await run(page, 'echoOnce', guardedUrl), { echoed: `from ${base}` });
+        const otherOrigin = base.replace('127.0.0.1', 'localhost');
+        await other.goto(`${otherOrigin}/`);
+        const refused = await run(other, 'echoOnce', guardedUrl);
+        assert.ok('error' in refused, 'the page of another origin was refused');
+        assert.equal(refused.error.muxError, true, JSON.stringify(refused.error));
+        assert.match(refused.error.name, /WebSocketClosedError|TransportClosedError/);
+        // What Chromium sent as Origin: each page's own.
+        assert.deepEqual(origins, [base, otherOrigin]);
+        assert.equal(guarded.clients.size, 0, 'no WebSocket left open');
+      } finally {
+        await other.close();
+        await new Promise<void>((resolve) => guarded.close(() => resolve()));
+      }
+    });
+
     test("against Go hashicorp/yamux behind a gorilla WebSocket: 200 page channels echoed exactly, and the Go side's channel accepted", async (t) => {
       const peer = buildGoPeer();
       if (typeof peer !== 'string') {

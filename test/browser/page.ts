@@ -257,6 +257,23 @@ export const scenarios = {
     return { exact: results.filter(Boolean).length, greeting };
   },
 
+  /** Connects and echoes one message on one channel; what the page gets: the echo, or the error, as data. */
+  async echoOnce(url: string): Promise<{ echoed: string } | { error: ReturnType<typeof describeError> }> {
+    let session: WebSession;
+    try {
+      session = await muxwire.connectWebSocket(url, options);
+    } catch (error) {
+      return { error: describeError(error) };
+    }
+    const channel = session.dial();
+    const writer = channel.writable.getWriter();
+    await writer.write(new TextEncoder().encode('from ' + location.origin));
+    await writer.close();
+    const echoed = new TextDecoder().decode(await readAll(channel));
+    await session.close();
+    return { echoed };
+  },
+
   /** Waits for what `openAndWait` left pending. */
   pendingSettled(): Promise<{ settled: number; errors: ReturnType<typeof describeError>[] }> {
     return kept.pending!;
