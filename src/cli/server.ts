@@ -163,16 +163,29 @@ export async function runServer(
   /** Authenticates the client, answers its forwards, then serves its channels. */
   async function handshake(state: ClientState): Promise<void> {
     const { session, remote } = state;
-    // A client opens nothing but its control channel before the welcome. Any other channel is reset as it
-    // comes, so that a connection that has not authenticated holds no more than that one channel's window
-    // (the accept queue would otherwise keep up to acceptBacklog channels, each with a window of data).
-    // The first channel goes to the accept() below, registered in this same turn.
-    const refuse = (channel: Channel): void => void channel.destroy();
+    // A client opens nothing but its control channel before the welcome. A connection that opens another is
+    // no client of ours and is dropped at once: resetting each such channel instead let a connection that had
+    // not authenticated, and did not read the resets, make the server hold hundreds of MiB until the hello's
+    // deadline (each reset waits with its channel until it can be written). The first channel goes to the
+    // accept() below, registered in this same turn.
+    let dropEarly!: (error: TunnelError) => void;
+    const droppedEarly = new Promise<never>((_resolve, reject) => (dropEarly = reject));
+    droppedEarly.catch(() => {}); // (raced below; never settled for a well-behaved client)
+    const refuse = (channel: Channel): void => {
+      channel.destroy();
+      session.destroy(); // (also while a wrong token's answer waits out its delay)
+      dropEarly(
+        new TunnelError(
+          'ERR_TUNNEL_PROTOCOL',
+          `opened channel ${channel.id} before the welcome (a tunnel client opens only its control channel first); connection dropped`,
+        ),
+      );
+    };
     session.on('channel', refuse);
     // One deadline for the control channel and the hello on it: a client cannot stretch it by opening the
     // channel late and then staying silent.
     const deadline = performance.now() + HELLO_TIMEOUT_MS;
-    const control = await session.accept({ signal: AbortSignal.timeout(HELLO_TIMEOUT_MS) }).catch(() => {
+    const accepted = session.accept({ signal: AbortSignal.timeout(HELLO_TIMEOUT_MS) }).catch(() => {
       if (session.state === 'open')
         throw new TunnelError('ERR_TUNNEL_TIMEOUT', `no control channel within ${HELLO_TIMEOUT_MS / 1000} s`);
       throw new TunnelError(
@@ -180,8 +193,12 @@ export async function runServer(
         `the connection ended before the handshake (${session.closeError?.message ?? 'closed'}; ${mismatchHint})`,
       );
     });
+    const control = await Promise.race([accepted, droppedEarly]);
     control.on('error', () => {});
-    const hello = await expectMessage(control, Math.max(1, deadline - performance.now()), 'hello');
+    const hello = await Promise.race([
+      expectMessage(control, Math.max(1, deadline - performance.now()), 'hello'),
+      droppedEarly,
+    ]);
     if (!tokensMatch(hello.token, token)) {
       reporter.event(
         'auth-failed',
@@ -204,7 +221,7 @@ export async function runServer(
       await session.close({ timeout: 1000 }).catch(() => {});
       throw new TunnelError('ERR_TUNNEL_PROTOCOL', `protocol version ${hello.version} is not supported`);
     }
-    const results = await answerForwards(state, hello);
+    const results = await Promise.race([answerForwards(state, hello), droppedEarly]);
     if (session.state !== 'open') return;
     control.write(encode({ type: 'welcome', version: PROTOCOL_VERSION, results, listen: true }));
     // Either end closing the control channel (the client stopping, or this server) closes it both ways.

@@ -16,7 +16,7 @@ import { type Channel, Session } from '../../src/index.js';
 import { type AnnouncedForward, encode, expectMessage, readMessage } from '../../src/cli/protocol.js';
 import { selfSignedCertificate } from '../support/self-signed.js';
 import { CLI, Cli, localPorts, startClient, startServer, workDir } from './harness.js';
-import { until } from '../helpers.js';
+import { until, within } from '../helpers.js';
 
 const TIMEOUT = 60_000;
 
@@ -142,6 +142,49 @@ describe('hostile peers', { timeout: TIMEOUT * 8 }, () => {
       return { result: (error as { code?: string }).code ?? (error as Error).message, channel };
     }
   }
+
+  test(
+    'a connection that opens a channel besides its control channel before the welcome is dropped at once, with or without its hello, and says why (no token needed to try)',
+    { timeout: TIMEOUT },
+    async () => {
+      const s = await server([]);
+      for (const sayHello of [false, true]) {
+        const socket = net.connect(s.port, '127.0.0.1');
+        socket.on('error', () => {});
+        await once(socket, 'connect');
+        socket.pause(); // reads nothing: the resets it would be owed could only pile up
+        const session = new Session(socket, 'client', { keepAliveInterval: 0 });
+        const control = session.dial();
+        control.on('error', () => {});
+        if (sayHello) control.write(encode({ type: 'hello', version: 1, token: 'not the token at all', forwards: [] }));
+        const extra = Array.from({ length: 100 }, () => session.dial());
+        for (const channel of extra) channel.on('error', () => {});
+        const started = performance.now();
+        // (Not events.once: the reset the server's end may bring is an 'error', which it would reject with.)
+        await within(
+          new Promise((resolve) => socket.once('close', resolve)),
+          5000,
+          'the server to drop the connection',
+        );
+        assert.ok(performance.now() - started < 3000, 'well before the 10 s hello deadline and the 1 s auth delay');
+        session.destroy();
+      }
+      const failed = () => s.cli.events.filter((e) => e.event === 'handshake-failed');
+      await until(() => failed().length >= 2, 5000, `two handshake failures logged: ${s.cli.describe()}`);
+      const dropped = failed();
+      assert.equal(dropped.length, 2, s.cli.describe());
+      for (const event of dropped) {
+        assert.equal(event.code, 'ERR_TUNNEL_PROTOCOL');
+        assert.match(event.message, /opened channel \d+ before the welcome/);
+      }
+      assert.equal(
+        s.cli.events.filter((e) => e.event === 'auth-failed').length,
+        0,
+        'dropped before the token was judged',
+      );
+      await s.cli.stop();
+    },
+  );
 
   for (const secure of [false, true]) {
     test(
