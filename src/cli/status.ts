@@ -86,6 +86,15 @@ export function escapeControls(text: string): string {
   });
 }
 
+/**
+ * `value` as one line of JSON with every {@link UNSAFE} character escaped: `JSON.stringify` escapes only the C0
+ * controls, and leaves DEL, the C1 controls, the line separators and the bidirectional overrides as they are
+ * (they can only be inside strings there, so `\uXXXX` in their place is the same JSON value).
+ */
+export function jsonLine(value: unknown): string {
+  return JSON.stringify(value).replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Writes events and the status line; one per process. */
 export class Reporter {
   readonly #json: boolean;
@@ -113,12 +122,12 @@ export class Reporter {
 
   /**
    * Reports one event. `message` is the human sentence; `fields` are the structured details (in `--json`
-   * mode they are written with `event`, `time` and `message`, JSON escaping every control character). On
+   * mode they are written with `event`, `time` and `message`, escaping every control character: {@link jsonLine}). On
    * stderr the message's control characters are escaped ({@link escapeControls}): it may quote a peer.
    */
   event(event: string, message: string, fields: Record<string, unknown> = {}): void {
     if (this.#json) {
-      this.#out.write(`${JSON.stringify({ time: new Date().toISOString(), event, message, ...fields })}\n`);
+      this.#out.write(`${jsonLine({ time: new Date().toISOString(), event, message, ...fields })}\n`);
       return;
     }
     this.#clearLine();

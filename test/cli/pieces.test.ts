@@ -402,12 +402,23 @@ describe('what the log shows', () => {
     const reporter = new Reporter(false, new PassThrough(), err);
     reporter.event('forward-refused', '-L 1:h:2: no\nmuxwire: connected to 127.0.0.1:7000\n\x1b[1A');
     assert.equal(text, 'muxwire: -L 1:h:2: no\\nmuxwire: connected to 127.0.0.1:7000\\n\\x1b[1A\n');
-    // --json writes the message as JSON, which escapes them already.
+    // --json writes JSON, with every such character as an escape: JSON.stringify alone leaves DEL, the C1
+    // controls, the line separators and the bidirectional overrides raw, in a peer's string too.
     const out = new PassThrough();
     let json = '';
     out.on('data', (chunk: Buffer) => (json += chunk.toString()));
-    new Reporter(true, out, new PassThrough()).event('x', 'a\nb\x1b');
-    assert.equal((JSON.parse(json) as { message: string }).message, 'a\nb\x1b');
+    const hostile = 'a\nb\x1b \x7f \u009b2J \u2028 \u2029 \u202e \u2066 end';
+    new Reporter(true, out, new PassThrough()).event('x', hostile, { host: '\u009b\u202e' });
+    const line = json.slice(0, -1);
+    assert.doesNotMatch(
+      line,
+      // eslint-disable-next-line no-control-regex -- matching control characters is the point
+      /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/,
+      'no raw control in the line',
+    );
+    const parsed = JSON.parse(line) as { message: string; host: string };
+    assert.equal(parsed.message, hostile, 'the same value once parsed');
+    assert.equal(parsed.host, '\u009b\u202e');
     assert.equal(json.split('\n').length, 2, 'one line');
   });
 
