@@ -413,6 +413,50 @@ async function sentThenCut(data: Uint8Array, fin = true): Promise<{ channel: Lig
   return { channel, close };
 }
 
+test('an echo that waits for drain on a light channel kept after its session failed reads every chunk, then gets the error (its writes are taken)', async () => {
+  for (const fin of [true, false]) {
+    const { client, server, close } = await lightPair('tcp');
+    try {
+      const sent = new Promise<void>((resolve) => {
+        server.on('channel', (inbound) => {
+          inbound.on('error', () => {});
+          void (async () => {
+            for (let i = 0; i < 400; i++) {
+              inbound.write(new Uint8Array(10).fill(i));
+              await new Promise((next) => setTimeout(next, 0));
+            }
+            if (fin) inbound.end();
+            await until(() => inbound.stats().queuedBytes === 0, 5000, 'the chunks sent');
+            setTimeout(resolve, 50);
+          })();
+        });
+      });
+      const channel = client.dial();
+      channel.write(new Uint8Array([1]));
+      channel.pause();
+      await sent;
+      await until(() => channel.readableLength === 4000, 5000, 'every chunk here');
+      server.destroy();
+      await until(() => client.state === 'closed', 5000, 'the client session to fail');
+      let errorCode: string | undefined;
+      channel.on('error', (error) => (errorCode = (error as MuxError).code));
+      let echoed = 0;
+      channel.on('data', (chunk) => {
+        echoed += chunk.length;
+        if (!channel.write(chunk)) channel.pause();
+      });
+      channel.on('drain', () => channel.resume());
+      channel.on('end', () => channel.end());
+      channel.resume();
+      await until(() => channel.destroyed, 3000, `FIN ${fin}: the channel to fail once read`);
+      assert.equal(echoed, 4000, `FIN ${fin}: every chunk read and echoed`);
+      assert.equal(errorCode, 'ERR_MUX_TRANSPORT_CLOSED');
+    } finally {
+      close();
+    }
+  }
+});
+
 test("a light channel whose peer sent its data and FIN before the session failed is read whole, then 'end', then the error (users-asks row 26)", async () => {
   const data = pseudoRandomBytes(200 * 1024, 26);
   const { channel, close } = await sentThenCut(data);
@@ -495,7 +539,8 @@ for (const before of ['end', 'write'] as const) {
       let error: MuxError | undefined;
       channel.on('error', (e) => (error = e as MuxError));
       if (before === 'end') channel.end();
-      else assert.equal(channel.write(new Uint8Array(10)), false, 'the write cannot go');
+      else
+        assert.equal(channel.write(new Uint8Array(10)), true, 'taken, and going nowhere: the error follows the read');
       await new Promise((resolve) => setTimeout(resolve, 20));
       assert.equal(channel.destroyed, false, 'left to be read');
       const chunks: Uint8Array[] = [];

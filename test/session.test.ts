@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import readline from 'node:readline';
 import tls from 'node:tls';
-import { Duplex, addAbortSignal } from 'node:stream';
+import { Duplex, addAbortSignal, pipeline as streamPipeline } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   type Channel,
@@ -1602,7 +1602,7 @@ describe('a session that fails after the peer ended its channel (users-asks row 
     }
   });
 
-  test('without an error listener it closes quietly once read; end() or a write before reading waits, and fails with it', async () => {
+  test('without an error listener it closes quietly once read; end() before reading waits and fails with it, a write is taken at once and goes nowhere', async () => {
     const data = pseudoRandomBytes(64 * 1024, 27);
     const first = await sentThenCut(data);
     try {
@@ -1641,11 +1641,60 @@ describe('a session that fails after the peer ended its channel (users-asks row 
         assert.ok((await read).equals(data), `${before}(): every byte, in order`);
         assert.equal(((await failed)[0] as MuxError).code, 'ERR_MUX_TRANSPORT_CLOSED');
         await called;
-        if (before !== 'closeWrite')
-          assert.equal((callbackError as MuxError | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+        if (before === 'end') assert.equal((callbackError as MuxError | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+        // A write is taken at once (its bytes go nowhere, as a socket's taken before a reset): one left waiting
+        // held an echo at its high-water mark for a 'drain' that never came (see the next test).
+        if (before === 'write') assert.equal(callbackError ?? null, null);
         assert.equal(second.channel.destroyed, true);
       } finally {
         await second.close();
+      }
+    }
+  });
+
+  test('an echo (pipe, pipeline) of a channel kept with 400 small chunks unread reads them all and gets the error: its writes never hold it at the high-water mark', async () => {
+    for (const how of ['pipe', 'pipeline'] as const) {
+      for (const fin of [true, false]) {
+        const pair = await sessionPair({ transport: 'tcp' });
+        try {
+          const sent = new Promise<void>((resolve) => {
+            pair.server.on('channel', (inbound) => {
+              inbound.on('error', () => {});
+              void (async () => {
+                // One small frame per turn: each arrives as a chunk of its own.
+                for (let i = 0; i < 400; i++) {
+                  inbound.write(Buffer.alloc(10, i));
+                  await new Promise((next) => setTimeout(next, 0));
+                }
+                if (fin) inbound.end();
+                await until(() => inbound.writableLength === 0, 5000, 'the chunks sent');
+                setTimeout(resolve, 50);
+              })();
+            });
+          });
+          const channel = pair.client.dial();
+          channel.write('request');
+          channel.pause();
+          await sent;
+          await until(() => channel.readableLength === 4000, 5000, 'every chunk here');
+          pair.server.destroy(); // the client's session fails under the channel
+          await until(() => pair.client.state === 'closed', 5000, 'the client session to fail');
+          let errorCode: string | undefined;
+          channel.on('error', (error: MuxError) => (errorCode = error.code));
+          let echoed = 0;
+          const write = channel.write.bind(channel);
+          channel.write = (chunk: Buffer, ...rest: never[]) => {
+            echoed += chunk.length;
+            return write(chunk, ...rest);
+          };
+          if (how === 'pipe') channel.pipe(channel);
+          else streamPipeline(channel, channel, () => {});
+          await until(() => channel.destroyed, 3000, `${how}, FIN ${fin}: the channel to fail once read`);
+          assert.equal(echoed, 4000, `${how}, FIN ${fin}: every chunk read and echoed`);
+          assert.equal(errorCode, 'ERR_MUX_TRANSPORT_CLOSED');
+        } finally {
+          await pair.close();
+        }
       }
     }
   });

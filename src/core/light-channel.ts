@@ -180,8 +180,9 @@ export class LightChannel
    * writes still queued). Returns false once what waits to be sent reaches `channelHighWaterMark`: its bytes, and 224
    * bytes for each write among them (what a queued write costs beyond its bytes, so that writes of a few bytes
    * each stop at a bounded memory too): wait for `'drain'` before writing more. A channel that
-   * was reset or failed takes no more data (the reason came as `'error'` and `failure`); writing after
-   * `end()` throws `ERR_MUX_WRITE_AFTER_END`.
+   * was reset or failed takes no more data (the reason came as `'error'` and `failure`), except one left to
+   * be read to its end after its session failed: it takes writes and drops them (true) until its failure
+   * follows the read; writing after `end()` throws `ERR_MUX_WRITE_AFTER_END`.
    */
   write(data: Uint8Array): boolean {
     // A Node stream's `write(data, callback)` moved over as it was: its callback would never be called.
@@ -202,8 +203,12 @@ export class LightChannel
       if ((this.#flags & CLOSED) === 0) this.destroy(writeAfterPeerClose(this.id));
       return false;
     }
-    // Closed, or left only to be read to its end (its session failed after the peer's FIN): nothing can go.
-    if ((this.#flags & (CLOSED | FAIL_AT_END)) !== 0) return false;
+    // Closed: nothing can go.
+    if ((this.#flags & CLOSED) !== 0) return false;
+    // Left only to be read to its end (its session failed): taken, and going nowhere, as bytes a socket took
+    // before its connection was reset; the channel fails once what arrived is read. (A false would wait for a
+    // 'drain' that never comes, and an echo that pauses until then would never read to the failure.)
+    if ((this.#flags & FAIL_AT_END) !== 0) return true;
     if (this.#state.localFin) {
       // Writing ended before end(): the peer closed the channel both ways (multiplex) and takes nothing more.
       // The channel fails as a reset does ('error' only for a listener), as a Node channel's write does.
@@ -390,7 +395,7 @@ export class LightChannel
 
   #written(length: number, error: Error | null | undefined): void {
     this.#writing -= length;
-    this.#writes--;
+    if (length > 0) this.#writes--; // (0: the FIN's, which was not counted)
     if ((this.#flags & CLOSED) !== 0) return;
     if (error) {
       // A live channel is failed by its session before its writes fail. One the session no longer holds (both

@@ -110,7 +110,7 @@ class IdleTimer {
 
 /** A failed channel left to be read: what it waits for, and what waits on it. */
 interface KeptToRead {
-  /** Callbacks of writes and of `end()` made meanwhile: called with the failure once the channel is destroyed. */
+  /** Callbacks of `end()` made meanwhile: called with the failure once the channel is destroyed (writes are taken). */
   held: WriteCallback[];
   /** No FIN came: the channel fails once what arrived is read (with the FIN it fails after 'end'). */
   failWhenRead: boolean;
@@ -477,8 +477,12 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
       return true;
     }
     if (this.#kept !== undefined) {
-      // Left to be read to its end: the write fails with the channel, after the peer's data was read.
-      this.#kept.held.push(callback);
+      // Left to be read to its end: the write is taken and goes nowhere (its session is gone), as bytes a
+      // socket took before its connection was reset; the channel's failure says so once the peer's data was
+      // read. Its callback is not held: a write left in flight kept every later one in Node's buffer, and an
+      // echo (`pipe`, `pipeline`) paused for a 'drain' that never came, never read the rest, and the channel
+      // never failed.
+      callback();
       return true;
     }
     this.#destroyFailed(failure);
