@@ -7,6 +7,9 @@
 import { parseArgs } from 'node:util';
 import { INITIAL_DELAY_MS } from './reconnect.js';
 
+/** The most forwards a client announces (the control protocol's `hello` takes no more). */
+export const MAX_FORWARDS = 256;
+
 /** A mistake on the command line; the command prints its message and exits with code 2. */
 export class UsageError extends Error {
   readonly code = 'ERR_TUNNEL_USAGE';
@@ -277,6 +280,9 @@ function clientConfig(values: Values, env: Record<string, string | undefined>): 
     ...(values.remote ?? []).map((text) => parseForward(text, 'R')),
   ];
   if (forwards.length === 0) throw new UsageError('client needs at least one -L or -R');
+  if (forwards.length > MAX_FORWARDS) {
+    throw new UsageError(`a client has at most ${MAX_FORWARDS} -L and -R forwards, not ${forwards.length}`);
+  }
   return {
     command: 'client',
     token: tokenSource(values, env),

@@ -9,7 +9,7 @@ import { type Channel, Session } from '../index.js';
 import { type ClientConfig, type ForwardSpec, TOKEN_ENV, formatAddress } from './args.js';
 import { loadToken } from './auth.js';
 import { coalescingTransport } from './coalesce.js';
-import { FATAL_CODES, TunnelError } from './errors.js';
+import { FATAL_CODES, TunnelError, type TunnelErrorCode } from './errors.js';
 import {
   ANSWER_TIMEOUT_MS,
   type Decision,
@@ -24,6 +24,7 @@ import {
   type AnnouncedForward,
   type ConnectRequest,
   HELLO_TIMEOUT_MS,
+  MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
   type RemoteRequest,
   TUNNEL_SESSION_OPTIONS,
@@ -73,6 +74,16 @@ export async function runClient(
     ...locals.map((f): AnnouncedForward => ({ kind: 'L', host: f.host, port: f.hostPort })),
     ...remotes.map((f): AnnouncedForward => ({ kind: 'R', bind: f.bind, port: f.port })),
   ];
+  // Said now rather than as a handshake the server drops, which reads like a --tls or --ws mismatch.
+  const helloBytes = Buffer.byteLength(
+    JSON.stringify({ type: 'hello', version: PROTOCOL_VERSION, token, forwards: announced }),
+  );
+  if (helloBytes > MAX_MESSAGE_BYTES) {
+    throw new TunnelError(
+      'ERR_TUNNEL_PROTOCOL',
+      `the forwards take ${helloBytes} bytes in the handshake, more than its ${MAX_MESSAGE_BYTES}: give fewer -L/-R or shorter host names`,
+    );
+  }
   const server = config.ws?.href ?? formatAddress(config.server.host, config.server.port);
   const controls = new WeakMap<Session, Channel>();
   /** Every session not yet closed: the current one and those draining after a Go Away. */
@@ -100,7 +111,9 @@ export async function runClient(
         const spec = index < locals.length ? locals[index]! : remotes[index - locals.length];
         if (spec === undefined) continue;
         if (!result.ok) {
-          failed.push({ error: new TunnelError(result.code, `-${spec.kind} ${spec.text}: ${result.message}`), spec });
+          // (A welcome too large with every refusal's message carries their codes alone: see the server.)
+          const why = result.message === '' ? refusedWithoutMessage(result.code) : result.message;
+          failed.push({ error: new TunnelError(result.code, `-${spec.kind} ${spec.text}: ${why}`), spec });
         } else if (spec.kind === 'R') {
           reportListening(spec, result.port);
         }
@@ -395,4 +408,14 @@ export async function runClient(
       context.sockets.resetUnfinished();
     },
   };
+}
+
+/**
+ * A refusal's words when the welcome carried its code alone (it would have outgrown the control protocol with
+ * every message: see the server's `welcomeMessage`).
+ */
+function refusedWithoutMessage(code: TunnelErrorCode): string {
+  if (code === 'ERR_TUNNEL_DENIED') return 'not allowed by the server (no --allow or --allow-remote admits it)';
+  if (code === 'ERR_TUNNEL_LISTEN') return 'the server could not listen there';
+  return `refused by the server (${code}; its log says why)`;
 }

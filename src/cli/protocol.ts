@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { HEADER_SIZE } from '../core/frame.js';
 import { MERGE_LIMIT } from '../web/websocket-transport.js';
 import { type SessionOptions, resolveOptions } from '../core/options.js';
-import { isHostText } from './args.js';
+import { MAX_FORWARDS, isHostText } from './args.js';
 import { TunnelError, type TunnelErrorCode } from './errors.js';
 
 /** The protocol version in `hello` and `welcome`; a server refuses a client of another version. */
@@ -249,8 +249,8 @@ export function validate(value: unknown): Message {
   if (!isRecord(value)) throw protocolError('a message must be an object');
   switch (value.type) {
     case 'hello': {
-      if (!Array.isArray(value.forwards) || value.forwards.length > 256)
-        throw protocolError('forwards must be a list of at most 256');
+      if (!Array.isArray(value.forwards) || value.forwards.length > MAX_FORWARDS)
+        throw protocolError(`forwards must be a list of at most ${MAX_FORWARDS}`);
       return {
         type: 'hello',
         version: int(value.version, 'version', 0, 1e6),
@@ -259,8 +259,8 @@ export function validate(value: unknown): Message {
       };
     }
     case 'welcome': {
-      if (!Array.isArray(value.results) || value.results.length > 256)
-        throw protocolError('results must be a list of at most 256');
+      if (!Array.isArray(value.results) || value.results.length > MAX_FORWARDS)
+        throw protocolError(`results must be a list of at most ${MAX_FORWARDS}`);
       return {
         type: 'welcome',
         version: int(value.version, 'version', 0, 1e6),

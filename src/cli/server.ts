@@ -223,7 +223,7 @@ export async function runServer(
     }
     const results = await Promise.race([answerForwards(state, hello), droppedEarly]);
     if (session.state !== 'open') return;
-    control.write(encode({ type: 'welcome', version: PROTOCOL_VERSION, results, listen: true }));
+    control.write(welcomeMessage(results));
     // Either end closing the control channel (the client stopping, or this server) closes it both ways.
     control.on('end', () => control.end());
     control.resume(); // nothing more is read from it, but its end must be seen
@@ -468,4 +468,21 @@ function describeResults(hello: Hello, results: ForwardResult[]): string {
       return `${what} ${result?.ok === true ? 'ok' : 'refused'}`;
     })
     .join(', ');
+}
+
+/**
+ * The welcome with `results`. Each refusal's message is up to a few hundred bytes, so past about 50 refusals
+ * the welcome would outgrow the control protocol's 16 KiB: then the refusals carry their codes alone (the
+ * client words them from its own forwards, and this server's log has each message).
+ */
+function welcomeMessage(results: ForwardResult[]): Buffer {
+  const welcome = { type: 'welcome', version: PROTOCOL_VERSION, results, listen: true } as const;
+  try {
+    return encode(welcome);
+  } catch {
+    return encode({
+      ...welcome,
+      results: results.map((result): ForwardResult => (result.ok ? result : { ...result, message: '' })),
+    });
+  }
 }

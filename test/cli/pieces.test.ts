@@ -91,6 +91,16 @@ describe('command line', () => {
     assert.ok(!allowed([], '127.0.0.1', 80), 'nothing is allowed by default');
   });
 
+  test('a client has at most 256 forwards (what the handshake announces): more is a usage error', () => {
+    const forwards = (n: number): string[] => Array.from({ length: n }, (_, i) => ['-L', `${i + 1}:h:2`]).flat();
+    const env = { MUXWIRE_TOKEN: 'x' };
+    assert.equal(parseCommand(['client', '--server', 'h:1', ...forwards(256)], env).command, 'client');
+    assert.throws(
+      () => parseCommand(['client', '--server', 'h:1', ...forwards(257)], env),
+      (error: Error) => error instanceof UsageError && error.message.includes('at most 256 -L and -R forwards, not 257'),
+    );
+  });
+
   test('the token is refused on argv, and one is required from a file or MUXWIRE_TOKEN', () => {
     assert.throws(
       () => parseCommand(['client', '--server', 'h:1', '-L', '1:h:2', '--token', 'secret'], {}),

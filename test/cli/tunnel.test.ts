@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
-import { ChannelResetError, Session } from '../../src/index.js';
+import { ChannelResetError, Session, TransportClosedError } from '../../src/index.js';
 import { WS_MAX_MESSAGE_BYTES, encode, expectMessage, readMessage } from '../../src/cli/protocol.js';
 import { announceWebSocketMessage, pseudoRandomBytes, until } from '../helpers.js';
 import { selfSignedCertificate } from '../support/self-signed.js';
@@ -584,6 +584,32 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     );
 
     test(
+      'forwards beyond what the handshake carries: 200 denied -L forwards still stop the client with ERR_TUNNEL_DENIED (the welcome carries their codes alone), a hello over 16 KiB is refused before connecting',
+      { timeout: TIMEOUT },
+      async () => {
+        const s = await server(['--token-file', work.tokenFile, '--allow', '127.0.0.1:1']);
+        const many = Array.from({ length: 200 }, (_, i) => ['-L', `0:127.0.0.1:${1000 + i}`]).flat();
+        const c = spawnClient(s.port, ['--token-file', work.tokenFile, ...many]);
+        const fatal = await c.waitFor('fatal');
+        assert.equal(fatal.code, 'ERR_TUNNEL_DENIED', c.describe());
+        assert.match(fatal.message, /^-L 0:127\.0\.0\.1:1000: not allowed by the server/);
+        assert.equal(await c.exited, 1);
+        assert.equal(s.cli.events.filter((e) => e.event === 'handshake-failed').length, 0, s.cli.describe());
+        // 100 forwards to host names of 200 characters: a hello of about 23 KB, which no server would read.
+        const host = (i: number): string =>
+          `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.d${1000 + i}.example`;
+        const long = Array.from({ length: 100 }, (_, i) => ['-L', `0:${host(i)}:80`]).flat();
+        const big = spawnClient(s.port, ['--token-file', work.tokenFile, ...long]);
+        const refused = await big.waitFor('fatal');
+        assert.equal(refused.code, 'ERR_TUNNEL_PROTOCOL');
+        assert.match(refused.message, /the forwards take \d+ bytes in the handshake, more than its 16384/);
+        assert.equal(await big.exited, 1);
+        assert.equal(s.cli.events.filter((e) => e.event === 'handshake-failed').length, 0, 'nothing was sent');
+        await s.cli.stop();
+      },
+    );
+
+    test(
       'a denied -L target or -R bind stops the client with ERR_TUNNEL_DENIED, and the server refuses a channel asking for the target anyway',
       { timeout: TIMEOUT },
       async () => {
@@ -651,17 +677,20 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         const channel = session.dial();
         channel.on('error', () => {});
         channel.write(encode({ type: 'connect', host: '127.0.0.1', port: target.port }));
-        await assert.rejects(expectMessage(control, 5000, 'welcome'), { code: 'ERR_TUNNEL_AUTH' });
+        // The second channel before the welcome drops the connection: no answer to either.
+        await assert.rejects(expectMessage(control, 5000, 'welcome'));
         await assert.rejects(readMessage(channel, 5000));
       } finally {
         session.destroy();
       }
       assert.equal(target.connections(), before, 'nothing was forwarded');
+      const failed = await s.cli.waitFor('handshake-failed');
+      assert.equal(failed.code, 'ERR_TUNNEL_PROTOCOL');
       await s.cli.stop();
     });
 
     test(
-      'before its hello, a client can hold no more than its control channel: every other channel it opens is reset at once',
+      'before its hello, a client can hold no more than its control channel: a connection that opens another is dropped at once',
       { timeout: TIMEOUT },
       async () => {
         const s = await server(['--token-file', work.tokenFile]);
@@ -671,15 +700,20 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
           control.on('error', () => {});
           control.write('{'); // the start of a hello that never comes
           const started = performance.now();
-          const resets = Array.from({ length: 20 }, () => {
+          const failures = Array.from({ length: 20 }, () => {
             const channel = session.dial();
             channel.write(Buffer.alloc(200 * 1024));
             return new Promise<Error>((resolve) => channel.once('error', resolve));
           });
-          for (const error of await Promise.all(resets)) assert.ok(error instanceof ChannelResetError, String(error));
+          for (const error of await Promise.all(failures)) {
+            assert.ok(error instanceof ChannelResetError || error instanceof TransportClosedError, String(error));
+          }
+          await until(() => session.state === 'closed', 5000, 'the server to drop the connection');
           // Well before the hello's 10 s deadline: none of the 20 channels waited in the server's accept queue.
           assert.ok(performance.now() - started < 5000);
-          assert.equal(session.state, 'open', 'the control channel still waits for its hello');
+          const failed = await s.cli.waitFor('handshake-failed');
+          assert.equal(failed.code, 'ERR_TUNNEL_PROTOCOL');
+          assert.match(failed.message, /before the welcome/);
         } finally {
           session.destroy();
         }
