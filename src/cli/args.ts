@@ -381,6 +381,10 @@ function parseWsUrl(text: string): URL {
   }
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:')
     throw new UsageError(`--ws must be a ws:// or wss:// URL, not '${text}'`);
+  // (Not echoed: they would be in the log too.) The token authenticates; a user and password would be on the
+  // command line, in the log, and sent as Basic credentials before a --fingerprint is checked.
+  if (url.username !== '' || url.password !== '')
+    throw new UsageError('--ws with credentials (user:password@) is not supported: the token authenticates');
   return url;
 }
 

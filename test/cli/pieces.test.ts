@@ -97,7 +97,8 @@ describe('command line', () => {
     assert.equal(parseCommand(['client', '--server', 'h:1', ...forwards(256)], env).command, 'client');
     assert.throws(
       () => parseCommand(['client', '--server', 'h:1', ...forwards(257)], env),
-      (error: Error) => error instanceof UsageError && error.message.includes('at most 256 -L and -R forwards, not 257'),
+      (error: Error) =>
+        error instanceof UsageError && error.message.includes('at most 256 -L and -R forwards, not 257'),
     );
   });
 
@@ -202,7 +203,7 @@ describe('command line', () => {
     assert.equal(USAGE.split('--drain-timeout').length, 2, 'listed once');
   });
 
-  test('--ws takes a ws:// or wss:// URL instead of --server (wss implies TLS), and --proxy an http:// URL without credentials', () => {
+  test('--ws takes a ws:// or wss:// URL instead of --server (wss implies TLS), and --proxy an http:// URL, neither with credentials', () => {
     const env = { MUXWIRE_TOKEN: 'x' };
     const ws = parseCommand(['client', '--ws', 'wss://example.org/t', '--ca', 'f', '-L', '1:h:2'], env) as {
       server: unknown;
@@ -230,6 +231,13 @@ describe('command line', () => {
       () => parseCommand(['client', '--server', 'h:1', '--proxy', 'http://u:p@proxy:3128', '-L', '1:h:2'], env),
       /credentials/,
     );
+    // Nor does --ws: a user and password would be logged and sent before a --fingerprint is checked.
+    for (const url of ['wss://alice:s3cret-pass@h:1/t', 'ws://alice@h:1/t']) {
+      assert.throws(
+        () => parseCommand(['client', '--ws', url, '-L', '1:h:2'], env),
+        (error: Error) => error.message.includes('--ws with credentials') && !error.message.includes('s3cret'),
+      );
+    }
     assert.throws(
       () => parseCommand(['client', '--server', 'h:1', '--proxy', 'socks5://proxy:1080', '-L', '1:h:2'], env),
       /http:\/\/ URL/,
