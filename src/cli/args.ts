@@ -132,8 +132,8 @@ Server options:
   --listen HOST:PORT       address to accept clients on
   --tls-cert F, --tls-key F  serve TLS with this certificate and key (PEM)
   --ws PATH                accept WebSocket connections on this path (HTTP, or HTTPS with --tls-cert)
-  --max-channels N         most forwarded connections one client may have open at once, -L and -R
-                           together (default ${DEFAULT_MAX_CHANNELS}); more are refused, and logged
+  --max-channels N         most forwarded connections a client may have open at once on one connection,
+                           -L and -R together (default ${DEFAULT_MAX_CHANNELS}); more are refused, and logged
 Client options:
   --server HOST:PORT       the server to connect to
   --tls                    connect with TLS, verified against Node's built-in CAs, or --ca F, or

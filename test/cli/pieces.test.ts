@@ -185,7 +185,7 @@ describe('command line', () => {
       message: "--max-channels is not an option of 'client'",
     });
     assert.match(USAGE, /\[--max-channels N\]/);
-    assert.match(USAGE, /--max-channels N {9}most forwarded connections one client may have open at once/);
+    assert.match(USAGE, /--max-channels N {9}most forwarded connections a client may have open at once on one connection/);
   });
 
   test('--help lists --drain-timeout under the options of both ends, and both take it', () => {
