@@ -249,7 +249,7 @@ export async function runClient(
     if (!(error instanceof TunnelError) || (code === 'ERR_TUNNEL_PROTOCOL' && session.state !== 'open')) {
       return new TunnelError(
         'ERR_TUNNEL_UNREACHABLE',
-        `the server ${server} closed the connection during the handshake (${hint})`,
+        `the server ${server} closed the connection during the handshake (${hint}; or it was busy with other handshakes, as its log would say)`,
         { cause: error },
       );
     }

@@ -15,6 +15,7 @@ export type TunnelErrorCode =
   | 'ERR_TUNNEL_CERT' // the server's TLS certificate was not trusted
   | 'ERR_TUNNEL_TLS' // TLS files or handshake failed otherwise
   | 'ERR_TUNNEL_PROTOCOL' // the peer sent something the control protocol does not allow
+  | 'ERR_TUNNEL_BUSY' // the server had no place for another handshake (too many in progress)
   | 'ERR_TUNNEL_TIMEOUT'; // a handshake or a wait for the session took too long
 
 /** A tunnel failure with a stable code and a message meant for the person running the command. */

@@ -1,10 +1,11 @@
 /**
  * The server's bound on connections in their handshake: {@link MAX_PENDING_HANDSHAKES} at once in all, and
- * {@link MAX_PENDING_HANDSHAKES_PER_ADDRESS} from any one client address, so that one host that opens
+ * {@link MAX_PENDING_HANDSHAKES_PER_ADDRESS} from any one client address (an IPv6 one's /64), so that one host that opens
  * connections and stays silent cannot take every place and lock the other clients out (as OpenSSH's
  * `MaxStartups` and `PerSourceMaxStartups`).
  * @module
  */
+import { isIPv6 } from 'node:net';
 import { MAX_PENDING_HANDSHAKES, MAX_PENDING_HANDSHAKES_PER_ADDRESS } from './protocol.js';
 
 /** The client address of a `host:port` or `[v6]:port` string, as `formatAddress` writes them. */
@@ -12,6 +13,26 @@ export function addressOf(remote: string): string {
   const colon = remote.lastIndexOf(':');
   const host = colon < 0 ? remote : remote.slice(0, colon);
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+/**
+ * Whose handshakes an address's count against: an IPv4 address its own, an IPv6 one its /64 (one host, or one
+ * site's network, is commonly given a whole /64, so counting each address alone would let it take every
+ * place), an IPv4-mapped IPv6 address the IPv4 one.
+ */
+export function sourceOf(address: string): string {
+  if (!isIPv6(address)) return address;
+  const plain = address.replace(/%.*$/, '').toLowerCase(); // (a zone names the interface, not the host)
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(plain);
+  if (mapped !== null) return mapped[1]!;
+  const [head = '', tail] = plain.split('::');
+  const front = head === '' ? [] : head.split(':');
+  const back = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = [...front, ...Array<string>(Math.max(0, 8 - front.length - back.length)).fill('0'), ...back];
+  return `${groups
+    .slice(0, 4)
+    .map((group) => Number.parseInt(group, 16).toString(16))
+    .join(':')}::/64`;
 }
 
 export class HandshakeSlots {
@@ -24,23 +45,23 @@ export class HandshakeSlots {
    */
   take(remote: string): string | undefined {
     if (this.#total >= MAX_PENDING_HANDSHAKES) return `${MAX_PENDING_HANDSHAKES} handshakes already in progress`;
-    const address = addressOf(remote);
-    const count = this.#byAddress.get(address) ?? 0;
+    const source = sourceOf(addressOf(remote));
+    const count = this.#byAddress.get(source) ?? 0;
     if (count >= MAX_PENDING_HANDSHAKES_PER_ADDRESS) {
-      return `${MAX_PENDING_HANDSHAKES_PER_ADDRESS} handshakes from ${address} already in progress`;
+      return `${MAX_PENDING_HANDSHAKES_PER_ADDRESS} handshakes from ${source} already in progress`;
     }
     this.#total++;
-    this.#byAddress.set(address, count + 1);
+    this.#byAddress.set(source, count + 1);
     return undefined;
   }
 
   /** Gives back the place a connection from `remote` took. */
   give(remote: string): void {
-    const address = addressOf(remote);
-    const count = this.#byAddress.get(address);
+    const source = sourceOf(addressOf(remote));
+    const count = this.#byAddress.get(source);
     if (count === undefined) return;
     this.#total--;
-    if (count <= 1) this.#byAddress.delete(address);
-    else this.#byAddress.set(address, count - 1);
+    if (count <= 1) this.#byAddress.delete(source);
+    else this.#byAddress.set(source, count - 1);
   }
 }

@@ -90,7 +90,7 @@ export async function runServer(
   const refused = (remote: string, why: string, timedOut = false): void =>
     reporter.event('handshake-failed', `client ${remote} ${timedOut ? 'closed' : 'refused'}: ${why}`, {
       remote,
-      code: 'ERR_TUNNEL_TIMEOUT',
+      code: timedOut ? 'ERR_TUNNEL_TIMEOUT' : 'ERR_TUNNEL_BUSY',
     });
   const onConnection = (transport: Duplex, remote: string, handshakeOver: HandshakeOver): void => {
     if (stopping) {

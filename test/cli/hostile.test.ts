@@ -415,6 +415,9 @@ describe('hostile peers', { timeout: TIMEOUT * 8 }, () => {
         const refusals = (): number =>
           s.cli.events.filter((e) => e.event === 'handshake-failed' && e.message.includes('32 handshakes from')).length;
         await until(() => refusals() === 8, 5000, `8 refusals: ${s.cli.describe()}`);
+        for (const event of s.cli.events.filter((e) => e.event === 'handshake-failed')) {
+          assert.equal(event.code, 'ERR_TUNNEL_BUSY', 'a refusal for want of a place is no timeout');
+        }
         await new Promise((resolve) => setTimeout(resolve, 1000));
         assert.equal(
           s.cli.events.filter((e) => e.event === 'tls-failed').length,

@@ -35,7 +35,7 @@ import {
 } from '../../src/cli/protocol.js';
 import { RepeatedReport } from '../../src/cli/repeats.js';
 import { DEMAND_INTERVAL_MS, Reconnector, backoffDelay, sessionGone } from '../../src/cli/reconnect.js';
-import { HandshakeSlots, addressOf } from '../../src/cli/handshake-slots.js';
+import { HandshakeSlots, addressOf, sourceOf } from '../../src/cli/handshake-slots.js';
 import { listenTunnel, requestPath } from '../../src/cli/transport.js';
 import type { ServerConfig } from '../../src/cli/args.js';
 import { FrameType } from '../../src/core/frame.js';
@@ -185,7 +185,10 @@ describe('command line', () => {
       message: "--max-channels is not an option of 'client'",
     });
     assert.match(USAGE, /\[--max-channels N\]/);
-    assert.match(USAGE, /--max-channels N {9}most forwarded connections a client may have open at once on one connection/);
+    assert.match(
+      USAGE,
+      /--max-channels N {9}most forwarded connections a client may have open at once on one connection/,
+    );
   });
 
   test('--help lists --drain-timeout under the options of both ends, and both take it', () => {
@@ -507,6 +510,22 @@ describe('handshake places', () => {
     assert.equal(slots.take('10.0.2.1:1'), undefined);
     slots.give('192.0.2.1:1'); // never taken: changes nothing
     assert.match(slots.take('10.0.2.2:1') ?? '', /^256 handshakes/);
+  });
+
+  test('an IPv6 address counts against its /64 (a host is often given a whole one), an IPv4-mapped one against the IPv4 address', () => {
+    assert.equal(sourceOf('2001:db8::1'), '2001:db8:0:0::/64');
+    assert.equal(sourceOf('2001:DB8:0:0001:ffff::2'), '2001:db8:0:1::/64');
+    assert.equal(sourceOf('fe80::1%eth0'), 'fe80:0:0:0::/64');
+    assert.equal(sourceOf('::ffff:10.0.0.1'), '10.0.0.1');
+    assert.equal(sourceOf('10.0.0.1'), '10.0.0.1');
+    const slots = new HandshakeSlots();
+    // 32 addresses of one /64, one connection each: the 33rd address of that network finds no place.
+    for (let i = 1; i <= 32; i++) assert.equal(slots.take(`[2001:db8::${i.toString(16)}]:1000`), undefined);
+    assert.match(slots.take('[2001:db8::ffff:1]:1') ?? '', /32 handshakes from 2001:db8:0:0::\/64/);
+    assert.equal(slots.take('[2001:db8:0:1::1]:1'), undefined, 'the next /64 has its own places');
+    assert.match(slots.take('[::ffff:10.0.0.1]:1') ?? 'taken', /taken/);
+    slots.give('[2001:db8::7]:1000');
+    assert.equal(slots.take('[2001:db8::abcd]:1'), undefined, 'a place given back to the /64');
   });
 });
 
