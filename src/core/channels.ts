@@ -225,6 +225,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       }
       channel.pending = Pending.rst | (channel.pending & Pending.ack); // an owed ACK leaves with the RST
       channel.pendingIncrement = 0;
+      if (!channel.outbound) this.#scheduler.inboundResetsOwed++;
       this.#scheduler.scheduleControl(channel);
       this.#writer.schedule();
     } else {

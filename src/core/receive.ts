@@ -337,6 +337,14 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
 
   #openInbound(id: number): ChannelState | undefined {
     this.#handOnJoined(); // the data before the SYN first: its listeners may act on it
+    // What this side owes the peer for its earlier channels (refusals; RSTs of those this side reset, such as
+    // an application that lets go of the channels it does not want, each waiting with its channel's record)
+    // leaves as the peer reads: a peer that opens channel after channel and reads nothing made them pile up
+    // without end (330 bytes a reset channel: 172 MiB in 12 s).
+    if (this.#owedTooMuch()) {
+      this.#protocolError('the peer keeps opening channels while not reading the refusals and resets of earlier ones');
+      return undefined;
+    }
     const refusal: RefusalReason | undefined = !this.#host.acceptsChannels()
       ? 'closing'
       : this.#table.size >= this.#options.maxStreams
@@ -366,17 +374,21 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     const telemetry = this.#telemetry;
     telemetry.refusalsOut++;
     telemetry.log(LOG_REFUSED_OUT, id, undefined, reason);
-    if (this.#scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
-      // Many refusals from one read: send them now. Only a peer that does not read its refusals (the
-      // transport stays blocked) makes them pile up.
-      if (!this.#writer.blocked) this.#writer.flush();
-      if (this.#scheduler.sessionFrameCount >= MAX_QUEUED_SESSION_FRAMES) {
-        this.#protocolError('the peer keeps opening channels that are refused while not reading the refusals');
-        return;
-      }
-    }
     this.#scheduler.queueSessionFrame(FrameType.windowUpdate, Flag.rst, id, 0);
     this.#writer.schedule();
+  }
+
+  /**
+   * The frames owed to the peer (session frames such as refusals, RSTs of its channels) reached
+   * {@link MAX_QUEUED_SESSION_FRAMES} and stay there once what can be was sent: many from one read are sent
+   * now, and only a peer that does not read them (the transport stays blocked) makes them pile up.
+   */
+  #owedTooMuch(): boolean {
+    const scheduler = this.#scheduler;
+    const owed = (): number => scheduler.sessionFrameCount + scheduler.inboundResetsOwed;
+    if (owed() < MAX_QUEUED_SESSION_FRAMES) return false;
+    if (!this.#writer.blocked) this.#writer.flush();
+    return owed() >= MAX_QUEUED_SESSION_FRAMES;
   }
 
   #onAck(channel: ChannelState): void {

@@ -246,6 +246,13 @@ export class WriteScheduler {
     return this.#sessionFrames.length === 0 && this.#controlHead === null && this.#dataHead === null;
   }
 
+  /**
+   * Channels the peer opened that this side reset (the application let them go, or they broke a rule), whose
+   * RST waits on the control list: the receive path bounds them with the refusals (see `#openInbound`), since
+   * each keeps its channel's record until it leaves.
+   */
+  inboundResetsOwed = 0;
+
   /** Queues a header-only frame that belongs to no live channel. */
   queueSessionFrame(type: number, flags: number, streamId: number, length: number): void {
     if (type === FrameType.ping && flags === Flag.ack) this.queuedPongs++;
@@ -310,6 +317,7 @@ export class WriteScheduler {
       // An accepted channel reset before its ACK left sends both in one frame, ACK first in meaning: the
       // dialler learns its channel was taken (then reset), not refused.
       const flags = (channel.pending & Pending.ack) !== 0 ? Flag.ack | Flag.rst : Flag.rst;
+      if (!channel.outbound) this.inboundResetsOwed--;
       channel.pending = 0;
       channel.pendingIncrement = 0;
       batch.header(FrameType.windowUpdate, flags, channel.id, 0);
