@@ -2242,10 +2242,28 @@ describe('createWebSocketServer: origins (which pages may open sessions)', () =>
       undefined,
     ]);
     await until(() => sessions.length === 2, 5000, 'two sessions');
-    // Only true lets a page in: an async function (a JavaScript caller's) gives a promise, which refuses.
-    const asyncCheck = await serve(echo, { origins: async () => Promise.resolve(true) });
-    assert.equal(await upgradeStatus(asyncCheck.url, 'https://a.trusted.example'), 403);
-    assert.equal(asyncCheck.sessions.length, 0);
+    // An async function answers with a promise: true admits, anything else refuses, a rejection is a 500 (and
+    // no unhandled rejection: it would end the process).
+    const asyncCheck = await serve(echo, {
+      origins: async (origin: string | undefined) => {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        if (origin === 'https://lookup-fails.example') throw new Error('the lookup failed');
+        return origin === 'https://a.trusted.example' ? true : ('yes' as unknown as boolean);
+      },
+    });
+    assert.equal(await upgradeStatus(asyncCheck.url, 'https://a.trusted.example'), 101);
+    assert.equal(await upgradeStatus(asyncCheck.url, 'https://other.example'), 403, "'yes' is not true");
+    assert.equal(await upgradeStatus(asyncCheck.url, 'https://lookup-fails.example'), 500);
+    await until(() => asyncCheck.sessions.length === 1, 5000, 'one session');
+  });
+
+  test("a list names origins of other schemes as browsers send them (an extension's chrome-extension://ID)", async () => {
+    const extension = 'chrome-extension://abcdefghijklmnopabcdefghijklmnop';
+    const { url } = await serve(echo, { origins: [extension, 'capacitor://localhost'] });
+    assert.equal(await upgradeStatus(url, extension), 101);
+    assert.equal(await upgradeStatus(url, 'capacitor://localhost'), 101);
+    assert.equal(await upgradeStatus(url, 'chrome-extension://ponmlkjihgfedcbaponmlkjihgfedcba'), 403);
+    assert.equal(await upgradeStatus(url, 'null'), 403);
   });
 
   test('with server: a refused page gets 403 there too, and the HTTP server goes on serving', async () => {
@@ -2274,7 +2292,14 @@ describe('createWebSocketServer: origins (which pages may open sessions)', () =>
 
   test('origins that are no list of origins nor a function throw TypeError at once', () => {
     const noop = (): void => {};
-    for (const origins of ['https://app.example', ['not an origin'], ['file:///home/page.html'], [42], {}]) {
+    for (const origins of [
+      'https://app.example',
+      ['not an origin'],
+      ['file:///home/page.html'],
+      ['wss://app.example/mux'],
+      [42],
+      {},
+    ]) {
       assert.throws(
         () => createWebSocketServer({ port: 0, origins: origins as string[] }, noop),
         TypeError,

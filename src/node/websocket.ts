@@ -68,8 +68,11 @@ export interface WebSocketServerCommonOptions extends SessionOptions, WebSocketT
    * Which web pages may open sessions, by the `Origin` header a browser sends with its upgrade request: a list
    * of origins (`'https://app.example.com'`, `'http://localhost:5173'`: scheme, host and a port other than the
    * scheme's own, as `new URL(...).origin` writes them, which each entry is checked and normalised with), or a
-   * function of the header's value (and the request) that returns whether to take it. A request refused is
-   * answered with 403 before any session exists; a function that throws refuses it too (500).
+   * function of the header's value (and the request) that returns whether to take it (true, or a promise of
+   * true: nothing else admits). A request refused is answered with 403 before any session exists; a function
+   * that throws, or whose promise rejects, refuses it with 500. Entries of other schemes than http(s) name
+   * them as a browser sends them (`chrome-extension://ID`); a `ws:`/`wss:` entry throws (a page's origin is
+   * its own, not the WebSocket's URL).
    *
    * A browser lets any page open a WebSocket to any server, and sends the cookies it holds for that server:
    * a server that relies on cookies, or on being reachable only from this machine or this network, is open to
@@ -77,7 +80,10 @@ export interface WebSocketServerCommonOptions extends SessionOptions, WebSocketT
    * an `Origin` header do not come from pages (Node, Go, curl: anyone can send any header, so the check
    * authenticates nobody): a list lets them through, a function gets `undefined`. Default: every origin.
    */
-  origins?: readonly string[] | ((origin: string | undefined, request: IncomingMessage) => boolean) | undefined;
+  origins?:
+    | readonly string[]
+    | ((origin: string | undefined, request: IncomingMessage) => boolean | PromiseLike<boolean>)
+    | undefined;
 }
 
 /** {@link WebSocketServerOptions} attached to an HTTP(S) server of the application's. */
@@ -212,7 +218,7 @@ type VerifyClient = (
 /** `origins` as `ws`'s `verifyClient` (undefined: every origin); a list is checked and normalised here. */
 function originCheck(origins: WebSocketServerCommonOptions['origins']): VerifyClient | undefined {
   if (origins === undefined) return undefined;
-  let allowed: (origin: string | undefined, request: IncomingMessage) => boolean;
+  let allowed: (origin: string | undefined, request: IncomingMessage) => boolean | PromiseLike<boolean>;
   if (typeof origins === 'function') {
     allowed = origins;
   } else if (Array.isArray(origins)) {
@@ -222,29 +228,54 @@ function originCheck(origins: WebSocketServerCommonOptions['origins']): VerifyCl
     throw new TypeError('muxwire: origins must be an array of origins or a function');
   }
   return (info, callback) => {
-    // Only true lets a page in: an async function's promise (truthy) must not open the server to every page.
+    // Only true lets a page in (a truthy value that is not true, such as a promise, must not open the server
+    // to every page); a function may answer with a promise, and one that fails refuses with 500.
+    const answer = (verdict: unknown): void => {
+      if (verdict === true) callback(true);
+      else callback(false, 403, 'Forbidden');
+    };
+    const failed = (): void => callback(false, 500, 'Internal Server Error');
     let verdict: unknown;
     try {
       verdict = allowed(info.origin, info.req);
     } catch {
-      callback(false, 500, 'Internal Server Error');
+      failed();
       return;
     }
-    if (verdict === true) callback(true);
-    else callback(false, 403, 'Forbidden');
+    if (typeof (verdict as PromiseLike<unknown> | null)?.then === 'function') {
+      Promise.resolve(verdict).then(answer, failed);
+    } else {
+      answer(verdict);
+    }
   };
 }
 
-/** An entry of `origins` as a browser writes its `Origin` header (`new URL(entry).origin`), or a TypeError. */
+/**
+ * An entry of `origins` as a browser writes its `Origin` header, or a TypeError: `new URL(entry).origin` for
+ * http(s) and the other special schemes; for the others, which a browser sends as written (an extension's
+ * `chrome-extension://ID`, an app's `capacitor://localhost`), `scheme://host`. A `ws:`/`wss:` entry is refused:
+ * the page's origin is its own (http or https), never the WebSocket's URL.
+ */
 function normalOrigin(entry: unknown): string {
-  let origin: string | undefined;
+  let url: URL | undefined;
   try {
-    if (typeof entry === 'string') origin = new URL(entry).origin;
+    if (typeof entry === 'string') url = new URL(entry);
   } catch {
     // (said below)
   }
-  // 'null' is what a URL without an origin (file:, data:) gives: no entry of a list can mean that.
-  if (origin === undefined || origin === 'null') {
+  if (url !== undefined && (url.protocol === 'ws:' || url.protocol === 'wss:')) {
+    throw new TypeError(
+      `muxwire: origins takes the origins of pages (http:// or https://), not WebSocket URLs: got ${JSON.stringify(entry)}`,
+    );
+  }
+  // A URL without a host (file:, data:) has no origin a list could name: a function can take their 'null'.
+  const origin =
+    url === undefined || url.host === ''
+      ? undefined
+      : url.origin === 'null'
+        ? `${url.protocol}//${url.host}`
+        : url.origin;
+  if (origin === undefined) {
     throw new TypeError(
       `muxwire: origins takes origins such as 'https://app.example.com', got ${JSON.stringify(entry)}`,
     );
