@@ -1,6 +1,6 @@
 /**
  * The server's bound on connections in their handshake: {@link MAX_PENDING_HANDSHAKES} at once in all, and
- * {@link MAX_PENDING_HANDSHAKES_PER_ADDRESS} from any one client address (an IPv6 one's /64), so that one host that opens
+ * {@link MAX_PENDING_HANDSHAKES_PER_ADDRESS} from any one client address (a global IPv6 one's /64), so that one host that opens
  * connections and stays silent cannot take every place and lock the other clients out (as OpenSSH's
  * `MaxStartups` and `PerSourceMaxStartups`).
  * @module
@@ -16,22 +16,28 @@ export function addressOf(remote: string): string {
 }
 
 /**
- * Whose handshakes an address's count against: an IPv4 address its own, an IPv6 one its /64 (one host, or one
- * site's network, is commonly given a whole /64, so counting each address alone would let it take every
- * place), an IPv4-mapped IPv6 address the IPv4 one.
+ * Whose handshakes an address's count against: an IPv4 address its own (an IPv4-mapped IPv6 one too); a global
+ * IPv6 address its /64 (a host is commonly given a whole /64, so counting each address alone would let one
+ * take every place), except a Teredo one (2001::/32, its server's clients alike); any other IPv6 address its
+ * own, zone included (link-local addresses of different links, NAT64's 64:ff9b::/96, which embeds a different
+ * IPv4 host in each, unique local networks).
  */
 export function sourceOf(address: string): string {
-  if (!isIPv6(address)) return address;
   const plain = address.replace(/%.*$/, '').toLowerCase(); // (a zone names the interface, not the host)
+  if (!isIPv6(plain)) return address;
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(plain);
   if (mapped !== null) return mapped[1]!;
   const [head = '', tail] = plain.split('::');
   const front = head === '' ? [] : head.split(':');
   const back = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = [...front, ...Array<string>(Math.max(0, 8 - front.length - back.length)).fill('0'), ...back];
+  const groups = [...front, ...Array<string>(Math.max(0, 8 - front.length - back.length)).fill('0'), ...back].map(
+    (group) => Number.parseInt(group, 16),
+  );
+  const global = (groups[0]! & 0xe000) === 0x2000 && !(groups[0] === 0x2001 && groups[1] === 0);
+  if (!global) return address.toLowerCase();
   return `${groups
     .slice(0, 4)
-    .map((group) => Number.parseInt(group, 16).toString(16))
+    .map((group) => group.toString(16))
     .join(':')}::/64`;
 }
 

@@ -512,12 +512,19 @@ describe('handshake places', () => {
     assert.match(slots.take('10.0.2.2:1') ?? '', /^256 handshakes/);
   });
 
-  test('an IPv6 address counts against its /64 (a host is often given a whole one), an IPv4-mapped one against the IPv4 address', () => {
+  test('a global IPv6 address counts against its /64 (a host is often given a whole one), other IPv6 addresses alone, an IPv4-mapped one as its IPv4 address', () => {
     assert.equal(sourceOf('2001:db8::1'), '2001:db8:0:0::/64');
     assert.equal(sourceOf('2001:DB8:0:0001:ffff::2'), '2001:db8:0:1::/64');
-    assert.equal(sourceOf('fe80::1%eth0'), 'fe80:0:0:0::/64');
+    assert.equal(sourceOf('2a01:4f8:1:2::abcd'), '2a01:4f8:1:2::/64');
     assert.equal(sourceOf('::ffff:10.0.0.1'), '10.0.0.1');
     assert.equal(sourceOf('10.0.0.1'), '10.0.0.1');
+    // Not global unicast, or many hosts behind one prefix: each address alone.
+    assert.equal(sourceOf('fe80::1%eth0'), 'fe80::1%eth0', 'link-local: per address and link');
+    assert.equal(sourceOf('fe80::1%br_lan'), 'fe80::1%br_lan');
+    assert.equal(sourceOf('64:ff9b::c633:6421'), '64:ff9b::c633:6421', 'NAT64: one IPv4 host each');
+    assert.equal(sourceOf('2001:0:4136:e378:8000:63bf:3fff:fdd2'), '2001:0:4136:e378:8000:63bf:3fff:fdd2', 'Teredo');
+    assert.equal(sourceOf('fd00:1::5'), 'fd00:1::5', 'unique local');
+    assert.equal(sourceOf('::1'), '::1');
     const slots = new HandshakeSlots();
     // 32 addresses of one /64, one connection each: the 33rd address of that network finds no place.
     for (let i = 1; i <= 32; i++) assert.equal(slots.take(`[2001:db8::${i.toString(16)}]:1000`), undefined);
