@@ -457,6 +457,30 @@ test('an echo that waits for drain on a light channel kept after its session fai
   }
 });
 
+test("a writer that does not read a light channel kept after its session failed is told to wait at the high-water mark, and reading brings 'drain'", async () => {
+  const data = pseudoRandomBytes(200 * 1024, 32);
+  const { channel, close } = await sentThenCut(data);
+  try {
+    const piece = new Uint8Array(16 * 1024);
+    let accepted = 0;
+    while (channel.write(piece)) accepted += piece.length;
+    assert.ok(accepted < 64 * 1024, `${accepted} bytes taken before write() said wait`);
+    let drained = false;
+    channel.once('drain', () => (drained = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(drained, false, 'no drain while nothing is read');
+    const chunks: Uint8Array[] = [];
+    channel.on('data', (chunk) => chunks.push(chunk));
+    channel.on('error', () => {});
+    channel.resume(); // (paused by hand in sentThenCut)
+    await until(() => drained, 2000, "'drain' once reading made room");
+    await until(() => channel.destroyed, 2000, 'the channel to fail once read');
+    assert.ok(Buffer.concat(chunks).equals(data), 'every byte, in order');
+  } finally {
+    close();
+  }
+});
+
 test("a light channel whose peer sent its data and FIN before the session failed is read whole, then 'end', then the error (users-asks row 26)", async () => {
   const data = pseudoRandomBytes(200 * 1024, 26);
   const { channel, close } = await sentThenCut(data);

@@ -1699,6 +1699,37 @@ describe('a session that fails after the peer ended its channel (users-asks row 
     }
   });
 
+  test('a writer that does not read a kept channel is held at the high-water mark (no spin), and reading lets it go on until the error', async () => {
+    const data = pseudoRandomBytes(200 * 1024, 31);
+    const { channel, close } = await sentThenCut(data);
+    try {
+      const piece = Buffer.alloc(16 * 1024, 7);
+      let taken = 0;
+      let timersRan = 0;
+      const ticker = setInterval(() => timersRan++, 10);
+      const writing = (async () => {
+        const started = performance.now();
+        while (!channel.destroyed && performance.now() - started < 300) {
+          if (channel.write(piece, () => (taken += piece.length))) continue;
+          await Promise.race([once(channel, 'drain'), new Promise((resolve) => setTimeout(resolve, 300))]);
+        }
+      })();
+      await writing;
+      clearInterval(ticker);
+      assert.ok(timersRan >= 10, `the event loop went on (${timersRan} timer ticks in 300 ms)`);
+      assert.ok(taken <= channel.writableHighWaterMark, `${taken} bytes taken while nothing was read`);
+      // Reading makes room: the held write is let go; then the data is read to its end and the error follows.
+      const failed = once(channel, 'error');
+      const read = readAll(channel);
+      channel.resume();
+      assert.ok((await read).equals(data), 'every byte, in order');
+      assert.equal(((await failed)[0] as MuxError).code, 'ERR_MUX_TRANSPORT_CLOSED');
+      assert.ok(taken > 0);
+    } finally {
+      await close();
+    }
+  });
+
   test("a channel whose peer had not ended keeps what arrived: it is read, then the error comes instead of 'end'", async () => {
     const pair = await sessionPair({ transport: 'tcp' });
     const data = pseudoRandomBytes(64 * 1024, 29);

@@ -206,9 +206,16 @@ export class LightChannel
     // Closed: nothing can go.
     if ((this.#flags & CLOSED) !== 0) return false;
     // Left only to be read to its end (its session failed): taken, and going nowhere, as bytes a socket took
-    // before its connection was reset; the channel fails once what arrived is read. (A false would wait for a
-    // 'drain' that never comes, and an echo that pauses until then would never read to the failure.)
-    if ((this.#flags & FAIL_AT_END) !== 0) return true;
+    // before its connection was reset; the channel fails once what arrived is read. Up to the high-water mark
+    // beyond what was read meanwhile (`#writing` counts that): an echo never reaches it, and a writer that does
+    // not read waits for a 'drain' that its reading brings. (Always false left an echo that pauses waiting for
+    // ever; always true let a writer that does not read spin, taking bytes without end.)
+    if ((this.#flags & FAIL_AT_END) !== 0) {
+      this.#writing += bytes.length;
+      if (this.#writing < this.#port.highWaterMark) return true;
+      this.#flags |= NEED_DRAIN;
+      return false;
+    }
     if (this.#state.localFin) {
       // Writing ended before end(): the peer closed the channel both ways (multiplex) and takes nothing more.
       // The channel fails as a reset does ('error' only for a listener), as a Node channel's write does.
@@ -428,6 +435,21 @@ export class LightChannel
     if ((this.#flags & END_EMITTED) !== 0) this.#close(undefined, false);
   }
 
+  /**
+   * `length` bytes were read from a channel left to be read after its session failed: writes may take as much
+   * again (see `write()`), and a writer told to wait hears 'drain'.
+   */
+  #readWhileFailing(length: number): void {
+    if ((this.#flags & FAIL_AT_END) === 0) return;
+    this.#writing = Math.max(0, this.#writing - length);
+    if ((this.#flags & NEED_DRAIN) !== 0 && this.#writing < this.#port.highWaterMark) {
+      this.#flags &= ~NEED_DRAIN;
+      defer(() => {
+        if ((this.#flags & CLOSED) === 0) this.emit('drain');
+      });
+    }
+  }
+
   /** Emits what the buffer holds while flowing, then 'end' if the peer has ended. */
   #flow(): void {
     const buffer = this.#buffer;
@@ -441,6 +463,7 @@ export class LightChannel
       ) {
         const chunk = buffer.shift()!;
         this.#buffered -= chunk.length;
+        this.#readWhileFailing(chunk.length);
         this.emit('data', chunk);
       }
       if (this.#buffer === buffer) {
@@ -459,6 +482,7 @@ export class LightChannel
     if (buffer !== null && buffer.length > 0) {
       const chunk = buffer.shift()!;
       this.#buffered -= chunk.length;
+      this.#readWhileFailing(chunk.length);
       if (buffer.length === 0) this.#buffer = null;
       this.#port.readProgress(this.#state);
       return Promise.resolve({ value: chunk, done: false });
