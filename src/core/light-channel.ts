@@ -156,7 +156,10 @@ export class LightChannel
     return (this.#flags & CLOSED) !== 0;
   }
 
-  /** Bytes written and not yet handed to the transport. */
+  /**
+   * Bytes written and not yet handed to the transport (on a channel left to be read after its session failed:
+   * bytes written beyond those read since, which go nowhere).
+   */
   get writableLength(): number {
     return this.#writing;
   }
