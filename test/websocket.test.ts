@@ -2254,6 +2254,16 @@ describe('createWebSocketServer: origins (which pages may open sessions)', () =>
     assert.equal(await upgradeStatus(asyncCheck.url, 'https://a.trusted.example'), 101);
     assert.equal(await upgradeStatus(asyncCheck.url, 'https://other.example'), 403, "'yes' is not true");
     assert.equal(await upgradeStatus(asyncCheck.url, 'https://lookup-fails.example'), 500);
+    // An answer whose `then` getter throws: a 500 too, not an exception in the server's upgrade handler.
+    const oddCheck = await serve(echo, {
+      origins: () =>
+        ({
+          get then(): never {
+            throw new Error('then getter throws');
+          },
+        }) as unknown as boolean,
+    });
+    assert.equal(await upgradeStatus(oddCheck.url, 'https://a.trusted.example'), 500);
     await until(() => asyncCheck.sessions.length === 1, 5000, 'one session');
   });
 

@@ -27,7 +27,10 @@ export function sourceOf(address: string): string {
   if (!isIPv6(plain)) return address;
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(plain);
   if (mapped !== null) return mapped[1]!;
-  const [head = '', tail] = plain.split('::');
+  // A dotted IPv4 tail (`::1.2.3.4`) is two groups: written as them, so that `::` stands for the right count.
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(plain);
+  const hex = dotted === null ? plain : plain.slice(0, dotted.index) + ipv4Groups(dotted);
+  const [head = '', tail] = hex.split('::');
   const front = head === '' ? [] : head.split(':');
   const back = tail === undefined || tail === '' ? [] : tail.split(':');
   const groups = [...front, ...Array<string>(Math.max(0, 8 - front.length - back.length)).fill('0'), ...back].map(
@@ -39,6 +42,12 @@ export function sourceOf(address: string): string {
     .slice(0, 4)
     .map((group) => group.toString(16))
     .join(':')}::/64`;
+}
+
+/** The two hexadecimal groups of a dotted IPv4 address's four numbers. */
+function ipv4Groups(parts: RegExpExecArray): string {
+  const [a, b, c, d] = [parts[1], parts[2], parts[3], parts[4]].map(Number) as [number, number, number, number];
+  return `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
 }
 
 export class HandshakeSlots {

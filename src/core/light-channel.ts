@@ -156,10 +156,7 @@ export class LightChannel
     return (this.#flags & CLOSED) !== 0;
   }
 
-  /**
-   * Bytes written and not yet handed to the transport (on a channel left to be read after its session failed:
-   * bytes written beyond those read since, which go nowhere).
-   */
+  /** Bytes written and not yet handed to the transport. */
   get writableLength(): number {
     return this.#writing;
   }
@@ -184,8 +181,8 @@ export class LightChannel
    * bytes for each write among them (what a queued write costs beyond its bytes, so that writes of a few bytes
    * each stop at a bounded memory too): wait for `'drain'` before writing more. A channel that
    * was reset or failed takes no more data (the reason came as `'error'` and `failure`), except one left to
-   * be read to its end after its session failed: it takes writes and drops them (true) until its failure
-   * follows the read; writing after `end()` throws `ERR_MUX_WRITE_AFTER_END`.
+   * be read to its end after its session failed: it takes writes and drops them, saying wait (false) with a
+   * `'drain'` on a later turn, until its failure follows the read; writing after `end()` throws `ERR_MUX_WRITE_AFTER_END`.
    */
   write(data: Uint8Array): boolean {
     // A Node stream's `write(data, callback)` moved over as it was: its callback would never be called.
@@ -209,14 +206,20 @@ export class LightChannel
     // Closed: nothing can go.
     if ((this.#flags & CLOSED) !== 0) return false;
     // Left only to be read to its end (its session failed): taken, and going nowhere, as bytes a socket took
-    // before its connection was reset; the channel fails once what arrived is read. Up to the high-water mark
-    // beyond what was read meanwhile (`#writing` counts that): an echo never reaches it, and a writer that does
-    // not read waits for a 'drain' that its reading brings. (Always false left an echo that pauses waiting for
-    // ever; always true let a writer that does not read spin, taking bytes without end.)
+    // before its connection was reset; the channel fails once what arrived is read. It says wait, and 'drain'
+    // comes on a later turn of the event loop, whatever is read: a writer that never reads goes on a write a
+    // turn. (Always false with no 'drain' left an echo that pauses waiting for ever; always true let a writer
+    // that does not read spin without giving the event loop a turn; a bound by what was read held readers
+    // that write more than they read.)
     if ((this.#flags & FAIL_AT_END) !== 0) {
-      this.#writing += bytes.length;
-      if (this.#writing < this.#port.highWaterMark) return true;
-      this.#flags |= NEED_DRAIN;
+      if ((this.#flags & NEED_DRAIN) === 0) {
+        this.#flags |= NEED_DRAIN;
+        setTimeout(() => {
+          if ((this.#flags & (NEED_DRAIN | CLOSED)) !== NEED_DRAIN) return;
+          this.#flags &= ~NEED_DRAIN;
+          this.emit('drain');
+        }, 0);
+      }
       return false;
     }
     if (this.#state.localFin) {
@@ -438,21 +441,6 @@ export class LightChannel
     if ((this.#flags & END_EMITTED) !== 0) this.#close(undefined, false);
   }
 
-  /**
-   * `length` bytes were read from a channel left to be read after its session failed: writes may take as much
-   * again (see `write()`), and a writer told to wait hears 'drain'.
-   */
-  #readWhileFailing(length: number): void {
-    if ((this.#flags & FAIL_AT_END) === 0) return;
-    this.#writing = Math.max(0, this.#writing - length);
-    if ((this.#flags & NEED_DRAIN) !== 0 && this.#writing < this.#port.highWaterMark) {
-      this.#flags &= ~NEED_DRAIN;
-      defer(() => {
-        if ((this.#flags & CLOSED) === 0) this.emit('drain');
-      });
-    }
-  }
-
   /** Emits what the buffer holds while flowing, then 'end' if the peer has ended. */
   #flow(): void {
     const buffer = this.#buffer;
@@ -466,7 +454,6 @@ export class LightChannel
       ) {
         const chunk = buffer.shift()!;
         this.#buffered -= chunk.length;
-        this.#readWhileFailing(chunk.length);
         this.emit('data', chunk);
       }
       if (this.#buffer === buffer) {
@@ -485,7 +472,6 @@ export class LightChannel
     if (buffer !== null && buffer.length > 0) {
       const chunk = buffer.shift()!;
       this.#buffered -= chunk.length;
-      this.#readWhileFailing(chunk.length);
       if (buffer.length === 0) this.#buffer = null;
       this.#port.readProgress(this.#state);
       return Promise.resolve({ value: chunk, done: false });

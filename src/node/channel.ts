@@ -112,10 +112,6 @@ class IdleTimer {
 interface KeptToRead {
   /** Callbacks of `end()` made meanwhile: called with the failure once the channel is destroyed. */
   held: WriteCallback[];
-  /** Bytes written meanwhile beyond those read meanwhile (writes are taken up to the high-water mark of it). */
-  owed: number;
-  /** The write that reached the mark: its callback waits until reading makes room (or the failure). */
-  heldWrite: WriteCallback | undefined;
   /** No FIN came: the channel fails once what arrived is read (with the FIN it fails after 'end'). */
   failWhenRead: boolean;
   /** A check for that is due on the next tick. */
@@ -421,7 +417,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   /** @hidden Node's `Duplex` calls it. */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
     this.#waitingWrites--;
-    if (this.#refuseWrite(callback, chunk.length)) return;
+    if (this.#refuseWrite(callback)) return;
     // Its bytes as the built-ins see them: the frame's length and the bytes the socket sends are then the same,
     // whatever an own `length` property says. Transferred (to a worker) or shrunk while it waited in the stream's
     // buffer: its bytes are gone (Node counted them: a Buffer's length is fixed, so it reads 0).
@@ -438,13 +434,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   /** @hidden Node's `Duplex` calls it. */
   override _writev(chunks: { chunk: Buffer }[], callback: WriteCallback): void {
     this.#waitingWrites -= chunks.length;
-    if (
-      this.#refuseWrite(
-        callback,
-        chunks.reduce((sum, { chunk }) => sum + chunk.length, 0),
-      )
-    )
-      return;
+    if (this.#refuseWrite(callback)) return;
     // Each chunk's bytes as the built-ins see them, and none that lost its bytes, as in _write.
     const views: Uint8Array[] = [];
     for (const { chunk } of chunks) {
@@ -475,7 +465,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * a write then fails it, as a failed channel (an `'error'` only for a listener; Node would otherwise emit
    * the write's error with nobody listening, which ends the process). True when the write was refused.
    */
-  #refuseWrite(callback: WriteCallback, length: number): boolean {
+  #refuseWrite(callback: WriteCallback): boolean {
     const failure = this.#failure;
     if (failure === undefined) {
       // Writing ended before the application's end() (which comes after every write): the peer closed the
@@ -486,17 +476,14 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
       callback(this.#failAfterPeerClose());
       return true;
     }
-    const kept = this.#kept;
-    if (kept !== undefined) {
+    if (this.#kept !== undefined) {
       // Left to be read to its end: the write is taken and goes nowhere (its session is gone), as bytes a
       // socket took before its connection was reset; the channel's failure says so once the peer's data was
-      // read. Up to the high-water mark beyond what was read meanwhile: an echo never reaches it, and a writer
-      // that does not read waits (its write held) until its reading makes room. (Holding every write kept an
-      // echo, `pipe` or `pipeline`, waiting for a 'drain' that never came; taking every write let a writer
-      // that does not read spin, taking bytes without end.)
-      kept.owed += length;
-      if (kept.owed < this.writableHighWaterMark) callback();
-      else kept.heldWrite = callback;
+      // read. Its callback comes on the next turn of the event loop: held until the failure, it kept an echo
+      // (`pipe`, `pipeline`) waiting for a 'drain' that never came, and a bound by what was read held readers
+      // that write more than they read; called at once, it let a writer that does not read spin without
+      // giving the event loop a turn. A writer that never reads now goes on a high-water mark a turn.
+      setImmediate(callback);
       return true;
     }
     this.#destroyFailed(failure);
@@ -579,25 +566,11 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     // The session failed before the peer's FIN: once what arrived has been read (or a read asked for more than
     // is left), the error follows, as 'end' would (on the next tick: a parser may unshift part of the last chunk).
     const kept = this.#kept;
-    if (kept !== undefined && chunk !== null) this.#readWhileKept(kept, (chunk as { length: number }).length);
     if (kept?.failWhenRead) {
       kept.askedTooMuch = chunk === null && size !== 0; // (Node's own read(0) calls ask for nothing)
       if (this.readableLength === 0 || kept.askedTooMuch) this.#failSoon(kept);
     }
     return chunk;
-  }
-
-  /** `length` was read from a kept channel: as much may be written again; a held write is let go. */
-  #readWhileKept(kept: KeptToRead, length: number): void {
-    kept.owed = Math.max(0, kept.owed - length);
-    const held = kept.heldWrite;
-    if (held === undefined || kept.owed >= this.writableHighWaterMark) return;
-    kept.heldWrite = undefined;
-    // (Not within read(): Node would go on to the next buffered write, and its 'drain', inside the reader's call.)
-    process.nextTick(() => {
-      if (this.#kept === kept) held();
-      else held(this.#failure); // (destroyed meanwhile: the write fails with the channel, as the others did)
-    });
   }
 
   #failSoon(kept: KeptToRead): void {
@@ -621,10 +594,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     callback(error);
     const kept = this.#kept;
     this.#kept = undefined;
-    if (kept !== undefined) {
-      if (kept.heldWrite !== undefined) callBack(kept.heldWrite, this.#failure);
-      for (const write of kept.held) callBack(write, this.#failure); // `fail` set it, keeping it
-    }
+    if (kept !== undefined) for (const write of kept.held) callBack(write, this.#failure); // `fail` set it, keeping it
   }
 
   /** @internal */
@@ -730,7 +700,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
         return;
       }
       // Writes and end() from now on wait here, and fail with the channel (Node would end it at once).
-      this.#kept = { held: [], owed: 0, heldWrite: undefined, failWhenRead, checkDue: false, askedTooMuch: false };
+      this.#kept = { held: [], failWhenRead, checkDue: false, askedTooMuch: false };
       return;
     }
     this.#destroyFailed(error);

@@ -236,17 +236,16 @@ function originCheck(origins: WebSocketServerCommonOptions['origins']): VerifyCl
     };
     const failed = (): void => callback(false, 500, 'Internal Server Error');
     let verdict: unknown;
+    let then: unknown;
     try {
       verdict = allowed(info.origin, info.req);
+      then = (verdict as { then?: unknown } | null)?.then; // (a getter of the application's may throw too)
     } catch {
       failed();
       return;
     }
-    if (typeof (verdict as PromiseLike<unknown> | null)?.then === 'function') {
-      Promise.resolve(verdict).then(answer, failed);
-    } else {
-      answer(verdict);
-    }
+    if (typeof then === 'function') Promise.resolve(verdict).then(answer, failed);
+    else answer(verdict);
   };
 }
 

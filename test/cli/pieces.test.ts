@@ -516,6 +516,8 @@ describe('handshake places', () => {
     assert.equal(sourceOf('2001:db8::1'), '2001:db8:0:0::/64');
     assert.equal(sourceOf('2001:DB8:0:0001:ffff::2'), '2001:db8:0:1::/64');
     assert.equal(sourceOf('2a01:4f8:1:2::abcd'), '2a01:4f8:1:2::/64');
+    assert.equal(sourceOf('2a00:1::6:7:8:1.2.3.4'), '2a00:1:0:6::/64', 'a dotted tail is two groups');
+    assert.equal(sourceOf('2a00:1:0:6:7:8:102:304'), '2a00:1:0:6::/64');
     assert.equal(sourceOf('::ffff:10.0.0.1'), '10.0.0.1');
     assert.equal(sourceOf('10.0.0.1'), '10.0.0.1');
     // Not global unicast, or many hosts behind one prefix: each address alone.
