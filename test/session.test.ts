@@ -1729,6 +1729,33 @@ describe('a session that fails after the peer ended its channel (users-asks row 
     }
   });
 
+  test('a reader of a kept channel that answers each chunk with ten times its bytes, pausing for drain, and one that echoes UTF-8 text read as characters, both read to the error', async () => {
+    for (const how of ['reply-10x', 'utf8-echo'] as const) {
+      const data = Buffer.from('€'.repeat(20_000)); // 60,000 bytes, 20,000 characters
+      const { channel, close } = await sentThenCut(data);
+      try {
+        let errorCode: string | undefined;
+        channel.on('error', (error: MuxError) => (errorCode = error.code));
+        let read = 0;
+        if (how === 'utf8-echo') channel.setEncoding('utf8');
+        channel.on('data', (chunk: Buffer | string) => {
+          read += Buffer.byteLength(chunk);
+          const answer = how === 'reply-10x' ? Buffer.alloc(10 * chunk.length, 1) : chunk;
+          if (!channel.write(answer)) {
+            channel.pause();
+            channel.once('drain', () => channel.resume());
+          }
+        });
+        channel.resume();
+        await until(() => channel.destroyed, 3000, `${how}: the channel to fail once read`);
+        assert.equal(read, data.length, `${how}: every byte read`);
+        assert.equal(errorCode, 'ERR_MUX_TRANSPORT_CLOSED');
+      } finally {
+        await close();
+      }
+    }
+  });
+
   test("a channel whose peer had not ended keeps what arrived: it is read, then the error comes instead of 'end'", async () => {
     const pair = await sessionPair({ transport: 'tcp' });
     const data = pseudoRandomBytes(64 * 1024, 29);
