@@ -482,8 +482,9 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
       // read. Its callback comes on the next turn of the event loop: held until the failure, it kept an echo
       // (`pipe`, `pipeline`) waiting for a 'drain' that never came, and a bound by what was read held readers
       // that write more than they read; called at once, it let a writer that does not read spin without
-      // giving the event loop a turn. A writer that never reads now goes on a high-water mark a turn.
-      setImmediate(callback);
+      // giving the event loop a turn. A timer, not setImmediate: a writer that never reads goes on a high-water
+      // mark a millisecond or so, not at the full speed of the loop (a core kept busy writing into nowhere).
+      setTimeout(callback, 0);
       return true;
     }
     this.#destroyFailed(failure);
