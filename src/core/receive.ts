@@ -384,11 +384,9 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
    * now, and only a peer that does not read them (the transport stays blocked) makes them pile up.
    */
   #owedTooMuch(): boolean {
-    const scheduler = this.#scheduler;
-    const owed = (): number => scheduler.sessionFrameCount + scheduler.inboundResetsOwed;
-    if (owed() < MAX_QUEUED_SESSION_FRAMES) return false;
+    if (this.#scheduler.framesOwed < MAX_QUEUED_SESSION_FRAMES) return false;
     if (!this.#writer.blocked) this.#writer.flush();
-    return owed() >= MAX_QUEUED_SESSION_FRAMES;
+    return this.#scheduler.framesOwed >= MAX_QUEUED_SESSION_FRAMES;
   }
 
   #onAck(channel: ChannelState): void {

@@ -253,6 +253,11 @@ export class WriteScheduler {
    */
   inboundResetsOwed = 0;
 
+  /** Frames owed to the peer that wait for the transport: session frames, and the RSTs counted above. */
+  get framesOwed(): number {
+    return this.sessionFrameCount + this.inboundResetsOwed;
+  }
+
   /** Queues a header-only frame that belongs to no live channel. */
   queueSessionFrame(type: number, flags: number, streamId: number, length: number): void {
     if (type === FrameType.ping && flags === Flag.ack) this.queuedPongs++;

@@ -101,6 +101,20 @@ describe('window overrun', () => {
   });
 });
 
+/**
+ * SYNs for new channels, 20,000 at a time, until the session ends (up to a bound far beyond what the kernel's
+ * buffers hold); resolves to how many were sent, once the session is closed.
+ */
+async function synsUntilCutOff(session: Session, peer: HostilePeer): Promise<number> {
+  const limit = Math.max(FLOOD, 8_000_000);
+  let sent = 0;
+  while (sent < limit && session.state === 'open') {
+    sent += await peer.flood(20_000, (i) => frame(W, Flag.syn, 2 * (sent + i) + 1, 0));
+  }
+  await until(() => session.state === 'closed', 5000, 'the session cut off');
+  return sent;
+}
+
 describe('SYN floods', () => {
   test('beyond maxStreams with an application that takes every channel: the excess is refused with RST', async (t) => {
     const syns = Math.min(FLOOD, 50_000);
@@ -165,12 +179,7 @@ describe('SYN floods', () => {
       const ended = closing(session);
       const before = await memoryNow();
       // The resets fill the kernel's buffers first, so the flood goes on until muxwire gives up on the peer.
-      const limit = Math.max(FLOOD, 8_000_000);
-      let sent = 0;
-      while (sent < limit && session.state === 'open') {
-        sent += await peer.flood(20_000, (i) => frame(W, Flag.syn, 2 * (sent + i) + 1, 0));
-      }
-      await until(() => session.state === 'closed', 5000, 'the session cut off');
+      const sent = await synsUntilCutOff(session, peer);
       const outcome = await ended;
       const grown = (await memoryNow()) - before;
       assert.ok(outcome instanceof ProtocolError, String(outcome));
@@ -199,13 +208,8 @@ describe('SYN floods', () => {
             return accepted;
           };
           // Refusals fill the kernel's buffers first (tens of MiB on loopback with autotuning), so the flood goes
-          // on until muxwire gives up on the peer, up to a bound far beyond what the buffers hold.
-          const limit = Math.max(FLOOD, 8_000_000);
-          let sent = 0;
-          while (sent < limit && session.state === 'open') {
-            sent += await peer.flood(20_000, (i) => frame(W, Flag.syn, 2 * (sent + i) + 1, 0));
-          }
-          await until(() => session.state === 'closed', 5000, 'the session cut off');
+          // on until muxwire gives up on the peer.
+          const sent = await synsUntilCutOff(session, peer);
           const outcome = await ended;
           const grown = (await memoryNow()) - before;
           assert.ok(outcome instanceof ProtocolError, String(outcome));
