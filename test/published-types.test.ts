@@ -76,6 +76,7 @@ const unset = {
   channelHighWaterMark: undefined,
   peerResetBurst: undefined,
   peerResetRate: undefined,
+  readTimeSlice: undefined,
   logger: undefined,
 } satisfies Record<keyof SessionOptions, undefined>;
 const sessionOptions: SessionOptions = unset;

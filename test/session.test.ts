@@ -953,7 +953,8 @@ describe('small payloads joined per read', () => {
 
   test('one-byte frames spread over many channels in one read reach each channel as one chunk, in order (an echo queues one write per read, not one a byte)', () => {
     const transport = new FakeTransport();
-    const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
+    // (No read time slice: 5,000 frames of cold code can take more than one, and the read would be cut.)
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0, readTimeSlice: 0 });
     const chunks = new Map<number, string[]>();
     session.on('channel', (channel) => {
       const list: string[] = [];

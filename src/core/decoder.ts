@@ -4,6 +4,11 @@
  * It never concatenates chunks: a header split across chunks is gathered in a small scratch array, and a
  * payload is handed on as ranges of the chunks it arrived in, piece by piece, as soon as each piece arrives. So
  * a decoder holds at most one header's bytes, whatever the frame's announced length.
+ *
+ * Every {@link FRAMES_PER_ASK} frames it asks its sink whether to go on in this turn of the event loop; told
+ * to stop, it keeps the rest of its input (views of the chunks, not copies) until `resume()`, so that a chunk of
+ * thousands of cheap frames (each opening a channel) does not hold the loop, and every other session on it,
+ * for the whole chunk.
  * @module
  */
 import type { WireCodec } from './codec.js';
@@ -24,9 +29,23 @@ export interface FrameSink {
   onFrameEnd(header: FrameHeader): void;
   /** @internal The input is not valid in the codec's format; the decoder has stopped. */
   onDecodeError(message: string): void;
-  /** @internal The chunk given to `push()` was decoded (to its end, or to where decoding stopped). */
+  /** @internal The chunk given to `push()` was decoded (to its end, or to where decoding stopped or held). */
   onChunkEnd?(): void;
+  /**
+   * @internal
+   * Asked every {@link FRAMES_PER_ASK} frames, at a frame's end: true holds the rest of the input until
+   * `resume()`.
+   */
+  turnSpent?(): boolean;
 }
+
+/** Frames decoded between the decoder's asks whether to go on ({@link FrameSink.turnSpent}). */
+export const FRAMES_PER_ASK = 64;
+/**
+ * Bytes held for a later turn beyond which the decoder takes what comes at once, whatever the turn's share: a
+ * transport that cannot pause (a browser's WebSocket) would otherwise have the held bytes grow without bound.
+ */
+export const MAX_HELD_BYTES = 4 * 1024 * 1024;
 
 /** Decodes a byte stream of frames. */
 export class FrameDecoder {
@@ -37,6 +56,12 @@ export class FrameDecoder {
   #payloadLeft = 0;
   #inPayload = false;
   #stopped = false;
+  /** Input waits for `resume()`: chunks, the first of them perhaps the rest of one cut at a frame's end. */
+  #held: Uint8Array[] = [];
+  #heldBytes = 0;
+  #holding = false;
+  /** Frames until the next ask. */
+  #untilAsk = FRAMES_PER_ASK;
 
   readonly #sink: FrameSink;
   readonly #codec: WireCodec;
@@ -57,17 +82,70 @@ export class FrameDecoder {
     return this.#scratchFill;
   }
 
-  /** Stops decoding for good (the session is ending). */
-  stop(): void {
-    this.#stopped = true;
+  /** Input waits for `resume()` (the sink said the turn's share was spent, or `hold()` was called). */
+  get holding(): boolean {
+    return this.#holding;
   }
 
-  /** Feeds the next chunk of the byte stream. */
+  /** Bytes held for `resume()`. */
+  get heldBytes(): number {
+    return this.#heldBytes;
+  }
+
+  /** Stops decoding for good (the session is ending); what was held is dropped. */
+  stop(): void {
+    this.#stopped = true;
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.#holding = false;
+  }
+
+  /** Holds what comes next until `resume()` (this turn's share was spent between chunks). */
+  hold(): void {
+    if (!this.#stopped) this.#holding = true;
+  }
+
+  /** Feeds the next chunk of the byte stream (held, in order, while the decoder holds). */
   push(chunk: Uint8Array): void {
+    if (this.#stopped) return;
+    // (Chunks still held come first: this one may come from what decoding them set off.)
+    if (this.#holding || this.#held.length > 0) {
+      this.#held.push(chunk);
+      this.#heldBytes += chunk.length;
+      if (this.#heldBytes > MAX_HELD_BYTES) this.resume(false);
+      return;
+    }
+    this.#decode(chunk, true);
+  }
+
+  /**
+   * Decodes what was held, oldest first, until it is done or the sink says this turn's share is spent again
+   * (`holding` then); with `mayHold` false, all of it, asking nothing (the transport ended: nothing may stay).
+   */
+  resume(mayHold = true): void {
+    this.#holding = false;
+    const held = this.#held;
+    while (held.length > 0 && !this.#holding && !this.#stopped) {
+      const chunk = held.shift()!;
+      this.#heldBytes -= chunk.length;
+      this.#decode(chunk, mayHold);
+    }
+  }
+
+  #decode(chunk: Uint8Array, mayHold: boolean): void {
     const sink = this.#sink;
     const length = chunk.length;
     let offset = 0;
     while (offset < length && !this.#stopped) {
+      if (this.#untilAsk <= 0 && !this.#inPayload && this.#scratchFill === 0) {
+        this.#untilAsk = FRAMES_PER_ASK;
+        if (mayHold && sink.turnSpent?.() === true) {
+          this.#holding = true;
+          this.#held.unshift(chunk.subarray(offset));
+          this.#heldBytes += length - offset;
+          break;
+        }
+      }
       if (this.#inPayload) {
         const take = Math.min(this.#payloadLeft, length - offset);
         this.#payloadLeft -= take;
@@ -98,6 +176,7 @@ export class FrameDecoder {
   }
 
   #beginFrame(): void {
+    this.#untilAsk--;
     const header = this.#header;
     const fault = this.#codec.checkHeader(header);
     if (fault !== null) {

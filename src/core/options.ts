@@ -130,6 +130,16 @@ export interface SessionOptions {
    */
   peerResetRate?: number | undefined;
   /**
+   * Milliseconds a session may spend reading at a stretch (decoding what arrived and what that sets off, an
+   * application's listeners included) before the rest waits for the event loop's other work: one read of a
+   * socket brings up to 64 KiB, thousands of frames that each open a channel, and Node reads a busy socket up
+   * to 32 times in a row. Once the slice is spent the session stops reading its transport and goes on with what
+   * it holds after the loop's pending work (timers, other sockets, other sessions). 0: no limit (a read is
+   * decoded whole, at once).
+   * @defaultValue 8
+   */
+  readTimeSlice?: number | undefined;
+  /**
    * Receives the session's log records (lifecycle, Go Away, keep-alive and close timeouts, protocol errors,
    * refusals, resets, window stalls), each with a level. Off (`null`) by default, and then it costs one check
    * per event. On Node, `NODE_DEBUG=muxwire` and the `muxwire:log` diagnostics channel also receive them
@@ -170,6 +180,7 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedOptions> = Object.freeze({
   channelHighWaterMark: 64 * 1024,
   peerResetBurst: 1000,
   peerResetRate: 1000,
+  readTimeSlice: 8,
   logger: null as Logger | null,
 });
 
@@ -191,6 +202,7 @@ const RANGES: Record<NumberOption, readonly [number, number]> = {
   channelHighWaterMark: [1, 1 << 30],
   peerResetBurst: [1, MAX_U32],
   peerResetRate: [0, MAX_U32],
+  readTimeSlice: [0, MAX_I32],
 };
 
 /**

@@ -50,6 +50,11 @@ export class ReadGate {
   /** `memory.held` when reading paused. */
   #heldAtPause = 0;
   #probeTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Reading waits for a later turn of the event loop (this turn's share is spent, see `TurnBudget`): the
+   * transport is paused meanwhile, whatever else holds reading back or lets it go on.
+   */
+  #heldForTurn = false;
   /** When reading last resumed after a pause: the keep-alive deadline does not count time spent not reading. */
   resumedAt = 0;
   /**
@@ -108,7 +113,21 @@ export class ReadGate {
     this.#probeBytes = 0;
     if (wasProbing) return;
     this.resumedAt = this.readingSince = performance.now(); // an answer that waited unread may not have arrived yet
-    this.#transport.resume();
+    if (!this.#heldForTurn) this.#transport.resume();
+  }
+
+  /** Stops reading until `releaseTurn()`: this turn's share of the event loop is spent. */
+  holdForTurn(): void {
+    if (this.#heldForTurn) return;
+    this.#heldForTurn = true;
+    if (!this.paused || this.probing) this.#transport.pause();
+  }
+
+  /** Reads again after `holdForTurn()`, unless something else holds reading back. */
+  releaseTurn(): void {
+    if (!this.#heldForTurn) return;
+    this.#heldForTurn = false;
+    if ((!this.paused || this.probing) && !this.#isClosed()) this.#transport.resume();
   }
 
   /**
@@ -120,7 +139,7 @@ export class ReadGate {
     this.probing = true;
     this.#probeBytes = bytes;
     this.readingSince = performance.now();
-    this.#transport.resume();
+    if (!this.#heldForTurn) this.#transport.resume();
     return true;
   }
 

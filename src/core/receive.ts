@@ -43,7 +43,6 @@ const MAX_QUEUED_SESSION_FRAMES = 4096;
 
 /** What the receive dispatch asks of the session. */
 export interface ReceiverHost {
-  /** The peer broke the protocol: the session fails (Go Away code 1). */
   /** The peer broke the protocol (on `channel`, when the broken rule is one channel's). */
   protocolError(message: string, channel?: number): void;
   /** The session takes new inbound channels (it is open: not closing, not closed). */
@@ -54,6 +53,8 @@ export interface ReceiverHost {
   onGoAway(code: number): void;
   /** A SYN was refused (a closing session waits for the peer to go quiet before it ends). */
   onRefused(): void;
+  /** This turn's share of the event loop is spent: the decoder holds the rest (see `TurnBudget`). */
+  turnSpent(): boolean;
 }
 
 /** `C` is the adapter's channel type, `S` the session's type as the application sees it. */
@@ -185,6 +186,10 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   /** The decoder's input chunk is done: the small payloads of this read are handed on. */
   onChunkEnd(): void {
     this.#handOnJoined();
+  }
+
+  turnSpent(): boolean {
+    return this.#host.turnSpent();
   }
 
   /** Bytes `start` to `end` of `chunk`: a view, or a copy when the view would pin a much larger buffer. */

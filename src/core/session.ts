@@ -23,6 +23,7 @@ import { ChannelTable } from './channels.js';
 import type { CodecCapabilities, WireCodec } from './codec.js';
 import { yamuxCodec } from './codecs/yamux.js';
 import { FrameDecoder } from './decoder.js';
+import { TurnBudget } from './turn-budget.js';
 import { defer } from './defer.js';
 import type { DirectWriteRoute } from './direct-write.js';
 import type { UpdateTurns } from './update-turns.js';
@@ -158,6 +159,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   readonly #caps: CodecCapabilities;
   readonly #transport: Transport;
   readonly #decoder: FrameDecoder;
+  /** This session's share of each turn of the event loop for reading (see `TurnBudget`). */
+  readonly #turn: TurnBudget;
   readonly #scheduler: WriteScheduler;
   readonly #memory: SessionMemory;
   readonly #allocate: (size: number) => Uint8Array;
@@ -354,12 +357,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         onPing: (flags, value) => this.#onPing(flags, value),
         onGoAway: (code) => this.#onGoAway(code),
         onRefused: () => this.#goAway.onLateSyn(),
+        turnSpent: () => this.#turn.spent(),
       },
       telemetry,
       rules,
       parts.framesAsChunks !== true,
     );
     this.#decoder = new FrameDecoder(this.#receiver, this.#codec);
+    this.#turn = new TurnBudget(this.options.readTimeSlice, () => this.#readHeld());
     this.closed = new Promise<void>((resolve, reject) => {
       this.#resolveClosed = resolve;
       this.#rejectClosed = reject;
@@ -655,11 +660,56 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#keepAlive.lastHeard = performance.now();
     this.#telemetry.bytesIn += chunk.length;
     try {
+      this.#turn.start();
       this.#decoder.push(chunk);
       this.#gate.onRead(chunk.length);
+      this.#afterReading();
     } catch (error) {
       this.#internalError(error);
     }
+  }
+
+  /**
+   * Once this turn's share of the event loop is spent (see `TurnBudget`), the transport waits and the decoder
+   * holds the rest for a later turn.
+   */
+  #afterReading(): void {
+    const decoder = this.#decoder;
+    if (!decoder.holding && !decoder.isStopped && this.#turn.spent()) decoder.hold();
+    if (decoder.holding && this.#status !== 'closed') {
+      this.#gate.holdForTurn();
+      this.#turn.goOnLater();
+    }
+  }
+
+  /** A later turn: the decoder goes on with what it held. */
+  #readHeld(): void {
+    if (this.#status === 'closed') return;
+    // Bytes the peer sent are still being taken up: it is heard (keep-alive judges silence from here).
+    this.#keepAlive.lastHeard = performance.now();
+    try {
+      this.#decoder.resume();
+      if (this.#decoder.holding) this.#turn.goOnLater();
+      else this.#gate.releaseTurn();
+    } catch (error) {
+      this.#internalError(error);
+    }
+  }
+
+  /**
+   * The transport ended or failed: what the decoder held is decoded first, in one go (nothing may stay).
+   * Returns whether the session is still open or closing.
+   */
+  #readAllHeld(): boolean {
+    if (this.#decoder.holding || this.#decoder.heldBytes > 0) {
+      try {
+        this.#decoder.resume(false);
+        this.#gate.releaseTurn();
+      } catch (error) {
+        this.#internalError(error);
+      }
+    }
+    return this.#status !== 'closed';
   }
 
   /** A bug of ours or an endpoint's: end the session rather than leave it half-updated. */
@@ -674,6 +724,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   #onTransportEnd(): void {
     this.#transportEnded = true;
     if (this.#status === 'closed') return;
+    if (!this.#readAllHeld()) return;
     this.#decoder.stop();
     const goAwayError = this.#peerReportedError();
     if (this.#streams.stillOpen === 0) {
@@ -686,6 +737,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   #onTransportError(error: Error, beforeOpen?: boolean): void {
     if (this.#status === 'closed') return;
+    if (!this.#readAllHeld()) return;
     // With no channel open nothing is lost: a peer that resets an idle connection (as hashicorp/yamux's
     // Session.Close can) ends the session like a plain close. A connection that never opened is a failure.
     if (!beforeOpen && this.#streams.stillOpen === 0 && this.#incoming.queued === 0) {
@@ -707,6 +759,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#lingerTimer = undefined;
     }
     if (this.#status === 'closed') return;
+    if (!this.#readAllHeld()) return;
     if (this.#streams.stillOpen === 0) this.#finish(this.#peerReportedError());
     else this.#loseTransport(this.#peerReportedError() ?? new TransportClosedError());
   }

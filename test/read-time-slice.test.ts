@@ -1,0 +1,285 @@
+/**
+ * The read time slice (`readTimeSlice`): a session that has read for its slice of a turn of the event loop
+ * stops reading its transport and goes on with what it holds after the loop's other work, so that a read of
+ * thousands of cheap frames (each opening a channel) does not hold every other session, timer and socket of
+ * the process. What it holds is decoded later, exact and in order, and before the transport's end counts.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { FRAMES_PER_ASK, FrameDecoder, type FrameSink, MAX_HELD_BYTES } from '../src/core/decoder.js';
+import { Flag, type FrameHeader, FrameType } from '../src/core/frame.js';
+import { type Channel, LightSession, Session } from '../src/index.js';
+import { FakeTransport } from './support/fake-transport.js';
+import { frame, pseudoRandomBytes, tcpPair, until } from './helpers.js';
+
+const D = FrameType.data;
+const W = FrameType.windowUpdate;
+
+/** Busy for `ms` milliseconds (an application's listener doing synchronous work). */
+function busy(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // spin
+  }
+}
+
+/** A sink that writes down every event, and says the turn is spent when `spent()` says so. */
+function recordingSink(spent: () => boolean): FrameSink & { events: string[] } {
+  const events: string[] = [];
+  return {
+    events,
+    onHeader: (h: FrameHeader) => events.push(`h ${h.type} ${h.flags} ${h.streamId} ${h.length}`),
+    onPayload: (chunk, start, end) => events.push(`p ${Buffer.from(chunk.subarray(start, end)).toString('hex')}`),
+    onFrameEnd: (h: FrameHeader) => events.push(`e ${h.streamId}`),
+    onDecodeError: (message) => events.push(`error ${message}`),
+    turnSpent: spent,
+  };
+}
+
+/** The events with payload pieces joined per frame (holding may cut a chunk, and so a payload, elsewhere). */
+function normalised(events: string[]): string[] {
+  const out: string[] = [];
+  for (const event of events) {
+    const last = out.at(-1);
+    if (event.startsWith('p ') && last?.startsWith('p ')) out[out.length - 1] = last + event.slice(2);
+    else out.push(event);
+  }
+  return out;
+}
+
+/** Frames of every kind, with payloads, as one stream of bytes. */
+function someFrames(count: number, seed: number): Buffer {
+  const frames: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const kind = (i * 7 + seed) % 4;
+    if (kind === 0) frames.push(frame(D, i === 0 ? Flag.syn : 0, 1, pseudoRandomBytes(1 + ((i * 13) % 40), seed + i)));
+    else if (kind === 1) frames.push(frame(W, 0, 1, 1000 + i));
+    else if (kind === 2) frames.push(frame(FrameType.ping, Flag.syn, 0, i));
+    else frames.push(frame(D, 0, 3, 0));
+  }
+  return Buffer.concat(frames);
+}
+
+describe('the decoder holds what is left when the turn is spent', () => {
+  test('asked at a frame boundary every FRAMES_PER_ASK frames; it holds the rest and resume() goes on from there', () => {
+    const bytes = someFrames(3 * FRAMES_PER_ASK + 10, 1);
+    const reference = recordingSink(() => false);
+    new FrameDecoder(reference).push(bytes);
+
+    let asks = 0;
+    const sink = recordingSink(() => {
+      asks++;
+      return true;
+    });
+    const decoder = new FrameDecoder(sink);
+    decoder.push(bytes);
+    assert.equal(decoder.holding, true);
+    assert.equal(sink.events.filter((e) => e.startsWith('e ')).length, FRAMES_PER_ASK, 'stopped after one share');
+    assert.ok(decoder.heldBytes > 0 && decoder.heldBytes < bytes.length);
+    // More input while holding waits behind what is held.
+    const more = someFrames(5, 2);
+    decoder.push(more);
+    new FrameDecoder(reference).push(more);
+    let resumes = 0;
+    while (decoder.holding && resumes < 100) {
+      decoder.resume();
+      resumes++;
+    }
+    assert.equal(decoder.holding, false);
+    assert.equal(decoder.heldBytes, 0);
+    assert.equal(resumes, 3);
+    assert.equal(asks, 3);
+    assert.deepEqual(normalised(sink.events), normalised(reference.events));
+  });
+
+  test('any cut of the input and any answers give the same frames, in order, as decoding it whole', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 400 }),
+        fc.integer({ min: 0, max: 1000 }),
+        fc.array(fc.integer({ min: 1, max: 3000 }), { minLength: 1, maxLength: 20 }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 16 }),
+        (count, seed, cuts, answers) => {
+          const bytes = someFrames(count, seed);
+          const reference = recordingSink(() => false);
+          new FrameDecoder(reference).push(bytes);
+          let n = 0;
+          const sink = recordingSink(() => answers[n++ % answers.length]!);
+          const decoder = new FrameDecoder(sink);
+          let at = 0;
+          let cut = 0;
+          while (at < bytes.length) {
+            const size = cuts[cut++ % cuts.length]!;
+            decoder.push(bytes.subarray(at, at + size));
+            at += size;
+            if (decoder.holding && cut % 2 === 0) decoder.resume();
+          }
+          for (let i = 0; decoder.holding && i < 10_000; i++) decoder.resume();
+          assert.equal(decoder.holding, false);
+          assert.deepEqual(normalised(sink.events), normalised(reference.events));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test('beyond MAX_HELD_BYTES held, what comes is decoded at once (a transport that cannot pause)', () => {
+    const sink = recordingSink(() => true);
+    const decoder = new FrameDecoder(sink);
+    decoder.hold();
+    const payload = Buffer.alloc(64 * 1024, 7);
+    const one = frame(D, 0, 1, payload);
+    let pushed = 0;
+    while (pushed <= MAX_HELD_BYTES) {
+      decoder.push(one);
+      pushed += one.length;
+    }
+    assert.ok(sink.events.length > 0, 'decoded once the bound was passed');
+    assert.ok(decoder.heldBytes <= MAX_HELD_BYTES, `${decoder.heldBytes} bytes held`);
+  });
+
+  test('stop() drops what was held', () => {
+    const sink = recordingSink(() => true);
+    const decoder = new FrameDecoder(sink);
+    decoder.push(someFrames(2 * FRAMES_PER_ASK, 3));
+    assert.equal(decoder.holding, true);
+    const seen = sink.events.length;
+    decoder.stop();
+    decoder.resume();
+    assert.equal(decoder.heldBytes, 0);
+    assert.equal(sink.events.length, seen);
+  });
+});
+
+/** One read: `count` channels opened, each with `hello <id>` and its end. */
+function opensWithData(count: number): Buffer {
+  const frames: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = 1 + 2 * i;
+    frames.push(frame(D, Flag.syn | Flag.fin, id, Buffer.from(`hello ${id}`)));
+  }
+  return Buffer.concat(frames);
+}
+
+describe('a session reads for its slice of a turn, then lets the event loop go on', () => {
+  test('a read of 1,000 channels whose listener works 0.5 ms each: the transport pauses, a timer runs between, every channel gets its data in order', async () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
+    const seen: string[] = [];
+    let handledWhenTimerRan = -1;
+    session.on('channel', (channel) => {
+      busy(0.5);
+      const parts: Buffer[] = [];
+      channel.on('data', (data) => parts.push(Buffer.from(data)));
+      channel.on('end', () => seen.push(`${channel.id} ${Buffer.concat(parts).toString()}`));
+    });
+    let opened = 0;
+    session.on('channel', () => opened++);
+    setTimeout(() => (handledWhenTimerRan = opened), 0);
+    transport.feed(opensWithData(1000));
+    assert.ok(opened < 1000, `${opened} channels handled in the read's own turn`);
+    assert.ok(opened >= FRAMES_PER_ASK, `${opened} channels handled before the first ask`);
+    assert.equal(transport.paused, true, 'the transport waits meanwhile');
+    await until(() => seen.length === 1000, 20_000, 'every channel ended');
+    assert.ok(handledWhenTimerRan >= 0 && handledWhenTimerRan < 1000, `the timer ran after ${handledWhenTimerRan}`);
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 1000 }, (_, i) => `${1 + 2 * i} hello ${1 + 2 * i}`),
+    );
+    assert.equal(transport.paused, false, 'reading again once all was taken');
+    session.destroy();
+  });
+
+  test('with readTimeSlice 0 the same read is taken whole, at once', () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0, readTimeSlice: 0 });
+    let opened = 0;
+    session.on('channel', (channel) => {
+      busy(0.05);
+      opened++;
+      channel.on('data', () => {});
+    });
+    transport.feed(opensWithData(300));
+    assert.equal(opened, 300);
+    assert.equal(transport.paused, false);
+    session.destroy();
+  });
+
+  test('what is held when the transport ends is taken first: every channel opens and gets its data', async () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
+    const received = new Map<number, string>();
+    let opened = 0;
+    session.on('channel', (channel) => {
+      busy(0.5);
+      opened++;
+      channel.on('error', () => {});
+      channel.on('data', (data) =>
+        received.set(channel.id, (received.get(channel.id) ?? '') + Buffer.from(data).toString()),
+      );
+    });
+    transport.feed(opensWithData(200));
+    assert.ok(opened < 200, 'a part was held');
+    transport.peerEnd();
+    assert.equal(opened, 200, 'all of it taken before the end counted');
+    await until(() => received.size === 200, 5000, 'every channel read');
+    for (const [id, text] of received) assert.equal(text, `hello ${id}`);
+    session.destroy();
+  });
+
+  test('a flood of SYNs on a TCP socket: the event loop turns every slice, not once per 64 KiB read (without it, a read of 64 KiB, 5,461 channels, or more a turn)', async () => {
+    const [attacker, socket] = await tcpPair();
+    const session = new Session(socket, 'server', { keepAliveInterval: 0 });
+    attacker.resume(); // the resets, read and dropped
+    attacker.on('error', () => {});
+    const total = 40_000;
+    let turn = 0;
+    let done = false;
+    const tick = (): void => {
+      turn++;
+      if (!done) setImmediate(tick);
+    };
+    setImmediate(tick);
+    let lastTurn = -1;
+    let inTurn = 0;
+    let mostInOneTurn = 0;
+    let expectedId = 1;
+    let outOfOrder = 0;
+    let worstGap = 0;
+    let lastTick = performance.now();
+    const gaps = setInterval(() => {
+      const now = performance.now();
+      worstGap = Math.max(worstGap, now - lastTick);
+      lastTick = now;
+    }, 1);
+    session.on('channel', (channel: Channel) => {
+      if (channel.id !== expectedId) outOfOrder++;
+      expectedId = channel.id + 2;
+      if (turn !== lastTurn) {
+        lastTurn = turn;
+        inTurn = 0;
+      }
+      mostInOneTurn = Math.max(mostInOneTurn, ++inTurn);
+      channel.on('error', () => {});
+      channel.destroy();
+    });
+    const syns: Buffer[] = [];
+    for (let i = 0; i < total; i++) syns.push(frame(W, Flag.syn, 1 + 2 * i, 0));
+    attacker.write(Buffer.concat(syns));
+    try {
+      await until(() => expectedId === 1 + 2 * total, 60_000, 'every SYN taken');
+    } finally {
+      done = true;
+      clearInterval(gaps);
+      session.destroy();
+      attacker.destroy();
+    }
+    assert.equal(outOfOrder, 0);
+    assert.ok(mostInOneTurn < 4000, `${mostInOneTurn} channels opened in one turn of the event loop`);
+    assert.equal(session.state, 'closed');
+    console.log(
+      `# most channels in one turn: ${mostInOneTurn}; worst gap between 1 ms timers: ${worstGap.toFixed(0)} ms`,
+    );
+  });
+});
