@@ -32,6 +32,7 @@ import {
   expectMessage,
 } from './protocol.js';
 import { Reconnector, STABLE_SESSION_MS } from './reconnect.js';
+import { RepeatedEvents } from './repeats.js';
 import { type Reporter, Traffic, reportStopped } from './status.js';
 import { clientTlsOptions, dialServer } from './transport.js';
 
@@ -67,7 +68,12 @@ export async function runClient(
   );
   const tlsOptions = clientTlsOptions(config);
   const traffic = new Traffic();
-  const context: ForwardContext = { reporter, traffic, sockets: new ForwardedSockets() };
+  const context: ForwardContext = {
+    reporter,
+    perChannel: new RepeatedEvents(reporter),
+    traffic,
+    sockets: new ForwardedSockets(),
+  };
   const locals = config.forwards.filter((f) => f.kind === 'L');
   const remotes = config.forwards.filter((f) => f.kind === 'R');
   const announced: AnnouncedForward[] = [
@@ -399,6 +405,7 @@ export async function runClient(
             }),
           );
         }
+        context.perChannel.flush();
         reportStopped(reporter, context.sockets.resetUnfinished());
         settle.resolve();
       })();

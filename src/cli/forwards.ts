@@ -18,6 +18,7 @@ import {
   expectMessage,
   readMessage,
 } from './protocol.js';
+import type { RepeatedEvents } from './repeats.js';
 import type { Reporter, Traffic } from './status.js';
 
 /** How long the answering side may take to connect to the target and reply. */
@@ -38,6 +39,8 @@ export type ListenHandler = (request: ListenRequest) => Promise<ForwardResult>;
 /** Shared by every forwarded connection of one process. */
 export interface ForwardContext {
   reporter: Reporter;
+  /** Where the events a peer causes once per channel go (`denied`, `forward-failed`): bounded in number. */
+  perChannel: RepeatedEvents;
   traffic: Traffic;
   sockets: ForwardedSockets;
 }
@@ -161,7 +164,7 @@ export async function carry(
   try {
     channel = session.dial();
   } catch (error) {
-    context.reporter.event('forward-failed', `${label}: no channel (${(error as Error).message}); connection reset`, {
+    context.perChannel.event('forward-failed', `${label}: no channel (${(error as Error).message}); connection reset`, {
       forward: label,
       code: (error as { code?: string }).code,
     });
@@ -185,7 +188,7 @@ export async function carry(
   } catch (error) {
     const e = error as TunnelError;
     if (droppedHere) return; // (its channel was reset, which the other end does not report either)
-    context.reporter.event('forward-failed', `${label}: ${e.message}; connection reset`, {
+    context.perChannel.event('forward-failed', `${label}: ${e.message}; connection reset`, {
       forward: label,
       code: e.code,
     });
@@ -270,12 +273,12 @@ export async function answer(
     // program that aborted it), which is no failure of the tunnel's.
     if (error instanceof ChannelResetError) return;
     const e = error as TunnelError;
-    context.reporter.event('forward-failed', `a forwarded channel failed: ${e.message}`, { code: e.code });
+    context.perChannel.event('forward-failed', `a forwarded channel failed: ${e.message}`, { code: e.code });
     return;
   }
   const decision = decide(request);
   if (decision instanceof TunnelError) {
-    context.reporter.event(decision.code === 'ERR_TUNNEL_DENIED' ? 'denied' : 'forward-failed', decision.message, {
+    context.perChannel.event(decision.code === 'ERR_TUNNEL_DENIED' ? 'denied' : 'forward-failed', decision.message, {
       code: decision.code,
       ...request,
     });
@@ -287,7 +290,7 @@ export async function answer(
     socket = await connectTarget(decision.host, decision.port);
   } catch (error) {
     const e = error as TunnelError;
-    context.reporter.event('forward-failed', e.message, { code: e.code, host: decision.host, port: decision.port });
+    context.perChannel.event('forward-failed', e.message, { code: e.code, host: decision.host, port: decision.port });
     refuse(channel, e);
     return;
   }

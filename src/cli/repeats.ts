@@ -59,3 +59,56 @@ export class RepeatedReport {
     this.#timer.unref();
   }
 }
+
+/** Where {@link RepeatedEvents} writes: the command's `Reporter`, or anything with its `event`. */
+export interface EventSink {
+  event(event: string, message: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * Events a peer can cause once per channel (a forward denied, a malformed request, a target that refuses): one
+ * {@link RepeatedReport} per event and code, so that a client opening thousands of such channels a second
+ * (one that holds the token, which is all it takes) makes a line, then one a {@link REPEAT_REPORT_INTERVAL_MS}
+ * with how many more came and the latest of them, and not a line each. What is still counted is reported by
+ * `flush()`.
+ */
+export class RepeatedEvents {
+  readonly #sink: EventSink;
+  readonly #intervalMs: number;
+  readonly #kinds = new Map<string, { report: RepeatedReport; message: string; fields: Record<string, unknown> }>();
+
+  constructor(sink: EventSink, intervalMs = REPEAT_REPORT_INTERVAL_MS) {
+    this.#sink = sink;
+    this.#intervalMs = intervalMs;
+  }
+
+  /** Reports `event` at once, or counts it with the others of its kind (`event` and `fields.code`) for later. */
+  event(event: string, message: string, fields: Record<string, unknown> = {}): void {
+    const key = `${event} ${String(fields.code)}`;
+    let kind = this.#kinds.get(key);
+    if (kind === undefined) {
+      const made = {
+        message,
+        fields,
+        report: new RepeatedReport((count) => {
+          const seconds = this.#intervalMs / 1000;
+          this.#sink.event(
+            event,
+            count === 1 ? made.message : `${count} more like this within ${seconds} s; the latest: ${made.message}`,
+            { ...made.fields, count },
+          );
+        }, this.#intervalMs),
+      };
+      kind = made;
+      this.#kinds.set(key, kind);
+    }
+    kind.message = message;
+    kind.fields = fields;
+    kind.report.add();
+  }
+
+  /** Reports what is counted and not yet reported (the command is stopping). */
+  flush(): void {
+    for (const kind of this.#kinds.values()) kind.report.flush();
+  }
+}

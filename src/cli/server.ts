@@ -35,7 +35,7 @@ import {
   encode,
   expectMessage,
 } from './protocol.js';
-import { RepeatedReport } from './repeats.js';
+import { RepeatedEvents, RepeatedReport } from './repeats.js';
 import { type Reporter, Traffic, reportStopped } from './status.js';
 import { type HandshakeOver, listenTunnel } from './transport.js';
 
@@ -82,7 +82,12 @@ export async function runServer(
     reporter.event('token-readable', message, { path: config.token.kind === 'file' ? config.token.path : undefined }),
   );
   const traffic = new Traffic();
-  const context: ForwardContext = { reporter, traffic, sockets: new ForwardedSockets() };
+  const context: ForwardContext = {
+    reporter,
+    perChannel: new RepeatedEvents(reporter),
+    traffic,
+    sockets: new ForwardedSockets(),
+  };
   const clients = new Set<ClientState>();
   let stopping = false;
   const slots = new HandshakeSlots();
@@ -414,6 +419,7 @@ export async function runServer(
           await session.close({ timeout: config.drainTimeout }).catch(() => {});
         }),
       );
+      context.perChannel.flush();
       reportStopped(reporter, context.sockets.resetUnfinished());
     },
     abort(): void {

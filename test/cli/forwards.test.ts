@@ -13,6 +13,7 @@ import { coalescingTransport } from '../../src/cli/coalesce.js';
 import { ForwardedSockets, answer } from '../../src/cli/forwards.js';
 import { TUNNEL_SESSION_OPTIONS, encode } from '../../src/cli/protocol.js';
 import { Reporter, Traffic } from '../../src/cli/status.js';
+import { RepeatedEvents } from '../../src/cli/repeats.js';
 import { Flag, FrameType } from '../../src/core/frame.js';
 import { frame, until, within } from '../helpers.js';
 
@@ -53,8 +54,10 @@ describe('forwarded sockets when the tunnel goes away', () => {
       });
       const targetPort = await listen(target);
       const quiet = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+      const reporter = new Reporter(true, quiet, quiet);
       const context = {
-        reporter: new Reporter(true, quiet, quiet),
+        reporter,
+        perChannel: new RepeatedEvents(reporter),
         traffic: new Traffic(),
         sockets: new ForwardedSockets(),
       };

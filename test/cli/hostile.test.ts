@@ -305,6 +305,43 @@ describe('hostile peers', { timeout: TIMEOUT * 8 }, () => {
   );
 
   test(
+    'a token holder asking for 2,000 denied targets makes one denied line, then counted ones: the counts add up to 2,000 when the server stops',
+    { timeout: TIMEOUT },
+    async () => {
+      const target = await echoTarget();
+      try {
+        const s = await server(['--allow', `127.0.0.1:${target.port}`]);
+        const session = await authenticated(s.port, []);
+        const asked: string[] = [];
+        for (let batch = 0; batch < 20; batch++) {
+          const answers = await Promise.all(
+            Array.from({ length: 100 }, (_, i) => forward(session, '127.0.0.1', 1000 + batch * 100 + i)),
+          );
+          for (const answer of answers) {
+            asked.push(answer.result);
+            answer.channel?.destroy();
+          }
+        }
+        assert.ok(
+          asked.every((answer) => answer === 'ERR_TUNNEL_DENIED'),
+          [...new Set(asked)].join(', '),
+        );
+        const during = s.cli.events.filter((e) => e.event === 'denied');
+        assert.ok(during.length <= 2, `${during.length} denied lines for 2,000 channels`);
+        assert.match(during[0]!.message, /127\.0\.0\.1:1000/);
+        session.destroy();
+        await s.cli.stop();
+        const all = s.cli.events.filter((e) => e.event === 'denied');
+        const counted = all.reduce((sum, e) => sum + Number(e.count ?? 0), 0);
+        assert.equal(counted, 2000, all.map((e) => e.message).join('\n'));
+        assert.match(all.at(-1)!.message, /more like this within 10 s; the latest: .*127\.0\.0\.1:2999/);
+      } finally {
+        target.close();
+      }
+    },
+  );
+
+  test(
     "the server's human log shows a client's hosts as one line each: a host with a line break or an escape is refused, not written",
     { timeout: TIMEOUT },
     async () => {

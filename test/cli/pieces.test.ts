@@ -33,7 +33,7 @@ import {
   readMessage,
   validate,
 } from '../../src/cli/protocol.js';
-import { RepeatedReport } from '../../src/cli/repeats.js';
+import { RepeatedEvents, RepeatedReport } from '../../src/cli/repeats.js';
 import { DEMAND_INTERVAL_MS, Reconnector, backoffDelay, sessionGone } from '../../src/cli/reconnect.js';
 import { HandshakeSlots, addressOf, sourceOf } from '../../src/cli/handshake-slots.js';
 import { listenTunnel, requestPath } from '../../src/cli/transport.js';
@@ -465,6 +465,36 @@ describe('what the log shows', () => {
       [1, false],
     ]);
     assert.equal(repeated.total, 5);
+  });
+
+  test('events a peer causes per channel: one line per kind (event and code) at once, then the count and the latest, flushed at the end', async () => {
+    const lines: { event: string; message: string; fields: Record<string, unknown> }[] = [];
+    const events = new RepeatedEvents(
+      { event: (event, message, fields = {}) => lines.push({ event, message, fields }) },
+      100,
+    );
+    for (let i = 0; i < 1000; i++) {
+      events.event('denied', `no --allow admits host${i}:80`, { code: 'ERR_TUNNEL_DENIED', host: `host${i}` });
+    }
+    events.event('forward-failed', 'the target refused', { code: 'ERR_TUNNEL_CONNECT' });
+    events.event('forward-failed', 'bad request', { code: 'ERR_TUNNEL_PROTOCOL' });
+    assert.deepEqual(
+      lines.map((l) => `${l.event} ${l.message}`),
+      ['denied no --allow admits host0:80', 'forward-failed the target refused', 'forward-failed bad request'],
+    );
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(lines.length, 4);
+    assert.equal(lines[3]!.message, '999 more like this within 0.1 s; the latest: no --allow admits host999:80');
+    assert.equal(lines[3]!.fields.count, 999);
+    assert.equal(lines[3]!.fields.host, 'host999');
+    await new Promise((resolve) => setTimeout(resolve, 100)); // a quiet interval: the next is reported at once
+    events.event('denied', 'no --allow admits last:80', { code: 'ERR_TUNNEL_DENIED', host: 'last' });
+    events.event('denied', 'no --allow admits later:80', { code: 'ERR_TUNNEL_DENIED', host: 'later' });
+    events.flush();
+    assert.deepEqual(
+      lines.slice(4).map((l) => l.message),
+      ['no --allow admits last:80', 'no --allow admits later:80'],
+    );
   });
 });
 
