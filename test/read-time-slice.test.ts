@@ -11,7 +11,7 @@ import { FRAMES_PER_ASK, FrameDecoder, type FrameSink, MAX_HELD_BYTES } from '..
 import { Flag, type FrameHeader, FrameType } from '../src/core/frame.js';
 import { type Channel, LightSession, Session } from '../src/index.js';
 import { FakeTransport } from './support/fake-transport.js';
-import { frame, pseudoRandomBytes, tcpPair, until } from './helpers.js';
+import { frame, parseFrames, pseudoRandomBytes, tcpPair, until } from './helpers.js';
 
 const D = FrameType.data;
 const W = FrameType.windowUpdate;
@@ -139,6 +139,18 @@ describe('the decoder holds what is left when the turn is spent', () => {
     assert.ok(decoder.heldBytes <= MAX_HELD_BYTES, `${decoder.heldBytes} bytes held`);
   });
 
+  test('each chunk held counts CHUNK_COST beside its bytes: 20,000 chunks of one frame are not all held', () => {
+    const sink = recordingSink(() => true);
+    const decoder = new FrameDecoder(sink);
+    decoder.hold();
+    const one = frame(FrameType.ping, Flag.ack, 0, 1);
+    for (let i = 0; i < 20_000; i++) decoder.push(one);
+    assert.ok(decoder.heldBytes < 20_000 * one.length, `${decoder.heldBytes} bytes held`);
+    assert.ok(sink.events.length > 0, 'decoded once the bound was passed');
+    for (let i = 0; decoder.holding && i < 10_000; i++) decoder.resume();
+    assert.equal(sink.events.filter((e) => e.startsWith('e ')).length, 20_000, 'every frame, once');
+  });
+
   test('stop() drops what was held', () => {
     const sink = recordingSink(() => true);
     const decoder = new FrameDecoder(sink);
@@ -226,6 +238,134 @@ describe('a session reads for its slice of a turn, then lets the event loop go o
     await until(() => received.size === 200, 5000, 'every channel read');
     for (const [id, text] of received) assert.equal(text, `hello ${id}`);
     session.destroy();
+  });
+
+  test("a read's small payloads for 2,000 channels, handed on at its end, are cut by the slice too: each channel's data comes in order", async () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
+    const received = new Map<number, string>();
+    let handOns = 0;
+    let timing = false;
+    session.on('channel', (channel) => {
+      channel.on('data', (data) => {
+        if (timing) busy(0.2);
+        handOns++;
+        received.set(channel.id, (received.get(channel.id) ?? '') + Buffer.from(data).toString());
+      });
+    });
+    const count = 2000;
+    for (let i = 0; i < count; i++) transport.feed(frame(W, Flag.syn, 1 + 2 * i, 0));
+    await until(() => session.channelCount === count, 5000, 'every channel open');
+    await new Promise((resolve) => setImmediate(resolve));
+    timing = true;
+    // Two reads, one after the other: 'a' on every channel (2,000 frames: decoded well within a slice, but
+    // handed on at the read's end, 0.2 ms each), then 'b' on every channel.
+    for (const text of ['a', 'b']) {
+      const frames: Buffer[] = [];
+      for (let i = 0; i < count; i++) frames.push(frame(D, 0, 1 + 2 * i, Buffer.from(text)));
+      transport.feed(Buffer.concat(frames));
+    }
+    assert.ok(handOns < count, `${handOns} hand-ons in the reads' own turn`);
+    assert.equal(transport.paused, true);
+    await until(() => handOns >= 2 * count && !transport.paused, 20_000, 'every channel handed its data');
+    for (let i = 0; i < count; i++) assert.equal(received.get(1 + 2 * i), 'ab', `channel ${1 + 2 * i}`);
+    session.destroy();
+  });
+
+  test('a dial acknowledged within its openTimeout, behind 3,000 channels whose listener takes 0.1 ms each: no open timeout', async () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'client', { keepAliveInterval: 0, openTimeout: 100 });
+    session.on('channel', (channel) => {
+      busy(0.1);
+      channel.on('error', () => {});
+      channel.resume();
+    });
+    const channel = session.dial();
+    let failure: Error | undefined;
+    channel.on('error', (error: Error) => (failure = error));
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 3000; i++) frames.push(frame(W, Flag.syn | Flag.fin, 2 + 2 * i, 0));
+    frames.push(frame(W, Flag.ack, channel.id, 0));
+    transport.feed(Buffer.concat(frames));
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(failure, undefined, String(failure));
+    assert.equal(channel.protocolState, 'established');
+    session.destroy();
+  });
+
+  test("close({ timeout }): the peer's data and FIN came 60 ms before the deadline, behind 300 ms of listener work: the close ends cleanly", async () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
+    let bytes = 0;
+    session.on('channel', (channel) => {
+      channel.on('data', (data) => {
+        busy(1);
+        bytes += data.length;
+      });
+      channel.on('end', () => channel.end());
+    });
+    transport.feed(frame(W, Flag.syn, 1, 0));
+    await until(() => session.channelCount === 1, 5000, 'the channel open');
+    const closing = session.close({ timeout: 100 }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 300; i++) frames.push(frame(D, 0, 1, Buffer.alloc(1100, i)));
+    frames.push(frame(W, Flag.fin, 1, 0));
+    transport.feed(Buffer.concat(frames));
+    // The Go Away's ping is answered, as a peer would.
+    const answerPings = setInterval(() => {
+      for (const f of parseFrames(transport.output())) {
+        if (f.type === FrameType.ping && (f.flags & Flag.syn) !== 0 && !answered.has(f.length)) {
+          answered.add(f.length);
+          transport.feed(frame(FrameType.ping, Flag.ack, 0, f.length));
+        }
+      }
+    }, 5);
+    const answered = new Set<number>();
+    const outcome = await closing;
+    clearInterval(answerPings);
+    assert.equal(outcome, undefined, String(outcome));
+    assert.equal(bytes, 300 * 1100);
+  });
+
+  test('libp2p: what the connection hands on as its peer ends its side is all decoded, though the slice was spent (40,000 channels)', async () => {
+    const { multiaddrConnectionPair } = await import('@libp2p/utils');
+    const { messageStreamTransport } = await import('../src/libp2p/transport.js');
+    const [a, b] = multiaddrConnectionPair();
+    const session = new LightSession(messageStreamTransport(a), 'server', {
+      keepAliveInterval: 0,
+      maxStreams: 100_000,
+    });
+    let seen = 0;
+    let bytes = 0;
+    session.on('channel', (channel) => {
+      seen++;
+      busy(0.02);
+      channel.on('data', (data) => (bytes += data.length));
+      channel.on('error', () => {});
+    });
+    const count = 40_000;
+    const frames: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      frames.push(frame(D, Flag.syn, 1 + 2 * i, Buffer.from([7])), frame(W, Flag.fin, 1 + 2 * i, 0));
+    }
+    const all = Buffer.concat(frames);
+    b.addEventListener('message', () => {});
+    b.send(all);
+    await until(
+      () => session.stats().bytesIn + a.readBufferLength >= all.length,
+      10_000,
+      'every byte at the connection',
+    );
+    // (What libp2p's TCP connection calls on its socket's end; not in the connection's interface.)
+    (a as unknown as { onRemoteCloseWrite(): void }).onRemoteCloseWrite();
+    await until(() => session.state === 'closed', 20_000, 'the session ended');
+    assert.equal(seen, count);
+    assert.equal(bytes, count);
   });
 
   test('a flood of SYNs on a TCP socket: the event loop turns every slice, not once per 64 KiB read (without it, a read of 64 KiB, 5,461 channels, or more a turn)', async () => {

@@ -13,6 +13,8 @@
  */
 import type { WireCodec } from './codec.js';
 import { yamuxCodec } from './codecs/yamux.js';
+import { Fifo } from './fifo.js';
+import { CHUNK_COST } from './flow.js';
 import type { FrameHeader } from './frame.js';
 
 /** Receives the decoder's events, in wire order. */
@@ -29,8 +31,13 @@ export interface FrameSink {
   onFrameEnd(header: FrameHeader): void;
   /** @internal The input is not valid in the codec's format; the decoder has stopped. */
   onDecodeError(message: string): void;
-  /** @internal The chunk given to `push()` was decoded (to its end, or to where decoding stopped or held). */
-  onChunkEnd?(): void;
+  /**
+   * @internal
+   * The chunk given to `push()` was decoded (to its end, or to where decoding stopped or held); also called as
+   * `resume()` begins. May answer true when `mayHold` and this turn's share ran out before its own work for the
+   * read did (what it hands on at a read's end): the decoder then holds, and calls it again from `resume()`.
+   */
+  onChunkEnd?(mayHold: boolean): boolean;
   /**
    * @internal
    * Asked every {@link FRAMES_PER_ASK} frames, at a frame's end: true holds the rest of the input until
@@ -42,8 +49,9 @@ export interface FrameSink {
 /** Frames decoded between the decoder's asks whether to go on ({@link FrameSink.turnSpent}). */
 export const FRAMES_PER_ASK = 64;
 /**
- * Bytes held for a later turn beyond which the decoder takes what comes at once, whatever the turn's share: a
- * transport that cannot pause (a browser's WebSocket) would otherwise have the held bytes grow without bound.
+ * What may be held for a later turn (bytes, and {@link CHUNK_COST} for each chunk) beyond which the decoder takes
+ * what comes at once, whatever the turn's share: from a transport that cannot pause (a browser's WebSocket, a
+ * libp2p connection, see `Transport.dropsPausedData`) the held input would otherwise grow without bound.
  */
 export const MAX_HELD_BYTES = 4 * 1024 * 1024;
 
@@ -56,9 +64,13 @@ export class FrameDecoder {
   #payloadLeft = 0;
   #inPayload = false;
   #stopped = false;
-  /** Input waits for `resume()`: chunks, the first of them perhaps the rest of one cut at a frame's end. */
-  #held: Uint8Array[] = [];
+  /** What is left of a chunk cut at a frame's end by a hold: decoded first by `resume()`. */
+  #rest: Uint8Array | null = null;
+  /** Chunks that came while holding, after `#rest`. */
+  #queue = new Fifo<Uint8Array>();
   #heldBytes = 0;
+  /** `#heldBytes` and {@link CHUNK_COST} for each chunk held, against {@link MAX_HELD_BYTES}. */
+  #heldCost = 0;
   #holding = false;
   /** Frames until the next ask. */
   #untilAsk = FRAMES_PER_ASK;
@@ -95,8 +107,9 @@ export class FrameDecoder {
   /** Stops decoding for good (the session is ending); what was held is dropped. */
   stop(): void {
     this.#stopped = true;
-    this.#held = [];
-    this.#heldBytes = 0;
+    this.#rest = null;
+    this.#queue = new Fifo();
+    this.#heldBytes = this.#heldCost = 0;
     this.#holding = false;
   }
 
@@ -109,10 +122,11 @@ export class FrameDecoder {
   push(chunk: Uint8Array): void {
     if (this.#stopped) return;
     // (Chunks still held come first: this one may come from what decoding them set off.)
-    if (this.#holding || this.#held.length > 0) {
-      this.#held.push(chunk);
+    if (this.#holding || this.#rest !== null || this.#queue.length > 0) {
+      this.#queue.push(chunk);
       this.#heldBytes += chunk.length;
-      if (this.#heldBytes > MAX_HELD_BYTES) this.resume(false);
+      this.#heldCost += chunk.length + CHUNK_COST;
+      if (this.#heldCost > MAX_HELD_BYTES) this.resume(false);
       return;
     }
     this.#decode(chunk, true);
@@ -124,10 +138,19 @@ export class FrameDecoder {
    */
   resume(mayHold = true): void {
     this.#holding = false;
-    const held = this.#held;
-    while (held.length > 0 && !this.#holding && !this.#stopped) {
-      const chunk = held.shift()!;
+    if (this.#stopped) return;
+    // What the sink had left of the last read's work first.
+    if (this.#sink.onChunkEnd?.(mayHold) === true) {
+      this.#holding = true;
+      return;
+    }
+    while (!this.#holding && !this.#stopped) {
+      const chunk = this.#rest ?? this.#queue.shift();
+      if (chunk === undefined) break;
+      if (chunk === this.#rest) this.#rest = null;
+      else this.#heldCost -= CHUNK_COST;
       this.#heldBytes -= chunk.length;
+      this.#heldCost -= chunk.length;
       this.#decode(chunk, mayHold);
     }
   }
@@ -140,9 +163,11 @@ export class FrameDecoder {
       if (this.#untilAsk <= 0 && !this.#inPayload && this.#scratchFill === 0) {
         this.#untilAsk = FRAMES_PER_ASK;
         if (mayHold && sink.turnSpent?.() === true) {
+          // (Nothing else is held: a chunk is decoded only once everything before it was.)
           this.#holding = true;
-          this.#held.unshift(chunk.subarray(offset));
+          this.#rest = chunk.subarray(offset);
           this.#heldBytes += length - offset;
+          this.#heldCost += length - offset;
           break;
         }
       }
@@ -172,7 +197,7 @@ export class FrameDecoder {
       }
       this.#beginFrame();
     }
-    sink.onChunkEnd?.();
+    if (sink.onChunkEnd?.(mayHold) === true && !this.#stopped) this.#holding = true;
   }
 
   #beginFrame(): void {
@@ -180,7 +205,7 @@ export class FrameDecoder {
     const header = this.#header;
     const fault = this.#codec.checkHeader(header);
     if (fault !== null) {
-      this.#stopped = true;
+      this.stop();
       this.#sink.onDecodeError(fault);
       return;
     }

@@ -14,7 +14,7 @@ import { Flag, FrameType } from './frame.js';
 import type { ResolvedOptions } from './options.js';
 import type { ReadGate } from './read-gate.js';
 import type { WriteScheduler } from './scheduler.js';
-import { afterPendingReads, noop, unref } from './timers.js';
+import { noop, unref } from './timers.js';
 import { type Waiter, Waiters } from './waiters.js';
 import type { FrameWriter } from './writer.js';
 
@@ -73,6 +73,7 @@ export class KeepAlive {
   readonly #isClosed: () => boolean;
   readonly #fail: (error: Error) => void;
   readonly #onFirstRtt: () => void;
+  readonly #afterReads: (task: () => void) => void;
   constructor(
     options: ResolvedOptions,
     scheduler: WriteScheduler,
@@ -83,7 +84,10 @@ export class KeepAlive {
     fail: (error: Error) => void,
     /** The first RTT was measured (auto-tuning may now grow windows that waited for it). */
     onFirstRtt: () => void,
+    /** Runs a task once what was received has been read (the session's, see `afterPendingReads`). */
+    afterReads: (task: () => void) => void,
   ) {
+    this.#afterReads = afterReads;
     this.#options = options;
     this.#scheduler = scheduler;
     this.#writer = writer;
@@ -252,7 +256,7 @@ export class KeepAlive {
       return;
     }
     if (!confirmed) {
-      afterPendingReads(() => this.#onTimeout(ping, true));
+      this.#afterReads(() => this.#onTimeout(ping, true));
       return;
     }
     this.#fail(

@@ -15,7 +15,7 @@ import { TimeoutError, resetHere } from './errors.js';
 import { Fifo } from './fifo.js';
 import type { ResolvedOptions } from './options.js';
 import type { WriteScheduler } from './scheduler.js';
-import { afterPendingReads, unref } from './timers.js';
+import { unref } from './timers.js';
 import type { WindowGrants } from './window-grants.js';
 import type { FrameWriter } from './writer.js';
 
@@ -39,6 +39,7 @@ export class Outgoing {
   readonly #grants: WindowGrants;
   readonly #isClosed: () => boolean;
   readonly #abortOpen: (channel: ChannelState, error: Error) => void;
+  readonly #afterReads: (task: () => void) => void;
   constructor(
     options: ResolvedOptions,
     caps: CodecCapabilities,
@@ -48,7 +49,10 @@ export class Outgoing {
     isClosed: () => boolean,
     /** Gives up opening a channel: it fails with `error` and is reset (the peer may hold it in its backlog). */
     abortOpen: (channel: ChannelState, error: Error) => void,
+    /** Runs a task once what was received has been read (the session's, see `afterPendingReads`). */
+    afterReads: (task: () => void) => void,
   ) {
+    this.#afterReads = afterReads;
     this.#options = options;
     this.#caps = caps;
     this.#scheduler = scheduler;
@@ -169,7 +173,7 @@ export class Outgoing {
     this.#openTimer = undefined;
     if (this.#isClosed()) return;
     if (!confirmed) {
-      afterPendingReads(() => this.#sweep(true));
+      this.#afterReads(() => this.#sweep(true));
       return;
     }
     const now = performance.now();

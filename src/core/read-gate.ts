@@ -112,22 +112,34 @@ export class ReadGate {
     this.probing = false;
     this.#probeBytes = 0;
     if (wasProbing) return;
-    this.resumedAt = this.readingSince = performance.now(); // an answer that waited unread may not have arrived yet
-    if (!this.#heldForTurn) this.#transport.resume();
+    this.resumedAt = performance.now(); // an answer that waited unread may not have arrived yet
+    if (this.#heldForTurn) return; // (`releaseTurn` resumes)
+    this.readingSince = this.resumedAt;
+    this.#transport.resume();
   }
 
-  /** Stops reading until `releaseTurn()`: this turn's share of the event loop is spent. */
+  /**
+   * Stops reading until `releaseTurn()`: this turn's share of the event loop is spent. (Not a transport that
+   * may drop what it holds for a paused reader: the decoder holds what comes instead.) A ping's answer that
+   * waits meanwhile measures the wait, not the RTT.
+   */
   holdForTurn(): void {
-    if (this.#heldForTurn) return;
+    if (this.#heldForTurn || this.#transport.dropsPausedData === true) return;
     this.#heldForTurn = true;
-    if (!this.paused || this.probing) this.#transport.pause();
+    if (!this.paused || this.probing) {
+      this.readingSince = Infinity;
+      this.#transport.pause();
+    }
   }
 
   /** Reads again after `holdForTurn()`, unless something else holds reading back. */
   releaseTurn(): void {
     if (!this.#heldForTurn) return;
     this.#heldForTurn = false;
-    if ((!this.paused || this.probing) && !this.#isClosed()) this.#transport.resume();
+    if ((!this.paused || this.probing) && !this.#isClosed()) {
+      this.readingSince = performance.now();
+      this.#transport.resume();
+    }
   }
 
   /**
@@ -138,8 +150,10 @@ export class ReadGate {
     if (this.probeSpent) return false;
     this.probing = true;
     this.#probeBytes = bytes;
-    this.readingSince = performance.now();
-    if (!this.#heldForTurn) this.#transport.resume();
+    if (!this.#heldForTurn) {
+      this.readingSince = performance.now();
+      this.#transport.resume();
+    }
     return true;
   }
 

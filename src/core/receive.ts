@@ -183,9 +183,12 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     this.#handOn(channel, this.#unpinned(chunk, start, end));
   }
 
-  /** The decoder's input chunk is done: the small payloads of this read are handed on. */
-  onChunkEnd(): void {
-    this.#handOnJoined();
+  /**
+   * The decoder's input chunk is done: the small payloads of this read are handed on; with `mayHold`, only as
+   * long as this turn's share lasts (true: some are left for `resume()`).
+   */
+  onChunkEnd(mayHold: boolean): boolean {
+    return this.#handOnJoined(mayHold);
   }
 
   turnSpent(): boolean {
@@ -203,11 +206,20 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     return start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
   }
 
-  /** Hands on the small payloads held for this read, joined per channel. */
-  #handOnJoined(): void {
+  /**
+   * Hands on the small payloads held for this read, joined per channel. `sliced`: asks every 64 channels whether
+   * this turn's share is spent, and if so stops, leaving the rest (true); a channel's later data joins what it has
+   * left, and a SYN, a larger payload or a Go Away hands on everything first, so each channel's order holds.
+   */
+  #handOnJoined(sliced = false): boolean {
     const joins = this.#joins;
-    if (joins.size === 0) return;
-    for (const channel of joins.keys()) this.#handOnJoinedFor(channel);
+    if (joins.size === 0) return false;
+    let count = 0;
+    for (const channel of joins.keys()) {
+      this.#handOnJoinedFor(channel);
+      if (sliced && ++count % 64 === 0 && joins.size > 0 && this.#host.turnSpent()) return true;
+    }
+    return false;
   }
 
   /** Hands on the small payloads of `channel` held for this read, joined, in the order they came. */

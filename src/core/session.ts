@@ -143,6 +143,12 @@ const noPingAfterEnd = (): SessionClosedError =>
   new SessionClosedError('session is closing: its transport was ended, no ping can leave');
 
 /**
+ * Turns of the event loop a deadline's verdict waits at most for what the read time slice holds (see
+ * `#afterReads`): a peer that keeps the session reading can put a verdict off by no more than this.
+ */
+const MAX_READ_ROUNDS = 64;
+
+/**
  * A multiplexed session over one transport. `C` is the channel type the adapter hands to the application.
  * Create one with `multiplexedClient` / `multiplexedServer` (Node) rather than directly.
  */
@@ -161,6 +167,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   readonly #decoder: FrameDecoder;
   /** This session's share of each turn of the event loop for reading (see `TurnBudget`). */
   readonly #turn: TurnBudget;
+  /** The transport ended or failed: what it still hands on is decoded at once, whatever the turn's share. */
+  #lastReads = false;
   readonly #scheduler: WriteScheduler;
   readonly #memory: SessionMemory;
   readonly #allocate: (size: number) => Uint8Array;
@@ -267,6 +275,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         this.#fail(error);
       },
       () => this.#grants.tuneOnFirstRtt(this.#streams.values()),
+      this.#afterReads,
     );
     this.#goAway = new GoAwayHandshake(this.#keepAlive, this.#scheduler, this.options.keepAliveTimeout, () =>
       this.#checkCloseDone(),
@@ -295,6 +304,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#grants,
       isClosed,
       (channel, error) => this.#streams.reset(channel, error, true), // its removal settles the watch
+      this.#afterReads,
     );
     this.#incoming = new Incoming<C>(
       this.options,
@@ -357,7 +367,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         onPing: (flags, value) => this.#onPing(flags, value),
         onGoAway: (code) => this.#onGoAway(code),
         onRefused: () => this.#goAway.onLateSyn(),
-        turnSpent: () => this.#turn.spent(),
+        turnSpent: () => this.#turnSpent(),
       },
       telemetry,
       rules,
@@ -669,13 +679,18 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
   }
 
+  /** This turn's share of the event loop is spent (never once the transport ended: then all is read at once). */
+  #turnSpent(): boolean {
+    return !this.#lastReads && this.#turn.spent();
+  }
+
   /**
    * Once this turn's share of the event loop is spent (see `TurnBudget`), the transport waits and the decoder
    * holds the rest for a later turn.
    */
   #afterReading(): void {
     const decoder = this.#decoder;
-    if (!decoder.holding && !decoder.isStopped && this.#turn.spent()) decoder.hold();
+    if (!decoder.holding && !decoder.isStopped && this.#turnSpent()) decoder.hold();
     if (decoder.holding && this.#status !== 'closed') {
       this.#gate.holdForTurn();
       this.#turn.goOnLater();
@@ -701,6 +716,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * Returns whether the session is still open or closing.
    */
   #readAllHeld(): boolean {
+    // What the transport still hands on (a libp2p connection gives what it held for a paused reader when
+    // resumed) is decoded at once too: its end follows.
+    this.#lastReads = true;
     if (this.#decoder.holding || this.#decoder.heldBytes > 0) {
       try {
         this.#decoder.resume(false);
@@ -711,6 +729,22 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     }
     return this.#status !== 'closed';
   }
+
+  /**
+   * Runs `task` once the bytes already received have been read: after the pending reads (`afterPendingReads`),
+   * and, while the read time slice holds some for later turns, once those are decoded and the transport was read
+   * again (a pass of pending reads after the hold), for at most {@link MAX_READ_ROUNDS} turns. A deadline's verdict
+   * waits so: the answer it waits for may have come.
+   */
+  readonly #afterReads = (task: () => void): void => {
+    const round = (rounds: number, held: boolean): void =>
+      afterPendingReads(() => {
+        const holding = this.#decoder.holding || this.#decoder.heldBytes > 0;
+        if ((holding || held) && rounds < MAX_READ_ROUNDS && this.#status !== 'closed') round(rounds + 1, holding);
+        else task();
+      });
+    round(0, false);
+  };
 
   /** A bug of ours or an endpoint's: end the session rather than leave it half-updated. */
   #internalError(error: unknown): void {
@@ -832,7 +866,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#status !== 'closing') return;
     // The peer's last frames may be there, unread, after a busy event loop: judged once they were read.
     if (!confirmed) {
-      afterPendingReads(() => this.#onCloseTimeout(timeout, true));
+      this.#afterReads(() => this.#onCloseTimeout(timeout, true));
       return;
     }
     const open = this.#streams.stillOpen;

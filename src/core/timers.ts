@@ -28,3 +28,21 @@ export function afterPendingReads(task: () => void): void {
   if (immediate !== undefined) immediate(task);
   else setTimeout(task, 0);
 }
+
+type PostTask = (task: () => void, options?: object) => unknown;
+
+/**
+ * Runs `task` in a later task, once the loop's pending work had its turn: `setImmediate` in Node (after the
+ * sockets' reads of this turn), `scheduler.postTask` where there is one (a browser's `setTimeout` stretches a
+ * chain of them to 4 ms each after five), else `setTimeout`.
+ */
+export function nextTask(task: () => void): void {
+  const immediate = (globalThis as { setImmediate?: Immediate }).setImmediate;
+  if (immediate !== undefined) {
+    immediate(task);
+    return;
+  }
+  const scheduler = (globalThis as { scheduler?: { postTask?: PostTask } }).scheduler;
+  if (scheduler?.postTask !== undefined) void scheduler.postTask(task);
+  else setTimeout(task, 0);
+}

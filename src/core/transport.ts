@@ -47,6 +47,13 @@ export interface Transport {
    * with an error (a channel whose last bytes were in the transport's hands hears of its end only so).
    */
   destroy(error?: Error): void;
+  /**
+   * Optional: true when bytes that came while the transport was paused may be dropped if it closes meanwhile (a
+   * libp2p connection discards what it holds for a paused reader at its close). The session then does not pause
+   * it between turns of its read time slice (its decoder holds what comes instead, up to 4 MiB); it still pauses
+   * it at its memory bound.
+   */
+  readonly dropsPausedData?: boolean;
   /** Optional: allocates a buffer for outgoing frames (e.g. Node's `Buffer.allocUnsafe`). */
   allocate?(size: number): Uint8Array;
 }

@@ -6,10 +6,10 @@
  * timer or socket of the process had a turn (another session's round trip waited half a second). The session
  * measures the time its reading takes (decoding, and what the frames set off, an application's listeners
  * included); once a turn's share is spent it stops reading the transport, keeps what it has not decoded, and
- * goes on after the loop's pending work (see `afterPendingReads`). The share is the option `readTimeSlice`.
+ * goes on after the loop's pending work (see `nextTask`). The share is the option `readTimeSlice`.
  * @module
  */
-import { afterPendingReads } from './timers.js';
+import { nextTask } from './timers.js';
 
 /**
  * Time spent beyond which the count starts again at the turn's end (a task after the pending reads): below it,
@@ -47,7 +47,7 @@ export class TurnBudget {
     this.#since = now;
     if (this.#spent >= RECOUNT_AFTER_MS && !this.#recountQueued) {
       this.#recountQueued = true;
-      afterPendingReads(this.#recount);
+      nextTask(this.#recount);
     }
     return this.#spent >= this.#slice;
   }
@@ -56,7 +56,7 @@ export class TurnBudget {
   goOnLater(): void {
     if (this.#goOnQueued) return;
     this.#goOnQueued = true;
-    afterPendingReads(this.#next);
+    nextTask(this.#next);
   }
 
   readonly #recount = (): void => {

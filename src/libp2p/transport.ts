@@ -62,6 +62,8 @@ export function messageStreamTransport(connection: MessageStream): Transport {
   };
 
   return {
+    // What a paused connection holds is dropped at its close: the session does not pause it between its turns.
+    dropsPausedData: true,
     start(sink) {
       events = sink;
       connection.addEventListener('message', onMessage);
