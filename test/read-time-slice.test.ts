@@ -139,16 +139,16 @@ describe('the decoder holds what is left when the turn is spent', () => {
     assert.ok(decoder.heldBytes <= MAX_HELD_BYTES, `${decoder.heldBytes} bytes held`);
   });
 
-  test('each chunk held counts CHUNK_COST beside its bytes: 20,000 chunks of one frame are not all held', () => {
+  test('each chunk held counts CHUNK_COST beside its bytes: 40,000 chunks of one frame are not all held', () => {
     const sink = recordingSink(() => true);
     const decoder = new FrameDecoder(sink);
     decoder.hold();
     const one = frame(FrameType.ping, Flag.ack, 0, 1);
-    for (let i = 0; i < 20_000; i++) decoder.push(one);
-    assert.ok(decoder.heldBytes < 20_000 * one.length, `${decoder.heldBytes} bytes held`);
+    for (let i = 0; i < 40_000; i++) decoder.push(one);
+    assert.ok(decoder.heldBytes < 40_000 * one.length, `${decoder.heldBytes} bytes held`);
     assert.ok(sink.events.length > 0, 'decoded once the bound was passed');
     for (let i = 0; decoder.holding && i < 10_000; i++) decoder.resume();
-    assert.equal(sink.events.filter((e) => e.startsWith('e ')).length, 20_000, 'every frame, once');
+    assert.equal(sink.events.filter((e) => e.startsWith('e ')).length, 40_000, 'every frame, once');
   });
 
   test('stop() drops what was held', () => {
@@ -240,35 +240,84 @@ describe('a session reads for its slice of a turn, then lets the event loop go o
     session.destroy();
   });
 
-  test("a read's small payloads for 2,000 channels, handed on at its end, are cut by the slice too: each channel's data comes in order", async () => {
+  for (const tail of ['none', 'a SYN', 'a larger payload']) {
+    test(`a read's small payloads for 2,000 channels are handed on within the slice, the read ending with ${tail}: each channel's data comes in order`, async () => {
+      const transport = new FakeTransport();
+      const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
+      const received = new Map<number, string>();
+      let handOns = 0;
+      let timing = false;
+      session.on('channel', (channel) => {
+        channel.on('data', (data) => {
+          if (timing) busy(0.2);
+          handOns++;
+          received.set(channel.id, (received.get(channel.id) ?? '') + Buffer.from(data).toString());
+        });
+      });
+      const count = 2000;
+      for (let i = 0; i < count; i++) transport.feed(frame(W, Flag.syn, 1 + 2 * i, 0));
+      await until(() => session.channelCount === count, 5000, 'every channel open');
+      await new Promise((resolve) => setImmediate(resolve));
+      timing = true;
+      // Two reads, one after the other: 'a' on every channel (2,000 frames: decoded well within a slice, but
+      // handed on at the read's end, or before a frame that needs them handed on first, 0.2 ms each), then 'b'.
+      for (const text of ['a', 'b']) {
+        const frames: Buffer[] = [];
+        for (let i = 0; i < count; i++) frames.push(frame(D, 0, 1 + 2 * i, Buffer.from(text)));
+        if (text === 'a' && tail === 'a SYN') frames.push(frame(W, Flag.syn, 1 + 2 * count, 0));
+        if (text === 'a' && tail === 'a larger payload') frames.push(frame(D, 0, 1, Buffer.alloc(2000, 'A')));
+        transport.feed(Buffer.concat(frames));
+      }
+      assert.ok(handOns < count, `${handOns} hand-ons in the reads' own turn`);
+      assert.equal(transport.paused, true);
+      await until(() => handOns >= 2 * count && !transport.paused, 20_000, 'every channel handed its data');
+      for (let i = 1; i < count; i++) assert.equal(received.get(1 + 2 * i), 'ab', `channel ${1 + 2 * i}`);
+      assert.equal(received.get(1), tail === 'a larger payload' ? `a${'A'.repeat(2000)}b` : 'ab');
+      if (tail === 'a SYN') assert.equal(session.channelCount, count + 1);
+      session.destroy();
+    });
+  }
+
+  test('a session whose reading fills its slice still measures an RTT: the answer to its first ping comes behind 1,000 channels of 0.1 ms each', async () => {
     const transport = new FakeTransport();
     const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
-    const received = new Map<number, string>();
-    let handOns = 0;
-    let timing = false;
     session.on('channel', (channel) => {
-      channel.on('data', (data) => {
-        if (timing) busy(0.2);
-        handOns++;
-        received.set(channel.id, (received.get(channel.id) ?? '') + Buffer.from(data).toString());
-      });
+      busy(0.1);
+      channel.resume();
     });
-    const count = 2000;
-    for (let i = 0; i < count; i++) transport.feed(frame(W, Flag.syn, 1 + 2 * i, 0));
-    await until(() => session.channelCount === count, 5000, 'every channel open');
-    await new Promise((resolve) => setImmediate(resolve));
-    timing = true;
-    // Two reads, one after the other: 'a' on every channel (2,000 frames: decoded well within a slice, but
-    // handed on at the read's end, 0.2 ms each), then 'b' on every channel.
-    for (const text of ['a', 'b']) {
-      const frames: Buffer[] = [];
-      for (let i = 0; i < count; i++) frames.push(frame(D, 0, 1 + 2 * i, Buffer.from(text)));
-      transport.feed(Buffer.concat(frames));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const ping = parseFrames(transport.output()).find((f) => f.type === FrameType.ping && (f.flags & Flag.syn) !== 0);
+    assert.ok(ping !== undefined, 'the opening ping left');
+    const sentBefore = parseFrames(transport.output()).filter((f) => f.type === FrameType.ping).length;
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 1000; i++) frames.push(frame(W, Flag.syn, 1 + 2 * i, 0));
+    frames.push(frame(FrameType.ping, Flag.ack, 0, ping.length));
+    transport.feed(Buffer.concat(frames));
+    await until(() => session.channelCount === 1000, 10_000, 'every channel taken');
+    await until(() => session.rtt !== undefined, 2000, 'an RTT');
+    const sentAfter = parseFrames(transport.output()).filter((f) => f.type === FrameType.ping).length;
+    assert.equal(sentAfter, sentBefore, 'the ping was not sent again');
+    session.destroy();
+  });
+
+  test('a transport that may drop what it holds while paused (libp2p) is not paused between turns, until 4 MiB is held', () => {
+    const transport = new FakeTransport() as FakeTransport & { dropsPausedData: boolean };
+    transport.dropsPausedData = true;
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
+    session.on('channel', (channel) => {
+      busy(1);
+      channel.resume();
+    });
+    transport.feed(opensWithData(100));
+    assert.equal(transport.paused, false, 'held, not paused');
+    const chunk = Buffer.concat(Array.from({ length: 16 }, () => frame(FrameType.ping, Flag.ack, 0, 1)));
+    let fed = 0;
+    while (!transport.paused && fed < 10 * 1024 * 1024) {
+      transport.feed(chunk);
+      fed += chunk.length + 224;
     }
-    assert.ok(handOns < count, `${handOns} hand-ons in the reads' own turn`);
-    assert.equal(transport.paused, true);
-    await until(() => handOns >= 2 * count && !transport.paused, 20_000, 'every channel handed its data');
-    for (let i = 0; i < count; i++) assert.equal(received.get(1 + 2 * i), 'ab', `channel ${1 + 2 * i}`);
+    assert.equal(transport.paused, true, 'paused once 4 MiB was held');
+    assert.ok(fed > 3.5 * 1024 * 1024, `${fed} held before the pause`);
     session.destroy();
   });
 

@@ -40,6 +40,13 @@ export interface FrameSink {
   onChunkEnd?(mayHold: boolean): boolean;
   /**
    * @internal
+   * Called with each header before its frame begins, while the decoder may hold: work the frame needs done
+   * first (handing on the small payloads a read joined, before a SYN or a larger payload) is done within this
+   * turn's share, and true holds the frame, and the rest of the input, until `resume()`.
+   */
+  beforeFrame?(header: FrameHeader): boolean;
+  /**
+   * @internal
    * Asked every {@link FRAMES_PER_ASK} frames, at a frame's end: true holds the rest of the input until
    * `resume()`.
    */
@@ -50,10 +57,11 @@ export interface FrameSink {
 export const FRAMES_PER_ASK = 64;
 /**
  * What may be held for a later turn (bytes, and {@link CHUNK_COST} for each chunk) beyond which the decoder takes
- * what comes at once, whatever the turn's share: from a transport that cannot pause (a browser's WebSocket, a
- * libp2p connection, see `Transport.dropsPausedData`) the held input would otherwise grow without bound.
+ * what comes at once, whatever the turn's share: from a transport that cannot pause (a browser's WebSocket hands
+ * on what it holds beyond 1 MiB) the held input would otherwise grow without bound. (A transport that may drop
+ * what a paused reader holds, see `Transport.dropsPausedData`, is paused from half of it: see `overHalf`.)
  */
-export const MAX_HELD_BYTES = 4 * 1024 * 1024;
+export const MAX_HELD_BYTES = 8 * 1024 * 1024;
 
 /** Decodes a byte stream of frames. */
 export class FrameDecoder {
@@ -72,6 +80,8 @@ export class FrameDecoder {
   /** `#heldBytes` and {@link CHUNK_COST} for each chunk held, against {@link MAX_HELD_BYTES}. */
   #heldCost = 0;
   #holding = false;
+  /** The header in `#header` was read, its frame not begun: `resume()` begins it (see `FrameSink.beforeFrame`). */
+  #headerPending = false;
   /** Frames until the next ask. */
   #untilAsk = FRAMES_PER_ASK;
 
@@ -104,13 +114,18 @@ export class FrameDecoder {
     return this.#heldBytes;
   }
 
+  /** What is held has reached half of {@link MAX_HELD_BYTES}. */
+  get overHalf(): boolean {
+    return this.#heldCost >= MAX_HELD_BYTES / 2;
+  }
+
   /** Stops decoding for good (the session is ending); what was held is dropped. */
   stop(): void {
     this.#stopped = true;
     this.#rest = null;
     this.#queue = new Fifo();
     this.#heldBytes = this.#heldCost = 0;
-    this.#holding = false;
+    this.#holding = this.#headerPending = false;
   }
 
   /** Holds what comes next until `resume()` (this turn's share was spent between chunks). */
@@ -126,7 +141,15 @@ export class FrameDecoder {
       this.#queue.push(chunk);
       this.#heldBytes += chunk.length;
       this.#heldCost += chunk.length + CHUNK_COST;
-      if (this.#heldCost > MAX_HELD_BYTES) this.resume(false);
+      // Beyond the bound, the oldest held input is decoded, whatever the turn's share, until back within it.
+      while (this.#heldCost > MAX_HELD_BYTES && !this.#stopped) {
+        if (this.#headerPending) {
+          this.#headerPending = false; // (the sink does what the frame needs first at once: not asked to hold)
+          this.#beginFrame();
+        } else {
+          this.#decode(this.#takeHeld()!, false);
+        }
+      }
       return;
     }
     this.#decode(chunk, true);
@@ -144,15 +167,35 @@ export class FrameDecoder {
       this.#holding = true;
       return;
     }
+    if (this.#headerPending) {
+      // The frame whose header was read when the sink asked to hold before it.
+      if (mayHold && this.#sink.beforeFrame?.(this.#header) === true) {
+        this.#holding = true;
+        return;
+      }
+      this.#headerPending = false;
+      this.#beginFrame();
+    }
     while (!this.#holding && !this.#stopped) {
-      const chunk = this.#rest ?? this.#queue.shift();
+      const chunk = this.#takeHeld();
       if (chunk === undefined) break;
-      if (chunk === this.#rest) this.#rest = null;
-      else this.#heldCost -= CHUNK_COST;
-      this.#heldBytes -= chunk.length;
-      this.#heldCost -= chunk.length;
       this.#decode(chunk, mayHold);
     }
+  }
+
+  /** The oldest held input, taken out of what is held. */
+  #takeHeld(): Uint8Array | undefined {
+    let chunk = this.#rest;
+    if (chunk !== null) {
+      this.#rest = null;
+    } else {
+      chunk = this.#queue.shift() ?? null;
+      if (chunk === null) return undefined;
+      this.#heldCost -= CHUNK_COST;
+    }
+    this.#heldBytes -= chunk.length;
+    this.#heldCost -= chunk.length;
+    return chunk;
   }
 
   #decode(chunk: Uint8Array, mayHold: boolean): void {
@@ -194,6 +237,17 @@ export class FrameDecoder {
         if (this.#scratchFill < headerSize) break; // (the rest of the header comes with the next chunk)
         this.#scratchFill = 0;
         this.#codec.decodeHeader(this.#scratch, 0, this.#header);
+      }
+      if (mayHold && sink.beforeFrame?.(this.#header) === true) {
+        // The sink's work before this frame outlasted the turn: the frame waits, its header read.
+        this.#holding = true;
+        this.#headerPending = true;
+        if (offset < length) {
+          this.#rest = chunk.subarray(offset);
+          this.#heldBytes += length - offset;
+          this.#heldCost += length - offset;
+        }
+        break;
       }
       this.#beginFrame();
     }

@@ -119,17 +119,16 @@ export class ReadGate {
   }
 
   /**
-   * Stops reading until `releaseTurn()`: this turn's share of the event loop is spent. (Not a transport that
-   * may drop what it holds for a paused reader: the decoder holds what comes instead.) A ping's answer that
-   * waits meanwhile measures the wait, not the RTT.
+   * Stops reading until `releaseTurn()`: this turn's share of the event loop is spent. A transport that may drop
+   * what it holds for a paused reader at its close is paused only when `evenIfDropping` (the decoder holds a lot:
+   * the memory bound's pause, with its risk); until then the decoder holds what comes. Not a break in reading
+   * for RTTs: an answer held a turn or two measures that too, but a session whose reading fills its slice holds
+   * at nearly every turn, and would otherwise measure no RTT at all (window auto-tuning waits for one).
    */
-  holdForTurn(): void {
-    if (this.#heldForTurn || this.#transport.dropsPausedData === true) return;
+  holdForTurn(evenIfDropping = false): void {
+    if (this.#heldForTurn || (this.#transport.dropsPausedData === true && !evenIfDropping)) return;
     this.#heldForTurn = true;
-    if (!this.paused || this.probing) {
-      this.readingSince = Infinity;
-      this.#transport.pause();
-    }
+    if (!this.paused || this.probing) this.#transport.pause();
   }
 
   /** Reads again after `holdForTurn()`, unless something else holds reading back. */
@@ -137,7 +136,8 @@ export class ReadGate {
     if (!this.#heldForTurn) return;
     this.#heldForTurn = false;
     if ((!this.paused || this.probing) && !this.#isClosed()) {
-      this.readingSince = performance.now();
+      // (A pause or probe that ended meanwhile left reading to resume here.)
+      if (this.readingSince === Infinity) this.readingSince = performance.now();
       this.#transport.resume();
     }
   }

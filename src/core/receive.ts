@@ -195,6 +195,24 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     return this.#host.turnSpent();
   }
 
+  /**
+   * Before a frame that hands on every join of the read first (a SYN, the first Go Away, a larger payload or one
+   * for a channel whose data waits unread), the joins are handed on within this turn's share: true leaves the
+   * frame for a later turn, with the rest. (The read's joins cost little until handed on, so the decoder's asks
+   * every 64 frames do not see them: one read of one-byte frames joins thousands.)
+   */
+  beforeFrame(header: FrameHeader): boolean {
+    return this.#joins.size > 0 && this.#flushesJoins(header) && this.#handOnJoined(true);
+  }
+
+  #flushesJoins(header: FrameHeader): boolean {
+    if ((header.flags & Flag.syn) !== 0) return true;
+    if (header.type === FrameType.goAway) return this.#host.remoteGoAway() === undefined;
+    if (header.type !== FrameType.data) return false;
+    if (header.length > this.#joinLimit) return true;
+    return (this.#table.get(header.streamId)?.endpoint.bufferedBytes ?? 0) > 0;
+  }
+
   /** Bytes `start` to `end` of `chunk`: a view, or a copy when the view would pin a much larger buffer. */
   #unpinned(chunk: Uint8Array, start: number, end: number): Uint8Array {
     const length = end - start;

@@ -692,7 +692,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     const decoder = this.#decoder;
     if (!decoder.holding && !decoder.isStopped && this.#turnSpent()) decoder.hold();
     if (decoder.holding && this.#status !== 'closed') {
-      this.#gate.holdForTurn();
+      this.#gate.holdForTurn(decoder.overHalf);
       this.#turn.goOnLater();
     }
   }

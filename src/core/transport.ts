@@ -50,8 +50,8 @@ export interface Transport {
   /**
    * Optional: true when bytes that came while the transport was paused may be dropped if it closes meanwhile (a
    * libp2p connection discards what it holds for a paused reader at its close). The session then does not pause
-   * it between turns of its read time slice (its decoder holds what comes instead, up to 4 MiB); it still pauses
-   * it at its memory bound.
+   * it between turns of its read time slice (its decoder holds what comes instead) until it holds 4 MiB; it
+   * pauses it at its memory bound too.
    */
   readonly dropsPausedData?: boolean;
   /** Optional: allocates a buffer for outgoing frames (e.g. Node's `Buffer.allocUnsafe`). */
