@@ -278,6 +278,52 @@ describe('a session reads for its slice of a turn, then lets the event loop go o
     });
   }
 
+  test("a chunk a listener feeds while a frame waits with its header read (a transport that delivers at once) is that frame's payload, in order", async () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });
+    const received = new Map<number, Buffer[]>();
+    const count = 2000;
+    const last = 1 + 2 * (count - 1);
+    let timing = false;
+    let feedLater: Buffer | undefined;
+    session.on('channel', (channel) => {
+      received.set(channel.id, []);
+      channel.on('data', (data) => {
+        if (timing) busy(0.05);
+        received.get(channel.id)!.push(Buffer.from(data));
+        if (timing && channel.id === last && feedLater !== undefined) {
+          const chunk = feedLater;
+          feedLater = undefined;
+          transport.feed(chunk); // from inside the hand-on, before the waiting frame began
+        }
+      });
+    });
+    let failure: unknown;
+    session.closed.catch((error: unknown) => (failure = error));
+    for (let i = 0; i < count; i++) transport.feed(frame(W, Flag.syn, 1 + 2 * i, 0));
+    await until(() => session.channelCount === count, 5000, 'every channel open');
+    await new Promise((resolve) => setImmediate(resolve));
+    timing = true;
+    const big = pseudoRandomBytes(3000, 7);
+    const frames: Buffer[] = [];
+    for (let i = 0; i < count; i++) frames.push(frame(D, 0, 1 + 2 * i, Buffer.from('a')));
+    const whole = frame(D, 0, 1, big);
+    frames.push(whole.subarray(0, 12)); // the larger frame's header ends the read: it waits for the joins
+    feedLater = Buffer.concat([whole.subarray(12), frame(D, 0, 3, Buffer.from('z'))]);
+    transport.feed(Buffer.concat(frames));
+    await until(
+      () => Buffer.concat(received.get(3)!).toString() === 'az' || failure !== undefined,
+      10_000,
+      "channel 3's z",
+    );
+    assert.equal(failure, undefined, String(failure));
+    assert.ok(
+      Buffer.concat(received.get(1)!).equals(Buffer.concat([Buffer.from('a'), big])),
+      'channel 1: a, then the large payload',
+    );
+    session.destroy();
+  });
+
   test('a session whose reading fills its slice still measures an RTT: the answer to its first ping comes behind 1,000 channels of 0.1 ms each', async () => {
     const transport = new FakeTransport();
     const session = new LightSession(transport, 'server', { keepAliveInterval: 0 });

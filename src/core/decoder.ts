@@ -136,8 +136,9 @@ export class FrameDecoder {
   /** Feeds the next chunk of the byte stream (held, in order, while the decoder holds). */
   push(chunk: Uint8Array): void {
     if (this.#stopped) return;
-    // (Chunks still held come first: this one may come from what decoding them set off.)
-    if (this.#holding || this.#rest !== null || this.#queue.length > 0) {
+    // (What is held comes first, a frame waiting with its header read too: this chunk may come from what
+    // decoding them set off.)
+    if (this.#holding || this.#headerPending || this.#rest !== null || this.#queue.length > 0) {
       this.#queue.push(chunk);
       this.#heldBytes += chunk.length;
       this.#heldCost += chunk.length + CHUNK_COST;
