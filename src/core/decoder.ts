@@ -109,6 +109,14 @@ export class FrameDecoder {
     return this.#holding;
   }
 
+  /**
+   * Input waits: the decoder holds, or has held input left while it decodes what it held (a transport's end
+   * may come from what that sets off).
+   */
+  get holdsInput(): boolean {
+    return this.#holding || this.#heldBytes > 0;
+  }
+
   /** Bytes held for `resume()`. */
   get heldBytes(): number {
     return this.#heldBytes;
@@ -184,6 +192,15 @@ export class FrameDecoder {
     }
   }
 
+  /** Holds from `offset` of `chunk` on. (Nothing else is held: a chunk is decoded only once all before it was.) */
+  #holdRest(chunk: Uint8Array, offset: number): void {
+    this.#holding = true;
+    if (offset === chunk.length) return;
+    this.#rest = chunk.subarray(offset);
+    this.#heldBytes += chunk.length - offset;
+    this.#heldCost += chunk.length - offset;
+  }
+
   /** The oldest held input, taken out of what is held. */
   #takeHeld(): Uint8Array | undefined {
     let chunk = this.#rest;
@@ -207,11 +224,7 @@ export class FrameDecoder {
       if (this.#untilAsk <= 0 && !this.#inPayload && this.#scratchFill === 0) {
         this.#untilAsk = FRAMES_PER_ASK;
         if (mayHold && sink.turnSpent?.() === true) {
-          // (Nothing else is held: a chunk is decoded only once everything before it was.)
-          this.#holding = true;
-          this.#rest = chunk.subarray(offset);
-          this.#heldBytes += length - offset;
-          this.#heldCost += length - offset;
+          this.#holdRest(chunk, offset);
           break;
         }
       }
@@ -241,13 +254,8 @@ export class FrameDecoder {
       }
       if (mayHold && sink.beforeFrame?.(this.#header) === true) {
         // The sink's work before this frame outlasted the turn: the frame waits, its header read.
-        this.#holding = true;
         this.#headerPending = true;
-        if (offset < length) {
-          this.#rest = chunk.subarray(offset);
-          this.#heldBytes += length - offset;
-          this.#heldCost += length - offset;
-        }
+        this.#holdRest(chunk, offset);
         break;
       }
       this.#beginFrame();

@@ -12,7 +12,7 @@
 import type { ChannelEndpoint, ChannelState } from './channel-state.js';
 import type { ChannelTable } from './channels.js';
 import type { CodecCapabilities, FormatRules, WireCodec } from './codec.js';
-import type { FrameSink } from './decoder.js';
+import { FRAMES_PER_ASK, type FrameSink } from './decoder.js';
 import { ChannelRefusedError, ChannelResetError } from './errors.js';
 import { Flag, type FrameHeader, FrameType } from './frame.js';
 import { CHUNK_COST, type SessionMemory } from './flow.js';
@@ -225,7 +225,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   }
 
   /**
-   * Hands on the small payloads held for this read, joined per channel. `sliced`: asks every 64 channels whether
+   * Hands on the small payloads held for this read, joined per channel. `sliced`: asks every {@link FRAMES_PER_ASK} channels whether
    * this turn's share is spent, and if so stops, leaving the rest (true); a channel's later data joins what it has
    * left, and a SYN, a larger payload or a Go Away hands on everything first, so each channel's order holds.
    */
@@ -235,7 +235,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     let count = 0;
     for (const channel of joins.keys()) {
       this.#handOnJoinedFor(channel);
-      if (sliced && ++count % 64 === 0 && joins.size > 0 && this.#host.turnSpent()) return true;
+      if (sliced && ++count % FRAMES_PER_ASK === 0 && joins.size > 0 && this.#host.turnSpent()) return true;
     }
     return false;
   }

@@ -719,7 +719,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     // What the transport still hands on (a libp2p connection gives what it held for a paused reader when
     // resumed) is decoded at once too: its end follows.
     this.#lastReads = true;
-    if (this.#decoder.holding || this.#decoder.heldBytes > 0) {
+    if (this.#decoder.holdsInput) {
       try {
         this.#decoder.resume(false);
         this.#gate.releaseTurn();
@@ -739,7 +739,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   readonly #afterReads = (task: () => void): void => {
     const round = (rounds: number, held: boolean): void =>
       afterPendingReads(() => {
-        const holding = this.#decoder.holding || this.#decoder.heldBytes > 0;
+        const holding = this.#decoder.holdsInput;
         if ((holding || held) && rounds < MAX_READ_ROUNDS && this.#status !== 'closed') round(rounds + 1, holding);
         else task();
       });
