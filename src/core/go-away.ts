@@ -6,7 +6,9 @@
  * answer from its own goroutine) while a dial that checked for Go Away just before it arrived is writing its
  * SYN. So the handshake ends once the peer has also been quiet for a moment ({@link GO_AWAY_QUIET_MS}, or
  * twice the RTT if longer); a late SYN (refused by the session) starts that wait again. `keepAliveTimeout`
- * bounds the wait for the answer, and the session's close timeout bounds it all.
+ * bounds the wait for the answer, and the session's close timeout bounds it all. Either wait's end is judged
+ * once what was received has been read (`afterReads`): input the read time slice holds for later turns may hold
+ * the answer or a late SYN, and a SYN the session never read would meet the end of the transport unrefused.
  *
  * It owns the probe ping's value and its two timers. It queues only that Ping frame, and tells the session
  * through `onSeen` that the peer has seen the Go Away; it never ends the transport or touches a channel.
@@ -31,12 +33,21 @@ export class GoAwayHandshake {
   readonly #keepAlive: KeepAlive;
   readonly #scheduler: WriteScheduler;
   readonly #answerTimeoutMs: number;
+  readonly #afterReads: (task: () => void) => void;
   readonly #onSeen: () => void;
 
-  constructor(keepAlive: KeepAlive, scheduler: WriteScheduler, answerTimeoutMs: number, onSeen: () => void) {
+  constructor(
+    keepAlive: KeepAlive,
+    scheduler: WriteScheduler,
+    answerTimeoutMs: number,
+    /** Runs a task once what was received has been read (the session's, see `afterPendingReads`). */
+    afterReads: (task: () => void) => void,
+    onSeen: () => void,
+  ) {
     this.#keepAlive = keepAlive;
     this.#scheduler = scheduler;
     this.#answerTimeoutMs = answerTimeoutMs;
+    this.#afterReads = afterReads;
     this.#onSeen = onSeen;
   }
 
@@ -51,12 +62,18 @@ export class GoAwayHandshake {
     }
     this.#probe = this.#keepAlive.takeValue();
     this.#scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, this.#probe);
-    this.#answerTimer = unref(
-      setTimeout(() => {
-        this.#answerTimer = undefined;
-        this.settle();
-      }, this.#answerTimeoutMs),
+    const timer = unref(
+      setTimeout(
+        () =>
+          this.#afterReads(() => {
+            if (this.#answerTimer !== timer) return; // stop() came meanwhile
+            this.#answerTimer = undefined;
+            this.settle();
+          }),
+        this.#answerTimeoutMs,
+      ),
     );
+    this.#answerTimer = timer;
   }
 
   /** A Ping frame arrived: true if it answers the probe (the quiet wait starts), false if it is keep-alive's. */
@@ -92,14 +109,18 @@ export class GoAwayHandshake {
   #awaitQuiet(): void {
     if (this.seen) return;
     clearTimeout(this.#quietTimer);
-    this.#quietTimer = unref(
+    // The timer stays the current one until its verdict: a late SYN read meanwhile starts the wait again.
+    const timer = unref(
       setTimeout(
-        () => {
-          this.#quietTimer = undefined;
-          this.settle();
-        },
+        () =>
+          this.#afterReads(() => {
+            if (this.#quietTimer !== timer) return;
+            this.#quietTimer = undefined;
+            this.settle();
+          }),
         Math.max(GO_AWAY_QUIET_MS, 2 * (this.#keepAlive.minRtt ?? 0)),
       ),
     );
+    this.#quietTimer = timer;
   }
 }

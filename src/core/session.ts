@@ -277,8 +277,12 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       () => this.#grants.tuneOnFirstRtt(this.#streams.values()),
       this.#afterReads,
     );
-    this.#goAway = new GoAwayHandshake(this.#keepAlive, this.#scheduler, this.options.keepAliveTimeout, () =>
-      this.#checkCloseDone(),
+    this.#goAway = new GoAwayHandshake(
+      this.#keepAlive,
+      this.#scheduler,
+      this.options.keepAliveTimeout,
+      this.#afterReads,
+      () => this.#checkCloseDone(),
     );
     // A format without windows or half-close brings its own rules for those (the multiplex codec).
     const rules = codec.rules?.(this.options, this.#memory, this.#gate, this.#scheduler, this.#writer, () =>
