@@ -247,9 +247,15 @@ describe('a session reads for its slice of a turn, then lets the event loop go o
       const received = new Map<number, string>();
       let handOns = 0;
       let timing = false;
+      // Hand-ons per turn of the event loop (a chain of setImmediate counts the turns).
+      let turn = 0;
+      const perTurn = new Map<number, number>();
       session.on('channel', (channel) => {
         channel.on('data', (data) => {
-          if (timing) busy(0.2);
+          if (timing) {
+            busy(0.2);
+            perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1);
+          }
           handOns++;
           received.set(channel.id, (received.get(channel.id) ?? '') + Buffer.from(data).toString());
         });
@@ -259,6 +265,12 @@ describe('a session reads for its slice of a turn, then lets the event loop go o
       await until(() => session.channelCount === count, 5000, 'every channel open');
       await new Promise((resolve) => setImmediate(resolve));
       timing = true;
+      let counting = true;
+      const countTurns = (): void => {
+        turn++;
+        if (counting) setImmediate(countTurns);
+      };
+      setImmediate(countTurns);
       // Two reads, one after the other: 'a' on every channel (2,000 frames: decoded well within a slice, but
       // handed on at the read's end, or before a frame that needs them handed on first, 0.2 ms each), then 'b'.
       for (const text of ['a', 'b']) {
@@ -271,6 +283,10 @@ describe('a session reads for its slice of a turn, then lets the event loop go o
       assert.ok(handOns < count, `${handOns} hand-ons in the reads' own turn`);
       assert.equal(transport.paused, true);
       await until(() => handOns >= 2 * count && !transport.paused, 20_000, 'every channel handed its data');
+      counting = false;
+      // Within the slice in every turn, not only the reads' own (8 ms a turn: about 40 hand-ons of 0.2 ms).
+      const most = Math.max(...perTurn.values());
+      assert.ok(most <= count / 4, `${most} hand-ons in one turn (of ${turn} turns)`);
       for (let i = 1; i < count; i++) assert.equal(received.get(1 + 2 * i), 'ab', `channel ${1 + 2 * i}`);
       assert.equal(received.get(1), tail === 'a larger payload' ? `a${'A'.repeat(2000)}b` : 'ab');
       if (tail === 'a SYN') assert.equal(session.channelCount, count + 1);
