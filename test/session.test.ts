@@ -1259,11 +1259,17 @@ describe('go away and close', () => {
     await pair.close();
   });
 
-  test("close({ timeout }) is checked as the closeTimeout option is: TypeError for a non-number, RangeError past a timer's reach (Infinity would fire after 1 ms), the session left open", async () => {
+  test("close({ timeout }) is checked as the closeTimeout option is, and rejects as every call that returns a promise: TypeError for a non-number, RangeError past a timer's reach (Infinity would fire after 1 ms), the session left open", async () => {
     const pair = await sessionPair();
-    assert.throws(() => pair.client.close({ timeout: '50' as never }), TypeError);
-    for (const timeout of [-1, 1.5, Infinity, 2 ** 31]) assert.throws(() => pair.client.close({ timeout }), RangeError);
+    await assert.rejects(pair.client.close({ timeout: '50' as never }), TypeError);
+    for (const timeout of [-1, 1.5, Infinity, 2 ** 31])
+      await assert.rejects(pair.client.close({ timeout }), RangeError);
     assert.equal(pair.client.state, 'open');
+    // A LightSession's close() and one on a session that already ended say so too.
+    const light = new LightSession(new FakeTransport(), 'client', { keepAliveInterval: 0 });
+    await assert.rejects(light.close({ timeout: -1 }), RangeError);
+    light.destroy();
+    await assert.rejects(light.close({ timeout: -1 }), RangeError);
     await pair.close();
   });
 
@@ -2392,7 +2398,7 @@ describe('closing: what a review found', () => {
     await until(() => transport.destroyed, 4000, 'the transport destroyed after the linger');
   });
 
-  test('close() again while closing: a sooner timeout replaces the deadline, a later one does not, a bad one throws', async () => {
+  test('close() again while closing: a sooner timeout replaces the deadline, a later one does not, a bad one rejects and changes nothing', async () => {
     const pair = await sessionPair();
     const channel = pair.client.dial();
     channel.on('error', () => {});
@@ -2401,7 +2407,7 @@ describe('closing: what a review found', () => {
     const started = performance.now();
     void pair.client.close(); // closeTimeout: 30 s
     void pair.client.close({ timeout: 60_000 });
-    assert.throws(() => void pair.client.close({ timeout: -5 }), RangeError);
+    await assert.rejects(pair.client.close({ timeout: -5 }), RangeError);
     await pair.client.close({ timeout: 50 });
     assert.ok(performance.now() - started < 2000, 'ended at the sooner deadline');
     await assert.rejects(pair.client.closed, { code: 'ERR_MUX_CLOSE_TIMEOUT', message: /after 50 ms/ });

@@ -541,6 +541,25 @@ test("'timeout' comes once per idle period, as on a socket: again only after byt
   }
 });
 
+test("setTimeout(ms) right after a write that leaves at once: 'timeout' after ms, as on a socket (not 2 ms)", async () => {
+  const pair = await sessionPair();
+  try {
+    const accepted = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.write('x');
+    (await accepted).resume();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    channel.write('y');
+    const started = performance.now();
+    let after = 0;
+    channel.setTimeout(300, () => (after = performance.now() - started));
+    await until(() => after > 0, 5000, "the 'timeout'"); // (its timer is unref'd, as a socket's)
+    assert.ok(after >= 295 && after < 500, `'timeout' after ${after.toFixed(0)} ms`);
+  } finally {
+    await pair.close();
+  }
+});
+
 test("after 'timeout', a channel that stays idle arms no timer until bytes move again, as a socket", async () => {
   const pair = await sessionPair();
   const realSetTimeout = globalThis.setTimeout;

@@ -552,6 +552,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   #close(options: CloseOptions): Promise<void> {
+    // Misuse rejects, as every call that returns a promise, and changes nothing (the session stays open).
+    if (options.timeout !== undefined) {
+      try {
+        checkNumberOption('closeTimeout', options.timeout);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     if (this.#status === 'closed') return Promise.resolve();
     let closing = this.#closingPromise;
     if (closing === undefined) closing = this.#beginClose(options.timeout, true);

@@ -56,19 +56,28 @@ class IdleTimer {
   ) {
     this.#queuedWhenLooked = queued();
     this.#timer = this.#arm(ms);
+    // A write made just before (in this turn) usually leaves within it: looked at again once it had the chance,
+    // its leaving counts as activity then, not at the first look a whole period later (a 'timeout' after 2 ms).
+    if (this.#queuedWhenLooked > 0) setImmediate(() => this.#look());
+  }
+
+  /**
+   * One large write leaving bit by bit as the peer's window allows is activity too, though no new write or data
+   * stamped it: as a socket compares its write queue's size, a queue that moved since the last look counts as a
+   * byte sent now.
+   */
+  #look(): void {
+    const queued = this.queued();
+    if (queued !== this.#queuedWhenLooked) {
+      this.#queuedWhenLooked = queued;
+      this.last = performance.now();
+    }
   }
 
   #arm(delay: number): ReturnType<typeof setTimeout> {
     // unref'd as a net.Socket's: a timeout on a channel never keeps the process alive by itself.
     return setTimeout(() => {
-      // One large write leaving bit by bit as the peer's window allows is activity too, though no new write
-      // or data stamped it: as a socket compares its write queue's size, a queue that moved since the last
-      // look counts as a byte sent now.
-      const queued = this.queued();
-      if (queued !== this.#queuedWhenLooked) {
-        this.#queuedWhenLooked = queued;
-        this.last = performance.now();
-      }
+      this.#look();
       const idle = performance.now() - this.last;
       if (idle + 1 >= this.ms && this.#firedFor !== this.last) {
         this.#firedFor = this.last;
