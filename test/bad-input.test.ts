@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { Flag, FrameType } from '../src/core/frame.js';
 import {
   GoAwayCode,
+  LightSession,
   ProtocolError,
   type Session,
   TimeoutError,
@@ -422,6 +423,69 @@ describe('tolerated input', () => {
     assert.throws(() => client.dial(), { code: 'ERR_MUX_GO_AWAY' });
     assert.equal(client.state, 'open');
     client.destroy();
+  });
+});
+
+describe('a transport that cannot pause (a browser WebSocket): the session fails rather than hold without bound', () => {
+  // FakeTransport's pause() is only a flag: what is fed is delivered all the same.
+  async function feedUntilFailed(
+    session: LightSession,
+    transport: FakeTransport,
+    chunks: () => Iterable<Buffer>,
+  ): Promise<{ error: Error & { code?: string }; peak: number }> {
+    let peak = 0;
+    let failed: (Error & { code?: string }) | undefined;
+    session.closed.catch((error: unknown) => (failed = error as Error));
+    let count = 0;
+    for (const chunk of chunks()) {
+      transport.feed(chunk); // each its own read: nothing joined across them
+      peak = Math.max(peak, session.bufferedBytes);
+      if (failed !== undefined || session.state === 'closed') break;
+      if (++count % 5000 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(failed !== undefined, `the session is ${session.state} after ${count} reads`);
+    return { error: failed, peak };
+  }
+
+  test('yamux: one-byte frames within the window, each in a read of its own, past four times maxSessionBuffered in chunk costs: ProtocolError, not a million chunks', async () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'server', { keepAliveInterval: 0, maxSessionBuffered: 1024 * 1024 });
+    session.on('channel', () => {}); // taken, never read
+    transport.feed(frame(W, Flag.syn, 1, 0));
+    const one = frame(D, 0, 1, Buffer.from([7]));
+    const { error, peak } = await feedUntilFailed(session, transport, function* () {
+      for (let i = 0; i < 250_000; i++) yield one; // within the 256 KiB window: no rule broken
+    });
+    assert.equal(error.code, 'ERR_MUX_PROTOCOL');
+    assert.match(error.message, /maxSessionBuffered/);
+    // Four times 1 MiB and 16 MiB, in chunks of a byte and 224 bytes of cost each: about 93,000.
+    assert.ok(peak < 100_000 && peak > 80_000, `${peak} one-byte chunks held at most`);
+    session.destroy();
+  });
+
+  test('multiplex (no windows): a channel nobody reads, 64 KiB frames past four times maxSessionBuffered: ProtocolError, not all of them', async () => {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'server', {
+      keepAliveInterval: 0,
+      maxSessionBuffered: 1024 * 1024,
+      protocol: 'multiplex',
+    });
+    session.on('channel', () => {}); // taken, never read
+    const header = (id: number, flags: number, length: number): Buffer => {
+      const bytes = Buffer.alloc(8);
+      bytes.writeUInt32BE(id, 0);
+      bytes.writeUInt32BE(flags * 0x1000000 + length, 4);
+      return bytes;
+    };
+    transport.feed(header(3, 1, 0));
+    const data = Buffer.concat([header(3, 0, 64 * 1024), Buffer.alloc(64 * 1024, 1)]);
+    const { error, peak } = await feedUntilFailed(session, transport, function* () {
+      for (let i = 0; i < 1000; i++) yield data; // 64 MiB
+    });
+    assert.equal(error.code, 'ERR_MUX_PROTOCOL');
+    assert.ok(peak <= 21 * 1024 * 1024, `${(peak / 1048576).toFixed(1)} MiB held at most`);
+    session.destroy();
   });
 });
 

@@ -2098,6 +2098,22 @@ describe('what a peer sends over a WebSocket, taken in bounded turns (a review o
     await until(() => delivered === total, 5000, 'the rest once resumed');
   });
 
+  test('while the session is paused, each held message counts 224 bytes beside its bytes: 100,000 one-byte messages are not all held', async () => {
+    const { socket, message } = playedSocket();
+    const transport = webSocketTransport(socket);
+    let delivered = 0;
+    transport.start({ data: (chunk) => (delivered += chunk.length), drain: noop, end: noop, error: noop, close: noop });
+    transport.pause();
+    for (let i = 0; i < 100_000; i++) message(new ArrayBuffer(1));
+    await tick();
+    // 1 MiB of held cost is about 4,660 messages of a byte; by bytes alone all 100,000 were held (and a
+    // million one-byte messages, 190 MiB of heap).
+    const held = 100_000 - delivered;
+    assert.ok(held > 4000 && held < 5000, `${held} one-byte messages held`);
+    transport.resume();
+    await until(() => delivered === 100_000, 5000, 'the rest once resumed');
+  });
+
   test('messages that come faster than the turns take them are not held without bound: beyond 1 MiB, they go on at once', () => {
     const { socket, message } = playedSocket();
     const transport = webSocketTransport(socket);

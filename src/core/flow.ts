@@ -511,6 +511,9 @@ export class ReceiveWindow {
  */
 export const CHUNK_COST = 224;
 
+/** What {@link SessionMemory.beyondCeiling} allows beyond four times the bound: reads already under way. */
+const CEILING_SLACK = 16 * 1024 * 1024;
+
 /**
  * The session's bound on buffered memory. Below half the limit everything flows; from half the limit on,
  * windows stop growing and a channel gets Window Updates only while it holds less than its initial window
@@ -546,6 +549,16 @@ export class SessionMemory {
   /** Hard limit reached: stop reading the transport. */
   get exhausted(): boolean {
     return this.buffered + this.held >= this.limit;
+  }
+
+  /**
+   * Beyond anything a transport that stops when asked can bring: the bound, what the paused session's probes may
+   * read (up to twice the bound), and {@link CEILING_SLACK} for the reads under way. Only a transport that cannot
+   * pause (a browser's WebSocket, a custom one) gets here, from a peer that sends what the session cannot hold:
+   * a format without windows, or windows' worth of one-byte frames. The session then fails rather than grow.
+   */
+  get beyondCeiling(): boolean {
+    return this.buffered + this.held > 4 * this.limit + CEILING_SLACK;
   }
 
   /**

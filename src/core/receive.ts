@@ -292,7 +292,17 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     this.#grants.readProgress(channel);
     this.#rules?.delivered(channel); // without windows: may hold reading (gate.overfull)
     const gate = this.#gate;
-    if (this.#memory.exhausted || gate.overfull > 0) gate.pause();
+    if (this.#memory.exhausted || gate.overfull > 0) {
+      gate.pause();
+      if (this.#memory.beyondCeiling) {
+        // The transport went on though asked to pause, and the peer sends more than the session can hold.
+        const mib = (this.#memory.buffered + this.#memory.held) / 1048576;
+        this.#protocolError(
+          `the peer sent ${mib.toFixed(1)} MiB that wait unread, more than four times maxSessionBuffered, while the transport could not pause`,
+        );
+        return;
+      }
+    }
     if (gate.probing && gate.probeSpent) gate.endProbe(); // tiny frames while paused: see ReadGate.probeSpent
   }
 

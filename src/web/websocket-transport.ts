@@ -29,6 +29,7 @@ import { callOptions } from '../core/abortable.js';
 import { isArrayBuffer } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
 import { Fifo } from '../core/fifo.js';
+import { CHUNK_COST } from '../core/flow.js';
 import { ProtocolError, TransportClosedError } from '../core/errors.js';
 import type { Transport, TransportEvents } from '../core/transport.js';
 
@@ -37,7 +38,10 @@ import type { Transport, TransportEvents } from '../core/transport.js';
  * later task. muxwire's own messages are at most {@link MERGE_LIMIT}: they are never cut.
  */
 const TURN_BYTES = 256 * 1024;
-/** Received bytes held while the session is paused; beyond this, they are handed to it all the same. */
+/**
+ * What may be held while the session is paused, in received bytes and {@link CHUNK_COST} for each message (a
+ * million one-byte messages are about 190 MiB of heap, not 1 MiB); beyond this, they are handed to it all the same.
+ */
 const HOLD_BYTES = 1024 * 1024;
 
 /** Runs `task` in a later task: `scheduler.postTask` where there is one (its delays are not stretched), else `setTimeout`. */
@@ -241,6 +245,8 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   let current: Uint8Array | null = null;
   /** Bytes in `held` and `current`. */
   let heldBytes = 0;
+  /** What `held` and `current` cost against {@link HOLD_BYTES}: their bytes, and each message's own cost. */
+  const heldCost = (): number => heldBytes + CHUNK_COST * (held.length + (current === null ? 0 : 1));
   /** Bytes handed to the session in this turn (set back to 0 by a microtask at its end). */
   let turnBytes = 0;
   /** A later task will go on handing held messages on. */
@@ -291,7 +297,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     held.push(chunk);
     heldBytes += chunk.length;
     // Beyond the bound, a `ws` socket stops reading its TCP socket until the turns caught up.
-    if (heldBytes > HOLD_BYTES && !throttled && pausable.pause !== undefined) {
+    if (heldCost() > HOLD_BYTES && !throttled && pausable.pause !== undefined) {
       throttled = true;
       pausable.pause();
     }
@@ -310,7 +316,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     if (events === undefined || destroyed || delivering || (turnPending && !flooded())) return;
     delivering = true;
     try {
-      while ((current !== null || held.length > 0) && (!paused || heldBytes > HOLD_BYTES)) {
+      while ((current !== null || held.length > 0) && (!paused || heldCost() > HOLD_BYTES)) {
         // Messages that keep coming faster than the turns take them (a flood, not one large message) are handed
         // on at once, the transport then reading no faster than the session decodes.
         current ??= held.shift()!; // (the message being handed on, cut or not)
@@ -340,7 +346,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       }
     } finally {
       delivering = false;
-      if (throttled && heldBytes <= HOLD_BYTES && !destroyed) {
+      if (throttled && heldCost() <= HOLD_BYTES && !destroyed) {
         throttled = false;
         if (!paused) pausable.resume?.();
       }
@@ -355,7 +361,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   const flooded = (): boolean =>
     pausable.pause === undefined &&
     held.length > (current === null ? 1 : 0) &&
-    heldBytes - (current?.length ?? 0) > HOLD_BYTES;
+    heldBytes - (current?.length ?? 0) + CHUNK_COST * held.length > HOLD_BYTES;
 
   const deliverHeld = (): void => {
     deliverScheduled = false;
