@@ -12,7 +12,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { type IncomingMessage, type Server as HttpServer, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { type Duplex, pipeline as pipelineCallback } from 'node:stream';
 import { WebSocket as WsWebSocket, WebSocketServer } from 'ws';
 import {
   type Channel,
@@ -38,7 +38,8 @@ import {
   webSocketTransport,
 } from '../src/web/index.js';
 import { MERGE_LIMIT, WEB_SOCKET_INITIAL_WINDOW, eachMessage } from '../src/web/websocket-transport.js';
-import { announceWebSocketMessage, pseudoRandomBytes, readAll, until, within } from './helpers.js';
+import { Flag, FrameType } from '../src/core/frame.js';
+import { announceWebSocketMessage, frame, pseudoRandomBytes, readAll, until, within } from './helpers.js';
 
 const WebSocket = WsWebSocket as unknown as WebSocketConstructor;
 const KiB = 1024;
@@ -2331,6 +2332,81 @@ describe('createWebSocketServer: origins (which pages may open sessions)', () =>
         TypeError,
         JSON.stringify(origins),
       );
+    }
+  });
+});
+
+describe('muxwire/web WebSocket transport: a ws send that fails as the socket closes does not hide why it closed', () => {
+  /** A server whose channels write a few bytes every millisecond (each write a message of its own, sent in place). */
+  async function tickingServer(): Promise<{ port: number; errors: Error[]; close: () => Promise<void> }> {
+    const errors: Error[] = [];
+    const server = createWebSocketServer({ port: 0, host: '127.0.0.1', keepAliveInterval: 0 }, (session) => {
+      session.on('channel', (channel) => {
+        channel.on('error', (error: Error) => errors.push(error));
+        channel.resume();
+        const ticks = setInterval(() => (channel.destroyed ? clearInterval(ticks) : channel.write('tick')), 1);
+      });
+    });
+    await once(server, 'listening');
+    const close = async (): Promise<void> => {
+      for (const socket of server.clients) socket.terminate();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    };
+    return { port: (server.address() as AddressInfo).port, errors, close };
+  }
+
+  test("a text message right behind a channel's first data, echoed: the server's channel fails with the ProtocolError as cause, not ws's 'not open' (10 runs)", async () => {
+    const errors: Error[] = [];
+    const server = createWebSocketServer({ port: 0, host: '127.0.0.1', keepAliveInterval: 0 }, (session) => {
+      session.on('channel', (channel) => pipelineCallback(channel, channel, (error) => error && errors.push(error)));
+    });
+    await once(server, 'listening');
+    try {
+      for (let run = 0; run < 10; run++) {
+        const ws = new WsWebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
+        ws.on('error', () => {});
+        await once(ws, 'open');
+        ws.send(frame(FrameType.data, Flag.syn, 1, Buffer.from('abc')));
+        ws.send('a text message');
+        await until(() => errors.length === run + 1, 5000, `run ${run}: the server's channel failed`);
+        ws.terminate();
+      }
+      const causes = errors.map((error) => `${error.name} ${(error.cause as { code?: string } | undefined)?.code}`);
+      assert.deepEqual(new Set(causes), new Set(['TransportClosedError ERR_MUX_PROTOCOL']), causes.join(', '));
+    } finally {
+      for (const socket of server.clients) socket.terminate();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  test("a client's close with 1001 while the server writes: the server's channel fails with WebSocketClosedError 1001 as cause (15 runs)", async () => {
+    const { port, errors, close } = await tickingServer();
+    try {
+      for (let run = 0; run < 15; run++) {
+        const ws = new WsWebSocket(`ws://127.0.0.1:${port}`);
+        const session = multiplexedClient(webSocketTransport(ws), { keepAliveInterval: 0 });
+        session.closed.catch(() => {});
+        const channel = session.dial();
+        channel.on('error', () => {});
+        channel.write('go');
+        let received = 0;
+        await new Promise<void>((resolve) =>
+          channel.on('data', (data: Buffer) => {
+            received += data.length;
+            if (received > 400) resolve();
+          }),
+        );
+        ws.close(1001, 'navigating away');
+        await until(() => errors.length === run + 1, 5000, `run ${run}: the server's channel failed`);
+        session.destroy();
+      }
+      const causes = errors.map((error) => {
+        const cause = error.cause as { name?: string; closeCode?: number } | undefined;
+        return `${error.name} ${cause?.name} ${cause?.closeCode}`;
+      });
+      assert.deepEqual(new Set(causes), new Set(['TransportClosedError WebSocketClosedError 1001']), causes.join(', '));
+    } finally {
+      await close();
     }
   });
 });

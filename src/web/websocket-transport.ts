@@ -271,6 +271,11 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   let polledAmount = Infinity;
   /** `ws` sends whose callback has not come yet: each checks for drain when it comes. */
   let sending = 0;
+  /**
+   * Writes whose `ws` send failed because the socket was closing, before anything said why: they fail with what
+   * the close says (its code and reason, or the failure that closed it), once the session has heard it.
+   */
+  const failedAtClose: ((error?: Error | null) => void)[] = [];
   let failure: Error | undefined;
   let closed = false;
   /** Set when the close event came before `start()`: reported from `start()`. */
@@ -418,6 +423,8 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     // Held messages go first; the close is reported after them.
     if (events !== undefined && current === null && held.length === 0) reportClose();
     else if (events !== undefined && !paused) scheduleDeliver();
+    else if (events === undefined)
+      failWritesAtClose(failure ?? new WebSocketClosedError(closeEvent.code, closeEvent.reason));
   };
 
   function reportClose(): void {
@@ -426,12 +433,18 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     closeEvent = undefined;
     events = undefined;
     if (destroyed) {
+      failWritesAtClose(failure ?? new WebSocketClosedError(code, reason));
       sink.close();
       return;
     }
     if (failure === undefined && (code === 1000 || code === 1005)) sink.end();
     else sink.error(failure ?? new WebSocketClosedError(code, reason), !opened);
+    failWritesAtClose(failure ?? new WebSocketClosedError(code, reason));
     sink.close();
+  }
+
+  function failWritesAtClose(error: Error): void {
+    for (const done of failedAtClose.splice(0)) done(error);
   }
 
   /**
@@ -448,7 +461,14 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       sending++;
       (socket.send as (data: Uint8Array, callback: (error?: Error) => void) => void)(data, (error) => {
         sending--;
-        if (inPlace) done?.(error ?? null);
+        if (inPlace && done !== null) {
+          // `ws` says only that the socket is not open: why it closed (a text message, the peer's close code)
+          // is the transport's to say, and the session's error is the first one it hears.
+          if (!error) done(null);
+          else if (failure !== undefined) done(failure);
+          else if (!closed && socket.readyState > OPEN) failedAtClose.push(done);
+          else done(error);
+        }
         if (needDrain) checkDrain();
       });
       if (!inPlace && done !== null) defer(() => done(null));
