@@ -1,6 +1,7 @@
 /**
- * The package as a user gets it: `npm pack`, installed from the tarball into a fresh project (offline: its one
- * runtime dependency, `ws`, comes from npm's cache, filled by `npm ci`), then type-checked against its published
+ * The package as a user gets it: `npm pack`, installed from the tarball into a fresh project (its one runtime
+ * dependency, `ws`, from npm's cache where it is there, else from the registry: `npm ci` caches the tarball but not
+ * the registry's list of versions that resolving `ws`'s range needs), then type-checked against its published
  * declarations (strict, with the library checks on, every entry point) and run, as ESM and through `require`.
  */
 import { test, before, after } from 'node:test';
@@ -55,7 +56,7 @@ before(() => {
   app = join(work, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-  npm(['install', '--offline', '--no-audit', '--no-fund', join(work, packed!.filename)], app);
+  npm(['install', '--prefer-offline', '--no-audit', '--no-fund', join(work, packed!.filename)], app);
   installed = join(app, 'node_modules', 'muxwire');
 });
 
