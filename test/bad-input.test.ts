@@ -17,7 +17,17 @@ import {
 } from '../src/index.js';
 import { MuxSession } from '../src/core/session.js';
 import { Channel } from '../src/node/channel.js';
-import { RawPeer, frame, parseFrames, tcpPair, until, within } from './helpers.js';
+import {
+  RawPeer,
+  frame,
+  parseFrames,
+  pseudoRandomBytes,
+  readAll,
+  sessionPair,
+  tcpPair,
+  until,
+  within,
+} from './helpers.js';
 import { FakeTransport } from './support/fake-transport.js';
 import { MiB, mib, settledMemory } from './support/resources.js';
 
@@ -446,6 +456,41 @@ describe('a transport that cannot pause (a browser WebSocket): the session fails
     await new Promise((resolve) => setImmediate(resolve));
     assert.ok(failed !== undefined, `the session is ${session.state} after ${count} reads`);
     return { error: failed, peak };
+  }
+
+  for (const shape of ['100 channels, each sent its 256 KiB window', 'one channel sent its 32 MiB window'] as const) {
+    test(`over TCP (it pauses), a peer within its windows is never taken for one: ${shape}, unread under a 1 MiB bound through several probes, then read exactly`, async () => {
+      const many = shape.startsWith('100');
+      const window = many ? 256 * 1024 : 32 * 1024 * 1024;
+      const options = { maxSessionBuffered: 1024 * 1024, keepAliveInterval: 500, keepAliveTimeout: 1000 };
+      const pair = await sessionPair({
+        transport: 'tcp',
+        client: options,
+        server: { ...options, initialWindow: window, maxWindow: Math.max(window, 64 * 1024 * 1024) },
+      });
+      try {
+        const count = many ? 100 : 1;
+        const sent: Buffer[] = [];
+        for (let i = 0; i < count; i++) {
+          sent.push(pseudoRandomBytes(window, i));
+          pair.client.dial().end(sent[i]);
+        }
+        const accepted: Channel[] = [];
+        for (let i = 0; i < count; i++) accepted.push(await within(pair.server.accept(), 5000, 'a channel'));
+        // Paused at the bound, the session probes every 500 ms, and the probes read what the windows allowed.
+        await until(
+          () => pair.server.bufferedBytes > 21 * 1024 * 1024 || pair.server.state === 'closed',
+          15_000,
+          'the probes to read past four times the bound and 16 MiB',
+        );
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        assert.equal(pair.server.state, 'open', String(pair.server.closeError));
+        const received = await Promise.all(accepted.map((channel) => readAll(channel)));
+        for (let i = 0; i < count; i++) assert.ok(received[i]!.equals(sent[i]!), `channel ${accepted[i]!.id}`);
+      } finally {
+        await pair.close();
+      }
+    });
   }
 
   test('yamux: one-byte frames within the window, each in a read of its own, past four times maxSessionBuffered in chunk costs: ProtocolError, not a million chunks', async () => {

@@ -552,13 +552,16 @@ export class SessionMemory {
   }
 
   /**
-   * Beyond anything a transport that stops when asked can bring: the bound, what the paused session's probes may
-   * read (up to twice the bound), and {@link CEILING_SLACK} for the reads under way. Only a transport that cannot
-   * pause (a browser's WebSocket, a custom one) gets here, from a peer that sends what the session cannot hold:
-   * a format without windows, or windows' worth of one-byte frames. The session then fails rather than grow.
+   * Beyond anything a peer can make the session hold over a transport that stops when asked. With windows
+   * (`flowControl`), the bytes are bounded by the credit granted (the bound, and each channel's window: the
+   * README's "bound plus each channel's `initialWindow`"), so only the chunks' own cost counts: the bound at the
+   * pause, and what the probes may read (their share stops at twice the bound in chunk costs). Without windows
+   * (the multiplex format), bytes and costs both: the bound, and the probes' quarter of it a pause. Four times the
+   * bound and {@link CEILING_SLACK} lie beyond both: only a transport that cannot pause (a browser's WebSocket, a
+   * custom one) gets here, from a peer that sends what the session cannot hold. The session then fails.
    */
-  get beyondCeiling(): boolean {
-    return this.buffered + this.held > 4 * this.limit + CEILING_SLACK;
+  beyondCeiling(flowControl: boolean): boolean {
+    return (flowControl ? this.held : this.buffered + this.held) > 4 * this.limit + CEILING_SLACK;
   }
 
   /**

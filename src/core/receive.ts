@@ -294,11 +294,14 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     const gate = this.#gate;
     if (this.#memory.exhausted || gate.overfull > 0) {
       gate.pause();
-      if (this.#memory.beyondCeiling) {
+      if (this.#memory.beyondCeiling(this.#caps.flowControl)) {
         // The transport went on though asked to pause, and the peer sends more than the session can hold.
-        const mib = (this.#memory.buffered + this.#memory.held) / 1048576;
+        const memory = this.#memory;
+        const mib = ((this.#caps.flowControl ? 0 : memory.buffered) + memory.held) / 1048576;
         this.#protocolError(
-          `the peer sent ${mib.toFixed(1)} MiB that wait unread, more than four times maxSessionBuffered, while the transport could not pause`,
+          `the peer sent more than the session can hold while the transport could not pause: ${
+            this.#caps.flowControl ? 'its chunks waiting unread cost' : 'unread'
+          } ${mib.toFixed(1)} MiB, over four times maxSessionBuffered`,
         );
         return;
       }
