@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { lightClient, lightServer } from '../src/index.js';
 import { CHUNK_COST } from '../src/core/flow.js';
 import { WebSession, streamTransport, type WebChannel } from '../src/web/index.js';
-import { memoryPipe, readAll, sessionPair } from './helpers.js';
+import { memoryPipe, readAll, sessionPair, until } from './helpers.js';
 
 const MARK = 64 * 1024; // channelHighWaterMark's default
 /** Writes of one byte each that may wait before "wait": the mark over what each costs, and a few in flight. */
@@ -158,5 +158,40 @@ test('a WebChannel: one-byte writes resolve at once only while what waits is und
   } finally {
     a.destroy();
     b.destroy();
+  }
+});
+
+test('a reader of 1,000-byte records from 1,001-byte writes (its buffer seldom empty) is not held at the bound by the cost of chunks it already read: 16 MiB under a 256 KiB bound', async () => {
+  const bound = { maxSessionBuffered: 256 * 1024 };
+  const pair = await sessionPair({ transport: 'tcp', client: bound, server: bound });
+  try {
+    const total = 16 * 1024 * 1024;
+    let got = 0;
+    pair.server.on('channel', (channel) => {
+      channel.on('readable', () => {
+        let record: Buffer | null;
+        while ((record = channel.read(1000) as Buffer | null) !== null) got += record.length;
+      });
+      channel.on('end', () => {
+        const rest = channel.read() as Buffer | null;
+        if (rest !== null) got += rest.length;
+      });
+    });
+    const channel = pair.client.dial();
+    const write = Buffer.alloc(1001, 1);
+    let sent = 0;
+    const started = performance.now();
+    while (sent < total) {
+      sent += write.length;
+      if (!channel.write(write)) await once(channel, 'drain');
+    }
+    channel.end();
+    // Before, the chunks' cost was given back only when the channel was read empty: it piled up until the
+    // session paused at its bound with a few hundred bytes unread, then read one probe's worth every 5 s.
+    await until(() => got === sent, 20_000, `every byte (${got} of ${sent})`);
+    assert.ok(performance.now() - started < 15_000);
+    assert.equal(pair.server.stats().bufferedBytes, 0);
+  } finally {
+    await pair.close();
   }
 });

@@ -167,6 +167,8 @@ export class ChannelState {
   delivered = 0;
   /** The chunk cost charged to the session's memory for chunks left waiting here (see `SessionMemory.held`). */
   heldCost = 0;
+  /** The smallest of those chunks, in bytes: with the unread bytes, it bounds how many can still be waiting. */
+  heldMin = 0;
   /** The peer's FIN arrived. */
   declare remoteFin: boolean;
   /** This side asked to end: FIN queued (sent once `finSent`). No more data may be queued. */

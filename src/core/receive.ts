@@ -286,6 +286,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     channel.endpoint.deliver(data);
     // Left waiting (not read at once): its cost beyond its bytes counts too, until the channel is read empty.
     if (channel.endpoint.bufferedBytes > 0) {
+      if (channel.heldCost === 0 || data.length < channel.heldMin) channel.heldMin = data.length;
       channel.heldCost += CHUNK_COST;
       this.#memory.held += CHUNK_COST;
     }

@@ -12,7 +12,7 @@
  */
 import type { ChannelState } from './channel-state.js';
 import type { CodecCapabilities, FormatRules } from './codec.js';
-import type { SessionMemory } from './flow.js';
+import { CHUNK_COST, type SessionMemory } from './flow.js';
 import type { KeepAlive } from './keepalive.js';
 import { type ResolvedOptions, SPEC_INITIAL_WINDOW } from './options.js';
 import type { ReadGate } from './read-gate.js';
@@ -77,10 +77,19 @@ export class WindowGrants {
   readProgress(channel: ChannelState, wanted = 0): void {
     if (!channel.live) return;
     const unread = channel.endpoint.bufferedBytes;
-    const freed = unread === 0 ? channel.heldCost : 0; // read empty: the chunks it held are gone
+    // Read empty, the chunks it held are gone. Otherwise each chunk still whole holds at least `heldMin` bytes, and
+    // one may be partly read: the cost of any more went with what was read. (A reader of records that never line
+    // up with the chunks, `read(1000)` of 1,001-byte writes, seldom reads empty: their cost had piled up until the
+    // session paused at its bound with a few hundred bytes unread, then read one probe's worth at a time.)
+    let freed = 0;
+    if (unread === 0) freed = channel.heldCost;
+    else if (channel.heldCost > 0) {
+      const most = CHUNK_COST * (Math.floor(unread / Math.max(1, channel.heldMin)) + 1);
+      if (channel.heldCost > most) freed = channel.heldCost - most;
+    }
     if (freed > 0) {
       this.#memory.held -= freed;
-      channel.heldCost = 0;
+      channel.heldCost -= freed;
     }
     const fresh = channel.rx.consume(channel.delivered - unread);
     if (fresh > 0) {
