@@ -437,7 +437,7 @@ describe('tolerated input', () => {
 });
 
 describe('a transport that cannot pause (a browser WebSocket): the session fails rather than hold without bound', () => {
-  // FakeTransport's pause() is only a flag: what is fed is delivered all the same.
+  // FakeTransport's pause() is only a flag: what is fed is delivered all the same, and it says so (cannotPause).
   async function feedUntilFailed(
     session: LightSession,
     transport: FakeTransport,
@@ -494,7 +494,7 @@ describe('a transport that cannot pause (a browser WebSocket): the session fails
   }
 
   test('yamux: one-byte frames within the window, each in a read of its own, past four times maxSessionBuffered in chunk costs: ProtocolError, not a million chunks', async () => {
-    const transport = new FakeTransport();
+    const transport = Object.assign(new FakeTransport(), { cannotPause: true }); // (its pause() is only a flag)
     const session = new LightSession(transport, 'server', { keepAliveInterval: 0, maxSessionBuffered: 1024 * 1024 });
     session.on('channel', () => {}); // taken, never read
     transport.feed(frame(W, Flag.syn, 1, 0));
@@ -510,7 +510,7 @@ describe('a transport that cannot pause (a browser WebSocket): the session fails
   });
 
   test('multiplex (no windows): a channel nobody reads, 64 KiB frames past four times maxSessionBuffered: ProtocolError, not all of them', async () => {
-    const transport = new FakeTransport();
+    const transport = Object.assign(new FakeTransport(), { cannotPause: true }); // (its pause() is only a flag)
     const session = new LightSession(transport, 'server', {
       keepAliveInterval: 0,
       maxSessionBuffered: 1024 * 1024,

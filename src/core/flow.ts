@@ -556,9 +556,10 @@ export class SessionMemory {
    * (`flowControl`), the bytes are bounded by the credit granted (the bound, and each channel's window: the
    * README's "bound plus each channel's `initialWindow`"), so only the chunks' own cost counts: the bound at the
    * pause, and what the probes may read (their share stops at twice the bound in chunk costs). Without windows
-   * (the multiplex format), bytes and costs both: the bound, and the probes' quarter of it a pause. Four times the
-   * bound and {@link CEILING_SLACK} lie beyond both: only a transport that cannot pause (a browser's WebSocket, a
-   * custom one) gets here, from a peer that sends what the session cannot hold. The session then fails.
+   * (the multiplex format), bytes and costs both: the bound, and the probes' quarter of it a pause. Asked only for
+   * a transport that cannot pause (`Transport.cannotPause`: a browser's WebSocket), whose peer sends what the
+   * session cannot hold: the session then fails. (A libp2p connection, not paused between turns, decodes up to
+   * 4 MiB of held input after its pause: one-byte frames within the windows cost more than this there.)
    */
   beyondCeiling(flowControl: boolean): boolean {
     return (flowControl ? this.held : this.buffered + this.held) > 4 * this.limit + CEILING_SLACK;

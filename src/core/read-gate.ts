@@ -65,6 +65,8 @@ export class ReadGate {
   readingSince = 0;
 
   readonly #transport: Transport;
+  /** The transport cannot stop the peer's bytes (see `Transport.cannotPause`). */
+  readonly cannotPause: boolean;
   readonly #options: ResolvedOptions;
   readonly #probePing: (() => void) | null;
   readonly #memory: SessionMemory;
@@ -84,6 +86,7 @@ export class ReadGate {
     credit: () => number,
   ) {
     this.#transport = transport;
+    this.cannotPause = transport.cannotPause === true;
     this.#options = options;
     this.#probePing = probePing;
     this.#memory = memory;

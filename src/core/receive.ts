@@ -295,7 +295,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     const gate = this.#gate;
     if (this.#memory.exhausted || gate.overfull > 0) {
       gate.pause();
-      if (this.#memory.beyondCeiling(this.#caps.flowControl)) {
+      if (gate.cannotPause && this.#memory.beyondCeiling(this.#caps.flowControl)) {
         // The transport went on though asked to pause, and the peer sends more than the session can hold.
         const memory = this.#memory;
         const mib = ((this.#caps.flowControl ? 0 : memory.buffered) + memory.held) / 1048576;

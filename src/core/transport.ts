@@ -54,6 +54,12 @@ export interface Transport {
    * pauses it at its memory bound too.
    */
   readonly dropsPausedData?: boolean;
+  /**
+   * Optional: true when `pause()` cannot stop the peer's bytes (a browser's WebSocket). What comes meanwhile is
+   * taken all the same; past four times `maxSessionBuffered` and 16 MiB of what waits unread (on yamux, the waiting
+   * chunks' own cost, since its windows bound the bytes), the session fails with `ProtocolError`.
+   */
+  readonly cannotPause?: boolean;
   /** Optional: allocates a buffer for outgoing frames (e.g. Node's `Buffer.allocUnsafe`). */
   allocate?(size: number): Uint8Array;
 }

@@ -544,6 +544,8 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   }
 
   return {
+    // A WHATWG socket has no pause: past its hold, messages go to the session all the same (see the module comment).
+    cannotPause: pausable.pause === undefined,
     start(sink) {
       events = sink;
       if (current !== null || held.length > 0 || closeEvent !== undefined) scheduleDeliver();
