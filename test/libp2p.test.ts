@@ -468,6 +468,30 @@ test("a paused stream stops its peer at the receive window (libp2p's yamux sendi
   listener.abort(new Error('test over'));
 });
 
+test("a stream nobody listens to yet holds its peer at the receive window too: what waits in libp2p's read buffer is unread until a 'message' listener takes it", async () => {
+  const { dialer, listener } = pair(yamux()(), muxwire()());
+  const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+  const sender = await dialer.createStream();
+  const total = 2 * 1024 * 1024;
+  sender.send(new Uint8Array(1024));
+  const stream = (await accepted).detail; // no 'message' listener, not paused
+  let sent = 1024;
+  while (sent < total) {
+    sender.send(new Uint8Array(64 * 1024));
+    sent += 64 * 1024;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  // Held by this side: what the window allowed (256 KiB), not the 2 MiB sent (before, the read buffer's bytes
+  // counted as read, and the peer was given credit for them again and again).
+  assert.ok(stream.readBufferLength <= 256 * 1024, `${stream.readBufferLength} bytes in the read buffer`);
+  assert.ok(sender.writeBufferLength > 0 || sender.writableNeedsDrain, 'the sender was held back');
+  let received = 0;
+  stream.addEventListener('message', (event) => (received += event.data.byteLength));
+  await waitFor(() => received === sent, 'the rest of the data once a listener came');
+  dialer.abort(new Error('test over'));
+  listener.abort(new Error('test over'));
+});
+
 test("send() of one byte at a time says false after about channelHighWaterMark / (1 + CHUNK_COST) sends, not one per byte of it; 'drain' follows and the bytes arrive in order", async () => {
   const { dialer, listener } = pair(muxwire()(), muxwire()());
   const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
