@@ -562,7 +562,12 @@ export class SessionMemory {
    * 4 MiB of held input after its pause: one-byte frames within the windows cost more than this there.)
    */
   beyondCeiling(flowControl: boolean): boolean {
-    return (flowControl ? this.held : this.buffered + this.held) > 4 * this.limit + CEILING_SLACK;
+    return this.ceilingCount(flowControl) > 4 * this.limit + CEILING_SLACK;
+  }
+
+  /** What {@link beyondCeiling} counts: the waiting chunks' cost, and without windows their bytes too. */
+  ceilingCount(flowControl: boolean): number {
+    return flowControl ? this.held : this.buffered + this.held;
   }
 
   /**

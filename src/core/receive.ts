@@ -284,7 +284,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     channel.delivered += data.length;
     this.#memory.buffered += data.length;
     channel.endpoint.deliver(data);
-    // Left waiting (not read at once): its cost beyond its bytes counts too, until the channel is read empty.
+    // Left waiting (not read at once): its cost beyond its bytes counts too, until it is read (see readProgress).
     if (channel.endpoint.bufferedBytes > 0) {
       if (channel.heldCost === 0 || data.length < channel.heldMin) channel.heldMin = data.length;
       channel.heldCost += CHUNK_COST;
@@ -297,8 +297,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       gate.pause();
       if (gate.cannotPause && this.#memory.beyondCeiling(this.#caps.flowControl)) {
         // The transport went on though asked to pause, and the peer sends more than the session can hold.
-        const memory = this.#memory;
-        const mib = ((this.#caps.flowControl ? 0 : memory.buffered) + memory.held) / 1048576;
+        const mib = this.#memory.ceilingCount(this.#caps.flowControl) / 1048576;
         this.#protocolError(
           `the peer sent more than the session can hold while the transport could not pause: ${
             this.#caps.flowControl ? 'its chunks waiting unread cost' : 'unread'

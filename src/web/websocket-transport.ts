@@ -366,7 +366,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   const flooded = (): boolean =>
     pausable.pause === undefined &&
     held.length > (current === null ? 1 : 0) &&
-    heldBytes - (current?.length ?? 0) + CHUNK_COST * held.length > HOLD_BYTES;
+    heldCost() - (current === null ? 0 : current.length + CHUNK_COST) > HOLD_BYTES;
 
   const deliverHeld = (): void => {
     deliverScheduled = false;
@@ -432,14 +432,12 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     const { code, reason } = closeEvent!;
     closeEvent = undefined;
     events = undefined;
-    if (destroyed) {
-      failWritesAtClose(failure ?? new WebSocketClosedError(code, reason));
-      sink.close();
-      return;
+    const error = failure ?? new WebSocketClosedError(code, reason);
+    if (!destroyed) {
+      if (failure === undefined && (code === 1000 || code === 1005)) sink.end();
+      else sink.error(error, !opened);
     }
-    if (failure === undefined && (code === 1000 || code === 1005)) sink.end();
-    else sink.error(failure ?? new WebSocketClosedError(code, reason), !opened);
-    failWritesAtClose(failure ?? new WebSocketClosedError(code, reason));
+    failWritesAtClose(error);
     sink.close();
   }
 
