@@ -8,10 +8,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { lightClient, lightServer } from '../src/index.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { lightClient, lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
 import { CHUNK_COST } from '../src/core/flow.js';
 import { WebSession, streamTransport, type WebChannel } from '../src/web/index.js';
-import { memoryPipe, readAll, sessionPair, until } from './helpers.js';
+import { memoryPipe, readAll, sessionPair, tcpPair, until } from './helpers.js';
 
 const MARK = 64 * 1024; // channelHighWaterMark's default
 /** Writes of one byte each that may wait before "wait": the mark over what each costs, and a few in flight. */
@@ -193,5 +194,61 @@ test('a reader of 1,000-byte records from 1,001-byte writes (its buffer seldom e
     assert.equal(pair.server.stats().bufferedBytes, 0);
   } finally {
     await pair.close();
+  }
+});
+
+test('the same reader when each channel began with a one-byte chunk (a version byte): the cost of chunks read goes as each is read, so the session never pauses reading: 32 MiB on 4 channels under a 256 KiB bound', async () => {
+  const [a, b] = await tcpPair();
+  const bound = { maxSessionBuffered: 256 * 1024, keepAliveInterval: 0 };
+  const client = multiplexedClient(a, bound);
+  const server = multiplexedServer(b, bound);
+  let samples = 0;
+  let paused = 0;
+  const sampler = setInterval(() => {
+    samples++;
+    if (b.isPaused()) paused++;
+  }, 2);
+  try {
+    const perChannel = 8 * 1024 * 1024;
+    let got = 0;
+    server.on('channel', (channel) => {
+      channel.on('readable', () => {
+        let record: Buffer | null;
+        while ((record = channel.read(1000) as Buffer | null) !== null) got += record.length;
+      });
+      channel.on('end', () => {
+        const rest = channel.read() as Buffer | null;
+        if (rest !== null) got += rest.length;
+      });
+    });
+    const write = Buffer.alloc(1001, 1);
+    let sent = 0;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const channel = client.dial();
+        channel.write(Buffer.from([7]));
+        sent += 1;
+        await delay(50); // the byte arrives alone, as its own chunk
+        for (let mine = 0; mine < perChannel; mine += write.length) {
+          sent += write.length;
+          if (!channel.write(write)) await once(channel, 'drain');
+          await new Promise(setImmediate); // writes leave a few at a time, so chunks arrive apart
+        }
+        channel.end();
+      }),
+    );
+    await until(() => got === sent, 60_000, `every byte (${got} of ${sent})`);
+    // The reader keeps under 1,000 bytes and two or three chunks unread per channel, far under the bound. Before,
+    // each chunk still whole was assumed to hold at least the smallest chunk's bytes (here 1) until the channel
+    // was read empty: the cost piled up, and the session stayed paused at its bound (99% of samples, 11-80 s),
+    // reading one probe's worth at a time.
+    assert.ok(paused <= samples / 20, `the server's socket was paused in ${paused} of ${samples} samples`);
+    assert.equal(server.stats().bufferedBytes, 0);
+  } finally {
+    clearInterval(sampler);
+    client.destroy();
+    server.destroy();
+    a.destroy();
+    b.destroy();
   }
 });

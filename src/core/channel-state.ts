@@ -5,6 +5,7 @@
  */
 import { callBack } from './defer.js';
 import { ReceiveWindow } from './flow.js';
+import type { Fifo } from './fifo.js';
 import { SPEC_INITIAL_WINDOW } from './options.js';
 
 /**
@@ -165,10 +166,12 @@ export class ChannelState {
   readonly rx: ReceiveWindow;
   /** Payload bytes handed to the endpoint. */
   delivered = 0;
-  /** The chunk cost charged to the session's memory for chunks left waiting here (see `SessionMemory.held`). */
-  heldCost = 0;
-  /** The smallest of those chunks, in bytes: with the unread bytes, it bounds how many can still be waiting. */
-  heldMin = 0;
+  /**
+   * The chunks left waiting here (each costs the session's memory `CHUNK_COST`: `SessionMemory.held`),
+   * as the offsets in `delivered` where each ends, oldest first; null while none waits (most channels are read
+   * as their data comes). A chunk's cost goes once the reader is past its end.
+   */
+  held: Fifo<number> | null = null;
   /** The peer's FIN arrived. */
   declare remoteFin: boolean;
   /** This side asked to end: FIN queued (sent once `finSent`). No more data may be queued. */

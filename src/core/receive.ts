@@ -16,6 +16,7 @@ import { FRAMES_PER_ASK, type FrameSink } from './decoder.js';
 import { ChannelRefusedError, ChannelResetError } from './errors.js';
 import { Flag, type FrameHeader, FrameType } from './frame.js';
 import { CHUNK_COST, type SessionMemory } from './flow.js';
+import { Fifo } from './fifo.js';
 import type { Incoming } from './incoming.js';
 import type { RefusalReason, Telemetry } from './observe.js';
 import { LOG_REFUSED_IN, LOG_REFUSED_OUT, LOG_RESET_IN } from './log-codes.js';
@@ -286,8 +287,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     channel.endpoint.deliver(data);
     // Left waiting (not read at once): its cost beyond its bytes counts too, until it is read (see readProgress).
     if (channel.endpoint.bufferedBytes > 0) {
-      if (channel.heldCost === 0 || data.length < channel.heldMin) channel.heldMin = data.length;
-      channel.heldCost += CHUNK_COST;
+      (channel.held ??= new Fifo()).push(channel.delivered);
       this.#memory.held += CHUNK_COST;
     }
     this.#grants.readProgress(channel);

@@ -77,19 +77,18 @@ export class WindowGrants {
   readProgress(channel: ChannelState, wanted = 0): void {
     if (!channel.live) return;
     const unread = channel.endpoint.bufferedBytes;
-    // Read empty, the chunks it held are gone. Otherwise each chunk still whole holds at least `heldMin` bytes, and
-    // one may be partly read: the cost of any more went with what was read. (A reader of records that never line
-    // up with the chunks, `read(1000)` of 1,001-byte writes, seldom reads empty: their cost had piled up until the
-    // session paused at its bound with a few hundred bytes unread, then read one probe's worth at a time.)
+    // The chunks read to their end are gone (a reader of records that never line up with the chunks seldom
+    // reads empty: their cost must go as each is read, or it piles up until the session pauses at its bound).
+    const held = channel.held;
     let freed = 0;
-    if (unread === 0) freed = channel.heldCost;
-    else if (channel.heldCost > 0) {
-      const most = CHUNK_COST * (Math.floor(unread / Math.max(1, channel.heldMin)) + 1);
-      if (channel.heldCost > most) freed = channel.heldCost - most;
-    }
-    if (freed > 0) {
+    if (held !== null) {
+      const read = channel.delivered - unread;
+      while (held.length > 0 && held.peek()! <= read) {
+        held.shift();
+        freed += CHUNK_COST;
+      }
+      if (held.length === 0) channel.held = null;
       this.#memory.held -= freed;
-      channel.heldCost -= freed;
     }
     const fresh = channel.rx.consume(channel.delivered - unread);
     if (fresh > 0) {
@@ -145,8 +144,8 @@ export class WindowGrants {
   /** The channel left the session: its unread bytes and its window's growth go back to the session's memory. */
   release(channel: ChannelState): void {
     this.#memory.buffered -= channel.delivered - channel.rx.consumed;
-    this.#memory.held -= channel.heldCost;
-    channel.heldCost = 0;
+    if (channel.held !== null) this.#memory.held -= channel.held.length * CHUNK_COST;
+    channel.held = null;
     this.#memory.releaseGrowth(channel.rx.size - this.#options.initialWindow);
     this.#rules?.released(channel);
   }
