@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import { lightClient, lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
+import { lightClient, lightServer, multiplexedClient, multiplexedServer, type Session } from '../src/index.js';
 import { CHUNK_COST } from '../src/core/flow.js';
 import { WebSession, streamTransport, type WebChannel } from '../src/web/index.js';
 import { memoryPipe, readAll, sessionPair, tcpPair, until } from './helpers.js';
@@ -162,22 +162,27 @@ test('a WebChannel: one-byte writes resolve at once only while what waits is und
   }
 });
 
+/** Reads each of `session`'s incoming channels in 1,000-byte records (`read(1000)`), then what is left at the end. */
+function readRecords(session: Session, counted: (length: number) => void): void {
+  session.on('channel', (channel) => {
+    channel.on('readable', () => {
+      let record: Buffer | null;
+      while ((record = channel.read(1000) as Buffer | null) !== null) counted(record.length);
+    });
+    channel.on('end', () => {
+      const rest = channel.read() as Buffer | null;
+      if (rest !== null) counted(rest.length);
+    });
+  });
+}
+
 test('a reader of 1,000-byte records from 1,001-byte writes (its buffer seldom empty) is not held at the bound by the cost of chunks it already read: 16 MiB under a 256 KiB bound', async () => {
   const bound = { maxSessionBuffered: 256 * 1024 };
   const pair = await sessionPair({ transport: 'tcp', client: bound, server: bound });
   try {
     const total = 16 * 1024 * 1024;
     let got = 0;
-    pair.server.on('channel', (channel) => {
-      channel.on('readable', () => {
-        let record: Buffer | null;
-        while ((record = channel.read(1000) as Buffer | null) !== null) got += record.length;
-      });
-      channel.on('end', () => {
-        const rest = channel.read() as Buffer | null;
-        if (rest !== null) got += rest.length;
-      });
-    });
+    readRecords(pair.server, (length) => (got += length));
     const channel = pair.client.dial();
     const write = Buffer.alloc(1001, 1);
     let sent = 0;
@@ -211,16 +216,7 @@ test('the same reader when each channel began with a one-byte chunk (a version b
   try {
     const perChannel = 8 * 1024 * 1024;
     let got = 0;
-    server.on('channel', (channel) => {
-      channel.on('readable', () => {
-        let record: Buffer | null;
-        while ((record = channel.read(1000) as Buffer | null) !== null) got += record.length;
-      });
-      channel.on('end', () => {
-        const rest = channel.read() as Buffer | null;
-        if (rest !== null) got += rest.length;
-      });
-    });
+    readRecords(server, (length) => (got += length));
     const write = Buffer.alloc(1001, 1);
     let sent = 0;
     await Promise.all(
