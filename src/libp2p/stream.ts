@@ -94,6 +94,11 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   #paused: Fifo<Uint8Array> | null = null;
   /** Bytes in `#paused`: what the session counts as delivered and not read. */
   #held = 0;
+  /**
+   * Bytes this stream's async iterators were handed and their readers have not taken yet (each iterator queues
+   * every message): unread too, so a reader that iterates slowly holds the peer at the window, as a paused one.
+   */
+  #iterating = 0;
   /** `sendResume` is handing `#paused` on (a listener's `resume()` meanwhile leaves the work to it). */
   #handingOn = false;
   /** The peer's FIN came while paused data waited: it takes effect once that data is handed on. */
@@ -191,7 +196,16 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     let closed = this.status === 'reset' || this.status === 'aborted';
     let failure: unknown = closed && !this.#finBeforeReset ? (this.#failure ?? new StreamResetError()) : undefined;
     let wake: (() => void) | undefined;
+    // Bytes queued here for the reader; `direct`: the first in the queue came while the reader waited for it,
+    // and goes to it at once (read, as a 'message' listener's would be).
+    let queued = 0;
+    let direct = false;
     const onMessage = (event: StreamMessageEvent): void => {
+      if (wake !== undefined && queue.length === 0) direct = true;
+      else {
+        queued += event.data.byteLength;
+        this.#iterating += event.data.byteLength;
+      }
       queue.push(event.data);
       wake?.();
     };
@@ -219,7 +233,15 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     if (this.remoteWriteStatus === 'closed' && this.readBuffer.byteLength === 0 && this.#paused === null) ended = true;
     try {
       for (;;) {
-        while (queue.length > 0) yield queue.shift()!;
+        while (queue.length > 0) {
+          const data = queue.shift()!;
+          if (direct) direct = false;
+          else {
+            queued -= data.byteLength;
+            this.#taken(data.byteLength);
+          }
+          yield data;
+        }
         if (ended) {
           if (failure !== undefined) throw failure as Error;
           return;
@@ -231,7 +253,14 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       this.removeEventListener('message', onMessage);
       this.removeEventListener('end', onEnd);
       this.removeEventListener('close', onClose);
+      this.#taken(queued); // (a reader that stops early lets go of the rest)
     }
+  }
+
+  /** An iterator's reader took `bytes` (or let go of them): read, so the peer may be credited. */
+  #taken(bytes: number): void {
+    this.#iterating -= bytes;
+    if (bytes > 0 && !this.#destroyed) this.#port.readProgress(this.#state);
   }
 
   /**
@@ -449,13 +478,13 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   }
 
   /**
-   * @internal Bytes delivered and not read yet: held while paused, or waiting in libp2p's read buffer for a
-   * `'message'` listener. Counted so, the peer gets no more credit until they are taken (counting the held ones
+   * @internal Bytes delivered and not read yet: held while paused, waiting in libp2p's read buffer for a
+   * `'message'` listener, or queued in an async iterator for its reader. Counted so, the peer gets no more credit until they are taken (counting the held ones
    * alone, streams nobody listened to yet took 500 MB of 16 KB frames, or 690 MiB of heap in one-byte frames,
    * under a 1 MiB `maxSessionBuffered`).
    */
   get bufferedBytes(): number {
-    return this.#held + this.readBuffer.byteLength;
+    return this.#held + this.readBuffer.byteLength + this.#iterating;
   }
 
   /** libp2p's own: hands its read buffer to the `'message'` listeners. What they took is read: the peer's credit. */
