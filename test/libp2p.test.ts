@@ -492,6 +492,31 @@ test("a stream nobody listens to yet holds its peer at the receive window too: w
   listener.abort(new Error('test over'));
 });
 
+test("closeRead() gives back what waited unread in libp2p's read buffer: the session no longer counts it, and other streams are not held back by it", async () => {
+  const { dialer, listener } = pair(muxwire()(), muxwire({ session: { maxSessionBuffered: 1024 * 1024 } })());
+  const session = (listener as InstanceType<typeof MuxwireMuxer>).session;
+  try {
+    const peers: Stream[] = [];
+    for (let i = 0; i < 6; i++) {
+      const { peer } = await openStream(dialer, listener, new Uint8Array(200 * 1024)); // nobody listens
+      peers.push(peer);
+    }
+    await waitFor(() => session.bufferedBytes >= 6 * 200 * 1024, "the six streams' data, unread");
+    for (const peer of peers) await peer.closeRead();
+    // Before, only data held while paused was given back: these 1.2 MB stayed counted, the session over its
+    // soft limit, and a fresh stream got 196 KB of 1 MiB in 5 s.
+    await waitFor(() => session.bufferedBytes === 0, `nothing counted unread (${session.bufferedBytes} bytes)`);
+    const { stream, peer } = await openStream(dialer, listener, new Uint8Array(1));
+    let received = 0;
+    peer.addEventListener('message', (event) => (received += event.data.byteLength));
+    for (let i = 0; i < 16; i++) if (!stream.send(new Uint8Array(64 * 1024))) await nextEvent(stream, 'drain');
+    await waitFor(() => received === 1 + 1024 * 1024, `1 MiB on a fresh stream (${received} bytes)`);
+  } finally {
+    dialer.abort(new Error('test over'));
+    listener.abort(new Error('test over'));
+  }
+});
+
 test('a reader that iterates slowly holds its peer at the receive window: what waits in the async iterator for its reader is unread', async () => {
   const { dialer, listener } = pair(yamux()(), muxwire()());
   try {

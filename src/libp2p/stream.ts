@@ -343,11 +343,10 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * behind it is passed on (nobody will read up to it now): with this side's end, the stream closes.
    */
   async sendCloseRead(): Promise<void> {
-    if (this.#paused !== null) {
-      this.#paused = null;
-      this.#held = 0;
-      this.#port.readProgress(this.#state);
-    }
+    this.#paused = null;
+    this.#held = 0;
+    // (libp2p's `closeRead()` emptied the read buffer before this: what it held is read too.)
+    if (!this.#destroyed) this.#port.readProgress(this.#state);
     if (this.#endAfterPaused) {
       this.#endAfterPaused = false;
       this.onRemoteCloseWrite();
