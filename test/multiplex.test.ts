@@ -712,6 +712,43 @@ describe('multiplex codec behaviour', () => {
     server.destroy();
   });
 
+  test("this side's close ends its reading too: data the peer sends before it heard is dropped (the session reads on, other channels are heard), and the channel ends and closes without the peer's answer", async () => {
+    const [raw, socket] = await tcpPair();
+    const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });
+    try {
+      const accepted = new Promise<Channel>((resolve) => session.once('channel', resolve));
+      raw.write(Buffer.concat([frame(3, 1), frame(3, 0, Buffer.from('x'))]));
+      const channel = await accepted;
+      const events: string[] = [];
+      channel.on('end', () => events.push('end'));
+      channel.on('close', () => events.push('close'));
+      channel.on('error', (error) => events.push(`error ${error.message}`));
+      channel.pause(); // 'x' waits unread; the application closes
+      channel.end();
+      await new Promise((resolve) => channel.once('finish', resolve));
+      // A peer that never answers the RST and goes on writing: 32 MiB, more than a window many times over.
+      const chunk = Buffer.concat(Array.from({ length: 64 }, () => frame(3, 0, Buffer.alloc(1024, 1))));
+      const writing = (async () => {
+        for (let i = 0; i < 512; i++) if (!raw.write(chunk)) await new Promise((resolve) => raw.once('drain', resolve));
+      })();
+      await within(writing, 20_000, "the peer's 32 MiB to be taken");
+      const next = new Promise<Channel>((resolve) => session.once('channel', resolve));
+      raw.write(Buffer.concat([frame(5, 1), frame(5, 0, Buffer.from('next'))]));
+      const second = await within(next, 10_000, 'the next channel');
+      assert.equal((await new Promise<Buffer>((resolve) => second.once('data', resolve))).toString(), 'next');
+      // Before, the data went on being delivered to the ended channel: past a window unread, the session stopped
+      // reading for good, and the channel waited for the peer's RST to end.
+      assert.equal(channel.readableLength, 1, "only the 'x' from before the close");
+      channel.resume();
+      await until(() => events.includes('close'), 5_000, "the channel's 'close'");
+      assert.deepEqual(events, ['end', 'close']);
+      assert.equal(session.state, 'open');
+    } finally {
+      session.destroy();
+      raw.destroy();
+    }
+  });
+
   test("data the peer sends after its own RST (the original's Write racing its Close) is ignored, not a protocol error", async () => {
     const [raw, socket] = await tcpPair();
     const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });

@@ -286,6 +286,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     const done = finishing.size === 0 ? undefined : finishing.get(channel);
     if (done !== undefined) finishing.delete(channel);
     channel.markFinSent();
+    this.#rules?.localClosed(channel);
     this.leaveIfClosed(channel);
     return done;
   }

@@ -50,6 +50,8 @@ export interface FormatRules {
   released(channel: ChannelState): void;
   /** The peer closed `channel` (without half-close, this side's direction ends too). */
   remoteClosed(channel: ChannelState): void;
+  /** This side's close of `channel` left (without half-close, the peer's direction ends too). */
+  localClosed(channel: ChannelState): void;
   /** Why a write on `channel`, whose writing side has ended, fails, if the format's rules ended it. */
   writeRefusal(channel: ChannelState): Error | undefined;
   /**

@@ -267,7 +267,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
 
   /** Data for a channel this side closed for reading. */
   #discard(channel: ChannelState, length: number): void {
-    if (channel.endpoint.destroyed) {
+    // (Not after this side's close on a format whose close is a RST: the peer was told, and answers.)
+    if (channel.endpoint.destroyed && (this.#caps.halfClose || !channel.finSent)) {
       // The application has let go of a channel it closed for reading (and for writing, or the channel
       // would be gone): data that still comes is answered with a reset, as TCP answers data for a closed
       // socket, so the peer stops sending into nothing.

@@ -261,6 +261,35 @@ function registerTests(peer: string): void {
         );
 
         test(
+          `a channel end()ed while ${PEER}'s echo of its 1 MiB still comes, unread: the close ends both directions (the rest is dropped), the channel ends, and a channel dialled next gets its echo`,
+          { timeout: 120_000 },
+          async () => {
+            const outcome = await withOriginal(peer, role, ['-scenario', 'echo'], 30_000, 'clean', async (session) => {
+              const first = session.dial();
+              const events: string[] = [];
+              first.on('end', () => events.push('end'));
+              first.on('close', () => events.push('close'));
+              first.write(Buffer.alloc(MiB, 0x41));
+              await within(new Promise((resolve) => first.once('data', resolve)), 30_000, 'the first of the echo');
+              first.pause(); // the application is done with it: it reads no more, and closes
+              first.end();
+              await within(new Promise((resolve) => first.once('finish', resolve)), 10_000, 'its close to leave');
+              // Before, the echo still coming was delivered to the channel: past a window unread, the session
+              // stopped reading the transport for good, and no other channel was heard again.
+              const second = session.dial();
+              assert.equal(await sayHello(second), 'hello', 'the next channel got its echo');
+              await within(closeAll([second]), 10_000, 'the next channel to close');
+              assert.ok(first.readableLength <= MiB, `${first.readableLength} bytes kept unread`);
+              first.resume(); // what arrived before its close is read, then its end: the channel closes
+              await waitUntil(() => events.includes('close'), 10_000, "the ended channel's 'close'");
+              assert.deepEqual(events, ['end', 'close']);
+              await within(session.close(), 10_000, 'close()');
+            });
+            assert.equal(outcome.result.reason, undefined, `the original's peer failed: ${outcome.result.line}`);
+          },
+        );
+
+        test(
           `200 channels dialled by muxwire to ${PEER}, payloads 0 B to 1 MiB, compared by SHA-256 both ways`,
           { timeout: 120_000 },
           async () => {

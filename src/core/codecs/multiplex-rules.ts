@@ -4,7 +4,7 @@
  * - Without windows, the only backpressure is to stop reading the transport while a channel holds more than
  *   a window (`overfull`), and to read again once the application has read it down to a window.
  * - Without half-close, the peer's close ends both directions: this side's is closed too, answered once in
- *   kind, and data still queued to send fails.
+ *   kind, and data still queued to send fails. This side's close ends the peer's direction as well.
  * @module
  */
 import { type ChannelState, Pending } from '../channel-state.js';
@@ -95,6 +95,17 @@ export class MultiplexRules implements FormatRules {
     // Nothing was lost: the endpoint's writing ends as end() would end it (its close is on its way already), so
     // the channel closes once what arrived is read.
     if (!lost) channel.endpoint.writingEnded?.();
+  }
+
+  localClosed(channel: ChannelState): void {
+    // Our close is a RST: the peer forgets the channel, and this side reads no more either. What the peer sent
+    // before it heard is dropped as it comes (credited, as after `closeRead()`); the reader gets its end after
+    // what it already has. The channel stays in the session until the peer answers, so that `close()` waits for
+    // it. (Data kept coming into a channel ended unread, and once it held more than a window, the session
+    // stopped reading for good; a peer that never answered the RST kept the channel from ever ending.)
+    if (channel.remoteFin) return;
+    channel.readClosed = true;
+    channel.endpoint.remoteEnded();
   }
 
   keepsClosed(channel: ChannelState): boolean {
