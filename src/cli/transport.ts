@@ -281,12 +281,7 @@ function dialWebSocket(
       );
     });
     ws.once('error', (error: NodeJS.ErrnoException) => {
-      fail(
-        certificateError(where, error) ??
-          new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach the server ${where}: ${describeSocketError(error)}`, {
-            cause: error,
-          }),
-      );
+      fail(certificateError(where, error) ?? webSocketDialError(where, url.protocol === 'wss:', error));
     });
     ws.once('open', () => {
       if (settled) return;
@@ -295,6 +290,28 @@ function dialWebSocket(
       resolve(createWebSocketStream(ws));
     });
   });
+}
+
+/**
+ * Why a WebSocket dial failed, with a hint where the ends are set up differently, as `dialSocket` says it: a
+ * wss:// client at a server without TLS (OpenSSL's "wrong version number", which `ws` reports as `EPROTO`),
+ * a ws:// client reset by a TLS server, or answered in something other than HTTP (a plain tunnel server).
+ */
+function webSocketDialError(where: string, secure: boolean, error: NodeJS.ErrnoException): TunnelError {
+  const code = error.code ?? '';
+  if (secure && (code === 'EPROTO' || code.startsWith('ERR_SSL'))) {
+    const plain = /wrong version number/i.test(error.message) || code === 'ERR_SSL_WRONG_VERSION_NUMBER';
+    const reason = plain
+      ? 'the server does not speak TLS there: use ws://, or give the server --tls-cert'
+      : ((error as { reason?: string }).reason ?? error.message);
+    return new TunnelError('ERR_TUNNEL_TLS', `TLS with the server ${where} failed: ${reason}`, { cause: error });
+  }
+  const why = code.startsWith('HPE_')
+    ? 'it did not answer in HTTP (a tunnel server without --ws? give the client --server HOST:PORT in place of --ws)'
+    : `${describeSocketError(error)}${
+        code === 'ECONNRESET' && !secure ? ' (a server with --tls-cert? its URL is wss://)' : ''
+      }`;
+  return new TunnelError('ERR_TUNNEL_UNREACHABLE', `cannot reach the server ${where}: ${why}`, { cause: error });
 }
 
 /** Called by the server once the tunnel's handshake on a connection is over (authenticated or failed). */

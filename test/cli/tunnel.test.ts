@@ -557,6 +557,59 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     );
 
     test(
+      '--ws clients at servers set up differently are told so: wss:// at a plain server (ERR_TUNNEL_TLS, the client stops), ws:// at a plain tunnel server and at a TLS one',
+      { timeout: TIMEOUT },
+      async () => {
+        const wsClient = (url: string): Cli => {
+          const cli = new Cli([
+            'client',
+            '--ws',
+            url,
+            '--retries',
+            '0',
+            '--token-file',
+            work.tokenFile,
+            '-L',
+            `0:127.0.0.1:${target.port}`,
+          ]);
+          processes.push(cli);
+          return cli;
+        };
+        const plain = await server(['--token-file', work.tokenFile, '--ws', '/t', ...allowTarget()]);
+        // Before, OpenSSL's own text ("write EPROTO ...:wrong version number:...") as ERR_TUNNEL_UNREACHABLE,
+        // retried for ever.
+        const secure = wsClient(`wss://127.0.0.1:${plain.port}/t`);
+        const tlsFatal = await secure.waitFor('fatal');
+        assert.equal(tlsFatal.code, 'ERR_TUNNEL_TLS');
+        assert.match(tlsFatal.message, /the server does not speak TLS there: use ws:\/\//);
+        assert.doesNotMatch(tlsFatal.message, /EPROTO|ssl3_get_record/);
+        assert.equal(await secure.exited, 1);
+        await plain.cli.stop();
+        const tcp = await server(['--token-file', work.tokenFile, ...allowTarget()]);
+        const atTcp = await wsClient(`ws://127.0.0.1:${tcp.port}/t`).waitFor('fatal');
+        assert.equal(atTcp.code, 'ERR_TUNNEL_UNREACHABLE');
+        assert.match(atTcp.message, /did not answer in HTTP \(a tunnel server without --ws\?/);
+        assert.doesNotMatch(atTcp.message, /Parse Error/);
+        await tcp.cli.stop();
+        const tls = await server([
+          '--token-file',
+          work.tokenFile,
+          '--ws',
+          '/t',
+          '--tls-cert',
+          certFile,
+          '--tls-key',
+          keyFile,
+          ...allowTarget(),
+        ]);
+        const atTls = await wsClient(`ws://127.0.0.1:${tls.port}/t`).waitFor('fatal');
+        assert.equal(atTls.code, 'ERR_TUNNEL_UNREACHABLE');
+        assert.match(atTls.message, /a server with --tls-cert\? its URL is wss:\/\//);
+        await tls.cli.stop();
+      },
+    );
+
+    test(
       'a wrong token is refused after a delay and logged by the server; the client stops; nothing forwarded',
       { timeout: TIMEOUT },
       async () => {
