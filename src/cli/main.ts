@@ -55,8 +55,10 @@ export async function main(argv: string[], env: Record<string, string | undefine
     default:
       break;
   }
-  // A reader of the events that goes away (`muxwire ... --json | head`) must not take the tunnel down.
+  // A reader of the events that goes away (`muxwire ... --json | head`), or the terminal (SIGHUP, then EIO),
+  // must not take the tunnel down.
   process.stdout.on('error', () => {});
+  process.stderr.on('error', () => {});
   const reporter = new Reporter(command.json);
   const fail = (error: unknown): number => {
     const message =
@@ -93,6 +95,9 @@ export async function main(argv: string[], env: Record<string, string | undefine
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // The terminal or ssh session that ran the command went away: as SIGTERM (by default the process would
+    // die at once, and the exit close what is open with a FIN, as if its data were complete).
+    process.on('SIGHUP', onSignal);
   });
   return Promise.race([
     stopped,

@@ -1360,27 +1360,30 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     }
 
     test(
-      'a forwarded connection that the drain leaves unfinished is reset at shutdown, not ended with a FIN: -L, the client stopped',
+      'a forwarded connection that the drain leaves unfinished is reset at shutdown, not ended with a FIN: -L, the client stopped by SIGTERM, or by SIGHUP (its terminal gone)',
       { timeout: TIMEOUT },
       async () => {
         const streamer = await streamingTarget();
         try {
-          const s = await server(['--token-file', work.tokenFile, '--allow', `127.0.0.1:${streamer.port}`]);
-          const c = await client(s.port, [
-            '--token-file',
-            work.tokenFile,
-            '--drain-timeout',
-            '300',
-            '-L',
-            `0:127.0.0.1:${streamer.port}`,
-          ]);
-          const reader = slowCurl(`http://127.0.0.1:${localPorts(c)[0]!}/`);
-          await new Promise((resolve) => setTimeout(resolve, 1000)); // the buffers along the way fill
-          assert.equal(await c.stop('SIGTERM'), 0);
-          assert.equal(await reader.done, 56, `curl's exit code (18: a FIN); ${c.describe()}`);
-          const stopped = c.events.find((e) => e.event === 'stopped')!;
-          assert.equal(stopped.reset, 1, c.describe());
-          await s.cli.stop();
+          for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+            const s = await server(['--token-file', work.tokenFile, '--allow', `127.0.0.1:${streamer.port}`]);
+            const c = await client(s.port, [
+              '--token-file',
+              work.tokenFile,
+              '--drain-timeout',
+              '300',
+              '-L',
+              `0:127.0.0.1:${streamer.port}`,
+            ]);
+            const reader = slowCurl(`http://127.0.0.1:${localPorts(c)[0]!}/`);
+            await new Promise((resolve) => setTimeout(resolve, 1000)); // the buffers along the way fill
+            // (SIGHUP's default, before: the process died with status 129, its connections ended with a FIN.)
+            assert.equal(await c.stop(signal), 0, signal);
+            assert.equal(await reader.done, 56, `${signal}: curl's exit code (18: a FIN); ${c.describe()}`);
+            const stopped = c.events.find((e) => e.event === 'stopped')!;
+            assert.equal(stopped.reset, 1, c.describe());
+            await s.cli.stop();
+          }
         } finally {
           streamer.close();
         }
