@@ -749,6 +749,53 @@ describe('multiplex codec behaviour', () => {
     }
   });
 
+  test("after this side's close, destroy() or closeRead() of a channel holding more than a window unread lets it go: the session reads on (Node and light channels)", async () => {
+    for (const light of [false, true]) {
+      for (const how of ['destroy', 'closeRead'] as const) {
+        const what = `${light ? 'light' : 'Node'} channel, ${how}()`;
+        const [raw, socket] = await tcpPair();
+        const options = { ...OPTIONS, keepAliveInterval: 0 };
+        const session = light ? lightServer(socket, options) : multiplexedServer(socket, options);
+        try {
+          const accepted = new Promise<Channel | LightChannel>((resolve) => session.once('channel', resolve));
+          raw.write(frame(3, 1));
+          const channel = await accepted;
+          channel.on('error', () => {});
+          channel.pause();
+          // 300 KiB unread, more than the 256 KiB window: reading the transport pauses until it is read or gone.
+          const data = Buffer.concat(Array.from({ length: 300 }, () => frame(3, 0, Buffer.alloc(1024, 1))));
+          raw.write(data);
+          await until(() => channel.readableLength > 256 * 1024, 5_000, `${what}: over a window unread`);
+          channel.end();
+          await within(
+            new Promise<void>((resolve) => channel.once('finish', () => resolve())),
+            5_000,
+            `${what}: its close to leave`,
+          );
+          // Its close has left, the peer has not answered: the application lets go of what it had not read.
+          if (how === 'destroy') channel.destroy();
+          else channel.closeRead();
+          if (how === 'closeRead') assert.equal(channel.readableLength, 0, `${what}: the unread data dropped`);
+          const next = new Promise<Channel | LightChannel>((resolve) => session.once('channel', resolve));
+          raw.write(Buffer.concat([frame(5, 1), frame(5, 0, Buffer.from('next'))]));
+          // Before (while this side's close marked the channel closed for reading), the dropped bytes stayed
+          // counted, or closeRead() did nothing: the session stayed paused and channel 5 was never heard.
+          const second = await within(next, 5_000, `${what}: the next channel`);
+          const first = await within(
+            new Promise<Uint8Array>((resolve) => second.once('data', (chunk: Uint8Array) => resolve(chunk))),
+            5_000,
+            `${what}: the next channel's data`,
+          );
+          assert.equal(Buffer.from(first).toString(), 'next', what);
+          await until(() => channel.destroyed, 5_000, `${what}: the channel closed`);
+        } finally {
+          session.destroy();
+          raw.destroy();
+        }
+      }
+    }
+  });
+
   test("data the peer sends after its own RST (the original's Write racing its Close) is ignored, not a protocol error", async () => {
     const [raw, socket] = await tcpPair();
     const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });

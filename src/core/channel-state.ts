@@ -89,6 +89,7 @@ const FLAG_BITS = {
   live: 1 << 10,
   awaitingAccept: 1 << 12,
   heldClosed: 1 << 13,
+  readCut: 1 << 14,
 } as const;
 const LIVE_BIT = FLAG_BITS.live;
 /** `outbound`, fixed at construction (a getter of its own: it has no setter). */
@@ -178,6 +179,11 @@ export class ChannelState {
   declare localFin: boolean;
   /** The application stopped reading (`closeRead()`): data that arrives is discarded and credited at once. */
   declare readClosed: boolean;
+  /**
+   * This side's close ended its reading too (a RST, on a format without half-close): data that arrives is
+   * discarded and credited at once, as after `closeRead()`, while what came before is still read.
+   */
+  declare readCut: boolean;
   /** Waiting for session memory to allow a Window Update. */
   declare withheld: boolean;
   /** Holds more than a window unread on a codec without windows (the session pauses reading meanwhile). */
@@ -345,7 +351,12 @@ export class ChannelState {
    * session for the peer's FIN, and data the peer still sends draws a reset).
    */
   get finishedCleanly(): boolean {
-    return this.localFin && (this.remoteFin || this.readClosed);
+    return this.localFin && (this.remoteFin || this.readClosed || this.readCut);
+  }
+
+  /** Data that arrives is discarded (and credited), not handed on: `readClosed` or `readCut`. */
+  get dropsData(): boolean {
+    return (this.flags & (FLAG_BITS.readClosed | FLAG_BITS.readCut)) !== 0;
   }
 
   /** True once both sides have sent FIN. */

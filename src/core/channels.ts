@@ -241,6 +241,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     if (!channel.live) return;
     if (error !== undefined || !channel.finishedCleanly) this.reset(channel, error);
     else if (channel.bothClosed) this.remove(channel);
+    else this.#grants.readProgress(channel); // it waits for the peer's end: what its endpoint dropped is read
   }
 
   readProgress(channel: ChannelState, wanted?: number): void {

@@ -156,7 +156,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     const channel = this.#payloadTarget;
     if (!channel?.live) return;
     const length = end - start;
-    if (channel.readClosed) {
+    if (channel.dropsData) {
       this.#discard(channel, length);
       return;
     }
@@ -176,7 +176,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     if (joins.size > 0) {
       // What came before it, on every channel, first: the application sees the read in its order.
       this.#handOnJoined();
-      if (!channel.live || channel.readClosed) {
+      if (!channel.live || channel.dropsData) {
         if (channel.live) this.#discard(channel, length);
         return; // (a listener let go of it, or closed it for reading, on what was handed on)
       }
@@ -260,7 +260,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       } else {
         data = this.#unpinned(parts, 0, parts.length);
       }
-      if (channel.readClosed) this.#discard(channel, data.length);
+      if (channel.dropsData) this.#discard(channel, data.length);
       else this.#handOn(channel, data);
     }
   }
@@ -268,7 +268,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   /** Data for a channel this side closed for reading. */
   #discard(channel: ChannelState, length: number): void {
     // (Not after this side's close on a format whose close is a RST: the peer was told, and answers.)
-    if (channel.endpoint.destroyed && (this.#caps.halfClose || !channel.finSent)) {
+    if (channel.endpoint.destroyed && !channel.readCut) {
       // The application has let go of a channel it closed for reading (and for writing, or the channel
       // would be gone): data that still comes is answered with a reset, as TCP answers data for a closed
       // socket, so the peer stops sending into nothing.
