@@ -796,6 +796,38 @@ describe('multiplex codec behaviour', () => {
     }
   });
 
+  test("close() with a channel this side ended while it held more than a window unread: the peer's answer is read at once (the channel holds reading back no more), and what it held is still read", async () => {
+    const [a, b] = await tcpPair();
+    const options = { ...OPTIONS, keepAliveInterval: 0 };
+    const server = multiplexedServer(a, options);
+    const client = multiplexedClient(b, options);
+    try {
+      const accepted = new Promise<Channel>((resolve) => server.once('channel', resolve));
+      const dialled = client.dial();
+      dialled.on('error', () => {});
+      dialled.resume();
+      const sent = pseudoRandomBytes(300 * 1024, 11);
+      dialled.write(sent);
+      const channel = await accepted;
+      channel.pause();
+      await until(() => channel.readableLength > 256 * 1024, 5_000, 'over a window unread (reading paused)');
+      channel.end(); // the peer answers its RST at once
+      // Before, the channel still held reading back: the answer waited unread until the deadline, and close()
+      // failed with ERR_MUX_CLOSE_TIMEOUT (30 s by default; with keep-alive, a probe read it after ~10 s).
+      await within(server.close({ timeout: 10_000 }), 15_000, 'close()');
+      assert.equal(server.closeError, undefined);
+      const received: Buffer[] = [];
+      channel.on('data', (chunk: Buffer) => received.push(chunk));
+      channel.resume();
+      await until(() => channel.destroyed, 5_000, "the channel's end");
+      assert.deepEqual(Buffer.concat(received), sent.subarray(0, Buffer.concat(received).length));
+      assert.ok(Buffer.concat(received).length > 256 * 1024, 'what it held before its close is read');
+    } finally {
+      server.destroy();
+      client.destroy();
+    }
+  });
+
   test("data the peer sends after its own RST (the original's Write racing its Close) is ignored, not a protocol error", async () => {
     const [raw, socket] = await tcpPair();
     const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });

@@ -58,11 +58,14 @@ export class MultiplexRules implements FormatRules {
   read(channel: ChannelState, wanted = 0): void {
     // (A reader waiting for a record larger than a window has reading go on until it holds the record.)
     const unread = this.#unread(channel);
-    if (channel.overfull && (unread <= this.#options.initialWindow || unread < wanted)) {
-      channel.overfull = false;
-      this.#gate.overfull--;
-      if (this.#gate.overfull === 0 && !this.#memory.underPressure) this.#relieveMemory();
-    }
+    if (channel.overfull && (unread <= this.#options.initialWindow || unread < wanted)) this.#notOverfull(channel);
+  }
+
+  /** `channel` no longer holds reading back: reading resumes once no other channel (nor memory) does. */
+  #notOverfull(channel: ChannelState): void {
+    channel.overfull = false;
+    this.#gate.overfull--;
+    if (this.#gate.overfull === 0 && !this.#memory.underPressure) this.#relieveMemory();
   }
 
   released(channel: ChannelState): void {
@@ -106,6 +109,9 @@ export class MultiplexRules implements FormatRules {
     if (channel.remoteFin) return;
     channel.readCut = true;
     channel.endpoint.remoteEnded();
+    // What it holds can no longer grow (it still counts against maxSessionBuffered): it holds reading back no
+    // more, or the peer's answer would wait unread behind it (close() then ran to its timeout).
+    if (channel.overfull) this.#notOverfull(channel);
   }
 
   keepsClosed(channel: ChannelState): boolean {
