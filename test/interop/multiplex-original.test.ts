@@ -285,7 +285,16 @@ function registerTests(peer: string): void {
               assert.deepEqual(events, ['end', 'close']);
               await within(session.close(), 10_000, 'close()');
             });
-            assert.equal(outcome.result.reason, undefined, `the original's peer failed: ${outcome.result.line}`);
+            // The original may still be writing the first channel's echo when the close reaches it: that write
+            // fails (EOF), as it should. Nothing else may.
+            const line = outcome.result.line;
+            assert.ok(
+              outcome.result.reason === undefined ||
+                (outcome.result.reason === 'channel-error' &&
+                  line.includes(' echoed=2 ') &&
+                  line.endsWith('echo write: EOF"')),
+              `the original's peer failed: ${line}`,
+            );
           },
         );
 
