@@ -145,6 +145,45 @@ test('for await reads a light channel to its end; leaving the loop early resets 
   }
 });
 
+test("destroy() without an error while for await reads a light channel (or before it reads) rejects the loop with ERR_MUX_CHANNEL_ABORTED, as a Node stream's loop throws: a cut-short body never looks whole; after the end, the loop ends", async () => {
+  const { client, server, close } = await lightPair();
+  try {
+    const accepted = new Promise<LightChannel>((resolve) => server.once('channel', resolve));
+    const dialled = client.dial();
+    dialled.write(new Uint8Array([1, 2, 3])); // and never ends: the body is cut short here
+    const channel = await accepted;
+    const chunks: Uint8Array[] = [];
+    const loop = (async () => {
+      for await (const chunk of channel) {
+        chunks.push(chunk);
+        setTimeout(() => channel.destroy(), 20); // a timeout or a cancel, while the loop waits for more
+      }
+    })();
+    // Before, the loop ended as at the peer's FIN, with `failure` unset: the consumer took 3 bytes for all.
+    await assert.rejects(loop, (error: unknown) => (error as MuxError).code === 'ERR_MUX_CHANNEL_ABORTED');
+    assert.deepEqual(Buffer.concat(chunks), Buffer.from([1, 2, 3]));
+    assert.equal(channel.failure, undefined, "no failure (no 'error'): the application destroyed it");
+    // A loop begun after the destroy() rejects the same way.
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of channel) assert.fail(`read ${chunk.length} bytes`);
+      })(),
+      (error: unknown) => (error as MuxError).code === 'ERR_MUX_CHANNEL_ABORTED',
+    );
+    // Destroyed after the peer's FIN was read (the loop saw its end), nothing was cut: the loop had ended.
+    const acceptedWhole = new Promise<LightChannel>((resolve) => server.once('channel', resolve));
+    client.dial().end(new Uint8Array([9]));
+    const whole = await acceptedWhole;
+    const read: Uint8Array[] = [];
+    for await (const chunk of whole) read.push(chunk);
+    whole.destroy();
+    assert.deepEqual(Buffer.concat(read), Buffer.from([9]));
+    for await (const chunk of whole) assert.fail(`read ${chunk.length} bytes after the end`);
+  } finally {
+    close();
+  }
+});
+
 test('half-close: the client ends writing and still reads the reply', async () => {
   const { client, server, close } = await lightPair();
   try {

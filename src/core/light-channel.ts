@@ -71,6 +71,12 @@ const FAIL_AT_END = 1 << 10;
 const ENDED_BY_PEER = 1 << 11;
 /** The FIN reached the transport (or could not go, the channel having left the session cleanly). */
 const FIN_SENT = 1 << 12;
+/**
+ * Destroyed here without an error before its reading was over (data dropped, or the peer's end never read): a
+ * read waiting or still to come rejects (`ERR_MUX_CHANNEL_ABORTED`) rather than ending as if the data were whole,
+ * as a Node stream's iterator throws `ERR_STREAM_PREMATURE_CLOSE`. `failure` stays unset: no 'error'.
+ */
+const CUT_SHORT = 1 << 13;
 
 /** What `write()` and `end()` say when given a callback, as a Node stream's take one. */
 const NO_CALLBACK =
@@ -481,6 +487,7 @@ export class LightChannel
       if ((this.#flags & CLOSED) === 0) this.#close(this.#failure);
       return Promise.reject(this.#failure);
     }
+    if ((this.#flags & CUT_SHORT) !== 0) return Promise.reject(resetHere(this.id, undefined));
     if ((this.#flags & (REMOTE_ENDED | CLOSED)) !== 0) {
       this.#scheduleEnd();
       return Promise.resolve(DONE);
@@ -512,12 +519,16 @@ export class LightChannel
     if ((this.#flags & CLOSED) !== 0) return;
     this.#flags |= CLOSED;
     if (error !== undefined) this.#failure = error;
+    else if ((this.#flags & END_EMITTED) === 0 && (this.#buffered > 0 || (this.#flags & REMOTE_ENDED) === 0)) {
+      this.#flags |= CUT_SHORT;
+    }
     this.#buffer = null;
     this.#buffered = 0;
     const pending = this.#pendingRead;
     this.#pendingRead = null;
     if (pending !== null) {
       if (error !== undefined) pending.reject(error);
+      else if ((this.#flags & CUT_SHORT) !== 0) pending.reject(resetHere(this.id, undefined));
       else pending.resolve(DONE);
     }
     if (later) defer(() => this.#emitClose(error));
