@@ -288,6 +288,28 @@ test('createStream() throws TooManyOutboundProtocolStreamsError at maxOutboundSt
   await listener.close();
 });
 
+test("a stream past the listener's maxInboundStreams is refused at its SYN: the dialler's error has ChannelRefusedError as its cause (safe to retry), and the listener counts a refusal, not a reset", async () => {
+  const { dialer, listener } = pair(muxwire()(), muxwire({ maxInboundStreams: 1 })());
+  try {
+    const accepted: Stream[] = [];
+    listener.addEventListener('stream', (event) => accepted.push(event.detail));
+    const first = await dialer.createStream();
+    first.send(new Uint8Array([1]));
+    await waitFor(() => accepted.length === 1, 'the first stream');
+    const second = await dialer.createStream();
+    second.send(new Uint8Array([2]));
+    const closed = await nextEvent<Event & { error?: Error }>(second, 'close');
+    // Before, the listener's muxer took the stream and then reset it: ChannelResetError, a reset counted.
+    assert.equal(closed.error?.name, 'StreamResetError');
+    assert.equal((closed.error?.cause as Error | undefined)?.name, 'ChannelRefusedError');
+    const stats = (listener as InstanceType<typeof MuxwireMuxer>).session.stats();
+    assert.deepEqual([stats.refusalsOut, stats.resetsOut, accepted.length], [1, 0, 1]);
+  } finally {
+    dialer.abort(new Error('test over'));
+    listener.abort(new Error('test over'));
+  }
+});
+
 test("stream counts given both at the top level and in session: the yamux-named one wins; one given only in session is the muxer's", async () => {
   const both = resolveInit({
     maxInboundStreams: 100,
@@ -295,7 +317,8 @@ test("stream counts given both at the top level and in session: the yamux-named 
     session: { maxInboundStreams: 2, maxOutboundStreams: 2 },
   });
   assert.deepEqual([both.maxInboundStreams, both.maxOutboundStreams], [100, 100]);
-  assert.deepEqual([both.session.maxInboundStreams, both.session.maxOutboundStreams], [0x7fff_ffff, 0x7fff_ffff]);
+  // The inbound count is the session's too (a stream past it is refused at its SYN); the outbound one the muxer's.
+  assert.deepEqual([both.session.maxInboundStreams, both.session.maxOutboundStreams], [100, 0x7fff_ffff]);
   const sessionOnly = resolveInit({ session: { maxInboundStreams: 3, maxOutboundStreams: 4 } });
   assert.deepEqual([sessionOnly.maxInboundStreams, sessionOnly.maxOutboundStreams], [3, 4]);
   assert.equal(sessionOnly.session.maxStreams, 7);

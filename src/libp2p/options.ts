@@ -153,8 +153,11 @@ export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
   // A libp2p stream's send() says "wait" only when the peer's window is spent (libp2p's yamux) or the
   // connection is saturated: a channel may hold a whole initial window unsent before it says so.
   session.channelHighWaterMark ??= initialWindow;
-  // The session's own cap covers both directions; the muxer applies the two libp2p limits itself.
+  // The session's own cap covers both directions; the muxer applies the two libp2p limits itself. The inbound
+  // one is the session's too, so that a stream past it is refused at its SYN (the dialler's ChannelRefusedError:
+  // safe to retry), not taken and then reset as one the application had.
   session.maxStreams ??= Math.min(0x7fff_ffff, Math.max(1, maxInboundStreams + maxOutboundStreams));
+  session.maxInboundStreams = Math.min(0x7fff_ffff, maxInboundStreams);
   // The yamux names given, with the session option each became: an error about one names what the user wrote.
   const given: [string, string][] = [];
   if (initialStreamWindowSize !== undefined) given.push(['streamOptions.initialStreamWindowSize', 'initialWindow']);
