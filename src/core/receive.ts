@@ -265,7 +265,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     }
   }
 
-  /** Data for a channel this side closed for reading. */
+  /** Data for a channel that drops what comes (`closeRead()`, or this side's close where it ends reading too). */
   #discard(channel: ChannelState, length: number): void {
     // (Not after this side's close on a format whose close is a RST: the peer was told, and answers.)
     if (channel.endpoint.destroyed && !channel.readCut) {

@@ -478,9 +478,9 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
 
   /**
    * @internal Bytes delivered and not read yet: held while paused, waiting in libp2p's read buffer for a
-   * `'message'` listener, or queued in an async iterator for its reader. Counted so, the peer gets no more credit until they are taken (counting the held ones
-   * alone, streams nobody listened to yet took 500 MB of 16 KB frames, or 690 MiB of heap in one-byte frames,
-   * under a 1 MiB `maxSessionBuffered`).
+   * `'message'` listener, or queued in an async iterator for its reader. Counted so, the peer gets no more
+   * credit until they are taken (counting the held ones alone, streams nobody listened to yet took 500 MB of
+   * 16 KB frames, or 690 MiB of heap in one-byte frames, under a 1 MiB `maxSessionBuffered`).
    */
   get bufferedBytes(): number {
     return this.#held + this.readBuffer.byteLength + this.#iterating;

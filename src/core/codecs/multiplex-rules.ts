@@ -102,10 +102,10 @@ export class MultiplexRules implements FormatRules {
 
   localClosed(channel: ChannelState): void {
     // Our close is a RST: the peer forgets the channel, and this side reads no more either. What the peer sent
-    // before it heard is dropped as it comes (`readCut`: credited, as after `closeRead()`); the reader gets its end after
-    // what it already has. The channel stays in the session until the peer answers, so that `close()` waits for
-    // it. (Data kept coming into a channel ended unread, and once it held more than a window, the session
-    // stopped reading for good; a peer that never answered the RST kept the channel from ever ending.)
+    // before it heard is dropped as it comes (`readCut`: credited, as after `closeRead()`); the reader gets its
+    // end after what it already has. The channel stays in the session until the peer answers, so that `close()`
+    // waits for it. (Data kept coming into a channel ended unread, and once it held more than a window, the
+    // session stopped reading for good; a peer that never answered the RST kept the channel from ever ending.)
     if (channel.remoteFin) return;
     channel.readCut = true;
     channel.endpoint.remoteEnded();
