@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { Flag, FrameType, HEADER_SIZE, decodeHeader, headerBytes, type FrameHeader } from '../src/core/frame.js';
 import { type Channel, type Session, type SessionOptions, multiplexedClient, multiplexedServer } from '../src/index.js';
 
@@ -253,4 +254,33 @@ export function pseudoRandomBytes(length: number, seed: number): Buffer {
 export function whenClosed(channel: Channel): Promise<void> {
   if (channel.closed) return Promise.resolve();
   return new Promise((resolve) => channel.once('close', () => resolve()));
+}
+
+/**
+ * A TCP port on 127.0.0.1 where a connection is refused, and stays refused: it lies below the kernel's
+ * ephemeral range, where no listener on port 0 (every other test's) and no outgoing connection's own port
+ * can land, and nothing answered on it when asked. A port found by listening on port 0 and closing is free
+ * only at the time of asking: another test's listener may take it before the refusal is tried.
+ */
+export async function refusedPort(): Promise<number> {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: the IANA range's start is below the usual ranges' starts
+  }
+  const from = Math.max(1024, low - 12000);
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = from + Math.floor(Math.random() * (low - from));
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+    });
+    if (refused) return port;
+  }
+  throw new Error(`no refusing port found below ${low} in 20 tries`);
 }

@@ -52,6 +52,7 @@ import {
   parseFrames,
   pseudoRandomBytes,
   readAll,
+  refusedPort,
   sessionPair,
   tcpPair,
   until,
@@ -2499,14 +2500,6 @@ test('a transport whose write() throws fails the session, and the channel writes
 
 describe('sessions over Node transports: what a review of them found', () => {
   /** A loopback port nobody listens on (a server's, closed again). */
-  async function deadPort(): Promise<number> {
-    const server = net.createServer().listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as net.AddressInfo;
-    await new Promise((resolve) => server.close(resolve));
-    return port;
-  }
-
   /** The error `session.closed` rejected with (undefined for a clean close), within 5 s. */
   function closeError(session: { closed: Promise<void> }): Promise<unknown> {
     return within(
@@ -2525,7 +2518,7 @@ describe('sessions over Node transports: what a review of them found', () => {
   }
 
   test('a socket that never connects (refused, or a TLS certificate not trusted) fails an idle session with its error as cause; once connected, an idle reset still ends it cleanly', async () => {
-    const port = await deadPort();
+    const port = await refusedPort();
     for (const start of [multiplexedClient, lightClient]) {
       const session = start(net.connect(port, '127.0.0.1'), { keepAliveInterval: 0 });
       let heard: unknown = 'no close event';

@@ -39,7 +39,7 @@ import {
 } from '../src/web/index.js';
 import { MERGE_LIMIT, WEB_SOCKET_INITIAL_WINDOW, eachMessage } from '../src/web/websocket-transport.js';
 import { Flag, FrameType } from '../src/core/frame.js';
-import { announceWebSocketMessage, frame, pseudoRandomBytes, readAll, until, within } from './helpers.js';
+import { announceWebSocketMessage, frame, pseudoRandomBytes, readAll, refusedPort, until, within } from './helpers.js';
 
 const WebSocket = WsWebSocket as unknown as WebSocketConstructor;
 const KiB = 1024;
@@ -1653,10 +1653,7 @@ describe('a WebSocket that never opens, and one that opened', () => {
   }
 
   test("nothing listening, or HTTP 404 on the upgrade: an idle session fails with TransportClosedError, the WebSocket's error in its cause (Node and web sessions)", async () => {
-    const gone = createServer().listen(0, '127.0.0.1');
-    await once(gone, 'listening');
-    const deadPort = (gone.address() as AddressInfo).port;
-    await new Promise((resolve) => gone.close(resolve));
+    const deadPort = await refusedPort();
     const notFound = createServer((_request, response) => {
       response.statusCode = 404;
       response.end();

@@ -12,6 +12,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { WebSocketServer } from 'ws';
+import { refusedPort } from '../helpers.js';
 import { selfSignedCertificate } from '../support/self-signed.js';
 import {
   Cli,
@@ -146,7 +147,7 @@ if (requirePrograms('muxwire tunnel through an HTTP proxy', ['curl', 'tinyproxy'
       'a proxy that cannot reach the server answers an error status, reported as ERR_TUNNEL_UNREACHABLE',
       { timeout: TIMEOUT },
       async () => {
-        const closed = await freePort();
+        const closed = await refusedPort();
         const c = new Cli([
           'client',
           '--server',

@@ -11,7 +11,7 @@ import net from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ChannelResetError, Session, TransportClosedError } from '../../src/index.js';
 import { WS_MAX_MESSAGE_BYTES, encode, expectMessage, readMessage } from '../../src/cli/protocol.js';
-import { announceWebSocketMessage, pseudoRandomBytes, until } from '../helpers.js';
+import { announceWebSocketMessage, pseudoRandomBytes, refusedPort, until } from '../helpers.js';
 import { selfSignedCertificate } from '../support/self-signed.js';
 import {
   Cli,
@@ -1198,7 +1198,7 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
     );
 
     test('with no session, a -L connection waits --connect-wait, then is reset', { timeout: TIMEOUT }, async () => {
-      const closed = await freePort();
+      const closed = await refusedPort();
       const c = spawnClient(closed, [
         '--token-file',
         work.tokenFile,
@@ -1227,7 +1227,7 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       'stopping the client resets a -L connection waiting for a session, saying it is shutting down, before stopped',
       { timeout: TIMEOUT },
       async () => {
-        const closed = await freePort();
+        const closed = await refusedPort();
         const c = spawnClient(closed, [
           '--token-file',
           work.tokenFile,
@@ -1263,7 +1263,7 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       'an unreachable server is reported with each retry, and --retries bounds them',
       { timeout: TIMEOUT },
       async () => {
-        const closed = await freePort();
+        const closed = await refusedPort();
         const c = spawnClient(closed, [
           '--token-file',
           work.tokenFile,
