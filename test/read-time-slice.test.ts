@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { FRAMES_PER_ASK, FrameDecoder, type FrameSink, MAX_HELD_BYTES } from '../src/core/decoder.js';
 import { Flag, type FrameHeader, FrameType } from '../src/core/frame.js';
-import { type Channel, LightSession, Session } from '../src/index.js';
+import { type Channel, LightSession, ProtocolError, Session } from '../src/index.js';
 import { FakeTransport } from './support/fake-transport.js';
 import { frame, parseFrames, pseudoRandomBytes, tcpPair, until } from './helpers.js';
 
@@ -399,7 +399,8 @@ describe('a session reads for its slice of a turn, then lets the event loop go o
     for (let i = 0; i < 3000; i++) frames.push(frame(W, Flag.syn | Flag.fin, 2 + 2 * i, 0));
     frames.push(frame(W, Flag.ack, channel.id, 0));
     transport.feed(Buffer.concat(frames));
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    // 300 ms of listener work at least; on a busy machine, longer (the ACK is decoded last, whenever that is).
+    await until(() => failure !== undefined || channel.protocolState !== 'syn-sent', 20_000, 'the ACK or a failure');
     assert.equal(failure, undefined, String(failure));
     assert.equal(channel.protocolState, 'established');
     session.destroy();
@@ -520,6 +521,32 @@ describe('a session reads for its slice of a turn, then lets the event loop go o
     await until(() => session.state === 'closed', 20_000, 'the session ended');
     assert.equal(seen, count);
     assert.equal(bytes, count);
+  });
+
+  test("a protocol error found in what was held: the Go Away goes, and the peer's FIN, which answers it, is read at once, though reading was held with megabytes behind (only the linger's 2 s ended the transport)", async () => {
+    const [peer, socket] = await tcpPair();
+    const session = new Session(socket, 'server', { keepAliveInterval: 0 });
+    session.on('channel', (channel: Channel) => {
+      busy(0.5);
+      channel.on('error', () => {});
+    });
+    const heard: Buffer[] = [];
+    peer.on('data', (chunk: Buffer) => heard.push(chunk)); // a net.Socket ends its side when ours ends
+    peer.on('error', () => {});
+    const bad = Buffer.from(frame(D, 0, 1, 0));
+    bad[0] = 7; // no such version
+    // More behind it than the socket reads ahead while paused, so that the peer's FIN waits unread unless read.
+    peer.write(Buffer.concat([opensWithData(600), bad, Buffer.alloc(4 << 20)]));
+    const failedAt = await new Promise<number>((resolve) => session.on('close', () => resolve(performance.now())));
+    assert.ok(session.closeError instanceof ProtocolError, String(session.closeError));
+    const closedAt = await new Promise<number>((resolve) => {
+      if (socket.destroyed) resolve(performance.now());
+      else socket.once('close', () => resolve(performance.now()));
+    });
+    const goAway = parseFrames(Buffer.concat(heard)).find((f) => f.type === FrameType.goAway);
+    assert.equal(goAway?.length, 1, 'the Go Away said protocol error');
+    assert.ok(closedAt - failedAt < 1000, `the socket closed ${(closedAt - failedAt).toFixed(0)} ms after the failure`);
+    peer.destroy();
   });
 
   test('a flood of SYNs on a TCP socket: the event loop turns every slice, not once per 64 KiB read (without it, a read of 64 KiB, 5,461 channels, or more a turn)', async () => {

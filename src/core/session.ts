@@ -945,6 +945,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
           this.#transport.end();
           this.#writer.ended = true;
           this.#linger();
+          // Read on to the peer's end, which answers the Go Away (what comes is dropped: the session is closed):
+          // a transport left paused (a pause, a held turn) would not see it, and only the linger would end it.
+          this.#transport.resume();
         } catch {
           this.#transport.destroy();
         }
