@@ -236,10 +236,14 @@ describe('half-close', () => {
     inbound.on('error', () => serverErrors++);
     inbound.closeRead();
     inbound.end();
-    // The FIN arrives; the peer keeps writing all the same.
+    // The FIN arrives; the peer keeps writing all the same: a few small writes (a peer's last words before it
+    // heard of the close) are dropped, more draws a reset.
     await until(() => channel.protocolState === 'remote-closed', 3000, "the server's FIN");
-    channel.write('more');
-    const error = await failed;
+    channel.write('last');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(channel.failure, undefined, 'a small write is dropped without a reset');
+    channel.write(Buffer.alloc(4096));
+    const error = await within(failed, 5000, 'the reset');
     assert.ok(error instanceof ChannelResetError, String(error));
     await whenClosed(inbound);
     assert.equal(inbound.protocolState, 'reset');
@@ -2116,6 +2120,28 @@ describe('options and entry points', () => {
       } finally {
         await pair.close();
       }
+    }
+  });
+
+  test('connect() to a refused port or a name that does not resolve rejects with TransportClosedError, the socket error as cause (typed as every failure)', async () => {
+    const port = await refusedPort();
+    // (A machine without a name server answers EAI_AGAIN for the name.)
+    for (const [host, code] of [
+      ['127.0.0.1', 'ECONNREFUSED'],
+      ['muxwire.invalid', 'ENOTFOUND|EAI_AGAIN'],
+    ] as const) {
+      const error = await within(
+        connect({ host, port, keepAliveInterval: 0 }).then(
+          () => assert.fail('connected'),
+          (e: unknown) => e,
+        ),
+        10_000,
+        `connect() to ${host}`,
+      );
+      assert.ok(error instanceof TransportClosedError, String(error));
+      assert.equal(error.code, 'ERR_MUX_TRANSPORT_CLOSED');
+      assert.match(String((error.cause as NodeJS.ErrnoException).code), new RegExp(`^(${code})$`));
+      assert.match(error.message, new RegExp(`could not connect: .*(${code})`));
     }
   });
 

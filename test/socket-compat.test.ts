@@ -7,12 +7,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
+import https from 'node:https';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import { Client } from 'undici';
 import { type Channel, GoAwayError, type Session } from '../src/index.js';
 import { memoryPipe, readAll, sessionPair, until, within } from './helpers.js';
 import { multiplexedClient, multiplexedServer } from '../src/index.js';
 import { ReceiveWindow } from '../src/core/flow.js';
+import { selfSignedCertificate } from './support/self-signed.js';
 
 /** An HTTP server fed by a muxwire session's channels; records which channel served each request. */
 function httpOverChannels(
@@ -433,6 +436,162 @@ test("a Node http server's last response (Connection: close) arrives whole over 
     assert.equal(destroySoonCalls, 1, 'the server closed the channel with destroySoon(), as it closes sockets');
   } finally {
     server.close();
+    await pair.close();
+  }
+});
+
+test('https inside channels (TLS over each), every response with Connection: close: each arrives, no channel is reset, the server hears no clientError', async () => {
+  // Node's TLS wrapper of a stream destroys it once its own close went out, before the peer's FIN: that
+  // destroy() reset the channel, cutting off the peer's last reads (half the responses between processes)
+  // or failing the server's channel after a clean exchange ('clientError' for every request).
+  const { key, cert } = selfSignedCertificate();
+  const pair = await sessionPair({ transport: 'tcp' });
+  const clientErrors: string[] = [];
+  const server = https.createServer({ key, cert }, (req, res) => {
+    res.setHeader('connection', 'close');
+    req.resume();
+    req.on('end', () => res.end(`ok ${req.url}`));
+  });
+  server.on('clientError', (error: NodeJS.ErrnoException) => clientErrors.push(String(error.code)));
+  pair.server.on('channel', (channel: Channel) => server.emit('connection', channel));
+  const agent = new https.Agent({ ca: cert, maxSockets: 4 });
+  (agent as unknown as { createConnection: (options: tls.ConnectionOptions) => tls.TLSSocket }).createConnection = (
+    options,
+  ) => {
+    const channel = pair.client.dial();
+    channel.allowHalfOpen = false;
+    return tls.connect({ ...options, socket: channel, ca: cert, servername: 'localhost' });
+  };
+  try {
+    const bodies: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      bodies.push(
+        await within(
+          new Promise<string>((resolve, reject) => {
+            https
+              .get({ host: 'localhost', path: `/${i}`, agent }, (res) => {
+                let text = '';
+                res.setEncoding('utf8');
+                res.on('data', (chunk: string) => (text += chunk));
+                res.on('end', () => resolve(text));
+                res.on('error', reject);
+              })
+              .on('error', reject);
+          }),
+          10_000,
+          `response ${i}`,
+        ),
+      );
+    }
+    assert.deepEqual(
+      bodies,
+      Array.from({ length: 20 }, (_, i) => `ok /${i}`),
+    );
+    await until(
+      () => pair.client.stats().channelsOpen === 0 && pair.server.stats().channelsOpen === 0,
+      5000,
+      'channels gone',
+    );
+    assert.deepEqual(clientErrors, []);
+    assert.equal(pair.client.stats().resetsOut, 0, 'resets sent by the client');
+    assert.equal(pair.server.stats().resetsOut, 0, 'resets sent by the server');
+  } finally {
+    agent.destroy();
+    server.close();
+    await pair.close();
+  }
+});
+
+test("destroy() after end() with nothing left unread closes as a socket's close: no reset; the peer's last small writes are dropped, more data draws a reset", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  /** A channel dialled, accepted, ended by the dialler and then destroyed once its FIN went. */
+  const closedAfterEnd = async (): Promise<[Channel, Channel, Promise<Error | undefined>]> => {
+    const accepted = pair.server.accept();
+    const channel = pair.client.dial();
+    channel.end('request');
+    const inbound = await within(accepted, 5000, 'accept');
+    const outcome = new Promise<Error | undefined>((resolve) => inbound.on('close', () => resolve(inbound.failure)));
+    inbound.on('error', () => {});
+    assert.equal(await within(readAll(inbound), 5000, 'the request to its end').then(String), 'request');
+    if (!channel.writableFinished) await within(once(channel, 'finish'), 5000, "the dialler's FIN");
+    channel.destroy();
+    return [channel, inbound, outcome];
+  };
+  try {
+    // The peer replies in a few small writes after the close (a TLS close_notify), then ends: no reset.
+    const [, inbound, outcome] = await closedAfterEnd();
+    for (const word of ['late ', 'small ', 'words']) {
+      inbound.write(word);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    inbound.end();
+    assert.equal(await within(outcome, 5000, "the peer's channel to close"), undefined);
+    await until(
+      () => pair.client.stats().channelsOpen === 0,
+      5000,
+      "the closed channel to leave the dialler's session",
+    );
+    assert.equal(pair.client.stats().resetsOut, 0);
+
+    // The peer still sends a body: it hears a reset, as TCP answers data for a closed socket.
+    const [, sender, failure] = await closedAfterEnd();
+    sender.write(Buffer.alloc(64 * 1024, 1));
+    const error = await within(failure, 5000, "the sender's channel to fail");
+    assert.equal((error as { code?: string } | undefined)?.code, 'ERR_MUX_CHANNEL_RESET', String(error));
+    assert.equal(pair.client.stats().resetsOut, 1);
+  } finally {
+    await pair.close();
+  }
+});
+
+test("destroy() is still an abort (a reset) when it would lose something: data left unread, writing not ended, a write still in the stream's buffer", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  const cases: Record<string, (channel: Channel, inbound: Channel) => Promise<void>> = {
+    'data left unread': async (channel, inbound) => {
+      channel.pause();
+      inbound.write('unread');
+      await until(() => channel.readableLength > 0, 5000, 'the data to arrive');
+      channel.end();
+      await within(once(channel, 'finish'), 5000, 'finish');
+      channel.destroy();
+    },
+    'writing not ended': async (channel) => {
+      channel.write('half');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      channel.destroy();
+    },
+    "end() with a write still in the stream's buffer": async (channel) => {
+      channel.write(Buffer.alloc(1024 * 1024)); // beyond the window: its callback waits, the next write waits in Node
+      channel.write('tail');
+      channel.end();
+      channel.destroy();
+    },
+    'resetAndDestroy() after end()': async (channel) => {
+      channel.end();
+      await within(once(channel, 'finish'), 5000, 'finish');
+      channel.resetAndDestroy();
+    },
+  };
+  try {
+    for (const [name, close] of Object.entries(cases)) {
+      const accepted = pair.server.accept();
+      const channel = pair.client.dial();
+      channel.on('error', () => {});
+      channel.write('');
+      channel.write('open ');
+      const inbound = await within(accepted, 5000, 'accept');
+      inbound.on('error', () => {});
+      inbound.resume();
+      const failed = new Promise<Error | undefined>((resolve) => inbound.on('close', () => resolve(inbound.failure)));
+      await close(channel, inbound);
+      const error = await within(failed, 5000, `${name}: the peer's channel to close`);
+      assert.equal(
+        (error as { code?: string } | undefined)?.code,
+        'ERR_MUX_CHANNEL_RESET',
+        `${name}: ${String(error)}`,
+      );
+    }
+  } finally {
     await pair.close();
   }
 });

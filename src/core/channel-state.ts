@@ -94,6 +94,9 @@ const FLAG_BITS = {
 const LIVE_BIT = FLAG_BITS.live;
 /** `outbound`, fixed at construction (a getter of its own: it has no setter). */
 const OUTBOUND_BIT = 1 << 11;
+/** {@link ChannelState.lateDrops}: two bits, from bit 15. */
+const LATE_DROPS_SHIFT = 15;
+const LATE_DROPS_MASK = 3 << LATE_DROPS_SHIFT;
 
 /** A dial's abort signal and the listener to remove once the dial settles. */
 export interface OpenAbort {
@@ -210,6 +213,18 @@ export class ChannelState {
     this.state = outbound ? 'init' : 'syn-received';
     if (outbound) this.flags |= OUTBOUND_BIT;
     this.rx = new ReceiveWindow(initialWindow, maxWindow);
+  }
+
+  /**
+   * Small payloads dropped since the application let go of the channel closed both ways here (at most 3): a
+   * peer's last words before it heard of the close (a TLS close_notify) are dropped, not answered with a reset.
+   */
+  get lateDrops(): number {
+    return (this.flags & LATE_DROPS_MASK) >>> LATE_DROPS_SHIFT;
+  }
+
+  set lateDrops(count: number) {
+    this.flags = (this.flags & ~LATE_DROPS_MASK) | (count << LATE_DROPS_SHIFT);
   }
 
   /** Dialled by this side (true) or by the peer (false). */
@@ -342,13 +357,14 @@ export class ChannelState {
    * channel half-closed before its ACK came is `local-closed` and still unacknowledged.)
    */
   get unaccepted(): boolean {
+    // (A peer's RST is a refusal then. Not its silence at the end: see `MuxSession#loseTransport`.)
     return this.outbound && (this.awaitingAck || this.state === 'init');
   }
 
   /**
    * The clean-finish rule: this side ended writing, and the peer ended too or this side stopped reading. An
    * endpoint let go of in this state needs no reset: the FINs close it (closed for reading, it waits in the
-   * session for the peer's FIN, and data the peer still sends draws a reset).
+   * session for the peer's FIN, and data the peer still sends, beyond a few small writes, draws a reset).
    */
   get finishedCleanly(): boolean {
     return this.localFin && (this.remoteFin || this.readClosed || this.readCut);

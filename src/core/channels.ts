@@ -189,7 +189,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
    * Data that arrives from now on is discarded, and its window credit goes back to the peer at once (yamux
    * has no frame to ask a peer to stop sending; the peer learns when the channel closes). Once the
    * application also ended writing and let go of the channel, the channel stays in the table (its FIN sent,
-   * waiting for the peer's) until the peer's FIN ends it, or its data draws a reset (see the receive path).
+   * waiting for the peer's) until the peer's FIN ends it, or its data (beyond a few small writes) draws a reset
+   * (see the receive path).
    */
   closeRead(channel: ChannelState): void {
     if (!channel.live) return;
@@ -287,6 +288,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     const done = finishing.size === 0 ? undefined : finishing.get(channel);
     if (done !== undefined) finishing.delete(channel);
     channel.markFinSent();
+    if (channel.openDeadline !== 0) this.#outgoing.untimed(channel); // (see `untimed`)
     this.#rules?.localClosed(channel);
     this.leaveIfClosed(channel);
     return done;

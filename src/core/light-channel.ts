@@ -280,7 +280,8 @@ export class LightChannel
    * Stops reading: data still buffered is dropped, data that arrives later is discarded as it comes (its
    * credit going back to the peer at once, so the peer's writes never stall on this channel), and `'end'`
    * follows. Writing goes on. As with the Node `Channel`, the peer is not told; once writing has ended too,
-   * the channel waits for the peer's FIN, and data the peer still sends then draws a reset.
+   * the channel waits for the peer's FIN, and data the peer still sends then (beyond a few small writes, a
+   * peer's last words before it heard of the close) draws a reset.
    */
   closeRead(): this {
     if (this.#state.readClosed || (this.#flags & CLOSED) !== 0) return this;

@@ -99,20 +99,29 @@ export class Outgoing {
 
   /** The channel no longer waits for its acknowledgement (it came, or the channel ended): stop watching it. */
   settled(channel: ChannelState): void {
-    if (channel.openDeadline !== 0) {
-      channel.openDeadline = 0;
-      this.#openingLive--;
-      // Keep the heap from filling with settled channels (each would stay reachable until its deadline).
-      if (this.#openingLive === 0) {
-        this.#opening.drain();
-      } else if (this.#opening.length > 64 && this.#opening.length > 4 * this.#openingLive) {
-        this.#opening.retain((c) => c.openDeadline !== 0);
-      }
-    }
+    this.untimed(channel);
     const abort = channel.openAbort;
     if (abort !== null) {
       channel.openAbort = null;
       abort.signal.removeEventListener('abort', abort.onAbort);
+    }
+  }
+
+  /**
+   * The open timeout stops watching the channel (its signal still resets it until the acknowledgement). So once
+   * this side's FIN left before the acknowledgement came: a Go yamux peer takes a channel whose FIN it read
+   * first without acknowledging it (its first reply does), so the deadline would reset a request its
+   * application holds.
+   */
+  untimed(channel: ChannelState): void {
+    if (channel.openDeadline === 0) return;
+    channel.openDeadline = 0;
+    this.#openingLive--;
+    // Keep the heap from filling with settled channels (each would stay reachable until its deadline).
+    if (this.#openingLive === 0) {
+      this.#opening.drain();
+    } else if (this.#opening.length > 64 && this.#opening.length > 4 * this.#openingLive) {
+      this.#opening.retain((c) => c.openDeadline !== 0);
     }
   }
 

@@ -39,6 +39,13 @@ const PIN_RATIO = 8;
  * chunk of its own (some 150 bytes of heap each, again in the send queue of an application that echoes them).
  */
 const JOIN_LIMIT = 1024;
+
+/**
+ * The largest payload taken for a peer's last words after the application let go of a channel it closed (see
+ * `#discard`): larger data is a peer still sending a body, and draws a reset at once.
+ */
+const LATE_WRITE_MAX = 1024;
+
 /** Refusals (RST for unwanted SYNs) waiting beyond this mean the peer floods without reading: a protocol error. */
 const MAX_QUEUED_SESSION_FRAMES = 4096;
 
@@ -271,9 +278,14 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     if (channel.endpoint.destroyed && !channel.readCut) {
       // The application has let go of a channel it closed for reading (and for writing, or the channel
       // would be gone): data that still comes is answered with a reset, as TCP answers data for a closed
-      // socket, so the peer stops sending into nothing.
-      this.#table.reset(channel, undefined);
-      return;
+      // socket, so the peer stops sending into nothing. Not a peer's last few small writes, sent before it
+      // heard of the close (a TLS close_notify, a protocol's goodbye): a reset would fail its channel for them.
+      const drops = channel.lateDrops;
+      if (length > LATE_WRITE_MAX || drops === 3) {
+        this.#table.reset(channel, undefined);
+        return;
+      }
+      channel.lateDrops = drops + 1;
     }
     // Discarded as it arrives: counted as delivered and read at once, so its credit goes back to the peer.
     channel.delivered += length;

@@ -823,12 +823,16 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * The transport ended or failed under open channels. After the peer's Go Away code 0, a channel it never
    * acknowledged was never seen by its application (a closing peer refuses every SYN until it has seen the
    * dialler's last one): it fails with `ChannelRefusedError`, safe to retry; if no other channel was open, the
-   * session ends cleanly. Anything else fails the session with `error`.
+   * session ends cleanly. Not one whose FIN left before its ACK came: a Go yamux peer takes a channel whose FIN
+   * it read before its application accepted it without acknowledging it (its first reply does), so such a
+   * channel may be in the peer's application's hands. Anything else fails the session with `error`.
    */
   #loseTransport(error: Error): void {
     if (this.#remoteGoAway === GoAwayCode.normal) {
+      let unanswered = 0;
       for (const channel of [...this.#streams.values()]) {
-        if (channel.unaccepted) {
+        if (channel.unaccepted && channel.finSent) unanswered++;
+        else if (channel.unaccepted) {
           const refused = new ChannelRefusedError(
             channel.id,
             `channel ${channel.id} was not accepted: the peer closed (Go Away) before taking it`,
@@ -843,6 +847,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         if (!this.#writer.closed) this.#transport.destroy();
         this.#finish(undefined);
         return;
+      }
+      if (unanswered === this.#streams.stillOpen) {
+        error = new TransportClosedError(
+          `the peer closed (Go Away) without answering ${unanswered} channel(s) whose request had ended: it may have taken them`,
+        );
       }
     }
     this.#fail(error);

@@ -19,7 +19,7 @@ import type { Session } from './session.js';
 type WriteCallback = (error?: Error | null) => void;
 /** The one field of Node's `WritableState` that `write()` sets (not public API; test/node-internals.test.ts). */
 interface WritableInternals {
-  _writableState: { needDrain: boolean };
+  _writableState: { needDrain: boolean; bufferedRequestCount: number };
 }
 
 /** The address fields of a `net.Socket`, which a session's transport has when it is one (or a TLS socket). */
@@ -296,11 +296,13 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   /**
    * Resets the channel (RST) and destroys it, as `net.Socket#resetAndDestroy()` does to a TCP connection: the
-   * peer's reads and writes on it fail with `ChannelResetError`. Today the same as `destroy()` on a channel
-   * that has not closed both ways; code that means an abort should call this one.
+   * peer's reads and writes on it fail with `ChannelResetError`, even after `end()`, where `destroy()` without
+   * an error closes without a reset once nothing would be lost (see `#closeAsSocket`). Code that means an abort
+   * should call this one.
    */
   resetAndDestroy(): this {
     this.destroy();
+    this.#port.reset(this.#state, undefined); // (a no-op when `destroy()` reset it, or it had left the session)
     return this;
   }
 
@@ -380,8 +382,9 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * discarded as it comes, its window credit going back to the peer at once so the peer's writes never stall
    * on this channel, and the readable side ends (`'end'`). Writing goes on. The peer is not told (yamux has
    * no frame for it). Once writing has ended too and the channel has closed here, the session waits for the
-   * peer's FIN; data the peer still sends then draws a reset (the peer's writes fail with
-   * `ChannelResetError`), as TCP answers data for a closed socket.
+   * peer's FIN; data the peer still sends then, beyond a few small writes (a peer's last words before it heard
+   * of the close), draws a reset (the peer's writes fail with `ChannelResetError`), as TCP answers data for a
+   * closed socket.
    */
   closeRead(): this {
     if (this.#state.readClosed || this.destroyed) return this;
@@ -599,12 +602,30 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     // A local destroy(error) too, as a LightChannel keeps it.
     if (isError(error) && this.#failure === undefined) this.#failure = error;
     if (this.#idle) this.#idle.stop(); // (kept stopped: `timeout` still says what was set, as a socket's)
+    if (error == null) this.#closeAsSocket();
     // Both halves ended normally (autoDestroy after 'end' and 'finish'): the FINs close it, no RST.
     this.#port.release(this.#state, error ?? undefined);
     callback(error);
     const kept = this.#kept;
     this.#kept = undefined;
     if (kept !== undefined) for (const write of kept.held) callBack(write, this.#failure); // `fail` set it, keeping it
+  }
+
+  /**
+   * A `destroy()` without an error closes as a socket's close does where that loses nothing: writing ended
+   * (`end()` called, every write handed to the session: the FIN goes after them) and nothing left unread. No
+   * RST then: the channel drops what still comes, and the session keeps it until the peer's FIN (data draws a
+   * reset then, beyond a peer's last few small writes, as TCP answers data for a closed socket). Node's TLS
+   * wrapper of a stream destroys it as soon as its own close went out, and the http client right after ending
+   * a `Connection: close` exchange: a RST there cut off the peer's last reads (an https response). Anything
+   * else is an abort: a RST (`release`).
+   */
+  #closeAsSocket(): void {
+    const state = this.#state;
+    if (!state.live || this.readableLength > 0 || !this.writableEnded) return;
+    if ((this as unknown as WritableInternals)._writableState.bufferedRequestCount > 0) return; // not all sent
+    if (!state.localFin) this.#port.end(state); // (end() called, its _final not run yet)
+    if (!state.remoteFin) this.#port.closeRead(state);
   }
 
   /** @internal */

@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import { checkSignal } from '../core/abortable.js';
+import { TransportClosedError } from '../core/errors.js';
 import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
 import { Session } from './session.js';
 
@@ -85,7 +86,9 @@ export function connect(options: ConnectOptions): Promise<Session> {
     };
     const onError = (error: Error): void => {
       signal?.removeEventListener('abort', onAbort);
-      reject(error);
+      // Typed as a session over a socket that never connects fails: the socket's error (ECONNREFUSED,
+      // ENOTFOUND...) is the cause.
+      reject(new TransportClosedError(`could not connect: ${error.message}`, error));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('error', onError);

@@ -388,6 +388,86 @@ async function frozenWhilePaused(
   }
 }
 
+/**
+ * One run against the Go peer's late-accept scenario: muxwire dials three channels and sends each request with
+ * its FIN at once (`end(request)`); Go takes them only after they all arrived, so it acknowledges none (see
+ * the scenario in races.go), and then either replies after `replyAfterMs` or, with 0, shuts down without
+ * replying (GoAway(), Close()). Returns what went against the README: a channel reported refused that Go's
+ * application took (refusals are promised safe to retry), or, with a reply coming, anything but the reply.
+ */
+async function lateAccept(
+  peer: string,
+  role: 'client' | 'server',
+  replyAfterMs: number,
+  options: SessionOptions,
+): Promise<string[]> {
+  const problems: string[] = [];
+  const { go, session, close } = await link(
+    peer,
+    role,
+    [
+      '-scenario',
+      'late-accept',
+      '-role',
+      'serve',
+      '-accept-delay',
+      '150ms',
+      '-reply-after',
+      `${replyAfterMs}ms`,
+      '-keepalive=false',
+    ],
+    { keepAliveInterval: 0, ...options },
+  );
+  try {
+    const outcomes = await within(
+      Promise.all(
+        [0, 1, 2].map((i) => {
+          const channel = session.dial();
+          const request = Buffer.from(`request ${i} `.repeat(10 + i));
+          return new Promise<{ id: number; reply: string; error: Error | undefined; bytes: number }>((resolve) => {
+            const chunks: Buffer[] = [];
+            channel.on('data', (chunk: Buffer) => chunks.push(chunk));
+            channel.on('error', () => {});
+            channel.on('close', () =>
+              resolve({
+                id: channel.id,
+                reply: Buffer.concat(chunks).toString(),
+                error: channel.failure,
+                bytes: request.length,
+              }),
+            );
+            channel.end(request);
+          });
+        }),
+      ),
+      15_000,
+      'the three channels to end',
+    );
+    if (replyAfterMs > 0) await within(session.close(), 10_000, 'close()');
+    const result = await within(go.result, 15_000, "the Go peer's RESULT line");
+    if (!result.ok) problems.push(`the Go peer failed: ${result.line}`);
+    if (result.fields.took !== '3') problems.push(`Go took ${result.fields.took} of 3 streams`);
+    // Otherwise the run is not about what it is meant to be: a stream Go acknowledged is one it took in time.
+    if (result.fields.acks_before_replies !== '0')
+      problems.push(`Go acknowledged ${result.fields.acks_before_replies} streams before replying`);
+    const took = streamOutcomes(go);
+    for (const outcome of outcomes) {
+      if (!took.has(outcome.id)) problems.push(`channel ${outcome.id}: Go does not report it taken`);
+      if (replyAfterMs > 0) {
+        if (outcome.error !== undefined || outcome.reply !== `took ${outcome.bytes}`)
+          problems.push(
+            `channel ${outcome.id}: reply ${JSON.stringify(outcome.reply)}, ${describeError(outcome.error)}`,
+          );
+      } else if (outcome.error instanceof ChannelRefusedError || outcome.error === undefined) {
+        problems.push(`channel ${outcome.id}, which Go's application took: ${describeError(outcome.error)}`);
+      }
+    }
+    return problems;
+  } finally {
+    close();
+  }
+}
+
 function registerTests(peer: string): void {
   describe(`shutdown and keep-alive races, ${PEER} (Debian 0.0+git20190923.df201c7)`, () => {
     describe('a graceful close while the other side opens 1,000 channels', () => {
@@ -531,6 +611,25 @@ function registerTests(peer: string): void {
             } finally {
               close();
             }
+          },
+        );
+      }
+    });
+
+    describe("a request Go's application takes after the request's FIN came (this yamux sends no ACK for it)", () => {
+      for (const role of ['client', 'server'] as const) {
+        test(
+          `Go takes three requests, then GoAway()s and closes without replying: none is ChannelRefusedError, which promises the request is safe to retry (muxwire as ${role}, 5 runs, ${PEER})`,
+          { timeout: 120_000 },
+          async () => {
+            assertNoProblems(await loop(5, 5, () => lateAccept(peer, role, 0, {})));
+          },
+        );
+        test(
+          `Go takes three requests and replies after 700 ms, past an openTimeout of 300 ms: each reply arrives, no channel is timed out and reset (muxwire as ${role}, 5 runs, ${PEER})`,
+          { timeout: 120_000 },
+          async () => {
+            assertNoProblems(await loop(5, 5, () => lateAccept(peer, role, 700, { openTimeout: 300 })));
           },
         );
       }

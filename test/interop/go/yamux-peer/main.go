@@ -24,6 +24,7 @@ import (
 type options struct {
 	mode, addr, scenario, role, how string
 	timeout, interval, linger       time.Duration
+	acceptDelay, replyAfter         time.Duration
 	keepAliveInterval               time.Duration
 	count, expect, minResets        int
 	chunk, backlog                  int
@@ -52,6 +53,7 @@ var scenarios = map[string]scenarioSpec{
 	"slow-reader": {[]string{"read", "write"}, 1, 2 << 20},
 	"graceful":    {[]string{"serve", "open"}, 1000, 16},
 	"fill":        {[]string{"accept", "open"}, 4, 1 << 20},
+	"late-accept": {[]string{"serve"}, 3, 0},
 }
 
 func usage(format string, a ...interface{}) {
@@ -64,7 +66,7 @@ func parseFlags() *options {
 	o := &options{}
 	flag.StringVar(&o.mode, "mode", "", "listen (yamux.Server) or dial (yamux.Client)")
 	flag.StringVar(&o.addr, "addr", "127.0.0.1:0", "loopback host:port; listen may use port 0")
-	flag.StringVar(&o.scenario, "scenario", "", "echo-server|echo-client|both|half-close|reset|ping|goaway|slow-reader|graceful|fill")
+	flag.StringVar(&o.scenario, "scenario", "", "echo-server|echo-client|both|half-close|reset|ping|goaway|slow-reader|graceful|fill|late-accept")
 	flag.StringVar(&o.role, "role", "", "scenario role (default: passive role when listening, active role when dialling)")
 	flag.StringVar(&o.how, "how", "raw", "reset -role accept: raw (inject an RST frame), backlog (let yamux refuse SYNs), session (close the session)")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "bound on the whole run")
@@ -78,6 +80,8 @@ func parseFlags() *options {
 	flag.Int64Var(&o.resetAfter, "reset-after", 0, "reset -how raw: payload bytes to read before resetting")
 	flag.IntVar(&o.chunk, "chunk", 16384, "slow-reader: bytes per read")
 	flag.IntVar(&o.goAwayAfter, "goaway-after", 300, "graceful -role serve: streams to accept before GoAway() (0: at once)")
+	flag.DurationVar(&o.acceptDelay, "accept-delay", 200*time.Millisecond, "late-accept: wait before the first AcceptStream")
+	flag.DurationVar(&o.replyAfter, "reply-after", 0, "late-accept: reply this long after reading a request (0: GoAway() and Close() without replying)")
 	flag.BoolVar(&o.confirm, "confirm", false, "graceful -role serve: before closing, Ping() so that the peer has read our Go Away")
 	flag.IntVar(&o.perMs, "per-ms", 5, "graceful -role open: streams opened per millisecond")
 	flag.DurationVar(&o.interval, "interval", 20*time.Millisecond, "slow-reader: pause between reads")
@@ -439,5 +443,7 @@ func run(p *peer) {
 		p.gracefulOpen()
 	case "fill/accept", "fill/open":
 		p.fill()
+	case "late-accept/serve":
+		p.lateAccept()
 	}
 }

@@ -232,3 +232,61 @@ func min64(a, b int64) int64 {
 	}
 	return b
 }
+
+// lateAccept waits -accept-delay before it accepts -count streams, so that each stream's request and the
+// dialler's FIN have arrived before its application takes it. This yamux then sends no ACK for it: the
+// stream is already RemoteClose, and the ACK flag goes only on a frame sent while it is SYNReceived (its
+// first reply acknowledges it). Each request is read to its EOF. With -reply-after 0 it then shuts down
+// without replying, as a server stopping with requests in hand: GoAway(), a moment, Close(). Otherwise each
+// stream gets, after -reply-after, the reply "took N" (N: the request's bytes) and a FIN, and the peer is
+// expected to close the session.
+func (p *peer) lateAccept() {
+	p.setStage("the accept delay")
+	time.Sleep(p.o.acceptDelay)
+	var took, replied atomic.Int64
+	for i := 0; i < p.o.count; i++ {
+		p.setStage(fmt.Sprintf("accepting stream %d of %d", i+1, p.o.count))
+		s, err := p.sess.AcceptStream()
+		if err != nil {
+			p.fail("accept", fmt.Sprintf("stream %d of %d: %v", i+1, p.o.count, err))
+			break
+		}
+		s.SetDeadline(p.deadline)
+		body, err := io.ReadAll(s)
+		if err != nil {
+			p.fail("read", fmt.Sprintf("stream %d: %v", s.StreamID(), err))
+			continue
+		}
+		took.Add(1)
+		out.line(strings.Join([]string{"STREAM", kv("id", s.StreamID()), kv("outcome", "took"),
+			kv("bytes", len(body))}, " "))
+		if p.o.replyAfter > 0 {
+			p.handlers.Add(1)
+			go func(s *yamux.Stream, n int) {
+				defer p.handlers.Done()
+				time.Sleep(p.o.replyAfter)
+				if _, err := s.Write([]byte(fmt.Sprintf("took %d", n))); err != nil {
+					p.fail("reply", fmt.Sprintf("stream %d: %v", s.StreamID(), err))
+				} else {
+					replied.Add(1)
+				}
+				s.Close()
+			}(s, len(body))
+		}
+	}
+	p.startAccept(nil) // no more streams expected; it watches for the session's end
+	// The ACKs sent so far: none, if every stream was taken after its FIN (what the test needs to be about).
+	acksBeforeReplies := p.tap.snapshot().ackOut
+	if p.o.replyAfter > 0 {
+		p.waitHandlers(time.Until(p.deadline))
+		p.waitEnd("the peer to close the session")
+	} else {
+		if err := p.sess.GoAway(); err != nil {
+			p.fail("goaway", err)
+		}
+		out.line("GOAWAY sent")
+		time.Sleep(20 * time.Millisecond)
+		p.closeSession()
+	}
+	p.done(kv("took", took.Load()), kv("replied", replied.Load()), kv("acks_before_replies", acksBeforeReplies))
+}

@@ -63,6 +63,7 @@ func (fp *frameParser) atBoundary() bool { return fp.n == 0 && fp.left == 0 }
 type tapStats struct {
 	framesIn, framesOut       int
 	synIn, synOut             int
+	ackOut                    int // stream frames this side sent with ACK
 	rstIn, rstOut             int
 	finIn, finOut             int
 	pingReqIn, pingAckOut     int
@@ -140,6 +141,9 @@ func (t *tapConn) outbound(typ byte, flags uint16, id, length uint32) {
 		}
 		if flags&flagSYN != 0 {
 			t.st.synOut++
+		}
+		if flags&flagACK != 0 {
+			t.st.ackOut++
 		}
 		if flags&flagRST != 0 {
 			t.st.rstOut++
