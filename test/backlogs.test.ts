@@ -6,7 +6,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type Channel, lightClient, lightServer, multiplexedClient, multiplexedServer } from '../src/index.js';
+import {
+  type Channel,
+  ChannelRefusedError,
+  type MuxError,
+  lightClient,
+  lightServer,
+  multiplexedClient,
+  multiplexedServer,
+} from '../src/index.js';
 import { collectGarbage, settledMemory } from './support/resources.js';
 import { memoryPipe, until, within } from './helpers.js';
 
@@ -163,3 +171,37 @@ test("a queued channel the peer reset is seen by 'channelClose' with the bytes i
     server.destroy();
   }
 });
+
+for (const peerEnded of [false, true]) {
+  test(`the peer's close() with 300 of this side's dials unaccepted (ACK backlog 256${peerEnded ? ', each ended by its dialler' : ''}): all 300 are ChannelRefusedError, and the peer counts 256 refusals, no resets`, async () => {
+    const [a, b] = memoryPipe();
+    const dialler = multiplexedServer(a, { keepAliveInterval: 0 });
+    const closer = multiplexedClient(b, { keepAliveInterval: 0 });
+    try {
+      const failures: Promise<Error | undefined>[] = [];
+      for (let i = 0; i < 300; i++) {
+        const channel = dialler.dial();
+        channel.on('error', noop);
+        failures.push(new Promise((resolve) => channel.on('close', () => resolve(channel.failure))));
+        channel.write('request');
+        if (peerEnded) channel.end();
+      }
+      // The closer accepts none: 256 wait in its accept queue, 44 in the dialler's ACK backlog.
+      await until(() => closer.stats().channelsOpen === 256, 5000, "the peer's accept queue filled");
+      await within(closer.close(), 10_000, 'close()');
+      const errors = await within(Promise.all(failures), 10_000, 'every dial settled');
+      const kinds = new Map<string, number>();
+      for (const error of errors) {
+        const kind = error instanceof ChannelRefusedError ? 'refused' : `${error?.name} ${(error as MuxError)?.code}`;
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      }
+      assert.deepEqual(Object.fromEntries(kinds), { refused: 300 });
+      const stats = closer.stats();
+      assert.equal(stats.refusalsOut, 256);
+      assert.equal(stats.resetsOut, 0);
+    } finally {
+      dialler.destroy();
+      closer.destroy();
+    }
+  });
+}

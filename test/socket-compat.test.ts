@@ -544,6 +544,36 @@ test("destroy() after end() with nothing left unread closes as a socket's close:
   }
 });
 
+test("a channel closed by destroy() after end() whose peer never ends its side: reset after the 2 s linger, or at once by the session's close(); never held for ever", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  const peerErrors: string[] = [];
+  pair.server.on('channel', (inbound: Channel) => {
+    inbound.on('error', (error: NodeJS.ErrnoException) => peerErrors.push(String(error.code)));
+    inbound.resume(); // reads, never ends
+  });
+  try {
+    const closeAfterEnd = async (): Promise<void> => {
+      const channel = pair.client.dial();
+      channel.end('hello');
+      await within(once(channel, 'finish'), 5000, 'finish');
+      channel.destroy();
+    };
+    await closeAfterEnd();
+    assert.equal(pair.client.stats().channelsOpen, 1, 'it waits for the peer');
+    await until(() => pair.client.stats().channelsOpen === 0, 5000, 'the linger to end');
+    await until(() => peerErrors.length === 1, 5000, "the peer's reset");
+    assert.deepEqual(peerErrors, ['ERR_MUX_CHANNEL_RESET']);
+    for (let i = 0; i < 5; i++) await closeAfterEnd();
+    assert.equal(pair.client.stats().channelsOpen, 5);
+    const started = performance.now();
+    await within(pair.client.close(), 5000, 'close()');
+    assert.ok(performance.now() - started < 1000, `close() took ${(performance.now() - started).toFixed(0)} ms`);
+    assert.equal(pair.client.closeError, undefined);
+  } finally {
+    await pair.close();
+  }
+});
+
 test("destroy() is still an abort (a reset) when it would lose something: data left unread, writing not ended, a write still in the stream's buffer", async () => {
   const pair = await sessionPair({ transport: 'tcp' });
   const cases: Record<string, (channel: Channel, inbound: Channel) => Promise<void>> = {

@@ -1028,6 +1028,30 @@ describe('muxwire/web WebSocket transport: when a write is done', () => {
     assert.equal(views[2], big[0], 'a part that stands alone is sent as it is');
   });
 
+  test("a message that arrives while writing waits for drain checks bufferedAmount at once: a hidden tab's timers (the polls, run once a minute) do not hold writing back", async () => {
+    const { socket } = copyingSocket();
+    const listeners = new Map<string, (event: unknown) => void>();
+    socket.addEventListener = (type: string, listener: (event: unknown) => void): void => {
+      listeners.set(type, listener);
+    };
+    let drains = 0;
+    const transport = webSocketTransport(socket, { highWaterMark: 100, lowWaterMark: 10, pollInterval: 60_000 });
+    transport.start({ ...events, drain: () => drains++ });
+    try {
+      assert.equal(
+        transport.write([new Uint8Array(200)], () => {}),
+        false,
+        'above the high-water mark',
+      );
+      // The browser sent it all; the page's next poll would come a minute later. The peer's ping arrives.
+      socket.bufferedAmount = 0;
+      listeners.get('message')!({ data: new Uint8Array(12).buffer });
+      await until(() => drains === 1, 2000, 'drain, at the message');
+    } finally {
+      transport.destroy();
+    }
+  });
+
   test("the drain poll uses scheduler.postTask where there is one (a browser's), backs off while bufferedAmount stays, and drain comes once it is low", async () => {
     const { socket } = copyingSocket();
     const delays: number[] = [];

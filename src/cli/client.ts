@@ -204,7 +204,7 @@ export async function runClient(
           channel.resume(); // its end must be seen for the channel to close
           reportListening(spec, answer.port);
         } catch (error) {
-          channel.destroy();
+          channel.resetAndDestroy();
           if (session.state !== 'open') return;
           const e = error as TunnelError;
           const again = e.code === 'ERR_TUNNEL_LISTEN';

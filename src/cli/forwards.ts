@@ -131,7 +131,7 @@ function resetSocket(socket: net.Socket): void {
 function splice(socket: net.Socket, channel: Channel, sockets: ForwardedSockets): void {
   channel.pipe(socket);
   socket.on('close', (hadError) => {
-    if (hadError && !channel.destroyed) channel.destroy();
+    if (hadError && !channel.destroyed) channel.resetAndDestroy();
   });
   channel.on('close', () => {
     if (channel.failure !== undefined && !socket.destroyed) {
@@ -180,7 +180,7 @@ export async function carry(
   socket.on('close', (hadError) => {
     if (hadError && !channel.destroyed) {
       droppedHere = true;
-      channel.destroy();
+      channel.resetAndDestroy();
     }
   });
   try {
@@ -193,11 +193,11 @@ export async function carry(
       code: e.code,
     });
     if (!socket.destroyed) socket.resetAndDestroy();
-    channel.destroy();
+    channel.resetAndDestroy();
     return;
   }
   if (socket.destroyed) {
-    channel.destroy();
+    channel.resetAndDestroy();
     return;
   }
   splice(socket, channel, context.sockets);
@@ -268,7 +268,7 @@ export async function answer(
       throw new TunnelError('ERR_TUNNEL_PROTOCOL', `control protocol: expected ${expected}, got ${message.type}`);
     request = message;
   } catch (error) {
-    channel.destroy();
+    channel.resetAndDestroy();
     // Reset before its request was complete: the connection it stood for went away at the other end (a
     // program that aborted it), which is no failure of the tunnel's.
     if (error instanceof ChannelResetError) return;

@@ -177,7 +177,7 @@ export async function runServer(
     const droppedEarly = new Promise<never>((_resolve, reject) => (dropEarly = reject));
     droppedEarly.catch(() => {}); // (raced below; never settled for a well-behaved client)
     const refuse = (channel: Channel): void => {
-      channel.destroy();
+      channel.resetAndDestroy();
       session.destroy(); // (also while a wrong token's answer waits out its delay)
       dropEarly(
         new TunnelError(

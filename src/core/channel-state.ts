@@ -357,7 +357,6 @@ export class ChannelState {
    * channel half-closed before its ACK came is `local-closed` and still unacknowledged.)
    */
   get unaccepted(): boolean {
-    // (A peer's RST is a refusal then. Not its silence at the end: see `MuxSession#loseTransport`.)
     return this.outbound && (this.awaitingAck || this.state === 'init');
   }
 

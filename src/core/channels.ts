@@ -200,16 +200,17 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   /**
    * Aborts a channel from this side: RST to the peer (unless its SYN never left: the peer never heard of it),
    * queued writes dropped; `failEndpoint` fails the endpoint too (the session's own resets, not the
-   * application's).
+   * application's). `neverTaken`: a channel of the peer's the application never took, refused from the accept
+   * queue (its state may have moved on with the peer's FIN while it waited there).
    */
-  reset(channel: ChannelState, error: Error | undefined, failEndpoint = false): void {
+  reset(channel: ChannelState, error: Error | undefined, failEndpoint = false, neverTaken = false): void {
     if (!channel.live) return;
     // Its SYN left once it was packed (the state moves then); a SYN only pending has not, and is dropped below.
     // Without half-close, this side's close is already a RST: the peer has forgotten the channel, and a second
     // one would be for an id it does not know (the original ends its whole session on that).
     const told = channel.state !== 'init' && (this.#codec.capabilities.halfClose || !channel.finSent);
     // An inbound channel the application never took (still `syn-received`): the peer sees a refusal.
-    const refusal = !channel.outbound && channel.state === 'syn-received';
+    const refusal = neverTaken || (!channel.outbound && channel.state === 'syn-received');
     const failure =
       error ??
       new ChannelResetError(channel.id, `channel ${channel.id} was reset by this side`, 'ERR_MUX_CHANNEL_ABORTED');

@@ -605,7 +605,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         this.#telemetry.log(LOG_GOAWAY_SENT, undefined, undefined, GoAwayCode.normal);
       }
     }
-    for (const channel of this.#incoming.drainQueue()) this.#streams.reset(channel, undefined);
+    for (const channel of this.#incoming.drainQueue()) this.#streams.reset(channel, undefined, false, true);
     this.#incoming.close(error ?? this.#goneAwayError()!);
   }
 
@@ -616,6 +616,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#status = 'closing';
     this.#closingPromise = this.closed.then(noop, noop);
     this.#stopAccepting(new SessionClosedError());
+    // Channels the application let go of after closing them both ways here (a Node channel's `destroy()` after
+    // `end()`, `closeRead()` and `end()`) wait only for the peer's FIN, which nobody here waits for: reset now,
+    // as they would be at their linger's end, rather than hold the close.
+    for (const channel of [...this.#streams.values()]) {
+      if (channel.readClosed && channel.localFin && !channel.remoteFin && channel.endpoint.destroyed)
+        this.#streams.reset(channel, undefined);
+    }
     this.#goAway.start(this.#caps.goAway && this.#caps.ping && !this.#transportEnded && !this.#writer.closed);
     if (deadline) this.#armCloseTimer(given);
     this.#writer.schedule();
@@ -670,8 +677,16 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#remoteGoAway = code;
     const error = new GoAwayError(code);
     this.#telemetry.log(LOG_GOAWAY_RECEIVED, undefined, undefined, code);
-    // Dials still waiting for the ACK backlog would be refused: fail them now.
-    for (const channel of this.#outgoing.drainBacklog()) this.#streams.abandon(channel, error);
+    // Dials still waiting for the ACK backlog would be refused: fail them now. Their SYN never left, so the
+    // peer's application never saw them: after a normal Go Away that is a refusal (safe to retry).
+    for (const channel of this.#outgoing.drainBacklog()) {
+      this.#streams.abandon(
+        channel,
+        code === GoAwayCode.normal
+          ? new ChannelRefusedError(channel.id, `channel ${channel.id} was not sent: the peer is closing (Go Away)`)
+          : error,
+      );
+    }
     this.emit('goaway', code);
   }
 
@@ -823,16 +838,15 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * The transport ended or failed under open channels. After the peer's Go Away code 0, a channel it never
    * acknowledged was never seen by its application (a closing peer refuses every SYN until it has seen the
    * dialler's last one): it fails with `ChannelRefusedError`, safe to retry; if no other channel was open, the
-   * session ends cleanly. Not one whose FIN left before its ACK came: a Go yamux peer takes a channel whose FIN
-   * it read before its application accepted it without acknowledging it (its first reply does), so such a
-   * channel may be in the peer's application's hands. Anything else fails the session with `error`.
+   * session ends cleanly. Anything else fails the session with `error`. (A known limit: hashicorp/yamux takes a
+   * stream whose FIN it read before its application accepted it without acknowledging it, so a channel
+   * half-closed before its ACK that such a peer's application took and left unanswered is reported refused.
+   * Calling those unknown instead failed graceful closes where the peer never read the channel's SYN.)
    */
   #loseTransport(error: Error): void {
     if (this.#remoteGoAway === GoAwayCode.normal) {
-      let unanswered = 0;
       for (const channel of [...this.#streams.values()]) {
-        if (channel.unaccepted && channel.finSent) unanswered++;
-        else if (channel.unaccepted) {
+        if (channel.unaccepted) {
           const refused = new ChannelRefusedError(
             channel.id,
             `channel ${channel.id} was not accepted: the peer closed (Go Away) before taking it`,
@@ -847,11 +861,6 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         if (!this.#writer.closed) this.#transport.destroy();
         this.#finish(undefined);
         return;
-      }
-      if (unanswered === this.#streams.stillOpen) {
-        error = new TransportClosedError(
-          `the peer closed (Go Away) without answering ${unanswered} channel(s) whose request had ended: it may have taken them`,
-        );
       }
     }
     this.#fail(error);

@@ -18,6 +18,9 @@ import type { Session } from './session.js';
 
 type WriteCallback = (error?: Error | null) => void;
 /** The one field of Node's `WritableState` that `write()` sets (not public API; test/node-internals.test.ts). */
+/** How long a channel closed by `destroy()` as a socket (see `#closeAsSocket`) waits for the peer's FIN. */
+const CLOSE_LINGER_MS = 2000;
+
 interface WritableInternals {
   _writableState: { needDrain: boolean; bufferedRequestCount: number };
 }
@@ -615,7 +618,8 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * A `destroy()` without an error closes as a socket's close does where that loses nothing: writing ended
    * (`end()` called, every write handed to the session: the FIN goes after them) and nothing left unread. No
    * RST then: the channel drops what still comes, and the session keeps it until the peer's FIN (data draws a
-   * reset then, beyond a peer's last few small writes, as TCP answers data for a closed socket). Node's TLS
+   * reset then, beyond a peer's last few small writes, as TCP answers data for a closed socket), for at most
+   * {@link CLOSE_LINGER_MS}. Node's TLS
    * wrapper of a stream destroys it as soon as its own close went out, and the http client right after ending
    * a `Connection: close` exchange: a RST there cut off the peer's last reads (an https response). Anything
    * else is an abort: a RST (`release`).
@@ -625,7 +629,12 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     if (!state.live || this.readableLength > 0 || !this.writableEnded) return;
     if ((this as unknown as WritableInternals)._writableState.bufferedRequestCount > 0) return; // not all sent
     if (!state.localFin) this.#port.end(state); // (end() called, its _final not run yet)
-    if (!state.remoteFin) this.#port.closeRead(state);
+    if (state.remoteFin) return;
+    this.#port.closeRead(state);
+    // Not for ever: a peer that keeps its side open past the linger gets a RST, which frees the channel's place
+    // (its stream limits, a closing session's wait), as TCP drops a closed socket the peer never answers.
+    const port = this.#port;
+    setTimeout(() => port.reset(state, undefined), CLOSE_LINGER_MS).unref();
   }
 
   /** @internal */

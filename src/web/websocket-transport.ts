@@ -307,6 +307,10 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       pausable.pause();
     }
     deliver();
+    // A message is a wake-up no timer gives in a hidden tab: Chromium runs its timers, the drain polls among
+    // them, once a minute after five minutes hidden, while the socket's buffer empties meanwhile. Writing
+    // (the answers to the peer's pings with it) waited that long, and the peer's keep-alive failed the session.
+    if (needDrain) checkDrain();
   };
 
   const endTurn = (): void => {

@@ -121,15 +121,6 @@ function nodeOwnAbort(error: unknown, record: ChannelRecord | undefined): boolea
 }
 
 /** A channel as the application on one side saw it. */
-/**
- * After the peer's Go Away, a dialled channel whose FIN left before its ACK came may be in the peer's
- * application's hands (hashicorp/yamux takes such a channel without an ACK): muxwire cannot call it refused,
- * and ends the session with this error, which says so (the session's, its channels' and later dials').
- */
-function mayHaveTaken(error: unknown): boolean {
-  return error instanceof TransportClosedError && error.message.endsWith('it may have taken them');
-}
-
 interface ChannelRecord {
   side: SideName;
   id: number;
@@ -631,7 +622,7 @@ class World {
         } catch (error) {
           if (!(error instanceof MuxError))
             this.violate(`${side.name}: dial threw an untyped error: ${describe(error)}`);
-          if (error instanceof TransportClosedError && !mayHaveTaken(error))
+          if (error instanceof TransportClosedError)
             this.dialsThrewTransportClosed.push(`${side.name} at ${this.clock.now} ms`);
           return;
         }
@@ -929,11 +920,7 @@ class World {
       }
     }
     for (const side of this.sides) {
-      if (
-        graceful &&
-        side.session.closeError instanceof TransportClosedError &&
-        !mayHaveTaken(side.session.closeError)
-      ) {
+      if (graceful && side.session.closeError instanceof TransportClosedError) {
         this.violate(
           `${side.name}: the session failed as if the transport broke, though nothing broke it: ${describe(side.session.closeError)}`,
         );
@@ -1001,13 +988,7 @@ class World {
             );
           }
         }
-        if (
-          graceful &&
-          channel.outbound &&
-          !peer.channels.has(id) &&
-          failure instanceof TransportClosedError &&
-          !mayHaveTaken(failure)
-        ) {
+        if (graceful && channel.outbound && !peer.channels.has(id) && failure instanceof TransportClosedError) {
           this.violate(`${label}: never taken by the peer, yet failed as if the transport broke: ${describe(failure)}`);
         }
         const from = peer.channels.get(id);
