@@ -11,7 +11,7 @@ import net from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ChannelResetError, Session, TransportClosedError } from '../../src/index.js';
 import { WS_MAX_MESSAGE_BYTES, encode, expectMessage, readMessage } from '../../src/cli/protocol.js';
-import { announceWebSocketMessage, pseudoRandomBytes, refusedPort, until } from '../helpers.js';
+import { announceWebSocketMessage, pseudoRandomBytes, refusedPort, until, within } from '../helpers.js';
 import { selfSignedCertificate } from '../support/self-signed.js';
 import {
   Cli,
@@ -282,6 +282,46 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
           await s.cli.stop();
         } finally {
           echo.close();
+        }
+      },
+    );
+
+    test(
+      "a forwarded connection that sent its request with a FIN and then reset: the target's connection is reset too, not closed as if the reply was taken",
+      { timeout: TIMEOUT },
+      async () => {
+        let targetSocket: net.Socket | undefined;
+        let closedWithError!: (hadError: boolean) => void;
+        const closed = new Promise<boolean>((resolve) => (closedWithError = resolve));
+        const half = net.createServer({ allowHalfOpen: true }, (socket) => {
+          targetSocket = socket;
+          socket.on('error', () => {});
+          socket.on('close', (hadError) => closedWithError(hadError));
+          socket.resume();
+        });
+        half.listen(0, '127.0.0.1');
+        await once(half, 'listening');
+        const targetPort = (half.address() as net.AddressInfo).port;
+        try {
+          const s = await server(['--token-file', work.tokenFile, '--allow', `127.0.0.1:${targetPort}`]);
+          const c = await client(s.port, ['--token-file', work.tokenFile, '-L', `0:127.0.0.1:${targetPort}`]);
+          const local = net.connect({ port: localPorts(c)[0]!, host: '127.0.0.1', allowHalfOpen: true });
+          local.on('error', () => {});
+          await once(local, 'connect');
+          local.end('request');
+          await until(() => targetSocket?.readableEnded === true, 10_000, 'the request and its FIN');
+          local.resetAndDestroy();
+          // The reply, written after the reset reached the tunnel: it must fail, as it would over TCP.
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          targetSocket!.write('part 1 of the reply;');
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          if (!targetSocket!.destroyed) targetSocket!.end('part 2');
+          assert.equal(await within(closed, 10_000, "the target's connection to close"), true, 'closed with an error');
+          await c.stop();
+          await s.cli.stop();
+        } finally {
+          targetSocket?.destroy();
+          half.close();
         }
       },
     );
