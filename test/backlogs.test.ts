@@ -199,6 +199,7 @@ for (const peerEnded of [false, true]) {
       const stats = closer.stats();
       assert.equal(stats.refusalsOut, 256);
       assert.equal(stats.resetsOut, 0);
+      assert.equal(dialler.stats().refusalsIn, 300, "the dialler counts each as a refusal, the backlog's too");
     } finally {
       dialler.destroy();
       closer.destroy();

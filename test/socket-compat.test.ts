@@ -574,6 +574,35 @@ test("a channel closed by destroy() after end() whose peer never ends its side: 
   }
 });
 
+test('destroy() right after end() of a write larger than the window: everything still arrives, past the 2 s linger (a slow reader) and through close()', async () => {
+  const body = Buffer.alloc(2 * 1024 * 1024, 7);
+  for (const then of ['a reader that waits 2.5 s', 'close() at once'] as const) {
+    const pair = await sessionPair({ transport: 'tcp' });
+    try {
+      const accepted = pair.server.accept();
+      const channel = pair.client.dial();
+      channel.on('error', () => {});
+      channel.write(body);
+      channel.end();
+      channel.destroy(); // what was handed to the session still goes, its FIN after it
+      const inbound = await within(accepted, 5000, 'accept');
+      inbound.pause();
+      const closing = then === 'close() at once' ? pair.client.close() : undefined;
+      if (closing === undefined) await new Promise((resolve) => setTimeout(resolve, 2500));
+      const reading = readAll(inbound);
+      inbound.resume();
+      const received = await within(reading, 10_000, `${then}: the body`);
+      assert.equal(received.length, body.length, then);
+      assert.equal(inbound.failure, undefined, `${then}: ${String(inbound.failure)}`);
+      inbound.end();
+      if (closing !== undefined) await within(closing, 10_000, 'close()');
+      assert.equal(pair.client.stats().resetsOut, 0, then);
+    } finally {
+      await pair.close();
+    }
+  }
+});
+
 test("destroy() is still an abort (a reset) when it would lose something: data left unread, writing not ended, a write still in the stream's buffer", async () => {
   const pair = await sessionPair({ transport: 'tcp' });
   const cases: Record<string, (channel: Channel, inbound: Channel) => Promise<void>> = {

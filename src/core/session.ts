@@ -617,10 +617,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#closingPromise = this.closed.then(noop, noop);
     this.#stopAccepting(new SessionClosedError());
     // Channels the application let go of after closing them both ways here (a Node channel's `destroy()` after
-    // `end()`, `closeRead()` and `end()`) wait only for the peer's FIN, which nobody here waits for: reset now,
-    // as they would be at their linger's end, rather than hold the close.
+    // `end()`, `closeRead()` and `end()`) whose FIN went out wait only for the peer's, which nobody here waits
+    // for: reset now, as they would be at their linger's end, rather than hold the close. (One whose FIN still
+    // waits behind its data is still sending.)
     for (const channel of [...this.#streams.values()]) {
-      if (channel.readClosed && channel.localFin && !channel.remoteFin && channel.endpoint.destroyed)
+      if (channel.readClosed && channel.finSent && !channel.remoteFin && channel.endpoint.destroyed)
         this.#streams.reset(channel, undefined);
     }
     this.#goAway.start(this.#caps.goAway && this.#caps.ping && !this.#transportEnded && !this.#writer.closed);
@@ -680,12 +681,17 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     // Dials still waiting for the ACK backlog would be refused: fail them now. Their SYN never left, so the
     // peer's application never saw them: after a normal Go Away that is a refusal (safe to retry).
     for (const channel of this.#outgoing.drainBacklog()) {
-      this.#streams.abandon(
-        channel,
-        code === GoAwayCode.normal
-          ? new ChannelRefusedError(channel.id, `channel ${channel.id} was not sent: the peer is closing (Go Away)`)
-          : error,
+      if (code !== GoAwayCode.normal) {
+        this.#streams.abandon(channel, error);
+        continue;
+      }
+      const refused = new ChannelRefusedError(
+        channel.id,
+        `channel ${channel.id} was not sent: the peer is closing (Go Away)`,
       );
+      this.#telemetry.refusalsIn++; // (counted and logged as the refusals the peer sends)
+      this.#telemetry.log(LOG_REFUSED_IN, channel.id, refused);
+      this.#streams.abandon(channel, refused);
     }
     this.emit('goaway', code);
   }

@@ -631,10 +631,16 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     if (!state.localFin) this.#port.end(state); // (end() called, its _final not run yet)
     if (state.remoteFin) return;
     this.#port.closeRead(state);
-    // Not for ever: a peer that keeps its side open past the linger gets a RST, which frees the channel's place
-    // (its stream limits, a closing session's wait), as TCP drops a closed socket the peer never answers.
+    // Not for ever: a peer that keeps its side open past the linger, counted from when the FIN left (what was
+    // written before it still goes out first), gets a RST, which frees the channel's place (its stream limits,
+    // a closing session's wait), as TCP drops a closed socket the peer never answers.
     const port = this.#port;
-    setTimeout(() => port.reset(state, undefined), CLOSE_LINGER_MS).unref();
+    const linger = (): void => {
+      if (!state.live) return;
+      if (state.finSent) port.reset(state, undefined);
+      else setTimeout(linger, CLOSE_LINGER_MS).unref();
+    };
+    setTimeout(linger, CLOSE_LINGER_MS).unref();
   }
 
   /** @internal */
