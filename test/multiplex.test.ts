@@ -749,6 +749,31 @@ describe('multiplex codec behaviour', () => {
     }
   });
 
+  test("a Node channel closed here and let go of (its autoDestroy after 'end' and 'finish') stays until the peer answers, past 2 s: close() waits for that (the original's handlers still ran when a linger took such channels out)", async () => {
+    const [raw, socket] = await tcpPair();
+    const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });
+    try {
+      const accepted = new Promise<Channel>((resolve) => session.once('channel', resolve));
+      raw.write(Buffer.concat([frame(3, 1), frame(3, 0, Buffer.from('x'))]));
+      const channel = await accepted;
+      channel.on('error', () => {});
+      channel.resume();
+      channel.end();
+      await until(() => channel.destroyed, 5_000, "the channel's autoDestroy");
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      assert.equal(session.stats().channelsOpen, 1, "kept for the peer's answer");
+      const closing = session.close();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(session.state, 'closing', "close() waits for the peer's answer");
+      raw.write(frame(3, 2));
+      await within(closing, 5_000, 'close() once the peer answered');
+      assert.equal(session.closeError, undefined);
+    } finally {
+      session.destroy();
+      raw.destroy();
+    }
+  });
+
   test("after this side's close, destroy() or closeRead() of a channel holding more than a window unread lets it go: the session reads on (Node and light channels)", async () => {
     for (const light of [false, true]) {
       for (const how of ['destroy', 'closeRead'] as const) {

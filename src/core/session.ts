@@ -619,9 +619,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     // Channels the application let go of after closing them both ways here (a Node channel's `destroy()` after
     // `end()`, `closeRead()` and `end()`) whose FIN went out wait only for the peer's, which nobody here waits
     // for: reset now, as they would be at their linger's end, rather than hold the close. (One whose FIN still
-    // waits behind its data is still sending.)
+    // waits behind its data is still sending; on a format whose close ends both ways, `readCut`, the close
+    // waits for the peer's answer, which its rules keep the channel for.)
     for (const channel of [...this.#streams.values()]) {
-      if (channel.readClosed && channel.finSent && !channel.remoteFin && channel.endpoint.destroyed)
+      if (channel.readClosed && channel.finSent && !channel.remoteFin && !channel.readCut && channel.endpoint.destroyed)
         this.#streams.reset(channel, undefined);
     }
     this.#goAway.start(this.#caps.goAway && this.#caps.ping && !this.#transportEnded && !this.#writer.closed);

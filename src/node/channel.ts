@@ -637,8 +637,9 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     const port = this.#port;
     const linger = (): void => {
       if (!state.live) return;
-      if (state.finSent) port.reset(state, undefined);
-      else setTimeout(linger, CLOSE_LINGER_MS).unref();
+      if (!state.finSent) setTimeout(linger, CLOSE_LINGER_MS).unref();
+      // (Not on a format whose close ends both ways: its rules keep the channel until the peer answers.)
+      else if (!state.readCut) port.reset(state, undefined);
     };
     setTimeout(linger, CLOSE_LINGER_MS).unref();
   }
