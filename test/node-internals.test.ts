@@ -91,3 +91,19 @@ test("a Channel starts with Node's read-more pass marked as running", async () =
     await pair.close();
   }
 });
+
+test("Node's Writable: bufferedRequestCount counts the writes held for _write, not the one in flight (Channel.destroy()'s close as a socket)", () => {
+  const pending: (() => void)[] = [];
+  const writable = new Writable({
+    write(_chunk, _encoding, callback) {
+      pending.push(callback);
+    },
+  });
+  const state = (writable as unknown as { _writableState: { bufferedRequestCount: number } })._writableState;
+  writable.write(Buffer.alloc(1));
+  assert.equal(state.bufferedRequestCount, 0, 'the first write went to _write at once');
+  writable.write(Buffer.alloc(1));
+  writable.write(Buffer.alloc(1));
+  assert.equal(state.bufferedRequestCount, 2, "Node's WritableState no longer counts held writes this way");
+  pending.shift()!();
+});

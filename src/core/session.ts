@@ -686,13 +686,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         this.#streams.abandon(channel, error);
         continue;
       }
-      const refused = new ChannelRefusedError(
-        channel.id,
-        `channel ${channel.id} was not sent: the peer is closing (Go Away)`,
-      );
-      this.#telemetry.refusalsIn++; // (counted and logged as the refusals the peer sends)
-      this.#telemetry.log(LOG_REFUSED_IN, channel.id, refused);
-      this.#streams.abandon(channel, refused);
+      this.#refusedAtGoAway(channel, `channel ${channel.id} was not sent: the peer is closing (Go Away)`);
     }
     this.emit('goaway', code);
   }
@@ -854,14 +848,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#remoteGoAway === GoAwayCode.normal) {
       for (const channel of [...this.#streams.values()]) {
         if (channel.unaccepted) {
-          const refused = new ChannelRefusedError(
-            channel.id,
+          this.#refusedAtGoAway(
+            channel,
             `channel ${channel.id} was not accepted: the peer closed (Go Away) before taking it`,
           );
-          // A refusal like one the peer sends: counted and logged as one.
-          this.#telemetry.refusalsIn++;
-          this.#telemetry.log(LOG_REFUSED_IN, channel.id, refused);
-          this.#streams.abandon(channel, refused);
         }
       }
       if (this.#streams.stillOpen === 0) {
@@ -871,6 +861,17 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       }
     }
     this.#fail(error);
+  }
+
+  /**
+   * Fails a dialled channel the peer's application never saw, after its Go Away code 0: a refusal like one the
+   * peer sends (safe to retry), counted and logged as one.
+   */
+  #refusedAtGoAway(channel: ChannelState, message: string): void {
+    const refused = new ChannelRefusedError(channel.id, message);
+    this.#telemetry.refusalsIn++;
+    this.#telemetry.log(LOG_REFUSED_IN, channel.id, refused);
+    this.#streams.abandon(channel, refused);
   }
 
   // ------------------------------------------------------------------ shutdown

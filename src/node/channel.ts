@@ -17,10 +17,13 @@ import { EncodedCount } from './encoded-count.js';
 import type { Session } from './session.js';
 
 type WriteCallback = (error?: Error | null) => void;
-/** The one field of Node's `WritableState` that `write()` sets (not public API; test/node-internals.test.ts). */
 /** How long a channel closed by `destroy()` as a socket (see `#closeAsSocket`) waits for the peer's FIN. */
 const CLOSE_LINGER_MS = 2000;
 
+/**
+ * The fields of Node's `WritableState` read or set here (not public API; test/node-internals.test.ts): the
+ * flag `write()` sets, and the count of writes the stream still holds for `_write`.
+ */
 interface WritableInternals {
   _writableState: { needDrain: boolean; bufferedRequestCount: number };
 }
@@ -619,10 +622,9 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * (`end()` called, every write handed to the session: the FIN goes after them) and nothing left unread. No
    * RST then: the channel drops what still comes, and the session keeps it until the peer's FIN (data draws a
    * reset then, beyond a peer's last few small writes, as TCP answers data for a closed socket), for at most
-   * {@link CLOSE_LINGER_MS}. Node's TLS
-   * wrapper of a stream destroys it as soon as its own close went out, and the http client right after ending
-   * a `Connection: close` exchange: a RST there cut off the peer's last reads (an https response). Anything
-   * else is an abort: a RST (`release`).
+   * {@link CLOSE_LINGER_MS} once its FIN left. Node's TLS wrapper of a stream destroys it as soon as its own
+   * close went out, and the http client right after ending a `Connection: close` exchange: a RST there cut off
+   * the peer's last reads (an https response). Anything else is an abort: a RST (`release`).
    */
   #closeAsSocket(): void {
     const state = this.#state;
