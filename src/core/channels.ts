@@ -13,6 +13,7 @@ import type { ChannelPort } from './channel-port.js';
 import { ChannelState, Pending, type ChannelEndpoint, type WriteDone } from './channel-state.js';
 import type { FormatRules, WireCodec } from './codec.js';
 import { callBack, defer } from './defer.js';
+import { EndingChannels } from './ending-channels.js';
 import { ChannelResetError, MuxError, TransportClosedError } from './errors.js';
 import { Flag } from './frame.js';
 import type { SessionMemory } from './flow.js';
@@ -45,6 +46,8 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   readonly #finishing = new Map<ChannelState, WriteDone>();
   /** Live channels closed both ways and kept until read (see `leaveIfClosed`). */
   #heldClosed = 0;
+  /** Channels the session's end took out of the table, whose endpoints are still to hear of it. */
+  readonly #ending: EndingChannels;
 
   readonly #options: ResolvedOptions;
   readonly #codec: WireCodec;
@@ -100,6 +103,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     this.#direct = direct;
     this.#rules = rules;
     this.highWaterMark = options.channelHighWaterMark;
+    this.#ending = new EndingChannels(options.readTimeSlice, this.#tellEnded);
   }
 
   /** Live channels. */
@@ -323,28 +327,45 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   /**
    * Fails every channel with `error` (each with its own `TransportClosedError` when undefined) and empties the
    * table, without a frame: the session is ending. `clearPending` drops the flags they still owed the peer.
+   * Their books close at once; their endpoints hear of it a batch a turn when there are many (see
+   * `EndingChannels`), and `whenAllTold` waits for the last.
    */
   failAll(error: Error | undefined, clearPending: boolean): void {
+    const ending = this.#ending;
     for (const channel of this.#streams.values()) {
       channel.live = false;
-      if (channel.heldClosed) {
-        // Closed both ways, all of it here: it is read to its end as any closed channel, and does not fail.
-        this.#onRemoved(channel, undefined);
-        continue;
+      // Closed both ways, all of it here (heldClosed): it is read to its end as any closed channel, and does not fail.
+      if (!channel.heldClosed) {
+        if (clearPending) channel.pending = 0;
+        // Its open deadline and the listener on its dial's signal go too (a channel without a deadline is on
+        // no list that the outgoing part's stop() would sweep).
+        if (channel.openDeadline !== 0 || channel.openAbort !== null) this.#outgoing.settled(channel);
+        // Reset already, though told later: a write meanwhile fails with the session's error.
+        channel.state = 'reset';
       }
-      if (clearPending) channel.pending = 0;
-      // Its open deadline and the listener on its dial's signal go too (a channel without a deadline is on
-      // no list that the outgoing part's stop() would sweep).
-      if (channel.openDeadline !== 0 || channel.openAbort !== null) this.#outgoing.settled(channel);
-      const failure = error ?? new TransportClosedError();
-      channel.fail(failure, true, true);
-      this.#onRemoved(channel, failure);
+      ending.add(channel, error);
     }
     this.#streams.clear();
     this.#finishing.clear();
     this.#outboundOpen = 0;
     this.#heldClosed = 0;
+    ending.start();
   }
+
+  /** Calls `then` once every channel `failAll` took has been told (at once when none waits). */
+  whenAllTold(then: () => void): void {
+    this.#ending.whenTold(then);
+  }
+
+  readonly #tellEnded = (channel: ChannelState, error: Error | undefined): void => {
+    if (channel.heldClosed) {
+      this.#onRemoved(channel, undefined);
+      return;
+    }
+    const failure = error ?? new TransportClosedError();
+    channel.fail(failure, true, true);
+    this.#onRemoved(channel, failure);
+  };
 
   /** Why a write on a channel that can no longer send fails. */
   #writeRefusal(channel: ChannelState): Error {

@@ -134,8 +134,9 @@ export interface SessionOptions {
    * application's listeners included) before the rest waits for the event loop's other work: one read of a
    * socket brings up to 64 KiB, thousands of frames that each open a channel, and Node reads a busy socket up
    * to 32 times in a row. Once the slice is spent the session stops reading its transport and goes on with what
-   * it holds after the loop's pending work (timers, other sockets, other sessions). 0: no limit (a read is
-   * decoded whole, at once).
+   * it holds after the loop's pending work (timers, other sockets, other sessions). The same share paces a
+   * failed session's news to its channels: beyond 64 of them they hear of it a batch a turn, and the session
+   * reports its end after the last. 0: no limit (a read is decoded whole, at once; every channel told at once).
    * @defaultValue 8
    */
   readTimeSlice?: number | undefined;

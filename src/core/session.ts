@@ -1016,10 +1016,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#gate.stop();
     this.#keepAlive.stop(error ?? new SessionClosedError());
     this.#incoming.rejectWaiters(error ?? new SessionClosedError());
-    if (error === undefined) this.#resolveClosed();
-    else this.#rejectClosed(error);
-    this.#telemetry.log(LOG_SESSION_CLOSE, undefined, error);
-    this.emit('close', error);
+    // Reported once its channels heard of it: a session that had many tells them in turns (ending-channels.ts).
+    this.#streams.whenAllTold(() => {
+      if (error === undefined) this.#resolveClosed();
+      else this.#rejectClosed(error);
+      this.#telemetry.log(LOG_SESSION_CLOSE, undefined, error);
+      this.emit('close', error);
+    });
   }
 
   // ------------------------------------------------------------------ helpers

@@ -1,0 +1,116 @@
+/**
+ * A session that fails under many channels tells them a batch a turn of the event loop (ending-channels.ts):
+ * what the failure sets off in the application (a Node stream's teardown, a `pipeline`'s cleanup) held the
+ * event loop for seconds when 65,536 channels were told in one turn. Every channel still hears of it, with the
+ * session's error, before the session reports its own end; a session with few channels ends within the turn.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pipeline } from 'node:stream';
+import {
+  type Channel,
+  type LightChannel,
+  type LightSession,
+  type Session,
+  lightClient,
+  lightServer,
+  multiplexedClient,
+  multiplexedServer,
+} from '../src/index.js';
+import { memoryPipe, until } from './helpers.js';
+
+const noop = (): void => {};
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+type AnyChannel = Channel | LightChannel;
+
+/** A server session holding `count` channels its peer opened, each piped back (Node) or read (light). */
+async function serverWith(
+  kind: 'node' | 'light',
+  count: number,
+  readTimeSlice?: number,
+): Promise<{ server: Session | LightSession; channels: AnyChannel[] }> {
+  const [a, b] = memoryPipe();
+  const options = { keepAliveInterval: 0, ...(readTimeSlice === undefined ? {} : { readTimeSlice }) };
+  const client = kind === 'node' ? multiplexedClient(a, options) : lightClient(a, options);
+  const server = kind === 'node' ? multiplexedServer(b, options) : lightServer(b, options);
+  const channels: AnyChannel[] = [];
+  server.on('channel', (channel: AnyChannel) => {
+    channels.push(channel);
+    if (kind === 'node') pipeline(channel as Channel, channel as Channel, noop);
+    else (channel as LightChannel).on('data', noop);
+  });
+  for (let i = 0; i < count; i++) {
+    const channel = client.dial();
+    channel.on('error', noop);
+    channel.write(new Uint8Array([i & 0xff]));
+  }
+  await until(() => channels.length === count, 20_000, `${count} channels at the server`);
+  client.destroy();
+  return { server, channels };
+}
+
+for (const kind of ['node', 'light'] as const) {
+  test(`${kind}: a session failing under 2,000 channels tells them over several turns, each with its error, before it reports its end`, async () => {
+    const { server, channels } = await serverWith(kind, 2000);
+    const failure = new Error('the peer went away');
+    const told: Error[] = [];
+    for (const channel of channels) {
+      (channel as { on(event: 'error', listener: (error: Error) => void): unknown }).on('error', (error) =>
+        told.push(error),
+      );
+    }
+    let destroyedAtClose = -1;
+    server.on('close', () => {
+      destroyedAtClose = channels.filter((channel) => channel.destroyed).length;
+    });
+    const closed = server.closed.then(
+      () => assert.fail('closed should reject'),
+      (error: unknown) => error,
+    );
+    server.destroy(failure);
+    const inTheTurn = channels.filter((channel) => channel.destroyed).length;
+    await turn();
+    const afterOneTurn = channels.filter((channel) => channel.destroyed).length;
+    assert.equal(await closed, failure);
+    // Some in the turn of the failure, more in the next, all of them before the session's end was reported.
+    assert.ok(inTheTurn > 0 && inTheTurn < 2000, `told in the turn of the failure: ${inTheTurn}`);
+    assert.ok(afterOneTurn > inTheTurn && afterOneTurn < 2000, `told after one more turn: ${afterOneTurn}`);
+    assert.equal(destroyedAtClose, 2000, 'every channel was told before the session reported its end');
+    await until(() => told.length === 2000, 5000, "every channel's 'error'");
+    assert.ok(
+      told.every((error) => error === failure),
+      'each channel failed with the session error',
+    );
+    assert.equal(server.stats().channelsOpen, 0);
+  });
+}
+
+test('a session failing under few channels tells them all within the turn, as before', async () => {
+  const { server, channels } = await serverWith('node', 40);
+  server.destroy(new Error('gone'));
+  assert.equal(channels.filter((channel) => channel.destroyed).length, 40);
+  await assert.rejects(server.closed, /gone/);
+});
+
+test('readTimeSlice 0 tells every channel within the turn of the failure', async () => {
+  const { server, channels } = await serverWith('node', 2000, 0);
+  let reported = false;
+  server.on('close', () => (reported = true));
+  server.destroy(new Error('gone'));
+  assert.equal(channels.filter((channel) => channel.destroyed).length, 2000);
+  assert.equal(reported, true, "the session's end reported within the call");
+  await assert.rejects(server.closed, /gone/);
+});
+
+test('a write made before its channel was told fails with the session error, not as a write after end', async () => {
+  const { server, channels } = await serverWith('node', 2000);
+  const failure = new Error('the peer went away');
+  server.destroy(failure);
+  const last = channels[channels.length - 1] as Channel;
+  assert.equal(last.destroyed, false, 'the last channel is told in a later turn');
+  const written = new Promise<Error | null | undefined>((resolve) => last.write('late', resolve));
+  const error = await written;
+  assert.equal(error, failure);
+  await assert.rejects(server.closed, /went away/);
+});
