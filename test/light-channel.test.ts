@@ -803,3 +803,39 @@ test('write() of empty things that are not Uint8Arrays says it takes a Uint8Arra
     close();
   }
 });
+
+test("a light channel still uploading when its peer replied, ended and dropped the connection reads the whole reply, then 'end', then the error; a writer told to wait before hears 'drain'", async () => {
+  const [a, b] = await tcpPair();
+  const client = lightClient(a, { keepAliveInterval: 0 });
+  const server = lightServer(b, { keepAliveInterval: 0 });
+  try {
+    const reply = pseudoRandomBytes(5000, 413);
+    // The server never reads the upload (it answers it at once, as an HTTP server's 413 does).
+    server.on('channel', (channel: LightChannel) => {
+      channel.end(reply);
+      channel.on('finish', () => b.destroy());
+    });
+    const channel = client.dial();
+    // More than the server's window: the rest waits for credit that never comes.
+    assert.equal(channel.write(new Uint8Array(600 * 1024)), false, 'the writer is told to wait');
+    const drained = once(channel, 'drain');
+    const failed = once(channel, 'error');
+    await until(() => client.state === 'closed', 5000, 'the session failed');
+    assert.ok(channel.writableLength > 0 || channel.failure !== undefined);
+    await drained;
+    const events: string[] = [];
+    channel.on('end', () => events.push('end'));
+    channel.on('close', () => events.push('close'));
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of channel) chunks.push(chunk);
+    assert.ok(Buffer.concat(chunks).equals(reply), 'the whole reply, in order');
+    assert.equal(((await failed)[0] as MuxError).code, 'ERR_MUX_TRANSPORT_CLOSED');
+    await until(() => events.includes('close'), 1000, "'close'");
+    assert.deepEqual(events, ['end', 'close']);
+  } finally {
+    client.destroy();
+    server.destroy();
+    a.destroy();
+    b.destroy();
+  }
+});

@@ -6,8 +6,9 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import readline from 'node:readline';
 import tls from 'node:tls';
-import { Duplex, addAbortSignal, pipeline as streamPipeline } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Duplex, Writable, addAbortSignal, pipeline as streamPipeline } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { text } from 'node:stream/consumers';
 import {
   type Channel,
   ChannelRefusedError,
@@ -2783,4 +2784,38 @@ describe('sessions over Node transports: what a review of them found', () => {
     assert.ok(error instanceof TransportClosedError, String(error));
     assert.equal(error.cause, why);
   });
+});
+
+test("a channel reset by its peer before anyone read it (no 'error' listener) gives consumers that come later the ChannelResetError, not Node's premature close", async () => {
+  const { client, server, close } = await sessionPair();
+  try {
+    const accepted: Channel[] = [];
+    server.on('channel', (channel: Channel) => accepted.push(channel)); // read later (an auth lookup first)
+    const dialled: Channel[] = [];
+    for (let i = 0; i < 4; i++) {
+      const channel = client.dial();
+      channel.write('hello');
+      dialled.push(channel);
+    }
+    await until(() => accepted.length === 4, 2000, 'four channels at the server');
+    for (const channel of dialled) channel.resetAndDestroy();
+    await until(() => accepted.every((channel) => channel.destroyed), 2000, 'the resets');
+    await new Promise((resolve) => setImmediate(resolve));
+    const [first, second, third, fourth] = accepted as [Channel, Channel, Channel, Channel];
+    assert.equal((first.errored as MuxError | null)?.code, 'ERR_MUX_CHANNEL_RESET');
+    await assert.rejects(text(first), ChannelResetError);
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of second) void chunk;
+      })(),
+      ChannelResetError,
+    );
+    await assert.rejects(
+      pipeline(third, new Writable({ write: (_chunk, _encoding, callback) => callback() })),
+      ChannelResetError,
+    );
+    await assert.rejects(finished(fourth), ChannelResetError);
+  } finally {
+    await close();
+  }
 });

@@ -218,14 +218,7 @@ export class LightChannel
     // that does not read spin without giving the event loop a turn; a bound by what was read held readers
     // that write more than they read.)
     if ((this.#flags & FAIL_AT_END) !== 0) {
-      if ((this.#flags & NEED_DRAIN) === 0) {
-        this.#flags |= NEED_DRAIN;
-        setTimeout(() => {
-          if ((this.#flags & (NEED_DRAIN | CLOSED)) !== NEED_DRAIN) return;
-          this.#flags &= ~NEED_DRAIN;
-          this.emit('drain');
-        }, 0);
-      }
+      if ((this.#flags & NEED_DRAIN) === 0) this.#drainLater();
       return false;
     }
     if (this.#state.localFin) {
@@ -390,20 +383,35 @@ export class LightChannel
   }
 
   /**
-   * @internal The channel failed. When its session failed (not a reset) and nothing written here waits, what
-   * arrived is still read (users-asks row 26). After the peer's FIN it is whole: it is read to `'end'`, and
-   * the channel fails only then. Without the FIN it may be cut short: once the last of it is read, the
-   * channel fails, with no `'end'`.
+   * @internal The channel failed. When its session failed (not a reset), what arrived is still read
+   * (users-asks row 26), whatever this side still had to write: those writes (and a FIN not sent) go nowhere,
+   * and the channel's error says so after the read. After the peer's FIN what arrived is whole: it is read to
+   * `'end'`, and the channel fails only then (a peer that answered an upload still under way with a reply, its
+   * FIN and the connection's end loses nothing). Without the FIN it may be cut short: once the last of it is
+   * read, the channel fails, with no `'end'`.
    */
   fail(error: Error, sessionEnded = false): void {
     if ((this.#flags & CLOSED) !== 0) return;
     const ended = this.#flags & (REMOTE_ENDED | END_EMITTED);
-    if (sessionEnded && this.#writing === 0 && (ended === REMOTE_ENDED || (ended === 0 && this.#buffered > 0))) {
+    if (sessionEnded && (ended === REMOTE_ENDED || (ended === 0 && this.#buffered > 0))) {
       this.#failure = error;
       this.#flags |= FAIL_AT_END;
+      // A writer told to wait before the failure hears 'drain' as later writers do (see `write`): an echo that
+      // waits for it before reading on would otherwise never read to the end.
+      if ((this.#flags & NEED_DRAIN) !== 0) this.#drainLater();
       return;
     }
     this.#close(error);
+  }
+
+  /** 'drain' from a timer (a channel left only to be read: see `write`). */
+  #drainLater(): void {
+    this.#flags |= NEED_DRAIN;
+    setTimeout(() => {
+      if ((this.#flags & (NEED_DRAIN | CLOSED)) !== NEED_DRAIN) return;
+      this.#flags &= ~NEED_DRAIN;
+      this.emit('drain');
+    }, 0);
   }
 
   /** @internal */
@@ -418,6 +426,8 @@ export class LightChannel
     if (length > 0) this.#writes--; // (0: the FIN's, which was not counted)
     if ((this.#flags & CLOSED) !== 0) return;
     if (error) {
+      // Left to be read to its end (see `fail`): its writes fail with the session, and the read decides.
+      if ((this.#flags & FAIL_AT_END) !== 0) return;
       // A live channel is failed by its session before its writes fail. One the session no longer holds (both
       // FINs exchanged while its last bytes, or its FIN, were still in the transport's hands) hears of the
       // failure only here, and must still end: with the error, once what the peer sent and this side has not

@@ -19,6 +19,8 @@ import type { Session } from './session.js';
 type WriteCallback = (error?: Error | null) => void;
 /** How long a channel closed by `destroy()` as a socket (see `#closeAsSocket`) waits for the peer's FIN. */
 const CLOSE_LINGER_MS = 2000;
+/** The `'error'` listener a failing channel with none of its own gets (see `#destroyFailed`). */
+const ignoreError = (): void => {};
 
 /**
  * The fields of Node's `WritableState` read or set here (not public API; test/node-internals.test.ts): the
@@ -755,9 +757,15 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     this.#destroyFailed(error);
   }
 
+  /**
+   * Destroys the channel with its failure. With nobody listening for `'error'`, Node would throw the one it
+   * emits (ending the process for a peer's reset): a listener of the channel's own takes it then, so that the
+   * stream is still errored for consumers that come later (`for await`, `stream/consumers`, `pipeline`,
+   * `finished`: the typed error, not Node's `ERR_STREAM_PREMATURE_CLOSE`).
+   */
   #destroyFailed(error: Error): void {
-    if (this.listenerCount('error') > 0) this.destroy(error);
-    else this.destroy();
+    if (this.listenerCount('error') === 0) this.once('error', ignoreError);
+    this.destroy(error);
   }
 
   /** @internal */
