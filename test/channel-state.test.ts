@@ -6,7 +6,9 @@ function endpoint(log: string[]): ChannelEndpoint {
   return {
     deliver() {},
     remoteEnded() {},
-    fail: (error) => log.push(`endpoint failed: ${error.message}`),
+    fail: (error) => {
+      log.push(`endpoint failed: ${error.message}`);
+    },
     bufferedBytes: 0,
     destroyed: false,
   };

@@ -813,7 +813,8 @@ test("a light channel still uploading when its peer replied, ended and dropped t
     // The server never reads the upload (it answers it at once, as an HTTP server's 413 does).
     server.on('channel', (channel: LightChannel) => {
       channel.end(reply);
-      channel.on('finish', () => b.destroy());
+      // Once the upload's first window arrived and was read by the session (no unread bytes: a FIN, not a RST).
+      channel.on('finish', () => setTimeout(() => b.destroy(), 50));
     });
     const channel = client.dial();
     // More than the server's window: the rest waits for credit that never comes.

@@ -2787,7 +2787,8 @@ describe('sessions over Node transports: what a review of them found', () => {
 });
 
 test("a channel reset by its peer before anyone read it (no 'error' listener) gives consumers that come later the ChannelResetError, not Node's premature close", async () => {
-  const { client, server, close } = await sessionPair();
+  const pair = await sessionPair();
+  const { client, server } = pair;
   try {
     const accepted: Channel[] = [];
     server.on('channel', (channel: Channel) => accepted.push(channel)); // read later (an auth lookup first)
@@ -2806,7 +2807,7 @@ test("a channel reset by its peer before anyone read it (no 'error' listener) gi
     await assert.rejects(text(first), ChannelResetError);
     await assert.rejects(
       (async () => {
-        for await (const chunk of second) void chunk;
+        for await (const chunk of second) assert.fail(`no data should come: ${String(chunk)}`);
       })(),
       ChannelResetError,
     );
@@ -2816,6 +2817,49 @@ test("a channel reset by its peer before anyone read it (no 'error' listener) gi
     );
     await assert.rejects(finished(fourth), ChannelResetError);
   } finally {
-    await close();
+    await pair.close();
+  }
+});
+
+test("a Channel still uploading when its peer replied, ended and dropped the connection reads the whole reply, then 'end', then the error; its waiting write is taken", async () => {
+  const [a, b] = await tcpPair();
+  const client = multiplexedClient(a, { keepAliveInterval: 0 });
+  const server = multiplexedServer(b, { keepAliveInterval: 0 });
+  try {
+    const reply = pseudoRandomBytes(5000, 413);
+    // The server never reads the upload (it answers it at once, as an HTTP server's 413 does).
+    server.on('channel', (channel: Channel) => {
+      channel.end(reply);
+      // Once the upload's first window arrived and was read by the session (no unread bytes: a FIN, not a RST).
+      channel.on('finish', () => setTimeout(() => b.destroy(), 50));
+    });
+    const channel = client.dial();
+    const failed = once(channel, 'error');
+    // More than the server's window: the rest waits for credit that never comes.
+    let writeError: Error | null | undefined;
+    const written = new Promise<void>((resolve) =>
+      channel.write(Buffer.alloc(600 * 1024), (error) => {
+        writeError = error;
+        resolve();
+      }),
+    );
+    await until(() => client.state === 'closed', 5000, 'the session failed');
+    assert.equal(channel.destroyed, false, 'kept to be read');
+    const events: string[] = [];
+    channel.on('end', () => events.push('end'));
+    channel.on('close', () => events.push('close'));
+    const chunks: Buffer[] = [];
+    for await (const chunk of channel) chunks.push(chunk as Buffer);
+    assert.ok(Buffer.concat(chunks).equals(reply), 'the whole reply, in order');
+    await written;
+    assert.equal(writeError ?? null, null, 'the waiting write was taken (its bytes go nowhere)');
+    assert.equal(((await failed)[0] as MuxError).code, 'ERR_MUX_TRANSPORT_CLOSED');
+    await until(() => events.includes('close'), 1000, "'close'");
+    assert.deepEqual(events, ['end', 'close']);
+  } finally {
+    client.destroy();
+    server.destroy();
+    a.destroy();
+    b.destroy();
   }
 });

@@ -36,8 +36,11 @@ export interface ChannelEndpoint {
   /**
    * @internal The channel ended abnormally (reset, or its session failed: `sessionEnded`); fail pending reads
    * and writes. When the session failed after the peer's FIN, what the peer sent may still be read first.
+   * Returns true when the endpoint keeps the channel to be read and its writes still queued are to be taken
+   * (completed without an error, going nowhere, as a socket's bytes taken before a reset) rather than failed;
+   * anything else (nothing, false) fails them.
    */
-  fail(error: Error, sessionEnded?: boolean): void;
+  fail(error: Error, sessionEnded?: boolean): unknown;
   /** @internal Bytes delivered and not yet read by the application. */
   readonly bufferedBytes: number;
   /** True once the application has let go of the channel (a Node stream's `destroy()`, by hand or automatic). */
@@ -286,12 +289,12 @@ export class ChannelState {
    */
   fail(error: Error, failEndpoint = true, sessionEnded = false): void {
     this.state = 'reset';
-    if (failEndpoint) this.endpoint.fail(error, sessionEnded);
-    this.dropQueue(error);
+    const kept = failEndpoint && this.endpoint.fail(error, sessionEnded) === true;
+    this.dropQueue(kept ? null : error);
   }
 
-  /** Drops every queued write, failing its completion. */
-  dropQueue(error: Error): void {
+  /** Drops every queued write, failing its completion (null: completing it, its bytes going nowhere). */
+  dropQueue(error: Error | null): void {
     const queue = this.queue;
     const head = this.queueHead;
     this.queueEmptied();

@@ -738,23 +738,26 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * channel fails only then. Without the FIN the data may be cut short: the channel fails once the last of it
    * was read, with the error instead of `'end'`.
    */
-  fail(error: Error, sessionEnded = false): void {
-    if (this.destroyed) return;
+  fail(error: Error, sessionEnded = false): boolean {
+    if (this.destroyed) return false;
     this.#failure = error;
-    if (sessionEnded && !this.readableEnded && this.writableLength === 0) {
+    if (sessionEnded && !this.readableEnded) {
       const failWhenRead = !this.#state.remoteFin;
       // After 'end' has reached every listener: a consumer's own 'error' listener may go with its 'end'
       // (events.once, readline), and the error must not come to a channel nobody listens on any more.
       if (!failWhenRead) this.once('end', () => process.nextTick(() => this.destroyed || this.#destroyFailed(error)));
       else if (this.readableLength === 0) {
         this.#destroyFailed(error);
-        return;
+        return false;
       }
-      // Writes and end() from now on wait here, and fail with the channel (Node would end it at once).
+      // Writes and end() from now on wait here, and fail with the channel (Node would end it at once). A write
+      // the session still held is taken (see `#refuseWrite`): failing it would fail the whole Node stream, and
+      // a reply that arrived while an upload waited for window would be lost.
       this.#kept = { held: [], failWhenRead, checkDue: false, askedTooMuch: false };
-      return;
+      return true;
     }
     this.#destroyFailed(error);
+    return false;
   }
 
   /**
