@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pipeline } from 'node:stream';
+import { text } from 'node:stream/consumers';
 import {
   type Channel,
   type LightChannel,
@@ -17,6 +18,8 @@ import {
   multiplexedClient,
   multiplexedServer,
 } from '../src/index.js';
+import { WebSession, type WebChannel } from '../src/web/index.js';
+import { duplexTransport } from '../src/node/transport.js';
 import { memoryPipe, until } from './helpers.js';
 
 const noop = (): void => {};
@@ -113,4 +116,116 @@ test('a write made before its channel was told fails with the session error, not
   const error = await written;
   assert.equal(error, failure);
   await assert.rejects(server.closed, /went away/);
+});
+
+/**
+ * A server session of `kind` holding `count` channels whose peer wrote `reply` and ended (FIN); nothing is read
+ * yet and no channel has an 'error' listener.
+ */
+async function repliedTo(
+  kind: 'node' | 'light' | 'web',
+  count: number,
+): Promise<{ server: Session | LightSession | WebSession; channels: (AnyChannel | WebChannel)[] }> {
+  const [a, b] = memoryPipe();
+  const options = { keepAliveInterval: 0 };
+  const client = lightClient(a, options);
+  const server =
+    kind === 'node'
+      ? multiplexedServer(b, options)
+      : kind === 'light'
+        ? lightServer(b, options)
+        : new WebSession(duplexTransport(b), 'server', options);
+  const channels: (AnyChannel | WebChannel)[] = [];
+  (server as { on(event: 'channel', listener: (channel: AnyChannel | WebChannel) => void): unknown }).on(
+    'channel',
+    (channel) => channels.push(channel),
+  );
+  for (let i = 0; i < count; i++) {
+    const channel = client.dial();
+    channel.on('error', noop);
+    channel.end(new TextEncoder().encode('reply'));
+  }
+  await until(() => channels.length === count, 20_000, `${count} channels at the server`);
+  await until(() => server.stats().bytesIn >= client.stats().bytesOut, 5000, 'every reply and FIN');
+  client.destroy();
+  return { server, channels };
+}
+
+async function readWeb(channel: WebChannel): Promise<string> {
+  let got = '';
+  const decoder = new TextDecoder();
+  const reader = channel.readable.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return got;
+    got += decoder.decode(value, { stream: true });
+  }
+}
+
+for (const kind of ['node', 'light', 'web'] as const) {
+  test(`${kind}: channels written to and ended before the session told them still read the peer's reply to its end; no end reports a FIN that did not go`, async () => {
+    const { server, channels } = await repliedTo(kind, 1000);
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown): void => void uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const finished: number[] = [];
+      const endResults: (Error | undefined)[] = [];
+      server.destroy(new Error('the peer went away'));
+      // In the same turn: most channels are not told yet; each is ended, every other one written to first.
+      const untold = channels.filter((channel) => !(channel as { destroyed?: boolean }).destroyed).length;
+      assert.ok(untold > 0, 'some channels wait to be told');
+      const reads: Promise<string>[] = [];
+      channels.forEach((channel, i) => {
+        if (kind === 'web') {
+          const writer = (channel as WebChannel).writable.getWriter();
+          if (i % 2 === 0) writer.write(new Uint8Array([1])).catch(noop);
+          writer.close().then(
+            () => finished.push(i),
+            (error: unknown) => endResults.push(error as Error),
+          );
+          reads.push(readWeb(channel as WebChannel));
+          return;
+        }
+        const endpoint = channel as Channel & LightChannel;
+        endpoint.on('finish', () => finished.push(i));
+        if (i % 2 === 0) endpoint.write(kind === 'node' ? Buffer.from('x') : new Uint8Array([1]));
+        if (kind === 'node') (endpoint as Channel).end((error?: Error | null) => endResults.push(error ?? undefined));
+        else endpoint.end();
+        reads.push(
+          kind === 'node'
+            ? text(endpoint as Channel)
+            : (async () => {
+                let got = '';
+                for await (const chunk of endpoint as LightChannel) got += Buffer.from(chunk).toString();
+                return got;
+              })(),
+        );
+      });
+      const texts = await Promise.all(reads);
+      assert.equal(texts.filter((got) => got === 'reply').length, 1000, "every reply read to its 'end'");
+      await assert.rejects(server.closed, /went away/);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(finished, [], 'no channel finished: no FIN went');
+      if (kind !== 'light')
+        assert.ok(
+          endResults.every((error) => error instanceof Error),
+          'each end failed',
+        );
+      assert.deepEqual(uncaught, []);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+  });
+}
+
+test('close() called while a failed session still tells its channels resolves once it has reported its end', async () => {
+  const { server, channels } = await serverWith('node', 2000);
+  let reported = false;
+  server.on('close', () => (reported = true));
+  server.destroy(new Error('gone'));
+  await server.close();
+  assert.equal(reported, true);
+  assert.equal(channels.filter((channel) => channel.destroyed).length, 2000);
+  await assert.rejects(server.closed, /gone/);
 });

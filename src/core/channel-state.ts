@@ -285,12 +285,14 @@ export class ChannelState {
    * Ends the channel abnormally on this side's books: `reset`, its endpoint failed with `error` (first, so the
    * endpoint records the reason before its queued writes fail), its queue dropped. Whether a RST goes to the
    * peer, and taking it out of the session's table, are the session's business. `sessionEnded`: the session
-   * failed under the channel (told to the endpoint).
+   * failed under the channel (told to the endpoint). Returns true when the endpoint keeps it to be read, its
+   * queued writes taken (see `ChannelEndpoint.fail`).
    */
-  fail(error: Error, failEndpoint = true, sessionEnded = false): void {
+  fail(error: Error, failEndpoint = true, sessionEnded = false): boolean {
     this.state = 'reset';
     const kept = failEndpoint && this.endpoint.fail(error, sessionEnded) === true;
     this.dropQueue(kept ? null : error);
+    return kept;
   }
 
   /** Drops every queued write, failing its completion (null: completing it, its bytes going nowhere). */

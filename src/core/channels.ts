@@ -147,6 +147,13 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
 
   write(channel: ChannelState, data: Uint8Array, done: WriteDone | null): void {
     if (!channel.live || channel.localFin) {
+      // Its session ended and it was not told yet (see `failAll`): told now, it meets the end as a told one does.
+      // An endpoint that keeps the channel to be read takes the write (it goes nowhere, as the writes queued
+      // when it was told); any other is refused.
+      if (this.#ending.has(channel) && this.#ending.tellNow(channel) === true) {
+        done?.(null);
+        return;
+      }
       done?.(this.#writeRefusal(channel));
       return;
     }
@@ -178,6 +185,16 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
 
   end(channel: ChannelState, done?: WriteDone): void {
     if (!channel.live || channel.localFin) {
+      // Its session ended and it was not told yet (see `failAll`): no FIN goes. Told now, an endpoint that keeps
+      // the channel to be read holds its end until it fails (a Node stream's `end()` fails with it); any other
+      // end fails with the session's error.
+      if (this.#ending.has(channel)) {
+        if (this.#ending.tellNow(channel) !== true && done !== undefined) {
+          const refusal = this.#writeRefusal(channel);
+          defer(() => callBack(done, refusal));
+        }
+        return;
+      }
       if (done !== undefined) defer(() => callBack(done, undefined));
       return;
     }
@@ -197,7 +214,10 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
    * (see the receive path).
    */
   closeRead(channel: ChannelState): void {
-    if (!channel.live) return;
+    if (!channel.live) {
+      if (this.#ending.has(channel)) this.#ending.tellNow(channel);
+      return;
+    }
     channel.readClosed = true;
   }
 
@@ -357,14 +377,16 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     this.#ending.whenTold(then);
   }
 
-  readonly #tellEnded = (channel: ChannelState, error: Error | undefined): void => {
+  /** Tells one channel of the session's end; true when its endpoint keeps it to be read (`ChannelEndpoint.fail`). */
+  readonly #tellEnded = (channel: ChannelState, error: Error | undefined): boolean => {
     if (channel.heldClosed) {
       this.#onRemoved(channel, undefined);
-      return;
+      return false;
     }
     const failure = error ?? new TransportClosedError();
-    channel.fail(failure, true, true);
+    const kept = channel.fail(failure, true, true);
     this.#onRemoved(channel, failure);
+    return kept;
   };
 
   /** Why a write on a channel that can no longer send fails. */

@@ -8,7 +8,9 @@
  * other session, timer and socket of the process waiting meanwhile (and a peer can open that many and then
  * disconnect, again and again). So the session takes its channels off its books at once (none is live once
  * it ended) and tells their endpoints in batches, one a turn, each sized from what the one before cost (what it
- * set off included) to take about `readTimeSlice`. The session reports its own end after the last batch.
+ * set off included) to take about `readTimeSlice`. The session reports its own end after the last batch. A
+ * channel whose application reaches the session first (a write, an end) is told then, out of turn, so that
+ * it never meets the session's end untold.
  * @module
  */
 import type { ChannelState } from './channel-state.js';
@@ -24,30 +26,32 @@ const FIRST_BATCH = 64;
 const MIN_BATCH = 16;
 
 export class EndingChannels {
-  /** Channel, error, channel, error...: those still to be told from `#next`, in the order they were added. */
-  #items: (ChannelState | Error | undefined)[] = [];
-  #next = 0;
+  /** Those still to be told, in the order they were added (a `Map` keeps it), with the error for each. */
+  readonly #untold = new Map<ChannelState, Error | undefined>();
   #batch = FIRST_BATCH;
   #batchStart = 0;
   #batchSize = 0;
+  /** What the last batch cost, with what it set off in the ticks right after it. */
+  #batchCost = 0;
   #queued = false;
   #telling = false;
   #after: (() => void)[] = [];
   readonly #slice: number;
-  readonly #tell: (channel: ChannelState, error: Error | undefined) => void;
+  readonly #tell: (channel: ChannelState, error: Error | undefined) => unknown;
 
   /**
    * `slice`: the milliseconds a turn's batch may take (0: every channel told at once). `tell` tells one
-   * channel's endpoint, with the error the session's end gave (undefined: each its own).
+   * channel's endpoint, with the error the session's end gave (undefined: each its own), and returns what the
+   * endpoint answered (`ChannelEndpoint.fail`).
    */
-  constructor(slice: number, tell: (channel: ChannelState, error: Error | undefined) => void) {
+  constructor(slice: number, tell: (channel: ChannelState, error: Error | undefined) => unknown) {
     this.#slice = slice;
     this.#tell = tell;
   }
 
   /** A channel taken out of the session's table at its end, to be told with `error`. */
   add(channel: ChannelState, error: Error | undefined): void {
-    this.#items.push(channel, error);
+    this.#untold.set(channel, error);
   }
 
   /** Tells a first batch of those added now, the rest in later turns (all of them now without a slice). */
@@ -57,45 +61,74 @@ export class EndingChannels {
     this.#tellBatch(this.#slice === 0 ? Infinity : FIRST_BATCH);
   }
 
+  /** True while `channel` waits to be told. */
+  has(channel: ChannelState): boolean {
+    return this.#untold.size !== 0 && this.#untold.has(channel);
+  }
+
+  /**
+   * Tells `channel` now, out of turn: its application reached the session (a write, an end) before its batch
+   * did, and must meet the channel as told. Returns the endpoint's answer.
+   */
+  tellNow(channel: ChannelState): unknown {
+    const error = this.#untold.get(channel);
+    this.#untold.delete(channel);
+    const answer = this.#tell(channel, error);
+    // The session's end is reported from a microtask, not within the application's call that got here.
+    if (this.#untold.size === 0 && !this.#telling) queueMicrotask(this.#done);
+    return answer;
+  }
+
   /** Calls `then` once every channel added has been told: at once when none waits. */
   whenTold(then: () => void): void {
-    if (this.#next === this.#items.length) then();
+    if (this.#untold.size === 0) then();
     else this.#after.push(then);
   }
 
   #tellBatch(size: number): void {
     this.#batchStart = performance.now();
-    const items = this.#items;
-    const from = this.#next;
-    const end = Math.min(items.length, from + 2 * size);
+    const untold = this.#untold;
+    let told = 0;
     this.#telling = true;
     try {
-      while (this.#next < end) {
-        const i = this.#next;
-        this.#next = i + 2;
-        this.#tell(items[i] as ChannelState, items[i + 1] as Error | undefined);
+      for (const [channel, error] of untold) {
+        if (told >= size) break;
+        untold.delete(channel);
+        told++;
+        this.#tell(channel, error);
       }
     } finally {
       this.#telling = false;
-      this.#batchSize = (this.#next - from) / 2;
-      if (this.#next < this.#items.length) {
-        this.#queued = true;
-        nextTask(this.#goOn);
-      } else {
-        this.#items = [];
-        this.#next = 0;
-        const after = this.#after;
-        this.#after = [];
-        for (const then of after) then();
-      }
+      this.#batchSize = told;
+      if (untold.size !== 0) {
+        if (!this.#queued) {
+          this.#queued = true;
+          // Measured once the ticks its calls set off have run (Node runs them before promise jobs), not at the
+          // next turn, which also holds the loop's other work: a busy process would get ever smaller batches.
+          this.#batchCost = Infinity;
+          queueMicrotask(this.#measure);
+          nextTask(this.#goOn);
+        }
+      } else this.#done();
     }
   }
 
+  readonly #done = (): void => {
+    const after = this.#after;
+    this.#after = [];
+    for (const then of after) then();
+  };
+
+  readonly #measure = (): void => {
+    this.#batchCost = performance.now() - this.#batchStart;
+  };
+
   readonly #goOn = (): void => {
     this.#queued = false;
-    // What the last batch cost, with what it set off after its calls returned (a Node stream's teardown runs in
-    // the ticks that follow its destroy()): the next one is sized to fit the slice, growing at most twofold.
-    const perChannel = (performance.now() - this.#batchStart) / Math.max(1, this.#batchSize);
+    if (this.#untold.size === 0) return; // told out of turn meanwhile (`tellNow`)
+    // The next batch is sized to fit the slice, growing at most twofold.
+    const cost = Math.min(this.#batchCost, performance.now() - this.#batchStart);
+    const perChannel = cost / Math.max(1, this.#batchSize);
     this.#batch = Math.max(MIN_BATCH, Math.min(Math.floor(this.#slice / perChannel), 2 * this.#batch));
     this.#tellBatch(this.#batch);
   };

@@ -560,7 +560,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         return Promise.reject(error);
       }
     }
-    if (this.#status === 'closed') return Promise.resolve();
+    // Once the session has reported its end (a failed one tells its channels first: see `failAll`).
+    if (this.#status === 'closed') return new Promise((resolve) => this.#streams.whenAllTold(resolve));
     let closing = this.#closingPromise;
     if (closing === undefined) closing = this.#beginClose(options.timeout, true);
     // Already closing: a deadline sooner than the one set (or the first, after the ids ran out) replaces it.
