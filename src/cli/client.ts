@@ -44,6 +44,8 @@ const RELISTEN_FIRST_DELAY_MS = 2000;
 
 /** How long a session whose forwards the server refused at the first handshake may take to close gracefully. */
 const REFUSED_CLOSE_TIMEOUT_MS = 1000;
+/** The longest `close()` timeout (no deadline of this side's: the server's Go Away brings its own). */
+const NO_CLOSE_DEADLINE = 2 ** 31 - 1;
 
 /** A running client. `done` settles when it stops by itself (a fatal error, retries exhausted). */
 export interface RunningClient {
@@ -293,7 +295,7 @@ export async function runClient(
           { server, reconnects },
         );
       },
-      down(session, reason, delayMs) {
+      down(session, reason, delayMs, renewed) {
         reporter.event(
           'session-down',
           `lost the session with ${server}: ${reason}; ${
@@ -303,9 +305,13 @@ export async function runClient(
           }`,
           { server, reason, delayMs },
         );
-        // A Go Away leaves the session open for the channels in flight: let them finish, then end it.
+        // A Go Away leaves the session open for the channels in flight: let them finish, then end it. The
+        // server's Go Away comes with its own drain (its --drain-timeout), at whose end it closes the session:
+        // that deadline is the one that holds, not this side's (which is for this side's own stop, and still
+        // applies if it stops meanwhile; keep-alive still fails a server that vanished). Moving on by this
+        // side's own choice (a renewal) drains by this side's deadline.
         controls.get(session)?.end();
-        void session.close({ timeout: config.drainTimeout }).catch(() => {});
+        void session.close({ timeout: renewed ? config.drainTimeout : NO_CLOSE_DEADLINE }).catch(() => {});
       },
       retry(error, delayMs, failures, waiting) {
         reporter.event(

@@ -46,9 +46,10 @@ export interface ReconnectHooks {
   up(session: Session, reconnects: number): void;
   /**
    * The session ended or was told to go away; a new one is being made, after `delayMs` when the session
-   * did not last {@link STABLE_SESSION_MS}.
+   * did not last {@link STABLE_SESSION_MS}. `renewed`: this side chose to move on (see `renew`), the peer did
+   * not send Go Away.
    */
-  down(session: Session, reason: string, delayMs: number): void;
+  down(session: Session, reason: string, delayMs: number, renewed: boolean): void;
   /**
    * An attempt failed; the next comes after `delayMs` (shortened to the demand interval when `waiting`: a
    * forwarded connection is waiting for the session).
@@ -265,7 +266,7 @@ export class Reconnector {
         delay = backoffDelay(steps, INITIAL_DELAY_MS, this.#maxDelay);
         steps += 1;
       }
-      this.#hooks.down(session, reason, this.#demandWait(delay));
+      this.#hooks.down(session, reason, this.#demandWait(delay), renewed);
       if (delay > 0) await this.#pause(delay);
     }
   }

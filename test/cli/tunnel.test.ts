@@ -1357,6 +1357,52 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       },
     );
 
+    test(
+      "the server's --drain-timeout holds after its Go Away, not the client's: a request longer than the client's drain finishes",
+      { timeout: TIMEOUT },
+      async () => {
+        const slow = await (async () => {
+          const http = await import('node:http');
+          const server = http.createServer((_request, response) => {
+            response.write('first half, ');
+            setTimeout(() => response.end('second half\n'), 1500);
+          });
+          await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+          return server;
+        })();
+        try {
+          const slowPort = (slow.address() as net.AddressInfo).port;
+          const s = await server([
+            '--token-file',
+            work.tokenFile,
+            '--allow',
+            `127.0.0.1:${slowPort}`,
+            '--drain-timeout',
+            '10000',
+          ]);
+          // The client's own drain (for its own stop) is shorter than the request.
+          const c = await client(s.port, [
+            '--token-file',
+            work.tokenFile,
+            '--drain-timeout',
+            '300',
+            '-L',
+            `0:127.0.0.1:${slowPort}`,
+          ]);
+          const request = curl(`http://127.0.0.1:${localPorts(c)[0]}/`);
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          const exit = s.cli.stop('SIGTERM', 20_000);
+          assert.equal(await request, 'first half, second half\n');
+          assert.equal(await exit, 0);
+          const stopped = s.cli.events.find((e) => e.event === 'stopped') as { reset?: number } | undefined;
+          assert.equal(stopped?.reset, 0, 'nothing left for the drain to reset');
+          await c.stop();
+        } finally {
+          slow.close();
+        }
+      },
+    );
+
     /**
      * An HTTP target that announces a 1 TB body and sends it in 64 KiB chunks for as long as the connection
      * takes them (at most 30 s): a reader slower than that leaves data in every buffer along the way.
