@@ -106,15 +106,17 @@ test('readTimeSlice 0 tells every channel within the turn of the failure', async
   await assert.rejects(server.closed, /gone/);
 });
 
-test('a write made before its channel was told fails with the session error, not as a write after end', async () => {
+test('a write made before its channel was told tells it then: it fails with the session error, not as a write after end', async () => {
   const { server, channels } = await serverWith('node', 2000);
   const failure = new Error('the peer went away');
   server.destroy(failure);
   const last = channels[channels.length - 1] as Channel;
   assert.equal(last.destroyed, false, 'the last channel is told in a later turn');
   const written = new Promise<Error | null | undefined>((resolve) => last.write('late', resolve));
-  const error = await written;
-  assert.equal(error, failure);
+  // Nothing of the peer's is left to read: told by the write, it fails at once, with the session's error.
+  assert.equal(last.destroyed, true);
+  assert.equal(last.failure, failure);
+  assert.ok((await written) instanceof Error, 'the write fails');
   await assert.rejects(server.closed, /went away/);
 });
 
@@ -228,4 +230,58 @@ test('close() called while a failed session still tells its channels resolves on
   assert.equal(reported, true);
   assert.equal(channels.filter((channel) => channel.destroyed).length, 2000);
   await assert.rejects(server.closed, /gone/);
+});
+
+for (const kind of ['node', 'light'] as const) {
+  test(`${kind}: channels written to before the session told them, and read only afterwards, still give the peer's reply; each such write says to wait`, async () => {
+    const { server, channels } = await repliedTo(kind, 1000);
+    server.destroy(new Error('the peer went away'));
+    const returned: boolean[] = [];
+    for (const channel of channels) {
+      (channel as { on(event: 'error', listener: () => void): unknown }).on('error', noop);
+      if (kind === 'node') (channel as Channel).write('x');
+      else returned.push((channel as LightChannel).write(new Uint8Array([1])));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const texts = await Promise.all(
+      channels.map((channel) =>
+        kind === 'node'
+          ? text(channel as Channel)
+          : (async () => {
+              let got = '';
+              for await (const chunk of channel as LightChannel) got += Buffer.from(chunk).toString();
+              return got;
+            })(),
+      ),
+    );
+    assert.equal(texts.filter((got) => got === 'reply').length, 1000);
+    if (kind === 'light')
+      assert.ok(
+        returned.every((ok) => !ok),
+        'write() on a failed channel says false',
+      );
+  });
+}
+
+test("a WebChannel's end from a 'channelClose' listener of the first channels told, on a channel not told yet, fails with the session error", async () => {
+  const { server, channels } = await repliedTo('web', 1000);
+  const failure = new Error('the peer went away');
+  let result: Promise<unknown> | undefined;
+  let ended = false;
+  (server as WebSession).on('channelClose', () => {
+    // (Once: telling that channel out of turn emits its own 'channelClose' within the call.)
+    if (ended) return;
+    ended = true;
+    result = (channels[channels.length - 1] as WebChannel).writable
+      .getWriter()
+      .close()
+      .then(
+        () => 'closed',
+        (error: unknown) => error,
+      );
+  });
+  server.destroy(failure);
+  assert.ok(result !== undefined, 'the listener ran within the failure');
+  assert.equal(await result, failure);
+  await assert.rejects(server.closed, /went away/);
 });

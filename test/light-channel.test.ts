@@ -13,7 +13,7 @@ import {
 } from '../src/index.js';
 import { LightSession as CoreLightSession } from '../src/core/index.js';
 import type { Transport, TransportEvents } from '../src/core/transport.js';
-import { memoryPipe, pseudoRandomBytes, tcpPair, until } from './helpers.js';
+import { memoryPipe, pseudoRandomBytes, tcpPair, until, within } from './helpers.js';
 import { corePipe } from './support/core-pipe.js';
 import { CHUNK_COST } from '../src/core/flow.js';
 
@@ -804,7 +804,7 @@ test('write() of empty things that are not Uint8Arrays says it takes a Uint8Arra
   }
 });
 
-test("a light channel still uploading when its peer replied, ended and dropped the connection reads the whole reply, then 'end', then the error; a writer told to wait before hears 'drain'", async () => {
+test("a light channel still uploading while it reads, whose peer replied, ended and dropped the connection, reads the whole reply, then 'end', then the error; a writer told to wait before hears 'drain'", async () => {
   const [a, b] = await tcpPair();
   const client = lightClient(a, { keepAliveInterval: 0 });
   const server = lightServer(b, { keepAliveInterval: 0 });
@@ -821,18 +821,54 @@ test("a light channel still uploading when its peer replied, ended and dropped t
     assert.equal(channel.write(new Uint8Array(600 * 1024)), false, 'the writer is told to wait');
     const drained = once(channel, 'drain');
     const failed = once(channel, 'error');
-    await until(() => client.state === 'closed', 5000, 'the session failed');
-    assert.ok(channel.writableLength > 0 || channel.failure !== undefined);
-    await drained;
     const events: string[] = [];
     channel.on('end', () => events.push('end'));
     channel.on('close', () => events.push('close'));
+    // A reader is there (a client reads the response as it uploads), held back for now: the reply waits unread.
     const chunks: Uint8Array[] = [];
-    for await (const chunk of channel) chunks.push(chunk);
+    channel.on('data', (chunk) => chunks.push(chunk));
+    channel.pause();
+    await until(() => client.state === 'closed', 5000, 'the session failed');
+    assert.equal(channel.destroyed, false, 'kept to be read');
+    await drained;
+    channel.resume();
+    await until(() => events.includes('end'), 2000, "'end'");
     assert.ok(Buffer.concat(chunks).equals(reply), 'the whole reply, in order');
     assert.equal(((await failed)[0] as MuxError).code, 'ERR_MUX_TRANSPORT_CLOSED');
     await until(() => events.includes('close'), 1000, "'close'");
     assert.deepEqual(events, ['end', 'close']);
+  } finally {
+    client.destroy();
+    server.destroy();
+    a.destroy();
+    b.destroy();
+  }
+});
+
+test('a light upload that never reads its channel fails when its session does, though the peer replied and ended: not kept for a read that never comes', async () => {
+  const [a, b] = await tcpPair();
+  const client = lightClient(a, { keepAliveInterval: 0 });
+  const server = lightServer(b, { keepAliveInterval: 0 });
+  try {
+    server.on('channel', (channel: LightChannel) => {
+      channel.end(new TextEncoder().encode('413 too large'));
+      channel.on('finish', () => setTimeout(() => b.destroy(), 50));
+    });
+    const channel = client.dial();
+    channel.on('error', () => {});
+    const closed = new Promise<void>((resolve) => channel.on('close', () => resolve())); // (not `once`: it rejects at 'error')
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < 64 && !channel.destroyed) {
+        sent++;
+        if (!channel.write(new Uint8Array(32 * 1024))) return;
+      }
+      if (sent === 64 && !channel.destroyed) channel.end();
+    };
+    channel.on('drain', pump);
+    pump();
+    await within(closed, 5000, "the channel's close");
+    assert.equal((channel.failure as MuxError | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED');
   } finally {
     client.destroy();
     server.destroy();

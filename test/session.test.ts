@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import readline from 'node:readline';
 import tls from 'node:tls';
-import { Duplex, Writable, addAbortSignal, pipeline as streamPipeline } from 'node:stream';
+import { Duplex, Readable, Writable, addAbortSignal, pipeline as streamPipeline } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { text } from 'node:stream/consumers';
 import {
@@ -2821,7 +2821,7 @@ test("a channel reset by its peer before anyone read it (no 'error' listener) gi
   }
 });
 
-test("a Channel still uploading when its peer replied, ended and dropped the connection reads the whole reply, then 'end', then the error; its waiting write is taken", async () => {
+test("a Channel still uploading while it reads, whose peer replied, ended and dropped the connection, reads the whole reply, then 'end', then the error; its waiting write is taken", async () => {
   const [a, b] = await tcpPair();
   const client = multiplexedClient(a, { keepAliveInterval: 0 });
   const server = multiplexedServer(b, { keepAliveInterval: 0 });
@@ -2843,13 +2843,17 @@ test("a Channel still uploading when its peer replied, ended and dropped the con
         resolve();
       }),
     );
-    await until(() => client.state === 'closed', 5000, 'the session failed');
-    assert.equal(channel.destroyed, false, 'kept to be read');
     const events: string[] = [];
     channel.on('end', () => events.push('end'));
     channel.on('close', () => events.push('close'));
+    // A reader is there (a client reads the response as it uploads), held back for now: the reply waits unread.
     const chunks: Buffer[] = [];
-    for await (const chunk of channel) chunks.push(chunk as Buffer);
+    channel.on('data', (chunk: Buffer) => chunks.push(chunk));
+    channel.pause();
+    await until(() => client.state === 'closed', 5000, 'the session failed');
+    assert.equal(channel.destroyed, false, 'kept to be read');
+    channel.resume();
+    await until(() => events.includes('end'), 2000, "'end'");
     assert.ok(Buffer.concat(chunks).equals(reply), 'the whole reply, in order');
     await written;
     assert.equal(writeError ?? null, null, 'the waiting write was taken (its bytes go nowhere)');
@@ -2861,5 +2865,48 @@ test("a Channel still uploading when its peer replied, ended and dropped the con
     server.destroy();
     a.destroy();
     b.destroy();
+  }
+});
+
+test("an upload that never reads its channel (pipeline from a file) fails when its session does, though the peer's reply and FIN came: it is not kept for a read that never comes", async () => {
+  const [a, b] = await tcpPair();
+  const client = multiplexedClient(a, { keepAliveInterval: 0 });
+  const server = multiplexedServer(b, { keepAliveInterval: 0 });
+  try {
+    server.on('channel', (channel: Channel) => {
+      channel.end('413 too large');
+      channel.on('finish', () => setTimeout(() => b.destroy(), 50));
+    });
+    const channel = client.dial();
+    const file = Readable.from(
+      (function* () {
+        for (let i = 0; i < 64; i++) yield Buffer.alloc(32 * 1024, i);
+      })(),
+    );
+    await assert.rejects(within(pipeline(file, channel), 5000, 'the upload to settle'), TransportClosedError);
+  } finally {
+    client.destroy();
+    server.destroy();
+    a.destroy();
+    b.destroy();
+  }
+});
+
+test('a parser waiting on read(n) for more than arrived gets the error when its session fails without the FIN', async () => {
+  const pair = await sessionPair();
+  const { client, server } = pair;
+  try {
+    const accepted = new Promise<Channel>((resolve) => server.once('channel', resolve));
+    const dialled = client.dial();
+    dialled.write('12345');
+    const channel = await accepted;
+    await until(() => channel.readableLength === 5, 2000, 'the five bytes');
+    assert.equal(channel.read(100), null, 'a record of 100 bytes is not there yet');
+    const failed = once(channel, 'error');
+    server.destroy(new Error('the peer went away'));
+    const [error] = (await within(failed, 2000, "the channel's error")) as [Error];
+    assert.match(error.message, /went away/);
+  } finally {
+    await pair.close();
   }
 });

@@ -44,8 +44,12 @@ const RELISTEN_FIRST_DELAY_MS = 2000;
 
 /** How long a session whose forwards the server refused at the first handshake may take to close gracefully. */
 const REFUSED_CLOSE_TIMEOUT_MS = 1000;
-/** The longest `close()` timeout (no deadline of this side's: the server's Go Away brings its own). */
-const NO_CLOSE_DEADLINE = 2 ** 31 - 1;
+/**
+ * How long a session the server sent Go Away on may drain at most, when this side's own `--drain-timeout` is
+ * shorter: the server's drain (its `--drain-timeout`) is the one that holds, and it ends the session itself; this
+ * bound is for a server that never does (old sessions would pile up, one a Go Away). A session's own default.
+ */
+const GO_AWAY_DRAIN_MAX_MS = 30_000;
 
 /** A running client. `done` settles when it stops by itself (a fatal error, retries exhausted). */
 export interface RunningClient {
@@ -308,10 +312,11 @@ export async function runClient(
         // A Go Away leaves the session open for the channels in flight: let them finish, then end it. The
         // server's Go Away comes with its own drain (its --drain-timeout), at whose end it closes the session:
         // that deadline is the one that holds, not this side's (which is for this side's own stop, and still
-        // applies if it stops meanwhile; keep-alive still fails a server that vanished). Moving on by this
-        // side's own choice (a renewal) drains by this side's deadline.
+        // applies if it stops meanwhile), up to GO_AWAY_DRAIN_MAX_MS. Moving on by this side's own choice (a
+        // renewal) drains by this side's deadline.
         controls.get(session)?.end();
-        void session.close({ timeout: renewed ? config.drainTimeout : NO_CLOSE_DEADLINE }).catch(() => {});
+        const timeout = renewed ? config.drainTimeout : Math.max(config.drainTimeout, GO_AWAY_DRAIN_MAX_MS);
+        void session.close({ timeout }).catch(() => {});
       },
       retry(error, delayMs, failures, waiting) {
         reporter.event(

@@ -39,4 +39,10 @@ export interface ChannelPort<S> {
    * that found fewer), has the window grow and credit go back at once where they fall short of it.
    */
   readProgress(channel: ChannelState, wanted?: number): void;
+  /**
+   * The session ended under this channel and has not told it yet (it tells many a batch a turn): tell it now.
+   * An endpoint calls it before it counts a write or an end of the application's, so that these meet the
+   * channel as told (the session's other calls do it themselves).
+   */
+  catchUp(channel: ChannelState): void;
 }

@@ -195,7 +195,11 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
         }
         return;
       }
-      if (done !== undefined) defer(() => callBack(done, undefined));
+      // Gone with both FINs: done. Reset (its endpoint told): no FIN went, and none can.
+      if (done !== undefined) {
+        const refusal = channel.state === 'reset' ? this.#writeRefusal(channel) : undefined;
+        defer(() => callBack(done, refusal));
+      }
       return;
     }
     if (done !== undefined) this.#finishing.set(channel, done);
@@ -370,6 +374,10 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     this.#outboundOpen = 0;
     this.#heldClosed = 0;
     ending.start();
+  }
+
+  catchUp(channel: ChannelState): void {
+    if (this.#ending.has(channel)) this.#ending.tellNow(channel);
   }
 
   /** Calls `then` once every channel `failAll` took has been told (at once when none waits). */

@@ -191,6 +191,7 @@ export class LightChannel
    * `'drain'` on a later turn, until its failure follows the read; writing after `end()` throws `ERR_MUX_WRITE_AFTER_END`.
    */
   write(data: Uint8Array): boolean {
+    if (!this.#state.live) this.#port.catchUp(this.#state); // (see `ChannelPort.catchUp`)
     // A Node stream's `write(data, callback)` moved over as it was: its callback would never be called.
     if (arguments.length > 1) throw new TypeError(NO_CALLBACK);
     // Its bytes as the built-ins see them, of any realm (a test runner's sandbox, a vm context). (An array whose
@@ -232,6 +233,11 @@ export class LightChannel
       this.#writing += length;
       this.#writes++;
       this.#port.write(this.#state, bytes, (error) => this.#written(length, error));
+      // This write found the session's end (its channel told then: see `ChannelTable.write`): as any write after it.
+      if ((this.#flags & (FAIL_AT_END | CLOSED)) !== 0) {
+        if ((this.#flags & (NEED_DRAIN | CLOSED)) === 0) this.#drainLater();
+        return false;
+      }
     }
     if (this.#writeCost() >= this.#port.highWaterMark) {
       this.#flags |= NEED_DRAIN;
@@ -242,6 +248,7 @@ export class LightChannel
 
   /** Half-closes: sends FIN after `data` (if given) and everything already written. Reading goes on. */
   end(data?: Uint8Array): this {
+    if (!this.#state.live) this.#port.catchUp(this.#state);
     if (typeof data === 'function' || arguments.length > 1) throw new TypeError(NO_CALLBACK);
     if ((this.#flags & (WRITE_ENDED | CLOSED)) !== 0) {
       // Data given after end() is refused as a write() of it would be (not dropped in silence).
@@ -255,6 +262,8 @@ export class LightChannel
     }
     if (data !== undefined) this.write(data);
     this.#flags |= WRITE_ENDED;
+    // That write may have found the session's end (see `ChannelTable.end`): no FIN goes then.
+    if ((this.#flags & (FAIL_AT_END | CLOSED)) !== 0) return this;
     // 'finish' waits for the FIN too, as a socket's waits for its shutdown: a transport ended (or a session
     // destroyed) in a 'finish' listener still sends it.
     this.#port.end(this.#state, (error) => {
@@ -384,8 +393,8 @@ export class LightChannel
 
   /**
    * @internal The channel failed. When its session failed (not a reset), what arrived is still read
-   * (users-asks row 26), whatever this side still had to write: those writes (and a FIN not sent) go nowhere,
-   * and the channel's error says so after the read. After the peer's FIN what arrived is whole: it is read to
+   * (users-asks row 26), whatever this side still had to write if something reads it: those writes (and a FIN
+   * not sent) go nowhere, and the channel's error says so after the read. After the peer's FIN what arrived is whole: it is read to
    * `'end'`, and the channel fails only then (a peer that answered an upload still under way with a reply, its
    * FIN and the connection's end loses nothing). Without the FIN it may be cut short: once the last of it is
    * read, the channel fails, with no `'end'`.
@@ -393,7 +402,10 @@ export class LightChannel
   fail(error: Error, sessionEnded = false): void {
     if ((this.#flags & CLOSED) !== 0) return;
     const ended = this.#flags & (REMOTE_ENDED | END_EMITTED);
-    if (sessionEnded && (ended === REMOTE_ENDED || (ended === 0 && this.#buffered > 0))) {
+    // With writes of its own still waiting, kept only while something reads it (a 'data' listener, an
+    // iterator): an upload nobody reads would wait for ever for a read that never comes.
+    const reading = this.#writing === 0 || (this.#flags & ITERATING) !== 0 || this.listenerCount('data') > 0;
+    if (sessionEnded && reading && (ended === REMOTE_ENDED || (ended === 0 && this.#buffered > 0))) {
       this.#failure = error;
       this.#flags |= FAIL_AT_END;
       // A writer told to wait before the failure hears 'drain' as later writers do (see `write`): an echo that

@@ -952,6 +952,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#status === 'closed') return;
     this.#incoming.handOverReserved();
     this.#status = 'closed';
+    // Known before any channel hears of it: a listener of the first ones may write to the others.
+    this.#error = error;
     this.#decoder.stop();
     this.#streams.failAll(error, true);
     this.#incoming.drainQueue();

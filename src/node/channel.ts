@@ -168,6 +168,8 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   #idle: IdleTimer | 0 | undefined;
   /** Set only while a failed channel is left to be read (see `fail`): one field, so other channels pay one slot. */
   #kept: KeptToRead | undefined;
+  /** The last `read(n)` found fewer than n bytes (a parser waits for the rest). */
+  #shortRead = false;
 
   /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
   constructor(state: ChannelState, port: ChannelPort<MuxSession<Channel>>) {
@@ -420,6 +422,8 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * and `'drain'` comes, as always, once everything written has left.
    */
   override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
+    // Told of its session's end before Node counts this write as waiting (see `ChannelPort.catchUp`).
+    if (!this.#state.live) this.#port.catchUp(this.#state);
     // Node refuses (with an error) a write after end() or destroy(): nothing waits then.
     const taken = !this.writableEnded && !this.destroyed;
     const ok = super.write(chunk, encoding as BufferEncoding, callback);
@@ -432,6 +436,12 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
       return false;
     }
     return ok;
+  }
+
+  /** Node's `end()`, told of its session's end first as `write()` is (its data is written without `write()`). */
+  override end(chunk?: unknown, encoding?: unknown, callback?: unknown): this {
+    if (!this.#state.live) this.#port.catchUp(this.#state);
+    return super.end(chunk as never, encoding as BufferEncoding, callback as () => void);
   }
 
   /** @hidden Node's `Duplex` calls it. */
@@ -576,6 +586,8 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     const chunk: unknown = super.read(size);
     // What this call took, by its own length: a 'data' listener (called within it) may read or unshift too.
     encoded?.readEnded(chunk === null ? 0 : (chunk as { length: number }).length, this.readableLength === 0);
+    // (Node's own read(0) calls ask for nothing.)
+    this.#shortRead = chunk === null && size !== undefined && size > 0;
     if (chunk !== null) this.#port.readProgress(this.#state);
     // A `read(n)` that waits for more than is buffered (a parser's record): only bytes read earn the peer
     // credit, so the session makes sure n bytes can arrive (the window grows to n, credit for what was read
@@ -588,7 +600,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     // is left), the error follows, as 'end' would (on the next tick: a parser may unshift part of the last chunk).
     const kept = this.#kept;
     if (kept?.failWhenRead) {
-      kept.askedTooMuch = chunk === null && size !== 0; // (Node's own read(0) calls ask for nothing)
+      kept.askedTooMuch = this.#shortRead;
       if (this.readableLength === 0 || kept.askedTooMuch) this.#failSoon(kept);
     }
     return chunk;
@@ -741,23 +753,31 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   fail(error: Error, sessionEnded = false): boolean {
     if (this.destroyed) return false;
     this.#failure = error;
-    if (sessionEnded && !this.readableEnded) {
-      const failWhenRead = !this.#state.remoteFin;
-      // After 'end' has reached every listener: a consumer's own 'error' listener may go with its 'end'
-      // (events.once, readline), and the error must not come to a channel nobody listens on any more.
-      if (!failWhenRead) this.once('end', () => process.nextTick(() => this.destroyed || this.#destroyFailed(error)));
-      else if (this.readableLength === 0) {
-        this.#destroyFailed(error);
-        return false;
-      }
-      // Writes and end() from now on wait here, and fail with the channel (Node would end it at once). A write
-      // the session still held is taken (see `#refuseWrite`): failing it would fail the whole Node stream, and
-      // a reply that arrived while an upload waited for window would be lost.
-      this.#kept = { held: [], failWhenRead, checkDue: false, askedTooMuch: false };
-      return true;
+    const failWhenRead = !this.#state.remoteFin;
+    // Kept to be read: its session failed (not a reset), and the peer's FIN or unread data is there to read.
+    // With writes of its own still waiting, only while something reads it (a 'data' or 'readable' listener:
+    // a pipe, `for await`, a parser): an upload nobody reads would wait for ever for a read that never comes,
+    // its end() held until then.
+    const keep =
+      sessionEnded &&
+      !this.readableEnded &&
+      (!failWhenRead || this.readableLength > 0) &&
+      (this.writableLength === 0 || this.listenerCount('data') > 0 || this.listenerCount('readable') > 0);
+    if (!keep) {
+      this.#destroyFailed(error);
+      return false;
     }
-    this.#destroyFailed(error);
-    return false;
+    // After 'end' has reached every listener: a consumer's own 'error' listener may go with its 'end'
+    // (events.once, readline), and the error must not come to a channel nobody listens on any more.
+    if (!failWhenRead) this.once('end', () => process.nextTick(() => this.destroyed || this.#destroyFailed(error)));
+    // Writes and end() from now on wait here, and fail with the channel (Node would end it at once). A write
+    // the session still held is taken (see `#refuseWrite`): failing it would fail the whole Node stream, and
+    // a reply that arrived while an upload waited for window would be lost. A `read(n)` made before that
+    // asked for more than is left: no more comes, so the error follows (see `read`).
+    const kept: KeptToRead = { held: [], failWhenRead, checkDue: false, askedTooMuch: this.#shortRead };
+    this.#kept = kept;
+    if (failWhenRead && kept.askedTooMuch) this.#failSoon(kept);
+    return true;
   }
 
   /**
