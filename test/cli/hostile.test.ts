@@ -292,8 +292,20 @@ describe('hostile peers', { timeout: TIMEOUT * 8 }, () => {
         assert.match(refused.message, /has 2 forwarded connections open \(--max-channels 2\)/);
         first.destroy();
         await until(() => target.sockets.size === 1, 5000, 'the first connection closed at the target');
-        const fourth = await open();
-        await echoed(fourth, 'four');
+        // The server hears of that close from the target's socket while the next connection's channel comes from
+        // the client's: one that arrives first is still refused. It gets through once the server has it.
+        let fourth: net.Socket | undefined;
+        for (let attempt = 0; attempt < 20 && fourth === undefined; attempt++) {
+          const socket = await open();
+          try {
+            await within(echoed(socket, 'four'), 2000, 'the echo through the fourth connection');
+            fourth = socket;
+          } catch {
+            socket.destroy();
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+        }
+        assert.ok(fourth !== undefined, 'a connection got through once one closed');
         second.destroy();
         fourth.destroy();
         await c.stop();
