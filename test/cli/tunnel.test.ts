@@ -1320,19 +1320,22 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       },
     );
 
+    /** An HTTP server whose every response sends its first half at once and its second `ms` later. */
+    async function slowHttpTarget(ms: number): Promise<import('node:http').Server> {
+      const http = await import('node:http');
+      const target = http.createServer((_request, response) => {
+        response.write('first half, ');
+        setTimeout(() => response.end('second half\n'), ms);
+      });
+      await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+      return target;
+    }
+
     test(
       'SIGTERM on the server lets a request in flight finish (Go Away, drain), then exits 0',
       { timeout: TIMEOUT },
       async () => {
-        const slow = await (async () => {
-          const http = await import('node:http');
-          const server = http.createServer((_request, response) => {
-            response.write('first half, ');
-            setTimeout(() => response.end('second half\n'), 700);
-          });
-          await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-          return server;
-        })();
+        const slow = await slowHttpTarget(700);
         try {
           const slowPort = (slow.address() as net.AddressInfo).port;
           const s = await server(['--token-file', work.tokenFile, '--allow', `127.0.0.1:${slowPort}`]);
@@ -1361,15 +1364,7 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
       "the server's --drain-timeout holds after its Go Away, not the client's: a request longer than the client's drain finishes",
       { timeout: TIMEOUT },
       async () => {
-        const slow = await (async () => {
-          const http = await import('node:http');
-          const server = http.createServer((_request, response) => {
-            response.write('first half, ');
-            setTimeout(() => response.end('second half\n'), 1500);
-          });
-          await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-          return server;
-        })();
+        const slow = await slowHttpTarget(1500);
         try {
           const slowPort = (slow.address() as net.AddressInfo).port;
           const s = await server([
