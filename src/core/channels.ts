@@ -186,18 +186,12 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
   end(channel: ChannelState, done?: WriteDone): void {
     if (!channel.live || channel.localFin) {
       // Its session ended and it was not told yet (see `failAll`): no FIN goes. Told now, an endpoint that keeps
-      // the channel to be read holds its end until it fails (a Node stream's `end()` fails with it); any other
-      // end fails with the session's error.
-      if (this.#ending.has(channel)) {
-        if (this.#ending.tellNow(channel) !== true && done !== undefined) {
-          const refusal = this.#writeRefusal(channel);
-          defer(() => callBack(done, refusal));
-        }
-        return;
-      }
-      // Gone with both FINs: done. Reset (its endpoint told): no FIN went, and none can.
+      // the channel to be read holds its end until it fails (a Node stream's `end()` fails with it).
+      const untold = this.#ending.has(channel);
+      if (untold && this.#ending.tellNow(channel) === true) return;
+      // Gone with both FINs: done. Reset, or told of its session's end just now: no FIN went, and none can.
       if (done !== undefined) {
-        const refusal = channel.state === 'reset' ? this.#writeRefusal(channel) : undefined;
+        const refusal = untold || channel.state === 'reset' ? this.#writeRefusal(channel) : undefined;
         defer(() => callBack(done, refusal));
       }
       return;
@@ -219,7 +213,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
    */
   closeRead(channel: ChannelState): void {
     if (!channel.live) {
-      if (this.#ending.has(channel)) this.#ending.tellNow(channel);
+      this.catchUp(channel);
       return;
     }
     channel.readClosed = true;

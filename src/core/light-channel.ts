@@ -233,7 +233,7 @@ export class LightChannel
       this.#writing += length;
       this.#writes++;
       this.#port.write(this.#state, bytes, (error) => this.#written(length, error));
-      // This write found the session's end (its channel told then: see `ChannelTable.write`): as any write after it.
+      // The session failed within this write (a transport write that failed at once): as any write after it.
       if ((this.#flags & (FAIL_AT_END | CLOSED)) !== 0) {
         if ((this.#flags & (NEED_DRAIN | CLOSED)) === 0) this.#drainLater();
         return false;
@@ -262,7 +262,7 @@ export class LightChannel
     }
     if (data !== undefined) this.write(data);
     this.#flags |= WRITE_ENDED;
-    // That write may have found the session's end (see `ChannelTable.end`): no FIN goes then.
+    // The session may have failed within that write: no FIN goes then.
     if ((this.#flags & (FAIL_AT_END | CLOSED)) !== 0) return this;
     // 'finish' waits for the FIN too, as a socket's waits for its shutdown: a transport ended (or a session
     // destroyed) in a 'finish' listener still sends it.
@@ -394,10 +394,10 @@ export class LightChannel
   /**
    * @internal The channel failed. When its session failed (not a reset), what arrived is still read
    * (users-asks row 26), whatever this side still had to write if something reads it: those writes (and a FIN
-   * not sent) go nowhere, and the channel's error says so after the read. After the peer's FIN what arrived is whole: it is read to
-   * `'end'`, and the channel fails only then (a peer that answered an upload still under way with a reply, its
-   * FIN and the connection's end loses nothing). Without the FIN it may be cut short: once the last of it is
-   * read, the channel fails, with no `'end'`.
+   * not sent) go nowhere, and the channel's error says so after the read. After the peer's FIN what arrived is
+   * whole: it is read to `'end'`, and the channel fails only then (a peer that answered an upload still under
+   * way with a reply, its FIN and the connection's end loses nothing). Without the FIN it may be cut short:
+   * once the last of it is read, the channel fails, with no `'end'`.
    */
   fail(error: Error, sessionEnded = false): void {
     if ((this.#flags & CLOSED) !== 0) return;
