@@ -913,6 +913,21 @@ describe('opening', () => {
     await pair.close();
   });
 
+  test('accept({ signal }) with a signal already aborted rejects with its reason even while a channel waits, which the next accept() takes', async () => {
+    const pair = await sessionPair({ transport: 'tcp' });
+    try {
+      const channel = pair.client.dial();
+      channel.write('waiting');
+      await until(() => pair.server.channelCount === 1, 1000, 'the SYN arrived');
+      const aborted = AbortSignal.abort(new Error('shutting down'));
+      await assert.rejects(pair.server.accept({ signal: aborted }), /shutting down/);
+      const taken = await within(pair.server.accept(), 1000, 'the waiting channel');
+      assert.equal(taken.id, channel.id);
+    } finally {
+      await pair.close();
+    }
+  });
+
   test('a session closed with dials pending fails them and leaves no abort listener', async () => {
     const pair = await sessionPair({ transport: 'tcp', client: { openTimeout: 60_000 } });
     try {

@@ -97,12 +97,14 @@ export class Incoming<C extends ChannelEndpoint> {
 
   /** See `MuxSession.accept`. */
   accept(signal: AbortSignal | undefined): Promise<C> {
+    // A signal already aborted takes nothing, even a channel that waits (a loop accepting until its signal
+    // aborts stops there), and the channel stays for the next call.
+    if (signal?.aborted) return Promise.reject(signal.reason);
     // (Calls already waiting come first: the channels queued for them are theirs.)
     const queued = this.#waiters.size === 0 ? this.take() : undefined;
     if (queued !== undefined) return Promise.resolve(queued);
     const refusal = this.#acceptRefusal();
     if (refusal !== undefined) return Promise.reject(refusal);
-    if (signal?.aborted) return Promise.reject(signal.reason);
     let waiter!: Waiter<C>;
     const accepted = new Promise<C>((resolve, reject) => (waiter = this.#waiters.add(resolve, reject)));
     // False when the call is not waiting any more: a channel (or the session's end) came first, and it has that.
