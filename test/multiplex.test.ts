@@ -616,6 +616,70 @@ describe('multiplex codec behaviour', () => {
     }
   });
 
+  test("channels the peer opened, wrote to and closed just before the transport's end (the original's client dialling, writing, closing, then exiting) are all handed over and read, none fails, and the session ends cleanly", async () => {
+    // 1,000 of them in one write: more than the accept queue holds and than one read's time slice decodes, so
+    // the session still holds input when the end comes, and the closes it answers then are not sent yet.
+    const count = 1000;
+    for (const style of ['accept() later', "'channel' listener", "light 'channel' listener"] as const) {
+      const [raw, socket] = await tcpPair();
+      const options = { ...OPTIONS, keepAliveInterval: 0 };
+      const session = style.startsWith('light') ? lightServer(socket, options) : multiplexedServer(socket, options);
+      const ended = session.closed.then(
+        () => 'clean',
+        (error: unknown) => `${(error as { code?: string }).code}: ${(error as Error).message}`,
+      );
+      const bodies = new Map<number, string>();
+      const errors: string[] = [];
+      const read = (channel: Channel | LightChannel): Promise<void> =>
+        new Promise((resolve) => {
+          let body = '';
+          channel.on('data', (data: Uint8Array) => void (body += Buffer.from(data).toString()));
+          channel.on('error', (error: Error) => {
+            errors.push(`channel ${channel.id}: ${(error as { code?: string }).code}`);
+            resolve();
+          });
+          channel.on('end', () => {
+            bodies.set(channel.id, body);
+            resolve();
+          });
+        });
+      const reads: Promise<void>[] = [];
+      if (style !== 'accept() later') session.on('channel', (channel) => reads.push(read(channel)));
+      try {
+        raw.on('error', () => {});
+        raw.resume();
+        const frames: Buffer[] = [];
+        for (let i = 0; i < count; i++) {
+          const id = 3 + 2 * i;
+          frames.push(frame(id, 1), frame(id, 0, Buffer.from(`message ${i}`)), frame(id, 2));
+        }
+        raw.end(Buffer.concat(frames));
+        if (style === 'accept() later') {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          for (let i = 0; i < count; i++) {
+            const accepting = session.accept() as Promise<Channel | LightChannel>;
+            const channel = await within(accepting, 2000, `channel ${i}`).catch((error: unknown) => error as Error);
+            if (channel instanceof Error) {
+              errors.push(`accept() ${i}: ${(channel as { code?: string }).code}`);
+              break;
+            }
+            await read(channel);
+          }
+        } else {
+          await until(() => reads.length === count, 5000, `${style}: every channel handed over`);
+        }
+        await within(Promise.all(reads), 5000, `${style}: the reads`);
+        assert.deepEqual(errors, [], style);
+        for (let i = 0; i < count; i++)
+          assert.equal(bodies.get(3 + 2 * i), `message ${i}`, `${style}: channel ${3 + 2 * i}`);
+        assert.equal(await within(ended, 5000, `${style}: the session's end`), 'clean', style);
+      } finally {
+        session.destroy();
+        raw.destroy();
+      }
+    }
+  });
+
   test('a frame far larger than one read is delivered whole: reading does not wait for bytes still to come', async () => {
     const [raw, socket] = await tcpPair();
     const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });

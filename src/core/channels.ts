@@ -290,6 +290,11 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     }
   }
 
+  /** The transport ended or failed: channels the format's rules count as closed both ways now leave or are kept. */
+  transportGone(): void {
+    this.#rules?.transportGone(this.#streams.values(), (channel) => this.leaveIfClosed(channel));
+  }
+
   /** Called when a channel is kept closed (`stillOpen` went down without a removal): a closing session looks again. */
   onHeldClosed: (() => void) | undefined;
 

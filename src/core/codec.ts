@@ -59,6 +59,12 @@ export interface FormatRules {
    * it (this side's close answered the peer's at once, not the application's `end()`).
    */
   keepsClosed(channel: ChannelState): boolean;
+  /**
+   * The transport ended or failed: of `channels`, those whose state the format's rules decide are closed both
+   * ways now are handed to `closed` (without half-close: the peer closed them and only this side's answer had
+   * not gone, which a peer that is gone does not need).
+   */
+  transportGone(channels: Iterable<ChannelState>, closed: (channel: ChannelState) => void): void;
 }
 
 /** Makes a session's {@link FormatRules} from the parts they act on; `relieveMemory` is the grants'. @internal */

@@ -756,7 +756,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
         this.#internalError(error);
       }
     }
-    return this.#status !== 'closed';
+    if (this.#status === 'closed') return false;
+    this.#streams.transportGone();
+    return true;
   }
 
   /**

@@ -119,6 +119,18 @@ export class MultiplexRules implements FormatRules {
     return channel.awaitingAccept || (!endpoint.destroyed && endpoint.bufferedBytes > 0);
   }
 
+  transportGone(channels: Iterable<ChannelState>, closed: (channel: ChannelState) => void): void {
+    // The peer closed these and this side's answer (queued by `remoteClosed`) had not gone when the transport
+    // ended: as with one that went, they are closed both ways, handed over and read (the original's client
+    // dials, writes, closes and exits; the last closes and the transport's end arrive together).
+    for (const channel of channels) {
+      if (channel.remoteFin && !channel.finSent) {
+        channel.markFinSent();
+        closed(channel);
+      }
+    }
+  }
+
   writeRefusal(channel: ChannelState): Error | undefined {
     return channel.remoteFin ? writeAfterPeerClose(channel.id) : undefined;
   }
