@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { MessageStream, Stream, StreamMuxer, StreamMuxerFactory } from '@libp2p/interface';
+import type { MessageStream, Stream, StreamMessageEvent, StreamMuxer, StreamMuxerFactory } from '@libp2p/interface';
 import {
   ChannelRefusedError,
   ChannelResetError,
@@ -767,17 +767,18 @@ test("stream.close() rejects with an Error when its queued data is dropped: the 
   // stream's 'close' event (a StreamAbortEvent: no message, no stack); close() now rejects with its error.
   for (const peer of ['muxwire', 'yamux'] as const) {
     for (const how of ['peer reset', 'muxer abort'] as const) {
-      for (const sends of [6, 1] as const) {
-        const what = `${peer}, ${how}, ${sends === 6 ? 'six sends of 64 KiB' : 'one send of 1 MiB'}`;
+      for (const sends of [48, 1] as const) {
+        const what = `${peer}, ${how}, ${sends === 48 ? '48 sends of 8 KiB' : 'one send of 1 MiB'}`;
         const { dialer, listener } = pair(muxwire()(), peer === 'muxwire' ? muxwire()() : yamux()());
         try {
           const { stream, peer: receiver } = await openStream(dialer, listener, new Uint8Array(1));
           receiver.pause();
           await delay(10);
           // 384 KiB or 1 MiB: more than the window.
-          for (let i = 0; i < sends; i++) stream.send(new Uint8Array(sends === 6 ? 64 * 1024 : 1024 * 1024));
-          // Six sends drain once the window's 256 KiB has left; 1 MiB at once does not: close() waits for 'drain'.
-          if (sends === 6) await waitFor(() => !stream.writableNeedsDrain, `${what}: the drain`);
+          for (let i = 0; i < sends; i++) stream.send(new Uint8Array(sends === 48 ? 8 * 1024 : 1024 * 1024));
+          // 48 sends (copied: smaller than the direct route's 16 KiB) drain once the window's 256 KiB has left;
+          // 1 MiB at once does not (the session holds the caller's array): close() waits for 'drain'.
+          if (sends === 48) await waitFor(() => !stream.writableNeedsDrain, `${what}: the drain`);
           else await delay(50);
           assert.equal(stream.writableNeedsDrain, sends === 1, `${what}: needs drain`);
           const closing = settlement(stream.close());
@@ -1285,7 +1286,8 @@ async function takeOneAtATime(n: number): Promise<number> {
 test('a paused stream whose consumer takes its messages one at a time (pausing in each) hands them on in time linear in their number', async (t) => {
   // n against 4n in the same process, in CPU time (other processes on the machine do not count in it), the
   // faster of two runs of each (a garbage collection or a cold start can slow one): linear work takes about 4
-  // times as long (3 to 5 measured), and a factor of 10 leaves room for the rest of the noise; copying the
+  // times as long (3 to 5 measured), and a factor of 10 (of at least 10 ms: a few ms of CPU jump by a
+  // garbage collection) leaves room for the rest of the noise; copying the
   // rest of the held list at each pause made it 17 to 20 times, about 3 s for 4n.
   const n = 5_000;
   await takeOneAtATime(n); // warm-up
@@ -1297,7 +1299,7 @@ test('a paused stream whose consumer takes its messages one at a time (pausing i
   }
   const report = `${n} messages took ${small.toFixed(0)} ms of CPU, ${4 * n} took ${large.toFixed(0)} ms`;
   t.diagnostic(report);
-  assert.ok(large < 10 * Math.max(small, 1), report);
+  assert.ok(large < 10 * Math.max(small, 10), report);
 });
 
 test('a send whose array lost its bytes before muxwire took them (transferred to a worker) aborts the stream: it does not close as if they went', async () => {
@@ -1315,4 +1317,184 @@ test('a send whose array lost its bytes before muxwire took them (transferred to
   assert.equal(stream.status, 'aborted');
   dialer.abort(new Error('test over'));
   listener.abort(new Error('test over'));
+});
+
+/**
+ * A muxer on each end of libp2p's in-memory connection pair whose sending side's connection copies what it is
+ * given within `send()`, as a TCP connection's socket does when the kernel takes the bytes (the in-memory pair
+ * hands the sender's arrays to the other end as they are, later).
+ */
+function copyingPair(dialer: Factory, listener: Factory) {
+  const [outbound, inbound] = multiaddrConnectionPair();
+  const send = outbound.send.bind(outbound);
+  outbound.send = (data) => send(data.slice());
+  return { dialer: dialer.createStreamMuxer(outbound), listener: listener.createStreamMuxer(inbound) };
+}
+
+/**
+ * As {@link copyingPair}, but the sending side's connection holds what it is given, as a socket whose kernel
+ * buffer is full holds the caller's arrays, and says to wait: it copies them on 1 ms later, then drains.
+ */
+function holdingPair(dialer: Factory, listener: Factory) {
+  const [outbound, inbound] = multiaddrConnectionPair();
+  const send = outbound.send.bind(outbound);
+  const held: Parameters<typeof send>[0][] = [];
+  outbound.send = (data) => {
+    held.push(data);
+    if (held.length === 1) {
+      setTimeout(() => {
+        for (const given of held.splice(0)) send(given.slice());
+        outbound.dispatchEvent(new Event('drain'));
+      }, 1);
+    }
+    return false;
+  };
+  return { dialer: dialer.createStreamMuxer(outbound), listener: listener.createStreamMuxer(inbound) };
+}
+
+test("a writer that refills one array after each send() that said true (waiting for 'drain' after false) delivers what the array held at each call: small writes are copied, large ones leave within the call or make send() say false until they left", async () => {
+  for (const [size, connection, receiver] of [1000, 16 * 1024, 64 * 1024].flatMap((size) =>
+    (['copying', 'holding'] as const).flatMap((connection) =>
+      (['muxwire', 'yamux'] as const).map((receiver) => [size, connection, receiver] as const),
+    ),
+  )) {
+    const makePair = connection === 'copying' ? copyingPair : holdingPair;
+    const { dialer, listener } = makePair(muxwire()(), (receiver === 'muxwire' ? muxwire() : yamux())());
+    const what = `${size} bytes a send, ${receiver} receiving, a connection that ${connection === 'copying' ? 'takes the bytes at once' : 'holds them and says wait'}`;
+    try {
+      const accepted = nextEvent<CustomEvent<Stream>>(listener, 'stream');
+      const stream = await dialer.createStream();
+      const block = new Uint8Array(size);
+      const blocks = Math.ceil((4 * 1024 * 1024) / size);
+      const received = (async () => {
+        const parts: Uint8Array[] = [];
+        for await (const data of (await accepted).detail) parts.push(data.subarray());
+        return Buffer.concat(parts);
+      })();
+      let falses = 0;
+      for (let i = 0; i < blocks; i++) {
+        block.fill(i & 255);
+        if (stream.send(block)) continue;
+        falses++;
+        await nextEvent(stream, 'drain');
+      }
+      await stream.close();
+      const all = await within(received, 20_000, `${what}: every block`);
+      assert.equal(all.length, blocks * size, what);
+      const wrong: number[] = [];
+      for (let i = 0; i < blocks; i++) {
+        if (all.subarray(i * size, (i + 1) * size).some((byte) => byte !== (i & 255))) wrong.push(i);
+      }
+      assert.deepEqual(wrong, [], `${what}: blocks that arrived with other bytes (${falses} sends said false)`);
+    } finally {
+      dialer.abort(new Error('test over'));
+      listener.abort(new Error('test over'));
+    }
+  }
+});
+
+test("onDrain() after a send() that said false waits for the next 'drain' each time: a writer looping on it stops near the window when the peer reads nothing, and goes on once it reads", async () => {
+  const { dialer, listener } = pair(muxwire()(), muxwire()());
+  try {
+    const { stream, receiver, received } = await pausedStream(dialer, listener);
+    const chunk = new Uint8Array(64 * 1024);
+    let sent = 0;
+    let waits = 0;
+    // Bounded: 400 chunks (25 MiB) if every wait resolved at once, as libp2p's own onDrain() does after its first.
+    for (let i = 0; i < 400; i++) {
+      sent += chunk.length;
+      if (stream.send(chunk)) continue;
+      waits++;
+      if ((await settlement(stream.onDrain(), 500)) === 'pending') break;
+    }
+    // The receive window (256 KiB) and the high-water mark (256 KiB) beyond it, and a chunk or two of slack.
+    assert.ok(sent <= 640 * 1024, `${sent / 1024} KiB sent after ${waits} waits on onDrain()`);
+    assert.ok(stream.writableNeedsDrain);
+    // A wait that gives up with its signal takes its listeners along; a later one still resolves at the drain.
+    const controller = new AbortController();
+    const given = stream.onDrain({ signal: controller.signal });
+    controller.abort(new Error('gave up'));
+    await assert.rejects(given, /gave up/);
+    const drained = stream.onDrain();
+    receiver.resume();
+    await within(drained, 5_000, 'onDrain() once the peer reads');
+    await waitFor(() => received() === 1 + sent, 'every byte at the peer');
+  } finally {
+    dialer.abort(new Error('test over'));
+    listener.abort(new Error('test over'));
+  }
+});
+
+test("onDrain() rejects with the stream's error when the stream fails while it waits", async () => {
+  const { dialer, listener } = pair(muxwire()(), muxwire()());
+  try {
+    const { stream } = await pausedStream(dialer, listener);
+    while (stream.send(new Uint8Array(64 * 1024)));
+    const waiting = stream.onDrain();
+    stream.abort(new Error('given up'));
+    await assert.rejects(within(waiting, 5_000, 'onDrain() to settle'), /given up/);
+  } finally {
+    dialer.abort(new Error('test over'));
+    listener.abort(new Error('test over'));
+  }
+});
+
+test("a send() of a Uint8ArrayList arrives at the peer as one message, as from libp2p's yamux (libp2p's length-prefixed writes send the prefix and the payload so)", async () => {
+  const { Uint8ArrayList } = await import('uint8arraylist');
+  for (const receiver of ['muxwire', 'yamux'] as const) {
+    const { dialer, listener } = pair(muxwire()(), (receiver === 'muxwire' ? muxwire() : yamux())());
+    try {
+      const { stream, peer } = await openStream(dialer, listener, new Uint8Array([0]));
+      const sizes: number[] = [];
+      peer.addEventListener('message', (event) => sizes.push(event.data.byteLength));
+      await waitFor(() => sizes.length === 1, 'the first byte');
+      // (The package's own uint8arraylist may be another copy than libp2p's: the same class to the stream.)
+      const list = new Uint8ArrayList(new Uint8Array([1, 2, 3]), new Uint8Array([4, 5, 6, 7]), new Uint8Array(0));
+      stream.send(list as unknown as Parameters<Stream['send']>[0]);
+      await waitFor(() => sizes.length >= 2, 'the list');
+      await delay(20);
+      assert.deepEqual(sizes, [1, 7], receiver);
+    } finally {
+      dialer.abort(new Error('test over'));
+      listener.abort(new Error('test over'));
+    }
+  }
+});
+
+test("a for await begun after a stream's end, with data put back in its read buffer since (libp2p's protocol negotiation reads ahead and unshift()s), yields that data and ends", async () => {
+  const { dialer, listener } = pair(muxwire()(), muxwire()());
+  try {
+    const { stream, peer } = await openStream(dialer, listener, Buffer.from('read ahead'));
+    await stream.close();
+    // A reader that takes the data and the end, then puts the data back, as multistream-select's does.
+    const taken: Uint8Array[] = [];
+    const take = (event: StreamMessageEvent): void => void taken.push(event.data.subarray());
+    peer.addEventListener('message', take);
+    await waitFor(() => peer.readableEnded, 'the end');
+    peer.removeEventListener('message', take);
+    peer.unshift(Buffer.concat(taken));
+    let text = '';
+    const reading = (async () => {
+      for await (const data of peer) text += Buffer.from(data.subarray()).toString();
+    })();
+    assert.equal(await settlement(reading, 2_000), 'resolved', 'the reading ends');
+    assert.equal(text, 'read ahead');
+  } finally {
+    dialer.abort(new Error('test over'));
+    listener.abort(new Error('test over'));
+  }
+});
+
+test("'idle' goes to its listeners when a send() leaves nothing in the stream's write buffer, as libp2p's write buffer fires it", async () => {
+  const { dialer, listener } = pair(muxwire()(), muxwire()());
+  try {
+    const { stream } = await openStream(dialer, listener, new Uint8Array(1));
+    let idle = 0;
+    stream.addEventListener('idle', () => idle++);
+    for (let i = 0; i < 3; i++) stream.send(new Uint8Array(10));
+    assert.equal(idle, 3);
+  } finally {
+    dialer.abort(new Error('test over'));
+    listener.abort(new Error('test over'));
+  }
 });

@@ -17,14 +17,15 @@ import {
   StreamResetError,
   StreamStateError,
 } from '@libp2p/interface';
-import { AbstractStream, type SendResult } from '@libp2p/utils';
+import { AbstractStream, type SendResult, StreamClosedError } from '@libp2p/utils';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelEndpoint, ChannelState } from '../core/channel-state.js';
 import { abortable } from '../core/abortable.js';
-import { asUint8Array, isUint8Array, lostBytes } from '../core/bytes.js';
+import { asUint8Array, byteLengthOf, isUint8Array, lostBytes } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
 import { ChannelResetError, brokenWrite, isError } from '../core/errors.js';
 import { Fifo } from '../core/fifo.js';
+import { DIRECT_WRITE_MIN } from '../core/channels.js';
 import { CHUNK_COST } from '../core/flow.js';
 import type { MuxSession } from '../core/session.js';
 import { abortedWith, toLibp2pError } from './errors.js';
@@ -56,6 +57,35 @@ function released(closing: Promise<void>, signal: AbortSignal | undefined): Prom
   return abortable(closing, signal);
 }
 
+/**
+ * What `send()` was given as one array: a `Uint8Array`'s bytes (a view of the caller's array), a list's parts
+ * joined in a copy (so that a list goes as one write, and the peer gets one message, as from libp2p's yamux);
+ * null when a part lost its bytes (its buffer transferred or shrunk).
+ */
+function bytesOfSend(data: SendData): Uint8Array | null {
+  // A Uint8Array, of any realm (iterated, one of another realm would give numbers), or a Uint8ArrayList. Each
+  // part's bytes as the built-ins see them, whatever its realm or own properties claim.
+  if (isUint8Array(data)) {
+    const bytes = asUint8Array(data)!;
+    return bytes.length === 0 && lostBytes(data) ? null : bytes;
+  }
+  let length = 0;
+  for (const part of data) {
+    const partLength = byteLengthOf(part) ?? 0;
+    if (partLength === 0 && lostBytes(part)) return null;
+    length += partLength;
+  }
+  const copy = new Uint8Array(length);
+  let at = 0;
+  for (const part of data) {
+    const bytes = asUint8Array(part) ?? new Uint8Array(0);
+    copy.set(bytes.subarray(0, length - at), at);
+    at += bytes.length;
+    if (at >= length) break;
+  }
+  return copy;
+}
+
 export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   /** The yamux stream id (odd when the client opened it, even when the server did). */
   readonly streamId: number;
@@ -67,7 +97,9 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * them (its own objects, beyond its bytes).
    */
   #writing = 0;
-  /** `sendData` said "wait": 'drain' is due once `#writing` is under the high-water mark. */
+  /** Writes waiting in the session with the caller's array (see `#write`): 'drain' waits for them to leave. */
+  #lent = 0;
+  /** `sendData` said "wait": 'drain' is due once `#writing` is under the high-water mark, nothing lent. */
   #needDrain = false;
   /** `sendCloseWrite` was called: FIN follows the queued data. */
   #writeEnded = false;
@@ -120,9 +152,9 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   /**
    * As `AbstractStream`'s `send()`, with a shortcut: while nothing waits in the stream's write buffer and the
    * session takes more, the data goes straight to the session (not through the write buffer and its copy of
-   * the list; the 'idle' event that the buffer's emptying would fire has no use then: `close()` waits for it
-   * only while the buffer holds data). A `maxMessageSize` set on the stream keeps the buffer's path, which
-   * cuts writes to it (libp2p's compliance suite sets it to make data wait in the buffer).
+   * the list), and `'idle'`, which the buffer's emptying fires, goes to its listeners as it would. A
+   * `maxMessageSize` set on the stream keeps the buffer's path, which cuts writes to it (libp2p's compliance
+   * suite sets it to make data wait in the buffer).
    */
   override send(data: SendData): boolean {
     if (
@@ -136,7 +168,41 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     }
     const canSendMore = this.#write(data);
     if (!canSendMore) this.writableNeedsDrain = true;
+    if (this.listenerCount('idle') > 0) this.safeDispatchEvent('idle');
     return canSendMore;
+  }
+
+  /**
+   * libp2p's `onDrain()`: while `send()` says to wait, resolves at the next `'drain'` (rejects if the stream
+   * closes first, with its error, or with the signal's reason); otherwise at once. `AbstractStream`'s keeps the
+   * promise of its first wait, and once that settled every later call resolved at once, so a writer that waits
+   * on it after each `false` wrote on without bound to a peer that reads nothing.
+   */
+  override async onDrain(options?: AbortOptions): Promise<void> {
+    const signal = signalOf(options);
+    if (!this.writableNeedsDrain) return;
+    let stopWaiting = (): void => {};
+    const drained = new Promise<void>((resolve, reject) => {
+      const onDrain = (): void => {
+        stopWaiting();
+        resolve();
+      };
+      const onClose = (event: Event): void => {
+        stopWaiting();
+        const { error } = event as Event & { error?: unknown };
+        reject(isError(error) ? error : new StreamClosedError('The stream closed before it drained'));
+      };
+      stopWaiting = () => {
+        this.removeEventListener('drain', onDrain);
+        this.removeEventListener('close', onClose);
+      };
+      this.addEventListener('drain', onDrain);
+      this.addEventListener('close', onClose);
+    });
+    return abortable(drained, signal, () => {
+      stopWaiting();
+      return true;
+    });
   }
 
   /**
@@ -242,6 +308,10 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
           }
           yield data;
         }
+        // An end that came before this reader, with data put back in the read buffer since (libp2p's protocol
+        // negotiation reads ahead and `unshift()`s what it read past its own messages): no 'end' comes again,
+        // so the end is once that data was handed on.
+        if (!ended && this.readableEnded && this.readBuffer.byteLength === 0 && this.#paused === null) ended = true;
         if (ended) {
           if (failure !== undefined) throw failure as Error;
           return;
@@ -510,42 +580,53 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
 
   // ------------------------------------------------------------------ inside
 
-  /** Hands each part to the session; false once what waits unsent reaches `channelHighWaterMark` (see `#writing`). */
+  /**
+   * Hands the data to the session; false once what waits unsent reaches `channelHighWaterMark` (see `#writing`),
+   * or while the session holds a caller's array. libp2p's `send()` tells its caller nothing of when its array
+   * was taken (libp2p's yamux frames the bytes into the connection within the call; after a false, libp2p's own
+   * write buffer holds the array until `'drain'`), so an application may refill its array once `send()` returned
+   * true. So a write smaller than {@link DIRECT_WRITE_MIN} is copied (the session would frame it at the end of the
+   * turn); a larger one goes by reference, and is either written to the connection within the call (the direct
+   * route) and taken by it, or lent: it waits in the session, or the connection asked to wait (a socket holds
+   * what it could not write); `send()` then says false, and `'drain'` comes once it left.
+   */
   #write(data: SendData): boolean {
     if (this.#destroyed) return false;
     const port = this.#port;
     const state = this.#state;
-    // A Uint8Array, of any realm (iterated, one of another realm would give numbers), or a Uint8ArrayList.
-    if (isUint8Array(data)) this.#writePart(port, state, data);
-    else for (const part of data) this.#writePart(port, state, part);
-    if (this.#writing >= port.highWaterMark) {
+    const bytes = bytesOfSend(data);
+    if (bytes === null) {
+      // Transferred (to a worker) or shrunk while it waited in libp2p's own write buffer, or before `send()`:
+      // its bytes are gone. The stream is aborted, after this hook returns, rather than end as if they went.
+      const error = brokenWrite(this.id);
+      defer(() => this.abort(error));
+    } else if (bytes.length > 0) {
+      // Counted with what a queued write costs beyond its bytes: writes of a few bytes each stop at a bound too.
+      const cost = bytes.length + CHUNK_COST;
+      this.#writing += cost;
+      if (!isUint8Array(data) || bytes.length < DIRECT_WRITE_MIN) {
+        port.write(state, isUint8Array(data) ? bytes.slice() : bytes, (error) => this.#written(cost, error, false));
+      } else {
+        const queued = state.queuedBytes;
+        let lent = false;
+        port.write(state, bytes, (error) => this.#written(cost, error, lent));
+        // Queued in the session, or handed to a connection that asked it to wait (its socket holds the array).
+        if (state.queuedBytes !== queued || port.transportBlocked) {
+          lent = true;
+          this.#lent++;
+        }
+      }
+    }
+    if (this.#lent > 0 || this.#writing >= port.highWaterMark) {
       this.#needDrain = true;
       return false;
     }
     return true;
   }
 
-  #writePart(port: StreamPort, state: ChannelState, part: Uint8Array): void {
-    // Its bytes as the built-ins see them (whatever its realm or own properties claim).
-    const bytes = asUint8Array(part) ?? part;
-    const length = bytes.length;
-    if (length === 0) {
-      // Transferred (to a worker) or shrunk while it waited in libp2p's own write buffer, or before `send()`:
-      // its bytes are gone. The stream is aborted, after this hook returns, rather than end as if they went.
-      if (lostBytes(part)) {
-        const error = brokenWrite(this.id);
-        defer(() => this.abort(error));
-      }
-      return;
-    }
-    // Counted with what a queued write costs beyond its bytes: writes of a few bytes each stop at a bound too.
-    const cost = length + CHUNK_COST;
-    this.#writing += cost;
-    port.write(state, bytes, (error) => this.#written(cost, error));
-  }
-
-  #written(cost: number, error: Error | null | undefined): void {
+  #written(cost: number, error: Error | null | undefined, lent: boolean): void {
     this.#writing -= cost;
+    if (lent) this.#lent--;
     if (this.#destroyed) return;
     if (error) {
       // A live channel is failed by its session before its writes fail. One the session no longer holds (both
@@ -553,7 +634,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       if (!this.#state.live) this.fail(error);
       return;
     }
-    if (this.#needDrain && this.#writing < this.#port.highWaterMark) {
+    if (this.#needDrain && this.#lent === 0 && this.#writing < this.#port.highWaterMark) {
       this.#needDrain = false;
       this.onMuxerDrain();
     }
