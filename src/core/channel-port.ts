@@ -13,11 +13,6 @@ export interface ChannelPort<S> {
   readonly session: S;
   /** `channelHighWaterMark`: bytes a channel may have waiting to be sent before its writes say "wait". */
   readonly highWaterMark: number;
-  /**
-   * The transport asked the session to wait: a write handed to it now may still be in its hands (a socket's
-   * buffer holds the caller's array) after the call that made it.
-   */
-  readonly transportBlocked: boolean;
   /** Queues bytes on a channel; `done` (if any) is called when they reached the transport, or failed. */
   write(channel: ChannelState, data: Uint8Array, done: WriteDone | null): void;
   /**

@@ -39,10 +39,6 @@ export const DIRECT_WRITE_MIN = 16 * 1024;
 /** `C` is the adapter's channel type, `S` the session's type as the application sees it. */
 export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S> {
   declare readonly highWaterMark: number;
-
-  get transportBlocked(): boolean {
-    return this.#writer.blocked;
-  }
   readonly #streams = new Map<number, ChannelState>();
   /** Live channels this side dialled. */
   #outboundOpen = 0;

@@ -25,7 +25,6 @@ import { asUint8Array, byteLengthOf, isUint8Array, lostBytes } from '../core/byt
 import { defer } from '../core/defer.js';
 import { ChannelResetError, brokenWrite, isError } from '../core/errors.js';
 import { Fifo } from '../core/fifo.js';
-import { DIRECT_WRITE_MIN } from '../core/channels.js';
 import { CHUNK_COST } from '../core/flow.js';
 import type { MuxSession } from '../core/session.js';
 import { abortedWith, toLibp2pError } from './errors.js';
@@ -58,16 +57,19 @@ function released(closing: Promise<void>, signal: AbortSignal | undefined): Prom
 }
 
 /**
- * What `send()` was given as one array: a `Uint8Array`'s bytes (a view of the caller's array), a list's parts
- * joined in a copy (so that a list goes as one write, and the peer gets one message, as from libp2p's yamux);
- * null when a part lost its bytes (its buffer transferred or shrunk).
+ * What `send()` was given, copied, a list's parts joined; null when a part lost its bytes (its buffer transferred
+ * or shrunk). libp2p's `send()` has no moment at which the caller learns that its array was taken (libp2p's yamux
+ * frames the bytes into the connection within the call), so an application may refill one array after each
+ * `true`, while muxwire's session frames the bytes later (at the end of the turn, when the peer's window opens)
+ * and the connection may hold them longer still. And a list goes as one write, so the peer gets one message, as
+ * from yamux.
  */
-function bytesOfSend(data: SendData): Uint8Array | null {
+function copyOfSend(data: SendData): Uint8Array | null {
   // A Uint8Array, of any realm (iterated, one of another realm would give numbers), or a Uint8ArrayList. Each
   // part's bytes as the built-ins see them, whatever its realm or own properties claim.
   if (isUint8Array(data)) {
     const bytes = asUint8Array(data)!;
-    return bytes.length === 0 && lostBytes(data) ? null : bytes;
+    return bytes.length === 0 && lostBytes(data) ? null : bytes.slice();
   }
   let length = 0;
   for (const part of data) {
@@ -97,9 +99,9 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
    * them (its own objects, beyond its bytes).
    */
   #writing = 0;
-  /** Writes waiting in the session with the caller's array (see `#write`): 'drain' waits for them to leave. */
-  #lent = 0;
-  /** `sendData` said "wait": 'drain' is due once `#writing` is under the high-water mark, nothing lent. */
+  /** The wake-ups of the stream's `for await` loops waiting for data (see `[Symbol.asyncIterator]`). */
+  #readers: Set<() => void> | undefined;
+  /** `sendData` said "wait": 'drain' is due once `#writing` is under the high-water mark. */
   #needDrain = false;
   /** `sendCloseWrite` was called: FIN follows the queued data. */
   #writeEnded = false;
@@ -295,6 +297,9 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
     this.addEventListener('message', onMessage);
     this.addEventListener('end', onEnd);
     this.addEventListener('close', onClose);
+    // `closeRead()` drops what waits without an event: a loop whose 'end' came before it looks again then.
+    const wakeReader = (): void => wake?.();
+    (this.#readers ??= new Set()).add(wakeReader);
     // Ended before this reader came, with nothing left to hand on: no 'end' comes again.
     if (this.remoteWriteStatus === 'closed' && this.readBuffer.byteLength === 0 && this.#paused === null) ended = true;
     try {
@@ -323,6 +328,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       this.removeEventListener('message', onMessage);
       this.removeEventListener('end', onEnd);
       this.removeEventListener('close', onClose);
+      this.#readers?.delete(wakeReader);
       this.#taken(queued); // (a reader that stops early lets go of the rest)
     }
   }
@@ -421,6 +427,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       this.#endAfterPaused = false;
       this.onRemoteCloseWrite();
     }
+    if (this.#readers !== undefined) for (const wakeReader of this.#readers) wakeReader();
   }
 
   /** libp2p's hook: data arriving from now on waits in `#paused`; the window, no longer refilled, stops the peer. */
@@ -581,20 +588,13 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
   // ------------------------------------------------------------------ inside
 
   /**
-   * Hands the data to the session; false once what waits unsent reaches `channelHighWaterMark` (see `#writing`),
-   * or while the session holds a caller's array. libp2p's `send()` tells its caller nothing of when its array
-   * was taken (libp2p's yamux frames the bytes into the connection within the call; after a false, libp2p's own
-   * write buffer holds the array until `'drain'`), so an application may refill its array once `send()` returned
-   * true. So a write smaller than {@link DIRECT_WRITE_MIN} is copied (the session would frame it at the end of the
-   * turn); a larger one goes by reference, and is either written to the connection within the call (the direct
-   * route) and taken by it, or lent: it waits in the session, or the connection asked to wait (a socket holds
-   * what it could not write); `send()` then says false, and `'drain'` comes once it left.
+   * Hands a copy of the data to the session (see {@link copyOfSend}); false once what waits unsent reaches
+   * `channelHighWaterMark` (see `#writing`).
    */
   #write(data: SendData): boolean {
     if (this.#destroyed) return false;
     const port = this.#port;
-    const state = this.#state;
-    const bytes = bytesOfSend(data);
+    const bytes = copyOfSend(data);
     if (bytes === null) {
       // Transferred (to a worker) or shrunk while it waited in libp2p's own write buffer, or before `send()`:
       // its bytes are gone. The stream is aborted, after this hook returns, rather than end as if they went.
@@ -604,29 +604,17 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       // Counted with what a queued write costs beyond its bytes: writes of a few bytes each stop at a bound too.
       const cost = bytes.length + CHUNK_COST;
       this.#writing += cost;
-      if (!isUint8Array(data) || bytes.length < DIRECT_WRITE_MIN) {
-        port.write(state, isUint8Array(data) ? bytes.slice() : bytes, (error) => this.#written(cost, error, false));
-      } else {
-        const queued = state.queuedBytes;
-        let lent = false;
-        port.write(state, bytes, (error) => this.#written(cost, error, lent));
-        // Queued in the session, or handed to a connection that asked it to wait (its socket holds the array).
-        if (state.queuedBytes !== queued || port.transportBlocked) {
-          lent = true;
-          this.#lent++;
-        }
-      }
+      port.write(this.#state, bytes, (error) => this.#written(cost, error));
     }
-    if (this.#lent > 0 || this.#writing >= port.highWaterMark) {
+    if (this.#writing >= port.highWaterMark) {
       this.#needDrain = true;
       return false;
     }
     return true;
   }
 
-  #written(cost: number, error: Error | null | undefined, lent: boolean): void {
+  #written(cost: number, error: Error | null | undefined): void {
     this.#writing -= cost;
-    if (lent) this.#lent--;
     if (this.#destroyed) return;
     if (error) {
       // A live channel is failed by its session before its writes fail. One the session no longer holds (both
@@ -634,7 +622,7 @@ export class MuxwireStream extends AbstractStream implements ChannelEndpoint {
       if (!this.#state.live) this.fail(error);
       return;
     }
-    if (this.#needDrain && this.#lent === 0 && this.#writing < this.#port.highWaterMark) {
+    if (this.#needDrain && this.#writing < this.#port.highWaterMark) {
       this.#needDrain = false;
       this.onMuxerDrain();
     }
