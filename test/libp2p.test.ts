@@ -1461,18 +1461,26 @@ test("a send() of a Uint8ArrayList arrives at the peer as one message, as from l
   }
 });
 
+/**
+ * A stream whose peer wrote "read ahead" and ended it, at `listener`, after a reader took the data and the end
+ * and put the data back (`unshift()`), as multistream-select's does when it read past its own messages.
+ */
+async function endedWithDataPutBack(dialer: StreamMuxer, listener: StreamMuxer): Promise<Stream> {
+  const { stream, peer } = await openStream(dialer, listener, Buffer.from('read ahead'));
+  await stream.close();
+  const taken: Uint8Array[] = [];
+  const take = (event: StreamMessageEvent): void => void taken.push(event.data.subarray());
+  peer.addEventListener('message', take);
+  await waitFor(() => peer.readableEnded, 'the end');
+  peer.removeEventListener('message', take);
+  peer.unshift(Buffer.concat(taken));
+  return peer;
+}
+
 test("a for await begun after a stream's end, with data put back in its read buffer since (libp2p's protocol negotiation reads ahead and unshift()s), yields that data and ends", async () => {
   const { dialer, listener } = pair(muxwire()(), muxwire()());
   try {
-    const { stream, peer } = await openStream(dialer, listener, Buffer.from('read ahead'));
-    await stream.close();
-    // A reader that takes the data and the end, then puts the data back, as multistream-select's does.
-    const taken: Uint8Array[] = [];
-    const take = (event: StreamMessageEvent): void => void taken.push(event.data.subarray());
-    peer.addEventListener('message', take);
-    await waitFor(() => peer.readableEnded, 'the end');
-    peer.removeEventListener('message', take);
-    peer.unshift(Buffer.concat(taken));
+    const peer = await endedWithDataPutBack(dialer, listener);
     let text = '';
     const reading = (async () => {
       for await (const data of peer) text += Buffer.from(data.subarray()).toString();
@@ -1488,14 +1496,7 @@ test("a for await begun after a stream's end, with data put back in its read buf
 test("a for await begun after a stream's end, waiting on data put back in its paused read buffer, ends when closeRead() drops that data", async () => {
   const { dialer, listener } = pair(muxwire()(), muxwire()());
   try {
-    const { stream, peer } = await openStream(dialer, listener, Buffer.from('read ahead'));
-    await stream.close();
-    const taken: Uint8Array[] = [];
-    const take = (event: StreamMessageEvent): void => void taken.push(event.data.subarray());
-    peer.addEventListener('message', take);
-    await waitFor(() => peer.readableEnded, 'the end');
-    peer.removeEventListener('message', take);
-    peer.unshift(Buffer.concat(taken));
+    const peer = await endedWithDataPutBack(dialer, listener);
     peer.pause();
     let bytes = 0;
     const reading = (async () => {

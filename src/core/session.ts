@@ -741,8 +741,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   /**
-   * The transport ended or failed: what the decoder held is decoded first, in one go (nothing may stay).
-   * Returns whether the session is still open or closing.
+   * The transport ended or failed: what the decoder held is decoded first, in one go (nothing may stay), then
+   * the channel table hears that the transport is gone (`transportGone`: the format's rules may count channels
+   * closed). Returns whether the session is still open or closing.
    */
   #readAllHeld(): boolean {
     // What the transport still hands on (a libp2p connection gives what it held for a paused reader when
