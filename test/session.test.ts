@@ -928,6 +928,48 @@ describe('opening', () => {
     }
   });
 
+  test('one signal shared by many waiting calls (connects, dials, pings, accepts) holds one listener of the session, Node gives no leak warning, and an abort settles each call', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
+    // A peer that answers nothing: the dials wait for their ACKs, the pings for their answers.
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => void sockets.push(socket));
+    const sessions: Session[] = [];
+    try {
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const { port } = silent.address() as net.AddressInfo;
+      const controller = new AbortController();
+      const { signal } = controller;
+      const options = { host: '127.0.0.1', port, signal, keepAliveInterval: 0, openTimeout: 60_000 };
+      sessions.push(...(await Promise.all(Array.from({ length: 20 }, () => connect(options)))));
+      assert.equal(getEventListeners(signal, 'abort').length, 0, 'connected: no listener left');
+      const client = sessions[0]!;
+      const dials = Array.from({ length: 30 }, () => {
+        const channel = client.dial({ signal });
+        channel.on('error', () => {});
+        return failureOf(channel);
+      });
+      const pings = Array.from({ length: 30 }, () => client.ping({ signal }).then(String, (error: unknown) => error));
+      const accepts = Array.from({ length: 30 }, () => client.accept({ signal }).then(String, (e: unknown) => e));
+      const connecting = connect(options).then(String, (error: unknown) => error);
+      assert.equal(getEventListeners(signal, 'abort').length, 1, 'one listener for 91 waiting calls');
+      const reason = new Error('shut down');
+      controller.abort(reason);
+      for (const outcome of await Promise.all([...dials, ...pings, ...accepts, connecting])) {
+        assert.equal(outcome, reason);
+      }
+      assert.equal(getEventListeners(signal, 'abort').length, 0);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(warnings, [], 'no MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  });
+
   test('a session closed with dials pending fails them and leaves no abort listener', async () => {
     const pair = await sessionPair({ transport: 'tcp', client: { openTimeout: 60_000 } });
     try {
@@ -937,7 +979,7 @@ describe('opening', () => {
         channel.on('error', () => {});
         return failureOf(channel);
       });
-      assert.equal(getEventListeners(controller.signal, 'abort').length, 3);
+      assert.equal(getEventListeners(controller.signal, 'abort').length, 1, 'one listener for the three dials');
       pair.client.destroy();
       for (const failure of await Promise.all(failures)) {
         assert.equal((failure as { code?: string } | undefined)?.code, 'ERR_MUX_SESSION_CLOSED');
@@ -2489,7 +2531,7 @@ describe('closing: what a review found', () => {
     const session = lightSession(transport, { keepAliveInterval: 0 });
     const controller = new AbortController();
     for (let i = 0; i < 3; i++) session.dial({ signal: controller.signal, openTimeout: 0 }).on('error', () => {});
-    assert.equal(getEventListeners(controller.signal, 'abort').length, 3);
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 1, 'one listener for the three dials');
     session.destroy();
     assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
   });

@@ -5,6 +5,46 @@
  * @module
  */
 
+import { callBack } from './defer.js';
+
+/** The calls waiting on one signal, and the one listener that tells them all. */
+interface Watchers {
+  readonly calls: Set<() => void>;
+  readonly listener: () => void;
+}
+
+const watched = new WeakMap<AbortSignal, Watchers>();
+
+/**
+ * Runs `onAbort` when `signal` aborts, until the returned function is called. However many calls wait on one
+ * signal (an application's shutdown signal given to a thousand dials), the signal holds one listener of
+ * muxwire's: Node warns of a leak past ten on one `AbortSignal` (`MaxListenersExceededWarning`). The calls run
+ * in the order they began; one that stops watching while another runs is not called, as with the signal's own
+ * listeners, and one that throws does not keep the others from running. `onAbort` is a function of the call's
+ * own (the set holds each once).
+ */
+export function whenAborted(signal: AbortSignal, onAbort: () => void): () => void {
+  let watchers = watched.get(signal);
+  if (watchers === undefined) {
+    const calls = new Set<() => void>();
+    const listener = (): void => {
+      watched.delete(signal);
+      for (const call of calls) callBack(call, undefined);
+      calls.clear();
+    };
+    watchers = { calls, listener };
+    watched.set(signal, watchers);
+    signal.addEventListener('abort', listener, { once: true });
+  }
+  const { calls, listener } = watchers;
+  calls.add(onAbort);
+  return () => {
+    if (!calls.delete(onAbort) || calls.size > 0 || watched.get(signal) !== watchers) return;
+    watched.delete(signal);
+    signal.removeEventListener('abort', listener);
+  };
+}
+
 /**
  * `promise`'s outcome, or a rejection with `signal`'s reason if it aborts first (at once if it already has).
  * `onAbort` runs first: it returns false when the outcome was already decided (`promise` is settling, its
@@ -22,15 +62,16 @@ export function abortable<T>(
     const abort = (): void => {
       if (onAbort?.() !== false) reject(signal.reason);
     };
+    let unwatch: (() => void) | undefined;
     const settle =
       <A>(then: (argument: A) => void) =>
       (argument: A): void => {
-        signal.removeEventListener('abort', abort);
+        unwatch?.();
         then(argument);
       };
     promise.then(settle(resolve), settle(reject));
     if (signal.aborted) abort();
-    else signal.addEventListener('abort', abort, { once: true });
+    else unwatch = whenAborted(signal, abort);
   });
 }
 

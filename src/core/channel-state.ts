@@ -101,11 +101,8 @@ const OUTBOUND_BIT = 1 << 11;
 const LATE_DROPS_SHIFT = 15;
 const LATE_DROPS_MASK = 3 << LATE_DROPS_SHIFT;
 
-/** A dial's abort signal and the listener to remove once the dial settles. */
-export interface OpenAbort {
-  signal: AbortSignal;
-  onAbort: () => void;
-}
+/** Stops watching a dial's abort signal, once the dial settles (see `whenAborted`). */
+export type OpenAbort = () => void;
 
 /** The state of a dial awaiting its acknowledgement (see `ChannelState.openDeadline` and `openAbort`). */
 interface OpeningWatch {
@@ -249,7 +246,7 @@ export class ChannelState {
     }
   }
 
-  /** Dialled with a signal and not yet acknowledged: the signal and the listener to remove once settled. */
+  /** Dialled with a signal and not yet acknowledged: what stops watching the signal once settled. */
   get openAbort(): OpenAbort | null {
     return this.#opening === null ? null : this.#opening.abort;
   }

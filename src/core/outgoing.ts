@@ -8,6 +8,7 @@
  * the `abortOpen` it is given. It never reads frames: the session tells it of ACKs and of channels that left.
  * @module
  */
+import { whenAborted } from './abortable.js';
 import { Pending, type ChannelState } from './channel-state.js';
 import type { CodecCapabilities } from './codec.js';
 import { DeadlineHeap } from './deadline-heap.js';
@@ -70,9 +71,7 @@ export class Outgoing {
     if (this.#caps.acknowledgements) {
       if (openTimeout > 0) this.#watch(channel, openTimeout);
       if (signal !== undefined) {
-        const onAbort = (): void => this.#abortOpen(channel, resetHere(channel.id, signal.reason));
-        channel.openAbort = { signal, onAbort };
-        signal.addEventListener('abort', onAbort, { once: true });
+        channel.openAbort = whenAborted(signal, () => this.#abortOpen(channel, resetHere(channel.id, signal.reason)));
       }
     }
     if (!this.#caps.acknowledgements || this.#unacked < this.#options.ackBacklog) {
@@ -100,10 +99,10 @@ export class Outgoing {
   /** The channel no longer waits for its acknowledgement (it came, or the channel ended): stop watching it. */
   settled(channel: ChannelState): void {
     this.untimed(channel);
-    const abort = channel.openAbort;
-    if (abort !== null) {
+    const unwatch = channel.openAbort;
+    if (unwatch !== null) {
       channel.openAbort = null;
-      abort.signal.removeEventListener('abort', abort.onAbort);
+      unwatch();
     }
   }
 

@@ -3,7 +3,7 @@
  * @module
  */
 import net from 'node:net';
-import { checkSignal } from '../core/abortable.js';
+import { checkSignal, whenAborted } from '../core/abortable.js';
 import { TransportClosedError } from '../core/errors.js';
 import { DEFAULT_OPTIONS, type SessionOptions, resolveOptions } from '../core/options.js';
 import { Session } from './session.js';
@@ -80,20 +80,22 @@ export function connect(options: ConnectOptions): Promise<Session> {
       return;
     }
     const socket = net.connect(rest as unknown as net.TcpNetConnectOpts);
-    const onAbort = (): void => {
-      socket.destroy();
-      reject(signal!.reason);
-    };
+    const unwatch =
+      signal === undefined
+        ? undefined
+        : whenAborted(signal, () => {
+            socket.destroy();
+            reject(signal.reason);
+          });
     const onError = (error: Error): void => {
-      signal?.removeEventListener('abort', onAbort);
+      unwatch?.();
       // Typed as a session over a socket that never connects fails: the socket's error (ECONNREFUSED,
       // ENOTFOUND...) is the cause.
       reject(new TransportClosedError(`could not connect: ${error.message}`, error));
     };
-    signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('error', onError);
     socket.once('connect', () => {
-      signal?.removeEventListener('abort', onAbort);
+      unwatch?.();
       socket.off('error', onError);
       try {
         resolve(new Session(socket, 'client', sessionOptions));

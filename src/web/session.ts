@@ -3,7 +3,7 @@
  * opens a WebSocket and resolves to the client session once it is open.
  * @module
  */
-import { callOptions } from '../core/abortable.js';
+import { callOptions, whenAborted } from '../core/abortable.js';
 import { type SessionOptions, resolveOptions } from '../core/options.js';
 import { MuxSession, type Role, codecFor } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
@@ -108,7 +108,7 @@ export function connectWebSocket(url: string | URL, options?: ConnectWebSocketOp
       socket.removeEventListener('open', onOpen);
       socket.removeEventListener('close', onClose);
       socket.removeEventListener('error', onError);
-      signal?.removeEventListener('abort', onAbort);
+      unwatch?.();
     };
     const onOpen = (): void => {
       cleanup();
@@ -130,14 +130,16 @@ export function connectWebSocket(url: string | URL, options?: ConnectWebSocketOp
     };
     // A socket that fails before opening may fire no 'close' (Node 22's: see the transport's 'error').
     const onError = (): void => void setTimeout(() => settled || onClose({ code: 1006 }), 0);
-    const onAbort = (): void => {
-      cleanup();
-      transport.destroy();
-      reject(signal!.reason);
-    };
     socket.addEventListener('open', onOpen);
     socket.addEventListener('close', onClose);
     socket.addEventListener('error', onError);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const unwatch =
+      signal === undefined
+        ? undefined
+        : whenAborted(signal, () => {
+            cleanup();
+            transport.destroy();
+            reject(signal.reason);
+          });
   });
 }
