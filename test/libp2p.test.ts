@@ -137,6 +137,14 @@ test("yamux()'s option names map to muxwire's session options, with libp2p's yam
   assert.equal(mapped.session.maxSessionBuffered, 8 * 1024 * 1024);
   assert.deepEqual(mapped.streamOptions, { maxReadBufferLength: 1234 });
   assert.equal(resolveInit({ keepAliveInterval: 5_000 }).session.keepAliveInterval, 5_000);
+  // Where a yamux name and `session` both say something, the yamux name wins, `enableKeepAlive: true` too.
+  const keepAlive = (init: Parameters<typeof resolveInit>[0]): number | undefined =>
+    resolveInit(init).session.keepAliveInterval;
+  assert.equal(keepAlive({ enableKeepAlive: true, session: { keepAliveInterval: 0 } }), 30_000);
+  assert.equal(keepAlive({ enableKeepAlive: true, session: { keepAliveInterval: 7_000 } }), 7_000);
+  assert.equal(keepAlive({ enableKeepAlive: false, session: { keepAliveInterval: 7_000 } }), 0);
+  assert.equal(keepAlive({ keepAliveInterval: 5_000, session: { keepAliveInterval: 0 } }), 5_000);
+  assert.equal(keepAlive({ session: { keepAliveInterval: 0 } }), 0, 'session alone: its own word');
 });
 
 test("invalid options throw libp2p's InvalidParametersError when muxwire() is called, with muxwire's error as the cause", () => {

@@ -141,9 +141,11 @@ export function resolveInit(init: MuxwireInit = {}): ResolvedMuxwireInit {
   const maxInboundStreams = streamCount('maxInboundStreams', init.maxInboundStreams, inboundInSession);
   const maxOutboundStreams = streamCount('maxOutboundStreams', init.maxOutboundStreams, outboundInSession);
   const session: SessionOptions = sessionOptions;
+  // The yamux names win: `enableKeepAlive: true` turns on keep-alive a `session.keepAliveInterval` of 0 had off.
   if (enableKeepAlive === false) session.keepAliveInterval = 0;
-  else if (init.keepAliveInterval !== undefined || session.keepAliveInterval === undefined) {
-    session.keepAliveInterval = init.keepAliveInterval ?? LIBP2P_DEFAULTS.keepAliveInterval;
+  else if (init.keepAliveInterval !== undefined) session.keepAliveInterval = init.keepAliveInterval;
+  else if (session.keepAliveInterval === undefined || (enableKeepAlive === true && session.keepAliveInterval === 0)) {
+    session.keepAliveInterval = LIBP2P_DEFAULTS.keepAliveInterval;
   }
   if (initialStreamWindowSize !== undefined) session.initialWindow = initialStreamWindowSize;
   const initialWindow = session.initialWindow ?? SPEC_INITIAL_WINDOW;

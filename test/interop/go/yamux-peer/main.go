@@ -80,7 +80,7 @@ func parseFlags() *options {
 	flag.Int64Var(&o.resetAfter, "reset-after", 0, "reset -how raw: payload bytes to read before resetting")
 	flag.IntVar(&o.chunk, "chunk", 16384, "slow-reader: bytes per read")
 	flag.IntVar(&o.goAwayAfter, "goaway-after", 300, "graceful -role serve: streams to accept before GoAway() (0: at once)")
-	flag.DurationVar(&o.acceptDelay, "accept-delay", 200*time.Millisecond, "late-accept: wait before the first AcceptStream")
+	flag.DurationVar(&o.acceptDelay, "accept-delay", 200*time.Millisecond, "late-accept: wait, once -count FINs came, before the first AcceptStream")
 	flag.DurationVar(&o.replyAfter, "reply-after", 0, "late-accept: reply this long after reading a request (0: GoAway() and Close() without replying)")
 	flag.BoolVar(&o.confirm, "confirm", false, "graceful -role serve: before closing, Ping() so that the peer has read our Go Away")
 	flag.IntVar(&o.perMs, "per-ms", 5, "graceful -role open: streams opened per millisecond")

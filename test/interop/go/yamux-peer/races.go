@@ -233,14 +233,19 @@ func min64(a, b int64) int64 {
 	return b
 }
 
-// lateAccept waits -accept-delay before it accepts -count streams, so that each stream's request and the
-// dialler's FIN have arrived before its application takes it. This yamux then sends no ACK for it: the
+// lateAccept waits until -count FINs have come in, then -accept-delay more (for yamux to handle what the tap
+// saw), before it accepts -count streams, so that each stream's request and the dialler's FIN have arrived
+// before its application takes it, however late the dialler starts. This yamux then sends no ACK for it: the
 // stream is already RemoteClose, and the ACK flag goes only on a frame sent while it is SYNReceived (its
 // first reply acknowledges it). Each request is read to its EOF. With -reply-after 0 it then shuts down
 // without replying, as a server stopping with requests in hand: GoAway(), a moment, Close(). Otherwise each
 // stream gets, after -reply-after, the reply "took N" (N: the request's bytes) and a FIN, and the peer is
 // expected to close the session.
 func (p *peer) lateAccept() {
+	p.setStage("the requests' FINs")
+	for p.tap.snapshot().finIn < p.o.count && time.Now().Before(p.deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	p.setStage("the accept delay")
 	time.Sleep(p.o.acceptDelay)
 	var took, replied atomic.Int64
