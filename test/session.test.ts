@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { getEventListeners, once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
+import http2 from 'node:http2';
 import net from 'node:net';
 import readline from 'node:readline';
 import tls from 'node:tls';
@@ -2822,6 +2823,52 @@ describe('sessions over Node transports: what a review of them found', () => {
       }
     }
   });
+  test('a session over an http2 CONNECT stream that the peer aborts mid-transfer fails typed and destroys its stream, so the Http2Session and its server close', async () => {
+    const h2server = http2.createServer();
+    const served = new Promise<http2.ServerHttp2Stream>((resolve) =>
+      h2server.on('stream', (stream) => {
+        stream.respond({ ':status': 200 });
+        resolve(stream);
+      }),
+    );
+    await new Promise<void>((resolve) => h2server.listen(0, '127.0.0.1', resolve));
+    const h2client = http2.connect(`http://127.0.0.1:${(h2server.address() as net.AddressInfo).port}`);
+    h2client.on('error', () => {});
+    try {
+      const request = h2client.request({ ':method': 'CONNECT', ':authority': 'muxwire.invalid:1' });
+      await once(request, 'response');
+      const stream = await served;
+      const client = multiplexedClient(request, { keepAliveInterval: 0 });
+      const server = multiplexedServer(stream, { keepAliveInterval: 0 });
+      // Bulk both ways, so that writes are queued in the http2 stream when the peer aborts.
+      const block = Buffer.alloc(64 * 1024, 7);
+      const pump = (channel: Channel): void => {
+        channel.on('error', () => {});
+        channel.resume();
+        const write = (): void => {
+          while (channel.writable && channel.write(block));
+          if (channel.writable) channel.once('drain', write);
+        };
+        write();
+      };
+      server.on('channel', pump);
+      for (let i = 0; i < 4; i++) pump(client.dial());
+      await until(() => client.stats().dataBytesIn > 4 * 1024 * 1024, 5000, 'bulk data both ways');
+      server.destroy();
+      const error = await closeError(client);
+      assert.ok(error instanceof TransportClosedError, String(error));
+      await until(() => request.destroyed, 2000, "the client's CONNECT stream destroyed");
+      await within(
+        new Promise<void>((resolve) => h2client.close(resolve)),
+        3000,
+        'the Http2Session to close (it waits for its streams)',
+      );
+    } finally {
+      h2client.destroy();
+      await new Promise((resolve) => h2server.close(resolve));
+    }
+  });
+
   test("a failed write reports the stream's own error when it has one (Bun fails a write before a TLS handshake with 'Socket is closed', and holds why in errored)", async () => {
     const why = Object.assign(new Error('self signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
     class RefusedTls extends Duplex {

@@ -78,6 +78,9 @@ export function duplexTransport(stream: Duplex): Transport {
     unwatch();
     // A late error from a closed stream must not become an uncaught exception.
     stream.on('error', ignore);
+    // Done for the session, and let go: a stream can be done without being destroyed (an http2 stream the peer
+    // aborted with writes still queued reports a premature close and holds its Http2Session open for ever).
+    if (!stream.destroyed) stream.destroy();
     events!.close();
   };
   return {
