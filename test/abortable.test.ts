@@ -59,3 +59,16 @@ test('signals are watched apart', () => {
   one.abort();
   assert.deepEqual(ran, ['two', 'one']);
 });
+
+test('a signal already aborted when a call starts watching runs it from a microtask, unless the call stops first', async () => {
+  const controller = new AbortController();
+  controller.abort();
+  const ran: string[] = [];
+  whenAborted(controller.signal, () => ran.push('kept'));
+  const stop = whenAborted(controller.signal, () => ran.push('stopped'));
+  assert.deepEqual(ran, [], 'not within the call');
+  stop();
+  await Promise.resolve();
+  assert.deepEqual(ran, ['kept']);
+  assert.equal(getEventListeners(controller.signal, 'abort').length, 0, 'no listener on an aborted signal');
+});

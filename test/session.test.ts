@@ -971,6 +971,23 @@ describe('opening', () => {
     }
   });
 
+  test("a dial whose signal a 'channelOpen' listener aborts (a shutdown tripped at a limit) is reset with the signal's reason, and no listener stays", async () => {
+    for (const openTimeout of [0, 60_000]) {
+      const session = new LightSession(new FakeTransport(), 'client', { keepAliveInterval: 0 });
+      try {
+        const controller = new AbortController();
+        const reason = new Error('shutting down');
+        session.on('channelOpen', () => controller.abort(reason));
+        const channel = session.dial({ signal: controller.signal, openTimeout });
+        const failure = new Promise<unknown>((resolve) => channel.on('error', resolve));
+        assert.equal(await within(failure, 2000, `the reset (openTimeout ${openTimeout})`), reason);
+        assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+      } finally {
+        session.destroy();
+      }
+    }
+  });
+
   test('a session closed with dials pending fails them and leaves no abort listener', async () => {
     const pair = await sessionPair({ transport: 'tcp', client: { openTimeout: 60_000 } });
     try {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { callBack } from './defer.js';
+import { callBack, defer } from './defer.js';
 
 /** The calls waiting on one signal, and the one listener that tells them all. */
 interface Watchers {
@@ -21,9 +21,16 @@ const watched = new WeakMap<AbortSignal, Watchers>();
  * muxwire's: Node warns of a leak past ten on one `AbortSignal` (`MaxListenersExceededWarning`). The calls run
  * in the order they began; one that stops watching while another runs is not called, as with the signal's own
  * listeners, and one that throws does not keep the others from running. `onAbort` is a function of the call's
- * own (the set holds each once).
+ * own (the set holds each once). A signal already aborted runs it from a microtask, unless stopped first.
  */
 export function whenAborted(signal: AbortSignal, onAbort: () => void): () => void {
+  if (signal.aborted) {
+    // Aborted after the call checked it and before it watched (an application's listener that ran between,
+    // such as a 'channelOpen' listener tripping a shutdown signal): the abort is heard from a microtask.
+    let watching = true;
+    defer(() => watching && callBack(onAbort, undefined));
+    return () => void (watching = false);
+  }
   let watchers = watched.get(signal);
   if (watchers === undefined) {
     const calls = new Set<() => void>();
