@@ -78,9 +78,10 @@ export function duplexTransport(stream: Duplex): Transport {
     unwatch();
     // A late error from a closed stream must not become an uncaught exception.
     stream.on('error', ignore);
-    // Done for the session, and let go: a stream can be done without being destroyed (an http2 stream the peer
-    // aborted with writes still queued reports a premature close and holds its Http2Session open for ever).
-    if (!stream.destroyed) stream.destroy();
+    // Done for the session, and let go: a stream can close early without being destroyed (an http2 stream the
+    // peer aborted with writes still queued reports a premature close and holds its Http2Session open for ever).
+    // One done both ways is left to close itself (an http2 stream would send a needless RST_STREAM).
+    if (!stream.destroyed && !(stream.readableEnded && stream.writableFinished)) stream.destroy();
     events!.close();
   };
   return {
