@@ -541,6 +541,15 @@ export class SessionMemory {
     readonly budget: MemoryBudget | null = null,
   ) {}
 
+  /**
+   * Less than an eighth of the limit is held: a payload may stay a view of a buffer up to 8 times its charge (see
+   * the receive path's `PIN_RATIO`). Beyond it, payloads are copied unless they are their whole buffer, so the
+   * buffers that views keep alive add at most the limit again to what is counted.
+   */
+  get holdsLittle(): boolean {
+    return this.buffered + this.held < this.limit / 8;
+  }
+
   /** Soft limit reached: withhold Window Updates, do not grow windows. */
   get underPressure(): boolean {
     return this.buffered + this.held >= this.limit / 2;

@@ -30,7 +30,10 @@ import type { FrameWriter } from './writer.js';
 /**
  * A payload is copied out of its chunk when the chunk's buffer is more than this many times what the payload
  * is charged (its bytes and {@link CHUNK_COST}): a few bytes must not pin a large buffer (a WebSocket message
- * of up to `maxMessageSize`, a socket's 64 KiB read) outside the session's bound.
+ * of up to `maxMessageSize`, a socket's 64 KiB read) outside the session's bound. Only while the session holds
+ * little (`SessionMemory.holdsLittle`, an eighth of the bound): beyond that, a payload that is not its whole
+ * buffer is copied, or a peer that puts one unread payload of just over an eighth in each read would pin 8
+ * times the bound.
  */
 const PIN_RATIO = 8;
 /**
@@ -224,7 +227,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   /** Bytes `start` to `end` of `chunk`: a view, or a copy when the view would pin a much larger buffer. */
   #unpinned(chunk: Uint8Array, start: number, end: number): Uint8Array {
     const length = end - start;
-    if (chunk.buffer.byteLength > PIN_RATIO * (length + CHUNK_COST)) {
+    const ratio = this.#memory.holdsLittle ? PIN_RATIO : 1;
+    if (chunk.buffer.byteLength > ratio * (length + CHUNK_COST)) {
       const data = this.#allocate(length);
       copyBytes(data, 0, chunk, start, end);
       return data;

@@ -60,6 +60,9 @@ export interface Transport {
    * chunks' own cost, since its windows bound the bytes), the session fails with `ProtocolError`.
    */
   readonly cannotPause?: boolean;
-  /** Optional: allocates a buffer for outgoing frames (e.g. Node's `Buffer.allocUnsafe`). */
+  /**
+   * Optional: allocates a buffer for outgoing frames and for received payloads copied out of a larger read (e.g.
+   * Node's `Buffer.allocUnsafeSlow`). Each its own `ArrayBuffer`: a slice of a shared pool, kept unread, pins the pool.
+   */
   allocate?(size: number): Uint8Array;
 }

@@ -141,7 +141,9 @@ export function duplexTransport(stream: Duplex): Transport {
       if (events !== undefined) queueMicrotask(onClose);
     },
     allocate(size) {
-      return Buffer.allocUnsafe(size);
+      // Not from Node's shared pool (what `allocUnsafe` gives below 4 KiB): a payload copied so as not to pin a
+      // large read would pin the pool's 8 KiB block while it waits unread.
+      return Buffer.allocUnsafeSlow(size);
     },
   };
 }
