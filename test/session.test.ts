@@ -2886,6 +2886,43 @@ describe('sessions over Node transports: what a review of them found', () => {
     }
   });
 
+  test('an http2 stream that its application closes with a code (RST_STREAM CANCEL) under a session still sends its reset: the peer session fails typed and its server closes', async () => {
+    const h2server = http2.createServer();
+    const sessions: Promise<unknown>[] = [];
+    h2server.on('stream', (stream) => {
+      stream.respond({ ':status': 200 });
+      const session = multiplexedServer(stream, { keepAliveInterval: 0 });
+      session.on('channel', (channel: Channel) => {
+        channel.on('error', () => {});
+        channel.resume();
+      });
+      sessions.push(closeError(session));
+    });
+    await new Promise<void>((resolve) => h2server.listen(0, '127.0.0.1', resolve));
+    const h2client = http2.connect(`http://127.0.0.1:${(h2server.address() as net.AddressInfo).port}`);
+    h2client.on('error', () => {});
+    try {
+      const request = h2client.request({ ':method': 'POST', ':path': '/' });
+      const client = multiplexedClient(request, { keepAliveInterval: 0 });
+      const channel = client.dial();
+      channel.on('error', () => {});
+      await new Promise<void>((resolve) =>
+        channel.write(Buffer.alloc(1024 * 1024, 5), () => {
+          request.close(http2.constants.NGHTTP2_CANCEL);
+          resolve();
+        }),
+      );
+      await until(() => sessions.length === 1, 2000, 'the server session');
+      const error = await sessions[0];
+      assert.ok(error instanceof TransportClosedError, String(error));
+      h2client.close();
+      await within(new Promise((resolve) => h2server.close(resolve)), 3000, 'the http2 server to close');
+    } finally {
+      h2client.destroy();
+      h2server.close();
+    }
+  });
+
   test("a failed write reports the stream's own error when it has one (Bun fails a write before a TLS handshake with 'Socket is closed', and holds why in errored)", async () => {
     const why = Object.assign(new Error('self signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
     class RefusedTls extends Duplex {

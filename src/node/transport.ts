@@ -80,8 +80,12 @@ export function duplexTransport(stream: Duplex): Transport {
     stream.on('error', ignore);
     // Done for the session, and let go: a stream can close early without being destroyed (an http2 stream the
     // peer aborted with writes still queued reports a premature close and holds its Http2Session open for ever).
-    // One done both ways is left to close itself (an http2 stream would send a needless RST_STREAM).
-    if (!stream.destroyed && !(stream.readableEnded && stream.writableFinished)) stream.destroy();
+    // From a later task: `http2Stream.close(code)` reports that close before it sends its RST_STREAM, which a
+    // destroy now would cancel. One done both ways is left to close itself (an http2 stream would send a
+    // needless RST_STREAM).
+    if (!stream.destroyed && !(stream.readableEnded && stream.writableFinished)) {
+      setImmediate(() => stream.destroyed || stream.destroy());
+    }
     events!.close();
   };
   return {
