@@ -506,8 +506,9 @@ export class ReceiveWindow {
 /**
  * The memory a chunk waiting to be read takes beyond its bytes, as counted against `maxSessionBuffered`: a
  * `Uint8Array` and its place in the endpoint's list (a Node stream's buffer list, an array). Measured in V8:
- * 115-120 bytes for a slice of Node's pool, 195-220 for a chunk with its own `ArrayBuffer` (a `WebChannel`'s,
- * or any session whose transport has no `allocate`); the larger, rounded up.
+ * 115-120 bytes for a view of a larger buffer (a slice of Node's pool), 195-220 for a chunk with its own
+ * `ArrayBuffer` (a `WebChannel`'s, a Node session's copies, made with `Buffer.allocUnsafeSlow`, or any session
+ * whose transport has no `allocate`); the larger, rounded up.
  */
 export const CHUNK_COST = 224;
 
