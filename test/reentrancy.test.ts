@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   ChannelRefusedError,
+  LightSession,
+  Session,
   SessionClosedError,
   lightClient,
   lightServer,
@@ -15,7 +17,9 @@ import {
   multiplexedServer,
 } from '../src/index.js';
 import { runChild } from './support/child.js';
-import { memoryPipe, within } from './helpers.js';
+import { Flag, FrameType } from '../src/core/frame.js';
+import { FakeTransport } from './support/fake-transport.js';
+import { frame, memoryPipe, pseudoRandomBytes, until, within } from './helpers.js';
 
 test('callbacks that throw surface as uncaught and leave the session and its other channels working', async () => {
   const { code, stdout, stderr } = await runChild('throwing-application-callbacks');
@@ -158,3 +162,109 @@ test("a dial made while open timeouts are being failed (from 'channelClose') kee
     b.destroy();
   }
 });
+
+/**
+ * A transport that delivers at once, fed from a channel's listener: the session is in the middle of a chunk (a
+ * large payload handed on, or the small payloads a read joined, handed on before a larger frame). What it
+ * hands on then comes after the rest of that chunk, and an end or close it reports waits for both.
+ */
+for (const [kind, Kind] of [
+  ['Channel', Session],
+  ['LightChannel', LightSession],
+] as const) {
+  const D = FrameType.data;
+  const W = FrameType.windowUpdate;
+  /** A server session over a FakeTransport with channels 1 and 3 open, each recording what it reads. */
+  async function twoChannels(): Promise<{
+    transport: FakeTransport;
+    session: Session | LightSession;
+    got: Map<number, string[]>;
+    onData: (id: number, listener: () => void) => void;
+    failure: () => unknown;
+  }> {
+    const transport = new FakeTransport();
+    const session = new Kind(transport, 'server', { keepAliveInterval: 0 });
+    const got = new Map<number, string[]>();
+    const listeners = new Map<number, () => void>();
+    let failure: unknown;
+    session.closed.catch((error: unknown) => (failure = error));
+    session.on('channel', (channel: { id: number; on(e: string, l: (...a: never[]) => void): unknown }) => {
+      got.set(channel.id, []);
+      channel.on('data', (data: Uint8Array) => {
+        got.get(channel.id)!.push(Buffer.from(data).toString('latin1'));
+        listeners.get(channel.id)?.();
+      });
+      channel.on('end', () => got.get(channel.id)!.push('<end>'));
+      channel.on('error', (error: Error) => got.get(channel.id)!.push(`<${error.name}>`));
+    });
+    transport.feed(Buffer.concat([frame(W, Flag.syn, 1, 0), frame(W, Flag.syn, 3, 0)]));
+    await until(() => session.channelCount === 2, 2000, 'both channels open');
+    await new Promise((resolve) => setImmediate(resolve)); // (a Channel flows, and hands on at once, from here)
+    return { transport, session, got, onData: (id, listener) => listeners.set(id, listener), failure: () => failure };
+  }
+
+  test(`${kind}: a chunk fed from a listener of a large payload follows the rest of the chunk it was in`, async () => {
+    const { transport, session, got, onData, failure } = await twoChannels();
+    let fed = false;
+    onData(1, () => {
+      if (fed) return;
+      fed = true;
+      transport.feed(frame(D, 0, 3, Buffer.from('z')));
+    });
+    const big = pseudoRandomBytes(20_000, 3).toString('latin1');
+    transport.feed(Buffer.concat([frame(D, 0, 1, Buffer.from(big, 'latin1')), frame(D, 0, 3, Buffer.from('y'))]));
+    await until(() => got.get(3)!.join('').length >= 2, 2000, "channel 3's two bytes");
+    assert.equal(got.get(3)!.join(''), 'yz');
+    assert.equal(got.get(1)!.join(''), big);
+    assert.equal(failure(), undefined);
+    session.destroy();
+  });
+
+  test(`${kind}: a chunk fed while joined small payloads are handed on before a larger frame is that frame's payload`, async () => {
+    const { transport, session, got, onData, failure } = await twoChannels();
+    const big = pseudoRandomBytes(3000, 7);
+    const whole = frame(D, 0, 1, big);
+    let rest: Buffer | undefined = Buffer.concat([whole.subarray(12), frame(D, 0, 3, Buffer.from('z'))]);
+    onData(3, () => {
+      if (rest === undefined) return;
+      const chunk = rest;
+      rest = undefined;
+      transport.feed(chunk);
+    });
+    // Small payloads (joined by the read), then the larger frame's header alone: its payload comes from the listener.
+    transport.feed(
+      Buffer.concat([frame(D, 0, 1, Buffer.from('a')), frame(D, 0, 3, Buffer.from('a')), whole.subarray(0, 12)]),
+    );
+    await until(() => got.get(3)!.join('') === 'az' || failure() !== undefined, 2000, "channel 3's z");
+    assert.equal(failure(), undefined, String(failure()));
+    assert.equal(got.get(1)!.join(''), `a${big.toString('latin1')}`);
+    session.destroy();
+  });
+
+  test(`${kind}: an end the transport reports from a listener comes after the rest of the chunk`, async () => {
+    const { transport, session, got, onData, failure } = await twoChannels();
+    let ended = false;
+    onData(1, () => {
+      if (ended) return;
+      ended = true;
+      transport.peerEnd();
+    });
+    const big = pseudoRandomBytes(20_000, 5).toString('latin1');
+    transport.feed(
+      Buffer.concat([
+        frame(D, 0, 1, Buffer.from(big, 'latin1')),
+        frame(D, Flag.fin, 3, Buffer.from('y')),
+        frame(D, Flag.fin, 1, 0),
+      ]),
+    );
+    await until(() => session.state === 'closed', 2000, 'the session ended');
+    await new Promise((resolve) => setTimeout(resolve, 20)); // (a Channel's own events come in later ticks)
+    // Each channel read all the peer sent, and its FIN; then the transport's end failed what this side had not
+    // ended (its writing).
+    assert.deepEqual(got.get(3), ['y', '<end>', '<TransportClosedError>']);
+    const one = got.get(1)!;
+    assert.equal(one.slice(0, -2).join(''), big);
+    assert.deepEqual(one.slice(-2), ['<end>', '<TransportClosedError>']);
+    assert.ok(failure() instanceof Error);
+  });
+}

@@ -84,6 +84,8 @@ export class FrameDecoder {
   #headerPending = false;
   /** Frames until the next ask. */
   #untilAsk = FRAMES_PER_ASK;
+  /** Inside `push()` or `resume()`: a chunk pushed now comes from the sink's own work, and waits its turn. */
+  #decoding = false;
 
   readonly #sink: FrameSink;
   readonly #codec: WireCodec;
@@ -117,6 +119,14 @@ export class FrameDecoder {
     return this.#holding || this.#heldBytes > 0;
   }
 
+  /**
+   * Inside `push()` or `resume()`: what the transport reports now comes from inside the sink's work (a transport
+   * that delivers at once, from a listener), so it follows the input being decoded.
+   */
+  get decoding(): boolean {
+    return this.#decoding;
+  }
+
   /** Bytes held for `resume()`. */
   get heldBytes(): number {
     return this.#heldBytes;
@@ -141,27 +151,46 @@ export class FrameDecoder {
     if (!this.#stopped) this.#holding = true;
   }
 
-  /** Feeds the next chunk of the byte stream (held, in order, while the decoder holds). */
+  /**
+   * Feeds the next chunk of the byte stream (held, in order, while the decoder holds). A chunk pushed from inside
+   * the sink's own work (a transport that delivers at once, fed from a listener) is decoded once the input
+   * before it was, whatever was cut where.
+   */
   push(chunk: Uint8Array): void {
     if (this.#stopped) return;
     // (What is held comes first, a frame waiting with its header read too: this chunk may come from what
     // decoding them set off.)
-    if (this.#holding || this.#headerPending || this.#rest !== null || this.#queue.length > 0) {
+    if (this.#decoding || this.#holding || this.#headerPending || this.#rest !== null || this.#queue.length > 0) {
       this.#queue.push(chunk);
       this.#heldBytes += chunk.length;
       this.#heldCost += chunk.length + CHUNK_COST;
-      // Beyond the bound, the oldest held input is decoded, whatever the turn's share, until back within it.
-      while (this.#heldCost > MAX_HELD_BYTES && !this.#stopped) {
-        if (this.#headerPending) {
-          this.#headerPending = false; // (the sink does what the frame needs first at once: not asked to hold)
-          this.#beginFrame();
-        } else {
-          this.#decode(this.#takeHeld()!, false);
+      if (this.#decoding) return; // (the decoding under way takes it up, or holds it)
+      this.#decoding = true;
+      try {
+        // Beyond the bound, the oldest held input is decoded, whatever the turn's share, until back within it.
+        while (this.#heldCost > MAX_HELD_BYTES && !this.#stopped) {
+          if (this.#headerPending) {
+            this.#headerPending = false; // (the sink does what the frame needs first at once: not asked to hold)
+            this.#beginFrame();
+          } else {
+            this.#decode(this.#takeHeld()!, false);
+          }
         }
+      } finally {
+        this.#decoding = false;
       }
       return;
     }
-    this.#decode(chunk, true);
+    this.#decoding = true;
+    try {
+      this.#decode(chunk, true);
+      // Chunks pushed from inside that, unless it held.
+      while (this.#queue.length > 0 && !this.#holding && !this.#headerPending && !this.#stopped) {
+        this.#decode(this.#takeHeld()!, true);
+      }
+    } finally {
+      this.#decoding = false;
+    }
   }
 
   /**
@@ -171,6 +200,16 @@ export class FrameDecoder {
   resume(mayHold = true): void {
     this.#holding = false;
     if (this.#stopped) return;
+    const outermost = !this.#decoding;
+    this.#decoding = true;
+    try {
+      this.#resume(mayHold);
+    } finally {
+      this.#decoding = !outermost;
+    }
+  }
+
+  #resume(mayHold: boolean): void {
     // What the sink had left of the last read's work first.
     if (this.#sink.onChunkEnd?.(mayHold) === true) {
       this.#holding = true;

@@ -169,6 +169,12 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   readonly #turn: TurnBudget;
   /** The transport ended or failed: what it still hands on is decoded at once, whatever the turn's share. */
   #lastReads = false;
+  /**
+   * The transport's end, failure or close reported from inside the decoding of what it handed on before (a
+   * transport that delivers at once, from a listener): taken up, in order, once that input is decoded.
+   */
+  readonly #lateEvents: (() => void)[] = [];
+  #takingLateEvents = false;
   readonly #scheduler: WriteScheduler;
   readonly #memory: SessionMemory;
   readonly #allocate: (size: number) => Uint8Array;
@@ -387,9 +393,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     const events: TransportEvents = {
       data: (chunk) => this.#onTransportData(chunk),
       drain: () => this.#writer.onDrain(),
-      end: () => this.#onTransportEnd(),
-      error: (error, beforeOpen) => this.#onTransportError(error, beforeOpen),
-      close: () => this.#onTransportClose(),
+      end: () => this.#afterDecoding(() => this.#onTransportEnd()),
+      error: (error, beforeOpen) => this.#afterDecoding(() => this.#onTransportError(error, beforeOpen)),
+      close: () => this.#afterDecoding(() => this.#onTransportClose()),
     };
     telemetry.log(LOG_SESSION_OPEN);
     transport.start(events);
@@ -698,13 +704,37 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#status === 'closed') return;
     this.#keepAlive.lastHeard = performance.now();
     this.#telemetry.bytesIn += chunk.length;
+    const decoder = this.#decoder;
+    if (decoder.decoding) {
+      decoder.push(chunk); // (from inside a hand-on of ours: it follows the input being decoded)
+      this.#gate.onRead(chunk.length);
+      return;
+    }
     try {
       this.#turn.start();
-      this.#decoder.push(chunk);
+      decoder.push(chunk);
       this.#gate.onRead(chunk.length);
       this.#afterReading();
     } catch (error) {
       this.#internalError(error);
+    }
+    if (this.#lateEvents.length > 0) this.#takeLateEvents();
+  }
+
+  /** Runs `event` now, or, reported from inside the decoding of earlier input, once that is done. */
+  #afterDecoding(event: () => void): void {
+    this.#lateEvents.push(event);
+    if (!this.#decoder.decoding) this.#takeLateEvents();
+  }
+
+  /** Runs the transport's events that waited for decoding, and any they set off, in order. */
+  #takeLateEvents(): void {
+    if (this.#takingLateEvents) return;
+    this.#takingLateEvents = true;
+    try {
+      for (let event = this.#lateEvents.shift(); event !== undefined; event = this.#lateEvents.shift()) event();
+    } finally {
+      this.#takingLateEvents = false;
     }
   }
 
@@ -738,6 +768,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     } catch (error) {
       this.#internalError(error);
     }
+    if (this.#lateEvents.length > 0) this.#takeLateEvents();
   }
 
   /**
