@@ -12,6 +12,8 @@ import {
   ProtocolError,
   type Session,
   TimeoutError,
+  lightClient,
+  lightServer,
   multiplexedServer,
   multiplexedClient,
 } from '../src/index.js';
@@ -29,7 +31,7 @@ import {
   within,
 } from './helpers.js';
 import { FakeTransport } from './support/fake-transport.js';
-import { MiB, mib, settledMemory } from './support/resources.js';
+import { MiB, collectGarbage, mib, settledMemory } from './support/resources.js';
 
 const D = FrameType.data;
 const W = FrameType.windowUpdate;
@@ -574,4 +576,59 @@ test('ping() gets a deadline even with keep-alive off: an unanswered ping fails 
   const client = multiplexedClient(socket, { keepAliveInterval: 0, keepAliveTimeout: 150 });
   await assert.rejects(client.ping(), { code: 'ERR_MUX_KEEPALIVE_TIMEOUT' });
   assert.equal(client.state, 'closed');
+});
+
+test('a peer that holds a session under memory pressure while channels come and go: the channels that left are let go', async () => {
+  const [a, b] = await tcpPair();
+  // The quiet update comes a quarter of keepAliveTimeout after a read: 100 ms here.
+  const server = lightServer(b, { maxSessionBuffered: MiB, keepAliveTimeout: 400, memoryBudget: null });
+  const client = lightClient(a, { memoryBudget: null });
+  const refs: WeakRef<object>[] = [];
+  server.on('channel', (channel) => {
+    refs.push(new WeakRef(channel));
+    channel.on('error', () => {});
+    channel.on('data', (data: Uint8Array) => {
+      if (!channel.write(data)) {
+        channel.pause();
+        channel.once('drain', () => channel.resume());
+      }
+    });
+    channel.on('end', () => channel.end());
+  });
+  try {
+    // Three echoes the client never reads: the server holds 768 KiB of its 1 MiB bound unread (pressure).
+    const stalled = Array.from({ length: 3 }, () => {
+      const channel = client.dial();
+      channel.on('error', () => {});
+      channel.write(new Uint8Array(MiB));
+      return channel;
+    });
+    await until(() => server.bufferedBytes > MiB / 2, 5000, 'the server under pressure');
+    // Channels that send a byte after the quiet update's interval (each owed an update that pressure withholds),
+    // then end.
+    const churned = 300;
+    await Promise.all(
+      Array.from({ length: churned }, async () => {
+        const channel = client.dial();
+        channel.on('error', () => {});
+        channel.on('data', () => {});
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        const closed = once(channel, 'close');
+        channel.end(new Uint8Array([1]));
+        await within(closed, 5000, 'a churned channel closed');
+      }),
+    );
+    assert.ok(server.bufferedBytes > MiB / 2, 'still under pressure');
+    for (let i = 0; i < 5; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      collectGarbage();
+    }
+    const kept = refs.filter((ref) => ref.deref() !== undefined).length;
+    // Before: every channel that was withheld an update stayed in the withheld list until memory was relieved.
+    assert.ok(kept <= stalled.length + 30, `${kept} of ${refs.length} server channels still reachable`);
+    assert.equal(server.channelCount, stalled.length);
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
 });

@@ -21,8 +21,8 @@ import type { UpdateTurns } from './update-turns.js';
 import type { FrameWriter } from './writer.js';
 
 export class WindowGrants {
-  /** Channels owed a Window Update that memory pressure holds back. */
-  #withheld: ChannelState[] = [];
+  /** Channels owed a Window Update that memory pressure holds back (each leaves it as it leaves the session). */
+  #withheld = new Set<ChannelState>();
   /**
    * A reading channel sends a Window Update at least this often (a quarter of the keep-alive timeout), even
    * before half its window is read, so that a peer whose ping waits behind our data on a slow link keeps
@@ -146,6 +146,10 @@ export class WindowGrants {
     this.#memory.buffered -= channel.delivered - channel.rx.consumed;
     if (channel.held !== null) this.#memory.held -= channel.held.length * CHUNK_COST;
     channel.held = null;
+    if (channel.withheld) {
+      channel.withheld = false;
+      this.#withheld.delete(channel);
+    }
     this.#memory.releaseGrowth(channel.rx.size - this.#options.initialWindow);
     this.#rules?.released(channel);
   }
@@ -153,9 +157,9 @@ export class WindowGrants {
   /** Below the soft limit again: resume reading and grant the updates that were withheld. */
   relieveMemory(): void {
     this.#gate.resume();
-    if (this.#withheld.length === 0) return;
+    if (this.#withheld.size === 0) return;
     const withheld = this.#withheld;
-    this.#withheld = [];
+    this.#withheld = new Set();
     // Each was owed an update when it was withheld (due, or asked for by a waiting reader): it goes now.
     const now = performance.now();
     for (const channel of withheld) {
@@ -200,7 +204,7 @@ export class WindowGrants {
       if (increment === 0) {
         if (!channel.withheld) {
           channel.withheld = true;
-          this.#withheld.push(channel);
+          this.#withheld.add(channel);
         }
         return;
       }
