@@ -680,6 +680,35 @@ describe('multiplex codec behaviour', () => {
     }
   });
 
+  test("a channel this side ended whose close had not gone when the peer's close and the transport's end came: its end() completes, 'finish' and 'close' come (Node and light channels)", async () => {
+    for (const kind of ['Channel', 'LightChannel'] as const) {
+      const [a, b] = memoryPipe();
+      const options = { ...OPTIONS, keepAliveInterval: 0 };
+      const session = kind === 'Channel' ? multiplexedServer(a, options) : lightServer(a, options);
+      b.on('data', () => {});
+      const events: string[] = [];
+      let finished: Promise<unknown> | undefined;
+      session.on('channel', (channel: Channel | LightChannel) => {
+        channel.on('data', (data: Uint8Array) => events.push(`data ${Buffer.from(data).toString()}`));
+        for (const name of ['end', 'finish', 'close'] as const) channel.on(name, () => events.push(name));
+        channel.on('error', (error: Error) => events.push(`error ${(error as { code?: string }).code}`));
+        finished = new Promise<void>((resolve) => channel.once('finish', () => resolve()));
+        channel.end(); // its close waits for the flush
+      });
+      try {
+        // The original's client: dial, write, close and exit, all arriving together.
+        b.end(Buffer.concat([frame(3, 1), frame(3, 0, Buffer.from('hello')), frame(3, 2)]));
+        await within(session.closed, 2000, `${kind}: the session's end`);
+        await within(finished!, 2000, `${kind}: 'finish'`);
+        await until(() => events.includes('close'), 2000, `${kind}: 'close'`);
+        assert.deepEqual(events, ['data hello', 'end', 'finish', 'close'], kind);
+      } finally {
+        session.destroy();
+        b.destroy();
+      }
+    }
+  });
+
   test('a frame far larger than one read is delivered whole: reading does not wait for bytes still to come', async () => {
     const [raw, socket] = await tcpPair();
     const session = multiplexedServer(socket, { ...OPTIONS, keepAliveInterval: 0 });

@@ -292,7 +292,15 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
 
   /** The transport ended or failed: channels the format's rules count as closed both ways now leave or are kept. */
   transportGone(): void {
-    this.#rules?.transportGone(this.#streams.values(), (channel) => this.leaveIfClosed(channel));
+    this.#rules?.transportGone(this.#streams.values(), (channel) => {
+      // Its own close, asked for and not packed yet, counts as gone with the rest: its `end()` is done.
+      const done = this.#finishing.size === 0 ? undefined : this.#finishing.get(channel);
+      if (done !== undefined) {
+        this.#finishing.delete(channel);
+        defer(() => callBack(done, undefined));
+      }
+      this.leaveIfClosed(channel);
+    });
   }
 
   /** Called when a channel is kept closed (`stillOpen` went down without a removal): a closing session looks again. */
