@@ -192,6 +192,30 @@ describe('tolerated input', () => {
     }
   });
 
+  test("a RST on a Data frame with a payload after the peer's FIN resets the channel, as one on an empty frame does", async () => {
+    const { peer, session } = await rawAgainstServer();
+    try {
+      for (const [id, payload] of [
+        [1, Buffer.alloc(0)],
+        [3, Buffer.from('x')],
+      ] as const) {
+        const accepted = session.accept();
+        peer.send(frame(D, Flag.syn, id, Buffer.from('hi')), frame(W, Flag.fin, id, 0));
+        const channel = await within(accepted, 2000, `channel ${id}`);
+        const failed = new Promise<Error>((resolve) => channel.on('error', resolve));
+        channel.resume();
+        await within(once(channel, 'end'), 2000, `channel ${id}'s end`);
+        peer.send(frame(D, Flag.rst, id, payload));
+        const error = await within(failed, 2000, `channel ${id}'s reset (${payload.length}-byte payload)`);
+        assert.equal((error as { code?: string }).code, 'ERR_MUX_CHANNEL_RESET');
+        await until(() => session.channelCount === 0, 2000, `channel ${id} gone`);
+      }
+      assert.equal(session.state, 'open');
+    } finally {
+      session.destroy();
+    }
+  });
+
   test("data on a dialled channel without the ACK flag acknowledges it: after the peer's Go Away and end it is not reported as refused", async () => {
     const [raw, socket] = await tcpPair();
     const peer = new RawPeer(raw);

@@ -373,8 +373,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       const length = header.length;
       if (length > 0) {
         if (!this.#caps.flowControl) {
-          if (channel.remoteFin) return; // (dropped: see below)
-          channel.rx.received += length;
+          if (!channel.remoteFin) channel.rx.received += length; // (else dropped: see below)
         } else if (!channel.rx.receive(length)) {
           this.#protocolError(
             `channel ${id}: a ${length}-byte Data frame exceeds the receive window ` +
@@ -386,9 +385,9 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
         // Data after the peer's close: its writer raced its own close. Go's yamux checks a stream's state and
         // then queues the frame, with no lock between, so a Close() from elsewhere can get its FIN out first;
         // the original multiplex's Write races its Close (a RST) the same way. Nothing can be read past the
-        // end: the payload is dropped, within the window, and the channel and the session go on.
-        if (channel.remoteFin) return;
-        this.#payloadTarget = channel;
+        // end: the payload is dropped, within the window, and the channel and the session go on. Its flags count
+        // (a RST on it resets the channel).
+        if (!channel.remoteFin) this.#payloadTarget = channel;
       }
     } else if (header.length > 0) {
       channel.sendWindow += header.length;
