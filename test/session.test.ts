@@ -3068,3 +3068,27 @@ test('a parser waiting on read(n) for more than arrived gets the error when its 
     await pair.close();
   }
 });
+
+test('a dial destroyed before its SYN left puts nothing on the wire, its window larger than the spec default or not', async () => {
+  for (const initialWindow of [256 * 1024, 1024 * 1024]) {
+    const transport = new FakeTransport();
+    const session = new LightSession(transport, 'client', { keepAliveInterval: 0, initialWindow });
+    try {
+      const dropped = session.dial();
+      dropped.on('error', () => {});
+      dropped.destroy(); // in the same task: its SYN never left
+      const kept = session.dial();
+      kept.write(new Uint8Array([1]));
+      await until(() => parseFrames(transport.output()).some((f) => f.streamId === kept.id), 2000, 'the kept dial');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const frames = parseFrames(transport.output()).filter((f) => f.streamId === dropped.id);
+      assert.deepEqual(
+        frames.map((f) => `type ${f.type} flags ${f.flags} length ${f.length}`),
+        [],
+        `initialWindow ${initialWindow}: nothing for channel ${dropped.id}`,
+      );
+    } finally {
+      session.destroy();
+    }
+  }
+});

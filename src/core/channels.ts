@@ -253,7 +253,10 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       this.#scheduler.scheduleControl(channel);
       this.#writer.schedule();
     } else {
-      channel.pending = 0; // nothing goes: a RST for a channel it never heard of ends a multiplex peer's session
+      // Nothing goes (a window's increment neither): a RST for a channel it never heard of ends a multiplex peer's
+      // session.
+      channel.pending = 0;
+      channel.pendingIncrement = 0;
       // A dial that timed out before its SYN left (the ACK backlog full: a sign of overload) is logged all the
       // same, as open timeouts are; no reset is counted.
       if ((failure as { code?: string }).code === 'ERR_MUX_OPEN_TIMEOUT')
