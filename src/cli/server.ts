@@ -204,6 +204,10 @@ export async function runServer(
       expectMessage(control, Math.max(1, deadline - performance.now()), 'hello'),
       droppedEarly,
     ]);
+    // Nothing more is read from the control channel (only its end is seen): what else comes on it is dropped as it
+    // comes. Left unread, a client with a wrong token filled the channel's window in one-byte frames while its
+    // refusal waited out its delay, each a chunk held: 50 MB of the server's heap a connection.
+    control.resume();
     if (!tokensMatch(hello.token, token)) {
       reporter.event(
         'auth-failed',
@@ -230,8 +234,8 @@ export async function runServer(
     if (session.state !== 'open') return;
     control.write(welcomeMessage(results));
     // Either end closing the control channel (the client stopping, or this server) closes it both ways.
-    control.on('end', () => control.end());
-    control.resume(); // nothing more is read from it, but its end must be seen
+    if (control.readableEnded) control.end();
+    else control.on('end', () => control.end());
     state.control = control;
     if (stopping) control.end();
     reporter.event('client-up', `client ${remote} authenticated; ${describeResults(hello, results)}`, {

@@ -186,6 +186,69 @@ describe('hostile peers', { timeout: TIMEOUT * 8 }, () => {
     },
   );
 
+  test(
+    "clients with a wrong token that fill their control channel's window in one-byte frames while the refusal waits hold little of the server's memory",
+    { timeout: TIMEOUT },
+    async () => {
+      const s = await server([]);
+      const rss = (): number => {
+        const status = readFileSync(`/proc/${s.cli.child.pid}/status`, 'utf8');
+        return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) * 1024;
+      };
+      const before = rss();
+      let peak = before;
+      const watch = setInterval(() => (peak = Math.max(peak, rss())), 20);
+      const attackers = 8;
+      const hello = encode({ type: 'hello', version: 1, token: 'not the token at all', forwards: [] });
+      // SYN and the hello on channel 1, then the rest of its 256 KiB window a byte a frame (a Data frame's header:
+      // version 0, type 0, flags, id 1, length).
+      const header = (flags: number, length: number): Buffer =>
+        Buffer.from([
+          0,
+          0,
+          0,
+          flags,
+          0,
+          0,
+          0,
+          1,
+          length >>> 24,
+          (length >>> 16) & 255,
+          (length >>> 8) & 255,
+          length & 255,
+        ]);
+      const one = Buffer.concat([header(0, 1), Buffer.from('a')]);
+      const flood = Buffer.concat(Array.from({ length: 256 * 1024 - hello.length }, () => one));
+      try {
+        await Promise.all(
+          Array.from({ length: attackers }, async () => {
+            const socket = net.connect(s.port, '127.0.0.1');
+            socket.on('error', () => {});
+            socket.resume(); // (its pings go unanswered: the refusal comes well before keep-alive would matter)
+            await once(socket, 'connect');
+            socket.write(Buffer.concat([header(1, hello.length), hello]));
+            socket.write(flood);
+            await within(
+              new Promise((resolve) => socket.once('close', resolve)),
+              20_000,
+              'the server to refuse and close',
+            );
+          }),
+        );
+        await until(
+          () => s.cli.events.filter((e) => e.event === 'auth-failed').length === attackers,
+          5000,
+          `every wrong token refused: ${s.cli.describe()}`,
+        );
+      } finally {
+        clearInterval(watch);
+      }
+      // Before: about 50 MB of the server's heap each (a chunk held for every byte), 400 MB for eight.
+      assert.ok(peak - before < 120 * 1024 * 1024, `the server grew by ${((peak - before) / 1048576).toFixed(0)} MiB`);
+      await s.cli.stop();
+    },
+  );
+
   for (const secure of [false, true]) {
     test(
       `a ${secure ? 'wss' : 'ws'} server answers a request whose target is no URL (GET http://a:99999/) with 404, and an upgrade to it with 400, and goes on`,
