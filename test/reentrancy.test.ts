@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import {
   ChannelRefusedError,
   LightSession,
@@ -18,6 +19,7 @@ import {
 } from '../src/index.js';
 import { runChild } from './support/child.js';
 import { Flag, FrameType } from '../src/core/frame.js';
+import type { Transport, TransportEvents } from '../src/core/transport.js';
 import { FakeTransport } from './support/fake-transport.js';
 import { frame, memoryPipe, pseudoRandomBytes, until, within } from './helpers.js';
 
@@ -174,33 +176,61 @@ for (const [kind, Kind] of [
 ] as const) {
   const D = FrameType.data;
   const W = FrameType.windowUpdate;
+  /** A FakeTransport whose writes fail at once (`done` called within `write()`, as the contract allows) once told. */
+  class FailingTransport extends FakeTransport {
+    failing = false;
+    override write(parts: Uint8Array[], done: (error?: Error | null) => void): boolean {
+      if (!this.failing) return super.write(parts, done);
+      done(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+      return false;
+    }
+  }
   /** A server session over a FakeTransport with channels 1 and 3 open, each recording what it reads. */
-  async function twoChannels(): Promise<{
-    transport: FakeTransport;
+  async function twoChannels(
+    readTimeSlice = 8,
+  ): Promise<{
+    transport: FailingTransport;
     session: Session | LightSession;
     got: Map<number, string[]>;
+    channels: Map<number, { write(data: Uint8Array): unknown }>;
     onData: (id: number, listener: () => void) => void;
     failure: () => unknown;
   }> {
-    const transport = new FakeTransport();
-    const session = new Kind(transport, 'server', { keepAliveInterval: 0 });
+    const transport = new FailingTransport();
+    const session = new Kind(transport, 'server', { keepAliveInterval: 0, readTimeSlice });
     const got = new Map<number, string[]>();
+    const channels = new Map<number, { write(data: Uint8Array): unknown }>();
     const listeners = new Map<number, () => void>();
     let failure: unknown;
     session.closed.catch((error: unknown) => (failure = error));
-    session.on('channel', (channel: { id: number; on(e: string, l: (...a: never[]) => void): unknown }) => {
-      got.set(channel.id, []);
-      channel.on('data', (data: Uint8Array) => {
-        got.get(channel.id)!.push(Buffer.from(data).toString('latin1'));
-        listeners.get(channel.id)?.();
-      });
-      channel.on('end', () => got.get(channel.id)!.push('<end>'));
-      channel.on('error', (error: Error) => got.get(channel.id)!.push(`<${error.name}>`));
-    });
+    session.on(
+      'channel',
+      (channel: {
+        id: number;
+        write(data: Uint8Array): unknown;
+        on(e: string, l: (...a: never[]) => void): unknown;
+      }) => {
+        got.set(channel.id, []);
+        channels.set(channel.id, channel);
+        channel.on('data', (data: Uint8Array) => {
+          got.get(channel.id)!.push(Buffer.from(data).toString('latin1'));
+          listeners.get(channel.id)?.();
+        });
+        channel.on('end', () => got.get(channel.id)!.push('<end>'));
+        channel.on('error', (error: Error) => got.get(channel.id)!.push(`<${error.name}>`));
+      },
+    );
     transport.feed(Buffer.concat([frame(W, Flag.syn, 1, 0), frame(W, Flag.syn, 3, 0)]));
     await until(() => session.channelCount === 2, 2000, 'both channels open');
     await new Promise((resolve) => setImmediate(resolve)); // (a Channel flows, and hands on at once, from here)
-    return { transport, session, got, onData: (id, listener) => listeners.set(id, listener), failure: () => failure };
+    return {
+      transport,
+      session,
+      got,
+      channels,
+      onData: (id, listener) => listeners.set(id, listener),
+      failure: () => failure,
+    };
   }
 
   test(`${kind}: a chunk fed from a listener of a large payload follows the rest of the chunk it was in`, async () => {
@@ -267,4 +297,97 @@ for (const [kind, Kind] of [
     assert.deepEqual(one.slice(-2), ['<end>', '<TransportClosedError>']);
     assert.ok(failure() instanceof Error);
   });
+
+  for (const held of [false, true]) {
+    test(`${kind}: a write that fails at once, made from a listener while ${held ? 'input held by the read time slice' : 'a chunk'} is decoded, fails the session only after the input before the failure was read`, async () => {
+      const { transport, session, got, channels, onData } = await twoChannels(held ? 1 : 8);
+      let seen = 0;
+      onData(1, () => {
+        seen++;
+        if (held && seen === 1) {
+          const end = performance.now() + 3;
+          while (performance.now() < end); // spends this turn's 1 ms share: what comes next is held
+          return;
+        }
+        if (seen !== (held ? 2 : 1)) return;
+        transport.failing = true;
+        channels.get(1)!.write(new Uint8Array(20_000)); // a large write goes to the transport at once, and fails
+      });
+      if (held) {
+        transport.feed(frame(D, 0, 1, Buffer.alloc(2000, 0x5a)));
+        transport.feed(Buffer.concat([frame(D, 0, 1, Buffer.alloc(2000, 0x41)), frame(D, 0, 3, Buffer.from('first'))]));
+        transport.feed(frame(D, Flag.fin, 3, Buffer.from('-second')));
+      } else {
+        transport.feed(
+          Buffer.concat([frame(D, 0, 1, Buffer.alloc(2000, 0x41)), frame(D, Flag.fin, 3, Buffer.from('first'))]),
+        );
+      }
+      await until(() => session.state === 'closed', 2000, 'the session failed');
+      await new Promise((resolve) => setTimeout(resolve, 20)); // (a Channel's own events come in later ticks)
+      // Before: the rest of the chunk was dropped, or input held behind it decoded in its middle ('-second' alone).
+      assert.deepEqual(got.get(3), [...(held ? ['first', '-second'] : ['first']), '<end>', '<TransportClosedError>']);
+    });
+  }
 }
+
+/** Two transports joined in this process: a write on one is delivered to the other within the `write()` call. */
+function transportPairThatDeliversAtOnce(): [Transport, Transport] {
+  const ends = [0, 1].map(() => ({ events: undefined as TransportEvents | undefined, closed: false }));
+  const make = (own: (typeof ends)[number], other: (typeof ends)[number]): Transport => ({
+    start: (events) => void (own.events = events),
+    write(parts, done) {
+      if (!other.closed) other.events!.data(Uint8Array.from(Buffer.concat(parts)));
+      queueMicrotask(() => done(null));
+      return true;
+    },
+    pause() {},
+    resume() {},
+    end: () => queueMicrotask(() => other.events?.end()),
+    destroy() {
+      if (own.closed) return;
+      own.closed = other.closed = true;
+      queueMicrotask(() => {
+        own.events!.close();
+        other.events!.close();
+      });
+    },
+  });
+  return [make(ends[0]!, ends[1]!), make(ends[1]!, ends[0]!)];
+}
+
+test("a Channel's write made from its 'data' listener while its own write is being handed on (the peer in this process answered at once) is not lost", async () => {
+  const [a, b] = transportPairThatDeliversAtOnce();
+  const client = new Session(a, 'client', { keepAliveInterval: 0 });
+  const server = new Session(b, 'server', { keepAliveInterval: 0 });
+  server.on('channel', (channel) => {
+    channel.on('data', (data: Buffer) => channel.write(Buffer.from(data))); // echoes at once
+    channel.on('end', () => channel.end());
+  });
+  try {
+    const channel = client.dial();
+    let echoed = 0;
+    let wrote = false;
+    let written: Error | null | undefined;
+    channel.on('data', (data: Buffer) => {
+      echoed += data.length;
+      if (wrote) return;
+      wrote = true;
+      // Inside the echo of the first write, itself inside the channel's _writev of the two below. Before, Node
+      // dropped this write (its buffer is reset after _writev returns): its callback never came, end() never
+      // finished.
+      channel.write(Buffer.alloc(20_000, 0x63), (error) => (written = error));
+    });
+    await new Promise((resolve) => setTimeout(resolve, 10)); // (open, and flowing: it hands on at once)
+    channel.cork();
+    channel.write(Buffer.alloc(20_000, 0x61));
+    channel.write(Buffer.alloc(20_000, 0x62));
+    channel.uncork();
+    await until(() => echoed === 60_000, 2000, `every byte echoed (${echoed} so far)`);
+    assert.equal(written, null);
+    channel.end();
+    await within(once(channel, 'end'), 2000, "the echo's end");
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
+});

@@ -175,6 +175,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    */
   readonly #lateEvents: (() => void)[] = [];
   #takingLateEvents = false;
+  /**
+   * Bytes the transport handed on from inside this session's own write to it (a transport that delivers at once,
+   * whose peer answered in the same call) wait, held by the decoder, for a microtask, and its end, failure or
+   * close after them. (Decoded at once, they ran the application's listeners inside a Node channel's `_writev`,
+   * and Node drops a write made there.)
+   */
+  #heldInWrite = false;
   readonly #scheduler: WriteScheduler;
   readonly #memory: SessionMemory;
   readonly #allocate: (size: number) => Uint8Array;
@@ -250,7 +257,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#codec,
       this.#allocate,
       (error) => {
-        this.#onTransportError(error);
+        // (Inside decoding, a failed write waits for the input being decoded, as the transport's events do; the
+        // failure of the write being made fails the session at once, while that write's channel is still open.)
+        if (this.#decoder.decoding) this.#afterDecoding(() => this.#onTransportError(error));
+        else this.#onTransportError(error);
         return this.#error;
       },
       () => this.#endTransport(),
@@ -705,8 +715,17 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#keepAlive.lastHeard = performance.now();
     this.#telemetry.bytesIn += chunk.length;
     const decoder = this.#decoder;
-    if (decoder.decoding) {
-      decoder.push(chunk); // (from inside a hand-on of ours: it follows the input being decoded)
+    if (decoder.decoding || this.#writer.writing) {
+      // From inside a hand-on of ours (it follows the input being decoded) or our own write (it waits for it).
+      if (!decoder.decoding && !decoder.holding) {
+        decoder.hold();
+        this.#heldInWrite = true;
+        queueMicrotask(() => {
+          this.#heldInWrite = false;
+          this.#readHeld(); // (and the events after it)
+        });
+      }
+      decoder.push(chunk);
       this.#gate.onRead(chunk.length);
       return;
     }
@@ -721,10 +740,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#lateEvents.length > 0) this.#takeLateEvents();
   }
 
-  /** Runs `event` now, or, reported from inside the decoding of earlier input, once that is done. */
+  /**
+   * Runs `event` now, or, reported from inside the decoding of earlier input (or after input held from inside
+   * a write), once that is done.
+   */
   #afterDecoding(event: () => void): void {
     this.#lateEvents.push(event);
-    if (!this.#decoder.decoding) this.#takeLateEvents();
+    if (!this.#decoder.decoding && !this.#heldInWrite) this.#takeLateEvents();
   }
 
   /** Runs the transport's events that waited for decoding, and any they set off, in order. */

@@ -158,6 +158,11 @@ export class FrameWriter {
     return !this.blocked && !this.closed && !this.ended && !this.#writing;
   }
 
+  /** A batch is being written: what the transport reports now comes from inside its `write()`. */
+  get writing(): boolean {
+    return this.#writing;
+  }
+
   /**
    * Hands `parts` (`frames` frames, `bytes` bytes of which `payloadBytes` are payload) to the transport in one
    * write, counts them, and notes backpressure; `done` (the callbacks of the writes it completes) get its
