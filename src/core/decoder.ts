@@ -146,6 +146,18 @@ export class FrameDecoder {
     this.#holding = this.#headerPending = false;
   }
 
+  /**
+   * Holds `chunk`, and what comes after it, until `resume()`, whatever is held already: the session takes it up
+   * later (it came from inside the session's own write to the transport).
+   */
+  holdChunk(chunk: Uint8Array): void {
+    if (this.#stopped) return;
+    this.#holding = true;
+    this.#queue.push(chunk);
+    this.#heldBytes += chunk.length;
+    this.#heldCost += chunk.length + CHUNK_COST;
+  }
+
   /** Holds what comes next until `resume()` (this turn's share was spent between chunks). */
   hold(): void {
     if (!this.#stopped) this.#holding = true;

@@ -257,10 +257,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#codec,
       this.#allocate,
       (error) => {
-        // (Inside decoding, a failed write waits for the input being decoded, as the transport's events do; the
-        // failure of the write being made fails the session at once, while that write's channel is still open.)
-        if (this.#decoder.decoding) this.#afterDecoding(() => this.#onTransportError(error));
-        else this.#onTransportError(error);
+        // (With input being decoded or held, a failed write waits for it, as the transport's events do; else it
+        // fails the session at once, while that write's channel is still open.)
+        if (this.#decoder.decoding || this.#heldInWrite || this.#decoder.holdsInput) {
+          this.#afterDecoding(() => this.#onTransportError(error));
+          return this.#error ?? this.#peerReportedError();
+        }
+        this.#onTransportError(error);
         return this.#error;
       },
       () => this.#endTransport(),
@@ -716,16 +719,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#telemetry.bytesIn += chunk.length;
     const decoder = this.#decoder;
     if (decoder.decoding || this.#writer.writing) {
-      // From inside a hand-on of ours (it follows the input being decoded) or our own write (it waits for it).
-      if (!decoder.decoding && !decoder.holding) {
-        decoder.hold();
-        this.#heldInWrite = true;
-        queueMicrotask(() => {
-          this.#heldInWrite = false;
-          this.#readHeld(); // (and the events after it)
-        });
+      // From inside a hand-on of ours (it follows the input being decoded) or our own write (it waits for it,
+      // however much it is: none of it is decoded inside the write).
+      if (decoder.decoding) {
+        decoder.push(chunk);
+      } else {
+        if (!decoder.holding) this.#holdInWrite();
+        decoder.holdChunk(chunk);
       }
-      decoder.push(chunk);
       this.#gate.onRead(chunk.length);
       return;
     }
@@ -746,7 +747,21 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    */
   #afterDecoding(event: () => void): void {
     this.#lateEvents.push(event);
-    if (!this.#decoder.decoding && !this.#heldInWrite) this.#takeLateEvents();
+    if (this.#decoder.decoding || this.#heldInWrite) return;
+    // From inside our write with input held (for the read time slice): decoded, and the event taken, after it.
+    if (this.#writer.writing && this.#decoder.holdsInput) this.#holdInWrite();
+    else this.#takeLateEvents();
+  }
+
+  /** Takes up what is held, and the transport's events after it, from a microtask once this write is over. */
+  #holdInWrite(): void {
+    this.#heldInWrite = true;
+    queueMicrotask(() => {
+      this.#heldInWrite = false;
+      if (this.#decoder.holding)
+        this.#readHeld(); // (and the events after it)
+      else this.#takeLateEvents();
+    });
   }
 
   /** Runs the transport's events that waited for decoding, and any they set off, in order. */

@@ -16,7 +16,6 @@ import { TransportClosedError, isError } from './errors.js';
 import type { Telemetry } from './observe.js';
 import { FrameBatch, Scratch, type WriteScheduler } from './scheduler.js';
 import type { Transport } from './transport.js';
-import { noop } from './timers.js';
 
 /** A batch stops growing at this many bytes; the transport decides whether more follow at once. */
 export const BATCH_LIMIT = 1024 * 1024;
@@ -163,6 +162,11 @@ export class FrameWriter {
     return this.#writing;
   }
 
+  /** The outcome of a write that completes no application write (Window Updates, pings): a failure still counts. */
+  readonly #failOnError = (error?: Error | null): void => {
+    if (error) this.#failure(error);
+  };
+
   /**
    * Hands `parts` (`frames` frames, `bytes` bytes of which `payloadBytes` are payload) to the transport in one
    * write, counts them, and notes backpressure; `done` (the callbacks of the writes it completes) get its
@@ -180,7 +184,7 @@ export class FrameWriter {
       const accepted = this.#transport.write(
         parts,
         done.length === 0
-          ? noop
+          ? this.#failOnError
           : (error) => {
               const outcome = error ? this.#failure(error) : null;
               for (const callback of done) callBack(callback, outcome);
