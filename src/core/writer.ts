@@ -14,6 +14,7 @@ import type { WireCodec } from './codec.js';
 import { callBack, defer } from './defer.js';
 import { TransportClosedError, isError } from './errors.js';
 import type { Telemetry } from './observe.js';
+import { nextTask } from './timers.js';
 import { FrameBatch, Scratch, type WriteScheduler } from './scheduler.js';
 import type { Transport } from './transport.js';
 
@@ -162,9 +163,13 @@ export class FrameWriter {
     return this.#writing;
   }
 
-  /** The outcome of a write that completes no application write (Window Updates, pings): a failure still counts. */
+  /**
+   * The outcome of a write that completes no application write (Window Updates, pings): a failure still fails the
+   * session, from a later task, so that the transport's own report of it comes first (a socket that never
+   * connected says so, which an idle session must hear to fail rather than end cleanly).
+   */
   readonly #failOnError = (error?: Error | null): void => {
-    if (error) this.#failure(error);
+    if (error) nextTask(() => this.#failure(error));
   };
 
   /**
