@@ -14,7 +14,7 @@ import type { WireCodec } from './codec.js';
 import { callBack, defer } from './defer.js';
 import { TransportClosedError, isError } from './errors.js';
 import type { Telemetry } from './observe.js';
-import { nextTask } from './timers.js';
+import { noop } from './timers.js';
 import { FrameBatch, Scratch, type WriteScheduler } from './scheduler.js';
 import type { Transport } from './transport.js';
 
@@ -164,15 +164,6 @@ export class FrameWriter {
   }
 
   /**
-   * The outcome of a write that completes no application write (Window Updates, pings): a failure still fails the
-   * session, from a later task, so that the transport's own report of it comes first (a socket that never
-   * connected says so, which an idle session must hear to fail rather than end cleanly).
-   */
-  readonly #failOnError = (error?: Error | null): void => {
-    if (error) nextTask(() => this.#failure(error));
-  };
-
-  /**
    * Hands `parts` (`frames` frames, `bytes` bytes of which `payloadBytes` are payload) to the transport in one
    * write, counts them, and notes backpressure; `done` (the callbacks of the writes it completes) get its
    * outcome, a failure as the session's typed error. Returns false when the transport threw: the session is
@@ -189,7 +180,7 @@ export class FrameWriter {
       const accepted = this.#transport.write(
         parts,
         done.length === 0
-          ? this.#failOnError
+          ? noop
           : (error) => {
               const outcome = error ? this.#failure(error) : null;
               for (const callback of done) callBack(callback, outcome);
