@@ -153,6 +153,11 @@ export class FrameDecoder {
   holdChunk(chunk: Uint8Array): void {
     if (this.#stopped) return;
     this.#holding = true;
+    this.#queueChunk(chunk);
+  }
+
+  /** Puts `chunk` behind what is held, counted. */
+  #queueChunk(chunk: Uint8Array): void {
     this.#queue.push(chunk);
     this.#heldBytes += chunk.length;
     this.#heldCost += chunk.length + CHUNK_COST;
@@ -173,9 +178,7 @@ export class FrameDecoder {
     // (What is held comes first, a frame waiting with its header read too: this chunk may come from what
     // decoding them set off.)
     if (this.#decoding || this.#holding || this.#headerPending || this.#rest !== null || this.#queue.length > 0) {
-      this.#queue.push(chunk);
-      this.#heldBytes += chunk.length;
-      this.#heldCost += chunk.length + CHUNK_COST;
+      this.#queueChunk(chunk);
       if (this.#decoding) return; // (the decoding under way takes it up, or holds it)
       this.#decoding = true;
       try {

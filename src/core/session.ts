@@ -259,7 +259,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       (error) => {
         // (With input being decoded or held, a failed write waits for it, as the transport's events do; else it
         // fails the session at once, while that write's channel is still open.)
-        if (this.#decoder.decoding || this.#heldInWrite || this.#decoder.holdsInput) {
+        if (this.#decoder.decoding || this.#decoder.holdsInput) {
           this.#afterDecoding(() => this.#onTransportError(error));
           return this.#error ?? this.#peerReportedError();
         }

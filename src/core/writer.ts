@@ -14,9 +14,9 @@ import type { WireCodec } from './codec.js';
 import { callBack, defer } from './defer.js';
 import { TransportClosedError, isError } from './errors.js';
 import type { Telemetry } from './observe.js';
-import { noop } from './timers.js';
 import { FrameBatch, Scratch, type WriteScheduler } from './scheduler.js';
 import type { Transport } from './transport.js';
+import { noop } from './timers.js';
 
 /** A batch stops growing at this many bytes; the transport decides whether more follow at once. */
 export const BATCH_LIMIT = 1024 * 1024;
