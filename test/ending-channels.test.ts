@@ -148,7 +148,16 @@ async function repliedTo(
     channel.end(new TextEncoder().encode('reply'));
   }
   await until(() => channels.length === count, 20_000, `${count} channels at the server`);
-  await until(() => server.stats().bytesIn >= client.stats().bytesOut, 5000, 'every reply and FIN');
+  // Decoded frames and payload, not bytes read: a byte counts in `bytesIn` when read, before it is decoded (the
+  // read time slice may hold it, and `destroy()` drops what is held).
+  await until(
+    () => {
+      const [got, sent] = [server.stats(), client.stats()];
+      return got.framesIn >= sent.framesOut && got.dataBytesIn >= sent.dataBytesOut;
+    },
+    5000,
+    'every reply and FIN decoded',
+  );
   client.destroy();
   return { server, channels };
 }

@@ -3092,3 +3092,33 @@ test('a dial destroyed before its SYN left puts nothing on the wire, its window 
     }
   }
 });
+
+test('a transport write that fails carrying no application write (a SYN, Window Updates) still fails the session', async () => {
+  class FailingLater extends FakeTransport {
+    failing = false;
+    override write(parts: Uint8Array[], done: (error?: Error | null) => void): boolean {
+      if (!this.failing) return super.write(parts, done);
+      queueMicrotask(() => done(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })));
+      return true;
+    }
+  }
+  const transport = new FailingLater();
+  const session = new LightSession(transport, 'client', { keepAliveInterval: 0, keepAliveTimeout: 60_000 });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    transport.failing = true;
+    session.dial().on('error', () => {}); // its SYN goes in a write of the session's own, with no callback
+    const error = await within(
+      session.closed.then(
+        () => undefined,
+        (failure: unknown) => failure as Error,
+      ),
+      2000,
+      'the session to fail',
+    );
+    // Before: nobody heard the failure; the dial waited for its open timeout, the session stayed open.
+    assert.equal((error as { code?: string } | undefined)?.code, 'ERR_MUX_TRANSPORT_CLOSED', String(error));
+  } finally {
+    session.destroy();
+  }
+});

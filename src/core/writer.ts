@@ -16,7 +16,7 @@ import { TransportClosedError, isError } from './errors.js';
 import type { Telemetry } from './observe.js';
 import { FrameBatch, Scratch, type WriteScheduler } from './scheduler.js';
 import type { Transport } from './transport.js';
-import { noop } from './timers.js';
+import { nextTask } from './timers.js';
 
 /** A batch stops growing at this many bytes; the transport decides whether more follow at once. */
 export const BATCH_LIMIT = 1024 * 1024;
@@ -164,6 +164,17 @@ export class FrameWriter {
   }
 
   /**
+   * The outcome of a write that completes no application write (a SYN, Window Updates, pings): a failure still
+   * fails the session, from a later task, so that the transport's own report of it comes first (a WebSocket that
+   * never opened fails its queued writes just before it says so, which an idle session must hear to fail
+   * rather than end cleanly). A transport that reports failure only through `write`'s callback, all the
+   * `Transport` contract promises, is heard then.
+   */
+  readonly #failOnError = (error?: Error | null): void => {
+    if (error) nextTask(() => this.#failure(error));
+  };
+
+  /**
    * Hands `parts` (`frames` frames, `bytes` bytes of which `payloadBytes` are payload) to the transport in one
    * write, counts them, and notes backpressure; `done` (the callbacks of the writes it completes) get its
    * outcome, a failure as the session's typed error. Returns false when the transport threw: the session is
@@ -180,7 +191,7 @@ export class FrameWriter {
       const accepted = this.#transport.write(
         parts,
         done.length === 0
-          ? noop
+          ? this.#failOnError
           : (error) => {
               const outcome = error ? this.#failure(error) : null;
               for (const callback of done) callBack(callback, outcome);
