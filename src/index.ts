@@ -24,6 +24,7 @@ export {
   webSocketTransport,
   WebSocketClosedError,
   type WebSocketLike,
+  type SendableBytes,
   type WebSocketTransportOptions,
 } from './web/websocket-transport.js';
 export {

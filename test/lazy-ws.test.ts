@@ -6,6 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const INDEX = fileURLToPath(new URL('../src/index.js', import.meta.url));
@@ -48,4 +51,39 @@ try {
   });
   assert.match(out, /^TypeError: muxwire: createWebSocketServer\(\) needs the 'ws' package's Node build/);
   assert.match(out, /customExportConditions/);
+});
+
+test('createWebSocketServer() in a CommonJS bundle (no import.meta.url) says so and how to bundle instead', async () => {
+  const { build } = await import('esbuild');
+  const dir = mkdtempSync(join(tmpdir(), 'muxwire-cjs-'));
+  try {
+    const entry = join(dir, 'entry.mjs');
+    writeFileSync(
+      entry,
+      `import { createWebSocketServer } from ${JSON.stringify(INDEX)};
+try {
+  createWebSocketServer({ port: 0, host: '127.0.0.1' }, () => {});
+  console.log('made');
+} catch (error) {
+  console.log(error.name + ': ' + error.message);
+}
+`,
+    );
+    const bundle = join(dir, 'bundle.cjs');
+    await build({
+      entryPoints: [entry],
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      outfile: bundle,
+      external: ['ws'],
+      logLevel: 'silent',
+    });
+    const out = execFileSync(process.execPath, [bundle], { encoding: 'utf8', timeout: 30_000 });
+    // Before: Node's own "TypeError: The argument 'filename' must be a file URL object, ..." from createRequire.
+    assert.match(out, /^TypeError: muxwire: createWebSocketServer\(\) loads the 'ws' package .* a CommonJS bundle/);
+    assert.match(out, /--format=esm/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -275,7 +275,16 @@ const byHand = new WebSession(webSocketTransport(new WebSocket('wss://example.in
   openTimeout: undefined,
 });
 
-export { text, response, firstChunk, piped, encoded, session, connecting, byHand };
+// TypeScript 6 and 7's DOM types take in send() only views over an ArrayBuffer (their shape, written out here):
+// such a WebSocket is one the transport and connectWebSocket take.
+interface StrictSendWebSocket extends Omit<WebSocket, 'send'> {
+  send(data: string | Blob | ArrayBuffer | ArrayBufferView<ArrayBuffer>): void;
+}
+declare const StrictSend: { new (url: string | URL, protocols?: string | string[]): StrictSendWebSocket };
+const strictTransport = webSocketTransport(new StrictSend('wss://example.invalid/mux'));
+const strictConnecting = connectWebSocket('wss://example.invalid/mux', { WebSocket: StrictSend });
+
+export { text, response, firstChunk, piped, encoded, session, connecting, byHand, strictTransport, strictConnecting };
 `;
 
 function writeProject(name: string, files: Record<string, string>, compilerOptions: object): string {
@@ -327,7 +336,7 @@ test(
 );
 
 test(
-  "with the DOM's types and exactOptionalPropertyTypes: a WebChannel's readable goes into TextDecoderStream, Response, Blob",
+  "with the DOM's types and exactOptionalPropertyTypes: a WebChannel's readable goes into TextDecoderStream, Response, Blob; a WebSocket whose send() takes only ArrayBuffer views (TypeScript 6's DOM) is taken",
   { timeout: 2 * DEADLINE_MS },
   () => typeCheck(webDir),
 );

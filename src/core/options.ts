@@ -229,7 +229,10 @@ function checkOption(key: keyof ResolvedOptions, value: unknown): unknown {
     }
   } else if (key === 'memoryBudget') {
     if (value !== null && !(value instanceof MemoryBudget)) {
-      throw new TypeError('muxwire: option memoryBudget must be a MemoryBudget or null');
+      throw new TypeError(
+        'muxwire: option memoryBudget must be a MemoryBudget (made by this copy of muxwire: each installed copy ' +
+          'has its own) or null',
+      );
     }
   } else if (key === 'logger') {
     if (value !== null && typeof value !== 'function') {

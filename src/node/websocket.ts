@@ -28,7 +28,17 @@ import { attachToHttpServer } from './websocket-attach.js';
 let ws: { WebSocketServer: typeof WsServer } | undefined;
 function loadWs(): { WebSocketServer: typeof WsServer } {
   if (ws !== undefined) return ws;
-  const loaded = createRequire(import.meta.url)('ws') as Partial<{ WebSocketServer: typeof WsServer }>;
+  // `ws` is found from this module's own place, which a CommonJS bundle of it does not have (its
+  // `import.meta` is empty): say so, rather than Node's "The argument 'filename' must be a file URL".
+  const here = import.meta.url as string | undefined;
+  if (typeof here !== 'string') {
+    throw new TypeError(
+      "muxwire: createWebSocketServer() loads the 'ws' package from muxwire's own module URL (import.meta.url), " +
+        'and this build has none: a CommonJS bundle. Bundle the program as ES modules (esbuild --format=esm), ' +
+        'or keep muxwire out of the bundle (--external:muxwire)',
+    );
+  }
+  const loaded = createRequire(here)('ws') as Partial<{ WebSocketServer: typeof WsServer }>;
   // A test runner that resolves packages for a browser (Jest's jsdom environment) gives `ws`'s browser build,
   // which has no server: say so, rather than "is not a constructor".
   if (typeof loaded.WebSocketServer !== 'function') {

@@ -24,6 +24,7 @@ export {
   webSocketTransport,
   WebSocketClosedError,
   type WebSocketLike,
+  type SendableBytes,
   type WebSocketTransportOptions,
 } from './websocket-transport.js';
 export { streamTransport, type StreamPair } from './stream-transport.js';

@@ -52,6 +52,9 @@ function later(task: () => void, delay: number): void {
   else setTimeout(task, delay);
 }
 
+/** A `Uint8Array` over an `ArrayBuffer`: what a WebSocket's `send()` takes. */
+export type SendableBytes = ReturnType<Uint8Array['slice']>;
+
 /** The parts of the WHATWG `WebSocket` interface the transport uses (any implementation has them). */
 export interface WebSocketLike {
   /** 0 connecting, 1 open, 2 closing, 3 closed, as the standard numbers them. */
@@ -60,8 +63,12 @@ export interface WebSocketLike {
   readonly bufferedAmount: number;
   /** Set to `'arraybuffer'` by the transport (a `Blob` would need an asynchronous read per message). */
   binaryType: string;
-  /** Sends one binary message. */
-  send(data: Uint8Array): void;
+  /**
+   * Sends one binary message: bytes over an `ArrayBuffer`, never a `SharedArrayBuffer` (the transport copies
+   * those first). Typed as what `Uint8Array`'s `slice()` returns, which is that on TypeScript 5.7 and later,
+   * where the DOM's `send()` takes only such views, and a plain `Uint8Array` before.
+   */
+  send(data: SendableBytes): void;
   /** Starts the closing handshake with a close code and reason. */
   close(code?: number, reason?: string): void;
   // `any`: the browser's WebSocket and ws's each type their events their own way, and both must fit.
@@ -477,7 +484,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       return;
     }
     try {
-      socket.send(data);
+      socket.send(data as SendableBytes);
     } catch (error) {
       sendFailed(error);
       if (done !== null) queueMicrotask(() => done(failure));
@@ -576,7 +583,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
         inPlace = eachMessage(
           parts,
           now && !readsAfterSend,
-          now ? (message) => socket.send(message) : (message) => messages.push(message),
+          now ? (message) => socket.send(message as SendableBytes) : (message) => messages.push(message),
           MERGE_LIMIT,
           readsAfterSend,
         );
