@@ -1105,3 +1105,87 @@ describe('multiplex: a full accept queue slows the dialler down instead of refus
 function request(i: number): string {
   return `hello${String(i).padStart(5, '0')}`;
 }
+
+/** A multiplex frame as the format lays it out: channel id, flags, 24-bit length, payload. */
+function multiplexFrame(id: number, flags: number, payload: Uint8Array = new Uint8Array(0)): Buffer {
+  const header = Buffer.alloc(8);
+  header.writeUInt32BE(id, 0);
+  header[4] = flags;
+  header.writeUIntBE(payload.length, 5, 3);
+  return Buffer.concat([header, payload]);
+}
+
+describe("a paused multiplex session's probes hear a cut transport behind many small frames", () => {
+  // docs/multiplex-codec.md: while reading is held back, the session reads 64 KiB every keepAliveTimeout, at
+  // most a quarter of maxSessionBuffered (and at least 256 KiB) in a pause, so a cut behind that is noticed.
+  // Small frames' chunk costs had spent the probes' share long before (on yamux's formula, with no credit on
+  // this format): the peer's end was never read and the session stayed open for ever.
+  const keepAliveTimeout = 300;
+  const SYN = 1;
+
+  test('a full accept queue: 1,000 channels of 100 bytes, then the peer ends its connection (256 KiB bound)', async () => {
+    const [raw, socket] = await tcpPair();
+    raw.on('error', () => {});
+    raw.resume();
+    const session = multiplexedServer(socket, {
+      protocol: 'multiplex',
+      keepAliveTimeout,
+      maxSessionBuffered: 256 * 1024,
+    });
+    try {
+      const frames: Buffer[] = [];
+      for (let i = 0, id = 3; i < 1000; i++, id += 2) {
+        frames.push(multiplexFrame(id, SYN), multiplexFrame(id, 0, Buffer.alloc(100, 0x78)));
+      }
+      raw.end(Buffer.concat(frames)); // nobody accepts: the queue (256) fills and reading pauses
+      const outcome = await within(
+        session.closed.then(
+          () => 'ended cleanly',
+          (error: unknown) => (error as { code?: string }).code,
+        ),
+        20 * keepAliveTimeout,
+        'the session to hear the end',
+      );
+      assert.equal(outcome, 'ERR_MUX_TRANSPORT_CLOSED');
+      assert.equal(session.stats().bytesIn, 1000 * (2 * 8 + 100), 'every byte was read');
+    } finally {
+      session.destroy();
+      raw.destroy();
+    }
+  });
+
+  test("a channel over its buffer holds reading: another channel hears the peer's end behind 15,000 frames of 100 bytes", async () => {
+    const [raw, socket] = await tcpPair();
+    raw.on('error', () => {});
+    raw.resume();
+    const session = multiplexedServer(socket, { protocol: 'multiplex', keepAliveTimeout, maxSessionBuffered: 8 << 20 });
+    try {
+      const channels: Channel[] = [];
+      session.on('channel', (channel: Channel) => {
+        channel.on('error', () => {});
+        channels.push(channel);
+      });
+      raw.write(
+        Buffer.concat([multiplexFrame(3, SYN), multiplexFrame(5, SYN), multiplexFrame(5, 0, Buffer.from('request'))]),
+      );
+      await until(() => channels.length === 2, 5000, 'both channels');
+      const [busy, waiting] = channels as [Channel, Channel];
+      busy.pause(); // its reader is busy elsewhere
+      waiting.on('data', () => {});
+      const heard = new Promise<string>((resolve) => {
+        waiting.on('end', () => resolve('end'));
+        waiting.on('close', () => resolve(`close: ${(waiting.errored as { code?: string } | null)?.code}`));
+      });
+      const frames: Buffer[] = [];
+      for (let i = 0; i < 15_000; i++) frames.push(multiplexFrame(3, 0, Buffer.alloc(100, 0x61)));
+      raw.write(Buffer.concat(frames));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      raw.end();
+      const outcome = await within(heard, 40 * keepAliveTimeout, 'the waiting channel to hear of the cut');
+      assert.equal(outcome, 'close: ERR_MUX_TRANSPORT_CLOSED');
+    } finally {
+      session.destroy();
+      raw.destroy();
+    }
+  });
+});

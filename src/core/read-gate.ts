@@ -37,14 +37,18 @@ export class ReadGate {
   #probeBytes = 0;
   /** Bytes a multiplex session may still read while paused in this pause (see {@link PROBE_CHUNK}). */
   #probeBudget = 0;
+  /** The bytes a multiplex session's probes may read in one pause (`#probeBudget` at its start). */
+  #probeAllowance = 0;
   /**
    * The chunks' cost beyond their bytes (`memory.held`) at which this pause's probes stop reading: a peer can
    * send no more bytes than its window credit, but as many frames of one byte each as that allows, and each
    * chunk left unread costs ~100-200 bytes of its own (see `CHUNK_COST`). The share is eight times the credit
    * the peer held at the pause's first probe, between a quarter of `maxSessionBuffered` and twice it: credit in
    * frames of 28 bytes or more fits (up to that ceiling), frames of a byte stop at a thirtieth of what they would
-   * cost, and channels opened only to raise the credit raise it no further than the ceiling. Worked out at the
-   * first probe (-1 until then: a pause that never probes never sums the channels' credit).
+   * cost, and channels opened only to raise the credit raise it no further than the ceiling. On the multiplex
+   * format, without windows, the bytes its probes may read in the pause stand for the credit, so the frames of
+   * that many bytes fit as well. Worked out at the first probe (-1 until then: a pause that never probes never
+   * sums the channels' credit).
    */
   #probeHeldCap = -1;
   /** `memory.held` when reading paused. */
@@ -98,7 +102,7 @@ export class ReadGate {
   pause(): void {
     if (this.paused || this.#isClosed()) return;
     this.paused = true;
-    this.#probeBudget = Math.max(4 * PROBE_CHUNK, this.#options.maxSessionBuffered / 4);
+    this.#probeBudget = this.#probeAllowance = Math.max(4 * PROBE_CHUNK, this.#options.maxSessionBuffered / 4);
     this.#heldAtPause = this.#memory.held;
     this.#probeHeldCap = -1;
     if (!this.probing) this.#stopReading();
@@ -168,7 +172,8 @@ export class ReadGate {
     if (!this.paused) return false;
     if (this.#probeHeldCap < 0) {
       const bound = this.#options.maxSessionBuffered;
-      this.#probeHeldCap = this.#heldAtPause + Math.max(bound / 4, Math.min(8 * this.#credit(), 2 * bound));
+      const credit = this.#probePing === null ? this.#probeAllowance : this.#credit();
+      this.#probeHeldCap = this.#heldAtPause + Math.max(bound / 4, Math.min(8 * credit, 2 * bound));
     }
     return this.#memory.held >= this.#probeHeldCap;
   }
@@ -205,7 +210,8 @@ export class ReadGate {
    *   for dead; the peer can send no more data than the window credit it already holds.
    * - multiplex (no ping): {@link PROBE_CHUNK} bytes every `keepAliveTimeout` (unless `keepAliveInterval` is
    *   0), so a cut transport (its end of file or reset behind the data) is noticed; at most a quarter of
-   *   `maxSessionBuffered` in one pause, after which it waits for the application.
+   *   `maxSessionBuffered` (and at least 256 KiB) in one pause, after which it waits for the application; the
+   *   chunks' costs bound it as on yamux (`probeSpent`), frames of 28 bytes or more within it.
    */
   #armProbeTimer(): void {
     if (this.#probeTimer !== undefined) return;
@@ -225,8 +231,9 @@ export class ReadGate {
         }
         if (this.#probeBudget <= 0) return;
         const bytes = Math.min(PROBE_CHUNK, this.#probeBudget);
-        this.#probeBudget -= bytes;
-        this.startProbe(bytes);
+        // Refused while the probes' share of chunk costs is spent: looked at again later, the bytes kept.
+        if (this.startProbe(bytes)) this.#probeBudget -= bytes;
+        else this.#armProbeTimer();
       }, period),
     );
   }
