@@ -9,6 +9,7 @@
  * @module
  */
 import { abortable } from './abortable.js';
+import { defer } from './defer.js';
 import { TimeoutError } from './errors.js';
 import { Flag, FrameType } from './frame.js';
 import type { ResolvedOptions } from './options.js';
@@ -226,10 +227,16 @@ export class KeepAlive {
 
   /** Writes `ping` with a fresh value (an answer to an earlier value of it no longer counts). */
   #write(ping: PendingPing): void {
-    ping.value = this.takeValue();
+    const value = (ping.value = this.takeValue());
     ping.sentAt = performance.now();
-    this.#scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, ping.value);
+    this.#scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, value);
     this.#writer.schedule();
+    // It leaves with the flush after the caller's synchronous work (a microtask): its age counts from then. An
+    // application busy for longer than `keepAliveTimeout` in that turn (a thousand dials, a large parse) had
+    // its live peer taken for dead, and the RTT measured the work.
+    defer(() => {
+      if (ping.value === value) ping.sentAt = performance.now();
+    });
   }
 
   /**

@@ -207,6 +207,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /** When the close timer fires (`performance.now()` time). */
   #closeDeadline = 0;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * The transport's connection is not up yet (`Transport.connecting`): keep-alive starts when it is, and this
+   * timer bounds the wait by `openTimeout`.
+   */
+  #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #transportEnded = false;
   /** After this side's Go Away: waits until the peer has seen it (`goAway.seen`) before the transport ends. */
   readonly #goAway: GoAwayHandshake;
@@ -409,11 +414,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       end: () => this.#afterDecoding(() => this.#onTransportEnd()),
       error: (error, beforeOpen) => this.#afterDecoding(() => this.#onTransportError(error, beforeOpen)),
       close: () => this.#afterDecoding(() => this.#onTransportClose()),
+      open: () => this.#onTransportOpen(),
     };
     telemetry.log(LOG_SESSION_OPEN);
     transport.start(events);
+    if (transport.connecting === true) this.#awaitConnection();
     // An opening ping measures the round-trip time that window auto-tuning needs; keep-alive follows.
-    if (this.#status === 'open' && this.#caps.ping) this.#keepAlive.start();
+    else if (this.#status === 'open' && this.#caps.ping) this.#keepAlive.start();
   }
 
   // ------------------------------------------------------------------ public API
@@ -886,6 +893,30 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     );
   }
 
+  /**
+   * The transport's connection is still coming up (a socket handed over while it connects, a TLS handshake
+   * not done): keep-alive waits for it, since its first ping cannot leave before (a connection slower than
+   * `keepAliveTimeout` to come up was taken for a silent peer); the wait is bounded by `openTimeout`.
+   */
+  #awaitConnection(): void {
+    const timeout = this.options.openTimeout;
+    if (timeout === 0 || this.#status === 'closed') return;
+    this.#connectTimer = unref(
+      setTimeout(() => {
+        this.#connectTimer = undefined;
+        this.#fail(new TransportClosedError(`the connection did not come up within ${timeout} ms (openTimeout)`));
+      }, timeout),
+    );
+  }
+
+  #onTransportOpen(): void {
+    if (this.#connectTimer !== undefined) {
+      clearTimeout(this.#connectTimer);
+      this.#connectTimer = undefined;
+    }
+    if (this.#status !== 'closed' && this.#caps.ping) this.#keepAlive.start();
+  }
+
   #onTransportClose(): void {
     this.#writer.closed = true;
     if (this.#lingerTimer !== undefined) {
@@ -1086,6 +1117,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#outgoing.stop();
     clearTimeout(this.#closeTimer);
     this.#closeTimer = undefined;
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
     this.#goAway.stop();
     this.#gate.stop();
     this.#keepAlive.stop(error ?? new SessionClosedError());

@@ -25,6 +25,8 @@ export interface TransportEvents {
   error(this: void, error: Error, beforeOpen?: boolean): void;
   /** The transport is closed in both directions; no more events follow. */
   close(this: void): void;
+  /** The connection came up, from a transport that said it was still `connecting` when the session started. */
+  open?(this: void): void;
 }
 
 /** A duplex byte transport. */
@@ -47,6 +49,13 @@ export interface Transport {
    * with an error (a channel whose last bytes were in the transport's hands hears of its end only so).
    */
   destroy(error?: Error): void;
+  /**
+   * Optional: true, read right after `start()`, while the connection is still coming up (a socket handed over
+   * while it connects, a TLS handshake not done, a WebSocket still connecting); the transport then reports
+   * `events.open()` once it is up. Keep-alive's first ping waits for that, and the session fails with
+   * `TransportClosedError` if it has not come after `openTimeout`. Writes made meanwhile wait in the transport.
+   */
+  readonly connecting?: boolean;
   /**
    * Optional: true when bytes that came while the transport was paused may be dropped if it closes meanwhile (a
    * libp2p connection discards what it holds for a paused reader at its close). The session then does not pause

@@ -49,6 +49,7 @@ export function duplexTransport(stream: Duplex): Transport {
     // A TLS client's own 'secure' listener, added before this one, destroys a socket whose certificate it
     // refused: that connection never opened.
     opened = !stream.destroyed;
+    if (opened) events!.open?.();
   };
   const onData = (chunk: unknown): void => {
     // (Any realm's bytes: a test environment may bring its own Uint8Array.)
@@ -89,6 +90,9 @@ export function duplexTransport(stream: Duplex): Transport {
     events!.close();
   };
   return {
+    get connecting() {
+      return !opened && !closed;
+    },
     start(sink) {
       events = sink;
       // The session batches frames itself; Nagle's algorithm would only add delay.

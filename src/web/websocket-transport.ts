@@ -392,6 +392,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
 
   const onOpen = (): void => {
     opened = true;
+    events?.open?.();
     const writes = queued;
     queued = [];
     for (const write of writes) send(write.data, write.done, write.inPlace);
@@ -553,6 +554,9 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   }
 
   return {
+    get connecting() {
+      return !opened && !closed;
+    },
     // A WHATWG socket has no pause: past its hold, messages go to the session all the same (see the module comment).
     cannotPause: pausable.pause === undefined,
     start(sink) {

@@ -1,0 +1,223 @@
+/**
+ * When keep-alive's clock starts: a ping's age counts from when it can leave, not from when it was queued.
+ * A session made (or a ping asked for) in a turn that then stays busy, and a socket handed over while it
+ * connects, had their live peer taken for dead (`ERR_MUX_KEEPALIVE_TIMEOUT`) and their RTT measured the wait
+ * (found against Go's hashicorp/yamux: a session dialling 1,000 channels at once failed so).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { Duplex } from 'node:stream';
+import { type AddressInfo, connect as connectNet, createServer as createNetServer } from 'node:net';
+import type net from 'node:net';
+import { WebSocket as WsWebSocket } from 'ws';
+import {
+  TransportClosedError,
+  createWebSocketServer,
+  multiplexedClient,
+  multiplexedServer,
+  webSocketTransport,
+  type Session,
+} from '../src/index.js';
+import { RawPeer, tcpPair, within } from './helpers.js';
+
+/** Keeps the event loop busy for `ms` (synchronous work of the application). */
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // spin
+  }
+}
+
+/** Waits `ms` with the event loop free. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Outcome of a session so far: 'open', or how it ended. */
+function outcomeOf(session: Session): () => string {
+  let outcome = 'open';
+  session.closed.then(
+    () => (outcome = 'ended cleanly'),
+    (error: unknown) => (outcome = `${(error as { code?: string }).code}: ${(error as Error).message}`),
+  );
+  return () => outcome;
+}
+
+/** A server session on one end of a TCP pair whose channels echo. */
+async function echoServer(): Promise<{ client: net.Socket; server: Session }> {
+  const [client, socket] = await tcpPair();
+  const server = multiplexedServer(socket);
+  server.on('channel', (channel) => channel.pipe(channel));
+  return { client, server };
+}
+
+test('a session made in a turn that then stays busy longer than keepAliveTimeout keeps its live peer', async () => {
+  // The peer answers pings and sends nothing of its own (as Go's hashicorp/yamux does: no opening ping).
+  const [socket, peerSocket] = await tcpPair();
+  const peer = new RawPeer(peerSocket);
+  const session = multiplexedClient(socket, { keepAliveTimeout: 500 });
+  const outcome = outcomeOf(session);
+  try {
+    busy(1200); // the application's own work in the turn it made the session (its opening ping waits)
+    await sleep(800);
+    // Before: ERR_MUX_KEEPALIVE_TIMEOUT as the turn ended, the ping just gone and its answer on its way.
+    assert.equal(outcome(), 'open');
+    const rtt = await within(session.ping(), 2000, 'a ping');
+    assert.ok(rtt < 400, `ping ${rtt} ms`);
+    assert.ok(peer.frames.length > 0);
+  } finally {
+    session.destroy();
+    peerSocket.destroy();
+  }
+});
+
+test('ping() followed by a busy turn measures the round trip, not the busy time, and the session lives', async () => {
+  const { client: socket, server } = await echoServer();
+  const session = multiplexedClient(socket, { keepAliveTimeout: 500 });
+  const outcome = outcomeOf(session);
+  try {
+    await within(session.ping(), 2000, 'the first ping');
+    const answer = session.ping();
+    busy(800);
+    const rtt = await within(answer, 2000, 'the ping after the busy turn');
+    assert.ok(rtt < 300, `the RTT was ${rtt} ms; the busy turn was 800 ms`);
+    assert.ok(session.rtt! < 300, `session.rtt ${session.rtt} ms`);
+    await sleep(200);
+    assert.equal(outcome(), 'open');
+  } finally {
+    session.destroy();
+    server.destroy();
+  }
+});
+
+/**
+ * A socket that says it is connecting (`connecting`, then `'connect'`, as `net.Socket` does) for `delay` ms,
+ * holding writes until then, over a real connected socket; `Infinity`: it never connects.
+ */
+class SlowConnectingSocket extends Duplex {
+  connecting = true;
+  readonly #held: (() => void)[] = [];
+  readonly #inner: net.Socket;
+  readonly #timer: ReturnType<typeof setTimeout> | undefined;
+  constructor(inner: net.Socket, delay: number) {
+    super();
+    this.#inner = inner;
+    inner.on('data', (chunk: Buffer) => this.push(chunk));
+    inner.on('end', () => this.push(null));
+    inner.on('error', () => {});
+    if (delay !== Infinity) {
+      this.#timer = setTimeout(() => {
+        this.connecting = false;
+        this.emit('connect');
+        for (const write of this.#held.splice(0)) write();
+      }, delay);
+    }
+  }
+  override _read(): void {}
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    const write = (): void => void this.#inner.write(chunk, callback);
+    if (this.connecting) this.#held.push(write);
+    else write();
+  }
+  override _final(callback: () => void): void {
+    this.#inner.end();
+    callback();
+  }
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.#timer);
+    this.#inner.destroy();
+    callback(error);
+  }
+}
+
+test('a socket handed over while it connects, for longer than keepAliveTimeout: keep-alive starts once it is up', async () => {
+  const { client: socket, server } = await echoServer();
+  const session = multiplexedClient(new SlowConnectingSocket(socket, 1200), { keepAliveTimeout: 400 });
+  const outcome = outcomeOf(session);
+  try {
+    const channel = session.dial();
+    channel.end('hello');
+    let echoed = '';
+    channel.on('data', (chunk: Buffer) => (echoed += chunk.toString()));
+    await sleep(1000);
+    // Before: ERR_MUX_KEEPALIVE_TIMEOUT at 400 ms ("the peer did not answer a ping"), no connection yet.
+    assert.equal(outcome(), 'open');
+    await within(new Promise((resolve) => channel.on('end', resolve)), 3000, 'the echo after the connection came up');
+    assert.equal(echoed, 'hello');
+    const rtt = await within(session.ping(), 2000, 'a ping once connected');
+    assert.ok(rtt < 300, `ping ${rtt} ms`);
+    await sleep(600); // past keepAliveTimeout from the connection's start: the opening ping was answered
+    assert.equal(outcome(), 'open');
+  } finally {
+    session.destroy();
+    server.destroy();
+  }
+});
+
+test('a socket handed over that never connects fails the session after openTimeout with TransportClosedError', async () => {
+  const { client: socket, server } = await echoServer();
+  const session = multiplexedClient(new SlowConnectingSocket(socket, Infinity), { openTimeout: 300 });
+  try {
+    const started = performance.now();
+    const error = await within(
+      session.closed.then(
+        () => undefined,
+        (failure: unknown) => failure,
+      ),
+      3000,
+      'the session to give up',
+    );
+    assert.ok(error instanceof TransportClosedError, String(error));
+    assert.match((error as Error).message, /did not come up within 300 ms \(openTimeout\)/);
+    assert.ok(performance.now() - started >= 290);
+  } finally {
+    session.destroy();
+    server.destroy();
+  }
+});
+
+test('a WebSocket handed over while it connects, for longer than keepAliveTimeout: keep-alive starts once it is open', async () => {
+  const wss = createWebSocketServer({ port: 0, host: '127.0.0.1', path: '/mux' }, (session) => {
+    session.on('channel', (channel) => channel.pipe(channel));
+  });
+  await once(wss, 'listening');
+  // A relay that connects onwards only after 1.2 s: the client's WebSocket stays CONNECTING that long.
+  const sockets: net.Socket[] = [];
+  const relay = createNetServer((inbound) => {
+    sockets.push(inbound);
+    inbound.pause();
+    setTimeout(() => {
+      const outbound = connectNet((wss.address() as AddressInfo).port, '127.0.0.1', () => {
+        inbound.pipe(outbound).pipe(inbound);
+        inbound.resume();
+      });
+      sockets.push(outbound);
+      outbound.on('error', () => {});
+    }, 1200);
+    inbound.on('error', () => {});
+  }).listen(0, '127.0.0.1');
+  await once(relay, 'listening');
+  const socket = new WsWebSocket(`ws://127.0.0.1:${(relay.address() as AddressInfo).port}/mux`);
+  const session = multiplexedClient(webSocketTransport(socket), { keepAliveTimeout: 400 });
+  const outcome = outcomeOf(session);
+  try {
+    const channel = session.dial();
+    channel.end('over a late WebSocket');
+    let echoed = '';
+    channel.on('data', (chunk: Buffer) => (echoed += chunk.toString()));
+    await sleep(1000);
+    // Before: ERR_MUX_KEEPALIVE_TIMEOUT at 400 ms, the WebSocket still connecting.
+    assert.equal(outcome(), 'open');
+    await within(new Promise((resolve) => channel.on('end', resolve)), 4000, 'the echo once open');
+    assert.equal(echoed, 'over a late WebSocket');
+    await within(session.ping(), 2000, 'a ping once open');
+    await sleep(500);
+    assert.equal(outcome(), 'open');
+  } finally {
+    session.destroy();
+    for (const each of sockets) each.destroy();
+    relay.close();
+    await new Promise((resolve) => wss.close(resolve));
+  }
+});
