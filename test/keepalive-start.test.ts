@@ -12,14 +12,16 @@ import { type AddressInfo, connect as connectNet, createServer as createNetServe
 import type net from 'node:net';
 import { WebSocket as WsWebSocket } from 'ws';
 import {
+  Session,
   TransportClosedError,
   createWebSocketServer,
+  duplexTransport,
   multiplexedClient,
   multiplexedServer,
   webSocketTransport,
-  type Session,
 } from '../src/index.js';
-import { RawPeer, tcpPair, within } from './helpers.js';
+import type { Transport } from '../src/core/transport.js';
+import { RawPeer, tcpPair, until, within } from './helpers.js';
 
 /** Keeps the event loop busy for `ms` (synchronous work of the application). */
 function busy(ms: number): void {
@@ -219,5 +221,31 @@ test('a WebSocket handed over while it connects, for longer than keepAliveTimeou
     for (const each of sockets) each.destroy();
     relay.close();
     await new Promise((resolve) => wss.close(resolve));
+  }
+});
+
+test('a transport wrapped by spreading another ({ ...duplexTransport(socket), write }) over a connected socket still has keep-alive', async () => {
+  // The tunnel command wraps its sockets so: a `connecting` property read from the spread object (a copy taken
+  // before start()) had said "still connecting" for good, and keep-alive never started.
+  const { client: socket, server } = await echoServer();
+  const base = duplexTransport(socket);
+  const wrapped: Transport = { ...base, write: (parts, done) => base.write(parts, done) };
+  const session = new Session(wrapped, 'client', { keepAliveTimeout: 400 });
+  try {
+    await until(() => session.rtt !== undefined, 2000, 'the opening ping answered');
+    server.destroy(); // the peer goes silent: the keep-alive that runs finds it
+    socket.pause();
+    const error = await within(
+      session.closed.then(
+        () => undefined,
+        (failure: unknown) => failure as { code?: string },
+      ),
+      5000,
+      'the session to end',
+    );
+    assert.ok(error === undefined || typeof error.code === 'string');
+  } finally {
+    session.destroy();
+    server.destroy();
   }
 });

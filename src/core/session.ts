@@ -208,7 +208,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   #closeDeadline = 0;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   /**
-   * The transport's connection is not up yet (`Transport.connecting`): keep-alive starts when it is, and this
+   * The transport's connection is not up yet (`Transport.isConnecting()`): keep-alive starts when it is, and this
    * timer bounds the wait by `openTimeout`.
    */
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -418,7 +418,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     };
     telemetry.log(LOG_SESSION_OPEN);
     transport.start(events);
-    if (transport.connecting === true) this.#awaitConnection();
+    if (transport.isConnecting?.() === true) this.#awaitConnection();
     // An opening ping measures the round-trip time that window auto-tuning needs; keep-alive follows.
     else if (this.#status === 'open' && this.#caps.ping) this.#keepAlive.start();
   }

@@ -50,12 +50,14 @@ export interface Transport {
    */
   destroy(error?: Error): void;
   /**
-   * Optional: true, read right after `start()`, while the connection is still coming up (a socket handed over
+   * Optional: asked right after `start()`, true while the connection is still coming up (a socket handed over
    * while it connects, a TLS handshake not done, a WebSocket still connecting); the transport then reports
    * `events.open()` once it is up. Keep-alive's first ping waits for that, and the session fails with
    * `TransportClosedError` if it has not come after `openTimeout`. Writes made meanwhile wait in the transport.
+   * (A method rather than a property, so that a wrapper made by spreading a transport, `{ ...base, write }`,
+   * still asks the transport itself.)
    */
-  readonly connecting?: boolean;
+  isConnecting?(): boolean;
   /**
    * Optional: true when bytes that came while the transport was paused may be dropped if it closes meanwhile (a
    * libp2p connection discards what it holds for a paused reader at its close). The session then does not pause

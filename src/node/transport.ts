@@ -90,7 +90,7 @@ export function duplexTransport(stream: Duplex): Transport {
     events!.close();
   };
   return {
-    get connecting() {
+    isConnecting() {
       return !opened && !closed;
     },
     start(sink) {

@@ -554,7 +554,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   }
 
   return {
-    get connecting() {
+    isConnecting() {
       return !opened && !closed;
     },
     // A WHATWG socket has no pause: past its hold, messages go to the session all the same (see the module comment).
