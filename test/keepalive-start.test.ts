@@ -21,7 +21,8 @@ import {
   webSocketTransport,
 } from '../src/index.js';
 import type { Transport } from '../src/core/transport.js';
-import { RawPeer, tcpPair, until, within } from './helpers.js';
+import { Flag, FrameType } from '../src/core/frame.js';
+import { RawPeer, memoryPipe, tcpPair, until, within } from './helpers.js';
 
 /** Keeps the event loop busy for `ms` (synchronous work of the application). */
 function busy(ms: number): void {
@@ -248,4 +249,61 @@ test('a transport wrapped by spreading another ({ ...duplexTransport(socket), wr
     session.destroy();
     server.destroy();
   }
+});
+
+test('the RTT of a ping that left early in a busy turn (the early flush of 300 dials) is the round trip, not less', async () => {
+  // Stamped after the turn (a microtask), a ping the early flush had already sent measured ~1 ms on an 80 ms
+  // path, and that minimum RTT kept auto-tuned windows small; stamped when queued, it measured the busy time.
+  const [a, b] = memoryPipe(40);
+  const server = multiplexedServer(b);
+  server.on('channel', (channel) => channel.resume());
+  const session = multiplexedClient(a, { keepAliveTimeout: 2000 });
+  try {
+    for (let i = 0; i < 300; i++) session.dial().end(); // past 256 scheduling calls: the batch leaves at once
+    busy(300);
+    await until(() => session.rtt !== undefined, 3000, 'the opening ping answered');
+    // (Its answer can be read only after the busy turn: up to the turn's length more, as before.)
+    assert.ok(session.rtt! >= 75, `opening RTT ${session.rtt} ms on an 80 ms path`);
+  } finally {
+    session.destroy();
+    server.destroy();
+  }
+});
+
+test('a ping() asked for while the connection comes up waits for it, and its RTT is a round trip once up', async () => {
+  const { client: socket, server } = await echoServer();
+  const session = multiplexedClient(new SlowConnectingSocket(socket, 1200), { keepAliveTimeout: 400 });
+  const outcome = outcomeOf(session);
+  try {
+    const started = performance.now();
+    // Before: the session failed with ERR_MUX_KEEPALIVE_TIMEOUT at 400 ms, and the ping with it.
+    const rtt = await within(session.ping(), 4000, 'the ping');
+    assert.ok(performance.now() - started >= 1150, 'answered once connected');
+    assert.ok(rtt < 300, `RTT ${rtt} ms (not the wait for the connection)`);
+    assert.equal(outcome(), 'open');
+  } finally {
+    session.destroy();
+    server.destroy();
+  }
+});
+
+test("a connection that says it came up twice (a TLS renegotiation's second 'secure') runs one keep-alive", async () => {
+  async function pingsIn(ms: number, connectAgain: boolean): Promise<number> {
+    const [socket, peerSocket] = await tcpPair();
+    const peer = new RawPeer(peerSocket);
+    const late = new SlowConnectingSocket(socket, 50);
+    const session = multiplexedClient(late, { keepAliveInterval: 150 });
+    try {
+      if (connectAgain) setTimeout(() => late.emit('connect'), 120);
+      await sleep(ms);
+      return peer.frames.filter((f) => f.type === FrameType.ping && (f.flags & Flag.syn) !== 0).length;
+    } finally {
+      session.destroy();
+      peerSocket.destroy();
+    }
+  }
+  const once = await pingsIn(1500, false);
+  const twice = await pingsIn(1500, true);
+  // Before: a second chain of pings (twice as many) from the second 'connect'.
+  assert.ok(twice <= once + 1, `${twice} pings with a second 'connect', ${once} without`);
 });

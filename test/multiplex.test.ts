@@ -1154,6 +1154,49 @@ describe("a paused multiplex session's probes hear a cut transport behind many s
     }
   });
 
+  test('under a small bound (256 KiB), a cut behind 4,000 frames of 50 bytes, with a channel over its buffer, is heard', async () => {
+    // The probes' share of chunk costs was at most twice the bound, less than what the 256 KiB they may read
+    // costs in frames of 28 bytes or more (the documented fit): the end was never read.
+    const [raw, socket] = await tcpPair();
+    raw.on('error', () => {});
+    raw.resume();
+    const session = multiplexedServer(socket, {
+      protocol: 'multiplex',
+      keepAliveTimeout,
+      maxSessionBuffered: 256 * 1024,
+    });
+    try {
+      const channels: Channel[] = [];
+      session.on('channel', (channel: Channel) => {
+        channel.on('error', () => {});
+        channels.push(channel);
+      });
+      raw.write(
+        Buffer.concat([multiplexFrame(3, SYN), multiplexFrame(5, SYN), multiplexFrame(5, 0, Buffer.from('request'))]),
+      );
+      await until(() => channels.length === 2, 5000, 'both channels');
+      const [busy, waiting] = channels as [Channel, Channel];
+      busy.pause();
+      waiting.on('data', () => {});
+      const heard = new Promise<string>((resolve) => {
+        waiting.on('end', () => resolve('end'));
+        waiting.on('close', () => resolve(`close: ${(waiting.errored as { code?: string } | null)?.code}`));
+      });
+      const over: Buffer[] = [];
+      for (let i = 0; i < 300; i++) over.push(multiplexFrame(3, 0, Buffer.alloc(1024, 0x62))); // over its buffer
+      raw.write(Buffer.concat(over));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const small: Buffer[] = [];
+      for (let i = 0; i < 4000; i++) small.push(multiplexFrame(3, 0, Buffer.alloc(50, 0x61)));
+      raw.end(Buffer.concat(small));
+      const outcome = await within(heard, 40 * keepAliveTimeout, 'the waiting channel to hear of the cut');
+      assert.equal(outcome, 'close: ERR_MUX_TRANSPORT_CLOSED');
+    } finally {
+      session.destroy();
+      raw.destroy();
+    }
+  });
+
   test("a channel over its buffer holds reading: another channel hears the peer's end behind 15,000 frames of 100 bytes", async () => {
     const [raw, socket] = await tcpPair();
     raw.on('error', () => {});

@@ -2431,3 +2431,69 @@ describe('muxwire/web WebSocket transport: a ws send that fails as the socket cl
     }
   });
 });
+
+test("a peer's clean close behind a large last message: every channel reads its data and 'end' before the session hears the end", async () => {
+  // The transport hands a large message on 256 KiB a turn; the Window Updates its reading sends meet the closed
+  // socket (a write with no application write in it). Failing the session for that (from a later task, before
+  // the rest of the message and the close were handed on) lost the last channel's data and FIN, and reported
+  // code 1006 instead of the peer's close.
+  class ClosingSocket {
+    readyState = 1;
+    bufferedAmount = 0;
+    binaryType = 'blob';
+    readonly #listeners = new Map<string, ((event: unknown) => void)[]>();
+    addEventListener(type: string, listener: (event: unknown) => void): void {
+      this.#listeners.set(type, [...(this.#listeners.get(type) ?? []), listener]);
+    }
+    removeEventListener(type: string, listener: (event: unknown) => void): void {
+      this.#listeners.set(
+        type,
+        (this.#listeners.get(type) ?? []).filter((each) => each !== listener),
+      );
+    }
+    send(): void {}
+    close(): void {}
+    fire(type: string, event: unknown): void {
+      for (const listener of [...(this.#listeners.get(type) ?? [])]) listener(event);
+    }
+  }
+  const socket = new ClosingSocket();
+  const session = multiplexedClient(webSocketTransport(socket), { keepAliveInterval: 0 });
+  const SIZE = 200 * 1024;
+  const outcomes = new Map<number, { bytes: number; events: string[] }>();
+  session.on('channel', (channel: Channel) => {
+    const outcome = { bytes: 0, events: [] as string[] };
+    outcomes.set(channel.id, outcome);
+    channel.on('data', (chunk: Buffer) => (outcome.bytes += chunk.length));
+    channel.on('end', () => outcome.events.push('end'));
+    channel.on('error', (error: { code?: string }) => outcome.events.push(error.code ?? 'error'));
+  });
+  const frames: Buffer[] = [];
+  for (let i = 0; i < 4; i++) {
+    const id = 2 + 2 * i;
+    frames.push(
+      frame(FrameType.data, Flag.syn, id, Buffer.alloc(SIZE, 0x61 + i)),
+      frame(FrameType.data, Flag.fin, id, 0),
+    );
+  }
+  const message = Buffer.concat(frames);
+  socket.fire('message', { data: message.buffer.slice(message.byteOffset, message.byteOffset + message.length) });
+  setTimeout(() => {
+    socket.readyState = 3;
+    socket.fire('close', { code: 1000, reason: '' });
+  }, 0);
+  const ended = await within(
+    session.closed.then(
+      () => 'ended',
+      (error: unknown) => (error as Error).message,
+    ),
+    5000,
+    'the session to end',
+  );
+  // Each channel read its data and 'end'; still open for writing here, it then fails as the transport ended.
+  for (const [id, outcome] of outcomes) {
+    assert.deepEqual(outcome, { bytes: SIZE, events: ['end', 'ERR_MUX_TRANSPORT_CLOSED'] }, `channel ${id}`);
+  }
+  assert.equal(outcomes.size, 4);
+  assert.equal(ended, 'the transport ended with channels still open');
+});

@@ -9,7 +9,6 @@
  * @module
  */
 import { abortable } from './abortable.js';
-import { defer } from './defer.js';
 import { TimeoutError } from './errors.js';
 import { Flag, FrameType } from './frame.js';
 import type { ResolvedOptions } from './options.js';
@@ -155,7 +154,7 @@ export class KeepAlive {
     if (ping?.value !== value) return; // stale or unknown answer
     // An answer that may have waited unread while reading was paused measures the pause, not the RTT: the same
     // ping goes again (a few times at most, as reading may keep pausing), and its next answer is the RTT.
-    const measured = ping.sentAt >= this.#gate.readingSince;
+    const measured = ping.sentAt >= this.#gate.readingSince && ping.sentAt >= this.openedAt;
     if (!measured && ping.resends < MAX_RESENDS && !this.#isClosed()) {
       ping.resends++;
       this.#write(ping);
@@ -227,17 +226,30 @@ export class KeepAlive {
 
   /** Writes `ping` with a fresh value (an answer to an earlier value of it no longer counts). */
   #write(ping: PendingPing): void {
-    const value = (ping.value = this.takeValue());
+    ping.value = this.takeValue();
     ping.sentAt = performance.now();
-    this.#scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, value);
+    this.#scheduler.queueSessionFrame(FrameType.ping, Flag.syn, 0, ping.value);
     this.#writer.schedule();
-    // It leaves with the flush after the caller's synchronous work (a microtask): its age counts from then. An
-    // application busy for longer than `keepAliveTimeout` in that turn (a thousand dials, a large parse) had
-    // its live peer taken for dead, and the RTT measured the work.
-    defer(() => {
-      if (ping.value === value) ping.sentAt = performance.now();
-    });
   }
+
+  /**
+   * The ping with `value` was packed into a write to the transport: its age counts from now (see `sentAt`). It
+   * leaves with the flush after the synchronous work of the turn that queued it: an application busy for longer
+   * than `keepAliveTimeout` in that turn (a thousand dials, a large parse) had its live peer taken for dead, and
+   * the RTT measured the work. One that cannot leave (the transport blocked) keeps its age from when it was
+   * queued, so a peer that stopped reading is still found.
+   */
+  onPingSent(value: number): void {
+    if (this.#inFlight?.value === value) this.#inFlight.sentAt = performance.now();
+  }
+
+  /**
+   * The transport's connection is still coming up (`Transport.isConnecting()`): a ping's deadline waits for it
+   * (a `ping()` asked for meanwhile leaves into the transport's queue, not to the peer).
+   */
+  connecting = false;
+  /** When the connection came up (`performance.now()`), for one that was still connecting at the start. */
+  openedAt = 0;
 
   /**
    * A ping's deadline passed. The session fails once `keepAliveTimeout` has gone by with no byte from the peer
@@ -257,7 +269,11 @@ export class KeepAlive {
       this.#armDeadline(ping, timeout);
       return;
     }
-    const quiet = performance.now() - Math.max(this.lastHeard, ping.sentAt, this.#gate.resumedAt);
+    if (this.connecting) {
+      this.#armDeadline(ping, timeout); // (the session bounds the wait for the connection: `openTimeout`)
+      return;
+    }
+    const quiet = performance.now() - Math.max(this.lastHeard, ping.sentAt, this.#gate.resumedAt, this.openedAt);
     if (quiet < timeout) {
       this.#armDeadline(ping, Math.max(1, timeout - quiet));
       return;

@@ -46,8 +46,8 @@ export class ReadGate {
    * the peer held at the pause's first probe, between a quarter of `maxSessionBuffered` and twice it: credit in
    * frames of 28 bytes or more fits (up to that ceiling), frames of a byte stop at a thirtieth of what they would
    * cost, and channels opened only to raise the credit raise it no further than the ceiling. On the multiplex
-   * format, without windows, the bytes its probes may read in the pause stand for the credit, so the frames of
-   * that many bytes fit as well. Worked out at the first probe (-1 until then: a pause that never probes never
+   * format, without windows, the bytes its probes may read in the pause stand for the credit (eight times them,
+   * whatever the bound), so frames of 28 bytes or more fit there too. Worked out at the first probe (-1 until then: a pause that never probes never
    * sums the channels' credit).
    */
   #probeHeldCap = -1;
@@ -172,8 +172,13 @@ export class ReadGate {
     if (!this.paused) return false;
     if (this.#probeHeldCap < 0) {
       const bound = this.#options.maxSessionBuffered;
-      const credit = this.#probePing === null ? this.#probeAllowance : this.#credit();
-      this.#probeHeldCap = this.#heldAtPause + Math.max(bound / 4, Math.min(8 * credit, 2 * bound));
+      // (On the multiplex format, eight times the allowance: twice the bound, or 2 MiB for bounds under 1 MiB,
+      // since the allowance is at least 256 KiB.)
+      this.#probeHeldCap =
+        this.#heldAtPause +
+        (this.#probePing === null
+          ? 8 * this.#probeAllowance
+          : Math.max(bound / 4, Math.min(8 * this.#credit(), 2 * bound)));
     }
     return this.#memory.held >= this.#probeHeldCap;
   }

@@ -194,6 +194,8 @@ export interface SchedulerHooks {
    * was transferred, which detaches it, or resized): nothing of it was framed; the channel is to be reset.
    */
   onBrokenWrite?(channel: ChannelState): void;
+  /** @internal A ping (SYN) with this value was packed: it leaves now (keep-alive counts its age from here). */
+  onPingSent?(value: number): void;
 }
 
 /**
@@ -310,7 +312,10 @@ export class WriteScheduler {
     const frames = this.#sessionFrames;
     let i = 0;
     for (; i < frames.length && batch.bytes < limit; i += SESSION_FRAME_FIELDS) {
-      if (frames[i] === FrameType.ping && frames[i + 1] === Flag.ack) this.queuedPongs--;
+      if (frames[i] === FrameType.ping) {
+        if (frames[i + 1] === Flag.ack) this.queuedPongs--;
+        else this.#hooks.onPingSent?.(frames[i + 3]!);
+      }
       batch.header(frames[i]!, frames[i + 1]!, frames[i + 2]!, frames[i + 3]!);
     }
     if (i === frames.length) frames.length = 0;

@@ -212,6 +212,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * timer bounds the wait by `openTimeout`.
    */
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A write with no application write in it failed: the session fails if the transport has not said so by then. */
+  #writeFailureTimer: ReturnType<typeof setTimeout> | undefined;
   #transportEnded = false;
   /** After this side's Go Away: waits until the peer has seen it (`goAway.seen`) before the transport ends. */
   readonly #goAway: GoAwayHandshake;
@@ -248,6 +250,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     // The scheduler's callback reaches the channel table, made below (the table needs the scheduler).
     const hooks: SchedulerHooks = {
       onFlagsSent: (channel, flags) => this.#streams.onFlagsSent(channel, flags),
+      onPingSent: (value) => this.#keepAlive.onPingSent(value),
       onWindowStall: (channel) => telemetry.onWindowStall(channel),
       // Found while a batch is being filled: the reset (which changes the scheduler's queues) comes after it.
       onBrokenWrite: (channel) => defer(() => this.#streams.reset(channel, brokenWrite(channel.id), true)),
@@ -261,7 +264,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#scheduler,
       this.#codec,
       this.#allocate,
-      (error) => {
+      (error, now) => {
+        if (!now) {
+          this.#awaitTransportReport(error);
+          return undefined;
+        }
         // (With input being decoded or held, a failed write waits for it, as the transport's events do; else it
         // fails the session at once, while that write's channel is still open.)
         if (this.#decoder.decoding || this.#decoder.holdsInput) {
@@ -900,6 +907,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    */
   #awaitConnection(): void {
     const timeout = this.options.openTimeout;
+    this.#keepAlive.connecting = true;
     if (timeout === 0 || this.#status === 'closed') return;
     this.#connectTimer = unref(
       setTimeout(() => {
@@ -909,12 +917,36 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     );
   }
 
+  /**
+   * A write with no application write in it failed (a SYN, Window Updates, pings). The transport should say so
+   * itself, after what it still holds (a WebSocket closed by its peer hands on its last messages, then the
+   * close, whose code is the session's to report; one that never opened says so just after failing its queued
+   * writes): the session waits `keepAliveTimeout` for that, then fails with this error, so that a transport
+   * that reports failure only through `write`'s callback (all the `Transport` contract promises) is heard too.
+   */
+  #awaitTransportReport(error: Error): void {
+    if (this.#writeFailureTimer !== undefined || this.#status === 'closed') return;
+    this.#writeFailureTimer = unref(
+      setTimeout(() => {
+        this.#writeFailureTimer = undefined;
+        if (this.#status === 'closed') return;
+        if (this.#decoder.decoding || this.#decoder.holdsInput)
+          this.#afterDecoding(() => this.#onTransportError(error));
+        else this.#onTransportError(error);
+      }, this.options.keepAliveTimeout),
+    );
+  }
+
   #onTransportOpen(): void {
+    const keepAlive = this.#keepAlive;
+    if (!keepAlive.connecting) return; // (once: a TLS renegotiation says 'secure' again)
+    keepAlive.connecting = false;
+    keepAlive.openedAt = performance.now();
     if (this.#connectTimer !== undefined) {
       clearTimeout(this.#connectTimer);
       this.#connectTimer = undefined;
     }
-    if (this.#status !== 'closed' && this.#caps.ping) this.#keepAlive.start();
+    if (this.#status !== 'closed' && this.#caps.ping) keepAlive.start();
   }
 
   #onTransportClose(): void {
@@ -1119,6 +1151,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#closeTimer = undefined;
     clearTimeout(this.#connectTimer);
     this.#connectTimer = undefined;
+    clearTimeout(this.#writeFailureTimer);
+    this.#writeFailureTimer = undefined;
     this.#goAway.stop();
     this.#gate.stop();
     this.#keepAlive.stop(error ?? new SessionClosedError());

@@ -16,7 +16,6 @@ import { TransportClosedError, isError } from './errors.js';
 import type { Telemetry } from './observe.js';
 import { FrameBatch, Scratch, type WriteScheduler } from './scheduler.js';
 import type { Transport } from './transport.js';
-import { nextTask } from './timers.js';
 
 /** A batch stops growing at this many bytes; the transport decides whether more follow at once. */
 export const BATCH_LIMIT = 1024 * 1024;
@@ -48,7 +47,7 @@ export class FrameWriter {
 
   readonly #transport: Transport;
   readonly #scheduler: WriteScheduler;
-  readonly #onWriteError: (error: Error) => Error | undefined;
+  readonly #onWriteError: (error: Error, now: boolean) => Error | undefined;
   readonly #onFlushedToEnd: () => void;
   readonly #onInternalError: (error: unknown) => void;
   readonly #telemetry: Telemetry;
@@ -59,9 +58,10 @@ export class FrameWriter {
     allocate: (size: number) => Uint8Array,
     /**
      * The transport failed a write (or threw): the session fails, and returns its error, if it has one, which
-     * the writes of that batch then fail with.
+     * the writes of that batch then fail with. With `now` false (a write with no application write in it), the
+     * session leaves the transport time to report it first.
      */
-    onWriteError: (error: Error) => Error | undefined,
+    onWriteError: (error: Error, now: boolean) => Error | undefined,
     /** Asked by `endAfterFlush()`: everything queued is written, the transport may be ended. */
     onFlushedToEnd: () => void,
     /** Counts the bytes and frames handed to the transport. */
@@ -164,14 +164,11 @@ export class FrameWriter {
   }
 
   /**
-   * The outcome of a write that completes no application write (a SYN, Window Updates, pings): a failure still
-   * fails the session, from a later task, so that the transport's own report of it comes first (a WebSocket that
-   * never opened fails its queued writes just before it says so, which an idle session must hear to fail
-   * rather than end cleanly). A transport that reports failure only through `write`'s callback, all the
-   * `Transport` contract promises, is heard then.
+   * The outcome of a write that completes no application write (a SYN, Window Updates, pings): a failure is told
+   * to the session as one the transport should report itself (see the constructor's `onWriteError`).
    */
   readonly #failOnError = (error?: Error | null): void => {
-    if (error) nextTask(() => this.#failure(error));
+    if (error) this.#onWriteError(error, false);
   };
 
   /**
@@ -215,6 +212,6 @@ export class FrameWriter {
    * which becomes the `cause`.
    */
   #failure(error: Error): Error {
-    return this.#onWriteError(error) ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
+    return this.#onWriteError(error, true) ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
   }
 }

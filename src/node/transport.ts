@@ -48,6 +48,7 @@ export function duplexTransport(stream: Duplex): Transport {
   const onOpen = (): void => {
     // A TLS client's own 'secure' listener, added before this one, destroys a socket whose certificate it
     // refused: that connection never opened.
+    if (opened) return; // (a TLS renegotiation emits 'secure' again)
     opened = !stream.destroyed;
     if (opened) events!.open?.();
   };
