@@ -1154,54 +1154,21 @@ describe("a paused multiplex session's probes hear a cut transport behind many s
     }
   });
 
-  test('under a small bound (256 KiB), a cut behind 4,000 frames of 50 bytes, with a channel over its buffer, is heard', async () => {
-    // The probes' share of chunk costs was at most twice the bound, less than what the 256 KiB they may read
-    // costs in frames of 28 bytes or more (the documented fit): the end was never read.
+  /**
+   * A server session over a raw multiplex peer: channel 3's reader is busy elsewhere (paused) and gets
+   * `overBytes` in 1 KiB frames, channel 5 waits for a reply; then the peer sends `frames` frames of `size`
+   * bytes to channel 3 and its connection ends. Resolves to what the waiting channel heard.
+   */
+  async function waitingBehindOverfull(
+    maxSessionBuffered: number,
+    overBytes: number,
+    frames: number,
+    size: number,
+  ): Promise<string> {
     const [raw, socket] = await tcpPair();
     raw.on('error', () => {});
     raw.resume();
-    const session = multiplexedServer(socket, {
-      protocol: 'multiplex',
-      keepAliveTimeout,
-      maxSessionBuffered: 256 * 1024,
-    });
-    try {
-      const channels: Channel[] = [];
-      session.on('channel', (channel: Channel) => {
-        channel.on('error', () => {});
-        channels.push(channel);
-      });
-      raw.write(
-        Buffer.concat([multiplexFrame(3, SYN), multiplexFrame(5, SYN), multiplexFrame(5, 0, Buffer.from('request'))]),
-      );
-      await until(() => channels.length === 2, 5000, 'both channels');
-      const [busy, waiting] = channels as [Channel, Channel];
-      busy.pause();
-      waiting.on('data', () => {});
-      const heard = new Promise<string>((resolve) => {
-        waiting.on('end', () => resolve('end'));
-        waiting.on('close', () => resolve(`close: ${(waiting.errored as { code?: string } | null)?.code}`));
-      });
-      const over: Buffer[] = [];
-      for (let i = 0; i < 300; i++) over.push(multiplexFrame(3, 0, Buffer.alloc(1024, 0x62))); // over its buffer
-      raw.write(Buffer.concat(over));
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      const small: Buffer[] = [];
-      for (let i = 0; i < 4000; i++) small.push(multiplexFrame(3, 0, Buffer.alloc(50, 0x61)));
-      raw.end(Buffer.concat(small));
-      const outcome = await within(heard, 40 * keepAliveTimeout, 'the waiting channel to hear of the cut');
-      assert.equal(outcome, 'close: ERR_MUX_TRANSPORT_CLOSED');
-    } finally {
-      session.destroy();
-      raw.destroy();
-    }
-  });
-
-  test("a channel over its buffer holds reading: another channel hears the peer's end behind 15,000 frames of 100 bytes", async () => {
-    const [raw, socket] = await tcpPair();
-    raw.on('error', () => {});
-    raw.resume();
-    const session = multiplexedServer(socket, { protocol: 'multiplex', keepAliveTimeout, maxSessionBuffered: 8 << 20 });
+    const session = multiplexedServer(socket, { protocol: 'multiplex', keepAliveTimeout, maxSessionBuffered });
     try {
       const channels: Channel[] = [];
       session.on('channel', (channel: Channel) => {
@@ -1219,16 +1186,27 @@ describe("a paused multiplex session's probes hear a cut transport behind many s
         waiting.on('end', () => resolve('end'));
         waiting.on('close', () => resolve(`close: ${(waiting.errored as { code?: string } | null)?.code}`));
       });
-      const frames: Buffer[] = [];
-      for (let i = 0; i < 15_000; i++) frames.push(multiplexFrame(3, 0, Buffer.alloc(100, 0x61)));
-      raw.write(Buffer.concat(frames));
+      const over: Buffer[] = [];
+      for (let i = 0; i < overBytes / 1024; i++) over.push(multiplexFrame(3, 0, Buffer.alloc(1024, 0x62)));
+      const small: Buffer[] = [];
+      for (let i = 0; i < frames; i++) small.push(multiplexFrame(3, 0, Buffer.alloc(size, 0x61)));
+      raw.write(Buffer.concat([...over, ...small]));
       await new Promise((resolve) => setTimeout(resolve, 100));
       raw.end();
-      const outcome = await within(heard, 40 * keepAliveTimeout, 'the waiting channel to hear of the cut');
-      assert.equal(outcome, 'close: ERR_MUX_TRANSPORT_CLOSED');
+      return await within(heard, 40 * keepAliveTimeout, 'the waiting channel to hear of the cut');
     } finally {
       session.destroy();
       raw.destroy();
     }
+  }
+
+  test('under a small bound (256 KiB), a cut behind 4,000 frames of 50 bytes, with a channel over its buffer, is heard', async () => {
+    // The probes' share of chunk costs was at most twice the bound, less than what the 256 KiB they may read
+    // costs in frames of 28 bytes or more (the documented fit): the end was never read.
+    assert.equal(await waitingBehindOverfull(256 * 1024, 300 * 1024, 4000, 50), 'close: ERR_MUX_TRANSPORT_CLOSED');
+  });
+
+  test("a channel over its buffer holds reading: another channel hears the peer's end behind 15,000 frames of 100 bytes", async () => {
+    assert.equal(await waitingBehindOverfull(8 << 20, 0, 15_000, 100), 'close: ERR_MUX_TRANSPORT_CLOSED');
   });
 });
