@@ -2619,6 +2619,41 @@ describe('sessions over Node transports: what a review of them found', () => {
     return error instanceof TransportClosedError && code.test(String((error.cause as { code?: string })?.code));
   }
 
+  test('a TLS socket whose server ends the connection during the handshake fails the session (it never connected), a ping() with it', async () => {
+    // Node's TLS client says 'end' first there (then 'error'): taken as the peer's end, an idle session had
+    // ended cleanly, as if it had worked.
+    const server = net.createServer((socket) => {
+      socket.on('error', () => {});
+      setTimeout(() => socket.end(), 50);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      const session = multiplexedClient(tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }));
+      const ping = session.ping().then(
+        () => 'answered',
+        (error: unknown) => (error as { code?: string }).code,
+      );
+      const error = await within(
+        session.closed.then(
+          () => undefined,
+          (failure: unknown) => failure as Error,
+        ),
+        3000,
+        'the session to end',
+      );
+      assert.ok(
+        error instanceof TransportClosedError,
+        `the session ${error === undefined ? 'ended cleanly' : `failed: ${error.message}`}`,
+      );
+      assert.ok((error as Error).cause instanceof Error);
+      assert.equal(await ping, 'ERR_MUX_TRANSPORT_CLOSED');
+    } finally {
+      server.close();
+    }
+  });
+
   test('a socket that never connects (refused, or a TLS certificate not trusted) fails an idle session with its error as cause; once connected, an idle reset still ends it cleanly', async () => {
     const port = await refusedPort();
     for (const start of [multiplexedClient, lightClient]) {

@@ -65,7 +65,11 @@ export function duplexTransport(stream: Duplex): Transport {
   };
   const onError = (error: Error): void => events!.error(error, !opened);
   const onEnd = (): void => {
-    if (!closed) events!.end();
+    if (closed) return;
+    // An end before the connection was up is a failure to connect: a TLS client whose server closed during the
+    // handshake says 'end' first (already destroyed, `errored` saying why), then 'error'.
+    if (!opened) events!.error(stream.errored ?? new Error('the connection ended before it was up'), true);
+    else events!.end();
   };
   const onDrain = (): void => events!.drain();
   const onClose = (): void => {
