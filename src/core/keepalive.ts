@@ -60,6 +60,13 @@ export class KeepAlive {
   declare minRtt: number | undefined;
   /** When bytes last arrived from the peer (`performance.now()`), for the keep-alive deadline. */
   lastHeard = 0;
+  /**
+   * The transport's connection is still coming up (`Transport.isConnecting()`): a ping's deadline waits for it
+   * (a `ping()` asked for meanwhile leaves into the transport's queue, not to the peer).
+   */
+  connecting = false;
+  /** When the connection came up (`performance.now()`), for one that was still connecting at the start. */
+  openedAt = 0;
   #inFlight: PendingPing | undefined;
   #nextValue = 1;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -242,14 +249,6 @@ export class KeepAlive {
   onPingSent(value: number): void {
     if (this.#inFlight?.value === value) this.#inFlight.sentAt = performance.now();
   }
-
-  /**
-   * The transport's connection is still coming up (`Transport.isConnecting()`): a ping's deadline waits for it
-   * (a `ping()` asked for meanwhile leaves into the transport's queue, not to the peer).
-   */
-  connecting = false;
-  /** When the connection came up (`performance.now()`), for one that was still connecting at the start. */
-  openedAt = 0;
 
   /**
    * A ping's deadline passed. The session fails once `keepAliveTimeout` has gone by with no byte from the peer

@@ -47,8 +47,8 @@ export class ReadGate {
    * frames of 28 bytes or more fits (up to that ceiling), frames of a byte stop at a thirtieth of what they would
    * cost, and channels opened only to raise the credit raise it no further than the ceiling. On the multiplex
    * format, without windows, the bytes its probes may read in the pause stand for the credit (eight times them,
-   * whatever the bound), so frames of 28 bytes or more fit there too. Worked out at the first probe (-1 until then: a pause that never probes never
-   * sums the channels' credit).
+   * whatever the bound), so frames of 28 bytes or more fit there too. Worked out at the first probe (-1 until
+   * then: a pause that never probes never sums the channels' credit).
    */
   #probeHeldCap = -1;
   /** `memory.held` when reading paused. */

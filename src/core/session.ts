@@ -265,18 +265,9 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#codec,
       this.#allocate,
       (error, now) => {
-        if (!now) {
-          this.#awaitTransportReport(error);
-          return undefined;
-        }
-        // (With input being decoded or held, a failed write waits for it, as the transport's events do; else it
-        // fails the session at once, while that write's channel is still open.)
-        if (this.#decoder.decoding || this.#decoder.holdsInput) {
-          this.#afterDecoding(() => this.#onTransportError(error));
-          return this.#error ?? this.#peerReportedError();
-        }
-        this.#onTransportError(error);
-        return this.#error;
+        if (now) return this.#onWriteFailed(error);
+        this.#awaitTransportReport(error);
+        return undefined;
       },
       () => this.#endTransport(),
       telemetry,
@@ -929,12 +920,23 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#writeFailureTimer = unref(
       setTimeout(() => {
         this.#writeFailureTimer = undefined;
-        if (this.#status === 'closed') return;
-        if (this.#decoder.decoding || this.#decoder.holdsInput)
-          this.#afterDecoding(() => this.#onTransportError(error));
-        else this.#onTransportError(error);
+        if (this.#status !== 'closed') this.#onWriteFailed(error);
       }, this.options.keepAliveTimeout),
     );
+  }
+
+  /**
+   * A transport write failed: the session fails, and the error it fails with is returned (for the writes of
+   * that batch). With input being decoded or held, the failure waits for it, as the transport's events do;
+   * else it fails the session at once, while that write's channel is still open.
+   */
+  #onWriteFailed(error: Error): Error | undefined {
+    if (this.#decoder.decoding || this.#decoder.holdsInput) {
+      this.#afterDecoding(() => this.#onTransportError(error));
+      return this.#error ?? this.#peerReportedError();
+    }
+    this.#onTransportError(error);
+    return this.#error;
   }
 
   #onTransportOpen(): void {

@@ -25,7 +25,7 @@ export interface TransportEvents {
   error(this: void, error: Error, beforeOpen?: boolean): void;
   /** The transport is closed in both directions; no more events follow. */
   close(this: void): void;
-  /** The connection came up, from a transport that said it was still `connecting` when the session started. */
+  /** The connection came up, from a transport whose `isConnecting()` said true when the session started. */
   open?(this: void): void;
 }
 
