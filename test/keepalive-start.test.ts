@@ -304,6 +304,8 @@ test("a connection that says it came up twice (a TLS renegotiation's second 'sec
   }
   const once = await pingsIn(1500, false);
   const twice = await pingsIn(1500, true);
-  // Before: a second chain of pings (twice as many) from the second 'connect'.
-  assert.ok(twice <= once + 1, `${twice} pings with a second 'connect', ${once} without`);
+  // One chain sends a ping at most every 150 ms from 50 ms on: at most 10 in 1,500 ms, fewer when timers run
+  // late on a busy machine (8 to 10 seen). Before: a second chain from the second 'connect', 16 to 20.
+  assert.ok(once >= 4 && once <= 10, `${once} pings in 1,500 ms at 150 ms intervals`);
+  assert.ok(twice <= 10, `${twice} pings with a second 'connect', ${once} without`);
 });

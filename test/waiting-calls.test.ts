@@ -11,13 +11,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as realImmediate } from 'node:timers/promises';
+// The clock first: it puts its forwarders in place before muxwire takes its schedulers (see sim/clock.ts).
+import { VirtualClock, assertClockReaches } from './sim/clock.js';
 import { ChannelState } from '../src/core/channel-state.js';
 import { Flag, FrameType } from '../src/core/frame.js';
 import { LightSession, type LightChannel } from '../src/core/light-channel.js';
 import { FakeTransport } from './support/fake-transport.js';
 import { collectGarbage } from './support/resources.js';
-import { VirtualClock } from './sim/clock.js';
+import { nextTask } from '../src/core/timers.js';
 import { frame, parseFrames } from './helpers.js';
+
+assertClockReaches(nextTask);
 
 const noop = (): void => {};
 

@@ -14,6 +14,7 @@
  * @module
  */
 import type { ChannelState } from './channel-state.js';
+import { defer } from './defer.js';
 import { nextTask } from './timers.js';
 
 /**
@@ -75,7 +76,7 @@ export class EndingChannels {
     this.#untold.delete(channel);
     const answer = this.#tell(channel, error);
     // The session's end is reported from a microtask, not within the application's call that got here.
-    if (this.#untold.size === 0 && !this.#telling) queueMicrotask(this.#done);
+    if (this.#untold.size === 0 && !this.#telling) defer(this.#done);
     return answer;
   }
 
@@ -106,7 +107,7 @@ export class EndingChannels {
           // Measured once the ticks its calls set off have run (Node runs them before promise jobs), not at the
           // next turn, which also holds the loop's other work: a busy process would get ever smaller batches.
           this.#batchCost = Infinity;
-          queueMicrotask(this.#measure);
+          defer(this.#measure);
           nextTask(this.#goOn);
         }
       } else this.#done();

@@ -10,6 +10,7 @@ import { CHUNK_COST } from './flow.js';
 import { FULL_PARTS } from './full-parts.js';
 import { defer } from './defer.js';
 import { Fifo } from './fifo.js';
+import { afterTime } from './timers.js';
 import { NodeEmitter, type NodeEmitterMethods, withNodeEmitterMethods } from './emitter.js';
 import { MuxError, resetHere, writeAfterPeerClose } from './errors.js';
 import { type ChannelStats, channelStats } from './observe.js';
@@ -419,7 +420,7 @@ export class LightChannel
   /** 'drain' from a timer (a channel left only to be read: see `write`). */
   #drainLater(): void {
     this.#flags |= NEED_DRAIN;
-    setTimeout(() => {
+    afterTime(() => {
       if ((this.#flags & (NEED_DRAIN | CLOSED)) !== NEED_DRAIN) return;
       this.#flags &= ~NEED_DRAIN;
       this.emit('drain');

@@ -761,7 +761,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /** Takes up what is held, and the transport's events after it, from a microtask once this write is over. */
   #holdInWrite(): void {
     this.#heldInWrite = true;
-    queueMicrotask(() => {
+    defer(() => {
       this.#heldInWrite = false;
       if (this.#decoder.holding)
         this.#readHeld(); // (and the events after it)

@@ -14,16 +14,7 @@
  * so the count said "one channel" for 100 interleaved ones, and most updates went out alone.)
  * @module
  */
-
-type Later = (task: () => void) => unknown;
-
-/**
- * Node's `setImmediate` when present: it runs after the I/O callbacks of the current turn. Looked up at each
- * use, not once at load, so a test's virtual clock (test/sim/clock.ts) that replaces it is obeyed.
- */
-function runAfterIo(): Later | undefined {
-  return (globalThis as { setImmediate?: Later }).setImmediate;
-}
+import { afterIo } from './timers.js';
 
 export class UpdateTurns {
   /** The channel of the last update queued (-1 before any). */
@@ -44,12 +35,9 @@ export class UpdateTurns {
     const another = this.#lastChannel !== channelId && this.#lastChannel !== -1;
     this.#lastChannel = channelId;
     if (!another) return false;
-    const later = runAfterIo();
-    if (later === undefined) return false;
-    if (!this.#endScheduled) {
-      this.#endScheduled = true;
-      later(this.#endTurn);
-    }
+    if (this.#endScheduled) return true;
+    if (!afterIo(this.#endTurn)) return false;
+    this.#endScheduled = true;
     return true;
   }
 

@@ -22,6 +22,7 @@ import {
 import { MaxEarlyStreamsError } from '@libp2p/utils';
 import { abortable } from '../core/abortable.js';
 import type { ChannelState } from '../core/channel-state.js';
+import { defer } from '../core/defer.js';
 import { directWrites } from '../core/direct-write.js';
 import { UpdateTurns } from '../core/update-turns.js';
 import { logRecords } from '../core/observe.js';
@@ -242,7 +243,7 @@ export class MuxwireMuxer
   ): void {
     super.addEventListener(...args);
     if (args[0] === 'stream' && this.#early.length > 0) {
-      queueMicrotask(() => {
+      defer(() => {
         const early = this.#early;
         this.#early = [];
         for (const stream of early) this.safeDispatchEvent('stream', { detail: stream });

@@ -71,11 +71,11 @@ export function messageStreamTransport(connection: MessageStream): Transport {
       connection.addEventListener('remoteCloseWrite', onRemoteCloseWrite);
       connection.addEventListener('close', onClose);
       // A connection that ended before the session started: the session ends at once, cleanly.
-      if (connection.status !== 'open') queueMicrotask(() => finish(undefined));
+      if (connection.status !== 'open') defer(() => finish(undefined));
     },
     write(parts, done) {
       if (closed) {
-        queueMicrotask(() => done(new Error('the connection is closed')));
+        defer(() => done(new Error('the connection is closed')));
         return false;
       }
       let accepted: boolean;
@@ -83,7 +83,7 @@ export function messageStreamTransport(connection: MessageStream): Transport {
         accepted = connection.send(parts.length === 1 ? parts[0]! : (new Uint8ArrayList(...parts) as never));
       } catch (error) {
         // A connection that is closing takes nothing more; its 'close' event ends the session.
-        queueMicrotask(() => done(error as Error));
+        defer(() => done(error as Error));
         return false;
       }
       // Completion from a microtask, as a socket's write callback comes later too (one per batch: the core's

@@ -4,6 +4,7 @@
  * @module
  */
 import { type Duplex, finished } from 'node:stream';
+import { defer } from '../core/defer.js';
 import { ProtocolError } from '../core/errors.js';
 import type { Transport, TransportEvents } from '../core/transport.js';
 
@@ -110,7 +111,7 @@ export function duplexTransport(stream: Duplex): Transport {
       if (stream.destroyed) {
         // Handed over dead: a stream destroyed with an error never worked for this session, which fails with
         // that error as the cause (its 'error' event, if still to come, says the same).
-        queueMicrotask(() => {
+        defer(() => {
           if (stream.errored) onError(stream.errored);
           onClose();
         });
@@ -121,7 +122,7 @@ export function duplexTransport(stream: Duplex): Transport {
       // A stream that emits no 'close' (`emitClose: false`) lets go of the listeners once it is done both ways.
       unwatch = finished(stream, onClose);
       // Its 'end' came before the session existed (a half-open socket whose peer had ended): no more is coming.
-      if (stream.readableEnded) queueMicrotask(onEnd);
+      if (stream.readableEnded) defer(onEnd);
       // A 'data' listener does not restart a stream paused by hand (`pauseOnConnect`, or paused to read a
       // preamble first): the session reads it from now on.
       else stream.resume();
@@ -151,7 +152,7 @@ export function duplexTransport(stream: Duplex): Transport {
     destroy(error) {
       stream.destroy(error);
       // The session is done with the stream: its listeners go now, also from one that never emits 'close'.
-      if (events !== undefined) queueMicrotask(onClose);
+      if (events !== undefined) defer(onClose);
     },
     allocate(size) {
       // Not from Node's shared pool (what `allocUnsafe` gives below 4 KiB): a payload copied so as not to pin a

@@ -9,6 +9,7 @@ import { MuxSession, type Role, codecFor } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
 import type { WireCodec } from '../core/codec.js';
 import type { LogRecordMaker } from '../core/observe.js';
+import { afterTime } from '../core/timers.js';
 import { WebChannel } from './channel.js';
 import {
   WebSocketClosedError,
@@ -129,7 +130,7 @@ export function connectWebSocket(url: string | URL, options?: ConnectWebSocketOp
       );
     };
     // A socket that fails before opening may fire no 'close' (Node 22's: see the transport's 'error').
-    const onError = (): void => void setTimeout(() => settled || onClose({ code: 1006 }), 0);
+    const onError = (): void => afterTime(() => settled || onClose({ code: 1006 }), 0);
     socket.addEventListener('open', onOpen);
     socket.addEventListener('close', onClose);
     socket.addEventListener('error', onError);

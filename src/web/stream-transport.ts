@@ -9,6 +9,7 @@
  * @module
  */
 import { isArrayBuffer } from '../core/bytes.js';
+import { defer } from '../core/defer.js';
 import { ProtocolError, TransportClosedError } from '../core/errors.js';
 import type { Transport, TransportEvents } from '../core/transport.js';
 
@@ -134,7 +135,7 @@ export function streamTransport(pair: StreamPair): Transport {
       events = sink;
       if (closed) {
         // Destroyed before the session started: nothing taken, and the session hears the close.
-        queueMicrotask(() => sink.close());
+        defer(() => sink.close());
         return;
       }
       reader = pair.readable.getReader();
@@ -143,7 +144,7 @@ export function streamTransport(pair: StreamPair): Transport {
     },
     write(parts, done) {
       if (closed || writeDone) {
-        queueMicrotask(() => done(new TransportClosedError('the writable stream is closed')));
+        defer(() => done(new TransportClosedError('the writable stream is closed')));
         return false;
       }
       let bytes = 0;

@@ -29,6 +29,7 @@ import { callOptions } from '../core/abortable.js';
 import { isArrayBuffer } from '../core/bytes.js';
 import { defer } from '../core/defer.js';
 import { Fifo } from '../core/fifo.js';
+import { afterTime, laterTask } from '../core/timers.js';
 import { CHUNK_COST } from '../core/flow.js';
 import { ProtocolError, TransportClosedError } from '../core/errors.js';
 import type { Transport, TransportEvents } from '../core/transport.js';
@@ -43,14 +44,6 @@ const TURN_BYTES = 256 * 1024;
  * million one-byte messages are about 190 MiB of heap, not 1 MiB); beyond this, they are handed to it all the same.
  */
 const HOLD_BYTES = 1024 * 1024;
-
-/** Runs `task` in a later task: `scheduler.postTask` where there is one (its delays are not stretched), else `setTimeout`. */
-function later(task: () => void, delay: number): void {
-  const scheduler = (globalThis as { scheduler?: { postTask?: (task: () => void, options: object) => unknown } })
-    .scheduler;
-  if (scheduler?.postTask) void scheduler.postTask(task, { delay });
-  else setTimeout(task, delay);
-}
 
 /** A `Uint8Array` over an `ArrayBuffer`: what a WebSocket's `send()` takes. */
 export type SendableBytes = ReturnType<Uint8Array['slice']>;
@@ -340,7 +333,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
         if (turnBytes >= TURN_BYTES && !flood) {
           if (!turnPending) {
             turnPending = true;
-            later(() => {
+            laterTask(() => {
               turnPending = false;
               deliver();
             }, 0);
@@ -355,7 +348,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
           chunk = chunk.subarray(0, room);
         }
         heldBytes -= chunk.length;
-        if (turnBytes === 0) queueMicrotask(endTurn);
+        if (turnBytes === 0) defer(endTurn);
         turnBytes += chunk.length;
         events.data(chunk);
         if (events === undefined || destroyed) return;
@@ -413,7 +406,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     );
     // One that fails before it opens is closed at once, by the standard; Node 22's (undici 6) fires no 'close'
     // then and stays CONNECTING for good: its close is taken as said once the turn has passed without one.
-    if (!opened) setTimeout(() => closed || onClose({ code: 1006 }), 0);
+    if (!opened) afterTime(() => closed || onClose({ code: 1006 }), 0);
   };
 
   const onClose = (event: { code?: number; reason?: string }): void => {
@@ -488,7 +481,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       socket.send(data as SendableBytes);
     } catch (error) {
       sendFailed(error);
-      if (done !== null) queueMicrotask(() => done(failure));
+      if (done !== null) defer(() => done(failure));
       return;
     }
     if (done !== null) defer(() => done(null));
@@ -515,7 +508,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       // nesting clamp); `postTask`'s delays are not stretched. In Chromium, a chain of 1 ms timers fired every
       // 4.2 ms with `setTimeout` and every 1.2 ms with `postTask`; in a page's upload the poll had fired 5–6
       // ms after it was set, the socket's buffer running dry meanwhile (docs/browser.md, Benchmarks).
-      later(poll, pollDelay);
+      laterTask(poll, pollDelay);
     }
   }
 
@@ -566,7 +559,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     write(parts, done) {
       if (closed || endCalled) {
         // As a Node stream fails a write after end(): the bytes cannot go (a browser would only warn).
-        queueMicrotask(() =>
+        defer(() =>
           done(
             failure ??
               new WebSocketClosedError(
@@ -593,7 +586,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
         );
       } catch (error) {
         sendFailed(error);
-        queueMicrotask(() => done(failure));
+        defer(() => done(failure));
         return false;
       }
       const last = messages.length - 1;

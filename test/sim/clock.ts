@@ -6,7 +6,28 @@
  *
  * Node's own machinery (the test runner, the real event loop the simulation yields to) imports its timers
  * from `node:timers`, not from `globalThis`, so it is not affected while a run holds the clock.
+ *
+ * muxwire takes `setImmediate` and `setTimeout` once, when it loads, for the work that moves data
+ * (src/core/timers.ts: a user's fake timers must not stall it). So that this work is the clock's too, this
+ * module puts forwarders in their place when it loads, before muxwire does (import it first; the simulation
+ * checks it with `assertClockReaches`): they reach the installed clock, else Node's functions.
  */
+
+let installedClock: VirtualClock | undefined;
+type Schedule = (callback: () => void, delay?: number, ...args: unknown[]) => unknown;
+const realSetImmediate = globalThis.setImmediate as (callback: () => void, ...args: unknown[]) => unknown;
+const realSetTimeout = globalThis.setTimeout as Schedule;
+globalThis.setImmediate = ((callback: unknown, ...args: unknown[]) =>
+  installedClock !== undefined
+    ? installedClock.arm(callback, 0, args, true, 4)
+    : realSetImmediate(callback as () => void, ...args)) as typeof setImmediate;
+globalThis.setTimeout = ((callback: unknown, delay?: unknown, ...args: unknown[]) =>
+  installedClock !== undefined
+    ? installedClock.arm(callback, delay, args, false, 4)
+    : realSetTimeout(callback as () => void, delay as number, ...args)) as typeof setTimeout;
+function holdClock(clock: VirtualClock | undefined): void {
+  installedClock = clock;
+}
 
 /** One armed timer (or immediate). Shaped like Node's `Timeout` as far as the core uses it (`unref`). */
 export class VirtualTimer {
@@ -98,10 +119,11 @@ export class VirtualClock {
     this.timers.clear();
   }
 
-  private add(callback: unknown, delay: unknown, args: unknown[], immediate: boolean): VirtualTimer {
+  /** Arms a timer (an immediate if `immediate`); `depth`: the stack frame that armed it, for `origins`. */
+  arm(callback: unknown, delay: unknown, args: unknown[], immediate: boolean, depth = 3): VirtualTimer {
     if (typeof callback !== 'function') throw new TypeError('virtual clock: callback must be a function');
     const ms = immediate ? 0 : Math.max(1, Math.floor(Number(delay) || 0)); // Node's rule: under 1 is 1
-    const origin = this.origins ? (new Error().stack?.split('\n')[3]?.trim() ?? '') : '';
+    const origin = this.origins ? (new Error().stack?.split('\n')[depth]?.trim() ?? '') : '';
     const timer = new VirtualTimer(
       ++this.seq,
       this.now + ms,
@@ -116,6 +138,7 @@ export class VirtualClock {
   /** Replaces the globals; `uninstall()` puts the originals back. */
   install(): void {
     if (this.saved !== undefined) return;
+    holdClock(this);
     const g = globalThis as Record<string, unknown>;
     this.saved = {
       setTimeout: g.setTimeout,
@@ -127,9 +150,9 @@ export class VirtualClock {
     const remove = (timer: unknown): void => {
       if (timer instanceof VirtualTimer) this.timers.delete(timer);
     };
-    g.setTimeout = (callback: unknown, delay?: unknown, ...args: unknown[]) => this.add(callback, delay, args, false);
+    g.setTimeout = (callback: unknown, delay?: unknown, ...args: unknown[]) => this.arm(callback, delay, args, false);
     g.clearTimeout = remove;
-    g.setImmediate = (callback: unknown, ...args: unknown[]) => this.add(callback, 0, args, true);
+    g.setImmediate = (callback: unknown, ...args: unknown[]) => this.arm(callback, 0, args, true);
     g.clearImmediate = remove;
     Object.defineProperty(performance, 'now', { value: () => this.now, configurable: true, writable: true });
   }
@@ -138,6 +161,7 @@ export class VirtualClock {
     const saved = this.saved;
     if (saved === undefined) return;
     this.saved = undefined;
+    if (installedClock === this) holdClock(undefined);
     const g = globalThis as Record<string, unknown>;
     g.setTimeout = saved.setTimeout;
     g.clearTimeout = saved.clearTimeout;
@@ -145,5 +169,22 @@ export class VirtualClock {
     g.clearImmediate = saved.clearImmediate;
     if (saved.now === undefined) delete (performance as unknown as Record<string, unknown>).now;
     else Object.defineProperty(performance, 'now', saved.now);
+  }
+}
+
+/**
+ * Throws unless `schedule` (one of muxwire's own schedulers, taken when it loaded) reaches an installed clock:
+ * this module must load before muxwire for the simulation's runs to be deterministic.
+ */
+export function assertClockReaches(schedule: (task: () => void) => void): void {
+  const clock = new VirtualClock();
+  clock.install();
+  try {
+    schedule(() => {});
+    if (clock.pending !== 1) {
+      throw new Error('muxwire loaded before test/sim/clock.js: import the clock first, so its scheduling is virtual');
+    }
+  } finally {
+    clock.uninstall();
   }
 }

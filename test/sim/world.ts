@@ -15,6 +15,8 @@
  */
 import { getEventListeners } from 'node:events';
 import { setImmediate as realSetImmediate } from 'node:timers';
+// The clock first: it puts its forwarders in place before muxwire takes its schedulers (see clock.ts).
+import { VirtualClock, assertClockReaches } from './clock.js';
 import {
   type ChannelState,
   ChannelRefusedError,
@@ -30,9 +32,11 @@ import {
 import { Channel } from '../../src/node/channel.js';
 import type { ChannelPort } from '../../src/core/channel-port.js';
 import { FULL_PARTS } from '../../src/core/full-parts.js';
+import { nextTask } from '../../src/core/timers.js';
 import { Rng } from '../support/random.js';
-import { VirtualClock } from './clock.js';
 import { type LinkModel, SimEnd, SimLink, type Step } from './link.js';
+
+assertClockReaches(nextTask);
 
 /** Steps kept for the failure report (MUXWIRE_SIM_TRACE sets another count). */
 const TRACE_LENGTH = Number(process.env.MUXWIRE_SIM_TRACE ?? 80);
