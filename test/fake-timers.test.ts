@@ -6,11 +6,14 @@
 import { afterEach, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
+import { setTimeout as realSleep } from 'node:timers/promises';
+import FakeTimers from '@sinonjs/fake-timers';
 import { WebSocket } from 'ws';
-import { type Channel, type Session, createWebSocketServer } from '../src/index.js';
+import { type Channel, type MuxError, type Session, createWebSocketServer, multiplexedClient } from '../src/index.js';
 import { connectWebSocket, type WebChannel } from '../src/web/index.js';
 import { pseudoRandomBytes, readAll, sessionPair } from './helpers.js';
+import { runChild } from './support/child.js';
 
 const realSetTimeout = globalThis.setTimeout;
 const realClearTimeout = globalThis.clearTimeout;
@@ -27,9 +30,23 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 const cleanups: (() => void | Promise<void>)[] = [];
+/** What vitest's `vi.useFakeTimers()` fakes by default (sinon's list less `nextTick` and `queueMicrotask`). */
+const VITEST_DEFAULT: FakeTimers.FakeMethod[] = [
+  'setTimeout',
+  'clearTimeout',
+  'setImmediate',
+  'clearImmediate',
+  'setInterval',
+  'clearInterval',
+  'Date',
+  'performance',
+];
+let fakeClock: FakeTimers.Clock | undefined;
 afterEach(async () => {
   globalThis.queueMicrotask = realQueueMicrotask;
   mock.timers.reset();
+  fakeClock?.uninstall();
+  fakeClock = undefined;
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
@@ -87,4 +104,60 @@ test('a 4 MiB echo over WebSocket completes with queueMicrotask faked (as Jest f
   })();
   const [, echoed] = await within(Promise.all([writing, reading]), 20_000, 'a 4 MiB echo');
   assert.equal(sha256(echoed), sha256(payload));
+});
+
+/** A loopback TCP peer that reads everything and never answers (a frozen peer), and a client session over it. */
+async function silentPeer(options: Parameters<typeof multiplexedClient>[1]): Promise<Session> {
+  const server = net.createServer((socket) => socket.resume());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const session = multiplexedClient(socket, options);
+  cleanups.push(() => {
+    session.destroy();
+    socket.destroy();
+    server.close();
+  });
+  return session;
+}
+
+test("a live peer is not taken for dead when a test's fake clock jumps past keepAliveTimeout again and again", async () => {
+  const pair = await sessionPair({ transport: 'tcp', client: { keepAliveInterval: 1000, keepAliveTimeout: 500 } });
+  cleanups.push(() => pair.close());
+  fakeClock = FakeTimers.withGlobal(globalThis).install({ toFake: VITEST_DEFAULT });
+  // Each jump fires pings and their deadlines in one synchronous run, where no ping can leave: the verdict waits
+  // for a real turn, by which the ping has left (its age counts from there) and its answer is read.
+  for (let jump = 0; jump < 10; jump++) {
+    fakeClock.tick(1000);
+    await realSleep(20);
+  }
+  assert.equal(pair.client.state, 'open', `closed with ${(pair.client.closeError as MuxError | undefined)?.code}`);
+  assert.ok(pair.client.rtt !== undefined, 'pings were answered');
+});
+
+test("a silent peer's keep-alive timeout comes a real turn after the fake clock passes it", async () => {
+  fakeClock = FakeTimers.withGlobal(globalThis).install({ toFake: VITEST_DEFAULT });
+  const session = await silentPeer({ keepAliveInterval: 1000, keepAliveTimeout: 500 });
+  await realSleep(20); // the first ping (an RTT probe as the session starts) leaves
+  fakeClock.tick(1000);
+  assert.equal(session.state, 'open', 'the verdict waits for what the connection holds');
+  await realSleep(50);
+  assert.equal((session.closeError as MuxError | undefined)?.code, 'ERR_MUX_KEEPALIVE_TIMEOUT');
+});
+
+test("a dial's open timeout comes a real turn after the fake clock passes it", async () => {
+  fakeClock = FakeTimers.withGlobal(globalThis).install({ toFake: VITEST_DEFAULT });
+  const session = await silentPeer({ keepAliveInterval: 0, openTimeout: 2000 });
+  const channel = session.dial();
+  const failed = new Promise<MuxError>((resolve) => channel.once('error', resolve));
+  fakeClock.tick(2100);
+  await realSleep(50);
+  assert.equal((await failed).code, 'ERR_MUX_OPEN_TIMEOUT');
+  assert.equal(session.state, 'open');
+});
+
+test('an exception thrown in a listener surfaces as uncaught with queueMicrotask faked (as Jest fakes it)', async () => {
+  const { code, stdout, stderr } = await runChild('listener-throws-under-faked-queueMicrotask');
+  assert.notEqual(code, 0, `the process lived on: ${stdout}`);
+  assert.match(stderr, /a failed assertion in a listener/);
 });

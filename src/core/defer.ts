@@ -28,9 +28,15 @@ export function callBack<T>(callback: (arg: T) => void, arg: T): void {
   }
 }
 
+/**
+ * `queueMicrotask` as it was when muxwire loaded: Jest's fake timers replace the global one and hold its tasks
+ * until the test runs the clock, so an application's exception (a failed assertion in a listener) would vanish.
+ */
+const queueMicrotaskAtLoad: (task: () => void) => void = queueMicrotask.bind(globalThis);
+
 /** Throws `error` again from a microtask: an application's exception, surfacing as uncaught. */
 export function rethrowLater(error: unknown): void {
-  queueMicrotask(() => {
+  queueMicrotaskAtLoad(() => {
     throw error;
   });
 }

@@ -23,8 +23,8 @@ type PostTask = (task: Task, options?: { delay?: number }) => unknown;
  * (the next turn of reading, Window Updates held to a turn's end, a channel's `'drain'`, a WebSocket's drain poll)
  * goes through these, so that fake timers a test installs later (vitest's, Jest's, sinon's, node:test's
  * `mock.timers`) cannot stall it: data flows under them as it does through a plain socket. Deadlines (keep-alive,
- * open and close timeouts, the close's quiet time, lingers, and their verdicts: `afterPendingReads`) use the
- * global timer functions of the moment, and so follow a fake clock that the test advances.
+ * open and close timeouts, the close's quiet time, lingers) use the global `setTimeout` of the moment, and so
+ * follow a fake clock that the test advances; their verdicts come after the real turn's reads (`afterPendingReads`).
  */
 const atLoad = globalThis as { setImmediate?: Immediate; scheduler?: { postTask?: PostTask } };
 const immediateAtLoad: Immediate | undefined =
@@ -61,14 +61,13 @@ export function laterTask(task: Task, ms: number): void {
  * Runs `task` once the bytes already waiting on the transport have been read. A deadline's timer can fire
  * late, after the event loop was busy, with the peer's answer sitting unread: Node runs expired timers before
  * it reads the sockets of that turn. Node reads them in the turn's poll phase, before `setImmediate`'s tasks;
- * elsewhere a new task comes after the messages already queued. A deadline is judged from there. Part of the
- * deadline, so it uses the global `setImmediate` (else `setTimeout`) of the moment: under a test's fake timers,
- * the verdict comes as the test advances the clock.
+ * elsewhere a new task comes after the messages already queued. A deadline is judged from there: under a test's
+ * fake timers too, a real turn after the clock passed it, once the pings queued meanwhile have left and what
+ * waited on the connection has been read (a fake immediate would judge inside the test's advance of the clock,
+ * where no ping can leave: a live peer taken for dead).
  */
 export function afterPendingReads(task: Task): void {
-  const immediate = (globalThis as { setImmediate?: Immediate }).setImmediate;
-  if (immediate !== undefined) immediate(task);
-  else setTimeout(task, 0);
+  if (!afterIo(task)) timeoutAtLoad(task, 0);
 }
 
 /**

@@ -261,6 +261,23 @@ const scenarios: Record<string, () => Promise<void>> = {
   },
 
   /** Fault trials, then return: the process must exit on its own. */
+  /**
+   * A session's 'close' listener throws with `queueMicrotask` faked (Jest's default fake timers hold its tasks
+   * until the test runs the clock): the exception must still surface as uncaught, here ending the process.
+   */
+  async 'listener-throws-under-faked-queueMicrotask'() {
+    const FakeTimers = (await import('@sinonjs/fake-timers')).default;
+    const [a, b] = memoryPipe();
+    const client = multiplexedClient(a, { keepAliveInterval: 0 });
+    multiplexedServer(b, { keepAliveInterval: 0 });
+    FakeTimers.withGlobal(globalThis).install({ toFake: ['queueMicrotask'] });
+    client.once('close', () => {
+      throw new Error('a failed assertion in a listener');
+    });
+    client.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    process.stdout.write('lived on\n');
+  },
   async 'fault-trials'() {
     const first = Number(process.env.MUXWIRE_CHILD_SEED ?? 1);
     const count = Number(process.env.MUXWIRE_CHILD_TRIALS ?? 3);
