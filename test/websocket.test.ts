@@ -1644,6 +1644,31 @@ describe('a WebSocket that never opens, and one that opened', () => {
     }
   });
 
+  test("connectWebSocket's rejection says why: nothing listening, an HTTP 502 from a proxy whose backend is down (the ws error as cause, its message in the message)", async () => {
+    const deadPort = await refusedPort();
+    const badGateway = createServer((_request, response) => {
+      response.statusCode = 502;
+      response.end();
+    });
+    badGateway.listen(0, '127.0.0.1');
+    await once(badGateway, 'listening');
+    toClose.push(() => void badGateway.close());
+    const cases = [
+      [`ws://127.0.0.1:${deadPort}/mux`, /ECONNREFUSED/],
+      [`ws://127.0.0.1:${(badGateway.address() as AddressInfo).port}/mux`, /Unexpected server response: 502/],
+    ] as const;
+    for (const [url, says] of cases) {
+      const error = await connectWebSocket(url, { WebSocket, keepAliveInterval: 0 }).then(
+        () => assert.fail(`${url} opened`),
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof WebSocketClosedError, String(error));
+      assert.equal(error.closeCode, 1006);
+      assert.match(error.message, says);
+      assert.match((error.cause as Error | undefined)?.message ?? '', says);
+    }
+  });
+
   test('a WebSocket handed over after it failed to connect fails the session too, idle (as a refused socket does)', async () => {
     const gone = createServer().listen(0, '127.0.0.1');
     await once(gone, 'listening');

@@ -120,17 +120,25 @@ export function connectWebSocket(url: string | URL, options?: ConnectWebSocketOp
         reject(error);
       }
     };
+    // Why it failed, where the WebSocket says (`ws`, Node's, Deno's and Bun's: a refused connection, an HTTP
+    // status instead of the upgrade, a certificate not trusted); a browser's says nothing.
+    let failure: unknown;
     const onClose = (event: { code?: number; reason?: string }): void => {
       cleanup();
+      const detail = (failure as Error | undefined)?.message;
       reject(
         new WebSocketClosedError(
           closeCodeOf(event?.code, 1006),
-          event?.reason || `the WebSocket to ${String(url)} could not be opened`,
+          event?.reason || `the WebSocket to ${String(url)} could not be opened${detail ? `: ${detail}` : ''}`,
+          failure,
         ),
       );
     };
     // A socket that fails before opening may fire no 'close' (Node 22's: see the transport's 'error').
-    const onError = (): void => afterTime(() => settled || onClose({ code: 1006 }), 0);
+    const onError = (event: unknown): void => {
+      failure ??= (event as { error?: unknown })?.error ?? (event instanceof Error ? event : undefined);
+      afterTime(() => settled || onClose({ code: 1006 }), 0);
+    };
     socket.addEventListener('open', onOpen);
     socket.addEventListener('close', onClose);
     socket.addEventListener('error', onError);
