@@ -124,7 +124,7 @@ async function silentPeer(options: Parameters<typeof multiplexedClient>[1]): Pro
 test("a live peer is not taken for dead when a test's fake clock jumps past keepAliveTimeout again and again", async () => {
   const pair = await sessionPair({ transport: 'tcp', client: { keepAliveInterval: 1000, keepAliveTimeout: 500 } });
   cleanups.push(() => pair.close());
-  fakeClock = FakeTimers.withGlobal(globalThis).install({ toFake: VITEST_DEFAULT });
+  fakeClock = FakeTimers.withGlobal(globalThis).install({ toFake: VITEST_DEFAULT, shouldClearNativeTimers: true });
   // Each jump fires pings and their deadlines in one synchronous run, where no ping can leave: the verdict waits
   // for a real turn, by which the ping has left (its age counts from there) and its answer is read.
   for (let jump = 0; jump < 10; jump++) {
@@ -136,7 +136,7 @@ test("a live peer is not taken for dead when a test's fake clock jumps past keep
 });
 
 test("a silent peer's keep-alive timeout comes a real turn after the fake clock passes it", async () => {
-  fakeClock = FakeTimers.withGlobal(globalThis).install({ toFake: VITEST_DEFAULT });
+  fakeClock = FakeTimers.withGlobal(globalThis).install({ toFake: VITEST_DEFAULT, shouldClearNativeTimers: true });
   const session = await silentPeer({ keepAliveInterval: 1000, keepAliveTimeout: 500 });
   await realSleep(20); // the first ping (an RTT probe as the session starts) leaves
   fakeClock.tick(1000);
@@ -146,7 +146,7 @@ test("a silent peer's keep-alive timeout comes a real turn after the fake clock 
 });
 
 test("a dial's open timeout comes a real turn after the fake clock passes it", async () => {
-  fakeClock = FakeTimers.withGlobal(globalThis).install({ toFake: VITEST_DEFAULT });
+  fakeClock = FakeTimers.withGlobal(globalThis).install({ toFake: VITEST_DEFAULT, shouldClearNativeTimers: true });
   const session = await silentPeer({ keepAliveInterval: 0, openTimeout: 2000 });
   const channel = session.dial();
   const failed = new Promise<MuxError>((resolve) => channel.once('error', resolve));

@@ -32,7 +32,8 @@ export function callBack<T>(callback: (arg: T) => void, arg: T): void {
  * `queueMicrotask` as it was when muxwire loaded: Jest's fake timers replace the global one and hold its tasks
  * until the test runs the clock, so an application's exception (a failed assertion in a listener) would vanish.
  */
-const queueMicrotaskAtLoad: (task: () => void) => void = queueMicrotask.bind(globalThis);
+const queueMicrotaskAtLoad: (task: () => void) => void =
+  typeof queueMicrotask === 'function' ? queueMicrotask.bind(globalThis) : (task) => void setTimeout(task, 0);
 
 /** Throws `error` again from a microtask: an application's exception, surfacing as uncaught. */
 export function rethrowLater(error: unknown): void {

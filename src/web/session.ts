@@ -125,11 +125,14 @@ export function connectWebSocket(url: string | URL, options?: ConnectWebSocketOp
     let failure: unknown;
     const onClose = (event: { code?: number; reason?: string }): void => {
       cleanup();
-      const detail = (failure as Error | undefined)?.message;
+      const message = (failure as { message?: unknown } | undefined)?.message;
+      const detail = typeof message === 'string' && message !== '' ? message : undefined;
+      // (Bun's own text names the URL already.)
+      const what = detail?.includes(String(url)) ? 'the WebSocket' : `the WebSocket to ${String(url)}`;
       reject(
         new WebSocketClosedError(
           closeCodeOf(event?.code, 1006),
-          event?.reason || `the WebSocket to ${String(url)} could not be opened${detail ? `: ${detail}` : ''}`,
+          event?.reason || `${what} could not be opened${detail ? `: ${detail}` : ''}`,
           failure,
         ),
       );
