@@ -71,6 +71,31 @@ for (const kind of ['node', 'light'] as const) {
   }
 }
 
+test('a dial that times out while it waits for the ACK backlog says its SYN never left; one sent says the peer did not acknowledge it', async () => {
+  const [a, b] = memoryPipe();
+  const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 2 });
+  // The peer's application never accepts: its accept queue holds every SYN unacknowledged.
+  const server = multiplexedServer(b, { keepAliveInterval: 0 });
+  try {
+    const failed = (channel: Channel): Promise<MuxError> =>
+      new Promise<MuxError>((resolve) => channel.once('error', resolve));
+    const first = failed(client.dial({ openTimeout: 200 }));
+    const held = client.dial({ openTimeout: 0 }); // holds the second place for good
+    held.on('error', noop);
+    const waiting = failed(client.dial({ openTimeout: 100 }));
+    const third = await within(waiting, 5000, "the waiting dial's open timeout");
+    assert.equal(third.code, 'ERR_MUX_OPEN_TIMEOUT');
+    // Before: "the peer did not acknowledge channel 5", of a SYN it was never sent.
+    assert.match(third.message, /channel 5 was not opened .* behind 2 channels .* never heard of it/);
+    assert.equal(server.stats().channelsOpen, 2, 'only two SYNs reached the peer');
+    const sent = await within(first, 5000, "the first dial's open timeout");
+    assert.match(sent.message, /the peer did not acknowledge channel 1 within its open timeout/);
+  } finally {
+    client.destroy();
+    server.destroy();
+  }
+});
+
 test('channels the peer reset while they waited in the accept queue leave room in it', async () => {
   const [a, b] = memoryPipe();
   const client = multiplexedClient(a, { keepAliveInterval: 0 });

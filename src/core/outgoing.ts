@@ -191,15 +191,21 @@ export class Outgoing {
       const channel = opening.pop()!;
       if (channel.openDeadline !== 0) due.push(channel);
     }
-    for (const channel of due) {
+    // Which SYNs had left is read before any fails: each failure frees a place that sends a waiting SYN.
+    const sent = due.map((channel) => channel.awaitingAck);
+    due.forEach((channel, i) => {
       this.#abortOpen(
         channel,
         new TimeoutError(
           'ERR_MUX_OPEN_TIMEOUT',
-          `the peer did not acknowledge channel ${channel.id} within its open timeout`,
+          sent[i]
+            ? `the peer did not acknowledge channel ${channel.id} within its open timeout`
+            : `channel ${channel.id} was not opened within its open timeout: it waited behind ` +
+                `${this.#options.ackBacklog} channels the peer had not acknowledged (ackBacklog), and the peer ` +
+                'never heard of it (safe to retry)',
         ),
       );
-    }
+    });
     // Settled channels at the front would wake the timer for nothing.
     while (opening.top?.openDeadline === 0) opening.pop();
     const next = opening.first;
