@@ -1614,18 +1614,23 @@ describe('a WebSocket that never opens, and one that opened', () => {
     );
   }
 
-  test("nothing listening, or HTTP 404 on the upgrade: an idle session fails with TransportClosedError, the WebSocket's error in its cause (Node and web sessions)", async () => {
-    const deadPort = await refusedPort();
-    const notFound = createServer((_request, response) => {
-      response.statusCode = 404;
+  /** An HTTP server on a free loopback port that answers every request, an upgrade too, with `status`: its port. */
+  async function answering(status: number): Promise<number> {
+    const server = createServer((_request, response) => {
+      response.statusCode = status;
       response.end();
     });
-    notFound.listen(0, '127.0.0.1');
-    await once(notFound, 'listening');
-    toClose.push(() => void notFound.close());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    toClose.push(() => void server.close());
+    return (server.address() as AddressInfo).port;
+  }
+
+  test("nothing listening, or HTTP 404 on the upgrade: an idle session fails with TransportClosedError, the WebSocket's error in its cause (Node and web sessions)", async () => {
+    const deadPort = await refusedPort();
     const cases = [
       [`ws://127.0.0.1:${deadPort}/mux`, /ECONNREFUSED/],
-      [`ws://127.0.0.1:${(notFound.address() as AddressInfo).port}/mux`, /404/],
+      [`ws://127.0.0.1:${await answering(404)}/mux`, /404/],
     ] as const;
     for (const [url, says] of cases) {
       for (const kind of ['node', 'web'] as const) {
@@ -1646,16 +1651,9 @@ describe('a WebSocket that never opens, and one that opened', () => {
 
   test("connectWebSocket's rejection says why: nothing listening, an HTTP 502 from a proxy whose backend is down (the ws error as cause, its message in the message)", async () => {
     const deadPort = await refusedPort();
-    const badGateway = createServer((_request, response) => {
-      response.statusCode = 502;
-      response.end();
-    });
-    badGateway.listen(0, '127.0.0.1');
-    await once(badGateway, 'listening');
-    toClose.push(() => void badGateway.close());
     const cases = [
       [`ws://127.0.0.1:${deadPort}/mux`, /ECONNREFUSED/],
-      [`ws://127.0.0.1:${(badGateway.address() as AddressInfo).port}/mux`, /Unexpected server response: 502/],
+      [`ws://127.0.0.1:${await answering(502)}/mux`, /Unexpected server response: 502/],
     ] as const;
     for (const [url, says] of cases) {
       const error = await connectWebSocket(url, { WebSocket, keepAliveInterval: 0 }).then(

@@ -186,30 +186,29 @@ export class Outgoing {
     }
     const now = performance.now();
     const opening = this.#opening;
-    const due: ChannelState[] = [];
+    // Each error is made before any channel fails: a failure frees a place, which sends a waiting SYN.
+    const due: [ChannelState, TimeoutError][] = [];
     while (opening.first <= now) {
       const channel = opening.pop()!;
-      if (channel.openDeadline !== 0) due.push(channel);
+      if (channel.openDeadline !== 0) due.push([channel, this.#openTimedOut(channel)]);
     }
-    // Which SYNs had left is read before any fails: each failure frees a place that sends a waiting SYN.
-    const sent = due.map((channel) => channel.awaitingAck);
-    due.forEach((channel, i) => {
-      this.#abortOpen(
-        channel,
-        new TimeoutError(
-          'ERR_MUX_OPEN_TIMEOUT',
-          sent[i]
-            ? `the peer did not acknowledge channel ${channel.id} within its open timeout`
-            : `channel ${channel.id} was not opened within its open timeout: it waited behind ` +
-                `${this.#options.ackBacklog} channels the peer had not acknowledged (ackBacklog), and the peer ` +
-                'never heard of it (safe to retry)',
-        ),
-      );
-    });
+    for (const [channel, error] of due) this.#abortOpen(channel, error);
     // Settled channels at the front would wake the timer for nothing.
     while (opening.top?.openDeadline === 0) opening.pop();
     const next = opening.first;
     // A dial from a listener the failures ran may have armed the timer for its own, later, deadline.
     if (next !== Infinity && (this.#openTimer === undefined || next < this.#openTimerAt)) this.#armTimer(next);
+  }
+
+  /** Why `channel` failed to open in time: the peer never answered its SYN, or never got it. */
+  #openTimedOut(channel: ChannelState): TimeoutError {
+    return new TimeoutError(
+      'ERR_MUX_OPEN_TIMEOUT',
+      channel.awaitingAck
+        ? `the peer did not acknowledge channel ${channel.id} within its open timeout`
+        : `channel ${channel.id} was not opened within its open timeout: it waited behind ` +
+            `${this.#options.ackBacklog} channels the peer had not acknowledged (ackBacklog), and the peer ` +
+            'never heard of it (safe to retry)',
+    );
   }
 }

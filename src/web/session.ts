@@ -16,6 +16,7 @@ import {
   type WebSocketLike,
   type WebSocketTransportOptions,
   closeCodeOf,
+  errorOfEvent,
   resolveTransportOptions,
   webSocketTransport,
   withWebSocketWindow,
@@ -120,8 +121,9 @@ export function connectWebSocket(url: string | URL, options?: ConnectWebSocketOp
         reject(error);
       }
     };
-    // Why it failed, where the WebSocket says (`ws`, Node's, Deno's and Bun's: a refused connection, an HTTP
-    // status instead of the upgrade, a certificate not trusted); a browser's says nothing.
+    // Why it failed, where the WebSocket says (`ws`, Deno's and Bun's: a refused connection, an HTTP status
+    // instead of the upgrade, a certificate not trusted; Node 22's gives a generic text, Node 24's and a
+    // browser's nothing).
     let failure: unknown;
     const onClose = (event: { code?: number; reason?: string }): void => {
       cleanup();
@@ -139,7 +141,7 @@ export function connectWebSocket(url: string | URL, options?: ConnectWebSocketOp
     };
     // A socket that fails before opening may fire no 'close' (Node 22's: see the transport's 'error').
     const onError = (event: unknown): void => {
-      failure ??= (event as { error?: unknown })?.error ?? (event instanceof Error ? event : undefined);
+      failure ??= errorOfEvent(event);
       afterTime(() => settled || onClose({ code: 1006 }), 0);
     };
     socket.addEventListener('open', onOpen);

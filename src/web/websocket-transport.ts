@@ -168,6 +168,14 @@ export function resolveTransportOptions(options: WebSocketTransportOptions): Req
 let scratch = new Uint8Array(0);
 
 /**
+ * @internal The error a WebSocket's `'error'` event carries, where it has one (`ws`, Node's, Deno's and Bun's put
+ * it in `error`; a listener of `ws`'s own events gets the Error itself); a browser's carries none.
+ */
+export function errorOfEvent(event: unknown): unknown {
+  return (event as { error?: unknown } | undefined)?.error ?? (event instanceof Error ? event : undefined);
+}
+
+/**
  * @internal A close event's code, `missing` when it has none; one outside 1000-4999 is 1006 (a connection that
  * closed abnormally): Deno gives 0 for a connection that failed.
  */
@@ -396,8 +404,8 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   /** The failure an `'error'` event recorded: the close event that follows may tell its code. */
   let errorFailure: WebSocketClosedError | undefined;
   const onError = (event: unknown): void => {
-    // Browsers give no detail and always follow with 'close'; `ws` passes its Error.
-    const cause = (event as { error?: unknown })?.error ?? (event instanceof Error ? event : undefined);
+    // Browsers give no detail and always follow with 'close'.
+    const cause = errorOfEvent(event);
     const detail = (cause as Error | undefined)?.message;
     failure ??= errorFailure = new WebSocketClosedError(
       1006,
