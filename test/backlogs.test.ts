@@ -15,8 +15,9 @@ import {
   multiplexedClient,
   multiplexedServer,
 } from '../src/index.js';
+import { Flag, FrameType } from '../src/core/frame.js';
 import { collectGarbage, settledMemory } from './support/resources.js';
-import { memoryPipe, until, within } from './helpers.js';
+import { RawPeer, frame, memoryPipe, until, within } from './helpers.js';
 
 const noop = (): void => {};
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -93,6 +94,58 @@ test('a dial that times out while it waits for the ACK backlog says its SYN neve
   } finally {
     client.destroy();
     server.destroy();
+  }
+});
+
+test('dials ended at once that the peer never answers free their ACK backlog places at their open timeout, without failing', async () => {
+  const [a, b] = memoryPipe();
+  const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 2, openTimeout: 300 });
+  // A peer as yamux-js is: it acknowledges a SYN alone, and drops unanswered a SYN that comes with a FIN.
+  const peer = new RawPeer(b);
+  const acked = new Set<number>();
+  b.on('data', () => {
+    for (const f of peer.frames) {
+      const syn = f.type !== FrameType.ping && (f.flags & Flag.syn) !== 0;
+      if (!syn || (f.flags & Flag.fin) !== 0 || acked.has(f.streamId)) continue;
+      acked.add(f.streamId);
+      peer.send(frame(FrameType.windowUpdate, Flag.ack, f.streamId, 0));
+    }
+  });
+  try {
+    const ended: Channel[] = [];
+    const failures: Error[] = [];
+    for (let i = 0; i < 2; i++) {
+      const channel = client.dial();
+      channel.on('error', (error) => failures.push(error));
+      channel.end(); // SYN and FIN leave in one frame
+      ended.push(channel);
+    }
+    // Dialled with a deadline of its own long past the ended dials' 300 ms.
+    const later = client.dial({ openTimeout: 10_000 });
+    let laterError: Error | undefined;
+    later.on('error', (error) => (laterError = error));
+    later.write('hello');
+    await until(() => later.protocolState === 'established' || laterError !== undefined, 5000, 'the later dial');
+    // Before: it waited behind the two dropped dials for good and failed with ERR_MUX_OPEN_TIMEOUT.
+    assert.equal(laterError, undefined);
+    await until(() => peer.frames.some((f) => f.type === FrameType.data && f.streamId === later.id), 2000, 'its data');
+    // The ended dials are not failed: a Go yamux peer answers such a channel only with its reply.
+    assert.deepEqual(failures, []);
+    assert.equal(client.stats().channelsOpen, 3);
+    // A reply still comes through to one of them.
+    peer.send(frame(FrameType.data, Flag.ack | Flag.fin, ended[0]!.id, Buffer.from('late reply')));
+    const chunks: Buffer[] = [];
+    ended[0]!.on('data', (chunk: Buffer) => chunks.push(chunk));
+    await within(new Promise((resolve) => ended[0]!.once('end', resolve)), 2000, 'the late reply');
+    assert.equal(Buffer.concat(chunks).toString(), 'late reply');
+    // Its acknowledgement freed nothing twice: two more dials ended at once hold the two places again.
+    for (let i = 0; i < 2; i++) client.dial({ openTimeout: 10_000 }).end();
+    const held = client.dial({ openTimeout: 10_000 });
+    held.on('error', () => {});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(!peer.frames.some((f) => f.streamId === held.id), 'the fifth dial waits behind two unanswered ones');
+  } finally {
+    client.destroy();
   }
 });
 
