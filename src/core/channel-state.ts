@@ -93,7 +93,6 @@ const FLAG_BITS = {
   awaitingAccept: 1 << 12,
   heldClosed: 1 << 13,
   readCut: 1 << 14,
-  uncounted: 1 << 17,
 } as const;
 const LIVE_BIT = FLAG_BITS.live;
 /** `outbound`, fixed at construction (a getter of its own: it has no setter). */
@@ -156,13 +155,8 @@ export class ChannelState {
   declare inData: boolean;
   nextControl: ChannelState | null = null;
   nextData: ChannelState | null = null;
-  /** A SYN sent and no ACK yet (counts against the ACK backlog, unless `uncounted`). */
+  /** A SYN sent and no ACK yet (counts against the ACK backlog). */
   declare awaitingAck: boolean;
-  /**
-   * Awaiting its ACK, but no longer counted against the ACK backlog: its FIN left, and its open timeout passed
-   * unanswered (see `Outgoing.#sweep`).
-   */
-  declare uncounted: boolean;
   /** FIN has been packed into a batch. */
   declare finSent: boolean;
   /**

@@ -327,6 +327,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
     const done = finishing.size === 0 ? undefined : finishing.get(channel);
     if (done !== undefined) finishing.delete(channel);
     channel.markFinSent();
+    if (channel.openDeadline !== 0) this.#outgoing.untimed(channel); // (see `untimed`)
     this.#rules?.localClosed(channel);
     this.leaveIfClosed(channel);
     return done;

@@ -92,17 +92,13 @@ export class Outgoing {
   acknowledged(channel: ChannelState): void {
     if (!channel.awaitingAck) return;
     channel.awaitingAck = false;
-    if (channel.uncounted) {
-      channel.uncounted = false; // its place was freed at its open timeout
-      return;
-    }
     this.#unacked--;
     this.#releaseBacklog();
   }
 
   /** The channel no longer waits for its acknowledgement (it came, or the channel ended): stop watching it. */
   settled(channel: ChannelState): void {
-    this.#untimed(channel);
+    this.untimed(channel);
     const unwatch = channel.openAbort;
     if (unwatch !== null) {
       channel.openAbort = null;
@@ -110,8 +106,13 @@ export class Outgoing {
     }
   }
 
-  /** The open timeout stops watching the channel (its signal still resets it until the acknowledgement). */
-  #untimed(channel: ChannelState): void {
+  /**
+   * The open timeout stops watching the channel (its signal still resets it until the acknowledgement). So once
+   * this side's FIN left before the acknowledgement came: a Go yamux peer takes a channel whose FIN it read
+   * first without acknowledging it (its first reply does), so the deadline would reset a request its
+   * application holds.
+   */
+  untimed(channel: ChannelState): void {
     if (channel.openDeadline === 0) return;
     channel.openDeadline = 0;
     this.#openingLive--;
@@ -187,25 +188,11 @@ export class Outgoing {
     const opening = this.#opening;
     // Each error is made before any channel fails: a failure frees a place, which sends a waiting SYN.
     const due: [ChannelState, TimeoutError][] = [];
-    const ended: ChannelState[] = [];
     while (opening.first <= now) {
       const channel = opening.pop()!;
-      if (channel.openDeadline === 0) continue;
-      if (channel.finSent && channel.awaitingAck) ended.push(channel);
-      else due.push([channel, this.#openTimedOut(channel)]);
+      if (channel.openDeadline !== 0) due.push([channel, this.#openTimedOut(channel)]);
     }
     for (const [channel, error] of due) this.#abortOpen(channel, error);
-    // A dial whose FIN left is not failed: a Go yamux peer takes a channel whose FIN it read first without
-    // acknowledging it (its first reply does), so a reset would lose a request its application holds. It waits
-    // for that reply as long as it takes, but stops holding an ACK backlog place: a peer that drops such a SYN
-    // unanswered (yamux-js does) would otherwise, after `ackBacklog` of them, hold back every later dial.
-    for (const channel of ended) {
-      if (!channel.live || !channel.awaitingAck) continue;
-      this.#untimed(channel);
-      channel.uncounted = true;
-      this.#unacked--;
-    }
-    if (ended.length > 0) this.#releaseBacklog();
     // Settled channels at the front would wake the timer for nothing.
     while (opening.top?.openDeadline === 0) opening.pop();
     const next = opening.first;
