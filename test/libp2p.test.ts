@@ -441,6 +441,37 @@ test("close() flushes every stream's data and FIN, then resets the streams the p
   }
 });
 
+test('close() ends once the peer answered the ping after its Go Away, with no quiet wait after it: libp2p hands out a connection whose muxer is closing, and a stream opened there fails', async () => {
+  for (const peer of ['muxwire', 'yamux'] as const) {
+    const { dialer, listener } = pair(muxwire()(), peer === 'muxwire' ? muxwire()() : yamux()());
+    const stream = await dialer.createStream();
+    stream.send(Buffer.from('warm up'));
+    await stream.close();
+    await (dialer as InstanceType<typeof MuxwireMuxer>).ping(); // the session has an RTT, which sized the quiet wait too (twice it, at least 50 ms)
+    // The timers the close sets: its deadlines (closeTimeout, the ping's answer) and none of tens of ms.
+    const delays: number[] = [];
+    const realSetTimeout = globalThis.setTimeout;
+    globalThis.setTimeout = ((handler: () => void, ms?: number, ...rest: unknown[]) => {
+      delays.push(ms ?? 0);
+      return realSetTimeout(handler, ms, ...rest);
+    }) as typeof setTimeout;
+    try {
+      await dialer.close();
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+    }
+    assert.equal(dialer.status, 'closed');
+    // Before: a wait of max(50 ms, twice the RTT) after the answer, while libp2p kept handing the connection
+    // out (25 of 25 streams opened within 45 ms of close() failed, where libp2p's yamux failed only at 0 ms).
+    assert.deepEqual(
+      delays.filter((ms) => ms >= 10 && ms < 1000),
+      [],
+      `${peer}: timers set by close(): ${delays.join(', ')}`,
+    );
+    await listener.close();
+  }
+});
+
 test("inbound streams wait for a 'stream' listener, up to maxEarlyStreams; one more aborts the muxer with MaxEarlyStreamsError", async () => {
   const early = pair(yamux()(), muxwire({ maxEarlyStreams: 3 })());
   await Promise.all([1, 2].map(async () => (await early.dialer.createStream()).send(Buffer.from('early'))));

@@ -3159,3 +3159,28 @@ test('a transport write that fails carrying no application write (a SYN, Window 
     session.destroy();
   }
 });
+
+test("a session over a channel of another session whose transport fails says 'the transport failed' once", async () => {
+  const [a, b] = memoryPipe();
+  const outerClient = multiplexedClient(a, { keepAliveInterval: 0 });
+  const outerServer = multiplexedServer(b, { keepAliveInterval: 0 });
+  try {
+    const carrier = outerClient.dial();
+    carrier.write('x'); // the SYN leaves with a byte, so the server's accept() takes it
+    const carried = await outerServer.accept();
+    carried.read();
+    const inner = multiplexedClient(carrier, { keepAliveInterval: 0 });
+    multiplexedServer(carried, { keepAliveInterval: 0 });
+    const channel = inner.dial();
+    const failed = new Promise<Error>((resolve) => channel.once('error', resolve));
+    channel.write('hello');
+    a.destroy(new Error('read ECONNRESET'));
+    const error = await within(failed, 5000, "the inner channel's error");
+    // Before: "the transport failed: the transport failed: read ECONNRESET".
+    assert.match(error.message, /^the transport failed: read ECONNRESET/);
+    assert.doesNotMatch(error.message, /the transport failed: the transport failed/);
+  } finally {
+    outerClient.destroy();
+    outerServer.destroy();
+  }
+});

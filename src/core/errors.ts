@@ -235,4 +235,15 @@ export class TransportClosedError extends MuxError {
   constructor(message = 'the transport closed with channels still open', cause?: unknown) {
     super('ERR_MUX_TRANSPORT_CLOSED', message, cause === undefined ? undefined : { cause });
   }
+
+  /**
+   * @internal The transport failed with `error`, its `cause`. Said once: a session over a channel of another
+   * session (a libp2p relayed connection) gets that session's error, which already says it.
+   */
+  static failed(error: Error): TransportClosedError {
+    const said = error.message.startsWith(TRANSPORT_FAILED);
+    return new TransportClosedError(said ? error.message : TRANSPORT_FAILED + error.message, error);
+  }
 }
+
+const TRANSPORT_FAILED = 'the transport failed: ';

@@ -35,6 +35,7 @@ export class GoAwayHandshake {
   readonly #answerTimeoutMs: number;
   readonly #afterReads: (task: () => void) => void;
   readonly #onSeen: () => void;
+  readonly #quietMs: number;
 
   constructor(
     keepAlive: KeepAlive,
@@ -43,7 +44,10 @@ export class GoAwayHandshake {
     /** Runs a task once what was received has been read (the session's, see `afterPendingReads`). */
     afterReads: (task: () => void) => void,
     onSeen: () => void,
+    /** The least quiet wait (ms), {@link GO_AWAY_QUIET_MS} by default; 0: none (see `SessionParts.goAwayQuietMs`). */
+    quietMs = GO_AWAY_QUIET_MS,
   ) {
+    this.#quietMs = quietMs;
     this.#keepAlive = keepAlive;
     this.#scheduler = scheduler;
     this.#answerTimeoutMs = answerTimeoutMs;
@@ -108,6 +112,10 @@ export class GoAwayHandshake {
 
   #awaitQuiet(): void {
     if (this.seen) return;
+    if (this.#quietMs === 0) {
+      this.#afterReads(() => this.settle());
+      return;
+    }
     clearTimeout(this.#quietTimer);
     // The timer stays the current one until its verdict: a late SYN read meanwhile starts the wait again.
     const timer = unref(
@@ -118,7 +126,7 @@ export class GoAwayHandshake {
             this.#quietTimer = undefined;
             this.settle();
           }),
-        Math.max(GO_AWAY_QUIET_MS, 2 * (this.#keepAlive.minRtt ?? 0)),
+        Math.max(this.#quietMs, 2 * (this.#keepAlive.minRtt ?? 0)),
       ),
     );
     this.#quietTimer = timer;

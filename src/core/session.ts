@@ -119,6 +119,14 @@ export interface SessionParts {
    */
   framesAsChunks?: boolean | undefined;
   /**
+   * How long a closing session waits, after the peer answered the ping that followed its Go Away, for the
+   * peer to send no more SYNs, at least (ms; twice the RTT when longer). Default 50 (`GO_AWAY_QUIET_MS`): a
+   * peer that answers pings out of band (hashicorp/yamux) may still be writing a SYN then. 0: no wait, the
+   * session ends once the answer was read. The libp2p muxer passes 0: libp2p reuses a connection whose
+   * muxer is closing until the close is done, and every stream opened there meanwhile fails.
+   */
+  goAwayQuietMs?: number | undefined;
+  /**
    * @internal The id of this side's first dial, for tests of what happens when the ids run out (odd for a
    * client, even for a server). By default the codec's first id.
    */
@@ -305,6 +313,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.options.keepAliveTimeout,
       this.#afterReads,
       () => this.#checkCloseDone(),
+      parts.goAwayQuietMs,
     );
     // A format without windows or half-close brings its own rules for those (the multiplex codec).
     const rules = codec.rules?.(this.options, this.#memory, this.#gate, this.#scheduler, this.#writer, () =>
@@ -886,9 +895,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#finish(error instanceof ProtocolError ? error : this.#peerReportedError());
       return;
     }
-    this.#loseTransport(
-      this.#peerReportedError() ?? new TransportClosedError(`the transport failed: ${error.message}`, error),
-    );
+    this.#loseTransport(this.#peerReportedError() ?? TransportClosedError.failed(error));
   }
 
   /**

@@ -212,6 +212,6 @@ export class FrameWriter {
    * which becomes the `cause`.
    */
   #failure(error: Error): Error {
-    return this.#onWriteError(error, true) ?? new TransportClosedError(`the transport failed: ${error.message}`, error);
+    return this.#onWriteError(error, true) ?? TransportClosedError.failed(error);
   }
 }

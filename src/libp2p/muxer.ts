@@ -97,6 +97,10 @@ export class MuxwireMuxer
         directWrites,
         updateTurns: UpdateTurns,
         framesAsChunks: true,
+        // libp2p hands out a connection whose muxer is closing until the close is done (its status is the
+        // connection's), and each stream opened there meanwhile fails: the close ends once the peer answered
+        // the ping after the Go Away (libp2p's yamux does not wait even for that), not 50 ms later.
+        goAwayQuietMs: 0,
         firstChannelId: testing.firstChannelId,
       },
     );
