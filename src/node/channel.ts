@@ -2,6 +2,7 @@
  * The Node `Channel`: a channel as a `stream.Duplex` with a socket's parts (see the class).
  * @module
  */
+import { AsyncResource } from 'node:async_hooks';
 import { Duplex } from 'node:stream';
 import { type ChannelFacts, installChannelFacts } from '../core/channel-facts.js';
 import type { ChannelPort } from '../core/channel-port.js';
@@ -17,6 +18,17 @@ import { EncodedCount } from './encoded-count.js';
 import type { Session } from './session.js';
 
 type WriteCallback = (error?: Error | null) => void;
+
+/**
+ * A write's completion, to run in the async context of the call that made the write, as a socket's does (its
+ * `WriteWrap`). The session writes every channel's bytes of a turn together, from the context that started the
+ * turn: without this, one request's `AsyncLocalStorage` store (a trace's span) was seen in the write callbacks,
+ * `end()` callbacks and `'finish'` of every other channel written in the same turn.
+ */
+function inWritersContext(callback: WriteCallback): WriteCallback {
+  const context = new AsyncResource('MUXWIRE_WRITE');
+  return (error) => context.runInAsyncScope(callback, null, error);
+}
 /** How long a channel closed by `destroy()` as a socket (see `#closeAsSocket`) waits for the peer's FIN. */
 const CLOSE_LINGER_MS = 2000;
 /** The `'error'` listener a failing channel with none of its own gets (see `#destroyFailed`). */
@@ -171,12 +183,21 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   /** The last `read(n)` found fewer than n bytes (a parser waits for the rest). */
   #shortRead = false;
 
+  /**
+   * A dialled channel's async context: that of the `dial()` call, as a socket's events run in the context of
+   * `net.connect()`. What the session tells the channel (data, the peer's end, a failure) runs in it, not in
+   * the context that read the transport (the session's: one request's, when the first request made it). An
+   * accepted channel has none: its events run in the transport's context, as an accepted socket's do.
+   */
+  readonly #context: AsyncResource | undefined;
+
   /** Channels are made by their session (`dial()`, `accept()`), not by hand. */
   constructor(state: ChannelState, port: ChannelPort<MuxSession<Channel>>) {
     const highWaterMark = port.highWaterMark;
     super({ allowHalfOpen: true, readableHighWaterMark: highWaterMark, writableHighWaterMark: highWaterMark });
     this.#state = state;
     this.#port = port;
+    this.#context = state.outbound ? new AsyncResource('MUXWIRE_CHANNEL') : undefined;
     // Node's Readable schedules a tick after every push to call `_read` until the high-water mark is reached
     // (`maybeReadMore`). A channel's data arrives by itself, whether `_read` is called or not, so that tick
     // (an allocation and a task per chunk, a tenth of a request/response's garbage) does nothing useful.
@@ -458,7 +479,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     }
     this.#bytesWritten += bytes.length;
     if (this.#idle) this.#idle.touch();
-    this.#port.write(this.#state, bytes, callback);
+    this.#port.write(this.#state, bytes, inWritersContext(callback));
   }
 
   /** @hidden Node's `Duplex` calls it. */
@@ -487,7 +508,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     }
     this.#bytesWritten += views[last]!.length;
     if (this.#idle) this.#idle.touch();
-    this.#port.write(this.#state, views[last]!, callback);
+    this.#port.write(this.#state, views[last]!, inWritersContext(callback));
   }
 
   /**
@@ -550,26 +571,29 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     }
     // 'finish' once the FIN reached the transport, as a socket's comes after its shutdown: ending the transport
     // (or destroying the session) from a 'finish' listener still sends it.
-    this.#port.end(this.#state, (error) => {
-      if (!error) {
-        callback();
-        return;
-      }
-      // The FIN's write failed. A channel still in its session was failed by it first; one that had left it
-      // (both FINs exchanged) hears only here: what the peer sent and this side has not read yet is still read to
-      // its end, then it fails, as when its session fails under it; with nothing to read, it fails now, with an
-      // 'error' only for a listener (never Node's own unhandled one).
-      if (this.#failure === undefined && !this.destroyed) {
-        if (this.readableLength > 0) this.fail(error, true);
-        else {
-          this.#failure = error;
-          this.#destroyFailed(error);
+    this.#port.end(
+      this.#state,
+      inWritersContext((error) => {
+        if (!error) {
+          callback();
+          return;
         }
-      }
-      // (On a stream already destroyed, Node only hands the error on to `end()`'s callback and `finished()`.)
-      if (this.#kept !== undefined) this.#kept.held.push(callback);
-      else callback(error);
-    });
+        // The FIN's write failed. A channel still in its session was failed by it first; one that had left it
+        // (both FINs exchanged) hears only here: what the peer sent and this side has not read yet is still read to
+        // its end, then it fails, as when its session fails under it; with nothing to read, it fails now, with an
+        // 'error' only for a listener (never Node's own unhandled one).
+        if (this.#failure === undefined && !this.destroyed) {
+          if (this.readableLength > 0) this.fail(error, true);
+          else {
+            this.#failure = error;
+            this.#destroyFailed(error);
+          }
+        }
+        // (On a stream already destroyed, Node only hands the error on to `end()`'s callback and `finished()`.)
+        if (this.#kept !== undefined) this.#kept.held.push(callback);
+        else callback(error);
+      }),
+    );
   }
 
   /** @hidden Node's `Duplex` calls it. */
@@ -662,6 +686,12 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   /** @internal */
   deliver(data: Uint8Array): void {
+    const context = this.#context;
+    if (context === undefined) this.#deliver(data);
+    else context.runInAsyncScope(this.#deliver, this, data);
+  }
+
+  #deliver(data: Uint8Array): void {
     this.#bytesRead += data.length;
     if (this.#idle) this.#idle.touch();
     const encoded = this.#encoded;
@@ -712,6 +742,12 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   /** @internal */
   remoteEnded(): void {
+    const context = this.#context;
+    if (context === undefined) this.#pushEnd();
+    else context.runInAsyncScope(this.#pushEnd, this);
+  }
+
+  #pushEnd(): void {
     this.push(null);
   }
 
@@ -720,6 +756,12 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * `allowHalfOpen`, the writing side ends once the reading side has (`'end'`), and the channel then closes.
    */
   writingEnded(): void {
+    const context = this.#context;
+    if (context === undefined) this.#writingEnded();
+    else context.runInAsyncScope(this.#writingEnded, this);
+  }
+
+  #writingEnded(): void {
     const end = (): void => {
       if (this.writableEnded || this.destroyed) return;
       this.end();
@@ -751,6 +793,12 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * was read, with the error instead of `'end'`.
    */
   fail(error: Error, sessionEnded = false): boolean {
+    const context = this.#context;
+    if (context === undefined) return this.#fail(error, sessionEnded);
+    return context.runInAsyncScope(this.#fail, this, error, sessionEnded);
+  }
+
+  #fail(error: Error, sessionEnded: boolean): boolean {
     if (this.destroyed) return false;
     this.#failure = error;
     const failWhenRead = !this.#state.remoteFin;
