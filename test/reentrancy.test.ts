@@ -48,6 +48,8 @@ test('callbacks that throw surface as uncaught and leave the session and its oth
   assert.equal(uncaught, 1);
   // A 'timeout' listener: the timer was left unarmed, so no 'timeout' came after the next idle spell.
   assert.deepEqual(report.timeout, { timeouts: 2, uncaught: ['timeout listener'] });
+  // A 'readable' listener that throws at the peer's FIN: the session failed every channel (ERR_MUX_INTERNAL).
+  assert.deepEqual(report.readable, { state: 'open', bGot: 'bye', uncaught: ['readable listener'] });
 });
 
 for (const kind of ['Channel', 'light'] as const) {

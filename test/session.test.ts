@@ -3184,3 +3184,30 @@ test("a session over a channel of another session whose transport fails says 'th
     outerServer.destroy();
   }
 });
+
+test('a transport that fails with what is no Error (a string, an object) fails the session with TransportClosedError saying it', async () => {
+  for (const [given, said] of [
+    ['boom', 'boom'],
+    [{ code: 'EBOOM' }, '[object Object]'],
+  ] as const) {
+    const [a, b] = await tcpPair();
+    const client = multiplexedClient(a, { keepAliveInterval: 0 });
+    const server = multiplexedServer(b, { keepAliveInterval: 0 });
+    try {
+      const channel = client.dial();
+      const failed = new Promise<Error>((resolve) => channel.once('error', resolve));
+      channel.write('hello');
+      await until(() => server.channelCount === 1, 5000, 'the channel at the server');
+      a.destroy(given as unknown as Error);
+      const error = (await within(failed, 5000, "the channel's error")) as MuxError;
+      // Before (674602d's helper read `error.message` of each): a TypeError from the transport's 'error'
+      // listener, uncaught.
+      assert.equal(error.code, 'ERR_MUX_TRANSPORT_CLOSED');
+      assert.equal(error.message, `the transport failed: ${said}`);
+      assert.equal(error.cause, given);
+    } finally {
+      client.destroy();
+      server.destroy();
+    }
+  }
+});

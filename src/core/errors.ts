@@ -241,8 +241,9 @@ export class TransportClosedError extends MuxError {
    * session (a libp2p relayed connection) gets that session's error, which already says it.
    */
   static failed(error: Error): TransportClosedError {
-    const said = error.message.startsWith(TRANSPORT_FAILED);
-    return new TransportClosedError(said ? error.message : TRANSPORT_FAILED + error.message, error);
+    // (A stream may fail with what is no Error: a string, an object without a message.)
+    const text = String((error as Partial<Error> | null | undefined)?.message ?? error);
+    return new TransportClosedError(text.startsWith(TRANSPORT_FAILED) ? text : TRANSPORT_FAILED + text, error);
   }
 }
 

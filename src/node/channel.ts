@@ -747,8 +747,13 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     else context.runInAsyncScope(this.#pushEnd, this);
   }
 
+  /** `push(null)`, whose `'readable'` listeners run at once: one that throws surfaces as `#push`'s do. */
   #pushEnd(): void {
-    this.push(null);
+    try {
+      this.push(null);
+    } catch (error) {
+      rethrowLater(error);
+    }
   }
 
   /**

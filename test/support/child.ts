@@ -257,6 +257,35 @@ const scenarios: Record<string, () => Promise<void>> = {
       client.destroy();
       server.destroy();
     }
+
+    // A 'readable' listener that throws at the peer's FIN (Node runs it inside push(null)).
+    {
+      const { client, server } = pair();
+      server.on('channel', (channel) => {
+        channel.on('error', () => {});
+        channel.resume();
+        channel.end('bye');
+      });
+      const a = client.dial();
+      const b = client.dial();
+      let bGot = '';
+      a.on('readable', () => {
+        while (a.read() !== null);
+        if (a.readableEnded || a.readableLength === 0) throw new Error('readable listener');
+      });
+      b.on('data', (chunk: Buffer) => (bGot += chunk.toString()));
+      a.write('x');
+      b.write('y');
+      await settle(150);
+      report.readable = {
+        state: client.state,
+        closeError: client.closeError?.message,
+        bGot,
+        uncaught: uncaught.splice(0, 1),
+      };
+      client.destroy();
+      server.destroy();
+    }
     console.log(JSON.stringify(report));
   },
 
