@@ -48,6 +48,15 @@ test('callbacks that throw surface as uncaught and leave the session and its oth
   assert.equal(uncaught, 1);
   // A 'timeout' listener: the timer was left unarmed, so no 'timeout' came after the next idle spell.
   assert.deepEqual(report.timeout, { timeouts: 2, uncaught: ['timeout listener'] });
+  // An 'end' listener that throws on a kept channel: it skipped the channel's own, which never failed it, so no
+  // 'close' came and its end() was held for good.
+  assert.deepEqual(report.keptEnd, {
+    events: ['close', 'end', 'end callback'],
+    destroyed: true,
+    uncaught: ['end listener'],
+  });
+  // An empty write's callback that throws: it was a rejected promise's.
+  assert.deepEqual(report.emptyWrite, { uncaught: ['empty write callback'], rejected: [] });
   // A 'readable' listener that throws at the peer's FIN: the session failed every channel (ERR_MUX_INTERNAL).
   assert.deepEqual(report.readable, { state: 'open', bGot: 'bye', uncaught: ['readable listener'] });
 });

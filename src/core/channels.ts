@@ -158,7 +158,7 @@ export class ChannelTable<C extends ChannelEndpoint, S> implements ChannelPort<S
       return;
     }
     if (data.length === 0) {
-      if (done !== null) defer(() => done(null));
+      if (done !== null) defer(() => callBack(done, null));
       return;
     }
     if (

@@ -787,7 +787,8 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
       });
     };
     if (this.readableEnded) end();
-    else this.once('end', end);
+    // (First among the 'end' listeners: one of the application's that throws would skip those after it.)
+    else this.prependOnceListener('end', end);
   }
 
   /**
@@ -822,7 +823,11 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     }
     // After 'end' has reached every listener: a consumer's own 'error' listener may go with its 'end'
     // (events.once, readline), and the error must not come to a channel nobody listens on any more.
-    if (!failWhenRead) this.once('end', () => process.nextTick(() => this.destroyed || this.#destroyFailed(error)));
+    // (First among the 'end' listeners: one of the application's that throws would skip those after it, and the
+    // channel would never fail, close or call back its held end().)
+    if (!failWhenRead) {
+      this.prependOnceListener('end', () => process.nextTick(() => this.destroyed || this.#destroyFailed(error)));
+    }
     // Writes and end() from now on wait here, and fail with the channel (Node would end it at once). A write
     // the session still held is taken (see `#refuseWrite`): failing it would fail the whole Node stream, and
     // a reply that arrived while an upload waited for window would be lost. A `read(n)` made before that

@@ -258,6 +258,62 @@ const scenarios: Record<string, () => Promise<void>> = {
       server.destroy();
     }
 
+    // An 'end' listener that throws, on a channel kept to be read after its session failed (the reply and the
+    // peer's FIN were there, unread): the channel still fails, closes and calls back its end().
+    {
+      const [a, b] = memoryPipe();
+      const client = multiplexedClient(a, { keepAliveInterval: 0 });
+      const server = multiplexedServer(b, { keepAliveInterval: 0 });
+      server.on('channel', (channel) => {
+        channel.on('error', () => {});
+        channel.resume();
+        channel.end('reply');
+      });
+      const channel = client.dial();
+      const events: string[] = [];
+      channel.on('error', () => {});
+      // Listening for 'end' before the session fails: the channel's own listener comes after it.
+      channel.on('end', () => {
+        events.push('end');
+        throw new Error('end listener');
+      });
+      channel.on('close', () => events.push('close'));
+      channel.pause();
+      channel.write('request');
+      await settle(50); // the reply and its FIN wait unread
+      b.destroy();
+      await settle(50);
+      channel.end(() => events.push('end callback'));
+      channel.resume();
+      await settle(100);
+      report.keptEnd = { events: events.sort(), destroyed: channel.destroyed, uncaught: uncaught.splice(0) };
+      client.destroy();
+      server.destroy();
+    }
+
+    // An empty write's callback that throws: an uncaught exception too, not a rejected promise's (which Node
+    // may only warn of, or drop, by its --unhandled-rejections mode).
+    {
+      const { client, server } = pair();
+      const rejected: string[] = [];
+      const onRejection = (error: unknown): number => rejected.push((error as Error).message);
+      process.on('unhandledRejection', onRejection);
+      server.on('channel', (channel) => {
+        channel.on('error', () => {});
+        channel.resume();
+      });
+      const channel = client.dial();
+      channel.write('x');
+      channel.write(Buffer.alloc(0), () => {
+        throw new Error('empty write callback');
+      });
+      await settle(50);
+      process.off('unhandledRejection', onRejection);
+      report.emptyWrite = { uncaught: uncaught.splice(0), rejected };
+      client.destroy();
+      server.destroy();
+    }
+
     // A 'readable' listener that throws at the peer's FIN (Node runs it inside push(null)).
     {
       const { client, server } = pair();
