@@ -123,11 +123,13 @@ const scenarios: Record<string, () => Promise<void>> = {
     process.on('uncaughtException', (error) => uncaught.push(error.message));
     const report: Record<string, unknown> = {};
     const settle = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-    const pair = (): { client: ReturnType<typeof multiplexedClient>; server: ReturnType<typeof multiplexedServer> } => {
+    /** A session pair over memory; `serverEnd` is the server's end of the pipe (destroy it to fail both). */
+    const pair = () => {
       const [a, b] = memoryPipe();
       return {
         client: multiplexedClient(a, { keepAliveInterval: 0 }),
         server: multiplexedServer(b, { keepAliveInterval: 0 }),
+        serverEnd: b,
       };
     };
 
@@ -261,9 +263,7 @@ const scenarios: Record<string, () => Promise<void>> = {
     // An 'end' listener that throws, on a channel kept to be read after its session failed (the reply and the
     // peer's FIN were there, unread): the channel still fails, closes and calls back its end().
     {
-      const [a, b] = memoryPipe();
-      const client = multiplexedClient(a, { keepAliveInterval: 0 });
-      const server = multiplexedServer(b, { keepAliveInterval: 0 });
+      const { client, server, serverEnd } = pair();
       server.on('channel', (channel) => {
         channel.on('error', () => {});
         channel.resume();
@@ -281,7 +281,7 @@ const scenarios: Record<string, () => Promise<void>> = {
       channel.pause();
       channel.write('request');
       await settle(50); // the reply and its FIN wait unread
-      b.destroy();
+      serverEnd.destroy();
       await settle(50);
       channel.end(() => events.push('end callback'));
       channel.resume();
