@@ -1,0 +1,46 @@
+/**
+ * scripts/ensure-deps.mjs, which `npm start`, `npm test` and the build run first: it installs (npm ci) only
+ * when node_modules does not hold what package-lock.json names, judged by contents, not by file times.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+type MissingPackages = (lockText: string, installedText: string | undefined, limit?: number) => string[];
+const { missingPackages } = (await import(pathToFileURL(join(ROOT, 'scripts', 'ensure-deps.mjs')).href)) as {
+  missingPackages: MissingPackages;
+};
+
+const lock = (packages: Record<string, object>): string => JSON.stringify({ lockfileVersion: 3, packages });
+
+test('ensure-deps: nothing to install when every locked package is installed in its version', () => {
+  const wanted = lock({
+    '': { name: 'app' },
+    'node_modules/a': { version: '1.0.0' },
+    'node_modules/b/node_modules/a': { version: '2.0.0' },
+    'node_modules/@esbuild/win32-x64': { version: '0.25.0', optional: true },
+  });
+  const installed = lock({
+    'node_modules/a': { version: '1.0.0' },
+    'node_modules/b/node_modules/a': { version: '2.0.0' },
+  });
+  assert.deepEqual(missingPackages(wanted, installed), []);
+});
+
+test('ensure-deps: a package missing, in another version, or no node_modules at all means installing', () => {
+  const wanted = lock({ '': {}, 'node_modules/a': { version: '1.0.0' }, 'node_modules/b': { version: '3.1.0' } });
+  assert.deepEqual(missingPackages(wanted, lock({ 'node_modules/a': { version: '1.0.0' } })), ['node_modules/b']);
+  assert.deepEqual(
+    missingPackages(wanted, lock({ 'node_modules/a': { version: '1.0.1' }, 'node_modules/b': { version: '3.1.0' } })),
+    ['node_modules/a'],
+  );
+  assert.deepEqual(missingPackages(wanted, undefined), ['node_modules/a', 'node_modules/b']);
+});
+
+test("ensure-deps: this checkout's node_modules holds its lockfile's packages (the test suite runs on them)", () => {
+  const installed = readFileSync(join(ROOT, 'node_modules', '.package-lock.json'), 'utf8');
+  assert.deepEqual(missingPackages(readFileSync(join(ROOT, 'package-lock.json'), 'utf8'), installed), []);
+});
