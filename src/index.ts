@@ -27,6 +27,7 @@ export {
   type SendableBytes,
   type WebSocketTransportOptions,
 } from './web/websocket-transport.js';
+export { dataChannelTransport, DATA_CHANNEL_MESSAGE_SIZE, type DataChannelLike } from './web/data-channel-transport.js';
 export {
   MuxError,
   ProtocolError,

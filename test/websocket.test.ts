@@ -33,6 +33,7 @@ import {
   WebSession,
   WebSocketClosedError,
   connectWebSocket,
+  dataChannelTransport,
   multiplexCodec,
   streamTransport,
   webSocketTransport,
@@ -491,6 +492,59 @@ describe('muxwire/web bad input', () => {
     const data = pseudoRandomBytes(3 * MiB, 7);
     const [, echoed] = await Promise.all([writeAllWeb(channel, data), readAllWeb(channel)]);
     assert.equal(sha256(echoed), sha256(data));
+  });
+
+  test('maxSendSize: no message either end sends is larger, 1 MiB frames included (cut to fit), and 3 MiB echo exactly both ways', async () => {
+    const frames = { maxFrameSize: MiB, initialWindow: 4 * MiB };
+    const { url, server } = await serve(echo, { ...frames, maxSendSize: 5000 });
+    /** The sizes of the messages each end received: what the other end sent. */
+    const atServer: number[] = [];
+    const atClient: number[] = [];
+    class Counted extends WsWebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols);
+        this.on('message', (data: ArrayBuffer) => void atClient.push(data.byteLength));
+      }
+    }
+    const session = await client(url, { ...frames, maxSendSize: 20_000, WebSocket: Counted });
+    // (The transports set binaryType 'arraybuffer': ws hands these listeners ArrayBuffers too.)
+    for (const socket of server.clients) {
+      (socket as unknown as WsWebSocket).on('message', (data: ArrayBuffer) => void atServer.push(data.byteLength));
+    }
+    const data = pseudoRandomBytes(3 * MiB, 11);
+    const channel = session.dial();
+    const [, echoed] = await Promise.all([writeAllWeb(channel, data, MiB), readAllWeb(channel)]);
+    assert.equal(sha256(echoed), sha256(data));
+    assert.equal(Math.max(...atServer), 20_000);
+    assert.equal(Math.max(...atClient), 5000);
+    await assert.rejects(connectWebSocket(url, { WebSocket, maxSendSize: 0 }), RangeError);
+  });
+
+  test('webSocketTransport refuses an RTCDataChannel-like socket (readyState a name) with a TypeError naming dataChannelTransport; dataChannelTransport refuses an unordered or unreliable channel', () => {
+    const dataChannel = {
+      readyState: 'connecting',
+      bufferedAmount: 0,
+      binaryType: 'blob',
+      ordered: true,
+      maxRetransmits: null as number | null,
+      maxPacketLifeTime: null as number | null,
+      send() {},
+      close() {},
+      addEventListener() {},
+      removeEventListener() {},
+    };
+    assert.throws(
+      () => webSocketTransport(dataChannel as unknown as WebSocketLike),
+      /RTCDataChannel, dataChannelTransport/,
+    );
+    assert.throws(() => dataChannelTransport({ ...dataChannel, ordered: false }), /ordered, reliable/);
+    assert.throws(() => dataChannelTransport({ ...dataChannel, maxRetransmits: 0 }), /ordered, reliable/);
+    assert.throws(() => dataChannelTransport({ ...dataChannel, maxPacketLifeTime: 100 }), /ordered, reliable/);
+    assert.throws(() => dataChannelTransport({ ...dataChannel, readyState: 1 } as never), /use webSocketTransport/);
+    assert.throws(() => dataChannelTransport(dataChannel, { maxSendSize: 0.5 }), RangeError);
+    // The channel is taken as it is: binary messages as ArrayBuffers.
+    dataChannelTransport(dataChannel);
+    assert.equal(dataChannel.binaryType, 'arraybuffer');
   });
 
   /**

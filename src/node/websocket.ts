@@ -125,7 +125,7 @@ export interface WebSocketServerOnPort extends WebSocketServerCommonOptions {
 }
 
 const SERVER_KEYS = ['server', 'port', 'host', 'path', 'maxMessageSize', 'origins'];
-const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval'];
+const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval', 'maxSendSize'];
 
 /**
  * What {@link createWebSocketServer} returns: the `ws` package's `WebSocketServer`, typed by the members muxwire

@@ -27,6 +27,7 @@ export {
   type SendableBytes,
   type WebSocketTransportOptions,
 } from './websocket-transport.js';
+export { dataChannelTransport, DATA_CHANNEL_MESSAGE_SIZE, type DataChannelLike } from './data-channel-transport.js';
 export { streamTransport, type StreamPair } from './stream-transport.js';
 export {
   MuxError,

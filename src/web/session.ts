@@ -88,9 +88,10 @@ export function connectWebSocket(url: string | URL, options?: ConnectWebSocketOp
       highWaterMark,
       lowWaterMark,
       pollInterval,
+      maxSendSize,
       ...webOptions
     } = callOptions(options);
-    const transportOptions = { highWaterMark, lowWaterMark, pollInterval };
+    const transportOptions = { highWaterMark, lowWaterMark, pollInterval, maxSendSize };
     const Socket = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     const { multiplexCodec: _codec, logRecords: _records, ...sessionOptions } = webOptions;
     codecFor(resolveOptions(sessionOptions), webOptions);

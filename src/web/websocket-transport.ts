@@ -86,6 +86,14 @@ export interface WebSocketTransportOptions {
    * `setTimeout`s to 4 ms after five. At 5 ms, a page's upload ran at about 0.6x raw WebSocket; at 1 ms, 1.1x.
    */
   pollInterval?: number | undefined;
+  /**
+   * No message sent is larger than this many bytes (default: no limit of its own; not to be confused with the
+   * WebSocket server's `maxMessageSize`, the largest message it takes). Frames are joined into
+   * messages of up to 256 KiB, and a frame larger than that (`maxFrameSize` above 256 KiB) goes alone; with a
+   * limit, both are cut to fit (the peer reads messages as one byte stream). Set it where something on the way
+   * refuses larger messages: a gateway's message limit, or an RTCDataChannel's (see `dataChannelTransport`).
+   */
+  maxSendSize?: number | undefined;
 }
 
 /** The WebSocket closed abnormally (a close code other than 1000 or 1005, or after an `'error'` event). */
@@ -150,13 +158,33 @@ function checkMark(name: string, value: unknown, fallback: number): number {
 }
 
 /** @internal Validates the water marks (a bad one throws `RangeError`), defaults applied. */
-export function resolveTransportOptions(options: WebSocketTransportOptions): Required<WebSocketTransportOptions> {
+export function resolveTransportOptions(
+  options: WebSocketTransportOptions,
+  defaultMaxSendSize = Infinity,
+): Required<WebSocketTransportOptions> {
   const highWaterMark = checkMark('highWaterMark', options.highWaterMark, 1024 * 1024);
+  const maxSendSize = checkMark('maxSendSize', options.maxSendSize, defaultMaxSendSize);
+  if (maxSendSize < 1 || (maxSendSize !== Infinity && !Number.isInteger(maxSendSize)))
+    throw new RangeError(`muxwire: maxSendSize must be a whole number >= 1, got ${maxSendSize}`);
   return {
     highWaterMark,
     lowWaterMark: Math.min(checkMark('lowWaterMark', options.lowWaterMark, 256 * 1024), highWaterMark),
     pollInterval: checkMark('pollInterval', options.pollInterval, 1),
+    maxSendSize,
   };
+}
+
+/** @internal `parts`, with each part larger than `limit` cut into pieces of at most `limit` (the same array when none is). */
+export function cutParts(parts: Uint8Array[], limit: number): Uint8Array[] {
+  let i = 0;
+  while (i < parts.length && parts[i]!.length <= limit) i++;
+  if (i === parts.length) return parts;
+  const cut = parts.slice(0, i);
+  for (; i < parts.length; i++) {
+    const part = parts[i]!;
+    for (let at = 0; at < part.length; at += limit) cut.push(part.subarray(at, Math.min(at + limit, part.length)));
+  }
+  return cut;
 }
 
 /**
@@ -228,15 +256,37 @@ export function eachMessage(
  * `'arraybuffer'`.
  */
 export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTransportOptions): Transport {
-  if (
-    socket === null ||
-    typeof socket !== 'object' ||
-    typeof socket.send !== 'function' ||
-    typeof socket.addEventListener !== 'function'
-  ) {
-    throw new TypeError('muxwire: webSocketTransport needs a WebSocket');
-  }
-  const { highWaterMark, lowWaterMark, pollInterval } = resolveTransportOptions(callOptions(options));
+  // (An RTCDataChannel has the shape but names its `readyState`s: taken as a WebSocket, it would never drain.)
+  if (!isMessageSocket(socket) || typeof socket.readyState !== 'number')
+    throw new TypeError('muxwire: webSocketTransport needs a WebSocket (for an RTCDataChannel, dataChannelTransport)');
+  return messageTransport(socket, resolveTransportOptions(callOptions(options)), false);
+}
+
+/** @internal Whether `socket` has what a message socket needs to be used at all (`send`, `addEventListener`). */
+export function isMessageSocket(socket: unknown): socket is { readyState: unknown } {
+  return (
+    socket !== null &&
+    typeof socket === 'object' &&
+    typeof (socket as WebSocketLike).send === 'function' &&
+    typeof (socket as WebSocketLike).addEventListener === 'function'
+  );
+}
+
+/**
+ * @internal The transport over a socket of messages: a WebSocket, or (`dataChannel`) an RTCDataChannel seen
+ * through a WebSocket's numbered `readyState`s, whose close has no code and whose failures are said as a data
+ * channel's.
+ */
+export function messageTransport(
+  socket: WebSocketLike,
+  { highWaterMark, lowWaterMark, pollInterval, maxSendSize }: Required<WebSocketTransportOptions>,
+  dataChannel: boolean,
+): Transport {
+  const noun = dataChannel ? 'data channel' : 'WebSocket';
+  /** What closes the transport: a WebSocket's code and reason, or a data channel's failure (it has no code). */
+  const closedError = (code: number, reason: string, cause?: unknown): TransportClosedError =>
+    dataChannel ? new TransportClosedError(reason, cause) : new WebSocketClosedError(code, reason, cause);
+  const mergeLimit = Math.min(MERGE_LIMIT, maxSendSize);
   socket.binaryType = 'arraybuffer';
   // The `ws` package's `send(data, callback)` says when its bytes reached the TCP socket (until then it holds
   // them by reference); a WHATWG socket copies at `send()`, so its writes are done at once. Not jsdom's (Jest's
@@ -303,7 +353,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     if (isArrayBuffer(data)) chunk = new Uint8Array(data);
     else if (ArrayBuffer.isView(data)) chunk = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     else {
-      failure ??= new ProtocolError('the WebSocket received a text message; muxwire sends binary messages only');
+      failure ??= new ProtocolError(`the ${noun} received a text message; muxwire sends binary messages only`);
       abort();
       return;
     }
@@ -402,14 +452,18 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   };
 
   /** The failure an `'error'` event recorded: the close event that follows may tell its code. */
-  let errorFailure: WebSocketClosedError | undefined;
+  let errorFailure: TransportClosedError | undefined;
   const onError = (event: unknown): void => {
     // Browsers give no detail and always follow with 'close'.
     const cause = errorOfEvent(event);
     const detail = (cause as Error | undefined)?.message;
-    failure ??= errorFailure = new WebSocketClosedError(
+    failure ??= errorFailure = closedError(
       1006,
-      detail ? `WebSocket error: ${detail}` : 'WebSocket error',
+      dataChannel
+        ? `the data channel failed${detail ? `: ${detail}` : ''}`
+        : detail
+          ? `WebSocket error: ${detail}`
+          : 'WebSocket error',
       cause,
     );
     // One that fails before it opens is closed at once, by the standard; Node 22's (undici 6) fires no 'close'
@@ -420,14 +474,14 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   const onClose = (event: { code?: number; reason?: string }): void => {
     closed = true;
     for (const type in listeners) socket.removeEventListener(type, listeners[type as keyof typeof listeners]);
-    const failed = new WebSocketClosedError(1006, 'the WebSocket closed before it opened');
+    const failed = closedError(1006, `the ${noun} closed before it opened`);
     for (const write of queued.splice(0)) write.done?.(failure ?? failed);
     closeEvent = { code: closeCodeOf(event?.code, 1005), reason: event?.reason ?? '' };
     // After an error, a close with a code of its own says more (`ws` closes with 1009 for a message over
     // its limit, 1002 or 1007 for a bad frame): that code goes with the failure.
     if (
       failure === errorFailure &&
-      errorFailure !== undefined &&
+      errorFailure instanceof WebSocketClosedError &&
       closeEvent.code !== 1006 &&
       closeEvent.code !== 1005
     ) {
@@ -436,8 +490,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     // Held messages go first; the close is reported after them.
     if (events !== undefined && current === null && held.length === 0) reportClose();
     else if (events !== undefined && !paused) scheduleDeliver();
-    else if (events === undefined)
-      failWritesAtClose(failure ?? new WebSocketClosedError(closeEvent.code, closeEvent.reason));
+    else if (events === undefined) failWritesAtClose(failure ?? closedError(closeEvent.code, closeEvent.reason));
   };
 
   function reportClose(): void {
@@ -445,7 +498,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
     const { code, reason } = closeEvent!;
     closeEvent = undefined;
     events = undefined;
-    const error = failure ?? new WebSocketClosedError(code, reason);
+    const error = failure ?? closedError(code, reason);
     if (!destroyed) {
       if (failure === undefined && (code === 1000 || code === 1005)) sink.end();
       else sink.error(error, !opened);
@@ -535,7 +588,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
 
   /** `send()` threw: nothing more can be trusted to go out in order, so the transport fails. */
   function sendFailed(error: unknown): void {
-    failure ??= new TransportClosedError(`the WebSocket's send() failed: ${(error as Error)?.message ?? error}`, error);
+    failure ??= new TransportClosedError(`the ${noun}'s send() failed: ${(error as Error)?.message ?? error}`, error);
     abort();
   }
 
@@ -550,8 +603,8 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
   if (socket.readyState > OPEN) {
     // Already closing or closed: no close event may come any more.
     closed = true;
-    closeEvent = { code: 1006, reason: 'the WebSocket was already closed' };
-    failure = new WebSocketClosedError(1006, closeEvent.reason);
+    closeEvent = { code: 1006, reason: `the ${noun} was already closed` };
+    failure = closedError(1006, closeEvent.reason);
   }
 
   return {
@@ -569,11 +622,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
         // As a Node stream fails a write after end(): the bytes cannot go (a browser would only warn).
         defer(() =>
           done(
-            failure ??
-              new WebSocketClosedError(
-                1006,
-                closed ? 'the WebSocket is closed' : 'the transport was ended: no more writes',
-              ),
+            failure ?? closedError(1006, closed ? `the ${noun} is closed` : 'the transport was ended: no more writes'),
           ),
         );
         return false;
@@ -586,10 +635,10 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       let inPlace: boolean;
       try {
         inPlace = eachMessage(
-          parts,
+          maxSendSize === Infinity ? parts : cutParts(parts, maxSendSize),
           now && !readsAfterSend,
           now ? (message) => socket.send(message as SendableBytes) : (message) => messages.push(message),
-          MERGE_LIMIT,
+          mergeLimit,
           readsAfterSend,
         );
       } catch (error) {
@@ -638,7 +687,7 @@ export function webSocketTransport(socket: WebSocketLike, options?: WebSocketTra
       // the writes waiting for it fail.
       const waiting = queued;
       queued = [];
-      const gone = failure ?? new WebSocketClosedError(1006, 'the transport was destroyed before the WebSocket opened');
+      const gone = failure ?? closedError(1006, `the transport was destroyed before the ${noun} opened`);
       for (const write of waiting) write.done?.(gone);
       abort();
       // A WHATWG socket's close() waits for the peer's answer (a browser gives a peer that is gone a minute or

@@ -459,5 +459,22 @@ function registerTests(): void {
         await new Promise<void>((resolve) => exampleServer.close(() => resolve()));
       }
     });
+
+    test('over an RTCDataChannel between two connections in the page: 400 channels dialled by both ends and 8 MiB each way echo exactly, no message above 64 KiB with 1 MiB frames, a closed connection ends the other session with a typed error and its own without a hang', async () => {
+      const result = await run(page, 'dataChannels', 400, 8 * MiB);
+      assert.equal(result.exact, 400);
+      assert.equal(result.bulkExact, true);
+      assert.ok(result.sctpMaxMessageSize > 0, 'the connection has an SCTP transport');
+      // The default maxMessageSize (RFC 8841's 64 KiB) holds even for 1 MiB frames, which are cut to fit.
+      assert.ok(
+        result.largestMessage > 32 * KiB && result.largestMessage <= 64 * KiB,
+        `largest message ${result.largestMessage}`,
+      );
+      // The peer's connection closed under an open channel: the transport failed (Chromium closes the data
+      // channel with an error, "User-Initiated Abort"), or ended with the channel open; typed either way.
+      assert.equal(result.closedByPeer?.code, 'ERR_MUX_TRANSPORT_CLOSED');
+      // The end whose own connection closed settles too (the page's code closed it: no error is needed).
+      assert.ok(result.closedHere === null || result.closedHere.muxError, JSON.stringify(result.closedHere));
+    });
   });
 }

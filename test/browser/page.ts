@@ -274,6 +274,102 @@ export const scenarios = {
     return { echoed };
   },
 
+  /**
+   * Two RTCPeerConnections in this page joined by one data channel (signalling by hand), a session over each
+   * end (`dataChannelTransport`) with frames of up to 1 MiB: `count` channels dialled by both ends, each echoed
+   * by the other end and checked by SHA-256; `bulk` bytes each way on one channel; then one end's connection
+   * closes. Reports the largest message either end sent, against the default `maxMessageSize` (64 KiB).
+   */
+  async dataChannels(
+    count: number,
+    bulk: number,
+  ): Promise<{
+    exact: number;
+    bulkExact: boolean;
+    largestMessage: number;
+    sctpMaxMessageSize: number;
+    closedByPeer: ReturnType<typeof describeError> | null;
+    closedHere: ReturnType<typeof describeError> | null;
+  }> {
+    const pa = new RTCPeerConnection();
+    const pb = new RTCPeerConnection();
+    pa.onicecandidate = (event) => void (event.candidate && pb.addIceCandidate(event.candidate));
+    pb.onicecandidate = (event) => void (event.candidate && pa.addIceCandidate(event.candidate));
+    const a = pa.createDataChannel('mux');
+    const accepted = new Promise<RTCDataChannel>((resolve) => (pb.ondatachannel = (event) => resolve(event.channel)));
+    await pa.setLocalDescription(await pa.createOffer());
+    await pb.setRemoteDescription(pa.localDescription!);
+    await pb.setLocalDescription(await pb.createAnswer());
+    await pa.setRemoteDescription(pb.localDescription!);
+    const b = await accepted;
+    let largestMessage = 0;
+    for (const end of [a, b]) {
+      // (on the instance: the transport calls `send` through the channel, as a page's code would)
+      const send = end.send.bind(end) as (data: ArrayBufferView<ArrayBuffer>) => void;
+      Object.defineProperty(end, 'send', {
+        value: (data: ArrayBufferView<ArrayBuffer>) => {
+          largestMessage = Math.max(largestMessage, data.byteLength);
+          send(data);
+        },
+      });
+    }
+    // `a` may still be connecting: the transport waits for it to open.
+    const frames = { keepAliveInterval: 0, maxFrameSize: 1024 * 1024, initialWindow: 4 * 1024 * 1024 };
+    const sa = new muxwire.WebSession(muxwire.dataChannelTransport(a), 'client', frames);
+    const sb = new muxwire.WebSession(muxwire.dataChannelTransport(b), 'server', frames);
+    for (const session of [sa, sb]) {
+      void (async () => {
+        for await (const channel of session) void channel.readable.pipeTo(channel.writable).catch(() => {});
+      })();
+    }
+    const echo = async (session: WebSession, data: Uint8Array): Promise<boolean> => {
+      const channel = session.dial();
+      const writing = (async () => {
+        const writer = channel.writable.getWriter();
+        for (let at = 0; at < data.length; at += 256 * 1024) await writer.write(data.slice(at, at + 256 * 1024));
+        await writer.close();
+      })();
+      const [echoed] = await Promise.all([readAll(channel), writing]);
+      return (await sha256(echoed)) === (await sha256(data));
+    };
+    const results = await Promise.all(
+      Array.from({ length: count }, (_, i) => {
+        const data = new Uint8Array(1 + ((i * 7919) % 4096));
+        crypto.getRandomValues(data);
+        return echo(i % 2 === 0 ? sa : sb, data);
+      }),
+    );
+    const big = new Uint8Array(bulk);
+    fillPattern({ x: 777 }, big);
+    const bulkResults = await Promise.all([echo(sa, big), echo(sb, big)]);
+    const sctpMaxMessageSize = pa.sctp?.maxMessageSize ?? 0;
+    const outcome = (session: WebSession) =>
+      session.closed.then(
+        () => null,
+        (error: unknown) => describeError(error),
+      );
+    // One end's connection goes: the other end's session ends with a typed error or cleanly, never hangs.
+    const dead = sa.dial();
+    void dead.readable
+      .getReader()
+      .read()
+      .catch(() => {});
+    pb.close();
+    const timeout = new Promise<'hang'>((resolve) => setTimeout(() => resolve('hang'), 10_000));
+    const closedByPeer = await Promise.race([outcome(sa), timeout]);
+    const closedHere = await Promise.race([outcome(sb), timeout]);
+    pa.close();
+    if (closedByPeer === 'hang' || closedHere === 'hang') throw new Error('a session did not end within 10 s');
+    return {
+      exact: results.filter(Boolean).length,
+      bulkExact: bulkResults.every(Boolean),
+      largestMessage,
+      sctpMaxMessageSize,
+      closedByPeer,
+      closedHere,
+    };
+  },
+
   /** Waits for what `openAndWait` left pending. */
   pendingSettled(): Promise<{ settled: number; errors: ReturnType<typeof describeError>[] }> {
     return kept.pending!;

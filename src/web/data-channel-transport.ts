@@ -1,0 +1,103 @@
+/**
+ * A WebRTC data channel (`RTCDataChannel`) as a session transport: muxwire between two pages, or a page and a
+ * peer, with no server carrying the bytes. A data channel has a WebSocket's shape (`send`, `bufferedAmount`,
+ * `binaryType`, `'open'`/`'message'`/`'close'`/`'error'`), and the WebSocket transport carries it, with three
+ * differences handled here: its `readyState` is a name (`'open'`), not a number; a close has no code (any close
+ * that no failure came before is the peer's clean end); and a message may be no larger than the connection's
+ * SCTP limit (`RTCPeerConnection.sctp.maxMessageSize`), which the browser enforces by throwing from `send()`.
+ * @module
+ */
+import { callOptions } from '../core/abortable.js';
+import type { Transport } from '../core/transport.js';
+import {
+  isMessageSocket,
+  messageTransport,
+  resolveTransportOptions,
+  type SendableBytes,
+  type WebSocketLike,
+  type WebSocketTransportOptions,
+} from './websocket-transport.js';
+
+/**
+ * The message size every WebRTC endpoint takes when the peer's offer names none (RFC 8841): the default of
+ * `maxSendSize` here. Chromium's and Firefox's connections take more (`sctp.maxMessageSize`: 256 KiB and
+ * 1 GiB); pass that to send fewer, larger messages.
+ */
+export const DATA_CHANNEL_MESSAGE_SIZE = 64 * 1024;
+
+/** The parts of the WHATWG `RTCDataChannel` interface the transport uses. */
+export interface DataChannelLike {
+  /** `'connecting'`, `'open'`, `'closing'` or `'closed'`. */
+  readonly readyState: string;
+  /** Bytes given to `send()` and not yet sent: what the water marks are judged on. */
+  readonly bufferedAmount: number;
+  /** Set to `'arraybuffer'` by the transport. */
+  binaryType: string;
+  /** Must be true: muxwire's frames must arrive in order. */
+  readonly ordered: boolean;
+  /** Must be null (a reliable channel): a channel that may drop messages would lose frames. */
+  readonly maxRetransmits: number | null;
+  /** Must be null (a reliable channel), as `maxRetransmits`. */
+  readonly maxPacketLifeTime: number | null;
+  /** Sends one binary message. */
+  send(data: SendableBytes): void;
+  /** Closes the channel. */
+  close(): void;
+  /** Listens for `'open'`, `'message'`, `'close'` and `'error'`. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  addEventListener(type: string, listener: (event: any) => void): void;
+  /** Removes a listener added with `addEventListener`. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  removeEventListener(type: string, listener: (event: any) => void): void;
+}
+
+/**
+ * Wraps an ordered, reliable `RTCDataChannel` (the default of `createDataChannel`) as a session transport.
+ * Call it as soon as the channel exists (from `createDataChannel`, or in `ondatachannel`): from then on no
+ * message is lost. Options are the WebSocket transport's; `maxSendSize` defaults to
+ * {@link DATA_CHANNEL_MESSAGE_SIZE} (pass the connection's `sctp.maxMessageSize` for larger messages). Both ends
+ * of one data channel make one session each, with different roles (`'client'` and `'server'`).
+ */
+export function dataChannelTransport(channel: DataChannelLike, options?: WebSocketTransportOptions): Transport {
+  if (!isMessageSocket(channel) || typeof channel.readyState !== 'string') {
+    throw new TypeError(
+      'muxwire: dataChannelTransport needs an RTCDataChannel (for a WebSocket, use webSocketTransport)',
+    );
+  }
+  if (
+    (channel as { ordered?: boolean }).ordered === false ||
+    channel.maxRetransmits != null ||
+    channel.maxPacketLifeTime != null
+  ) {
+    throw new TypeError(
+      'muxwire: dataChannelTransport needs an ordered, reliable data channel (createDataChannel with neither ordered: false, maxRetransmits nor maxPacketLifeTime): frames lost or out of order break the session',
+    );
+  }
+  const resolved = resolveTransportOptions(callOptions(options), DATA_CHANNEL_MESSAGE_SIZE);
+  return messageTransport(asWebSocket(channel), resolved, true);
+}
+
+/** An RTCDataChannel's `readyState`s, numbered as a WebSocket's. */
+const STATES: Record<string, number> = { connecting: 0, open: 1, closing: 2, closed: 3 };
+
+/** `channel` as the WebSocket transport sees a socket: its `readyState` a number, the rest passed through. */
+function asWebSocket(channel: DataChannelLike): WebSocketLike {
+  return {
+    get readyState() {
+      return STATES[channel.readyState] ?? 3;
+    },
+    get bufferedAmount() {
+      return channel.bufferedAmount;
+    },
+    get binaryType() {
+      return channel.binaryType;
+    },
+    set binaryType(type) {
+      channel.binaryType = type;
+    },
+    send: (data) => channel.send(data),
+    close: () => channel.close(),
+    addEventListener: (type, listener) => channel.addEventListener(type, listener),
+    removeEventListener: (type, listener) => channel.removeEventListener(type, listener),
+  };
+}
