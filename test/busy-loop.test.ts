@@ -2,7 +2,8 @@
  * Deadlines after a busy event loop: when the process was busy past a deadline (synchronous work, a long GC
  * pause), Node runs the expired timer before it reads what arrived meanwhile. The peer's answer, already in
  * the socket, must count: keep-alive, open and close deadlines are judged after the bytes waiting were read.
- * The peer runs in another process (test/support/tcp-echo-child.ts), so it answers while this one is busy.
+ * So must the tunnel command's control messages (src/cli/protocol.ts). The peer runs in another process
+ * (test/support/tcp-echo-child.ts), so it answers while this one is busy.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { type Channel, multiplexedClient, type Session } from '../src/index.js';
 import { readAll, within } from './helpers.js';
+import { encode, readMessage } from '../src/cli/protocol.js';
 
 const CHILD = fileURLToPath(new URL('./support/tcp-echo-child.js', import.meta.url));
 const DEADLINE_MS = 300;
@@ -122,6 +124,28 @@ test('a busy event loop', async (t) => {
         await within(session.closed, 5000, 'session.closed');
         assert.equal(session.closeError, undefined);
         assert.equal((await reply).toString(), 'hello');
+      } finally {
+        session.destroy();
+      }
+    },
+  );
+
+  await t.test(
+    "the tunnel's control message answered on a channel while this process was busy past its timeout is read, not timed out",
+    async () => {
+      const { session, socket } = await connected(port, {});
+      try {
+        const channel = session.dial();
+        // The echo peer answers the message as the tunnel's server answers a `connect` with `ok`.
+        const reading = readMessage(channel, DEADLINE_MS);
+        const sentBefore = socket.bytesWritten;
+        channel.write(encode({ type: 'ok', port: 7 }));
+        await turn();
+        assert.ok(socket.bytesWritten > sentBefore, 'the message left before the busy spell');
+        busy(BUSY_MS);
+        assert.deepEqual(await within(reading, 5000, 'the message'), { type: 'ok', port: 7 });
+        // And a message that never comes still times out.
+        await assert.rejects(readMessage(channel, DEADLINE_MS), { code: 'ERR_TUNNEL_TIMEOUT' });
       } finally {
         session.destroy();
       }

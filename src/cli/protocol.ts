@@ -10,6 +10,7 @@ import { MERGE_LIMIT } from '../web/websocket-transport.js';
 import { type SessionOptions, resolveOptions } from '../core/options.js';
 import { MAX_FORWARDS, isHostText } from './args.js';
 import { TunnelError, type TunnelErrorCode } from './errors.js';
+import { afterPendingReads } from '../core/timers.js';
 
 /** The protocol version in `hello` and `welcome`; a server refuses a client of another version. */
 export const PROTOCOL_VERSION = 1;
@@ -131,6 +132,12 @@ function protocolError(message: string): TunnelError {
 }
 
 /**
+ * Turns of the event loop a control message's timeout waits, once it passed, for what was already received (see
+ * `readMessage`): the session reads a large backlog over several turns (its read time slice).
+ */
+const VERDICT_ROUNDS = 64;
+
+/**
  * Reads exactly one message from the start of `stream` and puts back whatever followed it, so the stream
  * can then be piped as plain data. Rejects with a `TunnelError` when the stream ends or fails first, the
  * frame is malformed, or `timeoutMs` passes.
@@ -138,7 +145,10 @@ function protocolError(message: string): TunnelError {
 export function readMessage(stream: Readable, timeoutMs: number): Promise<Message> {
   return new Promise<Message>((resolve, reject) => {
     let buffered: Buffer = Buffer.alloc(0);
+    let finished = false;
     const finish = (error: Error | undefined, message?: Message): void => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
       stream.off('readable', onReadable);
       stream.off('end', onEnd);
@@ -173,10 +183,20 @@ export function readMessage(stream: Readable, timeoutMs: number): Promise<Messag
     };
     const onEnd = (): void => finish(protocolError('the channel ended before a complete message'));
     const onError = (error: Error): void => finish(error);
-    const timer = setTimeout(
-      () => finish(new TunnelError('ERR_TUNNEL_TIMEOUT', 'control protocol: no message in time')),
-      timeoutMs,
-    );
+    // The verdict waits for what was received meanwhile to be read. A process that was stopped (SIGSTOP, a
+    // laptop's sleep) or busy past the deadline runs the expired timer before it reads its sockets: the peer's
+    // answer, already there, would be thrown away with the connection behind it (a forwarded connection reset
+    // after the target had taken its request). So, as the session's own deadlines do, the verdict comes after
+    // the pending reads, and after those the session's decoding and the channel's events brought on.
+    const verdict = (rounds: number): void =>
+      afterPendingReads(() => {
+        if (finished) return;
+        if (stream.readableLength > 0) onReadable();
+        if (finished) return;
+        if (rounds < VERDICT_ROUNDS) verdict(rounds + 1);
+        else finish(new TunnelError('ERR_TUNNEL_TIMEOUT', 'control protocol: no message in time'));
+      });
+    const timer = setTimeout(() => verdict(1), timeoutMs);
     stream.on('readable', onReadable);
     stream.once('end', onEnd);
     stream.once('error', onError);
