@@ -245,7 +245,7 @@ export async function runClient(
     if (code === 'ERR_TUNNEL_TIMEOUT' || sessionCode === 'ERR_MUX_KEEPALIVE_TIMEOUT') {
       return new TunnelError(
         'ERR_TUNNEL_TIMEOUT',
-        `the server ${server} did not complete the handshake: no answer within ${HELLO_TIMEOUT_MS / 1000} s (${hint})`,
+        `the server ${server} did not complete the handshake: no answer within ${HELLO_TIMEOUT_MS / 1000} s (${hint}; or it is stopped or overloaded: a server that answered before and stops answering says nothing)`,
         { cause: error },
       );
     }

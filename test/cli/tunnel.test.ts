@@ -550,7 +550,7 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
           const fatal = await c.waitFor('fatal', 30_000);
           assert.match(
             fatal.message,
-            /did not complete the handshake: no answer within 10 s \(check that --tls and --ws match how it listens, and that it is a muxwire server\)/,
+            /did not complete the handshake: no answer within 10 s \(check that --tls and --ws match how it listens, and that it is a muxwire server; or it is stopped or overloaded/,
           );
           assert.doesNotMatch(fatal.message, /ping|closed the connection/);
         } finally {
