@@ -520,6 +520,67 @@ describe('muxwire/web bad input', () => {
     await assert.rejects(connectWebSocket(url, { WebSocket, maxSendSize: 0 }), RangeError);
   });
 
+  test("dataChannelTransport holds back what would take the data channel's queue past 16 MiB, sends it as the queue falls, and closes after it", async () => {
+    const sent: number[] = [];
+    const listeners = new Map<string, (event: unknown) => void>();
+    let closed = 0;
+    const channel = {
+      readyState: 'open',
+      bufferedAmount: 15 * MiB,
+      binaryType: 'blob',
+      ordered: true,
+      maxRetransmits: null as number | null,
+      maxPacketLifeTime: null as number | null,
+      bufferedAmountLowThreshold: 0,
+      send(data: Uint8Array) {
+        if (this.bufferedAmount + data.length > 16 * MiB) throw new Error('RTCDataChannel send queue is full');
+        this.bufferedAmount += data.length;
+        sent.push(data.length);
+      },
+      close() {
+        closed++;
+        // (as a real one's: the transport stops watching its queue then)
+        setImmediate(() => listeners.get('close')!({}));
+      },
+      addEventListener(type: string, listener: (event: unknown) => void) {
+        listeners.set(type, listener);
+      },
+      removeEventListener() {},
+    };
+    const transport = dataChannelTransport(channel, { maxSendSize: 256 * KiB });
+    const failures: Error[] = [];
+    transport.start({
+      data() {},
+      drain() {},
+      end() {},
+      error: (error: Error) => void failures.push(error),
+      close() {},
+    });
+    // 2 MiB in one write with 15 MiB queued: 1 MiB fits, the rest waits; the write says the transport is full.
+    const written = new Promise<Error | null | undefined>((resolve) =>
+      assert.equal(
+        transport.write([new Uint8Array(2 * MiB)], (error) => resolve(error)),
+        false,
+      ),
+    );
+    assert.equal(await written, null);
+    assert.equal(
+      sent.reduce((a, b) => a + b, 0),
+      MiB,
+    );
+    transport.end();
+    assert.equal(closed, 0, 'the close waits for what is held');
+    channel.bufferedAmount = 0;
+    listeners.get('bufferedamountlow')!({});
+    assert.equal(
+      sent.reduce((a, b) => a + b, 0),
+      2 * MiB,
+    );
+    assert.equal(closed, 1);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(failures, []);
+  });
+
   test('webSocketTransport refuses an RTCDataChannel-like socket (readyState a name) with a TypeError naming dataChannelTransport; dataChannelTransport refuses an unordered or unreliable channel', () => {
     const dataChannel = {
       readyState: 'connecting',
@@ -528,6 +589,7 @@ describe('muxwire/web bad input', () => {
       ordered: true,
       maxRetransmits: null as number | null,
       maxPacketLifeTime: null as number | null,
+      bufferedAmountLowThreshold: 0,
       send() {},
       close() {},
       addEventListener() {},

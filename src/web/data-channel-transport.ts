@@ -8,6 +8,7 @@
  * @module
  */
 import { callOptions } from '../core/abortable.js';
+import { Fifo } from '../core/fifo.js';
 import type { Transport } from '../core/transport.js';
 import {
   isMessageSocket,
@@ -25,6 +26,13 @@ import {
  */
 export const DATA_CHANNEL_MESSAGE_SIZE = 64 * 1024;
 
+/**
+ * What a data channel's `bufferedAmount` is never taken past: Chromium's `send()` throws ("send queue is full")
+ * and closes the channel beyond 16 MiB, which a large `maxFrameSize` or `highWaterMark` reached in one write.
+ * Messages that would pass it are held back (see `asWebSocket`).
+ */
+const SEND_QUEUE_LIMIT = 16 * 1024 * 1024;
+
 /** The parts of the WHATWG `RTCDataChannel` interface the transport uses. */
 export interface DataChannelLike {
   /** `'connecting'`, `'open'`, `'closing'` or `'closed'`. */
@@ -39,11 +47,13 @@ export interface DataChannelLike {
   readonly maxRetransmits: number | null;
   /** Must be null (a reliable channel), as `maxRetransmits`. */
   readonly maxPacketLifeTime: number | null;
+  /** `bufferedAmount` at or below which `'bufferedamountlow'` fires: set by the transport. */
+  bufferedAmountLowThreshold: number;
   /** Sends one binary message. */
   send(data: SendableBytes): void;
   /** Closes the channel. */
   close(): void;
-  /** Listens for `'open'`, `'message'`, `'close'` and `'error'`. */
+  /** Listens for `'open'`, `'message'`, `'close'`, `'error'` and `'bufferedamountlow'`. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   addEventListener(type: string, listener: (event: any) => void): void;
   /** Removes a listener added with `addEventListener`. */
@@ -80,14 +90,43 @@ export function dataChannelTransport(channel: DataChannelLike, options?: WebSock
 /** An RTCDataChannel's `readyState`s, numbered as a WebSocket's. */
 const STATES: Record<string, number> = { connecting: 0, open: 1, closing: 2, closed: 3 };
 
-/** `channel` as the WebSocket transport sees a socket: its `readyState` a number, the rest passed through. */
+/**
+ * `channel` as the WebSocket transport sees a socket: its `readyState` a number; and messages that would take its
+ * `bufferedAmount` past {@link SEND_QUEUE_LIMIT} held back, as copies (the transport may reuse the array it
+ * joined them in), and counted in `bufferedAmount`, so that the transport holds the session's writes as for a
+ * full socket. They are sent as the channel's queue falls (`'bufferedamountlow'`, and each look at
+ * `bufferedAmount`, which the transport's drain polls take); a close waits for them, as a data channel's own
+ * close sends what its queue holds first.
+ */
 function asWebSocket(channel: DataChannelLike): WebSocketLike {
+  const held = new Fifo<Uint8Array>();
+  let heldBytes = 0;
+  let closeAfterHeld = false;
+  /** A message of `size` bytes may go now (one always may when nothing is queued). */
+  const fits = (size: number): boolean =>
+    channel.bufferedAmount === 0 || channel.bufferedAmount + size <= SEND_QUEUE_LIMIT;
+  const sendHeld = (): void => {
+    try {
+      while (held.length > 0 && fits(held.peek()!.length)) {
+        const message = held.shift()!;
+        heldBytes -= message.length;
+        channel.send(message as SendableBytes);
+      }
+    } catch {
+      // The channel closed or failed meanwhile: its own 'close' or 'error' tells the transport.
+      return;
+    }
+    if (held.length === 0 && closeAfterHeld) channel.close();
+  };
+  channel.bufferedAmountLowThreshold = SEND_QUEUE_LIMIT / 2;
+  channel.addEventListener('bufferedamountlow', sendHeld);
   return {
     get readyState() {
       return STATES[channel.readyState] ?? 3;
     },
     get bufferedAmount() {
-      return channel.bufferedAmount;
+      if (held.length > 0) sendHeld();
+      return channel.bufferedAmount + heldBytes;
     },
     get binaryType() {
       return channel.binaryType;
@@ -95,8 +134,18 @@ function asWebSocket(channel: DataChannelLike): WebSocketLike {
     set binaryType(type) {
       channel.binaryType = type;
     },
-    send: (data) => channel.send(data),
-    close: () => channel.close(),
+    send(data) {
+      if (held.length === 0 && fits(data.length)) {
+        channel.send(data);
+        return;
+      }
+      held.push(data.slice());
+      heldBytes += data.length;
+    },
+    close() {
+      if (held.length > 0) closeAfterHeld = true;
+      else channel.close();
+    },
     addEventListener: (type, listener) => channel.addEventListener(type, listener),
     removeEventListener: (type, listener) => channel.removeEventListener(type, listener),
   };

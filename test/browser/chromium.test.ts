@@ -476,5 +476,17 @@ function registerTests(): void {
       // The end whose own connection closed settles too (the page's code closed it: no error is needed).
       assert.ok(result.closedHere === null || result.closedHere.muxError, JSON.stringify(result.closedHere));
     });
+
+    test("a data channel's session keeps Chromium's send queue within 16 MiB (send() throws past it): 16 MiB frames with 32 MiB windows, and a 16 MiB highWaterMark with 1 MiB frames, each 40 MiB exact", async () => {
+      for (const [frame, highWaterMark] of [
+        [16 * MiB, undefined],
+        [MiB, 16 * MiB],
+      ] as const) {
+        const result = await run(page, 'dataChannelQueue', frame, 32 * MiB, 40 * MiB, highWaterMark);
+        assert.equal(result.wrote, 'ok', JSON.stringify(result));
+        assert.equal(result.exact, true);
+        assert.ok(result.mostQueued <= 16 * MiB, `queued ${result.mostQueued}`);
+      }
+    });
   });
 }

@@ -50,6 +50,37 @@ const kept: {
 
 const options = { keepAliveInterval: 0 };
 
+/** Two RTCPeerConnections in this page joined by one data channel (signalling by hand): its two ends. */
+async function dataChannelPair(): Promise<{
+  a: RTCDataChannel;
+  b: RTCDataChannel;
+  pa: RTCPeerConnection;
+  pb: RTCPeerConnection;
+  close: () => void;
+}> {
+  const pa = new RTCPeerConnection();
+  const pb = new RTCPeerConnection();
+  pa.onicecandidate = (event) => void (event.candidate && pb.addIceCandidate(event.candidate));
+  pb.onicecandidate = (event) => void (event.candidate && pa.addIceCandidate(event.candidate));
+  const a = pa.createDataChannel('mux');
+  const accepted = new Promise<RTCDataChannel>((resolve) => (pb.ondatachannel = (event) => resolve(event.channel)));
+  await pa.setLocalDescription(await pa.createOffer());
+  await pb.setRemoteDescription(pa.localDescription!);
+  await pb.setLocalDescription(await pb.createAnswer());
+  await pa.setRemoteDescription(pb.localDescription!);
+  const b = await accepted;
+  return {
+    a,
+    b,
+    pa,
+    pb,
+    close: () => {
+      pa.close();
+      pb.close();
+    },
+  };
+}
+
 export const scenarios = {
   /** Opens `count` channels at once; each sends 1 byte to 16 KiB of random data and checks the echo's SHA-256. */
   async echoMany(url: string, count: number): Promise<{ exact: number; bytes: number; ms: number }> {
@@ -291,17 +322,7 @@ export const scenarios = {
     closedByPeer: ReturnType<typeof describeError> | null;
     closedHere: ReturnType<typeof describeError> | null;
   }> {
-    const pa = new RTCPeerConnection();
-    const pb = new RTCPeerConnection();
-    pa.onicecandidate = (event) => void (event.candidate && pb.addIceCandidate(event.candidate));
-    pb.onicecandidate = (event) => void (event.candidate && pa.addIceCandidate(event.candidate));
-    const a = pa.createDataChannel('mux');
-    const accepted = new Promise<RTCDataChannel>((resolve) => (pb.ondatachannel = (event) => resolve(event.channel)));
-    await pa.setLocalDescription(await pa.createOffer());
-    await pb.setRemoteDescription(pa.localDescription!);
-    await pb.setLocalDescription(await pb.createAnswer());
-    await pa.setRemoteDescription(pb.localDescription!);
-    const b = await accepted;
+    const { a, b, pa, pb } = await dataChannelPair();
     let largestMessage = 0;
     for (const end of [a, b]) {
       // (on the instance: the transport calls `send` through the channel, as a page's code would)
@@ -368,6 +389,51 @@ export const scenarios = {
       closedByPeer,
       closedHere,
     };
+  },
+
+  /**
+   * One channel over a data channel writing `bytes` in one write, with frames of `frame` bytes, windows of
+   * `window` and the transport's `highWaterMark`: Chromium's `send()` throws past 16 MiB queued. Reports whether
+   * all arrived exactly and the most the data channel queued.
+   */
+  async dataChannelQueue(
+    frame: number,
+    window: number,
+    bytes: number,
+    highWaterMark?: number,
+  ): Promise<{ exact: boolean; wrote: string; mostQueued: number }> {
+    const { a, b, close } = await dataChannelPair();
+    let mostQueued = 0;
+    const send = a.send.bind(a) as (data: ArrayBufferView<ArrayBuffer>) => void;
+    Object.defineProperty(a, 'send', {
+      value: (data: ArrayBufferView<ArrayBuffer>) => {
+        send(data);
+        mostQueued = Math.max(mostQueued, a.bufferedAmount);
+      },
+    });
+    const options = { keepAliveInterval: 0, maxFrameSize: frame, initialWindow: window, maxWindow: window };
+    const sa = new muxwire.WebSession(muxwire.dataChannelTransport(a, { highWaterMark }), 'client', options);
+    const sb = new muxwire.WebSession(muxwire.dataChannelTransport(b), 'server', options);
+    const data = new Uint8Array(bytes);
+    fillPattern({ x: 4242 }, data);
+    const received = sb.accept().then((channel) => readAll(channel));
+    const writer = sa.dial().writable.getWriter();
+    const wrote = await writer.write(data).then(
+      () => 'ok',
+      (error: unknown) => (error as Error).message,
+    );
+    void writer.close().catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const echoed = await Promise.race([
+      received.catch(() => new Uint8Array(0)),
+      new Promise<Uint8Array>((resolve) => (timer = setTimeout(() => resolve(new Uint8Array(0)), 60_000))),
+    ]);
+    clearTimeout(timer);
+    const exact = echoed.length === data.length && (await sha256(echoed)) === (await sha256(data));
+    sa.destroy();
+    sb.destroy();
+    close();
+    return { exact, wrote, mostQueued };
   },
 
   /** Waits for what `openAndWait` left pending. */
