@@ -1040,6 +1040,91 @@ describe('muxwire/web WebSocket transport: a WHATWG socket whose peer never answ
   });
 });
 
+describe('muxwire/web WebSocket transport: sockets that do not say they closed (workerd)', () => {
+  /** A WHATWG socket whose send() throws (workerd's before the Worker's accept()) and that never fires 'close'. */
+  const unsendable = (closeThrows: boolean): { socket: WebSocketLike; closes: number[] } => {
+    const closes: number[] = [];
+    const socket = {
+      readyState: 1,
+      bufferedAmount: 0,
+      binaryType: 'blob',
+      send(): void {
+        throw new TypeError('You must call one of accept() or state.acceptWebSocket() on this WebSocket');
+      },
+      close(code: number): void {
+        closes.push(code);
+        if (closeThrows) throw new Error('close failed');
+      },
+      addEventListener(): void {},
+      removeEventListener(): void {},
+    };
+    return { socket, closes };
+  };
+
+  test('a send() that throws fails the session at once with that error, though no close event ever comes (also when close() throws too)', async () => {
+    for (const closeThrows of [false, true]) {
+      const { socket, closes } = unsendable(closeThrows);
+      const session = new WebSession(webSocketTransport(socket), 'server', {});
+      const channel = session.dial();
+      const writer = channel.writable.getWriter();
+      void writer.write(new Uint8Array([1])).catch(() => {});
+      const error = await within(
+        session.closed.then(
+          () => undefined,
+          (reason: unknown) => reason as Error,
+        ),
+        2000,
+        'the session to fail',
+      );
+      assert.ok(error instanceof TransportClosedError, String(error));
+      assert.match(error.message, /send\(\) failed: You must call one of accept\(\)/);
+      assert.deepEqual(closes, [1000]);
+      assert.equal(session.state, 'closed');
+    }
+  });
+
+  test("a close event that comes while the socket is still CLOSING (the peer's Close frame unanswered) is answered with close()", async () => {
+    const listeners = new Map<string, (event: unknown) => void>();
+    const closes: (number | undefined)[] = [];
+    const socket = {
+      readyState: 1,
+      bufferedAmount: 0,
+      binaryType: 'blob',
+      send(): void {},
+      close(code?: number): void {
+        closes.push(code);
+      },
+      addEventListener(type: string, listener: (event: unknown) => void): void {
+        listeners.set(type, listener);
+      },
+      removeEventListener(): void {},
+    };
+    const session = new WebSession(webSocketTransport(socket), 'server', { keepAliveInterval: 0 });
+    socket.readyState = 2;
+    listeners.get('close')!({ code: 1000, reason: '' });
+    await within(session.closed, 2000, 'the session to end');
+    assert.deepEqual(closes, [1000]);
+    // An application's code is given back; a code a page may not send (1001 and the like) is answered with 1000.
+    for (const [code, answer] of [
+      [4001, 4001],
+      [1001, 1000],
+      [1005, 1000],
+    ] as const) {
+      closes.length = 0;
+      socket.readyState = 1;
+      const another = new WebSession(webSocketTransport(socket), 'server', { keepAliveInterval: 0 });
+      socket.readyState = 2;
+      listeners.get('close')!({ code, reason: '' });
+      await within(
+        another.closed.catch(() => {}),
+        2000,
+        'the session to end',
+      );
+      assert.deepEqual(closes, [answer]);
+    }
+  });
+});
+
 describe('muxwire/web WebSocket transport: when a write is done', () => {
   /** A socket with the `ws` package's `send(data, callback)`, whose callbacks run only when the test says. */
   function heldSocket(): { socket: WebSocketLike; sent: Uint8Array[]; release: () => void } {

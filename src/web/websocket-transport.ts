@@ -114,6 +114,7 @@ export class WebSocketClosedError extends TransportClosedError {
 
 const CONNECTING = 0;
 const OPEN = 1;
+const CLOSING = 2;
 
 /**
  * The receive window a channel of `connectWebSocket` (and of `createWebSocketServer`) starts with unless
@@ -593,12 +594,38 @@ export function messageTransport(
   }
 
   function abort(): void {
-    if (typeof pausable.terminate === 'function') pausable.terminate();
-    else socket.close(1000);
+    try {
+      if (typeof pausable.terminate === 'function') pausable.terminate();
+      else socket.close(1000);
+    } catch {
+      // (a socket whose close() throws is closed for the session all the same, below)
+    }
+    // A WHATWG socket's close() waits for the peer's answer (a browser gives a peer that is gone a minute or
+    // more), and so would the session's close deadline; and some sockets never say they closed (workerd's, when
+    // the Worker never called accept(): every send() throws, and the session ran on until keep-alive, or for
+    // good). The transport is closed for the session now, and the handshake ends, or not, without it.
+    if (typeof pausable.terminate !== 'function') defer(() => closed || onClose({ code: 1006 }));
   }
 
+  /**
+   * The socket says it closed. Still CLOSING, it has not answered the peer's Close frame (workerd's server
+   * sockets before its 2026-04-07 compatibility date): answered here, or the peer waits for it (a Node client's
+   * graceful close took 2 s and ended with 1006 instead of 60 ms). Browsers say so only once CLOSED.
+   */
+  const onCloseEvent = (event: { code?: number; reason?: string }): void => {
+    if (socket.readyState === CLOSING) {
+      const code = event?.code;
+      try {
+        socket.close(code !== undefined && code >= 3000 && code <= 4999 ? code : 1000);
+      } catch {
+        // (closed meanwhile)
+      }
+    }
+    onClose(event);
+  };
+
   // Listening starts now, before the session exists: see the module comment.
-  const listeners = { message: onMessage, open: onOpen, error: onError, close: onClose };
+  const listeners = { message: onMessage, open: onOpen, error: onError, close: onCloseEvent };
   for (const type in listeners) socket.addEventListener(type, listeners[type as keyof typeof listeners]);
   if (socket.readyState > OPEN) {
     // Already closing or closed: no close event may come any more.
@@ -690,10 +717,6 @@ export function messageTransport(
       const gone = failure ?? closedError(1006, `the transport was destroyed before the ${noun} opened`);
       for (const write of waiting) write.done?.(gone);
       abort();
-      // A WHATWG socket's close() waits for the peer's answer (a browser gives a peer that is gone a minute or
-      // more), and so would the session's close deadline: the transport is closed for the session now, and the
-      // handshake ends, or not, without it.
-      if (typeof pausable.terminate !== 'function') defer(() => closed || onClose({ code: 1006 }));
     },
   };
 }
