@@ -581,6 +581,57 @@ describe('muxwire/web bad input', () => {
     assert.deepEqual(failures, []);
   });
 
+  test("dataChannelTransport: a held message larger than half the queue's limit is sent when the queue empties, and the close follows", async () => {
+    const sent: number[] = [];
+    const listeners = new Map<string, (event: unknown) => void>();
+    let closed = 0;
+    const channel = {
+      readyState: 'open',
+      bufferedAmount: 1000,
+      binaryType: 'blob',
+      ordered: true,
+      maxRetransmits: null as number | null,
+      maxPacketLifeTime: null as number | null,
+      bufferedAmountLowThreshold: 0,
+      send(data: Uint8Array) {
+        this.bufferedAmount += data.length;
+        sent.push(data.length);
+      },
+      close() {
+        closed++;
+        setImmediate(() => listeners.get('close')!({}));
+      },
+      /** The queue falls to `amount`: 'bufferedamountlow' fires as it passes the threshold, as a browser's does. */
+      fallTo(amount: number) {
+        const before = this.bufferedAmount;
+        this.bufferedAmount = amount;
+        if (before > this.bufferedAmountLowThreshold && amount <= this.bufferedAmountLowThreshold) {
+          listeners.get('bufferedamountlow')!({});
+        }
+      },
+      addEventListener(type: string, listener: (event: unknown) => void) {
+        listeners.set(type, listener);
+      },
+      removeEventListener() {},
+    };
+    // Large messages (a peer that takes them), and a high-water mark above what is held: no drain poll runs.
+    const transport = dataChannelTransport(channel, { maxSendSize: Infinity, highWaterMark: 32 * MiB });
+    transport.start({ data() {}, drain() {}, end() {}, error() {}, close() {} });
+    const frame = 16 * MiB + 12;
+    assert.equal(
+      transport.write([new Uint8Array(frame)], () => {}),
+      true,
+    );
+    assert.deepEqual(sent, [], 'held: 1,000 bytes queued and one 16 MiB + 12 message do not fit in 16 MiB');
+    transport.end();
+    channel.fallTo(500);
+    assert.deepEqual(sent, []);
+    channel.fallTo(0);
+    assert.deepEqual(sent, [frame]);
+    assert.equal(closed, 1);
+    await new Promise((resolve) => setImmediate(resolve));
+  });
+
   test('webSocketTransport refuses an RTCDataChannel-like socket (readyState a name) with a TypeError naming dataChannelTransport; dataChannelTransport refuses an unordered or unreliable channel', () => {
     const dataChannel = {
       readyState: 'connecting',
