@@ -142,8 +142,8 @@ export function withWebSocketWindow<T extends { initialWindow?: number; maxWindo
  * @internal The default of `maxSendSize` for a WebSocket: 64 KiB. Firefox (153 ESR) sends and receives a
  * message of more than 64 KiB at a fraction of the speed (a page's `send()` of 65,548 bytes cost 12–18 ms per
  * MiB against 0.4–1.5 at 65,536; a muxwire channel moved a third of raw WebSocket's bytes either way with
- * messages of up to 256 KiB, 0.8–1.0x with 64 KiB); Chromium (four alternating runs) and WebKit showed no difference that outlasted
- * the noise (docs/browser.md).
+ * messages of up to 256 KiB, 0.8–1.0x with 64 KiB); Chromium (four alternating runs) and WebKit showed no
+ * difference that outlasted the noise (docs/browser.md).
  */
 export const WEB_SOCKET_MESSAGE_SIZE = 64 * 1024;
 
