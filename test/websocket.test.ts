@@ -632,6 +632,46 @@ describe('muxwire/web bad input', () => {
     await new Promise((resolve) => setImmediate(resolve));
   });
 
+  test('dataChannelTransport: destroy() while messages are held closes the data channel at once and drops them (a peer that stopped reading)', async () => {
+    const sent: number[] = [];
+    const listeners = new Map<string, (event: unknown) => void>();
+    let closes = 0;
+    const channel = {
+      readyState: 'open',
+      bufferedAmount: 16 * MiB,
+      binaryType: 'blob',
+      ordered: true,
+      maxRetransmits: null as number | null,
+      maxPacketLifeTime: null as number | null,
+      bufferedAmountLowThreshold: 0,
+      send(data: Uint8Array) {
+        this.bufferedAmount += data.length;
+        sent.push(data.length);
+      },
+      close() {
+        closes++;
+      },
+      addEventListener(type: string, listener: (event: unknown) => void) {
+        listeners.set(type, listener);
+      },
+      removeEventListener() {},
+    };
+    const transport = dataChannelTransport(channel);
+    let closedForSession = 0;
+    transport.start({ data() {}, drain() {}, end() {}, error() {}, close: () => closedForSession++ });
+    transport.write([new Uint8Array(MiB)], () => {});
+    assert.deepEqual(sent, [], 'the queue is full: all held');
+    transport.destroy();
+    assert.equal(closes, 1, 'closed at once');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(closedForSession, 1);
+    // The queue falls later: nothing held is sent after destroy(), and no second close.
+    channel.bufferedAmount = 0;
+    listeners.get('bufferedamountlow')!({});
+    assert.deepEqual(sent, []);
+    assert.equal(closes, 1);
+  });
+
   test('webSocketTransport refuses an RTCDataChannel-like socket (readyState a name) with a TypeError naming dataChannelTransport; dataChannelTransport refuses an unordered or unreliable channel', () => {
     const dataChannel = {
       readyState: 'connecting',

@@ -96,9 +96,9 @@ const STATES: Record<string, number> = { connecting: 0, open: 1, closing: 2, clo
  * joined them in), and counted in `bufferedAmount`, so that the transport holds the session's writes as for a
  * full socket. They are sent as the channel's queue falls (`'bufferedamountlow'`, and each look at
  * `bufferedAmount`, which the transport's drain polls take); a close waits for them, as a data channel's own
- * close sends what its queue holds first.
+ * close sends what its queue holds first; `terminate()` (the transport's `destroy()` and failures) drops them.
  */
-function asWebSocket(channel: DataChannelLike): WebSocketLike {
+function asWebSocket(channel: DataChannelLike): WebSocketLike & { terminate(): void } {
   const held = new Fifo<Uint8Array>();
   let heldBytes = 0;
   let closeAfterHeld = false;
@@ -117,7 +117,10 @@ function asWebSocket(channel: DataChannelLike): WebSocketLike {
       return;
     }
     if (held.length > 0) watchFor(held.peek()!.length);
-    else if (closeAfterHeld) channel.close();
+    else if (closeAfterHeld) {
+      closeAfterHeld = false;
+      channel.close();
+    }
   };
   /**
    * Asks for `'bufferedamountlow'` once the queue has room for the oldest held message (of `size` bytes). The
@@ -154,6 +157,14 @@ function asWebSocket(channel: DataChannelLike): WebSocketLike {
     close() {
       if (held.length > 0) closeAfterHeld = true;
       else channel.close();
+    },
+    // The transport's abort (`destroy()`, a failure): what is held is dropped, and the channel closed at once
+    // (a peer that stopped reading would otherwise keep it open, and the held copies, for good).
+    terminate() {
+      held.drain();
+      heldBytes = 0;
+      closeAfterHeld = false;
+      channel.close();
     },
     addEventListener: (type, listener) => channel.addEventListener(type, listener),
     removeEventListener: (type, listener) => channel.removeEventListener(type, listener),

@@ -616,7 +616,8 @@ export function messageTransport(
     // more), and so would the session's close deadline; and some sockets never say they closed (workerd's, when
     // the Worker never called accept(): every send() throws, and the session ran on until keep-alive, or for
     // good). The transport is closed for the session now, and the handshake ends, or not, without it.
-    if (typeof pausable.terminate !== 'function') defer(() => closed || onClose({ code: 1006 }));
+    // (A data channel's `terminate()` is the view's own, which says nothing either.)
+    if (typeof pausable.terminate !== 'function' || dataChannel) defer(() => closed || onClose({ code: 1006 }));
   }
 
   /**
