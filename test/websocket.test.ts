@@ -437,6 +437,48 @@ describe('muxwire/web over WebSocket (ws client in Node)', () => {
   });
 });
 
+/**
+ * An RTCDataChannel as the transport sees one, open with `bufferedAmount` queued: `send()` throws past
+ * `queueLimit` (Chromium's "send queue is full"), `close()` is counted and says 'close' a task later, as a
+ * real one's does, and `fallTo(amount)` lowers the queue, firing 'bufferedamountlow' as it passes the
+ * threshold downward, as the standard says.
+ */
+function fakeDataChannel(bufferedAmount: number, queueLimit = Infinity) {
+  const sent: number[] = [];
+  const listeners = new Map<string, (event: unknown) => void>();
+  let closes = 0;
+  const channel = {
+    readyState: 'open',
+    bufferedAmount,
+    binaryType: 'blob',
+    ordered: true,
+    maxRetransmits: null as number | null,
+    maxPacketLifeTime: null as number | null,
+    bufferedAmountLowThreshold: 0,
+    send(data: Uint8Array) {
+      if (this.bufferedAmount + data.length > queueLimit) throw new Error('RTCDataChannel send queue is full');
+      this.bufferedAmount += data.length;
+      sent.push(data.length);
+    },
+    close() {
+      closes++;
+      setImmediate(() => listeners.get('close')?.({}));
+    },
+    fallTo(amount: number) {
+      const before = this.bufferedAmount;
+      this.bufferedAmount = amount;
+      if (before > this.bufferedAmountLowThreshold && amount <= this.bufferedAmountLowThreshold) {
+        listeners.get('bufferedamountlow')?.({});
+      }
+    },
+    addEventListener(type: string, listener: (event: unknown) => void) {
+      listeners.set(type, listener);
+    },
+    removeEventListener() {},
+  };
+  return { channel, sent, listeners, closes: () => closes };
+}
+
 describe('muxwire/web bad input', () => {
   test('connectWebSocket rejects an unknown or out-of-range option with TypeError / RangeError before connecting', async () => {
     let constructed = 0;
@@ -521,32 +563,7 @@ describe('muxwire/web bad input', () => {
   });
 
   test("dataChannelTransport holds back what would take the data channel's queue past 16 MiB, sends it as the queue falls, and closes after it", async () => {
-    const sent: number[] = [];
-    const listeners = new Map<string, (event: unknown) => void>();
-    let closed = 0;
-    const channel = {
-      readyState: 'open',
-      bufferedAmount: 15 * MiB,
-      binaryType: 'blob',
-      ordered: true,
-      maxRetransmits: null as number | null,
-      maxPacketLifeTime: null as number | null,
-      bufferedAmountLowThreshold: 0,
-      send(data: Uint8Array) {
-        if (this.bufferedAmount + data.length > 16 * MiB) throw new Error('RTCDataChannel send queue is full');
-        this.bufferedAmount += data.length;
-        sent.push(data.length);
-      },
-      close() {
-        closed++;
-        // (as a real one's: the transport stops watching its queue then)
-        setImmediate(() => listeners.get('close')!({}));
-      },
-      addEventListener(type: string, listener: (event: unknown) => void) {
-        listeners.set(type, listener);
-      },
-      removeEventListener() {},
-    };
+    const { channel, sent, listeners, closes } = fakeDataChannel(15 * MiB, 16 * MiB);
     const transport = dataChannelTransport(channel, { maxSendSize: 256 * KiB });
     const failures: Error[] = [];
     transport.start({
@@ -569,51 +586,20 @@ describe('muxwire/web bad input', () => {
       MiB,
     );
     transport.end();
-    assert.equal(closed, 0, 'the close waits for what is held');
+    assert.equal(closes(), 0, 'the close waits for what is held');
     channel.bufferedAmount = 0;
     listeners.get('bufferedamountlow')!({});
     assert.equal(
       sent.reduce((a, b) => a + b, 0),
       2 * MiB,
     );
-    assert.equal(closed, 1);
+    assert.equal(closes(), 1);
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(failures, []);
   });
 
   test("dataChannelTransport: a held message larger than half the queue's limit is sent when the queue empties, and the close follows", async () => {
-    const sent: number[] = [];
-    const listeners = new Map<string, (event: unknown) => void>();
-    let closed = 0;
-    const channel = {
-      readyState: 'open',
-      bufferedAmount: 1000,
-      binaryType: 'blob',
-      ordered: true,
-      maxRetransmits: null as number | null,
-      maxPacketLifeTime: null as number | null,
-      bufferedAmountLowThreshold: 0,
-      send(data: Uint8Array) {
-        this.bufferedAmount += data.length;
-        sent.push(data.length);
-      },
-      close() {
-        closed++;
-        setImmediate(() => listeners.get('close')!({}));
-      },
-      /** The queue falls to `amount`: 'bufferedamountlow' fires as it passes the threshold, as a browser's does. */
-      fallTo(amount: number) {
-        const before = this.bufferedAmount;
-        this.bufferedAmount = amount;
-        if (before > this.bufferedAmountLowThreshold && amount <= this.bufferedAmountLowThreshold) {
-          listeners.get('bufferedamountlow')!({});
-        }
-      },
-      addEventListener(type: string, listener: (event: unknown) => void) {
-        listeners.set(type, listener);
-      },
-      removeEventListener() {},
-    };
+    const { channel, sent, closes } = fakeDataChannel(1000);
     // Large messages (a peer that takes them), and a high-water mark above what is held: no drain poll runs.
     const transport = dataChannelTransport(channel, { maxSendSize: Infinity, highWaterMark: 32 * MiB });
     transport.start({ data() {}, drain() {}, end() {}, error() {}, close() {} });
@@ -628,64 +614,30 @@ describe('muxwire/web bad input', () => {
     assert.deepEqual(sent, []);
     channel.fallTo(0);
     assert.deepEqual(sent, [frame]);
-    assert.equal(closed, 1);
+    assert.equal(closes(), 1);
     await new Promise((resolve) => setImmediate(resolve));
   });
 
   test('dataChannelTransport: destroy() while messages are held closes the data channel at once and drops them (a peer that stopped reading)', async () => {
-    const sent: number[] = [];
-    const listeners = new Map<string, (event: unknown) => void>();
-    let closes = 0;
-    const channel = {
-      readyState: 'open',
-      bufferedAmount: 16 * MiB,
-      binaryType: 'blob',
-      ordered: true,
-      maxRetransmits: null as number | null,
-      maxPacketLifeTime: null as number | null,
-      bufferedAmountLowThreshold: 0,
-      send(data: Uint8Array) {
-        this.bufferedAmount += data.length;
-        sent.push(data.length);
-      },
-      close() {
-        closes++;
-      },
-      addEventListener(type: string, listener: (event: unknown) => void) {
-        listeners.set(type, listener);
-      },
-      removeEventListener() {},
-    };
+    const { channel, sent, listeners, closes } = fakeDataChannel(16 * MiB);
     const transport = dataChannelTransport(channel);
     let closedForSession = 0;
     transport.start({ data() {}, drain() {}, end() {}, error() {}, close: () => closedForSession++ });
     transport.write([new Uint8Array(MiB)], () => {});
     assert.deepEqual(sent, [], 'the queue is full: all held');
     transport.destroy();
-    assert.equal(closes, 1, 'closed at once');
+    assert.equal(closes(), 1, 'closed at once');
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(closedForSession, 1);
     // The queue falls later: nothing held is sent after destroy(), and no second close.
     channel.bufferedAmount = 0;
     listeners.get('bufferedamountlow')!({});
     assert.deepEqual(sent, []);
-    assert.equal(closes, 1);
+    assert.equal(closes(), 1);
   });
 
   test('webSocketTransport refuses an RTCDataChannel-like socket (readyState a name) with a TypeError naming dataChannelTransport; dataChannelTransport refuses an unordered or unreliable channel', () => {
-    const dataChannel = {
-      readyState: 'connecting',
-      bufferedAmount: 0,
-      binaryType: 'blob',
-      ordered: true,
-      maxRetransmits: null as number | null,
-      maxPacketLifeTime: null as number | null,
-      bufferedAmountLowThreshold: 0,
-      send() {},
-      close() {},
-      addEventListener() {},
-      removeEventListener() {},
-    };
+    const dataChannel = { ...fakeDataChannel(0).channel, readyState: 'connecting' };
     assert.throws(
       () => webSocketTransport(dataChannel as unknown as WebSocketLike),
       /RTCDataChannel, dataChannelTransport/,
