@@ -27,6 +27,17 @@ export const MAX_TOKEN_FILE_BYTES = 8 * 1024;
  */
 export const AUTH_FAILURE_DELAY_MS = 1000;
 
+/**
+ * The warning for a secret file (a token, a TLS key) that its group or other users may read, given its mode;
+ * `undefined` when only its owner may (and on Windows, whose files have no such mode bits). `harm` says what
+ * a reader could then do.
+ */
+export function readableByOthers(mode: number, where: string, path: string, harm: string): string | undefined {
+  if ((mode & 0o077) === 0 || process.platform === 'win32') return undefined;
+  const who = (mode & 0o007) !== 0 ? 'other users' : 'its group';
+  return `the ${where} can be read by ${who} (mode ${(mode & 0o777).toString(8)}), who can then ${harm}: chmod 600 ${path}`;
+}
+
 /** How to make a token file that only its owner can read, whatever the umask. */
 export const TOKEN_RECIPE = '(umask 077; muxwire token > FILE)';
 
@@ -48,13 +59,8 @@ export async function loadToken(
       const file = await open(source.path, 'r');
       try {
         const { mode } = await file.stat();
-        if ((mode & 0o077) !== 0 && process.platform !== 'win32') {
-          const who = (mode & 0o007) !== 0 ? 'other users' : 'its group';
-          warn(
-            `the ${where} can be read by ${who} (mode ${(mode & 0o777).toString(8)}), who can then use the tunnel: ` +
-              `chmod 600 ${source.path}`,
-          );
-        }
+        const readable = readableByOthers(mode, where, source.path, 'use the tunnel');
+        if (readable !== undefined) warn(readable);
         raw = await readAtMost(file, MAX_TOKEN_FILE_BYTES, where);
       } finally {
         await file.close();

@@ -4,12 +4,13 @@
  * --allow admits. Nothing is forwarded before authentication, and everything is denied unless allowed.
  * @module
  */
+import { stat } from 'node:fs/promises';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Channel, type LogRecord, Session, type SessionOptions } from '../index.js';
 import { type ServerConfig, allowed, formatAddress } from './args.js';
-import { AUTH_FAILURE_DELAY_MS, loadToken, tokensMatch } from './auth.js';
+import { AUTH_FAILURE_DELAY_MS, loadToken, readableByOthers, tokensMatch } from './auth.js';
 import { coalescingTransport } from './coalesce.js';
 import { TunnelError, describeSocketError } from './errors.js';
 import { HandshakeSlots } from './handshake-slots.js';
@@ -81,6 +82,16 @@ export async function runServer(
   const token = await loadToken(config.token, env, (message) =>
     reporter.event('token-readable', message, { path: config.token.kind === 'file' ? config.token.path : undefined }),
   );
+  if (config.tls !== undefined) {
+    const keyFile = config.tls.keyFile;
+    // A file that cannot be read is refused with its reason when the listener reads it (ERR_TUNNEL_TLS).
+    const mode = await stat(keyFile).then(
+      (facts) => facts.mode,
+      () => 0,
+    );
+    const readable = readableByOthers(mode, `TLS key file ${keyFile}`, keyFile, 'pose as this server');
+    if (readable !== undefined) reporter.event('key-readable', readable, { path: keyFile });
+  }
   const traffic = new Traffic();
   const context: ForwardContext = {
     reporter,

@@ -119,7 +119,8 @@ export function workDir(): {
   dir: string;
   tokenFile: string;
   token: string;
-  write(name: string, text: string): string;
+  /** Writes a file in the directory (`mode`: its permissions, default by the umask) and gives its path. */
+  write(name: string, text: string, mode?: number): string;
   remove(): void;
 } {
   const dir = mkdtempSync(join(tmpdir(), 'muxwire-cli-'));
@@ -130,9 +131,9 @@ export function workDir(): {
     dir,
     tokenFile,
     token,
-    write(name, text) {
+    write(name, text, mode) {
       const path = join(dir, name);
-      writeFileSync(path, text);
+      writeFileSync(path, text, { mode });
       return path;
     },
     remove() {

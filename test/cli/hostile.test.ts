@@ -100,7 +100,7 @@ describe('hostile peers', { timeout: TIMEOUT * 8 }, () => {
 
   before(() => {
     certFile = work.write('cert.pem', material.cert);
-    keyFile = work.write('key.pem', material.key);
+    keyFile = work.write('key.pem', material.key, 0o600);
   });
   after(async () => {
     await Promise.all(processes.map((p) => p.stop('SIGKILL')));

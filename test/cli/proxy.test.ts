@@ -110,7 +110,7 @@ if (requirePrograms('muxwire tunnel through an HTTP proxy', ['curl', 'tinyproxy'
 
     test('over WebSocket with TLS (wss://) through the proxy: curl gets through -L', { timeout: TIMEOUT }, async () => {
       const cert = work.write('cert.pem', tlsMaterial.cert);
-      const key = work.write('key.pem', tlsMaterial.key);
+      const key = work.write('key.pem', tlsMaterial.key, 0o600);
       const s = await startServer([
         '--token-file',
         work.tokenFile,
@@ -256,7 +256,7 @@ describe("wss:// through a proxy: the certificate is checked against the URL's h
     { timeout: TIMEOUT },
     async () => {
       const cert = work.write('cert.pem', material.cert);
-      const key = work.write('key.pem', material.key);
+      const key = work.write('key.pem', material.key, 0o600);
       const echo = net.createServer((socket) => {
         socket.on('error', () => {});
         socket.pipe(socket);

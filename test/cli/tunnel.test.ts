@@ -43,7 +43,7 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
 
     before(async () => {
       certFile = work.write('cert.pem', goodTls.cert);
-      keyFile = work.write('key.pem', goodTls.key);
+      keyFile = work.write('key.pem', goodTls.key, 0o600);
       otherCertFile = work.write('other.pem', otherTls.cert);
       target = await httpTarget();
     });
@@ -148,6 +148,42 @@ if (requirePrograms('muxwire tunnel with curl', ['curl'], 'curl')) {
         await other.close();
       }
     });
+
+    test(
+      'a --tls-key file its group or other users can read is used, with a warning naming chmod 600',
+      { timeout: TIMEOUT },
+      async () => {
+        const openKey = work.write('open-key.pem', goodTls.key, 0o640);
+        const warned = await server([
+          '--token-file',
+          work.tokenFile,
+          '--tls-cert',
+          certFile,
+          '--tls-key',
+          openKey,
+          ...allowTarget(),
+        ]);
+        const warning = warned.cli.events.find((e) => e.event === 'key-readable');
+        assert.equal(warning?.path, openKey, warned.cli.describe());
+        assert.match(warning?.message ?? '', /can be read by its group \(mode 640\).*pose as this server: chmod 600 /);
+        const c = await client(warned.port, [
+          '--token-file',
+          work.tokenFile,
+          '--tls',
+          '--ca',
+          certFile,
+          '-L',
+          `0:127.0.0.1:${target.port}`,
+        ]);
+        const [port] = localPorts(c);
+        assert.equal(await curl(`http://127.0.0.1:${port}/`), 'hello through the tunnel\n');
+        await c.stop();
+        await warned.cli.stop();
+        const quiet = await server(['--token-file', work.tokenFile, '--tls-cert', certFile, '--tls-key', keyFile]);
+        assert.equal(quiet.cli.events.filter((e) => e.event === 'key-readable').length, 0, quiet.cli.describe());
+        await quiet.cli.stop();
+      },
+    );
 
     test(
       'over WebSocket (--ws): curl through -L and -R on ws://, and a plain HTTP request to the path gets 426',
