@@ -41,6 +41,10 @@ export {
   GoAwayCode,
   type ChannelResetCode,
   type TimeoutCode,
+  type AnyMuxError,
+  type BaseMuxErrorCode,
+  type MuxErrorCode,
+  isMuxError,
 } from './core/errors.js';
 export { DEFAULT_OPTIONS, type SessionOptions, type ResolvedOptions } from './core/options.js';
 export { MemoryBudget, sharedMemoryBudget } from './core/budget.js';

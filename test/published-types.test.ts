@@ -188,6 +188,8 @@ import {
   type Session,
   type WebSocketServerOptions,
   type MemoryBudget,
+  type MuxErrorCode,
+  isMuxError,
 } from 'muxwire';
 
 declare const channel: Channel;
@@ -215,7 +217,29 @@ function shapes(): void {
   createWebSocketServer({ path: '/mux' }, () => {});
 }
 
-export { session, socket, lightSession, interval, budget, onServer, onPort, shapes };
+// isMuxError types an error (of this copy or another) by its code: each code narrows to its class's fields.
+function describeFailure(error: unknown): string {
+  if (!isMuxError(error)) return 'not muxwire';
+  switch (error.code) {
+    case 'ERR_MUX_GO_AWAY':
+      return 'go away ' + error.goAwayCode.toFixed(0);
+    case 'ERR_MUX_CHANNEL_REFUSED':
+    case 'ERR_MUX_CHANNEL_RESET':
+    case 'ERR_MUX_CHANNEL_ABORTED':
+      return 'channel ' + error.channelId.toFixed(0);
+    case 'ERR_MUX_PROTOCOL':
+      return 'protocol ' + String(error.goAwayCode);
+    // @ts-expect-error a misspelt code is no code of muxwire's
+    case 'ERR_MUX_GOAWAY':
+      return 'never';
+    default: {
+      const code: MuxErrorCode = error.code;
+      return code;
+    }
+  }
+}
+
+export { session, socket, lightSession, interval, budget, onServer, onPort, shapes, describeFailure };
 `;
 
 /** A page's program, with the DOM's own stream and WebSocket types and no Node types (compiled, not run). */

@@ -144,6 +144,45 @@ export function resetHere(channelId: number, reason: unknown): Error {
       );
 }
 
+/** The codes a {@link MuxError} carries as itself, no subclass. */
+export type BaseMuxErrorCode =
+  'ERR_MUX_WRITE_AFTER_END' | 'ERR_MUX_UNSUPPORTED' | 'ERR_MUX_CHANNEL_CLOSED' | 'ERR_MUX_INTERNAL';
+
+/**
+ * Any error muxwire raises, as a union on `code`: where a value is one (an `instanceof MuxError` test, or
+ * {@link isMuxError} for errors of another copy of muxwire), `switch (error.code)` narrows it to its class,
+ * with the fields of that class (`goAwayCode`, `channelId`), and a misspelt code is a type error.
+ */
+export type AnyMuxError =
+  | ProtocolError
+  | SessionClosedError
+  | GoAwayError
+  | ChannelResetError
+  | ChannelRefusedError
+  | StreamLimitError
+  | TimeoutError
+  | TransportClosedError
+  | (MuxError & { readonly code: BaseMuxErrorCode });
+
+/** Every code of muxwire's errors. */
+export type MuxErrorCode = AnyMuxError['code'];
+
+/**
+ * Whether `value` is an error muxwire raised: a `MuxError`, or one from another installed copy of muxwire (a
+ * library that depends on another version: `instanceof` is false there), told by its `code`. Types it as
+ * {@link AnyMuxError}, so that its `code` narrows.
+ */
+export function isMuxError(value: unknown): value is AnyMuxError {
+  if (!isError(value)) return false; // (first: it cannot throw, where `instanceof` of a revoked Proxy does)
+  try {
+    if (value instanceof MuxError) return true;
+    const code = (value as { code?: unknown }).code;
+    return typeof code === 'string' && code.startsWith('ERR_MUX_');
+  } catch {
+    return false; // (a `code` getter that throws)
+  }
+}
+
 /**
  * Whether `value` is an error, of any realm: an `AbortSignal`'s default reason is Node's `DOMException`, which a
  * test runner's sandbox (Jest, Vitest's jsdom) does not count as one of its own `Error`s, though it is one. One

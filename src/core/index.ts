@@ -16,6 +16,10 @@ export {
   TransportClosedError,
   type ChannelResetCode,
   type TimeoutCode,
+  type AnyMuxError,
+  type BaseMuxErrorCode,
+  type MuxErrorCode,
+  isMuxError,
 } from './errors.js';
 export * from './options.js';
 export * from './frame.js';
