@@ -28,9 +28,8 @@ await once(server, 'listening');
 
 const session = await connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port });
 const pushed = await session.accept({ signal: AbortSignal.timeout(5_000) });
-// The client sends nothing on this channel, so it ends its half at once. (Ending it first also matters for
-// text() and `for await`: as with any Node Duplex, they destroy the stream once its reading ends, and
-// destroying a channel whose writing has not ended resets it.)
+// The client sends nothing on this channel, so it ends its half at once: a channel read to its end (text(),
+// `for await`) stays open for writing until end(), and holds the session's graceful close until then.
 pushed.end();
 process.stdout.write(await text(pushed)); // reads until the server's end
 

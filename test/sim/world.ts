@@ -522,9 +522,7 @@ class World {
     const call: Call = { label: `${record.side}: channel ${record.id} for await`, settled: 0, record };
     this.calls.push(call);
     const leaveAfter = this.appRng.chance(0.2) ? this.appRng.int(0, 3) : -1;
-    // Node's rule for a Duplex read with `for await`: when the loop ends, however it ends, the stream is
-    // destroyed (with an AbortError if its writing had not finished). Counted as the application's reset.
-    if (record.channel instanceof Channel) record.reset = true;
+    // Reading to the end leaves either kind of channel open for writing; leaving early resets it.
     let chunks = 0;
     try {
       for await (const chunk of record.channel) {
