@@ -1251,9 +1251,13 @@ describe('go away and close', () => {
     third.write('third');
     await until(() => server.stats().inboundChannels === 3, 2000, 'the third channel queued at the server');
 
+    assert.equal(client.peerGoAwayCode, undefined);
     server.goAway();
     server.goAway(); // a second call does nothing
     assert.deepEqual(await goaway, [GoAwayCode.normal]);
+    assert.equal(client.peerGoAwayCode, GoAwayCode.normal, "a pool's test: the peer takes no new channels");
+    assert.equal(client.state, 'open');
+    assert.equal(server.peerGoAwayCode, undefined, "its own Go Away is not the peer's");
     const [refused] = (await once(third, 'error')) as [Error];
     assert.ok(refused instanceof ChannelRefusedError, String(refused));
     await assert.rejects(server.accept(), (e) => e instanceof SessionClosedError && e.message.includes('goAway()'));

@@ -441,6 +441,15 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   /**
+   * The code of the Go Away the peer sent (0: normal), or `undefined` while the peer takes new channels. Once
+   * set, `dial()` throws a `GoAwayError` though `state` may still be `open` (this side's channels go on): a
+   * pool hands out a session for new channels only while this is `undefined`.
+   */
+  get peerGoAwayCode(): number | undefined {
+    return this.#remoteGoAway;
+  }
+
+  /**
    * Channels currently open: dialled, or opened by the peer (accepted or still waiting to be), and not yet fully
    * closed or reset.
    */
