@@ -1284,6 +1284,21 @@ describe('go away and close', () => {
     await pair.close();
   });
 
+  test("a peer whose close() ran out of time: this side's open channels fail with a TransportClosedError that names the peer's Go Away, not a plain lost connection", async () => {
+    const pair = await sessionPair();
+    const { client, server } = pair;
+    const channel = client.dial();
+    channel.write('a request the server never answers');
+    await server.accept();
+    const failed = once(channel, 'error') as Promise<[Error]>;
+    await server.close({ timeout: 100 }).catch(() => {});
+    const [error] = await failed;
+    assert.ok(error instanceof TransportClosedError, String(error));
+    assert.match(error.message, /the peer ended the connection after its Go Away, with channels still open/);
+    assert.equal(client.peerGoAwayCode, GoAwayCode.normal);
+    await pair.close();
+  });
+
   test('goAway(): an accept() already waiting rejects with its error; a channel whose SYN crosses the Go Away is refused', async () => {
     const [a, b] = memoryPipe(20);
     const client = multiplexedClient(a, { keepAliveInterval: 0 });

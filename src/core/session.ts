@@ -889,7 +889,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#finish(goAwayError);
       return;
     }
-    this.#loseTransport(goAwayError ?? new TransportClosedError('the transport ended with channels still open'));
+    this.#loseTransport(goAwayError ?? this.#lostUnderChannels('ended'));
   }
 
   #onTransportError(error: Error, beforeOpen?: boolean): void {
@@ -976,7 +976,19 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     if (this.#status === 'closed') return;
     if (!this.#readAllHeld()) return;
     if (this.#streams.stillOpen === 0) this.#finish(this.#peerReportedError());
-    else this.#loseTransport(this.#peerReportedError() ?? new TransportClosedError());
+    else this.#loseTransport(this.#peerReportedError() ?? this.#lostUnderChannels('closed'));
+  }
+
+  /**
+   * The error of a transport that ended or closed under open channels: after the peer's Go Away, most likely its
+   * graceful close ran out of time, which is no crash and is said so.
+   */
+  #lostUnderChannels(how: 'ended' | 'closed'): TransportClosedError {
+    return new TransportClosedError(
+      this.#remoteGoAway === undefined
+        ? `the transport ${how} with channels still open`
+        : `the peer ended the connection after its Go Away, with channels still open (its close timed out, or it was destroyed)`,
+    );
   }
 
   /**
