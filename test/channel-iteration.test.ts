@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { json, text } from 'node:stream/consumers';
-import { ChannelResetError, type Channel } from '../src/index.js';
+import { pipeline } from 'node:stream/promises';
+import { ChannelResetError, MemoryBudget, type Channel } from '../src/index.js';
 import { sessionPair, within } from './helpers.js';
 
 test('a request read whole with stream/consumers, then its reply: 200 channels answered, none reset', async () => {
@@ -109,6 +110,87 @@ test('a channel whose writing had ended closes without a reset when a for await 
     await within(closed, 5_000, 'the close once both halves ended');
     assert.equal(await within(text(client), 5_000, 'the reply'), 'reply first');
     assert.equal(pair.client.stats().resetsIn, 0);
+  } finally {
+    await pair.close();
+  }
+});
+
+test('a loop that throws or breaks on the last chunk, after an await, resets the channel though its end had come with that chunk', async () => {
+  for (const how of ['break', 'throw'] as const) {
+    const pair = await sessionPair();
+    try {
+      const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
+      const client = pair.client.dial();
+      client.end('the only chunk, with its FIN');
+      const [server] = await accepted;
+      const failed = new Promise<unknown>((resolve) => client.once('error', resolve));
+      try {
+        for await (const chunk of server) {
+          assert.equal((chunk as Buffer).toString(), 'the only chunk, with its FIN');
+          await new Promise((resolve) => setTimeout(resolve, 30)); // the channel's 'end' comes meanwhile
+          if (how === 'throw') throw new Error('the application gave up');
+          break;
+        }
+      } catch {
+        // (the exception of the 'throw' case)
+      }
+      assert.equal(server.destroyed, true, how);
+      const error = await within(failed, 5_000, `the peer's reset (${how})`);
+      assert.ok(error instanceof ChannelResetError, `${how}: ${String(error)}`);
+    } finally {
+      await pair.close();
+    }
+  }
+});
+
+test('pipeline(channel, generator, channel): the reply the generator makes from the whole request arrives', async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    pair.server.on('channel', (channel: Channel) => {
+      pipeline(
+        channel,
+        async function* (source: AsyncIterable<Buffer>) {
+          let bytes = 0;
+          for await (const chunk of source) bytes += chunk.length;
+          yield Buffer.from(`got ${bytes} bytes`);
+        },
+        channel,
+      ).catch(() => {});
+    });
+    const channel = pair.client.dial();
+    channel.end(Buffer.alloc(100_000, 1));
+    assert.equal(await within(text(channel), 10_000, 'the reply'), 'got 100000 bytes');
+    assert.equal(pair.client.stats().resetsIn, 0);
+  } finally {
+    await pair.close();
+  }
+});
+
+test("the peer's FIN gives a grown window's memory back at once, though the channel stays open for its reply", async () => {
+  const budget = new MemoryBudget(1024 * 1024 * 1024);
+  const pair = await sessionPair({ transport: 'tcp', server: { memoryBudget: budget } });
+  try {
+    const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
+    const client = pair.client.dial();
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    const writing = (async () => {
+      for (let i = 0; i < 256; i++) if (!client.write(chunk)) await once(client, 'drain'); // 16 MiB
+      client.end();
+    })();
+    const [server] = await accepted;
+    let windowWhileReading = 0;
+    let reservedWhileReading = 0;
+    for await (const _ of server) {
+      windowWhileReading = Math.max(windowWhileReading, server.receiveWindow);
+      reservedWhileReading = Math.max(reservedWhileReading, budget.reserved);
+    }
+    await writing;
+    const initial = pair.server.options.initialWindow;
+    assert.ok(windowWhileReading > initial, `the window grew while reading (${windowWhileReading} bytes)`);
+    assert.equal(server.destroyed, false, 'open for its reply');
+    assert.equal(server.receiveWindow, initial, "back to the initial window after the peer's FIN");
+    assert.ok(reservedWhileReading > 0, 'the growth was reserved from the budget');
+    assert.equal(budget.reserved, 0, "and given back at the peer's FIN");
   } finally {
     await pair.close();
   }

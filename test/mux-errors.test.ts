@@ -40,6 +40,8 @@ test('isMuxError: true for every class of muxwire error, false for other errors 
     new DOMException('x', 'AbortError'),
     Object.assign(new Error('x'), { code: 'ECONNRESET' }),
     Object.assign(new Error('x'), { code: 42 }),
+    Object.assign(new Error('x'), { code: 'ERR_MUX_NOT_A_CODE_OF_THIS_VERSION' }),
+    new MuxError('ERR_MUX_NOT_A_CODE_OF_THIS_VERSION', 'a code that AnyMuxError would not type'),
     { code: 'ERR_MUX_GO_AWAY', message: 'an object, no error' },
     'ERR_MUX_GO_AWAY',
     null,

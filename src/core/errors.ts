@@ -167,17 +167,36 @@ export type AnyMuxError =
 /** Every code of muxwire's errors. */
 export type MuxErrorCode = AnyMuxError['code'];
 
+/** Every code of this version's errors (the type makes the list whole, and holds no other). */
+const MUX_ERROR_CODES: Readonly<Record<MuxErrorCode, true>> = {
+  ERR_MUX_PROTOCOL: true,
+  ERR_MUX_SESSION_CLOSED: true,
+  ERR_MUX_GO_AWAY: true,
+  ERR_MUX_CHANNEL_RESET: true,
+  ERR_MUX_CHANNEL_ABORTED: true,
+  ERR_MUX_CHANNEL_REFUSED: true,
+  ERR_MUX_STREAM_LIMIT: true,
+  ERR_MUX_KEEPALIVE_TIMEOUT: true,
+  ERR_MUX_CLOSE_TIMEOUT: true,
+  ERR_MUX_OPEN_TIMEOUT: true,
+  ERR_MUX_TRANSPORT_CLOSED: true,
+  ERR_MUX_WRITE_AFTER_END: true,
+  ERR_MUX_UNSUPPORTED: true,
+  ERR_MUX_CHANNEL_CLOSED: true,
+  ERR_MUX_INTERNAL: true,
+};
+
 /**
  * Whether `value` is an error muxwire raised: a `MuxError`, or one from another installed copy of muxwire (a
- * library that depends on another version: `instanceof` is false there), told by its `code`. Types it as
+ * library that depends on another version: `instanceof` is false there), told by its `code`, one of this
+ * version's (a code that a later version added is not: {@link AnyMuxError} would not type it). Types it as
  * {@link AnyMuxError}, so that its `code` narrows.
  */
 export function isMuxError(value: unknown): value is AnyMuxError {
-  if (!isError(value)) return false; // (first: it cannot throw, where `instanceof` of a revoked Proxy does)
+  if (!isError(value)) return false; // (it cannot throw: a revoked Proxy is no error)
   try {
-    if (value instanceof MuxError) return true;
     const code = (value as { code?: unknown }).code;
-    return typeof code === 'string' && code.startsWith('ERR_MUX_');
+    return typeof code === 'string' && Object.hasOwn(MUX_ERROR_CODES, code);
   } catch {
     return false; // (a `code` getter that throws)
   }

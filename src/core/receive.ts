@@ -462,6 +462,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     if (channel.remoteFin) return;
     if (channel.awaitingAck) this.#onAck(channel); // a FIN answers the SYN as well
     channel.markRemoteFin();
+    this.#grants.remoteFinished(channel);
     channel.endpoint.remoteEnded();
     this.#rules?.remoteClosed(channel); // without half-close: this side's direction ends too
     this.#table.leaveIfClosed(channel);

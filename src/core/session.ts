@@ -904,7 +904,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       this.#finish(error instanceof ProtocolError ? error : this.#peerReportedError());
       return;
     }
-    this.#loseTransport(this.#peerReportedError() ?? TransportClosedError.failed(error));
+    this.#loseTransport(this.#peerReportedError() ?? this.#failedUnderChannels(error));
   }
 
   /**
@@ -980,14 +980,27 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   }
 
   /**
-   * The error of a transport that ended or closed under open channels: after the peer's Go Away, most likely its
-   * graceful close ran out of time, which is no crash and is said so.
+   * The error of a transport that ended or closed under open channels. After the peer's Go Away, an end (its
+   * FIN) most likely means that its graceful close ran out of time, which is no crash and is said so; a close
+   * without one may be this side's own (a socket destroyed here), so it only says that a Go Away came first.
    */
   #lostUnderChannels(how: 'ended' | 'closed'): TransportClosedError {
+    const goAway = this.#remoteGoAway !== undefined;
     return new TransportClosedError(
-      this.#remoteGoAway === undefined
-        ? `the transport ${how} with channels still open`
-        : `the peer ended the connection after its Go Away, with channels still open (its close timed out, or it was destroyed)`,
+      how === 'ended' && goAway
+        ? 'the peer ended the connection after its Go Away, with channels still open (its close timed out, or it was destroyed)'
+        : `the transport ${how} with channels still open${goAway ? ", after the peer's Go Away" : ''}`,
+    );
+  }
+
+  /** The error of a transport that failed under open channels (after the peer's Go Away: said so, as above). */
+  #failedUnderChannels(error: Error): TransportClosedError {
+    const failed = TransportClosedError.failed(error);
+    if (this.#remoteGoAway === undefined) return failed;
+    // (A close that times out with data unread here makes the peer's kernel reset the connection: ECONNRESET.)
+    return new TransportClosedError(
+      `${failed.message} (after the peer's Go Away, with channels still open: its close timed out, most likely)`,
+      error,
     );
   }
 

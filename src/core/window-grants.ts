@@ -141,6 +141,17 @@ export class WindowGrants {
     else channel.rx.startEpoch(now);
   }
 
+  /**
+   * The peer's FIN: no byte more can come, so the window's growth goes back to the session's memory now, not when
+   * the channel leaves (a channel read to its end may stay open a long time for its reply).
+   */
+  remoteFinished(channel: ChannelState): void {
+    const growth = channel.rx.size - this.#options.initialWindow;
+    if (growth <= 0 || !this.#caps.flowControl) return;
+    this.#memory.releaseGrowth(growth);
+    channel.rx.resize(this.#options.initialWindow);
+  }
+
   /** The channel left the session: its unread bytes and its window's growth go back to the session's memory. */
   release(channel: ChannelState): void {
     this.#memory.buffered -= channel.delivered - channel.rx.consumed;

@@ -600,18 +600,26 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * Reads chunk by chunk to the peer's FIN (`for await`, and `stream/consumers`, which reads so). Reading to the
    * end leaves the channel open for writing, as an http2 stream and a `LightChannel` do: a request read whole,
    * then its reply (`await text(channel); channel.end(reply)`). Node's iterator of a socket destroys it there,
-   * which here reset the reply. Leaving the loop early (`break`, `return`, an exception) destroys the channel,
-   * as Node's does.
+   * which here reset the reply. Leaving the loop before it saw the end (`break`, `return`, an exception, also
+   * after the last chunk) destroys the channel, as Node's does.
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as Readable's: strings after setEncoding()
   override [Symbol.asyncIterator](): NodeJS.AsyncIterator<any> {
     const chunks = this.iterator({ destroyOnReturn: false });
+    // Whether the loop saw the end: the channel's 'end' comes a tick after its last chunk was taken, so a loop
+    // that throws (or awaits, then breaks) on that chunk would otherwise count as read to the end.
+    let sawEnd = false;
     return {
-      next: () => chunks.next(),
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
+      next: async (): Promise<IteratorResult<any>> => {
+        const result = await chunks.next();
+        if (result.done === true) sawEnd = true;
+        return result;
+      },
       // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
       return: async (value?: unknown): Promise<IteratorResult<any>> => {
         const result = await chunks.return!(value);
-        if (!this.readableEnded) this.destroy();
+        if (!sawEnd) this.destroy();
         return result;
       },
       throw: (error?: unknown) => chunks.throw!(error),
