@@ -6,9 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { json, text } from 'node:stream/consumers';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChannelResetError, MemoryBudget, type Channel } from '../src/index.js';
-import { sessionPair, within } from './helpers.js';
+import { sessionPair, until, within } from './helpers.js';
 
 test('a request read whole with stream/consumers, then its reply: 200 channels answered, none reset', async () => {
   const pair = await sessionPair({ transport: 'tcp' });
@@ -191,6 +192,31 @@ test("the peer's FIN gives a grown window's memory back at once, though the chan
     assert.equal(server.receiveWindow, initial, "back to the initial window after the peer's FIN");
     assert.ok(reservedWhileReading > 0, 'the growth was reserved from the budget');
     assert.equal(budget.reserved, 0, "and given back at the peer's FIN");
+  } finally {
+    await pair.close();
+  }
+});
+
+test("an iterator given up while its read waits (Readable.from's destroy) resets the channel, even when the peer's FIN ends that read first", async () => {
+  const pair = await sessionPair();
+  try {
+    const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
+    const client = pair.client.dial();
+    client.on('error', () => {});
+    client.write('hello');
+    const [server] = await accepted;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    server.read(); // nothing buffered when the wrapper starts: its first read waits
+    const wrapper = Readable.from(server);
+    wrapper.on('error', () => {});
+    wrapper.resume();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    wrapper.destroy(); // its iterator's return(), which Node queues behind the waiting read
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    client.end(); // the peer's FIN ends the waiting read: done, though the consumer had given up
+    await until(() => server.destroyed, 5_000, 'the channel destroyed');
+    await within(pair.server.close({ timeout: 5_000 }), 6_000, 'a graceful close with nothing held');
+    await pair.server.closed;
   } finally {
     await pair.close();
   }

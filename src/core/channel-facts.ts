@@ -15,7 +15,10 @@ export interface ChannelFacts<Session> {
   readonly session: Session;
   /** The protocol state: `init`, `syn-sent`, `syn-received`, `established`, `local-closed`, `remote-closed`, `closed` or `reset`. */
   readonly protocolState: ChannelStateName;
-  /** This side's current receive window in bytes: `initialWindow` at first, grown by auto-tuning up to `maxWindow`. */
+  /**
+   * This side's current receive window in bytes: `initialWindow` at first, grown by auto-tuning up to `maxWindow`,
+   * and `initialWindow` again from the peer's FIN (its growth given back to the memory budget).
+   */
   readonly receiveWindow: number;
   /** True if this side dialled the channel, false if the peer did. */
   readonly outbound: boolean;

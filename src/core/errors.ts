@@ -187,10 +187,10 @@ const MUX_ERROR_CODES: Readonly<Record<MuxErrorCode, true>> = {
 };
 
 /**
- * Whether `value` is an error muxwire raised: a `MuxError`, or one from another installed copy of muxwire (a
- * library that depends on another version: `instanceof` is false there), told by its `code`, one of this
- * version's (a code that a later version added is not: {@link AnyMuxError} would not type it). Types it as
- * {@link AnyMuxError}, so that its `code` narrows.
+ * Whether `value` is an error muxwire raised, told by its `code`, one of this version's: of this copy, or of
+ * another installed copy of muxwire (a library that depends on another version: `instanceof` is false there).
+ * A `MuxError` with a code of its own (an application's, or one a later version added) is not: {@link AnyMuxError}
+ * would not type it. Types the value as {@link AnyMuxError}, so that its `code` narrows.
  */
 export function isMuxError(value: unknown): value is AnyMuxError {
   if (!isError(value)) return false; // (it cannot throw: a revoked Proxy is no error)

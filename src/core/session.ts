@@ -993,15 +993,14 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     );
   }
 
-  /** The error of a transport that failed under open channels (after the peer's Go Away: said so, as above). */
+  /**
+   * The error of a transport that failed under open channels, after the peer's Go Away said so (the failure may be
+   * this side's, or the peer's close that timed out: a connection dropped with data unread is reset).
+   */
   #failedUnderChannels(error: Error): TransportClosedError {
     const failed = TransportClosedError.failed(error);
     if (this.#remoteGoAway === undefined) return failed;
-    // (A close that times out with data unread here makes the peer's kernel reset the connection: ECONNRESET.)
-    return new TransportClosedError(
-      `${failed.message} (after the peer's Go Away, with channels still open: its close timed out, most likely)`,
-      error,
-    );
+    return new TransportClosedError(`${failed.message} (after the peer's Go Away, with channels still open)`, error);
   }
 
   /**

@@ -618,8 +618,10 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
       },
       // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
       return: async (value?: unknown): Promise<IteratorResult<any>> => {
+        // Decided now: Node queues this return behind a read still waiting, which the peer's FIN may yet end.
+        const leftEarly = !sawEnd;
         const result = await chunks.return!(value);
-        if (!sawEnd) this.destroy();
+        if (leftEarly) this.destroy();
         return result;
       },
       throw: (error?: unknown) => chunks.throw!(error),
