@@ -599,8 +599,8 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   /**
    * Reads chunk by chunk to the peer's FIN (`for await`, and `stream/consumers`, which reads so). Reading to the
    * end leaves the channel open for writing, as an http2 stream and a `LightChannel` do: a request read whole,
-   * then its reply (`await text(channel); channel.end(reply)`). Node's iterator of a socket destroys it there,
-   * which here reset the reply. Leaving the loop before it saw the end (`break`, `return`, an exception, also
+   * then its reply (`await text(channel); channel.end(reply)`). Node 20 and 22's iterator destroys a socket there,
+   * which here reset the reply (`iterator()`, Node's own, still does). Leaving the loop before it saw the end (`break`, `return`, an exception, also
    * after the last chunk) destroys the channel, as Node's does.
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as Readable's: strings after setEncoding()
