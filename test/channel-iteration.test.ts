@@ -65,33 +65,50 @@ test('for await read to the end, then written to and ended: the reply arrives, a
   }
 });
 
+/**
+ * A server loop over a channel whose client sent `payload` (with its FIN when `end`), left on that first chunk by
+ * `break` or an exception, after `pauseMs` in the body when given: what the loop threw, whether the server's
+ * channel was destroyed, and the error the client then got.
+ */
+async function leaveOnFirstChunk(
+  how: 'break' | 'throw',
+  payload: string,
+  { end = false, pauseMs = 0 } = {},
+): Promise<{ thrown: unknown; destroyed: boolean; error: unknown }> {
+  const pair = await sessionPair();
+  try {
+    const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
+    const client = pair.client.dial();
+    if (end) client.end(payload);
+    else client.write(payload);
+    const [server] = await accepted;
+    const failed = new Promise<unknown>((resolve) => client.once('error', resolve));
+    let thrown: unknown;
+    try {
+      for await (const chunk of server) {
+        assert.equal((chunk as Buffer).toString(), payload);
+        if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        if (how === 'throw') throw new Error('the application gave up');
+        break;
+      }
+    } catch (error) {
+      thrown = error;
+    }
+    const destroyed = server.destroyed;
+    const error = await within(failed, 5_000, `the peer's reset (${how})`);
+    return { thrown, destroyed, error };
+  } finally {
+    await pair.close();
+  }
+}
+
 test('a for await loop left early (break, or an exception) resets the channel, as a Node stream is destroyed', async () => {
   for (const how of ['break', 'throw'] as const) {
-    const pair = await sessionPair();
-    try {
-      const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
-      const client = pair.client.dial();
-      client.write('first');
-      const [server] = await accepted;
-      const failed = new Promise<unknown>((resolve) => client.once('error', resolve));
-      let thrown: unknown;
-      try {
-        for await (const chunk of server) {
-          assert.equal((chunk as Buffer).toString(), 'first');
-          if (how === 'throw') throw new Error('the application gave up');
-          break;
-        }
-      } catch (error) {
-        thrown = error;
-      }
-      assert.equal(thrown === undefined, how === 'break');
-      assert.equal(server.destroyed, true, how);
-      const error = await within(failed, 5_000, `the peer's reset (${how})`);
-      assert.ok(error instanceof ChannelResetError, `${how}: ${String(error)}`);
-      assert.equal(error.code, 'ERR_MUX_CHANNEL_RESET');
-    } finally {
-      await pair.close();
-    }
+    const { thrown, destroyed, error } = await leaveOnFirstChunk(how, 'first');
+    assert.equal(thrown === undefined, how === 'break');
+    assert.equal(destroyed, true, how);
+    assert.ok(error instanceof ChannelResetError, `${how}: ${String(error)}`);
+    assert.equal(error.code, 'ERR_MUX_CHANNEL_RESET');
   }
 });
 
@@ -118,29 +135,13 @@ test('a channel whose writing had ended closes without a reset when a for await 
 
 test('a loop that throws or breaks on the last chunk, after an await, resets the channel though its end had come with that chunk', async () => {
   for (const how of ['break', 'throw'] as const) {
-    const pair = await sessionPair();
-    try {
-      const accepted = once(pair.server, 'channel') as Promise<[Channel]>;
-      const client = pair.client.dial();
-      client.end('the only chunk, with its FIN');
-      const [server] = await accepted;
-      const failed = new Promise<unknown>((resolve) => client.once('error', resolve));
-      try {
-        for await (const chunk of server) {
-          assert.equal((chunk as Buffer).toString(), 'the only chunk, with its FIN');
-          await new Promise((resolve) => setTimeout(resolve, 30)); // the channel's 'end' comes meanwhile
-          if (how === 'throw') throw new Error('the application gave up');
-          break;
-        }
-      } catch {
-        // (the exception of the 'throw' case)
-      }
-      assert.equal(server.destroyed, true, how);
-      const error = await within(failed, 5_000, `the peer's reset (${how})`);
-      assert.ok(error instanceof ChannelResetError, `${how}: ${String(error)}`);
-    } finally {
-      await pair.close();
-    }
+    // (the channel's 'end' comes during the pause)
+    const { destroyed, error } = await leaveOnFirstChunk(how, 'the only chunk, with its FIN', {
+      end: true,
+      pauseMs: 30,
+    });
+    assert.equal(destroyed, true, how);
+    assert.ok(error instanceof ChannelResetError, `${how}: ${String(error)}`);
   }
 });
 
