@@ -6,7 +6,14 @@
  * ```
  * @module
  */
-export { Session, multiplexedClient, multiplexedServer, lightClient, lightServer } from './node/session.js';
+export {
+  Session,
+  multiplexedClient,
+  multiplexedServer,
+  lightClient,
+  lightServer,
+  type ChannelDialOptions,
+} from './node/session.js';
 export { Channel } from './node/channel.js';
 export { LightChannel, LightSession, type LightChannelEvents } from './core/light-channel.js';
 export { connect, createServer, type ConnectOptions, type ServerOptions } from './node/net.js';

@@ -112,7 +112,7 @@ const session = await connect({
 for (const key of Object.keys(unset) as (keyof SessionOptions)[]) {
   if (key !== 'logger') assert.equal(session.options[key], DEFAULT_OPTIONS[key], key);
 }
-const channel = session.dial({ signal: undefined, openTimeout: undefined });
+const channel = session.dial({ signal: undefined, openTimeout: undefined, allowHalfOpen: undefined });
 channel.end('tcp');
 const echoed = await text(channel);
 assert.equal(typeof (await session.ping({ signal: undefined })), 'number');

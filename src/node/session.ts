@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { ChannelPort } from '../core/channel-port.js';
 import type { ChannelState } from '../core/channel-state.js';
 import type { SessionOptions } from '../core/options.js';
-import { MuxSession, type Role, type SessionEvents } from '../core/session.js';
+import { MuxSession, type DialOptions, type Role, type SessionEvents } from '../core/session.js';
 import type { Transport } from '../core/transport.js';
 import { FULL_PARTS } from '../core/full-parts.js';
 import { type NodeEmitterMethods, withNodeEmitterMethods } from '../core/emitter.js';
@@ -70,6 +70,18 @@ function nodeTransport(transport: Duplex | Transport): Transport {
  * Events: `'channel'` (an inbound channel, accepted by being handed to the listener), `'goaway'` (the peer
  * sent Go Away), `'close'` (the session ended; the argument is the error, or undefined for a clean close).
  */
+/** Options of a Node session's `dial()`: those of every session's, and how the `Channel` ends. */
+export interface ChannelDialOptions extends DialOptions {
+  /**
+   * `false`: once the peer's FIN has been read (`'end'`), the channel ends its own writing and then closes, as a
+   * socket from `net.connect` does. Give it to a channel handed to a library written for sockets (a database or
+   * cache client, an http `Agent`): such a library learns from `'close'` that the server ended the connection,
+   * and a half-open channel never closes. Default `true`: the channel stays writable after the peer's FIN
+   * (half-close), as `channel.allowHalfOpen` says.
+   */
+  allowHalfOpen?: boolean | undefined;
+}
+
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the interface below declares the methods withNodeEmitterMethods installs
 export class Session extends MuxSession<Channel> {
   /**
@@ -84,6 +96,20 @@ export class Session extends MuxSession<Channel> {
     this.socket = isCoreTransport(transport) ? undefined : transport;
     carry(transport);
     announceSession(this);
+  }
+
+  /**
+   * Opens a channel and returns it at once, as every session's `dial()` does (see there for what it throws);
+   * `allowHalfOpen: false` makes it end and close on the peer's FIN, as a socket does.
+   */
+  override dial(options?: ChannelDialOptions): Channel {
+    const allowHalfOpen = options?.allowHalfOpen;
+    if (allowHalfOpen !== undefined && typeof allowHalfOpen !== 'boolean') {
+      throw new TypeError(`muxwire: allowHalfOpen must be true or false, got ${String(allowHalfOpen)}`);
+    }
+    const channel = super.dial(options);
+    if (allowHalfOpen === false) channel.allowHalfOpen = false;
+    return channel;
   }
 }
 // Node's whole EventEmitter interface (prependListener, listeners...), which the browser's session leaves out.

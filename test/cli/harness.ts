@@ -4,6 +4,7 @@
  * target that counts its connections. Every wait is bounded; every process is killed at the end.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -288,4 +289,36 @@ export async function curlFails(url: string, timeoutSeconds = 10): Promise<numbe
     return (error as { code: number }).code;
   }
   throw new Error(`curl ${url} succeeded where it should have failed`);
+}
+
+/** Starts a program and resolves once `port` accepts connections (bounded by `timeoutMs`). */
+export async function startProgram(
+  command: string,
+  args: string[],
+  port: number,
+  timeoutMs = 10_000,
+): Promise<ChildProcess> {
+  const child = spawn(command, args, { stdio: 'ignore' });
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${command} exited with ${child.exitCode}`);
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (up) return child;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`${command} did not listen on ${port} within ${timeoutMs} ms`);
+}
+
+export async function stopProgram(child: ChildProcess | undefined): Promise<void> {
+  if (child?.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGKILL');
+  await once(child, 'exit');
 }

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import {
@@ -18,38 +18,13 @@ import {
   requirePrograms,
   run,
   startClient,
+  startProgram,
   startServer,
+  stopProgram,
   workDir,
 } from './harness.js';
 
 const TIMEOUT = 120_000;
-
-/** Starts a program and resolves once `port` accepts connections (bounded by `timeoutMs`). */
-async function startProgram(command: string, args: string[], port: number, timeoutMs = 10_000): Promise<ChildProcess> {
-  const child = spawn(command, args, { stdio: 'ignore' });
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${command} exited with ${child.exitCode}`);
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (up) return child;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`${command} did not listen on ${port} within ${timeoutMs} ms`);
-}
-
-async function stopProgram(child: ChildProcess | undefined): Promise<void> {
-  if (child?.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGKILL');
-  await once(child, 'exit');
-}
 
 /** Sends `message` on a new connection to `port`, half-closes, and resolves to everything read back. */
 function exchange(port: number, message: string, timeoutMs: number): Promise<string> {
