@@ -25,6 +25,15 @@ function typedArrayGetter(name: 'buffer' | 'byteOffset' | 'byteLength'): (this: 
 const typedArrayBuffer = typedArrayGetter('buffer');
 const typedArrayOffset = typedArrayGetter('byteOffset');
 const typedArrayByteLength = typedArrayGetter('byteLength');
+/** `%TypedArray%.prototype.set`: given a typed array, it reads that array's bytes through its internal slots. */
+// eslint-disable-next-line @typescript-eslint/unbound-method -- always called with .call(target)
+const typedArraySet = (Object.getPrototypeOf(Uint8Array.prototype) as Uint8Array).set;
+/**
+ * The largest typed array V8 keeps inside its own heap (`Buffer.alloc(64)` is one). Asking such an array for its
+ * `buffer` moves its bytes out into a newly allocated backing store (freed later by the collector): several
+ * times the cost of copying them.
+ */
+const IN_HEAP_MAX_BYTES = 64;
 
 /** Whether `value` is a `Uint8Array` (a `Buffer` too), of any realm. */
 export function isUint8Array(value: unknown): value is Uint8Array {
@@ -32,19 +41,24 @@ export function isUint8Array(value: unknown): value is Uint8Array {
 }
 
 /**
- * `value`'s bytes as a plain `Uint8Array` view of this realm, made from what the built-ins say of it (its
- * buffer, offset and length), or undefined when it is no `Uint8Array` (a `Proxy` of one is not one). What an
- * adapter hands the session: the frame header's length and the bytes the transport sends are then the same
- * bytes, whatever the array's realm, own properties or subclass claim (a Node `Buffer`'s `slice()` is a view,
- * not a copy).
+ * `value`'s bytes as a plain `Uint8Array` of this realm, made from what the built-ins say of it (its buffer,
+ * offset and length), or undefined when it is no `Uint8Array` (a `Proxy` of one is not one): a view of the same
+ * bytes, or, for at most 64 bytes, a copy of them. What an adapter hands the session: the frame header's length
+ * and the bytes the transport sends are then the same bytes, whatever the array's realm, own properties or
+ * subclass claim (a Node `Buffer`'s `slice()` is a view, not a copy).
  */
 export function asUint8Array(value: unknown): Uint8Array | undefined {
   if (!isUint8Array(value)) return undefined;
   const length = typedArrayByteLength.call(value) as number;
   // (A detached one has no bytes left, and no view can be made of its buffer.)
-  return length === 0
-    ? new Uint8Array(0)
-    : new Uint8Array(typedArrayBuffer.call(value) as ArrayBuffer, typedArrayOffset.call(value) as number, length);
+  if (length === 0) return new Uint8Array(0);
+  if (length <= IN_HEAP_MAX_BYTES) {
+    // A small array may live in V8's heap, where a view would first move it out: copied, through the built-in.
+    const copy = new Uint8Array(length);
+    typedArraySet.call(copy, value);
+    return copy;
+  }
+  return new Uint8Array(typedArrayBuffer.call(value) as ArrayBuffer, typedArrayOffset.call(value) as number, length);
 }
 
 /** Whether `value` is an `ArrayBuffer`, of any realm (a `SharedArrayBuffer` is not one). */

@@ -738,7 +738,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
 
   #onTransportData(chunk: Uint8Array): void {
     if (this.#status === 'closed') return;
-    this.#keepAlive.lastHeard = performance.now();
+    const now = performance.now();
+    this.#keepAlive.lastHeard = now;
     this.#telemetry.bytesIn += chunk.length;
     const decoder = this.#decoder;
     if (decoder.decoding || this.#writer.writing) {
@@ -754,7 +755,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       return;
     }
     try {
-      this.#turn.start();
+      this.#turn.start(now);
       decoder.push(chunk);
       this.#gate.onRead(chunk.length);
       this.#afterReading();

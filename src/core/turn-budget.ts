@@ -34,9 +34,9 @@ export class TurnBudget {
     this.#goOn = goOn;
   }
 
-  /** Reading starts (a chunk came, or held input is taken up): the time from here counts. */
-  start(): void {
-    this.#since = performance.now();
+  /** Reading starts (a chunk came, or held input is taken up) at `now`: the time from there counts. */
+  start(now = performance.now()): void {
+    this.#since = now;
   }
 
   /** Counts the time since `start()` (or the last call) as spent; true once this turn's share is. */
