@@ -876,3 +876,19 @@ test('a light upload that never reads its channel fails when its session does, t
     b.destroy();
   }
 });
+
+test("a light session's dial() refuses allowHalfOpen (a Node Session's option) with TypeError, opening nothing, rather than ignore it", async () => {
+  const { client, close } = await lightPair();
+  try {
+    for (const allowHalfOpen of [false, true]) {
+      assert.throws(() => client.dial({ allowHalfOpen } as Parameters<typeof client.dial>[0]), {
+        name: 'TypeError',
+        message: /allowHalfOpen is an option of a Node Session's dial\(\)/,
+      });
+    }
+    assert.equal(client.channelCount, 0);
+    assert.equal(client.dial({ openTimeout: 1000 }).id, 1, 'other options still open a channel');
+  } finally {
+    close();
+  }
+});

@@ -1264,3 +1264,49 @@ test('read(n) when judging a growth on trial undoes it: the window still covers 
     await pair.close();
   }
 });
+
+test("dial({ allowHalfOpen: false }): after the peer's FIN, 'end' listeners may still write (as on a socket), then writing ends and the channel closes cleanly", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    const channel = pair.client.dial({ allowHalfOpen: false });
+    channel.write('request');
+    const [far] = (await once(pair.server, 'channel')) as [Channel];
+    const heard = readAll(far);
+    far.end('reply');
+    let read = '';
+    channel.on('data', (chunk: Buffer) => (read += chunk.toString()));
+    channel.once('end', () => channel.write(' and the last word'));
+    await within(once(channel, 'close'), 5_000, "the channel's close");
+    assert.equal(read, 'reply');
+    assert.equal(channel.failure, undefined, 'closed cleanly');
+    assert.equal((await within(heard, 5_000, "the peer's read")).toString(), 'request and the last word');
+  } finally {
+    await pair.close();
+  }
+});
+
+test("dial({ allowHalfOpen: false }): a write after writing ended at the peer's FIN fails the channel with ERR_MUX_WRITE_AFTER_END, an 'error' only for a listener (no crash)", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    // A large upload keeps the channel open after its writing ended: its FIN waits behind it.
+    const channel = pair.client.dial({ allowHalfOpen: false });
+    channel.write(Buffer.alloc(4 * 1024 * 1024));
+    const [far] = (await once(pair.server, 'channel')) as [Channel];
+    far.pause(); // (reads nothing: the upload waits for window)
+    far.end();
+    channel.resume();
+    await within(once(channel, 'end'), 5_000, "the channel's 'end'");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(channel.writableEnded, true, "its writing ended at the peer's FIN");
+    assert.equal(channel.destroyed, false, 'still open: its upload waits for window');
+    assert.equal(channel.listenerCount('error'), 0);
+    const closed = new Promise((resolve) => channel.once('close', resolve)); // (events.once would listen for 'error')
+    const refused = await new Promise<Error | null | undefined>((resolve) => channel.write('late', resolve));
+    assert.equal((refused as { code?: string } | null | undefined)?.code, 'ERR_MUX_WRITE_AFTER_END');
+    assert.match(refused!.message, /allowHalfOpen is false/);
+    assert.equal((channel.failure as { code?: string } | undefined)?.code, 'ERR_MUX_WRITE_AFTER_END');
+    await within(closed, 5_000, "the channel's close");
+  } finally {
+    await pair.close();
+  }
+});

@@ -40,12 +40,15 @@ export class MuxError extends Error {
 
 /**
  * A write to a channel its peer closed on a format without half-close (multiplex), where the peer's close
- * ends both directions: the same error from the session's refusal and from each kind of channel.
+ * ends both directions: the same error from the session's refusal and from each kind of channel. With
+ * `notHalfOpen`, a write after a Node channel without `allowHalfOpen` ended its writing at the peer's FIN.
  */
-export function writeAfterPeerClose(id: number): MuxError {
+export function writeAfterPeerClose(id: number, notHalfOpen = false): MuxError {
   return new MuxError(
     'ERR_MUX_WRITE_AFTER_END',
-    `channel ${id} was closed by the peer (the multiplex format has no half-close)`,
+    notHalfOpen
+      ? `channel ${id} ended its writing at the peer's end (allowHalfOpen is false)`
+      : `channel ${id} was closed by the peer (the multiplex format has no half-close)`,
   );
 }
 

@@ -15,7 +15,7 @@ import { NodeEmitter, type NodeEmitterMethods, withNodeEmitterMethods } from './
 import { MuxError, resetHere, writeAfterPeerClose } from './errors.js';
 import { type ChannelStats, channelStats } from './observe.js';
 import type { SessionOptions } from './options.js';
-import { MuxSession, type Role, type SessionEvents } from './session.js';
+import { type DialOptions, MuxSession, type Role, type SessionEvents } from './session.js';
 import type { Transport } from './transport.js';
 
 /** The events of a {@link LightChannel}. */
@@ -583,6 +583,20 @@ function createLightChannel(state: ChannelState, port: ChannelPort<MuxSession<Li
 export class LightSession extends MuxSession<LightChannel> {
   constructor(transport: Transport, role: Role, options?: SessionOptions) {
     super(transport, role, options, createLightChannel, FULL_PARTS);
+  }
+
+  /**
+   * Opens a channel and returns it at once, as every session's `dial()` does. A light channel stays writable
+   * after the peer's FIN: `allowHalfOpen`, a Node `Session`'s option, throws `TypeError` here rather than be
+   * ignored (the channel would never end by itself).
+   */
+  override dial(options?: DialOptions): LightChannel {
+    if ((options as { allowHalfOpen?: unknown } | undefined)?.allowHalfOpen !== undefined) {
+      throw new TypeError(
+        "muxwire: allowHalfOpen is an option of a Node Session's dial(): a LightChannel stays writable after the peer's FIN (end() it then)",
+      );
+    }
+    return super.dial(options);
   }
 }
 withNodeEmitterMethods(LightSession);

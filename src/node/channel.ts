@@ -543,18 +543,21 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     return true;
   }
 
-  /** Fails the channel for a write its peer's close refused (a closed one only says why); returns the error. */
-  #failAfterPeerClose(): Error {
-    if (this.destroyed) return this.#failure ?? writeAfterPeerClose(this.id);
-    const error = (this.#failure ??= writeAfterPeerClose(this.id));
+  /**
+   * Fails the channel for a write its peer's close refused (a closed one only says why); returns the error.
+   * `notHalfOpen`: the peer's FIN ended writing because `allowHalfOpen` is false (else: the multiplex format).
+   */
+  #failAfterPeerClose(notHalfOpen = false): Error {
+    if (this.destroyed) return this.#failure ?? writeAfterPeerClose(this.id, notHalfOpen);
+    const error = (this.#failure ??= writeAfterPeerClose(this.id, notHalfOpen));
     this.#destroyFailed(error);
     return error;
   }
 
   /** A write after the peer's close ended writing (see `writingEnded`): fails the channel, calls `callback` later. */
-  #refuseAfterPeerClose(encoding: unknown, callback: unknown): false {
+  #refuseAfterPeerClose(encoding: unknown, callback: unknown, notHalfOpen: boolean): false {
     const done = (typeof encoding === 'function' ? encoding : callback) as WriteCallback | undefined;
-    const error = this.#failAfterPeerClose();
+    const error = this.#failAfterPeerClose(notHalfOpen);
     if (done !== undefined) process.nextTick(done, error);
     return false;
   }
@@ -784,6 +787,9 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   /** `push(null)`, whose `'readable'` listeners run at once: one that throws surfaces as `#push`'s do. */
   #pushEnd(): void {
+    // Without allowHalfOpen, writing ends after 'end' as on a socket (as Node's Duplex would end it), and a later
+    // write fails the channel with a typed error, for a listener only, where Node's own would end the process.
+    if (!this.allowHalfOpen) this.#writingEnded(true);
     try {
       this.push(null);
     } catch (error) {
@@ -801,7 +807,8 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     else context.runInAsyncScope(this.#writingEnded, this);
   }
 
-  #writingEnded(): void {
+  /** `notHalfOpen`: writing ends because `allowHalfOpen` is false, not for the multiplex format's close. */
+  #writingEnded(notHalfOpen = false): void {
     const end = (): void => {
       if (this.writableEnded || this.destroyed) return;
       this.end();
@@ -811,19 +818,21 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
       // such channels carry these two own properties, as a socket that ended for its peer's FIN does.
       Object.assign(this, {
         write: (_chunk: unknown, encoding?: unknown, callback?: unknown): boolean =>
-          this.#refuseAfterPeerClose(encoding, callback),
+          this.#refuseAfterPeerClose(encoding, callback, notHalfOpen),
         end: (chunk?: unknown, encoding?: unknown, callback?: unknown): Channel => {
           if (chunk === undefined || chunk === null || typeof chunk === 'function') {
             return super.end(chunk as (() => void) | undefined);
           }
-          this.#refuseAfterPeerClose(encoding, callback);
+          this.#refuseAfterPeerClose(encoding, callback, notHalfOpen);
           return this;
         },
       });
     };
     if (this.readableEnded) end();
     // (First among the 'end' listeners: one of the application's that throws would skip those after it.)
-    else this.prependOnceListener('end', end);
+    // Without allowHalfOpen, on the tick after 'end', where Node's Duplex would end it: the 'end' listeners may
+    // still write, as on a socket.
+    else this.prependOnceListener('end', notHalfOpen ? () => process.nextTick(end) : end);
   }
 
   /**

@@ -64,24 +64,25 @@ function nodeTransport(transport: Duplex | Transport): Transport {
   return duplexTransport(transport);
 }
 
-/**
- * A multiplexed session over a Node duplex stream, or a core `Transport` (such as `webSocketTransport(ws)`).
- * Channels are Node `Duplex` streams ({@link Channel}).
- * Events: `'channel'` (an inbound channel, accepted by being handed to the listener), `'goaway'` (the peer
- * sent Go Away), `'close'` (the session ended; the argument is the error, or undefined for a clean close).
- */
 /** Options of a Node session's `dial()`: those of every session's, and how the `Channel` ends. */
 export interface ChannelDialOptions extends DialOptions {
   /**
    * `false`: once the peer's FIN has been read (`'end'`), the channel ends its own writing and then closes, as a
    * socket from `net.connect` does. Give it to a channel handed to a library written for sockets (a database or
    * cache client, an http `Agent`): such a library learns from `'close'` that the server ended the connection,
-   * and a half-open channel never closes. Default `true`: the channel stays writable after the peer's FIN
-   * (half-close), as `channel.allowHalfOpen` says.
+   * and a half-open channel never closes. 'end' listeners may still write; a write after that fails the channel
+   * with `ERR_MUX_WRITE_AFTER_END` (an `'error'` only for a listener). Default `true`: the channel stays writable
+   * after the peer's FIN (half-close), as `channel.allowHalfOpen` says.
    */
   allowHalfOpen?: boolean | undefined;
 }
 
+/**
+ * A multiplexed session over a Node duplex stream, or a core `Transport` (such as `webSocketTransport(ws)`).
+ * Channels are Node `Duplex` streams ({@link Channel}).
+ * Events: `'channel'` (an inbound channel, accepted by being handed to the listener), `'goaway'` (the peer
+ * sent Go Away), `'close'` (the session ended; the argument is the error, or undefined for a clean close).
+ */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the interface below declares the methods withNodeEmitterMethods installs
 export class Session extends MuxSession<Channel> {
   /**
