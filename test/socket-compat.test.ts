@@ -1265,7 +1265,7 @@ test('read(n) when judging a growth on trial undoes it: the window still covers 
   }
 });
 
-test("dial({ allowHalfOpen: false }): after the peer's FIN, 'end' listeners may still write (as on a socket), then writing ends and the channel closes cleanly", async () => {
+test("dial({ allowHalfOpen: false }): after the peer's FIN, 'end' listeners (and what they defer to the next tick) may still write, as on a socket; then writing ends and the channel closes cleanly", async () => {
   const pair = await sessionPair({ transport: 'tcp' });
   try {
     const channel = pair.client.dial({ allowHalfOpen: false });
@@ -1275,11 +1275,14 @@ test("dial({ allowHalfOpen: false }): after the peer's FIN, 'end' listeners may 
     far.end('reply');
     let read = '';
     channel.on('data', (chunk: Buffer) => (read += chunk.toString()));
-    channel.once('end', () => channel.write(' and the last word'));
+    channel.once('end', () => {
+      channel.write(' and the last word');
+      process.nextTick(() => channel.write(', and one more')); // (before Node's end, as on a socket)
+    });
     await within(once(channel, 'close'), 5_000, "the channel's close");
     assert.equal(read, 'reply');
     assert.equal(channel.failure, undefined, 'closed cleanly');
-    assert.equal((await within(heard, 5_000, "the peer's read")).toString(), 'request and the last word');
+    assert.equal((await within(heard, 5_000, "the peer's read")).toString(), 'request and the last word, and one more');
   } finally {
     await pair.close();
   }
@@ -1306,6 +1309,46 @@ test("dial({ allowHalfOpen: false }): a write after writing ended at the peer's 
     assert.match(refused!.message, /allowHalfOpen is false/);
     assert.equal((channel.failure as { code?: string } | undefined)?.code, 'ERR_MUX_WRITE_AFTER_END');
     await within(closed, 5_000, "the channel's close");
+  } finally {
+    await pair.close();
+  }
+});
+
+test("allowHalfOpen = false set on an accepted channel whose FIN came with its SYN (before 'end'): its writing ends after 'end' and a later write fails with ERR_MUX_WRITE_AFTER_END, no crash", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    const channel = pair.client.dial();
+    channel.end('request'); // SYN, data and FIN in one read: the server's channel is handed over with its FIN pushed
+    const [far] = (await once(pair.server, 'channel')) as [Channel];
+    far.allowHalfOpen = false;
+    far.write(Buffer.alloc(4 * 1024 * 1024)); // (waits for window: the client reads nothing yet)
+    const heard = readAll(far);
+    await within(once(far, 'end'), 5_000, "the far channel's 'end'");
+    assert.equal((await heard).toString(), 'request');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(far.writableEnded, true, "its writing ended after 'end'");
+    assert.equal(far.listenerCount('error'), 1, "(readAll's own listener only)");
+    const refused = await new Promise<Error | null | undefined>((resolve) => far.write('late', resolve));
+    assert.equal((refused as { code?: string } | null | undefined)?.code, 'ERR_MUX_WRITE_AFTER_END');
+  } finally {
+    await pair.close();
+  }
+});
+
+test("dial({ allowHalfOpen: false }): closeRead() ends writing too (as Node's Duplex), and a later write fails with ERR_MUX_WRITE_AFTER_END, no crash", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    const channel = pair.client.dial({ allowHalfOpen: false });
+    channel.write(Buffer.alloc(4 * 1024 * 1024)); // (the peer reads nothing: the channel stays open)
+    await once(pair.server, 'channel');
+    channel.closeRead();
+    await within(once(channel, 'end'), 5_000, "the channel's 'end'");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(channel.writableEnded, true);
+    assert.equal(channel.listenerCount('error'), 0);
+    const refused = await new Promise<Error | null | undefined>((resolve) => channel.write('late', resolve));
+    assert.equal((refused as { code?: string } | null | undefined)?.code, 'ERR_MUX_WRITE_AFTER_END');
+    assert.match(refused!.message, /when its reading ended \(allowHalfOpen is false\)/);
   } finally {
     await pair.close();
   }

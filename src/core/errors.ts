@@ -41,13 +41,13 @@ export class MuxError extends Error {
 /**
  * A write to a channel its peer closed on a format without half-close (multiplex), where the peer's close
  * ends both directions: the same error from the session's refusal and from each kind of channel. With
- * `notHalfOpen`, a write after a Node channel without `allowHalfOpen` ended its writing at the peer's FIN.
+ * `notHalfOpen`, a write after a Node channel without `allowHalfOpen` ended its writing with its reading.
  */
 export function writeAfterPeerClose(id: number, notHalfOpen = false): MuxError {
   return new MuxError(
     'ERR_MUX_WRITE_AFTER_END',
     notHalfOpen
-      ? `channel ${id} ended its writing at the peer's end (allowHalfOpen is false)`
+      ? `channel ${id} ended its writing when its reading ended (allowHalfOpen is false)`
       : `channel ${id} was closed by the peer (the multiplex format has no half-close)`,
   );
 }

@@ -420,6 +420,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   closeRead(): this {
     if (this.#state.readClosed || this.destroyed) return this;
     this.#port.closeRead(this.#state);
+    if (!this.#state.remoteFin) this.#watchHalfOpen(); // (else the peer's FIN did)
     this.push(null); // (ignored when the peer's FIN already ended the readable side)
     // Read out what Node holds, so that 'end' follows; `read()` credits it to the peer as read. Node has no
     // public way to drop a readable's buffer unseen, and `read()` emits 'data' for each chunk: an own `emit`
@@ -545,7 +546,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   /**
    * Fails the channel for a write its peer's close refused (a closed one only says why); returns the error.
-   * `notHalfOpen`: the peer's FIN ended writing because `allowHalfOpen` is false (else: the multiplex format).
+   * `notHalfOpen`: writing ended with reading because `allowHalfOpen` is false (else: the multiplex format's close).
    */
   #failAfterPeerClose(notHalfOpen = false): Error {
     if (this.destroyed) return this.#failure ?? writeAfterPeerClose(this.id, notHalfOpen);
@@ -787,9 +788,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   /** `push(null)`, whose `'readable'` listeners run at once: one that throws surfaces as `#push`'s do. */
   #pushEnd(): void {
-    // Without allowHalfOpen, writing ends after 'end' as on a socket (as Node's Duplex would end it), and a later
-    // write fails the channel with a typed error, for a listener only, where Node's own would end the process.
-    if (!this.allowHalfOpen) this.#writingEnded(true);
+    this.#watchHalfOpen();
     try {
       this.push(null);
     } catch (error) {
@@ -807,8 +806,32 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     else context.runInAsyncScope(this.#writingEnded, this);
   }
 
-  /** `notHalfOpen`: writing ends because `allowHalfOpen` is false, not for the multiplex format's close. */
-  #writingEnded(notHalfOpen = false): void {
+  /**
+   * Reading is about to end (the peer's FIN, or `closeRead()`). Without `allowHalfOpen` (decided at `'end'`, as a
+   * socket decides: it may be set until then), Node's Duplex ends writing on the tick after `'end'`, its
+   * listeners (and what they defer to that tick) still writing, as on a socket; a write after that fails the
+   * channel with a typed error, an `'error'` only for a listener, where Node's own would end the process.
+   */
+  #watchHalfOpen(): void {
+    this.prependOnceListener('end', () => {
+      if (this.allowHalfOpen || this.writableEnded) return;
+      Object.assign(this, {
+        write: (chunk: unknown, encoding?: unknown, callback?: unknown): boolean =>
+          this.writableEnded
+            ? this.#refuseAfterPeerClose(encoding, callback, true)
+            : super.write(chunk, encoding as BufferEncoding, callback as WriteCallback),
+        end: (chunk?: unknown, encoding?: unknown, callback?: unknown): Channel => {
+          if (!this.writableEnded || chunk === undefined || chunk === null || typeof chunk === 'function') {
+            return super.end(chunk, encoding as BufferEncoding, callback as () => void);
+          }
+          this.#refuseAfterPeerClose(encoding, callback, true);
+          return this;
+        },
+      });
+    });
+  }
+
+  #writingEnded(): void {
     const end = (): void => {
       if (this.writableEnded || this.destroyed) return;
       this.end();
@@ -818,21 +841,19 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
       // such channels carry these two own properties, as a socket that ended for its peer's FIN does.
       Object.assign(this, {
         write: (_chunk: unknown, encoding?: unknown, callback?: unknown): boolean =>
-          this.#refuseAfterPeerClose(encoding, callback, notHalfOpen),
+          this.#refuseAfterPeerClose(encoding, callback, false),
         end: (chunk?: unknown, encoding?: unknown, callback?: unknown): Channel => {
           if (chunk === undefined || chunk === null || typeof chunk === 'function') {
             return super.end(chunk as (() => void) | undefined);
           }
-          this.#refuseAfterPeerClose(encoding, callback, notHalfOpen);
+          this.#refuseAfterPeerClose(encoding, callback, false);
           return this;
         },
       });
     };
     if (this.readableEnded) end();
     // (First among the 'end' listeners: one of the application's that throws would skip those after it.)
-    // Without allowHalfOpen, on the tick after 'end', where Node's Duplex would end it: the 'end' listeners may
-    // still write, as on a socket.
-    else this.prependOnceListener('end', notHalfOpen ? () => process.nextTick(end) : end);
+    else this.prependOnceListener('end', end);
   }
 
   /**

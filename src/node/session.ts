@@ -70,9 +70,10 @@ export interface ChannelDialOptions extends DialOptions {
    * `false`: once the peer's FIN has been read (`'end'`), the channel ends its own writing and then closes, as a
    * socket from `net.connect` does. Give it to a channel handed to a library written for sockets (a database or
    * cache client, an http `Agent`): such a library learns from `'close'` that the server ended the connection,
-   * and a half-open channel never closes. 'end' listeners may still write; a write after that fails the channel
-   * with `ERR_MUX_WRITE_AFTER_END` (an `'error'` only for a listener). Default `true`: the channel stays writable
-   * after the peer's FIN (half-close), as `channel.allowHalfOpen` says.
+   * and a half-open channel never closes. Writing ends on the tick after `'end'` (on yamux, `'end'` listeners may
+   * still write); a write after that fails the channel with `ERR_MUX_WRITE_AFTER_END` (an `'error'` only for a
+   * listener). Default `true`: the channel stays writable after the peer's FIN (half-close), as
+   * `channel.allowHalfOpen` says.
    */
   allowHalfOpen?: boolean | undefined;
 }
