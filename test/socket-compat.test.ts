@@ -1353,3 +1353,26 @@ test("dial({ allowHalfOpen: false }): closeRead() ends writing too (as Node's Du
     await pair.close();
   }
 });
+
+test("dial({ allowHalfOpen: false }): small writes from an 'end' listener count their cost as any write does: write() says false near the high-water mark", async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    const channel = pair.client.dial({ allowHalfOpen: false });
+    channel.write('request');
+    const [far] = (await once(pair.server, 'channel')) as [Channel];
+    const heard = readAll(far);
+    far.end();
+    let accepted = 0;
+    channel.once('end', () => {
+      // 1,000 one-byte writes: each waiting one counts 224 bytes besides its own, so the 64 KiB mark comes
+      // after about 290 of them (counted by bytes alone it would never come).
+      for (let i = 0; i < 1000 && channel.write('x'); i++) accepted++;
+    });
+    channel.resume();
+    await within(once(channel, 'close'), 5_000, "the channel's close");
+    assert.ok(accepted > 100 && accepted < 400, `write() said false after ${accepted} writes`);
+    assert.equal((await heard).length, 'request'.length + accepted + 1);
+  } finally {
+    await pair.close();
+  }
+});

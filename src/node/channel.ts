@@ -815,14 +815,17 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   #watchHalfOpen(): void {
     this.prependOnceListener('end', () => {
       if (this.allowHalfOpen || this.writableEnded) return;
+      // Until then the class's own (its count of waiting writes, its session's end caught up).
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- each called with .call(this) below
+      const { write, end } = this;
       Object.assign(this, {
         write: (chunk: unknown, encoding?: unknown, callback?: unknown): boolean =>
           this.writableEnded
             ? this.#refuseAfterPeerClose(encoding, callback, true)
-            : super.write(chunk, encoding as BufferEncoding, callback as WriteCallback),
+            : write.call(this, chunk, encoding as BufferEncoding, callback as WriteCallback),
         end: (chunk?: unknown, encoding?: unknown, callback?: unknown): Channel => {
           if (!this.writableEnded || chunk === undefined || chunk === null || typeof chunk === 'function') {
-            return super.end(chunk, encoding as BufferEncoding, callback as () => void);
+            return end.call(this, chunk, encoding as BufferEncoding, callback as () => void);
           }
           this.#refuseAfterPeerClose(encoding, callback, true);
           return this;
