@@ -1265,6 +1265,11 @@ test('read(n) when judging a growth on trial undoes it: the window still covers 
   }
 });
 
+/** What the callback of a write hears on a channel whose writing has ended. */
+function lateWrite(channel: Channel): Promise<(Error & { code?: string }) | null | undefined> {
+  return new Promise((resolve) => channel.write('late', resolve));
+}
+
 test("dial({ allowHalfOpen: false }): after the peer's FIN, 'end' listeners (and what they defer to the next tick) may still write, as on a socket; then writing ends and the channel closes cleanly", async () => {
   const pair = await sessionPair({ transport: 'tcp' });
   try {
@@ -1304,9 +1309,9 @@ test("dial({ allowHalfOpen: false }): a write after writing ended at the peer's 
     assert.equal(channel.destroyed, false, 'still open: its upload waits for window');
     assert.equal(channel.listenerCount('error'), 0);
     const closed = new Promise((resolve) => channel.once('close', resolve)); // (events.once would listen for 'error')
-    const refused = await new Promise<Error | null | undefined>((resolve) => channel.write('late', resolve));
-    assert.equal((refused as { code?: string } | null | undefined)?.code, 'ERR_MUX_WRITE_AFTER_END');
-    assert.match(refused!.message, /allowHalfOpen is false/);
+    const refused = await lateWrite(channel);
+    assert.equal(refused?.code, 'ERR_MUX_WRITE_AFTER_END');
+    assert.match(refused.message, /allowHalfOpen is false/);
     assert.equal((channel.failure as { code?: string } | undefined)?.code, 'ERR_MUX_WRITE_AFTER_END');
     await within(closed, 5_000, "the channel's close");
   } finally {
@@ -1328,8 +1333,8 @@ test("allowHalfOpen = false set on an accepted channel whose FIN came with its S
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(far.writableEnded, true, "its writing ended after 'end'");
     assert.equal(far.listenerCount('error'), 1, "(readAll's own listener only)");
-    const refused = await new Promise<Error | null | undefined>((resolve) => far.write('late', resolve));
-    assert.equal((refused as { code?: string } | null | undefined)?.code, 'ERR_MUX_WRITE_AFTER_END');
+    const refused = await lateWrite(far);
+    assert.equal(refused?.code, 'ERR_MUX_WRITE_AFTER_END');
   } finally {
     await pair.close();
   }
@@ -1346,9 +1351,9 @@ test("dial({ allowHalfOpen: false }): closeRead() ends writing too (as Node's Du
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(channel.writableEnded, true);
     assert.equal(channel.listenerCount('error'), 0);
-    const refused = await new Promise<Error | null | undefined>((resolve) => channel.write('late', resolve));
-    assert.equal((refused as { code?: string } | null | undefined)?.code, 'ERR_MUX_WRITE_AFTER_END');
-    assert.match(refused!.message, /when its reading ended \(allowHalfOpen is false\)/);
+    const refused = await lateWrite(channel);
+    assert.equal(refused?.code, 'ERR_MUX_WRITE_AFTER_END');
+    assert.match(refused.message, /when its reading ended \(allowHalfOpen is false\)/);
   } finally {
     await pair.close();
   }

@@ -814,23 +814,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    */
   #watchHalfOpen(): void {
     this.prependOnceListener('end', () => {
-      if (this.allowHalfOpen || this.writableEnded) return;
-      // Until then the class's own (its count of waiting writes, its session's end caught up).
-      // eslint-disable-next-line @typescript-eslint/unbound-method -- each called with .call(this) below
-      const { write, end } = this;
-      Object.assign(this, {
-        write: (chunk: unknown, encoding?: unknown, callback?: unknown): boolean =>
-          this.writableEnded
-            ? this.#refuseAfterPeerClose(encoding, callback, true)
-            : write.call(this, chunk, encoding as BufferEncoding, callback as WriteCallback),
-        end: (chunk?: unknown, encoding?: unknown, callback?: unknown): Channel => {
-          if (!this.writableEnded || chunk === undefined || chunk === null || typeof chunk === 'function') {
-            return end.call(this, chunk, encoding as BufferEncoding, callback as () => void);
-          }
-          this.#refuseAfterPeerClose(encoding, callback, true);
-          return this;
-        },
-      });
+      if (!this.allowHalfOpen && !this.writableEnded) this.#refuseWritesOnceEnded(true);
     });
   }
 
@@ -838,25 +822,37 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     const end = (): void => {
       if (this.writableEnded || this.destroyed) return;
       this.end();
-      // Node's Writable would answer a later write (or `end(data)`) with its own untyped `'error'`, emitted with
-      // or without a listener, until the channel closes (while earlier writes wait for the transport). Here,
-      // as before 'end': the write fails the channel as a reset does, with an 'error' only for a listener. Only
-      // such channels carry these two own properties, as a socket that ended for its peer's FIN does.
-      Object.assign(this, {
-        write: (_chunk: unknown, encoding?: unknown, callback?: unknown): boolean =>
-          this.#refuseAfterPeerClose(encoding, callback, false),
-        end: (chunk?: unknown, encoding?: unknown, callback?: unknown): Channel => {
-          if (chunk === undefined || chunk === null || typeof chunk === 'function') {
-            return super.end(chunk as (() => void) | undefined);
-          }
-          this.#refuseAfterPeerClose(encoding, callback, false);
-          return this;
-        },
-      });
+      this.#refuseWritesOnceEnded(false);
     };
     if (this.readableEnded) end();
     // (First among the 'end' listeners: one of the application's that throws would skip those after it.)
     else this.prependOnceListener('end', end);
+  }
+
+  /**
+   * Node's Writable would answer a write (or `end(data)`) after its writing ended with its own untyped `'error'`,
+   * emitted with or without a listener, until the channel closes (while earlier writes wait for the transport).
+   * Here such a write fails the channel as a reset does, with an `'error'` only for a listener (see
+   * `#refuseAfterPeerClose`); until writing ends, the class's own `write()` and `end()` (their count of waiting
+   * writes, the session's end caught up). Only such channels carry these two own properties, as a socket that
+   * ended for its peer's FIN does. `notHalfOpen`: see `#failAfterPeerClose`.
+   */
+  #refuseWritesOnceEnded(notHalfOpen: boolean): void {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- each called with .call(this) below
+    const { write, end } = Object.getPrototypeOf(this) as this;
+    Object.assign(this, {
+      write: (chunk: unknown, encoding?: unknown, callback?: unknown): boolean =>
+        this.writableEnded
+          ? this.#refuseAfterPeerClose(encoding, callback, notHalfOpen)
+          : write.call(this, chunk, encoding as BufferEncoding, callback as WriteCallback),
+      end: (chunk?: unknown, encoding?: unknown, callback?: unknown): Channel => {
+        if (!this.writableEnded || chunk === undefined || chunk === null || typeof chunk === 'function') {
+          return end.call(this, chunk, encoding as BufferEncoding, callback as () => void);
+        }
+        this.#refuseAfterPeerClose(encoding, callback, notHalfOpen);
+        return this;
+      },
+    });
   }
 
   /**
