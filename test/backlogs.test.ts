@@ -97,6 +97,75 @@ test('a dial that times out while it waits for the ACK backlog says its SYN neve
   }
 });
 
+test('dials that time out together while the peer acknowledges nothing send no SYN from the backlog: each failure freed a place for the next one due', async () => {
+  const [a, b] = memoryPipe();
+  const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 4, openTimeout: 200 });
+  // A peer whose application is stalled: it answers nothing.
+  const peer = new RawPeer(b);
+  const syns = (): number[] =>
+    peer.frames.filter((f) => f.type !== FrameType.ping && (f.flags & Flag.syn) !== 0).map((f) => f.streamId);
+  const resets = (): number[] => peer.frames.filter((f) => (f.flags & Flag.rst) !== 0).map((f) => f.streamId);
+  try {
+    const failures: Promise<MuxError>[] = [];
+    const channels: Channel[] = [];
+    for (let i = 0; i < 20; i++) {
+      const channel = client.dial();
+      failures.push(new Promise<MuxError>((resolve) => channel.once('error', resolve)));
+      channel.write('request');
+      channels.push(channel);
+    }
+    const errors = await within(Promise.all(failures), 5000, 'the open timeouts');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const sent = channels.slice(0, 4).map((channel) => channel.id);
+    // Before: each failure sent the SYN (and data) of a dial failed a moment later, then its RST: 20 SYNs and
+    // 20 RSTs here; ~1,000 such resets made a peer with default options end the session (rapid reset).
+    assert.deepEqual(syns(), sent);
+    assert.deepEqual(resets(), sent);
+    for (const [i, error] of errors.entries()) {
+      assert.equal(error.code, 'ERR_MUX_OPEN_TIMEOUT');
+      if (i < 4) assert.match(error.message, /the peer did not acknowledge channel/);
+      // Before: "never heard of it (safe to retry)" of channels whose SYN and data had reached the peer.
+      else assert.match(error.message, /not opened within its open timeout: it waited .* never heard of it/);
+    }
+    assert.equal(client.state, 'open');
+
+    // A dial made later, with more than half its open timeout left when the places free, is sent.
+    const later = client.dial();
+    later.on('error', noop);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(syns(), [...sent, later.id]);
+  } finally {
+    client.destroy();
+  }
+});
+
+test('places freed by open timeouts go to dials with more than half their open timeout left, in the order they were made', async () => {
+  const [a, b] = memoryPipe();
+  const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 2, openTimeout: 400 });
+  const peer = new RawPeer(b);
+  const syns = (): number[] =>
+    peer.frames.filter((f) => f.type !== FrameType.ping && (f.flags & Flag.syn) !== 0).map((f) => f.streamId);
+  const dial = (): Channel => {
+    const channel = client.dial();
+    channel.on('error', noop);
+    return channel;
+  };
+  try {
+    const first = [dial(), dial()];
+    const early = dial(); // waits from the start: 0 ms left when the places free
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const late = [dial(), dial(), dial()]; // ~300 ms left when the places free
+    await until(() => early.destroyed, 2000, 'the first open timeouts');
+    await until(() => syns().length >= 4, 2000, 'the SYNs of the later dials');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The two places go to the first two later dials; the early one failed unsent.
+    assert.deepEqual(syns(), [first[0]!.id, first[1]!.id, late[0]!.id, late[1]!.id]);
+    assert.match(String(early.errored), /never heard of it/);
+  } finally {
+    client.destroy();
+  }
+});
+
 test('dials ended at once keep their ACK backlog place past their open timeout, unfailed, until the reply acknowledges them', async () => {
   const [a, b] = memoryPipe();
   const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 2, openTimeout: 150 });

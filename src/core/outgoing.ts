@@ -32,6 +32,8 @@ export class Outgoing {
   #openingLive = 0;
   #openTimer: ReturnType<typeof setTimeout> | undefined;
   #openTimerAt = 0;
+  /** A sweep is failing the dials due: the places they free wait for its end (see `#releaseBacklog`). */
+  #sweeping = false;
 
   readonly #options: ResolvedOptions;
   readonly #caps: CodecCapabilities;
@@ -74,7 +76,8 @@ export class Outgoing {
         channel.openAbort = whenAborted(signal, () => this.#abortOpen(channel, resetHere(channel.id, signal.reason)));
       }
     }
-    if (!this.#caps.acknowledgements || this.#unacked < this.#options.ackBacklog) {
+    // (A dial from a listener of a sweep's failures waits its turn behind the dials waiting already.)
+    if (!this.#caps.acknowledgements || (this.#unacked < this.#options.ackBacklog && !this.#sweeping)) {
       this.#sendSyn(channel);
       return;
     }
@@ -147,10 +150,23 @@ export class Outgoing {
     this.#writer.schedule();
   }
 
-  #releaseBacklog(): void {
+  /**
+   * Gives the places free to the dials waiting longest, skipping those past their open timeout (they fail
+   * unsent, in the sweep under way or the next). Places that open timeouts freed (`afterTimeouts`) go only to
+   * dials with more than half the session's `openTimeout` left: the peer left a SYN unanswered that long, and
+   * the dials waiting behind it, made in the same burst, would reach it only to be reset a moment later. A burst
+   * of such resets reads as churn (`peerResetBurst`) to the peer, which ends the session: dials sweep after sweep
+   * had reached a stalled peer, ~1,100 resets from 1,500 dials.
+   */
+  #releaseBacklog(afterTimeouts = false): void {
+    if (this.#sweeping) return; // (the sweep releases once it has failed every channel due)
+    const minLeft = afterTimeouts ? this.#options.openTimeout / 2 : 0;
+    let now = 0;
     while (this.#unacked < this.#options.ackBacklog && this.#backlog.length > 0) {
       const channel = this.#backlog.shift()!;
       if (!channel.live) continue;
+      const deadline = channel.openDeadline;
+      if (deadline !== 0 && deadline - (now ||= performance.now()) <= minLeft) continue;
       this.#sendSyn(channel);
     }
   }
@@ -186,13 +202,19 @@ export class Outgoing {
     }
     const now = performance.now();
     const opening = this.#opening;
-    // Each error is made before any channel fails: a failure frees a place, which sends a waiting SYN.
+    // Each error is made before any channel fails, and the places they free are given once all have failed.
     const due: [ChannelState, TimeoutError][] = [];
     while (opening.first <= now) {
       const channel = opening.pop()!;
       if (channel.openDeadline !== 0) due.push([channel, this.#openTimedOut(channel)]);
     }
-    for (const [channel, error] of due) this.#abortOpen(channel, error);
+    this.#sweeping = true;
+    try {
+      for (const [channel, error] of due) this.#abortOpen(channel, error);
+    } finally {
+      this.#sweeping = false;
+    }
+    this.#releaseBacklog(true);
     // Settled channels at the front would wake the timer for nothing.
     while (opening.top?.openDeadline === 0) opening.pop();
     const next = opening.first;
