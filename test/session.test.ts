@@ -2747,6 +2747,48 @@ describe('sessions over Node transports: what a review of them found', () => {
     }
   });
 
+  test("a TLS 1.3 server that refuses the client's certificate after the client's handshake fails an idle session with the alert as cause, not a clean end", async () => {
+    // Under TLS 1.3 the client's handshake is done ('secureConnect') before the server judges its certificate:
+    // the server's alert then came on a connection that looked up, and an idle session ended as after a reset,
+    // its pending ping() and later dial() told only "session is closed".
+    const { key, cert } = selfSignedCertificate();
+    const server = tls.createServer({ key, cert, ca: cert, requestCert: true, rejectUnauthorized: true }, (socket) =>
+      socket.on('error', () => {}),
+    );
+    server.on('tlsClientError', () => {});
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      for (const start of [multiplexedClient, lightClient]) {
+        const socket = tls.connect({
+          port,
+          host: '127.0.0.1',
+          ca: cert,
+          servername: 'localhost',
+          minVersion: 'TLSv1.3',
+        });
+        const session = start(socket);
+        let handshakeDone = false;
+        socket.once('secureConnect', () => (handshakeDone = true));
+        const ping = session.ping().then(
+          () => 'answered',
+          (error: unknown) => error,
+        );
+        const error = await closeError(session);
+        assert.ok(handshakeDone, `${start.name}: the client's handshake finished first (the case under test)`);
+        assert.ok(causedBy(error, /^ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED$/), `${start.name}: ${String(error)}`);
+        assert.equal(await ping, error, `${start.name}: the pending ping()`);
+        assert.throws(
+          () => session.dial(),
+          (e) => e === error,
+        );
+      }
+    } finally {
+      server.close();
+    }
+  });
+
   test('a socket destroyed with an error before its session started: the session fails with that error as cause, idle or with a channel dialled', async () => {
     for (const dial of [false, true]) {
       const [a, b] = await tcpPair();

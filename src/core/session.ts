@@ -419,7 +419,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
       data: (chunk) => this.#onTransportData(chunk),
       drain: () => this.#writer.onDrain(),
       end: () => this.#afterDecoding(() => this.#onTransportEnd()),
-      error: (error, beforeOpen) => this.#afterDecoding(() => this.#onTransportError(error, beforeOpen)),
+      error: (error, failsIdle) => this.#afterDecoding(() => this.#onTransportError(error, failsIdle)),
       close: () => this.#afterDecoding(() => this.#onTransportClose()),
       open: () => this.#onTransportOpen(),
     };
@@ -893,12 +893,13 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     this.#loseTransport(goAwayError ?? this.#lostUnderChannels('ended'));
   }
 
-  #onTransportError(error: Error, beforeOpen?: boolean): void {
+  #onTransportError(error: Error, failsIdle?: boolean): void {
     if (this.#status === 'closed') return;
     if (!this.#readAllHeld()) return;
     // With no channel open nothing is lost: a peer that resets an idle connection (as hashicorp/yamux's
-    // Session.Close can) ends the session like a plain close. A connection that never opened is a failure.
-    if (!beforeOpen && this.#streams.stillOpen === 0 && this.#incoming.queued === 0) {
+    // Session.Close can) ends the session like a plain close. A connection that never opened, or a TLS alert,
+    // is a failure.
+    if (!failsIdle && this.#streams.stillOpen === 0 && this.#incoming.queued === 0) {
       this.#transport.destroy();
       // Unless the transport was given what is not this protocol at all (a WebSocket's text message, a stream's
       // string: a `ProtocolError`): that is said even with nothing open.

@@ -18,11 +18,12 @@ export interface TransportEvents {
   /** The peer ended its side (end of file). */
   end(this: void): void;
   /**
-   * The transport failed. With `beforeOpen`, it failed before its connection was up (refused, a TLS handshake
-   * that failed, a WebSocket that never opened): the session fails with it even with no channel open, where
-   * the failure of an open connection (a peer that resets it) ends an idle session cleanly.
+   * The transport failed. With `failsIdle`, the session fails with it even with no channel open: the
+   * connection never came up (refused, a TLS handshake that failed, a WebSocket that never opened), or failed
+   * as no peer ends a working connection (a TLS alert). Without it, the failure of an open connection (a peer
+   * that resets it) ends an idle session cleanly.
    */
-  error(this: void, error: Error, beforeOpen?: boolean): void;
+  error(this: void, error: Error, failsIdle?: boolean): void;
   /** The transport is closed in both directions; no more events follow. */
   close(this: void): void;
   /** The connection came up, from a transport whose `isConnecting()` said true when the session started. */

@@ -10,6 +10,16 @@ import type { Transport, TransportEvents } from '../core/transport.js';
 
 const ignore = (): void => {};
 
+/**
+ * An error of OpenSSL's (`ERR_SSL_…`): a TLS alert from the peer, or a record that does not decrypt. No peer
+ * ends a working connection so, and under TLS 1.3 a server judges the client's certificate only after the
+ * client's handshake is done: its refusal comes as such an alert on a connection that looked up.
+ */
+function isTlsFailure(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('ERR_SSL_');
+}
+
 /** What the transport reads of a `net.Socket` or a `tls.TLSSocket`, when the stream is one. */
 interface SocketFacts {
   /** A `net.Socket` still connecting. */
@@ -64,7 +74,7 @@ export function duplexTransport(stream: Duplex): Transport {
       events!.error(new ProtocolError(`the stream gave ${type === 'object' ? 'an' : 'a'} ${type}, not bytes`));
     }
   };
-  const onError = (error: Error): void => events!.error(error, !opened);
+  const onError = (error: Error): void => events!.error(error, !opened || isTlsFailure(error));
   const onEnd = (): void => {
     if (closed) return;
     // An end before the connection was up is a failure to connect: a TLS client whose server closed during the
