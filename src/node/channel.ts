@@ -29,6 +29,21 @@ function inWritersContext(callback: WriteCallback): WriteCallback {
   const context = new AsyncResource('MUXWIRE_WRITE');
   return (error) => context.runInAsyncScope(callback, null, error);
 }
+/**
+ * A write's own callback, kept from breaking the channel when it throws. Node's `Writable` calls it in the middle
+ * of its completion of a write that finished later than the call, and a throw skips the rest: `end()` then never
+ * finishes (no FIN, the channel open until its session's close times out), as on a socket whose write waited. A
+ * channel's writes always complete later. The exception still surfaces as uncaught, a microtask later.
+ */
+function guarded(callback: WriteCallback): WriteCallback {
+  return (error) => {
+    try {
+      callback(error);
+    } catch (thrown) {
+      rethrowLater(thrown);
+    }
+  };
+}
 /** How long a channel closed by `destroy()` as a socket (see `#closeAsSocket`) waits for the peer's FIN. */
 const CLOSE_LINGER_MS = 2000;
 /** The `'error'` listener a failing channel with none of its own gets (see `#destroyFailed`). */
@@ -448,6 +463,8 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     if (!this.#state.live) this.#port.catchUp(this.#state);
     // Node refuses (with an error) a write after end() or destroy(): nothing waits then.
     const taken = !this.writableEnded && !this.destroyed;
+    if (typeof encoding === 'function') encoding = guarded(encoding);
+    else if (typeof callback === 'function') callback = guarded(callback);
     const ok = super.write(chunk, encoding as BufferEncoding, callback);
     if (!taken) return ok;
     // (When nothing was in flight, `_write` took it within the call and counted it taken.)

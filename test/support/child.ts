@@ -162,23 +162,25 @@ const scenarios: Record<string, () => Promise<void>> = {
       server.destroy();
     }
 
-    // A write callback that throws, in the same batch as other channels' writes.
+    // A write callback that throws, in the same batch as other channels' writes; then its channel's end().
     {
       const { client, server } = pair();
+      const events: string[] = [];
       server.on('channel', (channel) => {
         channel.on('error', () => {});
+        channel.on('end', () => events.push(`${channel.id === a.id ? 'a' : 'b'} ended at the peer`));
         channel.resume();
       });
       const a = client.dial();
       const b = client.dial();
-      const events: string[] = [];
       a.write('a', () => {
         throw new Error('write callback');
       });
+      a.end(() => events.push('a finished'));
       b.write('b', () => events.push('b written'));
       b.end(() => events.push('b finished'));
       await settle(100);
-      report.batch = { events, uncaught: uncaught.splice(0) };
+      report.batch = { events: events.sort(), uncaught: uncaught.splice(0) };
       client.destroy();
       server.destroy();
     }
