@@ -61,6 +61,11 @@ async function rawAgainstServer(answerPings = true, options = {}): Promise<{ pee
 
 const cases: [string, Buffer[], RegExp][] = [
   ['wrong version', [Buffer.from('010000010000000100000000', 'hex')], /unsupported protocol version 1/],
+  [
+    'text on the stream (a console.log on the stdout it uses)',
+    [Buffer.from('hello world\n')],
+    /unsupported protocol version 104 \("h": text, e\.g\. console\.log on it\?\)$/,
+  ],
   ['unknown frame type', [Buffer.from('000700000000000000000000', 'hex')], /unknown frame type 7/],
   ['window overrun in one frame', [frame(D, Flag.syn, 1, Buffer.alloc(262145))], /exceeds the receive window/],
   [

@@ -222,7 +222,8 @@ function incrementalDecode(
       events.push({ kind: 'end' });
     },
     onDecodeError(message) {
-      events.push({ kind: 'error', message });
+      // (A printable version byte gets a hint after the reference's message: text on the stream.)
+      events.push({ kind: 'error', message: message.replace(/^(unsupported protocol version \d+) \(".*$/, '$1') });
     },
   };
   const decoder = new FrameDecoder(sink);

@@ -23,7 +23,13 @@ export const yamuxCodec: WireCodec = {
   firstId: (role) => (role === 'client' ? 1 : 2),
   decodeHeader,
   checkHeader(header) {
-    if (header.version !== PROTOCOL_VERSION) return `unsupported protocol version ${header.version}`;
+    const version = header.version;
+    if (version !== PROTOCOL_VERSION) {
+      // A printable byte is most likely text from another writer on the stream (a child's console.log).
+      const text =
+        version > 31 && version < 127 ? ` ("${String.fromCharCode(version)}": text, e.g. console.log on it?)` : '';
+      return `unsupported protocol version ${version}${text}`;
+    }
     if (header.type > FrameType.goAway) return `unknown frame type ${header.type}`;
     return null;
   },
