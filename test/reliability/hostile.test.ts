@@ -416,6 +416,50 @@ describe('ping flood', () => {
   });
 });
 
+describe('floods of frames that ask for nothing', () => {
+  // Unsolicited answers, credit, empty data, and resets or ends of channels that do not exist: none needs an
+  // answer or a place to stay, so each is taken at no cost beyond reading it, and the session goes on.
+  const kinds: [string, (i: number) => Buffer][] = [
+    ['Ping answers no ping asked for', (i) => frame(PING, Flag.ack, 0, i)],
+    ['Window Updates of +0 on an open channel', () => frame(W, 0, 1, 0)],
+    ['Window Updates of +1 on an open channel', () => frame(W, 0, 1, 1)],
+    ['Window Updates on channels never opened', (i) => frame(W, 0, 1001 + 2 * (i % 50_000), 65_536)],
+    ['empty Data frames on an open channel', () => frame(D, 0, 1, Buffer.alloc(0))],
+    ['RSTs of channels never opened', (i) => frame(W, Flag.rst, 1001 + 2 * (i % 50_000), 0)],
+    ['FINs of channels never opened', (i) => frame(W, Flag.fin, 1001 + 2 * (i % 50_000), 0)],
+  ];
+  for (const [name, make] of kinds) {
+    test(`${FLOOD} ${name}: taken without answer or growth; the session and its channel go on`, async (t) => {
+      const { session, peer, close } = await hostilePair();
+      try {
+        // The application echoes channel 1, opened before the flood.
+        session.on('channel', (channel: Channel) => channel.on('data', (chunk: Buffer) => channel.write(chunk)));
+        await peer.send(frame(W, Flag.syn, 1, 0));
+        await until(() => peer.count(Flag.ack, W) > 0, 3000, 'channel 1 acknowledged');
+        const framesBefore = peer.frames.length;
+        const before = await memoryNow();
+        const sent = await peer.flood(FLOOD, make);
+        await peer.send(frame(D, 0, 1, Buffer.from('after the flood')));
+        await until(() => peer.count(0, D) > 0, 5000, 'the echo after the flood');
+        const grown = (await memoryNow()) - before;
+        assert.equal(sent, FLOOD);
+        assert.equal(session.state, 'open');
+        assert.equal(await session.ping().then(() => 'answered'), 'answered');
+        assert.ok(grown < 16 * MiB, `memory grew by ${mib(grown)} MiB`);
+        // Nothing was answered but the echo and the ping: no RST, no Window Update, no Go Away.
+        const answered = peer.frames.slice(framesBefore).filter((f) => f.type !== PING);
+        assert.deepEqual(
+          answered.map((f) => `${f.type}:${f.flags}:${f.streamId}`),
+          [`${D}:0:1`],
+        );
+        t.diagnostic(`${sent} frames, memory growth ${mib(grown)} MiB`);
+      } finally {
+        close();
+      }
+    });
+  }
+});
+
 describe('a 4 GiB length field', () => {
   test('on a SYN: refused from the header alone, without allocating', async (t) => {
     t.diagnostic(
