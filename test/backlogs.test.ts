@@ -139,9 +139,9 @@ test('dials that time out together while the peer acknowledges nothing send no S
   }
 });
 
-test('places freed by open timeouts go to dials with more than half their open timeout left, in the order they were made', async () => {
+test('places freed by open timeouts go to dials with more than half their open timeout left, in order; those passed over get the places acknowledgements free', async () => {
   const [a, b] = memoryPipe();
-  const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 2, openTimeout: 400 });
+  const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 2, openTimeout: 1000 });
   const peer = new RawPeer(b);
   const syns = (): number[] =>
     peer.frames.filter((f) => f.type !== FrameType.ping && (f.flags & Flag.syn) !== 0).map((f) => f.streamId);
@@ -150,17 +150,23 @@ test('places freed by open timeouts go to dials with more than half their open t
     channel.on('error', noop);
     return channel;
   };
+  const sleep = (ms: number): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, ms));
   try {
     const first = [dial(), dial()];
-    const early = dial(); // waits from the start: 0 ms left when the places free
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const late = [dial(), dial(), dial()]; // ~300 ms left when the places free
-    await until(() => early.destroyed, 2000, 'the first open timeouts');
-    await until(() => syns().length >= 4, 2000, 'the SYNs of the later dials');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    // The two places go to the first two later dials; the early one failed unsent.
+    const early = dial(); // ~0 ms left when the first two time out
+    await sleep(300);
+    const passed = dial(); // ~300 ms left then: passed over
+    await sleep(300);
+    const late = [dial(), dial(), dial()]; // ~600 ms left then
+    await until(() => syns().length >= 4, 3000, 'the SYNs given the places the timeouts freed');
+    await sleep(20);
     assert.deepEqual(syns(), [first[0]!.id, first[1]!.id, late[0]!.id, late[1]!.id]);
     assert.match(String(early.errored), /never heard of it/);
+    // The peer acknowledges one: its place goes to the dial passed over, which still has time.
+    peer.send(frame(FrameType.windowUpdate, Flag.ack, late[0]!.id, 0));
+    await until(() => syns().length >= 5, 2000, 'the SYN of the dial passed over');
+    assert.deepEqual(syns().slice(4), [passed.id]);
+    assert.equal(passed.errored, null);
   } finally {
     client.destroy();
   }

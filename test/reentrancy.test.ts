@@ -27,16 +27,19 @@ test('callbacks that throw surface as uncaught and leave the session and its oth
   const { code, stdout, stderr } = await runChild('throwing-application-callbacks');
   assert.equal(code, 0, stderr);
   const report = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, Record<string, unknown>>;
-  // A flowing channel's 'data' listener: the session took the throw for its own failure (ERR_MUX_INTERNAL).
+  // A flowing channel's 'data' listener that throws. Before: the session took the throw for its own failure
+  // (ERR_MUX_INTERNAL).
   // (JSON leaves out `closeError` while it is undefined.)
   assert.deepEqual(report.data, { got: { a: 'onetwo', b: 'onetwo' }, state: 'open', uncaught: ['data listener'] });
-  // The other channel's completions in the same batch come (they were lost once); and the throwing write's own
-  // channel still ends (Node's Writable skipped the rest of the write's completion, and end() never finished).
+  // A write callback that throws, in a batch with another channel's writes. Before: the other channel's
+  // completions were lost; later, the throwing write's own channel never ended (Node's Writable skipped the rest
+  // of the write's completion, and end() never finished).
   assert.deepEqual(report.batch, {
     events: ['a ended at the peer', 'a finished', 'b ended at the peer', 'b finished', 'b written'],
     uncaught: ['write callback'],
   });
-  // destroy() stopped half way: no 'close', `closed` pending, the other channel left open.
+  // destroy() with a queued write whose callback throws. Before: it stopped half way (no 'close', `closed`
+  // pending, the other channel left open).
   assert.deepEqual(report.destroy, {
     closed: 'settled',
     closeEvents: 1,
@@ -44,24 +47,26 @@ test('callbacks that throw surface as uncaught and leave the session and its oth
     bDestroyed: true,
     uncaught: 1,
   });
-  // The open-timeout sweep stopped at the throw: B never failed.
+  // An error listener that throws in the open-timeout sweep. Before: the sweep stopped at the throw (B never
+  // failed).
   const { failedAt, uncaught } = report.openTimeout as { failedAt: Record<string, number>; uncaught: number };
   assert.deepEqual(Object.keys(failedAt).sort(), ['A', 'B', 'C']);
   assert.ok(failedAt.B! < 250, `B failed at ${failedAt.B} ms (open timeout 100)`);
   assert.ok(failedAt.C! >= 290, `C failed at ${failedAt.C} ms (open timeout 300)`);
   assert.equal(uncaught, 1);
-  // A 'timeout' listener: the timer was left unarmed, so no 'timeout' came after the next idle spell.
+  // A 'timeout' listener that throws. Before: the timer was left unarmed (no 'timeout' after the next idle spell).
   assert.deepEqual(report.timeout, { timeouts: 2, uncaught: ['timeout listener'] });
-  // An 'end' listener that throws on a kept channel: it skipped the channel's own, which never failed it, so no
-  // 'close' came and its end() was held for good.
+  // An 'end' listener that throws on a kept channel. Before: it skipped the channel's own, which never failed it,
+  // so no 'close' came and its end() was held for good.
   assert.deepEqual(report.keptEnd, {
     events: ['close', 'end', 'end callback'],
     destroyed: true,
     uncaught: ['end listener'],
   });
-  // An empty write's callback that throws: it was a rejected promise's.
+  // An empty write's callback that throws: an uncaught exception. Before: a rejected promise's.
   assert.deepEqual(report.emptyWrite, { uncaught: ['empty write callback'], rejected: [] });
-  // A 'readable' listener that throws at the peer's FIN: the session failed every channel (ERR_MUX_INTERNAL).
+  // A 'readable' listener that throws at the peer's FIN. Before: the session failed every channel
+  // (ERR_MUX_INTERNAL).
   assert.deepEqual(report.readable, { state: 'open', bGot: 'bye', uncaught: ['readable listener'] });
 });
 

@@ -156,18 +156,34 @@ export class Outgoing {
    * dials with more than half the session's `openTimeout` left: the peer left a SYN unanswered that long, and
    * the dials waiting behind it, made in the same burst, would reach it only to be reset a moment later. A burst
    * of such resets reads as churn (`peerResetBurst`) to the peer, which ends the session: dials sweep after sweep
-   * had reached a stalled peer, ~1,100 resets from 1,500 dials.
+   * had reached a stalled peer, ~1,100 resets from 1,500 dials. The dials passed over keep their turn for the
+   * places that acknowledgements free.
    */
   #releaseBacklog(afterTimeouts = false): void {
     if (this.#sweeping) return; // (the sweep releases once it has failed every channel due)
+    const backlog = this.#backlog;
     const minLeft = afterTimeouts ? this.#options.openTimeout / 2 : 0;
+    let passedOver: ChannelState[] | undefined;
     let now = 0;
-    while (this.#unacked < this.#options.ackBacklog && this.#backlog.length > 0) {
-      const channel = this.#backlog.shift()!;
+    while (this.#unacked < this.#options.ackBacklog && backlog.length > 0) {
+      const channel = backlog.shift()!;
       if (!channel.live) continue;
       const deadline = channel.openDeadline;
-      if (deadline !== 0 && deadline - (now ||= performance.now()) <= minLeft) continue;
+      if (deadline !== 0) {
+        const left = deadline - (now ||= performance.now());
+        if (left <= 0) continue;
+        if (left <= minLeft) {
+          (passedOver ??= []).push(channel);
+          continue;
+        }
+      }
       this.#sendSyn(channel);
+    }
+    if (passedOver !== undefined) {
+      // Back at the front, in their order.
+      const rest = backlog.drain();
+      for (const channel of passedOver) backlog.push(channel);
+      for (const channel of rest) backlog.push(channel);
     }
   }
 
