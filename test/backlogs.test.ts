@@ -87,7 +87,10 @@ test('a dial that times out while it waits for the ACK backlog says its SYN neve
     const third = await within(waiting, 5000, "the waiting dial's open timeout");
     assert.equal(third.code, 'ERR_MUX_OPEN_TIMEOUT');
     // Before: "the peer did not acknowledge channel 5", of a SYN it was never sent.
-    assert.match(third.message, /channel 5 was not opened .* behind 2 channels .* never heard of it/);
+    assert.match(
+      third.message,
+      /channel 5 was not opened .* waited for a place among the 2 .* never left, so the peer never heard of it/,
+    );
     assert.equal(server.stats().channelsOpen, 2, 'only two SYNs reached the peer');
     const sent = await within(first, 5000, "the first dial's open timeout");
     assert.match(sent.message, /the peer did not acknowledge channel 1 within its open timeout/);
@@ -97,43 +100,71 @@ test('a dial that times out while it waits for the ACK backlog says its SYN neve
   }
 });
 
-test('dials that time out together while the peer acknowledges nothing send no SYN from the backlog: each failure freed a place for the next one due', async () => {
+for (const [where, sessionTimeout, dialTimeout] of [
+  ["the session's", 200, undefined],
+  ["the dials' own, the session's 0", 0, 200],
+] as const) {
+  test(`dials that time out together (${where} open timeout) while the peer acknowledges nothing send no SYN from the backlog: each failure freed a place for the next one due`, async () => {
+    const [a, b] = memoryPipe();
+    const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 4, openTimeout: sessionTimeout });
+    // A peer whose application is stalled: it answers nothing.
+    const peer = new RawPeer(b);
+    const syns = (): number[] =>
+      peer.frames.filter((f) => f.type !== FrameType.ping && (f.flags & Flag.syn) !== 0).map((f) => f.streamId);
+    const resets = (): number[] => peer.frames.filter((f) => (f.flags & Flag.rst) !== 0).map((f) => f.streamId);
+    try {
+      const failures: Promise<MuxError>[] = [];
+      const channels: Channel[] = [];
+      for (let i = 0; i < 20; i++) {
+        const channel = client.dial({ openTimeout: dialTimeout });
+        failures.push(new Promise<MuxError>((resolve) => channel.once('error', resolve)));
+        channel.write('request');
+        channels.push(channel);
+      }
+      const errors = await within(Promise.all(failures), 5000, 'the open timeouts');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const sent = channels.slice(0, 4).map((channel) => channel.id);
+      // Before: each failure sent the SYN (and data) of a dial failed a moment later, then its RST: 20 SYNs and
+      // 20 RSTs here; ~1,000 such resets made a peer with default options end the session (rapid reset).
+      assert.deepEqual(syns(), sent);
+      assert.deepEqual(resets(), sent);
+      for (const [i, error] of errors.entries()) {
+        assert.equal(error.code, 'ERR_MUX_OPEN_TIMEOUT');
+        if (i < 4) assert.match(error.message, /the peer did not acknowledge channel/);
+        // Before: "never heard of it (safe to retry)" of channels whose SYN and data had reached the peer.
+        else assert.match(error.message, /not opened within its open timeout: its SYN waited .* never heard of it/);
+      }
+      assert.equal(client.state, 'open');
+
+      // A dial made later, with more than half its open timeout left when the places free, is sent.
+      const later = client.dial({ openTimeout: dialTimeout });
+      later.on('error', noop);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(syns(), [...sent, later.id]);
+    } finally {
+      client.destroy();
+    }
+  });
+}
+
+test("a dial's own open timeout, not the session's, says whether a place an open timeout freed goes to it", async () => {
   const [a, b] = memoryPipe();
-  const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 4, openTimeout: 200 });
-  // A peer whose application is stalled: it answers nothing.
+  // The session's timeout is long; each dial has its own.
+  const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 1, openTimeout: 10_000 });
   const peer = new RawPeer(b);
   const syns = (): number[] =>
     peer.frames.filter((f) => f.type !== FrameType.ping && (f.flags & Flag.syn) !== 0).map((f) => f.streamId);
-  const resets = (): number[] => peer.frames.filter((f) => (f.flags & Flag.rst) !== 0).map((f) => f.streamId);
   try {
-    const failures: Promise<MuxError>[] = [];
-    const channels: Channel[] = [];
-    for (let i = 0; i < 20; i++) {
-      const channel = client.dial();
-      failures.push(new Promise<MuxError>((resolve) => channel.once('error', resolve)));
-      channel.write('request');
-      channels.push(channel);
-    }
-    const errors = await within(Promise.all(failures), 5000, 'the open timeouts');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const sent = channels.slice(0, 4).map((channel) => channel.id);
-    // Before: each failure sent the SYN (and data) of a dial failed a moment later, then its RST: 20 SYNs and
-    // 20 RSTs here; ~1,000 such resets made a peer with default options end the session (rapid reset).
-    assert.deepEqual(syns(), sent);
-    assert.deepEqual(resets(), sent);
-    for (const [i, error] of errors.entries()) {
-      assert.equal(error.code, 'ERR_MUX_OPEN_TIMEOUT');
-      if (i < 4) assert.match(error.message, /the peer did not acknowledge channel/);
-      // Before: "never heard of it (safe to retry)" of channels whose SYN and data had reached the peer.
-      else assert.match(error.message, /not opened within its open timeout: it waited .* never heard of it/);
-    }
-    assert.equal(client.state, 'open');
-
-    // A dial made later, with more than half its open timeout left when the places free, is sent.
-    const later = client.dial();
-    later.on('error', noop);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.deepEqual(syns(), [...sent, later.id]);
+    const first = client.dial({ openTimeout: 300 });
+    first.on('error', noop);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const next = client.dial({ openTimeout: 1000 }); // ~800 ms of its 1,000 left when the first times out
+    next.on('error', noop);
+    await until(() => first.destroyed, 3000, 'the first dial to time out');
+    await until(() => syns().length >= 2, 1000, 'the next SYN');
+    // Before: half of the session's 10 s was the bar, so the next dial was passed over and failed unsent.
+    assert.deepEqual(syns(), [first.id, next.id]);
+    assert.equal(next.errored, null);
   } finally {
     client.destroy();
   }

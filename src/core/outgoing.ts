@@ -20,9 +20,16 @@ import { unref } from './timers.js';
 import type { WindowGrants } from './window-grants.js';
 import type { FrameWriter } from './writer.js';
 
+/** A dial waiting for a place in the ACK backlog. */
+interface Waiting {
+  channel: ChannelState;
+  /** Half way through its open timeout (`performance.now()`; Infinity without one): see `#releaseBacklog`. */
+  halfway: number;
+}
+
 export class Outgoing {
   /** Dials waiting for the ACK backlog to have room (those that left meanwhile are skipped when their turn comes). */
-  readonly #backlog = new Fifo<ChannelState>();
+  readonly #backlog = new Fifo<Waiting>();
   /** The backlog's length past which the dials that left it are dropped (see `open`). */
   #compactAt = 64;
   /** SYNs sent and not yet acknowledged. */
@@ -81,12 +88,12 @@ export class Outgoing {
       this.#sendSyn(channel);
       return;
     }
-    this.#backlog.push(channel);
+    this.#backlog.push({ channel, halfway: openTimeout > 0 ? performance.now() + openTimeout / 2 : Infinity });
     // Dials destroyed, aborted or timed out while they wait stay in the backlog until their turn, which never
     // comes while the peer acknowledges nothing: a client retrying against a stalled peer would grow without
     // bound. Once the backlog doubles, those are dropped (amortized: at most half of it is ever gone).
     if (this.#backlog.length > this.#compactAt) {
-      this.#backlog.retain((waiting) => waiting.live);
+      this.#backlog.retain((waiting) => waiting.channel.live);
       this.#compactAt = Math.max(64, 2 * this.#backlog.length);
     }
   }
@@ -129,7 +136,7 @@ export class Outgoing {
 
   /** Empties the dial backlog, returning the channels that waited in it (the session fails them). */
   drainBacklog(): ChannelState[] {
-    return this.#backlog.drain();
+    return this.#backlog.drain().map((waiting) => waiting.channel);
   }
 
   /** The session has ended: every watch is settled, the timer stopped. */
@@ -153,7 +160,7 @@ export class Outgoing {
   /**
    * Gives the places free to the dials waiting longest, skipping those past their open timeout (they fail
    * unsent, in the sweep under way or the next). Places that open timeouts freed (`afterTimeouts`) go only to
-   * dials with more than half the session's `openTimeout` left: the peer left a SYN unanswered that long, and
+   * dials less than half way through their own open timeout: the peer left a SYN unanswered for a whole one, and
    * the dials waiting behind it, made in the same burst, would reach it only to be reset a moment later. A burst
    * of such resets reads as churn (`peerResetBurst`) to the peer, which ends the session: dials sweep after sweep
    * had reached a stalled peer, ~1,100 resets from 1,500 dials. The dials passed over keep their turn for the
@@ -162,18 +169,17 @@ export class Outgoing {
   #releaseBacklog(afterTimeouts = false): void {
     if (this.#sweeping) return; // (the sweep releases once it has failed every channel due)
     const backlog = this.#backlog;
-    const minLeft = afterTimeouts ? this.#options.openTimeout / 2 : 0;
-    let passedOver: ChannelState[] | undefined;
+    let passedOver: Waiting[] | undefined;
     let now = 0;
     while (this.#unacked < this.#options.ackBacklog && backlog.length > 0) {
-      const channel = backlog.shift()!;
+      const waiting = backlog.shift()!;
+      const channel = waiting.channel;
       if (!channel.live) continue;
-      const deadline = channel.openDeadline;
-      if (deadline !== 0) {
-        const left = deadline - (now ||= performance.now());
-        if (left <= 0) continue;
-        if (left <= minLeft) {
-          (passedOver ??= []).push(channel);
+      if (channel.openDeadline !== 0) {
+        now ||= performance.now();
+        if (channel.openDeadline <= now) continue;
+        if (afterTimeouts && waiting.halfway <= now) {
+          (passedOver ??= []).push(waiting);
           continue;
         }
       }
@@ -182,8 +188,8 @@ export class Outgoing {
     if (passedOver !== undefined) {
       // Back at the front, in their order.
       const rest = backlog.drain();
-      for (const channel of passedOver) backlog.push(channel);
-      for (const channel of rest) backlog.push(channel);
+      for (const waiting of passedOver) backlog.push(waiting);
+      for (const waiting of rest) backlog.push(waiting);
     }
   }
 
@@ -244,9 +250,9 @@ export class Outgoing {
       'ERR_MUX_OPEN_TIMEOUT',
       channel.awaitingAck
         ? `the peer did not acknowledge channel ${channel.id} within its open timeout`
-        : `channel ${channel.id} was not opened within its open timeout: it waited behind ` +
-            `${this.#options.ackBacklog} channels the peer had not acknowledged (ackBacklog), and the peer ` +
-            'never heard of it (safe to retry)',
+        : `channel ${channel.id} was not opened within its open timeout: its SYN waited for a place among the ` +
+            `${this.#options.ackBacklog} unacknowledged channels the session allows (ackBacklog) and never left, ` +
+            'so the peer never heard of it (safe to retry)',
     );
   }
 }
