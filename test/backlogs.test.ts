@@ -89,7 +89,7 @@ test('a dial that times out while it waits for the ACK backlog says its SYN neve
     // Before: "the peer did not acknowledge channel 5", of a SYN it was never sent.
     assert.match(
       third.message,
-      /channel 5 was not opened .* waited for a place among the 2 .* never left, so the peer never heard of it/,
+      /channel 5 was not opened .* waited for a place in the ACK backlog \(ackBacklog: 2\) and never left, so the peer never heard of it/,
     );
     assert.equal(server.stats().channelsOpen, 2, 'only two SYNs reached the peer');
     const sent = await within(first, 5000, "the first dial's open timeout");
@@ -198,6 +198,27 @@ test('places freed by open timeouts go to dials with more than half their open t
     await until(() => syns().length >= 5, 2000, 'the SYN of the dial passed over');
     assert.deepEqual(syns().slice(4), [passed.id]);
     assert.equal(passed.errored, null);
+  } finally {
+    client.destroy();
+  }
+});
+
+test('a normal Go Away refuses the dials still waiting in the ACK backlog, not those that left it', async () => {
+  const [a, b] = memoryPipe();
+  const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 1 });
+  const peer = new RawPeer(b);
+  try {
+    const sent = client.dial();
+    sent.on('error', noop);
+    const gone = [client.dial(), client.dial()];
+    for (const channel of gone) channel.on('error', noop).destroy();
+    const waiting = client.dial();
+    const refused = new Promise<Error>((resolve) => waiting.once('error', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    peer.send(frame(FrameType.goAway, 0, 0, 0));
+    assert.ok((await within(refused, 2000, 'the refusal')) instanceof ChannelRefusedError);
+    // Before: the two destroyed dials were counted as refused too.
+    assert.equal(client.stats().refusalsIn, 1);
   } finally {
     client.destroy();
   }

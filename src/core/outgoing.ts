@@ -41,6 +41,8 @@ export class Outgoing {
   #openTimerAt = 0;
   /** A sweep is failing the dials due: the places they free wait for its end (see `#releaseBacklog`). */
   #sweeping = false;
+  /** A dial came to the backlog during the sweep. */
+  #queuedInSweep = false;
 
   readonly #options: ResolvedOptions;
   readonly #caps: CodecCapabilities;
@@ -89,6 +91,7 @@ export class Outgoing {
       return;
     }
     this.#backlog.push({ channel, halfway: openTimeout > 0 ? performance.now() + openTimeout / 2 : Infinity });
+    if (this.#sweeping) this.#queuedInSweep = true;
     // Dials destroyed, aborted or timed out while they wait stay in the backlog until their turn, which never
     // comes while the peer acknowledges nothing: a client retrying against a stalled peer would grow without
     // bound. Once the backlog doubles, those are dropped (amortized: at most half of it is ever gone).
@@ -134,9 +137,11 @@ export class Outgoing {
     }
   }
 
-  /** Empties the dial backlog, returning the channels that waited in it (the session fails them). */
+  /** Empties the dial backlog, returning the channels still waiting in it (the session fails them). */
   drainBacklog(): ChannelState[] {
-    return this.#backlog.drain().map((waiting) => waiting.channel);
+    const waiting: ChannelState[] = [];
+    for (const { channel } of this.#backlog.drain()) if (channel.live) waiting.push(channel);
+    return waiting;
   }
 
   /** The session has ended: every watch is settled, the timer stopped. */
@@ -230,13 +235,16 @@ export class Outgoing {
       const channel = opening.pop()!;
       if (channel.openDeadline !== 0) due.push([channel, this.#openTimedOut(channel)]);
     }
+    const unacked = this.#unacked;
     this.#sweeping = true;
     try {
       for (const [channel, error] of due) this.#abortOpen(channel, error);
     } finally {
       this.#sweeping = false;
     }
-    this.#releaseBacklog(true);
+    // Only if places came free, or dials came meanwhile: else the dials waiting were all passed over before.
+    if (this.#unacked < unacked || this.#queuedInSweep) this.#releaseBacklog(true);
+    this.#queuedInSweep = false;
     // Settled channels at the front would wake the timer for nothing.
     while (opening.top?.openDeadline === 0) opening.pop();
     const next = opening.first;
@@ -250,9 +258,9 @@ export class Outgoing {
       'ERR_MUX_OPEN_TIMEOUT',
       channel.awaitingAck
         ? `the peer did not acknowledge channel ${channel.id} within its open timeout`
-        : `channel ${channel.id} was not opened within its open timeout: its SYN waited for a place among the ` +
-            `${this.#options.ackBacklog} unacknowledged channels the session allows (ackBacklog) and never left, ` +
-            'so the peer never heard of it (safe to retry)',
+        : `channel ${channel.id} was not opened within its open timeout: its SYN waited for a place in the ACK ` +
+            `backlog (ackBacklog: ${this.#options.ackBacklog}) and never left, so the peer never heard of it (safe ` +
+            'to retry)',
     );
   }
 }
