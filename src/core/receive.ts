@@ -454,7 +454,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   }
 
   #onAck(channel: ChannelState): void {
-    this.#outgoing.acknowledged(channel);
+    this.#outgoing.acknowledged(channel, true);
     channel.markEstablished();
   }
 
@@ -488,6 +488,8 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       error = new ChannelRefusedError(channel.id, `channel ${channel.id} was refused: the peer is closing (Go Away)`);
     const telemetry = this.#telemetry;
     const refused = error instanceof ChannelRefusedError;
+    // A refusal answers the SYN: the peer takes channels (see `Outgoing.acknowledged`).
+    if (refused) this.#outgoing.acknowledged(channel, true);
     if (refused) telemetry.refusalsIn++;
     else telemetry.resetsIn++;
     telemetry.log(refused ? LOG_REFUSED_IN : LOG_RESET_IN, channel.id, error);
