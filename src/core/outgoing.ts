@@ -25,8 +25,6 @@ interface Waiting {
   channel: ChannelState;
   /** Half way through its open timeout (`performance.now()`; Infinity without one): see `#releaseBacklog`. */
   halfway: number;
-  /** The session's count of answered SYNs when it began waiting (see `#answers`). */
-  answers: number;
 }
 
 export class Outgoing {
@@ -45,10 +43,6 @@ export class Outgoing {
   #sweeping = false;
   /** A dial came to the backlog during the sweep. */
   #queuedInSweep = false;
-  /** SYNs the peer answered (an acknowledgement, or a refusal): it shows the peer takes channels. */
-  #answers = 0;
-  /** `#answers` when a dial last went out as a probe to a peer that left SYNs unanswered (see `#releaseBacklog`). */
-  #probedAt = -1;
 
   readonly #options: ResolvedOptions;
   readonly #caps: CodecCapabilities;
@@ -96,8 +90,7 @@ export class Outgoing {
       this.#sendSyn(channel);
       return;
     }
-    const halfway = openTimeout > 0 ? performance.now() + openTimeout / 2 : Infinity;
-    this.#backlog.push({ channel, halfway, answers: this.#answers });
+    this.#backlog.push({ channel, halfway: openTimeout > 0 ? performance.now() + openTimeout / 2 : Infinity });
     if (this.#sweeping) this.#queuedInSweep = true;
     // Dials destroyed, aborted or timed out while they wait stay in the backlog until their turn, which never
     // comes while the peer acknowledges nothing: a client retrying against a stalled peer would grow without
@@ -108,16 +101,12 @@ export class Outgoing {
     }
   }
 
-  /**
-   * The channel's SYN was `answered` (an ACK, any frame but a RST, or a refusal), or it left the session
-   * unanswered (timed out, aborted, destroyed): it frees its backlog place.
-   */
-  acknowledged(channel: ChannelState, answered = false): void {
+  /** The channel's SYN was answered (an ACK, or a FIN), or it left the session: it frees its backlog place. */
+  acknowledged(channel: ChannelState): void {
     if (!channel.awaitingAck) return;
     channel.awaitingAck = false;
     this.#unacked--;
-    if (answered) this.#answers++;
-    this.#releaseBacklog(!answered);
+    this.#releaseBacklog();
   }
 
   /** The channel no longer waits for its acknowledgement (it came, or the channel ended): stop watching it. */
@@ -175,16 +164,14 @@ export class Outgoing {
 
   /**
    * Gives the places free to the dials waiting longest, skipping those past their open timeout (they fail
-   * unsent, in the sweep under way or the next). A place freed by a dial that left `unanswered` (its open timeout,
-   * its signal, `destroy()`) goes only to a dial less than half way through its own open timeout, and only if the
-   * peer answered a SYN since that dial began waiting, or, when no SYN is then outstanding, as the one probe
-   * until the next answer. Else, against a stalled peer, each dial given up handed its place to the next one of
-   * the same burst, given up a moment later: dials sweep after sweep, or aborted one by one by their signals,
-   * reached the peer only to be reset after it, ~1,100 to 1,500 resets from 1,500 dials, which its
-   * `peerResetBurst` takes for churn, ending the session. The dials passed over keep their turn for the places
-   * answers free.
+   * unsent, in the sweep under way or the next). Places that open timeouts freed (`afterTimeouts`) go only to
+   * dials less than half way through their own open timeout: the peer left a SYN unanswered for a whole one, and
+   * the dials waiting behind it, made in the same burst, would reach it only to be reset a moment later. A burst
+   * of such resets reads as churn (`peerResetBurst`) to the peer, which ends the session: dials sweep after sweep
+   * had reached a stalled peer, ~1,100 resets from 1,500 dials. The dials passed over keep their turn for the
+   * places that acknowledgements free.
    */
-  #releaseBacklog(unanswered = false): void {
+  #releaseBacklog(afterTimeouts = false): void {
     if (this.#sweeping) return; // (the sweep releases once it has failed every channel due)
     const backlog = this.#backlog;
     let passedOver: Waiting[] | undefined;
@@ -193,16 +180,13 @@ export class Outgoing {
       const waiting = backlog.shift()!;
       const channel = waiting.channel;
       if (!channel.live) continue;
-      if (channel.openDeadline !== 0 && channel.openDeadline <= (now ||= performance.now())) continue;
-      if (unanswered) {
-        const heard = waiting.answers !== this.#answers;
-        const early = waiting.halfway > (now ||= performance.now());
-        const probe = !heard && early && this.#unacked === 0 && this.#probedAt !== this.#answers;
-        if (!early || (!heard && !probe)) {
+      if (channel.openDeadline !== 0) {
+        now ||= performance.now();
+        if (channel.openDeadline <= now) continue;
+        if (afterTimeouts && waiting.halfway <= now) {
           (passedOver ??= []).push(waiting);
           continue;
         }
-        if (probe) this.#probedAt = this.#answers;
       }
       this.#sendSyn(channel);
     }

@@ -454,7 +454,7 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   }
 
   #onAck(channel: ChannelState): void {
-    this.#outgoing.acknowledged(channel, true);
+    this.#outgoing.acknowledged(channel);
     channel.markEstablished();
   }
 
@@ -469,7 +469,10 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   }
 
   #onRemoteReset(channel: ChannelState): void {
-    if (!channel.outbound) {
+    // Churn is counted of channels the application took, for which it started work: one still waiting in the
+    // accept queue costs nothing to drop, and a dialler whose dials time out or are aborted while this side's
+    // application does not accept resets every one of them (hundreds at once after a burst).
+    if (!channel.outbound && !channel.awaitingAccept) {
       const { peerResetBurst, peerResetRate } = this.#options;
       const resets = this.#resets;
       const now = performance.now();
@@ -488,8 +491,6 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
       error = new ChannelRefusedError(channel.id, `channel ${channel.id} was refused: the peer is closing (Go Away)`);
     const telemetry = this.#telemetry;
     const refused = error instanceof ChannelRefusedError;
-    // A refusal answers the SYN: the peer takes channels (see `Outgoing.acknowledged`).
-    if (refused) this.#outgoing.acknowledged(channel, true);
     if (refused) telemetry.refusalsIn++;
     else telemetry.resetsIn++;
     telemetry.log(refused ? LOG_REFUSED_IN : LOG_RESET_IN, channel.id, error);
