@@ -52,6 +52,13 @@ const LATE_WRITE_MAX = 1024;
 /** Refusals (RST for unwanted SYNs) waiting beyond this mean the peer floods without reading: a protocol error. */
 const MAX_QUEUED_SESSION_FRAMES = 4096;
 
+/**
+ * The share of a `peerResetBurst` token that the peer's reset of a channel still in the accept queue takes
+ * (see `#onRemoteReset`): a burst of 4,000 such dials given up, or 4,000 a second, at `peerResetBurst`'s and
+ * `peerResetRate`'s defaults.
+ */
+const QUEUED_RESET_COST = 0.25;
+
 /** What the receive dispatch asks of the session. */
 export interface ReceiverHost {
   /** The peer broke the protocol (on `channel`, when the broken rule is one channel's). */
@@ -469,20 +476,21 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
   }
 
   #onRemoteReset(channel: ChannelState): void {
-    // Churn is counted of channels the application took, for which it started work: one still waiting in the
-    // accept queue costs nothing to drop, and a dialler whose dials time out or are aborted while this side's
-    // application does not accept resets every one of them (hundreds at once after a burst).
-    if (!channel.outbound && !channel.awaitingAccept) {
+    if (!channel.outbound) {
+      // A channel still waiting in the accept queue takes a quarter of a token: the application started no work
+      // for it (its endpoint and this error are made all the same, so not nothing), and a dialler whose dials
+      // time out or are aborted while this side's application does not accept resets every one of them.
+      const cost = channel.awaitingAccept ? QUEUED_RESET_COST : 1;
       const { peerResetBurst, peerResetRate } = this.#options;
       const resets = this.#resets;
       const now = performance.now();
       const tokens = Math.min(peerResetBurst, resets.tokens + ((now - resets.at) * peerResetRate) / 1000);
       resets.at = now;
-      if (tokens < 1) {
+      if (tokens < cost) {
         this.#protocolError('the peer resets channels it opened faster than peerResetBurst/peerResetRate allow');
         return;
       }
-      resets.tokens = tokens - 1;
+      resets.tokens = tokens - cost;
     }
     let error: Error;
     if (!this.#caps.refusal || !channel.unaccepted) error = new ChannelResetError(channel.id);

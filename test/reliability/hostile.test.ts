@@ -296,23 +296,38 @@ describe('open-and-reset churn (rapid reset)', () => {
     }
   });
 
-  test("the peer's resets of channels still waiting in the accept queue do not count (its dials given up while this side's application does not accept); of channels taken, they do", async () => {
-    const { session, peer, close } = await hostilePair({ peerResetBurst: 2, peerResetRate: 0 });
-    try {
-      // The application accepts nothing: 100 channels opened, queued, then reset by their dialler (its open
-      // timeouts or abort signals). Before: the third reset ended the session (a dialler's burst of 1,500 dials
-      // given up against a stalled server ended it with peerResetBurst's default).
-      for (let i = 0; i < 100; i++) await peer.send(frame(W, Flag.syn, 2 * i + 1, 0), frame(W, Flag.rst, 2 * i + 1, 0));
-      await until(() => session.stats().resetsIn === 100, 2000, 'the 100 resets');
-      assert.equal(session.state, 'open', session.closeError?.message);
-      assert.equal(session.stats().channelsOpen, 0);
-      // Channels the application takes count: the third reset is one too many.
-      session.on('channel', (channel) => channel.on('error', () => {}));
-      await peer.send(...[1001, 1003, 1005].map((id) => frame(W, Flag.syn | Flag.rst, id, 0)));
-      await until(() => session.state === 'closed', 2000, 'the session to fail');
-      assert.equal((session.closeError as MuxError | undefined)?.code, 'ERR_MUX_PROTOCOL');
-    } finally {
-      close();
+  test("the peer's resets of channels still waiting in the accept queue take a quarter of a token (its dials given up while this side's application does not accept); of channels taken, a whole one", async () => {
+    {
+      const { session, peer, close } = await hostilePair({ peerResetBurst: 30, peerResetRate: 0 });
+      try {
+        // The application accepts nothing: 120 channels opened, queued, then reset by their dialler (its open
+        // timeouts or abort signals), a quarter of a token each. Before: each took a whole one, and a dialler's
+        // burst of 1,500 dials given up against a stalled server ended the session at peerResetBurst's default.
+        for (let i = 0; i < 120; i++) {
+          await peer.send(frame(W, Flag.syn, 2 * i + 1, 0), frame(W, Flag.rst, 2 * i + 1, 0));
+        }
+        await until(() => session.stats().resetsIn === 120, 2000, 'the 120 resets');
+        assert.equal(session.state, 'open', session.closeError?.message);
+        assert.equal(session.stats().channelsOpen, 0);
+        // The burst is spent: one more is one too many (a flood of them is still cut off).
+        await peer.send(frame(W, Flag.syn | Flag.rst, 1001, 0));
+        await until(() => session.state === 'closed', 2000, 'the session to fail');
+        assert.equal((session.closeError as MuxError | undefined)?.code, 'ERR_MUX_PROTOCOL');
+      } finally {
+        close();
+      }
+    }
+    {
+      const { session, peer, close } = await hostilePair({ peerResetBurst: 2, peerResetRate: 0 });
+      try {
+        // Channels the application takes cost a whole token: the third reset is one too many.
+        session.on('channel', (channel) => channel.on('error', () => {}));
+        await peer.send(...[1, 3, 5].map((id) => frame(W, Flag.syn | Flag.rst, id, 0)));
+        await until(() => session.state === 'closed', 2000, 'the session to fail');
+        assert.equal((session.closeError as MuxError | undefined)?.code, 'ERR_MUX_PROTOCOL');
+      } finally {
+        close();
+      }
     }
   });
 
