@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Duplex } from 'node:stream';
 import {
   type Channel,
   ChannelRefusedError,
@@ -198,6 +199,32 @@ test('places freed by open timeouts go to dials with more than half their open t
     await until(() => syns().length >= 5, 2000, 'the SYN of the dial passed over');
     assert.deepEqual(syns().slice(4), [passed.id]);
     assert.equal(passed.errored, null);
+  } finally {
+    client.destroy();
+  }
+});
+
+test('a dial whose SYN never reached the transport (it took no more) says so at its open timeout, not that the peer did not acknowledge it', async () => {
+  // A transport that takes one write and never completes it: the session's writes wait behind it.
+  const transport = new Duplex({ read() {}, write() {} });
+  const client = multiplexedClient(transport, { keepAliveInterval: 0, openTimeout: 200 });
+  try {
+    const failed = (channel: Channel): Promise<Error> => new Promise((resolve) => channel.once('error', resolve));
+    const first = client.dial();
+    const firstFailed = failed(first);
+    first.write(Buffer.alloc(100_000)); // its SYN leaves in the write the transport keeps
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const second = client.dial();
+    const secondFailed = failed(second);
+    assert.match(
+      (await within(firstFailed, 2000, 'the first timeout')).message,
+      /the peer did not acknowledge channel 1/,
+    );
+    // Before: "the peer did not acknowledge channel 3", of a SYN that never left the process.
+    assert.match(
+      (await within(secondFailed, 2000, 'the second timeout')).message,
+      /channel 3 was not opened .* its SYN waited behind writes the transport did not take and never left, so the peer never heard of it/,
+    );
   } finally {
     client.destroy();
   }

@@ -252,15 +252,21 @@ export class Outgoing {
     if (next !== Infinity && (this.#openTimer === undefined || next < this.#openTimerAt)) this.#armTimer(next);
   }
 
-  /** Why `channel` failed to open in time: the peer never answered its SYN, or never got it. */
+  /**
+   * Why `channel` failed to open in time: the peer never answered its SYN, or never got it (it waited for a place
+   * in the ACK backlog, or behind writes the transport did not take: still `init`, never packed into a write).
+   */
   #openTimedOut(channel: ChannelState): TimeoutError {
+    const id = channel.id;
     return new TimeoutError(
       'ERR_MUX_OPEN_TIMEOUT',
-      channel.awaitingAck
-        ? `the peer did not acknowledge channel ${channel.id} within its open timeout`
-        : `channel ${channel.id} was not opened within its open timeout: its SYN waited for a place in the ACK ` +
-            `backlog (ackBacklog: ${this.#options.ackBacklog}) and never left, so the peer never heard of it (safe ` +
-            'to retry)',
+      channel.awaitingAck && channel.state !== 'init'
+        ? `the peer did not acknowledge channel ${id} within its open timeout`
+        : `channel ${id} was not opened within its open timeout: its SYN ` +
+            (channel.awaitingAck
+              ? 'waited behind writes the transport did not take'
+              : `waited for a place in the ACK backlog (ackBacklog: ${this.#options.ackBacklog})`) +
+            ' and never left, so the peer never heard of it (safe to retry)',
     );
   }
 }
