@@ -23,6 +23,11 @@ import { RawPeer, frame, memoryPipe, until, within } from './helpers.js';
 const noop = (): void => {};
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** The ids of the SYNs a raw peer has read, in order (Pings carry the flag too, and are left out). */
+function synsSeen(peer: RawPeer): number[] {
+  return peer.frames.filter((f) => f.type !== FrameType.ping && (f.flags & Flag.syn) !== 0).map((f) => f.streamId);
+}
+
 /** Collects garbage over a few turns (a WeakRef's target lives until the end of the job that made it). */
 async function collected(refs: WeakRef<object>[]): Promise<number> {
   for (let i = 0; i < 5; i++) {
@@ -110,8 +115,6 @@ for (const [where, sessionTimeout, dialTimeout] of [
     const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 4, openTimeout: sessionTimeout });
     // A peer whose application is stalled: it answers nothing.
     const peer = new RawPeer(b);
-    const syns = (): number[] =>
-      peer.frames.filter((f) => f.type !== FrameType.ping && (f.flags & Flag.syn) !== 0).map((f) => f.streamId);
     const resets = (): number[] => peer.frames.filter((f) => (f.flags & Flag.rst) !== 0).map((f) => f.streamId);
     try {
       const failures: Promise<MuxError>[] = [];
@@ -127,7 +130,7 @@ for (const [where, sessionTimeout, dialTimeout] of [
       const sent = channels.slice(0, 4).map((channel) => channel.id);
       // Before: each failure sent the SYN (and data) of a dial failed a moment later, then its RST: 20 SYNs and
       // 20 RSTs here; ~1,000 such resets made a peer with default options end the session (rapid reset).
-      assert.deepEqual(syns(), sent);
+      assert.deepEqual(synsSeen(peer), sent);
       assert.deepEqual(resets(), sent);
       for (const [i, error] of errors.entries()) {
         assert.equal(error.code, 'ERR_MUX_OPEN_TIMEOUT');
@@ -141,7 +144,7 @@ for (const [where, sessionTimeout, dialTimeout] of [
       const later = client.dial({ openTimeout: dialTimeout });
       later.on('error', noop);
       await new Promise((resolve) => setTimeout(resolve, 50));
-      assert.deepEqual(syns(), [...sent, later.id]);
+      assert.deepEqual(synsSeen(peer), [...sent, later.id]);
     } finally {
       client.destroy();
     }
@@ -153,8 +156,6 @@ test("a dial's own open timeout, not the session's, says whether a place an open
   // The session's timeout is long; each dial has its own.
   const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 1, openTimeout: 10_000 });
   const peer = new RawPeer(b);
-  const syns = (): number[] =>
-    peer.frames.filter((f) => f.type !== FrameType.ping && (f.flags & Flag.syn) !== 0).map((f) => f.streamId);
   try {
     const first = client.dial({ openTimeout: 300 });
     first.on('error', noop);
@@ -162,9 +163,9 @@ test("a dial's own open timeout, not the session's, says whether a place an open
     const next = client.dial({ openTimeout: 1000 }); // ~800 ms of its 1,000 left when the first times out
     next.on('error', noop);
     await until(() => first.destroyed, 3000, 'the first dial to time out');
-    await until(() => syns().length >= 2, 1000, 'the next SYN');
+    await until(() => synsSeen(peer).length >= 2, 1000, 'the next SYN');
     // Before: half of the session's 10 s was the bar, so the next dial was passed over and failed unsent.
-    assert.deepEqual(syns(), [first.id, next.id]);
+    assert.deepEqual(synsSeen(peer), [first.id, next.id]);
     assert.equal(next.errored, null);
   } finally {
     client.destroy();
@@ -175,8 +176,6 @@ test('places freed by open timeouts go to dials with more than half their open t
   const [a, b] = memoryPipe();
   const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 2, openTimeout: 1000 });
   const peer = new RawPeer(b);
-  const syns = (): number[] =>
-    peer.frames.filter((f) => f.type !== FrameType.ping && (f.flags & Flag.syn) !== 0).map((f) => f.streamId);
   const dial = (): Channel => {
     const channel = client.dial();
     channel.on('error', noop);
@@ -190,14 +189,14 @@ test('places freed by open timeouts go to dials with more than half their open t
     const passed = dial(); // ~300 ms left then: passed over
     await sleep(300);
     const late = [dial(), dial(), dial()]; // ~600 ms left then
-    await until(() => syns().length >= 4, 3000, 'the SYNs given the places the timeouts freed');
+    await until(() => synsSeen(peer).length >= 4, 3000, 'the SYNs given the places the timeouts freed');
     await sleep(20);
-    assert.deepEqual(syns(), [first[0]!.id, first[1]!.id, late[0]!.id, late[1]!.id]);
+    assert.deepEqual(synsSeen(peer), [first[0]!.id, first[1]!.id, late[0]!.id, late[1]!.id]);
     assert.match(String(early.errored), /never heard of it/);
     // The peer acknowledges one: its place goes to the dial passed over, which still has time.
     peer.send(frame(FrameType.windowUpdate, Flag.ack, late[0]!.id, 0));
-    await until(() => syns().length >= 5, 2000, 'the SYN of the dial passed over');
-    assert.deepEqual(syns().slice(4), [passed.id]);
+    await until(() => synsSeen(peer).length >= 5, 2000, 'the SYN of the dial passed over');
+    assert.deepEqual(synsSeen(peer).slice(4), [passed.id]);
     assert.equal(passed.errored, null);
   } finally {
     client.destroy();
@@ -256,8 +255,6 @@ test('dials ended at once keep their ACK backlog place past their open timeout, 
   const client = multiplexedClient(a, { keepAliveInterval: 0, ackBacklog: 2, openTimeout: 150 });
   // A peer as Go's yamux is with an application slow to accept: it answers nothing yet.
   const peer = new RawPeer(b);
-  const syns = (): number[] =>
-    peer.frames.filter((f) => f.type !== FrameType.ping && (f.flags & Flag.syn) !== 0).map((f) => f.streamId);
   try {
     const ended: Channel[] = [];
     const failures: Error[] = [];
@@ -273,7 +270,7 @@ test('dials ended at once keep their ACK backlog place past their open timeout, 
     await new Promise((resolve) => setTimeout(resolve, 200));
     // Go's yamux takes a stream whose FIN it read before its application accepted it without acknowledging it,
     // and refuses streams beyond its accept backlog: a third SYN now would be refused, so none leaves.
-    assert.deepEqual(syns(), [ended[0]!.id, ended[1]!.id]);
+    assert.deepEqual(synsSeen(peer), [ended[0]!.id, ended[1]!.id]);
     assert.deepEqual(failures, [], 'the ended dials wait for their reply without failing');
     // The reply acknowledges the first: its place goes to the waiting dial.
     peer.send(frame(FrameType.data, Flag.ack | Flag.fin, ended[0]!.id, Buffer.from('reply')));
@@ -281,8 +278,8 @@ test('dials ended at once keep their ACK backlog place past their open timeout, 
     ended[0]!.on('data', (chunk: Buffer) => chunks.push(chunk));
     await within(new Promise((resolve) => ended[0]!.once('end', resolve)), 2000, 'the reply');
     assert.equal(Buffer.concat(chunks).toString(), 'reply');
-    await until(() => syns().includes(later.id), 2000, "the waiting dial's SYN");
-    assert.equal(syns().length, 3);
+    await until(() => synsSeen(peer).includes(later.id), 2000, "the waiting dial's SYN");
+    assert.equal(synsSeen(peer).length, 3);
     assert.deepEqual(failures, []);
   } finally {
     client.destroy();

@@ -36,13 +36,7 @@ function inWritersContext(callback: WriteCallback): WriteCallback {
  * channel's writes always complete later. The exception still surfaces as uncaught, a microtask later.
  */
 function guarded(callback: WriteCallback): WriteCallback {
-  return (error) => {
-    try {
-      callback(error);
-    } catch (thrown) {
-      rethrowLater(thrown);
-    }
-  };
+  return (error) => callBack(callback, error);
 }
 /** How long a channel closed by `destroy()` as a socket (see `#closeAsSocket`) waits for the peer's FIN. */
 const CLOSE_LINGER_MS = 2000;
