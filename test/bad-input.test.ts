@@ -66,6 +66,11 @@ const cases: [string, Buffer[], RegExp][] = [
     [Buffer.from('hello world\n')],
     /unsupported protocol version 104 \("h": text, e\.g\. console\.log on it\?\)$/,
   ],
+  [
+    'a CSV line on the stream (its quote is shown escaped)',
+    [Buffer.from('"name","id"\n')],
+    /unsupported protocol version 34 \("\\"": text, e\.g\. console\.log on it\?\)$/,
+  ],
   ['unknown frame type', [Buffer.from('000700000000000000000000', 'hex')], /unknown frame type 7/],
   ['window overrun in one frame', [frame(D, Flag.syn, 1, Buffer.alloc(262145))], /exceeds the receive window/],
   [

@@ -27,7 +27,9 @@ export const yamuxCodec: WireCodec = {
     if (version !== PROTOCOL_VERSION) {
       // A printable byte is most likely text from another writer on the stream (a child's console.log).
       const text =
-        version > 31 && version < 127 ? ` ("${String.fromCharCode(version)}": text, e.g. console.log on it?)` : '';
+        version > 31 && version < 127
+          ? ` (${JSON.stringify(String.fromCharCode(version))}: text, e.g. console.log on it?)`
+          : '';
       return `unsupported protocol version ${version}${text}`;
     }
     if (header.type > FrameType.goAway) return `unknown frame type ${header.type}`;
