@@ -205,6 +205,31 @@ test('a value of the wrong type is a TypeError that names its type; one out of r
     message: "muxwire: a memory budget's limit must be a number, got string",
   });
   assert.throws(() => new MemoryBudget(-1), { name: 'RangeError', message: /got -1/ });
+  // A budget's counts too: one NaN reserved or released would end the bound for every session sharing it.
+  const budget = new MemoryBudget(10_000);
+  assert.equal(budget.tryReserve(4_000), true);
+  for (const bytes of [NaN, -5_000, 1.5, Infinity]) {
+    assert.throws(() => budget.tryReserve(bytes), {
+      name: 'RangeError',
+      message: `muxwire: bytes reserved must be a non-negative integer, got ${bytes}`,
+    });
+    assert.throws(() => budget.release(bytes), {
+      name: 'RangeError',
+      message: `muxwire: bytes released must be a non-negative integer, got ${bytes}`,
+    });
+  }
+  assert.throws(() => budget.tryReserve('5' as never), {
+    name: 'TypeError',
+    message: 'muxwire: bytes reserved must be a number, got string',
+  });
+  assert.throws(() => budget.release(undefined as never), {
+    name: 'TypeError',
+    message: 'muxwire: bytes released must be a number, got undefined',
+  });
+  assert.equal(budget.reserved, 4_000);
+  assert.equal(budget.tryReserve(1e12), false);
+  budget.release(9_000);
+  assert.equal(budget.reserved, 0);
   const socket = {
     readyState: 1,
     binaryType: 'arraybuffer',

@@ -16,12 +16,7 @@ export class MemoryBudget {
 
   /** @param limit Bytes of window growth the sessions sharing this budget may hold together. */
   constructor(readonly limit: number) {
-    if (typeof limit !== 'number') {
-      throw new TypeError(`muxwire: a memory budget's limit must be a number, got ${typeof limit}`);
-    }
-    if (!Number.isSafeInteger(limit) || limit < 0) {
-      throw new RangeError(`muxwire: a memory budget's limit must be a non-negative integer, got ${limit}`);
-    }
+    checkBytes("a memory budget's limit", limit);
   }
 
   /** Bytes reserved now, across all sessions sharing the budget. */
@@ -34,16 +29,35 @@ export class MemoryBudget {
     return this.limit - this.#reservedBytes;
   }
 
-  /** Reserves `bytes` if they fit; false (and nothing reserved) if not. */
+  /**
+   * Reserves `bytes` if they fit; false (and nothing reserved) if not.
+   * @throws TypeError if `bytes` is no number; RangeError if it is no non-negative integer (nothing reserved).
+   */
   tryReserve(bytes: number): boolean {
+    checkBytes('bytes reserved', bytes);
     if (bytes > this.limit - this.#reservedBytes) return false;
     this.#reservedBytes += bytes;
     return true;
   }
 
-  /** Gives back `bytes` reserved earlier. */
+  /**
+   * Gives back `bytes` reserved earlier (more than is reserved gives back all of it).
+   * @throws TypeError if `bytes` is no number; RangeError if it is no non-negative integer (nothing given back).
+   */
   release(bytes: number): void {
+    checkBytes('bytes released', bytes);
     this.#reservedBytes = Math.max(0, this.#reservedBytes - bytes);
+  }
+}
+
+/**
+ * A count of bytes, checked before it changes a budget: one `NaN` would turn a budget shared by every session
+ * into no bound at all, and a negative count would make room that is not there.
+ */
+function checkBytes(what: string, bytes: number): void {
+  if (typeof bytes !== 'number') throw new TypeError(`muxwire: ${what} must be a number, got ${typeof bytes}`);
+  if (!Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new RangeError(`muxwire: ${what} must be a non-negative integer, got ${bytes}`);
   }
 }
 
