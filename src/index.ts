@@ -14,7 +14,7 @@ export {
   lightServer,
   type ChannelDialOptions,
 } from './node/session.js';
-export { Channel } from './node/channel.js';
+export { Channel, type WriteCallback } from './node/channel.js';
 export { LightChannel, LightSession, type LightChannelEvents } from './core/light-channel.js';
 export { connect, createServer, type ConnectOptions, type ServerOptions } from './node/net.js';
 export { duplexTransport } from './node/transport.js';

@@ -98,3 +98,36 @@ test("a session's options are frozen: they say what it runs with, and a write th
     await pair.close();
   }
 });
+
+test("README's ranges of the numeric options are the ones enforced: each end taken, one past it refused", () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const paragraph = /^Numeric options are whole numbers within these ranges[^:]*:([\s\S]*?)\. `NaN`/m.exec(readme)?.[1];
+  assert.ok(paragraph !== undefined, "README's paragraph of ranges is missing");
+  const number = (text: string): number => {
+    const power = /^2\^(\d+)(−1)?$/.exec(text);
+    if (power !== null) return 2 ** Number(power[1]) - (power[2] === undefined ? 0 : 1);
+    return Number(text.replaceAll(',', ''));
+  };
+  const ranges = new Map<string, [number, number]>();
+  for (const clause of paragraph.replaceAll('\n', ' ').split(';')) {
+    const bounds = /([\d,^−]+) to ([\d,^−]+)( ms)?\s*$/.exec(clause.trim());
+    assert.ok(bounds !== null, `no range in "${clause}"`);
+    for (const [, name] of clause.matchAll(/`(\w+)`/g)) ranges.set(name!, [number(bounds[1]!), number(bounds[2]!)]);
+  }
+  const numeric = Object.keys(DEFAULT_OPTIONS).filter(
+    (key) => typeof DEFAULT_OPTIONS[key as 'maxStreams'] === 'number',
+  );
+  assert.deepEqual([...ranges.keys()].sort(), numeric.sort());
+  for (const [key, [min, max]] of ranges) {
+    assert.equal(resolveOptions({ [key]: min })[key as 'maxStreams'], min, key);
+    // (The one rule between options: maxWindow at least initialWindow.)
+    const room = key === 'initialWindow' ? { maxWindow: max } : {};
+    assert.equal(resolveOptions({ ...room, [key]: max })[key as 'maxStreams'], max, key);
+    assert.throws(() => resolveOptions({ [key]: min - 1 }), RangeError, `${key} ${min - 1}`);
+    assert.throws(() => resolveOptions({ [key]: max + 1 }), RangeError, `${key} ${max + 1}`);
+    assert.throws(() => resolveOptions({ [key]: min + 0.5 }), RangeError, `${key} ${min + 0.5}`);
+    assert.throws(() => resolveOptions({ [key]: Infinity }), RangeError, `${key} Infinity`);
+    assert.throws(() => resolveOptions({ [key]: NaN }), TypeError, `${key} NaN`);
+  }
+  assert.throws(() => resolveOptions({ initialWindow: 1 << 20, maxWindow: (1 << 20) - 1 }), RangeError);
+});

@@ -129,6 +129,7 @@ export class ChannelState {
    * next write as a new one-element array: a channel that writes now and then holds no array grown for 16
    * (an array literal's first `push` reserves that many), which in a session opening thousands of channels at
    * once is memory for the young-generation GC to copy.
+   * @hidden (the session's bookkeeping)
    */
   queue: QueuedWrite[] = NO_WRITES;
   /**
@@ -174,6 +175,7 @@ export class ChannelState {
    * The chunks left waiting here (each costs the session's memory `CHUNK_COST`: `SessionMemory.held`),
    * as the offsets in `delivered` where each ends, oldest first; null while none waits (most channels are read
    * as their data comes). A chunk's cost goes once the reader is past its end.
+   * @hidden (the session's bookkeeping)
    */
   held: Fifo<number> | null = null;
   /** The peer's FIN arrived. */
@@ -246,11 +248,15 @@ export class ChannelState {
     }
   }
 
-  /** Dialled with a signal and not yet acknowledged: what stops watching the signal once settled. */
+  /**
+   * Dialled with a signal and not yet acknowledged: what stops watching the signal once settled.
+   * @hidden (the session's bookkeeping)
+   */
   get openAbort(): OpenAbort | null {
     return this.#opening === null ? null : this.#opening.abort;
   }
 
+  /** @hidden (the session's bookkeeping) */
   set openAbort(abort: OpenAbort | null) {
     if (this.#opening !== null) {
       this.#opening.abort = abort;

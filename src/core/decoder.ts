@@ -17,7 +17,10 @@ import { Fifo } from './fifo.js';
 import { CHUNK_COST } from './flow.js';
 import type { FrameHeader } from './frame.js';
 
-/** Receives the decoder's events, in wire order. */
+/**
+ * Receives the decoder's events, in wire order.
+ * @hidden (internal: `muxwire/core` exports it at run time only, for the micro-benchmarks)
+ */
 export interface FrameSink {
   /** @internal A complete, valid header. For a Data frame, its payload follows through `onPayload`. */
   onHeader(header: FrameHeader): void;
@@ -63,7 +66,10 @@ export const FRAMES_PER_ASK = 64;
  */
 export const MAX_HELD_BYTES = 8 * 1024 * 1024;
 
-/** Decodes a byte stream of frames. */
+/**
+ * Decodes a byte stream of frames.
+ * @hidden (internal: `muxwire/core` exports it at run time only, for the micro-benchmarks)
+ */
 export class FrameDecoder {
   readonly #header: FrameHeader = { version: 0, type: 0, flags: 0, streamId: 0, length: 0 };
   readonly #scratch: Uint8Array;

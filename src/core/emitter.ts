@@ -14,7 +14,8 @@ import { rethrowLater } from './defer.js';
 // The event name's `as PropertyKey` looks unnecessary to the linter, yet tsc needs it to index the table.
 /* eslint-disable @typescript-eslint/no-unnecessary-type-assertion */
 
-type Listener = (...args: any[]) => void;
+/** What an event's listener may be: an `Emitter`'s event map gives each event's exact signature. */
+export type Listener = (...args: any[]) => void;
 
 /** A `once` listener's wrapper remembers the listener, so that `off` and `listeners` find it. */
 type OnceWrapper = Listener & { listener: Listener };

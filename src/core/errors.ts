@@ -14,7 +14,9 @@ export type TimeoutCode = 'ERR_MUX_KEEPALIVE_TIMEOUT' | 'ERR_MUX_CLOSE_TIMEOUT' 
 
 /**
  * The base class of all muxwire errors. Raised as itself (no subclass) with these codes: `ERR_MUX_WRITE_AFTER_END`
- * (a write after `end()`, or on the multiplex format to a channel its peer closed), `ERR_MUX_UNSUPPORTED`
+ * (a `LightChannel`'s write after `end()`, a `WebChannel`'s after `closeWrite()`, a write to a channel dialled
+ * without `allowHalfOpen` once the peer ended, or on the multiplex format to a channel its peer closed; a Node
+ * `Channel`'s own write after `end()` is Node's `ERR_STREAM_WRITE_AFTER_END`, as on a socket), `ERR_MUX_UNSUPPORTED`
  * (`ping()` or `goAway()` on the multiplex format), `ERR_MUX_CHANNEL_CLOSED` (data still queued when a multiplex
  * peer closed the channel) and `ERR_MUX_INTERNAL` (a bug in muxwire, which ends the session).
  */

@@ -124,7 +124,10 @@ function ratePerRtt(size: number, rttMs: number): number {
   return size / Math.max(rttMs, 0.001);
 }
 
-/** One channel's receive window. All counters are totals since the channel opened (safe past 2^32). */
+/**
+ * One channel's receive window. All counters are totals since the channel opened (safe past 2^32).
+ * @hidden (internal: `muxwire/core` exports it at run time only, for the micro-benchmarks)
+ */
 export class ReceiveWindow {
   /** The window this side aims to keep open for the peer; auto-tuning grows it up to {@link ceiling}. */
   size: number;
@@ -520,6 +523,7 @@ const CEILING_SLACK = 16 * 1024 * 1024;
  * windows stop growing and a channel gets Window Updates only while it holds less than its initial window
  * (so readers that keep up go on, and those that hold data get nothing more); at the limit, the session stops
  * reading the transport until readers catch up below half again.
+ * @hidden (internal: `muxwire/core` exports it at run time only, for the micro-benchmarks)
  */
 export class SessionMemory {
   /** Bytes received and not yet read, across all channels. */

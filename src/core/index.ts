@@ -37,7 +37,7 @@ export { FrameBatch, WriteScheduler, type SchedulerHooks, COPY_LIMIT } from './s
 export { ChannelState, type ChannelStateName, type ChannelEndpoint, type WriteDone } from './channel-state.js';
 export type { ChannelPort } from './channel-port.js';
 export type { ChannelFacts } from './channel-facts.js';
-export { Emitter, NodeEmitter, type NodeEmitterMethods, withNodeEmitterMethods } from './emitter.js';
+export { Emitter, NodeEmitter, type Listener, type NodeEmitterMethods, withNodeEmitterMethods } from './emitter.js';
 export type { Transport, TransportEvents } from './transport.js';
 export {
   MuxSession,

@@ -187,7 +187,8 @@ export class LightChannel
    * writes still queued). Returns false once what waits to be sent reaches `channelHighWaterMark`: its bytes, and 224
    * bytes for each write among them (what a queued write costs beyond its bytes, so that writes of a few bytes
    * each stop at a bounded memory too): wait for `'drain'` before writing more. A channel that
-   * was reset or failed takes no more data (the reason came as `'error'` and `failure`), except one left to
+   * was reset, failed or closed takes no more data: `write()` returns false and no `'drain'` follows (the
+   * reason came as `'error'` and `failure`; a writer waiting for `'drain'` waits for `'close'` too), except one left to
    * be read to its end after its session failed: it takes writes and drops them, saying wait (false) with a
    * `'drain'` on a later turn, until its failure follows the read; writing after `end()` throws `ERR_MUX_WRITE_AFTER_END`.
    */

@@ -14,7 +14,8 @@ export type WireProtocol = 'yamux' | 'multiplex';
 
 /**
  * Options of a session. Every field is optional, and `undefined` is taken as leaving it out; see
- * {@link DEFAULT_OPTIONS} for the defaults.
+ * {@link DEFAULT_OPTIONS} for the defaults. Numeric options are whole numbers in the range each names: a value
+ * of another type, or `NaN`, throws `TypeError`; a fraction, `Infinity` or a value out of range `RangeError`.
  */
 export interface SessionOptions {
   /**
@@ -26,17 +27,20 @@ export interface SessionOptions {
   /**
    * Most channels open at once (both directions together). A dial beyond it throws; an inbound SYN beyond it
    * gets RST.
+   * Range: 1 to 2^31−1.
    * @defaultValue 65,536
    */
   maxStreams?: number | undefined;
   /**
    * Most channels the peer opened that are open at once; one more is refused with RST. Keeps room in
    * `maxStreams` for this side's own dials when the peer opens many.
+   * Range: 0 to 2^31−1.
    * @defaultValue 2,147,483,647 (no bound of its own)
    */
   maxInboundStreams?: number | undefined;
   /**
    * Most channels this side dialled that are open at once; a dial beyond it throws `StreamLimitError`.
+   * Range: 0 to 2^31−1.
    * @defaultValue 2,147,483,647 (no bound of its own)
    */
   maxOutboundStreams?: number | undefined;
@@ -44,26 +48,31 @@ export interface SessionOptions {
    * Most inbound channels waiting to be accepted; one more is refused with RST (on the multiplex codec, which
    * cannot refuse, reading pauses until the application takes one; keep-alive's probes still read, and queue
    * the channels they find: `maxInboundStreams` is the hard bound there).
+   * Range: 1 to 1,000,000.
    * @defaultValue 256
    */
   acceptBacklog?: number | undefined;
   /**
    * Most dialled channels the peer has not acknowledged yet; further SYNs wait (the libp2p "ACK backlog").
+   * Range: 1 to 1,000,000.
    * @defaultValue 256
    */
   ackBacklog?: number | undefined;
   /**
    * Receive window each channel starts with, in bytes (at least the spec's 262,144).
+   * Range: 262,144 to 2^32−1.
    * @defaultValue 262,144 (256 KiB); 2 MiB for `connectWebSocket` and `createWebSocketServer` sessions
    */
   initialWindow?: number | undefined;
   /**
    * Largest receive window auto-tuning may grow a channel to, in bytes.
+   * Range: 262,144 to 2^32−1 (at least `initialWindow`).
    * @defaultValue 67,108,864 (64 MiB)
    */
   maxWindow?: number | undefined;
   /**
    * Cap on bytes received but not yet read, across all channels of the session.
+   * Range: 262,144 to 2^53−1.
    * @defaultValue 134,217,728 (128 MiB)
    */
   maxSessionBuffered?: number | undefined;
@@ -75,11 +84,14 @@ export interface SessionOptions {
   memoryBudget?: MemoryBudget | null | undefined;
   /**
    * Largest Data frame payload this side sends; writes are cut into fragments of this size and interleaved.
+   * Range: 1,024 to 16,777,216.
    * @defaultValue 65,536 (64 KiB)
    */
   maxFrameSize?: number | undefined;
   /**
-   * Milliseconds between keep-alive pings; 0 turns keep-alive off.
+   * Milliseconds from a ping's answer to the next ping; 0 turns keep-alive off (the opening ping and the two
+   * RTT probes still go out, with no deadline; a `ping()` keeps its own).
+   * Range: 0 to 2^31−1.
    * @defaultValue 30,000
    */
   keepAliveInterval?: number | undefined;
@@ -88,19 +100,25 @@ export interface SessionOptions {
    * fails (`TimeoutError`, `ERR_MUX_KEEPALIVE_TIMEOUT`). A peer whose bytes keep arriving is alive, just busy
    * (its answer may wait behind its data), so each byte from it moves the deadline to one `keepAliveTimeout`
    * later.
+   * Range: 1 to 2^31−1.
    * @defaultValue 10,000
    */
   keepAliveTimeout?: number | undefined;
   /**
    * Milliseconds `close()` waits for open channels to end in both directions (this side's `end()` and the
    * peer's) before resetting them. A channel read to its end but not ended here still counts
-   * as open. See docs/design.md, "Closing".
+   * as open. 0 waits for none: Go Away goes, channels still open are reset at once, and the session ends with
+   * `ERR_MUX_CLOSE_TIMEOUT` if any were. See docs/design.md, "Closing".
+   * Range: 0 to 2^31−1.
    * @defaultValue 30,000
    */
   closeTimeout?: number | undefined;
   /**
    * Milliseconds a dialled channel may wait for the peer's acknowledgement; then it fails with
    * `ERR_MUX_OPEN_TIMEOUT` and is reset. 0 waits without limit. (Codecs without acknowledgements: no wait.)
+   * Also the time a transport handed over while it still connects has to come up; then the session fails
+   * with `TransportClosedError` (every codec).
+   * Range: 0 to 2^31−1.
    * @defaultValue 75,000
    */
   openTimeout?: number | undefined;
@@ -108,12 +126,14 @@ export interface SessionOptions {
    * How many bytes a channel holds before it says to wait: a Node `Channel`'s readable and writable
    * high-water mark, a `LightChannel`'s and a `WebChannel`'s write queue (a `WebChannel`'s readable holds
    * nothing the page has not asked for: its window credits only what was read).
+   * Range: 1 to 2^30.
    * @defaultValue 65,536 (64 KiB)
    */
   channelHighWaterMark?: number | undefined;
   /**
    * How many channels the peer may open and then reset in a burst. Each reset the peer sends for a channel it
-   * opened takes one of these; they come back at `peerResetRate` a second, up to this many. When none is left,
+   * opened takes one of these (a quarter of one for a channel still waiting in the accept queue, for which the
+   * application started no work); they come back at `peerResetRate` a second, up to this many. When none is left,
    * the session fails with a protocol error (Go Away, `ERR_MUX_PROTOCOL`): a peer that opens channels and
    * resets them at once makes this side start work for each (the "rapid reset" of HTTP/2, CVE-2023-44487).
    * Default 1,000, then 1,000 a second: nghttp2 and `node:http2` allow 33 a second to HTTP/2 clients, but a
@@ -121,11 +141,13 @@ export interface SessionOptions {
    * on its in-memory session, on two shared cores), and a false alarm ends every channel of the session. An
    * unbounded peer opened and reset about 50,000 a second (loopback, one process). Only yamux has resets
    * (the multiplex format's RST is its close).
+   * Range: 1 to 2^32−1.
    * @defaultValue 1,000
    */
   peerResetBurst?: number | undefined;
   /**
    * Resets allowed a second once the `peerResetBurst` is spent.
+   * Range: 0 to 2^32−1.
    * @defaultValue 1,000
    */
   peerResetRate?: number | undefined;
@@ -137,6 +159,7 @@ export interface SessionOptions {
    * it holds after the loop's pending work (timers, other sockets, other sessions). The same share paces a
    * failed session's news to its channels: beyond 64 of them they hear of it a batch a turn, and the session
    * reports its end after the last. 0: no limit (a read is decoded whole, at once; every channel told at once).
+   * Range: 0 to 2^31−1.
    * @defaultValue 8
    */
   readTimeSlice?: number | undefined;
@@ -209,6 +232,7 @@ const RANGES: Record<NumberOption, readonly [number, number]> = {
 /**
  * Checks one numeric option (also used for per-call overrides such as `dial({ openTimeout })`): a value of
  * the wrong type throws `TypeError`, one out of range `RangeError`, both naming the option.
+ * @hidden (internal: how sessions check a numeric option)
  */
 export function checkNumberOption(key: NumberOption, value: unknown): number {
   const [min, max] = RANGES[key];

@@ -17,7 +17,10 @@ import type { WireCodec } from './codec.js';
 import { yamuxCodec } from './codecs/yamux.js';
 import { Flag, FrameType } from './frame.js';
 
-/** Payloads up to this size are copied next to their header; larger ones are written from the caller's bytes. */
+/**
+ * Payloads up to this size are copied next to their header; larger ones are written from the caller's bytes.
+ * @hidden (internal: `muxwire/core` exports it at run time only, for the micro-benchmarks)
+ */
 export const COPY_LIMIT = 2048;
 /** The first staging buffer of a batch is small (Node serves it from its pool); later ones double. */
 const FIRST_STAGING = 2048;
@@ -63,6 +66,7 @@ export class Scratch {
  * One transport write being assembled. A session keeps one and `reset()`s it after each write: headers and
  * small payloads first go to a scratch buffer (a {@link Scratch}) and leave it as one exact-size copy, so a
  * small write (a request, a window update) costs one buffer; larger batches continue in fresh staging buffers.
+ * @hidden (internal: `muxwire/core` exports it at run time only, for the micro-benchmarks)
  */
 export class FrameBatch {
   /** The batch's parts so far. A new array after each `reset()` (the transport may not keep it, but a caller may). */
@@ -180,7 +184,10 @@ export class FrameBatch {
   }
 }
 
-/** What the session learns from the scheduler as frames are packed. */
+/**
+ * What the session learns from the scheduler as frames are packed.
+ * @hidden (internal: `muxwire/core` exports it at run time only, for the micro-benchmarks)
+ */
 export interface SchedulerHooks {
   /**
    * @internal A frame carrying these flags (SYN, ACK, FIN, RST bits) for `channel` was packed. For a FIN, returns

@@ -165,7 +165,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   declare readonly options: Readonly<ResolvedOptions>;
   /** `client` (dials odd ids) or `server` (dials even ids). */
   declare readonly role: Role;
-  /** Settles when the session has ended: resolves on a clean close, rejects with the error otherwise. */
+  /**
+   * Settles when the session has ended: resolves on a clean close (`close()`, or the peer's orderly end),
+   * rejects with the error otherwise, `destroy()` without an error included (`SessionClosedError`).
+   */
   declare readonly closed: Promise<void>;
 
   /** The wire format and what it can express. */
@@ -691,7 +694,8 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
   /**
    * Ends the session at once: every channel fails (its pending reads and writes with `error`, or with
    * `SessionClosedError`), pending `accept()` and `ping()` calls reject, and the transport is destroyed (no
-   * frame is sent: the peer learns from the transport's end).
+   * frame is sent: the peer learns from the transport's end). `closed` rejects with `error`, or with
+   * `SessionClosedError` ("session was destroyed") when none is given; a second call does nothing.
    */
   destroy(error?: Error): void {
     // Kept as the session's error (typed Error): a value that is not one is said by one.

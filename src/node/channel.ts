@@ -17,7 +17,8 @@ import { EncodedCount } from './encoded-count.js';
 // Types only: session.ts makes the channels, so a value import here would be a cycle.
 import type { Session } from './session.js';
 
-type WriteCallback = (error?: Error | null) => void;
+/** A write's callback: called once, without an error when its bytes reached the transport, with one if they never will. */
+export type WriteCallback = (error?: Error | null) => void;
 
 /**
  * A write's completion, to run in the async context of the call that made the write, as a socket's does (its
@@ -239,7 +240,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   }
 
   /**
-   * Why the channel ended abnormally (reset by the peer, session failure), if it did. The same error is
+   * Why the channel ended abnormally (reset by the peer, session failure, `destroy(error)` here), if it did. The same error is
    * emitted as `'error'` when the channel has an error listener; without one the channel just closes, so an
    * unobserved reset never crashes the process.
    */
@@ -447,9 +448,10 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
 
   /**
    * Node's `write()`, with a cost for each write that waits: besides its bytes, a write held in the stream's
-   * buffer is an object or two (~150 bytes), so a writer of a few bytes at a time (an echo of a peer's one-byte
-   * frames) would hold 30 times the high-water mark in memory before `write()` said false. Here a waiting write
-   * counts {@link CHUNK_COST} bytes beside its own: `write()` returns false once they reach the high-water mark,
+   * buffer is an object or two, so a writer of a few bytes at a time (an echo of a peer's one-byte frames) would
+   * hold tens of times the high-water mark in memory before `write()` said false. Here a waiting write counts
+   * 224 bytes beside its own (the session's figure for a chunk waiting unread, `CHUNK_COST`): `write()` returns
+   * false once they reach the high-water mark,
    * and `'drain'` comes, as always, once everything written has left.
    */
   override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
@@ -614,9 +616,10 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
   /**
    * Reads chunk by chunk to the peer's FIN (`for await`, and `stream/consumers`, which reads so). Reading to the
    * end leaves the channel open for writing, as an http2 stream and a `LightChannel` do: a request read whole,
-   * then its reply (`await text(channel); channel.end(reply)`). Node 20 and 22's iterator destroys a socket there,
-   * which here reset the reply (`iterator()`, Node's own, still does). Leaving the loop before it saw the end (`break`, `return`, an exception, also
-   * after the last chunk) destroys the channel, as Node's does.
+   * then its reply (`await text(channel); channel.end(reply)`). (`iterator()`, Node's own, destroys the channel
+   * at the end, which resets the reply: on Node 20 and 22 a socket's iterator does the same.) Leaving the loop
+   * before it saw the end (`break`, `return`, an exception, also after the last chunk) destroys the channel,
+   * as Node's does.
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as Readable's: strings after setEncoding()
   override [Symbol.asyncIterator](): NodeJS.AsyncIterator<any> {
@@ -778,6 +781,10 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     return this;
   }
 
+  /**
+   * Node's `unshift()`: puts `chunk` back in front of what waits to be read (a parser that read past the end
+   * of its message).
+   */
   override unshift(chunk: unknown, encoding?: BufferEncoding): void {
     const encoded = this.#encoded;
     const waiting = this.readableLength;

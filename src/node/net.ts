@@ -61,7 +61,9 @@ function splitOptions(options: unknown): { session: SessionOptions; rest: Record
 /**
  * Connects over TCP and resolves to the client session once the connection is up. A bad session option
  * rejects with `TypeError` or `RangeError` before any connection is made; names that are not session options
- * go to `net.connect`.
+ * go to `net.connect`. A connection that fails rejects with `TransportClosedError` ("could not connect: ..."),
+ * whose `cause` is the socket's error (`ECONNREFUSED`, `ENOTFOUND`, ...); an aborted `signal` rejects with
+ * its reason.
  */
 export function connect(options: ConnectOptions): Promise<Session> {
   return new Promise<Session>((resolve, reject) => {

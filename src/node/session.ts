@@ -82,7 +82,9 @@ export interface ChannelDialOptions extends DialOptions {
  * A multiplexed session over a Node duplex stream, or a core `Transport` (such as `webSocketTransport(ws)`).
  * Channels are Node `Duplex` streams ({@link Channel}).
  * Events: `'channel'` (an inbound channel, accepted by being handed to the listener), `'goaway'` (the peer
- * sent Go Away), `'close'` (the session ended; the argument is the error, or undefined for a clean close).
+ * sent Go Away), `'close'` (the session ended; the argument is the error, or undefined for a clean close),
+ * `'channelOpen'` / `'channelClose'` (any channel entering and leaving the session, with its figures: see
+ * `SessionEvents` and docs/observability.md).
  */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the interface below declares the methods withNodeEmitterMethods installs
 export class Session extends MuxSession<Channel> {

@@ -25,8 +25,8 @@ import {
 /**
  * A multiplexed session whose channels are {@link WebChannel}s (Web Streams). It has the API of every
  * muxwire session: `dial()`, `accept({ signal })`, `for await (const channel of session)`, `ping()`,
- * `goAway()`, `close()`, `destroy()`, `closed`, the `'channel'` / `'goaway'` / `'close'` events, the same
- * options and the same typed errors.
+ * `goAway()`, `close()`, `destroy()`, `closed`, the `'channel'` / `'goaway'` / `'close'` and `'channelOpen'` /
+ * `'channelClose'` events, the same options and the same typed errors.
  */
 export class WebSession extends MuxSession<WebChannel> {
   /**
