@@ -45,7 +45,7 @@ import { duplexTransport } from '../src/node/transport.js';
 import { FULL_PARTS } from '../src/core/full-parts.js';
 import type { Transport, TransportEvents } from '../src/core/transport.js';
 import { FakeTransport } from './support/fake-transport.js';
-import { resourceCounts, settleResources } from './support/resources.js';
+import { collectGarbage, resourceCounts, settleResources } from './support/resources.js';
 import { selfSignedCertificate } from './support/self-signed.js';
 import {
   RawPeer,
@@ -3292,5 +3292,43 @@ test('a transport that fails with what is no Error (a string, an object) fails t
       client.destroy();
       server.destroy();
     }
+  }
+});
+
+describe('a session that ended lets go of its channels', () => {
+  for (const kind of ['Channel', 'LightChannel'] as const) {
+    test(`ended while its transport was full, it keeps none of the ${kind}s that waited to send (an application may keep the session)`, async () => {
+      const [socket, peer] = await tcpPair();
+      peer.pause(); // the peer reads nothing: the kernel's buffers fill, and the rest waits in the session
+      const kept = {
+        session: (kind === 'Channel' ? multiplexedClient : lightClient)(socket, { keepAliveInterval: 0 }),
+      };
+      kept.session.closed.catch(() => {});
+      const channels: WeakRef<object>[] = [];
+      (() => {
+        for (let i = 0; i < 300; i++) {
+          const channel = kept.session.dial();
+          channel.on('error', () => {});
+          channel.write(new Uint8Array(64 * 1024).fill(i));
+          channels.push(new WeakRef(channel));
+        }
+      })();
+      try {
+        await until(() => socket.writableLength > 0, 5_000, 'the transport never filled');
+        kept.session.destroy();
+        await kept.session.closed.catch(() => {});
+        let alive = channels.length;
+        for (let i = 0; i < 20 && alive > 0; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          collectGarbage();
+          alive = channels.filter((ref) => ref.deref() !== undefined).length;
+        }
+        // Before: those still on the send ring (192 of 1,000 in the review) stayed, with all they held.
+        assert.equal(alive, 0, `${alive} of ${channels.length} channels still reachable from the ended session`);
+        assert.equal(kept.session.state, 'closed');
+      } finally {
+        peer.destroy();
+      }
+    });
   }
 });

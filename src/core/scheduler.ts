@@ -230,6 +230,8 @@ export class WriteScheduler {
   #controlTail: ChannelState | null = null;
   #dataHead: ChannelState | null = null;
   #dataTail: ChannelState | null = null;
+  /** The session ended (`clear()`): nothing is queued any more. */
+  #cleared = false;
 
   /** The largest Data frame payload this side sends (`maxFrameSize`, capped by the codec's fragment size). */
   declare readonly maxFrameSize: number;
@@ -275,7 +277,7 @@ export class WriteScheduler {
 
   /** Puts a channel on the control list (it owes flags or a window increment). */
   scheduleControl(channel: ChannelState): void {
-    if (channel.inControl) return;
+    if (channel.inControl || this.#cleared) return;
     channel.inControl = true;
     channel.nextControl = null;
     if (this.#controlTail === null) this.#controlHead = channel;
@@ -285,12 +287,37 @@ export class WriteScheduler {
 
   /** Puts a channel on the data ring if it can send data now. */
   scheduleData(channel: ChannelState): void {
-    if (channel.inData || !channel.hasSendableData) return;
+    if (channel.inData || !channel.hasSendableData || this.#cleared) return;
     channel.inData = true;
     channel.nextData = null;
     if (this.#dataTail === null) this.#dataHead = channel;
     else this.#dataTail.nextData = channel;
     this.#dataTail = channel;
+  }
+
+  /**
+   * The session ended: nothing queued will go. Lets go of the channels on the lists (each links to the next, and
+   * holds its endpoint and all the application hung on it: an application that keeps its ended session would
+   * keep them all), and queues nothing from now on.
+   */
+  clear(): void {
+    this.#cleared = true;
+    for (let channel = this.#controlHead; channel !== null; ) {
+      const next: ChannelState | null = channel.nextControl;
+      channel.nextControl = null;
+      channel.inControl = false;
+      channel = next;
+    }
+    for (let channel = this.#dataHead; channel !== null; ) {
+      const next: ChannelState | null = channel.nextData;
+      channel.nextData = null;
+      channel.inData = false;
+      channel = next;
+    }
+    this.#controlHead = this.#controlTail = this.#dataHead = this.#dataTail = null;
+    this.#sessionFrames.length = 0;
+    this.queuedPongs = 0;
+    this.inboundResetsOwed = 0;
   }
 
   /** Packs frames into `batch` until it holds at least `limit` bytes or nothing is left. */

@@ -1194,6 +1194,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     // Only reached with channels left when the transport closed under them.
     this.#streams.failAll(error, false);
     this.#memory.releaseAll();
+    this.#scheduler.clear();
     this.#outgoing.stop();
     clearTimeout(this.#closeTimer);
     this.#closeTimer = undefined;
