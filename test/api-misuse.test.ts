@@ -24,6 +24,7 @@ import type { LightSession } from '../src/core/index.js';
 import { WebSession, connectWebSocket, webSocketTransport } from '../src/web/index.js';
 import { provideWithResolvers } from './interop/libp2p-glue.js';
 import { memoryPipe, sessionPair, until, within } from './helpers.js';
+import { duplexTransport } from '../src/node/transport.js';
 
 const CONTROLLER = { name: 'TypeError', message: /signal must be an AbortSignal \(pass controller\.signal/ };
 const NOT_OBJECT = { name: 'TypeError', message: /options must be an object/ };
@@ -351,5 +352,57 @@ test('the libp2p muxer: an AbortController as the signal of close() or createStr
     unhandled.stop();
     dialer.abort(new Error('done'));
     listener.abort(new Error('done'));
+  }
+});
+
+test('an option a call does not take is a TypeError that names it and lists those it takes, before anything changed', async () => {
+  const unhandled = unhandledRejections();
+  const pair = await sessionPair();
+  const [a, b] = memoryPipe();
+  const page = new WebSession(duplexTransport(a), 'client', { keepAliveInterval: 0 });
+  const other = new WebSession(duplexTransport(b), 'server', { keepAliveInterval: 0 });
+  try {
+    const { client, server } = pair;
+    // Before: each was ignored; `dial({ timeout })` meant as a deadline set none.
+    assert.throws(() => client.dial({ timeout: 1000 } as never), {
+      name: 'TypeError',
+      message: 'muxwire: dial() takes no option timeout (its options: signal, openTimeout, allowHalfOpen)',
+    });
+    assert.throws(() => client.dial({ opentimeout: 1000 } as never), /takes no option opentimeout/);
+    assert.equal(client.channelCount, 0, 'no channel entered');
+    await assert.rejects(server.accept({ timeout: 10 } as never), {
+      name: 'TypeError',
+      message: 'muxwire: accept() takes no option timeout (its options: signal)',
+    });
+    await assert.rejects(
+      client.ping({ timeout: 10 } as never),
+      /ping\(\) takes no option timeout \(its options: signal\)/,
+    );
+    await assert.rejects(
+      client.close({ signl: undefined } as never),
+      /close\(\) takes no option signl \(its options: timeout, signal\)/,
+    );
+    assert.equal(client.state, 'open', 'close() did not begin');
+    // A page's channel has no allowHalfOpen (it ends its side with closeWrite()): not taken and ignored.
+    assert.throws(
+      () => page.dial({ allowHalfOpen: false } as never),
+      /dial\(\) takes no option allowHalfOpen \(its options: signal, openTimeout\)/,
+    );
+    // What each takes still goes, undefined values too.
+    const channel = client.dial({ signal: undefined, openTimeout: 5000, allowHalfOpen: false });
+    channel.end('x');
+    const accepted = await within(server.accept({ signal: undefined }), 2000, 'the channel');
+    assert.equal(accepted.id, channel.id);
+    accepted.resume();
+    accepted.end();
+    assert.equal(typeof (await client.ping({ signal: undefined })), 'number');
+    await within(client.close({ timeout: 2000, signal: undefined }), 3000, 'the close');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(unhandled.seen, []);
+  } finally {
+    unhandled.stop();
+    page.destroy();
+    other.destroy();
+    await pair.close();
   }
 });

@@ -95,10 +95,21 @@ export function checkSignal(signal: unknown): void {
   }
 }
 
-/** A call's options, checked: undefined is none, anything but an object (or a bad `signal`) a `TypeError`. */
-export function callOptions<T extends object>(options: T | undefined): T {
+/**
+ * A call's options, checked: undefined is none, anything but an object (or a bad `signal`) a `TypeError`. With
+ * `names`, the options `call` takes, a name not among them is a `TypeError` too (as a session's options are): a
+ * `dial({ timeout })` meant as a deadline would otherwise set none without a word.
+ */
+export function callOptions<T extends object>(options: T | undefined, names?: readonly string[], call?: string): T {
   if (options === undefined) return {} as T;
   if (typeof options !== 'object' || options === null) throw new TypeError('muxwire: options must be an object');
+  if (names !== undefined) {
+    for (const key in options) {
+      if (Object.hasOwn(options, key) && !names.includes(key)) {
+        throw new TypeError(`muxwire: ${call}() takes no option ${key} (its options: ${names.join(', ')})`);
+      }
+    }
+  }
   checkSignal((options as { signal?: unknown }).signal);
   return options;
 }
@@ -106,11 +117,13 @@ export function callOptions<T extends object>(options: T | undefined): T {
 /** `call` with its options checked (`callOptions`): bad ones reject the promise it returns. */
 export function withCallOptions<T extends object, R>(
   options: T | undefined,
+  names: readonly string[],
+  name: string,
   call: (options: T) => Promise<R>,
 ): Promise<R> {
   let checked: T;
   try {
-    checked = callOptions(options);
+    checked = callOptions(options, names, name);
   } catch (error) {
     return Promise.reject(error);
   }

@@ -302,13 +302,13 @@ export class WriteScheduler {
    */
   clear(): void {
     this.#cleared = true;
-    for (let channel = this.#controlHead; channel !== null; ) {
+    for (let channel = this.#controlHead; channel !== null;) {
       const next: ChannelState | null = channel.nextControl;
       channel.nextControl = null;
       channel.inControl = false;
       channel = next;
     }
-    for (let channel = this.#dataHead; channel !== null; ) {
+    for (let channel = this.#dataHead; channel !== null;) {
       const next: ChannelState | null = channel.nextData;
       channel.nextData = null;
       channel.inData = false;

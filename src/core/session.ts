@@ -93,6 +93,11 @@ const MAX_ID = 0xffff_ffff;
 /** After ending the transport, how long to wait for the peer to end its side before destroying it. */
 const LINGER_MS = 2000;
 
+/** The options each call takes (any other name is a `TypeError`: see `callOptions`). */
+const DIAL_OPTIONS: readonly string[] = ['signal', 'openTimeout'];
+const SIGNAL_ONLY: readonly string[] = ['signal'];
+const CLOSE_OPTIONS: readonly string[] = ['timeout', 'signal'];
+
 function defaultAllocate(size: number): Uint8Array {
   return new Uint8Array(size);
 }
@@ -494,6 +499,11 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     };
   }
 
+  /** @internal The names of `dial()`'s options: a session whose channels take more adds them. */
+  protected get dialOptionNames(): readonly string[] {
+    return DIAL_OPTIONS;
+  }
+
   /**
    * Opens a channel and returns it at once: it can be written to before the peer acknowledges it (the
    * first data frame carries the SYN). Throws `StreamLimitError` at `maxStreams` or `maxOutboundStreams` and
@@ -501,10 +511,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * once the session is closing or closed cleanly, and the session's error once it failed. The dial that
    * takes the last id starts a graceful close with no deadline: the peer gets Go Away, open channels finish
    * however long they take (a later `close()` sets a deadline), and `closed` settles, so that the application
-   * connects again.
+   * connects again. An option it does not take (`dial({ timeout })`) is a `TypeError`.
    */
   dial(given?: DialOptions): C {
-    const options = callOptions(given);
+    const options = callOptions(given, this.dialOptionNames, 'dial');
     const { signal } = options;
     const openTimeout =
       options.openTimeout === undefined
@@ -545,7 +555,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * open channels after its own Go Away, as hashicorp/yamux can.)
    */
   accept(options?: AcceptOptions): Promise<C> {
-    return withCallOptions(options, ({ signal }) => this.#incoming.accept(signal));
+    return withCallOptions(options, SIGNAL_ONLY, 'accept', ({ signal }) => this.#incoming.accept(signal));
   }
 
   /** Iterates over the channels the peer opens; ends when the session closes (throws if it failed). */
@@ -571,7 +581,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * rejects this call with its reason; the ping goes on, with its deadline.
    */
   ping(options?: PingOptions): Promise<number> {
-    return withCallOptions(options, ({ signal }) => this.#ping(signal));
+    return withCallOptions(options, SIGNAL_ONLY, 'ping', ({ signal }) => this.#ping(signal));
   }
 
   #ping(signal: AbortSignal | undefined): Promise<number> {
@@ -593,7 +603,7 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
    * ends the wait at once: the session is destroyed with its reason, and this call rejects with it.
    */
   close(options?: CloseOptions): Promise<void> {
-    return withCallOptions(options, (checked) => this.#close(checked));
+    return withCallOptions(options, CLOSE_OPTIONS, 'close', (checked) => this.#close(checked));
   }
 
   #close(options: CloseOptions): Promise<void> {

@@ -16,6 +16,9 @@ import { Channel } from './channel.js';
 import { announceSession, withNodeLogging } from './diagnostics.js';
 import { duplexTransport } from './transport.js';
 
+/** What a Node `Session`'s `dial()` takes: a `Channel` may also end on the peer's FIN. */
+const CHANNEL_DIAL_OPTIONS: readonly string[] = ['signal', 'openTimeout', 'allowHalfOpen'];
+
 function createChannel(state: ChannelState, port: ChannelPort<MuxSession<Channel>>): Channel {
   return new Channel(state, port);
 }
@@ -106,6 +109,11 @@ export class Session extends MuxSession<Channel> {
    * Opens a channel and returns it at once, as every session's `dial()` does (see there for what it throws);
    * `allowHalfOpen: false` makes it end and close on the peer's FIN, as a socket does.
    */
+  /** @internal */
+  protected override get dialOptionNames(): readonly string[] {
+    return CHANNEL_DIAL_OPTIONS;
+  }
+
   override dial(options?: ChannelDialOptions): Channel {
     const allowHalfOpen = options?.allowHalfOpen;
     if (allowHalfOpen !== undefined && typeof allowHalfOpen !== 'boolean') {
