@@ -3332,3 +3332,151 @@ describe('a session that ended lets go of its channels', () => {
     });
   }
 });
+
+/** Channels of `refs` still reachable after a few rounds of garbage collection. */
+async function stillReachable(refs: WeakRef<object>[]): Promise<number> {
+  let alive = refs.length;
+  for (let i = 0; i < 20 && alive > 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    collectGarbage();
+    alive = refs.filter((ref) => ref.deref() !== undefined).length;
+  }
+  return alive;
+}
+
+/** A 12-byte yamux header. */
+function rawHeader(type: number, flags: number, id: number, length: number): Buffer {
+  const header = Buffer.alloc(12);
+  header[1] = type;
+  header.writeUInt16BE(flags, 2);
+  header.writeUInt32BE(id, 4);
+  header.writeUInt32BE(length, 8);
+  return header;
+}
+
+describe('a session that ended lets go of its channels, whatever held them', () => {
+  test('dials an open timeout failed while they waited for an ACK-backlog place, the session then ended cleanly', async () => {
+    const [socket, peer] = await tcpPair();
+    peer.resume(); // reads everything, answers nothing
+    const kept = { session: multiplexedClient(socket, { keepAliveInterval: 0, ackBacklog: 1, openTimeout: 100 }) };
+    kept.session.closed.catch(() => {});
+    const refs: WeakRef<object>[] = [];
+    let timedOut = 0;
+    (() => {
+      for (let i = 0; i < 50; i++) {
+        const channel = kept.session.dial();
+        channel.on('error', (error: Error & { code?: string }) => {
+          if (error.code === 'ERR_MUX_OPEN_TIMEOUT') timedOut++;
+        });
+        refs.push(new WeakRef(channel));
+      }
+    })();
+    try {
+      await until(() => timedOut === 50, 10_000, 'the open timeouts');
+      peer.end(); // the peer ends the connection: the session ends
+      await kept.session.closed.catch(() => {});
+      // Before: the dials failed past their half-way point stayed in the backlog's list (49 of 50).
+      assert.equal(await stillReachable(refs), 0);
+    } finally {
+      peer.destroy();
+    }
+  });
+
+  test('channels whose window updates memory pressure withheld, when the session ends', async () => {
+    const [a, b] = await tcpPair();
+    const server = multiplexedServer(b, { keepAliveInterval: 0 });
+    server.closed.catch(() => {});
+    const kept = {
+      session: multiplexedClient(a, { keepAliveInterval: 0, keepAliveTimeout: 100, maxSessionBuffered: 1 << 20 }),
+    };
+    kept.session.closed.catch(() => {});
+    const channels: Channel[] = [];
+    const refs: WeakRef<object>[] = [];
+    kept.session.on('channel', (channel: Channel) => {
+      channel.on('error', () => {});
+      channels.push(channel);
+      refs.push(new WeakRef(channel));
+    });
+    for (let i = 0; i < 8; i++)
+      server
+        .dial()
+        .on('error', () => {})
+        .write(Buffer.alloc(256 * 1024, i));
+    try {
+      await until(() => kept.session.bufferedBytes > 1.8 * 1024 * 1024, 5_000, 'the windows filled');
+      await new Promise((resolve) => setTimeout(resolve, 100)); // past the quiet time of an update
+      // (In functions of their own: a loop's last channel would stay in this one's frame.)
+      (() => {
+        for (const channel of channels) channel.read(1000); // each is owed an update, withheld under pressure
+      })();
+      kept.session.destroy();
+      await kept.session.closed.catch(() => {});
+      (() => {
+        for (const channel of channels) channel.destroy();
+        channels.length = 0;
+      })();
+      // Before: the set of channels owed an update kept them (8 of 8), with what they held.
+      assert.equal(await stillReachable(refs), 0);
+    } finally {
+      server.destroy();
+    }
+  });
+
+  test("channels whose small payloads waited to be joined when a cut read's session was destroyed", async () => {
+    const [socket, peer] = await tcpPair();
+    peer.resume();
+    const kept = { session: multiplexedClient(socket, { keepAliveInterval: 0, readTimeSlice: 1 }) };
+    kept.session.closed.catch(() => {});
+    const channels: Channel[] = [];
+    const refs: WeakRef<object>[] = [];
+    let delivered = 0;
+    kept.session.on('channel', (channel: Channel) => {
+      channel.on('error', () => {});
+      channel.on('data', () => {
+        if (delivered++ === 0) setImmediate(() => kept.session.destroy());
+      });
+      const until = performance.now() + 0.05; // an application's work per channel: the read is cut in slices
+      while (performance.now() < until);
+      channels.push(channel);
+      refs.push(new WeakRef(channel));
+    });
+    const count = 3000;
+    const syns: Buffer[] = [];
+    const data: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      syns.push(rawHeader(FrameType.windowUpdate, Flag.syn, 2 + 2 * i, 0));
+      data.push(rawHeader(FrameType.data, 0, 2 + 2 * i, 10), Buffer.alloc(10, 65));
+    }
+    peer.write(Buffer.concat(syns));
+    try {
+      await until(() => channels.length === count, 10_000, 'the channels');
+      peer.write(Buffer.concat(data));
+      await kept.session.closed.catch(() => {});
+      (() => {
+        for (const channel of channels) channel.destroy();
+        channels.length = 0;
+      })();
+      // Before: the payloads held to be joined kept their channels (and the read they view) from the session.
+      assert.equal(await stillReachable(refs), 0);
+    } finally {
+      peer.destroy();
+    }
+  });
+});
+
+test('read(n) with a fraction of a byte waits for n as Node does (no RangeError from the memory budget)', async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    pair.server.on('channel', (channel: Channel) => channel.write(Buffer.alloc(100)));
+    const channel = pair.client.dial();
+    channel.write('hi');
+    await once(channel, 'readable');
+    // Before: the window's growth toward n reserved 37,856.5 bytes from the budget, which refuses a fraction.
+    assert.equal(channel.read(300_000.5), null);
+    assert.equal(pair.client.state, 'open');
+    assert.equal((channel.read(100) as Buffer | null)?.length, 100);
+    channel.destroy();
+  } finally {
+    await pair.close();
+  }
+});

@@ -144,8 +144,13 @@ export class Outgoing {
     return waiting;
   }
 
-  /** The session has ended: every watch is settled, the timer stopped. */
+  /**
+   * The session has ended: every watch is settled, the timer stopped, and the dials still waiting for a place
+   * let go of (those an open timeout failed stay listed until a place comes: a session that ended cleanly
+   * would keep them, and all the application hung on them, for as long as it is kept).
+   */
   stop(): void {
+    this.#backlog.drain();
     for (const channel of this.#opening.drain()) this.settled(channel);
     clearTimeout(this.#openTimer);
     this.#openTimer = undefined;

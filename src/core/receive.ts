@@ -505,6 +505,14 @@ export class Receiver<C extends ChannelEndpoint, S> implements FrameSink {
     this.#table.abandon(channel, error);
   }
 
+  /**
+   * The session ended: small payloads still held to be joined (a read the time slice cut short) go nowhere now
+   * (their channels failed with the session), and the channels and the read they view are let go of.
+   */
+  stop(): void {
+    this.#joins.clear();
+  }
+
   onDecodeError(message: string): void {
     this.#protocolError(message);
   }

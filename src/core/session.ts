@@ -1204,7 +1204,10 @@ export class MuxSession<C extends ChannelEndpoint> extends Emitter<SessionEvents
     // Only reached with channels left when the transport closed under them.
     this.#streams.failAll(error, false);
     this.#memory.releaseAll();
+    // What still links channels to the session lets go of them: an application may keep an ended session.
     this.#scheduler.clear();
+    this.#grants.stop();
+    this.#receiver.stop();
     this.#outgoing.stop();
     clearTimeout(this.#closeTimer);
     this.#closeTimer = undefined;

@@ -125,7 +125,8 @@ export class WindowGrants {
     // A growth on trial is judged first (it may be undone, shrinking the window), then the window covers what
     // the reader waits for.
     if (!channel.readClosed) this.#autoTune(channel, now);
-    const size = Math.min(wanted, rx.maxSize);
+    // (Whole bytes: a Node `read(n)` takes a fraction, as Node's own does, and windows and budgets count bytes.)
+    const size = Math.min(Math.floor(wanted), rx.maxSize);
     if (size > rx.size && this.#memory.reserveGrowth(size - rx.size)) rx.resize(size);
     this.#queueIncrement(channel, rx.takeIncrement(now));
   }
@@ -163,6 +164,12 @@ export class WindowGrants {
     }
     this.#memory.releaseGrowth(channel.rx.size - this.#options.initialWindow);
     this.#rules?.released(channel);
+  }
+
+  /** The session ended: the channels whose updates were withheld are let go of (none will be granted). */
+  stop(): void {
+    for (const channel of this.#withheld) channel.withheld = false;
+    this.#withheld.clear();
   }
 
   /** Below the soft limit again: resume reading and grant the updates that were withheld. */
