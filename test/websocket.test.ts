@@ -507,7 +507,8 @@ describe('muxwire/web bad input', () => {
     assert.throws(() => createWebSocketServer({ port: 0, keepAliveTimeout: 0 }, noop), RangeError);
     assert.throws(() => createWebSocketServer({ port: 0, lowWaterMark: Number.NaN }, noop), RangeError);
     assert.throws(() => createWebSocketServer({ port: 0 }, undefined as never), TypeError);
-    for (const maxMessageSize of [256 * KiB - 1, 1.5 * MiB + 0.5, Number.NaN, '1048576'])
+    // (2^31 and more: `ws` reads its limit as a 32-bit signed integer, so they meant none, or past 2^32 a few bytes.)
+    for (const maxMessageSize of [256 * KiB - 1, 1.5 * MiB + 0.5, Number.NaN, '1048576', 2 ** 31, 2 ** 32 + 100])
       assert.throws(
         () => createWebSocketServer({ port: 0, maxMessageSize: maxMessageSize as number }, noop),
         RangeError,
@@ -525,6 +526,22 @@ describe('muxwire/web bad input', () => {
       5000,
       "the connection's session to end",
     );
+  });
+
+  test('with maxWindow at the top of its range, the default maxMessageSize stops at the most ws takes: clients get through, a 3 GiB message is cut', async () => {
+    const { url, server } = await serve(echo, { maxWindow: 2 ** 32 - 1 });
+    // Before: 2^32 + 11, which ws took for 11 bytes: every connection closed (1009) at its first message.
+    assert.equal((server as unknown as { options: { maxPayload: number } }).options.maxPayload, 2 ** 31 - 1);
+    const session = await client(url);
+    const channel = session.dial();
+    const data = pseudoRandomBytes(MiB, 9);
+    const [, echoed] = await within(
+      Promise.all([writeAllWeb(channel, data), readAllWeb(channel)]),
+      10_000,
+      'the echo of 1 MiB',
+    );
+    assert.equal(sha256(echoed), sha256(data));
+    assert.equal(await announceWebSocketMessage(Number(new URL(url).port), '/mux', 3 * 1024 * MiB), 1009);
   });
 
   test('maxMessageSize lets a muxwire client through: 3 MiB uploaded and echoed in 64 KiB writes at the smallest limit, 256 KiB', async () => {

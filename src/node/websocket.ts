@@ -71,7 +71,8 @@ export interface WebSocketServerCommonOptions extends SessionOptions, WebSocketT
    * hold at once. A client that announces a larger message is disconnected with close code 1009 as soon as
    * the message's header arrives (its open channels fail with `TransportClosedError`). What a muxwire peer
    * sends fits: messages of at most 256 KiB, or one frame's payload, which the receive window bounds; a yamux
-   * peer writing frames as messages fits as well. At least 256 KiB.
+   * peer writing frames as messages fits as well. From 256 KiB to 2,147,483,647 (2^31 − 1, the most `ws`
+   * takes; the default is capped there when `maxWindow` is larger).
    */
   maxMessageSize?: number | undefined;
   /**
@@ -125,6 +126,12 @@ export interface WebSocketServerOnPort extends WebSocketServerCommonOptions {
 }
 
 const SERVER_KEYS = ['server', 'port', 'host', 'path', 'maxMessageSize', 'origins'];
+
+/**
+ * The largest `maxPayload` `ws` takes: it reads the option as a 32-bit signed integer, so 2^31 and more became a
+ * limit of none (negative) or of a few bytes (wrapped past 2^32: every connection closed at its first message).
+ */
+const MAX_WS_PAYLOAD = 0x7fff_ffff;
 const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval', 'maxSendSize'];
 
 /**
@@ -178,12 +185,12 @@ export function createWebSocketServer(
   // A bad option throws here, not on the first connection.
   const { maxWindow } = resolveOptions(sessionOptions);
   resolveTransportOptions(transportOptions);
-  // By default a frame as large as the window with its header (a peer may send both as one message). At least
-  // what muxwire's own transport joins into one message.
-  const { maxMessageSize = maxWindow + HEADER_SIZE } = options;
-  if (!Number.isSafeInteger(maxMessageSize) || maxMessageSize < MERGE_LIMIT) {
+  // By default a frame as large as the window with its header (a peer may send both as one message), up to
+  // what `ws` takes. At least what muxwire's own transport joins into one message.
+  const { maxMessageSize = Math.min(maxWindow + HEADER_SIZE, MAX_WS_PAYLOAD) } = options;
+  if (!Number.isSafeInteger(maxMessageSize) || maxMessageSize < MERGE_LIMIT || maxMessageSize > MAX_WS_PAYLOAD) {
     throw new RangeError(
-      `muxwire: maxMessageSize must be an integer of at least ${MERGE_LIMIT}, got ${String(maxMessageSize)}`,
+      `muxwire: maxMessageSize must be an integer from ${MERGE_LIMIT} to ${MAX_WS_PAYLOAD} (the most ws takes), got ${String(maxMessageSize)}`,
     );
   }
   const verifyClient = originCheck(options.origins);
