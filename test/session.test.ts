@@ -3480,3 +3480,33 @@ test('read(n) with a fraction of a byte waits for n as Node does (no RangeError 
     await pair.close();
   }
 });
+
+test('a Channel destroyed before the peer FIN (an http or TLS client done with its reply) is let go of once the FIN took it out of the session', async () => {
+  const pair = await sessionPair({ transport: 'tcp' });
+  try {
+    pair.server.on('channel', (channel: Channel) => {
+      channel.on('error', () => {});
+      channel.once('data', () => {
+        channel.write('reply');
+        setTimeout(() => channel.end(), 50); // its FIN comes after the client let go of the channel
+      });
+    });
+    const refs: WeakRef<object>[] = [];
+    await (async () => {
+      const replies: Promise<unknown>[] = [];
+      for (let i = 0; i < 100; i++) {
+        const channel = pair.client.dial();
+        channel.on('error', () => {});
+        channel.end('request');
+        replies.push(once(channel, 'data').then(() => channel.destroy())); // done: closed as a socket is
+        refs.push(new WeakRef(channel));
+      }
+      await within(Promise.all(replies), 5000, 'the replies');
+    })();
+    await until(() => pair.client.channelCount === 0, 5000, 'the FINs');
+    // Before: its linger timer (2 s, for a peer that never answers) held each channel and all hung on it.
+    assert.equal(await stillReachable(refs), 0);
+  } finally {
+    await pair.close();
+  }
+});

@@ -727,9 +727,13 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     // Not for ever: a peer that keeps its side open past the linger, counted from when the FIN left (what was
     // written before it still goes out first), gets a RST, which frees the channel's place (its stream limits,
     // a closing session's wait), as TCP drops a closed socket the peer never answers.
+    // The timer holds the channel weakly: once the peer's answer took it out of the session, what the
+    // application hung on it goes with it, not 2 s later (a client ending 1,000 requests a second held 2,000).
     const port = this.#port;
+    const held = new WeakRef(state);
     const linger = (): void => {
-      if (!state.live) return;
+      const state = held.deref();
+      if (!state?.live) return;
       if (!state.finSent) setTimeout(linger, CLOSE_LINGER_MS).unref();
       // (Not on a format whose close ends both ways: its rules keep the channel until the peer answers.)
       else if (!state.readCut) port.reset(state, undefined);

@@ -105,15 +105,15 @@ export class Session extends MuxSession<Channel> {
     announceSession(this);
   }
 
-  /**
-   * Opens a channel and returns it at once, as every session's `dial()` does (see there for what it throws);
-   * `allowHalfOpen: false` makes it end and close on the peer's FIN, as a socket does.
-   */
   /** @internal */
   protected override get dialOptionNames(): readonly string[] {
     return CHANNEL_DIAL_OPTIONS;
   }
 
+  /**
+   * Opens a channel and returns it at once, as every session's `dial()` does (see there for what it throws);
+   * `allowHalfOpen: false` makes it end and close on the peer's FIN, as a socket does.
+   */
   override dial(options?: ChannelDialOptions): Channel {
     const allowHalfOpen = options?.allowHalfOpen;
     if (allowHalfOpen !== undefined && typeof allowHalfOpen !== 'boolean') {
