@@ -343,8 +343,11 @@ export function messageTransport(
   /** `ws` sends whose callback has not come yet: each checks for drain when it comes. */
   let sending = 0;
   /**
-   * Writes whose `ws` send failed because the socket was closing, before anything said why: they fail with what
-   * the close says (its code and reason, or the failure that closed it), once the session has heard it.
+   * Writes whose `ws` send failed because the socket was closing, before anything said why, and writes made
+   * after the close while messages that came before it still wait to be handed on: they fail with what the
+   * close says (its code and reason, or the failure that closed it), once the session has heard it. (Failed at
+   * once, a reply to the last messages had failed the session before it read them: their data, and the FINs
+   * among them, were lost.)
    */
   const failedAtClose: ((error?: Error | null) => void)[] = [];
   let failure: Error | undefined;
@@ -520,6 +523,11 @@ export function messageTransport(
     sink.close();
   }
 
+  /** Closed, and the close not yet told to the session: messages that came before it still wait. */
+  function closeUnreported(): boolean {
+    return closed && closeEvent !== undefined && events !== undefined && !destroyed;
+  }
+
   function failWritesAtClose(error: Error): void {
     for (const done of failedAtClose.splice(0)) done(error);
   }
@@ -543,7 +551,7 @@ export function messageTransport(
           // is the transport's to say, and the session's error is the first one it hears.
           if (!error) done(null);
           else if (failure !== undefined) done(failure);
-          else if (!closed && socket.readyState > OPEN) failedAtClose.push(done);
+          else if (closed ? closeUnreported() : socket.readyState > OPEN) failedAtClose.push(done);
           else done(error);
         }
         if (needDrain) checkDrain();
@@ -658,6 +666,10 @@ export function messageTransport(
       if (current !== null || held.length > 0 || closeEvent !== undefined) scheduleDeliver();
     },
     write(parts, done) {
+      if (closeUnreported() && failure === undefined) {
+        failedAtClose.push(done); // after what came before the close (see `failedAtClose`)
+        return false;
+      }
       if (closed || endCalled) {
         // As a Node stream fails a write after end(): the bytes cannot go (a browser would only warn).
         defer(() =>
@@ -722,7 +734,13 @@ export function messageTransport(
       held = new Fifo();
       current = null;
       heldBytes = 0;
-      if (closed) return;
+      if (closed) {
+        // Writes held for the close's report fail now: the session let go of the transport before it.
+        failWritesAtClose(
+          failure ?? closedError(closeEvent?.code ?? 1006, closeEvent?.reason ?? `the ${noun} is closed`),
+        );
+        return;
+      }
       // Still connecting: the connection is given up (nothing written meanwhile may reach the peer later), and
       // the writes waiting for it fail.
       const waiting = queued;
