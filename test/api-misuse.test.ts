@@ -246,6 +246,11 @@ test('a value of the wrong type is a TypeError that names its type; one out of r
     name: 'RangeError',
     message: /lowWaterMark must be a number >= 0, got -1/,
   });
+  // Longer than a timer takes: Node would poll every 1 ms instead, with a warning each time.
+  assert.throws(() => webSocketTransport(socket as never, { pollInterval: 2 ** 31 }), {
+    name: 'RangeError',
+    message: 'muxwire: pollInterval must be a number from 0 to 2147483647, got 2147483648',
+  });
   const pair = await sessionPair();
   try {
     const channel = pair.client.dial();

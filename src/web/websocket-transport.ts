@@ -159,13 +159,18 @@ interface QueuedWrite {
   inPlace: boolean;
 }
 
-function checkMark(name: string, value: unknown, fallback: number): number {
+function checkMark(name: string, value: unknown, fallback: number, max = Infinity): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number') throw new TypeError(`muxwire: ${name} must be a number, got ${typeof value}`);
-  if (!Number.isFinite(value) || value < 0)
-    throw new RangeError(`muxwire: ${name} must be a number >= 0, got ${value}`);
+  if (!Number.isFinite(value) || value < 0 || value > max) {
+    const range = max === Infinity ? '>= 0' : `from 0 to ${max}`;
+    throw new RangeError(`muxwire: ${name} must be a number ${range}, got ${value}`);
+  }
   return value;
 }
+
+/** The longest delay a timer takes (2^31 − 1 ms): Node fires a longer one after 1 ms, with a warning. */
+const MAX_DELAY = 0x7fff_ffff;
 
 /** @internal Validates the water marks (a bad one throws `RangeError`), defaults applied. */
 export function resolveTransportOptions(
@@ -182,7 +187,7 @@ export function resolveTransportOptions(
   return {
     highWaterMark,
     lowWaterMark: Math.min(checkMark('lowWaterMark', options.lowWaterMark, 256 * 1024), highWaterMark),
-    pollInterval: checkMark('pollInterval', options.pollInterval, 1),
+    pollInterval: checkMark('pollInterval', options.pollInterval, 1, MAX_DELAY),
     maxSendSize,
   };
 }
@@ -602,7 +607,7 @@ export function messageTransport(
   function poll(): void {
     polling = false;
     const amount = socket.bufferedAmount;
-    pollDelay = amount < polledAmount ? pollInterval : Math.min(pollDelay * 2, pollInterval * 32);
+    pollDelay = amount < polledAmount ? pollInterval : Math.min(pollDelay * 2, pollInterval * 32, MAX_DELAY);
     polledAmount = amount;
     checkDrain();
   }
