@@ -287,7 +287,9 @@ export class WriteScheduler {
 
   /** Puts a channel on the data ring if it can send data now. */
   scheduleData(channel: ChannelState): void {
-    if (channel.inData || !channel.hasSendableData || this.#cleared) return;
+    // (No check of the session's end here, on every write's path: a channel failed with its session has
+    // dropped its queue, so has nothing sendable.)
+    if (channel.inData || !channel.hasSendableData) return;
     channel.inData = true;
     channel.nextData = null;
     if (this.#dataTail === null) this.#dataHead = channel;
