@@ -2820,6 +2820,13 @@ describe('a peer that sends its last messages and closes at once', () => {
     assert.equal(exact, 200, `${exact} of 200 channels got exactly what was sent`);
   });
 
+  test("every FIN that came before the close is read, though each channel replies to each chunk: a reply's failed write waits for the channel's 'end'", async () => {
+    const { exact, ended } = await readLastMessage(true, 8);
+    assert.equal(exact, 200, `${exact} of 200 channels got exactly what was sent`);
+    // Before: Node destroyed the channels whose reply failed before their 'end' came (56-72 of 200).
+    assert.equal(ended, 200, `${ended} of 200 channels read the peer's FIN`);
+  });
+
   test('every FIN that came before the close is read, though each channel answers its end with end() on the closed socket', async () => {
     const { exact, ended } = await readLastMessage(false, 8);
     assert.equal(exact, 200, `${exact} of 200 channels got exactly what was sent`);

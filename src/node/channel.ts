@@ -26,9 +26,12 @@ export type WriteCallback = (error?: Error | null) => void;
  * turn: without this, one request's `AsyncLocalStorage` store (a trace's span) was seen in the write callbacks,
  * `end()` callbacks and `'finish'` of every other channel written in the same turn.
  */
-function inWritersContext(callback: WriteCallback): WriteCallback {
+function inWritersContext(callback: WriteCallback, channel?: Channel): WriteCallback {
   const context = new AsyncResource('MUXWIRE_WRITE');
-  return (error) => context.runInAsyncScope(callback, null, error);
+  return (error) => {
+    if (error && channel?.failsAfterEnd(() => context.runInAsyncScope(callback, null, error))) return;
+    context.runInAsyncScope(callback, null, error);
+  };
 }
 /**
  * A write's own callback, kept from breaking the channel when it throws. Node's `Writable` calls it in the middle
@@ -493,7 +496,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     }
     this.#bytesWritten += bytes.length;
     if (this.#idle) this.#idle.touch();
-    this.#port.write(this.#state, bytes, inWritersContext(callback));
+    this.#port.write(this.#state, bytes, inWritersContext(callback, this));
   }
 
   /** @hidden Node's `Duplex` calls it. */
@@ -522,7 +525,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
     }
     this.#bytesWritten += views[last]!.length;
     if (this.#idle) this.#idle.touch();
-    this.#port.write(this.#state, views[last]!, inWritersContext(callback));
+    this.#port.write(this.#state, views[last]!, inWritersContext(callback, this));
   }
 
   /**
@@ -799,6 +802,19 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
         ? Buffer.byteLength(chunk, encoding ?? this.readableEncoding ?? 'utf8')
         : (chunk as Uint8Array).length;
     encoded.putBack(this.readableLength - waiting, bytes);
+  }
+
+  /**
+   * @internal A write failed (its transport closed under it) after the peer's FIN arrived and before a reader
+   * reached it: Node destroys a stream whose write fails, and the channel's `'end'` was lost though every byte
+   * before it was here (a WebSocket peer that closed right after its last messages). The failure waits for
+   * `'end'`, as a session's failure does (see `fail`); true if it waits.
+   */
+  failsAfterEnd(fail: () => void): boolean {
+    if (!this.#state.remoteFin || this.readableEnded || this.destroyed) return false;
+    if (this.readableFlowing !== true && this.listenerCount('readable') === 0) return false; // no reader: now
+    this.prependOnceListener('end', () => process.nextTick(fail));
+    return true;
   }
 
   /** @internal */
