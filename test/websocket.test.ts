@@ -2774,7 +2774,15 @@ describe('a peer that sends its last messages and closes at once', () => {
    * as one message and closes (1000) at once; a Node session over `webSocketTransport` reads in slices of 1 ms
    * (work per chunk cuts the read), each channel answering each chunk (`replyToData`) or only its end.
    */
-  async function readLastMessage(replyToData: boolean, payloads: number): Promise<{ exact: number; ended: number }> {
+  async function readLastMessage(
+    replyToData: boolean,
+    payloads: number,
+    errorListeners = true,
+  ): Promise<{ exact: number; ended: number; uncaught: unknown[] }> {
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown): void => void uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    toClose.push(() => void process.off('uncaughtException', onUncaught));
     const { bytes, expected } = lastMessage(200, payloads);
     const raw = new WebSocketServer({ port: 0, host: '127.0.0.1' });
     toClose.push(() => new Promise<void>((resolve) => raw.close(() => resolve())));
@@ -2791,7 +2799,7 @@ describe('a peer that sends its last messages and closes at once', () => {
     session.on('channel', (channel: Channel) => {
       const chunks: Buffer[] = [];
       received.set(channel.id, chunks);
-      channel.on('error', () => {});
+      if (errorListeners) channel.on('error', () => {});
       channel.on('data', (chunk: Buffer) => {
         chunks.push(chunk);
         if (replyToData) channel.write('k'); // a write on the closing socket
@@ -2810,7 +2818,8 @@ describe('a peer that sends its last messages and closes at once', () => {
     );
     let exact = 0;
     for (const [id, data] of expected) if (Buffer.concat(received.get(id) ?? []).equals(data)) exact++;
-    return { exact, ended };
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the channels' last events
+    return { exact, ended, uncaught };
   }
 
   // Before: the first write on the closed socket failed the session at once, and the transport dropped what it
@@ -2825,6 +2834,15 @@ describe('a peer that sends its last messages and closes at once', () => {
     assert.equal(exact, 200, `${exact} of 200 channels got exactly what was sent`);
     // Before: Node destroyed the channels whose reply failed before their 'end' came (56-72 of 200).
     assert.equal(ended, 200, `${ended} of 200 channels read the peer's FIN`);
+  });
+
+  test("channels without an 'error' listener whose replies fail at the close end the process for none of them", async () => {
+    const { exact, ended, uncaught } = await readLastMessage(true, 8, false);
+    // Before: a write failing before the session told its channel of the end was Node's 'error' with no listener
+    // (64 uncaught exceptions of 200, and 136 with the first form of this session's transport change).
+    assert.deepEqual(uncaught, []);
+    assert.equal(exact, 200);
+    assert.equal(ended, 200);
   });
 
   test('every FIN that came before the close is read, though each channel answers its end with end() on the closed socket', async () => {

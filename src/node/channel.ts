@@ -808,12 +808,22 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * @internal A write failed (its transport closed under it) after the peer's FIN arrived and before a reader
    * reached it: Node destroys a stream whose write fails, and the channel's `'end'` was lost though every byte
    * before it was here (a WebSocket peer that closed right after its last messages). The failure waits for
-   * `'end'`, as a session's failure does (see `fail`); true if it waits.
+   * `'end'`, as a session's failure does (see `fail`); true if it waits. Either way the failure is an
+   * `'error'` only for a listener.
    */
   failsAfterEnd(fail: () => void): boolean {
+    // Node destroys the channel with the write's error: an 'error' only for a listener, as for every failure
+    // of a channel (a write failing before its session told the channel of its end had ended the process).
+    if (this.listenerCount('error') === 0) this.once('error', ignoreError);
     if (!this.#state.remoteFin || this.readableEnded || this.destroyed) return false;
     if (this.readableFlowing !== true && this.listenerCount('readable') === 0) return false; // no reader: now
-    this.prependOnceListener('end', () => process.nextTick(fail));
+    this.prependOnceListener('end', () =>
+      process.nextTick(() => {
+        // An 'error' only for a listener, as for every failure of a channel (see `#destroyFailed`).
+        if (this.listenerCount('error') === 0) this.once('error', ignoreError);
+        fail();
+      }),
+    );
     return true;
   }
 
