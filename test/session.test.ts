@@ -3295,6 +3295,23 @@ test('a transport that fails with what is no Error (a string, an object) fails t
   }
 });
 
+/** Channels of `refs` still reachable after a few rounds of garbage collection. */
+async function stillReachable(refs: WeakRef<object>[]): Promise<number> {
+  let alive = refs.length;
+  for (let i = 0; i < 20 && alive > 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    collectGarbage();
+    alive = refs.filter((ref) => ref.deref() !== undefined).length;
+  }
+  return alive;
+}
+
+/** Destroys and forgets `channels` (in a function of its own: a loop's last channel would stay in the caller's frame). */
+function destroyAll(channels: Channel[]): void {
+  for (const channel of channels) channel.destroy();
+  channels.length = 0;
+}
+
 describe('a session that ended lets go of its channels', () => {
   for (const kind of ['Channel', 'LightChannel'] as const) {
     test(`ended while its transport was full, it keeps none of the ${kind}s that waited to send (an application may keep the session)`, async () => {
@@ -3317,12 +3334,7 @@ describe('a session that ended lets go of its channels', () => {
         await until(() => socket.writableLength > 0, 5_000, 'the transport never filled');
         kept.session.destroy();
         await kept.session.closed.catch(() => {});
-        let alive = channels.length;
-        for (let i = 0; i < 20 && alive > 0; i++) {
-          await new Promise((resolve) => setTimeout(resolve, 10));
-          collectGarbage();
-          alive = channels.filter((ref) => ref.deref() !== undefined).length;
-        }
+        const alive = await stillReachable(channels);
         // Before: those still on the send ring (192 of 1,000 in the review) stayed, with all they held.
         assert.equal(alive, 0, `${alive} of ${channels.length} channels still reachable from the ended session`);
         assert.equal(kept.session.state, 'closed');
@@ -3332,27 +3344,6 @@ describe('a session that ended lets go of its channels', () => {
     });
   }
 });
-
-/** Channels of `refs` still reachable after a few rounds of garbage collection. */
-async function stillReachable(refs: WeakRef<object>[]): Promise<number> {
-  let alive = refs.length;
-  for (let i = 0; i < 20 && alive > 0; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    collectGarbage();
-    alive = refs.filter((ref) => ref.deref() !== undefined).length;
-  }
-  return alive;
-}
-
-/** A 12-byte yamux header. */
-function rawHeader(type: number, flags: number, id: number, length: number): Buffer {
-  const header = Buffer.alloc(12);
-  header[1] = type;
-  header.writeUInt16BE(flags, 2);
-  header.writeUInt32BE(id, 4);
-  header.writeUInt32BE(length, 8);
-  return header;
-}
 
 describe('a session that ended lets go of its channels, whatever held them', () => {
   test('dials an open timeout failed while they waited for an ACK-backlog place, the session then ended cleanly', async () => {
@@ -3411,10 +3402,7 @@ describe('a session that ended lets go of its channels, whatever held them', () 
       })();
       kept.session.destroy();
       await kept.session.closed.catch(() => {});
-      (() => {
-        for (const channel of channels) channel.destroy();
-        channels.length = 0;
-      })();
+      destroyAll(channels);
       // Before: the set of channels owed an update kept them (8 of 8), with what they held.
       assert.equal(await stillReachable(refs), 0);
     } finally {
@@ -3444,18 +3432,15 @@ describe('a session that ended lets go of its channels, whatever held them', () 
     const syns: Buffer[] = [];
     const data: Buffer[] = [];
     for (let i = 0; i < count; i++) {
-      syns.push(rawHeader(FrameType.windowUpdate, Flag.syn, 2 + 2 * i, 0));
-      data.push(rawHeader(FrameType.data, 0, 2 + 2 * i, 10), Buffer.alloc(10, 65));
+      syns.push(frame(FrameType.windowUpdate, Flag.syn, 2 + 2 * i, 0));
+      data.push(frame(FrameType.data, 0, 2 + 2 * i, Buffer.alloc(10, 65)));
     }
     peer.write(Buffer.concat(syns));
     try {
       await until(() => channels.length === count, 10_000, 'the channels');
       peer.write(Buffer.concat(data));
       await kept.session.closed.catch(() => {});
-      (() => {
-        for (const channel of channels) channel.destroy();
-        channels.length = 0;
-      })();
+      destroyAll(channels);
       // Before: the payloads held to be joined kept their channels (and the read they view) from the session.
       assert.equal(await stillReachable(refs), 0);
     } finally {

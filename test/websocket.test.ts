@@ -2741,28 +2741,20 @@ test("a peer's clean close behind a large last message: every channel reads its 
 describe('a peer that sends its last messages and closes at once', () => {
   /** A yamux byte stream from no muxwire: `count` channels opened, small `payloads` each, then each one's FIN. */
   function lastMessage(count: number, payloads: number): { bytes: Buffer; expected: Map<number, Buffer> } {
-    const header = (type: number, flags: number, id: number, length: number): Buffer => {
-      const bytes = Buffer.alloc(12);
-      bytes[1] = type;
-      bytes.writeUInt16BE(flags, 2);
-      bytes.writeUInt32BE(id, 4);
-      bytes.writeUInt32BE(length, 8);
-      return bytes;
-    };
     const expected = new Map<number, Buffer[]>();
     const parts: Buffer[] = [];
     for (let i = 0; i < count; i++) {
-      parts.push(header(FrameType.windowUpdate, Flag.syn, 2 + 2 * i, 0));
+      parts.push(frame(FrameType.windowUpdate, Flag.syn, 2 + 2 * i, 0));
       expected.set(2 + 2 * i, []);
     }
     for (let j = 0; j < payloads; j++) {
       for (let i = 0; i < count; i++) {
         const payload = Buffer.alloc(1 + ((i * 7 + j * 13) % 300), (i + j) & 255);
-        parts.push(header(FrameType.data, 0, 2 + 2 * i, payload.length), payload);
+        parts.push(frame(FrameType.data, 0, 2 + 2 * i, payload));
         expected.get(2 + 2 * i)!.push(payload);
       }
     }
-    for (let i = 0; i < count; i++) parts.push(header(FrameType.data, Flag.fin, 2 + 2 * i, 0));
+    for (let i = 0; i < count; i++) parts.push(frame(FrameType.data, Flag.fin, 2 + 2 * i, 0));
     return {
       bytes: Buffer.concat(parts),
       expected: new Map([...expected].map(([id, payloads]) => [id, Buffer.concat(payloads)])),

@@ -454,8 +454,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * buffer is an object or two, so a writer of a few bytes at a time (an echo of a peer's one-byte frames) would
    * hold tens of times the high-water mark in memory before `write()` said false. Here a waiting write counts
    * 224 bytes beside its own (the session's figure for a chunk waiting unread, `CHUNK_COST`): `write()` returns
-   * false once they reach the high-water mark,
-   * and `'drain'` comes, as always, once everything written has left.
+   * false once they reach the high-water mark, and `'drain'` comes, as always, once everything written has left.
    */
   override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
     // Told of its session's end before Node counts this write as waiting (see `ChannelPort.catchUp`).
@@ -812,19 +811,18 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * `'error'` only for a listener.
    */
   failsAfterEnd(fail: () => void): boolean {
-    // Node destroys the channel with the write's error: an 'error' only for a listener, as for every failure
-    // of a channel (a write failing before its session told the channel of its end had ended the process).
-    if (this.listenerCount('error') === 0) this.once('error', ignoreError);
+    // Node destroys the channel with the write's error (a write failing before its session told the channel of
+    // its end had ended the process without a listener).
+    this.#errorOnlyForListener();
     if (!this.#state.remoteFin || this.readableEnded || this.destroyed) return false;
     if (this.readableFlowing !== true && this.listenerCount('readable') === 0) return false; // no reader: now
-    this.prependOnceListener('end', () =>
-      process.nextTick(() => {
-        // An 'error' only for a listener, as for every failure of a channel (see `#destroyFailed`).
-        if (this.listenerCount('error') === 0) this.once('error', ignoreError);
-        fail();
-      }),
-    );
+    this.prependOnceListener('end', () => process.nextTick(fail));
     return true;
+  }
+
+  /** A failure of the channel is an `'error'` only for a listener: without one, it just closes. */
+  #errorOnlyForListener(): void {
+    if (this.listenerCount('error') === 0) this.once('error', ignoreError);
   }
 
   /** @internal */
@@ -957,7 +955,7 @@ export class Channel extends Duplex implements ChannelEndpoint, ChannelFacts<Ses
    * `finished`: the typed error, not Node's `ERR_STREAM_PREMATURE_CLOSE`).
    */
   #destroyFailed(error: Error): void {
-    if (this.listenerCount('error') === 0) this.once('error', ignoreError);
+    this.#errorOnlyForListener();
     this.destroy(error);
   }
 

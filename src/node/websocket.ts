@@ -126,13 +126,13 @@ export interface WebSocketServerOnPort extends WebSocketServerCommonOptions {
 }
 
 const SERVER_KEYS = ['server', 'port', 'host', 'path', 'maxMessageSize', 'origins'];
+const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval', 'maxSendSize'];
 
 /**
  * The largest `maxPayload` `ws` takes: it reads the option as a 32-bit signed integer, so 2^31 and more became a
  * limit of none (negative) or of a few bytes (wrapped past 2^32: every connection closed at its first message).
  */
 const MAX_WS_PAYLOAD = 0x7fff_ffff;
-const TRANSPORT_KEYS = ['highWaterMark', 'lowWaterMark', 'pollInterval', 'maxSendSize'];
 
 /**
  * What {@link createWebSocketServer} returns: the `ws` package's `WebSocketServer`, typed by the members muxwire
